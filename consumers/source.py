@@ -1,0 +1,50 @@
+"""The contract between a reader (Kinesis polling or fan-out, Kafka, replay) and the pipeline.
+
+A source yields :class:`SourceBatch` values, each from one partition (a shard or a Kafka
+topic-partition) in order.  The pipeline acknowledges records once the sink wrote them and
+calls :meth:`Source.checkpoint` with the highest position below which *every* record is
+acknowledged; the source persists it (checkpoint store, Kafka offset commit, replay
+namespace).  ``end_of_partition`` marks the last batch of a closed shard (SHARD_END): once
+it is acknowledged the pipeline calls :meth:`Source.checkpoint_end` so children may start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from shardline.records import ConsumedRecord, Position
+
+__all__ = ["Source", "SourceBatch"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBatch:
+    """Records of one partition, in order, plus what the reader knew when it read them."""
+
+    partition: str
+    records: Sequence[ConsumedRecord] = field(repr=False)
+    millis_behind_latest: int | None = None
+    end_of_partition: bool = False
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where the pipeline's records come from, and where its checkpoints go."""
+
+    def batches(self) -> AsyncIterator[SourceBatch]:
+        """Yield batches until stopped or (for bounded jobs) the range is exhausted."""
+        ...
+
+    async def checkpoint(self, partition: str, position: Position) -> None:
+        """Persist that every record of ``partition`` up to ``position`` is acknowledged."""
+        ...
+
+    async def checkpoint_end(self, partition: str) -> None:
+        """Persist that the closed ``partition`` was fully processed (KCL's SHARD_END)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop reading; ``batches()`` ends after what was already read."""
+        ...

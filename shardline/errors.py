@@ -1,0 +1,191 @@
+"""The one exception tree of Shardline.
+
+Every error the project raises derives from :class:`ShardlineError` and says, through the
+``retriable`` class attribute, whether trying the same operation again can succeed.  Errors
+raised by botocore and confluent-kafka are translated into this tree in exactly one place,
+:mod:`shardline.errormap`, so callers never compare error-code strings themselves.
+
+Messages never contain record payloads, credentials or tokens.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthenticationError",
+    "BufferFullError",
+    "CheckpointError",
+    "ClosedError",
+    "ConditionalCheckFailedError",
+    "ConfigurationError",
+    "DeliveryError",
+    "ExpiredIteratorError",
+    "InvalidDataError",
+    "InvalidExplicitHashKeyError",
+    "InvalidPartitionKeyError",
+    "KmsError",
+    "LeaseLostError",
+    "MessageTooLargeError",
+    "RecordTooLargeError",
+    "ResourceInUseError",
+    "ResourceNotFoundError",
+    "SerializationError",
+    "ServiceError",
+    "ShardlineError",
+    "SinkError",
+    "ThrottledError",
+    "TransientServiceError",
+    "ValidationError",
+]
+
+
+class ShardlineError(Exception):
+    """Root of every error Shardline raises.
+
+    ``retriable`` tells whether the same operation may succeed when tried again; retry
+    policies consult it instead of matching on classes or error codes.
+    """
+
+    retriable: bool = False
+
+    def __init__(self, message: str = "", *, retriable: bool | None = None) -> None:
+        super().__init__(message)
+        if retriable is not None:
+            self.retriable = retriable
+
+
+# --- bad input, raised before any network call ------------------------------------------------
+
+
+class ValidationError(ShardlineError, ValueError):
+    """Input that can never be accepted; raised before any network call."""
+
+
+class InvalidPartitionKeyError(ValidationError):
+    """Partition key empty, longer than 256 Unicode characters, or not a string."""
+
+
+class InvalidExplicitHashKeyError(ValidationError):
+    """Explicit hash key outside 0..2**128-1 or not an integer."""
+
+
+class RecordTooLargeError(ValidationError):
+    """A record (data plus partition key) over the stream's maximum record size."""
+
+
+class MessageTooLargeError(ValidationError):
+    """A Kafka message over the producer's or broker's message.max.bytes."""
+
+
+class InvalidDataError(ValidationError, TypeError):
+    """Record data that is not bytes and for which no serializer was given."""
+
+
+class SerializationError(ValidationError):
+    """A serializer could not turn an object into bytes (or bytes back into an object)."""
+
+
+class ConfigurationError(ShardlineError):
+    """Contradictory or missing configuration (found at construction, not at send time)."""
+
+
+# --- client-side state ------------------------------------------------------------------------
+
+
+class BufferFullError(ShardlineError):
+    """The producer buffer is full and the caller asked not to wait."""
+
+    retriable = True
+
+
+class ClosedError(ShardlineError):
+    """The producer, consumer or sink was already closed."""
+
+
+class DeliveryError(ShardlineError):
+    """A record could not be delivered within its attempts or time to live.
+
+    ``__cause__`` carries the last underlying error; ``attempts`` how often it was tried.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 0, retriable: bool | None = None) -> None:
+        super().__init__(message, retriable=retriable)
+        self.attempts = attempts
+
+
+# --- errors reported by a service (AWS or Kafka) ----------------------------------------------
+
+
+class ServiceError(ShardlineError):
+    """An error answered by a remote service.  ``code`` is the service's own error code."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "",
+        service: str = "",
+        retriable: bool | None = None,
+    ) -> None:
+        super().__init__(message, retriable=retriable)
+        self.code = code
+        self.service = service
+
+
+class ThrottledError(ServiceError):
+    """The service refused for rate reasons (ProvisionedThroughputExceeded, Throttling...)."""
+
+    retriable = True
+
+
+class TransientServiceError(ServiceError):
+    """A 5xx, a dropped connection or a timeout: the request may or may not have been applied."""
+
+    retriable = True
+
+
+class ResourceInUseError(ServiceError):
+    """The resource is busy (e.g. a stream being updated, a subscription still open)."""
+
+    retriable = True
+
+
+class ResourceNotFoundError(ServiceError):
+    """The stream, table, topic or delivery stream does not exist."""
+
+
+class AccessDeniedError(ServiceError):
+    """The caller's identity may not do this; retrying cannot help."""
+
+
+class AuthenticationError(ServiceError):
+    """Credentials or tokens were rejected (expired, unknown, bad signature)."""
+
+
+class KmsError(ServiceError):
+    """KMS refused to encrypt or decrypt for the stream (disabled key, access denied, ...)."""
+
+
+class ExpiredIteratorError(ServiceError):
+    """A shard iterator expired; the reader must get a new one from its last checkpoint."""
+
+    retriable = True
+
+
+class ConditionalCheckFailedError(ServiceError):
+    """A conditional write found a condition false (an idempotent or fenced write lost)."""
+
+
+# --- consumer side ----------------------------------------------------------------------------
+
+
+class CheckpointError(ShardlineError):
+    """A checkpoint could not be read or written."""
+
+
+class LeaseLostError(CheckpointError):
+    """Another worker holds the lease now; this worker must stop processing the shard."""
+
+
+class SinkError(ShardlineError):
+    """A sink could not write a batch and could not dead-letter what failed."""

@@ -1,0 +1,42 @@
+"""Service limits in one place.
+
+The numbers are AWS's documented quotas.  Code that batches, validates or rate-limits reads
+them from here so a change in a quota is one edit.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+KiB: Final = 1024
+MiB: Final = 1024 * KiB
+
+# Kinesis Data Streams
+PARTITION_KEY_MIN_CHARS: Final = 1
+PARTITION_KEY_MAX_CHARS: Final = 256
+HASH_KEY_MAX: Final = 2**128 - 1
+DEFAULT_MAX_RECORD_BYTES: Final = 1 * MiB  # data + partition key; streams may be configured up to 10 MiB
+PUT_RECORDS_MAX_ENTRIES: Final = 500
+PUT_RECORDS_MAX_BYTES: Final = 5 * MiB
+SHARD_WRITE_BYTES_PER_SEC: Final = 1 * MiB
+SHARD_WRITE_RECORDS_PER_SEC: Final = 1000
+SHARD_READ_BYTES_PER_SEC: Final = 2 * MiB
+SHARD_GET_RECORDS_CALLS_PER_SEC: Final = 5
+GET_RECORDS_MAX_LIMIT: Final = 10_000
+EFO_SUBSCRIPTION_SECONDS: Final = 300
+ITERATOR_LIFETIME_SECONDS: Final = 300
+KPL_DEFAULT_AGGREGATE_BYTES: Final = 50 * KiB
+
+# Firehose
+FIREHOSE_BATCH_MAX_RECORDS: Final = 500
+FIREHOSE_BATCH_MAX_BYTES: Final = 4 * MiB
+FIREHOSE_RECORD_MAX_BYTES: Final = 1000 * KiB
+
+# DynamoDB
+DYNAMODB_BATCH_WRITE_MAX_ITEMS: Final = 25
+DYNAMODB_BATCH_WRITE_MAX_BYTES: Final = 16 * MiB
+DYNAMODB_ITEM_MAX_BYTES: Final = 400 * KiB
+DYNAMODB_TRANSACT_MAX_ITEMS: Final = 100
+
+# Timestream
+TIMESTREAM_WRITE_MAX_RECORDS: Final = 100

@@ -1,0 +1,1 @@
+"""Self-installing local stack: kinesis-mock, moto server, Tansu, InfluxDB on 127.0.0.1."""
