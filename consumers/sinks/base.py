@@ -13,11 +13,12 @@ replays and at-least-once redelivery cause no double effects.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from shardline.records import ConsumedRecord
 
-__all__ = ["Sink"]
+__all__ = ["DeadLetter", "DeadLetterEntry", "Sink"]
 
 
 @runtime_checkable
@@ -31,3 +32,27 @@ class Sink(Protocol):
     async def close(self) -> None:
         """Flush anything buffered and release clients."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterEntry:
+    """A record that could not be written, with why and where it came from."""
+
+    record: ConsumedRecord = field(repr=False)
+    reason: str
+    error_type: str = ""
+    attempts: int = 0
+    destination: str = ""
+
+
+@runtime_checkable
+class DeadLetter(Protocol):
+    """Where records go that keep failing (poison records, rejected records).
+
+    ``put`` returns only once the entries are durable; the pipeline then treats the records
+    as acknowledged so the shard keeps moving.
+    """
+
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None: ...
+
+    async def close(self) -> None: ...
