@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MetricsObserver", "NullObserver", "CompositeObserver"]
+__all__ = ["CompositeObserver", "MetricsObserver", "NullObserver"]
 
 
 @runtime_checkable

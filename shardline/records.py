@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 __all__ = [
+    "SHARD_END",
     "Ack",
     "ConsumedRecord",
     "KafkaAck",
@@ -19,7 +20,6 @@ __all__ = [
     "KinesisPosition",
     "Position",
     "Record",
-    "SHARD_END",
 ]
 
 SHARD_END = "SHARD_END"
