@@ -1,0 +1,133 @@
+"""The checkpoint store contract: shard leases with a fencing token.
+
+The model is the KCL lease table's.  One :class:`Lease` per shard records who processes
+the shard (``owner``), how far every record is known to be processed (``checkpoint``) and a
+``counter`` (KCL's ``leaseCounter``) that every take and renew bumps.  A checkpoint is
+written only when both the owner and the counter still match what the writer last saw, so
+a worker that stalled (GC pause, SIGSTOP) and lost its lease to another worker can never
+move the shard's checkpoint backwards or forwards behind the new owner's back: its write is
+fenced out with :class:`shardline.errors.LeaseLostError`.
+
+Stores implement the :class:`CheckpointStore` protocol; one contract test suite runs
+against every implementation (memory, SQLite, DynamoDB).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from shardline.errors import ValidationError
+from shardline.records import SHARD_END
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "SHARD_END",
+    "CheckpointStore",
+    "Lease",
+    "validate_checkpoint_value",
+    "validate_namespace",
+    "validate_shard_id",
+]
+
+DEFAULT_NAMESPACE = "default"
+"""Namespace of a live consumer's checkpoints; replay jobs pass their own so they never collide."""
+
+_NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+_MAX_SHARD_ID_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One shard's row in the lease table, as last read or written by this worker.
+
+    ``counter`` is the fencing token (KCL ``leaseCounter``): a write that carries a stale
+    counter is rejected.  ``checkpoint`` is a sequence number, :data:`SHARD_END` once the
+    closed shard was fully processed, or ``None`` when nothing was processed yet.
+    """
+
+    shard_id: str
+    owner: str | None
+    counter: int
+    checkpoint: str | None
+    sub_sequence_number: int = 0
+    parent_shard_ids: tuple[str, ...] = ()
+
+    @property
+    def is_shard_end(self) -> bool:
+        """Whether every record of the (closed) shard was processed."""
+        return self.checkpoint == SHARD_END
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Leases and checkpoints of one consumer application (one namespace).
+
+    Every mutating method except :meth:`create_if_absent` is conditional: it raises
+    :class:`shardline.errors.LeaseLostError` when another worker changed the lease since
+    the caller's copy was read, and returns the new copy on success.
+    """
+
+    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
+        """Create the shard's lease (no owner, no checkpoint) unless it exists already."""
+        ...
+
+    async def get(self, shard_id: str) -> Lease | None:
+        """The shard's lease, or ``None`` when it was never created."""
+        ...
+
+    async def list(self) -> list[Lease]:
+        """Every lease of the namespace, sorted by shard id."""
+        ...
+
+    async def acquire(self, shard_id: str, owner: str) -> Lease:
+        """Take the lease: set ``owner`` and bump the counter.
+
+        Raises :class:`LeaseLostError` when a concurrent taker won the conditional write,
+        and :class:`shardline.errors.CheckpointError` when the lease does not exist.
+        """
+        ...
+
+    async def renew(self, lease: Lease) -> Lease:
+        """Bump the counter iff owner and counter still match ``lease``."""
+        ...
+
+    async def checkpoint(self, lease: Lease, sequence_number: str, sub_sequence_number: int = 0) -> Lease:
+        """Record progress iff owner and counter still match ``lease`` (fencing)."""
+        ...
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up (owner cleared) iff it is still ours; a no-op otherwise."""
+        ...
+
+    async def close(self) -> None:
+        """Release clients and connections."""
+        ...
+
+
+def validate_namespace(namespace: str) -> str:
+    """Reject namespaces that cannot be a table-name suffix or key prefix."""
+    if not isinstance(namespace, str) or not _NAMESPACE_PATTERN.match(namespace):
+        raise ValidationError("checkpoint namespace must be 1-255 characters of [A-Za-z0-9_.-]")
+    return namespace
+
+
+def validate_shard_id(shard_id: str) -> str:
+    """Reject empty or absurd shard ids before any I/O."""
+    if not isinstance(shard_id, str) or not shard_id or len(shard_id) > _MAX_SHARD_ID_CHARS:
+        raise ValidationError("shard id must be a non-empty string of at most 256 characters")
+    return shard_id
+
+
+def validate_checkpoint_value(sequence_number: str, sub_sequence_number: int) -> None:
+    """A checkpoint is a decimal sequence number or :data:`SHARD_END`, sub-sequence >= 0."""
+    if not isinstance(sequence_number, str) or not (
+        sequence_number == SHARD_END or (sequence_number.isdigit() and sequence_number.isascii())
+    ):
+        raise ValidationError("checkpoint must be a decimal sequence number or SHARD_END")
+    if not isinstance(sub_sequence_number, int) or isinstance(sub_sequence_number, bool) or (
+        sub_sequence_number < 0
+    ):
+        raise ValidationError("sub-sequence number must be a non-negative integer")
