@@ -1,0 +1,244 @@
+"""An embedded checkpoint store for single-machine consumers: one SQLite file.
+
+SQLite is synchronous, so every call runs in a worker thread (``asyncio.to_thread``) and
+never blocks the event loop.  The database is in WAL mode so a reader never waits for a
+writer, and each conditional write is a single ``UPDATE ... WHERE owner = ? AND counter = ?``
+whose row count says whether the fencing condition held: the same compare-and-set the
+DynamoDB store gets from a ConditionExpression.  Several processes may share the file
+(a restarted consumer, a second worker on the same machine).
+
+Namespaces live side by side in one table, keyed by (namespace, shard id), so a replay job
+with its own namespace never touches a live consumer's checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from consumers.checkpoint.base import (
+    DEFAULT_NAMESPACE,
+    Lease,
+    validate_checkpoint_value,
+    validate_namespace,
+    validate_shard_id,
+)
+from shardline.errors import CheckpointError, ClosedError, LeaseLostError
+
+__all__ = ["SQLiteCheckpointStore"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS shardline_leases (
+    namespace TEXT NOT NULL,
+    lease_key TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_counter INTEGER NOT NULL DEFAULT 0,
+    checkpoint TEXT,
+    checkpoint_sub_sequence_number INTEGER NOT NULL DEFAULT 0,
+    owner_switches_since_checkpoint INTEGER NOT NULL DEFAULT 0,
+    parent_shard_ids TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (namespace, lease_key)
+)
+"""
+_COLUMNS = (
+    "lease_key, lease_owner, lease_counter, checkpoint, checkpoint_sub_sequence_number, parent_shard_ids"
+)
+_BUSY_TIMEOUT_SECONDS = 30.0
+
+
+class SQLiteCheckpointStore:
+    """Leases of one namespace in a SQLite database file.
+
+    ``path`` may be ``":memory:"`` for a private, non-durable database.
+    """
+
+    def __init__(self, path: str | Path, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        self.namespace = validate_namespace(namespace)
+        self.path = str(path)
+        if not self.path:
+            raise CheckpointError("SQLite checkpoint store needs a database path")
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteCheckpointStore(path={self.path!r}, namespace={self.namespace!r})"
+
+    # --- connection handling ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path,
+            timeout=_BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,  # explicit transactions only
+            check_same_thread=False,  # used from worker threads, serialised by self._lock
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(_SCHEMA)
+        return connection
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await asyncio.to_thread(self._run_sync, operation)
+
+    def _run_sync(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._lock:
+            if self._connection is None:
+                if self._closed:
+                    raise ClosedError("checkpoint store is closed")
+                try:
+                    self._connection = self._connect()
+                except sqlite3.Error as exc:
+                    raise CheckpointError(f"cannot open checkpoint database: {exc}") from exc
+            try:
+                return operation(self._connection)
+            except sqlite3.OperationalError as exc:  # locked / busy beyond the timeout
+                raise CheckpointError(f"checkpoint database error: {exc}", retriable=True) from exc
+            except sqlite3.Error as exc:
+                raise CheckpointError(f"checkpoint database error: {exc}") from exc
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
+        validate_shard_id(shard_id)
+        parents = json.dumps(sorted(validate_shard_id(parent) for parent in parent_shard_ids))
+
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR IGNORE INTO shardline_leases (namespace, lease_key, parent_shard_ids) "
+                "VALUES (?, ?, ?)",
+                (self.namespace, shard_id, parents),
+            )
+
+        await self._run(insert)
+
+    async def get(self, shard_id: str) -> Lease | None:
+        validate_shard_id(shard_id)
+        return await self._run(lambda connection: self._select(connection, shard_id))
+
+    async def list(self) -> builtins.list[Lease]:
+        def select_all(connection: sqlite3.Connection) -> builtins.list[Lease]:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM shardline_leases WHERE namespace = ? ORDER BY lease_key",  # noqa: S608
+                (self.namespace,),
+            ).fetchall()
+            return [_lease_from_row(row) for row in rows]
+
+        return await self._run(select_all)
+
+    async def acquire(self, shard_id: str, owner: str) -> Lease:
+        validate_shard_id(shard_id)
+        if not owner:
+            raise CheckpointError("lease owner must be a non-empty string")
+
+        def take(connection: sqlite3.Connection) -> Lease:
+            current = self._select(connection, shard_id)
+            if current is None:
+                raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
+            switched = 1 if current.owner != owner else 0
+            cursor = connection.execute(
+                "UPDATE shardline_leases SET lease_owner = ?, lease_counter = lease_counter + 1, "
+                "owner_switches_since_checkpoint = owner_switches_since_checkpoint + ? "
+                "WHERE namespace = ? AND lease_key = ? AND lease_counter = ?",
+                (owner, switched, self.namespace, shard_id, current.counter),
+            )
+            if cursor.rowcount != 1:
+                raise LeaseLostError(f"another worker took the lease on shard {shard_id!r} first")
+            taken = self._select(connection, shard_id)
+            assert taken is not None
+            return taken
+
+        return await self._run(take)
+
+    async def renew(self, lease: Lease) -> Lease:
+        def bump(connection: sqlite3.Connection) -> Lease:
+            self._conditional_update(connection, lease, "lease_counter = lease_counter + 1", ())
+            renewed = self._select(connection, lease.shard_id)
+            assert renewed is not None
+            return renewed
+
+        return await self._run(bump)
+
+    async def checkpoint(self, lease: Lease, sequence_number: str, sub_sequence_number: int = 0) -> Lease:
+        validate_checkpoint_value(sequence_number, sub_sequence_number)
+
+        def record(connection: sqlite3.Connection) -> Lease:
+            self._conditional_update(
+                connection,
+                lease,
+                "checkpoint = ?, checkpoint_sub_sequence_number = ?, owner_switches_since_checkpoint = 0",
+                (sequence_number, sub_sequence_number),
+            )
+            updated = self._select(connection, lease.shard_id)
+            assert updated is not None
+            return updated
+
+        return await self._run(record)
+
+    async def release(self, lease: Lease) -> None:
+        def clear(connection: sqlite3.Connection) -> None:
+            try:
+                self._conditional_update(connection, lease, "lease_owner = NULL", ())
+            except LeaseLostError:
+                return
+
+        await self._run(clear)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            with self._lock:
+                self._closed = True
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+        await asyncio.to_thread(shut)
+
+    # --- helpers (run in the worker thread, under the lock) ----------------------------------
+
+    def _select(self, connection: sqlite3.Connection, shard_id: str) -> Lease | None:
+        row = connection.execute(
+            f"SELECT {_COLUMNS} FROM shardline_leases WHERE namespace = ? AND lease_key = ?",  # noqa: S608
+            (self.namespace, shard_id),
+        ).fetchone()
+        return None if row is None else _lease_from_row(row)
+
+    def _conditional_update(
+        self,
+        connection: sqlite3.Connection,
+        lease: Lease,
+        assignments: str,
+        values: tuple[object, ...],
+    ) -> None:
+        if lease.owner is None:
+            raise LeaseLostError(f"lease on shard {lease.shard_id!r} has no owner")
+        cursor = connection.execute(
+            f"UPDATE shardline_leases SET {assignments} "  # noqa: S608 - assignments are constants
+            "WHERE namespace = ? AND lease_key = ? AND lease_owner = ? AND lease_counter = ?",
+            (*values, self.namespace, lease.shard_id, lease.owner, lease.counter),
+        )
+        if cursor.rowcount != 1:
+            raise LeaseLostError(f"lease on shard {lease.shard_id!r} is held by another worker now")
+
+
+def _lease_from_row(row: tuple[object, ...]) -> Lease:
+    shard_id, owner, counter, checkpoint, sub_sequence, parents = row
+    parent_ids = json.loads(str(parents)) if parents else []
+    return Lease(
+        shard_id=str(shard_id),
+        owner=None if owner is None else str(owner),
+        counter=int(str(counter)),
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        sub_sequence_number=int(str(sub_sequence)),
+        parent_shard_ids=tuple(str(parent) for parent in parent_ids),
+    )
