@@ -31,6 +31,7 @@ __all__ = [
     "ResourceNotFoundError",
     "SerializationError",
     "ServiceError",
+    "ShardNotFoundError",
     "ShardlineError",
     "SinkError",
     "ThrottledError",
@@ -174,6 +175,17 @@ class ExpiredIteratorError(ServiceError):
 
 class ConditionalCheckFailedError(ServiceError):
     """A conditional write found a condition false (an idempotent or fenced write lost)."""
+
+
+# --- shard routing ----------------------------------------------------------------------------
+
+
+class ShardNotFoundError(ShardlineError):
+    """No open shard of the known shard map owns a hash key (or no shard has that id).
+
+    The map is stale (a split or merge happened since it was listed); refresh it from
+    ListShards and route again.
+    """
 
 
 # --- consumer side ----------------------------------------------------------------------------

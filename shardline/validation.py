@@ -1,0 +1,118 @@
+"""Client-side validation of what Kinesis would reject, before any network call.
+
+A bad record caught here gets a typed :mod:`shardline.errors` exception at ``send()`` time,
+instead of failing a whole PutRecords batch later (and the records batched with it).
+These functions run once per record on the producer's hot path, so each is a few type and
+length checks with no allocation in the common case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shardline.errors import (
+    InvalidDataError,
+    InvalidExplicitHashKeyError,
+    InvalidPartitionKeyError,
+    RecordTooLargeError,
+)
+from shardline.limits import (
+    DEFAULT_MAX_RECORD_BYTES,
+    HASH_KEY_MAX,
+    PARTITION_KEY_MAX_CHARS,
+    PARTITION_KEY_MIN_CHARS,
+)
+from shardline.records import Record
+
+__all__ = [
+    "record_size",
+    "validate_data",
+    "validate_explicit_hash_key",
+    "validate_partition_key",
+    "validate_record",
+    "validate_record_size",
+]
+
+
+def validate_partition_key(key: object) -> str:
+    """Return ``key`` if Kinesis accepts it: a str of 1..256 Unicode characters."""
+    if not isinstance(key, str):
+        raise InvalidPartitionKeyError(f"partition key must be str, not {type(key).__name__}")
+    if not PARTITION_KEY_MIN_CHARS <= len(key) <= PARTITION_KEY_MAX_CHARS:
+        raise InvalidPartitionKeyError(
+            f"partition key must have {PARTITION_KEY_MIN_CHARS}..{PARTITION_KEY_MAX_CHARS} "
+            f"characters, got {len(key)}"
+        )
+    return key
+
+
+def validate_explicit_hash_key(value: object) -> int:
+    """Return the explicit hash key as an int in 0..2**128-1 (a decimal str is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidExplicitHashKeyError(
+            f"explicit hash key must be an int or decimal str, not {type(value).__name__}"
+        )
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise InvalidExplicitHashKeyError("explicit hash key str must be a non-negative decimal number")
+        value = int(value)
+    if not 0 <= value <= HASH_KEY_MAX:
+        raise InvalidExplicitHashKeyError("explicit hash key must be in 0..2**128-1")
+    return value
+
+
+def validate_data(data: object) -> bytes:
+    """Return the record data as bytes; bytearray and memoryview are copied to bytes.
+
+    str is refused on purpose: which encoding to use is the caller's (or a serializer's) choice.
+    """
+    if type(data) is bytes:
+        return data
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise InvalidDataError(
+        f"record data must be bytes, not {type(data).__name__}; pass a serializer for other types"
+    )
+
+
+def record_size(partition_key: str, data: bytes) -> int:
+    """What Kinesis counts against the record size limit: data plus UTF-8 partition key bytes."""
+    key_bytes = len(partition_key) if partition_key.isascii() else len(partition_key.encode("utf-8"))
+    return len(data) + key_bytes
+
+
+def validate_record_size(
+    partition_key: str, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> int:
+    """Raise :class:`RecordTooLargeError` over ``max_record_bytes``; return the counted size."""
+    size = record_size(partition_key, data)
+    if size > max_record_bytes:
+        raise RecordTooLargeError(
+            f"record of {size} bytes (data + partition key) exceeds the maximum of {max_record_bytes}"
+        )
+    return size
+
+
+def validate_record(
+    record: Record,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    *,
+    require_partition_key: bool = True,
+) -> Record:
+    """Validate every field Kinesis checks and return the record with normalised values.
+
+    The same object comes back when nothing needed normalising (bytes data, int hash key).
+    Pass ``require_partition_key=False`` for records whose key a producer strategy assigns
+    later; their size is then checked on the data alone.
+    """
+    data = validate_data(record.data)
+    key = record.partition_key
+    if key is not None or require_partition_key:
+        key = validate_partition_key(key)
+    ehk = record.explicit_hash_key
+    if ehk is not None:
+        ehk = validate_explicit_hash_key(ehk)
+    validate_record_size(key or "", data, max_record_bytes)
+    if data is record.data and ehk is record.explicit_hash_key:
+        return record
+    return replace(record, data=data, explicit_hash_key=ehk)
