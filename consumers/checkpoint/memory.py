@@ -42,7 +42,7 @@ class MemoryCheckpointStore:
 
     async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
         validate_shard_id(shard_id)
-        parents = tuple(validate_shard_id(parent) for parent in parent_shard_ids)
+        parents = tuple(sorted({validate_shard_id(parent) for parent in parent_shard_ids}))
         self._check_open()
         async with self._lock:
             if shard_id not in self._leases:

@@ -111,7 +111,7 @@ class SQLiteCheckpointStore:
 
     async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
         validate_shard_id(shard_id)
-        parents = json.dumps(sorted(validate_shard_id(parent) for parent in parent_shard_ids))
+        parents = json.dumps(sorted({validate_shard_id(parent) for parent in parent_shard_ids}))
 
         def insert(connection: sqlite3.Connection) -> None:
             connection.execute(
