@@ -1,0 +1,129 @@
+"""Dead-letter destinations: a local JSON-lines file, or S3 objects.
+
+Each entry carries the reason, the error type, the record's position (stream, shard,
+sequence and sub-sequence, or topic, partition and offset), the attempts made and the
+payload in base64, so a poison record can be inspected and replayed later.  Both
+destinations are idempotent: the file keeps one line per record identity, and an S3 put
+uses a key derived from the entries so a retried put overwrites instead of duplicating.
+Payloads are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from consumers.sinks.awsclient import LazyClient
+from consumers.sinks.base import DeadLetterEntry
+from consumers.sinks.encoding import record_to_dict
+from consumers.sinks.jsonl import JsonlIdentityFile
+
+__all__ = ["FileDeadLetter", "MemoryDeadLetter", "S3DeadLetter", "dead_letter_to_dict", "s3_dead_letter"]
+
+
+def dead_letter_to_dict(entry: DeadLetterEntry) -> dict[str, Any]:
+    """The JSON form of a dead-letter entry (the record's fields plus why it failed)."""
+    out = record_to_dict(entry.record)
+    out.update(
+        reason=entry.reason,
+        error_type=entry.error_type,
+        attempts=entry.attempts,
+        destination=entry.destination,
+    )
+    return out
+
+
+class FileDeadLetter:
+    """Dead letters appended to a local JSON-lines file, one line per record identity."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.file = JsonlIdentityFile(path)
+
+    def __repr__(self) -> str:
+        return f"FileDeadLetter({str(self.file.path)!r})"
+
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
+        if entries:
+            await asyncio.to_thread(self.file.append, [dead_letter_to_dict(entry) for entry in entries])
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryDeadLetter:
+    """Keeps dead letters in a dict by identity; for tests and dry runs."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, DeadLetterEntry] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryDeadLetter(entries={len(self.entries)})"
+
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
+        for entry in entries:
+            self.entries.setdefault(entry.record.identity, entry)
+
+    async def close(self) -> None:
+        return None
+
+
+class S3DeadLetter:
+    """One S3 object per ``put``: JSON lines under ``prefix``, keyed by a digest of the entries.
+
+    The key is ``PREFIX/YYYY/MM/DD/<sha256 of the identities>.jsonl``, where the date is
+    the first record's arrival day (or today when unknown), so a retried put writes the same
+    key and the bucket ends up with one object, not two.  ``client`` is an aiobotocore S3
+    client (injected; the URI helper builds one from the standard AWS configuration).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any | None = None,
+        session: Any | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.client = LazyClient("s3", client=client, session=session, endpoint_url=endpoint_url)
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def __repr__(self) -> str:
+        return f"S3DeadLetter(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    def key_for(self, entries: Sequence[DeadLetterEntry]) -> str:
+        digest = hashlib.sha256("\n".join(e.record.identity for e in entries).encode()).hexdigest()
+        first = entries[0].record.arrival_time or datetime.now(UTC)
+        day = first.astimezone(UTC).strftime("%Y/%m/%d")
+        return "/".join(part for part in (self.prefix, day, f"{digest}.jsonl") if part)
+
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
+        if not entries:
+            return
+        from shardline.errormap import from_botocore
+
+        body = b"".join(
+            json.dumps(dead_letter_to_dict(e), separators=(",", ":"), sort_keys=True).encode() + b"\n"
+            for e in entries
+        )
+        client = await self.client.get()
+        try:
+            await client.put_object(
+                Bucket=self.bucket, Key=self.key_for(entries), Body=body, ContentType="application/x-ndjson"
+            )
+        except Exception as exc:  # translated into the one error tree
+            raise from_botocore(exc) from exc
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+def s3_dead_letter(bucket: str, prefix: str = "", **options: Any) -> S3DeadLetter:
+    """``s3://BUCKET/PREFIX`` as a dead-letter destination (options: client, session, endpoint_url)."""
+    return S3DeadLetter(bucket, prefix, **options)

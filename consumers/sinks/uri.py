@@ -1,0 +1,107 @@
+"""Sinks and dead-letter destinations addressed by URI, as on the command line.
+
+=================================  ===========================================================
+``file:///PATH.jsonl``             :class:`~consumers.sinks.file.FileSink` (sink) or
+                                   :class:`~consumers.sinks.deadletter.FileDeadLetter`
+``dynamodb://TABLE``               :class:`~consumers.sinks.dynamodb.DynamoDBSink`
+``firehose://DELIVERY_STREAM``     :class:`~consumers.sinks.firehose.FirehoseSink`
+``timestream://DB/TABLE``          :class:`~consumers.sinks.timestream.TimestreamSink`
+``influxdb://HOST:PORT/DB``        :class:`~consumers.sinks.influxdb.InfluxDBSink` (v1 API;
+                                   ``influxdb+https://`` for TLS, ``?org=&bucket=`` for v2)
+``s3://BUCKET/PREFIX``             :class:`~consumers.sinks.deadletter.S3DeadLetter`
+=================================  ===========================================================
+
+Query parameters become options (e.g. ``dynamodb://T?guarded=true&key=device_id``);
+keyword ``options`` given in code win over the query.  Mapping options that a URI cannot
+carry come from a mapping file (``?mapping=PATH``, see :mod:`consumers.sinks.mapping`).
+AWS clients are built from the standard AWS configuration (profile, region,
+``AWS_ENDPOINT_URL_<SERVICE>``) unless a ``client`` option is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from consumers.sinks.base import DeadLetter, Sink
+from consumers.sinks.deadletter import FileDeadLetter
+from consumers.sinks.file import FileSink
+from shardline.errors import ConfigurationError
+
+__all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
+
+
+def parse_uri(uri: str) -> tuple[str, str, str, dict[str, str]]:
+    """Split a sink URI into (scheme, netloc, path, query options); validates the scheme."""
+    if not isinstance(uri, str) or "://" not in uri:
+        raise ConfigurationError(f"not a sink URI (expected scheme://...): {uri!r}")
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        raise ConfigurationError(f"sink URI without a scheme: {uri!r}")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return parts.scheme.lower(), unquote(parts.netloc), unquote(parts.path), query
+
+
+def _file_path(netloc: str, path: str, uri: str) -> str:
+    if netloc not in ("", "localhost"):
+        raise ConfigurationError(f"file URI must be file:///absolute/path, got {uri!r}")
+    if not path or path.endswith("/"):
+        raise ConfigurationError(f"file URI must name a file: {uri!r}")
+    return os.path.expanduser(path)
+
+
+def _file_sink(netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]) -> Sink:
+    return FileSink(_file_path(netloc, path, uri), **options)
+
+
+def _lazy(module: str, factory: str) -> Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink]:
+    """Import a sink module only when its scheme is used, so optional deps stay optional."""
+
+    def build(netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]) -> Sink:
+        import importlib
+
+        loaded = importlib.import_module(module)
+        result: Sink = getattr(loaded, factory)(netloc, path, query, uri, options)
+        return result
+
+    return build
+
+
+_SINKS: dict[str, Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink]] = {
+    "file": _file_sink,
+    "dynamodb": _lazy("consumers.sinks.dynamodb", "from_uri"),
+    "firehose": _lazy("consumers.sinks.firehose", "from_uri"),
+    "timestream": _lazy("consumers.sinks.timestream", "from_uri"),
+    "influxdb": _lazy("consumers.sinks.influxdb", "from_uri"),
+    "influxdb+http": _lazy("consumers.sinks.influxdb", "from_uri"),
+    "influxdb+https": _lazy("consumers.sinks.influxdb", "from_uri"),
+}
+
+
+def sink_from_uri(uri: str, **options: Any) -> Sink:
+    """Build the sink a URI names.  ``options`` (e.g. ``dead_letter=``, ``client=``) win.
+
+    Raises :class:`ConfigurationError` for an unknown scheme or a malformed URI, before any
+    network call.
+    """
+    scheme, netloc, path, query = parse_uri(uri)
+    builder = _SINKS.get(scheme)
+    if builder is None:
+        raise ConfigurationError(f"unknown sink scheme {scheme!r}; known: {', '.join(sorted(_SINKS))}")
+    return builder(netloc, path, query, uri, dict(options))
+
+
+def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
+    """Build a dead-letter destination: ``file:///PATH.jsonl`` or ``s3://BUCKET/PREFIX``."""
+    scheme, netloc, path, _query = parse_uri(uri)
+    if scheme == "file":
+        return FileDeadLetter(_file_path(netloc, path, uri))
+    if scheme == "s3":
+        from consumers.sinks.deadletter import s3_dead_letter
+
+        if not netloc:
+            raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {uri!r}")
+        return s3_dead_letter(netloc, path, **options)
+    raise ConfigurationError(f"unknown dead-letter scheme {scheme!r}; known: file, s3")

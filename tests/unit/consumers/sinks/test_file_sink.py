@@ -1,0 +1,87 @@
+"""The JSON-lines file sink, the local dead-letter file and the URI helpers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from consumers.sinks.base import DeadLetterEntry
+from consumers.sinks.deadletter import FileDeadLetter
+from consumers.sinks.file import FileSink
+from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
+from shardline.errors import ConfigurationError
+from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
+
+
+def _record(seq: int, data: bytes = b"payload", shard: str = "shardId-000000000000") -> ConsumedRecord:
+    return ConsumedRecord(data=data, partition_key="k", position=KinesisPosition("s", shard, str(seq)))
+
+
+async def test_file_sink_writes_one_line_per_identity(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = sink_from_uri(f"file://{path}")
+    batch = [_record(i, bytes([i])) for i in range(1, 6)]
+    await sink.write(batch)
+    first = path.read_bytes()
+    await sink.write(batch)
+    await sink.write(batch[2:])
+    assert path.read_bytes() == first
+    lines = [json.loads(line) for line in first.splitlines()]
+    assert [line["position"]["sequence_number"] for line in lines] == ["1", "2", "3", "4", "5"]
+    assert base64.b64decode(lines[0]["data"]) == b"\x01"
+    await sink.close()
+
+
+async def test_file_sink_index_survives_reopen_and_cuts_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    sink = FileSink(path)
+    await sink.write([_record(1), _record(2)])
+    with path.open("ab") as handle:
+        handle.write(b'{"id": "torn')
+    reopened = FileSink(path)
+    await reopened.write([_record(2), _record(3)])
+    ids = [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
+    assert ids == [_record(1).identity, _record(2).identity, _record(3).identity]
+    assert reopened.stats.duplicates == 1 and reopened.stats.written == 1
+
+
+async def test_file_sink_duplicates_inside_one_batch_are_written_once(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    kafka = ConsumedRecord(data=b"x", partition_key="", position=KafkaPosition("t", 0, 7))
+    sink = FileSink(path)
+    await sink.write([kafka, kafka, _record(1)])
+    assert len(path.read_bytes().splitlines()) == 2
+
+
+async def test_dead_letter_file_records_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "dlq.jsonl"
+    dead = dead_letter_from_uri(f"file://{path}")
+    assert isinstance(dead, FileDeadLetter)
+    entry = DeadLetterEntry(_record(9, b"\xff"), reason="bad", error_type="ValidationError", attempts=3)
+    await dead.put([entry])
+    await dead.put([entry])
+    (line,) = path.read_bytes().splitlines()
+    parsed = json.loads(line)
+    assert parsed["reason"] == "bad" and parsed["error_type"] == "ValidationError"
+    assert parsed["attempts"] == 3
+    assert parsed["position"] == {
+        "stream": "s",
+        "shard_id": "shardId-000000000000",
+        "sequence_number": "9",
+        "sub_sequence_number": 0,
+    }
+    assert base64.b64decode(parsed["data"]) == b"\xff"
+
+
+@pytest.mark.parametrize("uri", ["nope", "gopher://x", "file://host/x.jsonl", "file:///dir/"])
+def test_bad_uris_are_rejected_before_any_io(uri: str) -> None:
+    with pytest.raises(ConfigurationError):
+        sink_from_uri(uri)
+
+
+def test_bad_dead_letter_scheme() -> None:
+    with pytest.raises(ConfigurationError):
+        dead_letter_from_uri("dynamodb://t")
