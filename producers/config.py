@@ -1,0 +1,107 @@
+"""The Kinesis producer's configuration: one frozen, validated value instead of many keyword arguments.
+
+Defaults follow the KPL where it has one (100 ms linger, 50 KiB aggregates, 30 s record TTL)
+and the service quotas in :mod:`shardline.limits` everywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from shardline.errors import ConfigurationError
+from shardline.limits import (
+    KPL_DEFAULT_AGGREGATE_BYTES,
+    PUT_RECORDS_MAX_BYTES,
+    PUT_RECORDS_MAX_ENTRIES,
+    MiB,
+)
+
+__all__ = ["ProducerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerConfig:
+    """How a :class:`producers.KinesisProducer` batches, aggregates, paces and retries.
+
+    Attributes:
+        linger: seconds a buffered record may wait for more records before its batch is sent.
+            Higher means fewer, fuller requests; lower means less latency.
+        aggregate: pack many user records into one Kinesis entry (KPL format).  Never mixes
+            shards.  Consumers must de-aggregate (the KCL and Shardline's consumers do).
+        aggregate_max_bytes: size cap of one aggregate (the KPL's 50 KiB by default); at most
+            the stream's max record size.
+        max_batch_entries / max_batch_bytes: PutRecords request caps (500 entries, 5 MiB).
+        buffer_max_records / buffer_max_bytes: how much may be buffered or in flight before
+            ``send()`` waits (or raises :class:`~shardline.errors.BufferFullError` when
+            ``block_when_full`` is False).
+        block_when_full: back-pressure by waiting (True) or by raising (False).
+        rate_limit_percent: per-shard pacing at this percentage of 1 MiB/s and 1000 records/s;
+            ``None`` disables pacing (throttles are then only retried).
+        max_in_flight: concurrent PutRecords requests.
+        max_attempts: tries per entry before its records fail with DeliveryError.
+        record_ttl: seconds from ``send()`` after which an undelivered record fails.
+        initial_backoff / max_backoff: exponential backoff with full jitter between retries.
+        ordered: keep per-partition-key order even across retries (one in-flight request per
+            shard, each key at most once per request).
+        max_record_bytes: largest record (data + key) accepted; ``None`` asks the stream
+            (DescribeStreamSummary's MaxRecordSizeInKiB) and falls back to 1 MiB.
+        shard_refresh_interval: seconds between ListShards checks for splits and merges;
+            unexpected shard ids in PutRecords results trigger a refresh at once.
+    """
+
+    linger: float = 0.1
+    aggregate: bool = True
+    aggregate_max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES
+    max_batch_entries: int = PUT_RECORDS_MAX_ENTRIES
+    max_batch_bytes: int = PUT_RECORDS_MAX_BYTES
+    buffer_max_records: int = 200_000
+    buffer_max_bytes: int = 64 * MiB
+    block_when_full: bool = True
+    rate_limit_percent: float | None = 100.0
+    max_in_flight: int = 8
+    max_attempts: int = 10
+    record_ttl: float = 30.0
+    initial_backoff: float = 0.1
+    max_backoff: float = 5.0
+    ordered: bool = False
+    max_record_bytes: int | None = None
+    shard_refresh_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.linger < 0:
+            problems.append("linger must be >= 0")
+        if not 0 < self.max_batch_entries <= PUT_RECORDS_MAX_ENTRIES:
+            problems.append(f"max_batch_entries must be in 1..{PUT_RECORDS_MAX_ENTRIES}")
+        if not 0 < self.max_batch_bytes <= PUT_RECORDS_MAX_BYTES:
+            problems.append(f"max_batch_bytes must be in 1..{PUT_RECORDS_MAX_BYTES}")
+        if self.aggregate_max_bytes < 1024:
+            problems.append("aggregate_max_bytes must be >= 1024")
+        if self.buffer_max_records < 1 or self.buffer_max_bytes < 1:
+            problems.append("buffer caps must be positive")
+        if self.rate_limit_percent is not None and not 0 < self.rate_limit_percent <= 100:
+            problems.append("rate_limit_percent must be in (0, 100] or None")
+        if self.max_in_flight < 1:
+            problems.append("max_in_flight must be >= 1")
+        if self.max_attempts < 1:
+            problems.append("max_attempts must be >= 1")
+        if self.record_ttl <= 0:
+            problems.append("record_ttl must be > 0")
+        if not 0 <= self.initial_backoff <= self.max_backoff:
+            problems.append("need 0 <= initial_backoff <= max_backoff")
+        if self.max_record_bytes is not None and self.max_record_bytes < 1:
+            problems.append("max_record_bytes must be positive")
+        if self.shard_refresh_interval <= 0:
+            problems.append("shard_refresh_interval must be > 0")
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+    def with_options(self, **options: Any) -> ProducerConfig:
+        """A copy with some fields changed; unknown names are a ConfigurationError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigurationError(f"unknown producer option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **options)
