@@ -1,0 +1,70 @@
+"""OpenTelemetry exporter for the metrics observer (extra ``otel``).
+
+Counters become OTel counters, gauges and latencies histograms, all on the meter of the given
+``MeterProvider`` (the global one by default), so whatever OTel exporter the application
+configured (OTLP, Prometheus) carries Shardline's metrics.  Only whitelisted dimensions become
+attributes, keeping cardinality bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from shardline.errors import ConfigurationError
+from shardline.exporters.catalog import MetricKind, spec_for
+from shardline.exporters.emf import DEFAULT_DIMENSIONS
+
+try:
+    from opentelemetry import metrics as otel_metrics
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigurationError("OpenTelemetry export needs the extra: pip install 'shardline[otel]'") from exc
+
+__all__ = ["OpenTelemetryExporter"]
+
+_UNITS = {"Milliseconds": "ms", "Seconds": "s", "Bytes": "By", "Count": "1", "None": "1"}
+
+
+class OpenTelemetryExporter:
+    """A :class:`shardline.metrics.MetricsObserver` recording into OpenTelemetry instruments."""
+
+    def __init__(
+        self,
+        *,
+        meter_provider: Any | None = None,
+        prefix: str = "shardline.",
+        dimensions: Iterable[str] = DEFAULT_DIMENSIONS,
+    ) -> None:
+        provider = meter_provider if meter_provider is not None else otel_metrics.get_meter_provider()
+        self._meter = provider.get_meter("shardline")
+        self._prefix = prefix
+        self._dimension_names = tuple(dimensions)
+        self._instruments: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _instrument(self, name: str) -> Any:
+        instrument = self._instruments.get(name)
+        if instrument is None:
+            with self._lock:
+                instrument = self._instruments.get(name)
+                if instrument is None:
+                    spec = spec_for(name)
+                    unit = _UNITS.get(spec.unit, "1")
+                    full_name = self._prefix + name
+                    if spec.kind is MetricKind.COUNTER:
+                        instrument = self._meter.create_counter(full_name, unit=unit)
+                    else:
+                        instrument = self._meter.create_histogram(full_name, unit=unit)
+                    self._instruments[name] = instrument
+        return instrument
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        attributes = {
+            key: str(dimensions[key]) for key in self._dimension_names if dimensions.get(key) is not None
+        }
+        instrument = self._instrument(name)
+        if spec_for(name).kind is MetricKind.COUNTER:
+            instrument.add(value, attributes)
+        else:
+            instrument.record(value, attributes)
