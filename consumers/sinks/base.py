@@ -93,7 +93,13 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     """The destination already holds this record (or a newer version of it): success."""
     RETRY = "retry"
-    """A transient per-entry failure (throttled, unprocessed, internal error): resend it."""
+    """A transient per-entry failure (internal error): resend it, at most ``max_attempts`` times."""
+    THROTTLED = "throttled"
+    """Not processed for capacity reasons (UnprocessedItems, throttled): resend with back-off.
+
+    Not counted against ``max_attempts``: a busy destination is not the record's fault, so
+    it is treated like an outage (bounded only by ``outage_timeout``) and never dead-lettered.
+    """
     REJECTED = "rejected"
     """The destination will never accept this entry: dead-letter it."""
 
@@ -119,6 +125,10 @@ class EntryResult:
         return cls(Outcome.RETRY, reason, error_type)
 
     @classmethod
+    def throttled(cls, reason: str, error_type: str = "") -> EntryResult:
+        return cls(Outcome.THROTTLED, reason, error_type)
+
+    @classmethod
     def rejected(cls, reason: str, error_type: str = "") -> EntryResult:
         return cls(Outcome.REJECTED, reason, error_type)
 
@@ -132,6 +142,8 @@ class ChunkLimits:
     """An API's request limits: entries per call, bytes per call, bytes per entry.
 
     ``None`` means the API has no such limit.  Values come from :mod:`shardline.limits`.
+    ``max_entries`` counts API entries: a record that encodes to several (Timestream
+    single-measure records) counts as :meth:`BatchingSink.entry_count` of them.
     """
 
     max_entries: int
@@ -148,7 +160,10 @@ class ChunkLimits:
 
 
 def plan_chunks(
-    sizes: Sequence[int], limits: ChunkLimits, keys: Sequence[Hashable | None] | None = None
+    sizes: Sequence[int],
+    limits: ChunkLimits,
+    keys: Sequence[Hashable | None] | None = None,
+    counts: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Split entry indexes into consecutive chunks that respect ``limits``.
 
@@ -160,17 +175,20 @@ def plan_chunks(
     chunks: list[list[int]] = []
     current: list[int] = []
     current_bytes = 0
+    current_count = 0
     current_keys: set[Hashable] = set()
     for index, size in enumerate(sizes):
         key = keys[index] if keys is not None else None
-        full = len(current) >= limits.max_entries
+        count = counts[index] if counts is not None else 1
+        full = current_count + count > limits.max_entries
         too_big = limits.max_bytes is not None and current_bytes + size > limits.max_bytes
         clash = key is not None and key in current_keys
         if current and (full or too_big or clash):
             chunks.append(current)
-            current, current_bytes, current_keys = [], 0, set()
+            current, current_bytes, current_count, current_keys = [], 0, 0, set()
         current.append(index)
         current_bytes += size
+        current_count += count
         if key is not None:
             current_keys.add(key)
     if current:
@@ -220,6 +238,29 @@ class SinkStats:
 
 
 EntryT = TypeVar("EntryT")
+
+
+class _Outage:
+    """Tracks how long every send of a chunk has failed for capacity or availability reasons."""
+
+    def __init__(self, timeout: float | None, sink: str) -> None:
+        self.timeout = timeout
+        self.sink = sink
+        self.started: float | None = None
+        self.attempt = 0
+
+    def check(self, error: ShardlineError | None) -> None:
+        """Count one more failed round; raise ``SinkError`` once the outage lasted too long."""
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if self.timeout is not None and now - self.started >= self.timeout:
+            cause = type(error).__name__ if error is not None else "throttled"
+            raise SinkError(f"{self.sink} sink unavailable for {self.timeout:.0f} s: {cause}") from error
+        self.attempt += 1
+
+    def reset(self) -> None:
+        self.started, self.attempt = None, 0
 
 
 @dataclass(slots=True)
@@ -274,6 +315,10 @@ class BatchingSink(ABC, Generic[EntryT]):
         (throttled, 5xx, connection lost) and a non-retriable one when no retry can help.
         """
 
+    def entry_count(self, entry: EntryT) -> int:
+        """API entries this entry stands for, counted against ``limits.max_entries``."""
+        return 1
+
     def entry_key(self, entry: EntryT) -> Hashable | None:
         """Key that may occur only once per call (``None``: no such constraint)."""
         return None
@@ -313,13 +358,13 @@ class BatchingSink(ABC, Generic[EntryT]):
             await self._dead_letter(poison)
         sizes = [self.entry_size(item.entry) for item in pending]
         keys = [self.entry_key(item.entry) for item in pending]
-        for chunk in plan_chunks(sizes, self.limits, keys):
+        counts = [self.entry_count(item.entry) for item in pending]
+        for chunk in plan_chunks(sizes, self.limits, keys, counts):
             await self._write_chunk([pending[index] for index in chunk])
 
     async def _write_chunk(self, chunk: list[_Pending[EntryT]]) -> None:
         failed: list[DeadLetterEntry] = []
-        outage_started: float | None = None
-        outage_attempt = 0
+        outage = _Outage(self.options.outage_timeout, self.name)
         retry_round = 0
         while chunk:
             self.stats.calls += 1
@@ -328,37 +373,40 @@ class BatchingSink(ABC, Generic[EntryT]):
             except ShardlineError as exc:
                 if not exc.retriable:
                     raise SinkError(f"{self.name} sink failed: {type(exc).__name__}: {exc}") from exc
-                now = time.monotonic()
-                outage_started = now if outage_started is None else outage_started
-                timeout = self.options.outage_timeout
-                if timeout is not None and now - outage_started >= timeout:
-                    raise SinkError(
-                        f"{self.name} sink unavailable for {timeout:.0f} s: {type(exc).__name__}"
-                    ) from exc
-                outage_attempt += 1
+                outage.check(exc)
                 self.observer.on_event("sink_call_retried", 1.0, sink=self.name, error=type(exc).__name__)
-                await self._sleep(self.options.backoff(outage_attempt))
+                await self._sleep(self.options.backoff(outage.attempt))
                 continue
             if len(results) != len(chunk):
                 raise SinkError(f"{self.name} sink returned {len(results)} results for {len(chunk)} entries")
-            outage_started, outage_attempt = None, 0
             retry: list[_Pending[EntryT]] = []
+            throttled = 0
             for item, result in zip(chunk, results, strict=True):
-                item.attempts += 1
                 item.last = result
                 if result.outcome is Outcome.WRITTEN:
                     self.stats.written += 1
                 elif result.outcome is Outcome.DUPLICATE:
                     self.stats.duplicates += 1
-                elif result.outcome is Outcome.RETRY and item.attempts < self.options.max_attempts:
+                elif result.outcome is Outcome.THROTTLED:
+                    throttled += 1
+                    retry.append(item)
+                elif result.outcome is Outcome.RETRY and item.attempts + 1 < self.options.max_attempts:
+                    item.attempts += 1
                     retry.append(item)
                 else:
+                    item.attempts += 1
                     failed.append(self._dead(item.record, result.reason, result.error_type, item.attempts))
             self._report(results)
-            if retry:
+            if throttled and throttled == len(results):
+                outage.check(None)
+                delay = self.options.backoff(outage.attempt)
+            elif retry:
+                outage.reset()
                 retry_round += 1
+                delay = self.options.backoff(retry_round)
+            if retry:
                 self.stats.retried += len(retry)
-                await self._sleep(self.options.backoff(retry_round))
+                await self._sleep(delay)
             chunk = retry
         if failed:
             await self._dead_letter(failed)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
+from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import DeadLetterEntry
 from consumers.sinks.encoding import record_to_dict
 from consumers.sinks.jsonl import JsonlIdentityFile
@@ -106,8 +107,6 @@ class S3DeadLetter:
     async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
         if not entries:
             return
-        from shardline.errormap import from_botocore
-
         body = b"".join(
             json.dumps(dead_letter_to_dict(e), separators=(",", ":"), sort_keys=True).encode() + b"\n"
             for e in entries
@@ -117,8 +116,8 @@ class S3DeadLetter:
             await client.put_object(
                 Bucket=self.bucket, Key=self.key_for(entries), Body=body, ContentType="application/x-ndjson"
             )
-        except Exception as exc:  # translated into the one error tree
-            raise from_botocore(exc) from exc
+        except AWS_ERRORS as exc:
+            raise translate(exc, "s3") from exc
 
     async def close(self) -> None:
         await self.client.close()

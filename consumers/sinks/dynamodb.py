@@ -1,0 +1,208 @@
+"""DynamoDB sink: BatchWriteItem, or guarded conditional puts that never regress an item.
+
+Default mapping: a JSON-object payload becomes the item's attributes and the item key is
+the record identity (attribute ``pk``) unless key attributes are named in the mapping.
+Every item also carries a version attribute (from the record position, or the mapping's
+``version_field``).
+
+- Plain mode: BatchWriteItem, <= 25 items and <= 16 MB per call (enforced here: moto
+  accepts 26); ``UnprocessedItems`` are resent with back-off.  A replay writes the same
+  items again, which leaves the same state.
+- Guarded mode (``guarded=True``): one conditional PutItem per item with
+  ``attribute_not_exists(#pk) OR #version < :version``, so an older replayed record never
+  overwrites a newer one (a backfill overlapping live traffic is safe).
+  ``ConditionalCheckFailed`` means the table already holds this version or a newer one:
+  counted as a duplicate, i.e. success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from consumers.sinks.awsclient import LazyClient
+from consumers.sinks.awserrors import AWS_ERRORS, classify_code, translate
+from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
+from consumers.sinks.mapping import FieldMapping
+from consumers.sinks.versioning import record_version
+from shardline.errors import ConfigurationError, SerializationError, ValidationError
+from shardline.limits import (
+    DYNAMODB_BATCH_WRITE_MAX_BYTES,
+    DYNAMODB_BATCH_WRITE_MAX_ITEMS,
+    DYNAMODB_ITEM_MAX_BYTES,
+)
+from shardline.records import ConsumedRecord
+
+__all__ = ["DynamoDBEntry", "DynamoDBSink", "from_uri"]
+
+_serializer = TypeSerializer()
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBEntry:
+    """One item in DynamoDB's attribute-value form, with its key and an estimate of its size."""
+
+    item: dict[str, Any] = field(repr=False)
+    key: tuple[tuple[str, str], ...]
+    size: int
+    version: int
+
+
+class DynamoDBSink(BatchingSink[DynamoDBEntry]):
+    """Writes JSON-object payloads as DynamoDB items, idempotently."""
+
+    name = "dynamodb"
+    limits = ChunkLimits(
+        max_entries=DYNAMODB_BATCH_WRITE_MAX_ITEMS,
+        max_bytes=DYNAMODB_BATCH_WRITE_MAX_BYTES,
+        max_entry_bytes=DYNAMODB_ITEM_MAX_BYTES,
+    )
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        mapping: FieldMapping | None = None,
+        guarded: bool = False,
+        key_attribute: str = "pk",
+        version_attribute: str = "shardline_version",
+        concurrency: int = 8,
+        client: Any | None = None,
+        session: Any | None = None,
+        endpoint_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not table:
+            raise ConfigurationError("DynamoDB sink needs a table name")
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        self.table = table
+        self.mapping = mapping or FieldMapping()
+        self.guarded = guarded
+        self.key_attributes = self.mapping.keys or (key_attribute,)
+        self.version_attribute = version_attribute
+        self._identity_key = not self.mapping.keys
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self.client = LazyClient("dynamodb", client=client, session=session, endpoint_url=endpoint_url)
+
+    def __repr__(self) -> str:
+        return f"DynamoDBSink(table={self.table!r}, guarded={self.guarded})"
+
+    # --- primitives -------------------------------------------------------------------------
+
+    def encode(self, record: ConsumedRecord) -> DynamoDBEntry:
+        try:
+            payload = json.loads(record.data, parse_float=Decimal)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SerializationError(f"payload is not JSON ({type(exc).__name__})") from exc
+        if not isinstance(payload, dict):
+            raise SerializationError(f"payload is a JSON {type(payload).__name__}, not an object")
+        version = record_version(record, payload, self.mapping.version_field)
+        if self._identity_key:
+            payload[self.key_attributes[0]] = record.identity
+        for name in self.key_attributes:
+            if not isinstance(payload.get(name), str | int | Decimal) or isinstance(payload.get(name), bool):
+                raise ValidationError(f"key attribute {name!r} missing or not a string/number")
+        payload[self.version_attribute] = version
+        try:
+            item = {name: _serializer.serialize(value) for name, value in payload.items()}
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
+        key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
+        size = sum(len(name) + len(json.dumps(value)) for name, value in item.items())
+        return DynamoDBEntry(item=item, key=key, size=size, version=version)
+
+    def entry_size(self, entry: DynamoDBEntry) -> int:
+        return entry.size
+
+    def entry_key(self, entry: DynamoDBEntry) -> Hashable:
+        return entry.key
+
+    async def send(self, entries: Sequence[DynamoDBEntry]) -> Sequence[EntryResult]:
+        if self.guarded:
+            return await self._send_guarded(entries)
+        return await self._send_batch(entries)
+
+    async def release(self) -> None:
+        await self.client.close()
+
+    # --- plain: BatchWriteItem --------------------------------------------------------------
+
+    async def _send_batch(self, entries: Sequence[DynamoDBEntry]) -> list[EntryResult]:
+        client = await self.client.get()
+        request = {self.table: [{"PutRequest": {"Item": entry.item}} for entry in entries]}
+        try:
+            response = await client.batch_write_item(RequestItems=request)
+        except AWS_ERRORS as exc:
+            raise translate(exc, "dynamodb") from exc
+        unprocessed = response.get("UnprocessedItems", {}).get(self.table, [])
+        left = {self._key_of(req["PutRequest"]["Item"]) for req in unprocessed if "PutRequest" in req}
+        return [
+            EntryResult.throttled("unprocessed item", "UnprocessedItems")
+            if entry.key in left
+            else EntryResult.written()
+            for entry in entries
+        ]
+
+    def _key_of(self, item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        return tuple((name, json.dumps(item.get(name), sort_keys=True)) for name in self.key_attributes)
+
+    # --- guarded: conditional PutItem -------------------------------------------------------
+
+    async def _send_guarded(self, entries: Sequence[DynamoDBEntry]) -> list[EntryResult]:
+        client = await self.client.get()
+        outcomes = await asyncio.gather(*(self._put_guarded(client, entry) for entry in entries))
+        errors = [error for _, error in outcomes if error is not None]
+        if errors and len(errors) == len(entries) and all(error.retriable for error in errors):
+            raise errors[0]  # every put failed transiently: the table is unavailable, not the items
+        return [result for result, _ in outcomes]
+
+    async def _put_guarded(self, client: Any, entry: DynamoDBEntry) -> tuple[EntryResult, Any]:
+        names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
+        names["#v"] = self.version_attribute
+        absent = " AND ".join(f"attribute_not_exists({alias})" for alias in names if alias != "#v")
+        async with self._concurrency:
+            try:
+                await client.put_item(
+                    TableName=self.table,
+                    Item=entry.item,
+                    ConditionExpression=f"({absent}) OR #v < :v",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":v": {"N": str(entry.version)}},
+                )
+            except AWS_ERRORS as exc:
+                code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+                if code == "ConditionalCheckFailedException":
+                    return EntryResult.duplicate(), None
+                error = translate(exc, "dynamodb")
+                if not code:
+                    return EntryResult.retry(type(error).__name__, type(error).__name__), error
+                kind = classify_code(code, "dynamodb")
+                if kind == "throttled":
+                    return EntryResult.throttled(code, code), error
+                if kind == "retry":
+                    return EntryResult.retry(code, code), error
+                return EntryResult.rejected(str(error) or code, code), None
+        return EntryResult.written(), None
+
+
+def from_uri(
+    netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]
+) -> DynamoDBSink:
+    """``dynamodb://TABLE?guarded=true&key=a,b&version=field&mapping=PATH``."""
+    if not netloc or path.strip("/"):
+        raise ConfigurationError(f"DynamoDB URI must be dynamodb://TABLE: {uri!r}")
+    options.setdefault("mapping", FieldMapping.from_options(query))
+    if "guarded" in query:
+        options.setdefault("guarded", query["guarded"].lower() in ("1", "true", "yes"))
+    for name in ("key_attribute", "version_attribute", "endpoint_url"):
+        if name in query:
+            options.setdefault(name, query[name])
+    return DynamoDBSink(netloc, **options)

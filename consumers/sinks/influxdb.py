@@ -1,0 +1,223 @@
+"""Timestream for InfluxDB (and any InfluxDB) sink: line protocol over HTTP.
+
+Each JSON-object payload becomes one point: the mapping's measure name is the
+measurement, dimensions become tags, measures become fields, and the time is written in
+nanoseconds with an explicit precision.  InfluxDB identifies a point by measurement, tag
+set and timestamp and overwrites identical points, so writing the same records again (a
+replay) leaves the same data.
+
+Both HTTP APIs are spoken: v2 ``POST /api/v2/write?org=&bucket=&precision=ns`` with
+``Authorization: Token ...`` (Timestream for InfluxDB, InfluxDB 2.x) and v1
+``POST /write?db=&precision=n`` (InfluxDB 1.x).  A 400 for a batch is bisected so that only
+the points InfluxDB refuses are dead-lettered; 429 and 5xx are retried with back-off.
+Tokens never appear in reprs or errors; TLS is verified unless a session says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+
+from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
+from consumers.sinks.mapping import FieldMapping, decode_object
+from shardline.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    ConfigurationError,
+    ResourceNotFoundError,
+    ServiceError,
+    ThrottledError,
+    TransientServiceError,
+    ValidationError,
+)
+from shardline.records import ConsumedRecord
+
+__all__ = ["InfluxDBSink", "escape_key", "escape_measurement", "field_value", "from_uri", "to_line"]
+
+_MAX_LINES = 5000
+_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _check_text(text: str, what: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ValidationError(f"{what} contains a line break")
+    if not text:
+        raise ValidationError(f"{what} is empty")
+    return text
+
+
+def escape_measurement(name: str) -> str:
+    return _check_text(name, "measurement").replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+
+
+def escape_key(text: str) -> str:
+    """Escape a tag key, tag value or field key (commas, equals signs, spaces)."""
+    return (
+        _check_text(text, "tag or field")
+        .replace("\\", "\\\\")
+        .replace(",", "\\,")
+        .replace("=", "\\=")
+        .replace(" ", "\\ ")
+    )
+
+
+def field_value(value: Any) -> str:
+    """A JSON value as a line-protocol field value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError("field value is not finite")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    raise ValidationError(f"field of type {type(value).__name__} is not supported")
+
+
+def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
+    """The record as one line-protocol point (nanosecond timestamp)."""
+    payload = decode_object(record)
+    tags = "".join(
+        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(mapping.dimensions_of(payload).items())
+    )
+    measures = mapping.measures_of(payload)
+    if not measures:
+        raise ValidationError("payload has no field")
+    fields = ",".join(f"{escape_key(k)}={field_value(v)}" for k, v in sorted(measures.items()))
+    time_ns = mapping.time_ns(record, payload)
+    return f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n".encode()
+
+
+class InfluxDBSink(BatchingSink[bytes]):
+    """Writes points to InfluxDB over HTTP (v1 when ``database`` is set, v2 with org/bucket)."""
+
+    name = "influxdb"
+    limits = ChunkLimits(max_entries=_MAX_LINES, max_bytes=_MAX_BYTES)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str | None = None,
+        org: str | None = None,
+        bucket: str | None = None,
+        token: str | None = None,
+        mapping: FieldMapping | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError("InfluxDB URL must start with http:// or https://")
+        if bool(database) == bool(bucket):
+            raise ConfigurationError("give either database (v1 API) or org and bucket (v2 API)")
+        if bucket and not org:
+            raise ConfigurationError("the v2 API needs an org with the bucket")
+        self.url = url.rstrip("/")
+        self.database = database
+        self.org = org
+        self.bucket = bucket
+        self._token = token
+        self.mapping = mapping or FieldMapping()
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        target = (
+            f"database={self.database!r}" if self.database else f"org={self.org!r}, bucket={self.bucket!r}"
+        )
+        return f"InfluxDBSink({self.url!r}, {target})"
+
+    def _endpoint(self) -> tuple[str, dict[str, str]]:
+        if self.database:
+            return f"{self.url}/write", {"db": self.database, "precision": "n"}
+        return f"{self.url}/api/v2/write", {
+            "org": self.org or "",
+            "bucket": self.bucket or "",
+            "precision": "ns",
+        }
+
+    def encode(self, record: ConsumedRecord) -> bytes:
+        return to_line(record, self.mapping)
+
+    def entry_size(self, entry: bytes) -> int:
+        return len(entry)
+
+    async def send(self, entries: Sequence[bytes]) -> Sequence[EntryResult]:
+        return await self._send_lines(list(entries))
+
+    async def _send_lines(self, lines: list[bytes]) -> list[EntryResult]:
+        status, message = await self._post(b"".join(lines))
+        if status < 300:
+            return [EntryResult.written()] * len(lines)
+        if status in (400, 413, 422):
+            if len(lines) == 1:
+                return [EntryResult.rejected(f"HTTP {status}: {message}", f"HTTP{status}")]
+            middle = len(lines) // 2  # bisect: points already written are rewritten identically
+            return await self._send_lines(lines[:middle]) + await self._send_lines(lines[middle:])
+        raise _status_error(status, message)
+
+    async def _post(self, body: bytes) -> tuple[int, str]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        url, params = self._endpoint()
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self._token:
+            headers["Authorization"] = f"Token {self._token}"
+        try:
+            async with self._session.post(url, params=params, data=body, headers=headers) as response:
+                text = (await response.text())[:300]
+                return response.status, text
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransientServiceError(
+                f"{type(exc).__name__} talking to InfluxDB", service="influxdb"
+            ) from exc
+
+    async def release(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _status_error(status: int, message: str) -> ServiceError:
+    code = f"HTTP{status}"
+    if status == 401:
+        return AuthenticationError("InfluxDB rejected the credentials", code=code, service="influxdb")
+    if status == 403:
+        return AccessDeniedError("InfluxDB refused the write", code=code, service="influxdb")
+    if status == 404:
+        return ResourceNotFoundError(f"InfluxDB: {message}", code=code, service="influxdb")
+    if status == 429:
+        return ThrottledError("InfluxDB is throttling writes", code=code, service="influxdb")
+    if status >= 500:
+        return TransientServiceError(f"InfluxDB answered {status}", code=code, service="influxdb")
+    return ServiceError(f"InfluxDB answered {status}: {message}", code=code, service="influxdb")
+
+
+def from_uri(
+    netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]
+) -> InfluxDBSink:
+    """``influxdb://HOST:PORT/DB`` (v1), ``influxdb://HOST:PORT?org=O&bucket=B`` (v2).
+
+    ``influxdb+https://`` uses TLS.  The v2 token comes from the ``token`` option or the
+    ``INFLUX_TOKEN`` environment variable, never from the URI (it would end up in logs).
+    """
+    if not netloc:
+        raise ConfigurationError(f"InfluxDB URI needs HOST:PORT: {uri!r}")
+    if "token" in query:
+        raise ConfigurationError("do not put the InfluxDB token in the URI; use INFLUX_TOKEN")
+    scheme = "https" if uri.lower().startswith("influxdb+https://") else "http"
+    database = path.strip("/") or None
+    options.setdefault("mapping", FieldMapping.from_options(query))
+    options.setdefault("token", os.environ.get("INFLUX_TOKEN"))
+    return InfluxDBSink(
+        f"{scheme}://{netloc}", database=database, org=query.get("org"), bucket=query.get("bucket"), **options
+    )

@@ -1,0 +1,162 @@
+"""Which fields of a record's JSON payload are dimensions, measures, the time and the keys.
+
+Time-series sinks (Timestream, InfluxDB) need to know which fields identify a series
+(dimensions / tags), which are values (measures / fields) and where the time is; DynamoDB
+needs its key attributes.  A :class:`FieldMapping` says so once, and is loaded from URI
+query options (``?dimensions=device,site&measures=temp&time=ts``) or, when that is not
+enough, from a JSON or TOML file (``?mapping=PATH``) with the same field names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shardline.errors import ConfigurationError, SerializationError, ValidationError
+from shardline.records import ConsumedRecord
+
+__all__ = ["TIME_UNITS", "FieldMapping", "decode_object"]
+
+TIME_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+"""Nanoseconds per unit of a numeric time field."""
+
+
+def decode_object(record: ConsumedRecord) -> dict[str, Any]:
+    """The record's payload as a JSON object; a poison record raises ``SerializationError``."""
+    try:
+        value = json.loads(record.data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SerializationError(f"payload is not JSON ({type(exc).__name__})") from exc
+    if not isinstance(value, dict):
+        raise SerializationError(f"payload is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _names(value: Any, option: str) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigurationError(f"mapping option {option!r} must be a list of field names")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """How a JSON payload maps onto a time-series point or a keyed item.
+
+    ``dimensions``: fields that identify the series (Timestream dimensions, InfluxDB tags).
+    ``measures``: value fields; empty means every field that is not a dimension, the time,
+    a key or the version field.  ``time_field``: where the time is (numbers in
+    ``time_unit``, or ISO-8601 strings); ``None`` uses the record's arrival time.
+    ``measure_name``: Timestream measure name of multi-measure records, InfluxDB measurement.
+    ``multi_measure``: one Timestream MULTI record per payload (default) or one record per
+    measure.  ``keys``: DynamoDB key attributes (empty: the record identity is the key).
+    ``version_field``: numeric field that orders updates (default: the record position).
+    """
+
+    dimensions: tuple[str, ...] = ()
+    measures: tuple[str, ...] = ()
+    time_field: str | None = None
+    time_unit: str = "ms"
+    measure_name: str = "metrics"
+    multi_measure: bool = True
+    keys: tuple[str, ...] = ()
+    version_field: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_unit not in TIME_UNITS:
+            raise ConfigurationError(f"time_unit must be one of {sorted(TIME_UNITS)}, not {self.time_unit!r}")
+        if not self.measure_name:
+            raise ConfigurationError("measure_name must not be empty")
+        overlap = set(self.dimensions) & set(self.measures)
+        if overlap:
+            raise ConfigurationError(f"fields both dimension and measure: {sorted(overlap)}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> FieldMapping:
+        """Build from URI query options or a parsed file; ``mapping=PATH`` loads a file first."""
+        values: dict[str, Any] = {}
+        path = options.get("mapping")
+        if path:
+            values.update(cls._read_file(Path(str(path))))
+        aliases = {
+            "time": "time_field",
+            "measurement": "measure_name",
+            "key": "keys",
+            "version": "version_field",
+        }
+        known = {f.name for f in fields(cls)}
+        for raw_key, value in options.items():
+            key = aliases.get(raw_key, raw_key)
+            if key in known:
+                values[key] = value
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in ("dimensions", "measures", "keys"):
+                kwargs[key] = _names(value, key)
+            elif key == "multi_measure":
+                kwargs[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            elif key in known:
+                kwargs[key] = (
+                    None if value in (None, "") and key in ("time_field", "version_field") else value
+                )
+        return cls(**kwargs)
+
+    @staticmethod
+    def _read_file(path: Path) -> dict[str, Any]:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read mapping file {path}: {exc.strerror}") from exc
+        try:
+            loaded: Any = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"mapping file {path} is not valid: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigurationError(f"mapping file {path} must hold an object")
+        return loaded
+
+    def measures_of(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The measure fields present in the payload (all non-special fields by default)."""
+        if self.measures:
+            return {name: payload[name] for name in self.measures if payload.get(name) is not None}
+        skip = {*self.dimensions, *self.keys, self.time_field, self.version_field}
+        return {k: v for k, v in payload.items() if k not in skip and v is not None}
+
+    def dimensions_of(self, payload: Mapping[str, Any]) -> dict[str, str]:
+        return {name: str(payload[name]) for name in self.dimensions if payload.get(name) is not None}
+
+    def time_ns(self, record: ConsumedRecord, payload: Mapping[str, Any]) -> int:
+        """The point's time in nanoseconds since the epoch; poison when missing or malformed."""
+        if self.time_field is None:
+            if record.arrival_time is None:
+                raise ValidationError("record has no arrival time and the mapping names no time field")
+            return _datetime_ns(record.arrival_time)
+        value = payload.get(self.time_field)
+        if isinstance(value, bool) or value is None:
+            raise ValidationError(f"time field {self.time_field!r} missing or not a time")
+        if isinstance(value, int | float):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(f"time field {self.time_field!r} is not finite")
+            return int(value * TIME_UNITS[self.time_unit])
+        if isinstance(value, str):
+            try:
+                return _datetime_ns(datetime.fromisoformat(value))
+            except ValueError as exc:
+                raise ValidationError(f"time field {self.time_field!r} is not ISO-8601") from exc
+        raise ValidationError(f"time field {self.time_field!r} is a {type(value).__name__}")
+
+
+def _datetime_ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValidationError("naive datetime: the time zone is unknown")
+    seconds = int(moment.timestamp())
+    return seconds * 10**9 + moment.microsecond * 1000
