@@ -41,7 +41,7 @@ class AggregateBuilderLike(Protocol):
     def try_add(self, partition_key: str, data: bytes, explicit_hash_key: int | None = None) -> bool: ...
     def __len__(self) -> int: ...
     @property
-    def entry_partition_key(self) -> str: ...
+    def entry_partition_key(self) -> str | None: ...
     @property
     def entry_explicit_hash_key(self) -> int | None: ...
     def encode(self) -> bytes: ...
@@ -194,10 +194,12 @@ class Accumulator:
                 size = len(data) + len(pk.encode("utf-8"))
                 self._push(Entry(shard_id, pk, ehk, data, [item], False, size, agg.created, agg.deadline))
             return
+        entry_key = builder.entry_partition_key
+        assert entry_key is not None
         self._push(
             Entry(
                 shard_id,
-                builder.entry_partition_key,
+                entry_key,
                 builder.entry_explicit_hash_key,
                 builder.encode(),
                 items,
