@@ -50,6 +50,13 @@ class _Series:
                 self.values[smallest] = value
 
 
+def _dimension_sets(dims: tuple[tuple[str, str], ...]) -> list[list[str]]:
+    """The full dimension set plus a roll-up on the first one (e.g. per stream across shards),
+    so alarms can watch a whole stream without one alarm per shard."""
+    names = [key.capitalize() for key, _ in dims]
+    return [names, names[:1]] if len(names) > 1 else [names]
+
+
 class EmfExporter:
     """A :class:`shardline.metrics.MetricsObserver` that writes CloudWatch EMF documents."""
 
@@ -111,7 +118,7 @@ class EmfExporter:
             "CloudWatchMetrics": [
                 {
                     "Namespace": self._namespace,
-                    "Dimensions": [[key.capitalize() for key, _ in dims]],
+                    "Dimensions": _dimension_sets(dims),
                     "Metrics": definitions,
                 }
             ],

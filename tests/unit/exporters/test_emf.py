@@ -26,7 +26,7 @@ def test_counters_are_summed_per_dimension_set() -> None:
     assert meta["Timestamp"] == 1_700_000_000_000  # type: ignore[index]
     directive = meta["CloudWatchMetrics"][0]  # type: ignore[index]
     assert directive["Namespace"] == "Shardline"
-    assert directive["Dimensions"] == [["Stream", "Shard"]]
+    assert directive["Dimensions"] == [["Stream", "Shard"], ["Stream"]]
     assert directive["Metrics"] == [{"Name": "RecordsRead", "Unit": "Count"}]
 
 

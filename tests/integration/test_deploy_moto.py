@@ -1,0 +1,92 @@
+"""Deploy the templates moto's CloudFormation supports into the local stack and check that the
+resources exist with the properties the templates promise."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.deploy.templates import TEMPLATE_DIR
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "123456789012"  # moto's account id
+REGION = "us-east-1"
+
+
+def _client(service: str, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
+
+
+def _deploy(cfn: Any, template: str, parameters: dict[str, str]) -> dict[str, str]:
+    name = f"shardline-{template}-{uuid.uuid4().hex[:8]}"
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=(TEMPLATE_DIR / f"{template}.yaml").read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    cfn = _client("cloudformation", moto_endpoint)
+
+    stream_name = f"telemetry-{suffix}"
+    stream_outputs = _deploy(
+        cfn, "kinesis-stream", {"StreamName": stream_name, "StreamMode": "PROVISIONED", "ShardCount": "2"}
+    )
+    summary = _client("kinesis", moto_endpoint).describe_stream_summary(StreamName=stream_name)
+    description = summary["StreamDescriptionSummary"]
+    assert description["OpenShardCount"] == 2
+    assert description["EncryptionType"] == "KMS"
+    assert stream_outputs["StreamArn"].endswith(f":stream/{stream_name}")
+
+    table_name = f"leases-{suffix}"
+    _deploy(cfn, "checkpoint-table", {"TableName": table_name})
+    table = _client("dynamodb", moto_endpoint).describe_table(TableName=table_name)["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "leaseKey", "KeyType": "HASH"}]
+
+    bucket_name = f"dead-letters-{suffix}"
+    bucket_outputs = _deploy(cfn, "dead-letter-bucket", {"BucketName": bucket_name})
+    s3 = _client("s3", moto_endpoint)
+    encryption = s3.get_bucket_encryption(Bucket=bucket_name)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert s3.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
+
+    role_outputs = _deploy(
+        cfn,
+        "iam-roles",
+        {
+            "StreamArn": stream_outputs["StreamArn"],
+            "StreamKeyArn": stream_outputs["StreamKeyArn"],
+            "LeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}",
+            "ReplayLeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}-replay",
+            "DeadLetterBucketArn": bucket_outputs["BucketArn"],
+            "DeadLetterKeyArn": bucket_outputs["KeyArn"],
+            "SinkTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/sink-{suffix}",
+        },
+    )
+    iam = _client("iam", moto_endpoint)
+    for output in ("ProducerRoleArn", "ConsumerRoleArn", "ReplayRoleArn", "BenchRoleArn"):
+        role_name = role_outputs[output].rsplit("/", 1)[-1]
+        role = iam.get_role(RoleName=role_name)["Role"]
+        assert role["Arn"] == role_outputs[output]
+
+    producer = role_outputs["ProducerRoleArn"].rsplit("/", 1)[-1]
+    policy = iam.get_role_policy(RoleName=producer, PolicyName="produce")["PolicyDocument"]
+    resources = {str(statement["Resource"]) for statement in policy["Statement"]}
+    assert stream_outputs["StreamArn"] in resources
+
+
+def test_msk_roles_deploy(moto_endpoint: str) -> None:
+    cfn = _client("cloudformation", moto_endpoint)
+    cluster_uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-s1"
+    outputs = _deploy(cfn, "msk-iam-roles", {"ClusterName": "telemetry", "ClusterUuid": cluster_uuid})
+    assert set(outputs) == {"KafkaProducerRoleArn", "KafkaConsumerRoleArn"}
