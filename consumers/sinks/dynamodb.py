@@ -159,9 +159,9 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
     async def _send_guarded(self, entries: Sequence[DynamoDBEntry]) -> list[EntryResult]:
         client = await self.client.get()
         outcomes = await asyncio.gather(*(self._put_guarded(client, entry) for entry in entries))
-        errors = [error for _, error in outcomes if error is not None]
-        if errors and len(errors) == len(entries) and all(error.retriable for error in errors):
-            raise errors[0]  # every put failed transiently: the table is unavailable, not the items
+        unreachable = [error for _, error in outcomes if error is not None]
+        if unreachable and len(unreachable) == len(entries):
+            raise unreachable[0]  # no put got an answer: the table is unreachable, not the items
         return [result for result, _ in outcomes]
 
     async def _put_guarded(self, client: Any, entry: DynamoDBEntry) -> tuple[EntryResult, Any]:
@@ -182,13 +182,13 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 if code == "ConditionalCheckFailedException":
                     return EntryResult.duplicate(), None
                 error = translate(exc, "dynamodb")
-                if not code:
+                if not code:  # no answer at all (connection refused, timeout)
                     return EntryResult.retry(type(error).__name__, type(error).__name__), error
                 kind = classify_code(code, "dynamodb")
                 if kind == "throttled":
-                    return EntryResult.throttled(code, code), error
+                    return EntryResult.throttled(code, code), None
                 if kind == "retry":
-                    return EntryResult.retry(code, code), error
+                    return EntryResult.retry(code, code), None
                 return EntryResult.rejected(str(error) or code, code), None
         return EntryResult.written(), None
 
