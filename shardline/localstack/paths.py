@@ -1,0 +1,36 @@
+"""Where the local stack keeps installed tools, logs and its state file.
+
+Everything lives under one cache directory (``~/.cache/shardline`` unless
+``SHARDLINE_CACHE_DIR`` says otherwise), so a fresh machine needs nothing
+pre-installed and removing that directory resets the stack completely.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["cache_dir", "new_run_dir", "state_file"]
+
+CACHE_ENV = "SHARDLINE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The cache directory, created on first use."""
+    configured = os.environ.get(CACHE_ENV)
+    base = Path(configured) if configured else Path.home() / ".cache" / "shardline"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def new_run_dir(prefix: str = "run-") -> Path:
+    """A fresh directory for one stack's logs and data; unique so concurrent runs never share."""
+    runs = cache_dir() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+
+
+def state_file() -> Path:
+    """The file ``shardline local up`` records its servers in, for ``status`` and ``down``."""
+    return cache_dir() / "local-stack.json"

@@ -1,0 +1,140 @@
+"""Shared fixtures: dummy AWS settings for every test, and real local servers on demand.
+
+Servers are session-scoped and started lazily, only when a test asks for one, by the same
+code as ``shardline local up``; each runs once per pytest run on a free 127.0.0.1 port and
+is stopped by its handle at the end of the session.  Tests create uniquely named streams,
+tables and topics, so they share a server without interfering.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shardline.localstack.errors import PrerequisiteMissingError
+from shardline.localstack.processes import ServerHandle
+from shardline.localstack.services import start_server
+
+_DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+# Removed so a developer's own AWS setup (or exports from `shardline local up`) never
+# reaches a real account or redirects a test to another endpoint.
+_REMOVED_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                "AWS_ENDPOINT_URL")
+
+
+def in_ci() -> bool:
+    """CI must fail on a missing prerequisite instead of skipping the tests that need it."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Dummy credentials and region for the whole run; no profile, no shared config files."""
+    patch = pytest.MonkeyPatch()
+    for name, value in _DUMMY_AWS.items():
+        patch.setenv(name, value)
+    for name in [*_REMOVED_AWS, *(key for key in os.environ if key.startswith("AWS_ENDPOINT_URL_"))]:
+        patch.delenv(name, raising=False)
+    empty = tmp_path_factory.mktemp("aws-config") / "none"
+    patch.setenv("AWS_CONFIG_FILE", str(empty))
+    patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def local_stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this run's servers keep their logs and data."""
+    return tmp_path_factory.mktemp("local-stack")
+
+
+def _serve(engine: str, run_dir: Path, *, optional: bool = False) -> Iterator[ServerHandle]:
+    try:
+        handle = start_server(engine, run_dir)
+    except PrerequisiteMissingError as exc:
+        if optional and not in_ci():
+            pytest.skip(str(exc))
+        raise
+    try:
+        yield handle
+    finally:
+        handle.stop(timeout=5.0)
+
+
+@pytest.fixture(scope="session")
+def kinesis_mock_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
+    yield from _serve("kinesis-mock", local_stack_dir)
+
+
+@pytest.fixture(scope="session")
+def kinesis_endpoint(kinesis_mock_server: ServerHandle) -> str:
+    """kinesis-mock's plain-HTTP URL (the most faithful Kinesis emulator)."""
+    return kinesis_mock_server.endpoint
+
+
+@pytest.fixture(scope="session")
+def kinesis_tls_endpoint(kinesis_mock_server: ServerHandle) -> str:
+    """kinesis-mock's HTTPS URL (self-signed certificate; EFO over HTTP/2 needs TLS)."""
+    return kinesis_mock_server.extras["tls_endpoint"]
+
+
+@pytest.fixture(scope="session")
+def moto_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
+    yield from _serve("moto", local_stack_dir)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(moto_server: ServerHandle) -> str:
+    """moto server's URL: DynamoDB, Firehose, S3, Timestream, CloudWatch and Kinesis."""
+    return moto_server.endpoint
+
+
+@pytest.fixture
+def moto_reset(moto_endpoint: str) -> str:
+    """moto's URL after clearing every backend (POST /moto-api/reset); for tests needing a clean slate."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def kinesalite_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
+    yield from _serve("kinesalite", local_stack_dir)
+
+
+@pytest.fixture(scope="session")
+def kinesalite_endpoint(kinesalite_server: ServerHandle) -> str:
+    """kinesalite's URL (fastest Kinesis emulator; no fan-out, no on-demand)."""
+    return kinesalite_server.endpoint
+
+
+@pytest.fixture(scope="session")
+def tansu_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
+    yield from _serve("tansu", local_stack_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tansu_server: ServerHandle) -> str:
+    """``127.0.0.1:PORT`` of the Tansu Kafka-protocol broker (memory storage)."""
+    return tansu_server.endpoint
+
+
+@pytest.fixture(scope="session")
+def influxdb_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
+    yield from _serve("influxdb", local_stack_dir, optional=True)
+
+
+@pytest.fixture(scope="session")
+def influxdb_url(influxdb_server: ServerHandle) -> str:
+    """InfluxDB 1.x's HTTP URL (skipped outside CI when influxd is not installed)."""
+    return influxdb_server.endpoint
