@@ -1,0 +1,272 @@
+"""Client configuration shared by the Kafka producer and consumer: brokers and security.
+
+Both sides of Shardline talk to the same clusters with the same credentials, so how a
+``KafkaClientConfig`` becomes a confluent-kafka configuration dict lives here, once.
+
+Security is one of four frozen values: :class:`Plaintext` (the local broker), :class:`Tls`,
+:class:`Scram` (MSK's SASL/SCRAM-SHA-512 over TLS) and :class:`MskIam` (MSK IAM over
+SASL/OAUTHBEARER, signed by aws-msk-iam-sasl-signer-python).  TLS certificate and hostname
+verification are on unless switched off explicitly.  Passwords and tokens are kept out of
+every ``repr``; no ``debug`` contexts are set by default (librdkafka's ``debug=all`` would
+log SASL exchanges).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias
+
+from shardline.errors import AuthenticationError, ConfigurationError
+
+__all__ = [
+    "EVENT_ID_HEADER",
+    "KafkaClientConfig",
+    "KafkaSecurity",
+    "MskIam",
+    "MskIamTokenProvider",
+    "Plaintext",
+    "Scram",
+    "Tls",
+    "TlsSettings",
+    "TokenSigner",
+]
+
+EVENT_ID_HEADER: Final = "shardline-event-id"
+"""Header carrying a :class:`~shardline.records.Record`'s ``event_id`` from producer to consumer."""
+
+MSK_TOKEN_LIFETIME_SECONDS: Final = 900
+"""Lifetime of a token signed by aws-msk-iam-sasl-signer-python (SigV4 presigned URL)."""
+
+_SECURITY_KEY_PREFIXES: Final = ("security.protocol", "sasl.", "ssl.", "enable.ssl.", "oauth")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Where TLS trust and client certificates come from.
+
+    ``ca_location`` ``None`` uses the system trust store (MSK's certificates are publicly
+    trusted).  ``verify`` and ``verify_hostname`` default on; switching them off is for
+    private test clusters only.
+    """
+
+    ca_location: str | None = None
+    certificate_location: str | None = None
+    key_location: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+    verify: bool = True
+    verify_hostname: bool = True
+
+    def to_confluent(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "enable.ssl.certificate.verification": self.verify,
+            "ssl.endpoint.identification.algorithm": "https" if self.verify_hostname else "none",
+        }
+        if self.ca_location is not None:
+            conf["ssl.ca.location"] = self.ca_location
+        if self.certificate_location is not None:
+            conf["ssl.certificate.location"] = self.certificate_location
+        if self.key_location is not None:
+            conf["ssl.key.location"] = self.key_location
+        if self.key_password is not None:
+            conf["ssl.key.password"] = self.key_password
+        return conf
+
+
+@dataclass(frozen=True, slots=True)
+class Plaintext:
+    """No encryption, no authentication: the local broker only."""
+
+    def to_confluent(self) -> dict[str, Any]:
+        return {"security.protocol": "PLAINTEXT"}
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """TLS, optionally with a client certificate (MSK's mutual-TLS authentication)."""
+
+    tls: TlsSettings = field(default_factory=TlsSettings)
+
+    def to_confluent(self) -> dict[str, Any]:
+        return {"security.protocol": "SSL", **self.tls.to_confluent()}
+
+
+@dataclass(frozen=True, slots=True)
+class Scram:
+    """SASL/SCRAM over TLS, as MSK serves it (port 9096, secret named ``AmazonMSK_*``)."""
+
+    username: str
+    password: str = field(repr=False)
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    tls: TlsSettings = field(default_factory=TlsSettings)
+
+    def __post_init__(self) -> None:
+        if not self.username or not self.password:
+            raise ConfigurationError("SCRAM needs a non-empty username and password")
+        if self.mechanism not in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+            raise ConfigurationError(f"unknown SCRAM mechanism {self.mechanism!r}")
+
+    def to_confluent(self) -> dict[str, Any]:
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": self.mechanism,
+            "sasl.username": self.username,
+            "sasl.password": self.password,
+            **self.tls.to_confluent(),
+        }
+
+
+TokenSigner: TypeAlias = Callable[[str], tuple[str, int]]
+"""Signs a token for a region: returns ``(token, expiry as epoch milliseconds)``.
+
+That is the contract of ``MSKAuthTokenProvider.generate_auth_token`` and its siblings.
+"""
+
+
+def _default_region() -> str | None:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    import botocore.session  # deferred: only MSK IAM needs botocore's profile resolution
+
+    resolved: str | None = botocore.session.Session().get_config_variable("region")
+    return resolved
+
+
+def _signer_for(profile: str | None, role_arn: str | None) -> TokenSigner:
+    """The aws-msk-iam-sasl-signer-python entry point matching how credentials are found."""
+    from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+    if role_arn is not None:
+        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_role_arn(
+            region, role_arn
+        )
+    if profile is not None:
+        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_profile(
+            region, profile
+        )
+    # The default chain honours AWS_PROFILE, environment credentials, instance and task roles.
+    return lambda region: MSKAuthTokenProvider.generate_auth_token(region)
+
+
+class MskIamTokenProvider:
+    """OAUTHBEARER tokens for MSK IAM, cached and re-signed before they expire.
+
+    librdkafka asks for a token through ``oauth_cb`` when it connects and again at about 80%
+    of the token's lifetime.  The signer reports expiry in *milliseconds* since the epoch;
+    ``oauth_cb`` must answer in *seconds* — mixing them up makes librdkafka believe the
+    token lives for millennia and never refresh it.  A cached token is reused only while
+    more than ``refresh_margin_s`` of its life remains, so one provider can serve several
+    clients and a refresh request always gets a token good for most of its lifetime.
+
+    Thread-safe: librdkafka calls ``oauth_cb`` from whichever thread polls the client.
+    """
+
+    __slots__ = ("_clock", "_expiry_s", "_lock", "_refresh_margin_s", "_signer", "_token", "region")
+
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        profile: str | None = None,
+        role_arn: str | None = None,
+        signer: TokenSigner | None = None,
+        refresh_margin_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        resolved = region or _default_region()
+        if not resolved:
+            raise ConfigurationError("MSK IAM needs a region (argument, AWS_REGION or the AWS profile)")
+        if not 0 <= refresh_margin_s < MSK_TOKEN_LIFETIME_SECONDS:
+            raise ConfigurationError(f"refresh_margin_s must be in 0..{MSK_TOKEN_LIFETIME_SECONDS}")
+        self.region = resolved
+        self._signer = signer if signer is not None else _signer_for(profile, role_arn)
+        self._refresh_margin_s = refresh_margin_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expiry_s = 0.0
+
+    def __repr__(self) -> str:
+        return f"MskIamTokenProvider(region={self.region!r})"
+
+    def token(self) -> tuple[str, float]:
+        """A valid token and its expiry in epoch *seconds*, re-signed when close to expiry."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._expiry_s - self._refresh_margin_s:
+                try:
+                    token, expiry_ms = self._signer(self.region)
+                except Exception as exc:  # noqa: BLE001 - any signer failure is an auth failure
+                    # The signer's own message may quote credential sources; keep only the type.
+                    raise AuthenticationError(
+                        f"could not sign an MSK IAM token ({type(exc).__name__})", service="kafka"
+                    ) from None
+                self._token = token
+                self._expiry_s = expiry_ms / 1000.0
+            return self._token, self._expiry_s
+
+    def oauth_cb(self, _oauthbearer_config: str | None = None) -> tuple[str, float]:
+        """confluent-kafka's ``oauth_cb``: ``(token, expiry in epoch seconds)``."""
+        return self.token()
+
+
+@dataclass(frozen=True, slots=True)
+class MskIam:
+    """MSK IAM access control: SASL/OAUTHBEARER over TLS (port 9098)."""
+
+    token_provider: MskIamTokenProvider
+    tls: TlsSettings = field(default_factory=TlsSettings)
+
+    @classmethod
+    def for_region(cls, region: str | None = None, **provider_options: Any) -> MskIam:
+        """Build with a default :class:`MskIamTokenProvider` (region from AWS config if omitted)."""
+        return cls(MskIamTokenProvider(region, **provider_options))
+
+    def to_confluent(self) -> dict[str, Any]:
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanisms": "OAUTHBEARER",
+            "oauth_cb": self.token_provider.oauth_cb,
+            **self.tls.to_confluent(),
+        }
+
+
+KafkaSecurity: TypeAlias = Plaintext | Tls | Scram | MskIam
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClientConfig:
+    """Which cluster to talk to, and how to authenticate.
+
+    ``extra`` passes further librdkafka properties through unchanged (tuning such as
+    ``socket.keepalive.enable``); security properties are refused there so the security
+    value is the one place they are set.
+    """
+
+    bootstrap_servers: str
+    security: KafkaSecurity = field(default_factory=Plaintext)
+    client_id: str = "shardline"
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers or not self.bootstrap_servers.strip():
+            raise ConfigurationError("bootstrap_servers must name at least one broker")
+        if not isinstance(self.security, Plaintext | Tls | Scram | MskIam):
+            raise ConfigurationError(f"unknown security setting {type(self.security).__name__}")
+        for key in self.extra:
+            if key.startswith(_SECURITY_KEY_PREFIXES):
+                raise ConfigurationError(f"set {key!r} through the security setting, not extra")
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def to_confluent(self) -> dict[str, Any]:
+        """The confluent-kafka configuration dict (it may hold secrets: never log it)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            **self.security.to_confluent(),
+            **self.extra,
+        }
