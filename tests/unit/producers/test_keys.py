@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -75,8 +76,11 @@ def test_salted_round_robin_keeps_explicit_hash_keys() -> None:
 
 
 def test_strategy_returning_a_non_string_is_rejected() -> None:
+    def numeric(value: object) -> Any:
+        return 5
+
     with pytest.raises(InvalidPartitionKeyError):
-        keys.resolve(lambda value: 5, None)
+        keys.resolve(numeric, None)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,780 @@
+"""The asynchronous Kinesis producer: validation, routing, back-pressure and the sender loop.
+
+:class:`KinesisProducer` validates each record at ``send()`` (typed errors before any network
+call), routes it to its shard through the cached shard map and hands it to the
+:class:`~producers.accumulator.Accumulator`.  One sender task does all the I/O: it waits on
+a single event (a full request, the linger deadline of the oldest open aggregate, a retry or
+pacing deadline, a completed request), takes the next request from the accumulator and sends
+it with PutRecords, at most ``max_in_flight`` at a time.  Of a partial failure only the failed
+entries go back, at the head of their shard's queue, after a jittered exponential backoff;
+errors that cannot succeed on retry fail the records' futures at once.
+
+Hot-path costs are paid per batch or per entry: one linger deadline per open aggregate, one
+rate-limiter check per entry, futures resolved per entry's records, metrics per response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+from shardline.clients import aiobotocore_client
+from shardline.errormap import from_botocore, from_error_code
+from shardline.retry import RetryPolicy
+
+from producers.accumulator import Accumulator, Entry, Item, item_hash_key
+from producers.config import ProducerConfig
+from producers.keys import KeyStrategy, RangeAware
+from producers.keys import resolve as resolve_key
+from producers.ratelimit import ShardRateLimiter
+from producers.tickets import BatchAcks, BatchTicket
+from shardline.aggregation import AggregateBuilder
+from shardline.errors import (
+    BufferFullError,
+    ClosedError,
+    ConfigurationError,
+    DeliveryError,
+    InvalidPartitionKeyError,
+    SerializationError,
+    ShardlineError,
+    ShardNotFoundError,
+    ThrottledError,
+    TransientServiceError,
+)
+from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import Ack, Record
+from shardline.shardmath import ShardMap, list_shards
+from shardline.validation import (
+    validate_data,
+    validate_explicit_hash_key,
+    validate_partition_key,
+    validate_record_size,
+)
+
+__all__ = ["KinesisProducer"]
+
+_log = logging.getLogger(__name__)
+
+Serializer = Callable[[Any], bytes]
+
+
+class KinesisProducer:
+    """Batches, aggregates, paces and retries records into one Kinesis stream.
+
+    Use it as an async context manager (``start()``/``close()`` otherwise)::
+
+        async with KinesisProducer("telemetry", key_strategy=keys.field("device_id")) as producer:
+            fut = await producer.send(b"...", partition_key="dev-42")  # returns once buffered
+            ack = await fut
+
+    ``client`` (an aiobotocore Kinesis client) or ``session`` may be injected; otherwise one
+    is built from the standard AWS configuration (profile, region, ``AWS_ENDPOINT_URL_KINESIS``).
+    Keyword ``options`` override fields of ``config`` (``aggregate=False``, ``linger=0.05``...).
+    """
+
+    def __init__(
+        self,
+        stream_name: str | None = None,
+        *,
+        stream_arn: str | None = None,
+        config: ProducerConfig | None = None,
+        key_strategy: KeyStrategy | None = None,
+        serializer: Serializer | None = None,
+        client: Any = None,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        observer: MetricsObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **options: Any,
+    ) -> None:
+        if (stream_name is None) == (stream_arn is None):
+            raise ConfigurationError("give exactly one of stream_name and stream_arn")
+        cfg = config or ProducerConfig()
+        self.config = cfg.with_options(**options) if options else cfg
+        self.stream_name = stream_name
+        self.stream_arn = stream_arn
+        self._stream_label = stream_name or stream_arn or ""
+        self._stream_param = {"StreamName": stream_name} if stream_name else {"StreamARN": stream_arn}
+        self._key_strategy = key_strategy
+        self._serializer = serializer
+        self._injected_client = client
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._observer: MetricsObserver = observer or NullObserver()
+        self._clock = clock
+        self._policy = RetryPolicy(
+            max_attempts=self.config.max_attempts,
+            initial_backoff=self.config.initial_backoff,
+            max_backoff=self.config.max_backoff,
+            deadline=self.config.record_ttl,
+        )
+        self._limiter = (
+            ShardRateLimiter(self.config.rate_limit_percent, clock=clock)
+            if self.config.rate_limit_percent is not None
+            else None
+        )
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._map: ShardMap | None = None
+        self._acc: Accumulator | None = None
+        self._max_record_bytes = self.config.max_record_bytes or DEFAULT_MAX_RECORD_BYTES
+        self._fast_key_limit = 0
+        self._buffered_records = 0
+        self._buffered_bytes = 0
+        self._space_waiters: list[asyncio.Future[None]] = []
+        self._drained: asyncio.Event | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()
+        self._flushing = 0
+        self._closing = False
+        self._closed = False
+        self._started = False
+        self._timer_armed = False
+        self._refresh_lock: asyncio.Lock | None = None
+        self._next_refresh = 0.0
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the client, learn the stream's shards and record size limit, start the sender."""
+        if self._started:
+            return
+        if self._closed:
+            raise ClosedError("producer was closed")
+        self._stack = AsyncExitStack()
+        try:
+            self._client = await self._stack.enter_async_context(
+                aiobotocore_client(
+                    "kinesis",
+                    session=self._session,
+                    client=self._injected_client,
+                    endpoint_url=self._endpoint_url,
+                )
+            )
+            if self.config.max_record_bytes is None:
+                self._max_record_bytes = await self._stream_max_record_bytes()
+            await self._load_shard_map()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._fast_key_limit = (self._max_record_bytes - 4 * PARTITION_KEY_MAX_CHARS) or 0
+        max_aggregate = min(self.config.aggregate_max_bytes, self._max_record_bytes)
+        self._acc = Accumulator(
+            aggregate=self.config.aggregate,
+            builder_factory=lambda: AggregateBuilder(max_aggregate),
+            max_entries=self.config.max_batch_entries,
+            max_bytes=self.config.max_batch_bytes,
+        )
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._wakeup = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
+        self._next_refresh = self._clock() + self.config.shard_refresh_interval
+        self._sender = asyncio.create_task(self._run(), name=f"kinesis-sender:{self._stream_label}")
+        self._started = True
+
+    async def _stream_max_record_bytes(self) -> int:
+        try:
+            summary = await self._client.describe_stream_summary(**self._stream_param)
+        except Exception as exc:
+            raise from_botocore(exc) from exc
+        kib = summary.get("StreamDescriptionSummary", {}).get("MaxRecordSizeInKiB")
+        return int(kib) * KiB if kib else DEFAULT_MAX_RECORD_BYTES
+
+    async def _load_shard_map(self) -> ShardMap:
+        try:
+            shards = await list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
+        except ShardlineError:
+            raise
+        except Exception as exc:
+            raise from_botocore(exc) from exc
+        shard_map = ShardMap.from_shards(shards)
+        if not shard_map.open_shards:
+            raise ShardNotFoundError(f"stream {self._stream_label!r} has no open shards")
+        self._map = shard_map
+        if isinstance(self._key_strategy, RangeAware):
+            self._key_strategy.bind_ranges(
+                [(s.starting_hash_key, s.ending_hash_key) for s in shard_map.open_shards]
+            )
+        return shard_map
+
+    async def flush(self) -> None:
+        """Send everything buffered now, waiting without linger until all of it is resolved.
+
+        Each record's future (or batch ticket) holds its outcome: an Ack or the error.
+        """
+        if not self._started or self._closed:
+            raise ClosedError("producer not started or already closed")
+        assert self._drained is not None and self._wakeup is not None
+        self._flushing += 1
+        try:
+            self._wakeup.set()
+            await self._drained.wait()
+        finally:
+            self._flushing -= 1
+
+    async def close(self) -> None:
+        """Flush, stop the sender and release the client; further sends raise ClosedError."""
+        if self._closed:
+            return
+        if self._started:
+            self._closing = True
+            try:
+                await self.flush()
+            finally:
+                assert self._wakeup is not None and self._sender is not None
+                self._wakeup.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sender
+                pending = self._in_flight | self._background
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
+                if self._stack is not None:
+                    await self._stack.aclose()
+        self._closed = True
+
+    def _require_started(self) -> None:
+        if self._closed or self._closing:
+            raise ClosedError("producer is closed")
+        if not self._started:
+            raise ClosedError("producer not started; use 'async with' or await start()")
+
+    @property
+    def shard_map(self) -> ShardMap:
+        """The current shard map (refreshed on splits and merges)."""
+        if self._map is None:
+            raise ClosedError("producer not started")
+        return self._map
+
+    @property
+    def max_record_bytes(self) -> int:
+        return self._max_record_bytes
+
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """(records, bytes) buffered or in flight: what the buffer caps bound."""
+        return self._buffered_records, self._buffered_bytes
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        data: Any,
+        *,
+        partition_key: str | None = None,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+        block: bool | None = None,
+    ) -> asyncio.Future[Ack]:
+        """Buffer one record; the returned future resolves to its Ack (or its delivery error).
+
+        ``data`` is bytes, a :class:`~shardline.Record`, or any object when a serializer was
+        given.  Without ``partition_key`` the key strategy picks one.  Waits while the buffer
+        is full (``block=False`` raises :class:`~shardline.errors.BufferFullError` instead).
+        ``event_id`` is accepted for symmetry with the Kafka producer; Kinesis entries carry no
+        headers, so an id meant for downstream deduplication must be part of ``data``.
+        """
+        self._require_started()
+        if type(data) is Record:
+            record: Record = data
+            partition_key = record.partition_key if partition_key is None else partition_key
+            if explicit_hash_key is None:
+                explicit_hash_key = record.explicit_hash_key
+            payload = record.data
+            key_source: Any = record
+        else:
+            payload = data
+            key_source = data
+        item_key, ehk, payload, size = self._prepare(key_source, payload, partition_key, explicit_hash_key)
+        if self._buffered_records >= self.config.buffer_max_records or (
+            self._buffered_bytes + size > self.config.buffer_max_bytes and self._buffered_records
+        ):
+            await self._wait_for_space(1, size, block)
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._enqueue((item_key, ehk, payload, future, -1), size)
+        return future
+
+    async def send_record(self, record: Record, *, block: bool | None = None) -> asyncio.Future[Ack]:
+        """Buffer a :class:`~shardline.Record`; same as ``send(record)``."""
+        return await self.send(record, block=block)
+
+    async def send_and_wait(
+        self,
+        data: Any,
+        *,
+        partition_key: str | None = None,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+    ) -> Ack:
+        """Send one record and wait for its acknowledgement (or raise its delivery error)."""
+        future = await self.send(
+            data, partition_key=partition_key, explicit_hash_key=explicit_hash_key, event_id=event_id
+        )
+        return await future
+
+    async def send_many(
+        self, records: Iterable[Any], *, block: bool | None = None
+    ) -> asyncio.Future[BatchAcks]:
+        """Buffer many records at once: the cheapest path, one future for the whole batch.
+
+        Every record is validated before any is buffered, so a bad record raises its typed
+        error and nothing of the batch is accepted.  Any number of records is fine: the
+        producer splits them into PutRecords requests.  The future resolves to
+        :class:`~producers.tickets.BatchAcks` (acks in input order; failures in ``.failed``).
+        """
+        self._require_started()
+        prepared = self._prepare_many(records)
+        total = sum(size for _, size in prepared) if prepared else 0
+        count = len(prepared)
+        cfg = self.config
+        if self._buffered_records and (
+            self._buffered_records + count > cfg.buffer_max_records
+            or self._buffered_bytes + total > cfg.buffer_max_bytes
+        ):
+            await self._wait_for_space(count, total, block)
+        future: asyncio.Future[BatchAcks] = asyncio.get_running_loop().create_future()
+        ticket = BatchTicket(future, count)
+        self._enqueue_many(prepared, ticket, total)
+        return future
+
+    # --- validation and routing (hot path) --------------------------------------------------
+
+    def _prepare(
+        self, key_source: Any, payload: Any, partition_key: str | None, explicit_hash_key: int | None
+    ) -> tuple[str, int | None, bytes, int]:
+        """Validate one record; return (partition key, explicit hash key, data, size)."""
+        if type(payload) is not bytes:
+            if self._serializer is not None and not isinstance(payload, bytes | bytearray | memoryview):
+                payload = self._serialize(payload)
+            else:
+                payload = validate_data(payload)
+        if partition_key is None:
+            if self._key_strategy is None:
+                raise InvalidPartitionKeyError("no partition key given and the producer has no key strategy")
+            key = resolve_key(self._key_strategy, key_source)
+            partition_key = key.partition_key
+            if explicit_hash_key is None:
+                explicit_hash_key = key.explicit_hash_key
+        if type(partition_key) is not str or not 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS:
+            validate_partition_key(partition_key)
+        if explicit_hash_key is not None:
+            explicit_hash_key = validate_explicit_hash_key(explicit_hash_key)
+        size = len(payload) + len(partition_key)
+        if size > self._fast_key_limit:
+            size = validate_record_size(partition_key, payload, self._max_record_bytes)
+        return partition_key, explicit_hash_key, payload, size
+
+    def _serialize(self, value: Any) -> bytes:
+        assert self._serializer is not None
+        try:
+            data = self._serializer(value)
+        except ShardlineError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"serializer failed on a {type(value).__name__}") from exc
+        return validate_data(data)
+
+    def _prepare_many(self, records: Iterable[Any]) -> list[tuple[tuple[str, int | None, bytes], int]]:
+        prepared: list[tuple[tuple[str, int | None, bytes], int]] = []
+        append = prepared.append
+        limit = self._fast_key_limit
+        max_key = PARTITION_KEY_MAX_CHARS
+        for value in records:
+            if type(value) is Record:
+                pk = value.partition_key
+                data = value.data
+                ehk = value.explicit_hash_key
+                if (
+                    type(data) is bytes
+                    and type(pk) is str
+                    and 0 < len(pk) <= max_key
+                    and ehk is None
+                    and len(data) + len(pk) <= limit
+                ):
+                    append(((pk, None, data), len(data) + len(pk)))
+                    continue
+                pk, ehk, data, size = self._prepare(value, data, pk, ehk)
+            else:
+                pk, ehk, data, size = self._prepare(value, value, None, None)
+            append(((pk, ehk, data), size))
+        return prepared
+
+    def _enqueue(self, item: Item, size: int) -> None:
+        acc = self._acc
+        assert acc is not None and self._map is not None and self._drained is not None
+        shard_id = self._map.shard_for_key(item[0], item[1]).shard_id
+        now = self._clock()
+        acc.add(shard_id, item, size, now, now + self.config.record_ttl)
+        if self._buffered_records == 0:
+            self._drained.clear()
+        self._buffered_records += 1
+        self._buffered_bytes += size
+        if not self._timer_armed or acc.has_full_request:
+            assert self._wakeup is not None
+            self._wakeup.set()
+
+    def _enqueue_many(
+        self, prepared: list[tuple[tuple[str, int | None, bytes], int]], ticket: BatchTicket, total: int
+    ) -> None:
+        if not prepared:
+            return
+        acc = self._acc
+        assert acc is not None and self._map is not None and self._drained is not None
+        shard_for_key = self._map.shard_for_key
+        now = self._clock()
+        deadline = now + self.config.record_ttl
+        add = acc.add
+        for index, ((pk, ehk, data), size) in enumerate(prepared):
+            add(shard_for_key(pk, ehk).shard_id, (pk, ehk, data, ticket, index), size, now, deadline)
+        if self._buffered_records == 0:
+            self._drained.clear()
+        self._buffered_records += len(prepared)
+        self._buffered_bytes += total
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    async def _wait_for_space(self, records: int, nbytes: int, block: bool | None) -> None:
+        """Back-pressure: wait until the buffer has room (or raise when not blocking)."""
+        if block is None:
+            block = self.config.block_when_full
+        cfg = self.config
+        while self._buffered_records and (
+            self._buffered_records + records > cfg.buffer_max_records
+            or self._buffered_bytes + nbytes > cfg.buffer_max_bytes
+        ):
+            if not block:
+                self._observer.on_event("buffer_full", 1, stream=self._stream_label)
+                raise BufferFullError(
+                    f"producer buffer full ({self._buffered_records} records, {self._buffered_bytes} bytes)"
+                )
+            if self._closing or self._closed:
+                raise ClosedError("producer is closed")
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._space_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._space_waiters.remove(waiter)
+
+    def _release(self, records: int, nbytes: int) -> None:
+        self._buffered_records -= records
+        self._buffered_bytes -= nbytes
+        if self._buffered_records == 0:
+            assert self._drained is not None
+            self._drained.set()
+        if self._space_waiters:
+            for waiter in self._space_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._space_waiters.clear()
+
+    # --- the sender loop --------------------------------------------------------------------
+
+    def _admit(self, entry: Entry) -> float:
+        limiter = self._limiter
+        if limiter is None:
+            return 0.0
+        return limiter.acquire(entry.shard_id, 1, entry.size)
+
+    async def _run(self) -> None:
+        acc = self._acc
+        wakeup = self._wakeup
+        assert acc is not None and wakeup is not None
+        cfg = self.config
+        linger = cfg.linger
+        while True:
+            wakeup.clear()
+            now = self._clock()
+            if self._flushing or self._closing or acc.has_full_request:
+                acc.close_open()
+            else:
+                oldest = acc.oldest_open
+                if oldest is not None and oldest + linger <= now:
+                    acc.close_open(now - linger)
+            wake: float | None = None
+            while len(self._in_flight) < cfg.max_in_flight and acc.ready_entries:
+                batch, expired, retry_at = acc.take(
+                    now, admit=self._admit, ordered=cfg.ordered, busy=self._busy if cfg.ordered else ()
+                )
+                for entry in expired:
+                    self._fail_entry(entry, self._expired_error(entry))
+                if retry_at is not None:
+                    wake = retry_at if wake is None else min(wake, retry_at)
+                if not batch:
+                    break
+                if cfg.ordered:
+                    self._busy.update(entry.shard_id for entry in batch)
+                task = asyncio.create_task(self._send(batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if self._closing and acc.empty and not self._in_flight:
+                return
+            if now >= self._next_refresh:
+                self._next_refresh = now + cfg.shard_refresh_interval
+                self._spawn(self._refresh_quietly())
+            timeout_at = self._next_refresh
+            if wake is not None and len(self._in_flight) < cfg.max_in_flight:
+                timeout_at = min(timeout_at, wake)
+            oldest = acc.oldest_open
+            self._timer_armed = oldest is not None
+            if oldest is not None:
+                timeout_at = min(timeout_at, oldest + linger)
+            delay = max(timeout_at - self._clock(), 0.0)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), delay)
+            else:
+                await asyncio.sleep(0)  # let the requests just started run before looping
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _expired_error(self, entry: Entry) -> DeliveryError:
+        error = DeliveryError(
+            f"record not delivered within its time to live of {self.config.record_ttl}s",
+            attempts=entry.attempts,
+        )
+        error.__cause__ = entry.last_error
+        return error
+
+    async def _send(self, batch: list[Entry]) -> None:
+        """One PutRecords call; acknowledges, retries or fails each entry of ``batch``."""
+        try:
+            try:
+                response = await self._client.put_records(
+                    Records=[entry.request_entry() for entry in batch], **self._stream_param
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure must reach the records' futures
+                error = self._map_error(exc)
+                self._observer.on_event("request_errors", 1, stream=self._stream_label, code=error.code)
+                if error.retriable:
+                    if isinstance(error, ThrottledError):
+                        self._observer.on_event("throttles", len(batch), stream=self._stream_label)
+                    self._retry(batch, error)
+                else:
+                    for entry in batch:
+                        self._fail_entry(entry, error)
+                return
+            await self._handle_response(batch, response)
+        finally:
+            if self.config.ordered:
+                for entry in batch:
+                    self._busy.discard(entry.shard_id)
+            assert self._wakeup is not None
+            self._wakeup.set()
+
+    def _map_error(self, exc: BaseException) -> Any:
+        error = from_botocore(exc)
+        if not isinstance(error, ShardlineError):  # pragma: no cover - defensive
+            error = TransientServiceError(type(exc).__name__, service="kinesis")
+        return error
+
+    async def _handle_response(self, batch: list[Entry], response: Any) -> None:
+        results = response["Records"]
+        now = self._clock()
+        failed: list[Entry] = []
+        misplaced: list[tuple[Entry, str, str]] = []
+        throttles = 0
+        records = 0
+        nbytes = 0
+        per_shard: dict[str, int] = {}
+        observer = self._observer
+        stream = self._stream_label
+        for entry, result in zip(batch, results, strict=False):
+            code = result.get("ErrorCode")
+            if code is None:
+                shard_id = result["ShardId"]
+                if shard_id != entry.shard_id and entry.aggregated:
+                    misplaced.append((entry, shard_id, result["SequenceNumber"]))
+                    continue
+                self._ack_entry(entry, shard_id, result["SequenceNumber"])
+                count = len(entry.items)
+                records += count
+                nbytes += entry.user_bytes
+                per_shard[shard_id] = per_shard.get(shard_id, 0) + count
+                observer.on_event("send_to_ack_latency", now - entry.created, stream=stream)
+                if shard_id != entry.shard_id:
+                    self._next_refresh = now
+                continue
+            error = from_error_code(code, result.get("ErrorMessage", ""))
+            if isinstance(error, ThrottledError):
+                throttles += 1
+            if error.retriable:
+                entry.last_error = error
+                failed.append(entry)
+            else:
+                self._fail_entry(entry, error)
+        if len(results) < len(batch):  # a malformed answer: treat the rest as not written
+            for entry in batch[len(results) :]:
+                entry.last_error = TransientServiceError("entry missing from PutRecords response")
+                failed.append(entry)
+        observer.on_event("batches", 1, stream=stream)
+        observer.on_event("kinesis_entries", len(batch) - len(failed), stream=stream)
+        observer.on_event("records_sent", records, stream=stream)
+        observer.on_event("bytes_sent", nbytes, stream=stream)
+        if len(batch) > len(failed):
+            observer.on_event("aggregation_ratio", records / max(len(batch) - len(failed), 1), stream=stream)
+        for shard_id, count in per_shard.items():
+            observer.on_event("shard_records", count, stream=stream, shard=shard_id)
+        if throttles:
+            observer.on_event("throttles", throttles, stream=stream)
+        if failed:
+            self._retry(failed, failed[0].last_error)
+        if misplaced:
+            await self._resolve_misplaced(misplaced)
+
+    async def _resolve_misplaced(self, misplaced: list[tuple[Entry, str, str]]) -> None:
+        """Aggregates that landed on a shard other than planned: the shards changed.
+
+        Records whose hash key lies in the receiving shard's range are acknowledged; the
+        others are routed again with the refreshed map and sent once more (a duplicate on
+        the wrong shard rather than a loss; consumers that filter sub-records by the shard's
+        hash range, like the KCL, drop the stray copy).
+        """
+        await self.refresh_shard_map()
+        shard_map = self.shard_map
+        acc = self._acc
+        assert acc is not None
+        now = self._clock()
+        for entry, shard_id, sequence_number in misplaced:
+            shard = shard_map.get(shard_id)
+            resend: list[Item] = []
+            for sub, item in enumerate(entry.items):
+                if shard is not None and shard.contains(item_hash_key(item)):
+                    self._ack_item(item, shard_id, sequence_number, sub)
+                    self._release(1, len(item[2]) + len(item[0]))
+                else:
+                    resend.append(item)
+            for item in resend:
+                target = shard_map.shard_for_key(item[0], item[1]).shard_id
+                acc.add(target, item, len(item[2]) + len(item[0]), now, entry.deadline)
+            self._observer.on_event("records_rerouted", len(resend), stream=self._stream_label)
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    def _retry(self, entries: list[Entry], error: BaseException | None) -> None:
+        now = self._clock()
+        retry: list[Entry] = []
+        for entry in entries:
+            entry.attempts += 1
+            entry.last_error = error
+            if entry.attempts >= self.config.max_attempts:
+                failure = DeliveryError(
+                    f"record not delivered after {entry.attempts} attempts", attempts=entry.attempts
+                )
+                failure.__cause__ = error
+                self._fail_entry(entry, failure)
+                continue
+            entry.not_before = now + self._policy.backoff(entry.attempts)
+            if entry.not_before >= entry.deadline:
+                self._fail_entry(entry, self._expired_error(entry))
+                continue
+            retry.append(entry)
+        if retry:
+            self._observer.on_event("retries", len(retry), stream=self._stream_label)
+            assert self._acc is not None
+            self._acc.requeue(retry)
+
+    @staticmethod
+    def _ack_item(item: Item, shard_id: str, sequence_number: str, sub: int | None) -> None:
+        owner = item[3]
+        index = item[4]
+        if index < 0:
+            if not owner.done():
+                owner.set_result(Ack(shard_id, sequence_number, sub))
+        else:
+            owner.ack(index, shard_id, sequence_number, sub)
+
+    def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str) -> None:
+        items = entry.items
+        if entry.aggregated:
+            for sub, item in enumerate(items):
+                owner = item[3]
+                index = item[4]
+                if index < 0:
+                    if not owner.done():
+                        owner.set_result(Ack(shard_id, sequence_number, sub))
+                else:
+                    owner.ack(index, shard_id, sequence_number, sub)
+        else:
+            for item in items:
+                self._ack_item(item, shard_id, sequence_number, None)
+        self._release(len(items), entry.user_bytes)
+
+    def _fail_entry(self, entry: Entry, error: ShardlineError) -> None:
+        self._observer.on_event("records_failed", len(entry.items), stream=self._stream_label)
+        for _, _, _, owner, index in entry.items:
+            if index < 0:
+                if not owner.done():
+                    owner.set_exception(error)
+            else:
+                owner.fail(index, error)
+        self._release(len(entry.items), entry.user_bytes)
+
+    # --- shard map refresh ------------------------------------------------------------------
+
+    async def refresh_shard_map(self) -> bool:
+        """List the shards again; if they changed, re-plan everything not yet sent.
+
+        Returns True when the map changed.  Called periodically, on unexpected shard ids in
+        PutRecords results, and available to callers that just resharded the stream.
+        """
+        assert self._refresh_lock is not None
+        async with self._refresh_lock:
+            old = self._map
+            new = await self._load_shard_map()
+            old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
+            new_ids = {s.shard_id for s in new.open_shards}
+            if old_ids == new_ids:
+                return False
+            if self._limiter is not None:
+                for gone in old_ids - new_ids:
+                    self._limiter.forget(gone)
+            assert self._acc is not None
+            split = self._acc.replan(new, self._clock())
+            self._observer.on_event("shard_map_changes", 1, stream=self._stream_label, split_entries=split)
+            _log.info(
+                "stream %s: shard map changed (%d open shards, was %d)",
+                self._stream_label,
+                len(new_ids),
+                len(old_ids),
+            )
+            assert self._wakeup is not None
+            self._wakeup.set()
+            return True
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_shard_map()
+        except ShardlineError as exc:
+            _log.warning("stream %s: shard map refresh failed: %s", self._stream_label, type(exc).__name__)
+
+    def __repr__(self) -> str:
+        return (
+            f"KinesisProducer(stream={self._stream_label!r}, buffered={self._buffered_records}, "
+            f"in_flight={len(self._in_flight)})"
+        )

@@ -1,0 +1,157 @@
+"""A blocking facade over :class:`~producers.kinesis.KinesisProducer` for non-async code.
+
+It runs the same async producer on a private event loop in a background thread; every call
+hops onto that loop, so there is one implementation of batching, retries and flushing.
+``send()`` blocks only while the buffer is full (back-pressure) and returns a
+:class:`concurrent.futures.Future` for the acknowledgement.
+
+No signal handler is installed unless asked: :meth:`SyncKinesisProducer.install_signal_handlers`
+makes SIGTERM flush and close the producer (so nothing acknowledged-to-the-caller is lost)
+before the previous handler, or the default exit, runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+import threading
+from collections.abc import Coroutine, Iterable
+from types import FrameType, TracebackType
+from typing import Any, Self, TypeVar
+
+from producers.kinesis import KinesisProducer
+from producers.tickets import BatchAcks
+from shardline.errors import ClosedError
+from shardline.records import Ack
+
+__all__ = ["SyncKinesisProducer"]
+
+_T = TypeVar("_T")
+
+
+class SyncKinesisProducer:
+    """Blocking producer: ``SyncKinesisProducer("telemetry").send(b"...", partition_key="k")``.
+
+    Takes the same arguments as :class:`~producers.kinesis.KinesisProducer` and starts at once.
+    """
+
+    def __init__(self, *args: Any, close_timeout: float | None = None, **kwargs: Any) -> None:
+        self._close_timeout = close_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kinesis-producer", daemon=True)
+        self._thread.start()
+        self._closed = False
+        self._lock = threading.Lock()
+        try:
+            self._producer = self._call(self._build(args, kwargs))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @staticmethod
+    async def _build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> KinesisProducer:
+        producer = KinesisProducer(*args, **kwargs)
+        await producer.start()
+        return producer
+
+    def _call(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def producer(self) -> KinesisProducer:
+        """The async producer underneath (use only from its loop)."""
+        return self._producer
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def send(
+        self,
+        data: Any,
+        *,
+        partition_key: str | None = None,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+        block: bool | None = None,
+    ) -> concurrent.futures.Future[Ack]:
+        """Buffer one record (blocking while the buffer is full); the future gives its Ack."""
+        if self._closed:
+            raise ClosedError("producer is closed")
+        result: concurrent.futures.Future[Ack] = concurrent.futures.Future()
+
+        async def buffer() -> None:
+            future = await self._producer.send(
+                data,
+                partition_key=partition_key,
+                explicit_hash_key=explicit_hash_key,
+                event_id=event_id,
+                block=block,
+            )
+            asyncio.futures._chain_future(future, result)  # type: ignore[attr-defined]
+
+        self._call(buffer())
+        return result
+
+    def send_and_wait(self, data: Any, **kwargs: Any) -> Ack:
+        """Send one record and block until it is acknowledged (or raise its error)."""
+        return self.send(data, **kwargs).result()
+
+    def send_many(
+        self, records: Iterable[Any], *, block: bool | None = None
+    ) -> concurrent.futures.Future[BatchAcks]:
+        """Buffer many records at once (all validated first); one future for the batch."""
+        if self._closed:
+            raise ClosedError("producer is closed")
+        result: concurrent.futures.Future[BatchAcks] = concurrent.futures.Future()
+        materialised = list(records)
+
+        async def buffer() -> None:
+            future = await self._producer.send_many(materialised, block=block)
+            asyncio.futures._chain_future(future, result)  # type: ignore[attr-defined]
+
+        self._call(buffer())
+        return result
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything buffered so far is acknowledged or has failed."""
+        self._call(self._producer.flush(), timeout)
+
+    def close(self) -> None:
+        """Flush, close the producer and stop the background loop.  Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._call(self._producer.close(), self._close_timeout)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def install_signal_handlers(self, signals: Iterable[int] = (signal.SIGTERM,)) -> None:
+        """On these signals, flush and close before chaining to the previous handler.
+
+        Must be called from the main thread (a Python rule for signal handlers).  Without a
+        previous Python handler the process then exits with 128 + the signal number.
+        """
+        for signum in signals:
+            previous = signal.getsignal(signum)
+
+            def handler(received: int, frame: FrameType | None, previous: Any = previous) -> None:
+                self.close()
+                if callable(previous):
+                    previous(received, frame)
+                else:
+                    raise SystemExit(128 + received)
+
+            signal.signal(signum, handler)
