@@ -26,28 +26,43 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-def _discover() -> list[Command]:
+def _discover() -> tuple[list[Command], dict[str, str]]:
+    """Registered commands, and the reasons why others could not be loaded.
+
+    A command whose optional extra is not installed is reported only when it is asked for,
+    so it does not clutter every other command's output.
+    """
     commands: list[Command] = []
+    unavailable: dict[str, str] = {}
     for entry in entry_points(group="shardline.commands"):
         try:
             loaded = entry.load()
-        except ImportError as exc:  # an optional extra is not installed
-            print(f"shardline: command {entry.name!r} unavailable: {exc}", file=sys.stderr)
+        except ImportError as exc:  # an optional extra (or the package itself) is not installed
+            unavailable[entry.name] = str(exc)
             continue
         if isinstance(loaded, Command):
             commands.append(loaded)
-    return sorted(commands, key=lambda command: command.name)
+    return sorted(commands, key=lambda command: command.name), unavailable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shardline", description="Streaming ingestion for Kinesis and MSK.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
-    for command in _discover():
+    commands, unavailable = _discover()
+    for command in commands:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub)
         runners[command.name] = command.run
-    args = parser.parse_args(argv)
+    for name in sorted(set(unavailable) - set(runners)):
+        subparsers.add_parser(name, help=f"(unavailable; `shardline {name}` says why)", add_help=False)
+    args, extra = parser.parse_known_args(argv)
+    if args.command in unavailable and args.command not in runners:
+        reason = unavailable[args.command]
+        print(f"shardline: command {args.command!r} unavailable: {reason}", file=sys.stderr)
+        return 2
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return runners[args.command](args)
 
 
