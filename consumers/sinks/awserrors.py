@@ -45,7 +45,7 @@ def translate(exc: BaseException, service: str) -> ShardlineError:
     if isinstance(exc, ShardlineError):
         return exc
     errormap = _errormap()
-    if errormap is not None:
+    if errormap is not None and hasattr(errormap, "from_botocore"):
         translated: ShardlineError = errormap.from_botocore(exc)
         return translated
     response = getattr(exc, "response", None)
@@ -70,7 +70,9 @@ def classify_code(code: str, service: str) -> str:
         return "throttled"
     errormap = _errormap()
     error: ShardlineError = (
-        errormap.from_error_code(code, service=service) if errormap is not None else _from_code(code, service)
+        errormap.from_error_code(code, service=service)
+        if errormap is not None and hasattr(errormap, "from_error_code")
+        else _from_code(code, service)
     )
     if isinstance(error, ThrottledError):
         return "throttled"
