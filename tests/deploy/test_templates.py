@@ -132,3 +132,19 @@ def test_checkpoint_table_is_protected() -> None:
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["DeletionProtectionEnabled"] is True
     assert props["KeySchema"] == [{"AttributeName": "leaseKey", "KeyType": "HASH"}]
+
+
+def test_stream_is_encrypted_with_its_own_rotating_key() -> None:
+    resources = load(next(p for p in TEMPLATES if p.stem == "kinesis-stream"))["Resources"]
+    encryption = resources["Stream"]["Properties"]["StreamEncryption"]
+    assert encryption == {"EncryptionType": "KMS", "KeyId": {"Fn::GetAtt": ["StreamKey", "Arn"]}}
+    assert resources["StreamKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_dead_letter_bucket_is_versioned_private_and_kms_encrypted() -> None:
+    resources = load(next(p for p in TEMPLATES if p.stem == "dead-letter-bucket"))["Resources"]
+    props = resources["DeadLetterBucket"]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"

