@@ -1,0 +1,67 @@
+"""The InfluxDB sink against a real InfluxDB 1.x on loopback (v1 /write API)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+
+from consumers.sinks.deadletter import MemoryDeadLetter
+from consumers.sinks.influxdb import InfluxDBSink
+from consumers.sinks.mapping import FieldMapping
+from shardline.records import ConsumedRecord, KinesisPosition
+
+pytestmark = pytest.mark.integration
+
+MAPPING = FieldMapping(dimensions=("device", "site"), measures=("temp", "note"), time_field="ts")
+
+
+def record(i: int, payload: dict[str, Any] | bytes) -> ConsumedRecord:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return ConsumedRecord(data, "k", KinesisPosition("s", "shardId-000000000000", str(i)))
+
+
+async def query(url: str, database: str, statement: str) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/query", params={"db": database, "q": statement, "epoch": "ns"}) as response,
+    ):
+        return await response.json()
+
+
+async def test_replay_twice_leaves_the_same_points_and_escapes_special_characters(influxdb_url: str) -> None:
+    database = f"db_{uuid.uuid4().hex[:10]}"
+    await query(influxdb_url, database, f'CREATE DATABASE "{database}"')
+    dead = MemoryDeadLetter()
+    sink = InfluxDBSink(influxdb_url, database=database, mapping=MAPPING, dead_letter=dead)
+    batch = [
+        record(
+            i,
+            {
+                "device": f"dev {i % 3},x=y",
+                "site": "a b",
+                "temp": i * 0.5,
+                "note": 'say "hi"',
+                "ts": 1_700_000_000_000 + i,
+            },
+        )
+        for i in range(1, 21)
+    ]
+    poison = record(99, b"not json")
+    try:
+        await sink.write([*batch, poison])
+        once = await query(influxdb_url, database, "SELECT * FROM metrics")
+        await sink.write(batch)
+        twice = await query(influxdb_url, database, "SELECT * FROM metrics")
+    finally:
+        await sink.close()
+    digest = [hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest() for r in (once, twice)]
+    assert digest[0] == digest[1]
+    values = once["results"][0]["series"][0]["values"]
+    assert len(values) == 20
+    assert {tuple(row[1:]) for row in values} >= {("dev 1,x=y", 'say "hi"', "a b", 0.5)}
+    assert list(dead.entries) == [poison.identity]
