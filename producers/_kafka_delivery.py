@@ -1,0 +1,124 @@
+"""Bridges librdkafka delivery reports to asyncio futures.
+
+librdkafka reports deliveries only from inside ``poll()``, and confluent-kafka re-acquires
+the GIL for every single report.  So *which thread polls* decides the cost:
+
+* While the event loop is busy sending, the loop thread itself calls ``poll(0)`` every few
+  sends (like the raw client's ``produce(); poll(0)``); reports are resolved inline, with no
+  thread hand-off and no GIL ping-pong.  The background thread steps aside meanwhile.
+* When the loop is idle (awaiting, flushing, waiting for queue space), the background thread
+  blocks in ``poll(timeout)`` — it wakes at once when reports arrive, so there is no busy
+  loop — collects one round of reports and hands the whole list to the loop with a single
+  ``call_soon_threadsafe``.
+
+A report is routed by the thread it arrives on: inline on the loop thread, into the
+thread's private round list otherwise, so the list never needs a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DeliveryPump", "Report"]
+
+Report = tuple["asyncio.Future[Any]", Any, Any]
+"""(future, KafkaError or None, Message) of one delivered or failed message."""
+
+ResolveOne = Callable[["asyncio.Future[Any]", Any, Any], None]
+
+
+class DeliveryPump:
+    """Polls a confluent-kafka producer from the right thread and routes its reports."""
+
+    __slots__ = (
+        "_idle",
+        "_loop",
+        "_on_round",
+        "_poll",
+        "_reports",
+        "_stopping",
+        "_thread",
+        "_timeout",
+        "busy",
+        "report",
+    )
+
+    def __init__(
+        self,
+        poll: Callable[[float], int],
+        loop: asyncio.AbstractEventLoop,
+        resolve_inline: ResolveOne,
+        on_round: Callable[[list[Report]], None],
+        *,
+        timeout: float,
+        name: str = "shardline-kafka-delivery",
+    ) -> None:
+        self._poll = poll
+        self._loop = loop
+        self._on_round = on_round
+        self._timeout = timeout
+        self._reports: list[Report] = []
+        self.busy = False
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        append = self._reports.append
+        loop_thread = threading.get_ident()
+        get_ident = threading.get_ident
+
+        def report(future: asyncio.Future[Any], err: Any, msg: Any) -> None:
+            if get_ident() == loop_thread:
+                resolve_inline(future, err, msg)
+            else:
+                append((future, err, msg))
+
+        # The per-message on_delivery callback is ``functools.partial(pump.report, future)``.
+        self.report = report
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def mark_busy(self) -> None:
+        """Called on the loop thread by ``send``: the loop polls inline until it next yields."""
+        if not self.busy:
+            self.busy = True
+            self._idle.clear()
+            self._loop.call_soon(self._mark_idle)
+
+    def _mark_idle(self) -> None:
+        self.busy = False
+        self._idle.set()
+
+    def poll_inline(self) -> None:
+        """Serve pending reports on the loop thread without blocking."""
+        self._poll(0)
+
+    def _run(self) -> None:
+        poll, reports, timeout = self._poll, self._reports, self._timeout
+        call_soon = self._loop.call_soon_threadsafe
+        on_round = self._on_round
+        stopping, idle = self._stopping, self._idle
+        while not stopping.is_set():
+            if self.busy:
+                idle.wait(timeout)
+                continue
+            poll(timeout)
+            if reports:
+                round_ = reports.copy()
+                reports.clear()
+                try:
+                    call_soon(on_round, round_)
+                except RuntimeError:  # the loop is closed: nobody is left to tell
+                    return
+
+    def stop(self) -> None:
+        """Ask the thread to end after its current poll round (at most ``timeout`` later)."""
+        self._stopping.set()
+        self._idle.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)

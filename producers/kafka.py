@@ -1,0 +1,462 @@
+"""Asynchronous Kafka / Amazon MSK producer on confluent-kafka.
+
+The same shape as the Kinesis producer: ``await send(value)`` validates, queues and returns a
+future that resolves to a :class:`~shardline.records.KafkaAck` once the broker acknowledged
+the message (or fails with an error from :mod:`shardline.errors`).  librdkafka does the
+batching, compression, retries and idempotence; this module adds validation before anything
+is queued, back-pressure when the local queue is full, and the bridge from librdkafka's
+delivery reports to asyncio futures (:mod:`producers._kafka_delivery`).
+
+A sync facade is not provided here: code that is not async can use confluent-kafka's own
+``Producer`` with :meth:`KafkaClientConfig.to_confluent` and the same settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from producers._kafka_config import KafkaProducerConfig
+from producers._kafka_delivery import DeliveryPump, Report
+from producers.keys import Key, KeyStrategy
+from producers.keys import resolve as resolve_key
+from shardline.errormap import from_kafka_error
+from shardline.errors import (
+    ClosedError,
+    DeliveryError,
+    InvalidPartitionKeyError,
+    MessageTooLargeError,
+    SerializationError,
+    ShardlineError,
+    ValidationError,
+)
+from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import KafkaAck, Record
+from shardline.validation import validate_data
+
+__all__ = ["KafkaProducer", "KafkaProducerConfig", "Serializer"]
+
+log = logging.getLogger(__name__)
+
+Serializer = Callable[[Any], bytes]
+"""Turns a value given to ``send()`` into message bytes."""
+
+Headers = Mapping[str, bytes] | list[tuple[str, bytes]]
+
+_INLINE_POLL_MASK = 31
+"""While the loop is busy sending, it serves delivery reports itself every 32 sends."""
+
+
+_new_object = object.__new__
+_set_topic = vars(KafkaAck)["topic"].__set__
+_set_partition = vars(KafkaAck)["partition"].__set__
+_set_offset = vars(KafkaAck)["offset"].__set__
+
+
+def _ack(topic: str, partition: int, offset: int) -> KafkaAck:
+    """Build a KafkaAck through its slot descriptors.
+
+    Equal to ``KafkaAck(topic, partition, offset)`` at half the cost: a frozen dataclass's
+    ``__init__`` goes through ``object.__setattr__`` per field, and this runs once per
+    delivered message on the event loop.
+    """
+    ack: KafkaAck = _new_object(KafkaAck)
+    _set_topic(ack, topic)
+    _set_partition(ack, partition)
+    _set_offset(ack, offset)
+    return ack
+
+
+def _not_started(*_args: Any) -> Any:
+    raise RuntimeError("producer not started")
+
+
+class KafkaProducer:
+    """Send messages to one topic; each ``send`` returns a delivery future.
+
+    ``producer`` injects a ready confluent-kafka ``Producer`` (or a compatible double);
+    otherwise one is built from ``client`` and ``config``.  Delivery callbacks are attached
+    per message, so an injected producer needs no ``on_delivery`` of its own.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        client: KafkaClientConfig | None = None,
+        *,
+        config: KafkaProducerConfig | None = None,
+        serializer: Serializer | None = None,
+        key_strategy: KeyStrategy | None = None,
+        observer: MetricsObserver | None = None,
+        producer: Any | None = None,
+    ) -> None:
+        if not topic:
+            raise ValidationError("topic must not be empty")
+        if producer is None and client is None:
+            raise ValidationError("give a KafkaClientConfig or a ready confluent-kafka producer")
+        self.topic = topic
+        self.config = config if config is not None else KafkaProducerConfig()
+        self._serializer = serializer
+        self._key_strategy = key_strategy
+        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._fatal: ShardlineError | None = None
+        self._last_client_error: ShardlineError | None = None
+        if producer is None:
+            assert client is not None
+            conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
+            producer = Producer(conf)
+        self._producer = producer
+        self._produce = producer.produce
+        self._max_bytes = self.config.max_message_bytes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pump: DeliveryPump | None = None
+        self._report: Callable[..., None] = _not_started
+        self._create_future: Callable[[], asyncio.Future[Any]] = _not_started
+        self._ready = False
+        self._waiting_for_space = False
+        self._space_waiters = 0
+        self._in_flight = 0
+        self._sends = 0
+        self._space = asyncio.Event()
+        self._space_lock = asyncio.Lock()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"KafkaProducer(topic={self.topic!r}, in_flight={self._in_flight})"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the delivery thread (``send`` does it on first use)."""
+        self._ensure_started()
+
+    def _check_ready(self) -> DeliveryPump:
+        """The slow path of ``send``: closed, failed for good, or not started yet."""
+        if self._closed:
+            raise ClosedError("producer is closed")
+        if self._fatal is not None:
+            raise self._fatal
+        self._ensure_started()
+        assert self._pump is not None
+        self._ready = True
+        return self._pump
+
+    def _ensure_started(self) -> None:
+        if self._pump is None:
+            self._loop = asyncio.get_running_loop()
+            self._create_future = self._loop.create_future
+            self._pump = DeliveryPump(
+                self._producer.poll,
+                self._loop,
+                self._resolve_one,
+                self._on_round,
+                timeout=self.config.poll_timeout_s,
+            )
+            self._report = self._pump.report
+            self._pump.start()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def in_flight(self) -> int:
+        """Messages queued or sent whose delivery has not been reported yet."""
+        return self._in_flight
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        value: Any,
+        key: str | bytes | None = None,
+        *,
+        partition: int | None = None,
+        headers: Headers | None = None,
+        timestamp: datetime | int | None = None,
+    ) -> asyncio.Future[KafkaAck]:
+        """Validate and queue one message; return once queued, with its delivery future.
+
+        ``value`` is bytes, a :class:`~shardline.records.Record` (its key, headers, timestamp
+        and event id are used), or any object when a serializer was given.  Without ``key``
+        the key strategy (if any) picks one from ``value``; the key then goes to librdkafka's
+        partitioner, so equal keys share a partition and keep their order.
+
+        Bad input raises a :class:`~shardline.errors.ValidationError` and nothing is queued.
+        When librdkafka's queue is full this waits for deliveries to make room.
+        """
+        pump = self._pump
+        if not self._ready:
+            pump = self._check_ready()
+        assert pump is not None
+        if not pump.busy:
+            pump.mark_busy()
+        self._sends += 1
+        if not self._sends & _INLINE_POLL_MASK:
+            pump.poll_inline()
+        if type(value) is Record:
+            data, key, headers, timestamp = self._from_record(value, key, headers, timestamp)
+        else:
+            if key is None and self._key_strategy is not None:
+                key = self._strategy_key(value)
+            data = value if type(value) is bytes else self._to_bytes(value)
+        size = len(data)
+        if key is not None:
+            if type(key) is str or isinstance(key, bytes):
+                size += len(key)
+            else:
+                raise InvalidPartitionKeyError(f"key must be str or bytes, not {type(key).__name__}")
+        if size > self._max_bytes:
+            raise MessageTooLargeError(
+                f"message of {size} bytes (value + key) exceeds max_message_bytes={self._max_bytes}"
+            )
+        future: asyncio.Future[KafkaAck] = self._create_future()
+        callback = partial(self._report, future)
+        if partition is None and headers is None and timestamp is None:
+            kwargs: dict[str, Any] | None = None
+        else:
+            kwargs = self._extra_kwargs(partition, headers, timestamp)
+        if not self._waiting_for_space:
+            try:
+                if kwargs is None:
+                    self._produce(self.topic, data, key, on_delivery=callback)
+                else:
+                    self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
+            except BufferError:
+                pass
+            except KafkaException as exc:
+                raise self._produce_error(exc) from None
+            else:
+                self._in_flight += 1
+                return future
+        await self._produce_when_space(data, key, callback, kwargs or {})
+        return future
+
+    async def send_and_wait(
+        self,
+        value: Any,
+        key: str | bytes | None = None,
+        *,
+        partition: int | None = None,
+        headers: Headers | None = None,
+        timestamp: datetime | int | None = None,
+    ) -> KafkaAck:
+        """``send`` and wait for the broker's acknowledgement."""
+        future = await self.send(value, key, partition=partition, headers=headers, timestamp=timestamp)
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until every message sent so far was delivered or failed (futures resolved).
+
+        librdkafka fails undeliverable messages after ``delivery_timeout_ms``, so this ends.
+        """
+        while self._in_flight and self._pump is not None:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the delivery thread.  Later ``send`` calls raise ClosedError.
+
+        With ``timeout``, messages still queued after that many seconds are purged: their
+        futures fail with DeliveryError, so every message is delivered or reported.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._ready = False
+        if self._pump is None:
+            return
+        try:
+            if timeout is None:
+                await self.flush()
+            else:
+                try:
+                    await asyncio.wait_for(self.flush(), timeout)
+                except TimeoutError:
+                    self._producer.purge(in_queue=True, in_flight=True)
+                    await self.flush()
+        finally:
+            self._pump.stop()
+            await asyncio.to_thread(self._pump.join)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _from_record(
+        self,
+        record: Record,
+        key: str | bytes | None,
+        headers: Headers | None,
+        timestamp: datetime | int | None,
+    ) -> tuple[bytes, str | bytes | None, Headers | None, datetime | int | None]:
+        data = validate_data(record.data)
+        if key is None:
+            key = record.partition_key
+            if key is None and self._key_strategy is not None:
+                key = self._strategy_key(record)
+        if headers is None and (record.headers is not None or record.event_id is not None):
+            merged = list(record.headers.items()) if record.headers is not None else []
+            if record.event_id is not None:
+                merged.append((EVENT_ID_HEADER, record.event_id.encode()))
+            headers = merged
+        if timestamp is None:
+            timestamp = record.timestamp
+        return data, key, headers, timestamp
+
+    def _strategy_key(self, value: Any) -> str:
+        assert self._key_strategy is not None
+        resolved: Key = resolve_key(self._key_strategy, value)
+        return resolved.partition_key
+
+    def _to_bytes(self, value: Any) -> bytes:
+        if type(value) is bytes:
+            return value
+        if self._serializer is None:
+            return validate_data(value)
+        try:
+            data = self._serializer(value)
+        except ValidationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(f"serializer failed on a {type(value).__name__}: {exc}") from exc
+        return validate_data(data)
+
+    @staticmethod
+    def _extra_kwargs(
+        partition: int | None, headers: Headers | None, timestamp: datetime | int | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
+                raise ValidationError("partition must be a non-negative int")
+            kwargs["partition"] = partition
+        if headers is not None:
+            items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+            for name, header_value in items:
+                if not isinstance(name, str) or not isinstance(header_value, bytes | None):
+                    raise ValidationError("headers must map str names to bytes values")
+            kwargs["headers"] = items
+        if timestamp is not None:
+            if isinstance(timestamp, datetime):
+                kwargs["timestamp"] = int(timestamp.timestamp() * 1000)
+            elif isinstance(timestamp, int) and not isinstance(timestamp, bool) and timestamp >= 0:
+                kwargs["timestamp"] = timestamp
+            else:
+                raise ValidationError("timestamp must be a datetime or epoch milliseconds")
+        return kwargs
+
+    async def _produce_when_space(
+        self, data: bytes, key: str | bytes | None, callback: Callable[..., None], kwargs: dict[str, Any]
+    ) -> None:
+        """The queue is full: wait for deliveries to make room, in send order (the lock is FIFO).
+
+        While anyone waits here, new sends queue behind them instead of overtaking.
+        """
+        self._space_waiters += 1
+        self._waiting_for_space = True
+        try:
+            async with self._space_lock:
+                while True:
+                    if self._fatal is not None:
+                        raise self._fatal
+                    if self._closed and self._pump is None:
+                        raise ClosedError("producer is closed")
+                    self._space.clear()
+                    try:
+                        self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
+                    except BufferError:
+                        if self._in_flight == 0:
+                            raise MessageTooLargeError(
+                                "message does not fit librdkafka's local queue"
+                            ) from None
+                        self._observer.on_event("kafka_queue_full", topic=self.topic)
+                        await self._space.wait()
+                        continue
+                    except KafkaException as exc:
+                        raise self._produce_error(exc) from None
+                    self._in_flight += 1
+                    return
+        finally:
+            self._space_waiters -= 1
+            self._waiting_for_space = self._space_waiters > 0
+
+    def _produce_error(self, exc: KafkaException) -> ShardlineError:
+        """librdkafka refused a message synchronously (too large, unknown partition, ...)."""
+        err = exc.args[0] if exc.args else None
+        if isinstance(err, KafkaError):
+            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                return MessageTooLargeError("message exceeds the producer's message.max.bytes")
+            return from_kafka_error(err)
+        return DeliveryError(f"produce failed: {type(exc).__name__}")
+
+    def _resolve_one(self, future: asyncio.Future[KafkaAck], err: KafkaError | None, msg: Any) -> None:
+        """A report served on the loop thread itself (inline poll): resolve it at once."""
+        self._in_flight -= 1
+        if not future.done():
+            if err is None:
+                future.set_result(_ack(self.topic, msg.partition(), msg.offset()))
+            else:
+                future.set_exception(self._delivery_error(err))
+                self._observer.on_event("records_failed", 1, topic=self.topic)
+        if self._waiting_for_space:
+            self._space.set()
+        if self._in_flight == 0:
+            self._drained.set()
+
+    def _on_round(self, reports: list[Report]) -> None:
+        """Runs on the event loop: resolve one poll round's futures at once."""
+        delivered = failed = 0
+        for future, err, msg in reports:
+            if future.done():  # the caller cancelled it
+                continue
+            if err is None:
+                future.set_result(_ack(self.topic, msg.partition(), msg.offset()))
+                delivered += 1
+            else:
+                future.set_exception(self._delivery_error(err))
+                failed += 1
+        self._in_flight -= len(reports)
+        if self._waiting_for_space:
+            self._space.set()
+        if self._in_flight == 0:
+            self._drained.set()
+        if delivered:
+            self._observer.on_event("records_delivered", delivered, topic=self.topic)
+        if failed:
+            self._observer.on_event("records_failed", failed, topic=self.topic)
+
+    def _delivery_error(self, err: KafkaError) -> ShardlineError:
+        mapped = from_kafka_error(err)
+        if err.fatal():
+            self._fatal = mapped
+            self._ready = False
+        code = err.code()
+        if code in (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            error = DeliveryError(f"message not delivered: {err.name()}", retriable=True)
+            error.__cause__ = self._last_client_error or mapped
+            return error
+        return mapped
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        """librdkafka's ``error_cb`` (delivery thread): connection, auth and fatal errors."""
+        mapped = from_kafka_error(err)
+        self._last_client_error = mapped
+        if err.fatal():
+            self._fatal = mapped
+            self._ready = False
+        log.warning("kafka client error on topic %s: %s", self.topic, type(mapped).__name__)
+        self._observer.on_event("kafka_client_error", topic=self.topic, error=type(mapped).__name__)

@@ -1,0 +1,94 @@
+"""An in-memory stand-in for confluent_kafka.Producer (unit tests only).
+
+``produce`` queues messages (raising BufferError beyond ``capacity``); the test decides when
+the "broker" acknowledges them (``acknowledge``) or fails them (``fail``); ``poll`` then
+runs their delivery callbacks in the polling thread, as librdkafka does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+
+@dataclass
+class FakeMessage:
+    topic_name: str
+    value_bytes: bytes
+    key_value: Any
+    partition_id: int
+    offset_value: int = -1
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self) -> str:
+        return self.topic_name
+
+    def partition(self) -> int:
+        return self.partition_id
+
+    def offset(self) -> int:
+        return self.offset_value
+
+
+class FakeProducer:
+    def __init__(self, capacity: int = 1_000_000, partitions: int = 4) -> None:
+        self.capacity = capacity
+        self.partitions = partitions
+        self.produced: list[FakeMessage] = []
+        self._queued: list[tuple[FakeMessage, Callable[[Any, Any], None]]] = []
+        self._ready: list[tuple[FakeMessage, Callable[[Any, Any], None], KafkaError | None]] = []
+        self._next_offset = [0] * partitions
+        self._cond = threading.Condition()
+        self.poll_threads: set[str] = set()
+        self.purged = False
+        self.raise_on_produce: Exception | None = None
+
+    def produce(
+        self, topic: str, value: bytes, key: Any = None, *, on_delivery: Any = None, **kwargs: Any
+    ) -> None:
+        if self.raise_on_produce is not None:
+            raise self.raise_on_produce
+        with self._cond:
+            if len(self._queued) + len(self._ready) >= self.capacity:
+                raise BufferError("Local: Queue full")
+            partition = kwargs.get("partition", hash(key) % self.partitions if key is not None else 0)
+            msg = FakeMessage(topic, value, key, partition, kwargs=kwargs)
+            self.produced.append(msg)
+            self._queued.append((msg, on_delivery))
+
+    def acknowledge(self, count: int | None = None) -> None:
+        """The broker accepted the oldest ``count`` queued messages (all by default)."""
+        with self._cond:
+            take = self._queued[: count if count is not None else len(self._queued)]
+            del self._queued[: len(take)]
+            for msg, callback in take:
+                msg.offset_value = self._next_offset[msg.partition_id]
+                self._next_offset[msg.partition_id] += 1
+                self._ready.append((msg, callback, None))
+            self._cond.notify_all()
+
+    def fail(self, code: int, *, fatal: bool = False, count: int | None = None) -> None:
+        with self._cond:
+            take = self._queued[: count if count is not None else len(self._queued)]
+            del self._queued[: len(take)]
+            for msg, callback in take:
+                self._ready.append((msg, callback, KafkaError(code, fatal=fatal)))
+            self._cond.notify_all()
+
+    def poll(self, timeout: float = 0) -> int:
+        self.poll_threads.add(threading.current_thread().name)
+        with self._cond:
+            if not self._ready and timeout > 0:
+                self._cond.wait(timeout)
+            ready, self._ready = self._ready, []
+        for msg, callback, err in ready:
+            callback(err, msg)
+        return len(ready)
+
+    def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
+        self.purged = True
+        self.fail(KafkaError._PURGE_QUEUE)
