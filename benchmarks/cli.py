@@ -1,0 +1,233 @@
+"""``stream-bench``: run, hotshards, compare and peers.
+
+``stream-bench run`` with no arguments benchmarks the embedded local target (moto's Kinesis
+in this process, behind the limit-enforcing gateway) for 20 seconds and writes
+``result.json`` and ``report.html`` to ``--out``.  Errors print one line and exit non-zero;
+payloads and credentials are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from shardline.errors import ShardlineError
+
+__all__ = ["build_parser", "main"]
+
+
+def _rate(text: str) -> float | None:
+    if text in ("unbounded", "max", "0"):
+        return None
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("rate must be positive or 'unbounded'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-bench", description="Benchmark Kinesis and MSK ingestion.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the IoT telemetry workload and report")
+    run.add_argument("--target", choices=("local", "kinesis", "msk"), default="local")
+    run.add_argument("--stream", help="Kinesis stream (created if missing; default: a new one)")
+    run.add_argument("--topic", help="Kafka topic for --target msk")
+    run.add_argument("--bootstrap", help="Kafka bootstrap servers for --target msk")
+    run.add_argument("--shards", type=int, default=4, help="shards (or partitions) of a new stream")
+    run.add_argument("--duration", type=float, default=20.0, help="seconds of producing (default 20)")
+    run.add_argument("--rate", type=_rate, default=2000.0, help="records/s, or 'unbounded' (default 2000)")
+    run.add_argument("--record-size", type=int, default=256, help="bytes per record (default 256)")
+    run.add_argument("--keys", type=int, default=1000, help="device ids (default 1000)")
+    run.add_argument("--skew", default="zipf:1.1", help="zipf:S or uniform (default zipf:1.1)")
+    run.add_argument(
+        "--key-strategy", default="device", help="device | random | round-robin | salted:N (default device)"
+    )
+    run.add_argument("--aggregate", action=argparse.BooleanOptionalAction, default=True)
+    run.add_argument("--consumer", choices=("polling", "efo", "none"), default="polling")
+    run.add_argument("--payload", choices=("binary", "json"), default="binary")
+    run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, % of AWS's")
+    run.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
+
+    hot = sub.add_parser("hotshards", help="per-shard load and hot keys of an existing stream")
+    hot.add_argument("--stream", required=True)
+    hot.add_argument("--duration", type=float, default=60.0)
+    hot.add_argument("--from-trim-horizon", action="store_true", help="read retained data instead of LATEST")
+    hot.add_argument("--json", dest="json_out", help="also write the analysis to this file")
+
+    compare = sub.add_parser("compare", help="compare two result.json files")
+    compare.add_argument("a")
+    compare.add_argument("b")
+
+    peers = sub.add_parser("peers", help="Shardline's producer and peer clients side by side")
+    peers.add_argument("--family", choices=("kinesis", "kafka"), default="kinesis")
+    peers.add_argument("--records", type=int, default=50_000)
+    peers.add_argument("--record-size", type=int, default=100)
+    peers.add_argument("--keys", type=int, default=1000)
+    peers.add_argument("--shards", type=int, default=4)
+    peers.add_argument("--bootstrap", help="Kafka bootstrap servers for --family kafka")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.report import print_summary, write_html
+    from benchmarks.result import build_result, validate_result
+    from benchmarks.run import RunOptions, output_dir, run_kinesis
+    from benchmarks.targets import KinesisTarget, embedded_local_target
+    from benchmarks.workload import Skew, WorkloadSpec
+    from shardline.localstack.gateway import ShardLimits
+
+    if args.target == "msk":
+        print(
+            "stream-bench: --target msk is not measured in this version; use --target local|kinesis",
+            file=sys.stderr,
+        )
+        return 2
+    workload = WorkloadSpec(
+        keys=args.keys,
+        skew=Skew.parse(args.skew),
+        record_size=args.record_size,
+        rate=args.rate,
+        duration=args.duration,
+        payload_format=args.payload,
+    )
+    options = RunOptions(
+        target=args.target,
+        stream=args.stream,
+        shards=args.shards,
+        workload=workload,
+        key_strategy=args.key_strategy,
+        aggregate=args.aggregate,
+        consumer=args.consumer,
+    )
+    out = output_dir(args.out)
+    target_cm: contextlib.AbstractContextManager[KinesisTarget]
+    if args.target == "local":
+        print("stream-bench: starting the embedded local target (moto + limit gateway)", file=sys.stderr)
+        target_cm = embedded_local_target(ShardLimits(scale_percent=args.limits_percent))
+    else:
+        target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
+    with target_cm as target:
+        outcome = asyncio.run(run_kinesis(options, target))
+    result = build_result(outcome)
+    validate_result(result)
+    json_path = out / "result.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    html_path = write_html(result, out / "report.html")
+    print_summary(result, Console(stderr=False))
+    print(f"result: {json_path}\nreport: {html_path}")
+    return 0
+
+
+def _cmd_hotshards(args: argparse.Namespace) -> int:
+    from aiobotocore.session import get_session
+
+    from benchmarks.hotshards import scan_hot_shards
+
+    async def scan() -> dict[str, Any]:
+        async with get_session().create_client("kinesis") as client:
+            return await scan_hot_shards(
+                client, args.stream, args.duration, from_trim_horizon=args.from_trim_horizon
+            )
+
+    analysis = asyncio.run(scan())
+    console = Console()
+    for shard, summary in sorted(analysis["shards"].items()):
+        console.print(
+            f"{shard}: {summary['share']:.1%} of records, peak {summary['records_per_sec_peak']} rec/s "
+            f"{summary['bytes_per_sec_peak'] / 1024:.1f} KiB/s, "
+            f"{summary['seconds_over_limit']} s over a limit"
+        )
+    for hot in analysis["hot_shards"]:
+        keys = ", ".join(f"{k['key']} ({k['count']})" for k in hot["top_keys"])
+        console.print(f"[bold]hot {hot['shard_id']}[/bold]: {keys}\n  {hot['recommendation']}")
+    if not analysis["hot_shards"]:
+        console.print("no hot shard")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(analysis, indent=2))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from benchmarks.compare import compare_results, print_comparison
+    from benchmarks.result import validate_result
+
+    results = []
+    for path in (args.a, args.b):
+        document = json.loads(Path(path).read_text())
+        validate_result(document)
+        results.append(document)
+    print_comparison(compare_results(results[0], results[1]))
+    return 0
+
+
+def _cmd_peers(args: argparse.Namespace) -> int:
+    from benchmarks.peers.runner import PeerWorkload, available_peers, run_peers
+
+    names = available_peers(args.family)
+    if isinstance(names, str):
+        print(f"stream-bench peers: {names}", file=sys.stderr)
+        return 2
+    with _peer_target(args) as (endpoint, stream):
+        workload = PeerWorkload(
+            endpoint_url=endpoint,
+            stream=stream,
+            records=args.records,
+            record_size=args.record_size,
+            keys=args.keys,
+            shards=args.shards,
+            bootstrap=args.bootstrap,
+        )
+        rows = run_peers(args.family, workload, names)
+    from rich.table import Table
+
+    table = Table(title=f"stream-bench peers ({args.family}, {args.records} x {args.record_size} B)")
+    for column in ("client", "records/s", "CPU-us/record", "note"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["client"],
+            f"{row.get('records_per_sec', 0):.0f}",
+            f"{row.get('cpu_us_per_record', 0):.1f}",
+            row.get("error", ""),
+        )
+    Console().print(table)
+    return 0
+
+
+@contextlib.contextmanager
+def _peer_target(args: argparse.Namespace) -> Iterator[tuple[str | None, str]]:
+    """Kinesis peers run against the embedded target unless AWS_ENDPOINT_URL_KINESIS says otherwise."""
+    if args.family == "kafka":
+        yield None, f"stream-bench-{int(time.time())}"
+        return
+    from benchmarks.targets import embedded_local_target
+    from shardline.localstack.gateway import ShardLimits
+
+    with embedded_local_target(ShardLimits.unenforced()) as target:
+        yield target.endpoint_url, f"stream-bench-peers-{int(time.time())}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
+    try:
+        return handlers[args.command](args)
+    except ShardlineError as exc:
+        print(f"stream-bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Everything a run measures, bucketed per second of the run.
+
+The producer loop, the ack callbacks, the consumers and the producer's metrics observer all
+write here; the live display and the final result read from here.  Everything happens on one
+event loop, so plain counters suffice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from benchmarks.histogram import LatencyHistogram
+from benchmarks.shardload import ShardLoadTracker
+
+__all__ = ["Recorder"]
+
+
+class Recorder:
+    """Per-second counters, latency histograms and per-shard load of one run."""
+
+    def __init__(self, shard_ids: list[str], clock_start: float) -> None:
+        self.start = clock_start
+        self.sent: dict[int, int] = defaultdict(int)
+        self.acked: dict[int, int] = defaultdict(int)
+        self.acked_bytes: dict[int, int] = defaultdict(int)
+        self.failed: dict[int, int] = defaultdict(int)
+        self.consumed: dict[int, int] = defaultdict(int)
+        self.throttles: dict[int, int] = defaultdict(int)
+        self.retries: dict[int, int] = defaultdict(int)
+        self.iterator_age: dict[str, dict[int, int]] = defaultdict(dict)
+        self.ack_latency = LatencyHistogram()
+        self.e2e_latency = LatencyHistogram()
+        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
+        self.load = ShardLoadTracker(shard_ids)
+        self.consumed_ids: set[int] = set()
+        self.duplicates = 0
+        self.now = clock_start
+
+    def second(self, now: float) -> int:
+        return max(int(now - self.start), 0)
+
+    # --- producer side ----------------------------------------------------------------------
+
+    def on_ack(self, second: int, size: int, latency: float) -> None:
+        self.acked[second] += 1
+        self.acked_bytes[second] += size
+        self.ack_latency.record(latency)
+        self.ack_latency_by_second[second].record(latency)
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        """The producer's MetricsObserver: throttles and retries land in the current second."""
+        second = self.second(self.now)
+        if name == "throttles":
+            self.throttles[second] += int(value)
+        elif name == "retries":
+            self.retries[second] += int(value)
+
+    # --- consumer side ----------------------------------------------------------------------
+
+    def on_consumed(self, second: int, record_id: int, e2e_seconds: float) -> None:
+        if record_id in self.consumed_ids:
+            self.duplicates += 1
+            return
+        self.consumed_ids.add(record_id)
+        self.consumed[second] += 1
+        self.e2e_latency.record(e2e_seconds)
+
+    def on_iterator_age(self, shard_id: str, second: int, millis: int) -> None:
+        ages = self.iterator_age[shard_id]
+        ages[second] = max(ages.get(second, 0), millis)
+
+    # --- totals -----------------------------------------------------------------------------
+
+    @staticmethod
+    def series(counts: dict[int, int], seconds: int) -> list[int]:
+        return [counts.get(t, 0) for t in range(seconds)]
+
+    @property
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+    @property
+    def total_acked(self) -> int:
+        return sum(self.acked.values())
+
+    @property
+    def total_consumed(self) -> int:
+        return sum(self.consumed.values())

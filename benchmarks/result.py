@@ -1,0 +1,172 @@
+"""The versioned JSON result of a run, its schema, and the verdict on what bound the run.
+
+The schema (``benchmarks/result.schema.json``) is the contract for ``compare`` and for anyone
+charting results over time; bump ``SCHEMA_VERSION`` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+from benchmarks.recorder import Recorder
+from benchmarks.run import RunOutcome
+from benchmarks.shardload import analyse_hot_shards
+
+__all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "bound_by", "build_result", "load_schema", "validate_result"]
+
+SCHEMA_ID = "shardline.stream-bench/result"
+SCHEMA_VERSION = 1
+_CPU_BUSY = 0.85
+
+
+def load_schema() -> dict[str, Any]:
+    text = resources.files("benchmarks").joinpath("result.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate_result(result: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``result`` does not match the schema."""
+    jsonschema.validate(result, load_schema())
+
+
+def bound_by(
+    *,
+    rate: float | None,
+    achieved_rate: float,
+    throttles: int,
+    records: int,
+    seconds_over_limit: int,
+    client_cpu_share: float,
+    emulator_cpu_share: float | None,
+) -> dict[str, Any]:
+    """Which resource limited the run, with the signals that decided it.
+
+    Order matters: a run that met its rate cap was bound by the setting whatever else was busy;
+    throttling or seconds over a shard limit point at shard limits; a busy event-loop thread
+    at the client; a busy emulator (embedded target) at the emulator.
+    """
+    signals: dict[str, Any] = {
+        "rate_setting": rate,
+        "achieved_records_per_sec": achieved_rate,
+        "throttles": throttles,
+        "throttled_share": throttles / max(records, 1),
+        "seconds_over_shard_limit": seconds_over_limit,
+        "client_cpu_share_of_wall": client_cpu_share,
+        "emulator_cpu_share_of_wall": emulator_cpu_share,
+        "cpu_cores": os.cpu_count() or 1,
+    }
+    throttled_share = throttles / max(records, 1)
+    if rate and achieved_rate >= 0.95 * rate and throttled_share < 0.01:
+        verdict, why = "rate setting", f"the run reached its --rate cap of {rate:g} records/s"
+    elif throttled_share >= 0.01 or seconds_over_limit:
+        verdict, why = (
+            "shard limits",
+            (f"{throttles} throttles and {seconds_over_limit} shard-seconds over a per-shard limit"),
+        )
+    elif client_cpu_share >= _CPU_BUSY:
+        verdict, why = "client CPU", f"the client's event loop was busy {client_cpu_share:.0%} of the run"
+    elif emulator_cpu_share is not None and emulator_cpu_share >= _CPU_BUSY:
+        verdict, why = "emulator CPU", f"the embedded emulator used {emulator_cpu_share:.0%} of a core"
+    else:
+        verdict, why = (
+            "round trips",
+            "no resource was saturated: request latency and in-flight limits set the pace",
+        )
+    return {"verdict": verdict, "explanation": why, "signals": signals}
+
+
+def _quantiles(summary: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in summary.items()}
+
+
+def build_result(outcome: RunOutcome) -> dict[str, Any]:
+    """Everything the HTML report and ``compare`` need, as plain JSON values."""
+    options, rec = outcome.options, outcome.recorder
+    workload = options.workload
+    seconds = max(int(outcome.wall_seconds + 0.999), 1)
+    produce_seconds = max(int(workload.duration + 0.999), 1)
+    acked, consumed = rec.total_acked, rec.total_consumed
+    acked_bytes = sum(rec.acked_bytes.values())
+    throttles = sum(rec.throttles.values())
+    analysis = analyse_hot_shards(rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate)
+    wall = max(outcome.wall_seconds, 1e-9)
+    achieved = acked / min(wall, workload.duration)
+    emulator_cpu = (
+        outcome.process_cpu_seconds - outcome.client_cpu_seconds if outcome.emulator_in_process else None
+    )
+    result: dict[str, Any] = {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "started_at": outcome.started_at.isoformat(),
+        "config": {
+            "target": options.target,
+            "stream": outcome.stream,
+            "shards": len(outcome.shard_ids),
+            "duration_seconds": workload.duration,
+            "rate": workload.rate,
+            "record_size": workload.record_size,
+            "keys": workload.keys,
+            "skew": str(workload.skew),
+            "key_strategy": options.key_strategy,
+            "aggregate": options.aggregate,
+            "consumer": options.consumer,
+            "payload_format": workload.payload_format,
+        },
+        "summary": {
+            "records_sent": rec.total_sent,
+            "records_acked": acked,
+            "records_failed": sum(rec.failed.values()),
+            "bytes_acked": acked_bytes,
+            "producer_records_per_sec": achieved,
+            "producer_mb_per_sec": acked_bytes / min(wall, workload.duration) / 1e6,
+            "consumer_records": consumed,
+            "consumer_records_per_sec": consumed / wall,
+            "consumer_duplicates": rec.duplicates,
+            "throttles": throttles,
+            "retries": sum(rec.retries.values()),
+            "send_to_ack_ms": _quantiles(rec.ack_latency.summary_ms()),
+            "end_to_end_ms": _quantiles(rec.e2e_latency.summary_ms()),
+            "wall_seconds": outcome.wall_seconds,
+            "client_cpu_seconds": outcome.client_cpu_seconds,
+            "emulator_cpu_seconds": emulator_cpu,
+            "client_cpu_us_per_record": outcome.client_cpu_seconds * 1e6 / max(acked, 1),
+        },
+        "timeline": {
+            "seconds": list(range(seconds)),
+            "sent_records": Recorder.series(rec.sent, seconds),
+            "acked_records": Recorder.series(rec.acked, seconds),
+            "acked_bytes": Recorder.series(rec.acked_bytes, seconds),
+            "consumed_records": Recorder.series(rec.consumed, seconds),
+            "throttles": Recorder.series(rec.throttles, seconds),
+            "retries": Recorder.series(rec.retries, seconds),
+            "ack_p50_ms": [rec.ack_latency_by_second[t].summary_ms()["p50"] for t in range(seconds)],
+            "ack_p99_ms": [rec.ack_latency_by_second[t].summary_ms()["p99"] for t in range(seconds)],
+            "iterator_age_ms": {
+                shard: [ages.get(t) for t in range(seconds)]
+                for shard, ages in sorted(rec.iterator_age.items())
+            },
+        },
+        "shards": analysis["shards"],
+        "shard_timeline": rec.load.per_second(produce_seconds),
+        "hot_shards": analysis["hot_shards"],
+        "keys_exact": analysis["keys_exact"],
+        "reshard_to": analysis["reshard_to"],
+        "gateway": outcome.gateway,
+        "notes": [note for note in (outcome.consumer_note,) if note],
+    }
+    result["bound_by"] = bound_by(
+        rate=workload.rate,
+        achieved_rate=achieved,
+        throttles=throttles,
+        records=max(rec.total_sent, 1),
+        seconds_over_limit=sum(s["seconds_over_limit"] for s in analysis["shards"].values()),
+        client_cpu_share=outcome.client_cpu_seconds / wall,
+        emulator_cpu_share=emulator_cpu / wall if emulator_cpu is not None else None,
+    )
+    return result
