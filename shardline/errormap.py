@@ -1,82 +1,418 @@
-"""Third-party errors translated into Shardline's one exception tree, in one place.
+"""The one place where botocore, aiohttp and confluent-kafka errors become Shardline errors.
 
-Callers never compare error-code strings: they get a class from :mod:`shardline.errors`
-whose ``retriable`` flag says whether trying again can help.
+Callers catch whatever a client raised, pass it here, and from then on reason only about
+:mod:`shardline.errors` classes and their ``retriable`` flag; nobody else compares error-code
+strings.  The tables below are the whole policy: the unit tests iterate over them, so a code
+added here without a test case fails the suite.
 
-Kafka: :func:`from_kafka_error` maps a ``confluent_kafka.KafkaError`` by its code.  Codes not
-listed fall back on librdkafka's own ``retriable()`` verdict.
+Messages are built from the error code and the service's own message, cut to one line of
+bounded length; authentication messages are cut before AWS echoes the canonical request
+(which may carry a session token).  The original exception stays reachable as ``__cause__``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
+    BufferFullError,
+    ConditionalCheckFailedError,
     ConfigurationError,
     DeliveryError,
+    ExpiredIteratorError,
+    ExpiredNextTokenError,
+    FatalKafkaError,
+    InvalidRequestError,
+    KmsError,
+    LeaseLostError,
     MessageTooLargeError,
+    ResourceInUseError,
     ResourceNotFoundError,
     ServiceError,
     ShardlineError,
     ThrottledError,
     TransientServiceError,
+    ValidationError,
 )
 
-__all__ = ["from_kafka_error", "kafka_error_classes"]
+__all__ = [
+    "AWS_ERROR_CODES",
+    "KAFKA_ERROR_CODES",
+    "TRANSACTION_CANCELLATION_PRIORITY",
+    "from_botocore",
+    "from_error_code",
+    "from_kafka_error",
+    "kafka_error_classes",
+    "translate",
+]
+
+_MAX_MESSAGE_CHARS: Final = 240
+
+AWS_ERROR_CODES: Final[Mapping[str, type[ShardlineError]]] = MappingProxyType(
+    {
+        # --- rate limits: back off and retry -----------------------------------------------
+        "ProvisionedThroughputExceededException": ThrottledError,  # Kinesis, DynamoDB
+        "ProvisionedThroughputExceeded": ThrottledError,  # DynamoDB cancellation reason
+        "ThrottlingException": ThrottledError,  # Firehose, Timestream, DynamoDB, STS
+        "Throttling": ThrottledError,  # query-protocol services (CloudWatch, STS)
+        "ThrottlingError": ThrottledError,  # DynamoDB cancellation reason
+        "ThrottledException": ThrottledError,
+        "TooManyRequestsException": ThrottledError,
+        "RequestThrottled": ThrottledError,
+        "RequestThrottledException": ThrottledError,
+        "RequestLimitExceeded": ThrottledError,  # DynamoDB account-level throughput
+        "LimitExceededException": ThrottledError,  # Kinesis/DynamoDB concurrent control-plane calls
+        "KMSThrottlingException": ThrottledError,
+        "SlowDown": ThrottledError,  # S3
+        # --- the service failed; the request may or may not have been applied -------------
+        "InternalFailure": TransientServiceError,  # Kinesis PutRecords entries
+        "InternalFailureException": TransientServiceError,
+        "InternalServerError": TransientServiceError,  # DynamoDB
+        "InternalServerException": TransientServiceError,  # Timestream
+        "InternalError": TransientServiceError,  # S3
+        "ServiceUnavailable": TransientServiceError,
+        "ServiceUnavailableException": TransientServiceError,  # Firehose (also its throttle)
+        "ServiceFailure": TransientServiceError,
+        "RequestTimeout": TransientServiceError,
+        "RequestTimeoutException": TransientServiceError,
+        "InvalidEndpointException": TransientServiceError,  # Timestream: rediscover endpoint
+        # --- busy, retry later ---------------------------------------------------------------
+        "ResourceInUseException": ResourceInUseError,
+        "ConcurrentModificationException": ResourceInUseError,  # Firehose
+        "TransactionConflictException": ResourceInUseError,  # DynamoDB
+        "TransactionConflict": ResourceInUseError,  # DynamoDB cancellation reason
+        "TransactionInProgressException": ResourceInUseError,
+        # --- iterators and tokens --------------------------------------------------------
+        "ExpiredIteratorException": ExpiredIteratorError,
+        "ExpiredNextTokenException": ExpiredNextTokenError,
+        # --- missing resources -------------------------------------------------------------
+        "ResourceNotFoundException": ResourceNotFoundError,
+        "NoSuchBucket": ResourceNotFoundError,
+        "NoSuchKey": ResourceNotFoundError,
+        # --- invalid requests and rejected records ----------------------------------------
+        "InvalidArgumentException": InvalidRequestError,  # Kinesis
+        "ValidationException": InvalidRequestError,
+        "ValidationError": InvalidRequestError,  # query protocol; DynamoDB cancellation reason
+        "InvalidParameterException": InvalidRequestError,
+        "InvalidParameterValue": InvalidRequestError,
+        "InvalidParameterValueException": InvalidRequestError,
+        "InvalidRequestException": InvalidRequestError,
+        "SerializationException": InvalidRequestError,
+        "RejectedRecordsException": InvalidRequestError,  # Timestream WriteRecords
+        "ItemCollectionSizeLimitExceededException": InvalidRequestError,  # DynamoDB
+        "ItemCollectionSizeLimitExceeded": InvalidRequestError,  # DynamoDB cancellation reason
+        "IdempotentParameterMismatchException": InvalidRequestError,
+        # --- conditional writes ------------------------------------------------------------
+        "ConditionalCheckFailedException": ConditionalCheckFailedError,
+        "ConditionalCheckFailed": ConditionalCheckFailedError,  # DynamoDB cancellation reason
+        "PreconditionFailed": ConditionalCheckFailedError,  # S3 If-None-Match / If-Match
+        "TransactionCanceledException": ConditionalCheckFailedError,  # refined by its reasons
+        # --- identity and permissions --------------------------------------------------------
+        "AccessDeniedException": AccessDeniedError,
+        "AccessDenied": AccessDeniedError,
+        "UnauthorizedOperation": AccessDeniedError,
+        "UnrecognizedClientException": AuthenticationError,
+        "InvalidClientTokenId": AuthenticationError,
+        "ExpiredTokenException": AuthenticationError,
+        "ExpiredToken": AuthenticationError,
+        "InvalidSignatureException": AuthenticationError,
+        "SignatureDoesNotMatch": AuthenticationError,
+        "IncompleteSignature": AuthenticationError,
+        "MissingAuthenticationToken": AuthenticationError,
+        "InvalidAccessKeyId": AuthenticationError,
+        # --- KMS-encrypted streams ------------------------------------------------------------
+        "KMSAccessDeniedException": KmsError,
+        "KMSDisabledException": KmsError,
+        "KMSInvalidStateException": KmsError,
+        "KMSNotFoundException": KmsError,
+        "KMSOptInRequired": KmsError,
+        "KMSInvalidKeyUsageException": KmsError,
+        "InvalidKMSResourceException": KmsError,  # Firehose
+    }
+)
+"""AWS error code (ClientError ``Code``, PutRecords/Firehose ``ErrorCode``, DynamoDB
+cancellation reason ``Code``) -> Shardline class.  Unknown codes give :class:`ServiceError`,
+retriable only when the HTTP status was 5xx."""
+
+TRANSACTION_CANCELLATION_PRIORITY: Final = (
+    "ConditionalCheckFailed",
+    "ValidationError",
+    "ItemCollectionSizeLimitExceeded",
+    "TransactionConflict",
+    "ProvisionedThroughputExceeded",
+    "ThrottlingError",
+)
+"""Which DynamoDB cancellation reason decides the class of a TransactionCanceledException
+when several items failed: a failed condition is final and outranks a retriable conflict."""
+
+KAFKA_ERROR_CODES: Final[Mapping[str, type[ShardlineError]]] = MappingProxyType(
+    {
+        # not delivered within message.timeout.ms: it may or may not have been written
+        "_MSG_TIMED_OUT": TransientServiceError,
+        # purged from the queue when the client was closed: never sent
+        "_PURGE_QUEUE": DeliveryError,
+        "_PURGE_INFLIGHT": DeliveryError,
+        # a request timed out or the connection failed: may or may not have been written
+        "_TIMED_OUT": TransientServiceError,
+        "_TIMED_OUT_QUEUE": TransientServiceError,
+        "REQUEST_TIMED_OUT": TransientServiceError,
+        "_TRANSPORT": TransientServiceError,
+        "_ALL_BROKERS_DOWN": TransientServiceError,
+        "NETWORK_EXCEPTION": TransientServiceError,
+        "NOT_LEADER_FOR_PARTITION": TransientServiceError,
+        "LEADER_NOT_AVAILABLE": TransientServiceError,
+        "NOT_ENOUGH_REPLICAS": TransientServiceError,
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND": TransientServiceError,
+        "KAFKA_STORAGE_ERROR": TransientServiceError,
+        "COORDINATOR_NOT_AVAILABLE": TransientServiceError,
+        "NOT_COORDINATOR": TransientServiceError,
+        "COORDINATOR_LOAD_IN_PROGRESS": TransientServiceError,
+        "REBALANCE_IN_PROGRESS": TransientServiceError,
+        "THROTTLING_QUOTA_EXCEEDED": ThrottledError,
+        "_QUEUE_FULL": BufferFullError,
+        # the message itself is unacceptable
+        "MSG_SIZE_TOO_LARGE": MessageTooLargeError,
+        "INVALID_MSG_SIZE": MessageTooLargeError,
+        "RECORD_LIST_TOO_LARGE": MessageTooLargeError,
+        "INVALID_MSG": InvalidRequestError,
+        "INVALID_RECORD": InvalidRequestError,
+        "POLICY_VIOLATION": ConfigurationError,
+        "_INVALID_ARG": ConfigurationError,
+        "INVALID_CONFIG": ConfigurationError,
+        # missing topics and partitions
+        "UNKNOWN_TOPIC_OR_PART": ResourceNotFoundError,
+        "_UNKNOWN_TOPIC": ResourceNotFoundError,
+        "_UNKNOWN_PARTITION": ResourceNotFoundError,
+        "UNKNOWN_TOPIC_ID": ResourceNotFoundError,
+        # permissions and authentication (SASL/SCRAM, MSK IAM)
+        "TOPIC_AUTHORIZATION_FAILED": AccessDeniedError,
+        "GROUP_AUTHORIZATION_FAILED": AccessDeniedError,
+        "CLUSTER_AUTHORIZATION_FAILED": AccessDeniedError,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED": AccessDeniedError,
+        "SASL_AUTHENTICATION_FAILED": AuthenticationError,
+        "_AUTHENTICATION": AuthenticationError,
+        "_SSL": AuthenticationError,
+        # idempotence / transaction state lost: the producer must be recreated
+        "OUT_OF_ORDER_SEQUENCE_NUMBER": FatalKafkaError,
+        "DUPLICATE_SEQUENCE_NUMBER": FatalKafkaError,
+        "INVALID_PRODUCER_EPOCH": FatalKafkaError,
+        "PRODUCER_FENCED": FatalKafkaError,
+        "UNKNOWN_PRODUCER_ID": FatalKafkaError,
+        "INVALID_PRODUCER_ID_MAPPING": FatalKafkaError,
+        "INVALID_TXN_STATE": FatalKafkaError,
+        "_FENCED": FatalKafkaError,
+        "_FATAL": FatalKafkaError,
+        "_GAPLESS_GUARANTEE": FatalKafkaError,
+        "_INCONSISTENT": FatalKafkaError,
+        # the group moved on: this member's partitions belong to someone else now
+        "UNKNOWN_MEMBER_ID": LeaseLostError,
+        "ILLEGAL_GENERATION": LeaseLostError,
+        "FENCED_INSTANCE_ID": LeaseLostError,
+        "_ASSIGNMENT_LOST": LeaseLostError,
+        "_MAX_POLL_EXCEEDED": LeaseLostError,
+    }
+)
+"""confluent_kafka.KafkaError constant name -> Shardline class.  Codes not listed fall back on
+librdkafka's own verdict: ``fatal()`` -> FatalKafkaError, ``retriable()`` -> TransientServiceError,
+otherwise ServiceError."""
+
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError, ProxyConnectionError
+    HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
+    IncompleteReadError,
+    TimeoutError,
+    OSError,
+)
+
+
+def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiobotocore depends on aiohttp
+        return ()
+    return (aiohttp.ClientError,)
+
+
+_AIOHTTP_ERRORS: Final = _aiohttp_errors()
+
+
+def _one_line(message: str, *, authentication: bool = False) -> str:
+    if authentication:
+        # InvalidSignatureException echoes the canonical request, headers and all.
+        message = message.split("The Canonical String", 1)[0]
+    message = message.strip().splitlines()[0] if message.strip() else ""
+    if len(message) > _MAX_MESSAGE_CHARS:
+        message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
+    return message
+
+
+def _build(
+    cls: type[ShardlineError],
+    code: str,
+    message: str,
+    service: str,
+    *,
+    retriable: bool | None = None,
+) -> ShardlineError:
+    text = f"{code}: {message}" if message else code
+    if service:
+        text = f"{service}: {text}"
+    if issubclass(cls, ServiceError):
+        return cls(text, code=code, service=service, retriable=retriable)
+    return cls(text, retriable=retriable)
+
+
+def from_error_code(code: str, message: str = "", *, service: str = "") -> ShardlineError:
+    """The error for a per-entry code (PutRecords/Firehose ``ErrorCode``, DynamoDB reasons...).
+
+    Unknown codes give a non-retriable :class:`ServiceError` that keeps the code.
+    """
+    cls = AWS_ERROR_CODES.get(code, ServiceError)
+    return _build(cls, code, _one_line(message, authentication=cls is AuthenticationError), service)
+
+
+def _cancellation_code(response: Mapping[str, Any]) -> str | None:
+    """The reason that decides a TransactionCanceledException, by priority."""
+    reasons = {
+        str(r.get("Code")) for r in response.get("CancellationReasons") or () if isinstance(r, Mapping)
+    }
+    for code in TRANSACTION_CANCELLATION_PRIORITY:
+        if code in reasons:
+            return code
+    return None
+
+
+def _from_client_error(exc: ClientError, service: str) -> ShardlineError:
+    response: Mapping[str, Any] = exc.response or {}
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "Unknown")
+    status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    cls = AWS_ERROR_CODES.get(code)
+    if code == "TransactionCanceledException":
+        reason = _cancellation_code(response)
+        cls = AWS_ERROR_CODES[reason] if reason is not None else ServiceError
+    if cls is None:
+        if status == 429:
+            cls = ThrottledError
+        elif status >= 500:
+            cls = TransientServiceError
+        else:
+            cls = ServiceError
+    message = _one_line(str(error.get("Message") or ""), authentication=cls is AuthenticationError)
+    return _build(cls, code, message, service)
+
+
+def translate(exc: BaseException, *, service: str = "") -> ShardlineError | None:
+    """The Shardline error for a client library's exception; ``None`` for anything else.
+
+    ``None`` lets callers re-raise programming errors (TypeError, KeyError...) untouched.
+    A :class:`ShardlineError` is returned as it is.
+    """
+    if isinstance(exc, ShardlineError):
+        return exc
+    mapped: ShardlineError
+    if isinstance(exc, ClientError):  # includes EventStreamError from SubscribeToShard
+        mapped = _from_client_error(exc, service)
+    elif isinstance(exc, ParamValidationError):
+        mapped = ValidationError(_one_line(str(exc)))
+    elif isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
+        mapped = ConfigurationError(f"{type(exc).__name__}: configure AWS credentials and region")
+    elif isinstance(exc, _TRANSPORT_ERRORS + _AIOHTTP_ERRORS):
+        mapped = TransientServiceError(
+            f"{service + ': ' if service else ''}{type(exc).__name__} (connection or timeout)",
+            code=type(exc).__name__,
+            service=service,
+        )
+    elif isinstance(exc, BotoCoreError):
+        mapped = ServiceError(f"{type(exc).__name__}", code=type(exc).__name__, service=service)
+    else:
+        return None
+    mapped.__cause__ = exc
+    return mapped
+
+
+def from_botocore(exc: BaseException, *, service: str = "") -> ShardlineError:
+    """The Shardline error for anything an AWS client call raised.
+
+    ClientError by error code (HTTP 5xx and 429 when the code is unknown), connection
+    failures and timeouts (botocore, aiohttp, OS) as :class:`TransientServiceError`; anything
+    else as a non-retriable :class:`ServiceError` naming only the exception type.
+    """
+    mapped = translate(exc, service=service)
+    if mapped is None:
+        mapped = ServiceError(f"unexpected {type(exc).__name__}", code=type(exc).__name__, service=service)
+        mapped.__cause__ = exc
+    return mapped
+
+
+_kafka_codes: dict[int, type[ShardlineError]] | None = None
 
 
 def kafka_error_classes() -> dict[int, type[ShardlineError]]:
-    """The code -> class table for Kafka errors (built lazily: confluent-kafka is an extra)."""
-    from confluent_kafka import KafkaError as K
+    """:data:`KAFKA_ERROR_CODES` keyed by numeric code (confluent-kafka is imported on first use).
 
-    return {
-        K.MSG_SIZE_TOO_LARGE: MessageTooLargeError,
-        K._MSG_TIMED_OUT: DeliveryError,
-        K._PURGE_QUEUE: DeliveryError,
-        K._PURGE_INFLIGHT: DeliveryError,
-        K.UNKNOWN_TOPIC_OR_PART: ResourceNotFoundError,
-        K._UNKNOWN_TOPIC: ResourceNotFoundError,
-        K._UNKNOWN_PARTITION: ResourceNotFoundError,
-        K.TOPIC_AUTHORIZATION_FAILED: AccessDeniedError,
-        K.GROUP_AUTHORIZATION_FAILED: AccessDeniedError,
-        K.CLUSTER_AUTHORIZATION_FAILED: AccessDeniedError,
-        K.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: AccessDeniedError,
-        K.SASL_AUTHENTICATION_FAILED: AuthenticationError,
-        K._AUTHENTICATION: AuthenticationError,
-        K._SSL: AuthenticationError,
-        K.THROTTLING_QUOTA_EXCEEDED: ThrottledError,
-        K.POLICY_VIOLATION: ConfigurationError,
-        K._INVALID_ARG: ConfigurationError,
-        K.INVALID_CONFIG: ConfigurationError,
-        K._TRANSPORT: TransientServiceError,
-        K._ALL_BROKERS_DOWN: TransientServiceError,
-        K._TIMED_OUT: TransientServiceError,
-        K.REQUEST_TIMED_OUT: TransientServiceError,
-        K.NOT_ENOUGH_REPLICAS: TransientServiceError,
-        K.NOT_ENOUGH_REPLICAS_AFTER_APPEND: TransientServiceError,
-        K.NOT_LEADER_FOR_PARTITION: TransientServiceError,
-        K.LEADER_NOT_AVAILABLE: TransientServiceError,
-    }
+    Names this librdkafka build does not know are left out.
+    """
+    global _kafka_codes
+    if _kafka_codes is None:
+        from confluent_kafka import KafkaError  # optional extra
+
+        _kafka_codes = {
+            getattr(KafkaError, name): cls
+            for name, cls in KAFKA_ERROR_CODES.items()
+            if hasattr(KafkaError, name)
+        }
+    return dict(_kafka_codes)
 
 
-_CLASSES: dict[int, type[ShardlineError]] | None = None
-
-
-def from_kafka_error(err: Any) -> ShardlineError:
-    """Translate a ``confluent_kafka.KafkaError`` (fatal ones, e.g. idempotence, never retriable)."""
-    global _CLASSES
-    if _CLASSES is None:
-        _CLASSES = kafka_error_classes()
-    code = err.code()
-    name = err.name()
-    fatal = bool(err.fatal())
-    message = f"kafka error {name}" + (" (fatal: the client must be recreated)" if fatal else "")
-    cls = _CLASSES.get(code)
-    retriable = False if fatal else None
+def from_kafka_error(error: object) -> ShardlineError:
+    """The Shardline error for a ``confluent_kafka.KafkaError`` (or a KafkaException wrapping one)."""
+    if isinstance(error, ShardlineError):
+        return error
+    cause = error if isinstance(error, BaseException) else None
+    args = getattr(error, "args", None)
+    if cause is not None and args and hasattr(args[0], "code"):
+        error = args[0]  # KafkaException(KafkaError)
+    code_of = getattr(error, "code", None)
+    if not callable(code_of):
+        unknown = ServiceError(f"unexpected {type(error).__name__}", service="kafka")
+        unknown.__cause__ = cause
+        return unknown
+    code = int(code_of())
+    name = str(error.name())  # type: ignore[attr-defined]
+    reason = _one_line(str(error.str()))  # type: ignore[attr-defined]
+    fatal = bool(error.fatal())  # type: ignore[attr-defined]
+    if _kafka_codes is None:
+        kafka_error_classes()
+    assert _kafka_codes is not None
+    cls = _kafka_codes.get(code)
     if cls is None:
-        cls = TransientServiceError if err.retriable() and not fatal else ServiceError
-    if issubclass(cls, ServiceError):
-        return cls(message, code=name, service="kafka", retriable=retriable)
-    return cls(message, retriable=retriable)
+        if fatal:
+            cls = FatalKafkaError
+        elif error.retriable():  # type: ignore[attr-defined]
+            cls = TransientServiceError
+        else:
+            cls = ServiceError
+    elif fatal and cls is not FatalKafkaError:
+        cls = FatalKafkaError  # librdkafka says the instance is unusable, whatever the code
+    if cls is FatalKafkaError:
+        reason = f"{reason} (fatal: the client must be recreated)"
+    mapped = _build(cls, name, reason, "kafka", retriable=False if fatal else None)
+    mapped.__cause__ = cause
+    return mapped

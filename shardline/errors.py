@@ -20,9 +20,12 @@ __all__ = [
     "ConfigurationError",
     "DeliveryError",
     "ExpiredIteratorError",
+    "ExpiredNextTokenError",
+    "FatalKafkaError",
     "InvalidDataError",
     "InvalidExplicitHashKeyError",
     "InvalidPartitionKeyError",
+    "InvalidRequestError",
     "KmsError",
     "LeaseLostError",
     "MessageTooLargeError",
@@ -175,6 +178,27 @@ class ExpiredIteratorError(ServiceError):
 
 class ConditionalCheckFailedError(ServiceError):
     """A conditional write found a condition false (an idempotent or fenced write lost)."""
+
+
+class ExpiredNextTokenError(ServiceError):
+    """A pagination token (ListShards NextToken) expired; list again from the start."""
+
+    retriable = True
+
+
+class InvalidRequestError(ServiceError, ValidationError):
+    """The service rejected the request or records as invalid; the same request cannot succeed.
+
+    Also a :class:`ValidationError`, so one ``except`` catches bad input whether the client or
+    the service noticed it (Timestream RejectedRecords, InvalidArgument, Kafka INVALID_RECORD).
+    """
+
+
+class FatalKafkaError(ServiceError):
+    """librdkafka reported a fatal error (idempotence or transaction state lost, producer fenced).
+
+    The client instance is unusable; it must be closed and a new one created.
+    """
 
 
 # --- shard routing ----------------------------------------------------------------------------

@@ -1,0 +1,392 @@
+"""Every mapped error code, the fallbacks for unknown codes, transport failures, and redaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    EventStreamError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+from confluent_kafka import KafkaError, KafkaException
+
+from shardline.errormap import (
+    AWS_ERROR_CODES,
+    KAFKA_ERROR_CODES,
+    TRANSACTION_CANCELLATION_PRIORITY,
+    from_botocore,
+    from_error_code,
+    from_kafka_error,
+    kafka_error_classes,
+    translate,
+)
+from shardline.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    BufferFullError,
+    ConditionalCheckFailedError,
+    ConfigurationError,
+    DeliveryError,
+    ExpiredIteratorError,
+    ExpiredNextTokenError,
+    FatalKafkaError,
+    InvalidRequestError,
+    KmsError,
+    LeaseLostError,
+    MessageTooLargeError,
+    ResourceInUseError,
+    ResourceNotFoundError,
+    ServiceError,
+    ShardlineError,
+    ThrottledError,
+    TransientServiceError,
+    ValidationError,
+)
+
+# The expected class of every code, written out independently of the table under test.
+EXPECTED_AWS: dict[str, type[ShardlineError]] = {
+    **dict.fromkeys(
+        [
+            "ProvisionedThroughputExceededException",
+            "ProvisionedThroughputExceeded",
+            "ThrottlingException",
+            "Throttling",
+            "ThrottlingError",
+            "ThrottledException",
+            "TooManyRequestsException",
+            "RequestThrottled",
+            "RequestThrottledException",
+            "RequestLimitExceeded",
+            "LimitExceededException",
+            "KMSThrottlingException",
+            "SlowDown",
+        ],
+        ThrottledError,
+    ),
+    **dict.fromkeys(
+        [
+            "InternalFailure",
+            "InternalFailureException",
+            "InternalServerError",
+            "InternalServerException",
+            "InternalError",
+            "ServiceUnavailable",
+            "ServiceUnavailableException",
+            "ServiceFailure",
+            "RequestTimeout",
+            "RequestTimeoutException",
+            "InvalidEndpointException",
+        ],
+        TransientServiceError,
+    ),
+    **dict.fromkeys(
+        [
+            "ResourceInUseException",
+            "ConcurrentModificationException",
+            "TransactionConflictException",
+            "TransactionConflict",
+            "TransactionInProgressException",
+        ],
+        ResourceInUseError,
+    ),
+    "ExpiredIteratorException": ExpiredIteratorError,
+    "ExpiredNextTokenException": ExpiredNextTokenError,
+    **dict.fromkeys(["ResourceNotFoundException", "NoSuchBucket", "NoSuchKey"], ResourceNotFoundError),
+    **dict.fromkeys(
+        [
+            "InvalidArgumentException",
+            "ValidationException",
+            "ValidationError",
+            "InvalidParameterException",
+            "InvalidParameterValue",
+            "InvalidParameterValueException",
+            "InvalidRequestException",
+            "SerializationException",
+            "RejectedRecordsException",
+            "ItemCollectionSizeLimitExceededException",
+            "ItemCollectionSizeLimitExceeded",
+            "IdempotentParameterMismatchException",
+        ],
+        InvalidRequestError,
+    ),
+    **dict.fromkeys(
+        [
+            "ConditionalCheckFailedException",
+            "ConditionalCheckFailed",
+            "PreconditionFailed",
+            "TransactionCanceledException",
+        ],
+        ConditionalCheckFailedError,
+    ),
+    **dict.fromkeys(["AccessDeniedException", "AccessDenied", "UnauthorizedOperation"], AccessDeniedError),
+    **dict.fromkeys(
+        [
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            "ExpiredTokenException",
+            "ExpiredToken",
+            "InvalidSignatureException",
+            "SignatureDoesNotMatch",
+            "IncompleteSignature",
+            "MissingAuthenticationToken",
+            "InvalidAccessKeyId",
+        ],
+        AuthenticationError,
+    ),
+    **dict.fromkeys(
+        [
+            "KMSAccessDeniedException",
+            "KMSDisabledException",
+            "KMSInvalidStateException",
+            "KMSNotFoundException",
+            "KMSOptInRequired",
+            "KMSInvalidKeyUsageException",
+            "InvalidKMSResourceException",
+        ],
+        KmsError,
+    ),
+}
+
+RETRIABLE_CLASSES = {
+    ThrottledError,
+    TransientServiceError,
+    ResourceInUseError,
+    ExpiredIteratorError,
+    ExpiredNextTokenError,
+    BufferFullError,
+}
+
+
+def client_error(code: str, message: str = "boom", status: int = 400, **extra: Any) -> ClientError:
+    response: dict[str, Any] = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **extra,
+    }
+    return ClientError(response, "PutRecords")  # type: ignore[arg-type]
+
+
+def test_the_expected_table_and_the_real_table_list_the_same_codes() -> None:
+    assert set(AWS_ERROR_CODES) == set(EXPECTED_AWS)
+
+
+@pytest.mark.parametrize("code", sorted(AWS_ERROR_CODES))
+def test_every_aws_code_maps_as_expected(code: str) -> None:
+    expected = EXPECTED_AWS[code]
+    reasons: dict[str, Any] = {}
+    if code == "TransactionCanceledException":
+        reasons = {"CancellationReasons": [{"Code": "None"}, {"Code": "ConditionalCheckFailed"}]}
+    mapped = from_botocore(client_error(code, **reasons), service="kinesis")
+    assert type(mapped) is expected
+    assert mapped.retriable is (expected in RETRIABLE_CLASSES)
+    assert isinstance(mapped, ServiceError)
+    assert mapped.code == code and mapped.service == "kinesis"
+    assert isinstance(mapped.__cause__, ClientError)
+    per_entry = from_error_code(code, "entry failed", service="firehose")
+    assert type(per_entry) is expected
+    assert isinstance(per_entry, ServiceError) and per_entry.service == "firehose"
+
+
+def test_unknown_codes() -> None:
+    unknown = from_botocore(client_error("BrandNewException"))
+    assert type(unknown) is ServiceError and not unknown.retriable and unknown.code == "BrandNewException"
+    server_side = from_botocore(client_error("BrandNewException", status=503))
+    assert type(server_side) is TransientServiceError and server_side.retriable
+    too_many = from_botocore(client_error("BrandNewException", status=429))
+    assert type(too_many) is ThrottledError
+    per_entry = from_error_code("SomethingElse", "msg")
+    assert type(per_entry) is ServiceError and not per_entry.retriable
+
+
+@pytest.mark.parametrize(
+    ("reasons", "expected"),
+    [
+        (["None", "ConditionalCheckFailed", "TransactionConflict"], ConditionalCheckFailedError),
+        (["None", "TransactionConflict"], ResourceInUseError),
+        (["ThrottlingError"], ThrottledError),
+        (["ProvisionedThroughputExceeded", "None"], ThrottledError),
+        (["ValidationError"], InvalidRequestError),
+        ([], ServiceError),
+    ],
+)
+def test_transaction_cancellation_reasons_decide(reasons: list[str], expected: type[ShardlineError]) -> None:
+    error = client_error("TransactionCanceledException", CancellationReasons=[{"Code": c} for c in reasons])
+    mapped = from_botocore(error, service="dynamodb")
+    assert type(mapped) is expected
+    assert isinstance(mapped, ServiceError) and mapped.code == "TransactionCanceledException"
+
+
+def test_every_cancellation_reason_in_the_priority_list_is_mapped() -> None:
+    assert all(code in AWS_ERROR_CODES for code in TRANSACTION_CANCELLATION_PRIORITY)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+        ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        aiohttp.ClientConnectionError("reset"),
+        aiohttp.ServerDisconnectedError(),
+        TimeoutError(),
+        ConnectionResetError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_transport_failures_are_transient(exc: BaseException) -> None:
+    mapped = from_botocore(exc, service="kinesis")
+    assert type(mapped) is TransientServiceError and mapped.retriable
+    assert mapped.__cause__ is exc
+
+
+def test_client_side_botocore_errors() -> None:
+    assert type(from_botocore(ParamValidationError(report="bad"))) is ValidationError
+    assert type(from_botocore(NoCredentialsError())) is ConfigurationError
+    assert type(from_botocore(NoRegionError())) is ConfigurationError
+
+
+def test_event_stream_errors_map_by_code() -> None:
+    error = EventStreamError(
+        {"Error": {"Code": "ResourceInUseException", "Message": "still subscribed"}}, "SubscribeToShard"
+    )
+    assert type(from_botocore(error)) is ResourceInUseError
+
+
+def test_translate_leaves_programming_errors_alone() -> None:
+    assert translate(KeyError("x")) is None
+    assert type(from_botocore(KeyError("x"))) is ServiceError
+    own = ThrottledError("already ours")
+    assert translate(own) is own and from_botocore(own) is own
+
+
+def test_messages_are_one_bounded_line_and_hide_signing_details() -> None:
+    long = from_error_code("ValidationException", "x" * 5000 + "\nsecond line")
+    assert len(str(long)) < 300 and "second line" not in str(long)
+    signature = from_botocore(
+        client_error(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match. The Canonical String for this request "
+            "should have been 'POST\n/\n\nx-amz-security-token:CANARY-SESSION-TOKEN\n'",
+        )
+    )
+    assert "CANARY" not in str(signature) and "does not match" in str(signature)
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+EXPECTED_KAFKA: dict[str, type[ShardlineError]] = {
+    **dict.fromkeys(
+        [
+            "_MSG_TIMED_OUT",
+            "_TIMED_OUT",
+            "_TIMED_OUT_QUEUE",
+            "REQUEST_TIMED_OUT",
+            "_TRANSPORT",
+            "_ALL_BROKERS_DOWN",
+            "NETWORK_EXCEPTION",
+            "NOT_LEADER_FOR_PARTITION",
+            "LEADER_NOT_AVAILABLE",
+            "NOT_ENOUGH_REPLICAS",
+            "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            "KAFKA_STORAGE_ERROR",
+            "COORDINATOR_NOT_AVAILABLE",
+            "NOT_COORDINATOR",
+            "COORDINATOR_LOAD_IN_PROGRESS",
+            "REBALANCE_IN_PROGRESS",
+        ],
+        TransientServiceError,
+    ),
+    "_PURGE_QUEUE": DeliveryError,
+    "_PURGE_INFLIGHT": DeliveryError,
+    "THROTTLING_QUOTA_EXCEEDED": ThrottledError,
+    "_QUEUE_FULL": BufferFullError,
+    **dict.fromkeys(
+        ["MSG_SIZE_TOO_LARGE", "INVALID_MSG_SIZE", "RECORD_LIST_TOO_LARGE"], MessageTooLargeError
+    ),
+    **dict.fromkeys(["INVALID_MSG", "INVALID_RECORD"], InvalidRequestError),
+    **dict.fromkeys(["POLICY_VIOLATION", "_INVALID_ARG", "INVALID_CONFIG"], ConfigurationError),
+    **dict.fromkeys(
+        ["UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION", "UNKNOWN_TOPIC_ID"],
+        ResourceNotFoundError,
+    ),
+    **dict.fromkeys(
+        [
+            "TOPIC_AUTHORIZATION_FAILED",
+            "GROUP_AUTHORIZATION_FAILED",
+            "CLUSTER_AUTHORIZATION_FAILED",
+            "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        ],
+        AccessDeniedError,
+    ),
+    **dict.fromkeys(["SASL_AUTHENTICATION_FAILED", "_AUTHENTICATION", "_SSL"], AuthenticationError),
+    **dict.fromkeys(
+        [
+            "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            "DUPLICATE_SEQUENCE_NUMBER",
+            "INVALID_PRODUCER_EPOCH",
+            "PRODUCER_FENCED",
+            "UNKNOWN_PRODUCER_ID",
+            "INVALID_PRODUCER_ID_MAPPING",
+            "INVALID_TXN_STATE",
+            "_FENCED",
+            "_FATAL",
+            "_GAPLESS_GUARANTEE",
+            "_INCONSISTENT",
+        ],
+        FatalKafkaError,
+    ),
+    **dict.fromkeys(
+        [
+            "UNKNOWN_MEMBER_ID",
+            "ILLEGAL_GENERATION",
+            "FENCED_INSTANCE_ID",
+            "_ASSIGNMENT_LOST",
+            "_MAX_POLL_EXCEEDED",
+        ],
+        LeaseLostError,
+    ),
+}
+
+
+def test_kafka_tables_agree() -> None:
+    assert set(KAFKA_ERROR_CODES) == set(EXPECTED_KAFKA)
+    # every name exists in this confluent-kafka build, so nothing silently drops out
+    assert len(kafka_error_classes()) == len(KAFKA_ERROR_CODES)
+
+
+@pytest.mark.parametrize("name", sorted(KAFKA_ERROR_CODES))
+def test_every_kafka_code_maps_as_expected(name: str) -> None:
+    expected = EXPECTED_KAFKA[name]
+    fatal = expected is FatalKafkaError
+    kafka_error = KafkaError(getattr(KafkaError, name), fatal=fatal)
+    mapped = from_kafka_error(kafka_error)
+    assert type(mapped) is expected
+    assert mapped.retriable is (expected in RETRIABLE_CLASSES)
+    if isinstance(mapped, ServiceError):
+        assert mapped.code == name and mapped.service == "kafka"
+    assert type(from_kafka_error(KafkaException(kafka_error))) is expected
+
+
+def test_fatal_flag_wins_over_the_code() -> None:
+    mapped = from_kafka_error(KafkaError(KafkaError._TRANSPORT, fatal=True))
+    assert type(mapped) is FatalKafkaError and not mapped.retriable
+    assert "fatal" in str(mapped)
+
+
+def test_unlisted_kafka_codes_follow_librdkafka() -> None:
+    assert type(from_kafka_error(KafkaError(KafkaError.INVALID_REQUIRED_ACKS, retriable=True))) is (
+        TransientServiceError
+    )
+    assert type(from_kafka_error(KafkaError(KafkaError.INVALID_REQUIRED_ACKS))) is ServiceError
+    assert type(from_kafka_error(KafkaError(KafkaError.INVALID_REQUIRED_ACKS, fatal=True))) is FatalKafkaError
+    assert type(from_kafka_error(object())) is ServiceError
