@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from consumers.kinesis.budget import CallBudget
+from consumers.kinesis.budget import CallBudget, Clock, Sleep
 from consumers.kinesis.polling import PollingShardReader, stop_after_sequence, stop_at_timestamp
 from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON
 from shardline.errors import ConfigurationError
 from shardline.limits import SHARD_GET_RECORDS_CALLS_PER_SEC
+from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
 
 __all__ = ["KinesisRange", "KinesisRangeReader"]
@@ -50,7 +53,10 @@ class KinesisRangeReader:
     """Reads a range of each shard with the polling reader, at a capped GetRecords rate.
 
     ``calls_per_second`` caps this job's GetRecords calls per shard (default 1 of the 5 a
-    shard allows), so live consumers keep their share of the read budget.
+    shard allows), so live consumers keep their share of the read budget.  Each shard gets
+    its own budget.  ``observer`` receives the polling reader's events (``get_records_calls``
+    with ``stream`` and ``shard`` dimensions...); ``clock`` and ``sleep`` drive the budgets
+    and back-offs, injectable so tests check the cap without real time passing.
     """
 
     def __init__(
@@ -61,14 +67,22 @@ class KinesisRangeReader:
         *,
         shard_ids: Sequence[str] = (),
         calls_per_second: float = 1.0,
+        observer: MetricsObserver | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not 0 < calls_per_second <= SHARD_GET_RECORDS_CALLS_PER_SEC:
             raise ConfigurationError(f"calls_per_second must be in (0, {SHARD_GET_RECORDS_CALLS_PER_SEC}]")
+        if (window.start_sequence is not None or window.end_sequence is not None) and len(shard_ids) != 1:
+            raise ConfigurationError("a sequence-number range belongs to one shard: name exactly one shard")
         self.client = client
         self.stream = stream
         self.window = window
         self.shard_ids = tuple(shard_ids)
         self.calls_per_second = calls_per_second
+        self.observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._clock = clock
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"KinesisRangeReader(stream={self.stream!r}, window={self.window!r})"
@@ -103,9 +117,20 @@ class KinesisRangeReader:
             stop = stop_after_sequence(window.end_sequence)
         elif window.end_time is not None:
             stop = stop_at_timestamp(window.end_time)
-        budget = CallBudget(self.calls_per_second / SHARD_GET_RECORDS_CALLS_PER_SEC)
+        budget = CallBudget(
+            self.calls_per_second / SHARD_GET_RECORDS_CALLS_PER_SEC, clock=self._clock, sleep=self._sleep
+        )
         reader = PollingShardReader(
-            self.client, self.stream, partition, start, stop_at=stop, stop_at_tip=True, budget=budget
+            self.client,
+            self.stream,
+            partition,
+            start,
+            stop_at=stop,
+            stop_at_tip=True,
+            budget=budget,
+            observer=self.observer,
+            clock=self._clock,
+            sleep=self._sleep,
         )
         async for batch in reader:
             if batch.records:

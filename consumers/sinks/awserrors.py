@@ -1,79 +1,50 @@
-"""Turn what an AWS client raised into the one error tree, for the sinks.
+"""The sinks' single door to :mod:`shardline.errormap`, plus the one question sinks ask of it.
 
-The translation itself lives in :mod:`shardline.errormap`; this module is the sinks' single
-door to it, plus the one question sinks ask of per-entry error codes (Firehose
-``ErrorCode``, DynamoDB cancellation reasons): retry, throttle or reject?
+All translation of AWS errors (whole-call exceptions and per-entry error codes) is done by
+:mod:`shardline.errormap`; this module keeps no table of its own.  It adds only what every
+sink needs on top: which exceptions an aiobotocore call may raise, and, for a per-entry
+error code (Firehose ``ErrorCode``, DynamoDB reasons), whether the workflow should resend
+the entry as throttled, retry it, or dead-letter it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from enum import Enum
 
+from aiohttp import ClientError as HttpClientError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shardline.errors import ServiceError, ShardlineError, ThrottledError, TransientServiceError
+from shardline.errormap import from_botocore, from_error_code
+from shardline.errors import ShardlineError, ThrottledError
 
-__all__ = ["AWS_ERRORS", "classify_code", "translate"]
+__all__ = ["AWS_ERRORS", "EntryVerdict", "classify_code", "translate"]
 
-AWS_ERRORS: tuple[type[BaseException], ...] = (BotoCoreError, ClientError, OSError, TimeoutError)
+AWS_ERRORS: tuple[type[BaseException], ...] = (
+    BotoCoreError,
+    ClientError,
+    HttpClientError,
+    OSError,
+    TimeoutError,
+)
 """What an aiobotocore call may raise besides our own errors; caught and translated."""
 
-_THROTTLE_MARKERS = ("Throttl", "ProvisionedThroughputExceeded", "RequestLimitExceeded", "SlowDown")
-_TRANSIENT_CODES = frozenset(
-    {
-        "InternalFailure",
-        "InternalServerError",
-        "InternalServerException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 
+class EntryVerdict(Enum):
+    """What the sink workflow does with one failed entry."""
 
-def _errormap() -> Any | None:
-    try:
-        return importlib.import_module("shardline.errormap")
-    except ImportError:
-        return None
+    THROTTLED = "throttled"
+    RETRY = "retry"
+    REJECTED = "rejected"
 
 
 def translate(exc: BaseException, service: str) -> ShardlineError:
     """The :class:`ShardlineError` for an exception raised by an AWS client call."""
-    if isinstance(exc, ShardlineError):
-        return exc
-    errormap = _errormap()
-    if errormap is not None and hasattr(errormap, "from_botocore"):
-        translated: ShardlineError = errormap.from_botocore(exc)
-        return translated
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        return _from_code(code, service, str(response.get("Error", {}).get("Message", "")))
-    # connection errors, timeouts, dropped responses: the request may not have been applied
-    return TransientServiceError(f"{type(exc).__name__} talking to {service}", service=service)
+    return from_botocore(exc, service=service)
 
 
-def _from_code(code: str, service: str, message: str = "") -> ServiceError:
-    if any(marker in code for marker in _THROTTLE_MARKERS):
-        return ThrottledError(message, code=code, service=service)
-    if code in _TRANSIENT_CODES:
-        return TransientServiceError(message, code=code, service=service)
-    return ServiceError(message, code=code, service=service)
-
-
-def classify_code(code: str, service: str) -> str:
-    """``"throttled"``, ``"retry"`` or ``"rejected"`` for a per-entry error code."""
-    if any(marker in code for marker in _THROTTLE_MARKERS):
-        return "throttled"
-    errormap = _errormap()
-    error: ShardlineError = (
-        errormap.from_error_code(code, service=service)
-        if errormap is not None and hasattr(errormap, "from_error_code")
-        else _from_code(code, service)
-    )
+def classify_code(code: str, service: str) -> EntryVerdict:
+    """The verdict for a per-entry error code, decided by the shared error map."""
+    error = from_error_code(code, service=service)
     if isinstance(error, ThrottledError):
-        return "throttled"
-    return "retry" if error.retriable else "rejected"
+        return EntryVerdict.THROTTLED
+    return EntryVerdict.RETRY if error.retriable else EntryVerdict.REJECTED

@@ -25,13 +25,21 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, classify_code, translate
+from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.versioning import record_version
-from shardline.errors import ConfigurationError, SerializationError, ValidationError
+from shardline.errors import (
+    ConditionalCheckFailedError,
+    ConfigurationError,
+    SerializationError,
+    ServiceError,
+    ThrottledError,
+    ValidationError,
+)
 from shardline.limits import (
     DYNAMODB_BATCH_WRITE_MAX_BYTES,
     DYNAMODB_BATCH_WRITE_MAX_ITEMS,
@@ -178,16 +186,16 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                     ExpressionAttributeValues={":v": {"N": str(entry.version)}},
                 )
             except AWS_ERRORS as exc:
-                code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-                if code == "ConditionalCheckFailedException":
-                    return EntryResult.duplicate(), None
                 error = translate(exc, "dynamodb")
-                if not code:  # no answer at all (connection refused, timeout)
-                    return EntryResult.retry(type(error).__name__, type(error).__name__), error
-                kind = classify_code(code, "dynamodb")
-                if kind == "throttled":
+                if isinstance(error, ConditionalCheckFailedError):
+                    return EntryResult.duplicate(), None
+                reason = type(error).__name__
+                code = error.code if isinstance(error, ServiceError) else reason
+                if not isinstance(exc, ClientError):  # no answer at all (connection refused, timeout)
+                    return EntryResult.retry(reason, code), error
+                if isinstance(error, ThrottledError):
                     return EntryResult.throttled(code, code), None
-                if kind == "retry":
+                if error.retriable:
                     return EntryResult.retry(code, code), None
                 return EntryResult.rejected(str(error) or code, code), None
         return EntryResult.written(), None

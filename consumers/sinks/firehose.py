@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, classify_code, translate
+from consumers.sinks.awserrors import AWS_ERRORS, EntryVerdict, classify_code, translate
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.encoding import record_to_dict
 from shardline.errors import ConfigurationError
@@ -85,9 +85,9 @@ class FirehoseSink(BatchingSink[bytes]):
                 continue
             kind = classify_code(code, "firehose")
             reason = str(answer.get("ErrorMessage") or code)
-            if kind == "throttled":
+            if kind is EntryVerdict.THROTTLED:
                 results.append(EntryResult.throttled(reason, code))
-            elif kind == "retry":
+            elif kind is EntryVerdict.RETRY:
                 results.append(EntryResult.retry(reason, code))
             else:
                 results.append(EntryResult.rejected(reason, code))

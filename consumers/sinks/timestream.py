@@ -26,10 +26,10 @@ from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.awserrors import AWS_ERRORS, translate
-from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
+from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult, Outcome
 from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import record_version
-from shardline.errors import ConfigurationError, ValidationError
+from shardline.errors import ConfigurationError, InvalidRequestError, ValidationError
 from shardline.limits import TIMESTREAM_WRITE_MAX_RECORDS
 from shardline.records import ConsumedRecord
 
@@ -138,11 +138,11 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
                 Records=flat,
             )
         except AWS_ERRORS as exc:
-            response = getattr(exc, "response", None)
-            code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-            if code != "RejectedRecordsException":
-                raise translate(exc, "timestream") from exc
-            return self._per_entry(entries, owner, response.get("RejectedRecords", []) if response else [])
+            error = translate(exc, "timestream")
+            rejected = _rejected_records(exc) if isinstance(error, InvalidRequestError) else None
+            if rejected is None:
+                raise error from exc
+            return self._per_entry(entries, owner, rejected)
         return [EntryResult.written()] * len(entries)
 
     def _per_entry(
@@ -157,7 +157,7 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
             existing = rejection.get("ExistingVersion")
             reason = str(rejection.get("Reason", "rejected"))
             if existing is not None and int(existing) >= entries[entry_index].version:
-                if results[entry_index].outcome.value == "written":
+                if results[entry_index].outcome is Outcome.WRITTEN:
                     results[entry_index] = EntryResult.duplicate()
             else:
                 results[entry_index] = EntryResult.rejected(reason, "RejectedRecordsException")
@@ -165,6 +165,19 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
 
     async def release(self) -> None:
         await self.client.close()
+
+
+def _rejected_records(exc: BaseException) -> list[dict[str, Any]] | None:
+    """The per-record rejections of a RejectedRecordsException (``None`` for other errors).
+
+    Timestream writes every record of the call except the rejected ones, and lists those
+    with their index, reason and (for version conflicts) the version the table holds.
+    """
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    rejected = response.get("RejectedRecords")
+    return list(rejected) if isinstance(rejected, list) else None
 
 
 def from_uri(
