@@ -1,0 +1,163 @@
+"""Retry policy: which errors to retry, how long to wait, when to give up (on tenacity).
+
+Only :class:`~shardline.errors.ShardlineError` instances with ``retriable=True`` are retried:
+map third-party errors with :mod:`shardline.errormap` first.  The wait is "full jitter"
+exponential back-off (a uniform draw between 0 and ``initial_backoff * 2**(attempt-1)``,
+capped at ``max_backoff``): tenacity's ``wait_random_exponential`` with an injectable random
+source, so many producers throttled by the same shard do not retry in lock-step.
+
+One :class:`RetryPolicy` serves three kinds of caller with the same strategy objects:
+
+* ``await policy.call(fn)`` / ``policy.async_retrying()`` around a whole async call;
+* ``policy.call_sync(fn)`` / ``policy.sync_retrying()`` for blocking code;
+* ``policy.backoff(n)`` and ``policy.should_retry(...)`` for callers that schedule retries
+  themselves, such as a producer resending only the failed entries of a partial PutRecords.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
+
+import tenacity
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential, wait_random_exponential
+
+from shardline.errors import ConfigurationError, ShardlineError
+
+__all__ = ["RetryPolicy", "is_retriable"]
+
+_T = TypeVar("_T")
+
+
+def is_retriable(error: BaseException) -> bool:
+    """True for a Shardline error whose ``retriable`` flag is set; never for anything else."""
+    return isinstance(error, ShardlineError) and error.retriable
+
+
+class _FullJitter(wait_random_exponential):
+    """tenacity's full-jitter wait, drawing from an injected random source."""
+
+    def __init__(self, multiplier: float, maximum: float, rng: random.Random) -> None:
+        super().__init__(multiplier=multiplier, max=maximum)
+        self._rng = rng
+
+    def ceiling(self, attempt_number: int) -> float:
+        """Upper bound of the wait after ``attempt_number`` failed attempts."""
+        state = cast(tenacity.RetryCallState, SimpleNamespace(attempt_number=max(1, attempt_number)))
+        return wait_exponential.__call__(self, state)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self._rng.uniform(0.0, self.ceiling(retry_state.attempt_number))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with full-jitter exponential back-off.
+
+    max_attempts:    attempts in total, the first included (>= 1).
+    initial_backoff: ceiling of the first wait in seconds; doubles per attempt (>= 0).
+    max_backoff:     ceiling of any single wait in seconds (>= initial_backoff).
+    deadline:        seconds from the first attempt after which no new attempt starts;
+                     ``None`` for attempts only.
+    rng:             random source of the jitter; pass ``random.Random(seed)`` in tests.
+    """
+
+    max_attempts: int = 8
+    initial_backoff: float = 0.1
+    max_backoff: float = 5.0
+    deadline: float | None = 60.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    _wait: _FullJitter = field(init=False, compare=False, repr=False)
+    _stop: stop_base = field(init=False, compare=False, repr=False)
+    _retry: tenacity.retry_base = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigurationError("max_attempts must be an int")
+        if self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be >= 1")
+        if self.initial_backoff < 0:
+            raise ConfigurationError("initial_backoff must be >= 0")
+        if self.max_backoff < self.initial_backoff:
+            raise ConfigurationError("max_backoff must be >= initial_backoff")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ConfigurationError("deadline must be > 0 or None")
+        stop: stop_base = tenacity.stop_after_attempt(self.max_attempts)
+        if self.deadline is not None:
+            stop = stop | tenacity.stop_after_delay(self.deadline)
+        object.__setattr__(self, "_wait", _FullJitter(self.initial_backoff, self.max_backoff, self.rng))
+        object.__setattr__(self, "_stop", stop)
+        object.__setattr__(self, "_retry", tenacity.retry_if_exception(is_retriable))
+
+    def backoff(self, attempt: int) -> float:
+        """A full-jitter delay before the next try, after ``attempt`` failed attempts (1-based)."""
+        return self._wait(cast(tenacity.RetryCallState, SimpleNamespace(attempt_number=attempt)))
+
+    def max_delay(self, attempt: int) -> float:
+        """The ceiling :meth:`backoff` draws under for ``attempt``."""
+        return self._wait.ceiling(attempt)
+
+    def should_retry(self, error: BaseException, attempt: int, elapsed: float) -> bool:
+        """Whether to try again after ``attempt`` failed attempts taking ``elapsed`` seconds."""
+        if not is_retriable(error) or attempt >= self.max_attempts:
+            return False
+        return self.deadline is None or elapsed < self.deadline
+
+    def async_retrying(
+        self,
+        *,
+        reraise: bool = True,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+    ) -> tenacity.AsyncRetrying:
+        """A tenacity controller for async code; with ``reraise`` the last error propagates."""
+        options: dict[str, Any] = {}
+        if sleep is not None:
+            options["sleep"] = sleep
+        return tenacity.AsyncRetrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=self._retry,
+            reraise=reraise,
+            before_sleep=before_sleep,
+            **options,
+        )
+
+    def sync_retrying(
+        self,
+        *,
+        reraise: bool = True,
+        sleep: Callable[[float], None] | None = None,
+        before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+    ) -> tenacity.Retrying:
+        """The blocking twin of :meth:`async_retrying`, with the same strategy objects."""
+        options: dict[str, Any] = {}
+        if sleep is not None:
+            options["sleep"] = sleep
+        return tenacity.Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=self._retry,
+            reraise=reraise,
+            before_sleep=before_sleep,
+            **options,
+        )
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[_T]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> _T:
+        """Await ``fn()`` until it succeeds, fails for good, or the policy gives up."""
+        result: _T = await self.async_retrying(sleep=sleep)(fn)
+        return result
+
+    def call_sync(self, fn: Callable[[], _T], *, sleep: Callable[[float], None] | None = None) -> _T:
+        """Call ``fn()`` until it succeeds, fails for good, or the policy gives up."""
+        result: _T = self.sync_retrying(sleep=sleep)(fn)
+        return result
