@@ -42,6 +42,8 @@ def _discover() -> tuple[list[Command], dict[str, str]]:
             continue
         if isinstance(loaded, Command):
             commands.append(loaded)
+        else:
+            unavailable[entry.name] = f"{entry.value} is not a shardline.cli.Command"
     return sorted(commands, key=lambda command: command.name), unavailable
 
 
@@ -67,4 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Under `python -m shardline.cli` this file runs as __main__; commands are instances of
+    # the importable module's Command, so dispatch through that module.
+    from shardline.cli import main as _main
+
+    raise SystemExit(_main())

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = ["cache_dir", "new_run_dir", "state_file"]
 
 CACHE_ENV = "SHARDLINE_CACHE_DIR"
+STATE_ENV = "SHARDLINE_LOCAL_STATE"
 
 
 def cache_dir() -> Path:
@@ -32,5 +33,10 @@ def new_run_dir(prefix: str = "run-") -> Path:
 
 
 def state_file() -> Path:
-    """The file ``shardline local up`` records its servers in, for ``status`` and ``down``."""
-    return cache_dir() / "local-stack.json"
+    """The file ``shardline local up`` records its servers in, for ``status`` and ``down``.
+
+    ``SHARDLINE_LOCAL_STATE`` points elsewhere, so a second stack (a test's, say) can share
+    the installed tools without touching the developer's own stack.
+    """
+    configured = os.environ.get(STATE_ENV)
+    return Path(configured) if configured else cache_dir() / "local-stack.json"

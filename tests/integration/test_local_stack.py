@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -165,3 +170,61 @@ def test_influxdb_write_and_query(influxdb_url: str) -> None:
     answer = json.loads(post("/query", {"db": database, "q": 'SELECT "value" FROM "temperature"'}))
     series = answer["results"][0]["series"][0]
     assert series["values"] == [["2023-11-14T22:13:20Z", 21.5]]
+
+
+def _shardline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shardline.cli", "local", *args],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    exported: dict[str, str] = {}
+    for line in stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            exported[name] = shlex.split(value)[0]
+    return exported
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"  # exited, waiting to be reaped by init
+
+
+@pytest.mark.parametrize(
+    ("services", "engine"),
+    [("kinesis,aws,kafka", "kinesis-mock"), ("kinesis,aws", "moto")],
+)
+def test_local_up_then_down_leaves_no_process(tmp_path: Path, services: str, engine: str) -> None:
+    env = {**os.environ, "SHARDLINE_LOCAL_STATE": str(tmp_path / "state.json")}
+    started = _shardline("up", "--services", services, "--kinesis-engine", engine,
+                         "--env-file", str(tmp_path / "env.sh"), env=env)
+    assert started.returncode == 0, started.stderr
+    exported = _exports(started.stdout)
+    assert (tmp_path / "env.sh").read_text().splitlines() == started.stdout.splitlines()
+    state = json.loads((tmp_path / "state.json").read_text())
+    pids = [server["pid"] for server in state["servers"]]
+    try:
+        assert len(pids) == (3 if engine == "kinesis-mock" else 1)
+        assert exported["AWS_SECRET_ACCESS_KEY"] == "testing"
+        assert exported["AWS_ENDPOINT_URL_TIMESTREAM_WRITE"] == exported["AWS_ENDPOINT_URL_DYNAMODB"]
+        if engine == "moto":
+            assert exported["AWS_ENDPOINT_URL_KINESIS"] == exported["AWS_ENDPOINT_URL_DYNAMODB"]
+        # The exported endpoint serves real requests after `up` itself has exited.
+        kinesis = _client("kinesis", exported["AWS_ENDPOINT_URL_KINESIS"])
+        assert "StreamNames" in kinesis.list_streams()
+        status = _shardline("status", env=env)
+        assert status.returncode == 0, status.stdout
+        assert status.stdout.count("running") == len(pids)
+    finally:
+        stopped = _shardline("down", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout.count("stopped ") == len(pids)
+    assert [pid for pid in pids if not _gone(pid)] == []
+    assert not (tmp_path / "state.json").exists()
+    assert _shardline("status", env=env).returncode == 1
