@@ -1,0 +1,70 @@
+"""``stream-bench run`` end to end on the embedded local target (moto behind the limit gateway)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.result import validate_result
+from shardline.shardmath import partition_key_hash
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _producer_available() -> None:
+    pytest.importorskip("producers.kinesis", reason="the Kinesis producer is not importable")
+
+
+def test_run_for_ten_seconds_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--duration", "10", "--rate", "300", "--shards", "2", "--out", str(tmp_path)])
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    summary = result["summary"]
+    assert summary["records_sent"] == 3000
+    assert summary["records_acked"] == summary["records_sent"]
+    assert summary["records_failed"] == 0
+    assert summary["consumer_records"] == summary["records_acked"]  # every acknowledged record was read back
+    assert summary["send_to_ack_ms"]["count"] == 3000
+    assert result["gateway"], "the embedded target's gateway counted the traffic"
+    report = (tmp_path / "report.html").read_text()
+    assert 'id="chart-heatmap"' in report
+    out = capsys.readouterr()
+    assert "bound by" in out.out
+    assert "stream-bench" in out.err  # progress went to stderr
+
+
+def test_single_hot_device_is_throttled_and_named(tmp_path: Path) -> None:
+    code = main(
+        [
+            "run",
+            "--duration",
+            "5",
+            "--rate",
+            "1500",
+            "--keys",
+            "1",
+            "--shards",
+            "2",
+            "--no-aggregate",
+            "--consumer",
+            "none",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    hot = result["hot_shards"]
+    assert len(hot) == 1
+    assert hot[0]["top_keys"][0]["key"] == "device-000000"
+    hashed = partition_key_hash("device-000000")
+    shard_ids = sorted(result["shards"])
+    # Two even shards: the lower half of the hash space is the first shard.
+    expected = shard_ids[0] if hashed < 2**127 else shard_ids[1]
+    assert hot[0]["shard_id"] == expected
+    assert hot[0]["seconds_over_limit"] >= 1

@@ -1,0 +1,63 @@
+"""A planted hot key is reported on the shard its MD5 hash maps to, with a recommendation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
+from shardline.shardmath import ShardMap
+
+
+def md5_shard(shard_map: ShardMap, key: str) -> str:
+    """Independent of shardline.shardmath's routing: the 128-bit MD5 against the hash ranges."""
+    hashed = int.from_bytes(hashlib.md5(key.encode()).digest(), "big")
+    return next(s.shard_id for s in shard_map.shards if s.starting_hash_key <= hashed <= s.ending_hash_key)
+
+
+def test_planted_hot_key_is_reported_on_its_md5_shard(make_shard_map: Callable[[int], ShardMap]) -> None:
+    shard_map = make_shard_map(8)
+    tracker = ShardLoadTracker([s.shard_id for s in shard_map.shards])
+    planted = "sensor-planted-42"
+    for second in range(10):
+        for n in range(800):  # background: 800 keys spread evenly
+            key = f"device-{n}"
+            tracker.add(shard_map.shard_for_key(key).shard_id, second, key, 200)
+        for _ in range(1500):  # the planted key alone: 1500 records/s, over the 1000/s limit
+            tracker.add(shard_map.shard_for_key(planted).shard_id, second, planted, 200)
+
+    analysis = analyse_hot_shards(tracker, duration_seconds=10, aggregated=False)
+
+    expected = md5_shard(shard_map, planted)
+    assert [h["shard_id"] for h in analysis["hot_shards"]] == [expected]
+    hot = analysis["hot_shards"][0]
+    assert hot["top_keys"][0]["key"] == planted
+    assert hot["top_keys"][0]["count"] == 15_000
+    assert hot["seconds_over_limit"] == 10
+    assert "salt" in hot["recommendation"] and planted in hot["recommendation"]
+    assert analysis["shards"][expected]["records_per_sec_peak"] >= 1500
+    assert analysis["keys_exact"]
+
+
+def test_even_load_has_no_hot_shard_and_reshard_target_follows_peak(
+    make_shard_map: Callable[[int], ShardMap],
+) -> None:
+    shard_map = make_shard_map(4)
+    tracker = ShardLoadTracker([s.shard_id for s in shard_map.shards])
+    for second in range(3):
+        for shard in shard_map.shards:
+            for n in range(100):
+                tracker.add(shard.shard_id, second, f"{shard.shard_id}-{n}", 1000)
+    analysis = analyse_hot_shards(tracker, duration_seconds=3)
+    assert analysis["hot_shards"] == []
+    assert analysis["reshard_to"] == 1  # 400 KB/s in total fits one shard at 80%
+
+
+def test_aggregation_judges_only_bytes(make_shard_map: Callable[[int], ShardMap]) -> None:
+    shard_map = make_shard_map(2)
+    tracker = ShardLoadTracker([s.shard_id for s in shard_map.shards])
+    first = shard_map.shards[0].shard_id
+    for _ in range(2000):
+        tracker.add(first, 0, "k", 10)
+    assert analyse_hot_shards(tracker, aggregated=True)["shards"][first]["seconds_over_limit"] == 0
+    assert analyse_hot_shards(tracker, aggregated=False)["shards"][first]["seconds_over_limit"] == 1

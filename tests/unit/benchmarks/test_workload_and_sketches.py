@@ -1,0 +1,87 @@
+"""Workload generation, histograms and hot-key counting."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from benchmarks.histogram import LatencyHistogram
+from benchmarks.hotkeys import KeyCounter
+from benchmarks.workload import KeySampler, Skew, WorkloadSpec, decode_payload, encode_payload
+from shardline.errors import ConfigurationError
+
+
+@pytest.mark.parametrize("fmt", ["binary", "json"])
+def test_payload_round_trip_and_exact_size(fmt: str) -> None:
+    data = encode_payload(42, 1_700_000_000_000_000_000, "device-000007", 300, fmt)  # type: ignore[arg-type]
+    assert len(data) == 300
+    payload = decode_payload(data)
+    assert payload is not None
+    assert (payload.record_id, payload.intended_ns, payload.device) == (
+        42,
+        1_700_000_000_000_000_000,
+        "device-000007",
+    )
+
+
+def test_foreign_records_are_not_decoded() -> None:
+    assert decode_payload(b"hello") is None
+    assert decode_payload(b'{"no": "fields"}') is None
+
+
+def test_zipf_skew_makes_the_first_device_hottest() -> None:
+    sampler = KeySampler(1000, Skew(1.2), seed=5)
+    counts = Counter(sampler() for _ in range(20_000))
+    (top, top_count), (_, second_count) = counts.most_common(2)
+    assert top == "device-000000"
+    assert top_count > 1.8 * second_count  # rank 1 vs rank 2 under s=1.2 is 2**1.2 ~ 2.3
+
+
+def test_uniform_skew_is_flat() -> None:
+    sampler = KeySampler(10, Skew.parse("uniform"), seed=5)
+    counts = Counter(sampler() for _ in range(20_000))
+    assert max(counts.values()) < 1.2 * min(counts.values())
+
+
+@pytest.mark.parametrize("text", ["zipf", "zipf:-1", "pareto:1", "zipf:x"])
+def test_bad_skew_is_refused(text: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Skew.parse(text)
+
+
+def test_workload_validation() -> None:
+    with pytest.raises(ConfigurationError):
+        WorkloadSpec(record_size=4)
+    with pytest.raises(ConfigurationError):
+        WorkloadSpec(rate=0)
+
+
+def test_histogram_quantiles_in_milliseconds() -> None:
+    histogram = LatencyHistogram()
+    for ms in range(1, 1001):
+        histogram.record(ms / 1000)
+    summary = histogram.summary_ms()
+    assert summary["count"] == 1000
+    assert summary["p50"] == pytest.approx(500, rel=0.01)
+    assert summary["p99"] == pytest.approx(990, rel=0.01)
+    assert summary["max"] == pytest.approx(1000, rel=0.01)
+    assert LatencyHistogram().summary_ms()["p99"] == 0.0
+
+
+def test_key_counter_is_exact_for_small_key_spaces() -> None:
+    counter = KeyCounter(exact_limit=100)
+    for n in range(50):
+        counter.add(f"k{n}", n + 1)
+    assert counter.exact
+    assert [(h.key, h.count, h.error) for h in counter.top(2)] == [("k49", 50, 0), ("k48", 49, 0)]
+
+
+def test_space_saving_keeps_heavy_hitters_in_a_large_key_space() -> None:
+    counter = KeyCounter(exact_limit=100, capacity=50)
+    for n in range(20_000):
+        counter.add("hot" if n % 4 == 0 else f"cold-{n}")
+    assert not counter.exact
+    top = counter.top(1)[0]
+    assert top.key == "hot"
+    assert 5000 <= top.count <= 5000 + top.error
