@@ -109,6 +109,7 @@ class KafkaProducer:
         self._observer: MetricsObserver = observer if observer is not None else NullObserver()
         self._fatal: ShardlineError | None = None
         self._last_client_error: ShardlineError | None = None
+        self._owns_producer = producer is None
         if producer is None:
             assert client is not None
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
@@ -293,6 +294,9 @@ class KafkaProducer:
         finally:
             self._pump.stop()
             await asyncio.to_thread(self._pump.join)
+            if self._owns_producer:
+                # Nothing is queued any more; this only releases librdkafka's threads and sockets.
+                await asyncio.to_thread(self._producer.close)
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -1,0 +1,326 @@
+"""Kafka / Amazon MSK consumer-group source with at-least-once offset commits.
+
+:class:`KafkaSource` implements :class:`consumers.source.Source`, so the same pipeline that
+reads Kinesis writes Kafka topics to the same sinks.  How the guarantee is kept:
+
+* offsets are *stored* only when the pipeline checkpoints a position, i.e. after the sink
+  acknowledged every record up to it (``enable.auto.offset.store=false`` and
+  :meth:`KafkaSource.checkpoint` calls ``store_offsets``);
+* librdkafka commits stored offsets every ``commit_interval_ms`` and the revoke callback
+  commits them synchronously before a partition moves to another member, so a rebalance
+  loses nothing and redelivers at most what was not acknowledged yet;
+* a restarted member resumes from the group's committed offsets.
+
+``consume()`` blocks, so it runs on one dedicated thread, a batch at a time; the event loop
+never waits on the broker.  ``fetch.queue.backoff.ms`` is lowered from librdkafka's 1000 ms,
+which otherwise stalls ``consume()`` for about a second whenever the prefetch queue fills.
+
+Bounded jobs (replay by offsets or timestamps) use :class:`KafkaReplaySource`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from consumers._kafka_messages import partition_name, to_batches
+from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
+from consumers.source import SourceBatch
+from shardline.errormap import from_kafka_error
+from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
+from shardline.kafka_config import KafkaClientConfig
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import KafkaAck, KafkaPosition, Position
+
+__all__ = [
+    "KafkaConsumerConfig",
+    "KafkaReplaySource",
+    "KafkaSource",
+    "OffsetRange",
+    "consumer_lag",
+    "end_offsets_from_acks",
+    "ranges_for_times",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConsumerConfig:
+    """How a :class:`KafkaSource` joins its group and fetches.
+
+    Attributes:
+        group_id: the consumer group; members of one group share the partitions.
+        auto_offset_reset: where a partition without a committed offset starts.
+        commit_interval_ms: how often stored (acknowledged) offsets are committed.
+        session_timeout_ms: how long the group waits before it declares a silent member
+            dead.  Tests use a few seconds; production keeps the broker-friendly default.
+        max_poll_interval_ms: longest gap between two ``consume()`` calls before the member
+            is removed from the group (the pipeline pausing for a slow sink counts).
+        fetch_queue_backoff_ms: see the module docstring; keep it low.
+        batch_max_messages / poll_timeout_s: one ``consume()`` call's size and wait.
+        with_timestamps: fill ``ConsumedRecord.arrival_time`` from the message timestamp.
+        read_committed: skip messages of aborted transactions.
+        librdkafka: further consumer properties passed through unchanged.
+    """
+
+    group_id: str
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    commit_interval_ms: int = 5_000
+    session_timeout_ms: int = 45_000
+    max_poll_interval_ms: int = 300_000
+    fetch_queue_backoff_ms: int = 10
+    batch_max_messages: int = 1_000
+    poll_timeout_s: float = 0.5
+    with_timestamps: bool = True
+    read_committed: bool = True
+    librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not self.group_id:
+            problems.append("group_id must not be empty")
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            problems.append("auto_offset_reset must be 'earliest' or 'latest'")
+        if self.commit_interval_ms < 1:
+            problems.append("commit_interval_ms must be positive")
+        if self.session_timeout_ms < 1000:
+            problems.append("session_timeout_ms must be >= 1000")
+        if self.max_poll_interval_ms < self.session_timeout_ms:
+            problems.append("max_poll_interval_ms must be >= session_timeout_ms")
+        if self.fetch_queue_backoff_ms < 0:
+            problems.append("fetch_queue_backoff_ms must be >= 0")
+        if not 1 <= self.batch_max_messages <= 1_000_000:
+            problems.append("batch_max_messages must be in 1..1000000")
+        if self.poll_timeout_s <= 0:
+            problems.append("poll_timeout_s must be > 0")
+        if "debug" in self.librdkafka:
+            problems.append("librdkafka debug output is not enabled through Shardline's config")
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+    def to_confluent(self) -> dict[str, Any]:
+        return {
+            "group.id": self.group_id,
+            "auto.offset.reset": self.auto_offset_reset,
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": self.commit_interval_ms,
+            "session.timeout.ms": self.session_timeout_ms,
+            "max.poll.interval.ms": self.max_poll_interval_ms,
+            "fetch.queue.backoff.ms": self.fetch_queue_backoff_ms,
+            "isolation.level": "read_committed" if self.read_committed else "read_uncommitted",
+            **self.librdkafka,
+        }
+
+
+def _raise_for_message_error(err: KafkaError, observer: MetricsObserver) -> None:
+    """A consume() result carrying an error: fatal ones stop the source, others are reported."""
+    if err.code() == KafkaError._PARTITION_EOF:
+        return
+    mapped = from_kafka_error(err)
+    if err.fatal():
+        raise mapped
+    observer.on_event("kafka_consumer_error", error=type(mapped).__name__)
+    log.warning("kafka consumer error: %s (%s)", type(mapped).__name__, err.name())
+
+
+class KafkaSource:
+    """A consumer-group member yielding one :class:`SourceBatch` per partition per fetch.
+
+    ``consumer_factory`` builds the confluent-kafka ``Consumer`` from its configuration dict
+    (inject a double in unit tests); by default it is ``confluent_kafka.Consumer``.
+    """
+
+    def __init__(
+        self,
+        topics: Iterable[str],
+        client: KafkaClientConfig,
+        config: KafkaConsumerConfig,
+        *,
+        observer: MetricsObserver | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+    ) -> None:
+        self.topics = tuple(topics)
+        if not self.topics or not all(self.topics):
+            raise ValidationError("give at least one non-empty topic name")
+        self.config = config
+        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
+        self._consumer = consumer_factory(conf)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
+        self._stopping = False
+        self._closed = False
+        self._subscribed = False
+        self._assigned: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"KafkaSource(topics={self.topics!r}, group_id={self.config.group_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- Source ------------------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        """Yield batches until :meth:`stop`; each holds one partition's records in order."""
+        if self._closed:
+            raise ClosedError("source is closed")
+        loop = asyncio.get_running_loop()
+        if not self._subscribed:
+            await loop.run_in_executor(self._executor, self._subscribe)
+        consume = self._consumer.consume
+        count, timeout = self.config.batch_max_messages, self.config.poll_timeout_s
+        with_timestamps = self.config.with_timestamps
+        while not self._stopping:
+            messages = await loop.run_in_executor(self._executor, consume, count, timeout)
+            if not messages:
+                continue
+            good = []
+            for msg in messages:
+                err = msg.error()
+                if err is None:
+                    good.append(msg)
+                else:
+                    _raise_for_message_error(err, self._observer)
+            for batch in to_batches(good, with_timestamp=with_timestamps):
+                yield batch
+
+    async def checkpoint(self, partition: str, position: Position) -> None:
+        """Store ``position + 1`` as the partition's next offset; librdkafka commits it.
+
+        A partition that was revoked meanwhile is skipped: its new owner re-reads from the
+        last committed offset, so nothing is lost (at-least-once).
+        """
+        if not isinstance(position, KafkaPosition):
+            raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
+        if partition not in self._assigned:
+            self._observer.on_event("kafka_checkpoint_after_revoke", partition=partition)
+            return
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
+            )
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() in (
+                KafkaError._STATE,
+                KafkaError._UNKNOWN_PARTITION,
+            ):
+                self._observer.on_event("kafka_checkpoint_after_revoke", partition=partition)
+                return
+            raise CheckpointError(f"could not store offset for {partition}") from exc
+
+    async def checkpoint_end(self, partition: str) -> None:
+        """Kafka partitions do not close; nothing to record."""
+        return None
+
+    async def stop(self) -> None:
+        """Stop fetching; ``batches()`` ends within one poll timeout."""
+        self._stopping = True
+
+    # --- beyond the Source contract ------------------------------------------------------------
+
+    async def commit(self) -> None:
+        """Commit the stored (acknowledged) offsets now, synchronously."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._commit_stored)
+
+    async def positions(self) -> dict[str, int]:
+        """The next offset this member will read, per assigned partition."""
+        loop = asyncio.get_running_loop()
+
+        def read() -> dict[str, int]:
+            assignment = self._consumer.assignment()
+            return {
+                partition_name(tp.topic, tp.partition): tp.offset
+                for tp in self._consumer.position(assignment)
+                if tp.offset >= 0
+            }
+
+        return await loop.run_in_executor(self._executor, read)
+
+    async def close(self) -> None:
+        """Commit what was acknowledged, leave the group and release the client."""
+        if self._closed:
+            return
+        self._stopping = True
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._close_consumer)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    # --- consume thread ------------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._subscribed = True
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            self._assigned.add(partition_name(tp.topic, tp.partition))
+        self._observer.on_event("kafka_partitions_assigned", len(partitions))
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Commit acknowledged offsets before the partitions go to another member."""
+        self._commit_stored()
+        for tp in partitions:
+            self._assigned.discard(partition_name(tp.topic, tp.partition))
+        self._observer.on_event("kafka_partitions_revoked", len(partitions))
+
+    def _commit_stored(self) -> None:
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+                return  # nothing acknowledged since the last commit
+            raise (from_kafka_error(err) if isinstance(err, KafkaError) else exc) from exc
+
+    def _close_consumer(self) -> None:
+        try:
+            if self._subscribed:
+                self._commit_stored()
+        finally:
+            self._consumer.close()
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        mapped = from_kafka_error(err)
+        self._observer.on_event("kafka_client_error", error=type(mapped).__name__)
+        log.warning("kafka client error: %s (%s)", type(mapped).__name__, err.name())
+
+
+def end_offsets_from_acks(acks: Iterable[KafkaAck]) -> dict[str, int]:
+    """The end offset (last delivered + 1) per partition, from producer acknowledgements.
+
+    This is the "delivery offsets" side of lag when the broker's high watermark cannot be
+    trusted (the local broker reports wrong ones; MSK reports correct ones).
+    """
+    ends: dict[str, int] = {}
+    for ack in acks:
+        name = partition_name(ack.topic, ack.partition)
+        if ack.offset + 1 > ends.get(name, 0):
+            ends[name] = ack.offset + 1
+    return ends
+
+
+def consumer_lag(positions: Mapping[str, int], end_offsets: Mapping[str, int]) -> dict[str, int]:
+    """Messages between each partition's next read position and its end offset (never < 0).
+
+    Partitions with an end offset but no position yet lag by the whole end offset.
+    """
+    return {name: max(0, end - positions.get(name, 0)) for name, end in end_offsets.items()}
