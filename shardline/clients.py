@@ -1,0 +1,134 @@
+"""AWS client factories: an injected client wins, else one is built from the standard config.
+
+Everything else about where a client connects and as whom is left to botocore, which
+already honours ``AWS_PROFILE``, ``AWS_DEFAULT_REGION``, the shared config and credentials
+files, ``AWS_CA_BUNDLE`` and ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` (how the
+local stack is reached).  The one addition is ``AWS_REGION``, the variable the other AWS SDKs
+read, used when botocore finds no region of its own.
+
+Clients built here do not retry inside botocore (``total_max_attempts=1``): Shardline retries
+with :class:`shardline.retry.RetryPolicy`, and a second, hidden retry loop underneath would
+multiply attempts and hide throttling from the producer's rate limiter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+
+from shardline.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_CLIENT_CONFIG",
+    "aiobotocore_client",
+    "boto3_client",
+    "client_config",
+    "default_region",
+]
+
+DEFAULT_CLIENT_CONFIG: Final = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=5,
+    # Long enough for a SubscribeToShard stream between events; short enough that a hung
+    # PutRecords is noticed and resent.
+    read_timeout=30,
+    max_pool_connections=32,
+    tcp_keepalive=True,
+)
+"""botocore settings for every client built here; a caller's ``config`` is merged over them."""
+
+
+def client_config(config: Config | None = None) -> Config:
+    """:data:`DEFAULT_CLIENT_CONFIG` with ``config``'s explicitly set options taking precedence."""
+    return DEFAULT_CLIENT_CONFIG if config is None else DEFAULT_CLIENT_CONFIG.merge(config)
+
+
+def _session_region(session: Any) -> str | None:
+    region = getattr(session, "region_name", None)  # boto3.Session
+    if region is None and hasattr(session, "get_config_variable"):  # botocore / aiobotocore session
+        region = session.get_config_variable("region")
+    return str(region) if region else None
+
+
+def default_region(session: Any | None = None) -> str:
+    """The region a client would use: the session's (profile, ``AWS_DEFAULT_REGION``), else
+    ``AWS_REGION``; :class:`ConfigurationError` saying how to set one when there is none."""
+    region = _session_region(session if session is not None else boto3.Session())
+    region = region or os.environ.get("AWS_REGION")
+    if not region:
+        raise ConfigurationError(
+            "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION, a region in the "
+            "AWS_PROFILE's config, or pass region_name"
+        )
+    return region
+
+
+def boto3_client(
+    service: str,
+    *,
+    session: boto3.Session | None = None,
+    client: Any | None = None,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+) -> Any:
+    """A blocking boto3 client for ``service``; ``client`` is returned as it is when given.
+
+    The caller owns the client it gets (boto3 clients need no closing).
+    """
+    if client is not None:
+        return client
+    session = session if session is not None else boto3.Session()
+    return session.client(
+        service,  # type: ignore[call-overload]
+        region_name=region_name or default_region(session),
+        endpoint_url=endpoint_url,
+        config=client_config(config),
+    )
+
+
+def aiobotocore_client(
+    service: str,
+    *,
+    session: Any | None = None,
+    client: Any | None = None,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    config: Config | None = None,
+) -> AbstractAsyncContextManager[Any]:
+    """``async with aiobotocore_client("kinesis") as kinesis:`` — closes the client it built.
+
+    ``session`` is an ``aiobotocore.session.AioSession`` (a new default one when omitted).
+    An injected ``client`` is yielded as it is and left open: whoever made it closes it.
+    """
+    return _aiobotocore_client(service, session, client, region_name, endpoint_url, config)
+
+
+@asynccontextmanager
+async def _aiobotocore_client(
+    service: str,
+    session: Any | None,
+    client: Any | None,
+    region_name: str | None,
+    endpoint_url: str | None,
+    config: Config | None,
+) -> AsyncIterator[Any]:
+    if client is not None:
+        yield client
+        return
+    if session is None:
+        from aiobotocore.session import get_session
+
+        session = get_session()
+    async with session.create_client(
+        service,
+        region_name=region_name or default_region(session),
+        endpoint_url=endpoint_url,
+        config=client_config(config),
+    ) as created:
+        yield created

@@ -1,0 +1,119 @@
+"""Client factories: injected clients win, standard AWS configuration is honoured, botocore
+does not retry underneath Shardline, and TLS stays verified.  No request is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from aiobotocore.session import get_session
+from botocore.config import Config
+
+from shardline.clients import (
+    DEFAULT_CLIENT_CONFIG,
+    aiobotocore_client,
+    boto3_client,
+    client_config,
+    default_region,
+)
+from shardline.errors import ConfigurationError
+
+BOGUS = "http://kinesis.bogus.invalid:4567"
+
+
+@pytest.fixture
+def no_region(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "missing-config"))
+
+
+def test_botocore_does_not_retry_and_timeouts_are_set() -> None:
+    client = boto3_client("kinesis", region_name="eu-west-1")
+    assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert client.meta.config.connect_timeout == 5
+    assert client.meta.config.read_timeout == 30
+    assert client.meta.region_name == "eu-west-1"
+    assert client._endpoint.http_session._verify is not False
+
+
+def test_caller_config_is_merged_over_the_defaults() -> None:
+    client = boto3_client("kinesis", region_name="us-east-1", config=Config(read_timeout=123))
+    assert client.meta.config.read_timeout == 123
+    assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    assert client_config() is DEFAULT_CLIENT_CONFIG
+
+
+def test_endpoint_url_per_service_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", BOGUS)
+    assert boto3_client("kinesis", region_name="us-east-1").meta.endpoint_url == BOGUS
+    # other services are not affected, and an explicit endpoint wins over the environment
+    assert boto3_client("dynamodb", region_name="us-east-1").meta.endpoint_url != BOGUS
+    explicit = boto3_client("kinesis", region_name="us-east-1", endpoint_url="http://127.0.0.1:1")
+    assert explicit.meta.endpoint_url == "http://127.0.0.1:1"
+
+
+def test_injected_client_wins() -> None:
+    sentinel = object()
+    assert boto3_client("kinesis", client=sentinel, endpoint_url=BOGUS) is sentinel
+
+
+def test_injected_session_is_used() -> None:
+    session = boto3.Session(region_name="ap-southeast-2", aws_access_key_id="a", aws_secret_access_key="b")
+    assert boto3_client("kinesis", session=session).meta.region_name == "ap-southeast-2"
+
+
+def test_region_from_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, no_region: None) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile telemetry]\nregion = eu-central-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "telemetry")
+    assert default_region() == "eu-central-1"
+    assert boto3_client("kinesis").meta.region_name == "eu-central-1"
+
+
+def test_aws_region_is_honoured_when_botocore_finds_none(
+    monkeypatch: pytest.MonkeyPatch, no_region: None
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "sa-east-1")
+    assert default_region() == "sa-east-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert default_region() == "us-west-2"
+
+
+def test_missing_region_is_a_clear_configuration_error(no_region: None) -> None:
+    with pytest.raises(ConfigurationError, match="AWS_REGION"):
+        default_region()
+    with pytest.raises(ConfigurationError):
+        boto3_client("kinesis")
+
+
+async def test_aiobotocore_client_honours_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", BOGUS)
+    async with aiobotocore_client("kinesis", region_name="us-east-1") as client:
+        assert client.meta.endpoint_url == BOGUS
+        assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    session = get_session()
+    session.set_config_variable("region", "eu-north-1")
+    async with aiobotocore_client("kinesis", session=session) as client:
+        assert client.meta.region_name == "eu-north-1"
+
+
+async def test_aiobotocore_injected_client_is_yielded_and_not_closed() -> None:
+    class Client:
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    injected = Client()
+    async with aiobotocore_client("kinesis", client=injected) as client:
+        assert client is injected
+    assert not injected.closed
+
+
+async def test_aiobotocore_missing_region(no_region: None) -> None:
+    with pytest.raises(ConfigurationError):
+        async with aiobotocore_client("kinesis"):
+            pass
