@@ -5,12 +5,18 @@
 """
 
 from consumers.checkpoint.base import DEFAULT_NAMESPACE, SHARD_END, CheckpointStore, Lease
+from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
 from consumers.checkpoint.memory import MemoryCheckpointStore
+from consumers.checkpoint.sqlite import SQLiteCheckpointStore
+from consumers.checkpoint.uri import open_checkpoint_store
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "SHARD_END",
     "CheckpointStore",
+    "DynamoDBCheckpointStore",
     "Lease",
     "MemoryCheckpointStore",
+    "SQLiteCheckpointStore",
+    "open_checkpoint_store",
 ]
