@@ -171,11 +171,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_peers(args: argparse.Namespace) -> int:
-    from benchmarks.peers.runner import PeerWorkload, available_peers, run_peers
+    from benchmarks.peers.runner import PeerWorkload, available_peers, run_kafka_peers, run_peers
 
     names = available_peers(args.family)
     if isinstance(names, str):
         print(f"stream-bench peers: {names}", file=sys.stderr)
+        return 2
+    if args.family == "kafka" and not args.bootstrap:
+        print("stream-bench peers: --family kafka needs --bootstrap HOST:PORT", file=sys.stderr)
         return 2
     with _peer_target(args) as (endpoint, stream):
         workload = PeerWorkload(
@@ -187,7 +190,10 @@ def _cmd_peers(args: argparse.Namespace) -> int:
             shards=args.shards,
             bootstrap=args.bootstrap,
         )
-        rows = run_peers(args.family, workload, names)
+        if args.family == "kafka":
+            rows = run_kafka_peers(workload, names)
+        else:
+            rows = run_peers(args.family, workload, names)
     from rich.table import Table
 
     table = Table(title=f"stream-bench peers ({args.family}, {args.records} x {args.record_size} B)")

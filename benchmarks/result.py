@@ -71,8 +71,12 @@ def bound_by(
         )
     elif client_cpu_share >= _CPU_BUSY:
         verdict, why = "client CPU", f"the client's event loop was busy {client_cpu_share:.0%} of the run"
-    elif emulator_cpu_share is not None and emulator_cpu_share >= _CPU_BUSY:
-        verdict, why = "emulator CPU", f"the embedded emulator used {emulator_cpu_share:.0%} of a core"
+    elif emulator_cpu_share is not None and client_cpu_share + emulator_cpu_share >= _CPU_BUSY:
+        # The embedded emulator shares the client's process and so its interpreter lock.
+        verdict, why = "emulator CPU", (
+            f"the embedded emulator used {emulator_cpu_share:.0%} of a core and the client "
+            f"{client_cpu_share:.0%}, in one Python process"
+        )
     else:
         verdict, why = (
             "round trips",

@@ -7,8 +7,9 @@ user+sys time.  Peer modules expose one function::
     benchmarks.peers.kinesis.run_peer(name: str, workload: PeerWorkload) -> dict
     benchmarks.peers.kinesis.PEERS: tuple[str, ...]      # names run_peer accepts
 
-(the same for ``benchmarks.peers.kafka``), returning at least ``records``, ``seconds`` and
-``cpu_seconds``.
+returning at least ``records``, ``seconds`` and ``cpu_seconds``.  ``benchmarks.peers.kafka``
+has its own shape, ``run_peer(name, bootstrap, topic, messages, size, keys)`` over its
+``PRODUCERS`` and ``CONSUMERS`` (it spawns the process itself), driven by :func:`run_kafka_peers`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import multiprocessing
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["PeerWorkload", "available_peers", "run_peers"]
+__all__ = ["PeerWorkload", "available_peers", "run_kafka_peers", "run_peers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ def available_peers(family: str) -> tuple[str, ...] | str:
     except ImportError as exc:
         return f"benchmarks.peers.{family} is not available ({exc})"
     peers = getattr(module, "PEERS", None)
+    if peers is None and hasattr(module, "PRODUCERS"):
+        peers = (*module.PRODUCERS, *getattr(module, "CONSUMERS", {}))
     if not peers or not hasattr(module, "run_peer"):
         return f"benchmarks.peers.{family} does not expose PEERS and run_peer(name, workload)"
     return tuple(peers)
@@ -70,4 +73,29 @@ def run_peers(family: str, workload: PeerWorkload, names: tuple[str, ...]) -> li
             row["records_per_sec"] = records / max(float(result.get("seconds", 0.0)), 1e-9)
             row["cpu_us_per_record"] = float(result.get("cpu_seconds", 0.0)) * 1e6 / records
         rows.append(row)
+    return rows
+
+
+def run_kafka_peers(workload: PeerWorkload, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Producers first, then consumers, on one fresh topic, through ``benchmarks.peers.kafka``."""
+    if not workload.bootstrap:
+        raise ValueError("Kafka peers need a bootstrap server")
+    module = importlib.import_module("benchmarks.peers.kafka")
+    topic = module.create_topic(workload.bootstrap, workload.shards)
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            result = module.run_peer(
+                name, workload.bootstrap, topic, workload.records, workload.record_size, workload.keys
+            )
+        except Exception as exc:  # noqa: BLE001 - reported as that peer's row, the others still run
+            rows.append({"client": name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows.append(
+            {
+                "client": name,
+                "records_per_sec": float(result.get("msgs_per_s", 0)),
+                "cpu_us_per_record": float(result.get("cpu_us_per_msg", 0.0)),
+            }
+        )
     return rows
