@@ -1,0 +1,184 @@
+"""The Lambda handler with events shaped exactly as a Kinesis event-source mapping sends them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+from consumers.adapters.lambda_handler import make_handler, parse_kinesis_event
+from consumers.pipeline import PipelineConfig
+from consumers.sinks.base import DeadLetterEntry
+from shardline.errors import ValidationError
+from shardline.records import ConsumedRecord, KinesisPosition
+
+ARN = "arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"
+SEQUENCES = [
+    "49590338271490256608559692538361571095921575989136588898",
+    "49590338271490256608559692540925702759324208523137515618",
+    "49590338271490256608559692540925702759324208523137515619",
+    "49590338271490256608559692540925702759324208523137515620",
+]
+
+
+def _event_record(
+    sequence: str, data: bytes, key: str = "1", shard: str = "shardId-000000000006"
+) -> dict[str, Any]:
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": key,
+            "sequenceNumber": sequence,
+            "data": base64.b64encode(data).decode("ascii"),
+            "approximateArrivalTimestamp": 1545084650.987,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+        "awsRegion": "us-east-2",
+        "eventSourceARN": ARN,
+    }
+
+
+def _event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+class Sink:
+    def __init__(self, poison: set[bytes] | None = None) -> None:
+        self.written: list[ConsumedRecord] = []
+        self.poison = poison or set()
+
+    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+        if any(record.data in self.poison for record in batch):
+            raise ValidationError("rejected")
+        self.written.extend(batch)
+
+    async def close(self) -> None:
+        return None
+
+
+class DeadLetter:
+    def __init__(self) -> None:
+        self.entries: list[DeadLetterEntry] = []
+
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
+        self.entries.extend(entries)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_all_written_returns_empty_failures_and_keeps_identity() -> None:
+    sink = Sink()
+    handler = make_handler(sink)
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert [r.data for r in sink.written] == [b"r0", b"r1", b"r2", b"r3"]
+    first = sink.written[0]
+    assert first.position == KinesisPosition("lambda-stream", "shardId-000000000006", SEQUENCES[0])
+    assert first.arrival_time is not None
+    assert first.arrival_time.timestamp() == pytest.approx(1545084650.987)
+
+
+def test_unwritable_record_reports_first_failed_sequence_number() -> None:
+    sink = Sink(poison={b"r2"})
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1, sink_attempts=1))
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
+    assert [r.data for r in sink.written] == [b"r0", b"r1"]
+
+
+def test_failure_reports_the_start_of_the_failed_sink_batch() -> None:
+    """Acknowledgement is per sink batch: Lambda retries the whole batch that failed,
+    never less (records written before the poison one are rewritten, idempotently)."""
+    sink = Sink(poison={b"r3"})
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=2, sink_attempts=1))
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
+
+
+def test_poison_record_with_dead_letter_is_not_reported() -> None:
+    sink = Sink(poison={b"r1"})
+    dead_letter = DeadLetter()
+    handler = make_handler(sink, dead_letter=dead_letter)
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    assert handler(event, None) == {"batchItemFailures": []}
+    assert [entry.record.data for entry in dead_letter.entries] == [b"r1"]
+    assert [r.data for r in sink.written if r.data != b"r1"] == [b"r0", b"r2", b"r3"]
+
+
+def test_kpl_aggregates_are_expanded_with_sub_sequence_numbers() -> None:
+    aggregator = RecordAggregator()
+    for index in range(3):
+        assert aggregator.add_user_record(f"device-{index}", f"u{index}".encode()) is None
+    _, _, aggregated = aggregator.clear_and_get().get_contents()
+    sink = Sink()
+    handler = make_handler(sink)
+    assert handler(_event(_event_record(SEQUENCES[0], aggregated)), None) == {"batchItemFailures": []}
+    assert [(r.data, r.partition_key) for r in sink.written] == [
+        (b"u0", "device-0"),
+        (b"u1", "device-1"),
+        (b"u2", "device-2"),
+    ]
+    assert [r.position.sub_sequence_number for r in sink.written] == [0, 1, 2]  # type: ignore[union-attr]
+
+
+def test_failure_inside_an_aggregate_reports_the_aggregate() -> None:
+    aggregator = RecordAggregator()
+    for index in range(3):
+        aggregator.add_user_record("k", f"u{index}".encode())
+    _, _, aggregated = aggregator.clear_and_get().get_contents()
+    handler = make_handler(Sink(poison={b"u1"}), config=PipelineConfig(max_sink_batch_records=1))
+    event = _event(_event_record(SEQUENCES[0], b"plain"), _event_record(SEQUENCES[1], aggregated))
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[1]}]}
+
+
+def test_transform_runs_and_can_drop() -> None:
+    def transform(record: ConsumedRecord) -> ConsumedRecord | None:
+        return None if record.data == b"r0" else record
+
+    sink = Sink()
+    handler = make_handler(sink, transform=transform)
+    handler(_event(_event_record(SEQUENCES[0], b"r0"), _event_record(SEQUENCES[1], b"r1")), None)
+    assert [r.data for r in sink.written] == [b"r1"]
+
+
+def test_handler_survives_several_invocations() -> None:
+    sink = Sink()
+    handler = make_handler(sink)
+    for seq in SEQUENCES[:2]:
+        assert handler(_event(_event_record(seq, b"x")), None) == {"batchItemFailures": []}
+    assert len(sink.written) == 2
+
+
+def test_empty_event() -> None:
+    assert make_handler(Sink())({"Records": []}, None) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r.update(eventSource="aws:sqs"),
+        lambda r: r["kinesis"].update(data="not base64!!"),
+        lambda r: r["kinesis"].pop("sequenceNumber"),
+        lambda r: r.update(eventSourceARN="arn:aws:sqs:us-east-2:123456789012:queue"),
+    ],
+)
+def test_malformed_events_are_rejected_before_writing(mutate: Any) -> None:
+    sink = Sink()
+    record = _event_record(SEQUENCES[0], b"r0")
+    mutate(record)
+    with pytest.raises(ValidationError):
+        make_handler(sink)(_event(_event_record(SEQUENCES[1], b"ok"), record), None)
+    assert sink.written == []
+
+
+def test_parse_rejects_non_events() -> None:
+    with pytest.raises(ValidationError):
+        parse_kinesis_event({"Records": "nope"})
