@@ -328,3 +328,16 @@ def test_plain_and_kafka_records_pass_through() -> None:
     assert deaggregate_consumed(plain) == [plain]
     kafka = ConsumedRecord(valid_blob(), "k", KafkaPosition("topic", 0, 5))
     assert deaggregate_consumed(kafka)[0] is kafka
+
+
+@settings(max_examples=100)
+@given(repeated_entries, repeated_entries)
+def test_reused_builder_stays_exact(first: list[Entry], second: list[Entry]) -> None:
+    builder = AggregateBuilder(DEFAULT_MAX_RECORD_BYTES)
+    for items in (first, second):  # the second round reuses cached key entries
+        for key, data, ehk in items:
+            predicted = builder.size_with(key, data, ehk)
+            assert builder.try_add(key, data, ehk)
+            assert builder.encoded_size == predicted
+        assert builder.encode() == protobuf_reference(items)
+        builder.reset()
