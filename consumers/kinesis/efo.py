@@ -1,0 +1,290 @@
+"""Enhanced fan-out: consumer registration and the per-shard SubscribeToShard reader.
+
+A fan-out consumer gets its own 2 MiB/s per shard pushed over an HTTP/2 event stream, instead
+of sharing the 5 GetRecords calls/s.  A subscription lasts at most 5 minutes; the reader
+re-subscribes itself a little earlier (``ReaderConfig.subscription_seconds``), and whenever the
+stream ends, from the last ContinuationSequenceNumber, so the hand-over has neither gap nor
+overlap.  A re-subscription while the previous one is still open on the service side is
+answered with ResourceInUse, which is backed off and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from consumers.kinesis._errors import service_error
+from consumers.kinesis.backoff import jittered
+from consumers.kinesis.batch import ShardBatch, child_shards_from_api
+from consumers.kinesis.budget import Clock, Sleep
+from consumers.kinesis.config import ReaderConfig
+from consumers.kinesis.deaggregate import records_from_api
+from consumers.kinesis.polling import StopCondition
+from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, StartPosition
+from shardline.errors import (
+    ConfigurationError,
+    ResourceInUseError,
+    ResourceNotFoundError,
+    ThrottledError,
+    TransientServiceError,
+    ValidationError,
+)
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import ConsumedRecord
+from shardline.shardmath import ShardInfo
+
+__all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
+
+_CONSUMER_POLL_SECONDS = 1.0
+
+
+async def stream_arn(client: Any, stream_name: str) -> str:
+    """The ARN of a stream (fan-out APIs take ARNs, not names)."""
+    try:
+        summary = await client.describe_stream_summary(StreamName=stream_name)
+    except Exception as exc:
+        raise service_error(exc) from exc
+    arn: str = summary["StreamDescriptionSummary"]["StreamARN"]
+    return arn
+
+
+async def ensure_consumer(
+    client: Any,
+    stream_arn: str,
+    consumer_name: str,
+    *,
+    timeout: float = 120.0,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> str:
+    """Register the fan-out consumer (or reuse the existing one of that name); wait until ACTIVE.
+
+    Returns its ARN.  Raises :class:`ConfigurationError` when it is being deleted, and
+    :class:`TransientServiceError` when it is not ACTIVE within ``timeout`` seconds.
+    """
+    if not consumer_name or len(consumer_name) > 128:
+        raise ValidationError("a fan-out consumer name is 1-128 characters")
+    try:
+        registered = await client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+        consumer = registered["Consumer"]
+    except Exception as exc:
+        error = service_error(exc)
+        if not isinstance(error, ResourceInUseError):
+            raise error from exc
+        consumer = await _describe(client, stream_arn, consumer_name)
+    deadline = clock() + timeout
+    while consumer["ConsumerStatus"] != "ACTIVE":
+        if consumer["ConsumerStatus"] == "DELETING":
+            raise ConfigurationError(f"fan-out consumer {consumer_name!r} is being deleted")
+        if clock() >= deadline:
+            raise TransientServiceError(f"fan-out consumer {consumer_name!r} not ACTIVE after {timeout} s")
+        await sleep(_CONSUMER_POLL_SECONDS)
+        consumer = await _describe(client, stream_arn, consumer_name)
+    arn: str = consumer["ConsumerARN"]
+    return arn
+
+
+async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[str, Any]:
+    try:
+        response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+    except Exception as exc:
+        raise service_error(exc) from exc
+    description: dict[str, Any] = response["ConsumerDescription"]
+    return description
+
+
+class FanOutShardReader:
+    """Reads one shard through SubscribeToShard, yielding batches in order.
+
+    Same contract as :class:`~consumers.kinesis.polling.PollingShardReader` (async iterator of
+    :class:`ShardBatch`, ``stop_at`` for bounded reads), with ``consumer_arn`` from
+    :func:`ensure_consumer`.  Empty events (fan-out heartbeats) update ``millis_behind_latest``
+    and the continuation but yield nothing, except the final event of a closed shard.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        consumer_arn: str,
+        stream_name: str,
+        shard_id: str,
+        start: StartPosition = TRIM_HORIZON,
+        *,
+        shard: ShardInfo | None = None,
+        stop_at: StopCondition | None = None,
+        config: ReaderConfig | None = None,
+        observer: MetricsObserver | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._consumer_arn = consumer_arn
+        self._stream = stream_name
+        self._shard_id = shard_id
+        self._shard = shard
+        self._resume = start
+        self._stop_at = stop_at
+        self._config = config if config is not None else ReaderConfig()
+        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._millis_behind_latest: int | None = None
+        self._last_sequence_number: str | None = None
+        self._subscriptions = 0
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return f"FanOutShardReader(stream={self._stream!r}, shard={self._shard_id!r}, resume={self._resume})"
+
+    @property
+    def shard_id(self) -> str:
+        return self._shard_id
+
+    @property
+    def millis_behind_latest(self) -> int | None:
+        return self._millis_behind_latest
+
+    @property
+    def resume_position(self) -> StartPosition:
+        """Where the next subscription starts: AFTER the continuation, else the start."""
+        return self._resume
+
+    @property
+    def subscriptions(self) -> int:
+        """How many subscriptions were opened so far (re-subscriptions included)."""
+        return self._subscriptions
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __aiter__(self) -> AsyncIterator[ShardBatch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[ShardBatch]:
+        dims = {"stream": self._stream, "shard": self._shard_id}
+        failures = 0
+        while not self._finished:
+            try:
+                response = await self._client.subscribe_to_shard(
+                    ConsumerARN=self._consumer_arn,
+                    ShardId=self._shard_id,
+                    StartingPosition=self._resume.starting_position(),
+                )
+            except Exception as exc:  # noqa: BLE001 - translated; retriable ones backed off
+                await self._back_off(service_error(exc), exc, failures, dims)
+                failures += 1
+                continue
+            self._subscriptions += 1
+            self._observer.on_event("subscriptions", 1.0, **dims)
+            event_stream = response["EventStream"]
+            try:
+                async for batch in self._events(event_stream, dims):
+                    failures = 0
+                    yield batch
+                    if self._finished:
+                        return
+            except Exception as exc:  # noqa: BLE001 - a broken stream: re-subscribe from the continuation
+                await self._back_off(service_error(exc), exc, failures, dims)
+                failures += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    event_stream.close()
+
+    async def _events(self, event_stream: Any, dims: dict[str, str]) -> AsyncIterator[ShardBatch]:
+        """Batches of one subscription, until it ends or its lifetime is up."""
+        deadline = self._clock() + self._config.subscription_seconds
+        events = aiter(event_stream)
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            try:
+                async with asyncio.timeout(remaining):
+                    event = await anext(events)
+            except (TimeoutError, StopAsyncIteration):
+                return
+            payload = event.get("SubscribeToShardEvent")
+            if payload is None:
+                continue
+            batch = self._on_event(payload, dims)
+            if batch is not None:
+                yield batch
+
+    def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
+        raw = payload.get("Records") or []
+        skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
+        records = records_from_api(
+            raw, stream=self._stream, shard_id=self._shard_id, shard=self._shard, skip=skip,
+            observer=self._observer,
+        )
+        behind = payload.get("MillisBehindLatest")
+        if behind is not None:
+            self._millis_behind_latest = int(behind)
+            self._observer.on_event("millis_behind_latest", float(behind), **dims)
+        if raw:
+            self._last_sequence_number = raw[-1]["SequenceNumber"]
+        continuation = payload.get("ContinuationSequenceNumber")
+        resume_at = _later(continuation, self._last_sequence_number)
+        if resume_at is not None:
+            self._resume = AFTER_SEQUENCE_NUMBER(resume_at)
+        children = payload.get("ChildShards") or []
+        end = continuation is None and bool(children)
+        if self._stop_at is not None:
+            for index, record in enumerate(records):
+                if self._stop_at(record):
+                    self._finished = True
+                    return self._batch(records[:index], behind) if index else None
+        if records:
+            self._observer.on_event("records_read", float(len(records)), **dims)
+        if end:
+            self._finished = True
+            return self._batch(records, behind, end=True, children=children)
+        return self._batch(records, behind) if records else None
+
+    def _batch(
+        self, records: list[ConsumedRecord], behind: Any, *, end: bool = False, children: Any = None
+    ) -> ShardBatch:
+        return ShardBatch(
+            shard_id=self._shard_id,
+            records=tuple(records),
+            millis_behind_latest=None if behind is None else int(behind),
+            end_of_shard=end,
+            child_shards=child_shards_from_api(children),
+            continuation=self._resume.sequence_number,
+        )
+
+    async def _back_off(self, error: Exception, cause: Exception, attempt: int, dims: dict[str, str]) -> None:
+        config = self._config
+        if isinstance(error, ResourceInUseError):
+            self._observer.on_event("subscribe_resource_in_use", 1.0, **dims)
+            initial, maximum = config.resubscribe_backoff_initial, config.resubscribe_backoff_max
+            # Jitter in [0.5, 1] of the step: the service needs the previous subscription gone first.
+            delay = min(maximum, initial * (2 ** min(attempt, 30))) * (0.5 + self._jitter() / 2)
+            await self._sleep(delay)
+            return
+        if isinstance(error, ThrottledError) or (
+            isinstance(error, TransientServiceError) and attempt < config.max_transient_retries
+        ):
+            self._observer.on_event("subscribe_retries", 1.0, **dims)
+            await self._sleep(
+                jittered(attempt, config.throttle_backoff_initial, config.throttle_backoff_max, self._jitter)
+            )
+            return
+        if isinstance(error, ResourceNotFoundError):
+            raise error from cause
+        raise error from cause
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if int(a) >= int(b) else b

@@ -1,0 +1,281 @@
+"""The polling reader of one shard: GetRecords within a shared call budget.
+
+:class:`PollingShardReader` is an async iterator of :class:`ShardBatch`.  It calls GetRecords
+only when its consumer asks for the next batch, so a slow consumer pauses it (back-pressure)
+rather than making it buffer.  It keeps going through what the service throws at a long-lived
+reader:
+
+* throttling (ProvisionedThroughputExceeded): capped exponential back-off with full jitter,
+  for as long as it takes;
+* an expired or unusable iterator: a new one AFTER the last delivered sequence number, so
+  nothing is skipped and nothing delivered is delivered again;
+* 5xx and dropped connections: a bounded number of retries, each from a fresh iterator;
+* an empty response at the tip: an idle back-off that doubles up to a cap.
+
+The shard's end is detected when NextShardIterator is absent; the last batch then carries
+``end_of_shard`` and the ChildShards.  ``stop_at`` and ``stop_at_tip`` bound the read, which
+is what replay jobs build on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+from consumers.kinesis._errors import service_error
+from consumers.kinesis.backoff import jittered
+from consumers.kinesis.batch import ShardBatch, child_shards_from_api
+from consumers.kinesis.budget import CallBudget, Clock, Sleep
+from consumers.kinesis.config import ReaderConfig
+from consumers.kinesis.deaggregate import records_from_api
+from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, StartPosition
+from shardline.errors import (
+    ExpiredIteratorError,
+    ThrottledError,
+    TransientServiceError,
+)
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.shardmath import ShardInfo
+
+__all__ = ["PollingShardReader", "StopCondition", "stop_after_sequence", "stop_at_timestamp"]
+
+StopCondition = Callable[[ConsumedRecord], bool]
+"""True for the first record *beyond* a bounded read; the reader ends just before it."""
+
+
+def stop_after_sequence(sequence_number: str) -> StopCondition:
+    """End a read after the record with this sequence number (all its sub-records included)."""
+    last = int(sequence_number)
+
+    def beyond(record: ConsumedRecord) -> bool:
+        position = record.position
+        return isinstance(position, KinesisPosition) and int(position.sequence_number) > last
+
+    return beyond
+
+
+def stop_at_timestamp(timestamp: datetime) -> StopCondition:
+    """End a read before the first record that arrived at or after ``timestamp``."""
+
+    def beyond(record: ConsumedRecord) -> bool:
+        return record.arrival_time is not None and record.arrival_time >= timestamp
+
+    return beyond
+
+
+class PollingShardReader:
+    """Reads one shard with GetRecords, yielding batches in order.
+
+    Args:
+        client: an aiobotocore Kinesis client (the caller owns its lifetime).
+        stream_name: the stream.
+        shard_id: the shard to read.
+        start: where to start (see :mod:`consumers.kinesis.positions`).
+        shard: the shard's description, to check de-aggregated records against its hash range.
+        stop_at: ends the read before the first record it returns True for.
+        stop_at_tip: ends the read at the first empty response that is caught up
+            (MillisBehindLatest 0), for bounded jobs over a live shard.
+        budget: the GetRecords call budget; by default ``config.budget_share`` of 5 calls/s.
+        config: pacing and back-off settings.
+        observer: receives ``get_records_calls``, ``records_read``, ``millis_behind_latest``,
+            ``get_records_throttled``, ``iterator_expired``, ``get_records_retries`` and
+            ``records_outside_shard_range``, each with ``stream`` and ``shard`` dimensions.
+        clock, sleep, jitter: injectable time and randomness, for deterministic tests.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_name: str,
+        shard_id: str,
+        start: StartPosition = TRIM_HORIZON,
+        *,
+        shard: ShardInfo | None = None,
+        stop_at: StopCondition | None = None,
+        stop_at_tip: bool = False,
+        budget: CallBudget | None = None,
+        config: ReaderConfig | None = None,
+        observer: MetricsObserver | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._stream = stream_name
+        self._shard_id = shard_id
+        self._shard = shard
+        self._start = start
+        self._resume = start
+        self._stop_at = stop_at
+        self._stop_at_tip = stop_at_tip
+        self._config = config if config is not None else ReaderConfig()
+        self._budget = budget if budget is not None else CallBudget(
+            self._config.budget_share, clock=clock, sleep=sleep
+        )
+        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._millis_behind_latest: int | None = None
+        self._last_sequence_number: str | None = None
+        self._finished = False
+
+    def __repr__(self) -> str:
+        return f"PollingShardReader(stream={self._stream!r}, shard={self._shard_id!r}, resume={self._resume})"
+
+    @property
+    def shard_id(self) -> str:
+        return self._shard_id
+
+    @property
+    def millis_behind_latest(self) -> int | None:
+        """MillisBehindLatest of the last response, ``None`` before the first."""
+        return self._millis_behind_latest
+
+    @property
+    def last_sequence_number(self) -> str | None:
+        """Sequence number of the last record delivered (or skipped as already processed)."""
+        return self._last_sequence_number
+
+    @property
+    def resume_position(self) -> StartPosition:
+        """Where a new iterator would start: AFTER the last delivered record, else the start."""
+        return self._resume
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __aiter__(self) -> AsyncIterator[ShardBatch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[ShardBatch]:
+        config = self._config
+        dims = {"stream": self._stream, "shard": self._shard_id}
+        iterator: str | None = None
+        iterator_taken = 0.0
+        idle_delay = config.idle_backoff_initial
+        throttles = 0
+        transient = 0
+        while not self._finished:
+            if iterator is None or self._clock() - iterator_taken > config.iterator_lifetime:
+                iterator = await self._new_iterator()
+                iterator_taken = self._clock()
+            await self._budget.acquire()
+            self._observer.on_event("get_records_calls", 1.0, **dims)
+            try:
+                response = await self._client.get_records(
+                    ShardIterator=iterator, Limit=config.get_records_limit
+                )
+            except Exception as exc:
+                error = service_error(exc)
+                if isinstance(error, ExpiredIteratorError):
+                    self._observer.on_event("iterator_expired", 1.0, **dims)
+                    iterator = None
+                    continue
+                if isinstance(error, ThrottledError):
+                    self._observer.on_event("get_records_throttled", 1.0, **dims)
+                    await self._sleep(self._throttle_delay(throttles))
+                    throttles += 1
+                    continue
+                if isinstance(error, TransientServiceError) and transient < config.max_transient_retries:
+                    self._observer.on_event("get_records_retries", 1.0, **dims)
+                    await self._sleep(self._throttle_delay(transient))
+                    transient += 1
+                    iterator = None
+                    continue
+                raise error from exc
+            throttles = transient = 0
+            iterator = response.get("NextShardIterator")
+            iterator_taken = self._clock()
+            behind = response.get("MillisBehindLatest")
+            if behind is not None:
+                self._millis_behind_latest = int(behind)
+                self._observer.on_event("millis_behind_latest", float(behind), **dims)
+            raw = response.get("Records") or []
+            skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
+            records = records_from_api(
+                raw,
+                stream=self._stream,
+                shard_id=self._shard_id,
+                shard=self._shard,
+                skip=skip,
+                observer=self._observer,
+            )
+            if raw:
+                self._last_sequence_number = raw[-1]["SequenceNumber"]
+                self._resume = AFTER_SEQUENCE_NUMBER(raw[-1]["SequenceNumber"])
+            if self._stop_at is not None:
+                for index, record in enumerate(records):
+                    if self._stop_at(record):
+                        self._finished = True
+                        if index:
+                            yield self._batch(records[:index], behind)
+                        return
+            if records:
+                self._observer.on_event("records_read", float(len(records)), **dims)
+            if iterator is None:
+                self._finished = True
+                yield self._batch(records, behind, end=True, children=response.get("ChildShards"))
+                return
+            if records:
+                idle_delay = config.idle_backoff_initial
+                yield self._batch(records, behind)
+                continue
+            if raw:
+                continue  # every record was already processed (resume inside an aggregate)
+            caught_up = behind is None or int(behind) == 0
+            if caught_up and self._stop_at_tip:
+                self._finished = True
+                return
+            if caught_up:
+                await self._sleep(idle_delay)
+                idle_delay = min(config.idle_backoff_max, idle_delay * 2)
+
+    def _batch(
+        self,
+        records: list[ConsumedRecord],
+        behind: int | None,
+        *,
+        end: bool = False,
+        children: Any = None,
+    ) -> ShardBatch:
+        return ShardBatch(
+            shard_id=self._shard_id,
+            records=tuple(records),
+            millis_behind_latest=None if behind is None else int(behind),
+            end_of_shard=end,
+            child_shards=child_shards_from_api(children),
+            continuation=self._last_sequence_number,
+        )
+
+    def _throttle_delay(self, attempt: int) -> float:
+        config = self._config
+        return jittered(attempt, config.throttle_backoff_initial, config.throttle_backoff_max, self._jitter)
+
+    async def _new_iterator(self) -> str:
+        """GetShardIterator at the resume position, retrying throttles and transient errors."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.get_shard_iterator(
+                    StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
+                )
+            except Exception as exc:
+                error = service_error(exc)
+                retriable = isinstance(error, ThrottledError) or (
+                    isinstance(error, TransientServiceError) and attempt < self._config.max_transient_retries
+                )
+                if not retriable:
+                    raise error from exc
+                await self._sleep(self._throttle_delay(attempt))
+                attempt += 1
+                continue
+            iterator: str = response["ShardIterator"]
+            return iterator
+

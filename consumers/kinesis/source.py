@@ -1,0 +1,363 @@
+"""KinesisSource: every readable shard of a stream, as one :class:`consumers.source.Source`.
+
+It is a single worker: it takes the lease of each shard it reads (so a stale copy of itself,
+or an adapter-based deployment, is fenced out by the lease counter) but does not balance
+leases between workers; scale-out is the job of the KCL and Lambda adapters.
+
+Per shard it runs one reader task (polling or enhanced fan-out) feeding a bounded queue: a
+slow pipeline fills the queue and the reader pauses.  Shards are discovered with ListShards
+(periodically and when a reader reports ChildShards); a child starts only once the store says
+all its parents are checkpointed at SHARD_END (see :mod:`consumers.kinesis.lineage`).  Each
+shard resumes at its checkpoint.  Leases are renewed periodically; a shard whose lease is lost
+is stopped and its unread batches are dropped, since the new owner will read them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from consumers.checkpoint.base import CheckpointStore, Lease
+from consumers.kinesis._errors import service_error
+from consumers.kinesis.batch import ShardBatch
+from consumers.kinesis.budget import Clock, Sleep
+from consumers.kinesis.config import ReaderConfig
+from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
+from consumers.kinesis.lineage import ShardAssignment, plan_reads
+from consumers.kinesis.polling import PollingShardReader
+from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
+from consumers.source import SourceBatch
+from shardline.errors import (
+    CheckpointError,
+    ClosedError,
+    ConfigurationError,
+    LeaseLostError,
+    ShardlineError,
+    ValidationError,
+)
+from shardline.metrics import MetricsObserver, NullObserver
+from shardline.records import SHARD_END, KinesisPosition, Position
+from shardline.shardmath import ShardInfo, list_shards
+
+__all__ = ["KinesisSource"]
+
+_log = logging.getLogger(__name__)
+_STREAM_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{1,128}$")
+
+
+@dataclass(eq=False)
+class _Shard:
+    """What the source knows about one shard it reads."""
+
+    info: ShardInfo
+    lease: Lease
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    task: asyncio.Task[None] | None = None
+    ended: bool = False
+
+
+class KinesisSource:
+    """Reads a Kinesis stream shard by shard, honouring lineage, leases and checkpoints.
+
+    Args:
+        stream_name: the stream to read.
+        store: where leases and checkpoints live.
+        owner: this worker's lease-owner name (unique per process).
+        mode: ``"polling"`` (GetRecords, shared budget) or ``"efo"`` (enhanced fan-out).
+        consumer_name: the fan-out consumer's name; required for ``"efo"``.
+        start: where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP.
+        client: an aiobotocore Kinesis client; without one, a client is built from ``session``
+            (or a new aiobotocore session) honouring the standard AWS configuration.
+        config: reader tuning (:class:`ReaderConfig`).
+        observer: metrics; also receives ``shards_started``, ``shards_finished``, ``leases_lost``.
+
+    Use ``async with`` (or call :meth:`close`) to give the leases up at the end.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        *,
+        store: CheckpointStore,
+        owner: str,
+        mode: Literal["polling", "efo"] = "polling",
+        consumer_name: str | None = None,
+        start: StartPosition = TRIM_HORIZON,
+        client: Any = None,
+        session: Any = None,
+        config: ReaderConfig | None = None,
+        observer: MetricsObserver | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not isinstance(stream_name, str) or not _STREAM_NAME.match(stream_name):
+            raise ValidationError("stream name must be 1-128 characters of [a-zA-Z0-9_.-]")
+        if not owner or not isinstance(owner, str):
+            raise ValidationError("owner must be a non-empty string")
+        if mode not in ("polling", "efo"):
+            raise ConfigurationError("mode must be 'polling' or 'efo'")
+        if mode == "efo" and not consumer_name:
+            raise ConfigurationError("enhanced fan-out needs a consumer_name")
+        if start.kind not in (StartKind.TRIM_HORIZON, StartKind.LATEST, StartKind.AT_TIMESTAMP):
+            raise ConfigurationError(
+                "a stream-wide start is TRIM_HORIZON, LATEST or AT_TIMESTAMP; "
+                "sequence numbers are per shard (use a shard reader)"
+            )
+        self.stream_name = stream_name
+        self._store = store
+        self._owner = owner
+        self._mode = mode
+        self._consumer_name = consumer_name
+        self._start = start
+        self._client = client
+        self._session = session
+        self._config = config if config is not None else ReaderConfig()
+        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._clock = clock
+        self._sleep = sleep
+        self._shards: dict[str, _Shard] = {}
+        self._known: dict[str, ShardInfo] = {}
+        self._lost: set[str] = set()
+        self._finished: set[str] = set()
+        self._output: asyncio.Queue[ShardBatch | BaseException | None] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._running = False
+        self._consumer_arn: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"KinesisSource(stream={self.stream_name!r}, mode={self._mode!r}, owner={self._owner!r}, "
+            f"shards={sorted(self._shards)})"
+        )
+
+    @property
+    def shards(self) -> list[str]:
+        """Shards being read now (including ended ones awaiting their SHARD_END checkpoint)."""
+        return sorted(self._shards)
+
+    async def __aenter__(self) -> KinesisSource:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- Source contract --------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        """Yield batches of every readable shard until :meth:`stop`; each shard in order."""
+        if self._running:
+            raise ConfigurationError("batches() is already being iterated")
+        if self._stopping:
+            raise ClosedError("the source was stopped")
+        self._running = True
+        async with AsyncExitStack() as stack:
+            client = self._client if self._client is not None else await stack.enter_async_context(
+                self._new_client()
+            )
+            if self._mode == "efo":
+                assert self._consumer_name is not None
+                arn = await stream_arn(client, self.stream_name)
+                self._consumer_arn = await ensure_consumer(
+                    client, arn, self._consumer_name, timeout=self._config.consumer_active_timeout,
+                    clock=self._clock, sleep=self._sleep,
+                )
+            background = [
+                asyncio.create_task(self._discover_forever(client), name="kinesis-discovery"),
+                asyncio.create_task(self._renew_forever(), name="kinesis-lease-renewal"),
+            ]
+            try:
+                while True:
+                    item = await self._output.get()
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    shard = self._shards.get(item.shard_id)
+                    if shard is None:
+                        continue  # lease lost meanwhile: the new owner reads these records
+                    shard.slots.release()
+                    yield SourceBatch(
+                        partition=item.shard_id,
+                        records=item.records,
+                        millis_behind_latest=item.millis_behind_latest,
+                        end_of_partition=item.end_of_shard,
+                    )
+            finally:
+                self._stopping = True
+                tasks = background + [s.task for s in self._shards.values() if s.task is not None]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._running = False
+
+    async def checkpoint(self, partition: str, position: Position) -> None:
+        """Record that every record of shard ``partition`` up to ``position`` is processed."""
+        if not isinstance(position, KinesisPosition) or position.shard_id != partition:
+            raise ValidationError("a Kinesis checkpoint needs a KinesisPosition of that shard")
+        await self._write_checkpoint(partition, position.sequence_number, position.sub_sequence_number)
+
+    async def checkpoint_end(self, partition: str) -> None:
+        """Record SHARD_END for a shard whose last batch was delivered; its children may start."""
+        shard = self._shards.get(partition)
+        if shard is not None and not shard.ended:
+            raise CheckpointError(f"shard {partition!r} has not reached its end; refusing SHARD_END")
+        await self._write_checkpoint(partition, SHARD_END, 0)
+        shard = self._shards.pop(partition, None)
+        self._finished.add(partition)
+        self._observer.on_event("shards_finished", 1.0, stream=self.stream_name, shard=partition)
+        if shard is not None:
+            async with shard.lock:
+                await self._store.release(shard.lease)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop reading; :meth:`batches` yields what was already read, then ends."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for shard in self._shards.values():
+            if shard.task is not None:
+                shard.task.cancel()
+        self._output.put_nowait(None)
+
+    async def close(self) -> None:
+        """Stop, then give up the leases still held (checkpoints stay)."""
+        await self.stop()
+        for shard_id, shard in list(self._shards.items()):
+            async with shard.lock:
+                with contextlib.suppress(ShardlineError):
+                    await self._store.release(shard.lease)
+            self._shards.pop(shard_id, None)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    async def _write_checkpoint(self, partition: str, sequence_number: str, sub_sequence: int) -> None:
+        if partition in self._lost:
+            raise LeaseLostError(f"lease on shard {partition!r} was lost")
+        shard = self._shards.get(partition)
+        if shard is None:
+            raise CheckpointError(f"shard {partition!r} is not read by this source")
+        async with shard.lock:
+            try:
+                shard.lease = await self._store.checkpoint(shard.lease, sequence_number, sub_sequence)
+            except LeaseLostError:
+                self._lose(partition)
+                raise
+
+    def _lose(self, shard_id: str) -> None:
+        shard = self._shards.pop(shard_id, None)
+        self._lost.add(shard_id)
+        self._observer.on_event("leases_lost", 1.0, stream=self.stream_name, shard=shard_id)
+        _log.warning("lease lost on %s/%s; stopping that shard", self.stream_name, shard_id)
+        if shard is not None and shard.task is not None:
+            shard.task.cancel()
+
+    def _new_client(self) -> Any:
+        from aiobotocore.session import get_session
+
+        session = self._session if self._session is not None else get_session()
+        return session.create_client("kinesis")
+
+    async def _discover_forever(self, client: Any) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    await self._discover(client)
+                except ShardlineError as exc:
+                    if not exc.retriable:
+                        raise
+                    _log.warning("shard discovery failed (%s); retrying", type(exc).__name__)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._config.shard_discovery_interval):
+                        await self._wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches()
+            self._output.put_nowait(exc)
+
+    async def _discover(self, client: Any) -> None:
+        try:
+            listed = await list_shards(client, stream_name=self.stream_name)
+        except ShardlineError:
+            raise
+        except Exception as exc:
+            raise service_error(exc) from exc
+        for info in listed:
+            self._known[info.shard_id] = info
+        leases = await self._store.list()
+        exclude = set(self._shards) | self._lost | self._finished
+        for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
+            if self._stopping:
+                return
+            await self._start_shard(client, plan)
+
+    async def _start_shard(self, client: Any, plan: ShardAssignment) -> None:
+        info = plan.shard
+        await self._store.create_if_absent(info.shard_id, info.parents)
+        try:
+            lease = await self._store.acquire(info.shard_id, self._owner)
+        except LeaseLostError:
+            self._lost.add(info.shard_id)
+            return
+        shard = _Shard(info=info, lease=lease, slots=asyncio.Semaphore(self._config.max_pending_batches))
+        self._shards[info.shard_id] = shard
+        shard.task = asyncio.create_task(self._read_shard(client, shard, plan.start), name=info.shard_id)
+        self._observer.on_event("shards_started", 1.0, stream=self.stream_name, shard=info.shard_id)
+        _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, plan.start)
+
+    def _reader(self, client: Any, shard: _Shard, start: StartPosition) -> AsyncIterator[ShardBatch]:
+        common: dict[str, Any] = {
+            "shard": shard.info, "config": self._config, "observer": self._observer,
+            "clock": self._clock, "sleep": self._sleep,
+        }
+        if self._mode == "efo":
+            assert self._consumer_arn is not None
+            return aiter(
+                FanOutShardReader(
+                    client, self._consumer_arn, self.stream_name, shard.info.shard_id, start, **common
+                )
+            )
+        return aiter(PollingShardReader(client, self.stream_name, shard.info.shard_id, start, **common))
+
+    async def _read_shard(self, client: Any, shard: _Shard, start: StartPosition) -> None:
+        try:
+            async for batch in self._reader(client, shard, start):
+                await shard.slots.acquire()  # back-pressure: at most max_pending_batches queued
+                if self._shards.get(shard.info.shard_id) is not shard:
+                    return
+                if batch.child_shards:
+                    for child in batch.child_shards:
+                        self._known.setdefault(child.shard_id, child)
+                if batch.end_of_shard:
+                    shard.ended = True
+                self._output.put_nowait(batch)
+                if batch.end_of_shard:
+                    return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches()
+            self._output.put_nowait(exc)
+
+    async def _renew_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._config.lease_renew_interval)
+            for shard_id, shard in list(self._shards.items()):
+                async with shard.lock:
+                    if self._shards.get(shard_id) is not shard:
+                        continue
+                    try:
+                        shard.lease = await self._store.renew(shard.lease)
+                    except LeaseLostError:
+                        self._lose(shard_id)
+                    except ShardlineError as exc:
+                        _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
