@@ -4,7 +4,9 @@ The job keeps its progress in a checkpoint store of its *own* namespace (e.g.
 ``replay-<name>``), one lease per partition, so a crashed job resumes where it stopped and
 never touches a live consumer's checkpoints.  A partition whose range was fully written is
 marked ``SHARD_END`` and skipped by a rerun.  Because sinks are idempotent, records written
-after the last checkpoint and before a crash are simply written again on resume.
+after the last checkpoint and before a crash are simply written again on resume.  When one
+partition fails, the others are cancelled and the error is raised: a rerun resumes all of
+them from their checkpoints.
 """
 
 from __future__ import annotations
@@ -75,7 +77,14 @@ class ReplayJob:
     async def run(self) -> ReplaySummary:
         partitions = await self.reader.partitions()
         before = _stats(self.sink)
-        await asyncio.gather(*(self._partition(partition) for partition in partitions))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for partition in partitions:
+                    group.create_task(self._partition(partition))
+        except BaseExceptionGroup as failed:
+            # A failing partition stops its siblings (their progress is checkpointed), so a
+            # rerun never races a leftover task; the first error is the one reported.
+            raise failed.exceptions[0] from None
         after = _stats(self.sink)
         written, duplicates, dead = (a - b for a, b in zip(after, before, strict=True))
         if not isinstance(self.sink, BatchingSink):

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
+from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.polling import PollingShardReader, stop_after_sequence, stop_at_timestamp
 from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, AT_SEQUENCE_NUMBER, AT_TIMESTAMP, TRIM_HORIZON
 from shardline.errors import ConfigurationError
@@ -55,7 +56,8 @@ class KinesisRangeReader:
     ``calls_per_second`` caps this job's GetRecords calls per shard (default 1 of the 5 a
     shard allows), so live consumers keep their share of the read budget.  Each shard gets
     its own budget.  ``observer`` receives the polling reader's events (``get_records_calls``
-    with ``stream`` and ``shard`` dimensions...); ``clock`` and ``sleep`` drive the budgets
+    with ``stream`` and ``shard`` dimensions...); ``config`` tunes the polling reader (its
+``budget_share`` is replaced by ``calls_per_second``); ``clock`` and ``sleep`` drive the budgets
     and back-offs, injectable so tests check the cap without real time passing.
     """
 
@@ -68,6 +70,7 @@ class KinesisRangeReader:
         shard_ids: Sequence[str] = (),
         calls_per_second: float = 1.0,
         observer: MetricsObserver | None = None,
+        config: ReaderConfig | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -81,6 +84,7 @@ class KinesisRangeReader:
         self.shard_ids = tuple(shard_ids)
         self.calls_per_second = calls_per_second
         self.observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self.config = config
         self._clock = clock
         self._sleep = sleep
 
@@ -129,6 +133,7 @@ class KinesisRangeReader:
             stop_at_tip=True,
             budget=budget,
             observer=self.observer,
+            config=self.config,
             clock=self._clock,
             sleep=self._sleep,
         )
