@@ -208,7 +208,7 @@ _Response = Mapping[str, Any]
 
 
 def _list_shards_pages(
-    stream_name: str | None, stream_arn: str | None
+    stream_name: str | None, stream_arn: str | None, page_size: int | None
 ) -> Generator[_Request, _Response, list[ShardInfo]]:
     """The ListShards pagination protocol without I/O: yields requests, receives responses.
 
@@ -217,7 +217,11 @@ def _list_shards_pages(
     """
     if (stream_name is None) == (stream_arn is None):
         raise ConfigurationError("give exactly one of stream_name and stream_arn")
+    if page_size is not None and not 1 <= page_size <= 10_000:
+        raise ConfigurationError("page_size must be in 1..10000")
+    paging: _Request = {"MaxResults": page_size} if page_size is not None else {}
     request: _Request = {"StreamName": stream_name} if stream_name is not None else {"StreamARN": stream_arn}
+    request.update(paging)
     shards: list[ShardInfo] = []
     while True:
         response = yield request
@@ -225,14 +229,21 @@ def _list_shards_pages(
         token = response.get("NextToken")
         if not token:
             return shards
-        request = {"NextToken": token}
+        request = {"NextToken": token, **paging}
 
 
 async def list_shards(
-    client: Any, stream_name: str | None = None, stream_arn: str | None = None
+    client: Any,
+    stream_name: str | None = None,
+    stream_arn: str | None = None,
+    *,
+    page_size: int | None = None,
 ) -> list[ShardInfo]:
-    """Every shard of a stream through an aiobotocore Kinesis client, following NextToken."""
-    pages = _list_shards_pages(stream_name, stream_arn)
+    """Every shard of a stream through an aiobotocore Kinesis client, following NextToken.
+
+    ``page_size`` sets ListShards' MaxResults (the service's default is 1,000 shards a page).
+    """
+    pages = _list_shards_pages(stream_name, stream_arn, page_size)
     request = next(pages)
     while True:
         response = await client.list_shards(**request)
@@ -244,10 +255,14 @@ async def list_shards(
 
 
 def list_shards_sync(
-    client: Any, stream_name: str | None = None, stream_arn: str | None = None
+    client: Any,
+    stream_name: str | None = None,
+    stream_arn: str | None = None,
+    *,
+    page_size: int | None = None,
 ) -> list[ShardInfo]:
     """Every shard of a stream through a boto3 Kinesis client, following NextToken."""
-    pages = _list_shards_pages(stream_name, stream_arn)
+    pages = _list_shards_pages(stream_name, stream_arn, page_size)
     request = next(pages)
     while True:
         response = client.list_shards(**request)

@@ -225,3 +225,11 @@ async def test_list_shards_needs_exactly_one_stream_identifier() -> None:
         await list_shards(AsyncPagingClient([]))
     with pytest.raises(ConfigurationError):
         list_shards_sync(SyncPagingClient([]), stream_name="a", stream_arn="b")
+
+
+def test_page_size_is_sent_on_every_page() -> None:
+    client = SyncPagingClient(even_shards(3))
+    list_shards_sync(client, stream_name="s", page_size=2)
+    assert client.requests == [{"StreamName": "s", "MaxResults": 2}, {"NextToken": "1", "MaxResults": 2}]
+    with pytest.raises(ConfigurationError):
+        list_shards_sync(client, stream_name="s", page_size=0)
