@@ -1,0 +1,264 @@
+"""A record processor for the KCL MultiLangDaemon (amazon-kclpy's v3 interface).
+
+For scale-out across machines the Kinesis Client Library balances shard leases; its Java
+MultiLangDaemon starts one of these processes per shard and talks to it over stdin/stdout
+(JSON lines).  The processor writes each ``processRecords`` batch through the same
+transform / sink / retry / bisection / dead-letter logic as ``shardline consume`` and
+checkpoints *through the daemon*, which owns the lease table:
+
+* after a batch, once ``checkpoint_interval`` seconds passed since the last checkpoint, at
+  the last record the sink acknowledged;
+* ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start;
+* ``shutdownRequested``: checkpoint what is acknowledged;
+* ``leaseLost``: never checkpoint (another worker owns the shard now).
+
+When records can be neither written nor dead-lettered the processor checkpoints what was
+acknowledged and exits with status 1: the daemon restarts the shard from that checkpoint,
+so nothing is skipped.
+
+Run by the daemon as ``python -m consumers.adapters.kcl --sink URI [--dead-letter URI]
+[--transform module:function]`` (see ``deploy/kcl/shardline.properties``).  Install the
+Python half of amazon-kclpy with ``deploy/scripts/install_kclpy.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from amazon_kclpy import kcl
+from amazon_kclpy.checkpoint_error import CheckpointError as KclCheckpointError
+from amazon_kclpy.v3 import processor
+
+from consumers.adapters._batch import process_batch
+from consumers.pipeline import PipelineConfig, Transform
+from consumers.sinks.base import DeadLetter, Sink
+from shardline.aggregation import deaggregate_consumed
+from shardline.errors import ConfigurationError
+from shardline.metrics import MetricsObserver
+from shardline.records import ConsumedRecord, KinesisPosition
+
+__all__ = ["ShardlineRecordProcessor", "main"]
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT_ATTEMPTS = 5
+_RETRIABLE_CHECKPOINT_ERRORS = {"ThrottlingException", "KinesisClientLibDependencyException"}
+
+
+class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
+    """One shard's processor; see the module docstring for the checkpoint rules.
+
+    ``sink`` (and ``dead_letter``) may be objects or zero-argument factories; factories are
+    called in :meth:`initialize`, on the processor's own event loop, so clients bind to it.
+    """
+
+    def __init__(
+        self,
+        sink: Sink | Callable[[], Sink],
+        *,
+        transform: Transform | None = None,
+        dead_letter: DeadLetter | Callable[[], DeadLetter] | None = None,
+        stream_name: str = "",
+        checkpoint_interval: float = 60.0,
+        config: PipelineConfig | None = None,
+        observer: MetricsObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        exit_process: Callable[[int], None] = sys.exit,
+    ) -> None:
+        if checkpoint_interval < 0:
+            raise ConfigurationError("checkpoint_interval must be >= 0 seconds")
+        self._sink_spec = sink
+        self._dead_letter_spec = dead_letter
+        self._transform = transform
+        self._stream_name = stream_name
+        self._checkpoint_interval = checkpoint_interval
+        self._config = config
+        self._observer = observer
+        self._clock = clock
+        self._exit = exit_process
+        self._loop = asyncio.new_event_loop()
+        self._sink: Sink | None = None
+        self._dead_letter: DeadLetter | None = None
+        self.shard_id = ""
+        self._acknowledged: KinesisPosition | None = None
+        self._checkpointed: KinesisPosition | None = None
+        self._last_checkpoint_time = clock()
+
+    # --- the v3 interface -----------------------------------------------------------------------
+
+    def initialize(self, initialize_input: Any) -> None:
+        self.shard_id = str(initialize_input.shard_id)
+        self._sink = _build(self._sink_spec, "write")
+        self._dead_letter = None if self._dead_letter_spec is None else _build(self._dead_letter_spec, "put")
+        self._last_checkpoint_time = self._clock()
+        logger.info("initialized", extra={"shard": self.shard_id})
+
+    def process_records(self, process_records_input: Any) -> None:
+        records = self._expand([self._consumed(record) for record in process_records_input.records])
+        if not records:
+            return
+        assert self._sink is not None, "initialize() must run first"
+        outcome = self._loop.run_until_complete(
+            process_batch(
+                {self.shard_id: records},
+                self._sink,
+                transform=self._transform,
+                dead_letter=self._dead_letter,
+                config=self._config,
+                observer=self._observer,
+                millis_behind_latest=process_records_input.millis_behind_latest,
+            )
+        )
+        watermark = outcome.watermarks.get(self.shard_id)
+        if isinstance(watermark, KinesisPosition):
+            self._acknowledged = watermark
+        checkpointer = process_records_input.checkpointer
+        if outcome.failure is not None:
+            logger.error(
+                "records could not be written or dead-lettered; restarting the shard from its checkpoint",
+                extra={"shard": self.shard_id, "error_type": type(outcome.failure).__name__},
+            )
+            self._checkpoint_acknowledged(checkpointer)
+            self._close()
+            self._exit(1)
+            return
+        if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
+            self._checkpoint_acknowledged(checkpointer)
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        logger.warning("lease lost; not checkpointing", extra={"shard": self.shard_id})
+        self._close()
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        # no sequence number: the daemon records SHARD_END so the children may start
+        self._checkpoint(shard_ended_input.checkpointer, None, None)
+        self._close()
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        self._checkpoint_acknowledged(shutdown_requested_input.checkpointer)
+        self._close()
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _consumed(self, record: Any) -> ConsumedRecord:
+        sub_sequence = record.sub_sequence_number
+        consumed = ConsumedRecord(
+            data=record.binary_data,
+            partition_key=str(record.partition_key),
+            position=KinesisPosition(
+                self._stream_name,
+                self.shard_id,
+                str(record.sequence_number),
+                int(sub_sequence) if sub_sequence is not None else 0,
+            ),
+            arrival_time=record.approximate_arrival_timestamp,
+        )
+        return consumed
+
+    def _expand(self, records: Sequence[ConsumedRecord]) -> list[ConsumedRecord]:
+        return [user for record in records for user in deaggregate_consumed(record)]
+
+    def _checkpoint_acknowledged(self, checkpointer: Any) -> None:
+        position = self._acknowledged
+        if position is None or position == self._checkpointed:
+            return
+        if self._checkpoint(checkpointer, position.sequence_number, position.sub_sequence_number):
+            self._checkpointed = position
+
+    def _checkpoint(self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None) -> bool:
+        for attempt in range(1, _CHECKPOINT_ATTEMPTS + 1):
+            try:
+                checkpointer.checkpoint(sequence_number, sub_sequence)
+            except KclCheckpointError as exc:
+                code = str(exc.value) if hasattr(exc, "value") else str(exc)
+                if code in _RETRIABLE_CHECKPOINT_ERRORS and attempt < _CHECKPOINT_ATTEMPTS:
+                    time.sleep(min(2.0, 0.1 * 2**attempt))  # blocking is fine: one shard per process
+                    continue
+                # ShutdownException / InvalidStateException: the lease is gone or the daemon
+                # is shutting down; the next owner resumes from the last good checkpoint
+                logger.warning(
+                    "checkpoint refused by the daemon", extra={"shard": self.shard_id, "code": code}
+                )
+                return False
+            self._last_checkpoint_time = self._clock()
+            return True
+        return False
+
+    def _close(self) -> None:
+        async def close_all() -> None:
+            if self._sink is not None:
+                await self._sink.close()
+            if self._dead_letter is not None:
+                await self._dead_letter.close()
+
+        if self._sink is None and self._dead_letter is None:
+            return
+        try:
+            self._loop.run_until_complete(close_all())
+        finally:
+            self._sink = None
+            self._dead_letter = None
+
+
+_Built = TypeVar("_Built")
+
+
+def _build(spec: _Built | Callable[[], _Built], method: str) -> _Built:
+    """``spec`` itself when it is already the object (has ``method``), else ``spec()``."""
+    if hasattr(spec, method):
+        return spec  # type: ignore[return-value]
+    assert callable(spec)
+    built: _Built = spec()
+    return built
+
+
+def _load_transform(spec: str) -> Transform:
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError("transform must be given as module:function")
+    loaded = getattr(importlib.import_module(module_name), attribute)
+    if not callable(loaded):
+        raise ConfigurationError(f"transform {spec!r} is not callable")
+    result: Transform = loaded
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point the MultiLangDaemon runs (``executableName`` in the properties file)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m consumers.adapters.kcl", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--sink", required=True, help="sink URI, e.g. dynamodb://TABLE or file:///path.jsonl")
+    parser.add_argument("--dead-letter", help="dead-letter URI, e.g. s3://BUCKET/PREFIX or file:///dlq.jsonl")
+    parser.add_argument("--transform", help="module:function applied to every record")
+    parser.add_argument("--stream-name", default="", help="stream name recorded in record identities")
+    parser.add_argument("--checkpoint-interval", type=float, default=60.0, help="seconds between checkpoints")
+    args = parser.parse_args(argv)
+    # stdout is the daemon's protocol channel: logs go to stderr only
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+
+    from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
+
+    sink_uri: str = args.sink
+    dead_letter_uri: str | None = args.dead_letter
+    record_processor = ShardlineRecordProcessor(
+        lambda: sink_from_uri(sink_uri),
+        transform=_load_transform(args.transform) if args.transform else None,
+        dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
+        stream_name=args.stream_name,
+        checkpoint_interval=args.checkpoint_interval,
+    )
+    kcl.KCLProcess(record_processor).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
