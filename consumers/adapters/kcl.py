@@ -35,6 +35,7 @@ from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError as KclCheckpointError
 from amazon_kclpy.v3 import processor
 
+from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
@@ -218,19 +219,6 @@ def _build(spec: _Built | Callable[[], _Built], method: str) -> _Built:
     return built
 
 
-def _load_transform(spec: str) -> Transform:
-    import importlib
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError("transform must be given as module:function")
-    loaded = getattr(importlib.import_module(module_name), attribute)
-    if not callable(loaded):
-        raise ConfigurationError(f"transform {spec!r} is not callable")
-    result: Transform = loaded
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point the MultiLangDaemon runs (``executableName`` in the properties file)."""
     parser = argparse.ArgumentParser(
@@ -251,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dead_letter_uri: str | None = args.dead_letter
     record_processor = ShardlineRecordProcessor(
         lambda: sink_from_uri(sink_uri),
-        transform=_load_transform(args.transform) if args.transform else None,
+        transform=load_transform(args.transform) if args.transform else None,
         dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
         stream_name=args.stream_name,
         checkpoint_interval=args.checkpoint_interval,

@@ -1,0 +1,220 @@
+"""``shardline consume``: run a Kinesis stream into a sink until SIGTERM/SIGINT.
+
+    shardline consume kinesis://STREAM --checkpoint dynamodb://TABLE|sqlite:///PATH --sink URI
+        [--mode polling|efo] [--consumer-name NAME] [--start trim_horizon|latest|at_timestamp:ISO]
+        [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
+
+Logs are JSON lines on stderr (one object per event, never a record payload).  On SIGTERM
+or SIGINT the consumer stops reading, drains the writes in flight, checkpoints and exits 0;
+it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
+(reported before any network call).  Endpoints, region and credentials come from the
+standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
+``AWS_ENDPOINT_URL_DYNAMODB``...).
+
+Fault injection for recovery tests: with ``SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES=N`` set the
+process SIGKILLs itself right after its N-th successful sink write, i.e. between a sink
+write and its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from consumers._pipeline_transform import load_transform
+from consumers.checkpoint.uri import open_checkpoint_store
+from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
+from consumers.sinks.base import Sink
+from shardline.cli import Command
+from shardline.errors import ConfigurationError, ShardlineError
+from shardline.records import ConsumedRecord
+
+__all__ = ["FAULT_KILL_AFTER_SINK_WRITES", "JsonLogFormatter", "command", "parse_start", "parse_stream_uri"]
+
+logger = logging.getLogger("shardline.consume")
+
+FAULT_KILL_AFTER_SINK_WRITES = "SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES"
+
+_STANDARD_LOG_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per log event: time, level, logger, message and the ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_LOG_FIELDS and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+        return json.dumps(entry, separators=(",", ":"))
+
+
+def parse_stream_uri(uri: str) -> str:
+    """``kinesis://STREAM`` -> ``STREAM``."""
+    prefix = "kinesis://"
+    if not uri.startswith(prefix) or not uri[len(prefix) :].strip("/"):
+        raise ConfigurationError(f"stream must be given as kinesis://STREAM, got {uri!r}")
+    return uri[len(prefix) :].strip("/")
+
+
+def parse_start(text: str) -> Any:
+    """``trim_horizon`` | ``latest`` | ``at_timestamp:ISO-8601`` -> a StartPosition."""
+    from consumers.kinesis import AT_TIMESTAMP, LATEST, TRIM_HORIZON
+
+    lowered = text.lower()
+    if lowered == "trim_horizon":
+        return TRIM_HORIZON
+    if lowered == "latest":
+        return LATEST
+    if lowered.startswith("at_timestamp:"):
+        raw = text.split(":", 1)[1]
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigurationError(f"--start at_timestamp needs an ISO-8601 time, got {raw!r}") from exc
+        if moment.tzinfo is None:
+            raise ConfigurationError("--start at_timestamp needs a time zone (e.g. 2024-05-01T00:00:00Z)")
+        return AT_TIMESTAMP(moment)
+    raise ConfigurationError("--start must be trim_horizon, latest or at_timestamp:ISO")
+
+
+class _KillAfterWrites:
+    """Fault injection: SIGKILL this process right after the N-th successful sink write."""
+
+    def __init__(self, sink: Sink, writes: int) -> None:
+        self._sink = sink
+        self._remaining = writes
+
+    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+        await self._sink.write(batch)
+        self._remaining -= 1
+        if self._remaining <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def close(self) -> None:
+        await self._sink.close()
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stream", help="kinesis://STREAM")
+    parser.add_argument("--checkpoint", required=True, help="dynamodb://TABLE or sqlite:///PATH (or memory://)")
+    parser.add_argument("--sink", required=True, help="sink URI, e.g. file:///path.jsonl or dynamodb://TABLE")
+    parser.add_argument("--mode", choices=("polling", "efo"), default="polling")
+    parser.add_argument("--consumer-name", help="enhanced fan-out consumer name (required with --mode efo)")
+    parser.add_argument("--start", default="trim_horizon", help="trim_horizon | latest | at_timestamp:ISO")
+    parser.add_argument("--transform", help="module:function applied to every record")
+    parser.add_argument("--dead-letter", help="dead-letter URI, e.g. s3://BUCKET/PREFIX or file:///dlq.jsonl")
+    parser.add_argument("--checkpoint-interval", type=float, default=10.0, help="seconds between checkpoints")
+    parser.add_argument("--namespace", help="checkpoint namespace (default: the live consumer's)")
+    parser.add_argument("--owner", help="lease owner name (default: host-pid-random)")
+    parser.add_argument("--max-in-flight", type=int, default=10_000, help="records read but not yet written")
+    parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain on shutdown")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # botocore's DEBUG logs carry request bodies (payloads): never below WARNING
+    for noisy in ("botocore", "aiobotocore", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+async def _consume(args: argparse.Namespace) -> int:
+    from consumers.kinesis import KinesisSource
+    from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
+
+    stream = parse_stream_uri(args.stream)
+    start = parse_start(args.start)
+    if args.mode == "efo" and not args.consumer_name:
+        raise ConfigurationError("--mode efo needs --consumer-name")
+    transform = load_transform(args.transform) if args.transform else None
+    config = PipelineConfig(
+        checkpoint_interval=args.checkpoint_interval,
+        max_in_flight_records=args.max_in_flight,
+        drain_timeout=args.drain_timeout,
+    )
+    owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    store = open_checkpoint_store(args.checkpoint, namespace=args.namespace)
+    sink: Sink = sink_from_uri(args.sink)
+    dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
+    kill_after = os.environ.get(FAULT_KILL_AFTER_SINK_WRITES)
+    if kill_after:
+        sink = _KillAfterWrites(sink, int(kill_after))
+    source = KinesisSource(
+        stream,
+        store=store,
+        owner=owner,
+        mode=args.mode,
+        consumer_name=args.consumer_name,
+        start=start,
+    )
+    pipeline = Pipeline(source, sink, config=config, dead_letter=dead_letter, transform=transform)
+    logger.info(
+        "consumer starting",
+        extra={"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)},
+    )
+    try:
+        status = await run_until_signal(pipeline)
+    finally:
+        try:
+            await source.close()
+        finally:
+            await sink.close()
+            if dead_letter is not None:
+                await dead_letter.close()
+            await store.close()
+    stats = pipeline.stats
+    logger.info(
+        "consumer stopped",
+        extra={
+            "exit_status": status,
+            "records_in": stats.records_in,
+            "records_out": stats.records_out,
+            "dead_lettered": stats.dead_lettered,
+            "checkpoints": stats.checkpoints,
+            "partitions_ended": stats.partitions_ended,
+            "partitions_lost": stats.partitions_lost,
+        },
+    )
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level)
+    try:
+        return asyncio.run(_consume(args))
+    except ConfigurationError as exc:
+        logger.error("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
+        return 2
+    except ShardlineError as exc:
+        logger.error("consumer failed: %s", exc, extra={"error_type": type(exc).__name__})
+        return 1
+
+
+command = Command(
+    name="consume",
+    help="Consume a Kinesis stream into a sink, with checkpoints (Ctrl-C/SIGTERM drains and exits 0).",
+    configure=_configure,
+    run=_run,
+)
