@@ -390,3 +390,41 @@ def test_unlisted_kafka_codes_follow_librdkafka() -> None:
     assert type(from_kafka_error(KafkaError(KafkaError.INVALID_REQUIRED_ACKS))) is ServiceError
     assert type(from_kafka_error(KafkaError(KafkaError.INVALID_REQUIRED_ACKS, fatal=True))) is FatalKafkaError
     assert type(from_kafka_error(object())) is ServiceError
+
+
+def test_a_throttled_client_call_is_mapped_and_retried() -> None:
+    """A real boto3 client (stubbed responses, no network) through the mapping and the policy."""
+    import random
+
+    from botocore.stub import Stubber
+
+    from shardline.clients import boto3_client
+    from shardline.retry import RetryPolicy
+
+    client = boto3_client("kinesis", region_name="us-east-1")
+    stubber = Stubber(client)
+    request = {"StreamName": "s", "Records": [{"Data": b"x", "PartitionKey": "k"}]}
+    stubber.add_client_error(
+        "put_records", "ProvisionedThroughputExceededException", "Rate exceeded", 400, expected_params=request
+    )
+    stubber.add_client_error("put_records", "InternalFailure", "oops", 500, expected_params=request)
+    stubber.add_response(
+        "put_records",
+        {"Records": [{"SequenceNumber": "1", "ShardId": "shardId-0"}]},
+        expected_params=request,
+    )
+    seen: list[type[BaseException]] = []
+
+    def put() -> Any:
+        try:
+            return client.put_records(**request)
+        except ClientError as exc:
+            mapped = from_botocore(exc, service="kinesis")
+            seen.append(type(mapped))
+            raise mapped from exc
+
+    with stubber:
+        response = RetryPolicy(rng=random.Random(0)).call_sync(put, sleep=lambda _: None)
+    assert response["Records"][0]["SequenceNumber"] == "1"
+    assert seen == [ThrottledError, TransientServiceError]
+    stubber.assert_no_pending_responses()
