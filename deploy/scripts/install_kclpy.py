@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import xml.etree.ElementTree as ET  # noqa: S405 - parses the pom of the sdist pip just fetched
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DEFAULT_VERSION = "3.2.0"
