@@ -34,6 +34,7 @@ from consumers.kinesis.lineage import ShardAssignment, plan_reads
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
 from consumers.source import SourceBatch
+from shardline.clients import aiobotocore_client
 from shardline.errors import (
     CheckpointError,
     ClosedError,
@@ -160,8 +161,8 @@ class KinesisSource:
             raise ClosedError("the source was stopped")
         self._running = True
         async with AsyncExitStack() as stack:
-            client = self._client if self._client is not None else await stack.enter_async_context(
-                self._new_client()
+            client = await stack.enter_async_context(
+                aiobotocore_client("kinesis", session=self._session, client=self._client)
             )
             if self._mode == "efo":
                 assert self._consumer_name is not None
@@ -260,12 +261,6 @@ class KinesisSource:
         _log.warning("lease lost on %s/%s; stopping that shard", self.stream_name, shard_id)
         if shard is not None and shard.task is not None:
             shard.task.cancel()
-
-    def _new_client(self) -> Any:
-        from aiobotocore.session import get_session
-
-        session = self._session if self._session is not None else get_session()
-        return session.create_client("kinesis")
 
     async def _discover_forever(self, client: Any) -> None:
         try:
