@@ -1,0 +1,174 @@
+"""``shardline replay`` end to end: a real subprocess against moto (and Tansu), as an operator runs it.
+
+AWS clients are pointed at moto through the standard ``AWS_ENDPOINT_URL`` variable only.
+Progress goes to stderr, the summary to stdout, exit status 0; bad arguments exit 2 with a
+clear message and without touching the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiobotocore.session import get_session
+
+from consumers.sinks.firehose import encode_line
+from shardline.records import ConsumedRecord, KinesisPosition
+from tests.integration.sink_readback import dynamodb_state
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shardline(*args: str, cwd: Path, endpoint: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "shardline.cli", "replay", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.fixture
+async def aws(moto_endpoint: str) -> AsyncIterator[dict[str, Any]]:
+    session = get_session()
+    async with (
+        session.create_client("s3", endpoint_url=moto_endpoint) as s3,
+        session.create_client("dynamodb", endpoint_url=moto_endpoint) as dynamodb,
+    ):
+        yield {"s3": s3, "dynamodb": dynamodb}
+
+
+async def test_backfill_from_an_s3_archive_into_dynamodb(
+    aws: dict[str, Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    bucket, table = f"cli-{uuid.uuid4().hex[:12]}", f"cli-{uuid.uuid4().hex[:12]}"
+    await aws["s3"].create_bucket(Bucket=bucket)
+    lines = [
+        encode_line(
+            ConsumedRecord(
+                json.dumps({"device": f"d{i}", "temp": i}).encode(),
+                "k",
+                KinesisPosition("telemetry", "shardId-000000000000", str(i)),
+            )
+        )
+        for i in range(1, 41)
+    ]
+    await aws["s3"].put_object(Bucket=bucket, Key="raw/2024/a", Body=b"".join(lines[:25]))
+    await aws["s3"].put_object(Bucket=bucket, Key="raw/2024/b", Body=b"".join(lines[25:]))
+    await aws["dynamodb"].create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    args = ("--name", "backfill", "--sink", f"dynamodb://{table}", "--s3-archive", f"s3://{bucket}/raw/")
+
+    first = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)
+    once, items = await dynamodb_state(aws["dynamodb"], table)
+    rerun = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)  # same checkpoints: nothing to do
+    fresh = shardline(*args, "--checkpoint", str(tmp_path / "other.db"), cwd=tmp_path, endpoint=moto_endpoint)
+    twice, _ = await dynamodb_state(aws["dynamodb"], table)
+
+    assert first.returncode == 0, first.stderr
+    assert "records read: 40" in first.stdout and "written: 40" in first.stdout
+    assert "replay backfill: done, 40 records from 2 partition(s)" in first.stderr
+    assert (tmp_path / "replay-backfill.db").exists()
+    assert rerun.returncode == 0 and "partitions: 2 (2 already complete)" in rerun.stdout
+    assert fresh.returncode == 0 and "skipped as duplicates: 0" in fresh.stdout
+    assert once == twice and len(items) == 40
+
+
+def test_a_kinesis_sequence_range_into_a_file_sink(moto_endpoint: str, tmp_path: Path) -> None:
+    kinesis = boto3.client("kinesis", endpoint_url=moto_endpoint)
+    stream = f"cli-{uuid.uuid4().hex[:12]}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    response = kinesis.put_records(
+        StreamName=stream, Records=[{"Data": f"r{i}".encode(), "PartitionKey": "k"} for i in range(30)]
+    )
+    sequences = [entry["SequenceNumber"] for entry in response["Records"]]
+    shard = response["Records"][0]["ShardId"]
+    out = tmp_path / "out.jsonl"
+
+    result = shardline(
+        "--name", "seq", "--sink", f"file://{out}", "--kinesis-stream", stream, "--shard", shard,
+        "--from-sequence", sequences[10], "--to-sequence", sequences[19], "--max-calls-per-second", "5",
+        cwd=tmp_path, endpoint=moto_endpoint,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "records read: 10" in result.stdout
+    payloads = [base64.b64decode(json.loads(line)["data"]) for line in out.read_bytes().splitlines()]
+    assert payloads == [f"r{i}".encode() for i in range(10, 20)]
+    kinesis.close()
+
+
+def test_a_kafka_offset_range_through_the_cli(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    topic = f"cli-{uuid.uuid4().hex[:12]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the topic exists
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(timeout=30)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for n in range(20):
+        producer.produce(topic, f"m{n}".encode(), partition=0)
+    assert producer.flush(30) == 0
+    out = tmp_path / "out.jsonl"
+
+    result = shardline(
+        "--name", "kafka", "--sink", f"file://{out}", "--kafka-topic", topic,
+        "--bootstrap-servers", kafka_bootstrap, "--from-offset", "4", "--to-offset", "9",
+        cwd=tmp_path, endpoint="http://127.0.0.1:9",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "records read: 5" in result.stdout
+    payloads = [base64.b64decode(json.loads(line)["data"]) for line in out.read_bytes().splitlines()]
+    assert payloads == [f"m{n}".encode() for n in range(4, 9)]
+
+
+NAMED = ("--name", "n", "--sink", "file:///x")
+KINESIS = ("--kinesis-stream", "s")
+KAFKA = ("--kafka-topic", "t", "--bootstrap-servers", "h:1")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sink", "file:///x", *KINESIS], "--name"),
+        ([*NAMED], "one of the arguments"),
+        ([*NAMED, *KINESIS, "--from-time", "2024-05-01"], "time zone"),
+        (["--name", "n", "--sink", "nosuch://x", *KINESIS], "unknown sink scheme"),
+        ([*NAMED, *KINESIS, "--from-sequence", "5"], "exactly one"),
+        ([*NAMED, "--kafka-topic", "t"], "--bootstrap-servers"),
+        ([*NAMED, "--s3-archive", "http://bucket"], "s3://BUCKET/PREFIX"),
+        ([*NAMED, *KINESIS, "--from-offset", "1"], "--kafka-topic"),
+        ([*NAMED, *KAFKA, "--from-offset", "9", "--to-offset", "3"], "from-offset <= to-offset"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message_before_any_network_call(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    # An endpoint nothing listens on: a network call would fail with a different error.
+    result = shardline(*args, cwd=tmp_path, endpoint="http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # not even the checkpoint file was created
