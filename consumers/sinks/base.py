@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -31,6 +30,7 @@ from typing import Generic, Protocol, TypeVar, runtime_checkable
 from shardline.errors import ConfigurationError, ShardlineError, SinkError, ValidationError
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
+from shardline.retry import RetryPolicy
 
 __all__ = [
     "BatchingSink",
@@ -196,9 +196,8 @@ def plan_chunks(
     return chunks
 
 
-def _default_backoff(attempt: int) -> float:
-    """Full-jitter exponential back-off: 50 ms doubling to at most 5 s."""
-    return random.uniform(0.0, min(5.0, 0.05 * 2 ** max(0, attempt - 1)))
+_DEFAULT_RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=5.0, deadline=None)
+"""The project's shared full-jitter back-off: 50 ms doubling to at most 5 s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +211,13 @@ class SinkOptions:
     :class:`SinkError`; ``None`` (the default) waits for the destination forever, so the
     pipeline stops reading instead of losing or dead-lettering healthy records.
     ``backoff``: seconds to wait before retry number ``attempt`` (1-based); defaults to
-    full-jitter exponential back-off.  A ``shardline.retry.RetryPolicy().backoff`` fits.
+    :class:`shardline.retry.RetryPolicy`'s full-jitter exponential back-off (50 ms doubling
+    to 5 s); any ``RetryPolicy(...).backoff`` fits.
     """
 
     max_attempts: int = 8
     outage_timeout: float | None = None
-    backoff: Callable[[int], float] = _default_backoff
+    backoff: Callable[[int], float] = _DEFAULT_RETRY.backoff
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
