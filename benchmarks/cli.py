@@ -20,7 +20,8 @@ from typing import Any
 
 from rich.console import Console
 
-from shardline.errors import ShardlineError
+from benchmarks.targets import BOOTSTRAP_ENV
+from shardline.errors import ConfigurationError, ShardlineError
 
 __all__ = ["build_parser", "main"]
 
@@ -41,8 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the IoT telemetry workload and report")
     run.add_argument("--target", choices=("local", "kinesis", "msk"), default="local")
     run.add_argument("--stream", help="Kinesis stream (created if missing; default: a new one)")
-    run.add_argument("--topic", help="Kafka topic for --target msk")
-    run.add_argument("--bootstrap", help="Kafka bootstrap servers for --target msk")
+    run.add_argument("--topic", help="Kafka topic for --target msk (created if missing; default: a new one)")
+    run.add_argument(
+        "--bootstrap", help=f"Kafka bootstrap servers for --target msk (default: ${BOOTSTRAP_ENV})"
+    )
+    run.add_argument(
+        "--kafka-security",
+        choices=("plaintext", "tls", "msk-iam"),
+        default="plaintext",
+        help="how --target msk connects (default plaintext, for a local broker)",
+    )
     run.add_argument("--shards", type=int, default=4, help="shards (or partitions) of a new stream")
     run.add_argument("--duration", type=float, default=20.0, help="seconds of producing (default 20)")
     run.add_argument("--rate", type=_rate, default=2000.0, help="records/s, or 'unbounded' (default 2000)")
@@ -52,10 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--key-strategy", default="device", help="device | random | round-robin | salted:N (default device)"
     )
-    run.add_argument("--aggregate", action=argparse.BooleanOptionalAction, default=True)
+    run.add_argument(
+        "--aggregate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="KPL aggregation (Kinesis targets; default on)",
+    )
     run.add_argument("--consumer", choices=("polling", "efo", "none"), default="polling")
     run.add_argument("--payload", choices=("binary", "json"), default="binary")
-    run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, % of AWS's")
+    run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, %% of AWS's")
+    run.add_argument(
+        "--embedded-target-process",
+        action="store_true",
+        help="run the embedded local target in a child process, so client CPU is measured alone",
+    )
     run.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
 
     hot = sub.add_parser("hotshards", help="per-shard load and hot keys of an existing stream")
@@ -78,20 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmarks.report import print_summary, write_html
-    from benchmarks.result import build_result, validate_result
-    from benchmarks.run import RunOptions, output_dir, run_kinesis
-    from benchmarks.targets import KinesisTarget, embedded_local_target
+def _run_options(args: argparse.Namespace) -> Any:
+    from benchmarks.run import RunOptions, check_consumer_supported
     from benchmarks.workload import Skew, WorkloadSpec
-    from shardline.localstack.gateway import ShardLimits
 
-    if args.target == "msk":
-        print(
-            "stream-bench: --target msk is not measured in this version; use --target local|kinesis",
-            file=sys.stderr,
-        )
-        return 2
+    if args.target == "msk" and args.aggregate:
+        raise ConfigurationError("--aggregate is KPL aggregation, a Kinesis format; not with --target msk")
+    if args.target != "msk" and args.topic:
+        raise ConfigurationError("--topic is for --target msk; Kinesis targets take --stream")
+    if args.embedded_target_process and args.target != "local":
+        raise ConfigurationError("--embedded-target-process applies to --target local only")
     workload = WorkloadSpec(
         keys=args.keys,
         skew=Skew.parse(args.skew),
@@ -102,29 +117,61 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     options = RunOptions(
         target=args.target,
-        stream=args.stream,
+        stream=(args.topic or args.stream) if args.target == "msk" else args.stream,
         shards=args.shards,
         workload=workload,
         key_strategy=args.key_strategy,
-        aggregate=args.aggregate,
+        aggregate=args.target != "msk" if args.aggregate is None else args.aggregate,
         consumer=args.consumer,
     )
+    check_consumer_supported(options, args.target)
+    return options
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.report import print_summary, write_html
+    from benchmarks.result import build_result, validate_result
+    from benchmarks.run import output_dir, run_kinesis
+    from benchmarks.run_msk import run_msk
+    from benchmarks.targets import (
+        KinesisTarget,
+        embedded_local_target,
+        embedded_local_target_process,
+        kafka_target,
+    )
+    from shardline.localstack.gateway import ShardLimits
+
+    options = _run_options(args)
     out = output_dir(args.out)
-    target_cm: contextlib.AbstractContextManager[KinesisTarget]
-    if args.target == "local":
-        print("stream-bench: starting the embedded local target (moto + limit gateway)", file=sys.stderr)
-        target_cm = embedded_local_target(ShardLimits(scale_percent=args.limits_percent))
+    if args.target == "msk":
+        target = kafka_target(args.bootstrap, args.kafka_security)
+        print(f"stream-bench: --target msk, bootstrap {target.bootstrap}", file=sys.stderr)
+        outcome = asyncio.run(run_msk(options, target))
     else:
-        target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
-    with target_cm as target:
-        outcome = asyncio.run(run_kinesis(options, target))
+        target_cm: contextlib.AbstractContextManager[KinesisTarget]
+        if args.target == "local":
+            limits = ShardLimits(scale_percent=args.limits_percent)
+            where = "a child process" if args.embedded_target_process else "this process"
+            print(
+                f"stream-bench: starting the embedded local target (moto + limit gateway) in {where}",
+                file=sys.stderr,
+            )
+            target_cm = (
+                embedded_local_target_process(limits)
+                if args.embedded_target_process
+                else embedded_local_target(limits)
+            )
+        else:
+            target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
+        with target_cm as kinesis:
+            outcome = asyncio.run(run_kinesis(options, kinesis))
     result = build_result(outcome)
     validate_result(result)
     json_path = out / "result.json"
     json_path.write_text(json.dumps(result, indent=2))
     html_path = write_html(result, out / "report.html")
     print_summary(result, Console(stderr=False))
-    print(f"result: {json_path}\nreport: {html_path}")
+    print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
     return 0
 
 
@@ -228,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
     try:
         return handlers[args.command](args)
+    except ConfigurationError as exc:
+        print(f"stream-bench: {exc}", file=sys.stderr)
+        return 2
     except ShardlineError as exc:
         print(f"stream-bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

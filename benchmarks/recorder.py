@@ -37,6 +37,10 @@ class Recorder:
         self.duplicates = 0
         self.now = clock_start
 
+    def set_now(self, now: float) -> None:
+        """Where the producer loop is; the observer's throttles and retries land in this second."""
+        self.now = now
+
     def second(self, now: float) -> int:
         return max(int(now - self.start), 0)
 
@@ -69,6 +73,27 @@ class Recorder:
     def on_iterator_age(self, shard_id: str, second: int, millis: int) -> None:
         ages = self.iterator_age[shard_id]
         ages[second] = max(ages.get(second, 0), millis)
+
+    # --- live view --------------------------------------------------------------------------
+
+    def snapshot(self, now: float, duration: float) -> dict[str, Any]:
+        """The figures the live progress display shows (counts and latencies, never payloads)."""
+        second = self.second(now)
+        summary = self.ack_latency.summary_ms()
+        ages = [ages.get(second - 1, 0) for ages in self.iterator_age.values()]
+        return {
+            "elapsed": now - self.start,
+            "duration": duration,
+            "sent": self.total_sent,
+            "acked": self.total_acked,
+            "rate": self.acked.get(second - 1, 0),
+            "consumed": self.total_consumed,
+            "throttles": sum(self.throttles.values()),
+            "retries": sum(self.retries.values()),
+            "p50_ms": summary["p50"],
+            "p99_ms": summary["p99"],
+            "iterator_age_ms": max(ages, default=0),
+        }
 
     # --- totals -----------------------------------------------------------------------------
 

@@ -12,11 +12,22 @@ from rich.table import Table
 from benchmarks.charts import heatmap, line_chart
 from shardline.limits import SHARD_WRITE_BYTES_PER_SEC
 
-__all__ = ["print_summary", "render_html", "write_html"]
+__all__ = ["print_summary", "render_html", "unit_name", "write_html"]
+
+
+def unit_name(result: dict[str, Any]) -> str:
+    """What a stream's parallel unit is called for this target: Kafka partitions, Kinesis shards."""
+    return "partition" if result["config"]["target"] == "msk" else "shard"
 
 
 def render_html(result: dict[str, Any]) -> str:
     timeline = result["timeline"]
+    heat_title = "Bytes/s per shard per second (share of the 1 MiB/s write limit)"
+    heat_scale: float = SHARD_WRITE_BYTES_PER_SEC
+    if unit_name(result) == "partition":
+        peaks = [max(series["bytes"], default=0) for series in result["shard_timeline"].values()]
+        heat_scale = max([*peaks, 1])
+        heat_title = "Bytes/s per partition per second (share of the busiest partition-second; no quota)"
     charts = {
         "throughput": line_chart(
             "chart-throughput",
@@ -42,9 +53,9 @@ def render_html(result: dict[str, Any]) -> str:
         ),
         "heatmap": heatmap(
             "chart-heatmap",
-            "Bytes/s per shard per second (share of the 1 MiB/s write limit)",
+            heat_title,
             {shard: series["bytes"] for shard, series in sorted(result["shard_timeline"].items())},
-            SHARD_WRITE_BYTES_PER_SEC,
+            heat_scale,
         ),
     }
     env = jinja2.Environment(
@@ -52,7 +63,9 @@ def render_html(result: dict[str, Any]) -> str:
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
     )
-    return env.get_template("report.html.j2").render(r=result, s=result["summary"], charts=charts)
+    return env.get_template("report.html.j2").render(
+        r=result, s=result["summary"], charts=charts, unit=unit_name(result)
+    )
 
 
 def write_html(result: dict[str, Any], path: Path) -> Path:
@@ -63,6 +76,8 @@ def write_html(result: dict[str, Any], path: Path) -> Path:
 def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     s = result["summary"]
+    unit = unit_name(result)
+    emulator_cpu = s.get("emulator_cpu_seconds")
     table = Table(title=f"stream-bench {result['config']['target']} / {result['config']['stream']}")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -76,10 +91,16 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         ("send-to-ack p50/p99/p99.9/max ms", f"{ack['p50']}/{ack['p99']}/{ack['p99_9']}/{ack['max']}"),
         ("end-to-end p50/p99/max ms", f"{e2e['p50']}/{e2e['p99']}/{e2e['max']}"),
         ("client CPU us/record", f"{s['client_cpu_us_per_record']:.1f}"),
-        ("hot shards", ", ".join(h["shard_id"] for h in result["hot_shards"]) or "none"),
+        ("emulator CPU s", "-" if emulator_cpu is None else f"{emulator_cpu:.2f}"),
+        (f"hot {unit}s", ", ".join(h["shard_id"] for h in result["hot_shards"]) or "none"),
         ("bound by", result["bound_by"]["verdict"]),
     ):
         table.add_row(label, value)
     console.print(table)
+    bound = result["bound_by"]
+    console.print(f"bound by [bold]{bound['verdict']}[/bold]: {bound['explanation']}")
+    console.print(f"how client CPU was measured: {s.get('client_cpu_method', 'not stated')}")
     for hot in result["hot_shards"]:
         console.print(f"[bold]{hot['shard_id']}[/bold]: {hot['recommendation']}")
+    for note in result.get("notes", []):
+        console.print(f"note: {note}")

@@ -44,12 +44,15 @@ def bound_by(
     seconds_over_limit: int,
     client_cpu_share: float,
     emulator_cpu_share: float | None,
+    emulator_shares_process: bool = True,
 ) -> dict[str, Any]:
     """Which resource limited the run, with the signals that decided it.
 
     Order matters: a run that met its rate cap was bound by the setting whatever else was busy;
-    throttling or seconds over a shard limit point at shard limits; a busy event-loop thread
-    at the client; a busy emulator (embedded target) at the emulator.
+    throttling or seconds over a shard limit point at shard limits; a busy client at the
+    client; a busy emulator (embedded target) at the emulator.  An emulator in the bench
+    process shares one interpreter lock with the client, so there their CPU shares add up;
+    in a child process the emulator is busy on its own.
     """
     signals: dict[str, Any] = {
         "rate_setting": rate,
@@ -59,6 +62,7 @@ def bound_by(
         "seconds_over_shard_limit": seconds_over_limit,
         "client_cpu_share_of_wall": client_cpu_share,
         "emulator_cpu_share_of_wall": emulator_cpu_share,
+        "emulator_shares_process": emulator_shares_process,
         "cpu_cores": os.cpu_count() or 1,
     }
     throttled_share = throttles / max(records, 1)
@@ -70,12 +74,24 @@ def bound_by(
             (f"{throttles} throttles and {seconds_over_limit} shard-seconds over a per-shard limit"),
         )
     elif client_cpu_share >= _CPU_BUSY:
-        verdict, why = "client CPU", f"the client's event loop was busy {client_cpu_share:.0%} of the run"
-    elif emulator_cpu_share is not None and client_cpu_share + emulator_cpu_share >= _CPU_BUSY:
+        verdict, why = "client CPU", f"the client used {client_cpu_share:.0%} of a core over the run"
+    elif emulator_cpu_share is not None and not emulator_shares_process and emulator_cpu_share >= _CPU_BUSY:
+        verdict, why = (
+            "emulator CPU",
+            (f"the embedded emulator's own process used {emulator_cpu_share:.0%} of a core"),
+        )
+    elif (
+        emulator_cpu_share is not None
+        and emulator_shares_process
+        and client_cpu_share + emulator_cpu_share >= _CPU_BUSY
+    ):
         # The embedded emulator shares the client's process and so its interpreter lock.
-        verdict, why = "emulator CPU", (
-            f"the embedded emulator used {emulator_cpu_share:.0%} of a core and the client "
-            f"{client_cpu_share:.0%}, in one Python process"
+        verdict, why = (
+            "emulator CPU",
+            (
+                f"the embedded emulator used {emulator_cpu_share:.0%} of a core and the client "
+                f"{client_cpu_share:.0%}, in one Python process"
+            ),
         )
     else:
         verdict, why = (
@@ -98,12 +114,15 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     acked, consumed = rec.total_acked, rec.total_consumed
     acked_bytes = sum(rec.acked_bytes.values())
     throttles = sum(rec.throttles.values())
-    analysis = analyse_hot_shards(rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate)
+    is_kafka = options.target == "msk"
+    analysis = analyse_hot_shards(
+        rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate, kafka=is_kafka
+    )
     wall = max(outcome.wall_seconds, 1e-9)
     achieved = acked / min(wall, workload.duration)
-    emulator_cpu = (
-        outcome.process_cpu_seconds - outcome.client_cpu_seconds if outcome.emulator_in_process else None
-    )
+    emulator_cpu = outcome.emulator_cpu_seconds
+    if emulator_cpu is None and outcome.emulator_in_process:
+        emulator_cpu = outcome.process_cpu_seconds - outcome.client_cpu_seconds
     result: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
@@ -140,6 +159,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "client_cpu_seconds": outcome.client_cpu_seconds,
             "emulator_cpu_seconds": emulator_cpu,
             "client_cpu_us_per_record": outcome.client_cpu_seconds * 1e6 / max(acked, 1),
+            "client_cpu_method": outcome.client_cpu_method or "not stated",
         },
         "timeline": {
             "seconds": list(range(seconds)),
@@ -162,7 +182,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "keys_exact": analysis["keys_exact"],
         "reshard_to": analysis["reshard_to"],
         "gateway": outcome.gateway,
-        "notes": [note for note in (outcome.consumer_note,) if note],
+        "notes": [note for note in (outcome.consumer_note, *outcome.notes) if note],
     }
     result["bound_by"] = bound_by(
         rate=workload.rate,
@@ -172,5 +192,6 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         seconds_over_limit=sum(s["seconds_over_limit"] for s in analysis["shards"].values()),
         client_cpu_share=outcome.client_cpu_seconds / wall,
         emulator_cpu_share=emulator_cpu / wall if emulator_cpu is not None else None,
+        emulator_shares_process=outcome.emulator_in_process,
     )
     return result

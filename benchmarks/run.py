@@ -2,9 +2,12 @@
 
 Latency is measured from each record's INTENDED send time (start + i / rate): when the client
 stalls, the records that should have gone out meanwhile still count the stall, so a pause is
-not hidden by simply sending less (coordinated omission).  Client CPU is the CPU time of the
-thread running the event loop; with the embedded target the rest of the process's CPU time
-is the emulator's (moto and the gateway run in their own threads).
+not hidden by simply sending less (coordinated omission).
+
+Client CPU: with the embedded target in this process it is the CPU time of the thread running
+the event loop (the rest of the process's CPU time is the emulator's, whose threads compete
+for the same interpreter lock); when the target runs elsewhere (a child process, AWS) it is
+the whole process's user+sys time.  Each result states which (``client_cpu_method``).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.pacing import drive_schedule, wait_for_consumers
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
@@ -29,7 +33,15 @@ from shardline.errors import ConfigurationError
 from shardline.records import Ack
 from shardline.shardmath import ShardMap
 
-__all__ = ["RunOptions", "RunOutcome", "run_kinesis"]
+__all__ = [
+    "CPU_METHOD_PROCESS",
+    "CPU_METHOD_THREAD",
+    "CpuMeter",
+    "RunOptions",
+    "RunOutcome",
+    "check_consumer_supported",
+    "run_kinesis",
+]
 
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
 
@@ -78,6 +90,10 @@ class RunOutcome:
     emulator_in_process: bool
     gateway: dict[str, Any] | None
     consumer_note: str | None = None
+    emulator_cpu_seconds: float | None = None
+    """The emulator's own CPU when it ran in a child process; else derived in the result."""
+    client_cpu_method: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class _KeyChooser:
@@ -115,24 +131,54 @@ async def _ensure_stream(client: Any, name: str, shards: int) -> bool:
     return True
 
 
+def check_consumer_supported(options: RunOptions, target_name: str) -> None:
+    """Refuse, before any stream is touched, a consumer the target cannot serve.
+
+    The embedded target is moto, which has no SubscribeToShard: an EFO figure from it would
+    be made up, so ``--consumer efo`` there is an error rather than a silent note.
+    """
+    if options.consumer == "efo" and target_name == "local":
+        raise ConfigurationError(
+            "--consumer efo cannot be measured on the embedded local target (moto has no "
+            "SubscribeToShard); use --consumer polling, or --target kinesis against AWS or an "
+            "emulator with enhanced fan-out (AWS_ENDPOINT_URL_KINESIS)"
+        )
+    if options.consumer == "efo" and target_name == "msk":
+        raise ConfigurationError("--consumer efo is a Kinesis reader; with --target msk use polling or none")
+
+
+def _start_position(created: bool, run_start: datetime) -> Any:
+    """A stream this run created is read from its start; an existing one from just before the run."""
+    from consumers.kinesis.positions import AT_TIMESTAMP, TRIM_HORIZON
+
+    return TRIM_HORIZON if created else AT_TIMESTAMP(run_start - timedelta(seconds=1))
+
+
 async def run_kinesis(
     options: RunOptions, target: KinesisTarget, *, progress_stream: Any = None
 ) -> RunOutcome:
     """Create (or reuse) the stream, produce for ``duration`` seconds, drain, and measure."""
     from aiobotocore.session import get_session
 
+    from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
-    from consumers.kinesis.positions import LATEST, TRIM_HORIZON
     from producers import KinesisProducer
 
+    check_consumer_supported(options, target.name)
     workload = options.workload
     stream = options.stream or f"stream-bench-{uuid.uuid4().hex[:8]}"
     session = get_session()
+    run_start = datetime.now(UTC)
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
         created = await _ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
         shard_ids = [s.shard_id for s in shard_map.open_shards]
+        consumer_arn: str | None = None
+        if options.consumer == "efo":
+            consumer_arn = await ensure_consumer(
+                client, await stream_arn(client, stream), f"stream-bench-{uuid.uuid4().hex[:8]}"
+            )
         loop_start = time.monotonic()
         recorder = Recorder(shard_ids, loop_start)
         sampler = KeySampler(workload.keys, workload.skew, workload.seed)
@@ -140,13 +186,18 @@ async def run_kinesis(
         stop_consumers = asyncio.Event()
         consumer_tasks: list[asyncio.Task[None]] = []
         wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
+        run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
+        start = _start_position(created, run_start)
+
+        def reader_for(shard_id: str) -> Any:
+            shard = shard_map.get(shard_id)
+            if consumer_arn is not None:
+                return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
+            return PollingShardReader(client, stream, shard_id, start, shard=shard)
 
         async def consume(shard_id: str) -> None:
-            reader = PollingShardReader(
-                client, stream, shard_id, TRIM_HORIZON if created else LATEST, shard=shard_map.get(shard_id)
-            )
             with contextlib.suppress(asyncio.CancelledError):
-                async for batch in reader:
+                async for batch in reader_for(shard_id):
                     now = time.monotonic()
                     second = recorder.second(now)
                     if batch.millis_behind_latest is not None:
@@ -161,16 +212,10 @@ async def run_kinesis(
                     if stop_consumers.is_set():
                         return
 
-        run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
-        if options.consumer == "polling":
+        if options.consumer != "none":
             consumer_tasks = [asyncio.create_task(consume(shard_id)) for shard_id in shard_ids]
-        consumer_note = None
-        if options.consumer == "efo":
-            consumer_note = "efo consumer not measured in this version; use --consumer polling"
 
         producer = KinesisProducer(stream, client=client, observer=recorder, aggregate=options.aggregate)
-        rate = workload.rate
-        duration = workload.duration
         size = workload.record_size
         fmt = workload.payload_format
 
@@ -180,89 +225,52 @@ async def run_kinesis(
                 return
             recorder.on_ack(second, nbytes, time.monotonic() - intended)
 
-        def snapshot() -> dict[str, Any]:
-            now = time.monotonic()
-            second = recorder.second(now)
-            summary = recorder.ack_latency.summary_ms()
-            ages = [ages.get(second - 1, 0) for ages in recorder.iterator_age.values()]
-            return {
-                "elapsed": now - loop_start,
-                "duration": duration,
-                "sent": recorder.total_sent,
-                "acked": recorder.total_acked,
-                "rate": recorder.acked.get(second - 1, 0),
-                "consumed": recorder.total_consumed,
-                "throttles": sum(recorder.throttles.values()),
-                "retries": sum(recorder.retries.values()),
-                "p50_ms": summary["p50"],
-                "p99_ms": summary["p99"],
-                "iterator_age_ms": max(ages, default=0),
-            }
+        async def send_one(index: int, intended: float) -> None:
+            device = sampler()
+            key, ehk = chooser(device)
+            second = recorder.second(intended)
+            data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
+            shard = shard_map.shard_for_key(key, ehk).shard_id
+            recorder.load.add(shard, second, device, len(data) + len(key))
+            recorder.sent[second] += 1
+            future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
+            future.add_done_callback(partial(on_done, second, len(data), intended))
 
-        cpu_thread_0 = time.thread_time()
-        cpu_process_0 = _process_cpu()
-        sent = 0
-        with Progress(snapshot, stream=progress_stream) as progress:
+        cpu = CpuMeter(target)
+        with Progress(
+            lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
+        ) as progress:
             async with producer:
-                next_tick = loop_start + 1.0
-                while True:
-                    now = time.monotonic()
-                    recorder.now = now
-                    elapsed = now - loop_start
-                    if elapsed >= duration:
-                        break
-                    due = int(elapsed * rate) + 1 if rate else sent + 100
-                    while sent < due:
-                        intended = loop_start + sent / rate if rate else time.monotonic()
-                        device = sampler()
-                        key, ehk = chooser(device)
-                        second = recorder.second(intended)
-                        data = encode_payload(sent, wall_origin_ns + int(intended * 1e9), device, size, fmt)
-                        shard = shard_map.shard_for_key(key, ehk).shard_id
-                        recorder.load.add(shard, second, device, len(data) + len(key))
-                        recorder.sent[second] += 1
-                        future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
-                        future.add_done_callback(partial(on_done, second, len(data), intended))
-                        sent += 1
-                    if time.monotonic() >= next_tick:
-                        progress.tick()
-                        next_tick += 1.0
-                    if rate:
-                        await asyncio.sleep(max(0.0, loop_start + sent / rate - time.monotonic()))
-                    else:
-                        await asyncio.sleep(0)
+                await drive_schedule(
+                    rate=workload.rate,
+                    duration=workload.duration,
+                    start=loop_start,
+                    send_one=send_one,
+                    tick=progress.tick,
+                    on_now=recorder.set_now,
+                )
                 await producer.flush()
             recorder.now = time.monotonic()
-            produce_end = time.monotonic()
             if consumer_tasks:
-                deadline = produce_end + options.drain_seconds
-                while recorder.total_consumed < recorder.total_acked and time.monotonic() < deadline:
-                    progress.tick()
-                    await asyncio.sleep(0.25)
+                await wait_for_consumers(
+                    lambda: recorder.total_consumed,
+                    lambda: recorder.total_acked,
+                    timeout=options.drain_seconds,
+                    tick=progress.tick,
+                )
                 stop_consumers.set()
                 for task in consumer_tasks:
                     task.cancel()
                 await asyncio.gather(*consumer_tasks, return_exceptions=True)
             progress.tick()
         wall = time.monotonic() - loop_start
-        client_cpu = time.thread_time() - cpu_thread_0
-        process_cpu = _process_cpu() - cpu_process_0
-        if created and target.name != "local":
+        client_cpu, process_cpu, emulator_cpu = cpu.read()
+        if consumer_arn is not None:
+            with contextlib.suppress(Exception):
+                await client.deregister_stream_consumer(ConsumerARN=consumer_arn)
+        if created and not target.is_embedded:
             with contextlib.suppress(Exception):
                 await client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
-    stats = target.gateway_stats()
-    gateway: dict[str, Any] | None = None
-    if stats is not None:
-        gateway = {
-            shard: {
-                "accepted_records": s.accepted_records,
-                "accepted_bytes": s.accepted_bytes,
-                "throttled_records": s.throttled_records,
-                "get_records_calls": s.get_records_calls,
-                "get_records_throttled": s.get_records_throttled,
-            }
-            for shard, s in sorted(stats.for_stream(stream).items())
-        }
     return RunOutcome(
         options=options,
         recorder=recorder,
@@ -272,15 +280,71 @@ async def run_kinesis(
         wall_seconds=wall,
         client_cpu_seconds=client_cpu,
         process_cpu_seconds=process_cpu,
-        emulator_in_process=target.gateway is not None,
-        gateway=gateway,
-        consumer_note=consumer_note,
+        emulator_in_process=target.in_process,
+        gateway=_gateway_counts(target, stream),
+        emulator_cpu_seconds=emulator_cpu,
+        client_cpu_method=cpu.method,
+        consumer_note=_consumer_note(options, consumer_arn is not None),
     )
 
 
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
+def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
+    if fan_out:
+        return "consumer: enhanced fan-out (SubscribeToShard); iterator age is the pushed MillisBehindLatest"
+    if options.consumer == "polling":
+        return "consumer: GetRecords polling, one reader per shard"
+    return None
 
+
+def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None:
+    stats = target.gateway_stats()
+    if stats is None:
+        return None
+    return {
+        shard: {
+            "accepted_records": s.accepted_records,
+            "accepted_bytes": s.accepted_bytes,
+            "throttled_records": s.throttled_records,
+            "get_records_calls": s.get_records_calls,
+            "get_records_throttled": s.get_records_throttled,
+        }
+        for shard, s in sorted(stats.for_stream(stream).items())
+    }
+
+
+CPU_METHOD_THREAD = (
+    "client CPU = CPU time of the bench's event-loop thread (time.thread_time); the embedded "
+    "emulator (moto + limit gateway) runs in other threads of the same process and competes for "
+    "its interpreter lock, so the client figure is inflated by that contention and is not "
+    "comparable with a client measured alone; use --embedded-target-process for a clean figure"
+)
+CPU_METHOD_PROCESS = (
+    "client CPU = user+sys CPU time of the whole bench process (all its threads, including the "
+    "producer's and consumers' I/O threads); the target runs in another process"
+)
+
+
+class CpuMeter:
+    """Client, process and (child-process) emulator CPU seconds over the measured part of a run."""
+
+    def __init__(self, target: KinesisTarget | None) -> None:
+        self._thread_only = target is not None and target.in_process
+        self._emulator = target.emulator_cpu if target is not None else None
+        self.method = CPU_METHOD_THREAD if self._thread_only else CPU_METHOD_PROCESS
+        self._thread0 = time.thread_time()
+        self._process0 = _process_cpu()
+        self._emulator0 = self._emulator() if self._emulator is not None else None
+
+    def read(self) -> tuple[float, float, float | None]:
+        process = _process_cpu() - self._process0
+        client = time.thread_time() - self._thread0 if self._thread_only else process
+        emulator = None
+        if self._emulator is not None and self._emulator0 is not None:
+            emulator = self._emulator() - self._emulator0
+        return client, process, emulator
+
+
+def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
 

@@ -109,12 +109,17 @@ def analyse_hot_shards(
     records_limit: float = SHARD_WRITE_RECORDS_PER_SEC,
     bytes_limit: float = SHARD_WRITE_BYTES_PER_SEC,
     top: int = 5,
+    kafka: bool = False,
 ) -> dict[str, Any]:
     """Per-shard summaries, the hot shards with their keys, and recommendations.
 
     With KPL aggregation the 1000 records/s quota counts aggregated Kinesis records, not
-    user records, so only the byte quota decides "over limit" then.
+    user records, so only the byte quota decides "over limit" then.  ``kafka=True`` analyses
+    Kafka partitions, which have no per-partition quota: only the skew of the traffic (share
+    against the fair share) makes a partition hot, and the advice speaks of partitions.
     """
+    if kafka:
+        return _analyse_partitions(tracker, duration_seconds, top)
     per_second = tracker.per_second(duration_seconds)
     count_records = not aggregated
     shards = {
@@ -178,6 +183,62 @@ def analyse_hot_shards(
         ],
         "keys_exact": all(tracker.keys(s).exact for s in tracker.shard_ids),
         "reshard_to": _reshard_target(shards, bytes_limit, records_limit, count_records),
+    }
+
+
+def _top_keys(tracker: ShardLoadTracker, shard: str, top: int) -> list[dict[str, Any]]:
+    counter = tracker.keys(shard)
+    return [
+        {"key": h.key, "count": h.count, "error": h.error, "share_of_shard": h.count / max(counter.total, 1)}
+        for h in counter.top(top)
+    ]
+
+
+def _analyse_partitions(tracker: ShardLoadTracker, duration_seconds: int | None, top: int) -> dict[str, Any]:
+    """Skew-only analysis of Kafka partitions (no quotas, so never "over a limit")."""
+    per_second = tracker.per_second(duration_seconds)
+    unlimited = math.inf
+    shards = {
+        shard: _per_shard_summary(series, unlimited, unlimited, count_records=False)
+        for shard, series in per_second.items()
+    }
+    total = sum(s["records_total"] for s in shards.values()) or 1
+    fair = 1.0 / max(len(shards), 1)
+    hot: list[dict[str, Any]] = []
+    for shard, summary in sorted(shards.items()):
+        share = summary["records_total"] / total
+        summary["share"] = share
+        summary["peak_utilisation"] = 0.0
+        if summary["records_total"] == 0 or share < HOT_SHARE_FACTOR * fair:
+            continue
+        keys = _top_keys(tracker, shard, top)
+        if keys and keys[0]["share_of_shard"] >= 0.5:
+            advice = (
+                f"key {keys[0]['key']!r} carries {keys[0]['share_of_shard']:.0%} of this partition "
+                f"({share:.0%} of all traffic, {share / fair:.1f}x a fair share): one consumer must read it "
+                "alone; salt the key (producers.keys.salted) if per-key order allows, or live with the skew"
+            )
+        else:
+            advice = (
+                f"{share:.0%} of all traffic ({share / fair:.1f}x a fair share) over many keys: add "
+                "partitions or change the partitioning key so consumers share the load evenly"
+            )
+        hot.append(
+            {
+                "shard_id": shard,
+                "share": share,
+                "seconds_over_limit": 0,
+                "peak_records_per_sec": summary["records_per_sec_peak"],
+                "peak_bytes_per_sec": summary["bytes_per_sec_peak"],
+                "top_keys": keys,
+                "recommendation": advice,
+            }
+        )
+    return {
+        "shards": shards,
+        "hot_shards": hot,
+        "keys_exact": all(tracker.keys(s).exact for s in tracker.shard_ids),
+        "reshard_to": max(len(shards), 1),
     }
 
 

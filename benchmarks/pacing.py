@@ -1,0 +1,80 @@
+"""The open-loop send schedule shared by every target: record *i* is due at ``start + i / rate``.
+
+Sending is paced by the schedule, not by acknowledgements, so a slow target shows up as
+latency (measured from each record's intended time) instead of quietly lowering the offered
+load.  With ``rate=None`` the loop sends as fast as the client goes, yielding to the event
+loop every ``burst`` records so acknowledgements and consumers keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+__all__ = ["Clock", "drive_schedule", "wait_for_consumers"]
+
+Clock = Callable[[], float]
+SendOne = Callable[[int, float], Awaitable[None]]
+"""``send_one(record_index, intended_monotonic_time)``: build and hand one record to the producer."""
+
+
+async def drive_schedule(
+    *,
+    rate: float | None,
+    duration: float,
+    start: float,
+    send_one: SendOne,
+    tick: Callable[[], None],
+    on_now: Callable[[float], None] | None = None,
+    burst: int = 100,
+    clock: Clock = time.monotonic,
+) -> int:
+    """Send on schedule until ``duration`` seconds after ``start``; ``tick()`` once a second.
+
+    Returns how many records were handed to ``send_one``.
+    """
+    sent = 0
+    next_tick = start + 1.0
+    while True:
+        now = clock()
+        if on_now is not None:
+            on_now(now)
+        elapsed = now - start
+        if elapsed >= duration:
+            return sent
+        due = int(elapsed * rate) + 1 if rate else sent + burst
+        while sent < due:
+            intended = start + sent / rate if rate else clock()
+            await send_one(sent, intended)
+            sent += 1
+        if clock() >= next_tick:
+            tick()
+            next_tick += 1.0
+        if rate:
+            await asyncio.sleep(max(0.0, start + sent / rate - clock()))
+        else:
+            await asyncio.sleep(0)
+
+
+async def wait_for_consumers(
+    consumed: Callable[[], int],
+    expected: Callable[[], int],
+    *,
+    timeout: float,
+    tick: Callable[[], None],
+    interval: float = 0.25,
+    clock: Clock = time.monotonic,
+) -> bool:
+    """Let the consumers catch up with what was acknowledged, for at most ``timeout`` seconds.
+
+    The target gives no completion signal (a stream has no end), so this polls the
+    consumers' count against a bounded deadline.  True when they caught up.
+    """
+    deadline = clock() + timeout
+    while consumed() < expected():
+        if clock() >= deadline:
+            return False
+        tick()
+        await asyncio.sleep(interval)
+    return True

@@ -1,0 +1,237 @@
+"""``stream-bench run --target msk``: the same workload through Shardline's Kafka producer and consumer.
+
+Records go to a topic (created with ``--shards`` partitions unless ``--topic`` names an
+existing one) through :class:`producers.kafka.KafkaProducer`, paced by the same open-loop
+schedule as the Kinesis targets, so send-to-ack latency is measured from each record's
+intended send time.  A consumer-group member (:class:`consumers.kafka.KafkaSource`) reads
+them back for consumer records/s and end-to-end latency.
+
+Per-partition load comes from the delivery reports (the partition the broker actually
+stored each record in).  Kafka has no per-partition throughput quota, so partitions are
+judged on skew only.  The "iterator age" series is the Kafka analogue of MillisBehindLatest:
+for each batch the consumer reads, how old its last record is while the partition still
+has newer acknowledged records, and 0 once the consumer is at the tip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from benchmarks.pacing import drive_schedule, wait_for_consumers
+from benchmarks.progress import Progress
+from benchmarks.recorder import Recorder
+from benchmarks.run import CpuMeter, RunOptions, RunOutcome, check_consumer_supported
+from benchmarks.targets import KafkaTarget
+from benchmarks.workload import KeySampler, decode_payload, encode_payload
+from shardline.errors import ConfigurationError
+from shardline.records import KafkaAck
+
+__all__ = ["partition_label", "run_msk"]
+
+_ADMIN_TIMEOUT_S = 30.0
+_CONSUMER_SESSION_TIMEOUT_MS = 6_000
+"""The smallest session timeout brokers accept by default; the first group join waits about half of it."""
+_STOP_TIMEOUT_S = 10.0
+
+
+def partition_label(partition: int) -> str:
+    """How a partition is named in results and reports (sorts in partition order)."""
+    return f"partition-{partition:04d}"
+
+
+class _KafkaKeyChooser:
+    """Turns a device id into (key, explicit partition) for the chosen key strategy."""
+
+    def __init__(self, strategy: str, partitions: int, seed: int) -> None:
+        self._strategy = strategy
+        kind, _, count = strategy.partition(":")
+        self._buckets = int(count) if kind == "salted" else 0
+        self._partitions = partitions
+        self._counter = 0
+        self._rng = random.Random(seed)
+
+    def __call__(self, device: str) -> tuple[str, int | None]:
+        self._counter += 1
+        if self._strategy == "device":
+            return device, None
+        if self._strategy == "random":
+            return f"{self._rng.getrandbits(64):016x}", None
+        if self._strategy == "round-robin":
+            return device, self._counter % self._partitions
+        return f"{device}#{self._counter % self._buckets}", None
+
+
+def _ensure_topic(client: Any, topic: str, partitions: int) -> tuple[int, bool]:
+    """The topic's partition count, creating it when missing; True when this run created it."""
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    admin = AdminClient(client.to_confluent())
+    metadata = admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
+    existing = metadata.topics.get(topic)
+    if existing is not None and existing.error is None and existing.partitions:
+        return len(existing.partitions), False
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1)])
+    try:
+        futures[topic].result(timeout=_ADMIN_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - a broker without KIP-464 defaults: ask for one replica
+        retry = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        retry[topic].result(timeout=_ADMIN_TIMEOUT_S)
+    return partitions, True
+
+
+def _delete_topic(client: Any, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(client.to_confluent())
+    with contextlib.suppress(Exception):
+        admin.delete_topics([topic])[topic].result(timeout=_ADMIN_TIMEOUT_S)
+
+
+async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: Any = None) -> RunOutcome:
+    """Create (or reuse) the topic, produce for ``duration`` seconds, drain, and measure."""
+    from consumers.kafka import KafkaConsumerConfig, KafkaSource
+    from producers.kafka import KafkaProducer
+
+    check_consumer_supported(options, "msk")
+    if options.aggregate:
+        raise ConfigurationError("KPL aggregation is a Kinesis format; run --target msk with --no-aggregate")
+    workload = options.workload
+    topic = options.stream or f"stream-bench-{uuid.uuid4().hex[:8]}"
+    loop = asyncio.get_running_loop()
+    partitions, created = await loop.run_in_executor(
+        None, _ensure_topic, target.client, topic, options.shards
+    )
+    partition_ids = [partition_label(p) for p in range(partitions)]
+    loop_start = time.monotonic()
+    recorder = Recorder(partition_ids, loop_start)
+    sampler = KeySampler(workload.keys, workload.skew, workload.seed)
+    chooser = _KafkaKeyChooser(options.key_strategy, partitions, workload.seed)
+    wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
+    run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
+    newest_acked: dict[int, int] = {}
+    notes = ["Kafka has no per-partition throughput quota: partitions are judged on skew only"]
+
+    source: KafkaSource | None = None
+    consumer_task: asyncio.Task[None] | None = None
+    if options.consumer != "none":
+        config = KafkaConsumerConfig(
+            group_id=f"stream-bench-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest" if created else "latest",
+            session_timeout_ms=_CONSUMER_SESSION_TIMEOUT_MS,
+        )
+        source = KafkaSource([topic], target.client, config)
+        consumer_task = asyncio.create_task(
+            _consume(source, recorder, newest_acked, wall_origin_ns, run_origin_ns)
+        )
+        notes.append("consumer: a Kafka consumer-group member (KafkaSource) reading every partition")
+        if not created:
+            notes.append("existing topic: records sent before the consumer joined its group are not read")
+
+    producer = KafkaProducer(topic, target.client, observer=recorder)
+    size, fmt = workload.record_size, workload.payload_format
+
+    def on_done(
+        second: int, nbytes: int, device: str, intended: float, future: asyncio.Future[KafkaAck]
+    ) -> None:
+        if future.cancelled() or future.exception() is not None:
+            recorder.failed[second] += 1
+            return
+        ack = future.result()
+        recorder.on_ack(second, nbytes, time.monotonic() - intended)
+        recorder.load.add(partition_label(ack.partition), second, device, nbytes)
+        if ack.offset > newest_acked.get(ack.partition, -1):
+            newest_acked[ack.partition] = ack.offset
+
+    async def send_one(index: int, intended: float) -> None:
+        device = sampler()
+        key, partition = chooser(device)
+        second = recorder.second(intended)
+        data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
+        recorder.sent[second] += 1
+        future = await producer.send(data, key, partition=partition)
+        future.add_done_callback(partial(on_done, second, len(data) + len(key), device, intended))
+
+    cpu = CpuMeter(None)
+    try:
+        with Progress(
+            lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
+        ) as progress:
+            async with producer:
+                await drive_schedule(
+                    rate=workload.rate,
+                    duration=workload.duration,
+                    start=loop_start,
+                    send_one=send_one,
+                    tick=progress.tick,
+                    on_now=recorder.set_now,
+                )
+                await producer.flush()
+            recorder.now = time.monotonic()
+            if consumer_task is not None:
+                await wait_for_consumers(
+                    lambda: recorder.total_consumed,
+                    lambda: recorder.total_acked,
+                    timeout=options.drain_seconds,
+                    tick=progress.tick,
+                )
+            progress.tick()
+    finally:
+        if source is not None and consumer_task is not None:
+            await source.stop()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
+            consumer_task.cancel()
+            await asyncio.gather(consumer_task, return_exceptions=True)
+            await source.close()
+    wall = time.monotonic() - loop_start
+    client_cpu, process_cpu, _ = cpu.read()
+    if created and options.stream is None:
+        await loop.run_in_executor(None, _delete_topic, target.client, topic)
+    return RunOutcome(
+        options=options,
+        recorder=recorder,
+        stream=topic,
+        shard_ids=partition_ids,
+        started_at=datetime.now(UTC) - timedelta(seconds=wall),
+        wall_seconds=wall,
+        client_cpu_seconds=client_cpu,
+        process_cpu_seconds=process_cpu,
+        emulator_in_process=False,
+        gateway=None,
+        client_cpu_method=cpu.method,
+        notes=notes,
+    )
+
+
+async def _consume(
+    source: Any, recorder: Recorder, newest_acked: dict[int, int], wall_origin_ns: int, run_origin_ns: int
+) -> None:
+    """Count what the group member reads: distinct records, end-to-end latency, time behind the tip."""
+    async for batch in source.batches():
+        now = time.monotonic()
+        second = recorder.second(now)
+        now_ns = wall_origin_ns + int(now * 1e9)
+        last_intended_ns: int | None = None
+        for record in batch.records:
+            payload = decode_payload(record.data)
+            if payload is None or payload.intended_ns < run_origin_ns:
+                continue
+            recorder.on_consumed(second, payload.record_id, (now_ns - payload.intended_ns) / 1e9)
+            last_intended_ns = payload.intended_ns
+        if not batch.records:
+            continue
+        position = batch.records[-1].position
+        partition = getattr(position, "partition_id", None)
+        offset = getattr(position, "offset", None)
+        if partition is None or offset is None:
+            continue
+        behind = newest_acked.get(partition, -1) > offset
+        age_ms = (now_ns - last_intended_ns) // 1_000_000 if behind and last_intended_ns is not None else 0
+        recorder.on_iterator_age(partition_label(partition), second, max(age_ms, 0))
