@@ -9,7 +9,7 @@ import signal
 from collections.abc import Sequence
 
 import pytest
-from pipeline_doubles import (
+from tests.unit.consumers.pipeline_doubles import (
     EventLog,
     RecordingDeadLetter,
     RecordingSink,
