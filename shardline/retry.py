@@ -58,15 +58,17 @@ class _FullJitter(wait_random_exponential):
 class RetryPolicy:
     """Bounded retries with full-jitter exponential back-off.
 
-    max_attempts:    attempts in total, the first included (>= 1).
+    max_attempts:    attempts in total, the first included (>= 1); ``None`` for no limit.
     initial_backoff: ceiling of the first wait in seconds; doubles per attempt (>= 0).
     max_backoff:     ceiling of any single wait in seconds (>= initial_backoff).
     deadline:        seconds from the first attempt after which no new attempt starts;
-                     ``None`` for attempts only.
+                     ``None`` for attempts only.  With both ``None`` the policy retries
+                     retriable errors forever (a caller that must not give up on an outage,
+                     such as a consumer pausing its reads until the sink is back).
     rng:             random source of the jitter; pass ``random.Random(seed)`` in tests.
     """
 
-    max_attempts: int = 8
+    max_attempts: int | None = 8
     initial_backoff: float = 0.1
     max_backoff: float = 5.0
     deadline: float | None = 60.0
@@ -76,17 +78,20 @@ class RetryPolicy:
     _retry: tenacity.retry_base = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError("max_attempts must be an int")
-        if self.max_attempts < 1:
-            raise ConfigurationError("max_attempts must be >= 1")
+        if self.max_attempts is not None:
+            if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+                raise ConfigurationError("max_attempts must be an int or None")
+            if self.max_attempts < 1:
+                raise ConfigurationError("max_attempts must be >= 1")
         if self.initial_backoff < 0:
             raise ConfigurationError("initial_backoff must be >= 0")
         if self.max_backoff < self.initial_backoff:
             raise ConfigurationError("max_backoff must be >= initial_backoff")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigurationError("deadline must be > 0 or None")
-        stop: stop_base = tenacity.stop_after_attempt(self.max_attempts)
+        stop: stop_base = tenacity.stop_never
+        if self.max_attempts is not None:
+            stop = tenacity.stop_after_attempt(self.max_attempts)
         if self.deadline is not None:
             stop = stop | tenacity.stop_after_delay(self.deadline)
         object.__setattr__(self, "_wait", _FullJitter(self.initial_backoff, self.max_backoff, self.rng))
@@ -103,7 +108,9 @@ class RetryPolicy:
 
     def should_retry(self, error: BaseException, attempt: int, elapsed: float) -> bool:
         """Whether to try again after ``attempt`` failed attempts taking ``elapsed`` seconds."""
-        if not is_retriable(error) or attempt >= self.max_attempts:
+        if not is_retriable(error):
+            return False
+        if self.max_attempts is not None and attempt >= self.max_attempts:
             return False
         return self.deadline is None or elapsed < self.deadline
 
