@@ -36,6 +36,8 @@ class Recorder:
         self.consumed_ids: set[int] = set()
         self.duplicates = 0
         self.now = clock_start
+        self.last_ack_at: float | None = None
+        """Clock time of the latest acknowledgement: the end of the producing phase."""
 
     def set_now(self, now: float) -> None:
         """Where the producer loop is; the observer's throttles and retries land in this second."""
@@ -46,7 +48,8 @@ class Recorder:
 
     # --- producer side ----------------------------------------------------------------------
 
-    def on_ack(self, second: int, size: int, latency: float) -> None:
+    def on_ack(self, second: int, size: int, latency: float, now: float | None = None) -> None:
+        self.last_ack_at = now if now is not None else self.start + second + 1
         self.acked[second] += 1
         self.acked_bytes[second] += size
         self.ack_latency.record(latency)

@@ -22,6 +22,7 @@ __all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "bound_by", "build_result", "load_sche
 SCHEMA_ID = "shardline.stream-bench/result"
 SCHEMA_VERSION = 1
 _CPU_BUSY = 0.85
+_SHARD_BUSY = 0.8
 
 
 def load_schema() -> dict[str, Any]:
@@ -45,6 +46,7 @@ def bound_by(
     client_cpu_share: float,
     emulator_cpu_share: float | None,
     emulator_shares_process: bool = True,
+    busiest_shard_utilisation: float | None = None,
 ) -> dict[str, Any]:
     """Which resource limited the run, with the signals that decided it.
 
@@ -53,6 +55,11 @@ def bound_by(
     client; a busy emulator (embedded target) at the emulator.  An emulator in the bench
     process shares one interpreter lock with the client, so there their CPU shares add up;
     in a child process the emulator is busy on its own.
+
+    Seconds over a shard limit are counted on the offered load, so they are evidence only
+    for a paced run (``rate`` set): an unbounded run offers more than any shard takes by
+    construction.  ``busiest_shard_utilisation`` (what the local gateway accepted on the
+    busiest shard, as a share of its write limit) is evidence either way.
     """
     signals: dict[str, Any] = {
         "rate_setting": rate,
@@ -63,15 +70,26 @@ def bound_by(
         "client_cpu_share_of_wall": client_cpu_share,
         "emulator_cpu_share_of_wall": emulator_cpu_share,
         "emulator_shares_process": emulator_shares_process,
+        "busiest_shard_utilisation": busiest_shard_utilisation,
         "cpu_cores": os.cpu_count() or 1,
+        "machine_load_1min": _load_average(),
     }
     throttled_share = throttles / max(records, 1)
     if rate and achieved_rate >= 0.95 * rate and throttled_share < 0.01:
         verdict, why = "rate setting", f"the run reached its --rate cap of {rate:g} records/s"
-    elif throttled_share >= 0.01 or seconds_over_limit:
+    elif (
+        throttled_share >= 0.01
+        or (rate is not None and seconds_over_limit > 0)
+        or (busiest_shard_utilisation is not None and busiest_shard_utilisation >= _SHARD_BUSY)
+    ):
+        busiest = (
+            f"; the busiest shard took {busiest_shard_utilisation:.0%} of its write limit"
+            if busiest_shard_utilisation is not None
+            else ""
+        )
         verdict, why = (
             "shard limits",
-            (f"{throttles} throttles and {seconds_over_limit} shard-seconds over a per-shard limit"),
+            f"{throttles} throttles and {seconds_over_limit} shard-seconds over a per-shard limit{busiest}",
         )
     elif client_cpu_share >= _CPU_BUSY:
         verdict, why = "client CPU", f"the client used {client_cpu_share:.0%} of a core over the run"
@@ -98,7 +116,37 @@ def bound_by(
             "round trips",
             "no resource was saturated: request latency and in-flight limits set the pace",
         )
+        load = signals["machine_load_1min"]
+        if load is not None and load >= signals["cpu_cores"]:
+            why += (
+                f" (but the machine was busy: load average {load:.1f} on {signals['cpu_cores']} cores, "
+                "so other processes may have taken the CPU this run lacked)"
+            )
     return {"verdict": verdict, "explanation": why, "signals": signals}
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def _busiest_shard_utilisation(
+    gateway: dict[str, Any] | None, producing_seconds: float, aggregated: bool
+) -> float | None:
+    """What the gateway accepted on its busiest shard, per second, as a share of the write limit."""
+    if not gateway:
+        return None
+    from shardline.limits import SHARD_WRITE_BYTES_PER_SEC, SHARD_WRITE_RECORDS_PER_SEC
+
+    seconds = max(producing_seconds, 1e-9)
+    busiest = 0.0
+    for counts in gateway.values():
+        by_bytes = counts["accepted_bytes"] / seconds / SHARD_WRITE_BYTES_PER_SEC
+        by_records = 0.0 if aggregated else counts["accepted_records"] / seconds / SHARD_WRITE_RECORDS_PER_SEC
+        busiest = max(busiest, by_bytes, by_records)
+    return busiest
 
 
 def _quantiles(summary: dict[str, float]) -> dict[str, float]:
@@ -119,7 +167,11 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate, kafka=is_kafka
     )
     wall = max(outcome.wall_seconds, 1e-9)
-    achieved = acked / min(wall, workload.duration)
+    # Records are acknowledged after the schedule ends when the target falls behind (a flush
+    # that drains a backlog): the producing phase runs until the last acknowledgement.
+    last_ack = rec.last_ack_at - rec.start if rec.last_ack_at is not None else 0.0
+    producing = max(min(wall, workload.duration), last_ack, 1e-9)
+    achieved = acked / producing
     emulator_cpu = outcome.emulator_cpu_seconds
     if emulator_cpu is None and outcome.emulator_in_process:
         emulator_cpu = outcome.process_cpu_seconds - outcome.client_cpu_seconds
@@ -147,7 +199,8 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "records_failed": sum(rec.failed.values()),
             "bytes_acked": acked_bytes,
             "producer_records_per_sec": achieved,
-            "producer_mb_per_sec": acked_bytes / min(wall, workload.duration) / 1e6,
+            "producer_mb_per_sec": acked_bytes / producing / 1e6,
+            "producing_seconds": producing,
             "consumer_records": consumed,
             "consumer_records_per_sec": consumed / wall,
             "consumer_duplicates": rec.duplicates,
@@ -193,5 +246,6 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         client_cpu_share=outcome.client_cpu_seconds / wall,
         emulator_cpu_share=emulator_cpu / wall if emulator_cpu is not None else None,
         emulator_shares_process=outcome.emulator_in_process,
+        busiest_shard_utilisation=_busiest_shard_utilisation(outcome.gateway, producing, options.aggregate),
     )
     return result

@@ -223,7 +223,8 @@ async def run_kinesis(
             if future.cancelled() or future.exception() is not None:
                 recorder.failed[second] += 1
                 return
-            recorder.on_ack(second, nbytes, time.monotonic() - intended)
+            now = time.monotonic()
+            recorder.on_ack(second, nbytes, now - intended, now)
 
         async def send_one(index: int, intended: float) -> None:
             device = sampler()

@@ -144,7 +144,8 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
             recorder.failed[second] += 1
             return
         ack = future.result()
-        recorder.on_ack(second, nbytes, time.monotonic() - intended)
+        now = time.monotonic()
+        recorder.on_ack(second, nbytes, now - intended, now)
         recorder.load.add(partition_label(ack.partition), second, device, nbytes)
         if ack.offset > newest_acked.get(ack.partition, -1):
             newest_acked[ack.partition] = ack.offset
