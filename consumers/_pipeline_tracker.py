@@ -35,6 +35,12 @@ class Ticket:
     last_position: Position | None
     end_of_partition: bool = False
     done: bool = False
+    acknowledged_records: int = 0
+    """Leading records finished although the ticket as a whole is not (see
+    :meth:`AckTracker.acknowledge_prefix`)."""
+    acknowledged_position: Position | None = None
+    credited_records: int = 0
+    """Records of this ticket already behind the partition's watermark."""
 
 
 @dataclass(slots=True)
@@ -82,16 +88,45 @@ class AckTracker:
             return False
         ticket.done = True
         progress = self._partitions[ticket.partition]
-        progress.unfinished_records -= ticket.record_count
+        progress.unfinished_records -= ticket.record_count - ticket.acknowledged_records
+        return self._advance(progress)
+
+    def acknowledge_prefix(self, ticket: Ticket, record_count: int, last_position: Position) -> bool:
+        """The first ``record_count`` records of an unfinished ``ticket`` (up to
+        ``last_position``) are finished, the rest are not; return whether the watermark moved.
+
+        Used when a write fails part-way: what was written before the failing record may be
+        checkpointed, so a restart resumes at that record instead of the ticket's first.
+        """
+        if ticket.done or record_count <= ticket.acknowledged_records:
+            return False
+        if record_count > ticket.record_count:
+            raise ValueError("cannot acknowledge more records than the ticket holds")
+        progress = self._partitions[ticket.partition]
+        progress.unfinished_records -= record_count - ticket.acknowledged_records
+        ticket.acknowledged_records = record_count
+        ticket.acknowledged_position = last_position
+        return self._advance(progress)
+
+    @staticmethod
+    def _advance(progress: PartitionProgress) -> bool:
+        """Move the watermark over the finished head tickets, then into a partly finished one."""
         moved = False
         while progress.pending and progress.pending[0].done:
             head = progress.pending.popleft()
-            progress.uncommitted_records += head.record_count
+            progress.uncommitted_records += head.record_count - head.credited_records
             if head.last_position is not None:
                 progress.committable = head.last_position
             if head.end_of_partition:
                 progress.ended = True
             moved = True
+        if progress.pending:
+            head = progress.pending[0]
+            if head.acknowledged_position is not None and head.credited_records < head.acknowledged_records:
+                progress.uncommitted_records += head.acknowledged_records - head.credited_records
+                head.credited_records = head.acknowledged_records
+                progress.committable = head.acknowledged_position
+                moved = True
         return moved
 
     def committable(self, partition: str) -> Position | None:

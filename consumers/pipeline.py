@@ -13,11 +13,21 @@ tells the source how far it may checkpoint.  The guarantees, and how they are ke
 * **Bounded memory.**  At most ``max_in_flight_records`` records are read but unfinished;
   when the bound is hit the reader stops pulling from the source (a throttled or slow sink
   therefore pauses reading instead of growing buffers).
-* **Poison records do not stall a shard.**  A write that still fails after the bounded
-  retries is bisected until the failing records are isolated; those go to the dead-letter
-  destination with the reason and their position, the rest are written, and the shard moves
-  on.  Without a dead-letter destination the pipeline stops with
-  :class:`~shardline.errors.SinkError` and checkpoints nothing past the failed batch.
+* **An outage is waited out, never dead-lettered.**  A write failing with a *retriable*
+  error (throttling, 5xx, connection refused: ``error.retriable`` is true, also when it is
+  the cause of a sink's :class:`~shardline.errors.SinkError`) is retried with full-jitter
+  back-off (``PipelineConfig.sink_retry``, by default for as long as it takes).  The lane
+  stays busy meanwhile, the in-flight bound fills and reading pauses: nothing is dropped,
+  nothing dead-lettered, memory stays bounded.  A bounded ``sink_retry`` makes the run stop
+  with :class:`~shardline.errors.SinkError` when it gives up (still nothing dead-lettered).
+* **Poison records do not stall a shard.**  A write failing with a *non-retriable* error
+  (the sink rejects a record; any error outside the Shardline tree counts as one) cannot
+  succeed by trying again, so the batch is bisected at once until the failing records are
+  isolated; those go to the dead-letter destination with the reason and their position, the
+  rest are written, and the shard moves on.  Without a dead-letter destination the pipeline
+  stops with :class:`~shardline.errors.SinkError` and checkpoints nothing past the first
+  record that could not be written (the records of the batch written before it count as
+  acknowledged, which is what lets the Lambda adapter report the exact failed record).
 * **Graceful shutdown.**  :meth:`Pipeline.stop` stops reading, drains what was read,
   checkpoints and lets :meth:`Pipeline.run` return; :func:`run_until_signal` wires that to
   SIGTERM/SIGINT.
@@ -29,10 +39,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from consumers._pipeline_tracker import AckTracker, Ticket
@@ -41,13 +50,14 @@ from consumers.source import Source, SourceBatch
 from shardline.errors import ConfigurationError, LeaseLostError, SinkError
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord, Position
+from shardline.retry import RetryPolicy, is_retriable
 
 __all__ = [
+    "SINK_RETRY_FOREVER",
     "Pipeline",
     "PipelineConfig",
     "PipelineStats",
     "Transform",
-    "full_jitter_backoff",
     "run_until_signal",
 ]
 
@@ -60,10 +70,8 @@ Transform: TypeAlias = Callable[
 
 _REASON_MAX_CHARS = 500
 
-
-def full_jitter_backoff(attempt: int, *, base: float = 0.1, cap: float = 5.0) -> float:
-    """Seconds to wait before retry ``attempt`` (1-based): full-jitter exponential backoff."""
-    return random.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
+SINK_RETRY_FOREVER = RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=None)
+"""The default sink retry: 100 ms doubling to 5 s, full jitter, never giving up on an outage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +84,9 @@ class PipelineConfig:
     split); the sink splits further to its API's own limits.
     ``checkpoint_interval``: seconds between checkpoints; redeliveries after a crash are
     bounded by what one interval reads.
-    ``sink_attempts``: tries of one sink write before the batch is bisected to find poison
-    records; ``sink_backoff(attempt)`` gives the wait before retry ``attempt``.
+    ``sink_retry``: how a write (or dead-letter put) failing with a retriable error is
+    retried while reading pauses; the default never gives up, a bounded policy makes the
+    run stop with ``SinkError`` instead.  Non-retriable failures are bisected at once.
     ``drain_timeout``: seconds :meth:`Pipeline.stop` waits for in-flight writes before it
     abandons them (they are redelivered after restart); ``None`` waits as long as needed.
     """
@@ -86,8 +95,7 @@ class PipelineConfig:
     partition_concurrency: int = 1
     max_sink_batch_records: int = 500
     checkpoint_interval: float = 10.0
-    sink_attempts: int = 3
-    sink_backoff: Callable[[int], float] = field(default=full_jitter_backoff, repr=False)
+    sink_retry: RetryPolicy = SINK_RETRY_FOREVER
     drain_timeout: float | None = None
 
     def __post_init__(self) -> None:
@@ -99,8 +107,8 @@ class PipelineConfig:
             raise ConfigurationError("max_sink_batch_records must be at least 1")
         if not self.checkpoint_interval > 0:
             raise ConfigurationError("checkpoint_interval must be a positive number of seconds")
-        if self.sink_attempts < 1:
-            raise ConfigurationError("sink_attempts must be at least 1")
+        if not isinstance(self.sink_retry, RetryPolicy):
+            raise ConfigurationError("sink_retry must be a shardline.retry.RetryPolicy")
         if self.drain_timeout is not None and self.drain_timeout < 0:
             raise ConfigurationError("drain_timeout must be >= 0 or None")
 
@@ -124,6 +132,17 @@ class _Work:
     ticket: Ticket
     records: Sequence[ConsumedRecord]
     rejected: list[DeadLetterEntry]
+    positions: Sequence[Position]
+    """Where each of ``records`` was read (a transform may hand back a changed record)."""
+
+
+class _Written:
+    """How many leading records of a work item are written or dead-lettered, in order."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -176,7 +195,8 @@ class Pipeline:
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> PipelineStats:
-        """Consume until the source ends or :meth:`stop`; drain, checkpoint, return the stats.
+        """Consume until the source ends or :meth:`stop`; drain, checkpoint, close the source
+        (which releases its leases or leaves its consumer group), return the stats.
 
         Raises :class:`SinkError` when records could neither be written nor dead-lettered
         (after draining the other partitions and checkpointing what was finished).
@@ -196,10 +216,24 @@ class Pipeline:
             await asyncio.gather(checkpointer, return_exceptions=True)
             await self._cancel_lanes()
             await self._checkpoint_pass()
+            await self._close_source()
             self._running = False
         if self._failure is not None:
             raise self._failure
         return self.stats
+
+    async def _close_source(self) -> None:
+        """After the last checkpoint: let the source give up its leases / leave its group.
+
+        A close failure must not hide the run's outcome: the leases then expire on their
+        own and the checkpoints written above stand.
+        """
+        try:
+            await self._source.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged; the checkpoints are already written
+            logger.warning("closing the source failed", extra={"error_type": type(exc).__name__})
 
     async def stop(self) -> None:
         """Stop reading; :meth:`run` drains what was read, checkpoints and returns."""
@@ -243,11 +277,11 @@ class Pipeline:
                 # stopping while the bound is hit: these records are never issued, so no
                 # checkpoint can pass them and they are read again after restart
                 return False
-            kept, rejected = await self._apply_transform(chunk)
+            kept, positions, rejected = await self._apply_transform(chunk)
             last_position = chunk[-1].position if chunk else None
             end = batch.end_of_partition and index == len(chunks) - 1
             ticket = self._tracker.issue(partition, len(chunk), last_position, end_of_partition=end)
-            await self._lane(partition).queue.put(_Work(ticket, kept, rejected))
+            await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions))
         return True
 
     async def _reserve(self, count: int) -> bool:
@@ -275,10 +309,11 @@ class Pipeline:
 
     async def _apply_transform(
         self, records: Sequence[ConsumedRecord]
-    ) -> tuple[Sequence[ConsumedRecord], list[DeadLetterEntry]]:
+    ) -> tuple[Sequence[ConsumedRecord], Sequence[Position], list[DeadLetterEntry]]:
         if self._transform is None:
-            return records, []
+            return records, [record.position for record in records], []
         kept: list[ConsumedRecord] = []
+        positions: list[Position] = []
         rejected: list[DeadLetterEntry] = []
         for record in records:
             try:
@@ -292,7 +327,8 @@ class Pipeline:
                 self.stats.filtered += 1
             else:
                 kept.append(result)
-        return kept, rejected
+                positions.append(record.position)
+        return kept, positions, rejected
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -319,12 +355,13 @@ class Pipeline:
 
     async def _process(self, work: _Work) -> None:
         ticket = work.ticket
+        written = _Written()
         try:
             if self._failure is None and ticket.partition not in self._lost:
                 if work.rejected:
                     await self._send_to_dead_letter(work.rejected)
                 if work.records:
-                    await self._write_isolating(work.records)
+                    await self._write_isolating(work.records, written)
                 self.stats.records_out += len(work.records)
                 if work.records:
                     self._observer.on_event("records_out", len(work.records), partition=ticket.partition)
@@ -333,6 +370,10 @@ class Pipeline:
                     if progress is not None and progress.ended:
                         self._checkpoint_now.set()
         except SinkError as exc:
+            if written.count:
+                # the records before the first unwritable one are acknowledged: a restart (or
+                # Lambda's retry) resumes exactly at the record that failed
+                self._tracker.acknowledge_prefix(ticket, written.count, work.positions[written.count - 1])
             if self._failure is None:
                 self._failure = exc
                 logger.error(
@@ -343,54 +384,74 @@ class Pipeline:
         finally:
             await self._release(ticket.record_count)
 
-    async def _write_isolating(self, records: Sequence[ConsumedRecord]) -> None:
-        """Write ``records``; on persistent failure bisect until the poison ones are isolated."""
-        try:
-            await self._write_with_retries(records)
+    async def _write_isolating(self, records: Sequence[ConsumedRecord], written: _Written) -> None:
+        """Write ``records``, in order; bisect on non-retriable failures to isolate poison records.
+
+        ``written`` counts the leading records already written or dead-lettered.  Raises
+        :class:`SinkError` when the retry policy gave up on an outage or a record could not
+        be dead-lettered.
+        """
+        failure, attempts = await self._retrying(lambda: self._sink.write(records))
+        if failure is None:
+            written.count += len(records)
             return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any sink failure is isolated, never swallowed
-            if len(records) == 1:
-                entry = _dead_letter_entry(
-                    records[0], "sink write failed", exc, attempts=self._config.sink_attempts
-                )
-                await self._send_to_dead_letter([entry])
-                return
-            failure = exc
+        if len(records) == 1:
+            entry = _dead_letter_entry(records[0], "sink write failed", failure, attempts=attempts)
+            await self._send_to_dead_letter([entry])
+            written.count += 1
+            return
         logger.warning(
-            "sink write failed after retries; bisecting the batch",
+            "sink rejected the batch; bisecting it to isolate the failing records",
             extra={"records": len(records), "error_type": type(failure).__name__},
         )
         middle = len(records) // 2
-        await self._write_isolating(records[:middle])
-        await self._write_isolating(records[middle:])
+        await self._write_isolating(records[:middle], written)
+        await self._write_isolating(records[middle:], written)
 
-    async def _write_with_retries(self, records: Sequence[ConsumedRecord]) -> None:
-        attempts = self._config.sink_attempts
-        for attempt in range(1, attempts + 1):
+    async def _retrying(self, operation: Callable[[], Awaitable[None]]) -> tuple[Exception | None, int]:
+        """Await ``operation`` until it succeeds or fails for a reason retrying cannot fix.
+
+        Returns ``(None, attempts)`` on success and ``(error, attempts)`` for a non-retriable
+        failure.  Retriable failures are retried under ``config.sink_retry``; when the policy
+        gives up, :class:`SinkError` is raised (an outage is never a poison record).
+        """
+        policy = self._config.sink_retry
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                await self._sink.write(records)
-                return
+                await operation()
+                if attempt > 1:
+                    logger.info("destination available again", extra={"attempts": attempt})
+                return None, attempt
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                retriable = getattr(exc, "retriable", True)
-                if attempt == attempts or not retriable:
-                    raise
+                cause = _outage_cause(exc)
+                if not is_retriable(cause):
+                    return exc, attempt
+                if not policy.should_retry(cause, attempt, loop.time() - started):
+                    raise SinkError(
+                        f"destination still failing after {attempt} attempts: {type(cause).__name__}"
+                    ) from exc
                 self.stats.retries += 1
-                self._observer.on_event("retries", 1, error_type=type(exc).__name__)
-                await asyncio.sleep(self._config.sink_backoff(attempt))
+                self._observer.on_event("retries", 1, error_type=type(cause).__name__)
+                if attempt & (attempt - 1) == 0:  # 1, 2, 4, 8...: visible, not flooding
+                    logger.warning(
+                        "destination unavailable; retrying while reading pauses",
+                        extra={"attempts": attempt, "error_type": type(cause).__name__},
+                    )
+                await asyncio.sleep(policy.backoff(attempt))
 
     async def _send_to_dead_letter(self, entries: list[DeadLetterEntry]) -> None:
-        if self._dead_letter is None:
+        dead_letter = self._dead_letter
+        if dead_letter is None:
             raise SinkError(f"{len(entries)} record(s) failed and no dead-letter destination is set")
-        try:
-            await self._dead_letter.put(entries)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise SinkError(f"dead-letter destination failed: {type(exc).__name__}") from exc
+        failure, _ = await self._retrying(lambda: dead_letter.put(entries))
+        if failure is not None:
+            raise SinkError(f"dead-letter destination failed: {type(failure).__name__}") from failure
         self.stats.dead_lettered += len(entries)
         self._observer.on_event("dead_lettered", len(entries))
         for entry in entries:
@@ -484,6 +545,19 @@ class Pipeline:
             progress.uncommitted_records + progress.unfinished_records,
             partition=partition,
         )
+
+
+def _outage_cause(error: Exception) -> BaseException:
+    """The error that tells whether a failed write may succeed later.
+
+    A sink that gave up on an unavailable destination raises a (non-retriable)
+    :class:`SinkError` caused by the retriable error; for the pipeline that is still an
+    outage, to be waited out, not a reason to bisect and dead-letter healthy records.
+    """
+    cause = error.__cause__
+    if isinstance(error, SinkError) and not error.retriable and cause is not None and is_retriable(cause):
+        return cause
+    return error
 
 
 def _dead_letter_entry(

@@ -6,6 +6,7 @@ calls :meth:`Source.checkpoint` with the highest position below which *every* re
 acknowledged; the source persists it (checkpoint store, Kafka offset commit, replay
 namespace).  ``end_of_partition`` marks the last batch of a closed shard (SHARD_END): once
 it is acknowledged the pipeline calls :meth:`Source.checkpoint_end` so children may start.
+When the run ends the pipeline calls :meth:`Source.close` to give the partitions up.
 """
 
 from __future__ import annotations
@@ -47,4 +48,13 @@ class Source(Protocol):
 
     async def stop(self) -> None:
         """Stop reading; ``batches()`` ends after what was already read."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the source holds (shard leases, group membership, clients).
+
+        :meth:`consumers.pipeline.Pipeline.run` calls it after its final checkpoint, so
+        another worker can take the partitions over at once instead of waiting for leases
+        to expire.  Must be safe to call more than once.
+        """
         ...

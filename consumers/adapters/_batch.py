@@ -18,11 +18,18 @@ from consumers.source import SourceBatch
 from shardline.errors import SinkError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, Position
+from shardline.retry import RetryPolicy
 
 __all__ = ["BatchOutcome", "BatchSource", "process_batch"]
 
-# checkpoints happen once, when the pipeline drains at the end of the batch
-ONE_BATCH_CONFIG = PipelineConfig(checkpoint_interval=3600.0)
+ONE_BATCH_CONFIG = PipelineConfig(
+    # checkpoints happen once, when the pipeline drains at the end of the batch
+    checkpoint_interval=3600.0,
+    # the engine retries the batch itself (Lambda re-invokes from the reported record, the
+    # daemon restarts the shard from its checkpoint), so an outage is waited out for a
+    # minute, not forever: then the batch fails with nothing dead-lettered
+    sink_retry=RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=60.0),
+)
 
 
 class BatchSource:
@@ -46,6 +53,10 @@ class BatchSource:
     async def stop(self) -> None:
         self._batches = []
 
+    async def close(self) -> None:
+        """Nothing to release: the outside engine owns the leases."""
+        self._batches = []
+
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
@@ -61,7 +72,7 @@ class BatchOutcome:
             return True
         watermark = self.watermarks.get(record.position.partition)
         return watermark is not None and type(watermark) is type(record.position) and (
-            record.position <= watermark  # type: ignore[operator]
+            record.position <= watermark
         )
 
 

@@ -8,6 +8,16 @@ number of the *first* record that is not acknowledged: Lambda then retries from 
 (everything after it is retried too), and the idempotent sink absorbs the repeats.  The
 event-source mapping must enable ``ReportBatchItemFailures``.
 
+Which record is "first not acknowledged" is exact, not rounded to a sink batch: when the sink
+rejects a record (a non-retriable error) and there is no dead letter, the pipeline bisects the
+failing sink batch in order, so every record before the rejected one is written and counted as
+acknowledged, and the rejected record's sequence number is reported.  Inside a KPL aggregate
+the unit Lambda understands is the Kinesis record, so a failure of any user record reports
+the aggregate's sequence number (its earlier user records are written again, idempotently).
+A sink *outage* (retriable errors) is retried for at most a minute by default
+(``PipelineConfig.sink_retry``), never dead-lettered; then the first record not yet written
+is reported and Lambda retries the rest later.
+
 Typical use, at module level so the sink's clients survive between invocations::
 
     handler = make_handler(sink_from_uri("dynamodb://readings"), dead_letter=...)

@@ -12,8 +12,9 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_kinesis_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import ValidationError
+from shardline.errors import TransientServiceError, ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 
 ARN = "arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"
 SEQUENCES = [
@@ -88,19 +89,41 @@ def test_all_written_returns_empty_failures_and_keeps_identity() -> None:
 
 def test_unwritable_record_reports_first_failed_sequence_number() -> None:
     sink = Sink(poison={b"r2"})
-    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1, sink_attempts=1))
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1))
     event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
     assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
     assert [r.data for r in sink.written] == [b"r0", b"r1"]
 
 
-def test_failure_reports_the_start_of_the_failed_sink_batch() -> None:
-    """Acknowledgement is per sink batch: Lambda retries the whole batch that failed,
-    never less (records written before the poison one are rewritten, idempotently)."""
+@pytest.mark.parametrize("sink_batch", [2, 4, 500])
+def test_failure_reports_the_first_failed_record_not_the_start_of_its_sink_batch(sink_batch: int) -> None:
+    """Without a dead letter, the sink rejects r3 inside a batch: the batch is bisected, r2 is
+    written, and Lambda is told to resume at r3 itself (not at the batch's first record)."""
     sink = Sink(poison={b"r3"})
-    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=2, sink_attempts=1))
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=sink_batch))
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[3]}]}
+    assert [r.data for r in sink.written] == [b"r0", b"r1", b"r2"]
+
+
+def test_sink_outage_is_reported_at_the_first_unwritten_record_and_nothing_dead_lettered() -> None:
+    """A retriable failure is never a poison record: after the adapter's bounded wait the
+    batch fails from the first record not written, for Lambda to retry later."""
+
+    class Down(Sink):
+        async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+            if any(record.data == b"r2" for record in batch):
+                raise TransientServiceError("connection refused")
+            await super().write(batch)
+
+    sink, dead_letter = Down(), DeadLetter()
+    no_wait = RetryPolicy(max_attempts=3, deadline=None, initial_backoff=0.0, max_backoff=0.0)
+    handler = make_handler(
+        sink, dead_letter=dead_letter, config=PipelineConfig(max_sink_batch_records=2, sink_retry=no_wait)
+    )
     event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
     assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
+    assert dead_letter.entries == []
 
 
 def test_poison_record_with_dead_letter_is_not_reported() -> None:

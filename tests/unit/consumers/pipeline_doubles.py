@@ -35,6 +35,7 @@ class ScriptedSource:
         self.lost: set[str] = set()
         self.yielded = 0
         self.stop_calls = 0
+        self.close_calls = 0
         self.all_yielded = asyncio.Event()
 
     async def batches(self) -> AsyncIterator[SourceBatch]:
@@ -59,6 +60,10 @@ class ScriptedSource:
 
     async def stop(self) -> None:
         self.stop_calls += 1
+        self._stopped.set()
+
+    async def close(self) -> None:
+        self.close_calls += 1
         self._stopped.set()
 
     def last_checkpoint(self, partition: str) -> int | None:
@@ -102,12 +107,18 @@ class RecordingSink:
 
 
 class RecordingDeadLetter:
-    def __init__(self, *, broken: bool = False) -> None:
+    """``broken``: every put fails for good; ``unavailable_for``: the first N puts fail retriably."""
+
+    def __init__(self, *, broken: bool = False, unavailable_for: int = 0) -> None:
         self.entries: list[DeadLetterEntry] = []
         self._broken = broken
+        self._unavailable_for = unavailable_for
 
     async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
         if self._broken:
+            raise ShardlineError("dead-letter store refuses the entries", retriable=False)
+        if self._unavailable_for > 0:
+            self._unavailable_for -= 1
             raise ShardlineError("dead-letter store unavailable", retriable=True)
         self.entries.extend(entries)
 

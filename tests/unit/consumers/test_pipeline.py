@@ -9,6 +9,17 @@ import signal
 from collections.abc import Sequence
 
 import pytest
+
+from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
+from shardline.errors import (
+    ConfigurationError,
+    SinkError,
+    ThrottledError,
+    TransientServiceError,
+    ValidationError,
+)
+from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 from tests.unit.consumers.pipeline_doubles import (
     EventLog,
     RecordingDeadLetter,
@@ -17,11 +28,8 @@ from tests.unit.consumers.pipeline_doubles import (
     batch,
 )
 
-from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
-from shardline.errors import ConfigurationError, SinkError, ThrottledError, ValidationError
-from shardline.records import ConsumedRecord, KinesisPosition
-
-FAST = PipelineConfig(checkpoint_interval=3600, sink_backoff=lambda attempt: 0.0)
+NO_WAIT = RetryPolicy(max_attempts=None, deadline=None, initial_backoff=0.0, max_backoff=0.0)
+FAST = PipelineConfig(checkpoint_interval=3600, sink_retry=NO_WAIT)
 
 
 def _sequences(records: Sequence[ConsumedRecord]) -> list[int]:
@@ -103,7 +111,7 @@ async def test_poison_record_is_bisected_to_dead_letter_and_shard_moves_on() -> 
     assert _sequences([entry.record]) == [5]
     assert entry.error_type == "ValidationError"
     assert "rejected" in entry.reason
-    assert entry.attempts == FAST.sink_attempts
+    assert entry.attempts == 1  # a rejection is not retried: retrying cannot fix it
     assert stats.dead_lettered == 1
     assert observer.total("dead_lettered") == 1
     assert source.last_checkpoint("a") == 10
@@ -157,6 +165,16 @@ async def test_broken_dead_letter_is_a_sink_error() -> None:
     with pytest.raises(SinkError):
         await Pipeline(source, sink, config=FAST, dead_letter=RecordingDeadLetter(broken=True)).run()
     assert source.last_checkpoint("a") is None
+
+
+async def test_dead_letter_outage_is_waited_out() -> None:
+    source = ScriptedSource([batch("a", 1, 2)])
+    sink = RecordingSink(lambda records: ValidationError("bad") if 2 in _sequences(records) else None)
+    dead_letter = RecordingDeadLetter(unavailable_for=3)
+    stats = await Pipeline(source, sink, config=FAST, dead_letter=dead_letter).run()
+    assert [_sequences([entry.record]) for entry in dead_letter.entries] == [[2]]
+    assert stats.retries == 3
+    assert source.last_checkpoint("a") == 2
 
 
 async def test_end_of_partition_checkpoints_shard_end_after_everything_before() -> None:
@@ -283,7 +301,7 @@ async def test_partition_concurrency_allows_parallel_writes_per_partition() -> N
         {"partition_concurrency": 0},
         {"max_sink_batch_records": 0},
         {"checkpoint_interval": 0},
-        {"sink_attempts": 0},
+        {"sink_retry": 3},
         {"drain_timeout": -1},
     ],
 )
@@ -307,3 +325,116 @@ async def test_run_until_signal_returns_one_on_sink_failure() -> None:
     source = ScriptedSource([batch("a", 1, 1)])
     sink = RecordingSink(lambda records: ValidationError("bad"))
     assert await run_until_signal(Pipeline(source, sink, config=FAST)) == 1
+
+
+# --- outages versus poison records (RELIABILITY rows 15, 16, 21) ---------------------------------
+
+
+class _Outage:
+    """A sink failure switch: while ``down`` every write raises ``error``; counts the attempts."""
+
+    def __init__(self, error: BaseException, *, notify_after: int) -> None:
+        self.down = True
+        self.error = error
+        self.failed = 0
+        self.notify_after = notify_after
+        self.long_enough = asyncio.Event()
+
+    def __call__(self, records: Sequence[ConsumedRecord]) -> BaseException | None:
+        if not self.down:
+            return None
+        self.failed += 1
+        if self.failed >= self.notify_after:
+            self.long_enough.set()
+        return self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientServiceError("connection refused"),
+        ThrottledError("slow down"),
+        # what a BatchingSink raises when its own outage_timeout ran out
+        SinkError("dynamodb sink unavailable for 60 s"),
+    ],
+    ids=["transient", "throttled", "sink-gave-up-on-outage"],
+)
+async def test_sink_outage_pauses_reading_and_dead_letters_nothing(error: BaseException) -> None:
+    if isinstance(error, SinkError):
+        error.__cause__ = TransientServiceError("connection refused")
+    outage = _Outage(error, notify_after=200)
+    source = ScriptedSource([batch("a", 1 + 4 * n, 4) for n in range(10)], endless=True)
+    sink = RecordingSink(outage)
+    dead_letter = RecordingDeadLetter()
+    config = PipelineConfig(checkpoint_interval=3600, max_in_flight_records=8, sink_retry=NO_WAIT)
+    pipeline = Pipeline(source, sink, config=config, dead_letter=dead_letter)
+    task = asyncio.create_task(pipeline.run())
+    await outage.long_enough.wait()  # 200 failed writes: far more than any bounded retry
+    assert dead_letter.entries == []
+    assert sink.writes == []
+    assert pipeline._in_flight <= 8  # reading paused at the bound instead of buffering
+    assert source.yielded <= 3
+    assert not task.done()
+    outage.down = False
+    await source.all_yielded.wait()
+    await pipeline.stop()
+    stats = await task
+    written = [record for write in sink.writes for record in write]
+    assert _sequences(written) == list(range(1, 41))  # all of them, once, in order
+    assert dead_letter.entries == []
+    assert stats.dead_lettered == 0
+    assert stats.retries >= 200
+    assert source.last_checkpoint("a") == 40
+
+
+async def test_a_bounded_sink_retry_stops_the_run_without_dead_lettering() -> None:
+    source = ScriptedSource([batch("a", 1, 2), batch("a", 3, 2)])
+    sink = RecordingSink(lambda records: TransientServiceError("down") if 3 in _sequences(records) else None)
+    dead_letter = RecordingDeadLetter()
+    bounded = RetryPolicy(max_attempts=4, deadline=None, initial_backoff=0.0, max_backoff=0.0)
+    config = PipelineConfig(checkpoint_interval=3600, sink_retry=bounded)
+    with pytest.raises(SinkError) as raised:
+        await Pipeline(source, sink, config=config, dead_letter=dead_letter).run()
+    assert isinstance(raised.value.__cause__, TransientServiceError)
+    assert sink.attempts == 1 + 4  # the first batch, then four tries of the second
+    assert dead_letter.entries == []
+    assert source.last_checkpoint("a") == 2
+
+
+async def test_errors_outside_the_tree_are_treated_as_poison_at_once() -> None:
+    def fail(records: Sequence[ConsumedRecord]) -> BaseException | None:
+        return RuntimeError("sink bug on this record") if 2 in _sequences(records) else None
+
+    source = ScriptedSource([batch("a", 1, 2)])
+    sink = RecordingSink(fail)
+    dead_letter = RecordingDeadLetter()
+    stats = await Pipeline(source, sink, config=FAST, dead_letter=dead_letter).run()
+    assert sink.attempts == 3  # [1, 2] fails, then [1] and [2] alone: no retry of a rejection
+    assert stats.retries == 0
+    assert [entry.error_type for entry in dead_letter.entries] == ["RuntimeError"]
+
+
+async def test_failure_part_way_through_a_batch_checkpoints_up_to_the_failed_record() -> None:
+    def fail(records: Sequence[ConsumedRecord]) -> BaseException | None:
+        return ValidationError("bad") if 6 in _sequences(records) else None
+
+    source = ScriptedSource([batch("a", 1, 3), batch("a", 4, 5)])
+    sink = RecordingSink(fail)
+    with pytest.raises(SinkError):
+        await Pipeline(source, sink, config=FAST).run()
+    assert sorted(_sequences(list(sink.written.values()))) == [1, 2, 3, 4, 5]
+    assert source.last_checkpoint("a") == 5  # resumes at 6, not at the batch's first record
+
+
+async def test_run_closes_the_source_after_the_last_checkpoint() -> None:
+    source = ScriptedSource([batch("a", 1, 2)])
+    await Pipeline(source, RecordingSink(), config=FAST).run()
+    assert source.close_calls == 1
+    assert source.last_checkpoint("a") == 2
+
+
+async def test_run_closes_the_source_when_the_sink_fails_too() -> None:
+    source = ScriptedSource([batch("a", 1, 1)])
+    with pytest.raises(SinkError):
+        await Pipeline(source, RecordingSink(lambda records: ValidationError("bad")), config=FAST).run()
+    assert source.close_calls == 1

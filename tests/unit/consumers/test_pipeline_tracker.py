@@ -95,3 +95,29 @@ def test_partitions_are_independent_and_counts_add_up() -> None:
     assert tracker.finish(a) is True
     assert tracker.finish(a) is False  # finishing twice is harmless
     assert tracker.unfinished_records == 0
+
+
+def test_acknowledged_prefix_of_the_head_ticket_moves_the_watermark() -> None:
+    tracker = AckTracker()
+    first = tracker.issue("shard-0", 2, _position(2))
+    second = tracker.issue("shard-0", 4, _position(6))
+    assert tracker.finish(first)
+    assert tracker.acknowledge_prefix(second, 2, _position(4))
+    assert tracker.committable("shard-0") == _position(4)
+    progress = tracker.progress("shard-0")
+    assert progress is not None
+    assert (progress.unfinished_records, progress.uncommitted_records) == (2, 4)
+    assert not tracker.acknowledge_prefix(second, 1, _position(3))  # never backwards
+    assert tracker.finish(second)
+    assert tracker.committable("shard-0") == _position(6)
+    assert (progress.unfinished_records, progress.uncommitted_records) == (0, 6)
+
+
+def test_acknowledged_prefix_behind_an_unfinished_ticket_waits_for_it() -> None:
+    tracker = AckTracker()
+    first = tracker.issue("shard-0", 2, _position(2))
+    second = tracker.issue("shard-0", 4, _position(6))
+    assert not tracker.acknowledge_prefix(second, 3, _position(5))
+    assert tracker.committable("shard-0") is None
+    assert tracker.finish(first)
+    assert tracker.committable("shard-0") == _position(5)  # past the first, into the second
