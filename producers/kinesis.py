@@ -24,10 +24,6 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from shardline.clients import aiobotocore_client
-from shardline.errormap import from_botocore, from_error_code
-from shardline.retry import RetryPolicy
-
 from producers.accumulator import Accumulator, Entry, Item, item_hash_key
 from producers.config import ProducerConfig
 from producers.keys import KeyStrategy, RangeAware
@@ -35,6 +31,8 @@ from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
 from producers.tickets import BatchAcks, BatchTicket
 from shardline.aggregation import AggregateBuilder
+from shardline.clients import aiobotocore_client
+from shardline.errormap import from_botocore, from_error_code
 from shardline.errors import (
     BufferFullError,
     ClosedError,
@@ -50,6 +48,7 @@ from shardline.errors import (
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import Ack, Record
+from shardline.retry import RetryPolicy
 from shardline.shardmath import ShardMap, list_shards
 from shardline.validation import (
     validate_data,
@@ -740,17 +739,21 @@ class KinesisProducer:
     async def refresh_shard_map(self) -> bool:
         """List the shards again; if they changed, re-plan everything not yet sent.
 
-        Returns True when the map changed.  Called periodically, on unexpected shard ids in
-        PutRecords results, and available to callers that just resharded the stream.
+        Returns True when the map differs from the one in use when the call began (a
+        refresh running concurrently may have applied the change).  Called periodically,
+        on unexpected shard ids in PutRecords results, and available to callers that just
+        resharded the stream.
         """
         assert self._refresh_lock is not None
+        seen = self._map  # what the caller knew: a concurrent refresh may apply the change first
         async with self._refresh_lock:
             old = self._map
             new = await self._load_shard_map()
+            seen_ids = {s.shard_id for s in seen.open_shards} if seen is not None else set()
             old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
             new_ids = {s.shard_id for s in new.open_shards}
             if old_ids == new_ids:
-                return False
+                return seen_ids != new_ids
             if self._limiter is not None:
                 for gone in old_ids - new_ids:
                     self._limiter.forget(gone)
