@@ -12,6 +12,13 @@ and a stale worker both get ``ConditionalCheckFailedException``, surfaced as
 :class:`shardline.errors.LeaseLostError`.  Throttles and transient errors are retried a
 bounded number of times with jittered backoff; a conditional failure is never retried.
 
+A retried write whose first attempt was applied although its response was lost (timeout,
+dropped connection) finds its own condition false.  ``acquire`` and ``renew`` bump the
+counter, so they then read the lease back: owner us and counter exactly one past what we
+sent means the write was ours, and the lease is returned instead of a false
+:class:`~shardline.errors.LeaseLostError`.  ``checkpoint`` does not bump the counter, so its
+retry simply succeeds again.
+
 Namespaces map to tables: the default namespace uses ``table_name`` itself, any other
 ``f"{table_name}-{namespace}"``, so a replay job never touches a live consumer's leases.
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -31,6 +39,7 @@ from consumers.checkpoint.base import (
     validate_namespace,
     validate_shard_id,
 )
+from shardline.clients import aiobotocore_client
 from shardline.errormap import translate
 from shardline.errors import (
     CheckpointError,
@@ -46,6 +55,17 @@ from shardline.retry import RetryPolicy
 __all__ = ["DynamoDBCheckpointStore", "table_name_for"]
 
 _T = TypeVar("_T")
+
+_log = logging.getLogger(__name__)
+
+
+class _Attempts:
+    """How many tries one logical call took (filled in by ``_call``)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 # KCL lease-table attribute names.
 LEASE_KEY = "leaseKey"
@@ -72,9 +92,11 @@ class DynamoDBCheckpointStore:
     """Leases of one namespace in a KCL-compatible DynamoDB lease table.
 
     Pass an entered aiobotocore DynamoDB ``client`` to share one; otherwise the store
-    builds its own from ``session`` (or the default one), honouring the standard AWS
-    configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_DYNAMODB``), and
-    closes it in :meth:`close`.  ``create_table=True`` creates the table (on-demand billing)
+    builds its own through :func:`shardline.clients.aiobotocore_client` from ``session`` (or
+    the default one), honouring the standard AWS configuration (``AWS_PROFILE``,
+    ``AWS_REGION``, ``AWS_ENDPOINT_URL_DYNAMODB``) with the project's client settings (no
+    botocore retries underneath the store's own, timeouts), and closes it in :meth:`close`.
+    ``create_table=True`` creates the table (on-demand billing)
     on first use when it does not exist.
     """
 
@@ -111,17 +133,15 @@ class DynamoDBCheckpointStore:
         if self._closed:
             raise ClosedError("checkpoint store is closed")
         if self._client is None:
-            from aiobotocore.session import get_session
-
-            # botocore itself honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL_DYNAMODB
-            session = self._session if self._session is not None else get_session()
-            options: dict[str, Any] = {}
-            if self._region_name:
-                options["region_name"] = self._region_name
-            if self._endpoint_url:
-                options["endpoint_url"] = self._endpoint_url
             stack = contextlib.AsyncExitStack()
-            self._client = await stack.enter_async_context(session.create_client("dynamodb", **options))
+            self._client = await stack.enter_async_context(
+                aiobotocore_client(
+                    "dynamodb",
+                    session=self._session,
+                    region_name=self._region_name,
+                    endpoint_url=self._endpoint_url,
+                )
+            )
             self._exit_stack = stack
         if not self._ready:
             if self._create_table:
@@ -143,10 +163,16 @@ class DynamoDBCheckpointStore:
         waiter = client.get_waiter("table_exists")
         await waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
-    async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run one API call: botocore errors mapped to the error tree, retriable ones retried."""
+    async def _call(self, operation: Callable[[], Awaitable[_T]], attempts: _Attempts | None = None) -> _T:
+        """Run one API call: botocore errors mapped to the error tree, retriable ones retried.
+
+        ``attempts`` (when given) counts the tries, so a caller can tell a conditional failure
+        of the first try (definitive) from one of a retry (maybe our own earlier try).
+        """
 
         async def attempt() -> _T:
+            if attempts is not None:
+                attempts.count += 1
             try:
                 return await operation()
             except ShardlineError:
@@ -216,6 +242,7 @@ class DynamoDBCheckpointStore:
             raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
         client = await self._dynamodb()
         switches = 1 if current.owner != owner else 0
+        attempts = _Attempts()
         try:
             response = await self._call(
                 lambda: client.update_item(
@@ -237,14 +264,28 @@ class DynamoDBCheckpointStore:
                         ":expected": {"N": str(current.counter)},
                     },
                     ReturnValues="ALL_NEW",
-                )
+                ),
+                attempts,
             )
         except ConditionalCheckFailedError as exc:
+            mine = await self._own_bump(shard_id, owner, current.counter + 1) if attempts.count > 1 else None
+            if mine is not None:
+                return mine
             raise LeaseLostError(f"another worker took the lease on shard {shard_id!r} first") from exc
         return _lease_from_item(response["Attributes"])
 
     async def renew(self, lease: Lease) -> Lease:
-        return await self._fenced_update(lease, "SET #counter = #counter + :one", {":one": {"N": "1"}})
+        attempts = _Attempts()
+        try:
+            return await self._fenced_update(
+                lease, "SET #counter = #counter + :one", {":one": {"N": "1"}}, attempts=attempts
+            )
+        except LeaseLostError:
+            if lease.owner is not None and attempts.count > 1:
+                mine = await self._own_bump(lease.shard_id, lease.owner, lease.counter + 1)
+                if mine is not None:
+                    return mine
+            raise
 
     async def checkpoint(self, lease: Lease, sequence_number: str, sub_sequence_number: int = 0) -> Lease:
         validate_checkpoint_value(sequence_number, sub_sequence_number)
@@ -272,12 +313,28 @@ class DynamoDBCheckpointStore:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    async def _own_bump(self, shard_id: str, owner: str, counter: int) -> Lease | None:
+        """The lease if it shows our own counter bump (``owner`` at exactly ``counter``).
+
+        Called after a *retried* counter-bumping write found its condition false: if an
+        earlier attempt of the same call was applied and only its response was lost, the row
+        carries exactly what that attempt wrote, and no other worker can have produced that
+        state.  (A first attempt failing its condition is definitive: a stale copy.)
+        """
+        current = await self.get(shard_id)
+        if current is None or current.owner != owner or current.counter != counter:
+            return None
+        _log.info("lease write was applied although its response was lost", extra={"shard": shard_id})
+        return current
+
     async def _fenced_update(
         self,
         lease: Lease,
         update_expression: str,
         values: dict[str, Any],
         names: dict[str, str] | None = None,
+        *,
+        attempts: _Attempts | None = None,
     ) -> Lease:
         """An update applied only while ``lease.owner`` holds the lease at ``lease.counter``."""
         validate_shard_id(lease.shard_id)
@@ -302,7 +359,8 @@ class DynamoDBCheckpointStore:
                         **values,
                     },
                     ReturnValues="ALL_NEW",
-                )
+                ),
+                attempts,
             )
         except ConditionalCheckFailedError as exc:
             raise LeaseLostError(

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ReadTimeoutError
 
 from consumers.checkpoint.base import Lease
 from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
+from shardline.clients import DEFAULT_CLIENT_CONFIG
 from shardline.errors import LeaseLostError, ThrottledError
 from shardline.retry import RetryPolicy
 
@@ -154,3 +156,81 @@ async def test_conditional_check_failed_storm_never_crashes_and_fencing_holds(dy
     assert all(owner == final.owner for owner, _, _ in at_final_counter)
     if at_final_counter:
         assert final.checkpoint == at_final_counter[-1][2]
+
+
+class LoseResponses:
+    """An ``after-call`` hook: the server applied the call, but the client sees a read timeout.
+
+    That is what a dropped response looks like to the caller; the store's retry then sends
+    the same conditional write again.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.lost = 0
+
+    def __call__(self, **kwargs: Any) -> None:
+        if self.remaining > 0:
+            self.remaining -= 1
+            self.lost += 1
+            raise ReadTimeoutError(endpoint_url="http://injected-lost-response")
+
+
+async def test_renew_whose_response_was_lost_keeps_the_lease(dynamodb: Any) -> None:
+    """The first renew was applied (counter + 1) but its answer never arrived: the retry's
+    condition is false, yet the lease is still ours, so no LeaseLostError."""
+    store = await _store(dynamodb)
+    lease = await store.acquire("shardId-000000000000", "worker-a")
+    lost = LoseResponses(1)
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", lost)
+    try:
+        renewed = await store.renew(lease)
+    finally:
+        dynamodb.meta.events.unregister("after-call.dynamodb.UpdateItem", lost)
+    assert lost.lost == 1
+    assert (renewed.owner, renewed.counter) == ("worker-a", lease.counter + 1)
+    assert await store.get("shardId-000000000000") == renewed
+    # the returned copy is the current fencing token: the next checkpoint lands
+    assert (await store.checkpoint(renewed, "77")).checkpoint == "77"
+
+
+async def test_acquire_whose_response_was_lost_returns_the_lease(dynamodb: Any) -> None:
+    store = await _store(dynamodb)
+    lost = LoseResponses(1)
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", lost)
+    try:
+        lease = await store.acquire("shardId-000000000000", "worker-a")
+    finally:
+        dynamodb.meta.events.unregister("after-call.dynamodb.UpdateItem", lost)
+    assert lost.lost == 1
+    assert (lease.owner, lease.counter) == ("worker-a", 1)
+
+
+async def test_lost_renew_response_after_a_steal_is_still_lease_lost(dynamodb: Any) -> None:
+    """The read-back only vouches for our own write: if another worker took the lease,
+    the renew fails as before."""
+    store = await _store(dynamodb)
+    mine = await store.acquire("shardId-000000000000", "worker-a")
+    await store.acquire("shardId-000000000000", "worker-b")
+    lost = LoseResponses(1)
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", lost)
+    try:
+        with pytest.raises(LeaseLostError):
+            await store.renew(mine)
+    finally:
+        dynamodb.meta.events.unregister("after-call.dynamodb.UpdateItem", lost)
+    stored = await store.get("shardId-000000000000")
+    assert stored is not None and stored.owner == "worker-b"
+
+
+async def test_store_built_client_has_no_hidden_botocore_retries(moto_endpoint: str) -> None:
+    store = DynamoDBCheckpointStore(
+        f"leases-client-{uuid.uuid4().hex[:12]}", endpoint_url=moto_endpoint, create_table=True
+    )
+    try:
+        await store.create_if_absent("shardId-000000000000")
+        client = await store._dynamodb()
+        assert client.meta.config.retries["total_max_attempts"] == 1
+        assert client.meta.config.connect_timeout == DEFAULT_CLIENT_CONFIG.connect_timeout  # type: ignore[attr-defined]
+    finally:
+        await store.close()
