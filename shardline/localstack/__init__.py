@@ -1,1 +1,31 @@
-"""Self-installing local stack: kinesis-mock, moto server, Tansu, InfluxDB on 127.0.0.1."""
+"""Self-installing local stack: kinesis-mock, moto server, kinesalite, Tansu, InfluxDB on 127.0.0.1.
+
+:func:`start_server` starts one server for the lifetime of its handle (the pytest fixtures use
+it); :func:`up` and :func:`down` start detached servers recorded in a state file (the
+``shardline local`` command uses them).
+"""
+
+from __future__ import annotations
+
+from shardline.localstack.environment import endpoint_env_var, export_lines, stack_environment
+from shardline.localstack.errors import LocalStackError, PrerequisiteMissingError, ServerStartError
+from shardline.localstack.processes import ServerHandle
+from shardline.localstack.services import ENGINES, start_server
+from shardline.localstack.stack import SERVICES, StackState, down, load_state, up
+
+__all__ = [
+    "ENGINES",
+    "SERVICES",
+    "LocalStackError",
+    "PrerequisiteMissingError",
+    "ServerHandle",
+    "ServerStartError",
+    "StackState",
+    "down",
+    "endpoint_env_var",
+    "export_lines",
+    "load_state",
+    "stack_environment",
+    "start_server",
+    "up",
+]
