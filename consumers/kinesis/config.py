@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from shardline.errors import ValidationError
 from shardline.limits import EFO_SUBSCRIPTION_SECONDS, GET_RECORDS_MAX_LIMIT, ITERATOR_LIFETIME_SECONDS
+from shardline.retry import RetryPolicy
 
 __all__ = ["ReaderConfig"]
 
@@ -86,6 +88,31 @@ class ReaderConfig:
             raise ValidationError("max_transient_retries must be >= 0")
         if self.max_pending_batches < 1:
             raise ValidationError("max_pending_batches must be >= 1")
+
+
+    def throttle_retry(self, rng: random.Random | None = None) -> RetryPolicy:
+        """The readers' back-off after throttling or transient errors, as the shared policy.
+
+        Unbounded here: the readers themselves count transient failures against
+        ``max_transient_retries`` and retry throttling for as long as it takes.
+        """
+        return RetryPolicy(
+            max_attempts=None,
+            deadline=None,
+            initial_backoff=self.throttle_backoff_initial,
+            max_backoff=self.throttle_backoff_max,
+            rng=rng if rng is not None else random.Random(),
+        )
+
+    def resubscribe_retry(self, rng: random.Random | None = None) -> RetryPolicy:
+        """The ceilings of the back-off after ResourceInUse on SubscribeToShard."""
+        return RetryPolicy(
+            max_attempts=None,
+            deadline=None,
+            initial_backoff=self.resubscribe_backoff_initial,
+            max_backoff=self.resubscribe_backoff_max,
+            rng=rng if rng is not None else random.Random(),
+        )
 
 
 def _positive(**values: float) -> None:

@@ -5,7 +5,9 @@ of sharing the 5 GetRecords calls/s.  A subscription lasts at most 5 minutes; th
 re-subscribes itself a little earlier (``ReaderConfig.subscription_seconds``), and whenever the
 stream ends, from the last ContinuationSequenceNumber, so the hand-over has neither gap nor
 overlap.  A re-subscription while the previous one is still open on the service side is
-answered with ResourceInUse, which is backed off and retried.
+answered with ResourceInUse, which is backed off and retried.  A LATEST start becomes
+AT_TIMESTAMP of the first subscription once it is open, so a re-subscription before the first
+event does not skip what arrived in between.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from consumers.kinesis._errors import service_error
-from consumers.kinesis.backoff import jittered
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.deaggregate import records_from_api
-from consumers.kinesis.polling import StopCondition
-from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, StartPosition
+from consumers.kinesis.polling import StopCondition, WallClock, utc_now
+from consumers.kinesis.positions import (
+    AFTER_SEQUENCE_NUMBER,
+    AT_TIMESTAMP,
+    TRIM_HORIZON,
+    StartKind,
+    StartPosition,
+)
+from shardline.errormap import from_botocore
 from shardline.errors import (
     ConfigurationError,
     ResourceInUseError,
@@ -47,7 +54,7 @@ async def stream_arn(client: Any, stream_name: str) -> str:
     try:
         summary = await client.describe_stream_summary(StreamName=stream_name)
     except Exception as exc:
-        raise service_error(exc) from exc
+        raise from_botocore(exc, service="kinesis") from exc
     arn: str = summary["StreamDescriptionSummary"]["StreamARN"]
     return arn
 
@@ -72,7 +79,7 @@ async def ensure_consumer(
         registered = await client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
         consumer = registered["Consumer"]
     except Exception as exc:
-        error = service_error(exc)
+        error = from_botocore(exc, service="kinesis")
         if not isinstance(error, ResourceInUseError):
             raise error from exc
         consumer = await _describe(client, stream_arn, consumer_name)
@@ -92,7 +99,7 @@ async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[st
     try:
         response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
     except Exception as exc:
-        raise service_error(exc) from exc
+        raise from_botocore(exc, service="kinesis") from exc
     description: dict[str, Any] = response["ConsumerDescription"]
     return description
 
@@ -120,7 +127,8 @@ class FanOutShardReader:
         observer: MetricsObserver | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
+        rng: random.Random | None = None,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self._client = client
         self._consumer_arn = consumer_arn
@@ -133,7 +141,10 @@ class FanOutShardReader:
         self._observer: MetricsObserver = observer if observer is not None else NullObserver()
         self._clock = clock
         self._sleep = sleep
-        self._jitter = jitter
+        self._rng = rng if rng is not None else random.Random()
+        self._retry = self._config.throttle_retry(self._rng)
+        self._resubscribe = self._config.resubscribe_retry(self._rng)
+        self._wall_clock = wall_clock
         self._millis_behind_latest: int | None = None
         self._last_sequence_number: str | None = None
         self._subscriptions = 0
@@ -171,6 +182,7 @@ class FanOutShardReader:
         dims = {"stream": self._stream, "shard": self._shard_id}
         failures = 0
         while not self._finished:
+            asked_at = self._wall_clock()
             try:
                 response = await self._client.subscribe_to_shard(
                     ConsumerARN=self._consumer_arn,
@@ -178,9 +190,11 @@ class FanOutShardReader:
                     StartingPosition=self._resume.starting_position(),
                 )
             except Exception as exc:  # noqa: BLE001 - translated; retriable ones backed off
-                await self._back_off(service_error(exc), exc, failures, dims)
+                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
                 failures += 1
                 continue
+            if self._resume.kind is StartKind.LATEST:
+                self._resume = AT_TIMESTAMP(asked_at)  # a re-subscription must not skip ahead
             self._subscriptions += 1
             self._observer.on_event("subscriptions", 1.0, **dims)
             event_stream = response["EventStream"]
@@ -191,7 +205,7 @@ class FanOutShardReader:
                     if self._finished:
                         return
             except Exception as exc:  # noqa: BLE001 - a broken stream: re-subscribe from the continuation
-                await self._back_off(service_error(exc), exc, failures, dims)
+                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
                 failures += 1
             finally:
                 with contextlib.suppress(Exception):
@@ -264,18 +278,15 @@ class FanOutShardReader:
         config = self._config
         if isinstance(error, ResourceInUseError):
             self._observer.on_event("subscribe_resource_in_use", 1.0, **dims)
-            initial, maximum = config.resubscribe_backoff_initial, config.resubscribe_backoff_max
             # Jitter in [0.5, 1] of the step: the service needs the previous subscription gone first.
-            delay = min(maximum, initial * (2 ** min(attempt, 30))) * (0.5 + self._jitter() / 2)
+            delay = self._resubscribe.max_delay(attempt + 1) * self._rng.uniform(0.5, 1.0)
             await self._sleep(delay)
             return
         if isinstance(error, ThrottledError) or (
             isinstance(error, TransientServiceError) and attempt < config.max_transient_retries
         ):
             self._observer.on_event("subscribe_retries", 1.0, **dims)
-            await self._sleep(
-                jittered(attempt, config.throttle_backoff_initial, config.throttle_backoff_max, self._jitter)
-            )
+            await self._sleep(self._retry.backoff(attempt + 1))
             return
         if isinstance(error, ResourceNotFoundError):
             raise error from cause

@@ -8,7 +8,11 @@ reader:
 * throttling (ProvisionedThroughputExceeded): capped exponential back-off with full jitter,
   for as long as it takes;
 * an expired or unusable iterator: a new one AFTER the last delivered sequence number, so
-  nothing is skipped and nothing delivered is delivered again;
+  nothing is skipped and nothing delivered is delivered again.  Before anything was
+  delivered, a LATEST start is replaced by AT_TIMESTAMP of the moment the first iterator was
+  asked for: asking for LATEST again would skip what arrived in between (at worst a few
+  records from just before the start are read, never one is missed; this relies on the
+  client clock being no later than the service's);
 * 5xx and dropped connections: a bounded number of retries, each from a fresh iterator;
 * an empty response at the tip: an idle back-off that doubles up to a cap.
 
@@ -23,16 +27,21 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from consumers.kinesis._errors import service_error
-from consumers.kinesis.backoff import jittered
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.deaggregate import records_from_api
-from consumers.kinesis.positions import AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, StartPosition
+from consumers.kinesis.positions import (
+    AFTER_SEQUENCE_NUMBER,
+    AT_TIMESTAMP,
+    TRIM_HORIZON,
+    StartKind,
+    StartPosition,
+)
+from shardline.errormap import from_botocore
 from shardline.errors import (
     ExpiredIteratorError,
     ThrottledError,
@@ -42,7 +51,20 @@ from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.shardmath import ShardInfo
 
-__all__ = ["PollingShardReader", "StopCondition", "stop_after_sequence", "stop_at_timestamp"]
+__all__ = [
+    "PollingShardReader",
+    "StopCondition",
+    "WallClock",
+    "stop_after_sequence",
+    "stop_at_timestamp",
+]
+
+WallClock = Callable[[], datetime]
+"""The current time, timezone-aware (injectable for tests)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 StopCondition = Callable[[ConsumedRecord], bool]
 """True for the first record *beyond* a bounded read; the reader ends just before it."""
@@ -85,7 +107,8 @@ class PollingShardReader:
         observer: receives ``get_records_calls``, ``records_read``, ``millis_behind_latest``,
             ``get_records_throttled``, ``iterator_expired``, ``get_records_retries`` and
             ``records_outside_shard_range``, each with ``stream`` and ``shard`` dimensions.
-        clock, sleep, jitter: injectable time and randomness, for deterministic tests.
+        clock, sleep, rng, wall_clock: injectable time and randomness, for deterministic tests
+            (``rng`` draws the full jitter of :meth:`ReaderConfig.throttle_retry`).
     """
 
     def __init__(
@@ -103,7 +126,8 @@ class PollingShardReader:
         observer: MetricsObserver | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
+        rng: random.Random | None = None,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self._client = client
         self._stream = stream_name
@@ -120,7 +144,8 @@ class PollingShardReader:
         self._observer: MetricsObserver = observer if observer is not None else NullObserver()
         self._clock = clock
         self._sleep = sleep
-        self._jitter = jitter
+        self._retry = self._config.throttle_retry(rng)
+        self._wall_clock = wall_clock
         self._millis_behind_latest: int | None = None
         self._last_sequence_number: str | None = None
         self._finished = False
@@ -173,7 +198,7 @@ class PollingShardReader:
                     ShardIterator=iterator, Limit=config.get_records_limit
                 )
             except Exception as exc:
-                error = service_error(exc)
+                error = from_botocore(exc, service="kinesis")
                 if isinstance(error, ExpiredIteratorError):
                     self._observer.on_event("iterator_expired", 1.0, **dims)
                     iterator = None
@@ -255,19 +280,20 @@ class PollingShardReader:
         )
 
     def _throttle_delay(self, attempt: int) -> float:
-        config = self._config
-        return jittered(attempt, config.throttle_backoff_initial, config.throttle_backoff_max, self._jitter)
+        """Full-jitter back-off before retry ``attempt + 1`` (``attempt`` failures so far, 0-based)."""
+        return self._retry.backoff(attempt + 1)
 
     async def _new_iterator(self) -> str:
         """GetShardIterator at the resume position, retrying throttles and transient errors."""
         attempt = 0
         while True:
+            asked_at = self._wall_clock()
             try:
                 response = await self._client.get_shard_iterator(
                     StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
                 )
             except Exception as exc:
-                error = service_error(exc)
+                error = from_botocore(exc, service="kinesis")
                 retriable = isinstance(error, ThrottledError) or (
                     isinstance(error, TransientServiceError) and attempt < self._config.max_transient_retries
                 )
@@ -277,5 +303,8 @@ class PollingShardReader:
                 attempt += 1
                 continue
             iterator: str = response["ShardIterator"]
+            if self._resume.kind is StartKind.LATEST:
+                # "now" is fixed at the first iterator: a later one starts from this moment
+                self._resume = AT_TIMESTAMP(asked_at)
             return iterator
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from consumers.checkpoint.base import CheckpointStore, Lease
-from consumers.kinesis._errors import service_error
 from consumers.kinesis.batch import ShardBatch
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
@@ -35,6 +34,7 @@ from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
 from consumers.source import SourceBatch
 from shardline.clients import aiobotocore_client
+from shardline.errormap import from_botocore
 from shardline.errors import (
     CheckpointError,
     ClosedError,
@@ -286,7 +286,7 @@ class KinesisSource:
         except ShardlineError:
             raise
         except Exception as exc:
-            raise service_error(exc) from exc
+            raise from_botocore(exc, service="kinesis") from exc
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()

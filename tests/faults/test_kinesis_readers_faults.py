@@ -9,6 +9,7 @@ starts, so the tests can assert the reader resumed AFTER the last delivered reco
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, cast
 
@@ -22,6 +23,13 @@ from shardline.shardmath import list_shards_sync
 from tests.integration.test_kinesis_readers import async_client, create_stream, put, sync_client
 
 pytestmark = pytest.mark.integration
+
+
+class MaxJitter(random.Random):
+    """Pins full jitter to the top of its window, so the back-off ceilings become visible."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 class _Answer:
@@ -118,7 +126,7 @@ async def test_throttled_get_records_backs_off_with_jitter_and_loses_nothing(kin
         )
         reader = PollingShardReader(
             client, stream, shard_id, config=SMALL_BATCHES, stop_at_tip=True, sleep=sleep,
-            observer=observer, jitter=lambda: 1.0,
+            observer=observer, rng=MaxJitter(),
         )
         records = await asyncio.wait_for(read_all(reader), 120)
     assert faults.injected == ["ProvisionedThroughputExceededException"] * 5

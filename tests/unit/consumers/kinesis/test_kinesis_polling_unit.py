@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_kinesis_agg.aggregator import RecordAggregator
+from botocore.exceptions import ClientError
 
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import (
+    LATEST,
     CallBudget,
     KinesisSource,
     PollingShardReader,
@@ -161,3 +163,35 @@ async def test_source_pauses_a_shard_when_its_queue_is_full() -> None:
     await source.stop()
     rest = [b async for b in batches]
     assert len(rest) == 2  # what was already read is still delivered after stop()
+
+
+class ExpiringLatestKinesis:
+    """A shard where a record arrives after the LATEST iterator was taken, and that iterator
+    expires before the first GetRecords: the reader must not ask for LATEST again."""
+
+    def __init__(self) -> None:
+        self.iterator_requests: list[dict[str, Any]] = []
+
+    async def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        self.iterator_requests.append(kwargs)
+        return {"ShardIterator": f"it-{len(self.iterator_requests)}"}
+
+    async def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        if ShardIterator == "it-1":
+            raise ClientError(
+                {"Error": {"Code": "ExpiredIteratorException", "Message": "Iterator expired"}}, "GetRecords"
+            )
+        arrived = {"SequenceNumber": "1001", "PartitionKey": "k", "Data": b"written-in-between",
+                   "ApproximateArrivalTimestamp": NOW}
+        return {"Records": [arrived], "NextShardIterator": None, "ChildShards": [], "MillisBehindLatest": 0}
+
+
+async def test_expired_latest_iterator_resumes_at_the_time_of_the_first_one() -> None:
+    client = ExpiringLatestKinesis()
+    taken_at = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    reader = PollingShardReader(client, "s", "shard-0", LATEST, wall_clock=lambda: taken_at)
+    batches = [batch async for batch in reader]
+    kinds = [request["ShardIteratorType"] for request in client.iterator_requests]
+    assert kinds == ["LATEST", "AT_TIMESTAMP"]
+    assert client.iterator_requests[1]["Timestamp"] == taken_at
+    assert [record.data for batch in batches for record in batch.records] == [b"written-in-between"]

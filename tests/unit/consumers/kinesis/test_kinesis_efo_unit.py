@@ -1,0 +1,73 @@
+"""FanOutShardReader against an in-memory SubscribeToShard double (unit level)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from consumers.kinesis import LATEST, FanOutShardReader
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+class _Stream:
+    def __init__(self, events: list[dict[str, Any]], *, broken: bool) -> None:
+        self._events = events
+        self._broken = broken
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        for event in self._events:
+            yield event
+        if self._broken:
+            error = {"Error": {"Code": "InternalFailure", "Message": "stream reset"}}
+            raise ClientError(error, "SubscribeToShard")  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        return None
+
+
+class BrokenFirstSubscription:
+    """The first subscription breaks before its first event; the second delivers a record
+    that arrived in between and ends the (closed) shard."""
+
+    def __init__(self) -> None:
+        self.positions: list[dict[str, Any]] = []
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        self.positions.append(kwargs["StartingPosition"])
+        if len(self.positions) == 1:
+            return {"EventStream": _Stream([], broken=True)}
+        event = {
+            "SubscribeToShardEvent": {
+                "Records": [
+                    {"SequenceNumber": "1001", "PartitionKey": "k", "Data": b"in-between",
+                     "ApproximateArrivalTimestamp": NOW}
+                ],
+                "MillisBehindLatest": 0,
+                "ChildShards": [{"ShardId": "child", "ParentShards": ["shard-0"],
+                                 "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"}}],
+            }
+        }
+        return {"EventStream": _Stream([event], broken=False)}
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+async def test_resubscription_before_the_first_event_does_not_skip_to_a_new_latest() -> None:
+    client = BrokenFirstSubscription()
+    opened_at = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    reader = FanOutShardReader(
+        client, "arn:consumer", "s", "shard-0", LATEST, sleep=_no_sleep, wall_clock=lambda: opened_at
+    )
+    batches = [batch async for batch in reader]
+    assert client.positions == [{"Type": "LATEST"}, {"Type": "AT_TIMESTAMP", "Timestamp": opened_at}]
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert batches[-1].end_of_shard
