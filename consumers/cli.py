@@ -1,8 +1,15 @@
-"""``shardline consume``: run a Kinesis stream into a sink until SIGTERM/SIGINT.
+"""``shardline consume``: run a Kinesis stream or Kafka topic into a sink until SIGTERM/SIGINT.
 
     shardline consume kinesis://STREAM --checkpoint dynamodb://TABLE|sqlite:///PATH --sink URI
         [--mode polling|efo] [--consumer-name NAME] [--start trim_horizon|latest|at_timestamp:ISO]
         [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
+    shardline consume "kafka://BOOTSTRAP/TOPIC[,TOPIC...]?group=GROUP[&security=tls|msk-iam]
+        [&session_timeout_ms=N]" --sink URI [--start trim_horizon|latest] ...
+
+A Kafka source is a consumer-group member: the group balances partitions between the
+processes started with the same ``group``, and acknowledged offsets are committed to the
+group (``--checkpoint`` does not apply).  ``--start`` picks where a partition without a
+committed offset starts (``trim_horizon`` = earliest).
 
 Logs are JSON lines on stderr (one object per event, never a record payload).  On SIGTERM
 or SIGINT the consumer stops reading, drains the writes in flight, checkpoints and exits 0;
@@ -28,18 +35,29 @@ import socket
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from consumers._pipeline_transform import load_transform
 from consumers.checkpoint.uri import open_checkpoint_store
 from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
 from consumers.sinks.base import Sink
+from consumers.source import Source
 from shardline.cli import Command
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.records import ConsumedRecord
 
-__all__ = ["FAULT_KILL_AFTER_SINK_WRITES", "JsonLogFormatter", "command", "parse_start", "parse_stream_uri"]
+__all__ = [
+    "FAULT_KILL_AFTER_SINK_WRITES",
+    "JsonLogFormatter",
+    "KafkaTarget",
+    "command",
+    "parse_kafka_uri",
+    "parse_start",
+    "parse_stream_uri",
+]
 
 logger = logging.getLogger("shardline.consume")
 
@@ -72,6 +90,74 @@ def parse_stream_uri(uri: str) -> str:
     if not uri.startswith(prefix) or not uri[len(prefix) :].strip("/"):
         raise ConfigurationError(f"stream must be given as kinesis://STREAM, got {uri!r}")
     return uri[len(prefix) :].strip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaTarget:
+    """What a ``kafka://`` source URI names."""
+
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    group: str
+    security: str = "plaintext"
+    session_timeout_ms: int | None = None
+
+
+_KAFKA_OPTIONS = {"group", "security", "session_timeout_ms"}
+
+
+def parse_kafka_uri(uri: str) -> KafkaTarget:
+    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``."""
+    parts = urlsplit(uri)
+    if parts.scheme != "kafka" or not parts.netloc:
+        raise ConfigurationError(
+            f"Kafka source must be given as kafka://BOOTSTRAP/TOPIC?group=GROUP, got {uri!r}"
+        )
+    topics = tuple(topic for topic in parts.path.strip("/").split(",") if topic)
+    if not topics:
+        raise ConfigurationError("kafka:// source names no topic (kafka://BOOTSTRAP/TOPIC?group=GROUP)")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - _KAFKA_OPTIONS
+    if unknown:
+        raise ConfigurationError(f"unknown kafka:// option(s): {', '.join(sorted(unknown))}")
+    group = query.get("group", [""])[-1]
+    if not group:
+        raise ConfigurationError("kafka:// source needs ?group=GROUP (the consumer group to join)")
+    security = query.get("security", ["plaintext"])[-1]
+    if security not in ("plaintext", "tls", "msk-iam"):
+        raise ConfigurationError("kafka:// security must be plaintext, tls or msk-iam")
+    timeout_text = query.get("session_timeout_ms", [None])[-1]
+    try:
+        timeout = None if timeout_text is None else int(timeout_text)
+    except ValueError as exc:
+        raise ConfigurationError("session_timeout_ms must be an integer") from exc
+    return KafkaTarget(parts.netloc, topics, group, security, timeout)
+
+
+def _kafka_source(target: KafkaTarget, start: str) -> Any:
+    """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
+    from consumers.kafka import KafkaConsumerConfig, KafkaSource
+    from shardline.kafka_config import KafkaClientConfig, KafkaSecurity, MskIam, Plaintext, Tls
+
+    lowered = start.lower()
+    if lowered not in ("trim_horizon", "latest"):
+        raise ConfigurationError("--start for a Kafka source is trim_horizon (earliest) or latest")
+    security: KafkaSecurity
+    if target.security == "tls":
+        security = Tls()
+    elif target.security == "msk-iam":
+        security = MskIam.for_region()
+    else:
+        security = Plaintext()
+    options: dict[str, Any] = {}
+    if target.session_timeout_ms is not None:
+        options["session_timeout_ms"] = target.session_timeout_ms
+    config = KafkaConsumerConfig(
+        group_id=target.group,
+        auto_offset_reset="earliest" if lowered == "trim_horizon" else "latest",
+        **options,
+    )
+    return KafkaSource(target.topics, KafkaClientConfig(target.bootstrap_servers, security=security), config)
 
 
 def parse_start(text: str) -> Any:
@@ -113,8 +199,10 @@ class _KillAfterWrites:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stream", help="kinesis://STREAM")
-    parser.add_argument("--checkpoint", required=True, help="dynamodb://TABLE or sqlite:///PATH (or memory://)")
+    parser.add_argument("stream", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP")
+    parser.add_argument(
+        "--checkpoint", help="dynamodb://TABLE or sqlite:///PATH (or memory://); Kinesis only, required there"
+    )
     parser.add_argument("--sink", required=True, help="sink URI, e.g. file:///path.jsonl or dynamodb://TABLE")
     parser.add_argument("--mode", choices=("polling", "efo"), default="polling")
     parser.add_argument("--consumer-name", help="enhanced fan-out consumer name (required with --mode efo)")
@@ -141,11 +229,18 @@ def _setup_logging(level: str) -> None:
 
 
 async def _consume(args: argparse.Namespace) -> int:
-    from consumers.kinesis import KinesisSource
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
-    stream = parse_stream_uri(args.stream)
-    start = parse_start(args.start)
+    # every argument is checked before anything connects anywhere
+    kafka = parse_kafka_uri(args.stream) if args.stream.startswith("kafka://") else None
+    stream = None if kafka is not None else parse_stream_uri(args.stream)
+    start = None if kafka is not None else parse_start(args.start)
+    if kafka is None and not args.checkpoint:
+        raise ConfigurationError("a Kinesis source needs --checkpoint dynamodb://TABLE or sqlite:///PATH")
+    if kafka is not None and (args.checkpoint or args.mode != "polling"):
+        raise ConfigurationError(
+            "--checkpoint and --mode apply to Kinesis; Kafka commits offsets to its group"
+        )
     if args.mode == "efo" and not args.consumer_name:
         raise ConfigurationError("--mode efo needs --consumer-name")
     transform = load_transform(args.transform) if args.transform else None
@@ -155,35 +250,51 @@ async def _consume(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
     )
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    store = open_checkpoint_store(args.checkpoint, namespace=args.namespace)
+    store = open_checkpoint_store(args.checkpoint, namespace=args.namespace) if kafka is None else None
+    source: Source
+    if kafka is not None:
+        source = _kafka_source(kafka, args.start)
+    else:
+        from consumers.kinesis import KinesisSource
+
+        assert stream is not None and store is not None and start is not None
+        source = KinesisSource(
+            stream,
+            store=store,
+            owner=owner,
+            mode=args.mode,
+            consumer_name=args.consumer_name,
+            start=start,
+        )
     sink: Sink = sink_from_uri(args.sink)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
     kill_after = os.environ.get(FAULT_KILL_AFTER_SINK_WRITES)
     if kill_after:
         sink = _KillAfterWrites(sink, int(kill_after))
-    source = KinesisSource(
-        stream,
-        store=store,
-        owner=owner,
-        mode=args.mode,
-        consumer_name=args.consumer_name,
-        start=start,
-    )
     pipeline = Pipeline(source, sink, config=config, dead_letter=dead_letter, transform=transform)
-    logger.info(
-        "consumer starting",
-        extra={"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)},
-    )
+    if kafka is not None:
+        logger.info(
+            "consumer starting",
+            extra={
+                "topics": ",".join(kafka.topics), "group": kafka.group, "owner": owner, "start": args.start
+            },
+        )
+    else:
+        logger.info(
+            "consumer starting",
+            extra={"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)},
+        )
     try:
         status = await run_until_signal(pipeline)
     finally:
         try:
-            await source.close()
+            await source.close()  # run() closed it already; again in case it never started
         finally:
             await sink.close()
             if dead_letter is not None:
                 await dead_letter.close()
-            await store.close()
+            if store is not None:
+                await store.close()
     stats = pipeline.stats
     logger.info(
         "consumer stopped",
@@ -214,7 +325,8 @@ def _run(args: argparse.Namespace) -> int:
 
 command = Command(
     name="consume",
-    help="Consume a Kinesis stream into a sink, with checkpoints (Ctrl-C/SIGTERM drains and exits 0).",
+    help="Consume a Kinesis stream or Kafka topic into a sink, with checkpoints "
+    "(Ctrl-C/SIGTERM drains and exits 0).",
     configure=_configure,
     run=_run,
 )
