@@ -96,23 +96,21 @@ class ReaderConfig:
         Unbounded here: the readers themselves count transient failures against
         ``max_transient_retries`` and retry throttling for as long as it takes.
         """
-        return RetryPolicy(
-            max_attempts=None,
-            deadline=None,
-            initial_backoff=self.throttle_backoff_initial,
-            max_backoff=self.throttle_backoff_max,
-            rng=rng if rng is not None else random.Random(),
-        )
+        return _unbounded(self.throttle_backoff_initial, self.throttle_backoff_max, rng)
 
     def resubscribe_retry(self, rng: random.Random | None = None) -> RetryPolicy:
         """The ceilings of the back-off after ResourceInUse on SubscribeToShard."""
-        return RetryPolicy(
-            max_attempts=None,
-            deadline=None,
-            initial_backoff=self.resubscribe_backoff_initial,
-            max_backoff=self.resubscribe_backoff_max,
-            rng=rng if rng is not None else random.Random(),
-        )
+        return _unbounded(self.resubscribe_backoff_initial, self.resubscribe_backoff_max, rng)
+
+
+def _unbounded(initial: float, maximum: float, rng: random.Random | None) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=None,
+        deadline=None,
+        initial_backoff=initial,
+        max_backoff=maximum,
+        rng=rng if rng is not None else random.Random(),
+    )
 
 
 def _positive(**values: float) -> None:

@@ -13,13 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,38 +26,13 @@ from aiobotocore.session import get_session
 
 from producers import KinesisProducer
 from shardline.records import Record
+from tests.integration.consume_process import sink_lines, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS = 300
 KEYS = 7
-
-
-def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 150.0) -> None:
-    """Poll an external process's output with a bounded deadline (it gives no signal)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-    return process.returncode, stderr.decode(errors="replace")
 
 
 def _spawn(module: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
@@ -74,6 +46,16 @@ def _spawn(module: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def _consume_all(process: subprocess.Popen[bytes], sink: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Wait until the sink holds every record, stop the consumer with SIGTERM: it must exit 0."""
+    try:
+        wait_until(lambda: len(sink_lines(sink)) >= RECORDS, "every record in the sink")
+    finally:
+        status, stderr = stop_process(process)
+    assert status == 0, stderr[-3000:]
+    return stderr, sink_lines(sink)
 
 
 def _payloads() -> list[Record]:
@@ -159,12 +141,7 @@ async def test_producer_to_consume_cli_every_record_once_in_key_order(
     process = _spawn(
         module, argv, AWS_ENDPOINT_URL_KINESIS=kinesis_endpoint, AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint
     )
-    try:
-        _wait_until(lambda: len(_lines(sink)) >= RECORDS, "every record in the sink")
-    finally:
-        status, stderr = _stop(process)
-    assert status == 0, stderr[-3000:]
-    lines = _lines(sink)
+    stderr, lines = _consume_all(process, sink)
     _assert_once_and_in_key_order(lines, "shard_id")
     # the shutdown checkpoint of each shard is its last record, sub-sequence included
     last: dict[str, tuple[int, int]] = {}
@@ -209,12 +186,7 @@ async def test_kafka_uri_through_consume_cli_commits_what_it_wrote(
             "--checkpoint-interval", "0.2",
         ],
     )
-    try:
-        _wait_until(lambda: len(_lines(sink)) >= RECORDS, "every message in the sink")
-    finally:
-        status, stderr = _stop(process)
-    assert status == 0, stderr[-3000:]
-    lines = _lines(sink)
+    _, lines = _consume_all(process, sink)
     _assert_once_and_in_key_order(lines, "partition")
     written: dict[int, int] = defaultdict(int)
     for line in lines:

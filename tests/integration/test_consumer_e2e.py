@@ -13,33 +13,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.integration.consume_process import sink_lines, stop_process, wait_until
+
 pytestmark = pytest.mark.integration
 
 RECORDS = 60
-
-
-def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Poll an external server's state with a bounded deadline (no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def _sink_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -100,17 +86,6 @@ def _ids(lines: list[dict[str, Any]]) -> list[str]:
     return [json.loads(base64.b64decode(line["data"]))["id"] for line in lines]
 
 
-def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-    return process.returncode, stderr.decode(errors="replace")
-
-
 def test_kill_9_between_sink_write_and_checkpoint_loses_nothing(
     stream: tuple[str, dict[str, str]], kinesis_endpoint: str, moto_endpoint: str, tmp_path: Path
 ) -> None:
@@ -121,9 +96,9 @@ def test_kill_9_between_sink_write_and_checkpoint_loses_nothing(
     crashed = _spawn(
         name, table, sink, kinesis_endpoint, moto_endpoint, SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES="2"
     )
-    status, stderr = _stop_after_exit(crashed)
+    status, stderr = stop_process(crashed, terminate=False, timeout=180)
     assert status == -signal.SIGKILL, stderr
-    written_before = _ids(_sink_lines(sink))
+    written_before = _ids(sink_lines(sink))
     assert written_before, "the crashed consumer wrote before dying"
     checkpoints_at_crash = _leases(moto_endpoint, table)
     # at-least-once at the moment of the crash: every record a checkpoint covers is in the sink
@@ -143,7 +118,7 @@ def test_kill_9_between_sink_write_and_checkpoint_loses_nothing(
         assert covered <= set(written_before)
 
     # records in the sink but not covered by a checkpoint are the ones to be redelivered
-    sequence_of = {line_id: line for line_id, line in zip(written_before, _sink_lines(sink), strict=True)}
+    sequence_of = {line_id: line for line_id, line in zip(written_before, sink_lines(sink), strict=True)}
     redelivered = [
         record_id
         for record_id, line in sequence_of.items()
@@ -152,31 +127,22 @@ def test_kill_9_between_sink_write_and_checkpoint_loses_nothing(
 
     restarted = _spawn(name, table, sink, kinesis_endpoint, moto_endpoint)
     try:
-        _wait_until(lambda: len(_sink_lines(sink)) >= RECORDS, "every record in the sink")
-        _wait_until(
+        wait_until(lambda: len(sink_lines(sink)) >= RECORDS, "every record in the sink")
+        wait_until(
             lambda: all(_leases(moto_endpoint, table).get(shard) for shard in set(placed.values())),
             "checkpoints of every shard",
         )
     finally:
-        status, stderr = _stop(restarted)
+        status, stderr = stop_process(restarted)
     assert status == 0, stderr
 
-    ids = _ids(_sink_lines(sink))
+    ids = _ids(sink_lines(sink))
     assert sorted(ids) == sorted(placed)  # 0 lost
     assert len(ids) == len(set(ids))  # 0 sink duplicates (idempotent by record identity)
     # redeliveries are bounded by what was written after the last checkpoint (at most one
     # checkpoint interval of work): never a record a checkpoint already covered
     assert len(redelivered) <= len(written_before)
     assert "BAD" not in stderr and '"data"' not in stderr  # logs carry no payloads
-
-
-def _stop_after_exit(process: subprocess.Popen[bytes]) -> tuple[int, str]:
-    try:
-        _, stderr = process.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-    return process.returncode, stderr.decode(errors="replace")
 
 
 def _covered(position: dict[str, Any], checkpoint: str | None) -> bool:
@@ -195,11 +161,11 @@ def test_sigterm_drains_checkpoints_and_exits_zero(
     sink = tmp_path / "out.jsonl"
     process = _spawn(name, table, sink, kinesis_endpoint, moto_endpoint)
     try:
-        _wait_until(lambda: len(_sink_lines(sink)) >= RECORDS, "every record in the sink")
+        wait_until(lambda: len(sink_lines(sink)) >= RECORDS, "every record in the sink")
     finally:
-        status, stderr = _stop(process)
+        status, stderr = stop_process(process)
     assert status == 0, stderr
-    lines = _sink_lines(sink)
+    lines = sink_lines(sink)
     last_per_shard: dict[str, int] = {}
     for line in lines:
         shard = line["position"]["shard_id"]
