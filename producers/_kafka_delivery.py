@@ -9,7 +9,8 @@ the GIL for every single report.  So *which thread polls* decides the cost:
 * When the loop is idle (awaiting, flushing, waiting for queue space), the background thread
   blocks in ``poll(timeout)`` — it wakes at once when reports arrive, so there is no busy
   loop — collects one round of reports and hands the whole list to the loop with a single
-  ``call_soon_threadsafe``.
+  ``call_soon_threadsafe``.  Rounds that only advanced ``send_many`` batches are handed over
+  too (with the batches that completed), so a send waiting for queue space wakes up.
 
 A report is routed by the thread it arrives on: inline on the loop thread, into the
 thread's private round list otherwise, so the list never needs a lock.
@@ -34,6 +35,7 @@ class DeliveryPump:
     """Polls a confluent-kafka producer from the right thread and routes its reports."""
 
     __slots__ = (
+        "_completed",
         "_idle",
         "_loop",
         "_on_round",
@@ -43,6 +45,7 @@ class DeliveryPump:
         "_thread",
         "_timeout",
         "busy",
+        "loop_thread",
         "report",
     )
 
@@ -51,7 +54,7 @@ class DeliveryPump:
         poll: Callable[[float], int],
         loop: asyncio.AbstractEventLoop,
         resolve_inline: ResolveOne,
-        on_round: Callable[[list[Report]], None],
+        on_round: Callable[[list[Report], list[Any]], None],
         *,
         timeout: float,
         name: str = "shardline-kafka-delivery",
@@ -61,6 +64,7 @@ class DeliveryPump:
         self._on_round = on_round
         self._timeout = timeout
         self._reports: list[Report] = []
+        self._completed: list[Any] = []
         self.busy = False
         self._idle = threading.Event()
         self._idle.set()
@@ -78,6 +82,11 @@ class DeliveryPump:
 
         # The per-message on_delivery callback is ``functools.partial(pump.report, future)``.
         self.report = report
+        self.loop_thread = loop_thread
+
+    def hand_over(self, batch: Any) -> None:
+        """A ``send_many`` batch got its last report on the delivery thread."""
+        self._completed.append(batch)
 
     def start(self) -> None:
         self._thread.start()
@@ -98,7 +107,7 @@ class DeliveryPump:
         self._poll(0)
 
     def _run(self) -> None:
-        poll, reports, timeout = self._poll, self._reports, self._timeout
+        poll, reports, completed, timeout = self._poll, self._reports, self._completed, self._timeout
         call_soon = self._loop.call_soon_threadsafe
         on_round = self._on_round
         stopping, idle = self._stopping, self._idle
@@ -106,12 +115,14 @@ class DeliveryPump:
             if self.busy:
                 idle.wait(timeout)
                 continue
-            poll(timeout)
-            if reports:
+            served = poll(timeout)
+            if served or reports or completed:
                 round_ = reports.copy()
                 reports.clear()
+                done = completed.copy()
+                completed.clear()
                 try:
-                    call_soon(on_round, round_)
+                    call_soon(on_round, round_, done)
                 except RuntimeError:  # the loop is closed: nobody is left to tell
                     return
 

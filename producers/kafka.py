@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
-from types import TracebackType
+from types import MethodType, TracebackType
 from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks, make_ack
 from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
@@ -42,7 +42,7 @@ from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import KafkaAck, Record
 from shardline.validation import validate_data
 
-__all__ = ["KafkaProducer", "KafkaProducerConfig", "Serializer"]
+__all__ = ["KafkaBatchAcks", "KafkaProducer", "KafkaProducerConfig", "Serializer"]
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +53,6 @@ Headers = Mapping[str, bytes] | list[tuple[str, bytes]]
 
 _INLINE_POLL_MASK = 31
 """While the loop is busy sending, it serves delivery reports itself every 32 sends."""
-
-
-_new_object = object.__new__
-_set_topic = vars(KafkaAck)["topic"].__set__
-_set_partition = vars(KafkaAck)["partition"].__set__
-_set_offset = vars(KafkaAck)["offset"].__set__
-
-
-def _ack(topic: str, partition: int, offset: int) -> KafkaAck:
-    """Build a KafkaAck through its slot descriptors.
-
-    Equal to ``KafkaAck(topic, partition, offset)`` at half the cost: a frozen dataclass's
-    ``__init__`` goes through ``object.__setattr__`` per field, and this runs once per
-    delivered message on the event loop.
-    """
-    ack: KafkaAck = _new_object(KafkaAck)
-    _set_topic(ack, topic)
-    _set_partition(ack, partition)
-    _set_offset(ack, offset)
-    return ack
 
 
 def _not_started(*_args: Any) -> Any:
@@ -116,6 +96,7 @@ class KafkaProducer:
             producer = Producer(conf)
         self._producer = producer
         self._produce = producer.produce
+        self._poll = producer.poll
         self._max_bytes = self.config.max_message_bytes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump: DeliveryPump | None = None
@@ -125,6 +106,7 @@ class KafkaProducer:
         self._waiting_for_space = False
         self._space_waiters = 0
         self._in_flight = 0
+        self._open_batches: set[DeliveryBatch] = set()
         self._sends = 0
         self._space = asyncio.Event()
         self._space_lock = asyncio.Lock()
@@ -178,7 +160,7 @@ class KafkaProducer:
     @property
     def in_flight(self) -> int:
         """Messages queued or sent whose delivery has not been reported yet."""
-        return self._in_flight
+        return self._in_flight - sum(batch.reported for batch in list(self._open_batches))
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -227,7 +209,7 @@ class KafkaProducer:
                 f"message of {size} bytes (value + key) exceeds max_message_bytes={self._max_bytes}"
             )
         future: asyncio.Future[KafkaAck] = self._create_future()
-        callback = partial(self._report, future)
+        callback = MethodType(self._report, future)
         if partition is None and headers is None and timestamp is None:
             kwargs: dict[str, Any] | None = None
         else:
@@ -235,7 +217,7 @@ class KafkaProducer:
         if not self._waiting_for_space:
             try:
                 if kwargs is None:
-                    self._produce(self.topic, data, key, on_delivery=callback)
+                    self._produce(self.topic, data, key, -1, callback)
                 else:
                     self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
             except BufferError:
@@ -261,12 +243,79 @@ class KafkaProducer:
         future = await self.send(value, key, partition=partition, headers=headers, timestamp=timestamp)
         return await future
 
+    async def send_many(
+        self,
+        values: Iterable[Any],
+        keys: Sequence[str | bytes | None] | None = None,
+    ) -> asyncio.Future[KafkaBatchAcks]:
+        """Validate and queue many messages; return once queued, with ONE delivery future.
+
+        The cheapest way to produce: no future, callback closure or ack object per message
+        (see :mod:`producers._kafka_batch`).  ``values`` are what ``send`` accepts (bytes,
+        :class:`~shardline.records.Record`, or objects for the serializer); ``keys``, when
+        given, holds one key (or ``None``) per value, otherwise the record's key or the key
+        strategy is used.  Every message is validated before any is queued, so a bad one
+        raises its typed error (naming its index) and nothing of the batch is sent.
+
+        The future resolves, when every message was delivered or failed, to
+        :class:`~producers._kafka_batch.KafkaBatchAcks`: acks in input order, failures in
+        ``.failed``.  A full local queue makes this wait (back-pressure) for room; messages
+        queued before a fatal producer error still report, the rest fail with that error.
+        """
+        pump = self._pump
+        if not self._ready:
+            pump = self._check_ready()
+        assert pump is not None
+        datas, out_keys, extras = self._prepare_many(values, keys)
+        count = len(datas)
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[KafkaBatchAcks] = loop.create_future()
+        batch = DeliveryBatch(
+            future,
+            count,
+            loop_thread=pump.loop_thread,
+            on_complete=self._batch_complete,
+            hand_over=pump.hand_over,
+        )
+        self._open_batches.add(batch)
+        self._drained.clear()
+        if not pump.busy:
+            pump.mark_busy()
+        report, bind = batch.report, MethodType
+        produce, topic, poll = self._produce, self.topic, self._poll
+        index = 0
+        if not self._waiting_for_space:
+            try:
+                if extras is None:
+                    for index in range(count):
+                        produce(topic, datas[index], out_keys[index], -1, bind(report, index))
+                        if not index & _INLINE_POLL_MASK:
+                            poll(0)
+                else:
+                    for index in range(count):
+                        self._produce_one(batch, index, datas[index], out_keys[index], extras)
+                        if not index & _INLINE_POLL_MASK:
+                            poll(0)
+                index = count
+            except BufferError:
+                pass
+            except KafkaException as exc:
+                self._in_flight += index
+                self._abandon(batch, index, self._produce_error(exc))
+                return future
+        self._in_flight += index
+        if index < count:
+            await self._queue_rest_of_batch(batch, index, datas, out_keys, extras)
+        batch.finish_queueing()
+        return future
+
     async def flush(self) -> None:
         """Wait until every message sent so far was delivered or failed (futures resolved).
 
         librdkafka fails undeliverable messages after ``delivery_timeout_ms``, so this ends.
         """
-        while self._in_flight and self._pump is not None:
+        while (self._in_flight or self._open_batches) and self._pump is not None:
             self._drained.clear()
             await self._drained.wait()
 
@@ -320,6 +369,173 @@ class KafkaProducer:
         if timestamp is None:
             timestamp = record.timestamp
         return data, key, headers, timestamp
+
+    def _prepare_many(
+        self, values: Iterable[Any], keys: Sequence[str | bytes | None] | None
+    ) -> tuple[list[bytes], list[str | bytes | None], dict[int, dict[str, Any]] | None]:
+        """Validate a whole batch: (data, keys, extra produce arguments by index)."""
+        items = list(values)
+        count = len(items)
+        if keys is None:
+            given: list[str | bytes | None] = [None] * count
+        else:
+            given = list(keys)
+            if len(given) != count:
+                raise ValidationError(f"send_many got {count} values but {len(given)} keys")
+        if count and self._all_plain(items, given):
+            return items, given, None
+        return self._prepare_each(items, given)
+
+    def _all_plain(self, items: list[Any], keys: list[str | bytes | None]) -> bool:
+        """The common batch, checked at C speed: bytes values, str/bytes keys, all small enough.
+
+        Anything else (records, objects, missing keys, a message near the size limit) goes
+        through :meth:`_prepare_each`, which also names the offending message.
+        """
+        if set(map(type, items)) != {bytes}:
+            return False
+        key_types = set(map(type, keys))
+        if key_types <= {bytes, str}:
+            return max(map(len, items)) + max(map(len, keys)) <= self._max_bytes  # type: ignore[arg-type]
+        if key_types == {type(None)} and self._key_strategy is None:
+            return max(map(len, items)) <= self._max_bytes
+        return False
+
+    def _prepare_each(
+        self, items: list[Any], given: list[str | bytes | None]
+    ) -> tuple[list[bytes], list[str | bytes | None], dict[int, dict[str, Any]] | None]:
+        datas: list[bytes] = []
+        out_keys: list[str | bytes | None] = []
+        extras: dict[int, dict[str, Any]] | None = None
+        max_bytes, strategy = self._max_bytes, self._key_strategy
+        add_data, add_key = datas.append, out_keys.append
+        for index, value in enumerate(items):
+            key = given[index]
+            try:
+                if type(value) is bytes:
+                    data = value
+                    if key is None and strategy is not None:
+                        key = self._strategy_key(value)
+                elif type(value) is Record:
+                    data, key, headers, timestamp = self._from_record(value, key, None, None)
+                    if headers is not None or timestamp is not None:
+                        if extras is None:
+                            extras = {}
+                        extras[index] = self._extra_kwargs(None, headers, timestamp)
+                else:
+                    if key is None and strategy is not None:
+                        key = self._strategy_key(value)
+                    data = self._to_bytes(value)
+                size = len(data)
+                if key is not None:
+                    if type(key) is str or isinstance(key, bytes):
+                        size += len(key)
+                    else:
+                        raise InvalidPartitionKeyError(
+                            f"key must be str or bytes, not {type(key).__name__}"
+                        )
+                if size > max_bytes:
+                    raise MessageTooLargeError(
+                        f"message of {size} bytes (value + key) exceeds max_message_bytes={max_bytes}"
+                    )
+            except ValidationError as exc:
+                raise type(exc)(f"message {index} of the batch: {exc}") from exc
+            add_data(data)
+            add_key(key)
+        return datas, out_keys, extras
+
+    def _produce_one(
+        self,
+        batch: DeliveryBatch,
+        index: int,
+        data: bytes,
+        key: str | bytes | None,
+        extras: dict[int, dict[str, Any]] | None,
+    ) -> None:
+        kwargs = extras.get(index) if extras is not None else None
+        if kwargs is None:
+            self._produce(self.topic, data, key, -1, MethodType(batch.report, index))
+        else:
+            self._produce(self.topic, data, key, on_delivery=MethodType(batch.report, index), **kwargs)
+
+    async def _queue_rest_of_batch(
+        self,
+        batch: DeliveryBatch,
+        start: int,
+        datas: list[bytes],
+        keys: list[str | bytes | None],
+        extras: dict[int, dict[str, Any]] | None,
+    ) -> None:
+        """The queue filled up mid-batch: queue the rest as deliveries make room, in order.
+
+        Like ``_produce_when_space`` it takes the FIFO lock, so sends that arrive meanwhile
+        queue behind the batch.  A fatal error or close while waiting fails the messages not
+        queued yet (in the batch's acks); a cancelled caller fails them and re-raises.
+        """
+        index = start
+        self._space_waiters += 1
+        self._waiting_for_space = True
+        try:
+            async with self._space_lock:
+                while index < len(datas):
+                    if self._fatal is not None:
+                        self._abandon(batch, index, self._fatal)
+                        return
+                    if self._closed and self._pump is None:
+                        self._abandon(batch, index, ClosedError("producer is closed"))
+                        return
+                    self._space.clear()
+                    try:
+                        while index < len(datas):
+                            self._produce_one(batch, index, datas[index], keys[index], extras)
+                            self._in_flight += 1
+                            index += 1
+                    except BufferError:
+                        if self._in_flight == 0:
+                            self._abandon(
+                                batch,
+                                index,
+                                MessageTooLargeError("message does not fit librdkafka's local queue"),
+                            )
+                            return
+                        self._observer.on_event("kafka_queue_full", topic=self.topic)
+                        await self._space.wait()
+                    except KafkaException as exc:
+                        self._abandon(batch, index, self._produce_error(exc))
+                        return
+        except asyncio.CancelledError:
+            self._abandon(batch, index, DeliveryError("not queued: send_many was cancelled"))
+            raise
+        finally:
+            self._space_waiters -= 1
+            self._waiting_for_space = self._space_waiters > 0
+
+    def _abandon(self, batch: DeliveryBatch, index: int, error: ShardlineError) -> None:
+        """Messages ``index..`` of ``batch`` will never be queued: they fail with ``error``."""
+        batch.not_queued(index, error)
+        batch.finish_queueing()
+
+    def _batch_complete(self, batch: DeliveryBatch) -> None:
+        """Every message of ``batch`` reported (loop thread): resolve its future once."""
+        if batch not in self._open_batches:
+            return
+        self._open_batches.discard(batch)
+        self._in_flight -= batch.expected
+        failed: dict[int, ShardlineError] = {}
+        for index, err in batch.errors:
+            failed[index] = err if isinstance(err, ShardlineError) else self._delivery_error(err)
+        if not batch.future.done():
+            batch.future.set_result(batch.acks(self.topic, failed))
+        # Indexes from ``expected`` on were never queued; the others failed in delivery.
+        delivered = batch.expected - sum(1 for index in failed if index < batch.expected)
+        if delivered:
+            self._observer.on_event("records_delivered", delivered, topic=self.topic)
+        if failed:
+            self._observer.on_event("records_failed", len(failed), topic=self.topic)
+        if self._waiting_for_space:
+            self._space.set()
+        if self._in_flight == 0 and not self._open_batches:
+            self._drained.set()
 
     def _strategy_key(self, value: Any) -> str:
         assert self._key_strategy is not None
@@ -412,23 +628,25 @@ class KafkaProducer:
         self._in_flight -= 1
         if not future.done():
             if err is None:
-                future.set_result(_ack(self.topic, msg.partition(), msg.offset()))
+                future.set_result(make_ack(self.topic, msg.partition(), msg.offset()))
             else:
                 future.set_exception(self._delivery_error(err))
                 self._observer.on_event("records_failed", 1, topic=self.topic)
         if self._waiting_for_space:
             self._space.set()
-        if self._in_flight == 0:
+        if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
 
-    def _on_round(self, reports: list[Report]) -> None:
-        """Runs on the event loop: resolve one poll round's futures at once."""
+    def _on_round(self, reports: list[Report], batches: list[DeliveryBatch]) -> None:
+        """Runs on the event loop: resolve one poll round's futures and batches at once."""
+        for batch in batches:
+            self._batch_complete(batch)
         delivered = failed = 0
         for future, err, msg in reports:
             if future.done():  # the caller cancelled it
                 continue
             if err is None:
-                future.set_result(_ack(self.topic, msg.partition(), msg.offset()))
+                future.set_result(make_ack(self.topic, msg.partition(), msg.offset()))
                 delivered += 1
             else:
                 future.set_exception(self._delivery_error(err))
@@ -436,7 +654,7 @@ class KafkaProducer:
         self._in_flight -= len(reports)
         if self._waiting_for_space:
             self._space.set()
-        if self._in_flight == 0:
+        if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
         if delivered:
             self._observer.on_event("records_delivered", delivered, topic=self.topic)

@@ -48,8 +48,17 @@ class FakeProducer:
         self.raise_on_produce: Exception | None = None
 
     def produce(
-        self, topic: str, value: bytes, key: Any = None, *, on_delivery: Any = None, **kwargs: Any
+        self,
+        topic: str,
+        value: bytes,
+        key: Any = None,
+        partition: int = -1,
+        on_delivery: Any = None,
+        **kwargs: Any,
     ) -> None:
+        """The real client's signature: partition -1 means "let the partitioner choose"."""
+        if partition != -1:
+            kwargs["partition"] = partition
         if self.raise_on_produce is not None:
             raise self.raise_on_produce
         with self._cond:
