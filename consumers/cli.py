@@ -214,7 +214,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owner", help="lease owner name (default: host-pid-random)")
     parser.add_argument("--max-in-flight", type=int, default=10_000, help="records read but not yet written")
     parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain on shutdown")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
 
 
 def _setup_logging(level: str) -> None:
