@@ -19,11 +19,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.deaggregate import records_from_api
-from consumers.kinesis.polling import StopCondition, WallClock, utc_now
 from consumers.kinesis.positions import (
     AFTER_SEQUENCE_NUMBER,
     AT_TIMESTAMP,
@@ -40,7 +40,7 @@ from shardline.errors import (
     TransientServiceError,
     ValidationError,
 )
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
 from shardline.shardmath import ShardInfo
 
@@ -104,7 +104,7 @@ async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[st
     return description
 
 
-class FanOutShardReader:
+class FanOutShardReader(ShardReaderBase):
     """Reads one shard through SubscribeToShard, yielding batches in order.
 
     Same contract as :class:`~consumers.kinesis.polling.PollingShardReader` (async iterator of
@@ -130,53 +130,29 @@ class FanOutShardReader:
         rng: random.Random | None = None,
         wall_clock: WallClock = utc_now,
     ) -> None:
-        self._client = client
+        super().__init__(
+            client,
+            stream_name,
+            shard_id,
+            start,
+            shard=shard,
+            stop_at=stop_at,
+            config=config,
+            observer=observer,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
+        )
         self._consumer_arn = consumer_arn
-        self._stream = stream_name
-        self._shard_id = shard_id
-        self._shard = shard
-        self._resume = start
-        self._stop_at = stop_at
-        self._config = config if config is not None else ReaderConfig()
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
-        self._clock = clock
-        self._sleep = sleep
         self._rng = rng if rng is not None else random.Random()
         self._retry = self._config.throttle_retry(self._rng)
         self._resubscribe = self._config.resubscribe_retry(self._rng)
-        self._wall_clock = wall_clock
-        self._millis_behind_latest: int | None = None
-        self._last_sequence_number: str | None = None
         self._subscriptions = 0
-        self._finished = False
-
-    def __repr__(self) -> str:
-        return f"FanOutShardReader(stream={self._stream!r}, shard={self._shard_id!r}, resume={self._resume})"
-
-    @property
-    def shard_id(self) -> str:
-        return self._shard_id
-
-    @property
-    def millis_behind_latest(self) -> int | None:
-        return self._millis_behind_latest
-
-    @property
-    def resume_position(self) -> StartPosition:
-        """Where the next subscription starts: AFTER the continuation, else the start."""
-        return self._resume
 
     @property
     def subscriptions(self) -> int:
         """How many subscriptions were opened so far (re-subscriptions included)."""
         return self._subscriptions
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-    def __aiter__(self) -> AsyncIterator[ShardBatch]:
-        return self._batches()
 
     async def _batches(self) -> AsyncIterator[ShardBatch]:
         dims = {"stream": self._stream, "shard": self._shard_id}

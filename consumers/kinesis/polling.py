@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
+from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
@@ -47,7 +48,7 @@ from shardline.errors import (
     ThrottledError,
     TransientServiceError,
 )
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.shardmath import ShardInfo
 
@@ -58,17 +59,6 @@ __all__ = [
     "stop_after_sequence",
     "stop_at_timestamp",
 ]
-
-WallClock = Callable[[], datetime]
-"""The current time, timezone-aware (injectable for tests)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-StopCondition = Callable[[ConsumedRecord], bool]
-"""True for the first record *beyond* a bounded read; the reader ends just before it."""
-
 
 def stop_after_sequence(sequence_number: str) -> StopCondition:
     """End a read after the record with this sequence number (all its sub-records included)."""
@@ -90,7 +80,7 @@ def stop_at_timestamp(timestamp: datetime) -> StopCondition:
     return beyond
 
 
-class PollingShardReader:
+class PollingShardReader(ShardReaderBase):
     """Reads one shard with GetRecords, yielding batches in order.
 
     Args:
@@ -129,55 +119,25 @@ class PollingShardReader:
         rng: random.Random | None = None,
         wall_clock: WallClock = utc_now,
     ) -> None:
-        self._client = client
-        self._stream = stream_name
-        self._shard_id = shard_id
-        self._shard = shard
+        super().__init__(
+            client,
+            stream_name,
+            shard_id,
+            start,
+            shard=shard,
+            stop_at=stop_at,
+            config=config,
+            observer=observer,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
+        )
         self._start = start
-        self._resume = start
-        self._stop_at = stop_at
         self._stop_at_tip = stop_at_tip
-        self._config = config if config is not None else ReaderConfig()
         self._budget = budget if budget is not None else CallBudget(
             self._config.budget_share, clock=clock, sleep=sleep
         )
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
-        self._clock = clock
-        self._sleep = sleep
         self._retry = self._config.throttle_retry(rng)
-        self._wall_clock = wall_clock
-        self._millis_behind_latest: int | None = None
-        self._last_sequence_number: str | None = None
-        self._finished = False
-
-    def __repr__(self) -> str:
-        return f"PollingShardReader(stream={self._stream!r}, shard={self._shard_id!r}, resume={self._resume})"
-
-    @property
-    def shard_id(self) -> str:
-        return self._shard_id
-
-    @property
-    def millis_behind_latest(self) -> int | None:
-        """MillisBehindLatest of the last response, ``None`` before the first."""
-        return self._millis_behind_latest
-
-    @property
-    def last_sequence_number(self) -> str | None:
-        """Sequence number of the last record delivered (or skipped as already processed)."""
-        return self._last_sequence_number
-
-    @property
-    def resume_position(self) -> StartPosition:
-        """Where a new iterator would start: AFTER the last delivered record, else the start."""
-        return self._resume
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-    def __aiter__(self) -> AsyncIterator[ShardBatch]:
-        return self._batches()
 
     async def _batches(self) -> AsyncIterator[ShardBatch]:
         config = self._config
