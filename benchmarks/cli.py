@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,13 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("a")
     compare.add_argument("b")
 
-    peers = sub.add_parser("peers", help="Shardline's producer and peer clients side by side")
+    peers = sub.add_parser("peers", help="Shardline's clients and peer clients side by side")
     peers.add_argument("--family", choices=("kinesis", "kafka"), default="kinesis")
-    peers.add_argument("--records", type=int, default=50_000)
+    peers.add_argument("--clients", help="comma-separated client names (default: every client of the family)")
+    peers.add_argument("--records", type=int, default=50_000, help="records per client (default 50000)")
     peers.add_argument("--record-size", type=int, default=100)
     peers.add_argument("--keys", type=int, default=1000)
-    peers.add_argument("--shards", type=int, default=4)
-    peers.add_argument("--bootstrap", help="Kafka bootstrap servers for --family kafka")
+    peers.add_argument("--shards", type=int, default=4, help="shards (or partitions) of each fresh stream")
+    peers.add_argument("--endpoint", help="Kinesis endpoint URL (default: start a local kinesalite)")
+    peers.add_argument("--bootstrap", help="Kafka bootstrap servers (default: start a local Tansu broker)")
+    peers.add_argument("--out", default="bench-results", help="directory for peers.json")
+    peers.add_argument(
+        "--client-timeout", type=float, default=600.0, help="seconds before a stuck client is stopped"
+    )
     return parser
 
 
@@ -218,56 +223,122 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_peers(args: argparse.Namespace) -> int:
-    from benchmarks.peers.runner import PeerWorkload, available_peers, run_kafka_peers, run_peers
+    from benchmarks.peers.runner import (
+        PeerRow,
+        PeerWorkload,
+        available_peers,
+        rank_rows,
+        run_kafka_peers,
+        run_kinesis_peers,
+    )
+    from benchmarks.run import output_dir
 
     names = available_peers(args.family)
     if isinstance(names, str):
         print(f"stream-bench peers: {names}", file=sys.stderr)
         return 2
-    if args.family == "kafka" and not args.bootstrap:
-        print("stream-bench peers: --family kafka needs --bootstrap HOST:PORT", file=sys.stderr)
-        return 2
-    with _peer_target(args) as (endpoint, stream):
-        workload = PeerWorkload(
-            endpoint_url=endpoint,
-            stream=stream,
-            records=args.records,
-            record_size=args.record_size,
-            keys=args.keys,
-            shards=args.shards,
-            bootstrap=args.bootstrap,
+    if args.clients:
+        wanted = [name.strip() for name in args.clients.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise ConfigurationError(f"unknown {args.family} clients {unknown}; choose from {list(names)}")
+        names = tuple(wanted)
+    workload = PeerWorkload(
+        records=args.records, record_size=args.record_size, keys=args.keys, shards=args.shards
+    )
+    out = output_dir(args.out)
+
+    def progress(row: PeerRow) -> None:
+        figure = (
+            row.error or f"{row.records_per_sec:.0f} records/s, {row.cpu_us_per_record:.1f} CPU-us/record"
         )
+        print(f"stream-bench peers: {row.client} ({row.role}): {figure}", file=sys.stderr, flush=True)
+
+    with _peer_server(args) as address:
         if args.family == "kafka":
-            rows = run_kafka_peers(workload, names)
+            rows = run_kafka_peers(address, workload, names, on_row=progress, timeout=args.client_timeout)
         else:
-            rows = run_peers(args.family, workload, names)
+            rows = run_kinesis_peers(address, workload, names, on_row=progress, timeout=args.client_timeout)
+    ranked = rank_rows(rows)
+    document = {
+        "family": args.family,
+        "server": "given" if (args.endpoint or args.bootstrap) else _LOCAL_PEER_SERVER[args.family],
+        "workload": {
+            "records": args.records,
+            "record_size": args.record_size,
+            "keys": args.keys,
+            "shards": args.shards,
+        },
+        "cpu_method": "user+sys CPU time of each client's own process over its timed part",
+        "rows": ranked,
+    }
+    json_path = out / "peers.json"
+    json_path.write_text(json.dumps(document, indent=2, default=str))
+    _print_peers_table(args, ranked)
+    print(f"peers JSON: {json_path.resolve()}")
+    return 0 if any(row["error"] is None for row in ranked) else 1
+
+
+_LOCAL_PEER_SERVER = {"kinesis": "kinesalite", "kafka": "tansu"}
+
+
+def _print_peers_table(args: argparse.Namespace, ranked: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"stream-bench peers ({args.family}, {args.records} x {args.record_size} B)")
-    for column in ("client", "records/s", "CPU-us/record", "note"):
-        table.add_column(column)
-    for row in rows:
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    table = Table(
+        title=f"stream-bench peers ({args.family}, {args.records} x {args.record_size} B, {args.keys} keys)"
+    )
+    table.add_column("client", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    for column in ("records/s", "CPU-us/record", "rate vs best peer", "CPU vs best peer"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("note")
+    for row in ranked:
+        failed = row["error"] is not None
         table.add_row(
             row["client"],
-            f"{row.get('records_per_sec', 0):.0f}",
-            f"{row.get('cpu_us_per_record', 0):.1f}",
-            row.get("error", ""),
+            row["role"],
+            "-" if failed else f"{row['records_per_sec']:.0f}",
+            "-" if failed else f"{row['cpu_us_per_record']:.2f}",
+            ratio(row["vs_best_peer_rate"]),
+            ratio(row["vs_best_peer_cpu"]),
+            row["error"] or "",
         )
-    Console().print(table)
-    return 0
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 132))
+    console.print(table)
+    console.print(
+        "rate vs best peer: records/s over the fastest peer's (higher is better); CPU vs best peer: "
+        "CPU-us per record over the most frugal peer's (lower is better); peers = clients other than "
+        "Shardline's, in the same role"
+    )
 
 
 @contextlib.contextmanager
-def _peer_target(args: argparse.Namespace) -> Iterator[tuple[str | None, str]]:
-    """Kinesis peers run against the embedded target unless AWS_ENDPOINT_URL_KINESIS says otherwise."""
-    if args.family == "kafka":
-        yield None, f"stream-bench-{int(time.time())}"
+def _peer_server(args: argparse.Namespace) -> Iterator[str]:
+    """The given endpoint or bootstrap, or a local kinesalite / Tansu started and stopped by handle."""
+    given = args.bootstrap if args.family == "kafka" else args.endpoint
+    if given:
+        yield given
         return
-    from benchmarks.targets import embedded_local_target
-    from shardline.localstack.gateway import ShardLimits
+    import tempfile
 
-    with embedded_local_target(ShardLimits.unenforced()) as target:
-        yield target.endpoint_url, f"stream-bench-peers-{int(time.time())}"
+    from benchmarks.targets import ensure_dummy_aws_credentials
+    from shardline.localstack.services import start_server
+
+    ensure_dummy_aws_credentials()
+    engine = _LOCAL_PEER_SERVER[args.family]
+    print(f"stream-bench peers: starting a local {engine}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="stream-bench-peers-") as run_dir:
+        handle = start_server(engine, Path(run_dir))
+        try:
+            yield handle.endpoint
+        finally:
+            handle.stop(timeout=10.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

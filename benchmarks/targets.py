@@ -27,6 +27,7 @@ __all__ = [
     "KinesisTarget",
     "embedded_local_target",
     "embedded_local_target_process",
+    "ensure_dummy_aws_credentials",
     "kafka_target",
 ]
 
@@ -71,7 +72,8 @@ class KafkaTarget:
     client: Any
 
 
-def _dummy_credentials() -> None:
+def ensure_dummy_aws_credentials() -> None:
+    """Dummy credentials and region for local servers, unless real ones are configured."""
     for name, value in (
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -84,7 +86,7 @@ def _dummy_credentials() -> None:
 def _moto_behind_gateway(limits: ShardLimits | None) -> Iterator[ThreadedKinesisGateway]:
     from moto.server import ThreadedMotoServer
 
-    _dummy_credentials()
+    ensure_dummy_aws_credentials()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -183,7 +185,7 @@ def embedded_local_target_process(limits: ShardLimits | None = None) -> Iterator
     The bench process then holds only the client, so its CPU time is the client's, and the
     child's CPU time is the emulator's.
     """
-    _dummy_credentials()
+    ensure_dummy_aws_credentials()
     child = _ChildTarget(limits)
     try:
         endpoint = child.wait_ready()

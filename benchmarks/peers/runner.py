@@ -1,101 +1,297 @@
 """``stream-bench peers``: the same workload through Shardline and peer clients, side by side.
 
-Each client runs in its own process (``multiprocessing`` spawn), one after another, so one
-client's threads and memory do not disturb the next, and client CPU is that process's own
-user+sys time.  Peer modules expose one function::
+Every client runs in its own process, one after another in one invocation, against the same
+local server, so one client's threads, caches and garbage do not disturb the next and its
+CPU time is its own.  Figures are compared within the run only (ratios against the best
+peer), never against numbers from another machine or another run.
 
-    benchmarks.peers.kinesis.run_peer(name: str, workload: PeerWorkload) -> dict
-    benchmarks.peers.kinesis.PEERS: tuple[str, ...]      # names run_peer accepts
+The clients live in modules owned by the producer and consumer code's authors; this module
+only drives them through their function APIs and normalises what they report:
 
-returning at least ``records``, ``seconds`` and ``cpu_seconds``.  ``benchmarks.peers.kafka``
-has its own shape, ``run_peer(name, bootstrap, topic, messages, size, keys)`` over its
-``PRODUCERS`` and ``CONSUMERS`` (it spawns the process itself), driven by :func:`run_kafka_peers`.
+* ``benchmarks.peers.kinesis.run_peer(name, endpoint, stream, records, record_size, keys,
+  shards) -> dict``, names in its ``CLIENTS``; it creates the stream and verifies by read-back;
+  called here inside a spawned child process, one per client, on a fresh stream each;
+* ``benchmarks.peers.kafka``'s ``PRODUCERS`` and ``CONSUMERS`` tables of client functions
+  ``(bootstrap, topic, messages, size, keys[, span]) -> delivered count`` (``span`` marks the
+  start of the timed part, after the client's warm-up) and its ``create_topic``;
+  each client is called in a child process spawned and timed here (its own ``run_peer``
+  waits long on a child that died, which would stall the whole table).
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
-from dataclasses import asdict, dataclass
+import resource
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PeerWorkload", "available_peers", "run_kafka_peers", "run_peers"]
+from shardline.errors import ConfigurationError
+
+__all__ = [
+    "DEFAULT_CLIENT_TIMEOUT_S",
+    "PeerRow",
+    "PeerWorkload",
+    "available_peers",
+    "normalise",
+    "rank_rows",
+    "run_kafka_peers",
+    "run_kinesis_peers",
+]
+
+SHARDLINE = "shardline"
+DEFAULT_CLIENT_TIMEOUT_S = 600.0
+
+_RATE_KEYS = (
+    "records_per_sec",
+    "records_per_second",
+    "records_per_s",
+    "rec_per_s",
+    "msgs_per_s",
+    "messages_per_sec",
+)
+_CPU_KEYS = ("cpu_us_per_record", "cpu_us_per_msg", "cpu_us_per_message", "client_cpu_us_per_record")
+_COUNT_KEYS = ("records", "messages", "count", "records_sent", "acked")
+_SECONDS_KEYS = ("seconds", "wall_seconds", "elapsed", "elapsed_seconds")
+_CPU_SECONDS_KEYS = ("cpu_seconds", "client_cpu_seconds")
 
 
 @dataclass(frozen=True, slots=True)
 class PeerWorkload:
     """What every client sends: the same records to the same kind of target."""
 
-    endpoint_url: str | None
-    stream: str
-    records: int = 100_000
+    records: int = 50_000
     record_size: int = 100
     keys: int = 1_000
     shards: int = 4
-    bootstrap: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.records < 1 or self.record_size < 1 or self.keys < 1 or self.shards < 1:
+            raise ConfigurationError("peers: records, record size, keys and shards must all be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRow:
+    """One client's figures; ``error`` instead of figures when it failed (the others still ran)."""
+
+    client: str
+    role: str
+    records: int = 0
+    records_per_sec: float = 0.0
+    cpu_us_per_record: float = 0.0
+    error: str | None = None
+    raw: Mapping[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "role": self.role,
+            "records": self.records,
+            "records_per_sec": self.records_per_sec,
+            "cpu_us_per_record": self.cpu_us_per_record,
+            "error": self.error,
+            "raw": dict(self.raw) if self.raw is not None else None,
+        }
+
+
+def _first(result: Mapping[str, Any], keys: Sequence[str]) -> float | None:
+    for key in keys:
+        value = result.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def normalise(
+    client: str, role: str, result: Mapping[str, Any], *, fallback_cpu: float | None = None
+) -> PeerRow:
+    """A peer module's result dict as a :class:`PeerRow`, whatever its key names.
+
+    Rates and CPU per record are taken as reported when present, else derived from the
+    record count, seconds and CPU seconds; ``fallback_cpu`` is the child process's CPU
+    seconds as measured here, used only when the peer reported no CPU figure.
+    """
+    if result.get("error"):
+        return PeerRow(client, role, error=str(result["error"]), raw=result)
+    count = _first(result, _COUNT_KEYS) or 0.0
+    rate = _first(result, _RATE_KEYS)
+    if rate is None:
+        seconds = _first(result, _SECONDS_KEYS)
+        rate = count / seconds if seconds else 0.0
+    cpu_us = _first(result, _CPU_KEYS)
+    if cpu_us is None:
+        cpu_seconds = _first(result, _CPU_SECONDS_KEYS)
+        if cpu_seconds is None:
+            cpu_seconds = fallback_cpu
+        cpu_us = cpu_seconds * 1e6 / count if cpu_seconds is not None and count else 0.0
+    if count <= 0 or rate <= 0:
+        return PeerRow(client, role, error="reported no records", raw=result)
+    if result.get("verified") is False:
+        return PeerRow(
+            client, role, int(count), rate, cpu_us, error="read-back found records missing", raw=result
+        )
+    return PeerRow(client, role, int(count), rate, cpu_us, raw=result)
+
+
+def rank_rows(rows: Sequence[PeerRow]) -> list[dict[str, Any]]:
+    """Rows as dicts with ratios against the best peer of the same role (producer or consumer).
+
+    ``vs_best_peer_rate`` is records/s over the fastest peer's; ``vs_best_peer_cpu`` is CPU
+    per record over the most frugal peer's (below 1 is better).  Peers are the clients other
+    than Shardline's own; when only Shardline ran, ratios are against itself.
+    """
+    ranked = []
+    for row in rows:
+        same_role = [r for r in rows if r.role == row.role and r.error is None]
+        peers = [r for r in same_role if r.client != SHARDLINE and not r.client.startswith(SHARDLINE + "-")]
+        pool = peers or same_role
+        best_rate = max((r.records_per_sec for r in pool), default=0.0)
+        best_cpu = min((r.cpu_us_per_record for r in pool if r.cpu_us_per_record > 0), default=0.0)
+        document = row.as_dict()
+        ok = row.error is None
+        document["vs_best_peer_rate"] = row.records_per_sec / best_rate if ok and best_rate else None
+        document["vs_best_peer_cpu"] = row.cpu_us_per_record / best_cpu if ok and best_cpu else None
+        ranked.append(document)
+    return ranked
 
 
 def available_peers(family: str) -> tuple[str, ...] | str:
-    """The peer names of ``benchmarks.peers.<family>``, or why they are not available."""
+    """The client names of ``benchmarks.peers.<family>``, or why they are not available."""
     try:
         module = importlib.import_module(f"benchmarks.peers.{family}")
     except ImportError as exc:
         return f"benchmarks.peers.{family} is not available ({exc})"
-    peers = getattr(module, "PEERS", None)
-    if peers is None and hasattr(module, "PRODUCERS"):
-        peers = (*module.PRODUCERS, *getattr(module, "CONSUMERS", {}))
-    if not peers or not hasattr(module, "run_peer"):
-        return f"benchmarks.peers.{family} does not expose PEERS and run_peer(name, workload)"
-    return tuple(peers)
+    names = getattr(module, "PEERS", None) or getattr(module, "CLIENTS", None)
+    if names is None and hasattr(module, "PRODUCERS"):
+        names = (*module.PRODUCERS, *getattr(module, "CONSUMERS", {}))
+    if not names or not hasattr(module, "run_peer"):
+        return f"benchmarks.peers.{family} does not expose its client names and run_peer()"
+    return tuple(names)
 
 
-def _child(family: str, name: str, workload: dict[str, Any], queue: Any) -> None:
-    module = importlib.import_module(f"benchmarks.peers.{family}")
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _kinesis_child(queue: Any, name: str, endpoint: str, stream: str, workload: PeerWorkload) -> None:
+    """Child process: one Kinesis client, its result and this process's CPU seconds."""
     try:
-        queue.put(module.run_peer(name, PeerWorkload(**workload)))
-    except Exception as exc:  # noqa: BLE001 - reported as that peer's result, the others still run
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+        module = importlib.import_module("benchmarks.peers.kinesis")
+        cpu0 = _process_cpu()
+        result = module.run_peer(
+            name, endpoint, stream, workload.records, workload.record_size, workload.keys, workload.shards
+        )
+        queue.put((dict(result), _process_cpu() - cpu0))
+    except Exception as exc:  # noqa: BLE001 - reported as this client's row; the others still run
+        queue.put(({"error": f"{type(exc).__name__}: {exc}"}, None))
 
 
-def run_peers(family: str, workload: PeerWorkload, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Run each named peer in its own process; rows with records/s and CPU-us per record."""
+def _kafka_child(queue: Any, name: str, bootstrap: str, topic: str, workload: PeerWorkload) -> None:
+    """Child process: one Kafka client from ``benchmarks.peers.kafka``'s tables, timed here."""
+    try:
+        module = importlib.import_module("benchmarks.peers.kafka")
+        client = {**module.PRODUCERS, **module.CONSUMERS}[name]
+        args: tuple[Any, ...] = (bootstrap, topic, workload.records, workload.record_size, workload.keys)
+        span = module.Span() if hasattr(module, "Span") else None  # the timed part, after warm-up
+        cpu0, wall0 = _process_cpu(), time.perf_counter()
+        done = client(*args, span) if span is not None else client(*args)
+        wall_end, cpu_end = time.perf_counter(), _process_cpu()
+        if span is not None and span.wall is not None and span.cpu is not None:
+            wall0, cpu0 = span.wall, span.cpu
+        wall, cpu = wall_end - wall0, cpu_end - cpu0
+        queue.put(({"records": int(done), "seconds": wall, "cpu_seconds": cpu}, cpu))
+    except Exception as exc:  # noqa: BLE001 - reported as this client's row; the others still run
+        queue.put(({"error": f"{type(exc).__name__}: {exc}"}, None))
+
+
+def _in_child(
+    target: Callable[..., None], *args: Any, timeout: float = DEFAULT_CLIENT_TIMEOUT_S
+) -> tuple[dict[str, Any], float | None]:
+    """Run ``target(queue, *args)`` in a spawned process; a child that dies is noticed at once.
+
+    A client that neither finishes nor dies within ``timeout`` seconds is stopped (by its
+    process handle) and reported as failed, so one stuck client cannot stall the table.
+    """
+    import queue as queue_module
+
     context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=target, args=(results, *args), daemon=True)
+    process.start()
+    deadline = time.monotonic() + timeout
+    result: tuple[dict[str, Any], float | None] | None = None
+    while result is None and time.monotonic() < deadline:
+        try:
+            result = results.get(timeout=1.0)
+        except queue_module.Empty:
+            if not process.is_alive():
+                break
+    if result is None and process.is_alive():
+        result = ({"error": f"no result within {timeout:g} s; client process stopped"}, None)
+        process.terminate()
+    if result is None:
+        result = ({"error": f"client process ended without a result (exit code {process.exitcode})"}, None)
+    process.join(30)
+    if process.is_alive():
+        process.terminate()
+        process.join(30)
+    return result
+
+
+def run_kinesis_peers(
+    endpoint: str,
+    workload: PeerWorkload,
+    names: Sequence[str],
+    *,
+    on_row: Callable[[PeerRow], None] | None = None,
+    timeout: float = DEFAULT_CLIENT_TIMEOUT_S,
+) -> list[PeerRow]:
+    """Each named Kinesis client in its own process, on its own fresh stream, one after another."""
     rows = []
     for name in names:
-        queue = context.Queue()
-        process = context.Process(target=_child, args=(family, name, asdict(workload), queue))
-        process.start()
-        result: dict[str, Any] = queue.get()
-        process.join()
-        row = {"client": name, **result}
-        if "error" not in result:
-            records = max(int(result.get("records", 0)), 1)
-            row["records_per_sec"] = records / max(float(result.get("seconds", 0.0)), 1e-9)
-            row["cpu_us_per_record"] = float(result.get("cpu_seconds", 0.0)) * 1e6 / records
+        stream = f"peers-{name}-{uuid.uuid4().hex[:8]}".replace("_", "-")
+        result, child_cpu = _in_child(_kinesis_child, name, endpoint, stream, workload, timeout=timeout)
+        row = normalise(name, "producer", result, fallback_cpu=child_cpu)
         rows.append(row)
+        if on_row is not None:
+            on_row(row)
     return rows
 
 
-def run_kafka_peers(workload: PeerWorkload, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Producers first, then consumers, on one fresh topic, through ``benchmarks.peers.kafka``."""
-    if not workload.bootstrap:
-        raise ValueError("Kafka peers need a bootstrap server")
+def run_kafka_peers(
+    bootstrap: str,
+    workload: PeerWorkload,
+    names: Sequence[str],
+    *,
+    on_row: Callable[[PeerRow], None] | None = None,
+    timeout: float = DEFAULT_CLIENT_TIMEOUT_S,
+) -> list[PeerRow]:
+    """Producers (each on a fresh topic), then consumers reading the first producer's topic."""
     module = importlib.import_module("benchmarks.peers.kafka")
-    topic = module.create_topic(workload.bootstrap, workload.shards)
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        try:
-            result = module.run_peer(
-                name, workload.bootstrap, topic, workload.records, workload.record_size, workload.keys
-            )
-        except Exception as exc:  # noqa: BLE001 - reported as that peer's row, the others still run
-            rows.append({"client": name, "error": f"{type(exc).__name__}: {exc}"})
+    producers = [n for n in names if n in getattr(module, "PRODUCERS", {})]
+    consumers = [n for n in names if n in getattr(module, "CONSUMERS", {})]
+    rows: list[PeerRow] = []
+    read_topic: str | None = None
+
+    def run(name: str, role: str, topic: str) -> PeerRow:
+        result, child_cpu = _in_child(_kafka_child, name, bootstrap, topic, workload, timeout=timeout)
+        row = normalise(name, role, result, fallback_cpu=child_cpu)
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+        return row
+
+    for name in producers:
+        topic = module.create_topic(bootstrap, workload.shards)
+        if run(name, "producer", topic).error is None and read_topic is None:
+            read_topic = topic
+    for name in consumers:
+        if read_topic is None:
+            rows.append(PeerRow(name, "consumer", error="no producer filled a topic to read"))
             continue
-        rows.append(
-            {
-                "client": name,
-                "records_per_sec": float(result.get("msgs_per_s", 0)),
-                "cpu_us_per_record": float(result.get("cpu_us_per_msg", 0.0)),
-            }
-        )
+        run(name, "consumer", read_topic)
     return rows
