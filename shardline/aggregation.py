@@ -39,27 +39,30 @@ for byte against protobuf's own serialisation and against aws-kinesis-agg.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Final
+from typing import Any, Final
 
 from google.protobuf.message import DecodeError
 
 from shardline._kpl_pb import AggregatedRecord
 from shardline.errors import ConfigurationError, ValidationError
 from shardline.limits import KPL_DEFAULT_AGGREGATE_BYTES
-from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.records import ConsumedRecord, KinesisPosition, Record
 from shardline.shardmath import partition_key_hash
 
 __all__ = [
     "DIGEST_SIZE",
     "EMPTY_AGGREGATE_SIZE",
+    "EVENT_ID_TAG",
     "MAGIC",
     "AggregateBuilder",
     "UserRecord",
     "deaggregate",
     "deaggregate_consumed",
     "is_aggregated",
+    "single_aggregate_size",
 ]
 
 MAGIC: Final = b"\xf3\x89\x9a\xc2"
@@ -76,6 +79,17 @@ _TAG_RECORD: Final = b"\x1a"  # AggregatedRecord.records = 3
 _TAG_PARTITION_KEY_INDEX: Final = b"\x08"  # Record.partition_key_index = 1
 _TAG_HASH_KEY_INDEX: Final = b"\x10"  # Record.explicit_hash_key_index = 2
 _TAG_DATA: Final = b"\x1a"  # Record.data = 3
+_TAG_TAGS: Final = b"\x22"  # Record.tags = 4
+_TAG_TAG_KEY: Final = b"\x0a"  # Tag.key = 1
+_TAG_TAG_VALUE: Final = b"\x12"  # Tag.value = 2
+
+EVENT_ID_TAG: Final = "event_id"
+"""Key of the per-record KPL tag that carries a producer-assigned event id.
+
+Kinesis entries have no headers; the KPL's ``Record.tags`` is the one place inside the
+format where per-record metadata travels, and every KPL de-aggregator (the KCL,
+aws-kinesis-agg) skips tags it does not know, so the id costs consumers nothing.
+"""
 
 
 def _encode_varint(value: int) -> bytes:
@@ -92,16 +106,31 @@ _VARINTS_LEN: Final = len(_VARINTS)
 _KEY_INDEX_FIELDS: Final = tuple(_TAG_PARTITION_KEY_INDEX + v for v in _VARINTS)
 _HASH_INDEX_FIELDS: Final = tuple(_TAG_HASH_KEY_INDEX + v for v in _VARINTS)
 _ENTRY_CACHE_SIZE: Final = 16_384
+_HEADER_CACHE_SIZE: Final = 1_024
+"""Distinct data lengths remembered per partition-key index (headers are a few bytes each)."""
 
 
 def _varint(value: int) -> bytes:
     return _VARINTS[value] if value < _VARINTS_LEN else _encode_varint(value)
 
 
-def _record_header(fields: bytes, data_length: int) -> bytes:
-    """Everything of one ``records`` entry that precedes the data bytes."""
+_EVENT_ID_KEY_FIELD: Final = _TAG_TAG_KEY + _varint(len(EVENT_ID_TAG)) + EVENT_ID_TAG.encode("ascii")
+
+
+def _event_id_trailer(event_id: str) -> bytes:
+    """The encoded ``tags`` field (one Tag, key ``event_id``) that follows a record's data."""
+    value = event_id.encode("utf-8")
+    tag = b"".join((_EVENT_ID_KEY_FIELD, _TAG_TAG_VALUE, _varint(len(value)), value))
+    return _TAG_TAGS + _varint(len(tag)) + tag
+
+
+def _record_header(fields: bytes, data_length: int, trailer_length: int = 0) -> bytes:
+    """Everything of one ``records`` entry that precedes the data bytes.
+
+    ``trailer_length`` counts what follows the data inside the record (its tags).
+    """
     data_varint = _VARINTS[data_length] if data_length < _VARINTS_LEN else _encode_varint(data_length)
-    inner = len(fields) + 1 + len(data_varint) + data_length
+    inner = len(fields) + 1 + len(data_varint) + data_length + trailer_length
     return b"".join(
         (
             _TAG_RECORD,
@@ -115,18 +144,22 @@ def _record_header(fields: bytes, data_length: int) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """One record inside an aggregate; ``sub_sequence_number`` is its index there."""
+    """One record inside an aggregate; ``sub_sequence_number`` is its index there.
+
+    ``event_id`` is the value of the record's ``event_id`` tag, when its producer set one.
+    """
 
     partition_key: str
     data: bytes = field(repr=False)
     explicit_hash_key: int | None = None
     sub_sequence_number: int = 0
+    event_id: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"UserRecord(partition_key={self.partition_key!r}, <{len(self.data)} bytes>, "
             f"explicit_hash_key={self.explicit_hash_key!r}, "
-            f"sub_sequence_number={self.sub_sequence_number})"
+            f"sub_sequence_number={self.sub_sequence_number}, event_id={self.event_id!r})"
         )
 
 
@@ -138,20 +171,28 @@ class AggregateBuilder:
     which are the first record's, as the KPL does.  ``max_bytes`` bounds the encoded aggregate;
     the PutRecords entry additionally counts the entry's partition key.
 
+    A builder is meant to be reused (:meth:`reset` after :meth:`encode`): the encoded key-table
+    entries and record headers it has seen stay cached, so a record whose key is already in
+    the table costs two dict lookups and two list appends (:meth:`add_records`).
+
     Not thread-safe; one builder per shard per producer task.
     """
 
     __slots__ = (
+        "_count",
         "_entry_cache",
         "_first_explicit_hash_key",
         "_first_partition_key",
         "_hash_key_fields",
         "_hash_key_table",
+        "_header_cache",
         "_key_fields",
+        "_key_headers",
         "_key_table",
         "_max_bytes",
         "_parts",
         "_size",
+        "_tagged",
     )
 
     def __init__(self, max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES) -> None:
@@ -160,11 +201,17 @@ class AggregateBuilder:
         self._max_bytes = max_bytes
         # Encoded partition-key table entries, kept across aggregates: a key recurs in many.
         self._entry_cache: dict[str, bytes] = {}
+        # Per partition-key index, the record headers by data length (also kept across
+        # aggregates: index i with a 100-byte record always frames the same way).
+        self._header_cache: list[dict[int, bytes]] = []
         self._key_fields: dict[str, bytes] = {}
+        self._key_headers: dict[str, dict[int, bytes]] = {}
         self._key_table: list[bytes] = []
         self._hash_key_fields: dict[int, bytes] = {}
         self._hash_key_table: list[bytes] = []
         self._parts: list[bytes] = []
+        self._count = 0
+        self._tagged = False
         self._size = EMPTY_AGGREGATE_SIZE
         self._first_partition_key: str | None = None
         self._first_explicit_hash_key: int | None = None
@@ -174,12 +221,17 @@ class AggregateBuilder:
         return self._max_bytes
 
     def __len__(self) -> int:
-        return len(self._parts) >> 1
+        return self._count
 
     @property
     def encoded_size(self) -> int:
         """Exact length of :meth:`encode`'s result for the records added so far."""
         return self._size
+
+    @property
+    def tagged(self) -> bool:
+        """True when some record carries tags (an event id): it must travel as an aggregate."""
+        return self._tagged
 
     @property
     def entry_partition_key(self) -> str | None:
@@ -200,7 +252,7 @@ class AggregateBuilder:
         return partition_key_hash(self._first_partition_key)
 
     def _plan(
-        self, partition_key: str, data: bytes, explicit_hash_key: int | None
+        self, partition_key: str, data: bytes, explicit_hash_key: int | None, trailer: bytes
     ) -> tuple[int, bytes | None, bytes, bytes | None, bytes, bytes]:
         """Encode what adding one record would append, without changing the builder.
 
@@ -241,46 +293,59 @@ class AggregateBuilder:
                     else _TAG_HASH_KEY_INDEX + _varint(index)
                 )
             fields = key_field + hash_field
-        header = _record_header(fields, len(data))
-        new_size = self._size + added + len(header) + len(data)
+        header = _record_header(fields, len(data), len(trailer))
+        new_size = self._size + added + len(header) + len(data) + len(trailer)
         return new_size, key_entry, key_field, hash_entry, hash_field, header
 
-    def size_with(self, partition_key: str, data: bytes, explicit_hash_key: int | None = None) -> int:
+    def size_with(
+        self,
+        partition_key: str,
+        data: bytes,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+    ) -> int:
         """Exact encoded size of the whole aggregate if this record were added."""
-        return self._plan(partition_key, data, explicit_hash_key)[0]
+        trailer = _event_id_trailer(event_id) if event_id is not None else b""
+        return self._plan(partition_key, data, explicit_hash_key, trailer)[0]
 
-    def try_add(self, partition_key: str, data: bytes, explicit_hash_key: int | None = None) -> bool:
+    def try_add(
+        self,
+        partition_key: str,
+        data: bytes,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+    ) -> bool:
         """Add the record unless that would exceed ``max_bytes``; a first record always fits.
 
-        Inputs are assumed validated (:mod:`shardline.validation`); an oversized single
-        record is accepted so the caller's size check, not this builder, reports it.
+        ``event_id`` travels in the record's ``event_id`` tag.  Inputs are assumed validated
+        (:mod:`shardline.validation`); an oversized single record is accepted so the
+        caller's size check, not this builder, reports it.
         """
         parts = self._parts
-        if explicit_hash_key is None:
+        if explicit_hash_key is None and event_id is None:
             # The common case, a key already in the table, without building a plan.
-            known = self._key_fields.get(partition_key)
-            if known is not None:
-                header = _record_header(known, len(data))
-                size = self._size + len(header) + len(data)
+            headers = self._key_headers.get(partition_key)
+            if headers is not None:
+                length = len(data)
+                header = headers.get(length)
+                if header is None:
+                    header = self._cache_header(partition_key, headers, length)
+                size = self._size + len(header) + length
                 if size > self._max_bytes:
                     return False  # a known key means the builder is not empty
                 parts.append(header)
                 parts.append(data)
                 self._size = size
+                self._count += 1
                 return True
+        trailer = _event_id_trailer(event_id) if event_id is not None else b""
         new_size, key_entry, key_field, hash_entry, hash_field, header = self._plan(
-            partition_key, data, explicit_hash_key
+            partition_key, data, explicit_hash_key, trailer
         )
         if new_size > self._max_bytes and parts:
             return False
         if key_entry is not None:
-            self._key_fields[partition_key] = key_field
-            self._key_table.append(key_entry)
-            cache = self._entry_cache
-            if partition_key not in cache:
-                if len(cache) >= _ENTRY_CACHE_SIZE:
-                    cache.clear()
-                cache[partition_key] = key_entry
+            self._remember_key(partition_key, key_entry, key_field)
         if hash_entry is not None and explicit_hash_key is not None:
             self._hash_key_fields[explicit_hash_key] = hash_field
             self._hash_key_table.append(hash_entry)
@@ -289,8 +354,86 @@ class AggregateBuilder:
             self._first_explicit_hash_key = explicit_hash_key
         parts.append(header)
         parts.append(data)
+        if trailer:
+            parts.append(trailer)
+            self._tagged = True
         self._size = new_size
+        self._count += 1
         return True
+
+    def _remember_key(self, partition_key: str, key_entry: bytes, key_field: bytes) -> None:
+        index = len(self._key_fields)
+        self._key_fields[partition_key] = key_field
+        self._key_table.append(key_entry)
+        cache = self._entry_cache
+        if partition_key not in cache:
+            if len(cache) >= _ENTRY_CACHE_SIZE:
+                cache.clear()
+            cache[partition_key] = key_entry
+        header_cache = self._header_cache
+        while len(header_cache) <= index:
+            header_cache.append({})
+        self._key_headers[partition_key] = header_cache[index]
+
+    def _cache_header(self, partition_key: str, headers: dict[int, bytes], length: int) -> bytes:
+        header = _record_header(self._key_fields[partition_key], length)
+        if len(headers) >= _HEADER_CACHE_SIZE:
+            headers.clear()
+        headers[length] = header
+        return header
+
+    def add_records(self, records: Sequence[Record], order: Sequence[int], start: int = 0) -> tuple[int, int]:
+        """Add ``records[order[k]]`` for k from ``start`` on, while they fit.
+
+        The batch path of a producer: per record whose key is already in the table, two
+        dict lookups and two appends, nothing allocated.  Records must be validated, with a
+        partition key.  Returns ``(k, user_bytes)``: the first position not added (``start``
+        when the next record does not fit a non-empty builder; a first record always fits)
+        and the data + partition-key characters of the records added.
+        """
+        parts = self._parts
+        append = parts.append
+        key_headers = self._key_headers
+        max_bytes = self._max_bytes
+        size = self._size
+        user_bytes = 0
+        count = self._count
+        k = start
+        stop = len(order)
+        try:
+            while k < stop:
+                record = records[order[k]]
+                key = record.partition_key
+                data = record.data
+                headers = key_headers.get(key)  # type: ignore[arg-type]
+                if headers is None or record.explicit_hash_key is not None or record.event_id is not None:
+                    assert key is not None
+                    self._size = size
+                    self._count = count
+                    if not self.try_add(key, data, record.explicit_hash_key, record.event_id):
+                        break
+                    size = self._size
+                    count = self._count
+                    user_bytes += len(data) + len(key)
+                    k += 1
+                    continue
+                length = len(data)
+                header = headers.get(length)
+                if header is None:
+                    header = self._cache_header(key, headers, length)  # type: ignore[arg-type]
+                grown = size + len(header) + length
+                if grown > max_bytes:
+                    break
+                append(header)
+                append(data)
+                size = grown
+                count += 1
+                user_bytes += length + len(key)  # type: ignore[arg-type]
+                k += 1
+        finally:
+            self._size = size
+            self._count = count
+        return k, user_bytes
 
     def encode(self) -> bytes:
         """The aggregate's bytes; the builder keeps its records until :meth:`reset`."""
@@ -300,12 +443,15 @@ class AggregateBuilder:
         return b"".join((MAGIC, body, _md5(body, usedforsecurity=False).digest()))
 
     def reset(self) -> None:
-        """Empty the builder for the next aggregate (keeps ``max_bytes``)."""
+        """Empty the builder for the next aggregate (keeps ``max_bytes`` and the caches)."""
         self._key_fields = {}
+        self._key_headers = {}
         self._key_table = []
         self._hash_key_fields = {}
         self._hash_key_table = []
         self._parts = []
+        self._count = 0
+        self._tagged = False
         self._size = EMPTY_AGGREGATE_SIZE
         self._first_partition_key = None
         self._first_explicit_hash_key = None
@@ -314,16 +460,36 @@ class AggregateBuilder:
         return f"AggregateBuilder(<{len(self)} records, {self._size}/{self._max_bytes} bytes>)"
 
 
+def single_aggregate_size(
+    partition_key: str, data: bytes, explicit_hash_key: int | None = None, event_id: str | None = None
+) -> int:
+    """Exact encoded size of an aggregate holding just this record (plus its tags)."""
+    builder = AggregateBuilder(EMPTY_AGGREGATE_SIZE + 1)
+    return builder.size_with(partition_key, data, explicit_hash_key, event_id)
+
+
 def is_aggregated(data: bytes) -> bool:
     """Cheap test on the magic prefix only; :func:`deaggregate` also checks the MD5."""
     return len(data) > EMPTY_AGGREGATE_SIZE and data[:4] == MAGIC
 
 
-_UserFields = tuple[str, bytes, int | None]
+_UserFields = tuple[str, bytes, int | None, str | None]
+_EVENT_ID_TAG_BYTES: Final = EVENT_ID_TAG.encode("ascii")
+
+
+def _event_id_of(record: Any) -> str | None:
+    for tag in record.tags:
+        if tag.key == EVENT_ID_TAG and tag.HasField("value"):
+            value: str = tag.value
+            return value
+    return None
 
 
 def _parse(data: bytes) -> list[_UserFields] | None:
-    """(partition key, data, explicit hash key) per user record, or ``None`` if not an aggregate."""
+    """(partition key, data, explicit hash key, event id) per user record, or ``None``.
+
+    ``None`` means ``data`` is not a valid aggregate.
+    """
     if not is_aggregated(data):
         return None
     body = memoryview(data)[len(MAGIC) : -DIGEST_SIZE]
@@ -336,13 +502,17 @@ def _parse(data: bytes) -> list[_UserFields] | None:
         if not all(type(key) is str for key in keys):
             return None  # upb hands proto2 strings that are not UTF-8 back as bytes
         hash_keys = [int(h) for h in message.explicit_hash_key_table]
-        if not hash_keys:
-            return [(keys[r.partition_key_index], r.data, None) for r in message.records]
+        # Reading tags costs per record; an aggregate whose bytes never spell the tag's
+        # key has none to read (a payload that happens to contain it only costs the walk).
+        tagged = data.find(_EVENT_ID_TAG_BYTES, len(MAGIC), len(data) - DIGEST_SIZE) >= 0
+        if not hash_keys and not tagged:
+            return [(keys[r.partition_key_index], r.data, None, None) for r in message.records]
         return [
             (
                 keys[r.partition_key_index],
                 r.data,
                 hash_keys[r.explicit_hash_key_index] if r.HasField("explicit_hash_key_index") else None,
+                _event_id_of(r) if tagged else None,
             )
             for r in message.records
         ]
@@ -360,14 +530,19 @@ def deaggregate(data: bytes) -> list[UserRecord] | None:
     fields = _parse(data)
     if fields is None:
         return None
-    return [UserRecord(key, payload, ehk, index) for index, (key, payload, ehk) in enumerate(fields)]
+    return [
+        UserRecord(key, payload, ehk, index, event_id)
+        for index, (key, payload, ehk, event_id) in enumerate(fields)
+    ]
 
 
 def deaggregate_consumed(record: ConsumedRecord) -> list[ConsumedRecord]:
     """Expand a consumed Kinesis record into its user records; plain records pass unchanged.
 
     Each user record keeps the aggregate's sequence number and gets its index as the
-    sub-sequence number, so checkpoints can resume in the middle of an aggregate.
+    sub-sequence number, so checkpoints can resume in the middle of an aggregate.  A record
+    whose ``event_id`` tag is set gets it as :attr:`ConsumedRecord.event_id`, the identity
+    idempotent sinks key on; the others keep the aggregate's (normally ``None``).
     """
     position = record.position
     if not isinstance(position, KinesisPosition):
@@ -376,7 +551,7 @@ def deaggregate_consumed(record: ConsumedRecord) -> list[ConsumedRecord]:
     if fields is None:
         return [record]
     stream, shard_id, sequence_number = position.stream, position.shard_id, position.sequence_number
-    arrival_time, headers = record.arrival_time, record.headers
+    arrival_time, headers, outer_id = record.arrival_time, record.headers, record.event_id
     return [
         ConsumedRecord(
             data=payload,
@@ -384,7 +559,8 @@ def deaggregate_consumed(record: ConsumedRecord) -> list[ConsumedRecord]:
             position=KinesisPosition(stream, shard_id, sequence_number, index),
             arrival_time=arrival_time,
             explicit_hash_key=ehk,
+            event_id=outer_id if event_id is None else event_id,
             headers=headers,
         )
-        for index, (key, payload, ehk) in enumerate(fields)
+        for index, (key, payload, ehk, event_id) in enumerate(fields)
     ]
