@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     hot.add_argument("--duration", type=float, default=60.0)
     hot.add_argument("--from-trim-horizon", action="store_true", help="read retained data instead of LATEST")
     hot.add_argument("--json", dest="json_out", help="also write the analysis to this file")
+    hot.add_argument(
+        "--consumer", choices=("polling", "efo"), default="polling", help="how to read (default polling)"
+    )
+    hot.add_argument("--endpoint", help="Kinesis endpoint URL (default: the standard AWS configuration)")
 
     compare = sub.add_parser("compare", help="compare two result.json files")
     compare.add_argument("a")
@@ -186,9 +190,13 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
     from benchmarks.hotshards import scan_hot_shards
 
     async def scan() -> dict[str, Any]:
-        async with get_session().create_client("kinesis") as client:
+        async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
             return await scan_hot_shards(
-                client, args.stream, args.duration, from_trim_horizon=args.from_trim_horizon
+                client,
+                args.stream,
+                args.duration,
+                from_trim_horizon=args.from_trim_horizon,
+                reader=args.consumer,
             )
 
     analysis = asyncio.run(scan())

@@ -1,45 +1,66 @@
 """``stream-bench hotshards``: per-shard, per-second load and hot keys of an existing stream.
 
-Like AWS's hot-shard advice, but from the records themselves: every open shard is polled
-for ``duration`` seconds (from LATEST, or from ``start``), each record is bucketed by its
-ApproximateArrivalTimestamp second and counted with its partition key.
+Like AWS's hot-shard advice, but from the records themselves: every open shard is read for
+``duration`` seconds (from LATEST, or from TRIM_HORIZON), by GetRecords polling or through an
+enhanced fan-out consumer (registered for the scan and deregistered after it); each record is
+bucketed by its ApproximateArrivalTimestamp second and counted with its partition key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import datetime
 from typing import Any
 
 from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
+from shardline.errors import ConfigurationError
 from shardline.shardmath import ShardMap
 
 __all__ = ["scan_hot_shards"]
 
 
 async def scan_hot_shards(
-    client: Any, stream: str, duration: float, *, from_trim_horizon: bool = False
+    client: Any,
+    stream: str,
+    duration: float,
+    *,
+    from_trim_horizon: bool = False,
+    reader: str = "polling",
 ) -> dict[str, Any]:
-    """Read every open shard for ``duration`` seconds and analyse the load per shard."""
+    """Read every open shard for ``duration`` seconds and analyse the load per shard.
+
+    ``reader`` is ``polling`` (GetRecords) or ``efo`` (SubscribeToShard through a fan-out
+    consumer registered for this scan).
+    """
+    from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
     from consumers.kinesis.positions import LATEST, TRIM_HORIZON
 
+    if reader not in ("polling", "efo"):
+        raise ConfigurationError(f"reader must be polling or efo, got {reader!r}")
+    if duration <= 0:
+        raise ConfigurationError("duration must be positive")
     listed = await client.list_shards(StreamName=stream)
     shard_map = ShardMap.from_api(listed["Shards"])
     shard_ids = [s.shard_id for s in shard_map.open_shards]
     tracker = ShardLoadTracker(shard_ids)
     origin: list[datetime] = []
+    start = TRIM_HORIZON if from_trim_horizon else LATEST
+    consumer_arn: str | None = None
+    if reader == "efo":
+        name = f"stream-bench-hotshards-{uuid.uuid4().hex[:8]}"
+        consumer_arn = await ensure_consumer(client, await stream_arn(client, stream), name)
+
+    def shard_reader(shard_id: str) -> Any:
+        shard = shard_map.get(shard_id)
+        if consumer_arn is not None:
+            return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
+        return PollingShardReader(client, stream, shard_id, start, shard=shard)
 
     async def read(shard_id: str) -> None:
-        reader = PollingShardReader(
-            client,
-            stream,
-            shard_id,
-            TRIM_HORIZON if from_trim_horizon else LATEST,
-            shard=shard_map.get(shard_id),
-        )
-        async for batch in reader:
+        async for batch in shard_reader(shard_id):
             for record in batch.records:
                 arrival = record.arrival_time
                 if arrival is None:
@@ -57,7 +78,11 @@ async def scan_hot_shards(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if consumer_arn is not None:
+        with contextlib.suppress(Exception):
+            await client.deregister_stream_consumer(ConsumerARN=consumer_arn)
     analysis = analyse_hot_shards(tracker)
     analysis["stream"] = stream
+    analysis["reader"] = reader
     analysis["per_second"] = tracker.per_second()
     return analysis
