@@ -91,6 +91,10 @@ def start_kinesis_mock(run_dir: Path, *, detached: bool = False,
             "AWS_REGION": "us-east-1",
             "LOG_LEVEL": "INFO",
             "SHOULD_PERSIST_DATA": "false",
+            # AWS's account quotas (50 shards, 10 on-demand streams) would make a test run or a
+            # day of local development fail on streams nobody deleted; the local stack lifts them.
+            "SHARD_LIMIT": "100000",
+            "ON_DEMAND_STREAM_COUNT_LIMIT": "10000",
         }
         argv = [node, "--require", str(_NODE_PRELOAD), str(package / installers.KINESIS_MOCK.entry)]
         return _LaunchPlan(argv, endpoint, aws_probe("kinesis", endpoint), env,
