@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--consumer", choices=("polling", "efo"), default="polling", help="how to read (default polling)"
     )
     hot.add_argument("--endpoint", help="Kinesis endpoint URL (default: the standard AWS configuration)")
+    hot.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop each shard's read at its tip (polling; --duration stays the upper bound)",
+    )
 
     compare = sub.add_parser("compare", help="compare two result.json files")
     compare.add_argument("a")
@@ -197,6 +202,7 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
                 args.duration,
                 from_trim_horizon=args.from_trim_horizon,
                 reader=args.consumer,
+                until_caught_up=args.until_caught_up,
             )
 
     analysis = asyncio.run(scan())

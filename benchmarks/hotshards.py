@@ -28,11 +28,14 @@ async def scan_hot_shards(
     *,
     from_trim_horizon: bool = False,
     reader: str = "polling",
+    until_caught_up: bool = False,
 ) -> dict[str, Any]:
     """Read every open shard for ``duration`` seconds and analyse the load per shard.
 
     ``reader`` is ``polling`` (GetRecords) or ``efo`` (SubscribeToShard through a fan-out
-    consumer registered for this scan).
+    consumer registered for this scan).  ``until_caught_up`` (polling only) ends each shard's
+    read once it reaches the tip, so a scan of retained data finishes as soon as it is read;
+    ``duration`` stays the upper bound.
     """
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
@@ -42,6 +45,8 @@ async def scan_hot_shards(
         raise ConfigurationError(f"reader must be polling or efo, got {reader!r}")
     if duration <= 0:
         raise ConfigurationError("duration must be positive")
+    if until_caught_up and reader != "polling":
+        raise ConfigurationError("reading until caught up is a polling read; fan-out pushes without end")
     listed = await client.list_shards(StreamName=stream)
     shard_map = ShardMap.from_api(listed["Shards"])
     shard_ids = [s.shard_id for s in shard_map.open_shards]
@@ -57,7 +62,7 @@ async def scan_hot_shards(
         shard = shard_map.get(shard_id)
         if consumer_arn is not None:
             return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
-        return PollingShardReader(client, stream, shard_id, start, shard=shard)
+        return PollingShardReader(client, stream, shard_id, start, shard=shard, stop_at_tip=until_caught_up)
 
     async def read(shard_id: str) -> None:
         async for batch in shard_reader(shard_id):

@@ -14,11 +14,6 @@ from shardline.shardmath import partition_key_hash
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _producer_available() -> None:
-    pytest.importorskip("producers.kinesis", reason="the Kinesis producer is not importable")
-
-
 def test_run_for_ten_seconds_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "--duration", "10", "--rate", "300", "--shards", "2", "--out", str(tmp_path)])
     assert code == 0
@@ -33,8 +28,14 @@ def test_run_for_ten_seconds_end_to_end(tmp_path: Path, capsys: pytest.CaptureFi
     assert result["gateway"], "the embedded target's gateway counted the traffic"
     report = (tmp_path / "report.html").read_text()
     assert 'id="chart-heatmap"' in report
+    assert (
+        "interpreter lock" in result["summary"]["client_cpu_method"]
+    )  # in-process: thread CPU, caveat stated
     out = capsys.readouterr()
     assert "bound by" in out.out
+    assert "how client CPU was measured" in out.out
+    assert f"result JSON: {(tmp_path / 'result.json').resolve()}" in out.out
+    assert f"HTML report: {(tmp_path / 'report.html').resolve()}" in out.out
     assert "stream-bench" in out.err  # progress went to stderr
 
 
@@ -68,3 +69,33 @@ def test_single_hot_device_is_throttled_and_named(tmp_path: Path) -> None:
     expected = shard_ids[0] if hashed < 2**127 else shard_ids[1]
     assert hot[0]["shard_id"] == expected
     assert hot[0]["seconds_over_limit"] >= 1
+
+
+def test_embedded_target_in_a_child_process_measures_client_and_emulator_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "--duration",
+            "3",
+            "--rate",
+            "200",
+            "--shards",
+            "1",
+            "--embedded-target-process",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    summary = result["summary"]
+    assert summary["records_acked"] == summary["records_sent"] == 600
+    assert summary["consumer_records"] == 600
+    assert "whole bench process" in summary["client_cpu_method"]
+    assert summary["emulator_cpu_seconds"] is not None and summary["emulator_cpu_seconds"] > 0
+    assert result["gateway"], "the child's gateway counters came back over the pipe"
+    assert sum(s["accepted_records"] for s in result["gateway"].values()) >= 1
+    assert "child process" in capsys.readouterr().err

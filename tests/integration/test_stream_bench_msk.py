@@ -1,0 +1,88 @@
+"""``stream-bench run --target msk`` end to end on the local Kafka-protocol broker (Tansu)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.result import validate_result
+from benchmarks.targets import BOOTSTRAP_ENV
+
+pytestmark = pytest.mark.integration
+
+
+def test_msk_run_produces_a_valid_result_and_report(
+    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "run",
+            "--target",
+            "msk",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--duration",
+            "5",
+            "--rate",
+            "400",
+            "--shards",
+            "3",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    assert result["config"]["target"] == "msk" and result["config"]["aggregate"] is False
+    summary = result["summary"]
+    assert summary["records_sent"] == 2000
+    assert summary["records_acked"] == 2000 and summary["records_failed"] == 0
+    assert summary["send_to_ack_ms"]["count"] == 2000
+    assert summary["consumer_records"] == 2000  # the consumer-group member read every record back
+    assert summary["end_to_end_ms"]["count"] == 2000
+    assert summary["emulator_cpu_seconds"] is None and "whole bench process" in summary["client_cpu_method"]
+    assert sorted(result["shards"]) == ["partition-0000", "partition-0001", "partition-0002"]
+    assert sum(s["records_total"] for s in result["shards"].values()) == 2000
+    assert all(s["seconds_over_limit"] == 0 for s in result["shards"].values())
+    assert result["timeline"]["iterator_age_ms"], "time behind the tip was recorded per partition"
+    report = (tmp_path / "report.html").read_text()
+    assert 'id="chart-heatmap"' in report and "Per-partition load" in report
+    out = capsys.readouterr().out
+    assert "bound by" in out and "HTML report:" in out
+
+
+def test_single_device_makes_one_hot_partition_named_with_its_key(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BOOTSTRAP_ENV, kafka_bootstrap)  # no --bootstrap: the environment names the cluster
+    code = main(
+        [
+            "run",
+            "--target",
+            "msk",
+            "--duration",
+            "2",
+            "--rate",
+            "300",
+            "--keys",
+            "1",
+            "--shards",
+            "4",
+            "--consumer",
+            "none",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    hot = result["hot_shards"]
+    assert len(hot) == 1
+    assert hot[0]["share"] == 1.0
+    assert hot[0]["top_keys"][0]["key"] == "device-000000"
+    assert result["shards"][hot[0]["shard_id"]]["records_total"] == 600
+    assert "partition" in hot[0]["recommendation"]
