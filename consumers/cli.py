@@ -47,6 +47,8 @@ from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.cli import Command
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.exporters.emf import EmfExporter
+from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
 
 __all__ = [
@@ -134,7 +136,7 @@ def parse_kafka_uri(uri: str) -> KafkaTarget:
     return KafkaTarget(parts.netloc, topics, group, security, timeout)
 
 
-def _kafka_source(target: KafkaTarget, start: str) -> Any:
+def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) -> Any:
     """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
     from shardline.kafka_config import KafkaClientConfig, KafkaSecurity, MskIam, Plaintext, Tls
@@ -157,7 +159,12 @@ def _kafka_source(target: KafkaTarget, start: str) -> Any:
         auto_offset_reset="earliest" if lowered == "trim_horizon" else "latest",
         **options,
     )
-    return KafkaSource(target.topics, KafkaClientConfig(target.bootstrap_servers, security=security), config)
+    return KafkaSource(
+        target.topics,
+        KafkaClientConfig(target.bootstrap_servers, security=security),
+        config,
+        observer=observer,
+    )
 
 
 def parse_start(text: str) -> Any:
@@ -217,6 +224,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
+    parser.add_argument(
+        "--metrics",
+        choices=("none", "emf"),
+        default="none",
+        help="emf: CloudWatch embedded metric format lines on stdout (logs stay on stderr)",
+    )
+    parser.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between metric flushes")
 
 
 def _setup_logging(level: str) -> None:
@@ -251,11 +265,15 @@ async def _consume(args: argparse.Namespace) -> int:
         max_in_flight_records=args.max_in_flight,
         drain_timeout=args.drain_timeout,
     )
+    if args.metrics_interval <= 0:
+        raise ConfigurationError("--metrics-interval must be positive")
+    exporter = EmfExporter(stream=sys.stdout) if args.metrics == "emf" else None
+    observer: MetricsObserver = exporter if exporter is not None else NullObserver()
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     store = open_checkpoint_store(args.checkpoint, namespace=args.namespace) if kafka is None else None
     source: Source
     if kafka is not None:
-        source = _kafka_source(kafka, args.start)
+        source = _kafka_source(kafka, args.start, observer)
     else:
         from consumers.kinesis import KinesisSource
 
@@ -267,18 +285,29 @@ async def _consume(args: argparse.Namespace) -> int:
             mode=args.mode,
             consumer_name=args.consumer_name,
             start=start,
+            observer=observer,
         )
-    sink: Sink = sink_from_uri(args.sink)
+    sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
     kill_after = os.environ.get(FAULT_KILL_AFTER_SINK_WRITES)
     if kill_after:
         sink = _KillAfterWrites(sink, int(kill_after))
-    pipeline = Pipeline(source, sink, config=config, dead_letter=dead_letter, transform=transform)
+    pipeline = Pipeline(
+        source, sink, config=config, dead_letter=dead_letter, transform=transform, observer=observer
+    )
+    flusher = (
+        asyncio.create_task(_flush_periodically(exporter, args.metrics_interval))
+        if exporter is not None
+        else None
+    )
     if kafka is not None:
         logger.info(
             "consumer starting",
             extra={
-                "topics": ",".join(kafka.topics), "group": kafka.group, "owner": owner, "start": args.start
+                "topics": ",".join(kafka.topics),
+                "group": kafka.group,
+                "owner": owner,
+                "start": args.start,
             },
         )
     else:
@@ -289,6 +318,9 @@ async def _consume(args: argparse.Namespace) -> int:
     try:
         status = await run_until_signal(pipeline)
     finally:
+        if flusher is not None and exporter is not None:
+            flusher.cancel()
+            exporter.flush()
         try:
             await source.close()  # run() closed it already; again in case it never started
         finally:
@@ -311,6 +343,13 @@ async def _consume(args: argparse.Namespace) -> int:
         },
     )
     return status
+
+
+async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
+    """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point)."""
+    while True:
+        await asyncio.sleep(interval)
+        exporter.flush()
 
 
 def _run(args: argparse.Namespace) -> int:

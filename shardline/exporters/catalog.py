@@ -36,6 +36,7 @@ _KNOWN: dict[str, MetricSpec] = {
     "buffered_records": MetricSpec(MetricKind.GAUGE, "Count"),
     "buffered_bytes": MetricSpec(MetricKind.GAUGE, "Bytes"),
     "aggregation_ratio": MetricSpec(MetricKind.GAUGE, "None"),
+    "send_to_ack_latency": MetricSpec(MetricKind.DISTRIBUTION, "Seconds"),
 }
 
 _CLOUDWATCH_NAMES: dict[str, str] = {

@@ -79,3 +79,8 @@ def test_kinds_and_names_inferred_from_event_names() -> None:
     assert spec_for("send_to_ack_ms").kind is MetricKind.DISTRIBUTION
     assert spec_for("millis_behind_latest").kind is MetricKind.GAUGE
     assert cloudwatch_name("sink_records_dead_lettered") == "SinkRecordsDeadLettered"
+
+
+def test_the_producers_send_to_ack_latency_is_in_seconds() -> None:
+    spec = spec_for("send_to_ack_latency")
+    assert (spec.kind, spec.unit) == (MetricKind.DISTRIBUTION, "Seconds")
