@@ -7,39 +7,67 @@ sender loop (the only I/O) asks :meth:`Accumulator.take` for the next request: a
 (ordered mode) or backing off.  Everything here is per batch or per entry, not per record,
 apart from appending the record itself; time is passed in so tests need no clock.
 
+A buffered record is an ``(owner, slot)`` pair (:mod:`producers.tickets`); entries keep
+their records as *runs* ``(owner, slots)`` in sub-sequence order, so a ``send_many()`` batch
+adds one run per aggregate and the records themselves stay in the caller's batch.
+:meth:`Accumulator.add_records` is the batch path: per record, one cached-header append
+into the shard's aggregate (:meth:`shardline.aggregation.AggregateBuilder.add_records`).
+Builders are recycled, so their key-table and header caches live as long as the producer.
+
 When the shard map changes, :meth:`Accumulator.replan` re-routes everything not yet sent:
 an entry whose records now map to more than one shard is split back into its records and
 re-aggregated, so no aggregate carries a key outside its shard's hash range.
+
+A record with an event id travels in its aggregate's KPL tags; one that ends up alone (no
+aggregation, or too big to share) is sent as a one-record aggregate so the id still arrives.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+from producers.tickets import RecordOwner
+from shardline.records import Record
 from shardline.shardmath import ShardMap, partition_key_hash
 
-__all__ = ["Accumulator", "AggregateBuilderLike", "Entry", "Item", "item_hash_key"]
+__all__ = ["Accumulator", "AggregateBuilderLike", "Entry", "Member", "Run", "member_hash_key"]
 
-Item = tuple[str, "int | None", bytes, Any, int]
-"""One user record: (partition key, explicit hash key, data, owner, index in owner).
+Run = tuple[RecordOwner, Sequence[int]]
+"""Records of one owner, by slot, in the order they sit in an entry."""
 
-The owner is an asyncio future (index -1) or a :class:`producers.tickets.BatchTicket`.
-"""
+Member = tuple[RecordOwner, int]
+"""One buffered record: its owner and its slot there."""
 
 
-def item_hash_key(item: Item) -> int:
+def member_hash_key(member: Member) -> int:
     """The 128-bit hash key that routes a record: its explicit hash key or the MD5 of its key."""
-    ehk = item[1]
-    return ehk if ehk is not None else partition_key_hash(item[0])
+    key, ehk, _, _ = member[0].fields(member[1])
+    return ehk if ehk is not None else partition_key_hash(key)
+
+
+def user_size(key: str, data: bytes) -> int:
+    """What the producer's buffer caps count for one record: data bytes + key characters."""
+    return len(data) + len(key)
 
 
 class AggregateBuilderLike(Protocol):
     """What the accumulator needs from :class:`shardline.aggregation.AggregateBuilder`."""
 
-    def try_add(self, partition_key: str, data: bytes, explicit_hash_key: int | None = None) -> bool: ...
+    def try_add(
+        self,
+        partition_key: str,
+        data: bytes,
+        explicit_hash_key: int | None = None,
+        event_id: str | None = None,
+    ) -> bool: ...
+    def add_records(
+        self, records: Sequence[Record], order: Sequence[int], start: int = 0
+    ) -> tuple[int, int]: ...
     def __len__(self) -> int: ...
+    @property
+    def tagged(self) -> bool: ...
     @property
     def entry_partition_key(self) -> str | None: ...
     @property
@@ -54,14 +82,15 @@ class Entry:
     __slots__ = (
         "aggregated",
         "attempts",
+        "count",
         "created",
         "data",
         "deadline",
         "explicit_hash_key",
-        "items",
         "last_error",
         "not_before",
         "partition_key",
+        "runs",
         "shard_id",
         "size",
         "user_bytes",
@@ -73,7 +102,8 @@ class Entry:
         partition_key: str,
         explicit_hash_key: int | None,
         data: bytes,
-        items: list[Item],
+        runs: list[Run],
+        count: int,
         aggregated: bool,
         user_bytes: int,
         created: float,
@@ -83,7 +113,8 @@ class Entry:
         self.partition_key = partition_key
         self.explicit_hash_key = explicit_hash_key
         self.data = data
-        self.items = items
+        self.runs = runs
+        self.count = count
         self.aggregated = aggregated
         # What the 5 MiB request limit counts: data plus the partition key's bytes.
         self.size = len(data) + len(partition_key.encode("utf-8"))
@@ -93,6 +124,12 @@ class Entry:
         self.attempts = 0
         self.not_before = 0.0
         self.last_error: BaseException | None = None
+
+    def members(self) -> Iterator[Member]:
+        """The entry's records in sub-sequence order."""
+        for owner, slots in self.runs:
+            for slot in slots:
+                yield owner, slot
 
     def request_entry(self) -> dict[str, Any]:
         """The entry as PutRecords wants it."""
@@ -105,17 +142,18 @@ class Entry:
         }
 
     def __repr__(self) -> str:
-        return f"Entry(<{len(self.items)} records, {self.size} bytes>, shard={self.shard_id!r})"
+        return f"Entry(<{self.count} records, {self.size} bytes>, shard={self.shard_id!r})"
 
 
 class _Open:
     """An aggregate (or, without aggregation, a plain batch) still accepting records for one shard."""
 
-    __slots__ = ("builder", "created", "deadline", "items", "user_bytes")
+    __slots__ = ("builder", "count", "created", "deadline", "runs", "user_bytes")
 
     def __init__(self, builder: AggregateBuilderLike | None, created: float) -> None:
         self.builder = builder
-        self.items: list[Item] = []
+        self.runs: list[Run] = []
+        self.count = 0
         self.user_bytes = 0
         self.created = created
         self.deadline = float("inf")
@@ -138,41 +176,102 @@ class Accumulator:
         self._max_bytes = max_bytes
         self._open: dict[str, _Open] = {}
         self._ready: dict[str, deque[Entry]] = {}
+        self._spare: list[AggregateBuilderLike] = []
         self.ready_entries = 0
         self.ready_bytes = 0
         self.open_records = 0
         self.open_bytes = 0
         self._rotation = 0
 
+    # --- builders ---------------------------------------------------------------------------
+
+    def _builder(self) -> AggregateBuilderLike:
+        """A recycled builder (its encoding caches warm) or a new one."""
+        return self._spare.pop() if self._spare else self._builder_factory()
+
+    def _recycle(self, builder: AggregateBuilderLike) -> None:
+        builder.reset()
+        self._spare.append(builder)
+
+    def _new_open(self, shard_id: str, now: float) -> _Open:
+        agg = self._open[shard_id] = _Open(self._builder() if self._aggregate else None, now)
+        return agg
+
     # --- adding -----------------------------------------------------------------------------
 
-    def add(self, shard_id: str, item: Item, size: int, now: float, deadline: float) -> None:
-        """Buffer one record of ``size`` bytes (data + key) bound for ``shard_id``."""
+    def add(self, shard_id: str, owner: RecordOwner, slot: int, now: float, deadline: float) -> int:
+        """Buffer one record bound for ``shard_id``; returns its size as the buffer caps count it."""
+        key, ehk, data, event_id = owner.fields(slot)
+        size = user_size(key, data)
         agg = self._open.get(shard_id)
         if agg is None:
-            agg = self._open[shard_id] = _Open(self._builder_factory() if self._aggregate else None, now)
+            agg = self._new_open(shard_id, now)
         builder = agg.builder
         if builder is None:
-            if len(agg.items) >= self._max_entries:
+            if agg.count >= self._max_entries:
                 self._close(shard_id, agg)
-                agg = self._open[shard_id] = _Open(None, now)
-        elif not builder.try_add(item[0], item[2], item[1]):
-            if agg.items:
-                self._close(shard_id, agg)
-                agg = self._open[shard_id] = _Open(self._builder_factory(), now)
-                builder = agg.builder
-                assert builder is not None
-            if not builder.try_add(item[0], item[2], item[1]):
-                # Too big to aggregate at all: it travels as a plain entry.
-                del self._open[shard_id]
-                self._push(Entry(shard_id, item[0], item[1], item[2], [item], False, size, now, deadline))
-                return
-        agg.items.append(item)
+                agg = self._new_open(shard_id, now)
+        elif not builder.try_add(key, data, ehk, event_id):
+            # The aggregate is full; a first record always fits a fresh one.
+            self._close(shard_id, agg)
+            agg = self._new_open(shard_id, now)
+            builder = agg.builder
+            assert builder is not None
+            builder.try_add(key, data, ehk, event_id)
+        runs = agg.runs
+        if runs and runs[-1][0] is owner and type(runs[-1][1]) is list:
+            runs[-1][1].append(slot)
+        else:
+            runs.append((owner, [slot]))
+        agg.count += 1
         agg.user_bytes += size
         if deadline < agg.deadline:
             agg.deadline = deadline
         self.open_records += 1
         self.open_bytes += size
+        return size
+
+    def add_records(
+        self,
+        shard_id: str,
+        owner: RecordOwner,
+        records: Sequence[Record],
+        order: list[int],
+        now: float,
+        deadline: float,
+    ) -> int:
+        """Buffer ``records[i]`` for each ``i`` in ``order`` (all bound for ``shard_id``, in order).
+
+        ``owner`` owns them with slot ``i``.  The batch path: aggregate appends with no
+        per-record objects.  Returns the bytes the buffer caps count for them.
+        """
+        if not self._aggregate:
+            return sum(self.add(shard_id, owner, slot, now, deadline) for slot in order)
+        total = 0
+        start = 0
+        stop = len(order)
+        agg = self._open.get(shard_id)
+        while start < stop:
+            if agg is None:
+                agg = self._new_open(shard_id, now)
+            builder = agg.builder
+            assert builder is not None
+            end, nbytes = builder.add_records(records, order, start)
+            if end > start:
+                agg.runs.append((owner, order if start == 0 and end == stop else order[start:end]))
+                count = end - start
+                agg.count += count
+                agg.user_bytes += nbytes
+                if deadline < agg.deadline:
+                    agg.deadline = deadline
+                self.open_records += count
+                self.open_bytes += nbytes
+                total += nbytes
+                start = end
+            if start < stop:  # the aggregate is full: close it, go on in a fresh one
+                self._close(shard_id, agg)
+                agg = None
+        return total
 
     def _push(self, entry: Entry) -> None:
         queue = self._ready.get(entry.shard_id)
@@ -182,17 +281,44 @@ class Accumulator:
         self.ready_entries += 1
         self.ready_bytes += entry.size
 
+    def _lone_entry(self, shard_id: str, member: Member, created: float, deadline: float) -> Entry:
+        """An entry for one record: plain, or a one-record aggregate when it carries an event id."""
+        owner, slot = member
+        key, ehk, data, event_id = owner.fields(slot)
+        runs: list[Run] = [(owner, [slot])]
+        size = user_size(key, data)
+        if event_id is None:
+            return Entry(shard_id, key, ehk, data, runs, 1, False, size, created, deadline)
+        builder = self._builder()
+        builder.try_add(key, data, ehk, event_id)  # a first record always fits
+        entry_key = builder.entry_partition_key
+        assert entry_key is not None
+        entry = Entry(
+            shard_id,
+            entry_key,
+            builder.entry_explicit_hash_key,
+            builder.encode(),
+            runs,
+            1,
+            True,
+            size,
+            created,
+            deadline,
+        )
+        self._recycle(builder)
+        return entry
+
     def _close(self, shard_id: str, agg: _Open) -> None:
-        items = agg.items
-        self.open_records -= len(items)
+        self.open_records -= agg.count
         self.open_bytes -= agg.user_bytes
         builder = agg.builder
-        if builder is None or len(items) == 1:
+        if builder is None or (agg.count == 1 and not builder.tagged):
             # Plain records; a lone record gains nothing from the KPL envelope either.
-            for item in items:
-                pk, ehk, data, _, _ = item
-                size = len(data) + len(pk.encode("utf-8"))
-                self._push(Entry(shard_id, pk, ehk, data, [item], False, size, agg.created, agg.deadline))
+            for owner, slots in agg.runs:
+                for slot in slots:
+                    self._push(self._lone_entry(shard_id, (owner, slot), agg.created, agg.deadline))
+            if builder is not None:
+                self._recycle(builder)
             return
         entry_key = builder.entry_partition_key
         assert entry_key is not None
@@ -202,26 +328,33 @@ class Accumulator:
                 entry_key,
                 builder.entry_explicit_hash_key,
                 builder.encode(),
-                items,
+                agg.runs,
+                agg.count,
                 True,
                 agg.user_bytes,
                 agg.created,
                 agg.deadline,
             )
         )
+        self._recycle(builder)
 
     def close_open(self, created_before: float | None = None) -> None:
         """Close open aggregates (all, or those created at or before ``created_before``)."""
         if created_before is None:
-            for shard_id, agg in self._open.items():
-                if agg.items:
-                    self._close(shard_id, agg)
+            opened = list(self._open.items())
             self._open.clear()
+            for shard_id, agg in opened:
+                if agg.count:
+                    self._close(shard_id, agg)
+                elif agg.builder is not None:
+                    self._recycle(agg.builder)
             return
         for shard_id in [s for s, agg in self._open.items() if agg.created <= created_before]:
             agg = self._open.pop(shard_id)
-            if agg.items:
+            if agg.count:
                 self._close(shard_id, agg)
+            elif agg.builder is not None:
+                self._recycle(agg.builder)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -344,7 +477,10 @@ class Accumulator:
         (the newest records) are re-added record by record.
         """
         queued = [entry for queue in self._ready.values() for entry in queue]
-        opened = [(agg.items, agg.deadline) for agg in self._open.values() if agg.items]
+        opened = [(list(_members(agg.runs)), agg.deadline) for agg in self._open.values() if agg.count]
+        for agg in self._open.values():
+            if agg.builder is not None:
+                self._recycle(agg.builder)
         self._ready.clear()
         self._open.clear()
         self.ready_entries = 0
@@ -353,44 +489,55 @@ class Accumulator:
         self.open_bytes = 0
         split = 0
         for entry in queued:
-            groups = regroup(entry.items, shard_map)
+            groups = regroup(entry.members(), shard_map)
             if len(groups) == 1:
                 entry.shard_id = next(iter(groups))
                 self._push(entry)
                 continue
             split += 1
-            for shard_id, items in groups.items():
-                for piece in self.build_entries(shard_id, items, entry.created, entry.deadline):
+            for shard_id, members in groups.items():
+                for piece in self.build_entries(shard_id, members, entry.created, entry.deadline):
                     piece.attempts = entry.attempts
                     piece.not_before = entry.not_before
                     self._push(piece)
-        for items, deadline in opened:
-            for item in items:
-                shard_id = shard_map.shard_for_key(item[0], item[1]).shard_id
-                self.add(shard_id, item, len(item[2]) + len(item[0].encode("utf-8")), now, deadline)
+        for members, deadline in opened:
+            for owner, slot in members:
+                key, ehk, _, _ = owner.fields(slot)
+                self.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, deadline)
         return split
 
-    def build_entries(self, shard_id: str, items: list[Item], created: float, deadline: float) -> list[Entry]:
-        """Entries for ``items`` (all bound for ``shard_id``), aggregated when enabled, in order."""
+    def build_entries(
+        self, shard_id: str, members: list[Member], created: float, deadline: float
+    ) -> list[Entry]:
+        """Entries for ``members`` (all bound for ``shard_id``), aggregated when enabled, in order."""
         scratch = Accumulator(
             aggregate=self._aggregate,
-            builder_factory=self._builder_factory,
+            builder_factory=self._builder,
             max_entries=self._max_entries,
             max_bytes=self._max_bytes,
         )
-        for item in items:
-            scratch.add(shard_id, item, len(item[2]) + len(item[0].encode("utf-8")), created, deadline)
-        return scratch.drain_all()
+        for owner, slot in members:
+            scratch.add(shard_id, owner, slot, created, deadline)
+        entries = scratch.drain_all()
+        self._spare.extend(scratch._spare)
+        return entries
 
 
-def regroup(items: list[Item], shard_map: ShardMap) -> dict[str, list[Item]]:
+def _members(runs: list[Run]) -> Iterator[Member]:
+    for owner, slots in runs:
+        for slot in slots:
+            yield owner, slot
+
+
+def regroup(members: Iterable[Member], shard_map: ShardMap) -> dict[str, list[Member]]:
     """Records grouped by the open shard each now routes to, in their original order."""
-    groups: dict[str, list[Item]] = {}
-    for item in items:
-        shard_id = shard_map.shard_for_key(item[0], item[1]).shard_id
+    groups: dict[str, list[Member]] = {}
+    for owner, slot in members:
+        key, ehk, _, _ = owner.fields(slot)
+        shard_id = shard_map.shard_for_key(key, ehk).shard_id
         group = groups.get(shard_id)
         if group is None:
-            groups[shard_id] = [item]
+            groups[shard_id] = [(owner, slot)]
         else:
-            group.append(item)
+            group.append((owner, slot))
     return groups

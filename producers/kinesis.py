@@ -24,13 +24,13 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from producers.accumulator import Accumulator, Entry, Item, item_hash_key
+from producers.accumulator import Accumulator, Entry, Member, member_hash_key
 from producers.config import ProducerConfig
 from producers.keys import KeyStrategy, RangeAware
 from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
-from producers.tickets import BatchAcks, BatchTicket
-from shardline.aggregation import AggregateBuilder
+from producers.tickets import BatchAcks, BatchTicket, SingleTicket
+from shardline.aggregation import AggregateBuilder, single_aggregate_size
 from shardline.clients import aiobotocore_client
 from shardline.errormap import from_botocore, from_error_code
 from shardline.errors import (
@@ -39,11 +39,13 @@ from shardline.errors import (
     ConfigurationError,
     DeliveryError,
     InvalidPartitionKeyError,
+    RecordTooLargeError,
     SerializationError,
     ShardlineError,
     ShardNotFoundError,
     ThrottledError,
     TransientServiceError,
+    ValidationError,
 )
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
 from shardline.metrics import MetricsObserver, NullObserver
@@ -289,8 +291,10 @@ class KinesisProducer:
         ``data`` is bytes, a :class:`~shardline.Record`, or any object when a serializer was
         given.  Without ``partition_key`` the key strategy picks one.  Waits while the buffer
         is full (``block=False`` raises :class:`~shardline.errors.BufferFullError` instead).
-        ``event_id`` is accepted for symmetry with the Kafka producer; Kinesis entries carry no
-        headers, so an id meant for downstream deduplication must be part of ``data``.
+        ``event_id`` (or ``Record.event_id``) travels in the record's KPL ``event_id`` tag:
+        Kinesis entries carry no headers, so a record with an id is always sent inside an
+        aggregate (alone, when aggregation is off), and Shardline's consumers (and any KPL
+        de-aggregator that reads tags) give it back as ``ConsumedRecord.event_id``.
         """
         self._require_started()
         if type(data) is Record:
@@ -298,18 +302,22 @@ class KinesisProducer:
             partition_key = record.partition_key if partition_key is None else partition_key
             if explicit_hash_key is None:
                 explicit_hash_key = record.explicit_hash_key
+            if event_id is None:
+                event_id = record.event_id
             payload = record.data
             key_source: Any = record
         else:
             payload = data
             key_source = data
-        item_key, ehk, payload, size = self._prepare(key_source, payload, partition_key, explicit_hash_key)
+        item_key, ehk, payload, size = self._prepare(
+            key_source, payload, partition_key, explicit_hash_key, event_id
+        )
         if self._buffered_records >= self.config.buffer_max_records or (
             self._buffered_bytes + size > self.config.buffer_max_bytes and self._buffered_records
         ):
             await self._wait_for_space(1, size, block)
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._enqueue((item_key, ehk, payload, future, -1), size)
+        self._enqueue(SingleTicket(future, item_key, ehk, payload, event_id), size)
         return future
 
     async def send_record(self, record: Record, *, block: bool | None = None) -> asyncio.Future[Ack]:
@@ -341,9 +349,8 @@ class KinesisProducer:
         :class:`~producers.tickets.BatchAcks` (acks in input order; failures in ``.failed``).
         """
         self._require_started()
-        prepared = self._prepare_many(records)
-        total = sum(size for _, size in prepared) if prepared else 0
-        count = len(prepared)
+        batch, groups, total = self._route_many(records)
+        count = len(batch)
         cfg = self.config
         if self._buffered_records and (
             self._buffered_records + count > cfg.buffer_max_records
@@ -351,16 +358,23 @@ class KinesisProducer:
         ):
             await self._wait_for_space(count, total, block)
         future: asyncio.Future[BatchAcks] = asyncio.get_running_loop().create_future()
-        ticket = BatchTicket(future, count)
-        self._enqueue_many(prepared, ticket, total)
+        self._enqueue_many(BatchTicket(future, batch), groups, total)
         return future
 
     # --- validation and routing (hot path) --------------------------------------------------
 
     def _prepare(
-        self, key_source: Any, payload: Any, partition_key: str | None, explicit_hash_key: int | None
+        self,
+        key_source: Any,
+        payload: Any,
+        partition_key: str | None,
+        explicit_hash_key: int | None,
+        event_id: str | None = None,
     ) -> tuple[str, int | None, bytes, int]:
-        """Validate one record; return (partition key, explicit hash key, data, size)."""
+        """Validate one record; return (partition key, explicit hash key, data, size).
+
+        ``size`` (data bytes + key characters) is what the buffer caps count.
+        """
         if type(payload) is not bytes:
             if self._serializer is not None and not isinstance(payload, bytes | bytearray | memoryview):
                 payload = self._serialize(payload)
@@ -379,8 +393,29 @@ class KinesisProducer:
             explicit_hash_key = validate_explicit_hash_key(explicit_hash_key)
         size = len(payload) + len(partition_key)
         if size > self._fast_key_limit:
-            size = validate_record_size(partition_key, payload, self._max_record_bytes)
+            validate_record_size(partition_key, payload, self._max_record_bytes)
+        if event_id is not None:
+            self._check_event_id(partition_key, payload, explicit_hash_key, event_id, size)
         return partition_key, explicit_hash_key, payload, size
+
+    def _check_event_id(
+        self, partition_key: str, payload: bytes, explicit_hash_key: int | None, event_id: object, size: int
+    ) -> None:
+        """An event id must be a non-empty str, and its one-record aggregate must fit the stream."""
+        if type(event_id) is not str or not event_id:
+            raise ValidationError("event id must be a non-empty str")
+        # The envelope (magic, MD5, key table, framing, tag) is far below this bound; the
+        # exact size is computed only for records near the stream's limit.
+        bound = size + 3 * len(partition_key) + 4 * len(event_id) + 128
+        if bound <= self._max_record_bytes:
+            return
+        encoded = single_aggregate_size(partition_key, payload, explicit_hash_key, event_id)
+        entry_size = encoded + len(partition_key.encode("utf-8"))
+        if entry_size > self._max_record_bytes:
+            raise RecordTooLargeError(
+                f"record with its event id tag needs {entry_size} bytes, over the maximum of "
+                f"{self._max_record_bytes}"
+            )
 
     def _serialize(self, value: Any) -> bytes:
         assert self._serializer is not None
@@ -392,37 +427,70 @@ class KinesisProducer:
             raise SerializationError(f"serializer failed on a {type(value).__name__}") from exc
         return validate_data(data)
 
-    def _prepare_many(self, records: Iterable[Any]) -> list[tuple[tuple[str, int | None, bytes], int]]:
-        prepared: list[tuple[tuple[str, int | None, bytes], int]] = []
-        append = prepared.append
+    def _route_many(self, records: Iterable[Any]) -> tuple[list[Record], dict[str, list[int]], int]:
+        """Validate and route a batch in one pass; nothing is buffered yet.
+
+        Returns the batch as validated :class:`~shardline.Record` objects (the caller's own
+        where nothing needed normalising), the batch positions bound for each shard in
+        order, and the bytes the buffer caps count.  A bad record raises its typed error
+        before anything of the batch is accepted.
+        """
+        batch = list(records)  # our own list: the caller may reuse theirs
+        groups: dict[str, list[int]] = {}
+        by_key: dict[str, list[int]] = {}  # partition key -> its shard's list, for this call
+        assert self._map is not None
+        shard_for_key = self._map.shard_for_key
         limit = self._fast_key_limit
         max_key = PARTITION_KEY_MAX_CHARS
-        for value in records:
+        total = 0
+        for index, value in enumerate(batch):
             if type(value) is Record:
-                pk = value.partition_key
+                key = value.partition_key
                 data = value.data
-                ehk = value.explicit_hash_key
                 if (
                     type(data) is bytes
-                    and type(pk) is str
-                    and 0 < len(pk) <= max_key
-                    and ehk is None
-                    and len(data) + len(pk) <= limit
+                    and type(key) is str
+                    and 0 < len(key) <= max_key
+                    and value.explicit_hash_key is None
+                    and value.event_id is None
+                    and len(data) + len(key) <= limit
                 ):
-                    append(((pk, None, data), len(data) + len(pk)))
+                    total += len(data) + len(key)
+                    order = by_key.get(key)
+                    if order is None:
+                        shard_id = shard_for_key(key).shard_id
+                        order = groups.get(shard_id)
+                        if order is None:
+                            order = groups[shard_id] = []
+                        by_key[key] = order
+                    order.append(index)
                     continue
-                pk, ehk, data, size = self._prepare(value, data, pk, ehk)
+                key, ehk, data, size = self._prepare(
+                    value, data, key, value.explicit_hash_key, value.event_id
+                )
+                if (
+                    key is not value.partition_key
+                    or data is not value.data
+                    or ehk is not value.explicit_hash_key
+                ):
+                    batch[index] = Record(data, key, ehk, value.event_id)
             else:
-                pk, ehk, data, size = self._prepare(value, value, None, None)
-            append(((pk, ehk, data), size))
-        return prepared
+                key, ehk, data, size = self._prepare(value, value, None, None)
+                batch[index] = Record(data, key, ehk)
+            total += size
+            shard_id = shard_for_key(key, ehk).shard_id
+            order = groups.get(shard_id)
+            if order is None:
+                order = groups[shard_id] = []
+            order.append(index)
+        return batch, groups, total
 
-    def _enqueue(self, item: Item, size: int) -> None:
+    def _enqueue(self, owner: SingleTicket, size: int) -> None:
         acc = self._acc
         assert acc is not None and self._map is not None and self._drained is not None
-        shard_id = self._map.shard_for_key(item[0], item[1]).shard_id
+        shard_id = self._map.shard_for_key(owner.partition_key, owner.explicit_hash_key).shard_id
         now = self._clock()
-        acc.add(shard_id, item, size, now, now + self.config.record_ttl)
+        acc.add(shard_id, owner, 0, now, now + self.config.record_ttl)
         if self._buffered_records == 0:
             self._drained.clear()
         self._buffered_records += 1
@@ -431,22 +499,21 @@ class KinesisProducer:
             assert self._wakeup is not None
             self._wakeup.set()
 
-    def _enqueue_many(
-        self, prepared: list[tuple[tuple[str, int | None, bytes], int]], ticket: BatchTicket, total: int
-    ) -> None:
-        if not prepared:
+    def _enqueue_many(self, ticket: BatchTicket, groups: dict[str, list[int]], total: int) -> None:
+        if not groups:
             return
         acc = self._acc
-        assert acc is not None and self._map is not None and self._drained is not None
-        shard_for_key = self._map.shard_for_key
+        assert acc is not None and self._drained is not None
         now = self._clock()
         deadline = now + self.config.record_ttl
-        add = acc.add
-        for index, ((pk, ehk, data), size) in enumerate(prepared):
-            add(shard_for_key(pk, ehk).shard_id, (pk, ehk, data, ticket, index), size, now, deadline)
+        records = ticket.records
+        added = 0
+        for shard_id, order in groups.items():
+            added += acc.add_records(shard_id, ticket, records, order, now, deadline)
+        assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()
-        self._buffered_records += len(prepared)
+        self._buffered_records += len(records)
         self._buffered_bytes += total
         assert self._wakeup is not None
         self._wakeup.set()
@@ -611,7 +678,7 @@ class KinesisProducer:
                     misplaced.append((entry, shard_id, result["SequenceNumber"]))
                     continue
                 self._ack_entry(entry, shard_id, result["SequenceNumber"])
-                count = len(entry.items)
+                count = entry.count
                 records += count
                 nbytes += entry.user_bytes
                 per_shard[shard_id] = per_shard.get(shard_id, 0) + count
@@ -661,16 +728,18 @@ class KinesisProducer:
         now = self._clock()
         for entry, shard_id, sequence_number in misplaced:
             shard = shard_map.get(shard_id)
-            resend: list[Item] = []
-            for sub, item in enumerate(entry.items):
-                if shard is not None and shard.contains(item_hash_key(item)):
-                    self._ack_item(item, shard_id, sequence_number, sub)
-                    self._release(1, len(item[2]) + len(item[0]))
+            resend: list[Member] = []
+            for sub, member in enumerate(entry.members()):
+                owner, slot = member
+                if shard is not None and shard.contains(member_hash_key(member)):
+                    owner.ack_run((slot,), sub, shard_id, sequence_number)
+                    key, _, data, _ = owner.fields(slot)
+                    self._release(1, len(data) + len(key))
                 else:
-                    resend.append(item)
-            for item in resend:
-                target = shard_map.shard_for_key(item[0], item[1]).shard_id
-                acc.add(target, item, len(item[2]) + len(item[0]), now, entry.deadline)
+                    resend.append(member)
+            for owner, slot in resend:
+                key, ehk, _, _ = owner.fields(slot)
+                acc.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, entry.deadline)
             self._observer.on_event("records_rerouted", len(resend), stream=self._stream_label)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -698,41 +767,21 @@ class KinesisProducer:
             assert self._acc is not None
             self._acc.requeue(retry)
 
-    @staticmethod
-    def _ack_item(item: Item, shard_id: str, sequence_number: str, sub: int | None) -> None:
-        owner = item[3]
-        index = item[4]
-        if index < 0:
-            if not owner.done():
-                owner.set_result(Ack(shard_id, sequence_number, sub))
-        else:
-            owner.ack(index, shard_id, sequence_number, sub)
-
     def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str) -> None:
-        items = entry.items
-        if entry.aggregated:
-            for sub, item in enumerate(items):
-                owner = item[3]
-                index = item[4]
-                if index < 0:
-                    if not owner.done():
-                        owner.set_result(Ack(shard_id, sequence_number, sub))
-                else:
-                    owner.ack(index, shard_id, sequence_number, sub)
-        else:
-            for item in items:
-                self._ack_item(item, shard_id, sequence_number, None)
-        self._release(len(items), entry.user_bytes)
+        """One ack per owner run: a batch ticket records the run, a single ticket resolves."""
+        sub: int | None = 0 if entry.aggregated else None
+        for owner, slots in entry.runs:
+            owner.ack_run(slots, sub, shard_id, sequence_number)
+            if sub is not None:
+                sub += len(slots)
+        self._release(entry.count, entry.user_bytes)
 
     def _fail_entry(self, entry: Entry, error: ShardlineError) -> None:
-        self._observer.on_event("records_failed", len(entry.items), stream=self._stream_label)
-        for _, _, _, owner, index in entry.items:
-            if index < 0:
-                if not owner.done():
-                    owner.set_exception(error)
-            else:
-                owner.fail(index, error)
-        self._release(len(entry.items), entry.user_bytes)
+        self._observer.on_event("records_failed", entry.count, stream=self._stream_label)
+        for owner, slots in entry.runs:
+            for slot in slots:
+                owner.fail(slot, error)
+        self._release(entry.count, entry.user_bytes)
 
     # --- shard map refresh ------------------------------------------------------------------
 

@@ -1,43 +1,102 @@
-"""Who waits for a record's acknowledgement: a per-record future or a batch ticket.
+"""Who owns a buffered record and waits for its acknowledgement: a send() or a send_many() batch.
 
-``send()`` gives each record an asyncio future.  ``send_many()`` gives the whole batch one
-:class:`BatchTicket`: acknowledgements are written into three flat lists and turned into
-:class:`~shardline.Ack` objects only when read (:class:`BatchAcks`), so a 100k-record batch
-costs three list stores per record instead of a future, a callback and a frozen dataclass.
+Every buffered record is a ``(owner, slot)`` pair: the owner holds the record's fields and
+resolves its outcome.  ``send()`` makes a :class:`SingleTicket` (one record, one asyncio
+future).  ``send_many()`` makes one :class:`BatchTicket` for the whole batch; it keeps the
+batch's validated :class:`~shardline.Record` list, and a Kinesis entry acknowledges its
+records as one *run* ``(slots, first sub-sequence number, shard, sequence number)``: one
+list append per entry, not per record.  The per-record :class:`~shardline.Ack` objects are
+built only when read (:class:`BatchAcks`), so a 100k-record batch allocates nothing per
+record on the way through.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from typing import overload
+from typing import Protocol, overload
 
 from shardline.errors import ShardlineError
-from shardline.records import Ack
+from shardline.records import Ack, Record
 
-__all__ = ["BatchAcks", "BatchTicket"]
+__all__ = ["BatchAcks", "BatchTicket", "RecordFields", "RecordOwner", "SingleTicket"]
+
+RecordFields = tuple[str, "int | None", bytes, "str | None"]
+"""(partition key, explicit hash key, data, event id) of one validated record."""
+
+_Run = tuple[Sequence[int], "int | None", str, str]
+
+
+class RecordOwner(Protocol):
+    """What the accumulator and the sender need from whoever owns buffered records."""
+
+    def fields(self, slot: int) -> RecordFields: ...
+    def ack_run(
+        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+    ) -> None:
+        """Acknowledge ``slots``, written in one Kinesis entry.
+
+        Inside an aggregate the records have sub-sequence numbers ``first_sub``,
+        ``first_sub + 1``...; a plain entry has none (``first_sub`` is ``None``).
+        """
+        ...
+
+    def fail(self, slot: int, error: ShardlineError) -> None: ...
+
+
+class SingleTicket:
+    """One record given to ``send()`` and the future that reports its outcome."""
+
+    __slots__ = ("data", "event_id", "explicit_hash_key", "future", "partition_key")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Ack],
+        partition_key: str,
+        explicit_hash_key: int | None,
+        data: bytes,
+        event_id: str | None,
+    ) -> None:
+        self.future = future
+        self.partition_key = partition_key
+        self.explicit_hash_key = explicit_hash_key
+        self.data = data
+        self.event_id = event_id
+
+    def fields(self, slot: int) -> RecordFields:
+        return self.partition_key, self.explicit_hash_key, self.data, self.event_id
+
+    def ack_run(
+        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+    ) -> None:
+        if not self.future.done():
+            self.future.set_result(Ack(shard_id, sequence_number, first_sub))
+
+    def fail(self, slot: int, error: ShardlineError) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def __repr__(self) -> str:
+        return f"SingleTicket(<{len(self.data)} bytes>, partition_key={self.partition_key!r})"
 
 
 class BatchAcks(Sequence[Ack]):
     """The acknowledgements of a ``send_many()`` batch, in the order the records were given.
 
     Reading a position whose record failed raises that record's error; :attr:`failed` maps
-    each failed position to its error, so nothing fails silently.
+    each failed position to its error, so nothing fails silently.  The per-position table
+    is built from the acknowledged runs on first read.
     """
 
-    __slots__ = ("_seqs", "_shards", "_subs", "failed")
+    __slots__ = ("_runs", "_seqs", "_shards", "_size", "_subs", "failed")
 
-    def __init__(
-        self,
-        shards: list[str | None],
-        seqs: list[str | None],
-        subs: list[int | None],
-        failed: dict[int, ShardlineError],
-    ) -> None:
-        self._shards = shards
-        self._seqs = seqs
-        self._subs = subs
+    def __init__(self, size: int, runs: list[_Run], failed: dict[int, ShardlineError]) -> None:
+        self._size = size
+        self._runs = runs
         self.failed = failed
+        self._shards: list[str | None] | None = None
+        self._seqs: list[str | None] = []
+        self._subs: list[int | None] = []
 
     @property
     def ok(self) -> bool:
@@ -45,13 +104,27 @@ class BatchAcks(Sequence[Ack]):
         return not self.failed
 
     def __len__(self) -> int:
-        return len(self._shards)
+        return self._size
+
+    def _table(self) -> list[str | None]:
+        shards = self._shards
+        if shards is None:
+            shards = [None] * self._size
+            seqs: list[str | None] = [None] * self._size
+            subs: list[int | None] = [None] * self._size
+            for slots, first_sub, shard_id, sequence_number in self._runs:
+                for offset, slot in enumerate(slots):
+                    shards[slot] = shard_id
+                    seqs[slot] = sequence_number
+                    subs[slot] = None if first_sub is None else first_sub + offset
+            self._shards, self._seqs, self._subs = shards, seqs, subs
+        return shards
 
     def _ack(self, index: int) -> Ack:
         error = self.failed.get(index)
         if error is not None:
             raise error
-        shard = self._shards[index]
+        shard = self._table()[index]
         seq = self._seqs[index]
         assert shard is not None and seq is not None
         return Ack(shard, seq, self._subs[index])
@@ -78,34 +151,43 @@ class BatchAcks(Sequence[Ack]):
 
 
 class BatchTicket:
-    """Collects per-record outcomes of one batch and resolves one future when all are in."""
+    """The records of one ``send_many()`` call; resolves one future when all have an outcome."""
 
-    __slots__ = ("_failed", "_pending", "_seqs", "_shards", "_subs", "future")
+    __slots__ = ("_failed", "_pending", "_runs", "future", "records")
 
-    def __init__(self, future: asyncio.Future[BatchAcks], size: int) -> None:
+    def __init__(self, future: asyncio.Future[BatchAcks], records: list[Record]) -> None:
         self.future = future
-        self._pending = size
-        self._shards: list[str | None] = [None] * size
-        self._seqs: list[str | None] = [None] * size
-        self._subs: list[int | None] = [None] * size
+        self.records = records
+        """Validated records (partition key set, bytes data, int hash key), indexed by slot."""
+        self._pending = len(records)
+        self._runs: list[_Run] = []
         self._failed: dict[int, ShardlineError] = {}
-        if size == 0:
+        if not records:
             self._resolve()
 
-    def ack(self, index: int, shard_id: str, sequence_number: str, sub: int | None) -> None:
-        self._shards[index] = shard_id
-        self._seqs[index] = sequence_number
-        self._subs[index] = sub
-        self._pending -= 1
+    def fields(self, slot: int) -> RecordFields:
+        record = self.records[slot]
+        key = record.partition_key
+        assert key is not None
+        return key, record.explicit_hash_key, record.data, record.event_id
+
+    def ack_run(
+        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+    ) -> None:
+        self._runs.append((slots, first_sub, shard_id, sequence_number))
+        self._pending -= len(slots)
         if self._pending == 0:
             self._resolve()
 
-    def fail(self, index: int, error: ShardlineError) -> None:
-        self._failed[index] = error
+    def fail(self, slot: int, error: ShardlineError) -> None:
+        self._failed[slot] = error
         self._pending -= 1
         if self._pending == 0:
             self._resolve()
 
     def _resolve(self) -> None:
         if not self.future.done():
-            self.future.set_result(BatchAcks(self._shards, self._seqs, self._subs, self._failed))
+            self.future.set_result(BatchAcks(len(self.records), self._runs, self._failed))
+
+    def __repr__(self) -> str:
+        return f"BatchTicket(<{len(self.records)} records, {self._pending} pending>)"

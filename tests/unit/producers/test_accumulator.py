@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from producers.accumulator import Accumulator, Entry, item_hash_key
+from producers.accumulator import Accumulator, Entry, member_hash_key
+from producers.tickets import RecordFields
 from shardline.aggregation import AggregateBuilder, deaggregate
+from shardline.errors import ShardlineError
 from shardline.limits import HASH_KEY_MAX, KiB, MiB
+from shardline.records import Record
 from shardline.shardmath import ShardInfo, ShardMap
+
+
+class Owner:
+    """A record owner for these tests: one record, its input position as ``index``."""
+
+    def __init__(self, key: str, data: bytes, index: int, event_id: str | None = None) -> None:
+        self.key, self.data, self.index, self.event_id = key, data, index, event_id
+        self.acks: list[tuple[int | None, str, str]] = []
+
+    def fields(self, slot: int) -> RecordFields:
+        return self.key, None, self.data, self.event_id
+
+    def ack_run(
+        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+    ) -> None:
+        self.acks.append((first_sub, shard_id, sequence_number))
+
+    def fail(self, slot: int, error: ShardlineError) -> None:
+        raise AssertionError("not expected here")
+
+
+def add(
+    acc: Accumulator, shard: str, key: str, index: int, now: float = 0.0, deadline: float = 100.0
+) -> None:
+    acc.add(shard, Owner(key, b"x", index), 0, now, deadline)
+
+
+def first_index(entry: Entry) -> int:
+    owner = entry.runs[0][0]
+    assert isinstance(owner, Owner)
+    return owner.index
 
 
 def four_shards() -> ShardMap:
@@ -32,13 +66,13 @@ def admit_all(entry: Entry) -> float:
     return 0.0
 
 
-def fill(acc: Accumulator, shard_map: ShardMap, count: int, size: int = 100, now: float = 0.0) -> list[Any]:
+def fill(acc: Accumulator, shard_map: ShardMap, count: int, size: int = 100, now: float = 0.0) -> list[Owner]:
     items = []
     for i in range(count):
         key = f"key-{i % 97}"
-        item = (key, None, bytes([i % 256]) * size, None, i)
-        acc.add(shard_map.shard_for_key(key).shard_id, item, size + len(key), now, now + 30)
-        items.append(item)
+        owner = Owner(key, bytes([i % 256]) * size, i)
+        assert acc.add(shard_map.shard_for_key(key).shard_id, owner, 0, now, now + 30) == size + len(key)
+        items.append(owner)
     return items
 
 
@@ -74,7 +108,7 @@ def test_aggregates_never_mix_shards_and_respect_the_size_cap() -> None:
     acc = make(agg_bytes=10 * KiB)
     items = fill(acc, shard_map, 2000)
     requests = take_all(acc)
-    seen = []
+    seen: list[object] = []
     for request in requests:
         for entry in request:
             assert len(entry.data) <= 10 * KiB
@@ -84,12 +118,14 @@ def test_aggregates_never_mix_shards_and_respect_the_size_cap() -> None:
             )
             for key, _ in records:
                 assert shard_map.shard_for_key(key).shard_id == entry.shard_id
-            assert records == [(i[0], i[2]) for i in entry.items]
+            members = [owner.fields(slot) for owner, slot in entry.members()]
+            assert records == [(key, data) for key, _, data, _ in members]
+            assert entry.count == len(members)
             # The entry's explicit hash key pins the aggregate inside its shard.
             ehk = entry.explicit_hash_key
             assert ehk is None or shard_map.shard_for_hash(ehk).shard_id == entry.shard_id
-            seen.extend(entry.items)
-    assert sorted(i[4] for i in seen) == [i[4] for i in items]
+            seen.extend(owner for owner, _ in entry.members())
+    assert sorted(o.index for o in seen if isinstance(o, Owner)) == [o.index for o in items]
 
 
 def test_full_request_is_signalled_and_linger_base_is_the_oldest_open_aggregate() -> None:
@@ -106,8 +142,8 @@ def test_full_request_is_signalled_and_linger_base_is_the_oldest_open_aggregate(
 
 def test_close_open_by_age_closes_only_old_aggregates() -> None:
     acc = make()
-    acc.add("a", ("k", None, b"x", None, 0), 2, 1.0, 100)
-    acc.add("b", ("k", None, b"y", None, 1), 2, 2.0, 100)
+    add(acc, "a", "k", 0, now=1.0)
+    add(acc, "b", "k", 1, now=2.0)
     acc.close_open(created_before=1.5)
     assert acc.ready_shards() == ["a"]
     assert acc.oldest_open == 2.0
@@ -115,7 +151,7 @@ def test_close_open_by_age_closes_only_old_aggregates() -> None:
 
 def test_expired_entries_are_returned_not_sent() -> None:
     acc = make(aggregate=False)
-    acc.add("a", ("k", None, b"x", None, 0), 2, 0.0, 1.0)
+    add(acc, "a", "k", 0, deadline=1.0)
     acc.close_open()
     batch, expired, _ = acc.take(2.0, admit=admit_all, ordered=False)
     assert batch == [] and len(expired) == 1
@@ -123,8 +159,8 @@ def test_expired_entries_are_returned_not_sent() -> None:
 
 def test_paced_shard_waits_while_others_go() -> None:
     acc = make(aggregate=False)
-    acc.add("hot", ("h", None, b"x", None, 0), 2, 0.0, 100)
-    acc.add("cold", ("c", None, b"x", None, 1), 2, 0.0, 100)
+    add(acc, "hot", "h", 0)
+    add(acc, "cold", "c", 1)
     acc.close_open()
     batch, _, wake = acc.take(0.0, admit=lambda e: 0.5 if e.shard_id == "hot" else 0.0, ordered=False)
     assert [e.shard_id for e in batch] == ["cold"]
@@ -135,29 +171,29 @@ def test_paced_shard_waits_while_others_go() -> None:
 def test_ordered_takes_each_key_once_per_request_and_skips_busy_shards() -> None:
     acc = make(aggregate=False)
     for i, key in enumerate(["a", "b", "a", "c"]):
-        acc.add("s1", (key, None, b"x", None, i), 2, 0.0, 100)
-    acc.add("s2", ("z", None, b"x", None, 9), 2, 0.0, 100)
+        add(acc, "s1", key, i)
+    add(acc, "s2", "z", 9)
     acc.close_open()
     batch, _, _ = acc.take(0.0, admit=admit_all, ordered=True, busy={"s2"})
-    assert [e.items[0][4] for e in batch] == [0, 1]
+    assert [first_index(e) for e in batch] == [0, 1]
     batch, _, _ = acc.take(0.0, admit=admit_all, ordered=True, busy={"s2"})
-    assert [e.items[0][4] for e in batch] == [2, 3]
+    assert [first_index(e) for e in batch] == [2, 3]
 
 
 def test_requeue_puts_failed_entries_first_and_backoff_blocks_the_shard() -> None:
     acc = make(aggregate=False)
     for i in range(3):
-        acc.add("s", (f"k{i}", None, b"x", None, i), 3, 0.0, 100)
+        add(acc, "s", f"k{i}", i)
     acc.close_open()
     batch, _, _ = acc.take(0.0, admit=admit_all, ordered=False)
-    acc.add("s", ("k9", None, b"x", None, 9), 3, 0.0, 100)
+    add(acc, "s", "k9", 9)
     acc.close_open()
     batch[1].not_before = 5.0
     acc.requeue([batch[1]])
     blocked, _, wake = acc.take(1.0, admit=admit_all, ordered=False)
     assert blocked == [] and wake == 5.0
     later, _, _ = acc.take(5.0, admit=admit_all, ordered=False)
-    assert [e.items[0][4] for e in later] == [1, 9]
+    assert [first_index(e) for e in later] == [1, 9]
 
 
 def test_replan_splits_aggregates_that_now_span_two_shards() -> None:
@@ -180,6 +216,76 @@ def test_replan_splits_aggregates_that_now_span_two_shards() -> None:
     entries = [e for r in requests for e in r]
     assert {e.shard_id for e in entries} == {"left", "right"}
     for entry in entries:
-        for item in entry.items:
-            assert two.shard_for_hash(item_hash_key(item)).shard_id == entry.shard_id
-    assert sum(len(e.items) for e in entries) == len(items) + 10
+        for member in entry.members():
+            assert two.shard_for_hash(member_hash_key(member)).shard_id == entry.shard_id
+    assert sum(e.count for e in entries) == len(items) + 10
+
+
+class Batch(Owner):
+    """A send_many-style owner: many records, acknowledged as runs."""
+
+    def __init__(self, records: list[Record]) -> None:
+        super().__init__("unused", b"", -1)
+        self.records = records
+        self.runs: list[tuple[list[int], int | None, str]] = []
+
+    def fields(self, slot: int) -> RecordFields:
+        record = self.records[slot]
+        assert record.partition_key is not None
+        return record.partition_key, record.explicit_hash_key, record.data, record.event_id
+
+    def ack_run(
+        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+    ) -> None:
+        self.runs.append((list(slots), first_sub, shard_id))
+
+
+def test_add_records_builds_the_same_aggregates_as_per_record_adds() -> None:
+    records = [Record(bytes([i % 256]) * (i % 300), f"key-{i % 13}") for i in range(3_000)]
+    order = list(range(0, 3_000, 2))
+    batch_acc, single_acc = make(agg_bytes=8 * KiB), make(agg_bytes=8 * KiB)
+    owner = Batch(records)
+    total = batch_acc.add_records("s", owner, records, order, 0.0, 30.0)
+    assert total == sum(single_acc.add("s", owner, slot, 0.0, 30.0) for slot in order)
+    assert batch_acc.open_bytes == single_acc.open_bytes
+    batched, singles = take_all(batch_acc), take_all(single_acc)
+    assert [e.data for r in batched for e in r] == [e.data for r in singles for e in r]
+    entries = [e for r in batched for e in r]
+    assert all(len(e.runs) == 1 for e in entries)  # one run per aggregate, not a record each
+    assert [slot for e in entries for _, slot in e.members()] == order
+    assert sum(e.user_bytes for e in entries) == total
+
+
+def test_add_records_without_aggregation_gives_one_entry_per_record() -> None:
+    records = [Record(b"data", f"k{i}") for i in range(5)]
+    acc = make(aggregate=False)
+    acc.add_records("s", Batch(records), records, [0, 2, 4], 0.0, 30.0)
+    entries = take_all(acc)[0]
+    assert [(e.aggregated, e.data, [slot for _, slot in e.members()]) for e in entries] == [
+        (False, b"data", [0]),
+        (False, b"data", [2]),
+        (False, b"data", [4]),
+    ]
+
+
+def test_a_lone_record_with_an_event_id_travels_as_an_aggregate() -> None:
+    for aggregate in (True, False):
+        acc = make(aggregate=aggregate)
+        acc.add("s", Owner("k", b"payload", 0, event_id="evt-1"), 0, 0.0, 30.0)
+        acc.add("t", Owner("k", b"plain", 1), 0, 0.0, 30.0)
+        entries = {e.shard_id: e for r in take_all(acc) for e in r}
+        assert entries["s"].aggregated
+        users = deaggregate(entries["s"].data)
+        assert users is not None and [(u.data, u.event_id) for u in users] == [(b"payload", "evt-1")]
+        assert not entries["t"].aggregated and entries["t"].data == b"plain"
+
+
+def test_records_too_big_to_share_an_aggregate_keep_their_event_id() -> None:
+    acc = make(agg_bytes=2 * KiB)
+    acc.add("s", Owner("k", b"small", 0), 0, 0.0, 30.0)
+    acc.add("s", Owner("k", b"x" * 5_000, 1, event_id="big"), 0, 0.0, 30.0)
+    acc.add("s", Owner("k", b"y" * 5_000, 2), 0, 0.0, 30.0)
+    entries = [e for r in take_all(acc) for e in r]
+    assert [(e.aggregated, e.count) for e in entries] == [(False, 1), (True, 1), (False, 1)]
+    users = deaggregate(entries[1].data)
+    assert users is not None and users[0].event_id == "big"
