@@ -316,7 +316,7 @@ def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None
 CPU_METHOD_THREAD = (
     "client CPU = CPU time of the bench's event-loop thread (time.thread_time); the embedded "
     "emulator (moto + limit gateway) runs in other threads of the same process and competes for "
-    "its interpreter lock, so the client figure is inflated by that contention and is not "
+    "its interpreter lock, so the client figure may carry that contention and is not strictly "
     "comparable with a client measured alone; use --embedded-target-process for a clean figure"
 )
 CPU_METHOD_PROCESS = (
