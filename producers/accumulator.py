@@ -40,6 +40,9 @@ Run = tuple[RecordOwner, Sequence[int]]
 Member = tuple[RecordOwner, int]
 """One buffered record: its owner and its slot there."""
 
+_FIRST_SLOT: Sequence[int] = (0,)
+"""The slots of a record sent on its own (shared: nothing allocated per record)."""
+
 
 def member_hash_key(member: Member) -> int:
     """The 128-bit hash key that routes a record: its explicit hash key or the MD5 of its key."""
@@ -89,10 +92,11 @@ class Entry:
         "explicit_hash_key",
         "last_error",
         "not_before",
+        "owners",
         "partition_key",
-        "runs",
         "shard_id",
         "size",
+        "slots",
         "user_bytes",
     )
 
@@ -102,7 +106,8 @@ class Entry:
         partition_key: str,
         explicit_hash_key: int | None,
         data: bytes,
-        runs: list[Run],
+        owners: list[RecordOwner],
+        slots: list[Sequence[int]],
         count: int,
         aggregated: bool,
         user_bytes: int,
@@ -113,7 +118,10 @@ class Entry:
         self.partition_key = partition_key
         self.explicit_hash_key = explicit_hash_key
         self.data = data
-        self.runs = runs
+        # Runs in sub-sequence order: owners[i] owns slots[i] (parallel lists, so a record
+        # sent alone costs two appends and no tuple).
+        self.owners = owners
+        self.slots = slots
         self.count = count
         self.aggregated = aggregated
         # What the 5 MiB request limit counts: data plus the partition key's bytes.
@@ -125,11 +133,14 @@ class Entry:
         self.not_before = 0.0
         self.last_error: BaseException | None = None
 
+    @property
+    def runs(self) -> list[Run]:
+        """(owner, slots) runs in sub-sequence order."""
+        return list(zip(self.owners, self.slots, strict=True))
+
     def members(self) -> Iterator[Member]:
         """The entry's records in sub-sequence order."""
-        for owner, slots in self.runs:
-            for slot in slots:
-                yield owner, slot
+        return _members(self.owners, self.slots)
 
     def request_entry(self) -> dict[str, Any]:
         """The entry as PutRecords wants it."""
@@ -148,11 +159,12 @@ class Entry:
 class _Open:
     """An aggregate (or, without aggregation, a plain batch) still accepting records for one shard."""
 
-    __slots__ = ("builder", "count", "created", "deadline", "runs", "user_bytes")
+    __slots__ = ("builder", "count", "created", "deadline", "owners", "slots", "user_bytes")
 
     def __init__(self, builder: AggregateBuilderLike | None, created: float) -> None:
         self.builder = builder
-        self.runs: list[Run] = []
+        self.owners: list[RecordOwner] = []
+        self.slots: list[Sequence[int]] = []
         self.count = 0
         self.user_bytes = 0
         self.created = created
@@ -202,7 +214,22 @@ class Accumulator:
     def add(self, shard_id: str, owner: RecordOwner, slot: int, now: float, deadline: float) -> int:
         """Buffer one record bound for ``shard_id``; returns its size as the buffer caps count it."""
         key, ehk, data, event_id = owner.fields(slot)
-        size = user_size(key, data)
+        return self.add_one(shard_id, owner, slot, key, ehk, data, event_id, now, deadline)
+
+    def add_one(
+        self,
+        shard_id: str,
+        owner: RecordOwner,
+        slot: int,
+        key: str,
+        ehk: int | None,
+        data: bytes,
+        event_id: str | None,
+        now: float,
+        deadline: float,
+    ) -> int:
+        """:meth:`add` with the record's fields given (the per-record ``send()`` path)."""
+        size = len(data) + len(key)
         agg = self._open.get(shard_id)
         if agg is None:
             agg = self._new_open(shard_id, now)
@@ -218,11 +245,16 @@ class Accumulator:
             builder = agg.builder
             assert builder is not None
             builder.try_add(key, data, ehk, event_id)
-        runs = agg.runs
-        if runs and runs[-1][0] is owner and type(runs[-1][1]) is list:
-            runs[-1][1].append(slot)
+        owners = agg.owners
+        if owners and owners[-1] is owner:
+            last = agg.slots[-1]
+            if type(last) is list:
+                last.append(slot)
+            else:
+                agg.slots[-1] = [*last, slot]
         else:
-            runs.append((owner, [slot]))
+            owners.append(owner)
+            agg.slots.append(_FIRST_SLOT if slot == 0 else [slot])
         agg.count += 1
         agg.user_bytes += size
         if deadline < agg.deadline:
@@ -258,7 +290,8 @@ class Accumulator:
             assert builder is not None
             end, nbytes = builder.add_records(records, order, start)
             if end > start:
-                agg.runs.append((owner, order if start == 0 and end == stop else order[start:end]))
+                agg.owners.append(owner)
+                agg.slots.append(order if start == 0 and end == stop else order[start:end])
                 count = end - start
                 agg.count += count
                 agg.user_bytes += nbytes
@@ -285,10 +318,11 @@ class Accumulator:
         """An entry for one record: plain, or a one-record aggregate when it carries an event id."""
         owner, slot = member
         key, ehk, data, event_id = owner.fields(slot)
-        runs: list[Run] = [(owner, [slot])]
+        owners: list[RecordOwner] = [owner]
+        slots: list[Sequence[int]] = [_FIRST_SLOT if slot == 0 else (slot,)]
         size = user_size(key, data)
         if event_id is None:
-            return Entry(shard_id, key, ehk, data, runs, 1, False, size, created, deadline)
+            return Entry(shard_id, key, ehk, data, owners, slots, 1, False, size, created, deadline)
         builder = self._builder()
         builder.try_add(key, data, ehk, event_id)  # a first record always fits
         entry_key = builder.entry_partition_key
@@ -298,7 +332,8 @@ class Accumulator:
             entry_key,
             builder.entry_explicit_hash_key,
             builder.encode(),
-            runs,
+            owners,
+            slots,
             1,
             True,
             size,
@@ -314,9 +349,8 @@ class Accumulator:
         builder = agg.builder
         if builder is None or (agg.count == 1 and not builder.tagged):
             # Plain records; a lone record gains nothing from the KPL envelope either.
-            for owner, slots in agg.runs:
-                for slot in slots:
-                    self._push(self._lone_entry(shard_id, (owner, slot), agg.created, agg.deadline))
+            for owner, slot in _members(agg.owners, agg.slots):
+                self._push(self._lone_entry(shard_id, (owner, slot), agg.created, agg.deadline))
             if builder is not None:
                 self._recycle(builder)
             return
@@ -328,7 +362,8 @@ class Accumulator:
                 entry_key,
                 builder.entry_explicit_hash_key,
                 builder.encode(),
-                agg.runs,
+                agg.owners,
+                agg.slots,
                 agg.count,
                 True,
                 agg.user_bytes,
@@ -477,7 +512,9 @@ class Accumulator:
         (the newest records) are re-added record by record.
         """
         queued = [entry for queue in self._ready.values() for entry in queue]
-        opened = [(list(_members(agg.runs)), agg.deadline) for agg in self._open.values() if agg.count]
+        opened = [
+            (list(_members(agg.owners, agg.slots)), agg.deadline) for agg in self._open.values() if agg.count
+        ]
         for agg in self._open.values():
             if agg.builder is not None:
                 self._recycle(agg.builder)
@@ -523,8 +560,8 @@ class Accumulator:
         return entries
 
 
-def _members(runs: list[Run]) -> Iterator[Member]:
-    for owner, slots in runs:
+def _members(owners: list[RecordOwner], runs: list[Sequence[int]]) -> Iterator[Member]:
+    for owner, slots in zip(owners, runs, strict=True):
         for slot in slots:
             yield owner, slot
 

@@ -143,6 +143,8 @@ class KinesisProducer:
         self._timer_armed = False
         self._refresh_lock: asyncio.Lock | None = None
         self._next_refresh = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = False  # started and neither closing nor closed: send() checks only this
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -185,6 +187,7 @@ class KinesisProducer:
             max_entries=self.config.max_batch_entries,
             max_bytes=self.config.max_batch_bytes,
         )
+        self._loop = asyncio.get_running_loop()
         self._drained = asyncio.Event()
         self._drained.set()
         self._wakeup = asyncio.Event()
@@ -192,6 +195,7 @@ class KinesisProducer:
         self._next_refresh = self._clock() + self.config.shard_refresh_interval
         self._sender = asyncio.create_task(self._run(), name=f"kinesis-sender:{self._stream_label}")
         self._started = True
+        self._accepting = True
 
     async def _stream_max_record_bytes(self) -> int:
         try:
@@ -237,6 +241,7 @@ class KinesisProducer:
         """Flush, stop the sender and release the client; further sends raise ClosedError."""
         if self._closed:
             return
+        self._accepting = False
         if self._started:
             self._closing = True
             try:
@@ -296,29 +301,43 @@ class KinesisProducer:
         aggregate (alone, when aggregation is off), and Shardline's consumers (and any KPL
         de-aggregator that reads tags) give it back as ``ConsumedRecord.event_id``.
         """
-        self._require_started()
-        if type(data) is Record:
+        if self._accepting is not True:
+            self._require_started()
+        if (
+            type(data) is bytes
+            and type(partition_key) is str
+            and explicit_hash_key is None
+            and event_id is None
+            and 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS
+            and len(data) + len(partition_key) <= self._fast_key_limit
+        ):
+            # Already valid: bytes with a short key (the common case, checked inline).
+            item_key, ehk, payload, size = partition_key, None, data, len(data) + len(partition_key)
+        elif type(data) is Record:
             record: Record = data
             partition_key = record.partition_key if partition_key is None else partition_key
             if explicit_hash_key is None:
                 explicit_hash_key = record.explicit_hash_key
             if event_id is None:
                 event_id = record.event_id
-            payload = record.data
-            key_source: Any = record
+            item_key, ehk, payload, size = self._prepare(
+                record, record.data, partition_key, explicit_hash_key, event_id
+            )
         else:
-            payload = data
-            key_source = data
-        item_key, ehk, payload, size = self._prepare(
-            key_source, payload, partition_key, explicit_hash_key, event_id
-        )
+            item_key, ehk, payload, size = self._prepare(
+                data, data, partition_key, explicit_hash_key, event_id
+            )
         if self._buffered_records >= self.config.buffer_max_records or (
             self._buffered_bytes + size > self.config.buffer_max_bytes and self._buffered_records
         ):
             await self._wait_for_space(1, size, block)
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._enqueue(SingleTicket(future, item_key, ehk, payload, event_id), size)
-        return future
+        ticket = SingleTicket(loop=self._loop)
+        ticket.partition_key = item_key
+        ticket.explicit_hash_key = ehk
+        ticket.data = payload
+        ticket.event_id = event_id
+        self._enqueue(ticket, size)
+        return ticket
 
     async def send_record(self, record: Record, *, block: bool | None = None) -> asyncio.Future[Ack]:
         """Buffer a :class:`~shardline.Record`; same as ``send(record)``."""
@@ -490,7 +509,17 @@ class KinesisProducer:
         assert acc is not None and self._map is not None and self._drained is not None
         shard_id = self._map.shard_for_key(owner.partition_key, owner.explicit_hash_key).shard_id
         now = self._clock()
-        acc.add(shard_id, owner, 0, now, now + self.config.record_ttl)
+        acc.add_one(
+            shard_id,
+            owner,
+            0,
+            owner.partition_key,
+            owner.explicit_hash_key,
+            owner.data,
+            owner.event_id,
+            now,
+            now + self.config.record_ttl,
+        )
         if self._buffered_records == 0:
             self._drained.clear()
         self._buffered_records += 1
@@ -770,7 +799,7 @@ class KinesisProducer:
     def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str) -> None:
         """One ack per owner run: a batch ticket records the run, a single ticket resolves."""
         sub: int | None = 0 if entry.aggregated else None
-        for owner, slots in entry.runs:
+        for owner, slots in zip(entry.owners, entry.slots, strict=True):
             owner.ack_run(slots, sub, shard_id, sequence_number)
             if sub is not None:
                 sub += len(slots)
@@ -778,7 +807,7 @@ class KinesisProducer:
 
     def _fail_entry(self, entry: Entry, error: ShardlineError) -> None:
         self._observer.on_event("records_failed", entry.count, stream=self._stream_label)
-        for owner, slots in entry.runs:
+        for owner, slots in zip(entry.owners, entry.slots, strict=True):
             for slot in slots:
                 owner.fail(slot, error)
         self._release(entry.count, entry.user_bytes)

@@ -1,8 +1,8 @@
 """Who owns a buffered record and waits for its acknowledgement: a send() or a send_many() batch.
 
 Every buffered record is a ``(owner, slot)`` pair: the owner holds the record's fields and
-resolves its outcome.  ``send()`` makes a :class:`SingleTicket` (one record, one asyncio
-future).  ``send_many()`` makes one :class:`BatchTicket` for the whole batch; it keeps the
+resolves its outcome.  ``send()`` makes a :class:`SingleTicket`, an asyncio future that
+also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole batch; it keeps the
 batch's validated :class:`~shardline.Record` list, and a Kinesis entry acknowledges its
 records as one *run* ``(slots, first sub-sequence number, shard, sequence number)``: one
 list append per entry, not per record.  The per-record :class:`~shardline.Ack` objects are
@@ -13,7 +13,7 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, overload
 
 from shardline.errors import ShardlineError
@@ -25,6 +25,27 @@ RecordFields = tuple[str, "int | None", bytes, "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record."""
 
 _Run = tuple[Sequence[int], "int | None", str, str]
+
+
+def _slot_setter(name: str) -> Callable[[Ack, object], None]:
+    setter: Callable[[Ack, object], None] = getattr(Ack, name).__set__
+    return setter
+
+
+_new_object = object.__new__
+_set_shard, _set_sequence, _set_sub = map(
+    _slot_setter, ("shard_id", "sequence_number", "sub_sequence_number")
+)
+
+
+def _make_ack(shard_id: str, sequence_number: str, sub_sequence_number: int | None) -> Ack:
+    """``Ack(...)`` through the slot setters: the frozen dataclass's ``__init__`` goes through
+    ``object.__setattr__`` per field and costs ~3x more, once per acknowledged record."""
+    ack: Ack = _new_object(Ack)
+    _set_shard(ack, shard_id)
+    _set_sequence(ack, sequence_number)
+    _set_sub(ack, sub_sequence_number)
+    return ack
 
 
 class RecordOwner(Protocol):
@@ -44,24 +65,20 @@ class RecordOwner(Protocol):
     def fail(self, slot: int, error: ShardlineError) -> None: ...
 
 
-class SingleTicket:
-    """One record given to ``send()`` and the future that reports its outcome."""
+class SingleTicket(asyncio.Future[Ack]):
+    """The future ``send()`` returns, which also holds its one record.
 
-    __slots__ = ("data", "event_id", "explicit_hash_key", "future", "partition_key")
+    Being both the owner and the future saves a second object per record: at high rates
+    the cost of a per-record send is mostly allocation and the garbage collector's walks
+    over everything still buffered.
+    """
 
-    def __init__(
-        self,
-        future: asyncio.Future[Ack],
-        partition_key: str,
-        explicit_hash_key: int | None,
-        data: bytes,
-        event_id: str | None,
-    ) -> None:
-        self.future = future
-        self.partition_key = partition_key
-        self.explicit_hash_key = explicit_hash_key
-        self.data = data
-        self.event_id = event_id
+    __slots__ = ("data", "event_id", "explicit_hash_key", "partition_key")
+
+    partition_key: str
+    explicit_hash_key: int | None
+    data: bytes
+    event_id: str | None
 
     def fields(self, slot: int) -> RecordFields:
         return self.partition_key, self.explicit_hash_key, self.data, self.event_id
@@ -69,12 +86,12 @@ class SingleTicket:
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
     ) -> None:
-        if not self.future.done():
-            self.future.set_result(Ack(shard_id, sequence_number, first_sub))
+        if not self.done():
+            self.set_result(_make_ack(shard_id, sequence_number, first_sub))
 
     def fail(self, slot: int, error: ShardlineError) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
+        if not self.done():
+            self.set_exception(error)
 
     def __repr__(self) -> str:
         return f"SingleTicket(<{len(self.data)} bytes>, partition_key={self.partition_key!r})"
@@ -127,7 +144,7 @@ class BatchAcks(Sequence[Ack]):
         shard = self._table()[index]
         seq = self._seqs[index]
         assert shard is not None and seq is not None
-        return Ack(shard, seq, self._subs[index])
+        return _make_ack(shard, seq, self._subs[index])
 
     @overload
     def __getitem__(self, index: int) -> Ack: ...

@@ -394,6 +394,10 @@ class AggregateBuilder:
         parts = self._parts
         append = parts.append
         key_headers = self._key_headers
+        key_fields = self._key_fields
+        key_table = self._key_table
+        entry_cache = self._entry_cache
+        header_cache = self._header_cache
         max_bytes = self._max_bytes
         size = self._size
         user_bytes = 0
@@ -403,11 +407,35 @@ class AggregateBuilder:
         try:
             while k < stop:
                 record = records[order[k]]
-                key = record.partition_key
+                key: str = record.partition_key  # type: ignore[assignment]
                 data = record.data
-                headers = key_headers.get(key)  # type: ignore[arg-type]
-                if headers is None or record.explicit_hash_key is not None or record.event_id is not None:
-                    assert key is not None
+                headers = key_headers.get(key)
+                added = 0
+                if headers is None:
+                    # A key new to this aggregate: inline when its table entry is cached
+                    # (it was in an earlier aggregate), else the general path.
+                    index = len(key_table)
+                    key_entry = entry_cache.get(key)
+                    if (
+                        key_entry is None
+                        or not count
+                        or index >= len(header_cache)
+                        or index >= _VARINTS_LEN
+                        or record.explicit_hash_key is not None
+                        or record.event_id is not None
+                    ):
+                        self._size = size
+                        self._count = count
+                        if not self.try_add(key, data, record.explicit_hash_key, record.event_id):
+                            break
+                        size = self._size
+                        count = self._count
+                        user_bytes += len(data) + len(key)
+                        k += 1
+                        continue
+                    headers = header_cache[index]
+                    added = len(key_entry)
+                elif record.explicit_hash_key is not None or record.event_id is not None:
                     self._size = size
                     self._count = count
                     if not self.try_add(key, data, record.explicit_hash_key, record.event_id):
@@ -420,15 +448,23 @@ class AggregateBuilder:
                 length = len(data)
                 header = headers.get(length)
                 if header is None:
-                    header = self._cache_header(key, headers, length)  # type: ignore[arg-type]
-                grown = size + len(header) + length
+                    field = key_fields.get(key) or _KEY_INDEX_FIELDS[len(key_table)]
+                    header = _record_header(field, length)
+                    if len(headers) >= _HEADER_CACHE_SIZE:
+                        headers.clear()
+                    headers[length] = header
+                grown = size + added + len(header) + length
                 if grown > max_bytes:
                     break
+                if added:
+                    key_fields[key] = _KEY_INDEX_FIELDS[len(key_table)]
+                    key_table.append(key_entry)  # type: ignore[arg-type]
+                    key_headers[key] = headers
                 append(header)
                 append(data)
                 size = grown
                 count += 1
-                user_bytes += length + len(key)  # type: ignore[arg-type]
+                user_bytes += length + len(key)
                 k += 1
         finally:
             self._size = size

@@ -109,8 +109,13 @@ async def _shardline(endpoint: str, stream: str, work: Workload, start: Timed, p
             send = producer.send
             futures = [await send(data, partition_key=key) for key, data in work]
             await producer.flush()
-            results = await asyncio.gather(*futures)
-            assert len(results) == len(work)
+            # Awaited one by one (as the aiokpl client does with its outcomes):
+            # asyncio.gather would add a done-callback per future to the measurement.
+            acked = 0
+            for future in futures:
+                await future
+                acked += 1
+            assert acked == len(work)
         else:
             records = [Record(data, partition_key=key) for key, data in work]
             start()
