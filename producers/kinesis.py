@@ -180,7 +180,10 @@ class KinesisProducer:
             await self._stack.aclose()
             raise
         self._fast_key_limit = (self._max_record_bytes - 4 * PARTITION_KEY_MAX_CHARS) or 0
-        max_aggregate = min(self.config.aggregate_max_bytes, self._max_record_bytes)
+        # The entry also counts its partition key (<= 256 chars, <= 1 KiB of UTF-8).
+        max_aggregate = min(
+            self.config.aggregate_max_bytes, self._max_record_bytes - 4 * PARTITION_KEY_MAX_CHARS
+        )
         self._acc = Accumulator(
             aggregate=self.config.aggregate,
             builder_factory=lambda: AggregateBuilder(max_aggregate),
