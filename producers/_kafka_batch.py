@@ -116,7 +116,9 @@ class DeliveryBatch:
     ``expected`` starts at the batch size and shrinks if part of the batch was never queued
     (:meth:`not_queued`).  ``on_complete`` runs on the loop thread when the last report of
     the batch was served there; ``hand_over`` (the delivery thread's round list) receives
-    the batch when the last report was served on the delivery thread.
+    the batch when the last report was served on the delivery thread.  ``on_error`` sees
+    each failure as it arrives (a fatal one must stop further sends at once, not when the
+    whole batch has reported).
     """
 
     __slots__ = (
@@ -139,6 +141,7 @@ class DeliveryBatch:
         loop_thread: int,
         on_complete: Callable[[DeliveryBatch], None],
         hand_over: Callable[[DeliveryBatch], None],
+        on_error: Callable[[Any], None] | None = None,
     ) -> None:
         self.future = future
         self.expected = size
@@ -164,6 +167,8 @@ class DeliveryBatch:
                 offsets[index] = msg.offset()
             else:
                 errors.append((index, err))  # list.append is atomic under the GIL
+                if on_error is not None:
+                    on_error(err)
             if get_ident() == loop_thread:
                 counts[0] += 1
                 if counts[0] + counts[1] >= batch.expected and batch.queued_all:

@@ -95,12 +95,11 @@ class KafkaProducer:
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
             producer = Producer(conf)
         self._producer = producer
-        self._produce = producer.produce
-        self._poll = producer.poll
+        self._produce: Callable[..., None] = producer.produce
+        self._poll: Callable[[float], int] = producer.poll
         self._max_bytes = self.config.max_message_bytes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump: DeliveryPump | None = None
-        self._report: Callable[..., None] = _not_started
         self._create_future: Callable[[], asyncio.Future[Any]] = _not_started
         self._ready = False
         self._waiting_for_space = False
@@ -137,7 +136,6 @@ class KafkaProducer:
     def _ensure_started(self) -> None:
         if self._pump is None:
             self._loop = asyncio.get_running_loop()
-            self._create_future = self._loop.create_future
             self._pump = DeliveryPump(
                 self._producer.poll,
                 self._loop,
@@ -145,7 +143,7 @@ class KafkaProducer:
                 self._on_round,
                 timeout=self.config.poll_timeout_s,
             )
-            self._report = self._pump.report
+            self._create_future = self._pump.future_class
             self._pump.start()
 
     async def __aenter__(self) -> Self:
@@ -208,8 +206,8 @@ class KafkaProducer:
             raise MessageTooLargeError(
                 f"message of {size} bytes (value + key) exceeds max_message_bytes={self._max_bytes}"
             )
+        # The future is its own on_delivery callback (see producers._kafka_delivery).
         future: asyncio.Future[KafkaAck] = self._create_future()
-        callback = MethodType(self._report, future)
         if partition is None and headers is None and timestamp is None:
             kwargs: dict[str, Any] | None = None
         else:
@@ -217,9 +215,9 @@ class KafkaProducer:
         if not self._waiting_for_space:
             try:
                 if kwargs is None:
-                    self._produce(self.topic, data, key, -1, callback)
+                    self._produce(self.topic, data, key, -1, future)
                 else:
-                    self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
+                    self._produce(self.topic, data, key, on_delivery=future, **kwargs)
             except BufferError:
                 pass
             except KafkaException as exc:
@@ -227,7 +225,7 @@ class KafkaProducer:
             else:
                 self._in_flight += 1
                 return future
-        await self._produce_when_space(data, key, callback, kwargs or {})
+        await self._produce_when_space(data, key, future, kwargs or {})
         return future
 
     async def send_and_wait(
@@ -277,6 +275,7 @@ class KafkaProducer:
             loop_thread=pump.loop_thread,
             on_complete=self._batch_complete,
             hand_over=pump.hand_over,
+            on_error=self._note_fatal,
         )
         self._open_batches.add(batch)
         self._drained.clear()
@@ -431,9 +430,7 @@ class KafkaProducer:
                     if type(key) is str or isinstance(key, bytes):
                         size += len(key)
                     else:
-                        raise InvalidPartitionKeyError(
-                            f"key must be str or bytes, not {type(key).__name__}"
-                        )
+                        raise InvalidPartitionKeyError(f"key must be str or bytes, not {type(key).__name__}")
                 if size > max_bytes:
                     raise MessageTooLargeError(
                         f"message of {size} bytes (value + key) exceeds max_message_bytes={max_bytes}"
@@ -580,7 +577,7 @@ class KafkaProducer:
         return kwargs
 
     async def _produce_when_space(
-        self, data: bytes, key: str | bytes | None, callback: Callable[..., None], kwargs: dict[str, Any]
+        self, data: bytes, key: str | bytes | None, callback: Any, kwargs: dict[str, Any]
     ) -> None:
         """The queue is full: wait for deliveries to make room, in send order (the lock is FIFO).
 
@@ -664,14 +661,22 @@ class KafkaProducer:
     def _delivery_error(self, err: KafkaError) -> ShardlineError:
         mapped = from_kafka_error(err)
         if err.fatal():
-            self._fatal = mapped
+            if self._fatal is None:
+                self._fatal = mapped
             self._ready = False
+            mapped = self._fatal
         code = err.code()
         if code in (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             error = DeliveryError(f"message not delivered: {err.name()}", retriable=True)
             error.__cause__ = self._last_client_error or mapped
             return error
         return mapped
+
+    def _note_fatal(self, err: KafkaError) -> None:
+        """A delivery failure of a batch message (any thread): a fatal one stops sends now."""
+        if err.fatal() and self._fatal is None:
+            self._fatal = from_kafka_error(err)
+            self._ready = False
 
     def _on_client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb`` (delivery thread): connection, auth and fatal errors."""

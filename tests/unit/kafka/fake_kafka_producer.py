@@ -7,6 +7,7 @@ runs their delivery callbacks in the polling thread, as librdkafka does.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class FakeProducer:
         self.poll_threads: set[str] = set()
         self.purged = False
         self.raise_on_produce: Exception | None = None
+        self.on_produce: Callable[[FakeMessage], None] | None = None
 
     def produce(
         self,
@@ -68,12 +70,22 @@ class FakeProducer:
             msg = FakeMessage(topic, value, key, partition, kwargs=kwargs)
             self.produced.append(msg)
             self._queued.append((msg, on_delivery))
+        if self.on_produce is not None:
+            self.on_produce(msg)
 
-    def acknowledge(self, count: int | None = None) -> None:
-        """The broker accepted the oldest ``count`` queued messages (all by default)."""
+    def acknowledge(self, count: int | None = None, *, partition: int | None = None) -> None:
+        """The broker accepted the oldest ``count`` queued messages (all by default).
+
+        With ``partition``, only that partition's messages: reports then arrive out of the
+        order the messages were produced in, as they do from a real multi-partition topic.
+        """
         with self._cond:
-            take = self._queued[: count if count is not None else len(self._queued)]
-            del self._queued[: len(take)]
+            candidates = [
+                item for item in self._queued if partition is None or item[0].partition_id == partition
+            ]
+            take = candidates[: count if count is not None else len(candidates)]
+            taken = {id(item) for item in take}
+            self._queued = [item for item in self._queued if id(item) not in taken]
             for msg, callback in take:
                 msg.offset_value = self._next_offset[msg.partition_id]
                 self._next_offset[msg.partition_id] += 1
@@ -101,3 +113,16 @@ class FakeProducer:
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         self.purged = True
         self.fail(KafkaError._PURGE_QUEUE)
+
+
+class QueueFullSignal:
+    """A metrics observer that lets a test wait until a send is blocked on a full queue."""
+
+    def __init__(self) -> None:
+        self.full = asyncio.Event()
+        self.events: list[tuple[str, float]] = []
+
+    def on_event(self, name: str, value: float = 1, **dimensions: Any) -> None:
+        self.events.append((name, value))
+        if name == "kafka_queue_full":
+            self.full.set()

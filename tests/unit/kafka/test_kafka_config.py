@@ -137,9 +137,7 @@ def test_confluent_client_calls_oauth_cb_and_accepts_its_seconds() -> None:
 
     provider = MskIamTokenProvider("us-east-1", signer=signer)
     errors: list[str] = []
-    conf = KafkaClientConfig(
-        "127.0.0.1:9", security=MskIam(provider, TlsSettings())
-    ).to_confluent()
+    conf = KafkaClientConfig("127.0.0.1:9", security=MskIam(provider, TlsSettings())).to_confluent()
     # Plain SASL so no TLS handshake is attempted against the closed port.
     conf["security.protocol"] = "SASL_PLAINTEXT"
     conf["error_cb"] = lambda err: errors.append(err.str())

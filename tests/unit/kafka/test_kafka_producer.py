@@ -25,7 +25,7 @@ from shardline.errors import (
 )
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.records import KafkaAck, Record
-from tests.unit.kafka.fake_kafka_producer import FakeProducer
+from tests.unit.kafka.fake_kafka_producer import FakeProducer, QueueFullSignal
 
 TOPIC = "telemetry"
 
@@ -52,9 +52,11 @@ async def test_send_returns_a_future_resolved_with_the_delivery_offset() -> None
 async def test_send_and_wait_returns_the_ack() -> None:
     fake = FakeProducer()
     async with make(fake) as producer:
+        queued = asyncio.Event()
+        fake.on_produce = lambda _msg: queued.set()
         task = asyncio.create_task(producer.send_and_wait(b"x", b"key"))
-        while not fake.produced:
-            await asyncio.sleep(0)  # yield until the send queued; no timing involved
+        await queued.wait()
+        assert not task.done()
         fake.acknowledge()
         ack = await task
     assert ack.topic == TOPIC
@@ -133,11 +135,12 @@ async def test_record_carries_key_headers_timestamp_and_event_id() -> None:
 
 async def test_full_local_queue_is_back_pressure_and_keeps_send_order() -> None:
     fake = FakeProducer(capacity=2)
-    async with make(fake) as producer:
+    signal = QueueFullSignal()
+    async with make(fake, observer=signal) as producer:
         futures = [await producer.send(b"0", "k"), await producer.send(b"1", "k")]
         third = asyncio.create_task(producer.send(b"2", "k"))
         fourth = asyncio.create_task(producer.send(b"3", "k"))
-        await asyncio.sleep(0)
+        await signal.full.wait()
         assert not third.done()
         assert [m.value_bytes for m in fake.produced] == [b"0", b"1"]
         fake.acknowledge()  # room again: the waiting sends go in, in order
@@ -193,8 +196,7 @@ async def test_flush_waits_for_every_report_delivered_from_the_poll_thread() -> 
     async with make(fake) as producer:
         futures = [await producer.send(b"%d" % i, str(i % 3)) for i in range(50)]
         flushing = asyncio.create_task(producer.flush())
-        await asyncio.sleep(0)
-        assert not flushing.done()
+        assert producer.in_flight == 50
         fake.acknowledge(20)
         fake.fail(KafkaError._MSG_TIMED_OUT)
         await flushing

@@ -1,0 +1,251 @@
+"""KafkaProducer.send_many against an in-memory confluent-kafka double, and its batch bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError
+
+from producers import keys
+from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
+from producers.kafka import KafkaProducer, KafkaProducerConfig
+from shardline.errors import (
+    DeliveryError,
+    InvalidDataError,
+    InvalidPartitionKeyError,
+    MessageTooLargeError,
+    ShardlineError,
+    ValidationError,
+)
+from shardline.kafka_config import EVENT_ID_HEADER
+from shardline.records import KafkaAck, Record
+from tests.unit.kafka.fake_kafka_producer import FakeMessage, FakeProducer, QueueFullSignal
+
+TOPIC = "telemetry"
+
+
+def make(fake: FakeProducer, **options: Any) -> KafkaProducer:
+    config = options.pop("config", KafkaProducerConfig(poll_timeout_s=0.05))
+    return KafkaProducer(TOPIC, producer=fake, config=config, **options)
+
+
+def offsets_by_value(produced: list[FakeMessage]) -> dict[bytes, tuple[int, int]]:
+    return {m.value_bytes: (m.partition_id, m.offset_value) for m in produced}
+
+
+async def test_one_future_resolves_to_acks_in_input_order_whatever_the_delivery_order() -> None:
+    fake = FakeProducer(partitions=4)
+    values = [b"v%d" % i for i in range(200)]
+    async with make(fake) as producer:
+        future = await producer.send_many(values, [b"key-%d" % (i % 13) for i in range(200)])
+        for partition in (3, 1, 0, 2):  # one partition after another, not in send order
+            fake.acknowledge(partition=partition)
+        acks = await future
+
+    assert isinstance(acks, KafkaBatchAcks)
+    assert acks.ok and len(acks) == 200
+    truth = offsets_by_value(fake.produced)
+    assert [(ack.partition, ack.offset) for ack in acks] == [truth[v] for v in values]
+    assert acks[0] == KafkaAck(TOPIC, *truth[b"v0"])
+    assert acks[-1] == acks[199]
+    assert acks[10:12] == [acks[10], acks[11]]
+    expected_ends: dict[int, int] = {}
+    for partition, offset in truth.values():
+        expected_ends[partition] = max(expected_ends.get(partition, 0), offset + 1)
+    assert acks.end_offsets() == expected_ends
+
+
+async def test_keys_come_from_records_the_strategy_or_the_keys_argument() -> None:
+    fake = FakeProducer()
+    producer = make(fake, serializer=lambda v: json.dumps(v).encode(), key_strategy=keys.field("device"))
+    record = Record(b"raw", partition_key="from-record", event_id="evt-1", headers={"h": b"v"})
+    async with producer:
+        values = [{"device": "d-1"}, record, {"device": "d-2"}]
+        future = await producer.send_many(values, [None, None, "given"])
+        fake.acknowledge()
+        acks = await future
+    assert acks.ok
+    assert [m.key_value for m in fake.produced] == ["d-1", "from-record", "given"]
+    assert json.loads(fake.produced[0].value_bytes) == {"device": "d-1"}
+    assert dict(fake.produced[1].kwargs["headers"]) == {"h": b"v", EVENT_ID_HEADER: b"evt-1"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ("text", InvalidDataError),
+        (None, InvalidDataError),
+        (b"x" * 1_000_001, MessageTooLargeError),
+    ],
+)
+async def test_one_bad_message_rejects_the_whole_batch_before_anything_is_queued(
+    bad: Any, error: type[Exception]
+) -> None:
+    fake = FakeProducer()
+    async with make(fake) as producer:
+        with pytest.raises(error, match="message 2 of the batch"):
+            await producer.send_many([b"a", b"b", bad, b"d"], ["k"] * 4)
+        assert producer.in_flight == 0
+    assert fake.produced == []
+
+
+async def test_bad_keys_are_rejected_before_anything_is_queued() -> None:
+    fake = FakeProducer()
+    async with make(fake) as producer:
+        with pytest.raises(InvalidPartitionKeyError, match="message 1 of the batch"):
+            await producer.send_many([b"a", b"b"], ["k", 7])  # type: ignore[list-item]
+        with pytest.raises(ValidationError, match="2 values but 1 keys"):
+            await producer.send_many([b"a", b"b"], ["k"])
+        with pytest.raises(MessageTooLargeError):
+            await producer.send_many([b"x" * 999_990], ["k" * 20])
+    assert fake.produced == []
+
+
+async def test_empty_batch_resolves_at_once() -> None:
+    async with make(FakeProducer()) as producer:
+        acks = await (await producer.send_many([]))
+    assert len(acks) == 0 and acks.ok and list(acks) == []
+
+
+async def test_failed_messages_are_reported_in_failed_and_raise_when_read() -> None:
+    fake = FakeProducer()
+    signal = QueueFullSignal()
+    async with make(fake, observer=signal) as producer:
+        future = await producer.send_many([b"a", b"b", b"c"], ["k"] * 3)
+        fake.acknowledge(1)
+        fake.fail(KafkaError._MSG_TIMED_OUT)
+        acks = await future
+    assert not acks.ok
+    assert sorted(acks.failed) == [1, 2]
+    assert isinstance(acks.failed[1], DeliveryError) and acks.failed[1].retriable
+    assert acks[0].offset == 0
+    with pytest.raises(DeliveryError):
+        _ = acks[2]
+    assert ("records_failed", 2) in signal.events
+    assert ("records_delivered", 1) in signal.events
+
+
+async def test_full_queue_is_back_pressure_and_later_sends_queue_behind_the_batch() -> None:
+    fake = FakeProducer(capacity=3)
+    signal = QueueFullSignal()
+    async with make(fake, observer=signal) as producer:
+        batch = asyncio.create_task(producer.send_many([b"0", b"1", b"2", b"3", b"4"], ["k"] * 5))
+        await signal.full.wait()
+        assert not batch.done()
+        later = asyncio.create_task(producer.send(b"5", "k"))
+        assert [m.value_bytes for m in fake.produced] == [b"0", b"1", b"2"]
+        fake.acknowledge()  # room again: the batch continues first, then the single send
+        batch_future = await batch
+        single_future = await later
+        fake.acknowledge()
+        acks = await batch_future
+        single = await single_future
+    assert [m.value_bytes for m in fake.produced] == [b"0", b"1", b"2", b"3", b"4", b"5"]
+    assert [ack.offset for ack in acks] == [0, 1, 2, 3, 4]
+    assert single.offset == 5
+
+
+async def test_flush_waits_for_batches_reported_from_the_poll_thread() -> None:
+    fake = FakeProducer()
+    async with make(fake) as producer:
+        future = await producer.send_many([b"%d" % i for i in range(50)], ["k"] * 50)
+        flushing = asyncio.create_task(producer.flush())
+        assert producer.in_flight == 50
+        fake.acknowledge(20)
+        fake.fail(KafkaError._MSG_TIMED_OUT)
+        await flushing
+        assert future.done()
+        assert producer.in_flight == 0
+    acks = future.result()
+    assert len(acks.failed) == 30
+    assert "shardline-kafka-delivery" in fake.poll_threads
+
+
+async def test_fatal_error_while_waiting_fails_the_messages_not_yet_queued() -> None:
+    fake = FakeProducer(capacity=2)
+    signal = QueueFullSignal()
+    async with make(fake, observer=signal) as producer:
+        batch = asyncio.create_task(producer.send_many([b"0", b"1", b"2", b"3"], ["k"] * 4))
+        await signal.full.wait()
+        fake.fail(KafkaError._FATAL, fatal=True)
+        acks = await (await batch)
+    assert len(fake.produced) == 2
+    assert sorted(acks.failed) == [0, 1, 2, 3]
+    assert all(isinstance(error, ShardlineError) for error in acks.failed.values())
+    assert acks.failed[2] is acks.failed[3]
+
+
+async def test_cancelled_batch_reports_what_was_queued_and_queues_nothing_more() -> None:
+    fake = FakeProducer(capacity=2)
+    signal = QueueFullSignal()
+    async with make(fake, observer=signal) as producer:
+        batch = asyncio.create_task(producer.send_many([b"0", b"1", b"2"], ["k"] * 3))
+        await signal.full.wait()
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        fake.acknowledge()
+        await producer.flush()
+        assert producer.in_flight == 0
+    assert [m.value_bytes for m in fake.produced] == [b"0", b"1"]
+
+
+def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        completed: list[DeliveryBatch] = []
+        handed: list[DeliveryBatch] = []
+        batch = DeliveryBatch(
+            loop.create_future(),
+            400,
+            loop_thread=threading.get_ident(),
+            on_complete=completed.append,
+            hand_over=handed.append,
+        )
+        message = FakeMessage(TOPIC, b"", None, partition_id=1, offset_value=7)
+
+        def other_thread() -> None:
+            for index in range(0, 400, 2):
+                batch.report(index, None, message)
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        for index in range(1, 400, 2):
+            batch.report(index, None, message)
+        worker.join()
+        assert batch.reported == 400
+        assert not completed and not handed  # not complete before every message was queued
+        batch.finish_queueing()
+        batch.finish_queueing()
+        assert completed == [batch] and not handed
+        acks = batch.acks(TOPIC, {})
+        assert {(ack.partition, ack.offset) for ack in acks} == {(1, 7)}
+    finally:
+        loop.close()
+
+
+def test_last_report_on_the_delivery_thread_hands_the_batch_to_the_loop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        completed: list[DeliveryBatch] = []
+        handed: list[DeliveryBatch] = []
+        batch = DeliveryBatch(
+            loop.create_future(),
+            2,
+            loop_thread=threading.get_ident(),
+            on_complete=completed.append,
+            hand_over=handed.append,
+        )
+        batch.finish_queueing()
+        batch.report(0, None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=0))
+        worker = threading.Thread(target=batch.report, args=(1, KafkaError(KafkaError._MSG_TIMED_OUT), None))
+        worker.start()
+        worker.join()
+        assert handed == [batch] and not completed
+        assert [index for index, _ in batch.errors] == [1]
+    finally:
+        loop.close()
