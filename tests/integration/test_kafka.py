@@ -231,3 +231,30 @@ async def test_undeliverable_message_is_reported_within_the_delivery_timeout() -
         futures = [await producer.send(b"x", "k") for _ in range(3)]
         results = await asyncio.gather(*futures, return_exceptions=True)
     assert all(isinstance(result, DeliveryError) for result in results)
+
+
+async def test_send_many_acks_name_where_each_message_landed(kafka_bootstrap: str) -> None:
+    """Two batches through a local queue far smaller than a batch: back-pressure, not errors."""
+    count, keys = 20_000, 97
+    topic = new_topic(kafka_bootstrap, 4)
+    config = KafkaProducerConfig(queue_max_messages=1_000)
+    values = [f"{i}".encode() for i in range(count)]
+    async with KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap), config=config) as producer:
+        half = count // 2
+        first = await producer.send_many(values[:half], [f"key-{i % keys}" for i in range(half)])
+        second = await producer.send_many(values[half:], [f"key-{i % keys}" for i in range(half, count)])
+        batches = [await first, await second]
+    assert all(acks.ok for acks in batches)
+    acked = [(ack.partition, ack.offset) for acks in batches for ack in acks]
+
+    landed: dict[int, tuple[int, int]] = {}
+    async with KafkaSource(
+        [topic], KafkaClientConfig(kafka_bootstrap), group_config(f"g-{uuid.uuid4()}")
+    ) as source:
+        async for batch in source.batches():
+            for record in batch.records:
+                assert isinstance(record.position, KafkaPosition)
+                landed[int(record.data)] = (record.position.partition_id, record.position.offset)
+            if len(landed) >= count:
+                break
+    assert [landed[i] for i in range(count)] == acked
