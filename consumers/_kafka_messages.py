@@ -6,7 +6,7 @@ messages, so it is unit-testable with simple doubles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,56 +25,128 @@ def partition_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
+_new_object = object.__new__
+_set_topic = vars(KafkaPosition)["topic"].__set__
+_set_partition_id = vars(KafkaPosition)["partition_id"].__set__
+_set_offset = vars(KafkaPosition)["offset"].__set__
+_set_record = tuple(
+    vars(ConsumedRecord)[name].__set__
+    for name in (
+        "data",
+        "partition_key",
+        "position",
+        "arrival_time",
+        "explicit_hash_key",
+        "event_id",
+        "headers",
+    )
+)
+
+
+def _position(topic: str, partition: int, offset: int) -> KafkaPosition:
+    """``KafkaPosition(topic, partition, offset)`` through its slot setters.
+
+    A frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field; this runs
+    once per consumed message.
+    """
+    position: KafkaPosition = _new_object(KafkaPosition)
+    _set_topic(position, topic)
+    _set_partition_id(position, partition)
+    _set_offset(position, offset)
+    return position
+
+
+def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes], str | None]:
+    header_map = {name: header_value or b"" for name, header_value in headers}
+    raw_id = header_map.get(EVENT_ID_HEADER)
+    return header_map, (raw_id.decode("utf-8", "replace") if raw_id is not None else None)
+
+
+def _key_text(key: Any) -> str:
+    if key is None:
+        return ""
+    if type(key) is bytes:
+        return key.decode("utf-8", "surrogateescape")
+    return str(key)
+
+
 def to_record(msg: Any, *, with_timestamp: bool = True) -> ConsumedRecord:
     """One message as a :class:`ConsumedRecord`; the key becomes the partition key.
 
     Keys that are not UTF-8 survive through ``surrogateescape`` (``.encode('utf-8',
     'surrogateescape')`` gives the original bytes back).  A tombstone's value is ``b""``.
     """
-    key = msg.key()
-    if key is None:
-        key_text = ""
-    elif type(key) is bytes:
-        key_text = key.decode("utf-8", "surrogateescape")
-    else:
-        key_text = str(key)
-    value = msg.value()
-    headers = msg.headers()
-    header_map: dict[str, bytes] | None = None
-    event_id: str | None = None
-    if headers:
-        header_map = {name: header_value or b"" for name, header_value in headers}
-        raw_id = header_map.get(EVENT_ID_HEADER)
-        if raw_id is not None:
-            event_id = raw_id.decode("utf-8", "replace")
-    arrival: datetime | None = None
-    if with_timestamp:
-        kind, millis = msg.timestamp()
-        if kind != _TIMESTAMP_NOT_AVAILABLE:
-            arrival = datetime.fromtimestamp(millis / 1000.0, UTC)
-    return ConsumedRecord(
-        value if value is not None else b"",
-        key_text,
-        KafkaPosition(msg.topic(), msg.partition(), msg.offset()),
-        arrival,
-        None,
-        event_id,
-        header_map,
-    )
+    batches = to_batches([msg], with_timestamp=with_timestamp)
+    return batches[0].records[0]
 
 
-def to_batches(messages: Iterable[Any], *, with_timestamp: bool = True) -> list[SourceBatch]:
-    """Group messages (already error-free) into one batch per partition, keeping their order."""
+def to_batches(
+    messages: Iterable[Any],
+    *,
+    with_timestamp: bool = True,
+    on_error: Callable[[Any], None] | None = None,
+) -> list[SourceBatch]:
+    """Group messages into one batch per partition, keeping their order.
+
+    A message carrying an error (``msg.error()``) is not a record: it goes to ``on_error``
+    (which may raise to stop the source) or, without one, is skipped.
+
+    The hot loop of every Kafka source, so it avoids per-message work that is not needed:
+    consecutive messages of one partition share the list lookup, equal timestamps (messages
+    produced in the same millisecond) share one ``datetime``, and messages without headers
+    skip the header mapping.
+    """
     grouped: dict[tuple[str, int], list[ConsumedRecord]] = {}
+    current: list[ConsumedRecord] = []
+    current_topic: str | None = None
+    current_partition = -1
+    last_millis = -1
+    last_arrival: datetime | None = None
+    new, set_data, set_key, set_position, set_arrival, set_ehk, set_event_id, set_headers = (
+        _new_object,
+        *_set_record,
+    )
+    fromtimestamp = datetime.fromtimestamp
+    utc = UTC
     for msg in messages:
-        record = to_record(msg, with_timestamp=with_timestamp)
-        position = record.position
-        assert isinstance(position, KafkaPosition)
-        slot = grouped.get((position.topic, position.partition_id))
-        if slot is None:
-            grouped[(position.topic, position.partition_id)] = [record]
+        err = msg.error()
+        if err is not None:
+            if on_error is not None:
+                on_error(err)
+            continue
+        topic = msg.topic()
+        partition = msg.partition()
+        if partition != current_partition or topic != current_topic:
+            current_topic, current_partition = topic, partition
+            found = grouped.get((topic, partition))
+            if found is None:
+                found = grouped[(topic, partition)] = []
+            current = found
+        key = msg.key()
+        value = msg.value()
+        headers = msg.headers()
+        record: ConsumedRecord = new(ConsumedRecord)
+        set_data(record, value if value is not None else b"")
+        set_key(record, key.decode("utf-8", "surrogateescape") if type(key) is bytes else _key_text(key))
+        set_position(record, _position(topic, partition, msg.offset()))
+        arrival: datetime | None = None
+        if with_timestamp:
+            kind, millis = msg.timestamp()
+            if kind != _TIMESTAMP_NOT_AVAILABLE:
+                if millis != last_millis:
+                    last_millis = millis
+                    last_arrival = fromtimestamp(millis / 1000.0, utc)
+                arrival = last_arrival
+        set_arrival(record, arrival)
+        set_ehk(record, None)
+        if headers:
+            header_map, event_id = _headers(headers)
+            set_event_id(record, event_id)
+            set_headers(record, header_map)
         else:
-            slot.append(record)
+            set_event_id(record, None)
+            set_headers(record, None)
+        current.append(record)
     return [
         SourceBatch(partition=partition_name(topic, partition), records=records)
         for (topic, partition), records in grouped.items()

@@ -184,18 +184,16 @@ class KafkaSource:
         consume = self._consumer.consume
         count, timeout = self.config.batch_max_messages, self.config.poll_timeout_s
         with_timestamps = self.config.with_timestamps
+        observer = self._observer
+
+        def on_error(err: KafkaError) -> None:
+            _raise_for_message_error(err, observer)
+
         while not self._stopping:
             messages = await loop.run_in_executor(self._executor, consume, count, timeout)
             if not messages:
                 continue
-            good = []
-            for msg in messages:
-                err = msg.error()
-                if err is None:
-                    good.append(msg)
-                else:
-                    _raise_for_message_error(err, self._observer)
-            for batch in to_batches(good, with_timestamp=with_timestamps):
+            for batch in to_batches(messages, with_timestamp=with_timestamps, on_error=on_error):
                 yield batch
 
     async def checkpoint(self, partition: str, position: Position) -> None:

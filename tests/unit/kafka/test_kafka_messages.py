@@ -1,0 +1,103 @@
+"""Turning confluent-kafka messages into consumed records and per-partition batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, Message
+
+from consumers._kafka_messages import to_batches, to_record
+from shardline.kafka_config import EVENT_ID_HEADER
+from shardline.records import ConsumedRecord, KafkaPosition
+
+
+def offsets(records: Sequence[ConsumedRecord]) -> list[int]:
+    found = []
+    for record in records:
+        assert isinstance(record.position, KafkaPosition)
+        found.append(record.position.offset)
+    return found
+
+
+MILLIS = 1_700_000_000_123
+
+
+def message(partition: int, offset: int, **fields: Any) -> Message:
+    fields.setdefault("key", b"device-1")
+    fields.setdefault("value", b"payload")
+    fields.setdefault("timestamp", (1, MILLIS))
+    return Message(topic="telemetry", partition=partition, offset=offset, **fields)
+
+
+def test_a_record_equals_one_built_through_the_constructors() -> None:
+    record = to_record(message(2, 41))
+    expected = ConsumedRecord(
+        b"payload",
+        "device-1",
+        KafkaPosition("telemetry", 2, 41),
+        datetime.fromtimestamp(MILLIS / 1000, UTC),
+        None,
+        None,
+        None,
+    )
+    assert record == expected
+    assert record.position == KafkaPosition("telemetry", 2, 41)
+    assert hash(record.position) == hash(KafkaPosition("telemetry", 2, 41))
+    assert record.identity == "telemetry/2/41"
+
+
+def test_batches_group_by_partition_and_keep_each_partitions_order() -> None:
+    messages = [message(0, 0), message(1, 0), message(1, 1), message(0, 1), message(0, 2), message(1, 2)]
+    batches = to_batches(messages)
+    assert [batch.partition for batch in batches] == ["telemetry/0", "telemetry/1"]
+    assert [offsets(batch.records) for batch in batches] == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_headers_carry_the_event_id_and_missing_header_values_become_empty() -> None:
+    headers = [("source", b"edge-7"), (EVENT_ID_HEADER, b"evt-42"), ("empty", None)]
+    record = to_record(message(0, 5, headers=headers))
+    assert record.event_id == "evt-42"
+    assert record.identity == "evt-42"
+    assert record.headers == {"source": b"edge-7", EVENT_ID_HEADER: b"evt-42", "empty": b""}
+    plain = to_record(message(0, 6))
+    assert plain.headers is None and plain.event_id is None
+
+
+def test_keys_values_and_timestamps_in_their_odd_forms() -> None:
+    tombstone = to_record(message(0, 1, key=None, value=None))
+    assert tombstone.data == b"" and tombstone.partition_key == ""
+    binary = to_record(message(0, 2, key=b"\xff\xfe"))
+    assert binary.partition_key.encode("utf-8", "surrogateescape") == b"\xff\xfe"
+    no_time = to_record(message(0, 3, timestamp=(0, 0)))
+    assert no_time.arrival_time is None
+    assert to_record(message(0, 4), with_timestamp=False).arrival_time is None
+
+
+def test_equal_timestamps_share_one_datetime_and_different_ones_do_not() -> None:
+    records = to_batches([message(0, 0), message(0, 1), message(0, 2, timestamp=(1, MILLIS + 1))])[0].records
+    assert records[0].arrival_time is records[1].arrival_time
+    assert records[2].arrival_time == datetime.fromtimestamp((MILLIS + 1) / 1000, UTC)
+
+
+def test_error_messages_go_to_on_error_and_never_become_records() -> None:
+    eof = Message(topic="telemetry", partition=0, offset=-1, error=KafkaError(KafkaError._PARTITION_EOF))
+    seen: list[KafkaError] = []
+    batches = to_batches([message(0, 0), eof, message(0, 1)], on_error=seen.append)
+    assert [err.code() for err in seen] == [KafkaError._PARTITION_EOF]
+    assert offsets(batches[0].records) == [0, 1]
+    assert len(to_batches([eof])) == 0
+
+
+def test_on_error_may_stop_the_source_by_raising() -> None:
+    fatal = Message(
+        topic="telemetry", partition=0, offset=-1, error=KafkaError(KafkaError._FATAL, fatal=True)
+    )
+
+    def stop(err: KafkaError) -> None:
+        raise RuntimeError(err.name())
+
+    with pytest.raises(RuntimeError, match="_FATAL"):
+        to_batches([message(0, 0), fatal], on_error=stop)
