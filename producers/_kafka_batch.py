@@ -2,8 +2,9 @@
 
 A future, a callback closure and a :class:`~shardline.records.KafkaAck` per message cost
 more Python time than librdkafka spends on the message itself.  A batch instead gets one
-:class:`DeliveryBatch`: each message's ``on_delivery`` is ``partial(batch.report, index)``,
-which writes the partition and offset into two preallocated lists and counts the report.
+:class:`DeliveryBatch`, and each message's ``on_delivery`` is a reusable slot of a
+:class:`CallbackPool` whose report writes the partition and offset into the batch's two
+preallocated lists and counts the report.
 :class:`KafkaBatchAcks` turns those lists into acks only when they are read.
 
 Reports arrive on two threads (the event loop's inline polls and the delivery thread), so
@@ -16,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from types import MethodType
 from typing import Any, overload
 
 from shardline.errors import ShardlineError
 from shardline.records import KafkaAck
 
-__all__ = ["DeliveryBatch", "KafkaBatchAcks"]
+__all__ = ["CallbackPool", "DeliveryBatch", "KafkaBatchAcks"]
 
 _get_ident = threading.get_ident
 _new_object = object.__new__
@@ -118,19 +120,20 @@ class DeliveryBatch:
     the batch was served there; ``hand_over`` (the delivery thread's round list) receives
     the batch when the last report was served on the delivery thread.  ``on_error`` sees
     each failure as it arrives (a fatal one must stop further sends at once, not when the
-    whole batch has reported).
+    whole batch has reported).  Reports reach it through a :class:`CallbackPool`.
     """
 
     __slots__ = (
-        "_counts",
-        "_on_complete",
+        "counts",
         "errors",
         "expected",
         "future",
+        "hand_over",
         "offsets",
+        "on_complete",
+        "on_error",
         "partitions",
         "queued_all",
-        "report",
     )
 
     def __init__(
@@ -138,7 +141,6 @@ class DeliveryBatch:
         future: asyncio.Future[KafkaBatchAcks],
         size: int,
         *,
-        loop_thread: int,
         on_complete: Callable[[DeliveryBatch], None],
         hand_over: Callable[[DeliveryBatch], None],
         on_error: Callable[[Any], None] | None = None,
@@ -146,45 +148,20 @@ class DeliveryBatch:
         self.future = future
         self.expected = size
         self.queued_all = False
-        self._on_complete = on_complete
-        partitions: list[int] = [-1] * size
-        offsets: list[int] = [-1] * size
-        errors: list[tuple[int, Any]] = []
+        self.on_complete = on_complete
+        self.hand_over = hand_over
+        self.on_error = on_error
+        self.partitions: list[int] = [-1] * size
+        self.offsets: list[int] = [-1] * size
+        self.errors: list[tuple[int, Any]] = []
         # [reports served on the loop thread, reports served elsewhere]: each slot is written
         # by one thread only, so neither thread can lose the other's increment.
-        counts = [0, 0]
-        self.partitions, self.offsets, self.errors, self._counts = partitions, offsets, errors, counts
-        get_ident = _get_ident
-        batch = self
-
-        def report(index: int, err: Any, msg: Any) -> None:
-            """librdkafka's delivery report for message ``index`` (any polling thread).
-
-            A closure over the lists, not a method: this runs once per message.
-            """
-            if err is None:
-                partitions[index] = msg.partition()
-                offsets[index] = msg.offset()
-            else:
-                errors.append((index, err))  # list.append is atomic under the GIL
-                if on_error is not None:
-                    on_error(err)
-            if get_ident() == loop_thread:
-                counts[0] += 1
-                if counts[0] + counts[1] >= batch.expected and batch.queued_all:
-                    on_complete(batch)
-            else:
-                counts[1] += 1
-                if counts[0] + counts[1] >= batch.expected and batch.queued_all:
-                    hand_over(batch)
-
-        # Each message's on_delivery is partial(self.report, index).
-        self.report = report
+        self.counts = [0, 0]
 
     @property
     def reported(self) -> int:
         """Reports received so far, from both threads."""
-        return self._counts[0] + self._counts[1]
+        return self.counts[0] + self.counts[1]
 
     @property
     def complete(self) -> bool:
@@ -202,7 +179,90 @@ class DeliveryBatch:
             return
         self.queued_all = True
         if self.complete:
-            self._on_complete(self)
+            self.on_complete(self)
 
     def acks(self, topic: str, failed: dict[int, ShardlineError]) -> KafkaBatchAcks:
         return KafkaBatchAcks(topic, self.partitions, self.offsets, failed)
+
+
+class CallbackPool:
+    """Reusable ``on_delivery`` callables, one per batch message in flight.
+
+    A callable allocated per message (a bound method or ``functools.partial``) lives until its
+    delivery report, long enough to be promoted through the garbage collector's generations;
+    on a busy producer that costs about as much as librdkafka's own work per message.  Slots
+    here are taken when a message is queued and given back when its report arrives, so a
+    steady stream allocates nothing per message; the pool grows to the largest number of
+    batch messages in flight at once (bounded by librdkafka's queue).
+
+    ``free`` is popped on the event loop thread only and appended to from any polling thread;
+    a slot's batch and index are written before the message is queued and read (then
+    released) by its report, so no lock is needed.  ``loop_thread`` tells the report which
+    of a batch's two counters to advance.
+    """
+
+    __slots__ = ("_report", "callbacks", "free", "indexes", "owners")
+
+    def __init__(self, loop_thread: int) -> None:
+        self.callbacks: list[Callable[[Any, Any], None]] = []
+        self.owners: list[DeliveryBatch | None] = []
+        self.indexes: list[int] = []
+        self.free: list[int] = []
+        self._report = _pool_report(self, loop_thread)
+
+    def __len__(self) -> int:
+        return len(self.callbacks)
+
+    def grow(self) -> int:
+        """A new slot (loop thread only), for when no free one is left."""
+        slot = len(self.callbacks)
+        self.owners.append(None)
+        self.indexes.append(0)
+        self.callbacks.append(MethodType(self._report, slot))
+        return slot
+
+    def take(self, batch: DeliveryBatch, index: int) -> int:
+        """A slot whose callback reports message ``index`` of ``batch`` (loop thread)."""
+        slot = self.free.pop() if self.free else self.grow()
+        self.owners[slot] = batch
+        self.indexes[slot] = index
+        return slot
+
+    def give_back(self, slot: int) -> None:
+        """The message of ``slot`` was never queued."""
+        self.owners[slot] = None
+        self.free.append(slot)
+
+
+def _pool_report(pool: CallbackPool, loop_thread: int) -> Callable[[int, Any, Any], None]:
+    owners, indexes, release = pool.owners, pool.indexes, pool.free.append
+    get_ident = _get_ident
+
+    def report(slot: int, err: Any, msg: Any) -> None:
+        """librdkafka's delivery report for the message of ``slot`` (any polling thread).
+
+        One closure doing all the bookkeeping inline: it runs once per message.
+        """
+        batch = owners[slot]
+        index = indexes[slot]
+        owners[slot] = None
+        release(slot)
+        assert batch is not None
+        if err is None:
+            batch.partitions[index] = msg.partition()
+            batch.offsets[index] = msg.offset()
+        else:
+            batch.errors.append((index, err))  # list.append is atomic under the GIL
+            if batch.on_error is not None:
+                batch.on_error(err)
+        counts = batch.counts
+        if get_ident() == loop_thread:
+            counts[0] += 1
+            if batch.queued_all and counts[0] + counts[1] >= batch.expected:
+                batch.on_complete(batch)
+        else:
+            counts[1] += 1
+            if batch.queued_all and counts[0] + counts[1] >= batch.expected:
+                batch.hand_over(batch)
+
+    return report

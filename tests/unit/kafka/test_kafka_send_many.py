@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from producers import keys
-from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
+from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks
 from producers.kafka import KafkaProducer, KafkaProducerConfig
 from shardline.errors import (
     DeliveryError,
@@ -194,36 +194,40 @@ async def test_cancelled_batch_reports_what_was_queued_and_queues_nothing_more()
     assert [m.value_bytes for m in fake.produced] == [b"0", b"1"]
 
 
+def new_batch(
+    loop: asyncio.AbstractEventLoop, size: int
+) -> tuple[DeliveryBatch, list[DeliveryBatch], list[DeliveryBatch]]:
+    completed: list[DeliveryBatch] = []
+    handed: list[DeliveryBatch] = []
+    batch = DeliveryBatch(loop.create_future(), size, on_complete=completed.append, hand_over=handed.append)
+    return batch, completed, handed
+
+
 def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
     loop = asyncio.new_event_loop()
     try:
-        completed: list[DeliveryBatch] = []
-        handed: list[DeliveryBatch] = []
-        batch = DeliveryBatch(
-            loop.create_future(),
-            400,
-            loop_thread=threading.get_ident(),
-            on_complete=completed.append,
-            hand_over=handed.append,
-        )
+        pool = CallbackPool(threading.get_ident())
+        batch, completed, handed = new_batch(loop, 400)
+        callbacks = [pool.callbacks[pool.take(batch, index)] for index in range(400)]
+        assert len(pool) == 400 and not pool.free
         message = FakeMessage(TOPIC, b"", None, partition_id=1, offset_value=7)
 
         def other_thread() -> None:
             for index in range(0, 400, 2):
-                batch.report(index, None, message)
+                callbacks[index](None, message)
 
         worker = threading.Thread(target=other_thread)
         worker.start()
         for index in range(1, 400, 2):
-            batch.report(index, None, message)
+            callbacks[index](None, message)
         worker.join()
         assert batch.reported == 400
         assert not completed and not handed  # not complete before every message was queued
         batch.finish_queueing()
         batch.finish_queueing()
         assert completed == [batch] and not handed
-        acks = batch.acks(TOPIC, {})
-        assert {(ack.partition, ack.offset) for ack in acks} == {(1, 7)}
+        assert {(ack.partition, ack.offset) for ack in batch.acks(TOPIC, {})} == {(1, 7)}
+        assert sorted(pool.free) == list(range(400))  # every slot is reusable again
     finally:
         loop.close()
 
@@ -231,21 +235,31 @@ def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
 def test_last_report_on_the_delivery_thread_hands_the_batch_to_the_loop() -> None:
     loop = asyncio.new_event_loop()
     try:
-        completed: list[DeliveryBatch] = []
-        handed: list[DeliveryBatch] = []
-        batch = DeliveryBatch(
-            loop.create_future(),
-            2,
-            loop_thread=threading.get_ident(),
-            on_complete=completed.append,
-            hand_over=handed.append,
-        )
+        pool = CallbackPool(threading.get_ident())
+        batch, completed, handed = new_batch(loop, 2)
+        first, second = (pool.callbacks[pool.take(batch, index)] for index in range(2))
         batch.finish_queueing()
-        batch.report(0, None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=0))
-        worker = threading.Thread(target=batch.report, args=(1, KafkaError(KafkaError._MSG_TIMED_OUT), None))
+        first(None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=0))
+        worker = threading.Thread(target=second, args=(KafkaError(KafkaError._MSG_TIMED_OUT), None))
         worker.start()
         worker.join()
         assert handed == [batch] and not completed
         assert [index for index, _ in batch.errors] == [1]
+    finally:
+        loop.close()
+
+
+def test_pool_slots_are_reused_and_a_slot_not_queued_is_given_back() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        pool = CallbackPool(threading.get_ident())
+        batch, _, _ = new_batch(loop, 3)
+        first = pool.take(batch, 0)
+        pool.callbacks[first](None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=3))
+        assert pool.take(batch, 1) == first  # reused, not grown
+        unused = pool.take(batch, 2)
+        pool.give_back(unused)
+        assert len(pool) == 2 and pool.free == [unused]
+        assert pool.owners[unused] is None
     finally:
         loop.close()
