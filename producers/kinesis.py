@@ -10,7 +10,11 @@ entries go back, at the head of their shard's queue, after a jittered exponentia
 errors that cannot succeed on retry fail the records' futures at once.
 
 Hot-path costs are paid per batch or per entry: one linger deadline per open aggregate, one
-rate-limiter check per entry, futures resolved per entry's records, metrics per response.
+rate-limiter check per entry, metrics per response.  ``send_many()`` validates and routes a
+batch in one pass and appends each shard's records to its aggregate as one run, with no
+per-record object; acknowledgements go back per entry as runs (:mod:`producers.tickets`).
+Per-record objects are what made this path slow: beyond their own cost, every object that
+outlives its batch makes each pass of Python's garbage collector longer.
 """
 
 from __future__ import annotations
@@ -145,6 +149,10 @@ class KinesisProducer:
         self._next_refresh = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False  # started and neither closing nor closed: send() checks only this
+        # Read on every send(): plain attributes instead of self.config.<field> lookups.
+        self._max_buffered_records = self.config.buffer_max_records
+        self._max_buffered_bytes = self.config.buffer_max_bytes
+        self._record_ttl = self.config.record_ttl
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -330,8 +338,8 @@ class KinesisProducer:
             item_key, ehk, payload, size = self._prepare(
                 data, data, partition_key, explicit_hash_key, event_id
             )
-        if self._buffered_records >= self.config.buffer_max_records or (
-            self._buffered_bytes + size > self.config.buffer_max_bytes and self._buffered_records
+        if self._buffered_records >= self._max_buffered_records or (
+            self._buffered_bytes + size > self._max_buffered_bytes and self._buffered_records
         ):
             await self._wait_for_space(1, size, block)
         ticket = SingleTicket(loop=self._loop)
@@ -339,7 +347,7 @@ class KinesisProducer:
         ticket.explicit_hash_key = ehk
         ticket.data = payload
         ticket.event_id = event_id
-        self._enqueue(ticket, size)
+        self._enqueue(ticket, item_key, ehk, payload, event_id, size)
         return ticket
 
     async def send_record(self, record: Record, *, block: bool | None = None) -> asyncio.Future[Ack]:
@@ -507,22 +515,14 @@ class KinesisProducer:
             order.append(index)
         return batch, groups, total
 
-    def _enqueue(self, owner: SingleTicket, size: int) -> None:
+    def _enqueue(
+        self, owner: SingleTicket, key: str, ehk: int | None, data: bytes, event_id: str | None, size: int
+    ) -> None:
         acc = self._acc
         assert acc is not None and self._map is not None and self._drained is not None
-        shard_id = self._map.shard_for_key(owner.partition_key, owner.explicit_hash_key).shard_id
+        shard_id = self._map.shard_for_key(key, ehk).shard_id
         now = self._clock()
-        acc.add_one(
-            shard_id,
-            owner,
-            0,
-            owner.partition_key,
-            owner.explicit_hash_key,
-            owner.data,
-            owner.event_id,
-            now,
-            now + self.config.record_ttl,
-        )
+        acc.add_one(shard_id, owner, 0, key, ehk, data, event_id, now, now + self._record_ttl)
         if self._buffered_records == 0:
             self._drained.clear()
         self._buffered_records += 1
