@@ -10,7 +10,9 @@ the stream back with boto3 + aws-kinesis-agg, which also verifies that every rec
 
     python -m benchmarks.peers.kinesis --endpoint http://127.0.0.1:4567 --client all
 
-Clients: ``shardline-batch`` (``send_many``), ``shardline-send`` (per-record ``send()``),
+Clients: ``shardline-batch`` (``send_many``, the default 50 KiB aggregates),
+``shardline-batch-1mib`` (``send_many`` with aggregates up to the 1 MiB record limit, like the
+aws-kinesis-agg row), ``shardline-send`` (per-record ``send()``),
 ``boto3`` (put_records, 500 a call), ``kinesis-agg`` (aws-kinesis-agg, one aggregator per
 shard, boto3 put_records), ``aiokpl`` and ``async-kinesis``.  Pacing is off everywhere it can
 be switched off, because the emulator does not meter shards.
@@ -25,6 +27,7 @@ import contextlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -99,11 +102,21 @@ Workload = list[tuple[str, bytes]]
 Timed = Callable[[], None]
 
 
-async def _shardline(endpoint: str, stream: str, work: Workload, start: Timed, per_record: bool) -> None:
+async def _shardline(
+    endpoint: str,
+    stream: str,
+    work: Workload,
+    start: Timed,
+    per_record: bool,
+    aggregate_bytes: int | None = None,
+) -> None:
     from producers import KinesisProducer
     from shardline.records import Record
 
-    async with KinesisProducer(stream, endpoint_url=endpoint, rate_limit_percent=None) as producer:
+    options: dict[str, Any] = {"rate_limit_percent": None}
+    if aggregate_bytes is not None:
+        options["aggregate_max_bytes"] = aggregate_bytes
+    async with KinesisProducer(stream, endpoint_url=endpoint, **options) as producer:
         if per_record:
             start()
             send = producer.send
@@ -227,6 +240,9 @@ ClientFn = Callable[[str, str, Workload, Timed], Coroutine[Any, Any, None]]
 
 CLIENTS: dict[str, ClientFn] = {
     "shardline-batch": lambda e, s, w, t: _shardline(e, s, w, t, per_record=False),
+    "shardline-batch-1mib": lambda e, s, w, t: _shardline(
+        e, s, w, t, per_record=False, aggregate_bytes=1024 * 1024
+    ),
     "shardline-send": lambda e, s, w, t: _shardline(e, s, w, t, per_record=True),
     "boto3": _boto3_plain,
     "kinesis-agg": _kinesis_agg,
@@ -251,6 +267,8 @@ def run_peer(
     wall = time.perf_counter() - marks["wall"]
     cpu = _cpu() - marks["cpu"]
     entries, seen = _read_back(endpoint, stream)
+    with contextlib.suppress(Exception):  # keep the emulator under its account shard limit
+        _boto3(endpoint).delete_stream(StreamName=stream)
     return {
         "client": name,
         "records": records,
@@ -265,20 +283,64 @@ def run_peer(
     }
 
 
-def _table(results: list[dict[str, Any]]) -> str:
+_PEERS = ("boto3", "kinesis-agg", "aiokpl", "async-kinesis")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _table(runs: list[list[dict[str, Any]]]) -> str:
+    """Medians over the repetitions; ratios are taken within each repetition, then the median."""
+    by_client: dict[str, list[dict[str, Any]]] = {}
+    ratios: dict[str, list[float]] = {}
+    for rep in runs:
+        ok = {r["client"]: r for r in rep if "error" not in r}
+        peers = [ok[p]["cpu_us_per_record"] for p in _PEERS if p in ok]
+        best = min(peers) if peers else None
+        for r in rep:
+            by_client.setdefault(r["client"], []).append(r)
+            if "error" not in r and best:
+                ratios.setdefault(r["client"], []).append(r["cpu_us_per_record"] / best)
     lines = [
-        "| client | rec/s | client CPU-us/record | Kinesis entries | verified |",
-        "|---|---|---|---|---|",
+        "| client | rec/s | client CPU-us/record (min-max) | vs best peer | Kinesis entries | verified |",
+        "|---|---|---|---|---|---|",
     ]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['client']} | - | - | - | failed: {r['error']} |")
+    for client, results in by_client.items():
+        ok_results = [r for r in results if "error" not in r]
+        if not ok_results:
+            lines.append(f"| {client} | - | - | - | - | failed: {results[0]['error']} |")
             continue
+        cpu = [r["cpu_us_per_record"] for r in ok_results]
+        rate = _median([r["records_per_second"] for r in ok_results])
+        entries = _median([r["kinesis_entries"] for r in ok_results])
+        ratio = _median(ratios.get(client, []))
+        verified = all(r["verified"] for r in ok_results) and len(ok_results) == len(results)
         lines.append(
-            f"| {r['client']} | {r['records_per_second']:,} | {r['cpu_us_per_record']} | "
-            f"{r['kinesis_entries']:,} | {'yes' if r['verified'] else 'NO'} |"
+            f"| {client} | {rate:,.0f} | {_median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f}) | "
+            f"{ratio:.2f}x | {entries:,.0f} | {'yes' if verified else 'NO'} |"
         )
     return "\n".join(lines)
+
+
+def _run_in_process(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.peers.kinesis",
+        "--client",
+        name,
+        "--endpoint",
+        args.endpoint,
+    ]
+    command += ["--records", str(args.records), "--record-size", str(args.record_size)]
+    command += ["--keys", str(args.keys), "--shards", str(args.shards)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"client": name, "error": last[:120]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-size", type=int, default=100)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the whole table (medians)")
     args = parser.parse_args(argv)
     if args.client != "all":
         stream = args.stream or f"peer-{args.client}-{uuid.uuid4().hex[:8]}"
@@ -300,27 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps(result))
         return 0
-    results = []
-    for name in CLIENTS:
-        command = [
-            sys.executable,
-            "-m",
-            "benchmarks.peers.kinesis",
-            "--client",
-            name,
-            "--endpoint",
-            args.endpoint,
-        ]
-        command += ["--records", str(args.records), "--record-size", str(args.record_size)]
-        command += ["--keys", str(args.keys), "--shards", str(args.shards)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        else:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            results.append({"client": name, "error": last[:120]})
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    print(_table(results))
+    runs: list[list[dict[str, Any]]] = []
+    for repetition in range(args.repeat):
+        rep: list[dict[str, Any]] = []
+        for name in CLIENTS:  # every client once per repetition, so load drifts hit all alike
+            result = _run_in_process(name, args)
+            result["repetition"] = repetition
+            rep.append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)
+        runs.append(rep)
+    print(_table(runs))
     return 0
 
 
