@@ -263,3 +263,34 @@ def test_pool_slots_are_reused_and_a_slot_not_queued_is_given_back() -> None:
         assert pool.owners[unused] is None
     finally:
         loop.close()
+
+
+async def test_records_with_headers_wait_for_room_like_plain_values() -> None:
+    fake = FakeProducer(capacity=2)
+    signal = QueueFullSignal()
+    records = [Record(b"%d" % i, partition_key="k", event_id=f"e-{i}") for i in range(4)]
+    async with make(fake, observer=signal) as producer:
+        batch = asyncio.create_task(producer.send_many(records))
+        await signal.full.wait()
+        fake.acknowledge()
+        future = await batch
+        fake.acknowledge()
+        acks = await future
+    assert [ack.offset for ack in acks] == [0, 1, 2, 3]
+    assert [dict(m.kwargs["headers"])[EVENT_ID_HEADER] for m in fake.produced] == [
+        b"e-0",
+        b"e-1",
+        b"e-2",
+        b"e-3",
+    ]
+
+
+async def test_close_with_timeout_purges_a_batch_and_reports_every_message() -> None:
+    fake = FakeProducer()
+    producer = make(fake)
+    future = await producer.send_many([b"a", b"b", b"c"], ["k"] * 3)
+    await producer.close(timeout=0.01)
+    assert fake.purged
+    acks = future.result()
+    assert sorted(acks.failed) == [0, 1, 2]
+    assert all(isinstance(error, DeliveryError) for error in acks.failed.values())
