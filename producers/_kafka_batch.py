@@ -16,42 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from types import MethodType
-from typing import Any, overload
+from typing import Any
 
+from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
 from shardline.records import KafkaAck
 
 __all__ = ["CallbackPool", "DeliveryBatch", "KafkaBatchAcks"]
 
 _get_ident = threading.get_ident
-_new_object = object.__new__
-_set_topic = vars(KafkaAck)["topic"].__set__
-_set_partition = vars(KafkaAck)["partition"].__set__
-_set_offset = vars(KafkaAck)["offset"].__set__
-
-
-def make_ack(topic: str, partition: int, offset: int) -> KafkaAck:
-    """``KafkaAck(topic, partition, offset)`` through its slot setters, at half the cost.
-
-    A frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per field.
-    """
-    ack: KafkaAck = _new_object(KafkaAck)
-    _set_topic(ack, topic)
-    _set_partition(ack, partition)
-    _set_offset(ack, offset)
-    return ack
-
-
-class KafkaBatchAcks(Sequence[KafkaAck]):
+class KafkaBatchAcks(LazyAcks[KafkaAck]):
     """The acknowledgements of a ``send_many()`` batch, in the order the messages were given.
 
     Reading a position whose message failed raises that message's error; :attr:`failed`
     maps each failed position to its error, so nothing fails silently.
     """
 
-    __slots__ = ("_offsets", "_partitions", "failed", "topic")
+    __slots__ = ("_offsets", "_partitions", "topic")
 
     def __init__(
         self,
@@ -63,39 +46,13 @@ class KafkaBatchAcks(Sequence[KafkaAck]):
         self.topic = topic
         self._partitions = partitions
         self._offsets = offsets
-        self.failed = failed
-
-    @property
-    def ok(self) -> bool:
-        """True when every message of the batch was acknowledged."""
-        return not self.failed
+        super().__init__(failed)
 
     def __len__(self) -> int:
         return len(self._offsets)
 
-    def _ack(self, index: int) -> KafkaAck:
-        if self.failed:
-            error = self.failed.get(index)
-            if error is not None:
-                raise error
-        return make_ack(self.topic, self._partitions[index], self._offsets[index])
-
-    @overload
-    def __getitem__(self, index: int) -> KafkaAck: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[KafkaAck]: ...
-    def __getitem__(self, index: int | slice) -> KafkaAck | list[KafkaAck]:
-        if isinstance(index, slice):
-            return [self._ack(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._ack(index)
-
-    def __iter__(self) -> Iterator[KafkaAck]:
-        for i in range(len(self)):
-            yield self._ack(i)
+    def _build(self, index: int) -> KafkaAck:
+        return KafkaAck(self.topic, self._partitions[index], self._offsets[index])
 
     def end_offsets(self) -> dict[int, int]:
         """The highest acknowledged offset + 1 per partition, without building any ack."""

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks, make_ack
+from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks
 from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
@@ -646,7 +646,7 @@ class KafkaProducer:
         self._in_flight -= 1
         if not future.done():
             if err is None:
-                future.set_result(make_ack(self.topic, msg.partition(), msg.offset()))
+                future.set_result(KafkaAck(self.topic, msg.partition(), msg.offset()))
             else:
                 future.set_exception(self._delivery_error(err))
                 self._observer.on_event("records_failed", 1, topic=self.topic)
@@ -664,7 +664,7 @@ class KafkaProducer:
             if future.done():  # the caller cancelled it
                 continue
             if err is None:
-                future.set_result(make_ack(self.topic, msg.partition(), msg.offset()))
+                future.set_result(KafkaAck(self.topic, msg.partition(), msg.offset()))
                 delivered += 1
             else:
                 future.set_exception(self._delivery_error(err))

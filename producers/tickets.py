@@ -13,9 +13,10 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol, overload
+from collections.abc import Sequence
+from typing import Protocol
 
+from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
 from shardline.records import Ack, Record
 
@@ -25,27 +26,6 @@ RecordFields = tuple[str, "int | None", bytes, "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record."""
 
 _Run = tuple[Sequence[int], "int | None", str, str]
-
-
-def _slot_setter(name: str) -> Callable[[Ack, object], None]:
-    setter: Callable[[Ack, object], None] = getattr(Ack, name).__set__
-    return setter
-
-
-_new_object = object.__new__
-_set_shard, _set_sequence, _set_sub = map(
-    _slot_setter, ("shard_id", "sequence_number", "sub_sequence_number")
-)
-
-
-def _make_ack(shard_id: str, sequence_number: str, sub_sequence_number: int | None) -> Ack:
-    """``Ack(...)`` through the slot setters: the frozen dataclass's ``__init__`` goes through
-    ``object.__setattr__`` per field and costs ~3x more, once per acknowledged record."""
-    ack: Ack = _new_object(Ack)
-    _set_shard(ack, shard_id)
-    _set_sequence(ack, sequence_number)
-    _set_sub(ack, sub_sequence_number)
-    return ack
 
 
 class RecordOwner(Protocol):
@@ -87,7 +67,7 @@ class SingleTicket(asyncio.Future[Ack]):
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
     ) -> None:
         if not self.done():
-            self.set_result(_make_ack(shard_id, sequence_number, first_sub))
+            self.set_result(Ack(shard_id, sequence_number, first_sub))
 
     def fail(self, slot: int, error: ShardlineError) -> None:
         if not self.done():
@@ -97,7 +77,7 @@ class SingleTicket(asyncio.Future[Ack]):
         return f"SingleTicket(<{len(self.data)} bytes>, partition_key={self.partition_key!r})"
 
 
-class BatchAcks(Sequence[Ack]):
+class BatchAcks(LazyAcks[Ack]):
     """The acknowledgements of a ``send_many()`` batch, in the order the records were given.
 
     Reading a position whose record failed raises that record's error; :attr:`failed` maps
@@ -105,20 +85,15 @@ class BatchAcks(Sequence[Ack]):
     is built from the acknowledged runs on first read.
     """
 
-    __slots__ = ("_runs", "_seqs", "_shards", "_size", "_subs", "failed")
+    __slots__ = ("_runs", "_seqs", "_shards", "_size", "_subs")
 
     def __init__(self, size: int, runs: list[_Run], failed: dict[int, ShardlineError]) -> None:
+        super().__init__(failed)
         self._size = size
         self._runs = runs
-        self.failed = failed
         self._shards: list[str | None] | None = None
         self._seqs: list[str | None] = []
         self._subs: list[int | None] = []
-
-    @property
-    def ok(self) -> bool:
-        """True when every record of the batch was acknowledged."""
-        return not self.failed
 
     def __len__(self) -> int:
         return self._size
@@ -137,31 +112,11 @@ class BatchAcks(Sequence[Ack]):
             self._shards, self._seqs, self._subs = shards, seqs, subs
         return shards
 
-    def _ack(self, index: int) -> Ack:
-        error = self.failed.get(index)
-        if error is not None:
-            raise error
+    def _build(self, index: int) -> Ack:
         shard = self._table()[index]
         seq = self._seqs[index]
         assert shard is not None and seq is not None
-        return _make_ack(shard, seq, self._subs[index])
-
-    @overload
-    def __getitem__(self, index: int) -> Ack: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Ack]: ...
-    def __getitem__(self, index: int | slice) -> Ack | list[Ack]:
-        if isinstance(index, slice):
-            return [self._ack(i) for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._ack(index)
-
-    def __iter__(self) -> Iterator[Ack]:
-        for i in range(len(self)):
-            yield self._ack(i)
+        return Ack(shard, seq, self._subs[index])
 
     def __repr__(self) -> str:
         return f"BatchAcks(<{len(self)} records, {len(self.failed)} failed>)"

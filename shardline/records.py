@@ -209,7 +209,7 @@ _set_consumed = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Ack:
     """Acknowledgement of one record written to Kinesis.
 
@@ -221,11 +221,28 @@ class Ack:
     sequence_number: str
     sub_sequence_number: int | None = None
 
+    def __init__(self, shard_id: str, sequence_number: str, sub_sequence_number: int | None = None) -> None:
+        # Slot setters: producers build one ack per record on their hot path.
+        _set_ack[0](self, shard_id)
+        _set_ack[1](self, sequence_number)
+        _set_ack[2](self, sub_sequence_number)
 
-@dataclass(frozen=True, slots=True)
+
+_set_ack = tuple(_slot_setter(Ack, name) for name in ("shard_id", "sequence_number", "sub_sequence_number"))
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class KafkaAck:
     """Acknowledgement of one message written to Kafka."""
 
     topic: str
     partition: int
     offset: int
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        _set_kafka_ack[0](self, topic)
+        _set_kafka_ack[1](self, partition)
+        _set_kafka_ack[2](self, offset)
+
+
+_set_kafka_ack = tuple(_slot_setter(KafkaAck, name) for name in ("topic", "partition", "offset"))
