@@ -30,6 +30,29 @@ __all__ = ["SyncKinesisProducer"]
 _T = TypeVar("_T")
 
 
+def _settle_into(source: asyncio.Future[_T], target: concurrent.futures.Future[_T]) -> None:
+    """Give the caller's thread-safe future the outcome of the loop's future, and let the
+    caller's cancellation reach the loop (runs on the loop thread)."""
+    loop = source.get_loop()
+
+    def copy(done: asyncio.Future[_T]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif (error := done.exception()) is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(done.result())
+
+    def propagate_cancel(caller: concurrent.futures.Future[_T]) -> None:
+        if caller.cancelled():
+            loop.call_soon_threadsafe(source.cancel)
+
+    source.add_done_callback(copy)
+    target.add_done_callback(propagate_cancel)
+
+
 class SyncKinesisProducer:
     """Blocking producer: ``SyncKinesisProducer("telemetry").send(b"...", partition_key="k")``.
 
@@ -93,7 +116,7 @@ class SyncKinesisProducer:
                 event_id=event_id,
                 block=block,
             )
-            asyncio.futures._chain_future(future, result)  # type: ignore[attr-defined]
+            _settle_into(future, result)
 
         self._call(buffer())
         return result
@@ -113,7 +136,7 @@ class SyncKinesisProducer:
 
         async def buffer() -> None:
             future = await self._producer.send_many(materialised, block=block)
-            asyncio.futures._chain_future(future, result)  # type: ignore[attr-defined]
+            _settle_into(future, result)
 
         self._call(buffer())
         return result
