@@ -21,7 +21,8 @@ async def test_result_and_error_reach_the_callers_future() -> None:
     _settle_into(bad, bad_target)
     ok.set_result(7)
     bad.set_exception(DeliveryError("gave up", attempts=3))
-    await asyncio.sleep(0)  # done-callbacks run on the next loop iteration
+    # gather's own callbacks were added after _settle_into's, so they run after them
+    await asyncio.gather(ok, bad, return_exceptions=True)
     assert ok_target.result(timeout=0) == 7
     with pytest.raises(DeliveryError):
         bad_target.result(timeout=0)
