@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-__all__ = ["Clock", "drive_schedule", "wait_for_consumers"]
+from benchmarks.recorder import Recorder
+
+__all__ = ["Clock", "drive_schedule", "produce_then_drain", "wait_for_consumers"]
 
 Clock = Callable[[], float]
 SendOne = Callable[[int, float], Awaitable[None]]
@@ -78,3 +82,34 @@ async def wait_for_consumers(
         tick()
         await asyncio.sleep(interval)
     return True
+
+
+async def produce_then_drain(
+    producer: AbstractAsyncContextManager[Any],
+    flush: Callable[[], Awaitable[None]],
+    *,
+    recorder: Recorder,
+    rate: float | None,
+    duration: float,
+    start: float,
+    send_one: SendOne,
+    tick: Callable[[], None],
+    consumers_running: bool,
+    drain_seconds: float,
+) -> bool:
+    """The producing phase every target shares: send on schedule, flush, close the producer,
+    then give the consumers up to ``drain_seconds`` to read what was acknowledged.
+
+    Returns whether the consumers caught up (True when there are none).
+    """
+    async with producer:
+        await drive_schedule(
+            rate=rate, duration=duration, start=start, send_one=send_one, tick=tick, on_now=recorder.set_now
+        )
+        await flush()
+    recorder.now = time.monotonic()
+    if not consumers_running:
+        return True
+    return await wait_for_consumers(
+        lambda: recorder.total_consumed, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
+    )

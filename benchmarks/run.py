@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pacing import drive_schedule, wait_for_consumers
+from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
@@ -241,24 +241,19 @@ async def run_kinesis(
         with Progress(
             lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
         ) as progress:
-            async with producer:
-                await drive_schedule(
-                    rate=workload.rate,
-                    duration=workload.duration,
-                    start=loop_start,
-                    send_one=send_one,
-                    tick=progress.tick,
-                    on_now=recorder.set_now,
-                )
-                await producer.flush()
-            recorder.now = time.monotonic()
+            await produce_then_drain(
+                producer,
+                producer.flush,
+                recorder=recorder,
+                rate=workload.rate,
+                duration=workload.duration,
+                start=loop_start,
+                send_one=send_one,
+                tick=progress.tick,
+                consumers_running=bool(consumer_tasks),
+                drain_seconds=options.drain_seconds,
+            )
             if consumer_tasks:
-                await wait_for_consumers(
-                    lambda: recorder.total_consumed,
-                    lambda: recorder.total_acked,
-                    timeout=options.drain_seconds,
-                    tick=progress.tick,
-                )
                 stop_consumers.set()
                 for task in consumer_tasks:
                     task.cancel()

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from benchmarks.pacing import drive_schedule, wait_for_consumers
+from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
 from benchmarks.run import CpuMeter, RunOptions, RunOutcome, check_consumer_supported
@@ -164,24 +164,18 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         with Progress(
             lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
         ) as progress:
-            async with producer:
-                await drive_schedule(
-                    rate=workload.rate,
-                    duration=workload.duration,
-                    start=loop_start,
-                    send_one=send_one,
-                    tick=progress.tick,
-                    on_now=recorder.set_now,
-                )
-                await producer.flush()
-            recorder.now = time.monotonic()
-            if consumer_task is not None:
-                await wait_for_consumers(
-                    lambda: recorder.total_consumed,
-                    lambda: recorder.total_acked,
-                    timeout=options.drain_seconds,
-                    tick=progress.tick,
-                )
+            await produce_then_drain(
+                producer,
+                producer.flush,
+                recorder=recorder,
+                rate=workload.rate,
+                duration=workload.duration,
+                start=loop_start,
+                send_one=send_one,
+                tick=progress.tick,
+                consumers_running=consumer_task is not None,
+                drain_seconds=options.drain_seconds,
+            )
             progress.tick()
     finally:
         if source is not None and consumer_task is not None:
