@@ -77,6 +77,12 @@ def test_html_is_self_contained(result: dict[str, Any]) -> None:
         assert fetch not in html
 
 
+def test_html_header_states_the_workload_values(result: dict[str, Any]) -> None:
+    html = render_html(result)
+    assert f"{result['config']['keys']} keys" in html
+    assert "built-in method" not in html and " object at 0x" not in html
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
