@@ -318,6 +318,17 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     return HARNESSES[request.param](tmp_path)
 
 
+def _capability(name: str) -> Any:
+    """The harness class behind ``name`` (a class attribute tells what its service can do)."""
+    return HARNESSES[name]
+
+
+def for_sinks_that(predicate: Callable[[Any], bool]) -> pytest.MarkDecorator:
+    """Run a test only against the sinks whose service can produce the case at all."""
+    names = [name for name in sorted(HARNESSES) if predicate(_capability(name))]
+    return pytest.mark.parametrize("harness", names, indirect=True)
+
+
 def build(harness: Harness, **kwargs: Any) -> tuple[BatchingSink[Any], MemoryDeadLetter]:
     dead = MemoryDeadLetter()
     kwargs.setdefault("dead_letter", dead)
@@ -352,10 +363,17 @@ async def test_batches_are_chunked_to_the_api_limit(harness: Harness) -> None:
     assert sorted(harness.call_sizes, reverse=True) == [limit, limit, 1]
 
 
-@pytest.mark.parametrize("kind", ["throttle", "retry"])
+@pytest.mark.parametrize(
+    ("harness", "kind"),
+    [
+        (name, kind)
+        for name in sorted(HARNESSES)
+        for kind in ("throttle", "retry")
+        if kind in _capability(name).kinds
+    ],
+    indirect=["harness"],
+)
 async def test_only_failed_entries_are_resent(harness: Harness, kind: str) -> None:
-    if kind not in harness.kinds:
-        pytest.skip(f"the service has no per-entry {kind} failure")
     sink, dead = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(5)
@@ -372,9 +390,8 @@ async def test_only_failed_entries_are_resent(harness: Harness, kind: str) -> No
     assert harness.state() == reference.state()
 
 
+@for_sinks_that(lambda cls: "reject" in cls.kinds)
 async def test_rejected_entries_are_dead_lettered_with_reason_and_position(harness: Harness) -> None:
-    if "reject" not in harness.kinds:
-        pytest.skip("the service never rejects a single entry")
     sink, dead = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(4)
@@ -388,9 +405,8 @@ async def test_rejected_entries_are_dead_lettered_with_reason_and_position(harne
     assert sink.stats.written == 3 and sink.stats.dead_lettered == 1
 
 
+@for_sinks_that(lambda cls: "retry" in cls.kinds)
 async def test_entries_that_keep_failing_are_dead_lettered_after_max_attempts(harness: Harness) -> None:
-    if "retry" not in harness.kinds:
-        pytest.skip("the service has no per-entry transient failure")
     from consumers.sinks.base import SinkOptions
 
     sink, dead = build(harness, options=SinkOptions(max_attempts=3))
@@ -405,9 +421,8 @@ async def test_entries_that_keep_failing_are_dead_lettered_after_max_attempts(ha
     assert sink.stats.written == 1
 
 
+@for_sinks_that(lambda cls: cls.json_payloads)
 async def test_poison_payload_is_dead_lettered_before_any_call(harness: Harness) -> None:
-    if not harness.json_payloads:
-        pytest.skip("the sink stores any bytes")
     sink, dead = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
@@ -437,9 +452,8 @@ async def test_outage_timeout_raises_sink_error_instead_of_acknowledging(harness
     assert not dead.entries
 
 
+@for_sinks_that(lambda cls: "reject" in cls.kinds)
 async def test_without_dead_letter_a_rejection_raises(harness: Harness) -> None:
-    if "reject" not in harness.kinds:
-        pytest.skip("the service never rejects a single entry")
     sink = harness.build(sleep=no_sleep)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
