@@ -263,39 +263,6 @@ class Accumulator:
         self.open_bytes += size
         return size
 
-    def add_single(
-        self, shard_id: str, owner: RecordOwner, key: str, data: bytes, now: float, deadline: float
-    ) -> None:
-        """:meth:`add_one` for a ``send()`` record without hash key or event id, at slot 0.
-
-        The per-record hot path: a fresh owner never continues the previous run, so the
-        record is one more run and needs none of the run-merging checks.
-        """
-        size = len(data) + len(key)
-        agg = self._open.get(shard_id)
-        if agg is None:
-            agg = self._new_open(shard_id, now)
-        builder = agg.builder
-        if builder is None:
-            if agg.count >= self._max_entries:
-                self._close(shard_id, agg)
-                agg = self._new_open(shard_id, now)
-        elif not builder.try_add(key, data):
-            # The aggregate is full; a first record always fits a fresh one.
-            self._close(shard_id, agg)
-            agg = self._new_open(shard_id, now)
-            builder = agg.builder
-            assert builder is not None
-            builder.try_add(key, data)
-        agg.owners.append(owner)
-        agg.slots.append(_FIRST_SLOT)
-        agg.count += 1
-        agg.user_bytes += size
-        if deadline < agg.deadline:
-            agg.deadline = deadline
-        self.open_records += 1
-        self.open_bytes += size
-
     def add_records(
         self,
         shard_id: str,

@@ -364,10 +364,7 @@ class KinesisProducer:
                 if len(shard_ids) >= DEFAULT_KEY_CACHE_SIZE:
                     shard_ids.clear()  # start over, as ShardMap's own cache does
                 shard_ids[item_key] = shard_id
-            if event_id is None:
-                acc.add_single(shard_id, ticket, item_key, payload, now, deadline)
-            else:
-                acc.add_one(shard_id, ticket, 0, item_key, None, payload, event_id, now, deadline)
+            acc.add_one(shard_id, ticket, 0, item_key, None, payload, event_id, now, deadline)
         else:
             shard_id = self._map.shard_for_key(item_key, ehk).shard_id
             acc.add_one(shard_id, ticket, 0, item_key, ehk, payload, event_id, now, deadline)
