@@ -35,21 +35,22 @@ import socket
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from consumers._pipeline_transform import load_transform
 from consumers.checkpoint.uri import open_checkpoint_store
-from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
-from consumers.sinks.base import Sink
+from consumers.pipeline import SINK_RETRY_FOREVER, Pipeline, PipelineConfig, run_until_signal
+from consumers.sinks.base import EntryResult, Sink
 from consumers.source import Source
 from shardline.cli import Command
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.exporters.emf import EmfExporter
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
+from shardline.retry import RetryPolicy
 
 __all__ = [
     "FAULT_KILL_AFTER_SINK_WRITES",
@@ -195,11 +196,12 @@ class _KillAfterWrites:
         self._sink = sink
         self._remaining = writes
 
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        await self._sink.write(batch)
+    async def write(self, batch: Sequence[ConsumedRecord]) -> Sequence[EntryResult] | None:
+        results = await self._sink.write(batch)
         self._remaining -= 1
         if self._remaining <= 0:
             os.kill(os.getpid(), signal.SIGKILL)
+        return results
 
     async def close(self) -> None:
         await self._sink.close()
@@ -221,6 +223,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owner", help="lease owner name (default: host-pid-random)")
     parser.add_argument("--max-in-flight", type=int, default=10_000, help="records read but not yet written")
     parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain on shutdown")
+    parser.add_argument(
+        "--sink-outage-limit",
+        type=float,
+        default=None,
+        help="seconds the sink may stay unavailable before the consumer exits with status 1 "
+        "(default: wait for it, reading paused)",
+    )
     parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
@@ -244,6 +253,15 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+def _sink_retry(outage_limit: float | None) -> RetryPolicy:
+    """The pipeline's outage bound: wait for the sink (default) or give up after ``outage_limit`` s."""
+    if outage_limit is None:
+        return SINK_RETRY_FOREVER
+    if not outage_limit > 0:
+        raise ConfigurationError("--sink-outage-limit must be a positive number of seconds")
+    return replace(SINK_RETRY_FOREVER, deadline=outage_limit)
+
+
 async def _consume(args: argparse.Namespace) -> int:
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
@@ -264,6 +282,7 @@ async def _consume(args: argparse.Namespace) -> int:
         checkpoint_interval=args.checkpoint_interval,
         max_in_flight_records=args.max_in_flight,
         drain_timeout=args.drain_timeout,
+        sink_retry=_sink_retry(args.sink_outage_limit),
     )
     if args.metrics_interval <= 0:
         raise ConfigurationError("--metrics-interval must be positive")

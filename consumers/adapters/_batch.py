@@ -18,17 +18,15 @@ from consumers.source import SourceBatch
 from shardline.errors import SinkError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, Position
-from shardline.retry import RetryPolicy
 
 __all__ = ["BatchOutcome", "BatchSource", "process_batch"]
 
 ONE_BATCH_CONFIG = PipelineConfig(
-    # checkpoints happen once, when the pipeline drains at the end of the batch
+    # checkpoints happen once, when the pipeline drains at the end of the batch; an outage
+    # is waited out (the default ``sink_retry``) until the engine's own bound: the KCL
+    # daemon's checkpoint protocol (nothing is checkpointed past an unwritten record), or
+    # the Lambda invocation's remaining time (the ``deadline`` of :func:`process_batch`)
     checkpoint_interval=3600.0,
-    # the engine retries the batch itself (Lambda re-invokes from the reported record, the
-    # daemon restarts the shard from its checkpoint), so an outage is waited out for a
-    # minute, not forever: then the batch fails with nothing dead-lettered
-    sink_retry=RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=60.0),
 )
 
 
@@ -53,7 +51,7 @@ class BatchSource:
     async def stop(self) -> None:
         self._batches = []
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         """Nothing to release: the outside engine owns the leases."""
         self._batches = []
 
@@ -65,6 +63,7 @@ class BatchOutcome:
     watermarks: dict[str, Position]
     stats: PipelineStats
     failure: SinkError | None = None
+    """Why some records are not acknowledged (outage bound, deadline, no dead letter)."""
 
     def acknowledged(self, record: ConsumedRecord) -> bool:
         """Whether ``record`` was written or dead-lettered (at or below its partition's watermark)."""
@@ -85,8 +84,13 @@ async def process_batch(
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
     millis_behind_latest: int | None = None,
+    deadline: float | None = None,
 ) -> BatchOutcome:
-    """Write every record (or dead-letter it); report the acknowledged watermark per partition."""
+    """Write every record (or dead-letter it); report the acknowledged watermark per partition.
+
+    ``deadline`` (event-loop time) bounds the whole batch: records still unwritten then are
+    reported unacknowledged instead of being waited for.
+    """
     source = BatchSource(
         [
             SourceBatch(partition, records, millis_behind_latest=millis_behind_latest)
@@ -101,6 +105,7 @@ async def process_batch(
         dead_letter=dead_letter,
         transform=transform,
         observer=observer,
+        deadline=deadline,
     )
     try:
         stats = await pipeline.run()

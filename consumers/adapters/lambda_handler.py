@@ -14,9 +14,10 @@ failing sink batch in order, so every record before the rejected one is written 
 acknowledged, and the rejected record's sequence number is reported.  Inside a KPL aggregate
 the unit Lambda understands is the Kinesis record, so a failure of any user record reports
 the aggregate's sequence number (its earlier user records are written again, idempotently).
-A sink *outage* (retriable errors) is retried for at most a minute by default
-(``PipelineConfig.sink_retry``), never dead-lettered; then the first record not yet written
-is reported and Lambda retries the rest later.
+A sink *outage* (retriable errors, throttling) is retried, never dead-lettered, until the
+invocation's remaining time (``context.get_remaining_time_in_millis()``) minus
+``safety_margin`` seconds; then the first record not yet written is reported and Lambda
+retries the rest later, so the function answers before it times out.
 
 Typical use, at module level so the sink's clients survive between invocations::
 
@@ -106,6 +107,14 @@ def _failures(parsed: list[tuple[str, list[ConsumedRecord]]], outcome: BatchOutc
     return [{"itemIdentifier": sequence_number} for sequence_number in reported.values()]
 
 
+def _deadline(loop: asyncio.AbstractEventLoop, context: Any, safety_margin: float) -> float | None:
+    """The loop time by which the batch must be answered; ``None`` without a Lambda context."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return loop.time() + float(remaining()) / 1000.0 - safety_margin
+
+
 def make_handler(
     sink: Sink,
     *,
@@ -113,8 +122,15 @@ def make_handler(
     dead_letter: DeadLetter | None = None,
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
+    safety_margin: float = 1.0,
 ) -> LambdaHandler:
-    """A Lambda handler writing Kinesis event records to ``sink``; see the module docstring."""
+    """A Lambda handler writing Kinesis event records to ``sink``; see the module docstring.
+
+    ``safety_margin``: seconds kept back from the invocation's remaining time to build and
+    return the response.
+    """
+    if not safety_margin >= 0:
+        raise ValidationError("safety_margin must be >= 0 seconds")
     loop = asyncio.new_event_loop()
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -125,6 +141,7 @@ def make_handler(
                 by_shard.setdefault(record.position.partition, []).append(record)
         if not by_shard:
             return {"batchItemFailures": []}
+        deadline = _deadline(loop, context, safety_margin)
         outcome = loop.run_until_complete(
             process_batch(
                 by_shard,
@@ -133,6 +150,7 @@ def make_handler(
                 dead_letter=dead_letter,
                 config=config,
                 observer=observer,
+                deadline=deadline,
             )
         )
         return {"batchItemFailures": _failures(parsed, outcome)}

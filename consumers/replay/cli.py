@@ -56,6 +56,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dead-letter", help="dead-letter URI (file:///PATH.jsonl or s3://BUCKET/PREFIX)")
     parser.add_argument(
+        "--transform", help="module:function applied to each record before the sink (as in consume)"
+    )
+    parser.add_argument(
         "--checkpoint", help="SQLite file for the job's checkpoints (default ./replay-NAME.db)"
     )
     origin = parser.add_mutually_exclusive_group(required=True)
@@ -122,25 +125,35 @@ def _check(args: argparse.Namespace) -> None:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from consumers._pipeline_transform import load_transform
     from consumers.checkpoint.sqlite import SQLiteCheckpointStore
     from consumers.replay.job import ReplayJob
     from consumers.replay.progress import ProgressDisplay
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
     _check(args)
+    transform = load_transform(args.transform) if args.transform else None
     async with AsyncExitStack() as stack:
         reader = await _reader(args, stack)
         dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
         if dead_letter is not None:
             stack.push_async_callback(dead_letter.close)
-        sink = sink_from_uri(args.sink, dead_letter=dead_letter)
+        sink = sink_from_uri(args.sink)
         stack.push_async_callback(sink.close)
         store = SQLiteCheckpointStore(
             args.checkpoint or f"replay-{args.name}.db", namespace=f"replay-{args.name}"
         )
         stack.push_async_callback(store.close)
         with ProgressDisplay(args.name) as progress:
-            job = ReplayJob(reader, sink, store, concurrency=args.concurrency, on_progress=progress.advance)
+            job = ReplayJob(
+                reader,
+                sink,
+                store,
+                concurrency=args.concurrency,
+                on_progress=progress.advance,
+                transform=transform,
+                dead_letter=dead_letter,
+            )
             summary = await job.run()
     for line in summary.lines():
         print(line)
