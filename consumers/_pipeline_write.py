@@ -132,8 +132,12 @@ class WriteWorkflow:
         entry_attempts: int,
         observer: MetricsObserver,
         deadline: float | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """``sleep`` replaces the back-off wait (tests record the delays instead of waiting);
+        the deadline and abort are checked around it."""
         self._sink = sink
+        self._sleep = sleep
         self._sink_name = sink_name(sink)
         self._dead_letter = dead_letter
         self._retry = retry
@@ -233,6 +237,8 @@ class WriteWorkflow:
                 elif outcome is Outcome.CALL_FAILED:
                     split.append(index)
                     moved = True
+                elif outcome is Outcome.UNSENT:
+                    again.append(index)
                 else:  # THROTTLED, UNAVAILABLE: the destination's state, not the record's fault
                     again.append(index)
                     outage.last = result.error or ThrottledError(
@@ -369,6 +375,11 @@ class WriteWorkflow:
             expire = False
         if self.abort.is_set():
             raise self._bound_error()
+        if self._sleep is not None:
+            await self._sleep(delay)
+            if self.abort.is_set() or expire:
+                raise self._bound_error()
+            return
         try:
             await asyncio.wait_for(self.abort.wait(), delay)
         except TimeoutError:

@@ -122,6 +122,9 @@ class Outcome(enum.Enum):
     its records is at fault, the pipeline bisects to find it."""
     REJECTED = "rejected"
     """The destination will never accept this entry: dead-letter it."""
+    UNSENT = "unsent"
+    """Not sent: an earlier chunk of the same write has records still to resend, and a later
+    record must not overtake an earlier one of the same key.  Sent again, not counted."""
 
 
 _RESOLVED = frozenset({Outcome.WRITTEN, Outcome.DUPLICATE})
@@ -179,6 +182,8 @@ class EntryResult:
 
 _WRITTEN = EntryResult(Outcome.WRITTEN)
 _DUPLICATE = EntryResult(Outcome.DUPLICATE)
+_UNSENT = EntryResult(Outcome.UNSENT)
+_FINAL = frozenset({Outcome.WRITTEN, Outcome.DUPLICATE, Outcome.REJECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,10 +263,10 @@ class BatchingSink(ABC, Generic[EntryT]):
 
     ``write`` encodes the batch, answers ``REJECTED`` for records the API can never take
     (encoding refused them, or they exceed the entry size limit), chunks the rest to the
-    API's limits, sends each chunk once and maps the answers back to records.  A chunk whose
-    call fails as a whole with a retriable error makes the remaining chunks ``UNAVAILABLE``
-    without sending them (the destination is down; the pipeline waits); a non-retriable
-    whole-call failure marks that chunk ``CALL_FAILED`` and the next chunks are still sent.
+    API's limits, sends each chunk once and maps the answers back to records.  Once a chunk
+    has records left to resend (throttled, failed, or its call failed as a whole) the later
+    chunks are not sent (``UNSENT``): the pipeline resends in order, so a later record never
+    overtakes an earlier one of the same key.
     """
 
     name: str = "sink"
@@ -329,17 +334,16 @@ class BatchingSink(ABC, Generic[EntryT]):
         sizes = [self.entry_size(entry) for entry in entries]
         keys = [self.entry_key(entry) for entry in entries]
         counts = [self.entry_count(entry) for entry in entries]
-        outage: EntryResult | None = None
+        held = False
         for chunk in plan_chunks(sizes, self.limits, keys, counts):
-            if outage is not None:
+            if held:
                 for position in chunk:
-                    results[indexes[position]] = outage
+                    results[indexes[position]] = _UNSENT
                 continue
             answers = await self._send_once([entries[position] for position in chunk])
             for position, answer in zip(chunk, answers, strict=True):
                 results[indexes[position]] = answer
-            if answers and answers[0].outcome is Outcome.UNAVAILABLE:
-                outage = answers[0]
+            held = any(answer.outcome not in _FINAL for answer in answers)
         final = [result if result is not None else EntryResult.written() for result in results]
         self._report(final)
         return final

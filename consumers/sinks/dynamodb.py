@@ -192,7 +192,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 reason = type(error).__name__
                 code = error.code if isinstance(error, ServiceError) else reason
                 if not isinstance(exc, ClientError):  # no answer at all (connection refused, timeout)
-                    return EntryResult.retry(reason, code), error
+                    return EntryResult.call_error(error), error
                 if isinstance(error, ThrottledError):
                     return EntryResult.throttled(code, code), None
                 if error.retriable:
