@@ -450,7 +450,7 @@ class Pipeline:
                         self._checkpoint_now.set()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # SinkError, or a bug: either way the run must see it, not hang
+        except BaseException as exc:  # SinkError, a bug, an exit: the run must see it, not hang
             prefix = _leading(resolved)
             if prefix:
                 # the records before the first unresolved one are acknowledged: a restart (or
