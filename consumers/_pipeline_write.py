@@ -242,7 +242,7 @@ class WriteWorkflow:
                 else:  # THROTTLED, UNAVAILABLE: the destination's state, not the record's fault
                     again.append(index)
                     outage.last = result.error or ThrottledError(
-                        f"{self._sink_name} sink throttled", code=result.error_type or None
+                        f"{self._sink_name} sink throttled", code=result.error_type or "Throttled"
                     )
             if dead:
                 await self.dead_letter(dead)
@@ -337,7 +337,11 @@ class WriteWorkflow:
         if not self._retry.should_retry(cause, outage.rounds, now - outage.started):
             logger.error(
                 "destination still unavailable; giving up",
-                extra={"attempts": outage.rounds, "error_type": type(cause).__name__, "sink": self._sink_name},
+                extra={
+                    "attempts": outage.rounds,
+                    "error_type": type(cause).__name__,
+                    "sink": self._sink_name,
+                },
             )
             raise SinkError(
                 f"{self._sink_name} still failing after {outage.rounds} attempts: {type(cause).__name__}"
@@ -345,7 +349,11 @@ class WriteWorkflow:
         if outage.rounds & (outage.rounds - 1) == 0:  # 1, 2, 4, 8...: visible, not flooding
             logger.warning(
                 "destination unavailable; retrying while reading pauses",
-                extra={"attempts": outage.rounds, "error_type": type(cause).__name__, "sink": self._sink_name},
+                extra={
+                    "attempts": outage.rounds,
+                    "error_type": type(cause).__name__,
+                    "sink": self._sink_name,
+                },
             )
         await self._pause(self._retry.backoff(outage.rounds))
 

@@ -36,7 +36,7 @@ from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, isolate
 from shardline.records import KafkaAck, KafkaPosition, Position
 
 __all__ = [
@@ -152,7 +152,7 @@ class KafkaSource:
         if not self.topics or not all(self.topics):
             raise ValidationError("give at least one non-empty topic name")
         self.config = config
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = isolate(observer)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
@@ -250,15 +250,23 @@ class KafkaSource:
 
         return await loop.run_in_executor(self._executor, read)
 
-    async def close(self) -> None:
-        """Commit what was acknowledged, leave the group and release the client."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Commit what was acknowledged, leave the group and release the client.
+
+        ``timeout`` bounds the wait: past it, the client finishes closing on its own thread
+        and this returns (the group rebalances on session timeout at the latest).
+        """
         if self._closed:
             return
         self._stopping = True
         self._closed = True
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._close_consumer)
+            await asyncio.wait_for(
+                asyncio.shield(loop.run_in_executor(self._executor, self._close_consumer)), timeout
+            )
+        except TimeoutError:
+            log.warning("closing the Kafka consumer timed out; it finishes on its own thread")
         finally:
             self._executor.shutdown(wait=False)
 

@@ -234,7 +234,7 @@ class Pipeline:
             await self._drain()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - raised by run() below, after the drain
             # the source failed: finish what was read (bounded by close()), then raise it
             await self._fail(exc, "the source failed")
             await self._drain()
@@ -450,7 +450,7 @@ class Pipeline:
                         self._checkpoint_now.set()
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # SinkError, a bug, an exit: the run must see it, not hang
+        except BaseException as exc:  # noqa: BLE001 - SinkError, a bug, an exit: run() raises it
             prefix = _leading(resolved)
             if prefix:
                 # the records before the first unresolved one are acknowledged: a restart (or
@@ -511,7 +511,7 @@ class Pipeline:
                 await self._checkpoint_pass()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a checkpoint pass handles store errors; this is a bug: surface it
+        except Exception as exc:  # noqa: BLE001 - a pass handles store errors; this is a bug: run() raises it
             await self._fail(exc, "the checkpoint loop failed")
 
     async def _checkpoint_pass(self) -> None:

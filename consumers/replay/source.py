@@ -67,7 +67,9 @@ class RangeSource:
         self._concurrency = concurrency
         self._on_progress = on_progress
         self._open: dict[str, _Partition] = {}
-        self._output: asyncio.Queue[SourceBatch | BaseException | None] = asyncio.Queue(maxsize=concurrency * 2)
+        self._output: asyncio.Queue[SourceBatch | BaseException | None] = asyncio.Queue(
+            maxsize=concurrency * 2
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 

@@ -6,8 +6,8 @@ Every item also carries a version attribute (from the record position, or the ma
 ``version_field``).
 
 - Plain mode: BatchWriteItem, <= 25 items and <= 16 MB per call (enforced here: moto
-  accepts 26); ``UnprocessedItems`` are reported throttled (the pipeline resends them).  A replay writes the same
-  items again, which leaves the same state.
+  accepts 26); ``UnprocessedItems`` are reported throttled (the pipeline resends them).  A
+  replay writes the same items again, which leaves the same state.
 - Guarded mode (``guarded=True``): one conditional PutItem per item with
   ``attribute_not_exists(#pk) OR #version < :version``, so an older replayed record never
   overwrites a newer one (a backfill overlapping live traffic is safe).

@@ -2,9 +2,10 @@
 
 A TCP proxy in front of moto stops listening, so every call is refused at the socket; it is
 brought back from inside the pipeline's back-off (no wall-clock waits).  The sink is driven
-by the pipeline's write workflow, which must not return while the destination is down, must not read ahead (the caller's next batch is not
-pulled: memory stays bounded to one batch), must not dead-letter healthy records, and once
-the destination is back every record is there exactly once.
+by the pipeline's write workflow, which must not return while the destination is down, must
+not read ahead (the caller's next batch is not pulled: memory stays bounded to one batch),
+must not dead-letter healthy records, and once the destination is back every record is there
+exactly once.
 """
 
 from __future__ import annotations
