@@ -236,7 +236,7 @@ class Pipeline:
             raise
         except Exception as exc:  # noqa: BLE001 - raised by run() below, after the drain
             # the source failed: finish what was read (bounded by close()), then raise it
-            await self._fail(exc, "the source failed")
+            await self._fail(exc, "the source failed", abandon_writes=False)
             await self._drain()
         finally:
             self._checkpointer_done = True
@@ -280,12 +280,18 @@ class Pipeline:
         self.stats.dead_lettered = counts.dead_lettered
         self.stats.retries = counts.retries
 
-    async def _fail(self, exc: BaseException, what: str) -> None:
-        """Record the run's first failure, stop reading and make in-flight writes give up."""
+    async def _fail(self, exc: BaseException, what: str, *, abandon_writes: bool = True) -> None:
+        """Record the run's first failure and stop reading.
+
+        With ``abandon_writes`` the writes in flight give up at once (another lane failed, or a
+        bug): an outage wait elsewhere must not keep the failure from surfacing.  A failed
+        source lets them finish (bounded by ``drain_timeout`` and :meth:`close`).
+        """
         if self._failure is None:
             self._failure = exc
             logger.error(f"{what}; stopping", extra={"error_type": type(exc).__name__})
-        self._workflow.abort.set()
+        if abandon_writes:
+            self._workflow.abort.set()
         await self.stop()
 
     async def _close_source(self) -> None:
@@ -438,7 +444,7 @@ class Pipeline:
         ticket = work.ticket
         resolved = [False] * len(work.records)
         try:
-            if self._failure is None and ticket.partition not in self._lost:
+            if not self._workflow.abort.is_set() and ticket.partition not in self._lost:
                 if work.rejected:
                     await self._workflow.dead_letter(work.rejected)
                 if work.records:
