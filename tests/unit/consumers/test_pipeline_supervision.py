@@ -200,7 +200,9 @@ def _replay_records(partition: str, count: int, poison_at: int | None = None) ->
 
 async def test_replay_applies_the_transform_and_dead_letters_the_poison_record() -> None:
     def upper(item: ConsumedRecord) -> ConsumedRecord:
-        return item if item.data == b"poison" else ConsumedRecord(item.data.upper(), item.partition_key, item.position)
+        if item.data == b"poison":
+            return item
+        return ConsumedRecord(item.data.upper(), item.partition_key, item.position)
 
     reader = ListReader({"p0": _replay_records("p0", 5, poison_at=3), "p1": _replay_records("p1", 4)})
     sink = PoisonRejectingSink()
@@ -226,5 +228,6 @@ async def test_replay_surfaces_a_failing_partition_reader_and_keeps_its_progress
     job = ReplayJob(reader, MemorySink(), store, concurrency=2)
     with pytest.raises(ConnectionResetError):
         await asyncio.wait_for(job.run(), BOUND)
-    resumed = await asyncio.wait_for(ReplayJob(ListReader(reader._partitions), MemorySink(), store).run(), BOUND)
+    healthy = ListReader({"p0": _replay_records("p0", 6), "p1": _replay_records("p1", 6)})
+    resumed = await asyncio.wait_for(ReplayJob(healthy, MemorySink(), store).run(), BOUND)
     assert resumed.read < 12  # the rerun resumed from checkpoints instead of starting over
