@@ -189,7 +189,7 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
             yield
         except SystemExit:
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - every error ends the process, none is swallowed
             # the type only: messages of sink and transform errors may quote record payloads
             logger.critical(
                 "unexpected error; exiting so the daemon does not take it as processed",

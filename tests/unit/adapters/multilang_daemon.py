@@ -35,7 +35,7 @@ SHARD_END = "SHARD_END"
 _SENTINEL_ORDER = {"AT_TIMESTAMP": -3, "TRIM_HORIZON": -2, "LATEST": -1}
 
 
-class DaemonExit(Exception):  # noqa: N818 - it is the daemon's System.exit(1), not an error of the test
+class DaemonExit(Exception):
     """The daemon would have called ``System.exit(1)`` here (every shard of the worker stops)."""
 
 

@@ -169,7 +169,9 @@ def test_shutdown_refused_by_daemon_is_not_fatal(spawn: Any) -> None:
     assert daemon.transcript[-1] == {"action": "status", "responseFor": "shutdownRequested"}
 
 
-def test_unwritable_records_checkpoint_the_written_part_and_stop_the_daemon(spawn: Any, tmp_path: Path) -> None:
+def test_unwritable_records_checkpoint_the_written_part_and_stop_the_daemon(
+    spawn: Any, tmp_path: Path
+) -> None:
     """No dead letter: a poison record ends the process after checkpointing what was written;
     the daemon gets no status and exits (every shard of the worker stops)."""
     daemon = spawn(dead_letter=False, interval=3600.0)
