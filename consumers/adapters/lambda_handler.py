@@ -227,7 +227,7 @@ def _in_stream_order(items: list[EventRecord]) -> dict[str, list[ConsumedRecord]
         for record in item.records:
             by_partition.setdefault(record.position.partition, []).append(record)
     for records in by_partition.values():
-        records.sort(key=lambda record: record.position)  # type: ignore[arg-type, return-value]
+        records.sort(key=lambda record: record.position)
     return by_partition
 
 
