@@ -263,3 +263,58 @@ async def test_kcl_checkpoints_and_evictions_are_resumed_by_shardline(
     taken = await store.acquire("shardId-000000000000", "shardline-a")
     assert taken.counter == lease.counter + 2  # the KCL's eviction bumped it once, our take once more
     assert kcl_read(_item(client, name, "shardId-000000000000")) is not None
+
+
+# --- a Shardline consumer on a KCL table, end to end -----------------------------------------
+
+
+async def test_a_shardline_consumer_resumes_a_kcl3_table_where_the_kcl_left_off(
+    table: tuple[Any, str], store: DynamoDBCheckpointStore, kinesis_endpoint: str
+) -> None:
+    """Before, a KCL-created lease holding TRIM_HORIZON made the whole consumer fail; now every
+    shard starts where the KCL would have started it, and the rows stay readable by the KCL."""
+    import asyncio
+
+    from consumers.kinesis import KinesisSource
+    from tests.integration.test_kinesis_readers import async_client, create_stream, put, sync_client
+    from tests.integration.test_kinesis_source import CONFIG, Consumer
+
+    client, name = table
+    kinesis = sync_client(kinesis_endpoint)
+    stream = create_stream(kinesis, 2)
+    results = put(kinesis, stream, [(f"key-{n}", f"r{n}".encode()) for n in range(40)])
+    by_shard: dict[str, list[tuple[str, bytes]]] = {}
+    for n, result in enumerate(results):
+        by_shard.setdefault(result["ShardId"], []).append((result["SequenceNumber"], f"r{n}".encode()))
+    checkpointed, fresh = sorted(by_shard)
+    assert len(by_shard[checkpointed]) >= 3 and by_shard[fresh]
+    # the KCL processed three records of one shard and never reached the other
+    kcl_items = json.loads((FIXTURES / "kcl3_lease_table.json").read_text())
+    template = kcl_items[0]
+    for item in kcl_items[3:]:  # leader lock, migration states, worker metrics
+        client.put_item(TableName=name, Item=item)
+    client.put_item(
+        TableName=name,
+        Item={**template, "leaseKey": {"S": checkpointed}, "checkpoint": {"S": by_shard[checkpointed][2][0]}},
+    )
+    client.put_item(
+        TableName=name,
+        Item={**kcl_items[1], "leaseKey": {"S": fresh}},
+    )
+
+    async with async_client(kinesis_endpoint) as aclient:
+        source = KinesisSource(stream, store=store, owner="shardline-1", client=aclient, config=CONFIG)
+        consumer = Consumer(source)
+        running = asyncio.create_task(consumer.run())
+        expected = len(by_shard[checkpointed]) - 3 + len(by_shard[fresh])
+        await consumer.wait_for(lambda: len(consumer.records) >= expected, timeout=60)
+        await source.close()
+        await asyncio.wait_for(running, 30)
+    assert sorted(data for _, data, _ in consumer.records) == sorted(
+        data for data in (d for _, d in by_shard[checkpointed][3:] + by_shard[fresh])
+    )
+    kcl = KclLeaseRefresher(client, name)
+    resumed = {lease.lease_key: lease for lease in kcl.list_leases()}
+    assert set(resumed) == {checkpointed, fresh}
+    assert resumed[fresh].checkpoint == by_shard[fresh][-1][0]
+    assert all(lease.owner is None for lease in resumed.values())
