@@ -8,7 +8,8 @@ or 3.x) without losing its place:
 
 * a lease without progress holds the KCL's initial-position sentinel in ``checkpoint``
   (``TRIM_HORIZON``, ``LATEST`` or ``AT_TIMESTAMP``), whoever created it; Shardline writes one
-  on every lease it creates and reads the KCL's as :attr:`Lease.initial_position`.  The KCL
+  on every lease it creates (and on a lease an earlier Shardline created without one) and
+  reads the KCL's as :attr:`Lease.initial_position`.  The KCL
   keeps no timestamp in the row: an ``AT_TIMESTAMP`` lease starts at the timestamp the
   consumer is configured with, as in the KCL;
 * rows of a KCL 3.x table that are not leases (``entityType`` ``LEADER``,
@@ -230,7 +231,7 @@ class DynamoDBCheckpointStore:
         }
         if parents:
             item[PARENT_SHARD_ID] = {"SS": parents}
-        with contextlib.suppress(ConditionalCheckFailedError):  # it exists: exactly what we wanted
+        try:
             await self._call(
                 lambda: client.put_item(
                     TableName=self.table_name,
@@ -239,6 +240,24 @@ class DynamoDBCheckpointStore:
                     ExpressionAttributeNames={"#key": LEASE_KEY},
                 )
             )
+        except ConditionalCheckFailedError:
+            # it exists: exactly what we wanted, unless an earlier Shardline created it without
+            # a checkpoint, which the KCL cannot read: give it the sentinel, touching nothing else
+            with contextlib.suppress(ConditionalCheckFailedError):
+                await self._call(
+                    lambda: client.update_item(
+                        TableName=self.table_name,
+                        Key={LEASE_KEY: {"S": shard_id}},
+                        UpdateExpression="SET #checkpoint = :initial, #sub = if_not_exists(#sub, :zero)",
+                        ConditionExpression="attribute_exists(#key) AND attribute_not_exists(#checkpoint)",
+                        ExpressionAttributeNames={
+                            "#key": LEASE_KEY,
+                            "#checkpoint": CHECKPOINT,
+                            "#sub": CHECKPOINT_SUB_SEQUENCE,
+                        },
+                        ExpressionAttributeValues={":initial": {"S": initial_position}, ":zero": {"N": "0"}},
+                    )
+                )
 
     async def get(self, shard_id: str) -> Lease | None:
         validate_shard_id(shard_id)

@@ -318,3 +318,29 @@ async def test_a_shardline_consumer_resumes_a_kcl3_table_where_the_kcl_left_off(
     assert set(resumed) == {checkpointed, fresh}
     assert resumed[fresh].checkpoint == by_shard[fresh][-1][0]
     assert all(lease.owner is None for lease in resumed.values())
+
+
+async def test_a_lease_an_earlier_shardline_wrote_without_checkpoint_gets_the_sentinel(
+    table: tuple[Any, str], store: DynamoDBCheckpointStore
+) -> None:
+    client, name = table
+    legacy = {
+        "leaseKey": {"S": "shardId-000000000000"},
+        "leaseCounter": {"N": "3"},
+        "ownerSwitchesSinceCheckpoint": {"N": "0"},
+    }
+    client.put_item(TableName=name, Item=legacy)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        kcl_read(_item(client, name, "shardId-000000000000"))
+    await store.create_if_absent("shardId-000000000000", initial_position="LATEST")
+    assert _item(client, name, "shardId-000000000000") == {
+        **legacy,
+        "checkpoint": {"S": "LATEST"},
+        "checkpointSubSequenceNumber": {"N": "0"},
+    }
+    # progress is never overwritten
+    lease = await store.acquire("shardId-000000000000", "shardline-a")
+    await store.checkpoint(lease, SEQ_1, 1)
+    await store.create_if_absent("shardId-000000000000", initial_position="TRIM_HORIZON")
+    row = kcl_read(_item(client, name, "shardId-000000000000"))
+    assert row is not None and (row.checkpoint, row.sub_sequence) == (SEQ_1, 1)
