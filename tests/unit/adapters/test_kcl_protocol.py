@@ -280,3 +280,56 @@ def test_protocol_lines_match_amazon_kclpy_sample_processor(spawn: Any, scenario
         assert daemon.process.stdin is not None
         daemon.process.stdin.close()
     assert daemon.process.wait(timeout=WAIT) == sample["exit"]
+
+
+def test_the_daemon_emulator_refuses_what_the_java_daemon_refuses(tmp_path: Path) -> None:
+    """The emulator's rules can fail: a processor checkpointing past what was delivered, or
+    backwards, is answered with IllegalArgumentException and nothing is recorded."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.getcwd()]))
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "kcl_rule_breaker.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    try:
+        daemon = MultiLangDaemon(process, SHARD, timeout=WAIT)
+        daemon.initialize()
+        daemon.process_records([Record("700", b"a", 0), Record("700", b"b", 1), Record("701", b"c", 0)])
+        answers = [line for line in daemon.transcript if line["action"] == "checkpoint"]
+        assert [(a["sequenceNumber"], a["subSequenceNumber"]) for a in answers] == [
+            ("701", 1), ("702", 0), ("701", 0), ("700", 0),
+        ]
+        assert daemon.checkpoints == [("701", 0)]  # only the one inside the range, not the step back
+        daemon.shard_ended()
+        assert daemon.checkpoints[-1] == ("SHARD_END", 0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=WAIT)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def test_a_child_that_exits_or_answers_for_another_action_stops_the_daemon() -> None:
+    quiet = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    with pytest.raises(DaemonExit, match="before the status"):
+        MultiLangDaemon(quiet, SHARD, timeout=WAIT).initialize()
+    quiet.wait(timeout=WAIT)
+    answer_for_x = (
+        "import sys; sys.stdin.readline(); "
+        "print('{\"action\": \"status\", \"responseFor\": \"x\"}', flush=True)"
+    )
+    wrong = subprocess.Popen(
+        [sys.executable, "-c", answer_for_x],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    with pytest.raises(DaemonExit, match="status for 'x'"):
+        MultiLangDaemon(wrong, SHARD, timeout=WAIT).initialize()
+    wrong.wait(timeout=WAIT)
+    for process in (quiet, wrong):
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
