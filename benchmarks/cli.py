@@ -21,6 +21,7 @@ from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.extras import MissingExtraError
 
 __all__ = ["build_parser", "main"]
 
@@ -363,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"stream-bench: {exc}", file=sys.stderr)
         return 2
+    except MissingExtraError:
+        raise  # benchmarks.entry reports it in one line
     except ShardlineError as exc:
         print(f"stream-bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
