@@ -4,24 +4,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,kafka,bench
+# Every dependency of the dev extra (which includes the bench, kafka, local, kcl and otel roles), pinned
+# with its sha256 hashes for Python 3.11; `make lock` regenerates it after a dependency change.
+LOCK ?= requirements/dev.txt
 PACKAGES := shardline producers consumers benchmarks
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # The stamp's name carries a hash of pyproject.toml: a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: all test bench lint unit integration venv
+.PHONY: all test bench lint unit integration venv lock wheel-check
 
 all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# Dependencies install in hash-checking mode from the lock; the project itself then installs
+# editable without fetching anything (no build isolation: it builds with the locked setuptools).
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
-	$(BIN)/python deploy/scripts/install_kclpy.py --if-missing
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	$(BIN)/shardline-install-kclpy --if-missing
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -44,3 +49,15 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/stream-bench run $(BENCH_ARGS)
+
+# Regenerate the hashed lock from pyproject.toml (pip-tools in a throwaway virtualenv).
+lock:
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check pip-tools
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --unsafe-package shardline --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra dev --output-file $(LOCK) pyproject.toml
+	rm -rf $(VENV)-lock
+
+# Build the wheel and sdist and run each role's commands from its own fresh virtualenv.
+wheel-check:
+	bash .ci/wheel-check

@@ -31,7 +31,11 @@ __all__ = [
     "wait_ready",
 ]
 
-_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+# The only variables a server inherits from the caller; everything else (credentials, profiles,
+# container and web-identity credential endpoints, tokens of any kind) stays behind.
+_INHERITED_ENV = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SHARDLINE_BIND_HOST"}
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -79,9 +83,16 @@ class ServerHandle:
             self.process.wait(timeout=timeout)
 
 
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment for a server: no real credentials or profile leak into emulators."""
-    env = {key: value for key, value in os.environ.items() if key not in _SECRET_ENV}
+def _child_env(extra: Mapping[str, str], home: Path | None = None) -> dict[str, str]:
+    """The environment for a server: an allow-list of the caller's variables, its own HOME, ``extra``.
+
+    No credentials, profile or credential endpoint reaches an emulator, and none of them
+    reads or writes the caller's home directory (``~/.aws``, ``~/.npmrc``...).
+    """
+    env = {key: value for key, value in os.environ.items() if key in _INHERITED_ENV}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
     env.update(extra)
     return env
 
@@ -103,16 +114,18 @@ def launch(
     """Start ``argv`` in its own session with output in ``log_path``.
 
     ``detached`` servers outlive this process (``shardline local up``); attached ones get
-    SIGTERM when this process dies, so a killed test run leaves no server behind.
+    SIGTERM when this process dies, so a killed test run leaves no server behind.  The server's
+    HOME is ``home`` under its working directory (or its log directory).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    home = (cwd or log_path.parent) / "home"
     with log_path.open("ab") as log:
         return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_child_env(env or {}),
+            env=_child_env(env or {}, home),
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
             preexec_fn=None if detached else _die_with_parent,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardline.extras import require_module
 from shardline.local import installers
 from shardline.local.errors import ServerStartError
 from shardline.local.probes import aws_probe, http_ping_probe, kafka_probe
@@ -123,6 +124,9 @@ def start_kinesalite(run_dir: Path, *, detached: bool = False,
 def start_moto(run_dir: Path, *, detached: bool = False,
                ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
     """moto in server mode: DynamoDB, Firehose, S3, Timestream, CloudWatch and Kinesis on one port."""
+    # a child `python -m moto.server` without them would only say it failed to start
+    require_module("moto", "local")
+    require_module("flask", "local")
 
     def plan(server_dir: Path) -> _LaunchPlan:
         port = free_port()
@@ -136,6 +140,7 @@ def start_moto(run_dir: Path, *, detached: bool = False,
 def start_tansu(run_dir: Path, *, detached: bool = False,
                 ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
     """Tansu, an Apache-Kafka-protocol broker, with in-memory storage."""
+    require_module("confluent_kafka", "local")  # the readiness probe is a Kafka client
     binary = installers.ensure_tansu()
 
     def plan(server_dir: Path) -> _LaunchPlan:

@@ -260,9 +260,12 @@ def test_failed_npm_install_names_the_package_and_the_registry(monkeypatch: pyte
 
 def test_installed_npm_package_is_not_installed_again(monkeypatch: pytest.MonkeyPatch,
                                                       isolated_cache: Path) -> None:
-    package_dir = isolated_cache / "npm" / "node_modules" / "kinesalite"
+    prefix = installers._npm_prefix()
+    assert prefix.is_relative_to(isolated_cache)
+    package_dir = prefix / "node_modules" / "kinesalite"
     package_dir.mkdir(parents=True)
     (package_dir / "package.json").write_text(json.dumps({"version": "3.3.3"}))
+    (prefix / ".installed").touch()
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
 
     def no_run(*args: object, **kwargs: object) -> None:
