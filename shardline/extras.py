@@ -82,7 +82,7 @@ def extra_for_module(module: str | None, prefer: str | None = None) -> str | Non
 
 
 def require_module(module: str, extra: str) -> None:
-    """Raise :class:`MissingExtraError` unless top-level ``module`` is installed (checked without importing it).
+    """Raise :class:`MissingExtraError` unless top-level ``module`` is installed (found, not imported).
 
     For dependencies that are used in a child process (``python -m moto.server``), where a
     missing module would otherwise surface as a server that never starts.

@@ -49,6 +49,17 @@ def _neutralise_jar_downloads(pom: Path) -> int:
     return removed
 
 
+_SETUP_REQUIRES = 'setup_requires=["pytest-runner"],'
+
+
+def _drop_setup_requires(setup_py: Path) -> None:
+    """Remove setup.py's ``setup_requires`` (pytest-runner, for its tests), which setuptools would
+    fetch from the index outside pip's hash checking; the build needs nothing but setuptools."""
+    text = setup_py.read_text()
+    if _SETUP_REQUIRES in text:
+        setup_py.write_text(text.replace(_SETUP_REQUIRES, ""))
+
+
 class KclpyInstallError(Exception):
     """The sdist could not be fetched, or it is not the one whose hash is pinned."""
 
@@ -79,6 +90,7 @@ def install(version: str, sha256: str | None = None) -> None:
             sdist.extractall(workdir, filter="data")
         source = next(path for path in workdir.iterdir() if path.is_dir())
         removed = _neutralise_jar_downloads(source / "pom.xml")
+        _drop_setup_requires(source / "setup.py")
         print(f"shardline-install-kclpy: skipped {removed} KCL jar downloads (no Java daemon installed)")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", str(source)],

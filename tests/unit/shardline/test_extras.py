@@ -103,19 +103,22 @@ def _run_without(module: str, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+_BENCH_RUN = "from benchmarks.entry import main; raise SystemExit(main(['run', '--duration', '1']))"
+_LOCAL_UP = "from shardline.cli import main; raise SystemExit(main(['local', 'up', '--services', 'aws']))"
+
+
 @pytest.mark.parametrize(
     ("module", "code", "extra"),
     [
-        ("rich", "from benchmarks.entry import main; raise SystemExit(main(['run', '--duration', '1']))", "bench"),
-        ("moto", "from benchmarks.entry import main; raise SystemExit(main(['run', '--duration', '1']))", "bench"),
+        ("rich", _BENCH_RUN, "bench"),
+        ("moto", _BENCH_RUN, "bench"),
         (
             "confluent_kafka",
             "from shardline.cli import main; raise SystemExit(main(['consume', "
             "'kafka://127.0.0.1:9/t?group=g', '--sink', 'file:///dev/null']))",
             "kafka",
         ),
-        ("moto", "from shardline.cli import main; raise SystemExit(main(['local', 'up', '--services', 'aws']))",
-         "local"),
+        ("moto", _LOCAL_UP, "local"),
         ("amazon_kclpy", "from consumers.adapters.kcl_entry import main; raise SystemExit(main(['--help']))",
          "kcl"),
     ],
