@@ -50,12 +50,21 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/stream-bench run $(BENCH_ARGS)
 
-# Regenerate the hashed lock from pyproject.toml (pip-tools in a throwaway virtualenv).
+# Regenerate the hashed locks from pyproject.toml (pip-tools in a throwaway virtualenv): the dev
+# lock for .venv, and one per role (requirements/<role>.txt, used by .ci/wheel-check and by anyone
+# who installs a role with --require-hashes).  Each role starts from the dev lock's pins.
+ROLES := base kafka otel bench bench-peers local kcl
+PIP_COMPILE = $(VENV)-lock/bin/pip-compile --quiet --generate-hashes --unsafe-package shardline \
+	--strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	$(PYTHON) -m venv $(VENV)-lock
 	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check pip-tools
-	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --unsafe-package shardline --strip-extras \
-		--no-emit-index-url --no-emit-find-links --extra dev --output-file $(LOCK) pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file $(LOCK) pyproject.toml
+	for role in $(ROLES); do \
+		cp $(LOCK) requirements/$$role.txt; \
+		extra=$$([ $$role = base ] || echo "--extra $$role"); \
+		$(PIP_COMPILE) $$extra --output-file requirements/$$role.txt pyproject.toml || exit 1; \
+	done
 	rm -rf $(VENV)-lock
 
 # Build the wheel and sdist and run each role's commands from its own fresh virtualenv.
