@@ -612,6 +612,8 @@ class KinesisProducer:
             finally:
                 with contextlib.suppress(ValueError):
                     self._space_waiters.remove(waiter)
+            if self._accepting is not True:  # failed or closed while waiting: room was made by that
+                self._require_started()
 
     def _release(self, records: int, nbytes: int) -> None:
         self._buffered_records -= records
@@ -704,9 +706,10 @@ class KinesisProducer:
             self._fail_producer("the sender task ended early", RuntimeError("sender returned"))
 
     def _on_request_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and self._failure is None and task.exception() is not None:
+            # Fail the producer while the task's own batch is still listed as in flight.
+            self._fail_producer("a PutRecords request task died", task.exception())
         self._in_flight.pop(task, None)
-        if not task.cancelled() and self._failure is None and (error := task.exception()) is not None:
-            self._fail_producer("a PutRecords request task died", error)
 
     def _on_background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
