@@ -706,9 +706,10 @@ class KinesisProducer:
             self._fail_producer("the sender task ended early", RuntimeError("sender returned"))
 
     def _on_request_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and self._failure is None and task.exception() is not None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self._failure is None:
             # Fail the producer while the task's own batch is still listed as in flight.
-            self._fail_producer("a PutRecords request task died", task.exception())
+            self._fail_producer("a PutRecords request task died", error)
         self._in_flight.pop(task, None)
 
     def _on_background_done(self, task: asyncio.Task[None]) -> None:
