@@ -24,7 +24,7 @@ import pytest
 
 from tests.unit.adapters.multilang_daemon import DaemonExit, MultiLangDaemon, Record
 
-pytest.importorskip("amazon_kclpy", reason="install with deploy/scripts/install_kclpy.py")
+pytest.importorskip("amazon_kclpy", reason="install with shardline-install-kclpy")
 
 SHARD = "shardId-000000000001"
 HERE = Path(__file__).parent
