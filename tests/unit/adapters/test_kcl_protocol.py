@@ -333,3 +333,51 @@ def test_a_child_that_exits_or_answers_for_another_action_stops_the_daemon() -> 
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+def test_shard_end_is_never_checkpointed_past_a_record_that_was_not_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The last guard: should a batch ever come back without a failure yet short of its last
+    record, ``shardEnded`` ends the process instead of recording SHARD_END."""
+    import io
+
+    from amazon_kclpy import kcl
+
+    from consumers.adapters import kcl as adapter
+    from consumers.adapters._batch import BatchOutcome
+    from consumers.pipeline import PipelineStats
+    from consumers.sinks.file import FileSink
+    from shardline.records import KinesisPosition
+
+    async def short(records_by_partition: dict[str, Any], *args: Any, **kwargs: Any) -> BatchOutcome:
+        [(shard, records)] = records_by_partition.items()
+        return BatchOutcome({shard: records[0].position}, PipelineStats())
+
+    monkeypatch.setattr(adapter, "process_batch", short)
+    processor = adapter.ShardlineRecordProcessor(
+        lambda: FileSink(tmp_path / "out.jsonl"), checkpoint_interval=3600
+    )
+    lines = [
+        {"action": "initialize", "shardId": SHARD, "sequenceNumber": "TRIM_HORIZON", "subSequenceNumber": 0},
+        {
+            "action": "processRecords",
+            "millisBehindLatest": 0,
+            "records": [Record("800", b"x").message(), Record("801", b"y").message()],
+        },
+        {"action": "shardEnded"},
+    ]
+    stdout = io.StringIO()
+    with pytest.raises(SystemExit):
+        kcl.KCLProcess(
+            processor,
+            input_file=io.StringIO("".join(json.dumps(line) + "\n" for line in lines)),
+            output_file=stdout,
+            error_file=io.StringIO(),
+        ).run()
+    answered = [json.loads(line) for line in stdout.getvalue().splitlines() if line.strip()]
+    assert answered == [
+        {"action": "status", "responseFor": "initialize"},
+        {"action": "status", "responseFor": "processRecords"},
+    ]
+    assert KinesisPosition("", SHARD, "800") == processor._acknowledged
