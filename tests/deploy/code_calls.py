@@ -92,7 +92,7 @@ def _models() -> dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]
         waiters: dict[str, str] = {}
         try:
             waiter_model = session.get_waiter_model(service)
-        except Exception:  # noqa: BLE001 - a service without waiters
+        except Exception:
             waiter_model = None
         if waiter_model is not None:
             for name in waiter_model.waiter_names:
@@ -109,7 +109,7 @@ def _has_paginator(session: botocore.session.Session, service: str, operation: s
         session.get_paginator_model(service).get_paginator(operation)
     except (ValueError, KeyError):
         return False
-    except Exception:  # noqa: BLE001 - no paginator model at all
+    except Exception:
         return False
     return True
 
@@ -147,7 +147,9 @@ def _imports(module: str) -> set[str]:
                 found.add(name)
                 # importing a.b.c runs a/__init__ and a/b/__init__ too
                 parts = name.split(".")
-                found.update(".".join(parts[:i]) for i in range(1, len(parts)) if _exists(".".join(parts[:i])))
+                found.update(
+                    ".".join(parts[:i]) for i in range(1, len(parts)) if _exists(".".join(parts[:i]))
+                )
     return found
 
 
@@ -195,7 +197,9 @@ def _is_client(receiver: ast.expr) -> bool:
 def _resolve(candidates: list[str], local: set[str], what: str) -> str:
     narrowed = [service for service in candidates if service in local] or candidates
     if len(narrowed) != 1:
-        raise AssertionError(f"{what}: ambiguous between services {narrowed}; build the client in this module")
+        raise AssertionError(
+            f"{what}: ambiguous between services {narrowed}; build the client in this module"
+        )
     return narrowed[0]
 
 
@@ -214,8 +218,14 @@ def module_calls(module: str) -> set[ApiCall]:
             continue
         if node.attr in ("get_waiter", "get_paginator"):
             parent_call = _call_of(tree, node)
-            if parent_call is None or not parent_call.args or not isinstance(parent_call.args[0], ast.Constant):
-                raise AssertionError(f"{module}:{node.lineno}: {node.attr} needs a literal name to be checked")
+            if (
+                parent_call is None
+                or not parent_call.args
+                or not isinstance(parent_call.args[0], ast.Constant)
+            ):
+                raise AssertionError(
+                    f"{module}:{node.lineno}: {node.attr} needs a literal name to be checked"
+                )
             name = str(parent_call.args[0].value)
             index = 1 if node.attr == "get_waiter" else 2
             candidates = [service for service, model in models.items() if name in model[index]]

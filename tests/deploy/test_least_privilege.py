@@ -140,26 +140,46 @@ def test_the_scan_finds_the_calls_we_know_about() -> None:
     """The scanner itself: known call sites of each kind show up (attribute call, a method passed
     as a callable, a waiter, a client from a factory call)."""
     calls = component_calls(
-        {"consumers.checkpoint.dynamodb", "benchmarks.run", "benchmarks.peers.kinesis", "consumers.replay.ranges"}
+        {
+            "consumers.checkpoint.dynamodb",
+            "benchmarks.run",
+            "benchmarks.peers.kinesis",
+            "consumers.replay.ranges",
+        }
     )
     found = {(call.module, call.action) for call in calls}
     assert ("consumers.checkpoint.dynamodb", "dynamodb:Scan") in found  # partial(client.scan, ...)
     assert ("consumers.checkpoint.dynamodb", "dynamodb:DescribeTable") in found  # get_waiter("table_exists")
     assert ("benchmarks.run", "kinesis:DescribeStream") in found  # get_waiter("stream_exists")
     assert ("benchmarks.peers.kinesis", "kinesis:DeleteStream") in found  # _boto3(endpoint).delete_stream
-    assert ("consumers.replay.ranges", "s3:ListBucket") in found  # list_objects_v2 is authorised by ListBucket
+    assert (
+        "consumers.replay.ranges",
+        "s3:ListBucket",
+    ) in found  # list_objects_v2 is authorised by ListBucket
 
 
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
 
 # (evidence in the code, kafka-cluster actions it needs), after MSK's table of Kafka APIs per action.
 KAFKA_EVIDENCE = (
-    (re.compile(r"\bProducer\("), {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"}),
+    (
+        re.compile(r"\bProducer\("),
+        {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"},
+    ),
     (re.compile(r"['\"]enable\.idempotence['\"]"), {"kafka-cluster:WriteDataIdempotently"}),
-    (re.compile(r"['\"]transactional\.id['\"]"), {"kafka-cluster:DescribeTransactionalId", "kafka-cluster:AlterTransactionalId"}),
-    (re.compile(r"\bConsumer\b"), {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"}),
+    (
+        re.compile(r"['\"]transactional\.id['\"]"),
+        {"kafka-cluster:DescribeTransactionalId", "kafka-cluster:AlterTransactionalId"},
+    ),
+    (
+        re.compile(r"\bConsumer\b"),
+        {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"},
+    ),
     (re.compile(r"['\"]group\.id['\"]"), {"kafka-cluster:DescribeGroup"}),  # FindCoordinator, OffsetFetch
-    (re.compile(r"\.(subscribe|commit|store_offsets)\("), {"kafka-cluster:AlterGroup"}),  # Join/Sync/OffsetCommit
+    (
+        re.compile(r"\.(subscribe|commit|store_offsets)\("),
+        {"kafka-cluster:AlterGroup"},
+    ),  # Join/Sync/OffsetCommit
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
@@ -186,9 +206,10 @@ def _code_only(module: str) -> str:
     tree = ast.parse(module_path(module).read_text())
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                body[0] = ast.Pass()
+        first = body[0] if isinstance(body, list) and body else None
+        docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+        if docstring and isinstance(first.value.value, str):  # type: ignore[union-attr]
+            body[0] = ast.Pass()  # type: ignore[index]
     return ast.unparse(tree)
 
 
@@ -197,17 +218,23 @@ def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None
     expected = _kafka_code_actions(KAFKA_COMPONENTS[role])
     granted = role_actions("msk-iam-roles", role)
     assert expected, role
-    assert granted == expected, f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    assert granted == expected, (
+        f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
 
 
 def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses() -> None:
     prefix = template("msk-iam-roles")["Parameters"]["ReplayGroupPrefix"]["Default"]
     group_grants = [g for g in role_grants("msk-iam-roles", "KafkaReplayRole") if g.action.endswith("Group")]
     assert {g.action for g in group_grants} == {"kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"}
-    assert all(str(g.resource).endswith("/${ReplayGroupPrefix}*\"]}") or "${ReplayGroupPrefix}*" in str(g.resource)
-               for g in group_grants)
+    assert all(
+        str(g.resource).endswith('/${ReplayGroupPrefix}*"]}') or "${ReplayGroupPrefix}*" in str(g.resource)
+        for g in group_grants
+    )
     for module in KAFKA_COMPONENTS["KafkaReplayRole"]:
-        group_ids = re.findall(r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"'))
+        group_ids = re.findall(
+            r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"')
+        )
         assert group_ids, module
         assert all(group_id.startswith(prefix) for group_id in group_ids), (module, group_ids)
 
@@ -232,10 +259,14 @@ def _condition(grant: Grant, operator: str, key: str) -> Any:
 
 
 def test_replay_role_can_decrypt_the_sse_kms_archive_through_s3_only() -> None:
-    grants = [g for g in _grants("iam-roles", "ReplayRole", "kms:Decrypt") if g.resource == {"Ref": "ArchiveKeyArn"}]
+    grants = [
+        g for g in _grants("iam-roles", "ReplayRole", "kms:Decrypt") if g.resource == {"Ref": "ArchiveKeyArn"}
+    ]
     assert len(grants) == 1
     (grant,) = grants
-    assert _condition(grant, "StringEquals", "kms:ViaService") == {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}
+    assert _condition(grant, "StringEquals", "kms:ViaService") == {
+        "Fn::Sub": "s3.${AWS::Region}.amazonaws.com"
+    }
     context = _condition(grant, "StringLike", "kms:EncryptionContext:aws:s3:arn")
     assert {"Ref": "ArchiveBucketArn"} in context
 
@@ -251,8 +282,13 @@ def test_every_kms_grant_is_bound_to_a_service_and_an_encryption_context() -> No
 
 def test_lambda_consumer_role_can_write_sinks_and_dead_letters() -> None:
     actions = role_actions("lambda-consumer", "FunctionRole")
-    assert {"s3:PutObject", "kms:GenerateDataKey", "dynamodb:BatchWriteItem", "firehose:PutRecordBatch",
-            "timestream:WriteRecords"} <= actions
+    assert {
+        "s3:PutObject",
+        "kms:GenerateDataKey",
+        "dynamodb:BatchWriteItem",
+        "firehose:PutRecordBatch",
+        "timestream:WriteRecords",
+    } <= actions
 
 
 S3_OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
@@ -277,13 +313,21 @@ def test_s3_grants_are_limited_to_buckets_of_this_account() -> None:
     for stem, role in (("iam-roles", "ReplayRole"), ("lambda-consumer", "FunctionRole")):
         for grant in role_grants(stem, role):
             if grant.action.startswith("s3:"):
-                assert _condition(grant, "StringEquals", "s3:ResourceAccount") == {"Ref": "AWS::AccountId"}, grant
+                assert _condition(grant, "StringEquals", "s3:ResourceAccount") == {"Ref": "AWS::AccountId"}, (
+                    grant
+                )
 
 
 # --- keys, buckets, trust ---------------------------------------------------------------------
 
-KEY_TEMPLATES = {"kinesis-stream": "StreamKey", "dead-letter-bucket": "DeadLetterKey", "firehose": "ArchiveKey"}
-CRYPTO_ACTIONS = re.compile(r"kms:(Encrypt|Decrypt|ReEncrypt|GenerateDataKey|Sign|Verify|GenerateMac|CreateGrant|\*)")
+KEY_TEMPLATES = {
+    "kinesis-stream": "StreamKey",
+    "dead-letter-bucket": "DeadLetterKey",
+    "firehose": "ArchiveKey",
+}
+CRYPTO_ACTIONS = re.compile(
+    r"kms:(Encrypt|Decrypt|ReEncrypt|GenerateDataKey|Sign|Verify|GenerateMac|CreateGrant|\*)"
+)
 
 
 @pytest.mark.parametrize("stem", sorted(KEY_TEMPLATES))
@@ -349,7 +393,11 @@ def test_trust_policies_name_the_calling_account() -> None:
 
     for where, statement in trust_statements():
         service = statement["Principal"]["Service"]
-        key = TRUST_EXCEPTIONS.get(service, "aws:SourceAccount") if isinstance(service, str) else "aws:SourceAccount"
+        key = (
+            TRUST_EXCEPTIONS.get(service, "aws:SourceAccount")
+            if isinstance(service, str)
+            else "aws:SourceAccount"
+        )
         condition = statement.get("Condition")
         assert condition is not None, where
         # A computed principal (ComputeServicePrincipal) may be EC2, which sets no source account:

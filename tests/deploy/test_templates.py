@@ -128,18 +128,35 @@ KEY_POLICY_HOLDERS = {"StreamKey", "DeadLetterKey", "ArchiveKey"}
 @pytest.mark.parametrize(
     "statement,problem",
     [
-        ({"Effect": "Allow", "Action": "kinesis:Get*", "Resource": "arn:aws:kinesis:r:1:stream/s"}, "wildcard action"),
-        ({"Effect": "Allow", "Action": "kinesis:GetRecord?", "Resource": "arn:aws:kinesis:r:1:stream/s"}, "wildcard action"),
+        (
+            {"Effect": "Allow", "Action": "kinesis:Get*", "Resource": "arn:aws:kinesis:r:1:stream/s"},
+            "wildcard action",
+        ),
+        (
+            {"Effect": "Allow", "Action": "kinesis:GetRecord?", "Resource": "arn:aws:kinesis:r:1:stream/s"},
+            "wildcard action",
+        ),
         ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}, "NotAction"),
         ({"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::b/x"}, "NotResource"),
-        ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b*"}, "not after a delimiter"),
+        (
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b*"},
+            "not after a delimiter",
+        ),
         ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}, "'*' resource"),
         (
-            {"Effect": "Allow", "Action": "kafka-cluster:ReadData", "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/telemetry*"}},
+            {
+                "Effect": "Allow",
+                "Action": "kafka-cluster:ReadData",
+                "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/telemetry*"},
+            },
             "not after a delimiter",
         ),
         (
-            {"Effect": "Allow", "Action": "kafka-cluster:ReadData", "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/${Loose}*"}},
+            {
+                "Effect": "Allow",
+                "Action": "kafka-cluster:ReadData",
+                "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/${Loose}*"},
+            },
             "not after a delimiter",
         ),
     ],

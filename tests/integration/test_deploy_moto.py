@@ -114,9 +114,9 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
         assert f":role/shardline/{role_outputs[output].rsplit('/', 1)[-1]}" in role_outputs[output]
     sink_policy = iam.get_policy(PolicyArn=policy_outputs["SinkWritePolicyArn"])["Policy"]
     assert sink_policy["Path"] == "/shardline/"
-    version = iam.get_policy_version(
-        PolicyArn=sink_policy["Arn"], VersionId=sink_policy["DefaultVersionId"]
-    )["PolicyVersion"]
+    version = iam.get_policy_version(PolicyArn=sink_policy["Arn"], VersionId=sink_policy["DefaultVersionId"])[
+        "PolicyVersion"
+    ]
     assert "s3:PutObject" in str(version["Document"])
     assert bucket_outputs["BucketArn"] in str(version["Document"])
 

@@ -32,7 +32,9 @@ def _entry() -> DeadLetterEntry:
         position=KinesisPosition("telemetry", "shardId-000000000000", "1"),
         arrival_time=datetime(2024, 5, 1, tzinfo=UTC),
     )
-    return DeadLetterEntry(record=record, reason="poison", error_type="SerializationError", attempts=1, destination="x")
+    return DeadLetterEntry(
+        record=record, reason="poison", error_type="SerializationError", attempts=1, destination="x"
+    )
 
 
 async def test_every_put_carries_the_expected_bucket_owner() -> None:
