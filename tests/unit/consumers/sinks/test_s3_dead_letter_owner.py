@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore.validate import validate_parameters
 
 from consumers.sinks.base import DeadLetterEntry
 from consumers.sinks.deadletter import S3DeadLetter
@@ -13,14 +15,18 @@ from consumers.sinks.uri import dead_letter_from_uri
 from shardline.errors import ConfigurationError
 from shardline.records import ConsumedRecord, KinesisPosition
 
+_PUT_OBJECT = botocore.session.get_session().get_service_model("s3").operation_model("PutObject").input_shape
+
 
 class RecordingS3:
-    """Records put_object's arguments (the wire behaviour is covered by the integration tests)."""
+    """Records put_object's arguments after botocore's own validation of them (so a misspelt
+    parameter fails here as it would against S3); the wire is covered by the integration tests."""
 
     def __init__(self) -> None:
         self.puts: list[dict[str, Any]] = []
 
     async def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        validate_parameters(kwargs, _PUT_OBJECT)
         self.puts.append(kwargs)
         return {}
 
