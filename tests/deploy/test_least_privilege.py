@@ -180,6 +180,7 @@ KAFKA_EVIDENCE = (
         re.compile(r"\.(subscribe|commit|store_offsets)\("),
         {"kafka-cluster:AlterGroup"},
     ),  # Join/Sync/OffsetCommit
+    (re.compile(r"\bAdminClient\("), {"kafka-cluster:Connect"}),
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
@@ -188,6 +189,13 @@ KAFKA_COMPONENTS = {
     "KafkaProducerRole": {"producers.kafka", "producers._kafka_config"},
     "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages"},
     "KafkaReplayRole": {"consumers.replay.kafka_range", "consumers._kafka_replay"},
+    "KafkaBenchRole": {
+        "benchmarks.run_msk",
+        "producers.kafka",
+        "producers._kafka_config",
+        "consumers.kafka",
+        "consumers._kafka_messages",
+    },
 }
 
 
@@ -239,11 +247,18 @@ def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses()
         assert all(group_id.startswith(prefix) for group_id in group_ids), (module, group_ids)
 
 
-def test_bench_streams_are_named_with_the_role_prefix() -> None:
-    prefix = template("iam-roles")["Parameters"]["BenchStreamPrefix"]["Default"]
-    for module in ("benchmarks/run.py", "benchmarks/hotshards.py"):
-        names = re.findall(r'f"([a-z-]+)\{uuid', (ROOT / module).read_text())
-        assert names and all(name.startswith(prefix) for name in names), (module, names)
+@pytest.mark.parametrize(
+    "stem,parameter,module",
+    [
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/run.py"),
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/hotshards.py"),
+        ("msk-iam-roles", "BenchTopicPrefix", "benchmarks/run_msk.py"),  # topics and groups
+    ],
+)
+def test_bench_resources_are_named_with_the_role_prefix(stem: str, parameter: str, module: str) -> None:
+    prefix = template(stem)["Parameters"][parameter]["Default"]
+    names = re.findall(r'f"([a-z-]+)\{uuid', (ROOT / module).read_text())
+    assert names and all(name.startswith(prefix) for name in names), (module, names)
 
 
 # --- the findings, one by one -------------------------------------------------------------------

@@ -125,4 +125,9 @@ def test_msk_roles_deploy(moto_endpoint: str) -> None:
     cfn = _client("cloudformation", moto_endpoint)
     cluster_uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-s1"
     outputs = _deploy(cfn, "msk-iam-roles", {"ClusterName": "telemetry", "ClusterUuid": cluster_uuid})
-    assert set(outputs) == {"KafkaProducerRoleArn", "KafkaConsumerRoleArn", "KafkaReplayRoleArn"}
+    assert set(outputs) == {
+        "KafkaProducerRoleArn",
+        "KafkaConsumerRoleArn",
+        "KafkaReplayRoleArn",
+        "KafkaBenchRoleArn",
+    }
