@@ -1,8 +1,8 @@
 """checkov on deploy/cloudformation: every finding is either fixed or listed with its reason.
 
-checkov runs from the current interpreter when it is installed there, else from an isolated
-environment at ``.cache/checkov-venv`` (``python -m venv .cache/checkov-venv &&
-.cache/checkov-venv/bin/pip install checkov``); without either the test is skipped.
+checkov runs from its own environment at ``.cache/checkov-venv`` (made by
+``deploy/scripts/install_checkov.py``; checkov pins older boto3/botocore than Shardline's), or
+from the current interpreter when it is installed there; without either the test is skipped.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ ISOLATED = ROOT / ".cache" / "checkov-venv" / "bin" / "checkov"
 
 
 def _checkov_command() -> list[str] | None:
-    if importlib.util.find_spec("checkov") is not None:
-        return [sys.executable, "-m", "checkov.main"]
     if ISOLATED.is_file():
         return [str(ISOLATED)]
+    if importlib.util.find_spec("checkov") is not None:
+        return [sys.executable, "-m", "checkov.main"]
     return None
 
 
@@ -48,7 +48,7 @@ def test_every_skip_has_a_reason_and_names_its_resources() -> None:
 def _findings() -> set[tuple[str, str]]:
     command = _checkov_command()
     if command is None:
-        pytest.skip("checkov is not installed (pip install checkov, or into .cache/checkov-venv)")
+        pytest.skip("checkov is not installed: python deploy/scripts/install_checkov.py")
     result = subprocess.run(
         [
             *command,
