@@ -205,12 +205,16 @@ def _resolve(candidates: list[str], local: set[str], what: str) -> str:
 
 def module_calls(module: str) -> set[ApiCall]:
     """The API calls made by one module."""
+    return source_calls(_tree(module), module)
+
+
+def source_calls(tree: ast.Module, module: str) -> set[ApiCall]:
+    """The API calls made by the code in ``tree`` (``module`` names it in messages and results)."""
     models = _models()
     by_operation: dict[str, list[str]] = {}
     for service, (operations, _, _) in models.items():
         for snake in operations:
             by_operation.setdefault(snake, []).append(service)
-    tree = _tree(module)
     local = _factory_services(tree)
     calls: set[ApiCall] = set()
     for node in ast.walk(tree):

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.code_calls import ROOT, closure, component_calls, module_path, package_modules
+from tests.deploy.code_calls import (
+    ROOT,
+    closure,
+    component_calls,
+    module_path,
+    package_modules,
+    source_calls,
+)
 from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
@@ -156,6 +163,27 @@ def test_the_scan_finds_the_calls_we_know_about() -> None:
         "consumers.replay.ranges",
         "s3:ListBucket",
     ) in found  # list_objects_v2 is authorised by ListBucket
+
+
+def _probe(source: str) -> set[str]:
+    return {call.action for call in source_calls(ast.parse(source), "probe")}
+
+
+def test_the_scan_fails_closed() -> None:
+    """A new call shows up as its IAM action; a call the scan cannot attribute is an error,
+    never silently left out of the comparison."""
+    assert _probe('c = aiobotocore_client("dynamodb")\nawait client.delete_item(TableName="t")') == {
+        "dynamodb:DeleteItem"
+    }
+    assert _probe('s3 = LazyClient("s3")\nawait self.client.head_object(Bucket="b", Key="k")') == {
+        "s3:GetObject"
+    }
+    with pytest.raises(AssertionError, match="not named like a client"):
+        _probe("await table.delete_item(Key={})")  # a client under another name
+    with pytest.raises(AssertionError, match="ambiguous"):
+        _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
+    with pytest.raises(AssertionError, match="literal name"):
+        _probe("client.get_waiter(name)")
 
 
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
