@@ -23,7 +23,7 @@ from tests.deploy.code_calls import (
     package_modules,
     source_calls,
 )
-from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template
+from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
 LOCAL_STACK = frozenset(package_modules("shardline.localstack"))  # talks to 127.0.0.1 emulators only
@@ -431,9 +431,19 @@ TRUST_EXCEPTIONS = {
 }
 
 
-def test_trust_policies_name_the_calling_account() -> None:
-    from tests.deploy.policies import trust_statements
+def _trust_conditions(condition: Any) -> list[Any]:
+    """The condition blocks a trust statement can end up with, one per Fn::If outcome; the
+    NoValue outcome is allowed only for EC2 (RunsOnEc2), which sets no source account."""
+    if isinstance(condition, dict) and "Fn::If" in condition:
+        name, when_true, when_false = condition["Fn::If"]
+        if when_true == {"Ref": "AWS::NoValue"}:
+            assert name == "RunsOnEc2", name
+            return _trust_conditions(when_false)
+        return _trust_conditions(when_true) + _trust_conditions(when_false)
+    return [condition]
 
+
+def test_trust_policies_name_the_calling_account() -> None:
     for where, statement in trust_statements():
         service = statement["Principal"]["Service"]
         key = (
@@ -441,11 +451,17 @@ def test_trust_policies_name_the_calling_account() -> None:
             if isinstance(service, str)
             else "aws:SourceAccount"
         )
-        condition = statement.get("Condition")
-        assert condition is not None, where
-        # A computed principal (ComputeServicePrincipal) may be EC2, which sets no source account:
-        # the condition is then dropped for EC2 only.
+        assert statement.get("Condition") is not None, where
+        for condition in _trust_conditions(statement["Condition"]):
+            assert condition["StringEquals"][key] == {"Ref": "AWS::AccountId"}, where
+
+
+def test_ecs_task_roles_also_name_the_calling_service_arn() -> None:
+    for where, statement in trust_statements():
+        condition = statement["Condition"]
         if isinstance(condition, dict) and "Fn::If" in condition:
-            name, condition, otherwise = condition["Fn::If"]
-            assert name == "TrustNamesSourceAccount" and otherwise == {"Ref": "AWS::NoValue"}, where
-        assert condition["StringEquals"][key] == {"Ref": "AWS::AccountId"}, where
+            ecs = condition["Fn::If"][2]["Fn::If"]
+            assert ecs[0] == "RunsOnEcs", where
+            assert ecs[1]["ArnLike"]["aws:SourceArn"] == {
+                "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"
+            }, where
