@@ -379,7 +379,8 @@ def _checkpoint_store(uri: str, namespace: str | None) -> tuple[Any, str | None]
 
     options: dict[str, Any] = {}
     parts = urlsplit(uri) if "://" in uri else None
-    if parts is not None and parts.scheme.lower() == "dynamodb" and "create_table" not in parse_qs(parts.query):
+    dynamodb = parts is not None and parts.scheme.lower() == "dynamodb"
+    if dynamodb and parts is not None and "create_table" not in parse_qs(parts.query):
         options["create_table"] = True
     store = open_checkpoint_store(uri, namespace=namespace, **options)
     must_exist = None
@@ -399,7 +400,7 @@ def _resource_checks(
         from shardline.kafka_config import KafkaClientConfig
 
         client = KafkaClientConfig(kafka.bootstrap_servers, security=_kafka_security(kafka))
-        checks.append(kafka_topics_check(kafka.bootstrap_servers, kafka.topics, "the SOURCE argument", client))
+        checks.append(kafka_topics_check(kafka.topics, "the SOURCE argument", client))
     if checkpoint_table is not None:
         checks.append(dynamodb_table_check(checkpoint_table, "--checkpoint"))
     for check in (sink_check(args.sink), dead_letter_check(args.dead_letter) if args.dead_letter else None):

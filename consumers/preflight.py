@@ -4,7 +4,7 @@ A consumer started against a missing sink table used to read records, fail every
 with a ``ResourceNotFoundException`` that names no table, and bisect its batches looking
 for a poison record.  The CLIs now look each named resource up once (one cheap describe
 call each) and refuse to start with one line naming the resource and the option that named
-it: :class:`MissingResourceError`, exit status 2.
+it: :class:`~shardline.errors.MissingResourceError`, exit status 2.
 
 Each check is a :class:`ResourceCheck`: what to call the resource in a message, the option
 that named it, and an awaitable that raises :class:`~shardline.errors.ResourceNotFoundError`
@@ -21,7 +21,7 @@ from typing import Any
 
 from shardline.clients import aiobotocore_client
 from shardline.errormap import translate
-from shardline.errors import ResourceNotFoundError, ShardlineError
+from shardline.errors import MissingResourceError, ResourceNotFoundError, ShardlineError
 
 __all__ = [
     "MissingResourceError",
@@ -34,21 +34,6 @@ __all__ = [
     "s3_bucket_check",
     "sink_check",
 ]
-
-
-class MissingResourceError(ResourceNotFoundError):
-    """A resource named on the command line does not exist (``option`` says which argument)."""
-
-    def __init__(self, kind: str, name: str, option: str, *, service: str = "") -> None:
-        super().__init__(
-            f"{kind} {name!r} (named by {option}) does not exist: create it, or fix the name "
-            "and the region/endpoint",
-            code="ResourceNotFound",
-            service=service,
-        )
-        self.kind = kind
-        self.name = name
-        self.option = option
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +122,7 @@ def _s3_bucket_check(bucket: str, option: str) -> ResourceCheck:
     return ResourceCheck("S3 bucket", bucket, option, "s3", probe)
 
 
-def kafka_topics_check(bootstrap_servers: str, topics: Sequence[str], option: str, config: Any) -> ResourceCheck:
+def kafka_topics_check(topics: Sequence[str], option: str, config: Any) -> ResourceCheck:
     """The Kafka ``topics`` on the cluster ``config`` (a KafkaClientConfig) names.
 
     Lists the cluster's topics rather than asking for these ones, so a broker with

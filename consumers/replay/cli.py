@@ -86,7 +86,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-sequence", help="Kinesis: start at this sequence number (one --shard)")
     parser.add_argument("--to-sequence", help="Kinesis: stop after this sequence number (one --shard)")
     parser.add_argument(
-        "--partition", type=int, action="append", default=[], help="Kafka: partitions (repeatable; default: all)"
+        "--partition",
+        type=int,
+        action="append",
+        default=[],
+        help="Kafka: partitions (repeatable; default: all)",
     )
     parser.add_argument("--from-offset", type=int, help="Kafka: first offset")
     parser.add_argument("--to-offset", type=int, help="Kafka: end offset (exclusive)")
@@ -181,7 +185,7 @@ def _resource_checks(args: argparse.Namespace, source: ReplaySource) -> list[Res
     elif source.kafka is not None:
         client = _kafka_client(source.kafka)
         checks.insert(
-            0, kafka_topics_check(source.kafka.bootstrap_servers, source.kafka.topics, "the SOURCE argument", client)
+            0, kafka_topics_check(source.kafka.topics, "the SOURCE argument", client)
         )
     elif source.s3_bucket is not None:
         checks.insert(0, s3_bucket_check(source.s3_bucket, "the SOURCE argument"))
@@ -192,7 +196,11 @@ def _kafka_client(target: KafkaTarget) -> KafkaClientConfig:
     from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
 
     security = (
-        Tls() if target.security == "tls" else MskIam.for_region() if target.security == "msk-iam" else Plaintext()
+        Tls()
+        if target.security == "tls"
+        else MskIam.for_region()
+        if target.security == "msk-iam"
+        else Plaintext()
     )
     return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-replay")
 

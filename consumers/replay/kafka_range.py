@@ -103,7 +103,8 @@ async def offset_ranges(
     """The offset ranges a replay covers, by offsets or by timestamps (not both).
 
     By offsets, the same ``[from_offset, to_offset)`` applies to each of ``partitions``
-    (default: every partition of the topic).  By timestamps, ``offsets_for_times`` resolves both ends on the broker.
+    (default: every partition of the topic).  By timestamps, ``offsets_for_times``
+    resolves both ends on the broker.
     Bad combinations raise :class:`ConfigurationError` before any network call.
     """
     by_offset = check_range(from_offset, to_offset, from_time, to_time)

@@ -52,7 +52,8 @@ def _stream(endpoint: str) -> str:
     name = f"res-{uuid.uuid4().hex[:10]}"
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    kinesis.put_records(StreamName=name, Records=[{"Data": b"x%d" % i, "PartitionKey": "k"} for i in range(5)])
+    records = [{"Data": b"x%d" % i, "PartitionKey": "k"} for i in range(5)]
+    kinesis.put_records(StreamName=name, Records=records)
     return name
 
 
@@ -93,7 +94,8 @@ def test_missing_resources_are_named_with_their_option(moto_endpoint: str, tmp_p
     sink = f"file://{tmp_path}/out.jsonl"
     checkpoint = f"sqlite:///{tmp_path}/leases.db"
     cases = [
-        ((f"kinesis://{missing}", "--checkpoint", checkpoint, "--sink", sink), "Kinesis stream", "the SOURCE"),
+        ((f"kinesis://{missing}", "--checkpoint", checkpoint, "--sink", sink),
+         "Kinesis stream", "the SOURCE"),
         ((f"kinesis://{stream}", "--checkpoint", checkpoint, "--sink", f"dynamodb://{missing}"),
          "DynamoDB table", "--sink"),
         ((f"kinesis://{stream}", "--checkpoint", checkpoint, "--sink", f"firehose://{missing}"),

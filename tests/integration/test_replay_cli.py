@@ -147,10 +147,11 @@ def test_a_kafka_offset_range_covers_every_partition(kafka_bootstrap: str, tmp_p
 
 def test_a_missing_source_or_sink_is_one_line_naming_it(moto_endpoint: str, tmp_path: Path) -> None:
     missing = f"absent-{uuid.uuid4().hex[:8]}"
-    for args, named in (
-        ((f"kinesis://{missing}", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"), "the SOURCE argument"),
-        ((f"s3://{missing}/raw/", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"), "the SOURCE argument"),
+    for args in (
+        (f"kinesis://{missing}", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"),
+        (f"s3://{missing}/raw/", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"),
     ):
+        named = "the SOURCE argument"
         result = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
@@ -158,8 +159,9 @@ def test_a_missing_source_or_sink_is_one_line_naming_it(moto_endpoint: str, tmp_
     bucket = f"present-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
     result = shardline(
-        f"s3://{bucket}/raw/", "--name", "n", "--sink", f"dynamodb://{missing}", cwd=tmp_path, endpoint=moto_endpoint
-    )
+        f"s3://{bucket}/raw/", "--name", "n", "--sink", f"dynamodb://{missing}",
+        cwd=tmp_path, endpoint=moto_endpoint,
+    )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and f"DynamoDB table '{missing}' (named by --sink)" in result.stderr
 
