@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
@@ -182,13 +183,17 @@ async def _kafka_records(follower: Any) -> AsyncGenerator[ConsumedRecord, None]:
             yield record
 
 
-async def _print(args: argparse.Namespace, follower: Any, records: AsyncGenerator[ConsumedRecord, None]) -> int:
+async def _print(
+    args: argparse.Namespace, follower: Any, records: AsyncGenerator[ConsumedRecord, None]
+) -> int:
     render: Callable[[ConsumedRecord, str], str] = as_json if args.format == "json" else as_text
     wanted = set(args.key)
     printed = 0
     loop = asyncio.get_running_loop()
     stops: list[asyncio.Task[None]] = []
     out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(line_buffering=True)  # `tail | grep`: each record as soon as it is read
     with GracefulInterrupts(on_stop=lambda: stops.append(loop.create_task(follower.stop()))) as interrupts:
         try:
             async with contextlib.aclosing(records):

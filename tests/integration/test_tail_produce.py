@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -102,3 +103,38 @@ def test_kafka_round_trip_through_tansu(kafka_bootstrap: str) -> None:
     tailed = _shardline("tail", uri, "--start", "trim_horizon", "--until-tip", env={})
     assert tailed.returncode == 0, tailed.stderr.decode()[-2000:]
     _check_round_trip([json.loads(line) for line in tailed.stdout.splitlines()])
+
+
+def test_tail_follows_a_split_parent_first_and_stops_on_ctrl_c(kinesis_endpoint: str) -> None:
+    stream = f"split-{uuid.uuid4().hex[:10]}"
+    kinesis = boto3.client("kinesis", endpoint_url=kinesis_endpoint)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    waiter = kinesis.get_waiter("stream_exists")
+    waiter.wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for n in range(20):
+        kinesis.put_record(StreamName=stream, Data=f"{n}".encode(), PartitionKey="dev")
+    kinesis.update_shard_count(StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    waiter.wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for n in range(20, 40):
+        kinesis.put_record(StreamName=stream, Data=f"{n}".encode(), PartitionKey="dev")
+    env = {"AWS_ENDPOINT_URL_KINESIS": kinesis_endpoint}
+
+    tailed = _shardline("tail", f"kinesis://{stream}", "--start", "trim_horizon", "--until-tip", env=env)
+    assert tailed.returncode == 0, tailed.stderr.decode()
+    rows = [json.loads(line) for line in tailed.stdout.splitlines()]
+    assert [int(row["payload"]) for row in rows] == list(range(40))  # the parent's records first
+    assert rows[0]["shard"] != rows[-1]["shard"]
+
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "shardline.cli", "tail", f"kinesis://{stream}", "--start", "trim_horizon"],
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert follower.stdout is not None
+    for _ in range(40):  # every record printed: the follower now waits at the tip
+        assert follower.stdout.readline()
+    follower.send_signal(signal.SIGINT)
+    _out, err = follower.communicate(timeout=30)
+    assert follower.returncode == 130
+    assert err.decode().strip() == "shardline tail: 40 record(s)"
