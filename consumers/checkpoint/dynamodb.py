@@ -65,6 +65,7 @@ from shardline.errors import (
     ConditionalCheckFailedError,
     LeaseLostError,
     ResourceInUseError,
+    ResourceNotFoundError,
     ShardlineError,
     ValidationError,
 )
@@ -122,8 +123,9 @@ class DynamoDBCheckpointStore:
     the default one), honouring the standard AWS configuration (``AWS_PROFILE``,
     ``AWS_REGION``, ``AWS_ENDPOINT_URL_DYNAMODB``) with the project's client settings (no
     botocore retries underneath the store's own, timeouts), and closes it in :meth:`close`.
-    ``create_table=True`` creates the table (on-demand billing)
-    on first use when it does not exist.
+    ``create_table=True`` creates the table on first use when it does not exist (on-demand
+    billing, point-in-time recovery), as the KCL does; ``shardline consume`` asks for that
+    unless the URI says ``?create_table=false``.
     """
 
     def __init__(
@@ -149,6 +151,11 @@ class DynamoDBCheckpointStore:
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._ready = False
         self._closed = False
+
+    @property
+    def creates_table(self) -> bool:
+        """Whether a missing table is created on first use (``create_table``)."""
+        return self._create_table
 
     def __repr__(self) -> str:
         return f"DynamoDBCheckpointStore(table_name={self.table_name!r}, namespace={self.namespace!r})"
@@ -176,7 +183,19 @@ class DynamoDBCheckpointStore:
         return self._client
 
     async def _ensure_table(self, client: Any) -> None:
-        # ResourceInUse: created already (by another worker, or CloudFormation)
+        """Create the lease table when it is missing, the way the KCL does.
+
+        DescribeTable first, so a worker whose role may not create tables never needs to;
+        a new table gets on-demand billing and point-in-time recovery (the lease table is the
+        application's position in the stream: losing it means reprocessing or skipping).
+        """
+        try:
+            await self._call(lambda: client.describe_table(TableName=self.table_name))
+            return
+        except ResourceNotFoundError:
+            pass
+        _log.info("creating checkpoint table", extra={"table": self.table_name})
+        # ResourceInUse: created meanwhile (by another worker, or CloudFormation)
         with contextlib.suppress(ResourceInUseError):
             await self._call(
                 lambda: client.create_table(
@@ -188,6 +207,12 @@ class DynamoDBCheckpointStore:
             )
         waiter = client.get_waiter("table_exists")
         await waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        await self._call(
+            lambda: client.update_continuous_backups(
+                TableName=self.table_name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+        )
 
     async def _call(self, operation: Callable[[], Awaitable[_T]], attempts: _Attempts | None = None) -> _T:
         """Run one API call: botocore errors mapped to the error tree, retriable ones retried.
