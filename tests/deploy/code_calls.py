@@ -24,6 +24,7 @@ from pathlib import Path
 
 import botocore.session
 from botocore import xform_name
+from botocore.exceptions import DataNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shardline", "producers", "consumers", "benchmarks")
@@ -92,7 +93,7 @@ def _models() -> dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]
         waiters: dict[str, str] = {}
         try:
             waiter_model = session.get_waiter_model(service)
-        except Exception:
+        except DataNotFoundError:  # a service without waiters
             waiter_model = None
         if waiter_model is not None:
             for name in waiter_model.waiter_names:
@@ -107,9 +108,7 @@ def _models() -> dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]
 def _has_paginator(session: botocore.session.Session, service: str, operation: str) -> bool:
     try:
         session.get_paginator_model(service).get_paginator(operation)
-    except (ValueError, KeyError):
-        return False
-    except Exception:
+    except (DataNotFoundError, ValueError):  # no paginators at all / none for this operation
         return False
     return True
 
