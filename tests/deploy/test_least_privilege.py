@@ -26,7 +26,8 @@ from tests.deploy.code_calls import (
 from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
-LOCAL_STACK = frozenset(package_modules("shardline.localstack"))  # talks to 127.0.0.1 emulators only
+# The local emulators and the bench's local gateway talk to 127.0.0.1 only.
+LOCAL_STACK = frozenset(package_modules("shardline.local") | package_modules("benchmarks.gateway"))
 
 # Actions a call needs besides its own (the service calls KMS on the caller's behalf, or the
 # SDK discovers an endpoint first).
@@ -69,16 +70,20 @@ class Component:
 
 
 _CREATE_TABLE = (
-    "only with the checkpoint URI's ?create_table=true, a local-development convenience; "
-    "deployments create the lease table with checkpoint-table.yaml (deletion protection, PITR)"
+    "called only when the lease table is missing (DescribeTable first); deployments create it "
+    "with checkpoint-table.yaml (deletion protection, point-in-time recovery), so the role never "
+    "creates tables"
 )
 _ESM = "Lambda's event-source mapping reads the stream with the function's role"
 
 COMPONENTS = {
-    ("iam-roles", "ProducerRole"): Component(frozenset({"producers.kinesis"})),
+    ("iam-roles", "ProducerRole"): Component(frozenset({"producers.kinesis", "producers.cli"})),
     ("iam-roles", "ConsumerRole"): Component(
-        frozenset({"consumers.cli"}) | SINK_MODULES,
-        not_granted={"dynamodb:CreateTable": _CREATE_TABLE, "dynamodb:DescribeTable": _CREATE_TABLE},
+        frozenset({"consumers.cli", "consumers.tail.cli"}) | SINK_MODULES,
+        not_granted={
+            "dynamodb:CreateTable": _CREATE_TABLE,
+            "dynamodb:UpdateContinuousBackups": _CREATE_TABLE,
+        },
     ),
     ("iam-roles", "ReplayRole"): Component(
         frozenset({"consumers.replay.cli"}) | SINK_MODULES,
@@ -184,6 +189,14 @@ def test_the_scan_fails_closed() -> None:
         _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
     with pytest.raises(AssertionError, match="literal name"):
         _probe("client.get_waiter(name)")
+    assert _probe('probe = helper("firehose", "describe_delivery_stream", DeliveryStreamName="d")') == {
+        "firehose:DescribeDeliveryStream"
+    }
+    assert _probe('await getattr(client, "describe_stream_summary")(StreamName="s")') == {
+        "kinesis:DescribeStreamSummary"
+    }
+    with pytest.raises(AssertionError, match="computed operation name"):
+        _probe("async def go(client, name):\n    await getattr(client, name)()")
 
 
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
