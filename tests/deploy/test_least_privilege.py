@@ -148,6 +148,46 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
     assert set(component.not_granted) <= component.code_actions(), where
 
 
+# The template parameter naming the resource a module's calls act on (the role's stream for
+# Kinesis calls unless listed); for the start-up checks, per action, any of the resources checked.
+MODULE_RESOURCES: dict[str, set[str]] = {
+    "consumers.checkpoint.dynamodb": {"LeaseTableArn"},
+    "consumers.sinks.dynamodb": {"SinkTableArn"},
+    "consumers.sinks.firehose": {"DeliveryStreamArn"},
+    "consumers.sinks.timestream": {"TimestreamTableArn"},
+    "consumers.sinks.deadletter": {"DeadLetterBucketArn"},
+    "consumers.replay.ranges": {"ArchiveBucketArn"},
+}
+PREFLIGHT_RESOURCES = {
+    "dynamodb:DescribeTable": {"LeaseTableArn", "SinkTableArn"},
+    "s3:ListBucket": {"DeadLetterBucketArn", "ArchiveBucketArn"},
+    "firehose:DescribeDeliveryStream": {"DeliveryStreamArn"},
+    "timestream:DescribeTable": {"TimestreamTableArn"},
+    "kinesis:DescribeStreamSummary": {"StreamArn"},
+}
+STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix"}
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_each_call_is_granted_on_the_resource_it_acts_on(where: tuple[str, str]) -> None:
+    component = COMPONENTS[where]
+    grants = role_grants(*where)
+    for call in component_calls(component.modules()):
+        if call.action in component.not_granted:
+            continue
+        if call.module == "consumers.preflight":
+            wanted = PREFLIGHT_RESOURCES[call.action]
+        elif call.module in MODULE_RESOURCES:
+            wanted = MODULE_RESOURCES[call.module]
+        else:
+            assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
+            wanted = {STREAM_PARAMETER.get(where[1], "StreamArn")}
+        on = [str(g.resource) for g in grants if g.action == call.action]
+        assert any(name in text for name in wanted for text in on), (
+            f"{where}: {call.action} ({call.module}:{call.line}) is granted on {on}, not on {sorted(wanted)}"
+        )
+
+
 def test_the_scan_finds_the_calls_we_know_about() -> None:
     """The scanner itself: known call sites of each kind show up (attribute call, a method passed
     as a callable, a waiter, a client from a factory call)."""
