@@ -36,7 +36,7 @@ from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, isolate
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
 
 __all__ = [
@@ -152,7 +152,7 @@ class KafkaSource:
         if not self.topics or not all(self.topics):
             raise ValidationError("give at least one non-empty topic name")
         self.config = config
-        self._observer: MetricsObserver = isolate(observer)
+        self._observer: MetricsObserver = guard_observer(observer)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")

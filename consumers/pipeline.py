@@ -57,7 +57,7 @@ from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_nam
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
 from shardline.errors import ConfigurationError, LeaseLostError, SinkError
-from shardline.metrics import MetricsObserver, isolate
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position
 from shardline.retry import RetryPolicy
 
@@ -180,7 +180,7 @@ class Pipeline:
         self._sink = sink
         self._config = config if config is not None else PipelineConfig()
         self._transform = transform
-        self._observer: MetricsObserver = isolate(observer)
+        self._observer: MetricsObserver = guard_observer(observer)
         self._workflow = WriteWorkflow(
             sink,
             dead_letter,

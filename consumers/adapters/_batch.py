@@ -18,15 +18,18 @@ from consumers.source import SourceBatch
 from shardline.errors import SinkError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, Position
+from shardline.retry import RetryPolicy
 
 __all__ = ["BatchOutcome", "BatchSource", "process_batch"]
 
 ONE_BATCH_CONFIG = PipelineConfig(
-    # checkpoints happen once, when the pipeline drains at the end of the batch; an outage
-    # is waited out (the default ``sink_retry``) until the engine's own bound: the KCL
-    # daemon's checkpoint protocol (nothing is checkpointed past an unwritten record), or
-    # the Lambda invocation's remaining time (the ``deadline`` of :func:`process_batch`)
+    # checkpoints happen once, when the pipeline drains at the end of the batch
     checkpoint_interval=3600.0,
+    # the KCL's bound is its checkpoint protocol: the worker exits on a failed batch and the
+    # shard resumes from its checkpoint once a worker takes it, so an outage is waited out
+    # for a minute, not forever: then the batch fails with nothing dead-lettered.  Lambda
+    # replaces this with its invocation deadline (``deadline`` of :func:`process_batch`)
+    sink_retry=RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=60.0),
 )
 
 

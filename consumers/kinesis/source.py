@@ -43,7 +43,7 @@ from shardline.errors import (
     ShardlineError,
     ValidationError,
 )
-from shardline.metrics import MetricsObserver, isolate
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import SHARD_END, KinesisPosition, Position
 from shardline.shardmath import ShardInfo, list_shards
 
@@ -121,7 +121,7 @@ class KinesisSource:
         self._client = client
         self._session = session
         self._config = config if config is not None else ReaderConfig()
-        self._observer: MetricsObserver = isolate(observer)
+        self._observer: MetricsObserver = guard_observer(observer)
         self._clock = clock
         self._sleep = sleep
         self._shards: dict[str, _Shard] = {}
@@ -305,7 +305,9 @@ class KinesisSource:
 
     async def _start_shard(self, client: Any, plan: ShardAssignment) -> None:
         info = plan.shard
-        await self._store.create_if_absent(info.shard_id, info.parents)
+        # a new lease records where the shard starts (the KCL's initial-position sentinel)
+        initial = plan.start.kind.value if not plan.start.is_sequence_based else StartKind.TRIM_HORIZON.value
+        await self._store.create_if_absent(info.shard_id, info.parents, initial_position=initial)
         try:
             lease = await self._store.acquire(info.shard_id, self._owner)
         except LeaseLostError:

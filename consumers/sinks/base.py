@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from shardline.errors import ConfigurationError, ShardlineError, SinkError, ValidationError
-from shardline.metrics import MetricsObserver, isolate
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position
 
 __all__ = [
@@ -273,7 +273,7 @@ class BatchingSink(ABC, Generic[EntryT]):
     limits: ChunkLimits = ChunkLimits(max_entries=500)
 
     def __init__(self, *, observer: MetricsObserver | None = None) -> None:
-        self.observer: MetricsObserver = isolate(observer)
+        self.observer: MetricsObserver = guard_observer(observer)
         self.stats = SinkStats()
         self._closed = False
 

@@ -23,8 +23,8 @@ CONFIGS = [
     ("consumers.pipeline", "PipelineConfig"),
     ("consumers.kafka", "KafkaConsumerConfig"),
     ("shardline.retry", "RetryPolicy"),
-    ("shardline.localstack.gateway", "ShardLimits"),
-    ("shardline.localstack.gateway", "FaultPlan"),
+    ("benchmarks.gateway", "ShardLimits"),
+    ("benchmarks.gateway", "FaultPlan"),
 ]
 
 

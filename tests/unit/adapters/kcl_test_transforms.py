@@ -10,3 +10,9 @@ def reject_bad(record: ConsumedRecord) -> ConsumedRecord:
     if record.data.startswith(b"BAD"):
         raise ValueError("unparseable reading")
     return record
+
+
+
+def drop_marked(record: ConsumedRecord) -> ConsumedRecord | None:
+    """Drop payloads starting with DROP (a filter), pass the rest through."""
+    return None if record.data.startswith(b"DROP") else record

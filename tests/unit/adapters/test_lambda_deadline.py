@@ -3,7 +3,7 @@
 Every shipped network sink is pointed at a port nothing listens on (connections are refused
 over the real socket), so the pipeline waits the outage out with back-off.  The bound is the
 invocation's remaining time: the context reports 20 s left and the handler keeps
-``safety_margin`` of them back; the margin here leaves one second of waiting, so the test is
+``time_margin`` of them back; the margin here leaves one second of waiting, so the test is
 quick while the arithmetic is the one a 20 s invocation uses.  The handler must answer with
 ``batchItemFailures`` naming the first unwritten record, well before the 20 s run out.
 """
@@ -96,7 +96,7 @@ def test_a_sink_at_a_closed_port_is_answered_with_the_first_record_before_the_ti
 ) -> None:
     sink = _sinks(closed_port)[name]()
     dead = MemoryDeadLetter()
-    handler = make_handler(sink, dead_letter=dead, safety_margin=SAFETY_MARGIN)
+    handler = make_handler(sink, dead_letter=dead, time_margin=SAFETY_MARGIN)
     context = Context(REMAINING_MS)
 
     started = time.monotonic()

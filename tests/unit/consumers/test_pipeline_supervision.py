@@ -22,7 +22,7 @@ from consumers.sinks.deadletter import MemoryDeadLetter
 from consumers.sinks.memory import MemorySink
 from consumers.source import SourceBatch
 from shardline.errors import SinkError, TransientServiceError, ValidationError
-from shardline.metrics import IsolatedObserver
+from shardline.metrics import GuardedObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis, InstantSleep
 from tests.unit.consumers.pipeline_doubles import RecordingDeadLetter, ScriptedSource, batch, record
@@ -53,7 +53,7 @@ async def test_a_raising_observer_is_isolated_and_stops_nothing(caplog: pytest.L
     assert stats.records_out == 5 and len(sink.items) == 5
     assert observer.calls > 1
     isolated = pipeline._observer
-    assert isinstance(isolated, IsolatedObserver) and isolated.errors == observer.calls
+    assert isinstance(isolated, GuardedObserver) and isolated.failures == observer.calls
     logged = [r for r in caplog.records if "observer raised" in r.getMessage()]
     assert len(logged) == 2  # once per isolated observer (pipeline's and sink's), not per event
     assert source.last_checkpoint("a") == 3 and source.last_checkpoint("b") == 2
