@@ -307,8 +307,8 @@ class WriteWorkflow:
         """One ``sink.write``: its results, or the whole-call failure as every record's result."""
         try:
             results = await self._bounded(lambda: self._sink.write(batch))
-        except _BoundReached:
-            raise
+        except SinkError:
+            raise  # the sink itself gave up (or the bound was reached): the run stops
         except _DESTINATION_ERRORS as exc:
             logger.error(
                 "sink cannot be written; stopping",

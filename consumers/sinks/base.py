@@ -54,8 +54,10 @@ class Sink(Protocol):
 
         ``None`` means every record was written (a simple sink need not build results).
         Raising means the whole call failed: a retriable :class:`ShardlineError` is an
-        outage the pipeline waits out; any other error is bisected to find the record at
-        fault.  Never sleeps, retries or dead-letters: the pipeline does that.
+        outage the pipeline waits out; :class:`SinkError` (the sink cannot go on) and errors
+        saying the destination cannot be written (access denied, not found) stop the run;
+        any other error is bisected to find the record at fault.  Never sleeps, retries or
+        dead-letters: the pipeline does that.
         """
         ...
 
