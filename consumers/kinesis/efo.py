@@ -31,11 +31,11 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
-from shardline.errormap import from_botocore
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
     ResourceInUseError,
-    ResourceNotFoundError,
+    ShardlineError,
     ThrottledError,
     TransientServiceError,
     ValidationError,
@@ -51,10 +51,8 @@ _CONSUMER_POLL_SECONDS = 1.0
 
 async def stream_arn(client: Any, stream_name: str) -> str:
     """The ARN of a stream (fan-out APIs take ARNs, not names)."""
-    try:
+    with map_aws_errors("kinesis"):
         summary = await client.describe_stream_summary(StreamName=stream_name)
-    except Exception as exc:
-        raise from_botocore(exc, service="kinesis") from exc
     arn: str = summary["StreamDescriptionSummary"]["StreamARN"]
     return arn
 
@@ -76,12 +74,12 @@ async def ensure_consumer(
     if not consumer_name or len(consumer_name) > 128:
         raise ValidationError("a fan-out consumer name is 1-128 characters")
     try:
-        registered = await client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+        with map_aws_errors("kinesis"):
+            registered = await client.register_stream_consumer(
+                StreamARN=stream_arn, ConsumerName=consumer_name
+            )
         consumer = registered["Consumer"]
-    except Exception as exc:
-        error = from_botocore(exc, service="kinesis")
-        if not isinstance(error, ResourceInUseError):
-            raise error from exc
+    except ResourceInUseError:
         consumer = await _describe(client, stream_arn, consumer_name)
     deadline = clock() + timeout
     while consumer["ConsumerStatus"] != "ACTIVE":
@@ -96,10 +94,8 @@ async def ensure_consumer(
 
 
 async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[str, Any]:
-    try:
+    with map_aws_errors("kinesis"):
         response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
-    except Exception as exc:
-        raise from_botocore(exc, service="kinesis") from exc
     description: dict[str, Any] = response["ConsumerDescription"]
     return description
 
@@ -160,13 +156,14 @@ class FanOutShardReader(ShardReaderBase):
         while not self._finished:
             asked_at = self._wall_clock()
             try:
-                response = await self._client.subscribe_to_shard(
-                    ConsumerARN=self._consumer_arn,
-                    ShardId=self._shard_id,
-                    StartingPosition=self._resume.starting_position(),
-                )
-            except Exception as exc:  # noqa: BLE001 - translated; retriable ones backed off
-                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
+                with map_aws_errors("kinesis"):
+                    response = await self._client.subscribe_to_shard(
+                        ConsumerARN=self._consumer_arn,
+                        ShardId=self._shard_id,
+                        StartingPosition=self._resume.starting_position(),
+                    )
+            except ShardlineError as error:  # retriable ones backed off, the rest raised
+                await self._back_off(error, failures, dims)
                 failures += 1
                 continue
             if self._resume.kind is StartKind.LATEST:
@@ -175,13 +172,14 @@ class FanOutShardReader(ShardReaderBase):
             self._observer.on_event("subscriptions", 1.0, **dims)
             event_stream = response["EventStream"]
             try:
-                async for batch in self._events(event_stream, dims):
-                    failures = 0
-                    yield batch
-                    if self._finished:
-                        return
-            except Exception as exc:  # noqa: BLE001 - a broken stream: re-subscribe from the continuation
-                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
+                with map_aws_errors("kinesis"):
+                    async for batch in self._events(event_stream, dims):
+                        failures = 0
+                        yield batch
+                        if self._finished:
+                            return
+            except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
+                await self._back_off(error, failures, dims)
                 failures += 1
             finally:
                 with contextlib.suppress(Exception):
@@ -250,7 +248,7 @@ class FanOutShardReader(ShardReaderBase):
             continuation=self._resume.sequence_number,
         )
 
-    async def _back_off(self, error: Exception, cause: Exception, attempt: int, dims: dict[str, str]) -> None:
+    async def _back_off(self, error: ShardlineError, attempt: int, dims: dict[str, str]) -> None:
         config = self._config
         if isinstance(error, ResourceInUseError):
             self._observer.on_event("subscribe_resource_in_use", 1.0, **dims)
@@ -264,9 +262,7 @@ class FanOutShardReader(ShardReaderBase):
             self._observer.on_event("subscribe_retries", 1.0, **dims)
             await self._sleep(self._retry.backoff(attempt + 1))
             return
-        if isinstance(error, ResourceNotFoundError):
-            raise error from cause
-        raise error from cause
+        raise error
 
 
 def _later(a: str | None, b: str | None) -> str | None:
