@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumers._kafka_messages import partition_name, to_batches
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
 from consumers.source import SourceBatch
-from shardline.errormap import from_kafka_error
+from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, NullObserver
@@ -287,7 +287,8 @@ class KafkaSource:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
                 return  # nothing acknowledged since the last commit
-            raise (from_kafka_error(err) if isinstance(err, KafkaError) else exc) from exc
+            with map_kafka_errors():
+                raise
 
     def _close_consumer(self) -> None:
         try:

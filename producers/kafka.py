@@ -27,7 +27,7 @@ from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
 from producers.keys import resolve as resolve_key
-from shardline.errormap import from_kafka_error
+from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import (
     BackgroundTaskError,
     ClosedError,
@@ -235,8 +235,9 @@ class KafkaProducer:
                     self._produce(self.topic, data, key, on_delivery=future, **kwargs)
             except BufferError:
                 pass
-            except KafkaException as exc:
-                raise self._produce_error(exc) from None
+            except KafkaException:
+                with map_kafka_errors():  # the error path only: no cost per message
+                    raise
             else:
                 self._in_flight += 1
                 return future
@@ -642,8 +643,9 @@ class KafkaProducer:
                         self._observer.on_event("kafka_queue_full", topic=self.topic)
                         await self._space.wait()
                         continue
-                    except KafkaException as exc:
-                        raise self._produce_error(exc) from None
+                    except KafkaException:
+                        with map_kafka_errors():
+                            raise
                     self._in_flight += 1
                     return
         finally:
@@ -651,13 +653,9 @@ class KafkaProducer:
             self._waiting_for_space = self._space_waiters > 0
 
     def _produce_error(self, exc: KafkaException) -> ShardlineError:
-        """librdkafka refused a message synchronously (too large, unknown partition, ...)."""
-        err = exc.args[0] if exc.args else None
-        if isinstance(err, KafkaError):
-            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                return MessageTooLargeError("message exceeds the producer's message.max.bytes")
-            return from_kafka_error(err)
-        return DeliveryError(f"produce failed: {type(exc).__name__}")
+        """librdkafka refused a message synchronously (too large, unknown partition, ...): the
+        error the messages not queued fail with (the shared map, as a value)."""
+        return from_kafka_error(exc)
 
     def _resolve_one(self, future: asyncio.Future[KafkaAck], err: KafkaError | None, msg: Any) -> None:
         """A report served on the loop thread itself (inline poll): resolve it at once."""

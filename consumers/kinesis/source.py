@@ -34,7 +34,7 @@ from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
 from consumers.source import SourceBatch
 from shardline.clients import aiobotocore_client
-from shardline.errormap import from_botocore
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     CheckpointError,
     ClosedError,
@@ -281,12 +281,8 @@ class KinesisSource:
             self._output.put_nowait(exc)
 
     async def _discover(self, client: Any) -> None:
-        try:
+        with map_aws_errors("kinesis"):
             listed = await list_shards(client, stream_name=self.stream_name)
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            raise from_botocore(exc, service="kinesis") from exc
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from shardline.cli import Command
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
 
 if TYPE_CHECKING:
@@ -86,14 +86,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_main(args))
+        with map_aws_errors():
+            return asyncio.run(_main(args))
     except ShardlineError as exc:
         return _fail(exc)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        return _fail(mapped)
 
 
 def _fail(error: ShardlineError) -> int:
