@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.shardload import ShardLoadTracker
+from shardline import metrics_events as events
 
 __all__ = ["Recorder"]
 
@@ -58,9 +59,9 @@ class Recorder:
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """The producer's MetricsObserver: throttles and retries land in the current second."""
         second = self.second(self.now)
-        if name == "throttles":
+        if name == events.THROTTLES:
             self.throttles[second] += int(value)
-        elif name == "retries":
+        elif name == events.RETRIES:
             self.retries[second] += int(value)
 
     # --- consumer side ----------------------------------------------------------------------

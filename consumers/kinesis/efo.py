@@ -31,6 +31,7 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
+from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
@@ -169,7 +170,7 @@ class FanOutShardReader(ShardReaderBase):
             if self._resume.kind is StartKind.LATEST:
                 self._resume = AT_TIMESTAMP(asked_at)  # a re-subscription must not skip ahead
             self._subscriptions += 1
-            self._observer.on_event("subscriptions", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIPTIONS, 1.0, **dims)
             event_stream = response["EventStream"]
             try:
                 with map_aws_errors("kinesis"):
@@ -215,7 +216,7 @@ class FanOutShardReader(ShardReaderBase):
         behind = payload.get("MillisBehindLatest")
         if behind is not None:
             self._millis_behind_latest = int(behind)
-            self._observer.on_event("millis_behind_latest", float(behind), **dims)
+            self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
         if raw:
             self._last_sequence_number = raw[-1]["SequenceNumber"]
         continuation = payload.get("ContinuationSequenceNumber")
@@ -230,7 +231,7 @@ class FanOutShardReader(ShardReaderBase):
                     self._finished = True
                     return self._batch(records[:index], behind) if index else None
         if records:
-            self._observer.on_event("records_read", float(len(records)), **dims)
+            self._observer.on_event(events.RECORDS_READ, float(len(records)), **dims)
         if end:
             self._finished = True
             return self._batch(records, behind, end=True, children=children)
@@ -251,7 +252,7 @@ class FanOutShardReader(ShardReaderBase):
     async def _back_off(self, error: ShardlineError, attempt: int, dims: dict[str, str]) -> None:
         config = self._config
         if isinstance(error, ResourceInUseError):
-            self._observer.on_event("subscribe_resource_in_use", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIBE_RESOURCE_IN_USE, 1.0, **dims)
             # Jitter in [0.5, 1] of the step: the service needs the previous subscription gone first.
             delay = self._resubscribe.max_delay(attempt + 1) * self._rng.uniform(0.5, 1.0)
             await self._sleep(delay)
@@ -259,7 +260,7 @@ class FanOutShardReader(ShardReaderBase):
         if isinstance(error, ThrottledError) or (
             isinstance(error, TransientServiceError) and attempt < config.max_transient_retries
         ):
-            self._observer.on_event("subscribe_retries", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIBE_RETRIES, 1.0, **dims)
             await self._sleep(self._retry.backoff(attempt + 1))
             return
         raise error

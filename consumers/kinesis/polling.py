@@ -42,6 +42,7 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
+from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ExpiredIteratorError,
@@ -155,7 +156,7 @@ class PollingShardReader(ShardReaderBase):
             try:
                 response = await self._get_records(iterator, dims)
             except ExpiredIteratorError:
-                self._observer.on_event("iterator_expired", 1.0, **dims)
+                self._observer.on_event(events.ITERATOR_EXPIRED, 1.0, **dims)
                 iterator = None
                 continue
             iterator = response.get("NextShardIterator")
@@ -163,7 +164,7 @@ class PollingShardReader(ShardReaderBase):
             behind = response.get("MillisBehindLatest")
             if behind is not None:
                 self._millis_behind_latest = int(behind)
-                self._observer.on_event("millis_behind_latest", float(behind), **dims)
+                self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
             raw = response.get("Records") or []
             skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
             records = records_from_api(
@@ -185,7 +186,7 @@ class PollingShardReader(ShardReaderBase):
                             yield self._batch(records[:index], behind)
                         return
             if records:
-                self._observer.on_event("records_read", float(len(records)), **dims)
+                self._observer.on_event(events.RECORDS_READ, float(len(records)), **dims)
             if iterator is None:
                 self._finished = True
                 yield self._batch(records, behind, end=True, children=response.get("ChildShards"))
@@ -231,17 +232,17 @@ class PollingShardReader(ShardReaderBase):
                     iterator = await self._new_iterator()
                     fresh_iterator = False
                 await self._budget.acquire()
-                self._observer.on_event("get_records_calls", 1.0, **dims)
+                self._observer.on_event(events.GET_RECORDS_CALLS, 1.0, **dims)
                 try:
                     with map_aws_errors("kinesis"):
                         return await self._client.get_records(
                             ShardIterator=iterator, Limit=self._config.get_records_limit
                         )
                 except ThrottledError:
-                    self._observer.on_event("get_records_throttled", 1.0, **dims)
+                    self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)
                     raise
                 except TransientServiceError:
-                    self._observer.on_event("get_records_retries", 1.0, **dims)
+                    self._observer.on_event(events.GET_RECORDS_RETRIES, 1.0, **dims)
                     fresh_iterator = True
                     raise
         raise AssertionError("unreachable: the retry controller re-raises the last error")
