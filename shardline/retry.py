@@ -174,6 +174,7 @@ class RetryPolicy:
         reraise: bool = True,
         sleep: Callable[[float], None] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+        retry: tenacity.retry_base | None = None,
     ) -> tenacity.Retrying:
         """The blocking twin of :meth:`async_retrying`, with the same strategy objects."""
         options: dict[str, Any] = {}
@@ -182,7 +183,7 @@ class RetryPolicy:
         return tenacity.Retrying(
             stop=self._stop,
             wait=self._wait,
-            retry=self._retry,
+            retry=retry if retry is not None else self._retry,
             reraise=reraise,
             before_sleep=before_sleep,
             **options,
