@@ -728,7 +728,11 @@ class KinesisProducer:
         failure.__cause__ = cause
         self._failure = failure
         self._accepting = False
-        _log.error("stream %s: %s; failing every pending record", self._stream_label, what, exc_info=cause)
+        pending = self._buffered_records
+        if pending or not isinstance(cause, asyncio.CancelledError):
+            _log.error(
+                "stream %s: %s; failing %d pending records", self._stream_label, what, pending, exc_info=cause
+            )
         self._abandon(failure)
         for task in [self._sender, *self._in_flight, *self._background]:
             if task is not None and not task.done():
