@@ -26,7 +26,7 @@ from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaPosition, Position
 
 __all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
@@ -118,7 +118,7 @@ class KafkaReplaySource:
         self._batch_max = batch_max_messages
         self._poll_timeout = poll_timeout_s
         self._with_timestamps = with_timestamps
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         conf = {
             **client.to_confluent(),
             "group.id": checkpoint_group or f"shardline-replay-{uuid.uuid4().hex}",

@@ -37,7 +37,7 @@ from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
 
 __all__ = [
@@ -153,7 +153,7 @@ class KafkaSource:
         if not self.topics or not all(self.topics):
             raise ValidationError("give at least one non-empty topic name")
         self.config = config
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")

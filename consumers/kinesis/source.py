@@ -44,7 +44,7 @@ from shardline.errors import (
     ShardlineError,
     ValidationError,
 )
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import SHARD_END, KinesisPosition, Position
 from shardline.shardmath import ShardInfo, list_shards
 
@@ -122,7 +122,7 @@ class KinesisSource:
         self._client = client
         self._session = session
         self._config = config if config is not None else ReaderConfig()
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         self._clock = clock
         self._sleep = sleep
         self._shards: dict[str, _Shard] = {}
