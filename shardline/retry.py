@@ -150,18 +150,20 @@ class RetryPolicy:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
         retry: tenacity.retry_base | None = None,
+        wait: wait_base | None = None,
     ) -> tenacity.AsyncRetrying:
         """A tenacity controller for async code; with ``reraise`` the last error propagates.
 
         ``retry`` replaces the default condition (retriable Shardline errors), e.g. with
-        :func:`retry_throttles_and_transient`; the policy's stop and wait stay.
+        :func:`retry_throttles_and_transient`; ``wait`` the policy's back-off (a caller whose
+        wait depends on the error); the policy's stop stays.
         """
         options: dict[str, Any] = {}
         if sleep is not None:
             options["sleep"] = sleep
         return tenacity.AsyncRetrying(
             stop=self._stop,
-            wait=self._wait,
+            wait=wait if wait is not None else self._wait,
             retry=retry if retry is not None else self._retry,
             reraise=reraise,
             before_sleep=before_sleep,

@@ -19,6 +19,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import tenacity
+from tenacity.wait import wait_base
+
 from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import Clock, Sleep
@@ -43,6 +46,7 @@ from shardline.errors import (
 )
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
+from shardline.retry import RetryPolicy, retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
 
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
@@ -144,6 +148,10 @@ class FanOutShardReader(ShardReaderBase):
         self._rng = rng if rng is not None else random.Random()
         self._retry = self._config.throttle_retry(self._rng)
         self._resubscribe = self._config.resubscribe_retry(self._rng)
+        self._subscribe_condition = tenacity.retry_if_exception_type(
+            ResourceInUseError
+        ) | retry_throttles_and_transient(self._config.max_transient_retries)
+        self._subscribe_wait = _SubscribeWait(self._retry, self._resubscribe, self._rng)
         self._subscriptions = 0
 
     @property
@@ -155,18 +163,7 @@ class FanOutShardReader(ShardReaderBase):
         dims = {"stream": self._stream, "shard": self._shard_id}
         failures = 0
         while not self._finished:
-            asked_at = self._wall_clock()
-            try:
-                with map_aws_errors("kinesis"):
-                    response = await self._client.subscribe_to_shard(
-                        ConsumerARN=self._consumer_arn,
-                        ShardId=self._shard_id,
-                        StartingPosition=self._resume.starting_position(),
-                    )
-            except ShardlineError as error:  # retriable ones backed off, the rest raised
-                await self._back_off(error, failures, dims)
-                failures += 1
-                continue
+            response, asked_at = await self._subscribe(dims)
             if self._resume.kind is StartKind.LATEST:
                 self._resume = AT_TIMESTAMP(asked_at)  # a re-subscription must not skip ahead
             self._subscriptions += 1
@@ -185,6 +182,33 @@ class FanOutShardReader(ShardReaderBase):
             finally:
                 with contextlib.suppress(Exception):
                     event_stream.close()
+
+    async def _subscribe(self, dims: dict[str, str]) -> tuple[Any, Any]:
+        """SubscribeToShard (and when it was asked), retried through shardline.retry.
+
+        ResourceInUse (the previous subscription is not gone yet) and throttling are retried
+        for as long as they last, transient errors at most ``max_transient_retries`` times;
+        anything else is raised.
+        """
+
+        def report(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            in_use = isinstance(error, ResourceInUseError)
+            event = events.SUBSCRIBE_RESOURCE_IN_USE if in_use else events.SUBSCRIBE_RETRIES
+            self._observer.on_event(event, 1.0, **dims)
+
+        async for attempt in self._retry.async_retrying(
+            retry=self._subscribe_condition, wait=self._subscribe_wait, sleep=self._sleep, before_sleep=report
+        ):
+            with attempt:
+                asked_at = self._wall_clock()
+                with map_aws_errors("kinesis"):
+                    response = await self._client.subscribe_to_shard(
+                        ConsumerARN=self._consumer_arn,
+                        ShardId=self._shard_id,
+                        StartingPosition=self._resume.starting_position(),
+                    )
+        return response, asked_at
 
     async def _events(self, event_stream: Any, dims: dict[str, str]) -> AsyncIterator[ShardBatch]:
         """Batches of one subscription, until it ends or its lifetime is up."""
@@ -264,6 +288,24 @@ class FanOutShardReader(ShardReaderBase):
             await self._sleep(self._retry.backoff(attempt + 1))
             return
         raise error
+
+
+class _SubscribeWait(wait_base):
+    """Back-off between subscribe attempts: after ResourceInUse a jitter in [0.5, 1] of the
+    resubscribe step (the service needs the previous subscription gone first), otherwise the
+    readers' full-jitter back-off."""
+
+    def __init__(self, retry: RetryPolicy, resubscribe: RetryPolicy, rng: random.Random) -> None:
+        self._retry = retry
+        self._resubscribe = resubscribe
+        self._rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        attempt = retry_state.attempt_number
+        if outcome is not None and isinstance(outcome.exception(), ResourceInUseError):
+            return self._resubscribe.max_delay(attempt) * self._rng.uniform(0.5, 1.0)
+        return self._retry.backoff(attempt)
 
 
 def _later(a: str | None, b: str | None) -> str | None:
