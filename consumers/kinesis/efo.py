@@ -193,9 +193,10 @@ class FanOutShardReader(ShardReaderBase):
 
         def report(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
-            in_use = isinstance(error, ResourceInUseError)
-            event = events.SUBSCRIBE_RESOURCE_IN_USE if in_use else events.SUBSCRIBE_RETRIES
-            self._observer.on_event(event, 1.0, **dims)
+            if isinstance(error, ResourceInUseError):
+                self._observer.on_event(events.SUBSCRIBE_RESOURCE_IN_USE, 1.0, **dims)
+            else:
+                self._observer.on_event(events.SUBSCRIBE_RETRIES, 1.0, **dims)
 
         async for attempt in self._retry.async_retrying(
             retry=self._subscribe_condition, wait=self._subscribe_wait, sleep=self._sleep, before_sleep=report
