@@ -197,7 +197,9 @@ def parse_start(text: str) -> Any:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stream", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP")
+    parser.add_argument(
+        "stream", metavar="SOURCE", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP"
+    )
     parser.add_argument(
         "--checkpoint", help="dynamodb://TABLE or sqlite:///PATH (or memory://); Kinesis only, required there"
     )
@@ -398,6 +400,8 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
     try:
         return asyncio.run(_consume(args))
+    except KeyboardInterrupt:  # Ctrl-C before the consumer started reading: nothing to drain
+        return 130
     except ConfigurationError as exc:
         logger.error("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
         return 2

@@ -45,7 +45,12 @@ def test_key_strategies() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ndjson", "kafka"),
-    [("field:device", False, False), ("round_robin", False, True), ("constant:", False, False), ("md5", True, False)],
+    [
+        ("field:device", False, False),
+        ("round_robin", False, True),
+        ("constant:", False, False),
+        ("md5", True, False),
+    ],
 )
 def test_bad_key_strategies(text: str, ndjson: bool, kafka: bool) -> None:
     with pytest.raises(ConfigurationError):
