@@ -23,15 +23,16 @@ pytestmark = pytest.mark.integration
 MISSING = f"absent-{uuid.uuid4().hex[:8]}"
 SINK = "file:///tmp/shardline-mistakes-never.jsonl"
 CHECKPOINT = "memory://"
+KINESIS = ["kinesis://s", "--checkpoint", CHECKPOINT]
 
 SHARDLINE_MISTAKES: list[tuple[list[str], int, str]] = [
     (["nosuch"], 2, "invalid choice"),
     (["consume"], 2, "SOURCE"),
     (["consume", "kinesis://s", "--sink", SINK], 2, "--checkpoint"),
-    (["consume", "kinesis://s", "--checkpoint", CHECKPOINT, "--sink", "nosuch://x"], 2, "unknown sink scheme"),
-    (["consume", "kinesis://s", "--checkpoint", CHECKPOINT, "--sink", SINK, "--start", "yesterday"], 2, "--start"),
+    (["consume", *KINESIS, "--sink", "nosuch://x"], 2, "unknown sink scheme"),
+    (["consume", *KINESIS, "--sink", SINK, "--start", "yesterday"], 2, "--start"),
     (["consume", "kinesis://s", "--checkpoint", "mysql://x", "--sink", SINK], 2, "checkpoint"),
-    (["consume", "kinesis://s", "--checkpoint", CHECKPOINT, "--sink", SINK, "--mode", "efo"], 2, "--consumer-name"),
+    (["consume", *KINESIS, "--sink", SINK, "--mode", "efo"], 2, "--consumer-name"),
     (["consume", f"kinesis://{MISSING}", "--checkpoint", CHECKPOINT, "--sink", SINK], 2, MISSING),
     (["consume", "kafka://127.0.0.1:9/t", "--sink", SINK], 2, "group"),
     (["replay", "--name", "n", "--sink", SINK], 2, "SOURCE"),
