@@ -11,10 +11,12 @@ processes started with the same ``group``, and acknowledged offsets are committe
 group (``--checkpoint`` does not apply).  ``--start`` picks where a partition without a
 committed offset starts (``trim_horizon`` = earliest).
 
-Logs are JSON lines on stderr (one object per event, never a record payload).  On SIGTERM
-or SIGINT the consumer stops reading, drains the writes in flight, checkpoints and exits 0;
-it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
-(reported before any network call).  Endpoints, region and credentials come from the
+Logs go to stderr, readable text on a terminal and JSON lines otherwise (``--log-format``;
+never a record payload), with a progress line every ``--progress-interval`` seconds and a
+"caught up" line when each shard first reaches the tip.  On SIGTERM or SIGINT the consumer
+stops reading, drains the writes in flight, checkpoints and exits 0 (a second signal: 130 at
+once); it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
+(reported before any network call) or a missing stream, topic, table or bucket.  Endpoints, region and credentials come from the
 standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
 ``AWS_ENDPOINT_URL_DYNAMODB``...).
 """
