@@ -195,7 +195,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     html_path = write_html(result, out / "report.html")
     print_summary(result, Console(stderr=False))
     print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
-    return 0
+    return 130 if result["interrupted"] else 0
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:

@@ -78,7 +78,9 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     s = result["summary"]
     unit = unit_name(result)
     emulator_cpu = s.get("emulator_cpu_seconds")
-    table = Table(title=f"stream-bench {result['config']['target']} / {result['config']['stream']}")
+    interrupted = " (interrupted: partial result)" if result.get("interrupted") else ""
+    config = result["config"]
+    table = Table(title=f"stream-bench {config['target']} / {config['stream']}{interrupted}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     ack, e2e = s["send_to_ack_ms"], s["end_to_end_ms"]
