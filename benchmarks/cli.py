@@ -239,11 +239,11 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from benchmarks.compare import compare_results, print_comparison
+    from benchmarks.compare import compare_results, differences, print_comparison
     from benchmarks.result import validate_result
 
     results = [_load_result(path, validate_result) for path in (args.a, args.b)]
-    print_comparison(compare_results(results[0], results[1]))
+    print_comparison(compare_results(results[0], results[1]), changed=differences(results[0], results[1]))
     return 0
 
 

@@ -191,6 +191,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "started_at": outcome.started_at.isoformat(),
         "interrupted": outcome.interrupted_after is not None,
+        "environment": outcome.environment,
         "config": {
             "target": options.target,
             "stream": outcome.stream,

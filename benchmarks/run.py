@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.environment import environment
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
@@ -102,6 +103,8 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     interrupted_after: float | None = None
     """Seconds into the producing phase when Ctrl-C / SIGTERM stopped the run (None: it ran out)."""
+    environment: dict[str, Any] = field(default_factory=dict)
+    """Where it ran (:func:`benchmarks.environment.environment`)."""
 
 
 class _KeyChooser:
@@ -178,6 +181,8 @@ async def run_kinesis(
     session = get_session()
     run_start = datetime.now(UTC)
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
+        where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
+                            client.meta.region_name)  # fmt: skip
         created = await _ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
@@ -293,7 +298,14 @@ async def run_kinesis(
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
         interrupted_after=interrupted_after,
+        environment=where,
     )
+
+
+_TARGET_KINDS = {
+    "local": "embedded local target (moto behind the limit-enforcing gateway)",
+    "kinesis": "Kinesis (the standard AWS configuration decides the endpoint)",
+}
 
 
 def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from benchmarks.environment import environment
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
@@ -209,6 +210,7 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         client_cpu_method=cpu.method,
         notes=notes,
         interrupted_after=interrupted_after,
+        environment=environment("Kafka / MSK", target.bootstrap, None),
     )
 
 

@@ -36,7 +36,9 @@ def _start(out: Path, *, ignore_sigint: bool) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm-with-sigint-ignored"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm-with-sigint-ignored"]
+)
 def test_an_interrupted_run_writes_its_partial_result(sig: signal.Signals, tmp_path: Path) -> None:
     process = _start(tmp_path, ignore_sigint=sig is signal.SIGTERM)
     assert process.stderr is not None
