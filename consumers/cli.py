@@ -17,8 +17,8 @@ never a record payload), with a progress line every ``--progress-interval`` seco
 stops reading, drains the writes in flight, checkpoints and exits 0 (a second signal: 130 at
 once); it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
 (reported before any network call) or a missing stream, topic, table or bucket.  Endpoints,
-region and credentials come from the standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
-``AWS_ENDPOINT_URL_DYNAMODB``...).
+region and credentials come from the standard AWS configuration (``AWS_PROFILE``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``, ``AWS_ENDPOINT_URL_DYNAMODB``...).
 """
 
 from __future__ import annotations
