@@ -48,7 +48,14 @@ async def drive_schedule(
         if on_now is not None:
             on_now(now)
         elapsed = now - start
-        if elapsed >= duration or (stop is not None and stop.is_set()):
+        if stop is not None and stop.is_set():
+            return sent
+        if elapsed >= duration:
+            # the plan is rate x duration records: send the ones due in the last slice too
+            planned = int(duration * rate) if rate else sent
+            while sent < planned:
+                await send_one(sent, start + sent / rate if rate else clock())
+                sent += 1
             return sent
         due = int(elapsed * rate) + 1 if rate else sent + burst
         while sent < due:

@@ -73,3 +73,12 @@ def test_results_say_where_they_ran_and_whether_interrupted(outcome: RunOutcome)
     assert result["interrupted"] is True
     assert result["environment"]["where"] == "http://127.0.0.1:1 (local emulator)"
     assert any(note.startswith("interrupted after 2.5 s") for note in result["notes"])
+
+
+def test_report_has_a_colour_scale_and_plain_cpu_wording(result: dict[str, Any], tmp_path: Any) -> None:
+    from benchmarks.report import write_html
+
+    html = write_html(result, tmp_path / "report.html").read_text()
+    assert html.count('class="scale"') == 6 and "share of the limit" in html
+    assert "µs per record" in html and "(us per record)" not in html
+    assert "(local emulator)" in html  # the header says where it ran
