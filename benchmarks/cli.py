@@ -29,6 +29,7 @@ from shardline.errors import (
     ShardlineError,
 )
 from shardline.extras import MissingExtraError
+from shardline.interrupts import GracefulInterrupts
 
 __all__ = ["build_parser", "main"]
 
@@ -203,16 +204,24 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
 
     from benchmarks.hotshards import scan_hot_shards
 
+    interrupted: list[bool] = []
+
     async def scan() -> dict[str, Any]:
-        async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
-            return await scan_hot_shards(
-                client,
-                args.stream,
-                args.duration,
-                from_trim_horizon=args.from_trim_horizon,
-                reader=args.consumer,
-                until_caught_up=args.until_caught_up,
-            )
+        stop = asyncio.Event()
+        message = "stream-bench hotshards: interrupted; analysing what was read so far"
+        with GracefulInterrupts(on_stop=stop.set, message=message) as interrupts:
+            async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
+                analysis = await scan_hot_shards(
+                    client,
+                    args.stream,
+                    args.duration,
+                    from_trim_horizon=args.from_trim_horizon,
+                    reader=args.consumer,
+                    until_caught_up=args.until_caught_up,
+                    stop=stop,
+                )
+            interrupted.append(interrupts.interrupted)
+            return analysis
 
     try:
         analysis = asyncio.run(scan())
@@ -235,7 +244,7 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
         console.print("no hot shard")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(analysis, indent=2))
-    return 0
+    return 130 if any(interrupted) else 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
