@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -596,6 +597,9 @@ async def run_until_signal(
     stop_tasks: list[asyncio.Task[None]] = []
 
     def on_signal(received: signal.Signals) -> None:
+        if stop_tasks:  # a second signal: the person wants out now (nothing past the drain is lost)
+            logger.warning("second signal; exiting without draining", extra={"signal": received.name})
+            os._exit(130)
         logger.info("signal received; draining", extra={"signal": received.name})
         stop_tasks.append(loop.create_task(pipeline.stop()))
 

@@ -22,6 +22,7 @@ from typing import Any
 from shardline.clients import aiobotocore_client
 from shardline.errormap import map_aws_errors
 from shardline.errors import MissingResourceError, ResourceNotFoundError
+from shardline.uripaths import is_file_uri
 
 __all__ = [
     "MissingResourceError",
@@ -139,6 +140,8 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
     """The destination a sink URI names, or ``None`` when nothing can be checked up front."""
     from consumers.sinks.uri import parse_uri
 
+    if is_file_uri(uri):
+        return None
     scheme, netloc, path, query = parse_uri(uri)
     endpoint_url = query.get("endpoint_url")
     if scheme == "dynamodb" and netloc:
@@ -175,6 +178,8 @@ def dead_letter_check(uri: str, option: str = "--dead-letter") -> ResourceCheck 
     """The bucket an ``s3://`` dead-letter URI names (files are created on first write)."""
     from consumers.sinks.uri import parse_uri
 
+    if is_file_uri(uri):
+        return None
     scheme, netloc, _path, _query = parse_uri(uri)
     if scheme == "s3" and netloc:
         return _s3_bucket_check(netloc, option)
