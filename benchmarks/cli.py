@@ -21,7 +21,7 @@ from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
 from shardline.cli import OneLineArgumentParser, package_version
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
@@ -224,12 +224,10 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
             return analysis
 
     try:
-        analysis = asyncio.run(scan())
-    except Exception as exc:
-        mapped = exc if isinstance(exc, ShardlineError) else translate(exc, service="kinesis")
-        if isinstance(mapped, ResourceNotFoundError):
-            raise MissingResourceError("Kinesis stream", args.stream, "--stream", service="kinesis") from exc
-        raise
+        with map_aws_errors("kinesis"):
+            analysis = asyncio.run(scan())
+    except ResourceNotFoundError as exc:
+        raise MissingResourceError("Kinesis stream", args.stream, "--stream", service="kinesis") from exc
     console = Console(soft_wrap=not sys.stdout.isatty())  # piped: one line per shard, never wrapped
     for shard, summary in sorted(analysis["shards"].items()):
         console.print(
@@ -402,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
     try:
-        return handlers[args.command](args)
+        # botocore / confluent-kafka errors become Shardline errors: one line, not a traceback.
+        with map_aws_errors(), map_kafka_errors():
+            return handlers[args.command](args)
     except (ConfigurationError, MissingResourceError) as exc:
         print(f"stream-bench: {exc}", file=sys.stderr)
         return 2
@@ -413,12 +413,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # botocore / confluent-kafka errors: one line, not a traceback
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        print(f"stream-bench: {type(mapped).__name__}: {mapped}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":
