@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, EntryResult, Outcome, Sink
+from shardline import metrics_events as events
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -183,7 +184,7 @@ class WriteWorkflow:
                 outage.last = exc
                 await self._wait_out(outage)
         self.counts.dead_lettered += len(entries)
-        self._observer.on_event("dead_lettered", float(len(entries)))
+        self._observer.on_event(events.DEAD_LETTERED, float(len(entries)))
         for entry in entries:
             logger.warning(
                 "record dead-lettered",
@@ -360,7 +361,7 @@ class WriteWorkflow:
     def _count_retry(self, cause: BaseException | None) -> None:
         self.counts.retries += 1
         error_type = type(cause).__name__ if cause is not None else "retry"
-        self._observer.on_event("retries", 1.0, sink=self._sink_name, error_type=error_type)
+        self._observer.on_event(events.RETRIES, 1.0, sink=self._sink_name, error_type=error_type)
 
     def _remaining(self) -> float | None:
         if self.deadline is None:

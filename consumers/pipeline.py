@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from consumers._pipeline_tracker import AckTracker, Ticket
 from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_name
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
+from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, LeaseLostError, SinkError
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position
@@ -340,9 +342,9 @@ class Pipeline:
         count = len(batch.records)
         self.stats.records_in += count
         if count:
-            self._observer.on_event("records_in", count, partition=partition)
+            self._observer.on_event(events.RECORDS_IN, count, partition=partition)
         if batch.millis_behind_latest is not None:
-            self._observer.on_event("iterator_age_ms", batch.millis_behind_latest, partition=partition)
+            self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, partition=partition)
         if partition in self._lost:
             return True  # the lease is gone; the new owner reads these records again
         size = self._config.max_sink_batch_records
@@ -449,7 +451,7 @@ class Pipeline:
                     await self._workflow.dead_letter(work.rejected)
                 if work.records:
                     await self._workflow.write(work.records, work.positions, resolved)
-                    self._observer.on_event("records_out", len(work.records), partition=ticket.partition)
+                    self._observer.on_event(events.RECORDS_OUT, len(work.records), partition=ticket.partition)
                 if self._tracker.finish(ticket):
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
@@ -540,7 +542,7 @@ class Pipeline:
                 self.stats.partitions_ended += 1
                 self.stats.checkpoints += 1
                 self._tracker.forget(partition)
-                self._observer.on_event("checkpoint_lag", 0, partition=partition)
+                self._observer.on_event(events.CHECKPOINT_LAG, 0, partition=partition)
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 await self._source.checkpoint(partition, position)
@@ -561,9 +563,9 @@ class Pipeline:
                 "checkpoint failed; will retry",
                 extra={"partition": partition, "error_type": type(exc).__name__},
             )
-            self._observer.on_event("checkpoint_errors", 1, partition=partition)
+            self._observer.on_event(events.CHECKPOINT_ERRORS, 1, partition=partition)
         self._observer.on_event(
-            "checkpoint_lag",
+            events.CHECKPOINT_LAG,
             progress.uncommitted_records + progress.unfinished_records,
             partition=partition,
         )
@@ -594,6 +596,9 @@ async def run_until_signal(
     stop_tasks: list[asyncio.Task[None]] = []
 
     def on_signal(received: signal.Signals) -> None:
+        if stop_tasks:  # a second signal: the person wants out now (nothing past the drain is lost)
+            logger.warning("second signal; exiting without draining", extra={"signal": received.name})
+            os._exit(130)
         logger.info("signal received; draining", extra={"signal": received.name})
         stop_tasks.append(loop.create_task(pipeline.stop()))
 

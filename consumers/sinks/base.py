@@ -28,6 +28,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
+from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, ShardlineError, SinkError, ValidationError
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position
@@ -371,7 +372,7 @@ class BatchingSink(ABC, Generic[EntryT]):
         for result in results:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         for outcome, count in counts.items():
-            self.observer.on_event(f"sink_records_{outcome.value}", float(count), sink=self.name)
+            self.observer.on_event(events.sink_records(outcome.value), float(count), sink=self.name)
 
     async def close(self) -> None:
         if self._closed:
