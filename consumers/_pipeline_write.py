@@ -154,13 +154,16 @@ class WriteWorkflow:
 
     async def write(
         self, records: Sequence[ConsumedRecord], positions: Sequence[Position], resolved: list[bool]
-    ) -> None:
+    ) -> int:
         """Resolve every record (written or dead-lettered); ``resolved[i]`` marks record ``i``.
 
-        Raises :class:`SinkError` when some record could be neither (outage bound, deadline,
-        abort, no or failing dead-letter destination); ``resolved`` then says which were.
+        Returns how many of ``records`` the sink now holds (written or duplicate).  Raises
+        :class:`SinkError` when some record could be neither (outage bound, deadline, abort,
+        no or failing dead-letter destination); ``resolved`` then says which were.
         """
-        await self._resolve(records, positions, list(range(len(records))), resolved)
+        held = [0]
+        await self._resolve(records, positions, list(range(len(records))), resolved, held)
+        return held[0]
 
     async def dead_letter(self, entries: Sequence[DeadLetterEntry]) -> None:
         """Put ``entries`` into the dead-letter destination (retrying an unavailable one)."""
@@ -203,6 +206,7 @@ class WriteWorkflow:
         positions: Sequence[Position],
         indexes: list[int],
         resolved: list[bool],
+        held: list[int],
     ) -> None:
         attempts = dict.fromkeys(indexes, 0)
         pending = indexes
@@ -219,6 +223,7 @@ class WriteWorkflow:
                 outcome = result.outcome
                 if outcome is Outcome.WRITTEN or outcome is Outcome.DUPLICATE:
                     resolved[index] = True
+                    held[0] += 1
                     moved = True
                     if outcome is Outcome.WRITTEN:
                         self.counts.written += 1
@@ -250,7 +255,7 @@ class WriteWorkflow:
                 for index in dead_indexes:
                     resolved[index] = True
             if split:
-                await self._bisect(records, positions, split, resolved, results, pending)
+                await self._bisect(records, positions, split, resolved, held, results, pending)
             if not again:
                 return
             if moved:
@@ -268,6 +273,7 @@ class WriteWorkflow:
         positions: Sequence[Position],
         split: list[int],
         resolved: list[bool],
+        held: list[int],
         results: Sequence[EntryResult],
         pending: list[int],
     ) -> None:
@@ -286,8 +292,8 @@ class WriteWorkflow:
             },
         )
         middle = len(split) // 2
-        await self._resolve(records, positions, split[:middle], resolved)
-        await self._resolve(records, positions, split[middle:], resolved)
+        await self._resolve(records, positions, split[:middle], resolved, held)
+        await self._resolve(records, positions, split[middle:], resolved, held)
 
     def _entry(
         self, record: ConsumedRecord, position: Position, result: EntryResult, attempts: int

@@ -450,8 +450,9 @@ class Pipeline:
                 if work.rejected:
                     await self._workflow.dead_letter(work.rejected)
                 if work.records:
-                    await self._workflow.write(work.records, work.positions, resolved)
-                    self._observer.on_event(events.RECORDS_OUT, len(work.records), partition=ticket.partition)
+                    written = await self._workflow.write(work.records, work.positions, resolved)
+                    if written:
+                        self._observer.on_event(events.RECORDS_OUT, written, partition=ticket.partition)
                 if self._tracker.finish(ticket):
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
