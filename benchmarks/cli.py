@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the embedded local target in a child process, so client CPU is measured alone",
     )
     run.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
+    run.add_argument(
+        "--generator",
+        choices=("batch", "per-record"),
+        default="batch",
+        help="batch: a send_many per shard per pacing tick (default); per-record: one send() each",
+    )
+    run.add_argument("--workers", type=int, default=1, help="worker processes, each with its own shards")
+    run.add_argument(
+        "--worker-id",
+        type=int,
+        help="run only this worker of --workers and write its partial result to --out (one machine's part)",
+    )
 
     hot = sub.add_parser("hotshards", help="per-shard load and hot keys of an existing stream")
     hot.add_argument("--stream", required=True)
@@ -140,6 +152,9 @@ def _run_options(args: argparse.Namespace) -> Any:
         key_strategy=args.key_strategy,
         aggregate=args.target != "msk" if args.aggregate is None else args.aggregate,
         consumer=args.consumer,
+        generator=args.generator,
+        workers=args.workers,
+        worker_id=args.worker_id or 0,
     )
     check_consumer_supported(options, args.target)
     return options

@@ -92,20 +92,40 @@ async def produce_then_drain(
     rate: float | None,
     duration: float,
     start: float,
-    send_one: SendOne,
+    send_one: SendOne | None,
     tick: Callable[[], None],
     consumers_running: bool,
     drain_seconds: float,
+    send_batch: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> bool:
     """The producing phase every target shares: send on schedule, flush, close the producer,
     then give the consumers up to ``drain_seconds`` to read what was acknowledged.
 
+    ``send_batch`` (the batch generator's) replaces ``send_one`` when given.
     Returns whether the consumers caught up (True when there are none).
     """
     async with producer:
-        await drive_schedule(
-            rate=rate, duration=duration, start=start, send_one=send_one, tick=tick, on_now=recorder.set_now
-        )
+        if send_batch is not None:
+            from benchmarks.generator import drive_ticks
+
+            await drive_ticks(
+                rate=rate,
+                duration=duration,
+                start=start,
+                send_batch=send_batch,
+                tick=tick,
+                on_now=recorder.set_now,
+            )
+        else:
+            assert send_one is not None
+            await drive_schedule(
+                rate=rate,
+                duration=duration,
+                start=start,
+                send_one=send_one,
+                tick=tick,
+                on_now=recorder.set_now,
+            )
         await flush()
     recorder.now = time.monotonic()
     if not consumers_running:

@@ -13,7 +13,42 @@ from typing import Any
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.shardload import ShardLoadTracker
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "SeenIds"]
+
+
+class SeenIds:
+    """Which record ids were read: one bit per id, so memory grows by 1 bit per record sent."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def __contains__(self, record_id: int) -> bool:
+        byte = record_id >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (record_id & 7)))
+
+    def add(self, record_id: int) -> None:
+        byte = record_id >> 3
+        bits = self._bits
+        if byte >= len(bits):
+            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+        bits[byte] |= 1 << (record_id & 7)
+
+    def add_new(self, ids: list[int], values: list[int]) -> list[int]:
+        """Mark ``ids`` seen; return the ``values`` of those not seen before."""
+        bits = self._bits
+        top = max(ids, default=-1) >> 3
+        if top >= len(bits):
+            bits.extend(bytes(max(top + 1 - len(bits), len(bits))))
+        fresh: list[int] = []
+        for record_id, value in zip(ids, values, strict=True):
+            byte, mask = record_id >> 3, 1 << (record_id & 7)
+            if bits[byte] & mask:
+                continue
+            bits[byte] |= mask
+            fresh.append(value)
+        return fresh
 
 
 class Recorder:
@@ -33,7 +68,10 @@ class Recorder:
         self.e2e_latency = LatencyHistogram()
         self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
         self.load = ShardLoadTracker(shard_ids)
-        self.consumed_ids: set[int] = set()
+        self.consumed_ids = SeenIds()
+        self.accepted_records: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.accepted_bytes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        """Per shard, per second of acknowledgement: what the stream took (accepted load)."""
         self.duplicates = 0
         self.now = clock_start
         self.last_ack_at: float | None = None
@@ -55,6 +93,27 @@ class Recorder:
         self.ack_latency.record(latency)
         self.ack_latency_by_second[second].record(latency)
 
+    def on_acks(
+        self, second: int, shard_id: str, count: int, size: int, intended: float | list[float], now: float
+    ) -> None:
+        """A batch acknowledged at ``now``: records intended at ``intended`` (one time, or one each)."""
+        if count <= 0:
+            return
+        self.last_ack_at = now
+        self.acked[second] += count
+        self.acked_bytes[second] += size
+        ack_second = self.second(now)
+        self.accepted_records[shard_id][ack_second] += count
+        self.accepted_bytes[shard_id][ack_second] += size
+        by_second = self.ack_latency_by_second[second]
+        if isinstance(intended, float):
+            self.ack_latency.record_n(now - intended, count)
+            by_second.record_n(now - intended, count)
+        else:
+            micros = [int((now - t) * 1_000_000) for t in intended]
+            self.ack_latency.record_micros(micros)
+            by_second.record_micros(micros)
+
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """The producer's MetricsObserver: throttles and retries land in the current second."""
         second = self.second(self.now)
@@ -72,6 +131,14 @@ class Recorder:
         self.consumed_ids.add(record_id)
         self.consumed[second] += 1
         self.e2e_latency.record(e2e_seconds)
+
+    def on_consumed_many(self, second: int, ids: list[int], e2e_micros: list[int]) -> None:
+        """A reader's batch: record ids and end-to-end latencies, deduplicated by id."""
+        fresh = self.consumed_ids.add_new(ids, e2e_micros)
+        self.duplicates += len(ids) - len(fresh)
+        if fresh:
+            self.consumed[second] += len(fresh)
+            self.e2e_latency.record_micros(fresh)
 
     def on_iterator_age(self, shard_id: str, second: int, millis: int) -> None:
         ages = self.iterator_age[shard_id]

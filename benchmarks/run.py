@@ -18,7 +18,7 @@ import os
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,8 @@ from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
-from benchmarks.workload import KeySampler, WorkloadSpec, decode_payload, encode_payload
+from benchmarks.readback import read_batch
+from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
 from shardline.errors import ConfigurationError
 from shardline.records import Ack
 from shardline.shardmath import ShardMap
@@ -58,12 +59,25 @@ class RunOptions:
     aggregate: bool = True
     consumer: str = "polling"
     drain_seconds: float = 10.0
+    generator: str = "batch"
+    """``batch`` (:mod:`benchmarks.generator`) or ``per-record`` (one send() per record)."""
+    workers: int = 1
+    worker_id: int = 0
+    """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
 
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ConfigurationError("shards must be >= 1")
         if self.consumer not in ("polling", "efo", "none"):
             raise ConfigurationError("consumer must be polling, efo or none")
+        if self.generator not in ("batch", "per-record"):
+            raise ConfigurationError("generator must be batch or per-record")
+        if self.workers < 1 or not 0 <= self.worker_id < self.workers:
+            raise ConfigurationError("--worker-id must be in 0 .. --workers - 1")
+        if self.workers > 1 and self.shards < self.workers:
+            raise ConfigurationError("--workers must not exceed --shards (each worker owns whole shards)")
+        if self.workers > 1 and self.key_strategy != "device":
+            raise ConfigurationError("--workers needs --key-strategy device (workers split the key space)")
         if not (self.key_strategy in KEY_STRATEGIES[:3] or _salt_buckets(self.key_strategy)):
             raise ConfigurationError(f"key strategy must be one of {', '.join(KEY_STRATEGIES)}")
 
@@ -173,7 +187,7 @@ async def run_kinesis(
         created = await _ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
-        shard_ids = [s.shard_id for s in shard_map.open_shards]
+        shard_ids = [s.shard_id for s in shard_map.open_shards][options.worker_id :: options.workers]
         consumer_arn: str | None = None
         if options.consumer == "efo":
             consumer_arn = await ensure_consumer(
@@ -181,7 +195,6 @@ async def run_kinesis(
             )
         loop_start = time.monotonic()
         recorder = Recorder(shard_ids, loop_start)
-        sampler = KeySampler(workload.keys, workload.skew, workload.seed)
         chooser = _KeyChooser(options.key_strategy, shard_map, workload.seed)
         stop_consumers = asyncio.Event()
         consumer_tasks: list[asyncio.Task[None]] = []
@@ -202,13 +215,7 @@ async def run_kinesis(
                     second = recorder.second(now)
                     if batch.millis_behind_latest is not None:
                         recorder.on_iterator_age(shard_id, second, batch.millis_behind_latest)
-                    now_ns = wall_origin_ns + int(now * 1e9)
-                    for record in batch.records:
-                        payload = decode_payload(record.data)
-                        if payload is not None and payload.intended_ns >= run_origin_ns:
-                            recorder.on_consumed(
-                                second, payload.record_id, (now_ns - payload.intended_ns) / 1e9
-                            )
+                    read_batch(recorder, batch.records, second, wall_origin_ns + int(now * 1e9), run_origin_ns)
                     if stop_consumers.is_set():
                         return
 
@@ -216,27 +223,9 @@ async def run_kinesis(
             consumer_tasks = [asyncio.create_task(consume(shard_id)) for shard_id in shard_ids]
 
         producer = KinesisProducer(stream, client=client, observer=recorder, aggregate=options.aggregate)
-        size = workload.record_size
-        fmt = workload.payload_format
-
-        def on_done(second: int, nbytes: int, intended: float, future: asyncio.Future[Ack]) -> None:
-            if future.cancelled() or future.exception() is not None:
-                recorder.failed[second] += 1
-                return
-            now = time.monotonic()
-            recorder.on_ack(second, nbytes, now - intended, now)
-
-        async def send_one(index: int, intended: float) -> None:
-            device = sampler()
-            key, ehk = chooser(device)
-            second = recorder.second(intended)
-            data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
-            shard = shard_map.shard_for_key(key, ehk).shard_id
-            recorder.load.add(shard, second, device, len(data) + len(key))
-            recorder.sent[second] += 1
-            future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
-            future.add_done_callback(partial(on_done, second, len(data), intended))
-
+        send_one, send_batch, mass = _senders(
+            options, producer, shard_map, shard_ids, recorder, chooser, loop_start, wall_origin_ns
+        )
         cpu = CpuMeter(target)
         with Progress(
             lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
@@ -245,10 +234,11 @@ async def run_kinesis(
                 producer,
                 producer.flush,
                 recorder=recorder,
-                rate=workload.rate,
+                rate=workload.rate * mass if workload.rate else None,
                 duration=workload.duration,
                 start=loop_start,
                 send_one=send_one,
+                send_batch=send_batch,
                 tick=progress.tick,
                 consumers_running=bool(consumer_tasks),
                 drain_seconds=options.drain_seconds,
@@ -277,11 +267,83 @@ async def run_kinesis(
         client_cpu_seconds=client_cpu,
         process_cpu_seconds=process_cpu,
         emulator_in_process=target.in_process,
-        gateway=_gateway_counts(target, stream),
+        gateway=_gateway_counts(target, stream, shard_ids),
         emulator_cpu_seconds=emulator_cpu,
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
     )
+
+
+def _senders(
+    options: RunOptions,
+    producer: Any,
+    shard_map: ShardMap,
+    shard_ids: list[str],
+    recorder: Recorder,
+    chooser: _KeyChooser,
+    loop_start: float,
+    wall_origin_ns: int,
+) -> tuple[Any, Any, float]:
+    """The generator's send callables and this worker's share of the offered rate."""
+    workload = options.workload
+    if options.generator == "batch":
+        from benchmarks.generator import LoadGenerator, key_share, zipf_weights
+
+        indices = key_share(workload.keys, shard_map, shard_ids) if options.workers > 1 else None
+        mass = 1.0
+        if indices is not None:
+            weights = zipf_weights(workload.keys, workload.skew.exponent)
+            mass = sum(weights[i] for i in indices) / sum(weights)
+        paced = replace(workload, rate=workload.rate * mass) if workload.rate else workload
+        generator = LoadGenerator(
+            workload=paced,
+            shard_map=shard_map,
+            recorder=recorder,
+            producer=producer,
+            start=loop_start,
+            wall_origin_ns=wall_origin_ns,
+            choose_key=None if options.key_strategy == "device" else chooser,
+            indices=indices,
+            id_stride=options.workers,
+            id_offset=options.worker_id,
+        )
+        return None, generator.send_batch, mass
+    return _per_record_sender(options, producer, shard_map, recorder, chooser, wall_origin_ns), None, 1.0
+
+
+def _per_record_sender(
+    options: RunOptions,
+    producer: Any,
+    shard_map: ShardMap,
+    recorder: Recorder,
+    chooser: _KeyChooser,
+    wall_origin_ns: int,
+) -> Any:
+    """The original generator: one send() and one done-callback per record (kept to compare with)."""
+    workload = options.workload
+    sampler = KeySampler(workload.keys, workload.skew, workload.seed)
+    size = workload.record_size
+    fmt = workload.payload_format
+
+    def on_done(second: int, nbytes: int, intended: float, future: asyncio.Future[Ack]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            recorder.failed[second] += 1
+            return
+        now = time.monotonic()
+        recorder.on_ack(second, nbytes, now - intended, now)
+
+    async def send_one(index: int, intended: float) -> None:
+        device = sampler()
+        key, ehk = chooser(device)
+        second = recorder.second(intended)
+        data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
+        shard = shard_map.shard_for_key(key, ehk).shard_id
+        recorder.load.add(shard, second, device, len(data) + len(key))
+        recorder.sent[second] += 1
+        future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
+        future.add_done_callback(partial(on_done, second, len(data), intended))
+
+    return send_one
 
 
 def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
@@ -292,10 +354,11 @@ def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
     return None
 
 
-def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None:
+def _gateway_counts(target: KinesisTarget, stream: str, shard_ids: list[str]) -> dict[str, Any] | None:
     stats = target.gateway_stats()
     if stats is None:
         return None
+    owned = set(shard_ids)
     return {
         shard: {
             "accepted_records": s.accepted_records,
@@ -305,6 +368,7 @@ def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None
             "get_records_throttled": s.get_records_throttled,
         }
         for shard, s in sorted(stats.for_stream(stream).items())
+        if shard in owned
     }
 
 

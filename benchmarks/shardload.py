@@ -50,6 +50,16 @@ class ShardLoadTracker:
         series.bytes[second] += size
         series.keys.add(key)
 
+    def add_many(self, shard_id: str, second: int, key: str, records: int, size: int) -> None:
+        """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
+        series = self._series.get(shard_id)
+        if series is None:
+            series = self._series[shard_id] = _ShardSeries()
+            self.shard_ids.append(shard_id)
+        series.records[second] += records
+        series.bytes[second] += size
+        series.keys.add(key, records)
+
     def seconds(self) -> int:
         last = max((max(s.records, default=-1) for s in self._series.values()), default=-1)
         return last + 1
