@@ -149,7 +149,7 @@ class Recorder:
     def snapshot(self, now: float, duration: float) -> dict[str, Any]:
         """The figures the live progress display shows (counts and latencies, never payloads)."""
         second = self.second(now)
-        summary = self.ack_latency.summary_ms()
+        summary = self.ack_latency.quantiles_ms("p50", "p99")
         ages = [ages.get(second - 1, 0) for ages in self.iterator_age.values()]
         return {
             "elapsed": now - self.start,
