@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop each shard's read at its tip (polling; --duration stays the upper bound)",
     )
 
+    merge = sub.add_parser("merge", help="merge the workers' partial results into one result and report")
+    merge.add_argument("source", help="directory or s3://bucket/prefix/RUN/ holding partial-*.json")
+    merge.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
+
     compare = sub.add_parser("compare", help="compare two result.json files")
     compare.add_argument("a")
     compare.add_argument("b")
@@ -136,6 +140,13 @@ def _run_options(args: argparse.Namespace) -> Any:
         raise ConfigurationError("--topic is for --target msk; Kinesis targets take --stream")
     if args.embedded_target_process and args.target != "local":
         raise ConfigurationError("--embedded-target-process applies to --target local only")
+    if args.workers > 1 and args.target == "msk":
+        raise ConfigurationError("--workers applies to Kinesis targets (local, kinesis)")
+    if args.worker_id is not None and (args.target != "kinesis" or not args.stream):
+        raise ConfigurationError(
+            "--worker-id runs one machine's part against a shared stream: it needs --target kinesis "
+            "and --stream NAME (the same on every machine)"
+        )
     workload = WorkloadSpec(
         keys=args.keys,
         skew=Skew.parse(args.skew),
@@ -162,8 +173,6 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.gateway import ShardLimits
-    from benchmarks.report import print_summary, write_html
-    from benchmarks.result import build_result, validate_result
     from benchmarks.run import output_dir, run_kinesis
     from benchmarks.run_msk import run_msk
     from benchmarks.targets import (
@@ -174,6 +183,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     options = _run_options(args)
+    if args.worker_id is not None:
+        return _run_one_worker(options, args.out)
     out = output_dir(args.out)
     if args.target == "msk":
         target = kafka_target(args.bootstrap, args.kafka_security)
@@ -196,7 +207,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
         with target_cm as kinesis:
-            outcome = asyncio.run(run_kinesis(options, kinesis))
+            if options.workers > 1:
+                from benchmarks.workers import run_workers
+
+                print(f"stream-bench: {options.workers} worker processes", file=sys.stderr)
+                outcome = run_workers(options, kinesis)
+            else:
+                outcome = asyncio.run(run_kinesis(options, kinesis))
+    return _write_result(outcome, out)
+
+
+def _write_result(outcome: Any, out: Path) -> int:
+    from benchmarks.report import print_summary, write_html
+    from benchmarks.result import build_result, validate_result
+
     result = build_result(outcome)
     validate_result(result)
     json_path = out / "result.json"
@@ -205,6 +229,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print_summary(result, Console(stderr=False))
     print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
     return 0
+
+
+def _run_one_worker(options: Any, where: str) -> int:
+    """One machine's part of a multi-machine run: its shards and keys, written as a partial."""
+    from benchmarks.merge import partial_from_outcome, write_partial
+    from benchmarks.run import run_kinesis
+    from benchmarks.targets import KinesisTarget
+
+    print(
+        f"stream-bench: worker {options.worker_id} of {options.workers} on stream {options.stream}",
+        file=sys.stderr,
+    )
+    outcome = asyncio.run(run_kinesis(options, KinesisTarget("kinesis", None)))
+    print(f"partial result: {write_partial(partial_from_outcome(outcome), where)}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from benchmarks.merge import merge_partials, read_partials
+    from benchmarks.run import output_dir
+
+    outcome = merge_partials(read_partials(args.source))
+    return _write_result(outcome, output_dir(args.out))
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:
@@ -380,7 +427,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(arguments)
-    handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
+    handlers = {
+        "run": _cmd_run,
+        "hotshards": _cmd_hotshards,
+        "compare": _cmd_compare,
+        "peers": _cmd_peers,
+        "merge": _cmd_merge,
+    }
     try:
         return handlers[args.command](args)
     except ConfigurationError as exc:

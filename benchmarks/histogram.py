@@ -66,7 +66,8 @@ class LatencyHistogram:
         self._sum_us += sum(pending)
         bits = _EXACT_BITS
         rounded = Counter(
-            (v >> (s := max(v.bit_length() - bits, 0))) << s for v in pending  # the bucket's lowest value
+            (v >> (s := max(v.bit_length() - bits, 0))) << s
+            for v in pending  # the bucket's lowest value
         )
         record = self._hist.record_value
         for value, count in rounded.items():
@@ -113,5 +114,3 @@ class LatencyHistogram:
         result["max"] = self._hist.get_max_value() / 1000.0
         result["mean"] = round(self._sum_us / self.count / 1000.0, 3)
         return result
-
-

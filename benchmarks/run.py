@@ -26,9 +26,9 @@ from typing import Any
 
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
+from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
-from benchmarks.readback import read_batch
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
 from shardline.errors import ConfigurationError
 from shardline.records import Ack
@@ -41,6 +41,8 @@ __all__ = [
     "RunOptions",
     "RunOutcome",
     "check_consumer_supported",
+    "ensure_stream",
+    "gateway_counts",
     "run_kinesis",
 ]
 
@@ -131,18 +133,26 @@ class _KeyChooser:
         return f"{device}#{self._counter % self._buckets}", None
 
 
-async def _ensure_stream(client: Any, name: str, shards: int) -> bool:
-    """Create the stream unless it exists; True when this run created it."""
+async def ensure_stream(client: Any, name: str, shards: int) -> bool:
+    """Create the stream unless it exists; True when this run created it.
+
+    Workers on several machines may all try at once: the one whose create fails with
+    ResourceInUse waits for the others' stream instead.
+    """
     try:
         await client.describe_stream_summary(StreamName=name)
         return False
     except client.exceptions.ResourceNotFoundException:
         pass
-    await client.create_stream(StreamName=name, ShardCount=shards)
+    created = True
+    try:
+        await client.create_stream(StreamName=name, ShardCount=shards)
+    except client.exceptions.ResourceInUseException:
+        created = False
     await client.get_waiter("stream_exists").wait(
         StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
-    return True
+    return created
 
 
 def check_consumer_supported(options: RunOptions, target_name: str) -> None:
@@ -184,7 +194,7 @@ async def run_kinesis(
     session = get_session()
     run_start = datetime.now(UTC)
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
-        created = await _ensure_stream(client, stream, options.shards)
+        created = await ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
         shard_ids = [s.shard_id for s in shard_map.open_shards][options.worker_id :: options.workers]
@@ -215,7 +225,8 @@ async def run_kinesis(
                     second = recorder.second(now)
                     if batch.millis_behind_latest is not None:
                         recorder.on_iterator_age(shard_id, second, batch.millis_behind_latest)
-                    read_batch(recorder, batch.records, second, wall_origin_ns + int(now * 1e9), run_origin_ns)
+                    now_ns = wall_origin_ns + int(now * 1e9)
+                    read_batch(recorder, batch.records, second, now_ns, run_origin_ns)
                     if stop_consumers.is_set():
                         return
 
@@ -254,7 +265,7 @@ async def run_kinesis(
         if consumer_arn is not None:
             with contextlib.suppress(Exception):
                 await client.deregister_stream_consumer(ConsumerARN=consumer_arn)
-        if created and not target.is_embedded:
+        if created and not target.is_embedded and options.workers == 1:
             with contextlib.suppress(Exception):
                 await client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
     return RunOutcome(
@@ -267,7 +278,7 @@ async def run_kinesis(
         client_cpu_seconds=client_cpu,
         process_cpu_seconds=process_cpu,
         emulator_in_process=target.in_process,
-        gateway=_gateway_counts(target, stream, shard_ids),
+        gateway=gateway_counts(target, stream, shard_ids),
         emulator_cpu_seconds=emulator_cpu,
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
@@ -354,11 +365,11 @@ def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
     return None
 
 
-def _gateway_counts(target: KinesisTarget, stream: str, shard_ids: list[str]) -> dict[str, Any] | None:
+def gateway_counts(target: KinesisTarget, stream: str, shard_ids: list[str] | None) -> dict[str, Any] | None:
+    """What the local gateway counted per shard (``shard_ids``: only those; None: all)."""
     stats = target.gateway_stats()
     if stats is None:
         return None
-    owned = set(shard_ids)
     return {
         shard: {
             "accepted_records": s.accepted_records,
@@ -368,7 +379,7 @@ def _gateway_counts(target: KinesisTarget, stream: str, shard_ids: list[str]) ->
             "get_records_throttled": s.get_records_throttled,
         }
         for shard, s in sorted(stats.for_stream(stream).items())
-        if shard in owned
+        if shard_ids is None or shard in shard_ids
     }
 
 

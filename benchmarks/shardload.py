@@ -78,6 +78,38 @@ class ShardLoadTracker:
     def keys(self, shard_id: str) -> KeyCounter:
         return self._series[shard_id].keys
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every shard's per-second series and key counter, for a partial result."""
+        return {
+            shard: {
+                "records": {str(t): n for t, n in series.records.items()},
+                "bytes": {str(t): n for t, n in series.bytes.items()},
+                "keys": series.keys.to_dict(),
+            }
+            for shard, series in self._series.items()
+        }
+
+    @classmethod
+    def merged(cls, parts: list[tuple[dict[str, Any], int]]) -> ShardLoadTracker:
+        """The union of partial trackers, each ``(to_dict(), seconds to shift it by)``.
+
+        Series of one shard add up second by second; key counters merge with their bounds.
+        """
+        shards: dict[str, list[tuple[dict[str, Any], int]]] = {}
+        for document, shift in parts:
+            for shard, series in document.items():
+                shards.setdefault(shard, []).append((series, shift))
+        tracker = cls(sorted(shards))
+        for shard, pieces in shards.items():
+            target = tracker._series[shard]
+            for series, shift in pieces:
+                for t, n in series["records"].items():
+                    target.records[int(t) + shift] += int(n)
+                for t, n in series["bytes"].items():
+                    target.bytes[int(t) + shift] += int(n)
+            target.keys = KeyCounter.merged([KeyCounter.from_dict(series["keys"]) for series, _ in pieces])
+        return tracker
+
 
 @dataclass(frozen=True, slots=True)
 class HotShard:
