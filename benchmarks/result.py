@@ -158,7 +158,8 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     options, rec = outcome.options, outcome.recorder
     workload = options.workload
     seconds = max(int(outcome.wall_seconds + 0.999), 1)
-    produce_seconds = max(int(workload.duration + 0.999), 1)
+    # workers that started apart (a merged result) offer load over more whole seconds
+    produce_seconds = max(int(workload.duration + 0.999), rec.load.seconds(), 1)
     acked, consumed = rec.total_acked, rec.total_consumed
     acked_bytes = sum(rec.acked_bytes.values())
     throttles = sum(rec.throttles.values())

@@ -26,11 +26,11 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from benchmarks.merge import merge_partials, partial_from_outcome
-from benchmarks.run import RunOptions, RunOutcome, run_kinesis
+from benchmarks.run import RunOptions, RunOutcome, gateway_counts, run_kinesis
 from benchmarks.targets import KinesisTarget
 from shardline.errors import BackgroundTaskError
 
-__all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_workers"]
+__all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_processes", "run_workers"]
 
 WORKER_START_ALLOWANCE_S = 120.0
 """Seconds a worker may take to start (interpreter, imports, stream lookup) beyond the run."""
@@ -80,9 +80,21 @@ def run_workers(
     options: RunOptions, target: KinesisTarget, *, worker_main: WorkerMain = run_worker_process
 ) -> RunOutcome:
     """Run ``options.workers`` worker processes against ``target`` and merge their partials."""
+    emulator0 = target.emulator_cpu() if target.emulator_cpu is not None else None
+    partials = run_worker_processes(options, target, worker_main=worker_main)
+    outcome = merge_partials(partials)
+    outcome.gateway = gateway_counts(target, outcome.stream, None) or outcome.gateway
+    if target.emulator_cpu is not None and emulator0 is not None:
+        outcome.emulator_cpu_seconds = target.emulator_cpu() - emulator0
+    return outcome
+
+
+def run_worker_processes(
+    options: RunOptions, target: KinesisTarget, *, worker_main: WorkerMain = run_worker_process
+) -> list[dict[str, Any]]:
+    """Every worker's partial result, in worker order; BackgroundTaskError when one fails."""
     stream = options.stream or f"stream-bench-{uuid.uuid4().hex[:8]}"
     created = asyncio.run(_prepare_stream(target.endpoint_url, stream, options.shards))
-    emulator0 = target.emulator_cpu() if target.emulator_cpu is not None else None
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
     try:
@@ -108,15 +120,12 @@ def run_workers(
     except BaseException:
         _stop(workers, graceful=False)
         raise
+    finally:
+        if created and not target.is_embedded:
+            with contextlib.suppress(Exception):
+                asyncio.run(_delete_stream(target.endpoint_url, stream))
     _stop(workers, graceful=True)
-    outcome = merge_partials(partials)
-    outcome.gateway = _gateway(target, stream) or outcome.gateway
-    if target.emulator_cpu is not None and emulator0 is not None:
-        outcome.emulator_cpu_seconds = target.emulator_cpu() - emulator0
-    if created and not target.is_embedded:
-        with contextlib.suppress(Exception):
-            asyncio.run(_delete_stream(target.endpoint_url, stream))
-    return outcome
+    return partials
 
 
 def _collect(workers: list[tuple[Any, Connection]], timeout: float) -> list[dict[str, Any]]:
@@ -168,9 +177,3 @@ def _stop(workers: list[tuple[Any, Connection]], *, graceful: bool) -> None:
             process.terminate()
             process.join(_STOP_TIMEOUT_S)
         connection.close()
-
-
-def _gateway(target: KinesisTarget, stream: str) -> dict[str, Any] | None:
-    from benchmarks.run import gateway_counts
-
-    return gateway_counts(target, stream, None)
