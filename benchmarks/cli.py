@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="KPL aggregation (Kinesis targets; default on)",
     )
-    run.add_argument("--consumer", choices=("polling", "efo", "none"), default="polling")
+    run.add_argument(
+        "--consumer",
+        choices=("polling", "efo", "both", "none"),
+        default="polling",
+        help="readers per shard; both = one polling and one EFO reader, latencies side by side",
+    )
     run.add_argument("--payload", choices=("binary", "json"), default="binary")
     run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, %% of AWS's")
     run.add_argument(

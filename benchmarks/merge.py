@@ -75,6 +75,7 @@ def partial_from_outcome(outcome: RunOutcome) -> dict[str, Any]:
             "accepted_bytes": {shard: _series(s) for shard, s in rec.accepted_bytes.items()},
             "ack_latency": rec.ack_latency.to_dict(),
             "e2e_latency": rec.e2e_latency.to_dict(),
+            "e2e_by_reader": {kind: h.to_dict() for kind, h in rec.e2e_by_reader.items()},
             "ack_latency_by_second": {
                 str(t): h.to_dict() for t, h in sorted(rec.ack_latency_by_second.items())
             },
@@ -173,6 +174,10 @@ def _absorb(recorder: Recorder, part: dict[str, Any], shift: int) -> None:
                 table[shard][int(t) + shift] += n
     recorder.ack_latency.merge(LatencyHistogram.from_dict(part["ack_latency"]))
     recorder.e2e_latency.merge(LatencyHistogram.from_dict(part["e2e_latency"]))
+    for kind, histogram in part["e2e_by_reader"].items():
+        recorder.e2e_by_reader.setdefault(kind, LatencyHistogram()).merge(
+            LatencyHistogram.from_dict(histogram)
+        )
     for t, histogram in part["ack_latency_by_second"].items():
         recorder.ack_latency_by_second[int(t) + shift].merge(LatencyHistogram.from_dict(histogram))
     recorder.duplicates += part["duplicates"]

@@ -20,8 +20,22 @@ __all__ = ["read_batch"]
 _ID_AND_TIME = struct.Struct(">4sQq")
 
 
-def read_batch(recorder: Recorder, records: Iterable[Any], second: int, now_ns: int, floor_ns: int) -> None:
-    """Count one reader batch: dedupe by record id, record end-to-end latency in microseconds."""
+def read_batch(
+    recorder: Recorder,
+    records: Iterable[Any],
+    second: int,
+    now_ns: int,
+    floor_ns: int,
+    *,
+    reader: str | None = None,
+    counts: bool = True,
+) -> None:
+    """Count one reader batch: dedupe by record id, record end-to-end latency in microseconds.
+
+    ``reader`` names the reader kind when several read the same shard (``--consumer both``):
+    its latency is then also kept apart; only the reader with ``counts`` adds to the
+    consumed records.
+    """
     ids: list[int] = []
     micros: list[int] = []
     unpack = _ID_AND_TIME.unpack_from
@@ -38,4 +52,7 @@ def read_batch(recorder: Recorder, records: Iterable[Any], second: int, now_ns: 
             ids.append(record_id)
             micros.append((now_ns - intended_ns) // 1000)
     if ids:
-        recorder.on_consumed_many(second, ids, micros)
+        if reader is not None:
+            recorder.on_read_by(reader, ids, micros)
+        if counts:
+            recorder.on_consumed_many(second, ids, micros)

@@ -69,6 +69,9 @@ class Recorder:
         self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
         self.load = ShardLoadTracker(shard_ids)
         self.consumed_ids = SeenIds()
+        self.e2e_by_reader: dict[str, LatencyHistogram] = {}
+        """With ``--consumer both``: end-to-end latency per reader kind (polling, efo)."""
+        self._seen_by_reader: dict[str, SeenIds] = {}
         self.accepted_records: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.accepted_bytes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         """Per shard, per second of acknowledgement: what the stream took (accepted load)."""
@@ -139,6 +142,16 @@ class Recorder:
         if fresh:
             self.consumed[second] += len(fresh)
             self.e2e_latency.record_micros(fresh)
+
+    def on_read_by(self, reader: str, ids: list[int], e2e_micros: list[int]) -> None:
+        """One reader kind's view of a batch, deduplicated per kind (``--consumer both``)."""
+        seen = self._seen_by_reader.get(reader)
+        if seen is None:
+            seen = self._seen_by_reader[reader] = SeenIds()
+            self.e2e_by_reader[reader] = LatencyHistogram()
+        fresh = seen.add_new(ids, e2e_micros)
+        if fresh:
+            self.e2e_by_reader[reader].record_micros(fresh)
 
     def on_iterator_age(self, shard_id: str, second: int, millis: int) -> None:
         ages = self.iterator_age[shard_id]

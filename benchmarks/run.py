@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
+CONSUMERS = ("polling", "efo", "both", "none")
+"""``both``: one polling and one enhanced fan-out reader per shard, their latencies side by side."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ConfigurationError("shards must be >= 1")
-        if self.consumer not in ("polling", "efo", "none"):
-            raise ConfigurationError("consumer must be polling, efo or none")
+        if self.consumer not in CONSUMERS:
+            raise ConfigurationError(f"consumer must be one of {', '.join(CONSUMERS)}")
         if self.generator not in ("batch", "per-record"):
             raise ConfigurationError("generator must be batch or per-record")
         if self.workers < 1 or not 0 <= self.worker_id < self.workers:
@@ -161,13 +163,13 @@ def check_consumer_supported(options: RunOptions, target_name: str) -> None:
     The embedded target is moto, which has no SubscribeToShard: an EFO figure from it would
     be made up, so ``--consumer efo`` there is an error rather than a silent note.
     """
-    if options.consumer == "efo" and target_name == "local":
+    if options.consumer in ("efo", "both") and target_name == "local":
         raise ConfigurationError(
-            "--consumer efo cannot be measured on the embedded local target (moto has no "
+            f"--consumer {options.consumer} cannot be measured on the embedded local target (moto has no "
             "SubscribeToShard); use --consumer polling, or --target kinesis against AWS or an "
             "emulator with enhanced fan-out (AWS_ENDPOINT_URL_KINESIS)"
         )
-    if options.consumer == "efo" and target_name == "msk":
+    if options.consumer in ("efo", "both") and target_name == "msk":
         raise ConfigurationError("--consumer efo is a Kinesis reader; with --target msk use polling or none")
 
 
@@ -199,7 +201,7 @@ async def run_kinesis(
         shard_map = ShardMap.from_api(listed["Shards"])
         shard_ids = [s.shard_id for s in shard_map.open_shards][options.worker_id :: options.workers]
         consumer_arn: str | None = None
-        if options.consumer == "efo":
+        if options.consumer in ("efo", "both"):
             consumer_arn = await ensure_consumer(
                 client, await stream_arn(client, stream), f"stream-bench-{uuid.uuid4().hex[:8]}"
             )
@@ -212,26 +214,40 @@ async def run_kinesis(
         run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
         start = _start_position(created, run_start)
 
-        def reader_for(shard_id: str) -> Any:
+        def reader_for(shard_id: str, kind: str) -> Any:
             shard = shard_map.get(shard_id)
-            if consumer_arn is not None:
+            if kind == "efo":
+                assert consumer_arn is not None
                 return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
             return PollingShardReader(client, stream, shard_id, start, shard=shard)
 
-        async def consume(shard_id: str) -> None:
+        both = options.consumer == "both"
+
+        async def consume(shard_id: str, kind: str) -> None:
+            counts = kind == "polling" or not both  # with both, the polling reader counts
             with contextlib.suppress(asyncio.CancelledError):
-                async for batch in reader_for(shard_id):
+                async for batch in reader_for(shard_id, kind):
                     now = time.monotonic()
                     second = recorder.second(now)
-                    if batch.millis_behind_latest is not None:
+                    if batch.millis_behind_latest is not None and counts:
                         recorder.on_iterator_age(shard_id, second, batch.millis_behind_latest)
                     now_ns = wall_origin_ns + int(now * 1e9)
-                    read_batch(recorder, batch.records, second, now_ns, run_origin_ns)
+                    read_batch(
+                        recorder,
+                        batch.records,
+                        second,
+                        now_ns,
+                        run_origin_ns,
+                        reader=kind if both else None,
+                        counts=counts,
+                    )
                     if stop_consumers.is_set():
                         return
 
-        if options.consumer != "none":
-            consumer_tasks = [asyncio.create_task(consume(shard_id)) for shard_id in shard_ids]
+        kinds = {"polling": ["polling"], "efo": ["efo"], "both": ["polling", "efo"]}.get(options.consumer, [])
+        consumer_tasks = [
+            asyncio.create_task(consume(shard_id, kind)) for shard_id in shard_ids for kind in kinds
+        ]
 
         producer = KinesisProducer(stream, client=client, observer=recorder, aggregate=options.aggregate)
         send_one, send_batch, mass = _senders(
@@ -358,6 +374,11 @@ def _per_record_sender(
 
 
 def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
+    if options.consumer == "both":
+        return (
+            "consumer: one GetRecords polling reader and one enhanced fan-out reader per shard; "
+            "consumed records are the polling reader's; end-to-end latency is shown per reader"
+        )
     if fan_out:
         return "consumer: enhanced fan-out (SubscribeToShard); iterator age is the pushed MillisBehindLatest"
     if options.consumer == "polling":
