@@ -131,5 +131,5 @@ async def produce_then_drain(
     if not consumers_running:
         return True
     return await wait_for_consumers(
-        lambda: recorder.total_consumed, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
+        lambda: recorder.read_by_slowest, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
     )

@@ -143,6 +143,19 @@ class Recorder:
             self.consumed[second] += len(fresh)
             self.e2e_latency.record_micros(fresh)
 
+    def expect_readers(self, kinds: list[str]) -> None:
+        """Reader kinds that each read every shard: the drain waits for the slowest of them."""
+        for kind in kinds:
+            self._seen_by_reader.setdefault(kind, SeenIds())
+            self.e2e_by_reader.setdefault(kind, LatencyHistogram())
+
+    @property
+    def read_by_slowest(self) -> int:
+        """Records read by the slowest reader kind (the consumed count with one kind)."""
+        if not self.e2e_by_reader:
+            return self.total_consumed
+        return min(histogram.count for histogram in self.e2e_by_reader.values())
+
     def on_read_by(self, reader: str, ids: list[int], e2e_micros: list[int]) -> None:
         """One reader kind's view of a batch, deduplicated per kind (``--consumer both``)."""
         seen = self._seen_by_reader.get(reader)

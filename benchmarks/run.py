@@ -222,6 +222,8 @@ async def run_kinesis(
             return PollingShardReader(client, stream, shard_id, start, shard=shard)
 
         both = options.consumer == "both"
+        if both:
+            recorder.expect_readers(["polling", "efo"])
 
         async def consume(shard_id: str, kind: str) -> None:
             counts = kind == "polling" or not both  # with both, the polling reader counts
