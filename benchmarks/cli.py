@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,6 +35,19 @@ def _rate(text: str) -> float | None:
     if value <= 0:
         raise argparse.ArgumentTypeError("rate must be positive or 'unbounded'")
     return value
+
+
+BATCH_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+
+
+def _worker_id(text: str) -> int:
+    if text == "aws-batch":
+        text = os.environ.get(BATCH_INDEX_ENV, "")
+        if not text:
+            raise argparse.ArgumentTypeError(f"--worker-id aws-batch needs ${BATCH_INDEX_ENV} (an array job)")
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("worker id must be a number >= 0 or 'aws-batch'")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, help="worker processes, each with its own shards")
     run.add_argument(
         "--worker-id",
-        type=int,
-        help="run only this worker of --workers and write its partial result to --out (one machine's part)",
+        type=_worker_id,
+        help="run only this worker of --workers and write its partial result to --out (one machine's "
+        "part); aws-batch: the array index of an AWS Batch array job ($AWS_BATCH_JOB_ARRAY_INDEX)",
     )
 
     hot = sub.add_parser("hotshards", help="per-shard load and hot keys of an existing stream")

@@ -167,6 +167,14 @@ def test_two_machines_write_partials_to_s3_and_one_merge_reports(
     assert "HTML report:" in capsys.readouterr().out
 
 
+def test_worker_id_comes_from_the_aws_batch_array_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.cli import build_parser
+
+    monkeypatch.setenv("AWS_BATCH_JOB_ARRAY_INDEX", "3")
+    args = build_parser().parse_args(["run", "--workers", "4", "--worker-id", "aws-batch"])
+    assert args.worker_id == 3
+
+
 def test_merge_refuses_an_incomplete_set(tmp_path: Path) -> None:
     (tmp_path / "partial-0000-of-0002.json").write_text(
         json.dumps(
