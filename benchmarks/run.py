@@ -67,6 +67,8 @@ class RunOptions:
     """``batch`` (:mod:`benchmarks.generator`) or ``per-record`` (one send() per record)."""
     workers: int = 1
     worker_id: int = 0
+    new_stream: bool = False
+    """The stream was created for this run (by the parent of the workers): read it from its start."""
     """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
 
     def __post_init__(self) -> None:
@@ -212,7 +214,7 @@ async def run_kinesis(
         consumer_tasks: list[asyncio.Task[None]] = []
         wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
         run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
-        start = _start_position(created, run_start)
+        start = _start_position(created or options.new_stream, run_start)
 
         def reader_for(shard_id: str, kind: str) -> Any:
             shard = shard_map.get(shard_id)

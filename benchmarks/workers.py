@@ -104,7 +104,7 @@ def run_worker_processes(
                 target=worker_main,
                 args=(
                     send,
-                    replace(options, stream=stream, worker_id=worker_id),
+                    replace(options, stream=stream, worker_id=worker_id, new_stream=created),
                     target.name,
                     target.endpoint_url,
                     worker_id == 0,
