@@ -281,15 +281,20 @@ async def drive_ticks(
         if on_now is not None:
             on_now(now)
         elapsed = now - start
-        if elapsed >= duration or (stop is not None and stop.is_set()):
+        if stop is not None and stop.is_set():
+            return sent
+        if elapsed >= duration and not rate:
             return sent
         if rate:
-            due = int(elapsed * rate) + 1
+            # every record intended before the end goes out, late ones with their lateness
+            due = math.ceil(duration * rate) if elapsed >= duration else int(elapsed * rate) + 1
             while sent < due:
                 boundary = _first_of_next_second(sent, rate)
                 count = min(due, boundary) - sent
                 await send_batch(sent, count)
                 sent += count
+            if elapsed >= duration:
+                return sent
         else:
             await send_batch(sent, burst)
             sent += burst

@@ -166,6 +166,25 @@ async def test_drive_ticks_sends_every_due_record_once_split_at_whole_seconds() 
         assert int(first / 333.0) == int((first + count - 1) / 333.0)
 
 
+async def test_a_late_wake_at_the_end_still_sends_every_record_of_the_plan() -> None:
+    times = iter([0.0, 0.5, 3.7, 3.7, 3.7])  # the loop oversleeps past the end (a loaded machine)
+    calls: list[tuple[int, int]] = []
+
+    async def send_batch(first: int, count: int) -> None:
+        calls.append((first, count))
+
+    sent = await drive_ticks(
+        rate=100.0,
+        duration=3.0,
+        start=0.0,
+        send_batch=send_batch,
+        tick=lambda: None,
+        clock=lambda: next(times),
+    )
+    assert sent == 300 == sum(count for _, count in calls)
+    assert calls[-1] == (200, 100)  # the last second's records, sent late
+
+
 def test_read_back_dedupes_and_measures_from_the_intended_time() -> None:
     recorder = Recorder(["s"], 0.0)
 
