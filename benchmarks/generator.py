@@ -18,6 +18,7 @@ intended time: never less than the per-record figure, by at most the batch's spr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -301,10 +302,12 @@ async def drive_ticks(
         if clock() >= next_tick:
             tick()
             next_tick += 1.0
-        if rate:
-            await asyncio.sleep(max(0.0, start + sent / rate - clock()))
+        delay = max(0.0, start + sent / rate - clock()) if rate else 0.0
+        if stop is not None and delay > 0:  # Ctrl-C wakes the schedule at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
         else:
-            await asyncio.sleep(0)
+            await asyncio.sleep(delay)
 
 
 def _first_of_next_second(index: int, rate: float) -> int:

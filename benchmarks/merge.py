@@ -68,6 +68,8 @@ def partial_from_outcome(outcome: RunOutcome) -> dict[str, Any]:
         "consumer_note": outcome.consumer_note,
         "notes": outcome.notes,
         "gateway": outcome.gateway,
+        "interrupted_after": outcome.interrupted_after,
+        "environment": outcome.environment,
         "recorder": {
             **{name: _series(getattr(rec, name)) for name in _COUNTERS},
             "iterator_age": {shard: _series(ages) for shard, ages in rec.iterator_age.items()},
@@ -117,6 +119,11 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
         gateway.update(partial["gateway"] or {})
     emulator = [p["emulator_cpu_seconds"] for p in partials if p["emulator_cpu_seconds"] is not None]
     methods = sorted({p["client_cpu_method"] for p in partials})
+    interrupted = [
+        shift + p["interrupted_after"]
+        for p, shift in zip(partials, shifts, strict=True)
+        if p["interrupted_after"] is not None
+    ]
     notes = [f"merged from {len(partials)} workers' partial results: client CPU is the sum over the workers"]
     for partial in partials:
         notes.extend(note for note in partial["notes"] if note not in notes)
@@ -135,6 +142,8 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
         emulator_cpu_seconds=max(emulator) if emulator else None,
         client_cpu_method="; ".join(methods),
         notes=notes,
+        interrupted_after=max(interrupted) if interrupted else None,
+        environment=partials[0]["environment"],
     )
 
 
