@@ -18,15 +18,18 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from benchmarks.merge import merge_partials, partial_from_outcome
-from benchmarks.run import RunOptions, RunOutcome, gateway_counts, run_kinesis
+from benchmarks.run import INTERRUPT_MESSAGE, RunOptions, RunOutcome, gateway_counts, run_kinesis
 from benchmarks.targets import KinesisTarget
 from shardline.errors import BackgroundTaskError
 
@@ -44,6 +47,8 @@ def run_worker_process(
 ) -> None:
     """A worker process: run its share and send back ``("done", partial)`` or ``("error", cause)``."""
     try:
+        if hasattr(os, "setpgrp"):
+            os.setpgrp()  # a terminal's Ctrl-C reaches the parent only; it forwards one stop
         target = KinesisTarget(target_name, endpoint)
         progress = None if show_progress else open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
@@ -98,25 +103,9 @@ def run_worker_processes(
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
     try:
-        for worker_id in range(options.workers):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(
-                target=worker_main,
-                args=(
-                    send,
-                    replace(options, stream=stream, worker_id=worker_id, new_stream=created),
-                    target.name,
-                    target.endpoint_url,
-                    worker_id == 0,
-                ),
-                name=f"stream-bench-worker-{worker_id}",
-                daemon=True,
-            )
-            process.start()
-            send.close()
-            workers.append((process, receive))
-        timeout = WORKER_START_ALLOWANCE_S + options.workload.duration + options.drain_seconds + 60.0
-        partials = _collect(workers, timeout)
+        with _forward_stop(workers):
+            _start(context, workers, worker_main, replace(options, stream=stream, new_stream=created), target)
+            partials = _collect(workers, _timeout(options))
     except BaseException:
         _stop(workers, graceful=False)
         raise
@@ -126,6 +115,64 @@ def run_worker_processes(
                 asyncio.run(_delete_stream(target.endpoint_url, stream))
     _stop(workers, graceful=True)
     return partials
+
+
+def _timeout(options: RunOptions) -> float:
+    return WORKER_START_ALLOWANCE_S + options.workload.duration + options.drain_seconds + 60.0
+
+
+@contextlib.contextmanager
+def _forward_stop(workers: list[tuple[Any, Connection]]) -> Iterator[None]:
+    """The first Ctrl-C / SIGTERM asks every worker to stop (each then sends its partial result,
+    marked interrupted); a second one stops the run at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signum)
+        print(INTERRUPT_MESSAGE, file=sys.stderr, flush=True)
+        for process, _ in workers:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _start(
+    context: Any,
+    workers: list[tuple[Any, Connection]],
+    worker_main: WorkerMain,
+    options: RunOptions,
+    target: KinesisTarget,
+) -> None:
+    """Start the worker processes, appending each to ``workers`` as it starts."""
+    for worker_id in range(options.workers):
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=worker_main,
+            args=(
+                send,
+                replace(options, worker_id=worker_id),
+                target.name,
+                target.endpoint_url,
+                worker_id == 0,
+            ),
+            name=f"stream-bench-worker-{worker_id}",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        workers.append((process, receive))
 
 
 def _collect(workers: list[tuple[Any, Connection]], timeout: float) -> list[dict[str, Any]]:

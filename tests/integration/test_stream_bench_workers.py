@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -188,3 +189,51 @@ def test_merge_refuses_an_incomplete_set(tmp_path: Path) -> None:
         )
     )
     assert main(["merge", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "AWS_ENDPOINT_URL_KINESIS": moto_endpoint}
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "run",
+            "--target",
+            "kinesis",
+            "--shards",
+            "2",
+            "--workers",
+            "2",
+            "--duration",
+            "60",
+            "--rate",
+            "100",
+            "--keys",
+            "50",
+            "--out",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stderr is not None
+        for line in run.stderr:  # bounded: the run itself ends after 60 s
+            if "sent" in line and "acked" in line:  # worker 0's progress: the workers are producing
+                break
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["interrupted"] is True
+    assert 0 < result["summary"]["records_sent"] < 6000  # stopped long before the planned minute
+    assert any("merged from 2 workers" in note for note in result["notes"])
+    assert "HTML report:" in out
