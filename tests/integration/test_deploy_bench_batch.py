@@ -7,6 +7,7 @@ template itself (tests/deploy lints it with cfn-lint and checkov).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -34,14 +35,12 @@ def test_bench_batch_template_deploys_queue_job_definition_and_results_bucket(mo
     iam = _client("iam", moto_endpoint)
     # what the account already holds: Batch's service-linked role (the template names it)
     trust = '{"Version": "2012-10-17", "Statement": []}'
-    try:
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
         iam.create_role(
             RoleName="AWSServiceRoleForBatch",
             Path="/aws-service-role/batch.amazonaws.com/",
             AssumeRolePolicyDocument=trust,
         )
-    except iam.exceptions.EntityAlreadyExistsException:
-        pass
     cfn = _client("cloudformation", moto_endpoint)
     bucket = f"bench-results-{suffix}"
     bench_role = f"arn:aws:iam::{ACCOUNT}:role/shardline/bench-{suffix}"
