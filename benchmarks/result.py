@@ -158,8 +158,9 @@ ACCEPTED_LABEL = (
     "arrived (what the stream took)"
 )
 GATEWAY_LABEL = (
-    "gateway: what the local limit gateway let through and throttled on each shard (every "
-    "PutRecords attempt, retries included)"
+    "gateway: the Kinesis records (PutRecords entries; a KPL aggregate counts once however many "
+    "records it carries) the local limit gateway let through and throttled on each shard, every "
+    "attempt, retries included"
 )
 
 
