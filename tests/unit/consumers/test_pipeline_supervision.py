@@ -289,7 +289,8 @@ async def test_a_checkpoint_store_outage_keeps_the_run_going_and_checkpoints_lat
 
     source = UnavailableStore([batch("a", 1, 3)], endless=True)
     observer = EventLog()
-    pipeline = Pipeline(source, MemorySink(), config=PipelineConfig(checkpoint_interval=0.01), observer=observer)
+    config = PipelineConfig(checkpoint_interval=0.01)
+    pipeline = Pipeline(source, MemorySink(), config=config, observer=observer)
     run = asyncio.create_task(pipeline.run())
     await asyncio.wait_for(source.recovered.wait(), BOUND)
     assert not run.done()  # the outage neither stopped nor failed the run
