@@ -21,7 +21,7 @@ from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
 from shardline.errors import ConfigurationError, ShardlineError
-from shardline.extras import MissingExtraError
+from shardline.extras import MissingExtraError, extra_for_module, require_module
 
 __all__ = ["build_parser", "main"]
 
@@ -237,6 +237,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# The client libraries each `stream-bench peers` family compares (the bench-peers extra).
+_PEER_MODULES = {
+    "kinesis": ("aiokpl", "kinesis", "aws_kinesis_agg"),
+    "kafka": ("aiokafka", "confluent_kafka"),
+}
+
+
 def _cmd_peers(args: argparse.Namespace) -> int:
     from benchmarks.peers.runner import (
         PeerRow,
@@ -248,6 +255,8 @@ def _cmd_peers(args: argparse.Namespace) -> int:
     )
     from benchmarks.run import output_dir
 
+    for module in _PEER_MODULES[args.family]:  # before any emulator starts
+        require_module(module, extra_for_module(module, prefer="bench-peers") or "bench-peers")
     names = available_peers(args.family)
     if isinstance(names, str):
         print(f"stream-bench peers: {names}", file=sys.stderr)
