@@ -142,8 +142,9 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(tail) if tail else "(empty log)"
 
 
-def wait_ready(handle: ServerHandle, probe: Callable[[], object], *, timeout: float,
-               interval: float = 0.2) -> None:
+def wait_ready(
+    handle: ServerHandle, probe: Callable[[], object], *, timeout: float, interval: float = 0.2
+) -> None:
     """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out."""
     deadline = time.monotonic() + timeout
     last_error = "no attempt"
@@ -230,4 +231,3 @@ def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
     if not _wait_gone(pid, argv, timeout):
         raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
     return True
-

@@ -53,8 +53,14 @@ class RecordedServer:
 
     @classmethod
     def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
-        return cls(handle.name, tuple(services), handle.endpoint, handle.pid, tuple(handle.argv),
-                   str(handle.log_path))
+        return cls(
+            handle.name,
+            tuple(services),
+            handle.endpoint,
+            handle.pid,
+            tuple(handle.argv),
+            str(handle.log_path),
+        )
 
 
 @dataclass(frozen=True)
