@@ -3,7 +3,9 @@
 
 checkov pins its own versions of boto3, botocore and packaging (older than the ones Shardline
 runs on), so it is kept out of the project's environment; tests/deploy/test_checkov.py runs
-``.cache/checkov-venv/bin/checkov`` when it is there.
+``.cache/checkov-venv/bin/checkov`` when it is there.  The default version installs in
+hash-checking mode from ``requirements/checkov.txt`` (every dependency pinned with its sha256);
+another ``--version`` is installed by name only.
 
 Usage: python deploy/scripts/install_checkov.py [--if-missing] [--version 3.3.30]
 """
@@ -17,7 +19,9 @@ import venv
 from pathlib import Path
 
 DEFAULT_VERSION = "3.3.30"
-VENV = Path(__file__).resolve().parents[2] / ".cache" / "checkov-venv"
+ROOT = Path(__file__).resolve().parents[2]
+VENV = ROOT / ".cache" / "checkov-venv"
+LOCK = ROOT / "requirements" / "checkov.txt"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     venv.EnvBuilder(with_pip=True, clear=not args.if_missing).create(VENV)
     pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, f"checkov=={args.version}"], check=True)
+    locked = args.version == DEFAULT_VERSION
+    requirements = ["--require-hashes", "-r", str(LOCK)] if locked else [f"checkov=={args.version}"]
+    subprocess.run([*pip, *requirements], check=True)
     print(f"checkov {args.version} installed in {VENV}", file=sys.stderr)
     return 0
 
