@@ -74,6 +74,22 @@ def _verify(archive: Path, expected: str) -> None:
         raise KclpyInstallError(f"{archive.name}: sha256 {digest} does not match the pinned {expected}")
 
 
+def _extract(sdist: tarfile.TarFile, destination: Path) -> None:
+    """Unpack regular files and directories under ``destination`` only.
+
+    Python releases without tarfile's extraction filters (3.11 before 3.11.4, Debian 12's 3.11.2)
+    get the same refusal of absolute paths, ``..``, links and device files by hand.
+    """
+    if hasattr(tarfile, "data_filter"):
+        sdist.extractall(destination, filter="data")
+        return
+    root = destination.resolve()
+    for member in sdist.getmembers():
+        if not (member.isfile() or member.isdir()) or not (root / member.name).resolve().is_relative_to(root):
+            raise KclpyInstallError(f"refusing to unpack {member.name!r} from the sdist")
+    sdist.extractall(destination)  # noqa: S202  # nosec B202
+
+
 def install(version: str, sha256: str | None = None) -> None:
     """Download, verify, de-jar and install amazon-kclpy ``version`` into this interpreter."""
     expected = sha256 or SDIST_SHA256.get(version)
@@ -91,7 +107,7 @@ def install(version: str, sha256: str | None = None) -> None:
         archive = next(workdir.glob("amazon*kclpy-*.tar.gz"))
         _verify(archive, expected)
         with tarfile.open(archive) as sdist:
-            sdist.extractall(workdir, filter="data")
+            _extract(sdist, workdir)
         source = next(path for path in workdir.iterdir() if path.is_dir())
         removed = _neutralise_jar_downloads(source / "pom.xml")
         _drop_setup_requires(source / "setup.py")
