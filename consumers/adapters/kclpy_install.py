@@ -113,7 +113,8 @@ def install(version: str, sha256: str | None = None) -> None:
         _drop_setup_requires(source / "setup.py")
         print(f"shardline-install-kclpy: skipped {removed} KCL jar downloads (no Java daemon installed)")
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", str(source)],
+            [sys.executable, "-m", "pip", "install", "--quiet", "--use-pep517", "--no-build-isolation",
+             str(source)],
             check=True,
         )
 
