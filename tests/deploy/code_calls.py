@@ -58,7 +58,7 @@ NOT_CLIENT_CALLS = {
     ("consumers.sinks.uri", "parts", "query"): "urllib SplitResult.query",
     ("benchmarks.peers.kinesis", "producer", "put_record"): "Shardline's own KinesisProducer.put_record",
     ("shardline.kafka_config", "self", "verify"): "KafkaClientConfig.verify (a TLS setting)",
-    ("shardline.localstack._gateway_limits", "self", "write_records"): "the local gateway's own method",
+    ("benchmarks.gateway.limits", "self", "write_records"): "the local gateway's own method",
 }
 
 _CLIENT_RECEIVER = re.compile(r"(?:^|\.)_?client$")

@@ -26,7 +26,8 @@ from tests.deploy.code_calls import (
 from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
-LOCAL_STACK = frozenset(package_modules("shardline.localstack"))  # talks to 127.0.0.1 emulators only
+# the emulator manager and the benchmark's limit gateway talk to 127.0.0.1 emulators only
+LOCAL_STACK = frozenset(package_modules("shardline.local") | package_modules("benchmarks.gateway"))
 
 # Actions a call needs besides its own (the service calls KMS on the caller's behalf, or the
 # SDK discovers an endpoint first).
