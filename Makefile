@@ -65,8 +65,6 @@ lock:
 		extra=$$([ $$role = base ] || echo "--extra $$role"); \
 		$(PIP_COMPILE) $$extra --output-file requirements/$$role.txt pyproject.toml || exit 1; \
 	done
-	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
-		--no-emit-find-links --output-file requirements/checkov.txt requirements/checkov.in
 	rm -rf $(VENV)-lock
 
 # Build the wheel and sdist and run each role's commands from its own fresh virtualenv.

@@ -79,11 +79,3 @@ def test_boto3_and_aiobotocore_share_one_botocore(role: str) -> None:
     # boto3 X.Y.Z requires botocore X.Y.*
     assert pins["boto3"].split(".")[:2] == pins["botocore"].split(".")[:2]
 
-
-def test_checkov_installs_from_its_own_hashed_lock() -> None:
-    """checkov keeps its own (older) boto3 in its own virtualenv, from requirements/checkov.txt."""
-    source = (REPO / "deploy" / "scripts" / "install_checkov.py").read_text()
-    version = re.search(r'DEFAULT_VERSION = "([^"]+)"', source)
-    assert version is not None
-    assert _pins(LOCKS / "checkov.txt")["checkov"] == version.group(1)
-    assert f"checkov=={version.group(1)}" in (LOCKS / "checkov.in").read_text()
