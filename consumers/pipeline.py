@@ -49,7 +49,7 @@ from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
 from shardline.errors import ConfigurationError, LeaseLostError, SinkError
 from shardline.metrics import MetricsObserver, NullObserver
-from shardline.records import ConsumedRecord, Position
+from shardline.records import ConsumedRecord, Position, RefusedRecord
 from shardline.retry import RetryPolicy, is_retriable
 
 __all__ = [
@@ -310,12 +310,21 @@ class Pipeline:
     async def _apply_transform(
         self, records: Sequence[ConsumedRecord]
     ) -> tuple[Sequence[ConsumedRecord], Sequence[Position], list[DeadLetterEntry]]:
-        if self._transform is None:
+        refused = any(type(record) is RefusedRecord for record in records)
+        if self._transform is None and not refused:
             return records, [record.position for record in records], []
         kept: list[ConsumedRecord] = []
         positions: list[Position] = []
         rejected: list[DeadLetterEntry] = []
         for record in records:
+            if isinstance(record, RefusedRecord):
+                # refused before it reached us (an aggregate over the expansion bounds): whole to the DLQ
+                rejected.append(_dead_letter_entry(record, "record refused", record.refusal, attempts=0))
+                continue
+            if self._transform is None:
+                kept.append(record)
+                positions.append(record.position)
+                continue
             try:
                 result = self._transform(record)
                 if inspect.isawaitable(result):

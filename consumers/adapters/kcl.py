@@ -39,7 +39,7 @@ from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.aggregation import deaggregate_consumed
+from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
 from shardline.errors import ConfigurationError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
@@ -48,6 +48,8 @@ __all__ = ["ShardlineRecordProcessor", "main"]
 
 logger = logging.getLogger(__name__)
 
+_DAEMON_RECORDS = DeaggregationPolicy(deaggregate=False)
+"""The KCL daemon hands over user records it de-aggregated itself: never expanded again."""
 _CHECKPOINT_ATTEMPTS = 5
 _RETRIABLE_CHECKPOINT_ERRORS = {"ThrottlingException", "KinesisClientLibDependencyException"}
 
@@ -163,7 +165,9 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         return consumed
 
     def _expand(self, records: Sequence[ConsumedRecord]) -> list[ConsumedRecord]:
-        return [user for record in records for user in deaggregate_consumed(record)]
+        # The daemon already de-aggregated them (each carries its sub-sequence number):
+        # expanding again would let a user record's bytes pose as an aggregate.
+        return [user for record in records for user in deaggregate_consumed(record, _DAEMON_RECORDS)]
 
     def _checkpoint_acknowledged(self, checkpointer: Any) -> None:
         position = self._acknowledged

@@ -38,7 +38,7 @@ from typing import Any
 from consumers.adapters._batch import BatchOutcome, process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.aggregation import deaggregate_consumed
+from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
 from shardline.errors import ValidationError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
@@ -57,12 +57,14 @@ def _stream_name(arn: str) -> str:
 
 
 def parse_kinesis_event(
-    event: Mapping[str, Any],
+    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
 ) -> list[tuple[str, list[ConsumedRecord]]]:
     """The event's records as (sequence number, user records) pairs, in event order.
 
-    KPL aggregates are expanded (each user record keeps the Kinesis sequence number and
-    gets its index as sub-sequence number).  Raises :class:`ValidationError` for an event
+    KPL aggregates are expanded as ``policy`` says (each user record keeps the Kinesis
+    sequence number and gets its index as sub-sequence number; an aggregate over the
+    expansion bounds stays whole, to be dead-lettered; event ids are the identity only when
+    their MAC verifies with ``policy.event_id_key``).  Raises :class:`ValidationError` for an event
     that is not a Kinesis event-source-mapping event, before anything is written.
     """
     raw_records = event.get("Records")
@@ -88,7 +90,7 @@ def parse_kinesis_event(
             raise
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ValidationError(f"malformed Kinesis event record: {type(exc).__name__}") from exc
-        parsed.append((sequence_number, deaggregate_consumed(record)))
+        parsed.append((sequence_number, deaggregate_consumed(record, policy)))
     return parsed
 
 
@@ -113,12 +115,19 @@ def make_handler(
     dead_letter: DeadLetter | None = None,
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
+    deaggregation: DeaggregationPolicy | None = None,
 ) -> LambdaHandler:
-    """A Lambda handler writing Kinesis event records to ``sink``; see the module docstring."""
+    """A Lambda handler writing Kinesis event records to ``sink``; see the module docstring.
+
+    ``deaggregation`` (default: expand within the default bounds, event ids informational)
+    is where a deployment opts in to trusted event ids, e.g.
+    ``DeaggregationPolicy(event_id_key=EventIdKey.from_environment())``, or turns
+    expansion off for streams fed with device bytes (docs/security.md).
+    """
     loop = asyncio.new_event_loop()
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        parsed = parse_kinesis_event(event)
+        parsed = parse_kinesis_event(event, deaggregation)
         by_shard: dict[str, list[ConsumedRecord]] = {}
         for _, user_records in parsed:
             for record in user_records:
