@@ -35,6 +35,7 @@ from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_t
 from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
+from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import KafkaAck, KafkaPosition, Position
@@ -69,6 +70,9 @@ class KafkaConsumerConfig:
         with_timestamps: fill ``ConsumedRecord.arrival_time`` from the message timestamp.
         read_committed: skip messages of aborted transactions.
         librdkafka: further consumer properties passed through unchanged.
+        event_id_key: the deployment's event-id key; a message's event-id header is its
+            identity only when the ``shardline-event-id-mac`` header verifies with it, else
+            the identity is topic/partition/offset (docs/security.md).
     """
 
     group_id: str
@@ -82,6 +86,7 @@ class KafkaConsumerConfig:
     with_timestamps: bool = True
     read_committed: bool = True
     librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    event_id_key: EventIdKey | None = field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -184,6 +189,7 @@ class KafkaSource:
         consume = self._consumer.consume
         count, timeout = self.config.batch_max_messages, self.config.poll_timeout_s
         with_timestamps = self.config.with_timestamps
+        event_id_key = self.config.event_id_key
         observer = self._observer
 
         def on_error(err: KafkaError) -> None:
@@ -193,7 +199,9 @@ class KafkaSource:
             messages = await loop.run_in_executor(self._executor, consume, count, timeout)
             if not messages:
                 continue
-            for batch in to_batches(messages, with_timestamp=with_timestamps, on_error=on_error):
+            for batch in to_batches(
+                messages, with_timestamp=with_timestamps, on_error=on_error, event_id_key=event_id_key
+            ):
                 yield batch
 
     async def checkpoint(self, partition: str, position: Position) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shardline.errors import ConfigurationError
+from shardline.eventid import EventIdKey
 
 __all__ = ["KafkaProducerConfig"]
 
@@ -36,6 +37,9 @@ class KafkaProducerConfig:
         poll_timeout_s: how long the delivery thread blocks in ``poll()``; it wakes as soon as
             a report arrives, so this only bounds how quickly ``close()`` notices.
         librdkafka: further producer properties passed through unchanged.
+        event_id_key: signs every event id (an HMAC in the ``shardline-event-id-mac``
+            header) so consumers holding the same key trust it as the record's identity
+            (docs/security.md).  Never shown in ``repr``.
     """
 
     idempotent: bool = True
@@ -49,9 +53,12 @@ class KafkaProducerConfig:
     queue_max_kbytes: int = 1_048_576
     poll_timeout_s: float = 0.1
     librdkafka: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    event_id_key: EventIdKey | None = dataclasses.field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if self.event_id_key is not None and not isinstance(self.event_id_key, EventIdKey):
+            problems.append("event_id_key must be a shardline.eventid.EventIdKey")
         if self.idempotent and self.acks != "all":
             problems.append("an idempotent producer needs acks='all'")
         if self.acks not in ("all", "1", "0"):
