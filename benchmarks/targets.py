@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError
 from shardline.localstack.errors import LocalStackError, ServerStartError
 from shardline.localstack.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
@@ -30,6 +31,8 @@ __all__ = [
     "ensure_dummy_aws_credentials",
     "kafka_target",
 ]
+
+_plaintext_log = logging.getLogger("stream_bench")
 
 BOOTSTRAP_ENV = "SHARDLINE_KAFKA_BOOTSTRAP"
 """Environment variable naming the Kafka bootstrap servers when ``--bootstrap`` is not given."""
@@ -210,6 +213,7 @@ def kafka_target(bootstrap: str | None, security: str = "plaintext") -> KafkaTar
         )
     if security == "plaintext":
         chosen: Any = Plaintext()
+        warn_if_plaintext_remote(_plaintext_log, "stream-bench --target msk", servers)
     elif security == "tls":
         chosen = Tls()
     elif security == "msk-iam":

@@ -3,6 +3,7 @@
     shardline consume kinesis://STREAM --checkpoint dynamodb://TABLE|sqlite:///PATH --sink URI
         [--mode polling|efo] [--consumer-name NAME] [--start trim_horizon|latest|at_timestamp:ISO]
         [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
+        [--deaggregation kpl|never] [--max-user-records N]
     shardline consume "kafka://BOOTSTRAP/TOPIC[,TOPIC...]?group=GROUP[&security=tls|msk-iam]
         [&session_timeout_ms=N]" --sink URI [--start trim_horizon|latest] ...
 
@@ -45,8 +46,11 @@ from consumers.checkpoint.uri import open_checkpoint_store
 from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
 from consumers.sinks.base import Sink
 from consumers.source import Source
+from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
 from shardline.cli import Command
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.eventid import EventIdKey
 from shardline.exporters.emf import EmfExporter
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
@@ -136,7 +140,9 @@ def parse_kafka_uri(uri: str) -> KafkaTarget:
     return KafkaTarget(parts.netloc, topics, group, security, timeout)
 
 
-def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) -> Any:
+def _kafka_source(
+    target: KafkaTarget, start: str, observer: MetricsObserver, event_id_key: EventIdKey | None = None
+) -> Any:
     """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
     from shardline.kafka_config import KafkaClientConfig, KafkaSecurity, MskIam, Plaintext, Tls
@@ -151,12 +157,14 @@ def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) ->
         security = MskIam.for_region()
     else:
         security = Plaintext()
+        warn_if_plaintext_remote(logger, "the kafka:// source", target.bootstrap_servers)
     options: dict[str, Any] = {}
     if target.session_timeout_ms is not None:
         options["session_timeout_ms"] = target.session_timeout_ms
     config = KafkaConsumerConfig(
         group_id=target.group,
         auto_offset_reset="earliest" if lowered == "trim_horizon" else "latest",
+        event_id_key=event_id_key,
         **options,
     )
     return KafkaSource(
@@ -231,6 +239,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="emf: CloudWatch embedded metric format lines on stdout (logs stay on stderr)",
     )
     parser.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between metric flushes")
+    parser.add_argument(
+        "--deaggregation",
+        choices=("kpl", "never"),
+        default="kpl",
+        help="kpl: expand KPL aggregates (bounded); never: every record stays whole (streams fed with "
+        "device bytes). Event ids are trusted only with SHARDLINE_EVENT_ID_KEY (docs/security.md)",
+    )
+    parser.add_argument(
+        "--max-user-records",
+        type=int,
+        default=DEFAULT_MAX_USER_RECORDS,
+        help="user records allowed in one aggregate; a larger one is dead-lettered whole",
+    )
 
 
 def _setup_logging(level: str) -> None:
@@ -260,6 +281,11 @@ async def _consume(args: argparse.Namespace) -> int:
     if args.mode == "efo" and not args.consumer_name:
         raise ConfigurationError("--mode efo needs --consumer-name")
     transform = load_transform(args.transform) if args.transform else None
+    deaggregation = DeaggregationPolicy(
+        deaggregate=args.deaggregation == "kpl",
+        max_user_records=args.max_user_records,
+        event_id_key=EventIdKey.from_environment(),
+    )
     config = PipelineConfig(
         checkpoint_interval=args.checkpoint_interval,
         max_in_flight_records=args.max_in_flight,
@@ -273,9 +299,10 @@ async def _consume(args: argparse.Namespace) -> int:
     store = open_checkpoint_store(args.checkpoint, namespace=args.namespace) if kafka is None else None
     source: Source
     if kafka is not None:
-        source = _kafka_source(kafka, args.start, observer)
+        source = _kafka_source(kafka, args.start, observer, deaggregation.event_id_key)
     else:
         from consumers.kinesis import KinesisSource
+        from consumers.kinesis.config import ReaderConfig
 
         assert stream is not None and store is not None and start is not None
         source = KinesisSource(
@@ -286,6 +313,7 @@ async def _consume(args: argparse.Namespace) -> int:
             consumer_name=args.consumer_name,
             start=start,
             observer=observer,
+            config=ReaderConfig(deaggregation=deaggregation),
         )
     sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None

@@ -36,7 +36,7 @@ from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.eventid import EventIdKey
-from shardline.kafka_config import KafkaClientConfig
+from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import KafkaAck, KafkaPosition, Position
 
@@ -69,7 +69,8 @@ class KafkaConsumerConfig:
         batch_max_messages / poll_timeout_s: one ``consume()`` call's size and wait.
         with_timestamps: fill ``ConsumedRecord.arrival_time`` from the message timestamp.
         read_committed: skip messages of aborted transactions.
-        librdkafka: further consumer properties passed through unchanged.
+        librdkafka: further consumer properties passed through unchanged; TLS and SASL
+            properties are refused (set them through ``KafkaClientConfig.security``).
         event_id_key: the deployment's event-id key; a message's event-id header is its
             identity only when the ``shardline-event-id-mac`` header verifies with it, else
             the identity is topic/partition/offset (docs/security.md).
@@ -85,7 +86,7 @@ class KafkaConsumerConfig:
     poll_timeout_s: float = 0.5
     with_timestamps: bool = True
     read_committed: bool = True
-    librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
     event_id_key: EventIdKey | None = field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,10 +109,15 @@ class KafkaConsumerConfig:
             problems.append("poll_timeout_s must be > 0")
         if "debug" in self.librdkafka:
             problems.append("librdkafka debug output is not enabled through Shardline's config")
+        try:
+            refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")
+        except ConfigurationError as exc:
+            problems.append(str(exc))
         if problems:
             raise ConfigurationError("; ".join(problems))
 
     def to_confluent(self) -> dict[str, Any]:
+        refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")  # the dict is mutable
         return {
             "group.id": self.group_id,
             "auto.offset.reset": self.auto_offset_reset,

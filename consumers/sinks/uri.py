@@ -7,7 +7,9 @@
 ``firehose://DELIVERY_STREAM``     :class:`~consumers.sinks.firehose.FirehoseSink`
 ``timestream://DB/TABLE``          :class:`~consumers.sinks.timestream.TimestreamSink`
 ``influxdb://HOST:PORT/DB``        :class:`~consumers.sinks.influxdb.InfluxDBSink` (v1 API;
-                                   ``influxdb+https://`` for TLS, ``?org=&bucket=`` for v2)
+                                   ``influxdb+https://`` or ``influxdbs://`` for TLS,
+                                   ``?org=&bucket=`` for v2; a token or password
+                                   is refused over plaintext to a non-loopback host)
 ``s3://BUCKET/PREFIX``             :class:`~consumers.sinks.deadletter.S3DeadLetter`
 =================================  ===========================================================
 
@@ -28,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from consumers.sinks.base import DeadLetter, Sink
 from consumers.sinks.deadletter import FileDeadLetter
 from consumers.sinks.file import FileSink
+from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError
 
 __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
@@ -36,19 +39,19 @@ __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
 def parse_uri(uri: str) -> tuple[str, str, str, dict[str, str]]:
     """Split a sink URI into (scheme, netloc, path, query options); validates the scheme."""
     if not isinstance(uri, str) or "://" not in uri:
-        raise ConfigurationError(f"not a sink URI (expected scheme://...): {uri!r}")
+        raise ConfigurationError(f"not a sink URI (expected scheme://...): {redact_url(uri)!r}")
     parts = urlsplit(uri)
     if not parts.scheme:
-        raise ConfigurationError(f"sink URI without a scheme: {uri!r}")
+        raise ConfigurationError(f"sink URI without a scheme: {redact_url(uri)!r}")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     return parts.scheme.lower(), unquote(parts.netloc), unquote(parts.path), query
 
 
 def _file_path(netloc: str, path: str, uri: str) -> str:
     if netloc not in ("", "localhost"):
-        raise ConfigurationError(f"file URI must be file:///absolute/path, got {uri!r}")
+        raise ConfigurationError(f"file URI must be file:///absolute/path, got {redact_url(uri)!r}")
     if not path or path.endswith("/"):
-        raise ConfigurationError(f"file URI must name a file: {uri!r}")
+        raise ConfigurationError(f"file URI must name a file: {redact_url(uri)!r}")
     return os.path.expanduser(path)
 
 
@@ -77,6 +80,7 @@ _SINKS: dict[str, Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink
     "influxdb": _lazy("consumers.sinks.influxdb", "from_uri"),
     "influxdb+http": _lazy("consumers.sinks.influxdb", "from_uri"),
     "influxdb+https": _lazy("consumers.sinks.influxdb", "from_uri"),
+    "influxdbs": _lazy("consumers.sinks.influxdb", "from_uri"),
 }
 
 
@@ -102,6 +106,6 @@ def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
         from consumers.sinks.deadletter import s3_dead_letter
 
         if not netloc:
-            raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {uri!r}")
+            raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {redact_url(uri)!r}")
         return s3_dead_letter(netloc, path, **options)
     raise ConfigurationError(f"unknown dead-letter scheme {scheme!r}; known: file, s3")
