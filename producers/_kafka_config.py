@@ -54,7 +54,9 @@ class KafkaProducerConfig:
     queue_max_messages: int = 100_000
     queue_max_kbytes: int = 1_048_576
     poll_timeout_s: float = 0.1
-    librdkafka: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False, repr=False)
+    librdkafka: dict[str, Any] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False, repr=False
+    )
     event_id_key: EventIdKey | None = dataclasses.field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:

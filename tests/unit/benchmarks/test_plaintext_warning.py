@@ -11,7 +11,9 @@ def _plaintext_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "plaintext" in r.getMessage()]
 
 
-@pytest.mark.parametrize(("bootstrap", "warned"), [("b-1.msk.example.com:9092", True), ("localhost:9092", False)])
+@pytest.mark.parametrize(
+    ("bootstrap", "warned"), [("b-1.msk.example.com:9092", True), ("localhost:9092", False)]
+)
 def test_stream_bench_msk_warns_for_remote_plaintext(
     caplog: pytest.LogCaptureFixture, bootstrap: str, warned: bool
 ) -> None:

@@ -9,7 +9,9 @@ import pytest
 from shardline.endpoints import is_loopback_host, redact_url, warn_if_plaintext_remote
 
 
-@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.10", "::1", "[::1]", "a.localhost"])
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.10", "::1", "[::1]", "a.localhost"]
+)
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
 

@@ -13,7 +13,7 @@ def test_a_token_over_plaintext_to_a_remote_host_is_refused_naming_the_uri(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("INFLUX_TOKEN", "influx-secret-token")
-    with pytest.raises(ConfigurationError, match="influx.example.com:8086") as raised:
+    with pytest.raises(ConfigurationError, match=r"influx\.example\.com:8086") as raised:
         sink_from_uri("influxdb://influx.example.com:8086?org=o&bucket=b")
     assert "influx-secret-token" not in str(raised.value)
     assert "https" in str(raised.value)
