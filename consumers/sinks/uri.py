@@ -32,6 +32,7 @@ from consumers.sinks.deadletter import FileDeadLetter
 from consumers.sinks.file import FileSink
 from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError
+from shardline.localfiles import refuse_parent_segments
 
 __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
 
@@ -52,7 +53,7 @@ def _file_path(netloc: str, path: str, uri: str) -> str:
         raise ConfigurationError(f"file URI must be file:///absolute/path, got {redact_url(uri)!r}")
     if not path or path.endswith("/"):
         raise ConfigurationError(f"file URI must name a file: {redact_url(uri)!r}")
-    return os.path.expanduser(path)
+    return os.path.expanduser(refuse_parent_segments(path, uri))
 
 
 def _file_sink(netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]) -> Sink:
