@@ -21,6 +21,7 @@ from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.extras import MissingExtraError
 
 __all__ = ["build_parser", "main"]
 
@@ -143,6 +144,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.gateway import ShardLimits
     from benchmarks.report import print_summary, write_html
     from benchmarks.result import build_result, validate_result
     from benchmarks.run import output_dir, run_kinesis
@@ -153,7 +155,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         embedded_local_target_process,
         kafka_target,
     )
-    from shardline.localstack.gateway import ShardLimits
 
     options = _run_options(args)
     out = output_dir(args.out)
@@ -342,7 +343,7 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
     import tempfile
 
     from benchmarks.targets import ensure_dummy_aws_credentials
-    from shardline.localstack.services import start_server
+    from shardline.local.services import start_server
 
     ensure_dummy_aws_credentials()
     engine = _LOCAL_PEER_SERVER[args.family]
@@ -363,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"stream-bench: {exc}", file=sys.stderr)
         return 2
+    except MissingExtraError:
+        raise  # benchmarks.entry reports it in one line
     except ShardlineError as exc:
         print(f"stream-bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

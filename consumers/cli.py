@@ -18,10 +18,6 @@ it exits 1 when records could be neither written nor dead-lettered, 2 on bad arg
 (reported before any network call).  Endpoints, region and credentials come from the
 standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
 ``AWS_ENDPOINT_URL_DYNAMODB``...).
-
-Fault injection for recovery tests: with ``SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES=N`` set the
-process SIGKILLs itself right after its N-th successful sink write, i.e. between a sink
-write and its checkpoint.
 """
 
 from __future__ import annotations
@@ -31,11 +27,9 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,10 +47,8 @@ from shardline.errors import ConfigurationError, ShardlineError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import EmfExporter
 from shardline.metrics import MetricsObserver, NullObserver
-from shardline.records import ConsumedRecord
 
 __all__ = [
-    "FAULT_KILL_AFTER_SINK_WRITES",
     "JsonLogFormatter",
     "KafkaTarget",
     "command",
@@ -66,8 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("shardline.consume")
-
-FAULT_KILL_AFTER_SINK_WRITES = "SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES"
 
 _STANDARD_LOG_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -196,23 +186,6 @@ def parse_start(text: str) -> Any:
     raise ConfigurationError("--start must be trim_horizon, latest or at_timestamp:ISO")
 
 
-class _KillAfterWrites:
-    """Fault injection: SIGKILL this process right after the N-th successful sink write."""
-
-    def __init__(self, sink: Sink, writes: int) -> None:
-        self._sink = sink
-        self._remaining = writes
-
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        await self._sink.write(batch)
-        self._remaining -= 1
-        if self._remaining <= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    async def close(self) -> None:
-        await self._sink.close()
-
-
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stream", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP")
     parser.add_argument(
@@ -317,9 +290,6 @@ async def _consume(args: argparse.Namespace) -> int:
         )
     sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
-    kill_after = os.environ.get(FAULT_KILL_AFTER_SINK_WRITES)
-    if kill_after:
-        sink = _KillAfterWrites(sink, int(kill_after))
     pipeline = Pipeline(
         source, sink, config=config, dead_letter=dead_letter, transform=transform, observer=observer
     )

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
+from shardline.extras import MissingExtraError, extra_for_module, run_command
+
 __all__ = ["Command", "main"]
 
 
@@ -26,19 +28,27 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-def _discover() -> tuple[list[Command], dict[str, str]]:
+def _discover(argv: Sequence[str] | None = None) -> tuple[list[Command], dict[str, str]]:
     """Registered commands, and the reasons why others could not be loaded.
 
-    A command whose optional extra is not installed is reported only when it is asked for,
-    so it does not clutter every other command's output.
+    When ``argv`` names a registered command only that one is loaded, so ``shardline consume``
+    never imports another command's modules (the local emulator manager, say).  A command whose
+    optional extra is not installed is reported only when it is asked for, so it does not
+    clutter every other command's output.
     """
     commands: list[Command] = []
     unavailable: dict[str, str] = {}
-    for entry in entry_points(group="shardline.commands"):
+    entries = entry_points(group="shardline.commands")
+    arguments = sys.argv[1:] if argv is None else argv
+    requested = next((arg for arg in arguments if not arg.startswith("-")), None)
+    if requested in entries.names:
+        entries = entries.select(name=requested)
+    for entry in entries:
         try:
             loaded = entry.load()
         except ImportError as exc:  # an optional extra (or the package itself) is not installed
-            unavailable[entry.name] = str(exc)
+            extra = extra_for_module(exc.name, prefer=entry.name)
+            unavailable[entry.name] = str(MissingExtraError(exc.name or "?", extra)) if extra else str(exc)
             continue
         if isinstance(loaded, Command):
             commands.append(loaded)
@@ -51,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shardline", description="Streaming ingestion for Kinesis and MSK.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
-    commands, unavailable = _discover()
+    commands, unavailable = _discover(argv)
     for command in commands:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub)
@@ -65,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return runners[args.command](args)
+    # a command's extra shares its name (`shardline local` -> shardline[local])
+    return run_command(f"shardline {args.command}", lambda: runners[args.command](args), prefer=args.command)
 
 
 if __name__ == "__main__":

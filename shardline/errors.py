@@ -14,6 +14,7 @@ __all__ = [
     "AccessDeniedError",
     "AggregateRefusedError",
     "AuthenticationError",
+    "BackgroundTaskError",
     "BufferFullError",
     "CheckpointError",
     "ClosedError",
@@ -111,6 +112,14 @@ class BufferFullError(ShardlineError):
 
 class ClosedError(ShardlineError):
     """The producer, consumer or sink was already closed."""
+
+
+class BackgroundTaskError(ShardlineError):
+    """A task or thread a component runs in the background died; the component is unusable.
+
+    ``__cause__`` is what killed it.  Every record still pending fails with this error and
+    ``flush()``/``close()`` raise it, so a dead sender can never leave a caller waiting.
+    """
 
 
 class DeliveryError(ShardlineError):

@@ -18,7 +18,7 @@ so nothing is skipped.
 
 Run by the daemon as ``python -m consumers.adapters.kcl --sink URI [--dead-letter URI]
 [--transform module:function]`` (see ``deploy/kcl/shardline.properties``).  Install the
-Python half of amazon-kclpy with ``deploy/scripts/install_kclpy.py``.
+Python half of amazon-kclpy with ``pip install 'shardline[kcl]' && shardline-install-kclpy``.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from producers import KinesisProducer
 from shardline.aggregation import DeaggregationPolicy
 from shardline.eventid import EventIdKey
 from shardline.records import ConsumedRecord, Record
-from shardline.shardmath import list_shards_sync
 from tests.integration.kinesis_producer_readback import assert_each_once_on_its_shard, create_stream
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("amazon_kclpy", reason="install with deploy/scripts/install_kclpy.py")
+pytest.importorskip("amazon_kclpy", reason="install with shardline-install-kclpy")
 
 SHARD = "shardId-000000000001"
 HERE = Path(__file__).parent

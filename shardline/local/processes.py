@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardline.localstack.errors import LocalStackError, ServerStartError
+from shardline.local.errors import LocalEmulatorError, ServerStartError
 
 __all__ = [
     "ServerHandle",
@@ -31,7 +31,11 @@ __all__ = [
     "wait_ready",
 ]
 
-_SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+# The only variables a server inherits from the caller; everything else (credentials, profiles,
+# container and web-identity credential endpoints, tokens of any kind) stays behind.
+_INHERITED_ENV = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SHARDLINE_BIND_HOST"}
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -79,9 +83,16 @@ class ServerHandle:
             self.process.wait(timeout=timeout)
 
 
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment for a server: no real credentials or profile leak into emulators."""
-    env = {key: value for key, value in os.environ.items() if key not in _SECRET_ENV}
+def _child_env(extra: Mapping[str, str], home: Path | None = None) -> dict[str, str]:
+    """The environment for a server: an allow-list of the caller's variables, its own HOME, ``extra``.
+
+    No credentials, profile or credential endpoint reaches an emulator, and none of them
+    reads or writes the caller's home directory (``~/.aws``, ``~/.npmrc``...).
+    """
+    env = {key: value for key, value in os.environ.items() if key in _INHERITED_ENV}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
     env.update(extra)
     return env
 
@@ -103,16 +114,18 @@ def launch(
     """Start ``argv`` in its own session with output in ``log_path``.
 
     ``detached`` servers outlive this process (``shardline local up``); attached ones get
-    SIGTERM when this process dies, so a killed test run leaves no server behind.
+    SIGTERM when this process dies, so a killed test run leaves no server behind.  The server's
+    HOME is ``home`` under its working directory (or its log directory).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    home = (cwd or log_path.parent) / "home"
     with log_path.open("ab") as log:
         return subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_child_env(env or {}),
+            env=_child_env(env or {}, home),
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
             preexec_fn=None if detached else _die_with_parent,
@@ -129,8 +142,9 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(tail) if tail else "(empty log)"
 
 
-def wait_ready(handle: ServerHandle, probe: Callable[[], object], *, timeout: float,
-               interval: float = 0.2) -> None:
+def wait_ready(
+    handle: ServerHandle, probe: Callable[[], object], *, timeout: float, interval: float = 0.2
+) -> None:
     """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out."""
     deadline = time.monotonic() + timeout
     last_error = "no attempt"
@@ -215,6 +229,5 @@ def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if not _wait_gone(pid, argv, timeout):
-        raise LocalStackError(f"process {pid} did not exit after SIGKILL")
+        raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
     return True
-

@@ -5,11 +5,11 @@ from __future__ import annotations
 import botocore.session
 import pytest
 
+from benchmarks.gateway import FaultPlan, ManualClock, ShardLimits
+from benchmarks.gateway.faults import FaultInjector
+from benchmarks.gateway.limits import ShardBudget, TokenBucket
+from benchmarks.gateway.routing import IteratorDirectory, stream_name_of
 from shardline.errors import ConfigurationError
-from shardline.localstack._gateway_faults import FaultInjector
-from shardline.localstack._gateway_limits import ShardBudget, TokenBucket
-from shardline.localstack._gateway_routing import IteratorDirectory, stream_name_of
-from shardline.localstack.gateway import FaultPlan, ManualClock, ShardLimits
 
 
 def test_botocore_speaks_json_to_kinesis() -> None:

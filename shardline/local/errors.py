@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from shardline.errors import ShardlineError
 
-__all__ = ["LocalStackError", "PrerequisiteMissingError", "ServerStartError"]
+__all__ = ["LocalEmulatorError", "PrerequisiteMissingError", "ServerStartError"]
 
 
-class LocalStackError(ShardlineError):
+class LocalEmulatorError(ShardlineError):
     """The local stack could not be installed, started, inspected or stopped."""
 
 
-class PrerequisiteMissingError(LocalStackError):
+class PrerequisiteMissingError(LocalEmulatorError):
     """A tool the local stack needs (node, npm, influxd, the registry) is unavailable.
 
     The message is one line that says what to install, so a fresh machine can be fixed
@@ -19,5 +19,5 @@ class PrerequisiteMissingError(LocalStackError):
     """
 
 
-class ServerStartError(LocalStackError):
+class ServerStartError(LocalEmulatorError):
     """A local server exited early or did not answer a real API call before its deadline."""

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from shardline.cli import Command
-from shardline.localstack.environment import export_lines
-from shardline.localstack.errors import LocalStackError
-from shardline.localstack.stack import KINESIS_ENGINES, SERVICES, down, load_state, parse_services, up
+from shardline.local.environment import export_lines
+from shardline.local.errors import LocalEmulatorError
+from shardline.local.stack import KINESIS_ENGINES, SERVICES, down, load_state, parse_services, up
 
 __all__ = ["command"]
 
@@ -26,8 +26,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated subset of {','.join(SERVICES)} "
         "(default: all but influxdb, plus influxdb where influxd is installed)",
     )
-    start.add_argument("--kinesis-engine", choices=KINESIS_ENGINES, default="kinesis-mock",
-                       help="which emulator serves Kinesis (default: kinesis-mock)")
+    start.add_argument(
+        "--kinesis-engine",
+        choices=KINESIS_ENGINES,
+        default="kinesis-mock",
+        help="which emulator serves Kinesis (default: kinesis-mock)",
+    )
     start.add_argument("--env-file", type=Path, help="also write the export lines to this file")
     actions.add_parser("status", help="show the recorded servers, whether they run, and their endpoints")
     actions.add_parser("down", help="stop exactly the servers `up` started and forget them")
@@ -56,8 +60,10 @@ def _status(args: argparse.Namespace) -> int:
     for server in state.servers:
         alive = server.alive()
         all_alive = all_alive and alive
-        print(f"{server.name:<13} {'running' if alive else 'STOPPED':<8} {server.endpoint:<28} "
-              f"pid {server.pid}  ({','.join(server.services)})")
+        print(
+            f"{server.name:<13} {'running' if alive else 'STOPPED':<8} {server.endpoint:<28} "
+            f"pid {server.pid}  ({','.join(server.services)})"
+        )
     print(f"logs: {state.run_dir}")
     return 0 if all_alive else 1
 
@@ -75,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     handlers = {"up": _up, "status": _status, "down": _down}
     try:
         return handlers[args.action](args)
-    except LocalStackError as exc:
+    except LocalEmulatorError as exc:
         print(f"shardline local {args.action}: {exc}", file=sys.stderr)
         return 2
 

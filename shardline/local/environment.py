@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import botocore.session
 
-from shardline.localstack.probes import DUMMY_ACCESS_KEY_ID, DUMMY_REGION, DUMMY_SECRET_ACCESS_KEY
+from shardline.local.probes import DUMMY_ACCESS_KEY_ID, DUMMY_REGION, DUMMY_SECRET_ACCESS_KEY
 
 __all__ = [
     "INFLUXDB_URL_ENV",

@@ -48,11 +48,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from benchmarks.gateway.faults import WRITE_OPERATIONS, FaultInjector, FaultPlan
+from benchmarks.gateway.limits import Clock, ManualClock, ShardBudget, ShardLimits
+from benchmarks.gateway.routing import IteratorDirectory, ShardDirectory, stream_name_of
+from benchmarks.gateway.stats import GatewayStats, GatewayStatsSnapshot, ShardStats
 from shardline.errors import ConfigurationError, ShardlineError
-from shardline.localstack._gateway_faults import WRITE_OPERATIONS, FaultInjector, FaultPlan
-from shardline.localstack._gateway_limits import Clock, ManualClock, ShardBudget, ShardLimits
-from shardline.localstack._gateway_routing import IteratorDirectory, ShardDirectory, stream_name_of
-from shardline.localstack._gateway_stats import GatewayStats, GatewayStatsSnapshot, ShardStats
 from shardline.shardmath import ShardInfo, ShardMap
 
 __all__ = [

@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardline.localstack import installers
-from shardline.localstack.errors import ServerStartError
-from shardline.localstack.probes import aws_probe, http_ping_probe, kafka_probe
-from shardline.localstack.processes import ServerHandle, free_port, launch, wait_ready
+from shardline.extras import require_module
+from shardline.local import installers
+from shardline.local.errors import ServerStartError
+from shardline.local.probes import aws_probe, http_ping_probe, kafka_probe
+from shardline.local.processes import ServerHandle, free_port, launch, wait_ready
 
 __all__ = [
     "ENGINES",
@@ -56,8 +57,9 @@ def _start(
     for attempt in range(1, _START_ATTEMPTS + 1):
         launch_plan = plan(server_dir)
         log_path = server_dir / f"{name}.{attempt}.log"
-        process = launch(name, launch_plan.argv, log_path=log_path, env=launch_plan.env,
-                         cwd=server_dir, detached=detached)
+        process = launch(
+            name, launch_plan.argv, log_path=log_path, env=launch_plan.env, cwd=server_dir, detached=detached
+        )
         handle = ServerHandle(name, launch_plan.endpoint, process, log_path, dict(launch_plan.extras))
         try:
             wait_ready(handle, launch_plan.probe, timeout=ready_timeout)
@@ -71,8 +73,9 @@ def _start(
     raise ServerStartError(f"{name} could not be started") from failure
 
 
-def start_kinesis_mock(run_dir: Path, *, detached: bool = False,
-                       ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_kinesis_mock(
+    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """kinesis-mock (npm ``kinesis-local``): the most faithful Kinesis emulator, plain HTTP + TLS."""
     node = installers.find_node()
     package = installers.ensure_npm_package(installers.KINESIS_MOCK)
@@ -97,14 +100,16 @@ def start_kinesis_mock(run_dir: Path, *, detached: bool = False,
             "ON_DEMAND_STREAM_COUNT_LIMIT": "10000",
         }
         argv = [node, "--require", str(_NODE_PRELOAD), str(package / installers.KINESIS_MOCK.entry)]
-        return _LaunchPlan(argv, endpoint, aws_probe("kinesis", endpoint), env,
-                           {"tls_endpoint": f"https://127.0.0.1:{tls}"})
+        return _LaunchPlan(
+            argv, endpoint, aws_probe("kinesis", endpoint), env, {"tls_endpoint": f"https://127.0.0.1:{tls}"}
+        )
 
     return _start("kinesis-mock", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
 
 
-def start_kinesalite(run_dir: Path, *, detached: bool = False,
-                     ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_kinesalite(
+    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """kinesalite: the fastest Kinesis emulator, enforcing request limits; in-memory store."""
     node = installers.find_node()
     package = installers.ensure_npm_package(installers.KINESALITE)
@@ -112,17 +117,34 @@ def start_kinesalite(run_dir: Path, *, detached: bool = False,
     def plan(server_dir: Path) -> _LaunchPlan:
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        argv = [node, "--require", str(_NODE_PRELOAD), str(package / installers.KINESALITE.entry),
-                "--port", str(port), "--shardLimit", "100",
-                "--createStreamMs", "0", "--deleteStreamMs", "0", "--updateStreamMs", "0"]
+        argv = [
+            node,
+            "--require",
+            str(_NODE_PRELOAD),
+            str(package / installers.KINESALITE.entry),
+            "--port",
+            str(port),
+            "--shardLimit",
+            "100",
+            "--createStreamMs",
+            "0",
+            "--deleteStreamMs",
+            "0",
+            "--updateStreamMs",
+            "0",
+        ]
         return _LaunchPlan(argv, endpoint, aws_probe("kinesis", endpoint))
 
     return _start("kinesalite", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
 
 
-def start_moto(run_dir: Path, *, detached: bool = False,
-               ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_moto(
+    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """moto in server mode: DynamoDB, Firehose, S3, Timestream, CloudWatch and Kinesis on one port."""
+    # a child `python -m moto.server` without them would only say it failed to start
+    require_module("moto", "local")
+    require_module("flask", "local")
 
     def plan(server_dir: Path) -> _LaunchPlan:
         port = free_port()
@@ -133,17 +155,28 @@ def start_moto(run_dir: Path, *, detached: bool = False,
     return _start("moto", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
 
 
-def start_tansu(run_dir: Path, *, detached: bool = False,
-                ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_tansu(
+    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """Tansu, an Apache-Kafka-protocol broker, with in-memory storage."""
+    require_module("confluent_kafka", "local")  # the readiness probe is a Kafka client
     binary = installers.ensure_tansu()
 
     def plan(server_dir: Path) -> _LaunchPlan:
         port = free_port()
         bootstrap = f"127.0.0.1:{port}"
-        argv = [str(binary), "broker", "--cluster-id", "shardline-local",
-                "--listener-url", f"tcp://{bootstrap}", "--advertised-listener-url", f"tcp://{bootstrap}",
-                "--storage-engine", "memory://tansu/"]
+        argv = [
+            str(binary),
+            "broker",
+            "--cluster-id",
+            "shardline-local",
+            "--listener-url",
+            f"tcp://{bootstrap}",
+            "--advertised-listener-url",
+            f"tcp://{bootstrap}",
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         return _LaunchPlan(argv, bootstrap, kafka_probe(bootstrap))
 
     return _start("tansu", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
@@ -171,8 +204,9 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
-def start_influxdb(run_dir: Path, *, detached: bool = False,
-                   ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_influxdb(
+    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """InfluxDB 1.x (v1 HTTP API, line protocol), every listener on a free loopback port."""
     influxd = installers.find_influxd()
 
@@ -195,8 +229,9 @@ ENGINES: Mapping[str, Callable[..., ServerHandle]] = {
 }
 
 
-def start_server(engine: str, run_dir: Path, *, detached: bool = False,
-                 ready_timeout: float = DEFAULT_READY_TIMEOUT_S) -> ServerHandle:
+def start_server(
+    engine: str, run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+) -> ServerHandle:
     """Start one server by engine name (a key of :data:`ENGINES`)."""
     try:
         launcher = ENGINES[engine]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from shardline.localstack import installers, processes, stack
-from shardline.localstack.environment import endpoint_env_var, export_lines, stack_environment
-from shardline.localstack.errors import LocalStackError, PrerequisiteMissingError, ServerStartError
-from shardline.localstack.processes import ServerHandle, is_running, launch, stop_pid, wait_ready
-from shardline.localstack.stack import RecordedServer, StackState, parse_services
+from shardline.local import installers, processes, stack
+from shardline.local.environment import endpoint_env_var, export_lines, stack_environment
+from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError, ServerStartError
+from shardline.local.processes import ServerHandle, is_running, launch, stop_pid, wait_ready
+from shardline.local.stack import RecordedServer, StackState, parse_services
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def test_parse_services_keeps_order_and_drops_duplicates() -> None:
 
 @pytest.mark.parametrize("text", ["kinesis,redis", "", " , "])
 def test_parse_services_rejects_unknown_or_empty(text: str) -> None:
-    with pytest.raises(LocalStackError):
+    with pytest.raises(LocalEmulatorError):
         parse_services(text)
 
 
@@ -66,7 +66,7 @@ def test_moto_as_kinesis_engine_serves_kinesis_and_aws_from_one_server() -> None
 
 
 def test_unknown_kinesis_engine_is_rejected() -> None:
-    with pytest.raises(LocalStackError, match="kinesis engine"):
+    with pytest.raises(LocalEmulatorError, match="kinesis engine"):
         stack._plan(("kinesis",), "localstack")
 
 
@@ -79,7 +79,7 @@ def test_state_round_trips_through_json() -> None:
 def test_unreadable_state_is_a_typed_error(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text(json.dumps({"servers": [{"name": "x"}]}))
-    with pytest.raises(LocalStackError, match="unreadable"):
+    with pytest.raises(LocalEmulatorError, match="unreadable"):
         stack.load_state(path)
 
 
@@ -110,7 +110,7 @@ def test_up_refuses_while_a_recorded_server_still_runs(tmp_path: Path) -> None:
         server = RecordedServer("moto", ("aws",), "http://127.0.0.1:1", child.pid, tuple(argv), "/l")
         state_path = tmp_path / "state.json"
         state_path.write_text(StackState(str(tmp_path), (server,)).to_json())
-        with pytest.raises(LocalStackError, match="already running"):
+        with pytest.raises(LocalEmulatorError, match="already running"):
             stack.up(("aws",), state_path=state_path)
     finally:
         child.kill()
@@ -260,9 +260,12 @@ def test_failed_npm_install_names_the_package_and_the_registry(monkeypatch: pyte
 
 def test_installed_npm_package_is_not_installed_again(monkeypatch: pytest.MonkeyPatch,
                                                       isolated_cache: Path) -> None:
-    package_dir = isolated_cache / "npm" / "node_modules" / "kinesalite"
+    prefix = installers._npm_prefix()
+    assert prefix.is_relative_to(isolated_cache)
+    package_dir = prefix / "node_modules" / "kinesalite"
     package_dir.mkdir(parents=True)
     (package_dir / "package.json").write_text(json.dumps({"version": "3.3.3"}))
+    (prefix / ".installed").touch()
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
 
     def no_run(*args: object, **kwargs: object) -> None:
@@ -293,7 +296,7 @@ def test_install_lock_is_exclusive_across_processes(isolated_cache: Path) -> Non
 
 
 def test_cache_dir_honours_the_environment(isolated_cache: Path) -> None:
-    from shardline.localstack.paths import cache_dir, state_file
+    from shardline.local.paths import cache_dir, state_file
 
     assert cache_dir() == isolated_cache
     assert state_file() == isolated_cache / "local-stack.json"

@@ -7,16 +7,16 @@ it); :func:`up` and :func:`down` start detached servers recorded in a state file
 
 from __future__ import annotations
 
-from shardline.localstack.environment import endpoint_env_var, export_lines, stack_environment
-from shardline.localstack.errors import LocalStackError, PrerequisiteMissingError, ServerStartError
-from shardline.localstack.processes import ServerHandle
-from shardline.localstack.services import ENGINES, start_server
-from shardline.localstack.stack import SERVICES, StackState, down, load_state, up
+from shardline.local.environment import endpoint_env_var, export_lines, stack_environment
+from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError, ServerStartError
+from shardline.local.processes import ServerHandle
+from shardline.local.services import ENGINES, start_server
+from shardline.local.stack import SERVICES, StackState, down, load_state, up
 
 __all__ = [
     "ENGINES",
     "SERVICES",
-    "LocalStackError",
+    "LocalEmulatorError",
     "PrerequisiteMissingError",
     "ServerHandle",
     "ServerStartError",

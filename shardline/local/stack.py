@@ -13,12 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from shardline.localstack.environment import stack_environment
-from shardline.localstack.errors import LocalStackError, PrerequisiteMissingError
-from shardline.localstack.installers import find_influxd, install_lock
-from shardline.localstack.paths import new_run_dir, state_file
-from shardline.localstack.processes import ServerHandle, is_running, stop_pid
-from shardline.localstack.services import DEFAULT_READY_TIMEOUT_S, start_server
+from shardline.local.environment import stack_environment
+from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
+from shardline.local.installers import find_influxd, install_lock
+from shardline.local.paths import new_run_dir, state_file
+from shardline.local.processes import ServerHandle, is_running, stop_pid
+from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
 
 __all__ = [
     "KINESIS_ENGINES",
@@ -53,8 +53,14 @@ class RecordedServer:
 
     @classmethod
     def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
-        return cls(handle.name, tuple(services), handle.endpoint, handle.pid, tuple(handle.argv),
-                   str(handle.log_path))
+        return cls(
+            handle.name,
+            tuple(services),
+            handle.endpoint,
+            handle.pid,
+            tuple(handle.argv),
+            str(handle.log_path),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ def parse_services(text: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     unknown = [name for name in names if name not in SERVICES]
     if unknown or not names:
-        raise LocalStackError(f"unknown services {unknown or [text]}; choose from {','.join(SERVICES)}")
+        raise LocalEmulatorError(f"unknown services {unknown or [text]}; choose from {','.join(SERVICES)}")
     return names
 
 
@@ -120,13 +126,13 @@ def load_state(path: Path | None = None) -> StackState | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
-        raise LocalStackError(f"unreadable local stack state {path}: {exc}; remove it") from exc
+        raise LocalEmulatorError(f"unreadable local stack state {path}: {exc}; remove it") from exc
 
 
 def _plan(services: Sequence[str], kinesis_engine: str) -> dict[str, list[str]]:
     """Engine -> the services it provides (moto serves both Kinesis and the AWS services)."""
     if kinesis_engine not in KINESIS_ENGINES:
-        raise LocalStackError(f"unknown kinesis engine {kinesis_engine!r}; choose from {KINESIS_ENGINES}")
+        raise LocalEmulatorError(f"unknown kinesis engine {kinesis_engine!r}; choose from {KINESIS_ENGINES}")
     engines: dict[str, list[str]] = {}
     for service in services:
         engine = kinesis_engine if service == "kinesis" else _ENGINE_FOR_SERVICE[service]
@@ -150,7 +156,7 @@ def up(
     with _state_lock():
         previous = load_state(path)
         if previous is not None and any(server.alive() for server in previous.servers):
-            raise LocalStackError("a local stack is already running: see `shardline local status`, "
+            raise LocalEmulatorError("a local stack is already running: see `shardline local status`, "
                                   "or stop it with `shardline local down`")
         run_dir = new_run_dir()
         started: list[tuple[ServerHandle, list[str]]] = []

@@ -41,7 +41,9 @@ def aws_probe(service: str, endpoint: str) -> Callable[[], object]:
         aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
         region_name=DUMMY_REGION,
     ).client(
-        service, endpoint_url=endpoint, config=_PROBE_CONFIG  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        config=_PROBE_CONFIG,  # type: ignore[call-overload]
     )
     if service == "kinesis":
         return lambda: client.list_streams(Limit=1)
