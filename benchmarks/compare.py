@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["METRICS", "compare_results", "print_comparison"]
@@ -65,7 +66,7 @@ def print_comparison(rows: list[dict[str, Any]], console: Console | None = None)
     for row in rows:
         change = f"{row['relative']:+.1%}" if row["relative"] != float("inf") else "new"
         table.add_row(
-            row["metric"],
+            escape(str(row["metric"])),
             f"{row['a']:.3g}",
             f"{row['b']:.3g}",
             f"{row['delta']:+.3g}",
