@@ -16,7 +16,8 @@ dead-lettered) is printed on stdout.  The job's checkpoints live in ``--checkpoi
 (SQLite, default ``./replay-NAME.db``) under the namespace ``replay-NAME``, never in a live
 consumer's.  AWS clients follow the standard configuration (``AWS_PROFILE``, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_<SERVICE>``).  Bad arguments are reported before any network call, with
-exit status 2.
+exit status 2.  A job that finished but skipped malformed archive lines (or objects in a
+compression it does not read) says how many in the summary and exits with status 3.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ async def _main(args: argparse.Namespace) -> int:
             summary = await job.run()
     for line in summary.lines():
         print(line)
-    return 0
+    return summary.exit_status
 
 
 async def _reader(args: argparse.Namespace, stack: AsyncExitStack) -> RangeReader:

@@ -15,6 +15,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from consumers.checkpoint.base import CheckpointStore
 from consumers.replay.ranges import RangeReader
@@ -26,7 +27,13 @@ __all__ = ["ReplayJob", "ReplaySummary"]
 
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
-    """What a job did: records read, written, skipped as duplicates, dead-lettered."""
+    """What a job did: records read, written, skipped as duplicates, dead-lettered.
+
+    ``malformed`` counts archive lines that could not be read as records and
+    ``unreadable_objects`` archive objects in a compression the reader does not decode; both
+    were skipped, and either makes :attr:`exit_status` 3 so a backfill that silently read
+    nothing cannot pass for a successful one.
+    """
 
     partitions: int
     partitions_skipped: int
@@ -34,15 +41,29 @@ class ReplaySummary:
     written: int
     duplicates: int
     dead_lettered: int
+    malformed: int = 0
+    unreadable_objects: int = 0
+
+    EXIT_INPUT_SKIPPED: ClassVar[int] = 3
+    """Exit status of a job that finished but skipped malformed input."""
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every input line was read, 3 when malformed lines or objects were skipped."""
+        return self.EXIT_INPUT_SKIPPED if self.malformed or self.unreadable_objects else 0
 
     def lines(self) -> list[str]:
-        return [
+        lines = [
             f"partitions: {self.partitions} ({self.partitions_skipped} already complete)",
             f"records read: {self.read}",
             f"written: {self.written}",
             f"skipped as duplicates: {self.duplicates}",
             f"dead-lettered: {self.dead_lettered}",
+            f"malformed lines skipped: {self.malformed}",
         ]
+        if self.unreadable_objects:
+            lines.append(f"unreadable archive objects skipped: {self.unreadable_objects}")
+        return lines
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -89,7 +110,16 @@ class ReplayJob:
         written, duplicates, dead = (a - b for a, b in zip(after, before, strict=True))
         if not isinstance(self.sink, BatchingSink):
             written = self._read
-        return ReplaySummary(len(partitions), self._skipped, self._read, written, duplicates, dead)
+        return ReplaySummary(
+            len(partitions),
+            self._skipped,
+            self._read,
+            written,
+            duplicates,
+            dead,
+            malformed=int(getattr(self.reader, "malformed", 0)),
+            unreadable_objects=int(getattr(self.reader, "unreadable_objects", 0)),
+        )
 
     async def _partition(self, partition: str) -> None:
         async with self._slots:

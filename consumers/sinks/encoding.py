@@ -85,6 +85,8 @@ def record_from_dict(data: dict[str, Any]) -> ConsumedRecord:
     The producer's id is the identity again exactly when it was when written (``id`` equal
     to ``source_event_id``): these lines come from Shardline's own sinks and dead letters.
     """
+    if not isinstance(data, dict):
+        raise SerializationError(f"not a serialised record: a JSON {type(data).__name__}")
     try:
         source_event_id = data.get("source_event_id")
         payload = base64.b64decode(data["data"], validate=True)
