@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from benchmarks.targets import BOOTSTRAP_ENV
+from shardline.cli import package_version
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.extras import MissingExtraError
 
@@ -38,6 +39,7 @@ def _rate(text: str) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-bench", description="Benchmark Kinesis and MSK ingestion.")
+    parser.add_argument("--version", action="version", version=f"stream-bench {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the IoT telemetry workload and report")
@@ -347,7 +349,12 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:  # a bare `stream-bench` asks what there is
+        parser.print_help()
+        return 0
+    args = parser.parse_args(arguments)
     handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
     try:
         return handlers[args.command](args)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,16 @@ from urllib.parse import parse_qs, urlsplit
 from consumers._pipeline_transform import load_transform
 from consumers.checkpoint.uri import open_checkpoint_store
 from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
+from consumers.preflight import (
+    MissingResourceError,
+    ResourceCheck,
+    dead_letter_check,
+    dynamodb_table_check,
+    kafka_topics_check,
+    kinesis_stream_check,
+    run_checks,
+    sink_check,
+)
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
@@ -102,8 +113,11 @@ class KafkaTarget:
 _KAFKA_OPTIONS = {"group", "security", "session_timeout_ms"}
 
 
-def parse_kafka_uri(uri: str) -> KafkaTarget:
-    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``."""
+def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
+    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``.
+
+    ``require_group=False`` for commands that read without joining a group (replay, tail).
+    """
     parts = urlsplit(uri)
     if parts.scheme != "kafka" or not parts.netloc:
         raise ConfigurationError(
@@ -117,7 +131,7 @@ def parse_kafka_uri(uri: str) -> KafkaTarget:
     if unknown:
         raise ConfigurationError(f"unknown kafka:// option(s): {', '.join(sorted(unknown))}")
     group = query.get("group", [""])[-1]
-    if not group:
+    if not group and require_group:
         raise ConfigurationError("kafka:// source needs ?group=GROUP (the consumer group to join)")
     security = query.get("security", ["plaintext"])[-1]
     if security not in ("plaintext", "tls", "msk-iam"):
@@ -135,19 +149,12 @@ def _kafka_source(
 ) -> Any:
     """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
-    from shardline.kafka_config import KafkaClientConfig, KafkaSecurity, MskIam, Plaintext, Tls
+    from shardline.kafka_config import KafkaClientConfig
 
     lowered = start.lower()
     if lowered not in ("trim_horizon", "latest"):
         raise ConfigurationError("--start for a Kafka source is trim_horizon (earliest) or latest")
-    security: KafkaSecurity
-    if target.security == "tls":
-        security = Tls()
-    elif target.security == "msk-iam":
-        security = MskIam.for_region()
-    else:
-        security = Plaintext()
-        warn_if_plaintext_remote(logger, "the kafka:// source", target.bootstrap_servers)
+    security = _kafka_security(target)
     options: dict[str, Any] = {}
     if target.session_timeout_ms is not None:
         options["session_timeout_ms"] = target.session_timeout_ms
@@ -163,6 +170,18 @@ def _kafka_source(
         config,
         observer=observer,
     )
+
+
+def _kafka_security(target: KafkaTarget) -> Any:
+    """The security value ``target`` names; plaintext to a host that is not loopback warns."""
+    from shardline.kafka_config import MskIam, Plaintext, Tls
+
+    if target.security == "tls":
+        return Tls()
+    if target.security == "msk-iam":
+        return MskIam.for_region()
+    warn_if_plaintext_remote(logger, "kafka:// in plaintext", target.bootstrap_servers)
+    return Plaintext()
 
 
 def parse_start(text: str) -> Any:
@@ -269,7 +288,7 @@ async def _consume(args: argparse.Namespace) -> int:
     exporter = EmfExporter(stream=sys.stdout) if args.metrics == "emf" else None
     observer: MetricsObserver = exporter if exporter is not None else NullObserver()
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    store = open_checkpoint_store(args.checkpoint, namespace=args.namespace) if kafka is None else None
+    store, must_exist = _checkpoint_store(args.checkpoint, args.namespace) if kafka is None else (None, None)
     source: Source
     if kafka is not None:
         source = _kafka_source(kafka, args.start, observer, deaggregation.event_id_key)
@@ -290,6 +309,11 @@ async def _consume(args: argparse.Namespace) -> int:
         )
     sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
+    try:
+        await run_checks(_resource_checks(args, stream, kafka, must_exist))
+    except BaseException:
+        await _close_quietly(source, sink, dead_letter, store)
+        raise
     pipeline = Pipeline(
         source, sink, config=config, dead_letter=dead_letter, transform=transform, observer=observer
     )
@@ -343,6 +367,55 @@ async def _consume(args: argparse.Namespace) -> int:
     return status
 
 
+def _checkpoint_store(uri: str, namespace: str | None) -> tuple[Any, str | None]:
+    """The checkpoint store ``--checkpoint`` names, and the table that must already exist.
+
+    A missing DynamoDB lease table is created, as the KCL does (on-demand billing,
+    point-in-time recovery), unless the URI says ``?create_table=false``; then the table is
+    looked up before the consumer starts, and the second value names it.
+    """
+    from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
+
+    options: dict[str, Any] = {}
+    parts = urlsplit(uri) if "://" in uri else None
+    dynamodb = parts is not None and parts.scheme.lower() == "dynamodb"
+    if dynamodb and parts is not None and "create_table" not in parse_qs(parts.query):
+        options["create_table"] = True
+    store = open_checkpoint_store(uri, namespace=namespace, **options)
+    must_exist = None
+    if isinstance(store, DynamoDBCheckpointStore) and not store.creates_table:
+        must_exist = store.table_name
+    return store, must_exist
+
+
+def _resource_checks(
+    args: argparse.Namespace, stream: str | None, kafka: KafkaTarget | None, checkpoint_table: str | None
+) -> list[ResourceCheck]:
+    """What the arguments name and must exist before anything is read."""
+    checks: list[ResourceCheck] = []
+    if stream is not None:
+        checks.append(kinesis_stream_check(stream, "the SOURCE argument"))
+    if kafka is not None:
+        from shardline.kafka_config import KafkaClientConfig
+
+        client = KafkaClientConfig(kafka.bootstrap_servers, security=_kafka_security(kafka))
+        checks.append(kafka_topics_check(kafka.topics, "the SOURCE argument", client))
+    if checkpoint_table is not None:
+        checks.append(dynamodb_table_check(checkpoint_table, "--checkpoint"))
+    for check in (sink_check(args.sink), dead_letter_check(args.dead_letter) if args.dead_letter else None):
+        if check is not None:
+            checks.append(check)
+    return checks
+
+
+async def _close_quietly(source: Any, sink: Any, dead_letter: Any, store: Any) -> None:
+    """Close what was built before a refused start (nothing was read or written)."""
+    for closable in (source, sink, dead_letter, store):
+        if closable is not None:
+            with contextlib.suppress(Exception):
+                await closable.close()
+
+
 async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
     """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point)."""
     while True:
@@ -356,6 +429,9 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_consume(args))
     except ConfigurationError as exc:
         logger.error("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
+        return 2
+    except MissingResourceError as exc:
+        logger.error("%s", exc, extra={"error_type": type(exc).__name__, "option": exc.option})
         return 2
     except ShardlineError as exc:
         logger.error("consumer failed: %s", exc, extra={"error_type": type(exc).__name__})

@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from shardline.extras import MissingExtraError, extra_for_module, run_command
 
-__all__ = ["Command", "main"]
+__all__ = ["Command", "main", "package_version"]
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,40 @@ def _discover(argv: Sequence[str] | None = None) -> tuple[list[Command], dict[st
     return sorted(commands, key=lambda command: command.name), unavailable
 
 
+def package_version(distribution: str = "shardline") -> str:
+    """The installed version of ``distribution`` (``unknown`` when run from a bare checkout)."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shardline", description="Streaming ingestion for Kinesis and MSK.")
+    parser = argparse.ArgumentParser(
+        prog="shardline",
+        description="Streaming ingestion for Kinesis and MSK.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shardline {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     commands, unavailable = _discover(argv)
     for command in commands:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         command.configure(sub)
         runners[command.name] = command.run
     for name in sorted(set(unavailable) - set(runners)):
         subparsers.add_parser(name, help=f"(unavailable; `shardline {name}` says why)", add_help=False)
-    args, extra = parser.parse_known_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:  # a bare `shardline` asks what there is
+        parser.print_help()
+        return 0
+    args, extra = parser.parse_known_args(arguments)
     if args.command in unavailable and args.command not in runners:
         reason = unavailable[args.command]
         print(f"shardline: command {args.command!r} unavailable: {reason}", file=sys.stderr)

@@ -31,6 +31,7 @@ __all__ = [
     "KmsError",
     "LeaseLostError",
     "MessageTooLargeError",
+    "MissingResourceError",
     "RecordTooLargeError",
     "ResourceInUseError",
     "ResourceNotFoundError",
@@ -172,6 +173,25 @@ class ResourceInUseError(ServiceError):
 
 class ResourceNotFoundError(ServiceError):
     """The stream, table, topic or delivery stream does not exist."""
+
+
+class MissingResourceError(ResourceNotFoundError):
+    """A resource named on the command line does not exist, found before the command started.
+
+    ``kind`` and ``name`` say what is missing, ``option`` which argument named it, so the one
+    line a command prints is enough to fix it.
+    """
+
+    def __init__(self, kind: str, name: str, option: str, *, service: str = "") -> None:
+        super().__init__(
+            f"{kind} {name!r} (named by {option}) does not exist: create it, or fix the name "
+            "and the region/endpoint",
+            code="ResourceNotFound",
+            service=service,
+        )
+        self.kind = kind
+        self.name = name
+        self.option = option
 
 
 class AccessDeniedError(ServiceError):

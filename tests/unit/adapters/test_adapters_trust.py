@@ -120,6 +120,7 @@ def test_records_the_kcl_daemon_de_aggregated_are_never_expanded_again() -> None
         sequence_number="500",
         sub_sequence_number=3,
         approximate_arrival_timestamp=None,
+        timestamp_millis=1545084650987,
     )
     checkpointer = SimpleNamespace(checkpoint=lambda *args: None)
     processor.process_records(
