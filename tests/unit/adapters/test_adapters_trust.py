@@ -129,3 +129,32 @@ def test_records_the_kcl_daemon_de_aggregated_are_never_expanded_again() -> None
     [written] = sink.written
     assert written.data == inner.encode()
     assert written.identity == "devices/shardId-000000000000/500/3"
+
+
+def test_lambda_kafka_events_trust_an_event_id_only_with_a_valid_mac() -> None:
+    from consumers.adapters.lambda_handler import parse_kafka_event
+    from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
+    from shardline.kafka_config import EVENT_ID_HEADER
+
+    key = EventIdKey("an-event-id-key-of-at-least-32-characters")
+
+    def message(offset: int, mac: str | None) -> dict[str, Any]:
+        headers = [{EVENT_ID_HEADER: list(b"evt-1")}]
+        if mac is not None:
+            headers.append({EVENT_ID_MAC_HEADER: list(mac.encode())})
+        return {
+            "topic": "t",
+            "partition": 0,
+            "offset": offset,
+            "value": base64.b64encode(b"v").decode(),
+            "headers": headers,
+        }
+
+    event = {
+        "eventSource": "aws:kafka",
+        "records": {"t-0": [message(1, key.sign("evt-1", b"v")), message(2, "forged"), message(3, None)]},
+    }
+    policy = DeaggregationPolicy(event_id_key=key)
+    keyed = [item.records[0].identity for item in parse_kafka_event(event, policy)]
+    assert keyed == ["evt-1", "t/0/2", "t/0/3"]
+    assert [item.records[0].identity for item in parse_kafka_event(event)] == ["t/0/1", "t/0/2", "t/0/3"]
