@@ -107,3 +107,15 @@ def test_with_the_key_a_signed_event_id_is_the_key_and_a_forged_one_is_not(
     assert items["victim-1"] == "legitimate"  # the producer's id chose the key
     assert items["devices/shardId-000000000000/200/0"] == "attacker"
     assert items["devices/shardId-000000000000/300/0"] == "attacker-unsigned"
+
+
+def test_the_event_id_key_comes_from_a_secrets_manager_secret(moto_endpoint: str) -> None:
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint)
+    name = f"event-id-{uuid.uuid4().hex[:8]}"
+    document = json.dumps({"current": "k" * 40, "previous": ["p" * 40]})
+    arn = secrets.create_secret(Name=name, SecretString=document)["ARN"]
+    key = EventIdKey.from_environment(
+        {"SHARDLINE_EVENT_ID_KEY_SECRET_ARN": arn}, secrets_client=lambda: secrets
+    )
+    assert key is not None and key.sign("e", b"d") == KEY.sign("e", b"d")
+    assert key.verify("e", b"d", EventIdKey("p" * 40).sign("e", b"d"))  # rotation: previous accepted
