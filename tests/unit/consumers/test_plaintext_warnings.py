@@ -24,3 +24,20 @@ def test_consume_kafka_source_warns_for_remote_plaintext(
     with caplog.at_level("WARNING"):
         _kafka_source(parse_kafka_uri(f"kafka://{bootstrap}/t?group=g"), "trim_horizon", NullObserver())
     assert built and bool(_plaintext_warnings(caplog)) is warned
+
+
+@pytest.mark.parametrize("module", ["consumers.replay.cli", "consumers.tail.cli"])
+@pytest.mark.parametrize(("bootstrap", "warned"), [("b-1.msk.example.com:9092", True), ("[::1]:9092", False)])
+def test_replay_and_tail_warn_for_remote_plaintext(
+    caplog: pytest.LogCaptureFixture, module: str, bootstrap: str, warned: bool
+) -> None:
+    import importlib
+
+    kafka_client = importlib.import_module(module)._kafka_client
+    with caplog.at_level("WARNING"):
+        kafka_client(parse_kafka_uri(f"kafka://{bootstrap}/t?group=g"))
+    assert bool(_plaintext_warnings(caplog)) is warned
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        kafka_client(parse_kafka_uri(f"kafka://{bootstrap}/t?group=g&security=tls"))
+    assert not _plaintext_warnings(caplog)
