@@ -3,7 +3,7 @@
     shardline consume kinesis://STREAM --checkpoint dynamodb://TABLE|sqlite:///PATH --sink URI
         [--mode polling|efo] [--consumer-name NAME] [--start trim_horizon|latest|at_timestamp:ISO]
         [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
-        [--deaggregation kpl|never] [--max-user-records N]
+        [--deaggregation kpl|never] [--max-user-records N] [--max-record-bytes N]
     shardline consume "kafka://BOOTSTRAP/TOPIC[,TOPIC...]?group=GROUP[&security=tls|msk-iam]
         [&session_timeout_ms=N]" --sink URI [--start trim_horizon|latest] ...
 
@@ -57,6 +57,7 @@ from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import EmfExporter
+from shardline.limits import DEFAULT_MAX_RECORD_BYTES
 from shardline.metrics import MetricsObserver, NullObserver
 
 __all__ = [
@@ -239,6 +240,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "device bytes). Event ids are trusted only with SHARDLINE_EVENT_ID_KEY (docs/security.md)",
     )
     parser.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        help="the stream's maximum record size (raise it for streams configured above 1 MiB); "
+        "an aggregate holding a larger inner record is dead-lettered whole",
+    )
+    parser.add_argument(
         "--max-user-records",
         type=int,
         default=DEFAULT_MAX_USER_RECORDS,
@@ -276,6 +284,7 @@ async def _consume(args: argparse.Namespace) -> int:
     deaggregation = DeaggregationPolicy(
         deaggregate=args.deaggregation == "kpl",
         max_user_records=args.max_user_records,
+        max_record_bytes=args.max_record_bytes,
         event_id_key=EventIdKey.from_environment(),
     )
     config = PipelineConfig(

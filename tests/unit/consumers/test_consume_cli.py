@@ -65,5 +65,7 @@ def test_deaggregation_options() -> None:
     assert _args("kinesis://s", "--sink", "file:///x").deaggregation == "kpl"
     args = _args("kinesis://s", "--sink", "file:///x", "--deaggregation", "never", "--max-user-records", "50")
     assert (args.deaggregation, args.max_user_records) == ("never", 50)
+    bigger = _args("kinesis://s", "--sink", "file:///x", "--max-record-bytes", "10485760")
+    assert bigger.max_record_bytes == 10 * 1024 * 1024
     with pytest.raises(SystemExit):
         _args("kinesis://s", "--sink", "file:///x", "--deaggregation", "sometimes")
