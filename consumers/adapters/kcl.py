@@ -135,7 +135,9 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         with self._fatal("shardEnded"):
-            if self._delivered is not None and self._acknowledged != self._delivered:
+            if self._delivered is not None and (
+                self._acknowledged is None or self._acknowledged < self._delivered
+            ):
                 # unreachable while every failed batch ends the process; kept as the last guard
                 # between a record that was not written and the SHARD_END that would skip it
                 raise RuntimeError("shard ended with records neither written nor dead-lettered")
@@ -178,6 +180,8 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
                 extra={"shard": self.shard_id, "error_type": type(outcome.failure).__name__},
             )
             self._checkpoint_acknowledged(checkpointer)
+            with contextlib.suppress(Exception):
+                self._close()
             self._die()
         if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
             self._checkpoint_acknowledged(checkpointer)
