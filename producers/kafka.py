@@ -397,7 +397,7 @@ class KafkaProducer:
                 merged.append((EVENT_ID_HEADER, record.event_id.encode()))
                 signer = self.config.event_id_key
                 if signer is not None:
-                    merged.append((EVENT_ID_MAC_HEADER, signer.sign(record.event_id, data).encode()))
+                    merged.append((EVENT_ID_MAC_HEADER, signer.mac(record.event_id, data).encode()))
             headers = merged
         if timestamp is None:
             timestamp = record.timestamp

@@ -335,7 +335,7 @@ class AggregateBuilder:
 
     def _trailer(self, event_id: str, data: bytes) -> bytes:
         key = self._event_id_key
-        return _event_id_trailer(event_id, None if key is None else key.sign(event_id, data))
+        return _event_id_trailer(event_id, None if key is None else key.mac(event_id, data))
 
     def try_add(
         self,
@@ -705,7 +705,7 @@ def deaggregate_consumed(
             ehk,
             event_id,
             headers,
-            event_id is not None and key is not None and key.verify(event_id, payload, mac),
+            event_id is not None and key is not None and key.accepts(event_id, payload, mac),
         )
         for index, (partition_key, payload, ehk, event_id, mac) in enumerate(fields)
     ]

@@ -80,11 +80,11 @@ class EventIdKey:
     def __repr__(self) -> str:
         return f"EventIdKey(<{len(self._keys)} key(s)>)"
 
-    def sign(self, event_id: str, data: bytes) -> str:
+    def mac(self, event_id: str, data: bytes) -> str:
         """The MAC text that travels next to ``event_id`` (22 characters, URL-safe base64)."""
         return _mac(self._current, event_id, data)
 
-    def verify(self, event_id: str, data: bytes, mac: str | None) -> bool:
+    def accepts(self, event_id: str, data: bytes, mac: str | None) -> bool:
         """Whether ``mac`` was made by a holder of one of the accepted keys for these bytes."""
         if mac is None:
             return False

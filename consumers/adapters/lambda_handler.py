@@ -207,7 +207,7 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
             event_id is not None
             and key is not None
             and mac is not None
-            and key.verify(event_id, data, mac.decode("ascii", "replace"))
+            and key.accepts(event_id, data, mac.decode("ascii", "replace"))
         ),
     )
     return EventRecord(

@@ -152,7 +152,7 @@ def test_lambda_kafka_events_trust_an_event_id_only_with_a_valid_mac() -> None:
 
     event = {
         "eventSource": "aws:kafka",
-        "records": {"t-0": [message(1, key.sign("evt-1", b"v")), message(2, "forged"), message(3, None)]},
+        "records": {"t-0": [message(1, key.mac("evt-1", b"v")), message(2, "forged"), message(3, None)]},
     }
     policy = DeaggregationPolicy(event_id_key=key)
     keyed = [item.records[0].identity for item in parse_kafka_event(event, policy)]

@@ -69,8 +69,8 @@ def test_headers_carry_the_event_id_and_missing_header_values_become_empty() -> 
 
 def test_a_signed_event_id_header_is_the_identity_only_with_the_key() -> None:
     key = EventIdKey("an-event-id-key-of-at-least-32-characters")
-    signed = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.sign("evt-42", b"payload").encode())]
-    forged = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.sign("evt-42", b"other").encode())]
+    signed = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.mac("evt-42", b"payload").encode())]
+    forged = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.mac("evt-42", b"other").encode())]
     [batch] = to_batches(
         [message(0, 5, headers=signed), message(0, 6, headers=forged), message(0, 7)], event_id_key=key
     )
