@@ -77,8 +77,9 @@ def parse_source(uri: str) -> SourceURI:
 def contiguous_groups(weights: Sequence[int], groups: int) -> list[range]:
     """Cut ``weights`` (in order) into at most ``groups`` non-empty runs of about equal sum.
 
-    A run ends once the running total reaches its share of the whole; every run holds at
-    least one item, and there are never more runs than items.
+    Each cut goes where the running total comes closest to its share of the whole (before or
+    after the item that crosses it); every run holds at least one item, and there are never
+    more runs than items.
     """
     if groups < 1:
         raise ConfigurationError("the number of slices must be at least 1")
@@ -94,13 +95,15 @@ def contiguous_groups(weights: Sequence[int], groups: int) -> list[range]:
     start = 0
     running = 0
     for index, weight in enumerate(effective):
+        cuts_left = groups - len(runs) - 1
+        if cuts_left > 0 and index > start:
+            boundary = total * (len(runs) + 1) / groups
+            overshoot = running + weight - boundary
+            must_cut = count - index == cuts_left  # one item left per remaining run
+            if must_cut or (overshoot > 0 and overshoot > boundary - running):
+                runs.append(range(start, index))
+                start = index
         running += weight
-        left_items = count - index - 1
-        left_groups = groups - len(runs) - 1
-        boundary = total * (len(runs) + 1) / groups
-        if left_groups > 0 and (running >= boundary or left_items == left_groups):
-            runs.append(range(start, index + 1))
-            start = index + 1
     runs.append(range(start, count))
     return runs
 

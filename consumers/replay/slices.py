@@ -38,7 +38,7 @@ from consumers.replay.ledger import COUNTERS, JOB_KEY, JobLedger, new_runner_id
 from consumers.replay.manifest import Manifest, Unit
 from consumers.replay.ranges import RangeReader
 from consumers.replay.ratecap import CappedReader, CappedSink, RecordRate
-from consumers.sinks.base import BatchingSink, Sink
+from consumers.sinks.base import BatchingSink
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.records import ConsumedRecord
 
