@@ -87,7 +87,7 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
         value = condition()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
