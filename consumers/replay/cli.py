@@ -52,7 +52,9 @@ def _aware_time(text: str) -> datetime:
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="job name; its checkpoint namespace is replay-NAME")
     parser.add_argument(
-        "--sink", required=True, help="sink URI (dynamodb://, firehose://, timestream://, influxdb://, file://)"
+        "--sink",
+        required=True,
+        help="sink URI (dynamodb://, firehose://, timestream://, influxdb://, file://)",
     )
     parser.add_argument("--dead-letter", help="dead-letter URI (file:///PATH.jsonl or s3://BUCKET/PREFIX)")
     parser.add_argument(

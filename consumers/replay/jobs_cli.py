@@ -85,6 +85,13 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--slice", type=int, help="slice index (default: $AWS_BATCH_JOB_ARRAY_INDEX)")
     which.add_argument("--workers", type=int, help="run every slice as local processes, N at a time")
+    parser.add_argument(
+        "--wait-held",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying this long while another runner holds the slice (default 0: refuse at once)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="log level on stderr (default WARNING)")
 
 
@@ -238,7 +245,9 @@ async def _run(args: argparse.Namespace) -> int:
     manifest.slice(index)  # out of range: refused before any network call
     from consumers.replay.slices import run_slice
 
-    outcome = await run_slice(manifest, index)
+    if args.wait_held < 0:
+        raise ConfigurationError("--wait-held must be >= 0")
+    outcome = await run_slice(manifest, index, wait_held=args.wait_held)
     counts = outcome.counts
     print(
         f"slice {index}: done; read {counts['read']}, written {counts['written']}, "

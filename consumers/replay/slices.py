@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consumers.replay.job import ReplayJob
-from consumers.replay.ledger import COUNTERS, JOB_KEY, JobLedger, new_runner_id
+from consumers.replay.ledger import COUNTERS, JOB_KEY, JobLedger, SliceHeldError, new_runner_id
 from consumers.replay.manifest import Manifest, Unit
 from consumers.replay.ranges import RangeReader
 from consumers.replay.ratecap import CappedReader, CappedSink, RecordRate
@@ -159,8 +159,14 @@ async def run_slice(
     runner: str | None = None,
     clock: WallClock = time.time,
     on_progress: Callable[[str, int], None] | None = None,
+    wait_held: float = 0.0,
 ) -> SliceOutcome:
-    """Run slice ``index`` of ``manifest`` to its end (see the module docstring)."""
+    """Run slice ``index`` of ``manifest`` to its end (see the module docstring).
+
+    ``wait_held``: seconds to keep trying when another runner holds the slice (a retried
+    AWS Batch child whose predecessor died waits for that one's lease to expire); 0 refuses
+    at once.
+    """
     from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
     from consumers.checkpoint.uri import open_checkpoint_store
     from shardline.clients import aiobotocore_client
@@ -180,7 +186,7 @@ async def run_slice(
         await store.get(JOB_KEY)  # the lease table exists from here on (created if the URI asks)
         ledger = JobLedger(dynamodb, store.table_name)
         await ledger.bind(manifest.hash, manifest.name, len(manifest.slices))
-        await ledger.claim(index, runner, lease_seconds=manifest.lease_seconds, now=clock())
+        await _claim(ledger, index, runner, manifest.lease_seconds, clock, wait_held)
         _log.info("slice claimed", extra={"slice": index, "runner": runner, "units": len(piece.units)})
         flushed = dict.fromkeys(COUNTERS, 0)
         try:
@@ -203,6 +209,22 @@ async def run_slice(
             raise
         await ledger.finish(index, runner, state="done", now=clock(), counts=_delta(outcome.counts, flushed))
     return outcome
+
+
+async def _claim(
+    ledger: JobLedger, index: int, runner: str, lease_seconds: float, clock: WallClock, wait_held: float
+) -> None:
+    """Claim the slice, retrying until ``wait_held`` seconds passed while a live runner holds it."""
+    deadline = clock() + wait_held
+    while True:
+        try:
+            await ledger.claim(index, runner, lease_seconds=lease_seconds, now=clock())
+            return
+        except SliceHeldError:
+            left = deadline - clock()
+            if left <= 0:
+                raise
+            await asyncio.sleep(min(left, max(0.5, lease_seconds / 3)))
 
 
 async def _run_claimed(
