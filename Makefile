@@ -4,24 +4,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,kafka,bench
+# Every dependency of the dev extra (which includes the bench, kafka, local, kcl and otel roles), pinned
+# with its sha256 hashes for Python 3.11; `make lock` regenerates it after a dependency change.
+LOCK ?= requirements/dev.txt
 PACKAGES := shardline producers consumers benchmarks
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 # The stamp's name carries a hash of pyproject.toml: a changed dependency list reinstalls.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: all test bench lint unit integration venv
+.PHONY: all test bench lint unit integration venv lock wheel-check
 
 all: test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# Dependencies install in hash-checking mode from the lock; the project itself then installs
+# editable without fetching anything (no build isolation: it builds with the locked setuptools).
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
-	$(BIN)/python deploy/scripts/install_kclpy.py --if-missing
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	$(BIN)/shardline-install-kclpy --if-missing
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -44,3 +49,24 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/stream-bench run $(BENCH_ARGS)
+
+# Regenerate the hashed locks from pyproject.toml (pip-tools in a throwaway virtualenv): the dev
+# lock for .venv, and one per role (requirements/<role>.txt, used by .ci/wheel-check and by anyone
+# who installs a role with --require-hashes).  Each role starts from the dev lock's pins.
+ROLES := base kafka otel bench bench-peers local kcl
+PIP_COMPILE = $(VENV)-lock/bin/pip-compile --quiet --generate-hashes --unsafe-package shardline \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check pip-tools
+	$(PIP_COMPILE) --extra dev --output-file $(LOCK) pyproject.toml
+	for role in $(ROLES); do \
+		cp $(LOCK) requirements/$$role.txt; \
+		extra=$$([ $$role = base ] || echo "--extra $$role"); \
+		$(PIP_COMPILE) $$extra --output-file requirements/$$role.txt pyproject.toml || exit 1; \
+	done
+	rm -rf $(VENV)-lock
+
+# Build the wheel and sdist and run each role's commands from its own fresh virtualenv.
+wheel-check:
+	bash .ci/wheel-check

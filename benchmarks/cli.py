@@ -20,7 +20,9 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
+from shardline.cli import package_version
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.extras import MissingExtraError
 
 __all__ = ["build_parser", "main"]
 
@@ -36,6 +38,7 @@ def _rate(text: str) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-bench", description="Benchmark Kinesis and MSK ingestion.")
+    parser.add_argument("--version", action="version", version=f"stream-bench {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the IoT telemetry workload and report")
@@ -143,6 +146,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.gateway import ShardLimits
     from benchmarks.report import print_summary, write_html
     from benchmarks.result import build_result, validate_result
     from benchmarks.run import output_dir, run_kinesis
@@ -153,7 +157,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         embedded_local_target_process,
         kafka_target,
     )
-    from shardline.localstack.gateway import ShardLimits
 
     options = _run_options(args)
     out = output_dir(args.out)
@@ -342,7 +345,7 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
     import tempfile
 
     from benchmarks.targets import ensure_dummy_aws_credentials
-    from shardline.localstack.services import start_server
+    from shardline.local.services import start_server
 
     ensure_dummy_aws_credentials()
     engine = _LOCAL_PEER_SERVER[args.family]
@@ -356,13 +359,20 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:  # a bare `stream-bench` asks what there is
+        parser.print_help()
+        return 0
+    args = parser.parse_args(arguments)
     handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
     try:
         return handlers[args.command](args)
     except ConfigurationError as exc:
         print(f"stream-bench: {exc}", file=sys.stderr)
         return 2
+    except MissingExtraError:
+        raise  # benchmarks.entry reports it in one line
     except ShardlineError as exc:
         print(f"stream-bench: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Where a run sends: the embedded local target, real Kinesis, or an MSK/Kafka cluster.
 
 ``local`` needs no account and no install beyond ``pip``: moto's Kinesis server runs behind
-:class:`~shardline.localstack.gateway.ThreadedKinesisGateway` so AWS's per-shard limits apply.
+:class:`~benchmarks.gateway.ThreadedKinesisGateway` so AWS's per-shard limits apply.
 By default both run in the bench process (threads), as the README's first command expects;
 :func:`embedded_local_target_process` runs them in a child process instead, so the bench
 process's CPU time is the client's alone.  Either way they are stopped when the run ends.
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
 from shardline.errors import ConfigurationError
-from shardline.localstack.errors import LocalStackError, ServerStartError
-from shardline.localstack.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
+from shardline.local.errors import LocalEmulatorError, ServerStartError
 
 __all__ = [
     "BOOTSTRAP_ENV",
@@ -150,7 +150,7 @@ class _ChildTarget:
 
     def _receive(self, expected: str, timeout: float) -> Any:
         if not self._connection.poll(timeout):
-            error = ServerStartError if expected == "ready" else LocalStackError
+            error = ServerStartError if expected == "ready" else LocalEmulatorError
             raise error(f"the embedded target process did not answer {expected!r} in {timeout:g} s")
         kind, value = self._connection.recv()
         if kind == "error":

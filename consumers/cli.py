@@ -17,24 +17,19 @@ it exits 1 when records could be neither written nor dead-lettered, 2 on bad arg
 (reported before any network call).  Endpoints, region and credentials come from the
 standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
 ``AWS_ENDPOINT_URL_DYNAMODB``...).
-
-Fault injection for recovery tests: with ``SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES=N`` set the
-process SIGKILLs itself right after its N-th successful sink write, i.e. between a sink
-write and its checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,16 +38,24 @@ from urllib.parse import parse_qs, urlsplit
 from consumers._pipeline_transform import load_transform
 from consumers.checkpoint.uri import open_checkpoint_store
 from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
+from consumers.preflight import (
+    MissingResourceError,
+    ResourceCheck,
+    dead_letter_check,
+    dynamodb_table_check,
+    kafka_topics_check,
+    kinesis_stream_check,
+    run_checks,
+    sink_check,
+)
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.cli import Command
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.exporters.emf import EmfExporter
 from shardline.metrics import MetricsObserver, NullObserver
-from shardline.records import ConsumedRecord
 
 __all__ = [
-    "FAULT_KILL_AFTER_SINK_WRITES",
     "JsonLogFormatter",
     "KafkaTarget",
     "command",
@@ -62,8 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("shardline.consume")
-
-FAULT_KILL_AFTER_SINK_WRITES = "SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES"
 
 _STANDARD_LOG_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -108,8 +109,11 @@ class KafkaTarget:
 _KAFKA_OPTIONS = {"group", "security", "session_timeout_ms"}
 
 
-def parse_kafka_uri(uri: str) -> KafkaTarget:
-    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``."""
+def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
+    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``.
+
+    ``require_group=False`` for commands that read without joining a group (replay, tail).
+    """
     parts = urlsplit(uri)
     if parts.scheme != "kafka" or not parts.netloc:
         raise ConfigurationError(
@@ -123,7 +127,7 @@ def parse_kafka_uri(uri: str) -> KafkaTarget:
     if unknown:
         raise ConfigurationError(f"unknown kafka:// option(s): {', '.join(sorted(unknown))}")
     group = query.get("group", [""])[-1]
-    if not group:
+    if not group and require_group:
         raise ConfigurationError("kafka:// source needs ?group=GROUP (the consumer group to join)")
     security = query.get("security", ["plaintext"])[-1]
     if security not in ("plaintext", "tls", "msk-iam"):
@@ -139,18 +143,12 @@ def parse_kafka_uri(uri: str) -> KafkaTarget:
 def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) -> Any:
     """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
-    from shardline.kafka_config import KafkaClientConfig, KafkaSecurity, MskIam, Plaintext, Tls
+    from shardline.kafka_config import KafkaClientConfig
 
     lowered = start.lower()
     if lowered not in ("trim_horizon", "latest"):
         raise ConfigurationError("--start for a Kafka source is trim_horizon (earliest) or latest")
-    security: KafkaSecurity
-    if target.security == "tls":
-        security = Tls()
-    elif target.security == "msk-iam":
-        security = MskIam.for_region()
-    else:
-        security = Plaintext()
+    security = _kafka_security(target)
     options: dict[str, Any] = {}
     if target.session_timeout_ms is not None:
         options["session_timeout_ms"] = target.session_timeout_ms
@@ -165,6 +163,16 @@ def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) ->
         config,
         observer=observer,
     )
+
+
+def _kafka_security(target: KafkaTarget) -> Any:
+    from shardline.kafka_config import MskIam, Plaintext, Tls
+
+    if target.security == "tls":
+        return Tls()
+    if target.security == "msk-iam":
+        return MskIam.for_region()
+    return Plaintext()
 
 
 def parse_start(text: str) -> Any:
@@ -186,23 +194,6 @@ def parse_start(text: str) -> Any:
             raise ConfigurationError("--start at_timestamp needs a time zone (e.g. 2024-05-01T00:00:00Z)")
         return AT_TIMESTAMP(moment)
     raise ConfigurationError("--start must be trim_horizon, latest or at_timestamp:ISO")
-
-
-class _KillAfterWrites:
-    """Fault injection: SIGKILL this process right after the N-th successful sink write."""
-
-    def __init__(self, sink: Sink, writes: int) -> None:
-        self._sink = sink
-        self._remaining = writes
-
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        await self._sink.write(batch)
-        self._remaining -= 1
-        if self._remaining <= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    async def close(self) -> None:
-        await self._sink.close()
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -270,7 +261,7 @@ async def _consume(args: argparse.Namespace) -> int:
     exporter = EmfExporter(stream=sys.stdout) if args.metrics == "emf" else None
     observer: MetricsObserver = exporter if exporter is not None else NullObserver()
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    store = open_checkpoint_store(args.checkpoint, namespace=args.namespace) if kafka is None else None
+    store, must_exist = _checkpoint_store(args.checkpoint, args.namespace) if kafka is None else (None, None)
     source: Source
     if kafka is not None:
         source = _kafka_source(kafka, args.start, observer)
@@ -289,9 +280,11 @@ async def _consume(args: argparse.Namespace) -> int:
         )
     sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
-    kill_after = os.environ.get(FAULT_KILL_AFTER_SINK_WRITES)
-    if kill_after:
-        sink = _KillAfterWrites(sink, int(kill_after))
+    try:
+        await run_checks(_resource_checks(args, stream, kafka, must_exist))
+    except BaseException:
+        await _close_quietly(source, sink, dead_letter, store)
+        raise
     pipeline = Pipeline(
         source, sink, config=config, dead_letter=dead_letter, transform=transform, observer=observer
     )
@@ -345,6 +338,55 @@ async def _consume(args: argparse.Namespace) -> int:
     return status
 
 
+def _checkpoint_store(uri: str, namespace: str | None) -> tuple[Any, str | None]:
+    """The checkpoint store ``--checkpoint`` names, and the table that must already exist.
+
+    A missing DynamoDB lease table is created, as the KCL does (on-demand billing,
+    point-in-time recovery), unless the URI says ``?create_table=false``; then the table is
+    looked up before the consumer starts, and the second value names it.
+    """
+    from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
+
+    options: dict[str, Any] = {}
+    parts = urlsplit(uri) if "://" in uri else None
+    dynamodb = parts is not None and parts.scheme.lower() == "dynamodb"
+    if dynamodb and parts is not None and "create_table" not in parse_qs(parts.query):
+        options["create_table"] = True
+    store = open_checkpoint_store(uri, namespace=namespace, **options)
+    must_exist = None
+    if isinstance(store, DynamoDBCheckpointStore) and not store.creates_table:
+        must_exist = store.table_name
+    return store, must_exist
+
+
+def _resource_checks(
+    args: argparse.Namespace, stream: str | None, kafka: KafkaTarget | None, checkpoint_table: str | None
+) -> list[ResourceCheck]:
+    """What the arguments name and must exist before anything is read."""
+    checks: list[ResourceCheck] = []
+    if stream is not None:
+        checks.append(kinesis_stream_check(stream, "the SOURCE argument"))
+    if kafka is not None:
+        from shardline.kafka_config import KafkaClientConfig
+
+        client = KafkaClientConfig(kafka.bootstrap_servers, security=_kafka_security(kafka))
+        checks.append(kafka_topics_check(kafka.topics, "the SOURCE argument", client))
+    if checkpoint_table is not None:
+        checks.append(dynamodb_table_check(checkpoint_table, "--checkpoint"))
+    for check in (sink_check(args.sink), dead_letter_check(args.dead_letter) if args.dead_letter else None):
+        if check is not None:
+            checks.append(check)
+    return checks
+
+
+async def _close_quietly(source: Any, sink: Any, dead_letter: Any, store: Any) -> None:
+    """Close what was built before a refused start (nothing was read or written)."""
+    for closable in (source, sink, dead_letter, store):
+        if closable is not None:
+            with contextlib.suppress(Exception):
+                await closable.close()
+
+
 async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
     """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point)."""
     while True:
@@ -358,6 +400,9 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_consume(args))
     except ConfigurationError as exc:
         logger.error("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
+        return 2
+    except MissingResourceError as exc:
+        logger.error("%s", exc, extra={"error_type": type(exc).__name__, "option": exc.option})
         return 2
     except ShardlineError as exc:
         logger.error("consumer failed: %s", exc, extra={"error_type": type(exc).__name__})

@@ -47,7 +47,7 @@ from typing import TypeAlias
 from consumers._pipeline_tracker import AckTracker, Ticket
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
-from shardline.errors import ConfigurationError, LeaseLostError, SinkError
+from shardline.errors import ConfigurationError, LeaseLostError, ResourceNotFoundError, SinkError
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord, Position
 from shardline.retry import RetryPolicy, is_retriable
@@ -395,6 +395,9 @@ class Pipeline:
         if failure is None:
             written.count += len(records)
             return
+        if _destination_missing(failure):
+            # every record would fail the same way: stop once, naming it, instead of bisecting
+            raise SinkError(f"sink destination does not exist: {failure}") from failure
         if len(records) == 1:
             entry = _dead_letter_entry(records[0], "sink write failed", failure, attempts=attempts)
             await self._send_to_dead_letter([entry])
@@ -558,6 +561,11 @@ def _outage_cause(error: Exception) -> BaseException:
     if isinstance(error, SinkError) and not error.retriable and cause is not None and is_retriable(cause):
         return cause
     return error
+
+
+def _destination_missing(error: BaseException) -> bool:
+    """Whether ``error`` (or the error under a sink's SinkError) says the destination is missing."""
+    return isinstance(error, ResourceNotFoundError) or isinstance(error.__cause__, ResourceNotFoundError)
 
 
 def _dead_letter_entry(

@@ -27,6 +27,8 @@ from shardline.records import KafkaAck
 __all__ = ["CallbackPool", "DeliveryBatch", "KafkaBatchAcks"]
 
 _get_ident = threading.get_ident
+
+
 class KafkaBatchAcks(LazyAcks[KafkaAck]):
     """The acknowledgements of a ``send_many()`` batch, in the order the messages were given.
 

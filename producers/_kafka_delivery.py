@@ -12,6 +12,14 @@ the GIL for every single report.  So *which thread polls* decides the cost:
   ``call_soon_threadsafe``.  Rounds that only advanced ``send_many`` batches are handed over
   too (with the batches that completed), so a send waiting for queue space wakes up.
 
+librdkafka runs the client's callbacks (``error_cb``, ``oauth_cb``, ``stats_cb``) from inside
+``poll()`` too, and confluent-kafka re-raises from ``poll()`` whatever such a callback raised
+(an MSK IAM token that could not be signed, an observer bug).  The pump therefore owns every
+``poll()``: an exception raised from one is handed to ``on_error`` on the loop and polling
+goes on, so a failing callback can never stop delivery reports; should the thread die anyway
+(a ``SystemExit`` raised in a callback), ``on_death`` tells the owner, which fails what is
+pending instead of letting ``flush()`` wait forever.
+
 A report is routed by the thread it arrives on: inline on the loop thread, into the
 thread's private round list otherwise, so the list never needs a lock.  The future of a
 ``send()`` is its own delivery callback (:attr:`DeliveryPump.future_class`): no closure or
@@ -21,16 +29,19 @@ bound method is allocated per message, which also keeps the garbage collector's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DeliveryPump", "Report"]
+__all__ = ["DeliveryPump", "PumpError", "Report"]
 
 Report = tuple["asyncio.Future[Any]", Any, Any]
 """(future, KafkaError or None, Message) of one delivered or failed message."""
 
 ResolveOne = Callable[["asyncio.Future[Any]", Any, Any], None]
+PumpError = Callable[[BaseException], None]
+"""Told (on the loop thread) what a ``poll()`` raised, or what ended the pump's thread."""
 
 
 def _delivery_future_class(
@@ -58,6 +69,8 @@ class DeliveryPump:
         "_completed",
         "_idle",
         "_loop",
+        "_on_death",
+        "_on_error",
         "_on_round",
         "_poll",
         "_reports",
@@ -77,11 +90,15 @@ class DeliveryPump:
         on_round: Callable[[list[Report], list[Any]], None],
         *,
         timeout: float,
+        on_error: PumpError,
+        on_death: PumpError,
         name: str = "shardline-kafka-delivery",
     ) -> None:
         self._poll = poll
         self._loop = loop
         self._on_round = on_round
+        self._on_error = on_error
+        self._on_death = on_death
         self._timeout = timeout
         self._reports: list[Report] = []
         self._completed: list[Any] = []
@@ -112,19 +129,41 @@ class DeliveryPump:
         self._idle.set()
 
     def poll_inline(self) -> None:
-        """Serve pending reports on the loop thread without blocking."""
-        self._poll(0)
+        """Serve pending reports on the loop thread without blocking (callbacks' errors contained)."""
+        try:
+            self._poll(0)
+        except Exception as exc:  # noqa: BLE001 - a client callback's error is not the caller's
+            self._on_error(exc)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - the owner must hear of any death
+            if not self._stopping.is_set():
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+                    self._loop.call_soon_threadsafe(self._on_death, exc)
+
+    def _serve(self) -> None:
         poll, reports, completed, timeout = self._poll, self._reports, self._completed, self._timeout
         call_soon = self._loop.call_soon_threadsafe
-        on_round = self._on_round
+        on_round, on_error = self._on_round, self._on_error
         stopping, idle = self._stopping, self._idle
         while not stopping.is_set():
             if self.busy:
                 idle.wait(timeout)
                 continue
-            served = poll(timeout)
+            try:
+                served = poll(timeout)
+            except Exception as exc:  # noqa: BLE001 - error_cb / oauth_cb raised inside poll()
+                served = 0
+                try:
+                    call_soon(on_error, exc)
+                except RuntimeError:
+                    return
             if served or reports or completed:
                 round_ = reports.copy()
                 reports.clear()

@@ -29,6 +29,7 @@ from producers.keys import Key, KeyStrategy
 from producers.keys import resolve as resolve_key
 from shardline.errormap import from_kafka_error
 from shardline.errors import (
+    BackgroundTaskError,
     ClosedError,
     DeliveryError,
     InvalidPartitionKeyError,
@@ -38,7 +39,7 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, Record
 from shardline.validation import validate_data
 
@@ -89,13 +90,18 @@ class KafkaProducer:
         self.config = config if config is not None else KafkaProducerConfig()
         self._serializer = serializer
         self._key_strategy = key_strategy
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         self._fatal: ShardlineError | None = None
+        self._failure: BackgroundTaskError | None = None
+        self._callback_error: ShardlineError | None = None
+        self._callback_errors = 0
         self._last_client_error: ShardlineError | None = None
         self._owns_producer = producer is None
         if producer is None:
             assert client is not None
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
+            if "oauth_cb" in conf:
+                conf["oauth_cb"] = self._supervised_oauth(conf["oauth_cb"])
             producer = Producer(conf)
         self._producer = producer
         self._produce: Callable[..., None] = producer.produce
@@ -128,6 +134,8 @@ class KafkaProducer:
 
     def _check_ready(self) -> DeliveryPump:
         """The slow path of ``send``: closed, failed for good, or not started yet."""
+        if self._failure is not None:
+            raise self._failure
         if self._closed:
             raise ClosedError("producer is closed")
         if self._fatal is not None:
@@ -146,6 +154,8 @@ class KafkaProducer:
                 self._resolve_one,
                 self._on_round,
                 timeout=self.config.poll_timeout_s,
+                on_error=self._on_callback_error,
+                on_death=self._on_pump_death,
             )
             self._create_future = self._pump.future_class
             self._callbacks = CallbackPool(self._pump.loop_thread)
@@ -285,7 +295,7 @@ class KafkaProducer:
         self._drained.clear()
         if not pump.busy:
             pump.mark_busy()
-        produce, topic, poll = self._produce, self.topic, self._poll
+        produce, topic, poll = self._produce, self.topic, pump.poll_inline
         pool = self._callbacks
         assert pool is not None
         free, owners, indexes, callbacks = pool.free, pool.owners, pool.indexes, pool.callbacks
@@ -301,12 +311,12 @@ class KafkaProducer:
                         indexes[slot] = index
                         produce(topic, data, out_keys[index], -1, callbacks[slot])
                         if not index & _BATCH_POLL_MASK:
-                            poll(0)
+                            poll()
                 else:
                     for index in range(count):
                         self._produce_one(batch, index, datas[index], out_keys[index], extras)
                         if not index & _BATCH_POLL_MASK:
-                            poll(0)
+                            poll()
                 index = count
             except BufferError:
                 if extras is None:
@@ -327,10 +337,16 @@ class KafkaProducer:
         """Wait until every message sent so far was delivered or failed (futures resolved).
 
         librdkafka fails undeliverable messages after ``delivery_timeout_ms``, so this ends.
+        If the delivery thread died, raises the :class:`~shardline.errors.BackgroundTaskError`
+        naming the cause (pending messages were purged and fail with it).
         """
         while (self._in_flight or self._open_batches) and self._pump is not None:
+            if self._failure is not None:
+                raise self._failure
             self._drained.clear()
             await self._drained.wait()
+        if self._failure is not None:
+            raise self._failure
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the delivery thread.  Later ``send`` calls raise ClosedError.
@@ -496,8 +512,8 @@ class KafkaProducer:
         try:
             async with self._space_lock:
                 while index < len(datas):
-                    if self._fatal is not None:
-                        self._abandon(batch, index, self._fatal)
+                    if self._failure is not None or self._fatal is not None:
+                        self._abandon(batch, index, self._failure or self._fatal)  # type: ignore[arg-type]
                         return
                     if self._closed and self._pump is None:
                         self._abandon(batch, index, ClosedError("producer is closed"))
@@ -609,6 +625,8 @@ class KafkaProducer:
         try:
             async with self._space_lock:
                 while True:
+                    if self._failure is not None:
+                        raise self._failure
                     if self._fatal is not None:
                         raise self._fatal
                     if self._closed and self._pump is None:
@@ -689,7 +707,7 @@ class KafkaProducer:
         code = err.code()
         if code in (KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             error = DeliveryError(f"message not delivered: {err.name()}", retriable=True)
-            error.__cause__ = self._last_client_error or mapped
+            error.__cause__ = self._failure or self._callback_error or self._last_client_error or mapped
             return error
         return mapped
 
@@ -698,6 +716,67 @@ class KafkaProducer:
         if err.fatal() and self._fatal is None:
             self._fatal = from_kafka_error(err)
             self._ready = False
+
+    def _on_callback_error(self, error: BaseException) -> None:
+        """A client callback (``error_cb``, ``oauth_cb``) raised inside ``poll()`` (loop thread).
+
+        Polling goes on.  The error is kept as the cause of later delivery failures (an MSK IAM
+        token that cannot be signed shows up as the reason messages time out), logged the
+        first time by type only (a signer's message may quote credential sources), and counted.
+        """
+        if isinstance(error, ShardlineError):
+            self._callback_error = error
+        else:
+            self._callback_error = DeliveryError(f"client callback raised {type(error).__name__}")
+            self._callback_error.__cause__ = error
+        self._callback_errors += 1
+        if self._callback_errors == 1:
+            log.warning(
+                "kafka client callback raised %s on topic %s; carrying on, later failures are counted",
+                type(error).__name__,
+                self.topic,
+            )
+        self._observer.on_event("kafka_callback_errors", 1, topic=self.topic, error=type(error).__name__)
+
+    def _supervised_oauth(self, oauth_cb: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``oauth_cb`` as librdkafka gets it: a failure is recorded, then re-raised.
+
+        librdkafka calls it on its own background thread (not the delivery thread) when a
+        token is due; raising tells librdkafka the refresh failed (it tries again later).  The
+        error becomes the cause reported with messages that time out meanwhile, so an MSK IAM
+        signing failure (STS unreachable, expired credentials) is visible, not a bare timeout.
+        """
+
+        def oauth(oauthbearer_config: Any) -> Any:
+            try:
+                token = oauth_cb(oauthbearer_config)
+            except Exception as exc:
+                self._on_callback_error(exc)
+                raise
+            self._callback_error = None
+            return token
+
+        return oauth
+
+    def _on_pump_death(self, cause: BaseException) -> None:
+        """The delivery thread ended unexpectedly (loop thread): fail what is pending, stop sends."""
+        if self._failure is not None or self._closed:
+            return
+        failure = BackgroundTaskError(
+            f"topic {self.topic}: the delivery thread died ({type(cause).__name__})"
+        )
+        failure.__cause__ = cause
+        self._failure = failure
+        self._ready = False
+        log.error("topic %s: kafka delivery thread died; purging pending messages", self.topic)
+        # Purged messages report at once; this thread serves them, failing their futures.
+        try:
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._poll(0)
+        except Exception:
+            log.exception("topic %s: purging after the delivery thread died failed", self.topic)
+        self._drained.set()
+        self._space.set()
 
     def _on_client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb`` (delivery thread): connection, auth and fatal errors."""

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
-from shardline.errors import ConfigurationError, InvalidPartitionKeyError
+from shardline.errors import ConfigurationError, InvalidPartitionKeyError, ShardlineError
 from shardline.limits import HASH_KEY_MAX
 
 __all__ = [
@@ -58,7 +58,14 @@ class RangeAware(Protocol):
 
 def resolve(strategy: KeyStrategy, value: Any) -> Key:
     """Apply ``strategy`` and normalise its answer to a :class:`Key`."""
-    answer = strategy(value)
+    try:
+        answer = strategy(value)
+    except ShardlineError:
+        raise
+    except Exception as exc:
+        raise InvalidPartitionKeyError(
+            f"key strategy raised {type(exc).__name__} on a {type(value).__name__}"
+        ) from exc
     if isinstance(answer, Key):
         return answer
     if isinstance(answer, str):

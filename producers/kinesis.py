@@ -36,8 +36,9 @@ from producers.ratelimit import ShardRateLimiter
 from producers.tickets import BatchAcks, BatchTicket, SingleTicket
 from shardline.aggregation import AggregateBuilder, single_aggregate_size
 from shardline.clients import aiobotocore_client
-from shardline.errormap import from_botocore, from_error_code
+from shardline.errormap import from_error_code, map_aws_errors
 from shardline.errors import (
+    BackgroundTaskError,
     BufferFullError,
     ClosedError,
     ConfigurationError,
@@ -52,7 +53,7 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
 from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardMap, list_shards
@@ -112,7 +113,7 @@ class KinesisProducer:
         self._injected_client = client
         self._session = session
         self._endpoint_url = endpoint_url
-        self._observer: MetricsObserver = observer or NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         self._clock = clock
         self._policy = RetryPolicy(
             max_attempts=self.config.max_attempts,
@@ -140,13 +141,15 @@ class KinesisProducer:
         self._drained: asyncio.Event | None = None
         self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        # Each PutRecords request task and the entries it carries, so a failure can resolve them.
+        self._in_flight: dict[asyncio.Task[None], list[Entry]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()
         self._flushing = 0
         self._closing = False
         self._closed = False
         self._started = False
+        self._failure: BackgroundTaskError | None = None
         self._timer_armed = False
         self._refresh_lock: asyncio.Lock | None = None
         self._next_refresh = 0.0
@@ -208,24 +211,19 @@ class KinesisProducer:
         self._refresh_lock = asyncio.Lock()
         self._next_refresh = self._clock() + self.config.shard_refresh_interval
         self._sender = asyncio.create_task(self._run(), name=f"kinesis-sender:{self._stream_label}")
+        self._sender.add_done_callback(self._on_sender_done)
         self._started = True
         self._accepting = True
 
     async def _stream_max_record_bytes(self) -> int:
-        try:
+        with map_aws_errors("kinesis"):
             summary = await self._client.describe_stream_summary(**self._stream_param)
-        except Exception as exc:
-            raise from_botocore(exc) from exc
         kib = summary.get("StreamDescriptionSummary", {}).get("MaxRecordSizeInKiB")
         return int(kib) * KiB if kib else DEFAULT_MAX_RECORD_BYTES
 
     async def _load_shard_map(self) -> ShardMap:
-        try:
+        with map_aws_errors("kinesis"):
             shards = await list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            raise from_botocore(exc) from exc
         shard_map = ShardMap.from_shards(shards)
         if not shard_map.open_shards:
             raise ShardNotFoundError(f"stream {self._stream_label!r} has no open shards")
@@ -240,40 +238,71 @@ class KinesisProducer:
     async def flush(self) -> None:
         """Send everything buffered now, waiting without linger until all of it is resolved.
 
-        Each record's future (or batch ticket) holds its outcome: an Ack or the error.
+        Each record's future (or batch ticket) holds its outcome: an Ack or the error.  If the
+        sender (or a request it started) died, every pending record has already failed and
+        this raises the :class:`~shardline.errors.BackgroundTaskError` naming the cause.
         """
+        if self._failure is not None:
+            raise self._failure
         if not self._started or self._closed:
             raise ClosedError("producer not started or already closed")
         assert self._drained is not None and self._wakeup is not None
         self._flushing += 1
         try:
             self._wakeup.set()
-            await self._drained.wait()
+            await self._drained.wait()  # also set when the producer fails
         finally:
             self._flushing -= 1
+        if self._failure is not None:
+            raise self._failure
 
-    async def close(self) -> None:
-        """Flush, stop the sender and release the client; further sends raise ClosedError."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Flush, stop the sender and release the client; further sends raise ClosedError.
+
+        With ``timeout``, records still pending after that many seconds fail with
+        :class:`~shardline.errors.DeliveryError` and close returns, so every record is
+        delivered or reported either way.  Raises the producer's
+        :class:`~shardline.errors.BackgroundTaskError` if its background work died.
+        """
         if self._closed:
             return
         self._accepting = False
         if self._started:
             self._closing = True
+            abandoned = False
             try:
-                await self.flush()
+                if timeout is None:
+                    await self.flush()
+                else:
+                    try:
+                        await asyncio.wait_for(self.flush(), timeout)
+                    except TimeoutError:
+                        abandoned = True
+                        self._abandon(DeliveryError(f"producer closed after {timeout}s before delivery"))
             finally:
-                assert self._wakeup is not None and self._sender is not None
-                self._wakeup.set()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sender
-                pending = self._in_flight | self._background
-                if pending:
-                    await asyncio.gather(*pending, return_exceptions=True)
+                await self._stop_background(cancel=abandoned or self._failure is not None)
                 if self._stack is not None:
                     await self._stack.aclose()
+                self._closed = True
         self._closed = True
 
+    async def _stop_background(self, *, cancel: bool) -> None:
+        """End the sender and every request and refresh task; nothing is left running.
+
+        ``cancel`` when every pending record was already failed (the producer failed, or the
+        close timeout ran out): requests still running have nobody left to report to.
+        """
+        assert self._wakeup is not None and self._sender is not None
+        self._wakeup.set()
+        tasks = [self._sender, *self._in_flight, *self._background]
+        if cancel:
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def _require_started(self) -> None:
+        if self._failure is not None:
+            raise self._failure
         if self._closed or self._closing:
             raise ClosedError("producer is closed")
         if not self._started:
@@ -575,8 +604,7 @@ class KinesisProducer:
                 raise BufferFullError(
                     f"producer buffer full ({self._buffered_records} records, {self._buffered_bytes} bytes)"
                 )
-            if self._closing or self._closed:
-                raise ClosedError("producer is closed")
+            self._require_started()
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._space_waiters.append(waiter)
             try:
@@ -584,6 +612,8 @@ class KinesisProducer:
             finally:
                 with contextlib.suppress(ValueError):
                     self._space_waiters.remove(waiter)
+            if self._accepting is not True:  # failed or closed while waiting: room was made by that
+                self._require_started()
 
     def _release(self, records: int, nbytes: int) -> None:
         self._buffered_records -= records
@@ -634,8 +664,8 @@ class KinesisProducer:
                 if cfg.ordered:
                     self._busy.update(entry.shard_id for entry in batch)
                 task = asyncio.create_task(self._send(batch))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                self._in_flight[task] = batch
+                task.add_done_callback(self._on_request_done)
             if self._closing and acc.empty and not self._in_flight:
                 return
             if now >= self._next_refresh:
@@ -658,7 +688,67 @@ class KinesisProducer:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._on_background_done)
+
+    # --- supervision: every task has an owner that surfaces its death -----------------------
+
+    def _on_sender_done(self, task: asyncio.Task[None]) -> None:
+        if self._failure is not None:
+            return
+        if task.cancelled():
+            if not self._closed and not self._closing:
+                self._fail_producer("the sender task was cancelled", asyncio.CancelledError())
+            return
+        error = task.exception()
+        if error is not None:
+            self._fail_producer("the sender task died", error)
+        elif not self._closing:
+            self._fail_producer("the sender task ended early", RuntimeError("sender returned"))
+
+    def _on_request_done(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self._failure is None:
+            # Fail the producer while the task's own batch is still listed as in flight.
+            self._fail_producer("a PutRecords request task died", error)
+        self._in_flight.pop(task, None)
+
+    def _on_background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and self._failure is None and (error := task.exception()) is not None:
+            self._fail_producer("the shard map refresh task died", error)
+
+    def _fail_producer(self, what: str, cause: BaseException) -> None:
+        """Background work died: fail every pending record with the cause, stop accepting.
+
+        Runs on the event loop (done callbacks), at most once; flush() and close() raise the
+        error from then on, and the sender and requests still running are cancelled.
+        """
+        failure = BackgroundTaskError(f"stream {self._stream_label}: {what} ({type(cause).__name__})")
+        failure.__cause__ = cause
+        self._failure = failure
+        self._accepting = False
+        _log.error("stream %s: %s; failing every pending record", self._stream_label, what, exc_info=cause)
+        self._abandon(failure)
+        for task in [self._sender, *self._in_flight, *self._background]:
+            if task is not None and not task.done():
+                task.cancel()
+
+    def _abandon(self, error: ShardlineError) -> None:
+        """Fail every record not yet resolved (buffered or in a request) and empty the buffer."""
+        entries = self._acc.drain_all() if self._acc is not None else []
+        for batch in self._in_flight.values():
+            entries.extend(batch)
+        owners: dict[int, Any] = {}
+        for entry in entries:
+            for owner in entry.owners:
+                owners[id(owner)] = owner
+        for owner in owners.values():
+            owner.abort(error)
+        if entries:
+            failed = sum(entry.count for entry in entries)
+            self._observer.on_event("records_failed", failed, stream=self._stream_label)
+        self._buffered_records = self._buffered_bytes = 0
+        self._release(0, 0)
 
     def _expired_error(self, entry: Entry) -> DeliveryError:
         error = DeliveryError(
@@ -672,14 +762,15 @@ class KinesisProducer:
         """One PutRecords call; acknowledges, retries or fails each entry of ``batch``."""
         try:
             try:
-                response = await self._client.put_records(
-                    Records=[entry.request_entry() for entry in batch], **self._stream_param
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure must reach the records' futures
-                error = self._map_error(exc)
-                self._observer.on_event("request_errors", 1, stream=self._stream_label, code=error.code)
+                with map_aws_errors("kinesis"):
+                    response = await self._client.put_records(
+                        Records=[entry.request_entry() for entry in batch], **self._stream_param
+                    )
+            except ShardlineError as error:
+                # Anything else is a programming error: it ends this task, whose owner
+                # (_on_request_done) fails every pending record with it.
+                code = getattr(error, "code", type(error).__name__)
+                self._observer.on_event("request_errors", 1, stream=self._stream_label, code=code)
                 if error.retriable:
                     if isinstance(error, ThrottledError):
                         self._observer.on_event("throttles", len(batch), stream=self._stream_label)
@@ -695,12 +786,6 @@ class KinesisProducer:
                     self._busy.discard(entry.shard_id)
             assert self._wakeup is not None
             self._wakeup.set()
-
-    def _map_error(self, exc: BaseException) -> Any:
-        error = from_botocore(exc)
-        if not isinstance(error, ShardlineError):  # pragma: no cover - defensive
-            error = TransientServiceError(type(exc).__name__, service="kinesis")
-        return error
 
     async def _handle_response(self, batch: list[Entry], response: Any) -> None:
         results = response["Records"]
@@ -764,7 +849,21 @@ class KinesisProducer:
         the wrong shard rather than a loss; consumers that filter sub-records by the shard's
         hash range, like the KCL, drop the stray copy).
         """
-        await self.refresh_shard_map()
+        try:
+            await self.refresh_shard_map()
+        except ShardlineError as exc:
+            # The aggregates were written, but which of their records the receiving shards
+            # own cannot be told without the new map: report them failed (the caller may send
+            # again: a duplicate, never a silent loss to a consumer filtering by hash range).
+            for entry, shard_id, _ in misplaced:
+                error = DeliveryError(
+                    f"written to unexpected shard {shard_id}; the shard map could not be refreshed",
+                    attempts=entry.attempts + 1,
+                    retriable=True,
+                )
+                error.__cause__ = exc
+                self._fail_entry(entry, error)
+            return
         shard_map = self.shard_map
         acc = self._acc
         assert acc is not None

@@ -44,6 +44,10 @@ class RecordOwner(Protocol):
 
     def fail(self, slot: int, error: ShardlineError) -> None: ...
 
+    def abort(self, error: ShardlineError) -> None:
+        """Fail every record of this owner that has no outcome yet (the producer is giving up)."""
+        ...
+
 
 class SingleTicket(asyncio.Future[Ack]):
     """The future ``send()`` returns, which also holds its one record.
@@ -70,6 +74,11 @@ class SingleTicket(asyncio.Future[Ack]):
             self.set_result(Ack(shard_id, sequence_number, first_sub))
 
     def fail(self, slot: int, error: ShardlineError) -> None:
+        if not self.done():
+            self.set_exception(error)
+
+    def abort(self, error: ShardlineError) -> None:
+        """The producer failed or closed before this record had an outcome."""
         if not self.done():
             self.set_exception(error)
 
@@ -156,6 +165,22 @@ class BatchTicket:
         self._pending -= 1
         if self._pending == 0:
             self._resolve()
+
+    def abort(self, error: ShardlineError) -> None:
+        """The producer failed or closed: every record without an outcome yet fails with ``error``.
+
+        Only on that path, so the scan over the acknowledged runs costs nothing normally.
+        """
+        if self.future.done():
+            return
+        resolved = set(self._failed)
+        for slots, _, _, _ in self._runs:
+            resolved.update(slots)
+        for slot in range(len(self.records)):
+            if slot not in resolved:
+                self._failed[slot] = error
+        self._pending = 0
+        self._resolve()
 
     def _resolve(self) -> None:
         if not self.future.done():

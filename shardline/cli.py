@@ -11,9 +11,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
-__all__ = ["Command", "main"]
+from shardline.extras import MissingExtraError, extra_for_module, run_command
+
+__all__ = ["Command", "main", "package_version"]
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,27 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-def _discover() -> tuple[list[Command], dict[str, str]]:
+def _discover(argv: Sequence[str] | None = None) -> tuple[list[Command], dict[str, str]]:
     """Registered commands, and the reasons why others could not be loaded.
 
-    A command whose optional extra is not installed is reported only when it is asked for,
-    so it does not clutter every other command's output.
+    When ``argv`` names a registered command only that one is loaded, so ``shardline consume``
+    never imports another command's modules (the local emulator manager, say).  A command whose
+    optional extra is not installed is reported only when it is asked for, so it does not
+    clutter every other command's output.
     """
     commands: list[Command] = []
     unavailable: dict[str, str] = {}
-    for entry in entry_points(group="shardline.commands"):
+    entries = entry_points(group="shardline.commands")
+    arguments = sys.argv[1:] if argv is None else argv
+    requested = next((arg for arg in arguments if not arg.startswith("-")), None)
+    if requested in entries.names:
+        entries = entries.select(name=requested)
+    for entry in entries:
         try:
             loaded = entry.load()
         except ImportError as exc:  # an optional extra (or the package itself) is not installed
-            unavailable[entry.name] = str(exc)
+            extra = extra_for_module(exc.name, prefer=entry.name)
+            unavailable[entry.name] = str(MissingExtraError(exc.name or "?", extra)) if extra else str(exc)
             continue
         if isinstance(loaded, Command):
             commands.append(loaded)
@@ -47,25 +57,48 @@ def _discover() -> tuple[list[Command], dict[str, str]]:
     return sorted(commands, key=lambda command: command.name), unavailable
 
 
+def package_version(distribution: str = "shardline") -> str:
+    """The installed version of ``distribution`` (``unknown`` when run from a bare checkout)."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="shardline", description="Streaming ingestion for Kinesis and MSK.")
+    parser = argparse.ArgumentParser(
+        prog="shardline",
+        description="Streaming ingestion for Kinesis and MSK.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shardline {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
-    commands, unavailable = _discover()
+    commands, unavailable = _discover(argv)
     for command in commands:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         command.configure(sub)
         runners[command.name] = command.run
     for name in sorted(set(unavailable) - set(runners)):
         subparsers.add_parser(name, help=f"(unavailable; `shardline {name}` says why)", add_help=False)
-    args, extra = parser.parse_known_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:  # a bare `shardline` asks what there is
+        parser.print_help()
+        return 0
+    args, extra = parser.parse_known_args(arguments)
     if args.command in unavailable and args.command not in runners:
         reason = unavailable[args.command]
         print(f"shardline: command {args.command!r} unavailable: {reason}", file=sys.stderr)
         return 2
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return runners[args.command](args)
+    # a command's extra shares its name (`shardline local` -> shardline[local])
+    return run_command(f"shardline {args.command}", lambda: runners[args.command](args), prefer=args.command)
 
 
 if __name__ == "__main__":

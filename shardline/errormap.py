@@ -1,9 +1,13 @@
 """The one place where botocore, aiohttp and confluent-kafka errors become Shardline errors.
 
-Callers catch whatever a client raised, pass it here, and from then on reason only about
-:mod:`shardline.errors` classes and their ``retriable`` flag; nobody else compares error-code
-strings.  The tables below are the whole policy: the unit tests iterate over them, so a code
-added here without a test case fails the suite.
+Call sites wrap a client call in one of the boundaries, :func:`map_aws_errors` or
+:func:`map_kafka_errors` (context managers, in the spirit of httpx's
+``map_httpcore_exceptions``), and from then on reason only about :mod:`shardline.errors`
+classes and their ``retriable`` flag; nobody else compares error-code strings or translates
+an exception by hand (a test walks the code base for that).  Programming errors (TypeError,
+AttributeError, KeyError...) pass through the boundaries untouched: a bug must never look
+like a non-retriable service error.  The tables below are the whole policy: the unit tests
+iterate over them, so a code added here without a test case fails the suite.
 
 Messages are built from the error code and the service's own message, cut to one line of
 bounded length; authentication messages are cut before AWS echoes the canonical request
@@ -13,8 +17,8 @@ bounded length; authentication messages are cut before AWS echoes the canonical 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Final
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Literal
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -59,6 +63,8 @@ __all__ = [
     "from_error_code",
     "from_kafka_error",
     "kafka_error_classes",
+    "map_aws_errors",
+    "map_kafka_errors",
     "translate",
 ]
 
@@ -416,3 +422,58 @@ def from_kafka_error(error: object) -> ShardlineError:
     mapped = _build(cls, name, reason, "kafka", retriable=False if fatal else None)
     mapped.__cause__ = cause
     return mapped
+
+
+class _Boundary:
+    """A context manager that re-raises client-library errors as Shardline errors.
+
+    A class rather than a generator-based context manager: it costs two plain method calls,
+    so it can wrap every request of a busy reader.
+    """
+
+    __slots__ = ("_kafka", "_service")
+
+    def __init__(self, service: str, kafka: bool) -> None:
+        self._service = service
+        self._kafka = kafka
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, ShardlineError) or not isinstance(exc, Exception):
+            return False  # nothing raised, already mapped, or cancellation / exit: untouched
+        mapped = _translate_kafka(exc) if self._kafka else translate(exc, service=self._service)
+        if mapped is None:
+            return False  # a programming error: let it through as it is
+        raise mapped from exc
+
+
+def map_aws_errors(service: str = "") -> _Boundary:
+    """Wrap AWS client calls: botocore / aiobotocore / aiohttp errors become Shardline errors.
+
+    ::
+
+        with map_aws_errors("kinesis"):
+            response = await client.get_records(ShardIterator=iterator)
+
+    ClientError maps by error code (HTTP 5xx and 429 when the code is unknown), connection
+    failures and timeouts to :class:`~shardline.errors.TransientServiceError`.  Anything that
+    is not a client-library error propagates unchanged.
+    """
+    return _Boundary(service, kafka=False)
+
+
+def map_kafka_errors() -> _Boundary:
+    """Wrap confluent-kafka calls: ``KafkaException`` becomes the Shardline error of its code."""
+    return _Boundary("kafka", kafka=True)
+
+
+def _translate_kafka(exc: BaseException) -> ShardlineError | None:
+    try:
+        from confluent_kafka import KafkaException  # optional extra
+    except ImportError:  # pragma: no cover - without the extra nothing raises KafkaException
+        return None
+    return from_kafka_error(exc) if isinstance(exc, KafkaException) else None

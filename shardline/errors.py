@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDeniedError",
     "AuthenticationError",
+    "BackgroundTaskError",
     "BufferFullError",
     "CheckpointError",
     "ClosedError",
@@ -29,6 +30,7 @@ __all__ = [
     "KmsError",
     "LeaseLostError",
     "MessageTooLargeError",
+    "MissingResourceError",
     "RecordTooLargeError",
     "ResourceInUseError",
     "ResourceNotFoundError",
@@ -106,6 +108,14 @@ class ClosedError(ShardlineError):
     """The producer, consumer or sink was already closed."""
 
 
+class BackgroundTaskError(ShardlineError):
+    """A task or thread a component runs in the background died; the component is unusable.
+
+    ``__cause__`` is what killed it.  Every record still pending fails with this error and
+    ``flush()``/``close()`` raise it, so a dead sender can never leave a caller waiting.
+    """
+
+
 class DeliveryError(ShardlineError):
     """A record could not be delivered within its attempts or time to live.
 
@@ -156,6 +166,25 @@ class ResourceInUseError(ServiceError):
 
 class ResourceNotFoundError(ServiceError):
     """The stream, table, topic or delivery stream does not exist."""
+
+
+class MissingResourceError(ResourceNotFoundError):
+    """A resource named on the command line does not exist, found before the command started.
+
+    ``kind`` and ``name`` say what is missing, ``option`` which argument named it, so the one
+    line a command prints is enough to fix it.
+    """
+
+    def __init__(self, kind: str, name: str, option: str, *, service: str = "") -> None:
+        super().__init__(
+            f"{kind} {name!r} (named by {option}) does not exist: create it, or fix the name "
+            "and the region/endpoint",
+            code="ResourceNotFound",
+            service=service,
+        )
+        self.kind = kind
+        self.name = name
+        self.option = option
 
 
 class AccessDeniedError(ServiceError):

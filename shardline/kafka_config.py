@@ -142,13 +142,9 @@ def _signer_for(profile: str | None, role_arn: str | None) -> TokenSigner:
     from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 
     if role_arn is not None:
-        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_role_arn(
-            region, role_arn
-        )
+        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_role_arn(region, role_arn)
     if profile is not None:
-        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_profile(
-            region, profile
-        )
+        return lambda region: MSKAuthTokenProvider.generate_auth_token_from_profile(region, profile)
     # The default chain honours AWS_PROFILE, environment credentials, instance and task roles.
     return lambda region: MSKAuthTokenProvider.generate_auth_token(region)
 

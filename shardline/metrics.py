@@ -1,16 +1,25 @@
 """Metrics as an observer protocol with a null default.
 
-Components call ``observer.on_<event>(**fields)``; exporters (CloudWatch EMF, OpenTelemetry,
-the bench's own recorder) implement the methods they care about.  Every method takes
-``**extra`` so new fields can be added without breaking observers, as in s3transfer's
-subscribers.  There is no global collector: each component receives its observer.
+Components call ``observer.on_event(name, value, **dimensions)``; exporters (CloudWatch EMF,
+OpenTelemetry, the bench's own recorder) implement it.  Event names, kinds, units and
+dimensions are catalogued in :mod:`shardline.metrics_events`; emitters use its constants.
+There is no global collector: each component receives its observer.
+
+An observer is user code called from inside background work (a producer's sender task, a
+Kafka delivery callback on librdkafka's thread, a pipeline lane).  Components wrap the
+observer they are given with :func:`guard_observer`, so an observer that raises never kills
+the task that reported the event: the error is logged once per observer and counted.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CompositeObserver", "MetricsObserver", "NullObserver"]
+__all__ = ["CompositeObserver", "GuardedObserver", "MetricsObserver", "NullObserver", "guard_observer"]
+
+_log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -18,7 +27,8 @@ class MetricsObserver(Protocol):
     """What producers, consumers and sinks report.  Any subset may be implemented."""
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
-        """A counter or gauge sample: ``name`` like ``records_sent``; dimensions like stream, shard."""
+        """A counter, gauge or distribution sample: ``name`` like ``records_sent``; dimensions
+        like stream, shard (see :mod:`shardline.metrics_events` for the catalogue)."""
 
 
 class NullObserver:
@@ -30,13 +40,59 @@ class NullObserver:
         return None
 
 
+class GuardedObserver:
+    """Calls an observer and contains what it raises, so reporting can never kill the reporter.
+
+    The first failure is logged with its traceback; later ones are only counted in
+    :attr:`failures` (an observer that raises on every event would otherwise flood the log).
+    Events may arrive from several threads (Kafka delivery reports come on librdkafka's
+    thread), so the counter is updated under a lock taken only on failure.
+    """
+
+    __slots__ = ("_lock", "failures", "observer")
+
+    def __init__(self, observer: MetricsObserver) -> None:
+        self.observer = observer
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        try:
+            self.observer.on_event(name, value, **dimensions)
+        except Exception:  # noqa: BLE001 - any observer failure is contained here, by design
+            with self._lock:
+                self.failures += 1
+                first = self.failures == 1
+            if first:
+                _log.warning(
+                    "metrics observer %s raised on event %r; the event is dropped and later "
+                    "failures of this observer are counted, not logged",
+                    type(self.observer).__name__,
+                    name,
+                    exc_info=True,
+                )
+
+
+def guard_observer(observer: MetricsObserver | None) -> MetricsObserver:
+    """The observer to call from background work: ``observer`` wrapped in a :class:`GuardedObserver`.
+
+    ``None`` becomes a :class:`NullObserver`; a null or already guarded observer is returned
+    as is, so the default costs nothing.
+    """
+    if observer is None:
+        return NullObserver()
+    if isinstance(observer, (NullObserver, GuardedObserver)):
+        return observer
+    return GuardedObserver(observer)
+
+
 class CompositeObserver:
-    """Fans one event out to several observers."""
+    """Fans one event out to several observers; one that raises does not starve the others."""
 
     __slots__ = ("_observers",)
 
     def __init__(self, *observers: MetricsObserver) -> None:
-        self._observers = observers
+        self._observers = tuple(guard_observer(observer) for observer in observers)
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         for observer in self._observers:

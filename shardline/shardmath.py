@@ -30,7 +30,6 @@ __all__ = [
     "ShardInfo",
     "ShardMap",
     "list_shards",
-    "list_shards_sync",
     "partition_key_hash",
 ]
 
@@ -212,7 +211,7 @@ def _list_shards_pages(
 ) -> Generator[_Request, _Response, list[ShardInfo]]:
     """The ListShards pagination protocol without I/O: yields requests, receives responses.
 
-    Both :func:`list_shards` and :func:`list_shards_sync` drive it, so the parsing and the
+    :func:`list_shards` drives it (and the tests' blocking twin, over boto3), so the parsing and the
     NextToken rule (a follow-up request carries only the token, which names the stream) live here once.
     """
     if (stream_name is None) == (stream_arn is None):
@@ -247,25 +246,6 @@ async def list_shards(
     request = next(pages)
     while True:
         response = await client.list_shards(**request)
-        try:
-            request = pages.send(response)
-        except StopIteration as done:
-            result: list[ShardInfo] = done.value
-            return result
-
-
-def list_shards_sync(
-    client: Any,
-    stream_name: str | None = None,
-    stream_arn: str | None = None,
-    *,
-    page_size: int | None = None,
-) -> list[ShardInfo]:
-    """Every shard of a stream through a boto3 Kinesis client, following NextToken."""
-    pages = _list_shards_pages(stream_name, stream_arn, page_size)
-    request = next(pages)
-    while True:
-        response = client.list_shards(**request)
         try:
             request = pages.send(response)
         except StopIteration as done:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shardline.localstack.errors import PrerequisiteMissingError
-from shardline.localstack.processes import ServerHandle
-from shardline.localstack.services import start_server
+from shardline.local.errors import PrerequisiteMissingError
+from shardline.local.processes import ServerHandle
+from shardline.local.services import start_server
 
 _DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from shardline.errormap import from_botocore, from_error_code
 from shardline.kafka_config import KafkaClientConfig, MskIam, MskIamTokenProvider, Scram
-from shardline.localstack import processes
-from shardline.localstack.environment import export_lines, stack_environment
+from shardline.local import processes
+from shardline.local.environment import export_lines, stack_environment
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition, Record
 
 CANARY = "CANARY-SECRET-d3adb33f"

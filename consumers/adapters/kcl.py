@@ -7,29 +7,46 @@ transform / sink / retry / bisection / dead-letter logic as ``shardline consume`
 checkpoints *through the daemon*, which owns the lease table:
 
 * after a batch, once ``checkpoint_interval`` seconds passed since the last checkpoint, at
-  the last record the sink acknowledged;
-* ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start;
-* ``shutdownRequested``: checkpoint what is acknowledged;
+  the last record written or dead-lettered, naming exactly the (sequence, sub-sequence)
+  number the daemon delivered it with;
+* ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start,
+  and only when every record the shard delivered was written or dead-lettered;
+* ``shutdownRequested``: checkpoint what is written;
 * ``leaseLost``: never checkpoint (another worker owns the shard now).
 
-When records can be neither written nor dead-lettered the processor checkpoints what was
-acknowledged and exits with status 1: the daemon restarts the shard from that checkpoint,
-so nothing is skipped.
+The processor cannot fail silently.  amazon-kclpy catches every exception a processor
+raises and still answers the daemon with a status line, which the daemon takes as "done":
+so the processor never lets an exception reach kclpy.  The sink, the dead letter and the
+transform are built and checked in ``initialize``, before its status; any unexpected
+exception, and records that could be neither written nor dead-lettered (after checkpointing
+what *was* written), end the process with exit status 1 (``SystemExit``, which kclpy lets
+through).  The daemon then reads no status, logs the error and calls ``System.exit(1)``:
+the whole worker stops, every shard of it, and its leases expire and move to other workers
+or to the restarted worker, which resume from the last checkpoint.  So without a dead
+letter one poison record stops the whole daemon, again on every restart: run with
+``--dead-letter``.
+
+Records are taken exactly as the daemon delivers them: the KCL has already de-aggregated KPL
+records, so the processor does not de-aggregate again (a payload that merely looks like an
+aggregate stays one record).  Arrival times are UTC-aware, from the message's millisecond
+timestamp.
 
 Run by the daemon as ``python -m consumers.adapters.kcl --sink URI [--dead-letter URI]
 [--transform module:function]`` (see ``deploy/kcl/shardline.properties``).  Install the
-Python half of amazon-kclpy with ``deploy/scripts/install_kclpy.py``.
+Python half of amazon-kclpy with ``pip install 'shardline[kcl]' && shardline-install-kclpy``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
 
 from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError as KclCheckpointError
@@ -39,7 +56,6 @@ from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.aggregation import deaggregate_consumed
 from shardline.errors import ConfigurationError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
@@ -89,22 +105,57 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         self.shard_id = ""
         self._acknowledged: KinesisPosition | None = None
         self._checkpointed: KinesisPosition | None = None
+        self._delivered: KinesisPosition | None = None
         self._last_checkpoint_time = clock()
 
     # --- the v3 interface -----------------------------------------------------------------------
 
     def initialize(self, initialize_input: Any) -> None:
-        self.shard_id = str(initialize_input.shard_id)
-        self._sink = _build(self._sink_spec, "write")
-        self._dead_letter = None if self._dead_letter_spec is None else _build(self._dead_letter_spec, "put")
-        self._last_checkpoint_time = self._clock()
-        logger.info("initialized", extra={"shard": self.shard_id})
+        with self._fatal("initialize"):
+            self.shard_id = str(initialize_input.shard_id)
+            # built here, before the status line: a bad URI or transform ends the process
+            # instead of being answered "initialized"
+            self._sink = _build(self._sink_spec, "write")
+            self._dead_letter = (
+                None if self._dead_letter_spec is None else _build(self._dead_letter_spec, "put")
+            )
+            if self._transform is not None and not callable(self._transform):
+                raise ConfigurationError("transform must be callable")
+            self._last_checkpoint_time = self._clock()
+            logger.info("initialized", extra={"shard": self.shard_id})
 
     def process_records(self, process_records_input: Any) -> None:
-        records = self._expand([self._consumed(record) for record in process_records_input.records])
+        with self._fatal("processRecords"):
+            self._process_records(process_records_input)
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        with self._fatal("leaseLost"):
+            logger.warning("lease lost; not checkpointing", extra={"shard": self.shard_id})
+            self._close()
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        with self._fatal("shardEnded"):
+            if self._delivered is not None and self._acknowledged != self._delivered:
+                # unreachable while every failed batch ends the process; kept as the last guard
+                # between a record that was not written and the SHARD_END that would skip it
+                raise RuntimeError("shard ended with records neither written nor dead-lettered")
+            # no sequence number: the daemon records SHARD_END so the children may start
+            self._checkpoint(shard_ended_input.checkpointer, None, None)
+            self._close()
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        with self._fatal("shutdownRequested"):
+            self._checkpoint_acknowledged(shutdown_requested_input.checkpointer)
+            self._close()
+
+    # --- processing -----------------------------------------------------------------------------
+
+    def _process_records(self, process_records_input: Any) -> None:
+        records = [self._consumed(record) for record in process_records_input.records]
         if not records:
             return
         assert self._sink is not None, "initialize() must run first"
+        self._delivered = records[-1].position  # type: ignore[assignment]
         outcome = self._loop.run_until_complete(
             process_batch(
                 {self.shard_id: records},
@@ -122,28 +173,35 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         checkpointer = process_records_input.checkpointer
         if outcome.failure is not None:
             logger.error(
-                "records could not be written or dead-lettered; restarting the shard from its checkpoint",
+                "records could not be written or dead-lettered; checkpointing what was written and "
+                "exiting (the daemon stops this worker; the shard resumes from the checkpoint)",
                 extra={"shard": self.shard_id, "error_type": type(outcome.failure).__name__},
             )
             self._checkpoint_acknowledged(checkpointer)
-            self._close()
-            self._exit(1)
-            return
+            self._die()
         if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
             self._checkpoint_acknowledged(checkpointer)
 
-    def lease_lost(self, lease_lost_input: Any) -> None:
-        logger.warning("lease lost; not checkpointing", extra={"shard": self.shard_id})
-        self._close()
+    @contextlib.contextmanager
+    def _fatal(self, action: str) -> Iterator[None]:
+        """Turn any exception into the end of the process, never into kclpy's catch-all."""
+        try:
+            yield
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every error ends the process, none is swallowed
+            # the type only: messages of sink and transform errors may quote record payloads
+            logger.critical(
+                "unexpected error; exiting so the daemon does not take it as processed",
+                extra={"shard": self.shard_id, "action": action, "error_type": type(exc).__name__},
+            )
+            with contextlib.suppress(BaseException):
+                self._close()
+            self._die()
 
-    def shard_ended(self, shard_ended_input: Any) -> None:
-        # no sequence number: the daemon records SHARD_END so the children may start
-        self._checkpoint(shard_ended_input.checkpointer, None, None)
-        self._close()
-
-    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
-        self._checkpoint_acknowledged(shutdown_requested_input.checkpointer)
-        self._close()
+    def _die(self) -> NoReturn:
+        self._exit(1)
+        raise SystemExit(1)  # should ``exit_process`` return
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -158,12 +216,11 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
                 str(record.sequence_number),
                 int(sub_sequence) if sub_sequence is not None else 0,
             ),
-            arrival_time=record.approximate_arrival_timestamp,
+            # kclpy's approximate_arrival_timestamp is a naive local time; the message's
+            # milliseconds since the epoch are the exact, zone-free value
+            arrival_time=datetime.fromtimestamp(int(record.timestamp_millis) / 1000, tz=UTC),
         )
         return consumed
-
-    def _expand(self, records: Sequence[ConsumedRecord]) -> list[ConsumedRecord]:
-        return [user for record in records for user in deaggregate_consumed(record)]
 
     def _checkpoint_acknowledged(self, checkpointer: Any) -> None:
         position = self._acknowledged

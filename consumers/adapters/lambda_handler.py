@@ -1,22 +1,32 @@
-"""AWS Lambda handler for Kinesis event-source mappings, with partial batch responses.
+"""AWS Lambda handler for Kinesis and Kafka (Amazon MSK, self-managed) event-source mappings.
 
-Lambda reads the shard, keeps the position and retries; Shardline writes the records of
+Lambda reads the stream, keeps the position and retries; Shardline writes the records of
 one invocation through the same transform / sink / bisection / dead-letter logic as the
-long-running consumer.  When some records can be neither written nor dead-lettered the
-handler returns ``{"batchItemFailures": [{"itemIdentifier": SEQ}]}`` with the sequence
-number of the *first* record that is not acknowledged: Lambda then retries from that record
-(everything after it is retried too), and the idempotent sink absorbs the repeats.  The
-event-source mapping must enable ``ReportBatchItemFailures``.
+long-running consumer and answers with a partial batch response, so Lambda retries only
+what was not written.  The event-source mapping must enable ``ReportBatchItemFailures``.
 
-Which record is "first not acknowledged" is exact, not rounded to a sink batch: when the sink
-rejects a record (a non-retriable error) and there is no dead letter, the pipeline bisects the
-failing sink batch in order, so every record before the rejected one is written and counted as
-acknowledged, and the rejected record's sequence number is reported.  Inside a KPL aggregate
-the unit Lambda understands is the Kinesis record, so a failure of any user record reports
-the aggregate's sequence number (its earlier user records are written again, idempotently).
-A sink *outage* (retriable errors) is retried for at most a minute by default
-(``PipelineConfig.sink_retry``), never dead-lettered; then the first record not yet written
-is reported and Lambda retries the rest later.
+Failures are mapped per record, whatever the order of the records in the event: the
+records of each shard or partition are written in stream order (sequence number, offset),
+and every event record that is not acknowledged (written or dead-lettered) is listed in
+``batchItemFailures`` with the identifier AWS documents for its source:
+
+* Kinesis: ``{"itemIdentifier": "<sequenceNumber>"}``.  Lambda resumes the shard at the
+  lowest one listed, so everything after it is retried too and the idempotent sink absorbs
+  the repeats.  A KPL aggregate is one Kinesis record for Lambda: a failure of any of its
+  user records reports the aggregate's sequence number.
+* Kafka: ``{"itemIdentifier": {"topic-partition": "<topic>-<partition>", "offset": N}}``.
+
+A record that appears twice in one event (same shard and sequence number, or same
+topic-partition-offset) is written once.  Which records are acknowledged is exact, not
+rounded to a sink batch: when the sink rejects a record and there is no dead letter, the
+pipeline bisects the failing sink batch in order, so every record before the rejected one is
+written.  A sink *outage* (retriable errors) is waited out for at most a minute by default
+(``PipelineConfig.sink_retry``) and never dead-lettered.
+
+The write is bounded by the invocation's remaining time (``context``'s
+``get_remaining_time_in_millis``, less ``time_margin`` seconds): the sink retry gives up in
+time, and should the batch still be running at the bound, every record of the event is
+reported for retry instead of Lambda timing the invocation out.
 
 Typical use, at module level so the sink's clients survive between invocations::
 
@@ -31,21 +41,50 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers.adapters._batch import BatchOutcome, process_batch
+from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import deaggregate_consumed
-from shardline.errors import ValidationError
+from shardline.errors import ConfigurationError, ValidationError
+from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
-from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
-__all__ = ["LambdaHandler", "make_handler", "parse_kinesis_event"]
+__all__ = [
+    "KAFKA_EVENT_SOURCES",
+    "EventRecord",
+    "LambdaHandler",
+    "make_handler",
+    "parse_event",
+    "parse_kafka_event",
+    "parse_kinesis_event",
+]
 
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
+KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "aws:SelfManagedKafka", "SelfManagedKafka"})
+"""``eventSource`` of Amazon MSK and self-managed Kafka events (both spellings are published)."""
+
+_DEFAULT_TIME_MARGIN = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One record of the event as Lambda counts it, and the user records it carries.
+
+    ``identifier`` is the ``itemIdentifier`` Lambda expects for this record; ``key`` is what
+    makes two event records the same record (for de-duplication).
+    """
+
+    identifier: str | dict[str, Any]
+    key: tuple[Any, ...]
+    records: tuple[ConsumedRecord, ...]
 
 
 def _stream_name(arn: str) -> str:
@@ -56,25 +95,29 @@ def _stream_name(arn: str) -> str:
     return resource.split("/", 1)[0]
 
 
-def parse_kinesis_event(
-    event: Mapping[str, Any],
-) -> list[tuple[str, list[ConsumedRecord]]]:
+def parse_kinesis_event(event: Mapping[str, Any]) -> list[tuple[str, list[ConsumedRecord]]]:
     """The event's records as (sequence number, user records) pairs, in event order.
 
     KPL aggregates are expanded (each user record keeps the Kinesis sequence number and
     gets its index as sub-sequence number).  Raises :class:`ValidationError` for an event
     that is not a Kinesis event-source-mapping event, before anything is written.
     """
+    return [(str(item.identifier), list(item.records)) for item in _kinesis_records(event)]
+
+
+def _kinesis_records(event: Mapping[str, Any]) -> list[EventRecord]:
     raw_records = event.get("Records")
     if not isinstance(raw_records, list):
         raise ValidationError("not a Kinesis event: no Records list")
-    parsed: list[tuple[str, list[ConsumedRecord]]] = []
+    parsed: list[EventRecord] = []
     for raw in raw_records:
         try:
             if raw["eventSource"] != "aws:kinesis":
                 raise ValidationError(f"unsupported eventSource {raw['eventSource']!r}")
             kinesis = raw["kinesis"]
             sequence_number = str(kinesis["sequenceNumber"])
+            if not (sequence_number.isdigit() and sequence_number.isascii()):
+                raise ValidationError("Kinesis sequence number is not decimal")
             shard_id = str(raw["eventID"]).split(":", 1)[0]
             data = base64.b64decode(kinesis["data"], validate=True)
             arrival = kinesis.get("approximateArrivalTimestamp")
@@ -88,22 +131,118 @@ def parse_kinesis_event(
             raise
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise ValidationError(f"malformed Kinesis event record: {type(exc).__name__}") from exc
-        parsed.append((sequence_number, deaggregate_consumed(record)))
+        parsed.append(
+            EventRecord(
+                identifier=sequence_number,
+                key=(shard_id, int(sequence_number)),
+                records=tuple(deaggregate_consumed(record)),
+            )
+        )
     return parsed
 
 
-def _failures(parsed: list[tuple[str, list[ConsumedRecord]]], outcome: BatchOutcome) -> list[dict[str, str]]:
-    """The first unacknowledged Kinesis record of each shard (Lambda retries from the lowest)."""
-    reported: dict[str, str] = {}
-    for sequence_number, user_records in parsed:
-        if not user_records:
-            continue
-        shard = user_records[0].position.partition
-        if shard in reported:
-            continue
-        if not all(outcome.acknowledged(record) for record in user_records):
-            reported[shard] = sequence_number
-    return [{"itemIdentifier": sequence_number} for sequence_number in reported.values()]
+def parse_kafka_event(event: Mapping[str, Any]) -> list[EventRecord]:
+    """An Amazon MSK or self-managed Kafka event's records, in event order.
+
+    Keys and values arrive base64-encoded (either may be absent: no key, a tombstone);
+    header values arrive as lists of (possibly negative, Java-signed) byte values.  The
+    Shardline event-id header, when present, becomes the record's ``event_id``.
+    """
+    source = event.get("eventSource")
+    if source not in KAFKA_EVENT_SOURCES:
+        raise ValidationError(f"not a Kafka event: eventSource {source!r}")
+    groups = event.get("records")
+    if not isinstance(groups, Mapping):
+        raise ValidationError("not a Kafka event: no records map")
+    parsed: list[EventRecord] = []
+    for group in groups.values():
+        if not isinstance(group, list):
+            raise ValidationError("malformed Kafka event: a topic-partition is not a list")
+        for raw in group:
+            parsed.append(_kafka_record(raw))
+    return parsed
+
+
+def _kafka_record(raw: Any) -> EventRecord:
+    try:
+        topic = str(raw["topic"])
+        partition = int(raw["partition"])
+        offset = int(raw["offset"])
+        if partition < 0 or offset < 0 or not topic:
+            raise ValueError("negative partition or offset, or empty topic")
+        key = raw.get("key")
+        value = raw.get("value")
+        key_bytes = b"" if key is None else base64.b64decode(key, validate=True)
+        data = b"" if value is None else base64.b64decode(value, validate=True)
+        headers: dict[str, bytes] = {}
+        for header in raw.get("headers") or []:
+            for name, values in header.items():
+                headers[str(name)] = bytes(int(byte) & 0xFF for byte in values)
+        timestamp = raw.get("timestamp")
+        arrival = None if timestamp is None else datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        raise ValidationError(f"malformed Kafka event record: {type(exc).__name__}") from exc
+    event_id = headers.get(EVENT_ID_HEADER)
+    record = ConsumedRecord(
+        data=data,
+        partition_key=key_bytes.decode("utf-8", "surrogateescape"),
+        position=KafkaPosition(topic, partition, offset),
+        arrival_time=arrival,
+        event_id=None if event_id is None else event_id.decode("utf-8", "replace"),
+        headers=headers or None,
+    )
+    return EventRecord(
+        identifier={"topic-partition": f"{topic}-{partition}", "offset": offset},
+        key=(topic, partition, offset),
+        records=(record,),
+    )
+
+
+def parse_event(event: Mapping[str, Any]) -> list[EventRecord]:
+    """A Kinesis or Kafka event-source-mapping event's records (``ValidationError`` otherwise)."""
+    if not isinstance(event, Mapping):
+        raise ValidationError("a Lambda event is a JSON object")
+    if event.get("eventSource") in KAFKA_EVENT_SOURCES:
+        return parse_kafka_event(event)
+    if "eventSource" in event:  # Kinesis events name their source per record only
+        raise ValidationError(f"unsupported eventSource {event['eventSource']!r}")
+    return _kinesis_records(event)
+
+
+def _unique(items: list[EventRecord]) -> list[EventRecord]:
+    seen: set[tuple[Any, ...]] = set()
+    unique: list[EventRecord] = []
+    for item in items:
+        if item.key not in seen:
+            seen.add(item.key)
+            unique.append(item)
+    return unique
+
+
+def _in_stream_order(items: list[EventRecord]) -> dict[str, list[ConsumedRecord]]:
+    """Each partition's user records sorted by position, so the pipeline's watermark (the
+    highest position below which every record is acknowledged) is exact per record."""
+    by_partition: dict[str, list[ConsumedRecord]] = {}
+    for item in items:
+        for record in item.records:
+            by_partition.setdefault(record.position.partition, []).append(record)
+    for records in by_partition.values():
+        records.sort(key=lambda record: record.position)
+    return by_partition
+
+
+def _remaining_seconds(context: Any) -> float | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return float(remaining()) / 1000.0
+
+
+def _bounded(config: PipelineConfig, budget: float) -> PipelineConfig:
+    """``config`` whose sink retry stops starting attempts within ``budget`` seconds."""
+    retry = config.sink_retry
+    deadline = budget if retry.deadline is None else min(retry.deadline, budget)
+    return dataclasses.replace(config, sink_retry=dataclasses.replace(retry, deadline=deadline))
 
 
 def make_handler(
@@ -113,28 +252,50 @@ def make_handler(
     dead_letter: DeadLetter | None = None,
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
+    time_margin: float = _DEFAULT_TIME_MARGIN,
 ) -> LambdaHandler:
-    """A Lambda handler writing Kinesis event records to ``sink``; see the module docstring."""
+    """A Lambda handler writing Kinesis or Kafka event records to ``sink``; see the module docstring.
+
+    ``time_margin`` seconds of the invocation's remaining time are kept for answering.
+    """
+    if time_margin < 0:
+        raise ConfigurationError("time_margin must be >= 0 seconds")
     loop = asyncio.new_event_loop()
+    base_config = config if config is not None else ONE_BATCH_CONFIG
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        parsed = parse_kinesis_event(event)
-        by_shard: dict[str, list[ConsumedRecord]] = {}
-        for _, user_records in parsed:
-            for record in user_records:
-                by_shard.setdefault(record.position.partition, []).append(record)
-        if not by_shard:
-            return {"batchItemFailures": []}
-        outcome = loop.run_until_complete(
-            process_batch(
-                by_shard,
-                sink,
-                transform=transform,
-                dead_letter=dead_letter,
-                config=config,
-                observer=observer,
-            )
+        items = _unique(parse_event(event))
+        response: dict[str, Any] = {}
+        if "window" in event and "state" in event:
+            # a tumbling-window invocation: the documented response carries the state on
+            response["state"] = event["state"]
+        by_partition = _in_stream_order(items)
+        if not by_partition:
+            response["batchItemFailures"] = []
+            return response
+        remaining = _remaining_seconds(context)
+        budget = None if remaining is None else max(0.0, remaining - time_margin)
+        run = process_batch(
+            by_partition,
+            sink,
+            transform=transform,
+            dead_letter=dead_letter,
+            config=base_config if budget is None else _bounded(base_config, budget),
+            observer=observer,
         )
-        return {"batchItemFailures": _failures(parsed, outcome)}
+        outcome: BatchOutcome | None
+        if budget is None:
+            outcome = loop.run_until_complete(run)
+        else:
+            try:
+                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget))
+            except TimeoutError:
+                outcome = None  # nothing is known to be written: all of it is retried
+        response["batchItemFailures"] = [
+            {"itemIdentifier": item.identifier}
+            for item in items
+            if outcome is None or not all(outcome.acknowledged(record) for record in item.records)
+        ]
+        return response
 
     return handler

@@ -24,16 +24,21 @@ from shardline.records import SHARD_END
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "INITIAL_POSITIONS",
     "SHARD_END",
     "CheckpointStore",
     "Lease",
     "validate_checkpoint_value",
+    "validate_initial_position",
     "validate_namespace",
     "validate_shard_id",
 ]
 
 DEFAULT_NAMESPACE = "default"
 """Namespace of a live consumer's checkpoints; replay jobs pass their own so they never collide."""
+
+INITIAL_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+"""The KCL's initial-position sentinels: what a lease's ``checkpoint`` holds before any progress."""
 
 _NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 _MAX_SHARD_ID_CHARS = 256
@@ -46,6 +51,10 @@ class Lease:
     ``counter`` is the fencing token (KCL ``leaseCounter``): a write that carries a stale
     counter is rejected.  ``checkpoint`` is a sequence number, :data:`SHARD_END` once the
     closed shard was fully processed, or ``None`` when nothing was processed yet.
+    ``initial_position`` is, for a lease without progress, the KCL sentinel the row holds
+    (``TRIM_HORIZON``, ``LATEST`` or ``AT_TIMESTAMP``): where the shard starts, whoever
+    created the lease.  Stores that do not share their rows with the KCL leave it ``None``
+    and the consumer's own start position applies.
     """
 
     shard_id: str
@@ -54,6 +63,7 @@ class Lease:
     checkpoint: str | None
     sub_sequence_number: int = 0
     parent_shard_ids: tuple[str, ...] = ()
+    initial_position: str | None = None
 
     @property
     def is_shard_end(self) -> bool:
@@ -70,8 +80,14 @@ class CheckpointStore(Protocol):
     the caller's copy was read, and returns the new copy on success.
     """
 
-    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
-        """Create the shard's lease (no owner, no checkpoint) unless it exists already."""
+    async def create_if_absent(
+        self, shard_id: str, parent_shard_ids: Sequence[str] = (), *, initial_position: str = "TRIM_HORIZON"
+    ) -> None:
+        """Create the shard's lease (no owner, no progress) unless it exists already.
+
+        ``initial_position`` (one of :data:`INITIAL_POSITIONS`) is where the shard starts;
+        stores that share their rows with the KCL record it as the KCL does.
+        """
         ...
 
     async def get(self, shard_id: str) -> Lease | None:
@@ -119,6 +135,13 @@ def validate_shard_id(shard_id: str) -> str:
     if not isinstance(shard_id, str) or not shard_id or len(shard_id) > _MAX_SHARD_ID_CHARS:
         raise ValidationError("shard id must be a non-empty string of at most 256 characters")
     return shard_id
+
+
+def validate_initial_position(initial_position: str) -> str:
+    """Reject anything but the KCL's three initial-position sentinels."""
+    if initial_position not in INITIAL_POSITIONS:
+        raise ValidationError("initial position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+    return initial_position
 
 
 def validate_checkpoint_value(sequence_number: str, sub_sequence_number: int) -> None:

@@ -1,23 +1,39 @@
-"""Checkpoints in a DynamoDB table with the KCL lease-table schema.
+"""Checkpoints in a DynamoDB table with the KCL lease-table schema, readable by both sides.
 
-The items are the ones the Kinesis Client Library writes (``leaseKey`` = shard id,
-``checkpoint``, ``checkpointSubSequenceNumber``, ``leaseOwner``, ``leaseCounter``,
-``ownerSwitchesSinceCheckpoint``, ``parentShardId`` as a string set, ``SHARD_END``), so the
-table can be inspected with KCL tooling and an application can move between Shardline and
-the KCL without losing its place.
+The items are the ones the Kinesis Client Library's ``DynamoDBLeaseSerializer`` writes
+(``leaseKey`` = shard id, ``checkpoint``, ``checkpointSubSequenceNumber``, ``leaseOwner``,
+``leaseCounter``, ``ownerSwitchesSinceCheckpoint``, ``parentShardId`` as a string set,
+``entityType`` = ``LEASE``), so an application can move between Shardline and the KCL (2.x
+or 3.x) without losing its place:
 
-Every mutating call is a conditional ``UpdateItem`` on ``leaseCounter`` (and ``leaseOwner``
-for an owner's writes): DynamoDB evaluates the condition atomically, so the loser of a race
-and a stale worker both get ``ConditionalCheckFailedException``, surfaced as
+* a lease without progress holds the KCL's initial-position sentinel in ``checkpoint``
+  (``TRIM_HORIZON``, ``LATEST`` or ``AT_TIMESTAMP``), whoever created it; Shardline writes one
+  on every lease it creates (and on a lease an earlier Shardline created without one) and
+  reads the KCL's as :attr:`Lease.initial_position`.  The KCL
+  keeps no timestamp in the row: an ``AT_TIMESTAMP`` lease starts at the timestamp the
+  consumer is configured with, as in the KCL;
+* rows of a KCL 3.x table that are not leases (``entityType`` ``LEADER``,
+  ``WORKER_METRIC_STATS``, ``CLIENT_VERSION_MIGRATION``, ``TABLE_MIGRATION``, ``STREAM``)
+  are never listed or taken;
+* counters move as the KCL moves them: taking, renewing, checkpointing and releasing a lease
+  each bump ``leaseCounter`` by one; a take counts an owner switch only when the lease had
+  another owner (a first take of an unowned lease leaves ``ownerSwitchesSinceCheckpoint``
+  alone) and a checkpoint resets it to 0; a checkpoint clears the KCL's pending-checkpoint
+  attributes, a take and a release clear ``checkpointOwner`` (KCL 3.x graceful hand-off);
+* every write is an ``UpdateItem`` naming only the attributes it changes, so attributes
+  Shardline does not know (hash-key range, ``childShardIds``, ``throughputKBps``...) stay.
+
+Every mutating call is conditional on ``leaseCounter`` (and ``leaseOwner`` for an owner's
+writes): DynamoDB evaluates the condition atomically, so the loser of a race and a stale
+worker both get ``ConditionalCheckFailedException``, surfaced as
 :class:`shardline.errors.LeaseLostError`.  Throttles and transient errors are retried a
 bounded number of times with jittered backoff; a conditional failure is never retried.
 
 A retried write whose first attempt was applied although its response was lost (timeout,
-dropped connection) finds its own condition false.  ``acquire`` and ``renew`` bump the
-counter, so they then read the lease back: owner us and counter exactly one past what we
-sent means the write was ours, and the lease is returned instead of a false
-:class:`~shardline.errors.LeaseLostError`.  ``checkpoint`` does not bump the counter, so its
-retry simply succeeds again.
+dropped connection) finds its own condition false.  Every owner's write bumps the counter,
+so it then reads the lease back: owner us, counter exactly one past what we sent (and, for a
+checkpoint, the position we wrote) means the write was ours, and the lease is returned
+instead of a false :class:`~shardline.errors.LeaseLostError`.
 
 Namespaces map to tables: the default namespace uses ``table_name`` itself, any other
 ``f"{table_name}-{namespace}"``, so a replay job never touches a live consumer's leases.
@@ -34,8 +50,10 @@ from typing import Any, TypeVar
 
 from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
+    INITIAL_POSITIONS,
     Lease,
     validate_checkpoint_value,
+    validate_initial_position,
     validate_namespace,
     validate_shard_id,
 )
@@ -47,6 +65,7 @@ from shardline.errors import (
     ConditionalCheckFailedError,
     LeaseLostError,
     ResourceInUseError,
+    ResourceNotFoundError,
     ShardlineError,
     ValidationError,
 )
@@ -75,6 +94,14 @@ LEASE_OWNER = "leaseOwner"
 LEASE_COUNTER = "leaseCounter"
 OWNER_SWITCHES = "ownerSwitchesSinceCheckpoint"
 PARENT_SHARD_ID = "parentShardId"
+CHECKPOINT_OWNER = "checkpointOwner"
+PENDING_CHECKPOINT = "pendingCheckpoint"
+PENDING_CHECKPOINT_SUB_SEQUENCE = "pendingCheckpointSubSequenceNumber"
+PENDING_CHECKPOINT_STATE = "pendingCheckpointState"
+ENTITY_TYPE = "entityType"
+LEASE_ENTITY = "LEASE"
+"""KCL 3.x tags every row; rows of another ``entityType`` (leader lock, worker metrics,
+migration state) share the table but are not leases.  KCL 2.x rows have no tag: all leases."""
 
 _DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial_backoff=0.05, max_backoff=2.0, deadline=30.0)
 
@@ -96,8 +123,9 @@ class DynamoDBCheckpointStore:
     the default one), honouring the standard AWS configuration (``AWS_PROFILE``,
     ``AWS_REGION``, ``AWS_ENDPOINT_URL_DYNAMODB``) with the project's client settings (no
     botocore retries underneath the store's own, timeouts), and closes it in :meth:`close`.
-    ``create_table=True`` creates the table (on-demand billing)
-    on first use when it does not exist.
+    ``create_table=True`` creates the table on first use when it does not exist (on-demand
+    billing, point-in-time recovery), as the KCL does; ``shardline consume`` asks for that
+    unless the URI says ``?create_table=false``.
     """
 
     def __init__(
@@ -123,6 +151,11 @@ class DynamoDBCheckpointStore:
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._ready = False
         self._closed = False
+
+    @property
+    def creates_table(self) -> bool:
+        """Whether a missing table is created on first use (``create_table``)."""
+        return self._create_table
 
     def __repr__(self) -> str:
         return f"DynamoDBCheckpointStore(table_name={self.table_name!r}, namespace={self.namespace!r})"
@@ -150,7 +183,19 @@ class DynamoDBCheckpointStore:
         return self._client
 
     async def _ensure_table(self, client: Any) -> None:
-        # ResourceInUse: created already (by another worker, or CloudFormation)
+        """Create the lease table when it is missing, the way the KCL does.
+
+        DescribeTable first, so a worker whose role may not create tables never needs to;
+        a new table gets on-demand billing and point-in-time recovery (the lease table is the
+        application's position in the stream: losing it means reprocessing or skipping).
+        """
+        try:
+            await self._call(lambda: client.describe_table(TableName=self.table_name))
+            return
+        except ResourceNotFoundError:
+            pass
+        _log.info("creating checkpoint table", extra={"table": self.table_name})
+        # ResourceInUse: created meanwhile (by another worker, or CloudFormation)
         with contextlib.suppress(ResourceInUseError):
             await self._call(
                 lambda: client.create_table(
@@ -162,6 +207,12 @@ class DynamoDBCheckpointStore:
             )
         waiter = client.get_waiter("table_exists")
         await waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        await self._call(
+            lambda: client.update_continuous_backups(
+                TableName=self.table_name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+        )
 
     async def _call(self, operation: Callable[[], Awaitable[_T]], attempts: _Attempts | None = None) -> _T:
         """Run one API call: botocore errors mapped to the error tree, retriable ones retried.
@@ -187,18 +238,25 @@ class DynamoDBCheckpointStore:
 
     # --- the protocol -------------------------------------------------------------------------
 
-    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
+    async def create_if_absent(
+        self, shard_id: str, parent_shard_ids: Sequence[str] = (), *, initial_position: str = "TRIM_HORIZON"
+    ) -> None:
         validate_shard_id(shard_id)
+        validate_initial_position(initial_position)
         parents = sorted({validate_shard_id(parent) for parent in parent_shard_ids})
         client = await self._dynamodb()
+        # the shape of the KCL's DynamoDBLeaseSerializer.toDynamoRecord for a new lease
         item: dict[str, Any] = {
             LEASE_KEY: {"S": shard_id},
             LEASE_COUNTER: {"N": "0"},
             OWNER_SWITCHES: {"N": "0"},
+            CHECKPOINT: {"S": initial_position},
+            CHECKPOINT_SUB_SEQUENCE: {"N": "0"},
+            ENTITY_TYPE: {"S": LEASE_ENTITY},
         }
         if parents:
             item[PARENT_SHARD_ID] = {"SS": parents}
-        with contextlib.suppress(ConditionalCheckFailedError):  # it exists: exactly what we wanted
+        try:
             await self._call(
                 lambda: client.put_item(
                     TableName=self.table_name,
@@ -207,6 +265,24 @@ class DynamoDBCheckpointStore:
                     ExpressionAttributeNames={"#key": LEASE_KEY},
                 )
             )
+        except ConditionalCheckFailedError:
+            # it exists: exactly what we wanted, unless an earlier Shardline created it without
+            # a checkpoint, which the KCL cannot read: give it the sentinel, touching nothing else
+            with contextlib.suppress(ConditionalCheckFailedError):
+                await self._call(
+                    lambda: client.update_item(
+                        TableName=self.table_name,
+                        Key={LEASE_KEY: {"S": shard_id}},
+                        UpdateExpression="SET #checkpoint = :initial, #sub = if_not_exists(#sub, :zero)",
+                        ConditionExpression="attribute_exists(#key) AND attribute_not_exists(#checkpoint)",
+                        ExpressionAttributeNames={
+                            "#key": LEASE_KEY,
+                            "#checkpoint": CHECKPOINT,
+                            "#sub": CHECKPOINT_SUB_SEQUENCE,
+                        },
+                        ExpressionAttributeValues={":initial": {"S": initial_position}, ":zero": {"N": "0"}},
+                    )
+                )
 
     async def get(self, shard_id: str) -> Lease | None:
         validate_shard_id(shard_id)
@@ -217,7 +293,7 @@ class DynamoDBCheckpointStore:
             )
         )
         item = response.get("Item")
-        return None if item is None else _lease_from_item(item)
+        return None if item is None or not _is_lease(item) else _lease_from_item(item)
 
     async def list(self) -> builtins.list[Lease]:
         client = await self._dynamodb()
@@ -228,7 +304,7 @@ class DynamoDBCheckpointStore:
             if start_key is not None:
                 kwargs["ExclusiveStartKey"] = start_key
             response: dict[str, Any] = await self._call(partial(client.scan, **kwargs))
-            leases.extend(_lease_from_item(item) for item in response.get("Items", []))
+            leases.extend(_lease_from_item(item) for item in response.get("Items", []) if _is_lease(item))
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
                 return sorted(leases, key=lambda lease: lease.shard_id)
@@ -237,32 +313,38 @@ class DynamoDBCheckpointStore:
         validate_shard_id(shard_id)
         if not owner:
             raise CheckpointError("lease owner must be a non-empty string")
-        current = await self.get(shard_id)
-        if current is None:
-            raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
         client = await self._dynamodb()
-        switches = 1 if current.owner != owner else 0
+        response = await self._call(
+            lambda: client.get_item(
+                TableName=self.table_name, Key={LEASE_KEY: {"S": shard_id}}, ConsistentRead=True
+            )
+        )
+        item = response.get("Item")
+        if item is None or not _is_lease(item):
+            raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
+        current = _lease_from_item(item)
+        # DynamoDBLeaseSerializer.getDynamoTakeLeaseUpdate: an owner switch is counted only
+        # when another worker held the lease (or a graceful hand-off names us); a first take
+        # of an unowned lease leaves the count alone
+        checkpoint_owner = item.get(CHECKPOINT_OWNER, {}).get("S")
+        switched = (current.owner is not None and current.owner != owner) or checkpoint_owner == owner
+        switches = ", #switches = if_not_exists(#switches, :zero) + :one" if switched else ""
+        update = f"SET #owner = :owner, #counter = #counter + :one{switches} REMOVE #handoff"
+        names = {"#owner": LEASE_OWNER, "#counter": LEASE_COUNTER, "#handoff": CHECKPOINT_OWNER}
+        values = {":owner": {"S": owner}, ":one": {"N": "1"}, ":expected": {"N": str(current.counter)}}
+        if switched:
+            names["#switches"] = OWNER_SWITCHES
+            values[":zero"] = {"N": "0"}
         attempts = _Attempts()
         try:
             response = await self._call(
                 lambda: client.update_item(
                     TableName=self.table_name,
                     Key={LEASE_KEY: {"S": shard_id}},
-                    UpdateExpression="SET #owner = :owner, #counter = #counter + :one, "
-                    "#switches = if_not_exists(#switches, :zero) + :switched",
+                    UpdateExpression=update,
                     ConditionExpression="#counter = :expected",
-                    ExpressionAttributeNames={
-                        "#owner": LEASE_OWNER,
-                        "#counter": LEASE_COUNTER,
-                        "#switches": OWNER_SWITCHES,
-                    },
-                    ExpressionAttributeValues={
-                        ":owner": {"S": owner},
-                        ":one": {"N": "1"},
-                        ":zero": {"N": "0"},
-                        ":switched": {"N": str(switches)},
-                        ":expected": {"N": str(current.counter)},
-                    },
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                 ),
                 attempts,
@@ -289,20 +371,49 @@ class DynamoDBCheckpointStore:
 
     async def checkpoint(self, lease: Lease, sequence_number: str, sub_sequence_number: int = 0) -> Lease:
         validate_checkpoint_value(sequence_number, sub_sequence_number)
-        return await self._fenced_update(
-            lease,
-            "SET #checkpoint = :checkpoint, #sub = :sub, #switches = :zero",
-            {
-                ":checkpoint": {"S": sequence_number},
-                ":sub": {"N": str(sub_sequence_number)},
-                ":zero": {"N": "0"},
-            },
-            {"#checkpoint": CHECKPOINT, "#sub": CHECKPOINT_SUB_SEQUENCE, "#switches": OWNER_SWITCHES},
-        )
+        attempts = _Attempts()
+        try:
+            # DynamoDBCheckpointer.setCheckpoint + DynamoDBLeaseRefresher.updateLease: the
+            # position, ownerSwitchesSinceCheckpoint = 0, no pending checkpoint, counter + 1
+            return await self._fenced_update(
+                lease,
+                "SET #checkpoint = :checkpoint, #sub = :sub, #switches = :zero, #counter = #counter + :one "
+                "REMOVE #pending, #pending_sub, #pending_state",
+                {
+                    ":checkpoint": {"S": sequence_number},
+                    ":sub": {"N": str(sub_sequence_number)},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                },
+                {
+                    "#checkpoint": CHECKPOINT,
+                    "#sub": CHECKPOINT_SUB_SEQUENCE,
+                    "#switches": OWNER_SWITCHES,
+                    "#pending": PENDING_CHECKPOINT,
+                    "#pending_sub": PENDING_CHECKPOINT_SUB_SEQUENCE,
+                    "#pending_state": PENDING_CHECKPOINT_STATE,
+                },
+                attempts=attempts,
+            )
+        except LeaseLostError:
+            if lease.owner is not None and attempts.count > 1:
+                mine = await self._own_bump(lease.shard_id, lease.owner, lease.counter + 1)
+                if mine is not None and (mine.checkpoint, mine.sub_sequence_number) == (
+                    sequence_number,
+                    sub_sequence_number,
+                ):
+                    return mine
+            raise
 
     async def release(self, lease: Lease) -> None:
+        # DynamoDBLeaseRefresher.evictLease: owner (and any hand-off target) removed, counter + 1
         with contextlib.suppress(LeaseLostError):
-            await self._fenced_update(lease, "REMOVE #owner", {})
+            await self._fenced_update(
+                lease,
+                "SET #counter = #counter + :one REMOVE #owner, #handoff",
+                {":one": {"N": "1"}},
+                {"#handoff": CHECKPOINT_OWNER},
+            )
 
     async def close(self) -> None:
         self._closed = True
@@ -369,15 +480,31 @@ class DynamoDBCheckpointStore:
         return _lease_from_item(response["Attributes"])
 
 
+def _is_lease(item: dict[str, Any]) -> bool:
+    """Whether a lease-table row is a lease (KCL 3.x keeps other entities in the same table)."""
+    entity_type = item.get(ENTITY_TYPE, {}).get("S")
+    return entity_type is None or entity_type == LEASE_ENTITY
+
+
 def _lease_from_item(item: dict[str, Any]) -> Lease:
+    shard_id = item[LEASE_KEY]["S"]
     checkpoint = item.get(CHECKPOINT, {}).get("S")
+    initial_position: str | None = None
+    if checkpoint in INITIAL_POSITIONS:
+        initial_position, checkpoint = checkpoint, None
+    elif checkpoint is not None:
+        try:
+            validate_checkpoint_value(checkpoint, 0)
+        except ValidationError as exc:
+            raise CheckpointError(f"lease on shard {shard_id!r} holds an unknown checkpoint value") from exc
     owner = item.get(LEASE_OWNER, {}).get("S")
     parents = item.get(PARENT_SHARD_ID, {}).get("SS", [])
     return Lease(
-        shard_id=item[LEASE_KEY]["S"],
+        shard_id=shard_id,
         owner=owner,
         counter=int(item.get(LEASE_COUNTER, {}).get("N", "0")),
         checkpoint=checkpoint,
         sub_sequence_number=int(item.get(CHECKPOINT_SUB_SEQUENCE, {}).get("N", "0")),
         parent_shard_ids=tuple(sorted(parents)),
+        initial_position=initial_position,
     )

@@ -16,6 +16,7 @@ from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
     Lease,
     validate_checkpoint_value,
+    validate_initial_position,
     validate_namespace,
     validate_shard_id,
 )
@@ -40,7 +41,11 @@ class MemoryCheckpointStore:
         if self._closed:
             raise ClosedError("checkpoint store is closed")
 
-    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
+    async def create_if_absent(
+        self, shard_id: str, parent_shard_ids: Sequence[str] = (), *, initial_position: str = "TRIM_HORIZON"
+    ) -> None:
+        # the lease holds no sentinel here: the consumer's own start position applies
+        validate_initial_position(initial_position)
         validate_shard_id(shard_id)
         parents = tuple(sorted({validate_shard_id(parent) for parent in parent_shard_ids}))
         self._check_open()

@@ -26,6 +26,7 @@ from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
     Lease,
     validate_checkpoint_value,
+    validate_initial_position,
     validate_namespace,
     validate_shard_id,
 )
@@ -109,7 +110,11 @@ class SQLiteCheckpointStore:
 
     # --- the protocol -------------------------------------------------------------------------
 
-    async def create_if_absent(self, shard_id: str, parent_shard_ids: Sequence[str] = ()) -> None:
+    async def create_if_absent(
+        self, shard_id: str, parent_shard_ids: Sequence[str] = (), *, initial_position: str = "TRIM_HORIZON"
+    ) -> None:
+        # the lease holds no sentinel here: the consumer's own start position applies
+        validate_initial_position(initial_position)
         validate_shard_id(shard_id)
         parents = json.dumps(sorted({validate_shard_id(parent) for parent in parent_shard_ids}))
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from consumers.checkpoint.base import Lease
 from consumers.kinesis.positions import (
     AT_SEQUENCE_NUMBER,
+    LATEST,
     TRIM_HORIZON,
     StartKind,
     StartPosition,
@@ -47,8 +48,22 @@ def resume_position(lease: Lease | None, fallback: StartPosition) -> StartPositi
     wrong when the checkpoint sits inside a KPL aggregate (the aggregate's later sub-records
     share its sequence number), and sub-sequence 0 cannot tell "plain record" from "first
     sub-record"; AT plus skip is right for both at the price of one re-read record.
+
+    A lease without progress that carries a KCL initial-position sentinel starts where the
+    sentinel says, as the KCL would start it.  The KCL keeps no timestamp in the lease, so
+    ``AT_TIMESTAMP`` takes the timestamp of ``fallback`` (the consumer's own AT_TIMESTAMP
+    start); a consumer started otherwise reads such a shard from TRIM_HORIZON, which
+    repeats records rather than skipping any.
     """
-    if lease is None or lease.checkpoint is None or lease.checkpoint == SHARD_END:
+    if lease is None or lease.checkpoint == SHARD_END:
+        return fallback
+    if lease.checkpoint is None:
+        if lease.initial_position == StartKind.TRIM_HORIZON.value:
+            return TRIM_HORIZON
+        if lease.initial_position == StartKind.LATEST.value:
+            return LATEST
+        if lease.initial_position == StartKind.AT_TIMESTAMP.value:
+            return fallback if fallback.kind is StartKind.AT_TIMESTAMP else TRIM_HORIZON
         return fallback
     return AT_SEQUENCE_NUMBER(lease.checkpoint, skip_through_sub_sequence=lease.sub_sequence_number)
 

@@ -298,7 +298,9 @@ class KinesisSource:
 
     async def _start_shard(self, client: Any, plan: ShardAssignment) -> None:
         info = plan.shard
-        await self._store.create_if_absent(info.shard_id, info.parents)
+        # a new lease records where the shard starts (the KCL's initial-position sentinel)
+        initial = plan.start.kind.value if not plan.start.is_sequence_based else StartKind.TRIM_HORIZON.value
+        await self._store.create_if_absent(info.shard_id, info.parents, initial_position=initial)
         try:
             lease = await self._store.acquire(info.shard_id, self._owner)
         except LeaseLostError:

@@ -1,22 +1,24 @@
 """``shardline replay``: replay a Kinesis or Kafka range, or backfill a Firehose S3 archive, into a sink.
 
-Examples::
+The source is a URI, as for ``shardline consume``::
 
-    shardline replay --name fix-2024-05 --sink dynamodb://devices?guarded=true \\
-        --kinesis-stream telemetry --from-time 2024-05-01T00:00:00+00:00 --to-time 2024-05-02T00:00:00+00:00
-    shardline replay --name one-shard --sink file:///tmp/out.jsonl --kinesis-stream telemetry \\
+    shardline replay kinesis://telemetry --name fix-2024-05 --sink dynamodb://devices?guarded=true \\
+        --from-time 2024-05-01T00:00:00+00:00 --to-time 2024-05-02T00:00:00+00:00
+    shardline replay kinesis://telemetry --name one-shard --sink file:out.jsonl \\
         --shard shardId-000000000001 --from-sequence 4960... --to-sequence 4961...
-    shardline replay --name backfill --sink influxdb://127.0.0.1:8086/iot --s3-archive s3://archive/2024/
-    shardline replay --name kafka-fix --sink dynamodb://devices --kafka-topic telemetry \\
-        --bootstrap-servers b-1.msk:9092 --partition 0 --partition 1 --from-offset 100 --to-offset 200
+    shardline replay s3://archive/2024/ --name backfill --sink influxdb://127.0.0.1:8086/iot
+    shardline replay kafka://b-1.msk:9092/telemetry --name kafka-fix --sink dynamodb://devices \\
+        --from-offset 100 --to-offset 200
 
+A Kafka range covers every partition of the topic unless ``--partition`` names some.
 Progress goes to stderr (a live display on a terminal when ``rich`` is installed, plain
 lines otherwise); the final summary (records read, written, skipped as duplicates,
 dead-lettered) is printed on stdout.  The job's checkpoints live in ``--checkpoint``
 (SQLite, default ``./replay-NAME.db``) under the namespace ``replay-NAME``, never in a live
 consumer's.  AWS clients follow the standard configuration (``AWS_PROFILE``, ``AWS_REGION``,
-``AWS_ENDPOINT_URL_<SERVICE>``).  Bad arguments are reported before any network call, with
-exit status 2.
+``AWS_ENDPOINT_URL_<SERVICE>``).  Bad arguments are reported before any network call, and a
+missing stream, topic, bucket or sink destination before anything is read: one line on
+stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -25,18 +27,30 @@ import argparse
 import asyncio
 import sys
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from consumers.cli import KafkaTarget, parse_kafka_uri, parse_stream_uri
+from consumers.preflight import (
+    ResourceCheck,
+    dead_letter_check,
+    kafka_topics_check,
+    kinesis_stream_check,
+    run_checks,
+    s3_bucket_check,
+    sink_check,
+)
 from shardline.cli import Command
 from shardline.errormap import translate
 from shardline.errors import ConfigurationError, ShardlineError
 
 if TYPE_CHECKING:
     from consumers.replay.ranges import RangeReader
+    from shardline.kafka_config import KafkaClientConfig
 
-__all__ = ["command"]
+__all__ = ["ReplaySource", "command", "parse_source"]
 
 
 def _aware_time(text: str) -> datetime:
@@ -50,6 +64,12 @@ def _aware_time(text: str) -> datetime:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="kinesis://STREAM, kafka://BOOTSTRAP/TOPIC[?security=tls|msk-iam], or s3://BUCKET/PREFIX "
+        "(a Firehose archive to backfill)",
+    )
     parser.add_argument("--name", required=True, help="job name; its checkpoint namespace is replay-NAME")
     parser.add_argument(
         "--sink",
@@ -60,10 +80,6 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", help="SQLite file for the job's checkpoints (default ./replay-NAME.db)"
     )
-    origin = parser.add_mutually_exclusive_group(required=True)
-    origin.add_argument("--kinesis-stream", help="replay a range of this stream")
-    origin.add_argument("--s3-archive", help="backfill from s3://BUCKET/PREFIX written by a Firehose sink")
-    origin.add_argument("--kafka-topic", help="replay a range of this Kafka topic")
     parser.add_argument(
         "--shard", action="append", default=[], help="Kinesis: only these shards (repeatable)"
     )
@@ -71,9 +87,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to-time", type=_aware_time, help="ISO-8601 end (exclusive), with time zone")
     parser.add_argument("--from-sequence", help="Kinesis: start at this sequence number (one --shard)")
     parser.add_argument("--to-sequence", help="Kinesis: stop after this sequence number (one --shard)")
-    parser.add_argument("--bootstrap-servers", help="Kafka: brokers, host:port[,host:port]")
     parser.add_argument(
-        "--partition", type=int, action="append", default=[], help="Kafka: partitions (repeatable; default 0)"
+        "--partition",
+        type=int,
+        action="append",
+        default=[],
+        help="Kafka: partitions (repeatable; default: all)",
     )
     parser.add_argument("--from-offset", type=int, help="Kafka: first offset")
     parser.add_argument("--to-offset", type=int, help="Kafka: end offset (exclusive)")
@@ -103,24 +122,89 @@ def _fail(error: ShardlineError) -> int:
     return 2
 
 
-def _check(args: argparse.Namespace) -> None:
+@dataclass(frozen=True, slots=True)
+class ReplaySource:
+    """What the SOURCE argument names: exactly one of a stream, a topic or an archive."""
+
+    kinesis_stream: str | None = None
+    kafka: KafkaTarget | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+
+
+def parse_source(uri: str) -> ReplaySource:
+    """``kinesis://STREAM`` | ``kafka://BOOTSTRAP/TOPIC`` | ``s3://BUCKET/PREFIX``."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme == "kinesis":
+        return ReplaySource(kinesis_stream=parse_stream_uri(uri))
+    if scheme == "kafka":
+        target = parse_kafka_uri(uri, require_group=False)
+        if len(target.topics) != 1:
+            raise ConfigurationError("a Kafka replay reads one topic: kafka://BOOTSTRAP/TOPIC")
+        return ReplaySource(kafka=target)
+    if scheme == "s3":
+        parts = urlsplit(uri)
+        if not parts.netloc:
+            raise ConfigurationError(f"an archive must be given as s3://BUCKET/PREFIX, got {uri!r}")
+        return ReplaySource(s3_bucket=parts.netloc, s3_prefix=parts.path.lstrip("/"))
+    raise ConfigurationError(
+        f"SOURCE must be kinesis://STREAM, kafka://BOOTSTRAP/TOPIC or s3://BUCKET/PREFIX, got {uri!r}"
+    )
+
+
+def _check(args: argparse.Namespace) -> ReplaySource:
     """Everything that can be refused without a network call."""
+    source = parse_source(args.source)
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     kinesis_only = ("shard", "from_sequence", "to_sequence")
-    kafka_only = ("bootstrap_servers", "partition", "from_offset", "to_offset")
-    if not args.kinesis_stream and any(getattr(args, name) for name in kinesis_only):
-        raise ConfigurationError("--shard/--from-sequence/--to-sequence apply to --kinesis-stream only")
-    if not args.kafka_topic and any(getattr(args, name) not in (None, []) for name in kafka_only):
-        raise ConfigurationError("--bootstrap-servers/--partition/--*-offset apply to --kafka-topic only")
-    if args.s3_archive:
-        parts = urlsplit(args.s3_archive)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ConfigurationError("--s3-archive must be s3://BUCKET/PREFIX")
-        if args.from_time or args.to_time:
-            raise ConfigurationError("an S3 archive backfill reads whole objects: no --from-time/--to-time")
-    if args.kafka_topic and not args.bootstrap_servers:
-        raise ConfigurationError("--kafka-topic needs --bootstrap-servers")
+    kafka_only = ("partition", "from_offset", "to_offset")
+    if source.kinesis_stream is None and any(getattr(args, name) for name in kinesis_only):
+        raise ConfigurationError("--shard/--from-sequence/--to-sequence apply to a kinesis:// SOURCE only")
+    if source.kafka is None and any(getattr(args, name) not in (None, []) for name in kafka_only):
+        raise ConfigurationError("--partition/--from-offset/--to-offset apply to a kafka:// SOURCE only")
+    if source.s3_bucket is not None and (args.from_time or args.to_time):
+        raise ConfigurationError("an S3 archive backfill reads whole objects: no --from-time/--to-time")
+    if source.kafka is not None:
+        from consumers.replay.kafka_range import check_range
+
+        check_range(args.from_offset, args.to_offset, args.from_time, args.to_time)
+    if source.kinesis_stream is not None:
+        if not 0 < args.max_calls_per_second <= 5:
+            raise ConfigurationError("--max-calls-per-second must be in (0, 5]")
+        if (args.from_sequence or args.to_sequence) and len(args.shard) != 1:
+            raise ConfigurationError("a sequence-number range belongs to one shard: give exactly one --shard")
+    return source
+
+
+def _resource_checks(args: argparse.Namespace, source: ReplaySource) -> list[ResourceCheck]:
+    checks: list[ResourceCheck | None] = [
+        sink_check(args.sink),
+        dead_letter_check(args.dead_letter) if args.dead_letter else None,
+    ]
+    if source.kinesis_stream is not None:
+        checks.insert(0, kinesis_stream_check(source.kinesis_stream, "the SOURCE argument"))
+    elif source.kafka is not None:
+        client = _kafka_client(source.kafka)
+        checks.insert(
+            0, kafka_topics_check(source.kafka.topics, "the SOURCE argument", client)
+        )
+    elif source.s3_bucket is not None:
+        checks.insert(0, s3_bucket_check(source.s3_bucket, "the SOURCE argument"))
+    return [check for check in checks if check is not None]
+
+
+def _kafka_client(target: KafkaTarget) -> KafkaClientConfig:
+    from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
+
+    security = (
+        Tls()
+        if target.security == "tls"
+        else MskIam.for_region()
+        if target.security == "msk-iam"
+        else Plaintext()
+    )
+    return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-replay")
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -129,14 +213,15 @@ async def _main(args: argparse.Namespace) -> int:
     from consumers.replay.progress import ProgressDisplay
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
-    _check(args)
+    source = _check(args)
     async with AsyncExitStack() as stack:
-        reader = await _reader(args, stack)
         dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
         if dead_letter is not None:
             stack.push_async_callback(dead_letter.close)
         sink = sink_from_uri(args.sink, dead_letter=dead_letter)
         stack.push_async_callback(sink.close)
+        await run_checks(_resource_checks(args, source))
+        reader = await _reader(args, source, stack)
         store = SQLiteCheckpointStore(
             args.checkpoint or f"replay-{args.name}.db", namespace=f"replay-{args.name}"
         )
@@ -149,16 +234,15 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reader(args: argparse.Namespace, stack: AsyncExitStack) -> RangeReader:
-    """The range reader the arguments name (validated before any client is created)."""
-    if args.kafka_topic:
+async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncExitStack) -> RangeReader:
+    """The range reader SOURCE names (validated before any client is created)."""
+    if source.kafka is not None:
         from consumers.replay.kafka_range import KafkaRangeReader, offset_ranges
-        from shardline.kafka_config import KafkaClientConfig
 
-        client = KafkaClientConfig(bootstrap_servers=args.bootstrap_servers, client_id="shardline-replay")
+        client = _kafka_client(source.kafka)
         ranges = await offset_ranges(
             client,
-            args.kafka_topic,
+            source.kafka.topics[0],
             partitions=args.partition,
             from_offset=args.from_offset,
             to_offset=args.to_offset,
@@ -170,18 +254,14 @@ async def _reader(args: argparse.Namespace, stack: AsyncExitStack) -> RangeReade
     from aiobotocore.session import get_session
 
     session = get_session()
-    if args.kinesis_stream:
+    if source.kinesis_stream is not None:
         from consumers.replay.kinesis_range import KinesisRange, KinesisRangeReader
 
         window = KinesisRange(args.from_time, args.to_time, args.from_sequence, args.to_sequence)
-        if not 0 < args.max_calls_per_second <= 5:
-            raise ConfigurationError("--max-calls-per-second must be in (0, 5]")
-        if (args.from_sequence or args.to_sequence) and len(args.shard) != 1:
-            raise ConfigurationError("a sequence-number range belongs to one shard: give exactly one --shard")
         kinesis = await stack.enter_async_context(session.create_client("kinesis"))
         return KinesisRangeReader(
             kinesis,
-            args.kinesis_stream,
+            source.kinesis_stream,
             window,
             shard_ids=args.shard,
             calls_per_second=args.max_calls_per_second,
@@ -189,9 +269,9 @@ async def _reader(args: argparse.Namespace, stack: AsyncExitStack) -> RangeReade
 
     from consumers.replay.ranges import S3ArchiveReader
 
-    parts = urlsplit(args.s3_archive)
+    assert source.s3_bucket is not None
     s3 = await stack.enter_async_context(session.create_client("s3"))
-    return S3ArchiveReader(s3, parts.netloc, parts.path.lstrip("/"))
+    return S3ArchiveReader(s3, source.s3_bucket, source.s3_prefix)
 
 
 command = Command(

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 from consumers.kafka import KafkaReplaySource, OffsetRange, ranges_for_times
-from shardline.errors import ConfigurationError
+from shardline.errors import ConfigurationError, ResourceNotFoundError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import ConsumedRecord, KafkaPosition
 
-__all__ = ["KafkaRangeReader", "offset_ranges"]
+__all__ = ["KafkaRangeReader", "check_range", "offset_ranges"]
 
 SourceFactory = Callable[[Sequence[OffsetRange], KafkaClientConfig], KafkaReplaySource]
 
@@ -69,6 +69,27 @@ class KafkaRangeReader:
             await source.close()
 
 
+def check_range(
+    from_offset: int | None, to_offset: int | None, from_time: datetime | None, to_time: datetime | None
+) -> bool:
+    """Refuse a contradictory range before any network call; ``True`` when it is by offsets."""
+    by_offset = from_offset is not None or to_offset is not None
+    by_time = from_time is not None or to_time is not None
+    if by_offset == by_time:
+        raise ConfigurationError("replay a Kafka topic by offsets or by timestamps (one of them)")
+    if by_offset:
+        if from_offset is None or to_offset is None:
+            raise ConfigurationError("a Kafka offset range needs --from-offset and --to-offset")
+        if not 0 <= from_offset <= to_offset:
+            raise ConfigurationError("Kafka offsets must satisfy 0 <= from-offset <= to-offset")
+        return True
+    if from_time is None or to_time is None:
+        raise ConfigurationError("a Kafka time range needs --from-time and --to-time")
+    if from_time.tzinfo is None or to_time.tzinfo is None:
+        raise ConfigurationError("range times must be timezone-aware")
+    return False
+
+
 async def offset_ranges(
     client: KafkaClientConfig,
     topic: str,
@@ -81,24 +102,17 @@ async def offset_ranges(
 ) -> list[OffsetRange]:
     """The offset ranges a replay covers, by offsets or by timestamps (not both).
 
-    By offsets, ``partitions`` must be named (default: partition 0) and ``to_offset`` is
-    exclusive.  By timestamps, ``offsets_for_times`` resolves both ends on the broker.
+    By offsets, the same ``[from_offset, to_offset)`` applies to each of ``partitions``
+    (default: every partition of the topic).  By timestamps, ``offsets_for_times``
+    resolves both ends on the broker.
     Bad combinations raise :class:`ConfigurationError` before any network call.
     """
-    by_offset = from_offset is not None or to_offset is not None
-    by_time = from_time is not None or to_time is not None
-    if by_offset == by_time:
-        raise ConfigurationError("replay a Kafka topic by offsets or by timestamps (one of them)")
+    by_offset = check_range(from_offset, to_offset, from_time, to_time)
     if by_offset:
-        if from_offset is None or to_offset is None:
-            raise ConfigurationError("a Kafka offset range needs --from-offset and --to-offset")
-        if not 0 <= from_offset <= to_offset:
-            raise ConfigurationError("Kafka offsets must satisfy 0 <= from-offset <= to-offset")
-        return [OffsetRange(topic, p, from_offset, to_offset) for p in (partitions or (0,))]
-    if from_time is None or to_time is None:
-        raise ConfigurationError("a Kafka time range needs --from-time and --to-time")
-    if from_time.tzinfo is None or to_time.tzinfo is None:
-        raise ConfigurationError("range times must be timezone-aware")
+        assert from_offset is not None and to_offset is not None
+        chosen = list(partitions) or await _all_partitions(client, topic)
+        return [OffsetRange(topic, p, from_offset, to_offset) for p in chosen]
+    assert from_time is not None and to_time is not None
     from confluent_kafka import Consumer
 
     def resolve() -> list[OffsetRange]:
@@ -109,3 +123,17 @@ async def offset_ranges(
             consumer.close()
 
     return await asyncio.to_thread(resolve)
+
+
+async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:
+    """Every partition of ``topic`` (from the cluster's metadata; never creates the topic)."""
+    from confluent_kafka.admin import AdminClient
+
+    def lookup() -> list[int]:
+        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+        found = metadata.topics.get(topic)
+        if found is None or not found.partitions:
+            raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")
+        return sorted(found.partitions)
+
+    return await asyncio.to_thread(lookup)

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,8 +24,11 @@ from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import DeadLetterEntry
 from consumers.sinks.encoding import record_to_dict
 from consumers.sinks.jsonl import JsonlIdentityFile
+from shardline.errors import ConfigurationError
 
 __all__ = ["FileDeadLetter", "MemoryDeadLetter", "S3DeadLetter", "dead_letter_to_dict", "s3_dead_letter"]
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
 
 
 def dead_letter_to_dict(entry: DeadLetterEntry) -> dict[str, Any]:
@@ -80,6 +84,10 @@ class S3DeadLetter:
     the first record's arrival day (or today when unknown), so a retried put writes the same
     key and the bucket ends up with one object, not two.  ``client`` is an aiobotocore S3
     client (injected; the URI helper builds one from the standard AWS configuration).
+
+    ``expected_bucket_owner`` (a 12-digit account id) is sent with every put: S3 refuses the
+    write when the bucket belongs to another account, so dead letters (which hold payloads)
+    never land in a bucket that was deleted and re-created by someone else under the same name.
     """
 
     def __init__(
@@ -90,10 +98,14 @@ class S3DeadLetter:
         client: Any | None = None,
         session: Any | None = None,
         endpoint_url: str | None = None,
+        expected_bucket_owner: str | None = None,
     ) -> None:
+        if expected_bucket_owner is not None and not _ACCOUNT_ID.fullmatch(expected_bucket_owner):
+            raise ConfigurationError("expected_bucket_owner must be a 12-digit AWS account id")
         self.client = LazyClient("s3", client=client, session=session, endpoint_url=endpoint_url)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self._owner = {} if expected_bucket_owner is None else {"ExpectedBucketOwner": expected_bucket_owner}
 
     def __repr__(self) -> str:
         return f"S3DeadLetter(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -114,7 +126,11 @@ class S3DeadLetter:
         client = await self.client.get()
         try:
             await client.put_object(
-                Bucket=self.bucket, Key=self.key_for(entries), Body=body, ContentType="application/x-ndjson"
+                Bucket=self.bucket,
+                Key=self.key_for(entries),
+                Body=body,
+                ContentType="application/x-ndjson",
+                **self._owner,  # ExpectedBucketOwner when configured
             )
         except AWS_ERRORS as exc:
             raise translate(exc, "s3") from exc
@@ -124,5 +140,6 @@ class S3DeadLetter:
 
 
 def s3_dead_letter(bucket: str, prefix: str = "", **options: Any) -> S3DeadLetter:
-    """``s3://BUCKET/PREFIX`` as a dead-letter destination (options: client, session, endpoint_url)."""
+    """``s3://BUCKET/PREFIX`` as a dead-letter destination (options: client, session, endpoint_url,
+    expected_bucket_owner)."""
     return S3DeadLetter(bucket, prefix, **options)

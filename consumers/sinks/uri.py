@@ -9,6 +9,7 @@
 ``influxdb://HOST:PORT/DB``        :class:`~consumers.sinks.influxdb.InfluxDBSink` (v1 API;
                                    ``influxdb+https://`` for TLS, ``?org=&bucket=`` for v2)
 ``s3://BUCKET/PREFIX``             :class:`~consumers.sinks.deadletter.S3DeadLetter`
+                                   (``?expected_bucket_owner=ACCOUNT`` refuses a foreign bucket)
 =================================  ===========================================================
 
 Query parameters become options (e.g. ``dynamodb://T?guarded=true&key=device_id``);
@@ -95,7 +96,7 @@ def sink_from_uri(uri: str, **options: Any) -> Sink:
 
 def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
     """Build a dead-letter destination: ``file:///PATH.jsonl`` or ``s3://BUCKET/PREFIX``."""
-    scheme, netloc, path, _query = parse_uri(uri)
+    scheme, netloc, path, query = parse_uri(uri)
     if scheme == "file":
         return FileDeadLetter(_file_path(netloc, path, uri))
     if scheme == "s3":
@@ -103,5 +104,7 @@ def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
 
         if not netloc:
             raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {uri!r}")
+        if "expected_bucket_owner" in query:  # s3://BUCKET/PREFIX?expected_bucket_owner=ACCOUNT
+            options.setdefault("expected_bucket_owner", query["expected_bucket_owner"])
         return s3_dead_letter(netloc, path, **options)
     raise ConfigurationError(f"unknown dead-letter scheme {scheme!r}; known: file, s3")

@@ -1,20 +1,30 @@
-"""Every template passes cfn-lint, and no IAM policy grants more than its component needs."""
+"""Every template passes cfn-lint; no policy uses a wildcard or a negation where scoping is possible."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.deploy.policies import (
+    as_list,
+    iam_statements,
+    resource_policy_statements,
+    role_actions,
+    template,
+)
 from tests.deploy.templates import TEMPLATES, load
 
 # Actions AWS does not let a policy scope to a resource; a "*" resource is the only option.
-UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints", "cloudwatch:PutMetricData"}
-IAM_POLICY_TYPES = {"AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"}
+UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints"}
+# A wildcard inside a resource must end a prefix at a delimiter ("bucket/*", "stream/bench-*"),
+# so the prefix cannot match a sibling ("telemetry*" also matches "telemetryX").
+DELIMITERS = "/-.:_"
+NEGATED_KEYS = {"NotAction", "NotResource", "NotPrincipal"}
 
 
 def test_there_are_templates_for_every_component() -> None:
@@ -27,6 +37,7 @@ def test_there_are_templates_for_every_component() -> None:
         "msk-serverless",
         "msk-iam-roles",
         "dead-letter-bucket",
+        "sink-write-policy",
         "iam-roles",
         "lambda-consumer",
         "dashboard",
@@ -44,86 +55,134 @@ def test_cfn_lint_passes_on_every_template() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _statements(node: Any) -> Iterator[dict[str, Any]]:
-    """Statements of a policy document, looking through Fn::If branches."""
-    if isinstance(node, dict):
-        if "Fn::If" in node:
-            _, when_true, when_false = node["Fn::If"]
-            yield from _statements(when_true)
-            yield from _statements(when_false)
-        elif "Effect" in node:
-            yield node
-    elif isinstance(node, list):
-        for item in node:
-            yield from _statements(item)
-
-
-def _policy_documents(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    props = resource.get("Properties", {})
-    if resource["Type"] == "AWS::IAM::Role":
-        for policy in props.get("Policies", []):
-            yield policy["PolicyDocument"]
-    else:
-        yield props["PolicyDocument"]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _iam_statements() -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in TEMPLATES:
-        for name, resource in load(path)["Resources"].items():
-            if resource["Type"] in IAM_POLICY_TYPES:
-                for document in _policy_documents(resource):
-                    for statement in _statements(document["Statement"]):
-                        yield f"{path.name}:{name}", statement
-
-
 def test_iam_policies_exist_to_be_checked() -> None:
-    assert sum(1 for _ in _iam_statements()) >= 20
+    assert sum(1 for _ in iam_statements()) >= 20
 
 
-@pytest.mark.parametrize("where,statement", list(_iam_statements()), ids=lambda v: str(v)[:60])
-def test_no_wildcard_actions_or_resources_where_scoping_is_possible(
-    where: str, statement: dict[str, Any]
-) -> None:
-    actions = _as_list(statement["Action"])
+def _resource_text(resource: Any, parameters: dict[str, Any]) -> list[str]:
+    """The resource as text with each ${Param} replaced by a marker saying whether the
+    parameter's AllowedPattern forces it to end in a delimiter."""
+    if isinstance(resource, str):
+        return [resource]
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        text = resource["Fn::Sub"]
+        text = text if isinstance(text, str) else text[0]
+
+        def marker(match: re.Match[str]) -> str:
+            name = match.group(1)
+            pattern = parameters.get(name, {}).get("AllowedPattern")
+            ends_in_delimiter = (
+                bool(pattern)
+                and re.fullmatch(pattern, "telemetry") is None
+                and any(re.fullmatch(pattern, "telemetry" + d) for d in DELIMITERS)
+            )
+            return "{DELIMITED}/" if ends_in_delimiter else "{PARAM}"
+
+        return [re.sub(r"\$\{([A-Za-z0-9:]+)(?:\.[A-Za-z]+)?\}", marker, text)]
+    return []  # Ref / GetAtt of a whole ARN: no wildcard of ours
+
+
+def _wildcard_problems(where: str, statement: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    problems = [f"{where}: {key}" for key in NEGATED_KEYS & set(statement)]
+    if statement["Effect"] != "Allow":
+        return problems
+    actions = as_list(statement.get("Action", []))
     for action in actions:
-        assert isinstance(action, str) and "*" not in action, f"{where}: wildcard action {action!r}"
-    resources = _as_list(statement["Resource"])
-    if "*" in resources:
-        assert set(actions) <= UNSCOPABLE_ACTIONS, f"{where}: '*' resource for {actions}"
-        if "cloudwatch:PutMetricData" in actions:
-            assert "cloudwatch:namespace" in str(statement.get("Condition")), where
+        if not isinstance(action, str) or re.search(r"[*?]", action):
+            problems.append(f"{where}: wildcard action {action!r}")
+    for resource in as_list(statement.get("Resource", [])):
+        if resource == "*":
+            if not set(actions) <= UNSCOPABLE_ACTIONS:
+                problems.append(f"{where}: '*' resource for {actions}")
+            continue
+        for text in _resource_text(resource, parameters):
+            for match in re.finditer(r"[*?]", text):
+                before = text[: match.start()]
+                if match.group() == "?" or not before or before[-1] not in DELIMITERS:
+                    problems.append(f"{where}: wildcard not after a delimiter in {resource!r}")
+    return problems
 
 
-def test_kms_use_by_stream_roles_is_bound_to_the_stream_encryption_context() -> None:
-    path = next(p for p in TEMPLATES if p.stem == "iam-roles")
-    resources = load(path)["Resources"]
-    for role in ("ProducerRole", "ConsumerRole", "ReplayRole"):
-        for document in _policy_documents(resources[role]):
-            for statement in _statements(document["Statement"]):
-                kms_actions = [a for a in _as_list(statement["Action"]) if a.startswith("kms:")]
-                if kms_actions:
-                    condition = str(statement.get("Condition"))
-                    assert "kms:EncryptionContext:aws:kinesis:arn" in condition, role
+def _all_statements() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    found = []
+    for source in (iam_statements, resource_policy_statements):
+        for where, statement in source():
+            stem = where.split(".yaml")[0]
+            found.append((where, statement, template(stem).get("Parameters", {})))
+    return found
+
+
+@pytest.mark.parametrize("where,statement,parameters", _all_statements(), ids=lambda v: str(v)[:60])
+def test_no_wildcards_or_negations_where_scoping_is_possible(
+    where: str, statement: dict[str, Any], parameters: dict[str, Any]
+) -> None:
+    if where.split(":")[1] in KEY_POLICY_HOLDERS:
+        # A key policy's Resource "*" means "this key"; its actions are still checked.
+        statement = {k: v for k, v in statement.items() if k != "Resource"}
+    assert not _wildcard_problems(where, statement, parameters)
+
+
+KEY_POLICY_HOLDERS = {"StreamKey", "DeadLetterKey", "ArchiveKey"}
+
+
+@pytest.mark.parametrize(
+    "statement,problem",
+    [
+        (
+            {"Effect": "Allow", "Action": "kinesis:Get*", "Resource": "arn:aws:kinesis:r:1:stream/s"},
+            "wildcard action",
+        ),
+        (
+            {"Effect": "Allow", "Action": "kinesis:GetRecord?", "Resource": "arn:aws:kinesis:r:1:stream/s"},
+            "wildcard action",
+        ),
+        ({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}, "NotAction"),
+        ({"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::b/x"}, "NotResource"),
+        (
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b*"},
+            "not after a delimiter",
+        ),
+        ({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}, "'*' resource"),
+        (
+            {
+                "Effect": "Allow",
+                "Action": "kafka-cluster:ReadData",
+                "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/telemetry*"},
+            },
+            "not after a delimiter",
+        ),
+        (
+            {
+                "Effect": "Allow",
+                "Action": "kafka-cluster:ReadData",
+                "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/${Loose}*"},
+            },
+            "not after a delimiter",
+        ),
+    ],
+)
+def test_the_wildcard_check_catches_more_than_a_literal_star(statement: dict[str, Any], problem: str) -> None:
+    parameters = {"Loose": {"Type": "String", "AllowedPattern": "[a-z]+"}}
+    problems = _wildcard_problems("probe", statement, parameters)
+    assert any(problem in text for text in problems), problems
+
+
+def test_delimited_prefix_parameters_pass_the_wildcard_check() -> None:
+    parameters = {"Prefix": {"Type": "String", "AllowedPattern": "[a-zA-Z0-9_.-]*[_.-]"}}
+    statement = {
+        "Effect": "Allow",
+        "Action": "kafka-cluster:ReadData",
+        "Resource": {"Fn::Sub": "arn:aws:kafka:r:1:topic/c/u/${Prefix}*"},
+    }
+    assert _wildcard_problems("probe", statement, parameters) == []
 
 
 def test_producer_cannot_read_and_consumer_cannot_write_the_stream() -> None:
-    resources = load(next(p for p in TEMPLATES if p.stem == "iam-roles"))["Resources"]
-
-    def actions(role: str) -> set[str]:
-        return {
-            action
-            for document in _policy_documents(resources[role])
-            for statement in _statements(document["Statement"])
-            for action in _as_list(statement["Action"])
-        }
-
-    assert "kinesis:GetRecords" not in actions("ProducerRole")
-    assert not {"kinesis:PutRecord", "kinesis:PutRecords"} & actions("ConsumerRole")
-    assert "kms:Decrypt" not in actions("ProducerRole")
+    producer = role_actions("iam-roles", "ProducerRole")
+    consumer = role_actions("iam-roles", "ConsumerRole")
+    assert "kinesis:GetRecords" not in producer
+    assert not {"kinesis:PutRecord", "kinesis:PutRecords"} & consumer
+    assert "kms:Decrypt" not in producer
 
 
 def test_checkpoint_table_is_protected() -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from shardline.localstack.processes import ServerHandle
-from shardline.localstack.services import start_server
+from shardline.local.processes import ServerHandle
+from shardline.local.services import start_server
 
 pytestmark = pytest.mark.integration
 

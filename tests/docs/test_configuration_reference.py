@@ -24,8 +24,8 @@ CONFIGS = [
     ("consumers.kafka", "KafkaConsumerConfig"),
     ("consumers.sinks.base", "SinkOptions"),
     ("shardline.retry", "RetryPolicy"),
-    ("shardline.localstack.gateway", "ShardLimits"),
-    ("shardline.localstack.gateway", "FaultPlan"),
+    ("benchmarks.gateway", "ShardLimits"),
+    ("benchmarks.gateway", "FaultPlan"),
 ]
 
 

@@ -234,3 +234,39 @@ async def test_store_built_client_has_no_hidden_botocore_retries(moto_endpoint: 
         assert client.meta.config.connect_timeout == DEFAULT_CLIENT_CONFIG.connect_timeout  # type: ignore[attr-defined]
     finally:
         await store.close()
+
+
+async def test_checkpoint_whose_response_was_lost_is_recognised_as_ours(dynamodb: Any) -> None:
+    """A checkpoint bumps leaseCounter as the KCL's does, so a retry after a lost answer finds
+    its condition false; the read-back (us, counter + 1, our position) vouches for it."""
+    store = await _store(dynamodb)
+    lease = await store.acquire("shardId-000000000000", "worker-a")
+    lost = LoseResponses(1)
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", lost)
+    try:
+        checkpointed = await store.checkpoint(lease, "88", 2)
+    finally:
+        dynamodb.meta.events.unregister("after-call.dynamodb.UpdateItem", lost)
+    assert lost.lost == 1
+    assert (checkpointed.counter, checkpointed.checkpoint, checkpointed.sub_sequence_number) == (
+        lease.counter + 1,
+        "88",
+        2,
+    )
+    assert await store.get("shardId-000000000000") == checkpointed
+
+
+async def test_lost_checkpoint_response_after_a_steal_and_checkpoint_is_lease_lost(dynamodb: Any) -> None:
+    store = await _store(dynamodb)
+    mine = await store.acquire("shardId-000000000000", "worker-a")
+    theirs = await store.acquire("shardId-000000000000", "worker-b")
+    await store.checkpoint(theirs, "90")
+    lost = LoseResponses(1)
+    dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", lost)
+    try:
+        with pytest.raises(LeaseLostError):
+            await store.checkpoint(mine, "89")
+    finally:
+        dynamodb.meta.events.unregister("after-call.dynamodb.UpdateItem", lost)
+    stored = await store.get("shardId-000000000000")
+    assert stored is not None and (stored.owner, stored.checkpoint) == ("worker-b", "90")

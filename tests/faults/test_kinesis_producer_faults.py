@@ -27,6 +27,7 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from benchmarks.gateway import FaultPlan, KinesisGateway, ShardLimits
 from producers import KinesisProducer
 from shardline.errors import (
     BufferFullError,
@@ -41,7 +42,6 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.limits import HASH_KEY_MAX, MiB
-from shardline.localstack.gateway import FaultPlan, KinesisGateway, ShardLimits
 from shardline.records import Ack, Record
 from tests.faults.wire_faults import WireTap
 from tests.integration.kinesis_producer_readback import (

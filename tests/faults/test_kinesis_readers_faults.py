@@ -19,8 +19,8 @@ from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import KinesisSource, PollingShardReader, ReaderConfig
 from shardline.errors import LeaseLostError
 from shardline.records import KinesisPosition
-from shardline.shardmath import list_shards_sync
 from tests.integration.test_kinesis_readers import async_client, create_stream, put, sync_client
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from typing import Any
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
 from shardline.records import Record
-from shardline.shardmath import ShardMap, list_shards_sync, partition_key_hash
+from shardline.shardmath import ShardMap, partition_key_hash
+from tests.kinesis_sync import list_shards_sync
 
 ACTIVE_DEADLINE_SECONDS = 60.0
 

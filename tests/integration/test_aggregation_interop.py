@@ -17,7 +17,8 @@ from shardline.clients import aiobotocore_client, boto3_client
 from shardline.errormap import from_botocore
 from shardline.errors import ResourceNotFoundError
 from shardline.records import ConsumedRecord, KinesisPosition
-from shardline.shardmath import ShardMap, list_shards, list_shards_sync
+from shardline.shardmath import ShardMap, list_shards
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

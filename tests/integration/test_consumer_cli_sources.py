@@ -37,7 +37,6 @@ KEYS = 7
 
 def _spawn(module: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
     environment = dict(os.environ)
-    environment.pop("SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES", None)
     environment.update(AWS_DEFAULT_REGION="us-east-1", **env)
     return subprocess.Popen(
         [sys.executable, "-m", module, "consume", *argv],

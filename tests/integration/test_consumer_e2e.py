@@ -26,6 +26,7 @@ from tests.integration.consume_process import sink_lines, stop_process, wait_unt
 pytestmark = pytest.mark.integration
 
 RECORDS = 60
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -50,25 +51,38 @@ def stream(kinesis_endpoint: str) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _spawn(
-    stream: str, table: str, sink: Path, kinesis_endpoint: str, moto_endpoint: str, **env: str
+    stream: str,
+    table: str,
+    sink: Path,
+    kinesis_endpoint: str,
+    moto_endpoint: str,
+    *,
+    kill_after_sink_writes: int | None = None,
 ) -> subprocess.Popen[bytes]:
+    """``shardline consume``; with ``kill_after_sink_writes`` the test wrapper that SIGKILLs it
+    right after that many sink writes (the production command has no such seam)."""
     environment = dict(os.environ)
-    environment.pop("SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES", None)
     environment.update(
         AWS_ENDPOINT_URL_KINESIS=kinesis_endpoint,
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         AWS_DEFAULT_REGION="us-east-1",
-        **env,
+    )
+    command = (
+        [sys.executable, "-m", "shardline.cli"]
+        if kill_after_sink_writes is None
+        else [sys.executable, "-m", "tests.integration.consume_killed_after_sink_writes",
+              str(kill_after_sink_writes)]
     )
     return subprocess.Popen(
         [
-            sys.executable, "-m", "shardline.cli", "consume", f"kinesis://{stream}",
+            *command, "consume", f"kinesis://{stream}",
             "--checkpoint", f"dynamodb://{table}?create_table=true",
             "--sink", f"file://{sink}",
             "--checkpoint-interval", "0.2",
             "--max-in-flight", "10",
         ],
         env=environment,
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -93,9 +107,7 @@ def test_kill_9_between_sink_write_and_checkpoint_loses_nothing(
     table = f"leases-{uuid.uuid4().hex[:10]}"
     sink = tmp_path / "out.jsonl"
 
-    crashed = _spawn(
-        name, table, sink, kinesis_endpoint, moto_endpoint, SHARDLINE_FAULT_KILL_AFTER_SINK_WRITES="2"
-    )
+    crashed = _spawn(name, table, sink, kinesis_endpoint, moto_endpoint, kill_after_sink_writes=2)
     status, stderr = stop_process(crashed, terminate=False, timeout=180)
     assert status == -signal.SIGKILL, stderr
     written_before = _ids(sink_lines(sink))

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.integration
 
 ACCOUNT = "123456789012"  # moto's account id
 REGION = "us-east-1"
+KEY_ADMIN = f"arn:aws:iam::{ACCOUNT}:role/key-admin"
 
 
 def _client(service: str, endpoint: str) -> Any:
@@ -40,7 +41,9 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
 
     stream_name = f"telemetry-{suffix}"
     stream_outputs = _deploy(
-        cfn, "kinesis-stream", {"StreamName": stream_name, "StreamMode": "PROVISIONED", "ShardCount": "2"}
+        cfn,
+        "kinesis-stream",
+        {"StreamName": stream_name, "StreamMode": "PROVISIONED", "ShardCount": "2", "KeyAdminArn": KEY_ADMIN},
     )
     summary = _client("kinesis", moto_endpoint).describe_stream_summary(StreamName=stream_name)
     description = summary["StreamDescriptionSummary"]
@@ -61,20 +64,17 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
     assert table["KeySchema"] == [{"AttributeName": "leaseKey", "KeyType": "HASH"}]
 
     bucket_name = f"dead-letters-{suffix}"
-    bucket_outputs = _deploy(cfn, "dead-letter-bucket", {"BucketName": bucket_name})
+    bucket_outputs = _deploy(cfn, "dead-letter-bucket", {"BucketName": bucket_name, "KeyAdminArn": KEY_ADMIN})
     s3 = _client("s3", moto_endpoint)
     encryption = s3.get_bucket_encryption(Bucket=bucket_name)["ServerSideEncryptionConfiguration"]
     assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    # (moto's CloudFormation ignores VersioningConfiguration; tests/deploy checks the template.)
+    # (moto's CloudFormation ignores VersioningConfiguration and AWS::S3::BucketPolicy;
+    # tests/deploy checks the template.)
 
-    role_outputs = _deploy(
+    policy_outputs = _deploy(
         cfn,
-        "iam-roles",
+        "sink-write-policy",
         {
-            "StreamArn": stream_outputs["StreamArn"],
-            "StreamKeyArn": stream_outputs["StreamKeyArn"],
-            "LeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}",
-            "ReplayLeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}-replay",
             "DeadLetterBucketArn": bucket_outputs["BucketArn"],
             "DeadLetterKeyArn": bucket_outputs["KeyArn"],
             # Every optional sink given: moto does not drop AWS::NoValue from policy statement
@@ -82,7 +82,18 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
             "SinkTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/sink-{suffix}",
             "DeliveryStreamArn": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/archive-{suffix}",
             "TimestreamTableArn": f"arn:aws:timestream:{REGION}:{ACCOUNT}:database/iot/table/readings",
+        },
+    )
+    role_outputs = _deploy(
+        cfn,
+        "iam-roles",
+        {
+            "StreamArn": stream_outputs["StreamArn"],
+            "StreamKeyArn": stream_outputs["StreamKeyArn"],
+            "LeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}",
+            "SinkWritePolicyArn": policy_outputs["SinkWritePolicyArn"],
             "ArchiveBucketArn": f"arn:aws:s3:::archive-{suffix}",
+            "ArchiveKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}",
         },
     )
     iam = _client("iam", moto_endpoint)
@@ -97,9 +108,26 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
     assert stream_outputs["StreamArn"] in str(policy)
     assert "kinesis:GetRecords" not in str(policy)
 
+    # The roles live under the path the key policies admit.  (moto's CloudFormation does not
+    # attach ManagedPolicyArns; tests/deploy checks which roles attach the sink-write policy.)
+    for output in ("ProducerRoleArn", "ConsumerRoleArn", "ReplayRoleArn", "BenchRoleArn"):
+        assert f":role/shardline/{role_outputs[output].rsplit('/', 1)[-1]}" in role_outputs[output]
+    sink_policy = iam.get_policy(PolicyArn=policy_outputs["SinkWritePolicyArn"])["Policy"]
+    assert sink_policy["Path"] == "/shardline/"
+    version = iam.get_policy_version(PolicyArn=sink_policy["Arn"], VersionId=sink_policy["DefaultVersionId"])[
+        "PolicyVersion"
+    ]
+    assert "s3:PutObject" in str(version["Document"])
+    assert bucket_outputs["BucketArn"] in str(version["Document"])
+
 
 def test_msk_roles_deploy(moto_endpoint: str) -> None:
     cfn = _client("cloudformation", moto_endpoint)
     cluster_uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-s1"
     outputs = _deploy(cfn, "msk-iam-roles", {"ClusterName": "telemetry", "ClusterUuid": cluster_uuid})
-    assert set(outputs) == {"KafkaProducerRoleArn", "KafkaConsumerRoleArn"}
+    assert set(outputs) == {
+        "KafkaProducerRoleArn",
+        "KafkaConsumerRoleArn",
+        "KafkaReplayRoleArn",
+        "KafkaBenchRoleArn",
+    }

@@ -18,7 +18,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from shardline.localstack.gateway import FaultPlan, KinesisGateway, ManualClock, ShardLimits
+from benchmarks.gateway import FaultPlan, KinesisGateway, ManualClock, ShardLimits
 from shardline.shardmath import ShardMap
 
 pytestmark = pytest.mark.integration

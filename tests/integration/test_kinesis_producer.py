@@ -15,13 +15,14 @@ from aiobotocore.session import get_session
 from producers import KinesisProducer
 from shardline.limits import HASH_KEY_MAX
 from shardline.records import Record
-from shardline.shardmath import ShardMap, list_shards_sync
+from shardline.shardmath import ShardMap
 from tests.integration.kinesis_producer_readback import (
     assert_each_once_on_its_shard,
     create_stream,
     read_back,
     wait_closed,
 )
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from aiobotocore.session import get_session
 from consumers.kinesis import records_from_api
 from producers import KinesisProducer
 from shardline.records import ConsumedRecord, Record
-from shardline.shardmath import list_shards_sync
 from tests.integration.kinesis_producer_readback import assert_each_once_on_its_shard, create_stream
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

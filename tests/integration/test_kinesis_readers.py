@@ -23,8 +23,8 @@ from consumers.kinesis import (
     stream_arn,
 )
 from shardline.records import ConsumedRecord, KinesisPosition
-from shardline.shardmath import list_shards_sync
 from tests.integration.efo_compat import tolerate_missing_initial_response
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
 from consumers.source import SourceBatch
 from shardline.records import SHARD_END, KinesisPosition
-from shardline.shardmath import list_shards_sync
 from tests.integration.efo_compat import tolerate_missing_initial_response
 from tests.integration.test_kinesis_readers import async_client, create_stream, put, sync_client, wait_until
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
 

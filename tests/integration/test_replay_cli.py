@@ -76,7 +76,7 @@ async def test_backfill_from_an_s3_archive_into_dynamodb(
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    args = ("--name", "backfill", "--sink", f"dynamodb://{table}", "--s3-archive", f"s3://{bucket}/raw/")
+    args = (f"s3://{bucket}/raw/", "--name", "backfill", "--sink", f"dynamodb://{table}")
 
     first = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)
     once, items = await dynamodb_state(aws["dynamodb"], table)
@@ -106,7 +106,7 @@ def test_a_kinesis_sequence_range_into_a_file_sink(moto_endpoint: str, tmp_path:
     out = tmp_path / "out.jsonl"
 
     result = shardline(
-        "--name", "seq", "--sink", f"file://{out}", "--kinesis-stream", stream, "--shard", shard,
+        f"kinesis://{stream}", "--name", "seq", "--sink", f"file://{out}", "--shard", shard,
         "--from-sequence", sequences[10], "--to-sequence", sequences[19], "--max-calls-per-second", "5",
         cwd=tmp_path, endpoint=moto_endpoint,
     )  # fmt: skip
@@ -118,48 +118,71 @@ def test_a_kinesis_sequence_range_into_a_file_sink(moto_endpoint: str, tmp_path:
     kinesis.close()
 
 
-def test_a_kafka_offset_range_through_the_cli(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_a_kafka_offset_range_covers_every_partition(kafka_bootstrap: str, tmp_path: Path) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     topic = f"cli-{uuid.uuid4().hex[:12]}"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the topic exists
-    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+    for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
         future.result(timeout=30)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for n in range(20):
-        producer.produce(topic, f"m{n}".encode(), partition=0)
+    for partition in range(3):
+        for n in range(20):
+            producer.produce(topic, f"p{partition}-m{n}".encode(), partition=partition)
     assert producer.flush(30) == 0
     out = tmp_path / "out.jsonl"
 
     result = shardline(
-        "--name", "kafka", "--sink", f"file://{out}", "--kafka-topic", topic,
-        "--bootstrap-servers", kafka_bootstrap, "--from-offset", "4", "--to-offset", "9",
+        f"kafka://{kafka_bootstrap}/{topic}", "--name", "kafka", "--sink", f"file://{out}",
+        "--from-offset", "4", "--to-offset", "9",
         cwd=tmp_path, endpoint="http://127.0.0.1:9",
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
-    assert "records read: 5" in result.stdout
-    payloads = [base64.b64decode(json.loads(line)["data"]) for line in out.read_bytes().splitlines()]
-    assert payloads == [f"m{n}".encode() for n in range(4, 9)]
+    assert "records read: 15" in result.stdout
+    payloads = sorted(base64.b64decode(json.loads(line)["data"]) for line in out.read_bytes().splitlines())
+    assert payloads == sorted(f"p{p}-m{n}".encode() for p in range(3) for n in range(4, 9))
+
+
+def test_a_missing_source_or_sink_is_one_line_naming_it(moto_endpoint: str, tmp_path: Path) -> None:
+    missing = f"absent-{uuid.uuid4().hex[:8]}"
+    for args in (
+        (f"kinesis://{missing}", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"),
+        (f"s3://{missing}/raw/", "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl"),
+    ):
+        named = "the SOURCE argument"
+        result = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and missing in lines[0] and named in lines[0], result.stderr
+    bucket = f"present-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    result = shardline(
+        f"s3://{bucket}/raw/", "--name", "n", "--sink", f"dynamodb://{missing}",
+        cwd=tmp_path, endpoint=moto_endpoint,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and f"DynamoDB table '{missing}' (named by --sink)" in result.stderr
 
 
 NAMED = ("--name", "n", "--sink", "file:///x")
-KINESIS = ("--kinesis-stream", "s")
-KAFKA = ("--kafka-topic", "t", "--bootstrap-servers", "h:1")
+KINESIS = ("kinesis://s",)
+KAFKA = ("kafka://h:1/t",)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--sink", "file:///x", *KINESIS], "--name"),
-        ([*NAMED], "one of the arguments"),
+        ([*NAMED], "SOURCE"),
+        ([*NAMED, "kinesis:/s"], "SOURCE must be"),
+        ([*NAMED, "kafka://h:1/a,b"], "one topic"),
         ([*NAMED, *KINESIS, "--from-time", "2024-05-01"], "time zone"),
         (["--name", "n", "--sink", "nosuch://x", *KINESIS], "unknown sink scheme"),
         ([*NAMED, *KINESIS, "--from-sequence", "5"], "exactly one"),
-        ([*NAMED, "--kafka-topic", "t"], "--bootstrap-servers"),
-        ([*NAMED, "--s3-archive", "http://bucket"], "s3://BUCKET/PREFIX"),
-        ([*NAMED, *KINESIS, "--from-offset", "1"], "--kafka-topic"),
+        ([*NAMED, "s3:///prefix"], "s3://BUCKET/PREFIX"),
+        ([*NAMED, *KINESIS, "--from-offset", "1"], "kafka:// SOURCE"),
         ([*NAMED, *KAFKA, "--from-offset", "9", "--to-offset", "3"], "from-offset <= to-offset"),
     ],
 )

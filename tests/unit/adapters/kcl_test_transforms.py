@@ -10,3 +10,4 @@ def reject_bad(record: ConsumedRecord) -> ConsumedRecord:
     if record.data.startswith(b"BAD"):
         raise ValueError("unparseable reading")
     return record
+

@@ -87,11 +87,15 @@ def test_all_written_returns_empty_failures_and_keeps_identity() -> None:
     assert first.arrival_time.timestamp() == pytest.approx(1545084650.987)
 
 
-def test_unwritable_record_reports_first_failed_sequence_number() -> None:
+def test_unwritable_record_reports_every_record_not_written() -> None:
+    """The shard stops at the poison record: it and everything after it are reported (Lambda
+    resumes at the lowest; listing the rest too keeps the answer right per record)."""
     sink = Sink(poison={b"r2"})
     handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1))
     event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
-    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
+    assert handler(event, None) == {
+        "batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}, {"itemIdentifier": SEQUENCES[3]}]
+    }
     assert [r.data for r in sink.written] == [b"r0", b"r1"]
 
 
@@ -122,7 +126,9 @@ def test_sink_outage_is_reported_at_the_first_unwritten_record_and_nothing_dead_
         sink, dead_letter=dead_letter, config=PipelineConfig(max_sink_batch_records=2, sink_retry=no_wait)
     )
     event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
-    assert handler(event, None) == {"batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}]}
+    assert handler(event, None) == {
+        "batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}, {"itemIdentifier": SEQUENCES[3]}]
+    }
     assert dead_letter.entries == []
 
 

@@ -13,6 +13,7 @@ import pytest
 from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
 from shardline.errors import (
     ConfigurationError,
+    ResourceNotFoundError,
     SinkError,
     ThrottledError,
     TransientServiceError,
@@ -157,6 +158,24 @@ async def test_without_dead_letter_a_poison_record_stops_the_pipeline_before_its
     assert checkpoint is not None
     assert checkpoint < 3
     assert source.stop_calls >= 1
+
+
+async def test_a_missing_destination_stops_once_without_bisecting_or_dead_lettering() -> None:
+    def fail(records: Sequence[ConsumedRecord]) -> BaseException | None:
+        missing = ResourceNotFoundError("no table", code="ResourceNotFoundException", service="dynamodb")
+        error = SinkError("dynamodb sink failed")
+        error.__cause__ = missing
+        return error
+
+    source = ScriptedSource([batch("a", 1, 16)])
+    sink = RecordingSink(fail)
+    dead_letter = RecordingDeadLetter()
+    with pytest.raises(SinkError, match="does not exist") as raised:
+        await Pipeline(source, sink, config=FAST, dead_letter=dead_letter).run()
+    assert isinstance(raised.value.__cause__, SinkError)
+    assert sink.attempts == 1  # one write, no bisection
+    assert dead_letter.entries == []
+    assert source.last_checkpoint("a") is None
 
 
 async def test_broken_dead_letter_is_a_sink_error() -> None:

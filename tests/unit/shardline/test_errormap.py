@@ -428,3 +428,49 @@ def test_a_throttled_client_call_is_mapped_and_retried() -> None:
     assert response["Records"][0]["SequenceNumber"] == "1"
     assert seen == [ThrottledError, TransientServiceError]
     stubber.assert_no_pending_responses()
+
+
+# --- the boundaries -------------------------------------------------------------------------
+
+
+def test_aws_boundary_maps_client_errors_and_keeps_the_cause() -> None:
+    from shardline.errormap import map_aws_errors
+
+    original = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutRecords")
+    with pytest.raises(ThrottledError) as caught, map_aws_errors("kinesis"):
+        raise original
+    assert caught.value.__cause__ is original
+    assert caught.value.service == "kinesis"
+
+
+@pytest.mark.parametrize("error", [TypeError("bug"), AttributeError("bug"), KeyError("bug"), ValueError("x")])
+def test_aws_boundary_lets_programming_errors_through_untouched(error: Exception) -> None:
+    from shardline.errormap import map_aws_errors
+
+    with pytest.raises(type(error)) as caught, map_aws_errors("kinesis"):
+        raise error
+    assert caught.value is error
+
+
+def test_boundaries_leave_shardline_errors_and_cancellation_alone() -> None:
+    import asyncio
+
+    from shardline.errormap import map_aws_errors, map_kafka_errors
+
+    already = ThrottledError("slow down")
+    with pytest.raises(ThrottledError) as caught, map_aws_errors():
+        raise already
+    assert caught.value is already
+    with pytest.raises(asyncio.CancelledError), map_kafka_errors():
+        raise asyncio.CancelledError
+
+
+def test_kafka_boundary_maps_kafka_exceptions_only() -> None:
+    from shardline.errormap import map_kafka_errors
+
+    with pytest.raises(ResourceNotFoundError), map_kafka_errors():
+        raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
+    bug = TypeError("bug")
+    with pytest.raises(TypeError) as caught, map_kafka_errors():
+        raise bug
+    assert caught.value is bug

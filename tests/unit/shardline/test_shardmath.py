@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from shardline.errors import ConfigurationError, ShardNotFoundError
 from shardline.limits import HASH_KEY_MAX
-from shardline.shardmath import ShardInfo, ShardMap, list_shards, list_shards_sync, partition_key_hash
+from shardline.shardmath import ShardInfo, ShardMap, list_shards, partition_key_hash
+from tests.kinesis_sync import list_shards_sync
 
 
 def even_shards(count: int, prefix: str = "shardId-") -> list[ShardInfo]:

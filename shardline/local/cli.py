@@ -1,0 +1,94 @@
+"""``shardline local up|status|down``: the local stack from the shell.
+
+``up`` prints ``export`` lines on stdout (progress goes to stderr), so
+``eval "$(shardline local up)"`` points the current shell at the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shardline.cli import Command
+from shardline.local.environment import export_lines
+from shardline.local.errors import LocalEmulatorError
+from shardline.local.stack import KINESIS_ENGINES, SERVICES, down, load_state, parse_services, up
+
+__all__ = ["command"]
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("up", help="install on demand and start the local servers in the background")
+    start.add_argument(
+        "--services",
+        help=f"comma-separated subset of {','.join(SERVICES)} "
+        "(default: all but influxdb, plus influxdb where influxd is installed)",
+    )
+    start.add_argument(
+        "--kinesis-engine",
+        choices=KINESIS_ENGINES,
+        default="kinesis-mock",
+        help="which emulator serves Kinesis (default: kinesis-mock)",
+    )
+    start.add_argument("--env-file", type=Path, help="also write the export lines to this file")
+    actions.add_parser("status", help="show the recorded servers, whether they run, and their endpoints")
+    actions.add_parser("down", help="stop exactly the servers `up` started and forget them")
+
+
+def _up(args: argparse.Namespace) -> int:
+    services = parse_services(args.services)
+    print(f"starting {', '.join(services)} (kinesis engine: {args.kinesis_engine})...", file=sys.stderr)
+    state = up(services, kinesis_engine=args.kinesis_engine)
+    for server in state.servers:
+        print(f"  {server.name:<13} {server.endpoint}  pid {server.pid}", file=sys.stderr)
+    lines = export_lines(state.environment)
+    if args.env_file is not None:
+        args.env_file.write_text("\n".join(lines) + "\n")
+        print(f"environment written to {args.env_file}", file=sys.stderr)
+    print("\n".join(lines))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = load_state()
+    if state is None:
+        print("no local stack is recorded (start one with `shardline local up`)")
+        return 1
+    all_alive = True
+    for server in state.servers:
+        alive = server.alive()
+        all_alive = all_alive and alive
+        print(
+            f"{server.name:<13} {'running' if alive else 'STOPPED':<8} {server.endpoint:<28} "
+            f"pid {server.pid}  ({','.join(server.services)})"
+        )
+    print(f"logs: {state.run_dir}")
+    return 0 if all_alive else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = down()
+    for server in stopped:
+        print(f"stopped {server.name} (pid {server.pid})")
+    if not stopped:
+        print("no running local stack servers were recorded")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    handlers = {"up": _up, "status": _status, "down": _down}
+    try:
+        return handlers[args.action](args)
+    except LocalEmulatorError as exc:
+        print(f"shardline local {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
+command = Command(
+    name="local",
+    help="run a local AWS/Kafka stack (kinesis-mock, moto, Tansu, InfluxDB) on 127.0.0.1",
+    configure=_configure,
+    run=_run,
+)

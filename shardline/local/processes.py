@@ -1,0 +1,233 @@
+"""Start, watch and stop local server processes.
+
+A handle always holds the server process itself (never a wrapper shell), so stopping it
+by pid stops the server.  Readiness is a real API call retried until a deadline; if the
+server dies first, the error carries the tail of its log instead of a bare timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shardline.local.errors import LocalEmulatorError, ServerStartError
+
+__all__ = [
+    "ServerHandle",
+    "free_port",
+    "is_running",
+    "launch",
+    "log_tail",
+    "stop_pid",
+    "wait_ready",
+]
+
+# The only variables a server inherits from the caller; everything else (credentials, profiles,
+# container and web-identity credential endpoints, tokens of any kind) stays behind.
+_INHERITED_ENV = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SHARDLINE_BIND_HOST"}
+)
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, eq=False)
+class ServerHandle:
+    """A running local server: what it is, where it answers, and its own process."""
+
+    name: str
+    endpoint: str
+    process: subprocess.Popen[bytes] = field(repr=False)
+    log_path: Path
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def argv(self) -> list[str]:
+        args = self.process.args
+        if isinstance(args, str | bytes | os.PathLike):
+            return [os.fsdecode(args)]
+        return [os.fsdecode(arg) for arg in args]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if the server has not exited within ``timeout`` seconds."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+
+def _child_env(extra: Mapping[str, str], home: Path | None = None) -> dict[str, str]:
+    """The environment for a server: an allow-list of the caller's variables, its own HOME, ``extra``.
+
+    No credentials, profile or credential endpoint reaches an emulator, and none of them
+    reads or writes the caller's home directory (``~/.aws``, ``~/.npmrc``...).
+    """
+    env = {key: value for key, value in os.environ.items() if key in _INHERITED_ENV}
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def launch(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    detached: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session with output in ``log_path``.
+
+    ``detached`` servers outlive this process (``shardline local up``); attached ones get
+    SIGTERM when this process dies, so a killed test run leaves no server behind.  The server's
+    HOME is ``home`` under its working directory (or its log directory).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    home = (cwd or log_path.parent) / "home"
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_env(env or {}, home),
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+            preexec_fn=None if detached else _die_with_parent,
+        )
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a server log, for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(tail) if tail else "(empty log)"
+
+
+def wait_ready(
+    handle: ServerHandle, probe: Callable[[], object], *, timeout: float, interval: float = 0.2
+) -> None:
+    """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out."""
+    deadline = time.monotonic() + timeout
+    last_error = "no attempt"
+    while True:
+        if handle.process.poll() is not None:
+            raise ServerStartError(
+                f"{handle.name} exited with code {handle.process.returncode} before it was ready; "
+                f"log {handle.log_path}:\n{log_tail(handle.log_path)}"
+            )
+        try:
+            probe()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last_error = f"{type(exc).__name__}: {exc}"
+        else:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            handle.stop()
+            raise ServerStartError(
+                f"{handle.name} did not answer at {handle.endpoint} within {timeout:.0f}s "
+                f"(last error: {last_error}); log {handle.log_path}:\n{log_tail(handle.log_path)}"
+            )
+        # Waiting on the process doubles as the pause between probes and notices an early exit.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            handle.process.wait(timeout=min(interval, remaining))
+
+
+def _proc_cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [os.fsdecode(part) for part in raw.split(b"\0") if part]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def is_running(pid: int, argv: Sequence[str]) -> bool:
+    """Whether ``pid`` is alive and still runs ``argv`` (pids are reused after exit)."""
+    if _is_zombie(pid):
+        return False
+    return _proc_cmdline(pid) == list(argv)
+
+
+def _wait_gone(pid: int, argv: Sequence[str], timeout: float) -> bool:
+    """Wait until ``pid`` exits; a pidfd reports the exit of a process we did not start."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return not is_running(pid, argv)
+    try:
+        deadline = time.monotonic() + timeout
+        while is_running(pid, argv):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            select.select([pidfd], [], [], remaining)
+        return True
+    finally:
+        os.close(pidfd)
+
+
+def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
+    """Stop a recorded server by pid, only if that pid still runs the recorded command.
+
+    SIGTERM first, SIGKILL after ``timeout`` seconds.  Returns whether a process was stopped.
+    """
+    if not is_running(pid, argv):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if _wait_gone(pid, argv, timeout):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(pid, argv, timeout):
+        raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
+    return True

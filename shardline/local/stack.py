@@ -1,0 +1,202 @@
+"""``shardline local``'s stack: start servers detached, record them, report and stop them.
+
+The state file records, per server, the pid and the exact command line it runs, so
+``down`` signals exactly the processes ``up`` started, and never a process that reused a pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from shardline.local.environment import stack_environment
+from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
+from shardline.local.installers import find_influxd, install_lock
+from shardline.local.paths import new_run_dir, state_file
+from shardline.local.processes import ServerHandle, is_running, stop_pid
+from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
+
+__all__ = [
+    "KINESIS_ENGINES",
+    "SERVICES",
+    "RecordedServer",
+    "StackState",
+    "default_services",
+    "down",
+    "load_state",
+    "parse_services",
+    "up",
+]
+
+SERVICES = ("kinesis", "aws", "kafka", "influxdb")
+KINESIS_ENGINES = ("kinesis-mock", "moto", "kinesalite")
+_ENGINE_FOR_SERVICE = {"aws": "moto", "kafka": "tansu", "influxdb": "influxdb"}
+
+
+@dataclass(frozen=True)
+class RecordedServer:
+    """One started server as written to the state file."""
+
+    name: str
+    services: tuple[str, ...]
+    endpoint: str
+    pid: int
+    argv: tuple[str, ...]
+    log_path: str
+
+    def alive(self) -> bool:
+        return is_running(self.pid, self.argv)
+
+    @classmethod
+    def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
+        return cls(
+            handle.name,
+            tuple(services),
+            handle.endpoint,
+            handle.pid,
+            tuple(handle.argv),
+            str(handle.log_path),
+        )
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What ``up`` started: its servers, their logs' directory and the environment to export."""
+
+    run_dir: str
+    servers: tuple[RecordedServer, ...]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> StackState:
+        raw = json.loads(text)
+        servers = tuple(
+            RecordedServer(
+                name=str(entry["name"]),
+                services=tuple(str(item) for item in entry["services"]),
+                endpoint=str(entry["endpoint"]),
+                pid=int(entry["pid"]),
+                argv=tuple(str(item) for item in entry["argv"]),
+                log_path=str(entry["log_path"]),
+            )
+            for entry in raw["servers"]
+        )
+        environment = {str(key): str(value) for key, value in raw.get("environment", {}).items()}
+        return cls(run_dir=str(raw["run_dir"]), servers=servers, environment=environment)
+
+
+def default_services() -> tuple[str, ...]:
+    """kinesis, aws and kafka; influxdb too where ``influxd`` is installed."""
+    try:
+        find_influxd()
+    except PrerequisiteMissingError:
+        return ("kinesis", "aws", "kafka")
+    return SERVICES
+
+
+def parse_services(text: str | None) -> tuple[str, ...]:
+    """``"kinesis,aws"`` -> ``("kinesis", "aws")``; unknown names are a typed error."""
+    if text is None:
+        return default_services()
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown or not names:
+        raise LocalEmulatorError(f"unknown services {unknown or [text]}; choose from {','.join(SERVICES)}")
+    return names
+
+
+@contextlib.contextmanager
+def _state_lock() -> Iterator[None]:
+    with install_lock("local-stack-state"):
+        yield
+
+
+def load_state(path: Path | None = None) -> StackState | None:
+    """The recorded stack, or ``None`` when nothing was started (or the record is unreadable)."""
+    path = path or state_file()
+    try:
+        return StackState.from_json(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LocalEmulatorError(f"unreadable local stack state {path}: {exc}; remove it") from exc
+
+
+def _plan(services: Sequence[str], kinesis_engine: str) -> dict[str, list[str]]:
+    """Engine -> the services it provides (moto serves both Kinesis and the AWS services)."""
+    if kinesis_engine not in KINESIS_ENGINES:
+        raise LocalEmulatorError(f"unknown kinesis engine {kinesis_engine!r}; choose from {KINESIS_ENGINES}")
+    engines: dict[str, list[str]] = {}
+    for service in services:
+        engine = kinesis_engine if service == "kinesis" else _ENGINE_FOR_SERVICE[service]
+        engines.setdefault(engine, []).append(service)
+    return engines
+
+
+def up(
+    services: Sequence[str],
+    *,
+    kinesis_engine: str = "kinesis-mock",
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    state_path: Path | None = None,
+) -> StackState:
+    """Start ``services`` detached, wait until each answers, and record them.
+
+    Refuses to start a second stack while a recorded one still runs.  If any server fails,
+    those already started are stopped again, so a failed ``up`` leaves nothing behind.
+    """
+    path = state_path or state_file()
+    with _state_lock():
+        previous = load_state(path)
+        if previous is not None and any(server.alive() for server in previous.servers):
+            raise LocalEmulatorError("a local stack is already running: see `shardline local status`, "
+                                  "or stop it with `shardline local down`")
+        run_dir = new_run_dir()
+        started: list[tuple[ServerHandle, list[str]]] = []
+        try:
+            for engine, provided in _plan(services, kinesis_engine).items():
+                handle = start_server(engine, run_dir, detached=True, ready_timeout=ready_timeout)
+                started.append((handle, provided))
+        except BaseException:
+            for handle, _ in started:
+                handle.stop()
+            raise
+        endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
+        state = StackState(
+            run_dir=str(run_dir),
+            servers=tuple(RecordedServer.from_handle(handle, provided) for handle, provided in started),
+            environment=stack_environment(
+                kinesis=endpoints.get("kinesis"),
+                aws=endpoints.get("aws"),
+                kafka=endpoints.get("kafka"),
+                influxdb=endpoints.get("influxdb"),
+            ),
+        )
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(state.to_json())
+        temporary.replace(path)
+        for handle, _ in started:
+            # Detached servers outlive this process; mark them handled so no "still running"
+            # warning is raised when their Popen objects are collected.
+            handle.process.returncode = 0
+        return state
+
+
+def down(*, state_path: Path | None = None, timeout: float = 10.0) -> list[RecordedServer]:
+    """Stop exactly the recorded servers that still run their recorded command; forget the stack."""
+    path = state_path or state_file()
+    with _state_lock():
+        state = load_state(path)
+        if state is None:
+            return []
+        stopped = [server for server in state.servers if stop_pid(server.pid, server.argv, timeout=timeout)]
+        path.unlink(missing_ok=True)
+        shutil.rmtree(state.run_dir, ignore_errors=True)
+        return stopped

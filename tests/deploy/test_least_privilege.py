@@ -1,0 +1,467 @@
+"""Every role allows exactly the AWS API calls its component's code makes, on the right resources.
+
+The calls are read from the code (tests/deploy/code_calls.py) and compared with the templates
+both ways: a call the role does not allow would fail in production; an action the role allows
+that no code calls is an over-grant.  The few actions that are not calls of our code are listed
+with the reason they are needed (or deliberately not granted).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.deploy.code_calls import (
+    ROOT,
+    closure,
+    component_calls,
+    module_path,
+    package_modules,
+    source_calls,
+)
+from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
+
+SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
+LOCAL_STACK = frozenset(package_modules("shardline.localstack"))  # talks to 127.0.0.1 emulators only
+
+# Actions a call needs besides its own (the service calls KMS on the caller's behalf, or the
+# SDK discovers an endpoint first).
+DEPENDENT_ACTIONS = {
+    "kinesis:PutRecords": {"kms:GenerateDataKey"},
+    "kinesis:GetRecords": {"kms:Decrypt"},
+    "kinesis:SubscribeToShard": {"kms:Decrypt"},
+    "s3:PutObject": {"kms:GenerateDataKey"},
+    "s3:GetObject": {"kms:Decrypt"},
+}
+ENDPOINT_DISCOVERY = {"timestream:WriteRecords": {"timestream:DescribeEndpoints"}}
+
+
+@dataclass(frozen=True)
+class Component:
+    """The code a role runs: entry modules plus plug-ins, minus modules it imports but never runs."""
+
+    entries: frozenset[str]
+    # module -> why the component imports it but never makes its calls
+    never_runs: dict[str, str] = field(default_factory=dict)
+    # action -> why the code may call it but the deployed role must not allow it
+    not_granted: dict[str, str] = field(default_factory=dict)
+    # action -> why the role needs it although our code does not call it
+    platform: dict[str, str] = field(default_factory=dict)
+    encrypted: bool = True  # its streams and buckets are SSE-KMS
+
+    def modules(self) -> set[str]:
+        return closure(set(self.entries)) - LOCAL_STACK - set(self.never_runs)
+
+    def code_actions(self) -> set[str]:
+        actions = {call.action for call in component_calls(self.modules())}
+        for action in list(actions):
+            actions |= ENDPOINT_DISCOVERY.get(action, set())
+            if self.encrypted:
+                actions |= DEPENDENT_ACTIONS.get(action, set())
+        return actions
+
+    def expected_actions(self) -> set[str]:
+        return (self.code_actions() | set(self.platform)) - set(self.not_granted)
+
+
+_CREATE_TABLE = (
+    "only with the checkpoint URI's ?create_table=true, a local-development convenience; "
+    "deployments create the lease table with checkpoint-table.yaml (deletion protection, PITR)"
+)
+_ESM = "Lambda's event-source mapping reads the stream with the function's role"
+
+COMPONENTS = {
+    ("iam-roles", "ProducerRole"): Component(frozenset({"producers.kinesis"})),
+    ("iam-roles", "ConsumerRole"): Component(
+        frozenset({"consumers.cli"}) | SINK_MODULES,
+        not_granted={"dynamodb:CreateTable": _CREATE_TABLE, "dynamodb:DescribeTable": _CREATE_TABLE},
+    ),
+    ("iam-roles", "ReplayRole"): Component(
+        frozenset({"consumers.replay.cli"}) | SINK_MODULES,
+        never_runs={
+            "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
+            "consumers.checkpoint.dynamodb": "imported with consumers.kinesis; replay checkpoints in SQLite",
+        },
+    ),
+    ("iam-roles", "BenchRole"): Component(
+        frozenset({"benchmarks.cli"}) | package_modules("benchmarks.peers"),
+        never_runs={"consumers.checkpoint.dynamodb": "bench readers keep their positions in memory"},
+        encrypted=False,  # the bench creates its own streams, unencrypted
+    ),
+    ("lambda-consumer", "FunctionRole"): Component(
+        frozenset({"consumers.adapters.lambda_handler"}) | SINK_MODULES,
+        platform={
+            "kinesis:GetRecords": _ESM,
+            "kinesis:GetShardIterator": _ESM,
+            "kinesis:DescribeStream": _ESM,
+            "kinesis:DescribeStreamSummary": _ESM,
+            "kinesis:ListShards": _ESM,
+            "kms:Decrypt": _ESM + " (SSE-KMS stream)",
+            "sqs:SendMessage": "the mapping's on-failure destination is sent with the function's role",
+            "logs:CreateLogStream": "the Lambda runtime writes the function's logs",
+            "logs:PutLogEvents": "the Lambda runtime writes the function's logs",
+        },
+    ),
+}
+
+# Roles that run no Shardline code; their grants are checked by the resource tests below.
+SERVICE_ROLES = {("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket"}
+
+
+def test_every_role_is_compared_with_code() -> None:
+    kafka = {("msk-iam-roles", role) for role in KAFKA_COMPONENTS}
+    assert set(roles()) == set(COMPONENTS) | set(SERVICE_ROLES) | kafka
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_role_allows_every_call_its_code_makes(where: tuple[str, str]) -> None:
+    component = COMPONENTS[where]
+    missing = component.expected_actions() - role_actions(*where)
+    assert not missing, f"{where}: the code calls {sorted(missing)} but the role does not allow them"
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_role_allows_nothing_its_code_never_calls(where: tuple[str, str]) -> None:
+    component = COMPONENTS[where]
+    extra = role_actions(*where) - component.expected_actions()
+    assert not extra, f"{where}: the role allows {sorted(extra)}, which no code of the component calls"
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
+    """Each listed exception still describes the code: the module is imported and makes calls,
+    the not-granted action is still called."""
+    component = COMPONENTS[where]
+    imported = closure(set(component.entries))
+    for module in component.never_runs:
+        assert module in imported, f"{where}: {module} is no longer imported; drop it from never_runs"
+        assert component_calls({module}), f"{where}: {module} makes no AWS call; drop it from never_runs"
+    assert set(component.not_granted) <= component.code_actions(), where
+
+
+def test_the_scan_finds_the_calls_we_know_about() -> None:
+    """The scanner itself: known call sites of each kind show up (attribute call, a method passed
+    as a callable, a waiter, a client from a factory call)."""
+    calls = component_calls(
+        {
+            "consumers.checkpoint.dynamodb",
+            "benchmarks.run",
+            "benchmarks.peers.kinesis",
+            "consumers.replay.ranges",
+        }
+    )
+    found = {(call.module, call.action) for call in calls}
+    assert ("consumers.checkpoint.dynamodb", "dynamodb:Scan") in found  # partial(client.scan, ...)
+    assert ("consumers.checkpoint.dynamodb", "dynamodb:DescribeTable") in found  # get_waiter("table_exists")
+    assert ("benchmarks.run", "kinesis:DescribeStream") in found  # get_waiter("stream_exists")
+    assert ("benchmarks.peers.kinesis", "kinesis:DeleteStream") in found  # _boto3(endpoint).delete_stream
+    assert (
+        "consumers.replay.ranges",
+        "s3:ListBucket",
+    ) in found  # list_objects_v2 is authorised by ListBucket
+
+
+def _probe(source: str) -> set[str]:
+    return {call.action for call in source_calls(ast.parse(source), "probe")}
+
+
+def test_the_scan_fails_closed() -> None:
+    """A new call shows up as its IAM action; a call the scan cannot attribute is an error,
+    never silently left out of the comparison."""
+    assert _probe('c = aiobotocore_client("dynamodb")\nawait client.delete_item(TableName="t")') == {
+        "dynamodb:DeleteItem"
+    }
+    assert _probe('s3 = LazyClient("s3")\nawait self.client.head_object(Bucket="b", Key="k")') == {
+        "s3:GetObject"
+    }
+    with pytest.raises(AssertionError, match="not named like a client"):
+        _probe("await table.delete_item(Key={})")  # a client under another name
+    with pytest.raises(AssertionError, match="ambiguous"):
+        _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
+    with pytest.raises(AssertionError, match="literal name"):
+        _probe("client.get_waiter(name)")
+
+
+# --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
+
+# (evidence in the code, kafka-cluster actions it needs), after MSK's table of Kafka APIs per action.
+KAFKA_EVIDENCE = (
+    (
+        re.compile(r"\bProducer\("),
+        {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"},
+    ),
+    (re.compile(r"['\"]enable\.idempotence['\"]"), {"kafka-cluster:WriteDataIdempotently"}),
+    (
+        re.compile(r"['\"]transactional\.id['\"]"),
+        {"kafka-cluster:DescribeTransactionalId", "kafka-cluster:AlterTransactionalId"},
+    ),
+    (
+        re.compile(r"\bConsumer\b"),
+        {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"},
+    ),
+    (re.compile(r"['\"]group\.id['\"]"), {"kafka-cluster:DescribeGroup"}),  # FindCoordinator, OffsetFetch
+    (
+        re.compile(r"\.(subscribe|commit|store_offsets)\("),
+        {"kafka-cluster:AlterGroup"},
+    ),  # Join/Sync/OffsetCommit
+    (re.compile(r"\bAdminClient\("), {"kafka-cluster:Connect"}),
+    (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
+    (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
+)
+
+KAFKA_COMPONENTS = {
+    "KafkaProducerRole": {"producers.kafka", "producers._kafka_config"},
+    "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages"},
+    "KafkaReplayRole": {"consumers.replay.kafka_range", "consumers._kafka_replay"},
+    "KafkaBenchRole": {
+        "benchmarks.run_msk",
+        "producers.kafka",
+        "producers._kafka_config",
+        "consumers.kafka",
+        "consumers._kafka_messages",
+    },
+}
+
+
+def _kafka_code_actions(modules: set[str]) -> set[str]:
+    actions: set[str] = set()
+    for module in modules:
+        source = _code_only(module)
+        for pattern, needed in KAFKA_EVIDENCE:
+            if pattern.search(source):
+                actions |= needed
+    return actions
+
+
+def _code_only(module: str) -> str:
+    """The module's source without docstrings and comments (evidence must be code)."""
+    tree = ast.parse(module_path(module).read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+        if docstring and isinstance(first.value.value, str):  # type: ignore[union-attr]
+            body[0] = ast.Pass()  # type: ignore[index]
+    return ast.unparse(tree)
+
+
+@pytest.mark.parametrize("role", sorted(KAFKA_COMPONENTS))
+def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None:
+    expected = _kafka_code_actions(KAFKA_COMPONENTS[role])
+    granted = role_actions("msk-iam-roles", role)
+    assert expected, role
+    assert granted == expected, (
+        f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
+
+
+def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses() -> None:
+    prefix = template("msk-iam-roles")["Parameters"]["ReplayGroupPrefix"]["Default"]
+    group_grants = [g for g in role_grants("msk-iam-roles", "KafkaReplayRole") if g.action.endswith("Group")]
+    assert {g.action for g in group_grants} == {"kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"}
+    assert all(
+        str(g.resource).endswith('/${ReplayGroupPrefix}*"]}') or "${ReplayGroupPrefix}*" in str(g.resource)
+        for g in group_grants
+    )
+    for module in KAFKA_COMPONENTS["KafkaReplayRole"]:
+        group_ids = re.findall(
+            r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"')
+        )
+        assert group_ids, module
+        assert all(group_id.startswith(prefix) for group_id in group_ids), (module, group_ids)
+
+
+@pytest.mark.parametrize(
+    "stem,parameter,module",
+    [
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/run.py"),
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/hotshards.py"),
+        ("msk-iam-roles", "BenchTopicPrefix", "benchmarks/run_msk.py"),  # topics and groups
+    ],
+)
+def test_bench_resources_are_named_with_the_role_prefix(stem: str, parameter: str, module: str) -> None:
+    prefix = template(stem)["Parameters"][parameter]["Default"]
+    names = re.findall(r'f"([a-z-]+)\{uuid', (ROOT / module).read_text())
+    assert names and all(name.startswith(prefix) for name in names), (module, names)
+
+
+# --- the findings, one by one -------------------------------------------------------------------
+
+
+def _grants(stem: str, role: str, action: str) -> list[Grant]:
+    return [grant for grant in role_grants(stem, role) if grant.action == action]
+
+
+def _condition(grant: Grant, operator: str, key: str) -> Any:
+    assert isinstance(grant.condition, dict), grant
+    return grant.condition.get(operator, {}).get(key)
+
+
+def test_replay_role_can_decrypt_the_sse_kms_archive_through_s3_only() -> None:
+    grants = [
+        g for g in _grants("iam-roles", "ReplayRole", "kms:Decrypt") if g.resource == {"Ref": "ArchiveKeyArn"}
+    ]
+    assert len(grants) == 1
+    (grant,) = grants
+    assert _condition(grant, "StringEquals", "kms:ViaService") == {
+        "Fn::Sub": "s3.${AWS::Region}.amazonaws.com"
+    }
+    context = _condition(grant, "StringLike", "kms:EncryptionContext:aws:s3:arn")
+    assert {"Ref": "ArchiveBucketArn"} in context
+
+
+def test_every_kms_grant_is_bound_to_a_service_and_an_encryption_context() -> None:
+    for stem, role in roles():
+        for grant in role_grants(stem, role):
+            if grant.action.startswith("kms:"):
+                text = str(grant.condition)
+                assert "kms:ViaService" in text, (stem, role, grant)
+                assert "kms:EncryptionContext:" in text, (stem, role, grant)
+
+
+def test_lambda_consumer_role_can_write_sinks_and_dead_letters() -> None:
+    actions = role_actions("lambda-consumer", "FunctionRole")
+    assert {
+        "s3:PutObject",
+        "kms:GenerateDataKey",
+        "dynamodb:BatchWriteItem",
+        "firehose:PutRecordBatch",
+        "timestream:WriteRecords",
+    } <= actions
+
+
+S3_OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
+S3_BUCKET_ACTIONS = {"s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads"}
+
+
+def test_s3_actions_name_the_resource_type_they_act_on() -> None:
+    """Object actions on object ARNs (bucket/...), bucket actions on the bucket ARN; a grant on the
+    wrong type is silently useless (AbortMultipartUpload on a bucket never matches)."""
+    for stem, role in roles():
+        for grant in role_grants(stem, role):
+            resource = str(grant.resource)
+            if grant.action in S3_OBJECT_ACTIONS:
+                assert re.search(r"/[^']*\*", resource), (stem, role, grant.action, resource)
+            elif grant.action in S3_BUCKET_ACTIONS:
+                assert "/" not in resource.replace("}/", ""), (stem, role, grant.action, resource)
+            else:
+                assert not grant.action.startswith("s3:"), f"{stem}:{role}: classify {grant.action}"
+
+
+def test_s3_grants_are_limited_to_buckets_of_this_account() -> None:
+    for stem, role in (("iam-roles", "ReplayRole"), ("lambda-consumer", "FunctionRole")):
+        for grant in role_grants(stem, role):
+            if grant.action.startswith("s3:"):
+                assert _condition(grant, "StringEquals", "s3:ResourceAccount") == {"Ref": "AWS::AccountId"}, (
+                    grant
+                )
+
+
+# --- keys, buckets, trust ---------------------------------------------------------------------
+
+KEY_TEMPLATES = {
+    "kinesis-stream": "StreamKey",
+    "dead-letter-bucket": "DeadLetterKey",
+    "firehose": "ArchiveKey",
+}
+CRYPTO_ACTIONS = re.compile(
+    r"kms:(Encrypt|Decrypt|ReEncrypt|GenerateDataKey|Sign|Verify|GenerateMac|CreateGrant|\*)"
+)
+
+
+@pytest.mark.parametrize("stem", sorted(KEY_TEMPLATES))
+def test_key_policy_separates_administration_from_use(stem: str) -> None:
+    """No account-wide kms:* (which would let any IAM policy of the account use the key and make
+    the kms:ViaService statements meaningless): a named admin without crypto rights, and use by
+    Shardline's roles only, only through the service, only for the one resource."""
+    body = template(stem)
+    key = body["Resources"][KEY_TEMPLATES[stem]]["Properties"]["KeyPolicy"]
+    statements = as_list(key["Statement"])
+    for statement in statements:
+        actions = as_list(statement["Action"])
+        assert "kms:*" not in actions, statement.get("Sid")
+        principal = statement["Principal"]["AWS"]
+        if principal == {"Ref": "KeyAdminArn"}:
+            assert not any(CRYPTO_ACTIONS.match(action) for action in actions), actions
+            continue
+        condition = statement["Condition"]
+        assert "kms:ViaService" in condition["StringEquals"], statement["Sid"]
+        assert "aws:PrincipalArn" in condition["ArnLike"], statement["Sid"]
+        assert any(k.startswith("kms:EncryptionContext:") for k in condition["StringLike"]), statement["Sid"]
+        assert all(CRYPTO_ACTIONS.match(action) for action in actions), actions
+    assert "KeyAdminArn" in body["Parameters"]
+
+
+BUCKETS = {"dead-letter-bucket": "DeadLetterBucket", "firehose": "ArchiveBucket"}
+
+
+@pytest.mark.parametrize("stem", sorted(BUCKETS))
+def test_bucket_refuses_requests_without_tls(stem: str) -> None:
+    resources = template(stem)["Resources"]
+    policies = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert len(policies) == 1
+    (policy,) = policies
+    assert policy["Properties"]["Bucket"] == {"Ref": BUCKETS[stem]}
+    deny = [s for s in as_list(policy["Properties"]["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
+    assert any(
+        s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and s["Principal"] == "*"
+        and s["Action"] == "s3:*"
+        and len(as_list(s["Resource"])) == 2  # the bucket and its objects
+        for s in deny
+    )
+
+
+@pytest.mark.parametrize("stem", sorted(BUCKETS))
+def test_bucket_is_versioned_and_expires_old_versions_and_uploads(stem: str) -> None:
+    props = template(stem)["Resources"][BUCKETS[stem]]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert any("ExpirationInDays" in rule for rule in rules)
+    assert any("NoncurrentVersionExpiration" in rule for rule in rules)
+    assert any("AbortIncompleteMultipartUpload" in rule for rule in rules)
+
+
+TRUST_EXCEPTIONS = {
+    "firehose.amazonaws.com": "sts:ExternalId",  # Firehose's documented binding to the account
+}
+
+
+def _trust_conditions(condition: Any) -> list[Any]:
+    """The condition blocks a trust statement can end up with, one per Fn::If outcome; the
+    NoValue outcome is allowed only for EC2 (RunsOnEc2), which sets no source account."""
+    if isinstance(condition, dict) and "Fn::If" in condition:
+        name, when_true, when_false = condition["Fn::If"]
+        if when_true == {"Ref": "AWS::NoValue"}:
+            assert name == "RunsOnEc2", name
+            return _trust_conditions(when_false)
+        return _trust_conditions(when_true) + _trust_conditions(when_false)
+    return [condition]
+
+
+def test_trust_policies_name_the_calling_account() -> None:
+    for where, statement in trust_statements():
+        service = statement["Principal"]["Service"]
+        key = (
+            TRUST_EXCEPTIONS.get(service, "aws:SourceAccount")
+            if isinstance(service, str)
+            else "aws:SourceAccount"
+        )
+        assert statement.get("Condition") is not None, where
+        for condition in _trust_conditions(statement["Condition"]):
+            assert condition["StringEquals"][key] == {"Ref": "AWS::AccountId"}, where
+
+
+def test_ecs_task_roles_also_name_the_calling_service_arn() -> None:
+    for where, statement in trust_statements():
+        condition = statement["Condition"]
+        if isinstance(condition, dict) and "Fn::If" in condition:
+            ecs = condition["Fn::If"][2]["Fn::If"]
+            assert ecs[0] == "RunsOnEcs", where
+            assert ecs[1]["ArnLike"]["aws:SourceArn"] == {
+                "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"
+            }, where

@@ -1,0 +1,33 @@
+"""The two commands answer --version and print their help when run bare (exit 0, not 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.cli import main as bench_main
+from shardline.cli import main as shardline_main
+from shardline.cli import package_version
+
+
+@pytest.mark.parametrize(("main", "name"), [(shardline_main, "shardline"), (bench_main, "stream-bench")])
+def test_version(main: object, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])  # type: ignore[operator]
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"{name} {package_version()}"
+    assert package_version() != "unknown"  # the installed distribution answers
+
+
+@pytest.mark.parametrize(("main", "command"), [(shardline_main, "tail"), (bench_main, "hotshards")])
+def test_bare_command_prints_help_and_exits_0(
+    main: object, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([]) == 0  # type: ignore[operator]
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage:") and command in printed
+
+
+def test_subcommand_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        shardline_main(["tail", "--help"])
+    assert "(default: latest)" in capsys.readouterr().out

@@ -1,0 +1,79 @@
+"""The sync facade's loop thread has an owner: its death fails every pending call and future.
+
+Every blocking call below passes a timeout, so a hang fails the test instead of sticking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from producers.sync import SyncKinesisProducer
+from shardline.errors import BackgroundTaskError, ClosedError, DeliveryError
+from shardline.records import Ack, Record
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+FAST = {"linger": 0.01, "initial_backoff": 0.001, "max_backoff": 0.002, "rate_limit_percent": None}
+BOUND = 5.0
+
+
+def test_the_loop_thread_dying_fails_blocked_calls_and_pending_futures() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(SystemExit(2))  # raised inside a request task: it ends the loop
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    future = producer.send(b"x", partition_key="k")
+    with pytest.raises(BackgroundTaskError) as caught:
+        producer.flush(timeout=BOUND)
+    assert isinstance(caught.value.__cause__, SystemExit)
+    with pytest.raises(BackgroundTaskError):
+        future.result(timeout=BOUND)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"late", partition_key="k")
+    with pytest.raises(BackgroundTaskError):
+        producer.close(timeout=BOUND)
+    producer.close()  # a second close is quiet
+
+
+def test_a_failure_of_the_async_producer_reaches_the_sync_caller() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(TypeError("client bug"))
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    futures = [producer.send(b"x", partition_key=f"k{i}") for i in range(3)]
+    batch = producer.send_many([Record(b"y", partition_key=f"b{i}") for i in range(4)])
+    with pytest.raises(BackgroundTaskError) as caught:
+        producer.flush(timeout=BOUND)
+    assert isinstance(caught.value.__cause__, TypeError)
+    for future in futures:
+        with pytest.raises(BackgroundTaskError):
+            future.result(timeout=BOUND)
+    assert len(batch.result(timeout=BOUND).failed) == 4
+    with pytest.raises(BackgroundTaskError):
+        producer.close(timeout=BOUND)
+
+
+def test_close_with_timeout_fails_what_is_pending_and_returns() -> None:
+    fake = FakeKinesis()
+    producer = SyncKinesisProducer("s", client=fake, **FAST)
+    gate_set = producer._call(_install_gate(fake), BOUND)
+    assert gate_set
+    futures = [producer.send(b"x", partition_key=f"k{i}") for i in range(3)]
+    producer.close(timeout=0.05)
+    for future in futures:
+        with pytest.raises(DeliveryError):
+            future.result(timeout=BOUND)
+    with pytest.raises(ClosedError):
+        producer.send(b"late", partition_key="k")
+
+
+def test_healthy_round_trip_still_acks() -> None:
+    with SyncKinesisProducer("s", client=FakeKinesis(), **FAST) as producer:
+        ack = producer.send(b"x", partition_key="k").result(timeout=BOUND)
+        producer.flush(timeout=BOUND)
+    assert isinstance(ack, Ack)
+
+
+async def _install_gate(fake: FakeKinesis) -> bool:
+    """A gate that never opens, created on the producer's loop: requests hang."""
+    fake.gate = asyncio.Event()
+    return True
