@@ -12,10 +12,11 @@ Examples::
     shardline replay run --manifest plan.json --workers 4
     shardline replay status --manifest s3://jobs/backfill-2024.json
 
-Exit status of ``run``: 0 the slice (every slice, with ``--workers``) finished; 2 bad
-arguments or a manifest that does not belong to the job's checkpoint namespace; 3 the slice
-is held by a live runner; 4 the slice (or a worker) failed.  ``status``: 0 done, 3 running,
-4 failed (a slice failed, or its runner died), 5 pending; 2 for bad arguments.
+Exit status of ``run``: 0 the slice (every slice, with ``--workers``) finished; 1 the slice
+(or a worker) failed; 2 bad arguments or a manifest that does not belong to the job's
+checkpoint namespace; 3 the slice is held by a live runner.  ``status``: 0 done, 3 running,
+4 failed (a slice failed, or its runner died), 5 pending; 1 the store could not be read, 2
+bad arguments.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ACTIONS = ("plan", "run", "status")
 
 EXIT_BAD_INPUT = 2
 EXIT_HELD = 3
-EXIT_FAILED = 4
+EXIT_FAILED = 1
 
 
 def _aware_time(text: str) -> datetime:

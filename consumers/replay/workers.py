@@ -4,7 +4,7 @@ Each slice runs in its own ``shardline replay run --manifest M --slice I`` proce
 ``N`` at once, so a slice behaves exactly as it would on another machine (its own claim,
 leases and heartbeat in the shared store).  Every process is watched: one that exits with an
 error or is killed by a signal is reported on stderr with its slice, pid and cause, the other
-slices go on, and the exit status is 4 when any slice did not finish (``status`` then shows it
+slices go on, and the exit status is 1 when any slice did not finish (``status`` then shows it
 as failed or stalled; run it again, here or elsewhere, to resume it).  Interrupting the
 supervisor terminates its workers (they stop where they are; their slices resume later).
 """

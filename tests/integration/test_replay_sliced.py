@@ -133,7 +133,7 @@ def test_archive_backfill_in_slices_survives_a_killed_worker(
         if supervisor.poll() is None:
             supervisor.kill()
             supervisor.wait(timeout=30)
-    assert supervisor.returncode == 4, out + err
+    assert supervisor.returncode == 1, out + err
     assert f"slice {killed_slice} (pid {pid}) killed by SIGKILL" in err
     assert "failed: 1" in out
 
