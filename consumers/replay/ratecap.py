@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.replay.ranges import RangeReader
@@ -116,10 +117,13 @@ class CappedSink:
     def __getattr__(self, name: str) -> object:
         return getattr(self.sink, name)
 
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+    async def write(self, batch: Sequence[ConsumedRecord]) -> Any:
+        """Wait for the batch's share of the rate, then write it; the sink's answer is passed on."""
         await self.rate.acquire(len(batch))
-        await self.sink.write(batch)
+        write: Any = self.sink.write  # the sink's own signature decides what it answers
+        result = await write(batch)
         self.written += len(batch)
+        return result
 
     async def close(self) -> None:
         await self.sink.close()
