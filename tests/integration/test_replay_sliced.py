@@ -49,6 +49,8 @@ RECORDS = int(os.environ.get("SHARDLINE_SLICED_BACKFILL_RECORDS", "2000"))
 POISON = {77, RECORDS // 2 + 3, RECORDS - 5}
 # The job's write cap keeps each slice busy long enough to be caught mid-way at any size.
 WRITE_CAP = str(max(800, RECORDS // 25))
+# Bounds that grow with the size (the suite's default size stays within the global 300 s).
+RUN_TIMEOUT = max(300, RECORDS // 100)
 
 
 def _archive(s3: Any, bucket: str, records: int, poison: set[int] = POISON) -> None:
@@ -78,6 +80,7 @@ def _ledger(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
     return {item["leaseKey"]["S"]: item for item in scan(dynamodb, table)}
 
 
+@pytest.mark.timeout(RUN_TIMEOUT * 2)
 def test_archive_backfill_in_slices_survives_a_killed_worker(
     moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,7 +131,7 @@ def test_archive_backfill_in_slices_survives_a_killed_worker(
 
         killed_slice, pid = wait_for(victim, timeout=120, what="a slice in progress")
         os.kill(pid, signal.SIGKILL)
-        out, err = supervisor.communicate(timeout=300)
+        out, err = supervisor.communicate(timeout=RUN_TIMEOUT)
     finally:
         if supervisor.poll() is None:
             supervisor.kill()
@@ -149,7 +152,9 @@ def test_archive_backfill_in_slices_survives_a_killed_worker(
     rows = [line.split() for line in stalled.stdout.splitlines()]
     assert [str(killed_slice), "stalled"] in [row[:2] for row in rows], stalled.stdout
 
-    rerun = shardline(["replay", "run", "--manifest", str(manifest), "--slice", str(killed_slice)], env)
+    rerun = shardline(
+        ["replay", "run", "--manifest", str(manifest), "--slice", str(killed_slice)], env, timeout=RUN_TIMEOUT
+    )
     assert rerun.returncode == 0, rerun.stderr
 
     status = shardline(["replay", "status", "--manifest", str(manifest)], env)
@@ -199,6 +204,7 @@ def test_a_slice_held_by_a_live_runner_is_refused(moto_endpoint: str, tmp_path: 
     manifest = _slow_manifest(moto_endpoint, tmp_path, env, name=f"held-{uuid.uuid4().hex[:6]}")
     first = start_shardline(["replay", "run", "--manifest", str(manifest), "--slice", "0"], env)
     try:
+
         def held() -> bool:
             status = shardline(["replay", "status", "--manifest", str(manifest)], env)
             assert first.poll() is None, first.communicate()
