@@ -141,7 +141,8 @@ def _time(text: str) -> datetime:
 
 def dynamodb_settings(uri: str) -> tuple[str | None, str | None]:
     """``endpoint_url`` and ``region_name`` of a ``dynamodb://TABLE?...`` checkpoint URI (or ``None``)."""
-    query = dict(parse_qsl(urlsplit(uri).query))
+    parts = urlsplit(uri)
+    query = dict(parse_qsl(parts.query))
     return query.get("endpoint_url"), query.get("region_name")
 
 

@@ -56,6 +56,7 @@ NOT_CLIENT_CALLS = {
     ("consumers.checkpoint.uri", "parts", "query"): "urllib SplitResult.query",
     ("consumers.cli", "parts", "query"): "urllib SplitResult.query",
     ("consumers.sinks.uri", "parts", "query"): "urllib SplitResult.query",
+    ("consumers.replay.slices", "parts", "query"): "urllib SplitResult.query",
     ("benchmarks.peers.kinesis", "producer", "put_record"): "Shardline's own KinesisProducer.put_record",
     ("shardline.kafka_config", "self", "verify"): "KafkaClientConfig.verify (a TLS setting)",
     ("shardline.localstack._gateway_limits", "self", "write_records"): "the local gateway's own method",

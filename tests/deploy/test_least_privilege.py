@@ -108,8 +108,29 @@ COMPONENTS = {
     ),
 }
 
+COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
+    # `shardline replay run --manifest M` on AWS Batch: one slice, its units' readers, the sinks.
+    frozenset({"consumers.replay.slices", "consumers.replay.manifest"}) | SINK_MODULES,
+    never_runs={
+        "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
+        "consumers.replay.ranges": "S3ArchiveReader.partitions lists the archive; a slice reads the "
+        "objects its manifest names",
+    },
+    not_granted={
+        "dynamodb:CreateTable": "the stack creates the job's checkpoint table (no ?create_table=true)",
+        "dynamodb:UpdateContinuousBackups": "the stack creates the job's checkpoint table with PITR",
+        **dict.fromkeys(
+            ("firehose:PutRecordBatch", "timestream:WriteRecords", "timestream:DescribeEndpoints"),
+            "replay-batch.yaml runs jobs whose sink is DynamoDB (its SinkTableArn)",
+        ),
+    },
+)
+
 # Roles that run no Shardline code; their grants are checked by the resource tests below.
-SERVICE_ROLES = {("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket"}
+SERVICE_ROLES = {
+    ("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket",
+    ("replay-batch", "ExecutionRole"): "Fargate pulls the image and writes the job's logs with it",
+}
 
 
 def test_every_role_is_compared_with_code() -> None:

@@ -46,8 +46,9 @@ def test_replay_batch_stack_deploys_queue_job_definition_table_and_role(moto_end
                 "JobName": f"backfill-{suffix}",
                 "CheckpointTable": "replay",
                 "ContainerImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/shardline:test",
+                "ImageRepositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/shardline",
                 "ManifestBucketArn": f"arn:aws:s3:::jobs-{suffix}",
-                "ManifestKey": "backfill.json",
+                "ManifestPrefix": "manifests/",
                 "ArchiveBucketArn": f"arn:aws:s3:::archive-{suffix}",
                 "ArchivePrefix": "2024/",
                 "SinkTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/devices",
@@ -75,7 +76,7 @@ def test_replay_batch_stack_deploys_queue_job_definition_table_and_role(moto_end
         "jobDefinitions"
     ]
     assert definition["retryStrategy"]["attempts"] == 3
-    assert definition["parameters"] == {"manifest": f"s3://jobs-{suffix}/backfill.json"}
+    assert definition["parameters"] == {"manifest": f"s3://jobs-{suffix}/manifests/backfill-{suffix}.json"}
     command = definition["containerProperties"]["command"]
     assert command[:4] == ["replay", "run", "--manifest", "Ref::manifest"]
     assert definition["containerProperties"]["jobRoleArn"] == outputs["ReplayJobRoleArn"]
