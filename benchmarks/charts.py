@@ -67,12 +67,14 @@ def line_chart(
 
 
 def heatmap(chart_id: str, title: str, rows: Mapping[str, Sequence[float]], limit: float) -> str:
-    """One row per shard, one cell per second, shaded by load as a fraction of ``limit``."""
+    """One row per shard, one cell per second, shaded by load as a fraction of ``limit``,
+    with the colour scale drawn underneath."""
     names = list(rows)
     length = max((len(v) for v in rows.values()), default=0)
     cell_w = max(4.0, min(24.0, (_W - 160) / max(length, 1)))
     cell_h = 18
-    height = 40 + cell_h * len(names)
+    scale_y = 34 + cell_h * len(names)
+    height = scale_y + 30
     parts = [
         f'<svg class="chart heatmap" id="{escape(chart_id)}" viewBox="0 0 {160 + cell_w * length + 10:.0f} '
         f'{height}" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{escape(title)}">',
@@ -89,8 +91,19 @@ def heatmap(chart_id: str, title: str, rows: Mapping[str, Sequence[float]], limi
                 f'height="{cell_h - 2}" fill="{color}"><title>{escape(name)} t={t}s: {value:.0f} '
                 f"({ratio:.0%} of limit)</title></rect>"
             )
+    parts.append(f'<text x="4" y="{scale_y + 13}" class="axis">share of the limit</text>')
+    for index, (ratio, label) in enumerate(_SCALE):
+        x = 160 + index * 64
+        parts.append(
+            f'<rect class="scale" x="{x}" y="{scale_y}" width="18" height="16" fill="{_heat(ratio)}" '
+            'stroke="#999" stroke-width="0.5"/>'
+            f'<text x="{x + 22}" y="{scale_y + 13}" class="axis">{label}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
+
+
+_SCALE = ((0.0, "0%"), (0.25, "25%"), (0.5, "50%"), (0.75, "75%"), (0.95, "95%"), (1.0, "over"))
 
 
 def _heat(ratio: float) -> str:

@@ -20,9 +20,16 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.targets import BOOTSTRAP_ENV
-from shardline.cli import package_version
-from shardline.errors import ConfigurationError, ShardlineError
+from shardline.cli import OneLineArgumentParser, package_version
+from shardline.errormap import map_aws_errors, map_kafka_errors
+from shardline.errors import (
+    ConfigurationError,
+    MissingResourceError,
+    ResourceNotFoundError,
+    ShardlineError,
+)
 from shardline.extras import MissingExtraError
+from shardline.interrupts import GracefulInterrupts
 
 __all__ = ["build_parser", "main"]
 
@@ -37,7 +44,7 @@ def _rate(text: str) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stream-bench", description="Benchmark Kinesis and MSK ingestion.")
+    parser = OneLineArgumentParser(prog="stream-bench", description="Benchmark Kinesis and MSK ingestion.")
     parser.add_argument("--version", action="version", version=f"stream-bench {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -189,7 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     html_path = write_html(result, out / "report.html")
     print_summary(result, Console(stderr=False))
     print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
-    return 0
+    return 130 if result["interrupted"] else 0
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:
@@ -197,19 +204,31 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
 
     from benchmarks.hotshards import scan_hot_shards
 
-    async def scan() -> dict[str, Any]:
-        async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
-            return await scan_hot_shards(
-                client,
-                args.stream,
-                args.duration,
-                from_trim_horizon=args.from_trim_horizon,
-                reader=args.consumer,
-                until_caught_up=args.until_caught_up,
-            )
+    interrupted: list[bool] = []
 
-    analysis = asyncio.run(scan())
-    console = Console()
+    async def scan() -> dict[str, Any]:
+        stop = asyncio.Event()
+        message = "stream-bench hotshards: interrupted; analysing what was read so far"
+        with GracefulInterrupts(on_stop=stop.set, message=message) as interrupts:
+            async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
+                analysis = await scan_hot_shards(
+                    client,
+                    args.stream,
+                    args.duration,
+                    from_trim_horizon=args.from_trim_horizon,
+                    reader=args.consumer,
+                    until_caught_up=args.until_caught_up,
+                    stop=stop,
+                )
+            interrupted.append(interrupts.interrupted)
+            return analysis
+
+    try:
+        with map_aws_errors("kinesis"):
+            analysis = asyncio.run(scan())
+    except ResourceNotFoundError as exc:
+        raise MissingResourceError("Kinesis stream", args.stream, "--stream", service="kinesis") from exc
+    console = Console(soft_wrap=not sys.stdout.isatty())  # piped: one line per shard, never wrapped
     for shard, summary in sorted(analysis["shards"].items()):
         console.print(
             f"{shard}: {summary['share']:.1%} of records, peak {summary['records_per_sec_peak']} rec/s "
@@ -223,20 +242,34 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
         console.print("no hot shard")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(analysis, indent=2))
-    return 0
+    return 130 if any(interrupted) else 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from benchmarks.compare import compare_results, print_comparison
+    from benchmarks.compare import compare_results, differences, print_comparison
     from benchmarks.result import validate_result
 
-    results = []
-    for path in (args.a, args.b):
-        document = json.loads(Path(path).read_text())
-        validate_result(document)
-        results.append(document)
-    print_comparison(compare_results(results[0], results[1]))
+    results = [_load_result(path, validate_result) for path in (args.a, args.b)]
+    print_comparison(compare_results(results[0], results[1]), changed=differences(results[0], results[1]))
     return 0
+
+
+def _load_result(path: str, validate: Any) -> dict[str, Any]:
+    """A result.json, or a ConfigurationError that says what is wrong with the file."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file (give two result.json files)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"{path}: not a stream-bench result.json ({type(exc).__name__})") from None
+    try:
+        validate(document)
+    except Exception as exc:  # noqa: BLE001 - jsonschema.ValidationError: long, nested message
+        where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()))
+        detail = f" at {where}" if where else ""
+        raise ConfigurationError(f"{path}: not a valid stream-bench result.json{detail}") from None
+    result: dict[str, Any] = document
+    return result
 
 
 def _cmd_peers(args: argparse.Namespace) -> int:
@@ -367,8 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
     try:
-        return handlers[args.command](args)
-    except ConfigurationError as exc:
+        # botocore / confluent-kafka errors become Shardline errors: one line, not a traceback.
+        with map_aws_errors(), map_kafka_errors():
+            return handlers[args.command](args)
+    except (ConfigurationError, MissingResourceError) as exc:
         print(f"stream-bench: {exc}", file=sys.stderr)
         return 2
     except MissingExtraError:

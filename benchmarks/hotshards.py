@@ -29,13 +29,15 @@ async def scan_hot_shards(
     from_trim_horizon: bool = False,
     reader: str = "polling",
     until_caught_up: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """Read every open shard for ``duration`` seconds and analyse the load per shard.
 
     ``reader`` is ``polling`` (GetRecords) or ``efo`` (SubscribeToShard through a fan-out
     consumer registered for this scan).  ``until_caught_up`` (polling only) ends each shard's
     read once it reaches the tip, so a scan of retained data finishes as soon as it is read;
-    ``duration`` stays the upper bound.
+    ``duration`` stays the upper bound.  Setting ``stop`` (Ctrl-C) ends the scan early; what
+    was read so far is analysed.
     """
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
@@ -78,8 +80,15 @@ async def scan_hot_shards(
                 )
 
     tasks = [asyncio.create_task(read(shard_id)) for shard_id in shard_ids]
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration)
+    gathered = asyncio.gather(*tasks)
+    stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    await asyncio.wait({gathered} | ({stopped} if stopped else set()), timeout=duration,
+                       return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+    if stopped is not None:
+        stopped.cancel()
+    if gathered.done() and not gathered.cancelled() and gathered.exception() is not None:
+        raise gathered.exception()  # type: ignore[misc]
+    gathered.cancel()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -9,6 +9,7 @@ loop every ``burst`` records so acknowledgements and consumers keep running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -33,8 +34,10 @@ async def drive_schedule(
     on_now: Callable[[float], None] | None = None,
     burst: int = 100,
     clock: Clock = time.monotonic,
+    stop: asyncio.Event | None = None,
 ) -> int:
-    """Send on schedule until ``duration`` seconds after ``start``; ``tick()`` once a second.
+    """Send on schedule until ``duration`` seconds after ``start`` (or ``stop`` is set);
+    ``tick()`` once a second.
 
     Returns how many records were handed to ``send_one``.
     """
@@ -45,7 +48,14 @@ async def drive_schedule(
         if on_now is not None:
             on_now(now)
         elapsed = now - start
+        if stop is not None and stop.is_set():
+            return sent
         if elapsed >= duration:
+            # the plan is rate x duration records: send the ones due in the last slice too
+            planned = int(duration * rate) if rate else sent
+            while sent < planned:
+                await send_one(sent, start + sent / rate if rate else clock())
+                sent += 1
             return sent
         due = int(elapsed * rate) + 1 if rate else sent + burst
         while sent < due:
@@ -55,10 +65,12 @@ async def drive_schedule(
         if clock() >= next_tick:
             tick()
             next_tick += 1.0
-        if rate:
-            await asyncio.sleep(max(0.0, start + sent / rate - clock()))
+        delay = max(0.0, start + sent / rate - clock()) if rate else 0.0
+        if stop is not None and delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
         else:
-            await asyncio.sleep(0)
+            await asyncio.sleep(delay)
 
 
 async def wait_for_consumers(
@@ -96,16 +108,31 @@ async def produce_then_drain(
     tick: Callable[[], None],
     consumers_running: bool,
     drain_seconds: float,
+    stop: asyncio.Event | None = None,
+    interrupt_grace: float = 1.0,
 ) -> bool:
     """The producing phase every target shares: send on schedule, flush, close the producer,
     then give the consumers up to ``drain_seconds`` to read what was acknowledged.
 
-    Returns whether the consumers caught up (True when there are none).
+    When ``stop`` is set (Ctrl-C), sending ends at once and the producer gets
+    ``interrupt_grace`` seconds to deliver what it holds (the rest fails and is counted as
+    failed); consumers are not waited for.  Returns whether the consumers caught up (True
+    when there are none; False when interrupted).
     """
     async with producer:
         await drive_schedule(
-            rate=rate, duration=duration, start=start, send_one=send_one, tick=tick, on_now=recorder.set_now
+            rate=rate,
+            duration=duration,
+            start=start,
+            send_one=send_one,
+            tick=tick,
+            on_now=recorder.set_now,
+            stop=stop,
         )
+        if stop is not None and stop.is_set():
+            await producer.close(timeout=interrupt_grace)  # type: ignore[attr-defined]
+            recorder.now = time.monotonic()
+            return False
         await flush()
     recorder.now = time.monotonic()
     if not consumers_running:

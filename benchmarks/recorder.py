@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.shardload import ShardLoadTracker
+from shardline import metrics_events as events
 
 __all__ = ["Recorder"]
 
@@ -23,6 +24,9 @@ class Recorder:
         self.start = clock_start
         self.sent: dict[int, int] = defaultdict(int)
         self.acked: dict[int, int] = defaultdict(int)
+        # acknowledgements by the second they *arrived* (``acked`` is by the second the record
+        # was due): the live rate must not miss the acks of a second that arrive after it ends
+        self.acked_by_arrival: dict[int, int] = defaultdict(int)
         self.acked_bytes: dict[int, int] = defaultdict(int)
         self.failed: dict[int, int] = defaultdict(int)
         self.consumed: dict[int, int] = defaultdict(int)
@@ -51,6 +55,7 @@ class Recorder:
     def on_ack(self, second: int, size: int, latency: float, now: float | None = None) -> None:
         self.last_ack_at = now if now is not None else self.start + second + 1
         self.acked[second] += 1
+        self.acked_by_arrival[self.second(self.last_ack_at)] += 1
         self.acked_bytes[second] += size
         self.ack_latency.record(latency)
         self.ack_latency_by_second[second].record(latency)
@@ -58,9 +63,9 @@ class Recorder:
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """The producer's MetricsObserver: throttles and retries land in the current second."""
         second = self.second(self.now)
-        if name == "throttles":
+        if name == events.THROTTLES:
             self.throttles[second] += int(value)
-        elif name == "retries":
+        elif name == events.RETRIES:
             self.retries[second] += int(value)
 
     # --- consumer side ----------------------------------------------------------------------
@@ -89,7 +94,7 @@ class Recorder:
             "duration": duration,
             "sent": self.total_sent,
             "acked": self.total_acked,
-            "rate": self.acked.get(second - 1, 0),
+            "rate": self._arrival_rate(second),
             "consumed": self.total_consumed,
             "throttles": sum(self.throttles.values()),
             "retries": sum(self.retries.values()),
@@ -97,6 +102,14 @@ class Recorder:
             "p99_ms": summary["p99"],
             "iterator_age_ms": max(ages, default=0),
         }
+
+    def _arrival_rate(self, second: int, window: int = 3) -> float:
+        """Acknowledgements per second over the last ``window`` complete seconds, by arrival."""
+        first = max(0, second - window)
+        seconds = second - first
+        if seconds <= 0:
+            return 0.0
+        return sum(self.acked_by_arrival.get(t, 0) for t in range(first, second)) / seconds
 
     # --- totals -----------------------------------------------------------------------------
 

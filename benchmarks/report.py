@@ -78,7 +78,9 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     s = result["summary"]
     unit = unit_name(result)
     emulator_cpu = s.get("emulator_cpu_seconds")
-    table = Table(title=f"stream-bench {result['config']['target']} / {result['config']['stream']}")
+    interrupted = " (interrupted: partial result)" if result.get("interrupted") else ""
+    config = result["config"]
+    table = Table(title=f"stream-bench {config['target']} / {config['stream']}{interrupted}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     ack, e2e = s["send_to_ack_ms"], s["end_to_end_ms"]
@@ -97,6 +99,13 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     ):
         table.add_row(label, value)
     console.print(table)
+    where = result.get("environment") or {}
+    if where:
+        machine = where.get("machine", {})
+        versions = ", ".join(f"{name} {found}" for name, found in where.get("versions", {}).items())
+        ran_on = f"{where.get('where')}; {machine.get('cores')} cores, Python {machine.get('python')}"
+        console.print(f"ran on: {ran_on}", markup=False, highlight=False)
+        console.print(f"versions: {versions}", markup=False, highlight=False)
     bound = result["bound_by"]
     console.print(f"bound by [bold]{bound['verdict']}[/bold]: {bound['explanation']}")
     console.print(f"how client CPU was measured: {s.get('client_cpu_method', 'not stated')}")

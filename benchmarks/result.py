@@ -153,12 +153,23 @@ def _quantiles(summary: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in summary.items()}
 
 
+def _interrupted_note(outcome: RunOutcome) -> str | None:
+    if outcome.interrupted_after is None:
+        return None
+    return (
+        f"interrupted after {outcome.interrupted_after:.1f} s of {outcome.options.workload.duration:g} s: "
+        "a partial result (what was measured until Ctrl-C / SIGTERM)"
+    )
+
+
 def build_result(outcome: RunOutcome) -> dict[str, Any]:
     """Everything the HTML report and ``compare`` need, as plain JSON values."""
     options, rec = outcome.options, outcome.recorder
     workload = options.workload
     seconds = max(int(outcome.wall_seconds + 0.999), 1)
-    produce_seconds = max(int(workload.duration + 0.999), 1)
+    # an interrupted run produced for less than its planned duration: measure what it did
+    duration = min(workload.duration, outcome.interrupted_after or workload.duration)
+    produce_seconds = max(int(duration + 0.999), 1)
     acked, consumed = rec.total_acked, rec.total_consumed
     acked_bytes = sum(rec.acked_bytes.values())
     throttles = sum(rec.throttles.values())
@@ -170,7 +181,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     # Records are acknowledged after the schedule ends when the target falls behind (a flush
     # that drains a backlog): the producing phase runs until the last acknowledgement.
     last_ack = rec.last_ack_at - rec.start if rec.last_ack_at is not None else 0.0
-    producing = max(min(wall, workload.duration), last_ack, 1e-9)
+    producing = max(min(wall, duration), last_ack, 1e-9)
     achieved = acked / producing
     emulator_cpu = outcome.emulator_cpu_seconds
     if emulator_cpu is None and outcome.emulator_in_process:
@@ -179,6 +190,8 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "started_at": outcome.started_at.isoformat(),
+        "interrupted": outcome.interrupted_after is not None,
+        "environment": outcome.environment,
         "config": {
             "target": options.target,
             "stream": outcome.stream,
@@ -235,7 +248,9 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "keys_exact": analysis["keys_exact"],
         "reshard_to": analysis["reshard_to"],
         "gateway": outcome.gateway,
-        "notes": [note for note in (outcome.consumer_note, *outcome.notes) if note],
+        "notes": [
+            note for note in (outcome.consumer_note, *outcome.notes, _interrupted_note(outcome)) if note
+        ],
     }
     result["bound_by"] = bound_by(
         rate=workload.rate,

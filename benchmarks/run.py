@@ -24,18 +24,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.environment import environment
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, decode_payload, encode_payload
 from shardline.errors import ConfigurationError
+from shardline.interrupts import GracefulInterrupts
 from shardline.records import Ack
 from shardline.shardmath import ShardMap
 
 __all__ = [
     "CPU_METHOD_PROCESS",
     "CPU_METHOD_THREAD",
+    "INTERRUPT_MESSAGE",
     "CpuMeter",
     "RunOptions",
     "RunOutcome",
@@ -44,6 +47,10 @@ __all__ = [
 ]
 
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
+
+INTERRUPT_MESSAGE = (
+    "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,10 @@ class RunOutcome:
     """The emulator's own CPU when it ran in a child process; else derived in the result."""
     client_cpu_method: str = ""
     notes: list[str] = field(default_factory=list)
+    interrupted_after: float | None = None
+    """Seconds into the producing phase when Ctrl-C / SIGTERM stopped the run (None: it ran out)."""
+    environment: dict[str, Any] = field(default_factory=dict)
+    """Where it ran (:func:`benchmarks.environment.environment`)."""
 
 
 class _KeyChooser:
@@ -170,6 +181,8 @@ async def run_kinesis(
     session = get_session()
     run_start = datetime.now(UTC)
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
+        where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
+                            client.meta.region_name)  # fmt: skip
         created = await _ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
@@ -238,9 +251,10 @@ async def run_kinesis(
             future.add_done_callback(partial(on_done, second, len(data), intended))
 
         cpu = CpuMeter(target)
+        stop = asyncio.Event()
         with Progress(
             lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
-        ) as progress:
+        ) as progress, GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts:
             await produce_then_drain(
                 producer,
                 producer.flush,
@@ -252,7 +266,9 @@ async def run_kinesis(
                 tick=progress.tick,
                 consumers_running=bool(consumer_tasks),
                 drain_seconds=options.drain_seconds,
+                stop=stop,
             )
+            interrupted_after = time.monotonic() - loop_start if interrupts.interrupted else None
             if consumer_tasks:
                 stop_consumers.set()
                 for task in consumer_tasks:
@@ -281,7 +297,15 @@ async def run_kinesis(
         emulator_cpu_seconds=emulator_cpu,
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
+        interrupted_after=interrupted_after,
+        environment=where,
     )
+
+
+_TARGET_KINDS = {
+    "local": "embedded local target (moto behind the limit-enforcing gateway)",
+    "kinesis": "Kinesis (the standard AWS configuration decides the endpoint)",
+}
 
 
 def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:

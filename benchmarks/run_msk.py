@@ -24,13 +24,15 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from benchmarks.environment import environment
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
-from benchmarks.run import CpuMeter, RunOptions, RunOutcome, check_consumer_supported
+from benchmarks.run import INTERRUPT_MESSAGE, CpuMeter, RunOptions, RunOutcome, check_consumer_supported
 from benchmarks.targets import KafkaTarget
 from benchmarks.workload import KeySampler, decode_payload, encode_payload
 from shardline.errors import ConfigurationError
+from shardline.interrupts import GracefulInterrupts
 from shardline.records import KafkaAck
 
 __all__ = ["partition_label", "run_msk"]
@@ -160,10 +162,12 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         future.add_done_callback(partial(on_done, second, len(data) + len(key), device, intended))
 
     cpu = CpuMeter(None)
+    stop = asyncio.Event()
+    interrupted_after: float | None = None
     try:
         with Progress(
             lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
-        ) as progress:
+        ) as progress, GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts:
             await produce_then_drain(
                 producer,
                 producer.flush,
@@ -175,7 +179,10 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
                 tick=progress.tick,
                 consumers_running=consumer_task is not None,
                 drain_seconds=options.drain_seconds,
+                stop=stop,
             )
+            if interrupts.interrupted:
+                interrupted_after = time.monotonic() - loop_start
             progress.tick()
     finally:
         if source is not None and consumer_task is not None:
@@ -202,6 +209,8 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         gateway=None,
         client_cpu_method=cpu.method,
         notes=notes,
+        interrupted_after=interrupted_after,
+        environment=environment("Kafka / MSK", target.bootstrap, None),
     )
 
 

@@ -22,10 +22,11 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumers._kafka_messages import partition_name, to_batches
 from consumers.source import SourceBatch
+from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaPosition, Position
 
 __all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
@@ -117,7 +118,7 @@ class KafkaReplaySource:
         self._batch_max = batch_max_messages
         self._poll_timeout = poll_timeout_s
         self._with_timestamps = with_timestamps
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         conf = {
             **client.to_confluent(),
             "group.id": checkpoint_group or f"shardline-replay-{uuid.uuid4().hex}",
@@ -161,7 +162,7 @@ class KafkaReplaySource:
                     if err.code() != KafkaError._PARTITION_EOF:
                         if err.fatal():
                             raise from_kafka_error(err)
-                        self._observer.on_event("kafka_consumer_error", error=err.name())
+                        self._observer.on_event(events.KAFKA_CONSUMER_ERROR, error=err.name())
                     continue
                 name = partition_name(msg.topic(), msg.partition())
                 bound = self.ranges.get(name)
@@ -226,7 +227,7 @@ class KafkaReplaySource:
         try:
             self._consumer.pause([TopicPartition(r.topic, r.partition) for r in finished])
         except Exception:  # noqa: BLE001 - pausing only saves fetches; the filter keeps the bound
-            self._observer.on_event("kafka_pause_failed")
+            self._observer.on_event(events.KAFKA_PAUSE_FAILED)
 
     def _close_consumer(self) -> None:
         try:

@@ -11,12 +11,14 @@ processes started with the same ``group``, and acknowledged offsets are committe
 group (``--checkpoint`` does not apply).  ``--start`` picks where a partition without a
 committed offset starts (``trim_horizon`` = earliest).
 
-Logs are JSON lines on stderr (one object per event, never a record payload).  On SIGTERM
-or SIGINT the consumer stops reading, drains the writes in flight, checkpoints and exits 0;
-it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
-(reported before any network call).  Endpoints, region and credentials come from the
-standard AWS configuration (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``,
-``AWS_ENDPOINT_URL_DYNAMODB``...).
+Logs go to stderr, readable text on a terminal and JSON lines otherwise (``--log-format``;
+never a record payload), with a progress line every ``--progress-interval`` seconds and a
+"caught up" line when each shard first reaches the tip.  On SIGTERM or SIGINT the consumer
+stops reading, drains the writes in flight, checkpoints and exits 0 (a second signal: 130 at
+once); it exits 1 when records could be neither written nor dead-lettered, 2 on bad arguments
+(reported before any network call) or a missing stream, topic, table or bucket.  Endpoints,
+region and credentials come from the standard AWS configuration (``AWS_PROFILE``,
+``AWS_REGION``, ``AWS_ENDPOINT_URL_KINESIS``, ``AWS_ENDPOINT_URL_DYNAMODB``...).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -48,11 +49,13 @@ from consumers.preflight import (
     run_checks,
     sink_check,
 )
+from consumers.progress import ConsumeProgress
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.cli import Command
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.exporters.emf import EmfExporter
+from shardline.logformat import LOG_FORMATS, JsonLogFormatter, setup_logging
 from shardline.metrics import MetricsObserver, NullObserver
 
 __all__ = [
@@ -65,27 +68,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("shardline.consume")
-
-_STANDARD_LOG_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per log event: time, level, logger, message and the ``extra`` fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_LOG_FIELDS and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
-        if record.exc_info and record.exc_info[0] is not None:
-            entry["error_type"] = record.exc_info[0].__name__
-        return json.dumps(entry, separators=(",", ":"))
-
 
 def parse_stream_uri(uri: str) -> str:
     """``kinesis://STREAM`` -> ``STREAM``."""
@@ -197,7 +179,9 @@ def parse_start(text: str) -> Any:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stream", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP")
+    parser.add_argument(
+        "stream", metavar="SOURCE", help="kinesis://STREAM or kafka://BOOTSTRAP/TOPIC?group=GROUP"
+    )
     parser.add_argument(
         "--checkpoint", help="dynamodb://TABLE or sqlite:///PATH (or memory://); Kinesis only, required there"
     )
@@ -216,23 +200,24 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="auto: readable text when stderr is a terminal, JSON lines otherwise",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines (records, lag, last checkpoint); 0 turns them off",
+    )
+    parser.add_argument(
         "--metrics",
         choices=("none", "emf"),
         default="none",
         help="emf: CloudWatch embedded metric format lines on stdout (logs stay on stderr)",
     )
     parser.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between metric flushes")
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # botocore's DEBUG logs carry request bodies (payloads): never below WARNING
-    for noisy in ("botocore", "aiobotocore", "urllib3", "s3transfer"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 async def _consume(args: argparse.Namespace) -> int:
@@ -259,7 +244,10 @@ async def _consume(args: argparse.Namespace) -> int:
     if args.metrics_interval <= 0:
         raise ConfigurationError("--metrics-interval must be positive")
     exporter = EmfExporter(stream=sys.stdout) if args.metrics == "emf" else None
-    observer: MetricsObserver = exporter if exporter is not None else NullObserver()
+    if args.progress_interval < 0:
+        raise ConfigurationError("--progress-interval must be 0 (off) or positive")
+    progress = ConsumeProgress(exporter if exporter is not None else NullObserver(), logger=logger)
+    observer: MetricsObserver = progress
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     store, must_exist = _checkpoint_store(args.checkpoint, args.namespace) if kafka is None else (None, None)
     source: Source
@@ -293,6 +281,11 @@ async def _consume(args: argparse.Namespace) -> int:
         if exporter is not None
         else None
     )
+    reporter = (
+        asyncio.create_task(_report_periodically(progress, args.progress_interval))
+        if args.progress_interval > 0
+        else None
+    )
     if kafka is not None:
         logger.info(
             "consumer starting",
@@ -311,6 +304,9 @@ async def _consume(args: argparse.Namespace) -> int:
     try:
         status = await run_until_signal(pipeline)
     finally:
+        if reporter is not None:
+            reporter.cancel()
+            progress.log()  # where it stopped
         if flusher is not None and exporter is not None:
             flusher.cancel()
             exporter.flush()
@@ -387,6 +383,13 @@ async def _close_quietly(source: Any, sink: Any, dead_letter: Any, store: Any) -
                 await closable.close()
 
 
+async def _report_periodically(progress: ConsumeProgress, interval: float) -> None:
+    """A progress line every ``interval`` seconds (a timer; logging cannot fail the consumer)."""
+    while True:
+        await asyncio.sleep(interval)
+        progress.log()
+
+
 async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
     """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point)."""
     while True:
@@ -395,9 +398,11 @@ async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         return asyncio.run(_consume(args))
+    except KeyboardInterrupt:  # Ctrl-C before the consumer started reading: nothing to drain
+        return 130
     except ConfigurationError as exc:
         logger.error("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
         return 2

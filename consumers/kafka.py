@@ -33,10 +33,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumers._kafka_messages import partition_name, to_batches
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
 from consumers.source import SourceBatch
-from shardline.errormap import from_kafka_error
+from shardline import metrics_events as events
+from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
 
 __all__ = [
@@ -128,7 +129,7 @@ def _raise_for_message_error(err: KafkaError, observer: MetricsObserver) -> None
     mapped = from_kafka_error(err)
     if err.fatal():
         raise mapped
-    observer.on_event("kafka_consumer_error", error=type(mapped).__name__)
+    observer.on_event(events.KAFKA_CONSUMER_ERROR, error=type(mapped).__name__)
     log.warning("kafka consumer error: %s (%s)", type(mapped).__name__, err.name())
 
 
@@ -152,7 +153,7 @@ class KafkaSource:
         if not self.topics or not all(self.topics):
             raise ValidationError("give at least one non-empty topic name")
         self.config = config
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
@@ -205,7 +206,7 @@ class KafkaSource:
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
         if partition not in self._assigned:
-            self._observer.on_event("kafka_checkpoint_after_revoke", partition=partition)
+            self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
             return
         try:
             self._consumer.store_offsets(
@@ -217,7 +218,7 @@ class KafkaSource:
                 KafkaError._STATE,
                 KafkaError._UNKNOWN_PARTITION,
             ):
-                self._observer.on_event("kafka_checkpoint_after_revoke", partition=partition)
+                self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
                 return
             raise CheckpointError(f"could not store offset for {partition}") from exc
 
@@ -271,14 +272,14 @@ class KafkaSource:
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         for tp in partitions:
             self._assigned.add(partition_name(tp.topic, tp.partition))
-        self._observer.on_event("kafka_partitions_assigned", len(partitions))
+        self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Commit acknowledged offsets before the partitions go to another member."""
         self._commit_stored()
         for tp in partitions:
             self._assigned.discard(partition_name(tp.topic, tp.partition))
-        self._observer.on_event("kafka_partitions_revoked", len(partitions))
+        self._observer.on_event(events.KAFKA_PARTITIONS_REVOKED, len(partitions))
 
     def _commit_stored(self) -> None:
         try:
@@ -287,7 +288,8 @@ class KafkaSource:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
                 return  # nothing acknowledged since the last commit
-            raise (from_kafka_error(err) if isinstance(err, KafkaError) else exc) from exc
+            with map_kafka_errors():
+                raise
 
     def _close_consumer(self) -> None:
         try:
@@ -298,7 +300,7 @@ class KafkaSource:
 
     def _on_client_error(self, err: KafkaError) -> None:
         mapped = from_kafka_error(err)
-        self._observer.on_event("kafka_client_error", error=type(mapped).__name__)
+        self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=type(mapped).__name__)
         log.warning("kafka client error: %s (%s)", type(mapped).__name__, err.name())
 
 

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from typing import TypeAlias
 from consumers._pipeline_tracker import AckTracker, Ticket
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
+from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, LeaseLostError, ResourceNotFoundError, SinkError
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord, Position
@@ -263,9 +265,9 @@ class Pipeline:
         count = len(batch.records)
         self.stats.records_in += count
         if count:
-            self._observer.on_event("records_in", count, partition=partition)
+            self._observer.on_event(events.RECORDS_IN, count, partition=partition)
         if batch.millis_behind_latest is not None:
-            self._observer.on_event("iterator_age_ms", batch.millis_behind_latest, partition=partition)
+            self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, partition=partition)
         if partition in self._lost:
             return True  # the lease is gone; the new owner reads these records again
         size = self._config.max_sink_batch_records
@@ -364,7 +366,7 @@ class Pipeline:
                     await self._write_isolating(work.records, written)
                 self.stats.records_out += len(work.records)
                 if work.records:
-                    self._observer.on_event("records_out", len(work.records), partition=ticket.partition)
+                    self._observer.on_event(events.RECORDS_OUT, len(work.records), partition=ticket.partition)
                 if self._tracker.finish(ticket):
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
@@ -440,7 +442,7 @@ class Pipeline:
                         f"destination still failing after {attempt} attempts: {type(cause).__name__}"
                     ) from exc
                 self.stats.retries += 1
-                self._observer.on_event("retries", 1, error_type=type(cause).__name__)
+                self._observer.on_event(events.RETRIES, 1, error_type=type(cause).__name__)
                 if attempt & (attempt - 1) == 0:  # 1, 2, 4, 8...: visible, not flooding
                     logger.warning(
                         "destination unavailable; retrying while reading pauses",
@@ -456,7 +458,7 @@ class Pipeline:
         if failure is not None:
             raise SinkError(f"dead-letter destination failed: {type(failure).__name__}") from failure
         self.stats.dead_lettered += len(entries)
-        self._observer.on_event("dead_lettered", len(entries))
+        self._observer.on_event(events.DEAD_LETTERED, len(entries))
         for entry in entries:
             logger.warning(
                 "record dead-lettered",
@@ -521,7 +523,7 @@ class Pipeline:
                 self.stats.partitions_ended += 1
                 self.stats.checkpoints += 1
                 self._tracker.forget(partition)
-                self._observer.on_event("checkpoint_lag", 0, partition=partition)
+                self._observer.on_event(events.CHECKPOINT_LAG, 0, partition=partition)
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 await self._source.checkpoint(partition, position)
@@ -542,9 +544,9 @@ class Pipeline:
                 "checkpoint failed; will retry",
                 extra={"partition": partition, "error_type": type(exc).__name__},
             )
-            self._observer.on_event("checkpoint_errors", 1, partition=partition)
+            self._observer.on_event(events.CHECKPOINT_ERRORS, 1, partition=partition)
         self._observer.on_event(
-            "checkpoint_lag",
+            events.CHECKPOINT_LAG,
             progress.uncommitted_records + progress.unfinished_records,
             partition=partition,
         )
@@ -595,6 +597,9 @@ async def run_until_signal(
     stop_tasks: list[asyncio.Task[None]] = []
 
     def on_signal(received: signal.Signals) -> None:
+        if stop_tasks:  # a second signal: the person wants out now (nothing past the drain is lost)
+            logger.warning("second signal; exiting without draining", extra={"signal": received.name})
+            os._exit(130)
         logger.info("signal received; draining", extra={"signal": received.name})
         stop_tasks.append(loop.create_task(pipeline.stop()))
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardline.clients import aiobotocore_client
-from shardline.errormap import translate
-from shardline.errors import MissingResourceError, ResourceNotFoundError, ShardlineError
+from shardline.errormap import map_aws_errors
+from shardline.errors import MissingResourceError, ResourceNotFoundError
+from shardline.uripaths import is_file_uri
 
 __all__ = [
     "MissingResourceError",
@@ -56,20 +57,10 @@ async def run_checks(checks: Sequence[ResourceCheck]) -> None:
 
     async def one(check: ResourceCheck) -> None:
         try:
-            await check.probe()
+            with map_aws_errors(check.service):
+                await check.probe()
         except ResourceNotFoundError as exc:
             raise MissingResourceError(check.kind, check.name, check.option, service=check.service) from exc
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            mapped = translate(exc, service=check.service)
-            if mapped is None:
-                raise
-            if isinstance(mapped, ResourceNotFoundError):
-                raise MissingResourceError(
-                    check.kind, check.name, check.option, service=check.service
-                ) from exc
-            raise mapped from exc
 
     results = await asyncio.gather(*(one(check) for check in checks), return_exceptions=True)
     for result in results:  # in the order of the arguments, missing resources first
@@ -149,6 +140,8 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
     """The destination a sink URI names, or ``None`` when nothing can be checked up front."""
     from consumers.sinks.uri import parse_uri
 
+    if is_file_uri(uri):
+        return None
     scheme, netloc, path, query = parse_uri(uri)
     endpoint_url = query.get("endpoint_url")
     if scheme == "dynamodb" and netloc:
@@ -185,6 +178,8 @@ def dead_letter_check(uri: str, option: str = "--dead-letter") -> ResourceCheck 
     """The bucket an ``s3://`` dead-letter URI names (files are created on first write)."""
     from consumers.sinks.uri import parse_uri
 
+    if is_file_uri(uri):
+        return None
     scheme, netloc, _path, _query = parse_uri(uri)
     if scheme == "s3" and netloc:
         return _s3_bucket_check(netloc, option)

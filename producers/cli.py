@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
 from shardline.cli import Command
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
@@ -193,18 +193,14 @@ def _fail(message: str, status: int = 2) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_produce(args))
+        with map_aws_errors():
+            return asyncio.run(_produce(args))
     except KeyboardInterrupt:  # before the handlers were installed
         return INTERRUPTED
     except (ConfigurationError, MissingResourceError) as exc:
         return _fail(str(exc))
     except ShardlineError as exc:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        return _fail(f"{type(mapped).__name__}: {mapped}", 1)
 
 
 class _Reporter:

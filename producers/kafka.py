@@ -27,7 +27,8 @@ from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
 from producers.keys import resolve as resolve_key
-from shardline.errormap import from_kafka_error
+from shardline import metrics_events as events
+from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import (
     BackgroundTaskError,
     ClosedError,
@@ -235,8 +236,9 @@ class KafkaProducer:
                     self._produce(self.topic, data, key, on_delivery=future, **kwargs)
             except BufferError:
                 pass
-            except KafkaException as exc:
-                raise self._produce_error(exc) from None
+            except KafkaException:
+                with map_kafka_errors():  # the error path only: no cost per message
+                    raise
             else:
                 self._in_flight += 1
                 return future
@@ -532,7 +534,7 @@ class KafkaProducer:
                                 MessageTooLargeError("message does not fit librdkafka's local queue"),
                             )
                             return
-                        self._observer.on_event("kafka_queue_full", topic=self.topic)
+                        self._observer.on_event(events.KAFKA_QUEUE_FULL, topic=self.topic)
                         await self._space.wait()
                     except KafkaException as exc:
                         self._abandon(batch, index, self._produce_error(exc))
@@ -563,9 +565,9 @@ class KafkaProducer:
         # Indexes from ``expected`` on were never queued; the others failed in delivery.
         delivered = batch.expected - sum(1 for index in failed if index < batch.expected)
         if delivered:
-            self._observer.on_event("records_delivered", delivered, topic=self.topic)
+            self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
         if failed:
-            self._observer.on_event("records_failed", len(failed), topic=self.topic)
+            self._observer.on_event(events.RECORDS_FAILED, len(failed), topic=self.topic)
         if self._waiting_for_space:
             self._space.set()
         if self._in_flight == 0 and not self._open_batches:
@@ -639,11 +641,12 @@ class KafkaProducer:
                             raise MessageTooLargeError(
                                 "message does not fit librdkafka's local queue"
                             ) from None
-                        self._observer.on_event("kafka_queue_full", topic=self.topic)
+                        self._observer.on_event(events.KAFKA_QUEUE_FULL, topic=self.topic)
                         await self._space.wait()
                         continue
-                    except KafkaException as exc:
-                        raise self._produce_error(exc) from None
+                    except KafkaException:
+                        with map_kafka_errors():
+                            raise
                     self._in_flight += 1
                     return
         finally:
@@ -651,13 +654,9 @@ class KafkaProducer:
             self._waiting_for_space = self._space_waiters > 0
 
     def _produce_error(self, exc: KafkaException) -> ShardlineError:
-        """librdkafka refused a message synchronously (too large, unknown partition, ...)."""
-        err = exc.args[0] if exc.args else None
-        if isinstance(err, KafkaError):
-            if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                return MessageTooLargeError("message exceeds the producer's message.max.bytes")
-            return from_kafka_error(err)
-        return DeliveryError(f"produce failed: {type(exc).__name__}")
+        """librdkafka refused a message synchronously (too large, unknown partition, ...): the
+        error the messages not queued fail with (the shared map, as a value)."""
+        return from_kafka_error(exc)
 
     def _resolve_one(self, future: asyncio.Future[KafkaAck], err: KafkaError | None, msg: Any) -> None:
         """A report served on the loop thread itself (inline poll): resolve it at once."""
@@ -667,7 +666,7 @@ class KafkaProducer:
                 future.set_result(KafkaAck(self.topic, msg.partition(), msg.offset()))
             else:
                 future.set_exception(self._delivery_error(err))
-                self._observer.on_event("records_failed", 1, topic=self.topic)
+                self._observer.on_event(events.RECORDS_FAILED, 1, topic=self.topic)
         if self._waiting_for_space:
             self._space.set()
         if self._in_flight == 0 and not self._open_batches:
@@ -693,9 +692,9 @@ class KafkaProducer:
         if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
         if delivered:
-            self._observer.on_event("records_delivered", delivered, topic=self.topic)
+            self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
         if failed:
-            self._observer.on_event("records_failed", failed, topic=self.topic)
+            self._observer.on_event(events.RECORDS_FAILED, failed, topic=self.topic)
 
     def _delivery_error(self, err: KafkaError) -> ShardlineError:
         mapped = from_kafka_error(err)
@@ -736,7 +735,7 @@ class KafkaProducer:
                 type(error).__name__,
                 self.topic,
             )
-        self._observer.on_event("kafka_callback_errors", 1, topic=self.topic, error=type(error).__name__)
+        self._observer.on_event(events.KAFKA_CALLBACK_ERRORS, 1, topic=self.topic, error=type(error).__name__)
 
     def _supervised_oauth(self, oauth_cb: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """``oauth_cb`` as librdkafka gets it: a failure is recorded, then re-raised.
@@ -786,4 +785,4 @@ class KafkaProducer:
             self._fatal = mapped
             self._ready = False
         log.warning("kafka client error on topic %s: %s", self.topic, type(mapped).__name__)
-        self._observer.on_event("kafka_client_error", topic=self.topic, error=type(mapped).__name__)
+        self._observer.on_event(events.KAFKA_CLIENT_ERROR, topic=self.topic, error=type(mapped).__name__)

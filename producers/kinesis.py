@@ -34,6 +34,7 @@ from producers.keys import KeyStrategy, RangeAware
 from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
 from producers.tickets import BatchAcks, BatchTicket, SingleTicket
+from shardline import metrics_events as events
 from shardline.aggregation import AggregateBuilder, single_aggregate_size
 from shardline.clients import aiobotocore_client
 from shardline.errormap import from_error_code, map_aws_errors
@@ -600,7 +601,7 @@ class KinesisProducer:
             or self._buffered_bytes + nbytes > cfg.buffer_max_bytes
         ):
             if not block:
-                self._observer.on_event("buffer_full", 1, stream=self._stream_label)
+                self._observer.on_event(events.BUFFER_FULL, 1, stream=self._stream_label)
                 raise BufferFullError(
                     f"producer buffer full ({self._buffered_records} records, {self._buffered_bytes} bytes)"
                 )
@@ -727,7 +728,11 @@ class KinesisProducer:
         failure.__cause__ = cause
         self._failure = failure
         self._accepting = False
-        _log.error("stream %s: %s; failing every pending record", self._stream_label, what, exc_info=cause)
+        pending = self._buffered_records
+        if pending or not isinstance(cause, asyncio.CancelledError):
+            _log.error(
+                "stream %s: %s; failing %d pending records", self._stream_label, what, pending, exc_info=cause
+            )
         self._abandon(failure)
         for task in [self._sender, *self._in_flight, *self._background]:
             if task is not None and not task.done():
@@ -746,7 +751,7 @@ class KinesisProducer:
             owner.abort(error)
         if entries:
             failed = sum(entry.count for entry in entries)
-            self._observer.on_event("records_failed", failed, stream=self._stream_label)
+            self._observer.on_event(events.RECORDS_FAILED, failed, stream=self._stream_label)
         self._buffered_records = self._buffered_bytes = 0
         self._release(0, 0)
 
@@ -770,10 +775,10 @@ class KinesisProducer:
                 # Anything else is a programming error: it ends this task, whose owner
                 # (_on_request_done) fails every pending record with it.
                 code = getattr(error, "code", type(error).__name__)
-                self._observer.on_event("request_errors", 1, stream=self._stream_label, code=code)
+                self._observer.on_event(events.REQUEST_ERRORS, 1, stream=self._stream_label, code=code)
                 if error.retriable:
                     if isinstance(error, ThrottledError):
-                        self._observer.on_event("throttles", len(batch), stream=self._stream_label)
+                        self._observer.on_event(events.THROTTLES, len(batch), stream=self._stream_label)
                     self._retry(batch, error)
                 else:
                     for entry in batch:
@@ -810,7 +815,7 @@ class KinesisProducer:
                 records += count
                 nbytes += entry.user_bytes
                 per_shard[shard_id] = per_shard.get(shard_id, 0) + count
-                observer.on_event("send_to_ack_latency", now - entry.created, stream=stream)
+                observer.on_event(events.SEND_TO_ACK_LATENCY, now - entry.created, stream=stream)
                 if shard_id != entry.shard_id:
                     self._next_refresh = now
                 continue
@@ -826,16 +831,18 @@ class KinesisProducer:
             for entry in batch[len(results) :]:
                 entry.last_error = TransientServiceError("entry missing from PutRecords response")
                 failed.append(entry)
-        observer.on_event("batches", 1, stream=stream)
-        observer.on_event("kinesis_entries", len(batch) - len(failed), stream=stream)
-        observer.on_event("records_sent", records, stream=stream)
-        observer.on_event("bytes_sent", nbytes, stream=stream)
+        observer.on_event(events.BATCHES, 1, stream=stream)
+        observer.on_event(events.KINESIS_ENTRIES, len(batch) - len(failed), stream=stream)
+        observer.on_event(events.RECORDS_SENT, records, stream=stream)
+        observer.on_event(events.BYTES_SENT, nbytes, stream=stream)
         if len(batch) > len(failed):
-            observer.on_event("aggregation_ratio", records / max(len(batch) - len(failed), 1), stream=stream)
+            observer.on_event(
+                events.AGGREGATION_RATIO, records / max(len(batch) - len(failed), 1), stream=stream
+            )
         for shard_id, count in per_shard.items():
-            observer.on_event("shard_records", count, stream=stream, shard=shard_id)
+            observer.on_event(events.SHARD_RECORDS, count, stream=stream, shard=shard_id)
         if throttles:
-            observer.on_event("throttles", throttles, stream=stream)
+            observer.on_event(events.THROTTLES, throttles, stream=stream)
         if failed:
             self._retry(failed, failed[0].last_error)
         if misplaced:
@@ -882,7 +889,7 @@ class KinesisProducer:
             for owner, slot in resend:
                 key, ehk, _, _ = owner.fields(slot)
                 acc.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, entry.deadline)
-            self._observer.on_event("records_rerouted", len(resend), stream=self._stream_label)
+            self._observer.on_event(events.RECORDS_REROUTED, len(resend), stream=self._stream_label)
         assert self._wakeup is not None
         self._wakeup.set()
 
@@ -905,7 +912,7 @@ class KinesisProducer:
                 continue
             retry.append(entry)
         if retry:
-            self._observer.on_event("retries", len(retry), stream=self._stream_label)
+            self._observer.on_event(events.RETRIES, len(retry), stream=self._stream_label)
             assert self._acc is not None
             self._acc.requeue(retry)
 
@@ -926,7 +933,7 @@ class KinesisProducer:
         self._release(entry.count, entry.user_bytes)
 
     def _fail_entry(self, entry: Entry, error: ShardlineError) -> None:
-        self._observer.on_event("records_failed", entry.count, stream=self._stream_label)
+        self._observer.on_event(events.RECORDS_FAILED, entry.count, stream=self._stream_label)
         for owner, slots in zip(entry.owners, entry.slots, strict=True):
             for slot in slots:
                 owner.fail(slot, error)
@@ -957,7 +964,9 @@ class KinesisProducer:
                     self._limiter.forget(gone)
             assert self._acc is not None
             split = self._acc.replan(new, self._clock())
-            self._observer.on_event("shard_map_changes", 1, stream=self._stream_label, split_entries=split)
+            self._observer.on_event(
+                events.SHARD_MAP_CHANGES, 1, stream=self._stream_label, split_entries=split
+            )
             _log.info(
                 "stream %s: shard map changed (%d open shards, was %d)",
                 self._stream_label,

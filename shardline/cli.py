@@ -12,10 +12,27 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Any, NoReturn
 
 from shardline.extras import MissingExtraError, extra_for_module, run_command
 
-__all__ = ["Command", "main", "package_version"]
+__all__ = ["Command", "OneLineArgumentParser", "main", "package_version"]
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the command and where to look.
+
+    argparse's own error prints the whole usage first; a person who mistyped one option
+    needs the one line saying which, and ``--help`` for the rest.  Subparsers inherit it, and
+    option defaults are shown in ``--help``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 @dataclass(frozen=True)
@@ -66,22 +83,13 @@ def package_version(distribution: str = "shardline") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="shardline",
-        description="Streaming ingestion for Kinesis and MSK.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = OneLineArgumentParser(prog="shardline", description="Streaming ingestion for Kinesis and MSK.")
     parser.add_argument("--version", action="version", version=f"shardline {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runners: dict[str, Callable[[argparse.Namespace], int]] = {}
     commands, unavailable = _discover(argv)
     for command in commands:
-        sub = subparsers.add_parser(
-            command.name,
-            help=command.help,
-            description=command.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub)
         runners[command.name] = command.run
     for name in sorted(set(unavailable) - set(runners)):
@@ -98,7 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # a command's extra shares its name (`shardline local` -> shardline[local])
-    return run_command(f"shardline {args.command}", lambda: runners[args.command](args), prefer=args.command)
+    try:
+        run = runners[args.command]
+        return run_command(f"shardline {args.command}", lambda: run(args), prefer=args.command)
+    except KeyboardInterrupt:  # before the command installed its own handling: no traceback
+        return 130
 
 
 if __name__ == "__main__":

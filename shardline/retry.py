@@ -19,16 +19,15 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import tenacity
 from tenacity.stop import stop_base
-from tenacity.wait import wait_exponential, wait_random_exponential
+from tenacity.wait import wait_base
 
-from shardline.errors import ConfigurationError, ShardlineError
+from shardline.errors import ConfigurationError, ShardlineError, ThrottledError, TransientServiceError
 
-__all__ = ["RetryPolicy", "is_retriable"]
+__all__ = ["RetryPolicy", "is_retriable", "retry_throttles_and_transient"]
 
 _T = TypeVar("_T")
 
@@ -38,20 +37,50 @@ def is_retriable(error: BaseException) -> bool:
     return isinstance(error, ShardlineError) and error.retriable
 
 
-class _FullJitter(wait_random_exponential):
-    """tenacity's full-jitter wait, drawing from an injected random source."""
+class _FullJitter(wait_base):
+    """Full-jitter exponential wait (as tenacity's ``wait_random_exponential``) on an injected
+    random source.  A tenacity wait strategy (public ``wait_base``), so the retry controllers
+    use it as is; :meth:`delay` serves callers that schedule retries themselves."""
 
     def __init__(self, multiplier: float, maximum: float, rng: random.Random) -> None:
-        super().__init__(multiplier=multiplier, max=maximum)
+        self._multiplier = multiplier
+        self._maximum = maximum
         self._rng = rng
 
     def ceiling(self, attempt_number: int) -> float:
         """Upper bound of the wait after ``attempt_number`` failed attempts."""
-        state = cast(tenacity.RetryCallState, SimpleNamespace(attempt_number=max(1, attempt_number)))
-        return wait_exponential.__call__(self, state)
+        exponent = max(1, attempt_number) - 1
+        if exponent >= 1024:  # 2.0 ** 1024 overflows; the cap applies long before
+            return self._maximum
+        return min(self._multiplier * 2.0**exponent, self._maximum)
+
+    def delay(self, attempt_number: int) -> float:
+        """A draw under :meth:`ceiling`."""
+        return self._rng.uniform(0.0, self.ceiling(attempt_number))
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        return self._rng.uniform(0.0, self.ceiling(retry_state.attempt_number))
+        return self.delay(retry_state.attempt_number)
+
+
+class _ThrottlesAndTransient(tenacity.retry_base):
+    def __init__(self, max_transient: int) -> None:
+        self._max_transient = max_transient
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        error = outcome.exception()
+        if isinstance(error, ThrottledError):
+            return True
+        return isinstance(error, TransientServiceError) and retry_state.attempt_number <= self._max_transient
+
+
+def retry_throttles_and_transient(max_transient: int) -> tenacity.retry_base:
+    """A tenacity retry condition for readers: throttling is retried for as long as it lasts
+    (the caller's policy bounds it, if at all), a :class:`TransientServiceError` (5xx, dropped
+    connection) for at most ``max_transient`` retries of the call; nothing else."""
+    return _ThrottlesAndTransient(max_transient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +129,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """A full-jitter delay before the next try, after ``attempt`` failed attempts (1-based)."""
-        return self._wait(cast(tenacity.RetryCallState, SimpleNamespace(attempt_number=attempt)))
+        return self._wait.delay(attempt)
 
     def max_delay(self, attempt: int) -> float:
         """The ceiling :meth:`backoff` draws under for ``attempt``."""
@@ -120,15 +149,22 @@ class RetryPolicy:
         reraise: bool = True,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+        retry: tenacity.retry_base | None = None,
+        wait: wait_base | None = None,
     ) -> tenacity.AsyncRetrying:
-        """A tenacity controller for async code; with ``reraise`` the last error propagates."""
+        """A tenacity controller for async code; with ``reraise`` the last error propagates.
+
+        ``retry`` replaces the default condition (retriable Shardline errors), e.g. with
+        :func:`retry_throttles_and_transient`; ``wait`` the policy's back-off (a caller whose
+        wait depends on the error); the policy's stop stays.
+        """
         options: dict[str, Any] = {}
         if sleep is not None:
             options["sleep"] = sleep
         return tenacity.AsyncRetrying(
             stop=self._stop,
-            wait=self._wait,
-            retry=self._retry,
+            wait=wait if wait is not None else self._wait,
+            retry=retry if retry is not None else self._retry,
             reraise=reraise,
             before_sleep=before_sleep,
             **options,
@@ -140,6 +176,7 @@ class RetryPolicy:
         reraise: bool = True,
         sleep: Callable[[float], None] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
+        retry: tenacity.retry_base | None = None,
     ) -> tenacity.Retrying:
         """The blocking twin of :meth:`async_retrying`, with the same strategy objects."""
         options: dict[str, Any] = {}
@@ -148,7 +185,7 @@ class RetryPolicy:
         return tenacity.Retrying(
             stop=self._stop,
             wait=self._wait,
-            retry=self._retry,
+            retry=retry if retry is not None else self._retry,
             reraise=reraise,
             before_sleep=before_sleep,
             **options,

@@ -25,9 +25,10 @@ __all__ = ["BatchOutcome", "BatchSource", "process_batch"]
 ONE_BATCH_CONFIG = PipelineConfig(
     # checkpoints happen once, when the pipeline drains at the end of the batch
     checkpoint_interval=3600.0,
-    # the engine retries the batch itself (Lambda re-invokes from the reported record, the
-    # daemon restarts the shard from its checkpoint), so an outage is waited out for a
-    # minute, not forever: then the batch fails with nothing dead-lettered
+    # the engine retries the batch itself (Lambda re-invokes with the reported records; the
+    # KCL worker exits and the shard resumes from its checkpoint once a worker takes it), so
+    # an outage is waited out for a minute, not forever: then the batch fails with nothing
+    # dead-lettered
     sink_retry=RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=60.0),
 )
 

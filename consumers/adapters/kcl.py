@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
+import tenacity
 from amazon_kclpy import kcl
 from amazon_kclpy.checkpoint_error import CheckpointError as KclCheckpointError
 from amazon_kclpy.v3 import processor
@@ -59,6 +60,7 @@ from consumers.sinks.base import DeadLetter, Sink
 from shardline.errors import ConfigurationError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 
 __all__ = ["ShardlineRecordProcessor", "main"]
 
@@ -66,6 +68,19 @@ logger = logging.getLogger(__name__)
 
 _CHECKPOINT_ATTEMPTS = 5
 _RETRIABLE_CHECKPOINT_ERRORS = {"ThrottlingException", "KinesisClientLibDependencyException"}
+_CHECKPOINT_RETRY = RetryPolicy(
+    max_attempts=_CHECKPOINT_ATTEMPTS, initial_backoff=0.2, max_backoff=2.0, deadline=None
+)
+
+
+def _checkpoint_code(exc: BaseException) -> str:
+    """The daemon's error name for a failed checkpoint (ThrottlingException, ShutdownException...)."""
+    return str(exc.value) if hasattr(exc, "value") else str(exc)
+
+
+_RETRY_CHECKPOINT_ERRORS = tenacity.retry_if_exception(
+    lambda exc: isinstance(exc, KclCheckpointError) and _checkpoint_code(exc) in _RETRIABLE_CHECKPOINT_ERRORS
+)
 
 
 class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[misc]
@@ -135,7 +150,9 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
 
     def shard_ended(self, shard_ended_input: Any) -> None:
         with self._fatal("shardEnded"):
-            if self._delivered is not None and self._acknowledged != self._delivered:
+            if self._delivered is not None and (
+                self._acknowledged is None or self._acknowledged < self._delivered
+            ):
                 # unreachable while every failed batch ends the process; kept as the last guard
                 # between a record that was not written and the SHARD_END that would skip it
                 raise RuntimeError("shard ended with records neither written nor dead-lettered")
@@ -178,6 +195,8 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
                 extra={"shard": self.shard_id, "error_type": type(outcome.failure).__name__},
             )
             self._checkpoint_acknowledged(checkpointer)
+            with contextlib.suppress(Exception):
+                self._close()
             self._die()
         if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
             self._checkpoint_acknowledged(checkpointer)
@@ -230,23 +249,21 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
             self._checkpointed = position
 
     def _checkpoint(self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None) -> bool:
-        for attempt in range(1, _CHECKPOINT_ATTEMPTS + 1):
-            try:
-                checkpointer.checkpoint(sequence_number, sub_sequence)
-            except KclCheckpointError as exc:
-                code = str(exc.value) if hasattr(exc, "value") else str(exc)
-                if code in _RETRIABLE_CHECKPOINT_ERRORS and attempt < _CHECKPOINT_ATTEMPTS:
-                    time.sleep(min(2.0, 0.1 * 2**attempt))  # blocking is fine: one shard per process
-                    continue
-                # ShutdownException / InvalidStateException: the lease is gone or the daemon
-                # is shutting down; the next owner resumes from the last good checkpoint
-                logger.warning(
-                    "checkpoint refused by the daemon", extra={"shard": self.shard_id, "code": code}
-                )
-                return False
-            self._last_checkpoint_time = self._clock()
-            return True
-        return False
+        # Throttled or dependency errors are retried (shardline.retry; blocking is fine: one
+        # shard per process); ShutdownException / InvalidStateException mean the lease is gone
+        # or the daemon is shutting down: the next owner resumes from the last good checkpoint.
+        try:
+            for attempt in _CHECKPOINT_RETRY.sync_retrying(retry=_RETRY_CHECKPOINT_ERRORS):
+                with attempt:
+                    checkpointer.checkpoint(sequence_number, sub_sequence)
+        except KclCheckpointError as exc:
+            logger.warning(
+                "checkpoint refused by the daemon",
+                extra={"shard": self.shard_id, "code": _checkpoint_code(exc)},
+            )
+            return False
+        self._last_checkpoint_time = self._clock()
+        return True
 
     def _close(self) -> None:
         async def close_all() -> None:

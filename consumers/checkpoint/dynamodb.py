@@ -58,7 +58,7 @@ from consumers.checkpoint.base import (
     validate_shard_id,
 )
 from shardline.clients import aiobotocore_client
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     CheckpointError,
     ClosedError,
@@ -66,7 +66,6 @@ from shardline.errors import (
     LeaseLostError,
     ResourceInUseError,
     ResourceNotFoundError,
-    ShardlineError,
     ValidationError,
 )
 from shardline.retry import RetryPolicy
@@ -224,15 +223,8 @@ class DynamoDBCheckpointStore:
         async def attempt() -> _T:
             if attempts is not None:
                 attempts.count += 1
-            try:
+            with map_aws_errors("dynamodb"):
                 return await operation()
-            except ShardlineError:
-                raise
-            except Exception as exc:  # botocore ClientError, connection errors...
-                mapped = translate(exc, service="dynamodb")
-                if mapped is None:
-                    raise  # a programming error: not ours to dress up
-                raise mapped from exc
 
         return await self._retry.call(attempt)
 

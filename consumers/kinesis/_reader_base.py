@@ -19,7 +19,7 @@ from consumers.kinesis.batch import ShardBatch
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.positions import StartPosition
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord
 from shardline.shardmath import ShardInfo
 
@@ -61,7 +61,7 @@ class ShardReaderBase:
         self._resume = start
         self._stop_at = stop_at
         self._config = config if config is not None else ReaderConfig()
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from consumers.kinesis.positions import StartPosition
+from shardline import metrics_events as events
 from shardline.aggregation import deaggregate_consumed, is_aggregated
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
@@ -69,5 +70,5 @@ def records_from_api(
                     outside += 1
             out.append(sub)
     if outside and observer is not None:
-        observer.on_event("records_outside_shard_range", float(outside), stream=stream, shard=shard_id)
+        observer.on_event(events.RECORDS_OUTSIDE_SHARD_RANGE, float(outside), stream=stream, shard=shard_id)
     return out

@@ -19,6 +19,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import tenacity
+from tenacity.wait import wait_base
+
 from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import Clock, Sleep
@@ -31,17 +34,19 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
-from shardline.errormap import from_botocore
+from shardline import metrics_events as events
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
     ResourceInUseError,
-    ResourceNotFoundError,
+    ShardlineError,
     ThrottledError,
     TransientServiceError,
     ValidationError,
 )
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
+from shardline.retry import RetryPolicy, retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
 
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
@@ -51,10 +56,8 @@ _CONSUMER_POLL_SECONDS = 1.0
 
 async def stream_arn(client: Any, stream_name: str) -> str:
     """The ARN of a stream (fan-out APIs take ARNs, not names)."""
-    try:
+    with map_aws_errors("kinesis"):
         summary = await client.describe_stream_summary(StreamName=stream_name)
-    except Exception as exc:
-        raise from_botocore(exc, service="kinesis") from exc
     arn: str = summary["StreamDescriptionSummary"]["StreamARN"]
     return arn
 
@@ -76,12 +79,12 @@ async def ensure_consumer(
     if not consumer_name or len(consumer_name) > 128:
         raise ValidationError("a fan-out consumer name is 1-128 characters")
     try:
-        registered = await client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+        with map_aws_errors("kinesis"):
+            registered = await client.register_stream_consumer(
+                StreamARN=stream_arn, ConsumerName=consumer_name
+            )
         consumer = registered["Consumer"]
-    except Exception as exc:
-        error = from_botocore(exc, service="kinesis")
-        if not isinstance(error, ResourceInUseError):
-            raise error from exc
+    except ResourceInUseError:
         consumer = await _describe(client, stream_arn, consumer_name)
     deadline = clock() + timeout
     while consumer["ConsumerStatus"] != "ACTIVE":
@@ -96,10 +99,8 @@ async def ensure_consumer(
 
 
 async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[str, Any]:
-    try:
+    with map_aws_errors("kinesis"):
         response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
-    except Exception as exc:
-        raise from_botocore(exc, service="kinesis") from exc
     description: dict[str, Any] = response["ConsumerDescription"]
     return description
 
@@ -147,6 +148,10 @@ class FanOutShardReader(ShardReaderBase):
         self._rng = rng if rng is not None else random.Random()
         self._retry = self._config.throttle_retry(self._rng)
         self._resubscribe = self._config.resubscribe_retry(self._rng)
+        self._subscribe_condition = tenacity.retry_if_exception_type(
+            ResourceInUseError
+        ) | retry_throttles_and_transient(self._config.max_transient_retries)
+        self._subscribe_wait = _SubscribeWait(self._retry, self._resubscribe, self._rng)
         self._subscriptions = 0
 
     @property
@@ -158,34 +163,53 @@ class FanOutShardReader(ShardReaderBase):
         dims = {"stream": self._stream, "shard": self._shard_id}
         failures = 0
         while not self._finished:
-            asked_at = self._wall_clock()
-            try:
-                response = await self._client.subscribe_to_shard(
-                    ConsumerARN=self._consumer_arn,
-                    ShardId=self._shard_id,
-                    StartingPosition=self._resume.starting_position(),
-                )
-            except Exception as exc:  # noqa: BLE001 - translated; retriable ones backed off
-                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
-                failures += 1
-                continue
+            response, asked_at = await self._subscribe(dims)
             if self._resume.kind is StartKind.LATEST:
                 self._resume = AT_TIMESTAMP(asked_at)  # a re-subscription must not skip ahead
             self._subscriptions += 1
-            self._observer.on_event("subscriptions", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIPTIONS, 1.0, **dims)
             event_stream = response["EventStream"]
             try:
-                async for batch in self._events(event_stream, dims):
-                    failures = 0
-                    yield batch
-                    if self._finished:
-                        return
-            except Exception as exc:  # noqa: BLE001 - a broken stream: re-subscribe from the continuation
-                await self._back_off(from_botocore(exc, service="kinesis"), exc, failures, dims)
+                with map_aws_errors("kinesis"):
+                    async for batch in self._events(event_stream, dims):
+                        failures = 0
+                        yield batch
+                        if self._finished:
+                            return
+            except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
+                await self._back_off(error, failures, dims)
                 failures += 1
             finally:
                 with contextlib.suppress(Exception):
                     event_stream.close()
+
+    async def _subscribe(self, dims: dict[str, str]) -> tuple[Any, Any]:
+        """SubscribeToShard (and when it was asked), retried through shardline.retry.
+
+        ResourceInUse (the previous subscription is not gone yet) and throttling are retried
+        for as long as they last, transient errors at most ``max_transient_retries`` times;
+        anything else is raised.
+        """
+
+        def report(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, ResourceInUseError):
+                self._observer.on_event(events.SUBSCRIBE_RESOURCE_IN_USE, 1.0, **dims)
+            else:
+                self._observer.on_event(events.SUBSCRIBE_RETRIES, 1.0, **dims)
+
+        async for attempt in self._retry.async_retrying(
+            retry=self._subscribe_condition, wait=self._subscribe_wait, sleep=self._sleep, before_sleep=report
+        ):
+            with attempt:
+                asked_at = self._wall_clock()
+                with map_aws_errors("kinesis"):
+                    response = await self._client.subscribe_to_shard(
+                        ConsumerARN=self._consumer_arn,
+                        ShardId=self._shard_id,
+                        StartingPosition=self._resume.starting_position(),
+                    )
+        return response, asked_at
 
     async def _events(self, event_stream: Any, dims: dict[str, str]) -> AsyncIterator[ShardBatch]:
         """Batches of one subscription, until it ends or its lifetime is up."""
@@ -217,7 +241,7 @@ class FanOutShardReader(ShardReaderBase):
         behind = payload.get("MillisBehindLatest")
         if behind is not None:
             self._millis_behind_latest = int(behind)
-            self._observer.on_event("millis_behind_latest", float(behind), **dims)
+            self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
         if raw:
             self._last_sequence_number = raw[-1]["SequenceNumber"]
         continuation = payload.get("ContinuationSequenceNumber")
@@ -232,7 +256,7 @@ class FanOutShardReader(ShardReaderBase):
                     self._finished = True
                     return self._batch(records[:index], behind) if index else None
         if records:
-            self._observer.on_event("records_read", float(len(records)), **dims)
+            self._observer.on_event(events.RECORDS_READ, float(len(records)), **dims)
         if end:
             self._finished = True
             return self._batch(records, behind, end=True, children=children)
@@ -250,10 +274,10 @@ class FanOutShardReader(ShardReaderBase):
             continuation=self._resume.sequence_number,
         )
 
-    async def _back_off(self, error: Exception, cause: Exception, attempt: int, dims: dict[str, str]) -> None:
+    async def _back_off(self, error: ShardlineError, attempt: int, dims: dict[str, str]) -> None:
         config = self._config
         if isinstance(error, ResourceInUseError):
-            self._observer.on_event("subscribe_resource_in_use", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIBE_RESOURCE_IN_USE, 1.0, **dims)
             # Jitter in [0.5, 1] of the step: the service needs the previous subscription gone first.
             delay = self._resubscribe.max_delay(attempt + 1) * self._rng.uniform(0.5, 1.0)
             await self._sleep(delay)
@@ -261,12 +285,28 @@ class FanOutShardReader(ShardReaderBase):
         if isinstance(error, ThrottledError) or (
             isinstance(error, TransientServiceError) and attempt < config.max_transient_retries
         ):
-            self._observer.on_event("subscribe_retries", 1.0, **dims)
+            self._observer.on_event(events.SUBSCRIBE_RETRIES, 1.0, **dims)
             await self._sleep(self._retry.backoff(attempt + 1))
             return
-        if isinstance(error, ResourceNotFoundError):
-            raise error from cause
-        raise error from cause
+        raise error
+
+
+class _SubscribeWait(wait_base):
+    """Back-off between subscribe attempts: after ResourceInUse a jitter in [0.5, 1] of the
+    resubscribe step (the service needs the previous subscription gone first), otherwise the
+    readers' full-jitter back-off."""
+
+    def __init__(self, retry: RetryPolicy, resubscribe: RetryPolicy, rng: random.Random) -> None:
+        self._retry = retry
+        self._resubscribe = resubscribe
+        self._rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        attempt = retry_state.attempt_number
+        if outcome is not None and isinstance(outcome.exception(), ResourceInUseError):
+            return self._resubscribe.max_delay(attempt) * self._rng.uniform(0.5, 1.0)
+        return self._retry.backoff(attempt)
 
 
 def _later(a: str | None, b: str | None) -> str | None:

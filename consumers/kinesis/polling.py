@@ -42,7 +42,8 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
-from shardline.errormap import from_botocore
+from shardline import metrics_events as events
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ExpiredIteratorError,
     ThrottledError,
@@ -50,6 +51,7 @@ from shardline.errors import (
 )
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "stop_after_sequence",
     "stop_at_timestamp",
 ]
+
 
 def stop_after_sequence(sequence_number: str) -> StopCondition:
     """End a read after the record with this sequence number (all its sub-records included)."""
@@ -138,6 +141,7 @@ class PollingShardReader(ShardReaderBase):
             self._config.budget_share, clock=clock, sleep=sleep
         )
         self._retry = self._config.throttle_retry(rng)
+        self._retry_condition = retry_throttles_and_transient(self._config.max_transient_retries)
 
     async def _batches(self) -> AsyncIterator[ShardBatch]:
         config = self._config
@@ -145,43 +149,22 @@ class PollingShardReader(ShardReaderBase):
         iterator: str | None = None
         iterator_taken = 0.0
         idle_delay = config.idle_backoff_initial
-        throttles = 0
-        transient = 0
         while not self._finished:
             if iterator is None or self._clock() - iterator_taken > config.iterator_lifetime:
                 iterator = await self._new_iterator()
                 iterator_taken = self._clock()
-            await self._budget.acquire()
-            self._observer.on_event("get_records_calls", 1.0, **dims)
             try:
-                response = await self._client.get_records(
-                    ShardIterator=iterator, Limit=config.get_records_limit
-                )
-            except Exception as exc:
-                error = from_botocore(exc, service="kinesis")
-                if isinstance(error, ExpiredIteratorError):
-                    self._observer.on_event("iterator_expired", 1.0, **dims)
-                    iterator = None
-                    continue
-                if isinstance(error, ThrottledError):
-                    self._observer.on_event("get_records_throttled", 1.0, **dims)
-                    await self._sleep(self._throttle_delay(throttles))
-                    throttles += 1
-                    continue
-                if isinstance(error, TransientServiceError) and transient < config.max_transient_retries:
-                    self._observer.on_event("get_records_retries", 1.0, **dims)
-                    await self._sleep(self._throttle_delay(transient))
-                    transient += 1
-                    iterator = None
-                    continue
-                raise error from exc
-            throttles = transient = 0
+                response = await self._get_records(iterator, dims)
+            except ExpiredIteratorError:
+                self._observer.on_event(events.ITERATOR_EXPIRED, 1.0, **dims)
+                iterator = None
+                continue
             iterator = response.get("NextShardIterator")
             iterator_taken = self._clock()
             behind = response.get("MillisBehindLatest")
             if behind is not None:
                 self._millis_behind_latest = int(behind)
-                self._observer.on_event("millis_behind_latest", float(behind), **dims)
+                self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
             raw = response.get("Records") or []
             skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
             records = records_from_api(
@@ -203,7 +186,7 @@ class PollingShardReader(ShardReaderBase):
                             yield self._batch(records[:index], behind)
                         return
             if records:
-                self._observer.on_event("records_read", float(len(records)), **dims)
+                self._observer.on_event(events.RECORDS_READ, float(len(records)), **dims)
             if iterator is None:
                 self._finished = True
                 yield self._batch(records, behind, end=True, children=response.get("ChildShards"))
@@ -239,32 +222,42 @@ class PollingShardReader(ShardReaderBase):
             continuation=self._last_sequence_number,
         )
 
-    def _throttle_delay(self, attempt: int) -> float:
-        """Full-jitter back-off before retry ``attempt + 1`` (``attempt`` failures so far, 0-based)."""
-        return self._retry.backoff(attempt + 1)
+    async def _get_records(self, iterator: str, dims: dict[str, str]) -> Any:
+        """One GetRecords within the read budget, retried (shardline.retry): throttling for as
+        long as it lasts, transient errors a bounded number of times, each from a fresh iterator."""
+        fresh_iterator = False
+        async for attempt in self._retry.async_retrying(retry=self._retry_condition, sleep=self._sleep):
+            with attempt:
+                if fresh_iterator:
+                    iterator = await self._new_iterator()
+                    fresh_iterator = False
+                await self._budget.acquire()
+                self._observer.on_event(events.GET_RECORDS_CALLS, 1.0, **dims)
+                try:
+                    with map_aws_errors("kinesis"):
+                        return await self._client.get_records(
+                            ShardIterator=iterator, Limit=self._config.get_records_limit
+                        )
+                except ThrottledError:
+                    self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)
+                    raise
+                except TransientServiceError:
+                    self._observer.on_event(events.GET_RECORDS_RETRIES, 1.0, **dims)
+                    fresh_iterator = True
+                    raise
+        raise AssertionError("unreachable: the retry controller re-raises the last error")
 
     async def _new_iterator(self) -> str:
         """GetShardIterator at the resume position, retrying throttles and transient errors."""
-        attempt = 0
-        while True:
-            asked_at = self._wall_clock()
-            try:
-                response = await self._client.get_shard_iterator(
-                    StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
-                )
-            except Exception as exc:
-                error = from_botocore(exc, service="kinesis")
-                retriable = isinstance(error, ThrottledError) or (
-                    isinstance(error, TransientServiceError) and attempt < self._config.max_transient_retries
-                )
-                if not retriable:
-                    raise error from exc
-                await self._sleep(self._throttle_delay(attempt))
-                attempt += 1
-                continue
-            iterator: str = response["ShardIterator"]
-            if self._resume.kind is StartKind.LATEST:
-                # "now" is fixed at the first iterator: a later one starts from this moment
-                self._resume = AT_TIMESTAMP(asked_at)
-            return iterator
-
+        async for attempt in self._retry.async_retrying(retry=self._retry_condition, sleep=self._sleep):
+            with attempt:
+                asked_at = self._wall_clock()
+                with map_aws_errors("kinesis"):
+                    response = await self._client.get_shard_iterator(
+                        StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
+                    )
+        iterator: str = response["ShardIterator"]
+        if self._resume.kind is StartKind.LATEST:
+            # "now" is fixed at the first iterator: a later one starts from this moment
+            self._resume = AT_TIMESTAMP(asked_at)
+        return iterator

@@ -33,8 +33,9 @@ from consumers.kinesis.lineage import ShardAssignment, plan_reads
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
 from consumers.source import SourceBatch
+from shardline import metrics_events as events
 from shardline.clients import aiobotocore_client
-from shardline.errormap import from_botocore
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     CheckpointError,
     ClosedError,
@@ -43,7 +44,7 @@ from shardline.errors import (
     ShardlineError,
     ValidationError,
 )
-from shardline.metrics import MetricsObserver, NullObserver
+from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import SHARD_END, KinesisPosition, Position
 from shardline.shardmath import ShardInfo, list_shards
 
@@ -121,7 +122,7 @@ class KinesisSource:
         self._client = client
         self._session = session
         self._config = config if config is not None else ReaderConfig()
-        self._observer: MetricsObserver = observer if observer is not None else NullObserver()
+        self._observer: MetricsObserver = guard_observer(observer)
         self._clock = clock
         self._sleep = sleep
         self._shards: dict[str, _Shard] = {}
@@ -214,7 +215,7 @@ class KinesisSource:
         await self._write_checkpoint(partition, SHARD_END, 0)
         shard = self._shards.pop(partition, None)
         self._finished.add(partition)
-        self._observer.on_event("shards_finished", 1.0, stream=self.stream_name, shard=partition)
+        self._observer.on_event(events.SHARDS_FINISHED, 1.0, stream=self.stream_name, shard=partition)
         if shard is not None:
             async with shard.lock:
                 await self._store.release(shard.lease)
@@ -257,7 +258,7 @@ class KinesisSource:
     def _lose(self, shard_id: str) -> None:
         shard = self._shards.pop(shard_id, None)
         self._lost.add(shard_id)
-        self._observer.on_event("leases_lost", 1.0, stream=self.stream_name, shard=shard_id)
+        self._observer.on_event(events.LEASES_LOST, 1.0, stream=self.stream_name, shard=shard_id)
         _log.warning("lease lost on %s/%s; stopping that shard", self.stream_name, shard_id)
         if shard is not None and shard.task is not None:
             shard.task.cancel()
@@ -281,12 +282,8 @@ class KinesisSource:
             self._output.put_nowait(exc)
 
     async def _discover(self, client: Any) -> None:
-        try:
+        with map_aws_errors("kinesis"):
             listed = await list_shards(client, stream_name=self.stream_name)
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            raise from_botocore(exc, service="kinesis") from exc
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()
@@ -309,7 +306,7 @@ class KinesisSource:
         shard = _Shard(info=info, lease=lease, slots=asyncio.Semaphore(self._config.max_pending_batches))
         self._shards[info.shard_id] = shard
         shard.task = asyncio.create_task(self._read_shard(client, shard, plan.start), name=info.shard_id)
-        self._observer.on_event("shards_started", 1.0, stream=self.stream_name, shard=info.shard_id)
+        self._observer.on_event(events.SHARDS_STARTED, 1.0, stream=self.stream_name, shard=info.shard_id)
         _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, plan.start)
 
     def _reader(self, client: Any, shard: _Shard, start: StartPosition) -> AsyncIterator[ShardBatch]:

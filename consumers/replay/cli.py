@@ -43,8 +43,9 @@ from consumers.preflight import (
     sink_check,
 )
 from shardline.cli import Command
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
 if TYPE_CHECKING:
     from consumers.replay.ranges import RangeReader
@@ -107,14 +108,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_main(args))
+        with map_aws_errors():
+            return asyncio.run(_main(args))
+    except KeyboardInterrupt:  # before the job installed its handlers
+        return INTERRUPTED
     except ShardlineError as exc:
         return _fail(exc)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        return _fail(mapped)
 
 
 def _fail(error: ShardlineError) -> int:
@@ -228,7 +227,21 @@ async def _main(args: argparse.Namespace) -> int:
         stack.push_async_callback(store.close)
         with ProgressDisplay(args.name) as progress:
             job = ReplayJob(reader, sink, store, concurrency=args.concurrency, on_progress=progress.advance)
-            summary = await job.run()
+            running = asyncio.ensure_future(job.run())
+            with GracefulInterrupts(on_stop=running.cancel) as interrupts:
+                try:
+                    summary = await running
+                except asyncio.CancelledError:
+                    if not interrupts.interrupted:
+                        raise
+                    summary = None
+        if summary is None:
+            print(
+                f"shardline replay: {args.name} interrupted; run the same command again to resume "
+                "from its checkpoints",
+                file=sys.stderr,
+            )
+            return INTERRUPTED
     for line in summary.lines():
         print(line)
     return 0

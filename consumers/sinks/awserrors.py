@@ -1,7 +1,8 @@
 """The sinks' single door to :mod:`shardline.errormap`, plus the one question sinks ask of it.
 
-All translation of AWS errors (whole-call exceptions and per-entry error codes) is done by
-:mod:`shardline.errormap`; this module keeps no table of its own.  It adds only what every
+All translation of AWS errors is done by :mod:`shardline.errormap` (whole-call exceptions
+through its ``map_aws_errors`` boundary around each client call); this module keeps no
+table of its own.  It adds only what every
 sink needs on top: which exceptions an aiobotocore call may raise, and, for a per-entry
 error code (Firehose ``ErrorCode``, DynamoDB reasons), whether the workflow should resend
 the entry as throttled, retry it, or dead-letter it.
@@ -14,10 +15,10 @@ from enum import Enum
 from aiohttp import ClientError as HttpClientError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shardline.errormap import from_botocore, from_error_code
-from shardline.errors import ShardlineError, ThrottledError
+from shardline.errormap import from_error_code
+from shardline.errors import ThrottledError
 
-__all__ = ["AWS_ERRORS", "EntryVerdict", "classify_code", "translate"]
+__all__ = ["AWS_ERRORS", "EntryVerdict", "classify_code"]
 
 AWS_ERRORS: tuple[type[BaseException], ...] = (
     BotoCoreError,
@@ -35,11 +36,6 @@ class EntryVerdict(Enum):
     THROTTLED = "throttled"
     RETRY = "retry"
     REJECTED = "rejected"
-
-
-def translate(exc: BaseException, service: str) -> ShardlineError:
-    """The :class:`ShardlineError` for an exception raised by an AWS client call."""
-    return from_botocore(exc, service=service)
 
 
 def classify_code(code: str, service: str) -> EntryVerdict:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
+from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, ShardlineError, SinkError, ValidationError
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
@@ -374,7 +375,9 @@ class BatchingSink(ABC, Generic[EntryT]):
                 if not exc.retriable:
                     raise SinkError(f"{self.name} sink failed: {type(exc).__name__}: {exc}") from exc
                 outage.check(exc)
-                self.observer.on_event("sink_call_retried", 1.0, sink=self.name, error=type(exc).__name__)
+                self.observer.on_event(
+                    events.SINK_CALL_RETRIED, 1.0, sink=self.name, error=type(exc).__name__
+                )
                 await self._sleep(self.options.backoff(outage.attempt))
                 continue
             if len(results) != len(chunk):
@@ -416,7 +419,7 @@ class BatchingSink(ABC, Generic[EntryT]):
         for result in results:
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         for outcome, count in counts.items():
-            self.observer.on_event(f"sink_records_{outcome.value}", float(count), sink=self.name)
+            self.observer.on_event(events.sink_records(outcome.value), float(count), sink=self.name)
 
     def _dead(self, record: ConsumedRecord, reason: str, error_type: str, attempts: int) -> DeadLetterEntry:
         return DeadLetterEntry(
@@ -434,7 +437,7 @@ class BatchingSink(ABC, Generic[EntryT]):
         except ShardlineError as exc:
             raise SinkError(f"dead-letter destination failed: {type(exc).__name__}: {exc}") from exc
         self.stats.dead_lettered += len(entries)
-        self.observer.on_event("sink_records_dead_lettered", float(len(entries)), sink=self.name)
+        self.observer.on_event(events.SINK_RECORDS_DEAD_LETTERED, float(len(entries)), sink=self.name)
 
     async def close(self) -> None:
         if self._closed:

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import DeadLetterEntry
 from consumers.sinks.encoding import record_to_dict
 from consumers.sinks.jsonl import JsonlIdentityFile
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError
 
 __all__ = ["FileDeadLetter", "MemoryDeadLetter", "S3DeadLetter", "dead_letter_to_dict", "s3_dead_letter"]
@@ -124,7 +124,7 @@ class S3DeadLetter:
             for e in entries
         )
         client = await self.client.get()
-        try:
+        with map_aws_errors("s3"):
             await client.put_object(
                 Bucket=self.bucket,
                 Key=self.key_for(entries),
@@ -132,8 +132,6 @@ class S3DeadLetter:
                 ContentType="application/x-ndjson",
                 **self._owner,  # ExpectedBucketOwner when configured
             )
-        except AWS_ERRORS as exc:
-            raise translate(exc, "s3") from exc
 
     async def close(self) -> None:
         await self.client.close()

@@ -28,15 +28,16 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.versioning import record_version
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConditionalCheckFailedError,
     ConfigurationError,
     SerializationError,
     ServiceError,
+    ShardlineError,
     ThrottledError,
     ValidationError,
 )
@@ -146,10 +147,8 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
     async def _send_batch(self, entries: Sequence[DynamoDBEntry]) -> list[EntryResult]:
         client = await self.client.get()
         request = {self.table: [{"PutRequest": {"Item": entry.item}} for entry in entries]}
-        try:
+        with map_aws_errors("dynamodb"):
             response = await client.batch_write_item(RequestItems=request)
-        except AWS_ERRORS as exc:
-            raise translate(exc, "dynamodb") from exc
         unprocessed = response.get("UnprocessedItems", {}).get(self.table, [])
         left = {self._key_of(req["PutRequest"]["Item"]) for req in unprocessed if "PutRequest" in req}
         return [
@@ -178,20 +177,20 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         absent = " AND ".join(f"attribute_not_exists({alias})" for alias in names if alias != "#v")
         async with self._concurrency:
             try:
-                await client.put_item(
-                    TableName=self.table,
-                    Item=entry.item,
-                    ConditionExpression=f"({absent}) OR #v < :v",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":v": {"N": str(entry.version)}},
-                )
-            except AWS_ERRORS as exc:
-                error = translate(exc, "dynamodb")
+                with map_aws_errors("dynamodb"):
+                    await client.put_item(
+                        TableName=self.table,
+                        Item=entry.item,
+                        ConditionExpression=f"({absent}) OR #v < :v",
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":v": {"N": str(entry.version)}},
+                    )
+            except ShardlineError as error:
                 if isinstance(error, ConditionalCheckFailedError):
                     return EntryResult.duplicate(), None
                 reason = type(error).__name__
                 code = error.code if isinstance(error, ServiceError) else reason
-                if not isinstance(exc, ClientError):  # no answer at all (connection refused, timeout)
+                if not isinstance(error.__cause__, ClientError):  # no answer (refused, timed out)
                     return EntryResult.retry(reason, code), error
                 if isinstance(error, ThrottledError):
                     return EntryResult.throttled(code, code), None

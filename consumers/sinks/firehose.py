@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, EntryVerdict, classify_code, translate
+from consumers.sinks.awserrors import EntryVerdict, classify_code
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.encoding import record_to_dict
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError
 from shardline.limits import FIREHOSE_BATCH_MAX_BYTES, FIREHOSE_BATCH_MAX_RECORDS, FIREHOSE_RECORD_MAX_BYTES
 from shardline.records import ConsumedRecord
@@ -69,12 +70,10 @@ class FirehoseSink(BatchingSink[bytes]):
 
     async def send(self, entries: Sequence[bytes]) -> Sequence[EntryResult]:
         client = await self.client.get()
-        try:
+        with map_aws_errors("firehose"):
             response = await client.put_record_batch(
                 DeliveryStreamName=self.delivery_stream, Records=[{"Data": entry} for entry in entries]
             )
-        except AWS_ERRORS as exc:
-            raise translate(exc, "firehose") from exc
         if not response.get("FailedPutCount"):
             return [EntryResult.written()] * len(entries)
         results: list[EntryResult] = []

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
-from consumers.sinks.awserrors import AWS_ERRORS, translate
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult, Outcome
 from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import record_version
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, InvalidRequestError, ValidationError
 from shardline.limits import TIMESTREAM_WRITE_MAX_RECORDS
 from shardline.records import ConsumedRecord
@@ -131,17 +131,17 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
             flat.extend(entry.records)
             owner.extend([index] * len(entry.records))
         try:
-            await client.write_records(
-                DatabaseName=self.database,
-                TableName=self.table,
-                CommonAttributes=self.common_attributes(),
-                Records=flat,
-            )
-        except AWS_ERRORS as exc:
-            error = translate(exc, "timestream")
-            rejected = _rejected_records(exc) if isinstance(error, InvalidRequestError) else None
+            with map_aws_errors("timestream"):
+                await client.write_records(
+                    DatabaseName=self.database,
+                    TableName=self.table,
+                    CommonAttributes=self.common_attributes(),
+                    Records=flat,
+                )
+        except InvalidRequestError as error:
+            rejected = _rejected_records(error.__cause__)
             if rejected is None:
-                raise error from exc
+                raise
             return self._per_entry(entries, owner, rejected)
         return [EntryResult.written()] * len(entries)
 
@@ -167,7 +167,7 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
         await self.client.close()
 
 
-def _rejected_records(exc: BaseException) -> list[dict[str, Any]] | None:
+def _rejected_records(exc: BaseException | None) -> list[dict[str, Any]] | None:
     """The per-record rejections of a RejectedRecordsException (``None`` for other errors).
 
     Timestream writes every record of the call except the rejected ones, and lists those

@@ -1,8 +1,8 @@
 """Sinks and dead-letter destinations addressed by URI, as on the command line.
 
 =================================  ===========================================================
-``file:///PATH.jsonl``             :class:`~consumers.sinks.file.FileSink` (sink) or
-                                   :class:`~consumers.sinks.deadletter.FileDeadLetter`
+``file:///ABS/PATH.jsonl``         :class:`~consumers.sinks.file.FileSink` (sink) or
+``file:REL/PATH.jsonl``, a path    :class:`~consumers.sinks.deadletter.FileDeadLetter`
 ``dynamodb://TABLE``               :class:`~consumers.sinks.dynamodb.DynamoDBSink`
 ``firehose://DELIVERY_STREAM``     :class:`~consumers.sinks.firehose.FirehoseSink`
 ``timestream://DB/TABLE``          :class:`~consumers.sinks.timestream.TimestreamSink`
@@ -30,6 +30,7 @@ from consumers.sinks.base import DeadLetter, Sink
 from consumers.sinks.deadletter import FileDeadLetter
 from consumers.sinks.file import FileSink
 from shardline.errors import ConfigurationError
+from shardline.uripaths import file_uri_path, is_file_uri
 
 __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
 
@@ -85,8 +86,11 @@ def sink_from_uri(uri: str, **options: Any) -> Sink:
     """Build the sink a URI names.  ``options`` (e.g. ``dead_letter=``, ``client=``) win.
 
     Raises :class:`ConfigurationError` for an unknown scheme or a malformed URI, before any
-    network call.
+    network call.  Files follow RFC 8089 (:mod:`shardline.uripaths`): ``file:///abs/x.jsonl``,
+    ``file:relative.jsonl``, or a plain path.
     """
+    if isinstance(uri, str) and is_file_uri(uri):
+        return FileSink(file_uri_path(uri), **options)
     scheme, netloc, path, query = parse_uri(uri)
     builder = _SINKS.get(scheme)
     if builder is None:
@@ -95,7 +99,9 @@ def sink_from_uri(uri: str, **options: Any) -> Sink:
 
 
 def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
-    """Build a dead-letter destination: ``file:///PATH.jsonl`` or ``s3://BUCKET/PREFIX``."""
+    """Build a dead-letter destination: a file (as for sinks) or ``s3://BUCKET/PREFIX``."""
+    if isinstance(uri, str) and is_file_uri(uri):
+        return FileDeadLetter(file_uri_path(uri))
     scheme, netloc, path, query = parse_uri(uri)
     if scheme == "file":
         return FileDeadLetter(_file_path(netloc, path, uri))

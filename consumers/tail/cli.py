@@ -28,7 +28,7 @@ from consumers.cli import KafkaTarget, parse_kafka_uri, parse_stream_uri
 from consumers.preflight import MissingResourceError, kafka_topics_check, kinesis_stream_check, run_checks
 from consumers.tail.output import PAYLOAD_MODES, as_json, as_text
 from shardline.cli import Command
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.records import ConsumedRecord
@@ -62,18 +62,14 @@ def _fail(message: str, status: int = 2) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_tail(args))
+        with map_aws_errors():
+            return asyncio.run(_tail(args))
     except KeyboardInterrupt:  # before the handlers were installed
         return INTERRUPTED
     except (ConfigurationError, MissingResourceError) as exc:
         return _fail(str(exc))
     except ShardlineError as exc:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        return _fail(f"{type(mapped).__name__}: {mapped}", 1)
 
 
 def _kinesis_start(text: str) -> Any:

@@ -20,8 +20,8 @@ from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.lineage import plan_reads
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import StartPosition
-from shardline.errormap import from_botocore
-from shardline.errors import ConfigurationError, ShardlineError
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError
 from shardline.records import SHARD_END
 from shardline.shardmath import ShardInfo, list_shards
 
@@ -119,12 +119,8 @@ class KinesisFollower:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _list(self) -> list[ShardInfo]:
-        try:
+        with map_aws_errors("kinesis"):
             return await list_shards(self._client, stream_name=self._stream)
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            raise from_botocore(exc, service="kinesis") from exc
 
     async def _plan(self, listed: list[ShardInfo]) -> None:
         for info in listed:

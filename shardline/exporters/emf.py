@@ -6,8 +6,11 @@ PutMetricData call, so exporting costs no API requests and cannot be throttled.
 
 Events are aggregated in memory per (metric, dimensions) and written on :meth:`flush` (call it
 periodically, e.g. from the component's own timer, and at shutdown): counters as one sum,
-gauges and distributions as up to 100 sampled values, which is EMF's per-metric limit and
-enough for CloudWatch to compute percentiles.  Only dimensions named in ``dimensions`` are
+gauges and distributions as a histogram in EMF's ``Values``/``Counts`` form with exact
+``Min``/``Max``/``Sum``/``Count``.  Every value is counted in a logarithmic bucket (about 1%
+relative width; buckets are merged pairwise whenever more than 100, EMF's limit per metric,
+would be needed), so CloudWatch's percentiles are unbiased however many values arrived: no
+sample is dropped, none is preferred.  Only dimensions named in ``dimensions`` are
 exported, so a high-cardinality field (an error message, a key) can never explode the metric
 count; payloads never reach an observer in the first place.
 """
@@ -15,6 +18,7 @@ count; payloads never reach an observer in the first place.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -24,10 +28,77 @@ from typing import Any, TextIO
 
 from shardline.exporters.catalog import MetricKind, cloudwatch_name, spec_for
 
-__all__ = ["DEFAULT_DIMENSIONS", "EmfExporter"]
+__all__ = ["DEFAULT_DIMENSIONS", "EmfExporter", "Histogram"]
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("stream", "shard", "sink", "topic")
 _MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one document
+_RELATIVE_ERROR = 0.01
+
+
+class Histogram:
+    """Log-bucketed counts of non-negative values, at most ``max_buckets`` buckets.
+
+    Bucket ``i`` holds the values in ``(gamma**(i-1), gamma**i]``; it is reported by the
+    value whose relative distance to both ends is equal, so each value is off by at most the
+    bucket's relative half-width.  Values ``<= 0`` share one bucket reported as 0.  When a new
+    bucket would exceed the bound, neighbouring buckets merge (gamma squares): resolution
+    drops, but every value stays counted.
+    """
+
+    __slots__ = ("_buckets", "_log_gamma", "_max_buckets", "count", "maximum", "minimum", "total", "zeros")
+
+    def __init__(self, *, relative_error: float = _RELATIVE_ERROR, max_buckets: int = _MAX_VALUES) -> None:
+        self._log_gamma = math.log((1 + relative_error) / (1 - relative_error))
+        self._max_buckets = max_buckets
+        self._buckets: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.total = 0.0
+        self.minimum = math.inf
+        self.maximum = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.minimum = min(self.minimum, value)
+        self.maximum = max(self.maximum, value)
+        if value <= 0:
+            self.zeros += 1
+        else:
+            index = math.ceil(math.log(value) / self._log_gamma)
+            self._buckets[index] = self._buckets.get(index, 0) + 1
+        while len(self._buckets) + (1 if self.zeros else 0) > self._max_buckets:
+            self._coarsen()
+
+    def _coarsen(self) -> None:
+        merged: dict[int, int] = {}
+        for index, count in self._buckets.items():
+            key = -((-index) // 2)  # ceil(index / 2): (g^(2j-2), g^(2j)] holds 2j-1 and 2j
+            merged[key] = merged.get(key, 0) + count
+        self._buckets = merged
+        self._log_gamma *= 2
+
+    def values_and_counts(self) -> tuple[list[float], list[int]]:
+        """Representative values (ascending) and how many values each stands for."""
+        gamma = math.exp(self._log_gamma)
+        values: list[float] = [0.0] if self.zeros else []
+        counts: list[int] = [self.zeros] if self.zeros else []
+        for index in sorted(self._buckets):
+            values.append(2 * math.exp(index * self._log_gamma) / (gamma + 1))
+            counts.append(self._buckets[index])
+        return values, counts
+
+    def emf_value(self) -> dict[str, Any]:
+        """The metric's value in an EMF document."""
+        values, counts = self.values_and_counts()
+        return {
+            "Values": values,
+            "Counts": counts,
+            "Max": self.maximum,
+            "Min": self.minimum,
+            "Count": self.count,
+            "Sum": self.total,
+        }
 
 
 @dataclass(slots=True)
@@ -35,19 +106,20 @@ class _Series:
     kind: MetricKind
     unit: str
     total: float = 0.0
-    values: list[float] = field(default_factory=list)
-    seen: int = 0
+    histogram: Histogram | None = field(default=None)
 
     def add(self, value: float) -> None:
-        self.seen += 1
         if self.kind is MetricKind.COUNTER:
             self.total += value
-        elif len(self.values) < _MAX_VALUES:
-            self.values.append(value)
-        else:  # keep the maximum visible: replace the smallest sample when a larger one arrives
-            smallest = min(range(_MAX_VALUES), key=self.values.__getitem__)
-            if value > self.values[smallest]:
-                self.values[smallest] = value
+            return
+        if self.histogram is None:
+            self.histogram = Histogram()
+        self.histogram.add(value)
+
+    def emf_value(self) -> float | dict[str, Any]:
+        if self.kind is MetricKind.COUNTER or self.histogram is None:
+            return self.total
+        return self.histogram.emf_value()
 
 
 def _dimension_sets(dims: tuple[tuple[str, str], ...]) -> list[list[str]]:
@@ -110,7 +182,7 @@ class EmfExporter:
         for name, series in sorted(metrics.items()):
             metric_name = cloudwatch_name(name)
             definitions.append({"Name": metric_name, "Unit": series.unit})
-            document[metric_name] = series.total if series.kind is MetricKind.COUNTER else list(series.values)
+            document[metric_name] = series.emf_value()
         for key, value in dims:
             document[key.capitalize()] = value
         document["_aws"] = {

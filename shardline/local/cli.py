@@ -1,7 +1,8 @@
-"""``shardline local up|status|down``: the local stack from the shell.
+"""``shardline local up|status|env|down``: the local stack from the shell.
 
 ``up`` prints ``export`` lines on stdout (progress goes to stderr), so
-``eval "$(shardline local up)"`` points the current shell at the stack.
+``eval "$(shardline local up)"`` points the current shell at the stack; ``env`` prints the
+same lines again for another terminal (``eval "$(shardline local env)"``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument("--env-file", type=Path, help="also write the export lines to this file")
     actions.add_parser("status", help="show the recorded servers, whether they run, and their endpoints")
+    actions.add_parser("env", help="print the export lines of the running stack again (for another shell)")
     actions.add_parser("down", help="stop exactly the servers `up` started and forget them")
 
 
@@ -68,6 +70,21 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if all_alive else 1
 
 
+def _env(args: argparse.Namespace) -> int:
+    state = load_state()
+    if state is None:
+        print("shardline local env: no local stack is recorded (start one with `shardline local up`)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    stopped = [server.name for server in state.servers if not server.alive()]
+    if stopped:
+        names = ", ".join(stopped)
+        warning = f"warning: not running: {names} (see `shardline local status`)"
+        print(f"shardline local env: {warning}", file=sys.stderr)
+    print("\n".join(export_lines(state.environment)))
+    return 0
+
+
 def _down(args: argparse.Namespace) -> int:
     stopped = down()
     for server in stopped:
@@ -78,7 +95,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    handlers = {"up": _up, "status": _status, "down": _down}
+    handlers = {"up": _up, "status": _status, "env": _env, "down": _down}
     try:
         return handlers[args.action](args)
     except LocalEmulatorError as exc:

@@ -8,7 +8,10 @@ API call, where ``<operation>`` is the snake_case name botocore gives an operati
 :data:`SERVICES` and ``<client>`` is an expression whose last name is ``client`` / ``_client``
 or a call of a client factory.  Any other receiver of an operation-named attribute must be
 listed in :data:`NOT_CLIENT_CALLS`, so a client held under a new name fails the comparison
-instead of silently escaping it.
+instead of silently escaping it.  A call named by strings (a helper called with a literal
+service and operation, as ``_aws_probe("dynamodb", "describe_table", ...)``, or
+``getattr(client, "operation")``) counts too; ``getattr`` on a client with a computed name is
+an error, because the scan cannot tell what it calls.
 
 The IAM action of an operation is the service's IAM prefix plus the operation name, except
 for the few operations authorised by another action (:data:`ACTION_EXCEPTIONS`).
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import botocore.session
 from botocore import xform_name
+from botocore.exceptions import DataNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shardline", "producers", "consumers", "benchmarks")
@@ -52,14 +56,17 @@ ACTION_EXCEPTIONS = {
 
 # Attributes named like an operation whose receiver is not an AWS client:
 # (module, receiver source, attribute) -> what it is.
+# (module, receiver source, attribute) -> what it is; module "*" matches every module.
 NOT_CLIENT_CALLS = {
-    ("consumers.checkpoint.uri", "parts", "query"): "urllib SplitResult.query",
-    ("consumers.cli", "parts", "query"): "urllib SplitResult.query",
-    ("consumers.sinks.uri", "parts", "query"): "urllib SplitResult.query",
-    ("consumers.replay.slices", "parts", "query"): "urllib SplitResult.query",
+    ("*", "parts", "query"): "urllib's SplitResult.query (the URI parsers name it parts)",
     ("benchmarks.peers.kinesis", "producer", "put_record"): "Shardline's own KinesisProducer.put_record",
     ("shardline.kafka_config", "self", "verify"): "KafkaClientConfig.verify (a TLS setting)",
-    ("shardline.localstack._gateway_limits", "self", "write_records"): "the local gateway's own method",
+}
+
+# Helpers that call an operation named by their arguments: (module, function) -> why that is
+# covered (their callers pass literal service and operation names, which the scan reads).
+STRING_DISPATCH = {
+    ("consumers.preflight", "probe"): "_aws_probe(service, operation, ...) is always called with literals",
 }
 
 _CLIENT_RECEIVER = re.compile(r"(?:^|\.)_?client$")
@@ -93,7 +100,7 @@ def _models() -> dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]
         waiters: dict[str, str] = {}
         try:
             waiter_model = session.get_waiter_model(service)
-        except Exception:
+        except DataNotFoundError:  # a service without waiters
             waiter_model = None
         if waiter_model is not None:
             for name in waiter_model.waiter_names:
@@ -108,9 +115,7 @@ def _models() -> dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]
 def _has_paginator(session: botocore.session.Session, service: str, operation: str) -> bool:
     try:
         session.get_paginator_model(service).get_paginator(operation)
-    except (ValueError, KeyError):
-        return False
-    except Exception:
+    except (DataNotFoundError, ValueError):  # no paginators at all / none for this operation
         return False
     return True
 
@@ -217,8 +222,12 @@ def source_calls(tree: ast.Module, module: str) -> set[ApiCall]:
         for snake in operations:
             by_operation.setdefault(snake, []).append(service)
     local = _factory_services(tree)
+    enclosing = _enclosing_functions(tree)
     calls: set[ApiCall] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            calls |= _named_by_strings(node, module, models, local, enclosing)
+            continue
         if not isinstance(node, ast.Attribute):
             continue
         if node.attr in ("get_waiter", "get_paginator"):
@@ -241,7 +250,11 @@ def source_calls(tree: ast.Module, module: str) -> set[ApiCall]:
         if node.attr not in by_operation:
             continue
         receiver = ast.unparse(node.value)
-        if (module, receiver, node.attr) in NOT_CLIENT_CALLS:
+        if (module, receiver, node.attr) in NOT_CLIENT_CALLS or (
+            "*",
+            receiver,
+            node.attr,
+        ) in NOT_CLIENT_CALLS:
             continue
         if not _is_client(node.value):
             raise AssertionError(
@@ -251,6 +264,52 @@ def source_calls(tree: ast.Module, module: str) -> set[ApiCall]:
         service = _resolve(by_operation[node.attr], local, f"{module}:{node.lineno} {node.attr}")
         calls.add(ApiCall(service, models[service][0][node.attr], module, node.lineno))
     return calls
+
+
+def _enclosing_functions(tree: ast.Module) -> dict[int, str]:
+    """id(node) -> name of the innermost function around it."""
+    names: dict[int, str] = {}
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            names[id(child)] = inner
+            visit(child, inner)
+
+    visit(tree, "")
+    return names
+
+
+def _literal(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _named_by_strings(
+    node: ast.Call,
+    module: str,
+    models: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]],
+    local: set[str],
+    enclosing: dict[int, str],
+) -> set[ApiCall]:
+    """``helper("service", "operation", ...)`` and ``getattr(client, "operation")``."""
+    func_name = getattr(node.func, "id", None)
+    if func_name == "getattr" and len(node.args) >= 2 and _is_client(node.args[0]):
+        name = _literal(node.args[1])
+        if name is None and (module, enclosing.get(id(node), "")) in STRING_DISPATCH:
+            return set()
+        if name is None:
+            raise AssertionError(
+                f"{module}:{node.lineno}: getattr on a client with a computed operation name; "
+                "pass the service and operation as string literals so the calls can be checked"
+            )
+        candidates = [service for service, model in models.items() if name in model[0]]
+        service = _resolve(candidates, local, f"{module}:{node.lineno} getattr {name}")
+        return {ApiCall(service, models[service][0][name], module, node.lineno)}
+    if len(node.args) >= 2:
+        service, operation = _literal(node.args[0]), _literal(node.args[1])
+        if service in models and operation in models[service][0]:
+            return {ApiCall(service, models[service][0][operation], module, node.lineno)}
+    return set()
 
 
 def _call_of(tree: ast.Module, attribute: ast.Attribute) -> ast.Call | None:

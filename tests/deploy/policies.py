@@ -19,7 +19,10 @@ IAM_POLICY_TYPES = {"AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Poli
 RESOURCE_POLICY_TYPES = {"AWS::KMS::Key": "KeyPolicy", "AWS::S3::BucketPolicy": "PolicyDocument"}
 
 # Parameter name -> (template, resource) of the managed policy it is documented to receive.
-EXTERNAL_POLICIES = {"SinkWritePolicyArn": ("sink-write-policy", "SinkWritePolicy")}
+EXTERNAL_POLICIES = {
+    "SinkWritePolicyArn": ("sink-write-policy", "SinkWritePolicy"),
+    "SinkCheckPolicyArn": ("sink-write-policy", "SinkCheckPolicy"),
+}
 
 
 def as_list(value: Any) -> list[Any]:

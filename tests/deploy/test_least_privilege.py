@@ -26,7 +26,8 @@ from tests.deploy.code_calls import (
 from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
-LOCAL_STACK = frozenset(package_modules("shardline.localstack"))  # talks to 127.0.0.1 emulators only
+# The local emulators and the bench's local gateway talk to 127.0.0.1 only.
+LOCAL_STACK = frozenset(package_modules("shardline.local") | package_modules("benchmarks.gateway"))
 
 # Actions a call needs besides its own (the service calls KMS on the caller's behalf, or the
 # SDK discovers an endpoint first).
@@ -69,16 +70,20 @@ class Component:
 
 
 _CREATE_TABLE = (
-    "only with the checkpoint URI's ?create_table=true, a local-development convenience; "
-    "deployments create the lease table with checkpoint-table.yaml (deletion protection, PITR)"
+    "called only when the lease table is missing (DescribeTable first); deployments create it "
+    "with checkpoint-table.yaml (deletion protection, point-in-time recovery), so the role never "
+    "creates tables"
 )
 _ESM = "Lambda's event-source mapping reads the stream with the function's role"
 
 COMPONENTS = {
-    ("iam-roles", "ProducerRole"): Component(frozenset({"producers.kinesis"})),
+    ("iam-roles", "ProducerRole"): Component(frozenset({"producers.kinesis", "producers.cli"})),
     ("iam-roles", "ConsumerRole"): Component(
-        frozenset({"consumers.cli"}) | SINK_MODULES,
-        not_granted={"dynamodb:CreateTable": _CREATE_TABLE, "dynamodb:DescribeTable": _CREATE_TABLE},
+        frozenset({"consumers.cli", "consumers.tail.cli"}) | SINK_MODULES,
+        not_granted={
+            "dynamodb:CreateTable": _CREATE_TABLE,
+            "dynamodb:UpdateContinuousBackups": _CREATE_TABLE,
+        },
     ),
     ("iam-roles", "ReplayRole"): Component(
         frozenset({"consumers.replay.cli"}) | SINK_MODULES,
@@ -164,6 +169,46 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
     assert set(component.not_granted) <= component.code_actions(), where
 
 
+# The template parameter naming the resource a module's calls act on (the role's stream for
+# Kinesis calls unless listed); for the start-up checks, per action, any of the resources checked.
+MODULE_RESOURCES: dict[str, set[str]] = {
+    "consumers.checkpoint.dynamodb": {"LeaseTableArn"},
+    "consumers.sinks.dynamodb": {"SinkTableArn"},
+    "consumers.sinks.firehose": {"DeliveryStreamArn"},
+    "consumers.sinks.timestream": {"TimestreamTableArn"},
+    "consumers.sinks.deadletter": {"DeadLetterBucketArn"},
+    "consumers.replay.ranges": {"ArchiveBucketArn"},
+}
+PREFLIGHT_RESOURCES = {
+    "dynamodb:DescribeTable": {"LeaseTableArn", "SinkTableArn"},
+    "s3:ListBucket": {"DeadLetterBucketArn", "ArchiveBucketArn"},
+    "firehose:DescribeDeliveryStream": {"DeliveryStreamArn"},
+    "timestream:DescribeTable": {"TimestreamTableArn"},
+    "kinesis:DescribeStreamSummary": {"StreamArn"},
+}
+STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix"}
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_each_call_is_granted_on_the_resource_it_acts_on(where: tuple[str, str]) -> None:
+    component = COMPONENTS[where]
+    grants = role_grants(*where)
+    for call in component_calls(component.modules()):
+        if call.action in component.not_granted:
+            continue
+        if call.module == "consumers.preflight":
+            wanted = PREFLIGHT_RESOURCES[call.action]
+        elif call.module in MODULE_RESOURCES:
+            wanted = MODULE_RESOURCES[call.module]
+        else:
+            assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
+            wanted = {STREAM_PARAMETER.get(where[1], "StreamArn")}
+        on = [str(g.resource) for g in grants if g.action == call.action]
+        assert any(name in text for name in wanted for text in on), (
+            f"{where}: {call.action} ({call.module}:{call.line}) is granted on {on}, not on {sorted(wanted)}"
+        )
+
+
 def test_the_scan_finds_the_calls_we_know_about() -> None:
     """The scanner itself: known call sites of each kind show up (attribute call, a method passed
     as a callable, a waiter, a client from a factory call)."""
@@ -205,6 +250,14 @@ def test_the_scan_fails_closed() -> None:
         _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
     with pytest.raises(AssertionError, match="literal name"):
         _probe("client.get_waiter(name)")
+    assert _probe('probe = helper("firehose", "describe_delivery_stream", DeliveryStreamName="d")') == {
+        "firehose:DescribeDeliveryStream"
+    }
+    assert _probe('await getattr(client, "describe_stream_summary")(StreamName="s")') == {
+        "kinesis:DescribeStreamSummary"
+    }
+    with pytest.raises(AssertionError, match="computed operation name"):
+        _probe("async def go(client, name):\n    await getattr(client, name)()")
 
 
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------

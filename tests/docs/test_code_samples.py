@@ -1,10 +1,13 @@
-"""Every Python code sample in README.md and docs/ runs, as written, against a local stack.
+"""Every Python code sample in README.md and docs/ runs, as written, against a local stack,
+in any order of the documents, and twice.
 
 The samples of one document run in order in one fresh interpreter (a later sample may use
-names an earlier one defined), against a fresh moto server, so each document starts from an
-empty account: samples create the streams and tables they use, as a reader would.  Kafka
-samples get the session's Tansu broker through SHARDLINE_KAFKA_BOOTSTRAP.  A sample that
-fails names its document and the line it starts on.
+names an earlier one defined).  All documents share one moto server and one working
+directory, as a reader following several guides does: every document runs once in file-name
+order, then again in the reverse order, so a guide that collides with another one's streams
+or tables, or fails when run a second time, fails here.  Samples create the streams and tables
+they use.  Kafka samples get the session's Tansu broker through SHARDLINE_KAFKA_BOOTSTRAP.  A
+sample that fails names its document, the pass and the line it starts on.
 """
 
 from __future__ import annotations
@@ -52,31 +55,43 @@ _RUNNER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def fresh_moto(tmp_path: Path) -> Iterator[ServerHandle]:
-    handle = start_server("moto", tmp_path)
+RUNS = [("first", document) for document in DOCUMENTS_WITH_SAMPLES] + [
+    ("again", document) for document in reversed(DOCUMENTS_WITH_SAMPLES)
+]
+
+
+@pytest.fixture(scope="module")
+def shared_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    handle = start_server("moto", tmp_path_factory.mktemp("docs-moto"))
     try:
         yield handle
     finally:
         handle.stop(timeout=5.0)
 
 
+@pytest.fixture(scope="module")
+def reader_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("docs-reader")
+
+
 def test_the_docs_have_samples() -> None:
     assert len(DOCUMENTS_WITH_SAMPLES) >= 4, [d.name for d in DOCUMENTS_WITH_SAMPLES]
 
 
-@pytest.mark.parametrize("document", DOCUMENTS_WITH_SAMPLES, ids=lambda d: d.name)
-def test_samples_run(document: Path, fresh_moto: ServerHandle, kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("run", "document"), RUNS, ids=[f"{run}-{document.name}" for run, document in RUNS])
+def test_samples_run(
+    run: str, document: Path, shared_moto: ServerHandle, kafka_bootstrap: str, reader_directory: Path
+) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
     env.update(
-        AWS_ENDPOINT_URL=fresh_moto.endpoint,
+        AWS_ENDPOINT_URL=shared_moto.endpoint,
         SHARDLINE_KAFKA_BOOTSTRAP=kafka_bootstrap,
         PYTHONPATH=str(ROOT),
     )
-    program = f"DOCUMENT = {document.name!r}\nSAMPLES = {samples(document)!r}\n{_RUNNER}"
+    program = f"DOCUMENT = {f'{document.name} ({run} run)'!r}\nSAMPLES = {samples(document)!r}\n{_RUNNER}"
     result = subprocess.run(
         [sys.executable, "-c", program],
-        cwd=tmp_path,
+        cwd=reader_directory,
         env=env,
         capture_output=True,
         text=True,

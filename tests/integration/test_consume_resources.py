@@ -63,7 +63,8 @@ def test_the_lease_table_is_created_like_the_kcl_does(moto_endpoint: str, tmp_pa
     out = tmp_path / "out.jsonl"
     process = subprocess.Popen(
         [sys.executable, "-m", "shardline.cli", "consume", f"kinesis://{stream}",
-         "--checkpoint", f"dynamodb://{table}", "--sink", f"file://{out}", "--checkpoint-interval", "0.5"],
+         "--checkpoint", f"dynamodb://{table}", "--sink", f"file://{out}", "--checkpoint-interval", "0.5",
+         "--progress-interval", "0.2"],
         cwd=tmp_path, env=_env(moto_endpoint), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -71,6 +72,11 @@ def test_the_lease_table_is_created_like_the_kcl_does(moto_endpoint: str, tmp_pa
     finally:
         status, stderr = stop_process(process)
     assert status == 0, stderr[-2000:]
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    caught_up = [entry for entry in logged if entry["message"] == "caught up"]
+    assert [entry["partition"] for entry in caught_up] == ["shardId-000000000000"]
+    progress = [entry for entry in logged if entry["message"] == "progress"]
+    assert progress[-1]["records_in"] == 5 and progress[-1]["caught_up"] == 1  # the line at the stop
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_endpoint)
     description = dynamodb.describe_table(TableName=table)["Table"]
     assert description["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"

@@ -89,9 +89,14 @@ def _spawn(
 
 
 def _leases(moto_endpoint: str, table: str) -> dict[str, str | None]:
+    """Each shard's checkpoint; ``None`` while it holds only the KCL's initial-position sentinel."""
     client = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
     items = client.scan(TableName=table, ConsistentRead=True)["Items"]
-    return {item["leaseKey"]["S"]: item.get("checkpoint", {}).get("S") for item in items}
+    checkpoints = {item["leaseKey"]["S"]: item["checkpoint"]["S"] for item in items}
+    return {
+        shard: None if checkpoint in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP") else checkpoint
+        for shard, checkpoint in checkpoints.items()
+    }
 
 
 def _ids(lines: list[dict[str, Any]]) -> list[str]:

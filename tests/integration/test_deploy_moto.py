@@ -92,6 +92,7 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
             "StreamKeyArn": stream_outputs["StreamKeyArn"],
             "LeaseTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}",
             "SinkWritePolicyArn": policy_outputs["SinkWritePolicyArn"],
+            "SinkCheckPolicyArn": policy_outputs["SinkCheckPolicyArn"],
             "ArchiveBucketArn": f"arn:aws:s3:::archive-{suffix}",
             "ArchiveKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}",
         },

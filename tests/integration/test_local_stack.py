@@ -221,6 +221,8 @@ def test_local_up_then_down_leaves_no_process(tmp_path: Path, services: str, eng
         status = _shardline("status", env=env)
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("running") == len(pids)
+        again = _shardline("env", env=env)  # a second terminal gets the same exports
+        assert again.returncode == 0 and again.stdout == started.stdout, again.stderr
     finally:
         stopped = _shardline("down", env=env)
     assert stopped.returncode == 0, stopped.stderr
@@ -228,3 +230,5 @@ def test_local_up_then_down_leaves_no_process(tmp_path: Path, services: str, eng
     assert [pid for pid in pids if not _gone(pid)] == []
     assert not (tmp_path / "state.json").exists()
     assert _shardline("status", env=env).returncode == 1
+    gone = _shardline("env", env=env)
+    assert gone.returncode == 1 and "shardline local up" in gone.stderr and not gone.stdout

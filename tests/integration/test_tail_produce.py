@@ -74,6 +74,19 @@ def test_kinesis_round_trip_through_kinesis_mock(kinesis_endpoint: str) -> None:
     assert max(row["sub_sequence"] for row in rows) > 0  # read back out of KPL aggregates
     assert "Traceback" not in tailed.stderr.decode()
 
+    piped = subprocess.Popen(  # `shardline tail ... | head -n 3`
+        [sys.executable, "-m", "shardline.cli", "tail", f"kinesis://{stream}", "--start", "trim_horizon"],
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert piped.stdout is not None and piped.stderr is not None
+    for _ in range(3):
+        assert json.loads(piped.stdout.readline())["key"].startswith("dev-")
+    piped.stdout.close()  # the reader went away
+    assert piped.wait(timeout=60) == 0
+    assert b"Traceback" not in piped.stderr.read()
+
     some = _shardline(
         "tail", f"kinesis://{stream}", "--start", "trim_horizon", "--key", "dev-7", "-n", "5",
         "--format", "text", env=env,

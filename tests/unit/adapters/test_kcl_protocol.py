@@ -142,6 +142,16 @@ def test_records_are_taken_as_delivered_and_checkpoints_name_their_sub_sequence(
     assert daemon.process.returncode == 0
 
 
+def test_records_a_transform_drops_count_as_done_up_to_shard_end(spawn: Any, tmp_path: Path) -> None:
+    daemon = spawn(transform="kcl_test_transforms:drop_marked", interval=3600.0)
+    daemon.initialize()
+    daemon.process_records(_records(("900", b"keep"), ("901", b"DROP-me")))
+    daemon.shard_ended()
+    assert daemon.checkpoints == [("SHARD_END", 0)]
+    assert daemon.process.returncode == 0
+    assert [base64.b64decode(line["data"]) for line in _lines(tmp_path / "out.jsonl")] == [b"keep"]
+
+
 def test_lease_lost_never_checkpoints(spawn: Any, tmp_path: Path) -> None:
     daemon = spawn(interval=3600.0)
     daemon.initialize()

@@ -189,3 +189,33 @@ def test_before_sleep_hook_sees_each_retry(clock: FakeClock) -> None:
     )
     assert retrying(flaky) == "ok"
     assert seen == [1, 2]
+
+
+async def test_readers_condition_retries_throttles_on_and_transient_errors_a_bounded_number(
+    clock: FakeClock,
+) -> None:
+    from shardline.errors import ExpiredIteratorError
+    from shardline.retry import retry_throttles_and_transient
+
+    policy = RetryPolicy(max_attempts=None, deadline=None, rng=random.Random(1))
+    condition = retry_throttles_and_transient(2)
+    throttled = Flaky(*[ThrottledError("slow down")] * 6)
+    assert await policy.async_retrying(retry=condition, sleep=clock.async_sleep)(throttled.run) == "ok"
+    assert throttled.calls == 7
+    transient = Flaky(*[TransientServiceError("503")] * 3)
+    with pytest.raises(TransientServiceError):
+        await policy.async_retrying(retry=condition, sleep=clock.async_sleep)(transient.run)
+    assert transient.calls == 3  # the first try and two retries
+    expired = Flaky(ExpiredIteratorError("expired"))
+    with pytest.raises(ExpiredIteratorError):
+        await policy.async_retrying(retry=condition, sleep=clock.async_sleep)(expired.run)
+    assert expired.calls == 1
+
+
+def test_the_wait_is_a_public_tenacity_strategy() -> None:
+    from tenacity.wait import wait_base
+
+    policy = RetryPolicy(initial_backoff=0.1, max_backoff=0.4, rng=random.Random(3))
+    wait = policy.sync_retrying().wait
+    assert isinstance(wait, wait_base)
+    assert [policy.max_delay(n) for n in (1, 2, 3, 4, 60, 5000)] == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]

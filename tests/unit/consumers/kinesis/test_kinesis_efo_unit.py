@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from consumers.kinesis import LATEST, FanOutShardReader
+from shardline.errors import AccessDeniedError
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -71,3 +74,53 @@ async def test_resubscription_before_the_first_event_does_not_skip_to_a_new_late
     assert client.positions == [{"Type": "LATEST"}, {"Type": "AT_TIMESTAMP", "Timestamp": opened_at}]
     assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
     assert batches[-1].end_of_shard
+
+
+class RefusedThenServed(BrokenFirstSubscription):
+    """SubscribeToShard answers with the given error codes first, then serves the shard."""
+
+    def __init__(self, *codes: str) -> None:
+        super().__init__()
+        self.codes = list(codes)
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if self.codes:
+            code = self.codes.pop(0)
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "SubscribeToShard")  # type: ignore[arg-type]
+        self.positions.append({"Type": "SKIP"})  # so the parent serves the shard at once, unbroken
+        return await super().subscribe_to_shard(**kwargs)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        self.names.append(name)
+
+
+async def test_subscribe_retries_resource_in_use_and_throttling_then_reads() -> None:
+    client = RefusedThenServed("ResourceInUseException", "ResourceInUseException", "LimitExceededException")
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    observer = Recorder()
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=sleep, observer=observer)
+    batches = await asyncio.wait_for(_collect(reader), 5)
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert observer.names.count("subscribe_resource_in_use") == 2
+    assert observer.names.count("subscribe_retries") >= 1
+    assert len(sleeps) >= 3
+
+
+async def test_subscribe_gives_up_on_errors_retrying_cannot_fix() -> None:
+    client = RefusedThenServed("AccessDeniedException")
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    with pytest.raises(AccessDeniedError):
+        await asyncio.wait_for(_collect(reader), 5)
+
+
+async def _collect(reader: FanOutShardReader) -> list[Any]:
+    return [batch async for batch in reader]

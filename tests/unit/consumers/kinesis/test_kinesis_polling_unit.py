@@ -195,3 +195,27 @@ async def test_expired_latest_iterator_resumes_at_the_time_of_the_first_one() ->
     assert kinds == ["LATEST", "AT_TIMESTAMP"]
     assert client.iterator_requests[1]["Timestamp"] == taken_at
     assert [record.data for batch in batches for record in batch.records] == [b"written-in-between"]
+
+
+class RaisingObserver:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        self.calls += 1
+        raise RuntimeError("observer bug")
+
+
+async def test_a_raising_observer_never_stops_the_reader() -> None:
+    client = FakeKinesis([(f"k{i}", b"x") for i in range(30)], limit=7)
+    observer = RaisingObserver()
+    reader = PollingShardReader(
+        client, "s", "shard-0", observer=observer, stop_at_tip=True, sleep=InstantSleep()
+    )
+    records = await asyncio.wait_for(_read_all(reader), 5)
+    assert len(records) == 30
+    assert observer.calls > 0
+
+
+async def _read_all(reader: PollingShardReader) -> list[Any]:
+    return [r async for batch in reader for r in batch.records]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from consumers.sinks.awserrors import EntryVerdict, classify_code, translate
-from shardline.errormap import AWS_ERROR_CODES
+from consumers.sinks.awserrors import EntryVerdict, classify_code
+from shardline.errormap import AWS_ERROR_CODES, map_aws_errors
 from shardline.errors import (
     ConditionalCheckFailedError,
     ShardlineError,
@@ -40,6 +40,16 @@ def test_every_mapped_code_gets_the_verdict_its_class_implies(code: str) -> None
 )
 def test_firehose_and_dynamodb_entry_codes(code: str, verdict: EntryVerdict) -> None:
     assert classify_code(code, "firehose") is verdict
+
+
+def translate(exc: BaseException, service: str) -> BaseException:
+    """What a sink's call site sees once ``exc`` went through the error boundary."""
+    try:
+        with map_aws_errors(service):
+            raise exc
+    except BaseException as mapped:
+        return mapped
+    raise AssertionError("unreachable")
 
 
 def test_whole_call_errors_are_translated_by_the_error_map() -> None:

@@ -76,7 +76,7 @@ async def test_dead_letter_file_records_metadata(tmp_path: Path) -> None:
     assert base64.b64decode(parsed["data"]) == b"\xff"
 
 
-@pytest.mark.parametrize("uri", ["nope", "gopher://x", "file://host/x.jsonl", "file:///dir/"])
+@pytest.mark.parametrize("uri", ["nope:x", "gopher://x", "file://host/x.jsonl", "file:///dir/"])
 def test_bad_uris_are_rejected_before_any_io(uri: str) -> None:
     with pytest.raises(ConfigurationError):
         sink_from_uri(uri)
