@@ -138,8 +138,8 @@ def _fail(error: ShardlineError) -> int:
 
 
 async def _plan(args: argparse.Namespace) -> int:
-    from consumers.replay.manifest import Manifest, RateCaps, save_manifest
-    from consumers.replay.plan import parse_source
+    from consumers.replay.manifest import Manifest, RateCaps
+    from consumers.replay.plan import parse_source, save_manifest
 
     source = parse_source(args.source)
     if args.slices < 1:

@@ -38,7 +38,8 @@ __all__ = [
     "load_manifest",
     "manifest_from_json",
     "manifest_to_json",
-    "save_manifest",
+    "s3_location",
+    "with_s3_client",
 ]
 
 MANIFEST_VERSION = 1
@@ -180,7 +181,8 @@ def manifest_from_json(text: str | bytes) -> Manifest:
     return manifest
 
 
-def _s3_location(uri: str) -> tuple[str, str]:
+def s3_location(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``s3://BUCKET/KEY`` manifest location."""
     parts = urlsplit(uri)
     key = parts.path.lstrip("/")
     if not parts.netloc or not key:
@@ -188,20 +190,10 @@ def _s3_location(uri: str) -> tuple[str, str]:
     return parts.netloc, key
 
 
-async def save_manifest(manifest: Manifest, destination: str, *, s3: Any = None) -> None:
-    """Write the manifest to a file path or ``s3://BUCKET/KEY`` (``s3``: an aiobotocore client)."""
-    text = manifest_to_json(manifest)
-    if destination.startswith("s3://"):
-        bucket, key = _s3_location(destination)
-        await _with_s3(s3, lambda client: client.put_object(Bucket=bucket, Key=key, Body=text.encode()))
-        return
-    Path(destination).write_text(text)
-
-
 async def load_manifest(source: str, *, s3: Any = None) -> Manifest:
     """Read and verify the manifest at a file path or ``s3://BUCKET/KEY``."""
     if source.startswith("s3://"):
-        bucket, key = _s3_location(source)
+        bucket, key = s3_location(source)
 
         async def fetch(client: Any) -> bytes:
             response = await client.get_object(Bucket=bucket, Key=key)
@@ -209,7 +201,7 @@ async def load_manifest(source: str, *, s3: Any = None) -> Manifest:
                 data: bytes = await body.read()
             return data
 
-        return manifest_from_json(await _with_s3(s3, fetch))
+        return manifest_from_json(await with_s3_client(s3, fetch))
     try:
         text = Path(source).read_text()
     except OSError as exc:
@@ -217,7 +209,8 @@ async def load_manifest(source: str, *, s3: Any = None) -> Manifest:
     return manifest_from_json(text)
 
 
-async def _with_s3(client: Any, operation: Any) -> Any:
+async def with_s3_client(client: Any, operation: Any) -> Any:
+    """Run ``operation(client)``, building an S3 client from the standard configuration if none is given."""
     if client is not None:
         return await operation(client)
     from shardline.clients import aiobotocore_client

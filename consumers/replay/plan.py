@@ -22,10 +22,11 @@ import itertools
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from consumers.replay.manifest import Slice, Unit
+from consumers.replay.manifest import Manifest, Slice, Unit, manifest_to_json, s3_location, with_s3_client
 from shardline.errors import ConfigurationError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "plan_kafka",
     "plan_kinesis",
     "plan_s3",
+    "save_manifest",
     "split_offsets",
     "split_window",
 ]
@@ -289,3 +291,13 @@ async def kafka_partitions(bootstrap: str, topic: str, *, timeout: float = 10.0)
         return sorted(metadata.partitions)
 
     return await asyncio.to_thread(fetch)
+
+
+async def save_manifest(manifest: Manifest, destination: str, *, s3: Any = None) -> None:
+    """Write the manifest to a file path or ``s3://BUCKET/KEY`` (``s3``: an aiobotocore client)."""
+    text = manifest_to_json(manifest)
+    if destination.startswith("s3://"):
+        bucket, key = s3_location(destination)
+        await with_s3_client(s3, lambda client: client.put_object(Bucket=bucket, Key=key, Body=text.encode()))
+        return
+    Path(destination).write_text(text)

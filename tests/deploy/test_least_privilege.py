@@ -172,7 +172,9 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
 # The template parameter naming the resource a module's calls act on (the role's stream for
 # Kinesis calls unless listed); for the start-up checks, per action, any of the resources checked.
 MODULE_RESOURCES: dict[str, set[str]] = {
-    "consumers.checkpoint.dynamodb": {"LeaseTableArn"},
+    "consumers.checkpoint.dynamodb": {"LeaseTableArn", "JobCheckpointTable"},
+    "consumers.replay.ledger": {"JobCheckpointTable"},
+    "consumers.replay.manifest": {"ManifestBucketArn"},
     "consumers.sinks.dynamodb": {"SinkTableArn"},
     "consumers.sinks.firehose": {"DeliveryStreamArn"},
     "consumers.sinks.timestream": {"TimestreamTableArn"},
@@ -186,7 +188,7 @@ PREFLIGHT_RESOURCES = {
     "timestream:DescribeTable": {"TimestreamTableArn"},
     "kinesis:DescribeStreamSummary": {"StreamArn"},
 }
-STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix"}
+STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
 
 
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
