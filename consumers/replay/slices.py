@@ -23,7 +23,6 @@ checkpoints.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -38,7 +37,6 @@ from consumers.replay.ledger import COUNTERS, JOB_KEY, JobLedger, SliceHeldError
 from consumers.replay.manifest import Manifest, Unit
 from consumers.replay.ranges import RangeReader
 from consumers.replay.ratecap import CappedReader, CappedSink, RecordRate
-from consumers.sinks.base import BatchingSink
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.records import ConsumedRecord
 
@@ -269,7 +267,7 @@ async def _run_claimed(
     stack.push_async_callback(sink.close)
 
     def snapshot() -> None:
-        outcome.counts.update(_live_counts(job, sink, outcome.counts["read"]))
+        outcome.counts.update(_live_counts(job))
 
     async def heartbeat() -> None:
         while True:
@@ -328,46 +326,28 @@ def _replay_job(
     transform: Any,
     on_read: Callable[[str, int], None],
 ) -> tuple[ReplayJob, CappedSink]:
-    """The replay job over ``reader``, through its pipeline when the job has one.
-
-    Jobs that drive the pipeline take the transform and dead letter themselves; a job that
-    writes to the sink directly gets the dead letter through the sink and cannot apply a
-    transform (refused rather than silently skipped).
-    """
+    """The replay job over ``reader``: the one pipeline (transform, retries, bisection, dead letters)."""
     from consumers.sinks.uri import sink_from_uri
 
-    accepts = inspect.signature(ReplayJob).parameters
-    options: dict[str, Any] = {}
-    if "dead_letter" in accepts:
-        inner = sink_from_uri(manifest.sink)
-        options["dead_letter"] = dead_letter
-    else:
-        inner = sink_from_uri(manifest.sink, **({"dead_letter": dead_letter} if dead_letter else {}))
-    if transform is not None:
-        if "transform" not in accepts:
-            raise ConfigurationError("this version of shardline cannot apply --transform to a replay")
-        options["transform"] = transform
-    sink = CappedSink(inner, write_rate)
+    sink = CappedSink(sink_from_uri(manifest.sink), write_rate)
     job = ReplayJob(
-        reader, sink, store, owner=runner, concurrency=manifest.concurrency, on_progress=on_read, **options
+        reader,
+        sink,
+        store,
+        owner=runner,
+        concurrency=manifest.concurrency,
+        on_progress=on_read,
+        transform=transform,
+        dead_letter=dead_letter,
     )
     return job, sink
 
 
-def _live_counts(job: ReplayJob, sink: CappedSink, read: int) -> dict[str, int]:
-    """Written, duplicates and dead-lettered so far, from the pipeline or else the sink."""
-    stats = getattr(getattr(job, "pipeline", None), "stats", None)
-    if stats is not None:
-        return {
-            "written": stats.records_out - stats.duplicates,
-            "duplicates": stats.duplicates,
-            "dead_lettered": stats.dead_lettered,
-        }
-    inner = sink.sink
-    if isinstance(inner, BatchingSink):
-        return {
-            "written": inner.stats.written,
-            "duplicates": inner.stats.duplicates,
-            "dead_lettered": inner.stats.dead_lettered,
-        }
-    return {"written": sink.written, "duplicates": 0, "dead_lettered": 0}
+def _live_counts(job: ReplayJob) -> dict[str, int]:
+    """Written, duplicates and dead-lettered so far, from the job's pipeline."""
+    stats = job.pipeline.stats
+    return {
+        "written": stats.records_out - stats.duplicates,
+        "duplicates": stats.duplicates,
+        "dead_lettered": stats.dead_lettered,
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -113,15 +112,9 @@ def single_process_replay(
     async def run() -> None:
         async with get_session().create_client(service, endpoint_url=endpoint, region_name=REGION) as source:
             dead_letter = dead_letter_from_uri(dead_letter_uri)
-            takes_dead_letter = "dead_letter" in inspect.signature(ReplayJob).parameters
-            sink = (
-                sink_from_uri(sink_uri)
-                if takes_dead_letter
-                else sink_from_uri(sink_uri, dead_letter=dead_letter)
-            )
-            options = {"dead_letter": dead_letter} if takes_dead_letter else {}
+            sink = sink_from_uri(sink_uri)
             try:
-                await ReplayJob(reader(source), sink, MemoryCheckpointStore(), **options).run()
+                await ReplayJob(reader(source), sink, MemoryCheckpointStore(), dead_letter=dead_letter).run()
             finally:
                 await sink.close()
                 await dead_letter.close()
