@@ -29,7 +29,7 @@ from shardline.errors import (
     ResourceNotFoundError,
     ShardlineError,
 )
-from shardline.extras import MissingExtraError
+from shardline.extras import MissingExtraError, extra_for_module, require_module
 from shardline.interrupts import GracefulInterrupts
 
 __all__ = ["build_parser", "main"]
@@ -354,6 +354,13 @@ def _load_result(path: str, validate: Any) -> dict[str, Any]:
     return result
 
 
+# The client libraries each `stream-bench peers` family compares (the bench-peers extra).
+_PEER_MODULES = {
+    "kinesis": ("aiokpl", "kinesis", "aws_kinesis_agg"),
+    "kafka": ("aiokafka", "confluent_kafka"),
+}
+
+
 def _cmd_peers(args: argparse.Namespace) -> int:
     from benchmarks.peers.runner import (
         PeerRow,
@@ -365,6 +372,8 @@ def _cmd_peers(args: argparse.Namespace) -> int:
     )
     from benchmarks.run import output_dir
 
+    for module in _PEER_MODULES[args.family]:  # before any emulator starts
+        require_module(module, extra_for_module(module, prefer="bench-peers") or "bench-peers")
     names = available_peers(args.family)
     if isinstance(names, str):
         print(f"stream-bench peers: {names}", file=sys.stderr)
