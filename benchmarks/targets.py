@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
-from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError
 from shardline.local.errors import LocalEmulatorError, ServerStartError
 
@@ -203,7 +202,7 @@ def kafka_target(bootstrap: str | None, security: str = "plaintext") -> KafkaTar
     ``security`` is ``plaintext`` (a local broker), ``tls`` or ``msk-iam`` (MSK IAM through
     aws-msk-iam-sasl-signer-python, with the standard AWS configuration).
     """
-    from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
+    from shardline.kafka_config import KafkaClientConfig, security_named
 
     servers = bootstrap or os.environ.get(BOOTSTRAP_ENV, "").strip()
     if not servers:
@@ -211,13 +210,5 @@ def kafka_target(bootstrap: str | None, security: str = "plaintext") -> KafkaTar
             f"--target msk needs the cluster's bootstrap servers: pass --bootstrap HOST:PORT[,HOST:PORT] "
             f"or set {BOOTSTRAP_ENV}"
         )
-    if security == "plaintext":
-        chosen: Any = Plaintext()
-        warn_if_plaintext_remote(_plaintext_log, "stream-bench --target msk", servers)
-    elif security == "tls":
-        chosen = Tls()
-    elif security == "msk-iam":
-        chosen = MskIam.for_region()
-    else:
-        raise ConfigurationError(f"Kafka security must be plaintext, tls or msk-iam, got {security!r}")
+    chosen = security_named(security, servers, _plaintext_log, "stream-bench --target msk")
     return KafkaTarget(servers, KafkaClientConfig(servers, security=chosen, client_id="stream-bench"))

@@ -33,7 +33,6 @@ import socket
 import sys
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -54,8 +53,7 @@ from consumers.progress import ConsumeProgress
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
-from shardline.cli import Command
-from shardline.endpoints import warn_if_plaintext_remote
+from shardline.cli import Command, parse_aware_time
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import EmfExporter
@@ -158,14 +156,9 @@ def _kafka_source(
 
 def _kafka_security(target: KafkaTarget) -> Any:
     """The security value ``target`` names; plaintext to a host that is not loopback warns."""
-    from shardline.kafka_config import MskIam, Plaintext, Tls
+    from shardline.kafka_config import security_named
 
-    if target.security == "tls":
-        return Tls()
-    if target.security == "msk-iam":
-        return MskIam.for_region()
-    warn_if_plaintext_remote(logger, "kafka:// in plaintext", target.bootstrap_servers)
-    return Plaintext()
+    return security_named(target.security, target.bootstrap_servers, logger)
 
 
 def parse_start(text: str) -> Any:
@@ -178,14 +171,7 @@ def parse_start(text: str) -> Any:
     if lowered == "latest":
         return LATEST
     if lowered.startswith("at_timestamp:"):
-        raw = text.split(":", 1)[1]
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ConfigurationError(f"--start at_timestamp needs an ISO-8601 time, got {raw!r}") from exc
-        if moment.tzinfo is None:
-            raise ConfigurationError("--start at_timestamp needs a time zone (e.g. 2024-05-01T00:00:00Z)")
-        return AT_TIMESTAMP(moment)
+        return AT_TIMESTAMP(parse_aware_time(text.split(":", 1)[1], "--start at_timestamp"))
     raise ConfigurationError("--start must be trim_horizon, latest or at_timestamp:ISO")
 
 

@@ -31,9 +31,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
-from shardline.cli import Command
-from shardline.endpoints import warn_if_plaintext_remote
-from shardline.errormap import map_aws_errors
+from shardline.cli import Command, run_async_command
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
@@ -188,21 +186,8 @@ def _parse_target(uri: str) -> tuple[str, str, str, str]:
     raise ConfigurationError(f"TARGET must be kinesis://STREAM or kafka://BOOTSTRAP/TOPIC, got {uri!r}")
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"shardline produce: {message}", file=sys.stderr)
-    return status
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        with map_aws_errors():
-            return asyncio.run(_produce(args))
-    except KeyboardInterrupt:  # before the handlers were installed
-        return INTERRUPTED
-    except (ConfigurationError, MissingResourceError) as exc:
-        return _fail(str(exc))
-    except ShardlineError as exc:
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+    return run_async_command("produce", lambda: _produce(args))
 
 
 class _Reporter:
@@ -325,18 +310,10 @@ class _open:  # used as `async with _open(...) as send`
 
             return send_kinesis
         from producers.kafka import KafkaProducer
-        from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
+        from shardline.kafka_config import KafkaClientConfig, security_named
 
-        chosen = (
-            Tls()
-            if self._security == "tls"
-            else MskIam.for_region()
-            if self._security == "msk-iam"
-            else Plaintext()
-        )
-        if isinstance(chosen, Plaintext):
-            log = logging.getLogger("shardline.produce")
-            warn_if_plaintext_remote(log, "kafka:// in plaintext", self._bootstrap)
+        log = logging.getLogger("shardline.produce")
+        chosen = security_named(self._security, self._bootstrap, log)
         client = KafkaClientConfig(self._bootstrap, security=chosen, client_id="shardline-produce")
         await asyncio.to_thread(_check_topic, client, self._name)
         kafka = KafkaProducer(self._name, client, key_strategy=self._strategy)

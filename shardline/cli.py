@@ -8,15 +8,28 @@ shared base never imports the packages that build on it (``consume`` and ``repla
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, NoReturn
 
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError, MissingResourceError, ShardlineError
 from shardline.extras import MissingExtraError, extra_for_module, run_command
+from shardline.interrupts import INTERRUPTED
 
-__all__ = ["Command", "OneLineArgumentParser", "main", "package_version"]
+__all__ = [
+    "Command",
+    "OneLineArgumentParser",
+    "aware_time_argument",
+    "main",
+    "package_version",
+    "parse_aware_time",
+    "run_async_command",
+]
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -119,3 +132,46 @@ if __name__ == "__main__":
     from shardline.cli import main as _main
 
     raise SystemExit(_main())
+
+
+def parse_aware_time(text: str, what: str) -> datetime:
+    """An ISO-8601 time with its zone (``Z`` accepted); ``what`` names the option in the error.
+
+    A time without a zone would be read in the machine's local zone, which differs between a
+    laptop and a Batch container: the commands refuse it instead of guessing.
+    """
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} needs an ISO-8601 time, got {text!r}") from exc
+    if moment.tzinfo is None:
+        raise ConfigurationError(f"{what} needs a time zone (e.g. 2024-05-01T00:00:00Z), got {text!r}")
+    return moment
+
+
+def aware_time_argument(text: str) -> datetime:
+    """:func:`parse_aware_time` as an argparse ``type``: its error becomes argparse's one line."""
+    try:
+        return parse_aware_time(text, "the time")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a command's coroutine; Shardline errors become one line on stderr, never a traceback.
+
+    Bad arguments and missing resources exit 2, other Shardline errors 1 (client-library errors
+    are mapped first), and a Ctrl-C that lands before the command installed its own handlers
+    exits 130 like the ones after.
+    """
+    try:
+        with map_aws_errors():
+            return asyncio.run(main())
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except (ConfigurationError, MissingResourceError) as exc:
+        print(f"shardline {name}: {exc}", file=sys.stderr)
+        return 2
+    except ShardlineError as exc:
+        print(f"shardline {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

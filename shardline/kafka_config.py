@@ -13,6 +13,7 @@ log SASL exchanges).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -256,6 +257,30 @@ class MskIam:
 
 
 KafkaSecurity: TypeAlias = Plaintext | Tls | Scram | MskIam
+
+
+SECURITY_NAMES: Final = ("plaintext", "tls", "msk-iam")
+"""The security settings a command line (or a ``?security=`` URI option) can name."""
+
+
+def security_named(
+    name: str, bootstrap_servers: str, logger: logging.Logger, what: str = "kafka:// in plaintext"
+) -> KafkaSecurity:
+    """The security value ``name`` names, for the commands that take it as a word.
+
+    Plaintext to a host that is not loopback is allowed (a broker inside a private network)
+    but logged as a warning naming ``what``, so a forgotten ``?security=tls`` is noticed.
+    """
+    if name == "tls":
+        return Tls()
+    if name == "msk-iam":
+        return MskIam.for_region()
+    if name != "plaintext":
+        raise ConfigurationError(f"Kafka security must be plaintext, tls or msk-iam, got {name!r}")
+    from shardline.endpoints import warn_if_plaintext_remote
+
+    warn_if_plaintext_remote(logger, what, bootstrap_servers)
+    return Plaintext()
 
 
 @dataclass(frozen=True, slots=True)

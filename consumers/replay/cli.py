@@ -32,7 +32,6 @@ import logging
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -46,8 +45,7 @@ from consumers.preflight import (
     s3_bucket_check,
     sink_check,
 )
-from shardline.cli import Command
-from shardline.endpoints import warn_if_plaintext_remote
+from shardline.cli import Command, aware_time_argument
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
@@ -57,16 +55,6 @@ if TYPE_CHECKING:
     from shardline.kafka_config import KafkaClientConfig
 
 __all__ = ["ReplaySource", "command", "parse_source"]
-
-
-def _aware_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone (e.g. +00:00): {text!r}")
-    return moment
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -90,8 +78,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard", action="append", default=[], help="Kinesis: only these shards (repeatable)"
     )
-    parser.add_argument("--from-time", type=_aware_time, help="ISO-8601 start, with time zone")
-    parser.add_argument("--to-time", type=_aware_time, help="ISO-8601 end (exclusive), with time zone")
+    parser.add_argument("--from-time", type=aware_time_argument, help="ISO-8601 start, with time zone")
+    parser.add_argument(
+        "--to-time", type=aware_time_argument, help="ISO-8601 end (exclusive), with time zone"
+    )
     parser.add_argument("--from-sequence", help="Kinesis: start at this sequence number (one --shard)")
     parser.add_argument("--to-sequence", help="Kinesis: stop after this sequence number (one --shard)")
     parser.add_argument(
@@ -200,18 +190,10 @@ def _resource_checks(args: argparse.Namespace, source: ReplaySource) -> list[Res
 
 
 def _kafka_client(target: KafkaTarget) -> KafkaClientConfig:
-    from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
+    from shardline.kafka_config import KafkaClientConfig, security_named
 
-    security = (
-        Tls()
-        if target.security == "tls"
-        else MskIam.for_region()
-        if target.security == "msk-iam"
-        else Plaintext()
-    )
-    if isinstance(security, Plaintext):
-        log = logging.getLogger("shardline.replay")
-        warn_if_plaintext_remote(log, "kafka:// in plaintext", target.bootstrap_servers)
+    log = logging.getLogger("shardline.replay")
+    security = security_named(target.security, target.bootstrap_servers, log)
     return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-replay")
 
 

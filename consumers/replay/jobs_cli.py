@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from shardline.cli import aware_time_argument
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
 
@@ -41,16 +42,6 @@ ACTIONS = ("plan", "run", "status")
 EXIT_BAD_INPUT = 2
 EXIT_HELD = 3
 EXIT_FAILED = 1
-
-
-def _aware_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"give a time zone (e.g. +00:00): {text!r}")
-    return moment
 
 
 def _plan_parser(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +55,12 @@ def _plan_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dead-letter", help="dead-letter URI (s3://BUCKET/PREFIX or file:///PATH.jsonl)")
     parser.add_argument("--transform", help="module:function applied to each record before the sink")
-    parser.add_argument("--from", dest="start", type=_aware_time, help="ISO-8601 start, with time zone")
-    parser.add_argument("--to", dest="end", type=_aware_time, help="ISO-8601 end (exclusive); default now")
+    parser.add_argument(
+        "--from", dest="start", type=aware_time_argument, help="ISO-8601 start, with time zone"
+    )
+    parser.add_argument(
+        "--to", dest="end", type=aware_time_argument, help="ISO-8601 end (exclusive); default now"
+    )
     parser.add_argument("--shard", action="append", default=[], help="Kinesis: only these shards")
     parser.add_argument("--partition", type=int, action="append", default=[], help="Kafka: only these")
     parser.add_argument("--from-offset", type=int, help="Kafka: first offset")

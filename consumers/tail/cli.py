@@ -22,16 +22,13 @@ import logging
 import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
 from typing import Any
 
 from consumers.cli import KafkaTarget, parse_kafka_uri, parse_stream_uri
-from consumers.preflight import MissingResourceError, kafka_topics_check, kinesis_stream_check, run_checks
+from consumers.preflight import kafka_topics_check, kinesis_stream_check, run_checks
 from consumers.tail.output import PAYLOAD_MODES, as_json, as_text
-from shardline.cli import Command
-from shardline.endpoints import warn_if_plaintext_remote
-from shardline.errormap import map_aws_errors
-from shardline.errors import ConfigurationError, ShardlineError
+from shardline.cli import Command, parse_aware_time, run_async_command
+from shardline.errors import ConfigurationError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.records import ConsumedRecord
 
@@ -57,21 +54,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload", choices=PAYLOAD_MODES, default="auto", help="how payloads are printed")
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"shardline tail: {message}", file=sys.stderr)
-    return status
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        with map_aws_errors():
-            return asyncio.run(_tail(args))
-    except KeyboardInterrupt:  # before the handlers were installed
-        return INTERRUPTED
-    except (ConfigurationError, MissingResourceError) as exc:
-        return _fail(str(exc))
-    except ShardlineError as exc:
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+    return run_async_command("tail", lambda: _tail(args))
 
 
 def _kinesis_start(text: str) -> Any:
@@ -101,30 +85,16 @@ def _kafka_start(text: str) -> Any:
             raise ConfigurationError("--start offset:N needs a non-negative offset")
         return KafkaStart("offset", offset=offset)
     if lowered.startswith("at_timestamp:"):
-        raw = text.split(":", 1)[1]
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ConfigurationError(f"--start at_timestamp needs an ISO-8601 time, got {raw!r}") from exc
-        if moment.tzinfo is None:
-            raise ConfigurationError("--start at_timestamp needs a time zone (e.g. 2024-05-01T00:00:00Z)")
+        moment = parse_aware_time(text.split(":", 1)[1], "--start at_timestamp")
         return KafkaStart("timestamp", timestamp=moment)
     raise ConfigurationError("--start for Kafka is latest, trim_horizon, at_timestamp:ISO or offset:N")
 
 
 def _kafka_client(target: KafkaTarget) -> Any:
-    from shardline.kafka_config import KafkaClientConfig, MskIam, Plaintext, Tls
+    from shardline.kafka_config import KafkaClientConfig, security_named
 
-    security = (
-        Tls()
-        if target.security == "tls"
-        else MskIam.for_region()
-        if target.security == "msk-iam"
-        else Plaintext()
-    )
-    if isinstance(security, Plaintext):
-        log = logging.getLogger("shardline.tail")
-        warn_if_plaintext_remote(log, "kafka:// in plaintext", target.bootstrap_servers)
+    log = logging.getLogger("shardline.tail")
+    security = security_named(target.security, target.bootstrap_servers, log)
     return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-tail")
 
 
