@@ -17,6 +17,11 @@ from shardline import metrics_events as events
 __all__ = ["Recorder"]
 
 
+def _per_second_histogram() -> LatencyHistogram:
+    """One second's ack latencies, for the timeline chart: 1% precision is plenty there."""
+    return LatencyHistogram(significant_figures=2)
+
+
 class Recorder:
     """Per-second counters, latency histograms and per-shard load of one run."""
 
@@ -35,7 +40,7 @@ class Recorder:
         self.iterator_age: dict[str, dict[int, int]] = defaultdict(dict)
         self.ack_latency = LatencyHistogram()
         self.e2e_latency = LatencyHistogram()
-        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
+        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(_per_second_histogram)
         self.load = ShardLoadTracker(shard_ids)
         self.consumed_ids: set[int] = set()
         self.duplicates = 0
