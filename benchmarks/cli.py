@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -30,6 +31,9 @@ from shardline.errors import (
 )
 from shardline.extras import MissingExtraError
 from shardline.interrupts import GracefulInterrupts
+
+if TYPE_CHECKING:
+    from benchmarks.run import RunOutcome
 
 __all__ = ["build_parser", "main"]
 
@@ -154,8 +158,7 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.gateway import ShardLimits
-    from benchmarks.report import print_summary, write_html
-    from benchmarks.result import build_result, validate_result
+    from benchmarks.report import print_summary
     from benchmarks.run import output_dir, run_kinesis
     from benchmarks.run_msk import run_msk
     from benchmarks.targets import (
@@ -170,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.target == "msk":
         target = kafka_target(args.bootstrap, args.kafka_security)
         print(f"stream-bench: --target msk, bootstrap {target.bootstrap}", file=sys.stderr)
-        outcome = asyncio.run(run_msk(options, target))
+        result = _write_result(asyncio.run(run_msk(options, target)), out)
     else:
         target_cm: contextlib.AbstractContextManager[KinesisTarget]
         if args.target == "local":
@@ -188,15 +191,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
         with target_cm as kinesis:
-            outcome = asyncio.run(run_kinesis(options, kinesis))
+            # written before the embedded target's teardown, which an interrupted run waits for last
+            result = _write_result(asyncio.run(run_kinesis(options, kinesis)), out)
+    print_summary(result, Console(stderr=False))
+    print(f"result JSON: {(out / 'result.json').resolve()}\nHTML report: {(out / 'report.html').resolve()}")
+    # The run leaves a large heap (botocore's models, the embedded emulator's state); the
+    # interpreter's collections on the way out would take seconds and free nothing that matters,
+    # so an interrupted run would exit long after its result is written.  Freeze it instead.
+    gc.freeze()
+    return 130 if result["interrupted"] else 0
+
+
+def _write_result(outcome: RunOutcome, out: Path) -> dict[str, Any]:
+    """Build, validate and write result.json and report.html; return the result."""
+    from benchmarks.report import write_html
+    from benchmarks.result import build_result, validate_result
+
     result = build_result(outcome)
     validate_result(result)
-    json_path = out / "result.json"
-    json_path.write_text(json.dumps(result, indent=2))
-    html_path = write_html(result, out / "report.html")
-    print_summary(result, Console(stderr=False))
-    print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
-    return 130 if result["interrupted"] else 0
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_html(result, out / "report.html")
+    return result
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:
