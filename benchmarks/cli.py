@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
@@ -29,11 +30,8 @@ from shardline.errors import (
     ResourceNotFoundError,
     ShardlineError,
 )
-from shardline.extras import MissingExtraError
+from shardline.extras import MissingExtraError, extra_for_module, require_module
 from shardline.interrupts import GracefulInterrupts
-
-if TYPE_CHECKING:
-    from benchmarks.run import RunOutcome
 
 __all__ = ["build_parser", "main"]
 
@@ -45,6 +43,19 @@ def _rate(text: str) -> float | None:
     if value <= 0:
         raise argparse.ArgumentTypeError("rate must be positive or 'unbounded'")
     return value
+
+
+BATCH_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+
+
+def _worker_id(text: str) -> int:
+    if text == "aws-batch":
+        text = os.environ.get(BATCH_INDEX_ENV, "")
+        if not text:
+            raise argparse.ArgumentTypeError(f"--worker-id aws-batch needs ${BATCH_INDEX_ENV} (an array job)")
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("worker id must be a number >= 0 or 'aws-batch'")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="KPL aggregation (Kinesis targets; default on)",
     )
-    run.add_argument("--consumer", choices=("polling", "efo", "none"), default="polling")
+    run.add_argument(
+        "--consumer",
+        choices=("polling", "efo", "both", "none"),
+        default="polling",
+        help="readers per shard; both = one polling and one EFO reader, latencies side by side",
+    )
     run.add_argument("--payload", choices=("binary", "json"), default="binary")
     run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, %% of AWS's")
     run.add_argument(
@@ -89,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the embedded local target in a child process, so client CPU is measured alone",
     )
     run.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
+    run.add_argument(
+        "--generator",
+        choices=("batch", "per-record"),
+        default="batch",
+        help="batch: a send_many per shard per pacing tick (default); per-record: one send() each",
+    )
+    run.add_argument("--workers", type=int, default=1, help="worker processes, each with its own shards")
+    run.add_argument(
+        "--worker-id",
+        type=_worker_id,
+        help="run only this worker of --workers and write its partial result to --out (one machine's "
+        "part); aws-batch: the array index of an AWS Batch array job ($AWS_BATCH_JOB_ARRAY_INDEX)",
+    )
 
     hot = sub.add_parser("hotshards", help="per-shard load and hot keys of an existing stream")
     hot.add_argument("--stream", required=True)
@@ -104,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop each shard's read at its tip (polling; --duration stays the upper bound)",
     )
+
+    merge = sub.add_parser("merge", help="merge the workers' partial results into one result and report")
+    merge.add_argument("source", help="directory or s3://bucket/prefix/RUN/ holding partial-*.json")
+    merge.add_argument("--out", default="bench-results", help="directory for result.json and report.html")
 
     compare = sub.add_parser("compare", help="compare two result.json files")
     compare.add_argument("a")
@@ -135,6 +168,13 @@ def _run_options(args: argparse.Namespace) -> Any:
         raise ConfigurationError("--topic is for --target msk; Kinesis targets take --stream")
     if args.embedded_target_process and args.target != "local":
         raise ConfigurationError("--embedded-target-process applies to --target local only")
+    if args.workers > 1 and args.target == "msk":
+        raise ConfigurationError("--workers applies to Kinesis targets (local, kinesis)")
+    if args.worker_id is not None and (args.target != "kinesis" or not args.stream):
+        raise ConfigurationError(
+            "--worker-id runs one machine's part against a shared stream: it needs --target kinesis "
+            "and --stream NAME (the same on every machine)"
+        )
     workload = WorkloadSpec(
         keys=args.keys,
         skew=Skew.parse(args.skew),
@@ -151,6 +191,9 @@ def _run_options(args: argparse.Namespace) -> Any:
         key_strategy=args.key_strategy,
         aggregate=args.target != "msk" if args.aggregate is None else args.aggregate,
         consumer=args.consumer,
+        generator=args.generator,
+        workers=args.workers,
+        worker_id=args.worker_id or 0,
     )
     check_consumer_supported(options, args.target)
     return options
@@ -158,7 +201,6 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.gateway import ShardLimits
-    from benchmarks.report import print_summary
     from benchmarks.run import output_dir, run_kinesis
     from benchmarks.run_msk import run_msk
     from benchmarks.targets import (
@@ -169,11 +211,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
     options = _run_options(args)
+    if args.worker_id is not None:
+        return _run_one_worker(options, args.out)
     out = output_dir(args.out)
     if args.target == "msk":
         target = kafka_target(args.bootstrap, args.kafka_security)
         print(f"stream-bench: --target msk, bootstrap {target.bootstrap}", file=sys.stderr)
-        result = _write_result(asyncio.run(run_msk(options, target)), out)
+        return _print_result(_write_files(asyncio.run(run_msk(options, target)), out), out)
     else:
         target_cm: contextlib.AbstractContextManager[KinesisTarget]
         if args.target == "local":
@@ -191,18 +235,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             target_cm = contextlib.nullcontext(KinesisTarget("kinesis", None))
         with target_cm as kinesis:
+            if options.workers > 1:
+                from benchmarks.workers import run_workers
+
+                print(f"stream-bench: {options.workers} worker processes", file=sys.stderr)
+                outcome = run_workers(options, kinesis)
+            else:
+                outcome = asyncio.run(run_kinesis(options, kinesis))
             # written before the embedded target's teardown, which an interrupted run waits for last
-            result = _write_result(asyncio.run(run_kinesis(options, kinesis)), out)
-    print_summary(result, Console(stderr=False))
-    print(f"result JSON: {(out / 'result.json').resolve()}\nHTML report: {(out / 'report.html').resolve()}")
-    # The run leaves a large heap (botocore's models, the embedded emulator's state); the
-    # interpreter's collections on the way out would take seconds and free nothing that matters,
-    # so an interrupted run would exit long after its result is written.  Freeze it instead.
-    gc.freeze()
-    return 130 if result["interrupted"] else 0
+            result = _write_files(outcome, out)
+    return _print_result(result, out)
 
 
-def _write_result(outcome: RunOutcome, out: Path) -> dict[str, Any]:
+def _write_result(outcome: Any, out: Path) -> int:
+    return _print_result(_write_files(outcome, out), out)
+
+
+def _write_files(outcome: Any, out: Path) -> dict[str, Any]:
     """Build, validate and write result.json and report.html; return the result."""
     from benchmarks.report import write_html
     from benchmarks.result import build_result, validate_result
@@ -212,6 +261,41 @@ def _write_result(outcome: RunOutcome, out: Path) -> dict[str, Any]:
     (out / "result.json").write_text(json.dumps(result, indent=2))
     write_html(result, out / "report.html")
     return result
+
+
+def _print_result(result: dict[str, Any], out: Path) -> int:
+    from benchmarks.report import print_summary
+
+    print_summary(result, Console(stderr=False))
+    print(f"result JSON: {(out / 'result.json').resolve()}\nHTML report: {(out / 'report.html').resolve()}")
+    # The run leaves a large heap (botocore's models, the embedded emulator's state); the
+    # interpreter's collections on the way out would take seconds and free nothing that matters,
+    # so an interrupted run would exit long after its result is written.  Freeze it instead.
+    gc.freeze()
+    return 130 if result["interrupted"] else 0
+
+
+def _run_one_worker(options: Any, where: str) -> int:
+    """One machine's part of a multi-machine run: its shards and keys, written as a partial."""
+    from benchmarks.merge import partial_from_outcome, write_partial
+    from benchmarks.run import run_kinesis
+    from benchmarks.targets import KinesisTarget
+
+    print(
+        f"stream-bench: worker {options.worker_id} of {options.workers} on stream {options.stream}",
+        file=sys.stderr,
+    )
+    outcome = asyncio.run(run_kinesis(options, KinesisTarget("kinesis", None)))
+    print(f"partial result: {write_partial(partial_from_outcome(outcome), where)}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from benchmarks.merge import merge_partials, read_partials
+    from benchmarks.run import output_dir
+
+    outcome = merge_partials(read_partials(args.source))
+    return _write_result(outcome, output_dir(args.out))
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:
@@ -287,6 +371,13 @@ def _load_result(path: str, validate: Any) -> dict[str, Any]:
     return result
 
 
+# The client libraries each `stream-bench peers` family compares (the bench-peers extra).
+_PEER_MODULES = {
+    "kinesis": ("aiokpl", "kinesis", "aws_kinesis_agg"),
+    "kafka": ("aiokafka", "confluent_kafka"),
+}
+
+
 def _cmd_peers(args: argparse.Namespace) -> int:
     from benchmarks.peers.runner import (
         PeerRow,
@@ -298,6 +389,8 @@ def _cmd_peers(args: argparse.Namespace) -> int:
     )
     from benchmarks.run import output_dir
 
+    for module in _PEER_MODULES[args.family]:  # before any emulator starts
+        require_module(module, extra_for_module(module, prefer="bench-peers") or "bench-peers")
     names = available_peers(args.family)
     if isinstance(names, str):
         print(f"stream-bench peers: {names}", file=sys.stderr)
@@ -413,7 +506,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(arguments)
-    handlers = {"run": _cmd_run, "hotshards": _cmd_hotshards, "compare": _cmd_compare, "peers": _cmd_peers}
+    handlers = {
+        "run": _cmd_run,
+        "hotshards": _cmd_hotshards,
+        "compare": _cmd_compare,
+        "peers": _cmd_peers,
+        "merge": _cmd_merge,
+    }
     try:
         # botocore / confluent-kafka errors become Shardline errors: one line, not a traceback.
         with map_aws_errors(), map_kafka_errors():

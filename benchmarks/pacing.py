@@ -104,31 +104,47 @@ async def produce_then_drain(
     rate: float | None,
     duration: float,
     start: float,
-    send_one: SendOne,
+    send_one: SendOne | None,
     tick: Callable[[], None],
     consumers_running: bool,
     drain_seconds: float,
     stop: asyncio.Event | None = None,
     interrupt_grace: float = 1.0,
+    send_batch: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> bool:
     """The producing phase every target shares: send on schedule, flush, close the producer,
     then give the consumers up to ``drain_seconds`` to read what was acknowledged.
 
     When ``stop`` is set (Ctrl-C), sending ends at once and the producer gets
     ``interrupt_grace`` seconds to deliver what it holds (the rest fails and is counted as
-    failed); consumers are not waited for.  Returns whether the consumers caught up (True
-    when there are none; False when interrupted).
+    failed); consumers are not waited for.  ``send_batch`` (the batch generator's) replaces
+    ``send_one`` when given.  Returns whether the consumers caught up (True when there are
+    none; False when interrupted).
     """
     async with producer:
-        await drive_schedule(
-            rate=rate,
-            duration=duration,
-            start=start,
-            send_one=send_one,
-            tick=tick,
-            on_now=recorder.set_now,
-            stop=stop,
-        )
+        if send_batch is not None:
+            from benchmarks.generator import drive_ticks
+
+            await drive_ticks(
+                rate=rate,
+                duration=duration,
+                start=start,
+                send_batch=send_batch,
+                tick=tick,
+                on_now=recorder.set_now,
+                stop=stop,
+            )
+        else:
+            assert send_one is not None
+            await drive_schedule(
+                rate=rate,
+                duration=duration,
+                start=start,
+                send_one=send_one,
+                tick=tick,
+                on_now=recorder.set_now,
+                stop=stop,
+            )
         if stop is not None and stop.is_set():
             await producer.close(timeout=interrupt_grace)  # type: ignore[attr-defined]
             recorder.now = time.monotonic()
@@ -138,5 +154,5 @@ async def produce_then_drain(
     if not consumers_running:
         return True
     return await wait_for_consumers(
-        lambda: recorder.total_consumed, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
+        lambda: recorder.read_by_slowest, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
     )

@@ -14,12 +14,42 @@ from benchmarks.histogram import LatencyHistogram
 from benchmarks.shardload import ShardLoadTracker
 from shardline import metrics_events as events
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "SeenIds"]
 
 
-def _per_second_histogram() -> LatencyHistogram:
-    """One second's ack latencies, for the timeline chart: 1% precision is plenty there."""
-    return LatencyHistogram(significant_figures=2)
+class SeenIds:
+    """Which record ids were read: one bit per id, so memory grows by 1 bit per record sent."""
+
+    __slots__ = ("_bits",)
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def __contains__(self, record_id: int) -> bool:
+        byte = record_id >> 3
+        return byte < len(self._bits) and bool(self._bits[byte] & (1 << (record_id & 7)))
+
+    def add(self, record_id: int) -> None:
+        byte = record_id >> 3
+        bits = self._bits
+        if byte >= len(bits):
+            bits.extend(bytes(max(byte + 1 - len(bits), len(bits))))
+        bits[byte] |= 1 << (record_id & 7)
+
+    def add_new(self, ids: list[int], values: list[int]) -> list[int]:
+        """Mark ``ids`` seen; return the ``values`` of those not seen before."""
+        bits = self._bits
+        top = max(ids, default=-1) >> 3
+        if top >= len(bits):
+            bits.extend(bytes(max(top + 1 - len(bits), len(bits))))
+        fresh: list[int] = []
+        for record_id, value in zip(ids, values, strict=True):
+            byte, mask = record_id >> 3, 1 << (record_id & 7)
+            if bits[byte] & mask:
+                continue
+            bits[byte] |= mask
+            fresh.append(value)
+        return fresh
 
 
 class Recorder:
@@ -40,9 +70,15 @@ class Recorder:
         self.iterator_age: dict[str, dict[int, int]] = defaultdict(dict)
         self.ack_latency = LatencyHistogram()
         self.e2e_latency = LatencyHistogram()
-        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(_per_second_histogram)
+        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
         self.load = ShardLoadTracker(shard_ids)
-        self.consumed_ids: set[int] = set()
+        self.consumed_ids = SeenIds()
+        self.e2e_by_reader: dict[str, LatencyHistogram] = {}
+        """With ``--consumer both``: end-to-end latency per reader kind (polling, efo)."""
+        self._seen_by_reader: dict[str, SeenIds] = {}
+        self.accepted_records: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.accepted_bytes: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        """Per shard, per second of acknowledgement: what the stream took (accepted load)."""
         self.duplicates = 0
         self.now = clock_start
         self.last_ack_at: float | None = None
@@ -65,6 +101,27 @@ class Recorder:
         self.ack_latency.record(latency)
         self.ack_latency_by_second[second].record(latency)
 
+    def on_acks(
+        self, second: int, shard_id: str, count: int, size: int, intended: float | list[float], now: float
+    ) -> None:
+        """A batch acknowledged at ``now``: records intended at ``intended`` (one time, or one each)."""
+        if count <= 0:
+            return
+        self.last_ack_at = now
+        self.acked[second] += count
+        self.acked_bytes[second] += size
+        ack_second = self.second(now)
+        self.accepted_records[shard_id][ack_second] += count
+        self.accepted_bytes[shard_id][ack_second] += size
+        by_second = self.ack_latency_by_second[second]
+        if isinstance(intended, float):
+            self.ack_latency.record_n(now - intended, count)
+            by_second.record_n(now - intended, count)
+        else:
+            micros = [int((now - t) * 1_000_000) for t in intended]
+            self.ack_latency.record_micros(micros)
+            by_second.record_micros(micros)
+
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """The producer's MetricsObserver: throttles and retries land in the current second."""
         second = self.second(self.now)
@@ -83,6 +140,37 @@ class Recorder:
         self.consumed[second] += 1
         self.e2e_latency.record(e2e_seconds)
 
+    def on_consumed_many(self, second: int, ids: list[int], e2e_micros: list[int]) -> None:
+        """A reader's batch: record ids and end-to-end latencies, deduplicated by id."""
+        fresh = self.consumed_ids.add_new(ids, e2e_micros)
+        self.duplicates += len(ids) - len(fresh)
+        if fresh:
+            self.consumed[second] += len(fresh)
+            self.e2e_latency.record_micros(fresh)
+
+    def expect_readers(self, kinds: list[str]) -> None:
+        """Reader kinds that each read every shard: the drain waits for the slowest of them."""
+        for kind in kinds:
+            self._seen_by_reader.setdefault(kind, SeenIds())
+            self.e2e_by_reader.setdefault(kind, LatencyHistogram())
+
+    @property
+    def read_by_slowest(self) -> int:
+        """Records read by the slowest reader kind (the consumed count with one kind)."""
+        if not self.e2e_by_reader:
+            return self.total_consumed
+        return min(histogram.count for histogram in self.e2e_by_reader.values())
+
+    def on_read_by(self, reader: str, ids: list[int], e2e_micros: list[int]) -> None:
+        """One reader kind's view of a batch, deduplicated per kind (``--consumer both``)."""
+        seen = self._seen_by_reader.get(reader)
+        if seen is None:
+            seen = self._seen_by_reader[reader] = SeenIds()
+            self.e2e_by_reader[reader] = LatencyHistogram()
+        fresh = seen.add_new(ids, e2e_micros)
+        if fresh:
+            self.e2e_by_reader[reader].record_micros(fresh)
+
     def on_iterator_age(self, shard_id: str, second: int, millis: int) -> None:
         ages = self.iterator_age[shard_id]
         ages[second] = max(ages.get(second, 0), millis)
@@ -92,7 +180,7 @@ class Recorder:
     def snapshot(self, now: float, duration: float) -> dict[str, Any]:
         """The figures the live progress display shows (counts and latencies, never payloads)."""
         second = self.second(now)
-        summary = self.ack_latency.summary_ms()
+        summary = self.ack_latency.quantiles_ms("p50", "p99")
         ages = [ages.get(second - 1, 0) for ages in self.iterator_age.values()]
         return {
             "elapsed": now - self.start,

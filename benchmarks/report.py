@@ -39,6 +39,14 @@ def render_html(result: dict[str, Any]) -> str:
                 "throttles": timeline["throttles"],
             },
         ),
+        "offered_accepted": line_chart(
+            "chart-offered-accepted",
+            "Offered load (by intended send time) vs accepted load (by acknowledgement), records/s",
+            {
+                "offered": result["offered_vs_accepted"]["timeline"]["offered_records"],
+                "accepted": result["offered_vs_accepted"]["timeline"]["accepted_records"],
+            },
+        ),
         "latency": line_chart(
             "chart-latency",
             "Send-to-ack latency per second (ms)",

@@ -149,6 +149,51 @@ def _busiest_shard_utilisation(
     return busiest
 
 
+OFFERED_LABEL = (
+    "offered: records the bench scheduled for the shard, counted in the second of their intended "
+    "send time (what the workload asked of the stream)"
+)
+ACCEPTED_LABEL = (
+    "accepted: records the stream acknowledged, counted in the second their acknowledgement "
+    "arrived (what the stream took)"
+)
+GATEWAY_LABEL = (
+    "gateway: the Kinesis records (PutRecords entries; a KPL aggregate counts once however many "
+    "records it carries) the local limit gateway let through and throttled on each shard, every "
+    "attempt, retries included"
+)
+
+
+def offered_vs_accepted(rec: Recorder, gateway: dict[str, Any] | None, seconds: int) -> dict[str, Any]:
+    """Per shard: offered load (intended send time) against accepted load (acknowledgements, gateway)."""
+    offered = rec.load.per_second(seconds)
+    measured = bool(rec.accepted_records)
+    per_shard: dict[str, Any] = {}
+    for shard in sorted(set(offered) | set(rec.accepted_records)):
+        series = offered.get(shard, {"records": [0] * seconds, "bytes": [0] * seconds})
+        accepted = rec.accepted_records.get(shard, {})
+        row: dict[str, Any] = {
+            "offered_records": sum(series["records"]),
+            "accepted_records": sum(accepted.values()) if measured else None,
+            "accepted_bytes": sum(rec.accepted_bytes.get(shard, {}).values()) if measured else None,
+        }
+        if gateway and shard in gateway:
+            row["gateway_accepted_records"] = gateway[shard]["accepted_records"]
+            row["gateway_throttled_records"] = gateway[shard]["throttled_records"]
+        per_shard[shard] = row
+    return {
+        "labels": {"offered": OFFERED_LABEL, "accepted": ACCEPTED_LABEL, "gateway": GATEWAY_LABEL},
+        "accepted_measured": measured,
+        "shards": per_shard,
+        "timeline": {
+            "offered_records": [sum(s["records"][t] for s in offered.values()) for t in range(seconds)],
+            "accepted_records": [
+                sum(series.get(t, 0) for series in rec.accepted_records.values()) for t in range(seconds)
+            ],
+        },
+    }
+
+
 def _quantiles(summary: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in summary.items()}
 
@@ -172,7 +217,8 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     seconds = max(int(outcome.wall_seconds + 0.999), 1)
     # an interrupted run produced for less than its planned duration: measure what it did
     duration = min(workload.duration, outcome.interrupted_after or workload.duration)
-    produce_seconds = max(int(duration + 0.999), 1)
+    # workers that started apart (a merged result) offer load over more whole seconds
+    produce_seconds = max(int(duration + 0.999), rec.load.seconds(), 1)
     acked, consumed = rec.total_acked, rec.total_consumed
     acked_bytes = sum(rec.acked_bytes.values())
     throttles = sum(rec.throttles.values())
@@ -181,7 +227,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate, kafka=is_kafka
     )
     by_second = rec.ack_latency_by_second  # one summary per second: reading them is the costly part
-    per_second = [by_second[t].summary_ms() if t in by_second else _NO_ACKS for t in range(seconds)]
+    per_second = [by_second[t].quantiles_ms("p50", "p99") if t in by_second else _NO_ACKS for t in range(seconds)]
     wall = max(outcome.wall_seconds, 1e-9)
     # Records are acknowledged after the schedule ends when the target falls behind (a flush
     # that drains a backlog): the producing phase runs until the last acknowledgement.
@@ -209,6 +255,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "key_strategy": options.key_strategy,
             "aggregate": options.aggregate,
             "consumer": options.consumer,
+            "workers": options.workers,
             "payload_format": workload.payload_format,
         },
         "summary": {
@@ -226,6 +273,10 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "retries": sum(rec.retries.values()),
             "send_to_ack_ms": _quantiles(rec.ack_latency.summary_ms()),
             "end_to_end_ms": _quantiles(rec.e2e_latency.summary_ms()),
+            "end_to_end_ms_by_consumer": {
+                kind: _quantiles(histogram.summary_ms())
+                for kind, histogram in sorted(rec.e2e_by_reader.items())
+            },
             "wall_seconds": outcome.wall_seconds,
             "client_cpu_seconds": outcome.client_cpu_seconds,
             "emulator_cpu_seconds": emulator_cpu,
@@ -253,6 +304,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "keys_exact": analysis["keys_exact"],
         "reshard_to": analysis["reshard_to"],
         "gateway": outcome.gateway,
+        "offered_vs_accepted": offered_vs_accepted(rec, outcome.gateway, seconds),
         "notes": [
             note for note in (outcome.consumer_note, *outcome.notes, _interrupted_note(outcome)) if note
         ],

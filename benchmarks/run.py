@@ -18,7 +18,7 @@ import os
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -27,9 +27,10 @@ from typing import Any
 from benchmarks.environment import environment
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
+from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
-from benchmarks.workload import KeySampler, WorkloadSpec, decode_payload, encode_payload
+from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
 from shardline.errors import ConfigurationError
 from shardline.interrupts import GracefulInterrupts
 from shardline.records import Ack
@@ -43,10 +44,14 @@ __all__ = [
     "RunOptions",
     "RunOutcome",
     "check_consumer_supported",
+    "ensure_stream",
+    "gateway_counts",
     "run_kinesis",
 ]
 
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
+CONSUMERS = ("polling", "efo", "both", "none")
+"""``both``: one polling and one enhanced fan-out reader per shard, their latencies side by side."""
 
 INTERRUPT_MESSAGE = (
     "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
@@ -65,12 +70,27 @@ class RunOptions:
     aggregate: bool = True
     consumer: str = "polling"
     drain_seconds: float = 10.0
+    generator: str = "batch"
+    """``batch`` (:mod:`benchmarks.generator`) or ``per-record`` (one send() per record)."""
+    workers: int = 1
+    worker_id: int = 0
+    new_stream: bool = False
+    """The stream was created for this run (by the parent of the workers): read it from its start."""
+    """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
 
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ConfigurationError("shards must be >= 1")
-        if self.consumer not in ("polling", "efo", "none"):
-            raise ConfigurationError("consumer must be polling, efo or none")
+        if self.consumer not in CONSUMERS:
+            raise ConfigurationError(f"consumer must be one of {', '.join(CONSUMERS)}")
+        if self.generator not in ("batch", "per-record"):
+            raise ConfigurationError("generator must be batch or per-record")
+        if self.workers < 1 or not 0 <= self.worker_id < self.workers:
+            raise ConfigurationError("--worker-id must be in 0 .. --workers - 1")
+        if self.workers > 1 and self.shards < self.workers:
+            raise ConfigurationError("--workers must not exceed --shards (each worker owns whole shards)")
+        if self.workers > 1 and self.key_strategy != "device":
+            raise ConfigurationError("--workers needs --key-strategy device (workers split the key space)")
         if not (self.key_strategy in KEY_STRATEGIES[:3] or _salt_buckets(self.key_strategy)):
             raise ConfigurationError(f"key strategy must be one of {', '.join(KEY_STRATEGIES)}")
 
@@ -128,18 +148,26 @@ class _KeyChooser:
         return f"{device}#{self._counter % self._buckets}", None
 
 
-async def _ensure_stream(client: Any, name: str, shards: int) -> bool:
-    """Create the stream unless it exists; True when this run created it."""
+async def ensure_stream(client: Any, name: str, shards: int) -> bool:
+    """Create the stream unless it exists; True when this run created it.
+
+    Workers on several machines may all try at once: the one whose create fails with
+    ResourceInUse waits for the others' stream instead.
+    """
     try:
         await client.describe_stream_summary(StreamName=name)
         return False
     except client.exceptions.ResourceNotFoundException:
         pass
-    await client.create_stream(StreamName=name, ShardCount=shards)
+    created = True
+    try:
+        await client.create_stream(StreamName=name, ShardCount=shards)
+    except client.exceptions.ResourceInUseException:
+        created = False
     await client.get_waiter("stream_exists").wait(
         StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
     )
-    return True
+    return created
 
 
 def check_consumer_supported(options: RunOptions, target_name: str) -> None:
@@ -148,13 +176,13 @@ def check_consumer_supported(options: RunOptions, target_name: str) -> None:
     The embedded target is moto, which has no SubscribeToShard: an EFO figure from it would
     be made up, so ``--consumer efo`` there is an error rather than a silent note.
     """
-    if options.consumer == "efo" and target_name == "local":
+    if options.consumer in ("efo", "both") and target_name == "local":
         raise ConfigurationError(
-            "--consumer efo cannot be measured on the embedded local target (moto has no "
+            f"--consumer {options.consumer} cannot be measured on the embedded local target (moto has no "
             "SubscribeToShard); use --consumer polling, or --target kinesis against AWS or an "
             "emulator with enhanced fan-out (AWS_ENDPOINT_URL_KINESIS)"
         )
-    if options.consumer == "efo" and target_name == "msk":
+    if options.consumer in ("efo", "both") and target_name == "msk":
         raise ConfigurationError("--consumer efo is a Kinesis reader; with --target msk use polling or none")
 
 
@@ -183,86 +211,82 @@ async def run_kinesis(
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
         where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
                             client.meta.region_name)  # fmt: skip
-        created = await _ensure_stream(client, stream, options.shards)
+        created = await ensure_stream(client, stream, options.shards)
         listed = await client.list_shards(StreamName=stream)
         shard_map = ShardMap.from_api(listed["Shards"])
-        shard_ids = [s.shard_id for s in shard_map.open_shards]
+        shard_ids = [s.shard_id for s in shard_map.open_shards][options.worker_id :: options.workers]
         consumer_arn: str | None = None
-        if options.consumer == "efo":
+        if options.consumer in ("efo", "both"):
             consumer_arn = await ensure_consumer(
                 client, await stream_arn(client, stream), f"stream-bench-{uuid.uuid4().hex[:8]}"
             )
         loop_start = time.monotonic()
         recorder = Recorder(shard_ids, loop_start)
-        sampler = KeySampler(workload.keys, workload.skew, workload.seed)
         chooser = _KeyChooser(options.key_strategy, shard_map, workload.seed)
         stop_consumers = asyncio.Event()
         consumer_tasks: list[asyncio.Task[None]] = []
         wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
         run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
-        start = _start_position(created, run_start)
+        start = _start_position(created or options.new_stream, run_start)
 
-        def reader_for(shard_id: str) -> Any:
+        def reader_for(shard_id: str, kind: str) -> Any:
             shard = shard_map.get(shard_id)
-            if consumer_arn is not None:
+            if kind == "efo":
+                assert consumer_arn is not None
                 return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
             return PollingShardReader(client, stream, shard_id, start, shard=shard)
 
-        async def consume(shard_id: str) -> None:
+        both = options.consumer == "both"
+        if both:
+            recorder.expect_readers(["polling", "efo"])
+
+        async def consume(shard_id: str, kind: str) -> None:
+            counts = kind == "polling" or not both  # with both, the polling reader counts
             with contextlib.suppress(asyncio.CancelledError):
-                async for batch in reader_for(shard_id):
+                async for batch in reader_for(shard_id, kind):
                     now = time.monotonic()
                     second = recorder.second(now)
-                    if batch.millis_behind_latest is not None:
+                    if batch.millis_behind_latest is not None and counts:
                         recorder.on_iterator_age(shard_id, second, batch.millis_behind_latest)
                     now_ns = wall_origin_ns + int(now * 1e9)
-                    for record in batch.records:
-                        payload = decode_payload(record.data)
-                        if payload is not None and payload.intended_ns >= run_origin_ns:
-                            recorder.on_consumed(
-                                second, payload.record_id, (now_ns - payload.intended_ns) / 1e9
-                            )
+                    read_batch(
+                        recorder,
+                        batch.records,
+                        second,
+                        now_ns,
+                        run_origin_ns,
+                        reader=kind if both else None,
+                        counts=counts,
+                    )
                     if stop_consumers.is_set():
                         return
 
-        if options.consumer != "none":
-            consumer_tasks = [asyncio.create_task(consume(shard_id)) for shard_id in shard_ids]
+        kinds = {"polling": ["polling"], "efo": ["efo"], "both": ["polling", "efo"]}.get(options.consumer, [])
+        consumer_tasks = [
+            asyncio.create_task(consume(shard_id, kind)) for shard_id in shard_ids for kind in kinds
+        ]
 
         producer = KinesisProducer(stream, client=client, observer=recorder, aggregate=options.aggregate)
-        size = workload.record_size
-        fmt = workload.payload_format
-
-        def on_done(second: int, nbytes: int, intended: float, future: asyncio.Future[Ack]) -> None:
-            if future.cancelled() or future.exception() is not None:
-                recorder.failed[second] += 1
-                return
-            now = time.monotonic()
-            recorder.on_ack(second, nbytes, now - intended, now)
-
-        async def send_one(index: int, intended: float) -> None:
-            device = sampler()
-            key, ehk = chooser(device)
-            second = recorder.second(intended)
-            data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
-            shard = shard_map.shard_for_key(key, ehk).shard_id
-            recorder.load.add(shard, second, device, len(data) + len(key))
-            recorder.sent[second] += 1
-            future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
-            future.add_done_callback(partial(on_done, second, len(data), intended))
-
+        send_one, send_batch, mass = _senders(
+            options, producer, shard_map, shard_ids, recorder, chooser, loop_start, wall_origin_ns
+        )
         cpu = CpuMeter(target)
         stop = asyncio.Event()
-        with Progress(
-            lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
-        ) as progress, GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts:
+        with (
+            Progress(
+                lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
+            ) as progress,
+            GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
+        ):
             await produce_then_drain(
                 producer,
                 producer.flush,
                 recorder=recorder,
-                rate=workload.rate,
+                rate=workload.rate * mass if workload.rate else None,
                 duration=workload.duration,
                 start=loop_start,
                 send_one=send_one,
+                send_batch=send_batch,
                 tick=progress.tick,
                 consumers_running=bool(consumer_tasks),
                 drain_seconds=options.drain_seconds,
@@ -280,7 +304,7 @@ async def run_kinesis(
         if consumer_arn is not None:
             with contextlib.suppress(Exception):
                 await client.deregister_stream_consumer(ConsumerARN=consumer_arn)
-        if created and not target.is_embedded:
+        if created and not target.is_embedded and options.workers == 1:
             with contextlib.suppress(Exception):
                 await client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
     return RunOutcome(
@@ -293,13 +317,85 @@ async def run_kinesis(
         client_cpu_seconds=client_cpu,
         process_cpu_seconds=process_cpu,
         emulator_in_process=target.in_process,
-        gateway=_gateway_counts(target, stream),
+        gateway=gateway_counts(target, stream, shard_ids),
         emulator_cpu_seconds=emulator_cpu,
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
         interrupted_after=interrupted_after,
         environment=where,
     )
+
+
+def _senders(
+    options: RunOptions,
+    producer: Any,
+    shard_map: ShardMap,
+    shard_ids: list[str],
+    recorder: Recorder,
+    chooser: _KeyChooser,
+    loop_start: float,
+    wall_origin_ns: int,
+) -> tuple[Any, Any, float]:
+    """The generator's send callables and this worker's share of the offered rate."""
+    workload = options.workload
+    if options.generator == "batch":
+        from benchmarks.generator import LoadGenerator, key_share, zipf_weights
+
+        indices = key_share(workload.keys, shard_map, shard_ids) if options.workers > 1 else None
+        mass = 1.0
+        if indices is not None:
+            weights = zipf_weights(workload.keys, workload.skew.exponent)
+            mass = sum(weights[i] for i in indices) / sum(weights)
+        paced = replace(workload, rate=workload.rate * mass) if workload.rate else workload
+        generator = LoadGenerator(
+            workload=paced,
+            shard_map=shard_map,
+            recorder=recorder,
+            producer=producer,
+            start=loop_start,
+            wall_origin_ns=wall_origin_ns,
+            choose_key=None if options.key_strategy == "device" else chooser,
+            indices=indices,
+            id_stride=options.workers,
+            id_offset=options.worker_id,
+        )
+        return None, generator.send_batch, mass
+    return _per_record_sender(options, producer, shard_map, recorder, chooser, wall_origin_ns), None, 1.0
+
+
+def _per_record_sender(
+    options: RunOptions,
+    producer: Any,
+    shard_map: ShardMap,
+    recorder: Recorder,
+    chooser: _KeyChooser,
+    wall_origin_ns: int,
+) -> Any:
+    """The original generator: one send() and one done-callback per record (kept to compare with)."""
+    workload = options.workload
+    sampler = KeySampler(workload.keys, workload.skew, workload.seed)
+    size = workload.record_size
+    fmt = workload.payload_format
+
+    def on_done(second: int, nbytes: int, intended: float, future: asyncio.Future[Ack]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            recorder.failed[second] += 1
+            return
+        now = time.monotonic()
+        recorder.on_ack(second, nbytes, now - intended, now)
+
+    async def send_one(index: int, intended: float) -> None:
+        device = sampler()
+        key, ehk = chooser(device)
+        second = recorder.second(intended)
+        data = encode_payload(index, wall_origin_ns + int(intended * 1e9), device, size, fmt)
+        shard = shard_map.shard_for_key(key, ehk).shard_id
+        recorder.load.add(shard, second, device, len(data) + len(key))
+        recorder.sent[second] += 1
+        future = await producer.send(data, partition_key=key, explicit_hash_key=ehk)
+        future.add_done_callback(partial(on_done, second, len(data), intended))
+
+    return send_one
 
 
 _TARGET_KINDS = {
@@ -309,6 +405,11 @@ _TARGET_KINDS = {
 
 
 def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
+    if options.consumer == "both":
+        return (
+            "consumer: one GetRecords polling reader and one enhanced fan-out reader per shard; "
+            "consumed records are the polling reader's; end-to-end latency is shown per reader"
+        )
     if fan_out:
         return "consumer: enhanced fan-out (SubscribeToShard); iterator age is the pushed MillisBehindLatest"
     if options.consumer == "polling":
@@ -316,7 +417,8 @@ def _consumer_note(options: RunOptions, fan_out: bool) -> str | None:
     return None
 
 
-def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None:
+def gateway_counts(target: KinesisTarget, stream: str, shard_ids: list[str] | None) -> dict[str, Any] | None:
+    """What the local gateway counted per shard (``shard_ids``: only those; None: all)."""
     stats = target.gateway_stats()
     if stats is None:
         return None
@@ -329,6 +431,7 @@ def _gateway_counts(target: KinesisTarget, stream: str) -> dict[str, Any] | None
             "get_records_throttled": s.get_records_throttled,
         }
         for shard, s in sorted(stats.for_stream(stream).items())
+        if shard_ids is None or shard in shard_ids
     }
 
 

@@ -165,9 +165,12 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
     stop = asyncio.Event()
     interrupted_after: float | None = None
     try:
-        with Progress(
-            lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
-        ) as progress, GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts:
+        with (
+            Progress(
+                lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
+            ) as progress,
+            GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
+        ):
             await produce_then_drain(
                 producer,
                 producer.flush,

@@ -50,6 +50,16 @@ class ShardLoadTracker:
         series.bytes[second] += size
         series.keys.add(key)
 
+    def add_many(self, shard_id: str, second: int, key: str, records: int, size: int) -> None:
+        """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
+        series = self._series.get(shard_id)
+        if series is None:
+            series = self._series[shard_id] = _ShardSeries()
+            self.shard_ids.append(shard_id)
+        series.records[second] += records
+        series.bytes[second] += size
+        series.keys.add(key, records)
+
     def seconds(self) -> int:
         last = max((max(s.records, default=-1) for s in self._series.values()), default=-1)
         return last + 1
@@ -67,6 +77,38 @@ class ShardLoadTracker:
 
     def keys(self, shard_id: str) -> KeyCounter:
         return self._series[shard_id].keys
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every shard's per-second series and key counter, for a partial result."""
+        return {
+            shard: {
+                "records": {str(t): n for t, n in series.records.items()},
+                "bytes": {str(t): n for t, n in series.bytes.items()},
+                "keys": series.keys.to_dict(),
+            }
+            for shard, series in self._series.items()
+        }
+
+    @classmethod
+    def merged(cls, parts: list[tuple[dict[str, Any], int]]) -> ShardLoadTracker:
+        """The union of partial trackers, each ``(to_dict(), seconds to shift it by)``.
+
+        Series of one shard add up second by second; key counters merge with their bounds.
+        """
+        shards: dict[str, list[tuple[dict[str, Any], int]]] = {}
+        for document, shift in parts:
+            for shard, series in document.items():
+                shards.setdefault(shard, []).append((series, shift))
+        tracker = cls(sorted(shards))
+        for shard, pieces in shards.items():
+            target = tracker._series[shard]
+            for series, shift in pieces:
+                for t, n in series["records"].items():
+                    target.records[int(t) + shift] += int(n)
+                for t, n in series["bytes"].items():
+                    target.bytes[int(t) + shift] += int(n)
+            target.keys = KeyCounter.merged([KeyCounter.from_dict(series["keys"]) for series, _ in pieces])
+        return tracker
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,14 +31,14 @@ import os
 import socket
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from consumers._pipeline_transform import load_transform
 from consumers.checkpoint.uri import open_checkpoint_store
-from consumers.pipeline import Pipeline, PipelineConfig, run_until_signal
+from consumers.pipeline import SINK_RETRY_FOREVER, Pipeline, PipelineConfig, run_until_signal
 from consumers.preflight import (
     MissingResourceError,
     ResourceCheck,
@@ -57,6 +57,7 @@ from shardline.errors import ConfigurationError, ShardlineError
 from shardline.exporters.emf import EmfExporter
 from shardline.logformat import LOG_FORMATS, JsonLogFormatter, setup_logging
 from shardline.metrics import MetricsObserver, NullObserver
+from shardline.retry import RetryPolicy
 
 __all__ = [
     "JsonLogFormatter",
@@ -197,6 +198,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-in-flight", type=int, default=10_000, help="records read but not yet written")
     parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain on shutdown")
     parser.add_argument(
+        "--sink-outage-limit",
+        type=float,
+        default=None,
+        help="seconds the sink may stay unavailable before the consumer exits with status 1 "
+        "(default: wait for it, reading paused)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     parser.add_argument(
@@ -220,6 +228,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between metric flushes")
 
 
+def _sink_retry(outage_limit: float | None) -> RetryPolicy:
+    """The pipeline's outage bound: wait for the sink (default) or give up after ``outage_limit`` s."""
+    if outage_limit is None:
+        return SINK_RETRY_FOREVER
+    if not outage_limit > 0:
+        raise ConfigurationError("--sink-outage-limit must be a positive number of seconds")
+    return replace(SINK_RETRY_FOREVER, deadline=outage_limit)
+
+
 async def _consume(args: argparse.Namespace) -> int:
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
@@ -240,6 +257,7 @@ async def _consume(args: argparse.Namespace) -> int:
         checkpoint_interval=args.checkpoint_interval,
         max_in_flight_records=args.max_in_flight,
         drain_timeout=args.drain_timeout,
+        sink_retry=_sink_retry(args.sink_outage_limit),
     )
     if args.metrics_interval <= 0:
         raise ConfigurationError("--metrics-interval must be positive")

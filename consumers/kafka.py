@@ -251,15 +251,23 @@ class KafkaSource:
 
         return await loop.run_in_executor(self._executor, read)
 
-    async def close(self) -> None:
-        """Commit what was acknowledged, leave the group and release the client."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Commit what was acknowledged, leave the group and release the client.
+
+        ``timeout`` bounds the wait: past it, the client finishes closing on its own thread
+        and this returns (the group rebalances on session timeout at the latest).
+        """
         if self._closed:
             return
         self._stopping = True
         self._closed = True
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._close_consumer)
+            await asyncio.wait_for(
+                asyncio.shield(loop.run_in_executor(self._executor, self._close_consumer)), timeout
+            )
+        except TimeoutError:
+            log.warning("closing the Kafka consumer timed out; it finishes on its own thread")
         finally:
             self._executor.shutdown(wait=False)
 

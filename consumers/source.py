@@ -50,11 +50,12 @@ class Source(Protocol):
         """Stop reading; ``batches()`` ends after what was already read."""
         ...
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         """Release what the source holds (shard leases, group membership, clients).
 
         :meth:`consumers.pipeline.Pipeline.run` calls it after its final checkpoint, so
         another worker can take the partitions over at once instead of waiting for leases
-        to expire.  Must be safe to call more than once.
+        to expire.  ``timeout`` bounds the wait (``None``: as long as it takes); what is not
+        released by then is left to expire.  Must be safe to call more than once.
         """
         ...

@@ -29,7 +29,7 @@ __all__ = [
 # Top-level module -> the extras that provide it, preferred first.  A command that needs a
 # module from several extras says which one it means (``prefer``).
 MODULE_EXTRAS: Mapping[str, tuple[str, ...]] = {
-    "confluent_kafka": ("kafka", "local"),
+    "confluent_kafka": ("kafka", "local", "bench-peers"),
     "aws_msk_iam_sasl_signer": ("kafka",),
     "opentelemetry": ("otel",),
     "rich": ("bench",),

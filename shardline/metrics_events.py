@@ -124,8 +124,9 @@ SINK_RECORDS_DUPLICATE: Final = "sink_records_duplicate"
 SINK_RECORDS_RETRY: Final = "sink_records_retry"
 SINK_RECORDS_THROTTLED: Final = "sink_records_throttled"
 SINK_RECORDS_REJECTED: Final = "sink_records_rejected"
-SINK_RECORDS_DEAD_LETTERED: Final = "sink_records_dead_lettered"
-SINK_CALL_RETRIED: Final = "sink_call_retried"
+SINK_RECORDS_UNAVAILABLE: Final = "sink_records_unavailable"
+SINK_RECORDS_CALL_FAILED: Final = "sink_records_call_failed"
+SINK_RECORDS_UNSENT: Final = "sink_records_unsent"
 
 
 def sink_records(outcome: str) -> str:
@@ -223,8 +224,9 @@ _EVENTS: tuple[MetricEvent, ...] = (
     MetricEvent(SINK_RECORDS_RETRY, _C, _N, _SINK, _SK, "entries failed transiently"),
     MetricEvent(SINK_RECORDS_THROTTLED, _C, _N, _SINK, _SK, "entries refused for capacity"),
     MetricEvent(SINK_RECORDS_REJECTED, _C, _N, _SINK, _SK, "entries the destination refused for good"),
-    MetricEvent(SINK_RECORDS_DEAD_LETTERED, _C, _N, _SINK, _SK, "entries a sink dead-lettered"),
-    MetricEvent(SINK_CALL_RETRIED, _C, _N, (*_SINK, "error"), _SK, "whole sink calls retried"),
+    MetricEvent(SINK_RECORDS_UNAVAILABLE, _C, _N, _SINK, _SK, "entries whose call failed retriably"),
+    MetricEvent(SINK_RECORDS_CALL_FAILED, _C, _N, _SINK, _SK, "entries whose call failed for good"),
+    MetricEvent(SINK_RECORDS_UNSENT, _C, _N, _SINK, _SK, "entries held back behind an earlier failure"),
 )
 
 CATALOGUE: Final[Mapping[str, MetricEvent]] = MappingProxyType({event.name: event for event in _EVENTS})

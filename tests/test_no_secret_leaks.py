@@ -1,22 +1,33 @@
 """The canary: a recognisable fake secret must never come back out of the project.
 
 The canary is planted as the AWS secret key and session token, as a SASL/SCRAM password, as an
-MSK IAM token and as record payloads.  Everything the project prints, logs, raises or shows in
-a ``repr`` is then searched for it.  Extend :func:`test_project_output_never_contains_the_canary`'s
+MSK IAM token and as record payloads.  Everything the project prints, logs (message and extra
+fields), raises or shows in a ``repr`` is then searched for it.  The consumer's failure paths
+(a failing transform, a sink rejecting with an echoed payload, a poison record, a dead-letter
+destination that fails) run too: their reasons may quote the payload, and must reach only the
+dead-letter entry.  Extend :func:`test_project_output_never_contains_the_canary`'s
 scenarios as features land.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from consumers.pipeline import Pipeline, PipelineConfig
+from consumers.sinks.base import DeadLetterEntry, EntryResult
+from consumers.sinks.deadletter import MemoryDeadLetter
+from consumers.sinks.memory import MemorySink
+from consumers.source import SourceBatch
 from shardline.errormap import from_botocore, from_error_code
+from shardline.errors import SerializationError, ShardlineError
 from shardline.kafka_config import KafkaClientConfig, MskIam, MskIamTokenProvider, Scram
 from shardline.local import processes
 from shardline.local.environment import export_lines, stack_environment
@@ -38,7 +49,19 @@ class _Capture(logging.Handler):
         self.records.append(record)
 
     def project_lines(self) -> list[str]:
-        return [self.format(record) for record in self.records if record.name.startswith(PROJECT_LOGGERS)]
+        return [
+            f"{self.format(record)} {_extra_fields(record)!r}"
+            for record in self.records
+            if record.name.startswith(PROJECT_LOGGERS)
+        ]
+
+
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What a JSON log formatter would print besides the message."""
+    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
 
 
 @pytest.fixture
@@ -110,7 +133,104 @@ def _local_stack_output() -> list[str]:
     return [*export_lines(env), *(f"{key}={value}" for key, value in child_env.items())]
 
 
+# --- the consumer's failure paths ----------------------------------------------------------------
+
+
+class _OneBatch:
+    """A source of one batch of records whose payloads carry the canary."""
+
+    def __init__(self, records: Sequence[ConsumedRecord]) -> None:
+        self._records = list(records)
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        yield SourceBatch("shardId-000000000000", self._records)
+
+    async def checkpoint(self, partition: str, position: Any) -> None:
+        return None
+
+    async def checkpoint_end(self, partition: str) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def close(self, timeout: float | None = None) -> None:
+        return None
+
+
+def _canary_records(count: int) -> list[ConsumedRecord]:
+    return [
+        ConsumedRecord(
+            data=f'{{"secret": "{CANARY}", "n": {i}}}'.encode(),
+            partition_key="device-1",
+            position=KinesisPosition("stream", "shardId-000000000000", str(i)),
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+class _EchoingSink(MemorySink):
+    """Rejects record 2 quoting its payload (as InfluxDB echoes a refused line); the record
+    starting with ``{"poison"`` cannot be encoded, and the error quotes it."""
+
+    name = "echoing"
+
+    def encode(self, record: ConsumedRecord) -> ConsumedRecord:
+        if record.position.identity.endswith("/3/0"):
+            raise SerializationError(f"cannot encode {record.data.decode()}")
+        return record
+
+    async def send(self, entries: Sequence[ConsumedRecord]) -> Sequence[EntryResult]:
+        results = list(await super().send(entries))
+        for index, entry in enumerate(entries):
+            if entry.position.identity.endswith("/2/0"):
+                results[index] = EntryResult.rejected(f"unable to parse '{entry.data.decode()}'", "HTTP400")
+        return results
+
+
+class _BrokenDeadLetter:
+    async def put(self, entries: Sequence[DeadLetterEntry]) -> None:
+        raise ShardlineError(f"cannot store {entries[0].record.data.decode()}", retriable=False)
+
+    async def close(self) -> None:
+        return None
+
+
+def _failing_transform(record: ConsumedRecord) -> ConsumedRecord:
+    if record.position.identity.endswith("/1/0"):
+        raise ValueError(f"transform choked on {record.data.decode()}")
+    return record
+
+
+def _consumer_failure_paths() -> list[str]:
+    async def run(dead_letter: Any) -> list[str]:
+        pipeline = Pipeline(
+            _OneBatch(_canary_records(4)),
+            _EchoingSink(),
+            config=PipelineConfig(checkpoint_interval=3600),
+            dead_letter=dead_letter,
+            transform=_failing_transform,
+        )
+        try:
+            stats = await asyncio.wait_for(pipeline.run(), 10)
+        except ShardlineError as exc:
+            return [str(exc), repr(exc), str(exc.args)]
+        return [repr(stats), repr(pipeline)]
+
+    dead = MemoryDeadLetter()
+    produced = asyncio.run(run(dead))
+    # the full reasons are in the dead-letter entries, and only there
+    assert len(dead.entries) == 3
+    assert all(CANARY in entry.reason for entry in dead.entries.values())
+    produced += [repr(entry) for entry in dead.entries.values()]
+    produced += asyncio.run(run(_BrokenDeadLetter()))
+    return produced
+
+
 SCENARIOS: dict[str, Callable[[], list[str]]] = {
+    "consumer failure paths: transform, echoed rejection, poison, dead letter failing": (
+        _consumer_failure_paths
+    ),
     "reprs of records and Kafka security settings": _reprs_of_values,
     "translated service errors": _error_messages,
     "local stack exports and server environments": _local_stack_output,

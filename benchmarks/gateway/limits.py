@@ -94,9 +94,11 @@ class TokenBucket:
 
     def __init__(self, rate: float, clock: Clock) -> None:
         self.rate = rate
-        self.capacity = rate
+        # at least one request's worth: scaled below 1 call/s (--limits-percent 10 makes
+        # GetRecords 0.5 calls/s) a bucket of ``rate`` tokens could never admit a call
+        self.capacity = max(rate, 1.0)
         self._clock = clock
-        self._tokens = rate
+        self._tokens = self.capacity
         self._stamp = clock()
 
     def _refill(self) -> None:

@@ -25,10 +25,10 @@ __all__ = ["BatchOutcome", "BatchSource", "process_batch"]
 ONE_BATCH_CONFIG = PipelineConfig(
     # checkpoints happen once, when the pipeline drains at the end of the batch
     checkpoint_interval=3600.0,
-    # the engine retries the batch itself (Lambda re-invokes with the reported records; the
-    # KCL worker exits and the shard resumes from its checkpoint once a worker takes it), so
-    # an outage is waited out for a minute, not forever: then the batch fails with nothing
-    # dead-lettered
+    # the KCL's bound is its checkpoint protocol: the worker exits on a failed batch and the
+    # shard resumes from its checkpoint once a worker takes it, so an outage is waited out
+    # for a minute, not forever: then the batch fails with nothing dead-lettered.  Lambda
+    # replaces this with its invocation deadline (``deadline`` of :func:`process_batch`)
     sink_retry=RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=60.0),
 )
 
@@ -54,7 +54,7 @@ class BatchSource:
     async def stop(self) -> None:
         self._batches = []
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         """Nothing to release: the outside engine owns the leases."""
         self._batches = []
 
@@ -66,6 +66,7 @@ class BatchOutcome:
     watermarks: dict[str, Position]
     stats: PipelineStats
     failure: SinkError | None = None
+    """Why some records are not acknowledged (outage bound, deadline, no dead letter)."""
 
     def acknowledged(self, record: ConsumedRecord) -> bool:
         """Whether ``record`` was written or dead-lettered (at or below its partition's watermark)."""
@@ -86,8 +87,13 @@ async def process_batch(
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
     millis_behind_latest: int | None = None,
+    deadline: float | None = None,
 ) -> BatchOutcome:
-    """Write every record (or dead-letter it); report the acknowledged watermark per partition."""
+    """Write every record (or dead-letter it); report the acknowledged watermark per partition.
+
+    ``deadline`` (event-loop time) bounds the whole batch: records still unwritten then are
+    reported unacknowledged instead of being waited for.
+    """
     source = BatchSource(
         [
             SourceBatch(partition, records, millis_behind_latest=millis_behind_latest)
@@ -102,6 +108,7 @@ async def process_batch(
         dead_letter=dead_letter,
         transform=transform,
         observer=observer,
+        deadline=deadline,
     )
     try:
         stats = await pipeline.run()

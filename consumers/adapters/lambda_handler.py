@@ -20,13 +20,15 @@ A record that appears twice in one event (same shard and sequence number, or sam
 topic-partition-offset) is written once.  Which records are acknowledged is exact, not
 rounded to a sink batch: when the sink rejects a record and there is no dead letter, the
 pipeline bisects the failing sink batch in order, so every record before the rejected one is
-written.  A sink *outage* (retriable errors) is waited out for at most a minute by default
-(``PipelineConfig.sink_retry``) and never dead-lettered.
+written.  A sink *outage* (retriable errors, throttling) is waited out and never
+dead-lettered.
 
 The write is bounded by the invocation's remaining time (``context``'s
-``get_remaining_time_in_millis``, less ``time_margin`` seconds): the sink retry gives up in
-time, and should the batch still be running at the bound, every record of the event is
-reported for retry instead of Lambda timing the invocation out.
+``get_remaining_time_in_millis``, less ``time_margin`` seconds): that is the pipeline's
+deadline, at which it stops waiting for the destination and the records not yet written are
+reported, so the function answers before Lambda times it out.  Should the batch still be
+running half a margin later (a sink call that ignores cancellation), every record of the
+event is reported for retry.
 
 Typical use, at module level so the sink's clients survive between invocations::
 
@@ -48,7 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
-from consumers.pipeline import PipelineConfig, Transform
+from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import deaggregate_consumed
 from shardline.errors import ConfigurationError, ValidationError
@@ -72,6 +74,9 @@ KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "aws:SelfManagedKafka", "SelfManag
 """``eventSource`` of Amazon MSK and self-managed Kafka events (both spellings are published)."""
 
 _DEFAULT_TIME_MARGIN = 5.0
+
+LAMBDA_CONFIG = dataclasses.replace(ONE_BATCH_CONFIG, sink_retry=SINK_RETRY_FOREVER)
+"""One batch, an outage waited out until the invocation's deadline (not a fixed minute)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,13 +243,6 @@ def _remaining_seconds(context: Any) -> float | None:
     return float(remaining()) / 1000.0
 
 
-def _bounded(config: PipelineConfig, budget: float) -> PipelineConfig:
-    """``config`` whose sink retry stops starting attempts within ``budget`` seconds."""
-    retry = config.sink_retry
-    deadline = budget if retry.deadline is None else min(retry.deadline, budget)
-    return dataclasses.replace(config, sink_retry=dataclasses.replace(retry, deadline=deadline))
-
-
 def make_handler(
     sink: Sink,
     *,
@@ -261,7 +259,8 @@ def make_handler(
     if time_margin < 0:
         raise ConfigurationError("time_margin must be >= 0 seconds")
     loop = asyncio.new_event_loop()
-    base_config = config if config is not None else ONE_BATCH_CONFIG
+    # the bound is the invocation's remaining time, not a fixed outage limit
+    base_config = config if config is not None else LAMBDA_CONFIG
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         items = _unique(parse_event(event))
@@ -280,15 +279,19 @@ def make_handler(
             sink,
             transform=transform,
             dead_letter=dead_letter,
-            config=base_config if budget is None else _bounded(base_config, budget),
+            config=base_config,
             observer=observer,
+            # the pipeline stops writing at the deadline and reports exactly what is written
+            deadline=None if budget is None else loop.time() + budget,
         )
         outcome: BatchOutcome | None
         if budget is None:
             outcome = loop.run_until_complete(run)
         else:
             try:
-                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget))
+                # a last resort past the deadline (a sink call that ignores cancellation):
+                # half the margin is still left to answer
+                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget + time_margin / 2))
             except TimeoutError:
                 outcome = None  # nothing is known to be written: all of it is retried
         response["batchItemFailures"] = [

@@ -231,14 +231,21 @@ class KinesisSource:
                 shard.task.cancel()
         self._output.put_nowait(None)
 
-    async def close(self) -> None:
-        """Stop, then give up the leases still held (checkpoints stay)."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop, then give up the leases still held (checkpoints stay).
+
+        ``timeout`` bounds the releases: the leases not released by then expire on their own.
+        """
         await self.stop()
-        for shard_id, shard in list(self._shards.items()):
-            async with shard.lock:
-                with contextlib.suppress(ShardlineError):
-                    await self._store.release(shard.lease)
-            self._shards.pop(shard_id, None)
+        try:
+            async with asyncio.timeout(timeout):
+                for shard_id, shard in list(self._shards.items()):
+                    async with shard.lock:
+                        with contextlib.suppress(ShardlineError):
+                            await self._store.release(shard.lease)
+                    self._shards.pop(shard_id, None)
+        except TimeoutError:
+            _log.warning("releasing leases timed out; they expire on their own")
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -343,15 +350,24 @@ class KinesisSource:
             self._output.put_nowait(exc)
 
     async def _renew_forever(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self._config.lease_renew_interval)
-            for shard_id, shard in list(self._shards.items()):
-                async with shard.lock:
-                    if self._shards.get(shard_id) is not shard:
-                        continue
-                    try:
-                        shard.lease = await self._store.renew(shard.lease)
-                    except LeaseLostError:
-                        self._lose(shard_id)
-                    except ShardlineError as exc:
-                        _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
+        try:
+            while not self._stopping:
+                await asyncio.sleep(self._config.lease_renew_interval)
+                await self._renew_all()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches()
+            self._output.put_nowait(exc)
+
+    async def _renew_all(self) -> None:
+        """One renewal round; a lost lease stops its shard, a store error is retried next round."""
+        for shard_id, shard in list(self._shards.items()):
+            async with shard.lock:
+                if self._shards.get(shard_id) is not shard:
+                    continue
+                try:
+                    shard.lease = await self._store.renew(shard.lease)
+                except LeaseLostError:
+                    self._lose(shard_id)
+                except ShardlineError as exc:
+                    _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)

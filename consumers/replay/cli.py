@@ -77,6 +77,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dead-letter", help="dead-letter URI (file:///PATH.jsonl or s3://BUCKET/PREFIX)")
     parser.add_argument(
+        "--transform", help="module:function applied to each record before the sink (as in consume)"
+    )
+    parser.add_argument(
         "--checkpoint", help="SQLite file for the job's checkpoints (default ./replay-NAME.db)"
     )
     parser.add_argument(
@@ -205,17 +208,19 @@ def _kafka_client(target: KafkaTarget) -> KafkaClientConfig:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from consumers._pipeline_transform import load_transform
     from consumers.checkpoint.sqlite import SQLiteCheckpointStore
     from consumers.replay.job import ReplayJob
     from consumers.replay.progress import ProgressDisplay
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
     source = _check(args)
+    transform = load_transform(args.transform) if args.transform else None
     async with AsyncExitStack() as stack:
         dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
         if dead_letter is not None:
             stack.push_async_callback(dead_letter.close)
-        sink = sink_from_uri(args.sink, dead_letter=dead_letter)
+        sink = sink_from_uri(args.sink)
         stack.push_async_callback(sink.close)
         await run_checks(_resource_checks(args, source))
         reader = await _reader(args, source, stack)
@@ -224,7 +229,15 @@ async def _main(args: argparse.Namespace) -> int:
         )
         stack.push_async_callback(store.close)
         with ProgressDisplay(args.name) as progress:
-            job = ReplayJob(reader, sink, store, concurrency=args.concurrency, on_progress=progress.advance)
+            job = ReplayJob(
+                reader,
+                sink,
+                store,
+                concurrency=args.concurrency,
+                on_progress=progress.advance,
+                transform=transform,
+                dead_letter=dead_letter,
+            )
             running = asyncio.ensure_future(job.run())
             with GracefulInterrupts(on_stop=running.cancel) as interrupts:
                 try:

@@ -1,25 +1,29 @@
 """A replay or backfill job: read a bounded range into a sink, resumably, and summarise.
 
-The job keeps its progress in a checkpoint store of its *own* namespace (e.g.
-``replay-<name>``), one lease per partition, so a crashed job resumes where it stopped and
-never touches a live consumer's checkpoints.  A partition whose range was fully written is
-marked ``SHARD_END`` and skipped by a rerun.  Because sinks are idempotent, records written
-after the last checkpoint and before a crash are simply written again on resume.  When one
-partition fails, the others are cancelled and the error is raised: a rerun resumes all of
-them from their checkpoints.
+The job is a :class:`~consumers.pipeline.Pipeline` over a bounded source
+(:class:`~consumers.replay.source.RangeSource`): the same transform, write workflow
+(resend only what failed, bisect, dead-letter with the position), back-pressure and
+checkpointing as the long-running consumer.  Its progress lives in a checkpoint store of its
+*own* namespace (e.g. ``replay-<name>``), one lease per partition, so a crashed job resumes
+where it stopped and never touches a live consumer's checkpoints.  A partition whose range
+was fully resolved is marked ``SHARD_END`` and skipped by a rerun.  Because sinks are
+idempotent, records written after the last checkpoint and before a crash are simply written
+again on resume.  When a partition's reader fails or records can be neither written nor
+dead-lettered, the job stops after checkpointing what is resolved and raises the cause: a
+rerun resumes every partition from its checkpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from consumers.checkpoint.base import CheckpointStore
+from consumers.pipeline import Pipeline, PipelineConfig, Transform
 from consumers.replay.ranges import RangeReader
-from consumers.sinks.base import BatchingSink, Sink
-from shardline.records import SHARD_END
+from consumers.replay.source import ProgressCallback, RangeSource
+from consumers.sinks.base import DeadLetter, Sink
+from shardline.metrics import MetricsObserver
 
 __all__ = ["ReplayJob", "ReplaySummary"]
 
@@ -45,12 +49,8 @@ class ReplaySummary:
         ]
 
 
-ProgressCallback = Callable[[str, int], None]
-"""Called with (partition, records just written) after each batch."""
-
-
 class ReplayJob:
-    """Reads every partition of ``reader`` into ``sink``, checkpointing in ``store``."""
+    """Reads every partition of ``reader`` through a pipeline into ``sink``, checkpointing in ``store``."""
 
     def __init__(
         self,
@@ -61,56 +61,41 @@ class ReplayJob:
         owner: str | None = None,
         concurrency: int = 4,
         on_progress: ProgressCallback | None = None,
+        transform: Transform | None = None,
+        dead_letter: DeadLetter | None = None,
+        config: PipelineConfig | None = None,
+        observer: MetricsObserver | None = None,
     ) -> None:
         self.reader = reader
         self.sink = sink
         self.store = store
         self.owner = owner or f"replay-{uuid.uuid4().hex[:12]}"
-        self._slots = asyncio.Semaphore(concurrency)
-        self._on_progress = on_progress
-        self._read = 0
-        self._skipped = 0
+        self.source = RangeSource(
+            reader, store, owner=self.owner, concurrency=concurrency, on_progress=on_progress
+        )
+        self.pipeline = Pipeline(
+            self.source,
+            sink,
+            config=config if config is not None else PipelineConfig(partition_concurrency=1),
+            dead_letter=dead_letter,
+            transform=transform,
+            observer=observer,
+        )
 
     def __repr__(self) -> str:
         return f"ReplayJob(reader={self.reader!r}, sink={self.sink!r})"
 
     async def run(self) -> ReplaySummary:
-        partitions = await self.reader.partitions()
-        before = _stats(self.sink)
-        try:
-            async with asyncio.TaskGroup() as group:
-                for partition in partitions:
-                    group.create_task(self._partition(partition))
-        except BaseExceptionGroup as failed:
-            # A failing partition stops its siblings (their progress is checkpointed), so a
-            # rerun never races a leftover task; the first error is the one reported.
-            raise failed.exceptions[0] from None
-        after = _stats(self.sink)
-        written, duplicates, dead = (a - b for a, b in zip(after, before, strict=True))
-        if not isinstance(self.sink, BatchingSink):
-            written = self._read
-        return ReplaySummary(len(partitions), self._skipped, self._read, written, duplicates, dead)
+        stats = await self.pipeline.run()
+        return ReplaySummary(
+            self.source.partitions,
+            self.source.skipped,
+            self.source.read,
+            stats.records_out - stats.duplicates,
+            stats.duplicates,
+            stats.dead_lettered,
+        )
 
-    async def _partition(self, partition: str) -> None:
-        async with self._slots:
-            await self.store.create_if_absent(partition)
-            lease = await self.store.acquire(partition, self.owner)
-            if lease.is_shard_end:
-                self._skipped += 1
-                await self.store.release(lease)
-                return
-            async for records, token in self.reader.read(partition, lease.checkpoint):
-                if records:
-                    await self.sink.write(records)
-                    self._read += len(records)
-                lease = await self.store.checkpoint(lease, token)
-                if self._on_progress is not None:
-                    self._on_progress(partition, len(records))
-            lease = await self.store.checkpoint(lease, SHARD_END)
-            await self.store.release(lease)
-
-
-def _stats(sink: Sink) -> tuple[int, int, int]:
-    if isinstance(sink, BatchingSink):
-        return sink.stats.written, sink.stats.duplicates, sink.stats.dead_lettered
-    return 0, 0, 0
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop the job: drain and checkpoint within ``timeout`` s (see :meth:`Pipeline.close`)."""
+        await self.pipeline.close(timeout)

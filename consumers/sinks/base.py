@@ -1,37 +1,37 @@
-"""The contract between the pipeline and every sink, and the workflow every sink shares.
+"""The contract between the pipeline and every sink.
 
 The pipeline hands a sink a batch of records of one partition (shard or Kafka partition)
-and awaits :meth:`Sink.write`.  When ``write`` returns, every record of the batch is
-durably written *or* dead-lettered: that is the acknowledgement the pipeline checkpoints
-on.  ``write`` raises :class:`shardline.errors.SinkError` when it could do neither; the
-pipeline then does not checkpoint past the batch.
+and awaits :meth:`Sink.write`, which tries every record *once* and answers one
+:class:`EntryResult` per record, in order: written, duplicate (the destination already
+holds it), a retriable failure (transient, or throttled), or a permanent rejection.  What
+happens next is the pipeline's job alone (:mod:`consumers.pipeline`): it resends only the
+records that failed retriably, with back-off and within its outage bound, bisects a batch
+whose call failed as a whole, dead-letters rejected records with their position, and
+checkpoints only what is resolved.  A sink never sleeps, never retries and never
+dead-letters; keeping the workflow in one place means replay, the long-running consumer,
+Lambda and the KCL adapter all retry, dead-letter and count the same way.
 
 Sinks must be idempotent: writing the same record twice leaves the same state as once, so
 replays and at-least-once redelivery cause no double effects.
 
-:class:`BatchingSink` owns the workflow (chunk to the API's limits, send, resend only what
-failed with back-off, dead-letter what keeps failing or is rejected, acknowledge by
-returning).  A concrete sink implements three primitives: :meth:`BatchingSink.encode`,
-:meth:`BatchingSink.entry_size` and :meth:`BatchingSink.send`.  Keeping the workflow in one
-place means every sink retries, dead-letters and counts the same way, and one contract
-suite can check all of them.
+:class:`BatchingSink` holds what every concrete sink shares: encode each record, refuse
+records the API can never take, chunk to the API's limits, send each chunk once and map the
+answers back to records.  A concrete sink implements :meth:`BatchingSink.encode`,
+:meth:`BatchingSink.entry_size` and :meth:`BatchingSink.send`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, ShardlineError, SinkError, ValidationError
-from shardline.metrics import MetricsObserver, NullObserver
-from shardline.records import ConsumedRecord
-from shardline.retry import RetryPolicy
+from shardline.metrics import MetricsObserver, guard_observer
+from shardline.records import ConsumedRecord, Position
 
 __all__ = [
     "BatchingSink",
@@ -41,7 +41,6 @@ __all__ = [
     "EntryResult",
     "Outcome",
     "Sink",
-    "SinkOptions",
     "SinkStats",
     "plan_chunks",
 ]
@@ -51,8 +50,16 @@ __all__ = [
 class Sink(Protocol):
     """Idempotent destination of consumed records."""
 
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        """Write (or dead-letter) every record of ``batch``; return only when that is durable."""
+    async def write(self, batch: Sequence[ConsumedRecord]) -> Sequence[EntryResult] | None:
+        """Try every record of ``batch`` once; return one result per record, in order.
+
+        ``None`` means every record was written (a simple sink need not build results).
+        Raising means the whole call failed: a retriable :class:`ShardlineError` is an
+        outage the pipeline waits out; :class:`SinkError` (the sink cannot go on) and errors
+        saying the destination cannot be written (access denied, not found) stop the run;
+        any other error is bisected to find the record at fault.  Never sleeps, retries or
+        dead-letters: the pipeline does that.
+        """
         ...
 
     async def close(self) -> None:
@@ -62,18 +69,29 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetterEntry:
-    """A record that could not be written, with why and where it came from."""
+    """A record that could not be written, with why and where it came from.
+
+    ``reason`` may quote the destination's answer or the transform's error, so it lives
+    only in the dead-letter destination, never in logs.  ``position`` is where the record
+    was read (a transform may hand back a changed record); ``None`` means the record's own.
+    """
 
     record: ConsumedRecord = field(repr=False)
-    reason: str
+    reason: str = field(repr=False)
     error_type: str = ""
     attempts: int = 0
     destination: str = ""
+    position: Position | None = None
+
+    @property
+    def source_position(self) -> Position:
+        """Where the record was read."""
+        return self.position if self.position is not None else self.record.position
 
 
 @runtime_checkable
 class DeadLetter(Protocol):
-    """Where records go that keep failing (poison records, rejected records).
+    """Where records go that cannot be written (poison records, rejected records).
 
     ``put`` returns only once the entries are durable; the pipeline then treats the records
     as acknowledged so the shard keeps moving.
@@ -84,34 +102,54 @@ class DeadLetter(Protocol):
     async def close(self) -> None: ...
 
 
-# --- the workflow -----------------------------------------------------------------------------
-
-
 class Outcome(enum.Enum):
-    """What happened to one entry of a send."""
+    """What happened to one record of a write."""
 
     WRITTEN = "written"
     DUPLICATE = "duplicate"
     """The destination already holds this record (or a newer version of it): success."""
     RETRY = "retry"
-    """A transient per-entry failure (internal error): resend it, at most ``max_attempts`` times."""
+    """A transient failure of this entry (internal error): resend it, a bounded number of
+    times (``PipelineConfig.entry_attempts``), then dead-letter it."""
     THROTTLED = "throttled"
     """Not processed for capacity reasons (UnprocessedItems, throttled): resend with back-off.
 
-    Not counted against ``max_attempts``: a busy destination is not the record's fault, so
-    it is treated like an outage (bounded only by ``outage_timeout``) and never dead-lettered.
+    Never counted against the record: a busy destination is not the record's fault, so it is
+    waited out like an outage and never dead-lettered.
     """
+    UNAVAILABLE = "unavailable"
+    """The call carrying this record failed as a whole with a retriable error (or was not
+    made because an earlier call of the same write failed so): an outage, waited out."""
+    CALL_FAILED = "call_failed"
+    """The call carrying this record failed as a whole with a non-retriable error: one of
+    its records is at fault, the pipeline bisects to find it."""
     REJECTED = "rejected"
     """The destination will never accept this entry: dead-letter it."""
+    UNSENT = "unsent"
+    """Not sent: an earlier chunk of the same write has records still to resend, and a later
+    record must not overtake an earlier one of the same key.  Sent again, not counted."""
+
+
+_RESOLVED = frozenset({Outcome.WRITTEN, Outcome.DUPLICATE})
 
 
 @dataclass(frozen=True, slots=True)
 class EntryResult:
-    """The outcome of one entry, with the destination's reason when it failed."""
+    """The outcome of one record, with the destination's reason when it failed.
+
+    ``reason`` may quote the destination; it goes to the dead-letter entry only.  ``error``
+    is the exception of a whole-call failure (``UNAVAILABLE`` / ``CALL_FAILED``).
+    """
 
     outcome: Outcome
-    reason: str = ""
+    reason: str = field(default="", repr=False)
     error_type: str = ""
+    error: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def resolved(self) -> bool:
+        """Written or already there: nothing left to do for this record."""
+        return self.outcome in _RESOLVED
 
     @classmethod
     def written(cls) -> EntryResult:
@@ -133,9 +171,22 @@ class EntryResult:
     def rejected(cls, reason: str, error_type: str = "") -> EntryResult:
         return cls(Outcome.REJECTED, reason, error_type)
 
+    @classmethod
+    def call_error(cls, error: BaseException) -> EntryResult:
+        """The result of every record of a call that raised ``error`` as a whole."""
+        retriable = isinstance(error, ShardlineError) and error.retriable
+        return cls(
+            Outcome.UNAVAILABLE if retriable else Outcome.CALL_FAILED,
+            str(error),
+            type(error).__name__,
+            error,
+        )
+
 
 _WRITTEN = EntryResult(Outcome.WRITTEN)
 _DUPLICATE = EntryResult(Outcome.DUPLICATE)
+_UNSENT = EntryResult(Outcome.UNSENT)
+_FINAL = frozenset({Outcome.WRITTEN, Outcome.DUPLICATE, Outcome.REJECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,105 +248,36 @@ def plan_chunks(
     return chunks
 
 
-_DEFAULT_RETRY = RetryPolicy(initial_backoff=0.05, max_backoff=5.0, deadline=None)
-"""The project's shared full-jitter back-off: 50 ms doubling to at most 5 s."""
-
-
-@dataclass(frozen=True, slots=True)
-class SinkOptions:
-    """How a sink retries and gives up.
-
-    ``max_attempts``: sends of one entry that failed *per entry* (throttled, unprocessed,
-    retriable rejection) before it is dead-lettered (default 8).
-    ``outage_timeout``: seconds a whole call may keep failing with a retriable error (the
-    destination is down or throttling everything) before ``write`` raises
-    :class:`SinkError`; ``None`` (the default) waits for the destination forever, so the
-    pipeline stops reading instead of losing or dead-lettering healthy records.
-    ``backoff``: seconds to wait before retry number ``attempt`` (1-based); defaults to
-    :class:`shardline.retry.RetryPolicy`'s full-jitter exponential back-off (50 ms doubling
-    to 5 s); any ``RetryPolicy(...).backoff`` fits.
-    """
-
-    max_attempts: int = 8
-    outage_timeout: float | None = None
-    backoff: Callable[[int], float] = _DEFAULT_RETRY.backoff
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
-        if self.outage_timeout is not None and self.outage_timeout < 0:
-            raise ConfigurationError("outage_timeout must not be negative")
-
-
 @dataclass(slots=True)
 class SinkStats:
-    """Running counts of what a sink did; read by replay summaries and tests."""
+    """Running counts of what a sink did; read by tests and summaries."""
 
     written: int = 0
     duplicates: int = 0
-    dead_lettered: int = 0
-    retried: int = 0
     calls: int = 0
+    failed_calls: int = 0
 
 
 EntryT = TypeVar("EntryT")
 
 
-class _Outage:
-    """Tracks how long every send of a chunk has failed for capacity or availability reasons."""
-
-    def __init__(self, timeout: float | None, sink: str) -> None:
-        self.timeout = timeout
-        self.sink = sink
-        self.started: float | None = None
-        self.attempt = 0
-
-    def check(self, error: ShardlineError | None) -> None:
-        """Count one more failed round; raise ``SinkError`` once the outage lasted too long."""
-        now = time.monotonic()
-        if self.started is None:
-            self.started = now
-        if self.timeout is not None and now - self.started >= self.timeout:
-            cause = type(error).__name__ if error is not None else "throttled"
-            raise SinkError(f"{self.sink} sink unavailable for {self.timeout:.0f} s: {cause}") from error
-        self.attempt += 1
-
-    def reset(self) -> None:
-        self.started, self.attempt = None, 0
-
-
-@dataclass(slots=True)
-class _Pending(Generic[EntryT]):
-    record: ConsumedRecord
-    entry: EntryT
-    attempts: int = 0
-    last: EntryResult = field(default=_WRITTEN)
-
-
 class BatchingSink(ABC, Generic[EntryT]):
-    """The shared sink workflow; subclasses implement ``encode``, ``entry_size`` and ``send``.
+    """What every concrete sink shares; subclasses implement ``encode``, ``entry_size``, ``send``.
 
-    ``write`` keeps at most one batch in memory and does not return while the destination
-    is unavailable, so a slow or failing destination pauses the pipeline's reading instead
-    of growing a buffer.
+    ``write`` encodes the batch, answers ``REJECTED`` for records the API can never take
+    (encoding refused them, or they exceed the entry size limit), chunks the rest to the
+    API's limits, sends each chunk once and maps the answers back to records.  Once a chunk
+    has records left to resend (throttled, failed, or its call failed as a whole) the later
+    chunks are not sent (``UNSENT``): the pipeline resends in order, so a later record never
+    overtakes an earlier one of the same key.
     """
 
     name: str = "sink"
     limits: ChunkLimits = ChunkLimits(max_entries=500)
 
-    def __init__(
-        self,
-        *,
-        dead_letter: DeadLetter | None = None,
-        options: SinkOptions | None = None,
-        observer: MetricsObserver | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.dead_letter = dead_letter
-        self.options = options or SinkOptions()
-        self.observer: MetricsObserver = observer or NullObserver()
+    def __init__(self, *, observer: MetricsObserver | None = None) -> None:
+        self.observer: MetricsObserver = guard_observer(observer)
         self.stats = SinkStats()
-        self._sleep = sleep
         self._closed = False
 
     # --- primitives -------------------------------------------------------------------------
@@ -310,10 +292,11 @@ class BatchingSink(ABC, Generic[EntryT]):
 
     @abstractmethod
     async def send(self, entries: Sequence[EntryT]) -> Sequence[EntryResult]:
-        """Send one chunk; return one result per entry, in order.
+        """Send one chunk once; return one result per entry, in order.
 
         Raise a retriable :class:`ShardlineError` when the whole call failed transiently
         (throttled, 5xx, connection lost) and a non-retriable one when no retry can help.
+        Results' reasons must not copy response bodies that may echo the payload.
         """
 
     def entry_count(self, entry: EntryT) -> int:
@@ -328,91 +311,61 @@ class BatchingSink(ABC, Generic[EntryT]):
         """Release clients the sink created itself."""
         return None
 
-    # --- workflow ---------------------------------------------------------------------------
+    # --- one attempt ------------------------------------------------------------------------
 
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+    async def write(self, batch: Sequence[ConsumedRecord]) -> list[EntryResult]:
         if self._closed:
             raise SinkError(f"{self.name} sink is closed")
-        if not batch:
-            return
-        pending: list[_Pending[EntryT]] = []
-        poison: list[DeadLetterEntry] = []
+        results: list[EntryResult | None] = [None] * len(batch)
+        indexes: list[int] = []
+        entries: list[EntryT] = []
         max_entry = self.limits.max_entry_bytes
-        for record in batch:
+        for index, record in enumerate(batch):
             try:
                 entry = self.encode(record)
             except ValidationError as exc:
-                poison.append(self._dead(record, str(exc), type(exc).__name__, 0))
+                results[index] = EntryResult.rejected(str(exc), type(exc).__name__)
                 continue
-            if max_entry is not None and self.entry_size(entry) > max_entry:
-                poison.append(
-                    self._dead(
-                        record,
-                        f"entry of {self.entry_size(entry)} bytes exceeds the {max_entry}-byte limit",
-                        "RecordTooLargeError",
-                        0,
-                    )
+            size = self.entry_size(entry)
+            if max_entry is not None and size > max_entry:
+                results[index] = EntryResult.rejected(
+                    f"entry of {size} bytes exceeds the {max_entry}-byte limit", "RecordTooLargeError"
                 )
                 continue
-            pending.append(_Pending(record, entry))
-        if poison:
-            await self._dead_letter(poison)
-        sizes = [self.entry_size(item.entry) for item in pending]
-        keys = [self.entry_key(item.entry) for item in pending]
-        counts = [self.entry_count(item.entry) for item in pending]
+            indexes.append(index)
+            entries.append(entry)
+        sizes = [self.entry_size(entry) for entry in entries]
+        keys = [self.entry_key(entry) for entry in entries]
+        counts = [self.entry_count(entry) for entry in entries]
+        held = False
         for chunk in plan_chunks(sizes, self.limits, keys, counts):
-            await self._write_chunk([pending[index] for index in chunk])
-
-    async def _write_chunk(self, chunk: list[_Pending[EntryT]]) -> None:
-        failed: list[DeadLetterEntry] = []
-        outage = _Outage(self.options.outage_timeout, self.name)
-        retry_round = 0
-        while chunk:
-            self.stats.calls += 1
-            try:
-                results = await self.send([item.entry for item in chunk])
-            except ShardlineError as exc:
-                if not exc.retriable:
-                    raise SinkError(f"{self.name} sink failed: {type(exc).__name__}: {exc}") from exc
-                outage.check(exc)
-                self.observer.on_event(
-                    events.SINK_CALL_RETRIED, 1.0, sink=self.name, error=type(exc).__name__
-                )
-                await self._sleep(self.options.backoff(outage.attempt))
+            if held:
+                for position in chunk:
+                    results[indexes[position]] = _UNSENT
                 continue
-            if len(results) != len(chunk):
-                raise SinkError(f"{self.name} sink returned {len(results)} results for {len(chunk)} entries")
-            retry: list[_Pending[EntryT]] = []
-            throttled = 0
-            for item, result in zip(chunk, results, strict=True):
-                item.last = result
-                if result.outcome is Outcome.WRITTEN:
-                    self.stats.written += 1
-                elif result.outcome is Outcome.DUPLICATE:
-                    self.stats.duplicates += 1
-                elif result.outcome is Outcome.THROTTLED:
-                    throttled += 1
-                    retry.append(item)
-                elif result.outcome is Outcome.RETRY and item.attempts + 1 < self.options.max_attempts:
-                    item.attempts += 1
-                    retry.append(item)
-                else:
-                    item.attempts += 1
-                    failed.append(self._dead(item.record, result.reason, result.error_type, item.attempts))
-            self._report(results)
-            if throttled and throttled == len(results):
-                outage.check(None)
-                delay = self.options.backoff(outage.attempt)
-            elif retry:
-                outage.reset()
-                retry_round += 1
-                delay = self.options.backoff(retry_round)
-            if retry:
-                self.stats.retried += len(retry)
-                await self._sleep(delay)
-            chunk = retry
-        if failed:
-            await self._dead_letter(failed)
+            answers = await self._send_once([entries[position] for position in chunk])
+            for position, answer in zip(chunk, answers, strict=True):
+                results[indexes[position]] = answer
+            held = any(answer.outcome not in _FINAL for answer in answers)
+        final = [result if result is not None else EntryResult.written() for result in results]
+        self._report(final)
+        return final
+
+    async def _send_once(self, chunk: Sequence[EntryT]) -> list[EntryResult]:
+        self.stats.calls += 1
+        try:
+            answers = list(await self.send(chunk))
+        except ShardlineError as exc:
+            self.stats.failed_calls += 1
+            return [EntryResult.call_error(exc)] * len(chunk)
+        if len(answers) != len(chunk):
+            raise SinkError(f"{self.name} sink returned {len(answers)} results for {len(chunk)} entries")
+        for answer in answers:
+            if answer.outcome is Outcome.WRITTEN:
+                self.stats.written += 1
+            elif answer.outcome is Outcome.DUPLICATE:
+                self.stats.duplicates += 1
+        return answers
 
     def _report(self, results: Sequence[EntryResult]) -> None:
         counts: dict[Outcome, int] = {}
@@ -420,24 +373,6 @@ class BatchingSink(ABC, Generic[EntryT]):
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         for outcome, count in counts.items():
             self.observer.on_event(events.sink_records(outcome.value), float(count), sink=self.name)
-
-    def _dead(self, record: ConsumedRecord, reason: str, error_type: str, attempts: int) -> DeadLetterEntry:
-        return DeadLetterEntry(
-            record=record, reason=reason, error_type=error_type, attempts=attempts, destination=self.name
-        )
-
-    async def _dead_letter(self, entries: list[DeadLetterEntry]) -> None:
-        if self.dead_letter is None:
-            raise SinkError(
-                f"{self.name} sink could not write {len(entries)} record(s) and has no dead-letter "
-                f"destination (first reason: {entries[0].reason})"
-            )
-        try:
-            await self.dead_letter.put(entries)
-        except ShardlineError as exc:
-            raise SinkError(f"dead-letter destination failed: {type(exc).__name__}: {exc}") from exc
-        self.stats.dead_lettered += len(entries)
-        self.observer.on_event(events.SINK_RECORDS_DEAD_LETTERED, float(len(entries)), sink=self.name)
 
     async def close(self) -> None:
         if self._closed:

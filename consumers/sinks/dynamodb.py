@@ -6,8 +6,8 @@ Every item also carries a version attribute (from the record position, or the ma
 ``version_field``).
 
 - Plain mode: BatchWriteItem, <= 25 items and <= 16 MB per call (enforced here: moto
-  accepts 26); ``UnprocessedItems`` are resent with back-off.  A replay writes the same
-  items again, which leaves the same state.
+  accepts 26); ``UnprocessedItems`` are reported throttled (the pipeline resends them).  A
+  replay writes the same items again, which leaves the same state.
 - Guarded mode (``guarded=True``): one conditional PutItem per item with
   ``attribute_not_exists(#pk) OR #version < :version``, so an older replayed record never
   overwrites a newer one (a backfill overlapping live traffic is safe).
@@ -191,7 +191,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 reason = type(error).__name__
                 code = error.code if isinstance(error, ServiceError) else reason
                 if not isinstance(error.__cause__, ClientError):  # no answer (refused, timed out)
-                    return EntryResult.retry(reason, code), error
+                    return EntryResult.call_error(error), error
                 if isinstance(error, ThrottledError):
                     return EntryResult.throttled(code, code), None
                 if error.retriable:

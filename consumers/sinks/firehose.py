@@ -7,8 +7,8 @@ deduplication, along with the position and the base64 payload
 ``shardline replay`` reads back when backfilling from Firehose's S3 archive.
 
 Limits enforced here (moto accepts more): <= 500 records and <= 4 MiB per call, <= 1000 KiB
-per record (larger records are dead-lettered with the reason).  Entries reported in
-``FailedPutCount`` are resent with back-off; the others are not sent again.
+per record (larger records are reported rejected).  Entries reported in ``FailedPutCount``
+are reported throttled or failed per entry; the pipeline resends only those.
 """
 
 from __future__ import annotations

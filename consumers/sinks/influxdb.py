@@ -8,8 +8,10 @@ replay) leaves the same data.
 
 Both HTTP APIs are spoken: v2 ``POST /api/v2/write?org=&bucket=&precision=ns`` with
 ``Authorization: Token ...`` (Timestream for InfluxDB, InfluxDB 2.x) and v1
-``POST /write?db=&precision=n`` (InfluxDB 1.x).  A 400 for a batch is bisected so that only
-the points InfluxDB refuses are dead-lettered; 429 and 5xx are retried with back-off.
+``POST /write?db=&precision=n`` (InfluxDB 1.x).  A 400/413/422 fails the call as a whole
+(non-retriable: the pipeline bisects the batch so that only the points InfluxDB refuses are
+dead-lettered); 429 and 5xx are retriable (the pipeline waits them out).  Response bodies
+are never copied into errors: InfluxDB echoes the rejected line.
 Tokens never appear in reprs or errors; TLS is verified unless a session says otherwise.
 """
 
@@ -155,17 +157,14 @@ class InfluxDBSink(BatchingSink[bytes]):
         return await self._send_lines(list(entries))
 
     async def _send_lines(self, lines: list[bytes]) -> list[EntryResult]:
-        status, message = await self._post(b"".join(lines))
+        status = await self._post(b"".join(lines))
         if status < 300:
             return [EntryResult.written()] * len(lines)
-        if status in (400, 413, 422):
-            if len(lines) == 1:
-                return [EntryResult.rejected(f"HTTP {status}: {message}", f"HTTP{status}")]
-            middle = len(lines) // 2  # bisect: points already written are rewritten identically
-            return await self._send_lines(lines[:middle]) + await self._send_lines(lines[middle:])
-        raise _status_error(status, message)
+        raise _status_error(status)
 
-    async def _post(self, body: bytes) -> tuple[int, str]:
+    async def _post(self, body: bytes) -> int:
+        """POST the lines; the status only.  The response body is not read into any reason
+        or error: InfluxDB echoes the rejected line, and that is payload."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         url, params = self._endpoint()
@@ -174,8 +173,7 @@ class InfluxDBSink(BatchingSink[bytes]):
             headers["Authorization"] = f"Token {self._token}"
         try:
             async with self._session.post(url, params=params, data=body, headers=headers) as response:
-                text = (await response.text())[:300]
-                return response.status, text
+                return response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientServiceError(
                 f"{type(exc).__name__} talking to InfluxDB", service="influxdb"
@@ -187,19 +185,20 @@ class InfluxDBSink(BatchingSink[bytes]):
             self._session = None
 
 
-def _status_error(status: int, message: str) -> ServiceError:
+def _status_error(status: int) -> ServiceError:
     code = f"HTTP{status}"
     if status == 401:
         return AuthenticationError("InfluxDB rejected the credentials", code=code, service="influxdb")
     if status == 403:
         return AccessDeniedError("InfluxDB refused the write", code=code, service="influxdb")
     if status == 404:
-        return ResourceNotFoundError(f"InfluxDB: {message}", code=code, service="influxdb")
+        return ResourceNotFoundError("InfluxDB: database or bucket not found", code=code, service="influxdb")
     if status == 429:
         return ThrottledError("InfluxDB is throttling writes", code=code, service="influxdb")
     if status >= 500:
         return TransientServiceError(f"InfluxDB answered {status}", code=code, service="influxdb")
-    return ServiceError(f"InfluxDB answered {status}: {message}", code=code, service="influxdb")
+    # 400/413/422: some line of the call is refused (the pipeline bisects to find it)
+    return ServiceError(f"InfluxDB refused the write with HTTP {status}", code=code, service="influxdb")
 
 
 def from_uri(

@@ -14,7 +14,7 @@ upsert of the same version instead of a rejection.  The measure name and time un
 ``RejectedRecordsException`` is handled per record: a rejection whose ``ExistingVersion``
 is at least ours means the table already has this write (a duplicate, i.e. success); other
 rejections are dead-lettered with Timestream's reason.  Throttling and internal errors of
-the whole call are retried with back-off.
+the whole call are raised as retriable errors (the pipeline waits them out).
 """
 
 from __future__ import annotations

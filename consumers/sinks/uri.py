@@ -83,7 +83,7 @@ _SINKS: dict[str, Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink
 
 
 def sink_from_uri(uri: str, **options: Any) -> Sink:
-    """Build the sink a URI names.  ``options`` (e.g. ``dead_letter=``, ``client=``) win.
+    """Build the sink a URI names.  ``options`` (e.g. ``client=``, ``observer=``) win.
 
     Raises :class:`ConfigurationError` for an unknown scheme or a malformed URI, before any
     network call.  Files follow RFC 8089 (:mod:`shardline.uripaths`): ``file:///abs/x.jsonl``,

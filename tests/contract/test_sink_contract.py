@@ -1,5 +1,11 @@
 """One contract suite run against every sink.
 
+The contract: ``write`` tries every record once (chunked to the API's limits) and reports
+one outcome per record; it never sleeps, resends or dead-letters.  The same harnesses then
+drive the pipeline's write workflow (:class:`consumers._pipeline_write.WriteWorkflow`)
+to check what the two do together: only failed entries are resent, rejected ones are
+dead-lettered with their position, an outage is waited out within its bound.
+
 Each harness builds a sink over an in-memory stand-in of its service that speaks the
 service's own response format (Firehose ``FailedPutCount``/``ErrorCode``, DynamoDB
 ``UnprocessedItems`` and ``ConditionalCheckFailedException``, Timestream
@@ -19,7 +25,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from consumers.sinks.base import BatchingSink, EntryResult
+from consumers._pipeline_write import WriteWorkflow
+from consumers.sinks.base import BatchingSink, EntryResult, Outcome
 from consumers.sinks.deadletter import MemoryDeadLetter
 from consumers.sinks.dynamodb import DynamoDBSink
 from consumers.sinks.file import FileSink
@@ -28,14 +35,15 @@ from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.memory import MemorySink
 from consumers.sinks.timestream import TimestreamSink
 from shardline.errors import SinkError, TransientServiceError
+from shardline.metrics import NullObserver
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 
 MAPPING = FieldMapping(dimensions=("device",), measures=("temp",), time_field="ts")
 KINDS = ("throttle", "retry", "reject")
 
 
-async def no_sleep(_: float) -> None:
-    return None
+NO_WAIT = RetryPolicy(max_attempts=None, deadline=None, initial_backoff=0.0, max_backoff=0.0)
 
 
 def records(count: int, start: int = 1) -> list[ConsumedRecord]:
@@ -330,33 +338,129 @@ def for_sinks_that(predicate: Callable[[Any], bool]) -> pytest.MarkDecorator:
 
 
 def build(harness: Harness, **kwargs: Any) -> tuple[BatchingSink[Any], MemoryDeadLetter]:
-    dead = MemoryDeadLetter()
-    kwargs.setdefault("dead_letter", dead)
-    sink = harness.build(sleep=no_sleep, **kwargs)
+    sink = harness.build(**kwargs)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(0)
-    return sink, dead
+    return sink, MemoryDeadLetter()
+
+
+async def deliver(
+    sink: BatchingSink[Any],
+    batch: Sequence[ConsumedRecord],
+    dead: MemoryDeadLetter | None,
+    *,
+    entry_attempts: int = 8,
+    retry: RetryPolicy = NO_WAIT,
+) -> WriteWorkflow:
+    """Write ``batch`` through the pipeline's write workflow (no waiting between rounds)."""
+    workflow = WriteWorkflow(
+        sink, dead, retry=retry, entry_attempts=entry_attempts, observer=NullObserver()
+    )
+    resolved = [False] * len(batch)
+    await workflow.write(batch, [record.position for record in batch], resolved)
+    assert all(resolved)
+    return workflow
+
+
+OUTCOME_OF_KIND = {"throttle": Outcome.THROTTLED, "retry": Outcome.RETRY, "reject": Outcome.REJECTED}
+
+
+# --- the sink alone: one try, one outcome per record ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("harness", "kind"),
+    [(name, kind) for name in sorted(HARNESSES) for kind in KINDS if kind in _capability(name).kinds],
+    indirect=["harness"],
+)
+async def test_write_tries_once_and_reports_each_records_outcome(harness: Harness, kind: str) -> None:
+    sink, _ = build(harness)
+    if isinstance(harness, GuardedDynamoDBHarness):
+        harness.build_chunk_size(5)
+    harness.plan = [{1: kind, 3: kind}]
+    results = await sink.write(records(5))
+    outcomes = [result.outcome for result in results]
+    expected = OUTCOME_OF_KIND[kind]
+    if isinstance(harness, DynamoDBHarness) and not isinstance(harness, GuardedDynamoDBHarness):
+        expected = Outcome.THROTTLED  # BatchWriteItem only says "unprocessed"
+    assert outcomes == [Outcome.WRITTEN, expected, Outcome.WRITTEN, expected, Outcome.WRITTEN]
+    assert sink.stats.written == 3
+    if not isinstance(harness, GuardedDynamoDBHarness):
+        assert harness.call_sizes == [5]  # nothing resent by the sink itself
+
+
+def test_a_sink_cannot_sleep_or_dead_letter() -> None:
+    import inspect
+
+    parameters = inspect.signature(BatchingSink.__init__).parameters
+    assert set(parameters) == {"self", "observer"}
+
+
+async def test_an_outage_is_reported_unavailable_without_sending_the_other_chunks(harness: Harness) -> None:
+    sink, _ = build(harness)
+    limit = sink.limits.max_entries
+    if isinstance(harness, GuardedDynamoDBHarness):
+        harness.build_chunk_size(limit)
+    harness.outages = 2 * limit + 1
+    results = await sink.write(records(2 * limit + 1))
+    assert {result.outcome for result in results[:limit]} == {Outcome.UNAVAILABLE}
+    assert {result.outcome for result in results[limit:]} == {Outcome.UNSENT}
+    assert sink.stats.calls == 1  # the later chunks are not tried
+    assert sink.stats.written == 0
+
+
+@pytest.mark.parametrize(
+    ("harness", "kind"),
+    [(name, kind) for name in sorted(HARNESSES) for kind in KINDS if kind in _capability(name).kinds],
+    indirect=["harness"],
+)
+async def test_a_later_chunk_waits_for_an_earlier_one_to_resolve(harness: Harness, kind: str) -> None:
+    sink, _ = build(harness)
+    limit = sink.limits.max_entries
+    if isinstance(harness, GuardedDynamoDBHarness):
+        harness.build_chunk_size(limit)
+    harness.plan = [{0: kind}]
+    results = await sink.write(records(limit + 1))
+    if kind == "reject":  # final: nothing to keep the next chunk back for
+        assert results[-1].outcome is Outcome.WRITTEN
+    else:  # per-key order: nothing after a record still to resend is sent before it
+        assert results[-1].outcome is Outcome.UNSENT
+
+
+@for_sinks_that(lambda cls: cls.json_payloads)
+async def test_poison_payload_is_rejected_before_any_call(harness: Harness) -> None:
+    sink, _ = build(harness)
+    if isinstance(harness, GuardedDynamoDBHarness):
+        harness.build_chunk_size(2)
+    poison = ConsumedRecord(b"\x00not json", "k", KinesisPosition("telemetry", "shardId-000000000001", "99"))
+    results = await sink.write([poison, *records(2)])
+    assert results[0].outcome is Outcome.REJECTED
+    assert results[0].error_type == "SerializationError"
+    assert [result.outcome for result in results[1:]] == [Outcome.WRITTEN, Outcome.WRITTEN]
+
+
+# --- the sink driven by the pipeline's write workflow ---------------------------------------------
 
 
 async def test_same_batch_twice_leaves_the_same_state(harness: Harness) -> None:
     sink, dead = build(harness)
     batch = records(12)
-    await sink.write(batch)
+    await deliver(sink, batch, dead)
     once = harness.state()
-    await sink.write(batch)
-    await sink.write(batch[3:7])
+    await deliver(sink, batch, dead)
+    await deliver(sink, batch[3:7], dead)
     assert harness.state() == once
     assert sink.stats.written + sink.stats.duplicates >= 12
     assert not dead.entries
 
 
 async def test_batches_are_chunked_to_the_api_limit(harness: Harness) -> None:
-    sink, _ = build(harness)
+    sink, dead = build(harness)
     limit = sink.limits.max_entries
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(limit)
     count = 2 * limit + 1
-    await sink.write(records(count))
+    await deliver(sink, records(count), dead)
     if isinstance(harness, GuardedDynamoDBHarness):
         assert sink.stats.calls == 3 and sink.stats.written == count
         return
@@ -378,15 +482,16 @@ async def test_only_failed_entries_are_resent(harness: Harness, kind: str) -> No
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(5)
     harness.plan = [{1: kind, 3: kind}]
-    await sink.write(records(5))
+    workflow = await deliver(sink, records(5), dead)
     if not isinstance(harness, GuardedDynamoDBHarness):
         assert harness.call_sizes == [5, 2]
-    assert sink.stats.written == 5 and sink.stats.retried == 2
+    assert sink.stats.written == 5 and workflow.counts.retries == 1
+    assert workflow.counts.written == 5
     assert not dead.entries
     reference = type(harness)(harness.tmp_path / "ref")
     (reference.tmp_path).mkdir()
-    ref_sink, _ = build(reference)
-    await ref_sink.write(records(5))
+    ref_sink, ref_dead = build(reference)
+    await deliver(ref_sink, records(5), ref_dead)
     assert harness.state() == reference.state()
 
 
@@ -397,37 +502,34 @@ async def test_rejected_entries_are_dead_lettered_with_reason_and_position(harne
         harness.build_chunk_size(4)
     batch = records(4)
     harness.plan = [{2: "reject"}]
-    await sink.write(batch)
+    workflow = await deliver(sink, batch, dead)
     assert list(dead.entries) == [batch[2].identity]
     entry = dead.entries[batch[2].identity]
     assert entry.reason and entry.error_type and entry.attempts == 1
-    assert entry.record.position == batch[2].position
-    assert sink.stats.written == 3 and sink.stats.dead_lettered == 1
+    assert entry.source_position == batch[2].position
+    assert entry.destination == sink.name
+    assert sink.stats.written == 3 and workflow.counts.dead_lettered == 1
 
 
 @for_sinks_that(lambda cls: "retry" in cls.kinds)
-async def test_entries_that_keep_failing_are_dead_lettered_after_max_attempts(harness: Harness) -> None:
-    from consumers.sinks.base import SinkOptions
-
-    sink, dead = build(harness, options=SinkOptions(max_attempts=3))
+async def test_entries_that_keep_failing_are_dead_lettered_after_entry_attempts(harness: Harness) -> None:
+    sink, dead = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
-        harness.plan = [{0: "retry"}, {0: "retry"}, {0: "retry"}]
-    else:
-        harness.plan = [{0: "retry"}, {0: "retry"}, {0: "retry"}]
+    harness.plan = [{0: "retry"}, {0: "retry"}, {0: "retry"}]
     batch = records(2)
-    await sink.write(batch)
+    await deliver(sink, batch, dead, entry_attempts=3)
     assert dead.entries[batch[0].identity].attempts == 3
     assert sink.stats.written == 1
 
 
 @for_sinks_that(lambda cls: cls.json_payloads)
-async def test_poison_payload_is_dead_lettered_before_any_call(harness: Harness) -> None:
+async def test_poison_payload_is_dead_lettered_and_the_rest_written(harness: Harness) -> None:
     sink, dead = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
     poison = ConsumedRecord(b"\x00not json", "k", KinesisPosition("telemetry", "shardId-000000000001", "99"))
-    await sink.write([poison, *records(2)])
+    await deliver(sink, [poison, *records(2)], dead)
     assert dead.entries[poison.identity].error_type == "SerializationError"
     assert sink.stats.written == 2
 
@@ -437,26 +539,33 @@ async def test_a_destination_down_for_a_while_loses_nothing(harness: Harness) ->
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(3)
     harness.outages = 4
-    await sink.write(records(3))
+    await deliver(sink, records(3), dead)
     assert harness.outages == 0
     assert sink.stats.written == 3 and not dead.entries
 
 
-async def test_outage_timeout_raises_sink_error_instead_of_acknowledging(harness: Harness) -> None:
-    from consumers.sinks.base import SinkOptions
-
-    sink, dead = build(harness, options=SinkOptions(outage_timeout=0))
-    harness.outages = 100
+async def test_the_outage_bound_raises_sink_error_instead_of_acknowledging(harness: Harness) -> None:
+    sink, dead = build(harness)
+    harness.outages = 1000
+    bounded = RetryPolicy(max_attempts=3, deadline=None, initial_backoff=0.0, max_backoff=0.0)
+    workflow = WriteWorkflow(sink, dead, retry=bounded, entry_attempts=8, observer=NullObserver())
+    resolved = [False, False]
+    batch = records(2)
     with pytest.raises(SinkError):
-        await sink.write(records(2))
+        await workflow.write(batch, [record.position for record in batch], resolved)
+    assert resolved == [False, False]
     assert not dead.entries
 
 
 @for_sinks_that(lambda cls: "reject" in cls.kinds)
 async def test_without_dead_letter_a_rejection_raises(harness: Harness) -> None:
-    sink = harness.build(sleep=no_sleep)
+    sink, _ = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
     harness.plan = [{0: "reject"}]
+    workflow = WriteWorkflow(sink, None, retry=NO_WAIT, entry_attempts=8, observer=NullObserver())
+    batch = records(2)
+    resolved = [False, False]
     with pytest.raises(SinkError):
-        await sink.write(records(2))
+        await workflow.write(batch, [record.position for record in batch], resolved)
+    assert resolved == [False, True]

@@ -74,6 +74,10 @@ _CREATE_TABLE = (
     "with checkpoint-table.yaml (deletion protection, point-in-time recovery), so the role never "
     "creates tables"
 )
+_BENCH_RESULTS = (
+    "partial results of a multi-machine run (benchmarks.merge); the results bucket's own policy "
+    "in bench-batch.yaml admits the bench role to its runs/ prefix, so the role grants no S3"
+)
 _ESM = "Lambda's event-source mapping reads the stream with the function's role"
 
 COMPONENTS = {
@@ -95,6 +99,7 @@ COMPONENTS = {
     ("iam-roles", "BenchRole"): Component(
         frozenset({"benchmarks.cli"}) | package_modules("benchmarks.peers"),
         never_runs={"consumers.checkpoint.dynamodb": "bench readers keep their positions in memory"},
+        not_granted=dict.fromkeys(("s3:PutObject", "s3:GetObject", "s3:ListBucket"), _BENCH_RESULTS),
         encrypted=False,  # the bench creates its own streams, unencrypted
     ),
     ("lambda-consumer", "FunctionRole"): Component(

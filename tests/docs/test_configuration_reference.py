@@ -22,7 +22,6 @@ CONFIGS = [
     ("consumers.kinesis.config", "ReaderConfig"),
     ("consumers.pipeline", "PipelineConfig"),
     ("consumers.kafka", "KafkaConsumerConfig"),
-    ("consumers.sinks.base", "SinkOptions"),
     ("shardline.retry", "RetryPolicy"),
     ("benchmarks.gateway", "ShardLimits"),
     ("benchmarks.gateway", "FaultPlan"),

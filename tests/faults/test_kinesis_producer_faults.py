@@ -126,7 +126,14 @@ async def test_throttled_entries_only_are_resent_in_order(
     observer = RecordingObserver()
     options: dict[str, Any] = {"linger": 0.005, "aggregate_max_bytes": 4096} if aggregate else {}
     async with KinesisProducer(
-        stream, client=client, aggregate=aggregate, ordered=True, observer=observer, **FAST_RETRIES, **options
+        stream,
+        client=client,
+        aggregate=aggregate,
+        ordered=True,
+        observer=observer,
+        record_ttl=100,  # the test is about what is resent, not how fast: a loaded machine is slow
+        **FAST_RETRIES,
+        **options,
     ) as producer:
         # Several sends, so later records of a key are buffered while earlier ones retry.
         tickets = [await producer.send_many(records[i : i + 250]) for i in range(0, len(records), 250)]

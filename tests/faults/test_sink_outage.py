@@ -1,10 +1,11 @@
 """A sink whose destination is down for a while (RELIABILITY rows 15 and 21).
 
 A TCP proxy in front of moto stops listening, so every call is refused at the socket; it is
-brought back from inside the sink's back-off (no wall-clock waits).  ``write`` must not
-return while the destination is down, must not read ahead (the caller's next batch is not
-pulled: memory stays bounded to one batch), must not dead-letter healthy records, and once
-the destination is back every record is there exactly once.
+brought back from inside the pipeline's back-off (no wall-clock waits).  The sink is driven
+by the pipeline's write workflow, which must not return while the destination is down, must
+not read ahead (the caller's next batch is not pulled: memory stays bounded to one batch),
+must not dead-letter healthy records, and once the destination is back every record is there
+exactly once.
 """
 
 from __future__ import annotations
@@ -19,18 +20,20 @@ import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from consumers.sinks.base import BatchingSink, SinkOptions
+from consumers.sinks.base import BatchingSink, Outcome
 from consumers.sinks.deadletter import MemoryDeadLetter
 from consumers.sinks.dynamodb import DynamoDBSink
 from consumers.sinks.firehose import FirehoseSink
 from shardline.errors import SinkError
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 from tests.faults.wire_faults import ToggleProxy
+from tests.faults.workflow import deliver
 from tests.integration.sink_readback import dynamodb_state, s3_objects
 
 pytestmark = pytest.mark.integration
 
-# No retries inside botocore: the sink's own workflow must carry the outage.
+# No retries inside botocore: the pipeline's workflow must carry the outage.
 NO_RETRIES = AioConfig(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 
 
@@ -93,13 +96,22 @@ class Outage:
 
 
 async def run_through_outage(
-    sink: BatchingSink[Any], outage: Outage, data: list[list[ConsumedRecord]]
-) -> None:
+    sink: BatchingSink[Any],
+    outage: Outage,
+    data: list[list[ConsumedRecord]],
+    dead: MemoryDeadLetter,
+    *,
+    entry_attempts: int = 8,
+) -> int:
+    """Deliver every batch; return how many records were dead-lettered."""
     await outage.proxy.down()
+    dead_lettered = 0
     for batch in outage.source(data):
         outage.write_returned = False
-        await sink.write(batch)
+        workflow = await deliver(sink, batch, dead, entry_attempts=entry_attempts, sleep=outage.sleep)
+        dead_lettered += workflow.counts.dead_lettered
         outage.write_returned = True
+    return dead_lettered
 
 
 @pytest.mark.parametrize("guarded", [False, True], ids=["batch", "guarded"])
@@ -117,15 +129,8 @@ async def test_dynamodb_waits_out_an_outage_and_loses_nothing(
     dead = MemoryDeadLetter()
     session = get_session()
     async with session.create_client("dynamodb", endpoint_url=proxy.url, config=NO_RETRIES) as client:
-        sink = DynamoDBSink(
-            table,
-            client=client,
-            guarded=guarded,
-            dead_letter=dead,
-            options=SinkOptions(max_attempts=2),
-            sleep=outage.sleep,
-        )
-        await run_through_outage(sink, outage, batches(3, 10))
+        sink = DynamoDBSink(table, client=client, guarded=guarded)
+        dead_lettered = await run_through_outage(sink, outage, batches(3, 10), dead, entry_attempts=2)
 
     assert outage.write_returned_during_outage is False
     assert outage.pulled_during_outage == 1  # reading paused: the next batch was not taken
@@ -134,7 +139,7 @@ async def test_dynamodb_waits_out_an_outage_and_loses_nothing(
     assert sorted(item["pk"]["S"] for item in items) == sorted(
         f"telemetry/shardId-000000000000/{n}/0" for n in range(1, 31)
     )
-    assert not dead.entries and sink.stats.dead_lettered == 0
+    assert not dead.entries and dead_lettered == 0
     assert sink.stats.written == 30
 
 
@@ -154,8 +159,8 @@ async def test_firehose_waits_out_an_outage_and_delivers_each_record_once(
     outage = Outage(proxy, rounds=3)
     session = get_session()
     async with session.create_client("firehose", endpoint_url=proxy.url, config=NO_RETRIES) as client:
-        sink = FirehoseSink(stream, client=client, options=SinkOptions(max_attempts=1), sleep=outage.sleep)
-        await run_through_outage(sink, outage, batches(2, 15))
+        sink = FirehoseSink(stream, client=client)
+        await run_through_outage(sink, outage, batches(2, 15), MemoryDeadLetter(), entry_attempts=1)
 
     assert (outage.write_returned_during_outage, outage.pulled_during_outage) == (False, 1)
     bodies = (await s3_objects(direct["s3"], bucket, "raw/")).values()
@@ -165,13 +170,15 @@ async def test_firehose_waits_out_an_outage_and_delivers_each_record_once(
     assert sink.stats.calls == 3 + 2
 
 
-async def test_an_outage_longer_than_the_timeout_raises_without_dead_lettering(proxy: ToggleProxy) -> None:
+async def test_an_outage_longer_than_the_bound_raises_without_dead_lettering(proxy: ToggleProxy) -> None:
     await proxy.down()
     dead = MemoryDeadLetter()
     session = get_session()
+    bounded = RetryPolicy(max_attempts=3, deadline=None, initial_backoff=0.0, max_backoff=0.0)
     async with session.create_client("dynamodb", endpoint_url=proxy.url, config=NO_RETRIES) as client:
-        options = SinkOptions(outage_timeout=0)
-        sink = DynamoDBSink("any-table", client=client, dead_letter=dead, options=options)
-        with pytest.raises(SinkError, match="unavailable"):
-            await sink.write(batches(1, 5)[0])
+        sink = DynamoDBSink("any-table", client=client)
+        results = await sink.write(batches(1, 5)[0])
+        assert {result.outcome for result in results} == {Outcome.UNAVAILABLE}  # one try, no sleep
+        with pytest.raises(SinkError, match="still failing"):
+            await deliver(sink, batches(1, 5)[0], dead, retry=bounded)
     assert not dead.entries and sink.stats.written == 0

@@ -1,6 +1,7 @@
 """Partial failures and throttling that moto never produces, injected over the real wire.
 
-RELIABILITY row 15: only the failed entries are resent (checked on the request bodies that
+The sinks are driven by the pipeline's write workflow, the one place that resends, backs off
+and dead-letters.  RELIABILITY row 15: only the failed entries are resent (checked on the request bodies that
 really went on the wire), with back-off; busy-destination failures are never dead-lettered;
 row 16: rejected records go to the dead-letter destination with their reason and position.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
-from consumers.sinks.base import BatchingSink, SinkOptions
+from consumers.sinks.base import BatchingSink
 from consumers.sinks.deadletter import MemoryDeadLetter
 from consumers.sinks.dynamodb import DynamoDBSink
 from consumers.sinks.firehose import FirehoseSink
@@ -30,23 +31,10 @@ from tests.faults.wire_faults import (
     TimestreamRejections,
     WireTap,
 )
+from tests.faults.workflow import Sleeps, deliver
 from tests.integration.sink_readback import dynamodb_state, firehose_state, timestream_received
 
 pytestmark = pytest.mark.integration
-
-
-class Sleeps:
-    """The sink's sleep: records each back-off instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
-def options(max_attempts: int = 8) -> SinkOptions:
-    return SinkOptions(max_attempts=max_attempts, backoff=lambda attempt: float(attempt))
 
 
 def telemetry(count: int) -> list[ConsumedRecord]:
@@ -124,10 +112,10 @@ async def test_firehose_resends_only_the_failed_put_entries(aws: dict[str, Any])
     faults = FirehoseFailedPuts(aws["firehose"], lambda call, index, _: failures.get((call, index)))
     wire = WireTap(aws["firehose"], "firehose", "PutRecordBatch")
     dead, sleeps = MemoryDeadLetter(), Sleeps()
-    sink = FirehoseSink(stream, client=aws["firehose"], dead_letter=dead, options=options(), sleep=sleeps)
+    sink = FirehoseSink(stream, client=aws["firehose"])
     batch = telemetry(20)
 
-    await sink.write(batch)
+    workflow = await deliver(sink, batch, dead, sleep=sleeps)
 
     sent = [firehose_sequences(body) for body in wire.bodies]
     # the resend holds only the two retriable failures (and "4" failed again, so only "8" got
@@ -140,8 +128,8 @@ async def test_firehose_resends_only_the_failed_put_entries(aws: dict[str, Any])
     assert next(iter(dead.entries.values())).error_type == "InvalidArgumentException"
     _, lines = await firehose_state(aws["s3"], bucket, "raw/")
     assert len(lines) == 19
-    assert faults.injected == 4 and sleeps.delays == [1.0, 2.0]
-    assert (sink.stats.written, sink.stats.dead_lettered, sink.stats.retried) == (19, 1, 3)
+    assert faults.injected == 4 and len(sleeps.delays) == 2
+    assert (sink.stats.written, workflow.counts.dead_lettered, workflow.counts.retries) == (19, 1, 2)
 
 
 async def test_dynamodb_unprocessed_items_are_resent_alone_and_never_dead_lettered(
@@ -153,27 +141,29 @@ async def test_dynamodb_unprocessed_items_are_resent_alone_and_never_dead_letter
     def plan(call: int, index: int, request: dict[str, Any]) -> str | None:
         key = request["PutRequest"]["Item"]["pk"]["S"]
         if key == stubborn and call < 6:
-            return "unprocessed"  # busy for longer than max_attempts: must not be dead-lettered
+            return "unprocessed"  # busy for longer than entry_attempts: must not be dead-lettered
         return "unprocessed" if call == 0 and index % 4 == 0 else None
 
     DynamoDBUnprocessedItems(aws["dynamodb"], plan)
     wire = WireTap(aws["dynamodb"], "dynamodb", "BatchWriteItem")
     dead = MemoryDeadLetter()
-    sink = DynamoDBSink(name, client=aws["dynamodb"], dead_letter=dead, options=options(3), sleep=Sleeps())
+    sink = DynamoDBSink(name, client=aws["dynamodb"])
 
-    await sink.write(telemetry(30))
+    workflow = await deliver(sink, telemetry(30), dead, entry_attempts=3)
 
     sent = [dynamodb_keys(body) for body in wire.bodies]
     first_call = [pk(i) for i in range(1, 26)]
     unprocessed_first = [key for index, key in enumerate(first_call) if index % 4 == 0 or key == stubborn]
     assert sent[0] == [key for key in first_call if key not in unprocessed_first]
-    assert sent[1] == [key for key in unprocessed_first if key != stubborn]
+    # the resend holds the unprocessed items (not the stubborn one, still refused on the server
+    # side) and then the records never sent before, kept back so no key is overtaken
+    assert sent[1] == [key for key in unprocessed_first if key != stubborn] + [pk(i) for i in range(26, 31)]
     assert stubborn not in sent[1] and sent.count([stubborn]) == 1  # reached the server once, at last
     flat = [key for call in sent for key in call]
     assert sorted(flat) == sorted(pk(i) for i in range(1, 31))  # each item on the wire exactly once
     _, items = await dynamodb_state(aws["dynamodb"], name)
     assert len(items) == 30
-    assert not dead.entries and sink.stats.dead_lettered == 0
+    assert not dead.entries and workflow.counts.dead_lettered == 0
 
 
 async def test_timestream_rejected_records_are_dead_lettered_or_absorbed_as_duplicates(
@@ -187,19 +177,17 @@ async def test_timestream_rejected_records_are_dead_lettered_or_absorbed_as_dupl
     wire = WireTap(aws["timestream"], "timestream-write", "WriteRecords")
     dead = MemoryDeadLetter()
     mapping = FieldMapping(dimensions=("device",), measures=("temp",), time_field="ts")
-    sink = TimestreamSink(
-        database, name, mapping=mapping, client=aws["timestream"], dead_letter=dead, sleep=Sleeps()
-    )
+    sink = TimestreamSink(database, name, mapping=mapping, client=aws["timestream"])
 
-    await sink.write(telemetry(12))
+    workflow = await deliver(sink, telemetry(12), dead)
 
     assert len(wire.bodies) == 1  # rejections are final: nothing is resent
     assert len(await timestream_received(moto_endpoint, database, name)) == 10
     (entry,) = dead.entries.values()
     assert entry.record.position.sequence_number == "6"  # type: ignore[union-attr]
-    assert entry.reason == "Measure value exceeds the maximum"
+    assert entry.reason == "sink write failed: Measure value exceeds the maximum"
     assert entry.error_type == "RejectedRecordsException"
-    assert (sink.stats.written, sink.stats.duplicates, sink.stats.dead_lettered) == (10, 1, 1)
+    assert (sink.stats.written, sink.stats.duplicates, workflow.counts.dead_lettered) == (10, 1, 1)
 
 
 async def test_throttled_calls_back_off_and_are_sent_once_the_service_accepts(
@@ -233,24 +221,25 @@ async def test_throttled_calls_back_off_and_are_sent_once_the_service_accepts(
     mapping = FieldMapping(dimensions=("device",), measures=("temp",), time_field="ts")
     sleeps = [Sleeps(), Sleeps(), Sleeps()]
     sinks: list[BatchingSink[Any]] = [
-        FirehoseSink(stream, client=aws["firehose"], options=options(1), sleep=sleeps[0]),
-        DynamoDBSink(name, client=aws["dynamodb"], options=options(1), sleep=sleeps[1]),
-        TimestreamSink(
-            database, ts_table, mapping=mapping, client=aws["timestream"], options=options(1), sleep=sleeps[2]
-        ),
+        FirehoseSink(stream, client=aws["firehose"]),
+        DynamoDBSink(name, client=aws["dynamodb"]),
+        TimestreamSink(database, ts_table, mapping=mapping, client=aws["timestream"]),
     ]
     batch = telemetry(20)
 
-    for sink in sinks:
-        await sink.write(batch)  # max_attempts=1: throttling never uses up a record's attempts
+    workflows = [
+        # entry_attempts=1: throttling never uses up a record's attempts
+        await deliver(sink, batch, MemoryDeadLetter(), entry_attempts=1, sleep=sleep)
+        for sink, sleep in zip(sinks, sleeps, strict=True)
+    ]
 
     assert [len(t.answered) for t in throttles] == [3, 2, 4]
-    assert [s.delays for s in sleeps] == [[1.0, 2.0, 3.0], [1.0, 2.0], [1.0, 2.0, 3.0, 4.0]]
+    assert [len(s.delays) for s in sleeps] == [3, 2, 4]
     _, lines = await firehose_state(aws["s3"], bucket, "raw/")
     _, items = await dynamodb_state(aws["dynamodb"], name)
     received = await timestream_received(moto_endpoint, database, ts_table)
     assert (len(lines), len(items), len(received)) == (20, 20, 20)
-    assert all(sink.stats.dead_lettered == 0 for sink in sinks)
+    assert all(workflow.counts.dead_lettered == 0 for workflow in workflows)
 
 
 async def test_guarded_puts_resend_only_the_throttled_items(aws: dict[str, Any]) -> None:
@@ -265,9 +254,9 @@ async def test_guarded_puts_resend_only_the_throttled_items(aws: dict[str, Any])
 
     CallErrors(aws["dynamodb"], "dynamodb", "PutItem", fail)
     wire = WireTap(aws["dynamodb"], "dynamodb", "PutItem")
-    sink = DynamoDBSink(name, client=aws["dynamodb"], guarded=True, options=options(1), sleep=Sleeps())
+    sink = DynamoDBSink(name, client=aws["dynamodb"], guarded=True)
 
-    await sink.write(telemetry(10))
+    await deliver(sink, telemetry(10), MemoryDeadLetter(), entry_attempts=1)
 
     assert sorted(seen) == sorted([pk(i) for i in range(1, 11)] + sorted(throttled))
     assert sorted(seen[10:]) == sorted(throttled)  # the second round holds only the throttled items

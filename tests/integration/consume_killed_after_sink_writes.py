@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from consumers.sinks import uri as sink_uri
-from consumers.sinks.base import Sink
+from consumers.sinks.base import EntryResult, Sink
 from shardline.records import ConsumedRecord
 
 __all__ = ["KillAfterWrites", "main"]
@@ -30,11 +30,12 @@ class KillAfterWrites:
         self._sink = sink
         self._remaining = writes
 
-    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        await self._sink.write(batch)
+    async def write(self, batch: Sequence[ConsumedRecord]) -> Sequence[EntryResult] | None:
+        results = await self._sink.write(batch)  # per-record outcomes go back to the pipeline
         self._remaining -= 1
         if self._remaining <= 0:
             os.kill(os.getpid(), signal.SIGKILL)
+        return results
 
     async def close(self) -> None:
         await self._sink.close()

@@ -61,6 +61,10 @@ STREAM_BENCH_MISTAKES: list[tuple[list[str], int, str]] = [
     (["compare", "report.html", "report.html"], 2, "not a stream-bench result.json"),
     (["compare", "other.json", "other.json"], 2, "not a valid stream-bench result.json"),
     (["peers", "--family", "pigeon"], 2, "invalid choice"),
+    (["run", "--workers", "3", "--shards", "2"], 2, "--workers"),
+    (["run", "--workers", "2", "--worker-id", "0"], 2, "--target kinesis"),
+    (["run", "--worker-id", "first"], 2, "worker id"),
+    (["merge", "no-such-partials"], 2, "no such directory"),
 ]
 
 

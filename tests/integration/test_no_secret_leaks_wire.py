@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -39,6 +40,12 @@ NEEDLES = (CANARY, base64.b64encode(CANARY.encode()).decode()[:20])
 PROJECT_LOGGERS = ("shardline", "producers", "consumers", "benchmarks")
 
 
+_STANDARD_LOG_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
 def _leaks(texts: list[str]) -> list[str]:
     return [text[:200] for text in texts if any(needle in text for needle in NEEDLES)]
 
@@ -51,7 +58,8 @@ def project_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.name.startswith(PROJECT_LOGGERS):
-                lines.append(self.format(record))
+                extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_LOG_FIELDS}
+                lines.append(f"{self.format(record)} {extras!r}")  # what a JSON formatter prints
 
     handler = Capture(level=logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
@@ -194,3 +202,86 @@ def test_kafka_delivery_failures_name_no_payload(project_logs: list[str]) -> Non
     asyncio.run(scenario())
     assert len(errors) >= 3
     assert _leaks(errors + project_logs) == []
+
+
+def test_a_sink_server_echoing_the_rejected_line_leaks_it_nowhere(project_logs: list[str]) -> None:
+    """InfluxDB answers a refused write with the line in its body: that body (payload) must
+    reach neither the logs, nor the errors, nor the dead-letter reasons."""
+    from aiohttp import web
+
+    from consumers.sinks.base import DeadLetterEntry
+    from consumers.sinks.influxdb import InfluxDBSink
+    from consumers.sinks.mapping import FieldMapping
+    from consumers.source import SourceBatch
+    from shardline.records import ConsumedRecord, KinesisPosition
+
+    async def echo(request: web.Request) -> web.Response:
+        line = await request.text()
+        return web.json_response({"code": "invalid", "message": f"unable to parse '{line}'"}, status=400)
+
+    class OneBatch:
+        async def batches(self) -> Any:
+            yield SourceBatch(
+                "shardId-000000000000",
+                [
+                    ConsumedRecord(
+                        json.dumps(
+                            {"device": f"d{i}", "temp": i, "note": CANARY, "ts": 1_700_000_000_000 + i}
+                        ).encode(),
+                        f"d{i}",
+                        KinesisPosition("telemetry", "shardId-000000000000", str(i)),
+                    )
+                    for i in range(1, 5)
+                ],
+            )
+
+        async def checkpoint(self, partition: str, position: Any) -> None:
+            return None
+
+        async def checkpoint_end(self, partition: str) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+        async def close(self, timeout: float | None = None) -> None:
+            return None
+
+    class KeepingDeadLetter:
+        def __init__(self) -> None:
+            self.entries: list[DeadLetterEntry] = []
+
+        async def put(self, entries: Any) -> None:
+            self.entries.extend(entries)
+
+        async def close(self) -> None:
+            return None
+
+    produced: list[str] = []
+    dead = KeepingDeadLetter()
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_post("/write", echo)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sink = InfluxDBSink(
+            f"http://127.0.0.1:{port}",
+            database="iot",
+            mapping=FieldMapping(dimensions=("device",), measures=("temp", "note"), time_field="ts"),
+        )
+        try:
+            stats = await asyncio.wait_for(Pipeline(OneBatch(), sink, dead_letter=dead).run(), 30)
+            produced.extend([repr(stats), repr(sink)])
+        finally:
+            await sink.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert len(dead.entries) == 4  # bisected down to each refused line
+    produced += [f"{entry.reason} {entry.error_type} {entry!r}" for entry in dead.entries]
+    assert all("HTTP 400" in entry.reason for entry in dead.entries)
+    assert _leaks(produced + project_logs) == []

@@ -86,8 +86,9 @@ async def test_replaying_the_archive_twice_leaves_the_same_table(
     dead = FileDeadLetter(tmp_path / "dlq.jsonl")
 
     async def run(namespace_store: MemoryCheckpointStore) -> Any:
-        sink = DynamoDBSink(table, client=dynamodb, dead_letter=dead)
-        return await ReplayJob(S3ArchiveReader(s3, bucket, prefix), sink, namespace_store).run()
+        sink = DynamoDBSink(table, client=dynamodb)
+        reader = S3ArchiveReader(s3, bucket, prefix)
+        return await ReplayJob(reader, sink, namespace_store, dead_letter=dead).run()
 
     first = await run(MemoryCheckpointStore())
     once, items = await scan_hash(dynamodb, table)

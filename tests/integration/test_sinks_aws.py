@@ -26,6 +26,7 @@ from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.timestream import TimestreamSink
 from shardline.limits import FIREHOSE_BATCH_MAX_RECORDS
 from shardline.records import ConsumedRecord, KinesisPosition
+from tests.faults.workflow import deliver
 from tests.integration.sink_readback import (
     dead_letter_state,
     dynamodb_state,
@@ -130,12 +131,12 @@ async def test_dynamodb_batch_mode_replayed_twice_and_poison_to_s3_dead_letters(
     bucket = await new_bucket(aws["s3"])
     dead = S3DeadLetter(bucket, "dlq", client=aws["s3"])
     batch = [*telemetry(60), record(61, b"\xff not json"), record(62, b"[1, 2]")]
-    sink = DynamoDBSink(table, client=aws["dynamodb"], dead_letter=dead)
+    sink = DynamoDBSink(table, client=aws["dynamodb"])
 
-    await sink.write(batch)
+    await deliver(sink, batch, dead)
     once, items = await dynamodb_state(aws["dynamodb"], table)
     dlq_once, entries = await dead_letter_state(aws["s3"], bucket, "dlq/")
-    await sink.write(batch)
+    await deliver(sink, batch, dead)
     twice, _ = await dynamodb_state(aws["dynamodb"], table)
     dlq_twice, _ = await dead_letter_state(aws["s3"], bucket, "dlq/")
 
@@ -188,11 +189,11 @@ async def test_timestream_upserts_by_position_version_and_dead_letters_what_it_c
     mapping = FieldMapping(dimensions=("device",), measures=("temp",), time_field="ts")
     batch = [*telemetry(150), record(151, {"device": "d1", "ts": 1_714_521_600_151})]
     dead = S3DeadLetter(bucket, "dlq", client=aws["s3"])
-    sink = TimestreamSink(database, table, mapping=mapping, client=aws["timestream"], dead_letter=dead)
+    sink = TimestreamSink(database, table, mapping=mapping, client=aws["timestream"])
 
-    await sink.write(batch)
+    await deliver(sink, batch, dead)
     once, points = await timestream_state(moto_endpoint, database, table)
-    await sink.write(batch)
+    await deliver(sink, batch, dead)
     twice, _ = await timestream_state(moto_endpoint, database, table)
 
     assert once == twice

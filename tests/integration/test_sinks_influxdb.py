@@ -14,6 +14,7 @@ from consumers.sinks.deadletter import MemoryDeadLetter
 from consumers.sinks.influxdb import InfluxDBSink
 from consumers.sinks.mapping import FieldMapping
 from shardline.records import ConsumedRecord, KinesisPosition
+from tests.faults.workflow import deliver
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ async def test_replay_twice_leaves_the_same_points_and_escapes_special_character
     database = f"db_{uuid.uuid4().hex[:10]}"
     await query(influxdb_url, database, f'CREATE DATABASE "{database}"')
     dead = MemoryDeadLetter()
-    sink = InfluxDBSink(influxdb_url, database=database, mapping=MAPPING, dead_letter=dead)
+    sink = InfluxDBSink(influxdb_url, database=database, mapping=MAPPING)
     batch = [
         record(
             i,
@@ -53,9 +54,9 @@ async def test_replay_twice_leaves_the_same_points_and_escapes_special_character
     ]
     poison = record(99, b"not json")
     try:
-        await sink.write([*batch, poison])
+        await deliver(sink, [*batch, poison], dead)
         once = await query(influxdb_url, database, "SELECT * FROM metrics")
-        await sink.write(batch)
+        await deliver(sink, batch, dead)
         twice = await query(influxdb_url, database, "SELECT * FROM metrics")
     finally:
         await sink.close()

@@ -80,3 +80,29 @@ def test_an_unpinned_version_needs_an_explicit_hash() -> None:
     with pytest.raises(kclpy_install.KclpyInstallError, match="--sha256"):
         kclpy_install.install("0.0.1")
     assert kclpy_install.main(["--version", "0.0.1"]) == 2
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/abs.txt"])
+def test_members_outside_the_unpack_directory_are_refused_without_extraction_filters(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as sdist:
+        info = tarfile.TarInfo(name)
+        info.size = 1
+        sdist.addfile(info, io.BytesIO(b"x"))
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.11.2
+    (tmp_path / "out").mkdir()
+    with tarfile.open(archive) as sdist, pytest.raises(kclpy_install.KclpyInstallError, match="refusing"):
+        kclpy_install._extract(sdist, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_plain_sdist_unpacks_without_extraction_filters(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    (tmp_path / "out").mkdir()
+    with tarfile.open(_sdist(tmp_path)) as sdist:
+        kclpy_install._extract(sdist, tmp_path / "out")
+    assert "kcl.version" in (tmp_path / "out" / "amazon_kclpy-3.2.0" / "pom.xml").read_text()

@@ -145,3 +145,14 @@ def test_iterator_directory_is_bounded() -> None:
 def test_manual_clock_refuses_to_go_back() -> None:
     with pytest.raises(ConfigurationError):
         ManualClock().advance(-1)
+
+
+def test_a_bucket_scaled_below_one_call_per_second_still_admits_a_call_now_and_then() -> None:
+    clock = ManualClock()
+    bucket = TokenBucket(0.5, clock)  # GetRecords at --limits-percent 10: 0.5 calls/s
+    assert bucket.take(1)
+    assert not bucket.take(1)
+    clock.advance(1.0)
+    assert not bucket.take(1)
+    clock.advance(1.0)
+    assert bucket.take(1)  # one call every two seconds

@@ -101,7 +101,7 @@ def test_histogram_merges_buckets_instead_of_dropping_values() -> None:
 def test_unlisted_dimensions_are_dropped_so_cardinality_stays_bounded() -> None:
     out = io.StringIO()
     exporter = EmfExporter(stream=out)
-    exporter.on_event("sink_call_retried", sink="dynamodb", error="ThrottledError", partition_key="dev-1")
+    exporter.on_event("sink_records_rejected", sink="dynamodb", error="ThrottledError", partition_key="dev-1")
     exporter.flush()
     (doc,) = _documents(out)
     assert doc["Sink"] == "dynamodb"
@@ -119,7 +119,7 @@ def test_kinds_and_units_come_from_the_catalogue_not_the_name() -> None:
     assert spec_for("records_sent").kind is MetricKind.COUNTER
     assert spec_for("bytes_sent").unit == "Bytes"
     assert spec_for("millis_behind_latest").kind is MetricKind.GAUGE
-    assert cloudwatch_name("sink_records_dead_lettered") == "SinkRecordsDeadLettered"
+    assert cloudwatch_name("sink_records_call_failed") == "SinkRecordsCallFailed"
     # not catalogued: a plain counter, whatever the suffix suggests
     assert spec_for("my_app_latency_ms") == spec_for("my_app_events")
     assert spec_for("my_app_latency_ms").kind is MetricKind.COUNTER

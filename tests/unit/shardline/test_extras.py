@@ -112,6 +112,7 @@ _LOCAL_UP = "from shardline.cli import main; raise SystemExit(main(['local', 'up
     [
         ("rich", _BENCH_RUN, "bench"),
         ("moto", _BENCH_RUN, "bench"),
+        ("aiokpl", "from benchmarks.entry import main; raise SystemExit(main(['peers']))", "bench-peers"),
         (
             "confluent_kafka",
             "from shardline.cli import main; raise SystemExit(main(['consume', "

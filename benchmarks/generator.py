@@ -1,0 +1,321 @@
+"""The load generator: a pacing tick's records built, routed, counted and sent in bulk.
+
+Per record the generator does only what cannot be shared: pack the payload header (id and
+intended send time) in front of a precomputed key-and-padding tail, and build the
+:class:`~shardline.Record`.  Everything else happens once per tick: keys are drawn in bulk
+(``random.choices`` with cumulative weights), each key's shard is looked up once and kept,
+per-shard and per-key counts are taken from one ``collections.Counter`` of the tick's keys,
+and each shard's records go to the producer's batch path (``send_many``) as one batch whose
+acknowledgement is recorded in bulk.
+
+Latency stays measured from each record's INTENDED send time (coordinated omission is not
+hidden): a paced record *i* is due at ``start + i / rate`` whatever the client was doing; an
+unbounded tick's records are due when the tick builds them.  A shard's batch is acknowledged
+when its last record is, so each record's send-to-ack latency is that moment minus its own
+intended time: never less than the per-record figure, by at most the batch's spread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from itertools import accumulate
+from typing import Any
+
+from benchmarks.recorder import Recorder
+from benchmarks.workload import _HEADER, _MAGIC, WorkloadSpec, device_key, encode_payload
+from shardline.records import Record
+from shardline.shardmath import ShardMap
+
+__all__ = ["LoadGenerator", "SendBatch", "drive_ticks", "key_share"]
+
+SendBatch = Callable[[int, int], Awaitable[None]]
+"""``send_batch(first_record_index, count)``: build and hand ``count`` records to the producer."""
+
+_UNROUTED = -1
+_TAIL_CACHE = 65_536
+
+
+def zipf_weights(keys: int, exponent: float) -> list[float]:
+    return [1.0 / (rank**exponent) for rank in range(1, keys + 1)]
+
+
+def key_share(keys: int, shard_map: ShardMap, shards: list[str]) -> list[int]:
+    """The device indices whose key hashes to one of ``shards`` (a worker's share of the key space).
+
+    A worker that produces only to its own shards and reads only those accounts for its
+    records alone, so workers (and machines) need no coordination during a run.
+    """
+    wanted = set(shards)
+    route = shard_map.shard_for_key
+    return [index for index in range(keys) if route(device_key(index)).shard_id in wanted]
+
+
+class LoadGenerator:
+    """Builds and sends the workload's records a pacing tick at a time (see the module docstring).
+
+    ``indices`` restricts the devices to a share of the key space (default: all); their
+    relative Zipf weights stay those of the whole fleet.  Record ids are
+    ``index * id_stride + id_offset`` so the ids of several workers never collide.
+    """
+
+    def __init__(
+        self,
+        *,
+        workload: WorkloadSpec,
+        shard_map: ShardMap,
+        recorder: Recorder,
+        producer: Any,
+        start: float,
+        wall_origin_ns: int,
+        choose_key: Callable[[str], tuple[str, int | None]] | None = None,
+        indices: list[int] | None = None,
+        id_stride: int = 1,
+        id_offset: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._workload = workload
+        self._map = shard_map
+        self._recorder = recorder
+        self._producer = producer
+        self._start = start
+        self._rate = workload.rate
+        self._wall_origin_ns = wall_origin_ns
+        self._choose_key = choose_key
+        self._id_stride = id_stride
+        self._id_offset = id_offset
+        self._clock = clock
+        # Per-key tables are flat arrays (8 bytes a key for the weights, 4 for the shard), so a
+        # million devices cost ~12 MB, and nothing grows with the records sent.
+        exponent = workload.skew.exponent
+        self._population: Sequence[int] = range(workload.keys) if indices is None else array("l", indices)
+        if not self._population:
+            raise ValueError("the key share is empty")
+        self._cum_weights = array("d", accumulate(1.0 / (i + 1) ** exponent for i in self._population))
+        whole = self._cum_weights[-1] if indices is None else math.fsum(zipf_weights(workload.keys, exponent))
+        self.mass = self._cum_weights[-1] / whole
+        """This share's fraction of the whole fleet's traffic."""
+        self._rng = random.Random(workload.seed + id_offset)
+        self._shard_ids = list(recorder.load.shard_ids)
+        self._shard_index = {shard: n for n, shard in enumerate(self._shard_ids)}
+        self._shard_of = array("i", [_UNROUTED]) * workload.keys
+        self._size = workload.record_size
+        self._binary = workload.payload_format == "binary"
+        self._pads: dict[int, bytes] = {}
+        self._tails: dict[int, tuple[str, bytes]] = {}
+        self.pending: set[asyncio.Future[Any]] = set()
+
+    # --- per key, once ------------------------------------------------------------------------
+
+    def _route(self, index: int) -> int:
+        shard_id = self._map.shard_for_key(device_key(index)).shard_id
+        shard = self._shard_index.get(shard_id)
+        if shard is None:
+            shard = self._shard_index[shard_id] = len(self._shard_ids)
+            self._shard_ids.append(shard_id)
+        self._shard_of[index] = shard
+        return shard
+
+    def _tail(self, key: bytes) -> bytes:
+        """What follows the header: the key and the padding up to the record size."""
+        pad = self._pads.get(len(key))
+        if pad is None:
+            pad = self._pads[len(key)] = b"\0" * max(self._size - _HEADER.size - len(key), 0)
+        return key + pad
+
+    # --- per tick ------------------------------------------------------------------------------
+
+    async def send_batch(self, first: int, count: int) -> None:
+        """Build records ``first .. first + count - 1``, count them and hand them to the producer."""
+        rec = self._recorder
+        rate = self._rate
+        start = self._start
+        if rate:
+            intended0 = start + first / rate
+            now_intended: float | None = None
+        else:
+            intended0 = now_intended = self._clock()
+        second = rec.second(intended0)
+        rec.sent[second] += count
+        indices = self._rng.choices(self._population, cum_weights=self._cum_weights, k=count)
+        if self._choose_key is not None or not self._binary:
+            await self._send_general(first, indices, second, now_intended)
+            return
+        origin = self._wall_origin_ns
+        stride, offset = self._id_stride, self._id_offset
+        pack = _HEADER.pack
+        shard_of = self._shard_of
+        groups: dict[int, list[Record]] = {}
+        intended_of: dict[int, list[float]] = {}
+        tails = self._tails
+        if len(tails) > _TAIL_CACHE:
+            tails.clear()  # bounded memory with a million keys; hot keys are back after one tick
+        for n, index in enumerate(indices):
+            cached = tails.get(index)
+            if cached is None:
+                key = device_key(index)
+                encoded = key.encode()
+                cached = tails[index] = (key, self._tail(encoded))
+            key, tail = cached
+            record_id = (first + n) * stride + offset
+            if now_intended is None:
+                assert rate is not None
+                intended = start + (first + n) / rate
+                intended_ns = origin + int(intended * 1e9)
+            else:
+                intended = now_intended
+                intended_ns = origin + int(intended * 1e9)
+            shard = shard_of[index]
+            if shard < 0:
+                shard = self._route(index)
+            group = groups.get(shard)
+            if group is None:
+                group = groups[shard] = []
+                intended_of[shard] = []
+            group.append(Record(pack(_MAGIC, record_id, intended_ns, len(key)) + tail, key))
+            if now_intended is None:
+                intended_of[shard].append(intended)
+        self._count_load(second, Counter(indices), tails)
+        for shard, records in groups.items():
+            data_bytes = sum(len(r.data) for r in records)
+            times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
+            await self._hand_over(records, second, self._shard_ids[shard], data_bytes, times)
+
+    def _count_load(self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes]]) -> None:
+        load = self._recorder.load
+        shard_ids, shard_of = self._shard_ids, self._shard_of
+        for index, count in counts.items():
+            key, tail = tails[index]
+            size = _HEADER.size + len(tail) + len(key)
+            load.add_many(shard_ids[shard_of[index]], second, key, count, count * size)
+
+    async def _send_general(
+        self, first: int, indices: list[int], second: int, now_intended: float | None
+    ) -> None:
+        """Other key strategies and the JSON payload: the same batching, routed per record."""
+        workload, rate, start = self._workload, self._rate, self._start
+        choose = self._choose_key
+        groups: dict[str, list[Record]] = {}
+        intended_of: dict[str, list[float]] = {}
+        load = self._recorder.load
+        for n, index in enumerate(indices):
+            device = device_key(index)
+            key, ehk = choose(device) if choose is not None else (device, None)
+            intended = now_intended if now_intended is not None else start + (first + n) / (rate or 1.0)
+            data = encode_payload(
+                (first + n) * self._id_stride + self._id_offset,
+                self._wall_origin_ns + int(intended * 1e9),
+                device,
+                workload.record_size,
+                workload.payload_format,
+            )
+            shard = self._map.shard_for_key(key, ehk).shard_id
+            load.add(shard, second, device, len(data) + len(key))
+            groups.setdefault(shard, []).append(Record(data, key, ehk))
+            intended_of.setdefault(shard, []).append(intended)
+        for shard, records in groups.items():
+            data_bytes = sum(len(r.data) for r in records)
+            times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
+            await self._hand_over(records, second, shard, data_bytes, times)
+
+    async def _hand_over(
+        self, records: list[Record], second: int, shard: str, data_bytes: int, times: float | list[float]
+    ) -> None:
+        future = await self._producer.send_many(records)
+        self.pending.add(future)
+        future.add_done_callback(partial(self._on_batch_done, second, shard, len(records), data_bytes, times))
+
+    def _on_batch_done(
+        self,
+        second: int,
+        shard: str,
+        count: int,
+        data_bytes: int,
+        times: float | list[float],
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.pending.discard(future)
+        rec = self._recorder
+        if future.cancelled() or future.exception() is not None:
+            rec.failed[second] += count
+            return
+        failed = future.result().failed
+        now = self._clock()
+        if failed:
+            rec.failed[second] += len(failed)
+            data_bytes -= data_bytes * len(failed) // count
+            if isinstance(times, list):
+                times = [t for n, t in enumerate(times) if n not in failed]
+        rec.on_acks(second, shard, count - len(failed), data_bytes, times, now)
+
+
+async def drive_ticks(
+    *,
+    rate: float | None,
+    duration: float,
+    start: float,
+    send_batch: SendBatch,
+    tick: Callable[[], None],
+    on_now: Callable[[float], None] | None = None,
+    burst: int = 500,
+    clock: Callable[[], float] = time.monotonic,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """The open-loop schedule of :func:`benchmarks.pacing.drive_schedule`, a batch per tick.
+
+    Record *i* is due at ``start + i / rate``; every record due by now goes out in one call,
+    split at whole seconds of the run so each batch belongs to one second.  With
+    ``rate=None`` each tick sends ``burst`` records and yields to the event loop.  Returns
+    how many records were handed to ``send_batch``.
+    """
+    sent = 0
+    next_tick = start + 1.0
+    while True:
+        now = clock()
+        if on_now is not None:
+            on_now(now)
+        elapsed = now - start
+        if stop is not None and stop.is_set():
+            return sent
+        if elapsed >= duration and not rate:
+            return sent
+        if rate:
+            # every record intended before the end goes out, late ones with their lateness
+            due = math.ceil(duration * rate) if elapsed >= duration else int(elapsed * rate) + 1
+            while sent < due:
+                boundary = _first_of_next_second(sent, rate)
+                count = min(due, boundary) - sent
+                await send_batch(sent, count)
+                sent += count
+            if elapsed >= duration:
+                return sent
+        else:
+            await send_batch(sent, burst)
+            sent += burst
+        if clock() >= next_tick:
+            tick()
+            next_tick += 1.0
+        delay = max(0.0, start + sent / rate - clock()) if rate else 0.0
+        if stop is not None and delay > 0:  # Ctrl-C wakes the schedule at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        else:
+            await asyncio.sleep(delay)
+
+
+def _first_of_next_second(index: int, rate: float) -> int:
+    """The first record index due in a later whole second of the run than record ``index``."""
+    second = int(index / rate)
+    boundary = math.ceil((second + 1) * rate)
+    while boundary > index + 1 and int((boundary - 1) / rate) > second:
+        boundary -= 1
+    while int(boundary / rate) <= second:
+        boundary += 1
+    return boundary

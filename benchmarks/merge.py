@@ -1,0 +1,249 @@
+"""Partial results of the workers of one run, and their exact merge into one run outcome.
+
+A worker (a process of ``run --workers N``, or one machine's ``run --worker-id I``) writes
+what it measured as a *partial*: per-second counters, HdrHistograms in their compressed V2
+encoding, per-shard series and hot-key counters.  The merge adds counters second by second
+(each worker's seconds shifted by its start relative to the earliest worker), adds the
+histograms bucket by bucket (exact: HdrHistogram's ``add``), unions the shards (each belongs
+to one worker) and merges the hot-key summaries with their error bounds.  The merged
+outcome goes through the same :func:`~benchmarks.result.build_result` as a single run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.histogram import LatencyHistogram
+from benchmarks.recorder import Recorder
+from benchmarks.run import RunOptions, RunOutcome
+from benchmarks.shardload import ShardLoadTracker
+from benchmarks.workload import Skew, WorkloadSpec
+from shardline.errors import ConfigurationError
+
+__all__ = [
+    "PARTIAL_KIND",
+    "merge_partials",
+    "partial_from_outcome",
+    "partial_name",
+    "read_partials",
+    "write_partial",
+]
+
+PARTIAL_KIND = "shardline.stream-bench/partial"
+PARTIAL_VERSION = 1
+_COUNTERS = ("sent", "acked", "acked_bytes", "failed", "consumed", "throttles", "retries")
+
+
+def partial_name(worker_id: int, workers: int) -> str:
+    return f"partial-{worker_id:04d}-of-{workers:04d}.json"
+
+
+def _series(counts: dict[int, int]) -> dict[str, int]:
+    return {str(t): n for t, n in sorted(counts.items()) if n}
+
+
+def partial_from_outcome(outcome: RunOutcome) -> dict[str, Any]:
+    """What one worker measured, as plain JSON values (no payloads, no credentials)."""
+    rec = outcome.recorder
+    options = outcome.options
+    return {
+        "kind": PARTIAL_KIND,
+        "version": PARTIAL_VERSION,
+        "worker_id": options.worker_id,
+        "workers": options.workers,
+        "options": _options_to_dict(options),
+        "stream": outcome.stream,
+        "shard_ids": outcome.shard_ids,
+        "started_at": outcome.started_at.isoformat(),
+        "wall_seconds": outcome.wall_seconds,
+        "client_cpu_seconds": outcome.client_cpu_seconds,
+        "process_cpu_seconds": outcome.process_cpu_seconds,
+        "emulator_in_process": outcome.emulator_in_process,
+        "emulator_cpu_seconds": outcome.emulator_cpu_seconds,
+        "client_cpu_method": outcome.client_cpu_method,
+        "consumer_note": outcome.consumer_note,
+        "notes": outcome.notes,
+        "gateway": outcome.gateway,
+        "interrupted_after": outcome.interrupted_after,
+        "environment": outcome.environment,
+        "recorder": {
+            **{name: _series(getattr(rec, name)) for name in _COUNTERS},
+            "iterator_age": {shard: _series(ages) for shard, ages in rec.iterator_age.items()},
+            "accepted_records": {shard: _series(s) for shard, s in rec.accepted_records.items()},
+            "accepted_bytes": {shard: _series(s) for shard, s in rec.accepted_bytes.items()},
+            "ack_latency": rec.ack_latency.to_dict(),
+            "e2e_latency": rec.e2e_latency.to_dict(),
+            "e2e_by_reader": {kind: h.to_dict() for kind, h in rec.e2e_by_reader.items()},
+            "ack_latency_by_second": {
+                str(t): h.to_dict() for t, h in sorted(rec.ack_latency_by_second.items())
+            },
+            "load": rec.load.to_dict(),
+            "duplicates": rec.duplicates,
+            "last_ack_at": None if rec.last_ack_at is None else rec.last_ack_at - rec.start,
+        },
+    }
+
+
+def _options_to_dict(options: RunOptions) -> dict[str, Any]:
+    document = asdict(options)
+    document["workload"]["skew"] = str(options.workload.skew)
+    return document
+
+
+def _options_from_dict(document: dict[str, Any]) -> RunOptions:
+    workload = dict(document["workload"])
+    workload["skew"] = Skew.parse(workload["skew"])
+    return RunOptions(**{**document, "workload": WorkloadSpec(**workload)})
+
+
+def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
+    """One run outcome from every worker's partial; refuses a missing, doubled or foreign part."""
+    _check_complete(partials)
+    starts = [datetime.fromisoformat(p["started_at"]) for p in partials]
+    first = min(starts)
+    shifts = [round((start - first).total_seconds()) for start in starts]
+    shard_ids = sorted(shard for p in partials for shard in p["shard_ids"])
+    recorder = Recorder(shard_ids, 0.0)
+    for partial, shift in zip(partials, shifts, strict=True):
+        _absorb(recorder, partial["recorder"], shift)
+    recorder.load = ShardLoadTracker.merged(
+        [(p["recorder"]["load"], shift) for p, shift in zip(partials, shifts, strict=True)]
+    )
+    options = replace(_options_from_dict(partials[0]["options"]), worker_id=0)
+    gateway: dict[str, Any] = {}
+    for partial in partials:
+        gateway.update(partial["gateway"] or {})
+    emulator = [p["emulator_cpu_seconds"] for p in partials if p["emulator_cpu_seconds"] is not None]
+    methods = sorted({p["client_cpu_method"] for p in partials})
+    interrupted = [
+        shift + p["interrupted_after"]
+        for p, shift in zip(partials, shifts, strict=True)
+        if p["interrupted_after"] is not None
+    ]
+    notes = [f"merged from {len(partials)} workers' partial results: client CPU is the sum over the workers"]
+    for partial in partials:
+        notes.extend(note for note in partial["notes"] if note not in notes)
+    return RunOutcome(
+        options=options,
+        recorder=recorder,
+        stream=partials[0]["stream"],
+        shard_ids=shard_ids,
+        started_at=first,
+        wall_seconds=max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True)),
+        client_cpu_seconds=sum(p["client_cpu_seconds"] for p in partials),
+        process_cpu_seconds=sum(p["process_cpu_seconds"] for p in partials),
+        emulator_in_process=False,
+        gateway=gateway or None,
+        consumer_note=partials[0]["consumer_note"],
+        emulator_cpu_seconds=max(emulator) if emulator else None,
+        client_cpu_method="; ".join(methods),
+        notes=notes,
+        interrupted_after=max(interrupted) if interrupted else None,
+        environment=partials[0]["environment"],
+    )
+
+
+def _check_complete(partials: list[dict[str, Any]]) -> None:
+    if not partials:
+        raise ConfigurationError("no partial results to merge")
+    for partial in partials:
+        if partial.get("kind") != PARTIAL_KIND or partial.get("version") != PARTIAL_VERSION:
+            raise ConfigurationError("not a stream-bench partial result (kind or version differs)")
+    workers = {p["workers"] for p in partials}
+    streams = {p["stream"] for p in partials}
+    if len(workers) != 1 or len(streams) != 1:
+        raise ConfigurationError(
+            f"the partials come from different runs (workers {sorted(workers)}, streams {sorted(streams)})"
+        )
+    expected = set(range(workers.pop()))
+    ids = [p["worker_id"] for p in partials]
+    if sorted(ids) != sorted(expected):
+        missing = sorted(expected - set(ids))
+        doubled = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigurationError(f"incomplete set of partials: missing workers {missing}, doubled {doubled}")
+
+
+def _absorb(recorder: Recorder, part: dict[str, Any], shift: int) -> None:
+    for name in _COUNTERS:
+        counts = getattr(recorder, name)
+        for t, n in part[name].items():
+            counts[int(t) + shift] += n
+    for shard, ages in part["iterator_age"].items():
+        target = recorder.iterator_age[shard]
+        for t, ms in ages.items():
+            target[int(t) + shift] = max(target.get(int(t) + shift, 0), ms)
+    for field in ("accepted_records", "accepted_bytes"):
+        table = getattr(recorder, field)
+        for shard, series in part[field].items():
+            for t, n in series.items():
+                table[shard][int(t) + shift] += n
+    recorder.ack_latency.merge(LatencyHistogram.from_dict(part["ack_latency"]))
+    recorder.e2e_latency.merge(LatencyHistogram.from_dict(part["e2e_latency"]))
+    for kind, histogram in part["e2e_by_reader"].items():
+        recorder.e2e_by_reader.setdefault(kind, LatencyHistogram()).merge(
+            LatencyHistogram.from_dict(histogram)
+        )
+    for t, histogram in part["ack_latency_by_second"].items():
+        recorder.ack_latency_by_second[int(t) + shift].merge(LatencyHistogram.from_dict(histogram))
+    recorder.duplicates += part["duplicates"]
+    if part["last_ack_at"] is not None:
+        last = part["last_ack_at"] + shift
+        recorder.last_ack_at = last if recorder.last_ack_at is None else max(recorder.last_ack_at, last)
+
+
+# --- where partials live: a directory or s3://bucket/prefix/ ------------------------------------
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise ConfigurationError(f"an S3 location needs a bucket: s3://BUCKET/PREFIX/, got {uri!r}")
+    return bucket, prefix.rstrip("/") + "/" if prefix else ""
+
+
+def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None) -> str:
+    """Write ``partial`` into a directory or under an ``s3://bucket/prefix/`` location; its address."""
+    name = partial_name(partial["worker_id"], partial["workers"])
+    body = json.dumps(partial).encode()
+    if where.startswith("s3://"):
+        bucket, prefix = _split_s3(where)
+        client = s3_client or _s3()
+        client.put_object(Bucket=bucket, Key=prefix + name, Body=body, ContentType="application/json")
+        return f"s3://{bucket}/{prefix}{name}"
+    directory = Path(where)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_bytes(body)
+    return str(path)
+
+
+def read_partials(where: str, *, s3_client: Any = None) -> list[dict[str, Any]]:
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id."""
+    documents: list[dict[str, Any]] = []
+    if where.startswith("s3://"):
+        bucket, prefix = _split_s3(where)
+        client = s3_client or _s3()
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-"):
+            for item in page.get("Contents", []):
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                documents.append(json.loads(body))
+    else:
+        directory = Path(where)
+        if not directory.is_dir():
+            raise ConfigurationError(f"no such directory of partial results: {where}")
+        documents = [json.loads(path.read_text()) for path in sorted(directory.glob("partial-*.json"))]
+    if not documents:
+        raise ConfigurationError(f"no partial results (partial-*.json) in {where}")
+    return sorted(documents, key=lambda d: int(d.get("worker_id", 0)))
+
+
+def _s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")

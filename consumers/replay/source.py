@@ -1,0 +1,187 @@
+"""A bounded range as a pipeline source: replay and backfill run through the one pipeline.
+
+:class:`RangeSource` reads the partitions of a :class:`~consumers.replay.ranges.RangeReader`
+(``concurrency`` at a time) and yields their batches to a
+:class:`~consumers.pipeline.Pipeline`, which transforms, writes, bisects and dead-letters
+exactly as the long-running consumer does.  Progress lives in a checkpoint store of the
+job's own namespace: when the pipeline says a partition is acknowledged up to a record, the
+source persists the reader's resume token of the batch that record ends; a checkpoint that
+falls inside a batch waits for the batch's end (the token is per batch).  A partition read
+to its end is marked ``SHARD_END`` once every record of it is resolved, and is skipped by a
+rerun.
+
+Each partition reader is a task owned by the source: its failure is handed to
+:meth:`RangeSource.batches`, so :meth:`Pipeline.run` raises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from consumers.checkpoint.base import CheckpointStore, Lease
+from consumers.replay.ranges import RangeReader
+from consumers.source import SourceBatch
+from shardline.errors import ShardlineError
+from shardline.records import SHARD_END, Position
+
+__all__ = ["RangeSource"]
+
+_log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, int], None]
+"""Called with (partition, records just read) after each batch."""
+
+
+@dataclass(slots=True)
+class _Partition:
+    lease: Lease
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: deque[tuple[Position | None, str]] = field(default_factory=deque)
+    """(last record position, resume token) per batch handed out, not yet checkpointed."""
+    released: bool = False
+
+
+class RangeSource:
+    """The partitions of ``reader`` as a :class:`~consumers.source.Source`, resumable via ``store``."""
+
+    def __init__(
+        self,
+        reader: RangeReader,
+        store: CheckpointStore,
+        *,
+        owner: str,
+        concurrency: int = 4,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.reader = reader
+        self.store = store
+        self.owner = owner
+        self.read = 0
+        self.skipped = 0
+        self.partitions = 0
+        self._concurrency = concurrency
+        self._on_progress = on_progress
+        self._open: dict[str, _Partition] = {}
+        self._output: asyncio.Queue[SourceBatch | BaseException | None] = asyncio.Queue(
+            maxsize=concurrency * 2
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"RangeSource(reader={self.reader!r}, owner={self.owner!r})"
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        partitions = await self.reader.partitions()
+        self.partitions = len(partitions)
+        slots = asyncio.Semaphore(self._concurrency)
+        self._tasks = [
+            asyncio.create_task(self._read_partition(partition, slots), name=f"replay-{partition}")
+            for partition in partitions
+        ]
+        finisher = asyncio.create_task(self._finish_when_read(), name="replay-reads-done")
+        try:
+            while True:
+                item = await self._output.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stopping = True
+            for task in [*self._tasks, finisher]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, finisher, return_exceptions=True)
+
+    async def _finish_when_read(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._output.put(None)
+
+    async def _read_partition(self, partition: str, slots: asyncio.Semaphore) -> None:
+        try:
+            async with slots:
+                if self._stopping:
+                    return
+                await self.store.create_if_absent(partition)
+                lease = await self.store.acquire(partition, self.owner)
+                if lease.is_shard_end:
+                    self.skipped += 1
+                    await self.store.release(lease)
+                    return
+                state = _Partition(lease)
+                self._open[partition] = state
+                async for records, token in self.reader.read(partition, lease.checkpoint):
+                    if self._stopping:
+                        return
+                    self.read += len(records)
+                    if records:
+                        state.pending.append((records[-1].position, token))
+                        await self._output.put(SourceBatch(partition, records))
+                    else:
+                        await self._advance_empty(state, token)
+                    if self._on_progress is not None:
+                        self._on_progress(partition, len(records))
+                await self._output.put(SourceBatch(partition, [], end_of_partition=True))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the pipeline through batches()
+            await self._output.put(exc)
+
+    async def _advance_empty(self, state: _Partition, token: str) -> None:
+        """A batch without records (e.g. only malformed lines) moves the token on its own."""
+        async with state.lock:
+            if state.pending:
+                position, _ = state.pending.pop()
+                state.pending.append((position, token))
+            else:
+                state.lease = await self.store.checkpoint(state.lease, token)
+
+    async def checkpoint(self, partition: str, position: Position) -> None:
+        state = self._open.get(partition)
+        if state is None:
+            return
+        async with state.lock:
+            token = None
+            for index, (last, candidate) in enumerate(state.pending):
+                if last is not None and last.identity == position.identity:
+                    token = candidate
+                    for _ in range(index + 1):
+                        state.pending.popleft()
+                    break
+            if token is not None:
+                state.lease = await self.store.checkpoint(state.lease, token)
+
+    async def checkpoint_end(self, partition: str) -> None:
+        state = self._open.pop(partition, None)
+        if state is None:
+            return
+        async with state.lock:
+            state.lease = await self.store.checkpoint(state.lease, SHARD_END)
+            state.released = True
+            await self.store.release(state.lease)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._output.put_nowait(None)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop, then give up the leases still held (their checkpoints stay), within ``timeout`` s."""
+        await self.stop()
+        try:
+            async with asyncio.timeout(timeout):
+                for partition, state in list(self._open.items()):
+                    async with state.lock:
+                        if not state.released:
+                            with contextlib.suppress(ShardlineError):
+                                await self.store.release(state.lease)
+                            state.released = True
+                    self._open.pop(partition, None)
+        except TimeoutError:
+            _log.warning("releasing replay leases timed out; they expire on their own")

@@ -1,0 +1,202 @@
+"""The batch load generator on a fake producer and a fake clock: what it sends and how it measures."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from benchmarks.generator import LoadGenerator, drive_ticks, key_share
+from benchmarks.readback import read_batch
+from benchmarks.recorder import Recorder
+from benchmarks.workload import Skew, WorkloadSpec, decode_payload
+from producers.tickets import BatchAcks
+from shardline.errors import ThrottledError
+from shardline.records import Record
+from tests.unit.benchmarks.conftest import even_shard_map
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class HeldProducer:
+    """send_many() hands back a future the test resolves when it chooses (a stalled target)."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[Record], asyncio.Future[Any]]] = []
+
+    async def send_many(self, records: list[Record]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.batches.append((list(records), future))
+        return future
+
+    def ack_all(self, failed: dict[int, Exception] | None = None) -> None:
+        for records, future in self.batches:
+            if not future.done():
+                future.set_result(BatchAcks(len(records), [], dict(failed or {})))  # type: ignore[arg-type]
+
+
+def _generator(
+    workload: WorkloadSpec, clock: FakeClock, producer: HeldProducer, shards: int = 4, **kwargs: Any
+) -> tuple[LoadGenerator, Recorder]:
+    shard_map = even_shard_map(shards)
+    shard_ids = kwargs.pop("shard_ids", [s.shard_id for s in shard_map.shards])
+    recorder = Recorder(shard_ids, 0.0)
+    generator = LoadGenerator(
+        workload=workload,
+        shard_map=shard_map,
+        recorder=recorder,
+        producer=producer,
+        start=0.0,
+        wall_origin_ns=1_000_000_000_000,
+        clock=clock,
+        **kwargs,
+    )
+    return generator, recorder
+
+
+async def test_a_stalled_ack_counts_from_each_records_intended_send_time() -> None:
+    """No coordinated omission: records due while the target stalls carry the whole stall."""
+    clock = FakeClock()
+    producer = HeldProducer()
+    workload = WorkloadSpec(keys=50, rate=100.0, duration=1.0, record_size=64)
+    generator, recorder = _generator(workload, clock, producer)
+    # the client was stalled for the whole first second: records 0..99 (due at 0.00 .. 0.99)
+    # go out together at t=1.0 and are acknowledged at t=3.0
+    await generator.send_batch(0, 100)
+    clock.now = 3.0
+    producer.ack_all()
+    await asyncio.sleep(0)
+    summary = recorder.ack_latency.summary_ms()
+    assert summary["count"] == 100
+    assert summary["max"] == pytest.approx(3000, rel=0.002)  # record 0: intended at 0.00
+    assert summary["p50"] == pytest.approx(2510, rel=0.01)  # the middle record: intended at ~0.49
+    assert recorder.ack_latency.summary_ms()["p50"] > 2000  # not the ~0 a send-time clock would show
+    assert recorder.total_acked == 100 and recorder.sent[0] == 100
+
+
+async def test_unbounded_tick_is_intended_when_built_and_acks_are_bulk_recorded() -> None:
+    clock = FakeClock()
+    producer = HeldProducer()
+    generator, recorder = _generator(WorkloadSpec(keys=10, rate=None, record_size=64), clock, producer)
+    clock.now = 0.25
+    await generator.send_batch(0, 500)
+    clock.now = 0.75
+    producer.ack_all()
+    await asyncio.sleep(0)
+    summary = recorder.ack_latency.summary_ms()
+    assert summary["count"] == 500
+    assert summary["p50"] == pytest.approx(500, rel=0.002) and summary["max"] == pytest.approx(500, rel=0.002)
+
+
+async def test_records_carry_ids_intended_times_and_their_shards_counts() -> None:
+    clock = FakeClock()
+    producer = HeldProducer()
+    workload = WorkloadSpec(keys=300, skew=Skew(1.1), rate=1000.0, record_size=80)
+    generator, recorder = _generator(workload, clock, producer, id_stride=3, id_offset=2)
+    await generator.send_batch(10, 200)
+    shard_map = even_shard_map(4)
+    seen: list[int] = []
+    for records, _ in producer.batches:
+        shards = {shard_map.shard_for_key(r.partition_key or "").shard_id for r in records}
+        assert len(shards) == 1  # one batch per shard
+        for record in records:
+            payload = decode_payload(record.data)
+            assert payload is not None and payload.device == record.partition_key
+            assert len(record.data) == 80
+            index = (payload.record_id - 2) // 3
+            assert payload.record_id % 3 == 2
+            assert payload.intended_ns == 1_000_000_000_000 + int((index / 1000.0) * 1e9)
+            seen.append(index)
+    assert sorted(seen) == list(range(10, 210))
+    per_shard = recorder.load.per_second(1)
+    assert sum(s["records"][0] for s in per_shard.values()) == 200
+    assert sum(s["bytes"][0] for s in per_shard.values()) == sum(
+        len(r.data) + len(r.partition_key or "") for records, _ in producer.batches for r in records
+    )
+    assert sum(recorder.load.keys(s).total for s in recorder.load.shard_ids) == 200
+
+
+async def test_failed_records_of_a_batch_are_counted_failed_not_acked() -> None:
+    clock = FakeClock()
+    producer = HeldProducer()
+    generator, recorder = _generator(WorkloadSpec(keys=1, rate=100.0, record_size=64), clock, producer)
+    await generator.send_batch(0, 10)
+    producer.ack_all({0: ThrottledError("x"), 3: ThrottledError("y")})
+    await asyncio.sleep(0)
+    assert recorder.failed[0] == 2
+    assert recorder.total_acked == 8
+    assert recorder.ack_latency.count == 8
+    assert sum(sum(series.values()) for series in recorder.accepted_records.values()) == 8
+
+
+def test_key_share_partitions_the_key_space_by_shard() -> None:
+    shard_map = even_shard_map(4)
+    shard_ids = [s.shard_id for s in shard_map.shards]
+    shares = [key_share(1000, shard_map, shard_ids[w::2]) for w in range(2)]
+    assert sorted(shares[0] + shares[1]) == list(range(1000))
+
+
+async def test_drive_ticks_sends_every_due_record_once_split_at_whole_seconds() -> None:
+    now = 0.0
+
+    def clock() -> float:
+        nonlocal now
+        now += 0.013
+        return now
+
+    calls: list[tuple[int, int]] = []
+
+    async def send_batch(first: int, count: int) -> None:
+        calls.append((first, count))
+
+    sent = await drive_ticks(
+        rate=333.0, duration=2.5, start=0.0, send_batch=send_batch, tick=lambda: None, clock=clock
+    )
+    indices = [i for first, count in calls for i in range(first, first + count)]
+    assert indices == list(range(sent))
+    assert 800 <= sent <= 834
+    for first, count in calls:  # no batch straddles a second of the schedule
+        assert int(first / 333.0) == int((first + count - 1) / 333.0)
+
+
+async def test_a_late_wake_at_the_end_still_sends_every_record_of_the_plan() -> None:
+    times = iter([0.0, 0.5, 3.7, 3.7, 3.7])  # the loop oversleeps past the end (a loaded machine)
+    calls: list[tuple[int, int]] = []
+
+    async def send_batch(first: int, count: int) -> None:
+        calls.append((first, count))
+
+    sent = await drive_ticks(
+        rate=100.0,
+        duration=3.0,
+        start=0.0,
+        send_batch=send_batch,
+        tick=lambda: None,
+        clock=lambda: next(times),
+    )
+    assert sent == 300 == sum(count for _, count in calls)
+    assert calls[-1] == (200, 100)  # the last second's records, sent late
+
+
+def test_read_back_dedupes_and_measures_from_the_intended_time() -> None:
+    recorder = Recorder(["s"], 0.0)
+
+    class Read:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+    from benchmarks.workload import encode_payload
+
+    records = [Read(encode_payload(i, 5_000_000_000, "d", 64, "binary")) for i in (1, 2, 2)]
+    records.append(Read(encode_payload(9, 1_000, "d", 64, "binary")))  # before the run: skipped
+    records.append(Read(b"not a bench record"))
+    read_batch(recorder, records, 0, now_ns=5_250_000_000, floor_ns=1_000_000_000)
+    assert recorder.total_consumed == 2 and recorder.duplicates == 1
+    assert recorder.e2e_latency.summary_ms()["p50"] == pytest.approx(250, rel=0.002)
