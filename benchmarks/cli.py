@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from benchmarks.targets import BOOTSTRAP_ENV
 from shardline.cli import OneLineArgumentParser, package_version
@@ -301,7 +302,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_hotshards(args: argparse.Namespace) -> int:
     from aiobotocore.session import get_session
 
-    from benchmarks.hotshards import scan_hot_shards
+    from benchmarks.hotshards import print_hot_shards, scan_hot_shards
 
     interrupted: list[bool] = []
 
@@ -328,17 +329,7 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
     except ResourceNotFoundError as exc:
         raise MissingResourceError("Kinesis stream", args.stream, "--stream", service="kinesis") from exc
     console = Console(soft_wrap=not sys.stdout.isatty())  # piped: one line per shard, never wrapped
-    for shard, summary in sorted(analysis["shards"].items()):
-        console.print(
-            f"{shard}: {summary['share']:.1%} of records, peak {summary['records_per_sec_peak']} rec/s "
-            f"{summary['bytes_per_sec_peak'] / 1024:.1f} KiB/s, "
-            f"{summary['seconds_over_limit']} s over a limit"
-        )
-    for hot in analysis["hot_shards"]:
-        keys = ", ".join(f"{k['key']} ({k['count']})" for k in hot["top_keys"])
-        console.print(f"[bold]hot {hot['shard_id']}[/bold]: {keys}\n  {hot['recommendation']}")
-    if not analysis["hot_shards"]:
-        console.print("no hot shard")
+    print_hot_shards(analysis, console)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(analysis, indent=2))
     return 130 if any(interrupted) else 0
@@ -457,13 +448,13 @@ def _print_peers_table(args: argparse.Namespace, ranked: list[dict[str, Any]]) -
     for row in ranked:
         failed = row["error"] is not None
         table.add_row(
-            row["client"],
-            row["role"],
+            escape(str(row["client"])),
+            escape(str(row["role"])),
             "-" if failed else f"{row['records_per_sec']:.0f}",
             "-" if failed else f"{row['cpu_us_per_record']:.2f}",
             ratio(row["vs_best_peer_rate"]),
             ratio(row["vs_best_peer_cpu"]),
-            row["error"] or "",
+            escape(str(row["error"] or "")),
         )
     console = Console()
     if not console.is_terminal:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["METRICS", "NOISE", "compare_results", "differences", "print_comparison", "readable"]
@@ -154,7 +155,7 @@ def print_comparison(
     for row in rows:
         change = f"{row['relative']:+.1%}" if row["relative"] != float("inf") else "new"
         table.add_row(
-            row["metric"],
+            escape(str(row["metric"])),
             readable(row["a"]),
             readable(row["b"]),
             ("+" if row["delta"] > 0 else "") + readable(row["delta"]),

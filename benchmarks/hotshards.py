@@ -14,11 +14,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
 from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
 from shardline.errors import ConfigurationError
 from shardline.shardmath import ShardMap
 
-__all__ = ["scan_hot_shards"]
+__all__ = ["print_hot_shards", "scan_hot_shards"]
 
 
 async def scan_hot_shards(
@@ -100,3 +103,20 @@ async def scan_hot_shards(
     analysis["reader"] = reader
     analysis["per_second"] = tracker.per_second()
     return analysis
+
+
+def print_hot_shards(analysis: dict[str, Any], console: Console) -> None:
+    """The scan's per-shard lines and hot keys; keys and ids are escaped, never read as markup."""
+    for shard, summary in sorted(analysis["shards"].items()):
+        console.print(
+            f"{escape(str(shard))}: {summary['share']:.1%} of records, peak "
+            f"{summary['records_per_sec_peak']} rec/s {summary['bytes_per_sec_peak'] / 1024:.1f} KiB/s, "
+            f"{summary['seconds_over_limit']} s over a limit"
+        )
+    for hot in analysis["hot_shards"]:
+        keys = ", ".join(f"{escape(str(k['key']))} ({k['count']})" for k in hot["top_keys"])
+        console.print(
+            f"[bold]hot {escape(str(hot['shard_id']))}[/bold]: {keys}\n  {escape(str(hot['recommendation']))}"
+        )
+    if not analysis["hot_shards"]:
+        console.print("no hot shard")

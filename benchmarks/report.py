@@ -7,6 +7,7 @@ from typing import Any
 
 import jinja2
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.charts import heatmap, line_chart
@@ -88,7 +89,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     emulator_cpu = s.get("emulator_cpu_seconds")
     interrupted = " (interrupted: partial result)" if result.get("interrupted") else ""
     config = result["config"]
-    table = Table(title=f"stream-bench {config['target']} / {config['stream']}{interrupted}")
+    table = Table(title=escape(f"stream-bench {config['target']} / {config['stream']}{interrupted}"))
     table.add_column("figure")
     table.add_column("value", justify="right")
     ack, e2e = s["send_to_ack_ms"], s["end_to_end_ms"]
@@ -105,7 +106,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         (f"hot {unit}s", ", ".join(h["shard_id"] for h in result["hot_shards"]) or "none"),
         ("bound by", result["bound_by"]["verdict"]),
     ):
-        table.add_row(label, value)
+        table.add_row(label, escape(value))
     console.print(table)
     where = result.get("environment") or {}
     if where:
@@ -115,9 +116,9 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         console.print(f"ran on: {ran_on}", markup=False, highlight=False)
         console.print(f"versions: {versions}", markup=False, highlight=False)
     bound = result["bound_by"]
-    console.print(f"bound by [bold]{bound['verdict']}[/bold]: {bound['explanation']}")
-    console.print(f"how client CPU was measured: {s.get('client_cpu_method', 'not stated')}")
+    console.print(f"bound by [bold]{escape(bound['verdict'])}[/bold]: {escape(bound['explanation'])}")
+    console.print(f"how client CPU was measured: {escape(s.get('client_cpu_method', 'not stated'))}")
     for hot in result["hot_shards"]:
-        console.print(f"[bold]{hot['shard_id']}[/bold]: {hot['recommendation']}")
+        console.print(f"[bold]{escape(hot['shard_id'])}[/bold]: {escape(hot['recommendation'])}")
     for note in result.get("notes", []):
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError
 from shardline.local.errors import LocalEmulatorError, ServerStartError
 
@@ -30,6 +31,8 @@ __all__ = [
     "ensure_dummy_aws_credentials",
     "kafka_target",
 ]
+
+_plaintext_log = logging.getLogger("stream_bench")
 
 BOOTSTRAP_ENV = "SHARDLINE_KAFKA_BOOTSTRAP"
 """Environment variable naming the Kafka bootstrap servers when ``--bootstrap`` is not given."""
@@ -210,6 +213,7 @@ def kafka_target(bootstrap: str | None, security: str = "plaintext") -> KafkaTar
         )
     if security == "plaintext":
         chosen: Any = Plaintext()
+        warn_if_plaintext_remote(_plaintext_log, "stream-bench --target msk", servers)
     elif security == "tls":
         chosen = Tls()
     elif security == "msk-iam":

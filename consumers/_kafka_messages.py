@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumers.source import SourceBatch
+from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.records import ConsumedRecord, KafkaPosition
 
@@ -39,6 +40,7 @@ _set_record = tuple(
         "explicit_hash_key",
         "event_id",
         "headers",
+        "event_id_verified",
     )
 )
 
@@ -60,6 +62,15 @@ def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes],
     header_map = {name: header_value or b"" for name, header_value in headers}
     raw_id = header_map.get(EVENT_ID_HEADER)
     return header_map, (raw_id.decode("utf-8", "replace") if raw_id is not None else None)
+
+
+def _verified(
+    key: EventIdKey | None, event_id: str | None, data: bytes, header_map: dict[str, bytes]
+) -> bool:
+    if key is None or event_id is None:
+        return False
+    mac = header_map.get(EVENT_ID_MAC_HEADER)
+    return mac is not None and key.accepts(event_id, data, mac.decode("ascii", "replace"))
 
 
 def _key_text(key: Any) -> str:
@@ -85,6 +96,7 @@ def to_batches(
     *,
     with_timestamp: bool = True,
     on_error: Callable[[Any], None] | None = None,
+    event_id_key: EventIdKey | None = None,
 ) -> list[SourceBatch]:
     """Group messages into one batch per partition, keeping their order.
 
@@ -95,6 +107,9 @@ def to_batches(
     consecutive messages of one partition share the list lookup, equal timestamps (messages
     produced in the same millisecond) share one ``datetime``, and messages without headers
     skip the header mapping.
+
+    A message's event-id header becomes its identity only when ``event_id_key`` verifies the
+    MAC header next to it; otherwise it is informational and the offset is the identity.
     """
     grouped: dict[tuple[str, int], list[ConsumedRecord]] = {}
     current: list[ConsumedRecord] = []
@@ -102,7 +117,7 @@ def to_batches(
     current_partition = -1
     last_millis = -1
     last_arrival: datetime | None = None
-    new, set_data, set_key, set_position, set_arrival, set_ehk, set_event_id, set_headers = (
+    new, set_data, set_key, set_position, set_arrival, set_ehk, set_event_id, set_headers, set_verified = (
         _new_object,
         *_set_record,
     )
@@ -126,7 +141,8 @@ def to_batches(
         value = msg.value()
         headers = msg.headers()
         record: ConsumedRecord = new(ConsumedRecord)
-        set_data(record, value if value is not None else b"")
+        data = value if value is not None else b""
+        set_data(record, data)
         set_key(record, key.decode("utf-8", "surrogateescape") if type(key) is bytes else _key_text(key))
         set_position(record, _position(topic, partition, msg.offset()))
         arrival: datetime | None = None
@@ -143,9 +159,11 @@ def to_batches(
             header_map, event_id = _headers(headers)
             set_event_id(record, event_id)
             set_headers(record, header_map)
+            set_verified(record, _verified(event_id_key, event_id, data, header_map))
         else:
             set_event_id(record, None)
             set_headers(record, None)
+            set_verified(record, False)
         current.append(record)
     return [
         SourceBatch(partition=partition_name(topic, partition), records=records)

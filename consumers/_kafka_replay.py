@@ -25,6 +25,7 @@ from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error
 from shardline.errors import CheckpointError, ClosedError, ValidationError
+from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaPosition, Position
@@ -107,6 +108,7 @@ class KafkaReplaySource:
         batch_max_messages: int = 1_000,
         poll_timeout_s: float = 0.5,
         with_timestamps: bool = True,
+        event_id_key: EventIdKey | None = None,
         observer: MetricsObserver | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
@@ -118,6 +120,7 @@ class KafkaReplaySource:
         self._batch_max = batch_max_messages
         self._poll_timeout = poll_timeout_s
         self._with_timestamps = with_timestamps
+        self._event_id_key = event_id_key
         self._observer: MetricsObserver = guard_observer(observer)
         conf = {
             **client.to_confluent(),
@@ -172,7 +175,9 @@ class KafkaReplaySource:
                 wanted.append(msg)
                 if offset >= bound.end - 1:
                     remaining.discard(name)
-            for batch in to_batches(wanted, with_timestamp=self._with_timestamps):
+            for batch in to_batches(
+                wanted, with_timestamp=self._with_timestamps, event_id_key=self._event_id_key
+            ):
                 yield batch
             finished = [r for name, r in self.ranges.items() if name not in remaining and name not in paused]
             if finished:

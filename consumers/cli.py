@@ -3,6 +3,7 @@
     shardline consume kinesis://STREAM --checkpoint dynamodb://TABLE|sqlite:///PATH --sink URI
         [--mode polling|efo] [--consumer-name NAME] [--start trim_horizon|latest|at_timestamp:ISO]
         [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
+        [--deaggregation kpl|never] [--max-user-records N] [--max-record-bytes N]
     shardline consume "kafka://BOOTSTRAP/TOPIC[,TOPIC...]?group=GROUP[&security=tls|msk-iam]
         [&session_timeout_ms=N]" --sink URI [--start trim_horizon|latest] ...
 
@@ -52,9 +53,13 @@ from consumers.preflight import (
 from consumers.progress import ConsumeProgress
 from consumers.sinks.base import Sink
 from consumers.source import Source
+from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
 from shardline.cli import Command
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.eventid import EventIdKey
 from shardline.exporters.emf import EmfExporter
+from shardline.limits import DEFAULT_MAX_RECORD_BYTES
 from shardline.logformat import LOG_FORMATS, JsonLogFormatter, setup_logging
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.retry import RetryPolicy
@@ -123,7 +128,9 @@ def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
     return KafkaTarget(parts.netloc, topics, group, security, timeout)
 
 
-def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) -> Any:
+def _kafka_source(
+    target: KafkaTarget, start: str, observer: MetricsObserver, event_id_key: EventIdKey | None = None
+) -> Any:
     """The consumer-group source for ``target`` (imports confluent-kafka only when asked)."""
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
     from shardline.kafka_config import KafkaClientConfig
@@ -138,6 +145,7 @@ def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) ->
     config = KafkaConsumerConfig(
         group_id=target.group,
         auto_offset_reset="earliest" if lowered == "trim_horizon" else "latest",
+        event_id_key=event_id_key,
         **options,
     )
     return KafkaSource(
@@ -149,12 +157,14 @@ def _kafka_source(target: KafkaTarget, start: str, observer: MetricsObserver) ->
 
 
 def _kafka_security(target: KafkaTarget) -> Any:
+    """The security value ``target`` names; plaintext to a host that is not loopback warns."""
     from shardline.kafka_config import MskIam, Plaintext, Tls
 
     if target.security == "tls":
         return Tls()
     if target.security == "msk-iam":
         return MskIam.for_region()
+    warn_if_plaintext_remote(logger, "kafka:// in plaintext", target.bootstrap_servers)
     return Plaintext()
 
 
@@ -226,6 +236,26 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="emf: CloudWatch embedded metric format lines on stdout (logs stay on stderr)",
     )
     parser.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between metric flushes")
+    parser.add_argument(
+        "--deaggregation",
+        choices=("kpl", "never"),
+        default="kpl",
+        help="kpl: expand KPL aggregates (bounded); never: every record stays whole (streams fed with "
+        "device bytes). Event ids are trusted only with SHARDLINE_EVENT_ID_KEY (docs/security.md)",
+    )
+    parser.add_argument(
+        "--max-record-bytes",
+        type=int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        help="the stream's maximum record size (raise it for streams configured above 1 MiB); "
+        "an aggregate holding a larger inner record is dead-lettered whole",
+    )
+    parser.add_argument(
+        "--max-user-records",
+        type=int,
+        default=DEFAULT_MAX_USER_RECORDS,
+        help="user records allowed in one aggregate; a larger one is dead-lettered whole",
+    )
 
 
 def _sink_retry(outage_limit: float | None) -> RetryPolicy:
@@ -253,6 +283,12 @@ async def _consume(args: argparse.Namespace) -> int:
     if args.mode == "efo" and not args.consumer_name:
         raise ConfigurationError("--mode efo needs --consumer-name")
     transform = load_transform(args.transform) if args.transform else None
+    deaggregation = DeaggregationPolicy(
+        deaggregate=args.deaggregation == "kpl",
+        max_user_records=args.max_user_records,
+        max_record_bytes=args.max_record_bytes,
+        event_id_key=EventIdKey.from_environment(),
+    )
     config = PipelineConfig(
         checkpoint_interval=args.checkpoint_interval,
         max_in_flight_records=args.max_in_flight,
@@ -270,9 +306,10 @@ async def _consume(args: argparse.Namespace) -> int:
     store, must_exist = _checkpoint_store(args.checkpoint, args.namespace) if kafka is None else (None, None)
     source: Source
     if kafka is not None:
-        source = _kafka_source(kafka, args.start, observer)
+        source = _kafka_source(kafka, args.start, observer, deaggregation.event_id_key)
     else:
         from consumers.kinesis import KinesisSource
+        from consumers.kinesis.config import ReaderConfig
 
         assert stream is not None and store is not None and start is not None
         source = KinesisSource(
@@ -283,6 +320,7 @@ async def _consume(args: argparse.Namespace) -> int:
             consumer_name=args.consumer_name,
             start=start,
             observer=observer,
+            config=ReaderConfig(deaggregation=deaggregation),
         )
     sink: Sink = sink_from_uri(args.sink, observer=observer)
     dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None

@@ -36,7 +36,8 @@ from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
-from shardline.kafka_config import KafkaClientConfig
+from shardline.eventid import EventIdKey
+from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
 
@@ -69,7 +70,11 @@ class KafkaConsumerConfig:
         batch_max_messages / poll_timeout_s: one ``consume()`` call's size and wait.
         with_timestamps: fill ``ConsumedRecord.arrival_time`` from the message timestamp.
         read_committed: skip messages of aborted transactions.
-        librdkafka: further consumer properties passed through unchanged.
+        librdkafka: further consumer properties passed through unchanged; TLS and SASL
+            properties are refused (set them through ``KafkaClientConfig.security``).
+        event_id_key: the deployment's event-id key; a message's event-id header is its
+            identity only when the ``shardline-event-id-mac`` header verifies with it, else
+            the identity is topic/partition/offset (docs/security.md).
     """
 
     group_id: str
@@ -82,7 +87,8 @@ class KafkaConsumerConfig:
     poll_timeout_s: float = 0.5
     with_timestamps: bool = True
     read_committed: bool = True
-    librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+    event_id_key: EventIdKey | None = field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -104,10 +110,15 @@ class KafkaConsumerConfig:
             problems.append("poll_timeout_s must be > 0")
         if "debug" in self.librdkafka:
             problems.append("librdkafka debug output is not enabled through Shardline's config")
+        try:
+            refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")
+        except ConfigurationError as exc:
+            problems.append(str(exc))
         if problems:
             raise ConfigurationError("; ".join(problems))
 
     def to_confluent(self) -> dict[str, Any]:
+        refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")  # the dict is mutable
         return {
             "group.id": self.group_id,
             "auto.offset.reset": self.auto_offset_reset,
@@ -185,6 +196,7 @@ class KafkaSource:
         consume = self._consumer.consume
         count, timeout = self.config.batch_max_messages, self.config.poll_timeout_s
         with_timestamps = self.config.with_timestamps
+        event_id_key = self.config.event_id_key
         observer = self._observer
 
         def on_error(err: KafkaError) -> None:
@@ -194,7 +206,9 @@ class KafkaSource:
             messages = await loop.run_in_executor(self._executor, consume, count, timeout)
             if not messages:
                 continue
-            for batch in to_batches(messages, with_timestamp=with_timestamps, on_error=on_error):
+            for batch in to_batches(
+                messages, with_timestamp=with_timestamps, on_error=on_error, event_id_key=event_id_key
+            ):
                 yield batch
 
     async def checkpoint(self, partition: str, position: Position) -> None:

@@ -60,7 +60,7 @@ from consumers.source import Source, SourceBatch
 from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, LeaseLostError, SinkError
 from shardline.metrics import MetricsObserver, guard_observer
-from shardline.records import ConsumedRecord, Position
+from shardline.records import ConsumedRecord, Position, RefusedRecord
 from shardline.retry import RetryPolicy
 
 __all__ = [
@@ -389,12 +389,32 @@ class Pipeline:
     async def _apply_transform(
         self, records: Sequence[ConsumedRecord]
     ) -> tuple[Sequence[ConsumedRecord], Sequence[Position], list[DeadLetterEntry]]:
-        if self._transform is None:
+        refused = any(type(record) is RefusedRecord for record in records)
+        if self._transform is None and not refused:
             return records, [record.position for record in records], []
         kept: list[ConsumedRecord] = []
         positions: list[Position] = []
         rejected: list[DeadLetterEntry] = []
         for record in records:
+            if isinstance(record, RefusedRecord):
+                # refused before it reached us (an aggregate over the expansion bounds): whole to the DLQ
+                refusal = record.refusal
+                rejected.append(
+                    dead_letter_entry(
+                        record,
+                        record.position,
+                        "record refused",
+                        str(refusal),
+                        type(refusal).__name__,
+                        attempts=0,
+                        destination="deaggregation",
+                    )
+                )
+                continue
+            if self._transform is None:
+                kept.append(record)
+                positions.append(record.position)
+                continue
             try:
                 result = self._transform(record)
                 if inspect.isawaitable(result):

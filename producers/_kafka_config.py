@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shardline.errors import ConfigurationError
+from shardline.eventid import EventIdKey
+from shardline.kafka_config import refuse_security_keys
 
 __all__ = ["KafkaProducerConfig"]
 
@@ -35,7 +37,11 @@ class KafkaProducerConfig:
             ``send()`` waits for deliveries (back-pressure) instead of raising.
         poll_timeout_s: how long the delivery thread blocks in ``poll()``; it wakes as soon as
             a report arrives, so this only bounds how quickly ``close()`` notices.
-        librdkafka: further producer properties passed through unchanged.
+        librdkafka: further producer properties passed through unchanged; TLS and SASL
+            properties are refused (set them through ``KafkaClientConfig.security``).
+        event_id_key: signs every event id (an HMAC in the ``shardline-event-id-mac``
+            header) so consumers holding the same key trust it as the record's identity
+            (docs/security.md).  Never shown in ``repr``.
     """
 
     idempotent: bool = True
@@ -48,10 +54,15 @@ class KafkaProducerConfig:
     queue_max_messages: int = 100_000
     queue_max_kbytes: int = 1_048_576
     poll_timeout_s: float = 0.1
-    librdkafka: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    librdkafka: dict[str, Any] = dataclasses.field(
+        default_factory=dict, hash=False, compare=False, repr=False
+    )
+    event_id_key: EventIdKey | None = dataclasses.field(default=None, repr=False, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if self.event_id_key is not None and not isinstance(self.event_id_key, EventIdKey):
+            problems.append("event_id_key must be a shardline.eventid.EventIdKey")
         if self.idempotent and self.acks != "all":
             problems.append("an idempotent producer needs acks='all'")
         if self.acks not in ("all", "1", "0"):
@@ -70,6 +81,10 @@ class KafkaProducerConfig:
             problems.append("queue caps must be positive")
         if self.poll_timeout_s <= 0:
             problems.append("poll_timeout_s must be > 0")
+        try:
+            refuse_security_keys(self.librdkafka, "KafkaProducerConfig.librdkafka")
+        except ConfigurationError as exc:
+            problems.append(str(exc))
         if "debug" in self.librdkafka:
             # debug contexts such as 'security' or 'all' log SASL exchanges and broker payloads.
             problems.append("librdkafka debug output is not enabled through Shardline's config")
@@ -77,6 +92,7 @@ class KafkaProducerConfig:
             raise ConfigurationError("; ".join(problems))
 
     def to_confluent(self) -> dict[str, Any]:
+        refuse_security_keys(self.librdkafka, "KafkaProducerConfig.librdkafka")  # the dict is mutable
         return {
             "enable.idempotence": self.idempotent,
             "acks": self.acks,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
 from shardline.cli import Command
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
@@ -332,6 +334,9 @@ class _open:  # used as `async with _open(...) as send`
             if self._security == "msk-iam"
             else Plaintext()
         )
+        if isinstance(chosen, Plaintext):
+            log = logging.getLogger("shardline.produce")
+            warn_if_plaintext_remote(log, "kafka:// in plaintext", self._bootstrap)
         client = KafkaClientConfig(self._bootstrap, security=chosen, client_id="shardline-produce")
         await asyncio.to_thread(_check_topic, client, self._name)
         kafka = KafkaProducer(self._name, client, key_strategy=self._strategy)

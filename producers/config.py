@@ -7,10 +7,11 @@ and the service quotas in :mod:`shardline.limits` everywhere else.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shardline.errors import ConfigurationError
+from shardline.eventid import EventIdKey
 from shardline.limits import (
     KPL_DEFAULT_AGGREGATE_BYTES,
     PUT_RECORDS_MAX_BYTES,
@@ -49,6 +50,9 @@ class ProducerConfig:
             (DescribeStreamSummary's MaxRecordSizeInKiB) and falls back to 1 MiB.
         shard_refresh_interval: seconds between ListShards checks for splits and merges;
             unexpected shard ids in PutRecords results trigger a refresh at once.
+        event_id_key: signs every event id (an HMAC next to it in the KPL tags) so consumers
+            holding the same key trust it as the record's identity; without it consumers
+            key records by position (docs/security.md).  Never shown in ``repr``.
     """
 
     linger: float = 0.1
@@ -68,6 +72,7 @@ class ProducerConfig:
     ordered: bool = False
     max_record_bytes: int | None = None
     shard_refresh_interval: float = 60.0
+    event_id_key: EventIdKey | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -95,6 +100,8 @@ class ProducerConfig:
             problems.append("max_record_bytes must be positive")
         if self.shard_refresh_interval <= 0:
             problems.append("shard_refresh_interval must be > 0")
+        if self.event_id_key is not None and not isinstance(self.event_id_key, EventIdKey):
+            problems.append("event_id_key must be a shardline.eventid.EventIdKey")
         if problems:
             raise ConfigurationError("; ".join(problems))
 

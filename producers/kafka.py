@@ -39,6 +39,7 @@ from shardline.errors import (
     ShardlineError,
     ValidationError,
 )
+from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, Record
@@ -396,6 +397,9 @@ class KafkaProducer:
             merged = list(record.headers.items()) if record.headers is not None else []
             if record.event_id is not None:
                 merged.append((EVENT_ID_HEADER, record.event_id.encode()))
+                signer = self.config.event_id_key
+                if signer is not None:
+                    merged.append((EVENT_ID_MAC_HEADER, signer.mac(record.event_id, data).encode()))
             headers = merged
         if timestamp is None:
             timestamp = record.timestamp

@@ -201,7 +201,7 @@ class KinesisProducer:
         )
         self._acc = Accumulator(
             aggregate=self.config.aggregate,
-            builder_factory=lambda: AggregateBuilder(max_aggregate),
+            builder_factory=lambda: AggregateBuilder(max_aggregate, self.config.event_id_key),
             max_entries=self.config.max_batch_entries,
             max_bytes=self.config.max_batch_bytes,
         )
@@ -493,10 +493,12 @@ class KinesisProducer:
             raise ValidationError("event id must be a non-empty str")
         # The envelope (magic, MD5, key table, framing, tag) is far below this bound; the
         # exact size is computed only for records near the stream's limit.
-        bound = size + 3 * len(partition_key) + 4 * len(event_id) + 128
+        bound = size + 3 * len(partition_key) + 4 * len(event_id) + 192
         if bound <= self._max_record_bytes:
             return
-        encoded = single_aggregate_size(partition_key, payload, explicit_hash_key, event_id)
+        encoded = single_aggregate_size(
+            partition_key, payload, explicit_hash_key, event_id, self.config.event_id_key
+        )
         entry_size = encoded + len(partition_key.encode("utf-8"))
         if entry_size > self._max_record_bytes:
             raise RecordTooLargeError(

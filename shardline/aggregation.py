@@ -50,17 +50,20 @@ from typing import Any, Final
 from google.protobuf.message import DecodeError
 
 from shardline._kpl_pb import AggregatedRecord
-from shardline.errors import ConfigurationError, ValidationError
-from shardline.limits import KPL_DEFAULT_AGGREGATE_BYTES
-from shardline.records import ConsumedRecord, KinesisPosition, Record
+from shardline.errors import AggregateRefusedError, ConfigurationError, ValidationError
+from shardline.eventid import EVENT_ID_MAC_TAG, EventIdKey
+from shardline.limits import DEFAULT_MAX_RECORD_BYTES, KPL_DEFAULT_AGGREGATE_BYTES, PARTITION_KEY_MAX_CHARS
+from shardline.records import ConsumedRecord, KinesisPosition, Record, RefusedRecord
 from shardline.shardmath import partition_key_hash
 
 __all__ = [
+    "DEFAULT_MAX_USER_RECORDS",
     "DIGEST_SIZE",
     "EMPTY_AGGREGATE_SIZE",
     "EVENT_ID_TAG",
     "MAGIC",
     "AggregateBuilder",
+    "DeaggregationPolicy",
     "UserRecord",
     "deaggregate",
     "deaggregate_consumed",
@@ -120,11 +123,25 @@ def _varint(value: int) -> bytes:
 _EVENT_ID_KEY_FIELD: Final = _TAG_TAG_KEY + _varint(len(EVENT_ID_TAG)) + EVENT_ID_TAG.encode("ascii")
 
 
-def _event_id_trailer(event_id: str) -> bytes:
-    """The encoded ``tags`` field (one Tag, key ``event_id``) that follows a record's data."""
+_EVENT_ID_MAC_KEY_FIELD: Final = (
+    _TAG_TAG_KEY + _varint(len(EVENT_ID_MAC_TAG)) + EVENT_ID_MAC_TAG.encode("ascii")
+)
+
+
+def _event_id_trailer(event_id: str, mac: str | None = None) -> bytes:
+    """The encoded ``tags`` fields that follow a record's data.
+
+    One Tag with key ``event_id``, and a second with key ``event_id_mac`` when the producer
+    signs its event ids (:class:`shardline.eventid.EventIdKey`).
+    """
     value = event_id.encode("utf-8")
     tag = b"".join((_EVENT_ID_KEY_FIELD, _TAG_TAG_VALUE, _varint(len(value)), value))
-    return _TAG_TAGS + _varint(len(tag)) + tag
+    trailer = _TAG_TAGS + _varint(len(tag)) + tag
+    if mac is None:
+        return trailer
+    signature = mac.encode("ascii")
+    mac_tag = b"".join((_EVENT_ID_MAC_KEY_FIELD, _TAG_TAG_VALUE, _varint(len(signature)), signature))
+    return trailer + _TAG_TAGS + _varint(len(mac_tag)) + mac_tag
 
 
 def _record_header(fields: bytes, data_length: int, trailer_length: int = 0) -> bytes:
@@ -184,6 +201,7 @@ class AggregateBuilder:
     __slots__ = (
         "_count",
         "_entry_cache",
+        "_event_id_key",
         "_first_explicit_hash_key",
         "_first_partition_key",
         "_hash_key_fields",
@@ -198,10 +216,14 @@ class AggregateBuilder:
         "_tagged",
     )
 
-    def __init__(self, max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES, event_id_key: EventIdKey | None = None
+    ) -> None:
         if max_bytes <= EMPTY_AGGREGATE_SIZE:
             raise ConfigurationError(f"max_bytes must exceed {EMPTY_AGGREGATE_SIZE} (magic + MD5)")
         self._max_bytes = max_bytes
+        # Signs each event id (an ``event_id_mac`` tag) so consumers can trust it as identity.
+        self._event_id_key = event_id_key
         # Encoded partition-key table entries, kept across aggregates: a key recurs in many.
         self._entry_cache: dict[str, bytes] = {}
         # Per partition-key index, the record headers by data length (also kept across
@@ -308,8 +330,12 @@ class AggregateBuilder:
         event_id: str | None = None,
     ) -> int:
         """Exact encoded size of the whole aggregate if this record were added."""
-        trailer = _event_id_trailer(event_id) if event_id is not None else b""
+        trailer = self._trailer(event_id, data) if event_id is not None else b""
         return self._plan(partition_key, data, explicit_hash_key, trailer)[0]
+
+    def _trailer(self, event_id: str, data: bytes) -> bytes:
+        key = self._event_id_key
+        return _event_id_trailer(event_id, None if key is None else key.mac(event_id, data))
 
     def try_add(
         self,
@@ -341,7 +367,7 @@ class AggregateBuilder:
                 self._size = size
                 self._count += 1
                 return True
-        trailer = _event_id_trailer(event_id) if event_id is not None else b""
+        trailer = self._trailer(event_id, data) if event_id is not None else b""
         new_size, key_entry, key_field, hash_entry, hash_field, header = self._plan(
             partition_key, data, explicit_hash_key, trailer
         )
@@ -500,10 +526,14 @@ class AggregateBuilder:
 
 
 def single_aggregate_size(
-    partition_key: str, data: bytes, explicit_hash_key: int | None = None, event_id: str | None = None
+    partition_key: str,
+    data: bytes,
+    explicit_hash_key: int | None = None,
+    event_id: str | None = None,
+    event_id_key: EventIdKey | None = None,
 ) -> int:
     """Exact encoded size of an aggregate holding just this record (plus its tags)."""
-    builder = AggregateBuilder(EMPTY_AGGREGATE_SIZE + 1)
+    builder = AggregateBuilder(EMPTY_AGGREGATE_SIZE + 1, event_id_key)
     return builder.size_with(partition_key, data, explicit_hash_key, event_id)
 
 
@@ -512,20 +542,65 @@ def is_aggregated(data: bytes) -> bool:
     return len(data) > EMPTY_AGGREGATE_SIZE and data[:4] == MAGIC
 
 
-_UserFields = tuple[str, bytes, int | None, str | None]
+_UserFields = tuple[str, bytes, int | None, str | None, str | None]
 _EVENT_ID_TAG_BYTES: Final = EVENT_ID_TAG.encode("ascii")
 
+DEFAULT_MAX_USER_RECORDS: Final = 10_000
+"""Default cap on user records per consumed aggregate (a KPL-default 50 KiB aggregate holds
+at most ~8,500 one-byte records)."""
 
-def _event_id_of(record: Any) -> str | None:
+
+@dataclass(frozen=True, slots=True)
+class DeaggregationPolicy:
+    """How a consumer treats records that look like KPL aggregates; every default is safe.
+
+    ``deaggregate``: expand valid aggregates into their user records.  ``False`` for streams
+    fed with device bytes (IoT rules, third-party writers): every record is then one record,
+    whatever its bytes look like.
+    ``max_record_bytes``: the stream's maximum record size; an inner record (data plus
+    partition key) over it refuses the aggregate.
+    ``max_user_records``: more user records than this in one aggregate refuses it.
+    An inner partition key over 256 characters always refuses it.  A refused aggregate is
+    passed on whole as a :class:`~shardline.records.RefusedRecord`, which the pipeline
+    dead-letters with the reason, so expansion never multiplies output beyond the bounds
+    stated in docs/security.md.
+    ``event_id_key``: the deployment's event-id key; only event ids whose MAC verifies with
+    it become the records' identity.  ``None`` (the default): event ids are informational.
+    """
+
+    deaggregate: bool = True
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_user_records: int = DEFAULT_MAX_USER_RECORDS
+    event_id_key: EventIdKey | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes < 1:
+            raise ConfigurationError("max_record_bytes must be at least 1")
+        if self.max_user_records < 1:
+            raise ConfigurationError("max_user_records must be at least 1")
+        if self.event_id_key is not None and not isinstance(self.event_id_key, EventIdKey):
+            raise ConfigurationError("event_id_key must be a shardline.eventid.EventIdKey")
+
+
+_DEFAULT_POLICY: Final = DeaggregationPolicy()
+
+
+def _tags_of(record: Any) -> tuple[str | None, str | None]:
+    """(event id, event-id MAC) from a user record's tags."""
+    event_id: str | None = None
+    mac: str | None = None
     for tag in record.tags:
-        if tag.key == EVENT_ID_TAG and tag.HasField("value"):
-            value: str = tag.value
-            return value
-    return None
+        if not tag.HasField("value"):
+            continue
+        if tag.key == EVENT_ID_TAG and event_id is None:
+            event_id = tag.value
+        elif tag.key == EVENT_ID_MAC_TAG and mac is None:
+            mac = tag.value
+    return event_id, mac
 
 
 def _parse(data: bytes) -> list[_UserFields] | None:
-    """(partition key, data, explicit hash key, event id) per user record, or ``None``.
+    """(partition key, data, explicit hash key, event id, event-id MAC) per user record.
 
     ``None`` means ``data`` is not a valid aggregate.
     """
@@ -545,16 +620,20 @@ def _parse(data: bytes) -> list[_UserFields] | None:
         # key has none to read (a payload that happens to contain it only costs the walk).
         tagged = data.find(_EVENT_ID_TAG_BYTES, len(MAGIC), len(data) - DIGEST_SIZE) >= 0
         if not hash_keys and not tagged:
-            return [(keys[r.partition_key_index], r.data, None, None) for r in message.records]
-        return [
-            (
-                keys[r.partition_key_index],
-                r.data,
-                hash_keys[r.explicit_hash_key_index] if r.HasField("explicit_hash_key_index") else None,
-                _event_id_of(r) if tagged else None,
+            return [(keys[r.partition_key_index], r.data, None, None, None) for r in message.records]
+        out: list[_UserFields] = []
+        for r in message.records:
+            event_id, mac = _tags_of(r) if tagged else (None, None)
+            out.append(
+                (
+                    keys[r.partition_key_index],
+                    r.data,
+                    hash_keys[r.explicit_hash_key_index] if r.HasField("explicit_hash_key_index") else None,
+                    event_id,
+                    mac,
+                )
             )
-            for r in message.records
-        ]
+        return out
     except (DecodeError, UnicodeDecodeError, ValueError, IndexError):
         # A record that merely looks like an aggregate is passed on whole, as the KCL does.
         return None
@@ -571,35 +650,62 @@ def deaggregate(data: bytes) -> list[UserRecord] | None:
         return None
     return [
         UserRecord(key, payload, ehk, index, event_id)
-        for index, (key, payload, ehk, event_id) in enumerate(fields)
+        for index, (key, payload, ehk, event_id, _) in enumerate(fields)
     ]
 
 
-def deaggregate_consumed(record: ConsumedRecord) -> list[ConsumedRecord]:
+def _refusal(fields: list[_UserFields], total_bytes: int, policy: DeaggregationPolicy) -> str | None:
+    """Why an aggregate must not be expanded (no payload in the text), or ``None``."""
+    if len(fields) > policy.max_user_records:
+        return f"aggregate holds {len(fields)} user records, over the cap of {policy.max_user_records}"
+    longest = max((len(key) for key, *_ in fields), default=0)
+    if longest > PARTITION_KEY_MAX_CHARS:
+        return f"inner partition key of {longest} characters, over {PARTITION_KEY_MAX_CHARS}"
+    limit = policy.max_record_bytes
+    if total_bytes > limit - 4 * PARTITION_KEY_MAX_CHARS:
+        # only an aggregate near the limit can hold an inner record over it
+        for index, (key, payload, *_) in enumerate(fields):
+            size = len(payload) + len(key.encode("utf-8"))
+            if size > limit:
+                return f"inner record {index} of {size} bytes, over the stream's maximum of {limit}"
+    return None
+
+
+def deaggregate_consumed(
+    record: ConsumedRecord, policy: DeaggregationPolicy | None = None
+) -> list[ConsumedRecord]:
     """Expand a consumed Kinesis record into its user records; plain records pass unchanged.
 
     Each user record keeps the aggregate's sequence number and gets its index as the
     sub-sequence number, so checkpoints can resume in the middle of an aggregate.  A record
-    whose ``event_id`` tag is set gets it as :attr:`ConsumedRecord.event_id`, the identity
-    idempotent sinks key on; the others keep the aggregate's (normally ``None``).
+    whose ``event_id`` tag is set gets it as :attr:`ConsumedRecord.event_id`; it becomes the
+    identity idempotent sinks key on only when ``policy.event_id_key`` verifies its MAC.
+    An aggregate over the policy's bounds comes back whole as one
+    :class:`~shardline.records.RefusedRecord` (dead-lettered by the pipeline).
     """
+    policy = _DEFAULT_POLICY if policy is None else policy
     position = record.position
-    if not isinstance(position, KinesisPosition):
+    if not policy.deaggregate or not isinstance(position, KinesisPosition):
         return [record]
     fields = _parse(record.data)
     if fields is None:
         return [record]
+    refusal = _refusal(fields, len(record.data), policy)
+    if refusal is not None:
+        return [RefusedRecord(record, AggregateRefusedError(refusal))]
     stream, shard_id, sequence_number = position.stream, position.shard_id, position.sequence_number
-    arrival_time, headers, outer_id = record.arrival_time, record.headers, record.event_id
+    arrival_time, headers = record.arrival_time, record.headers
+    key = policy.event_id_key
     return [
         ConsumedRecord(
-            data=payload,
-            partition_key=key,
-            position=KinesisPosition(stream, shard_id, sequence_number, index),
-            arrival_time=arrival_time,
-            explicit_hash_key=ehk,
-            event_id=outer_id if event_id is None else event_id,
-            headers=headers,
+            payload,
+            partition_key,
+            KinesisPosition(stream, shard_id, sequence_number, index),
+            arrival_time,
+            ehk,
+            event_id,
+            headers,
+            event_id is not None and key is not None and key.accepts(event_id, payload, mac),
         )
-        for index, (key, payload, ehk, event_id) in enumerate(fields)
+        for index, (partition_key, payload, ehk, event_id, mac) in enumerate(fields)
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDeniedError",
+    "AggregateRefusedError",
     "AuthenticationError",
     "BackgroundTaskError",
     "BufferFullError",
@@ -89,6 +90,12 @@ class InvalidDataError(ValidationError, TypeError):
 
 class SerializationError(ValidationError):
     """A serializer could not turn an object into bytes (or bytes back into an object)."""
+
+
+class AggregateRefusedError(ValidationError):
+    """A KPL aggregate over the consumer's expansion bounds (inner partition key over 256
+    characters, inner record over the stream's maximum record size, too many user records);
+    it is dead-lettered whole instead of expanded."""
 
 
 class ConfigurationError(ShardlineError):

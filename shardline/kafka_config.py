@@ -34,6 +34,7 @@ __all__ = [
     "Tls",
     "TlsSettings",
     "TokenSigner",
+    "refuse_security_keys",
 ]
 
 EVENT_ID_HEADER: Final = "shardline-event-id"
@@ -42,7 +43,30 @@ EVENT_ID_HEADER: Final = "shardline-event-id"
 MSK_TOKEN_LIFETIME_SECONDS: Final = 900
 """Lifetime of a token signed by aws-msk-iam-sasl-signer-python (SigV4 presigned URL)."""
 
-_SECURITY_KEY_PREFIXES: Final = ("security.protocol", "sasl.", "ssl.", "enable.ssl.", "oauth")
+_SECURITY_KEY_PREFIXES: Final = (
+    "security.",
+    "sasl.",
+    "ssl.",
+    "ssl_",
+    "enable.ssl.",
+    "enable.sasl.",
+    "https.",
+    "oauth",
+)
+
+
+def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
+    """Refuse TLS/SASL properties in a pass-through dict: the security value sets them, once.
+
+    Every pass-through dict (``KafkaClientConfig.extra``, the producer's and consumer's
+    ``librdkafka``) is checked the same way, so none of them can turn an MSK IAM or SCRAM
+    client into plaintext or switch certificate verification off after the security
+    setting was applied.  Keys are compared case-insensitively.
+    """
+    for key in properties:
+        normalised = str(key).strip().lower()
+        if normalised.startswith(_SECURITY_KEY_PREFIXES):
+            raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +277,7 @@ class KafkaClientConfig:
             raise ConfigurationError("bootstrap_servers must name at least one broker")
         if not isinstance(self.security, Plaintext | Tls | Scram | MskIam):
             raise ConfigurationError(f"unknown security setting {type(self.security).__name__}")
-        for key in self.extra:
-            if key.startswith(_SECURITY_KEY_PREFIXES):
-                raise ConfigurationError(f"set {key!r} through the security setting, not extra")
+        refuse_security_keys(self.extra, "extra")
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
     def to_confluent(self) -> dict[str, Any]:

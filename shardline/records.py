@@ -20,6 +20,7 @@ __all__ = [
     "KinesisPosition",
     "Position",
     "Record",
+    "RefusedRecord",
 ]
 
 SHARD_END = "SHARD_END"
@@ -153,8 +154,10 @@ Position: TypeAlias = KinesisPosition | KafkaPosition
 class ConsumedRecord:
     """A record read from a stream, with the position it was read at.
 
-    ``event_id``, when the producer set one, is the identity idempotent sinks key on;
-    otherwise the position's identity is used.
+    ``event_id`` is the id a producer claims to have assigned; it is the identity idempotent
+    sinks key on only when ``event_id_verified`` is true (its MAC verified against the
+    deployment's event-id key, see :mod:`shardline.eventid`).  Otherwise the position's
+    identity is used: a payload can never choose the sink key.
     """
 
     data: bytes = field(repr=False)
@@ -164,6 +167,7 @@ class ConsumedRecord:
     explicit_hash_key: int | None = None
     event_id: str | None = None
     headers: Mapping[str, bytes] | None = field(default=None, repr=False)
+    event_id_verified: bool = False
 
     def __init__(
         self,
@@ -174,6 +178,7 @@ class ConsumedRecord:
         explicit_hash_key: int | None = None,
         event_id: str | None = None,
         headers: Mapping[str, bytes] | None = None,
+        event_id_verified: bool = False,
     ) -> None:
         # Slot setters, not object.__setattr__: built once per consumed record (hot path).
         _set_consumed[0](self, data)
@@ -183,10 +188,15 @@ class ConsumedRecord:
         _set_consumed[4](self, explicit_hash_key)
         _set_consumed[5](self, event_id)
         _set_consumed[6](self, headers)
+        _set_consumed[7](self, event_id_verified)
 
     @property
     def identity(self) -> str:
-        return self.event_id if self.event_id is not None else self.position.identity
+        """What idempotent sinks key on: the verified event id, else the position."""
+        event_id = self.event_id
+        if event_id is not None and self.event_id_verified:
+            return event_id
+        return self.position.identity
 
     def __repr__(self) -> str:
         return (
@@ -205,8 +215,41 @@ _set_consumed = tuple(
         "explicit_hash_key",
         "event_id",
         "headers",
+        "event_id_verified",
     )
 )
+
+
+class RefusedRecord(ConsumedRecord):
+    """A record the consumer refuses to expand or write; it goes to the dead letter whole.
+
+    A KPL aggregate over the expansion bounds (see
+    :class:`shardline.aggregation.DeaggregationPolicy`) becomes one of these, keeping its own
+    position and bytes; ``refusal`` is the typed error that says why (never the payload).
+    The pipeline dead-letters it without calling the transform or the sink.
+    """
+
+    __slots__ = ("refusal",)
+    refusal: Exception
+
+    def __init__(self, record: ConsumedRecord, refusal: Exception) -> None:
+        ConsumedRecord.__init__(
+            self,
+            record.data,
+            record.partition_key,
+            record.position,
+            record.arrival_time,
+            record.explicit_hash_key,
+            None,
+            record.headers,
+        )
+        object.__setattr__(self, "refusal", refusal)
+
+    def __repr__(self) -> str:
+        return (
+            f"RefusedRecord(<{len(self.data)} bytes>, position={self.position!r}, "
+            f"refusal={type(self.refusal).__name__})"
+        )
 
 
 @dataclass(frozen=True, slots=True, init=False)

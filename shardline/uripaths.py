@@ -7,7 +7,8 @@
 * ``sqlite:`` follows SQLAlchemy: ``sqlite:///leases.db`` (three slashes) is relative,
   ``sqlite:////var/lib/leases.db`` (four) absolute.
 
-Both are percent-decoded, and ``~`` expands to the home directory.
+Both are percent-decoded, and ``~`` expands to the home directory.  A ``..`` segment in a
+URI (also percent-encoded) is refused: a URI never climbs out of the directory it names.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from shardline.errors import ConfigurationError
+from shardline.localfiles import refuse_parent_segments
 
 __all__ = ["file_uri_path", "is_file_uri", "sqlite_uri_path"]
 
@@ -47,6 +49,7 @@ def file_uri_path(text: str) -> str:
             path = unquote(parts.path)
         else:
             path = unquote(rest)
+        refuse_parent_segments(path, text)  # a URI must not climb out, even percent-encoded
     if not path or path.endswith("/"):
         raise ConfigurationError(f"file URI must name a file: {text!r}")
     return os.path.expanduser(path)
@@ -60,6 +63,7 @@ def sqlite_uri_path(text: str) -> str:
     if parts.netloc not in ("", "localhost"):
         raise ConfigurationError(f"SQLite URI must be sqlite:///PATH, got {text!r}")
     path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
+    refuse_parent_segments(path, text)
     if not path:
         raise ConfigurationError("SQLite URI needs a database path: sqlite:///PATH")
     return os.path.expanduser(path)

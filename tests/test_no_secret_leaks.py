@@ -227,10 +227,40 @@ def _consumer_failure_paths() -> list[str]:
     return produced
 
 
+def _trust_boundary_output() -> list[str]:
+    """Event-id keys, pass-through dicts and InfluxDB credentials, in reprs and refusals."""
+    from consumers.kafka import KafkaConsumerConfig
+    from consumers.sinks.influxdb import InfluxDBSink
+    from producers.kafka import KafkaProducerConfig
+    from shardline.aggregation import DeaggregationPolicy
+    from shardline.errors import ConfigurationError
+    from shardline.eventid import EventIdKey
+
+    key = EventIdKey(CANARY * 2)
+    out = [
+        repr(key),
+        repr(DeaggregationPolicy(event_id_key=key)),
+        repr(KafkaProducerConfig(librdkafka={"client.rack": CANARY}, event_id_key=key)),
+        repr(KafkaConsumerConfig("g", librdkafka={"client.rack": CANARY}, event_id_key=key)),
+        repr(InfluxDBSink(f"https://admin:{CANARY}@influx.example.com", database="iot", token=CANARY)),
+    ]
+    for build in (
+        lambda: KafkaProducerConfig(librdkafka={"sasl.password": CANARY}),
+        lambda: InfluxDBSink(f"http://admin:{CANARY}@influx.example.com", database="iot"),
+        lambda: InfluxDBSink("http://influx.example.com", org="o", bucket="b", token=CANARY),
+    ):
+        try:
+            build()
+        except ConfigurationError as exc:
+            out.append(str(exc))
+    return out
+
+
 SCENARIOS: dict[str, Callable[[], list[str]]] = {
     "consumer failure paths: transform, echoed rejection, poison, dead letter failing": (
         _consumer_failure_paths
     ),
+    "event-id keys, pass-through dicts and InfluxDB credentials": _trust_boundary_output,
     "reprs of records and Kafka security settings": _reprs_of_values,
     "translated service errors": _error_messages,
     "local stack exports and server environments": _local_stack_output,

@@ -52,8 +52,9 @@ from typing import Any
 from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.aggregation import deaggregate_consumed
+from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
 from shardline.errors import ConfigurationError, ValidationError
+from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -100,17 +101,23 @@ def _stream_name(arn: str) -> str:
     return resource.split("/", 1)[0]
 
 
-def parse_kinesis_event(event: Mapping[str, Any]) -> list[tuple[str, list[ConsumedRecord]]]:
+def parse_kinesis_event(
+    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
+) -> list[tuple[str, list[ConsumedRecord]]]:
     """The event's records as (sequence number, user records) pairs, in event order.
 
-    KPL aggregates are expanded (each user record keeps the Kinesis sequence number and
-    gets its index as sub-sequence number).  Raises :class:`ValidationError` for an event
+    KPL aggregates are expanded as ``policy`` says (each user record keeps the Kinesis
+    sequence number and gets its index as sub-sequence number; an aggregate over the
+    expansion bounds stays whole, to be dead-lettered; an event id is the identity only when
+    its MAC verifies with ``policy.event_id_key``).  Raises :class:`ValidationError` for an event
     that is not a Kinesis event-source-mapping event, before anything is written.
     """
-    return [(str(item.identifier), list(item.records)) for item in _kinesis_records(event)]
+    return [(str(item.identifier), list(item.records)) for item in _kinesis_records(event, policy)]
 
 
-def _kinesis_records(event: Mapping[str, Any]) -> list[EventRecord]:
+def _kinesis_records(
+    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
+) -> list[EventRecord]:
     raw_records = event.get("Records")
     if not isinstance(raw_records, list):
         raise ValidationError("not a Kinesis event: no Records list")
@@ -140,18 +147,21 @@ def _kinesis_records(event: Mapping[str, Any]) -> list[EventRecord]:
             EventRecord(
                 identifier=sequence_number,
                 key=(shard_id, int(sequence_number)),
-                records=tuple(deaggregate_consumed(record)),
+                records=tuple(deaggregate_consumed(record, policy)),
             )
         )
     return parsed
 
 
-def parse_kafka_event(event: Mapping[str, Any]) -> list[EventRecord]:
+def parse_kafka_event(
+    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
+) -> list[EventRecord]:
     """An Amazon MSK or self-managed Kafka event's records, in event order.
 
     Keys and values arrive base64-encoded (either may be absent: no key, a tombstone);
     header values arrive as lists of (possibly negative, Java-signed) byte values.  The
-    Shardline event-id header, when present, becomes the record's ``event_id``.
+    Shardline event-id header, when present, becomes the record's ``event_id``; it is the
+    record's identity only when its MAC header verifies with ``policy.event_id_key``.
     """
     source = event.get("eventSource")
     if source not in KAFKA_EVENT_SOURCES:
@@ -164,11 +174,11 @@ def parse_kafka_event(event: Mapping[str, Any]) -> list[EventRecord]:
         if not isinstance(group, list):
             raise ValidationError("malformed Kafka event: a topic-partition is not a list")
         for raw in group:
-            parsed.append(_kafka_record(raw))
+            parsed.append(_kafka_record(raw, policy))
     return parsed
 
 
-def _kafka_record(raw: Any) -> EventRecord:
+def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventRecord:
     try:
         topic = str(raw["topic"])
         partition = int(raw["partition"])
@@ -187,14 +197,23 @@ def _kafka_record(raw: Any) -> EventRecord:
         arrival = None if timestamp is None else datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
         raise ValidationError(f"malformed Kafka event record: {type(exc).__name__}") from exc
-    event_id = headers.get(EVENT_ID_HEADER)
+    raw_id = headers.get(EVENT_ID_HEADER)
+    event_id = None if raw_id is None else raw_id.decode("utf-8", "replace")
+    key = None if policy is None else policy.event_id_key
+    mac = headers.get(EVENT_ID_MAC_HEADER)
     record = ConsumedRecord(
         data=data,
         partition_key=key_bytes.decode("utf-8", "surrogateescape"),
         position=KafkaPosition(topic, partition, offset),
         arrival_time=arrival,
-        event_id=None if event_id is None else event_id.decode("utf-8", "replace"),
+        event_id=event_id,
         headers=headers or None,
+        event_id_verified=(
+            event_id is not None
+            and key is not None
+            and mac is not None
+            and key.accepts(event_id, data, mac.decode("ascii", "replace"))
+        ),
     )
     return EventRecord(
         identifier={"topic-partition": f"{topic}-{partition}", "offset": offset},
@@ -203,15 +222,17 @@ def _kafka_record(raw: Any) -> EventRecord:
     )
 
 
-def parse_event(event: Mapping[str, Any]) -> list[EventRecord]:
+def parse_event(
+    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
+) -> list[EventRecord]:
     """A Kinesis or Kafka event-source-mapping event's records (``ValidationError`` otherwise)."""
     if not isinstance(event, Mapping):
         raise ValidationError("a Lambda event is a JSON object")
     if event.get("eventSource") in KAFKA_EVENT_SOURCES:
-        return parse_kafka_event(event)
+        return parse_kafka_event(event, policy)
     if "eventSource" in event:  # Kinesis events name their source per record only
         raise ValidationError(f"unsupported eventSource {event['eventSource']!r}")
-    return _kinesis_records(event)
+    return _kinesis_records(event, policy)
 
 
 def _unique(items: list[EventRecord]) -> list[EventRecord]:
@@ -251,10 +272,15 @@ def make_handler(
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
     time_margin: float = _DEFAULT_TIME_MARGIN,
+    deaggregation: DeaggregationPolicy | None = None,
 ) -> LambdaHandler:
     """A Lambda handler writing Kinesis or Kafka event records to ``sink``; see the module docstring.
 
     ``time_margin`` seconds of the invocation's remaining time are kept for answering.
+    ``deaggregation`` (default: expand within the default bounds, event ids informational)
+    is where a deployment opts in to trusted event ids, e.g.
+    ``DeaggregationPolicy(event_id_key=EventIdKey.from_environment())``, or turns expansion
+    off for streams fed with device bytes (docs/security.md).
     """
     if time_margin < 0:
         raise ConfigurationError("time_margin must be >= 0 seconds")
@@ -263,7 +289,7 @@ def make_handler(
     base_config = config if config is not None else LAMBDA_CONFIG
 
     def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        items = _unique(parse_event(event))
+        items = _unique(parse_event(event, deaggregation))
         response: dict[str, Any] = {}
         if "window" in event and "state" in event:
             # a tumbling-window invocation: the documented response carries the state on

@@ -31,6 +31,7 @@ from consumers.checkpoint.base import (
     validate_shard_id,
 )
 from shardline.errors import CheckpointError, ClosedError, LeaseLostError
+from shardline.localfiles import create_private_file
 
 __all__ = ["SQLiteCheckpointStore"]
 
@@ -77,7 +78,7 @@ class SQLiteCheckpointStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(self.path)  # 0600 in 0700 directories; the WAL files follow its mode
         connection = sqlite3.connect(
             self.path,
             timeout=_BUSY_TIMEOUT_SECONDS,

@@ -22,6 +22,7 @@ from consumers.checkpoint.base import CheckpointStore
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
 from shardline.errors import ConfigurationError
+from shardline.localfiles import refuse_parent_segments
 
 __all__ = ["open_checkpoint_store"]
 
@@ -67,6 +68,7 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
         if parts.netloc not in ("", "localhost"):
             raise ConfigurationError(f"SQLite checkpoint URI must be sqlite:///PATH, got {uri!r}")
         path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
+        refuse_parent_segments(path, uri)
         if not path:
             raise ConfigurationError("SQLite checkpoint URI needs a database path: sqlite:///PATH")
         return SQLiteCheckpointStore(path, **options)

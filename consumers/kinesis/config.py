@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shardline.aggregation import DeaggregationPolicy
 from shardline.errors import ValidationError
 from shardline.limits import EFO_SUBSCRIPTION_SECONDS, GET_RECORDS_MAX_LIMIT, ITERATOR_LIFETIME_SECONDS
 from shardline.retry import RetryPolicy
@@ -38,6 +39,9 @@ class ReaderConfig:
             split or merge, on-demand scaling).
         iterator_lifetime: age after which a held iterator is assumed expired and replaced before
             use (AWS: 300 s), which avoids a wasted call after a long back-pressure pause.
+        deaggregation: whether KPL aggregates are expanded, the expansion bounds, and the
+            event-id key that decides whether producer event ids are trusted as identity
+            (:class:`~shardline.aggregation.DeaggregationPolicy`; docs/security.md).
     """
 
     budget_share: float = 1.0
@@ -55,6 +59,7 @@ class ReaderConfig:
     lease_renew_interval: float = 10.0
     shard_discovery_interval: float = 10.0
     iterator_lifetime: float = ITERATOR_LIFETIME_SECONDS - 10
+    deaggregation: DeaggregationPolicy = field(default_factory=DeaggregationPolicy)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.budget_share <= 1.0:
@@ -88,6 +93,8 @@ class ReaderConfig:
             raise ValidationError("max_transient_retries must be >= 0")
         if self.max_pending_batches < 1:
             raise ValidationError("max_pending_batches must be >= 1")
+        if not isinstance(self.deaggregation, DeaggregationPolicy):
+            raise ValidationError("deaggregation must be a shardline.aggregation.DeaggregationPolicy")
 
 
     def throttle_retry(self, rng: random.Random | None = None) -> RetryPolicy:

@@ -2,7 +2,10 @@
 
 KPL aggregates are expanded with the shared codec, each user record keeping the aggregate's
 sequence number and its own sub-sequence number (its index in the aggregate), which is what
-checkpoints and idempotent sinks key on.  A sub-record whose hash key falls outside the
+checkpoints and idempotent sinks key on.  The :class:`~shardline.aggregation.DeaggregationPolicy`
+decides whether aggregates are expanded at all, refuses (passes on whole, to be
+dead-lettered) an aggregate over its expansion bounds, and whether an event id is trusted
+as identity (docs/security.md).  A sub-record whose hash key falls outside the
 shard's range (the producer aggregated across a split) is still delivered - dropping it would
 lose data - and counted in ``records_outside_shard_range``.  Plain records are not range
 checked: GetRecords does not return a record's ExplicitHashKey, so their partition key may
@@ -17,7 +20,7 @@ from typing import Any
 
 from consumers.kinesis.positions import StartPosition
 from shardline import metrics_events as events
-from shardline.aggregation import deaggregate_consumed, is_aggregated
+from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed, is_aggregated
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.shardmath import ShardInfo, partition_key_hash
@@ -33,6 +36,7 @@ def records_from_api(
     shard: ShardInfo | None = None,
     skip: StartPosition | None = None,
     observer: MetricsObserver | None = None,
+    policy: DeaggregationPolicy | None = None,
 ) -> list[ConsumedRecord]:
     """Convert GetRecords / SubscribeToShard records of one shard into ConsumedRecords.
 
@@ -50,7 +54,7 @@ def records_from_api(
             position=KinesisPosition(stream, shard_id, raw["SequenceNumber"]),
             arrival_time=arrival,
         )
-        subs = deaggregate_consumed(record) if is_aggregated(data) else [record]
+        subs = deaggregate_consumed(record, policy) if is_aggregated(data) else [record]
         if len(subs) == 1 and subs[0] is record:  # a plain record (or a corrupt aggregate, kept whole)
             if skip is None or not skip.skips(raw["SequenceNumber"], 0):
                 out.append(record)

@@ -174,6 +174,7 @@ class PollingShardReader(ShardReaderBase):
                 shard=self._shard,
                 skip=skip,
                 observer=self._observer,
+                policy=self._config.deaggregation,
             )
             if raw:
                 self._last_sequence_number = raw[-1]["SequenceNumber"]

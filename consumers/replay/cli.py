@@ -18,13 +18,17 @@ dead-lettered) is printed on stdout.  The job's checkpoints live in ``--checkpoi
 consumer's.  AWS clients follow the standard configuration (``AWS_PROFILE``, ``AWS_REGION``,
 ``AWS_ENDPOINT_URL_<SERVICE>``).  Bad arguments are reported before any network call, and a
 missing stream, topic, bucket or sink destination before anything is read: one line on
-stderr, exit status 2.
+stderr, exit status 2.  A job that finished but skipped malformed archive lines (or objects
+in a compression it does not read) says how many in the summary and exits with status 3.
+Kafka in plaintext to a host that is not loopback is warned about (``?security=tls`` or
+``msk-iam`` in the SOURCE URI).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ from consumers.preflight import (
     sink_check,
 )
 from shardline.cli import Command
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
@@ -204,6 +209,9 @@ def _kafka_client(target: KafkaTarget) -> KafkaClientConfig:
         if target.security == "msk-iam"
         else Plaintext()
     )
+    if isinstance(security, Plaintext):
+        log = logging.getLogger("shardline.replay")
+        warn_if_plaintext_remote(log, "kafka:// in plaintext", target.bootstrap_servers)
     return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-replay")
 
 
@@ -255,7 +263,7 @@ async def _main(args: argparse.Namespace) -> int:
             return INTERRUPTED
     for line in summary.lines():
         print(line)
-    return 0
+    return summary.exit_status
 
 
 async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncExitStack) -> RangeReader:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import ClassVar
 
 from consumers.checkpoint.base import CheckpointStore
 from consumers.pipeline import Pipeline, PipelineConfig, Transform
@@ -30,7 +31,13 @@ __all__ = ["ReplayJob", "ReplaySummary"]
 
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
-    """What a job did: records read, written, skipped as duplicates, dead-lettered."""
+    """What a job did: records read, written, skipped as duplicates, dead-lettered.
+
+    ``malformed`` counts archive lines that could not be read as records and
+    ``unreadable_objects`` archive objects in a compression the reader does not decode; both
+    were skipped, and either makes :attr:`exit_status` 3 so a backfill that silently read
+    nothing cannot pass for a successful one.
+    """
 
     partitions: int
     partitions_skipped: int
@@ -38,15 +45,29 @@ class ReplaySummary:
     written: int
     duplicates: int
     dead_lettered: int
+    malformed: int = 0
+    unreadable_objects: int = 0
+
+    EXIT_INPUT_SKIPPED: ClassVar[int] = 3
+    """Exit status of a job that finished but skipped malformed input."""
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every input line was read, 3 when malformed lines or objects were skipped."""
+        return self.EXIT_INPUT_SKIPPED if self.malformed or self.unreadable_objects else 0
 
     def lines(self) -> list[str]:
-        return [
+        lines = [
             f"partitions: {self.partitions} ({self.partitions_skipped} already complete)",
             f"records read: {self.read}",
             f"written: {self.written}",
             f"skipped as duplicates: {self.duplicates}",
             f"dead-lettered: {self.dead_lettered}",
+            f"malformed lines skipped: {self.malformed}",
         ]
+        if self.unreadable_objects:
+            lines.append(f"unreadable archive objects skipped: {self.unreadable_objects}")
+        return lines
 
 
 class ReplayJob:
@@ -94,6 +115,8 @@ class ReplayJob:
             stats.records_out - stats.duplicates,
             stats.duplicates,
             stats.dead_lettered,
+            malformed=int(getattr(self.reader, "malformed", 0)),
+            unreadable_objects=int(getattr(self.reader, "unreadable_objects", 0)),
         )
 
     async def close(self, timeout: float | None = None) -> None:

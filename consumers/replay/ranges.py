@@ -11,14 +11,26 @@ archive object), so a job can persist it and resume after a crash.
 from __future__ import annotations
 
 import json
+import logging
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from consumers.sinks.encoding import record_from_dict
-from shardline.errors import SerializationError
+from shardline.errors import ConfigurationError, SerializationError
 from shardline.records import ConsumedRecord
 
-__all__ = ["RangeReader", "S3ArchiveReader"]
+__all__ = ["MAX_ARCHIVE_LINE_BYTES", "RangeReader", "S3ArchiveReader"]
+
+_log = logging.getLogger(__name__)
+
+
+MAX_ARCHIVE_LINE_BYTES = 8 * 1024 * 1024
+"""Longest archive line read (a 1000 KiB Firehose record base64-encoded with its metadata is ~1.4 MiB)."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_SNAPPY_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 
 
 class RangeReader(Protocol):
@@ -36,16 +48,39 @@ class S3ArchiveReader:
 
     Each object holds newline-delimited records in the layout of
     :func:`consumers.sinks.encoding.record_to_dict`, event id embedded; the resume token is
-    the number of lines of the object already written.  Lines that do not parse are
-    skipped and counted in :attr:`malformed` (they are reported, never silently fixed).
+    the number of (non-empty) lines of the object already handed out.  Objects are
+    streamed in chunks, never read whole, and decompressed as Firehose wrote them: GZIP
+    (``CompressionFormat: GZIP``, the project's template; recognised by its magic bytes or
+    a ``.gz`` suffix) or uncompressed.  An object in a format Firehose offers but the
+    template does not use (ZIP, Snappy) is not guessed at: it is counted in
+    :attr:`unreadable_objects` and skipped.
+
+    A line that does not parse (bad JSON, nesting deep enough to exhaust the parser, not a
+    record, longer than ``max_line_bytes``) is skipped and counted in :attr:`malformed`;
+    it never stops the job.  Both counts are reported in the job's summary and make the
+    ``shardline replay`` exit status 3.
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "", *, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        *,
+        batch_size: int = 500,
+        chunk_bytes: int = 256 * 1024,
+        max_line_bytes: int = MAX_ARCHIVE_LINE_BYTES,
+    ) -> None:
+        if batch_size < 1 or chunk_bytes < 1 or max_line_bytes < 1:
+            raise ConfigurationError("batch_size, chunk_bytes and max_line_bytes must be positive")
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.batch_size = batch_size
+        self.chunk_bytes = chunk_bytes
+        self.max_line_bytes = max_line_bytes
         self.malformed = 0
+        self.unreadable_objects = 0
 
     def __repr__(self) -> str:
         return f"S3ArchiveReader(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -63,19 +98,128 @@ class S3ArchiveReader:
     async def read(
         self, partition: str, after: str | None
     ) -> AsyncIterator[tuple[Sequence[ConsumedRecord], str]]:
-        response = await self.client.get_object(Bucket=self.bucket, Key=partition)
-        async with response["Body"] as body:
-            data: bytes = await body.read()
         done = int(after) if after is not None else 0
+        response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        index = 0
         batch: list[ConsumedRecord] = []
-        lines = [line for line in data.split(b"\n") if line.strip()]
-        for index, line in enumerate(lines[done:], start=done + 1):
+        async with response["Body"] as body:
+            lines = _lines(_decompressed(body, partition, self.chunk_bytes), self.max_line_bytes)
             try:
-                batch.append(record_from_dict(json.loads(line)))
-            except (ValueError, SerializationError):
-                self.malformed += 1
-            if len(batch) >= self.batch_size:
-                yield batch, str(index)
-                batch = []
-        if batch or len(lines) > done:
-            yield batch, str(len(lines))
+                async for line in lines:
+                    index += 1
+                    if index <= done:
+                        continue
+                    record = self._parse(line)
+                    if record is not None:
+                        batch.append(record)
+                    if len(batch) >= self.batch_size:
+                        yield batch, str(index)
+                        batch = []
+            except _UnreadableObject as exc:
+                self.unreadable_objects += 1
+                _log.warning("archive object skipped", extra={"key": partition, "reason": str(exc)})
+        if batch or index > done:
+            yield batch, str(index)
+
+    def _parse(self, line: bytes | None) -> ConsumedRecord | None:
+        if line is None:  # over max_line_bytes
+            self.malformed += 1
+            return None
+        try:
+            return record_from_dict(json.loads(line))
+        except (ValueError, SerializationError, RecursionError):
+            self.malformed += 1
+            return None
+
+
+
+
+class _UnreadableObject(Exception):
+    """An archive object in a compression this reader does not decode."""
+
+
+async def _chunks(body: Any, size: int) -> AsyncIterator[bytes]:
+    while True:
+        chunk: bytes = await body.read(size)
+        if not chunk:
+            return
+        yield chunk
+
+
+async def _decompressed(body: Any, key: str, size: int) -> AsyncIterator[bytes]:
+    """The object's bytes, gunzipped when it is GZIP (several concatenated members too)."""
+    chunks = _chunks(body, size)
+    head = b""
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= len(_SNAPPY_FRAMED_MAGIC):
+            break
+    if head.startswith(_ZIP_MAGIC) or key.endswith(".zip"):
+        raise _UnreadableObject("ZIP-compressed archive objects are not read; use GZIP")
+    if head.startswith(_SNAPPY_FRAMED_MAGIC) or key.endswith(".snappy"):
+        raise _UnreadableObject("Snappy-compressed archive objects are not read; use GZIP")
+    if not (head.startswith(_GZIP_MAGIC) or key.endswith(".gz")):
+        if head:
+            yield head
+        async for chunk in chunks:
+            yield chunk
+        return
+    inflater = zlib.decompressobj(wbits=31)
+    in_member = False
+
+    def inflate(data: bytes) -> list[bytes]:
+        nonlocal inflater, in_member
+        out: list[bytes] = []
+        while data:
+            in_member = True
+            # bounded output per step: a small, highly compressed object cannot balloon memory
+            out.append(inflater.decompress(data, size))
+            data = inflater.unconsumed_tail
+            if inflater.eof:
+                data = inflater.unused_data + data
+                inflater = zlib.decompressobj(wbits=31)
+                in_member = False
+        return out
+
+    try:
+        for piece in inflate(head):
+            yield piece
+        async for chunk in chunks:
+            for piece in inflate(chunk):
+                yield piece
+    except zlib.error as exc:
+        raise _UnreadableObject(f"not valid GZIP ({exc})") from None
+    if in_member:
+        raise _UnreadableObject("GZIP data ends early (truncated object)")
+
+
+async def _lines(data: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes | None]:
+    """Non-empty lines; ``None`` stands for a line over ``max_bytes`` (never buffered whole)."""
+    pending = bytearray()
+    overlong = False
+    async for chunk in data:
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                if not overlong:
+                    pending += chunk[start:]
+                    if len(pending) > max_bytes:
+                        overlong = True
+                        pending.clear()
+                break
+            if overlong:
+                yield None
+                overlong = False
+            else:
+                pending += chunk[start:end]
+                if len(pending) > max_bytes:
+                    yield None
+                elif pending.strip():
+                    yield bytes(pending)
+            pending.clear()
+            start = end + 1
+    if overlong:
+        yield None
+    elif pending.strip():
+        yield bytes(pending)

@@ -31,6 +31,7 @@ from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.versioning import record_version
+from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConditionalCheckFailedError,
@@ -205,7 +206,7 @@ def from_uri(
 ) -> DynamoDBSink:
     """``dynamodb://TABLE?guarded=true&key=a,b&version=field&mapping=PATH``."""
     if not netloc or path.strip("/"):
-        raise ConfigurationError(f"DynamoDB URI must be dynamodb://TABLE: {uri!r}")
+        raise ConfigurationError(f"DynamoDB URI must be dynamodb://TABLE: {redact_url(uri)!r}")
     options.setdefault("mapping", FieldMapping.from_options(query))
     if "guarded" in query:
         options.setdefault("guarded", query["guarded"].lower() in ("1", "true", "yes"))

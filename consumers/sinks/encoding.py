@@ -23,10 +23,11 @@ __all__ = ["event_id", "position_from_dict", "position_to_dict", "record_from_di
 def event_id(record: ConsumedRecord) -> str:
     """Deterministic id of a record, the same every time the record is read.
 
-    The producer's event id when it set one, else a digest of the position's identity, so
-    downstream consumers of at-least-once destinations (Firehose) can deduplicate.
+    The producer's event id when it set one and its MAC verified (the record's identity),
+    else a digest of the position's identity, so downstream consumers of at-least-once
+    destinations (Firehose) can deduplicate and an unsigned id cannot collide with another.
     """
-    if record.event_id is not None:
+    if record.event_id is not None and record.event_id_verified:
         return record.event_id
     return hashlib.sha256(record.position.identity.encode()).hexdigest()[:32]
 
@@ -79,8 +80,15 @@ def record_to_dict(record: ConsumedRecord) -> dict[str, Any]:
 
 
 def record_from_dict(data: dict[str, Any]) -> ConsumedRecord:
-    """Inverse of :func:`record_to_dict`; raises ``SerializationError`` on malformed input."""
+    """Inverse of :func:`record_to_dict`; raises ``SerializationError`` on malformed input.
+
+    The producer's id is the identity again exactly when it was when written (``id`` equal
+    to ``source_event_id``): these lines come from Shardline's own sinks and dead letters.
+    """
+    if not isinstance(data, dict):
+        raise SerializationError(f"not a serialised record: a JSON {type(data).__name__}")
     try:
+        source_event_id = data.get("source_event_id")
         payload = base64.b64decode(data["data"], validate=True)
         arrival = data.get("arrival_time")
         hash_key = data.get("explicit_hash_key")
@@ -90,7 +98,8 @@ def record_from_dict(data: dict[str, Any]) -> ConsumedRecord:
             position=position_from_dict(data["position"]),
             arrival_time=datetime.fromisoformat(arrival) if arrival else None,
             explicit_hash_key=int(hash_key) if hash_key is not None else None,
-            event_id=data.get("source_event_id"),
+            event_id=source_event_id,
+            event_id_verified=source_event_id is not None and data.get("id") == source_event_id,
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise SerializationError(f"not a serialised record: {type(exc).__name__}") from exc

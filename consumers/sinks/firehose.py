@@ -21,6 +21,7 @@ from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.awserrors import EntryVerdict, classify_code
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.encoding import record_to_dict
+from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError
 from shardline.limits import FIREHOSE_BATCH_MAX_BYTES, FIREHOSE_BATCH_MAX_RECORDS, FIREHOSE_RECORD_MAX_BYTES
@@ -101,7 +102,7 @@ def from_uri(
 ) -> FirehoseSink:
     """``firehose://DELIVERY_STREAM``."""
     if not netloc or path.strip("/"):
-        raise ConfigurationError(f"Firehose URI must be firehose://DELIVERY_STREAM: {uri!r}")
+        raise ConfigurationError(f"Firehose URI must be firehose://DELIVERY_STREAM: {redact_url(uri)!r}")
     if "endpoint_url" in query:
         options.setdefault("endpoint_url", query["endpoint_url"])
     return FirehoseSink(netloc, **options)

@@ -12,20 +12,26 @@ Both HTTP APIs are spoken: v2 ``POST /api/v2/write?org=&bucket=&precision=ns`` w
 (non-retriable: the pipeline bisects the batch so that only the points InfluxDB refuses are
 dead-lettered); 429 and 5xx are retriable (the pipeline waits them out).  Response bodies
 are never copied into errors: InfluxDB echoes the rejected line.
-Tokens never appear in reprs or errors; TLS is verified unless a session says otherwise.
+Tokens and URL credentials (``user:password@``) never appear in reprs or errors, and are
+never sent in plaintext beyond the machine: a token or password with an ``http://`` URL to a
+host that is not loopback is a :class:`~shardline.errors.ConfigurationError` naming the
+URL.  TLS is verified unless a session says otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping, decode_object
+from shardline.endpoints import is_loopback_host, redact_url, warn_if_plaintext_remote
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -37,6 +43,8 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.records import ConsumedRecord
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["InfluxDBSink", "escape_key", "escape_measurement", "field_value", "from_uri", "to_line"]
 
@@ -122,6 +130,7 @@ class InfluxDBSink(BatchingSink[bytes]):
             raise ConfigurationError("give either database (v1 API) or org and bucket (v2 API)")
         if bucket and not org:
             raise ConfigurationError("the v2 API needs an org with the bucket")
+        _refuse_plaintext_credentials(url, token)
         self.url = url.rstrip("/")
         self.database = database
         self.org = org
@@ -136,7 +145,7 @@ class InfluxDBSink(BatchingSink[bytes]):
         target = (
             f"database={self.database!r}" if self.database else f"org={self.org!r}, bucket={self.bucket!r}"
         )
-        return f"InfluxDBSink({self.url!r}, {target})"
+        return f"InfluxDBSink({redact_url(self.url)!r}, {target})"
 
     def _endpoint(self) -> tuple[str, dict[str, str]]:
         if self.database:
@@ -185,6 +194,19 @@ class InfluxDBSink(BatchingSink[bytes]):
             self._session = None
 
 
+def _refuse_plaintext_credentials(url: str, token: str | None) -> None:
+    """A token or password must not cross the network in the clear."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or is_loopback_host(parts.hostname):
+        return
+    if token or parts.password:
+        what = "a token" if token else "a password"
+        raise ConfigurationError(
+            f"refusing to send {what} over plaintext http to {redact_url(url)}: the host is not "
+            "loopback; use https:// (influxdb+https:// on the command line)"
+        )
+
+
 def _status_error(status: int) -> ServiceError:
     code = f"HTTP{status}"
     if status == 401:
@@ -206,14 +228,16 @@ def from_uri(
 ) -> InfluxDBSink:
     """``influxdb://HOST:PORT/DB`` (v1), ``influxdb://HOST:PORT?org=O&bucket=B`` (v2).
 
-    ``influxdb+https://`` uses TLS.  The v2 token comes from the ``token`` option or the
+    ``influxdb+https://`` (or ``influxdbs://``) uses TLS.  The v2 token comes from the ``token`` option or the
     ``INFLUX_TOKEN`` environment variable, never from the URI (it would end up in logs).
     """
     if not netloc:
-        raise ConfigurationError(f"InfluxDB URI needs HOST:PORT: {uri!r}")
+        raise ConfigurationError(f"InfluxDB URI needs HOST:PORT: {redact_url(uri)!r}")
     if "token" in query:
         raise ConfigurationError("do not put the InfluxDB token in the URI; use INFLUX_TOKEN")
-    scheme = "https" if uri.lower().startswith("influxdb+https://") else "http"
+    scheme = "https" if uri.lower().startswith(("influxdb+https://", "influxdbs://")) else "http"
+    if scheme == "http":
+        warn_if_plaintext_remote(logger, f"InfluxDB sink {redact_url(uri)}", netloc)
     database = path.strip("/") or None
     options.setdefault("mapping", FieldMapping.from_options(query))
     options.setdefault("token", os.environ.get("INFLUX_TOKEN"))

@@ -28,6 +28,7 @@ from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult, Outcome
 from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import record_version
+from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, InvalidRequestError, ValidationError
 from shardline.limits import TIMESTREAM_WRITE_MAX_RECORDS
@@ -186,7 +187,7 @@ def from_uri(
     """``timestream://DATABASE/TABLE?dimensions=a,b&measures=x,y&time=ts&time_unit=ms``."""
     table = path.strip("/")
     if not netloc or not table or "/" in table:
-        raise ConfigurationError(f"Timestream URI must be timestream://DATABASE/TABLE: {uri!r}")
+        raise ConfigurationError(f"Timestream URI must be timestream://DATABASE/TABLE: {redact_url(uri)!r}")
     options.setdefault("mapping", FieldMapping.from_options(query))
     if "endpoint_url" in query:
         options.setdefault("endpoint_url", query["endpoint_url"])

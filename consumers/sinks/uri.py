@@ -7,7 +7,9 @@
 ``firehose://DELIVERY_STREAM``     :class:`~consumers.sinks.firehose.FirehoseSink`
 ``timestream://DB/TABLE``          :class:`~consumers.sinks.timestream.TimestreamSink`
 ``influxdb://HOST:PORT/DB``        :class:`~consumers.sinks.influxdb.InfluxDBSink` (v1 API;
-                                   ``influxdb+https://`` for TLS, ``?org=&bucket=`` for v2)
+                                   ``influxdb+https://`` or ``influxdbs://`` for TLS,
+                                   ``?org=&bucket=`` for v2; a token or password
+                                   is refused over plaintext to a non-loopback host)
 ``s3://BUCKET/PREFIX``             :class:`~consumers.sinks.deadletter.S3DeadLetter`
                                    (``?expected_bucket_owner=ACCOUNT`` refuses a foreign bucket)
 =================================  ===========================================================
@@ -29,7 +31,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from consumers.sinks.base import DeadLetter, Sink
 from consumers.sinks.deadletter import FileDeadLetter
 from consumers.sinks.file import FileSink
+from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError
+from shardline.localfiles import refuse_parent_segments
 from shardline.uripaths import file_uri_path, is_file_uri
 
 __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
@@ -38,20 +42,20 @@ __all__ = ["dead_letter_from_uri", "parse_uri", "sink_from_uri"]
 def parse_uri(uri: str) -> tuple[str, str, str, dict[str, str]]:
     """Split a sink URI into (scheme, netloc, path, query options); validates the scheme."""
     if not isinstance(uri, str) or "://" not in uri:
-        raise ConfigurationError(f"not a sink URI (expected scheme://...): {uri!r}")
+        raise ConfigurationError(f"not a sink URI (expected scheme://...): {redact_url(uri)!r}")
     parts = urlsplit(uri)
     if not parts.scheme:
-        raise ConfigurationError(f"sink URI without a scheme: {uri!r}")
+        raise ConfigurationError(f"sink URI without a scheme: {redact_url(uri)!r}")
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     return parts.scheme.lower(), unquote(parts.netloc), unquote(parts.path), query
 
 
 def _file_path(netloc: str, path: str, uri: str) -> str:
     if netloc not in ("", "localhost"):
-        raise ConfigurationError(f"file URI must be file:///absolute/path, got {uri!r}")
+        raise ConfigurationError(f"file URI must be file:///absolute/path, got {redact_url(uri)!r}")
     if not path or path.endswith("/"):
-        raise ConfigurationError(f"file URI must name a file: {uri!r}")
-    return os.path.expanduser(path)
+        raise ConfigurationError(f"file URI must name a file: {redact_url(uri)!r}")
+    return os.path.expanduser(refuse_parent_segments(path, uri))
 
 
 def _file_sink(netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]) -> Sink:
@@ -79,6 +83,7 @@ _SINKS: dict[str, Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink
     "influxdb": _lazy("consumers.sinks.influxdb", "from_uri"),
     "influxdb+http": _lazy("consumers.sinks.influxdb", "from_uri"),
     "influxdb+https": _lazy("consumers.sinks.influxdb", "from_uri"),
+    "influxdbs": _lazy("consumers.sinks.influxdb", "from_uri"),
 }
 
 
@@ -109,7 +114,7 @@ def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
         from consumers.sinks.deadletter import s3_dead_letter
 
         if not netloc:
-            raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {uri!r}")
+            raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {redact_url(uri)!r}")
         if "expected_bucket_owner" in query:  # s3://BUCKET/PREFIX?expected_bucket_owner=ACCOUNT
             options.setdefault("expected_bucket_owner", query["expected_bucket_owner"])
         return s3_dead_letter(netloc, path, **options)

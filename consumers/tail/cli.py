@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import logging
 import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack
@@ -28,6 +29,7 @@ from consumers.cli import KafkaTarget, parse_kafka_uri, parse_stream_uri
 from consumers.preflight import MissingResourceError, kafka_topics_check, kinesis_stream_check, run_checks
 from consumers.tail.output import PAYLOAD_MODES, as_json, as_text
 from shardline.cli import Command
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
@@ -120,6 +122,9 @@ def _kafka_client(target: KafkaTarget) -> Any:
         if target.security == "msk-iam"
         else Plaintext()
     )
+    if isinstance(security, Plaintext):
+        log = logging.getLogger("shardline.tail")
+        warn_if_plaintext_remote(log, "kafka:// in plaintext", target.bootstrap_servers)
     return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-tail")
 
 

@@ -118,8 +118,29 @@ COMPONENTS = {
     ),
 }
 
+COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
+    # `shardline replay run --manifest M` on AWS Batch: one slice, its units' readers, the sinks.
+    frozenset({"consumers.replay.slices", "consumers.replay.manifest"}) | SINK_MODULES,
+    never_runs={
+        "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
+        "consumers.replay.ranges": "S3ArchiveReader.partitions lists the archive; a slice reads the "
+        "objects its manifest names",
+    },
+    not_granted={
+        "dynamodb:CreateTable": "the stack creates the job's checkpoint table (no ?create_table=true)",
+        "dynamodb:UpdateContinuousBackups": "the stack creates the job's checkpoint table with PITR",
+        **dict.fromkeys(
+            ("firehose:PutRecordBatch", "timestream:WriteRecords", "timestream:DescribeEndpoints"),
+            "replay-batch.yaml runs jobs whose sink is DynamoDB (its SinkTableArn)",
+        ),
+    },
+)
+
 # Roles that run no Shardline code; their grants are checked by the resource tests below.
-SERVICE_ROLES = {("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket"}
+SERVICE_ROLES = {
+    ("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket",
+    ("replay-batch", "ExecutionRole"): "Fargate pulls the image and writes the job's logs with it",
+}
 
 
 def test_every_role_is_compared_with_code() -> None:
@@ -156,7 +177,9 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
 # The template parameter naming the resource a module's calls act on (the role's stream for
 # Kinesis calls unless listed); for the start-up checks, per action, any of the resources checked.
 MODULE_RESOURCES: dict[str, set[str]] = {
-    "consumers.checkpoint.dynamodb": {"LeaseTableArn"},
+    "consumers.checkpoint.dynamodb": {"LeaseTableArn", "JobCheckpointTable"},
+    "consumers.replay.ledger": {"JobCheckpointTable"},
+    "consumers.replay.manifest": {"ManifestBucketArn"},
     "consumers.sinks.dynamodb": {"SinkTableArn"},
     "consumers.sinks.firehose": {"DeliveryStreamArn"},
     "consumers.sinks.timestream": {"TimestreamTableArn"},
@@ -170,7 +193,7 @@ PREFLIGHT_RESOURCES = {
     "timestream:DescribeTable": {"TimestreamTableArn"},
     "kinesis:DescribeStreamSummary": {"StreamArn"},
 }
-STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix"}
+STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
 
 
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)

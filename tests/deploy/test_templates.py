@@ -20,7 +20,7 @@ from tests.deploy.policies import (
 from tests.deploy.templates import TEMPLATES, load
 
 # Actions AWS does not let a policy scope to a resource; a "*" resource is the only option.
-UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints"}
+UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints", "ecr:GetAuthorizationToken"}
 # A wildcard inside a resource must end a prefix at a delimiter ("bucket/*", "stream/bench-*"),
 # so the prefix cannot match a sibling ("telemetry*" also matches "telemetryX").
 DELIMITERS = "/-.:_"

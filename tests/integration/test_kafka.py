@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from consumers.kafka import (
 from consumers.source import SourceBatch
 from producers.kafka import KafkaProducer, KafkaProducerConfig
 from shardline.errors import DeliveryError
+from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import ConsumedRecord, KafkaAck, KafkaPosition, Record
 
@@ -209,18 +211,28 @@ async def test_lag_from_positions_and_delivery_offsets(kafka_bootstrap: str) -> 
 
 async def test_record_event_id_travels_in_a_header(kafka_bootstrap: str) -> None:
     topic = new_topic(kafka_bootstrap, 1)
-    async with KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap)) as producer:
+    key = EventIdKey("an-event-id-key-for-the-kafka-integration")
+    async with KafkaProducer(
+        topic, KafkaClientConfig(kafka_bootstrap), config=KafkaProducerConfig(event_id_key=key)
+    ) as producer:
         await producer.send_and_wait(Record(b"v", partition_key="k", event_id="evt-1", headers={"a": b"b"}))
     seen: list[ConsumedRecord] = []
-    async with KafkaSource(
-        [topic], KafkaClientConfig(kafka_bootstrap), group_config(f"g-{uuid.uuid4()}")
-    ) as source:
+    config = dataclasses.replace(group_config(f"g-{uuid.uuid4()}"), event_id_key=key)
+    async with KafkaSource([topic], KafkaClientConfig(kafka_bootstrap), config) as source:
         async for batch in source.batches():
             seen.extend(batch.records)
             break
     assert seen[0].event_id == "evt-1"
-    assert seen[0].identity == "evt-1"
+    assert seen[0].identity == "evt-1"  # signed by the producer, verified by the consumer
     assert seen[0].headers is not None and seen[0].headers["a"] == b"b"
+    unkeyed: list[ConsumedRecord] = []
+    async with KafkaSource(
+        [topic], KafkaClientConfig(kafka_bootstrap), group_config(f"g-{uuid.uuid4()}")
+    ) as source:
+        async for batch in source.batches():
+            unkeyed.extend(batch.records)
+            break
+    assert unkeyed[0].event_id == "evt-1" and unkeyed[0].identity == f"{topic}/0/0"
 
 
 async def test_undeliverable_message_is_reported_within_the_delivery_timeout() -> None:

@@ -1,7 +1,8 @@
 """Event ids end to end: KinesisProducer -> kinesis-mock -> Shardline's record conversion.
 
 The id travels in the KPL aggregate's per-record ``event_id`` tag (Kinesis entries have no
-headers), so idempotent sinks can key on it.  aws-kinesis-agg, which ignores tags, must still
+headers), signed with the deployment's event-id key, so idempotent sinks can key on it; a
+consumer without the key keys on positions.  aws-kinesis-agg, which ignores tags, must still
 read every record of the same stream.
 """
 
@@ -17,11 +18,15 @@ from aiobotocore.session import get_session
 
 from consumers.kinesis import records_from_api
 from producers import KinesisProducer
+from shardline.aggregation import DeaggregationPolicy
+from shardline.eventid import EventIdKey
 from shardline.records import ConsumedRecord, Record
 from tests.integration.kinesis_producer_readback import assert_each_once_on_its_shard, create_stream
 from tests.kinesis_sync import list_shards_sync
 
 pytestmark = pytest.mark.integration
+
+KEY = EventIdKey("an-event-id-key-for-the-integration-test")
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ async def aio_kinesis(kinesis_endpoint: str) -> AsyncIterator[Any]:
         yield client
 
 
-def consume(client: Any, stream: str) -> list[ConsumedRecord]:
+def consume(client: Any, stream: str, policy: DeaggregationPolicy | None = None) -> list[ConsumedRecord]:
     """Every record of the stream through the consumer's own GetRecords -> ConsumedRecord step."""
     out: list[ConsumedRecord] = []
     for shard in list_shards_sync(client, stream_name=stream):
@@ -45,7 +50,9 @@ def consume(client: Any, stream: str) -> list[ConsumedRecord]:
         while iterator:
             response = client.get_records(ShardIterator=iterator, Limit=10_000)
             out.extend(
-                records_from_api(response["Records"], stream=stream, shard_id=shard.shard_id, shard=shard)
+                records_from_api(
+                    response["Records"], stream=stream, shard_id=shard.shard_id, shard=shard, policy=policy
+                )
             )
             iterator = response.get("NextShardIterator")
             if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
@@ -74,7 +81,7 @@ async def test_event_ids_arrive_as_consumed_record_event_ids(
     batch = workload("b", 1_500)
     singles = workload("s", 150)
     async with KinesisProducer(
-        stream, client=aio_kinesis, aggregate=aggregate, rate_limit_percent=None
+        stream, client=aio_kinesis, aggregate=aggregate, rate_limit_percent=None, event_id_key=KEY
     ) as producer:
         acks = await (await producer.send_many(batch))
         futures = []
@@ -92,11 +99,15 @@ async def test_event_ids_arrive_as_consumed_record_event_ids(
     assert acks.ok and len(single_acks) == len(singles)
     sent = {record.data: record.event_id for record in [*batch, *singles]}
 
-    consumed = await asyncio.to_thread(consume, kinesis, stream)
+    consumed = await asyncio.to_thread(consume, kinesis, stream, DeaggregationPolicy(event_id_key=KEY))
     got = {record.data: record.event_id for record in consumed}
     assert len(consumed) == len(sent)  # exactly once each
     assert got == sent
-    for item in consumed:  # what idempotent sinks key on
+    for item in consumed:  # what idempotent sinks key on: the signed id
         assert item.identity == (item.event_id or item.position.identity)
+        assert item.event_id_verified == (item.event_id is not None)
+    # a consumer without the key reads the ids but keys on positions
+    for item in await asyncio.to_thread(consume, kinesis, stream):
+        assert item.identity == item.position.identity
     # A peer de-aggregator that ignores tags still finds every record, on its shard.
     await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, [*batch, *singles])

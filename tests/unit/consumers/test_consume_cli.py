@@ -52,7 +52,20 @@ def _args(*argv: str) -> argparse.Namespace:
         ("kafka://127.0.0.1:1/t?group=g", "--sink", "file:///tmp/never.jsonl", "--start", "at_timestamp:x"),
         ("kafka://127.0.0.1:1/t", "--sink", "file:///tmp/never.jsonl"),
         ("kinesis://s", "--checkpoint", "memory://", "--sink", "file:///x", "--start", "yesterday"),
+        ("kinesis://s", "--checkpoint", "memory://", "--sink", "file:///x", "--max-user-records", "0"),
+        ("kinesis://s", "--checkpoint", "sqlite:///a/%2e%2e/b.db", "--sink", "file:///tmp/never.jsonl"),
+        ("kinesis://s", "--checkpoint", "memory://", "--sink", "file:///tmp/%2e%2e/never.jsonl"),
     ],
 )
 def test_bad_arguments_exit_2(argv: tuple[str, ...]) -> None:
     assert command.run(_args(*argv)) == 2
+
+
+def test_deaggregation_options() -> None:
+    assert _args("kinesis://s", "--sink", "file:///x").deaggregation == "kpl"
+    args = _args("kinesis://s", "--sink", "file:///x", "--deaggregation", "never", "--max-user-records", "50")
+    assert (args.deaggregation, args.max_user_records) == ("never", 50)
+    bigger = _args("kinesis://s", "--sink", "file:///x", "--max-record-bytes", "10485760")
+    assert bigger.max_record_bytes == 10 * 1024 * 1024
+    with pytest.raises(SystemExit):
+        _args("kinesis://s", "--sink", "file:///x", "--deaggregation", "sometimes")

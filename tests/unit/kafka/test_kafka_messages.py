@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka import KafkaError, Message
 
 from consumers._kafka_messages import to_batches, to_record
+from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.records import ConsumedRecord, KafkaPosition
 
@@ -60,10 +61,21 @@ def test_headers_carry_the_event_id_and_missing_header_values_become_empty() -> 
     headers = [("source", b"edge-7"), (EVENT_ID_HEADER, b"evt-42"), ("empty", None)]
     record = to_record(message(0, 5, headers=headers))
     assert record.event_id == "evt-42"
-    assert record.identity == "evt-42"
+    assert record.identity == "telemetry/0/5"  # unsigned: informational only
     assert record.headers == {"source": b"edge-7", EVENT_ID_HEADER: b"evt-42", "empty": b""}
     plain = to_record(message(0, 6))
     assert plain.headers is None and plain.event_id is None
+
+
+def test_a_signed_event_id_header_is_the_identity_only_with_the_key() -> None:
+    key = EventIdKey("an-event-id-key-of-at-least-32-characters")
+    signed = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.mac("evt-42", b"payload").encode())]
+    forged = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.mac("evt-42", b"other").encode())]
+    [batch] = to_batches(
+        [message(0, 5, headers=signed), message(0, 6, headers=forged), message(0, 7)], event_id_key=key
+    )
+    assert [r.identity for r in batch.records] == ["evt-42", "telemetry/0/6", "telemetry/0/7"]
+    assert to_record(message(0, 5, headers=signed)).identity == "telemetry/0/5"  # no key given
 
 
 def test_keys_values_and_timestamps_in_their_odd_forms() -> None:

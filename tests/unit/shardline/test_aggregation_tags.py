@@ -111,14 +111,15 @@ def test_foreign_tags_and_tags_without_value_give_no_event_id() -> None:
     assert [r.event_id for r in deaggregate(blob) or []] == [None, None]
 
 
-def test_deaggregate_consumed_sets_the_event_id_from_the_tag() -> None:
+def test_deaggregate_consumed_keeps_an_unsigned_event_id_informational() -> None:
     builder = AggregateBuilder()
     builder.try_add("a", b"1", None, "id-1")
     builder.try_add("b", b"2")
     outer = ConsumedRecord(builder.encode(), "a", KinesisPosition("s", "shardId-000000000000", "42"))
     inner = deaggregate_consumed(outer)
     assert [(r.data, r.event_id) for r in inner] == [(b"1", "id-1"), (b"2", None)]
-    assert inner[0].identity == "id-1"  # idempotent sinks key on it
+    # without a verified MAC the bytes never choose the sink key
+    assert inner[0].identity == "s/shardId-000000000000/42/0"
     assert inner[1].identity == "s/shardId-000000000000/42/1"
 
 

@@ -34,7 +34,9 @@ def test_comparing_positions_of_different_kinds_is_a_type_error() -> None:
 
 
 def test_values_are_frozen_and_survive_copying() -> None:
-    record = ConsumedRecord(b"payload", "key", KinesisPosition("s", "a", "5", 2), event_id="e-1")
+    record = ConsumedRecord(
+        b"payload", "key", KinesisPosition("s", "a", "5", 2), event_id="e-1", event_id_verified=True
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.data = b"other"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -42,6 +44,7 @@ def test_values_are_frozen_and_survive_copying() -> None:
     assert pickle.loads(pickle.dumps(record)) == record
     assert dataclasses.replace(record, event_id=None).identity == "s/a/5/2"
     assert record.identity == "e-1"
+    assert dataclasses.replace(record, event_id_verified=False).identity == "s/a/5/2"
 
 
 def test_reprs_hide_payloads() -> None:

@@ -35,15 +35,21 @@ async def test_file_sink_writes_one_line_per_identity(tmp_path: Path) -> None:
     await sink.close()
 
 
-async def test_file_sink_index_survives_reopen_and_cuts_torn_line(tmp_path: Path) -> None:
+async def test_file_sink_index_survives_reopen_and_keeps_a_torn_line(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     sink = FileSink(path)
     await sink.write([_record(1), _record(2)])
     with path.open("ab") as handle:
         handle.write(b'{"id": "torn')
+    before = path.read_bytes()
     reopened = FileSink(path)
+    assert path.read_bytes() == before  # opening never truncates
     await reopened.write([_record(2), _record(3)])
-    ids = [json.loads(line)["id"] for line in path.read_bytes().splitlines()]
+    after = path.read_bytes()
+    assert after.startswith(before)  # append-only
+    lines = after.splitlines()
+    assert lines[2] == b'{"id": "torn'  # kept, and ended so the next line stands alone
+    ids = [json.loads(line)["id"] for line in lines[:2] + lines[3:]]
     assert ids == [_record(1).identity, _record(2).identity, _record(3).identity]
     assert reopened.stats.duplicates == 1 and reopened.stats.written == 1
 

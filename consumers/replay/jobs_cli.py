@@ -1,0 +1,285 @@
+"""``shardline replay plan | run | status``: a replay planned into slices that run anywhere.
+
+Examples::
+
+    shardline replay plan s3://archive/2024/ --slices 8 --out s3://jobs/backfill-2024.json \\
+        --name backfill-2024 --sink dynamodb://devices --checkpoint "dynamodb://replay?create_table=true" \\
+        --dead-letter s3://dead-letters/backfill-2024/ --max-write-records-per-second 2000
+    shardline replay plan kinesis://telemetry --from 2024-05-01T00:00:00+00:00 \\
+        --to 2024-05-08T00:00:00+00:00 --slices 64 --out plan.json --name fix-may ...
+    shardline replay run --manifest s3://jobs/backfill-2024.json --slice 3
+    AWS_BATCH_JOB_ARRAY_INDEX=3 shardline replay run --manifest s3://jobs/backfill-2024.json
+    shardline replay run --manifest plan.json --workers 4
+    shardline replay status --manifest s3://jobs/backfill-2024.json
+
+Exit status of ``run``: 0 the slice (every slice, with ``--workers``) finished; 1 the slice
+(or a worker) failed; 2 bad arguments or a manifest that does not belong to the job's
+checkpoint namespace; 3 the slice is held by a live runner.  ``status``: 0 done, 3 running,
+4 failed (a slice failed, or its runner died), 5 pending; 1 the store could not be read, 2
+bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from shardline.errormap import translate
+from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
+
+__all__ = ["ACTIONS", "build_parser", "main"]
+
+ACTIONS = ("plan", "run", "status")
+
+EXIT_BAD_INPUT = 2
+EXIT_HELD = 3
+EXIT_FAILED = 1
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from exc
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (e.g. +00:00): {text!r}")
+    return moment
+
+
+def _plan_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="kinesis://STREAM, kafka://BOOTSTRAP/TOPIC or s3://BUCKET/PREFIX")
+    parser.add_argument("--slices", type=int, required=True, help="how many slices to cut the range into")
+    parser.add_argument("--out", required=True, help="where to write the manifest: a file or s3://BUCKET/KEY")
+    parser.add_argument("--name", required=True, help="job name; its checkpoint namespace is replay-NAME")
+    parser.add_argument("--sink", required=True, help="sink URI, as for consume")
+    parser.add_argument(
+        "--checkpoint", required=True, help="shared checkpoint store: dynamodb://TABLE[?create_table=true]"
+    )
+    parser.add_argument("--dead-letter", help="dead-letter URI (s3://BUCKET/PREFIX or file:///PATH.jsonl)")
+    parser.add_argument("--transform", help="module:function applied to each record before the sink")
+    parser.add_argument("--from", dest="start", type=_aware_time, help="ISO-8601 start, with time zone")
+    parser.add_argument("--to", dest="end", type=_aware_time, help="ISO-8601 end (exclusive); default now")
+    parser.add_argument("--shard", action="append", default=[], help="Kinesis: only these shards")
+    parser.add_argument("--partition", type=int, action="append", default=[], help="Kafka: only these")
+    parser.add_argument("--from-offset", type=int, help="Kafka: first offset")
+    parser.add_argument("--to-offset", type=int, help="Kafka: end offset (exclusive)")
+    parser.add_argument("--max-read-records-per-second", type=float, help="whole-job read cap")
+    parser.add_argument("--max-write-records-per-second", type=float, help="whole-job write cap")
+    parser.add_argument(
+        "--max-calls-per-second", type=float, default=1.0, help="Kinesis GetRecords calls/s per shard (of 5)"
+    )
+    parser.add_argument(
+        "--lease-seconds", type=float, default=30.0, help="a dead runner's slice can be taken over after this"
+    )
+    parser.add_argument("--concurrency", type=int, default=4, help="units of a slice read at once")
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, help="the manifest (file or s3://BUCKET/KEY)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--slice", type=int, help="slice index (default: $AWS_BATCH_JOB_ARRAY_INDEX)")
+    which.add_argument("--workers", type=int, help="run every slice as local processes, N at a time")
+    parser.add_argument(
+        "--wait-held",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying this long while another runner holds the slice (default 0: refuse at once)",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="log level on stderr (default WARNING)")
+
+
+def _status_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, help="the manifest (file or s3://BUCKET/KEY)")
+
+
+def build_parser(prog: str, action: str) -> argparse.ArgumentParser:
+    helps = {
+        "plan": "Cut a bounded source into slices of about equal work and write the manifest.",
+        "run": "Run one slice of a manifest (or every slice as local workers).",
+        "status": "Per-slice and total progress of a planned job, from the shared store.",
+    }
+    parser = argparse.ArgumentParser(prog=f"{prog} {action}", description=helps[action])
+    {"plan": _plan_parser, "run": _run_parser, "status": _status_parser}[action](parser)
+    return parser
+
+
+def main(action: str, args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_ACTIONS[action](args))
+    except ShardlineError as exc:
+        return _fail(exc)
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        return _fail(mapped)
+
+
+def _fail(error: ShardlineError) -> int:
+    from consumers.replay.ledger import SliceHeldError
+
+    print(f"shardline replay: {type(error).__name__}: {error}", file=sys.stderr)
+    if isinstance(error, SliceHeldError):
+        return EXIT_HELD
+    if isinstance(error, ConfigurationError):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED
+
+
+# --- plan -----------------------------------------------------------------------------------
+
+
+async def _plan(args: argparse.Namespace) -> int:
+    from consumers.replay.manifest import Manifest, RateCaps
+    from consumers.replay.plan import parse_source, save_manifest
+
+    source = parse_source(args.source)
+    if args.slices < 1:
+        raise ConfigurationError("--slices must be at least 1")
+    if not args.checkpoint.startswith("dynamodb://"):
+        raise ConfigurationError("--checkpoint must be a shared store: dynamodb://TABLE")
+    if args.concurrency < 1:
+        raise ConfigurationError("--concurrency must be at least 1")
+    if not args.lease_seconds >= 3:
+        raise ConfigurationError("--lease-seconds must be at least 3")
+    caps = RateCaps(
+        read_records_per_second=args.max_read_records_per_second,
+        write_records_per_second=args.max_write_records_per_second,
+        kinesis_calls_per_second=args.max_calls_per_second,
+    )
+    from consumers.sinks.uri import sink_from_uri
+
+    sink_from_uri(args.sink)  # a malformed sink URI is refused now, not on every runner
+    if args.transform:
+        from consumers._pipeline_transform import load_transform
+
+        load_transform(args.transform)
+    slices, bounds = await _cut(source, args)
+    manifest = Manifest(
+        name=args.name,
+        source=args.source,
+        sink=args.sink,
+        checkpoint=args.checkpoint,
+        slices=slices,
+        dead_letter=args.dead_letter,
+        transform=args.transform,
+        caps=caps,
+        lease_seconds=args.lease_seconds,
+        concurrency=args.concurrency,
+        bounds=bounds,
+    )
+    await save_manifest(manifest, args.out)
+    units = sum(len(piece.units) for piece in slices)
+    weights = [piece.weight for piece in slices]
+    print(f"manifest: {args.out}")
+    print(f"hash: {manifest.hash}")
+    print(f"slices: {len(slices)} ({units} units; work per slice {min(weights)}..{max(weights)})")
+    return 0
+
+
+async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from consumers.replay.plan import kafka_partitions, plan_kafka, plan_kinesis, plan_s3
+    from shardline.clients import aiobotocore_client
+
+    if source.kind != "kinesis" and args.shard:
+        raise ConfigurationError("--shard applies to kinesis:// sources only")
+    if source.kind != "kafka" and (
+        args.partition or args.from_offset is not None or args.to_offset is not None
+    ):
+        raise ConfigurationError("--partition/--from-offset/--to-offset apply to kafka:// sources only")
+    if source.kind == "s3":
+        if args.start or args.end:
+            raise ConfigurationError("an S3 archive backfill reads whole objects: no --from/--to")
+        async with aiobotocore_client("s3") as s3:
+            slices = await plan_s3(s3, source.location, source.path, args.slices)
+        return slices, {"bucket": source.location, "prefix": source.path}
+    if source.kind == "kinesis":
+        if args.start is None:
+            raise ConfigurationError("a Kinesis plan needs --from (time windows are cut from it)")
+        end = args.end or datetime.now(UTC)
+        if end <= args.start:
+            raise ConfigurationError("--to must be after --from")
+        async with aiobotocore_client("kinesis") as kinesis:
+            slices = await plan_kinesis(
+                kinesis, source.location, args.start, end, args.slices, shard_ids=args.shard
+            )
+        return slices, {"from": args.start.isoformat(), "to": end.isoformat()}
+    if args.from_offset is None or args.to_offset is None or not 0 <= args.from_offset <= args.to_offset:
+        raise ConfigurationError("a Kafka plan needs 0 <= --from-offset <= --to-offset")
+    partitions = args.partition or await kafka_partitions(source.location, source.path)
+    ranges = [(p, args.from_offset, args.to_offset) for p in partitions]
+    slices = await plan_kafka(source.path, ranges, args.slices)
+    return slices, {"from_offset": args.from_offset, "to_offset": args.to_offset, "partitions": partitions}
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from consumers.replay.manifest import load_manifest
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    manifest = await load_manifest(args.manifest)
+    if args.workers is not None:
+        from consumers.replay.workers import run_workers
+
+        results = await run_workers(args.manifest, range(len(manifest.slices)), args.workers)
+        failed = [result for result in results if result.returncode != 0]
+        print(f"slices: {len(results)}, finished: {len(results) - len(failed)}, failed: {len(failed)}")
+        for result in failed:
+            print(f"slice {result.slice}: worker pid {result.pid} {result.cause}")
+        return EXIT_FAILED if failed else 0
+    index = args.slice
+    if index is None:
+        from_batch = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+        if from_batch is None or not from_batch.isdigit():
+            raise ConfigurationError("give --slice I (or run as an AWS Batch array child) or --workers N")
+        index = int(from_batch)
+    manifest.slice(index)  # out of range: refused before any network call
+    from consumers.replay.slices import run_slice
+
+    if args.wait_held < 0:
+        raise ConfigurationError("--wait-held must be >= 0")
+    outcome = await run_slice(manifest, index, wait_held=args.wait_held)
+    counts = outcome.counts
+    print(
+        f"slice {index}: done; read {counts['read']}, written {counts['written']}, "
+        f"duplicates {counts['duplicates']}, dead-lettered {counts['dead_lettered']}"
+    )
+    return 0
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from consumers.checkpoint.dynamodb import table_name_for
+    from consumers.replay.ledger import JobLedger, LedgerView
+    from consumers.replay.manifest import load_manifest
+    from consumers.replay.slices import dynamodb_settings
+    from consumers.replay.status import job_status
+    from shardline.clients import aiobotocore_client
+
+    manifest = await load_manifest(args.manifest)
+    table = table_name_for(unquote(urlsplit(manifest.checkpoint).netloc), manifest.namespace)
+    endpoint_url, region_name = dynamodb_settings(manifest.checkpoint)
+    async with aiobotocore_client("dynamodb", endpoint_url=endpoint_url, region_name=region_name) as dynamodb:
+        try:
+            view = await JobLedger(dynamodb, table).view()
+        except ResourceNotFoundError:  # no slice ran yet: the job's table does not exist
+            view = LedgerView(None, {}, {})
+    status = job_status(manifest, view, time.time())
+    for line in status.lines():
+        print(line)
+    return status.exit_code
+
+
+_ACTIONS = {"plan": _plan, "run": _run, "status": _status}

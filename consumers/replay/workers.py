@@ -1,0 +1,95 @@
+"""``run --workers N``: the slices of a manifest as local processes, supervised.
+
+Each slice runs in its own ``shardline replay run --manifest M --slice I`` process, at most
+``N`` at once, so a slice behaves exactly as it would on another machine (its own claim,
+leases and heartbeat in the shared store).  Every process is watched: one that exits with an
+error or is killed by a signal is reported on stderr with its slice, pid and cause, the other
+slices go on, and the exit status is 1 when any slice did not finish (``status`` then shows it
+as failed or stalled; run it again, here or elsewhere, to resume it).  Interrupting the
+supervisor terminates its workers (they stop where they are; their slices resume later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from shardline.errors import ConfigurationError
+
+__all__ = ["WorkerResult", "run_workers"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    slice: int
+    pid: int
+    returncode: int
+
+    @property
+    def cause(self) -> str:
+        if self.returncode == 0:
+            return "done"
+        if self.returncode < 0:
+            try:
+                name = signal.Signals(-self.returncode).name
+            except ValueError:
+                name = f"signal {-self.returncode}"
+            return f"killed by {name}"
+        return f"exited with status {self.returncode}"
+
+
+def worker_command(manifest: str, index: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "shardline.cli",
+        "replay",
+        "run",
+        "--manifest",
+        manifest,
+        "--slice",
+        str(index),
+    ]
+
+
+async def run_workers(
+    manifest: str,
+    slices: Sequence[int],
+    workers: int,
+    *,
+    report: TextIO | None = None,
+) -> list[WorkerResult]:
+    """Run ``slices`` as processes, ``workers`` at a time; every worker's end is reported."""
+    if workers < 1:
+        raise ConfigurationError("--workers must be at least 1")
+    out = report if report is not None else sys.stderr
+    queue = list(slices)
+    running: dict[asyncio.Task[int], tuple[int, asyncio.subprocess.Process]] = {}
+    results: list[WorkerResult] = []
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                index = queue.pop(0)
+                process = await asyncio.create_subprocess_exec(*worker_command(manifest, index))
+                print(f"replay workers: slice {index} started as pid {process.pid}", file=out, flush=True)
+                running[asyncio.create_task(process.wait())] = (index, process)
+            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                index, process = running.pop(task)
+                result = WorkerResult(index, process.pid, task.result())
+                results.append(result)
+                print(
+                    f"replay workers: slice {index} (pid {result.pid}) {result.cause}", file=out, flush=True
+                )
+    finally:
+        for task, (_, process) in running.items():
+            if process.returncode is None:
+                process.terminate()
+            task.cancel()
+        for _, process in running.values():
+            await process.wait()
+    return sorted(results, key=lambda result: result.slice)

@@ -1,0 +1,51 @@
+"""Strings from streams and result files are printed literally, never parsed as Rich markup."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from benchmarks.compare import print_comparison
+from benchmarks.hotshards import print_hot_shards
+from benchmarks.report import print_summary
+from benchmarks.result import build_result
+from benchmarks.run import RunOutcome
+from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
+
+MARKUP_KEYS = ["[/bold]", "[red]device", "[link=file:///etc/passwd]x[/link]"]
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=400, color_system=None), out
+
+
+def test_hotshards_prints_partition_keys_that_look_like_markup() -> None:
+    tracker = ShardLoadTracker(["shardId-000000000000", "shardId-000000000001"])
+    for second in range(3):
+        for key in MARKUP_KEYS:
+            for _ in range(600):
+                tracker.add("shardId-000000000000", second, key, 100)
+        tracker.add("shardId-000000000001", second, "quiet", 100)
+    analysis = analyse_hot_shards(tracker)
+    assert analysis["hot_shards"]
+    console, out = _console()
+    print_hot_shards(analysis, console)
+    for key in MARKUP_KEYS:
+        assert key in out.getvalue()
+
+
+def test_report_and_compare_print_markup_like_text_literally(outcome: RunOutcome) -> None:
+    result = build_result(outcome)
+    result["config"]["stream"] = "[/bold]stream"
+    result["hot_shards"] = [{"shard_id": "[/]", "recommendation": "spread key [/bold] over [red]"}]
+    result["notes"] = ["[/italic]"]
+    console, out = _console()
+    print_summary(result, console)
+    text = out.getvalue()
+    assert "[/bold]stream" in text and "spread key [/bold] over [red]" in text and "[/italic]" in text
+    rows = [{"metric": "[/bold]", "a": 1.0, "b": 2.0, "delta": 1.0, "relative": 1.0, "verdict": "better"}]
+    console, out = _console()
+    print_comparison(rows, console)
+    assert "[/bold]" in out.getvalue()
