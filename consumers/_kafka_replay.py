@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from consumers._kafka_messages import partition_name, to_batches
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
-from shardline.errormap import from_kafka_error
+from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
@@ -190,7 +190,8 @@ class KafkaReplaySource:
         self.checkpoints[partition] = position.offset + 1
         if self.checkpoint_group is not None:
             next_offset = TopicPartition(position.topic, position.partition_id, position.offset + 1)
-            self._consumer.commit(offsets=[next_offset], asynchronous=True)
+            with map_kafka_errors():
+                self._consumer.commit(offsets=[next_offset], asynchronous=True)
 
     async def checkpoint_end(self, partition: str) -> None:
         return None

@@ -58,7 +58,7 @@ from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_nam
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
 from shardline import metrics_events as events
-from shardline.errors import ConfigurationError, LeaseLostError, SinkError
+from shardline.errors import ConfigurationError, LeaseLostError, ShardlineError, SinkError
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position, RefusedRecord
 from shardline.retry import RetryPolicy
@@ -245,7 +245,7 @@ class Pipeline:
             self._checkpoint_now.set()
             await asyncio.gather(checkpointer, return_exceptions=True)
             await self._cancel_lanes()
-            await self._checkpoint_pass()
+            await self._final_checkpoint()
             await self._close_source()
             self._sync_stats()
             self._running = False
@@ -543,8 +543,24 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - a pass handles store errors; this is a bug: run() raises it
             await self._fail(exc, "the checkpoint loop failed")
 
+    async def _final_checkpoint(self) -> None:
+        """The shutdown pass; a bug in it becomes the run's failure instead of skipping the
+        source's close (what was checkpointed before it stands)."""
+        try:
+            await self._checkpoint_pass()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised by run() after the source is closed
+            if self._failure is None:
+                self._failure = exc
+                logger.error("the last checkpoint failed", extra={"error_type": type(exc).__name__})
+
     async def _checkpoint_pass(self) -> None:
-        """Checkpoint every partition up to its watermark; SHARD_END for finished closed ones."""
+        """Checkpoint every partition up to its watermark; SHARD_END for finished closed ones.
+
+        Store and service errors (the Shardline tree) are retried by the next pass; anything
+        else is a bug and propagates to the loop's owner, which stops the run with it.
+        """
         async with self._checkpoint_lock:
             for partition in self._tracker.partitions():
                 await self._checkpoint_partition(partition)
@@ -577,9 +593,7 @@ class Pipeline:
             self._lost.add(partition)
             self.stats.partitions_lost += 1
             return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - next pass retries; records stay redeliverable
+        except ShardlineError as exc:  # a store or service error: the next pass retries
             logger.warning(
                 "checkpoint failed; will retry",
                 extra={"partition": partition, "error_type": type(exc).__name__},

@@ -117,9 +117,9 @@ class EventIdKey:
 
     @classmethod
     def _from_secret(cls, arn: str, secrets_client: Callable[[], Any] | None) -> EventIdKey:
-        from shardline.errormap import from_botocore
+        from shardline.errormap import map_aws_errors
 
-        try:
+        with map_aws_errors("secretsmanager"):
             if secrets_client is None:
                 from shardline.clients import boto3_client
 
@@ -127,10 +127,6 @@ class EventIdKey:
             else:
                 client = secrets_client()
             secret = client.get_secret_value(SecretId=arn)
-        except ConfigurationError:
-            raise
-        except Exception as exc:
-            raise from_botocore(exc, service="secretsmanager") from exc
         text = secret.get("SecretString")
         if not isinstance(text, str) or not text:
             raise ConfigurationError(f"the secret {arn} has no SecretString holding the event-id key")

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
 
 __all__ = ["ACTIONS", "build_parser", "main"]
@@ -113,14 +113,10 @@ def build_parser(prog: str, action: str) -> argparse.ArgumentParser:
 
 def main(action: str, args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_ACTIONS[action](args))
+        with map_aws_errors(), map_kafka_errors():
+            return asyncio.run(_ACTIONS[action](args))
     except ShardlineError as exc:
         return _fail(exc)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is None:
-            raise
-        return _fail(mapped)
 
 
 def _fail(error: ShardlineError) -> int:

@@ -34,12 +34,11 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
-from shardline.errormap import translate
+from shardline.errormap import map_aws_errors
 from shardline.errors import (
     CheckpointError,
     ConditionalCheckFailedError,
     ConfigurationError,
-    ShardlineError,
 )
 from shardline.retry import RetryPolicy
 
@@ -118,15 +117,8 @@ class JobLedger:
 
     async def _call(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         async def attempt() -> _T:
-            try:
+            with map_aws_errors("dynamodb"):
                 return await operation()
-            except ShardlineError:
-                raise
-            except Exception as exc:
-                mapped = translate(exc, service="dynamodb")
-                if mapped is None:
-                    raise
-                raise mapped from exc
 
         return await self._retry.call(attempt)
 

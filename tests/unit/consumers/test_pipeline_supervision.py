@@ -25,7 +25,7 @@ from shardline.errors import SinkError, TransientServiceError, ValidationError
 from shardline.metrics import GuardedObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis, InstantSleep
-from tests.unit.consumers.pipeline_doubles import RecordingDeadLetter, ScriptedSource, batch, record
+from tests.unit.consumers.pipeline_doubles import EventLog, RecordingDeadLetter, ScriptedSource, batch, record
 
 BOUND = 5.0  # seconds; every scenario finishes in milliseconds when nothing hangs
 FAST = PipelineConfig(checkpoint_interval=3600)
@@ -231,3 +231,71 @@ async def test_replay_surfaces_a_failing_partition_reader_and_keeps_its_progress
     healthy = ListReader({"p0": _replay_records("p0", 6), "p1": _replay_records("p1", 6)})
     resumed = await asyncio.wait_for(ReplayJob(healthy, MemorySink(), store).run(), BOUND)
     assert resumed.read < 12  # the rerun resumed from checkpoints instead of starting over
+
+
+# --- the checkpoint loop --------------------------------------------------------------------------
+
+
+class GatedSink(MemorySink):
+    """Writes everything except the records of ``held`` from ``from_sequence`` on: those wait
+    until the write is aborted (so they stay unwritten)."""
+
+    def __init__(self, held: str, from_sequence: int) -> None:
+        super().__init__()
+        self._held = held
+        self._from = from_sequence
+
+    async def write(self, records: Sequence[ConsumedRecord]) -> list[EntryResult]:
+        first = records[0].position
+        if first.partition == self._held and int(first.sequence_number) >= self._from:  # type: ignore[attr-defined]
+            await asyncio.Event().wait()  # released only by the workflow's abort
+        return await super().write(records)
+
+
+async def test_a_checkpoint_loop_bug_stops_the_run_with_its_cause_and_passes_no_unwritten_record() -> None:
+    class BuggyCheckpoints(ScriptedSource):
+        """Checkpointing ``a`` hits a programming error, not a store error: no pass can handle it."""
+
+        async def checkpoint(self, partition: str, position: Any) -> None:
+            if partition == "a":
+                raise TypeError("checkpoint() got an unexpected keyword argument")
+            await super().checkpoint(partition, position)
+
+    source = BuggyCheckpoints([batch("b", 1, 2), batch("a", 1, 3), batch("b", 3, 2)], endless=True)
+    sink = GatedSink("b", from_sequence=3)
+    pipeline = Pipeline(source, sink, config=PipelineConfig(checkpoint_interval=0.01))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        await asyncio.wait_for(pipeline.run(), BOUND)
+    assert (source.last_checkpoint("b") or 0) <= 2  # b3 and b4 were never written
+    assert record("b", 3).identity not in sink.items
+    assert source.close_calls == 1
+
+
+async def test_a_checkpoint_store_outage_keeps_the_run_going_and_checkpoints_later() -> None:
+    class UnavailableStore(ScriptedSource):
+        """The lease table answers 503 for the first three checkpoints, then recovers."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.refused = 0
+            self.recovered = asyncio.Event()
+
+        async def checkpoint(self, partition: str, position: Any) -> None:
+            if self.refused < 3:
+                self.refused += 1
+                raise TransientServiceError("lease table unavailable")
+            await super().checkpoint(partition, position)
+            self.recovered.set()
+
+    source = UnavailableStore([batch("a", 1, 3)], endless=True)
+    observer = EventLog()
+    config = PipelineConfig(checkpoint_interval=0.01)
+    pipeline = Pipeline(source, MemorySink(), config=config, observer=observer)
+    run = asyncio.create_task(pipeline.run())
+    await asyncio.wait_for(source.recovered.wait(), BOUND)
+    assert not run.done()  # the outage neither stopped nor failed the run
+    assert source.last_checkpoint("a") == 3
+    await asyncio.wait_for(pipeline.close(), BOUND)
+    stats = await asyncio.wait_for(run, BOUND)
+    assert source.refused == 3 and observer.total("checkpoint_errors") == 3
+    assert stats.records_out == 3 and source.last_checkpoint("a") == 3
