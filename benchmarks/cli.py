@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -217,7 +218,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.target == "msk":
         target = kafka_target(args.bootstrap, args.kafka_security)
         print(f"stream-bench: --target msk, bootstrap {target.bootstrap}", file=sys.stderr)
-        outcome = asyncio.run(run_msk(options, target))
+        return _print_result(_write_files(asyncio.run(run_msk(options, target)), out), out)
     else:
         target_cm: contextlib.AbstractContextManager[KinesisTarget]
         if args.target == "local":
@@ -242,20 +243,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 outcome = run_workers(options, kinesis)
             else:
                 outcome = asyncio.run(run_kinesis(options, kinesis))
-    return _write_result(outcome, out)
+            # written before the embedded target's teardown, which an interrupted run waits for last
+            result = _write_files(outcome, out)
+    return _print_result(result, out)
 
 
 def _write_result(outcome: Any, out: Path) -> int:
-    from benchmarks.report import print_summary, write_html
+    return _print_result(_write_files(outcome, out), out)
+
+
+def _write_files(outcome: Any, out: Path) -> dict[str, Any]:
+    """Build, validate and write result.json and report.html; return the result."""
+    from benchmarks.report import write_html
     from benchmarks.result import build_result, validate_result
 
     result = build_result(outcome)
     validate_result(result)
-    json_path = out / "result.json"
-    json_path.write_text(json.dumps(result, indent=2))
-    html_path = write_html(result, out / "report.html")
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    write_html(result, out / "report.html")
+    return result
+
+
+def _print_result(result: dict[str, Any], out: Path) -> int:
+    from benchmarks.report import print_summary
+
     print_summary(result, Console(stderr=False))
-    print(f"result JSON: {json_path.resolve()}\nHTML report: {html_path.resolve()}")
+    print(f"result JSON: {(out / 'result.json').resolve()}\nHTML report: {(out / 'report.html').resolve()}")
+    # The run leaves a large heap (botocore's models, the embedded emulator's state); the
+    # interpreter's collections on the way out would take seconds and free nothing that matters,
+    # so an interrupted run would exit long after its result is written.  Freeze it instead.
+    gc.freeze()
     return 130 if result["interrupted"] else 0
 
 

@@ -1,13 +1,15 @@
 """Every Python code sample in README.md and docs/ runs, as written, against a local stack,
-in any order of the documents, and twice.
+on its own, in any order of the documents, and twice.
 
-The samples of one document run in order in one fresh interpreter (a later sample may use
-names an earlier one defined).  All documents share one moto server and one working
-directory, as a reader following several guides does: every document runs once in file-name
-order, then again in the reverse order, so a guide that collides with another one's streams
-or tables, or fails when run a second time, fails here.  Samples create the streams and tables
-they use.  Kafka samples get the session's Tansu broker through SHARDLINE_KAFKA_BOOTSTRAP.  A
-sample that fails names its document, the pass and the line it starts on.
+Each sample runs in a fresh interpreter of its own, as a reader pasting it into a new ``python``
+does: a sample that uses a name only an earlier sample defined fails here.  The samples of one
+document run in the order the guide gives them (a later step may use a stream an earlier one
+created).  All documents share one moto server and one working directory, as a reader following
+several guides does: every document runs once in file-name order, then again in the reverse
+order, so a guide that collides with another one's streams or tables, or fails when run a second
+time, fails here.  Samples create the streams and tables they use.  Kafka samples get the
+session's Tansu broker through SHARDLINE_KAFKA_BOOTSTRAP.  A sample that fails names its
+document, the pass and the line it starts on.
 """
 
 from __future__ import annotations
@@ -42,15 +44,8 @@ DOCUMENTS_WITH_SAMPLES = [document for document in DOCUMENTS if samples(document
 
 _RUNNER = textwrap.dedent(
     """
-    import sys, traceback
-    namespace = {"__name__": "__main__"}
-    for line, code in SAMPLES:
-        try:
-            exec(compile(code, f"{DOCUMENT}:{line}", "exec"), namespace)
-        except BaseException:
-            traceback.print_exc()
-            print(f"sample at {DOCUMENT}:{line} failed", file=sys.stderr)
-            sys.exit(1)
+    import sys
+    exec(compile(sys.stdin.read(), sys.argv[1], "exec"), {"__name__": "__main__"})
     """
 )
 
@@ -88,14 +83,18 @@ def test_samples_run(
         SHARDLINE_KAFKA_BOOTSTRAP=kafka_bootstrap,
         PYTHONPATH=str(ROOT),
     )
-    program = f"DOCUMENT = {f'{document.name} ({run} run)'!r}\nSAMPLES = {samples(document)!r}\n{_RUNNER}"
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        cwd=reader_directory,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    for line, code in samples(document):
+        where = f"{document.name}:{line}"
+        result = subprocess.run(
+            [sys.executable, "-c", _RUNNER, where],
+            input=code,
+            cwd=reader_directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"sample at {where} failed ({run} run)\n" + result.stdout[-3000:] + result.stderr[-6000:]
+        )

@@ -1,16 +1,22 @@
 """Ctrl-C / SIGTERM on ``stream-bench run`` keeps what was measured: a partial result and report
 marked "interrupted", exit status 130, no traceback; SIGTERM works even where SIGINT is ignored.
+
+How long the stop takes is printed, not asserted (a shared machine makes wall-clock figures
+noisy); the wait for the process is bounded, so a run that does not stop fails.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -36,27 +42,47 @@ def _start(out: Path, *, ignore_sigint: bool) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
 @pytest.mark.parametrize(
     "sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm-with-sigint-ignored"]
 )
 def test_an_interrupted_run_writes_its_partial_result(sig: signal.Signals, tmp_path: Path) -> None:
     process = _start(tmp_path, ignore_sigint=sig is signal.SIGTERM)
-    assert process.stderr is not None
+    assert process.stdout is not None and process.stderr is not None
+    stderr: queue.Queue[str | None] = queue.Queue()
+    stdout: queue.Queue[str | None] = queue.Queue()
+    readers = [
+        threading.Thread(target=_lines, args=(process.stderr, stderr), daemon=True),
+        threading.Thread(target=_lines, args=(process.stdout, stdout), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    seen: list[str] = []
     try:
-        for _ in range(200):  # progress lines: one a second once records flow
-            line = process.stderr.readline()
+        deadline = time.monotonic() + 90  # the embedded target's start, on a busy machine
+        while True:  # progress lines: one a second once records flow
+            line = stderr.get(timeout=max(deadline - time.monotonic(), 0.01))
+            assert line is not None, "stream-bench ended before it made progress:\n" + "".join(seen)
+            seen.append(line)
             if line.startswith("[") and " sent " in line and "sent 0 " not in line:
                 break
-        else:
-            raise AssertionError("no progress line")
         signalled = time.monotonic()
         process.send_signal(sig)
-        out, err = process.communicate(timeout=60)
+        process.wait(timeout=30)  # bounded: a run that does not stop fails here
+        stopped_in = time.monotonic() - signalled
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
-    stopped_in = time.monotonic() - signalled
+            process.wait(timeout=10)
+    for reader in readers:
+        reader.join(timeout=10)
+    err = "".join(seen) + "".join(line for line in _drain(stderr))
+    out = "".join(_drain(stdout))
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err + out
     assert "interrupted" in err
@@ -66,4 +92,15 @@ def test_an_interrupted_run_writes_its_partial_result(sig: signal.Signals, tmp_p
     assert 0 < result["summary"]["records_sent"] < 120 * 200
     assert any("interrupted after" in note for note in result["notes"])
     assert "(interrupted)" in (tmp_path / "report.html").read_text()
-    print(f"stopped {stopped_in:.2f} s after {sig.name}")
+    print(f"stopped {stopped_in:.2f} s after {sig.name}")  # not asserted: the machine may be busy
+
+
+def _drain(lines: queue.Queue[str | None]) -> list[str]:
+    drained: list[str] = []
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            return drained
+        if line is not None:
+            drained.append(line)
