@@ -2,32 +2,19 @@
 
 All translation of AWS errors is done by :mod:`shardline.errormap` (whole-call exceptions
 through its ``map_aws_errors`` boundary around each client call); this module keeps no
-table of its own.  It adds only what every
-sink needs on top: which exceptions an aiobotocore call may raise, and, for a per-entry
-error code (Firehose ``ErrorCode``, DynamoDB reasons), whether the workflow should resend
-the entry as throttled, retry it, or dead-letter it.
+table of its own.  It adds only what every sink needs on top: for a per-entry error code
+(Firehose ``ErrorCode``, DynamoDB reasons), whether the workflow should resend the entry as
+throttled, retry it, or dead-letter it.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from aiohttp import ClientError as HttpClientError
-from botocore.exceptions import BotoCoreError, ClientError
-
 from shardline.errormap import from_error_code
 from shardline.errors import ThrottledError
 
-__all__ = ["AWS_ERRORS", "EntryVerdict", "classify_code"]
-
-AWS_ERRORS: tuple[type[BaseException], ...] = (
-    BotoCoreError,
-    ClientError,
-    HttpClientError,
-    OSError,
-    TimeoutError,
-)
-"""What an aiobotocore call may raise besides our own errors; caught and translated."""
+__all__ = ["EntryVerdict", "classify_code"]
 
 
 class EntryVerdict(Enum):
