@@ -16,14 +16,14 @@ from typing import Any
 
 from consumers.replay.cli import command as single_process
 from consumers.replay.jobs_cli import ACTIONS, build_parser, main
-from shardline.cli import Command
+from shardline.cli import Command, OneLineArgumentParser
 
 __all__ = ["command"]
 
 _ACTION = "replay_action"
 
 
-class _ActionAwareParser(argparse.ArgumentParser):
+class _ActionAwareParser(OneLineArgumentParser):
     """The replay parser; an argument list starting with plan/run/status goes to that action's parser."""
 
     def parse_known_args(  # type: ignore[override]

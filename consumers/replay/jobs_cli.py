@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from shardline.cli import aware_time_argument
+from shardline.cli import OneLineArgumentParser, aware_time_argument
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
 
@@ -101,7 +101,7 @@ def build_parser(prog: str, action: str) -> argparse.ArgumentParser:
         "run": "Run one slice of a manifest (or every slice as local workers).",
         "status": "Per-slice and total progress of a planned job, from the shared store.",
     }
-    parser = argparse.ArgumentParser(prog=f"{prog} {action}", description=helps[action])
+    parser = OneLineArgumentParser(prog=f"{prog} {action}", description=helps[action])
     {"plan": _plan_parser, "run": _run_parser, "status": _status_parser}[action](parser)
     return parser
 

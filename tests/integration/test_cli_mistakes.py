@@ -36,6 +36,7 @@ SHARDLINE_MISTAKES: list[tuple[list[str], int, str]] = [
     (["consume", f"kinesis://{MISSING}", "--checkpoint", CHECKPOINT, "--sink", SINK], 2, MISSING),
     (["consume", "kafka://127.0.0.1:9/t", "--sink", SINK], 2, "group"),
     (["replay", "--name", "n", "--sink", SINK], 2, "SOURCE"),
+    (["replay", "plan", "--slices", "2"], 2, "--checkpoint"),
     (["replay", "kinesis:/s", "--name", "n", "--sink", SINK], 2, "SOURCE must be"),
     (["replay", f"kinesis://{MISSING}", "--name", "n", "--sink", SINK], 2, MISSING),
     (["replay", f"s3://{MISSING}/p/", "--name", "n", "--sink", SINK], 2, MISSING),
