@@ -23,6 +23,8 @@ from shardline.records import ConsumedRecord
 __all__ = ["MAX_ARCHIVE_LINE_BYTES", "RangeReader", "S3ArchiveReader"]
 
 _log = logging.getLogger(__name__)
+_MAX_LINE_BRACKETS = 512
+"""More brackets than a Shardline archive line can hold (its keys are at most 256 characters)."""
 
 
 MAX_ARCHIVE_LINE_BYTES = 8 * 1024 * 1024
@@ -123,6 +125,11 @@ class S3ArchiveReader:
 
     def _parse(self, line: bytes | None) -> ConsumedRecord | None:
         if line is None:  # over max_line_bytes
+            self.malformed += 1
+            return None
+        if line.count(b"[") + line.count(b"{") > _MAX_LINE_BRACKETS:
+            # An archive line is a flat object (the payload is base64): one this bracketed is not
+            # a record, and parsing it could only end in a RecursionError deep in the parser.
             self.malformed += 1
             return None
         try:
