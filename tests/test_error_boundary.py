@@ -16,12 +16,11 @@ is not an exception boundary and stays allowed.
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.child_scan import scan_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("shardline", "producers", "consumers", "benchmarks")
@@ -77,19 +76,7 @@ def _violations_in_the_tree() -> list[str]:
 
 
 def test_no_call_site_maps_service_errors_by_hand() -> None:
-    # Parsed in a child interpreter: Debian's Python 3.11.2 can fail ast.parse with "AST
-    # constructor recursion depth mismatch" once an earlier test in the same process has hit
-    # a RecursionError (the archive reader's deeply nested poison line).
-    program = (
-        "import json, runpy, sys; "
-        f"ns = runpy.run_path({str(Path(__file__))!r}); "
-        "json.dump(ns['_violations_in_the_tree'](), sys.stdout)"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout)
+    found = scan_in_child(__file__, "_violations_in_the_tree")
     assert found == [], "map errors with shardline.errormap.map_aws_errors/map_kafka_errors:\n" + "\n".join(
         found
     )
