@@ -2,10 +2,11 @@
 
 Every buffered record is a ``(owner, slot)`` pair: the owner holds the record's fields and
 resolves its outcome.  ``send()`` makes a :class:`SingleTicket`, an asyncio future that
-also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole batch; it keeps the
-batch's validated :class:`~shardline.Record` list, and a Kinesis entry acknowledges its
-records as one *run* ``(slots, first sub-sequence number, shard, sequence number)``: one
-list append per entry, not per record.  The per-record :class:`~shardline.Ack` objects are
+also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole
+batch; it keeps the batch's validated columns (partition keys, data, and the few explicit hash
+keys and event ids by index), and a Kinesis entry acknowledges its records as one *run*
+``(slots, first sub-sequence number, shard, sequence number)``: one list append per entry, not
+per record.  The per-record :class:`~shardline.Ack` objects are
 built only when read (:class:`BatchAcks`), so a 100k-record batch allocates nothing per
 record on the way through.
 """
@@ -18,9 +19,9 @@ from typing import Protocol
 
 from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
-from shardline.records import Ack, Record
+from shardline.records import Ack
 
-__all__ = ["BatchAcks", "BatchTicket", "RecordFields", "RecordOwner", "SingleTicket"]
+__all__ = ["BatchAcks", "BatchTicket", "Extras", "RecordFields", "RecordOwner", "SingleTicket"]
 
 RecordFields = tuple[str, "int | None", bytes, "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record."""
@@ -131,26 +132,46 @@ class BatchAcks(LazyAcks[Ack]):
         return f"BatchAcks(<{len(self)} records, {len(self.failed)} failed>)"
 
 
+Extras = dict[int, tuple["int | None", "str | None"]]
+"""(explicit hash key, event id) by batch position, for the records that have either."""
+
+
 class BatchTicket:
-    """The records of one ``send_many()`` call; resolves one future when all have an outcome."""
+    """The records of one ``send_many()`` call; resolves one future when all have an outcome.
 
-    __slots__ = ("_failed", "_pending", "_runs", "future", "records")
+    The records are kept as the validated columns ``keys`` and ``datas`` (slot ``i`` is
+    ``(keys[i], datas[i])``) plus ``extras``: no object per record.
+    """
 
-    def __init__(self, future: asyncio.Future[BatchAcks], records: list[Record]) -> None:
+    __slots__ = ("_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
+
+    def __init__(
+        self,
+        future: asyncio.Future[BatchAcks],
+        keys: list[str],
+        datas: list[bytes],
+        extras: Extras | None = None,
+    ) -> None:
         self.future = future
-        self.records = records
-        """Validated records (partition key set, bytes data, int hash key), indexed by slot."""
-        self._pending = len(records)
+        self.keys = keys
+        self.datas = datas
+        self.extras = extras
+        self._pending = len(datas)
         self._runs: list[_Run] = []
         self._failed: dict[int, ShardlineError] = {}
-        if not records:
+        if not datas:
             self._resolve()
 
+    def __len__(self) -> int:
+        return len(self.datas)
+
     def fields(self, slot: int) -> RecordFields:
-        record = self.records[slot]
-        key = record.partition_key
-        assert key is not None
-        return key, record.explicit_hash_key, record.data, record.event_id
+        extras = self.extras
+        if extras:
+            special = extras.get(slot)
+            if special is not None:
+                return self.keys[slot], special[0], self.datas[slot], special[1]
+        return self.keys[slot], None, self.datas[slot], None
 
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
@@ -176,7 +197,7 @@ class BatchTicket:
         resolved = set(self._failed)
         for slots, _, _, _ in self._runs:
             resolved.update(slots)
-        for slot in range(len(self.records)):
+        for slot in range(len(self.datas)):
             if slot not in resolved:
                 self._failed[slot] = error
         self._pending = 0
@@ -184,7 +205,7 @@ class BatchTicket:
 
     def _resolve(self) -> None:
         if not self.future.done():
-            self.future.set_result(BatchAcks(len(self.records), self._runs, self._failed))
+            self.future.set_result(BatchAcks(len(self.datas), self._runs, self._failed))
 
     def __repr__(self) -> str:
-        return f"BatchTicket(<{len(self.records)} records, {self._pending} pending>)"
+        return f"BatchTicket(<{len(self.datas)} records, {self._pending} pending>)"

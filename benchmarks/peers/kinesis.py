@@ -25,9 +25,9 @@ each repetition, then the median (min-max) is reported: each Shardline row again
 aws-kinesis-agg row of the same aggregate size (``vs kinesis-agg``) and against the cheapest
 peer of that repetition (``vs best peer``).
 
-Clients: ``shardline-batch`` (``send_many`` of ``Record`` objects built in the span, 50 KiB
-aggregates, the default and the KPL's), ``shardline-batch-1mib`` (the same with aggregates up
-to 1 MiB),
+Clients: ``shardline-batch`` (``send_many(values, keys)`` with columns, 50 KiB aggregates,
+the default and the KPL's), ``shardline-batch-1mib`` (the same with aggregates up to 1 MiB),
+``shardline-batch-records`` (``send_many`` of ``Record`` objects built in the span, 50 KiB),
 ``shardline-send`` (per-record ``send()``, a future per record awaited one by one, 50 KiB),
 ``kinesis-agg`` and ``kinesis-agg-1mib`` (aws-kinesis-agg, one ``RecordAggregator`` per shard
 of 50 KiB or 1 MiB, the key-to-shard lookup cached per key, boto3 put_records),
@@ -155,7 +155,12 @@ async def _shardline(
                 acked += 1
             assert acked == len(work)
             return
-        acks = await (await producer.send_many([Record(data, key) for key, data in work]))
+        if shape == "records":
+            acks = await (await producer.send_many([Record(data, key) for key, data in work]))
+        else:
+            values = [data for _, data in work]
+            keys = [key for key, _ in work]
+            acks = await (await producer.send_many(values, keys))
         if not acks.ok:
             raise RuntimeError(f"{len(acks.failed)} records failed")
 
@@ -279,6 +284,7 @@ ClientFn = Callable[[str, str, Workload, Timed], Coroutine[Any, Any, None]]
 CLIENTS: dict[str, ClientFn] = {
     "shardline-batch": lambda e, s, w, t: _shardline(e, s, w, t, "columns"),
     "shardline-batch-1mib": lambda e, s, w, t: _shardline(e, s, w, t, "columns", MIB_1),
+    "shardline-batch-records": lambda e, s, w, t: _shardline(e, s, w, t, "records"),
     "shardline-send": lambda e, s, w, t: _shardline(e, s, w, t, "send"),
     "kinesis-agg": _kinesis_agg,
     "kinesis-agg-1mib": lambda e, s, w, t: _kinesis_agg(e, s, w, t, MIB_1),
@@ -290,6 +296,7 @@ CLIENTS: dict[str, ClientFn] = {
 SAME_SIZE_PEER = {
     "shardline-batch": "kinesis-agg",
     "shardline-batch-1mib": "kinesis-agg-1mib",
+    "shardline-batch-records": "kinesis-agg",
     "shardline-send": "kinesis-agg",
 }
 """Each Shardline client's aws-kinesis-agg counterpart: the same aggregate size."""
