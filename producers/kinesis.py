@@ -988,7 +988,10 @@ class KinesisProducer:
             if type(owner) is SingleTicket:
                 # SingleTicket.ack_run inline: one call fewer per record on the send() path.
                 if not owner.done():
-                    owner.set_result(Ack(shard_id, sequence_number, sub))
+                    owner._shard = shard_id
+                    owner._seq = sequence_number
+                    owner._sub = sub
+                    owner.set_result(None)  # type: ignore[arg-type]  # result() builds the Ack
                 if sub is not None:
                     sub += 1
                 continue

@@ -14,8 +14,8 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Generator, Sequence
+from typing import Any, Protocol
 
 from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
@@ -53,12 +53,16 @@ class RecordOwner(Protocol):
 class SingleTicket(asyncio.Future[Ack]):
     """The future ``send()`` returns, which also holds its one record.
 
-    Being both the owner and the future saves a second object per record: at high rates
-    the cost of a per-record send is mostly allocation and the garbage collector's walks
-    over everything still buffered.
+    Being both the owner and the future saves a second object per record, and its
+    :class:`~shardline.Ack` is built only when read (``await``, :meth:`result`): on
+    acknowledgement the ticket stores the entry's shard and sequence number (shared by the
+    entry's records) and its sub-sequence number.  At high rates the cost of a per-record
+    send is mostly allocation and the garbage collector's walks over every object the
+    caller keeps alive; an ack object per record, made long before anyone reads it, doubled
+    those.
     """
 
-    __slots__ = ("data", "event_id", "explicit_hash_key", "partition_key")
+    __slots__ = ("_seq", "_shard", "_sub", "data", "event_id", "explicit_hash_key", "partition_key")
 
     partition_key: str
     explicit_hash_key: int | None
@@ -68,11 +72,33 @@ class SingleTicket(asyncio.Future[Ack]):
     def fields(self, slot: int) -> RecordFields:
         return self.partition_key, self.explicit_hash_key, self.data, self.event_id
 
+    def acknowledge(self, shard_id: str, sequence_number: str, sub: int | None) -> None:
+        """Resolve with the record's position (its Ack is built when read)."""
+        if not self.done():
+            self._shard = shard_id
+            self._seq = sequence_number
+            self._sub = sub
+            self.set_result(None)  # type: ignore[arg-type]
+
+    def result(self) -> Ack:
+        """The record's :class:`~shardline.Ack`, or raise its delivery error."""
+        super().result()  # raises the error, CancelledError or InvalidStateError
+        return Ack(self._shard, self._seq, self._sub)
+
+    def __await__(self) -> Generator[Any, None, Ack]:
+        if not self.done():
+            self._asyncio_future_blocking = True
+            yield self
+        if not self.done():
+            raise RuntimeError("await wasn't used with future")
+        return self.result()
+
+    __iter__ = __await__
+
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
     ) -> None:
-        if not self.done():
-            self.set_result(Ack(shard_id, sequence_number, first_sub))
+        self.acknowledge(shard_id, sequence_number, first_sub)
 
     def fail(self, slot: int, error: ShardlineError) -> None:
         if not self.done():

@@ -367,6 +367,27 @@ class AggregateBuilder:
                 self._size = size
                 self._count += 1
                 return True
+            # A key new to this aggregate whose table entry and header are cached (it was in
+            # an earlier one): as in add_records, no plan either.
+            position = len(self._key_table)
+            key_entry = self._entry_cache.get(partition_key)
+            header_cache = self._header_cache
+            if key_entry is not None and parts and position < len(header_cache) and position < _VARINTS_LEN:
+                headers = header_cache[position]
+                length = len(data)
+                header = headers.get(length)
+                if header is not None:
+                    size = self._size + len(key_entry) + len(header) + length
+                    if size > self._max_bytes:
+                        return False
+                    self._key_fields[partition_key] = _KEY_INDEX_FIELDS[position]
+                    self._key_table.append(key_entry)
+                    self._key_headers[partition_key] = headers
+                    parts.append(header)
+                    parts.append(data)
+                    self._size = size
+                    self._count += 1
+                    return True
         trailer = self._trailer(event_id, data) if event_id is not None else b""
         new_size, key_entry, key_field, hash_entry, hash_field, header = self._plan(
             partition_key, data, explicit_hash_key, trailer
