@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -547,26 +548,32 @@ class KinesisProducer:
             if len(given) != count:
                 raise ValidationError(f"send_many got {count} values but {len(given)} keys")
         extras: Extras | None = None
-        if count and self._all_plain(datas, given):
-            total = sum(map(len, datas)) + sum(map(len, given))
+        distinct = self._plain_keys(datas, given) if count else None
+        if distinct is not None:
+            total = sum(map(len, datas)) + sum(len(key) * n for key, n in distinct.items())
         else:
             extras, total = self._prepare_each(datas, given)
-        return given, datas, extras, self._group(given, extras), total
+        return given, datas, extras, self._group(given, extras, distinct), total
 
-    def _all_plain(self, datas: list[Any], keys: list[Any]) -> bool:
+    def _plain_keys(self, datas: list[Any], keys: list[Any]) -> Counter[str] | None:
         """The common batch, checked at C speed: bytes values with str keys, all small enough.
 
-        Anything else (records, objects, missing keys, a record near the size limit) goes
-        through :meth:`_prepare_each`, which also names the offending record.
+        Returns how often each distinct key occurs (keys are checked once each, not once
+        per record), or ``None`` for anything else (records, objects, missing keys, a
+        record near the size limit), which goes through :meth:`_prepare_each`, where the
+        offending record is named.
         """
-        if set(map(type, datas)) != {bytes} or set(map(type, keys)) != {str}:
-            return False
-        longest_key = max(map(len, keys))
-        return (
-            min(map(len, keys)) > 0
-            and longest_key <= PARTITION_KEY_MAX_CHARS
-            and max(map(len, datas)) + longest_key <= self._fast_key_limit
-        )
+        if set(map(type, datas)) != {bytes}:
+            return None
+        try:
+            distinct = Counter(keys)
+        except TypeError:  # an unhashable key: refused by name in _prepare_each
+            return None
+        if not all(type(key) is str and 0 < len(key) <= PARTITION_KEY_MAX_CHARS for key in distinct):
+            return None
+        if max(map(len, datas)) + max(map(len, distinct)) > self._fast_key_limit:
+            return None
+        return distinct
 
     def _prepare_each(self, datas: list[Any], keys: list[Any]) -> tuple[Extras | None, int]:
         """Validate every record, normalising ``datas`` and ``keys`` in place.
@@ -611,7 +618,9 @@ class KinesisProducer:
                 extras[index] = (ehk, event_id)
         return extras, total
 
-    def _group(self, keys: list[str], extras: Extras | None) -> dict[str, list[int]]:
+    def _group(
+        self, keys: list[str], extras: Extras | None, distinct: Iterable[str] | None = None
+    ) -> dict[str, list[int]]:
         """The batch positions bound for each shard, in order (one routing per distinct key)."""
         assert self._map is not None
         shard_for_key = self._map.shard_for_key
@@ -627,7 +636,7 @@ class KinesisProducer:
                 order.append(index)
             return groups
         adders: dict[str, Callable[[int], None]] = {}  # partition key -> its shard's list.append
-        for key in set(keys):
+        for key in set(keys) if distinct is None else distinct:
             shard_id = shard_for_key(key).shard_id
             order = groups.get(shard_id)
             if order is None:
