@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from producers.tickets import RecordOwner
+from producers.tickets import RecordOwner, SingleTicket
+from shardline.aggregation import deaggregate
 from shardline.shardmath import ShardMap, partition_key_hash
 
 __all__ = ["Accumulator", "AggregateBuilderLike", "Entry", "Member", "Run", "member_hash_key"]
@@ -147,6 +148,19 @@ class Entry:
         """The entry's records in sub-sequence order."""
         return _members(self.owners, self.slots)
 
+    def member_datas(self) -> list[bytes]:
+        """The data of the entry's records in sub-sequence order, read from the entry itself.
+
+        What re-routing an already encoded entry uses (a reshard, an aggregate written to an
+        unexpected shard): the records' owners may have let go of their own copies.
+        """
+        if not self.aggregated:
+            return [self.data]
+        users = deaggregate(self.data)
+        if users is None or len(users) != self.count:
+            raise RuntimeError(f"{self!r} does not decode to its {self.count} records")
+        return [user.data for user in users]
+
     def request_entry(self) -> dict[str, Any]:
         """The entry as PutRecords wants it."""
         if self.explicit_hash_key is None:
@@ -216,10 +230,25 @@ class Accumulator:
 
     # --- adding -----------------------------------------------------------------------------
 
-    def add(self, shard_id: str, owner: RecordOwner, slot: int, now: float, deadline: float) -> int:
-        """Buffer one record bound for ``shard_id``; returns its size as the buffer caps count it."""
-        key, ehk, data, event_id = owner.fields(slot)
-        return self.add_one(shard_id, owner, slot, key, ehk, data, event_id, now, deadline)
+    def add(
+        self,
+        shard_id: str,
+        owner: RecordOwner,
+        slot: int,
+        now: float,
+        deadline: float,
+        data: bytes | None = None,
+    ) -> int:
+        """Buffer one record bound for ``shard_id``; returns its size as the buffer caps count it.
+
+        ``data`` is given when the owner may have released its copy (re-routing an encoded
+        entry, see :meth:`Entry.member_datas`).
+        """
+        key, ehk, own, event_id = owner.fields(slot)
+        payload = data if data is not None else own
+        if payload is None:
+            raise RuntimeError("a released record was re-added without its data")
+        return self.add_one(shard_id, owner, slot, key, ehk, payload, event_id, now, deadline)
 
     def add_one(
         self,
@@ -327,6 +356,8 @@ class Accumulator:
         """An entry for one record: plain, or a one-record aggregate when it carries an event id."""
         owner, slot = member
         key, ehk, data, event_id = owner.fields(slot)
+        if data is None:
+            raise RuntimeError("a lone entry was built from a released record")
         owners: list[RecordOwner] = [owner]
         slots: list[Sequence[int]] = [_FIRST_SLOT if slot == 0 else (slot,)]
         size = user_size(key, data)
@@ -381,6 +412,9 @@ class Accumulator:
             )
         )
         self._recycle(builder)
+        for owner in agg.owners:  # the aggregate now holds their data: hold it once
+            if type(owner) is SingleTicket:
+                owner.release_data()
 
     def close_open(self, created_before: float | None = None) -> None:
         """Close open aggregates (all, or those created at or before ``created_before``)."""
@@ -541,8 +575,10 @@ class Accumulator:
                 self._push(entry)
                 continue
             split += 1
+            data_of = dict(zip(entry.members(), entry.member_datas(), strict=True))
             for shard_id, members in groups.items():
-                for piece in self.build_entries(shard_id, members, entry.created, entry.deadline):
+                datas = [data_of[member] for member in members]
+                for piece in self.build_entries(shard_id, members, entry.created, entry.deadline, datas):
                     piece.attempts = entry.attempts
                     piece.not_before = entry.not_before
                     self._push(piece)
@@ -553,17 +589,25 @@ class Accumulator:
         return split
 
     def build_entries(
-        self, shard_id: str, members: list[Member], created: float, deadline: float
+        self,
+        shard_id: str,
+        members: list[Member],
+        created: float,
+        deadline: float,
+        datas: Sequence[bytes] | None = None,
     ) -> list[Entry]:
-        """Entries for ``members`` (all bound for ``shard_id``), aggregated when enabled, in order."""
+        """Entries for ``members`` (all bound for ``shard_id``), aggregated when enabled, in order.
+
+        ``datas`` holds the members' data when their owners may have released it.
+        """
         scratch = Accumulator(
             aggregate=self._aggregate,
             builder_factory=self._builder,
             max_entries=self._max_entries,
             max_bytes=self._max_bytes,
         )
-        for owner, slot in members:
-            scratch.add(shard_id, owner, slot, created, deadline)
+        for index, (owner, slot) in enumerate(members):
+            scratch.add(shard_id, owner, slot, created, deadline, None if datas is None else datas[index])
         entries = scratch.drain_all()
         self._spare.extend(scratch._spare)
         return entries

@@ -951,18 +951,18 @@ class KinesisProducer:
         now = self._clock()
         for entry, shard_id, sequence_number in misplaced:
             shard = shard_map.get(shard_id)
-            resend: list[Member] = []
-            for sub, member in enumerate(entry.members()):
+            resend: list[tuple[Member, bytes]] = []
+            # The data from the entry itself: a send() record's owner let go of its copy.
+            for sub, (member, data) in enumerate(zip(entry.members(), entry.member_datas(), strict=True)):
                 owner, slot = member
                 if shard is not None and shard.contains(member_hash_key(member)):
                     owner.ack_run((slot,), sub, shard_id, sequence_number)
-                    key, _, data, _ = owner.fields(slot)
-                    self._release(1, len(data) + len(key))
+                    self._release(1, len(data) + len(owner.fields(slot)[0]))
                 else:
-                    resend.append(member)
-            for owner, slot in resend:
+                    resend.append((member, data))
+            for (owner, slot), data in resend:
                 key, ehk, _, _ = owner.fields(slot)
-                acc.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, entry.deadline)
+                acc.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, entry.deadline, data)
             self._observer.on_event(events.RECORDS_REROUTED, len(resend), stream=self._stream_label)
         assert self._wakeup is not None
         self._wakeup.set()

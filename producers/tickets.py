@@ -23,8 +23,12 @@ from shardline.records import Ack
 
 __all__ = ["BatchAcks", "BatchTicket", "Extras", "RecordFields", "RecordOwner", "SingleTicket"]
 
-RecordFields = tuple[str, "int | None", bytes, "str | None"]
-"""(partition key, explicit hash key, data, event id) of one validated record."""
+RecordFields = tuple[str, "int | None", "bytes | None", "str | None"]
+"""(partition key, explicit hash key, data, event id) of one validated record.
+
+The data is ``None`` once the record's aggregate is encoded and its owner let go of its own
+copy (:meth:`SingleTicket.release_data`); it is then read back from the entry
+(:meth:`producers.accumulator.Entry.member_datas`)."""
 
 _Run = tuple[Sequence[int], "int | None", str, str]
 
@@ -66,11 +70,19 @@ class SingleTicket(asyncio.Future[Ack]):
 
     partition_key: str
     explicit_hash_key: int | None
-    data: bytes
+    data: bytes | None
     event_id: str | None
 
     def fields(self, slot: int) -> RecordFields:
         return self.partition_key, self.explicit_hash_key, self.data, self.event_id
+
+    def release_data(self) -> None:
+        """Drop the record's own bytes: its encoded aggregate now holds them.
+
+        A buffered record's data would otherwise live twice (here and in the aggregate)
+        until it is acknowledged, which doubled the memory a full buffer takes.
+        """
+        self.data = None
 
     def acknowledge(self, shard_id: str, sequence_number: str, sub: int | None) -> None:
         """Resolve with the record's position (its Ack is built when read)."""
@@ -110,7 +122,8 @@ class SingleTicket(asyncio.Future[Ack]):
             self.set_exception(error)
 
     def __repr__(self) -> str:
-        return f"SingleTicket(<{len(self.data)} bytes>, partition_key={self.partition_key!r})"
+        size = "released" if self.data is None else f"{len(self.data)} bytes"
+        return f"SingleTicket(<{size}>, partition_key={self.partition_key!r})"
 
 
 class BatchAcks(LazyAcks[Ack]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,81 @@ async def test_send_futures_resolve_to_acks_through_the_producer() -> None:
     assert all(ack.sub_sequence_number is not None for ack in acks)  # aggregated
     assert [await f for f in futures] == acks  # built again on each read, equal every time
     assert (await plain).sub_sequence_number is None  # a lone record travels unaggregated
+
+
+def _split_the_only_shard(fake: FakeKinesis) -> int:
+    half = 2**127
+    fake.shards[0]["SequenceNumberRange"]["EndingSequenceNumber"] = "99"
+    fake.shards += [
+        {
+            "ShardId": "left",
+            "ParentShardId": fake.shards[0]["ShardId"],
+            "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)},
+            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
+        },
+        {
+            "ShardId": "right",
+            "ParentShardId": fake.shards[0]["ShardId"],
+            "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)},
+            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
+        },
+    ]
+    return half
+
+
+async def _first_request(fake: FakeKinesis) -> None:
+    while not fake.calls:
+        await asyncio.sleep(0)  # yield to the sender until its first request is made
+
+
+async def test_encoded_aggregates_hold_the_data_once_and_reroute_after_a_split() -> None:
+    """send() records let go of their bytes once aggregated; a reshard re-routes queued and
+    in-flight aggregates from the entries' own bytes, each record to its new shard."""
+    from shardline.aggregation import deaggregate
+    from shardline.shardmath import partition_key_hash
+
+    fake = FakeKinesis(shards=1)
+    gate = asyncio.Event()
+    fake.gate = gate  # the first request is held: later aggregates queue up behind it
+    seen: dict[str, float] = {}
+
+    class Observer:
+        def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+            if name == "shard_map_changes":
+                seen["split_entries"] = dimensions["split_entries"]
+            elif name == "records_rerouted":
+                seen["rerouted"] = seen.get("rerouted", 0) + value
+
+    payloads = {f"k{i}": b"payload-%04d" % i + bytes([i % 256]) * 40 for i in range(400)}
+    async with KinesisProducer(
+        "s",
+        client=fake,
+        observer=Observer(),
+        max_in_flight=1,
+        max_batch_entries=2,  # two aggregates a request: the rest stay queued
+        aggregate_max_bytes=2_048,
+        linger=60,
+        rate_limit_percent=None,
+    ) as producer:
+        try:
+            futures = [await producer.send(data, partition_key=key) for key, data in payloads.items()]
+            await asyncio.wait_for(_first_request(fake), BOUND)  # held at the gate
+            released = [f for f in futures if f.data is None]  # type: ignore[attr-defined]
+            assert len(released) > len(futures) / 2  # aggregated and encoded: held once
+            half = _split_the_only_shard(fake)
+            assert await producer.refresh_shard_map()  # splits the queued encoded aggregates
+        finally:
+            gate.set()  # the held request lands on the children: the misplaced path
+        await asyncio.wait_for(producer.flush(), BOUND)
+        acks = await asyncio.wait_for(asyncio.gather(*futures), BOUND)
+    assert len(acks) == len(payloads)
+    assert seen["split_entries"] > 0  # queued encoded aggregates were split by the replan
+    assert seen["rerouted"] > 0  # the held one landed on a child and its strays went again
+    written: dict[str, list[tuple[str, bytes]]] = {}
+    for shard_id, entry in fake.written:
+        users = deaggregate(entry["Data"]) or []
+        for user in users:
+            written.setdefault(user.partition_key, []).append((shard_id, user.data))
+    for key, data in payloads.items():
+        expected = "left" if partition_key_hash(key) < half else "right"
+        assert (expected, data) in written[key], key  # on its new shard, bytes intact
