@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks
+from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
 from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
@@ -59,6 +59,13 @@ _INLINE_POLL_MASK = 31
 
 _BATCH_POLL_MASK = 255
 """Inside ``send_many`` the loop serves delivery reports every 256 messages (measured best)."""
+
+
+_SPARE_BATCHES = 4
+"""Completed ``send_many`` batches kept for reuse (their callables are reused too)."""
+
+_SPARE_BATCH_CAPACITY = 100_000
+"""Larger batches are not kept: their per-message callables would hold memory for good."""
 
 
 def _not_started(*_args: Any) -> Any:
@@ -117,7 +124,7 @@ class KafkaProducer:
         self._space_waiters = 0
         self._in_flight = 0
         self._open_batches: set[DeliveryBatch] = set()
-        self._callbacks: CallbackPool | None = None
+        self._spare_batches: list[DeliveryBatch] = []
         self._sends = 0
         self._space = asyncio.Event()
         self._space_lock = asyncio.Lock()
@@ -160,7 +167,6 @@ class KafkaProducer:
                 on_death=self._on_pump_death,
             )
             self._create_future = self._pump.future_class
-            self._callbacks = CallbackPool(self._pump.loop_thread)
             self._pump.start()
 
     async def __aenter__(self) -> Self:
@@ -287,32 +293,31 @@ class KafkaProducer:
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[KafkaBatchAcks] = loop.create_future()
-        batch = DeliveryBatch(
-            future,
-            count,
-            on_complete=self._batch_complete,
-            hand_over=pump.hand_over,
-            on_error=self._note_fatal,
-        )
+        spare = self._spare_batches
+        if spare:
+            batch = spare.pop()
+            batch.reset(future, count)
+        else:
+            batch = DeliveryBatch(
+                future,
+                count,
+                on_complete=self._batch_complete,
+                hand_over=pump.hand_over,
+                on_error=self._note_fatal,
+                loop_thread=pump.loop_thread,
+            )
         self._open_batches.add(batch)
         self._drained.clear()
         if not pump.busy:
             pump.mark_busy()
         produce, topic, poll = self._produce, self.topic, pump.poll_inline
-        pool = self._callbacks
-        assert pool is not None
-        free, owners, indexes, callbacks = pool.free, pool.owners, pool.indexes, pool.callbacks
+        callbacks = batch.callbacks
         index = 0
-        slot = -1
         if not self._waiting_for_space:
             try:
                 if extras is None:
-                    # pool.take() inlined: this loop runs once per message.
                     for index, data in enumerate(datas):
-                        slot = free.pop() if free else pool.grow()
-                        owners[slot] = batch
-                        indexes[slot] = index
-                        produce(topic, data, out_keys[index], -1, callbacks[slot])
+                        produce(topic, data, out_keys[index], -1, callbacks[index])
                         if not index & _BATCH_POLL_MASK:
                             poll()
                 else:
@@ -322,11 +327,8 @@ class KafkaProducer:
                             poll()
                 index = count
             except BufferError:
-                if extras is None:
-                    pool.give_back(slot)
+                pass
             except KafkaException as exc:
-                if extras is None:
-                    pool.give_back(slot)
                 self._in_flight += index
                 self._abandon(batch, index, self._produce_error(exc))
                 return future
@@ -486,17 +488,10 @@ class KafkaProducer:
         extras: dict[int, dict[str, Any]] | None,
     ) -> None:
         kwargs = extras.get(index) if extras is not None else None
-        pool = self._callbacks
-        assert pool is not None
-        slot = pool.take(batch, index)
-        try:
-            if kwargs is None:
-                self._produce(self.topic, data, key, -1, pool.callbacks[slot])
-            else:
-                self._produce(self.topic, data, key, on_delivery=pool.callbacks[slot], **kwargs)
-        except BaseException:
-            pool.give_back(slot)
-            raise
+        if kwargs is None:
+            self._produce(self.topic, data, key, -1, batch.callback(index))
+        else:
+            self._produce(self.topic, data, key, on_delivery=batch.callback(index), **kwargs)
 
     async def _queue_rest_of_batch(
         self,
@@ -556,8 +551,12 @@ class KafkaProducer:
         batch.finish_queueing()
 
     def _batch_complete(self, batch: DeliveryBatch) -> None:
-        """Every message of ``batch`` reported (loop thread): resolve its future once."""
-        if batch not in self._open_batches:
+        """Every message of ``batch`` reported (loop thread): resolve its future once.
+
+        A batch handed over late (its last report raced with ``finish_queueing``) may already
+        be reused for the next ``send_many``: it is resolved only when open and complete.
+        """
+        if batch not in self._open_batches or not batch.complete:
             return
         self._open_batches.discard(batch)
         self._in_flight -= batch.expected
@@ -572,6 +571,8 @@ class KafkaProducer:
             self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
         if failed:
             self._observer.on_event(events.RECORDS_FAILED, len(failed), topic=self.topic)
+        if len(self._spare_batches) < _SPARE_BATCHES and batch.capacity <= _SPARE_BATCH_CAPACITY:
+            self._spare_batches.append(batch)
         if self._waiting_for_space:
             self._space.set()
         if self._in_flight == 0 and not self._open_batches:
