@@ -165,8 +165,10 @@ class KafkaProducer:
                 timeout=self.config.poll_timeout_s,
                 on_error=self._on_callback_error,
                 on_death=self._on_pump_death,
+                on_settled=self._settled_inline,
+                topic=self.topic,
             )
-            self._create_future = self._pump.future_class
+            self._create_future = self._pump.new_future
             self._pump.start()
 
     async def __aenter__(self) -> Self:
@@ -677,6 +679,18 @@ class KafkaProducer:
         if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
 
+    def _settled_inline(self, delivered: int) -> None:
+        """``delivered`` futures were resolved with their acks inside one inline poll (loop thread).
+
+        The per-message bookkeeping of :meth:`_resolve_one`, done once per poll.
+        """
+        self._in_flight -= delivered
+        if self._waiting_for_space:
+            self._space.set()
+        if self._in_flight == 0 and not self._open_batches:
+            self._drained.set()
+        self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
+
     def _on_round(self, reports: list[Report], batches: list[DeliveryBatch]) -> None:
         """Runs on the event loop: resolve one poll round's futures and batches at once."""
         for batch in batches:
@@ -777,6 +791,8 @@ class KafkaProducer:
         try:
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
             self._poll(0)
+            if self._pump is not None:
+                self._pump.settle()
         except Exception:
             log.exception("topic %s: purging after the delivery thread died failed", self.topic)
         self._drained.set()
