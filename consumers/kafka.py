@@ -30,7 +30,7 @@ from typing import Any, Literal, Self
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumers._kafka_messages import partition_name, to_batches
+from consumers._kafka_messages import KafkaRecords, lazy_batches, partition_name
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
@@ -43,6 +43,7 @@ from shardline.records import KafkaAck, KafkaPosition, Position
 
 __all__ = [
     "KafkaConsumerConfig",
+    "KafkaRecords",
     "KafkaReplaySource",
     "KafkaSource",
     "OffsetRange",
@@ -206,7 +207,7 @@ class KafkaSource:
             messages = await loop.run_in_executor(self._executor, consume, count, timeout)
             if not messages:
                 continue
-            for batch in to_batches(
+            for batch in lazy_batches(
                 messages, with_timestamp=with_timestamps, on_error=on_error, event_id_key=event_id_key
             ):
                 yield batch
