@@ -310,31 +310,12 @@ class KafkaProducer:
             )
         self._open_batches.add(batch)
         self._drained.clear()
-        if not pump.busy:
-            pump.mark_busy()
-        produce, topic, poll = self._produce, self.topic, pump.poll_inline
-        callbacks = batch.callbacks
         index = 0
         if not self._waiting_for_space:
-            try:
-                if extras is None:
-                    for index, data in enumerate(datas):
-                        produce(topic, data, out_keys[index], -1, callbacks[index])
-                        if not index & _BATCH_POLL_MASK:
-                            poll()
-                else:
-                    for index in range(count):
-                        self._produce_one(batch, index, datas[index], out_keys[index], extras)
-                        if not index & _BATCH_POLL_MASK:
-                            poll()
-                index = count
-            except BufferError:
-                pass
-            except KafkaException as exc:
-                self._in_flight += index
-                self._abandon(batch, index, self._produce_error(exc))
+            index, error = self._produce_run(batch, 0, datas, out_keys, extras)
+            if error is not None:
+                self._abandon(batch, index, error)
                 return future
-        self._in_flight += index
         if index < count:
             await self._queue_rest_of_batch(batch, index, datas, out_keys, extras)
         batch.finish_queueing()
@@ -481,6 +462,47 @@ class KafkaProducer:
             add_key(key)
         return datas, out_keys, extras
 
+    def _produce_run(
+        self,
+        batch: DeliveryBatch,
+        start: int,
+        datas: list[bytes],
+        keys: list[str | bytes | None],
+        extras: dict[int, dict[str, Any]] | None,
+    ) -> tuple[int, ShardlineError | None]:
+        """Queue messages ``start..`` of ``batch`` until all are queued or librdkafka's queue is
+        full: (the index of the first message not queued, the error that stopped the run).
+
+        The loop thread serves delivery reports itself every 256 messages (the delivery
+        thread steps aside meanwhile), also when a batch resumes after waiting for room.
+        """
+        pump = self._pump
+        assert pump is not None
+        if not pump.busy:
+            pump.mark_busy()
+        produce, topic, poll = self._produce, self.topic, pump.poll_inline
+        callbacks = batch.callbacks
+        index = start
+        error: ShardlineError | None = None
+        try:
+            if extras is None:
+                for index in range(start, len(datas)):
+                    produce(topic, datas[index], keys[index], -1, callbacks[index])
+                    if not index & _BATCH_POLL_MASK:
+                        poll()
+            else:
+                for index in range(start, len(datas)):
+                    self._produce_one(batch, index, datas[index], keys[index], extras)
+                    if not index & _BATCH_POLL_MASK:
+                        poll()
+            index = len(datas)
+        except BufferError:
+            pass
+        except KafkaException as exc:
+            error = self._produce_error(exc)
+        self._in_flight += index - start
+        return index, error
+
     def _produce_one(
         self,
         batch: DeliveryBatch,
@@ -522,12 +544,11 @@ class KafkaProducer:
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
-                    try:
-                        while index < len(datas):
-                            self._produce_one(batch, index, datas[index], keys[index], extras)
-                            self._in_flight += 1
-                            index += 1
-                    except BufferError:
+                    index, error = self._produce_run(batch, index, datas, keys, extras)
+                    if error is not None:
+                        self._abandon(batch, index, error)
+                        return
+                    if index < len(datas):
                         if self._in_flight == 0:
                             self._abandon(
                                 batch,
@@ -537,9 +558,6 @@ class KafkaProducer:
                             return
                         self._observer.on_event(events.KAFKA_QUEUE_FULL, topic=self.topic)
                         await self._space.wait()
-                    except KafkaException as exc:
-                        self._abandon(batch, index, self._produce_error(exc))
-                        return
         except asyncio.CancelledError:
             self._abandon(batch, index, DeliveryError("not queued: send_many was cancelled"))
             raise
