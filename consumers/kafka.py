@@ -60,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_EXTRA_CONSUMES = 15
+_EXTRA_CONSUMES = 7
 """Non-waiting ``consume()`` calls one hop may add after a full one: while a backlog is queued
 locally, five calls share one hand-off between the consume thread and the event loop."""
 
