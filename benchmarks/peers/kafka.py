@@ -247,7 +247,7 @@ def _raw_consumer_loop(bootstrap: str, messages: int, topic: str, span: Span, *,
                 if msg.error() is None:
                     seen += 1
     consumer.close()
-    return seen
+    return min(seen, messages)  # the topic also holds the producer's warm-up message
 
 
 def _raw_consumer(
@@ -285,7 +285,7 @@ def _shardline_consumer_loop(
                 await checkpoint(batch.partition, records[-1].position)
                 if seen >= messages:
                     break
-        return seen
+        return min(seen, messages)  # the topic also holds the producer's warm-up message
 
     return asyncio.run(main())
 
