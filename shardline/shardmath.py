@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
     "ShardInfo",
     "ShardMap",
+    "cached_partition_key_hash",
     "list_shards",
     "partition_key_hash",
 ]
@@ -48,6 +49,24 @@ _from_bytes = int.from_bytes
 def partition_key_hash(partition_key: str) -> int:
     """The 128-bit hash key Kinesis derives from a partition key (MD5, big-endian)."""
     return _from_bytes(_md5(partition_key.encode("utf-8"), usedforsecurity=False).digest(), "big")
+
+
+_KEY_HASHES: dict[str, int] = {}
+
+
+def cached_partition_key_hash(partition_key: str) -> int:
+    """:func:`partition_key_hash`, remembered for the last :data:`DEFAULT_KEY_CACHE_SIZE` keys.
+
+    Consumers check every de-aggregated record against its shard's hash range, and a stream's
+    records share few keys: a hit costs ~0.05 us against ~0.55 us for the MD5.  The cache is
+    process-wide (a key hashes the same everywhere) and starts over when full.
+    """
+    hash_key = _KEY_HASHES.get(partition_key)
+    if hash_key is None:
+        if len(_KEY_HASHES) >= DEFAULT_KEY_CACHE_SIZE:
+            _KEY_HASHES.clear()
+        hash_key = _KEY_HASHES[partition_key] = partition_key_hash(partition_key)
+    return hash_key
 
 
 @dataclass(frozen=True, slots=True)
