@@ -62,7 +62,7 @@ from shardline.records import (
     _ConsumedRecordDraft,
     _KinesisPositionDraft,
 )
-from shardline.shardmath import cached_partition_key_hash, partition_key_hash
+from shardline.shardmath import KeysInRange, partition_key_hash
 
 __all__ = [
     "DEFAULT_MAX_USER_RECORDS",
@@ -609,6 +609,9 @@ def _tags_of(record: Any) -> tuple[str | None, str | None]:
     return event_id, mac
 
 
+_STR_ONLY: Final = frozenset({str})
+
+
 def _parse_message(data: bytes) -> tuple[Any, list[str], bool] | None:
     """(message, partition-key table, whether any record may carry tags), ``None`` when
     ``data`` is not a valid aggregate (wrong magic or MD5, unparsable, keys not UTF-8)."""
@@ -623,7 +626,7 @@ def _parse_message(data: bytes) -> tuple[Any, list[str], bool] | None:
         keys = list(message.partition_key_table)
     except (DecodeError, UnicodeDecodeError, ValueError):
         return None
-    if not all(type(key) is str for key in keys):
+    if not set(map(type, keys)) <= _STR_ONLY:
         return None  # upb hands proto2 strings that are not UTF-8 back as bytes
     # Reading tags costs per record; an aggregate whose bytes never spell the tag's
     # key has none to read (a payload that happens to contain it only costs the walk).
@@ -731,15 +734,15 @@ def expand_aggregate(
     headers: Mapping[str, bytes] | None = None,
     policy: DeaggregationPolicy | None = None,
     first_sub: int = 0,
-    hash_range: tuple[int, int] | None = None,
+    hash_range: KeysInRange | None = None,
 ) -> Expansion | None:
     """The user records of the KPL aggregate ``data`` read at ``sequence_number``, or ``None``
     when ``data`` is not a valid aggregate (the caller keeps it as one plain record).
 
     The consumer's hot path: the common aggregate (no explicit hash keys, no tags, within the
     policy's bounds) is walked once, building each :class:`ConsumedRecord` from a draft (see
-    :mod:`shardline.records`) and checking the hash range per partition-key table entry
-    (through :func:`~shardline.shardmath.cached_partition_key_hash`), not per record.  Other
+    :mod:`shardline.records`) and checking the hash range (``hash_range``) per
+    partition-key table entry, not per record.  Other
     aggregates take the general path.  ``first_sub`` drops the sub-records before it (a
     resumed read); only kept records are range checked.  Results equal
     :func:`deaggregate_consumed`'s.
@@ -763,15 +766,17 @@ def expand_aggregate(
             records = records[first_sub:]
         out: list[ConsumedRecord] = []
         append = out.append
+        record_draft, position_draft = _ConsumedRecordDraft, _KinesisPositionDraft
+        record_class, position_class = ConsumedRecord, KinesisPosition
         sub = first_sub
         for user in records:
-            position = _KinesisPositionDraft()
+            position = position_draft()
             position.stream = stream
             position.shard_id = shard_id
             position.sequence_number = sequence_number
             position.sub_sequence_number = sub
-            position.__class__ = KinesisPosition  # type: ignore[assignment]
-            record = _ConsumedRecordDraft()
+            position.__class__ = position_class  # type: ignore[assignment]
+            record = record_draft()
             record.data = user.data
             record.partition_key = keys[user.partition_key_index]
             record.position = position  # type: ignore[assignment]
@@ -780,18 +785,17 @@ def expand_aggregate(
             record.event_id = None
             record.headers = headers
             record.event_id_verified = False
-            record.__class__ = ConsumedRecord  # type: ignore[assignment]
+            record.__class__ = record_class  # type: ignore[assignment]
             append(record)  # type: ignore[arg-type]
             sub += 1
     except (DecodeError, UnicodeDecodeError, ValueError, IndexError):
         # A record that merely looks like an aggregate is passed on whole, as the KCL does.
         return None
     outside = 0
-    if hash_range is not None and out:
-        low, high = hash_range
-        inside = [low <= cached_partition_key_hash(key) <= high for key in keys]
-        if not all(inside):
-            outside = sum(1 for user in records if not inside[user.partition_key_index])
+    if hash_range is not None and out and not hash_range.all_inside(keys):
+        contains = hash_range.contains
+        inside = [contains(key) for key in keys]
+        outside = sum(1 for user in records if not inside[user.partition_key_index])
     return Expansion(out, outside)
 
 
@@ -805,7 +809,7 @@ def _expand_general(
     headers: Mapping[str, bytes] | None,
     policy: DeaggregationPolicy,
     first_sub: int,
-    hash_range: tuple[int, int] | None,
+    hash_range: KeysInRange | None,
 ) -> Expansion | None:
     """:func:`expand_aggregate` for aggregates with explicit hash keys or tags, or near a bound."""
     refusal = _refusal(fields, total_bytes, policy)
@@ -828,11 +832,9 @@ def _expand_general(
     ]
     outside = 0
     if hash_range is not None:
-        low, high = hash_range
         for record in out:
             ehk = record.explicit_hash_key
-            hash_key = ehk if ehk is not None else cached_partition_key_hash(record.partition_key)
-            if not low <= hash_key <= high:
+            if not (hash_range.contains(record.partition_key) if ehk is None else hash_range.holds(ehk)):
                 outside += 1
     return Expansion(out, outside)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from consumers.kinesis.positions import StartPosition
@@ -25,7 +26,7 @@ from shardline.errors import AggregateRefusedError
 from shardline.gcpause import collector_paused
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition, RefusedRecord
-from shardline.shardmath import ShardInfo, cached_partition_key_hash
+from shardline.shardmath import KeysInRange, ShardInfo
 
 __all__ = ["records_from_api"]
 
@@ -76,7 +77,7 @@ def _convert(
 ) -> int:
     """Append the records of ``raw_records`` to ``out``; the number outside the shard's range."""
     expanding = policy.deaggregate
-    hash_range = None if shard is None else (shard.starting_hash_key, shard.ending_hash_key)
+    hash_range = None if shard is None else _keys_in_range(shard)
     outside = 0
     for raw in raw_records:
         data: bytes = raw["Data"]
@@ -105,7 +106,7 @@ def _convert(
                 refused = RefusedRecord(
                     _whole(raw, stream, shard_id, arrival), AggregateRefusedError(expansion.refusal)
                 )
-                if shard is not None and not shard.contains(cached_partition_key_hash(refused.partition_key)):
+                if hash_range is not None and not hash_range.contains(refused.partition_key):
                     outside += 1
                 out.append(refused)
                 continue
@@ -113,6 +114,12 @@ def _convert(
         if not first_sub:
             out.append(_whole(raw, stream, shard_id, arrival))
     return outside
+
+
+@lru_cache(maxsize=1024)
+def _keys_in_range(shard: ShardInfo) -> KeysInRange:
+    """The partition keys known to hash into ``shard``'s range, kept per shard across calls."""
+    return KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
 
 
 def _whole(raw: Mapping[str, Any], stream: str, shard_id: str, arrival: datetime | None) -> ConsumedRecord:
