@@ -32,6 +32,10 @@ What it does:
    may fall inside it (a few calls, included in its figure).  Every record handed over is
    kept and checked after the span: the count, unique (sequence, sub-sequence) positions, and
    a digest of every (partition key, data) pair against the fill's.
+   ``--consumer-work`` adds, inside the span, what a sink does first with every batch while
+   it is alive: one dict per record (data, partition key, position), the same for both
+   readers; this shows the readers' records under a consumer's allocations (Shardline's
+   records are objects the garbage collector tracks, the peer's are tuples it stops tracking).
 3. Reports per reader the median CPU-us per user record with min-max, records/s, and the
    Shardline/peer CPU ratio taken within each repetition (median, min-max), plus the load
    average at start and end: compare within one run only.
@@ -144,8 +148,13 @@ class Receiver:
     streaming consumer has.
     """
 
-    def __init__(self, fields: Callable[[Any], list[tuple[bytes, str, str, int]]]) -> None:
+    def __init__(
+        self,
+        fields: Callable[[Any], list[tuple[bytes, str, str, int]]],
+        entries: Callable[[Any], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self._fields = fields
+        self._entries = entries
         self.count = 0
         self.batches = 0
         self.digest = 0
@@ -153,6 +162,9 @@ class Receiver:
         self.excluded_cpu = 0.0
 
     def __call__(self, batch: Any) -> None:
+        if self._entries is not None:
+            # --consumer-work: what a sink does first, inside the span, with the batch alive
+            self._entries(batch)
         cpu0 = _cpu()
         with collector_paused():
             records = self._fields(batch)
@@ -253,19 +265,31 @@ def _shardline_fields(batch: Any) -> list[tuple[bytes, str, str, int]]:
     ]
 
 
+def _peer_entries(batch: Any) -> list[dict[str, Any]]:
+    return [
+        {"Data": data, "PartitionKey": key, "Position": (sequence, sub)} for data, key, sequence, sub in batch
+    ]
+
+
+def _shardline_entries(batch: Any) -> list[dict[str, Any]]:
+    return [{"Data": r.data, "PartitionKey": r.partition_key, "Position": r.position} for r in batch]
+
+
 Reader = Callable[[str, str, Receiver, int], Span]
-READERS: dict[str, tuple[Reader, Callable[[Any], list[tuple[bytes, str, str, int]]]]] = {
-    PEER: (_read_peer, _peer_fields),
-    SHARDLINE: (_read_shardline, _shardline_fields),
+Fields = Callable[[Any], list[tuple[bytes, str, str, int]]]
+Entries = Callable[[Any], list[dict[str, Any]]]
+READERS: dict[str, tuple[Reader, Fields, Entries]] = {
+    PEER: (_read_peer, _peer_fields, _peer_entries),
+    SHARDLINE: (_read_shardline, _shardline_fields, _shardline_entries),
 }
 
 
 def read_in_child(
-    reader: str, endpoint: str, stream: str, expected: int, expected_digest: int
+    reader: str, endpoint: str, stream: str, expected: int, expected_digest: int, consumer_work: bool = False
 ) -> dict[str, Any]:
     """Run one reader in this process; its figures, and whether it gave back exactly the fill."""
-    read, fields = READERS[reader]
-    receiver = Receiver(fields)
+    read, fields, entries = READERS[reader]
+    receiver = Receiver(fields, entries if consumer_work else None)
     wall, cpu = read(endpoint, stream, receiver, expected)
     cpu -= receiver.excluded_cpu
     verified = receiver.count == expected and len(receiver.positions) == expected
@@ -289,12 +313,16 @@ def _child(results: Any, *args: Any) -> None:
         results.put({"reader": args[0], "error": f"{type(exc).__name__}: {exc}"})
 
 
-def _spawned(reader: str, endpoint: str, stream: str, expected: int, expected_digest: int) -> dict[str, Any]:
+def _spawned(
+    reader: str, endpoint: str, stream: str, expected: int, expected_digest: int, consumer_work: bool
+) -> dict[str, Any]:
     """One reader in a fresh spawned process; a child that dies or hangs is reported, not waited on."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     process = context.Process(
-        target=_child, args=(results, reader, endpoint, stream, expected, expected_digest), daemon=True
+        target=_child,
+        args=(results, reader, endpoint, stream, expected, expected_digest, consumer_work),
+        daemon=True,
     )
     process.start()
     deadline = time.monotonic() + _CHILD_TIMEOUT_SECONDS
@@ -380,6 +408,7 @@ def run_benchmark(
     shards: int = 4,
     repeat: int = 3,
     plain: bool = False,
+    consumer_work: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fill, then read with every reader ``repeat`` times, interleaved; the result document."""
@@ -399,7 +428,7 @@ def run_benchmark(
         for repetition in range(repeat):
             for kind, (stream, _) in streams.items():
                 for reader in READERS:  # peer, then Shardline, in every repetition
-                    result = _spawned(reader, endpoint, stream, records, expected_digest)
+                    result = _spawned(reader, endpoint, stream, records, expected_digest, consumer_work)
                     result.update(kind=kind, repetition=repetition, load=os.getloadavg()[0])
                     runs.append(result)
                     if log is not None:
@@ -410,6 +439,7 @@ def run_benchmark(
                 _boto3(endpoint).delete_stream(StreamName=stream)
     return {
         "workload": {"records": records, "record_size": record_size, "keys": keys, "shards": shards},
+        "consumer_work": consumer_work,
         "repeat": repeat,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
@@ -429,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--plain", action="store_true", help="also read a stream filled without aggregation")
+    parser.add_argument(
+        "--consumer-work",
+        action="store_true",
+        help="in the span, build one dict per record from every batch (as a sink builds its request)",
+    )
     parser.add_argument("--out", help="write the result document (JSON) here")
     args = parser.parse_args(argv)
     document = run_benchmark(
@@ -439,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         shards=args.shards,
         repeat=args.repeat,
         plain=args.plain,
+        consumer_work=args.consumer_work,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if args.out:

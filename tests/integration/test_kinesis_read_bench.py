@@ -19,11 +19,12 @@ def test_both_readers_read_back_every_record_of_an_aggregated_fill(
     code = main(
         [
             "--endpoint", kinesis_endpoint, "--records", "600", "--keys", "40", "--shards", "2",
-            "--repeat", "1", "--out", str(out),
+            "--repeat", "1", "--consumer-work", "--out", str(out),
         ]
     )
     assert code == 0
     document = json.loads(out.read_text())
+    assert document["consumer_work"] is True
     runs = {run["reader"]: run for run in document["runs"]}
     assert set(runs) == {PEER, SHARDLINE}
     for run in runs.values():
