@@ -21,8 +21,9 @@ What it does:
      sub-sequence number)`` (aws-kinesis-agg hands de-aggregated data base64-encoded, the
      Lambda event shape, so the bytes are decoded: a user needs them);
    * ``shardline``: :class:`~consumers.kinesis.KinesisSource` in polling mode as the pipeline
-     uses it (``batches()``, leases in a :class:`~consumers.checkpoint.MemoryCheckpointStore`,
-     no checkpoints written, no sink), records handed over as batches of
+     uses it (``batches()``, its own client built from the environment as ``shardline
+     consume`` has it, leases in a :class:`~consumers.checkpoint.MemoryCheckpointStore`, no
+     checkpoints written, no sink), records handed over as batches of
      :class:`~shardline.records.ConsumedRecord`.
 
    The timed span runs from the first GetRecords call to the moment the last record is handed
@@ -233,22 +234,20 @@ def _read_shardline(endpoint: str, stream: str, receiver: Receiver, expected: in
     """KinesisSource (polling) as the pipeline reads it: batches of ConsumedRecords."""
     from consumers.checkpoint import MemoryCheckpointStore
     from consumers.kinesis import KinesisSource
-    from shardline.clients import aiobotocore_client
 
     async def read() -> Span:
         start = _SpanStart()
-        async with aiobotocore_client("kinesis", endpoint_url=endpoint) as client:
-            source = KinesisSource(
-                stream, store=MemoryCheckpointStore(), owner="bench-reader", client=client, observer=start
-            )
-            reading = cast(AsyncGenerator[Any, None], source.batches())  # an async generator
-            async with source, contextlib.aclosing(reading) as batches:
-                async with asyncio.timeout(_READ_DEADLINE_SECONDS):
-                    async for batch in batches:
-                        receiver(batch.records)
-                        if receiver.count >= expected:
-                            break
-                wall, cpu = time.perf_counter(), _cpu()
+        # The source builds its own client, as `shardline consume` has it do.
+        os.environ["AWS_ENDPOINT_URL_KINESIS"] = endpoint
+        source = KinesisSource(stream, store=MemoryCheckpointStore(), owner="bench-reader", observer=start)
+        reading = cast(AsyncGenerator[Any, None], source.batches())  # an async generator
+        async with source, contextlib.aclosing(reading) as batches:
+            async with asyncio.timeout(_READ_DEADLINE_SECONDS):
+                async for batch in batches:
+                    receiver(batch.records)
+                    if receiver.count >= expected:
+                        break
+            wall, cpu = time.perf_counter(), _cpu()
         assert start.wall is not None and start.cpu is not None
         return wall - start.wall, cpu - start.cpu
 
