@@ -50,6 +50,16 @@ def test_a_record_equals_one_built_through_the_constructors() -> None:
     assert record.identity == "telemetry/2/41"
 
 
+def test_records_and_positions_are_the_frozen_classes_themselves() -> None:
+    record = to_record(message(2, 41))
+    assert type(record) is ConsumedRecord and type(record.position) is KafkaPosition
+    with pytest.raises(AttributeError):
+        record.data = b"changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        record.position.offset = 1  # type: ignore[misc]
+    assert {record, to_record(message(2, 41))} == {record}  # hashable, equal by value
+
+
 def test_batches_group_by_partition_and_keep_each_partitions_order() -> None:
     messages = [message(0, 0), message(1, 0), message(1, 1), message(0, 1), message(0, 2), message(1, 2)]
     batches = to_batches(messages)
