@@ -109,7 +109,7 @@ class LoadGenerator:
         self._size = workload.record_size
         self._binary = workload.payload_format == "binary"
         self._pads: dict[int, bytes] = {}
-        self._tails: dict[int, tuple[str, bytes]] = {}
+        self._tails: dict[int, tuple[str, bytes, int]] = {}
         self.pending: set[asyncio.Future[Any]] = set()
 
     # --- per key, once ------------------------------------------------------------------------
@@ -148,53 +148,66 @@ class LoadGenerator:
         if self._choose_key is not None or not self._binary:
             await self._send_general(first, indices, second, now_intended)
             return
-        origin = self._wall_origin_ns
-        stride, offset = self._id_stride, self._id_offset
-        pack = _HEADER.pack
-        shard_of = self._shard_of
-        groups: dict[int, list[Record]] = {}
-        intended_of: dict[int, list[float]] = {}
+        # per key, cached: (key, payload tail, shard index); the per-record loop is then a
+        # header pack and one list append, grouped by shard through a flat list
         tails = self._tails
         if len(tails) > _TAIL_CACHE:
             tails.clear()  # bounded memory with a million keys; hot keys are back after one tick
-        for n, index in enumerate(indices):
-            cached = tails.get(index)
-            if cached is None:
+        counts = Counter(indices)
+        for index in counts:
+            if index not in tails:
                 key = device_key(index)
-                encoded = key.encode()
-                cached = tails[index] = (key, self._tail(encoded))
-            key, tail = cached
-            record_id = (first + n) * stride + offset
-            if now_intended is None:
-                assert rate is not None
-                intended = start + (first + n) / rate
-                intended_ns = origin + int(intended * 1e9)
-            else:
-                intended = now_intended
-                intended_ns = origin + int(intended * 1e9)
-            shard = shard_of[index]
-            if shard < 0:
-                shard = self._route(index)
-            group = groups.get(shard)
-            if group is None:
-                group = groups[shard] = []
-                intended_of[shard] = []
-            group.append(Record(pack(_MAGIC, record_id, intended_ns, len(key)) + tail, key))
-            if now_intended is None:
-                intended_of[shard].append(intended)
-        self._count_load(second, Counter(indices), tails)
-        for shard, records in groups.items():
-            data_bytes = sum(len(r.data) for r in records)
-            times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
-            await self._hand_over(records, second, self._shard_ids[shard], data_bytes, times)
+                shard = self._shard_of[index]
+                tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
+        pack = _HEADER.pack
+        groups: list[list[Record]] = [[] for _ in self._shard_ids]
+        stride = self._id_stride
+        record_id = first * stride + self._id_offset
+        if now_intended is not None:  # unbounded: the whole tick is intended now
+            intended_ns = self._wall_origin_ns + int(now_intended * 1e9)
+            for index in indices:
+                key, tail, shard = tails[index]
+                groups[shard].append(Record(pack(_MAGIC, record_id, intended_ns, len(key)) + tail, key))
+                record_id += stride
+            data_bytes = self._count_load(second, counts, tails)
+            for shard, records in enumerate(groups):
+                if records:
+                    await self._hand_over(
+                        records, second, self._shard_ids[shard], data_bytes[shard], now_intended
+                    )
+            return
+        assert rate is not None
+        origin = self._wall_origin_ns
+        intended_of: list[list[float]] = [[] for _ in self._shard_ids]
+        for n, index in enumerate(indices, first):
+            key, tail, shard = tails[index]
+            intended = start + n / rate
+            groups[shard].append(
+                Record(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail, key)
+            )
+            intended_of[shard].append(intended)
+            record_id += stride
+        data_bytes = self._count_load(second, counts, tails)
+        for shard, records in enumerate(groups):
+            if records:
+                await self._hand_over(
+                    records, second, self._shard_ids[shard], data_bytes[shard], intended_of[shard]
+                )
 
-    def _count_load(self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes]]) -> None:
-        load = self._recorder.load
-        shard_ids, shard_of = self._shard_ids, self._shard_of
+    def _count_load(
+        self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes, int]]
+    ) -> list[int]:
+        """Count a tick's records per shard and key; return each shard's payload bytes."""
+        add_many = self._recorder.load.add_many
+        shard_ids = self._shard_ids
+        header = _HEADER.size
+        data_bytes = [0] * len(shard_ids)
         for index, count in counts.items():
-            key, tail = tails[index]
-            size = _HEADER.size + len(tail) + len(key)
-            load.add_many(shard_ids[shard_of[index]], second, key, count, count * size)
+            key, tail, shard = tails[index]
+            size = header + len(tail)
+            data_bytes[shard] += count * size
+            add_many(shard_ids[shard], second, key, count, count * (size + len(key)))
+        return data_bytes
 
     async def _send_general(
         self, first: int, indices: list[int], second: int, now_intended: float | None
