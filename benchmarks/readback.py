@@ -78,6 +78,25 @@ def read_batch(
                 payloads += inner
                 continue
         payloads.append(data)
+    unpack = _ID_AND_TIME.unpack_from
+    try:  # the binary payloads: one struct unpack each, filtered in bulk
+        headers = [unpack(data) for data in payloads]
+    except struct.error:  # a record shorter than a header: not all binary
+        headers = []
+    if len(headers) == len(payloads) and all(header[0] == _MAGIC for header in headers):
+        ids = [record_id for _, record_id, intended_ns in headers if intended_ns >= floor_ns]
+        micros = [(now_ns - intended_ns) // 1000 for _, _, intended_ns in headers if intended_ns >= floor_ns]
+    else:
+        ids, micros = _read_mixed(payloads, now_ns, floor_ns)
+    if ids:
+        if reader is not None:
+            recorder.on_read_by(reader, ids, micros)
+        if counts:
+            recorder.on_consumed_many(second, ids, micros)
+
+
+def _read_mixed(payloads: list[bytes], now_ns: int, floor_ns: int) -> tuple[list[int], list[int]]:
+    """Ids and end-to-end microseconds of binary and JSON payloads; others are skipped."""
     ids: list[int] = []
     micros: list[int] = []
     unpack = _ID_AND_TIME.unpack_from
@@ -93,8 +112,4 @@ def read_batch(
         if intended_ns >= floor_ns:
             ids.append(record_id)
             micros.append((now_ns - intended_ns) // 1000)
-    if ids:
-        if reader is not None:
-            recorder.on_read_by(reader, ids, micros)
-        if counts:
-            recorder.on_consumed_many(second, ids, micros)
+    return ids, micros
