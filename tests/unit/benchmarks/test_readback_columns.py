@@ -13,7 +13,6 @@ from benchmarks.readback import aggregate_payloads, read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.workload import encode_payload
 from shardline.aggregation import AggregateBuilder
-from shardline.records import Record
 
 
 @dataclass
@@ -23,11 +22,8 @@ class Read:
 
 def _aggregate(ids: range, fmt: str = "binary", intended_ns: int = 5_000_000_000) -> bytes:
     builder = AggregateBuilder()
-    records = [
-        Record(encode_payload(i, intended_ns, f"device-{i % 7}", 64, fmt), f"device-{i % 7}") for i in ids
-    ]
-    end, _ = builder.add_records(records, list(range(len(records))))
-    assert end == len(records)
+    for i in ids:
+        assert builder.try_add(f"device-{i % 7}", encode_payload(i, intended_ns, f"device-{i % 7}", 64, fmt))
     return builder.encode()
 
 
@@ -72,9 +68,13 @@ def test_records_before_the_floor_and_short_foreign_records_are_skipped_in_a_mix
 
 @pytest.fixture
 def default_gc() -> Iterator[None]:
-    before = gc.get_threshold()
+    """A collector with nothing frozen (the CLI freezes its heap at exit), restored after."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.unfreeze()
     yield
     gc.set_threshold(*before)
+    if frozen:
+        gc.freeze()
 
 
 def test_gc_settings_hold_during_the_block_and_are_restored_after(default_gc: None) -> None:
