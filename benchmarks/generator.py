@@ -1,12 +1,13 @@
 """The load generator: a pacing tick's records built, routed, counted and sent in bulk.
 
 Per record the generator does only what cannot be shared: pack the payload header (id and
-intended send time) in front of a precomputed key-and-padding tail, and build the
-:class:`~shardline.Record`.  Everything else happens once per tick: keys are drawn in bulk
+intended send time) in front of a precomputed key-and-padding tail and append it, with its
+key, to its shard's columns.  Everything else happens once per tick: keys are drawn in bulk
 (``random.choices`` with cumulative weights), each key's shard is looked up once and kept,
 per-shard and per-key counts are taken from one ``collections.Counter`` of the tick's keys,
-and each shard's records go to the producer's batch path (``send_many``) as one batch whose
-acknowledgement is recorded in bulk.
+and each shard's records go to the producer's batch path as columns
+(``send_many(payloads, keys)``: no object per record) in one batch whose acknowledgement is
+recorded in bulk.
 
 Latency stays measured from each record's INTENDED send time (coordinated omission is not
 hidden): a paced record *i* is due at ``start + i / rate`` whatever the client was doing; an
@@ -160,38 +161,35 @@ class LoadGenerator:
                 shard = self._shard_of[index]
                 tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
         pack = _HEADER.pack
-        groups: list[list[Record]] = [[] for _ in self._shard_ids]
+        datas: list[list[bytes]] = [[] for _ in self._shard_ids]
+        keys: list[list[str]] = [[] for _ in self._shard_ids]
         stride = self._id_stride
         record_id = first * stride + self._id_offset
         if now_intended is not None:  # unbounded: the whole tick is intended now
             intended_ns = self._wall_origin_ns + int(now_intended * 1e9)
             for index in indices:
                 key, tail, shard = tails[index]
-                groups[shard].append(Record(pack(_MAGIC, record_id, intended_ns, len(key)) + tail, key))
+                datas[shard].append(pack(_MAGIC, record_id, intended_ns, len(key)) + tail)
+                keys[shard].append(key)
                 record_id += stride
-            data_bytes = self._count_load(second, counts, tails)
-            for shard, records in enumerate(groups):
-                if records:
-                    await self._hand_over(
-                        records, second, self._shard_ids[shard], data_bytes[shard], now_intended
-                    )
-            return
-        assert rate is not None
-        origin = self._wall_origin_ns
-        intended_of: list[list[float]] = [[] for _ in self._shard_ids]
-        for n, index in enumerate(indices, first):
-            key, tail, shard = tails[index]
-            intended = start + n / rate
-            groups[shard].append(
-                Record(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail, key)
-            )
-            intended_of[shard].append(intended)
-            record_id += stride
+            times: list[float | list[float]] = [now_intended] * len(datas)
+        else:
+            assert rate is not None
+            origin = self._wall_origin_ns
+            intended_of: list[list[float]] = [[] for _ in self._shard_ids]
+            for n, index in enumerate(indices, first):
+                key, tail, shard = tails[index]
+                intended = start + n / rate
+                datas[shard].append(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail)
+                keys[shard].append(key)
+                intended_of[shard].append(intended)
+                record_id += stride
+            times = [*intended_of]
         data_bytes = self._count_load(second, counts, tails)
-        for shard, records in enumerate(groups):
-            if records:
+        for shard, values in enumerate(datas):
+            if values:
                 await self._hand_over(
-                    records, second, self._shard_ids[shard], data_bytes[shard], intended_of[shard]
+                    values, keys[shard], second, self._shard_ids[shard], data_bytes[shard], times[shard]
                 )
 
     def _count_load(
@@ -236,14 +234,21 @@ class LoadGenerator:
         for shard, records in groups.items():
             data_bytes = sum(len(r.data) for r in records)
             times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
-            await self._hand_over(records, second, shard, data_bytes, times)
+            await self._hand_over(records, None, second, shard, data_bytes, times)
 
     async def _hand_over(
-        self, records: list[Record], second: int, shard: str, data_bytes: int, times: float | list[float]
+        self,
+        values: list[bytes] | list[Record],
+        keys: list[str] | None,
+        second: int,
+        shard: str,
+        data_bytes: int,
+        times: float | list[float],
     ) -> None:
-        future = await self._producer.send_many(records)
+        """One shard's records to the producer's batch path: payload and key columns, or Records."""
+        future = await self._producer.send_many(values, keys)
         self.pending.add(future)
-        future.add_done_callback(partial(self._on_batch_done, second, shard, len(records), data_bytes, times))
+        future.add_done_callback(partial(self._on_batch_done, second, shard, len(values), data_bytes, times))
 
     def _on_batch_done(
         self,

@@ -31,9 +31,10 @@ class HeldProducer:
     def __init__(self) -> None:
         self.batches: list[tuple[list[Record], asyncio.Future[Any]]] = []
 
-    async def send_many(self, records: list[Record]) -> asyncio.Future[Any]:
+    async def send_many(self, values: list[Any], keys: list[str] | None = None) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.batches.append((list(records), future))
+        records = list(values) if keys is None else [Record(v, k) for v, k in zip(values, keys, strict=True)]
+        self.batches.append((records, future))
         return future
 
     def ack_all(self, failed: dict[int, Exception] | None = None) -> None:
