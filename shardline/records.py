@@ -220,6 +220,38 @@ _set_consumed = tuple(
 )
 
 
+class _ConsumedRecordDraft:
+    """A :class:`ConsumedRecord` under construction, for the de-aggregation hot path only.
+
+    It has exactly ConsumedRecord's slots (same names, same order), so once its fields are
+    filled with plain attribute stores, assigning ``draft.__class__ = ConsumedRecord`` turns
+    it into a regular, frozen ConsumedRecord.  A KPL consumer builds one record per user
+    record: measured here, a draft with its position costs 0.25 us against 0.66 us through
+    the frozen dataclasses' ``__init__`` (slot setter calls).  Only
+    :mod:`shardline.aggregation` uses it; every field must be set before the class changes.
+    """
+
+    __slots__ = ConsumedRecord.__slots__
+    data: bytes
+    partition_key: str
+    position: Position
+    arrival_time: datetime | None
+    explicit_hash_key: int | None
+    event_id: str | None
+    headers: Mapping[str, bytes] | None
+    event_id_verified: bool
+
+
+class _KinesisPositionDraft:
+    """A :class:`KinesisPosition` under construction (see :class:`_ConsumedRecordDraft`)."""
+
+    __slots__ = KinesisPosition.__slots__
+    stream: str
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int
+
+
 class RefusedRecord(ConsumedRecord):
     """A record the consumer refuses to expand or write; it goes to the dead letter whole.
 

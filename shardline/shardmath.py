@@ -27,8 +27,10 @@ from shardline.errors import ConfigurationError, ShardNotFoundError
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
+    "KeysInRange",
     "ShardInfo",
     "ShardMap",
+    "cached_partition_key_hash",
     "list_shards",
     "partition_key_hash",
 ]
@@ -48,6 +50,66 @@ _from_bytes = int.from_bytes
 def partition_key_hash(partition_key: str) -> int:
     """The 128-bit hash key Kinesis derives from a partition key (MD5, big-endian)."""
     return _from_bytes(_md5(partition_key.encode("utf-8"), usedforsecurity=False).digest(), "big")
+
+
+_KEY_HASHES: dict[str, int] = {}
+
+
+def cached_partition_key_hash(partition_key: str) -> int:
+    """:func:`partition_key_hash`, remembered for the last :data:`DEFAULT_KEY_CACHE_SIZE` keys.
+
+    Consumers check every de-aggregated record against its shard's hash range, and a stream's
+    records share few keys: a hit costs ~0.05 us against ~0.55 us for the MD5.  The cache is
+    process-wide (a key hashes the same everywhere) and starts over when full.
+    """
+    hash_key = _KEY_HASHES.get(partition_key)
+    if hash_key is None:
+        if len(_KEY_HASHES) >= DEFAULT_KEY_CACHE_SIZE:
+            _KEY_HASHES.clear()
+        hash_key = _KEY_HASHES[partition_key] = partition_key_hash(partition_key)
+    return hash_key
+
+
+class KeysInRange:
+    """Which partition keys hash into one hash-key range, remembered across calls.
+
+    A consumer checks every de-aggregated record against its shard's range; the records of
+    a stream share few keys and each KPL aggregate lists its keys once, so the check is one
+    set lookup per key-table entry once the keys are known: measured on 50 KiB aggregates
+    of 1,000 keys, ~0.04 us per user record against ~0.21 us for hashing through
+    :func:`cached_partition_key_hash` per table entry.  Holds at most ``max_keys`` keys
+    (then starts over).
+    """
+
+    __slots__ = ("_high", "_inside", "_low", "_max_keys")
+
+    def __init__(self, low: int, high: int, *, max_keys: int = DEFAULT_KEY_CACHE_SIZE) -> None:
+        self._low = low
+        self._high = high
+        self._inside: set[str] = set()
+        self._max_keys = max_keys
+
+    def holds(self, hash_key: int) -> bool:
+        """Whether ``hash_key`` (an explicit hash key) is in the range."""
+        return self._low <= hash_key <= self._high
+
+    def contains(self, partition_key: str) -> bool:
+        """Whether ``partition_key`` hashes into the range."""
+        if partition_key in self._inside:
+            return True
+        if not self._low <= cached_partition_key_hash(partition_key) <= self._high:
+            return False
+        if len(self._inside) >= self._max_keys:
+            self._inside.clear()
+        self._inside.add(partition_key)
+        return True
+
+    def all_inside(self, partition_keys: list[str]) -> bool:
+        """Whether every key of ``partition_keys`` hashes into the range."""
+        if self._inside.issuperset(partition_keys):
+            return True
+        contains = self.contains
+        return all([contains(key) for key in partition_keys])  # a list: remember every key
 
 
 @dataclass(frozen=True, slots=True)

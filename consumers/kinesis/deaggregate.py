@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from consumers.kinesis.positions import StartPosition
 from shardline import metrics_events as events
-from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed, is_aggregated
+from shardline.aggregation import _DEFAULT_POLICY, DeaggregationPolicy, expand_aggregate, is_aggregated
+from shardline.errors import AggregateRefusedError
+from shardline.gcpause import collector_paused
 from shardline.metrics import MetricsObserver
-from shardline.records import ConsumedRecord, KinesisPosition
-from shardline.shardmath import ShardInfo, partition_key_hash
+from shardline.records import ConsumedRecord, KinesisPosition, RefusedRecord
+from shardline.shardmath import KeysInRange, ShardInfo
 
 __all__ = ["records_from_api"]
 
@@ -41,38 +44,88 @@ def records_from_api(
     """Convert GetRecords / SubscribeToShard records of one shard into ConsumedRecords.
 
     ``skip`` (an AT_SEQUENCE_NUMBER position with ``skip_through_sub_sequence``) drops the
-    already-processed sub-records of the aggregate a resumed reader starts in.
+    already-processed sub-records of the aggregate a resumed reader starts in.  Aggregates
+    are expanded by :func:`~shardline.aggregation.expand_aggregate`, which builds the user
+    records straight from the parsed aggregate; the aggregate itself becomes a record only
+    when it is passed on whole (not an aggregate, corrupt, or refused by the policy).  The
+    batch is built with the cyclic collector paused (:mod:`shardline.gcpause`).
     """
     out: list[ConsumedRecord] = []
-    outside = 0
-    for raw in raw_records:
-        data: bytes = raw["Data"]
-        arrival: datetime | None = raw.get("ApproximateArrivalTimestamp")
-        record = ConsumedRecord(
-            data=data,
-            partition_key=raw["PartitionKey"],
-            position=KinesisPosition(stream, shard_id, raw["SequenceNumber"]),
-            arrival_time=arrival,
+    with collector_paused():
+        outside = _convert(
+            raw_records,
+            out,
+            stream,
+            shard_id,
+            shard,
+            skip if skip is not None and skip.skip_through_sub_sequence is not None else None,
+            _DEFAULT_POLICY if policy is None else policy,
         )
-        subs = deaggregate_consumed(record, policy) if is_aggregated(data) else [record]
-        if len(subs) == 1 and subs[0] is record:  # a plain record (or a corrupt aggregate, kept whole)
-            if skip is None or not skip.skips(raw["SequenceNumber"], 0):
-                out.append(record)
-            continue
-        for sub in subs:
-            position = sub.position
-            assert isinstance(position, KinesisPosition)
-            if skip is not None and skip.skips(position.sequence_number, position.sub_sequence_number):
-                continue
-            if shard is not None:
-                hash_key = (
-                    sub.explicit_hash_key
-                    if sub.explicit_hash_key is not None
-                    else partition_key_hash(sub.partition_key)
-                )
-                if not shard.contains(hash_key):
-                    outside += 1
-            out.append(sub)
     if outside and observer is not None:
         observer.on_event(events.RECORDS_OUTSIDE_SHARD_RANGE, float(outside), stream=stream, shard=shard_id)
     return out
+
+
+def _convert(
+    raw_records: Iterable[Mapping[str, Any]],
+    out: list[ConsumedRecord],
+    stream: str,
+    shard_id: str,
+    shard: ShardInfo | None,
+    skip: StartPosition | None,
+    policy: DeaggregationPolicy,
+) -> int:
+    """Append the records of ``raw_records`` to ``out``; the number outside the shard's range."""
+    expanding = policy.deaggregate
+    hash_range = None if shard is None else _keys_in_range(shard)
+    outside = 0
+    for raw in raw_records:
+        data: bytes = raw["Data"]
+        sequence_number: str = raw["SequenceNumber"]
+        arrival: datetime | None = raw.get("ApproximateArrivalTimestamp")
+        first_sub = 0 if skip is None else skip.first_kept_sub_sequence(sequence_number)
+        if expanding and is_aggregated(data):
+            expansion = expand_aggregate(
+                data,
+                stream=stream,
+                shard_id=shard_id,
+                sequence_number=sequence_number,
+                arrival_time=arrival,
+                policy=policy,
+                first_sub=first_sub,
+                hash_range=hash_range,
+            )
+            if expansion is not None and expansion.refusal is None:
+                out.extend(expansion.records)
+                outside += expansion.outside
+                continue
+            if expansion is not None and expansion.refusal is not None:
+                # refused: passed on whole (to be dead-lettered), at sub-sequence 0 of its record
+                if first_sub:
+                    continue
+                refused = RefusedRecord(
+                    _whole(raw, stream, shard_id, arrival), AggregateRefusedError(expansion.refusal)
+                )
+                if hash_range is not None and not hash_range.contains(refused.partition_key):
+                    outside += 1
+                out.append(refused)
+                continue
+        # a plain record (or a corrupt aggregate, kept whole)
+        if not first_sub:
+            out.append(_whole(raw, stream, shard_id, arrival))
+    return outside
+
+
+@lru_cache(maxsize=1024)
+def _keys_in_range(shard: ShardInfo) -> KeysInRange:
+    """The partition keys known to hash into ``shard``'s range, kept per shard across calls."""
+    return KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
+
+
+def _whole(raw: Mapping[str, Any], stream: str, shard_id: str, arrival: datetime | None) -> ConsumedRecord:
+    return ConsumedRecord(
+        data=raw["Data"],
+        partition_key=raw["PartitionKey"],
+        position=KinesisPosition(stream, shard_id, raw["SequenceNumber"]),
+        arrival_time=arrival,
+    )

@@ -195,6 +195,10 @@ class PollingShardReader(ShardReaderBase):
             if records:
                 idle_delay = config.idle_backoff_initial
                 yield self._batch(records, behind)
+                # Let go of the batch and the response before the next call: the consumer may
+                # be done with them, and holding them while paced would keep up to 10 MB and
+                # their records alive, for the collector to walk again and again.
+                del records, raw, response
                 continue
             if raw:
                 continue  # every record was already processed (resume inside an aggregate)

@@ -101,12 +101,30 @@ class StartPosition:
             self.skip_through_sub_sequence,
         )
 
+    def first_kept_sub_sequence(self, sequence_number: str) -> int:
+        """How many leading sub-records of the record ``sequence_number`` were already processed.
+
+        The count :meth:`skips` implies for a whole aggregate at once: 0 when none, a number
+        larger than any aggregate holds when all.
+        """
+        if self.skip_through_sub_sequence is None or self.sequence_number is None:
+            return 0
+        sequence, start = int(sequence_number), int(self.sequence_number)
+        if sequence < start:
+            return _ALL_SUB_RECORDS
+        if sequence == start:
+            return self.skip_through_sub_sequence + 1
+        return 0
+
     def __str__(self) -> str:
         if self.sequence_number is not None:
             return f"{self.kind.value}({self.sequence_number})"
         if self.timestamp is not None:
             return f"{self.kind.value}({self.timestamp.isoformat()})"
         return self.kind.value
+
+
+_ALL_SUB_RECORDS = 1 << 62
 
 
 def _check_sequence_number(value: object) -> None:

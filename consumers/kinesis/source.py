@@ -32,6 +32,7 @@ from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
 from consumers.kinesis.lineage import ShardAssignment, plan_reads
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
+from consumers.kinesis.session import reader_session
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.clients import aiobotocore_client
@@ -162,8 +163,11 @@ class KinesisSource:
             raise ClosedError("the source was stopped")
         self._running = True
         async with AsyncExitStack() as stack:
+            session = self._session
+            if session is None and self._client is None:
+                session = reader_session()  # parses arrival timestamps cheaply, in UTC
             client = await stack.enter_async_context(
-                aiobotocore_client("kinesis", session=self._session, client=self._client)
+                aiobotocore_client("kinesis", session=session, client=self._client)
             )
             if self._mode == "efo":
                 assert self._consumer_name is not None

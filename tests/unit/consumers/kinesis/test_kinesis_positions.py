@@ -58,3 +58,11 @@ def test_skip_drops_only_processed_sub_records() -> None:
     assert not start.skips("100", 3)
     assert not start.skips("101", 0)
     assert not AFTER_SEQUENCE_NUMBER("100").skips("100", 0)
+
+
+def test_first_kept_sub_sequence_agrees_with_skips() -> None:
+    start = AT_SEQUENCE_NUMBER("1000", skip_through_sub_sequence=4)
+    for sequence in ("999", "1000", "1001"):
+        first = start.first_kept_sub_sequence(sequence)
+        assert [start.skips(sequence, sub) for sub in range(10)] == [sub < first for sub in range(10)]
+    assert AT_SEQUENCE_NUMBER("1000").first_kept_sub_sequence("999") == 0
