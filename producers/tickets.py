@@ -33,6 +33,29 @@ copy (:meth:`SingleTicket.release_data`); it is then read back from the entry
 _Run = tuple[Sequence[int], "int | None", str, str]
 
 
+class _AckDraft:
+    """An :class:`~shardline.Ack` under construction: same slots, plain attribute stores.
+
+    Assigning ``__class__ = Ack`` once the fields are set turns it into a regular frozen Ack;
+    measured here 130-160 ns against 270-300 ns through Ack's ``__init__`` (slot setter
+    calls), paid on every read of a ``send()`` future.
+    """
+
+    __slots__ = Ack.__slots__
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int | None
+
+
+def _ack(shard_id: str, sequence_number: str, sub_sequence_number: int | None) -> Ack:
+    draft = _AckDraft()
+    draft.shard_id = shard_id
+    draft.sequence_number = sequence_number
+    draft.sub_sequence_number = sub_sequence_number
+    draft.__class__ = Ack  # type: ignore[assignment]
+    return draft  # type: ignore[return-value]
+
+
 class RecordOwner(Protocol):
     """What the accumulator and the sender need from whoever owns buffered records."""
 
@@ -95,7 +118,7 @@ class SingleTicket(asyncio.Future[Ack]):
     def result(self) -> Ack:
         """The record's :class:`~shardline.Ack`, or raise its delivery error."""
         super().result()  # raises the error, CancelledError or InvalidStateError
-        return Ack(self._shard, self._seq, self._sub)
+        return _ack(self._shard, self._seq, self._sub)
 
     def __await__(self) -> Generator[Any, None, Ack]:
         if not self.done():
@@ -165,7 +188,7 @@ class BatchAcks(LazyAcks[Ack]):
         shard = self._table()[index]
         seq = self._seqs[index]
         assert shard is not None and seq is not None
-        return Ack(shard, seq, self._subs[index])
+        return _ack(shard, seq, self._subs[index])
 
     def __repr__(self) -> str:
         return f"BatchAcks(<{len(self)} records, {len(self.failed)} failed>)"

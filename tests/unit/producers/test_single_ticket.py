@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -40,6 +41,10 @@ async def test_an_acknowledged_ticket_reads_as_an_ack_every_way() -> None:
     assert await asyncio.wait_for(shielded, BOUND) == expected
     assert seen == [expected]
     assert fut.exception() is None
+    ack = fut.result()
+    assert type(ack) is Ack and hash(ack) == hash(expected) and repr(ack) == repr(expected)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ack.shard_id = "elsewhere"  # type: ignore[misc]
 
 
 async def test_a_failed_or_cancelled_ticket_raises_when_read() -> None:
