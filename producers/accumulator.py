@@ -465,6 +465,7 @@ class Accumulator:
         admit: Callable[[Entry], float],
         ordered: bool,
         busy: Iterable[str] = (),
+        max_bytes: int | None = None,
     ) -> tuple[list[Entry], list[Entry], float | None]:
         """The next request: (entries to send, entries past their deadline, earliest retry time).
 
@@ -472,14 +473,15 @@ class Accumulator:
         until its shard may send.  Shards in ``busy`` are skipped (ordered mode keeps one
         request per shard in flight).  In ordered mode a request carries at most one entry per
         partition key and one aggregate per shard, so a partial failure can never let a later
-        record of a key overtake an earlier one.
+        record of a key overtake an earlier one.  ``max_bytes`` lowers the request's byte cap
+        (the room left under the producer's bound on bytes in flight).
         """
         batch: list[Entry] = []
         expired: list[Entry] = []
         wake: float | None = None
         nbytes = 0
         max_entries = self._max_entries
-        max_bytes = self._max_bytes
+        max_bytes = self._max_bytes if max_bytes is None else min(max_bytes, self._max_bytes)
         busy_set = set(busy)
         shards = [s for s, q in self._ready.items() if q and s not in busy_set]
         if not shards:

@@ -41,6 +41,11 @@ class ProducerConfig:
         rate_limit_percent: per-shard pacing at this percentage of 1 MiB/s and 1000 records/s;
             ``None`` disables pacing (throttles are then only retried).
         max_in_flight: concurrent PutRecords requests.
+        max_in_flight_bytes: entry bytes of the PutRecords requests in flight together (one
+            request may always go).  A request in flight also holds its serialised body
+            (base64 in JSON, 4/3 of its entry bytes, and the socket's copy of what is not yet
+            sent), so this much of ``buffer_max_bytes`` (at most half of it) is kept for the
+            bodies: records may hold the rest (:attr:`record_buffer_bytes`).
         max_attempts: tries per entry before its records fail with DeliveryError.
         record_ttl: seconds from ``send()`` after which an undelivered record fails.
         initial_backoff / max_backoff: exponential backoff with full jitter between retries.
@@ -65,6 +70,7 @@ class ProducerConfig:
     block_when_full: bool = True
     rate_limit_percent: float | None = 100.0
     max_in_flight: int = 8
+    max_in_flight_bytes: int = 2 * PUT_RECORDS_MAX_BYTES
     max_attempts: int = 10
     record_ttl: float = 30.0
     initial_backoff: float = 0.1
@@ -90,6 +96,8 @@ class ProducerConfig:
             problems.append("rate_limit_percent must be in (0, 100] or None")
         if self.max_in_flight < 1:
             problems.append("max_in_flight must be >= 1")
+        if self.max_in_flight_bytes < 1:
+            problems.append("max_in_flight_bytes must be >= 1")
         if self.max_attempts < 1:
             problems.append("max_attempts must be >= 1")
         if self.record_ttl <= 0:
@@ -104,6 +112,11 @@ class ProducerConfig:
             problems.append("event_id_key must be a shardline.eventid.EventIdKey")
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+    @property
+    def record_buffer_bytes(self) -> int:
+        """Bytes records may hold: ``buffer_max_bytes`` less the room kept for request bodies."""
+        return self.buffer_max_bytes - min(self.max_in_flight_bytes, self.buffer_max_bytes // 2)
 
     def with_options(self, **options: Any) -> ProducerConfig:
         """A copy with some fields changed; unknown names are a ConfigurationError."""

@@ -145,6 +145,10 @@ class KinesisProducer:
         self._sender: asyncio.Task[None] | None = None
         # Each PutRecords request task and the entries it carries, so a failure can resolve them.
         self._in_flight: dict[asyncio.Task[None], list[Entry]] = {}
+        # Entry bytes of the requests in flight (each one's count, and their sum): what
+        # max_in_flight_bytes bounds, since each request also holds its serialised body.
+        self._request_bytes: dict[asyncio.Task[None], int] = {}
+        self._in_flight_bytes = 0
         self._background: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()
         self._flushing = 0
@@ -159,7 +163,7 @@ class KinesisProducer:
         self._accepting = False  # started and neither closing nor closed: send() checks only this
         # Read on every send(): plain attributes instead of self.config.<field> lookups.
         self._max_buffered_records = self.config.buffer_max_records
-        self._max_buffered_bytes = self.config.buffer_max_bytes
+        self._max_buffered_bytes = self.config.record_buffer_bytes
         self._record_ttl = self.config.record_ttl
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -672,7 +676,7 @@ class KinesisProducer:
         cfg = self.config
         while self._buffered_records and (
             self._buffered_records + records > cfg.buffer_max_records
-            or self._buffered_bytes + nbytes > cfg.buffer_max_bytes
+            or self._buffered_bytes + nbytes > self._max_buffered_bytes
         ):
             if not block:
                 self._observer.on_event(events.BUFFER_FULL, 1, stream=self._stream_label)
@@ -716,6 +720,7 @@ class KinesisProducer:
         assert acc is not None and wakeup is not None
         cfg = self.config
         linger = cfg.linger
+        max_in_flight_bytes = cfg.max_in_flight_bytes
         while True:
             wakeup.clear()
             now = self._clock()
@@ -727,8 +732,16 @@ class KinesisProducer:
                     acc.close_open(now - linger)
             wake: float | None = None
             while len(self._in_flight) < cfg.max_in_flight and acc.ready_entries:
+                # One request may always go; more only within the room left in flight.
+                room = max_in_flight_bytes - self._in_flight_bytes if self._in_flight else None
+                if room is not None and room <= 0:
+                    break
                 batch, expired, retry_at = acc.take(
-                    now, admit=self._admit, ordered=cfg.ordered, busy=self._busy if cfg.ordered else ()
+                    now,
+                    admit=self._admit,
+                    ordered=cfg.ordered,
+                    busy=self._busy if cfg.ordered else (),
+                    max_bytes=room,
                 )
                 for entry in expired:
                     self._fail_entry(entry, self._expired_error(entry))
@@ -740,6 +753,9 @@ class KinesisProducer:
                     self._busy.update(entry.shard_id for entry in batch)
                 task = asyncio.create_task(self._send(batch))
                 self._in_flight[task] = batch
+                nbytes = sum(entry.size for entry in batch)
+                self._request_bytes[task] = nbytes
+                self._in_flight_bytes += nbytes
                 task.add_done_callback(self._on_request_done)
             if self._closing and acc.empty and not self._in_flight:
                 return
@@ -786,6 +802,9 @@ class KinesisProducer:
             # Fail the producer while the task's own batch is still listed as in flight.
             self._fail_producer("a PutRecords request task died", error)
         self._in_flight.pop(task, None)
+        self._in_flight_bytes -= self._request_bytes.pop(task, 0)
+        if self._wakeup is not None:  # the room this request held may start the next one
+            self._wakeup.set()
 
     def _on_background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
@@ -826,7 +845,8 @@ class KinesisProducer:
         if entries:
             failed = sum(entry.count for entry in entries)
             self._observer.on_event(events.RECORDS_FAILED, failed, stream=self._stream_label)
-        self._buffered_records = self._buffered_bytes = 0
+        self._buffered_records = self._buffered_bytes = self._in_flight_bytes = 0
+        self._request_bytes.clear()
         self._release(0, 0)
 
     def _expired_error(self, entry: Entry) -> DeliveryError:

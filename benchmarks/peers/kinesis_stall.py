@@ -114,6 +114,7 @@ async def _stalled_run(
     failed = 0
     try:
         async with KinesisProducer(stream, endpoint_url=proxied, **options) as producer:
+            in_flight_cap = producer.config.max_in_flight_bytes
             baseline = rss_bytes()
             proxy.stall()
             stop_at = time.monotonic() + stall
@@ -152,6 +153,7 @@ async def _stalled_run(
         "buffer_max_bytes": options["buffer_max_bytes"],
         "buffer_max_records": options["buffer_max_records"],
         "max_in_flight": options["max_in_flight"],
+        "max_in_flight_bytes": in_flight_cap,
         "rss_before_mib": round(baseline / MiB, 1),
         "rss_peak_during_stall_mib": round(peak / MiB, 1),
         "rss_growth_mib": round((peak - baseline) / MiB, 1),
@@ -173,6 +175,7 @@ def run_stall(
     buffer_max_records: int = 200_000,
     record_ttl: float | None = None,
     max_in_flight: int = 8,
+    max_in_flight_bytes: int | None = None,
 ) -> dict[str, Any]:
     """One stalled run on a fresh stream; the figures as a dict."""
     stream = f"stall-{uuid.uuid4().hex[:8]}"
@@ -184,6 +187,8 @@ def run_stall(
         "record_ttl": record_ttl if record_ttl is not None else stall + 60.0,
         "max_in_flight": max_in_flight,
     }
+    if max_in_flight_bytes is not None:  # else the producer's default
+        options["max_in_flight_bytes"] = max_in_flight_bytes
     try:
         return asyncio.run(_stalled_run(endpoint, stream, stall, record_size, keys, sample, options))
     finally:
@@ -203,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-mib", type=int, default=64, help="buffer_max_bytes in MiB")
     parser.add_argument("--buffer-records", type=int, default=200_000, help="buffer_max_records")
     parser.add_argument("--max-in-flight", type=int, default=8, help="concurrent PutRecords requests")
+    parser.add_argument(
+        "--max-in-flight-mib",
+        type=float,
+        default=None,
+        help="max_in_flight_bytes in MiB (default: the producer's default)",
+    )
     args = parser.parse_args(argv)
     result = run_stall(
         args.endpoint,
@@ -213,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         buffer_max_bytes=args.buffer_mib * MiB,
         buffer_max_records=args.buffer_records,
         max_in_flight=args.max_in_flight,
+        max_in_flight_bytes=None if args.max_in_flight_mib is None else int(args.max_in_flight_mib * MiB),
     )
     print(json.dumps(result))
     return 0
