@@ -70,7 +70,7 @@ class ProducerConfig:
     block_when_full: bool = True
     rate_limit_percent: float | None = 100.0
     max_in_flight: int = 8
-    max_in_flight_bytes: int = 2 * PUT_RECORDS_MAX_BYTES
+    max_in_flight_bytes: int = 16 * MiB
     max_attempts: int = 10
     record_ttl: float = 30.0
     initial_backoff: float = 0.1

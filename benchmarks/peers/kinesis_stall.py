@@ -11,6 +11,8 @@ stall, and that every record was acknowledged after it (the flush is bounded).
 
     python -m benchmarks.peers.kinesis_stall --endpoint http://127.0.0.1:4567 --stall 60
 
+``--max-in-flight-mib`` sets the producer's ``max_in_flight_bytes`` (default: its default).
+
 The stream (4 shards by default) is created on the endpoint and deleted afterwards.  The
 proxy holds at most one 64 KiB chunk per connection in this process; what the operating
 system keeps in socket buffers is not part of the RSS.

@@ -72,7 +72,8 @@ async def test_records_in_a_stalled_request_stay_counted_and_send_blocks_at_the_
         futures = []
         with pytest.raises(BufferFullError):
             while True:
-                futures.append(await producer.send(payload, partition_key=f"k{len(futures) % 10}", block=False))
+                key = f"k{len(futures) % 10}"
+                futures.append(await producer.send(payload, partition_key=key, block=False))
         assert len(futures) == 20
         await _until(lambda: fake.in_flight > 0)
         # Taken into a request that has not answered: still counted against the caps.
@@ -128,7 +129,7 @@ async def test_one_request_goes_even_when_larger_than_max_in_flight_bytes() -> N
 
 
 def test_room_for_request_bodies_is_kept_out_of_the_record_buffer() -> None:
-    assert ProducerConfig().record_buffer_bytes == 64 * 2**20 - 10 * 2**20
+    assert ProducerConfig().record_buffer_bytes == 64 * 2**20 - 16 * 2**20
     assert ProducerConfig(buffer_max_bytes=1000, max_in_flight_bytes=300).record_buffer_bytes == 700
     assert ProducerConfig(buffer_max_bytes=1000, max_in_flight_bytes=5000).record_buffer_bytes == 500
 
