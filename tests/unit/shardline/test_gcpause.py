@@ -15,7 +15,9 @@ def collector_enabled() -> Iterator[None]:
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:  # as the test found it, whatever the test did
+        gc.enable()
+    else:
         gc.disable()
 
 
