@@ -276,6 +276,8 @@ class DeliveryPump:
                     call_soon(on_round, round_, done)
                 except RuntimeError:  # the loop is closed: nobody is left to tell
                     return
+                # Not kept until the next round: each report holds its message (value and key).
+                del round_, done
 
     def stop(self) -> None:
         """Ask the thread to end after its current poll round (at most ``timeout`` later)."""

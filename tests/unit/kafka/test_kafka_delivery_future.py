@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -220,3 +222,50 @@ async def test_reports_served_on_another_thread_are_handed_over_not_resolved() -
     assert [(report[0], report[1]) for report in reports] == [(future, None)]
     future.deliver(reports[0][2].partition(), reports[0][2].offset())
     assert future.result() == expected(fake, 0)
+
+
+async def test_the_delivery_thread_keeps_no_report_once_its_round_is_handed_over() -> None:
+    """A report holds its message (value and key copies): nothing may keep it past its round."""
+    fake = FakeProducer()
+    handed_over = asyncio.Event()
+    polls_after_hand_over: list[int] = []
+    polled_again = threading.Event()
+
+    def poll(timeout: float) -> int:
+        if handed_over.is_set():
+            polls_after_hand_over.append(1)
+            polled_again.set()
+        return fake.poll(timeout)
+
+    def on_round(reports: list[Report], _batches: list[Any]) -> None:
+        for future, err, msg in reports:
+            assert err is None
+            future.deliver(msg.partition(), msg.offset())
+        handed_over.set()
+
+    pump = DeliveryPump(
+        poll,
+        asyncio.get_running_loop(),
+        lambda *_: pytest.fail("not on the loop thread"),
+        on_round,
+        timeout=0.01,
+        on_error=_unexpected,
+        on_death=_unexpected,
+        on_settled=lambda _n: None,
+        topic=TOPIC,
+    )
+    pump.start()
+    try:
+        future = pump.new_future()
+        fake.produce(TOPIC, b"x", "k", on_delivery=future)
+        partition = fake.produced[-1].partition_id
+        message = weakref.ref(fake.produced.pop())
+        fake.acknowledge()
+        await asyncio.wait_for(handed_over.wait(), BOUND)
+        # The thread has gone round its loop once more: whatever it still holds, it holds now.
+        assert await asyncio.to_thread(polled_again.wait, BOUND)
+        assert future.result() == KafkaAck(TOPIC, partition, 0)
+        assert message() is None
+    finally:
+        pump.stop()
+        await asyncio.to_thread(pump.join, BOUND)
