@@ -100,9 +100,16 @@ class DeliveryFuture(asyncio.Future[KafkaAck]):
         if not self.done():
             self._asyncio_future_blocking = True
             yield self
-        if not self.done():
-            raise RuntimeError("await wasn't used with future")
-        return self.result()
+            if not self.done():
+                raise RuntimeError("await wasn't used with future")
+        # result() inlined: awaiting is the usual read, once per message.
+        _future_result(self)
+        ack = _KafkaAckDraft()
+        ack.topic = self.topic
+        ack.partition = self._partition
+        ack.offset = self._offset
+        ack.__class__ = KafkaAck  # type: ignore[assignment]
+        return ack  # type: ignore[return-value]
 
     __iter__ = __await__
 
