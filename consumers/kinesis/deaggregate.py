@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from consumers.kinesis.positions import StartPosition
@@ -77,7 +76,9 @@ def _convert(
 ) -> int:
     """Append the records of ``raw_records`` to ``out``; the number outside the shard's range."""
     expanding = policy.deaggregate
-    hash_range = None if shard is None else _keys_in_range(shard)
+    # per call: the keys of one response repeat across its aggregates; the MD5s themselves are
+    # remembered process-wide (bounded) by cached_partition_key_hash
+    hash_range = None if shard is None else KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
     outside = 0
     for raw in raw_records:
         data: bytes = raw["Data"]
@@ -114,12 +115,6 @@ def _convert(
         if not first_sub:
             out.append(_whole(raw, stream, shard_id, arrival))
     return outside
-
-
-@lru_cache(maxsize=1024)
-def _keys_in_range(shard: ShardInfo) -> KeysInRange:
-    """The partition keys known to hash into ``shard``'s range, kept per shard across calls."""
-    return KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
 
 
 def _whole(raw: Mapping[str, Any], stream: str, shard_id: str, arrival: datetime | None) -> ConsumedRecord:
