@@ -9,9 +9,10 @@ apart from appending the record itself; time is passed in so tests need no clock
 
 A buffered record is an ``(owner, slot)`` pair (:mod:`producers.tickets`); entries keep
 their records as *runs* ``(owner, slots)`` in sub-sequence order, so a ``send_many()`` batch
-adds one run per aggregate and the records themselves stay in the caller's batch.
-:meth:`Accumulator.add_records` is the batch path: per record, one cached-header append
-into the shard's aggregate (:meth:`shardline.aggregation.AggregateBuilder.add_records`).
+adds one run per aggregate and the records themselves stay in the batch's columns.
+:meth:`Accumulator.add_records` is the batch path, on columns (keys and data): per record,
+one cached-header append into the shard's aggregate
+(:meth:`shardline.aggregation.AggregateBuilder.add_records`).
 Builders are recycled, so their key-table and header caches live as long as the producer.
 
 When the shard map changes, :meth:`Accumulator.replan` re-routes everything not yet sent:
@@ -25,11 +26,10 @@ aggregation, or too big to share) is sent as a one-record aggregate so the id st
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from producers.tickets import RecordOwner
-from shardline.records import Record
 from shardline.shardmath import ShardMap, partition_key_hash
 
 __all__ = ["Accumulator", "AggregateBuilderLike", "Entry", "Member", "Run", "member_hash_key"]
@@ -66,7 +66,12 @@ class AggregateBuilderLike(Protocol):
         event_id: str | None = None,
     ) -> bool: ...
     def add_records(
-        self, records: Sequence[Record], order: Sequence[int], start: int = 0
+        self,
+        keys: Sequence[str],
+        datas: Sequence[bytes],
+        order: Sequence[int],
+        start: int = 0,
+        extras: Mapping[int, tuple[int | None, str | None]] | None = None,
     ) -> tuple[int, int]: ...
     def __len__(self) -> int: ...
     @property
@@ -267,12 +272,16 @@ class Accumulator:
         self,
         shard_id: str,
         owner: RecordOwner,
-        records: Sequence[Record],
+        keys: Sequence[str],
+        datas: Sequence[bytes],
         order: list[int],
         now: float,
         deadline: float,
+        extras: Mapping[int, tuple[int | None, str | None]] | None = None,
     ) -> int:
-        """Buffer ``records[i]`` for each ``i`` in ``order`` (all bound for ``shard_id``, in order).
+        """Buffer the record ``(keys[i], datas[i])`` for each ``i`` in ``order`` (all bound for
+        ``shard_id``, in order); ``extras`` holds the explicit hash key and event id of the
+        records that have one, by index.
 
         ``owner`` owns them with slot ``i``.  The batch path: aggregate appends with no
         per-record objects.  Returns the bytes the buffer caps count for them.
@@ -288,7 +297,7 @@ class Accumulator:
                 agg = self._new_open(shard_id, now)
             builder = agg.builder
             assert builder is not None
-            end, nbytes = builder.add_records(records, order, start)
+            end, nbytes = builder.add_records(keys, datas, order, start, extras)
             if end > start:
                 agg.owners.append(owner)
                 agg.slots.append(order if start == 0 and end == stop else order[start:end])

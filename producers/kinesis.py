@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -33,7 +34,7 @@ from producers.config import ProducerConfig
 from producers.keys import KeyStrategy, RangeAware
 from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
-from producers.tickets import BatchAcks, BatchTicket, SingleTicket
+from producers.tickets import BatchAcks, BatchTicket, Extras, SingleTicket
 from shardline import metrics_events as events
 from shardline.aggregation import AggregateBuilder, single_aggregate_size
 from shardline.clients import aiobotocore_client
@@ -426,26 +427,38 @@ class KinesisProducer:
         return await future
 
     async def send_many(
-        self, records: Iterable[Any], *, block: bool | None = None
+        self,
+        values: Iterable[Any],
+        keys: Sequence[str | None] | None = None,
+        *,
+        block: bool | None = None,
     ) -> asyncio.Future[BatchAcks]:
         """Buffer many records at once: the cheapest path, one future for the whole batch.
 
+        ``values`` are what :meth:`send` accepts: bytes, :class:`~shardline.Record` objects,
+        or objects for the serializer.  ``keys``, when given, holds one partition key (or
+        ``None``) per value; otherwise each record's own key or the key strategy is used.
+        Bytes values with str keys are the cheapest call of all: they are validated and
+        routed as columns, with no object per record (build no ``Record`` just to send).
+
         Every record is validated before any is buffered, so a bad record raises its typed
-        error and nothing of the batch is accepted.  Any number of records is fine: the
-        producer splits them into PutRecords requests.  The future resolves to
-        :class:`~producers.tickets.BatchAcks` (acks in input order; failures in ``.failed``).
+        error (naming its position) and nothing of the batch is accepted.  Any number of
+        records is fine: the producer splits them into PutRecords requests.  The future
+        resolves to :class:`~producers.tickets.BatchAcks` (acks in input order; failures in
+        ``.failed``).
         """
-        self._require_started()
-        batch, groups, total = self._route_many(records)
-        count = len(batch)
-        cfg = self.config
+        if self._accepting is not True:
+            self._require_started()
+        out_keys, datas, extras, groups, total = self._route_many(values, keys)
+        count = len(datas)
         if self._buffered_records and (
-            self._buffered_records + count > cfg.buffer_max_records
-            or self._buffered_bytes + total > cfg.buffer_max_bytes
+            self._buffered_records + count > self._max_buffered_records
+            or self._buffered_bytes + total > self._max_buffered_bytes
         ):
             await self._wait_for_space(count, total, block)
-        future: asyncio.Future[BatchAcks] = asyncio.get_running_loop().create_future()
-        self._enqueue_many(BatchTicket(future, batch), groups, total)
+        assert self._loop is not None
+        future: asyncio.Future[BatchAcks] = self._loop.create_future()
+        self._enqueue_many(BatchTicket(future, out_keys, datas, extras), groups, total)
         return future
 
     # --- validation and routing (hot path) --------------------------------------------------
@@ -516,63 +529,122 @@ class KinesisProducer:
             raise SerializationError(f"serializer failed on a {type(value).__name__}") from exc
         return validate_data(data)
 
-    def _route_many(self, records: Iterable[Any]) -> tuple[list[Record], dict[str, list[int]], int]:
-        """Validate and route a batch in one pass; nothing is buffered yet.
+    def _route_many(
+        self, values: Iterable[Any], keys: Sequence[str | None] | None
+    ) -> tuple[list[str], list[bytes], Extras | None, dict[str, list[int]], int]:
+        """Validate and route a batch; nothing is buffered yet.
 
-        Returns the batch as validated :class:`~shardline.Record` objects (the caller's own
-        where nothing needed normalising), the batch positions bound for each shard in
-        order, and the bytes the buffer caps count.  A bad record raises its typed error
-        before anything of the batch is accepted.
+        Returns the batch as columns (partition keys, data, and the explicit hash key and
+        event id of the records that have one, by position), the positions bound for each
+        shard in order, and the bytes the buffer caps count.  A bad record raises its typed
+        error before anything of the batch is accepted.
         """
-        batch = list(records)  # our own list: the caller may reuse theirs
-        groups: dict[str, list[int]] = {}
-        by_key: dict[str, list[int]] = {}  # partition key -> its shard's list, for this call
-        assert self._map is not None
-        shard_for_key = self._map.shard_for_key
+        datas: list[Any] = list(values)  # our own lists: the caller may reuse theirs
+        count = len(datas)
+        if keys is None:
+            given: list[Any] = [None] * count
+        else:
+            given = list(keys)
+            if len(given) != count:
+                raise ValidationError(f"send_many got {count} values but {len(given)} keys")
+        extras: Extras | None = None
+        distinct = self._plain_keys(datas, given) if count else None
+        if distinct is not None:
+            total = sum(map(len, datas)) + sum(len(key) * n for key, n in distinct.items())
+        else:
+            extras, total = self._prepare_each(datas, given)
+        return given, datas, extras, self._group(given, extras, distinct), total
+
+    def _plain_keys(self, datas: list[Any], keys: list[Any]) -> Counter[str] | None:
+        """The common batch, checked at C speed: bytes values with str keys, all small enough.
+
+        Returns how often each distinct key occurs (keys are checked once each, not once
+        per record), or ``None`` for anything else (records, objects, missing keys, a
+        record near the size limit), which goes through :meth:`_prepare_each`, where the
+        offending record is named.
+        """
+        if set(map(type, datas)) != {bytes}:
+            return None
+        try:
+            distinct = Counter(keys)
+        except TypeError:  # an unhashable key: refused by name in _prepare_each
+            return None
+        if not all(type(key) is str and 0 < len(key) <= PARTITION_KEY_MAX_CHARS for key in distinct):
+            return None
+        if max(map(len, datas)) + max(map(len, distinct)) > self._fast_key_limit:
+            return None
+        return distinct
+
+    def _prepare_each(self, datas: list[Any], keys: list[Any]) -> tuple[Extras | None, int]:
+        """Validate every record, normalising ``datas`` and ``keys`` in place.
+
+        Returns the explicit hash keys and event ids by position (``None`` when no record
+        has one) and the bytes the buffer caps count.
+        """
+        extras: Extras | None = None
         limit = self._fast_key_limit
         max_key = PARTITION_KEY_MAX_CHARS
         total = 0
-        for index, value in enumerate(batch):
-            if type(value) is Record:
-                key = value.partition_key
-                data = value.data
-                if (
-                    type(data) is bytes
-                    and type(key) is str
-                    and 0 < len(key) <= max_key
-                    and value.explicit_hash_key is None
-                    and value.event_id is None
-                    and len(data) + len(key) <= limit
-                ):
-                    total += len(data) + len(key)
-                    order = by_key.get(key)
-                    if order is None:
-                        shard_id = shard_for_key(key).shard_id
-                        order = groups.get(shard_id)
-                        if order is None:
-                            order = groups[shard_id] = []
-                        by_key[key] = order
-                    order.append(index)
-                    continue
-                key, ehk, data, size = self._prepare(
-                    value, data, key, value.explicit_hash_key, value.event_id
-                )
-                if (
-                    key is not value.partition_key
-                    or data is not value.data
-                    or ehk is not value.explicit_hash_key
-                ):
-                    batch[index] = Record(data, key, ehk, value.event_id)
-            else:
-                key, ehk, data, size = self._prepare(value, value, None, None)
-                batch[index] = Record(data, key, ehk)
+        for index, value in enumerate(datas):
+            key = keys[index]
+            try:
+                if type(value) is Record:
+                    data = value.data
+                    if key is None:
+                        key = value.partition_key
+                    ehk, event_id = value.explicit_hash_key, value.event_id
+                    if (
+                        type(data) is bytes
+                        and type(key) is str
+                        and 0 < len(key) <= max_key
+                        and ehk is None
+                        and event_id is None
+                        and len(data) + len(key) <= limit
+                    ):
+                        size = len(data) + len(key)
+                    else:
+                        key, ehk, data, size = self._prepare(value, data, key, ehk, event_id)
+                else:
+                    event_id = None
+                    key, ehk, data, size = self._prepare(value, value, key, None)
+            except ValidationError as exc:
+                raise type(exc)(f"record {index} of the batch: {exc}") from exc
+            datas[index] = data
+            keys[index] = key
             total += size
-            shard_id = shard_for_key(key, ehk).shard_id
+            if ehk is not None or event_id is not None:
+                if extras is None:
+                    extras = {}
+                extras[index] = (ehk, event_id)
+        return extras, total
+
+    def _group(
+        self, keys: list[str], extras: Extras | None, distinct: Iterable[str] | None = None
+    ) -> dict[str, list[int]]:
+        """The batch positions bound for each shard, in order (one routing per distinct key)."""
+        assert self._map is not None
+        shard_for_key = self._map.shard_for_key
+        groups: dict[str, list[int]] = {}
+        if extras and any(ehk is not None for ehk, _ in extras.values()):
+            # Some records route by explicit hash key: route record by record.
+            for index, key in enumerate(keys):
+                special = extras.get(index)
+                shard_id = shard_for_key(key, special[0] if special else None).shard_id
+                order = groups.get(shard_id)
+                if order is None:
+                    order = groups[shard_id] = []
+                order.append(index)
+            return groups
+        adders: dict[str, Callable[[int], None]] = {}  # partition key -> its shard's list.append
+        for key in set(keys) if distinct is None else distinct:
+            shard_id = shard_for_key(key).shard_id
             order = groups.get(shard_id)
             if order is None:
                 order = groups[shard_id] = []
-            order.append(index)
-        return batch, groups, total
+            adders[key] = order.append
+        for index, key in enumerate(keys):
+            adders[key](index)
+        return groups
 
     def _enqueue_many(self, ticket: BatchTicket, groups: dict[str, list[int]], total: int) -> None:
         if not groups:
@@ -581,14 +653,14 @@ class KinesisProducer:
         assert acc is not None and self._drained is not None
         now = self._clock()
         deadline = now + self.config.record_ttl
-        records = ticket.records
+        keys, datas, extras = ticket.keys, ticket.datas, ticket.extras
         added = 0
         for shard_id, order in groups.items():
-            added += acc.add_records(shard_id, ticket, records, order, now, deadline)
+            added += acc.add_records(shard_id, ticket, keys, datas, order, now, deadline, extras)
         assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()
-        self._buffered_records += len(records)
+        self._buffered_records += len(datas)
         self._buffered_bytes += total
         assert self._wakeup is not None
         self._wakeup.set()
@@ -925,7 +997,10 @@ class KinesisProducer:
             if type(owner) is SingleTicket:
                 # SingleTicket.ack_run inline: one call fewer per record on the send() path.
                 if not owner.done():
-                    owner.set_result(Ack(shard_id, sequence_number, sub))
+                    owner._shard = shard_id
+                    owner._seq = sequence_number
+                    owner._sub = sub
+                    owner.set_result(None)  # type: ignore[arg-type]  # result() builds the Ack
                 if sub is not None:
                     sub += 1
                 continue

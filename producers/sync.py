@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import signal
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
 
@@ -173,16 +173,25 @@ class SyncKinesisProducer:
         return self.send(data, **kwargs).result()
 
     def send_many(
-        self, records: Iterable[Any], *, block: bool | None = None
+        self,
+        values: Iterable[Any],
+        keys: Sequence[str | None] | None = None,
+        *,
+        block: bool | None = None,
     ) -> concurrent.futures.Future[BatchAcks]:
-        """Buffer many records at once (all validated first); one future for the batch."""
+        """Buffer many records at once (all validated first); one future for the batch.
+
+        Same arguments as :meth:`KinesisProducer.send_many`: values, and optionally one
+        partition key per value.
+        """
         if self._closed:
             raise ClosedError("producer is closed")
         result: concurrent.futures.Future[BatchAcks] = self._track(concurrent.futures.Future())
-        materialised = list(records)
+        materialised = list(values)
+        materialised_keys = None if keys is None else list(keys)
 
         async def buffer() -> None:
-            future = await self._producer.send_many(materialised, block=block)
+            future = await self._producer.send_many(materialised, materialised_keys, block=block)
             _settle_into(future, result)
 
         self._call(buffer())

@@ -2,10 +2,11 @@
 
 Every buffered record is a ``(owner, slot)`` pair: the owner holds the record's fields and
 resolves its outcome.  ``send()`` makes a :class:`SingleTicket`, an asyncio future that
-also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole batch; it keeps the
-batch's validated :class:`~shardline.Record` list, and a Kinesis entry acknowledges its
-records as one *run* ``(slots, first sub-sequence number, shard, sequence number)``: one
-list append per entry, not per record.  The per-record :class:`~shardline.Ack` objects are
+also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole
+batch; it keeps the batch's validated columns (partition keys, data, and the few explicit hash
+keys and event ids by index), and a Kinesis entry acknowledges its records as one *run*
+``(slots, first sub-sequence number, shard, sequence number)``: one list append per entry, not
+per record.  The per-record :class:`~shardline.Ack` objects are
 built only when read (:class:`BatchAcks`), so a 100k-record batch allocates nothing per
 record on the way through.
 """
@@ -13,14 +14,14 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Generator, Sequence
+from typing import Any, Protocol
 
 from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
-from shardline.records import Ack, Record
+from shardline.records import Ack
 
-__all__ = ["BatchAcks", "BatchTicket", "RecordFields", "RecordOwner", "SingleTicket"]
+__all__ = ["BatchAcks", "BatchTicket", "Extras", "RecordFields", "RecordOwner", "SingleTicket"]
 
 RecordFields = tuple[str, "int | None", bytes, "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record."""
@@ -52,12 +53,16 @@ class RecordOwner(Protocol):
 class SingleTicket(asyncio.Future[Ack]):
     """The future ``send()`` returns, which also holds its one record.
 
-    Being both the owner and the future saves a second object per record: at high rates
-    the cost of a per-record send is mostly allocation and the garbage collector's walks
-    over everything still buffered.
+    Being both the owner and the future saves a second object per record, and its
+    :class:`~shardline.Ack` is built only when read (``await``, :meth:`result`): on
+    acknowledgement the ticket stores the entry's shard and sequence number (shared by the
+    entry's records) and its sub-sequence number.  At high rates the cost of a per-record
+    send is mostly allocation and the garbage collector's walks over every object the
+    caller keeps alive; an ack object per record, made long before anyone reads it, doubled
+    those.
     """
 
-    __slots__ = ("data", "event_id", "explicit_hash_key", "partition_key")
+    __slots__ = ("_seq", "_shard", "_sub", "data", "event_id", "explicit_hash_key", "partition_key")
 
     partition_key: str
     explicit_hash_key: int | None
@@ -67,11 +72,33 @@ class SingleTicket(asyncio.Future[Ack]):
     def fields(self, slot: int) -> RecordFields:
         return self.partition_key, self.explicit_hash_key, self.data, self.event_id
 
+    def acknowledge(self, shard_id: str, sequence_number: str, sub: int | None) -> None:
+        """Resolve with the record's position (its Ack is built when read)."""
+        if not self.done():
+            self._shard = shard_id
+            self._seq = sequence_number
+            self._sub = sub
+            self.set_result(None)  # type: ignore[arg-type]
+
+    def result(self) -> Ack:
+        """The record's :class:`~shardline.Ack`, or raise its delivery error."""
+        super().result()  # raises the error, CancelledError or InvalidStateError
+        return Ack(self._shard, self._seq, self._sub)
+
+    def __await__(self) -> Generator[Any, None, Ack]:
+        if not self.done():
+            self._asyncio_future_blocking = True
+            yield self
+        if not self.done():
+            raise RuntimeError("await wasn't used with future")
+        return self.result()
+
+    __iter__ = __await__
+
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
     ) -> None:
-        if not self.done():
-            self.set_result(Ack(shard_id, sequence_number, first_sub))
+        self.acknowledge(shard_id, sequence_number, first_sub)
 
     def fail(self, slot: int, error: ShardlineError) -> None:
         if not self.done():
@@ -131,26 +158,46 @@ class BatchAcks(LazyAcks[Ack]):
         return f"BatchAcks(<{len(self)} records, {len(self.failed)} failed>)"
 
 
+Extras = dict[int, tuple["int | None", "str | None"]]
+"""(explicit hash key, event id) by batch position, for the records that have either."""
+
+
 class BatchTicket:
-    """The records of one ``send_many()`` call; resolves one future when all have an outcome."""
+    """The records of one ``send_many()`` call; resolves one future when all have an outcome.
 
-    __slots__ = ("_failed", "_pending", "_runs", "future", "records")
+    The records are kept as the validated columns ``keys`` and ``datas`` (slot ``i`` is
+    ``(keys[i], datas[i])``) plus ``extras``: no object per record.
+    """
 
-    def __init__(self, future: asyncio.Future[BatchAcks], records: list[Record]) -> None:
+    __slots__ = ("_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
+
+    def __init__(
+        self,
+        future: asyncio.Future[BatchAcks],
+        keys: list[str],
+        datas: list[bytes],
+        extras: Extras | None = None,
+    ) -> None:
         self.future = future
-        self.records = records
-        """Validated records (partition key set, bytes data, int hash key), indexed by slot."""
-        self._pending = len(records)
+        self.keys = keys
+        self.datas = datas
+        self.extras = extras
+        self._pending = len(datas)
         self._runs: list[_Run] = []
         self._failed: dict[int, ShardlineError] = {}
-        if not records:
+        if not datas:
             self._resolve()
 
+    def __len__(self) -> int:
+        return len(self.datas)
+
     def fields(self, slot: int) -> RecordFields:
-        record = self.records[slot]
-        key = record.partition_key
-        assert key is not None
-        return key, record.explicit_hash_key, record.data, record.event_id
+        extras = self.extras
+        if extras:
+            special = extras.get(slot)
+            if special is not None:
+                return self.keys[slot], special[0], self.datas[slot], special[1]
+        return self.keys[slot], None, self.datas[slot], None
 
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
@@ -176,7 +223,7 @@ class BatchTicket:
         resolved = set(self._failed)
         for slots, _, _, _ in self._runs:
             resolved.update(slots)
-        for slot in range(len(self.records)):
+        for slot in range(len(self.datas)):
             if slot not in resolved:
                 self._failed[slot] = error
         self._pending = 0
@@ -184,7 +231,7 @@ class BatchTicket:
 
     def _resolve(self) -> None:
         if not self.future.done():
-            self.future.set_result(BatchAcks(len(self.records), self._runs, self._failed))
+            self.future.set_result(BatchAcks(len(self.datas), self._runs, self._failed))
 
     def __repr__(self) -> str:
-        return f"BatchTicket(<{len(self.records)} records, {self._pending} pending>)"
+        return f"BatchTicket(<{len(self.datas)} records, {self._pending} pending>)"

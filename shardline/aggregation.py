@@ -62,7 +62,6 @@ from shardline.limits import DEFAULT_MAX_RECORD_BYTES, KPL_DEFAULT_AGGREGATE_BYT
 from shardline.records import (
     ConsumedRecord,
     KinesisPosition,
-    Record,
     RefusedRecord,
     _ConsumedRecordDraft,
     _KinesisPositionDraft,
@@ -382,6 +381,27 @@ class AggregateBuilder:
                 self._size = size
                 self._count += 1
                 return True
+            # A key new to this aggregate whose table entry and header are cached (it was in
+            # an earlier one): as in add_records, no plan either.
+            position = len(self._key_table)
+            key_entry = self._entry_cache.get(partition_key)
+            header_cache = self._header_cache
+            if key_entry is not None and parts and position < len(header_cache) and position < _VARINTS_LEN:
+                headers = header_cache[position]
+                length = len(data)
+                header = headers.get(length)
+                if header is not None:
+                    size = self._size + len(key_entry) + len(header) + length
+                    if size > self._max_bytes:
+                        return False
+                    self._key_fields[partition_key] = _KEY_INDEX_FIELDS[position]
+                    self._key_table.append(key_entry)
+                    self._key_headers[partition_key] = headers
+                    parts.append(header)
+                    parts.append(data)
+                    self._size = size
+                    self._count += 1
+                    return True
         trailer = self._trailer(event_id, data) if event_id is not None else b""
         new_size, key_entry, key_field, hash_entry, hash_field, header = self._plan(
             partition_key, data, explicit_hash_key, trailer
@@ -426,14 +446,23 @@ class AggregateBuilder:
         headers[length] = header
         return header
 
-    def add_records(self, records: Sequence[Record], order: Sequence[int], start: int = 0) -> tuple[int, int]:
-        """Add ``records[order[k]]`` for k from ``start`` on, while they fit.
+    def add_records(
+        self,
+        keys: Sequence[str],
+        datas: Sequence[bytes],
+        order: Sequence[int],
+        start: int = 0,
+        extras: Mapping[int, tuple[int | None, str | None]] | None = None,
+    ) -> tuple[int, int]:
+        """Add the record ``(keys[i], datas[i])`` for ``i = order[k]``, k from ``start`` on, while they fit.
 
-        The batch path of a producer: per record whose key is already in the table, two
-        dict lookups and two appends, nothing allocated.  Records must be validated, with a
-        partition key.  Returns ``(k, user_bytes)``: the first position not added (``start``
-        when the next record does not fit a non-empty builder; a first record always fits)
-        and the data + partition-key characters of the records added.
+        The batch path of a producer, on columns (no object per record): per record whose
+        key is already in the table, two dict lookups and two appends, nothing allocated.
+        ``extras`` maps the index of a record that has an explicit hash key or an event id
+        to ``(explicit hash key, event id)``.  Records must be validated.  Returns
+        ``(k, user_bytes)``: the first position not added (``start`` when the next record
+        does not fit a non-empty builder; a first record always fits) and the data +
+        partition-key characters of the records added.
         """
         parts = self._parts
         append = parts.append
@@ -450,45 +479,37 @@ class AggregateBuilder:
         stop = len(order)
         try:
             while k < stop:
-                record = records[order[k]]
-                key: str = record.partition_key  # type: ignore[assignment]
-                data = record.data
+                index = order[k]
+                key = keys[index]
+                data = datas[index]
+                special = extras.get(index) if extras else None
                 headers = key_headers.get(key)
                 added = 0
-                if headers is None:
+                if headers is None or special is not None:
                     # A key new to this aggregate: inline when its table entry is cached
-                    # (it was in an earlier aggregate), else the general path.
-                    index = len(key_table)
+                    # (it was in an earlier aggregate), else (and for a record with an
+                    # explicit hash key or an event id) the general path.
+                    position = len(key_table)
                     key_entry = entry_cache.get(key)
                     if (
-                        key_entry is None
+                        special is not None
+                        or key_entry is None
                         or not count
-                        or index >= len(header_cache)
-                        or index >= _VARINTS_LEN
-                        or record.explicit_hash_key is not None
-                        or record.event_id is not None
+                        or position >= len(header_cache)
+                        or position >= _VARINTS_LEN
                     ):
                         self._size = size
                         self._count = count
-                        if not self.try_add(key, data, record.explicit_hash_key, record.event_id):
+                        ehk, event_id = special if special is not None else (None, None)
+                        if not self.try_add(key, data, ehk, event_id):
                             break
                         size = self._size
                         count = self._count
                         user_bytes += len(data) + len(key)
                         k += 1
                         continue
-                    headers = header_cache[index]
+                    headers = header_cache[position]
                     added = len(key_entry)
-                elif record.explicit_hash_key is not None or record.event_id is not None:
-                    self._size = size
-                    self._count = count
-                    if not self.try_add(key, data, record.explicit_hash_key, record.event_id):
-                        break
-                    size = self._size
-                    count = self._count
-                    user_bytes += len(data) + len(key)
-                    k += 1
-                    continue
                 length = len(data)
                 header = headers.get(length)
                 if header is None:

@@ -2,20 +2,38 @@
 
 One client per process (``python -m benchmarks.peers.kinesis --client NAME``), so one
 client's imports, caches and garbage never bill another.  Every client sends the same
-workload into its own fresh stream: ``records`` unique payloads of ``record_size`` bytes
-over ``keys`` partition keys.  Reported: records/s and client CPU microseconds per record
-(user + sys of this process from the first submit to the last acknowledgement, which does
-not depend on the emulator's speed), and Kinesis entries per user record, found by reading
-the stream back with boto3 + aws-kinesis-agg, which also verifies that every record arrived.
+workload into its own fresh stream: ``records`` payloads of ``record_size`` bytes over
+``keys`` partition keys.
 
-    python -m benchmarks.peers.kinesis --endpoint http://127.0.0.1:4567 --client all
+The timed span starts from the user's raw data and ends when every record is acknowledged.
+The raw data is a list of ``(partition key, payload)`` pairs made before the span; each
+payload is a 10-digit index (so the read-back can check that every record arrived once)
+followed by ``os.urandom`` bytes, never one repeated value.  Every object a client's API
+needs (``Record`` objects, the column lists ``send_many`` takes, request dicts, futures,
+aggregators) is built inside the span, because the caller pays for it.
 
-Clients: ``shardline-batch`` (``send_many``, the default 50 KiB aggregates),
-``shardline-batch-1mib`` (``send_many`` with aggregates up to the 1 MiB record limit, like the
-aws-kinesis-agg row), ``shardline-send`` (per-record ``send()``),
-``boto3`` (put_records, 500 a call), ``kinesis-agg`` (aws-kinesis-agg, one aggregator per
-shard, boto3 put_records), ``aiokpl`` and ``async-kinesis``.  Pacing is off everywhere it can
-be switched off, because the emulator does not meter shards.
+Reported per client: records/s and client CPU microseconds per record (user + sys of this
+process over the span, which does not depend on the emulator's speed), the 1-minute load
+average when the client finished, and Kinesis entries per user record, found by reading the
+stream back with boto3 + aws-kinesis-agg, which also verifies that every record arrived.
+
+    python -m benchmarks.peers.kinesis --endpoint http://127.0.0.1:4567 --client all --repeat 3
+
+runs every client once per repetition, one after another (A B C ... A B C ...), so drifts in
+the machine's load hit all alike, and prints medians with min-max.  Ratios are taken within
+each repetition, then the median (min-max) is reported: each Shardline row against the
+aws-kinesis-agg row of the same aggregate size (``vs kinesis-agg``) and against the cheapest
+peer of that repetition (``vs best peer``).
+
+Clients: ``shardline-batch`` (``send_many(values, keys)`` with columns, 50 KiB aggregates,
+the default and the KPL's), ``shardline-batch-1mib`` (the same with aggregates up to 1 MiB),
+``shardline-batch-records`` (``send_many`` of ``Record`` objects built in the span, 50 KiB),
+``shardline-send`` (per-record ``send()``, a future per record awaited one by one, 50 KiB),
+``kinesis-agg`` and ``kinesis-agg-1mib`` (aws-kinesis-agg, one ``RecordAggregator`` per shard
+of 50 KiB or 1 MiB, the key-to-shard lookup cached per key, boto3 put_records),
+``boto3`` (put_records, 500 a call, no aggregation), ``aiokpl`` and ``async-kinesis``
+(bytes passed through).  Pacing is off everywhere it can be switched off, because the
+emulator does not meter shards.
 """
 
 from __future__ import annotations
@@ -45,10 +63,18 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+_INDEX_BYTES = 10
+"""Each payload starts with its index as 10 ASCII digits: the read-back checks them."""
+
+KIB_50 = 50 * 1024
+MIB_1 = 1024 * 1024
+
+
 def _payloads(records: int, size: int, keys: int) -> list[tuple[str, bytes]]:
-    """(partition key, data): each payload starts with its index, so the read-back can check it."""
-    pad = b"x" * max(size - 10, 0)
-    return [(f"device-{i % keys}", b"%010d" % i + pad) for i in range(records)]
+    """The user's raw data: (partition key, payload), the payload an index then random bytes."""
+    rest = max(size - _INDEX_BYTES, 0)
+    noise = os.urandom(records * rest)
+    return [(f"device-{i % keys}", b"%010d" % i + noise[i * rest : (i + 1) * rest]) for i in range(records)]
 
 
 def _boto3(endpoint: str) -> Any:
@@ -107,18 +133,17 @@ async def _shardline(
     stream: str,
     work: Workload,
     start: Timed,
-    per_record: bool,
-    aggregate_bytes: int | None = None,
+    shape: str,
+    aggregate_bytes: int = KIB_50,
 ) -> None:
+    """Shardline's producer; ``shape`` is "columns", "records" (send_many) or "send"."""
     from producers import KinesisProducer
     from shardline.records import Record
 
-    options: dict[str, Any] = {"rate_limit_percent": None}
-    if aggregate_bytes is not None:
-        options["aggregate_max_bytes"] = aggregate_bytes
+    options: dict[str, Any] = {"rate_limit_percent": None, "aggregate_max_bytes": aggregate_bytes}
     async with KinesisProducer(stream, endpoint_url=endpoint, **options) as producer:
-        if per_record:
-            start()
+        start()
+        if shape == "send":
             send = producer.send
             futures = [await send(data, partition_key=key) for key, data in work]
             await producer.flush()
@@ -129,12 +154,15 @@ async def _shardline(
                 await future
                 acked += 1
             assert acked == len(work)
+            return
+        if shape == "records":
+            acks = await (await producer.send_many([Record(data, key) for key, data in work]))
         else:
-            records = [Record(data, partition_key=key) for key, data in work]
-            start()
-            acks = await (await producer.send_many(records))
-            if not acks.ok:
-                raise RuntimeError(f"{len(acks.failed)} records failed")
+            values = [data for _, data in work]
+            keys = [key for key, _ in work]
+            acks = await (await producer.send_many(values, keys))
+        if not acks.ok:
+            raise RuntimeError(f"{len(acks.failed)} records failed")
 
 
 def _put_all(client: Any, stream: str, entries: list[dict[str, Any]]) -> None:
@@ -163,7 +191,10 @@ async def _boto3_plain(endpoint: str, stream: str, work: Workload, start: Timed)
     _put_all(client, stream, [{"Data": data, "PartitionKey": key} for key, data in work])
 
 
-async def _kinesis_agg(endpoint: str, stream: str, work: Workload, start: Timed) -> None:
+async def _kinesis_agg(
+    endpoint: str, stream: str, work: Workload, start: Timed, max_size: int = KIB_50
+) -> None:
+    """aws-kinesis-agg: one aggregator per shard (the KPL's way), the shard looked up once per key."""
     import hashlib
 
     from aws_kinesis_agg.aggregator import RecordAggregator
@@ -172,11 +203,14 @@ async def _kinesis_agg(endpoint: str, stream: str, work: Workload, start: Timed)
     shards = client.list_shards(StreamName=stream)["Shards"]
     starts = sorted((int(s["HashKeyRange"]["StartingHashKey"]), i) for i, s in enumerate(shards))
     start()
-    aggregators = [RecordAggregator() for _ in shards]
+    aggregators = [RecordAggregator(max_size=max_size) for _ in shards]
+    shard_of: dict[str, int] = {}
     out: list[dict[str, Any]] = []
     for key, data in work:
-        hash_key = int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest(), "big")
-        index = next(i for first, i in reversed(starts) if first <= hash_key)
+        index = shard_of.get(key)
+        if index is None:
+            hash_key = int.from_bytes(hashlib.md5(key.encode(), usedforsecurity=False).digest(), "big")
+            index = shard_of[key] = next(i for first, i in reversed(starts) if first <= hash_key)
         full = aggregators[index].add_user_record(key, data)
         if full is not None:
             out.append(_agg_entry(full.get_contents()))
@@ -219,36 +253,53 @@ async def _aiokpl(endpoint: str, stream: str, work: Workload, start: Timed) -> N
 
 async def _async_kinesis(endpoint: str, stream: str, work: Workload, start: Timed) -> None:
     from kinesis import Producer  # type: ignore[import-untyped]
-    from kinesis.processors import StringProcessor  # type: ignore[import-untyped]
+    from kinesis.aggregators import SimpleAggregator  # type: ignore[import-untyped]
+    from kinesis.processors import Processor  # type: ignore[import-untyped]
 
-    texts = [(key, data.decode()) for key, data in work]
+    class BytesProcessor(Processor, SimpleAggregator):  # type: ignore[misc]
+        """One record per entry, the payload bytes passed through (its StringProcessor wants str)."""
+
+        def serialize(self, item: bytes) -> bytes:
+            return item
+
+        def deserialize(self, data: bytes) -> bytes:
+            return data
+
     async with Producer(
         stream,
         endpoint_url=endpoint,
-        processor=StringProcessor(),
+        processor=BytesProcessor(),
         put_rate_limit_per_shard=10**9,
         put_bandwidth_limit_per_shard=10**9,
         max_queue_size=len(work) + 1,
     ) as producer:
         start()
-        for key, text in texts:
-            await producer.put(text, partition_key=key)
+        for key, data in work:
+            await producer.put(data, partition_key=key)
         await producer.flush()
 
 
 ClientFn = Callable[[str, str, Workload, Timed], Coroutine[Any, Any, None]]
 
 CLIENTS: dict[str, ClientFn] = {
-    "shardline-batch": lambda e, s, w, t: _shardline(e, s, w, t, per_record=False),
-    "shardline-batch-1mib": lambda e, s, w, t: _shardline(
-        e, s, w, t, per_record=False, aggregate_bytes=1024 * 1024
-    ),
-    "shardline-send": lambda e, s, w, t: _shardline(e, s, w, t, per_record=True),
-    "boto3": _boto3_plain,
+    "shardline-batch": lambda e, s, w, t: _shardline(e, s, w, t, "columns"),
+    "shardline-batch-1mib": lambda e, s, w, t: _shardline(e, s, w, t, "columns", MIB_1),
+    "shardline-batch-records": lambda e, s, w, t: _shardline(e, s, w, t, "records"),
+    "shardline-send": lambda e, s, w, t: _shardline(e, s, w, t, "send"),
     "kinesis-agg": _kinesis_agg,
+    "kinesis-agg-1mib": lambda e, s, w, t: _kinesis_agg(e, s, w, t, MIB_1),
+    "boto3": _boto3_plain,
     "aiokpl": _aiokpl,
     "async-kinesis": _async_kinesis,
 }
+
+SAME_SIZE_PEER = {
+    "shardline-batch": "kinesis-agg",
+    "shardline-batch-1mib": "kinesis-agg-1mib",
+    "shardline-batch-records": "kinesis-agg",
+    "shardline-send": "kinesis-agg",
+}
+"""Each Shardline client's aws-kinesis-agg counterpart: the same aggregate size."""
 
 
 def run_peer(
@@ -280,46 +331,76 @@ def run_peer(
         "kinesis_entries": entries,
         "entries_per_record": round(entries / records, 5),
         "verified": len(seen) == records,
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
-_PEERS = ("boto3", "kinesis-agg", "aiokpl", "async-kinesis")
+_PEERS = ("kinesis-agg", "kinesis-agg-1mib", "boto3", "aiokpl", "async-kinesis")
 
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _table(runs: list[list[dict[str, Any]]]) -> str:
-    """Medians over the repetitions; ratios are taken within each repetition, then the median."""
-    by_client: dict[str, list[dict[str, Any]]] = {}
-    ratios: dict[str, list[float]] = {}
+def _spread(values: list[float], digits: int = 2, suffix: str = "") -> str:
+    """``median (min-max)`` of ``values``, or ``-`` when there are none."""
+    if not values:
+        return "-"
+    return f"{_median(values):.{digits}f}{suffix} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def _ratios(runs: list[list[dict[str, Any]]]) -> dict[str, dict[str, list[float]]]:
+    """Per client, ratios taken within each repetition: CPU and rate against the same-size
+    aws-kinesis-agg row, CPU against the cheapest peer of that repetition."""
+    out: dict[str, dict[str, list[float]]] = {}
     for rep in runs:
         ok = {r["client"]: r for r in rep if "error" not in r}
         peers = [ok[p]["cpu_us_per_record"] for p in _PEERS if p in ok]
         best = min(peers) if peers else None
+        for client, row in ok.items():
+            ratios = out.setdefault(client, {"cpu_vs_agg": [], "rate_vs_agg": [], "cpu_vs_best": []})
+            twin = ok.get(SAME_SIZE_PEER.get(client, ""))
+            if twin is not None:
+                ratios["cpu_vs_agg"].append(row["cpu_us_per_record"] / twin["cpu_us_per_record"])
+                ratios["rate_vs_agg"].append(row["records_per_second"] / twin["records_per_second"])
+            if best:
+                ratios["cpu_vs_best"].append(row["cpu_us_per_record"] / best)
+    return out
+
+
+def _table(runs: list[list[dict[str, Any]]]) -> str:
+    """Medians (min-max) over the repetitions; ratios within each repetition, then the median."""
+    by_client: dict[str, list[dict[str, Any]]] = {}
+    for rep in runs:
         for r in rep:
             by_client.setdefault(r["client"], []).append(r)
-            if "error" not in r and best:
-                ratios.setdefault(r["client"], []).append(r["cpu_us_per_record"] / best)
+    ratios = _ratios(runs)
     lines = [
-        "| client | rec/s | client CPU-us/record (min-max) | vs best peer | Kinesis entries | verified |",
-        "|---|---|---|---|---|---|",
+        "| client | rec/s (min-max) | CPU-us/record (min-max) | CPU vs kinesis-agg same size | "
+        "rec/s vs kinesis-agg same size | CPU vs best peer | Kinesis entries | verified |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    loads: list[float] = []
     for client, results in by_client.items():
         ok_results = [r for r in results if "error" not in r]
         if not ok_results:
-            lines.append(f"| {client} | - | - | - | - | failed: {results[0]['error']} |")
+            lines.append(f"| {client} | - | - | - | - | - | - | failed: {results[0]['error']} |")
             continue
+        loads += [r["load_1m"] for r in ok_results if "load_1m" in r]
         cpu = [r["cpu_us_per_record"] for r in ok_results]
-        rate = _median([r["records_per_second"] for r in ok_results])
+        rate = [float(r["records_per_second"]) for r in ok_results]
         entries = _median([r["kinesis_entries"] for r in ok_results])
-        ratio = _median(ratios.get(client, []))
+        mine = ratios.get(client, {})
         verified = all(r["verified"] for r in ok_results) and len(ok_results) == len(results)
         lines.append(
-            f"| {client} | {rate:,.0f} | {_median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f}) | "
-            f"{ratio:.2f}x | {entries:,.0f} | {'yes' if verified else 'NO'} |"
+            f"| {client} | {_spread(rate, 0)} | {_spread(cpu)} | "
+            f"{_spread(mine.get('cpu_vs_agg', []), suffix='x')} | "
+            f"{_spread(mine.get('rate_vs_agg', []), suffix='x')} | "
+            f"{_spread(mine.get('cpu_vs_best', []), suffix='x')} | {entries:,.0f} | "
+            f"{'yes' if verified else 'NO'} |"
         )
+    if loads:
+        lines.append(f"\n1-minute load average when each client finished: {min(loads):.2f}-{max(loads):.2f}")
     return "\n".join(lines)
 
 

@@ -94,6 +94,22 @@ async def test_plain_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
     assert len({(r.shard_id, r.sequence_number) for r in found}) == len(records)
 
 
+@pytest.mark.timeout(120)
+async def test_columns_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
+    """send_many(values, keys): bytes and keys as two lists, no Record built by the caller."""
+    stream = await asyncio.to_thread(create_stream, kinesis, 2)
+    values = [b"%06d" % i + random.Random(i).randbytes(60) for i in range(3_000)]
+    partition_keys = [f"device-{i % 97}" for i in range(3_000)]
+    async with KinesisProducer(stream, client=aio_kinesis, rate_limit_percent=None) as producer:
+        acks = await (await producer.send_many(values, partition_keys))
+    assert acks.ok
+    records = [Record(v, k) for v, k in zip(values, partition_keys, strict=True)]
+    found = await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
+    where = {(r.shard_id, r.sequence_number, r.sub_sequence_number): r.data for r in found}
+    for value, ack in zip(values, acks, strict=True):
+        assert where[(ack.shard_id, ack.sequence_number, ack.sub_sequence_number)] == value
+
+
 def split_first_shard(kinesis: Any, stream: str) -> str:
     """Split the lowest shard in two; returns the (now closed) parent's id."""
     shards = ShardMap.from_shards(list_shards_sync(kinesis, stream_name=stream)).open_shards

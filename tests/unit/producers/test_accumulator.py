@@ -245,7 +245,9 @@ def test_add_records_builds_the_same_aggregates_as_per_record_adds() -> None:
     order = list(range(0, 3_000, 2))
     batch_acc, single_acc = make(agg_bytes=8 * KiB), make(agg_bytes=8 * KiB)
     owner = Batch(records)
-    total = batch_acc.add_records("s", owner, records, order, 0.0, 30.0)
+    keys = [r.partition_key or "" for r in records]
+    datas = [r.data for r in records]
+    total = batch_acc.add_records("s", owner, keys, datas, order, 0.0, 30.0)
     assert total == sum(single_acc.add("s", owner, slot, 0.0, 30.0) for slot in order)
     assert batch_acc.open_bytes == single_acc.open_bytes
     batched, singles = take_all(batch_acc), take_all(single_acc)
@@ -259,7 +261,8 @@ def test_add_records_builds_the_same_aggregates_as_per_record_adds() -> None:
 def test_add_records_without_aggregation_gives_one_entry_per_record() -> None:
     records = [Record(b"data", f"k{i}") for i in range(5)]
     acc = make(aggregate=False)
-    acc.add_records("s", Batch(records), records, [0, 2, 4], 0.0, 30.0)
+    keys = [r.partition_key or "" for r in records]
+    acc.add_records("s", Batch(records), keys, [r.data for r in records], [0, 2, 4], 0.0, 30.0)
     entries = take_all(acc)[0]
     assert [(e.aggregated, e.data, [slot for _, slot in e.members()]) for e in entries] == [
         (False, b"data", [0]),

@@ -127,6 +127,11 @@ def test_deaggregate_consumed_keeps_an_unsigned_event_id_informational() -> None
 @given(tagged_entries, st.integers(min_value=200, max_value=4_000))
 def test_add_records_matches_try_add_byte_for_byte(items: list[Tagged], max_bytes: int) -> None:
     records = [Record(data, key, ehk, event_id) for key, data, ehk, event_id in items]
+    keys = [key for key, _, _, _ in items]
+    datas = [data for _, data, _, _ in items]
+    extras = {
+        i: (ehk, event_id) for i, (_, _, ehk, event_id) in enumerate(items) if ehk is not None or event_id
+    }
     order = list(range(len(records)))[::-1]  # any order of indexes into the records
     reference = AggregateBuilder(max_bytes)
     fast = AggregateBuilder(max_bytes)
@@ -142,7 +147,7 @@ def test_add_records_matches_try_add_byte_for_byte(items: list[Tagged], max_byte
                     break
                 expected_stop += 1
                 expected_bytes += len(r.data) + len(r.partition_key)
-            stop, user_bytes = fast.add_records(records, order, start)
+            stop, user_bytes = fast.add_records(keys, datas, order, start, extras)
             assert (stop, user_bytes) == (expected_stop, expected_bytes)
             assert stop > start  # a first record always fits
             assert fast.encoded_size == reference.encoded_size
