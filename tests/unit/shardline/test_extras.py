@@ -4,9 +4,11 @@ every command-line entry point; anything else still raises."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from shardline.extras import (
     require_module,
     run_command,
 )
+from shardline.local.paths import STATE_ENV
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -98,9 +101,18 @@ def test_every_extra_named_for_a_module_exists_and_lists_its_distribution() -> N
 def _run_without(module: str, code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter in which ``module`` cannot be imported."""
     blocked = f"import sys; sys.modules[{module!r}] = None\n" + code
-    return subprocess.run(
-        [sys.executable, "-c", blocked], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
+    with tempfile.TemporaryDirectory() as state:
+        # A stack of the user's own (`shardline local up`) must not change what these commands say.
+        env = {**os.environ, STATE_ENV: os.path.join(state, "local-stack.json")}
+        return subprocess.run(
+            [sys.executable, "-c", blocked],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 _BENCH_RUN = "from benchmarks.entry import main; raise SystemExit(main(['run', '--duration', '1']))"
