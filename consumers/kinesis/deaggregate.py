@@ -14,7 +14,7 @@ legitimately hash elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,25 @@ from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition, RefusedRecord
 from shardline.shardmath import KeysInRange, ShardInfo
 
-__all__ = ["records_from_api"]
+__all__ = ["PROMOTE_MIN_BYTES", "records_from_api"]
+
+PROMOTE_MIN_BYTES = 256 * 1024
+"""Data in a response from which its records are built for the collector's oldest generation.
+
+Below it the young collection that promotion starts with (up to a few hundred microseconds,
+whatever the batch) would cost more than it saves."""
+
+
+def _large(raw_records: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether ``raw_records`` (when it can be read twice) holds PROMOTE_MIN_BYTES of data."""
+    if not isinstance(raw_records, Sequence):
+        return False
+    total = 0
+    for raw in raw_records:
+        total += len(raw["Data"])
+        if total >= PROMOTE_MIN_BYTES:
+            return True
+    return False
 
 
 def records_from_api(
@@ -47,10 +65,12 @@ def records_from_api(
     are expanded by :func:`~shardline.aggregation.expand_aggregate`, which builds the user
     records straight from the parsed aggregate; the aggregate itself becomes a record only
     when it is passed on whole (not an aggregate, corrupt, or refused by the policy).  The
-    batch is built with the cyclic collector paused (:mod:`shardline.gcpause`).
+    batch is built with the cyclic collector paused (:mod:`shardline.gcpause`); a large one
+    (at least ``PROMOTE_MIN_BYTES`` of data) goes straight to the collector's oldest
+    generation, so the young collections a consumer's own work triggers do not walk it.
     """
     out: list[ConsumedRecord] = []
-    with collector_paused():
+    with collector_paused(promote=_large(raw_records)):
         outside = _convert(
             raw_records,
             out,
