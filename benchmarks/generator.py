@@ -1,12 +1,13 @@
 """The load generator: a pacing tick's records built, routed, counted and sent in bulk.
 
 Per record the generator does only what cannot be shared: pack the payload header (id and
-intended send time) in front of a precomputed key-and-padding tail, and build the
-:class:`~shardline.Record`.  Everything else happens once per tick: keys are drawn in bulk
+intended send time) in front of a precomputed key-and-padding tail and append it, with its
+key, to its shard's columns.  Everything else happens once per tick: keys are drawn in bulk
 (``random.choices`` with cumulative weights), each key's shard is looked up once and kept,
 per-shard and per-key counts are taken from one ``collections.Counter`` of the tick's keys,
-and each shard's records go to the producer's batch path (``send_many``) as one batch whose
-acknowledgement is recorded in bulk.
+and each shard's records go to the producer's batch path as columns
+(``send_many(payloads, keys)``: no object per record) in one batch whose acknowledgement is
+recorded in bulk.
 
 Latency stays measured from each record's INTENDED send time (coordinated omission is not
 hidden): a paced record *i* is due at ``start + i / rate`` whatever the client was doing; an
@@ -109,7 +110,7 @@ class LoadGenerator:
         self._size = workload.record_size
         self._binary = workload.payload_format == "binary"
         self._pads: dict[int, bytes] = {}
-        self._tails: dict[int, tuple[str, bytes]] = {}
+        self._tails: dict[int, tuple[str, bytes, int]] = {}
         self.pending: set[asyncio.Future[Any]] = set()
 
     # --- per key, once ------------------------------------------------------------------------
@@ -148,53 +149,63 @@ class LoadGenerator:
         if self._choose_key is not None or not self._binary:
             await self._send_general(first, indices, second, now_intended)
             return
-        origin = self._wall_origin_ns
-        stride, offset = self._id_stride, self._id_offset
-        pack = _HEADER.pack
-        shard_of = self._shard_of
-        groups: dict[int, list[Record]] = {}
-        intended_of: dict[int, list[float]] = {}
+        # per key, cached: (key, payload tail, shard index); the per-record loop is then a
+        # header pack and one list append, grouped by shard through a flat list
         tails = self._tails
         if len(tails) > _TAIL_CACHE:
             tails.clear()  # bounded memory with a million keys; hot keys are back after one tick
-        for n, index in enumerate(indices):
-            cached = tails.get(index)
-            if cached is None:
+        counts = Counter(indices)
+        for index in counts:
+            if index not in tails:
                 key = device_key(index)
-                encoded = key.encode()
-                cached = tails[index] = (key, self._tail(encoded))
-            key, tail = cached
-            record_id = (first + n) * stride + offset
-            if now_intended is None:
-                assert rate is not None
-                intended = start + (first + n) / rate
-                intended_ns = origin + int(intended * 1e9)
-            else:
-                intended = now_intended
-                intended_ns = origin + int(intended * 1e9)
-            shard = shard_of[index]
-            if shard < 0:
-                shard = self._route(index)
-            group = groups.get(shard)
-            if group is None:
-                group = groups[shard] = []
-                intended_of[shard] = []
-            group.append(Record(pack(_MAGIC, record_id, intended_ns, len(key)) + tail, key))
-            if now_intended is None:
+                shard = self._shard_of[index]
+                tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
+        pack = _HEADER.pack
+        datas: list[list[bytes]] = [[] for _ in self._shard_ids]
+        keys: list[list[str]] = [[] for _ in self._shard_ids]
+        stride = self._id_stride
+        record_id = first * stride + self._id_offset
+        if now_intended is not None:  # unbounded: the whole tick is intended now
+            intended_ns = self._wall_origin_ns + int(now_intended * 1e9)
+            for index in indices:
+                key, tail, shard = tails[index]
+                datas[shard].append(pack(_MAGIC, record_id, intended_ns, len(key)) + tail)
+                keys[shard].append(key)
+                record_id += stride
+            times: list[float | list[float]] = [now_intended] * len(datas)
+        else:
+            assert rate is not None
+            origin = self._wall_origin_ns
+            intended_of: list[list[float]] = [[] for _ in self._shard_ids]
+            for n, index in enumerate(indices, first):
+                key, tail, shard = tails[index]
+                intended = start + n / rate
+                datas[shard].append(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail)
+                keys[shard].append(key)
                 intended_of[shard].append(intended)
-        self._count_load(second, Counter(indices), tails)
-        for shard, records in groups.items():
-            data_bytes = sum(len(r.data) for r in records)
-            times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
-            await self._hand_over(records, second, self._shard_ids[shard], data_bytes, times)
+                record_id += stride
+            times = [*intended_of]
+        data_bytes = self._count_load(second, counts, tails)
+        for shard, values in enumerate(datas):
+            if values:
+                await self._hand_over(
+                    values, keys[shard], second, self._shard_ids[shard], data_bytes[shard], times[shard]
+                )
 
-    def _count_load(self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes]]) -> None:
-        load = self._recorder.load
-        shard_ids, shard_of = self._shard_ids, self._shard_of
+    def _count_load(
+        self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes, int]]
+    ) -> list[int]:
+        """Count a tick's records per shard and key; return each shard's payload bytes."""
+        add_many = self._recorder.load.add_many
+        shard_ids = self._shard_ids
+        header = _HEADER.size
+        data_bytes = [0] * len(shard_ids)
         for index, count in counts.items():
-            key, tail = tails[index]
-            size = _HEADER.size + len(tail) + len(key)
-            load.add_many(shard_ids[shard_of[index]], second, key, count, count * size)
+            key, tail, shard = tails[index]
+            size = header + len(tail)
+            data_bytes[shard] += count * size
+            add_many(shard_ids[shard], second, key, count, count * (size + len(key)))
+        return data_bytes
 
     async def _send_general(
         self, first: int, indices: list[int], second: int, now_intended: float | None
@@ -223,14 +234,21 @@ class LoadGenerator:
         for shard, records in groups.items():
             data_bytes = sum(len(r.data) for r in records)
             times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
-            await self._hand_over(records, second, shard, data_bytes, times)
+            await self._hand_over(records, None, second, shard, data_bytes, times)
 
     async def _hand_over(
-        self, records: list[Record], second: int, shard: str, data_bytes: int, times: float | list[float]
+        self,
+        values: list[bytes] | list[Record],
+        keys: list[str] | None,
+        second: int,
+        shard: str,
+        data_bytes: int,
+        times: float | list[float],
     ) -> None:
-        future = await self._producer.send_many(records)
+        """One shard's records to the producer's batch path: payload and key columns, or Records."""
+        future = await self._producer.send_many(values, keys)
         self.pending.add(future)
-        future.add_done_callback(partial(self._on_batch_done, second, shard, len(records), data_bytes, times))
+        future.add_done_callback(partial(self._on_batch_done, second, shard, len(values), data_bytes, times))
 
     def _on_batch_done(
         self,

@@ -1,5 +1,13 @@
 """What a reader does with a batch of bench records: ids and end-to-end latencies, in bulk.
 
+The bench needs only the first 20 bytes of each record it wrote (magic, record id, intended
+send time), so its readers receive KPL aggregates whole (:data:`READER_DEAGGREGATION`: the
+shard reader does not expand them) and :func:`read_batch` expands each into its payload
+column alone: one MD5 check and one protobuf parse per aggregate, one bytes object per user
+record, instead of a full :class:`~shardline.records.ConsumedRecord` with its position per
+user record.  An aggregate whose MD5 or body is bad is read as one plain record (and so
+skipped as not the bench's), as the consumers treat it.
+
 The binary payload's header is unpacked with one precompiled struct per record; a JSON
 payload (``--payload json``) goes through :func:`~benchmarks.workload.decode_payload`.
 Records written before ``floor_ns`` (an existing stream's earlier traffic) or not written by
@@ -8,16 +16,40 @@ the bench are skipped.  End-to-end latency is measured from each record's INTEND
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from benchmarks.recorder import Recorder
 from benchmarks.workload import _MAGIC, decode_payload
+from shardline._kpl_pb import AggregatedRecord
+from shardline.aggregation import DIGEST_SIZE, EMPTY_AGGREGATE_SIZE, MAGIC, DeaggregationPolicy
 
-__all__ = ["read_batch"]
+__all__ = ["READER_DEAGGREGATION", "aggregate_payloads", "read_batch"]
+
+READER_DEAGGREGATION = DeaggregationPolicy(deaggregate=False)
+"""The bench readers' policy: aggregates arrive whole; :func:`read_batch` expands them."""
 
 _ID_AND_TIME = struct.Struct(">4sQq")
+_MAGIC_SIZE = len(MAGIC)
+
+
+def aggregate_payloads(data: bytes) -> list[bytes] | None:
+    """The user records' data of a KPL aggregate, in order; None when ``data`` is not a valid one."""
+    if len(data) <= EMPTY_AGGREGATE_SIZE or data[:_MAGIC_SIZE] != MAGIC:
+        return None
+    body = memoryview(data)[_MAGIC_SIZE:-DIGEST_SIZE]
+    if hashlib.md5(body, usedforsecurity=False).digest() != data[-DIGEST_SIZE:]:
+        return None
+    message = AggregatedRecord()
+    try:
+        message.ParseFromString(body)
+    except DecodeError:
+        return None
+    return [record.data for record in message.records]
 
 
 def read_batch(
@@ -32,16 +64,45 @@ def read_batch(
 ) -> None:
     """Count one reader batch: dedupe by record id, record end-to-end latency in microseconds.
 
-    ``reader`` names the reader kind when several read the same shard (``--consumer both``):
-    its latency is then also kept apart; only the reader with ``counts`` adds to the
-    consumed records.
+    ``records`` are the shard reader's (anything with ``data``), aggregates whole or already
+    expanded.  ``reader`` names the reader kind when several read the same shard
+    (``--consumer both``): its latency is then also kept apart; only the reader with
+    ``counts`` adds to the consumed records.
     """
+    payloads: list[bytes] = []
+    for record in records:
+        data = record.data
+        if data[:_MAGIC_SIZE] == MAGIC:
+            inner = aggregate_payloads(data)
+            if inner is not None:
+                payloads += inner
+                continue
+        payloads.append(data)
+    unpack = _ID_AND_TIME.unpack_from
+    try:  # the binary payloads: one struct unpack each, filtered in bulk
+        headers = [unpack(data) for data in payloads]
+    except struct.error:  # a record shorter than a header: not all binary
+        headers = []
+    if len(headers) == len(payloads) and all(header[0] == _MAGIC for header in headers):
+        ids = [record_id for _, record_id, intended_ns in headers if intended_ns >= floor_ns]
+        micros = [(now_ns - intended_ns) // 1000 for _, _, intended_ns in headers if intended_ns >= floor_ns]
+    else:
+        ids, micros = _read_mixed(payloads, now_ns, floor_ns)
+    if ids:
+        if reader is not None:
+            recorder.on_read_by(reader, ids, micros)
+        if counts:
+            recorder.on_consumed_many(second, ids, micros)
+
+
+def _read_mixed(payloads: list[bytes], now_ns: int, floor_ns: int) -> tuple[list[int], list[int]]:
+    """Ids and end-to-end microseconds of binary and JSON payloads; others are skipped."""
     ids: list[int] = []
     micros: list[int] = []
     unpack = _ID_AND_TIME.unpack_from
-    for record in records:
-        data = record.data
-        if data[:4] == _MAGIC and len(data) >= _ID_AND_TIME.size:
+    size = _ID_AND_TIME.size
+    for data in payloads:
+        if data[:4] == _MAGIC and len(data) >= size:
             _, record_id, intended_ns = unpack(data)
         else:
             payload = decode_payload(data)
@@ -51,8 +112,4 @@ def read_batch(
         if intended_ns >= floor_ns:
             ids.append(record_id)
             micros.append((now_ns - intended_ns) // 1000)
-    if ids:
-        if reader is not None:
-            recorder.on_read_by(reader, ids, micros)
-        if counts:
-            recorder.on_consumed_many(second, ids, micros)
+    return ids, micros

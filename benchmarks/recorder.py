@@ -111,6 +111,7 @@ class Recorder:
         self.acked[second] += count
         self.acked_bytes[second] += size
         ack_second = self.second(now)
+        self.acked_by_arrival[ack_second] += count
         self.accepted_records[shard_id][ack_second] += count
         self.accepted_bytes[shard_id][ack_second] += size
         by_second = self.ack_latency_by_second[second]

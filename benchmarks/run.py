@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import environment
+from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
-from benchmarks.readback import read_batch
+from benchmarks.readback import READER_DEAGGREGATION, read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
@@ -199,6 +200,7 @@ async def run_kinesis(
     """Create (or reuse) the stream, produce for ``duration`` seconds, drain, and measure."""
     from aiobotocore.session import get_session
 
+    from consumers.kinesis.config import ReaderConfig
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
     from producers import KinesisProducer
@@ -229,12 +231,17 @@ async def run_kinesis(
         run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
         start = _start_position(created or options.new_stream, run_start)
 
+        # aggregates reach the readers whole: read_batch takes only their payload column
+        reader_config = ReaderConfig(deaggregation=READER_DEAGGREGATION)
+
         def reader_for(shard_id: str, kind: str) -> Any:
             shard = shard_map.get(shard_id)
             if kind == "efo":
                 assert consumer_arn is not None
-                return FanOutShardReader(client, consumer_arn, stream, shard_id, start, shard=shard)
-            return PollingShardReader(client, stream, shard_id, start, shard=shard)
+                return FanOutShardReader(
+                    client, consumer_arn, stream, shard_id, start, shard=shard, config=reader_config
+                )
+            return PollingShardReader(client, stream, shard_id, start, shard=shard, config=reader_config)
 
         both = options.consumer == "both"
         if both:
@@ -270,14 +277,15 @@ async def run_kinesis(
         send_one, send_batch, mass = _senders(
             options, producer, shard_map, shard_ids, recorder, chooser, loop_start, wall_origin_ns
         )
-        cpu = CpuMeter(target)
         stop = asyncio.Event()
         with (
+            run_gc_settings(),
             Progress(
                 lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
             ) as progress,
             GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
         ):
+            cpu = CpuMeter(target)
             await produce_then_drain(
                 producer,
                 producer.flush,
@@ -299,8 +307,8 @@ async def run_kinesis(
                     task.cancel()
                 await asyncio.gather(*consumer_tasks, return_exceptions=True)
             progress.tick()
-        wall = time.monotonic() - loop_start
-        client_cpu, process_cpu, emulator_cpu = cpu.read()
+            wall = time.monotonic() - loop_start
+            client_cpu, process_cpu, emulator_cpu = cpu.read()
         if consumer_arn is not None:
             with contextlib.suppress(Exception):
                 await client.deregister_stream_consumer(ConsumerARN=consumer_arn)

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from benchmarks.environment import environment
+from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.recorder import Recorder
@@ -161,42 +162,43 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         future = await producer.send(data, key, partition=partition)
         future.add_done_callback(partial(on_done, second, len(data) + len(key), device, intended))
 
-    cpu = CpuMeter(None)
-    stop = asyncio.Event()
-    interrupted_after: float | None = None
-    try:
-        with (
-            Progress(
-                lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
-            ) as progress,
-            GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
-        ):
-            await produce_then_drain(
-                producer,
-                producer.flush,
-                recorder=recorder,
-                rate=workload.rate,
-                duration=workload.duration,
-                start=loop_start,
-                send_one=send_one,
-                tick=progress.tick,
-                consumers_running=consumer_task is not None,
-                drain_seconds=options.drain_seconds,
-                stop=stop,
-            )
-            if interrupts.interrupted:
-                interrupted_after = time.monotonic() - loop_start
-            progress.tick()
-    finally:
-        if source is not None and consumer_task is not None:
-            await source.stop()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
-            consumer_task.cancel()
-            await asyncio.gather(consumer_task, return_exceptions=True)
-            await source.close()
-    wall = time.monotonic() - loop_start
-    client_cpu, process_cpu, _ = cpu.read()
+    with run_gc_settings():
+        cpu = CpuMeter(None)
+        stop = asyncio.Event()
+        interrupted_after: float | None = None
+        try:
+            with (
+                Progress(
+                    lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
+                ) as progress,
+                GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
+            ):
+                await produce_then_drain(
+                    producer,
+                    producer.flush,
+                    recorder=recorder,
+                    rate=workload.rate,
+                    duration=workload.duration,
+                    start=loop_start,
+                    send_one=send_one,
+                    tick=progress.tick,
+                    consumers_running=consumer_task is not None,
+                    drain_seconds=options.drain_seconds,
+                    stop=stop,
+                )
+                if interrupts.interrupted:
+                    interrupted_after = time.monotonic() - loop_start
+                progress.tick()
+        finally:
+            if source is not None and consumer_task is not None:
+                await source.stop()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
+                consumer_task.cancel()
+                await asyncio.gather(consumer_task, return_exceptions=True)
+                await source.close()
+        wall = time.monotonic() - loop_start
+        client_cpu, process_cpu, _ = cpu.read()
     if created and options.stream is None:
         await loop.run_in_executor(None, _delete_topic, target.client, topic)
     return RunOutcome(

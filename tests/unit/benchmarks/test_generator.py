@@ -31,9 +31,10 @@ class HeldProducer:
     def __init__(self) -> None:
         self.batches: list[tuple[list[Record], asyncio.Future[Any]]] = []
 
-    async def send_many(self, records: list[Record]) -> asyncio.Future[Any]:
+    async def send_many(self, values: list[Any], keys: list[str] | None = None) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.batches.append((list(records), future))
+        records = list(values) if keys is None else [Record(v, k) for v, k in zip(values, keys, strict=True)]
+        self.batches.append((records, future))
         return future
 
     def ack_all(self, failed: dict[int, Exception] | None = None) -> None:
@@ -200,3 +201,14 @@ def test_read_back_dedupes_and_measures_from_the_intended_time() -> None:
     read_batch(recorder, records, 0, now_ns=5_250_000_000, floor_ns=1_000_000_000)
     assert recorder.total_consumed == 2 and recorder.duplicates == 1
     assert recorder.e2e_latency.summary_ms()["p50"] == pytest.approx(250, rel=0.002)
+
+
+async def test_batch_acks_feed_the_live_rate_by_arrival_second() -> None:
+    clock = FakeClock()
+    producer = HeldProducer()
+    generator, recorder = _generator(WorkloadSpec(keys=20, rate=None, record_size=64), clock, producer)
+    await generator.send_batch(0, 300)
+    clock.now = 1.5  # acknowledged in the run's second 1
+    producer.ack_all()
+    await asyncio.sleep(0)
+    assert recorder.snapshot(2.2, 10.0)["rate"] == pytest.approx(300 / 2)  # seconds 0 and 1 complete
