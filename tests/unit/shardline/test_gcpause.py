@@ -16,7 +16,9 @@ def collector_enabled() -> Iterator[None]:
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:
+        gc.enable()  # a test may have disabled it
+    else:
         gc.disable()
 
 
