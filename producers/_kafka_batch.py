@@ -2,19 +2,27 @@
 
 A future, a callback closure and a :class:`~shardline.records.KafkaAck` per message cost
 more Python time than librdkafka spends on the message itself.  A batch instead gets one
-:class:`DeliveryBatch`, and each message's ``on_delivery`` is a reusable slot of a
-:class:`CallbackPool` whose report writes the partition and offset into the batch's two
-preallocated lists and counts the report.
-:class:`KafkaBatchAcks` turns those lists into acks only when they are read.
+:class:`DeliveryBatch`: its report function writes each message's partition and offset into
+two preallocated lists and counts the report, and each message's ``on_delivery`` is that
+function bound to the message's index.  :class:`KafkaBatchAcks` turns copies of those lists
+into acks only when they are read.
 
-Reports arrive on two threads (the event loop's inline polls and the delivery thread), so
-each thread counts in its own field and no count is ever lost to a race; whichever thread
-sees the last report hands the batch to the loop, which resolves the future exactly once.
+A finished batch is reset and reused by the next ``send_many`` (:meth:`DeliveryBatch.reset`),
+callables included, so a steady stream of batches allocates nothing per message: a callable
+allocated per message lives until its delivery report, long enough to be promoted through
+the garbage collector's generations, and full collections then walk the whole heap.
+
+Reports arrive on two threads (the event loop's inline polls and the delivery thread); each
+counts with one ``list.append`` (atomic under the GIL, so no count is lost and no thread
+check is paid per report); whichever thread sees the last report hands the batch to the
+loop, which resolves the future exactly once and only if the batch is complete (a late
+thread may still be finishing its report call of the batch's previous use).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from types import MethodType
@@ -24,7 +32,7 @@ from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
 from shardline.records import KafkaAck
 
-__all__ = ["CallbackPool", "DeliveryBatch", "KafkaBatchAcks"]
+__all__ = ["DeliveryBatch", "KafkaBatchAcks"]
 
 _get_ident = threading.get_ident
 
@@ -79,20 +87,25 @@ class DeliveryBatch:
     the batch was served there; ``hand_over`` (the delivery thread's round list) receives
     the batch when the last report was served on the delivery thread.  ``on_error`` sees
     each failure as it arrives (a fatal one must stop further sends at once, not when the
-    whole batch has reported).  Reports reach it through a :class:`CallbackPool`.
+    whole batch has reported).  ``loop_thread`` is the event loop's thread (by default the
+    one creating the batch).  Message ``index`` reports through ``callbacks[index]``.
     """
 
     __slots__ = (
-        "counts",
+        "callbacks",
         "errors",
         "expected",
         "future",
         "hand_over",
+        "limit",
         "offsets",
         "on_complete",
         "on_error",
         "partitions",
         "queued_all",
+        "report",
+        "size",
+        "tally",
     )
 
     def __init__(
@@ -103,32 +116,58 @@ class DeliveryBatch:
         on_complete: Callable[[DeliveryBatch], None],
         hand_over: Callable[[DeliveryBatch], None],
         on_error: Callable[[Any], None] | None = None,
+        loop_thread: int | None = None,
     ) -> None:
-        self.future = future
-        self.expected = size
-        self.queued_all = False
         self.on_complete = on_complete
         self.hand_over = hand_over
         self.on_error = on_error
-        self.partitions: list[int] = [-1] * size
-        self.offsets: list[int] = [-1] * size
+        self.partitions: list[int] = []
+        self.offsets: list[int] = []
+        self.callbacks: list[Callable[[Any, Any], None]] = []
         self.errors: list[tuple[int, Any]] = []
-        # [reports served on the loop thread, reports served elsewhere]: each slot is written
-        # by one thread only, so neither thread can lose the other's increment.
-        self.counts = [0, 0]
+        # One entry (the message index) per report received, from whichever thread.
+        self.tally: list[int] = []
+        # [report count that completes the batch]: unreachable until every message is queued.
+        self.limit = [sys.maxsize]
+        self.report = _batch_report(self, _get_ident() if loop_thread is None else loop_thread)
+        self.reset(future, size)
+
+    def reset(self, future: asyncio.Future[KafkaBatchAcks], size: int) -> None:
+        """Start a new batch of ``size`` messages (loop thread; the previous one completed)."""
+        self.future = future
+        self.size = self.expected = size
+        self.queued_all = False
+        self.errors.clear()
+        self.tally.clear()
+        self.limit[0] = sys.maxsize
+        capacity = len(self.callbacks)
+        if size > capacity:
+            self.partitions.extend([-1] * (size - capacity))
+            self.offsets.extend([-1] * (size - capacity))
+            report = self.report
+            self.callbacks.extend([MethodType(report, index) for index in range(capacity, size)])
+
+    @property
+    def capacity(self) -> int:
+        """Messages this batch can hold without growing."""
+        return len(self.callbacks)
 
     @property
     def reported(self) -> int:
         """Reports received so far, from both threads."""
-        return self.counts[0] + self.counts[1]
+        return len(self.tally)
 
     @property
     def complete(self) -> bool:
         return self.queued_all and self.reported >= self.expected
 
+    def callback(self, index: int) -> Callable[[Any, Any], None]:
+        """The ``on_delivery`` callable of message ``index``."""
+        return self.callbacks[index]
+
     def not_queued(self, start: int, error: ShardlineError) -> None:
         """Messages ``start..`` were never handed to librdkafka (loop thread only)."""
-        for index in range(start, len(self.offsets)):
+        for index in range(start, self.size):
             self.errors.append((index, error))
         self.expected = start
 
@@ -137,91 +176,43 @@ class DeliveryBatch:
         if self.queued_all:
             return
         self.queued_all = True
+        self.limit[0] = self.expected
         if self.complete:
             self.on_complete(self)
 
     def acks(self, topic: str, failed: dict[int, ShardlineError]) -> KafkaBatchAcks:
-        return KafkaBatchAcks(topic, self.partitions, self.offsets, failed)
+        """The batch's acks, on copies of its lists (the batch itself may be reused)."""
+        size = self.size
+        return KafkaBatchAcks(topic, self.partitions[:size], self.offsets[:size], failed)
 
 
-class CallbackPool:
-    """Reusable ``on_delivery`` callables, one per batch message in flight.
-
-    A callable allocated per message (a bound method or ``functools.partial``) lives until its
-    delivery report, long enough to be promoted through the garbage collector's generations;
-    on a busy producer that costs about as much as librdkafka's own work per message.  Slots
-    here are taken when a message is queued and given back when its report arrives, so a
-    steady stream allocates nothing per message; the pool grows to the largest number of
-    batch messages in flight at once (bounded by librdkafka's queue).
-
-    ``free`` is popped on the event loop thread only and appended to from any polling thread;
-    a slot's batch and index are written before the message is queued and read (then
-    released) by its report, so no lock is needed.  ``loop_thread`` tells the report which
-    of a batch's two counters to advance.
-    """
-
-    __slots__ = ("_report", "callbacks", "free", "indexes", "owners")
-
-    def __init__(self, loop_thread: int) -> None:
-        self.callbacks: list[Callable[[Any, Any], None]] = []
-        self.owners: list[DeliveryBatch | None] = []
-        self.indexes: list[int] = []
-        self.free: list[int] = []
-        self._report = _pool_report(self, loop_thread)
-
-    def __len__(self) -> int:
-        return len(self.callbacks)
-
-    def grow(self) -> int:
-        """A new slot (loop thread only), for when no free one is left."""
-        slot = len(self.callbacks)
-        self.owners.append(None)
-        self.indexes.append(0)
-        self.callbacks.append(MethodType(self._report, slot))
-        return slot
-
-    def take(self, batch: DeliveryBatch, index: int) -> int:
-        """A slot whose callback reports message ``index`` of ``batch`` (loop thread)."""
-        slot = self.free.pop() if self.free else self.grow()
-        self.owners[slot] = batch
-        self.indexes[slot] = index
-        return slot
-
-    def give_back(self, slot: int) -> None:
-        """The message of ``slot`` was never queued."""
-        self.owners[slot] = None
-        self.free.append(slot)
-
-
-def _pool_report(pool: CallbackPool, loop_thread: int) -> Callable[[int, Any, Any], None]:
-    owners, indexes, release = pool.owners, pool.indexes, pool.free.append
+def _batch_report(batch: DeliveryBatch, loop_thread: int) -> Callable[[int, Any, Any], None]:
+    partitions, offsets, errors, limit = batch.partitions, batch.offsets, batch.errors, batch.limit
+    tally = batch.tally
+    count = tally.append
     get_ident = _get_ident
 
-    def report(slot: int, err: Any, msg: Any) -> None:
-        """librdkafka's delivery report for the message of ``slot`` (any polling thread).
+    def report(index: int, err: Any, msg: Any) -> None:
+        """librdkafka's delivery report for message ``index`` (any polling thread).
 
-        One closure doing all the bookkeeping inline: it runs once per message.
+        Touches only the batch's own lists (the same objects for every use of the batch):
+        it runs once per message.  Counting is one ``list.append``, atomic under the GIL
+        whichever thread serves the report.  The batch is complete when the count reaches
+        ``limit``, set once every message is queued; a report and ``finish_queueing``
+        racing may both see it complete, and the owner resolves a batch once.
         """
-        batch = owners[slot]
-        index = indexes[slot]
-        owners[slot] = None
-        release(slot)
-        assert batch is not None
         if err is None:
-            batch.partitions[index] = msg.partition()
-            batch.offsets[index] = msg.offset()
+            partitions[index] = msg.partition()
+            offsets[index] = msg.offset()
         else:
-            batch.errors.append((index, err))  # list.append is atomic under the GIL
+            errors.append((index, err))
             if batch.on_error is not None:
                 batch.on_error(err)
-        counts = batch.counts
-        if get_ident() == loop_thread:
-            counts[0] += 1
-            if batch.queued_all and counts[0] + counts[1] >= batch.expected:
+        count(index)
+        if len(tally) >= limit[0]:
+            if get_ident() == loop_thread:
                 batch.on_complete(batch)
-        else:
-            counts[1] += 1
-            if batch.queued_all and counts[0] + counts[1] >= batch.expected:
+            else:
                 batch.hand_over(batch)
 
     return report

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks
+from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
 from producers._kafka_config import KafkaProducerConfig
 from producers._kafka_delivery import DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
@@ -59,6 +59,13 @@ _INLINE_POLL_MASK = 31
 
 _BATCH_POLL_MASK = 255
 """Inside ``send_many`` the loop serves delivery reports every 256 messages (measured best)."""
+
+
+_SPARE_BATCHES = 4
+"""Completed ``send_many`` batches kept for reuse (their callables are reused too)."""
+
+_SPARE_BATCH_CAPACITY = 100_000
+"""Larger batches are not kept: their per-message callables would hold memory for good."""
 
 
 def _not_started(*_args: Any) -> Any:
@@ -117,7 +124,7 @@ class KafkaProducer:
         self._space_waiters = 0
         self._in_flight = 0
         self._open_batches: set[DeliveryBatch] = set()
-        self._callbacks: CallbackPool | None = None
+        self._spare_batches: list[DeliveryBatch] = []
         self._sends = 0
         self._space = asyncio.Event()
         self._space_lock = asyncio.Lock()
@@ -158,9 +165,10 @@ class KafkaProducer:
                 timeout=self.config.poll_timeout_s,
                 on_error=self._on_callback_error,
                 on_death=self._on_pump_death,
+                on_settled=self._settled_inline,
+                topic=self.topic,
             )
-            self._create_future = self._pump.future_class
-            self._callbacks = CallbackPool(self._pump.loop_thread)
+            self._create_future = self._pump.new_future
             self._pump.start()
 
     async def __aenter__(self) -> Self:
@@ -287,50 +295,27 @@ class KafkaProducer:
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[KafkaBatchAcks] = loop.create_future()
-        batch = DeliveryBatch(
-            future,
-            count,
-            on_complete=self._batch_complete,
-            hand_over=pump.hand_over,
-            on_error=self._note_fatal,
-        )
+        spare = self._spare_batches
+        if spare:
+            batch = spare.pop()
+            batch.reset(future, count)
+        else:
+            batch = DeliveryBatch(
+                future,
+                count,
+                on_complete=self._batch_complete,
+                hand_over=pump.hand_over,
+                on_error=self._note_fatal,
+                loop_thread=pump.loop_thread,
+            )
         self._open_batches.add(batch)
         self._drained.clear()
-        if not pump.busy:
-            pump.mark_busy()
-        produce, topic, poll = self._produce, self.topic, pump.poll_inline
-        pool = self._callbacks
-        assert pool is not None
-        free, owners, indexes, callbacks = pool.free, pool.owners, pool.indexes, pool.callbacks
         index = 0
-        slot = -1
         if not self._waiting_for_space:
-            try:
-                if extras is None:
-                    # pool.take() inlined: this loop runs once per message.
-                    for index, data in enumerate(datas):
-                        slot = free.pop() if free else pool.grow()
-                        owners[slot] = batch
-                        indexes[slot] = index
-                        produce(topic, data, out_keys[index], -1, callbacks[slot])
-                        if not index & _BATCH_POLL_MASK:
-                            poll()
-                else:
-                    for index in range(count):
-                        self._produce_one(batch, index, datas[index], out_keys[index], extras)
-                        if not index & _BATCH_POLL_MASK:
-                            poll()
-                index = count
-            except BufferError:
-                if extras is None:
-                    pool.give_back(slot)
-            except KafkaException as exc:
-                if extras is None:
-                    pool.give_back(slot)
-                self._in_flight += index
-                self._abandon(batch, index, self._produce_error(exc))
+            index, error = self._produce_run(batch, 0, datas, out_keys, extras)
+            if error is not None:
+                self._abandon(batch, index, error)
                 return future
-        self._in_flight += index
         if index < count:
             await self._queue_rest_of_batch(batch, index, datas, out_keys, extras)
         batch.finish_queueing()
@@ -477,6 +462,47 @@ class KafkaProducer:
             add_key(key)
         return datas, out_keys, extras
 
+    def _produce_run(
+        self,
+        batch: DeliveryBatch,
+        start: int,
+        datas: list[bytes],
+        keys: list[str | bytes | None],
+        extras: dict[int, dict[str, Any]] | None,
+    ) -> tuple[int, ShardlineError | None]:
+        """Queue messages ``start..`` of ``batch`` until all are queued or librdkafka's queue is
+        full: (the index of the first message not queued, the error that stopped the run).
+
+        The loop thread serves delivery reports itself every 256 messages (the delivery
+        thread steps aside meanwhile), also when a batch resumes after waiting for room.
+        """
+        pump = self._pump
+        assert pump is not None
+        if not pump.busy:
+            pump.mark_busy()
+        produce, topic, poll = self._produce, self.topic, pump.poll_inline
+        callbacks = batch.callbacks
+        index = start
+        error: ShardlineError | None = None
+        try:
+            if extras is None:
+                for index in range(start, len(datas)):
+                    produce(topic, datas[index], keys[index], -1, callbacks[index])
+                    if not index & _BATCH_POLL_MASK:
+                        poll()
+            else:
+                for index in range(start, len(datas)):
+                    self._produce_one(batch, index, datas[index], keys[index], extras)
+                    if not index & _BATCH_POLL_MASK:
+                        poll()
+            index = len(datas)
+        except BufferError:
+            pass
+        except KafkaException as exc:
+            error = self._produce_error(exc)
+        self._in_flight += index - start
+        return index, error
+
     def _produce_one(
         self,
         batch: DeliveryBatch,
@@ -486,17 +512,10 @@ class KafkaProducer:
         extras: dict[int, dict[str, Any]] | None,
     ) -> None:
         kwargs = extras.get(index) if extras is not None else None
-        pool = self._callbacks
-        assert pool is not None
-        slot = pool.take(batch, index)
-        try:
-            if kwargs is None:
-                self._produce(self.topic, data, key, -1, pool.callbacks[slot])
-            else:
-                self._produce(self.topic, data, key, on_delivery=pool.callbacks[slot], **kwargs)
-        except BaseException:
-            pool.give_back(slot)
-            raise
+        if kwargs is None:
+            self._produce(self.topic, data, key, -1, batch.callback(index))
+        else:
+            self._produce(self.topic, data, key, on_delivery=batch.callback(index), **kwargs)
 
     async def _queue_rest_of_batch(
         self,
@@ -525,12 +544,11 @@ class KafkaProducer:
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
-                    try:
-                        while index < len(datas):
-                            self._produce_one(batch, index, datas[index], keys[index], extras)
-                            self._in_flight += 1
-                            index += 1
-                    except BufferError:
+                    index, error = self._produce_run(batch, index, datas, keys, extras)
+                    if error is not None:
+                        self._abandon(batch, index, error)
+                        return
+                    if index < len(datas):
                         if self._in_flight == 0:
                             self._abandon(
                                 batch,
@@ -540,9 +558,6 @@ class KafkaProducer:
                             return
                         self._observer.on_event(events.KAFKA_QUEUE_FULL, topic=self.topic)
                         await self._space.wait()
-                    except KafkaException as exc:
-                        self._abandon(batch, index, self._produce_error(exc))
-                        return
         except asyncio.CancelledError:
             self._abandon(batch, index, DeliveryError("not queued: send_many was cancelled"))
             raise
@@ -556,8 +571,12 @@ class KafkaProducer:
         batch.finish_queueing()
 
     def _batch_complete(self, batch: DeliveryBatch) -> None:
-        """Every message of ``batch`` reported (loop thread): resolve its future once."""
-        if batch not in self._open_batches:
+        """Every message of ``batch`` reported (loop thread): resolve its future once.
+
+        A batch handed over late (its last report raced with ``finish_queueing``) may already
+        be reused for the next ``send_many``: it is resolved only when open and complete.
+        """
+        if batch not in self._open_batches or not batch.complete:
             return
         self._open_batches.discard(batch)
         self._in_flight -= batch.expected
@@ -572,6 +591,8 @@ class KafkaProducer:
             self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
         if failed:
             self._observer.on_event(events.RECORDS_FAILED, len(failed), topic=self.topic)
+        if len(self._spare_batches) < _SPARE_BATCHES and batch.capacity <= _SPARE_BATCH_CAPACITY:
+            self._spare_batches.append(batch)
         if self._waiting_for_space:
             self._space.set()
         if self._in_flight == 0 and not self._open_batches:
@@ -676,6 +697,18 @@ class KafkaProducer:
         if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
 
+    def _settled_inline(self, delivered: int) -> None:
+        """``delivered`` futures were resolved with their acks inside one inline poll (loop thread).
+
+        The per-message bookkeeping of :meth:`_resolve_one`, done once per poll.
+        """
+        self._in_flight -= delivered
+        if self._waiting_for_space:
+            self._space.set()
+        if self._in_flight == 0 and not self._open_batches:
+            self._drained.set()
+        self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
+
     def _on_round(self, reports: list[Report], batches: list[DeliveryBatch]) -> None:
         """Runs on the event loop: resolve one poll round's futures and batches at once."""
         for batch in batches:
@@ -776,6 +809,8 @@ class KafkaProducer:
         try:
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
             self._poll(0)
+            if self._pump is not None:
+                self._pump.settle()
         except Exception:
             log.exception("topic %s: purging after the delivery thread died failed", self.topic)
         self._drained.set()

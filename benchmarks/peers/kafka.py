@@ -1,19 +1,38 @@
 """Kafka peer comparison: Shardline's producer/consumer against raw confluent-kafka and aiokafka.
 
 Each client runs in its own process (``multiprocessing`` spawn), one after another, on the
-same broker and workload: ``messages`` values of ``size`` bytes over ``keys`` keys into a
-fresh topic, after one warm-up message (connecting and getting a producer id is not timed),
-with the same delivery settings (acks=all, idempotence where the client and broker allow
-it, lz4, linger 5 ms).  Reported per run, over the timed part only:
+same broker and workload, with the same delivery settings for every producer (acks=all,
+idempotence where the client and broker allow it, lz4, linger 5 ms).
 
-* ``msgs_per_s`` — producers: first send .. last acknowledgement; consumers: first message
+The timed span starts from the user's raw data and ends when every message is acknowledged
+(producers) or handed over (consumers):
+
+* the raw data, generated BEFORE the span, is a list of ``messages`` random values of
+  ``size`` bytes (``os.urandom``: compression and caching make one repeated value look
+  cheaper than real traffic) and a list of one key per message, drawn uniformly from
+  ``keys`` names;
+* every object a client's API needs (chunk slices of those lists, futures, records) is
+  built INSIDE the span, because the caller pays for it;
+* after one warm-up message (connecting and getting a producer id is not timed).
+
+Reported per run, over the timed part only:
+
+* ``msgs_per_s`` -- producers: first send .. last acknowledgement; consumers: first message
   received .. last one (the group join before it is the broker's, not the client's);
-* ``cpu_us_per_msg`` — the client process's user + sys CPU over the same span, which does
-  not depend on the broker's speed;
-* ``cpu_util`` — CPU seconds / wall seconds: near 1.0 means the client's Python thread was
+* ``cpu_us_per_msg`` -- the client process's user + sys CPU over the same span, which does
+  not depend on the broker's speed (far less sensitive to other load than wall time);
+* ``cpu_util`` -- CPU seconds / wall seconds: near 1.0 means the client's Python thread was
   the bottleneck, well below it means it waited on the broker (or on a busy machine).
 
-    python -m benchmarks.peers.kafka --bootstrap 127.0.0.1:9092 --messages 1000000 --repeat 3
+Clients run interleaved (every client once per repetition, A B A B ...); the summary gives,
+per client, medians with min-max over the repetitions, and ratios taken WITHIN each
+repetition against the raw client of the same kind: producers against confluent-kafka's
+``produce()`` + ``poll(0)``, consumers against a raw ``consume(1000)`` loop that touches
+every message, and the value-reading consumer variants against the raw loop that also
+reads every value.  The 1-minute load average is recorded before each run.
+
+    python -m benchmarks.peers.kafka --bootstrap HOST:PORT --messages 1000000 --keys 10000 \
+        --partitions 8 --size 100 --repeat 3
 
 ``run_peer(name, bootstrap, topic, messages, size, keys)`` is the function API that
 ``stream-bench peers --target msk`` can call.
@@ -26,6 +45,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import resource
 import statistics
 import time
@@ -33,13 +53,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CONSUMERS", "PRODUCERS", "create_topic", "run_peer", "summarise"]
+__all__ = ["CONSUMERS", "PRODUCERS", "create_topic", "run_peer", "summarise", "workload"]
 
 _SETTINGS = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}
 """The same delivery settings for every peer (aiokafka's lz4 needs cramjam: ``aiokafka[lz4]``)."""
 
 _CHUNK = 10_000
 """Messages per ``send_many`` call in the batch run."""
+
+_KEY_SEED = 14
+"""Keys are drawn reproducibly (the same key sequence for every client of a run)."""
 
 
 def _cpu() -> float:
@@ -65,17 +88,24 @@ Runner = Callable[..., int]
 """``(bootstrap, topic, messages, size, keys, span=None) -> messages delivered or read``."""
 
 
-def _workload(size: int, keys: int) -> tuple[bytes, list[bytes]]:
-    return b"x" * size, [f"device-{i}".encode() for i in range(keys)]
+def workload(messages: int, size: int, keys: int) -> tuple[list[bytes], list[bytes]]:
+    """The user's raw data: ``messages`` random values and one key per message.
+
+    Built before the timed span, as an application holds its data before it produces.
+    """
+    names = [f"device-{i}".encode() for i in range(max(keys, 1))]
+    values = [os.urandom(size) for _ in range(messages)]
+    return values, random.Random(_KEY_SEED).choices(names, k=messages)
 
 
 def _raw_producer(
     bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
 ) -> int:
+    """confluent-kafka's ``produce()`` + ``poll(0)`` with a delivery callback counting acks."""
     span = span if span is not None else Span()
     from confluent_kafka import Producer
 
-    value, names = _workload(size, keys)
+    values, message_keys = workload(messages, size, keys)
     delivered = [0]
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -84,13 +114,13 @@ def _raw_producer(
 
     producer = Producer({"bootstrap.servers": bootstrap, **_SETTINGS})
     produce, poll = producer.produce, producer.poll
-    produce(topic, value, names[0])  # warm-up: connected, producer id assigned
+    produce(topic, values[0], message_keys[0])  # warm-up: connected, producer id assigned
     producer.flush()
     span.start()
-    for i in range(messages):
+    for value, key in zip(values, message_keys, strict=True):
         while True:
             try:
-                produce(topic, value, names[i % keys], on_delivery=on_delivery)
+                produce(topic, value, key, on_delivery=on_delivery)
                 break
             except BufferError:
                 poll(0.01)
@@ -109,21 +139,24 @@ def _shardline_client(bootstrap: str) -> Any:
 def _shardline_producer(
     bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
 ) -> int:
-    """One ``await send()`` per message, each with its own delivery future."""
+    """``fut = await send(value, key)`` per message, then ``await fut`` for every ack."""
     span = span if span is not None else Span()
     from producers.kafka import KafkaProducer
 
-    value, names = _workload(size, keys)
+    values, message_keys = workload(messages, size, keys)
     client, config = _shardline_client(bootstrap)
 
     async def main() -> int:
         async with KafkaProducer(topic, client, config=config) as producer:
             send = producer.send
-            await producer.send_and_wait(value, names[0])  # warm-up
+            await producer.send_and_wait(values[0], message_keys[0])  # warm-up
             span.start()
-            futures = [await send(value, names[i % keys]) for i in range(messages)]
-            await producer.flush()
-        return sum(1 for f in futures if f.exception() is None)
+            futures = [await send(value, key) for value, key in zip(values, message_keys, strict=True)]
+            acked = 0
+            for future in futures:
+                await future
+                acked += 1
+        return acked
 
     return asyncio.run(main())
 
@@ -131,22 +164,22 @@ def _shardline_producer(
 def _shardline_batch_producer(
     bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
 ) -> int:
-    """``send_many`` in chunks of 10,000: one delivery future per chunk."""
+    """``send_many(values, keys)`` in chunks of 10,000 (slices made in the span): one future each."""
     span = span if span is not None else Span()
     from producers.kafka import KafkaProducer
 
-    value, names = _workload(size, keys)
+    values, message_keys = workload(messages, size, keys)
     client, config = _shardline_client(bootstrap)
 
     async def main() -> int:
         async with KafkaProducer(topic, client, config=config) as producer:
-            await producer.send_and_wait(value, names[0])  # warm-up
+            send_many = producer.send_many
+            await producer.send_and_wait(values[0], message_keys[0])  # warm-up
             span.start()
-            futures = []
-            for start in range(0, messages, _CHUNK):
-                end = min(start + _CHUNK, messages)
-                chunk_keys = [names[i % keys] for i in range(start, end)]
-                futures.append(await producer.send_many([value] * (end - start), chunk_keys))
+            futures = [
+                await send_many(values[start : start + _CHUNK], message_keys[start : start + _CHUNK])
+                for start in range(0, messages, _CHUNK)
+            ]
             results = await asyncio.gather(*futures)
         return sum(len(acks) - len(acks.failed) for acks in results)
 
@@ -159,7 +192,7 @@ def _aiokafka_producer(
     span = span if span is not None else Span()
     from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-    value, names = _workload(size, keys)
+    values, message_keys = workload(messages, size, keys)
 
     async def main() -> int:
         producer = AIOKafkaProducer(
@@ -171,9 +204,12 @@ def _aiokafka_producer(
         )
         await producer.start()
         try:
-            await producer.send_and_wait(topic, value, key=names[0])  # warm-up
+            await producer.send_and_wait(topic, values[0], key=message_keys[0])  # warm-up
             span.start()
-            futures = [await producer.send(topic, value, key=names[i % keys]) for i in range(messages)]
+            send = producer.send
+            futures = [
+                await send(topic, value, key=key) for value, key in zip(values, message_keys, strict=True)
+            ]
             await producer.flush()
             results = await asyncio.gather(*futures, return_exceptions=True)
         finally:
@@ -183,10 +219,7 @@ def _aiokafka_producer(
     return asyncio.run(main())
 
 
-def _raw_consumer(
-    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
-) -> int:
-    span = span if span is not None else Span()
+def _raw_consumer_loop(bootstrap: str, messages: int, topic: str, span: Span, *, read_values: bool) -> int:
     from confluent_kafka import Consumer
 
     consumer = Consumer(
@@ -199,51 +232,102 @@ def _raw_consumer(
         }
     )
     consumer.subscribe([topic])
-    seen = 0
+    seen = total = 0
     while seen < messages:
         batch = consumer.consume(1000, 0.5)
         if batch:
             span.start()
-        for msg in batch:
-            if msg.error() is None:
-                seen += 1
+        if read_values:
+            for msg in batch:
+                if msg.error() is None:
+                    seen += 1
+                    total += len(msg.value() or b"")
+        else:
+            for msg in batch:
+                if msg.error() is None:
+                    seen += 1
     consumer.close()
-    return seen
+    return min(seen, messages)  # the topic also holds the producer's warm-up message
 
 
-def _shardline_consumer(
+def _raw_consumer(
     bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
 ) -> int:
-    """KafkaSource batches, an offset stored per batch as the pipeline would after its sink."""
-    span = span if span is not None else Span()
+    """A raw ``consume(1000)`` loop that checks every message's error (builds nothing)."""
+    return _raw_consumer_loop(bootstrap, messages, topic, span or Span(), read_values=False)
+
+
+def _raw_consumer_values(
+    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
+) -> int:
+    """The raw ``consume(1000)`` loop that also reads every message's value."""
+    return _raw_consumer_loop(bootstrap, messages, topic, span or Span(), read_values=True)
+
+
+def _shardline_consumer_loop(
+    bootstrap: str, messages: int, topic: str, span: Span, *, read_values: bool
+) -> int:
     from consumers.kafka import KafkaConsumerConfig, KafkaSource
     from shardline.kafka_config import KafkaClientConfig
 
     async def main() -> int:
         config = KafkaConsumerConfig(group_id=f"bench-{uuid.uuid4().hex}", session_timeout_ms=6000)
-        seen = 0
+        seen = total = 0
         async with KafkaSource([topic], KafkaClientConfig(bootstrap), config) as source:
+            checkpoint = source.checkpoint
             async for batch in source.batches():
                 span.start()
-                seen += len(batch.records)
-                await source.checkpoint(batch.partition, batch.records[-1].position)
+                records = batch.records
+                seen += len(records)
+                if read_values:
+                    for record in records:
+                        total += len(record.data)
+                await checkpoint(batch.partition, records[-1].position)
                 if seen >= messages:
                     break
-        return seen
+        return min(seen, messages)  # the topic also holds the producer's warm-up message
 
     return asyncio.run(main())
 
 
+def _shardline_consumer(
+    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
+) -> int:
+    """KafkaSource batches touching only each batch's length and last position (stored as the
+    pipeline stores an offset after its sink)."""
+    return _shardline_consumer_loop(bootstrap, messages, topic, span or Span(), read_values=False)
+
+
+def _shardline_consumer_values(
+    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
+) -> int:
+    """KafkaSource batches reading every record's value, then storing the last position."""
+    return _shardline_consumer_loop(bootstrap, messages, topic, span or Span(), read_values=True)
+
+
 PRODUCERS: dict[str, Runner] = {
+    "confluent-kafka": _raw_producer,
     "shardline-send-many": _shardline_batch_producer,
     "shardline-send": _shardline_producer,
-    "confluent-kafka": _raw_producer,
     "aiokafka": _aiokafka_producer,
 }
 CONSUMERS: dict[str, Runner] = {
-    "shardline-consumer": _shardline_consumer,
     "confluent-kafka-consumer": _raw_consumer,
+    "shardline-consumer": _shardline_consumer,
+    "confluent-kafka-consumer-values": _raw_consumer_values,
+    "shardline-consumer-values": _shardline_consumer_values,
 }
+_BASELINES = {
+    "producer": "confluent-kafka",
+    "consumer": "confluent-kafka-consumer",
+    "consumer-values": "confluent-kafka-consumer-values",
+}
+
+
+def _baseline(client: str) -> str:
+    if client in PRODUCERS:
+        return _BASELINES["producer"]
+    return _BASELINES["consumer-values" if client.endswith("-values") else "consumer"]
 
 
 def create_topic(bootstrap: str, partitions: int = 8) -> str:
@@ -296,11 +380,21 @@ def run_peer(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
     return result
 
 
-def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median rate and CPU per client over the repeats, with per-repeat ratios' medians.
+def _spread(values: list[float], digits: int) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
 
-    Ratios are taken within each repeat (same minute, same machine load) against the raw
-    confluent-kafka client of the same kind (producer or consumer) and against aiokafka.
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per client: medians with min-max over the repeats, and ratios taken within each repeat.
+
+    Each ratio compares a client with the raw confluent-kafka client of its kind measured in
+    the same repetition (same minute, same machine load): ``vs_raw_throughput`` is msg/s over
+    the raw client's msg/s (higher is better), ``vs_raw_cpu`` CPU-us per message over the raw
+    client's (lower is better).  Producers are also compared with aiokafka's throughput.
     """
     by_repeat: dict[int, dict[str, dict[str, Any]]] = {}
     for result in results:
@@ -312,22 +406,35 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "client": client,
             "runs": len(runs),
+            "msgs_per_s": _spread([r["msgs_per_s"] for r in runs], 0),
+            "cpu_us_per_msg": _spread([r["cpu_us_per_msg"] for r in runs], 2),
+            "cpu_util": _spread([r["cpu_util"] for r in runs], 2),
+            "load_1m": _spread([r["load_1m_before"] for r in runs], 2),
+            # kept for readers of the earlier output
             "median_msgs_per_s": round(statistics.median(r["msgs_per_s"] for r in runs)),
             "median_cpu_us_per_msg": round(statistics.median(r["cpu_us_per_msg"] for r in runs), 2),
-            "median_cpu_util": round(statistics.median(r["cpu_util"] for r in runs), 2),
         }
-        baseline = "confluent-kafka-consumer" if client in CONSUMERS else "confluent-kafka"
-        peers = [(baseline, "vs_confluent_kafka")]
+        baseline = _baseline(client)
+        pairs = [
+            (repeat[client], repeat[baseline])
+            for repeat in by_repeat.values()
+            if client in repeat and baseline in repeat
+        ]
+        throughput = [mine["msgs_per_s"] / raw["msgs_per_s"] for mine, raw in pairs if raw["msgs_per_s"]]
+        cpu = [mine["cpu_us_per_msg"] / raw["cpu_us_per_msg"] for mine, raw in pairs if raw["cpu_us_per_msg"]]
+        if throughput:
+            row["vs_raw_throughput"] = _spread(throughput, 2)
+        if cpu:
+            row["vs_raw_cpu"] = _spread(cpu, 2)
+        row["vs_raw_of"] = baseline
         if client in PRODUCERS:
-            peers.append(("aiokafka", "vs_aiokafka"))
-        for peer, label in peers:
-            ratios = [
-                repeat[client]["msgs_per_s"] / repeat[peer]["msgs_per_s"]
+            vs_aiokafka = [
+                repeat[client]["msgs_per_s"] / repeat["aiokafka"]["msgs_per_s"]
                 for repeat in by_repeat.values()
-                if client in repeat and peer in repeat and repeat[peer]["msgs_per_s"]
+                if client in repeat and "aiokafka" in repeat and repeat["aiokafka"]["msgs_per_s"]
             ]
-            if ratios:
-                row[f"{label}_throughput"] = round(statistics.median(ratios), 2)
+            if vs_aiokafka:
+                row["vs_aiokafka_throughput"] = _spread(vs_aiokafka, 2)
         summary.append(row)
     return summary
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from consumers._kafka_messages import to_batches, to_record
+from consumers._kafka_messages import KafkaRecords, lazy_batches, to_batches, to_record
 from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.records import ConsumedRecord, KafkaPosition
@@ -48,6 +48,16 @@ def test_a_record_equals_one_built_through_the_constructors() -> None:
     assert record.position == KafkaPosition("telemetry", 2, 41)
     assert hash(record.position) == hash(KafkaPosition("telemetry", 2, 41))
     assert record.identity == "telemetry/2/41"
+
+
+def test_records_and_positions_are_the_frozen_classes_themselves() -> None:
+    record = to_record(message(2, 41))
+    assert type(record) is ConsumedRecord and type(record.position) is KafkaPosition
+    with pytest.raises(AttributeError):
+        record.data = b"changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        record.position.offset = 1  # type: ignore[misc]
+    assert {record, to_record(message(2, 41))} == {record}  # hashable, equal by value
 
 
 def test_batches_group_by_partition_and_keep_each_partitions_order() -> None:
@@ -113,3 +123,59 @@ def test_on_error_may_stop_the_source_by_raising() -> None:
 
     with pytest.raises(RuntimeError, match="_FATAL"):
         to_batches([message(0, 0), fatal], on_error=stop)
+
+
+def test_lazy_batches_hold_the_same_records_as_eager_ones() -> None:
+    key = EventIdKey("an-event-id-key-of-at-least-32-characters")
+    signed = [(EVENT_ID_HEADER, b"evt-42"), (EVENT_ID_MAC_HEADER, key.mac("evt-42", b"payload").encode())]
+    messages = [
+        message(0, 0),
+        message(1, 0, headers=signed),
+        message(1, 1, key=None, value=None),
+        message(0, 1, timestamp=(0, 0)),
+        message(0, 2, key=b"\xff\xfe"),
+    ]
+    eager = to_batches(messages, event_id_key=key)
+    lazy = lazy_batches(messages, event_id_key=key)
+    assert [batch.partition for batch in lazy] == [batch.partition for batch in eager]
+    for lazy_batch, eager_batch in zip(lazy, eager, strict=True):
+        assert isinstance(lazy_batch.records, KafkaRecords)
+        assert len(lazy_batch.records) == len(eager_batch.records)
+        assert lazy_batch.records[-1] == eager_batch.records[-1]  # one record, built alone
+        assert list(lazy_batch.records) == list(eager_batch.records)
+        assert lazy_batch.records == eager_batch.records
+    assert lazy[1].records[0].identity == "evt-42"
+
+
+def test_lazy_records_build_nothing_until_read_then_keep_what_they_built() -> None:
+    records = lazy_batches([message(0, offset) for offset in range(5)])[0].records
+    assert isinstance(records, KafkaRecords)
+    assert records._records is None  # counting and slicing build nothing
+    tail = records[2:]
+    assert isinstance(tail, KafkaRecords) and len(tail) == 3 and tail._records is None
+    assert offsets(tail) == [2, 3, 4]
+    assert records._records is None and records[-1] is not records[-1]  # indexing builds one, uncached
+    first = list(records)
+    assert records._records is not None and list(records) == first
+    assert all(a is b for a, b in zip(records, first, strict=True))  # built once, then kept
+    assert records[1:3]._records is not None and offsets(records[1:3]) == [1, 2]
+    with pytest.raises(IndexError):
+        records[5]
+    assert "5 records of telemetry/0" in repr(records) and b"payload" not in repr(records).encode()
+
+
+def test_lazy_batches_still_handle_message_errors_while_grouping() -> None:
+    eof = Message(topic="telemetry", partition=0, offset=-1, error=KafkaError(KafkaError._PARTITION_EOF))
+    seen: list[KafkaError] = []
+    batches = lazy_batches([message(0, 0), eof, message(0, 1)], on_error=seen.append)
+    assert [err.code() for err in seen] == [KafkaError._PARTITION_EOF]
+    assert offsets(batches[0].records) == [0, 1]
+    fatal = Message(
+        topic="telemetry", partition=0, offset=-1, error=KafkaError(KafkaError._FATAL, fatal=True)
+    )
+
+    def stop(err: KafkaError) -> None:
+        raise RuntimeError(err.name())
+
+    with pytest.raises(RuntimeError, match="_FATAL"):
+        lazy_batches([message(0, 0), fatal], on_error=stop)

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from producers import keys
-from producers._kafka_batch import CallbackPool, DeliveryBatch, KafkaBatchAcks
+from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
 from producers.kafka import KafkaProducer, KafkaProducerConfig
 from shardline.errors import (
     DeliveryError,
@@ -206,10 +206,8 @@ def new_batch(
 def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
     loop = asyncio.new_event_loop()
     try:
-        pool = CallbackPool(threading.get_ident())
         batch, completed, handed = new_batch(loop, 400)
-        callbacks = [pool.callbacks[pool.take(batch, index)] for index in range(400)]
-        assert len(pool) == 400 and not pool.free
+        callbacks = [batch.callback(index) for index in range(400)]
         message = FakeMessage(TOPIC, b"", None, partition_id=1, offset_value=7)
 
         def other_thread() -> None:
@@ -227,7 +225,6 @@ def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
         batch.finish_queueing()
         assert completed == [batch] and not handed
         assert {(ack.partition, ack.offset) for ack in batch.acks(TOPIC, {})} == {(1, 7)}
-        assert sorted(pool.free) == list(range(400))  # every slot is reusable again
     finally:
         loop.close()
 
@@ -235,9 +232,8 @@ def test_batch_counts_reports_from_both_threads_and_completes_once() -> None:
 def test_last_report_on_the_delivery_thread_hands_the_batch_to_the_loop() -> None:
     loop = asyncio.new_event_loop()
     try:
-        pool = CallbackPool(threading.get_ident())
         batch, completed, handed = new_batch(loop, 2)
-        first, second = (pool.callbacks[pool.take(batch, index)] for index in range(2))
+        first, second = (batch.callback(index) for index in range(2))
         batch.finish_queueing()
         first(None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=0))
         worker = threading.Thread(target=second, args=(KafkaError(KafkaError._MSG_TIMED_OUT), None))
@@ -249,18 +245,28 @@ def test_last_report_on_the_delivery_thread_hands_the_batch_to_the_loop() -> Non
         loop.close()
 
 
-def test_pool_slots_are_reused_and_a_slot_not_queued_is_given_back() -> None:
+def test_a_reset_batch_reuses_its_callables_and_keeps_earlier_acks_intact() -> None:
     loop = asyncio.new_event_loop()
     try:
-        pool = CallbackPool(threading.get_ident())
-        batch, _, _ = new_batch(loop, 3)
-        first = pool.take(batch, 0)
-        pool.callbacks[first](None, FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=3))
-        assert pool.take(batch, 1) == first  # reused, not grown
-        unused = pool.take(batch, 2)
-        pool.give_back(unused)
-        assert len(pool) == 2 and pool.free == [unused]
-        assert pool.owners[unused] is None
+        batch, completed, _ = new_batch(loop, 3)
+        callables = list(batch.callbacks)
+        for index in range(3):
+            batch.callback(index)(
+                None, FakeMessage(TOPIC, b"", None, partition_id=index, offset_value=10 + index)
+            )
+        batch.finish_queueing()
+        first_acks = batch.acks(TOPIC, {})
+        batch.reset(loop.create_future(), 2)
+        assert batch.callbacks == callables and batch.capacity == 3  # reused, not grown
+        assert batch.reported == 0 and not batch.complete and not batch.errors
+        batch.callback(0)(None, FakeMessage(TOPIC, b"", None, partition_id=5, offset_value=99))
+        batch.callback(1)(KafkaError(KafkaError._MSG_TIMED_OUT), None)
+        batch.finish_queueing()
+        assert completed == [batch, batch]
+        assert [(ack.partition, ack.offset) for ack in first_acks] == [(0, 10), (1, 11), (2, 12)]
+        assert len(batch.acks(TOPIC, {})) == 2 and [index for index, _ in batch.errors] == [1]
+        batch.reset(loop.create_future(), 5)
+        assert batch.capacity == 5 and len(batch.partitions) == len(batch.offsets) == 5
     finally:
         loop.close()
 
