@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import threading
 import weakref
 from typing import Any
@@ -269,3 +270,17 @@ async def test_the_delivery_thread_keeps_no_report_once_its_round_is_handed_over
     finally:
         pump.stop()
         await asyncio.to_thread(pump.join, BOUND)
+
+
+async def test_a_delivered_future_holds_no_ack_until_read() -> None:
+    """One object per held message: the ack exists only while the caller uses it."""
+    fake = FakeProducer()
+    async with make(fake) as producer:
+        future = await producer.send(b"x", "k")
+        fake.acknowledge()
+        await asyncio.wait_for(producer.flush(), BOUND)
+        assert future.done()
+        assert not [held for held in gc.get_referents(future) if isinstance(held, KafkaAck)]
+        assert await future == expected(fake, 0)
+        # Reading does not attach the ack to the future either.
+        assert not [held for held in gc.get_referents(future) if isinstance(held, KafkaAck)]
