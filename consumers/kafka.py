@@ -6,17 +6,22 @@ reads Kinesis writes Kafka topics to the same sinks.  How the guarantee is kept:
 * offsets are *stored* only when the pipeline checkpoints a position, i.e. after the sink
   acknowledged every record up to it (``enable.auto.offset.store=false`` and
   :meth:`KafkaSource.checkpoint` calls ``store_offsets``);
-* librdkafka commits stored offsets every ``commit_interval_ms`` and the revoke callback
-  commits them synchronously before a partition moves to another member, so a rebalance
-  loses nothing and redelivers at most what was not acknowledged yet;
+* librdkafka commits stored offsets every ``commit_interval_ms`` and again when partitions are
+  revoked (``enable.auto.commit``); the revoke callback also commits them before a partition
+  moves to another member -- synchronously on the consume thread, queued ahead of the
+  revocation when the event loop's own non-waiting ``consume()`` served it (the loop never
+  waits on the broker) -- so a rebalance loses nothing and redelivers at most what was not
+  acknowledged yet;
 * a restarted member resumes from the group's committed offsets.
 
-``consume()`` blocks, so it runs on one dedicated thread; the event loop never waits on the
-broker.  One hop to that thread fetches up to ``1 + _EXTRA_CONSUMES`` batches while a backlog
-is queued locally, and the loop hands them out while the thread is idle: the two threads
-never compete for the GIL (a fetch made ahead while the loop hands out the previous one
-waited for the GIL on every ``consume()`` and halved throughput), and thread hand-offs are
-few.  Records are built from the fetched messages only when read
+What librdkafka has already fetched is taken by the event loop itself with a ``consume()``
+that does not wait (like a raw ``consume()`` loop: no thread hand-off while a backlog is
+queued locally).  A ``consume()`` that waits runs on one dedicated thread, so the event loop
+never waits on the broker; one hop to that thread makes that call and, while it comes back
+full, up to ``_EXTRA_CONSUMES`` more that do not wait.  The loop hands a hop's batches out
+while the thread is idle: the two threads never compete for the GIL (a fetch made ahead
+while the loop hands out the previous one waited for the GIL on every ``consume()`` and
+halved throughput).  Records are built from the fetched messages only when read
 (:class:`~consumers._kafka_messages.KafkaRecords`).  ``fetch.queue.backoff.ms`` is lowered
 from librdkafka's 1000 ms, which otherwise stalls ``consume()`` for about a second whenever
 the prefetch queue fills.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -184,6 +190,7 @@ class KafkaSource:
         self._subscribed = False
         self._assigned: set[str] = set()
         self._next_fetch: asyncio.Future[list[list[Any]]] | None = None
+        self._loop_thread: int | None = None
 
     def __repr__(self) -> str:
         return f"KafkaSource(topics={self.topics!r}, group_id={self.config.group_id!r})"
@@ -203,6 +210,7 @@ class KafkaSource:
         if self._closed:
             raise ClosedError("source is closed")
         loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         if not self._subscribed:
             await loop.run_in_executor(self._executor, self._subscribe)
         consume = self._consumer.consume
@@ -226,10 +234,23 @@ class KafkaSource:
         while not self._stopping:
             fetch = self._next_fetch
             if fetch is None:
-                fetch = self._next_fetch = loop.run_in_executor(self._executor, fetch_more, count, timeout)
-            # Shielded: a caller cancelled while waiting leaves the fetch for the next call.
-            fetched = await asyncio.shield(fetch)
-            self._next_fetch = None
+                # What librdkafka already holds is taken here without waiting: no hop to the
+                # consume thread while a backlog is queued locally.  The loop still gets its
+                # turn between takes.
+                await asyncio.sleep(0)
+                if self._stopping:
+                    break
+                ready = consume(count, 0)
+                if ready:
+                    fetched = [ready]
+                else:
+                    fetch = self._next_fetch = loop.run_in_executor(
+                        self._executor, fetch_more, count, timeout
+                    )
+            if fetch is not None:
+                # Shielded: a caller cancelled while waiting leaves the fetch for the next call.
+                fetched = await asyncio.shield(fetch)
+                self._next_fetch = None
             for messages in fetched:
                 for batch in lazy_batches(
                     messages, with_timestamp=with_timestamps, on_error=on_error, event_id_key=event_id_key
@@ -322,15 +343,19 @@ class KafkaSource:
         self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
-        """Commit acknowledged offsets before the partitions go to another member."""
-        self._commit_stored()
+        """Commit acknowledged offsets before the partitions go to another member.
+
+        Served on the event loop (its non-waiting ``consume()``), the commit is queued ahead of
+        the revocation instead of awaited, so the loop never waits on the broker.
+        """
+        self._commit_stored(asynchronous=threading.get_ident() == self._loop_thread)
         for tp in partitions:
             self._assigned.discard(partition_name(tp.topic, tp.partition))
         self._observer.on_event(events.KAFKA_PARTITIONS_REVOKED, len(partitions))
 
-    def _commit_stored(self) -> None:
+    def _commit_stored(self, *, asynchronous: bool = False) -> None:
         try:
-            self._consumer.commit(asynchronous=False)
+            self._consumer.commit(asynchronous=asynchronous)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:

@@ -32,25 +32,86 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from shardline.records import KafkaAck
 
-__all__ = ["DeliveryPump", "PumpError", "Report"]
+__all__ = ["DeliveryFuture", "DeliveryPump", "PumpError", "Report"]
 
-Report = tuple["asyncio.Future[Any]", Any, Any]
+Report = tuple["DeliveryFuture", Any, Any]
 """(future, KafkaError or None, Message) of one delivered or failed message."""
 
-ResolveOne = Callable[["asyncio.Future[Any]", Any, Any], None]
+ResolveOne = Callable[["DeliveryFuture", Any, Any], None]
 PumpError = Callable[[BaseException], None]
 """Told (on the loop thread) what a ``poll()`` raised, or what ended the pump's thread."""
 
 
-_new_object = object.__new__
-_set_ack_topic = vars(KafkaAck)["topic"].__set__
-_set_ack_partition = vars(KafkaAck)["partition"].__set__
-_set_ack_offset = vars(KafkaAck)["offset"].__set__
+class _KafkaAckDraft:
+    """A :class:`~shardline.records.KafkaAck` under construction: same slots, plain stores.
+
+    Assigning ``__class__ = KafkaAck`` once the fields are set turns it into the regular
+    frozen ack, cheaper than its slot setters on a path run once per message read.
+    """
+
+    __slots__ = KafkaAck.__slots__
+    topic: str
+    partition: int
+    offset: int
+
+
+_future_result = asyncio.Future.result
+
+
+class DeliveryFuture(asyncio.Future[KafkaAck]):
+    """The future of one ``send()``: holds the delivered message's partition and offset.
+
+    Its :class:`~shardline.records.KafkaAck` is built when the result is read (``await``,
+    :meth:`result`, so also ``gather``, ``wait_for``, ``shield`` and done callbacks).
+    Callers keep ``send()`` futures alive until they await them, and the garbage collector
+    walks every object they keep: an ack built at delivery doubled the objects per message.
+    Each producer's subclass (:func:`_delivery_future_class`) sets :attr:`topic` and makes
+    instances librdkafka ``on_delivery`` callbacks.
+    """
+
+    __slots__ = ("_offset", "_partition")
+
+    topic: str = ""
+    _partition: int
+    _offset: int
+
+    def deliver(self, partition: int, offset: int) -> None:
+        """Resolve with the message's position (loop thread; not already done)."""
+        self._partition = partition
+        self._offset = offset
+        self.set_result(None)  # type: ignore[arg-type]
+
+    def result(self) -> KafkaAck:
+        """The message's :class:`~shardline.records.KafkaAck`, or raise its delivery error."""
+        _future_result(self)  # raises the error, CancelledError or InvalidStateError
+        ack = _KafkaAckDraft()
+        ack.topic = self.topic
+        ack.partition = self._partition
+        ack.offset = self._offset
+        ack.__class__ = KafkaAck  # type: ignore[assignment]
+        return ack  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Any, None, KafkaAck]:
+        if not self.done():
+            self._asyncio_future_blocking = True
+            yield self
+            if not self.done():
+                raise RuntimeError("await wasn't used with future")
+        # result() inlined: awaiting is the usual read, once per message.
+        _future_result(self)
+        ack = _KafkaAckDraft()
+        ack.topic = self.topic
+        ack.partition = self._partition
+        ack.offset = self._offset
+        ack.__class__ = KafkaAck  # type: ignore[assignment]
+        return ack  # type: ignore[return-value]
+
+    __iter__ = __await__
 
 
 def _delivery_future_class(
@@ -59,41 +120,35 @@ def _delivery_future_class(
     resolve_inline: ResolveOne,
     append: Callable[[Report], None],
     settled: Callable[[None], None],
-) -> type[asyncio.Future[Any]]:
-    """An ``asyncio.Future`` subclass whose instances are librdkafka ``on_delivery`` callbacks.
+) -> type[DeliveryFuture]:
+    """A :class:`DeliveryFuture` subclass for one producer, whose instances are its callbacks.
 
     The common report -- a success served on the loop thread -- is handled right here: the
-    :class:`~shardline.records.KafkaAck` is built through its slot setters and the report is
-    only counted (one ``list.append``); the owner's bookkeeping for the whole poll runs once
-    after it (:meth:`DeliveryPump.settle`).  Failures, cancelled futures and reports served
-    on the delivery thread take the general paths.
+    position is stored and the report only counted (one ``list.append``); the owner's
+    bookkeeping for the whole poll runs once after it (:meth:`DeliveryPump.settle`).
+    Failures, cancelled futures and reports served on the delivery thread take the general
+    paths.
     """
     get_ident = threading.get_ident
-    new, set_topic, set_partition, set_offset = (
-        _new_object,
-        _set_ack_topic,
-        _set_ack_partition,
-        _set_ack_offset,
-    )
+    topic_ = topic
 
-    class DeliveryFuture(asyncio.Future[Any]):
+    class ProducerDeliveryFuture(DeliveryFuture):
         __slots__ = ()
+        topic = topic_
 
         def __call__(self, err: Any, msg: Any) -> None:
             if get_ident() == loop_thread:
                 if err is None and not self.done():
-                    ack = new(KafkaAck)
-                    set_topic(ack, topic)
-                    set_partition(ack, msg.partition())
-                    set_offset(ack, msg.offset())
-                    self.set_result(ack)
+                    self._partition = msg.partition()
+                    self._offset = msg.offset()
+                    self.set_result(None)  # type: ignore[arg-type]
                     settled(None)
                 else:
                     resolve_inline(self, err, msg)
             else:
                 append((self, err, msg))
 
-    return DeliveryFuture
+    return ProducerDeliveryFuture
 
 
 class DeliveryPump:
@@ -152,7 +207,7 @@ class DeliveryPump:
         self.future_class = _delivery_future_class(
             loop_thread, topic, resolve_inline, self._reports.append, self._settled.append
         )
-        self.new_future: Callable[[], asyncio.Future[Any]] = functools.partial(self.future_class, loop=loop)
+        self.new_future: Callable[[], DeliveryFuture] = functools.partial(self.future_class, loop=loop)
         """A delivery future of this loop (given explicitly: a future looking its loop up costs a
         ``getpid()`` system call in CPython 3.11's fork check, about 0.2 us per message)."""
 
@@ -228,6 +283,8 @@ class DeliveryPump:
                     call_soon(on_round, round_, done)
                 except RuntimeError:  # the loop is closed: nobody is left to tell
                     return
+                # Not kept until the next round: each report holds its message (value and key).
+                del round_, done
 
     def stop(self) -> None:
         """Ask the thread to end after its current poll round (at most ``timeout`` later)."""

@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from producers._kafka_batch import DeliveryBatch, KafkaBatchAcks
 from producers._kafka_config import KafkaProducerConfig
-from producers._kafka_delivery import DeliveryPump, Report
+from producers._kafka_delivery import DeliveryFuture, DeliveryPump, Report
 from producers.keys import Key, KeyStrategy
 from producers.keys import resolve as resolve_key
 from shardline import metrics_events as events
@@ -118,7 +118,7 @@ class KafkaProducer:
         self._max_bytes = self.config.max_message_bytes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump: DeliveryPump | None = None
-        self._create_future: Callable[[], asyncio.Future[Any]] = _not_started
+        self._create_future: Callable[[], DeliveryFuture] = _not_started
         self._ready = False
         self._waiting_for_space = False
         self._space_waiters = 0
@@ -683,12 +683,12 @@ class KafkaProducer:
         error the messages not queued fail with (the shared map, as a value)."""
         return from_kafka_error(exc)
 
-    def _resolve_one(self, future: asyncio.Future[KafkaAck], err: KafkaError | None, msg: Any) -> None:
+    def _resolve_one(self, future: DeliveryFuture, err: KafkaError | None, msg: Any) -> None:
         """A report served on the loop thread itself (inline poll): resolve it at once."""
         self._in_flight -= 1
         if not future.done():
             if err is None:
-                future.set_result(KafkaAck(self.topic, msg.partition(), msg.offset()))
+                future.deliver(msg.partition(), msg.offset())
             else:
                 future.set_exception(self._delivery_error(err))
                 self._observer.on_event(events.RECORDS_FAILED, 1, topic=self.topic)
@@ -718,7 +718,7 @@ class KafkaProducer:
             if future.done():  # the caller cancelled it
                 continue
             if err is None:
-                future.set_result(KafkaAck(self.topic, msg.partition(), msg.offset()))
+                future.deliver(msg.partition(), msg.offset())
                 delivered += 1
             else:
                 future.set_exception(self._delivery_error(err))

@@ -9,8 +9,22 @@ the records cost to build.  The records hold no reference cycles, so nothing is 
 collecting while they are built; pausing the collector for that synchronous span lets the
 batch be scanned once, by the next young collection, after it is handed over.
 
+Even scanned once, a large batch costs: the young collection after the pause walks every
+record (~0.15 us per tracked object measured, the records being spread over megabytes),
+and while the consumer works on the batch each further collection of the middle generation
+walks it again.  With ``promote=True`` the pause instead hands what the block built straight
+to the oldest generation, which only full collections walk: it first collects the young
+generations (so none of the application's own young garbage is promoted with the batch),
+then, after the block, moves the objects that survived it into the oldest generation with
+``gc.freeze()`` + ``gc.unfreeze()`` (two list splices, no walk).  Measured on 50 KiB
+aggregates, 4 responses of 50,000 records each consumed with one dict per record: 2.2 ->
+1.1 CPU-us per record.  Worth it for large batches only: the young collection up front
+costs up to a few hundred microseconds whatever the batch size.  An application that froze
+objects itself (``gc.get_freeze_count()`` is not 0) keeps them frozen: no promotion then.
+
 The pause never awaits and never outlives the block; a collector that was already disabled
-(by the application) stays disabled.
+(by the application) stays disabled.  Objects other threads allocate during a promoting
+block are promoted with it.
 """
 
 from __future__ import annotations
@@ -23,13 +37,23 @@ __all__ = ["collector_paused"]
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Disable the cyclic collector for the (synchronous) block, then restore its state."""
+def collector_paused(promote: bool = False) -> Iterator[None]:
+    """Disable the cyclic collector for the (synchronous) block, then restore its state.
+
+    ``promote``: what survives the block goes to the oldest generation (see the module
+    docstring); for blocks that build many long-lived, acyclic objects.
+    """
     if not gc.isenabled():
         yield
         return
+    promote = promote and gc.get_freeze_count() == 0
+    if promote:
+        gc.collect(1)
     gc.disable()
     try:
         yield
     finally:
+        if promote:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()

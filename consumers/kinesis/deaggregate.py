@@ -14,9 +14,8 @@ legitimately hash elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from consumers.kinesis.positions import StartPosition
@@ -28,7 +27,25 @@ from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition, RefusedRecord
 from shardline.shardmath import KeysInRange, ShardInfo
 
-__all__ = ["records_from_api"]
+__all__ = ["PROMOTE_MIN_BYTES", "records_from_api"]
+
+PROMOTE_MIN_BYTES = 256 * 1024
+"""Data in a response from which its records are built for the collector's oldest generation.
+
+Below it the young collection that promotion starts with (up to a few hundred microseconds,
+whatever the batch) would cost more than it saves."""
+
+
+def _large(raw_records: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether ``raw_records`` (when it can be read twice) holds PROMOTE_MIN_BYTES of data."""
+    if not isinstance(raw_records, Sequence):
+        return False
+    total = 0
+    for raw in raw_records:
+        total += len(raw["Data"])
+        if total >= PROMOTE_MIN_BYTES:
+            return True
+    return False
 
 
 def records_from_api(
@@ -48,10 +65,12 @@ def records_from_api(
     are expanded by :func:`~shardline.aggregation.expand_aggregate`, which builds the user
     records straight from the parsed aggregate; the aggregate itself becomes a record only
     when it is passed on whole (not an aggregate, corrupt, or refused by the policy).  The
-    batch is built with the cyclic collector paused (:mod:`shardline.gcpause`).
+    batch is built with the cyclic collector paused (:mod:`shardline.gcpause`); a large one
+    (at least ``PROMOTE_MIN_BYTES`` of data) goes straight to the collector's oldest
+    generation, so the young collections a consumer's own work triggers do not walk it.
     """
     out: list[ConsumedRecord] = []
-    with collector_paused():
+    with collector_paused(promote=_large(raw_records)):
         outside = _convert(
             raw_records,
             out,
@@ -77,7 +96,9 @@ def _convert(
 ) -> int:
     """Append the records of ``raw_records`` to ``out``; the number outside the shard's range."""
     expanding = policy.deaggregate
-    hash_range = None if shard is None else _keys_in_range(shard)
+    # per call: the keys of one response repeat across its aggregates; the MD5s themselves are
+    # remembered process-wide (bounded) by cached_partition_key_hash
+    hash_range = None if shard is None else KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
     outside = 0
     for raw in raw_records:
         data: bytes = raw["Data"]
@@ -114,12 +135,6 @@ def _convert(
         if not first_sub:
             out.append(_whole(raw, stream, shard_id, arrival))
     return outside
-
-
-@lru_cache(maxsize=1024)
-def _keys_in_range(shard: ShardInfo) -> KeysInRange:
-    """The partition keys known to hash into ``shard``'s range, kept per shard across calls."""
-    return KeysInRange(shard.starting_hash_key, shard.ending_hash_key)
 
 
 def _whole(raw: Mapping[str, Any], stream: str, shard_id: str, arrival: datetime | None) -> ConsumedRecord:

@@ -25,7 +25,9 @@ class FetchingConsumer:
     """Fetch ``n`` returns two messages of partition t/0 at offsets 2n and 2n+1.
 
     Each of the first ``fetches`` fetches takes a permit from ``permits`` (waiting for one if
-    none is left); later fetches return nothing at once.
+    none is left and the call may wait, returning nothing at once if it may not, as the real
+    client does with a zero timeout); later fetches return nothing at once.  ``threads`` records
+    the thread of each call.
     """
 
     def __init__(self, conf: dict[str, Any], fetches: int, permits: int) -> None:
@@ -35,15 +37,19 @@ class FetchingConsumer:
         self.held = threading.Event()
         self.closed = threading.Event()
         self.timeouts: list[float] = []
+        self.threads: list[int] = []
 
     def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
         on_assign(self, [TopicPartition("t", 0)])
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.timeouts.append(timeout)
+        self.threads.append(threading.get_ident())
         if self.served >= self.fetches:
             return []
         if not self.permits.acquire(blocking=False):
+            if timeout == 0:
+                return []
             self.held.set()
             if not self.permits.acquire(timeout=BOUND):
                 return []
@@ -110,7 +116,7 @@ async def test_a_caller_cancelled_while_waiting_loses_no_fetch() -> None:
         assert await asyncio.wait_for(_first_batch(source), BOUND) == [2, 3]
 
 
-async def test_one_hop_drains_a_local_backlog_in_batches_of_the_configured_size() -> None:
+async def test_a_local_backlog_is_taken_on_the_loop_thread_without_waiting() -> None:
     source, (consumer,) = _source(fetches=20, permits=20, batch=2)
     seen: list[int] = []
     async with source:
@@ -124,7 +130,77 @@ async def test_one_hop_drains_a_local_backlog_in_batches_of_the_configured_size(
 
         await asyncio.wait_for(read(), BOUND)
     assert seen == list(range(40))
-    # A full call is followed, in the same hop, by calls that do not wait (a bounded number).
+    # Every fetch was served by a call that does not wait, made by the event loop's thread.
+    assert consumer.timeouts[:20] == [0] * 20
+    assert set(consumer.threads[:20]) == {threading.get_ident()}
+
+
+async def test_one_hop_drains_a_backlog_that_arrives_while_the_consume_thread_waits() -> None:
+    source, (consumer,) = _source(fetches=20, permits=0, batch=2)
+    seen: list[int] = []
+    async with source:
+
+        async def read() -> None:
+            async for batch in source.batches():
+                assert len(batch.records) <= 2
+                seen.extend(_offsets(batch.records))
+                if len(seen) >= 40:
+                    return
+
+        reading = asyncio.create_task(read())
+        # Nothing queued locally: the loop's non-waiting call came back empty and the consume
+        # thread is now blocked in its waiting call.
+        assert await asyncio.wait_for(asyncio.to_thread(consumer.held.wait, BOUND), BOUND)
+        consumer.permits.release(20)
+        await asyncio.wait_for(reading, BOUND)
+    assert seen == list(range(40))
+    # The waiting call is followed, in the same hop, by calls that do not wait (a bounded
+    # number); what is left is then taken on the loop thread, again without waiting.
     hop = 1 + _EXTRA_CONSUMES
-    assert consumer.timeouts[:hop] == [0.01] + [0] * _EXTRA_CONSUMES
-    assert consumer.timeouts[hop] == 0.01
+    assert consumer.timeouts[: 1 + hop] == [0, 0.01] + [0] * _EXTRA_CONSUMES
+    loop_thread = threading.get_ident()
+    assert consumer.threads[0] == loop_thread
+    assert loop_thread not in consumer.threads[1 : 1 + hop]
+    assert set(consumer.threads[1 + hop : 20]) == {loop_thread}
+
+
+class RevokingConsumer(FetchingConsumer):
+    """Serves a revocation of t/0 from inside its second ``consume()`` call, as librdkafka
+    serves rebalance callbacks from whichever thread calls ``consume()``; records each
+    commit's thread and mode."""
+
+    def __init__(self, conf: dict[str, Any], fetches: int, permits: int) -> None:
+        super().__init__(conf, fetches, permits)
+        self.on_revoke: Any = None
+        self.commits: list[tuple[int, bool]] = []
+
+    def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
+        self.on_revoke = on_revoke
+        super().subscribe(topics, on_assign, on_revoke)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        if len(self.timeouts) == 1:
+            self.on_revoke(self, [TopicPartition("t", 0)])
+        return super().consume(num_messages, timeout)
+
+    def commit(self, asynchronous: bool = True) -> None:
+        self.commits.append((threading.get_ident(), asynchronous))
+
+
+async def test_a_revocation_served_on_the_loop_thread_queues_its_commit_instead_of_waiting() -> None:
+    built: list[RevokingConsumer] = []
+
+    def factory(conf: dict[str, Any]) -> RevokingConsumer:
+        built.append(RevokingConsumer(conf, fetches=2, permits=2))
+        return built[-1]
+
+    config = KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01)
+    source = KafkaSource(["t"], CLIENT, config, consumer_factory=factory)
+    async with source:
+        assert await asyncio.wait_for(_first_batch(source), BOUND) == [0, 1]
+        assert await asyncio.wait_for(_first_batch(source), BOUND) == [2, 3]  # revoked inside
+    (consumer,) = built
+    loop_thread = threading.get_ident()
+    # The revocation's commit (loop thread, queued), then close's (consume thread, awaited).
+    assert consumer.commits[0] == (loop_thread, True)
+    assert consumer.commits[-1][0] != loop_thread and consumer.commits[-1][1] is False

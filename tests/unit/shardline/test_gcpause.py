@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,9 @@ def collector_enabled() -> Iterator[None]:
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:
+        gc.enable()  # a test may have disabled it
+    else:
         gc.disable()
 
 
@@ -39,3 +42,80 @@ def test_an_application_that_disabled_the_collector_keeps_it_disabled() -> None:
     with collector_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()
+
+
+def _in_generation(obj: object, generation: int) -> bool:
+    return any(candidate is obj for candidate in gc.get_objects(generation))
+
+
+class _Node:
+    """A tracked object that can sit in a reference cycle."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_promote_hands_what_the_block_built_to_the_oldest_generation() -> None:
+    with collector_paused(promote=True):
+        assert not gc.isenabled()
+        built = [_Node() for _ in range(3)]
+    assert gc.isenabled()
+    assert all(_in_generation(node, 2) for node in built)
+    assert not any(_in_generation(node, 0) for node in built)
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_without_promote_the_block_built_objects_stay_young() -> None:
+    gc.collect()
+    with collector_paused():
+        built = _Node()
+    assert not _in_generation(built, 2)
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_promote_collects_the_applications_young_garbage_first() -> None:
+    # a young reference cycle made before the block is collected, not promoted with the batch
+    first, second = _Node(), _Node()
+    first.other, second.other = second, first
+    watch = weakref.ref(first)
+    del first, second
+    assert watch() is not None
+    with collector_paused(promote=True):
+        pass
+    assert watch() is None
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_promote_leaves_an_applications_frozen_objects_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with collector_paused(promote=True):
+            built = _Node()
+        assert gc.get_freeze_count() == frozen
+        assert not _in_generation(built, 2)
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_promote_restores_the_collector_when_the_block_raises() -> None:
+    with pytest.raises(ZeroDivisionError), collector_paused(promote=True):
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_promote_with_the_collector_disabled_by_the_application_changes_nothing() -> None:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused(promote=True):
+            built = _Node()
+        assert not gc.isenabled()
+        assert not _in_generation(built, 2)
+    finally:
+        if was:
+            gc.enable()
