@@ -10,6 +10,8 @@ PutRecords call until released: a stall.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -47,6 +49,19 @@ class StalledKinesis(FakeKinesis):
             self.in_flight_bytes -= nbytes
 
 
+@contextlib.asynccontextmanager
+async def stalled_producer(fake: StalledKinesis, **options: Any) -> AsyncIterator[KinesisProducer]:
+    """A started producer on ``fake``; on exit the stall ends and close is bounded, so a
+    failed assertion cannot leave the test waiting on the stall."""
+    producer = KinesisProducer("s", client=fake, **FAST, **options)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        fake.gate.set()
+        await producer.close(timeout=WAIT)
+
+
 async def _until(condition: Any) -> None:
     """Let the loop run until ``condition()`` holds (bounded)."""
 
@@ -60,14 +75,12 @@ async def _until(condition: Any) -> None:
 async def test_records_in_a_stalled_request_stay_counted_and_send_blocks_at_the_caps() -> None:
     fake = StalledKinesis()
     payload = b"x" * 1000
-    async with KinesisProducer(
-        "s",
-        client=fake,
+    async with stalled_producer(
+        fake,
         aggregate=False,
         buffer_max_bytes=25 * 1002,
         max_in_flight_bytes=5 * 1002,  # kept for request bodies: records may hold 20 * 1002
         max_batch_entries=5,
-        **FAST,
     ) as producer:
         futures = []
         with pytest.raises(BufferFullError):
@@ -95,14 +108,8 @@ async def test_records_in_a_stalled_request_stay_counted_and_send_blocks_at_the_
 async def test_bytes_in_flight_stay_within_max_in_flight_bytes() -> None:
     fake = StalledKinesis()
     payload = b"x" * 1000  # with a 2-character key: 1,002 entry bytes
-    async with KinesisProducer(
-        "s",
-        client=fake,
-        aggregate=False,
-        max_batch_entries=1,
-        max_in_flight=8,
-        max_in_flight_bytes=3100,
-        **FAST,
+    async with stalled_producer(
+        fake, aggregate=False, max_batch_entries=1, max_in_flight=8, max_in_flight_bytes=3100
     ) as producer:
         futures = [await producer.send(payload, partition_key=f"k{i}") for i in range(10)]
         flushing = asyncio.create_task(producer.flush())
@@ -120,7 +127,7 @@ async def test_bytes_in_flight_stay_within_max_in_flight_bytes() -> None:
 async def test_one_request_goes_even_when_larger_than_max_in_flight_bytes() -> None:
     fake = StalledKinesis()
     fake.gate.set()
-    async with KinesisProducer("s", client=fake, aggregate=False, max_in_flight_bytes=1, **FAST) as producer:
+    async with stalled_producer(fake, aggregate=False, max_in_flight_bytes=1) as producer:
         futures = [await producer.send(b"y" * 100, partition_key=f"k{i}") for i in range(50)]
         await asyncio.wait_for(producer.flush(), WAIT)
         acks = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
