@@ -13,7 +13,12 @@ from typing import Any, overload
 from consumers.source import SourceBatch
 from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.kafka_config import EVENT_ID_HEADER
-from shardline.records import ConsumedRecord, KafkaPosition, Position
+from shardline.records import (
+    ConsumedRecord,
+    ConsumedRecordDraft,
+    KafkaPosition,
+    KafkaPositionDraft,
+)
 
 __all__ = ["KafkaRecords", "lazy_batches", "partition_name", "to_batches", "to_record"]
 
@@ -24,35 +29,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def partition_name(topic: str, partition: int) -> str:
     """The pipeline's name of a Kafka partition (the same as ``KafkaPosition.partition``)."""
     return f"{topic}/{partition}"
-
-
-class _RecordDraft:
-    """A :class:`ConsumedRecord` under construction: exactly its slots, plain attribute stores.
-
-    Once every field is set, ``draft.__class__ = ConsumedRecord`` makes it a regular frozen
-    record (the layouts are identical; :mod:`shardline.aggregation` builds Kinesis records the
-    same way).  Measured on 1,000 messages: 0.88 us per record with its position through the
-    frozen classes' slot setters, 0.46 us through drafts.
-    """
-
-    __slots__ = ConsumedRecord.__slots__
-    data: bytes
-    partition_key: str
-    position: Position
-    arrival_time: datetime | None
-    explicit_hash_key: int | None
-    event_id: str | None
-    headers: dict[str, bytes] | None
-    event_id_verified: bool
-
-
-class _PositionDraft:
-    """A :class:`KafkaPosition` under construction (see :class:`_RecordDraft`)."""
-
-    __slots__ = KafkaPosition.__slots__
-    topic: str
-    partition_id: int
-    offset: int
 
 
 def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes], str | None]:
@@ -181,7 +157,7 @@ def _build_records(
     add = records.append
     last_millis = -1
     last_arrival: datetime | None = None
-    record_draft, position_draft = _RecordDraft, _PositionDraft
+    record_draft, position_draft = ConsumedRecordDraft, KafkaPositionDraft
     record_class, position_class = ConsumedRecord, KafkaPosition
     fromtimestamp = datetime.fromtimestamp
     utc = UTC

@@ -61,10 +61,10 @@ from shardline.eventid import EVENT_ID_MAC_TAG, EventIdKey
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, KPL_DEFAULT_AGGREGATE_BYTES, PARTITION_KEY_MAX_CHARS
 from shardline.records import (
     ConsumedRecord,
+    ConsumedRecordDraft,
     KinesisPosition,
+    KinesisPositionDraft,
     RefusedRecord,
-    _ConsumedRecordDraft,
-    _KinesisPositionDraft,
 )
 from shardline.shardmath import KeysInRange, partition_key_hash
 
@@ -792,7 +792,7 @@ def expand_aggregate(
             records = records[first_sub:]
         out: list[ConsumedRecord] = []
         append = out.append
-        record_draft, position_draft = _ConsumedRecordDraft, _KinesisPositionDraft
+        record_draft, position_draft = ConsumedRecordDraft, KinesisPositionDraft
         record_class, position_class = ConsumedRecord, KinesisPosition
         sub = first_sub
         for user in records:

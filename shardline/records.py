@@ -220,15 +220,16 @@ _set_consumed = tuple(
 )
 
 
-class _ConsumedRecordDraft:
+class ConsumedRecordDraft:
     """A :class:`ConsumedRecord` under construction, for the de-aggregation hot path only.
 
     It has exactly ConsumedRecord's slots (same names, same order), so once its fields are
     filled with plain attribute stores, assigning ``draft.__class__ = ConsumedRecord`` turns
     it into a regular, frozen ConsumedRecord.  A KPL consumer builds one record per user
     record: measured here, a draft with its position costs 0.25 us against 0.66 us through
-    the frozen dataclasses' ``__init__`` (slot setter calls).  Only
-    :mod:`shardline.aggregation` uses it; every field must be set before the class changes.
+    the frozen dataclasses' ``__init__`` (slot setter calls); the Kafka consumer builds its
+    records the same way (0.46 us against 0.88 us per record with its position).  For those
+    two hot paths only; every field must be set before the class changes.
     """
 
     __slots__ = ConsumedRecord.__slots__
@@ -242,14 +243,23 @@ class _ConsumedRecordDraft:
     event_id_verified: bool
 
 
-class _KinesisPositionDraft:
-    """A :class:`KinesisPosition` under construction (see :class:`_ConsumedRecordDraft`)."""
+class KinesisPositionDraft:
+    """A :class:`KinesisPosition` under construction (see :class:`ConsumedRecordDraft`)."""
 
     __slots__ = KinesisPosition.__slots__
     stream: str
     shard_id: str
     sequence_number: str
     sub_sequence_number: int
+
+
+class KafkaPositionDraft:
+    """A :class:`KafkaPosition` under construction (see :class:`ConsumedRecordDraft`)."""
+
+    __slots__ = KafkaPosition.__slots__
+    topic: str
+    partition_id: int
+    offset: int
 
 
 class RefusedRecord(ConsumedRecord):

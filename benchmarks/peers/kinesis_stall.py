@@ -53,6 +53,8 @@ class StallingProxy:
         self._flowing.set()
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
+        self.held = asyncio.Event()
+        """Set once a request was held back by the stall (it is on the wire, not lost)."""
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -87,7 +89,8 @@ class StallingProxy:
     ) -> None:
         try:
             while chunk := await reader.read(65536):
-                if gated:
+                if gated and not self._flowing.is_set():
+                    self.held.set()
                     await self._flowing.wait()
                 writer.write(chunk)
                 await writer.drain()

@@ -11,7 +11,6 @@ The gateway's quotas are off (``ShardLimits.unenforced()``): each test injects o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 
 from benchmarks.gateway import FaultPlan, KinesisGateway, ShardLimits
+from benchmarks.peers.kinesis_stall import StallingProxy
 from producers import KinesisProducer
 from shardline.errors import (
     BufferFullError,
@@ -296,56 +296,6 @@ def _as_record(kwargs: dict[str, Any]) -> Any:
 
 
 # --- a stalled endpoint: memory stays bounded ----------------------------------------------------
-
-
-class StallingProxy:
-    """A TCP proxy that, while stalled, holds every request (on kept connections too) unanswered."""
-
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition("//")[2].partition(":")
-        self._target = (host, int(port))
-        self._flowing = asyncio.Event()
-        self._flowing.set()
-        self._server: asyncio.Server | None = None
-        self.held = asyncio.Event()
-
-    async def start(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
-
-    def stall(self) -> None:
-        self._flowing.clear()
-
-    def release(self) -> None:
-        self._flowing.set()
-
-    async def stop(self) -> None:
-        self.release()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer, gated=True), self._pipe(upstream_reader, writer)
-        )
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool = False
-    ) -> None:
-        try:
-            while chunk := await reader.read(65536):
-                if gated and not self._flowing.is_set():
-                    self.held.set()
-                    await self._flowing.wait()
-                writer.write(chunk)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.close()
 
 
 @pytest.mark.timeout(120)
