@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import json
@@ -264,6 +265,15 @@ def _write_files(outcome: Any, out: Path) -> dict[str, Any]:
     return result
 
 
+_FREEZE_AT_EXIT: list[bool] = []
+
+
+def _freeze_heap_at_exit() -> None:
+    if not _FREEZE_AT_EXIT:
+        _FREEZE_AT_EXIT.append(True)
+        atexit.register(gc.freeze)
+
+
 def _print_result(result: dict[str, Any], out: Path) -> int:
     from benchmarks.report import print_summary
 
@@ -271,8 +281,9 @@ def _print_result(result: dict[str, Any], out: Path) -> int:
     print(f"result JSON: {(out / 'result.json').resolve()}\nHTML report: {(out / 'report.html').resolve()}")
     # The run leaves a large heap (botocore's models, the embedded emulator's state); the
     # interpreter's collections on the way out would take seconds and free nothing that matters,
-    # so an interrupted run would exit long after its result is written.  Freeze it instead.
-    gc.freeze()
+    # so an interrupted run would exit long after its result is written.  Freeze it at exit
+    # (not now: a program that called this in-process keeps a collector that works).
+    _freeze_heap_at_exit()
     return 130 if result["interrupted"] else 0
 
 

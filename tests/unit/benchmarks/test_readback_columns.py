@@ -95,3 +95,13 @@ def test_gc_settings_leave_objects_someone_else_froze_frozen(default_gc: None) -
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_the_result_printer_freezes_the_heap_at_exit_not_in_the_calling_program(default_gc: None) -> None:
+    from benchmarks import cli
+
+    cli._freeze_heap_at_exit()
+    assert gc.get_freeze_count() == 0  # a test or program calling the CLI in-process keeps its collector
+    assert cli._FREEZE_AT_EXIT == [True]  # registered with atexit once
+    cli._freeze_heap_at_exit()
+    assert cli._FREEZE_AT_EXIT == [True]

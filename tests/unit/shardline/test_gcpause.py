@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
 from shardline.gcpause import collector_paused
-
-
-@pytest.fixture
-def collector_enabled() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.enable()
-    yield
-    if was:
-        gc.enable()  # a test may have disabled it
-    else:
-        gc.disable()
 
 
 @pytest.mark.usefixtures("collector_enabled")

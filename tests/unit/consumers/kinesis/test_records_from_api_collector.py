@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,15 +16,7 @@ from shardline.records import ConsumedRecord, KinesisPosition
 STREAM, SHARD_ID = "orders", "shardId-000000000001"
 
 
-@pytest.fixture(autouse=True)
-def collector_enabled() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.enable()
-    yield
-    if was:
-        gc.enable()  # a test may have disabled it
-    else:
-        gc.disable()
+pytestmark = pytest.mark.usefixtures("collector_enabled")
 
 
 def _aggregates(total_bytes: int) -> list[dict[str, Any]]:
