@@ -44,6 +44,26 @@ class FakeKinesis:
         self.max_record_kib: int | None = None
         self._seq = 0
 
+    def split_the_only_shard(self) -> int:
+        """Close shard 0 and add two children splitting the hash range at its middle; return it."""
+        half = 2**127
+        self.shards[0]["SequenceNumberRange"]["EndingSequenceNumber"] = "99"
+        self.shards += [
+            {
+                "ShardId": "left",
+                "ParentShardId": self.shards[0]["ShardId"],
+                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)},
+                "SequenceNumberRange": {"StartingSequenceNumber": "100"},
+            },
+            {
+                "ShardId": "right",
+                "ParentShardId": self.shards[0]["ShardId"],
+                "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)},
+                "SequenceNumberRange": {"StartingSequenceNumber": "100"},
+            },
+        ]
+        return half
+
     async def describe_stream_summary(self, **kwargs: Any) -> dict[str, Any]:
         summary: dict[str, Any] = {"StreamName": kwargs.get("StreamName"), "OpenShardCount": len(self.shards)}
         if self.max_record_kib:

@@ -235,22 +235,7 @@ async def test_shard_split_replans_buffered_aggregates() -> None:
     fake = FakeKinesis(shards=1)
     async with KinesisProducer("s", client=fake, linger=60, rate_limit_percent=None) as producer:
         batch = await producer.send_many([Record(b"v", partition_key=f"k{i}") for i in range(300)])
-        half = 2**127
-        fake.shards[0]["SequenceNumberRange"]["EndingSequenceNumber"] = "99"
-        fake.shards += [
-            {
-                "ShardId": "left",
-                "ParentShardId": fake.shards[0]["ShardId"],
-                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)},
-                "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-            },
-            {
-                "ShardId": "right",
-                "ParentShardId": fake.shards[0]["ShardId"],
-                "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)},
-                "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-            },
-        ]
+        half = fake.split_the_only_shard()
         assert await producer.refresh_shard_map()
         await producer.flush()
         acks = await batch

@@ -20,34 +20,13 @@ def _user_records(fake: FakeKinesis) -> list[tuple[str, str, bytes]]:
     return out
 
 
-def _split_the_only_shard(fake: FakeKinesis) -> int:
-    """Close shard 0 and add two children splitting the hash range at its middle."""
-    half = 2**127
-    fake.shards[0]["SequenceNumberRange"]["EndingSequenceNumber"] = "99"
-    fake.shards += [
-        {
-            "ShardId": "left",
-            "ParentShardId": fake.shards[0]["ShardId"],
-            "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)},
-            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-        },
-        {
-            "ShardId": "right",
-            "ParentShardId": fake.shards[0]["ShardId"],
-            "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)},
-            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-        },
-    ]
-    return half
-
-
 async def test_send_after_a_split_routes_cached_keys_to_the_new_shards() -> None:
     """Keys send() already routed under the old map must not keep their old shard id."""
     fake = FakeKinesis(shards=1)
     keys = [f"k{i}" for i in range(40)]
     async with KinesisProducer("s", client=fake, linger=60, rate_limit_percent=None) as producer:
         before = [await producer.send(b"before", partition_key=key) for key in keys]
-        half = _split_the_only_shard(fake)
+        half = fake.split_the_only_shard()
         assert await producer.refresh_shard_map()
         after = [await producer.send(b"after", partition_key=key) for key in keys]
         await producer.flush()

@@ -77,26 +77,6 @@ async def test_send_futures_resolve_to_acks_through_the_producer() -> None:
     assert (await plain).sub_sequence_number is None  # a lone record travels unaggregated
 
 
-def _split_the_only_shard(fake: FakeKinesis) -> int:
-    half = 2**127
-    fake.shards[0]["SequenceNumberRange"]["EndingSequenceNumber"] = "99"
-    fake.shards += [
-        {
-            "ShardId": "left",
-            "ParentShardId": fake.shards[0]["ShardId"],
-            "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)},
-            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-        },
-        {
-            "ShardId": "right",
-            "ParentShardId": fake.shards[0]["ShardId"],
-            "HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)},
-            "SequenceNumberRange": {"StartingSequenceNumber": "100"},
-        },
-    ]
-    return half
-
-
 async def _first_request(fake: FakeKinesis) -> None:
     while not fake.calls:
         await asyncio.sleep(0)  # yield to the sender until its first request is made
@@ -136,7 +116,7 @@ async def test_encoded_aggregates_hold_the_data_once_and_reroute_after_a_split()
             await asyncio.wait_for(_first_request(fake), BOUND)  # held at the gate
             released = [f for f in futures if f.data is None]  # type: ignore[attr-defined]
             assert len(released) > len(futures) / 2  # aggregated and encoded: held once
-            half = _split_the_only_shard(fake)
+            half = fake.split_the_only_shard()
             assert await producer.refresh_shard_map()  # splits the queued encoded aggregates
         finally:
             gate.set()  # the held request lands on the children: the misplaced path
