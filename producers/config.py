@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from shardline.errors import ConfigurationError
 from shardline.eventid import EventIdKey
@@ -38,6 +38,16 @@ class ProducerConfig:
             ``send()`` waits (or raises :class:`~shardline.errors.BufferFullError` when
             ``block_when_full`` is False).
         block_when_full: back-pressure by waiting (True) or by raising (False).
+        admission: what ``send()`` waits for.  ``"caps"``: only the buffer caps.
+            ``"drain-rate"``: also a byte limit from the measured drain rate, so that what is
+            buffered can be delivered within ``admission_ttl_fraction`` of ``record_ttl``; a
+            slow or throttled endpoint then makes ``send()`` wait instead of records failing
+            with DeliveryError when their TTL runs out (:mod:`producers.drain`).  The limit is
+            never below one full request (``max_batch_bytes``), and is that until the first
+            request answers: a producer holding no more than that is never limited.
+        admission_ttl_fraction: the share of ``record_ttl`` the buffered bytes may take to be
+            delivered, in (0, 1]; the rest is a margin for an estimate that lags a slowdown,
+            retries and the request the record ends up in.
         rate_limit_percent: per-shard pacing at this percentage of 1 MiB/s and 1000 records/s;
             ``None`` disables pacing (throttles are then only retried).
         max_in_flight: concurrent PutRecords requests.
@@ -68,6 +78,8 @@ class ProducerConfig:
     buffer_max_records: int = 200_000
     buffer_max_bytes: int = 64 * MiB
     block_when_full: bool = True
+    admission: Literal["caps", "drain-rate"] = "caps"
+    admission_ttl_fraction: float = 0.5
     rate_limit_percent: float | None = 100.0
     max_in_flight: int = 8
     max_in_flight_bytes: int = 16 * MiB
@@ -92,6 +104,10 @@ class ProducerConfig:
             problems.append("aggregate_max_bytes must be >= 1024")
         if self.buffer_max_records < 1 or self.buffer_max_bytes < 1:
             problems.append("buffer caps must be positive")
+        if self.admission not in ("caps", "drain-rate"):
+            problems.append("admission must be 'caps' or 'drain-rate'")
+        if not 0 < self.admission_ttl_fraction <= 1:
+            problems.append("admission_ttl_fraction must be in (0, 1]")
         if self.rate_limit_percent is not None and not 0 < self.rate_limit_percent <= 100:
             problems.append("rate_limit_percent must be in (0, 100] or None")
         if self.max_in_flight < 1:

@@ -31,6 +31,7 @@ from typing import Any, Self
 
 from producers.accumulator import Accumulator, Entry, Member, member_hash_key
 from producers.config import ProducerConfig
+from producers.drain import DrainRate
 from producers.keys import KeyStrategy, RangeAware
 from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
@@ -163,8 +164,24 @@ class KinesisProducer:
         self._accepting = False  # started and neither closing nor closed: send() checks only this
         # Read on every send(): plain attributes instead of self.config.<field> lookups.
         self._max_buffered_records = self.config.buffer_max_records
+        # The byte limit send() checks: the record buffer cap, or lower under drain-rate
+        # admission (_note_drain lowers and raises it), so admission costs send() nothing.
         self._max_buffered_bytes = self.config.record_buffer_bytes
         self._record_ttl = self.config.record_ttl
+        self._drain: DrainRate | None = None
+        if self.config.admission == "drain-rate":
+            self._drain = DrainRate(
+                window=self.config.record_ttl * self.config.admission_ttl_fraction,
+                # A stale estimate admits records that only their TTL can get out: it has
+                # to follow a slowdown within a fraction of that TTL.
+                horizon=min(2.0, self.config.record_ttl / 4),
+                floor=self.config.max_batch_bytes,
+                ceiling=self.config.record_buffer_bytes,
+            )
+            self._max_buffered_bytes = self._drain.limit()
+        # Since when the producer has had more to send than it could (None: it has not);
+        # only such time counts towards the drain rate.
+        self._backlog_from: float | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -329,6 +346,20 @@ class KinesisProducer:
     def buffered(self) -> tuple[int, int]:
         """(records, bytes) buffered or in flight: what the buffer caps bound."""
         return self._buffered_records, self._buffered_bytes
+
+    @property
+    def admission_bytes(self) -> int:
+        """Bytes that may be buffered or in flight before ``send()`` waits, now.
+
+        The record buffer cap, or less under ``admission="drain-rate"`` once the drain rate
+        is measured.
+        """
+        return self._max_buffered_bytes
+
+    @property
+    def drain_rate(self) -> float | None:
+        """Measured bytes delivered per backlogged second (``None``: not measured, or off)."""
+        return None if self._drain is None else self._drain.rate
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -670,7 +701,12 @@ class KinesisProducer:
         self._wakeup.set()
 
     async def _wait_for_space(self, records: int, nbytes: int, block: bool | None) -> None:
-        """Back-pressure: wait until the buffer has room (or raise when not blocking)."""
+        """Back-pressure: wait until the buffer has room (or raise when not blocking).
+
+        The one admission path: the buffer caps and, under drain-rate admission, the byte
+        limit from the drain rate (both in ``_max_buffered_bytes``); ``send()`` and
+        ``send_many()`` inline the same test and come here only when it fails.
+        """
         if block is None:
             block = self.config.block_when_full
         cfg = self.config
@@ -678,10 +714,13 @@ class KinesisProducer:
             self._buffered_records + records > cfg.buffer_max_records
             or self._buffered_bytes + nbytes > self._max_buffered_bytes
         ):
+            if self._backlog_from is None:  # more to send than admitted: backlogged from now
+                self._backlog_from = self._clock()
             if not block:
                 self._observer.on_event(events.BUFFER_FULL, 1, stream=self._stream_label)
                 raise BufferFullError(
-                    f"producer buffer full ({self._buffered_records} records, {self._buffered_bytes} bytes)"
+                    f"producer buffer full ({self._buffered_records} records, {self._buffered_bytes} bytes"
+                    f"{self._admission_note()})"
                 )
             self._require_started()
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -693,6 +732,37 @@ class KinesisProducer:
                     self._space_waiters.remove(waiter)
             if self._accepting is not True:  # failed or closed while waiting: room was made by that
                 self._require_started()
+
+    def _admission_note(self) -> str:
+        if self._max_buffered_bytes >= self.config.record_buffer_bytes or self._drain is None:
+            return ""
+        rate = self._drain.rate
+        if rate is None:
+            return f"; admission limited to {self._max_buffered_bytes} bytes until the drain rate is measured"
+        return f"; admission limited to {self._max_buffered_bytes} bytes by a drain rate of {rate:.0f} bytes/s"
+
+    def _note_drain(self, delivered: int) -> None:
+        """A request ended having delivered ``delivered`` bytes: update the admission limit.
+
+        Called once per PutRecords request, whatever its outcome (a throttled or failed
+        request delivers nothing, and its time still counts).  The time since the previous
+        request ended counts towards the drain rate only if the producer was backlogged
+        throughout (see :mod:`producers.drain`); whether it still is, is judged here, after
+        this request's records were released.  A raised limit wakes waiting senders in the
+        one place the buffer caps wake them.
+        """
+        drain = self._drain
+        if drain is None:
+            return
+        now = self._clock()
+        if self._backlog_from is not None:
+            drain.add(delivered, now - self._backlog_from)
+            limit = drain.limit()
+            raised = limit > self._max_buffered_bytes
+            self._max_buffered_bytes = limit
+            if raised:
+                self._release(0, 0)
+        self._backlog_from = now if self._buffered_bytes >= drain.floor else None
 
     def _release(self, records: int, nbytes: int) -> None:
         self._buffered_records -= records
@@ -859,6 +929,7 @@ class KinesisProducer:
 
     async def _send(self, batch: list[Entry]) -> None:
         """One PutRecords call; acknowledges, retries or fails each entry of ``batch``."""
+        delivered = 0
         try:
             try:
                 with map_aws_errors("kinesis"):
@@ -878,15 +949,17 @@ class KinesisProducer:
                     for entry in batch:
                         self._fail_entry(entry, error)
                 return
-            await self._handle_response(batch, response)
+            delivered = await self._handle_response(batch, response)
         finally:
             if self.config.ordered:
                 for entry in batch:
                     self._busy.discard(entry.shard_id)
+            self._note_drain(delivered)
             assert self._wakeup is not None
             self._wakeup.set()
 
-    async def _handle_response(self, batch: list[Entry], response: Any) -> None:
+    async def _handle_response(self, batch: list[Entry], response: Any) -> int:
+        """Acknowledge, retry or fail each entry; return the user bytes acknowledged."""
         results = response["Records"]
         now = self._clock()
         failed: list[Entry] = []
@@ -941,6 +1014,7 @@ class KinesisProducer:
             self._retry(failed, failed[0].last_error)
         if misplaced:
             await self._resolve_misplaced(misplaced)
+        return nbytes
 
     async def _resolve_misplaced(self, misplaced: list[tuple[Entry, str, str]]) -> None:
         """Aggregates that landed on a shard other than planned: the shards changed.
