@@ -280,14 +280,17 @@ async def test_caps_admission_is_unchanged_by_drain_measurement() -> None:
 
 
 def test_drain_rate_weights_recent_backlogged_time() -> None:
-    drain = DrainRate(window=10.0, horizon=2.0, floor=1_000, ceiling=1_000_000)
+    drain = DrainRate(window=5.0, horizon=2.0, floor=1_000, ceiling=1_000_000)
     assert drain.rate is None and drain.limit() == 1_000
     for _ in range(20):
         drain.add(1_000, 0.1)  # 10 kB/s
     assert drain.rate == pytest.approx(10_000)
-    assert drain.limit() == pytest.approx(100_000, rel=1e-4)
-    for _ in range(100):
-        drain.add(10, 0.1)  # the endpoint slows to 100 B/s for five horizons
+    assert drain.limit() == pytest.approx(50_000, rel=1e-4)
+    for _ in range(50):
+        drain.add(10, 0.1)  # the endpoint slows to 100 B/s: after 2.5 horizons, mostly forgotten
+    assert 100 < drain.rate < 0.1 * 10_000
+    for _ in range(150):
+        drain.add(10, 0.1)
     assert drain.rate == pytest.approx(100, rel=0.1)
     assert drain.limit() == 1_000  # floored
     for _ in range(100):
