@@ -78,7 +78,7 @@ class ProducerConfig:
     buffer_max_records: int = 200_000
     buffer_max_bytes: int = 64 * MiB
     block_when_full: bool = True
-    admission: Literal["caps", "drain-rate"] = "caps"
+    admission: Literal["caps", "drain-rate"] = "drain-rate"
     admission_ttl_fraction: float = 0.5
     rate_limit_percent: float | None = 100.0
     max_in_flight: int = 8

@@ -1,0 +1,199 @@
+"""A Kinesis producer fed far more than a slow endpoint delivers within the record TTL.
+
+A TCP proxy in front of the Kinesis endpoint forwards requests at ``--rate-kib`` KiB/s (all
+connections together: one slow link; answers are not slowed), so the endpoint drains about
+three quarters of that in user bytes (request bodies carry them base64-encoded).  The caller
+sends ``--mb`` MB of random ``--record-size`` byte records with ``send()`` as fast as it
+returns, keeping each future, then waits until every record is acknowledged or has failed.
+Run once per admission mode (``--admission caps``, ``drain-rate`` or ``both``, one after the
+other, each on a fresh stream); reported per run: records accepted, delivered and failed
+(DeliveryError after ``--ttl`` seconds, or other), the seconds ``send()`` spent waiting, the
+time to feed everything and to resolve it all, and the producer's measured drain rate and
+byte limit at the end.
+
+    python -m benchmarks.peers.kinesis_drain --endpoint http://127.0.0.1:4567 --mb 40 \\
+        --rate-kib 1024 --ttl 30 --admission both
+
+reproduces the case of a 4-shard stream fed 40 MB at once through a ~1 MB/s endpoint
+(about a minute per mode).  Records taken into a request do not expire while it is on the
+wire, and the producer puts up to ``max_in_flight_bytes`` (16 MiB) on the wire at once, so
+only what is fed beyond that can expire; a smaller run scales those down too:
+``--mb 2 --rate-kib 512 --ttl 2 --max-batch-kib 64 --max-in-flight-kib 256``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+from benchmarks.peers.kinesis import _boto3, _ensure_stream
+from benchmarks.peers.kinesis_stall import StallingProxy
+
+__all__ = ["RateLimitedProxy", "run_drain"]
+
+KiB = 1024
+
+
+class RateLimitedProxy(StallingProxy):
+    """A TCP proxy whose request direction forwards at most ``rate`` bytes per second in total.
+
+    Every connection draws on one budget (a single slow link): each chunk read from a client
+    reserves the next ``len(chunk) / rate`` seconds of the link and is forwarded when its
+    reservation ends.  Answers flow unpaced.  ``stall()`` / ``release()`` still work.
+    """
+
+    def __init__(self, target: str, rate: float, chunk: int = 8 * KiB) -> None:
+        super().__init__(target)
+        self.rate = rate
+        self._chunk = chunk
+        self._free_at = 0.0  # loop time at which the link is next free
+        self.forwarded = 0
+        """Request bytes forwarded so far."""
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool = False
+    ) -> None:
+        if not gated:
+            await super()._pipe(reader, writer)
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            while chunk := await reader.read(self._chunk):
+                if not self._flowing.is_set():
+                    self.held.set()
+                    await self._flowing.wait()
+                now = loop.time()
+                self._free_at = max(now, self._free_at) + len(chunk) / self.rate
+                await asyncio.sleep(self._free_at - now)  # the link's pace, not a synchronisation
+                writer.write(chunk)
+                await writer.drain()
+                self.forwarded += len(chunk)
+        except ConnectionError:
+            pass
+        finally:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.close()
+
+
+async def _fed_run(
+    endpoint: str, stream: str, nbytes: int, record_size: int, keys: int, rate: float, options: dict[str, Any]
+) -> dict[str, Any]:
+    from producers import KinesisProducer
+    from shardline.errors import DeliveryError
+
+    proxy = RateLimitedProxy(endpoint, rate)
+    proxied = await proxy.start()
+    count = max(nbytes // record_size, 1)
+    futures: list[asyncio.Future[Any]] = []
+    waited = 0.0
+    try:
+        async with KinesisProducer(stream, endpoint_url=proxied, **options) as producer:
+            started = time.monotonic()
+            for i in range(count):
+                data, key = os.urandom(record_size), f"device-{i % keys}"
+                before = time.monotonic()
+                futures.append(await producer.send(data, partition_key=key))
+                waited += time.monotonic() - before
+            fed = time.monotonic() - started
+            bound = options["record_ttl"] + 2 * count * record_size / rate + 60
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), bound)
+            resolved = time.monotonic() - started
+            drain_rate = producer.drain_rate
+            admission_bytes = producer.admission_bytes
+    finally:
+        await proxy.stop()
+    expired = sum(isinstance(r, DeliveryError) for r in results)
+    other = sum(isinstance(r, BaseException) and not isinstance(r, DeliveryError) for r in results)
+    return {
+        "admission": options["admission"],
+        "records": count,
+        "record_size": record_size,
+        "proxy_kib_per_s": round(rate / KiB, 1),
+        "record_ttl": options["record_ttl"],
+        "max_batch_bytes": producer.config.max_batch_bytes,
+        "max_in_flight_bytes": producer.config.max_in_flight_bytes,
+        "accepted": len(futures),
+        "delivered": len(results) - expired - other,
+        "failed_delivery_error": expired,
+        "failed_other": other,
+        "send_wait_s": round(waited, 2),
+        "feed_s": round(fed, 2),
+        "all_resolved_s": round(resolved, 2),
+        "measured_drain_kib_per_s": None if drain_rate is None else round(drain_rate / KiB, 1),
+        "admission_bytes_at_end": admission_bytes,
+    }
+
+
+def run_drain(
+    endpoint: str,
+    *,
+    admission: str,
+    megabytes: float = 40.0,
+    rate_kib: float = 1024.0,
+    record_ttl: float = 30.0,
+    record_size: int = 1000,
+    keys: int = 1000,
+    shards: int = 4,
+    max_batch_bytes: int | None = None,
+    max_in_flight_bytes: int | None = None,
+) -> dict[str, Any]:
+    """One run on a fresh stream; the figures as a dict."""
+    stream = f"drain-{uuid.uuid4().hex[:8]}"
+    _ensure_stream(endpoint, stream, shards)
+    options: dict[str, Any] = {"rate_limit_percent": None, "record_ttl": record_ttl, "admission": admission}
+    if max_batch_bytes is not None:  # else the producer's defaults
+        options["max_batch_bytes"] = max_batch_bytes
+    if max_in_flight_bytes is not None:
+        options["max_in_flight_bytes"] = max_in_flight_bytes
+    try:
+        return asyncio.run(
+            _fed_run(endpoint, stream, int(megabytes * 1e6), record_size, keys, rate_kib * KiB, options)
+        )
+    finally:
+        with contextlib.suppress(Exception):  # keep the emulator under its account shard limit
+            _boto3(endpoint).delete_stream(StreamName=stream)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.peers.kinesis_drain", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--endpoint", required=True, help="Kinesis endpoint URL (e.g. kinesis-mock)")
+    parser.add_argument("--admission", choices=["caps", "drain-rate", "both"], default="both")
+    parser.add_argument("--mb", type=float, default=40.0, help="megabytes fed at once")
+    parser.add_argument("--rate-kib", type=float, default=1024.0, help="proxy's request rate, KiB/s")
+    parser.add_argument("--ttl", type=float, default=30.0, help="record_ttl in seconds")
+    parser.add_argument("--record-size", type=int, default=1000)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--max-batch-kib", type=int, help="max_batch_bytes in KiB (default: the producer's)")
+    parser.add_argument(
+        "--max-in-flight-kib", type=int, help="max_in_flight_bytes in KiB (default: the producer's)"
+    )
+    args = parser.parse_args(argv)
+    modes = ["caps", "drain-rate"] if args.admission == "both" else [args.admission]
+    for mode in modes:
+        result = run_drain(
+            args.endpoint,
+            admission=mode,
+            megabytes=args.mb,
+            rate_kib=args.rate_kib,
+            record_ttl=args.ttl,
+            record_size=args.record_size,
+            keys=args.keys,
+            shards=args.shards,
+            max_batch_bytes=None if args.max_batch_kib is None else args.max_batch_kib * KiB,
+            max_in_flight_bytes=None if args.max_in_flight_kib is None else args.max_in_flight_kib * KiB,
+        )
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
