@@ -38,13 +38,16 @@ class ProducerConfig:
             ``send()`` waits (or raises :class:`~shardline.errors.BufferFullError` when
             ``block_when_full`` is False).
         block_when_full: back-pressure by waiting (True) or by raising (False).
-        admission: what ``send()`` waits for.  ``"caps"``: only the buffer caps.
-            ``"drain-rate"``: also a byte limit from the measured drain rate, so that what is
-            buffered can be delivered within ``admission_ttl_fraction`` of ``record_ttl``; a
-            slow or throttled endpoint then makes ``send()`` wait instead of records failing
-            with DeliveryError when their TTL runs out (:mod:`producers.drain`).  The limit is
-            never below one full request (``max_batch_bytes``), and is that until the first
-            request answers: a producer holding no more than that is never limited.
+        admission: what ``send()`` waits for.  ``"drain-rate"`` (the default): also a byte
+            limit from the measured drain rate, so that what is buffered can be delivered
+            within ``admission_ttl_fraction`` of ``record_ttl``; a slow or throttled endpoint
+            then makes ``send()`` wait instead of records failing with DeliveryError when
+            their TTL runs out (:mod:`producers.drain`).  The limit is never below one full
+            request (``max_batch_bytes``), and is that until the first request answers: a
+            producer holding no more than that is never limited.  ``"caps"``: only the
+            buffer caps (records that cannot be delivered in time fail).  The default because
+            it removed those failures at a slow endpoint and cost no throughput at full speed
+            (docs/producer.md, "Admission by drain rate").
         admission_ttl_fraction: the share of ``record_ttl`` the buffered bytes may take to be
             delivered, in (0, 1]; the rest is a margin for an estimate that lags a slowdown,
             retries and the request the record ends up in.

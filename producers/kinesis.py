@@ -737,9 +737,10 @@ class KinesisProducer:
         if self._max_buffered_bytes >= self.config.record_buffer_bytes or self._drain is None:
             return ""
         rate = self._drain.rate
+        limit = f"; admission limited to {self._max_buffered_bytes} bytes"
         if rate is None:
-            return f"; admission limited to {self._max_buffered_bytes} bytes until the drain rate is measured"
-        return f"; admission limited to {self._max_buffered_bytes} bytes by a drain rate of {rate:.0f} bytes/s"
+            return f"{limit} until the drain rate is measured"
+        return f"{limit} by a drain rate of {rate:.0f} bytes/s"
 
     def _note_drain(self, delivered: int) -> None:
         """A request ended having delivered ``delivered`` bytes: update the admission limit.

@@ -19,6 +19,8 @@ reproduces the case of a 4-shard stream fed 40 MB at once through a ~1 MB/s endp
 wire, and the producer puts up to ``max_in_flight_bytes`` (16 MiB) on the wire at once, so
 only what is fed beyond that can expire; a smaller run scales those down too:
 ``--mb 2 --rate-kib 512 --ttl 2 --max-batch-kib 64 --max-in-flight-kib 256``.
+``--rate-kib 0`` sends straight to the endpoint: whether admission costs throughput at full
+speed (``user_mb_per_s``).
 """
 
 from __future__ import annotations
@@ -87,8 +89,8 @@ async def _fed_run(
     from producers import KinesisProducer
     from shardline.errors import DeliveryError
 
-    proxy = RateLimitedProxy(endpoint, rate)
-    proxied = await proxy.start()
+    proxy = RateLimitedProxy(endpoint, rate) if rate > 0 else None
+    proxied = await proxy.start() if proxy is not None else endpoint
     count = max(nbytes // record_size, 1)
     futures: list[asyncio.Future[Any]] = []
     waited = 0.0
@@ -101,20 +103,21 @@ async def _fed_run(
                 futures.append(await producer.send(data, partition_key=key))
                 waited += time.monotonic() - before
             fed = time.monotonic() - started
-            bound = options["record_ttl"] + 2 * count * record_size / rate + 60
+            bound = options["record_ttl"] + (2 * count * record_size / rate if proxy else 0) + 60
             results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), bound)
             resolved = time.monotonic() - started
             drain_rate = producer.drain_rate
             admission_bytes = producer.admission_bytes
     finally:
-        await proxy.stop()
+        if proxy is not None:
+            await proxy.stop()
     expired = sum(isinstance(r, DeliveryError) for r in results)
     other = sum(isinstance(r, BaseException) and not isinstance(r, DeliveryError) for r in results)
     return {
         "admission": options["admission"],
         "records": count,
         "record_size": record_size,
-        "proxy_kib_per_s": round(rate / KiB, 1),
+        "proxy_kib_per_s": round(rate / KiB, 1) if proxy else None,
         "record_ttl": options["record_ttl"],
         "max_batch_bytes": producer.config.max_batch_bytes,
         "max_in_flight_bytes": producer.config.max_in_flight_bytes,
@@ -125,6 +128,7 @@ async def _fed_run(
         "send_wait_s": round(waited, 2),
         "feed_s": round(fed, 2),
         "all_resolved_s": round(resolved, 2),
+        "user_mb_per_s": round(count * record_size / resolved / 1e6, 2),
         "measured_drain_kib_per_s": None if drain_rate is None else round(drain_rate / KiB, 1),
         "admission_bytes_at_end": admission_bytes,
     }
@@ -167,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", required=True, help="Kinesis endpoint URL (e.g. kinesis-mock)")
     parser.add_argument("--admission", choices=["caps", "drain-rate", "both"], default="both")
     parser.add_argument("--mb", type=float, default=40.0, help="megabytes fed at once")
-    parser.add_argument("--rate-kib", type=float, default=1024.0, help="proxy's request rate, KiB/s")
+    parser.add_argument(
+        "--rate-kib", type=float, default=1024.0, help="proxy's request rate, KiB/s (0: no proxy, full speed)"
+    )
     parser.add_argument("--ttl", type=float, default=30.0, help="record_ttl in seconds")
     parser.add_argument("--record-size", type=int, default=1000)
     parser.add_argument("--keys", type=int, default=1000)

@@ -186,6 +186,7 @@ def run_stall(
     stream = f"stall-{uuid.uuid4().hex[:8]}"
     _ensure_stream(endpoint, stream, shards)
     options: dict[str, Any] = {
+        "admission": "caps",  # the memory bound of the caps: the most a stalled producer holds
         "rate_limit_percent": None,
         "buffer_max_bytes": buffer_max_bytes,
         "buffer_max_records": buffer_max_records,

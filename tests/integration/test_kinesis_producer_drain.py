@@ -4,8 +4,8 @@ The producer reaches kinesis-mock through :class:`RateLimitedProxy`, which forwa
 at 512 KiB/s (about 380 kB/s of user records once base64-encoded); set-up and read-back go
 to kinesis-mock directly.  1.5 MB fed at once take about four seconds to cross the link,
 longer than the 2.5 s record TTL: with the buffer caps alone about a sixth of them failed
-with DeliveryError when this was written.  With ``admission="drain-rate"`` ``send()`` waits instead, and every record
-arrives once.
+with DeliveryError when this was written.  With ``admission="drain-rate"`` ``send()`` waits
+instead, and every record arrives once.
 """
 
 from __future__ import annotations

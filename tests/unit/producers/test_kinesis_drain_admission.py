@@ -80,9 +80,7 @@ class DrainingKinesis(FakeKinesis):
 
 
 @contextlib.asynccontextmanager
-async def draining_producer(
-    fake: DrainingKinesis, **options: Any
-) -> AsyncIterator[KinesisProducer]:
+async def draining_producer(fake: DrainingKinesis, **options: Any) -> AsyncIterator[KinesisProducer]:
     """A started producer on ``fake`` with the endpoint serving; closing is bounded."""
     serving = asyncio.create_task(fake.serve())
     producer = KinesisProducer("s", client=fake, clock=fake.clock, **{**OPTIONS, **options})
