@@ -26,7 +26,7 @@ aggregation, or too big to share) is sent as a one-record aggregate so the id st
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from producers.tickets import RecordOwner, SingleTicket
@@ -210,6 +210,15 @@ class Accumulator:
         self._spare: list[AggregateBuilderLike] = []
         self.ready_entries = 0
         self.ready_bytes = 0
+        self._shard_bytes: dict[str, int] = {}  # ready bytes per shard
+        # Shards that may not send yet (rate tokens, retry backoff), and until when.
+        self._waiting: dict[str, float] = {}
+        # Shards held back since their queue was last empty, and the ready entries and bytes
+        # they hold: a backlog that drains at its shard's pace cannot fill a request, so it
+        # does not make one "full" (which closes every open aggregate early).
+        self._paced: set[str] = set()
+        self.paced_entries = 0
+        self.paced_bytes = 0
         self.open_records = 0
         self.open_bytes = 0
         self._rotation = 0
@@ -349,8 +358,27 @@ class Accumulator:
         if queue is None:
             queue = self._ready[entry.shard_id] = deque()
         queue.append(entry)
+        self._queued(entry)
+
+    def _queued(self, entry: Entry) -> None:
+        """Count an entry just put in its shard's ready queue."""
+        shard_id, size = entry.shard_id, entry.size
         self.ready_entries += 1
-        self.ready_bytes += entry.size
+        self.ready_bytes += size
+        self._shard_bytes[shard_id] = self._shard_bytes.get(shard_id, 0) + size
+        if shard_id in self._paced:
+            self.paced_entries += 1
+            self.paced_bytes += size
+
+    def _unqueued(self, entry: Entry) -> None:
+        """Uncount an entry just taken from its shard's ready queue."""
+        shard_id, size = entry.shard_id, entry.size
+        self.ready_entries -= 1
+        self.ready_bytes -= size
+        self._shard_bytes[shard_id] -= size
+        if shard_id in self._paced:
+            self.paced_entries -= 1
+            self.paced_bytes -= size
 
     def _lone_entry(self, shard_id: str, member: Member, created: float, deadline: float) -> Entry:
         """An entry for one record: plain, or a one-record aggregate when it carries an event id."""
@@ -445,9 +473,59 @@ class Accumulator:
 
     @property
     def has_full_request(self) -> bool:
-        """Enough is buffered for a request at the entry or byte cap (send without lingering)."""
-        pending = self.ready_entries + (len(self._open) if self._aggregate else self.open_records)
-        return pending >= self._max_entries or self.ready_bytes + self.open_bytes >= self._max_bytes
+        """Enough could go now for a request at the entry or byte cap (send without lingering).
+
+        Entries of paced shards do not count: a backlog held back by its shard's rate
+        budget cannot fill a request, and counting it would close every other shard's
+        aggregate early, over and over (half-empty aggregates in one-entry requests).
+        """
+        pending = self.ready_entries - self.paced_entries
+        pending += len(self._open) if self._aggregate else self.open_records
+        if pending >= self._max_entries:
+            return True
+        return self.ready_bytes - self.paced_bytes + self.open_bytes >= self._max_bytes
+
+    def oldest_sendable(self, busy: Collection[str] = ()) -> float | None:
+        """When the oldest ready entry of a shard that may send now started (its linger base)."""
+        waiting = self._waiting
+        oldest: float | None = None
+        for shard_id, queue in self._ready.items():
+            if queue and shard_id not in waiting and shard_id not in busy:
+                created = queue[0].created
+                if oldest is None or created < oldest:
+                    oldest = created
+        return oldest
+
+    def wait(self, shard_id: str, until: float) -> None:
+        """Hold ``shard_id``'s ready entries back until ``until``; the shard is paced from now
+        until its queue is next empty (see :attr:`has_full_request`)."""
+        self._waiting[shard_id] = max(self._waiting.get(shard_id, until), until)
+        if shard_id in self._paced:
+            return
+        self._paced.add(shard_id)
+        queue = self._ready.get(shard_id)
+        if queue:
+            self.paced_entries += len(queue)
+            self.paced_bytes += self._shard_bytes.get(shard_id, 0)
+
+    def release_waits(self, now: float) -> float | None:
+        """Let shards whose wait is over send again; returns the earliest wait still running."""
+        earliest: float | None = None
+        if not self._waiting:
+            return earliest
+        for shard_id, until in list(self._waiting.items()):
+            if until > now:
+                earliest = until if earliest is None else min(earliest, until)
+                continue
+            del self._waiting[shard_id]
+        return earliest
+
+    def _forget_waits(self) -> None:
+        self._waiting.clear()
+        self._paced.clear()
+        self._shard_bytes.clear()
+        self.paced_entries = 0
+        self.paced_bytes = 0
 
     @property
     def empty(self) -> bool:
@@ -483,7 +561,12 @@ class Accumulator:
         max_entries = self._max_entries
         max_bytes = self._max_bytes if max_bytes is None else min(max_bytes, self._max_bytes)
         busy_set = set(busy)
-        shards = [s for s, q in self._ready.items() if q and s not in busy_set]
+        waiting = self._waiting
+        if waiting:
+            self.release_waits(now)
+        shards = [s for s, q in self._ready.items() if q and s not in busy_set and s not in waiting]
+        if waiting:
+            wake = min(waiting.values())
         if not shards:
             return batch, expired, wake
         # Rotate the starting shard so one busy shard cannot starve the others of request space.
@@ -496,12 +579,12 @@ class Accumulator:
                 entry = queue[0]
                 if entry.deadline <= now:
                     queue.popleft()
-                    self.ready_entries -= 1
-                    self.ready_bytes -= entry.size
+                    self._unqueued(entry)
                     expired.append(entry)
                     continue
                 if entry.not_before > now:
                     wake = entry.not_before if wake is None else min(wake, entry.not_before)
+                    self.wait(shard_id, entry.not_before)
                     break
                 if nbytes + entry.size > max_bytes:
                     break
@@ -517,12 +600,14 @@ class Accumulator:
                 delay = admit(entry)
                 if delay > 0:
                     wake = now + delay if wake is None else min(wake, now + delay)
+                    self.wait(shard_id, now + delay)
                     break
                 queue.popleft()
-                self.ready_entries -= 1
-                self.ready_bytes -= entry.size
+                self._unqueued(entry)
                 nbytes += entry.size
                 batch.append(entry)
+            if not queue:
+                self._paced.discard(shard_id)
             if len(batch) >= max_entries or nbytes >= max_bytes:
                 break
         return batch, expired, wake
@@ -534,14 +619,14 @@ class Accumulator:
             if queue is None:
                 queue = self._ready[entry.shard_id] = deque()
             queue.appendleft(entry)
-            self.ready_entries += 1
-            self.ready_bytes += entry.size
+            self._queued(entry)
 
     def drain_all(self) -> list[Entry]:
         """Remove and return every buffered entry (closing open aggregates first)."""
         self.close_open()
         entries = [entry for queue in self._ready.values() for entry in queue]
         self._ready.clear()
+        self._forget_waits()
         self.ready_entries = 0
         self.ready_bytes = 0
         return entries
@@ -564,6 +649,7 @@ class Accumulator:
             if agg.builder is not None:
                 self._recycle(agg.builder)
         self._ready.clear()
+        self._forget_waits()
         self._open.clear()
         self.ready_entries = 0
         self.ready_bytes = 0

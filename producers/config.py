@@ -27,7 +27,8 @@ class ProducerConfig:
     """How a :class:`producers.KinesisProducer` batches, aggregates, paces and retries.
 
     Attributes:
-        linger: seconds a buffered record may wait for more records before its batch is sent.
+        linger: seconds a buffered record may wait for more records before its aggregate and
+            its PutRecords request are sent (a full request goes at once, as in the KPL).
             Higher means fewer, fuller requests; lower means less latency.
         aggregate: pack many user records into one Kinesis entry (KPL format).  Never mixes
             shards.  Consumers must de-aggregate (the KCL and Shardline's consumers do).

@@ -73,6 +73,9 @@ _log = logging.getLogger(__name__)
 
 Serializer = Callable[[Any], bytes]
 
+PACED_VISIT_MAX = 0.5
+"""Longest a shard waiting for rate tokens is held back beyond its refill (half its bucket)."""
+
 
 class KinesisProducer:
     """Batches, aggregates, paces and retries records into one Kinesis stream.
@@ -168,6 +171,7 @@ class KinesisProducer:
         # admission (_note_drain lowers and raises it), so admission costs send() nothing.
         self._max_buffered_bytes = self.config.record_buffer_bytes
         self._record_ttl = self.config.record_ttl
+        self._paced_visit = min(self.config.linger, PACED_VISIT_MAX)
         self._drain: DrainRate | None = None
         if self.config.admission == "drain-rate":
             self._drain = DrainRate(
@@ -697,8 +701,9 @@ class KinesisProducer:
             self._drained.clear()
         self._buffered_records += len(datas)
         self._buffered_bytes += total
-        assert self._wakeup is not None
-        self._wakeup.set()
+        if not self._timer_armed or acc.has_full_request:
+            assert self._wakeup is not None
+            self._wakeup.set()
 
     async def _wait_for_space(self, records: int, nbytes: int, block: bool | None) -> None:
         """Back-pressure: wait until the buffer has room (or raise when not blocking).
@@ -780,10 +785,17 @@ class KinesisProducer:
     # --- the sender loop --------------------------------------------------------------------
 
     def _admit(self, entry: Entry) -> float:
+        """0 when ``entry`` may go now (its rate tokens taken), else how long its shard waits.
+
+        A paced shard waits at least one linger (at most half a second, well inside its
+        bucket's one second of budget, so no budget is lost): its backlog then leaves in
+        requests of several aggregates instead of one request per refill.
+        """
         limiter = self._limiter
         if limiter is None:
             return 0.0
-        return limiter.acquire(entry.shard_id, 1, entry.size)
+        delay = limiter.acquire(entry.shard_id, 1, entry.size)
+        return max(delay, self._paced_visit) if delay > 0 else 0.0
 
     async def _run(self) -> None:
         acc = self._acc
@@ -795,14 +807,26 @@ class KinesisProducer:
         while True:
             wakeup.clear()
             now = self._clock()
-            if self._flushing or self._closing or acc.has_full_request:
+            wake = acc.release_waits(now)
+            urgent = self._flushing or self._closing
+            if urgent or acc.has_full_request:
                 acc.close_open()
             else:
                 oldest = acc.oldest_open
                 if oldest is not None and oldest + linger <= now:
                     acc.close_open(now - linger)
-            wake: float | None = None
+            next_due: float | None = None
             while len(self._in_flight) < cfg.max_in_flight and acc.ready_entries:
+                # A request goes when it is full, or once its oldest record has lingered (the
+                # KPL's RecordMaxBufferedTime): an aggregate closed because it filled waits
+                # for company until then, so requests carry many entries, not one each.
+                if not (urgent or acc.has_full_request):
+                    oldest_ready = acc.oldest_sendable(self._busy if cfg.ordered else ())
+                    if oldest_ready is None:
+                        break
+                    if oldest_ready + linger > now:
+                        next_due = oldest_ready + linger
+                        break
                 # One request may always go; more only within the room left in flight.
                 room = max_in_flight_bytes - self._in_flight_bytes if self._in_flight else None
                 if room is not None and room <= 0:
@@ -836,8 +860,10 @@ class KinesisProducer:
             timeout_at = self._next_refresh
             if wake is not None and len(self._in_flight) < cfg.max_in_flight:
                 timeout_at = min(timeout_at, wake)
+            if next_due is not None:
+                timeout_at = min(timeout_at, next_due)
             oldest = acc.oldest_open
-            self._timer_armed = oldest is not None
+            self._timer_armed = oldest is not None or next_due is not None
             if oldest is not None:
                 timeout_at = min(timeout_at, oldest + linger)
             delay = max(timeout_at - self._clock(), 0.0)

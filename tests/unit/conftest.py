@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from shardline import gcpause
+
 
 @pytest.fixture
 def collector_enabled() -> Iterator[None]:
@@ -18,7 +20,9 @@ def collector_enabled() -> Iterator[None]:
     was_enabled, was_frozen = gc.isenabled(), gc.get_freeze_count() > 0
     gc.unfreeze()
     gc.enable()
+    gcpause.forget_frozen_heap()
     yield
+    gcpause.forget_frozen_heap()
     if was_enabled:
         gc.enable()  # a test may have disabled it
     else:

@@ -168,6 +168,48 @@ def test_paced_shard_waits_while_others_go() -> None:
     assert acc.ready_shards() == ["hot"]
 
 
+def test_a_paced_backlog_does_not_make_a_full_request_until_its_queue_empties() -> None:
+    # a backlog that leaves at its shard's pace cannot fill a request: counting it would close
+    # every other shard's aggregate early, over and over
+    acc = make(aggregate=False, entries=3)
+    for i in range(5):
+        add(acc, "hot", f"h{i}", i)
+    acc.close_open()
+    assert acc.has_full_request
+    batch, _, wake = acc.take(0.0, admit=lambda e: 0.5 if e.shard_id == "hot" else 0.0, ordered=False)
+    assert batch == [] and wake == 0.5
+    assert not acc.has_full_request
+    assert acc.oldest_sendable() is None  # held back until 0.5: nothing of it is due
+    add(acc, "hot", "h5", 5)  # more backlog for the paced shard still does not count
+    acc.close_open()
+    assert not acc.has_full_request
+    for i in range(3):
+        add(acc, "cold", f"c{i}", 10 + i)
+    assert acc.has_full_request  # the other shards' records do
+    assert acc.release_waits(0.5) is None
+    assert acc.oldest_sendable() == 0.0  # its wait is over: it may go, and is overdue
+    taken, _, _ = acc.take(0.5, admit=admit_all, ordered=False)
+    assert len(taken) == 3
+    while acc.ready_entries:
+        acc.take(0.5, admit=admit_all, ordered=False)
+    add(acc, "hot", "again", 20)  # its queue emptied: the shard is no longer paced
+    add(acc, "hot", "again2", 21)
+    add(acc, "hot", "again3", 22)
+    acc.close_open()
+    assert acc.has_full_request
+
+
+def test_a_waiting_shard_is_skipped_and_its_wait_is_the_wake_time() -> None:
+    acc = make(aggregate=False)
+    add(acc, "s", "k", 0)
+    acc.close_open()
+    acc.wait("s", 2.0)
+    batch, _, wake = acc.take(1.0, admit=admit_all, ordered=False)
+    assert batch == [] and wake == 2.0
+    batch, _, wake = acc.take(2.0, admit=admit_all, ordered=False)
+    assert [first_index(e) for e in batch] == [0] and wake is None
+
+
 def test_ordered_takes_each_key_once_per_request_and_skips_busy_shards() -> None:
     acc = make(aggregate=False)
     for i, key in enumerate(["a", "b", "a", "c"]):

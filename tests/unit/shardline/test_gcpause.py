@@ -7,6 +7,7 @@ import weakref
 
 import pytest
 
+from shardline import gcpause
 from shardline.gcpause import collector_paused
 
 
@@ -107,3 +108,37 @@ def test_promote_with_the_collector_disabled_by_the_application_changes_nothing(
     finally:
         if was:
             gc.enable()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_frozen_heap_is_counted_once_per_recheck_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    # counting frozen objects walks the whole frozen list: a frozen heap is not counted per block
+    calls: list[int] = []
+
+    def counting() -> int:
+        calls.append(1)
+        return 5
+
+    monkeypatch.setattr(gc, "get_freeze_count", counting)
+    for _ in range(gcpause.FROZEN_RECHECK_EVERY):
+        with collector_paused(promote=True):
+            pass
+    assert len(calls) == 1
+    with collector_paused(promote=True):
+        pass
+    assert len(calls) == 2
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_an_unfrozen_heap_is_asked_every_time_so_a_later_freeze_is_seen() -> None:
+    with collector_paused(promote=True):
+        pass
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_paused(promote=True):
+            built = _Node()
+        assert gc.get_freeze_count() == frozen
+        assert not _in_generation(built, 2)
+    finally:
+        gc.unfreeze()
