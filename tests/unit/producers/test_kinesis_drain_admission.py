@@ -158,6 +158,29 @@ async def test_drain_rate_admission_turns_the_ttl_failures_into_waiting() -> Non
     assert feeder.most_buffered_when_limited <= 1.1 * RATE * window + len(PAYLOAD) + 3
 
 
+@pytest.mark.parametrize("admission", ["caps", "drain-rate"])
+async def test_send_many_batches_wait_too(admission: str) -> None:
+    """Fifty batches of twenty records: the same one admission path as send()."""
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    async with draining_producer(fake, admission=admission) as producer:
+        batches = []
+        waited = 0.0
+        for b in range(50):
+            datas = [b"%08d" % (20 * b + i) + PAYLOAD[8:] for i in range(20)]
+            before = clock.now
+            batches.append(await producer.send_many(datas, [f"k{i}" for i in range(20)]))
+            waited += clock.now - before
+        results = await asyncio.wait_for(asyncio.gather(*batches), WAIT)
+    failed = sum(len(acks.failed) for acks in results)
+    assert all(isinstance(error, DeliveryError) for acks in results for error in acks.failed.values())
+    if admission == "caps":
+        assert failed > 800 and waited == 0.0
+    else:
+        assert failed == 0 and waited > 80.0
+        assert len(fake.written) == 1000
+
+
 async def test_a_throttling_endpoint_lowers_the_rate_and_tightens_admission() -> None:
     """Every other call throttles the records it sees for the first time.
 
