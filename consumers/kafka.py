@@ -150,6 +150,21 @@ class KafkaConsumerConfig:
         }
 
 
+def _mapped_consume(consume: Callable[[int, float], list[Any]]) -> Callable[[int, float], list[Any]]:
+    """``consume`` behind the one error boundary: a ``KafkaException`` (a fatal client error,
+    an unknown topic under ``allow.auto.create.topics=false``) becomes its Shardline error,
+    and the happy path pays one ``try`` per call, not per message."""
+
+    def mapped(count: int, timeout: float) -> list[Any]:
+        try:
+            return consume(count, timeout)
+        except KafkaException:
+            with map_kafka_errors():
+                raise
+
+    return mapped
+
+
 def _raise_for_message_error(err: KafkaError, observer: MetricsObserver) -> None:
     """A consume() result carrying an error: fatal ones stop the source, others are reported."""
     if err.code() == KafkaError._PARTITION_EOF:
@@ -213,7 +228,7 @@ class KafkaSource:
         self._loop_thread = threading.get_ident()
         if not self._subscribed:
             await loop.run_in_executor(self._executor, self._subscribe)
-        consume = self._consumer.consume
+        consume = _mapped_consume(self._consumer.consume)
         count, timeout = self.config.batch_max_messages, self.config.poll_timeout_s
         with_timestamps = self.config.with_timestamps
         event_id_key = self.config.event_id_key
@@ -334,7 +349,8 @@ class KafkaSource:
     # --- consume thread ------------------------------------------------------------------------
 
     def _subscribe(self) -> None:
-        self._consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        with map_kafka_errors():
+            self._consumer.subscribe(list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._subscribed = True
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:

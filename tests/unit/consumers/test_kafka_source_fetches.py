@@ -10,10 +10,12 @@ import asyncio
 import threading
 from typing import Any
 
-from confluent_kafka import Message, TopicPartition
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from consumers._kafka_messages import KafkaRecords
 from consumers.kafka import _EXTRA_CONSUMES, KafkaConsumerConfig, KafkaSource
+from shardline.errors import AccessDeniedError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import KafkaPosition
 
@@ -204,3 +206,34 @@ async def test_a_revocation_served_on_the_loop_thread_queues_its_commit_instead_
     # The revocation's commit (loop thread, queued), then close's (consume thread, awaited).
     assert consumer.commits[0] == (loop_thread, True)
     assert consumer.commits[-1][0] != loop_thread and consumer.commits[-1][1] is False
+
+
+class RefusingConsumer(FetchingConsumer):
+    """A consumer whose calls fail as librdkafka's do: with a raw ``KafkaException``."""
+
+    def __init__(self, conf: dict[str, Any], *, fail_subscribe: bool) -> None:
+        super().__init__(conf, fetches=0, permits=0)
+        self.fail_subscribe = fail_subscribe
+
+    def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
+        if self.fail_subscribe:
+            raise KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+        super().subscribe(topics, on_assign, on_revoke)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+
+@pytest.mark.parametrize("fail_subscribe", [False, True], ids=["consume", "subscribe"])
+async def test_client_errors_cross_the_error_boundary(fail_subscribe: bool) -> None:
+    # callers catch ShardlineError subclasses, never confluent-kafka's own exceptions
+    config = KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01)
+
+    def factory(conf: dict[str, Any]) -> RefusingConsumer:
+        return RefusingConsumer(conf, fail_subscribe=fail_subscribe)
+
+    source = KafkaSource(["t"], CLIENT, config, consumer_factory=factory)
+    async with source:
+        with pytest.raises(AccessDeniedError) as caught:
+            await asyncio.wait_for(_first_batch(source), BOUND)
+    assert isinstance(caught.value.__cause__, KafkaException)
