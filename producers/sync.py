@@ -2,7 +2,8 @@
 
 It runs the same async producer on a private event loop in a background thread; every call
 hops onto that loop, so there is one implementation of batching, retries and flushing.
-``send()`` blocks only while the buffer is full (back-pressure) and returns a
+``send()`` blocks only while the producer does not admit more (its buffer caps, or the
+drain-rate admission limit: back-pressure) and returns a
 :class:`concurrent.futures.Future` for the acknowledgement.
 
 The loop's thread is supervised: should it die (a ``SystemExit`` or ``KeyboardInterrupt``
