@@ -29,6 +29,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
+from botocore.config import Config
+
 from producers.accumulator import Accumulator, Entry, Member, member_hash_key
 from producers.config import ProducerConfig
 from producers.drain import DrainRate
@@ -72,6 +74,12 @@ __all__ = ["KinesisProducer"]
 _log = logging.getLogger(__name__)
 
 Serializer = Callable[[Any], bytes]
+
+_OWN_CLIENT_CONFIG = Config(parameter_validation=False)
+"""For the client the producer builds itself: every record is validated before it is buffered
+(typed errors before any network call), so botocore's walk over every entry of every request
+repeats that work (measured against kinesalite: 17% of a PutRecords call of 500 plain 100-byte
+entries, 5% of one of five 50 KiB aggregates).  An injected client is used as it is."""
 
 PACED_VISIT_MAX = 0.5
 """Longest a shard waiting for rate tokens is held back beyond its refill (half its bucket)."""
@@ -212,6 +220,7 @@ class KinesisProducer:
                     session=self._session,
                     client=self._injected_client,
                     endpoint_url=self._endpoint_url,
+                    config=_OWN_CLIENT_CONFIG,
                 )
             )
             if self.config.max_record_bytes is None:

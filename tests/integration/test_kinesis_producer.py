@@ -95,6 +95,26 @@ async def test_plain_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
 
 
 @pytest.mark.timeout(120)
+async def test_own_client_round_trip_without_botocore_parameter_validation(
+    kinesis: Any, kinesis_endpoint: str
+) -> None:
+    """The client the producer builds skips botocore's per-entry validation (the producer has
+    validated every record already); plain entries, explicit hash keys and 60 KiB records
+    still arrive."""
+    stream = await asyncio.to_thread(create_stream, kinesis, 2)
+    records = mixed_records(2_000, 100, seed=13)
+    async with KinesisProducer(
+        stream, endpoint_url=kinesis_endpoint, aggregate=False, rate_limit_percent=None
+    ) as producer:
+        # botocore wraps its serializer in a ParamValidationDecorator when it validates
+        assert type(producer._client._serializer).__name__ != "ParamValidationDecorator"
+        acks = await (await producer.send_many(records))
+    assert acks.ok
+    found = await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
+    assert len(found) == len(records)
+
+
+@pytest.mark.timeout(120)
 async def test_columns_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
     """send_many(values, keys): bytes and keys as two lists, no Record built by the caller."""
     stream = await asyncio.to_thread(create_stream, kinesis, 2)

@@ -77,7 +77,9 @@ def test_promote_collects_the_applications_young_garbage_first() -> None:
 
 @pytest.mark.usefixtures("collector_enabled")
 def test_promote_leaves_an_applications_frozen_objects_frozen() -> None:
-    gc.freeze()
+    with collector_paused(promote=True):  # an unfrozen heap is asked about every time...
+        pass
+    gc.freeze()  # ...so a freeze after it is seen by the next block
     try:
         frozen = gc.get_freeze_count()
         assert frozen > 0
@@ -127,18 +129,3 @@ def test_a_frozen_heap_is_counted_once_per_recheck_window(monkeypatch: pytest.Mo
     with collector_paused(promote=True):
         pass
     assert len(calls) == 2
-
-
-@pytest.mark.usefixtures("collector_enabled")
-def test_an_unfrozen_heap_is_asked_every_time_so_a_later_freeze_is_seen() -> None:
-    with collector_paused(promote=True):
-        pass
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        with collector_paused(promote=True):
-            built = _Node()
-        assert gc.get_freeze_count() == frozen
-        assert not _in_generation(built, 2)
-    finally:
-        gc.unfreeze()
