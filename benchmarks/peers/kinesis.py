@@ -50,7 +50,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 __all__ = ["CLIENTS", "run_peer"]
@@ -95,6 +95,18 @@ def _ensure_stream(endpoint: str, stream: str, shards: int) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"stream {stream} never became ACTIVE")
         time.sleep(0.05)  # the emulator offers no notification; bounded poll
+
+
+@contextlib.contextmanager
+def fresh_stream(endpoint: str, stream: str, shards: int) -> Iterator[str]:
+    """``stream``, created and ACTIVE for one run, deleted after it (errors of the deletion
+    ignored): the emulators limit the shards an account may hold."""
+    _ensure_stream(endpoint, stream, shards)
+    try:
+        yield stream
+    finally:
+        with contextlib.suppress(Exception):
+            _boto3(endpoint).delete_stream(StreamName=stream)
 
 
 def _read_back(endpoint: str, stream: str) -> tuple[int, set[bytes]]:
@@ -307,19 +319,17 @@ def run_peer(
 ) -> dict[str, Any]:
     """Run one client in this process and return its measurements (verified by read-back)."""
     client = CLIENTS[name]
-    _ensure_stream(endpoint, stream, shards)
-    work = _payloads(records, record_size, keys)
     marks: dict[str, float] = {}
 
     def start() -> None:
         marks["cpu"], marks["wall"] = _cpu(), time.perf_counter()
 
-    asyncio.run(client(endpoint, stream, work, start))
-    wall = time.perf_counter() - marks["wall"]
-    cpu = _cpu() - marks["cpu"]
-    entries, seen = _read_back(endpoint, stream)
-    with contextlib.suppress(Exception):  # keep the emulator under its account shard limit
-        _boto3(endpoint).delete_stream(StreamName=stream)
+    with fresh_stream(endpoint, stream, shards):
+        work = _payloads(records, record_size, keys)
+        asyncio.run(client(endpoint, stream, work, start))
+        wall = time.perf_counter() - marks["wall"]
+        cpu = _cpu() - marks["cpu"]
+        entries, seen = _read_back(endpoint, stream)
     return {
         "client": name,
         "records": records,

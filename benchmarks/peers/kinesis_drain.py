@@ -34,7 +34,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks.peers.kinesis import _boto3, _ensure_stream
+from benchmarks.peers.kinesis import fresh_stream
 from benchmarks.peers.kinesis_stall import StallingProxy
 
 __all__ = ["RateLimitedProxy", "run_drain"]
@@ -149,19 +149,15 @@ def run_drain(
 ) -> dict[str, Any]:
     """One run on a fresh stream; the figures as a dict."""
     stream = f"drain-{uuid.uuid4().hex[:8]}"
-    _ensure_stream(endpoint, stream, shards)
     options: dict[str, Any] = {"rate_limit_percent": None, "record_ttl": record_ttl, "admission": admission}
     if max_batch_bytes is not None:  # else the producer's defaults
         options["max_batch_bytes"] = max_batch_bytes
     if max_in_flight_bytes is not None:
         options["max_in_flight_bytes"] = max_in_flight_bytes
-    try:
+    with fresh_stream(endpoint, stream, shards):
         return asyncio.run(
             _fed_run(endpoint, stream, int(megabytes * 1e6), record_size, keys, rate_kib * KiB, options)
         )
-    finally:
-        with contextlib.suppress(Exception):  # keep the emulator under its account shard limit
-            _boto3(endpoint).delete_stream(StreamName=stream)
 
 
 def main(argv: list[str] | None = None) -> int:

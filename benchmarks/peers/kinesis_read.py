@@ -65,13 +65,13 @@ import zlib
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, cast
 
+from benchmarks.peers.kinesis import _boto3, _ensure_stream
 from shardline.gcpause import collector_paused
 
 __all__ = ["READERS", "Receiver", "digest", "fill_stream", "main", "read_in_child", "run_benchmark"]
 
 PEER = "boto3-agg"
 SHARDLINE = "shardline"
-_READY_DEADLINE_SECONDS = 60.0
 _READ_DEADLINE_SECONDS = 300.0
 _CHILD_TIMEOUT_SECONDS = 600.0
 
@@ -89,24 +89,6 @@ def digest(pairs: Sequence[tuple[str, bytes]]) -> int:
     return total
 
 
-def _boto3(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client("kinesis", endpoint_url=endpoint)
-
-
-def _create_stream(endpoint: str, stream: str, shards: int) -> None:
-    client = _boto3(endpoint)
-    client.create_stream(StreamName=stream, ShardCount=shards)
-    deadline = time.monotonic() + _READY_DEADLINE_SECONDS
-    while client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != (
-        "ACTIVE"
-    ):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"stream {stream} not ACTIVE after {_READY_DEADLINE_SECONDS:g} s")
-        time.sleep(0.2)
-
-
 def workload(records: int, record_size: int, keys: int, seed: int = 1) -> list[tuple[str, bytes]]:
     """``records`` (partition key, random payload) pairs over ``keys`` keys."""
     rng = random.Random(seed)
@@ -121,7 +103,7 @@ def fill_stream(
     from producers import KinesisProducer
     from shardline.records import Record
 
-    _create_stream(endpoint, stream, shards)
+    _ensure_stream(endpoint, stream, shards)
 
     async def fill() -> None:
         async with KinesisProducer(

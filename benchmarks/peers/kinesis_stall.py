@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks.peers.kinesis import _boto3, _ensure_stream
+from benchmarks.peers.kinesis import fresh_stream
 
 __all__ = ["StallingProxy", "run_stall"]
 
@@ -184,7 +184,6 @@ def run_stall(
 ) -> dict[str, Any]:
     """One stalled run on a fresh stream; the figures as a dict."""
     stream = f"stall-{uuid.uuid4().hex[:8]}"
-    _ensure_stream(endpoint, stream, shards)
     options: dict[str, Any] = {
         "admission": "caps",  # the memory bound of the caps: the most a stalled producer holds
         "rate_limit_percent": None,
@@ -195,11 +194,8 @@ def run_stall(
     }
     if max_in_flight_bytes is not None:  # else the producer's default
         options["max_in_flight_bytes"] = max_in_flight_bytes
-    try:
+    with fresh_stream(endpoint, stream, shards):
         return asyncio.run(_stalled_run(endpoint, stream, stall, record_size, keys, sample, options))
-    finally:
-        with contextlib.suppress(Exception):  # keep the emulator under its account shard limit
-            _boto3(endpoint).delete_stream(StreamName=stream)
 
 
 def main(argv: list[str] | None = None) -> int:
