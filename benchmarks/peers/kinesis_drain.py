@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -50,37 +49,20 @@ class RateLimitedProxy(StallingProxy):
     reservation ends.  Answers flow unpaced.  ``stall()`` / ``release()`` still work.
     """
 
-    def __init__(self, target: str, rate: float, chunk: int = 8 * KiB) -> None:
+    chunk = 8 * KiB  # small pieces keep the pace smooth
+
+    def __init__(self, target: str, rate: float) -> None:
         super().__init__(target)
         self.rate = rate
-        self._chunk = chunk
         self._free_at = 0.0  # loop time at which the link is next free
         self.forwarded = 0
         """Request bytes forwarded so far."""
 
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool = False
-    ) -> None:
-        if not gated:
-            await super()._pipe(reader, writer)
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            while chunk := await reader.read(self._chunk):
-                if not self._flowing.is_set():
-                    self.held.set()
-                    await self._flowing.wait()
-                now = loop.time()
-                self._free_at = max(now, self._free_at) + len(chunk) / self.rate
-                await asyncio.sleep(self._free_at - now)  # the link's pace, not a synchronisation
-                writer.write(chunk)
-                await writer.drain()
-                self.forwarded += len(chunk)
-        except ConnectionError:
-            pass
-        finally:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                writer.close()
+    async def _pace(self, nbytes: int) -> None:
+        now = asyncio.get_running_loop().time()
+        self._free_at = max(now, self._free_at) + nbytes / self.rate
+        await asyncio.sleep(self._free_at - now)  # the link's pace, not a synchronisation
+        self.forwarded += nbytes
 
 
 async def _fed_run(

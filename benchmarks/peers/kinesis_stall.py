@@ -46,6 +46,9 @@ def rss_bytes() -> int:
 class StallingProxy:
     """A TCP proxy that, while stalled, forwards nothing in either direction's request path."""
 
+    chunk = 65536
+    """Bytes read and forwarded at a time."""
+
     def __init__(self, target: str) -> None:
         host, _, port = target.rpartition("//")[2].partition(":")
         self._target = (host, int(port.rstrip("/")))
@@ -84,14 +87,19 @@ class StallingProxy:
                 self._pipe(reader, upstream_writer, gated=True), self._pipe(upstream_reader, writer)
             )
 
+    async def _pace(self, nbytes: int) -> None:
+        """Hold a request chunk of ``nbytes`` until it may go on (a slower link's hook)."""
+
     async def _pipe(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool = False
     ) -> None:
         try:
-            while chunk := await reader.read(65536):
-                if gated and not self._flowing.is_set():
-                    self.held.set()
-                    await self._flowing.wait()
+            while chunk := await reader.read(self.chunk):
+                if gated:
+                    if not self._flowing.is_set():
+                        self.held.set()
+                        await self._flowing.wait()
+                    await self._pace(len(chunk))
                 writer.write(chunk)
                 await writer.drain()
         except ConnectionError:
