@@ -198,17 +198,17 @@ async def run_kinesis(
     options: RunOptions, target: KinesisTarget, *, progress_stream: Any = None
 ) -> RunOutcome:
     """Create (or reuse) the stream, produce for ``duration`` seconds, drain, and measure."""
-    from aiobotocore.session import get_session
-
     from consumers.kinesis.config import ReaderConfig
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
+    from consumers.kinesis.session import reader_session
     from producers import KinesisProducer
 
     check_consumer_supported(options, target.name)
     workload = options.workload
     stream = options.stream or f"stream-bench-{uuid.uuid4().hex[:8]}"
-    session = get_session()
+    # the readers' session: records' data and timestamps decoded as KinesisSource decodes them
+    session = reader_session()
     run_start = datetime.now(UTC)
     async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
         where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
