@@ -131,7 +131,12 @@ async def read_lines(stream: BinaryIO, stop: asyncio.Event) -> AsyncIterator[tup
                 chunk: bytes | BaseException = read(_READ_CHUNK)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading coroutine
                 chunk = exc
-            future = asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop)
+            put = chunks.put(chunk)
+            try:
+                future = asyncio.run_coroutine_threadsafe(put, loop)
+            except RuntimeError:  # the loop is closed: nobody wants more input
+                put.close()  # never scheduled: close it rather than leave it unawaited
+                return
             try:
                 future.result()
             except BaseException:  # noqa: BLE001 - the loop is gone: nobody wants more input
