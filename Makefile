@@ -32,6 +32,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PACKAGES) tests
+	$(BIN)/ruff format --check $(PACKAGES) tests
 	$(BIN)/mypy --strict $(PACKAGES)
 	$(BIN)/lint-imports
 	$(BIN)/bandit -q -c pyproject.toml -r $(PACKAGES)

@@ -224,8 +224,11 @@ class KafkaReplaySource:
                     starts[name] = min(max(starts[name], tp.offset), self.ranges[name].end)
         remaining = {name for name, r in self.ranges.items() if starts[name] < r.end}
         self._consumer.assign(
-            [TopicPartition(r.topic, r.partition, starts[name]) for name, r in self.ranges.items()
-             if name in remaining]
+            [
+                TopicPartition(r.topic, r.partition, starts[name])
+                for name, r in self.ranges.items()
+                if name in remaining
+            ]
         )
         return remaining
 

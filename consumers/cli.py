@@ -73,6 +73,7 @@ __all__ = [
 
 logger = logging.getLogger("shardline.consume")
 
+
 def parse_stream_uri(uri: str) -> str:
     """``kinesis://STREAM`` -> ``STREAM``."""
     prefix = "kinesis://"

@@ -74,9 +74,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Transform: TypeAlias = Callable[
-    [ConsumedRecord], "ConsumedRecord | Awaitable[ConsumedRecord | None] | None"
-]
+Transform: TypeAlias = Callable[[ConsumedRecord], "ConsumedRecord | Awaitable[ConsumedRecord | None] | None"]
 """User hook: return the record to write (possibly changed), or ``None`` to drop it."""
 
 SINK_RETRY_FOREVER = RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0, deadline=None)
@@ -587,9 +585,9 @@ class Pipeline:
                 self._tracker.mark_committed(partition)
                 self.stats.checkpoints += 1
         except LeaseLostError:
-            logger.warning("lease lost; the partition will not be checkpointed again", extra={
-                "partition": partition
-            })
+            logger.warning(
+                "lease lost; the partition will not be checkpointed again", extra={"partition": partition}
+            )
             self._lost.add(partition)
             self.stats.partitions_lost += 1
             return

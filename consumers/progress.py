@@ -51,9 +51,7 @@ class ConsumeProgress:
             self.lag_ms[partition] = value
             if value <= 0 and partition not in self.caught_up:
                 self.caught_up.add(partition)
-                self._logger.info(
-                    "caught up", extra={"partition": partition, "records_in": self.records_in}
-                )
+                self._logger.info("caught up", extra={"partition": partition, "records_in": self.records_in})
             elif value >= _BEHIND_AGAIN_MS:
                 self.caught_up.discard(partition)
         elif name == "checkpoint_lag":

@@ -783,7 +783,15 @@ def expand_aggregate(
         if fields is None:
             return None
         return _expand_general(
-            fields, len(data), stream, shard_id, sequence_number, arrival_time, headers, policy, first_sub,
+            fields,
+            len(data),
+            stream,
+            shard_id,
+            sequence_number,
+            arrival_time,
+            headers,
+            policy,
+            first_sub,
             hash_range,
         )
     try:

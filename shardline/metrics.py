@@ -97,4 +97,3 @@ class CompositeObserver:
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         for observer in self._observers:
             observer.on_event(name, value, **dimensions)
-

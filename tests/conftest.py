@@ -27,8 +27,13 @@ _DUMMY_AWS = {
 }
 # Removed so a developer's own AWS setup (or exports from `shardline local up`) never
 # reaches a real account or redirects a test to another endpoint.
-_REMOVED_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                "AWS_ENDPOINT_URL")
+_REMOVED_AWS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+)
 
 
 def in_ci() -> bool:

@@ -66,8 +66,11 @@ def violations(root: Path) -> list[str]:
             for line, imported in _imports(root, path):
                 top = imported.split(".")[0]
                 where = f"{path.relative_to(root)}:{line} -> {imported}"
-                sink_reaching_out = in_sinks and top in PACKAGES and top != "shardline" and not (
-                    imported == "consumers.sinks" or imported.startswith("consumers.sinks.")
+                sink_reaching_out = (
+                    in_sinks
+                    and top in PACKAGES
+                    and top != "shardline"
+                    and not (imported == "consumers.sinks" or imported.startswith("consumers.sinks."))
                 )
                 if top in FORBIDDEN[package] or sink_reaching_out:
                     found.append(where)

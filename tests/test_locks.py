@@ -78,4 +78,3 @@ def test_boto3_and_aiobotocore_share_one_botocore(role: str) -> None:
     assert {"boto3", "botocore", "aiobotocore"} <= set(pins)
     # boto3 X.Y.Z requires botocore X.Y.*
     assert pins["boto3"].split(".")[:2] == pins["botocore"].split(".")[:2]
-

@@ -73,8 +73,10 @@ class BatchOutcome:
         if self.failure is None:
             return True
         watermark = self.watermarks.get(record.position.partition)
-        return watermark is not None and type(watermark) is type(record.position) and (
-            record.position <= watermark
+        return (
+            watermark is not None
+            and type(watermark) is type(record.position)
+            and (record.position <= watermark)
         )
 
 

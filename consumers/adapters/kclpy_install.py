@@ -100,8 +100,19 @@ def install(version: str, sha256: str | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="kclpy-") as scratch:
         workdir = Path(scratch)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             "--dest", str(workdir), f"amazon-kclpy=={version}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--dest",
+                str(workdir),
+                f"amazon-kclpy=={version}",
+            ],
             check=True,
         )
         archive = next(workdir.glob("amazon*kclpy-*.tar.gz"))
@@ -113,8 +124,16 @@ def install(version: str, sha256: str | None = None) -> None:
         _drop_setup_requires(source / "setup.py")
         print(f"shardline-install-kclpy: skipped {removed} KCL jar downloads (no Java daemon installed)")
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--use-pep517", "--no-build-isolation",
-             str(source)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--use-pep517",
+                "--no-build-isolation",
+                str(source),
+            ],
             check=True,
         )
 

@@ -222,9 +222,7 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
     )
 
 
-def parse_event(
-    event: Mapping[str, Any], policy: DeaggregationPolicy | None = None
-) -> list[EventRecord]:
+def parse_event(event: Mapping[str, Any], policy: DeaggregationPolicy | None = None) -> list[EventRecord]:
     """A Kinesis or Kafka event-source-mapping event's records (``ValidationError`` otherwise)."""
     if not isinstance(event, Mapping):
         raise ValidationError("a Lambda event is a JSON object")

@@ -150,7 +150,9 @@ def validate_checkpoint_value(sequence_number: str, sub_sequence_number: int) ->
         sequence_number == SHARD_END or (sequence_number.isdigit() and sequence_number.isascii())
     ):
         raise ValidationError("checkpoint must be a decimal sequence number or SHARD_END")
-    if not isinstance(sub_sequence_number, int) or isinstance(sub_sequence_number, bool) or (
-        sub_sequence_number < 0
+    if (
+        not isinstance(sub_sequence_number, int)
+        or isinstance(sub_sequence_number, bool)
+        or (sub_sequence_number < 0)
     ):
         raise ValidationError("sub-sequence number must be a non-negative integer")

@@ -85,6 +85,7 @@ class _Attempts:
     def __init__(self) -> None:
         self.count = 0
 
+
 # KCL lease-table attribute names.
 LEASE_KEY = "leaseKey"
 CHECKPOINT = "checkpoint"
@@ -466,9 +467,7 @@ class DynamoDBCheckpointStore:
                 attempts,
             )
         except ConditionalCheckFailedError as exc:
-            raise LeaseLostError(
-                f"lease on shard {lease.shard_id!r} is held by another worker now"
-            ) from exc
+            raise LeaseLostError(f"lease on shard {lease.shard_id!r} is held by another worker now") from exc
         return _lease_from_item(response["Attributes"])
 
 

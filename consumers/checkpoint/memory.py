@@ -113,6 +113,7 @@ class MemoryCheckpointStore:
         if (
             lease.owner is None
             or current is None
-            or current.owner != lease.owner or current.counter != lease.counter
+            or current.owner != lease.owner
+            or current.counter != lease.counter
         ):
             raise LeaseLostError(f"lease on shard {lease.shard_id!r} is held by another worker now")

@@ -96,7 +96,6 @@ class ReaderConfig:
         if not isinstance(self.deaggregation, DeaggregationPolicy):
             raise ValidationError("deaggregation must be a shardline.aggregation.DeaggregationPolicy")
 
-
     def throttle_retry(self, rng: random.Random | None = None) -> RetryPolicy:
         """The readers' back-off after throttling or transient errors, as the shared policy.
 

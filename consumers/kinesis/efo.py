@@ -235,8 +235,13 @@ class FanOutShardReader(ShardReaderBase):
         raw = payload.get("Records") or []
         skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
         records = records_from_api(
-            raw, stream=self._stream, shard_id=self._shard_id, shard=self._shard, skip=skip,
-            observer=self._observer, policy=self._config.deaggregation,
+            raw,
+            stream=self._stream,
+            shard_id=self._shard_id,
+            shard=self._shard,
+            skip=skip,
+            observer=self._observer,
+            policy=self._config.deaggregation,
         )
         behind = payload.get("MillisBehindLatest")
         if behind is not None:

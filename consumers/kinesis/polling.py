@@ -137,8 +137,8 @@ class PollingShardReader(ShardReaderBase):
         )
         self._start = start
         self._stop_at_tip = stop_at_tip
-        self._budget = budget if budget is not None else CallBudget(
-            self._config.budget_share, clock=clock, sleep=sleep
+        self._budget = (
+            budget if budget is not None else CallBudget(self._config.budget_share, clock=clock, sleep=sleep)
         )
         self._retry = self._config.throttle_retry(rng)
         self._retry_condition = retry_throttles_and_transient(self._config.max_transient_retries)

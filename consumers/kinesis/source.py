@@ -173,8 +173,12 @@ class KinesisSource:
                 assert self._consumer_name is not None
                 arn = await stream_arn(client, self.stream_name)
                 self._consumer_arn = await ensure_consumer(
-                    client, arn, self._consumer_name, timeout=self._config.consumer_active_timeout,
-                    clock=self._clock, sleep=self._sleep,
+                    client,
+                    arn,
+                    self._consumer_name,
+                    timeout=self._config.consumer_active_timeout,
+                    clock=self._clock,
+                    sleep=self._sleep,
                 )
             background = [
                 asyncio.create_task(self._discover_forever(client), name="kinesis-discovery"),
@@ -322,8 +326,11 @@ class KinesisSource:
 
     def _reader(self, client: Any, shard: _Shard, start: StartPosition) -> AsyncIterator[ShardBatch]:
         common: dict[str, Any] = {
-            "shard": shard.info, "config": self._config, "observer": self._observer,
-            "clock": self._clock, "sleep": self._sleep,
+            "shard": shard.info,
+            "config": self._config,
+            "observer": self._observer,
+            "clock": self._clock,
+            "sleep": self._sleep,
         }
         if self._mode == "efo":
             assert self._consumer_arn is not None

@@ -66,7 +66,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", required=True, help="job name; its checkpoint namespace is replay-NAME")
     parser.add_argument(
-        "--sink", required=True, help="sink URI (dynamodb://, firehose://, timestream://, influxdb://, file://)"
+        "--sink",
+        required=True,
+        help="sink URI (dynamodb://, firehose://, timestream://, influxdb://, file://)",
     )
     parser.add_argument("--dead-letter", help="dead-letter URI (file:///PATH.jsonl or s3://BUCKET/PREFIX)")
     parser.add_argument(
@@ -181,9 +183,7 @@ def _resource_checks(args: argparse.Namespace, source: ReplaySource) -> list[Res
         checks.insert(0, kinesis_stream_check(source.kinesis_stream, "the SOURCE argument"))
     elif source.kafka is not None:
         client = _kafka_client(source.kafka)
-        checks.insert(
-            0, kafka_topics_check(source.kafka.topics, "the SOURCE argument", client)
-        )
+        checks.insert(0, kafka_topics_check(source.kafka.topics, "the SOURCE argument", client))
     elif source.s3_bucket is not None:
         checks.insert(0, s3_bucket_check(source.s3_bucket, "the SOURCE argument"))
     return [check for check in checks if check is not None]

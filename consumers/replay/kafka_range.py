@@ -118,9 +118,7 @@ async def offset_ranges(
     def resolve() -> list[OffsetRange]:
         consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
         try:
-            return ranges_for_times(
-                consumer, topic, from_time, to_time, partitions=list(partitions) or None
-            )
+            return ranges_for_times(consumer, topic, from_time, to_time, partitions=list(partitions) or None)
         finally:
             consumer.close()
 

@@ -53,12 +53,12 @@ class KinesisRange:
 class KinesisRangeReader:
     """Reads a range of each shard with the polling reader, at a capped GetRecords rate.
 
-    ``calls_per_second`` caps this job's GetRecords calls per shard (default 1 of the 5 a
-    shard allows), so live consumers keep their share of the read budget.  Each shard gets
-    its own budget.  ``observer`` receives the polling reader's events (``get_records_calls``
-    with ``stream`` and ``shard`` dimensions...); ``config`` tunes the polling reader (its
-``budget_share`` is replaced by ``calls_per_second``); ``clock`` and ``sleep`` drive the budgets
-    and back-offs, injectable so tests check the cap without real time passing.
+        ``calls_per_second`` caps this job's GetRecords calls per shard (default 1 of the 5 a
+        shard allows), so live consumers keep their share of the read budget.  Each shard gets
+        its own budget.  ``observer`` receives the polling reader's events (``get_records_calls``
+        with ``stream`` and ``shard`` dimensions...); ``config`` tunes the polling reader (its
+    ``budget_share`` is replaced by ``calls_per_second``); ``clock`` and ``sleep`` drive the budgets
+        and back-offs, injectable so tests check the cap without real time passing.
     """
 
     def __init__(

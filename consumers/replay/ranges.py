@@ -139,8 +139,6 @@ class S3ArchiveReader:
             return None
 
 
-
-
 class _UnreadableObject(Exception):
     """An archive object in a compression this reader does not decode."""
 

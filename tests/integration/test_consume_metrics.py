@@ -28,9 +28,19 @@ def test_consume_writes_emf_metrics_on_stdout(moto_endpoint: str, tmp_path: Path
     sink = tmp_path / "out.jsonl"
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "shardline.cli", "consume", f"kinesis://{stream}",
-            "--checkpoint", f"sqlite:///{tmp_path / 'leases.db'}", "--sink", f"file://{sink}",
-            "--metrics", "emf", "--metrics-interval", "0.5",
+            sys.executable,
+            "-m",
+            "shardline.cli",
+            "consume",
+            f"kinesis://{stream}",
+            "--checkpoint",
+            f"sqlite:///{tmp_path / 'leases.db'}",
+            "--sink",
+            f"file://{sink}",
+            "--metrics",
+            "emf",
+            "--metrics-interval",
+            "0.5",
         ],
         env={**os.environ, "AWS_ENDPOINT_URL": moto_endpoint},
         stdout=subprocess.PIPE,

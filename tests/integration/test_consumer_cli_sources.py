@@ -70,11 +70,14 @@ def _payloads() -> list[Record]:
 
 
 async def _produce_aggregated(stream: str, kinesis_endpoint: str) -> None:
-    async with get_session().create_client(
-        "kinesis", endpoint_url=kinesis_endpoint, region_name="us-east-1"
-    ) as client, KinesisProducer(
-        stream, client=client, aggregate=True, rate_limit_percent=None, linger=0.05
-    ) as producer:
+    async with (
+        get_session().create_client(
+            "kinesis", endpoint_url=kinesis_endpoint, region_name="us-east-1"
+        ) as client,
+        KinesisProducer(
+            stream, client=client, aggregate=True, rate_limit_percent=None, linger=0.05
+        ) as producer,
+    ):
         acks = await (await producer.send_many(_payloads()))
     assert acks.ok
     # aggregated: several user records share a Kinesis record (same sequence number)
@@ -128,10 +131,14 @@ async def test_producer_to_consume_cli_every_record_once_in_key_order(
     sink = tmp_path / "out.jsonl"
     argv = [
         f"kinesis://{stream}",
-        "--checkpoint", f"dynamodb://{table}?create_table=true",
-        "--sink", f"file://{sink}",
-        "--checkpoint-interval", "0.2",
-        "--mode", mode,
+        "--checkpoint",
+        f"dynamodb://{table}?create_table=true",
+        "--sink",
+        f"file://{sink}",
+        "--checkpoint-interval",
+        "0.2",
+        "--mode",
+        mode,
     ]
     module = "shardline.cli"
     if mode == "efo":
@@ -181,8 +188,10 @@ async def test_kafka_uri_through_consume_cli_commits_what_it_wrote(
         "shardline.cli",
         [
             f"kafka://{kafka_bootstrap}/{topic}?group={group}&session_timeout_ms=6000",
-            "--sink", f"file://{sink}",
-            "--checkpoint-interval", "0.2",
+            "--sink",
+            f"file://{sink}",
+            "--checkpoint-interval",
+            "0.2",
         ],
     )
     _, lines = _consume_all(process, sink)

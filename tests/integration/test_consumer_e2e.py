@@ -70,16 +70,26 @@ def _spawn(
     command = (
         [sys.executable, "-m", "shardline.cli"]
         if kill_after_sink_writes is None
-        else [sys.executable, "-m", "tests.integration.consume_killed_after_sink_writes",
-              str(kill_after_sink_writes)]
+        else [
+            sys.executable,
+            "-m",
+            "tests.integration.consume_killed_after_sink_writes",
+            str(kill_after_sink_writes),
+        ]
     )
     return subprocess.Popen(
         [
-            *command, "consume", f"kinesis://{stream}",
-            "--checkpoint", f"dynamodb://{table}?create_table=true",
-            "--sink", f"file://{sink}",
-            "--checkpoint-interval", "0.2",
-            "--max-in-flight", "10",
+            *command,
+            "consume",
+            f"kinesis://{stream}",
+            "--checkpoint",
+            f"dynamodb://{table}?create_table=true",
+            "--sink",
+            f"file://{sink}",
+            "--checkpoint-interval",
+            "0.2",
+            "--max-in-flight",
+            "10",
         ],
         env=environment,
         cwd=REPO,

@@ -18,8 +18,19 @@ def test_both_readers_read_back_every_record_of_an_aggregated_fill(
     out = tmp_path / "read.json"
     code = main(
         [
-            "--endpoint", kinesis_endpoint, "--records", "600", "--keys", "40", "--shards", "2",
-            "--repeat", "1", "--consumer-work", "--out", str(out),
+            "--endpoint",
+            kinesis_endpoint,
+            "--records",
+            "600",
+            "--keys",
+            "40",
+            "--shards",
+            "2",
+            "--repeat",
+            "1",
+            "--consumer-work",
+            "--out",
+            str(out),
         ]
     )
     assert code == 0

@@ -54,8 +54,10 @@ def create_stream(client: Any, shards: int) -> str:
     name = f"readers-{uuid.uuid4().hex[:12]}"
     client.create_stream(StreamName=name, ShardCount=shards)
     wait_until(
-        lambda: client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
-        == "ACTIVE"
+        lambda: (
+            client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamStatus"]
+            == "ACTIVE"
+        )
     )
     return name
 
@@ -189,8 +191,10 @@ async def test_split_parent_ends_with_child_shards_and_children_hold_the_rest(ki
     (parent,) = list_shards_sync(client, stream_name=stream)
     client.split_shard(StreamName=stream, ShardToSplit=parent.shard_id, NewStartingHashKey=str(2**127))
     wait_until(
-        lambda: client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
-        == "ACTIVE"
+        lambda: (
+            client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+            == "ACTIVE"
+        )
     )
     put(client, stream, [(f"k{i}", f"after-{i}".encode()) for i in range(50)])
     async with async_client(kinesis_endpoint) as aclient:
@@ -202,9 +206,7 @@ async def test_split_parent_ends_with_child_shards_and_children_hold_the_rest(ki
         assert sorted(r.data for r in records) == sorted(f"before-{i}".encode() for i in range(50))
         after: list[bytes] = []
         for child in batches[-1].child_shards:
-            child_reader = PollingShardReader(
-                aclient, stream, child.shard_id, config=FAST, stop_at_tip=True
-            )
+            child_reader = PollingShardReader(aclient, stream, child.shard_id, config=FAST, stop_at_tip=True)
             async for batch in child_reader:
                 after.extend(r.data for r in batch.records)
     assert sorted(after) == sorted(f"after-{i}".encode() for i in range(50))
@@ -240,7 +242,12 @@ async def test_fan_out_delivers_and_resubscribes_without_gap_or_duplicate(kinesi
             consumer_arn = await ensure_consumer(aclient, arn, "efo-test")
             assert await ensure_consumer(aclient, arn, "efo-test") == consumer_arn  # reused
             reader = FanOutShardReader(
-                aclient, consumer_arn, stream, shard.shard_id, shard=shard, config=config,
+                aclient,
+                consumer_arn,
+                stream,
+                shard.shard_id,
+                shard=shard,
+                config=config,
                 observer=CountSubscriptions(),
             )
 

@@ -61,8 +61,10 @@ def keyed_wave(wave: int, keys: int, per_key: int) -> list[tuple[str, bytes]]:
 def reshard_and_wait(client: Any, stream: str, action: Callable[[], Any]) -> None:
     action()
     wait_until(
-        lambda: client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
-        == "ACTIVE"
+        lambda: (
+            client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+            == "ACTIVE"
+        )
     )
 
 
@@ -81,7 +83,9 @@ async def test_split_and_merge_while_consuming(kinesis_endpoint: str) -> None:
 
         first = sorted(s.shard_id for s in list_shards_sync(client, stream_name=stream))
         await asyncio.to_thread(
-            reshard_and_wait, client, stream,
+            reshard_and_wait,
+            client,
+            stream,
             lambda: client.split_shard(
                 StreamName=stream, ShardToSplit=first[0], NewStartingHashKey=str(2**126)
             ),
@@ -92,7 +96,9 @@ async def test_split_and_merge_while_consuming(kinesis_endpoint: str) -> None:
         )
         assert len(children) == 2
         await asyncio.to_thread(
-            reshard_and_wait, client, stream,
+            reshard_and_wait,
+            client,
+            stream,
             lambda: client.merge_shards(
                 StreamName=stream, ShardToMerge=children[0], AdjacentShardToMerge=children[1]
             ),
@@ -166,7 +172,12 @@ async def test_latest_start_skips_history(kinesis_endpoint: str) -> None:
 
     async with async_client(kinesis_endpoint) as aclient:
         source = KinesisSource(
-            stream, store=MemoryCheckpointStore(), owner="w", client=aclient, config=CONFIG, start=LATEST,
+            stream,
+            store=MemoryCheckpointStore(),
+            owner="w",
+            client=aclient,
+            config=CONFIG,
+            start=LATEST,
             observer=Started(),
         )
         consumer = Consumer(source)
@@ -187,8 +198,13 @@ async def test_fan_out_source_reads_every_shard(kinesis_endpoint: str) -> None:
     with tolerate_missing_initial_response():
         async with async_client(kinesis_endpoint) as aclient:
             source = KinesisSource(
-                stream, store=MemoryCheckpointStore(), owner="w", client=aclient, config=CONFIG,
-                mode="efo", consumer_name=f"app-{uuid.uuid4().hex[:8]}",
+                stream,
+                store=MemoryCheckpointStore(),
+                owner="w",
+                client=aclient,
+                config=CONFIG,
+                mode="efo",
+                consumer_name=f"app-{uuid.uuid4().hex[:8]}",
             )
             consumer = Consumer(source)
             running = asyncio.create_task(consumer.run())

@@ -124,19 +124,23 @@ def test_tansu_produce_and_consume(kafka_bootstrap: str) -> None:
     sent = [f"message-{index}".encode() for index in range(5)]
     for value in sent:
         producer.produce(
-            topic, value=value, key=b"device-1",
+            topic,
+            value=value,
+            key=b"device-1",
             on_delivery=lambda err, msg: delivered.append("ok" if err is None else str(err)),
         )
     assert producer.flush(30) == 0
     assert delivered == ["ok"] * len(sent)
 
-    consumer = Consumer({
-        "bootstrap.servers": kafka_bootstrap,
-        "group.id": _unique("group"),
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        "session.timeout.ms": 6000,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": _unique("group"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
     received: list[bytes] = []
     try:
         consumer.subscribe([topic])
@@ -175,7 +179,11 @@ def test_influxdb_write_and_query(influxdb_url: str) -> None:
 def _shardline(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shardline.cli", "local", *args],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -202,8 +210,16 @@ def _gone(pid: int) -> bool:
 )
 def test_local_up_then_down_leaves_no_process(tmp_path: Path, services: str, engine: str) -> None:
     env = {**os.environ, "SHARDLINE_LOCAL_STATE": str(tmp_path / "state.json")}
-    started = _shardline("up", "--services", services, "--kinesis-engine", engine,
-                         "--env-file", str(tmp_path / "env.sh"), env=env)
+    started = _shardline(
+        "up",
+        "--services",
+        services,
+        "--kinesis-engine",
+        engine,
+        "--env-file",
+        str(tmp_path / "env.sh"),
+        env=env,
+    )
     assert started.returncode == 0, started.stderr
     exported = _exports(started.stdout)
     assert (tmp_path / "env.sh").read_text().splitlines() == started.stdout.splitlines()

@@ -137,9 +137,19 @@ def test_consume_cli_logs_carry_no_payloads(moto_endpoint: str, tmp_path: Path) 
     env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_SESSION_TOKEN": CANARY}
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "shardline.cli", "consume", f"kinesis://{stream}",
-            "--checkpoint", f"sqlite:///{tmp_path / 'leases.db'}", "--sink", f"file://{sink}",
-            "--log-level", "debug", "--checkpoint-interval", "0.5",
+            sys.executable,
+            "-m",
+            "shardline.cli",
+            "consume",
+            f"kinesis://{stream}",
+            "--checkpoint",
+            f"sqlite:///{tmp_path / 'leases.db'}",
+            "--sink",
+            f"file://{sink}",
+            "--log-level",
+            "debug",
+            "--checkpoint-interval",
+            "0.5",
         ],
         env=env,
         stdout=subprocess.PIPE,

@@ -23,9 +23,7 @@ async def test_a_stop_ends_the_scan_with_what_was_read(moto_endpoint: str) -> No
     kinesis.put_records(StreamName=stream, Records=[{"Data": b"x" * 50, "PartitionKey": "dev-1"}] * 100)
     stop = asyncio.Event()
     async with get_session().create_client("kinesis", endpoint_url=moto_endpoint) as client:
-        scan = asyncio.create_task(
-            scan_hot_shards(client, stream, 600, from_trim_horizon=True, stop=stop)
-        )
+        scan = asyncio.create_task(scan_hot_shards(client, stream, 600, from_trim_horizon=True, stop=stop))
         await asyncio.sleep(0)  # let the scan start its shard readers
         stop.set()  # what the first Ctrl-C does
         analysis = await asyncio.wait_for(scan, timeout=30)  # far less than the 600 s duration

@@ -12,7 +12,6 @@ def reject_bad(record: ConsumedRecord) -> ConsumedRecord:
     return record
 
 
-
 def drop_marked(record: ConsumedRecord) -> ConsumedRecord | None:
     """Drop payloads starting with DROP (a filter), pass the rest through."""
     return None if record.data.startswith(b"DROP") else record

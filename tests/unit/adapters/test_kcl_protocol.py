@@ -56,10 +56,15 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
         dead_letter_uri: str | None = None,
     ) -> MultiLangDaemon:
         args = [
-            sys.executable, "-m", "consumers.adapters.kcl",
-            "--sink", sink or f"file://{tmp_path}/out.jsonl",
-            "--stream-name", "telemetry",
-            "--checkpoint-interval", str(interval),
+            sys.executable,
+            "-m",
+            "consumers.adapters.kcl",
+            "--sink",
+            sink or f"file://{tmp_path}/out.jsonl",
+            "--stream-name",
+            "telemetry",
+            "--checkpoint-interval",
+            str(interval),
         ]
         if transform:
             args += ["--transform", transform]
@@ -67,8 +72,12 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
             args += ["--dead-letter", dead_letter_uri or f"file://{tmp_path}/dlq.jsonl"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.getcwd()]))
         process = subprocess.Popen(
-            [*args, *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env,
+            [*args, *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         processes.append(process)
         return MultiLangDaemon(process, SHARD, timeout=WAIT)
@@ -281,8 +290,11 @@ def test_protocol_lines_match_amazon_kclpy_sample_processor(spawn: Any, scenario
     if scenario == "shutdown_requested":
         # the sample says checkpoint() (the largest delivered), the adapter names what it wrote
         expected = [dict(line) for line in sample["child"]]
-        expected[2] = {"action": "checkpoint", "sequenceNumber": daemon.checkpoints[0][0],
-                       "subSequenceNumber": daemon.checkpoints[0][1]}
+        expected[2] = {
+            "action": "checkpoint",
+            "sequenceNumber": daemon.checkpoints[0][0],
+            "subSequenceNumber": daemon.checkpoints[0][1],
+        }
         assert daemon.transcript == expected
     else:
         assert daemon.transcript == sample["child"]
@@ -298,7 +310,11 @@ def test_the_daemon_emulator_refuses_what_the_java_daemon_refuses(tmp_path: Path
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.getcwd()]))
     process = subprocess.Popen(
         [sys.executable, str(HERE / "kcl_rule_breaker.py")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     )
     try:
         daemon = MultiLangDaemon(process, SHARD, timeout=WAIT)
@@ -306,7 +322,10 @@ def test_the_daemon_emulator_refuses_what_the_java_daemon_refuses(tmp_path: Path
         daemon.process_records([Record("700", b"a", 0), Record("700", b"b", 1), Record("701", b"c", 0)])
         answers = [line for line in daemon.transcript if line["action"] == "checkpoint"]
         assert [(a["sequenceNumber"], a["subSequenceNumber"]) for a in answers] == [
-            ("701", 1), ("702", 0), ("701", 0), ("700", 0),
+            ("701", 1),
+            ("702", 0),
+            ("701", 0),
+            ("700", 0),
         ]
         assert daemon.checkpoints == [("701", 0)]  # only the one inside the range, not the step back
         daemon.shard_ended()
@@ -323,18 +342,21 @@ def test_the_daemon_emulator_refuses_what_the_java_daemon_refuses(tmp_path: Path
 def test_a_child_that_exits_or_answers_for_another_action_stops_the_daemon() -> None:
     quiet = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.readline()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     with pytest.raises(DaemonExit, match="before the status"):
         MultiLangDaemon(quiet, SHARD, timeout=WAIT).initialize()
     quiet.wait(timeout=WAIT)
     answer_for_x = (
-        "import sys; sys.stdin.readline(); "
-        "print('{\"action\": \"status\", \"responseFor\": \"x\"}', flush=True)"
+        'import sys; sys.stdin.readline(); print(\'{"action": "status", "responseFor": "x"}\', flush=True)'
     )
     wrong = subprocess.Popen(
         [sys.executable, "-c", answer_for_x],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     with pytest.raises(DaemonExit, match="status for 'x'"):
         MultiLangDaemon(wrong, SHARD, timeout=WAIT).initialize()

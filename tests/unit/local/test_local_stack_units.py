@@ -129,8 +129,15 @@ def test_endpoint_variables_use_botocore_service_ids() -> None:
     assert endpoint_env_var("cloudwatch") == "AWS_ENDPOINT_URL_CLOUDWATCH"
     env = stack_environment(kinesis="http://k", aws="http://a", kafka="127.0.0.1:9")
     assert env["AWS_ENDPOINT_URL_KINESIS"] == "http://k"
-    assert {env[name] for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_FIREHOSE",
-                                   "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDWATCH")} == {"http://a"}
+    assert {
+        env[name]
+        for name in (
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_FIREHOSE",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_CLOUDWATCH",
+        )
+    } == {"http://a"}
     assert env["SHARDLINE_KAFKA_BOOTSTRAP"] == "127.0.0.1:9"
     assert "SHARDLINE_INFLUXDB_URL" not in env
 
@@ -171,8 +178,9 @@ def test_stop_pid_escalates_to_sigkill(tmp_path: Path) -> None:
 
 def test_wait_ready_reports_an_early_exit_with_the_log_tail(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    process = launch("broken", [sys.executable, "-c", "print('port 1 already in use'); raise SystemExit(3)"],
-                     log_path=log)
+    process = launch(
+        "broken", [sys.executable, "-c", "print('port 1 already in use'); raise SystemExit(3)"], log_path=log
+    )
     handle = ServerHandle("broken", "http://127.0.0.1:1", process, log)
 
     def never_ready() -> object:
@@ -226,12 +234,19 @@ def test_free_port_can_be_bound(tmp_path: Path) -> None:
 )
 def test_node_preload_binds_listeners_to_loopback(listen: str) -> None:
     preload = Path(processes.__file__).with_name("node_preload.js")
-    script = f"const s = require('net').createServer(); const done = () => {{ " \
-             f"console.log(s.address().address); s.close(); }}; s.{listen};"
+    script = (
+        f"const s = require('net').createServer(); const done = () => {{ "
+        f"console.log(s.address().address); s.close(); }}; s.{listen};"
+    )
     node = shutil.which("node")
     assert node is not None
-    done = subprocess.run([node, "--require", str(preload), "-e", script], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [node, "--require", str(preload), "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert done.stdout.strip() == "127.0.0.1"
 
 
@@ -258,8 +273,9 @@ def test_failed_npm_install_names_the_package_and_the_registry(monkeypatch: pyte
     assert "kinesalite@3.3.3" in message and "registry" in message and "ENOTFOUND" in message
 
 
-def test_installed_npm_package_is_not_installed_again(monkeypatch: pytest.MonkeyPatch,
-                                                      isolated_cache: Path) -> None:
+def test_installed_npm_package_is_not_installed_again(
+    monkeypatch: pytest.MonkeyPatch, isolated_cache: Path
+) -> None:
     prefix = installers._npm_prefix()
     assert prefix.is_relative_to(isolated_cache)
     package_dir = prefix / "node_modules" / "kinesalite"

@@ -132,8 +132,11 @@ _LOCAL_UP = "from shardline.cli import main; raise SystemExit(main(['local', 'up
             "kafka",
         ),
         ("moto", _LOCAL_UP, "local"),
-        ("amazon_kclpy", "from consumers.adapters.kcl_entry import main; raise SystemExit(main(['--help']))",
-         "kcl"),
+        (
+            "amazon_kclpy",
+            "from consumers.adapters.kcl_entry import main; raise SystemExit(main(['--help']))",
+            "kcl",
+        ),
     ],
 )
 def test_every_entry_point_reports_a_missing_extra_in_one_line(module: str, code: str, extra: str) -> None:

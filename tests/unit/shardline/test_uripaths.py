@@ -34,7 +34,9 @@ def test_home_directory_expands() -> None:
     assert file_uri_path("file:~/r.jsonl") == os.path.expanduser("~/r.jsonl")
 
 
-@pytest.mark.parametrize("uri", ["file://server/share/x.jsonl", "file:///var/data/", "file:", "file:///x?y=1"])
+@pytest.mark.parametrize(
+    "uri", ["file://server/share/x.jsonl", "file:///var/data/", "file:", "file:///x?y=1"]
+)
 def test_bad_file_uris(uri: str) -> None:
     with pytest.raises(ConfigurationError):
         file_uri_path(uri)

@@ -36,7 +36,9 @@ def _event(first: int, count: int) -> dict[str, Any]:
     last = str(first + count - 1)
     return {
         "SubscribeToShardEvent": {
-            "Records": records, "MillisBehindLatest": 0, "ContinuationSequenceNumber": last
+            "Records": records,
+            "MillisBehindLatest": 0,
+            "ContinuationSequenceNumber": last,
         }
     }
 
@@ -118,8 +120,13 @@ class CountingSink(MemorySink):
 
 def _source(client: FanOutKinesis, observer: Any = None) -> KinesisSource:
     return KinesisSource(
-        "s", store=MemoryCheckpointStore(), owner="w", mode="efo", consumer_name="c",
-        client=client, observer=observer,
+        "s",
+        store=MemoryCheckpointStore(),
+        owner="w",
+        mode="efo",
+        consumer_name="c",
+        client=client,
+        observer=observer,
     )
 
 

@@ -49,12 +49,21 @@ class BrokenFirstSubscription:
         event = {
             "SubscribeToShardEvent": {
                 "Records": [
-                    {"SequenceNumber": "1001", "PartitionKey": "k", "Data": b"in-between",
-                     "ApproximateArrivalTimestamp": NOW}
+                    {
+                        "SequenceNumber": "1001",
+                        "PartitionKey": "k",
+                        "Data": b"in-between",
+                        "ApproximateArrivalTimestamp": NOW,
+                    }
                 ],
                 "MillisBehindLatest": 0,
-                "ChildShards": [{"ShardId": "child", "ParentShards": ["shard-0"],
-                                 "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"}}],
+                "ChildShards": [
+                    {
+                        "ShardId": "child",
+                        "ParentShards": ["shard-0"],
+                        "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"},
+                    }
+                ],
             }
         }
         return {"EventStream": _Stream([event], broken=False)}

@@ -29,8 +29,12 @@ class FakeKinesis:
 
     def __init__(self, records: list[tuple[str, bytes]], *, limit: int = 10) -> None:
         self.records = [
-            {"SequenceNumber": str(1000 + i), "PartitionKey": k, "Data": d,
-             "ApproximateArrivalTimestamp": NOW}
+            {
+                "SequenceNumber": str(1000 + i),
+                "PartitionKey": k,
+                "Data": d,
+                "ApproximateArrivalTimestamp": NOW,
+            }
             for i, (k, d) in enumerate(records)
         ]
         self.limit = limit
@@ -146,8 +150,13 @@ async def test_source_pauses_a_shard_when_its_queue_is_full() -> None:
     client = FakeKinesis([(f"k{i}", b"x") for i in range(200)], limit=10)
     fake = InstantSleep()
     source = KinesisSource(
-        "s", store=MemoryCheckpointStore(), owner="w", client=client,
-        config=ReaderConfig(max_pending_batches=2), sleep=fake, clock=fake.clock,
+        "s",
+        store=MemoryCheckpointStore(),
+        owner="w",
+        client=client,
+        config=ReaderConfig(max_pending_batches=2),
+        sleep=fake,
+        clock=fake.clock,
     )
     batches = source.batches()
     first = await anext(batches)
@@ -181,8 +190,12 @@ class ExpiringLatestKinesis:
             raise ClientError(
                 {"Error": {"Code": "ExpiredIteratorException", "Message": "Iterator expired"}}, "GetRecords"
             )
-        arrived = {"SequenceNumber": "1001", "PartitionKey": "k", "Data": b"written-in-between",
-                   "ApproximateArrivalTimestamp": NOW}
+        arrived = {
+            "SequenceNumber": "1001",
+            "PartitionKey": "k",
+            "Data": b"written-in-between",
+            "ApproximateArrivalTimestamp": NOW,
+        }
         return {"Records": [arrived], "NextShardIterator": None, "ChildShards": [], "MillisBehindLatest": 0}
 
 

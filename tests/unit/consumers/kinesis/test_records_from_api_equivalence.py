@@ -81,8 +81,14 @@ def _stream(rng: random.Random, keys: list[str]) -> list[dict[str, Any]]:
             data, key = builder.encode(), "outer"
             if index == 7:
                 data = data[:-1] + bytes([data[-1] ^ 1])  # bad MD5: kept whole
-        raws.append({"Data": data, "PartitionKey": key, "SequenceNumber": str(sequence),
-                     "ApproximateArrivalTimestamp": ARRIVAL})
+        raws.append(
+            {
+                "Data": data,
+                "PartitionKey": key,
+                "SequenceNumber": str(sequence),
+                "ApproximateArrivalTimestamp": ARRIVAL,
+            }
+        )
     return raws
 
 
@@ -137,7 +143,11 @@ def test_a_refused_aggregate_is_passed_on_whole_and_range_checked_by_its_own_key
     raw = {"Data": builder.encode(), "PartitionKey": outer_key, "SequenceNumber": "777"}
     observer = Counts()
     [refused] = records_from_api(
-        [raw], stream=STREAM, shard_id=SHARD_ID, shard=SHARD, observer=observer,
+        [raw],
+        stream=STREAM,
+        shard_id=SHARD_ID,
+        shard=SHARD,
+        observer=observer,
         policy=DeaggregationPolicy(max_user_records=11),
     )
     assert isinstance(refused, RefusedRecord) and isinstance(refused.refusal, AggregateRefusedError)
@@ -145,10 +155,16 @@ def test_a_refused_aggregate_is_passed_on_whole_and_range_checked_by_its_own_key
     assert refused.data == raw["Data"]
     assert observer.counts["records_outside_shard_range"] == 1
     # resuming past its first sub-record skips it, as it skipped the sub-records it stood for
-    assert records_from_api(
-        [raw], stream=STREAM, shard_id=SHARD_ID, skip=AT_SEQUENCE_NUMBER("777", skip_through_sub_sequence=0),
-        policy=DeaggregationPolicy(max_user_records=11),
-    ) == []
+    assert (
+        records_from_api(
+            [raw],
+            stream=STREAM,
+            shard_id=SHARD_ID,
+            skip=AT_SEQUENCE_NUMBER("777", skip_through_sub_sequence=0),
+            policy=DeaggregationPolicy(max_user_records=11),
+        )
+        == []
+    )
 
 
 def test_aggregation_off_passes_aggregates_whole() -> None:
@@ -158,6 +174,8 @@ def test_aggregation_off_passes_aggregates_whole() -> None:
     assert data.startswith(MAGIC)
     [record] = records_from_api(
         [{"Data": data, "PartitionKey": "p", "SequenceNumber": "5"}],
-        stream=STREAM, shard_id=SHARD_ID, policy=DeaggregationPolicy(deaggregate=False),
+        stream=STREAM,
+        shard_id=SHARD_ID,
+        policy=DeaggregationPolicy(deaggregate=False),
     )
     assert record == ConsumedRecord(data, "p", KinesisPosition(STREAM, SHARD_ID, "5"))
