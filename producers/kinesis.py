@@ -724,6 +724,7 @@ class KinesisProducer:
         if block is None:
             block = self.config.block_when_full
         cfg = self.config
+        waited = False
         while self._buffered_records and (
             self._buffered_records + records > cfg.buffer_max_records
             or self._buffered_bytes + nbytes > self._max_buffered_bytes
@@ -737,6 +738,9 @@ class KinesisProducer:
                     f"{self._admission_note()})"
                 )
             self._require_started()
+            if not waited:
+                waited = True
+                self._observer.on_event(events.SEND_WAITS, 1, stream=self._stream_label)
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._space_waiters.append(waiter)
             try:
@@ -774,7 +778,9 @@ class KinesisProducer:
             drain.add(delivered, now - self._backlog_from)
             limit = drain.limit()
             raised = limit > self._max_buffered_bytes
-            self._max_buffered_bytes = limit
+            if limit != self._max_buffered_bytes:
+                self._max_buffered_bytes = limit
+                self._observer.on_event(events.ADMISSION_BYTES, float(limit), stream=self._stream_label)
             if raised:
                 self._release(0, 0)
         self._backlog_from = now if self._buffered_bytes >= drain.floor else None

@@ -83,6 +83,8 @@ THROTTLES: Final = "throttles"
 RETRIES: Final = "retries"
 RECORDS_FAILED: Final = "records_failed"
 BUFFER_FULL: Final = "buffer_full"
+SEND_WAITS: Final = "send_waits"
+ADMISSION_BYTES: Final = "admission_bytes"
 REQUEST_ERRORS: Final = "request_errors"
 RECORDS_REROUTED: Final = "records_rerouted"
 SHARD_MAP_CHANGES: Final = "shard_map_changes"
@@ -164,6 +166,17 @@ _EVENTS: tuple[MetricEvent, ...] = (
     ),
     MetricEvent(RECORDS_FAILED, _C, _N, _STREAM + _TOPIC, _KP + ", " + _KF, "records whose future failed"),
     MetricEvent(BUFFER_FULL, _C, _N, _STREAM, _KP, "sends refused because the buffer was full"),
+    MetricEvent(
+        SEND_WAITS, _C, _N, _STREAM, _KP, "sends that waited for room (buffer caps or drain-rate admission)"
+    ),
+    MetricEvent(
+        ADMISSION_BYTES,
+        _G,
+        _B,
+        _STREAM,
+        _KP,
+        "bytes admitted before send() waits, when drain-rate admission moves it",
+    ),
     MetricEvent(REQUEST_ERRORS, _C, _N, (*_STREAM, "code"), _KP, "PutRecords calls that failed whole"),
     MetricEvent(RECORDS_REROUTED, _C, _N, _STREAM, _KP, "records re-sent after landing on a changed shard"),
     MetricEvent(SHARD_MAP_CHANGES, _C, _N, _STREAM, _KP, "shard maps replaced after a split or merge"),

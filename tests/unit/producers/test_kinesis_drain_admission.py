@@ -20,6 +20,7 @@ import pytest
 from producers import KinesisProducer
 from producers.config import ProducerConfig
 from producers.drain import DrainRate
+from shardline import metrics_events as events
 from shardline.errors import BufferFullError, ConfigurationError, DeliveryError
 from tests.unit.producers.fake_kinesis import FakeKinesis
 
@@ -126,22 +127,38 @@ class Feeder:
         return len(results) - failed, failed
 
 
+class RecordingObserver:
+    """Keeps every metrics event (name, value)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float]] = []
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        self.events.append((name, value))
+
+    def values(self, name: str) -> list[float]:
+        return [value for event, value in self.events if event == name]
+
+
 async def test_with_caps_only_records_fed_at_once_expire_at_a_slow_endpoint() -> None:
     clock = FakeClock()
     fake = DrainingKinesis(clock, RATE)
-    async with draining_producer(fake, admission="caps") as producer:
+    observer = RecordingObserver()
+    async with draining_producer(fake, admission="caps", observer=observer) as producer:
         feeder = Feeder(producer, clock)
         await asyncio.wait_for(feeder.feed(1000), WAIT)  # 1 MB: ten times what one TTL delivers
         assert feeder.waited == 0.0  # everything was accepted at once
         delivered, failed = await feeder.outcomes()
     assert failed > 800  # the problem: accepted, then failed after their TTL
     assert delivered + failed == 1000
+    assert not observer.values(events.SEND_WAITS) and not observer.values(events.ADMISSION_BYTES)
 
 
 async def test_drain_rate_admission_turns_the_ttl_failures_into_waiting() -> None:
     clock = FakeClock()
     fake = DrainingKinesis(clock, RATE)
-    async with draining_producer(fake, admission="drain-rate") as producer:
+    observer = RecordingObserver()
+    async with draining_producer(fake, admission="drain-rate", observer=observer) as producer:
         feeder = Feeder(producer, clock)
         await asyncio.wait_for(feeder.feed(1000), WAIT)
         delivered, failed = await feeder.outcomes()
@@ -156,6 +173,10 @@ async def test_drain_rate_admission_turns_the_ttl_failures_into_waiting() -> Non
     assert 0.9 * RATE * window <= limit <= 1.1 * RATE * window
     # What was buffered stayed within what the endpoint delivers in half the TTL.
     assert feeder.most_buffered_when_limited <= 1.1 * RATE * window + len(PAYLOAD) + 3
+    # Operators see the waiting and the limit: one send_waits per send() that waited, and the
+    # admission_bytes gauge each time the limit moved, the last one being the limit in force.
+    assert observer.values(events.SEND_WAITS)
+    assert observer.values(events.ADMISSION_BYTES)[-1] == limit
 
 
 @pytest.mark.parametrize("admission", ["caps", "drain-rate"])
