@@ -4,7 +4,8 @@ The bench needs only the first 20 bytes of each record it wrote (magic, record i
 send time), so its readers receive KPL aggregates whole (:data:`READER_DEAGGREGATION`: the
 shard reader does not expand them) and :func:`read_batch` expands each into its payload
 column alone: one MD5 check and one protobuf parse per aggregate, one bytes object per user
-record, instead of a full :class:`~shardline.records.ConsumedRecord` with its position per
+record (:func:`shardline.aggregation.aggregate_payloads`), instead of a full
+:class:`~shardline.records.ConsumedRecord` with its position per
 user record.  An aggregate whose MD5 or body is bad is read as one plain record (and so
 skipped as not the bench's), as the consumers treat it.
 
@@ -16,40 +17,21 @@ the bench are skipped.  End-to-end latency is measured from each record's INTEND
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from benchmarks.recorder import Recorder
 from benchmarks.workload import _MAGIC, decode_payload
-from shardline._kpl_pb import AggregatedRecord
-from shardline.aggregation import DIGEST_SIZE, EMPTY_AGGREGATE_SIZE, MAGIC, DeaggregationPolicy
+from shardline.aggregation import MAGIC, DeaggregationPolicy, aggregate_payloads
 
-__all__ = ["READER_DEAGGREGATION", "aggregate_payloads", "read_batch"]
+__all__ = ["READER_DEAGGREGATION", "read_batch"]
 
 READER_DEAGGREGATION = DeaggregationPolicy(deaggregate=False)
 """The bench readers' policy: aggregates arrive whole; :func:`read_batch` expands them."""
 
 _ID_AND_TIME = struct.Struct(">4sQq")
 _MAGIC_SIZE = len(MAGIC)
-
-
-def aggregate_payloads(data: bytes) -> list[bytes] | None:
-    """The user records' data of a KPL aggregate, in order; None when ``data`` is not a valid one."""
-    if len(data) <= EMPTY_AGGREGATE_SIZE or data[:_MAGIC_SIZE] != MAGIC:
-        return None
-    body = memoryview(data)[_MAGIC_SIZE:-DIGEST_SIZE]
-    if hashlib.md5(body, usedforsecurity=False).digest() != data[-DIGEST_SIZE:]:
-        return None
-    message = AggregatedRecord()
-    try:
-        message.ParseFromString(body)
-    except DecodeError:
-        return None
-    return [record.data for record in message.records]
 
 
 def read_batch(

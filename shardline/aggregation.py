@@ -78,6 +78,7 @@ __all__ = [
     "DeaggregationPolicy",
     "Expansion",
     "UserRecord",
+    "aggregate_payloads",
     "deaggregate",
     "deaggregate_consumed",
     "expand_aggregate",
@@ -682,6 +683,22 @@ def _walk(message: Any, keys: list[str], tagged: bool) -> list[_UserFields] | No
         return out
     except (DecodeError, UnicodeDecodeError, ValueError, IndexError):
         # A record that merely looks like an aggregate is passed on whole, as the KCL does.
+        return None
+
+
+def aggregate_payloads(data: bytes) -> list[bytes] | None:
+    """The user records' data of a KPL aggregate, in order; ``None`` when ``data`` is not a
+    valid aggregate (as :func:`deaggregate` decides).
+
+    For readers that need the payloads alone (stream-bench's readers): one MD5 check and one
+    protobuf parse per aggregate and one bytes object per record, no keys, tags or records.
+    """
+    parsed = _parse_message(data)
+    if parsed is None:
+        return None
+    try:
+        return [record.data for record in parsed[0].records]
+    except (DecodeError, ValueError):
         return None
 
 

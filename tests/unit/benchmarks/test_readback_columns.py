@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from benchmarks.gcpolicy import run_gc_settings
-from benchmarks.readback import aggregate_payloads, read_batch
+from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.workload import encode_payload
-from shardline.aggregation import AggregateBuilder
+from shardline.aggregation import AggregateBuilder, aggregate_payloads
 
 
 @dataclass

@@ -20,6 +20,7 @@ from shardline.aggregation import (
     MAGIC,
     AggregateBuilder,
     UserRecord,
+    aggregate_payloads,
     deaggregate,
     deaggregate_consumed,
     is_aggregated,
@@ -102,6 +103,19 @@ def test_round_trip_and_exact_sizes(items: list[Entry]) -> None:
     blob = builder.encode()
     assert len(blob) == builder.encoded_size
     assert deaggregate(blob) == [UserRecord(k, d, e, i) for i, (k, d, e) in enumerate(items)]
+
+
+@settings(max_examples=100)
+@given(entries)
+def test_aggregate_payloads_are_the_data_deaggregate_gives(items: list[Entry]) -> None:
+    builder = AggregateBuilder(DEFAULT_MAX_RECORD_BYTES * 4)
+    for key, data, ehk in items:
+        assert builder.try_add(key, data, ehk)
+    blob = builder.encode()
+    assert aggregate_payloads(blob) == [data for _, data, _ in items]
+    corrupt = bytearray(blob)
+    corrupt[-1] ^= 1  # the MD5 no longer matches: not an aggregate, for both
+    assert aggregate_payloads(bytes(corrupt)) is None and deaggregate(bytes(corrupt)) is None
 
 
 @settings(max_examples=150)
