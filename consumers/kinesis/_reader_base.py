@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from consumers.kinesis.batch import ShardBatch
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
+from consumers.kinesis.deaggregate import records_from_api
 from consumers.kinesis.positions import StartPosition
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord
@@ -103,3 +104,17 @@ class ShardReaderBase:
 
     def _batches(self) -> AsyncIterator[ShardBatch]:
         raise NotImplementedError
+
+    def _records(self, raw: Sequence[Mapping[str, Any]]) -> list[ConsumedRecord]:
+        """The consumed records of a response's (or event's) raw records, skipping what a
+        resume inside an aggregate already processed."""
+        resume = self._resume
+        return records_from_api(
+            raw,
+            stream=self._stream,
+            shard_id=self._shard_id,
+            shard=self._shard,
+            skip=resume if resume.skip_through_sub_sequence is not None else None,
+            observer=self._observer,
+            policy=self._config.deaggregation,
+        )

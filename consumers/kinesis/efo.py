@@ -26,7 +26,6 @@ from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallC
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
-from consumers.kinesis.deaggregate import records_from_api
 from consumers.kinesis.positions import (
     AFTER_SEQUENCE_NUMBER,
     AT_TIMESTAMP,
@@ -233,16 +232,7 @@ class FanOutShardReader(ShardReaderBase):
 
     def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
         raw = payload.get("Records") or []
-        skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
-        records = records_from_api(
-            raw,
-            stream=self._stream,
-            shard_id=self._shard_id,
-            shard=self._shard,
-            skip=skip,
-            observer=self._observer,
-            policy=self._config.deaggregation,
-        )
+        records = self._records(raw)
         behind = payload.get("MillisBehindLatest")
         if behind is not None:
             self._millis_behind_latest = int(behind)

@@ -34,7 +34,6 @@ from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallC
 from consumers.kinesis.batch import ShardBatch, child_shards_from_api
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
-from consumers.kinesis.deaggregate import records_from_api
 from consumers.kinesis.positions import (
     AFTER_SEQUENCE_NUMBER,
     AT_TIMESTAMP,
@@ -166,16 +165,7 @@ class PollingShardReader(ShardReaderBase):
                 self._millis_behind_latest = int(behind)
                 self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
             raw = response.get("Records") or []
-            skip = self._resume if self._resume.skip_through_sub_sequence is not None else None
-            records = records_from_api(
-                raw,
-                stream=self._stream,
-                shard_id=self._shard_id,
-                shard=self._shard,
-                skip=skip,
-                observer=self._observer,
-                policy=self._config.deaggregation,
-            )
+            records = self._records(raw)
             if raw:
                 self._last_sequence_number = raw[-1]["SequenceNumber"]
                 self._resume = AFTER_SEQUENCE_NUMBER(raw[-1]["SequenceNumber"])
