@@ -52,9 +52,7 @@ import asyncio
 import base64
 import contextlib
 import json
-import multiprocessing
 import os
-import queue as queue_module
 import random
 import resource
 import statistics
@@ -66,6 +64,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, cast
 
 from benchmarks.peers.kinesis import _boto3, _ensure_stream
+from benchmarks.peers.runner import spawned_result
 from shardline.gcpause import collector_paused
 
 __all__ = ["READERS", "Receiver", "digest", "fill_stream", "main", "read_in_child", "run_benchmark"]
@@ -298,29 +297,12 @@ def _spawned(
     reader: str, endpoint: str, stream: str, expected: int, expected_digest: int, consumer_work: bool
 ) -> dict[str, Any]:
     """One reader in a fresh spawned process; a child that dies or hangs is reported, not waited on."""
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    process = context.Process(
-        target=_child,
-        args=(results, reader, endpoint, stream, expected, expected_digest, consumer_work),
-        daemon=True,
-    )
-    process.start()
-    deadline = time.monotonic() + _CHILD_TIMEOUT_SECONDS
-    result: dict[str, Any] | None = None
-    while result is None and time.monotonic() < deadline:
-        try:
-            result = results.get(timeout=1.0)
-        except queue_module.Empty:
-            if not process.is_alive():
-                break
-    if result is None:
-        result = {"reader": reader, "error": f"no result (exit code {process.exitcode})"}
-    process.join(30)
-    if process.is_alive():
-        process.terminate()
-        process.join(30)
-    return result
+    args = (reader, endpoint, stream, expected, expected_digest, consumer_work)
+    result, failure = spawned_result(_child, *args, timeout=_CHILD_TIMEOUT_SECONDS)
+    if failure is not None:
+        return {"reader": reader, "error": f"reader {failure}"}
+    row: dict[str, Any] = result
+    return row
 
 
 def _median_range(values: list[float]) -> dict[str, float] | None:

@@ -208,13 +208,12 @@ def _kafka_child(queue: Any, name: str, bootstrap: str, topic: str, workload: Pe
         queue.put(({"error": f"{type(exc).__name__}: {exc}"}, None))
 
 
-def _in_child(
-    target: Callable[..., None], *args: Any, timeout: float = DEFAULT_CLIENT_TIMEOUT_S
-) -> tuple[dict[str, Any], float | None]:
-    """Run ``target(queue, *args)`` in a spawned process; a child that dies is noticed at once.
+def spawned_result(target: Callable[..., None], *args: Any, timeout: float) -> tuple[Any, str | None]:
+    """Run ``target(queue, *args)`` in a spawned process and take the one result it puts.
 
-    A client that neither finishes nor dies within ``timeout`` seconds is stopped (by its
-    process handle) and reported as failed, so one stuck client cannot stall the table.
+    Returns ``(result, None)``, or ``(None, why)`` when the child ended without a result
+    (noticed at once) or gave none within ``timeout`` seconds (then it is stopped by its
+    process handle), so one stuck or dead child cannot stall a table.
     """
     import queue as queue_module
 
@@ -223,23 +222,36 @@ def _in_child(
     process = context.Process(target=target, args=(results, *args), daemon=True)
     process.start()
     deadline = time.monotonic() + timeout
-    result: tuple[dict[str, Any], float | None] | None = None
-    while result is None and time.monotonic() < deadline:
+    result: Any = None
+    got = False
+    while not got and time.monotonic() < deadline:
         try:
-            result = results.get(timeout=1.0)
+            result, got = results.get(timeout=1.0), True
         except queue_module.Empty:
             if not process.is_alive():
                 break
-    if result is None and process.is_alive():
-        result = ({"error": f"no result within {timeout:g} s; client process stopped"}, None)
+    failure: str | None = None
+    if not got and process.is_alive():
+        failure = f"no result within {timeout:g} s; process stopped"
         process.terminate()
-    if result is None:
-        result = ({"error": f"client process ended without a result (exit code {process.exitcode})"}, None)
+    elif not got:
+        failure = f"process ended without a result (exit code {process.exitcode})"
     process.join(30)
     if process.is_alive():
         process.terminate()
         process.join(30)
-    return result
+    return result, failure
+
+
+def _in_child(
+    target: Callable[..., None], *args: Any, timeout: float = DEFAULT_CLIENT_TIMEOUT_S
+) -> tuple[dict[str, Any], float | None]:
+    """One client's measurement from :func:`spawned_result`, its failure as the row's error."""
+    result, failure = spawned_result(target, *args, timeout=timeout)
+    if failure is not None:
+        return {"error": f"client {failure}"}, None
+    measured: tuple[dict[str, Any], float | None] = result
+    return measured
 
 
 def run_kinesis_peers(
