@@ -520,12 +520,14 @@ class Accumulator:
             del self._waiting[shard_id]
         return earliest
 
-    def _forget_waits(self) -> None:
+    def _clear_ready(self) -> None:
+        """Empty every ready queue and what is counted about them."""
+        self._ready.clear()
+        self._shard_bytes.clear()
         self._waiting.clear()
         self._paced.clear()
-        self._shard_bytes.clear()
-        self.paced_entries = 0
-        self.paced_bytes = 0
+        self.ready_entries = self.ready_bytes = 0
+        self.paced_entries = self.paced_bytes = 0
 
     @property
     def empty(self) -> bool:
@@ -556,7 +558,6 @@ class Accumulator:
         """
         batch: list[Entry] = []
         expired: list[Entry] = []
-        wake: float | None = None
         nbytes = 0
         max_entries = self._max_entries
         max_bytes = self._max_bytes if max_bytes is None else min(max_bytes, self._max_bytes)
@@ -565,10 +566,8 @@ class Accumulator:
         if waiting:
             self.release_waits(now)
         shards = [s for s, q in self._ready.items() if q and s not in busy_set and s not in waiting]
-        if waiting:
-            wake = min(waiting.values())
         if not shards:
-            return batch, expired, wake
+            return batch, expired, min(waiting.values(), default=None)
         # Rotate the starting shard so one busy shard cannot starve the others of request space.
         self._rotation = (self._rotation + 1) % len(shards)
         shards = shards[self._rotation :] + shards[: self._rotation]
@@ -583,7 +582,6 @@ class Accumulator:
                     expired.append(entry)
                     continue
                 if entry.not_before > now:
-                    wake = entry.not_before if wake is None else min(wake, entry.not_before)
                     self.wait(shard_id, entry.not_before)
                     break
                 if nbytes + entry.size > max_bytes:
@@ -599,7 +597,6 @@ class Accumulator:
                         keys.add(entry.partition_key)
                 delay = admit(entry)
                 if delay > 0:
-                    wake = now + delay if wake is None else min(wake, now + delay)
                     self.wait(shard_id, now + delay)
                     break
                 queue.popleft()
@@ -610,7 +607,7 @@ class Accumulator:
                 self._paced.discard(shard_id)
             if len(batch) >= max_entries or nbytes >= max_bytes:
                 break
-        return batch, expired, wake
+        return batch, expired, min(waiting.values(), default=None)
 
     def requeue(self, entries: list[Entry]) -> None:
         """Put entries that must be retried back at the head of their shards' queues, in order."""
@@ -625,10 +622,7 @@ class Accumulator:
         """Remove and return every buffered entry (closing open aggregates first)."""
         self.close_open()
         entries = [entry for queue in self._ready.values() for entry in queue]
-        self._ready.clear()
-        self._forget_waits()
-        self.ready_entries = 0
-        self.ready_bytes = 0
+        self._clear_ready()
         return entries
 
     # --- re-planning after a split or merge -------------------------------------------------
@@ -648,11 +642,8 @@ class Accumulator:
         for agg in self._open.values():
             if agg.builder is not None:
                 self._recycle(agg.builder)
-        self._ready.clear()
-        self._forget_waits()
+        self._clear_ready()
         self._open.clear()
-        self.ready_entries = 0
-        self.ready_bytes = 0
         self.open_records = 0
         self.open_bytes = 0
         split = 0
