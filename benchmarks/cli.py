@@ -311,9 +311,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:
-    from aiobotocore.session import get_session
-
     from benchmarks.hotshards import print_hot_shards, scan_hot_shards
+    from shardline.clients import aiobotocore_client
 
     interrupted: list[bool] = []
 
@@ -321,7 +320,7 @@ def _cmd_hotshards(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         message = "stream-bench hotshards: interrupted; analysing what was read so far"
         with GracefulInterrupts(on_stop=stop.set, message=message) as interrupts:
-            async with get_session().create_client("kinesis", endpoint_url=args.endpoint) as client:
+            async with aiobotocore_client("kinesis", endpoint_url=args.endpoint) as client:
                 analysis = await scan_hot_shards(
                     client,
                     args.stream,

@@ -32,6 +32,7 @@ from benchmarks.readback import READER_DEAGGREGATION, read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
+from shardline.clients import aiobotocore_client
 from shardline.errors import ConfigurationError
 from shardline.interrupts import GracefulInterrupts
 from shardline.records import Ack
@@ -210,7 +211,7 @@ async def run_kinesis(
     # the readers' session: records' data and timestamps decoded as KinesisSource decodes them
     session = reader_session()
     run_start = datetime.now(UTC)
-    async with session.create_client("kinesis", endpoint_url=target.endpoint_url) as client:
+    async with aiobotocore_client("kinesis", session=session, endpoint_url=target.endpoint_url) as client:
         where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
                             client.meta.region_name)  # fmt: skip
         created = await ensure_stream(client, stream, options.shards)

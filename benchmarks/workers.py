@@ -31,6 +31,7 @@ from typing import Any
 from benchmarks.merge import merge_partials, partial_from_outcome
 from benchmarks.run import INTERRUPT_MESSAGE, RunOptions, RunOutcome, gateway_counts, run_kinesis
 from benchmarks.targets import KinesisTarget
+from shardline.clients import aiobotocore_client
 from shardline.errors import BackgroundTaskError
 
 __all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_processes", "run_workers"]
@@ -66,18 +67,14 @@ def run_worker_process(
 
 
 async def _prepare_stream(endpoint: str | None, stream: str, shards: int) -> bool:
-    from aiobotocore.session import get_session
-
     from benchmarks.run import ensure_stream
 
-    async with get_session().create_client("kinesis", endpoint_url=endpoint) as client:
+    async with aiobotocore_client("kinesis", endpoint_url=endpoint) as client:
         return await ensure_stream(client, stream, shards)
 
 
 async def _delete_stream(endpoint: str | None, stream: str) -> None:
-    from aiobotocore.session import get_session
-
-    async with get_session().create_client("kinesis", endpoint_url=endpoint) as client:
+    async with aiobotocore_client("kinesis", endpoint_url=endpoint) as client:
         await client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
 
 

@@ -24,7 +24,7 @@ Every other operation, SubscribeToShard's event stream included, passes through 
 Typical use::
 
     async with KinesisGateway(kinesis_endpoint) as gateway:
-        client = session.create_client("kinesis", endpoint_url=gateway.endpoint)
+        client = aiobotocore_client("kinesis", endpoint_url=gateway.endpoint)
         ...
         gateway.stats().for_stream("telemetry")
 

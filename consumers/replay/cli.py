@@ -265,14 +265,13 @@ async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncEx
         )
         return KafkaRangeReader(ranges, client)
 
-    from aiobotocore.session import get_session
+    from shardline.clients import aiobotocore_client
 
-    session = get_session()
     if source.kinesis_stream is not None:
         from consumers.replay.kinesis_range import KinesisRange, KinesisRangeReader
 
         window = KinesisRange(args.from_time, args.to_time, args.from_sequence, args.to_sequence)
-        kinesis = await stack.enter_async_context(session.create_client("kinesis"))
+        kinesis = await stack.enter_async_context(aiobotocore_client("kinesis"))
         return KinesisRangeReader(
             kinesis,
             source.kinesis_stream,
@@ -284,7 +283,7 @@ async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncEx
     from consumers.replay.ranges import S3ArchiveReader
 
     assert source.s3_bucket is not None
-    s3 = await stack.enter_async_context(session.create_client("s3"))
+    s3 = await stack.enter_async_context(aiobotocore_client("s3"))
     return S3ArchiveReader(s3, source.s3_bucket, source.s3_prefix)
 
 

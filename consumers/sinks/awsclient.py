@@ -3,14 +3,18 @@
 aiobotocore clients are async context managers, so they cannot be built in a constructor
 (nor from a synchronous URI parser).  Sinks hold a :class:`LazyClient` instead: an injected
 client is used as is and never closed by the sink; otherwise one is created on the first
-call (profile, region and ``AWS_ENDPOINT_URL_<SERVICE>`` are honoured by botocore itself)
-and closed with the sink.
+call by :func:`shardline.clients.aiobotocore_client` (the settings every Shardline client
+has: no retry loop inside botocore under Shardline's own, the fixed ``User-Agent``; profile,
+region and ``AWS_ENDPOINT_URL_<SERVICE>`` are honoured by botocore itself) and closed with
+the sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+from shardline.clients import aiobotocore_client
 
 __all__ = ["LazyClient"]
 
@@ -43,16 +47,14 @@ class LazyClient:
             return self._client
         async with self._lock:
             if self._client is None:
-                from aiobotocore.session import get_session
-
-                session = self._session or get_session()
-                kwargs: dict[str, Any] = {}
-                if self._endpoint_url:
-                    kwargs["endpoint_url"] = self._endpoint_url
-                if self._region_name:
-                    kwargs["region_name"] = self._region_name
-                self._context = session.create_client(self.service, **kwargs)
-                self._client = await self._context.__aenter__()
+                context = aiobotocore_client(
+                    self.service,
+                    session=self._session,
+                    endpoint_url=self._endpoint_url or None,
+                    region_name=self._region_name or None,
+                )
+                self._client = await context.__aenter__()
+                self._context = context
         return self._client
 
     async def close(self) -> None:

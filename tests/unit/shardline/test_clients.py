@@ -3,6 +3,7 @@ does not retry underneath Shardline, and TLS stays verified.  No request is sent
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import boto3
@@ -10,8 +11,10 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from shardline import __version__
 from shardline.clients import (
     DEFAULT_CLIENT_CONFIG,
+    USER_AGENT,
     aiobotocore_client,
     boto3_client,
     client_config,
@@ -117,3 +120,58 @@ async def test_aiobotocore_missing_region(no_region: None) -> None:
     with pytest.raises(ConfigurationError):
         async with aiobotocore_client("kinesis"):
             pass
+
+
+def _sent_user_agents(client: object) -> list[str]:
+    """Answer every request at ``before-send`` (nothing leaves the process) and keep its
+    ``User-Agent`` header as it would have gone on the wire."""
+    from botocore.awsrequest import AWSResponse
+
+    seen: list[str] = []
+
+    def answer(request: object, **_: object) -> AWSResponse:
+        header = request.headers["User-Agent"]  # type: ignore[attr-defined]
+        seen.append(header.decode() if isinstance(header, bytes) else header)
+        return AWSResponse("http://local", 200, {}, None)  # type: ignore[arg-type]
+
+    client.meta.events.register("before-send.kinesis", answer)  # type: ignore[attr-defined]
+    return seen
+
+
+async def test_aiobotocore_clients_send_the_fixed_user_agent() -> None:
+    async with aiobotocore_client(
+        "kinesis", region_name="us-east-1", endpoint_url="http://127.0.0.1:9"
+    ) as client:
+        seen = _sent_user_agents(client)
+        with contextlib.suppress(Exception):
+            await client.list_streams()
+    assert len(seen) == 1 and seen[0].startswith(f"{USER_AGENT} ")
+
+
+def test_clients_send_the_fixed_user_agent_without_rebuilding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.useragent import UserAgentString
+
+    client = boto3_client("kinesis", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    seen = _sent_user_agents(client)
+    built: list[int] = []
+    original = UserAgentString._build_sdk_metadata
+
+    def counting(self: UserAgentString) -> object:
+        built.append(1)
+        return original(self)
+
+    monkeypatch.setattr(UserAgentString, "_build_sdk_metadata", counting)
+    with contextlib.suppress(Exception):  # the empty answer does not parse; the header was sent
+        client.list_streams()
+    assert len(seen) == 1 and seen[0].startswith(f"{USER_AGENT} ")  # boto3 appends its versions
+    assert USER_AGENT.startswith(f"Shardline/{__version__} Python/")
+    assert built == []  # botocore's per-call "UA 2.1" assembly did not run
+
+
+def test_a_callers_user_agent_still_wins() -> None:
+    client = boto3_client("kinesis", region_name="us-east-1", config=Config(user_agent="fleet-gateway/7"))
+    seen = _sent_user_agents(client)
+    with contextlib.suppress(Exception):
+        client.list_streams()
+    assert len(seen) == 1 and seen[0].startswith("fleet-gateway/7")
+    assert "Shardline" not in seen[0]
