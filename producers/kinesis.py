@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
@@ -491,23 +492,85 @@ class KinesisProducer:
 
         Every record is validated before any is buffered, so a bad record raises its typed
         error (naming its position) and nothing of the batch is accepted.  Any number of
-        records is fine: the producer splits them into PutRecords requests.  The future
-        resolves to :class:`~producers.tickets.BatchAcks` (acks in input order; failures in
-        ``.failed``).
+        records is fine: the producer splits them into PutRecords requests.  A batch larger
+        than admission allows (the buffer caps, or the drain-rate limit) is taken in parts,
+        in order, each when there is room for it, so a slow endpoint makes this wait instead
+        of letting the batch's tail expire in the buffer (``block=False`` takes it whole or
+        raises).  The future resolves to :class:`~producers.tickets.BatchAcks` (acks in
+        input order; failures in ``.failed``).
         """
         if self._accepting is not True:
             self._require_started()
         out_keys, datas, extras, groups, total = self._route_many(values, keys)
         count = len(datas)
+        assert self._loop is not None
+        future: asyncio.Future[BatchAcks] = self._loop.create_future()
+        ticket = BatchTicket(future, out_keys, datas, extras)
+        oversized = count > 1 and (total > self._max_buffered_bytes or count > self._max_buffered_records)
+        if oversized and (block if block is not None else self.config.block_when_full):
+            await self._enqueue_in_parts(ticket, groups)
+            return future
         if self._buffered_records and (
             self._buffered_records + count > self._max_buffered_records
             or self._buffered_bytes + total > self._max_buffered_bytes
         ):
             await self._wait_for_space(count, total, block)
-        assert self._loop is not None
-        future: asyncio.Future[BatchAcks] = self._loop.create_future()
-        self._enqueue_many(BatchTicket(future, out_keys, datas, extras), groups, total)
+        self._enqueue_many(ticket, groups, total)
         return future
+
+    async def _enqueue_in_parts(self, ticket: BatchTicket, groups: dict[str, list[int]]) -> None:
+        """Buffer a batch larger than admission allows: consecutive parts of a quarter of the
+        limit each (re-read per part, as the drain rate moves), each when there is room.
+
+        Records go in input order, so each key's records keep their order.  Should the
+        producer fail or close meanwhile, the records not buffered yet fail with that error
+        in the batch's acks (what was buffered is still delivered or reported; with nothing
+        buffered yet the error is raised, as for a batch taken whole); a cancelled
+        caller fails them with :class:`DeliveryError` and the cancellation goes on.
+        """
+        keys, datas = ticket.keys, ticket.datas
+        count = len(datas)
+        orders = list(groups.items())
+        taken = [0] * len(orders)  # per shard: how much of its positions is buffered
+        start = 0
+        try:
+            while start < count:
+                part_bytes = max(self._max_buffered_bytes // 4, 1)
+                part_records = max(self._max_buffered_records // 4, 1)
+                stop = min(count, start + part_records)
+                end, nbytes = start, 0
+                while end < stop:
+                    size = len(datas[end]) + len(keys[end])
+                    if end > start and nbytes + size > part_bytes:
+                        break
+                    nbytes += size
+                    end += 1
+                if self._buffered_records and (
+                    self._buffered_records + end - start > self._max_buffered_records
+                    or self._buffered_bytes + nbytes > self._max_buffered_bytes
+                ):
+                    await self._wait_for_space(end - start, nbytes, True)
+                part: dict[str, list[int]] = {}
+                for i, (shard_id, order) in enumerate(orders):
+                    first = taken[i]
+                    last = bisect_left(order, end, first)
+                    if last > first:
+                        part[shard_id] = order[first:last]
+                        taken[i] = last
+                self._enqueue_many(ticket, part, nbytes, end - start)
+                start = end
+        except asyncio.CancelledError:
+            self._fail_unbuffered(ticket, start, DeliveryError("not buffered: send_many was cancelled"))
+            raise
+        except ShardlineError as exc:  # the producer failed or closed while the batch waited
+            if not start:
+                raise  # nothing was taken: the caller gets the error, as from a whole batch
+            self._fail_unbuffered(ticket, start, exc)
+
+    @staticmethod
+    def _fail_unbuffered(ticket: BatchTicket, start: int, error: ShardlineError) -> None:
+        for slot in range(start, len(ticket)):
+            ticket.fail(slot, error)
 
     # --- validation and routing (hot path) --------------------------------------------------
 
@@ -694,7 +757,11 @@ class KinesisProducer:
             adders[key](index)
         return groups
 
-    def _enqueue_many(self, ticket: BatchTicket, groups: dict[str, list[int]], total: int) -> None:
+    def _enqueue_many(
+        self, ticket: BatchTicket, groups: dict[str, list[int]], total: int, count: int | None = None
+    ) -> None:
+        """Buffer ``count`` records of ``ticket`` (all of them by default), ``groups`` naming
+        each shard's positions in order and ``total`` their bytes."""
         if not groups:
             return
         acc = self._acc
@@ -708,7 +775,7 @@ class KinesisProducer:
         assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()
-        self._buffered_records += len(datas)
+        self._buffered_records += len(datas) if count is None else count
         self._buffered_bytes += total
         if not self._timer_armed or acc.has_full_request:
             assert self._wakeup is not None

@@ -4,7 +4,8 @@ A TCP proxy in front of the Kinesis endpoint forwards requests at ``--rate-kib``
 connections together: one slow link; answers are not slowed), so the endpoint drains about
 three quarters of that in user bytes (request bodies carry them base64-encoded).  The caller
 sends ``--mb`` MB of random ``--record-size`` byte records with ``send()`` as fast as it
-returns, keeping each future, then waits until every record is acknowledged or has failed.
+returns, keeping each future (or, with ``--feed batch``, all of them in one ``send_many()``
+call), then waits until every record is acknowledged or has failed.
 Run once per admission mode (``--admission caps``, ``drain-rate`` or ``both``, one after the
 other, each on a fresh stream); reported per run: records accepted, delivered and failed
 (DeliveryError after ``--ttl`` seconds, or other), the seconds ``send()`` spent waiting, the
@@ -66,7 +67,14 @@ class RateLimitedProxy(StallingProxy):
 
 
 async def _fed_run(
-    endpoint: str, stream: str, nbytes: int, record_size: int, keys: int, rate: float, options: dict[str, Any]
+    endpoint: str,
+    stream: str,
+    nbytes: int,
+    record_size: int,
+    keys: int,
+    rate: float,
+    options: dict[str, Any],
+    feed: str = "send",
 ) -> dict[str, Any]:
     from producers import KinesisProducer
     from shardline.errors import DeliveryError
@@ -78,15 +86,25 @@ async def _fed_run(
     waited = 0.0
     try:
         async with KinesisProducer(stream, endpoint_url=proxied, **options) as producer:
-            started = time.monotonic()
-            for i in range(count):
-                data, key = os.urandom(record_size), f"device-{i % keys}"
-                before = time.monotonic()
-                futures.append(await producer.send(data, partition_key=key))
-                waited += time.monotonic() - before
-            fed = time.monotonic() - started
             bound = options["record_ttl"] + (2 * count * record_size / rate if proxy else 0) + 60
-            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), bound)
+            results: list[Any]
+            if feed == "batch":
+                datas = [os.urandom(record_size) for _ in range(count)]
+                names = [f"device-{i % keys}" for i in range(count)]
+                started = time.monotonic()
+                batch = await asyncio.wait_for(producer.send_many(datas, names), bound)
+                fed = waited = time.monotonic() - started
+                acks = await asyncio.wait_for(batch, bound)
+                results = [acks.failed.get(i) for i in range(count)]
+            else:
+                started = time.monotonic()
+                for i in range(count):
+                    data, key = os.urandom(record_size), f"device-{i % keys}"
+                    before = time.monotonic()
+                    futures.append(await producer.send(data, partition_key=key))
+                    waited += time.monotonic() - before
+                fed = time.monotonic() - started
+                results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), bound)
             resolved = time.monotonic() - started
             drain_rate = producer.drain_rate
             admission_bytes = producer.admission_bytes
@@ -97,13 +115,14 @@ async def _fed_run(
     other = sum(isinstance(r, BaseException) and not isinstance(r, DeliveryError) for r in results)
     return {
         "admission": options["admission"],
+        "feed": feed,
         "records": count,
         "record_size": record_size,
         "proxy_kib_per_s": round(rate / KiB, 1) if proxy else None,
         "record_ttl": options["record_ttl"],
         "max_batch_bytes": producer.config.max_batch_bytes,
         "max_in_flight_bytes": producer.config.max_in_flight_bytes,
-        "accepted": len(futures),
+        "accepted": len(results),
         "delivered": len(results) - expired - other,
         "failed_delivery_error": expired,
         "failed_other": other,
@@ -128,6 +147,7 @@ def run_drain(
     shards: int = 4,
     max_batch_bytes: int | None = None,
     max_in_flight_bytes: int | None = None,
+    feed: str = "send",
 ) -> dict[str, Any]:
     """One run on a fresh stream; the figures as a dict."""
     stream = f"drain-{uuid.uuid4().hex[:8]}"
@@ -138,7 +158,7 @@ def run_drain(
         options["max_in_flight_bytes"] = max_in_flight_bytes
     with fresh_stream(endpoint, stream, shards):
         return asyncio.run(
-            _fed_run(endpoint, stream, int(megabytes * 1e6), record_size, keys, rate_kib * KiB, options)
+            _fed_run(endpoint, stream, int(megabytes * 1e6), record_size, keys, rate_kib * KiB, options, feed)
         )
 
 
@@ -160,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-in-flight-kib", type=int, help="max_in_flight_bytes in KiB (default: the producer's)"
     )
+    parser.add_argument(
+        "--feed",
+        choices=["send", "batch"],
+        default="send",
+        help="send(): one call per record; batch: every record in one send_many() call",
+    )
     args = parser.parse_args(argv)
     modes = ["caps", "drain-rate"] if args.admission == "both" else [args.admission]
     for mode in modes:
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             shards=args.shards,
             max_batch_bytes=None if args.max_batch_kib is None else args.max_batch_kib * KiB,
             max_in_flight_bytes=None if args.max_in_flight_kib is None else args.max_in_flight_kib * KiB,
+            feed=args.feed,
         )
         print(json.dumps(result), flush=True)
     return 0

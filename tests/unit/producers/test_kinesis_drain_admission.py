@@ -346,3 +346,124 @@ def test_admission_options_are_validated() -> None:
     for fraction in (0.0, 1.5):
         with pytest.raises(ConfigurationError, match="admission_ttl_fraction"):
             ProducerConfig(admission_ttl_fraction=fraction)
+
+
+class WatchedDrain(DrainingKinesis):
+    """Also notes the producer's buffered bytes whenever a call arrives, against the limit."""
+
+    def __init__(self, clock: FakeClock, rate: float) -> None:
+        super().__init__(clock, rate)
+        self.producer: KinesisProducer | None = None
+        self.most_over_limit = 0  # the largest excess of buffered bytes over the limit
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        producer = self.producer
+        if producer is not None and producer.drain_rate is not None:
+            excess = producer.buffered[1] - producer.admission_bytes
+            self.most_over_limit = max(self.most_over_limit, excess)
+        return await super().put_records(**kwargs)
+
+
+def numbered(first: int, count: int) -> list[bytes]:
+    return [b"%08d" % (first + i) + PAYLOAD[8:] for i in range(count)]
+
+
+async def test_one_send_many_larger_than_the_limit_is_taken_in_parts_and_nothing_expires() -> None:
+    """1 MB in one call, ten times what the endpoint delivers within a TTL."""
+    clock = FakeClock()
+    fake = WatchedDrain(clock, RATE)
+    async with draining_producer(fake, admission="drain-rate") as producer:
+        fake.producer = producer
+        datas = numbered(0, 1000)
+        keys = [f"k{i % 40}" for i in range(1000)]
+        before = clock.now
+        batch = await asyncio.wait_for(producer.send_many(datas, keys), WAIT)
+        waited = clock.now - before
+        acks = await asyncio.wait_for(batch, WAIT)
+        limit = producer.admission_bytes
+    assert acks.ok and len(acks) == 1000
+    assert waited > 80.0  # the call waited for the endpoint, part by part
+    # What was buffered stayed within the limit, plus at most one part of a quarter of it.
+    assert fake.most_over_limit <= limit // 4 + len(PAYLOAD) + 3
+    # Every record was written once, each key's records in input order.
+    written = [entry["Data"] for _, entry in fake.written]
+    assert sorted(written) == sorted(datas)
+    for key in {f"k{i}" for i in range(40)}:
+        mine = [e["Data"] for _, e in fake.written if e["PartitionKey"] == key]
+        assert mine == sorted(mine)
+
+
+async def test_caps_also_take_an_oversized_batch_in_parts() -> None:
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    async with draining_producer(fake, admission="caps", buffer_max_records=50) as producer:
+        acks = await asyncio.wait_for(await producer.send_many(numbered(0, 400), ["kk"] * 400), WAIT)
+        assert producer.buffered == (0, 0)
+    assert acks.ok and len(fake.written) == 400
+    assert [e["Data"] for _, e in fake.written] == numbered(0, 400)  # one key: in order
+
+
+async def test_block_false_still_takes_an_oversized_batch_whole_or_refuses_it() -> None:
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    async with draining_producer(fake, admission="drain-rate") as producer:
+        # An empty buffer takes it whole (as before), nothing waits.
+        batch = await producer.send_many(numbered(0, 100), ["a"] * 100, block=False)
+        assert producer.buffered[0] == 100
+        with pytest.raises(BufferFullError):
+            await producer.send_many(numbered(100, 100), ["a"] * 100, block=False)
+        assert (await asyncio.wait_for(batch, WAIT)).ok
+
+
+async def test_a_cancelled_oversized_batch_fails_what_it_had_not_buffered() -> None:
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    async with draining_producer(fake, admission="drain-rate") as producer:
+        tickets: list[Any] = []
+        first_part = asyncio.Event()
+        enqueue = producer._enqueue_many
+
+        def noting(ticket: Any, *args: Any) -> None:
+            tickets.append(ticket)
+            first_part.set()
+            enqueue(ticket, *args)
+
+        producer._enqueue_many = noting  # type: ignore[method-assign]
+        sending = asyncio.create_task(producer.send_many(numbered(0, 1000), ["a"] * 1000))
+        # The call takes parts until the limit is reached, then waits: its only suspension.
+        await asyncio.wait_for(first_part.wait(), WAIT)
+        buffered = producer.buffered[0]
+        assert 0 < buffered < 1000
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(sending, WAIT)
+        acks = await asyncio.wait_for(tickets[0].future, WAIT)
+        await asyncio.wait_for(producer.flush(), WAIT)
+        assert producer.buffered == (0, 0)
+    assert len(acks.failed) == 1000 - buffered
+    assert all("cancelled" in str(error) for error in acks.failed.values())
+    assert len(fake.written) == buffered  # what was taken was still delivered
+
+
+async def test_a_producer_closed_under_a_waiting_batch_reports_its_unbuffered_tail() -> None:
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    async with draining_producer(fake, admission="drain-rate") as producer:
+        parts = asyncio.Event()
+        enqueue = producer._enqueue_many
+
+        def noting(*args: Any) -> None:
+            parts.set()
+            enqueue(*args)
+
+        producer._enqueue_many = noting  # type: ignore[method-assign]
+        sending = asyncio.create_task(producer.send_many(numbered(0, 1000), ["a"] * 1000))
+        await asyncio.wait_for(parts.wait(), WAIT)
+        buffered = producer.buffered[0]
+        closing = asyncio.create_task(producer.close(timeout=WAIT))
+        batch = await asyncio.wait_for(sending, WAIT)  # returns: part of it was taken
+        acks = await asyncio.wait_for(batch, WAIT)
+        await asyncio.wait_for(closing, WAIT)
+    assert len(acks.failed) == 1000 - buffered
+    assert {type(error).__name__ for error in acks.failed.values()} == {"ClosedError"}
+    assert len(fake.written) == buffered
