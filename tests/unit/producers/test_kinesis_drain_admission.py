@@ -467,3 +467,25 @@ async def test_a_producer_closed_under_a_waiting_batch_reports_its_unbuffered_ta
     assert len(acks.failed) == 1000 - buffered
     assert {type(error).__name__ for error in acks.failed.values()} == {"ClosedError"}
     assert len(fake.written) == buffered
+
+
+async def test_an_oversized_batch_with_event_ids_and_hash_keys_is_taken_in_parts() -> None:
+    """Records with an explicit hash key or an event id take the general path of each part."""
+    from shardline.records import Record
+
+    clock = FakeClock()
+    fake = DrainingKinesis(clock, RATE)
+    datas = numbered(0, 120)
+    records = [
+        Record(data, f"k{i % 7}", event_id=f"e{i}")
+        if i % 3 == 0
+        else Record(data, f"k{i % 7}", explicit_hash_key=i * 10**30)
+        if i % 3 == 1
+        else data
+        for i, data in enumerate(datas)
+    ]
+    keys = [None if i % 3 != 2 else f"k{i % 7}" for i in range(120)]
+    async with draining_producer(fake, admission="caps", buffer_max_records=16, aggregate=True) as producer:
+        acks = await asyncio.wait_for(await producer.send_many(records, keys), WAIT)
+        assert producer.buffered == (0, 0)
+    assert acks.ok and len(acks) == 120
