@@ -545,11 +545,7 @@ class KinesisProducer:
                         break
                     nbytes += size
                     end += 1
-                if self._buffered_records and (
-                    self._buffered_records + end - start > self._max_buffered_records
-                    or self._buffered_bytes + nbytes > self._max_buffered_bytes
-                ):
-                    await self._wait_for_space(end - start, nbytes, True)
+                await self._wait_for_space(end - start, nbytes, True)  # returns at once if it fits
                 part: dict[str, list[int]] = {}
                 for i, (shard_id, order) in enumerate(orders):
                     first = taken[i]
@@ -557,20 +553,15 @@ class KinesisProducer:
                     if last > first:
                         part[shard_id] = order[first:last]
                         taken[i] = last
-                self._enqueue_many(ticket, part, nbytes, end - start)
+                self._enqueue_many(ticket, part, nbytes)
                 start = end
         except asyncio.CancelledError:
-            self._fail_unbuffered(ticket, start, DeliveryError("not buffered: send_many was cancelled"))
+            ticket.not_buffered(start, DeliveryError("not buffered: send_many was cancelled"))
             raise
         except ShardlineError as exc:  # the producer failed or closed while the batch waited
             if not start:
                 raise  # nothing was taken: the caller gets the error, as from a whole batch
-            self._fail_unbuffered(ticket, start, exc)
-
-    @staticmethod
-    def _fail_unbuffered(ticket: BatchTicket, start: int, error: ShardlineError) -> None:
-        for slot in range(start, len(ticket)):
-            ticket.fail(slot, error)
+            ticket.not_buffered(start, exc)
 
     # --- validation and routing (hot path) --------------------------------------------------
 
@@ -757,11 +748,9 @@ class KinesisProducer:
             adders[key](index)
         return groups
 
-    def _enqueue_many(
-        self, ticket: BatchTicket, groups: dict[str, list[int]], total: int, count: int | None = None
-    ) -> None:
-        """Buffer ``count`` records of ``ticket`` (all of them by default), ``groups`` naming
-        each shard's positions in order and ``total`` their bytes."""
+    def _enqueue_many(self, ticket: BatchTicket, groups: dict[str, list[int]], total: int) -> None:
+        """Buffer the records of ``ticket`` that ``groups`` names (each shard's positions, in
+        order; all of the batch, or one part of it) and whose bytes are ``total``."""
         if not groups:
             return
         acc = self._acc
@@ -775,7 +764,7 @@ class KinesisProducer:
         assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()
-        self._buffered_records += len(datas) if count is None else count
+        self._buffered_records += sum(map(len, groups.values()))
         self._buffered_bytes += total
         if not self._timer_armed or acc.has_full_request:
             assert self._wakeup is not None

@@ -249,6 +249,12 @@ class BatchTicket:
         if self._pending == 0:
             self._resolve()
 
+    def not_buffered(self, start: int, error: ShardlineError) -> None:
+        """Records ``start..`` were never buffered (``send_many`` stopped taking the batch in
+        parts): each fails with ``error``."""
+        for slot in range(start, len(self.datas)):
+            self.fail(slot, error)
+
     def abort(self, error: ShardlineError) -> None:
         """The producer failed or closed: every record without an outcome yet fails with ``error``.
 
