@@ -114,6 +114,38 @@ async def test_own_client_round_trip_without_botocore_parameter_validation(
     assert len(found) == len(records)
 
 
+# Keys whose JSON needs escaping: quotes, backslashes, control characters, non-ASCII and a
+# character outside the BMP (a surrogate pair in JSON).
+AWKWARD_KEYS = ['q"uote', "back\\slash", "tab\tand\nnewline", "ctl\x01", "ü-ñ-€", "snow ☃", "clef 𝄞", "/"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("aggregate", [False, True], ids=["plain", "aggregated"])
+async def test_own_client_request_bodies_carry_any_key(
+    kinesis: Any, kinesis_endpoint: str, aggregate: bool
+) -> None:
+    """The producer's own client encodes PutRecords bodies itself (producers.put_records_body):
+    every key and every byte arrives as sent, explicit hash keys included."""
+    stream = await asyncio.to_thread(create_stream, kinesis, 2)
+    records = [
+        Record(
+            f"{i:05d}".encode() + bytes(range(256)),
+            partition_key=AWKWARD_KEYS[i % len(AWKWARD_KEYS)],
+            explicit_hash_key=(i * 7919) % (HASH_KEY_MAX + 1) if i % 5 == 0 else None,
+        )
+        for i in range(400)
+    ]
+    async with KinesisProducer(
+        stream, endpoint_url=kinesis_endpoint, aggregate=aggregate, rate_limit_percent=None
+    ) as producer:
+        acks = await (await producer.send_many(records))
+    assert acks.ok
+    found = await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
+    assert sorted((r.data, r.partition_key) for r in found) == sorted(
+        (r.data, r.partition_key) for r in records
+    )
+
+
 @pytest.mark.timeout(120)
 async def test_columns_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
     """send_many(values, keys): bytes and keys as two lists, no Record built by the caller."""

@@ -1,0 +1,99 @@
+"""PutRecords request bodies joined in one pass, instead of serialized by botocore.
+
+Why: botocore serializes a PutRecords call by walking the request shape in Python,
+base64-encoding each blob with the standard library, and then running ``json.dumps`` over the
+result, which scans every base64 character again for characters to escape.  Measured on 1.4 MB of
+payload (20 aggregates of 50 KiB): 7.7 ms, a quarter of the producer's CPU per record on its
+``send_many`` path.  Base64 text never needs JSON escaping, so the body can be joined from
+pybase64's output directly: 0.3 ms for the same payload.
+
+How: two handlers on the client the producer builds for itself (an injected client is used as it
+is).  ``provide-client-params`` encodes the body from the call's parameters (the ordinary
+``put_records(Records=..., StreamName=...)`` call, so endpoint resolution and every test double
+see the same call), keeps it in the call's context and hands botocore the parameters with an
+empty record list.  ``before-call`` puts the body into the request before the request is built
+and signed.  Parameters the encoder does not know (another member, data that is not bytes) are
+left to botocore's serializer, whole.  Signing, retries, error mapping and response parsing stay
+botocore's and Shardline's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pybase64
+
+_CONTEXT_KEY = "shardline_put_records_body"
+_STREAM_MEMBERS = frozenset({"StreamName", "StreamARN"})
+_HANDLER_ID = "shardline-put-records-body"
+
+
+def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
+    """The JSON body botocore would send for ``params``; None when a member is not one we encode.
+
+    Equal to botocore's body as JSON (same members, same strings: ``json.dumps`` escapes the
+    strings as botocore's serializer does); only the insignificant whitespace differs.
+    """
+    records = params.get("Records")
+    if type(records) is not list:
+        return None
+    dumps = json.dumps
+    parts: list[bytes] = [b"{"]
+    for name, value in params.items():
+        if name == "Records":
+            continue
+        if name not in _STREAM_MEMBERS or type(value) is not str:
+            return None
+        parts += (b'"', name.encode(), b'":', dumps(value).encode(), b",")
+    parts.append(b'"Records":[')
+    b64encode = pybase64.b64encode
+    for entry in records:
+        if type(entry) is not dict:
+            return None
+        data = entry.get("Data")
+        key = entry.get("PartitionKey")
+        hash_key = entry.get("ExplicitHashKey")
+        if type(data) is not bytes or type(key) is not str or len(entry) != 2 + (hash_key is not None):
+            return None
+        parts += (b'{"Data":"', b64encode(data), b'","PartitionKey":', dumps(key).encode())
+        if hash_key is not None:
+            if type(hash_key) is not str:
+                return None
+            parts += (b',"ExplicitHashKey":', dumps(hash_key).encode())
+        parts.append(b"},")
+    if records:
+        parts[-1] = b"}"  # no comma after the last entry
+    parts.append(b"]}")
+    # one join: %-formatting a bytes object of a few hundred KiB into another costs ~40x a copy
+    return b"".join(parts)
+
+
+def _encode_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> dict[str, Any] | None:
+    body = encode_put_records(params)
+    if body is None:
+        return None  # botocore serializes this call itself
+    context[_CONTEXT_KEY] = body
+    return {**params, "Records": []}
+
+
+def _put_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    body = context.pop(_CONTEXT_KEY, None)
+    if body is not None:
+        params["body"] = body
+
+
+def install(client: Any) -> None:
+    """Have ``client``'s PutRecords calls send bodies from :func:`encode_put_records`.
+
+    Only for a client built with ``parameter_validation=False``, as the producer's own client
+    is (the producer validates every record before buffering it): botocore would otherwise
+    validate the empty record list it is handed (and refuse it: a record list may not be
+    empty), not the records sent.  Idempotent: the handlers are registered under fixed ids.
+    """
+    events = client.meta.events
+    events.register(
+        "provide-client-params.kinesis.PutRecords", _encode_params, unique_id=_HANDLER_ID + "-params"
+    )
+    events.register("before-call.kinesis.PutRecords", _put_body, unique_id=_HANDLER_ID + "-body")
