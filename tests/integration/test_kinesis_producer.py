@@ -17,6 +17,7 @@ from shardline.limits import HASH_KEY_MAX
 from shardline.records import Record
 from shardline.shardmath import ShardMap
 from tests.integration.kinesis_producer_readback import (
+    StoredRecord,
     assert_each_once_on_its_shard,
     create_stream,
     read_back,
@@ -45,6 +46,16 @@ def mixed_records(count: int, keys: int, *, tag: bytes = b"", seed: int = 7) -> 
             Record(body + b"x" * size, partition_key=f"device-{rng.randrange(keys)}", explicit_hash_key=ehk)
         )
     return records
+
+
+async def deliver_and_find(
+    kinesis: Any, stream: str, records: list[Record], **options: Any
+) -> list[StoredRecord]:
+    """One send_many() of ``records`` (pacing off), every ack ok, each record read back once on its shard."""
+    async with KinesisProducer(stream, rate_limit_percent=None, **options) as producer:
+        acks = await (await producer.send_many(records))
+    assert acks.ok
+    return await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
 
 
 @pytest.fixture
@@ -84,12 +95,7 @@ async def test_aggregated_round_trip_of_100k_mixed_records(kinesis: Any, aio_kin
 async def test_plain_round_trip(kinesis: Any, aio_kinesis: Any) -> None:
     stream = await asyncio.to_thread(create_stream, kinesis, 2)
     records = mixed_records(5_000, 300, seed=11)
-    async with KinesisProducer(
-        stream, client=aio_kinesis, aggregate=False, rate_limit_percent=None
-    ) as producer:
-        acks = await (await producer.send_many(records))
-    assert acks.ok
-    found = await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
+    found = await deliver_and_find(kinesis, stream, records, client=aio_kinesis, aggregate=False)
     assert all(r.sub_sequence_number is None for r in found)  # nothing was aggregated
     assert len({(r.shard_id, r.sequence_number) for r in found}) == len(records)
 
@@ -135,12 +141,9 @@ async def test_own_client_request_bodies_carry_any_key(
         )
         for i in range(400)
     ]
-    async with KinesisProducer(
-        stream, endpoint_url=kinesis_endpoint, aggregate=aggregate, rate_limit_percent=None
-    ) as producer:
-        acks = await (await producer.send_many(records))
-    assert acks.ok
-    found = await asyncio.to_thread(assert_each_once_on_its_shard, kinesis, stream, records)
+    found = await deliver_and_find(
+        kinesis, stream, records, endpoint_url=kinesis_endpoint, aggregate=aggregate
+    )
     assert sorted((r.data, r.partition_key) for r in found) == sorted(
         (r.data, r.partition_key) for r in records
     )
