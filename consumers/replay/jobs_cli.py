@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 from shardline.cli import OneLineArgumentParser, aware_time_argument
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
+from shardline.logformat import setup_logging
 
 __all__ = ["ACTIONS", "build_parser", "main"]
 
@@ -88,7 +88,13 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="keep trying this long while another runner holds the slice (default 0: refuse at once)",
     )
-    parser.add_argument("--log-level", default="WARNING", help="log level on stderr (default WARNING)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level on stderr (default WARNING; the AWS SDK's loggers stay at WARNING or above)",
+    )
 
 
 def _status_parser(parser: argparse.ArgumentParser) -> None:
@@ -217,7 +223,9 @@ async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
 async def _run(args: argparse.Namespace) -> int:
     from consumers.replay.manifest import load_manifest
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    # the one logging set-up of every shardline command: botocore's DEBUG logs carry request
+    # and response bodies, i.e. record payloads, so the SDK's loggers never go below WARNING
+    setup_logging(args.log_level)
     manifest = await load_manifest(args.manifest)
     if args.workers is not None:
         from consumers.replay.workers import run_workers
