@@ -56,12 +56,15 @@ def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
         data = entry.get("Data")
         key = entry.get("PartitionKey")
         hash_key = entry.get("ExplicitHashKey")
-        if type(data) is not bytes or type(key) is not str or len(entry) != 2 + (hash_key is not None):
+        if (
+            type(data) is not bytes
+            or type(key) is not str
+            or (hash_key is not None and type(hash_key) is not str)
+            or len(entry) != 2 + (hash_key is not None)
+        ):
             return None
         parts += (b'{"Data":"', b64encode(data), b'","PartitionKey":', dumps(key).encode())
         if hash_key is not None:
-            if type(hash_key) is not str:
-                return None
             parts += (b',"ExplicitHashKey":', dumps(hash_key).encode())
         parts.append(b"},")
     if records:

@@ -8,7 +8,7 @@ from typing import Any
 
 import botocore.session
 import pytest
-from aiobotocore.session import get_session
+from botocore import xform_name
 from botocore.config import Config
 from botocore.serialize import create_serializer
 from hypothesis import given
@@ -96,13 +96,22 @@ class _Sent(Exception):
         self.headers = headers
 
 
-async def _request_of(client: Any, **params: Any) -> _Sent:
-    def stop(request: Any, **_: Any) -> None:
-        raise _Sent(request.body, dict(request.headers))
+def _stop(request: Any, **_: Any) -> None:
+    raise _Sent(request.body, dict(request.headers))
 
-    client.meta.events.register("before-sign.kinesis.PutRecords", stop)
+
+def _unvalidated_client() -> Any:
+    """A client with the producer's own client's setting (no botocore parameter validation)."""
+    return aiobotocore_client(
+        "kinesis", endpoint_url="http://127.0.0.1:9", config=Config(parameter_validation=False)
+    )
+
+
+async def _request_of(client: Any, operation: str, **params: Any) -> _Sent:
+    """What ``client`` would sign and send for ``operation(**params)``."""
+    client.meta.events.register(f"before-sign.kinesis.{operation}", _stop, unique_id=f"stop-{operation}")
     with pytest.raises(_Sent) as sent:
-        await client.put_records(**params)
+        await getattr(client, xform_name(operation))(**params)
     return sent.value
 
 
@@ -114,13 +123,14 @@ async def test_an_installed_client_signs_the_encoded_body() -> None:
             {"Data": b"more", "PartitionKey": "k", "ExplicitHashKey": "42"},
         ],
     }
-    unvalidated = Config(parameter_validation=False)  # the producer's own client's setting
-    async with aiobotocore_client("kinesis", endpoint_url="http://127.0.0.1:9", config=unvalidated) as client:
-        plain = await _request_of(client, **params)
+    async with _unvalidated_client() as client:
+        plain = await _request_of(client, "PutRecords", **params)
         put_records_body.install(client)
         put_records_body.install(client)  # idempotent
-        encoded = await _request_of(client, **params)
-        fallback = await _request_of(client, StreamName="s", Records=[{"Data": "text", "PartitionKey": "k"}])
+        encoded = await _request_of(client, "PutRecords", **params)
+        fallback = await _request_of(
+            client, "PutRecords", StreamName="s", Records=[{"Data": "text", "PartitionKey": "k"}]
+        )
     assert plain.body == botocore_body(params)
     # what the signer sees (and so what is signed and sent) is the encoded body
     assert encoded.body == encode_put_records(params)
@@ -131,20 +141,7 @@ async def test_an_installed_client_signs_the_encoded_body() -> None:
 
 
 async def test_other_operations_are_untouched() -> None:
-    async with get_session().create_client(
-        "kinesis",
-        region_name="us-east-1",
-        endpoint_url="http://127.0.0.1:9",
-        config=Config(parameter_validation=False),
-    ) as client:
+    async with _unvalidated_client() as client:
         put_records_body.install(client)
-        seen: list[bytes] = []
-
-        def stop(request: Any, **_: Any) -> None:
-            seen.append(request.body)
-            raise _Sent(request.body, {})
-
-        client.meta.events.register("before-sign.kinesis.PutRecord", stop)
-        with pytest.raises(_Sent):
-            await client.put_record(StreamName="s", Data=b"x", PartitionKey="k")
-    assert json.loads(seen[0]) == {"StreamName": "s", "Data": "eA==", "PartitionKey": "k"}
+        sent = await _request_of(client, "PutRecord", StreamName="s", Data=b"x", PartitionKey="k")
+    assert json.loads(sent.body) == {"StreamName": "s", "Data": "eA==", "PartitionKey": "k"}
