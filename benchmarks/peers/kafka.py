@@ -21,6 +21,8 @@ Reported per run, over the timed part only:
   received .. last one (the group join before it is the broker's, not the client's);
 * ``cpu_us_per_msg`` -- the client process's user + sys CPU over the same span, which does
   not depend on the broker's speed (far less sensitive to other load than wall time);
+* ``gc_us_per_msg`` -- the part of that CPU spent in the garbage collector, and
+  ``gc_collections`` by generation (:mod:`benchmarks.peers.gc_clock`);
 * ``cpu_util`` -- CPU seconds / wall seconds: near 1.0 means the client's Python thread was
   the bottleneck, well below it means it waited on the broker (or on a busy machine).
 
@@ -53,6 +55,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.peers.gc_clock import GcClock
+
 __all__ = ["CONSUMERS", "PRODUCERS", "create_topic", "run_peer", "summarise", "workload"]
 
 _SETTINGS = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}
@@ -73,15 +77,17 @@ def _cpu() -> float:
 class Span:
     """The timed part of a run: ``start()`` when the first message goes (or arrives)."""
 
-    __slots__ = ("cpu", "wall")
+    __slots__ = ("collector", "cpu", "wall")
 
     def __init__(self) -> None:
         self.wall: float | None = None
         self.cpu: float | None = None
+        self.collector = GcClock()
 
     def start(self) -> None:
         if self.wall is None:
             self.wall, self.cpu = time.perf_counter(), _cpu()
+            self.collector.start()
 
 
 Runner = Callable[..., int]
@@ -346,6 +352,7 @@ def _measure(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
     load = os.getloadavg()[0]
     done = run(bootstrap, topic, messages, size, keys, span)
     wall_end, cpu_end = time.perf_counter(), _cpu()
+    span.collector.stop()
     assert span.wall is not None and span.cpu is not None, "the run never started its timed part"
     wall, cpu = wall_end - span.wall, cpu_end - span.cpu
     return {
@@ -354,6 +361,7 @@ def _measure(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
         "seconds": round(wall, 3),
         "msgs_per_s": round(done / wall) if wall else 0,
         "cpu_us_per_msg": round(cpu / max(done, 1) * 1e6, 2),
+        **span.collector.report(done, "msg"),
         "cpu_util": round(cpu / wall, 2) if wall else 0.0,
         "load_1m_before": round(load, 2),
     }
@@ -408,6 +416,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "runs": len(runs),
             "msgs_per_s": _spread([r["msgs_per_s"] for r in runs], 0),
             "cpu_us_per_msg": _spread([r["cpu_us_per_msg"] for r in runs], 2),
+            "gc_us_per_msg": _spread([r.get("gc_us_per_msg", 0.0) for r in runs], 2),
             "cpu_util": _spread([r["cpu_util"] for r in runs], 2),
             "load_1m": _spread([r["load_1m_before"] for r in runs], 2),
             # kept for readers of the earlier output

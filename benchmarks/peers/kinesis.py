@@ -13,7 +13,8 @@ needs (``Record`` objects, the column lists ``send_many`` takes, request dicts, 
 aggregators) is built inside the span, because the caller pays for it.
 
 Reported per client: records/s and client CPU microseconds per record (user + sys of this
-process over the span, which does not depend on the emulator's speed), the 1-minute load
+process over the span, which does not depend on the emulator's speed) and the part of it
+spent in the garbage collector (:mod:`benchmarks.peers.gc_clock`), the 1-minute load
 average when the client finished, and Kinesis entries per user record, found by reading the
 stream back with boto3 + aws-kinesis-agg, which also verifies that every record arrived.
 
@@ -52,6 +53,8 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
+
+from benchmarks.peers.gc_clock import GcClock
 
 __all__ = ["CLIENTS", "run_peer"]
 
@@ -320,15 +323,18 @@ def run_peer(
     """Run one client in this process and return its measurements (verified by read-back)."""
     client = CLIENTS[name]
     marks: dict[str, float] = {}
+    collector = GcClock()
 
     def start() -> None:
         marks["cpu"], marks["wall"] = _cpu(), time.perf_counter()
+        collector.start()
 
     with fresh_stream(endpoint, stream, shards):
         work = _payloads(records, record_size, keys)
         asyncio.run(client(endpoint, stream, work, start))
         wall = time.perf_counter() - marks["wall"]
         cpu = _cpu() - marks["cpu"]
+        collector.stop()
         entries, seen = _read_back(endpoint, stream)
     return {
         "client": name,
@@ -338,6 +344,7 @@ def run_peer(
         "shards": shards,
         "records_per_second": round(records / wall),
         "cpu_us_per_record": round(cpu / records * 1e6, 2),
+        **collector.report(records, "record"),
         "kinesis_entries": entries,
         "entries_per_record": round(entries / records, 5),
         "verified": len(seen) == records,
@@ -386,24 +393,25 @@ def _table(runs: list[list[dict[str, Any]]]) -> str:
             by_client.setdefault(r["client"], []).append(r)
     ratios = _ratios(runs)
     lines = [
-        "| client | rec/s (min-max) | CPU-us/record (min-max) | CPU vs kinesis-agg same size | "
+        "| client | rec/s (min-max) | CPU-us/record (min-max) | of which GC | CPU vs kinesis-agg same size | "
         "rec/s vs kinesis-agg same size | CPU vs best peer | Kinesis entries | verified |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     loads: list[float] = []
     for client, results in by_client.items():
         ok_results = [r for r in results if "error" not in r]
         if not ok_results:
-            lines.append(f"| {client} | - | - | - | - | - | - | failed: {results[0]['error']} |")
+            lines.append(f"| {client} | - | - | - | - | - | - | - | failed: {results[0]['error']} |")
             continue
         loads += [r["load_1m"] for r in ok_results if "load_1m" in r]
         cpu = [r["cpu_us_per_record"] for r in ok_results]
+        collected = [r.get("gc_us_per_record", 0.0) for r in ok_results]
         rate = [float(r["records_per_second"]) for r in ok_results]
         entries = _median([r["kinesis_entries"] for r in ok_results])
         mine = ratios.get(client, {})
         verified = all(r["verified"] for r in ok_results) and len(ok_results) == len(results)
         lines.append(
-            f"| {client} | {_spread(rate, 0)} | {_spread(cpu)} | "
+            f"| {client} | {_spread(rate, 0)} | {_spread(cpu)} | {_spread(collected)} | "
             f"{_spread(mine.get('cpu_vs_agg', []), suffix='x')} | "
             f"{_spread(mine.get('rate_vs_agg', []), suffix='x')} | "
             f"{_spread(mine.get('cpu_vs_best', []), suffix='x')} | {entries:,.0f} | "
