@@ -27,6 +27,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -85,7 +86,8 @@ entries, 5% of one of five 50 KiB aggregates).  The same client encodes its PutR
 :mod:`producers.put_records_body`.  An injected client is used as it is."""
 
 PACED_VISIT_MAX = 0.5
-"""Longest a shard waiting for rate tokens is held back beyond its refill (half its bucket)."""
+"""The longest step of the grid on which shards waiting for rate tokens are visited (the
+linger, capped here): see :mod:`producers.ratelimit`."""
 
 
 class KinesisProducer:
@@ -138,8 +140,9 @@ class KinesisProducer:
             max_backoff=self.config.max_backoff,
             deadline=self.config.record_ttl,
         )
+        self._paced_visit = min(self.config.linger, PACED_VISIT_MAX)
         self._limiter = (
-            ShardRateLimiter(self.config.rate_limit_percent, clock=clock)
+            ShardRateLimiter(self.config.rate_limit_percent, visit=self._paced_visit, clock=clock)
             if self.config.rate_limit_percent is not None
             else None
         )
@@ -182,7 +185,6 @@ class KinesisProducer:
         # admission (_note_drain lowers and raises it), so admission costs send() nothing.
         self._max_buffered_bytes = self.config.record_buffer_bytes
         self._record_ttl = self.config.record_ttl
-        self._paced_visit = min(self.config.linger, PACED_VISIT_MAX)
         self._drain: DrainRate | None = None
         if self.config.admission == "drain-rate":
             self._drain = DrainRate(
@@ -859,18 +861,17 @@ class KinesisProducer:
 
     # --- the sender loop --------------------------------------------------------------------
 
-    def _admit(self, entry: Entry) -> float:
+    def _admit(self, now: float, entry: Entry) -> float:
         """0 when ``entry`` may go now (its rate tokens taken), else how long its shard waits.
 
-        A paced shard waits at least one linger (at most half a second, well inside its
-        bucket's one second of budget, so no budget is lost): its backlog then leaves in
-        requests of several aggregates instead of one request per refill.
+        A paced shard waits at least one linger (at most half a second), until the next point
+        of a grid all shards share: its backlog then leaves in requests of several aggregates
+        instead of one request per refill, and the shards paced together leave together.
         """
         limiter = self._limiter
         if limiter is None:
             return 0.0
-        delay = limiter.acquire(entry.shard_id, 1, entry.size)
-        return max(delay, self._paced_visit) if delay > 0 else 0.0
+        return limiter.acquire(entry.shard_id, 1, entry.size, now)
 
     async def _run(self) -> None:
         acc = self._acc
@@ -908,7 +909,7 @@ class KinesisProducer:
                     break
                 batch, expired, retry_at = acc.take(
                     now,
-                    admit=self._admit,
+                    admit=partial(self._admit, now),
                     ordered=cfg.ordered,
                     busy=self._busy if cfg.ordered else (),
                     max_bytes=room,

@@ -63,3 +63,38 @@ def test_forget_resets_a_shard() -> None:
 def test_bad_percentage() -> None:
     with pytest.raises(ConfigurationError):
         ShardRateLimiter(0)
+
+
+def test_paced_shards_due_in_one_step_share_the_same_grid_point() -> None:
+    """Hot shards exhausted at different moments come back at the same instant, so the
+    producer sends their backlogs in one request rather than one request per shard."""
+    clock = FakeClock()
+    limiter = ShardRateLimiter(visit=0.1, clock=clock)
+    for shard in ("a", "b", "c"):
+        assert limiter.acquire(shard, 1, 1024 * 1024) == 0.0  # each bucket spent
+    due = set()
+    for shard, now in (("a", 100.013), ("b", 100.041), ("c", 100.077)):
+        wait = limiter.acquire(shard, 1, 100 * 1024, now)  # tokens back at 100.098
+        assert wait >= 0.1  # at least one visit
+        due.add(now + wait)
+    assert len(due) == 1
+    (point,) = due
+    assert point == pytest.approx(100.2)
+    clock.now = point
+    assert all(limiter.acquire(shard, 1, 100 * 1024) == 0.0 for shard in ("a", "b", "c"))
+
+
+def test_the_grid_waits_for_the_refill_when_it_is_longer_than_a_visit() -> None:
+    clock = FakeClock()
+    limiter = ShardRateLimiter(50, visit=0.1, clock=clock)
+    assert limiter.acquire("s", 1, 512 * 1024) == 0.0
+    wait = limiter.acquire("s", 1, 512 * 1024)  # a whole second to refill
+    assert 1.0 <= wait < 1.1 + 1e-9
+    assert (clock.now + wait) / 0.1 == pytest.approx(round((clock.now + wait) / 0.1))
+    clock.now += wait
+    assert limiter.acquire("s", 1, 512 * 1024) == 0.0
+
+
+def test_visit_out_of_range_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        ShardRateLimiter(visit=1.5)
