@@ -885,12 +885,14 @@ class KinesisProducer:
             now = self._clock()
             wake = acc.release_waits(now)
             urgent = self._flushing or self._closing
-            if urgent or acc.has_full_request:
+            oldest = acc.oldest_open
+            if urgent or acc.has_full_request or (oldest is not None and oldest + linger <= now):
+                # A request goes now (full, flushing, or the oldest record has lingered): every
+                # open aggregate rides along instead of lingering into a request of its own.
+                # Closed one by one as each lingered, the aggregates of a stream with many
+                # quiet shards left one per request (stream-bench, 64 shards at 16 records/s
+                # each: 2,915 PutRecords calls for 10,000 records, 2,558 of one entry).
                 acc.close_open()
-            else:
-                oldest = acc.oldest_open
-                if oldest is not None and oldest + linger <= now:
-                    acc.close_open(now - linger)
             next_due: float | None = None
             while len(self._in_flight) < cfg.max_in_flight and acc.ready_entries:
                 # A request goes when it is full, or once its oldest record has lingered (the

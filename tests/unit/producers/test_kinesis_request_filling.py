@@ -92,3 +92,35 @@ def _keys_on_two_shards(producer: KinesisProducer) -> tuple[str, str]:
         by_shard.setdefault(producer.shard_map.shard_for_key(key).shard_id, key)
     first, second = sorted(by_shard)
     return by_shard[first], by_shard[second]
+
+
+async def test_when_the_oldest_record_lingers_every_open_aggregate_rides_along() -> None:
+    """A stream of many quiet shards: each aggregate opened at its own moment, and closed one by
+    one as each lingered, they left one per request (2,558 one-entry PutRecords calls for
+    10,000 records over 64 shards in stream-bench).  The first linger takes them all along."""
+    fake = FakeKinesis(shards=3)
+    now = [0.0]
+    async with KinesisProducer(
+        "s", client=fake, clock=lambda: now[0], linger=0.05, rate_limit_percent=None
+    ) as producer:
+        futures = []
+        for i, key in enumerate(_keys_on_distinct_shards(producer, 3)):
+            now[0] = 0.02 * i  # aggregates opened at 0, 0.02 and 0.04
+            futures.append(await producer.send(b"r%d" % i, partition_key=key))
+            await _let_the_sender_run()
+        assert fake.calls == []
+        now[0] = 0.05  # only the first record has lingered
+        first = await bounded(futures[0])
+        assert len(fake.calls) == 1
+        assert len(fake.calls[0]) == 3  # the younger aggregates went in the same request
+        rest = [await bounded(future) for future in futures[1:]]
+    assert len({ack.shard_id for ack in [first, *rest]}) == 3
+
+
+def _keys_on_distinct_shards(producer: KinesisProducer, count: int) -> list[str]:
+    by_shard: dict[str, str] = {}
+    for i in range(1000):
+        key = f"key-{i}"
+        by_shard.setdefault(producer.shard_map.shard_for_key(key).shard_id, key)
+    assert len(by_shard) >= count
+    return [by_shard[shard] for shard in sorted(by_shard)[:count]]
