@@ -193,6 +193,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         key_strategy=args.key_strategy,
         aggregate=args.target != "msk" if args.aggregate is None else args.aggregate,
         consumer=args.consumer,
+        limits_percent=args.limits_percent if args.target == "local" else 100.0,
         generator=args.generator,
         workers=args.workers,
         worker_id=args.worker_id or 0,

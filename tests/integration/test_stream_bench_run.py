@@ -99,3 +99,39 @@ def test_embedded_target_in_a_child_process_measures_client_and_emulator_apart(
     assert result["gateway"], "the child's gateway counters came back over the pipe"
     assert sum(s["accepted_records"] for s in result["gateway"].values()) >= 1
     assert "child process" in capsys.readouterr().err
+
+
+def test_reduced_limits_scale_the_clients_budgets_too(tmp_path: Path) -> None:
+    """At --limits-percent 10 the readers poll within the gateway's 0.5 GetRecords calls/s per
+    shard and the producer paces at 10%: a simulation at a tenth of AWS's scale, not readers
+    spending most of their calls on throttles."""
+    code = main(
+        [
+            "run",
+            "--duration",
+            "6",
+            "--rate",
+            "400",
+            "--shards",
+            "4",
+            "--skew",
+            "uniform",
+            "--limits-percent",
+            "10",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    summary = result["summary"]
+    assert summary["records_acked"] == summary["records_sent"] == 2400
+    assert summary["consumer_records"] == summary["records_acked"]
+    gateway = result["gateway"]
+    answered = sum(shard["get_records_calls"] for shard in gateway.values())
+    throttled = sum(shard["get_records_throttled"] for shard in gateway.values())
+    # Readers at AWS's full budget against a 10% gateway had about four calls throttled for
+    # each one answered; at the scaled budget only the odd collision of two equal rates is left.
+    assert answered > 0
+    assert throttled * 2 <= answered
+    assert sum(shard["throttled_records"] for shard in gateway.values()) == 0
