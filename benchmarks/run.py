@@ -76,6 +76,7 @@ class RunOptions:
     """``batch`` (:mod:`benchmarks.generator`) or ``per-record`` (one send() per record)."""
     workers: int = 1
     worker_id: int = 0
+    """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
     new_stream: bool = False
     """The stream was created for this run (by the parent of the workers): read it from its start."""
     limits_percent: float = 100.0
@@ -84,7 +85,6 @@ class RunOptions:
     calls to it, as clients tuned for AWS's limits do against AWS: a simulation at 10% is then
     AWS at a tenth of the scale, instead of readers spending most of their calls on throttles
     (at 64 shards, 1,443 throttled GetRecords calls next to 328 answered ones)."""
-    """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
 
     def __post_init__(self) -> None:
         if self.shards < 1:

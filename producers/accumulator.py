@@ -444,19 +444,11 @@ class Accumulator:
             if type(owner) is SingleTicket:
                 owner.release_data()
 
-    def close_open(self, created_before: float | None = None) -> None:
-        """Close open aggregates (all, or those created at or before ``created_before``)."""
-        if created_before is None:
-            opened = list(self._open.items())
-            self._open.clear()
-            for shard_id, agg in opened:
-                if agg.count:
-                    self._close(shard_id, agg)
-                elif agg.builder is not None:
-                    self._recycle(agg.builder)
-            return
-        for shard_id in [s for s, agg in self._open.items() if agg.created <= created_before]:
-            agg = self._open.pop(shard_id)
+    def close_open(self) -> None:
+        """Close every open aggregate: a request is going, and they all go with it."""
+        opened = list(self._open.items())
+        self._open.clear()
+        for shard_id, agg in opened:
             if agg.count:
                 self._close(shard_id, agg)
             elif agg.builder is not None:

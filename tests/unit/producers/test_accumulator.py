@@ -140,13 +140,13 @@ def test_full_request_is_signalled_and_linger_base_is_the_oldest_open_aggregate(
     assert acc.has_full_request
 
 
-def test_close_open_by_age_closes_only_old_aggregates() -> None:
+def test_close_open_closes_every_open_aggregate_whatever_its_age() -> None:
     acc = make()
     add(acc, "a", "k", 0, now=1.0)
     add(acc, "b", "k", 1, now=2.0)
-    acc.close_open(created_before=1.5)
-    assert acc.ready_shards() == ["a"]
-    assert acc.oldest_open == 2.0
+    acc.close_open()
+    assert sorted(acc.ready_shards()) == ["a", "b"]
+    assert acc.oldest_open is None
 
 
 def test_expired_entries_are_returned_not_sent() -> None:
