@@ -100,7 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="readers per shard; both = one polling and one EFO reader, latencies side by side",
     )
     run.add_argument("--payload", choices=("binary", "json"), default="binary")
-    run.add_argument("--limits-percent", type=float, default=100.0, help="local gateway limits, %% of AWS's")
+    run.add_argument(
+        "--limits-percent",
+        type=float,
+        default=100.0,
+        help=(
+            "local gateway limits, %% of AWS's; the bench's producer pacing and its readers' "
+            "GetRecords budget scale with them"
+        ),
+    )
     run.add_argument(
         "--embedded-target-process",
         action="store_true",
