@@ -132,6 +132,11 @@ async def test_throttled_entries_only_are_resent_in_order(
         ordered=True,
         observer=observer,
         record_ttl=100,  # the test is about what is resent, not how fast: a loaded machine is slow
+        # With 30% of attempts failed, some record of 2,000 failing all of the default 10
+        # attempts has a chance of 2,000 x 0.3^10 = 1.2% per run (which requests draw which
+        # failures depends on timing): that is not what this test is about.  At 20 attempts
+        # it is 7e-8.
+        max_attempts=20,
         **FAST_RETRIES,
         **options,
     ) as producer:
