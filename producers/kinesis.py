@@ -140,9 +140,12 @@ class KinesisProducer:
             max_backoff=self.config.max_backoff,
             deadline=self.config.record_ttl,
         )
-        self._paced_visit = min(self.config.linger, PACED_VISIT_MAX)
         self._limiter = (
-            ShardRateLimiter(self.config.rate_limit_percent, visit=self._paced_visit, clock=clock)
+            ShardRateLimiter(
+                self.config.rate_limit_percent,
+                visit=min(self.config.linger, PACED_VISIT_MAX),
+                clock=clock,
+            )
             if self.config.rate_limit_percent is not None
             else None
         )

@@ -62,7 +62,7 @@ async def test_a_paced_backlog_does_not_close_other_shards_aggregates_early() ->
         rate_limit_percent=1.0,  # 10 KiB/s a shard: one 40 KiB record leaves, the rest wait
     )
     await producer.start()
-    hot_key, cold_key = _keys_on_two_shards(producer)
+    hot_key, cold_key = _keys_on_distinct_shards(producer, 2)
     hot = await producer.send_many([b"h" * (40 * KiB)] * 6, [hot_key] * 6)
     await _let_the_sender_run()
     now[0] = 0.05  # the hot records lingered; one leaves, five wait for rate tokens
@@ -83,15 +83,6 @@ async def test_a_paced_backlog_does_not_close_other_shards_aggregates_early() ->
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0)
-
-
-def _keys_on_two_shards(producer: KinesisProducer) -> tuple[str, str]:
-    by_shard: dict[str, str] = {}
-    for i in range(100):
-        key = f"key-{i}"
-        by_shard.setdefault(producer.shard_map.shard_for_key(key).shard_id, key)
-    first, second = sorted(by_shard)
-    return by_shard[first], by_shard[second]
 
 
 async def test_when_the_oldest_record_lingers_every_open_aggregate_rides_along() -> None:
