@@ -175,11 +175,11 @@ class LoadGenerator:
                 datas[shard].append(pack(_MAGIC, record_id, intended_ns, len(key)) + tail)
                 keys[shard].append(key)
                 record_id += stride
-            intended_of: defaultdict[int, list[float]] | None = None
+            times: dict[int, float | list[float]] = dict.fromkeys(datas, now_intended)
         else:
             assert rate is not None
             origin = self._wall_origin_ns
-            intended_of = defaultdict(list)
+            intended_of: defaultdict[int, list[float]] = defaultdict(list)
             for n, index in enumerate(indices, first):
                 key, tail, shard = tails[index]
                 intended = start + n / rate
@@ -187,16 +187,11 @@ class LoadGenerator:
                 keys[shard].append(key)
                 intended_of[shard].append(intended)
                 record_id += stride
+            times = dict(intended_of)
         data_bytes = self._count_load(second, counts, tails)
         for shard in sorted(datas):
-            times: float | list[float]
-            if intended_of is None:
-                assert now_intended is not None
-                times = now_intended
-            else:
-                times = intended_of[shard]
             await self._hand_over(
-                datas[shard], keys[shard], second, self._shard_ids[shard], data_bytes[shard], times
+                datas[shard], keys[shard], second, self._shard_ids[shard], data_bytes[shard], times[shard]
             )
 
     def _count_load(
