@@ -78,9 +78,7 @@ def partial_from_outcome(outcome: RunOutcome) -> dict[str, Any]:
             "ack_latency": rec.ack_latency.to_dict(),
             "e2e_latency": rec.e2e_latency.to_dict(),
             "e2e_by_reader": {kind: h.to_dict() for kind, h in rec.e2e_by_reader.items()},
-            "ack_latency_by_second": {
-                str(t): h.to_dict() for t, h in sorted(rec.ack_latency_by_second.items())
-            },
+            "ack_latency_by_second": {str(t): h for t, h in rec.ack_latency_by_second.to_dicts().items()},
             "load": rec.load.to_dict(),
             "duplicates": rec.duplicates,
             "last_ack_at": None if rec.last_ack_at is None else rec.last_ack_at - rec.start,
@@ -188,7 +186,7 @@ def _absorb(recorder: Recorder, part: dict[str, Any], shift: int) -> None:
             LatencyHistogram.from_dict(histogram)
         )
     for t, histogram in part["ack_latency_by_second"].items():
-        recorder.ack_latency_by_second[int(t) + shift].merge(LatencyHistogram.from_dict(histogram))
+        recorder.ack_latency_by_second.merge(int(t) + shift, histogram)
     recorder.duplicates += part["duplicates"]
     if part["last_ack_at"] is not None:
         last = part["last_ack_at"] + shift

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from benchmarks.histogram import LatencyHistogram
+from benchmarks.histogram import LatencyBySecond, LatencyHistogram
 from benchmarks.shardload import ShardLoadTracker
 from shardline import metrics_events as events
 
@@ -70,7 +70,7 @@ class Recorder:
         self.iterator_age: dict[str, dict[int, int]] = defaultdict(dict)
         self.ack_latency = LatencyHistogram()
         self.e2e_latency = LatencyHistogram()
-        self.ack_latency_by_second: dict[int, LatencyHistogram] = defaultdict(LatencyHistogram)
+        self.ack_latency_by_second = LatencyBySecond()
         self.load = ShardLoadTracker(shard_ids)
         self.consumed_ids = SeenIds()
         self.e2e_by_reader: dict[str, LatencyHistogram] = {}
@@ -99,7 +99,7 @@ class Recorder:
         self.acked_by_arrival[self.second(self.last_ack_at)] += 1
         self.acked_bytes[second] += size
         self.ack_latency.record(latency)
-        self.ack_latency_by_second[second].record(latency)
+        self.ack_latency_by_second.at(second).record(latency)
 
     def on_acks(
         self, second: int, shard_id: str, count: int, size: int, intended: float | list[float], now: float
@@ -114,7 +114,7 @@ class Recorder:
         self.acked_by_arrival[ack_second] += count
         self.accepted_records[shard_id][ack_second] += count
         self.accepted_bytes[shard_id][ack_second] += size
-        by_second = self.ack_latency_by_second[second]
+        by_second = self.ack_latency_by_second.at(second)
         if isinstance(intended, float):
             self.ack_latency.record_n(now - intended, count)
             by_second.record_n(now - intended, count)

@@ -228,9 +228,10 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     )
     # both quantiles from one pass per second: reading them is the costly part of the timeline
     by_second = rec.ack_latency_by_second
-    per_second = [
-        by_second[t].quantiles_ms("p50", "p99") if t in by_second else _NO_ACKS for t in range(seconds)
-    ]
+    per_second = []
+    for t in range(seconds):
+        histogram = by_second.get(t)
+        per_second.append(_NO_ACKS if histogram is None else histogram.quantiles_ms("p50", "p99"))
     wall = max(outcome.wall_seconds, 1e-9)
     # Records are acknowledged after the schedule ends when the target falls behind (a flush
     # that drains a backlog): the producing phase runs until the last acknowledgement.
