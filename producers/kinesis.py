@@ -42,7 +42,7 @@ from producers.keys import resolve as resolve_key
 from producers.ratelimit import ShardRateLimiter
 from producers.tickets import BatchAcks, BatchTicket, Extras, SingleTicket
 from shardline import metrics_events as events
-from shardline.aggregation import AggregateBuilder, single_aggregate_size
+from shardline.aggregation import AggregateBuilder, AggregationCaches, single_aggregate_size
 from shardline.clients import aiobotocore_client
 from shardline.errormap import from_error_code, map_aws_errors
 from shardline.errors import (
@@ -246,7 +246,10 @@ class KinesisProducer:
         )
         self._acc = Accumulator(
             aggregate=self.config.aggregate,
-            builder_factory=lambda: AggregateBuilder(max_aggregate, self.config.event_id_key),
+            # one set of encoding caches for every shard's builders: memory bounded per producer
+            builder_factory=partial(
+                AggregateBuilder, max_aggregate, self.config.event_id_key, AggregationCaches()
+            ),
             max_entries=self.config.max_batch_entries,
             max_bytes=self.config.max_batch_bytes,
         )

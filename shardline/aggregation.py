@@ -75,6 +75,7 @@ __all__ = [
     "EVENT_ID_TAG",
     "MAGIC",
     "AggregateBuilder",
+    "AggregationCaches",
     "DeaggregationPolicy",
     "Expansion",
     "UserRecord",
@@ -198,6 +199,25 @@ class UserRecord:
         )
 
 
+class AggregationCaches:
+    """Encodings the builders of one producer share: partition-key table entries and headers.
+
+    A key's table entry, and the header of a record at a given key index and data length,
+    are the same bytes in every aggregate, whatever its shard.  Each builder once kept its
+    own, up to 16,384 entries: a producer over 64 shards and a million device keys held about
+    a million of them (a key string, its entry and a dict slot each, ~200 bytes), and memory
+    grew with the shard count.  One set per producer bounds it at 16,384 entries (~3 MB).
+    Builders sharing a set must run on one thread, as one producer's do.
+    """
+
+    __slots__ = ("entries", "headers")
+
+    def __init__(self) -> None:
+        self.entries: dict[str, bytes] = {}
+        # Per partition-key index, the record headers by data length.
+        self.headers: list[dict[int, bytes]] = []
+
+
 class AggregateBuilder:
     """Accumulates user records into one aggregate, knowing its exact encoded size at all times.
 
@@ -207,8 +227,9 @@ class AggregateBuilder:
     the PutRecords entry additionally counts the entry's partition key.
 
     A builder is meant to be reused (:meth:`reset` after :meth:`encode`): the encoded key-table
-    entries and record headers it has seen stay cached, so a record whose key is already in
-    the table costs two dict lookups and two list appends (:meth:`add_records`).
+    entries and record headers it has seen stay cached (in ``caches``, which a producer's
+    builders share), so a record whose key is already in the table costs two dict lookups and
+    two list appends (:meth:`add_records`).
 
     Not thread-safe; one builder per shard per producer task.
     """
@@ -232,18 +253,22 @@ class AggregateBuilder:
     )
 
     def __init__(
-        self, max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES, event_id_key: EventIdKey | None = None
+        self,
+        max_bytes: int = KPL_DEFAULT_AGGREGATE_BYTES,
+        event_id_key: EventIdKey | None = None,
+        caches: AggregationCaches | None = None,
     ) -> None:
         if max_bytes <= EMPTY_AGGREGATE_SIZE:
             raise ConfigurationError(f"max_bytes must exceed {EMPTY_AGGREGATE_SIZE} (magic + MD5)")
         self._max_bytes = max_bytes
         # Signs each event id (an ``event_id_mac`` tag) so consumers can trust it as identity.
         self._event_id_key = event_id_key
-        # Encoded partition-key table entries, kept across aggregates: a key recurs in many.
-        self._entry_cache: dict[str, bytes] = {}
-        # Per partition-key index, the record headers by data length (also kept across
-        # aggregates: index i with a 100-byte record always frames the same way).
-        self._header_cache: list[dict[int, bytes]] = []
+        # Encoded partition-key table entries and, per key index, record headers by data
+        # length, kept across aggregates (a key recurs in many; index i with a 100-byte record
+        # always frames the same way) and shared with the producer's other builders.
+        caches = caches if caches is not None else AggregationCaches()
+        self._entry_cache = caches.entries
+        self._header_cache = caches.headers
         self._key_fields: dict[str, bytes] = {}
         self._key_headers: dict[str, dict[int, bytes]] = {}
         self._key_table: list[bytes] = []
