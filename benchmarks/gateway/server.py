@@ -165,7 +165,16 @@ class KinesisGateway:
         host: str = "127.0.0.1",
         port: int = 0,
         shard_refresh_seconds: float = 5.0,
+        serial_writes: bool = False,
     ) -> None:
+        """``serial_writes``: forward one write (PutRecords, PutRecord) per stream at a time.
+
+        moto numbers a shard's records by reading its highest sequence number and adding one
+        (its own code says "not safe for concurrency"): two puts to one shard at once can get
+        the same number, both are acknowledged and one record is gone.  A producer keeps
+        several PutRecords in flight, so in front of moto the writes must queue here.
+        kinesis-mock and AWS take concurrent writes.
+        """
         if not backend_url.startswith(("http://", "https://")):
             raise ConfigurationError("backend_url must be an http:// or https:// URL")
         self._backend_url = backend_url.rstrip("/")
@@ -177,6 +186,7 @@ class KinesisGateway:
         self._shards = ShardDirectory(self._clock, shard_refresh_seconds)
         self._iterators = IteratorDirectory()
         self._budgets: dict[tuple[str, str], ShardBudget] = {}
+        self._write_locks: dict[str, asyncio.Lock] | None = {} if serial_writes else None
         self._stats = GatewayStats()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -335,6 +345,14 @@ class KinesisGateway:
         except aiohttp.ClientError as exc:
             return _error_reply(503, "ServiceUnavailable", f"backend unreachable: {type(exc).__name__}")
 
+    async def _forward_write(self, request: web.Request, body: bytes, stream: str) -> _Reply:
+        """Forward a write to ``stream``, one at a time per stream with ``serial_writes``."""
+        locks = self._write_locks
+        if locks is None:
+            return await self._forward(request, body)
+        async with locks.setdefault(stream, asyncio.Lock()):
+            return await self._forward(request, body)
+
     async def _stream_through(self, request: web.Request, body: bytes) -> web.StreamResponse:
         """Relay a streaming answer (SubscribeToShard's event stream) chunk by chunk."""
         assert self._session is not None
@@ -389,7 +407,7 @@ class KinesisGateway:
             return await self._forward(request, raw)
         shard_map = await self._shard_map(request, stream)
         if shard_map is None:
-            return await self._forward(request, raw)
+            return await self._forward_write(request, raw, stream)
         faults = self._faults if self._faults and self._faults.plan.applies_to("PutRecords") else None
         results: list[dict[str, Any] | None] = [None] * len(entries)
         forwarded: list[int] = []
@@ -423,10 +441,10 @@ class KinesisGateway:
         headers: Mapping[str, str] | None = None
         if forwarded:
             if len(forwarded) == len(entries):
-                reply = await self._forward(request, raw)
+                reply = await self._forward_write(request, raw, stream)
             else:
                 subset = dict(body, Records=[entries[i] for i in forwarded])
-                reply = await self._forward(request, json.dumps(subset).encode())
+                reply = await self._forward_write(request, json.dumps(subset).encode(), stream)
             if reply.status != 200:
                 return reply  # a whole-call error from the backend stands as it is
             answer = reply.json()
@@ -459,7 +477,9 @@ class KinesisGateway:
         shard_map = await self._shard_map(request, stream) if stream else None
         shard = _route(body, shard_map) if shard_map is not None else None
         if stream is None or shard is None:
-            return await self._forward(request, raw)
+            return await (
+                self._forward(request, raw) if stream is None else self._forward_write(request, raw, stream)
+            )
         faults = self._faults if self._faults and self._faults.plan.applies_to("PutRecord") else None
         if faults is not None and faults.fail_entry():
             self._stats.add("injected_entry_failures")
@@ -469,7 +489,7 @@ class KinesisGateway:
         if not self._budget(stream, shard.shard_id).admit_write(size):
             self._stats.add_shard(stream, shard.shard_id, throttled_records=1, throttled_bytes=size)
             return _error_reply(400, THROTTLED, _throttle_message(stream, shard.shard_id))
-        reply = await self._forward(request, raw)
+        reply = await self._forward_write(request, raw, stream)
         if reply.status == 200:
             shard_id = reply.json().get("ShardId") or shard.shard_id
             self._stats.add_shard(stream, shard_id, accepted_records=1, accepted_bytes=size)
@@ -537,6 +557,7 @@ class ThreadedKinesisGateway:
         host: str = "127.0.0.1",
         port: int = 0,
         shard_refresh_seconds: float = 5.0,
+        serial_writes: bool = False,
     ) -> None:
         self.gateway = KinesisGateway(
             backend_url,
@@ -546,6 +567,7 @@ class ThreadedKinesisGateway:
             host=host,
             port=port,
             shard_refresh_seconds=shard_refresh_seconds,
+            serial_writes=serial_writes,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
