@@ -81,15 +81,17 @@ async def wait_for_consumers(
     tick: Callable[[], None],
     interval: float = 0.25,
     clock: Clock = time.monotonic,
+    reading: Callable[[], bool] | None = None,
 ) -> bool:
     """Let the consumers catch up with what was acknowledged, for at most ``timeout`` seconds.
 
     The target gives no completion signal (a stream has no end), so this polls the
-    consumers' count against a bounded deadline.  True when they caught up.
+    consumers' count against a bounded deadline, and gives up early once ``reading`` says
+    no reader is left (they all died: nothing more will be read).  True when they caught up.
     """
     deadline = clock() + timeout
     while consumed() < expected():
-        if clock() >= deadline:
+        if clock() >= deadline or (reading is not None and not reading()):
             return False
         tick()
         await asyncio.sleep(interval)
@@ -106,7 +108,7 @@ async def produce_then_drain(
     start: float,
     send_one: SendOne | None,
     tick: Callable[[], None],
-    consumers_running: bool,
+    consumers_running: Callable[[], bool] | None,
     drain_seconds: float,
     stop: asyncio.Event | None = None,
     interrupt_grace: float = 1.0,
@@ -114,6 +116,7 @@ async def produce_then_drain(
 ) -> bool:
     """The producing phase every target shares: send on schedule, flush, close the producer,
     then give the consumers up to ``drain_seconds`` to read what was acknowledged.
+    ``consumers_running`` says whether any reader is still reading (None: the run has none).
 
     When ``stop`` is set (Ctrl-C), sending ends at once and the producer gets
     ``interrupt_grace`` seconds to deliver what it holds (the rest fails and is counted as
@@ -151,8 +154,12 @@ async def produce_then_drain(
             return False
         await flush()
     recorder.now = time.monotonic()
-    if not consumers_running:
+    if consumers_running is None:
         return True
     return await wait_for_consumers(
-        lambda: recorder.read_by_slowest, lambda: recorder.total_acked, timeout=drain_seconds, tick=tick
+        lambda: recorder.read_by_slowest,
+        lambda: recorder.total_acked,
+        timeout=drain_seconds,
+        tick=tick,
+        reading=consumers_running,
     )

@@ -29,6 +29,7 @@ from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.readback import READER_DEAGGREGATION, read_batch
+from benchmarks.readertasks import stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
@@ -249,7 +250,6 @@ async def run_kinesis(
         recorder = Recorder(shard_ids, loop_start)
         chooser = _KeyChooser(options.key_strategy, shard_map, workload.seed)
         stop_consumers = asyncio.Event()
-        consumer_tasks: list[asyncio.Task[None]] = []
         wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
         run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
         start = _start_position(created or options.new_stream, run_start)
@@ -292,9 +292,11 @@ async def run_kinesis(
                         return
 
         kinds = {"polling": ["polling"], "efo": ["efo"], "both": ["polling", "efo"]}.get(options.consumer, [])
-        consumer_tasks = [
-            asyncio.create_task(consume(shard_id, kind)) for shard_id in shard_ids for kind in kinds
-        ]
+        consumer_tasks: dict[asyncio.Task[None], str] = {
+            asyncio.create_task(consume(shard_id, kind)): f"the {kind} reader of {shard_id}"
+            for shard_id in shard_ids
+            for kind in kinds
+        }
 
         # The producer builds its own client, as it does for a user: its own connection pool
         # and its client settings (records are validated once, by the producer, not again by
@@ -328,16 +330,15 @@ async def run_kinesis(
                 send_one=send_one,
                 send_batch=send_batch,
                 tick=progress.tick,
-                consumers_running=bool(consumer_tasks),
+                consumers_running=(
+                    (lambda: not all(task.done() for task in consumer_tasks)) if consumer_tasks else None
+                ),
                 drain_seconds=options.drain_seconds,
                 stop=stop,
             )
             interrupted_after = time.monotonic() - loop_start if interrupts.interrupted else None
-            if consumer_tasks:
-                stop_consumers.set()
-                for task in consumer_tasks:
-                    task.cancel()
-                await asyncio.gather(*consumer_tasks, return_exceptions=True)
+            stop_consumers.set()
+            reader_notes = await stop_readers(consumer_tasks)
             progress.tick()
             wall = time.monotonic() - loop_start
             client_cpu, process_cpu, emulator_cpu = cpu.read()
@@ -361,6 +362,7 @@ async def run_kinesis(
         emulator_cpu_seconds=emulator_cpu,
         client_cpu_method=cpu.method,
         consumer_note=_consumer_note(options, consumer_arn is not None),
+        notes=reader_notes,
         interrupted_after=interrupted_after,
         environment=where,
     )

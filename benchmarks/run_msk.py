@@ -28,6 +28,7 @@ from benchmarks.environment import environment
 from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
+from benchmarks.readertasks import stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.run import INTERRUPT_MESSAGE, CpuMeter, RunOptions, RunOutcome, check_consumer_supported
 from benchmarks.targets import KafkaTarget
@@ -182,7 +183,9 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
                     start=loop_start,
                     send_one=send_one,
                     tick=progress.tick,
-                    consumers_running=consumer_task is not None,
+                    consumers_running=(
+                        (lambda: not consumer_task.done()) if consumer_task is not None else None
+                    ),
                     drain_seconds=options.drain_seconds,
                     stop=stop,
                 )
@@ -194,8 +197,7 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
                 await source.stop()
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
-                consumer_task.cancel()
-                await asyncio.gather(consumer_task, return_exceptions=True)
+                notes += await stop_readers({consumer_task: "the consumer-group member"})
                 await source.close()
         wall = time.monotonic() - loop_start
         client_cpu, process_cpu, _ = cpu.read()

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.result import validate_result
+from shardline.errors import ShardlineError
 from shardline.shardmath import partition_key_hash
 
 pytestmark = pytest.mark.integration
@@ -135,3 +136,33 @@ def test_reduced_limits_scale_the_clients_budgets_too(tmp_path: Path) -> None:
     assert answered > 0
     assert throttled * 2 <= answered
     assert sum(shard["throttled_records"] for shard in gateway.values()) == 0
+
+
+def test_a_reader_that_dies_is_named_in_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run gathered its readers and dropped their errors: a dead reader only showed as
+    records written and never read."""
+    import consumers.kinesis.polling
+
+    class DyingReader:
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def __aiter__(self) -> DyingReader:
+            return self
+
+        async def __anext__(self) -> None:
+            raise ShardlineError("iterator expired")
+
+    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", DyingReader)
+    code = main(["run", "--duration", "2", "--rate", "100", "--shards", "1", "--out", str(tmp_path)])
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    assert result["summary"]["records_acked"] == 200
+    assert result["summary"]["consumer_records"] == 0
+    note = next(note for note in result["notes"] if "stopped early" in note)
+    assert note.startswith("the polling reader of shardId-000000000000 stopped early on ShardlineError")
+    printed = " ".join(capsys.readouterr().out.split())  # the console wraps long notes
+    assert "stopped early on ShardlineError (iterator expired)" in printed

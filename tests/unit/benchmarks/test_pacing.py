@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from benchmarks.pacing import drive_schedule, wait_for_consumers
@@ -77,3 +79,22 @@ async def test_wait_for_consumers_returns_once_caught_up() -> None:
         lambda: next(consumed), lambda: 10, timeout=60.0, tick=lambda: None, interval=0.0
     )
     assert caught_up is True
+
+
+async def test_wait_for_consumers_gives_up_once_no_reader_is_left() -> None:
+    """Readers that all died will read nothing more: the drain does not wait out its deadline."""
+    alive = iter([True, True, False])
+    frozen = SteppingClock(0.0)
+    caught_up = await asyncio.wait_for(
+        wait_for_consumers(
+            lambda: 5,
+            lambda: 10,
+            timeout=60.0,
+            tick=lambda: None,
+            interval=0.0,
+            clock=frozen,
+            reading=lambda: next(alive),
+        ),
+        5,
+    )
+    assert caught_up is False
