@@ -212,3 +212,36 @@ async def test_batch_acks_feed_the_live_rate_by_arrival_second() -> None:
     producer.ack_all()
     await asyncio.sleep(0)
     assert recorder.snapshot(2.2, 10.0)["rate"] == pytest.approx(300 / 2)  # seconds 0 and 1 complete
+
+
+async def test_a_paced_schedule_wakes_once_per_interval_not_once_per_record() -> None:
+    """At 2,000 records/s the schedule woke every half millisecond for one record; a tick's own
+    work then cost more than the records it sent."""
+    now = 0.0
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        sleeps.append(seconds)
+        now += seconds + 0.0001  # each wake is a little late, as on a busy loop
+
+    calls: list[tuple[int, int]] = []
+
+    async def send_batch(first: int, count: int) -> None:
+        calls.append((first, count))
+
+    sent = await drive_ticks(
+        rate=2000.0,
+        duration=2.0,
+        start=0.0,
+        send_batch=send_batch,
+        tick=lambda: None,
+        clock=lambda: now,
+        interval=0.005,
+        sleep=sleep,
+    )
+    assert sent == 4000 == sum(count for _, count in calls)
+    assert [i for first, count in calls for i in range(first, first + count)] == list(range(4000))
+    assert all(seconds >= 0.005 - 1e-9 for seconds in sleeps[:-1])
+    assert len(calls) <= 2.0 / 0.005 + 2  # a batch per tick (one more where a second splits it)
+    assert max(count for _, count in calls) <= 12  # ten records due per tick, plus a late wake's
