@@ -70,6 +70,7 @@ def partial_from_outcome(outcome: RunOutcome) -> dict[str, Any]:
         "gateway": outcome.gateway,
         "interrupted_after": outcome.interrupted_after,
         "environment": outcome.environment,
+        "peak_rss_mib": outcome.peak_rss_mib,
         "recorder": {
             **{name: _series(getattr(rec, name)) for name in _COUNTERS},
             "iterator_age": {shard: _series(ages) for shard, ages in rec.iterator_age.items()},
@@ -117,6 +118,8 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
         gateway.update(partial["gateway"] or {})
     emulator = [p["emulator_cpu_seconds"] for p in partials if p["emulator_cpu_seconds"] is not None]
     methods = sorted({p["client_cpu_method"] for p in partials})
+    # partials from before the field existed carry none
+    peaks = [p["peak_rss_mib"] for p in partials if p.get("peak_rss_mib") is not None]
     interrupted = [
         shift + p["interrupted_after"]
         for p, shift in zip(partials, shifts, strict=True)
@@ -142,6 +145,7 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
         notes=notes,
         interrupted_after=max(interrupted) if interrupted else None,
         environment=partials[0]["environment"],
+        peak_rss_mib=max(peaks) if peaks else None,
     )
 
 

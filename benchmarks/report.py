@@ -103,6 +103,10 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         ("end-to-end p50/p99/max ms", f"{e2e['p50']}/{e2e['p99']}/{e2e['max']}"),
         ("client CPU us/record", f"{s['client_cpu_us_per_record']:.1f}"),
         ("emulator CPU s", "-" if emulator_cpu is None else f"{emulator_cpu:.2f}"),
+        (
+            "client peak RSS MiB",
+            "-" if s.get("client_peak_rss_mib") is None else f"{s['client_peak_rss_mib']:.0f}",
+        ),
         (f"hot {unit}s", ", ".join(h["shard_id"] for h in result["hot_shards"]) or "none"),
         ("bound by", result["bound_by"]["verdict"]),
     ):

@@ -286,6 +286,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "emulator_cpu_seconds": emulator_cpu,
             "client_cpu_us_per_record": outcome.client_cpu_seconds * 1e6 / max(acked, 1),
             "client_cpu_method": outcome.client_cpu_method or "not stated",
+            "client_peak_rss_mib": outcome.peak_rss_mib,
         },
         "timeline": {
             "seconds": list(range(seconds)),

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import random
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,9 @@ class RunOutcome:
     """Seconds into the producing phase when Ctrl-C / SIGTERM stopped the run (None: it ran out)."""
     environment: dict[str, Any] = field(default_factory=dict)
     """Where it ran (:func:`benchmarks.environment.environment`)."""
+    peak_rss_mib: float | None = None
+    """The bench process's peak resident memory (the largest worker's when merged); None
+    where the platform does not report it.  Includes the emulator when it ran in-process."""
 
 
 class _KeyChooser:
@@ -365,6 +369,7 @@ async def run_kinesis(
         notes=reader_notes,
         interrupted_after=interrupted_after,
         environment=where,
+        peak_rss_mib=peak_rss_mib(),
     )
 
 
@@ -516,6 +521,21 @@ def _seconds(value: float) -> timedelta:
 def _process_cpu() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident set size so far in MiB (None without ``getrusage``).
+
+    The memory bound of a run is a claim the result should carry, not something measured
+    beside it: the bench's own per-key and per-second tables are sized to stay flat, and this
+    shows whether they did.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def output_dir(path: str | None) -> Path:

@@ -30,7 +30,14 @@ from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.readertasks import stop_readers
 from benchmarks.recorder import Recorder
-from benchmarks.run import INTERRUPT_MESSAGE, CpuMeter, RunOptions, RunOutcome, check_consumer_supported
+from benchmarks.run import (
+    INTERRUPT_MESSAGE,
+    CpuMeter,
+    RunOptions,
+    RunOutcome,
+    check_consumer_supported,
+    peak_rss_mib,
+)
 from benchmarks.targets import KafkaTarget
 from benchmarks.workload import KeySampler, decode_payload, encode_payload
 from shardline.errors import ConfigurationError
@@ -218,6 +225,7 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         notes=notes,
         interrupted_after=interrupted_after,
         environment=environment("Kafka / MSK", target.bootstrap, None),
+        peak_rss_mib=peak_rss_mib(),
     )
 
 
