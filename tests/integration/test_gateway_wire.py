@@ -238,7 +238,7 @@ async def test_injected_server_errors(kinesis: Any, gateway: KinesisGateway, sta
 async def test_injected_entry_failures_use_the_chosen_code(kinesis: Any, gateway: KinesisGateway) -> None:
     stream, shard_map = await new_stream(kinesis, 1)
     gateway.set_faults(FaultPlan(entry_failure_rate=0.3, entry_error_code="InternalFailure", seed=7))
-    entries = [{"Data": str(n).encode(), "PartitionKey": f"k{n}"} for n in range(250)]
+    entries = [{"Data": str(n).encode(), "PartitionKey": f"k{n}"} for n in range(100)]
     response = await kinesis.put_records(StreamName=stream, Records=entries)
     failed = [n for n, r in enumerate(response["Records"]) if "ErrorCode" in r]
     assert 10 < len(failed) < 60
