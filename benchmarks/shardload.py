@@ -17,7 +17,17 @@ from typing import Any
 from benchmarks.hotkeys import KeyCounter
 from shardline.limits import SHARD_WRITE_BYTES_PER_SEC, SHARD_WRITE_RECORDS_PER_SEC
 
-__all__ = ["HotShard", "ShardLoadTracker", "analyse_hot_shards"]
+__all__ = ["EXACT_KEYS_PER_RUN", "MIN_EXACT_KEYS", "HotShard", "ShardLoadTracker", "analyse_hot_shards"]
+
+EXACT_KEYS_PER_RUN = 40_000
+"""Keys counted exactly in a run, shared by its shards: 10,000 a shard at the default 4.
+
+A fixed 10,000 a shard held up to 640,000 keys at 64 shards and a million devices (about a
+hundred bytes each), so the bench's memory grew with the shard count.  Past its share a
+shard's counter turns to Space-Saving, which still names every key above 1/1,000 of the
+shard's records, with its error bound."""
+MIN_EXACT_KEYS = 1_000
+"""No shard counts fewer keys exactly: Space-Saving keeps as many counters anyway."""
 
 HOT_SHARE_FACTOR = 1.5
 """A shard is hot when its share of traffic is this many times its fair share (1/shards)..."""
@@ -35,16 +45,22 @@ class _ShardSeries:
 class ShardLoadTracker:
     """Counts what goes to (or comes from) each shard in each whole second of the run."""
 
-    def __init__(self, shard_ids: list[str], *, exact_key_limit: int = 10_000) -> None:
+    def __init__(self, shard_ids: list[str], *, exact_key_limit: int | None = None) -> None:
+        """``exact_key_limit``: keys counted exactly per shard (default: this run's share of
+        :data:`EXACT_KEYS_PER_RUN`)."""
         self.shard_ids = list(shard_ids)
-        self._series: dict[str, _ShardSeries] = {
-            shard: _ShardSeries(keys=KeyCounter(exact_limit=exact_key_limit)) for shard in shard_ids
-        }
+        if exact_key_limit is None:
+            exact_key_limit = max(MIN_EXACT_KEYS, EXACT_KEYS_PER_RUN // max(len(shard_ids), 1))
+        self._exact_key_limit = exact_key_limit
+        self._series: dict[str, _ShardSeries] = {shard: self._new_series() for shard in shard_ids}
+
+    def _new_series(self) -> _ShardSeries:
+        return _ShardSeries(keys=KeyCounter(exact_limit=self._exact_key_limit))
 
     def add(self, shard_id: str, second: int, key: str, size: int) -> None:
         series = self._series.get(shard_id)
         if series is None:
-            series = self._series[shard_id] = _ShardSeries()
+            series = self._series[shard_id] = self._new_series()
             self.shard_ids.append(shard_id)
         series.records[second] += 1
         series.bytes[second] += size
@@ -54,7 +70,7 @@ class ShardLoadTracker:
         """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
         series = self._series.get(shard_id)
         if series is None:
-            series = self._series[shard_id] = _ShardSeries()
+            series = self._series[shard_id] = self._new_series()
             self.shard_ids.append(shard_id)
         series.records[second] += records
         series.bytes[second] += size

@@ -61,3 +61,24 @@ def test_aggregation_judges_only_bytes(make_shard_map: Callable[[int], ShardMap]
         tracker.add(first, 0, "k", 10)
     assert analyse_hot_shards(tracker, aggregated=True)["shards"][first]["seconds_over_limit"] == 0
     assert analyse_hot_shards(tracker, aggregated=False)["shards"][first]["seconds_over_limit"] == 1
+
+
+def test_exact_key_counting_is_a_budget_for_the_run_not_for_each_shard() -> None:
+    """10,000 exact counters a shard held 640,000 keys at 64 shards and a million devices."""
+    from benchmarks.shardload import EXACT_KEYS_PER_RUN, MIN_EXACT_KEYS
+
+    few = ShardLoadTracker([f"shard-{n}" for n in range(4)])
+    many = ShardLoadTracker([f"shard-{n}" for n in range(64)])
+    for tracker in (few, many):
+        for n in range(3_000):  # one shard, 3,000 distinct keys, one of them hot
+            tracker.add("shard-0", 0, f"device-{n}", 100)
+            tracker.add("shard-0", 0, "device-hot", 100)
+    assert few.keys("shard-0").exact  # 10,000 a shard at 4 shards: as before
+    assert not many.keys("shard-0").exact  # 40,000 / 64 < 1,000: Space-Saving past 1,000
+    for tracker in (few, many):
+        top = tracker.keys("shard-0").top(1)[0]
+        assert top.key == "device-hot" and top.count - top.error <= 3_000 <= top.count
+    assert EXACT_KEYS_PER_RUN // 4 == 10_000 and MIN_EXACT_KEYS == 1_000
+    for n in range(3_000):  # a shard the run learns of later (a reshard) gets the same budget
+        many.add("shard-99", 0, f"device-{n}", 100)
+    assert not many.keys("shard-99").exact
