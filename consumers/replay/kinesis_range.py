@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
@@ -113,6 +113,11 @@ class KinesisRangeReader:
         elif window.start_sequence is not None:
             start = AT_SEQUENCE_NUMBER(window.start_sequence)
         elif window.start_time is not None:
+            # Kinesis refuses an AT_TIMESTAMP iterator in the future: a window that has not
+            # begun yet (a range planned to reach ahead of now) is read once it has
+            ahead = (window.start_time - datetime.now(UTC)).total_seconds()
+            if ahead > 0:
+                await self._sleep(ahead)
             start = AT_TIMESTAMP(window.start_time)
         else:
             start = TRIM_HORIZON

@@ -21,7 +21,7 @@ import asyncio
 import itertools
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -238,7 +238,14 @@ async def _list_shards(kinesis: Any, stream: str) -> list[str]:
 async def _first_sequence(
     kinesis: Any, stream: str, shard: str, window_start: datetime, window_end: datetime
 ) -> str | None:
-    """The sequence number of the window's first record, if one GetRecords call shows it."""
+    """The sequence number of the window's first record, if one GetRecords call shows it.
+
+    A window that starts in the future (a range planned to end ahead of now) has no record
+    yet, and Kinesis refuses an AT_TIMESTAMP iterator in the future: the runner starts such a
+    window by time once it has begun.
+    """
+    if window_start > datetime.now(UTC):
+        return None
     iterator = await kinesis.get_shard_iterator(
         StreamName=stream, ShardId=shard, ShardIteratorType="AT_TIMESTAMP", Timestamp=window_start
     )
