@@ -57,21 +57,23 @@ class ShardLoadTracker:
     def _new_series(self) -> _ShardSeries:
         return _ShardSeries(keys=KeyCounter(exact_limit=self._exact_key_limit))
 
-    def add(self, shard_id: str, second: int, key: str, size: int) -> None:
+    def _series_for(self, shard_id: str) -> _ShardSeries:
+        """The shard's series, started (with this run's exact-key share) for a shard new to the run."""
         series = self._series.get(shard_id)
         if series is None:
             series = self._series[shard_id] = self._new_series()
             self.shard_ids.append(shard_id)
+        return series
+
+    def add(self, shard_id: str, second: int, key: str, size: int) -> None:
+        series = self._series_for(shard_id)
         series.records[second] += 1
         series.bytes[second] += size
         series.keys.add(key)
 
     def add_many(self, shard_id: str, second: int, key: str, records: int, size: int) -> None:
         """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
-        series = self._series.get(shard_id)
-        if series is None:
-            series = self._series[shard_id] = self._new_series()
-            self.shard_ids.append(shard_id)
+        series = self._series_for(shard_id)
         series.records[second] += records
         series.bytes[second] += size
         series.keys.add(key, records)

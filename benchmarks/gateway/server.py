@@ -345,10 +345,10 @@ class KinesisGateway:
         except aiohttp.ClientError as exc:
             return _error_reply(503, "ServiceUnavailable", f"backend unreachable: {type(exc).__name__}")
 
-    async def _forward_write(self, request: web.Request, body: bytes, stream: str) -> _Reply:
+    async def _forward_write(self, request: web.Request, body: bytes, stream: str | None) -> _Reply:
         """Forward a write to ``stream``, one at a time per stream with ``serial_writes``."""
         locks = self._write_locks
-        if locks is None:
+        if locks is None or stream is None:
             return await self._forward(request, body)
         async with locks.setdefault(stream, asyncio.Lock()):
             return await self._forward(request, body)
@@ -477,9 +477,7 @@ class KinesisGateway:
         shard_map = await self._shard_map(request, stream) if stream else None
         shard = _route(body, shard_map) if shard_map is not None else None
         if stream is None or shard is None:
-            return await (
-                self._forward(request, raw) if stream is None else self._forward_write(request, raw, stream)
-            )
+            return await self._forward_write(request, raw, stream)
         faults = self._faults if self._faults and self._faults.plan.applies_to("PutRecord") else None
         if faults is not None and faults.fail_entry():
             self._stats.add("injected_entry_failures")

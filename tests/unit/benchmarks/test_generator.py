@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.generator import LoadGenerator, drive_ticks, key_share
+from benchmarks.generator import LoadGenerator, SendBatch, drive_ticks, key_share
 from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
 from benchmarks.workload import Skew, WorkloadSpec, decode_payload
@@ -152,10 +152,7 @@ async def test_drive_ticks_sends_every_due_record_once_split_at_whole_seconds() 
         now += 0.013
         return now
 
-    calls: list[tuple[int, int]] = []
-
-    async def send_batch(first: int, count: int) -> None:
-        calls.append((first, count))
+    calls, send_batch = _recording_batches()
 
     sent = await drive_ticks(
         rate=333.0, duration=2.5, start=0.0, send_batch=send_batch, tick=lambda: None, clock=clock
@@ -169,10 +166,7 @@ async def test_drive_ticks_sends_every_due_record_once_split_at_whole_seconds() 
 
 async def test_a_late_wake_at_the_end_still_sends_every_record_of_the_plan() -> None:
     times = iter([0.0, 0.5, 3.7, 3.7, 3.7])  # the loop oversleeps past the end (a loaded machine)
-    calls: list[tuple[int, int]] = []
-
-    async def send_batch(first: int, count: int) -> None:
-        calls.append((first, count))
+    calls, send_batch = _recording_batches()
 
     sent = await drive_ticks(
         rate=100.0,
@@ -225,10 +219,7 @@ async def test_a_paced_schedule_wakes_once_per_interval_not_once_per_record() ->
         sleeps.append(seconds)
         now += seconds + 0.0001  # each wake is a little late, as on a busy loop
 
-    calls: list[tuple[int, int]] = []
-
-    async def send_batch(first: int, count: int) -> None:
-        calls.append((first, count))
+    calls, send_batch = _recording_batches()
 
     sent = await drive_ticks(
         rate=2000.0,
@@ -245,3 +236,13 @@ async def test_a_paced_schedule_wakes_once_per_interval_not_once_per_record() ->
     assert all(seconds >= 0.005 - 1e-9 for seconds in sleeps[:-1])
     assert len(calls) <= 2.0 / 0.005 + 2  # a batch per tick (one more where a second splits it)
     assert max(count for _, count in calls) <= 12  # ten records due per tick, plus a late wake's
+
+
+def _recording_batches() -> tuple[list[tuple[int, int]], SendBatch]:
+    """A ``send_batch`` that records each ``(first, count)`` it is handed."""
+    calls: list[tuple[int, int]] = []
+
+    async def send_batch(first: int, count: int) -> None:
+        calls.append((first, count))
+
+    return calls, send_batch
