@@ -2,18 +2,18 @@
 
 Per record the generator does only what cannot be shared: pack the payload header (id and
 intended send time) in front of a precomputed key-and-padding tail and append it, with its
-key, to its shard's columns.  Everything else happens once per tick: keys are drawn in bulk
+key, to the tick's columns.  Everything else happens once per tick: keys are drawn in bulk
 (``random.choices`` with cumulative weights), each key's shard is looked up once and kept,
 per-shard and per-key counts are taken from one ``collections.Counter`` of the tick's keys,
-and each shard's records go to the producer's batch path as columns
-(``send_many(payloads, keys)``: no object per record) in one batch whose acknowledgement is
-recorded in bulk.
+and the tick's records go to the producer's batch path as columns (``send_many(payloads,
+keys)``: no object per record) in one call whose acknowledgements are recorded in bulk.
 
 Latency stays measured from each record's INTENDED send time (coordinated omission is not
 hidden): a paced record *i* is due at ``start + i / rate`` whatever the client was doing; an
-unbounded tick's records are due when the tick builds them.  A shard's batch is acknowledged
-when its last record is, so each record's send-to-ack latency is that moment minus its own
-intended time: never less than the per-record figure, by at most the batch's spread.
+unbounded tick's records are due when the tick builds them.  A record is acknowledged when
+the Kinesis entry (aggregate) carrying it is (:meth:`producers.tickets.BatchAcks.by_entry`),
+so its send-to-ack latency is that moment minus its own intended time, whichever other
+shards the tick's batch also went to and whenever they answered.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 import random
 import time
 from array import array
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from itertools import accumulate
@@ -164,53 +164,44 @@ class LoadGenerator:
                 shard = self._shard_of[index]
                 tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
         pack = _HEADER.pack
-        # Grouped by shard in dicts of the shards this tick touches: a paced run at a low rate
-        # sends a record or two a tick, and lists for every shard made each tick cost O(shards)
-        # per record (64 shards: half again the generator's cost at 1,000 records/s).
-        datas: defaultdict[int, list[bytes]] = defaultdict(list)
-        keys: defaultdict[int, list[str]] = defaultdict(list)
+        # One batch for the whole tick, in tick order: the producer routes and aggregates it,
+        # and BatchAcks.by_entry times each record by its own entry's acknowledgement.  A batch
+        # per shard, as before, cost a producer call, a future and a callback per shard a
+        # tick: at 64 shards and 2,000 records/s, ten one-record calls a tick.
+        datas: list[bytes] = []
+        keys: list[str] = []
         stride = self._id_stride
         record_id = first * stride + self._id_offset
         if now_intended is not None:  # unbounded: the whole tick is intended now
             intended_ns = self._wall_origin_ns + int(now_intended * 1e9)
             for index in indices:
-                key, tail, shard = tails[index]
-                datas[shard].append(pack(_MAGIC, record_id, intended_ns, len(key)) + tail)
-                keys[shard].append(key)
+                key, tail, _ = tails[index]
+                datas.append(pack(_MAGIC, record_id, intended_ns, len(key)) + tail)
+                keys.append(key)
                 record_id += stride
-            times: dict[int, float | list[float]] = dict.fromkeys(datas, now_intended)
+            times: float | list[float] = now_intended
         else:
             assert rate is not None
             origin = self._wall_origin_ns
-            intended_of: defaultdict[int, list[float]] = defaultdict(list)
-            for n, index in enumerate(indices, first):
-                key, tail, shard = tails[index]
-                intended = start + n / rate
-                datas[shard].append(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail)
-                keys[shard].append(key)
-                intended_of[shard].append(intended)
+            times = [start + n / rate for n in range(first, first + count)]
+            for index, intended in zip(indices, times, strict=True):
+                key, tail, _ = tails[index]
+                datas.append(pack(_MAGIC, record_id, origin + int(intended * 1e9), len(key)) + tail)
+                keys.append(key)
                 record_id += stride
-            times = dict(intended_of)
-        data_bytes = self._count_load(second, counts, tails)
-        for shard in sorted(datas):
-            await self._hand_over(
-                datas[shard], keys[shard], second, self._shard_ids[shard], data_bytes[shard], times[shard]
-            )
+        self._count_load(second, counts, tails)
+        await self._hand_over(datas, keys, second, [len(data) for data in datas], times)
 
     def _count_load(
         self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes, int]]
-    ) -> defaultdict[int, int]:
-        """Count a tick's records per shard and key; return the payload bytes of each shard touched."""
+    ) -> None:
+        """Count a tick's records per shard and key (the offered load)."""
         add_many = self._recorder.load.add_many
         shard_ids = self._shard_ids
         header = _HEADER.size
-        data_bytes: defaultdict[int, int] = defaultdict(int)
         for index, count in counts.items():
             key, tail, shard = tails[index]
-            size = header + len(tail)
-            data_bytes[shard] += count * size
-            add_many(shard_ids[shard], second, key, count, count * (size + len(key)))
-        return data_bytes
+            add_many(shard_ids[shard], second, key, count, count * (header + len(tail) + len(key)))
 
     async def _send_general(
         self, first: int, indices: list[int], second: int, now_intended: float | None
@@ -218,8 +209,7 @@ class LoadGenerator:
         """Other key strategies and the JSON payload: the same batching, routed per record."""
         workload, rate, start = self._workload, self._rate, self._start
         choose = self._choose_key
-        groups: dict[str, list[Record]] = {}
-        intended_of: dict[str, list[float]] = {}
+        records: list[Record] = []
         load = self._recorder.load
         for n, index in enumerate(indices):
             device = device_key(index)
@@ -234,49 +224,39 @@ class LoadGenerator:
             )
             shard = self._map.shard_for_key(key, ehk).shard_id
             load.add(shard, second, device, len(data) + len(key))
-            groups.setdefault(shard, []).append(Record(data, key, ehk))
-            intended_of.setdefault(shard, []).append(intended)
-        for shard, records in groups.items():
-            data_bytes = sum(len(r.data) for r in records)
-            times: float | list[float] = intended_of[shard] if now_intended is None else now_intended
-            await self._hand_over(records, None, second, shard, data_bytes, times)
+            records.append(Record(data, key, ehk))
+        times: float | list[float] = (
+            now_intended
+            if now_intended is not None
+            else [start + n / (rate or 1.0) for n in range(first, first + len(indices))]
+        )
+        await self._hand_over(records, None, second, [len(r.data) for r in records], times)
 
     async def _hand_over(
         self,
         values: list[bytes] | list[Record],
         keys: list[str] | None,
         second: int,
-        shard: str,
-        data_bytes: int,
+        sizes: list[int],
         times: float | list[float],
     ) -> None:
-        """One shard's records to the producer's batch path: payload and key columns, or Records."""
+        """A tick's records to the producer's batch path: payload and key columns, or Records."""
         future = await self._producer.send_many(values, keys)
         self.pending.add(future)
-        future.add_done_callback(partial(self._on_batch_done, second, shard, len(values), data_bytes, times))
+        future.add_done_callback(partial(self._on_batch_done, second, sizes, times))
 
     def _on_batch_done(
-        self,
-        second: int,
-        shard: str,
-        count: int,
-        data_bytes: int,
-        times: float | list[float],
-        future: asyncio.Future[Any],
+        self, second: int, sizes: list[int], times: float | list[float], future: asyncio.Future[Any]
     ) -> None:
         self.pending.discard(future)
         rec = self._recorder
         if future.cancelled() or future.exception() is not None:
-            rec.failed[second] += count
+            rec.failed[second] += len(sizes)
             return
-        failed = future.result().failed
-        now = self._clock()
-        if failed:
-            rec.failed[second] += len(failed)
-            data_bytes -= data_bytes * len(failed) // count
-            if isinstance(times, list):
-                times = [t for n, t in enumerate(times) if n not in failed]
-        rec.on_acks(second, shard, count - len(failed), data_bytes, times, now)
+        acks = future.result()
+        if acks.failed:
+            rec.failed[second] += len(acks.failed)
+        rec.on_entries_acked(second, acks.by_entry(), sizes, times)
 
 
 async def drive_ticks(

@@ -8,6 +8,7 @@ event loop, so plain counters suffice.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from benchmarks.histogram import LatencyBySecond, LatencyHistogram
@@ -101,25 +102,50 @@ class Recorder:
         self.ack_latency.record(latency)
         self.ack_latency_by_second.at(second).record(latency)
 
-    def on_acks(
-        self, second: int, shard_id: str, count: int, size: int, intended: float | list[float], now: float
+    def on_entries_acked(
+        self,
+        second: int,
+        entries: Iterable[tuple[str, Sequence[int], float]],
+        sizes: Sequence[int],
+        intended: float | Sequence[float],
     ) -> None:
-        """A batch acknowledged at ``now``: records intended at ``intended`` (one time, or one each)."""
-        if count <= 0:
-            return
-        self.last_ack_at = now
-        self.acked[second] += count
-        self.acked_bytes[second] += size
-        ack_second = self.second(now)
-        self.acked_by_arrival[ack_second] += count
-        self.accepted_records[shard_id][ack_second] += count
-        self.accepted_bytes[shard_id][ack_second] += size
+        """A batch's records acknowledged, entry by entry: ``(shard, positions, acknowledged at)``.
+
+        ``sizes`` and ``intended`` (one time for all, or one each) are by position in the
+        batch.  Each record's latency runs from its intended time to its own entry's
+        acknowledgement, and each shard is credited what it took in the second it took it,
+        however many shards the batch spanned.
+        """
+        acked = size = 0
+        last = self.last_ack_at
+        micros: list[int] = []
+        common = intended if isinstance(intended, float) else None
+        each = None if isinstance(intended, float) else intended
         by_second = self.ack_latency_by_second.at(second)
-        if isinstance(intended, float):
-            self.ack_latency.record_n(now - intended, count)
-            by_second.record_n(now - intended, count)
-        else:
-            micros = [int((now - t) * 1_000_000) for t in intended]
+        for shard_id, positions, acked_at in entries:
+            count = len(positions)
+            if not count:
+                continue
+            nbytes = sum([sizes[p] for p in positions])
+            ack_second = self.second(acked_at)
+            self.acked_by_arrival[ack_second] += count
+            self.accepted_records[shard_id][ack_second] += count
+            self.accepted_bytes[shard_id][ack_second] += nbytes
+            if common is not None:
+                self.ack_latency.record_n(acked_at - common, count)
+                by_second.record_n(acked_at - common, count)
+            else:
+                assert each is not None
+                micros += [int((acked_at - each[p]) * 1_000_000) for p in positions]
+            acked += count
+            size += nbytes
+            last = acked_at if last is None else max(last, acked_at)
+        if not acked:
+            return
+        self.last_ack_at = last
+        self.acked[second] += acked
+        self.acked_bytes[second] += size
+        if micros:
             self.ack_latency.record_micros(micros)
             by_second.record_micros(micros)
 

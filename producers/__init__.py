@@ -18,14 +18,15 @@ from producers.config import ProducerConfig
 if TYPE_CHECKING:
     from producers.kinesis import KinesisProducer
     from producers.sync import SyncKinesisProducer
-    from producers.tickets import BatchAcks
+    from producers.tickets import BatchAcks, EntryAcks
 
-__all__ = ["BatchAcks", "KinesisProducer", "ProducerConfig", "SyncKinesisProducer", "keys"]
+__all__ = ["BatchAcks", "EntryAcks", "KinesisProducer", "ProducerConfig", "SyncKinesisProducer", "keys"]
 
 _LAZY = {
     "KinesisProducer": "producers.kinesis",
     "SyncKinesisProducer": "producers.sync",
     "BatchAcks": "producers.tickets",
+    "EntryAcks": "producers.tickets",
 }
 
 

@@ -517,7 +517,7 @@ class KinesisProducer:
         count = len(datas)
         assert self._loop is not None
         future: asyncio.Future[BatchAcks] = self._loop.create_future()
-        ticket = BatchTicket(future, out_keys, datas, extras)
+        ticket = BatchTicket(future, out_keys, datas, extras, self._clock)
         oversized = count > 1 and (total > self._max_buffered_bytes or count > self._max_buffered_records)
         if oversized and (block if block is not None else self.config.block_when_full):
             await self._enqueue_in_parts(ticket, groups)

@@ -5,8 +5,8 @@ resolves its outcome.  ``send()`` makes a :class:`SingleTicket`, an asyncio futu
 also holds its one record.  ``send_many()`` makes one :class:`BatchTicket` for the whole
 batch; it keeps the batch's validated columns (partition keys, data, and the few explicit hash
 keys and event ids by index), and a Kinesis entry acknowledges its records as one *run*
-``(slots, first sub-sequence number, shard, sequence number)``: one list append per entry, not
-per record.  The per-record :class:`~shardline.Ack` objects are
+``(slots, first sub-sequence number, shard, sequence number, acknowledged at)``: one list
+append per entry, not per record.  The per-record :class:`~shardline.Ack` objects are
 built only when read (:class:`BatchAcks`), so a 100k-record batch allocates nothing per
 record on the way through.
 """
@@ -14,14 +14,15 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator, Sequence
-from typing import Any, Protocol
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
 from shardline.records import Ack
 
-__all__ = ["BatchAcks", "BatchTicket", "Extras", "RecordFields", "RecordOwner", "SingleTicket"]
+__all__ = ["BatchAcks", "BatchTicket", "EntryAcks", "Extras", "RecordFields", "RecordOwner", "SingleTicket"]
 
 RecordFields = tuple[str, "int | None", "bytes | None", "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record.
@@ -30,7 +31,17 @@ The data is ``None`` once the record's aggregate is encoded and its owner let go
 copy (:meth:`SingleTicket.release_data`); it is then read back from the entry
 (:meth:`producers.accumulator.Entry.member_datas`)."""
 
-_Run = tuple[Sequence[int], "int | None", str, str]
+_Run = tuple[Sequence[int], "int | None", str, str, float]
+
+
+class EntryAcks(NamedTuple):
+    """The records of a batch that one Kinesis entry carried, and when it was acknowledged."""
+
+    shard_id: str
+    positions: Sequence[int]
+    """Their positions in the batch, in sub-sequence order."""
+    acked_at: float
+    """When the PutRecords response arrived, on the producer's clock (``time.monotonic``)."""
 
 
 class _AckDraft:
@@ -176,13 +187,24 @@ class BatchAcks(LazyAcks[Ack]):
             shards = [None] * self._size
             seqs: list[str | None] = [None] * self._size
             subs: list[int | None] = [None] * self._size
-            for slots, first_sub, shard_id, sequence_number in self._runs:
+            for slots, first_sub, shard_id, sequence_number, _ in self._runs:
                 for offset, slot in enumerate(slots):
                     shards[slot] = shard_id
                     seqs[slot] = sequence_number
                     subs[slot] = None if first_sub is None else first_sub + offset
             self._shards, self._seqs, self._subs = shards, seqs, subs
         return shards
+
+    def by_entry(self) -> Iterator[EntryAcks]:
+        """The acknowledged records grouped by the Kinesis entry that carried them.
+
+        One item per entry (per aggregate) rather than per record, with the time its
+        response arrived: what a caller needs to time each record's acknowledgement (or
+        count what each shard took) without building an ack per record.  Failed positions
+        are in :attr:`failed`, not here.
+        """
+        for slots, _, shard_id, _, acked_at in self._runs:
+            yield EntryAcks(shard_id, slots, acked_at)
 
     def _build(self, index: int) -> Ack:
         shard = self._table()[index]
@@ -205,7 +227,7 @@ class BatchTicket:
     ``(keys[i], datas[i])``) plus ``extras``: no object per record.
     """
 
-    __slots__ = ("_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
+    __slots__ = ("_clock", "_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
 
     def __init__(
         self,
@@ -213,8 +235,10 @@ class BatchTicket:
         keys: list[str],
         datas: list[bytes],
         extras: Extras | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.future = future
+        self._clock = clock
         self.keys = keys
         self.datas = datas
         self.extras = extras
@@ -238,7 +262,8 @@ class BatchTicket:
     def ack_run(
         self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
     ) -> None:
-        self._runs.append((slots, first_sub, shard_id, sequence_number))
+        # one clock read per entry (not per record): BatchAcks.by_entry times each entry's records
+        self._runs.append((slots, first_sub, shard_id, sequence_number, self._clock()))
         self._pending -= len(slots)
         if self._pending == 0:
             self._resolve()
@@ -263,7 +288,7 @@ class BatchTicket:
         if self.future.done():
             return
         resolved = set(self._failed)
-        for slots, _, _, _ in self._runs:
+        for slots, _, _, _, _ in self._runs:
             resolved.update(slots)
         for slot in range(len(self.datas)):
             if slot not in resolved:

@@ -26,9 +26,15 @@ class FakeClock:
 
 
 class HeldProducer:
-    """send_many() hands back a future the test resolves when it chooses (a stalled target)."""
+    """send_many() hands back a future the test resolves when it chooses (a stalled target).
 
-    def __init__(self) -> None:
+    Acknowledging a batch writes one entry per shard, acknowledged at the fake clock's time,
+    as the real producer's :meth:`~producers.tickets.BatchAcks.by_entry` reports them.
+    """
+
+    def __init__(self, clock: FakeClock, shards: int = 4) -> None:
+        self.clock = clock
+        self.shard_map = even_shard_map(shards)
         self.batches: list[tuple[list[Record], asyncio.Future[Any]]] = []
 
     async def send_many(self, values: list[Any], keys: list[str] | None = None) -> asyncio.Future[Any]:
@@ -37,10 +43,20 @@ class HeldProducer:
         self.batches.append((records, future))
         return future
 
-    def ack_all(self, failed: dict[int, Exception] | None = None) -> None:
+    def ack_all(self, failed: dict[int, Exception] | None = None, at: dict[str, float] | None = None) -> None:
+        """Acknowledge every held record, each shard's entry at ``at[shard]`` (default: the
+        clock's now); ``failed`` positions fail instead."""
         for records, future in self.batches:
-            if not future.done():
-                future.set_result(BatchAcks(len(records), [], dict(failed or {})))  # type: ignore[arg-type]
+            if future.done():
+                continue
+            by_shard: dict[str, list[int]] = {}
+            for position, record in enumerate(records):
+                if position not in (failed or {}):
+                    shard = self.shard_map.shard_for_key(record.partition_key or "").shard_id
+                    by_shard.setdefault(shard, []).append(position)
+            times = at or {}
+            runs = [(p, 0, shard, "1", times.get(shard, self.clock.now)) for shard, p in by_shard.items()]
+            future.set_result(BatchAcks(len(records), runs, dict(failed or {})))  # type: ignore[arg-type]
 
 
 def _generator(
@@ -65,7 +81,7 @@ def _generator(
 async def test_a_stalled_ack_counts_from_each_records_intended_send_time() -> None:
     """No coordinated omission: records due while the target stalls carry the whole stall."""
     clock = FakeClock()
-    producer = HeldProducer()
+    producer = HeldProducer(clock)
     workload = WorkloadSpec(keys=50, rate=100.0, duration=1.0, record_size=64)
     generator, recorder = _generator(workload, clock, producer)
     # the client was stalled for the whole first second: records 0..99 (due at 0.00 .. 0.99)
@@ -84,7 +100,7 @@ async def test_a_stalled_ack_counts_from_each_records_intended_send_time() -> No
 
 async def test_unbounded_tick_is_intended_when_built_and_acks_are_bulk_recorded() -> None:
     clock = FakeClock()
-    producer = HeldProducer()
+    producer = HeldProducer(clock)
     generator, recorder = _generator(WorkloadSpec(keys=10, rate=None, record_size=64), clock, producer)
     clock.now = 0.25
     await generator.send_batch(0, 500)
@@ -98,15 +114,15 @@ async def test_unbounded_tick_is_intended_when_built_and_acks_are_bulk_recorded(
 
 async def test_records_carry_ids_intended_times_and_their_shards_counts() -> None:
     clock = FakeClock()
-    producer = HeldProducer()
+    producer = HeldProducer(clock)
     workload = WorkloadSpec(keys=300, skew=Skew(1.1), rate=1000.0, record_size=80)
     generator, recorder = _generator(workload, clock, producer, id_stride=3, id_offset=2)
     await generator.send_batch(10, 200)
     shard_map = even_shard_map(4)
     seen: list[int] = []
+    assert len(producer.batches) == 1  # one producer call for the tick, whatever its shards
     for records, _ in producer.batches:
-        shards = {shard_map.shard_for_key(r.partition_key or "").shard_id for r in records}
-        assert len(shards) == 1  # one batch per shard
+        assert len({shard_map.shard_for_key(r.partition_key or "").shard_id for r in records}) == 4
         for record in records:
             payload = decode_payload(record.data)
             assert payload is not None and payload.device == record.partition_key
@@ -126,7 +142,7 @@ async def test_records_carry_ids_intended_times_and_their_shards_counts() -> Non
 
 async def test_failed_records_of_a_batch_are_counted_failed_not_acked() -> None:
     clock = FakeClock()
-    producer = HeldProducer()
+    producer = HeldProducer(clock)
     generator, recorder = _generator(WorkloadSpec(keys=1, rate=100.0, record_size=64), clock, producer)
     await generator.send_batch(0, 10)
     producer.ack_all({0: ThrottledError("x"), 3: ThrottledError("y")})
@@ -135,6 +151,33 @@ async def test_failed_records_of_a_batch_are_counted_failed_not_acked() -> None:
     assert recorder.total_acked == 8
     assert recorder.ack_latency.count == 8
     assert sum(sum(series.values()) for series in recorder.accepted_records.values()) == 8
+
+
+async def test_each_record_is_timed_by_its_own_entrys_acknowledgement() -> None:
+    """One batch for the tick, but a shard answering late delays only its own records."""
+    clock = FakeClock()
+    producer = HeldProducer(clock)
+    generator, recorder = _generator(WorkloadSpec(keys=200, rate=None, record_size=64), clock, producer)
+    clock.now = 1.0
+    await generator.send_batch(0, 400)
+    records, _ = producer.batches[0]
+    shard_map = producer.shard_map
+    slow = shard_map.shards[0].shard_id
+    on_slow = sum(shard_map.shard_for_key(r.partition_key or "").shard_id == slow for r in records)
+    assert 0 < on_slow < 400
+    producer.ack_all(at={shard.shard_id: 1.2 for shard in shard_map.shards} | {slow: 3.0})
+    await asyncio.sleep(0)
+    latency = recorder.ack_latency.summary_ms()
+    assert latency["count"] == 400
+    assert latency["max"] == pytest.approx(2000, rel=0.002)  # the slow shard's records
+    assert latency["p50"] == pytest.approx(200, rel=0.002)  # everyone else's, not the batch's last
+    accepted = {shard: dict(series) for shard, series in recorder.accepted_records.items()}
+    assert accepted[slow] == {3: on_slow}  # credited in the second its shard took them
+    assert (
+        sum(n for shard, series in accepted.items() if shard != slow for n in series.values())
+        == 400 - on_slow
+    )
+    assert all(set(series) == {1} for shard, series in accepted.items() if shard != slow)
 
 
 def test_key_share_partitions_the_key_space_by_shard() -> None:
@@ -199,7 +242,7 @@ def test_read_back_dedupes_and_measures_from_the_intended_time() -> None:
 
 async def test_batch_acks_feed_the_live_rate_by_arrival_second() -> None:
     clock = FakeClock()
-    producer = HeldProducer()
+    producer = HeldProducer(clock)
     generator, recorder = _generator(WorkloadSpec(keys=20, rate=None, record_size=64), clock, producer)
     await generator.send_batch(0, 300)
     clock.now = 1.5  # acknowledged in the run's second 1

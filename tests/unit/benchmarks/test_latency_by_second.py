@@ -57,7 +57,9 @@ def test_a_long_run_holds_a_few_live_histograms_not_one_per_second() -> None:
         before = tracemalloc.get_traced_memory()[0]
         for second in range(600):
             intended = [second + rng.random() for _ in range(100)]
-            recorder.on_acks(second, "shardId-000000000000", 100, 25_600, intended, second + 1.5)
+            recorder.on_entries_acked(
+                second, [("shardId-000000000000", range(100), second + 1.5)], [256] * 100, intended
+            )
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

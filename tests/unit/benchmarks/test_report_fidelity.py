@@ -30,7 +30,9 @@ def _outcome(worker_id: int = 0, workers: int = 1) -> RunOutcome:
             recorder.load.add_many(shard, second, f"device-{n}", offered, offered * 200)
             recorder.sent[second] += offered
             accepted = offered - 10 * n  # the busier shards took less than they were offered
-            recorder.on_acks(second, shard, accepted, accepted * 190, 100.0 + second, 100.0 + second + 0.05)
+            recorder.on_entries_acked(
+                second, [(shard, range(accepted), 100.0 + second + 0.05)], [190] * accepted, 100.0 + second
+            )
             ids = list(range(second * 10_000 + n * 1000, second * 10_000 + n * 1000 + accepted))
             recorder.on_consumed_many(second, ids, [200_000] * accepted)
             recorder.on_read_by("polling", ids, [200_000] * accepted)

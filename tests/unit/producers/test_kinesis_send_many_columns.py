@@ -206,3 +206,28 @@ def test_the_sync_facade_takes_columns_too() -> None:
         acks = batch.result(timeout=5.0)
     assert acks.ok and len(acks) == 2
     assert sorted((k, d) for _, k, d, _, _ in written(fake)) == [("k1", b"x"), ("k2", b"y")]
+
+
+async def test_by_entry_groups_acknowledged_records_by_entry_with_their_response_time() -> None:
+    """Every acknowledged position appears once, with its entry's shard and response time;
+    the records of a failed entry are in ``failed`` only."""
+    fake = FakeKinesis(fault=lambda call, entry: "InternalFailure" if call == 0 else None)
+    ticks = iter(range(1, 1_000_000))
+    values = [b"%04d" % i for i in range(600)]
+    partition_keys = [f"dev-{i % 40}" for i in range(600)]
+    # one entry per request, so each entry is acknowledged at a moment of its own
+    config = {**FAST, "max_attempts": 1, "max_batch_entries": 1}
+    async with KinesisProducer("s", client=fake, clock=lambda: float(next(ticks)), **config) as producer:
+        acks = await (await producer.send_many(values, partition_keys))
+    entries = list(acks.by_entry())
+    assert len(entries) == len(fake.written)  # one group per Kinesis entry written
+    positions = [p for entry in entries for p in entry.positions]
+    assert acks.failed and not set(acks.failed) & set(positions)  # the first request's entry
+    assert sorted([*acks.failed, *positions]) == list(range(600))
+    for entry in entries:
+        assert {acks[p].shard_id for p in entry.positions} == {entry.shard_id}
+        subs = [acks[p].sub_sequence_number for p in entry.positions]
+        assert subs == list(range(subs[0], subs[0] + len(subs)))  # in sub-sequence order
+    times = [entry.acked_at for entry in entries]
+    assert len(set(times)) == len(times)  # each entry's own response...
+    assert all(t.is_integer() for t in times)  # ...timed on the producer's (counting) clock
