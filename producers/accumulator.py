@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from producers.tickets import RecordOwner, SingleTicket
+from producers.tickets import RecordOwner
 from shardline.aggregation import deaggregate
 from shardline.shardmath import ShardMap, partition_key_hash
 
@@ -440,9 +440,8 @@ class Accumulator:
             )
         )
         self._recycle(builder)
-        for owner in agg.owners:  # the aggregate now holds their data: hold it once
-            if type(owner) is SingleTicket:
-                owner.release_data()
+        for owner, slots in zip(agg.owners, agg.slots, strict=True):  # the aggregate holds it now
+            owner.release(slots)
 
     def close_open(self) -> None:
         """Close every open aggregate: a request is going, and they all go with it."""

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from botocore.config import Config
 
@@ -552,7 +552,9 @@ class KinesisProducer:
                 stop = min(count, start + part_records)
                 end, nbytes = start, 0
                 while end < stop:
-                    size = len(datas[end]) + len(keys[end])
+                    data = datas[end]
+                    assert data is not None  # not buffered yet, so not released
+                    size = len(data) + len(keys[end])
                     if end > start and nbytes + size > part_bytes:
                         break
                     nbytes += size
@@ -645,7 +647,7 @@ class KinesisProducer:
 
     def _route_many(
         self, values: Iterable[Any], keys: Sequence[str | None] | None
-    ) -> tuple[list[str], list[bytes], Extras | None, dict[str, list[int]], int]:
+    ) -> tuple[list[str], list[bytes | None], Extras | None, dict[str, list[int]], int]:
         """Validate and route a batch; nothing is buffered yet.
 
         Returns the batch as columns (partition keys, data, and the explicit hash key and
@@ -769,7 +771,8 @@ class KinesisProducer:
         assert acc is not None and self._drained is not None
         now = self._clock()
         deadline = now + self.config.record_ttl
-        keys, datas, extras = ticket.keys, ticket.datas, ticket.extras
+        # the slots being buffered still have their data: only buffered ones are ever released
+        keys, datas, extras = ticket.keys, cast("list[bytes]", ticket.datas), ticket.extras
         added = 0
         for shard_id, order in groups.items():
             added += acc.add_records(shard_id, ticket, keys, datas, order, now, deadline, extras)

@@ -28,7 +28,7 @@ RecordFields = tuple[str, "int | None", "bytes | None", "str | None"]
 """(partition key, explicit hash key, data, event id) of one validated record.
 
 The data is ``None`` once the record's aggregate is encoded and its owner let go of its own
-copy (:meth:`SingleTicket.release_data`); it is then read back from the entry
+copy (:meth:`RecordOwner.release`); it is then read back from the entry
 (:meth:`producers.accumulator.Entry.member_datas`)."""
 
 _Run = tuple[Sequence[int], "int | None", str, str, float]
@@ -83,6 +83,15 @@ class RecordOwner(Protocol):
 
     def fail(self, slot: int, error: ShardlineError) -> None: ...
 
+    def release(self, slots: Sequence[int]) -> None:
+        """Drop the owner's copy of these records' data: their encoded aggregate now holds it.
+
+        A buffered record's data would otherwise live twice until its owner has an outcome
+        (here and in the aggregate), which doubled the memory a full buffer takes.  The data
+        is read back from the entry when needed (:meth:`producers.accumulator.Entry.member_datas`).
+        """
+        ...
+
     def abort(self, error: ShardlineError) -> None:
         """Fail every record of this owner that has no outcome yet (the producer is giving up)."""
         ...
@@ -110,12 +119,8 @@ class SingleTicket(asyncio.Future[Ack]):
     def fields(self, slot: int) -> RecordFields:
         return self.partition_key, self.explicit_hash_key, self.data, self.event_id
 
-    def release_data(self) -> None:
-        """Drop the record's own bytes: its encoded aggregate now holds them.
-
-        A buffered record's data would otherwise live twice (here and in the aggregate)
-        until it is acknowledged, which doubled the memory a full buffer takes.
-        """
+    def release(self, slots: Sequence[int]) -> None:
+        """Drop the record's own bytes (see :meth:`RecordOwner.release`)."""
         self.data = None
 
     def acknowledge(self, shard_id: str, sequence_number: str, sub: int | None) -> None:
@@ -224,7 +229,8 @@ class BatchTicket:
     """The records of one ``send_many()`` call; resolves one future when all have an outcome.
 
     The records are kept as the validated columns ``keys`` and ``datas`` (slot ``i`` is
-    ``(keys[i], datas[i])``) plus ``extras``: no object per record.
+    ``(keys[i], datas[i])``) plus ``extras``: no object per record.  A slot's data becomes
+    ``None`` once its aggregate is encoded (:meth:`release`).
     """
 
     __slots__ = ("_clock", "_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
@@ -233,7 +239,7 @@ class BatchTicket:
         self,
         future: asyncio.Future[BatchAcks],
         keys: list[str],
-        datas: list[bytes],
+        datas: list[bytes | None],
         extras: Extras | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -273,6 +279,11 @@ class BatchTicket:
         self._pending -= 1
         if self._pending == 0:
             self._resolve()
+
+    def release(self, slots: Sequence[int]) -> None:
+        datas = self.datas
+        for slot in slots:
+            datas[slot] = None
 
     def not_buffered(self, start: int, error: ShardlineError) -> None:
         """Records ``start..`` were never buffered (``send_many`` stopped taking the batch in

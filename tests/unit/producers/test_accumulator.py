@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from producers.accumulator import Accumulator, Entry, member_hash_key
-from producers.tickets import RecordFields
+from producers.tickets import BatchTicket, RecordFields
 from shardline.aggregation import AggregateBuilder, deaggregate
 from shardline.errors import ShardlineError
 from shardline.limits import HASH_KEY_MAX, KiB, MiB
@@ -30,6 +31,9 @@ class Owner:
 
     def fail(self, slot: int, error: ShardlineError) -> None:
         raise AssertionError("not expected here")
+
+    def release(self, slots: Sequence[int]) -> None:
+        """Kept: these tests read the records back from their owners."""
 
 
 def add(
@@ -334,3 +338,22 @@ def test_records_too_big_to_share_an_aggregate_keep_their_event_id() -> None:
     assert [(e.aggregated, e.count) for e in entries] == [(False, 1), (True, 1), (False, 1)]
     users = deaggregate(entries[1].data)
     assert users is not None and users[0].event_id == "big"
+
+
+def test_an_encoded_aggregate_releases_its_batch_records_and_gives_them_back() -> None:
+    """A send_many() batch's data lives once: in its aggregates, not also in the batch's column
+    until the last of its records is acknowledged (the batch may span many shards)."""
+    loop = asyncio.new_event_loop()
+    try:
+        values = [bytes([i % 256]) * (50 + i % 30) for i in range(40)]
+        keys = [f"key-{i % 7}" for i in range(40)]
+        ticket = BatchTicket(loop.create_future(), keys, list(values))
+        acc = make()
+        acc.add_records("shard-0", ticket, keys, values, list(range(0, 40, 2)), 0.0, 30.0)
+        assert all(data is not None for data in ticket.datas)  # open aggregates hold no copy yet
+        (batch,) = take_all(acc)
+        assert ticket.datas[::2] == [None] * 20 and ticket.datas[1::2] == values[1::2]
+        (entry,) = batch
+        assert entry.member_datas() == values[::2]  # what re-routing reads instead
+    finally:
+        loop.close()
