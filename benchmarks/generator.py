@@ -165,9 +165,9 @@ class LoadGenerator:
                 tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
         pack = _HEADER.pack
         # One batch for the whole tick, in tick order: the producer routes and aggregates it,
-        # and BatchAcks.by_entry times each record by its own entry's acknowledgement.  A batch
-        # per shard, as before, cost a producer call, a future and a callback per shard a
-        # tick: at 64 shards and 2,000 records/s, ten one-record calls a tick.
+        # and BatchAcks.by_entry times each record by its own entry's acknowledgement.  (A
+        # batch per shard cost a producer call, a future and a callback per shard a tick: at
+        # 64 shards and 2,000 records/s, ten one-record calls a tick.)
         datas: list[bytes] = []
         keys: list[str] = []
         stride = self._id_stride
@@ -210,6 +210,7 @@ class LoadGenerator:
         workload, rate, start = self._workload, self._rate, self._start
         choose = self._choose_key
         records: list[Record] = []
+        intended_times: list[float] = []
         load = self._recorder.load
         for n, index in enumerate(indices):
             device = device_key(index)
@@ -225,11 +226,8 @@ class LoadGenerator:
             shard = self._map.shard_for_key(key, ehk).shard_id
             load.add(shard, second, device, len(data) + len(key))
             records.append(Record(data, key, ehk))
-        times: float | list[float] = (
-            now_intended
-            if now_intended is not None
-            else [start + n / (rate or 1.0) for n in range(first, first + len(indices))]
-        )
+            intended_times.append(intended)
+        times = now_intended if now_intended is not None else intended_times
         await self._hand_over(records, None, second, [len(r.data) for r in records], times)
 
     async def _hand_over(
