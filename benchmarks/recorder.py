@@ -150,12 +150,14 @@ class Recorder:
             by_second.record_micros(micros)
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
-        """The producer's MetricsObserver: throttles and retries land in the current second."""
-        second = self.second(self.now)
+        """The producer's MetricsObserver: throttles and retries land in the current second.
+
+        Every other event returns at once: the producer reports one per entry and one per shard
+        of each response (over a hundred a response at 64 shards)."""
         if name == events.THROTTLES:
-            self.throttles[second] += int(value)
+            self.throttles[self.second(self.now)] += int(value)
         elif name == events.RETRIES:
-            self.retries[second] += int(value)
+            self.retries[self.second(self.now)] += int(value)
 
     # --- consumer side ----------------------------------------------------------------------
 
