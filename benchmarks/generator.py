@@ -102,10 +102,18 @@ class LoadGenerator:
         self._population: Sequence[int] = range(workload.keys) if indices is None else array("l", indices)
         if not self._population:
             raise ValueError("the key share is empty")
-        self._cum_weights = array("d", accumulate(1.0 / (i + 1) ** exponent for i in self._population))
-        whole = self._cum_weights[-1] if indices is None else math.fsum(zipf_weights(workload.keys, exponent))
-        self.mass = self._cum_weights[-1] / whole
-        """This share's fraction of the whole fleet's traffic."""
+        # Uniform keys need no weights: an unweighted draw is one multiply a key, where the
+        # bisect over a million cumulative weights cost 0.6 us a key (73-124 ns without).
+        self._cum_weights: array[float] | None = None
+        if exponent == 0:
+            self.mass = len(self._population) / workload.keys
+            """This share's fraction of the whole fleet's traffic."""
+        else:
+            self._cum_weights = array("d", accumulate(1.0 / (i + 1) ** exponent for i in self._population))
+            whole = (
+                self._cum_weights[-1] if indices is None else math.fsum(zipf_weights(workload.keys, exponent))
+            )
+            self.mass = self._cum_weights[-1] / whole
         self._rng = random.Random(workload.seed + id_offset)
         self._shard_ids = list(recorder.load.shard_ids)
         self._shard_index = {shard: n for n, shard in enumerate(self._shard_ids)}
@@ -148,7 +156,10 @@ class LoadGenerator:
             intended0 = now_intended = self._clock()
         second = rec.second(intended0)
         rec.sent[second] += count
-        indices = self._rng.choices(self._population, cum_weights=self._cum_weights, k=count)
+        if self._cum_weights is None:
+            indices = self._rng.choices(self._population, k=count)
+        else:
+            indices = self._rng.choices(self._population, cum_weights=self._cum_weights, k=count)
         if self._choose_key is not None or not self._binary:
             await self._send_general(first, indices, second, now_intended)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from benchmarks.generator import LoadGenerator, SendBatch, drive_ticks, key_share
 from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
-from benchmarks.workload import Skew, WorkloadSpec, decode_payload
+from benchmarks.workload import Skew, WorkloadSpec, decode_payload, device_key
 from producers.tickets import BatchAcks
 from shardline.errors import ThrottledError
 from shardline.records import Record
@@ -289,3 +290,19 @@ def _recording_batches() -> tuple[list[tuple[int, int]], SendBatch]:
         calls.append((first, count))
 
     return calls, send_batch
+
+
+async def test_uniform_keys_are_drawn_flat_from_the_share_without_weights() -> None:
+    clock = FakeClock()
+    producer = HeldProducer(clock)
+    share = list(range(0, 40, 2))  # half the fleet's devices
+    workload = WorkloadSpec(keys=40, skew=Skew.parse("uniform"), rate=None, record_size=64)
+    generator, _ = _generator(workload, clock, producer, indices=share)
+    assert generator.mass == 0.5
+    await generator.send_batch(0, 20_000)
+    ((records, _),) = producer.batches
+    payloads = [decode_payload(r.data) for r in records]
+    drawn = Counter(p.device for p in payloads if p is not None)
+    assert sum(drawn.values()) == 20_000
+    assert set(drawn) == {device_key(i) for i in share}
+    assert max(drawn.values()) < 1.2 * min(drawn.values())  # ~1,000 each
