@@ -66,7 +66,8 @@ class LoadGenerator:
     """Builds and sends the workload's records a pacing tick at a time (see the module docstring).
 
     ``indices`` restricts the devices to a share of the key space (default: all); their
-    relative Zipf weights stay those of the whole fleet.  Record ids are
+    relative Zipf weights stay those of the whole fleet, and the share is paced at its part
+    of the fleet's rate (:attr:`mass` times ``workload.rate``: :attr:`rate`).  Record ids are
     ``index * id_stride + id_offset`` so the ids of several workers never collide.
     """
 
@@ -90,7 +91,6 @@ class LoadGenerator:
         self._recorder = recorder
         self._producer = producer
         self._start = start
-        self._rate = workload.rate
         self._wall_origin_ns = wall_origin_ns
         self._choose_key = choose_key
         self._id_stride = id_stride
@@ -105,15 +105,17 @@ class LoadGenerator:
         # Uniform keys need no weights: an unweighted draw is one multiply a key, where the
         # bisect over a million cumulative weights cost 0.6 us a key (73-124 ns without).
         self._cum_weights: array[float] | None = None
+        self.mass: float
+        """This share's fraction of the whole fleet's traffic."""
         if exponent == 0:
             self.mass = len(self._population) / workload.keys
-            """This share's fraction of the whole fleet's traffic."""
         else:
-            self._cum_weights = array("d", accumulate(1.0 / (i + 1) ** exponent for i in self._population))
-            whole = (
-                self._cum_weights[-1] if indices is None else math.fsum(zipf_weights(workload.keys, exponent))
+            cum = self._cum_weights = array(
+                "d", accumulate(1.0 / (i + 1) ** exponent for i in self._population)
             )
-            self.mass = self._cum_weights[-1] / whole
+            whole = cum[-1] if indices is None else math.fsum(zipf_weights(workload.keys, exponent))
+            self.mass = cum[-1] / whole
+        self._rate = workload.rate * self.mass if workload.rate else None
         self._rng = random.Random(workload.seed + id_offset)
         self._shard_ids = list(recorder.load.shard_ids)
         self._shard_index = {shard: n for n, shard in enumerate(self._shard_ids)}
@@ -123,6 +125,11 @@ class LoadGenerator:
         self._pads: dict[int, bytes] = {}
         self._tails: dict[int, tuple[str, bytes, int]] = {}
         self.pending: set[asyncio.Future[Any]] = set()
+
+    @property
+    def rate(self) -> float | None:
+        """Records per second this generator is paced at (``None``: unbounded)."""
+        return self._rate
 
     # --- per key, once ------------------------------------------------------------------------
 

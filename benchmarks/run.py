@@ -19,7 +19,7 @@ import random
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -386,16 +386,11 @@ def _senders(
     """The generator's send callables and this worker's share of the offered rate."""
     workload = options.workload
     if options.generator == "batch":
-        from benchmarks.generator import LoadGenerator, key_share, zipf_weights
+        from benchmarks.generator import LoadGenerator, key_share
 
         indices = key_share(workload.keys, shard_map, shard_ids) if options.workers > 1 else None
-        mass = 1.0
-        if indices is not None:
-            weights = zipf_weights(workload.keys, workload.skew.exponent)
-            mass = sum(weights[i] for i in indices) / sum(weights)
-        paced = replace(workload, rate=workload.rate * mass) if workload.rate else workload
         generator = LoadGenerator(
-            workload=paced,
+            workload=workload,
             shard_map=shard_map,
             recorder=recorder,
             producer=producer,
@@ -406,7 +401,7 @@ def _senders(
             id_stride=options.workers,
             id_offset=options.worker_id,
         )
-        return None, generator.send_batch, mass
+        return None, generator.send_batch, generator.mass
     return _per_record_sender(options, producer, shard_map, recorder, chooser, wall_origin_ns), None, 1.0
 
 

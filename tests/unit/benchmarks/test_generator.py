@@ -306,3 +306,20 @@ async def test_uniform_keys_are_drawn_flat_from_the_share_without_weights() -> N
     assert sum(drawn.values()) == 20_000
     assert set(drawn) == {device_key(i) for i in share}
     assert max(drawn.values()) < 1.2 * min(drawn.values())  # ~1,000 each
+
+
+async def test_a_key_share_is_paced_at_its_part_of_the_fleets_rate() -> None:
+    """A worker owning the two heaviest of ten Zipf devices offers their share of the rate,
+    and its records are due at that rate."""
+    clock = FakeClock()
+    producer = HeldProducer(clock)
+    workload = WorkloadSpec(keys=10, skew=Skew(1.1), rate=1000.0, record_size=64)
+    generator, _ = _generator(workload, clock, producer, indices=[0, 1])
+    weights = [1 / rank**1.1 for rank in range(1, 11)]
+    assert generator.mass == pytest.approx((weights[0] + weights[1]) / sum(weights))
+    assert generator.rate == pytest.approx(1000.0 * generator.mass)
+    assert generator.rate is not None
+    await generator.send_batch(0, 10)
+    ((records, _),) = producer.batches
+    due = [payload.intended_ns for payload in map(decode_payload, (r.data for r in records)) if payload]
+    assert due == [1_000_000_000_000 + int((n / generator.rate) * 1e9) for n in range(10)]
