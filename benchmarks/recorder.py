@@ -119,8 +119,6 @@ class Recorder:
         acked = size = 0
         last = self.last_ack_at
         micros: list[int] = []
-        common = intended if isinstance(intended, float) else None
-        each = None if isinstance(intended, float) else intended
         by_second = self.ack_latency_by_second.at(second)
         for shard_id, positions, acked_at in entries:
             count = len(positions)
@@ -131,12 +129,11 @@ class Recorder:
             self.acked_by_arrival[ack_second] += count
             self.accepted_records[shard_id][ack_second] += count
             self.accepted_bytes[shard_id][ack_second] += nbytes
-            if common is not None:
-                self.ack_latency.record_n(acked_at - common, count)
-                by_second.record_n(acked_at - common, count)
+            if isinstance(intended, float):
+                self.ack_latency.record_n(acked_at - intended, count)
+                by_second.record_n(acked_at - intended, count)
             else:
-                assert each is not None
-                micros += [int((acked_at - each[p]) * 1_000_000) for p in positions]
+                micros += [int((acked_at - intended[p]) * 1_000_000) for p in positions]
             acked += count
             size += nbytes
             last = acked_at if last is None else max(last, acked_at)
