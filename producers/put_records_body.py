@@ -1,4 +1,4 @@
-"""PutRecords request bodies joined in one pass, instead of serialized by botocore.
+"""PutRecords bodies: requests joined in one pass and responses parsed in one, not by botocore.
 
 Why: botocore serializes a PutRecords call by walking the request shape in Python,
 base64-encoding each blob with the standard library, and then running ``json.dumps`` over the
@@ -14,8 +14,12 @@ is).  ``provide-client-params`` encodes the body from the call's parameters (the
 see the same call), keeps it in the call's context and hands botocore the parameters with an
 empty record list.  ``before-call`` puts the body into the request before the request is built
 and signed.  Parameters the encoder does not know (another member, data that is not bytes) are
-left to botocore's serializer, whole.  Signing, retries, error mapping and response parsing stay
-botocore's and Shardline's.
+left to botocore's serializer, whole.  Signing, retries and error mapping stay botocore's and
+Shardline's.
+
+A successful response is parsed by :func:`parse_put_records` (:mod:`shardline.response_bodies`):
+botocore's shape walk costs a handler call per member of every entry, about 20 us per 60-entry
+response of a 64-shard stream.  Anything the parser does not fully recognise is left to botocore.
 """
 
 from __future__ import annotations
@@ -26,9 +30,15 @@ from typing import Any
 
 import pybase64
 
+from shardline.response_bodies import install_body_parser
+
+__all__ = ["encode_put_records", "install", "parse_put_records"]
+
 _CONTEXT_KEY = "shardline_put_records_body"
 _STREAM_MEMBERS = frozenset({"StreamName", "StreamARN"})
 _HANDLER_ID = "shardline-put-records-body"
+_RESPONSE_MEMBERS = frozenset({"FailedRecordCount", "Records", "EncryptionType"})
+_RESULT_MEMBERS = frozenset({"SequenceNumber", "ShardId", "ErrorCode", "ErrorMessage"})
 
 
 def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
@@ -74,6 +84,37 @@ def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
     return b"".join(parts)
 
 
+def parse_put_records(body: bytes) -> dict[str, Any] | None:
+    """A PutRecords response's members as botocore would parse them; None for anything else.
+
+    Every member must be one the API defines, with its type (``FailedRecordCount`` an int,
+    every other value a string); a null member is left out, as botocore leaves it out.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if type(parsed) is not dict or not parsed.keys() <= _RESPONSE_MEMBERS:
+        return None
+    if parsed.get("EncryptionType", "") is None:
+        del parsed["EncryptionType"]
+    results = parsed.get("Records")
+    count = parsed.get("FailedRecordCount")
+    encryption = parsed.get("EncryptionType", "")
+    if type(results) is not list or type(count) is not int or type(encryption) is not str:
+        return None
+    members = _RESULT_MEMBERS
+    for index, result in enumerate(results):
+        if type(result) is not dict or not result.keys() <= members:
+            return None
+        if None in result.values():  # some servers write the members an entry lacks as nulls
+            result = results[index] = {name: value for name, value in result.items() if value is not None}
+        for value in result.values():
+            if type(value) is not str:
+                return None
+    return parsed
+
+
 def _encode_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> dict[str, Any] | None:
     body = encode_put_records(params)
     if body is None:
@@ -89,7 +130,8 @@ def _put_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None
 
 
 def install(client: Any) -> None:
-    """Have ``client``'s PutRecords calls send bodies from :func:`encode_put_records`.
+    """Have ``client``'s PutRecords calls send bodies from :func:`encode_put_records` and parse
+    successful responses with :func:`parse_put_records`.
 
     Only for a client built with ``parameter_validation=False``, as the producer's own client
     is (the producer validates every record before buffering it): botocore would otherwise
@@ -101,3 +143,4 @@ def install(client: Any) -> None:
         "provide-client-params.kinesis.PutRecords", _encode_params, unique_id=_HANDLER_ID + "-params"
     )
     events.register("before-call.kinesis.PutRecords", _put_body, unique_id=_HANDLER_ID + "-body")
+    install_body_parser(events, "PutRecords", parse_put_records)

@@ -1,5 +1,5 @@
 """PutRecords bodies the producer encodes itself: the same JSON as botocore's serializer, and
-what the client signs and sends."""
+what the client signs and sends; responses it parses itself: the same result as botocore's."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import botocore.session
 import pytest
 from botocore import xform_name
 from botocore.config import Config
+from botocore.parsers import ResponseParserFactory
 from botocore.serialize import create_serializer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from producers import put_records_body
-from producers.put_records_body import encode_put_records
+from producers.put_records_body import encode_put_records, parse_put_records
 from shardline.clients import aiobotocore_client
 
 _OPERATION = botocore.session.get_session().get_service_model("kinesis").operation_model("PutRecords")
@@ -145,3 +146,97 @@ async def test_other_operations_are_untouched() -> None:
         put_records_body.install(client)
         sent = await _request_of(client, "PutRecord", StreamName="s", Data=b"x", PartitionKey="k")
     assert json.loads(sent.body) == {"StreamName": "s", "Data": "eA==", "PartitionKey": "k"}
+
+
+# --- PutRecords responses parsed by the producer's own parser ----------------------------------
+
+
+def botocore_parse(body: bytes) -> dict[str, Any]:
+    """What botocore's parser makes of a 200 PutRecords body (the oracle)."""
+    parsed: dict[str, Any] = (
+        ResponseParserFactory()
+        .create_parser("json")
+        .parse({"status_code": 200, "headers": {}, "body": body}, _OPERATION.output_shape)
+    )
+    parsed.pop("ResponseMetadata")
+    return parsed
+
+
+results = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "SequenceNumber": st.integers(min_value=0, max_value=10**56).map(str),
+            "ShardId": st.text(max_size=30),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "ErrorCode": st.sampled_from(["ProvisionedThroughputExceededException", "InternalFailure"]),
+            "ErrorMessage": st.text(max_size=200),
+        }
+    ),
+)
+
+
+@given(
+    records=st.lists(results, max_size=30),
+    failed=st.integers(min_value=0, max_value=500),
+    encryption=st.sampled_from([None, "NONE", "KMS"]),
+)
+def test_put_records_responses_parse_as_botocore_parses_them(
+    records: list[dict[str, str]], failed: int, encryption: str | None
+) -> None:
+    response: dict[str, Any] = {"FailedRecordCount": failed, "Records": records}
+    if encryption is not None:
+        response["EncryptionType"] = encryption
+    body = json.dumps(response).encode()
+    assert parse_put_records(body) == botocore_parse(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"FailedRecordCount": 0, "Records": [], "Unknown": 1}',
+        b'{"Records": []}',
+        b'{"FailedRecordCount": "0", "Records": []}',
+        b'{"FailedRecordCount": true, "Records": []}',
+        b'{"FailedRecordCount": 0, "Records": null}',
+        b'{"FailedRecordCount": 0, "Records": [[]]}',
+        b'{"FailedRecordCount": 0, "Records": [{"SequenceNumber": 1, "ShardId": "s"}]}',
+        b'{"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1", "ShardId": 5}]}',
+        b'{"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1", "ShardId": "s", "Extra": "x"}]}',
+    ],
+    ids=lambda body: body.decode()[:70],
+)
+def test_put_records_responses_it_does_not_know_are_left_to_botocore(body: bytes) -> None:
+    assert parse_put_records(body) is None
+
+
+def test_null_members_are_left_out_as_botocore_leaves_them_out() -> None:
+    # kinesis-mock writes the members an entry lacks as nulls
+    body = (
+        b'{"EncryptionType":null,"FailedRecordCount":1,"Records":['
+        b'{"ErrorCode":null,"ErrorMessage":null,"SequenceNumber":"1","ShardId":"shardId-000000000001"},'
+        b'{"ErrorCode":"InternalFailure","ErrorMessage":"m","SequenceNumber":null,"ShardId":null}]}'
+    )
+    parsed = parse_put_records(body)
+    assert parsed is not None and parsed == botocore_parse(body)
+    assert parsed["Records"][0] == {"SequenceNumber": "1", "ShardId": "shardId-000000000001"}
+
+
+async def test_an_installed_client_parses_put_records_responses_itself() -> None:
+    body = b'{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}'
+    async with _unvalidated_client() as client:
+        put_records_body.install(client)
+        response: dict[str, Any] = {"status_code": 200, "headers": {}, "body": body}
+        customized: dict[str, Any] = {}
+        await client.meta.events.emit(
+            "before-parse.kinesis.PutRecords",
+            operation_model=_OPERATION,
+            response_dict=response,
+            customized_response_dict=customized,
+        )
+    assert customized == botocore_parse(body)
+    assert response["body"] == b""
