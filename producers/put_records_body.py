@@ -18,8 +18,8 @@ left to botocore's serializer, whole.  Signing, retries and error mapping stay b
 Shardline's.
 
 A successful response is parsed by :func:`parse_put_records` (:mod:`shardline.response_bodies`):
-botocore's shape walk costs a handler call per member of every entry, about 20 us per 60-entry
-response of a 64-shard stream.  Anything the parser does not fully recognise is left to botocore.
+botocore's shape walk costs a handler call per member of every entry (88 against 26 us for a
+61-entry response, in-process).  Anything the parser does not fully recognise is left to botocore.
 """
 
 from __future__ import annotations

@@ -1,18 +1,19 @@
 """Successful Kinesis response bodies parsed by an operation's own function, not botocore's walk.
 
 Why: botocore parses a JSON response by walking the operation's output shape in Python, a
-handler call per member of every list entry.  For a GetRecords response that is every record
-read (about 6-9 us each in py-spy profiles of the polling reader: half the reader's CPU on
-records that are not aggregated, and most of it for small aggregates), and for a PutRecords
-response every entry sent.  ``json.loads`` and a check of each entry's members do the same
-for these two shapes in a fraction of that.
+handler call per member of every list entry: every record a GetRecords response carries and
+every entry of a PutRecords response.  ``json.loads`` and a check of each entry's members do
+the same for these two shapes in a fraction of the time.  In-process, best of five (the
+reader's own blob and timestamp parsers in both): a GetRecords body of 1,000 records of 100 B,
+3.6 ms -> 1.6 ms; of four aggregates, 21 -> 11 us; PutRecords bodies of 61 and 500 entries,
+88 -> 26 us and 689 -> 209 us.
 
 How: a ``before-parse`` handler on the client (or on the session its clients are made from)
 hands a 200 response's body to the operation's parse function.  When that returns the parsed
 members, they become botocore's customized response and the body botocore sees is emptied, so
 botocore's parser adds only the ``ResponseMetadata``.  A parse function returns ``None`` for
 anything it does not fully recognise (malformed JSON, a member it does not know, a value of
-another type, a null): botocore then parses the body as it always did, so what a call returns
+another type; a null member is left out, as botocore leaves it out): botocore then parses the body as it always did, so what a call returns
 never differs from botocore's result.  Errors (any other status) are always botocore's, and so
 is their mapping to Shardline's exceptions.
 """
