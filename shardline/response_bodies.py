@@ -13,9 +13,9 @@ hands a 200 response's body to the operation's parse function.  When that return
 members, they become botocore's customized response and the body botocore sees is emptied, so
 botocore's parser adds only the ``ResponseMetadata``.  A parse function returns ``None`` for
 anything it does not fully recognise (malformed JSON, a member it does not know, a value of
-another type; a null member is left out, as botocore leaves it out): botocore then parses the body as it always did, so what a call returns
-never differs from botocore's result.  Errors (any other status) are always botocore's, and so
-is their mapping to Shardline's exceptions.
+another type); botocore then parses the body as it always did, so what a call returns never
+differs from botocore's result.  A null member is left out, as botocore leaves it out.  Errors
+(any other status) are always botocore's, and so is their mapping to Shardline's exceptions.
 """
 
 from __future__ import annotations
