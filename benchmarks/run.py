@@ -312,9 +312,25 @@ async def run_kinesis(
             aggregate=options.aggregate,
             rate_limit_percent=min(options.limits_percent, 100.0),
         )
-        send_one, send_batch, mass = _senders(
-            options, producer, shard_map, shard_ids, recorder, chooser, loop_start, wall_origin_ns
-        )
+        # Started before the generator is built, which then routes keys with the producer's own
+        # shard map: a key is hashed once, by whichever routes it first, and the other finds it
+        # in the map's cache (with a million keys nearly every key is new, and the generator
+        # and the producer each paid an MD5 for it).  produce_then_drain closes it.
+        await producer.start()
+        try:
+            send_one, send_batch, mass = _senders(
+                options,
+                producer,
+                producer.shard_map,
+                shard_ids,
+                recorder,
+                chooser,
+                loop_start,
+                wall_origin_ns,
+            )
+        except BaseException:
+            await producer.close()
+            raise
         stop = asyncio.Event()
         with (
             run_gc_settings(),
