@@ -1073,8 +1073,16 @@ class KinesisProducer:
             self._wakeup.set()
 
     async def _handle_response(self, batch: list[Entry], response: Any) -> int:
-        """Acknowledge, retry or fail each entry; return the user bytes acknowledged."""
-        results = response["Records"]
+        """Acknowledge, retry or fail each entry; return the user bytes acknowledged.
+
+        A response is bytes from the service: one that is not a PutRecords answer (botocore
+        parses a 200 HTML page or an empty object into a response without records) leaves
+        every entry it does not answer retried as not written, and so does a result that is
+        neither an error nor a shard and sequence number.
+        """
+        results = response.get("Records")
+        if type(results) is not list:
+            results = []
         now = self._clock()
         failed: list[Entry] = []
         misplaced: list[tuple[Entry, str, str]] = []
@@ -1085,29 +1093,36 @@ class KinesisProducer:
         observer = self._observer
         stream = self._stream_label
         for entry, result in zip(batch, results, strict=False):
-            code = result.get("ErrorCode")
+            code = result.get("ErrorCode") if type(result) is dict else 0
             if code is None:
-                shard_id = result["ShardId"]
-                if shard_id != entry.shard_id and entry.aggregated:
-                    misplaced.append((entry, shard_id, result["SequenceNumber"]))
+                shard_id = result.get("ShardId")
+                sequence_number = result.get("SequenceNumber")
+                if type(shard_id) is str and type(sequence_number) is str:
+                    if shard_id != entry.shard_id and entry.aggregated:
+                        misplaced.append((entry, shard_id, sequence_number))
+                        continue
+                    self._ack_entry(entry, shard_id, sequence_number)
+                    count = entry.count
+                    records += count
+                    nbytes += entry.user_bytes
+                    per_shard[shard_id] = per_shard.get(shard_id, 0) + count
+                    observer.on_event(events.SEND_TO_ACK_LATENCY, now - entry.created, stream=stream)
+                    if shard_id != entry.shard_id:
+                        self._next_refresh = now
                     continue
-                self._ack_entry(entry, shard_id, result["SequenceNumber"])
-                count = entry.count
-                records += count
-                nbytes += entry.user_bytes
-                per_shard[shard_id] = per_shard.get(shard_id, 0) + count
-                observer.on_event(events.SEND_TO_ACK_LATENCY, now - entry.created, stream=stream)
-                if shard_id != entry.shard_id:
-                    self._next_refresh = now
+            elif type(code) is str:
+                error = from_error_code(code, result.get("ErrorMessage", ""))
+                if isinstance(error, ThrottledError):
+                    throttles += 1
+                if error.retriable:
+                    entry.last_error = error
+                    failed.append(entry)
+                else:
+                    self._fail_entry(entry, error)
                 continue
-            error = from_error_code(code, result.get("ErrorMessage", ""))
-            if isinstance(error, ThrottledError):
-                throttles += 1
-            if error.retriable:
-                entry.last_error = error
-                failed.append(entry)
-            else:
-                self._fail_entry(entry, error)
+            # neither a written entry nor an error code (0: not even an object)
+            entry.last_error = TransientServiceError("malformed result in PutRecords response")
+            failed.append(entry)
         if len(results) < len(batch):  # a malformed answer: treat the rest as not written
             for entry in batch[len(results) :]:
                 entry.last_error = TransientServiceError("entry missing from PutRecords response")

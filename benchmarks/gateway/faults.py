@@ -27,6 +27,10 @@ class FaultPlan:
       (a PutRecord call fails whole with that code).
     - ``server_error_rate``: calls answered ``server_error_status`` (500 InternalFailure or
       503 ServiceUnavailable) without reaching the backend.
+    - ``foreign_answer_rate``: calls answered 200 with an HTML page, as a wrong endpoint, a
+      captive portal or a misbehaving proxy answers, without reaching the backend (nothing
+      written): botocore parses such a body into a response with none of the operation's
+      members.
     - ``drop_request_rate``: connections reset before the request is forwarded (nothing written).
     - ``drop_response_rate``: connections reset AFTER the backend accepted the call, so the
       client sees an error while the stream holds the write (the duplicate-on-retry case).
@@ -38,6 +42,7 @@ class FaultPlan:
     entry_error_code: str = "ProvisionedThroughputExceededException"
     server_error_rate: float = 0.0
     server_error_status: int = 500
+    foreign_answer_rate: float = 0.0
     drop_request_rate: float = 0.0
     drop_response_rate: float = 0.0
     latency_seconds: float = 0.0
@@ -45,7 +50,13 @@ class FaultPlan:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("entry_failure_rate", "server_error_rate", "drop_request_rate", "drop_response_rate"):
+        for name in (
+            "entry_failure_rate",
+            "server_error_rate",
+            "foreign_answer_rate",
+            "drop_request_rate",
+            "drop_response_rate",
+        ):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ConfigurationError(f"FaultPlan.{name} must be within 0..1, got {rate!r}")
@@ -81,6 +92,9 @@ class FaultInjector:
 
     def server_error(self) -> bool:
         return self._draw(self.plan.server_error_rate)
+
+    def foreign_answer(self) -> bool:
+        return self._draw(self.plan.foreign_answer_rate)
 
     def drop_request(self) -> bool:
         return self._draw(self.plan.drop_request_rate)

@@ -120,6 +120,10 @@ def _error_reply(status: int, code: str, message: str) -> _Reply:
     return _Reply(status, {**reply.headers, "x-amzn-ErrorType": code}, reply.body)
 
 
+_FOREIGN_ANSWER = _Reply(200, {"Content-Type": "text/html"}, b"<html><body>Sign in to continue</body></html>")
+"""What a captive portal or a wrong endpoint answers: 200, and not a Kinesis response."""
+
+
 def _throttle_message(stream: str, shard_id: str) -> str:
     return f"Rate exceeded for shard {shard_id} in stream {stream}."
 
@@ -296,6 +300,9 @@ class KinesisGateway:
                 return self._respond(
                     _error_reply(plan.server_error_status, plan.server_error_code, "injected")
                 )
+            if faults.foreign_answer():
+                self._stats.add("foreign_answers")
+                return self._respond(_FOREIGN_ANSWER)
         if operation in _STREAMED_OPERATIONS:
             return await self._stream_through(request, body)
         handler = self._operations.get(operation)

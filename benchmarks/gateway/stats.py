@@ -37,6 +37,7 @@ class GatewayStatsSnapshot:
     shards: Mapping[tuple[str, str], ShardStats] = field(default_factory=dict)
     injected_entry_failures: int = 0
     injected_server_errors: int = 0
+    foreign_answers: int = 0
     dropped_requests: int = 0
     dropped_responses: int = 0
     requests: int = 0
@@ -59,6 +60,7 @@ class GatewayStatsSnapshot:
 _GLOBAL_COUNTERS = (
     "injected_entry_failures",
     "injected_server_errors",
+    "foreign_answers",
     "dropped_requests",
     "dropped_responses",
     "requests",

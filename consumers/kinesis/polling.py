@@ -230,9 +230,19 @@ class PollingShardReader(ShardReaderBase):
                 self._observer.on_event(events.GET_RECORDS_CALLS, 1.0, **dims)
                 try:
                     with map_aws_errors("kinesis"):
-                        return await self._client.get_records(
+                        response = await self._client.get_records(
                             ShardIterator=iterator, Limit=self._config.get_records_limit
                         )
+                    if type(response.get("Records")) is not list:
+                        # botocore parses a 200 body that is not a GetRecords response (an
+                        # HTML page from a wrong endpoint or a proxy, a truncated or empty
+                        # object) into a response without records and without a next
+                        # iterator, which reads as the shard's end: the source would then
+                        # checkpoint SHARD_END for an open shard and never read it again.
+                        raise TransientServiceError(
+                            "GetRecords answered without a record list: is the endpoint a Kinesis endpoint?"
+                        )
+                    return response
                 except ThrottledError:
                     self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)
                     raise

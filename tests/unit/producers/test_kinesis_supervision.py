@@ -21,6 +21,7 @@ from shardline.errors import (
     InvalidPartitionKeyError,
     SerializationError,
     ThrottledError,
+    TransientServiceError,
 )
 from shardline.metrics import GuardedObserver
 from shardline.records import Ack, Record
@@ -260,3 +261,62 @@ async def test_a_raising_key_strategy_is_that_records_typed_error() -> None:
         await bounded(producer.flush())
     assert isinstance(ok.result(), Ack)
     assert keys.random()  # the built-in strategies are unaffected
+
+
+class ForeignAnswers(FakeKinesis):
+    """Answers the first ``count`` PutRecords calls with ``answer(entries)``, then as Kinesis does."""
+
+    def __init__(self, answer: Any, count: int) -> None:
+        super().__init__()
+        self.answer = answer
+        self.remaining = count
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        if self.remaining:
+            self.remaining -= 1
+            self.calls.append(kwargs["Records"])
+            answer: dict[str, Any] = self.answer(kwargs["Records"])
+            return answer
+        return await super().put_records(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda entries: {},  # what botocore makes of a 200 HTML page
+        lambda entries: {"Records": "not a list"},
+        lambda entries: {"Records": [5] * len(entries)},
+        lambda entries: {"Records": [{"ShardId": 1, "SequenceNumber": "1"}] * len(entries)},
+        lambda entries: {"Records": [{"ShardId": "shardId-000000000000"}] * len(entries)},
+        lambda entries: {"Records": [{"ErrorCode": 7}] * len(entries)},
+    ],
+    ids=[
+        "no-records",
+        "records-not-a-list",
+        "results-not-objects",
+        "shard-not-a-string",
+        "no-sequence",
+        "bad-code",
+    ],
+)
+async def test_an_answer_that_is_not_a_put_records_response_is_retried_not_fatal(answer: Any) -> None:
+    fake = ForeignAnswers(answer, count=2)
+    async with KinesisProducer("s", client=fake, aggregate=False, **FAST) as producer:
+        singles = [await producer.send(b"x", partition_key=f"k{i}") for i in range(5)]
+        batch = await producer.send_many([Record(b"y", partition_key=f"b{i}") for i in range(7)])
+        await bounded(producer.flush())
+        acks = [f.result() for f in singles]
+    assert all(isinstance(ack, Ack) for ack in acks)
+    assert (await bounded(batch)).ok
+    assert fake.remaining == 0 and len(fake.written) == 12  # each written once, after the answers
+
+
+async def test_records_never_answered_properly_fail_with_the_reason_and_the_producer_lives() -> None:
+    fake = ForeignAnswers(lambda entries: {}, count=3)
+    async with KinesisProducer("s", client=fake, aggregate=False, max_attempts=3, **FAST) as producer:
+        lost = await producer.send(b"x", partition_key="k")
+        with pytest.raises(DeliveryError) as caught:
+            await bounded(lost)
+        assert isinstance(caught.value.__cause__, TransientServiceError)
+        later = await producer.send(b"y", partition_key="k")  # the producer still delivers
+        assert isinstance(await bounded(later), Ack)
