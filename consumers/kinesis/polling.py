@@ -234,10 +234,10 @@ class PollingShardReader(ShardReaderBase):
                             ShardIterator=iterator, Limit=self._config.get_records_limit
                         )
                     if type(response.get("Records")) is not list:
-                        # botocore parses a 200 body that is not a GetRecords response (an
-                        # HTML page from a wrong endpoint or a proxy, a truncated or empty
-                        # object) into a response without records and without a next
-                        # iterator, which reads as the shard's end: the source would then
+                        # botocore parses a 200 body that is not a Kinesis response (an HTML
+                        # page from a wrong endpoint or a proxy, an empty object) into one with
+                        # none of the operation's members: here no records and no next
+                        # iterator, which reads as the shard's end, and the source would then
                         # checkpoint SHARD_END for an open shard and never read it again.
                         raise TransientServiceError(
                             "GetRecords answered without a record list: is the endpoint a Kinesis endpoint?"
@@ -260,6 +260,10 @@ class PollingShardReader(ShardReaderBase):
                 with map_aws_errors("kinesis"):
                     response = await self._client.get_shard_iterator(
                         StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
+                    )
+                if type(response.get("ShardIterator")) is not str:  # not a Kinesis answer (above)
+                    raise TransientServiceError(
+                        "GetShardIterator answered without an iterator: is the endpoint a Kinesis endpoint?"
                     )
         iterator: str = response["ShardIterator"]
         if self._resume.kind is StartKind.LATEST:

@@ -97,3 +97,23 @@ async def test_a_producer_answered_foreign_pages_resends_and_writes_each_record_
     assert gateway.stats().foreign_answers > 0
     # a foreign answer never reached the stream: nothing was written twice
     await asyncio.to_thread(assert_each_once_on_its_shard, admin, stream, records)
+
+
+async def test_a_foreign_page_for_an_iterator_is_retried_then_raised(
+    kinesis_endpoint: str, gateway: KinesisGateway
+) -> None:
+    stream, shard_id, sequences = await asyncio.to_thread(single_shard_stream, kinesis_endpoint, 20)
+    gateway.set_faults(FaultPlan(foreign_answer_rate=1.0, operations=frozenset({"GetShardIterator"})))
+    async with reader_session().create_client("kinesis", endpoint_url=gateway.endpoint) as client:
+        reader = PollingShardReader(client, stream, shard_id, sleep=RecordingSleep())
+        with pytest.raises(TransientServiceError, match="iterator"):
+            await read_all(reader)
+        refused = gateway.stats().foreign_answers
+        # the first draw of seed 1 is a foreign page, the next one is not
+        gateway.set_faults(
+            FaultPlan(foreign_answer_rate=0.5, operations=frozenset({"GetShardIterator"}), seed=1)
+        )
+        reader = PollingShardReader(client, stream, shard_id, stop_at_tip=True, sleep=RecordingSleep())
+        records = await asyncio.wait_for(read_all(reader), 60)
+    assert gateway.stats().foreign_answers == refused + 1
+    assert [seq(r) for r in records] == sequences
