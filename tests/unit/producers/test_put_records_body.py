@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from producers import put_records_body
 from producers.put_records_body import encode_put_records, parse_put_records
 from shardline.clients import aiobotocore_client
+from tests.unit.shardline.test_response_bodies import parse_through
 
 _OPERATION = botocore.session.get_session().get_service_model("kinesis").operation_model("PutRecords")
 _BOTOCORE = create_serializer("json", include_validation=False)
@@ -230,13 +231,6 @@ async def test_an_installed_client_parses_put_records_responses_itself() -> None
     body = b'{"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"}]}'
     async with _unvalidated_client() as client:
         put_records_body.install(client)
-        response: dict[str, Any] = {"status_code": 200, "headers": {}, "body": body}
-        customized: dict[str, Any] = {}
-        await client.meta.events.emit(
-            "before-parse.kinesis.PutRecords",
-            operation_model=_OPERATION,
-            response_dict=response,
-            customized_response_dict=customized,
-        )
+        customized, left = await parse_through(client, _OPERATION, body)
     assert customized == botocore_parse(body)
-    assert response["body"] == b""
+    assert left == b""

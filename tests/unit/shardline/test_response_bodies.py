@@ -62,3 +62,16 @@ def test_anything_else_is_left_to_botocore(status: int, body: Any, parsed: dict[
     assert customized == {}
     assert response["body"] is body
     assert calls == ([body] if status == 200 and type(body) is bytes else [])
+
+
+async def parse_through(client: Any, operation_model: Any, body: bytes) -> tuple[dict[str, Any], bytes]:
+    """What ``client``'s before-parse handlers make of a 200 ``body``: (members, body left)."""
+    response: dict[str, Any] = {"status_code": 200, "headers": {}, "body": body}
+    customized: dict[str, Any] = {}
+    await client.meta.events.emit(
+        f"before-parse.kinesis.{operation_model.name}",
+        operation_model=operation_model,
+        response_dict=response,
+        customized_response_dict=customized,
+    )
+    return customized, response["body"]

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.kinesis.session import blob, parse_get_records, reader_session, utc_timestamp
+from tests.unit.shardline.test_response_bodies import parse_through
 
 
 def test_epoch_seconds_become_utc_datetimes() -> None:
@@ -186,13 +187,6 @@ async def test_the_session_s_clients_parse_get_records_bodies_with_it() -> None:
     async with reader_session().create_client(
         "kinesis", endpoint_url="http://127.0.0.1:9", region_name="us-east-1"
     ) as client:
-        response: dict[str, Any] = {"status_code": 200, "headers": {}, "body": body}
-        customized: dict[str, Any] = {}
-        await client.meta.events.emit(
-            "before-parse.kinesis.GetRecords",
-            operation_model=_GET_RECORDS,
-            response_dict=response,
-            customized_response_dict=customized,
-        )
+        customized, left = await parse_through(client, _GET_RECORDS, body)
     assert customized == parse_get_records(body)
-    assert response["body"] == b""
+    assert left == b""
