@@ -3,10 +3,10 @@
 Why: botocore parses a JSON response by walking the operation's output shape in Python, a
 handler call per member of every list entry: every record a GetRecords response carries and
 every entry of a PutRecords response.  ``json.loads`` and a check of each entry's members do
-the same for these two shapes in a fraction of the time.  In-process, best of five (the
-reader's own blob and timestamp parsers in both): a GetRecords body of 1,000 records of 100 B,
-3.6 ms -> 1.6 ms; of four aggregates, 21 -> 11 us; PutRecords bodies of 61 and 500 entries,
-88 -> 26 us and 689 -> 209 us.
+the same for these two shapes in a fraction of the time.  In-process, best of five, with the
+reader's own blob and timestamp parsers in both (``python -m benchmarks.peers.kinesis_parse``):
+a GetRecords body of 1,000 records of 100 B, 3.6 ms -> 1.6 ms; of four aggregates,
+21 -> 11 us; PutRecords bodies of 61 and 500 entries, 88 -> 26 us and 689 -> 209 us.
 
 How: a ``before-parse`` handler on the client (or on the session its clients are made from)
 hands a 200 response's body to the operation's parse function.  When that returns the parsed
