@@ -23,7 +23,7 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shardline.errors import ConfigurationError, ShardNotFoundError
+from shardline.errors import ConfigurationError, ShardNotFoundError, TransientServiceError
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
@@ -286,7 +286,14 @@ def _list_shards_pages(
     shards: list[ShardInfo] = []
     while True:
         response = yield request
-        shards.extend(ShardInfo.from_api(shape) for shape in response.get("Shards", ()))
+        shapes = response.get("Shards")
+        if type(shapes) is not list:
+            # botocore parses a 200 page that is not a Kinesis answer (a wrong endpoint, a
+            # proxy) into a response without shards: not a stream with none
+            raise TransientServiceError(
+                "ListShards answered without a shard list: is the endpoint a Kinesis endpoint?"
+            )
+        shards.extend(ShardInfo.from_api(shape) for shape in shapes)
         token = response.get("NextToken")
         if not token:
             return shards

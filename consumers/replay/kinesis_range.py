@@ -17,6 +17,7 @@ from shardline.errors import ConfigurationError
 from shardline.limits import SHARD_GET_RECORDS_CALLS_PER_SEC
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
+from shardline.shardmath import list_shards
 
 __all__ = ["KinesisRange", "KinesisRangeReader"]
 
@@ -94,15 +95,7 @@ class KinesisRangeReader:
     async def partitions(self) -> list[str]:
         if self.shard_ids:
             return list(self.shard_ids)
-        shards: list[str] = []
-        kwargs: dict[str, Any] = {"StreamName": self.stream}
-        while True:
-            response = await self.client.list_shards(**kwargs)
-            shards.extend(shard["ShardId"] for shard in response.get("Shards", []))
-            token = response.get("NextToken")
-            if not token:
-                return shards
-            kwargs = {"NextToken": token}
+        return [shard.shard_id for shard in await list_shards(self.client, stream_name=self.stream)]
 
     async def read(
         self, partition: str, after: str | None

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from consumers.replay.manifest import Manifest, Slice, Unit, manifest_to_json, s3_location, with_s3_client
 from shardline.errors import ConfigurationError
+from shardline.shardmath import list_shards
 
 __all__ = [
     "SourceURI",
@@ -200,7 +201,7 @@ async def plan_kinesis(
     shard_ids: Sequence[str] = (),
 ) -> tuple[Slice, ...]:
     """Shards x time windows, with each window's first sequence number where the stream has one."""
-    shards = list(shard_ids) or await _list_shards(kinesis, stream)
+    shards = list(shard_ids) or [shard.shard_id for shard in await list_shards(kinesis, stream_name=stream)]
     if not shards:
         raise ConfigurationError(f"stream {stream!r} has no shards")
     windows = split_window(start, end, math.ceil(slices / len(shards)))
@@ -221,18 +222,6 @@ async def plan_kinesis(
                 )
             )
     return _spread(units, slices)
-
-
-async def _list_shards(kinesis: Any, stream: str) -> list[str]:
-    shards: list[str] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
-    while True:
-        response = await kinesis.list_shards(**kwargs)
-        shards.extend(shard["ShardId"] for shard in response.get("Shards", []))
-        token = response.get("NextToken")
-        if not token:
-            return shards
-        kwargs = {"NextToken": token}
 
 
 async def _first_sequence(

@@ -34,7 +34,15 @@ class RecordingKinesis:
         return {"Records": []}
 
     async def list_shards(self, **_: Any) -> dict[str, Any]:
-        return {"Shards": [{"ShardId": "shardId-000000000000"}]}
+        return {
+            "Shards": [
+                {
+                    "ShardId": "shardId-000000000000",
+                    "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(2**128 - 1)},
+                    "SequenceNumberRange": {"StartingSequenceNumber": "1"},
+                }
+            ]
+        }
 
 
 async def test_the_planner_asks_nothing_for_windows_that_have_not_begun() -> None:

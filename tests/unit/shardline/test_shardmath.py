@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shardline.errors import ConfigurationError, ShardNotFoundError
+from shardline.errors import ConfigurationError, ShardNotFoundError, TransientServiceError
 from shardline.limits import HASH_KEY_MAX
 from shardline.shardmath import ShardInfo, ShardMap, list_shards, partition_key_hash
 from tests.kinesis_sync import list_shards_sync
@@ -234,3 +234,18 @@ def test_page_size_is_sent_on_every_page() -> None:
     assert client.requests == [{"StreamName": "s", "MaxResults": 2}, {"NextToken": "1", "MaxResults": 2}]
     with pytest.raises(ConfigurationError):
         list_shards_sync(client, stream_name="s", page_size=0)
+
+
+class ForeignPagingClient(SyncPagingClient):
+    """Answers the second page with what botocore makes of a 200 HTML page: nothing."""
+
+    def respond(self, request: dict[str, Any]) -> dict[str, Any]:
+        if "NextToken" in request:
+            self.requests.append(request)
+            return {}
+        return super().respond(request)
+
+
+def test_an_answer_without_a_shard_list_is_a_transient_error_not_an_empty_stream() -> None:
+    with pytest.raises(TransientServiceError, match="shard list"):
+        list_shards_sync(ForeignPagingClient(even_shards(3)), stream_name="s")
