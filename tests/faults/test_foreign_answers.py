@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -21,6 +22,8 @@ import pytest
 from benchmarks.gateway import FaultPlan, KinesisGateway, ShardLimits
 from consumers.kinesis import PollingShardReader, ReaderConfig
 from consumers.kinesis.session import reader_session
+from consumers.replay.kinesis_range import KinesisRange, KinesisRangeReader
+from consumers.replay.plan import plan_kinesis
 from producers import KinesisProducer
 from shardline.errors import TransientServiceError
 from shardline.records import Record
@@ -117,3 +120,18 @@ async def test_a_foreign_page_for_an_iterator_is_retried_then_raised(
         records = await asyncio.wait_for(read_all(reader), 60)
     assert gateway.stats().foreign_answers == refused + 1
     assert [seq(r) for r in records] == sequences
+
+
+async def test_a_replay_over_a_foreign_shard_list_raises_instead_of_reading_nothing(
+    kinesis_endpoint: str, gateway: KinesisGateway
+) -> None:
+    stream, _, _ = await asyncio.to_thread(single_shard_stream, kinesis_endpoint, 5)
+    gateway.set_faults(FaultPlan(foreign_answer_rate=1.0, operations=frozenset({"ListShards"})))
+    now = datetime.now(UTC)
+    async with reader_session().create_client("kinesis", endpoint_url=gateway.endpoint) as client:
+        reader = KinesisRangeReader(client, stream, KinesisRange())
+        with pytest.raises(TransientServiceError, match="shard list"):
+            await reader.partitions()  # it used to find no shard, and the job read nothing
+        with pytest.raises(TransientServiceError, match="shard list"):
+            await plan_kinesis(client, stream, now - timedelta(hours=1), now, 2)
+    assert gateway.stats().foreign_answers == 2
