@@ -1,4 +1,5 @@
-"""GetRecords and PutRecords bodies parsed by Shardline's own parsers, over the wire.
+"""GetRecords and PutRecords bodies and SubscribeToShard events parsed by Shardline's own
+parsers, over the wire.
 
 kinesis-mock's responses must take the fast path (a spy after the parser sees the body emptied)
 and give what botocore's own parse gives for the same call.
@@ -13,10 +14,14 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
+from consumers.kinesis import TRIM_HORIZON, FanOutShardReader, ensure_consumer, stream_arn
+from consumers.kinesis.reader_bodies import parse_subscribe_event
 from consumers.kinesis.session import reader_session
 from producers import put_records_body
 from shardline.clients import aiobotocore_client
-from tests.integration.test_kinesis_readers import async_client, create_stream, put, sync_client
+from tests.integration.efo_compat import tolerate_missing_initial_response
+from tests.integration.test_kinesis_readers import async_client, create_stream, put, read_until, sync_client
+from tests.kinesis_sync import list_shards_sync
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -83,3 +88,32 @@ async def test_put_records_bodies_parse_as_botocore_parses_them(kinesis_endpoint
     assert fast["FailedRecordCount"] == plain["FailedRecordCount"] == 0
     assert [sorted(r) for r in fast["Records"]] == [sorted(r) for r in plain["Records"]]
     assert [r["ShardId"] for r in fast["Records"]] == [r["ShardId"] for r in plain["Records"]]
+
+
+async def test_subscribe_to_shard_events_parse_with_the_reader_s_event_parser(
+    kinesis_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed_events: list[bool] = []
+
+    def spy(body: bytes) -> dict[str, Any] | None:
+        event = parse_subscribe_event(body)
+        parsed_events.append(event is not None)
+        return event
+
+    monkeypatch.setattr("consumers.kinesis.session.parse_subscribe_event", spy)
+    boto = sync_client(kinesis_endpoint)
+    stream = await asyncio.to_thread(create_stream, boto, 1)
+    entries = [(f"key-{index}", os.urandom(index % 300)) for index in range(120)]
+    await asyncio.to_thread(put, boto, stream, entries)
+    (shard,) = await asyncio.to_thread(list_shards_sync, boto, stream_name=stream)
+    with tolerate_missing_initial_response():
+        async with reader_session().create_client(
+            "kinesis", endpoint_url=kinesis_endpoint, region_name="us-east-1"
+        ) as client:
+            consumer_arn = await ensure_consumer(client, await stream_arn(client, stream), "wire-parse")
+            reader = FanOutShardReader(
+                client, consumer_arn, stream, shard.shard_id, TRIM_HORIZON, shard=shard
+            )
+            records, _ = await read_until(aiter(reader), len(entries), timeout=60)
+    assert [(r.partition_key, r.data) for r in records] == entries
+    assert parsed_events and all(parsed_events)  # every event took the fast path

@@ -12,12 +12,13 @@ from typing import Any
 
 import botocore.session
 import pytest
-from botocore.parsers import ResponseParserFactory
+from botocore.parsers import EventStreamJSONParser, ResponseParserFactory
 from botocore.utils import parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.kinesis.session import blob, parse_get_records, reader_session, utc_timestamp
+from consumers.kinesis.reader_bodies import blob, parse_get_records, parse_subscribe_event, utc_timestamp
+from consumers.kinesis.session import reader_session
 from tests.unit.shardline.test_response_bodies import parse_through
 
 
@@ -93,6 +94,15 @@ wire_responses = st.fixed_dictionaries(
     optional={
         "NextShardIterator": st.text(min_size=1, max_size=512),
         "MillisBehindLatest": st.integers(min_value=0, max_value=7 * 24 * 3_600_000),
+        "ChildShards": st.just([]),
+    },
+)
+wire_events = st.fixed_dictionaries(
+    {"Records": st.lists(wire_records, max_size=20)},
+    optional={
+        "ContinuationSequenceNumber": st.integers(min_value=0, max_value=10**56).map(str),
+        "MillisBehindLatest": st.integers(min_value=0, max_value=7 * 24 * 3_600_000),
+        "ChildShards": st.one_of(st.just([]), st.none()),
     },
 )
 
@@ -190,3 +200,61 @@ async def test_the_session_s_clients_parse_get_records_bodies_with_it() -> None:
         customized, left = await parse_through(client, _GET_RECORDS, body)
     assert customized == parse_get_records(body)
     assert left == b""
+
+
+# --- SubscribeToShard events parsed by the session's own event parser ---------------------------
+
+_SUBSCRIBE = botocore.session.get_session().get_service_model("kinesis").operation_model("SubscribeToShard")
+_EVENT_STREAM = _SUBSCRIBE.output_shape.members["EventStream"] if _SUBSCRIBE.output_shape else None
+_EVENT_HEADERS = {":message-type": "event", ":event-type": "SubscribeToShardEvent"}
+
+
+def botocore_event(body: bytes) -> dict[str, Any]:
+    """What botocore's event-stream parser, with this session's defaults, makes of an event."""
+    parser = EventStreamJSONParser(timestamp_parser=utc_timestamp, blob_parser=blob)
+    parsed: dict[str, Any] = parser.parse(
+        {"status_code": 200, "headers": _EVENT_HEADERS, "body": body}, _EVENT_STREAM
+    )
+    return parsed
+
+
+@given(event=wire_events)
+def test_subscribe_events_parse_as_botocore_parses_them(event: dict[str, Any]) -> None:
+    body = json.dumps(event).encode()
+    parsed = parse_subscribe_event(body)
+    assert parsed is not None
+    assert {"SubscribeToShardEvent": parsed} == botocore_event(body)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"Records": [], "ChildShards": [{"ShardId": "c", "ParentShards": ["p"], "HashKeyRange": {}}]},
+        {"Records": [], "ContinuationSequenceNumber": 5},
+        {"Records": [], "NextShardIterator": "not an event member"},
+        {"Records": [{"SequenceNumber": "1", "Data": "eA==", "PartitionKey": "k"}]},
+    ],
+    ids=["child-shards", "continuation-not-a-string", "unknown-member", "record-without-time"],
+)
+def test_subscribe_events_it_does_not_know_are_left_to_botocore(event: dict[str, Any]) -> None:
+    assert parse_subscribe_event(json.dumps(event).encode()) is None
+
+
+async def test_the_session_s_event_parser_tries_the_event_parse_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bytes] = []
+
+    def spy(body: bytes) -> dict[str, Any] | None:
+        calls.append(body)
+        return parse_subscribe_event(body)
+
+    monkeypatch.setattr("consumers.kinesis.session.parse_subscribe_event", spy)
+    parser = reader_session().get_component("response_parser_factory").create_parser("json")
+    events = parser._event_stream_parser  # what a SubscribeToShard stream of this client parses with
+    known = json.dumps({"Records": [], "MillisBehindLatest": 0}).encode()
+    child = json.dumps({"Records": [], "ChildShards": [{"ShardId": "c", "ParentShards": ["p"]}]}).encode()
+    response = {"status_code": 200, "headers": _EVENT_HEADERS}
+    assert await events.parse({**response, "body": known}, _EVENT_STREAM) == botocore_event(known)
+    assert await events.parse({**response, "body": child}, _EVENT_STREAM) == botocore_event(child)
+    assert calls == [known, child]  # the second was left to botocore, and parsed alike

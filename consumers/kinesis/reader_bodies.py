@@ -1,0 +1,141 @@
+"""What Kinesis answers a reader, decoded as botocore would decode it, in a fraction of the time.
+
+A reader's client spends most of its parsing per record: botocore walks the output shape in
+Python (a handler call per member of every record), turns every arrival time into a
+``datetime`` in ``dateutil``'s local time zone (a new ``tzlocal()`` per value: about half of
+reading plain 100-byte records, ~8 us a record in a py-spy profile), and decodes every
+``Data`` with the standard library's base64 (about 3.8 ns a byte: 192 us for a 50 KiB
+aggregate).  The functions here give the same values:
+
+* :func:`utc_timestamp`: epoch seconds (how Kinesis sends them) straight into UTC ``datetime``
+  values, the same instant (UTC is also what the Lambda and KCL adapters give); any other
+  form through botocore;
+* :func:`blob`: strict base64 decoded with ``pybase64`` (SIMD: 3.7 us for the same
+  aggregate); anything not strict base64 through botocore's lenient decoding, so what is
+  decoded never differs;
+* :func:`parse_get_records` and :func:`parse_subscribe_event`: a GetRecords body and a
+  SubscribeToShard event as botocore's parser with those two would give them, from
+  ``json.loads`` and a check of every member; ``None`` for anything they do not fully
+  recognise, which is then left to botocore.  In-process, 1,000 plain 100 B records: 3.6 ms
+  through botocore's walk (already with the two functions above), 1.6 ms here
+  (``python -m benchmarks.peers.kinesis_parse``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pybase64
+from botocore.utils import parse_timestamp
+
+__all__ = ["blob", "parse_get_records", "parse_subscribe_event", "utc_timestamp"]
+
+_GET_RECORDS_MEMBERS = frozenset({"Records", "NextShardIterator", "MillisBehindLatest", "ChildShards"})
+_EVENT_MEMBERS = frozenset({"Records", "ContinuationSequenceNumber", "MillisBehindLatest", "ChildShards"})
+_RECORD_MEMBERS = frozenset({"SequenceNumber", "ApproximateArrivalTimestamp", "Data", "PartitionKey"})
+_RECORD_MEMBERS_ENCRYPTED = _RECORD_MEMBERS | {"EncryptionType"}
+
+
+def utc_timestamp(value: Any) -> datetime:
+    """A response timestamp as an aware ``datetime``: epoch seconds in UTC, else botocore's parse."""
+    if type(value) is float or type(value) is int:
+        return datetime.fromtimestamp(value, UTC)
+    parsed: datetime = parse_timestamp(value)
+    return parsed
+
+
+def blob(value: str) -> bytes:
+    """A response blob's bytes: strict base64 decoded with SIMD, anything else as botocore does."""
+    try:
+        return pybase64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error: not strict base64 (botocore's decoding is lenient)
+        return base64.b64decode(value)
+
+
+def parse_get_records(body: bytes) -> dict[str, Any] | None:
+    """A GetRecords response's members as botocore (with :func:`blob` and :func:`utc_timestamp`)
+    would give them; ``None`` to leave the body to botocore.
+
+    Every member must be one the API defines, with its type: records with exactly their four
+    members, or five with ``EncryptionType``.  ``ChildShards``, which only the end of a shard
+    carries, is left to botocore unless empty.  A null member is left out, as botocore
+    leaves it out (kinesis-mock writes ``"ChildShards": null``).
+    """
+    parsed = _members(body, _GET_RECORDS_MEMBERS)
+    if (
+        parsed is None
+        or type(parsed.get("NextShardIterator", "")) is not str
+        or type(parsed.get("MillisBehindLatest", 0)) is not int
+    ):
+        return None
+    return _with_records(parsed)
+
+
+def parse_subscribe_event(body: bytes) -> dict[str, Any] | None:
+    """A SubscribeToShard event's members, as :func:`parse_get_records` gives a response's."""
+    parsed = _members(body, _EVENT_MEMBERS)
+    if (
+        parsed is None
+        or type(parsed.get("ContinuationSequenceNumber", "")) is not str
+        or type(parsed.get("MillisBehindLatest", 0)) is not int
+    ):
+        return None
+    return _with_records(parsed)
+
+
+def _members(body: bytes, members: frozenset[str]) -> dict[str, Any] | None:
+    """The JSON object in ``body`` without its null members, if all it has are ``members``
+    and its ``ChildShards``, if any, are none."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if type(parsed) is not dict:
+        return None
+    if None in parsed.values():
+        parsed = {name: value for name, value in parsed.items() if value is not None}
+    if not parsed.keys() <= members or parsed.get("ChildShards", []) != []:
+        return None
+    return parsed
+
+
+def _with_records(parsed: dict[str, Any]) -> dict[str, Any] | None:
+    records = parsed.get("Records")
+    if type(records) is not list:
+        return None
+    try:
+        return parsed if _convert_records(records) else None
+    except (ValueError, OverflowError, OSError):  # not base64, or a time out of range
+        return None  # botocore's parse raises its own error for it
+
+
+def _convert_records(records: list[Any]) -> bool:
+    """Check each record's members and decode its data and arrival time in place."""
+    plain, encrypted = _RECORD_MEMBERS, _RECORD_MEMBERS_ENCRYPTED
+    for record in records:
+        if type(record) is not dict:
+            return False
+        members = record.keys()
+        if members != plain:
+            if members != encrypted:
+                return False
+            encryption = record["EncryptionType"]
+            if encryption is None:
+                del record["EncryptionType"]
+            elif type(encryption) is not str:
+                return False
+        data = record["Data"]
+        arrival = record["ApproximateArrivalTimestamp"]
+        if (
+            type(data) is not str
+            or type(record["SequenceNumber"]) is not str
+            or type(record["PartitionKey"]) is not str
+            or (type(arrival) is not float and type(arrival) is not int)
+        ):
+            return False
+        record["Data"] = blob(data)
+        record["ApproximateArrivalTimestamp"] = datetime.fromtimestamp(arrival, UTC)
+    return True
