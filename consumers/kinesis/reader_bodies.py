@@ -64,31 +64,19 @@ def parse_get_records(body: bytes) -> dict[str, Any] | None:
     carries, is left to botocore unless empty.  A null member is left out, as botocore
     leaves it out (kinesis-mock writes ``"ChildShards": null``).
     """
-    parsed = _members(body, _GET_RECORDS_MEMBERS)
-    if (
-        parsed is None
-        or type(parsed.get("NextShardIterator", "")) is not str
-        or type(parsed.get("MillisBehindLatest", 0)) is not int
-    ):
-        return None
-    return _with_records(parsed)
+    return _parse(body, _GET_RECORDS_MEMBERS, "NextShardIterator")
 
 
 def parse_subscribe_event(body: bytes) -> dict[str, Any] | None:
     """A SubscribeToShard event's members, as :func:`parse_get_records` gives a response's."""
-    parsed = _members(body, _EVENT_MEMBERS)
-    if (
-        parsed is None
-        or type(parsed.get("ContinuationSequenceNumber", "")) is not str
-        or type(parsed.get("MillisBehindLatest", 0)) is not int
-    ):
-        return None
-    return _with_records(parsed)
+    return _parse(body, _EVENT_MEMBERS, "ContinuationSequenceNumber")
 
 
-def _members(body: bytes, members: frozenset[str]) -> dict[str, Any] | None:
-    """The JSON object in ``body`` without its null members, if all it has are ``members``
-    and its ``ChildShards``, if any, are none."""
+def _parse(body: bytes, members: frozenset[str], position: str) -> dict[str, Any] | None:
+    """The JSON object in ``body`` without its null members, its records decoded, if all it
+    has are ``members`` (no ``ChildShards`` but an empty list), ``position`` (the next
+    iterator or the continuation) is a string, ``MillisBehindLatest`` an int, and each record
+    is whole; else ``None``."""
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -97,14 +85,14 @@ def _members(body: bytes, members: frozenset[str]) -> dict[str, Any] | None:
         return None
     if None in parsed.values():
         parsed = {name: value for name, value in parsed.items() if value is not None}
-    if not parsed.keys() <= members or parsed.get("ChildShards", []) != []:
-        return None
-    return parsed
-
-
-def _with_records(parsed: dict[str, Any]) -> dict[str, Any] | None:
     records = parsed.get("Records")
-    if type(records) is not list:
+    if (
+        not parsed.keys() <= members
+        or parsed.get("ChildShards", []) != []
+        or type(records) is not list
+        or type(parsed.get(position, "")) is not str
+        or type(parsed.get("MillisBehindLatest", 0)) is not int
+    ):
         return None
     try:
         return parsed if _convert_records(records) else None
