@@ -1075,10 +1075,10 @@ class KinesisProducer:
     async def _handle_response(self, batch: list[Entry], response: Any) -> int:
         """Acknowledge, retry or fail each entry; return the user bytes acknowledged.
 
-        A response is bytes from the service: one that is not a PutRecords answer (botocore
-        parses a 200 HTML page or an empty object into a response without records) leaves
-        every entry it does not answer retried as not written, and so does a result that is
-        neither an error nor a shard and sequence number.
+        The response is not trusted to be a PutRecords answer (botocore parses a 200 HTML
+        page or an empty object into a response without records): every entry it does not
+        answer is retried as not written, and so is one whose result is neither an error
+        code nor a shard and sequence number.
         """
         results = response.get("Records")
         if type(results) is not list:
