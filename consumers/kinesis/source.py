@@ -165,7 +165,7 @@ class KinesisSource:
         async with AsyncExitStack() as stack:
             session = self._session
             if session is None and self._client is None:
-                session = reader_session()  # parses arrival timestamps cheaply, in UTC
+                session = reader_session()  # decodes what Kinesis answers itself (session.py)
             client = await stack.enter_async_context(
                 aiobotocore_client("kinesis", session=session, client=self._client)
             )
