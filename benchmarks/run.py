@@ -34,7 +34,6 @@ from benchmarks.readertasks import stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
-from shardline.clients import aiobotocore_client
 from shardline.errors import ConfigurationError
 from shardline.interrupts import GracefulInterrupts
 from shardline.records import Ack
@@ -229,16 +228,15 @@ async def run_kinesis(
     from consumers.kinesis.config import ReaderConfig
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
-    from consumers.kinesis.session import reader_session
+    from consumers.kinesis.session import reader_client
     from producers import KinesisProducer
 
     check_consumer_supported(options, target.name)
     workload = options.workload
     stream = options.stream or f"stream-bench-{uuid.uuid4().hex[:8]}"
-    # the readers' session: records' data and timestamps decoded as KinesisSource decodes them
-    session = reader_session()
     run_start = datetime.now(UTC)
-    async with aiobotocore_client("kinesis", session=session, endpoint_url=target.endpoint_url) as client:
+    # the readers' client: what Kinesis answers decoded as KinesisSource decodes it
+    async with reader_client(endpoint_url=target.endpoint_url) as client:
         where = environment(_TARGET_KINDS.get(target.name, target.name), client.meta.endpoint_url,
                             client.meta.region_name)  # fmt: skip
         created = await ensure_stream(client, stream, options.shards)

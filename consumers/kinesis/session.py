@@ -13,20 +13,23 @@ instead of botocore's own parse, with the same results:
   as the enhanced fan-out stream delivers them, past ``before-parse``, so the session's parser
   factory gives JSON parsers an event-stream parser that tries it first.
 
-Anything those functions do not fully recognise is parsed by botocore as before.  A session
-or client passed in is used as it is.
+Anything those functions do not fully recognise is parsed by botocore as before.  Every
+reader that builds its own Kinesis client (the source, replays and their slices, ``shardline
+tail``) makes it with :func:`reader_client`.  A session or client passed in is used as it is.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiobotocore.parsers import AioEventStreamJSONParser, AioJSONParser, AioResponseParserFactory
 
 from consumers.kinesis.reader_bodies import blob, parse_get_records, parse_subscribe_event, utc_timestamp
+from shardline.clients import aiobotocore_client
 from shardline.response_bodies import install_body_parser
 
-__all__ = ["reader_session"]
+__all__ = ["reader_client", "reader_session"]
 
 _EVENT = "SubscribeToShardEvent"
 
@@ -74,3 +77,14 @@ def reader_session() -> Any:
     session.register_component("response_parser_factory", _ReaderParserFactory())
     install_body_parser(session, "GetRecords", parse_get_records)
     return session
+
+
+def reader_client(
+    *, endpoint_url: str | None = None, region_name: str | None = None
+) -> AbstractAsyncContextManager[Any]:
+    """``async with reader_client() as kinesis:`` a Kinesis client from a new
+    :func:`reader_session`, for every reader Shardline builds its own client for (the source,
+    replays and backfills, ``shardline tail``), closed on exit."""
+    return aiobotocore_client(
+        "kinesis", session=reader_session(), endpoint_url=endpoint_url, region_name=region_name
+    )

@@ -268,10 +268,11 @@ async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncEx
     from shardline.clients import aiobotocore_client
 
     if source.kinesis_stream is not None:
+        from consumers.kinesis.session import reader_client
         from consumers.replay.kinesis_range import KinesisRange, KinesisRangeReader
 
         window = KinesisRange(args.from_time, args.to_time, args.from_sequence, args.to_sequence)
-        kinesis = await stack.enter_async_context(aiobotocore_client("kinesis"))
+        kinesis = await stack.enter_async_context(reader_client())
         return KinesisRangeReader(
             kinesis,
             source.kinesis_stream,

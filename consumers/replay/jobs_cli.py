@@ -204,7 +204,9 @@ async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         end = args.end or datetime.now(UTC)
         if end <= args.start:
             raise ConfigurationError("--to must be after --from")
-        async with aiobotocore_client("kinesis") as kinesis:
+        from consumers.kinesis.session import reader_client
+
+        async with reader_client() as kinesis:
             slices = await plan_kinesis(
                 kinesis, source.location, args.start, end, args.slices, shard_ids=args.shard
             )

@@ -86,13 +86,16 @@ async def _unit_readers(
     manifest: Manifest, units: Sequence[Unit], stack: AsyncExitStack
 ) -> dict[str, tuple[RangeReader, str]]:
     """A range reader per unit, sharing one client per service."""
+    from consumers.kinesis.session import reader_client
     from shardline.clients import aiobotocore_client
 
     clients: dict[str, Any] = {}
 
     async def client(service: str) -> Any:
         if service not in clients:
-            clients[service] = await stack.enter_async_context(aiobotocore_client(service))
+            # a Kinesis reader's client decodes what Kinesis answers as the source's does
+            made = reader_client() if service == "kinesis" else aiobotocore_client(service)
+            clients[service] = await stack.enter_async_context(made)
         return clients[service]
 
     readers: dict[str, tuple[RangeReader, str]] = {}

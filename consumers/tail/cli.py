@@ -128,10 +128,10 @@ async def _tail(args: argparse.Namespace) -> int:
     if start.is_sequence_based and len(args.shard) != 1:
         raise ConfigurationError("a sequence-number start belongs to one shard: give exactly one --shard")
     await run_checks([kinesis_stream_check(stream, "the SOURCE argument")])
-    from shardline.clients import aiobotocore_client
+    from consumers.kinesis.session import reader_client
 
     async with AsyncExitStack() as stack:
-        kinesis = await stack.enter_async_context(aiobotocore_client("kinesis"))
+        kinesis = await stack.enter_async_context(reader_client())
         kinesis_follower = KinesisFollower(
             kinesis, stream, start, shard_ids=args.shard, until_tip=args.until_tip
         )
