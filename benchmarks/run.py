@@ -316,7 +316,7 @@ async def run_kinesis(
         # and the producer each paid an MD5 for it).  produce_then_drain closes it.
         await producer.start()
         try:
-            send_one, send_batch, mass = _senders(
+            send_one, send_batch, rate = _senders(
                 options,
                 producer,
                 producer.shard_map,
@@ -342,7 +342,7 @@ async def run_kinesis(
                 producer,
                 producer.flush,
                 recorder=recorder,
-                rate=workload.rate * mass if workload.rate else None,
+                rate=rate,
                 duration=workload.duration,
                 start=loop_start,
                 send_one=send_one,
@@ -396,8 +396,8 @@ def _senders(
     chooser: _KeyChooser,
     loop_start: float,
     wall_origin_ns: int,
-) -> tuple[Any, Any, float]:
-    """The generator's send callables and this worker's share of the offered rate."""
+) -> tuple[Any, Any, float | None]:
+    """The generator's send callables and the rate this worker is paced at (None: unbounded)."""
     workload = options.workload
     if options.generator == "batch":
         from benchmarks.generator import LoadGenerator, key_share
@@ -415,8 +415,9 @@ def _senders(
             id_stride=options.workers,
             id_offset=options.worker_id,
         )
-        return None, generator.send_batch, generator.mass
-    return _per_record_sender(options, producer, shard_map, recorder, chooser, wall_origin_ns), None, 1.0
+        return None, generator.send_batch, generator.rate
+    sender = _per_record_sender(options, producer, shard_map, recorder, chooser, wall_origin_ns)
+    return sender, None, workload.rate
 
 
 def _per_record_sender(
