@@ -30,7 +30,7 @@ from typing import Any
 
 import pybase64
 
-from shardline.response_bodies import install_body_parser
+from shardline.response_bodies import install_body_parser, json_members
 
 __all__ = ["encode_put_records", "install", "parse_put_records"]
 
@@ -90,14 +90,9 @@ def parse_put_records(body: bytes) -> dict[str, Any] | None:
     Every member must be one the API defines, with its type (``FailedRecordCount`` an int,
     every other value a string); a null member is left out, as botocore leaves it out.
     """
-    try:
-        parsed = json.loads(body)
-    except ValueError:
+    parsed = json_members(body, _RESPONSE_MEMBERS)
+    if parsed is None:
         return None
-    if type(parsed) is not dict or not parsed.keys() <= _RESPONSE_MEMBERS:
-        return None
-    if parsed.get("EncryptionType", "") is None:
-        del parsed["EncryptionType"]
     results = parsed.get("Records")
     count = parsed.get("FailedRecordCount")
     encryption = parsed.get("EncryptionType", "")

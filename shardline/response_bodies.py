@@ -20,10 +20,11 @@ differs from botocore's result.  A null member is left out, as botocore leaves i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
 
-__all__ = ["BodyParser", "install_body_parser"]
+__all__ = ["BodyParser", "install_body_parser", "json_members"]
 
 BodyParser = Callable[[bytes], dict[str, Any] | None]
 """A 200 response body -> the operation's parsed members, or ``None`` to leave it to botocore."""
@@ -55,3 +56,21 @@ def install_body_parser(events: _Events, operation: str, parse: BodyParser) -> N
     events.register(
         f"before-parse.kinesis.{operation}", parse_body, unique_id=f"shardline-body-parser-{operation}"
     )
+
+
+def json_members(body: bytes, members: frozenset[str]) -> dict[str, Any] | None:
+    """The JSON object in ``body`` without its null members, if all it has left are ``members``.
+
+    botocore leaves a null member out (some servers, kinesis-mock among them, write the members
+    an answer lacks as nulls), so a parse function starts from the same members botocore would
+    see; ``None`` for anything that is not such an object.
+    """
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if type(parsed) is not dict:
+        return None
+    if None in parsed.values():
+        parsed = {name: value for name, value in parsed.items() if value is not None}
+    return parsed if parsed.keys() <= members else None

@@ -24,12 +24,13 @@ aggregate).  The functions here give the same values:
 from __future__ import annotations
 
 import base64
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pybase64
 from botocore.utils import parse_timestamp
+
+from shardline.response_bodies import json_members
 
 __all__ = ["blob", "parse_get_records", "parse_subscribe_event", "utc_timestamp"]
 
@@ -77,18 +78,12 @@ def _parse(body: bytes, members: frozenset[str], position: str) -> dict[str, Any
     has are ``members`` (no ``ChildShards`` but an empty list), ``position`` (the next
     iterator or the continuation) is a string, ``MillisBehindLatest`` an int, and each record
     is whole; else ``None``."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
+    parsed = json_members(body, members)
+    if parsed is None:
         return None
-    if type(parsed) is not dict:
-        return None
-    if None in parsed.values():
-        parsed = {name: value for name, value in parsed.items() if value is not None}
     records = parsed.get("Records")
     if (
-        not parsed.keys() <= members
-        or parsed.get("ChildShards", []) != []
+        parsed.get("ChildShards", []) != []
         or type(records) is not list
         or type(parsed.get(position, "")) is not str
         or type(parsed.get("MillisBehindLatest", 0)) is not int
