@@ -65,6 +65,7 @@ __all__ = [
     "kafka_error_classes",
     "map_aws_errors",
     "map_kafka_errors",
+    "not_a_kinesis_answer",
     "translate",
 ]
 
@@ -291,6 +292,19 @@ def from_error_code(code: str, message: str = "", *, service: str = "") -> Shard
     """
     cls = AWS_ERROR_CODES.get(code, ServiceError)
     return _build(cls, code, _one_line(message, authentication=cls is AuthenticationError), service)
+
+
+def not_a_kinesis_answer(operation: str, missing: str) -> TransientServiceError:
+    """The error for a 200 answer without ``missing``, a member every answer to ``operation`` has.
+
+    botocore parses a 200 body that is not a Kinesis answer (an HTML page from a wrong endpoint,
+    a captive portal or a proxy; an empty object) into a response with none of the operation's
+    members.  Read as data, that is an empty stream or a finished shard; it is a transient error
+    instead, retried a bounded number of times where the call is.
+    """
+    return TransientServiceError(
+        f"{operation} answered without {missing}: is the endpoint a Kinesis endpoint?"
+    )
 
 
 def _cancellation_code(response: Mapping[str, Any]) -> str | None:

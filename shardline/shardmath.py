@@ -23,7 +23,8 @@ from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shardline.errors import ConfigurationError, ShardNotFoundError, TransientServiceError
+from shardline.errormap import not_a_kinesis_answer
+from shardline.errors import ConfigurationError, ShardNotFoundError
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
@@ -288,11 +289,7 @@ def _list_shards_pages(
         response = yield request
         shapes = response.get("Shards")
         if type(shapes) is not list:
-            # botocore parses a 200 page that is not a Kinesis answer (a wrong endpoint, a
-            # proxy) into a response without shards: not a stream with none
-            raise TransientServiceError(
-                "ListShards answered without a shard list: is the endpoint a Kinesis endpoint?"
-            )
+            raise not_a_kinesis_answer("ListShards", "a shard list")  # not a stream with none
         shards.extend(ShardInfo.from_api(shape) for shape in shapes)
         token = response.get("NextToken")
         if not token:

@@ -42,7 +42,7 @@ from consumers.kinesis.positions import (
     StartPosition,
 )
 from shardline import metrics_events as events
-from shardline.errormap import map_aws_errors
+from shardline.errormap import map_aws_errors, not_a_kinesis_answer
 from shardline.errors import (
     ExpiredIteratorError,
     ThrottledError,
@@ -234,14 +234,9 @@ class PollingShardReader(ShardReaderBase):
                             ShardIterator=iterator, Limit=self._config.get_records_limit
                         )
                     if type(response.get("Records")) is not list:
-                        # botocore parses a 200 body that is not a Kinesis response (an HTML
-                        # page from a wrong endpoint or a proxy, an empty object) into one with
-                        # none of the operation's members: here no records and no next
-                        # iterator, which reads as the shard's end, and the source would then
-                        # checkpoint SHARD_END for an open shard and never read it again.
-                        raise TransientServiceError(
-                            "GetRecords answered without a record list: is the endpoint a Kinesis endpoint?"
-                        )
+                        # read as data, no records and no next iterator would be the shard's
+                        # end: the source would checkpoint SHARD_END for an open shard
+                        raise not_a_kinesis_answer("GetRecords", "a record list")
                     return response
                 except ThrottledError:
                     self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)
@@ -261,10 +256,8 @@ class PollingShardReader(ShardReaderBase):
                     response = await self._client.get_shard_iterator(
                         StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
                     )
-                if type(response.get("ShardIterator")) is not str:  # not a Kinesis answer (above)
-                    raise TransientServiceError(
-                        "GetShardIterator answered without an iterator: is the endpoint a Kinesis endpoint?"
-                    )
+                if type(response.get("ShardIterator")) is not str:
+                    raise not_a_kinesis_answer("GetShardIterator", "an iterator")
         iterator: str = response["ShardIterator"]
         if self._resume.kind is StartKind.LATEST:
             # "now" is fixed at the first iterator: a later one starts from this moment
