@@ -61,8 +61,11 @@ class HeldProducer:
 
 
 def _generator(
-    workload: WorkloadSpec, clock: FakeClock, producer: HeldProducer, shards: int = 4, **kwargs: Any
-) -> tuple[LoadGenerator, Recorder]:
+    workload: WorkloadSpec, shards: int = 4, **kwargs: Any
+) -> tuple[LoadGenerator, Recorder, FakeClock, HeldProducer]:
+    """A generator over ``shards`` shards sending to a held producer, on a fake clock at 0."""
+    clock = FakeClock()
+    producer = HeldProducer(clock, shards)
     shard_map = even_shard_map(shards)
     shard_ids = kwargs.pop("shard_ids", [s.shard_id for s in shard_map.shards])
     recorder = Recorder(shard_ids, 0.0)
@@ -76,15 +79,13 @@ def _generator(
         clock=clock,
         **kwargs,
     )
-    return generator, recorder
+    return generator, recorder, clock, producer
 
 
 async def test_a_stalled_ack_counts_from_each_records_intended_send_time() -> None:
     """No coordinated omission: records due while the target stalls carry the whole stall."""
-    clock = FakeClock()
-    producer = HeldProducer(clock)
     workload = WorkloadSpec(keys=50, rate=100.0, duration=1.0, record_size=64)
-    generator, recorder = _generator(workload, clock, producer)
+    generator, recorder, clock, producer = _generator(workload)
     # the client was stalled for the whole first second: records 0..99 (due at 0.00 .. 0.99)
     # go out together at t=1.0 and are acknowledged at t=3.0
     await generator.send_batch(0, 100)
@@ -100,9 +101,7 @@ async def test_a_stalled_ack_counts_from_each_records_intended_send_time() -> No
 
 
 async def test_unbounded_tick_is_intended_when_built_and_acks_are_bulk_recorded() -> None:
-    clock = FakeClock()
-    producer = HeldProducer(clock)
-    generator, recorder = _generator(WorkloadSpec(keys=10, rate=None, record_size=64), clock, producer)
+    generator, recorder, clock, producer = _generator(WorkloadSpec(keys=10, rate=None, record_size=64))
     clock.now = 0.25
     await generator.send_batch(0, 500)
     clock.now = 0.75
@@ -114,10 +113,8 @@ async def test_unbounded_tick_is_intended_when_built_and_acks_are_bulk_recorded(
 
 
 async def test_records_carry_ids_intended_times_and_their_shards_counts() -> None:
-    clock = FakeClock()
-    producer = HeldProducer(clock)
     workload = WorkloadSpec(keys=300, skew=Skew(1.1), rate=1000.0, record_size=80)
-    generator, recorder = _generator(workload, clock, producer, id_stride=3, id_offset=2)
+    generator, recorder, _, producer = _generator(workload, id_stride=3, id_offset=2)
     await generator.send_batch(10, 200)
     shard_map = even_shard_map(4)
     seen: list[int] = []
@@ -142,9 +139,7 @@ async def test_records_carry_ids_intended_times_and_their_shards_counts() -> Non
 
 
 async def test_failed_records_of_a_batch_are_counted_failed_not_acked() -> None:
-    clock = FakeClock()
-    producer = HeldProducer(clock)
-    generator, recorder = _generator(WorkloadSpec(keys=1, rate=100.0, record_size=64), clock, producer)
+    generator, recorder, _, producer = _generator(WorkloadSpec(keys=1, rate=100.0, record_size=64))
     await generator.send_batch(0, 10)
     producer.ack_all({0: ThrottledError("x"), 3: ThrottledError("y")})
     await asyncio.sleep(0)
@@ -156,9 +151,7 @@ async def test_failed_records_of_a_batch_are_counted_failed_not_acked() -> None:
 
 async def test_each_record_is_timed_by_its_own_entrys_acknowledgement() -> None:
     """One batch for the tick, but a shard answering late delays only its own records."""
-    clock = FakeClock()
-    producer = HeldProducer(clock)
-    generator, recorder = _generator(WorkloadSpec(keys=200, rate=None, record_size=64), clock, producer)
+    generator, recorder, clock, producer = _generator(WorkloadSpec(keys=200, rate=None, record_size=64))
     clock.now = 1.0
     await generator.send_batch(0, 400)
     records, _ = producer.batches[0]
@@ -242,9 +235,7 @@ def test_read_back_dedupes_and_measures_from_the_intended_time() -> None:
 
 
 async def test_batch_acks_feed_the_live_rate_by_arrival_second() -> None:
-    clock = FakeClock()
-    producer = HeldProducer(clock)
-    generator, recorder = _generator(WorkloadSpec(keys=20, rate=None, record_size=64), clock, producer)
+    generator, recorder, clock, producer = _generator(WorkloadSpec(keys=20, rate=None, record_size=64))
     await generator.send_batch(0, 300)
     clock.now = 1.5  # acknowledged in the run's second 1
     producer.ack_all()
@@ -293,11 +284,9 @@ def _recording_batches() -> tuple[list[tuple[int, int]], SendBatch]:
 
 
 async def test_uniform_keys_are_drawn_flat_from_the_share_without_weights() -> None:
-    clock = FakeClock()
-    producer = HeldProducer(clock)
     share = list(range(0, 40, 2))  # half the fleet's devices
     workload = WorkloadSpec(keys=40, skew=Skew.parse("uniform"), rate=None, record_size=64)
-    generator, _ = _generator(workload, clock, producer, indices=share)
+    generator, _, _, producer = _generator(workload, indices=share)
     assert generator.mass == 0.5
     await generator.send_batch(0, 20_000)
     ((records, _),) = producer.batches
@@ -311,10 +300,8 @@ async def test_uniform_keys_are_drawn_flat_from_the_share_without_weights() -> N
 async def test_a_key_share_is_paced_at_its_part_of_the_fleets_rate() -> None:
     """A worker owning the two heaviest of ten Zipf devices offers their share of the rate,
     and its records are due at that rate."""
-    clock = FakeClock()
-    producer = HeldProducer(clock)
     workload = WorkloadSpec(keys=10, skew=Skew(1.1), rate=1000.0, record_size=64)
-    generator, _ = _generator(workload, clock, producer, indices=[0, 1])
+    generator, _, _, producer = _generator(workload, indices=[0, 1])
     weights = [1 / rank**1.1 for rank in range(1, 11)]
     assert generator.mass == pytest.approx((weights[0] + weights[1]) / sum(weights))
     assert generator.rate == pytest.approx(1000.0 * generator.mass)
