@@ -30,7 +30,7 @@ from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.readback import READER_DEAGGREGATION, read_batch
-from benchmarks.readertasks import stop_readers
+from benchmarks.readertasks import ReadersPositioned, stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
@@ -55,6 +55,9 @@ __all__ = [
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
 CONSUMERS = ("polling", "efo", "both", "none")
 """``both``: one polling and one enhanced fan-out reader per shard, their latencies side by side."""
+
+READERS_POSITIONED_TIMEOUT = 60.0
+"""Seconds a run waits for its readers' positions before it starts without the rest."""
 
 INTERRUPT_MESSAGE = (
     "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
@@ -259,14 +262,21 @@ async def run_kinesis(
         # aggregates reach the readers whole: read_batch takes only their payload column
         reader_config = ReaderConfig(deaggregation=READER_DEAGGREGATION, budget_share=_read_share(options))
 
+        kinds = {"polling": ["polling"], "efo": ["efo"], "both": ["polling", "efo"]}.get(options.consumer, [])
+        positioned = ReadersPositioned((shard_id, kind) for shard_id in shard_ids for kind in kinds)
+
         def reader_for(shard_id: str, kind: str) -> Any:
             shard = shard_map.get(shard_id)
+            observer = positioned.observer(shard_id, kind)
             if kind == "efo":
                 assert consumer_arn is not None
                 return FanOutShardReader(
-                    client, consumer_arn, stream, shard_id, start, shard=shard, config=reader_config
-                )
-            return PollingShardReader(client, stream, shard_id, start, shard=shard, config=reader_config)
+                    client, consumer_arn, stream, shard_id, start, shard=shard, config=reader_config,
+                    observer=observer,
+                )  # fmt: skip
+            return PollingShardReader(
+                client, stream, shard_id, start, shard=shard, config=reader_config, observer=observer
+            )
 
         both = options.consumer == "both"
         if both:
@@ -293,7 +303,6 @@ async def run_kinesis(
                     if stop_consumers.is_set():
                         return
 
-        kinds = {"polling": ["polling"], "efo": ["efo"], "both": ["polling", "efo"]}.get(options.consumer, [])
         consumer_tasks: dict[asyncio.Task[None], str] = {
             asyncio.create_task(consume(shard_id, kind)): f"the {kind} reader of {shard_id}"
             for shard_id in shard_ids
@@ -316,6 +325,13 @@ async def run_kinesis(
         # and the producer each paid an MD5 for it).  produce_then_drain closes it.
         await producer.start()
         try:
+            # The clock starts once every reader holds a position (see benchmarks.readertasks):
+            # records are due from then on, and client CPU is measured from then on.
+            await positioned.wait(consumer_tasks, timeout=READERS_POSITIONED_TIMEOUT)
+            unpositioned = positioned.waiting
+            loop_start = time.monotonic()
+            recorder.restart(loop_start)
+            run_origin_ns = wall_origin_ns + int(loop_start * 1e9)  # the readers' closure sees this
             send_one, send_batch, rate = _senders(
                 options,
                 producer,
@@ -357,6 +373,12 @@ async def run_kinesis(
             interrupted_after = time.monotonic() - loop_start if interrupts.interrupted else None
             stop_consumers.set()
             reader_notes = await stop_readers(consumer_tasks)
+            if unpositioned:
+                reader_notes.insert(
+                    0,
+                    f"{unpositioned} of {len(consumer_tasks)} readers had no position in their shard"
+                    f" after {READERS_POSITIONED_TIMEOUT:.0f} s; the run started without waiting for them",
+                )
             progress.tick()
             wall = time.monotonic() - loop_start
             client_cpu, process_cpu, emulator_cpu = cpu.read()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks.readertasks import stop_readers
+from benchmarks.readertasks import ReadersPositioned, stop_readers
+from shardline import metrics_events as events
 from shardline.errors import ShardlineError
 
 
@@ -40,3 +41,54 @@ async def test_dead_readers_are_named_and_cancelled_ones_are_not() -> None:
 
 async def test_no_readers_no_notes() -> None:
     assert await stop_readers({}) == []
+
+
+async def test_the_wait_ends_when_every_reader_holds_a_position() -> None:
+    positioned = ReadersPositioned([("shard-0", "polling"), ("shard-0", "efo"), ("shard-1", "polling")])
+    observers = {
+        ("shard-0", "polling"): positioned.observer("shard-0", "polling"),
+        ("shard-0", "efo"): positioned.observer("shard-0", "efo"),
+        ("shard-1", "polling"): positioned.observer("shard-1", "polling"),
+    }
+    forever = asyncio.Event()
+    reader = asyncio.create_task(forever.wait())
+    waiting = asyncio.create_task(positioned.wait([reader], timeout=30))
+    observers["shard-0", "polling"].on_event(events.GET_RECORDS_CALLS, 1.0, shard="shard-0")
+    observers["shard-0", "efo"].on_event(events.GET_RECORDS_CALLS)  # not what a fan-out reader reports
+    observers["shard-1", "polling"].on_event(events.RECORDS_READ, 5.0)
+    await asyncio.sleep(0)
+    assert not waiting.done() and positioned.waiting == 2
+    observers["shard-0", "efo"].on_event(events.SUBSCRIPTIONS)
+    observers["shard-1", "polling"].on_event(events.GET_RECORDS_CALLS)
+    observers["shard-1", "polling"].on_event(events.GET_RECORDS_CALLS)  # a later call changes nothing
+    await asyncio.wait_for(waiting, 5)
+    assert positioned.waiting == 0
+    assert not reader.done()
+    reader.cancel()
+
+
+async def test_a_reader_that_dies_before_its_position_ends_the_wait() -> None:
+    positioned = ReadersPositioned([("shard-0", "polling"), ("shard-1", "polling")])
+
+    async def dies() -> None:
+        raise ShardlineError("no such stream")
+
+    dead = asyncio.create_task(dies())
+    await asyncio.wait_for(positioned.wait([dead], timeout=30), 5)
+    assert positioned.waiting == 2  # the run starts and stop_readers names the dead reader
+    assert (await stop_readers({dead: "the polling reader of shard-0"}))[0].startswith(
+        "the polling reader of shard-0 stopped early on ShardlineError"
+    )
+
+
+async def test_the_wait_is_bounded() -> None:
+    positioned = ReadersPositioned([("shard-0", "polling")])
+    forever = asyncio.Event()
+    reader = asyncio.create_task(forever.wait())
+    waited = await asyncio.wait_for(positioned.wait([reader], timeout=0.01), 5)
+    assert waited >= 0.01 and positioned.waiting == 1
+    reader.cancel()
+
+
+async def test_a_run_without_readers_does_not_wait() -> None:
+    assert await asyncio.wait_for(ReadersPositioned([]).wait([], timeout=30), 5) == 0.0
