@@ -84,16 +84,19 @@ class StreamSummary:
                 return
             head = self._head
             assert head is not None
-            victim = next(iter(head.keys))
+            # Any key of the smallest count may go.  popitem() takes the most recent one in
+            # O(1); taking the oldest (next(iter(...))) walked past every key already deleted
+            # from the front of the dict, so an eviction cost grew with the capacity.
+            victim, _ = head.keys.popitem()
+            del self._bucket_of[victim]
             self._errors.pop(victim)
             self._errors[key] = head.count
             self.evictions += 1
-            # the newcomer takes the victim's place in its bucket, then moves up by ``count``
-            del head.keys[victim]
-            del self._bucket_of[victim]
-            head.keys[key] = None
-            self._bucket_of[key] = head
-            bucket = head
+            # the newcomer takes the victim's counter, raised by ``count``
+            self._place(key, head, head.count + count)
+            if not head.keys:
+                self._unlink(head)
+            return
         self._move_up(key, bucket, bucket.count + count)
 
     def update(self, counts: Iterable[tuple[str, int]]) -> None:
@@ -181,16 +184,20 @@ class StreamSummary:
 
     def _move_up(self, key: str, bucket: _Bucket, count: int) -> None:
         """Move ``key`` from ``bucket`` to the bucket of ``count`` (one step for a unit increment)."""
-        target = bucket
+        del bucket.keys[key]
+        self._place(key, bucket, count)
+        if not bucket.keys:
+            self._unlink(bucket)
+
+    def _place(self, key: str, start: _Bucket, count: int) -> None:
+        """Put ``key`` in the bucket of ``count``, searched from ``start`` (whose count is <= it)."""
+        target = start
         while target.next is not None and target.next.count <= count:
             target = target.next
         if target.count != count:
             target = self._link_after(target, count)
-        del bucket.keys[key]
         target.keys[key] = None
         self._bucket_of[key] = target
-        if not bucket.keys:
-            self._unlink(bucket)
 
     def _link_after(self, before: _Bucket | None, count: int) -> _Bucket:
         bucket = _Bucket(count)

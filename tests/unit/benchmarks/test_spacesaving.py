@@ -100,3 +100,24 @@ def test_key_counter_switches_to_space_saving_and_merges_with_error_bounds() -> 
     for hitter in merged.top(10):
         assert truth[hitter.key] <= hitter.count <= truth[hitter.key] + hitter.error
     assert merged.top(1)[0].key == truth.most_common(1)[0][0]
+
+
+def test_a_stream_of_new_keys_evicts_on_every_add_and_keeps_the_summary_whole() -> None:
+    """A million devices drawn uniformly: nearly every key is new, so nearly every add evicts
+    a key of the smallest count (stream-bench's 64-shard, 1,000,000-key run)."""
+    rng = random.Random(11)
+    stream = [f"device-{i}" for i in rng.choices(range(1_000_000), k=30_000)]
+    summary = StreamSummary(capacity=2_000)
+    for start in range(0, len(stream), 10):
+        summary.update(Counter(stream[start : start + 10]).items())
+    assert summary.evictions >= len(set(stream)) - 2_000 - 1
+    assert len(summary) == 2_000
+    assert sum(c.count for c in summary.items()) == len(stream)
+    _assert_space_saving_bounds(summary, Counter(stream))
+    # the buckets: strictly increasing counts, none empty, each key where the map says
+    bucket, previous, seen = summary._head, 0, 0
+    while bucket is not None:
+        assert bucket.count > previous and bucket.keys
+        assert all(summary._bucket_of[key] is bucket for key in bucket.keys)
+        previous, seen, bucket = bucket.count, seen + len(bucket.keys), bucket.next
+    assert seen == len(summary)
