@@ -512,18 +512,13 @@ class AggregateBuilder:
                 headers = key_headers.get(key)
                 added = 0
                 if headers is None or special is not None:
-                    # A key new to this aggregate: inline when its table entry is cached
-                    # (it was in an earlier aggregate), else (and for a record with an
-                    # explicit hash key or an event id) the general path.
+                    # A key new to this aggregate: inline (its table entry from the shared
+                    # cache, or encoded and cached), except for a record with an explicit
+                    # hash key or an event id and past the 4,096th key, which take the
+                    # general path.  With a million devices nearly every record is a key
+                    # new to its aggregate: the general path's plan cost ~2 us a record.
                     position = len(key_table)
-                    key_entry = entry_cache.get(key)
-                    if (
-                        special is not None
-                        or key_entry is None
-                        or not count
-                        or position >= len(header_cache)
-                        or position >= _VARINTS_LEN
-                    ):
+                    if special is not None or position >= _VARINTS_LEN:
                         self._size = size
                         self._count = count
                         ehk, event_id = special if special is not None else (None, None)
@@ -534,6 +529,15 @@ class AggregateBuilder:
                         user_bytes += len(data) + len(key)
                         k += 1
                         continue
+                    key_entry = entry_cache.get(key)
+                    if key_entry is None:
+                        encoded = key.encode("utf-8")
+                        key_entry = _TAG_PARTITION_KEY_ENTRY + _varint(len(encoded)) + encoded
+                        if len(entry_cache) >= _ENTRY_CACHE_SIZE:
+                            entry_cache.clear()
+                        entry_cache[key] = key_entry
+                    while len(header_cache) <= position:
+                        header_cache.append({})
                     headers = header_cache[position]
                     added = len(key_entry)
                 length = len(data)
@@ -545,9 +549,11 @@ class AggregateBuilder:
                         headers.clear()
                     headers[length] = header
                 grown = size + added + len(header) + length
-                if grown > max_bytes:
-                    break
+                if grown > max_bytes and count:
+                    break  # a first record always fits (an oversized one is the caller's to report)
                 if added:
+                    if not count:
+                        self._first_partition_key = key
                     key_fields[key] = _KEY_INDEX_FIELDS[len(key_table)]
                     key_table.append(key_entry)  # type: ignore[arg-type]
                     key_headers[key] = headers

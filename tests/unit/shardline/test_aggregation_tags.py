@@ -152,9 +152,42 @@ def test_add_records_matches_try_add_byte_for_byte(items: list[Tagged], max_byte
             assert stop > start  # a first record always fits
             assert fast.encoded_size == reference.encoded_size
             assert fast.encode() == reference.encode()
+            assert fast.entry_partition_key == reference.entry_partition_key
+            assert fast.entry_explicit_hash_key == reference.entry_explicit_hash_key
             assert len(fast) == len(reference) == stop - start
             assert len(fast.encode()) <= max_bytes or len(fast) == 1
             fast.reset()
             reference.reset()
             start = stop
         start = 0
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.tuples(st.text(min_size=1, max_size=30), st.binary(max_size=300)), min_size=1, max_size=80),
+    st.integers(min_value=120, max_value=4_000),
+)
+def test_add_records_of_keys_new_to_every_cache_matches_try_add(
+    items: list[tuple[str, bytes]], max_bytes: int
+) -> None:
+    """Many distinct keys (a million devices): nearly every record brings a key no cache holds."""
+    keys = [key for key, _ in items]
+    datas = [data for _, data in items]
+    order = list(range(len(items)))
+    reference, fast = AggregateBuilder(max_bytes), AggregateBuilder(max_bytes)
+    start = 0
+    while start < len(order):
+        stop = start
+        for index in order[start:]:
+            if not reference.try_add(keys[index], datas[index]):
+                break
+            stop += 1
+        assert fast.add_records(keys, datas, order, start)[0] == stop
+        assert fast.encode() == reference.encode()
+        assert (fast.entry_partition_key, fast.entry_explicit_hash_key) == (
+            reference.entry_partition_key,
+            reference.entry_explicit_hash_key,
+        )
+        fast.reset()
+        reference.reset()
+        start = stop
