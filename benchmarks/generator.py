@@ -133,8 +133,9 @@ class LoadGenerator:
 
     # --- per key, once ------------------------------------------------------------------------
 
-    def _route(self, index: int) -> int:
-        shard_id = self._map.shard_for_key(device_key(index)).shard_id
+    def _route(self, index: int, key: str) -> int:
+        """Device ``index``'s shard (its key is ``key``), remembered for the run."""
+        shard_id = self._map.shard_for_key(key).shard_id
         shard = self._shard_index.get(shard_id)
         if shard is None:
             shard = self._shard_index[shard_id] = len(self._shard_ids)
@@ -180,7 +181,7 @@ class LoadGenerator:
             if index not in tails:
                 key = device_key(index)
                 shard = self._shard_of[index]
-                tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index))
+                tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index, key))
         pack = _HEADER.pack
         # One batch for the whole tick, in tick order: the producer routes and aggregates it,
         # and BatchAcks.by_entry times each record by its own entry's acknowledgement.  (A

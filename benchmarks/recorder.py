@@ -129,24 +129,33 @@ class Recorder:
         by_time: dict[float, int] = {}
         scalar: float | None = intended if isinstance(intended, float) else None
         times: Sequence[float] = () if isinstance(intended, float) else intended
-        second_of = self.second
+        start = self.start
         accepted_records, accepted_bytes = self.accepted_records, self.accepted_bytes
+        last_time = -1.0
+        ack_second = pending = 0
         for shard_id, positions, acked_at in entries:
             count = len(positions)
             if not count:
                 continue
-            nbytes = sum([sizes[p] for p in positions])
-            ack_second = second_of(acked_at)
+            nbytes = sizes[positions[0]] if count == 1 else sum([sizes[p] for p in positions])
+            if acked_at != last_time:  # entries of one response come together
+                if last_time >= 0:
+                    by_time[last_time] = by_time.get(last_time, 0) + pending
+                last_time, pending = acked_at, 0
+                ack_second = max(int(acked_at - start), 0)  # self.second(), inline
+            pending += count
             accepted_records[shard_id][ack_second] += count
             accepted_bytes[shard_id][ack_second] += nbytes
-            by_time[acked_at] = by_time.get(acked_at, 0) + count
             if scalar is None:
                 micros += [int((acked_at - times[p]) * 1_000_000) for p in positions]
             acked += count
             size += nbytes
+        if last_time >= 0:
+            by_time[last_time] = by_time.get(last_time, 0) + pending
         if not acked:
             return
         by_arrival = self.acked_by_arrival
+        second_of = self.second
         latest = max(by_time)
         if scalar is not None:
             by_second = self.ack_latency_by_second.at(second)
