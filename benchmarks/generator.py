@@ -181,7 +181,9 @@ class LoadGenerator:
             if index not in tails:
                 key = device_key(index)
                 shard = self._shard_of[index]
-                tails[index] = (key, self._tail(key.encode()), shard if shard >= 0 else self._route(index, key))
+                if shard < 0:
+                    shard = self._route(index, key)
+                tails[index] = (key, self._tail(key.encode()), shard)
         pack = _HEADER.pack
         # One batch for the whole tick, in tick order: the producer routes and aggregates it,
         # and BatchAcks.by_entry times each record by its own entry's acknowledgement.  (A
