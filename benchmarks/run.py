@@ -58,6 +58,8 @@ CONSUMERS = ("polling", "efo", "both", "none")
 
 READERS_POSITIONED_TIMEOUT = 60.0
 """Seconds a run waits for its readers' positions before it starts without the rest."""
+READERS_PATIENCE = 1.0
+"""Seconds of that wait before the run says what it is waiting for."""
 
 INTERRUPT_MESSAGE = (
     "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
@@ -327,7 +329,14 @@ async def run_kinesis(
         try:
             # The clock starts once every reader holds a position (see benchmarks.readertasks):
             # records are due from then on, and client CPU is measured from then on.
-            await positioned.wait(consumer_tasks, timeout=READERS_POSITIONED_TIMEOUT)
+            await positioned.wait(consumer_tasks, timeout=READERS_PATIENCE)
+            if positioned.waiting and not any(task.done() for task in consumer_tasks):
+                print(
+                    f"stream-bench: waiting for {positioned.waiting} of {len(consumer_tasks)} readers"
+                    f" to get a position in their shards (at most {READERS_POSITIONED_TIMEOUT:.0f} s)",
+                    file=sys.stderr,
+                )
+                await positioned.wait(consumer_tasks, timeout=READERS_POSITIONED_TIMEOUT - READERS_PATIENCE)
             unpositioned = positioned.waiting
             loop_start = time.monotonic()
             recorder.restart(loop_start)

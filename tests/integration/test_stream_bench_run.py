@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -166,3 +167,39 @@ def test_a_reader_that_dies_is_named_in_the_result(
     assert note.startswith("the polling reader of shardId-000000000000 stopped early on ShardlineError")
     printed = " ".join(capsys.readouterr().out.split())  # the console wraps long notes
     assert "stopped early on ShardlineError (iterator expired)" in printed
+
+
+def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_noted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The clock starts once every reader holds a position; one that never gets there (an
+    unreachable shard, a subscription that never opens) must not hold the run for ever."""
+    import benchmarks.run
+    import consumers.kinesis.polling
+
+    class StuckReader:
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def __aiter__(self) -> StuckReader:
+            return self
+
+        async def __anext__(self) -> None:
+            await asyncio.Event().wait()  # never positioned; cancelled when the run stops
+
+    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", StuckReader)
+    monkeypatch.setattr(benchmarks.run, "READERS_PATIENCE", 0.1)
+    monkeypatch.setattr(benchmarks.run, "READERS_POSITIONED_TIMEOUT", 1.0)
+    code = main(["run", "--duration", "2", "--rate", "100", "--shards", "1", "--out", str(tmp_path)])
+    assert code == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    validate_result(result)
+    assert result["summary"]["records_acked"] == 200
+    assert (
+        "1 of 1 readers had no position in their shard after 1 s; the run started without waiting for them"
+        in result["notes"]
+    )
+    assert (
+        "waiting for 1 of 1 readers to get a position in their shards (at most 1 s)"
+        in capsys.readouterr().err
+    )
