@@ -34,7 +34,7 @@ class ReadersPositioned:
     (its first GetRecords call), a fan-out reader once its first subscription is open.
 
     Each reader gets :meth:`observer` as its metrics observer; after its first positioned
-    event the observer costs one set lookup per event.
+    event the observer costs one comparison per event.
     """
 
     def __init__(self, readers: Iterable[tuple[str, str]]) -> None:
@@ -72,7 +72,7 @@ class ReadersPositioned:
 
 
 class _PositionObserver:
-    """A reader's observer that reports its first positioned event, then only looks."""
+    """A reader's observer that reports its first positioned event and ignores everything else."""
 
     __slots__ = ("_event", "_on_positioned")
 

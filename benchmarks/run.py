@@ -273,9 +273,15 @@ async def run_kinesis(
             if kind == "efo":
                 assert consumer_arn is not None
                 return FanOutShardReader(
-                    client, consumer_arn, stream, shard_id, start, shard=shard, config=reader_config,
+                    client,
+                    consumer_arn,
+                    stream,
+                    shard_id,
+                    start,
+                    shard=shard,
+                    config=reader_config,
                     observer=observer,
-                )  # fmt: skip
+                )
             return PollingShardReader(
                 client, stream, shard_id, start, shard=shard, config=reader_config, observer=observer
             )
