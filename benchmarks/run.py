@@ -344,6 +344,7 @@ async def run_kinesis(
                 )
                 await positioned.wait(consumer_tasks, timeout=READERS_POSITIONED_TIMEOUT - READERS_PATIENCE)
             unpositioned = positioned.waiting
+            reader_stopped = any(task.done() for task in consumer_tasks)
             loop_start = time.monotonic()
             recorder.restart(loop_start)
             run_origin_ns = wall_origin_ns + int(loop_start * 1e9)  # the readers' closure sees this
@@ -388,7 +389,13 @@ async def run_kinesis(
             interrupted_after = time.monotonic() - loop_start if interrupts.interrupted else None
             stop_consumers.set()
             reader_notes = await stop_readers(consumer_tasks)
-            if unpositioned:
+            if unpositioned and reader_stopped:
+                reader_notes.insert(
+                    0,
+                    f"a reader stopped before the run started; {unpositioned} of {len(consumer_tasks)}"
+                    " readers had no position in their shard then",
+                )
+            elif unpositioned:
                 reader_notes.insert(
                     0,
                     f"{unpositioned} of {len(consumer_tasks)} readers had no position in their shard"

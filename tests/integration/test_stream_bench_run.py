@@ -163,6 +163,11 @@ def test_a_reader_that_dies_is_named_in_the_result(
     validate_result(result)
     assert result["summary"]["records_acked"] == 200
     assert result["summary"]["consumer_records"] == 0
+    assert (
+        "a reader stopped before the run started; 1 of 1 readers had no position in their shard then"
+        in (result["notes"])
+    )
+    assert not any("after 60 s" in note for note in result["notes"])  # it did not wait for the bound
     note = next(note for note in result["notes"] if "stopped early" in note)
     assert note.startswith("the polling reader of shardId-000000000000 stopped early on ShardlineError")
     printed = " ".join(capsys.readouterr().out.split())  # the console wraps long notes
