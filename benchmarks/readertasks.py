@@ -15,36 +15,62 @@ a note the result and the report carry.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import partial
 from typing import Any
 
 from shardline import metrics_events as events
 from shardline.errors import ShardlineError
 
-__all__ = ["POSITIONED_EVENTS", "ReadersPositioned", "stop_readers"]
+__all__ = [
+    "POSITIONED_EVENTS",
+    "READERS_PATIENCE",
+    "READERS_POSITIONED_TIMEOUT",
+    "ReadersPositioned",
+    "start_when_positioned",
+    "stop_readers",
+]
 
-POSITIONED_EVENTS = {"polling": events.GET_RECORDS_CALLS, "efo": events.SUBSCRIPTIONS}
-"""The first event a reader of each kind reports once it holds a position in its shard."""
+READERS_POSITIONED_TIMEOUT = 60.0
+"""Seconds a run waits for its readers' positions before it starts without the rest."""
+READERS_PATIENCE = 1.0
+"""Seconds of that wait before the run says what it is waiting for."""
+
+POSITIONED_EVENTS = {
+    "polling": events.GET_RECORDS_CALLS,
+    "efo": events.SUBSCRIPTIONS,
+    "kafka": events.KAFKA_PARTITIONS_ASSIGNED,
+}
+"""The first event a reader of each kind reports once it holds a position: a polling reader's
+first GetRecords call, a fan-out reader's first subscription, a Kafka group member's first
+partition assignment."""
 
 
 class ReadersPositioned:
     """Which of a run's readers hold a position: a polling reader once it has an iterator
-    (its first GetRecords call), a fan-out reader once its first subscription is open.
+    (its first GetRecords call), a fan-out reader once its first subscription is open, a
+    Kafka group member once it was assigned its partitions.
 
     Each reader gets :meth:`observer` as its metrics observer; after its first positioned
-    event the observer costs one comparison per event.
+    event the observer costs one comparison per event.  Made on the run's event loop; the
+    observers may report from any thread (a Kafka member's assignment arrives on the thread
+    that polls its consumer).
     """
 
     def __init__(self, readers: Iterable[tuple[str, str]]) -> None:
         self._waiting = set(readers)
+        self._total = len(self._waiting)
         self._all = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         if not self._waiting:
             self._all.set()
 
     def observer(self, shard_id: str, kind: str) -> _PositionObserver:
-        return _PositionObserver(partial(self._done, (shard_id, kind)), POSITIONED_EVENTS[kind])
+        """The observer for the ``kind`` reader of ``shard_id`` (a partition or a group)."""
+        done = partial(self._loop.call_soon_threadsafe, self._done, (shard_id, kind))
+        return _PositionObserver(done, POSITIONED_EVENTS[kind])
 
     def _done(self, reader: tuple[str, str]) -> None:
         self._waiting.discard(reader)
@@ -55,6 +81,10 @@ class ReadersPositioned:
     def waiting(self) -> int:
         """Readers not positioned yet."""
         return len(self._waiting)
+
+    @property
+    def total(self) -> int:
+        return self._total
 
     async def wait(self, tasks: Iterable[asyncio.Task[Any]], timeout: float) -> float:
         """Wait until every reader is positioned, one of ``tasks`` ends (a reader that died
@@ -71,13 +101,48 @@ class ReadersPositioned:
         return time.monotonic() - started
 
 
+async def start_when_positioned(
+    positioned: ReadersPositioned,
+    tasks: Collection[asyncio.Task[Any]],
+    *,
+    readers: str = "readers",
+    lacking: str = "had no position in their shard",
+) -> str | None:
+    """Wait, bounded, until every reader holds a position; say so after a second of waiting.
+
+    Returns the note a result carries when the run starts without some of them (``None``
+    when all are positioned).  A reader task that ends stops the wait at once: a dead reader
+    has nothing to wait for, and :func:`stop_readers` names it.
+    """
+    timeout, patience = READERS_POSITIONED_TIMEOUT, READERS_PATIENCE
+    await positioned.wait(tasks, timeout=patience)
+    if positioned.waiting and not any(task.done() for task in tasks):
+        print(
+            f"stream-bench: waiting for {positioned.waiting} of {positioned.total} {readers}:"
+            f" {lacking.replace('had no', 'no')} yet (at most {timeout:.0f} s)",
+            file=sys.stderr,
+        )
+        await positioned.wait(tasks, timeout=timeout - patience)
+    if not positioned.waiting:
+        return None
+    if any(task.done() for task in tasks):
+        return (
+            f"a reader stopped before the run started; {positioned.waiting} of {positioned.total}"
+            f" {readers} {lacking} then"
+        )
+    return (
+        f"{positioned.waiting} of {positioned.total} {readers} {lacking} after {timeout:.0f} s;"
+        " the run started without waiting for them"
+    )
+
+
 class _PositionObserver:
     """A reader's observer that reports its first positioned event and ignores everything else."""
 
     __slots__ = ("_event", "_on_positioned")
 
-    def __init__(self, on_positioned: Callable[[], None], event: str) -> None:
-        self._on_positioned: Callable[[], None] | None = on_positioned
+    def __init__(self, on_positioned: Callable[[], object], event: str) -> None:
+        self._on_positioned: Callable[[], object] | None = on_positioned
         self._event = event
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:

@@ -30,7 +30,7 @@ from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
 from benchmarks.readback import READER_DEAGGREGATION, read_batch
-from benchmarks.readertasks import ReadersPositioned, stop_readers
+from benchmarks.readertasks import ReadersPositioned, start_when_positioned, stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.targets import KinesisTarget
 from benchmarks.workload import KeySampler, WorkloadSpec, encode_payload
@@ -55,11 +55,6 @@ __all__ = [
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
 CONSUMERS = ("polling", "efo", "both", "none")
 """``both``: one polling and one enhanced fan-out reader per shard, their latencies side by side."""
-
-READERS_POSITIONED_TIMEOUT = 60.0
-"""Seconds a run waits for its readers' positions before it starts without the rest."""
-READERS_PATIENCE = 1.0
-"""Seconds of that wait before the run says what it is waiting for."""
 
 INTERRUPT_MESSAGE = (
     "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
@@ -335,16 +330,7 @@ async def run_kinesis(
         try:
             # The clock starts once every reader holds a position (see benchmarks.readertasks):
             # records are due from then on, and client CPU is measured from then on.
-            await positioned.wait(consumer_tasks, timeout=READERS_PATIENCE)
-            if positioned.waiting and not any(task.done() for task in consumer_tasks):
-                print(
-                    f"stream-bench: waiting for {positioned.waiting} of {len(consumer_tasks)} readers"
-                    f" to get a position in their shards (at most {READERS_POSITIONED_TIMEOUT:.0f} s)",
-                    file=sys.stderr,
-                )
-                await positioned.wait(consumer_tasks, timeout=READERS_POSITIONED_TIMEOUT - READERS_PATIENCE)
-            unpositioned = positioned.waiting
-            reader_stopped = any(task.done() for task in consumer_tasks)
+            positions_note = await start_when_positioned(positioned, consumer_tasks)
             loop_start = time.monotonic()
             recorder.restart(loop_start)
             run_origin_ns = wall_origin_ns + int(loop_start * 1e9)  # the readers' closure sees this
@@ -389,18 +375,8 @@ async def run_kinesis(
             interrupted_after = time.monotonic() - loop_start if interrupts.interrupted else None
             stop_consumers.set()
             reader_notes = await stop_readers(consumer_tasks)
-            if unpositioned and reader_stopped:
-                reader_notes.insert(
-                    0,
-                    f"a reader stopped before the run started; {unpositioned} of {len(consumer_tasks)}"
-                    " readers had no position in their shard then",
-                )
-            elif unpositioned:
-                reader_notes.insert(
-                    0,
-                    f"{unpositioned} of {len(consumer_tasks)} readers had no position in their shard"
-                    f" after {READERS_POSITIONED_TIMEOUT:.0f} s; the run started without waiting for them",
-                )
+            if positions_note is not None:
+                reader_notes.insert(0, positions_note)
             progress.tick()
             wall = time.monotonic() - loop_start
             client_cpu, process_cpu, emulator_cpu = cpu.read()

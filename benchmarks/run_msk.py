@@ -28,7 +28,7 @@ from benchmarks.environment import environment
 from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
-from benchmarks.readertasks import stop_readers
+from benchmarks.readertasks import ReadersPositioned, start_when_positioned, stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.run import (
     INTERRUPT_MESSAGE,
@@ -131,13 +131,16 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
 
     source: KafkaSource | None = None
     consumer_task: asyncio.Task[None] | None = None
+    # The clock starts once the group member has its partitions (see benchmarks.readertasks):
+    # joining the group takes seconds, which the first records' latency would otherwise carry.
+    assigned = ReadersPositioned([("group", "kafka")] if options.consumer != "none" else [])
     if options.consumer != "none":
         config = KafkaConsumerConfig(
             group_id=f"stream-bench-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest" if created else "latest",
             session_timeout_ms=_CONSUMER_SESSION_TIMEOUT_MS,
         )
-        source = KafkaSource([topic], target.client, config)
+        source = KafkaSource([topic], target.client, config, observer=assigned.observer("group", "kafka"))
         consumer_task = asyncio.create_task(
             _consume(source, recorder, newest_acked, wall_origin_ns, run_origin_ns)
         )
@@ -145,6 +148,16 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         if not created:
             notes.append("existing topic: records sent before the consumer joined its group are not read")
 
+    member_note = await start_when_positioned(
+        assigned,
+        [consumer_task] if consumer_task is not None else [],
+        readers="consumer-group members",
+        lacking="had no partitions assigned",
+    )
+    if member_note is not None:
+        notes.append(member_note)
+    loop_start = time.monotonic()
+    recorder.restart(loop_start)  # records are due from now; _consume's floor stays earlier
     producer = KafkaProducer(topic, target.client, observer=recorder)
     size, fmt = workload.record_size, workload.payload_format
 

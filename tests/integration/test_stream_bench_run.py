@@ -179,7 +179,7 @@ def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_n
 ) -> None:
     """The clock starts once every reader holds a position; one that never gets there (an
     unreachable shard, a subscription that never opens) must not hold the run for ever."""
-    import benchmarks.run
+    import benchmarks.readertasks
     import consumers.kinesis.polling
 
     class StuckReader:
@@ -193,8 +193,8 @@ def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_n
             await asyncio.Event().wait()  # never positioned; cancelled when the run stops
 
     monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", StuckReader)
-    monkeypatch.setattr(benchmarks.run, "READERS_PATIENCE", 0.1)
-    monkeypatch.setattr(benchmarks.run, "READERS_POSITIONED_TIMEOUT", 1.0)
+    monkeypatch.setattr(benchmarks.readertasks, "READERS_PATIENCE", 0.1)
+    monkeypatch.setattr(benchmarks.readertasks, "READERS_POSITIONED_TIMEOUT", 1.0)
     code = main(["run", "--duration", "2", "--rate", "100", "--shards", "1", "--out", str(tmp_path)])
     assert code == 0
     result = json.loads((tmp_path / "result.json").read_text())
@@ -205,6 +205,6 @@ def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_n
         in result["notes"]
     )
     assert (
-        "waiting for 1 of 1 readers to get a position in their shards (at most 1 s)"
+        "stream-bench: waiting for 1 of 1 readers: no position in their shard yet (at most 1 s)"
         in capsys.readouterr().err
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from benchmarks.readertasks import ReadersPositioned, stop_readers
 from shardline import metrics_events as events
@@ -92,3 +93,17 @@ async def test_the_wait_is_bounded() -> None:
 
 async def test_a_run_without_readers_does_not_wait() -> None:
     assert await asyncio.wait_for(ReadersPositioned([]).wait([], timeout=30), 5) == 0.0
+
+
+async def test_a_kafka_member_assigned_on_its_polling_thread_ends_the_wait() -> None:
+    """librdkafka reports a rebalance on the thread that polls the consumer, not the loop's."""
+    positioned = ReadersPositioned([("group", "kafka")])
+    forever = asyncio.Event()
+    member = asyncio.create_task(forever.wait())
+    observer = positioned.observer("group", "kafka")
+    thread = threading.Thread(target=observer.on_event, args=(events.KAFKA_PARTITIONS_ASSIGNED, 8.0))
+    thread.start()
+    await asyncio.wait_for(positioned.wait([member], timeout=30), 5)
+    thread.join(5)
+    assert positioned.waiting == 0
+    member.cancel()
