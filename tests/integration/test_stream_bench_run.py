@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,23 @@ def test_reduced_limits_scale_the_clients_budgets_too(tmp_path: Path) -> None:
     assert sum(shard["throttled_records"] for shard in gateway.values()) == 0
 
 
+def _reader_that(next_batch: Callable[[], Awaitable[None]]) -> type:
+    """A stand-in for PollingShardReader whose every batch is ``next_batch()``; it reports
+    nothing to its observer, so it never holds a position."""
+
+    class Reader:
+        def __init__(self, *_: object, **__: object) -> None:
+            pass
+
+        def __aiter__(self) -> Reader:
+            return self
+
+        async def __anext__(self) -> None:
+            await next_batch()
+
+    return Reader
+
+
 def test_a_reader_that_dies_is_named_in_the_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -146,17 +164,10 @@ def test_a_reader_that_dies_is_named_in_the_result(
     records written and never read."""
     import consumers.kinesis.polling
 
-    class DyingReader:
-        def __init__(self, *_: object, **__: object) -> None:
-            pass
+    async def dies() -> None:
+        raise ShardlineError("iterator expired")
 
-        def __aiter__(self) -> DyingReader:
-            return self
-
-        async def __anext__(self) -> None:
-            raise ShardlineError("iterator expired")
-
-    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", DyingReader)
+    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", _reader_that(dies))
     code = main(["run", "--duration", "2", "--rate", "100", "--shards", "1", "--out", str(tmp_path)])
     assert code == 0
     result = json.loads((tmp_path / "result.json").read_text())
@@ -182,17 +193,10 @@ def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_n
     import benchmarks.readertasks
     import consumers.kinesis.polling
 
-    class StuckReader:
-        def __init__(self, *_: object, **__: object) -> None:
-            pass
+    async def never_positioned() -> None:
+        await asyncio.Event().wait()  # cancelled when the run stops
 
-        def __aiter__(self) -> StuckReader:
-            return self
-
-        async def __anext__(self) -> None:
-            await asyncio.Event().wait()  # never positioned; cancelled when the run stops
-
-    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", StuckReader)
+    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", _reader_that(never_positioned))
     monkeypatch.setattr(benchmarks.readertasks, "READERS_PATIENCE", 0.1)
     monkeypatch.setattr(benchmarks.readertasks, "READERS_POSITIONED_TIMEOUT", 1.0)
     code = main(["run", "--duration", "2", "--rate", "100", "--shards", "1", "--out", str(tmp_path)])
