@@ -106,7 +106,7 @@ async def start_when_positioned(
     tasks: Collection[asyncio.Task[Any]],
     *,
     readers: str = "readers",
-    lacking: str = "had no position in their shard",
+    missing: str = "position in their shard",
 ) -> str | None:
     """Wait, bounded, until every reader holds a position; say so after a second of waiting.
 
@@ -119,21 +119,16 @@ async def start_when_positioned(
     if positioned.waiting and not any(task.done() for task in tasks):
         print(
             f"stream-bench: waiting for {positioned.waiting} of {positioned.total} {readers}:"
-            f" {lacking.replace('had no', 'no')} yet (at most {timeout:.0f} s)",
+            f" no {missing} yet (at most {timeout:.0f} s)",
             file=sys.stderr,
         )
         await positioned.wait(tasks, timeout=timeout - patience)
     if not positioned.waiting:
         return None
+    lacking = f"{positioned.waiting} of {positioned.total} {readers} had no {missing}"
     if any(task.done() for task in tasks):
-        return (
-            f"a reader stopped before the run started; {positioned.waiting} of {positioned.total}"
-            f" {readers} {lacking} then"
-        )
-    return (
-        f"{positioned.waiting} of {positioned.total} {readers} {lacking} after {timeout:.0f} s;"
-        " the run started without waiting for them"
-    )
+        return f"a reader stopped before the run started; {lacking} then"
+    return f"{lacking} after {timeout:.0f} s; the run started without waiting for them"
 
 
 class _PositionObserver:

@@ -131,27 +131,23 @@ class Recorder:
         times: Sequence[float] = () if isinstance(intended, float) else intended
         start = self.start
         accepted_records, accepted_bytes = self.accepted_records, self.accepted_bytes
-        last_time = -1.0
-        ack_second = pending = 0
+        last_time: float | None = None
+        ack_second = 0
         for shard_id, positions, acked_at in entries:
             count = len(positions)
             if not count:
                 continue
             nbytes = sizes[positions[0]] if count == 1 else sum([sizes[p] for p in positions])
             if acked_at != last_time:  # entries of one response come together
-                if last_time >= 0:
-                    by_time[last_time] = by_time.get(last_time, 0) + pending
-                last_time, pending = acked_at, 0
+                last_time = acked_at
                 ack_second = max(int(acked_at - start), 0)  # self.second(), inline
-            pending += count
+            by_time[acked_at] = by_time.get(acked_at, 0) + count
             accepted_records[shard_id][ack_second] += count
             accepted_bytes[shard_id][ack_second] += nbytes
             if scalar is None:
                 micros += [int((acked_at - times[p]) * 1_000_000) for p in positions]
             acked += count
             size += nbytes
-        if last_time >= 0:
-            by_time[last_time] = by_time.get(last_time, 0) + pending
         if not acked:
             return
         by_arrival = self.acked_by_arrival

@@ -248,12 +248,10 @@ async def run_kinesis(
             consumer_arn = await ensure_consumer(
                 client, await stream_arn(client, stream), f"stream-bench-{uuid.uuid4().hex[:8]}"
             )
-        loop_start = time.monotonic()
-        recorder = Recorder(shard_ids, loop_start)
+        recorder = Recorder(shard_ids, time.monotonic())  # restarted once the readers hold positions
         chooser = _KeyChooser(options.key_strategy, shard_map, workload.seed)
         stop_consumers = asyncio.Event()
         wall_origin_ns = time.time_ns() - int(time.monotonic() * 1e9)  # monotonic -> epoch ns
-        run_origin_ns = wall_origin_ns + int(loop_start * 1e9)
         start = _start_position(created or options.new_stream, run_start)
 
         # aggregates reach the readers whole: read_batch takes only their payload column
@@ -299,7 +297,7 @@ async def run_kinesis(
                         batch.records,
                         second,
                         now_ns,
-                        run_origin_ns,
+                        wall_origin_ns + int(recorder.start * 1e9),  # the run's start (epoch ns)
                         reader=kind if both else None,
                         counts=counts,
                     )
@@ -333,7 +331,6 @@ async def run_kinesis(
             positions_note = await start_when_positioned(positioned, consumer_tasks)
             loop_start = time.monotonic()
             recorder.restart(loop_start)
-            run_origin_ns = wall_origin_ns + int(loop_start * 1e9)  # the readers' closure sees this
             send_one, send_batch, rate = _senders(
                 options,
                 producer,

@@ -152,7 +152,7 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         assigned,
         [consumer_task] if consumer_task is not None else [],
         readers="consumer-group members",
-        lacking="had no partitions assigned",
+        missing="partitions assigned",
     )
     if member_note is not None:
         notes.append(member_note)
