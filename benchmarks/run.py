@@ -341,8 +341,9 @@ async def run_kinesis(
                 loop_start,
                 wall_origin_ns,
             )
-        except BaseException:
+        except BaseException:  # interrupted while the readers got positions: stop them too
             await producer.close()
+            await stop_readers(consumer_tasks)
             raise
         stop = asyncio.Event()
         with (

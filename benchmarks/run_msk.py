@@ -148,12 +148,27 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         if not created:
             notes.append("existing topic: records sent before the consumer joined its group are not read")
 
-    member_note = await start_when_positioned(
-        assigned,
-        [consumer_task] if consumer_task is not None else [],
-        readers="consumer-group members",
-        missing="partitions assigned",
-    )
+    async def stop_member() -> list[str]:
+        """Stop and close the group member; a note if it had died."""
+        if source is None or consumer_task is None:
+            return []
+        await source.stop()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
+        dead = await stop_readers({consumer_task: "the consumer-group member"})
+        await source.close()
+        return dead
+
+    try:
+        member_note = await start_when_positioned(
+            assigned,
+            [consumer_task] if consumer_task is not None else [],
+            readers="consumer-group members",
+            missing="partitions assigned",
+        )
+    except BaseException:  # interrupted while waiting: the member still leaves its group
+        await stop_member()
+        raise
     if member_note is not None:
         notes.append(member_note)
     loop_start = time.monotonic()
@@ -213,12 +228,7 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
                     interrupted_after = time.monotonic() - loop_start
                 progress.tick()
         finally:
-            if source is not None and consumer_task is not None:
-                await source.stop()
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(consumer_task), _STOP_TIMEOUT_S)
-                notes += await stop_readers({consumer_task: "the consumer-group member"})
-                await source.close()
+            notes += await stop_member()
         wall = time.monotonic() - loop_start
         client_cpu, process_cpu, _ = cpu.read()
     if created and options.stream is None:

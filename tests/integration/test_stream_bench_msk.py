@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -88,3 +89,41 @@ def test_single_device_makes_one_hot_partition_named_with_its_key(
     assert hot[0]["top_keys"][0]["key"] == "device-000000"
     assert result["shards"][hot[0]["shard_id"]]["records_total"] == 600
     assert "partition" in hot[0]["recommendation"]
+
+
+def test_a_run_stopped_while_its_member_joins_closes_the_member(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Joining the group is awaited before the clock starts; a run that ends there still
+    stops and closes its consumer, which then leaves the group."""
+    import benchmarks.run_msk
+    from consumers.kafka import KafkaSource
+
+    closed: list[bool] = []
+    real_close = KafkaSource.close
+
+    async def noting_close(self: KafkaSource, timeout: float | None = None) -> None:
+        await real_close(self, timeout)
+        closed.append(True)
+
+    async def stopped_while_waiting(*_: object, **__: object) -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("stopped while waiting")
+
+    monkeypatch.setattr(KafkaSource, "close", noting_close)
+    monkeypatch.setattr(benchmarks.run_msk, "start_when_positioned", stopped_while_waiting)
+    with pytest.raises(RuntimeError, match="stopped while waiting"):
+        main(
+            [
+                "run",
+                "--target",
+                "msk",
+                "--bootstrap",
+                kafka_bootstrap,
+                "--duration",
+                "2",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert closed == [True]

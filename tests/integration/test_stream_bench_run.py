@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,3 +213,44 @@ def test_a_reader_without_a_position_delays_the_start_at_most_the_bound_and_is_n
         "stream-bench: waiting for 1 of 1 readers: no position in their shard yet (at most 1 s)"
         in capsys.readouterr().err
     )
+
+
+def test_a_run_stopped_while_its_readers_get_positions_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The readers are running before the clock starts; a run that ends there stops them
+    before it closes their client, rather than leaving them to the event loop's shutdown."""
+    import contextlib
+
+    import benchmarks.run
+    import consumers.kinesis.polling
+    import consumers.kinesis.session
+
+    events: list[str] = []
+
+    async def read_until_stopped() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            events.append("reader stopped")
+
+    async def stopped_while_waiting(*_: object, **__: object) -> None:
+        await asyncio.sleep(0)  # the reader tasks start
+        raise RuntimeError("stopped while waiting")
+
+    real_client = consumers.kinesis.session.reader_client
+
+    @contextlib.asynccontextmanager
+    async def noting_client(**kwargs: Any) -> AsyncIterator[Any]:
+        try:
+            async with real_client(**kwargs) as client:
+                yield client
+        finally:
+            events.append("client closed")
+
+    monkeypatch.setattr(consumers.kinesis.polling, "PollingShardReader", _reader_that(read_until_stopped))
+    monkeypatch.setattr(consumers.kinesis.session, "reader_client", noting_client)
+    monkeypatch.setattr(benchmarks.run, "start_when_positioned", stopped_while_waiting)
+    with pytest.raises(RuntimeError, match="stopped while waiting"):
+        main(["run", "--duration", "2", "--rate", "100", "--shards", "2", "--out", str(tmp_path)])
+    assert events == ["reader stopped", "reader stopped", "client closed"]
