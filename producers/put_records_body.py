@@ -24,8 +24,8 @@ botocore's shape walk costs a handler call per member of every entry (88 against
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import pybase64
@@ -44,20 +44,22 @@ _RESULT_MEMBERS = frozenset({"SequenceNumber", "ShardId", "ErrorCode", "ErrorMes
 def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
     """The JSON body botocore would send for ``params``; None when a member is not one we encode.
 
-    Equal to botocore's body as JSON (same members, same strings: ``json.dumps`` escapes the
-    strings as botocore's serializer does); only the insignificant whitespace differs.
+    Equal to botocore's body as JSON (same members, same strings: escaped as botocore's
+    serializer escapes them, by the function ``json.dumps`` uses for a string); only the
+    insignificant whitespace differs.  Calling that function directly skips ``json.dumps``'s
+    argument handling: 0.06 against 0.28 us a partition key, two strings an entry.
     """
     records = params.get("Records")
     if type(records) is not list:
         return None
-    dumps = json.dumps
+    escape = encode_basestring_ascii
     parts: list[bytes] = [b"{"]
     for name, value in params.items():
         if name == "Records":
             continue
         if name not in _STREAM_MEMBERS or type(value) is not str:
             return None
-        parts += (b'"', name.encode(), b'":', dumps(value).encode(), b",")
+        parts += (b'"', name.encode(), b'":', escape(value).encode(), b",")
     parts.append(b'"Records":[')
     b64encode = pybase64.b64encode
     for entry in records:
@@ -73,9 +75,9 @@ def encode_put_records(params: Mapping[str, Any]) -> bytes | None:
             or len(entry) != 2 + (hash_key is not None)
         ):
             return None
-        parts += (b'{"Data":"', b64encode(data), b'","PartitionKey":', dumps(key).encode())
+        parts += (b'{"Data":"', b64encode(data), b'","PartitionKey":', escape(key).encode())
         if hash_key is not None:
-            parts += (b',"ExplicitHashKey":', dumps(hash_key).encode())
+            parts += (b',"ExplicitHashKey":', escape(hash_key).encode())
         parts.append(b"},")
     if records:
         parts[-1] = b"}"  # no comma after the last entry
