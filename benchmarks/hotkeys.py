@@ -5,11 +5,15 @@ switches to Space-Saving (:class:`~benchmarks.spacesaving.StreamSummary`, O(1) p
 with ``capacity`` counters: any key with a true count above N/capacity is guaranteed to be
 tracked, which is all a hot-key report needs, in bounded memory however many devices there
 are.  Counters of disjoint streams (workers, shards) merge with their error bounds.
+
+The load generator, which knows its devices by index, counts them exactly in a flat array
+instead and builds each shard's counter once (:meth:`KeyCounter.from_ranked`): at 64 shards
+and a million devices, feeding 64 summaries record by record cost 4.6 CPU-us a record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +109,34 @@ class KeyCounter:
         return counter
 
     @classmethod
+    def from_ranked(
+        cls,
+        ranked: Sequence[tuple[str, int]],
+        *,
+        total: int,
+        distinct: int,
+        exact_limit: int = 10_000,
+        capacity: int = 1_000,
+    ) -> KeyCounter:
+        """The counter of a stream whose ``distinct`` keys were counted exactly elsewhere.
+
+        ``ranked`` holds ``(key, count)`` largest first, at least as many as are kept: all of
+        them while ``distinct`` fits ``exact_limit`` (the counter is exact, as :meth:`add`
+        keeps it), else the ``capacity`` largest, exact, in a summary marked inexact (what
+        :meth:`add` turns its exact counts into past the limit, without the error of counting
+        on in Space-Saving).  The load generator counts per device index in a flat array and
+        builds its shards' counters with this once, when they are read.
+        """
+        counter = cls(exact_limit, capacity)
+        counter.total = total
+        if distinct <= exact_limit:
+            counter._counts = dict(ranked[:distinct])
+        else:
+            counter._counts = None
+            counter._summary = _summary_of_ranked(ranked, total, capacity, dropped=True)
+        return counter
+
+    @classmethod
     def merged(cls, parts: Iterable[KeyCounter]) -> KeyCounter:
         """The counter of the union of disjoint streams: exact while the union fits, else bounded."""
         parts = list(parts)
@@ -130,16 +162,23 @@ class KeyCounter:
 
 
 def _summary_of(counts: dict[str, int], capacity: int) -> StreamSummary:
-    """A Space-Saving summary of exact counts: the ``capacity`` largest, exact; the rest dropped.
+    """A Space-Saving summary of exact counts: the ``capacity`` largest, exact; the rest dropped."""
+    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
+    return _summary_of_ranked(ranked, sum(counts.values()), capacity, dropped=len(ranked) > capacity)
+
+
+def _summary_of_ranked(
+    ranked: Sequence[tuple[str, int]], total: int, capacity: int, *, dropped: bool
+) -> StreamSummary:
+    """The summary keeping the first ``capacity`` of exact counts ranked largest first.
 
     A dropped key's count is at most the smallest kept one, which is what Space-Saving's
     minimum stands for, so the summary is marked as no longer exact when anything was dropped.
     """
-    ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
     document = {
         "capacity": capacity,
-        "total": sum(counts.values()),
-        "evictions": 1 if len(ranked) > capacity else 0,
+        "total": total,
+        "evictions": 1 if dropped else 0,
         "counters": [[key, count, 0] for key, count in ranked[:capacity]],
     }
     return StreamSummary.from_dict(document)

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.hotkeys import KeyCounter
 from shardline.limits import SHARD_WRITE_BYTES_PER_SEC, SHARD_WRITE_RECORDS_PER_SEC
 
-__all__ = ["EXACT_KEYS_PER_RUN", "MIN_EXACT_KEYS", "HotShard", "ShardLoadTracker", "analyse_hot_shards"]
+__all__ = [
+    "EXACT_KEYS_PER_RUN",
+    "KEY_SUMMARY_CAPACITY",
+    "MIN_EXACT_KEYS",
+    "HotShard",
+    "KeySource",
+    "ShardLoadTracker",
+    "analyse_hot_shards",
+]
 
 EXACT_KEYS_PER_RUN = 40_000
 """Keys counted exactly in a run, shared by its shards: 10,000 a shard at the default 4.
@@ -28,6 +37,12 @@ shard's counter turns to Space-Saving, which still names every key above 1/1,000
 shard's records, with its error bound."""
 MIN_EXACT_KEYS = 1_000
 """No shard counts fewer keys exactly: Space-Saving keeps as many counters anyway."""
+
+KEY_SUMMARY_CAPACITY = 1_000
+"""Space-Saving counters a shard keeps past its exact share."""
+
+KeySource = Callable[[int, int], dict[str, KeyCounter]]
+"""``source(exact_limit, capacity)``: a counter per shard (see :meth:`ShardLoadTracker.count_keys_with`)."""
 
 HOT_SHARE_FACTOR = 1.5
 """A shard is hot when its share of traffic is this many times its fair share (1/shards)..."""
@@ -53,9 +68,10 @@ class ShardLoadTracker:
             exact_key_limit = max(MIN_EXACT_KEYS, EXACT_KEYS_PER_RUN // max(len(shard_ids), 1))
         self._exact_key_limit = exact_key_limit
         self._series: dict[str, _ShardSeries] = {shard: self._new_series() for shard in shard_ids}
+        self._key_sources: list[KeySource] = []
 
     def _new_series(self) -> _ShardSeries:
-        return _ShardSeries(keys=KeyCounter(exact_limit=self._exact_key_limit))
+        return _ShardSeries(keys=KeyCounter(exact_limit=self._exact_key_limit, capacity=KEY_SUMMARY_CAPACITY))
 
     def _series_for(self, shard_id: str) -> _ShardSeries:
         """The shard's series, started (with this run's exact-key share) for a shard new to the run."""
@@ -70,6 +86,29 @@ class ShardLoadTracker:
         series.records[second] += 1
         series.bytes[second] += size
         series.keys.add(key)
+
+    def add_counts(self, shard_id: str, second: int, records: int, size: int) -> None:
+        """``records`` records, ``size`` bytes in all, whose keys a key source counts
+        (:meth:`count_keys_with`)."""
+        series = self._series_for(shard_id)
+        series.records[second] += records
+        series.bytes[second] += size
+
+    def count_keys_with(self, source: KeySource) -> None:
+        """Let ``source`` count the keys of the records given to :meth:`add_counts`.
+
+        It is called once, when keys are first read (:meth:`keys`, :meth:`to_dict`), with
+        this tracker's exact-key limit and summary capacity, and returns a counter per shard;
+        a shard that also counted keys itself gets the merge of both.
+        """
+        self._key_sources.append(source)
+
+    def _settle_keys(self) -> None:
+        sources, self._key_sources = self._key_sources, []
+        for source in sources:
+            for shard_id, counter in source(self._exact_key_limit, KEY_SUMMARY_CAPACITY).items():
+                series = self._series_for(shard_id)
+                series.keys = KeyCounter.merged([series.keys, counter]) if series.keys.total else counter
 
     def add_many(self, shard_id: str, second: int, key: str, records: int, size: int) -> None:
         """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
@@ -94,10 +133,14 @@ class ShardLoadTracker:
         }
 
     def keys(self, shard_id: str) -> KeyCounter:
+        if self._key_sources:
+            self._settle_keys()
         return self._series[shard_id].keys
 
     def to_dict(self) -> dict[str, Any]:
         """Every shard's per-second series and key counter, for a partial result."""
+        if self._key_sources:
+            self._settle_keys()
         return {
             shard: {
                 "records": {str(t): n for t, n in series.records.items()},

@@ -11,6 +11,7 @@ import pytest
 from benchmarks.generator import LoadGenerator, SendBatch, drive_ticks, key_share
 from benchmarks.readback import read_batch
 from benchmarks.recorder import Recorder
+from benchmarks.shardload import ShardLoadTracker
 from benchmarks.workload import Skew, WorkloadSpec, decode_payload, device_key
 from producers.tickets import BatchAcks
 from shardline.errors import ThrottledError
@@ -310,3 +311,49 @@ async def test_a_key_share_is_paced_at_its_part_of_the_fleets_rate() -> None:
     ((records, _),) = producer.batches
     due = [payload.intended_ns for payload in map(decode_payload, (r.data for r in records)) if payload]
     assert due == [1_000_000_000_000 + int((n / generator.rate) * 1e9) for n in range(10)]
+
+
+@pytest.mark.parametrize("exact_limit", [1_000_000, 50])
+async def test_devices_are_counted_exactly_per_shard_and_summarised_past_the_shards_exact_share(
+    exact_limit: int,
+) -> None:
+    """The generator counts devices in a flat array; the shards' key counters, built from it
+    when read, equal a count of what the producer was handed, and past a shard's exact share
+    keep its largest counts, exact, marked inexact."""
+    workload = WorkloadSpec(keys=5_000, skew=Skew(1.1), rate=None, record_size=64)
+    shard_map = even_shard_map(4)
+    recorder = Recorder([s.shard_id for s in shard_map.shards], 0.0)
+    recorder.load = ShardLoadTracker(recorder.load.shard_ids, exact_key_limit=exact_limit)
+    producer = HeldProducer(FakeClock(), 4)
+    generator = LoadGenerator(
+        workload=workload,
+        shard_map=shard_map,
+        recorder=recorder,
+        producer=producer,
+        start=0.0,
+        wall_origin_ns=0,
+        clock=FakeClock(),
+    )
+    for first in range(0, 6_000, 500):
+        await generator.send_batch(first, 500)
+    sent: dict[str, Counter[str]] = {}
+    for records, _ in producer.batches:
+        for record in records:
+            key = record.partition_key or ""
+            sent.setdefault(shard_map.shard_for_key(key).shard_id, Counter())[key] += 1
+    for shard, keys in sent.items():
+        counter = recorder.load.keys(shard)
+        assert counter.total == sum(keys.values())
+        if exact_limit > len(keys):
+            assert counter.exact and {h.key: h.count for h in counter.top(len(keys))} == dict(keys)
+        else:
+            assert not counter.exact
+            top = counter.top(10)
+            assert [h.count for h in top] == [count for _, count in keys.most_common(10)]
+            assert all(keys[h.key] == h.count and h.error == 0 for h in top)
+    # the per-second series still count every record, per shard
+    per_shard = recorder.load.per_second(1)
+    assert {s: v["records"][0] for s, v in per_shard.items() if v["records"][0]} == {
+        s: sum(keys.values()) for s, keys in sent.items()
+    }
+    assert recorder.load.to_dict()[next(iter(sent))]["keys"]["total"] > 0  # partials carry them

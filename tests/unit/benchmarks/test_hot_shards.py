@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
+from benchmarks.hotkeys import KeyCounter
+from benchmarks.shardload import KEY_SUMMARY_CAPACITY, ShardLoadTracker, analyse_hot_shards
 from shardline.shardmath import ShardMap
 
 
@@ -82,3 +83,25 @@ def test_exact_key_counting_is_a_budget_for_the_run_not_for_each_shard() -> None
     for n in range(3_000):  # a shard the run learns of later (a reshard) gets the same budget
         many.add("shard-99", 0, f"device-{n}", 100)
     assert not many.keys("shard-99").exact
+
+
+def test_a_key_source_is_asked_once_when_keys_are_first_read_and_merges_with_keys_counted_here() -> None:
+    tracker = ShardLoadTracker(["a", "b"], exact_key_limit=10)
+    calls: list[tuple[int, int]] = []
+
+    def source(exact_limit: int, capacity: int) -> dict[str, KeyCounter]:
+        calls.append((exact_limit, capacity))
+        return {
+            "a": KeyCounter.from_ranked([("hot", 5), ("x", 1)], total=6, distinct=2, exact_limit=exact_limit),
+            "c": KeyCounter.from_ranked([("y", 2)], total=2, distinct=1, exact_limit=exact_limit),
+        }
+
+    tracker.count_keys_with(source)
+    tracker.add_counts("a", 0, 6, 600)
+    tracker.add("a", 0, "hot", 100)  # a record counted the per-record way
+    assert calls == []  # nothing built while the run sends
+    assert {h.key: h.count for h in tracker.keys("a").top(5)} == {"hot": 6, "x": 1}
+    assert tracker.keys("c").total == 2 and "c" in tracker.shard_ids
+    tracker.to_dict()
+    assert calls == [(10, KEY_SUMMARY_CAPACITY)]
+    assert tracker.per_second(1)["a"] == {"records": [7], "bytes": [700]}

@@ -121,3 +121,25 @@ def test_a_stream_of_new_keys_evicts_on_every_add_and_keeps_the_summary_whole() 
         assert all(summary._bucket_of[key] is bucket for key in bucket.keys)
         previous, seen, bucket = bucket.count, seen + len(bucket.keys), bucket.next
     assert seen == len(summary)
+
+
+def test_a_counter_from_exact_ranked_counts_is_exact_within_its_limit_and_a_bounded_summary_past_it() -> None:
+    counts = Counter({f"k{i}": 1 + (i * 7919) % 97 for i in range(300)})
+    ranked = counts.most_common()
+    total = sum(counts.values())
+
+    small = KeyCounter.from_ranked(ranked, total=total, distinct=300, exact_limit=300, capacity=50)
+    assert small.exact and small.total == total
+    assert {h.key: h.count for h in small.top(300)} == dict(counts)
+
+    big = KeyCounter.from_ranked(ranked[:50], total=total, distinct=300, exact_limit=299, capacity=50)
+    assert not big.exact and big.total == total
+    top = big.top(50)
+    assert [(h.key, h.count, h.error) for h in top] == [(k, c, 0) for k, c in ranked[:50]]
+    assert KeyCounter.from_dict(big.to_dict()).top(50) == top  # a partial result carries it whole
+    # and it merges like any counter: a heavy key seen by both parts adds up
+    other = KeyCounter(exact_limit=299, capacity=50)
+    other.add(ranked[0][0], 1_000)
+    merged = KeyCounter.merged([big, other])
+    assert merged.top(1)[0].key == ranked[0][0]
+    assert merged.top(1)[0].count >= ranked[0][1] + 1_000
