@@ -70,6 +70,9 @@ def _generator(
     shard_map = even_shard_map(shards)
     shard_ids = kwargs.pop("shard_ids", [s.shard_id for s in shard_map.shards])
     recorder = Recorder(shard_ids, 0.0)
+    exact_key_limit = kwargs.pop("exact_key_limit", None)
+    if exact_key_limit is not None:
+        recorder.load = ShardLoadTracker(shard_ids, exact_key_limit=exact_key_limit)
     generator = LoadGenerator(
         workload=workload,
         shard_map=shard_map,
@@ -321,19 +324,8 @@ async def test_devices_are_counted_exactly_per_shard_and_summarised_past_the_sha
     when read, equal a count of what the producer was handed, and past a shard's exact share
     keep its largest counts, exact, marked inexact."""
     workload = WorkloadSpec(keys=5_000, skew=Skew(1.1), rate=None, record_size=64)
+    generator, recorder, _, producer = _generator(workload, exact_key_limit=exact_limit)
     shard_map = even_shard_map(4)
-    recorder = Recorder([s.shard_id for s in shard_map.shards], 0.0)
-    recorder.load = ShardLoadTracker(recorder.load.shard_ids, exact_key_limit=exact_limit)
-    producer = HeldProducer(FakeClock(), 4)
-    generator = LoadGenerator(
-        workload=workload,
-        shard_map=shard_map,
-        recorder=recorder,
-        producer=producer,
-        start=0.0,
-        wall_origin_ns=0,
-        clock=FakeClock(),
-    )
     for first in range(0, 6_000, 500):
         await generator.send_batch(first, 500)
     sent: dict[str, Counter[str]] = {}
