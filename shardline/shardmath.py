@@ -13,6 +13,11 @@ jobs (Python 3.11, median of 5 runs of 100k calls, 4 shards)::
     partition_key_hash(key)                          ~0.6 us
     ShardMap.shard_for_key, cache hit (1,000 keys)   ~0.13 us
     ShardMap.shard_for_key, no cache (MD5 + bisect)  ~1.0 us
+
+A miss (a fleet of a million devices misses on nearly every record) compares the MD5 digest
+itself with the shards' hash keys written as 16 big-endian bytes (byte order is numeric order
+for equal lengths), so no 128-bit integer is built: 0.60-0.63 -> 0.47-0.48 us a miss, with the
+cache insert (200,000 distinct keys, 64 shards, best of 5).
 """
 
 from __future__ import annotations
@@ -54,6 +59,21 @@ def partition_key_hash(partition_key: str) -> int:
 
 
 _KEY_HASHES: dict[str, int] = {}
+_HASH_KEY_TOP = 2**128 - 1
+
+
+def _digest_order(hash_key: int) -> bytes:
+    """``hash_key`` as bytes that order against 16-byte MD5 digests as the integer does.
+
+    In range: its 16 big-endian bytes.  Below 0: empty (below every digest).  Above the
+    key space: 17 bytes of 0xff (above every digest), so a map built from a malformed answer
+    routes exactly as :meth:`ShardMap.shard_for_hash` would.
+    """
+    if hash_key < 0:
+        return b""
+    if hash_key > _HASH_KEY_TOP:
+        return b"\xff" * 17
+    return hash_key.to_bytes(16, "big")
 
 
 def cached_partition_key_hash(partition_key: str) -> int:
@@ -161,7 +181,17 @@ class ShardMap:
     keeps its own partition-key cache, so a refresh never serves a stale route.
     """
 
-    __slots__ = ("_by_id", "_cache_size", "_children", "_key_cache", "_open", "_open_starts", "_shards")
+    __slots__ = (
+        "_by_id",
+        "_cache_size",
+        "_children",
+        "_key_cache",
+        "_open",
+        "_open_end_digests",
+        "_open_start_digests",
+        "_open_starts",
+        "_shards",
+    )
 
     def __init__(self, shards: Iterable[ShardInfo], *, key_cache_size: int = DEFAULT_KEY_CACHE_SIZE) -> None:
         if key_cache_size < 0:
@@ -172,6 +202,8 @@ class ShardMap:
         self._by_id: dict[str, ShardInfo] = {s.shard_id: s for s in self._shards}
         self._open: tuple[ShardInfo, ...] = tuple(s for s in self._shards if s.is_open)
         self._open_starts: list[int] = [s.starting_hash_key for s in self._open]
+        self._open_start_digests = [_digest_order(s.starting_hash_key) for s in self._open]
+        self._open_end_digests = [_digest_order(s.ending_hash_key) for s in self._open]
         children: dict[str, list[ShardInfo]] = {}
         for shard in self._shards:
             for parent in shard.parents:
@@ -228,7 +260,14 @@ class ShardMap:
         cache = self._key_cache
         shard = cache.get(partition_key)
         if shard is None:
-            shard = self.shard_for_hash(partition_key_hash(partition_key))
+            # shard_for_hash on the digest's bytes (see the module docstring)
+            digest = _md5(partition_key.encode("utf-8"), usedforsecurity=False).digest()
+            index = bisect_right(self._open_start_digests, digest) - 1
+            if index < 0 or digest > self._open_end_digests[index]:
+                raise ShardNotFoundError(
+                    f"no open shard owns hash key {_from_bytes(digest, 'big')}; refresh the shard map"
+                )
+            shard = self._open[index]
             if self._cache_size:
                 if len(cache) >= self._cache_size:
                     # Start over rather than evict one by one: deleting a dict's oldest entry

@@ -249,3 +249,44 @@ class ForeignPagingClient(SyncPagingClient):
 def test_an_answer_without_a_shard_list_is_a_transient_error_not_an_empty_stream() -> None:
     with pytest.raises(TransientServiceError, match="shard list"):
         list_shards_sync(ForeignPagingClient(even_shards(3)), stream_name="s")
+
+
+_bounds = st.one_of(
+    st.integers(min_value=0, max_value=HASH_KEY_MAX),
+    st.sampled_from([-1, 0, 1, HASH_KEY_MAX - 1, HASH_KEY_MAX, HASH_KEY_MAX + 1, 2**130]),
+)
+
+
+@given(
+    ranges=st.lists(st.tuples(_bounds, _bounds), min_size=0, max_size=6),
+    keys=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20),
+)
+def test_a_partition_key_routes_as_the_integer_of_its_md5_on_any_map(
+    ranges: list[tuple[int, int]], keys: list[str]
+) -> None:
+    """A cache miss routes on the digest's bytes: the same shard, or the same refusal, as
+    shard_for_hash on the 128-bit integer, whatever the map (gaps, overlaps, bounds outside
+    the key space from a malformed answer)."""
+    shards = [ShardInfo(f"shardId-{n:012d}", start, end) for n, (start, end) in enumerate(ranges)]
+    routed = ShardMap.from_shards(shards, key_cache_size=0)
+    for key in keys:
+        try:
+            expected: ShardInfo | None = routed.shard_for_hash(partition_key_hash(key))
+        except ShardNotFoundError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ShardNotFoundError, match=str(partition_key_hash(key))):
+                routed.shard_for_key(key)
+        else:
+            assert routed.shard_for_key(key) is expected
+
+
+def test_keys_hashing_to_the_edges_of_a_range_route_to_its_shard() -> None:
+    """Shards cut exactly at a key's hash: the boundaries compare as the integers do."""
+    key = "device-17"
+    hashed = partition_key_hash(key)
+    for cut in (hashed, hashed + 1):
+        below = ShardInfo("shardId-000000000000", 0, cut - 1)
+        above = ShardInfo("shardId-000000000001", cut, HASH_KEY_MAX)
+        owner = ShardMap.from_shards([below, above]).shard_for_key(key)
+        assert owner is (above if cut == hashed else below)
