@@ -110,13 +110,6 @@ class ShardLoadTracker:
                 series = self._series_for(shard_id)
                 series.keys = KeyCounter.merged([series.keys, counter]) if series.keys.total else counter
 
-    def add_many(self, shard_id: str, second: int, key: str, records: int, size: int) -> None:
-        """``records`` records of one key, ``size`` bytes in all (a pacing tick's count)."""
-        series = self._series_for(shard_id)
-        series.records[second] += records
-        series.bytes[second] += size
-        series.keys.add(key, records)
-
     def seconds(self) -> int:
         last = max((max(s.records, default=-1) for s in self._series.values()), default=-1)
         return last + 1

@@ -27,7 +27,8 @@ def _outcome(worker_id: int = 0, workers: int = 1) -> RunOutcome:
         for shard in shard_ids:
             n = int(shard[-1])  # the shard's number in the whole stream
             offered = 100 * (n + 1)
-            recorder.load.add_many(shard, second, f"device-{n}", offered, offered * 200)
+            recorder.load.add_counts(shard, second, offered, offered * 200)
+            recorder.load.keys(shard).add(f"device-{n}", offered)
             recorder.sent[second] += offered
             accepted = offered - 10 * n  # the busier shards took less than they were offered
             recorder.on_entries_acked(
