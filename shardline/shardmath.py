@@ -67,7 +67,7 @@ def _digest_order(hash_key: int) -> bytes:
 
     In range: its 16 big-endian bytes.  Below 0: empty (below every digest).  Above the
     key space: 17 bytes of 0xff (above every digest), so a map built from a malformed answer
-    routes exactly as :meth:`ShardMap.shard_for_hash` would.
+    orders against every digest as its integer would.
     """
     if hash_key < 0:
         return b""
@@ -189,7 +189,6 @@ class ShardMap:
         "_open",
         "_open_end_digests",
         "_open_start_digests",
-        "_open_starts",
         "_shards",
     )
 
@@ -201,7 +200,6 @@ class ShardMap:
         )
         self._by_id: dict[str, ShardInfo] = {s.shard_id: s for s in self._shards}
         self._open: tuple[ShardInfo, ...] = tuple(s for s in self._shards if s.is_open)
-        self._open_starts: list[int] = [s.starting_hash_key for s in self._open]
         self._open_start_digests = [_digest_order(s.starting_hash_key) for s in self._open]
         self._open_end_digests = [_digest_order(s.ending_hash_key) for s in self._open]
         children: dict[str, list[ShardInfo]] = {}
@@ -246,12 +244,16 @@ class ShardMap:
 
     def shard_for_hash(self, hash_key: int) -> ShardInfo:
         """The open shard owning ``hash_key``; :class:`ShardNotFoundError` if none (stale map)."""
-        index = bisect_right(self._open_starts, hash_key) - 1
-        if index >= 0:
-            shard = self._open[index]
-            if hash_key <= shard.ending_hash_key:
-                return shard
-        raise ShardNotFoundError(f"no open shard owns hash key {hash_key}; refresh the shard map")
+        return self._shard_for_digest(_digest_order(hash_key), hash_key)
+
+    def _shard_for_digest(self, digest: bytes, hash_key: int | None = None) -> ShardInfo:
+        """The open shard owning the hash key whose :func:`_digest_order` (or MD5 digest, for a
+        partition key) is ``digest``; ``hash_key`` names it in the error (default: the digest's)."""
+        index = bisect_right(self._open_start_digests, digest) - 1
+        if index >= 0 and digest <= self._open_end_digests[index]:
+            return self._open[index]
+        named = _from_bytes(digest, "big") if hash_key is None else hash_key
+        raise ShardNotFoundError(f"no open shard owns hash key {named}; refresh the shard map")
 
     def shard_for_key(self, partition_key: str, explicit_hash_key: int | None = None) -> ShardInfo:
         """The open shard a record goes to: by explicit hash key if given, else by MD5 of the key."""
@@ -260,14 +262,10 @@ class ShardMap:
         cache = self._key_cache
         shard = cache.get(partition_key)
         if shard is None:
-            # shard_for_hash on the digest's bytes (see the module docstring)
-            digest = _md5(partition_key.encode("utf-8"), usedforsecurity=False).digest()
-            index = bisect_right(self._open_start_digests, digest) - 1
-            if index < 0 or digest > self._open_end_digests[index]:
-                raise ShardNotFoundError(
-                    f"no open shard owns hash key {_from_bytes(digest, 'big')}; refresh the shard map"
-                )
-            shard = self._open[index]
+            # the MD5 digest is looked up as it is (see the module docstring)
+            shard = self._shard_for_digest(
+                _md5(partition_key.encode("utf-8"), usedforsecurity=False).digest()
+            )
             if self._cache_size:
                 if len(cache) >= self._cache_size:
                     # Start over rather than evict one by one: deleting a dict's oldest entry
