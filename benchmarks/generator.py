@@ -251,9 +251,10 @@ class LoadGenerator:
         shard_of = self._shard_of
         by_shard: dict[int, list[int]] = {}
         for index in compress(range(len(counts)), counts):  # the devices sent to, at C speed
-            devices = by_shard.get(shard_of[index])
+            shard = shard_of[index]
+            devices = by_shard.get(shard)
             if devices is None:
-                by_shard[shard_of[index]] = [index]
+                by_shard[shard] = [index]
             else:
                 devices.append(index)
         counters: dict[str, KeyCounter] = {}

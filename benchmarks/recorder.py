@@ -153,8 +153,8 @@ class Recorder:
         by_arrival = self.acked_by_arrival
         second_of = self.second
         latest = max(by_time)
+        by_second = self.ack_latency_by_second.at(second)
         if scalar is not None:
-            by_second = self.ack_latency_by_second.at(second)
             for acked_at, count in by_time.items():
                 by_arrival[second_of(acked_at)] += count
                 self.ack_latency.record_n(acked_at - scalar, count)
@@ -167,7 +167,6 @@ class Recorder:
         self.acked[second] += acked
         self.acked_bytes[second] += size
         if micros:
-            by_second = self.ack_latency_by_second.at(second)
             self.ack_latency.record_micros(micros)
             by_second.record_micros(micros)
 

@@ -15,26 +15,15 @@ from benchmarks.targets import BOOTSTRAP_ENV
 pytestmark = pytest.mark.integration
 
 
+def _msk_run(bootstrap: str, out: Path, *options: str) -> list[str]:
+    """``stream-bench run --target msk`` against ``bootstrap``, writing to ``out``."""
+    return ["run", "--target", "msk", "--bootstrap", bootstrap, *options, "--out", str(out)]
+
+
 def test_msk_run_produces_a_valid_result_and_report(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        [
-            "run",
-            "--target",
-            "msk",
-            "--bootstrap",
-            kafka_bootstrap,
-            "--duration",
-            "5",
-            "--rate",
-            "400",
-            "--shards",
-            "3",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    code = main(_msk_run(kafka_bootstrap, tmp_path, "--duration", "5", "--rate", "400", "--shards", "3"))
     assert code == 0
     result = json.loads((tmp_path / "result.json").read_text())
     validate_result(result)
@@ -113,17 +102,5 @@ def test_a_run_stopped_while_its_member_joins_closes_the_member(
     monkeypatch.setattr(KafkaSource, "close", noting_close)
     monkeypatch.setattr(benchmarks.run_msk, "start_when_positioned", stopped_while_waiting)
     with pytest.raises(RuntimeError, match="stopped while waiting"):
-        main(
-            [
-                "run",
-                "--target",
-                "msk",
-                "--bootstrap",
-                kafka_bootstrap,
-                "--duration",
-                "2",
-                "--out",
-                str(tmp_path),
-            ]
-        )
+        main(_msk_run(kafka_bootstrap, tmp_path, "--duration", "2"))
     assert closed == [True]
