@@ -349,3 +349,25 @@ async def test_devices_are_counted_exactly_per_shard_and_summarised_past_the_sha
         s: sum(keys.values()) for s, keys in sent.items()
     }
     assert recorder.load.to_dict()[next(iter(sent))]["keys"]["total"] > 0  # partials carry them
+
+
+@pytest.mark.parametrize(
+    ("keys", "skew", "kept"), [(70_000, "uniform", False), (70_000, "zipf:1.1", True), (100, "uniform", True)]
+)
+async def test_device_tails_are_kept_across_ticks_only_where_devices_come_back(
+    keys: int, skew: str, kept: bool
+) -> None:
+    """A uniform draw over a fleet larger than the tail cache keeps no per-device tails between
+    ticks (a million devices would churn ~25 MB for next to no hits); a small fleet or a
+    skewed draw keeps them.  Either way each record is its device's, at the record size."""
+    workload = WorkloadSpec(keys=keys, skew=Skew.parse(skew), rate=None, record_size=96)
+    generator, _, _, producer = _generator(workload)
+    for first in range(0, 3_000, 500):
+        await generator.send_batch(first, 500)
+    assert (len(generator._tails) > 0) is kept
+    records = [record for batch, _ in producer.batches for record in batch]
+    assert len(records) == 3_000
+    for record in records:
+        payload = decode_payload(record.data)
+        assert payload is not None and payload.device == record.partition_key
+        assert len(record.data) == 96
