@@ -86,3 +86,22 @@ def test_a_batch_with_nothing_acknowledged_changes_nothing() -> None:
     recorder.on_entries_acked(0, [(SHARDS[0], [], 101.0)], SIZES, 100.0)
     assert recorder.acked == {} and recorder.last_ack_at is None
     assert recorder.ack_latency.count == 0
+
+
+def test_per_record_latencies_equal_recording_each_record_by_its_entrys_arrival() -> None:
+    """Paced records (an intended time each): the positions of each response are gathered and
+    recorded in one pass, the same latencies as one write per record."""
+    recorder, reference = _recorder(), _recorder()
+    intended = [100.0 + n / 100 for n in range(8)]
+    recorder.on_entries_acked(0, ENTRIES, SIZES, intended)
+    for shard_id, positions, acked_at in ENTRIES:
+        for p in positions:
+            reference.ack_latency.record(acked_at - intended[p])
+            reference.accepted_records[shard_id][reference.second(acked_at)] += 1
+            reference.accepted_bytes[shard_id][reference.second(acked_at)] += SIZES[p]
+    assert recorder.ack_latency.to_dict() == reference.ack_latency.to_dict()
+    by_second = recorder.ack_latency_by_second.get(0)
+    assert by_second is not None and by_second.to_dict() == reference.ack_latency.to_dict()
+    assert recorder.accepted_records == reference.accepted_records
+    assert recorder.accepted_bytes == reference.accepted_bytes
+    assert recorder.acked == {0: 8} and recorder.acked_bytes == {0: sum(SIZES)}
