@@ -308,49 +308,63 @@ class Accumulator:
 
     def add_records(
         self,
-        shard_id: str,
         owner: RecordOwner,
         keys: Sequence[str],
         datas: Sequence[bytes],
-        order: list[int],
+        groups: Mapping[str, list[int]],
         now: float,
         deadline: float,
         extras: Mapping[int, tuple[int | None, str | None]] | None = None,
     ) -> int:
-        """Buffer the record ``(keys[i], datas[i])`` for each ``i`` in ``order`` (all bound for
-        ``shard_id``, in order); ``extras`` holds the explicit hash key and event id of the
-        records that have one, by index.
+        """Buffer the records ``(keys[i], datas[i])`` of a batch: for each shard in ``groups``,
+        the positions ``i`` bound for it, in order; ``extras`` holds the explicit hash key and
+        event id of the records that have one, by index.
 
         ``owner`` owns them with slot ``i``.  The batch path: aggregate appends with no
-        per-record objects.  Returns the bytes the buffer caps count for them.
+        per-record objects, and one call for the whole batch (at 64 shards a small batch
+        spans nearly as many shards as it has records: a call per shard cost ~0.3 us each).
+        Returns the bytes the buffer caps count for them.
         """
         if not self._aggregate:
-            return sum(self.add(shard_id, owner, slot, now, deadline) for slot in order)
+            return sum(
+                self.add(shard_id, owner, slot, now, deadline)
+                for shard_id, order in groups.items()
+                for slot in order
+            )
+        opened = self._open
         total = 0
-        start = 0
-        stop = len(order)
-        agg = self._open.get(shard_id)
-        while start < stop:
-            if agg is None:
-                agg = self._new_open(shard_id, now)
-            builder = agg.builder
-            assert builder is not None
-            end, nbytes = builder.add_records(keys, datas, order, start, extras)
-            if end > start:
-                agg.owners.append(owner)
-                agg.slots.append(order if start == 0 and end == stop else order[start:end])
-                count = end - start
-                agg.count += count
-                agg.user_bytes += nbytes
-                if deadline < agg.deadline:
-                    agg.deadline = deadline
-                self.open_records += count
-                self.open_bytes += nbytes
-                total += nbytes
-                start = end
-            if start < stop:  # the aggregate is full: close it, go on in a fresh one
-                self._close(shard_id, agg)
-                agg = None
+        # added to open aggregates but not yet to open_records / open_bytes (settled before
+        # an aggregate closes, which takes its own records back out of them)
+        unsettled_records = unsettled_bytes = 0
+        for shard_id, order in groups.items():
+            start = 0
+            stop = len(order)
+            agg = opened.get(shard_id)
+            while start < stop:
+                if agg is None:
+                    agg = self._new_open(shard_id, now)
+                builder = agg.builder
+                assert builder is not None
+                end, nbytes = builder.add_records(keys, datas, order, start, extras)
+                if end > start:
+                    agg.owners.append(owner)
+                    agg.slots.append(order if start == 0 and end == stop else order[start:end])
+                    agg.count += end - start
+                    agg.user_bytes += nbytes
+                    if deadline < agg.deadline:
+                        agg.deadline = deadline
+                    unsettled_records += end - start
+                    unsettled_bytes += nbytes
+                    total += nbytes
+                    start = end
+                if start < stop:  # the aggregate is full: close it, go on in a fresh one
+                    self.open_records += unsettled_records
+                    self.open_bytes += unsettled_bytes
+                    unsettled_records = unsettled_bytes = 0
+                    self._close(shard_id, agg)
+                    agg = None
+        self.open_records += unsettled_records
+        self.open_bytes += unsettled_bytes
         return total
 
     def _push(self, entry: Entry) -> None:

@@ -773,9 +773,7 @@ class KinesisProducer:
         deadline = now + self.config.record_ttl
         # the slots being buffered still have their data: only buffered ones are ever released
         keys, datas, extras = ticket.keys, cast("list[bytes]", ticket.datas), ticket.extras
-        added = 0
-        for shard_id, order in groups.items():
-            added += acc.add_records(shard_id, ticket, keys, datas, order, now, deadline, extras)
+        added = acc.add_records(ticket, keys, datas, groups, now, deadline, extras)
         assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()

@@ -293,7 +293,7 @@ def test_add_records_builds_the_same_aggregates_as_per_record_adds() -> None:
     owner = Batch(records)
     keys = [r.partition_key or "" for r in records]
     datas = [r.data for r in records]
-    total = batch_acc.add_records("s", owner, keys, datas, order, 0.0, 30.0)
+    total = batch_acc.add_records(owner, keys, datas, {"s": order}, 0.0, 30.0)
     assert total == sum(single_acc.add("s", owner, slot, 0.0, 30.0) for slot in order)
     assert batch_acc.open_bytes == single_acc.open_bytes
     batched, singles = take_all(batch_acc), take_all(single_acc)
@@ -304,13 +304,32 @@ def test_add_records_builds_the_same_aggregates_as_per_record_adds() -> None:
     assert sum(e.user_bytes for e in entries) == total
 
 
+def test_add_records_of_a_batch_spanning_shards_matches_per_record_adds() -> None:
+    """One call buffers a whole batch, shard by shard: the same aggregates per shard and the
+    same open-buffer counts as adding record by record, also when aggregates fill mid-batch."""
+    records = [Record(bytes([i % 256]) * (i % 300), f"key-{i % 13}") for i in range(3_000)]
+    groups = {"s": list(range(0, 3_000, 3)), "t": list(range(1, 3_000, 3)), "u": [2, 5]}
+    batch_acc, single_acc = make(agg_bytes=8 * KiB), make(agg_bytes=8 * KiB)
+    owner = Batch(records)
+    keys = [r.partition_key or "" for r in records]
+    total = batch_acc.add_records(owner, keys, [r.data for r in records], groups, 0.0, 30.0)
+    one_by_one = [single_acc.add(s, owner, slot, 0.0, 30.0) for s, order in groups.items() for slot in order]
+    assert total == sum(one_by_one)
+    assert (batch_acc.open_records, batch_acc.open_bytes) == (single_acc.open_records, single_acc.open_bytes)
+    batched, singles = take_all(batch_acc), take_all(single_acc)
+    assert sorted((e.shard_id, e.data) for r in batched for e in r) == sorted(
+        (e.shard_id, e.data) for r in singles for e in r
+    )
+    assert batch_acc.open_records == batch_acc.open_bytes == 0
+
+
 def test_add_records_without_aggregation_gives_one_entry_per_record() -> None:
     records = [Record(b"data", f"k{i}") for i in range(5)]
     acc = make(aggregate=False)
     keys = [r.partition_key or "" for r in records]
-    acc.add_records("s", Batch(records), keys, [r.data for r in records], [0, 2, 4], 0.0, 30.0)
+    acc.add_records(Batch(records), keys, [r.data for r in records], {"s": [0, 2], "t": [4]}, 0.0, 30.0)
     entries = take_all(acc)[0]
-    assert [(e.aggregated, e.data, [slot for _, slot in e.members()]) for e in entries] == [
+    assert sorted((e.aggregated, e.data, [slot for _, slot in e.members()]) for e in entries) == [
         (False, b"data", [0]),
         (False, b"data", [2]),
         (False, b"data", [4]),
@@ -349,7 +368,7 @@ def test_an_encoded_aggregate_releases_its_batch_records_and_gives_them_back() -
         keys = [f"key-{i % 7}" for i in range(40)]
         ticket = BatchTicket(loop.create_future(), keys, list(values))
         acc = make()
-        acc.add_records("shard-0", ticket, keys, values, list(range(0, 40, 2)), 0.0, 30.0)
+        acc.add_records(ticket, keys, values, {"shard-0": list(range(0, 40, 2))}, 0.0, 30.0)
         assert all(data is not None for data in ticket.datas)  # open aggregates hold no copy yet
         (batch,) = take_all(acc)
         assert ticket.datas[::2] == [None] * 20 and ticket.datas[1::2] == values[1::2]
