@@ -517,7 +517,7 @@ class KinesisProducer:
         count = len(datas)
         assert self._loop is not None
         future: asyncio.Future[BatchAcks] = self._loop.create_future()
-        ticket = BatchTicket(future, out_keys, datas, extras, self._clock)
+        ticket = BatchTicket(future, out_keys, datas, extras)
         oversized = count > 1 and (total > self._max_buffered_bytes or count > self._max_buffered_records)
         if oversized and (block if block is not None else self.config.block_when_full):
             await self._enqueue_in_parts(ticket, groups)
@@ -1099,7 +1099,7 @@ class KinesisProducer:
                     if shard_id != entry.shard_id and entry.aggregated:
                         misplaced.append((entry, shard_id, sequence_number))
                         continue
-                    self._ack_entry(entry, shard_id, sequence_number)
+                    self._ack_entry(entry, shard_id, sequence_number, now)
                     count = entry.count
                     records += count
                     nbytes += entry.user_bytes
@@ -1177,7 +1177,7 @@ class KinesisProducer:
             for sub, (member, data) in enumerate(zip(entry.members(), entry.member_datas(), strict=True)):
                 owner, slot = member
                 if shard is not None and shard.contains(member_hash_key(member)):
-                    owner.ack_run((slot,), sub, shard_id, sequence_number)
+                    owner.ack_run((slot,), sub, shard_id, sequence_number, now)
                     self._release(1, len(data) + len(owner.fields(slot)[0]))
                 else:
                     resend.append((member, data))
@@ -1211,8 +1211,9 @@ class KinesisProducer:
             assert self._acc is not None
             self._acc.requeue(retry)
 
-    def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str) -> None:
-        """One ack per owner run: a batch ticket records the run, a single ticket resolves."""
+    def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str, acked_at: float) -> None:
+        """One ack per owner run: a batch ticket records the run (with ``acked_at``, its
+        response's arrival), a single ticket resolves."""
         sub: int | None = 0 if entry.aggregated else None
         for owner, slots in zip(entry.owners, entry.slots, strict=True):
             if type(owner) is SingleTicket:
@@ -1225,7 +1226,7 @@ class KinesisProducer:
                 if sub is not None:
                     sub += 1
                 continue
-            owner.ack_run(slots, sub, shard_id, sequence_number)
+            owner.ack_run(slots, sub, shard_id, sequence_number, acked_at)
             if sub is not None:
                 sub += len(slots)
         self._release(entry.count, entry.user_bytes)

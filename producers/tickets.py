@@ -14,8 +14,7 @@ record on the way through.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from producers._acks import LazyAcks
@@ -41,7 +40,8 @@ class EntryAcks(NamedTuple):
     positions: Sequence[int]
     """Their positions in the batch, in sub-sequence order."""
     acked_at: float
-    """When the PutRecords response arrived, on the producer's clock (``time.monotonic``)."""
+    """When the PutRecords response arrived, on the producer's clock (``time.monotonic``): one
+    reading per response, so the entries of one response share it exactly."""
 
 
 class _AckDraft:
@@ -72,9 +72,15 @@ class RecordOwner(Protocol):
 
     def fields(self, slot: int) -> RecordFields: ...
     def ack_run(
-        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+        self,
+        slots: Sequence[int],
+        first_sub: int | None,
+        shard_id: str,
+        sequence_number: str,
+        acked_at: float,
     ) -> None:
-        """Acknowledge ``slots``, written in one Kinesis entry.
+        """Acknowledge ``slots``, written in one Kinesis entry whose response arrived at
+        ``acked_at`` (the producer's clock, read once per response).
 
         Inside an aggregate the records have sub-sequence numbers ``first_sub``,
         ``first_sub + 1``...; a plain entry has none (``first_sub`` is ``None``).
@@ -147,7 +153,12 @@ class SingleTicket(asyncio.Future[Ack]):
     __iter__ = __await__
 
     def ack_run(
-        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+        self,
+        slots: Sequence[int],
+        first_sub: int | None,
+        shard_id: str,
+        sequence_number: str,
+        acked_at: float,
     ) -> None:
         self.acknowledge(shard_id, sequence_number, first_sub)
 
@@ -233,7 +244,7 @@ class BatchTicket:
     ``None`` once its aggregate is encoded (:meth:`release`).
     """
 
-    __slots__ = ("_clock", "_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
+    __slots__ = ("_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
 
     def __init__(
         self,
@@ -241,10 +252,8 @@ class BatchTicket:
         keys: list[str],
         datas: list[bytes | None],
         extras: Extras | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.future = future
-        self._clock = clock
         self.keys = keys
         self.datas = datas
         self.extras = extras
@@ -266,10 +275,16 @@ class BatchTicket:
         return self.keys[slot], None, self.datas[slot], None
 
     def ack_run(
-        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+        self,
+        slots: Sequence[int],
+        first_sub: int | None,
+        shard_id: str,
+        sequence_number: str,
+        acked_at: float,
     ) -> None:
-        # one clock read per entry (not per record): BatchAcks.by_entry times each entry's records
-        self._runs.append((slots, first_sub, shard_id, sequence_number, self._clock()))
+        # The response's one clock read: BatchAcks.by_entry times each entry's records by it,
+        # and the runs of one response share it exactly (a caller may group them by time).
+        self._runs.append((slots, first_sub, shard_id, sequence_number, acked_at))
         self._pending -= len(slots)
         if self._pending == 0:
             self._resolve()

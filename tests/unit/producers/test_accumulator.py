@@ -25,7 +25,12 @@ class Owner:
         return self.key, None, self.data, self.event_id
 
     def ack_run(
-        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+        self,
+        slots: Sequence[int],
+        first_sub: int | None,
+        shard_id: str,
+        sequence_number: str,
+        acked_at: float,
     ) -> None:
         self.acks.append((first_sub, shard_id, sequence_number))
 
@@ -281,7 +286,12 @@ class Batch(Owner):
         return record.partition_key, record.explicit_hash_key, record.data, record.event_id
 
     def ack_run(
-        self, slots: Sequence[int], first_sub: int | None, shard_id: str, sequence_number: str
+        self,
+        slots: Sequence[int],
+        first_sub: int | None,
+        shard_id: str,
+        sequence_number: str,
+        acked_at: float,
     ) -> None:
         self.runs.append((list(slots), first_sub, shard_id))
 

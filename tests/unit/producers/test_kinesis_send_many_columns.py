@@ -208,6 +208,21 @@ def test_the_sync_facade_takes_columns_too() -> None:
     assert sorted((k, d) for _, k, d, _, _ in written(fake)) == [("k1", b"x"), ("k2", b"y")]
 
 
+async def test_the_entries_of_one_response_share_its_arrival_time_exactly() -> None:
+    """The clock is read once per PutRecords response, not once per entry or run: a caller
+    can group what one response acknowledged by time (stream-bench's recorder does)."""
+    fake = FakeKinesis(shards=8)
+    ticks = iter(range(1, 1_000_000))
+    values = [b"%04d" % i for i in range(64)]
+    partition_keys = [f"dev-{i}" for i in range(64)]
+    async with KinesisProducer("s", client=fake, clock=lambda: float(next(ticks)), **FAST) as producer:
+        acks = await (await producer.send_many(values, partition_keys))
+    assert len(fake.calls) == 1  # one request...
+    entries = list(acks.by_entry())
+    assert len({entry.shard_id for entry in entries}) == 8  # ...with an entry for every shard
+    assert len({entry.acked_at for entry in entries}) == 1  # one reading of a clock that counts
+
+
 async def test_by_entry_groups_acknowledged_records_by_entry_with_their_response_time() -> None:
     """Every acknowledged position appears once, with its entry's shard and response time;
     the records of a failed entry are in ``failed`` only."""
