@@ -56,6 +56,11 @@ class SeenIds:
 class Recorder:
     """Per-second counters, latency histograms and per-shard load of one run."""
 
+    shardline_events = frozenset({events.THROTTLES, events.RETRIES})
+    """The producer events :meth:`on_event` takes (:func:`shardline.metrics.takes_event`): the
+    producer then skips its per-entry latency and per-shard counts, which the recorder takes
+    from the acknowledgements themselves."""
+
     def __init__(self, shard_ids: list[str], clock_start: float) -> None:
         self.start = clock_start
         self.sent: dict[int, int] = defaultdict(int)
@@ -177,8 +182,8 @@ class Recorder:
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """The producer's MetricsObserver: throttles and retries land in the current second.
 
-        Every other event returns at once: the producer reports one per entry and one per shard
-        of each response (over a hundred a response at 64 shards)."""
+        Every other event returns at once (the producer does not report the per-entry and
+        per-shard ones to it at all: :attr:`shardline_events`)."""
         if name == events.THROTTLES:
             self.throttles[self.second(self.now)] += int(value)
         elif name == events.RETRIES:

@@ -61,7 +61,7 @@ from shardline.errors import (
     ValidationError,
 )
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
-from shardline.metrics import MetricsObserver, guard_observer
+from shardline.metrics import MetricsObserver, guard_observer, takes_event
 from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
 from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardMap, list_shards
@@ -133,6 +133,10 @@ class KinesisProducer:
         self._session = session
         self._endpoint_url = endpoint_url
         self._observer: MetricsObserver = guard_observer(observer)
+        # Per-entry and per-shard events of every response, built only when the observer
+        # takes them (the default NullObserver takes none).
+        self._reports_entry_latency = takes_event(self._observer, events.SEND_TO_ACK_LATENCY)
+        self._reports_shard_records = takes_event(self._observer, events.SHARD_RECORDS)
         self._clock = clock
         self._policy = RetryPolicy(
             max_attempts=self.config.max_attempts,
@@ -1090,6 +1094,7 @@ class KinesisProducer:
         per_shard: dict[str, int] = {}
         observer = self._observer
         stream = self._stream_label
+        entry_latency, shard_records = self._reports_entry_latency, self._reports_shard_records
         for entry, result in zip(batch, results, strict=False):
             code = result.get("ErrorCode") if type(result) is dict else 0
             if code is None:
@@ -1103,8 +1108,10 @@ class KinesisProducer:
                     count = entry.count
                     records += count
                     nbytes += entry.user_bytes
-                    per_shard[shard_id] = per_shard.get(shard_id, 0) + count
-                    observer.on_event(events.SEND_TO_ACK_LATENCY, now - entry.created, stream=stream)
+                    if shard_records:
+                        per_shard[shard_id] = per_shard.get(shard_id, 0) + count
+                    if entry_latency:
+                        observer.on_event(events.SEND_TO_ACK_LATENCY, now - entry.created, stream=stream)
                     if shard_id != entry.shard_id:
                         self._next_refresh = now
                     continue

@@ -246,3 +246,30 @@ async def test_by_entry_groups_acknowledged_records_by_entry_with_their_response
     times = [entry.acked_at for entry in entries]
     assert len(set(times)) == len(times)  # each entry's own response...
     assert all(t.is_integer() for t in times)  # ...timed on the producer's (counting) clock
+
+
+class _Named:
+    """Keeps the names of the events it is given; takes only those listed, when listed."""
+
+    def __init__(self, takes: frozenset[str] | None) -> None:
+        self.names: list[str] = []
+        if takes is not None:
+            self.shardline_events = takes
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        self.names.append(name)
+
+
+@pytest.mark.parametrize("takes", [None, frozenset({"throttles", "retries", "records_sent"})])
+async def test_per_entry_and_per_shard_events_go_only_to_an_observer_that_takes_them(
+    takes: frozenset[str] | None,
+) -> None:
+    """An observer that lists its events is not called with the latency of every entry or the
+    count of every shard (the producer skips building them); one that lists none gets all."""
+    observer = _Named(takes)
+    async with KinesisProducer("s", client=FakeKinesis(shards=8), observer=observer, **FAST) as producer:
+        acks = await (await producer.send_many([b"x"] * 64, [f"dev-{i}" for i in range(64)]))
+    assert acks.ok
+    per_entry = {"send_to_ack_latency", "shard_records"} & set(observer.names)
+    assert per_entry == (set() if takes else {"send_to_ack_latency", "shard_records"})
+    assert "records_sent" in observer.names

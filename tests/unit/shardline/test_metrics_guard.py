@@ -76,3 +76,24 @@ def test_failures_counted_from_several_threads() -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert guarded.failures == 800
+
+
+class _Throttles:
+    shardline_events = frozenset({"throttles"})
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        return None
+
+
+def test_an_observer_takes_every_event_unless_it_lists_the_ones_it_takes() -> None:
+    from shardline.metrics import takes_event
+
+    recording = _Recording()  # its own ``events`` list is not a list of events it takes
+    assert takes_event(recording, "send_to_ack_latency")
+    assert takes_event(guard_observer(recording), "send_to_ack_latency")
+    assert takes_event(_Throttles(), "throttles") and not takes_event(_Throttles(), "shard_records")
+    assert not takes_event(guard_observer(_Throttles()), "shard_records")
+    assert not takes_event(guard_observer(None), "throttles")  # the null default takes none
+    both = CompositeObserver(_Throttles(), NullObserver())
+    assert takes_event(both, "throttles") and not takes_event(both, "shard_records")
+    assert takes_event(CompositeObserver(_Throttles(), recording), "shard_records")
