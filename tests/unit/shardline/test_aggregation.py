@@ -28,7 +28,6 @@ from shardline.aggregation import (
 from shardline.errors import ConfigurationError, ValidationError
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, HASH_KEY_MAX, KPL_DEFAULT_AGGREGATE_BYTES
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
-from shardline.shardmath import partition_key_hash
 
 Entry = tuple[str, bytes, int | None]
 
@@ -166,12 +165,14 @@ def test_varint_boundaries_in_sizes() -> None:
 
 
 def test_entry_keys_route_to_the_first_records_shard() -> None:
+    """The entry's partition key is the first record's: Kinesis hashes it to the first
+    record's shard, so an explicit hash key is sent only when the first record has one."""
     builder = AggregateBuilder()
     assert builder.entry_partition_key is None and builder.entry_explicit_hash_key is None
     builder.try_add("first", b"1")
     builder.try_add("second", b"2", 99)
     assert builder.entry_partition_key == "first"
-    assert builder.entry_explicit_hash_key == partition_key_hash("first")
+    assert builder.entry_explicit_hash_key is None  # Kinesis routes it by MD5("first")
     builder.reset()
     builder.try_add("p", b"1", 12345)
     assert builder.entry_partition_key == "p" and builder.entry_explicit_hash_key == 12345
