@@ -55,8 +55,10 @@ bench: $(STAMP)
 # lock for .venv, and one per role (requirements/<role>.txt, used by .ci/wheel-check and by anyone
 # who installs a role with --require-hashes).  Each role starts from the dev lock's pins.
 ROLES := base kafka otel bench bench-peers local kcl
+# Extras are kept on the pins (moto[server]==...): pip's --require-hashes refuses a wheel's
+# `moto[server]>=5.0` whose pin lacks the extra as soon as the index has a newer moto.
 PIP_COMPILE = $(VENV)-lock/bin/pip-compile --quiet --generate-hashes --unsafe-package shardline \
-	--strip-extras --no-emit-index-url --no-emit-find-links
+	--no-strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	$(PYTHON) -m venv $(VENV)-lock
 	$(VENV)-lock/bin/python -m pip install --quiet --disable-pip-version-check pip-tools

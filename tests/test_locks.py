@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LOCKS = REPO / "requirements"
-_PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)")
+_PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[([^\]]*)\])?==([^\s\\]+)")
 
 
 def _project() -> dict[str, object]:
@@ -38,7 +38,7 @@ def _pins(lock: Path) -> dict[str, str]:
         if match is None:
             continue
         assert "--hash=sha256:" in entry, f"{lock.name}: {match.group(1)} has no hash"
-        pins[_normal(match.group(1))] = match.group(2)
+        pins[_normal(match.group(1))] = match.group(3)
     assert pins, f"{lock.name} pins nothing"
     return pins
 
@@ -78,3 +78,29 @@ def test_boto3_and_aiobotocore_share_one_botocore(role: str) -> None:
     assert {"boto3", "botocore", "aiobotocore"} <= set(pins)
     # boto3 X.Y.Z requires botocore X.Y.*
     assert pins["boto3"].split(".")[:2] == pins["botocore"].split(".")[:2]
+
+
+def _pinned_extras(lock: Path) -> dict[str, set[str]]:
+    """name -> the extras its pin names (``moto[server]==...``: {"server"})."""
+    extras: dict[str, set[str]] = {}
+    for line in lock.read_text().splitlines():
+        match = _PIN.match(line)
+        if match is not None:
+            extras[_normal(match.group(1))] = set(filter(None, (match.group(2) or "").split(",")))
+    return extras
+
+
+@pytest.mark.parametrize("role", _roles())
+def test_a_requirement_with_extras_is_pinned_with_them(role: str) -> None:
+    """``pip install --require-hashes`` of the wheel with its role's lock refuses a
+    requirement like ``moto[server]>=5.0`` whose pin lacks the extra as soon as the index has
+    a newer release (seen when moto 5.2.6 came out); a pin with the extra installs."""
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    declared = [r for r in (extras.get(role, []) if role != "base" else []) if "[" in r]
+    pinned = _pinned_extras(LOCKS / f"{role}.txt")
+    for requirement in declared:
+        name, wanted = re.match(r"([A-Za-z0-9_.-]+)\[([^\]]*)\]", requirement).groups()  # type: ignore[union-attr]
+        if _normal(name) == "shardline":
+            continue
+        assert set(wanted.split(",")) <= pinned.get(_normal(name), set()), f"{role}.txt: {requirement}"
