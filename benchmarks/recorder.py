@@ -162,15 +162,15 @@ class Recorder:
         by_second = self.ack_latency_by_second.at(second)
         acked = 0
         micros: list[int] = []
-        for acked_at, held in by_time.items():
-            count = len(held)
+        for acked_at, arrived in by_time.items():
+            count = len(arrived)
             acked += count
             by_arrival[second_of(acked_at)] += count
             if scalar is not None:
                 self.ack_latency.record_n(acked_at - scalar, count)
                 by_second.record_n(acked_at - scalar, count)
             else:
-                micros += [int((acked_at - times[p]) * 1_000_000) for p in held]
+                micros += [int((acked_at - times[p]) * 1_000_000) for p in arrived]
         last = self.last_ack_at
         self.last_ack_at = latest if last is None else max(last, latest)
         self.acked[second] += acked
