@@ -11,6 +11,12 @@ the GIL for every single report.  So *which thread polls* decides the cost:
   loop — collects one round of reports and hands the whole list to the loop with a single
   ``call_soon_threadsafe``.  Rounds that only advanced ``send_many`` batches are handed over
   too (with the batches that completed), so a send waiting for queue space wakes up.
+* When librdkafka holds nothing (no message queued or in flight, no report or client event
+  waiting: ``len(producer) == 0``), the thread waits on its own event instead of inside
+  ``poll()``, which nothing could wake before its timeout.  A send or ``stop()`` sets the
+  event, so ``close()`` right after the last acknowledgement does not sit out a poll timeout
+  (it took 100 ms, 8% of the wall time of a 1,000,000-message ``send_many`` run); client
+  callbacks are still served every ``timeout`` meanwhile.
 
 librdkafka runs the client's callbacks (``error_cb``, ``oauth_cb``, ``stats_cb``) from inside
 ``poll()`` too, and confluent-kafka re-raises from ``poll()`` whatever such a callback raised
@@ -166,8 +172,10 @@ class DeliveryPump:
         "_reports",
         "_settled",
         "_stopping",
+        "_pending",
         "_thread",
         "_timeout",
+        "_wake",
         "busy",
         "future_class",
         "loop_thread",
@@ -186,9 +194,13 @@ class DeliveryPump:
         on_death: PumpError,
         on_settled: Callable[[int], None],
         topic: str,
+        pending: Callable[[], int] | None = None,
         name: str = "shardline-kafka-delivery",
     ) -> None:
+        """``pending`` is the producer's ``__len__`` (messages and events librdkafka holds);
+        without it the thread always waits inside ``poll(timeout)``."""
         self._poll = poll
+        self._pending = pending
         self._loop = loop
         self._on_round = on_round
         self._on_error = on_error
@@ -202,6 +214,7 @@ class DeliveryPump:
         self._idle = threading.Event()
         self._idle.set()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.loop_thread = loop_thread = threading.get_ident()
         self.future_class = _delivery_future_class(
@@ -223,11 +236,13 @@ class DeliveryPump:
         if not self.busy:
             self.busy = True
             self._idle.clear()
+            self._wake.set()
             self._loop.call_soon(self._mark_idle)
 
     def _mark_idle(self) -> None:
         self.busy = False
         self._idle.set()
+        self._wake.set()
 
     def poll_inline(self) -> None:
         """Serve pending reports on the loop thread without blocking (callbacks' errors contained)."""
@@ -261,13 +276,21 @@ class DeliveryPump:
         poll, reports, completed, timeout = self._poll, self._reports, self._completed, self._timeout
         call_soon = self._loop.call_soon_threadsafe
         on_round, on_error = self._on_round, self._on_error
-        stopping, idle = self._stopping, self._idle
+        stopping, idle, wake, pending = self._stopping, self._idle, self._wake, self._pending
         while not stopping.is_set():
             if self.busy:
                 idle.wait(timeout)
                 continue
+            wait = timeout
+            if pending is not None:
+                wake.clear()  # before the check: a send after it sets the event again
+                if not pending():
+                    wake.wait(timeout)
+                    if stopping.is_set():
+                        break
+                    wait = 0  # a send woke us (its reports come) or a timeout: client callbacks
             try:
-                served = poll(timeout)
+                served = poll(wait)
             except Exception as exc:  # noqa: BLE001 - error_cb / oauth_cb raised inside poll()
                 served = 0
                 try:
@@ -290,6 +313,7 @@ class DeliveryPump:
         """Ask the thread to end after its current poll round (at most ``timeout`` later)."""
         self._stopping.set()
         self._idle.set()
+        self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)

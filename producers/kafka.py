@@ -167,6 +167,7 @@ class KafkaProducer:
                 on_death=self._on_pump_death,
                 on_settled=self._settled_inline,
                 topic=self.topic,
+                pending=getattr(self._producer, "__len__", None),
             )
             self._create_future = self._pump.new_future
             self._pump.start()
@@ -659,6 +660,8 @@ class KafkaProducer:
                     if self._closed and self._pump is None:
                         raise ClosedError("producer is closed")
                     self._space.clear()
+                    if self._pump is not None and not self._pump.busy:
+                        self._pump.mark_busy()  # its reports are served inline, then by the thread
                     try:
                         self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
                     except BufferError:

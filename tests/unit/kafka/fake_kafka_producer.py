@@ -73,6 +73,12 @@ class FakeProducer:
         if self.on_produce is not None:
             self.on_produce(msg)
 
+    def __len__(self) -> int:
+        """What librdkafka's ``len(producer)`` counts: messages not yet reported, and reports
+        waiting for a poll."""
+        with self._cond:
+            return len(self._queued) + len(self._ready)
+
     def acknowledge(self, count: int | None = None, *, partition: int | None = None) -> None:
         """The broker accepted the oldest ``count`` queued messages (all by default).
 

@@ -216,6 +216,34 @@ async def test_close_with_timeout_purges_and_reports_every_message() -> None:
         await producer.send(b"x")
 
 
+async def test_close_after_the_last_ack_does_not_sit_out_a_poll_timeout() -> None:
+    """With nothing left in librdkafka, the delivery thread waits on its own event, which
+    ``close()`` sets: it must not be blocked in a ``poll()`` of a minute."""
+    fake = FakeProducer()
+    producer = make(fake, config=KafkaProducerConfig(poll_timeout_s=60))
+    await producer.start()
+    future = await producer.send(b"x", "k")
+    flushing = asyncio.create_task(producer.flush())
+    fake.acknowledge()
+    await asyncio.wait_for(flushing, 10)
+    assert (await future).offset == 0
+    await asyncio.wait_for(producer.close(), 10)  # the old thread slept out poll(60) here
+    assert producer.in_flight == 0
+
+
+async def test_a_send_after_an_idle_spell_is_reported_without_a_poll_timeout() -> None:
+    """The idle thread is woken by the next send, so its report needs no timeout to pass."""
+    fake = FakeProducer()
+    async with make(fake, config=KafkaProducerConfig(poll_timeout_s=60)) as producer:
+        first = await producer.send(b"a", "k")
+        fake.acknowledge()
+        await asyncio.wait_for(first, 10)
+        second = await producer.send(b"b", "k")
+        await asyncio.sleep(0)  # the loop yields once, as any caller does: the thread takes over
+        fake.acknowledge()
+        assert (await asyncio.wait_for(second, 10)).offset == 1
+        await asyncio.wait_for(producer.flush(), 10)
+
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigurationError):
         KafkaProducerConfig(acks="1")
