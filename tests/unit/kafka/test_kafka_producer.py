@@ -244,6 +244,7 @@ async def test_a_send_after_an_idle_spell_is_reported_without_a_poll_timeout() -
         assert (await asyncio.wait_for(second, 10)).offset == 1
         await asyncio.wait_for(producer.flush(), 10)
 
+
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigurationError):
         KafkaProducerConfig(acks="1")
