@@ -13,7 +13,7 @@ allocated per message lives until its delivery report, long enough to be promote
 the garbage collector's generations, and full collections then walk the whole heap.
 
 Reports arrive on two threads (the event loop's inline polls and the delivery thread); each
-counts with one ``list.append`` (atomic under the GIL, so no count is lost and no thread
+counts with one ``bytearray.append`` (atomic under the GIL, so no count is lost and no thread
 check is paid per report); whichever thread sees the last report hands the batch to the
 loop, which resolves the future exactly once and only if the batch is complete (a late
 thread may still be finishing its report call of the batch's previous use).
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from array import array
 from collections.abc import Callable
 from types import MethodType
 from typing import Any
@@ -49,8 +50,8 @@ class KafkaBatchAcks(LazyAcks[KafkaAck]):
     def __init__(
         self,
         topic: str,
-        partitions: list[int],
-        offsets: list[int],
+        partitions: array[int],
+        offsets: array[int],
         failed: dict[int, ShardlineError],
     ) -> None:
         self.topic = topic
@@ -121,12 +122,15 @@ class DeliveryBatch:
         self.on_complete = on_complete
         self.hand_over = hand_over
         self.on_error = on_error
-        self.partitions: list[int] = []
-        self.offsets: list[int] = []
+        # Machine integers, not lists: the collector walks every item of a young list at each
+        # collection (and the acks' copies live until the caller drops them), but never looks
+        # inside an array.
+        self.partitions: array[int] = array("q")
+        self.offsets: array[int] = array("q")
         self.callbacks: list[Callable[[Any, Any], None]] = []
         self.errors: list[tuple[int, Any]] = []
-        # One entry (the message index) per report received, from whichever thread.
-        self.tally: list[int] = []
+        # One byte per report received, from whichever thread (bytearray.append is atomic).
+        self.tally = bytearray()
         # [report count that completes the batch]: unreachable until every message is queued.
         self.limit = [sys.maxsize]
         self.report = _batch_report(self, _get_ident() if loop_thread is None else loop_thread)
@@ -142,8 +146,8 @@ class DeliveryBatch:
         self.limit[0] = sys.maxsize
         capacity = len(self.callbacks)
         if size > capacity:
-            self.partitions.extend([-1] * (size - capacity))
-            self.offsets.extend([-1] * (size - capacity))
+            self.partitions.extend(array("q", [-1]) * (size - capacity))
+            self.offsets.extend(array("q", [-1]) * (size - capacity))
             report = self.report
             self.callbacks.extend([MethodType(report, index) for index in range(capacity, size)])
 
@@ -196,7 +200,7 @@ def _batch_report(batch: DeliveryBatch, loop_thread: int) -> Callable[[int, Any,
         """librdkafka's delivery report for message ``index`` (any polling thread).
 
         Touches only the batch's own lists (the same objects for every use of the batch):
-        it runs once per message.  Counting is one ``list.append``, atomic under the GIL
+        it runs once per message.  Counting is one ``bytearray.append``, atomic under the GIL
         whichever thread serves the report.  The batch is complete when the count reaches
         ``limit``, set once every message is queued; a report and ``finish_queueing``
         racing may both see it complete, and the owner resolves a batch once.
@@ -208,7 +212,7 @@ def _batch_report(batch: DeliveryBatch, loop_thread: int) -> Callable[[int, Any,
             errors.append((index, err))
             if batch.on_error is not None:
                 batch.on_error(err)
-        count(index)
+        count(1)
         if len(tally) >= limit[0]:
             if get_ident() == loop_thread:
                 batch.on_complete(batch)

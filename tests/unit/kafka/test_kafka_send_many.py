@@ -149,6 +149,35 @@ async def test_full_queue_is_back_pressure_and_later_sends_queue_behind_the_batc
     assert single.offset == 5
 
 
+async def test_the_callers_lists_changed_while_the_batch_waits_do_not_change_what_is_sent() -> None:
+    """send_many reads the caller's own lists (no copy per call); before it waits for room it
+    holds copies of them, so what the caller does with its lists meanwhile sends nothing else."""
+    fake = FakeProducer(capacity=2)
+    signal = QueueFullSignal()
+    values = [b"0", b"1", b"2", b"3"]
+    keys_given: list[str | bytes | None] = ["a", "b", "c", "d"]
+
+    producer = make(fake, observer=signal)
+    await producer.start()
+    batch = asyncio.create_task(producer.send_many(values, keys_given))
+    await signal.full.wait()
+    values[2:] = [b"changed", b"changed"]
+    keys_given[2:] = ["x", "x"]
+    values.clear()
+    fake.acknowledge()
+    batch_future = await asyncio.wait_for(batch, 10)
+    fake.acknowledge()
+    acks = await asyncio.wait_for(batch_future, 10)  # a batch cut short would never complete
+    await producer.close()
+    assert [(m.value_bytes, m.key_value) for m in fake.produced] == [
+        (b"0", "a"),
+        (b"1", "b"),
+        (b"2", "c"),
+        (b"3", "d"),
+    ]
+    assert acks.ok and len(acks) == 4
+
+
 async def test_flush_waits_for_batches_reported_from_the_poll_thread() -> None:
     fake = FakeProducer()
     async with make(fake) as producer:
