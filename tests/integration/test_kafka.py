@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -270,3 +271,47 @@ async def test_send_many_acks_name_where_each_message_landed(kafka_bootstrap: st
             if len(landed) >= count:
                 break
     assert [landed[i] for i in range(count)] == acked
+
+
+def test_librdkafka_counts_reports_and_client_events_in_its_length(kafka_bootstrap: str) -> None:
+    """What the delivery thread's idle wait rests on (producers._kafka_delivery): ``len(producer)``
+    is 0 once every delivery report was served, and counts client events (``error_cb``) that
+    wait for a ``poll()``, so an idle thread that only polls when it is not 0 delays neither."""
+    from confluent_kafka import Producer
+
+    topic = new_topic(kafka_bootstrap, 1)
+    delivered: list[object] = []
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic, b"x", b"k", on_delivery=lambda err, msg: delivered.append(err))
+    assert len(producer) == 1
+    assert producer.flush(30) == 0
+    assert delivered == [None]
+    assert len(producer) == 0
+
+    errors: list[object] = []
+    unreachable = Producer({"bootstrap.servers": "127.0.0.1:1", "error_cb": errors.append, "log_level": 0})
+    # The refused connection's error event is queued by librdkafka's own thread; nothing can
+    # be awaited for it without serving it, so look at most 300 times, 10 ms apart.
+    for _ in range(300):
+        if len(unreachable):
+            break
+        time.sleep(0.01)
+    assert len(unreachable) > 0 and not errors
+    unreachable.poll(0)
+    assert errors and len(unreachable) == 0
+
+
+async def test_close_right_after_the_last_ack_returns(kafka_bootstrap: str) -> None:
+    """The idle delivery thread waits on the event ``close()`` sets (not in ``poll()``): with a
+    poll timeout of a minute, close still returns (a lost wake-up would hang it)."""
+    topic = new_topic(kafka_bootstrap, 2)
+    config = KafkaProducerConfig(poll_timeout_s=60)
+    producer = KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap), config=config)
+    await producer.start()
+    acks = await asyncio.wait_for(
+        producer.send_many([b"%d" % i for i in range(100)], [f"key-{i % 7}" for i in range(100)]), 30
+    )
+    assert (await asyncio.wait_for(acks, 30)).ok
+    single = await asyncio.wait_for(producer.send_and_wait(b"last", "key-0"), 30)
+    assert single.topic == topic
+    await asyncio.wait_for(producer.close(), 30)
