@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.generator import LoadGenerator
 from benchmarks.recorder import Recorder
 from benchmarks.workload import Skew, WorkloadSpec
@@ -120,11 +120,7 @@ async def measure(
             await generator.send_batch(n * tick, tick)
         await producer.flush()
         entries_before = client.entries
-        gc.collect()
-        gc.freeze()
-        old_thresholds = gc.get_threshold()
-        gc.set_threshold(50_000, 10, 100)  # stream-bench's run settings (benchmarks.gcpolicy)
-        try:
+        with run_gc_settings():  # the collector as stream-bench runs it
             started = time.process_time()
             for n in range(warm, warm + ticks):
                 await generator.send_batch(n * tick, tick)
@@ -132,9 +128,6 @@ async def measure(
                     await producer.flush()
             await producer.flush()
             cpu = time.process_time() - started
-        finally:
-            gc.set_threshold(*old_thresholds)
-            gc.unfreeze()
     records = ticks * tick
     acked = sum(recorder.acked.values())
     if acked != records + warm * tick:

@@ -665,7 +665,7 @@ class KafkaProducer:
                     if self._closed and self._pump is None:
                         raise ClosedError("producer is closed")
                     self._space.clear()
-                    if self._pump is not None and not self._pump.busy:
+                    if self._pump is not None:
                         self._pump.mark_busy()  # its reports are served inline, then by the thread
                     try:
                         self._produce(self.topic, data, key, on_delivery=callback, **kwargs)

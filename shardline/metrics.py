@@ -48,8 +48,13 @@ def takes_event(observer: MetricsObserver, name: str) -> bool:
     Kinesis entry and a count per shard of every response (over a hundred calls a response
     at 64 shards), which an observer counting throttles only would discard one by one.
     """
-    wanted = getattr(observer, "shardline_events", None)
+    wanted = _events_taken(observer)
     return wanted is None or name in wanted
+
+
+def _events_taken(observer: object) -> Any:
+    """``observer``'s ``shardline_events``, or ``None`` (every event) without one."""
+    return getattr(observer, "shardline_events", None)
 
 
 class NullObserver:
@@ -82,7 +87,7 @@ class GuardedObserver:
     @property
     def shardline_events(self) -> frozenset[str] | None:
         """The guarded observer's events (:func:`takes_event`); ``None``: every event."""
-        wanted = getattr(self.observer, "shardline_events", None)
+        wanted = _events_taken(self.observer)
         return None if wanted is None else frozenset(wanted)
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
@@ -128,7 +133,7 @@ class CompositeObserver:
         """Every event one of the observers takes (:func:`takes_event`); ``None``: every event."""
         union: set[str] = set()
         for observer in self._observers:
-            wanted = getattr(observer, "shardline_events", None)
+            wanted = _events_taken(observer)
             if wanted is None:
                 return None
             union.update(wanted)
