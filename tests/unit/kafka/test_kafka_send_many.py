@@ -274,6 +274,30 @@ def test_last_report_on_the_delivery_thread_hands_the_batch_to_the_loop() -> Non
         loop.close()
 
 
+@pytest.mark.parametrize("early_reports", [0, 2, 3])
+def test_a_batch_with_unqueued_messages_completes_on_its_last_queued_report(early_reports: int) -> None:
+    """Messages 3 and 4 never queued: the batch completes once 0-2 reported, whichever comes last."""
+    loop = asyncio.new_event_loop()
+    try:
+        batch, completed, handed = new_batch(loop, 5)
+        message = FakeMessage(TOPIC, b"", None, partition_id=0, offset_value=1)
+        for index in range(early_reports):
+            batch.callback(index)(None, message)
+        assert batch.reported == early_reports and not completed
+        batch.not_queued(3, DeliveryError("not queued"))
+        batch.finish_queueing()
+        assert batch.reported == early_reports
+        assert completed == ([batch] if early_reports == 3 else [])
+        for index in range(early_reports, 3):
+            assert not batch.complete
+            batch.callback(index)(None, message)
+        assert completed == [batch] and not handed
+        assert batch.complete and batch.reported == batch.expected == 3
+        assert [index for index, _ in batch.errors] == [3, 4]
+    finally:
+        loop.close()
+
+
 def test_a_reset_batch_reuses_its_callables_and_keeps_earlier_acks_intact() -> None:
     loop = asyncio.new_event_loop()
     try:
