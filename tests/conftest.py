@@ -1,5 +1,7 @@
 """Shared fixtures: dummy AWS settings for every test, and real local servers on demand.
 
+The run's watchdog (``tests/hard_stop.py``) is registered here too.
+
 Servers are session-scoped and started lazily, only when a test asks for one, by the same
 code as ``shardline local up``; each runs once per pytest run on a free 127.0.0.1 port and
 is stopped by its handle at the end of the session.  Tests create uniquely named streams,
@@ -18,6 +20,10 @@ import pytest
 from shardline.local.errors import PrerequisiteMissingError
 from shardline.local.processes import ServerHandle
 from shardline.local.services import start_server
+from tests import hard_stop
+from tests.hard_stop import pytest_configure, pytest_runtest_protocol
+
+__all__ = ["pytest_configure", "pytest_runtest_protocol"]  # the run's watchdog (tests/hard_stop.py)
 
 _DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -69,9 +75,11 @@ def _serve(engine: str, run_dir: Path, *, optional: bool = False) -> Iterator[Se
         if optional and not in_ci():
             pytest.skip(str(exc))
         raise
+    hard_stop.servers.append(handle)
     try:
         yield handle
     finally:
+        hard_stop.servers.remove(handle)
         handle.stop(timeout=5.0)
 
 

@@ -1,0 +1,58 @@
+"""A test that hangs past its own timeout ends the run with its stacks instead of sticking it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+
+_HANGING_TEST = """
+import asyncio
+
+import pytest
+
+
+@pytest.mark.timeout(1)
+@pytest.mark.asyncio
+async def test_hangs_again_while_being_torn_down() -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        # as a producer's close does when it can never drain: wait again, with nothing to interrupt it
+        await asyncio.Event().wait()
+"""
+
+
+def test_a_run_stuck_after_a_timeout_ends_with_the_stacks_and_a_failure(tmp_path: Path) -> None:
+    (tmp_path / "test_stuck.py").write_text(_HANGING_TEST)
+    env = {**os.environ, "SHARDLINE_TEST_HARD_STOP_GRACE_S": "1"}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(tmp_path / "test_stuck.py"),
+        ],
+        cwd=_REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 3, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    assert "test_hangs_again_while_being_torn_down still running 2 s after it started" in run.stderr
+    assert "_cancel_all_tasks" in run.stderr  # the stuck thread's stack is printed
+    assert "*** local servers stopped" in run.stderr
