@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.hard_stop import STATUS
+
 _REPO = Path(__file__).resolve().parent.parent
 
 _HANGING_TEST = """
@@ -52,7 +54,7 @@ def test_a_run_stuck_after_a_timeout_ends_with_the_stacks_and_a_failure(tmp_path
         timeout=120,
         check=False,
     )
-    assert run.returncode == 3, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
+    assert run.returncode == STATUS, (run.returncode, run.stdout[-2000:], run.stderr[-2000:])
     assert "test_hangs_again_while_being_torn_down still running 2 s after it started" in run.stderr
     assert "_cancel_all_tasks" in run.stderr  # the stuck thread's stack is printed
     assert "*** local servers stopped" in run.stderr
