@@ -26,7 +26,7 @@ from typing import Any
 from aiobotocore.parsers import AioEventStreamJSONParser, AioJSONParser, AioResponseParserFactory
 
 from consumers.kinesis.reader_bodies import blob, parse_get_records, parse_subscribe_event, utc_timestamp
-from shardline.clients import aiobotocore_client
+from shardline.clients import aiobotocore_client, new_aiobotocore_session
 from shardline.response_bodies import install_body_parser
 
 __all__ = ["reader_client", "reader_session"]
@@ -71,9 +71,7 @@ class _ReaderParserFactory(AioResponseParserFactory):  # type: ignore[misc]
 
 def reader_session() -> Any:
     """A new aiobotocore session whose clients decode Kinesis answers as the module says."""
-    from aiobotocore.session import get_session
-
-    session = get_session()
+    session = new_aiobotocore_session()
     session.register_component("response_parser_factory", _ReaderParserFactory())
     install_body_parser(session, "GetRecords", parse_get_records)
     return session

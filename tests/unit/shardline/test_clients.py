@@ -4,6 +4,7 @@ does not retry underneath Shardline, and TLS stays verified.  No request is sent
 from __future__ import annotations
 
 import contextlib
+import gc
 from pathlib import Path
 
 import boto3
@@ -19,6 +20,7 @@ from shardline.clients import (
     boto3_client,
     client_config,
     default_region,
+    new_aiobotocore_session,
 )
 from shardline.errors import ConfigurationError
 
@@ -175,3 +177,37 @@ def test_a_callers_user_agent_still_wins() -> None:
         client.list_streams()
     assert len(seen) == 1 and seen[0].startswith("fleet-gateway/7")
     assert "Shardline" not in seen[0]
+
+
+async def test_clients_built_here_share_one_data_loader_per_data_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second client loads no botocore JSON of its own: its session reuses the loader."""
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))  # a data path no earlier test used
+    grown: list[int] = []
+    clients = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(2):
+            gc.collect()
+            before = len(gc.get_objects())
+            clients.append(
+                await stack.enter_async_context(aiobotocore_client("kinesis", region_name="us-east-1"))
+            )
+            gc.collect()
+            grown.append(len(gc.get_objects()) - before)
+        first, second = clients
+        assert first._loader is second._loader
+        assert str(tmp_path) in first._loader.search_paths
+        assert first.meta.events is not second.meta.events  # each client keeps its own session
+    assert grown[1] < grown[0] / 3, grown  # about 28,000 objects for the first here, 3,000 after
+
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path / "other"))
+    assert new_aiobotocore_session().get_component("data_loader") is not first._loader
+
+
+async def test_a_given_session_keeps_its_own_loader() -> None:
+    session = get_session()
+    own = session.get_component("data_loader")
+    async with aiobotocore_client("kinesis", session=session, region_name="us-east-1") as client:
+        assert client._loader is own
+    assert own is not new_aiobotocore_session().get_component("data_loader")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from consumers.kinesis.reader_bodies import blob, parse_get_records, parse_subscribe_event, utc_timestamp
 from consumers.kinesis.session import reader_session
+from shardline.clients import new_aiobotocore_session
 from tests.unit.shardline.test_response_bodies import parse_through
 
 
@@ -258,3 +259,11 @@ async def test_the_session_s_event_parser_tries_the_event_parse_first(
     assert await events.parse({**response, "body": known}, _EVENT_STREAM) == botocore_event(known)
     assert await events.parse({**response, "body": child}, _EVENT_STREAM) == botocore_event(child)
     assert calls == [known, child]  # the second was left to botocore, and parsed alike
+
+
+def test_the_reader_session_shares_the_data_loader_and_keeps_its_own_parsers() -> None:
+    reader, plain = reader_session(), new_aiobotocore_session()
+    assert reader.get_component("data_loader") is plain.get_component("data_loader")
+    assert type(reader.get_component("response_parser_factory")) is not type(
+        plain.get_component("response_parser_factory")
+    )
