@@ -6,14 +6,22 @@ teardown awaiting a producer that can never drain, a join in a worker thread.  T
 then stuck, not failed, and says nothing about where.  So past a test's timeout plus a grace
 (``SHARDLINE_TEST_HARD_STOP_GRACE_S``, 120 s), the watchdog prints every thread's stack to
 the terminal, stops the local servers by their handles, and ends the run with status 3.
+
+One daemon thread watches for the whole run, waking twice a second to compare the clock with
+the armed deadline; arming and disarming only store a float and a string.  Nothing the
+collector tracks is made or freed on its side, so it cannot disturb tests that count objects
+(a timer thread per test did: the exiting thread freed its objects while the next test
+counted frozen ones).
 """
 
 from __future__ import annotations
 
 import faulthandler
+import math
 import os
 import sys
 import threading
+import time
 from collections.abc import Generator
 
 import pytest
@@ -31,6 +39,11 @@ servers: list[ServerHandle] = []
 """The local servers running now (the session fixtures add and remove theirs)."""
 
 _terminal_stderr: list[int] = []
+_POLL_S = 0.5
+# The running test's monotonic deadline (infinite between tests), id and seconds allowed.
+_deadline = [math.inf]
+_test = [""]
+_allowed = [0.0]
 
 
 def _timeout_of(item: pytest.Item) -> float:
@@ -57,24 +70,31 @@ def _end_the_run(nodeid: str, limit: float) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Keep the terminal's stderr: output capture replaces descriptor 2 during each test."""
+    """Keep the terminal's stderr (output capture replaces descriptor 2 during each test) and
+    start the watching thread."""
     del config
     stderr = sys.__stderr__
     _terminal_stderr.append(os.dup(stderr.fileno() if stderr is not None else 2))
+    # started before any test, so its own start-up allocations overlap none
+    threading.Thread(target=_watch, name="test-watchdog", daemon=True).start()
+
+
+def _watch() -> None:
+    while True:
+        time.sleep(_POLL_S)
+        if time.monotonic() >= _deadline[0]:
+            _end_the_run(_test[0], _allowed[0])
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     """Arm the watchdog for the test's setup, call and teardown; disarm it when they end."""
     timeout = _timeout_of(item)
-    watchdog = None
     if timeout > 0:
-        limit = timeout + _GRACE_S
-        watchdog = threading.Timer(limit, _end_the_run, args=(item.nodeid, limit))
-        watchdog.daemon = True
-        watchdog.start()
+        _test[0] = item.nodeid
+        _allowed[0] = timeout + _GRACE_S
+        _deadline[0] = time.monotonic() + _allowed[0]
     try:
         yield
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
+        _deadline[0] = math.inf
