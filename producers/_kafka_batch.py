@@ -33,6 +33,7 @@ from typing import Any
 
 from producers._acks import LazyAcks
 from shardline.errors import ShardlineError
+from shardline.gcpause import collector_paused
 from shardline.records import KafkaAck
 
 __all__ = ["DeliveryBatch", "KafkaBatchAcks"]
@@ -148,7 +149,11 @@ class DeliveryBatch:
             self.partitions.extend(array("q", [-1]) * (size - capacity))
             self.offsets.extend(array("q", [-1]) * (size - capacity))
             report = self.report
-            self.callbacks.extend([MethodType(report, index) for index in range(capacity, size)])
+            # The callables live as long as the batch and are reused: straight to the oldest
+            # generation, so neither young collections nor the full one their number would
+            # trigger walk them on the way there.
+            with collector_paused(promote=True):
+                self.callbacks.extend([MethodType(report, index) for index in range(capacity, size)])
 
     @property
     def capacity(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from typing import Any
@@ -21,6 +22,7 @@ from shardline.errors import (
     ShardlineError,
     ValidationError,
 )
+from shardline.gcpause import forget_frozen_heap
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.records import KafkaAck, Record
 from tests.unit.kafka.fake_kafka_producer import FakeMessage, FakeProducer, QueueFullSignal
@@ -353,3 +355,21 @@ async def test_close_with_timeout_purges_a_batch_and_reports_every_message() -> 
     acks = future.result()
     assert sorted(acks.failed) == [0, 1, 2]
     assert all(isinstance(error, DeliveryError) for error in acks.failed.values())
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_batchs_report_callables_go_straight_to_the_oldest_generation() -> None:
+    """They live as long as the batch: no young collection walks them on the way there, and
+    their number does not trigger a full collection."""
+    forget_frozen_heap()  # the fixture unfroze the heap; the promotion must see that
+    loop = asyncio.new_event_loop()
+    try:
+        batch, _, _ = new_batch(loop, 5_000)
+        oldest = {id(candidate) for candidate in gc.get_objects(2)}
+        assert all(id(callback) in oldest for callback in batch.callbacks)
+        grown = len(batch.callbacks)
+        batch.reset(loop.create_future(), 8_000)  # growing promotes the new ones too
+        oldest = {id(candidate) for candidate in gc.get_objects(2)}
+        assert all(id(callback) in oldest for callback in batch.callbacks[grown:])
+    finally:
+        loop.close()
