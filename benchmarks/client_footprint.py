@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
+from benchmarks.process_stats import rss_bytes
 from consumers.kinesis.session import reader_client
 from shardline.clients import aiobotocore_client
 
@@ -40,11 +41,6 @@ def _clients() -> list[tuple[str, Callable[[], AbstractAsyncContextManager[Any]]
         ("dynamodb (checkpoints)", plain("dynamodb")),
         ("firehose (sink)", plain("firehose")),
     ]
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 2**20
 
 
 async def measure() -> dict[str, Any]:
@@ -70,7 +66,7 @@ async def measure() -> dict[str, Any]:
                     "full_collection_ms": round(collection * 1000, 1),
                 }
             )
-        rss = _rss_mib()
+        rss = rss_bytes() / 2**20
     return {"clients": rows, "rss_mib": round(rss, 1)}
 
 

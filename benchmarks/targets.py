@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.gateway import GatewayStatsSnapshot, ShardLimits, ThreadedKinesisGateway
+from benchmarks.process_stats import process_cpu_seconds
 from shardline.errors import ConfigurationError
 from shardline.local.errors import LocalEmulatorError, ServerStartError
 
@@ -110,11 +111,6 @@ def embedded_local_target(limits: ShardLimits | None = None) -> Iterator[Kinesis
         yield KinesisTarget("local", gateway.endpoint, gateway, in_process=True)
 
 
-def _process_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 def _serve_embedded(connection: Any, limits: ShardLimits | None) -> None:
     """Child process: serve the embedded target until told to stop; answer stats and CPU requests."""
     try:
@@ -125,7 +121,7 @@ def _serve_embedded(connection: Any, limits: ShardLimits | None) -> None:
                 if request == "stats":
                     connection.send(("stats", gateway.stats()))
                 elif request == "cpu":
-                    connection.send(("cpu", _process_cpu()))
+                    connection.send(("cpu", process_cpu_seconds()))
                 else:
                     break
     except EOFError:  # the parent went away: stop serving

@@ -25,6 +25,8 @@ __all__ = ["KafkaRecords", "lazy_batches", "partition_name", "to_batches", "to_r
 
 _TIMESTAMP_NOT_AVAILABLE = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PAUSE_FROM = 16
+"""Messages from which a build pauses the collector (the pause itself costs 0.7 us)."""
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -161,10 +163,6 @@ def _build_records(
         return _build_unpaused(messages, topic, partition, with_timestamp, event_id_key)
 
 
-_PAUSE_FROM = 16
-"""Messages from which a build pauses the collector (the pause itself costs 0.7 us)."""
-
-
 def _build_unpaused(
     messages: Sequence[Any],
     topic: str,
@@ -276,7 +274,7 @@ class KafkaRecords(Sequence[ConsumedRecord]):
         if records is not None:
             return records[index]
         message = self._messages[index]
-        return _build_records(
+        return _build_unpaused(
             [message], self._topic, self._partition, self._with_timestamp, self._event_id_key
         )[0]
 

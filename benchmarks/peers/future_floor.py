@@ -20,36 +20,32 @@ import asyncio
 import gc
 import importlib
 import json
-import resource
 from collections.abc import Sequence
+
+from benchmarks.process_stats import process_cpu_seconds
 
 __all__ = ["main", "measure"]
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _held(records: int) -> float:
     new_future = asyncio.get_running_loop().create_future
-    started = _cpu()
+    started = process_cpu_seconds()
     futures = [new_future() for _ in range(records)]
     for future in futures:
         future.set_result(None)
     for future in futures:
         await future
-    return _cpu() - started
+    return process_cpu_seconds() - started
 
 
 async def _one_at_a_time(records: int) -> float:
     new_future = asyncio.get_running_loop().create_future
-    started = _cpu()
+    started = process_cpu_seconds()
     for _ in range(records):
         future = new_future()
         future.set_result(None)
         await future
-    return _cpu() - started
+    return process_cpu_seconds() - started
 
 
 def measure(records: int, *, held: bool) -> float:

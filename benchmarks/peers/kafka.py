@@ -48,7 +48,6 @@ import json
 import multiprocessing
 import os
 import random
-import resource
 import statistics
 import time
 import uuid
@@ -56,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.peers.gc_clock import GcClock
+from benchmarks.process_stats import process_cpu_seconds
 
 __all__ = ["CONSUMERS", "PRODUCERS", "create_topic", "run_peer", "summarise", "workload"]
 
@@ -67,11 +67,6 @@ _CHUNK = 10_000
 
 _KEY_SEED = 14
 """Keys are drawn reproducibly (the same key sequence for every client of a run)."""
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Span:
@@ -86,7 +81,7 @@ class Span:
 
     def start(self) -> None:
         if self.wall is None:
-            self.wall, self.cpu = time.perf_counter(), _cpu()
+            self.wall, self.cpu = time.perf_counter(), process_cpu_seconds()
             self.collector.start()
 
 
@@ -351,7 +346,7 @@ def _measure(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
     span = Span()
     load = os.getloadavg()[0]
     done = run(bootstrap, topic, messages, size, keys, span)
-    wall_end, cpu_end = time.perf_counter(), _cpu()
+    wall_end, cpu_end = time.perf_counter(), process_cpu_seconds()
     span.collector.stop()
     assert span.wall is not None and span.cpu is not None, "the run never started its timed part"
     wall, cpu = wall_end - span.wall, cpu_end - span.cpu

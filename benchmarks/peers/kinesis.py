@@ -45,7 +45,6 @@ import base64
 import contextlib
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,15 +54,11 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from benchmarks.peers.gc_clock import GcClock
+from benchmarks.process_stats import process_cpu_seconds
 
 __all__ = ["CLIENTS", "run_peer"]
 
 _READY_DEADLINE_SECONDS = 60.0
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 _INDEX_BYTES = 10
@@ -326,14 +321,14 @@ def run_peer(
     collector = GcClock()
 
     def start() -> None:
-        marks["cpu"], marks["wall"] = _cpu(), time.perf_counter()
+        marks["cpu"], marks["wall"] = process_cpu_seconds(), time.perf_counter()
         collector.start()
 
     with fresh_stream(endpoint, stream, shards):
         work = _payloads(records, record_size, keys)
         asyncio.run(client(endpoint, stream, work, start))
         wall = time.perf_counter() - marks["wall"]
-        cpu = _cpu() - marks["cpu"]
+        cpu = process_cpu_seconds() - marks["cpu"]
         collector.stop()
         entries, seen = _read_back(endpoint, stream)
     return {

@@ -54,7 +54,6 @@ import contextlib
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import time
@@ -65,6 +64,7 @@ from typing import Any, cast
 
 from benchmarks.peers.kinesis import _boto3, _ensure_stream
 from benchmarks.peers.runner import spawned_result
+from benchmarks.process_stats import process_cpu_seconds
 from shardline.gcpause import collector_paused
 
 __all__ = ["READERS", "Receiver", "digest", "fill_stream", "main", "read_in_child", "run_benchmark"]
@@ -73,11 +73,6 @@ PEER = "boto3-agg"
 SHARDLINE = "shardline"
 _READ_DEADLINE_SECONDS = 300.0
 _CHILD_TIMEOUT_SECONDS = 600.0
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def digest(pairs: Sequence[tuple[str, bytes]]) -> int:
@@ -147,7 +142,7 @@ class Receiver:
         if self._entries is not None:
             # --consumer-work: what a sink does first, inside the span, with the batch alive
             self._entries(batch)
-        cpu0 = _cpu()
+        cpu0 = process_cpu_seconds()
         with collector_paused():
             records = self._fields(batch)
             self.count += len(records)
@@ -155,7 +150,7 @@ class Receiver:
             self.digest += digest([(key, data) for data, key, _, _ in records])
             self.positions.update(f"{sequence}/{sub}" for _, _, sequence, sub in records)
             del records
-        self.excluded_cpu += _cpu() - cpu0
+        self.excluded_cpu += process_cpu_seconds() - cpu0
 
 
 Span = tuple[float, float]
@@ -176,7 +171,7 @@ def _read_peer(endpoint: str, stream: str, receiver: Receiver, expected: int) ->
     }
     b64decode = base64.b64decode
     deadline = time.monotonic() + _READ_DEADLINE_SECONDS
-    wall0, cpu0 = time.perf_counter(), _cpu()
+    wall0, cpu0 = time.perf_counter(), process_cpu_seconds()
     while receiver.count < expected:
         if time.monotonic() > deadline:
             raise TimeoutError(f"peer read {receiver.count} of {expected} records")
@@ -196,7 +191,7 @@ def _read_peer(endpoint: str, stream: str, receiver: Receiver, expected: int) ->
                 batch.append((data, kinesis["partitionKey"], kinesis["sequenceNumber"], sub_sequence))
             receiver(batch)
             iterators[shard_id] = response.get("NextShardIterator")
-    return time.perf_counter() - wall0, _cpu() - cpu0
+    return time.perf_counter() - wall0, process_cpu_seconds() - cpu0
 
 
 class _SpanStart:
@@ -208,7 +203,7 @@ class _SpanStart:
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         if self.wall is None and name == "get_records_calls":
-            self.wall, self.cpu = time.perf_counter(), _cpu()
+            self.wall, self.cpu = time.perf_counter(), process_cpu_seconds()
 
 
 def _read_shardline(endpoint: str, stream: str, receiver: Receiver, expected: int) -> Span:
@@ -228,7 +223,7 @@ def _read_shardline(endpoint: str, stream: str, receiver: Receiver, expected: in
                     receiver(batch.records)
                     if receiver.count >= expected:
                         break
-            wall, cpu = time.perf_counter(), _cpu()
+            wall, cpu = time.perf_counter(), process_cpu_seconds()
         assert start.wall is not None and start.cpu is not None
         return wall - start.wall, cpu - start.cpu
 

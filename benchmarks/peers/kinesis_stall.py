@@ -30,17 +30,11 @@ import uuid
 from typing import Any
 
 from benchmarks.peers.kinesis import fresh_stream
+from benchmarks.process_stats import rss_bytes
 
 __all__ = ["StallingProxy", "run_stall"]
 
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1024 * 1024
-
-
-def rss_bytes() -> int:
-    """The process's resident set size now (Linux)."""
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * _PAGE
 
 
 class StallingProxy:

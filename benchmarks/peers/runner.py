@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
-import resource
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.process_stats import process_cpu_seconds
 from shardline.errors import ConfigurationError
 
 __all__ = [
@@ -172,20 +172,15 @@ def available_peers(family: str) -> tuple[str, ...] | str:
     return tuple(names)
 
 
-def _process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _kinesis_child(queue: Any, name: str, endpoint: str, stream: str, workload: PeerWorkload) -> None:
     """Child process: one Kinesis client, its result and this process's CPU seconds."""
     try:
         module = importlib.import_module("benchmarks.peers.kinesis")
-        cpu0 = _process_cpu()
+        cpu0 = process_cpu_seconds()
         result = module.run_peer(
             name, endpoint, stream, workload.records, workload.record_size, workload.keys, workload.shards
         )
-        queue.put((dict(result), _process_cpu() - cpu0))
+        queue.put((dict(result), process_cpu_seconds() - cpu0))
     except Exception as exc:  # noqa: BLE001 - reported as this client's row; the others still run
         queue.put(({"error": f"{type(exc).__name__}: {exc}"}, None))
 
@@ -197,9 +192,9 @@ def _kafka_child(queue: Any, name: str, bootstrap: str, topic: str, workload: Pe
         client = {**module.PRODUCERS, **module.CONSUMERS}[name]
         args: tuple[Any, ...] = (bootstrap, topic, workload.records, workload.record_size, workload.keys)
         span = module.Span() if hasattr(module, "Span") else None  # the timed part, after warm-up
-        cpu0, wall0 = _process_cpu(), time.perf_counter()
+        cpu0, wall0 = process_cpu_seconds(), time.perf_counter()
         done = client(*args, span) if span is not None else client(*args)
-        wall_end, cpu_end = time.perf_counter(), _process_cpu()
+        wall_end, cpu_end = time.perf_counter(), process_cpu_seconds()
         if span is not None and span.wall is not None and span.cpu is not None:
             wall0, cpu0 = span.wall, span.cpu
         wall, cpu = wall_end - wall0, cpu_end - cpu0
