@@ -20,6 +20,7 @@ import contextlib
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from benchmarks.environment import environment
 from benchmarks.gcpolicy import run_gc_settings
 from benchmarks.pacing import produce_then_drain
 from benchmarks.progress import Progress
+from benchmarks.readback import read_batch
 from benchmarks.readertasks import ReadersPositioned, start_when_positioned, stop_readers
 from benchmarks.recorder import Recorder
 from benchmarks.run import (
@@ -255,25 +257,34 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
 async def _consume(
     source: Any, recorder: Recorder, newest_acked: dict[int, int], wall_origin_ns: int, run_origin_ns: int
 ) -> None:
-    """Count what the group member reads: distinct records, end-to-end latency, time behind the tip."""
+    """Count what the group member reads: distinct records, end-to-end latency, time behind the tip.
+
+    A batch's records are counted in bulk by :func:`benchmarks.readback.read_batch`, as the
+    Kinesis readers' are (one id and latency column a batch, not a histogram write a record).
+    """
     async for batch in source.batches():
+        records = batch.records
+        if not records:
+            continue
         now = time.monotonic()
         second = recorder.second(now)
         now_ns = wall_origin_ns + int(now * 1e9)
-        last_intended_ns: int | None = None
-        for record in batch.records:
-            payload = decode_payload(record.data)
-            if payload is None or payload.intended_ns < run_origin_ns:
-                continue
-            recorder.on_consumed(second, payload.record_id, (now_ns - payload.intended_ns) / 1e9)
-            last_intended_ns = payload.intended_ns
-        if not batch.records:
-            continue
-        position = batch.records[-1].position
+        read_batch(recorder, records, second, now_ns, run_origin_ns)
+        position = records[-1].position
         partition = getattr(position, "partition_id", None)
         offset = getattr(position, "offset", None)
         if partition is None or offset is None:
             continue
         behind = newest_acked.get(partition, -1) > offset
-        age_ms = (now_ns - last_intended_ns) // 1_000_000 if behind and last_intended_ns is not None else 0
+        last_intended_ns = _last_intended_ns(records, run_origin_ns) if behind else None
+        age_ms = (now_ns - last_intended_ns) // 1_000_000 if last_intended_ns is not None else 0
         recorder.on_iterator_age(partition_label(partition), second, max(age_ms, 0))
+
+
+def _last_intended_ns(records: Sequence[Any], floor_ns: int) -> int | None:
+    """The intended send time of the batch's last bench record written from ``floor_ns`` on."""
+    for index in range(len(records) - 1, -1, -1):
+        payload = decode_payload(records[index].data)
+        if payload is not None and payload.intended_ns >= floor_ns:
+            return payload.intended_ns
+    return None

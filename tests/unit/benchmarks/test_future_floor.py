@@ -28,6 +28,7 @@ def test_both_patterns_are_measured_and_reported(capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("held", [True, False])
 def test_slotted_handles_await_to_their_own_results(held: bool) -> None:
     """The slotted handle is a real awaitable: each await returns its own position's result."""
+
     async def read_back() -> list[int | None]:
         results = future_floor._Results(3)
         handles = [future_floor._SlottedHandle(results, index) for index in range(3)]

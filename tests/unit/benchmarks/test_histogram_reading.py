@@ -53,3 +53,32 @@ def test_bulk_recording_equals_recording_each_value(shared: bool) -> None:
         one_by_one._hist.record_value(value)
     assert bulk.count == len(values)
     assert bulk._hist.encode() == one_by_one._hist.encode()
+
+
+def test_single_records_are_buffered_and_equal_recording_each_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """record() (the per-record paths' call) writes nothing to hdrh until the histogram is read
+    or its buffer fills; what it then holds is exactly hdrh's own value-by-value recording,
+    clamping included (below 1 us, above an hour), and the mean stays exact."""
+    rng = random.Random(11)
+    samples = [rng.uniform(0.000_001, 5.0) for _ in range(5_000)] + [0.0, -0.5, 4_000.0, 0.002_047]
+    reference = LatencyHistogram()
+    for seconds in samples:
+        reference._hist.record_value(min(max(int(seconds * 1_000_000), 1), 3_600 * 1_000_000))
+    histogram = LatencyHistogram()
+    writes = 0
+    record_value = histogram._hist.record_value
+
+    def counting(value: int, count: int = 1) -> None:
+        nonlocal writes
+        writes += 1
+        record_value(value, count)
+
+    monkeypatch.setattr(histogram._hist, "record_value", counting)
+    for seconds in samples:
+        histogram.record(seconds)
+    assert writes == 0  # buffered: no hdrh write per record
+    assert histogram.count == len(samples)
+    assert 0 < writes < len(samples)  # one write per distinct bucket, at the first read
+    assert histogram._hist.encode() == reference._hist.encode()
+    clamped = [min(max(int(s * 1_000_000), 1), 3_600 * 1_000_000) for s in samples]
+    assert histogram.summary_ms()["mean"] == pytest.approx(sum(clamped) / len(clamped) / 1000.0, abs=0.001)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,9 +15,11 @@ from benchmarks.recorder import Recorder
 from benchmarks.report import print_summary, render_html
 from benchmarks.result import bound_by, build_result, validate_result
 from benchmarks.run import CPU_METHOD_PROCESS, CPU_METHOD_THREAD, RunOptions, RunOutcome
-from benchmarks.run_msk import partition_label
+from benchmarks.run_msk import _consume, partition_label
 from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
-from benchmarks.workload import WorkloadSpec
+from benchmarks.workload import WorkloadSpec, encode_payload
+from consumers.source import SourceBatch
+from shardline.records import KafkaPosition
 
 
 def _skewed_partitions() -> ShardLoadTracker:
@@ -126,3 +132,51 @@ def test_emulator_verdict_depends_on_whether_it_shares_the_process() -> None:
     busy_child: dict[str, Any] = dict(split, emulator_cpu_share=0.9)
     child = bound_by(emulator_shares_process=False, **UNBOUNDED, **busy_child)
     assert child["verdict"] == "emulator CPU"
+
+
+def test_msk_consumer_counts_batches_in_bulk_and_measures_age_behind_the_tip() -> None:
+    """The Kafka target's group member counts what it reads as the Kinesis readers do
+    (benchmarks.readback.read_batch: deduplicated ids, end-to-end latency from the intended
+    time, earlier traffic and foreign records skipped), and ages a partition by its batch's
+    last bench record while newer acknowledged records exist."""
+    origin_ns = time.time_ns() - int(time.monotonic() * 1e9)
+    now_ns = origin_ns + int(time.monotonic() * 1e9)
+    floor_ns = now_ns - 10_000_000_000
+
+    def record(data: bytes, offset: int) -> SimpleNamespace:
+        return SimpleNamespace(data=data, position=KafkaPosition("t", 1, offset))
+
+    def bench(record_id: int, ago_s: float, fmt: str = "binary") -> bytes:
+        return encode_payload(record_id, now_ns - int(ago_s * 1e9), "device-000001", 64, fmt)  # type: ignore[arg-type]
+
+    batches = [
+        SourceBatch(
+            partition_label(1),
+            [
+                record(bench(1, 2.0), 10),
+                record(b"not the bench's", 11),
+                record(bench(2, 20.0), 12),  # before the run: skipped
+                record(bench(3, 1.5, "json"), 13),
+                record(b"trailing foreign record", 14),
+            ],
+        ),
+        SourceBatch(partition_label(1), [record(bench(3, 1.5), 15), record(bench(4, 1.0), 16)]),
+        SourceBatch(partition_label(1), []),
+    ]
+
+    class Source:
+        async def batches(self) -> AsyncIterator[SourceBatch]:
+            for batch in batches:
+                yield batch
+
+    recorder = Recorder([partition_label(p) for p in range(2)], time.monotonic() - 5.0)
+    asyncio.run(_consume(Source(), recorder, {1: 16}, origin_ns, floor_ns))
+    assert recorder.total_consumed == 3  # ids 1, 3, 4
+    assert recorder.duplicates == 1
+    summary = recorder.e2e_latency.summary_ms()
+    assert summary["count"] == 3
+    assert summary["p50"] >= 1_000 and summary["max"] < 5_000
+    ages = recorder.iterator_age[partition_label(1)]
+    # the first batch ends at offset 14 with offset 16 acknowledged: behind, aged by record 3
+    # (1.5 s old; the trailing foreign record has no intended time); the second is at the tip
+    assert ages and 1_400 <= max(ages.values()) < 5_000
