@@ -10,9 +10,22 @@ from shardline.errors import ConfigurationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import refuse_security_keys
 
-__all__ = ["KafkaProducerConfig"]
+__all__ = ["PARTITIONERS", "KafkaProducerConfig", "Partitioner"]
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+Partitioner = Literal[
+    "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random"
+]
+PARTITIONERS: tuple[str, ...] = (
+    "murmur2_random",
+    "murmur2",
+    "consistent_random",
+    "consistent",
+    "fnv1a_random",
+    "fnv1a",
+    "random",
+)
+"""librdkafka's partitioners (its ``partitioner`` property)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,15 @@ class KafkaProducerConfig:
         compression: codec per message batch.  ``lz4`` is the default: on 100-byte telemetry
             it costs little client CPU and roughly halves the bytes on the wire (see
             docs/performance.md for the measured comparison with ``zstd`` and ``none``).
+        partitioner: how a key picks its partition (librdkafka's ``partitioner``).  The
+            default, ``murmur2_random``, is the Java client's: ``murmur2(key) & 0x7fffffff``
+            modulo the partition count, so a key lands in the partition the Java producer,
+            Kafka Streams, Kafka Connect, aiokafka and kafka-python put it in (co-partitioned
+            joins, per-key order across producers, compaction per key all rely on that).
+            librdkafka's own default, ``consistent_random`` (CRC32), sends most keys
+            elsewhere.  Messages without a key go to a random partition.  A topic written
+            with another mapping keeps it only if its producers agree: changing this on a
+            live topic moves keys to other partitions (docs/kafka.md).
         linger_ms: how long librdkafka waits to fill a batch (``linger.ms``).
         batch_bytes: cap of one message batch (``batch.size``).
         max_message_bytes: largest message (value + key) accepted by ``send()``; larger ones
@@ -47,6 +69,7 @@ class KafkaProducerConfig:
     idempotent: bool = True
     acks: Literal["all", "1", "0"] = "all"
     compression: Compression = "lz4"
+    partitioner: Partitioner = "murmur2_random"
     linger_ms: float = 5.0
     batch_bytes: int = 1_000_000
     max_message_bytes: int = 1_000_000
@@ -69,6 +92,10 @@ class KafkaProducerConfig:
             problems.append("acks must be 'all', '1' or '0'")
         if self.compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
             problems.append(f"unknown compression {self.compression!r}")
+        if self.partitioner not in PARTITIONERS:
+            problems.append(f"unknown partitioner {self.partitioner!r} (one of {', '.join(PARTITIONERS)})")
+        if "partitioner" in self.librdkafka:
+            problems.append("set the partitioner through KafkaProducerConfig.partitioner, not librdkafka")
         if not 0 <= self.linger_ms <= 900_000:
             problems.append("linger_ms must be in 0..900000")
         if self.batch_bytes < 1:
@@ -105,6 +132,7 @@ class KafkaProducerConfig:
             "queue.buffering.max.messages": self.queue_max_messages,
             "queue.buffering.max.kbytes": self.queue_max_kbytes,
             **self.librdkafka,
+            "partitioner": self.partitioner,  # after the pass-through: the field decides
         }
 
     def with_options(self, **options: Any) -> KafkaProducerConfig:

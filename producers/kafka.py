@@ -201,8 +201,9 @@ class KafkaProducer:
 
         ``value`` is bytes, a :class:`~shardline.records.Record` (its key, headers, timestamp
         and event id are used), or any object when a serializer was given.  Without ``key``
-        the key strategy (if any) picks one from ``value``; the key then goes to librdkafka's
-        partitioner, so equal keys share a partition and keep their order.
+        the key strategy (if any) picks one from ``value``; the key then picks the partition
+        as the Java client would (``KafkaProducerConfig.partitioner``), so equal keys share a
+        partition and keep their order.
 
         Bad input raises a :class:`~shardline.errors.ValidationError` and nothing is queued.
         When librdkafka's queue is full this waits for deliveries to make room.
