@@ -315,3 +315,23 @@ async def test_close_right_after_the_last_ack_returns(kafka_bootstrap: str) -> N
     single = await asyncio.wait_for(producer.send_and_wait(b"last", "key-0"), 30)
     assert single.topic == topic
     await asyncio.wait_for(producer.close(), 30)
+
+
+@pytest.mark.timeout(120)
+async def test_a_record_is_handed_out_when_it_arrives_not_when_the_poll_timeout_ends(
+    kafka_bootstrap: str,
+) -> None:
+    """A waiting fetch returns with the first message: ``consume(1000, timeout)`` would hold
+    each of these records for the whole 60 s poll timeout (it waits for 1,000 messages)."""
+    topic = new_topic(kafka_bootstrap, 2)
+    client = KafkaClientConfig(kafka_bootstrap)
+    config = KafkaConsumerConfig(
+        group_id=f"g-{uuid.uuid4()}", session_timeout_ms=SESSION_MS, poll_timeout_s=60.0
+    )
+    async with KafkaSource([topic], client, config) as source, KafkaProducer(topic, client) as producer:
+        batches = source.batches()
+        for n in range(3):
+            await producer.send_and_wait(f"{n}".encode(), b"one-key")
+            batch = await asyncio.wait_for(anext(batches), 30)  # the first includes the group join
+            assert [int(record.data) for record in batch.records] == [n]
+        await batches.aclose()

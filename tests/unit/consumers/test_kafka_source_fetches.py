@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from typing import Any
 
 import pytest
@@ -24,8 +25,9 @@ CLIENT = KafkaClientConfig(bootstrap_servers="127.0.0.1:9")
 
 
 class FetchingConsumer:
-    """Fetch ``n`` returns two messages of partition t/0 at offsets 2n and 2n+1.
+    """Fetch ``n`` queues two messages of partition t/0 at offsets 2n and 2n+1.
 
+    A call takes up to ``num_messages`` queued messages; with none queued it first fetches.
     Each of the first ``fetches`` fetches takes a permit from ``permits`` (waiting for one if
     none is left and the call may wait, returning nothing at once if it may not, as the real
     client does with a zero timeout); later fetches return nothing at once.  ``threads`` records
@@ -40,6 +42,7 @@ class FetchingConsumer:
         self.closed = threading.Event()
         self.timeouts: list[float] = []
         self.threads: list[int] = []
+        self.queued: deque[Message] = deque()
 
     def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
         on_assign(self, [TopicPartition("t", 0)])
@@ -47,20 +50,22 @@ class FetchingConsumer:
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.timeouts.append(timeout)
         self.threads.append(threading.get_ident())
-        if self.served >= self.fetches:
-            return []
-        if not self.permits.acquire(blocking=False):
-            if timeout == 0:
+        if not self.queued:
+            if self.served >= self.fetches:
                 return []
-            self.held.set()
-            if not self.permits.acquire(timeout=BOUND):
-                return []
-        first = 2 * self.served
-        self.served += 1
-        return [
-            Message(topic="t", partition=0, offset=offset, value=b"v", key=b"k")
-            for offset in (first, first + 1)
-        ]
+            if not self.permits.acquire(blocking=False):
+                if timeout == 0:
+                    return []
+                self.held.set()
+                if not self.permits.acquire(timeout=BOUND):
+                    return []
+            first = 2 * self.served
+            self.served += 1
+            self.queued.extend(
+                Message(topic="t", partition=0, offset=offset, value=b"v", key=b"k")
+                for offset in (first, first + 1)
+            )
+        return [self.queued.popleft() for _ in range(min(num_messages, len(self.queued)))]
 
     def store_offsets(self, offsets: list[TopicPartition]) -> None:
         pass
@@ -156,10 +161,11 @@ async def test_one_hop_drains_a_backlog_that_arrives_while_the_consume_thread_wa
         consumer.permits.release(20)
         await asyncio.wait_for(reading, BOUND)
     assert seen == list(range(40))
-    # The waiting call is followed, in the same hop, by calls that do not wait (a bounded
-    # number); what is left is then taken on the loop thread, again without waiting.
-    hop = 1 + _EXTRA_CONSUMES
-    assert consumer.timeouts[: 1 + hop] == [0, 0.01] + [0] * _EXTRA_CONSUMES
+    # The waiting call (for one message) is followed, in the same hop, by one that takes what
+    # is queued behind it (the two make one batch) and, while that comes back full, a bounded
+    # number more, none of which waits; what is left is then taken on the loop thread.
+    hop = 2 + _EXTRA_CONSUMES  # calls: the wait, what is queued behind it, then the bounded rest
+    assert consumer.timeouts[: 1 + hop] == [0, 0.01] + [0] * (hop - 1)
     loop_thread = threading.get_ident()
     assert consumer.threads[0] == loop_thread
     assert loop_thread not in consumer.threads[1 : 1 + hop]
@@ -237,3 +243,92 @@ async def test_client_errors_cross_the_error_boundary(fail_subscribe: bool) -> N
         with pytest.raises(AccessDeniedError) as caught:
             await asyncio.wait_for(_first_batch(source), BOUND)
     assert isinstance(caught.value.__cause__, KafkaException)
+
+
+class ReassigningConsumer(FetchingConsumer):
+    """Serves a revocation and a new assignment inside the hop's second call, the one that
+    takes what is queued behind the first message."""
+
+    def __init__(self, conf: dict[str, Any], fetches: int, permits: int) -> None:
+        super().__init__(conf, fetches, permits)
+        self.callbacks: tuple[Any, Any] | None = None
+        self.sizes: list[int] = []
+
+    def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
+        self.callbacks = (on_assign, on_revoke)
+        super().subscribe(topics, on_assign, on_revoke)
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        self.sizes.append(num_messages)
+        if len(self.timeouts) == 2 and self.reassign:
+            assert self.callbacks is not None
+            on_assign, on_revoke = self.callbacks
+            on_revoke(self, [TopicPartition("t", 0)])
+            on_assign(self, [TopicPartition("t", 0)])
+        return super().consume(num_messages, timeout)
+
+    def store_offsets(self, offsets: list[TopicPartition]) -> None:
+        pass
+
+
+@pytest.mark.parametrize("reassign", [False, True], ids=["joined", "apart-across-a-rebalance"])
+async def test_a_hop_waits_for_one_message_and_joins_what_is_queued_behind_it(reassign: bool) -> None:
+    """The waiting call asks for one message (consume(count, timeout) would hold what arrives
+    until count messages or the whole timeout); what is queued behind it joins its batch,
+    unless a rebalance was served in between."""
+    built: list[ReassigningConsumer] = []
+
+    def factory(conf: dict[str, Any]) -> ReassigningConsumer:
+        consumer = ReassigningConsumer(conf, fetches=1, permits=0)
+        consumer.reassign = reassign  # type: ignore[attr-defined]
+        built.append(consumer)
+        return consumer
+
+    config = KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01, batch_max_messages=1000)
+    source = KafkaSource(["t"], CLIENT, config, consumer_factory=factory)
+    async with source:
+        first = asyncio.create_task(_first_batch(source))
+        (consumer,) = built
+        assert await asyncio.wait_for(asyncio.to_thread(consumer.held.wait, BOUND), BOUND)
+        consumer.permits.release()
+        assert await asyncio.wait_for(first, BOUND) == ([0] if reassign else [0, 1])
+        if reassign:
+            assert await asyncio.wait_for(_first_batch(source), BOUND) == [1]
+    assert consumer.sizes[:3] == [1000, 1, 999]  # the loop's take, the hop's wait, what is behind
+    assert consumer.timeouts[:3] == [0, 0.01, 0]
+
+
+class TwoPartitionConsumer(FetchingConsumer):
+    """Each fetch holds messages of two partitions (t/0 and t/1), as one broker response can."""
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        messages = super().consume(num_messages, timeout)
+        return [
+            Message(topic="t", partition=n % 2, offset=m.offset(), value=b"v", key=b"k")
+            for n, m in enumerate(messages)
+        ]
+
+
+async def test_leaving_after_one_partitions_batch_keeps_the_other_partitions_batch() -> None:
+    """A fetch spanning partitions makes one batch per partition; a caller that leaves the
+    iteration after the first gets the rest when it comes back (librdkafka's position already
+    moved past them: dropped, they would be skipped until a restart)."""
+    built: list[TwoPartitionConsumer] = []
+
+    def factory(conf: dict[str, Any]) -> TwoPartitionConsumer:
+        built.append(TwoPartitionConsumer(conf, fetches=2, permits=2))
+        return built[-1]
+
+    config = KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01, batch_max_messages=1000)
+    source = KafkaSource(["t"], CLIENT, config, consumer_factory=factory)
+    seen: list[tuple[str, list[int]]] = []
+
+    async def one() -> None:
+        async for batch in source.batches():
+            seen.append((batch.partition, _offsets(batch.records)))
+            return
+
+    async with source:
+        for _ in range(4):
+            await asyncio.wait_for(one(), BOUND)
+    assert seen == [("t/0", [0]), ("t/1", [1]), ("t/0", [2]), ("t/1", [3])]
