@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--generator",
         choices=("batch", "per-record"),
         default="batch",
-        help="batch: a send_many per shard per pacing tick (default); per-record: one send() each",
+        help="batch: one send_many per pacing tick (default); per-record: one send() per record",
     )
     run.add_argument("--workers", type=int, default=1, help="worker processes, each with its own shards")
     run.add_argument(

@@ -73,6 +73,9 @@ def key_share(keys: int, shard_map: ShardMap, shards: list[str]) -> list[int]:
 class LoadGenerator:
     """Builds and sends the workload's records a pacing tick at a time (see the module docstring).
 
+    ``shard_map`` routes each device's key once (Kinesis); without one (Kafka, where the
+    client's partitioner routes) a subclass learns each device's partition from its
+    acknowledgements (:class:`benchmarks.kafka_generator.KafkaLoadGenerator`).
     ``indices`` restricts the devices to a share of the key space (default: all); their
     relative Zipf weights stay those of the whole fleet, and the share is paced at its part
     of the fleet's rate (:attr:`mass` times ``workload.rate``: :attr:`rate`).  Record ids are
@@ -83,7 +86,7 @@ class LoadGenerator:
         self,
         *,
         workload: WorkloadSpec,
-        shard_map: ShardMap,
+        shard_map: ShardMap | None,
         recorder: Recorder,
         producer: Any,
         start: float,
@@ -151,6 +154,7 @@ class LoadGenerator:
 
     def _route(self, index: int, key: str) -> int:
         """Device ``index``'s shard (its key is ``key``), remembered for the run."""
+        assert self._map is not None, "a generator without a shard map learns routes from acks"
         shard_id = self._map.shard_for_key(key).shard_id
         shard = self._shard_index.get(shard_id)
         if shard is None:
@@ -227,7 +231,7 @@ class LoadGenerator:
                 keys.append(key)
                 record_id += stride
         self._count_load(second, counts, tails)
-        await self._hand_over(datas, keys, second, [len(data) for data in datas], times)
+        await self._hand_over(datas, keys, second, [len(data) for data in datas], times, indices)
 
     def _count_load(
         self, second: int, counts: Counter[int], tails: dict[int, tuple[str, bytes, int]]
@@ -258,6 +262,8 @@ class LoadGenerator:
         by_shard: dict[int, list[int]] = {}
         for index in compress(range(len(counts)), counts):  # the devices sent to, at C speed
             shard = shard_of[index]
+            if shard == _UNROUTED:  # routed by the target, never acknowledged (Kafka)
+                continue
             devices = by_shard.get(shard)
             if devices is None:
                 by_shard[shard] = [index]
@@ -296,12 +302,13 @@ class LoadGenerator:
                 workload.record_size,
                 workload.payload_format,
             )
+            assert self._map is not None, "the general path routes with the shard map"
             shard = self._map.shard_for_key(key, ehk).shard_id
             load.add(shard, second, device, len(data) + len(key))
             records.append(Record(data, key, ehk))
             intended_times.append(intended)
         times = now_intended if now_intended is not None else intended_times
-        await self._hand_over(records, None, second, [len(r.data) for r in records], times)
+        await self._hand_over(records, None, second, [len(r.data) for r in records], times, indices)
 
     async def _hand_over(
         self,
@@ -310,8 +317,12 @@ class LoadGenerator:
         second: int,
         sizes: list[int],
         times: float | list[float],
+        indices: list[int],
     ) -> None:
-        """A tick's records to the producer's batch path: payload and key columns, or Records."""
+        """A tick's records to the producer's batch path: payload and key columns, or Records.
+
+        ``indices`` are the records' devices, by position (what a target that routes by
+        itself learns routes from)."""
         future = await self._producer.send_many(values, keys)
         self.pending.add(future)
         future.add_done_callback(partial(self._on_batch_done, second, sizes, times))

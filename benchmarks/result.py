@@ -261,6 +261,7 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
             "consumer": options.consumer,
             "workers": options.workers,
             "payload_format": workload.payload_format,
+            "generator": options.generator,
         },
         "summary": {
             "records_sent": rec.total_sent,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import MethodType
 from typing import Any
 
@@ -67,6 +67,13 @@ class KafkaBatchAcks(LazyAcks[KafkaAck]):
 
     def _build(self, index: int) -> KafkaAck:
         return KafkaAck(self.topic, self._partitions[index], self._offsets[index])
+
+    @property
+    def partitions(self) -> Sequence[int]:
+        """Each message's partition, in input order, without building any ack.
+
+        Meaningful only at positions that did not fail (:attr:`failed`)."""
+        return self._partitions
 
     def end_offsets(self) -> dict[int, int]:
         """The highest acknowledged offset + 1 per partition, without building any ack."""

@@ -10,7 +10,9 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.result import validate_result
+from benchmarks.run_msk import partition_label
 from benchmarks.targets import BOOTSTRAP_ENV
+from tests.kafka_partitioning import java_partition
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +22,30 @@ def _msk_run(bootstrap: str, out: Path, *options: str) -> list[str]:
     return ["run", "--target", "msk", "--bootstrap", bootstrap, *options, "--out", str(out)]
 
 
+@pytest.mark.parametrize("generator", ["batch", "per-record"])
 def test_msk_run_produces_a_valid_result_and_report(
-    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], generator: str
 ) -> None:
-    code = main(_msk_run(kafka_bootstrap, tmp_path, "--duration", "5", "--rate", "400", "--shards", "3"))
+    """Both generators: a tick's records in one send_many (the default), or a send() each."""
+    code = main(
+        _msk_run(
+            kafka_bootstrap,
+            tmp_path,
+            "--duration",
+            "5",
+            "--rate",
+            "400",
+            "--shards",
+            "3",
+            "--generator",
+            generator,
+        )
+    )
     assert code == 0
     result = json.loads((tmp_path / "result.json").read_text())
     validate_result(result)
     assert result["config"]["target"] == "msk" and result["config"]["aggregate"] is False
+    assert result["config"]["generator"] == generator
     summary = result["summary"]
     assert summary["records_sent"] == 2000
     assert summary["records_acked"] == 2000 and summary["records_failed"] == 0
@@ -76,6 +94,8 @@ def test_single_device_makes_one_hot_partition_named_with_its_key(
     assert len(hot) == 1
     assert hot[0]["share"] == 1.0
     assert hot[0]["top_keys"][0]["key"] == "device-000000"
+    # the partition the Java client's rule gives the key (the producer's default partitioner)
+    assert hot[0]["shard_id"] == partition_label(java_partition(b"device-000000", 4))
     assert result["shards"][hot[0]["shard_id"]]["records_total"] == 600
     assert "partition" in hot[0]["recommendation"]
 
