@@ -325,10 +325,16 @@ class LoadGenerator:
         itself learns routes from)."""
         future = await self._producer.send_many(values, keys)
         self.pending.add(future)
-        future.add_done_callback(partial(self._on_batch_done, second, sizes, times))
+        future.add_done_callback(partial(self._on_batch_done, second, keys, sizes, times, indices))
 
     def _on_batch_done(
-        self, second: int, sizes: list[int], times: float | list[float], future: asyncio.Future[Any]
+        self,
+        second: int,
+        keys: list[str] | None,
+        sizes: list[int],
+        times: float | list[float],
+        indices: list[int],
+        future: asyncio.Future[Any],
     ) -> None:
         self.pending.discard(future)
         rec = self._recorder
@@ -338,7 +344,19 @@ class LoadGenerator:
         acks = future.result()
         if acks.failed:
             rec.failed[second] += len(acks.failed)
-        rec.on_entries_acked(second, acks.by_entry(), sizes, times)
+        self._record_acks(second, acks, keys, sizes, times, indices)
+
+    def _record_acks(
+        self,
+        second: int,
+        acks: Any,
+        keys: list[str] | None,
+        sizes: list[int],
+        times: float | list[float],
+        indices: list[int],
+    ) -> None:
+        """A tick's acknowledged records, each timed by its own Kinesis entry's acknowledgement."""
+        self._recorder.on_entries_acked(second, acks.by_entry(), sizes, times)
 
 
 async def drive_ticks(

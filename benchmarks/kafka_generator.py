@@ -16,10 +16,8 @@ from each message's intended send time to that moment never understates its own.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from benchmarks.generator import _UNROUTED, LoadGenerator
@@ -77,39 +75,19 @@ class KafkaLoadGenerator(LoadGenerator):
         for index, count in counts.items():
             device_records[index] += count
 
-    async def _hand_over(
+    def _record_acks(
         self,
-        values: Any,
+        second: int,
+        acks: Any,
         keys: list[str] | None,
-        second: int,
         sizes: list[int],
         times: float | list[float],
         indices: list[int],
-    ) -> None:
-        assert keys is not None, "device keys only (see the class docstring)"
-        future = await self._producer.send_many(values, keys)
-        self.pending.add(future)
-        future.add_done_callback(partial(self._on_acks, second, keys, sizes, times, indices))
-
-    def _on_acks(
-        self,
-        second: int,
-        keys: list[str],
-        sizes: list[int],
-        times: float | list[float],
-        indices: list[int],
-        future: asyncio.Future[Any],
     ) -> None:
         """A tick's acknowledgements: load per partition, routes learned, latencies in bulk."""
-        self.pending.discard(future)
+        assert keys is not None, "device keys only (see the class docstring)"
         rec = self._recorder
-        if future.cancelled() or future.exception() is not None:
-            rec.failed[second] += len(sizes)
-            return
-        acks = future.result()
         failed = acks.failed
-        if failed:
-            rec.failed[second] += len(failed)
         acked_at = self._clock()
         by_partition: dict[int, list[int]] = {}
         for position, partition in enumerate(acks.partitions):

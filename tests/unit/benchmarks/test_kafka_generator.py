@@ -15,16 +15,9 @@ from benchmarks.workload import Skew, WorkloadSpec, decode_payload
 from producers._kafka_batch import KafkaBatchAcks
 from shardline.errors import DeliveryError, ShardlineError
 from tests.kafka_partitioning import java_partition
+from tests.unit.benchmarks.test_generator import FakeClock
 
 PARTITIONS = 3
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class HeldKafkaProducer:
