@@ -130,6 +130,9 @@ class KafkaReplaySource:
             "auto.offset.reset": "earliest",
             "fetch.queue.backoff.ms": 10,
             "isolation.level": "read_committed",
+            # The end of what can be read is reported (at the high watermark, or the last
+            # stable offset under read_committed): see batches() for why a range needs it.
+            "enable.partition.eof": True,
         }
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-replay")
@@ -148,7 +151,16 @@ class KafkaReplaySource:
         await self.close()
 
     async def batches(self) -> AsyncIterator[SourceBatch]:
-        """Yield the ranges' messages in order per partition; end when every range is read."""
+        """Yield the ranges' messages in order per partition; end when every range is read.
+
+        A range is read when its last offset was delivered, or when the partition showed that
+        no message is left below the range's end: a later message, or the end of what it holds
+        (``enable.partition.eof``).  The last offsets of a range can hold no message at all: a
+        transaction's commit or abort marker (the last offset before the high watermark of any
+        transactionally written partition), an aborted transaction's records (skipped under
+        ``read_committed``), records removed by compaction.  Waiting for the last offset
+        itself hung such a replay forever.
+        """
         if self._closed:
             raise ClosedError("source is closed")
         loop = asyncio.get_running_loop()
@@ -161,16 +173,23 @@ class KafkaReplaySource:
             wanted = []
             for msg in messages:
                 err = msg.error()
+                name = partition_name(msg.topic(), msg.partition())
+                bound = self.ranges.get(name)
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:
                         if err.fatal():
                             raise from_kafka_error(err)
                         self._observer.on_event(events.KAFKA_CONSUMER_ERROR, error=err.name())
+                    elif bound is not None and msg.offset() >= bound.end:
+                        # Read to the end of what the partition holds, which is past the range:
+                        # the offsets left below its end hold no message to deliver.
+                        remaining.discard(name)
                     continue
-                name = partition_name(msg.topic(), msg.partition())
-                bound = self.ranges.get(name)
+                if bound is None or name not in remaining:
+                    continue
                 offset = msg.offset()
-                if bound is None or offset >= bound.end or name not in remaining:
+                if offset >= bound.end:
+                    remaining.discard(name)  # past the end: nothing below it is left to read
                     continue
                 wanted.append(msg)
                 if offset >= bound.end - 1:
