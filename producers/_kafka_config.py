@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from shardline.errors import ConfigurationError
 from shardline.eventid import EventIdKey
@@ -16,15 +16,7 @@ Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 Partitioner = Literal[
     "murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random"
 ]
-PARTITIONERS: tuple[str, ...] = (
-    "murmur2_random",
-    "murmur2",
-    "consistent_random",
-    "consistent",
-    "fnv1a_random",
-    "fnv1a",
-    "random",
-)
+PARTITIONERS: tuple[str, ...] = get_args(Partitioner)
 """librdkafka's partitioners (its ``partitioner`` property)."""
 
 
