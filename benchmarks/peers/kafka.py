@@ -107,14 +107,14 @@ def workload(messages: int, size: int, keys: int) -> tuple[list[bytes], list[byt
     return values, random.Random(_KEY_SEED).choices(names, k=messages)
 
 
-def _raw_producer(
-    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
-) -> int:
-    """confluent-kafka's ``produce()`` + ``poll(0)`` with a delivery callback counting acks."""
-    span = span if span is not None else Span()
+def warm_raw_producer(
+    bootstrap: str, topic: str, value: bytes, key: bytes
+) -> tuple[Any, Callable[[Any, Any], None], list[int]]:
+    """A confluent-kafka producer with the harness's settings, warmed up by one message
+    (connected, producer id assigned), its delivery callback and the count it keeps
+    (``[delivered]``)."""
     from confluent_kafka import Producer
 
-    values, message_keys = workload(messages, size, keys)
     delivered = [0]
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -122,9 +122,19 @@ def _raw_producer(
             delivered[0] += 1
 
     producer = Producer({"bootstrap.servers": bootstrap, **_SETTINGS})
-    produce, poll = producer.produce, producer.poll
-    produce(topic, values[0], message_keys[0])  # warm-up: connected, producer id assigned
+    producer.produce(topic, value, key)
     producer.flush()
+    return producer, on_delivery, delivered
+
+
+def _raw_producer(
+    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
+) -> int:
+    """confluent-kafka's ``produce()`` + ``poll(0)`` with a delivery callback counting acks."""
+    span = span if span is not None else Span()
+    values, message_keys = workload(messages, size, keys)
+    producer, on_delivery, delivered = warm_raw_producer(bootstrap, topic, values[0], message_keys[0])
+    produce, poll = producer.produce, producer.poll
     span.start()
     for value, key in zip(values, message_keys, strict=True):
         while True:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks.peers.kafka import _SETTINGS, create_topic
+from benchmarks.peers.kafka import create_topic, warm_raw_producer
 from benchmarks.peers.runner import spawned_result
 from benchmarks.process_stats import process_cpu_seconds
 
@@ -52,18 +52,8 @@ async def _sleep_until(start: float, due: float) -> None:
 
 
 def _raw(bootstrap: str, topic: str, rate: float, seconds: float) -> tuple[int, float]:
-    from confluent_kafka import Producer
-
-    delivered = [0]
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        if err is None:
-            delivered[0] += 1
-
-    producer = Producer({"bootstrap.servers": bootstrap, **_SETTINGS})
+    producer, on_delivery, delivered = warm_raw_producer(bootstrap, topic, b"warm-up", b"warm-up")
     produce, poll = producer.produce, producer.poll
-    produce(topic, b"warm-up", b"warm-up")
-    producer.flush()
     keys = [f"device-{n:06d}".encode() for n in range(_KEYS)]
 
     async def run() -> float:
