@@ -61,7 +61,6 @@ class KafkaLoadGenerator(LoadGenerator):
         )
         self._partition_label = partition_label
         self._newest_acked = newest_acked
-        self._shard_of_partition: dict[int, int] = {}
 
     def _route(self, index: int, key: str) -> int:
         """Unknown before an acknowledgement: the client's partitioner decides."""
@@ -103,9 +102,7 @@ class KafkaLoadGenerator(LoadGenerator):
         entries: list[tuple[str, list[int], float]] = []
         for partition, positions in by_partition.items():
             label = self._partition_label(partition)
-            shard = self._shard_of_partition.get(partition)
-            if shard is None:
-                shard = self._shard_of_partition[partition] = self._shard_number(label)
+            shard = self._shard_number(label)
             nbytes = 0
             for position in positions:
                 nbytes += sizes[position] + len(keys[position])

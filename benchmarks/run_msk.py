@@ -6,7 +6,8 @@ schedule as the Kinesis targets, so send-to-ack latency is measured from each re
 intended send time.  By default a pacing tick's records go in one ``send_many`` call
 (:mod:`benchmarks.kafka_generator`); ``--generator per-record``, and the key strategies that
 pick a key or a partition per record, send each with its own ``send()``.  A consumer-group
-member (:class:`consumers.kafka.KafkaSource`) reads them back for consumer records/s and end-to-end latency.
+member (:class:`consumers.kafka.KafkaSource`) reads them back for consumer records/s and
+end-to-end latency.
 
 Per-partition load comes from the delivery reports (the partition the broker actually
 stored each record in).  Kafka has no per-partition throughput quota, so partitions are

@@ -157,9 +157,9 @@ class KafkaReplaySource:
         no message is left below the range's end: a later message, or the end of what it holds
         (``enable.partition.eof``).  The last offsets of a range can hold no message at all: a
         transaction's commit or abort marker (the last offset before the high watermark of a
-        partition whose last write was a transaction), an aborted transaction's records (skipped under
-        ``read_committed``), records removed by compaction.  Waiting for the last offset
-        itself hung such a replay forever.
+        partition whose last write was a transaction), an aborted transaction's records
+        (skipped under ``read_committed``), records removed by compaction.  Waiting for the
+        last offset itself hung such a replay forever.
         """
         if self._closed:
             raise ClosedError("source is closed")

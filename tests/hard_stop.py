@@ -57,15 +57,22 @@ def _timeout_of(item: pytest.Item) -> float:
 
 
 def _end_the_run(nodeid: str, limit: float) -> None:
-    fd = os.dup(_terminal_stderr[0]) if _terminal_stderr else 2
-    with os.fdopen(fd, "w") as stream:
-        stream.write(f"\n*** {nodeid} still running {limit:.0f} s after it started: ending the run\n")
-        stream.flush()
-        faulthandler.dump_traceback(file=stream, all_threads=True)
-        for handle in list(servers):
-            handle.stop(timeout=5.0)
-        stream.write("*** local servers stopped\n")
-        stream.flush()
+    """Report, stop the servers, end the process: whatever fails on the way, the run ends
+    (an exception here would only end this thread and leave the run hung)."""
+    try:
+        fd = os.dup(_terminal_stderr[0]) if _terminal_stderr else 2
+        with os.fdopen(fd, "w") as stream:
+            stream.write(f"\n*** {nodeid} still running {limit:.0f} s after it started: ending the run\n")
+            stream.flush()
+            faulthandler.dump_traceback(file=stream, all_threads=True)
+            for handle in list(servers):
+                try:
+                    handle.stop(timeout=5.0)
+                except Exception as exc:  # the next server is still stopped
+                    stream.write(f"*** stopping {handle!r} failed: {type(exc).__name__}\n")
+            stream.write("*** local servers stopped\n")
+            stream.flush()
+    finally:
         os._exit(STATUS)
 
 

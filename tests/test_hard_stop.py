@@ -32,8 +32,26 @@ async def test_hangs_again_while_being_torn_down() -> None:
 """
 
 
-def test_a_run_stuck_after_a_timeout_ends_with_the_stacks_and_a_failure(tmp_path: Path) -> None:
-    (tmp_path / "test_stuck.py").write_text(_HANGING_TEST)
+_BROKEN_SERVER = """
+from tests.hard_stop import servers
+
+
+class RefusingToStop:
+    def stop(self, timeout: float) -> None:
+        raise RuntimeError("will not stop")
+
+
+servers.append(RefusingToStop())
+"""
+
+
+@pytest.mark.parametrize("broken_server", [False, True], ids=["servers-stop", "a-server-fails-to-stop"])
+def test_a_run_stuck_after_a_timeout_ends_with_the_stacks_and_a_failure(
+    tmp_path: Path, broken_server: bool
+) -> None:
+    """Also when stopping a server fails: the run still ends (the watchdog's own failure
+    would otherwise leave it hung)."""
+    (tmp_path / "test_stuck.py").write_text((_BROKEN_SERVER if broken_server else "") + _HANGING_TEST)
     env = {**os.environ, "SHARDLINE_TEST_HARD_STOP_GRACE_S": "1"}
     run = subprocess.run(
         [
@@ -62,6 +80,7 @@ def test_a_run_stuck_after_a_timeout_ends_with_the_stacks_and_a_failure(tmp_path
     assert "test_hangs_again_while_being_torn_down still running 2 s after it started" in run.stderr
     assert "_cancel_all_tasks" in run.stderr  # the stuck thread's stack is printed
     assert "*** local servers stopped" in run.stderr
+    assert ("failed: RuntimeError" in run.stderr) is broken_server
 
 
 @pytest.mark.parametrize("repetition", range(300))
