@@ -1,4 +1,4 @@
-"""Kafka peer comparison: Shardline's producer/consumer against raw confluent-kafka and aiokafka.
+"""Kafka peer comparison: Shardline against confluent-kafka (raw and asyncio) and aiokafka.
 
 Each client runs in its own process (``multiprocessing`` spawn), one after another, on the
 same broker and workload, with the same delivery settings for every producer (acks=all,
@@ -205,6 +205,44 @@ def _shardline_batch_producer(
     return asyncio.run(main())
 
 
+def _aio_producer(
+    bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
+) -> int:
+    """confluent-kafka's own asyncio producer, ``confluent_kafka.aio.AIOProducer``, as shipped.
+
+    ``fut = await produce(topic, value, key)`` per message (its defaults: messages buffered in
+    batches of 1,000, handed to librdkafka's ``produce_batch`` from a thread pool), then a
+    flush, because its futures resolve only when something polls the producer, then every
+    future awaited in order, as for ``shardline-send``.
+    """
+    span = span if span is not None else Span()
+    from confluent_kafka.aio import AIOProducer  # type: ignore[attr-defined, unused-ignore]
+
+    values, message_keys = workload(messages, size, keys)
+
+    async def main() -> int:
+        producer = AIOProducer({"bootstrap.servers": bootstrap, **_SETTINGS})
+        try:
+            warm_up = await producer.produce(topic, values[0], message_keys[0])
+            await producer.flush()
+            await warm_up
+            span.start()
+            produce = producer.produce
+            futures = [
+                await produce(topic, value, key) for value, key in zip(values, message_keys, strict=True)
+            ]
+            await producer.flush()
+            acked = 0
+            for future in futures:
+                await future  # a failed delivery raises here and fails the run
+                acked += 1
+        finally:
+            await producer.close()
+        return acked
+
+    return asyncio.run(main())
+
+
 def _aiokafka_producer(
     bootstrap: str, topic: str, messages: int, size: int, keys: int, span: Span | None = None
 ) -> int:
@@ -328,6 +366,7 @@ PRODUCERS: dict[str, Runner] = {
     "confluent-kafka": _raw_producer,
     "shardline-send-many": _shardline_batch_producer,
     "shardline-send": _shardline_producer,
+    "confluent-kafka-aio": _aio_producer,
     "aiokafka": _aiokafka_producer,
 }
 CONSUMERS: dict[str, Runner] = {
@@ -336,6 +375,8 @@ CONSUMERS: dict[str, Runner] = {
     "confluent-kafka-consumer-values": _raw_consumer_values,
     "shardline-consumer-values": _shardline_consumer_values,
 }
+_ASYNC_PEERS = {"aiokafka": "aiokafka", "confluent-kafka-aio": "confluent_aio"}
+"""The asyncio producers every producer is also compared with (client name -> summary label)."""
 _BASELINES = {
     "producer": "confluent-kafka",
     "consumer": "confluent-kafka-consumer",
@@ -415,7 +456,9 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Each ratio compares a client with the raw confluent-kafka client of its kind measured in
     the same repetition (same minute, same machine load): ``vs_raw_throughput`` is msg/s over
     the raw client's msg/s (higher is better), ``vs_raw_cpu`` CPU-us per message over the raw
-    client's (lower is better).  Producers are also compared with aiokafka's throughput.
+    client's (lower is better).  Producers are also compared, msg/s and CPU, with the asyncio
+    producers: aiokafka and confluent-kafka's own ``AIOProducer`` (``vs_aiokafka_*``,
+    ``vs_confluent_aio_*``).
     """
     by_repeat: dict[int, dict[str, dict[str, Any]]] = {}
     for result in results:
@@ -450,13 +493,16 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["vs_raw_cpu"] = _spread(cpu, 2)
         row["vs_raw_of"] = baseline
         if client in PRODUCERS:
-            vs_aiokafka = [
-                repeat[client]["msgs_per_s"] / repeat["aiokafka"]["msgs_per_s"]
-                for repeat in by_repeat.values()
-                if client in repeat and "aiokafka" in repeat and repeat["aiokafka"]["msgs_per_s"]
-            ]
-            if vs_aiokafka:
-                row["vs_aiokafka_throughput"] = _spread(vs_aiokafka, 2)
+            # against the asyncio peers too, each within its repetition
+            for peer, label in _ASYNC_PEERS.items():
+                for field, measure in (("throughput", "msgs_per_s"), ("cpu", "cpu_us_per_msg")):
+                    ratios = [
+                        repeat[client][measure] / repeat[peer][measure]
+                        for repeat in by_repeat.values()
+                        if client in repeat and peer in repeat and repeat[peer][measure]
+                    ]
+                    if ratios:
+                        row[f"vs_{label}_{field}"] = _spread(ratios, 2)
         summary.append(row)
     return summary
 

@@ -61,7 +61,7 @@ def test_kafka_peers_on_the_local_broker(kafka_bootstrap: str, tmp_path: Path) -
             "--records",
             "2000",
             "--clients",
-            "shardline-send,confluent-kafka,shardline-consumer,confluent-kafka-consumer",
+            "shardline-send,confluent-kafka,confluent-kafka-aio,shardline-consumer,confluent-kafka-consumer",
             "--shards",
             "2",
             "--client-timeout",
