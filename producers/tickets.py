@@ -58,6 +58,9 @@ class _AckDraft:
     sub_sequence_number: int | None
 
 
+_future_result = asyncio.Future.result
+
+
 def _ack(shard_id: str, sequence_number: str, sub_sequence_number: int | None) -> Ack:
     draft = _AckDraft()
     draft.shard_id = shard_id
@@ -139,16 +142,23 @@ class SingleTicket(asyncio.Future[Ack]):
 
     def result(self) -> Ack:
         """The record's :class:`~shardline.Ack`, or raise its delivery error."""
-        super().result()  # raises the error, CancelledError or InvalidStateError
+        _future_result(self)  # raises the error, CancelledError or InvalidStateError
         return _ack(self._shard, self._seq, self._sub)
 
     def __await__(self) -> Generator[Any, None, Ack]:
         if not self.done():
             self._asyncio_future_blocking = True
             yield self
-        if not self.done():
-            raise RuntimeError("await wasn't used with future")
-        return self.result()
+            if not self.done():
+                raise RuntimeError("await wasn't used with future")
+        # result() inlined: awaiting is the usual read, once per record.
+        _future_result(self)
+        draft = _AckDraft()
+        draft.shard_id = self._shard
+        draft.sequence_number = self._seq
+        draft.sub_sequence_number = self._sub
+        draft.__class__ = Ack  # type: ignore[assignment]
+        return draft  # type: ignore[return-value]
 
     __iter__ = __await__
 

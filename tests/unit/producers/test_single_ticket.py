@@ -59,6 +59,8 @@ async def test_a_failed_or_cancelled_ticket_raises_when_read() -> None:
     cancelled.acknowledge("s", "1", None)  # too late: no effect, no error
     with pytest.raises(asyncio.CancelledError):
         cancelled.result()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
     pending = ticket()
     with pytest.raises(asyncio.InvalidStateError):
         pending.result()
