@@ -182,6 +182,7 @@ class KinesisProducer:
         self._started = False
         self._failure: BackgroundTaskError | None = None
         self._timer_armed = False
+        self._sender_woken = False  # set only while the sender's wake-up event is set
         self._refresh_lock: asyncio.Lock | None = None
         self._next_refresh = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -261,6 +262,7 @@ class KinesisProducer:
         self._drained = asyncio.Event()
         self._drained.set()
         self._wakeup = asyncio.Event()
+        self._sender_woken = False
         self._refresh_lock = asyncio.Lock()
         self._next_refresh = self._clock() + self.config.shard_refresh_interval
         self._sender = asyncio.create_task(self._run(), name=f"kinesis-sender:{self._stream_label}")
@@ -468,9 +470,8 @@ class KinesisProducer:
             self._drained.clear()
         self._buffered_records += 1
         self._buffered_bytes += size
-        if not self._timer_armed or acc.has_full_request:
-            assert self._wakeup is not None
-            self._wakeup.set()
+        if not self._sender_woken and (not self._timer_armed or acc.has_full_request):
+            self._wake_sender()
         return ticket
 
     async def send_record(self, record: Record, *, block: bool | None = None) -> asyncio.Future[Ack]:
@@ -783,9 +784,19 @@ class KinesisProducer:
             self._drained.clear()
         self._buffered_records += sum(map(len, groups.values()))
         self._buffered_bytes += total
-        if not self._timer_armed or acc.has_full_request:
-            assert self._wakeup is not None
-            self._wakeup.set()
+        if not self._sender_woken and (not self._timer_armed or acc.has_full_request):
+            self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        """Wake the sender to look at the buffer, once until it has looked.
+
+        Its wake-up event stays set until the sender clears it, so sends in a row need set
+        it only once: a loop of ``send()`` calls that never yields set it again for every
+        record, a Python call each (``asyncio.Event.set``).
+        """
+        assert self._wakeup is not None
+        self._sender_woken = True
+        self._wakeup.set()
 
     async def _wait_for_space(self, records: int, nbytes: int, block: bool | None) -> None:
         """Back-pressure: wait until the buffer has room (or raise when not blocking).
@@ -893,6 +904,7 @@ class KinesisProducer:
         max_in_flight_bytes = cfg.max_in_flight_bytes
         while True:
             wakeup.clear()
+            self._sender_woken = False
             now = self._clock()
             wake = acc.release_waits(now)
             urgent = self._flushing or self._closing
