@@ -24,7 +24,13 @@ from shardline.aggregation import _DEFAULT_POLICY, DeaggregationPolicy, expand_a
 from shardline.errors import AggregateRefusedError
 from shardline.gcpause import collector_paused
 from shardline.metrics import MetricsObserver
-from shardline.records import ConsumedRecord, KinesisPosition, RefusedRecord
+from shardline.records import (
+    ConsumedRecord,
+    ConsumedRecordDraft,
+    KinesisPosition,
+    KinesisPositionDraft,
+    RefusedRecord,
+)
 from shardline.shardmath import KeysInRange, ShardInfo
 
 __all__ = ["PROMOTE_MIN_BYTES", "records_from_api"]
@@ -138,9 +144,26 @@ def _convert(
 
 
 def _whole(raw: Mapping[str, Any], stream: str, shard_id: str, arrival: datetime | None) -> ConsumedRecord:
-    return ConsumedRecord(
-        data=raw["Data"],
-        partition_key=raw["PartitionKey"],
-        position=KinesisPosition(stream, shard_id, raw["SequenceNumber"]),
-        arrival_time=arrival,
-    )
+    """The Kinesis record as it came: a plain record, or an aggregate passed on whole.
+
+    Built from drafts (:class:`~shardline.records.ConsumedRecordDraft`), as
+    :func:`~shardline.aggregation.expand_aggregate` builds user records: a stream of plain
+    records gets one of these per record.
+    """
+    position = KinesisPositionDraft()
+    position.stream = stream
+    position.shard_id = shard_id
+    position.sequence_number = raw["SequenceNumber"]
+    position.sub_sequence_number = 0
+    position.__class__ = KinesisPosition  # type: ignore[assignment]
+    record = ConsumedRecordDraft()
+    record.data = raw["Data"]
+    record.partition_key = raw["PartitionKey"]
+    record.position = position  # type: ignore[assignment]
+    record.arrival_time = arrival
+    record.explicit_hash_key = None
+    record.event_id = None
+    record.headers = None
+    record.event_id_verified = False
+    record.__class__ = ConsumedRecord  # type: ignore[assignment]
+    return record  # type: ignore[return-value]

@@ -135,6 +135,31 @@ def test_fast_path_records_are_regular_frozen_records() -> None:
     assert "payload" not in repr(record)
 
 
+def test_plain_records_are_regular_frozen_records_too() -> None:
+    raw = {
+        "Data": b"plain-payload",
+        "PartitionKey": "p",
+        "SequenceNumber": "9",
+        "ApproximateArrivalTimestamp": ARRIVAL,
+    }
+    [record] = records_from_api([raw], stream=STREAM, shard_id=SHARD_ID)
+    assert type(record) is ConsumedRecord and type(record.position) is KinesisPosition
+    assert record == ConsumedRecord(b"plain-payload", "p", KinesisPosition(STREAM, SHARD_ID, "9"), ARRIVAL)
+    assert hash(record.position) == hash(KinesisPosition(STREAM, SHARD_ID, "9"))
+    assert (record.explicit_hash_key, record.event_id, record.headers, record.event_id_verified) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    assert record.identity == f"{STREAM}/{SHARD_ID}/9/0"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.partition_key = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.position.sequence_number = "10"  # type: ignore[misc]
+    assert "plain-payload" not in repr(record)
+
+
 def test_a_refused_aggregate_is_passed_on_whole_and_range_checked_by_its_own_key() -> None:
     builder = AggregateBuilder(50 * 1024)
     for index in range(12):
