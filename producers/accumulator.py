@@ -175,6 +175,9 @@ class Entry:
         return f"Entry(<{self.count} records, {self.size} bytes>, shard={self.shard_id!r})"
 
 
+_NEVER = float("inf")
+
+
 class _Open:
     """An aggregate (or, without aggregation, a plain batch) still accepting records for one shard."""
 
@@ -187,7 +190,7 @@ class _Open:
         self.count = 0
         self.user_bytes = 0
         self.created = created
-        self.deadline = float("inf")
+        self.deadline = _NEVER
 
 
 class Accumulator:

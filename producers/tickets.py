@@ -44,6 +44,9 @@ class EntryAcks(NamedTuple):
     reading per response, so the entries of one response share it exactly."""
 
 
+_tuple_new = tuple.__new__
+
+
 class _AckDraft:
     """An :class:`~shardline.Ack` under construction: same slots, plain attribute stores.
 
@@ -229,8 +232,9 @@ class BatchAcks(LazyAcks[Ack]):
         count what each shard took) without building an ack per record.  Failed positions
         are in :attr:`failed`, not here.
         """
+        make = _tuple_new  # EntryAcks' own __new__ is a Python frame per entry
         for slots, _, shard_id, _, acked_at in self._runs:
-            yield EntryAcks(shard_id, slots, acked_at)
+            yield make(EntryAcks, (shard_id, slots, acked_at))
 
     def _build(self, index: int) -> Ack:
         shard = self._table()[index]

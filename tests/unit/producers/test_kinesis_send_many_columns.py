@@ -10,6 +10,7 @@ import pytest
 
 from producers import KinesisProducer, keys
 from producers.sync import SyncKinesisProducer
+from producers.tickets import EntryAcks
 from shardline.aggregation import deaggregate
 from shardline.errors import (
     InvalidDataError,
@@ -236,6 +237,7 @@ async def test_by_entry_groups_acknowledged_records_by_entry_with_their_response
         acks = await (await producer.send_many(values, partition_keys))
     entries = list(acks.by_entry())
     assert len(entries) == len(fake.written)  # one group per Kinesis entry written
+    assert all(type(entry) is EntryAcks for entry in entries)
     positions = [p for entry in entries for p in entry.positions]
     assert acks.failed and not set(acks.failed) & set(positions)  # the first request's entry
     assert sorted([*acks.failed, *positions]) == list(range(600))
