@@ -155,12 +155,17 @@ class LoadGenerator:
     def _route(self, index: int, key: str) -> int:
         """Device ``index``'s shard (its key is ``key``), remembered for the run."""
         assert self._map is not None, "a generator without a shard map learns routes from acks"
-        shard_id = self._map.shard_for_key(key).shard_id
+        shard = self._shard_number(self._map.shard_for_key(key).shard_id)
+        self._shard_of[index] = shard
+        return shard
+
+    def _shard_number(self, shard_id: str) -> int:
+        """The index of ``shard_id`` (a Kafka target: the recorder's series label of a
+        partition) in the generator's shard table, added on first sight."""
         shard = self._shard_index.get(shard_id)
         if shard is None:
             shard = self._shard_index[shard_id] = len(self._shard_ids)
             self._shard_ids.append(shard_id)
-        self._shard_of[index] = shard
         return shard
 
     def _tail(self, key: bytes) -> bytes:

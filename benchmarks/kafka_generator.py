@@ -114,11 +114,3 @@ class KafkaLoadGenerator(LoadGenerator):
         for partition, end in acks.end_offsets().items():
             if end - 1 > newest.get(partition, -1):
                 newest[partition] = end - 1
-
-    def _shard_number(self, label: str) -> int:
-        """The index of the recorder's series ``label`` in the generator's shard table."""
-        shard = self._shard_index.get(label)
-        if shard is None:
-            shard = self._shard_index[label] = len(self._shard_ids)
-            self._shard_ids.append(label)
-        return shard
