@@ -356,3 +356,83 @@ def test_reused_builder_stays_exact(first: list[Entry], second: list[Entry]) -> 
             assert builder.encoded_size == predicted
         assert builder.encode() == protobuf_reference(items)
         builder.reset()
+
+
+# --- how repeated fields are read ---------------------------------------------------------
+
+
+class _SlicedOnly:
+    """A repeated field that fails a test when iterated or indexed one element at a time.
+
+    upb's containers have no iterator: ``for`` and ``list()`` index them until an IndexError,
+    raised and caught, ends the walk, which cost more than the rest of reading a small aggregate.
+    """
+
+    def __init__(self, items: Any) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return len(self._items) > 0
+
+    def __iter__(self) -> Any:
+        raise AssertionError("a repeated field was iterated instead of sliced")
+
+    def __getitem__(self, index: Any) -> Any:
+        if not isinstance(index, slice):
+            raise AssertionError("a repeated field was indexed one element at a time")
+        items = self._items[index]
+        return [_RecordView(item) if hasattr(item, "partition_key_index") else item for item in items]
+
+
+class _RecordView:
+    def __init__(self, record: Any) -> None:
+        self._record = record
+        self.tags = _SlicedOnly(record.tags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._record, name)
+
+
+class _MessageView:
+    def __init__(self) -> None:
+        self._message = AggregatedRecord()
+
+    def ParseFromString(self, body: bytes) -> None:
+        self._message.ParseFromString(body)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._message, name)
+        return _SlicedOnly(value) if name.endswith(("_table", "records")) else value
+
+
+def test_repeated_fields_are_sliced_not_iterated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shardline.aggregation as aggregation
+    from shardline.aggregation import expand_aggregate
+
+    monkeypatch.setattr(aggregation, "AggregatedRecord", _MessageView)
+    plain = build([("a", b"1", None), ("b", b"2", None), ("a", b"3", None)]).encode()
+    with_hash_keys = build([("a", b"1", None), ("b", b"2", 5)]).encode()
+    message = AggregatedRecord()
+    message.partition_key_table.append("k")
+    message.records.add(partition_key_index=0, data=b"x").tags.add(key="event_id", value="e-1")
+    tagged = with_md5(message.SerializeToString())
+
+    assert aggregate_payloads(plain) == [b"1", b"2", b"3"]
+    read = deaggregate(with_hash_keys)
+    assert read is not None
+    assert [(r.partition_key, r.data, r.explicit_hash_key) for r in read] == [
+        ("a", b"1", None),
+        ("b", b"2", 5),
+    ]
+    read = deaggregate(tagged)
+    assert read is not None
+    assert [(r.partition_key, r.data, r.event_id) for r in read] == [("k", b"x", "e-1")]
+    for first_sub in (0, 1):
+        expansion = expand_aggregate(
+            plain, stream="s", shard_id="shardId-000000000000", sequence_number="1", first_sub=first_sub
+        )
+        assert expansion is not None
+        assert [record.data for record in expansion.records] == [b"1", b"2", b"3"][first_sub:]
