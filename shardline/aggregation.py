@@ -676,9 +676,9 @@ def _tags_of(record: Any) -> tuple[str | None, str | None]:
 _STR_ONLY: Final = frozenset({str})
 
 
-def _parse_message(data: bytes) -> tuple[Any, list[str], bool] | None:
-    """(message, partition-key table, whether any record may carry tags), ``None`` when
-    ``data`` is not a valid aggregate (wrong magic or MD5, unparsable, keys not UTF-8)."""
+def _parse_message(data: bytes) -> tuple[Any, list[str]] | None:
+    """(message, partition-key table), ``None`` when ``data`` is not a valid aggregate (wrong
+    magic or MD5, unparsable, keys not UTF-8)."""
     if not is_aggregated(data):
         return None
     body = memoryview(data)[len(MAGIC) : -DIGEST_SIZE]
@@ -692,10 +692,17 @@ def _parse_message(data: bytes) -> tuple[Any, list[str], bool] | None:
         return None
     if not set(map(type, keys)) <= _STR_ONLY:
         return None  # upb hands proto2 strings that are not UTF-8 back as bytes
-    # Reading tags costs per record; an aggregate whose bytes never spell the tag's
-    # key has none to read (a payload that happens to contain it only costs the walk).
-    tagged = data.find(_EVENT_ID_TAG_BYTES, len(MAGIC), len(data) - DIGEST_SIZE) >= 0
-    return message, keys, tagged
+    return message, keys
+
+
+def _may_be_tagged(data: bytes) -> bool:
+    """Whether any record of the aggregate ``data`` may carry tags.
+
+    Reading tags costs per record; an aggregate whose bytes never spell the tag's key has
+    none to read (a payload that happens to contain it only costs the walk).  Readers of the
+    payloads alone (:func:`aggregate_payloads`) never ask.
+    """
+    return data.find(_EVENT_ID_TAG_BYTES, len(MAGIC), len(data) - DIGEST_SIZE) >= 0
 
 
 def _walk(message: Any, keys: list[str], tagged: bool) -> list[_UserFields] | None:
@@ -745,7 +752,7 @@ def _parse(data: bytes) -> list[_UserFields] | None:
     ``None`` means ``data`` is not a valid aggregate.
     """
     parsed = _parse_message(data)
-    return None if parsed is None else _walk(*parsed)
+    return None if parsed is None else _walk(*parsed, _may_be_tagged(data))
 
 
 def deaggregate(data: bytes) -> list[UserRecord] | None:
@@ -831,7 +838,8 @@ def expand_aggregate(
     parsed = _parse_message(data)
     if parsed is None:
         return None
-    message, keys, tagged = parsed
+    message, keys = parsed
+    tagged = _may_be_tagged(data)
     if message.explicit_hash_key_table or tagged or not _fast_path_safe(message, keys, len(data), policy):
         fields = _walk(message, keys, tagged)
         if fields is None:
