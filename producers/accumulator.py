@@ -260,7 +260,9 @@ class Accumulator:
         payload = data if data is not None else own
         if payload is None:
             raise RuntimeError("a released record was re-added without its data")
-        return self.add_one(shard_id, owner, slot, key, ehk, payload, event_id, now, deadline)
+        size = user_size(key, payload)
+        self.add_one(shard_id, owner, slot, key, ehk, payload, event_id, now, deadline, size)
+        return size
 
     def add_one(
         self,
@@ -273,9 +275,10 @@ class Accumulator:
         event_id: str | None,
         now: float,
         deadline: float,
-    ) -> int:
-        """:meth:`add` with the record's fields given (the per-record ``send()`` path)."""
-        size = len(data) + len(key)
+        size: int,
+    ) -> None:
+        """:meth:`add` with the record's fields and size (data bytes + key characters) given
+        (the per-record ``send()`` path)."""
         agg = self._open.get(shard_id)
         if agg is None:
             agg = self._new_open(shard_id, now)
@@ -307,7 +310,6 @@ class Accumulator:
             agg.deadline = deadline
         self.open_records += 1
         self.open_bytes += size
-        return size
 
     def add_records(
         self,

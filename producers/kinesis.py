@@ -462,10 +462,10 @@ class KinesisProducer:
                 if len(shard_ids) >= DEFAULT_KEY_CACHE_SIZE:
                     shard_ids.clear()  # start over, as ShardMap's own cache does
                 shard_ids[item_key] = shard_id
-            acc.add_one(shard_id, ticket, 0, item_key, None, payload, event_id, now, deadline)
+            acc.add_one(shard_id, ticket, 0, item_key, None, payload, event_id, now, deadline, size)
         else:
             shard_id = self._map.shard_for_key(item_key, ehk).shard_id
-            acc.add_one(shard_id, ticket, 0, item_key, ehk, payload, event_id, now, deadline)
+            acc.add_one(shard_id, ticket, 0, item_key, ehk, payload, event_id, now, deadline, size)
         if self._buffered_records == 0:
             self._drained.clear()
         self._buffered_records += 1
