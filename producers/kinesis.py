@@ -165,7 +165,8 @@ class KinesisProducer:
         self._buffered_records = 0
         self._buffered_bytes = 0
         self._space_waiters: list[asyncio.Future[None]] = []
-        self._drained: asyncio.Event | None = None
+        # set while nothing is buffered; made again by start() (an Event binds to its loop on first use)
+        self._drained = asyncio.Event()
         self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
         # Each PutRecords request task and the entries it carries, so a failure can resolve them.
@@ -301,7 +302,7 @@ class KinesisProducer:
             raise self._failure
         if not self._started or self._closed:
             raise ClosedError("producer not started or already closed")
-        assert self._drained is not None and self._wakeup is not None
+        assert self._wakeup is not None
         self._flushing += 1
         try:
             self._wakeup.set()
@@ -451,19 +452,21 @@ class KinesisProducer:
         ticket.event_id = event_id
         # Enqueue inline: a method call per record is measurable at this rate.
         acc = self._acc
-        assert acc is not None and self._map is not None and self._drained is not None
+        assert acc is not None
         now = self._clock()
         deadline = now + self._record_ttl
         if ehk is None:
             shard_ids = self._shard_ids
             shard_id = shard_ids.get(item_key)
             if shard_id is None:
+                assert self._map is not None
                 shard_id = self._map.shard_for_key(item_key).shard_id
                 if len(shard_ids) >= DEFAULT_KEY_CACHE_SIZE:
                     shard_ids.clear()  # start over, as ShardMap's own cache does
                 shard_ids[item_key] = shard_id
             acc.add_one(shard_id, ticket, 0, item_key, None, payload, event_id, now, deadline, size)
         else:
+            assert self._map is not None
             shard_id = self._map.shard_for_key(item_key, ehk).shard_id
             acc.add_one(shard_id, ticket, 0, item_key, ehk, payload, event_id, now, deadline, size)
         if self._buffered_records == 0:
@@ -773,7 +776,7 @@ class KinesisProducer:
         if not groups:
             return
         acc = self._acc
-        assert acc is not None and self._drained is not None
+        assert acc is not None
         now = self._clock()
         deadline = now + self.config.record_ttl
         # the slots being buffered still have their data: only buffered ones are ever released
@@ -873,7 +876,6 @@ class KinesisProducer:
         self._buffered_records -= records
         self._buffered_bytes -= nbytes
         if self._buffered_records == 0:
-            assert self._drained is not None
             self._drained.set()
         if self._space_waiters:
             for waiter in self._space_waiters:
