@@ -120,7 +120,8 @@ def fresh_stream(endpoint: str, stream: str, shards: int) -> Iterator[str]:
         yield stream
     finally:
         with contextlib.suppress(Exception):
-            _setup_client(endpoint).delete_stream(StreamName=stream)
+            client = _setup_client(endpoint)
+            client.delete_stream(StreamName=stream)
 
 
 def _read_back(endpoint: str, stream: str) -> tuple[int, set[bytes]]:
