@@ -674,6 +674,9 @@ def _tags_of(record: Any) -> tuple[str | None, str | None]:
 
 
 _STR_ONLY: Final = frozenset({str})
+_COPY_MAX_BYTES: Final = 8192
+"""Aggregates up to this size are parsed from a copy of their body, larger ones from a view
+(about 0.15 us less a 1 KiB aggregate; level from ~8 KiB, where the copy starts to cost)."""
 
 
 def _parse_message(data: bytes) -> tuple[Any, list[str]] | None:
@@ -681,12 +684,16 @@ def _parse_message(data: bytes) -> tuple[Any, list[str]] | None:
     magic or MD5, unparsable, keys not UTF-8)."""
     if not is_aggregated(data):
         return None
-    body = memoryview(data)[len(MAGIC) : -DIGEST_SIZE]
+    # A small body is cheaper to copy than to view (no buffer export for the MD5 and the
+    # parse); a large one is viewed, not copied.
+    if len(data) <= _COPY_MAX_BYTES:
+        body: bytes | memoryview = data[len(MAGIC) : -DIGEST_SIZE]
+    else:
+        body = memoryview(data)[len(MAGIC) : -DIGEST_SIZE]
     if _md5(body, usedforsecurity=False).digest() != data[-DIGEST_SIZE:]:
         return None
-    message = AggregatedRecord()
     try:
-        message.ParseFromString(body)
+        message = AggregatedRecord.FromString(body)
         keys = message.partition_key_table[:]
     except (DecodeError, UnicodeDecodeError, ValueError):
         return None

@@ -400,8 +400,11 @@ class _MessageView:
     def __init__(self) -> None:
         self._message = AggregatedRecord()
 
-    def ParseFromString(self, body: bytes) -> None:
-        self._message.ParseFromString(body)
+    @classmethod
+    def FromString(cls, body: bytes) -> _MessageView:
+        view = cls()
+        view._message.ParseFromString(body)
+        return view
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._message, name)
@@ -436,3 +439,21 @@ def test_repeated_fields_are_sliced_not_iterated(monkeypatch: pytest.MonkeyPatch
         )
         assert expansion is not None
         assert [record.data for record in expansion.records] == [b"1", b"2", b"3"][first_sub:]
+
+
+@pytest.mark.parametrize("payload_bytes", [100, 8_000, 8_200, 40_000])
+def test_small_and_large_aggregates_read_alike(payload_bytes: int) -> None:
+    """Bodies up to _COPY_MAX_BYTES are parsed from a copy, larger ones from a view: both
+    give the same records and both refuse a body whose MD5 does not match."""
+    from shardline.aggregation import _COPY_MAX_BYTES
+
+    items: list[Entry] = [("a", b"x" * payload_bytes, None), ("b", b"y", None)]
+    encoded = build(items).encode()
+    assert (len(encoded) <= _COPY_MAX_BYTES) == (payload_bytes < _COPY_MAX_BYTES - 100)
+    assert aggregate_payloads(encoded) == [b"x" * payload_bytes, b"y"]
+    read = deaggregate(encoded)
+    assert read is not None
+    assert [(r.partition_key, r.data) for r in read] == [("a", b"x" * payload_bytes), ("b", b"y")]
+    corrupt = encoded[:-1] + bytes([encoded[-1] ^ 1])
+    assert aggregate_payloads(corrupt) is None
+    assert deaggregate(corrupt) is None
