@@ -183,6 +183,16 @@ def _record_header(fields: bytes, data_length: int, trailer_length: int = 0) -> 
     )
 
 
+def _cache_header(headers: dict[int, bytes], field: bytes, length: int) -> bytes:
+    """The header of a plain record with index ``field`` and ``length`` bytes of data, kept
+    in ``headers`` (the headers of one key position, by data length; bounded)."""
+    header = _record_header(field, length)
+    if len(headers) >= _HEADER_CACHE_SIZE:
+        headers.clear()
+    headers[length] = header
+    return header
+
+
 @dataclass(frozen=True, slots=True)
 class UserRecord:
     """One record inside an aggregate; ``sub_sequence_number`` is its index there.
@@ -404,7 +414,7 @@ class AggregateBuilder:
                 length = len(data)
                 header = headers.get(length)
                 if header is None:
-                    header = self._cache_header(partition_key, headers, length)
+                    header = _cache_header(headers, self._key_fields[partition_key], length)
                 size = self._size + len(header) + length
                 if size > self._max_bytes:
                     return False  # a known key means the builder is not empty
@@ -413,8 +423,9 @@ class AggregateBuilder:
                 self._size = size
                 self._count += 1
                 return True
-            # A key new to this aggregate whose table entry and header are cached (it was in
-            # an earlier one): as in add_records, no plan either.
+            # A key new to this aggregate whose table entry is cached (it was in an earlier
+            # one), at a position an earlier aggregate reached: as in add_records, no plan
+            # either, and the header is made and kept for the next aggregate when missing.
             position = len(self._key_table)
             key_entry = self._entry_cache.get(partition_key)
             header_cache = self._header_cache
@@ -422,18 +433,19 @@ class AggregateBuilder:
                 headers = header_cache[position]
                 length = len(data)
                 header = headers.get(length)
-                if header is not None:
-                    size = self._size + len(key_entry) + len(header) + length
-                    if size > self._max_bytes:
-                        return False
-                    self._key_fields[partition_key] = _KEY_INDEX_FIELDS[position]
-                    self._key_table.append(key_entry)
-                    self._key_headers[partition_key] = headers
-                    parts.append(header)
-                    parts.append(data)
-                    self._size = size
-                    self._count += 1
-                    return True
+                if header is None:
+                    header = _cache_header(headers, _KEY_INDEX_FIELDS[position], length)
+                size = self._size + len(key_entry) + len(header) + length
+                if size > self._max_bytes:
+                    return False
+                self._key_fields[partition_key] = _KEY_INDEX_FIELDS[position]
+                self._key_table.append(key_entry)
+                self._key_headers[partition_key] = headers
+                parts.append(header)
+                parts.append(data)
+                self._size = size
+                self._count += 1
+                return True
         trailer = self._trailer(event_id, data) if event_id is not None else b""
         new_size, key_entry, key_field, hash_entry, hash_field, header = self._plan(
             partition_key, data, explicit_hash_key, trailer
@@ -470,13 +482,6 @@ class AggregateBuilder:
         while len(header_cache) <= index:
             header_cache.append({})
         self._key_headers[partition_key] = header_cache[index]
-
-    def _cache_header(self, partition_key: str, headers: dict[int, bytes], length: int) -> bytes:
-        header = _record_header(self._key_fields[partition_key], length)
-        if len(headers) >= _HEADER_CACHE_SIZE:
-            headers.clear()
-        headers[length] = header
-        return header
 
     def add_records(
         self,
@@ -550,10 +555,7 @@ class AggregateBuilder:
                 header = headers.get(length)
                 if header is None:
                     field = key_fields.get(key) or _KEY_INDEX_FIELDS[len(key_table)]
-                    header = _record_header(field, length)
-                    if len(headers) >= _HEADER_CACHE_SIZE:
-                        headers.clear()
-                    headers[length] = header
+                    header = _cache_header(headers, field, length)
                 grown = size + added + len(header) + length
                 if grown > max_bytes and count:
                     break  # a first record always fits (an oversized one is the caller's to report)

@@ -457,3 +457,35 @@ def test_small_and_large_aggregates_read_alike(payload_bytes: int) -> None:
     corrupt = encoded[:-1] + bytes([encoded[-1] ^ 1])
     assert aggregate_payloads(corrupt) is None
     assert deaggregate(corrupt) is None
+
+
+def test_a_key_new_to_an_aggregate_is_added_without_a_plan_at_a_known_position(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key seen in an earlier aggregate (entry cached) that is new to this one takes the
+    cached path even when no earlier record at its position had its data length: the header
+    is made and kept, instead of planning the record (a key met once an aggregate, as with
+    devices reporting in turn, was planned in every aggregate)."""
+    keys = [f"device-{i}" for i in range(10)]
+    builder = AggregateBuilder(KPL_DEFAULT_AGGREGATE_BYTES)
+    for key in keys:
+        assert builder.try_add(key, b"x" * 100)
+    builder.encode()
+    builder.reset()
+    planned: list[str] = []
+    plan = AggregateBuilder._plan
+
+    def counted(self: AggregateBuilder, *args: Any) -> Any:
+        planned.append(args[0])
+        return plan(self, *args)
+
+    monkeypatch.setattr(AggregateBuilder, "_plan", counted)
+    for key in reversed(keys):
+        assert builder.try_add(key, b"y" * 100)
+    assert planned == [keys[-1]]  # the aggregate's first record only
+    monkeypatch.undo()
+    fresh = AggregateBuilder(KPL_DEFAULT_AGGREGATE_BYTES)
+    for key in reversed(keys):
+        assert fresh.try_add(key, b"y" * 100)
+    assert builder.encode() == fresh.encode()
+    assert len(builder) == len(fresh)
