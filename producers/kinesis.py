@@ -422,11 +422,13 @@ class KinesisProducer:
             and type(partition_key) is str
             and explicit_hash_key is None
             and event_id is None
-            and 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS
-            and len(data) + len(partition_key) <= self._fast_key_limit
+            and 0 < (key_length := len(partition_key)) <= PARTITION_KEY_MAX_CHARS
+            and (size := len(data) + key_length) <= self._fast_key_limit
         ):
             # Already valid: bytes with a short key (the common case, checked inline).
-            item_key, ehk, payload, size = partition_key, None, data, len(data) + len(partition_key)
+            item_key = partition_key
+            ehk = None
+            payload = data
         elif type(data) is Record:
             record: Record = data
             partition_key = record.partition_key if partition_key is None else partition_key
