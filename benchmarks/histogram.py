@@ -14,14 +14,30 @@ call), which once made the live progress line the costliest thing in the bench.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import weakref
+import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
+from hdrh.codec import (  # type: ignore[import-untyped]
+    V2_COMPRESSION_COOKIE_BASE,
+    V2_ENCODING_COOKIE_BASE,
+    ExternalHeader,
+    HdrCookieException,
+    HdrLengthException,
+    PayloadHeader,
+    ext_header_size,
+    get_cookie_base,
+    payload_header_size,
+)
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from shardline.errors import ConfigurationError
 
 __all__ = ["QUANTILES", "LatencyBySecond", "LatencyHistogram"]
 
@@ -30,6 +46,9 @@ _HIGHEST_US = 3_600 * 1_000_000  # one hour; longer latencies are clamped
 _DIGITS = 3
 _EXACT_BITS = 11  # 3 significant digits: 2048 sub-buckets, values below 2**11 us are exact
 _FLUSH_AT = 65_536
+_MAX_ENCODED_CHARS = 1024 * 1024
+_MAX_PAYLOAD_BYTES = 1024 * 1024
+"""The largest V2 payload of a histogram of this range: ~45,000 counters of at most 9 bytes."""
 
 
 def _acyclic(histogram: Any) -> Any:
@@ -42,6 +61,45 @@ def _acyclic(histogram: Any) -> Any:
     """
     histogram.encoder.histogram = weakref.proxy(histogram)
     return histogram
+
+
+def _checked_encoding(text: object) -> bytes:
+    """``text`` as the V2 encoding of a histogram of this module's range, or
+    :class:`ConfigurationError`: base64 of the right header, a payload that inflates to at
+    most :data:`_MAX_PAYLOAD_BYTES`, and this module's trackable range and precision."""
+    if type(text) is not str or len(text) > _MAX_ENCODED_CHARS:
+        raise ConfigurationError("a latency histogram is not an encoded histogram of the bench's size")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError("a latency histogram is not base64") from None
+    if len(raw) < ext_header_size:
+        raise ConfigurationError("a latency histogram is truncated")
+    header = ExternalHeader.from_buffer_copy(raw)
+    if (
+        get_cookie_base(header.cookie) != V2_COMPRESSION_COOKIE_BASE
+        or header.length != len(raw) - ext_header_size
+    ):
+        raise ConfigurationError("a latency histogram is not a compressed V2 histogram")
+    inflater = zlib.decompressobj()
+    try:
+        payload = inflater.decompress(raw[ext_header_size:], _MAX_PAYLOAD_BYTES)
+    except zlib.error:
+        raise ConfigurationError("a latency histogram's payload does not inflate") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ConfigurationError("a latency histogram's payload is larger than the bench's histograms")
+    if len(payload) < payload_header_size:
+        raise ConfigurationError("a latency histogram's payload is truncated")
+    settings = PayloadHeader.from_buffer_copy(payload)
+    if (
+        get_cookie_base(settings.cookie) != V2_ENCODING_COOKIE_BASE
+        or settings.payload_len != len(payload) - payload_header_size
+        or settings.normalizing_index_offset != 0
+        or (settings.lowest_trackable_value, settings.highest_trackable_value) != (1, _HIGHEST_US)
+        or settings.significant_figures != _DIGITS
+    ):
+        raise ConfigurationError("a latency histogram has another range or precision than the bench's")
+    return text.encode("ascii")
 
 
 class LatencyHistogram:
@@ -119,8 +177,22 @@ class LatencyHistogram:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> LatencyHistogram:
+        """A histogram from :meth:`to_dict`; :class:`ConfigurationError` for anything else.
+
+        Partial results are read from other machines' files, and ``hdrh`` decodes whatever
+        it is given: it inflates the payload without a bound and sizes the histogram from the
+        payload's own header.  So the encoding is checked first (see :func:`_checked_encoding`).
+        """
         histogram = cls()
-        histogram._hist.add(_acyclic(HdrHistogram.decode(document["hdr"].encode("ascii"))))
+        encoded = _checked_encoding(document["hdr"])
+        try:  # the counters themselves: pyhdrh bounds them, and says so with these
+            decoded = _acyclic(HdrHistogram.decode(encoded))
+        except (IndexError, OverflowError, ValueError, HdrCookieException, HdrLengthException):
+            raise ConfigurationError("a latency histogram's counters do not decode") from None
+        counts = decoded.counts[: decoded.encoder.payload.counts_len]
+        if min(counts, default=0) < 0:
+            raise ConfigurationError("a latency histogram has a negative count")
+        histogram._hist.add(decoded)
         histogram._sum_us = int(document["sum_us"])
         return histogram
 

@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.histogram import LatencyHistogram
+from benchmarks.partial_check import (
+    MAX_PARTIAL_BYTES,
+    MAX_START_SPREAD_SECONDS,
+    check_merge_size,
+    check_partial,
+)
 from benchmarks.recorder import Recorder
 from benchmarks.run import RunOptions, RunOutcome
 from benchmarks.shardload import ShardLoadTracker
@@ -105,7 +111,15 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
     starts = [datetime.fromisoformat(p["started_at"]) for p in partials]
     first = min(starts)
     shifts = [round((start - first).total_seconds()) for start in starts]
+    if max(shifts) > MAX_START_SPREAD_SECONDS:
+        raise ConfigurationError(
+            f"the partials' start times are {max(shifts)} s apart: not the workers of one run "
+            f"(at most {MAX_START_SPREAD_SECONDS} s)"
+        )
     shard_ids = sorted(shard for p in partials for shard in p["shard_ids"])
+    check_merge_size(
+        len(set(shard_ids)), max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
+    )
     recorder = Recorder(shard_ids, 0.0)
     for partial, shift in zip(partials, shifts, strict=True):
         _absorb(recorder, partial["recorder"], shift)
@@ -225,7 +239,12 @@ def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None)
 
 
 def read_partials(where: str, *, s3_client: Any = None) -> list[dict[str, Any]]:
-    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id."""
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id.
+
+    What another machine wrote is input: each file is read up to
+    :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` and checked
+    (:func:`~benchmarks.partial_check.check_partial`); a bad one is refused, named.
+    """
     documents: list[dict[str, Any]] = []
     if where.startswith("s3://"):
         bucket, prefix = _split_s3(where)
@@ -233,16 +252,33 @@ def read_partials(where: str, *, s3_client: Any = None) -> list[dict[str, Any]]:
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-"):
             for item in page.get("Contents", []):
-                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                documents.append(json.loads(body))
+                source = f"s3://{bucket}/{item['Key']}"
+                _check_size(source, int(item.get("Size", 0)))
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
+                _check_size(source, len(body))
+                documents.append(check_partial(_parse(body, source), source))
     else:
         directory = Path(where)
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
-        documents = [json.loads(path.read_text()) for path in sorted(directory.glob("partial-*.json"))]
+        for path in sorted(directory.glob("partial-*.json")):
+            _check_size(str(path), path.stat().st_size)
+            documents.append(check_partial(_parse(path.read_bytes(), str(path)), str(path)))
     if not documents:
         raise ConfigurationError(f"no partial results (partial-*.json) in {where}")
-    return sorted(documents, key=lambda d: int(d.get("worker_id", 0)))
+    return sorted(documents, key=lambda d: int(d["worker_id"]))
+
+
+def _check_size(source: str, size: int) -> None:
+    if size > MAX_PARTIAL_BYTES:
+        raise ConfigurationError(f"{source}: larger than {MAX_PARTIAL_BYTES:,} bytes, not a partial result")
+
+
+def _parse(body: bytes, source: str) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
+        raise ConfigurationError(f"{source}: not JSON") from None
 
 
 def _s3() -> Any:

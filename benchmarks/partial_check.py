@@ -1,0 +1,140 @@
+"""Whether a document is a stream-bench partial result that is safe to merge.
+
+``stream-bench merge`` reads partials from a directory or a bucket that other machines wrote
+to, so a partial is input, not state: a wrong or crafted one must be refused with the reason,
+before the merge does work in proportion to what it claims.  Without these checks, one file
+claiming ``"workers": 1000000000`` or a start time a century away from the others' made the
+merge hang (a set of a billion worker ids; a timeline of billions of seconds), and a missing
+or mistyped member surfaced as a ``KeyError`` or ``TypeError`` traceback.
+
+The structure, types and per-value bounds are the schema's (``benchmarks/partial.schema.json``,
+validated with ``jsonschema``); this module adds what a schema cannot say: every second lies
+within the worker's run, keys are counted once, and the start time is a real instant.  The
+histograms' own encoding is checked where it is decoded
+(:meth:`benchmarks.histogram.LatencyHistogram.from_dict`), and the whole merge's size by
+:func:`check_merge_size`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+from shardline.errors import ConfigurationError
+
+__all__ = [
+    "MAX_PARTIAL_BYTES",
+    "MAX_START_SPREAD_SECONDS",
+    "MAX_TIMELINE_CELLS",
+    "check_merge_size",
+    "check_partial",
+]
+
+MAX_PARTIAL_BYTES = 256 * 1024 * 1024
+"""The largest partial file read (a 64-shard worker with 10,000 counted keys a shard writes
+tens of MB)."""
+
+MAX_START_SPREAD_SECONDS = 86_400
+"""How far apart the workers of one run may have started (an AWS Batch array waiting for
+capacity starts its children minutes apart, not days)."""
+
+MAX_TIMELINE_CELLS = 10_000_000
+"""Shards times seconds of the merged run: the per-shard timelines the result holds (64 shards
+for 43 hours, 1,000 shards for 2.7 hours)."""
+
+_LATE_SECONDS = 60
+"""How far past a worker's measured wall time a second may lie (its clock is read last)."""
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(
+        resources.files("benchmarks").joinpath("partial.schema.json").read_text()
+    )
+    return schema
+
+
+def check_partial(document: object, source: str) -> dict[str, Any]:
+    """``document`` as a partial result, or :class:`ConfigurationError` naming ``source`` and
+    what is wrong with it."""
+    try:
+        jsonschema.validate(document, _schema())
+    except jsonschema.ValidationError as exc:
+        # The path and the schema's own words; never the offending value, which is the
+        # file's (of any length, and possibly not meant for a terminal).
+        where = "/".join(str(part) for part in exc.absolute_path)[:200] or "the document"
+        detail = exc.message[:200] if exc.validator == "required" else f"{exc.validator} check failed"
+        raise ConfigurationError(
+            f"{source}: not a stream-bench partial result (at {where}: {detail})"
+        ) from None
+    assert isinstance(document, dict)
+    if document["worker_id"] >= document["workers"]:
+        raise ConfigurationError(
+            f"{source}: worker id {document['worker_id']} of {document['workers']} workers"
+        )
+    try:
+        started = datetime.fromisoformat(document["started_at"])
+    except ValueError:
+        raise ConfigurationError(f"{source}: started_at is not an ISO 8601 time") from None
+    if started.utcoffset() is None:
+        raise ConfigurationError(f"{source}: started_at has no UTC offset")
+    _check_seconds(document, source)
+    _check_key_counters(document["recorder"]["load"].values(), source)
+    return document
+
+
+def _check_seconds(document: Mapping[str, Any], source: str) -> None:
+    """Every second and time of the recorder lies within the worker's run."""
+    last = math.ceil(document["wall_seconds"]) + _LATE_SECONDS
+    recorder = document["recorder"]
+    series: list[Mapping[str, Any]] = [recorder[name] for name in ("sent", "acked", "acked_bytes")]
+    series += [recorder[name] for name in ("failed", "consumed", "throttles", "retries")]
+    for name in ("iterator_age", "accepted_records", "accepted_bytes"):
+        series.extend(recorder[name].values())
+    for shard in recorder["load"].values():
+        series += [shard["records"], shard["bytes"]]
+    series.append(recorder["ack_latency_by_second"])
+    for seconds in series:
+        if seconds and max(map(int, seconds)) > last:
+            raise ConfigurationError(
+                f"{source}: a per-second count lies past the worker's run ({document['wall_seconds']} s)"
+            )
+    for name, value in (
+        ("last_ack_at", recorder["last_ack_at"]),
+        ("interrupted_after", document["interrupted_after"]),
+    ):
+        if value is not None and value > last:
+            raise ConfigurationError(f"{source}: {name} lies past the worker's run")
+
+
+def _check_key_counters(shards: Iterable[Mapping[str, Any]], source: str) -> None:
+    """A summary holds at most its capacity of counters, each key once; exact counts stay
+    within their limit."""
+    for shard in shards:
+        keys = shard["keys"]
+        summary = keys.get("summary")
+        if summary is not None:
+            counters = summary["counters"]
+            if len(counters) > summary["capacity"] or len({c[0] for c in counters}) != len(counters):
+                raise ConfigurationError(
+                    f"{source}: a hot-key summary holds more counters than its capacity, or a key twice"
+                )
+        elif len(keys["exact_counts"]) > max(keys["exact_limit"], 1):
+            raise ConfigurationError(f"{source}: more exact key counts than their limit")
+
+
+def check_merge_size(shards: int, seconds: float) -> None:
+    """Refuse a merge whose per-shard timelines would exceed :data:`MAX_TIMELINE_CELLS`."""
+    cells = shards * max(math.ceil(seconds), 1)
+    if cells > MAX_TIMELINE_CELLS:
+        raise ConfigurationError(
+            f"the merged run spans {shards} shards over {seconds:.0f} s ({cells:,} per-shard seconds), "
+            f"more than the {MAX_TIMELINE_CELLS:,} a merge builds"
+        )

@@ -1,0 +1,267 @@
+"""Partials are input: `stream-bench merge` refuses a wrong or crafted one, named, in bounded time."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hdrh.codec import ExternalHeader, PayloadHeader, ext_header_size, payload_header_size
+
+import benchmarks.merge as merge
+import benchmarks.partial_check as partial_check
+from benchmarks.histogram import LatencyHistogram
+from benchmarks.merge import merge_partials, partial_from_outcome, read_partials
+from benchmarks.spacesaving import StreamSummary
+from shardline.errors import ConfigurationError
+from tests.unit.benchmarks.test_report_fidelity import _outcome
+
+Edit = Callable[[list[dict[str, Any]]], None]
+
+
+def _parts() -> list[dict[str, Any]]:
+    parts = [partial_from_outcome(_outcome(worker, 2)) for worker in range(2)]
+    loaded: list[dict[str, Any]] = json.loads(json.dumps(parts))
+    return loaded
+
+
+def _write(directory: Path, parts: list[Any]) -> None:
+    for worker, part in enumerate(parts):
+        (directory / f"partial-{worker:04d}-of-0002.json").write_text(json.dumps(part))
+
+
+def _recoded(text: str, edit: Callable[[Any, bytes], tuple[Any, bytes]]) -> str:
+    """An encoded histogram with its payload header and counters edited, then re-framed."""
+    raw = base64.b64decode(text)
+    payload = zlib.decompress(raw[ext_header_size:])
+    header, counters = edit(PayloadHeader.from_buffer_copy(payload), payload[payload_header_size:])
+    header.payload_len = len(counters)
+    compressed = zlib.compress(bytes(header) + counters)
+    outer = ExternalHeader.from_buffer_copy(raw)
+    outer.length = len(compressed)
+    return base64.b64encode(bytes(outer) + compressed).decode()
+
+
+def _other_range(header: Any, counters: bytes) -> tuple[Any, bytes]:
+    header.significant_figures = 5
+    header.highest_trackable_value = 2**62
+    return header, counters
+
+
+def _overrun(header: Any, counters: bytes) -> tuple[Any, bytes]:
+    return header, b"\xff" * 40 + b"\x7f" + counters  # a zero run far past the counters
+
+
+def _bomb() -> str:
+    """A well-framed histogram whose payload inflates to 64 MiB."""
+    compressed = zlib.compress(b"\0" * (64 * 1024 * 1024))
+    outer = ExternalHeader()
+    outer.cookie = 0x1C849304 | 0x10
+    outer.length = len(compressed)
+    return base64.b64encode(bytes(outer) + compressed).decode()
+
+
+def _set(path: str, value: Any) -> Edit:
+    def edit(parts: list[dict[str, Any]]) -> None:
+        *parents, last = path.split("/")
+        target: Any = parts[1]
+        for name in parents:
+            target = target[name]
+        target[last] = value
+
+    return edit
+
+
+def _every(name: str, value: Any) -> Edit:
+    def edit(parts: list[dict[str, Any]]) -> None:
+        for part in parts:
+            part[name] = value
+
+    return edit
+
+
+def _drop(name: str) -> Edit:
+    def edit(parts: list[dict[str, Any]]) -> None:
+        del parts[1][name]
+
+    return edit
+
+
+def _summary_over_capacity(parts: list[dict[str, Any]]) -> None:
+    shard = next(iter(parts[1]["recorder"]["load"].values()))
+    shard["keys"] = {
+        "exact_limit": 10,
+        "capacity": 2,
+        "total": 3,
+        "summary": {
+            "capacity": 2,
+            "total": 3,
+            "evictions": 0,
+            "counters": [["a", 1, 0], ["b", 1, 0], ["c", 1, 0]],
+        },
+    }
+
+
+def _summary_key_twice(parts: list[dict[str, Any]]) -> None:
+    _summary_over_capacity(parts)
+    shard = next(iter(parts[1]["recorder"]["load"].values()))
+    shard["keys"]["summary"]["counters"] = [["a", 1, 0], ["a", 2, 0]]
+
+
+def _histogram(edit: Callable[[Any, bytes], tuple[Any, bytes]]) -> Edit:
+    def apply(parts: list[dict[str, Any]]) -> None:
+        histogram = parts[1]["recorder"]["ack_latency"]
+        histogram["hdr"] = _recoded(histogram["hdr"], edit)
+
+    return apply
+
+
+CRAFTED: dict[str, tuple[Edit, str]] = {
+    "a billion workers": (_every("workers", 10**9), "workers"),
+    "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
+    "a second past the run": (_set("recorder/sent/999999", 5), "past the worker's run"),
+    "a second as a huge number": (_set("recorder/sent/100000000000", 5), "recorder/sent"),
+    "no recorder": (_drop("recorder"), "'recorder' is a required property"),
+    "a count as a string": (_set("recorder/acked/0", "7"), "recorder/acked/0"),
+    "a worker id as a string": (_set("worker_id", "1"), "worker_id"),
+    "a start that is no time": (_set("started_at", "yesterday"), "ISO 8601"),
+    "a start without its offset": (_set("started_at", "2026-01-01T00:00:00"), "UTC offset"),
+    "a last ack past the run": (_set("recorder/last_ack_at", 10**9), "last_ack_at"),
+    "a summary over its capacity": (_summary_over_capacity, "more counters than its capacity"),
+    "a key counted twice": (_summary_key_twice, "a key twice"),
+    "a histogram of another range": (_histogram(_other_range), "another range or precision"),
+    "a histogram whose counters overrun": (_histogram(_overrun), "counters do not decode"),
+    "a histogram that inflates to 64 MiB": (_set("recorder/e2e_latency/hdr", _bomb()), "larger than"),
+    "a histogram that is no base64": (_set("recorder/e2e_latency/hdr", "not base64!"), "not base64"),
+    "an unknown member": (_set("extra", 1), "additionalProperties"),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_partial_is_refused_with_its_file_named(case: str, tmp_path: Path) -> None:
+    edit, says = CRAFTED[case]
+    parts = _parts()
+    edit(parts)
+    _write(tmp_path, parts)
+    with pytest.raises(ConfigurationError) as refused:
+        merge_partials(read_partials(str(tmp_path)))
+    message = str(refused.value)
+    assert says in message
+    if "histogram" not in case and "worker id past" not in case:
+        assert "partial-0001-of-0002.json" in message or "partial-0000-of-0002.json" in message
+
+
+def test_the_unedited_partials_merge(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    outcome = merge_partials(read_partials(str(tmp_path)))
+    assert outcome.recorder.sent == {0: 1000, 1: 1000, 2: 1000}
+
+
+def test_a_file_that_is_not_json_or_too_large_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "partial-0000-of-0001.json").write_bytes(b"\xff{not json")
+    with pytest.raises(ConfigurationError, match=r"partial-0000-of-0001\.json: not JSON"):
+        read_partials(str(tmp_path))
+    (tmp_path / "partial-0000-of-0001.json").write_text(json.dumps(_parts()[0]))
+    monkeypatch.setattr(merge, "MAX_PARTIAL_BYTES", 1000)
+    with pytest.raises(ConfigurationError, match="larger than 1,000 bytes"):
+        read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
+def test_workers_started_a_century_apart_are_not_one_run() -> None:
+    parts = _parts()
+    parts[1]["started_at"] = "2126-01-01T00:00:00+00:00"
+    with pytest.raises(ConfigurationError, match=r"start times are .* apart"):
+        merge_partials(parts)
+
+
+@pytest.mark.timeout(30)
+def test_a_merge_larger_than_its_timeline_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = _parts()
+    parts[1]["wall_seconds"] = 600_000.0  # a week-long worker: within the schema
+    monkeypatch.setattr(partial_check, "MAX_TIMELINE_CELLS", 1_000_000)
+    with pytest.raises(ConfigurationError, match="4 shards over 600000 s"):
+        merge_partials(parts)
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+
+    def read(self, limit: int) -> bytes:
+        self.asked.append(limit)
+        return self.data[:limit]
+
+
+class _Bucket:
+    """A listing and its objects: the S3 calls read_partials makes, nothing else."""
+
+    def __init__(self, objects: dict[str, tuple[int, bytes]]) -> None:
+        self.objects = objects
+        self.fetched: list[str] = []
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        bucket = self
+
+        class Pages:
+            def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+                return [{"Contents": [{"Key": k, "Size": size} for k, (size, _) in bucket.objects.items()]}]
+
+        return Pages()
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
+        self.fetched.append(Key)
+        return {"Body": _Body(self.objects[Key][1])}
+
+
+def test_an_oversized_object_in_the_bucket_is_refused_before_it_is_fetched() -> None:
+    body = json.dumps(_parts()[0]).encode()
+    bucket = _Bucket({"run/partial-0000-of-0001.json": (partial_check.MAX_PARTIAL_BYTES + 1, body)})
+    with pytest.raises(ConfigurationError, match=r"s3://b/run/partial-0000-of-0001\.json: larger than"):
+        read_partials("s3://b/run/", s3_client=bucket)
+    assert bucket.fetched == []
+
+
+def test_an_object_is_read_no_further_than_the_limit() -> None:
+    body = json.dumps(_parts()[0]).encode()
+    bucket = _Bucket({"run/partial-0000-of-0002.json": (len(body), body)})
+    read_partials("s3://b/run/", s3_client=bucket)
+    assert bucket.fetched == ["run/partial-0000-of-0002.json"]
+
+
+def test_a_summary_loads_in_one_pass_over_its_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A summary is loaded in count order without a walk from the head per key."""
+    counters = [[f"k{i}", i + 1, 0] for i in range(5000)]
+    counters += [["same-a", 7, 1], ["same-b", 7, 2]]
+
+    def no_walk(*args: Any) -> None:
+        raise AssertionError("a key was inserted by walking the buckets")
+
+    monkeypatch.setattr(StreamSummary, "_insert", no_walk)
+    summary = StreamSummary.from_dict(
+        {"capacity": 6000, "total": 10**6, "evictions": 3, "counters": counters}
+    )
+    assert len(summary) == 5002
+    assert summary.top(1)[0].key == "k4999"
+    assert {c.key: (c.count, c.error) for c in summary.items()}["same-b"] == (7, 2)
+    counts = [c.count for c in summary.items()]
+    assert counts == sorted(counts, reverse=True)
+    assert summary.min_count == 0  # not full
+
+
+def test_a_histogram_round_trips_through_its_checks() -> None:
+    histogram = LatencyHistogram()
+    histogram.record_micros([5, 900, 70_000, 3_000_000])
+    again = LatencyHistogram.from_dict(copy.deepcopy(histogram.to_dict()))
+    assert again.count == 4
+    assert again.quantiles_ms("p99") == histogram.quantiles_ms("p99")
