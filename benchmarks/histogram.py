@@ -86,9 +86,9 @@ def _checked_encoding(text: object) -> bytes:
         payload = inflater.decompress(raw[ext_header_size:], _MAX_PAYLOAD_BYTES)
     except zlib.error:
         raise ConfigurationError("a latency histogram's payload does not inflate") from None
-    if inflater.unconsumed_tail or not inflater.eof:
+    if inflater.unconsumed_tail:
         raise ConfigurationError("a latency histogram's payload is larger than the bench's histograms")
-    if len(payload) < payload_header_size:
+    if not inflater.eof or len(payload) < payload_header_size:
         raise ConfigurationError("a latency histogram's payload is truncated")
     settings = PayloadHeader.from_buffer_copy(payload)
     if (
