@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 from consumers.sinks.encoding import record_from_dict
@@ -172,19 +172,22 @@ async def _decompressed(body: Any, key: str, size: int) -> AsyncIterator[bytes]:
     inflater = zlib.decompressobj(wbits=31)
     in_member = False
 
-    def inflate(data: bytes) -> list[bytes]:
+    def inflate(data: bytes) -> Iterator[bytes]:
+        """Each step's output as it is made: at most ``size`` bytes at a time, so a small,
+        highly compressed chunk (up to ~1,000 times its size inflated) is never held whole."""
         nonlocal inflater, in_member
-        out: list[bytes] = []
         while data:
             in_member = True
-            # bounded output per step: a small, highly compressed object cannot balloon memory
-            out.append(inflater.decompress(data, size))
-            data = inflater.unconsumed_tail
+            yield inflater.decompress(data, size)
             if inflater.eof:
-                data = inflater.unused_data + data
+                # Everything after the member is in unused_data.  unconsumed_tail may hold a
+                # copy of it too (CPython keeps the input left after the stream's end there
+                # when the call's input was itself a tail), so it is not added again.
+                data = inflater.unused_data
                 inflater = zlib.decompressobj(wbits=31)
                 in_member = False
-        return out
+            else:
+                data = inflater.unconsumed_tail
 
     try:
         for piece in inflate(head):

@@ -112,3 +112,34 @@ async def test_a_truncated_gzip_object_is_reported_after_its_readable_lines() ->
     seen, _ = await _read_all(reader, "o.gz")
     assert seen == list(range(len(seen))) and len(seen) > 150
     assert reader.unreadable_objects == 1
+
+
+async def test_members_after_a_large_first_member_are_read_once() -> None:
+    """A member ending inside a call whose input was the previous call's unconsumed tail:
+    CPython leaves the input after the member in both unused_data and unconsumed_tail, and
+    adding both read the next member twice (its records duplicated)."""
+    first = gzip.compress(_lines(400))  # inflates to many 4 KiB steps
+    s3 = S3({"o.gz": first + gzip.compress(_lines(50, 400)) + gzip.compress(_lines(5, 450))})
+    reader = S3ArchiveReader(s3, "b", chunk_bytes=4096)
+    seen, token = await _read_all(reader, "o.gz")
+    assert seen == list(range(455)) and token == "455"
+    assert reader.malformed == 0 and reader.unreadable_objects == 0
+
+
+async def test_a_gzip_bomb_is_inflated_piece_by_piece() -> None:
+    """128 MiB of zeros compress to ~130 KB, one chunk read: its output is handed on a piece
+    (chunk_bytes) at a time, so memory stays near the line limit instead of the whole
+    inflated chunk."""
+    import tracemalloc
+
+    bomb = gzip.compress(b"\0" * (128 * 1024 * 1024) + b"\n", compresslevel=9)
+    assert len(bomb) < 256 * 1024  # one read of the default chunk size
+    reader = S3ArchiveReader(S3({"o.gz": bomb + gzip.compress(_lines(2))}), "b")
+    tracemalloc.start()
+    try:
+        seen, _ = await _read_all(reader, "o.gz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024
+    assert seen == [0, 1] and reader.malformed == 1  # the zeros: one overlong line
