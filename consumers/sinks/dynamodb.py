@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
-from consumers.sinks.mapping import FieldMapping
+from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import record_version
 from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
@@ -108,12 +108,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
     # --- primitives -------------------------------------------------------------------------
 
     def encode(self, record: ConsumedRecord) -> DynamoDBEntry:
-        try:
-            payload = json.loads(record.data, parse_float=Decimal)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise SerializationError(f"payload is not JSON ({type(exc).__name__})") from exc
-        if not isinstance(payload, dict):
-            raise SerializationError(f"payload is a JSON {type(payload).__name__}, not an object")
+        payload = decode_object(record, parse_float=Decimal)
         version = record_version(record, payload, self.mapping.version_field)
         if self._identity_key:
             payload[self.key_attributes[0]] = record.identity

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +27,18 @@ TIME_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 """Nanoseconds per unit of a numeric time field."""
 
 
-def decode_object(record: ConsumedRecord) -> dict[str, Any]:
-    """The record's payload as a JSON object; a poison record raises ``SerializationError``."""
+def decode_object(
+    record: ConsumedRecord, *, parse_float: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """The record's payload as a JSON object; a poison record raises ``SerializationError``.
+
+    Nesting deep enough to exhaust the parser is poison too (``RecursionError``): typed here,
+    the record is rejected on its own instead of failing its whole sink call.
+    ``parse_float`` is ``json.loads``'s (DynamoDB takes numbers as ``Decimal``).
+    """
     try:
-        value = json.loads(record.data)
-    except (UnicodeDecodeError, ValueError) as exc:
+        value = json.loads(record.data, parse_float=parse_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"payload is not JSON ({type(exc).__name__})") from exc
     if not isinstance(value, dict):
         raise SerializationError(f"payload is a JSON {type(value).__name__}, not an object")

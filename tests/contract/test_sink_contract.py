@@ -425,12 +425,24 @@ async def test_a_later_chunk_waits_for_an_earlier_one_to_resolve(harness: Harnes
         assert results[-1].outcome is Outcome.UNSENT
 
 
+POISON_PAYLOADS = {
+    "not JSON": b"\x00not json",
+    "nested past the parser's depth": b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "a JSON array": b"[1, 2]",
+}
+
+
 @for_sinks_that(lambda cls: cls.json_payloads)
-async def test_poison_payload_is_rejected_before_any_call(harness: Harness) -> None:
+@pytest.mark.parametrize("payload", sorted(POISON_PAYLOADS))
+async def test_poison_payload_is_rejected_before_any_call(harness: Harness, payload: str) -> None:
+    """Each is rejected on its own, typed, without failing the call it came in (a
+    RecursionError was outside the tree: the whole call failed and was bisected)."""
     sink, _ = build(harness)
     if isinstance(harness, GuardedDynamoDBHarness):
         harness.build_chunk_size(2)
-    poison = ConsumedRecord(b"\x00not json", "k", KinesisPosition("telemetry", "shardId-000000000001", "99"))
+    poison = ConsumedRecord(
+        POISON_PAYLOADS[payload], "k", KinesisPosition("telemetry", "shardId-000000000001", "99")
+    )
     results = await sink.write([poison, *records(2)])
     assert results[0].outcome is Outcome.REJECTED
     assert results[0].error_type == "SerializationError"
