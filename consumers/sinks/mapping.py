@@ -151,9 +151,11 @@ class FieldMapping:
         if isinstance(value, bool) or value is None:
             raise ValidationError(f"time field {self.time_field!r} missing or not a time")
         if isinstance(value, int | float):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValidationError(f"time field {self.time_field!r} is not finite")
-            return int(value * TIME_UNITS[self.time_unit])
+            scaled = value * TIME_UNITS[self.time_unit]
+            if isinstance(scaled, float) and not math.isfinite(scaled):
+                # NaN or infinite, or finite but past a float once in nanoseconds (1e300 s)
+                raise ValidationError(f"time field {self.time_field!r} is not a finite time")
+            return int(scaled)
         if isinstance(value, str):
             try:
                 return _datetime_ns(datetime.fromisoformat(value))
