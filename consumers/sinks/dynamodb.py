@@ -118,7 +118,9 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         payload[self.version_attribute] = version
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
+            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
         key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
         size = sum(len(name) + len(json.dumps(value)) for name, value in item.items())
