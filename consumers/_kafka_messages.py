@@ -21,7 +21,7 @@ from shardline.records import (
     KafkaPositionDraft,
 )
 
-__all__ = ["KafkaRecords", "lazy_batches", "partition_name", "to_batches", "to_record"]
+__all__ = ["KafkaRecords", "arrival_from_millis", "lazy_batches", "partition_name", "to_batches", "to_record"]
 
 _TIMESTAMP_NOT_AVAILABLE = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -47,6 +47,21 @@ def _verified(
         return False
     mac = header_map.get(EVENT_ID_MAC_HEADER)
     return mac is not None and key.accepts(event_id, data, mac.decode("ascii", "replace"))
+
+
+def arrival_from_millis(millis: int) -> datetime | None:
+    """A Kafka timestamp (milliseconds since the epoch) as an aware UTC ``datetime``, or
+    ``None`` when no ``datetime`` can hold it.
+
+    A producer sets its records' CreateTime to any 64-bit value, and brokers take any by
+    default (``message.timestamp.difference.max.ms``), so a timestamp past the year 9999 is
+    input like any other: the record keeps its data and position, without an arrival time,
+    instead of stopping the consumer at every start (``datetime.fromtimestamp`` raises for it).
+    """
+    try:
+        return datetime.fromtimestamp(millis / 1000.0, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _key_text(key: Any) -> str:
@@ -182,8 +197,6 @@ def _build_unpaused(
     last_arrival: datetime | None = None
     record_draft, position_draft = ConsumedRecordDraft, KafkaPositionDraft
     record_class, position_class = ConsumedRecord, KafkaPosition
-    fromtimestamp = datetime.fromtimestamp
-    utc = UTC
     for msg in messages:
         key = msg.key()
         value = msg.value()
@@ -203,9 +216,9 @@ def _build_unpaused(
         if with_timestamp:
             kind, millis = msg.timestamp()
             if kind != _TIMESTAMP_NOT_AVAILABLE:
-                if millis != last_millis:
+                if millis != last_millis:  # once a distinct millisecond, not a message
                     last_millis = millis
-                    last_arrival = fromtimestamp(millis / 1000.0, utc)
+                    last_arrival = arrival_from_millis(millis)
                 arrival = last_arrival
         record.arrival_time = arrival
         record.explicit_hash_key = None

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers._kafka_messages import arrival_from_millis
 from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
@@ -125,7 +126,7 @@ def _kinesis_records(
     for raw in raw_records:
         try:
             if raw["eventSource"] != "aws:kinesis":
-                raise ValidationError(f"unsupported eventSource {raw['eventSource']!r}")
+                raise ValidationError(f"unsupported eventSource {str(raw['eventSource'])[:64]!r}")
             kinesis = raw["kinesis"]
             sequence_number = str(kinesis["sequenceNumber"])
             if not (sequence_number.isdigit() and sequence_number.isascii()):
@@ -141,7 +142,8 @@ def _kinesis_records(
             )
         except ValidationError:
             raise
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
+            # OverflowError: an arrival time past what a datetime can hold
             raise ValidationError(f"malformed Kinesis event record: {type(exc).__name__}") from exc
         parsed.append(
             EventRecord(
@@ -164,8 +166,8 @@ def parse_kafka_event(
     record's identity only when its MAC header verifies with ``policy.event_id_key``.
     """
     source = event.get("eventSource")
-    if source not in KAFKA_EVENT_SOURCES:
-        raise ValidationError(f"not a Kafka event: eventSource {source!r}")
+    if not isinstance(source, str) or source not in KAFKA_EVENT_SOURCES:
+        raise ValidationError(f"not a Kafka event: eventSource {str(source)[:64]!r}")
     groups = event.get("records")
     if not isinstance(groups, Mapping):
         raise ValidationError("not a Kafka event: no records map")
@@ -194,8 +196,8 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
             for name, values in header.items():
                 headers[str(name)] = bytes(int(byte) & 0xFF for byte in values)
         timestamp = raw.get("timestamp")
-        arrival = None if timestamp is None else datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
-    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        arrival = None if timestamp is None else arrival_from_millis(int(timestamp))
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError, binascii.Error) as exc:
         raise ValidationError(f"malformed Kafka event record: {type(exc).__name__}") from exc
     raw_id = headers.get(EVENT_ID_HEADER)
     event_id = None if raw_id is None else raw_id.decode("utf-8", "replace")
@@ -226,10 +228,11 @@ def parse_event(event: Mapping[str, Any], policy: DeaggregationPolicy | None = N
     """A Kinesis or Kafka event-source-mapping event's records (``ValidationError`` otherwise)."""
     if not isinstance(event, Mapping):
         raise ValidationError("a Lambda event is a JSON object")
-    if event.get("eventSource") in KAFKA_EVENT_SOURCES:
+    source = event.get("eventSource")
+    if isinstance(source, str) and source in KAFKA_EVENT_SOURCES:
         return parse_kafka_event(event, policy)
     if "eventSource" in event:  # Kinesis events name their source per record only
-        raise ValidationError(f"unsupported eventSource {event['eventSource']!r}")
+        raise ValidationError(f"unsupported eventSource {str(source)[:64]!r}")
     return _kinesis_records(event, policy)
 
 

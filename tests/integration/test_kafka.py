@@ -381,3 +381,33 @@ async def test_a_replay_ends_when_the_last_offsets_of_its_range_hold_no_message(
     # A broker lists aborted transactions in its fetch responses and librdkafka drops their
     # records under read_committed; the local broker lists none, so it hands them out too.
     assert set(got[5:]) <= ({5, 6, 7} if end == 10 else set())
+
+
+async def test_a_create_time_past_the_year_9999_is_read_without_an_arrival(kafka_bootstrap: str) -> None:
+    """Any producer sets CreateTime, and the broker takes any value: a record from "the year
+    10000" arrives with its data and position and no arrival time, between two ordinary ones
+    (building its datetime raised ValueError for the whole batch, at every restart)."""
+    from confluent_kafka import Producer
+
+    topic = new_topic(kafka_bootstrap, 1)
+    raw = Producer({"bootstrap.servers": kafka_bootstrap})
+    for value, timestamp in ((b"0", None), (b"1", 253_402_300_800_000), (b"2", None)):
+        if timestamp is None:
+            raw.produce(topic, value, b"k")
+        else:
+            raw.produce(topic, value, b"k", timestamp=timestamp)
+    assert raw.flush(30) == 0
+    records: list[ConsumedRecord] = []
+    client = KafkaClientConfig(kafka_bootstrap)
+    async with KafkaSource([topic], client, group_config(f"g-{uuid.uuid4()}")) as source:
+
+        async def read() -> None:
+            async for batch in source.batches():
+                records.extend(batch.records)
+                if len(records) >= 3:
+                    return
+
+        await asyncio.wait_for(read(), 60)
+    assert [r.data for r in records] == [b"0", b"1", b"2"]
+    assert records[1].arrival_time is None
+    assert records[0].arrival_time is not None and records[2].arrival_time is not None

@@ -283,3 +283,32 @@ def test_malformed_kafka_events_are_rejected_before_writing(event: dict[str, Any
     with pytest.raises(ValidationError):
         make_handler(sink)(event, None)
     assert sink.written == []
+
+
+def test_a_kafka_timestamp_past_the_year_9999_keeps_the_record_without_an_arrival() -> None:
+    """A producer chooses CreateTime; one a datetime cannot hold must not fail the event."""
+    event = _load("powertools-kafkaEventMsk.json")
+    first = next(iter(event["records"].values()))[0]
+    first["timestamp"] = 253_402_300_800_000
+    records = [record for item in parse_event(event) for record in item.records]
+    assert records[0].arrival_time is None
+    assert records[0].data == base64.b64decode(first["value"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        (lambda event: event.update(eventSource=["aws:kafka"]), "unsupported eventSource"),
+        (lambda event: event.update(eventSource={"a": 1}), "unsupported eventSource"),
+        (
+            lambda event: event["Records"][0]["kinesis"].update(approximateArrivalTimestamp=1e300),
+            "malformed Kinesis event record: OverflowError",
+        ),
+    ],
+)
+def test_malformed_events_found_by_mutating_the_samples_are_validation_errors(edit: Any, says: str) -> None:
+    """Each raised TypeError (an unhashable eventSource) or OverflowError before."""
+    event = _load("powertools-kinesisStreamEvent.json")
+    edit(event)
+    with pytest.raises(ValidationError, match=says):
+        parse_event(event)

@@ -213,3 +213,19 @@ def test_a_batch_is_built_with_the_collector_paused_and_a_lone_record_without() 
     lone = KafkaRecords(messages[:1], "t", 0)
     assert offsets([lone[0]]) == [0]
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("millis", [253_402_300_800_000, 2**63 - 1, -(2**62)])
+def test_a_timestamp_no_datetime_can_hold_keeps_the_record_without_an_arrival(millis: int) -> None:
+    """A producer sets CreateTime to any int64 and brokers take it: year 10000 must not stop
+    the consumer (datetime.fromtimestamp raised ValueError for the whole batch)."""
+    batch = [
+        message(0, 1),
+        message(0, 2, timestamp=(1, millis), value=b"from the far future"),
+        message(0, 3),
+    ]
+    records = list(to_batches(batch)[0].records)
+    assert [record.data for record in records] == [b"payload", b"from the far future", b"payload"]
+    assert offsets(records) == [1, 2, 3]
+    assert records[1].arrival_time is None
+    assert records[0].arrival_time == records[2].arrival_time == datetime.fromtimestamp(MILLIS / 1000, UTC)
