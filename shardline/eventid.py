@@ -85,8 +85,13 @@ class EventIdKey:
         return _mac(self._current, event_id, data)
 
     def accepts(self, event_id: str, data: bytes, mac: str | None) -> bool:
-        """Whether ``mac`` was made by a holder of one of the accepted keys for these bytes."""
-        if mac is None:
+        """Whether ``mac`` was made by a holder of one of the accepted keys for these bytes.
+
+        ``mac`` comes with the record, so it is anything its writer chose: a MAC made here is
+        URL-safe base64, and anything else (non-ASCII text, which ``hmac.compare_digest``
+        refuses with a TypeError, or not text at all) is simply not one.
+        """
+        if type(mac) is not str or not mac.isascii():
             return False
         return any(hmac.compare_digest(_mac(key, event_id, data), mac) for key in self._keys)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, Message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consumers._kafka_messages import KafkaRecords, lazy_batches, to_batches, to_record
 from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
@@ -229,3 +231,35 @@ def test_a_timestamp_no_datetime_can_hold_keeps_the_record_without_an_arrival(mi
     assert offsets(records) == [1, 2, 3]
     assert records[1].arrival_time is None
     assert records[0].arrival_time == records[2].arrival_time == datetime.fromtimestamp(MILLIS / 1000, UTC)
+
+
+def test_a_mac_header_that_is_not_ascii_leaves_the_record_unverified() -> None:
+    """The MAC header is the producer's: bytes past ASCII raised TypeError out of
+    hmac.compare_digest and stopped a consumer holding the event-id key."""
+    key = EventIdKey("an-event-id-key-of-at-least-32-characters")
+    headers = [(EVENT_ID_HEADER, b"evt-1"), (EVENT_ID_MAC_HEADER, "é".encode() * 11)]
+    [batch] = to_batches([message(0, 1, headers=headers)], event_id_key=key)
+    [record] = list(batch.records)
+    assert record.event_id == "evt-1" and not record.event_id_verified
+    assert record.data == b"payload"
+
+
+_HEADER_NAMES = st.one_of(st.text(max_size=8), st.sampled_from([EVENT_ID_HEADER, EVENT_ID_MAC_HEADER]))
+_MESSAGES = st.builds(
+    lambda key, value, headers, timestamp, offset: message(
+        0, offset, key=key, value=value, headers=headers or None, timestamp=timestamp
+    ),
+    st.one_of(st.none(), st.binary(max_size=16)),
+    st.one_of(st.none(), st.binary(max_size=32)),
+    st.lists(st.tuples(_HEADER_NAMES, st.one_of(st.none(), st.binary(max_size=32))), max_size=4),
+    st.tuples(st.sampled_from([0, 1, 2]), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    st.integers(min_value=0, max_value=2**62),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MESSAGES, min_size=1, max_size=5), st.booleans())
+def test_any_message_a_producer_can_write_becomes_a_record(messages: list[Message], keyed: bool) -> None:
+    key = EventIdKey("an-event-id-key-of-at-least-32-characters") if keyed else None
+    records = [record for batch in to_batches(messages, event_id_key=key) for record in batch.records]
+    assert [record.data for record in records] == [m.value() or b"" for m in messages]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -152,3 +153,22 @@ def test_refused_record_repr_names_the_refusal_not_the_payload() -> None:
     refused = RefusedRecord(_outer(b"secret-payload"), AggregateRefusedError("why"))
     assert "secret-payload" not in repr(refused) and "AggregateRefusedError" in repr(refused)
     assert refused.identity == "s/shardId-000000000000/42/0"
+
+
+@pytest.mark.parametrize("mac", ["é" + "A" * 21, "\ufffd" * 22, b"A" * 22, 12345])
+def test_a_mac_that_is_not_ascii_text_is_simply_not_ours(mac: Any) -> None:
+    """The MAC travels with the record; hmac.compare_digest raises TypeError for non-ASCII
+    text, so one crafted record stopped a consumer holding the key."""
+    assert not EventIdKey(KEY).accepts("evt-1", b"payload", mac)
+
+
+def test_an_aggregate_whose_mac_tag_is_not_ascii_is_delivered_unverified() -> None:
+    message = AggregatedRecord()
+    message.partition_key_table.append("k")
+    record = message.records.add(partition_key_index=0, data=b"payload")
+    record.tags.add(key="event_id", value="evt-1")
+    record.tags.add(key="event_id_mac", value="é" * 11)
+    body = message.SerializeToString()
+    blob = MAGIC + body + hashlib.md5(body).digest()
+    [read] = deaggregate_consumed(_outer(blob), DeaggregationPolicy(event_id_key=EventIdKey(KEY)))
+    assert read.data == b"payload" and read.event_id == "evt-1" and not read.event_id_verified
