@@ -478,6 +478,18 @@ def _is_lease(item: dict[str, Any]) -> bool:
 
 
 def _lease_from_item(item: dict[str, Any]) -> Lease:
+    """A lease-table row as a :class:`Lease`; a row no KCL worker writes (a counter that is
+    not an integer, a member of another type) is a :class:`CheckpointError` naming it."""
+    try:
+        return _lease_from_row(item)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        shard = item.get(LEASE_KEY, {}).get("S") if isinstance(item.get(LEASE_KEY), dict) else None
+        raise CheckpointError(
+            f"lease-table row {str(shard)[:128]!r} is not a lease ({type(exc).__name__})"
+        ) from exc
+
+
+def _lease_from_row(item: dict[str, Any]) -> Lease:
     shard_id = item[LEASE_KEY]["S"]
     checkpoint = item.get(CHECKPOINT, {}).get("S")
     initial_position: str | None = None
