@@ -627,24 +627,34 @@ class KafkaProducer:
     def _extra_kwargs(
         partition: int | None, headers: Headers | None, timestamp: datetime | int | None
     ) -> dict[str, Any]:
+        # Each is checked against what librdkafka takes (a partition is an int32, a timestamp
+        # an int64), so a bad value is a ValidationError here, not an OverflowError or a
+        # TypeError out of produce().
         kwargs: dict[str, Any] = {}
         if partition is not None:
-            if isinstance(partition, bool) or not isinstance(partition, int) or partition < 0:
-                raise ValidationError("partition must be a non-negative int")
+            if isinstance(partition, bool) or not isinstance(partition, int) or not 0 <= partition < 2**31:
+                raise ValidationError("partition must be an int from 0 to 2**31 - 1")
             kwargs["partition"] = partition
         if headers is not None:
-            items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
-            for name, header_value in items:
+            try:
+                items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+                pairs = [(name, header_value) for name, header_value in items]
+            except (TypeError, ValueError):
+                raise ValidationError("headers must be a mapping or (name, value) pairs") from None
+            for name, header_value in pairs:
                 if not isinstance(name, str) or not isinstance(header_value, bytes | None):
                     raise ValidationError("headers must map str names to bytes values")
-            kwargs["headers"] = items
+            kwargs["headers"] = pairs
         if timestamp is not None:
             if isinstance(timestamp, datetime):
-                kwargs["timestamp"] = int(timestamp.timestamp() * 1000)
-            elif isinstance(timestamp, int) and not isinstance(timestamp, bool) and timestamp >= 0:
-                kwargs["timestamp"] = timestamp
+                millis = int(timestamp.timestamp() * 1000)
+            elif isinstance(timestamp, int) and not isinstance(timestamp, bool):
+                millis = timestamp
             else:
                 raise ValidationError("timestamp must be a datetime or epoch milliseconds")
+            if not 0 <= millis < 2**63:
+                raise ValidationError("timestamp must be from the epoch to 2**63 - 1 milliseconds")
+            kwargs["timestamp"] = millis
         return kwargs
 
     async def _produce_when_space(
