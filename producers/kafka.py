@@ -43,7 +43,7 @@ from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, Record
-from shardline.validation import validate_data
+from shardline.validation import batch_columns, validate_data
 
 __all__ = ["KafkaBatchAcks", "KafkaProducer", "KafkaProducerConfig", "Serializer"]
 
@@ -401,14 +401,8 @@ class KafkaProducer:
         # before anything can await, and send_many copies what is left before it waits for
         # queue space.  Copies of 10,000-item lists made per call were a third of the garbage
         # collector's time on the batch path (each young collection walks every young list).
-        items = values if type(values) is list else list(values)
+        items, given = batch_columns(values, keys, copy=False)
         count = len(items)
-        if keys is None:
-            given: list[str | bytes | None] = [None] * count
-        else:
-            given = keys if type(keys) is list else list(keys)
-            if len(given) != count:
-                raise ValidationError(f"send_many got {count} values but {len(given)} keys")
         if count and self._all_plain(items, given):
             return items, given, None
         return self._prepare_each(items, given)

@@ -66,6 +66,7 @@ from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
 from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardMap, list_shards
 from shardline.validation import (
+    batch_columns,
     validate_data,
     validate_explicit_hash_key,
     validate_partition_key,
@@ -665,14 +666,8 @@ class KinesisProducer:
         shard in order, and the bytes the buffer caps count.  A bad record raises its typed
         error before anything of the batch is accepted.
         """
-        datas: list[Any] = list(values)  # our own lists: the caller may reuse theirs
+        datas, given = batch_columns(values, keys, copy=True)  # our own lists: the caller may reuse theirs
         count = len(datas)
-        if keys is None:
-            given: list[Any] = [None] * count
-        else:
-            given = list(keys)
-            if len(given) != count:
-                raise ValidationError(f"send_many got {count} values but {len(given)} keys")
         extras: Extras | None = None
         distinct = self._plain_keys(datas, given) if count else None
         if distinct is not None:

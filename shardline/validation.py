@@ -8,13 +8,16 @@ length checks with no allocation in the common case.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 from shardline.errors import (
     InvalidDataError,
     InvalidExplicitHashKeyError,
     InvalidPartitionKeyError,
     RecordTooLargeError,
+    ValidationError,
 )
 from shardline.limits import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -25,6 +28,7 @@ from shardline.limits import (
 from shardline.records import Record
 
 __all__ = [
+    "batch_columns",
     "record_size",
     "validate_data",
     "validate_explicit_hash_key",
@@ -116,3 +120,27 @@ def validate_record(
     if data is record.data and ehk is record.explicit_hash_key:
         return record
     return replace(record, data=data, explicit_hash_key=ehk)
+
+
+_ONE_VALUE = (str, bytes, bytearray, memoryview)
+
+
+def batch_columns(values: object, keys: object, *, copy: bool) -> tuple[list[Any], list[Any]]:
+    """``send_many``'s values and keys as two lists of one length (keys ``None`` each when
+    none are given); :class:`ValidationError` for anything else, before any record is read.
+
+    A str or bytes is one value (or one key), not a batch: iterating it would send its
+    characters as records (or use them as keys).  ``copy``: lists the caller gave are copied
+    (a producer that keeps them past the call), otherwise used as they are.
+    """
+    if isinstance(values, _ONE_VALUE) or not isinstance(values, Iterable):
+        raise ValidationError(f"send_many takes an iterable of values, not a {type(values).__name__}")
+    items = list(values) if copy or type(values) is not list else values
+    if keys is None:
+        return items, [None] * len(items)
+    if isinstance(keys, _ONE_VALUE) or not isinstance(keys, Iterable):
+        raise ValidationError(f"send_many takes one key per value (a list), not a {type(keys).__name__}")
+    given = list(keys) if copy or type(keys) is not list else keys
+    if len(given) != len(items):
+        raise ValidationError(f"send_many got {len(items)} values but {len(given)} keys")
+    return items, given
