@@ -43,3 +43,21 @@ def test_kafka_positions_and_the_readable_form() -> None:
     assert (row["topic"], row["partition"], row["offset"]) == ("t", 2, 41) and "shard" not in row
     assert as_text(record) == "2026-12-01T08:00:00.250+00:00  t/2@41  key=k  line\\nbreak"
     assert as_text(_kinesis(b"\xff", sub=2)).endswith("shardId-000000000001 4960:2  key=dev-1  base64:/w==")
+
+
+HOSTILE = "ok\x1b]0;owned\x07\x1b[2J\rhidden\x7f\u009b[1m é\ttab"
+
+
+def test_control_characters_from_the_stream_reach_the_terminal_escaped() -> None:
+    """Escape sequences in a payload or a key could retitle the window, clear the screen or
+    rewrite a line on the operator's terminal; they are printed as text instead."""
+    record = ConsumedRecord(
+        HOSTILE.encode(), "key\x1b[31m", KinesisPosition("s", "shardId-000000000000", "7")
+    )
+    line = as_text(record)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line)
+    assert "\\x1b]0;owned\\x07" in line and "key=key\\x1b[31m" in line and "é" in line
+    document = as_json(record)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in document)
+    parsed = json.loads(document)
+    assert parsed["payload"] == HOSTILE and parsed["key"] == "key\x1b[31m"  # JSON keeps them exactly
