@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from benchmarks.shardload import ShardLoadTracker, analyse_hot_shards
 from shardline.errors import ConfigurationError
+from shardline.printable import printable
 from shardline.shardmath import ShardMap
 
 __all__ = ["print_hot_shards", "scan_hot_shards"]
@@ -106,7 +107,8 @@ async def scan_hot_shards(
 
 
 def print_hot_shards(analysis: dict[str, Any], console: Console) -> None:
-    """The scan's per-shard lines and hot keys; keys and ids are escaped, never read as markup."""
+    """The scan's per-shard lines and hot keys; keys and ids are escaped, never read as markup,
+    and a key's control characters are printed as text (the stream's writers chose them)."""
     for shard, summary in sorted(analysis["shards"].items()):
         console.print(
             f"{escape(str(shard))}: {summary['share']:.1%} of records, peak "
@@ -114,7 +116,7 @@ def print_hot_shards(analysis: dict[str, Any], console: Console) -> None:
             f"{summary['seconds_over_limit']} s over a limit"
         )
     for hot in analysis["hot_shards"]:
-        keys = ", ".join(f"{escape(str(k['key']))} ({k['count']})" for k in hot["top_keys"])
+        keys = ", ".join(f"{escape(printable(str(k['key'])))} ({k['count']})" for k in hot["top_keys"])
         console.print(
             f"[bold]hot {escape(str(hot['shard_id']))}[/bold]: {keys}\n  {escape(str(hot['recommendation']))}"
         )

@@ -5,9 +5,8 @@ base64; ``"encoding"`` in the JSON says which.  Keys, positions and arrival time
 record itself; nothing is inferred.
 
 Whoever writes to the stream chooses those bytes, and they end up on an operator's terminal:
-control characters (C0, DEL and C1: escape sequences that move the cursor, rewrite lines or
-retitle the window) are printed escaped, ``\x1b`` in a readable line and ``\u001b`` in JSON,
-in the payload and in the key alike.
+control characters are printed escaped (:mod:`shardline.printable`), ``\x1b`` in a readable
+line and ``\u001b`` in JSON, in the payload and in the key alike.
 """
 
 from __future__ import annotations
@@ -16,16 +15,12 @@ import base64
 import json
 from typing import Any
 
+from shardline.printable import json_printable, printable
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
 __all__ = ["PAYLOAD_MODES", "as_json", "as_text", "payload"]
 
 PAYLOAD_MODES = ("auto", "utf-8", "base64")
-
-_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-_TEXT_ESCAPES = str.maketrans({code: f"\\x{code:02x}" for code in _CONTROLS})
-_JSON_ESCAPES = str.maketrans({code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))})
-"""json.dumps escapes C0 itself; DEL and C1 it leaves as they are (with ensure_ascii=False)."""
 
 
 def payload(data: bytes, mode: str) -> tuple[str, str]:
@@ -62,7 +57,7 @@ def as_json(record: ConsumedRecord, mode: str = "auto") -> str:
     """One JSON object: key, position fields, arrival, payload and its encoding."""
     fields = _fields(record)
     fields["payload"], fields["encoding"] = payload(record.data, mode)
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).translate(_JSON_ESCAPES)
+    return json_printable(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
 
 
 def as_text(record: ConsumedRecord, mode: str = "auto") -> str:
@@ -78,5 +73,5 @@ def as_text(record: ConsumedRecord, mode: str = "auto") -> str:
         where = position.identity
     arrival = record.arrival_time.isoformat(timespec="milliseconds") if record.arrival_time else "-"
     text, encoding = payload(record.data, mode)
-    shown = text.replace("\n", "\\n").translate(_TEXT_ESCAPES) if encoding == "utf-8" else f"base64:{text}"
-    return f"{arrival}  {where}  key={record.partition_key.translate(_TEXT_ESCAPES)}  {shown}"
+    shown = printable(text.replace("\n", "\\n")) if encoding == "utf-8" else f"base64:{text}"
+    return f"{arrival}  {where}  key={printable(record.partition_key)}  {shown}"

@@ -49,3 +49,18 @@ def test_report_and_compare_print_markup_like_text_literally(outcome: RunOutcome
     console, out = _console()
     print_comparison(rows, console)
     assert "[/bold]" in out.getvalue()
+
+
+def test_hotshards_prints_a_keys_escape_sequences_as_text() -> None:
+    """Rich escapes markup but passes ESC through: a device key could rewrite the terminal."""
+    hostile = "dev\x1b]0;owned\x07\x1b[2J\u009b1m"
+    tracker = ShardLoadTracker(["shardId-000000000000", "shardId-000000000001"])
+    for second in range(3):
+        for _ in range(600):
+            tracker.add("shardId-000000000000", second, hostile, 100)
+        tracker.add("shardId-000000000001", second, "quiet", 100)
+    console, out = _console()
+    print_hot_shards(analyse_hot_shards(tracker), console)
+    text = out.getvalue()
+    assert "dev\\x1b]0;owned\\x07\\x1b[2J\\x9b1m" in text
+    assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text)

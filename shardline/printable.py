@@ -1,0 +1,29 @@
+"""Untrusted text made safe to print on a terminal: control characters escaped.
+
+Payloads, partition keys and anything else a stream's writers choose end up on operators'
+terminals (``shardline tail``, ``stream-bench hotshards``).  C0 controls, DEL and C1 controls
+there are escape sequences that clear the screen, move the cursor, rewrite a line or retitle
+the window; printed escaped, they are only text.  ``rich`` strips a few (BEL, BS, CR) and
+passes ESC through, so its markup escaping is not enough on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["json_printable", "printable"]
+
+_CONTROLS: Final = (*range(0x20), 0x7F, *range(0x80, 0xA0))
+_TEXT_ESCAPES: Final = str.maketrans({code: f"\\x{code:02x}" for code in _CONTROLS})
+_JSON_ESCAPES: Final = str.maketrans({code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))})
+
+
+def printable(text: str) -> str:
+    """``text`` with every C0, DEL and C1 control written as ``\\xNN``."""
+    return text.translate(_TEXT_ESCAPES)
+
+
+def json_printable(document: str) -> str:
+    """A JSON text with DEL and C1 controls written as ``\\uNNNN`` escapes (``json.dumps``
+    escapes C0 itself, but not these with ``ensure_ascii=False``); it parses to the same value."""
+    return document.translate(_JSON_ESCAPES)
