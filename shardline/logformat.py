@@ -14,6 +14,8 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
+from shardline.printable import printable
+
 __all__ = ["LOG_FORMATS", "JsonLogFormatter", "TextLogFormatter", "setup_logging"]
 
 LOG_FORMATS = ("auto", "text", "json")
@@ -46,13 +48,15 @@ class JsonLogFormatter(logging.Formatter):
 
 
 class TextLogFormatter(logging.Formatter):
-    """``HH:MM:SS level  message  key=value ...``: one readable line per event, no traceback."""
+    """``HH:MM:SS level  message  key=value ...``: one readable line per event, no traceback,
+    control characters escaped (:mod:`shardline.printable`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         fields = " ".join(f"{key}={value}" for key, value in _extras(record).items())
         level = record.levelname.lower()
-        return f"{moment} {level:<7} {record.getMessage()}" + (f"  {fields}" if fields else "")
+        # for a terminal: a field's value can come from a stream or a bucket (an object key)
+        return printable(f"{moment} {level:<7} {record.getMessage()}" + (f"  {fields}" if fields else ""))
 
 
 def setup_logging(level: str, log_format: str = "auto", stream: TextIO | None = None) -> None:

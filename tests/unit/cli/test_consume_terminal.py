@@ -73,3 +73,14 @@ def test_auto_is_json_when_not_a_terminal() -> None:
         assert json.loads(out.getvalue())["n"] == 1
     finally:
         logging.getLogger().handlers.clear()
+
+
+def test_a_text_log_line_prints_control_characters_as_text() -> None:
+    """A field can come from a stream or a bucket (an archive object's key): on a terminal its
+    escape sequences would act; in JSON they are escaped by json.dumps already."""
+    record = logging.makeLogRecord(
+        {"msg": "archive object skipped", "levelname": "WARNING", "key": "runs/\x1b[2Jx\u009b.gz"}
+    )
+    line = TextLogFormatter().format(record)
+    assert line.endswith("archive object skipped  key=runs/\\x1b[2Jx\\x9b.gz")
+    assert "\\u001b" in JsonLogFormatter().format(record)
