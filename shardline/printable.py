@@ -14,16 +14,29 @@ from typing import Final
 __all__ = ["json_printable", "printable"]
 
 _CONTROLS: Final = (*range(0x20), 0x7F, *range(0x80, 0xA0))
-_TEXT_ESCAPES: Final = str.maketrans({code: f"\\x{code:02x}" for code in _CONTROLS})
-_JSON_ESCAPES: Final = str.maketrans({code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))})
+_SURROGATES: Final = range(0xD800, 0xE000)
+"""Lone surrogates: a Kafka key that is not UTF-8 is decoded with ``surrogateescape`` (its
+byte 0xNN becomes U+DCNN), and a strict UTF-8 stdout refuses to write one at all."""
+_TEXT_ESCAPES: Final = str.maketrans(
+    {
+        **{code: f"\\x{code:02x}" for code in _CONTROLS},
+        **{code: f"\\u{code:04x}" for code in _SURROGATES},
+        **{0xDC00 + byte: f"\\x{byte:02x}" for byte in range(0x80, 0x100)},  # the original byte
+    }
+)
+_JSON_ESCAPES: Final = str.maketrans(
+    {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), *_SURROGATES)}
+)
 
 
 def printable(text: str) -> str:
-    """``text`` with every C0, DEL and C1 control written as ``\\xNN``."""
+    """``text`` with every C0, DEL and C1 control written as ``\\xNN``, and a lone surrogate
+    as the byte ``surrogateescape`` made it from (``\\xNN``) or as ``\\uNNNN``."""
     return text.translate(_TEXT_ESCAPES)
 
 
 def json_printable(document: str) -> str:
-    """A JSON text with DEL and C1 controls written as ``\\uNNNN`` escapes (``json.dumps``
-    escapes C0 itself, but not these with ``ensure_ascii=False``); it parses to the same value."""
+    """A JSON text with DEL, C1 controls and lone surrogates written as ``\\uNNNN`` escapes
+    (``json.dumps`` escapes C0 itself, but not these with ``ensure_ascii=False``); it parses to
+    the same value, and it encodes as UTF-8."""
     return document.translate(_JSON_ESCAPES)

@@ -61,3 +61,15 @@ def test_control_characters_from_the_stream_reach_the_terminal_escaped() -> None
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in document)
     parsed = json.loads(document)
     assert parsed["payload"] == HOSTILE and parsed["key"] == "key\x1b[31m"  # JSON keeps them exactly
+
+
+def test_a_kafka_key_that_is_not_utf8_prints_on_a_strict_utf8_terminal() -> None:
+    """The key keeps its bytes through surrogateescape; a stdout with errors='strict' (the
+    default under an en_US.UTF-8 locale) raised UnicodeEncodeError on the lone surrogates."""
+    key = b"\xff\xfedev".decode("utf-8", "surrogateescape")
+    record = ConsumedRecord(b"payload", key, KafkaPosition("t", 0, 5))
+    line, document = as_text(record), as_json(record)
+    line.encode("utf-8")
+    document.encode("utf-8")
+    assert "key=\\xff\\xfedev" in line
+    assert json.loads(document)["key"] == key  # the exact key, bytes and all
