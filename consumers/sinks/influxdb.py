@@ -80,6 +80,8 @@ def field_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:  # InfluxDB refuses the whole write for it
+            raise ValidationError("integer field value is outside int64")
         return f"{value}i"
     if isinstance(value, float):
         if not math.isfinite(value):
