@@ -81,8 +81,8 @@ def _kafka_start(text: str) -> Any:
             offset = int(text.split(":", 1)[1])
         except ValueError as exc:
             raise ConfigurationError("--start offset:N needs an integer offset") from exc
-        if offset < 0:
-            raise ConfigurationError("--start offset:N needs a non-negative offset")
+        if not 0 <= offset < 2**63:
+            raise ConfigurationError("--start offset:N needs an offset from 0 to 2**63 - 1")
         return KafkaStart("offset", offset=offset)
     if lowered.startswith("at_timestamp:"):
         moment = parse_aware_time(text.split(":", 1)[1], "--start at_timestamp")

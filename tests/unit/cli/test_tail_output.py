@@ -6,7 +6,11 @@ import base64
 import json
 from datetime import UTC, datetime
 
+import pytest
+
+from consumers.tail.cli import _kafka_start
 from consumers.tail.output import as_json, as_text, payload
+from shardline.errors import ConfigurationError
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
 ARRIVAL = datetime(2026, 12, 1, 8, 0, 0, 250000, tzinfo=UTC)
@@ -73,3 +77,12 @@ def test_a_kafka_key_that_is_not_utf8_prints_on_a_strict_utf8_terminal() -> None
     document.encode("utf-8")
     assert "key=\\xff\\xfedev" in line
     assert json.loads(document)["key"] == key  # the exact key, bytes and all
+
+
+def test_a_kafka_start_offset_past_int64_is_refused_before_any_connection() -> None:
+    """librdkafka takes an int64 offset; a larger one raised OverflowError at assignment."""
+    with pytest.raises(ConfigurationError, match="from 0 to"):
+        _kafka_start(f"offset:{2**63}")
+    with pytest.raises(ConfigurationError, match="from 0 to"):
+        _kafka_start("offset:-1")
+    assert _kafka_start(f"offset:{2**63 - 1}").offset == 2**63 - 1
