@@ -185,13 +185,10 @@ class LatencyHistogram:
         """
         histogram = cls()
         encoded = _checked_encoding(document["hdr"])
-        try:  # the counters themselves: pyhdrh bounds them, and says so with these
+        try:  # the counters: pyhdrh bounds them and refuses negative ones (its array is unsigned)
             decoded = _acyclic(HdrHistogram.decode(encoded))
         except (IndexError, OverflowError, ValueError, HdrCookieException, HdrLengthException):
             raise ConfigurationError("a latency histogram's counters do not decode") from None
-        counts = decoded.counts[: decoded.encoder.payload.counts_len]
-        if min(counts, default=0) < 0:
-            raise ConfigurationError("a latency histogram has a negative count")
         histogram._hist.add(decoded)
         histogram._sum_us = int(document["sum_us"])
         return histogram

@@ -17,16 +17,14 @@ histograms' own encoding is checked where it is decoded
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from benchmarks.result import load_schema
 from shardline.errors import ConfigurationError
 
 __all__ = [
@@ -53,19 +51,11 @@ _LATE_SECONDS = 60
 """How far past a worker's measured wall time a second may lie (its clock is read last)."""
 
 
-@cache
-def _schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(
-        resources.files("benchmarks").joinpath("partial.schema.json").read_text()
-    )
-    return schema
-
-
 def check_partial(document: object, source: str) -> dict[str, Any]:
     """``document`` as a partial result, or :class:`ConfigurationError` naming ``source`` and
     what is wrong with it."""
     try:
-        jsonschema.validate(document, _schema())
+        jsonschema.validate(document, load_schema("partial.schema.json"))
     except jsonschema.ValidationError as exc:
         # The path and the schema's own words; never the offending value, which is the
         # file's (of any length, and possibly not meant for a terminal).

@@ -25,8 +25,9 @@ _CPU_BUSY = 0.85
 _SHARD_BUSY = 0.8
 
 
-def load_schema() -> dict[str, Any]:
-    text = resources.files("benchmarks").joinpath("result.schema.json").read_text()
+def load_schema(name: str = "result.schema.json") -> dict[str, Any]:
+    """A JSON schema shipped in this package (the result's by default)."""
+    text = resources.files("benchmarks").joinpath(name).read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 

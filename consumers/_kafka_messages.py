@@ -6,7 +6,7 @@ messages, so it is unit-testable with simple doubles.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -21,7 +21,15 @@ from shardline.records import (
     KafkaPositionDraft,
 )
 
-__all__ = ["KafkaRecords", "arrival_from_millis", "lazy_batches", "partition_name", "to_batches", "to_record"]
+__all__ = [
+    "KafkaRecords",
+    "arrival_from_millis",
+    "event_id_verified",
+    "lazy_batches",
+    "partition_name",
+    "to_batches",
+    "to_record",
+]
 
 _TIMESTAMP_NOT_AVAILABLE = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,9 +48,10 @@ def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes],
     return header_map, (raw_id.decode("utf-8", "replace") if raw_id is not None else None)
 
 
-def _verified(
-    key: EventIdKey | None, event_id: str | None, data: bytes, header_map: dict[str, bytes]
+def event_id_verified(
+    key: EventIdKey | None, event_id: str | None, data: bytes, header_map: Mapping[str, bytes]
 ) -> bool:
+    """Whether the record's event id is its identity: the MAC header verifies with ``key``."""
     if key is None or event_id is None:
         return False
     mac = header_map.get(EVENT_ID_MAC_HEADER)
@@ -226,7 +235,7 @@ def _build_unpaused(
             header_map, event_id = _headers(headers)
             record.event_id = event_id
             record.headers = header_map
-            record.event_id_verified = _verified(event_id_key, event_id, data, header_map)
+            record.event_id_verified = event_id_verified(event_id_key, event_id, data, header_map)
         else:
             record.event_id = None
             record.headers = None

@@ -49,13 +49,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consumers._kafka_messages import arrival_from_millis
+from consumers._kafka_messages import arrival_from_millis, event_id_verified
 from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
 from shardline.errors import ConfigurationError, ValidationError
-from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -202,7 +201,6 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
     raw_id = headers.get(EVENT_ID_HEADER)
     event_id = None if raw_id is None else raw_id.decode("utf-8", "replace")
     key = None if policy is None else policy.event_id_key
-    mac = headers.get(EVENT_ID_MAC_HEADER)
     record = ConsumedRecord(
         data=data,
         partition_key=key_bytes.decode("utf-8", "surrogateescape"),
@@ -210,12 +208,7 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
         arrival_time=arrival,
         event_id=event_id,
         headers=headers or None,
-        event_id_verified=(
-            event_id is not None
-            and key is not None
-            and mac is not None
-            and key.accepts(event_id, data, mac.decode("ascii", "replace"))
-        ),
+        event_id_verified=event_id_verified(key, event_id, data, headers),
     )
     return EventRecord(
         identifier={"topic-partition": f"{topic}-{partition}", "offset": offset},

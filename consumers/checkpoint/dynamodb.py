@@ -483,7 +483,8 @@ def _lease_from_item(item: dict[str, Any]) -> Lease:
     try:
         return _lease_from_row(item)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        shard = item.get(LEASE_KEY, {}).get("S") if isinstance(item.get(LEASE_KEY), dict) else None
+        lease_key = item.get(LEASE_KEY)
+        shard = lease_key.get("S") if isinstance(lease_key, dict) else None
         raise CheckpointError(
             f"lease-table row {str(shard)[:128]!r} is not a lease ({type(exc).__name__})"
         ) from exc
