@@ -396,7 +396,10 @@ class WriteWorkflow:
                 raise self._bound_error()
             return
         try:
-            await asyncio.wait_for(self.abort.wait(), delay)
+            # asyncio.timeout, not wait_for, which on Python 3.11 loses a cancellation that
+            # arrives in the loop iteration the abort is set in.
+            async with asyncio.timeout(delay):
+                await self.abort.wait()
         except TimeoutError:
             if expire:
                 raise self._bound_error() from None

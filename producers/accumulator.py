@@ -277,8 +277,11 @@ class Accumulator:
         deadline: float,
         size: int,
     ) -> None:
-        """:meth:`add` with the record's fields and size (data bytes + key characters) given
-        (the per-record ``send()`` path)."""
+        """:meth:`add` with the record's fields and size (data bytes + key characters) given.
+
+        One record at a time: re-routing after a reshard and un-aggregated producers.
+        ``send()`` records come in runs, through :meth:`add_records`.
+        """
         agg = self._open.get(shard_id)
         if agg is None:
             agg = self._new_open(shard_id, now)

@@ -137,6 +137,25 @@ async def test_the_sender_cancelled_from_outside_is_noticed() -> None:
         await bounded(producer.close())
 
 
+async def test_a_sender_cancelled_in_the_iteration_that_wakes_it_still_fails_the_producer() -> None:
+    # Python 3.11's wait_for returned normally when the cancellation and the wake-up arrived
+    # together: the sender went on as if nothing happened and its death was never surfaced.
+    producer = KinesisProducer("s", client=FakeKinesis(), **FAST)
+    await producer.start()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the sender has made its first pass and waits to be woken
+    assert producer._sender is not None and producer._wakeup is not None
+    producer._wakeup.set()
+    producer._sender.cancel()
+    sender = producer._sender
+    with pytest.raises(asyncio.CancelledError):
+        await bounded(sender)
+    with pytest.raises(BackgroundTaskError, match="cancelled"):
+        await producer.send(b"x", partition_key="k")
+    with pytest.raises(BackgroundTaskError, match="cancelled"):
+        await bounded(producer.close())
+
+
 async def test_a_waiting_sender_sees_the_failure_instead_of_waiting_for_space() -> None:
     fake = FakeKinesis()
     fake.gate = asyncio.Event()  # requests hang until the gate opens
