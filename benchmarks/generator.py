@@ -26,7 +26,6 @@ shards the tick's batch also went to and whenever they answered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -40,6 +39,7 @@ from typing import Any
 from benchmarks.hotkeys import KeyCounter
 from benchmarks.recorder import Recorder
 from benchmarks.workload import _HEADER, _MAGIC, WorkloadSpec, device_key, encode_payload
+from shardline.events_wait import wait_until_set
 from shardline.records import Record
 from shardline.shardmath import ShardMap
 
@@ -419,8 +419,7 @@ async def drive_ticks(
             next_tick += 1.0
         delay = max(0.0, max(start + sent / rate, now + interval) - clock()) if rate else 0.0
         if stop is not None and delay > 0:  # Ctrl-C wakes the schedule at once
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_until_set(stop, delay)
         else:
             await sleep(delay)
 

@@ -9,13 +9,13 @@ loop every ``burst`` records so acknowledgements and consumers keep running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from benchmarks.recorder import Recorder
+from shardline.events_wait import wait_until_set
 
 __all__ = ["Clock", "drive_schedule", "produce_then_drain", "wait_for_consumers"]
 
@@ -67,8 +67,7 @@ async def drive_schedule(
             next_tick += 1.0
         delay = max(0.0, start + sent / rate - clock()) if rate else 0.0
         if stop is not None and delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_until_set(stop, delay)
         else:
             await asyncio.sleep(delay)
 

@@ -45,6 +45,7 @@ from shardline.errors import (
     SinkError,
     ThrottledError,
 )
+from shardline.events_wait import wait_until_set
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, Position
 from shardline.retry import RetryPolicy
@@ -395,16 +396,8 @@ class WriteWorkflow:
             if self.abort.is_set() or expire:
                 raise self._bound_error()
             return
-        try:
-            # asyncio.timeout, not wait_for, which on Python 3.11 loses a cancellation that
-            # arrives in the loop iteration the abort is set in.
-            async with asyncio.timeout(delay):
-                await self.abort.wait()
-        except TimeoutError:
-            if expire:
-                raise self._bound_error() from None
-            return
-        raise self._bound_error()
+        if await wait_until_set(self.abort, delay) or expire:
+            raise self._bound_error()
 
     async def _bounded(self, start: Callable[[], Awaitable[_T]]) -> _T:
         """Await ``start()`` unless the deadline passes or the workflow aborts first."""

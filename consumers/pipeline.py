@@ -59,6 +59,7 @@ from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
 from shardline import metrics_events as events
 from shardline.errors import ConfigurationError, LeaseLostError, ShardlineError, SinkError
+from shardline.events_wait import wait_until_set
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position, RefusedRecord
 from shardline.retry import RetryPolicy
@@ -263,9 +264,7 @@ class Pipeline:
         await self.stop()
         if not self._running:
             return
-        try:
-            await asyncio.wait_for(self._finished.wait(), timeout)
-        except TimeoutError:
+        if not await wait_until_set(self._finished, timeout):
             logger.warning(
                 "close timed out; abandoning in-flight writes (they will be redelivered)",
                 extra={"unfinished_records": self._tracker.unfinished_records},

@@ -60,6 +60,7 @@ from shardline.errors import (
     TransientServiceError,
     ValidationError,
 )
+from shardline.events_wait import wait_until_set
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, KiB
 from shardline.metrics import MetricsObserver, guard_observer, takes_event
 from shardline.records import Ack, Record
@@ -1025,12 +1026,8 @@ class KinesisProducer:
                 timeout_at = min(timeout_at, oldest + linger)
             delay = max(timeout_at - self._clock(), 0.0)
             if delay > 0:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally when
-                # the sender is cancelled in the loop iteration that also wakes it, and the
-                # cancellation (a dead sender, to its owner) is lost.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await wakeup.wait()
+                # (never wait_for: a cancelled sender must die, see shardline.events_wait)
+                await wait_until_set(wakeup, delay)
             else:
                 await asyncio.sleep(0)  # let the requests just started run before looping
 
