@@ -461,6 +461,19 @@ class KinesisProducer:
             self._buffered_bytes + size > self._max_buffered_bytes and self._buffered_records
         ):
             await self._wait_for_space(1, size, block)
+        # Routed first: a key no open shard owns raises before anything is kept.
+        if ehk is None:
+            shard_ids = self._shard_ids
+            shard_id = shard_ids.get(item_key)
+            if shard_id is None:
+                assert self._map is not None
+                shard_id = self._map.shard_for_key(item_key).shard_id
+                if len(shard_ids) >= DEFAULT_KEY_CACHE_SIZE:
+                    shard_ids.clear()  # start over, as ShardMap's own cache does
+                shard_ids[item_key] = shard_id
+        else:
+            assert self._map is not None
+            shard_id = self._map.shard_for_key(item_key, ehk).shard_id
         ticket = SingleTicket(loop=self._loop)
         # Joins the open run of send() records (see producers.tickets.SendRun): list appends
         # here, and one batch call into the accumulator per run.
@@ -471,20 +484,7 @@ class KinesisProducer:
         run.keys.append(item_key)
         run.datas.append(payload)
         run.tickets.append(ticket)
-        if ehk is None:
-            shard_ids = self._shard_ids
-            shard_id = shard_ids.get(item_key)
-            if shard_id is None:
-                assert self._map is not None
-                shard_id = self._map.shard_for_key(item_key).shard_id
-                if len(shard_ids) >= DEFAULT_KEY_CACHE_SIZE:
-                    shard_ids.clear()  # start over, as ShardMap's own cache does
-                shard_ids[item_key] = shard_id
-            if event_id is not None:
-                run.extras[index] = (None, event_id)
-        else:
-            assert self._map is not None
-            shard_id = self._map.shard_for_key(item_key, ehk).shard_id
+        if ehk is not None or event_id is not None:
             run.extras[index] = (ehk, event_id)
         order = run.groups.get(shard_id)
         if order is None:
