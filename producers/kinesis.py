@@ -964,7 +964,10 @@ class KinesisProducer:
             self._buffer_send_run()
             now = self._clock()
             wake = acc.release_waits(now)
-            urgent = self._flushing or self._closing
+            # A caller waiting for room with nothing in flight gains nothing from the linger:
+            # only sending frees room (a small buffer and a long linger otherwise paced
+            # send() at one buffer per linger).  With requests in flight, their answers will.
+            urgent = self._flushing or self._closing or (bool(self._space_waiters) and not self._in_flight)
             oldest = acc.oldest_open
             if urgent or acc.has_full_request or (oldest is not None and oldest + linger <= now):
                 # A request goes now (full, flushing, or the oldest record has lingered): every

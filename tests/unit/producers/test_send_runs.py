@@ -145,3 +145,17 @@ async def test_a_run_aborts_only_the_records_without_an_outcome() -> None:
     assert tickets[0].result() == Ack("s", "1", 0)
     errors: list[Any] = [tickets[1].exception(), tickets[2].exception()]
     assert [str(error) for error in errors] == ["not delivered", "closed"]
+
+
+async def test_a_full_buffer_is_sent_at_once_instead_of_lingering() -> None:
+    # A caller waiting for room gains nothing from the linger: with nothing in flight, only
+    # sending frees room. With a 60 s linger the sends below used to wait a minute each round.
+    fake = FakeKinesis()
+    async with KinesisProducer(
+        "s", client=fake, buffer_max_records=3, linger=60, rate_limit_percent=None
+    ) as producer:
+        futures = [await bounded(producer.send(b"r%d" % i, partition_key=f"k{i}")) for i in range(10)]
+        assert len(fake.calls) == 3  # three full buffers went without lingering
+        await bounded(producer.flush())  # the last record's linger is not cut short
+        acks = await bounded(asyncio.gather(*futures))
+    assert len(acks) == 10 and all(type(ack) is Ack for ack in acks)
