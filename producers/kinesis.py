@@ -198,6 +198,7 @@ class KinesisProducer:
         self._failure: BackgroundTaskError | None = None
         self._timer_armed = False
         self._sender_woken = False  # set only while the sender's wake-up event is set
+        self._room_wanted = False  # a send() found the buffer full since the sender's last pass
         self._refresh_lock: asyncio.Lock | None = None
         self._next_refresh = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -867,6 +868,12 @@ class KinesisProducer:
         ):
             if self._backlog_from is None:  # more to send than admitted: backlogged from now
                 self._backlog_from = self._clock()
+            # The records that fill the buffer may still be in the open run (the sender
+            # takes them from the accumulator only), and a caller wants room: send now.
+            self._buffer_send_run()
+            self._room_wanted = True
+            if not self._sender_woken and self._wakeup is not None:
+                self._wake_sender()
             if not block:
                 self._observer.on_event(events.BUFFER_FULL, 1, stream=self._stream_label)
                 raise BufferFullError(
@@ -874,11 +881,6 @@ class KinesisProducer:
                     f"{self._admission_note()})"
                 )
             self._require_started()
-            # The records that fill the buffer may still be in the open run: the sender
-            # takes them from the accumulator only.
-            self._buffer_send_run()
-            if not self._sender_woken:
-                self._wake_sender()
             if not waited:
                 waited = True
                 self._observer.on_event(events.SEND_WAITS, 1, stream=self._stream_label)
@@ -964,10 +966,12 @@ class KinesisProducer:
             self._buffer_send_run()
             now = self._clock()
             wake = acc.release_waits(now)
-            # A caller waiting for room with nothing in flight gains nothing from the linger:
-            # only sending frees room (a small buffer and a long linger otherwise paced
-            # send() at one buffer per linger).  With requests in flight, their answers will.
-            urgent = self._flushing or self._closing or (bool(self._space_waiters) and not self._in_flight)
+            # A caller that wants room (waiting, or refused with block=False) gains nothing
+            # from the linger while nothing is in flight: only sending frees room (a small
+            # buffer and a long linger otherwise paced send() at one buffer per linger).
+            # With requests in flight, their answers will.
+            urgent = self._flushing or self._closing or (self._room_wanted and not self._in_flight)
+            self._room_wanted = bool(self._space_waiters)
             oldest = acc.oldest_open
             if urgent or acc.has_full_request or (oldest is not None and oldest + linger <= now):
                 # A request goes now (full, flushing, or the oldest record has lingered): every

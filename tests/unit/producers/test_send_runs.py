@@ -159,3 +159,17 @@ async def test_a_full_buffer_is_sent_at_once_instead_of_lingering() -> None:
         await bounded(producer.flush())  # the last record's linger is not cut short
         acks = await bounded(asyncio.gather(*futures))
     assert len(acks) == 10 and all(type(ack) is Ack for ack in acks)
+
+
+async def test_a_refused_non_blocking_send_also_sends_the_full_buffer_at_once() -> None:
+    from shardline.errors import BufferFullError
+
+    fake = FakeKinesis()
+    async with KinesisProducer(
+        "s", client=fake, buffer_max_records=3, linger=60, block_when_full=False, rate_limit_percent=None
+    ) as producer:
+        futures = [await producer.send(b"r%d" % i, partition_key=f"k{i}") for i in range(3)]
+        with pytest.raises(BufferFullError):
+            await producer.send(b"one too many", partition_key="k3")
+        acks = await bounded(asyncio.gather(*futures))  # not after the 60 s linger
+    assert len(acks) == 3
