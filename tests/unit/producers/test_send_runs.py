@@ -173,3 +173,33 @@ async def test_a_refused_non_blocking_send_also_sends_the_full_buffer_at_once() 
             await producer.send(b"one too many", partition_key="k3")
         acks = await bounded(asyncio.gather(*futures))  # not after the 60 s linger
     assert len(acks) == 3
+
+
+@pytest.mark.parametrize("aggregate", [True, False])
+async def test_event_ids_and_explicit_hash_keys_of_send_records_arrive(aggregate: bool) -> None:
+    from shardline.records import Record
+
+    fake = FakeKinesis(shards=1)
+    async with KinesisProducer("s", client=fake, aggregate=aggregate, **FAST) as producer:
+        futures = [
+            await producer.send(b"plain", partition_key="a"),
+            await producer.send(b"tagged", partition_key="b", event_id="evt-1"),
+            await producer.send(Record(b"hashed", "c", explicit_hash_key=7, event_id="evt-2")),
+            await producer.send(b"hashed-only", partition_key="d", explicit_hash_key=2**127),
+        ]
+        await bounded(producer.flush())
+    acks = [await future for future in futures]
+    assert all(type(ack) is Ack for ack in acks)
+    users: dict[bytes, Any] = {}
+    for _, entry in fake.written:
+        inner = deaggregate(entry["Data"])
+        if inner is None:  # a plain entry: no tag can travel on it
+            users[entry["Data"]] = (entry["PartitionKey"], None, entry.get("ExplicitHashKey"))
+            continue
+        for user in inner:
+            ehk = None if user.explicit_hash_key is None else str(user.explicit_hash_key)
+            users[user.data] = (user.partition_key, user.event_id, ehk)
+    assert users[b"tagged"] == ("b", "evt-1", None)
+    assert users[b"hashed"] == ("c", "evt-2", "7")
+    assert users[b"plain"][:2] == ("a", None)
+    assert users[b"hashed-only"] == ("d", None, str(2**127))
