@@ -17,6 +17,7 @@ histograms' own encoding is checked where it is decoded
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -51,19 +52,27 @@ _LATE_SECONDS = 60
 """How far past a worker's measured wall time a second may lie (its clock is read last)."""
 
 
+@functools.cache
+def _validator() -> Any:
+    """The partial schema's validator, made once: a merge checks one partial per worker, and
+    ``jsonschema.validate`` re-reads nothing but checks the schema itself on every call."""
+    schema = load_schema("partial.schema.json")
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
 def check_partial(document: object, source: str) -> dict[str, Any]:
     """``document`` as a partial result, or :class:`ConfigurationError` naming ``source`` and
     what is wrong with it."""
-    try:
-        jsonschema.validate(document, load_schema("partial.schema.json"))
-    except jsonschema.ValidationError as exc:
+    # the error jsonschema.validate would raise: the best match among them all
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    if error is not None:
         # The path and the schema's own words; never the offending value, which is the
         # file's (of any length, and possibly not meant for a terminal).
-        where = "/".join(str(part) for part in exc.absolute_path)[:200] or "the document"
-        detail = exc.message[:200] if exc.validator == "required" else f"{exc.validator} check failed"
-        raise ConfigurationError(
-            f"{source}: not a stream-bench partial result (at {where}: {detail})"
-        ) from None
+        where = "/".join(str(part) for part in error.absolute_path)[:200] or "the document"
+        detail = error.message[:200] if error.validator == "required" else f"{error.validator} check failed"
+        raise ConfigurationError(f"{source}: not a stream-bench partial result (at {where}: {detail})")
     assert isinstance(document, dict)
     if document["worker_id"] >= document["workers"]:
         raise ConfigurationError(

@@ -41,6 +41,7 @@ from shardline.errors import (
 )
 from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
+from shardline.limits import INT64_MAX
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, Record
 from shardline.validation import batch_columns, validate_data
@@ -646,7 +647,7 @@ class KafkaProducer:
                 millis = timestamp
             else:
                 raise ValidationError("timestamp must be a datetime or epoch milliseconds")
-            if not 0 <= millis < 2**63:
+            if not 0 <= millis <= INT64_MAX:
                 raise ValidationError("timestamp must be from the epoch to 2**63 - 1 milliseconds")
             kwargs["timestamp"] = millis
         return kwargs

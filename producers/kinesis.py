@@ -872,7 +872,7 @@ class KinesisProducer:
             # takes them from the accumulator only), and a caller wants room: send now.
             self._buffer_send_run()
             self._room_wanted = True
-            if not self._sender_woken and self._wakeup is not None:
+            if not self._sender_woken:
                 self._wake_sender()
             if not block:
                 self._observer.on_event(events.BUFFER_FULL, 1, stream=self._stream_label)

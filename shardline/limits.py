@@ -11,6 +11,10 @@ from typing import Final
 KiB: Final = 1024
 MiB: Final = 1024 * KiB
 
+# A signed 64-bit integer: Kafka offsets and timestamps, InfluxDB integer fields, sink versions
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
 # Kinesis Data Streams
 PARTITION_KEY_MIN_CHARS: Final = 1
 PARTITION_KEY_MAX_CHARS: Final = 256

@@ -42,6 +42,7 @@ from shardline.errors import (
     TransientServiceError,
     ValidationError,
 )
+from shardline.limits import INT64_MAX, INT64_MIN
 from shardline.records import ConsumedRecord
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def field_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:  # InfluxDB refuses the whole write for it
+        if not INT64_MIN <= value <= INT64_MAX:  # InfluxDB refuses the whole write for it
             raise ValidationError("integer field value is outside int64")
         return f"{value}i"
     if isinstance(value, float):

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from shardline.errors import ValidationError
+from shardline.limits import INT64_MAX
 from shardline.records import ConsumedRecord, KafkaPosition
 
-__all__ = ["INT64_MAX", "position_version", "record_version"]
+__all__ = ["position_version", "record_version"]
 
-INT64_MAX = 2**63 - 1
 _SUB_SLOTS = 1024
 
 

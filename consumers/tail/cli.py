@@ -30,6 +30,7 @@ from consumers.tail.output import PAYLOAD_MODES, as_json, as_text
 from shardline.cli import Command, parse_aware_time, run_async_command
 from shardline.errors import ConfigurationError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
+from shardline.limits import INT64_MAX
 from shardline.records import ConsumedRecord
 
 __all__ = ["command"]
@@ -81,7 +82,7 @@ def _kafka_start(text: str) -> Any:
             offset = int(text.split(":", 1)[1])
         except ValueError as exc:
             raise ConfigurationError("--start offset:N needs an integer offset") from exc
-        if not 0 <= offset < 2**63:
+        if not 0 <= offset <= INT64_MAX:
             raise ConfigurationError("--start offset:N needs an offset from 0 to 2**63 - 1")
         return KafkaStart("offset", offset=offset)
     if lowered.startswith("at_timestamp:"):
