@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from consumers.adapters.lambda_handler import parse_event
 from shardline.aggregation import DeaggregationPolicy
 from shardline.errors import ValidationError
+from tests.json_values import json_values
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "lambda"
 EVENTS = [
@@ -26,20 +27,13 @@ EVENTS = [
     if "event" in path.name.lower() and "response" not in path.name
 ]
 
-_SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20),
-    st.sampled_from(["1e300", "-1", "AAAA", "", "99999999999999999999", "aws:kinesis", "aws:kafka"]),
-)
-_VALUES = st.recursive(
-    _SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
+_VALUES = json_values(
+    int_bound=2**70,
+    text_size=20,
     max_leaves=5,
+    extra_scalars=st.sampled_from(
+        ["1e300", "-1", "AAAA", "", "99999999999999999999", "aws:kinesis", "aws:kafka"]
+    ),
 )
 
 

@@ -21,21 +21,9 @@ from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.timestream import TimestreamSink
 from shardline.errors import ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
+from tests.json_values import json_values
 
-_SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
-)
-_VALUES = st.recursive(
-    _SCALARS,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+_VALUES = json_values(int_bound=2**80, text_size=12, max_leaves=8)
 _PAYLOADS = st.dictionaries(
     st.sampled_from(["pk", "t", "v", "device", "shardline_version", "x", "", "a b"]), _VALUES, max_size=6
 )
