@@ -254,10 +254,13 @@ class Accumulator:
         """Buffer one record bound for ``shard_id``; returns its size as the buffer caps count it.
 
         ``data`` is given when the owner may have released its copy (re-routing an encoded
-        entry, see :meth:`Entry.member_datas`).
+        entry, see :meth:`Entry.member_datas`): the owner takes it back, so the record is
+        buffered as any other (alone, it becomes a plain entry built from the owner's copy;
+        re-planned again before its aggregate is encoded, it is found there).
         """
-        key, ehk, own, event_id = owner.fields(slot)
-        payload = data if data is not None else own
+        if data is not None:
+            owner.restore(slot, data)
+        key, ehk, payload, event_id = owner.fields(slot)
         if payload is None:
             raise RuntimeError("a released record was re-added without its data")
         size = user_size(key, payload)
@@ -622,8 +625,23 @@ class Accumulator:
                 break
         return batch, expired, min(waiting.values(), default=None)
 
-    def requeue(self, entries: list[Entry]) -> None:
-        """Put entries that must be retried back at the head of their shards' queues, in order."""
+    def requeue(self, entries: list[Entry], shard_map: ShardMap | None = None) -> None:
+        """Put entries back at the head of their shards' queues, in order: retries, and records
+        re-sent after landing on a shard other than planned.  They were sent before anything
+        still buffered, so at the head each key keeps its order.
+
+        With ``shard_map``, an entry whose shard is no longer open (split or merged while the
+        entry was in a request) is re-planned onto the shards that now own its records first
+        (:meth:`_replanned`), still at the head.
+        """
+        if shard_map is not None:
+            entries = [
+                piece
+                for entry in entries
+                for piece in (
+                    (entry,) if _still_open(shard_map, entry.shard_id) else self._replanned(entry, shard_map)
+                )
+            ]
         for entry in reversed(entries):
             queue = self._ready.get(entry.shard_id)
             if queue is None:
@@ -661,24 +679,35 @@ class Accumulator:
         self.open_bytes = 0
         split = 0
         for entry in queued:
-            groups = regroup(entry.members(), shard_map)
-            if len(groups) == 1:
-                entry.shard_id = next(iter(groups))
-                self._push(entry)
-                continue
-            split += 1
-            data_of = dict(zip(entry.members(), entry.member_datas(), strict=True))
-            for shard_id, members in groups.items():
-                datas = [data_of[member] for member in members]
-                for piece in self.build_entries(shard_id, members, entry.created, entry.deadline, datas):
-                    piece.attempts = entry.attempts
-                    piece.not_before = entry.not_before
-                    self._push(piece)
+            pieces = self._replanned(entry, shard_map)
+            if pieces[0] is not entry:
+                split += 1
+            for piece in pieces:
+                self._push(piece)
         for members, deadline in opened:
             for owner, slot in members:
                 key, ehk, _, _ = owner.fields(slot)
                 self.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, deadline)
         return split
+
+    def _replanned(self, entry: Entry, shard_map: ShardMap) -> list[Entry]:
+        """``entry`` routed by ``shard_map``: itself, moved whole, when its records still share
+        one shard; otherwise its records regrouped per new shard into fresh entries (keeping
+        its attempts and back-off), in order."""
+        groups = regroup(entry.members(), shard_map)
+        if len(groups) == 1:
+            entry.shard_id = next(iter(groups))
+            return [entry]
+        data_of = dict(zip(entry.members(), entry.member_datas(), strict=True))
+        pieces: list[Entry] = []
+        for shard_id, members in groups.items():
+            datas = [data_of[member] for member in members]
+            for piece in self.build_entries(shard_id, members, entry.created, entry.deadline, datas):
+                piece.attempts = entry.attempts
+                piece.not_before = entry.not_before
+                piece.last_error = entry.last_error
+                pieces.append(piece)
+        return pieces
 
     def build_entries(
         self,
@@ -709,6 +738,11 @@ def _members(owners: list[RecordOwner], runs: list[Sequence[int]]) -> Iterator[M
     for owner, slots in zip(owners, runs, strict=True):
         for slot in slots:
             yield owner, slot
+
+
+def _still_open(shard_map: ShardMap, shard_id: str) -> bool:
+    shard = shard_map.get(shard_id)
+    return shard is not None and shard.is_open
 
 
 def regroup(members: Iterable[Member], shard_map: ShardMap) -> dict[str, list[Member]]:

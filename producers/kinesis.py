@@ -551,6 +551,7 @@ class KinesisProducer:
         """
         if self._accepting is not True:
             self._require_started()
+        routed_by = self._map
         out_keys, datas, extras, groups, total = self._route_many(values, keys)
         count = len(datas)
         assert self._loop is not None
@@ -558,17 +559,19 @@ class KinesisProducer:
         ticket = BatchTicket(future, out_keys, datas, extras)
         oversized = count > 1 and (total > self._max_buffered_bytes or count > self._max_buffered_records)
         if oversized and (block if block is not None else self.config.block_when_full):
-            await self._enqueue_in_parts(ticket, groups)
+            await self._enqueue_in_parts(ticket, groups, routed_by)
             return future
         if self._buffered_records and (
             self._buffered_records + count > self._max_buffered_records
             or self._buffered_bytes + total > self._max_buffered_bytes
         ):
             await self._wait_for_space(count, total, block)
-        self._enqueue_many(ticket, groups, total)
+        self._enqueue_many(ticket, groups, total, routed_by)
         return future
 
-    async def _enqueue_in_parts(self, ticket: BatchTicket, groups: dict[str, list[int]]) -> None:
+    async def _enqueue_in_parts(
+        self, ticket: BatchTicket, groups: dict[str, list[int]], routed_by: ShardMap | None
+    ) -> None:
         """Buffer a batch larger than admission allows: consecutive parts of a quarter of the
         limit each (re-read per part, as the drain rate moves), each when there is room.
 
@@ -605,7 +608,7 @@ class KinesisProducer:
                     if last > first:
                         part[shard_id] = order[first:last]
                         taken[i] = last
-                self._enqueue_many(ticket, part, nbytes)
+                self._enqueue_many(ticket, part, nbytes, routed_by)
                 start = end
         except asyncio.CancelledError:
             ticket.not_buffered(start, DeliveryError("not buffered: send_many was cancelled"))
@@ -794,12 +797,21 @@ class KinesisProducer:
             adders[key](index)
         return groups
 
-    def _enqueue_many(self, ticket: BatchTicket, groups: dict[str, list[int]], total: int) -> None:
+    def _enqueue_many(
+        self, ticket: BatchTicket, groups: dict[str, list[int]], total: int, routed_by: ShardMap | None
+    ) -> None:
         """Buffer the records of ``ticket`` that ``groups`` names (each shard's positions, in
-        order; all of the batch, or one part of it) and whose bytes are ``total``."""
+        order; all of the batch, or one part of it) and whose bytes are ``total``.
+
+        ``routed_by`` is the shard map ``groups`` was made with: a batch that waited for room
+        may find the shards changed (and everything buffered re-planned) since, and is routed
+        again rather than queued behind a shard that no longer takes its keys.
+        """
         if not groups:
             return
         self._buffer_send_run()  # earlier send() records first: each key keeps its order
+        if routed_by is not self._map:
+            groups = self._regrouped(ticket, groups)
         acc = self._acc
         assert acc is not None
         now = self._clock()
@@ -814,6 +826,18 @@ class KinesisProducer:
         self._buffered_bytes += total
         if not self._sender_woken and (not self._timer_armed or acc.has_full_request):
             self._wake_sender()
+
+    def _regrouped(self, ticket: BatchTicket, groups: dict[str, list[int]]) -> dict[str, list[int]]:
+        """The positions of ``groups`` routed by the current shard map, each shard's in order."""
+        assert self._map is not None
+        shard_for_key = self._map.shard_for_key
+        keys, extras = ticket.keys, ticket.extras
+        regrouped: dict[str, list[int]] = {}
+        for position in sorted(position for order in groups.values() for position in order):
+            special = extras.get(position) if extras else None
+            shard_id = shard_for_key(keys[position], special[0] if special else None).shard_id
+            regrouped.setdefault(shard_id, []).append(position)
+        return regrouped
 
     def _buffer_send_run(self) -> None:
         """Hand the open run of ``send()`` records to the accumulator (see SendRun).
@@ -986,7 +1010,7 @@ class KinesisProducer:
                 # KPL's RecordMaxBufferedTime): an aggregate closed because it filled waits
                 # for company until then, so requests carry many entries, not one each.
                 if not (urgent or acc.has_full_request):
-                    oldest_ready = acc.oldest_sendable(self._busy if cfg.ordered else ())
+                    oldest_ready = acc.oldest_sendable(self._ordered_busy() if cfg.ordered else ())
                     if oldest_ready is None:
                         break
                     if oldest_ready + linger > now:
@@ -1000,7 +1024,7 @@ class KinesisProducer:
                     now,
                     admit=partial(self._admit, now),
                     ordered=cfg.ordered,
-                    busy=self._busy if cfg.ordered else (),
+                    busy=self._ordered_busy() if cfg.ordered else (),
                     max_bytes=room,
                 )
                 for entry in expired:
@@ -1037,6 +1061,26 @@ class KinesisProducer:
                 await wait_until_set(wakeup, delay)
             else:
                 await asyncio.sleep(0)  # let the requests just started run before looping
+
+    def _ordered_busy(self) -> set[str]:
+        """The shards that may not send in ordered mode: each with a request in flight, and
+        the shards that took over its keys in a split or merge since (its children, theirs...).
+
+        A record in flight to the parent may yet be retried or re-sent to a child; a later
+        record of its key sent to that child meanwhile would be written first.
+        """
+        busy = self._busy
+        shard_map = self._map
+        if not busy or shard_map is None:
+            return busy
+        blocked = set(busy)
+        pending = list(busy)
+        while pending:
+            for child in shard_map.children_of(pending.pop()):
+                if child.shard_id not in blocked:
+                    blocked.add(child.shard_id)
+                    pending.append(child.shard_id)
+        return blocked
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -1125,6 +1169,9 @@ class KinesisProducer:
     async def _send(self, batch: list[Entry]) -> None:
         """One PutRecords call; acknowledges, retries or fails each entry of ``batch``."""
         delivered = 0
+        # the shards this request holds busy (ordered mode): a retried entry may be re-planned
+        # onto another shard before the request lets go of them
+        held = [entry.shard_id for entry in batch] if self.config.ordered else []
         try:
             try:
                 with map_aws_errors("kinesis"):
@@ -1146,9 +1193,7 @@ class KinesisProducer:
                 return
             delivered = await self._handle_response(batch, response)
         finally:
-            if self.config.ordered:
-                for entry in batch:
-                    self._busy.discard(entry.shard_id)
+            self._busy.difference_update(held)
             self._note_drain(delivered)
             assert self._wakeup is not None
             self._wakeup.set()
@@ -1256,21 +1301,28 @@ class KinesisProducer:
         acc = self._acc
         assert acc is not None
         now = self._clock()
+        # Records re-sent go ahead of everything buffered: they were sent before any of it
+        # (the refresh above has just re-planned the rest), so each key keeps its order.
+        ahead: list[Entry] = []
         for entry, shard_id, sequence_number in misplaced:
             shard = shard_map.get(shard_id)
-            resend: list[tuple[Member, bytes]] = []
+            resend: dict[str, tuple[list[Member], list[bytes]]] = {}
             # The data from the entry itself: a send() record's owner let go of its copy.
             for sub, (member, data) in enumerate(zip(entry.members(), entry.member_datas(), strict=True)):
                 owner, slot = member
                 if shard is not None and shard.contains(member_hash_key(member)):
                     owner.ack_run((slot,), sub, shard_id, sequence_number, now)
                     self._release(1, len(data) + len(owner.fields(slot)[0]))
-                else:
-                    resend.append((member, data))
-            for (owner, slot), data in resend:
+                    continue
                 key, ehk, _, _ = owner.fields(slot)
-                acc.add(shard_map.shard_for_key(key, ehk).shard_id, owner, slot, now, entry.deadline, data)
-            self._observer.on_event(events.RECORDS_REROUTED, len(resend), stream=self._stream_label)
+                members, datas = resend.setdefault(shard_map.shard_for_key(key, ehk).shard_id, ([], []))
+                members.append(member)
+                datas.append(data)
+            for target, (members, datas) in resend.items():
+                ahead += acc.build_entries(target, members, entry.created, entry.deadline, datas)
+            rerouted = sum(len(members) for members, _ in resend.values())
+            self._observer.on_event(events.RECORDS_REROUTED, rerouted, stream=self._stream_label)
+        acc.requeue(ahead)
         assert self._wakeup is not None
         self._wakeup.set()
 
@@ -1295,7 +1347,7 @@ class KinesisProducer:
         if retry:
             self._observer.on_event(events.RETRIES, len(retry), stream=self._stream_label)
             assert self._acc is not None
-            self._acc.requeue(retry)
+            self._acc.requeue(retry, self._map)  # re-planned if their shard closed meanwhile
 
     def _ack_entry(self, entry: Entry, shard_id: str, sequence_number: str, acked_at: float) -> None:
         """One ack per owner run: a batch ticket records the run (with ``acked_at``, its

@@ -119,6 +119,15 @@ class RecordOwner(Protocol):
         """
         ...
 
+    def restore(self, slot: int, data: bytes) -> None:
+        """Take back a copy of a released record's data: it is being buffered again.
+
+        A record re-routed after a reshard leaves its encoded entry for a new one; until that
+        is encoded the owner is again the one place its data lives (a record that ends up
+        alone is sent as a plain entry, built from the owner's copy).
+        """
+        ...
+
     def abort(self, error: ShardlineError) -> None:
         """Fail every record of this owner that has no outcome yet (the producer is giving up)."""
         ...
@@ -240,6 +249,9 @@ class SendRun:
         datas = self.datas
         for slot in slots:
             datas[slot] = None
+
+    def restore(self, slot: int, data: bytes) -> None:
+        self.datas[slot] = data
 
     def abort(self, error: ShardlineError) -> None:
         """The producer failed or closed: every record without an outcome fails with ``error``."""
@@ -371,6 +383,9 @@ class BatchTicket:
         datas = self.datas
         for slot in slots:
             datas[slot] = None
+
+    def restore(self, slot: int, data: bytes) -> None:
+        self.datas[slot] = data
 
     def not_buffered(self, start: int, error: ShardlineError) -> None:
         """Records ``start..`` were never buffered (``send_many`` stopped taking the batch in

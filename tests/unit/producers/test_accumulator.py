@@ -40,6 +40,9 @@ class Owner:
     def release(self, slots: Sequence[int]) -> None:
         """Kept: these tests read the records back from their owners."""
 
+    def restore(self, slot: int, data: bytes) -> None:
+        self.data = data
+
 
 def add(
     acc: Accumulator, shard: str, key: str, index: int, now: float = 0.0, deadline: float = 100.0
