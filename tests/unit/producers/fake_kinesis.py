@@ -1,4 +1,10 @@
-"""An in-memory Kinesis client double for producer unit tests (PutRecords, ListShards)."""
+"""An in-memory Kinesis client double for producer unit tests (PutRecords, ListShards).
+
+Resharding is simulated as Kinesis does it: a split or a merge closes its parents (they stay
+listed, with an ``EndingSequenceNumber``) and adds children naming them (``ParentShardId``,
+and ``AdjacentParentShardId`` for a merge's second parent); entries are only ever written to
+the open shard owning their hash key.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +70,66 @@ class FakeKinesis:
         ]
         return half
 
+    def open_shards(self) -> list[dict[str, Any]]:
+        """The shards accepting writes, by starting hash key (they tile the hash key space)."""
+        shards = [s for s in self.shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+        return sorted(shards, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+
+    def split(self, shard_id: str, new_starting_hash_key: int | None = None) -> tuple[str, str]:
+        """SplitShard: close open ``shard_id``; its children own its range below and from
+        ``new_starting_hash_key`` (default: the middle).  Returns the children's ids, low first."""
+        parent = self._open_shard(shard_id)
+        low, high = hash_range(parent)
+        at = (low + high + 1) // 2 if new_starting_hash_key is None else new_starting_hash_key
+        if not low < at <= high:
+            raise ValueError(f"new starting hash key {at} outside ({low}, {high}] of {shard_id}")
+        self._close(parent)
+        lower = self._add_child(low, at - 1, shard_id)
+        upper = self._add_child(at, high, shard_id)
+        return str(lower["ShardId"]), str(upper["ShardId"])
+
+    def merge(self, shard_id: str, adjacent_shard_id: str) -> str:
+        """MergeShards: close two open shards whose ranges touch; one child owns both ranges.
+
+        The child names ``shard_id`` as ``ParentShardId`` and ``adjacent_shard_id`` as
+        ``AdjacentParentShardId`` (as MergeShards' ShardToMerge and AdjacentShardToMerge),
+        whichever of the two ranges is the lower.  Returns the child's id.
+        """
+        first, second = self._open_shard(shard_id), self._open_shard(adjacent_shard_id)
+        (low_a, high_a), (low_b, high_b) = hash_range(first), hash_range(second)
+        if high_a + 1 != low_b and high_b + 1 != low_a:
+            raise ValueError(f"shards {shard_id} and {adjacent_shard_id} are not adjacent")
+        self._close(first)
+        self._close(second)
+        child = self._add_child(min(low_a, low_b), max(high_a, high_b), shard_id, adjacent_shard_id)
+        return str(child["ShardId"])
+
+    def _open_shard(self, shard_id: str) -> dict[str, Any]:
+        for shard in self.shards:
+            if shard["ShardId"] == shard_id:
+                if "EndingSequenceNumber" in shard["SequenceNumberRange"]:
+                    raise ValueError(f"shard {shard_id} is closed")
+                return shard
+        raise ValueError(f"no shard {shard_id}")
+
+    def _close(self, shard: dict[str, Any]) -> None:
+        # nothing is written to it from now on: it ends at the last sequence number handed out
+        sequence_range = shard["SequenceNumberRange"]
+        ending = max(self._seq, int(sequence_range["StartingSequenceNumber"]))
+        sequence_range["EndingSequenceNumber"] = str(ending)
+
+    def _add_child(
+        self, low: int, high: int, parent_id: str, adjacent_parent_id: str | None = None
+    ) -> dict[str, Any]:
+        # new shards are numbered on from every shard the stream ever had, as in Kinesis
+        child: dict[str, Any] = {"ShardId": f"shardId-{len(self.shards):012d}", "ParentShardId": parent_id}
+        if adjacent_parent_id is not None:
+            child["AdjacentParentShardId"] = adjacent_parent_id
+        child["HashKeyRange"] = {"StartingHashKey": str(low), "EndingHashKey": str(high)}
+        child["SequenceNumberRange"] = {"StartingSequenceNumber": str(self._seq + 1)}
+        self.shards.append(child)
+        return child
+
     async def describe_stream_summary(self, **kwargs: Any) -> dict[str, Any]:
         summary: dict[str, Any] = {"StreamName": kwargs.get("StreamName"), "OpenShardCount": len(self.shards)}
         if self.max_record_kib:
@@ -74,14 +140,18 @@ class FakeKinesis:
         return {"Shards": list(self.shards)}
 
     def _route(self, entry: dict[str, Any]) -> str:
+        """The one open shard owning the entry's hash key (closed shards take no writes)."""
         ehk = entry.get("ExplicitHashKey")
         hash_key = int(ehk) if ehk is not None else partition_key_hash(entry["PartitionKey"])
+        owners = []
         for shard in self.shards:
-            rng = shard["HashKeyRange"]
-            in_range = int(rng["StartingHashKey"]) <= hash_key <= int(rng["EndingHashKey"])
-            if in_range and "EndingSequenceNumber" not in shard["SequenceNumberRange"]:
-                return str(shard["ShardId"])
-        raise AssertionError("no open shard")
+            if "EndingSequenceNumber" not in shard["SequenceNumberRange"]:
+                low, high = hash_range(shard)
+                if low <= hash_key <= high:
+                    owners.append(str(shard["ShardId"]))
+        if len(owners) != 1:  # the open shards must tile the key space
+            raise AssertionError(f"open shards {owners} own hash key {hash_key}")
+        return owners[0]
 
     async def put_records(self, **kwargs: Any) -> dict[str, Any]:
         entries = kwargs["Records"]
@@ -104,6 +174,12 @@ class FakeKinesis:
             self.written.append((shard_id, entry))
             results.append({"ShardId": shard_id, "SequenceNumber": str(self._seq)})
         return {"FailedRecordCount": failed, "Records": results}
+
+
+def hash_range(shard: dict[str, Any]) -> tuple[int, int]:
+    """A ListShards shard's (starting, ending) hash keys, inclusive."""
+    rng = shard["HashKeyRange"]
+    return int(rng["StartingHashKey"]), int(rng["EndingHashKey"])
 
 
 def client_error(code: str, status: int = 400) -> ClientError:
