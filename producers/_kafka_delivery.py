@@ -248,18 +248,22 @@ class DeliveryPump:
     def poll_inline(self) -> None:
         """Serve pending reports on the loop thread without blocking (callbacks' errors contained)."""
         try:
-            self._poll(0)
+            served = self._poll(0)
         except Exception as exc:  # noqa: BLE001 - a client callback's error is not the caller's
+            served = 1  # it may have served reports before the callback raised
             self._on_error(exc)
-        if self._settled:
+        if served or self._settled:
             self.settle()
 
     def settle(self) -> None:
-        """Tell the owner how many futures the loop thread's last poll resolved successfully."""
+        """Tell the owner how many futures the loop thread's last poll resolved successfully.
+
+        Told even of none: reports of ``send_many`` batches served by the poll made room too,
+        and a send waiting for it must hear.
+        """
         settled = len(self._settled)
         self._settled.clear()
-        if settled:
-            self._on_settled(settled)
+        self._on_settled(settled)
 
     @property
     def alive(self) -> bool:
@@ -269,8 +273,14 @@ class DeliveryPump:
         try:
             self._serve()
         except BaseException as exc:  # noqa: BLE001 - the owner must hear of any death
-            if not self._stopping.is_set():
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+                if self._reports or self._completed:
+                    # what the fatal poll() served before raising: handed over, not dropped
+                    round_, done = self._reports.copy(), self._completed.copy()
+                    self._reports.clear()
+                    self._completed.clear()
+                    self._loop.call_soon_threadsafe(self._on_round, round_, done)
+                if not self._stopping.is_set():
                     self._loop.call_soon_threadsafe(self._on_death, exc)
 
     def _serve(self) -> None:
@@ -293,7 +303,7 @@ class DeliveryPump:
             try:
                 served = poll(wait)
             except Exception as exc:  # noqa: BLE001 - error_cb / oauth_cb raised inside poll()
-                served = 0
+                served = 1  # it may have served reports before the callback raised
                 try:
                     call_soon(on_error, exc)
                 except RuntimeError:

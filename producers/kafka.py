@@ -132,6 +132,8 @@ class KafkaProducer:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closed = False
+        self._stopped = False
+        """The delivery thread was told to stop: nothing may be queued any more."""
 
     def __repr__(self) -> str:
         return f"KafkaProducer(topic={self.topic!r}, in_flight={self._in_flight})"
@@ -363,6 +365,8 @@ class KafkaProducer:
                     await self.flush()
         finally:
             self._pump.stop()
+            self._stopped = True  # sends still waiting for room fail with ClosedError, not queued
+            self._space.set()
             await asyncio.to_thread(self._pump.join)
             if self._owns_producer:
                 # Nothing is queued any more; this only releases librdkafka's threads and sockets.
@@ -542,7 +546,7 @@ class KafkaProducer:
                     if self._failure is not None or self._fatal is not None:
                         self._abandon(batch, index, self._failure or self._fatal)  # type: ignore[arg-type]
                         return
-                    if self._closed and self._pump is None:
+                    if self._stopped:
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
@@ -551,7 +555,7 @@ class KafkaProducer:
                         self._abandon(batch, index, error)
                         return
                     if index < len(datas):
-                        if self._in_flight == 0:
+                        if self.in_flight == 0:  # reported messages of open batches hold no room
                             self._abandon(
                                 batch,
                                 index,
@@ -668,7 +672,7 @@ class KafkaProducer:
                         raise self._failure
                     if self._fatal is not None:
                         raise self._fatal
-                    if self._closed and self._pump is None:
+                    if self._stopped:
                         raise ClosedError("producer is closed")
                     self._space.clear()
                     if self._pump is not None:
@@ -676,7 +680,7 @@ class KafkaProducer:
                     try:
                         self._produce(self.topic, data, key, on_delivery=callback, **kwargs)
                     except BufferError:
-                        if self._in_flight == 0:
+                        if self.in_flight == 0:  # reported messages of open batches hold no room
                             raise MessageTooLargeError(
                                 "message does not fit librdkafka's local queue"
                             ) from None
@@ -721,7 +725,8 @@ class KafkaProducer:
             self._space.set()
         if self._in_flight == 0 and not self._open_batches:
             self._drained.set()
-        self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
+        if delivered:
+            self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
 
     def _on_round(self, reports: list[Report], batches: list[DeliveryBatch]) -> None:
         """Runs on the event loop: resolve one poll round's futures and batches at once."""
@@ -810,7 +815,7 @@ class KafkaProducer:
 
     def _on_pump_death(self, cause: BaseException) -> None:
         """The delivery thread ended unexpectedly (loop thread): fail what is pending, stop sends."""
-        if self._failure is not None or self._closed:
+        if self._failure is not None:
             return
         failure = BackgroundTaskError(
             f"topic {self.topic}: the delivery thread died ({type(cause).__name__})"
@@ -822,13 +827,22 @@ class KafkaProducer:
         # Purged messages report at once; this thread serves them, failing their futures.
         try:
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
-            self._poll(0)
-            if self._pump is not None:
-                self._pump.settle()
         except Exception:
             log.exception("topic %s: purging after the delivery thread died failed", self.topic)
+        self._serve_after_death()
         self._drained.set()
         self._space.set()
+
+    def _serve_after_death(self) -> None:
+        """No delivery thread any more: the loop serves what librdkafka still has to report
+        (purged messages report at once), again each poll timeout while anything is left."""
+        pump, loop = self._pump, self._loop
+        if pump is None or loop is None:
+            return
+        pump.poll_inline()  # a client callback's error is contained there
+        pending = getattr(self._producer, "__len__", None)
+        if pending is not None and pending():
+            loop.call_later(self.config.poll_timeout_s, self._serve_after_death)
 
     def _on_client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb`` (delivery thread): connection, auth and fatal errors."""
