@@ -64,6 +64,7 @@ from shardline.errors import (
     ShardlineError,
 )
 from shardline.records import KafkaAck
+from tests.program_watchdog import watch as watchdog
 from tests.unit.kafka.fake_kafka_producer import FakeMessage, FakeProducer
 
 TOPIC = "telemetry"
@@ -561,23 +562,7 @@ async def watch(task: asyncio.Task[None], progress: Callable[[], object], where:
     QUIET_TICKS * TICK seconds is a hang; failing after it keeps shrinking a hang affordable.
     A hung task is cancelled until it ends.
     """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + BOUND
-    last, quiet = progress(), 0
-    while not task.done():
-        await asyncio.wait({task}, timeout=TICK)
-        now = progress()
-        quiet = quiet + 1 if now == last else 0
-        last = now
-        if quiet >= QUIET_TICKS or loop.time() >= give_up:
-            stuck = where()
-            for _ in range(20):
-                if task.done():
-                    break
-                task.cancel()
-                await asyncio.wait({task}, timeout=TICK)
-            raise AssertionError(f"the program hung {stuck}")
-    task.result()  # a step's failed assertion fails the example as it is
+    await watchdog(task, progress, where, tick=TICK, quiet_ticks=QUIET_TICKS, bound=BOUND, cancel_rounds=20)
 
 
 def expected_error(err: KafkaError) -> type[ShardlineError]:

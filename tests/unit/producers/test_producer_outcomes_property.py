@@ -50,6 +50,7 @@ from shardline.errors import (
 )
 from shardline.records import Ack
 from shardline.shardmath import partition_key_hash
+from tests.program_watchdog import watch as watchdog
 from tests.unit.producers.fake_kinesis import FakeKinesis, client_error, hash_range
 
 BOUND = 5.0
@@ -327,23 +328,7 @@ async def watch(task: asyncio.Task[None], progress: Callable[[], object], where:
     timeout, keeps shrinking a hang affordable.  ``close()`` absorbs a cancellation (its flush)
     and waits again, so a hung task is cancelled until it ends.
     """
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + BOUND
-    last, quiet = progress(), 0
-    while not task.done():
-        await asyncio.wait({task}, timeout=TICK)
-        now = progress()
-        quiet = quiet + 1 if now == last else 0
-        last = now
-        if quiet >= QUIET_TICKS or loop.time() >= give_up:
-            stuck = where()
-            for _ in range(10):
-                if task.done():
-                    break
-                task.cancel()
-                await asyncio.wait({task}, timeout=TICK)
-            raise AssertionError(f"the program hung {stuck}")
-    task.result()  # a step's error fails the example as it is
+    await watchdog(task, progress, where, tick=TICK, quiet_ticks=QUIET_TICKS, bound=BOUND, cancel_rounds=10)
 
 
 def written_copies(fake: FakeKinesis) -> dict[bytes, list[Copy]]:
