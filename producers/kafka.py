@@ -134,6 +134,8 @@ class KafkaProducer:
         self._closed = False
         self._stopped = False
         """The delivery thread was told to stop: nothing may be queued any more."""
+        self._client_closed = False
+        """The client this producer made was closed: it may not be polled any more."""
 
     def __repr__(self) -> str:
         return f"KafkaProducer(topic={self.topic!r}, in_flight={self._in_flight})"
@@ -370,6 +372,7 @@ class KafkaProducer:
             await asyncio.to_thread(self._pump.join)
             if self._owns_producer:
                 # Nothing is queued any more; this only releases librdkafka's threads and sockets.
+                self._client_closed = True
                 await asyncio.to_thread(self._producer.close)
 
     # --- internals ---------------------------------------------------------------------------
@@ -837,7 +840,7 @@ class KafkaProducer:
         """No delivery thread any more: the loop serves what librdkafka still has to report
         (purged messages report at once), again each poll timeout while anything is left."""
         pump, loop = self._pump, self._loop
-        if pump is None or loop is None:
+        if pump is None or loop is None or self._client_closed:
             return
         pump.poll_inline()  # a client callback's error is contained there
         pending = getattr(self._producer, "__len__", None)
