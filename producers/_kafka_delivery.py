@@ -275,18 +275,23 @@ class DeliveryPump:
         except BaseException as exc:  # noqa: BLE001 - the owner must hear of any death
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 if self._reports or self._completed:
-                    # what the fatal poll() served before raising: handed over, not dropped
-                    round_, done = self._reports.copy(), self._completed.copy()
-                    self._reports.clear()
-                    self._completed.clear()
-                    self._loop.call_soon_threadsafe(self._on_round, round_, done)
+                    self._hand_over_round()  # what the fatal poll() served: not dropped
                 if not self._stopping.is_set():
                     self._loop.call_soon_threadsafe(self._on_death, exc)
+
+    def _hand_over_round(self) -> None:
+        """Hand the thread's round of reports and completed batches to the loop, and start a new
+        one (RuntimeError: the loop is closed)."""
+        round_, done = self._reports.copy(), self._completed.copy()
+        self._reports.clear()
+        self._completed.clear()
+        # Locals of this call, so not kept until the next round: each report holds its message.
+        self._loop.call_soon_threadsafe(self._on_round, round_, done)
 
     def _serve(self) -> None:
         poll, reports, completed, timeout = self._poll, self._reports, self._completed, self._timeout
         call_soon = self._loop.call_soon_threadsafe
-        on_round, on_error = self._on_round, self._on_error
+        on_error = self._on_error
         stopping, idle, wake, pending = self._stopping, self._idle, self._wake, self._pending
         while not stopping.is_set():
             if self.busy:
@@ -309,16 +314,15 @@ class DeliveryPump:
                 except RuntimeError:
                     return
             if served or reports or completed:
-                round_ = reports.copy()
-                reports.clear()
-                done = completed.copy()
-                completed.clear()
                 try:
-                    call_soon(on_round, round_, done)
+                    self._hand_over_round()
                 except RuntimeError:  # the loop is closed: nobody is left to tell
                     return
-                # Not kept until the next round: each report holds its message (value and key).
-                del round_, done
+
+    @property
+    def stopping(self) -> bool:
+        """The thread was asked to stop: nothing may be handed to the client for it any more."""
+        return self._stopping.is_set()
 
     def stop(self) -> None:
         """Ask the thread to end after its current poll round (at most ``timeout`` later)."""

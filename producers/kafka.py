@@ -132,8 +132,6 @@ class KafkaProducer:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closed = False
-        self._stopped = False
-        """The delivery thread was told to stop: nothing may be queued any more."""
         self._client_closed = False
         """The client this producer made was closed: it may not be polled any more."""
 
@@ -367,8 +365,7 @@ class KafkaProducer:
                     await self.flush()
         finally:
             self._pump.stop()
-            self._stopped = True  # sends still waiting for room fail with ClosedError, not queued
-            self._space.set()
+            self._space.set()  # sends still waiting for room fail with ClosedError, not queued
             await asyncio.to_thread(self._pump.join)
             if self._owns_producer:
                 # Nothing is queued any more; this only releases librdkafka's threads and sockets.
@@ -549,7 +546,7 @@ class KafkaProducer:
                     if self._failure is not None or self._fatal is not None:
                         self._abandon(batch, index, self._failure or self._fatal)  # type: ignore[arg-type]
                         return
-                    if self._stopped:
+                    if self._pump is not None and self._pump.stopping:
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
@@ -675,7 +672,7 @@ class KafkaProducer:
                         raise self._failure
                     if self._fatal is not None:
                         raise self._fatal
-                    if self._stopped:
+                    if self._pump is not None and self._pump.stopping:
                         raise ClosedError("producer is closed")
                     self._space.clear()
                     if self._pump is not None:

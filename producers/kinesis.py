@@ -828,15 +828,14 @@ class KinesisProducer:
             self._wake_sender()
 
     def _regrouped(self, ticket: BatchTicket, groups: dict[str, list[int]]) -> dict[str, list[int]]:
-        """The positions of ``groups`` routed by the current shard map, each shard's in order."""
-        assert self._map is not None
-        shard_for_key = self._map.shard_for_key
-        keys, extras = ticket.keys, ticket.extras
+        """The positions of ``groups`` routed by the current shard map, each shard's in order
+        (the whole batch routed again by :meth:`_group`: a rare path, after a reshard)."""
+        wanted = {position for order in groups.values() for position in order}
         regrouped: dict[str, list[int]] = {}
-        for position in sorted(position for order in groups.values() for position in order):
-            special = extras.get(position) if extras else None
-            shard_id = shard_for_key(keys[position], special[0] if special else None).shard_id
-            regrouped.setdefault(shard_id, []).append(position)
+        for shard_id, order in self._group(ticket.keys, ticket.extras).items():
+            kept = [position for position in order if position in wanted]
+            if kept:
+                regrouped[shard_id] = kept
         return regrouped
 
     def _buffer_send_run(self) -> None:
