@@ -138,10 +138,11 @@ class KeyCounter:
 
     @classmethod
     def merged(cls, parts: Iterable[KeyCounter]) -> KeyCounter:
-        """The counter of the union of disjoint streams: exact while the union fits, else bounded."""
+        """The counter of the union of disjoint streams: exact while the union fits, else bounded
+        (with the smallest capacity of the parts, see :meth:`StreamSummary.merged`)."""
         parts = list(parts)
         exact_limit = max((p._exact_limit for p in parts), default=10_000)
-        capacity = max((p._capacity for p in parts), default=1_000)
+        capacity = min((p._capacity for p in parts), default=1_000)
         merged = cls(exact_limit, capacity)
         merged.total = sum(p.total for p in parts)
         if all(p._counts is not None for p in parts):

@@ -10,7 +10,8 @@ bucket and eviction takes any key of the first bucket, so neither scans the coun
 Two summaries of disjoint streams merge (Agarwal et al., "Mergeable summaries", 2012): a
 key missing from one side may have had up to that side's minimum count there, so the
 merged count adds each side's count (or its minimum) and the merged error adds the errors
-(or the minimum); the merge keeps the ``capacity`` largest and stays an upper bound.
+(or the minimum); the merge keeps the ``capacity`` largest (the smallest capacity of the
+parts) and stays an upper bound.
 """
 
 from __future__ import annotations
@@ -133,9 +134,16 @@ class StreamSummary:
 
     @classmethod
     def merged(cls, parts: Iterable[StreamSummary]) -> StreamSummary:
-        """One summary of the union of disjoint streams, counts and errors still upper bounds."""
+        """One summary of the union of disjoint streams, counts and errors still upper bounds.
+
+        It has the smallest capacity of the parts: a key heavier than total / capacity is
+        then still tracked, and a summary that lost keys is full, so its minimum bounds an
+        untracked key for the next merge.  (With the largest, a part of a smaller capacity
+        that had evicted keys could merge into a summary not full, whose minimum of 0 told
+        the next merge that the keys it lost had never been seen.)
+        """
         parts = list(parts)
-        capacity = max((p.capacity for p in parts), default=1)
+        capacity = min((p.capacity for p in parts), default=1)
         keys: set[str] = set()
         for part in parts:
             keys.update(part._bucket_of)
