@@ -315,7 +315,15 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from benchmarks.merge import merge_partials, read_partials
     from benchmarks.run import output_dir
 
-    outcome = merge_partials(read_partials(args.source))
+    def progress(line: str) -> None:
+        print(f"stream-bench merge: reading partial {line}", file=sys.stderr, flush=True)
+
+    partials = read_partials(args.source, progress=progress)
+    shards = len({shard for partial in partials for shard in partial["shard_ids"]})
+    print(
+        f"stream-bench merge: merging {len(partials)} partials ({shards} shards)", file=sys.stderr, flush=True
+    )
+    outcome = merge_partials(partials)
     return _write_result(outcome, output_dir(args.out))
 
 

@@ -12,6 +12,7 @@ outcome goes through the same :func:`~benchmarks.result.build_result` as a singl
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -238,31 +239,46 @@ def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None)
     return str(path)
 
 
-def read_partials(where: str, *, s3_client: Any = None) -> list[dict[str, Any]]:
+def read_partials(
+    where: str, *, s3_client: Any = None, progress: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
     """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id.
 
     What another machine wrote is input: each file is read up to
     :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` and checked
     (:func:`~benchmarks.partial_check.check_partial`); a bad one is refused, named.
+    ``progress`` is told each partial as it is read ("3 of 40 ..."): a merge of many workers'
+    partials from S3 fetches tens of megabytes before it prints anything else.
     """
     documents: list[dict[str, Any]] = []
     if where.startswith("s3://"):
         bucket, prefix = _split_s3(where)
         client = s3_client or _s3()
         paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-"):
-            for item in page.get("Contents", []):
-                source = f"s3://{bucket}/{item['Key']}"
-                _check_size(source, int(item.get("Size", 0)))
-                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
-                _check_size(source, len(body))
-                documents.append(check_partial(_parse(body, source), source))
+        listed = [
+            item
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
+            for item in page.get("Contents", [])
+        ]
+        for number, item in enumerate(listed, 1):
+            source = f"s3://{bucket}/{item['Key']}"
+            size = int(item.get("Size", 0))
+            _check_size(source, size)
+            if progress is not None:
+                progress(f"{number} of {len(listed)}: {source} ({size:,} bytes)")
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
+            _check_size(source, len(body))
+            documents.append(check_partial(_parse(body, source), source))
     else:
         directory = Path(where)
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
-        for path in sorted(directory.glob("partial-*.json")):
-            _check_size(str(path), path.stat().st_size)
+        paths = sorted(directory.glob("partial-*.json"))
+        for number, path in enumerate(paths, 1):
+            size = path.stat().st_size
+            _check_size(str(path), size)
+            if progress is not None:
+                progress(f"{number} of {len(paths)}: {path} ({size:,} bytes)")
             documents.append(check_partial(_parse(path.read_bytes(), str(path)), str(path)))
     if not documents:
         raise ConfigurationError(f"no partial results (partial-*.json) in {where}")

@@ -163,6 +163,20 @@ def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     assert outcome.recorder.sent == {0: 1000, 1: 1000, 2: 1000}
 
 
+def test_each_partial_is_told_to_progress_as_it_is_read(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    told: list[str] = []
+    read_partials(str(tmp_path), progress=told.append)
+    assert [line.split(": ")[0] for line in told] == ["1 of 2", "2 of 2"]
+    assert "partial-0000-of-0002.json" in told[0] and told[0].endswith(" bytes)")
+
+    body = json.dumps(_parts()[0]).encode()
+    bucket = _Bucket({"run/partial-0000-of-0002.json": (len(body), body)})
+    told.clear()
+    read_partials("s3://b/run/", s3_client=bucket, progress=told.append)
+    assert told == [f"1 of 1: s3://b/run/partial-0000-of-0002.json ({len(body):,} bytes)"]
+
+
 def test_a_file_that_is_not_json_or_too_large_is_refused_before_parsing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
