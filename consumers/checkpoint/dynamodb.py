@@ -490,9 +490,27 @@ def _lease_from_item(item: dict[str, Any]) -> Lease:
         ) from exc
 
 
+def _member(item: dict[str, Any], name: str, kind: str) -> Any:
+    """The value of attribute ``name``, of DynamoDB type ``kind``; ``None`` when the row has none.
+
+    An attribute of another type is a row no KCL worker writes, not a missing one: a counter
+    written as a string read as 0 made every take of the lease fail its condition as if another
+    worker held it, and a checkpoint of another type read as none would restart the shard from
+    its initial position.
+    """
+    value = item.get(name)
+    if value is None:
+        return None
+    if type(value) is not dict or set(value) != {kind}:
+        raise TypeError(f"{name} is not of type {kind}")
+    return value[kind]
+
+
 def _lease_from_row(item: dict[str, Any]) -> Lease:
-    shard_id = item[LEASE_KEY]["S"]
-    checkpoint = item.get(CHECKPOINT, {}).get("S")
+    shard_id = _member(item, LEASE_KEY, "S")
+    if type(shard_id) is not str:
+        raise TypeError(f"{LEASE_KEY} is missing")
+    checkpoint = _member(item, CHECKPOINT, "S")
     initial_position: str | None = None
     if checkpoint in INITIAL_POSITIONS:
         initial_position, checkpoint = checkpoint, None
@@ -501,14 +519,14 @@ def _lease_from_row(item: dict[str, Any]) -> Lease:
             validate_checkpoint_value(checkpoint, 0)
         except ValidationError as exc:
             raise CheckpointError(f"lease on shard {shard_id!r} holds an unknown checkpoint value") from exc
-    owner = item.get(LEASE_OWNER, {}).get("S")
-    parents = item.get(PARENT_SHARD_ID, {}).get("SS", [])
+    owner = _member(item, LEASE_OWNER, "S")
+    parents = _member(item, PARENT_SHARD_ID, "SS") or []
     return Lease(
         shard_id=shard_id,
         owner=owner,
-        counter=int(item.get(LEASE_COUNTER, {}).get("N", "0")),
+        counter=int(_member(item, LEASE_COUNTER, "N") or "0"),
         checkpoint=checkpoint,
-        sub_sequence_number=int(item.get(CHECKPOINT_SUB_SEQUENCE, {}).get("N", "0")),
+        sub_sequence_number=int(_member(item, CHECKPOINT_SUB_SEQUENCE, "N") or "0"),
         parent_shard_ids=tuple(sorted(parents)),
         initial_position=initial_position,
     )

@@ -25,6 +25,13 @@ def test_a_kcl_row_is_a_lease() -> None:
     assert lease.parent_shard_ids == ("shardId-000000000000",)
 
 
+def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
+    row = {"leaseKey": {"S": "shardId-000000000001"}, "checkpoint": {"S": "TRIM_HORIZON"}}
+    lease = _lease_from_item(row)
+    assert (lease.owner, lease.counter, lease.sub_sequence_number, lease.parent_shard_ids) == (None, 0, 0, ())
+    assert lease.checkpoint is None and lease.initial_position == "TRIM_HORIZON"
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -32,6 +39,14 @@ def test_a_kcl_row_is_a_lease() -> None:
         {"checkpointSubSequenceNumber": {"N": "x"}},
         {"leaseKey": {"N": "1"}},
         {"leaseOwner": "worker-a"},
+        # a member of another DynamoDB type: not read as missing (a counter as 0 failed every
+        # take as if another worker held the lease; a checkpoint as none restarted the shard)
+        {"leaseCounter": {"S": "7"}},
+        {"checkpoint": {"N": "49590338271490256608559692538361571095921575989136588898"}},
+        {"checkpointSubSequenceNumber": {"S": "0"}},
+        {"leaseOwner": {"N": "1"}},
+        {"parentShardId": {"S": "shardId-000000000000"}},
+        {"leaseCounter": {"N": "7", "S": "7"}},
     ],
 )
 def test_a_row_no_kcl_worker_writes_is_a_checkpoint_error(change: dict[str, Any]) -> None:
