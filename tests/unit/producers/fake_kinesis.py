@@ -131,7 +131,10 @@ class FakeKinesis:
         return child
 
     async def describe_stream_summary(self, **kwargs: Any) -> dict[str, Any]:
-        summary: dict[str, Any] = {"StreamName": kwargs.get("StreamName"), "OpenShardCount": len(self.shards)}
+        summary: dict[str, Any] = {
+            "StreamName": kwargs.get("StreamName"),
+            "OpenShardCount": len(self.open_shards()),
+        }
         if self.max_record_kib:
             summary["MaxRecordSizeInKiB"] = self.max_record_kib
         return {"StreamDescriptionSummary": summary}
