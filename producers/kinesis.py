@@ -65,7 +65,7 @@ from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, 
 from shardline.metrics import MetricsObserver, guard_observer, takes_event
 from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
-from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardMap, list_shards
+from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardInfo, ShardMap, list_shards
 from shardline.validation import (
     batch_columns,
     validate_data,
@@ -168,6 +168,7 @@ class KinesisProducer:
         self._client: Any = None
         self._stack: AsyncExitStack | None = None
         self._map: ShardMap | None = None
+        self._listed: list[ShardInfo] = []  # the ListShards answer self._map was built from
         # Partition key -> shard id under the current map, for send(): one dict lookup
         # instead of a call per record.  Replaced whenever the map is.
         self._shard_ids: dict[str, str] = {}
@@ -295,10 +296,16 @@ class KinesisProducer:
     async def _load_shard_map(self) -> ShardMap:
         with map_aws_errors("kinesis"):
             shards = await list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
+        if self._map is not None and shards == self._listed:
+            # Unchanged (the periodic check, nearly always): keep the map in use, with its warm
+            # key cache, and the object others route with (stream-bench's generator routes new
+            # keys with this map, so the producer finds them cached instead of hashing again).
+            return self._map
         shard_map = ShardMap.from_shards(shards)
         if not shard_map.open_shards:
             raise ShardNotFoundError(f"stream {self._stream_label!r} has no open shards")
         self._map = shard_map
+        self._listed = shards
         self._shard_ids = {}
         if isinstance(self._key_strategy, RangeAware):
             self._key_strategy.bind_ranges(

@@ -38,6 +38,22 @@ async def test_send_after_a_split_routes_cached_keys_to_the_new_shards() -> None
         assert shard_id == ("left" if partition_key_hash(key) < half else "right")
 
 
+async def test_an_unchanged_listing_keeps_the_map_in_use_and_its_routes() -> None:
+    """The periodic check nearly always finds the same shards: the map others route with
+    (stream-bench's generator) and its warm key cache stay; a split replaces it."""
+    fake = FakeKinesis(shards=1)
+    async with KinesisProducer("s", client=fake, linger=60, rate_limit_percent=None) as producer:
+        await producer.send(b"x", partition_key="k0")
+        in_use = producer.shard_map
+        assert not await producer.refresh_shard_map()
+        assert producer.shard_map is in_use
+        fake.split_the_only_shard()
+        assert await producer.refresh_shard_map()
+        assert producer.shard_map is not in_use
+        assert {s.shard_id for s in producer.shard_map.open_shards} == {"left", "right"}
+        await producer.flush()
+
+
 async def test_send_without_aggregation_starts_a_new_batch_at_the_entry_cap() -> None:
     """One shard, plain records, two entries a request: every record is sent once, in order."""
     fake = FakeKinesis(shards=1)
