@@ -569,8 +569,10 @@ class Accumulator:
         until its shard may send.  Shards in ``busy`` are skipped (ordered mode keeps one
         request per shard in flight).  In ordered mode a request carries at most one entry per
         partition key and one aggregate per shard, so a partial failure can never let a later
-        record of a key overtake an earlier one.  ``max_bytes`` lowers the request's byte cap
-        (the room left under the producer's bound on bytes in flight).
+        record of a key overtake an earlier one.  (The keys are tracked per shard: all of a
+        key's entries wait in its shard's queue, re-planned ones included, see
+        :meth:`requeue`.)  ``max_bytes`` lowers the request's byte cap (the room left under the
+        producer's bound on bytes in flight).
         """
         batch: list[Entry] = []
         expired: list[Entry] = []
