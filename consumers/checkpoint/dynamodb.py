@@ -319,7 +319,7 @@ class DynamoDBCheckpointStore:
         # DynamoDBLeaseSerializer.getDynamoTakeLeaseUpdate: an owner switch is counted only
         # when another worker held the lease (or a graceful hand-off names us); a first take
         # of an unowned lease leaves the count alone
-        checkpoint_owner = item.get(CHECKPOINT_OWNER, {}).get("S")
+        checkpoint_owner = _handoff_owner(item)
         switched = (current.owner is not None and current.owner != owner) or checkpoint_owner == owner
         switches = ", #switches = if_not_exists(#switches, :zero) + :one" if switched else ""
         update = f"SET #owner = :owner, #counter = #counter + :one{switches} REMOVE #handoff"
@@ -480,8 +480,19 @@ def _is_lease(item: dict[str, Any]) -> bool:
 def _lease_from_item(item: dict[str, Any]) -> Lease:
     """A lease-table row as a :class:`Lease`; a row no KCL worker writes (a counter that is
     not an integer, a member of another type) is a :class:`CheckpointError` naming it."""
+    return _read_row(item, _lease_from_row)
+
+
+def _handoff_owner(item: dict[str, Any]) -> str | None:
+    """The worker a graceful hand-off names (``checkpointOwner``), if any."""
+    owner: str | None = _read_row(item, lambda row: _member(row, CHECKPOINT_OWNER, "S"))
+    return owner
+
+
+def _read_row(item: dict[str, Any], read: Callable[[dict[str, Any]], _T]) -> _T:
+    """``read(item)``, with a row no KCL worker writes as a :class:`CheckpointError` naming it."""
     try:
-        return _lease_from_row(item)
+        return read(item)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         lease_key = item.get(LEASE_KEY)
         shard = lease_key.get("S") if isinstance(lease_key, dict) else None

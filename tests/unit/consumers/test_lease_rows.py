@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from consumers.checkpoint.dynamodb import _lease_from_item
+from consumers.checkpoint.dynamodb import _handoff_owner, _lease_from_item
 from shardline.errors import CheckpointError
 
 KCL_ROW = {
@@ -52,3 +52,10 @@ def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
 def test_a_row_no_kcl_worker_writes_is_a_checkpoint_error(change: dict[str, Any]) -> None:
     with pytest.raises(CheckpointError, match="is not a lease"):
         _lease_from_item({**KCL_ROW, **change})
+
+
+def test_a_mistyped_hand_off_target_is_a_checkpoint_error_not_no_hand_off() -> None:
+    assert _handoff_owner(dict(KCL_ROW)) is None
+    assert _handoff_owner({**KCL_ROW, "checkpointOwner": {"S": "worker-b"}}) == "worker-b"
+    with pytest.raises(CheckpointError, match="is not a lease"):
+        _handoff_owner({**KCL_ROW, "checkpointOwner": {"N": "1"}})
