@@ -64,14 +64,27 @@ class FakeProducer:
         if self.raise_on_produce is not None:
             raise self.raise_on_produce
         with self._cond:
-            if len(self._queued) + len(self._ready) >= self.capacity:
-                raise BufferError("Local: Queue full")
-            partition = kwargs.get("partition", hash(key) % self.partitions if key is not None else 0)
+            self._check_room(value, len(self._queued) + len(self._ready))
+            partition = kwargs.get("partition", self._partition_of(key))
             msg = FakeMessage(topic, value, key, partition, kwargs=kwargs)
             self.produced.append(msg)
             self._queued.append((msg, on_delivery))
+            self._after_queued(msg)
         if self.on_produce is not None:
             self.on_produce(msg)
+
+    # hooks for scripted doubles, called under the lock
+
+    def _check_room(self, value: bytes, held: int) -> None:
+        """Raise ``BufferError`` as librdkafka does when its local queue cannot take ``value``."""
+        if held >= self.capacity:
+            raise BufferError("Local: Queue full")
+
+    def _partition_of(self, key: Any) -> int:
+        return hash(key) % self.partitions if key is not None else 0
+
+    def _after_queued(self, msg: FakeMessage) -> None:
+        """A message was just queued."""
 
     def __len__(self) -> int:
         """What librdkafka's ``len(producer)`` counts: messages not yet reported, and reports

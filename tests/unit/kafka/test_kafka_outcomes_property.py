@@ -251,32 +251,23 @@ class ScriptedBroker(FakeProducer):
         self.fatal_reported = False
         self._stuck_until: dict[bytes, float] = {}
 
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: Any = None,
-        partition: int = -1,
-        on_delivery: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        assert partition == -1 and not kwargs, "the program sends plain messages"
-        with self._cond:
-            held = len(self._queued) + len(self._ready)
-            if number_of(value) in self.program.too_big:
-                raise BufferError("Local: Queue full")
-            if number_of(value) in self.program.heavy and held:
-                self.refused_heavy += 1
-                raise BufferError("Local: Queue full")
-            if held >= self.capacity:
-                raise BufferError("Local: Queue full")
-            msg = FakeMessage(topic, value, key, PARTITION_OF[key])
-            self.produced.append(msg)
-            self._queued.append((msg, on_delivery))
-            if self.program.fates.get(number_of(value), ("ack",))[0] == "stuck":
-                self._stuck_until[value] = time.monotonic() + STUCK_FOR
-            if self.running:
-                self._cond.notify_all()
+    def _check_room(self, value: bytes, held: int) -> None:
+        if number_of(value) in self.program.too_big:
+            raise BufferError("Local: Queue full")
+        if number_of(value) in self.program.heavy and held:
+            self.refused_heavy += 1
+            raise BufferError("Local: Queue full")
+        super()._check_room(value, held)
+
+    def _partition_of(self, key: Any) -> int:
+        return PARTITION_OF[key]
+
+    def _after_queued(self, msg: FakeMessage) -> None:
+        assert not msg.kwargs, "the program sends plain messages"
+        if self.program.fates.get(number_of(msg.value_bytes), ("ack",))[0] == "stuck":
+            self._stuck_until[msg.value_bytes] = time.monotonic() + STUCK_FOR
+        if self.running:
+            self._cond.notify_all()
 
     def run(self) -> None:
         """The broker answers, and the delivery thread polls, from now on (steps that wait for
