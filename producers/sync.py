@@ -127,7 +127,23 @@ class SyncKinesisProducer:
         if self._failure is not None:
             coro.close()
             raise self._failure
+        if self._loop.is_closed():
+            coro.close()
+            raise ClosedError("producer is closed")
         return self._track(asyncio.run_coroutine_threadsafe(coro, self._loop)).result(timeout)
+
+    def _buffer(self, result: concurrent.futures.Future[_T], coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro``, which buffers records and settles ``result`` with their outcome.
+
+        A call refused (bad input, ``BufferFullError``) never settles ``result``, which
+        nobody else holds: it is forgotten, not kept pending until close.
+        """
+        try:
+            self._call(coro)
+        except BaseException:
+            with self._lock:
+                self._pending.discard(result)
+            raise
 
     @property
     def producer(self) -> KinesisProducer:
@@ -166,7 +182,7 @@ class SyncKinesisProducer:
             )
             _settle_into(future, result)
 
-        self._call(buffer())
+        self._buffer(result, buffer())
         return result
 
     def send_and_wait(self, data: Any, **kwargs: Any) -> Ack:
@@ -195,7 +211,7 @@ class SyncKinesisProducer:
             future = await self._producer.send_many(materialised, materialised_keys, block=block)
             _settle_into(future, result)
 
-        self._call(buffer())
+        self._buffer(result, buffer())
         return result
 
     def flush(self, timeout: float | None = None) -> None:

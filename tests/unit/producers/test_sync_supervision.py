@@ -10,7 +10,13 @@ import asyncio
 import pytest
 
 from producers.sync import SyncKinesisProducer
-from shardline.errors import BackgroundTaskError, ClosedError, DeliveryError
+from shardline.errors import (
+    BackgroundTaskError,
+    BufferFullError,
+    ClosedError,
+    DeliveryError,
+    InvalidPartitionKeyError,
+)
 from shardline.records import Ack, Record
 from tests.unit.producers.fake_kinesis import FakeKinesis
 
@@ -77,3 +83,22 @@ async def _install_gate(fake: FakeKinesis) -> bool:
     """A gate that never opens, created on the producer's loop: requests hang."""
     fake.gate = asyncio.Event()
     return True
+
+
+def test_refused_sends_leave_nothing_tracked_and_calls_after_close_say_closed() -> None:
+    fake = FakeKinesis()
+    fake.gate = asyncio.Event()  # nothing is answered: the buffer stays full
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, buffer_max_records=1, **FAST)
+    for _ in range(100):
+        with pytest.raises(InvalidPartitionKeyError):
+            producer.send(b"x", partition_key="")
+        with pytest.raises(InvalidPartitionKeyError):
+            producer.send_many([b"x"], [""])
+    producer.send(b"fills the buffer", partition_key="k")
+    with pytest.raises(BufferFullError):
+        producer.send(b"no room", partition_key="k", block=False)
+    # before: every refused call left a future tracked until close (10,000 calls, 10,000 futures)
+    assert len(producer._pending) == 1
+    producer.close(timeout=0.1)
+    with pytest.raises(ClosedError):
+        producer.flush(timeout=BOUND)  # before: RuntimeError("Event loop is closed")
