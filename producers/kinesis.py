@@ -53,7 +53,6 @@ from shardline.errors import (
     DeliveryError,
     InvalidPartitionKeyError,
     RecordTooLargeError,
-    SerializationError,
     ShardlineError,
     ShardNotFoundError,
     ThrottledError,
@@ -65,9 +64,11 @@ from shardline.limits import DEFAULT_MAX_RECORD_BYTES, PARTITION_KEY_MAX_CHARS, 
 from shardline.metrics import MetricsObserver, guard_observer, takes_event
 from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
+from shardline.serde import serialize
 from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardInfo, ShardMap, list_shards
 from shardline.validation import (
     batch_columns,
+    require_text,
     validate_data,
     validate_explicit_hash_key,
     validate_partition_key,
@@ -357,6 +358,12 @@ class KinesisProducer:
                     except TimeoutError:
                         abandoned = True
                         self._abandon(DeliveryError(f"producer closed after {timeout}s before delivery"))
+            except asyncio.CancelledError:
+                # The caller's own bound on close (wait_for, a cancelled task): what is still
+                # pending fails now, and the requests stop, instead of close outliving it.
+                abandoned = True
+                self._abandon(DeliveryError("producer close was cancelled before delivery"))
+                raise
             finally:
                 await self._stop_background(cancel=abandoned or self._failure is not None)
                 if self._stack is not None:
@@ -654,6 +661,9 @@ class KinesisProducer:
         if type(partition_key) is not str or not 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS:
             validate_partition_key(partition_key)
         if explicit_hash_key is not None:
+            # Routed by its hash key, this key is first encoded by the sender (the aggregate's
+            # key table, the request body): checked here, where a bad one fails this record.
+            validate_partition_key(partition_key)
             explicit_hash_key = validate_explicit_hash_key(explicit_hash_key)
         size = len(payload) + len(partition_key)
         if size > self._fast_key_limit:
@@ -668,6 +678,7 @@ class KinesisProducer:
         """An event id must be a non-empty str, and its one-record aggregate must fit the stream."""
         if type(event_id) is not str or not event_id:
             raise ValidationError("event id must be a non-empty str")
+        require_text(event_id, "event id")
         # The envelope (magic, MD5, key table, framing, tag) is far below this bound; the
         # exact size is computed only for records near the stream's limit.
         bound = size + 3 * len(partition_key) + 4 * len(event_id) + 192
@@ -685,13 +696,7 @@ class KinesisProducer:
 
     def _serialize(self, value: Any) -> bytes:
         assert self._serializer is not None
-        try:
-            data = self._serializer(value)
-        except ShardlineError:
-            raise
-        except Exception as exc:
-            raise SerializationError(f"serializer failed on a {type(value).__name__}") from exc
-        return validate_data(data)
+        return serialize(self._serializer, value)
 
     def _route_many(
         self, values: Iterable[Any], keys: Sequence[str | None] | None
@@ -859,15 +864,24 @@ class KinesisProducer:
         self._send_run = None
         acc = self._acc
         assert acc is not None
-        added = acc.add_records(
-            run,
-            run.keys,
-            cast("list[bytes]", run.datas),
-            run.groups,
-            run.started,
-            run.started + self._record_ttl,
-            run.extras or None,
-        )
+        try:
+            added = acc.add_records(
+                run,
+                run.keys,
+                cast("list[bytes]", run.datas),
+                run.groups,
+                run.started,
+                run.started + self._record_ttl,
+                run.extras or None,
+            )
+        except Exception as exc:
+            # A defect, as send() validated every record: part of the run may be in open
+            # aggregates already, so it cannot be retried.  Its owner is the producer, which
+            # fails with it; the run stays reachable so that every record of it fails too.
+            self._send_run = run
+            if self._failure is None:
+                self._fail_producer("buffering send() records failed", exc)
+            raise
         assert added == run.nbytes, "buffer accounting out of step"
 
     def _wake_sender(self) -> None:
@@ -1109,7 +1123,12 @@ class KinesisProducer:
             self._fail_producer("the sender task ended early", RuntimeError("sender returned"))
 
     def _on_request_done(self, task: asyncio.Task[None]) -> None:
-        error = None if task.cancelled() else task.exception()
+        if task.cancelled():
+            # Only the producer cancels its requests, once their records have failed (close
+            # after its timeout, a failure); any other cancellation would leave them unresolved.
+            error: BaseException | None = None if self._closing else asyncio.CancelledError()
+        else:
+            error = task.exception()
         if error is not None and self._failure is None:
             # Fail the producer while the task's own batch is still listed as in flight.
             self._fail_producer("a PutRecords request task died", error)
@@ -1181,9 +1200,7 @@ class KinesisProducer:
         try:
             try:
                 with map_aws_errors("kinesis"):
-                    response = await self._client.put_records(
-                        Records=[entry.request_entry() for entry in batch], **self._stream_param
-                    )
+                    response = await self._put_records(batch)
             except ShardlineError as error:
                 # Anything else is a programming error: it ends this task, whose owner
                 # (_on_request_done) fails every pending record with it.
@@ -1204,6 +1221,32 @@ class KinesisProducer:
             assert self._wakeup is not None
             self._wakeup.set()
 
+    async def _put_records(self, batch: list[Entry]) -> Any:
+        """The PutRecords call of ``batch``, bounded by its records' time to live.
+
+        The client's own timeouts may be long or absent (an injected client): a call still
+        unanswered ``record_ttl`` seconds after it started, when every record in it has
+        outlived its time to live, is given up as a call without an answer (the retry path
+        then fails its records as expired), so ``flush()`` and ``close()`` end.  A
+        ``CancelledError`` that nobody sent to this request (an HTTP library can surface its
+        own timeouts so) is such a call too, not the end of the request task with its records
+        left unresolved.
+        """
+        records = [entry.request_entry() for entry in batch]
+        try:
+            async with asyncio.timeout(self._record_ttl) as bound:
+                return await self._client.put_records(Records=records, **self._stream_param)
+        except TimeoutError:
+            if bound.expired():
+                unanswered = "no answer to PutRecords within the records' time to live"
+                raise TransientServiceError(unanswered) from None
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the producer stops this request (close, failure)
+            raise TransientServiceError("the PutRecords call was cancelled inside the client") from None
+
     async def _handle_response(self, batch: list[Entry], response: Any) -> int:
         """Acknowledge, retry or fail each entry; return the user bytes acknowledged.
 
@@ -1212,7 +1255,7 @@ class KinesisProducer:
         answer is retried as not written, and so is one whose result is neither an error
         code nor a shard and sequence number.
         """
-        results = response.get("Records")
+        results = response.get("Records") if isinstance(response, dict) else None
         if type(results) is not list:
             results = []
         now = self._clock()
@@ -1309,6 +1352,9 @@ class KinesisProducer:
         now = self._clock()
         # Records re-sent go ahead of everything buffered: they were sent before any of it
         # (the refresh above has just re-planned the rest), so each key keeps its order.
+        # They are retries of their entry (its attempts, the retry engine's back-off and
+        # limit): an endpoint that keeps answering with a shard the listing lacks gets a
+        # bounded number of copies, not one per round trip until the time to live.
         ahead: list[Entry] = []
         for entry, shard_id, sequence_number in misplaced:
             shard = shard_map.get(shard_id)
@@ -1325,10 +1371,13 @@ class KinesisProducer:
                 members.append(member)
                 datas.append(data)
             for target, (members, datas) in resend.items():
-                ahead += acc.build_entries(target, members, entry.created, entry.deadline, datas)
+                for rebuilt in acc.build_entries(target, members, entry.created, entry.deadline, datas):
+                    rebuilt.attempts = entry.attempts
+                    ahead.append(rebuilt)
             rerouted = sum(len(members) for members, _ in resend.values())
             self._observer.on_event(events.RECORDS_REROUTED, rerouted, stream=self._stream_label)
-        acc.requeue(ahead)
+        if ahead:
+            self._retry(ahead, TransientServiceError("written to a shard other than planned; sent again"))
         assert self._wakeup is not None
         self._wakeup.set()
 

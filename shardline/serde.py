@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
-from shardline.errors import SerializationError
+from shardline.errors import SerializationError, ShardlineError
+from shardline.validation import validate_data
 
 __all__ = [
     "Deserializer",
@@ -22,6 +23,7 @@ __all__ = [
     "identity",
     "json_deserializer",
     "json_serializer",
+    "serialize",
     "text_deserializer",
     "text_serializer",
 ]
@@ -31,6 +33,24 @@ Deserializer: TypeAlias = Callable[[bytes], Any]
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _decoder = json.JSONDecoder()
+
+
+def serialize(serializer: Serializer, value: Any) -> bytes:
+    """``serializer(value)`` as record bytes, for a producer's ``serializer`` option.
+
+    A failure is a :class:`~shardline.errors.SerializationError` naming the value's type and
+    the exception's, chained to it; its message is left out of ours, since a serializer's
+    complaint often quotes the value (``invalid literal for int(): 'card-4111...'``).
+    """
+    try:
+        data = serializer(value)
+    except ShardlineError:
+        raise
+    except Exception as exc:
+        raise SerializationError(
+            f"serializer failed on a {type(value).__name__} ({type(exc).__name__})"
+        ) from exc
+    return validate_data(data)
 
 
 def json_serializer(value: Any) -> bytes:

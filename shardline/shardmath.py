@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardline.errormap import not_a_kinesis_answer
-from shardline.errors import ConfigurationError, ShardNotFoundError
+from shardline.errors import ConfigurationError, InvalidPartitionKeyError, ShardNotFoundError
+from shardline.validation import require_text
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
@@ -262,10 +263,13 @@ class ShardMap:
         cache = self._key_cache
         shard = cache.get(partition_key)
         if shard is None:
+            try:
+                encoded = partition_key.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: the key's typed error, raised here
+                require_text(partition_key, "partition key", InvalidPartitionKeyError)
+                raise
             # the MD5 digest is looked up as it is (see the module docstring)
-            shard = self._shard_for_digest(
-                _md5(partition_key.encode("utf-8"), usedforsecurity=False).digest()
-            )
+            shard = self._shard_for_digest(_md5(encoded, usedforsecurity=False).digest())
             if self._cache_size:
                 if len(cache) >= self._cache_size:
                     # Start over rather than evict one by one: deleting a dict's oldest entry

@@ -29,13 +29,43 @@ from shardline.records import Record
 
 __all__ = [
     "batch_columns",
+    "is_text",
     "record_size",
+    "require_text",
     "validate_data",
     "validate_explicit_hash_key",
     "validate_partition_key",
     "validate_record",
     "validate_record_size",
 ]
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` has a UTF-8 form: no lone surrogate (ASCII is checked at C speed).
+
+    A str can hold lone surrogates (from JSON ``\\ud800`` escapes, ``surrogateescape``
+    decoding), which no wire format here can carry: encoding one raises.
+    """
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_text(value: str, what: str, error: type[ValidationError] = ValidationError) -> str:
+    """Return ``value`` if it has a UTF-8 form, else raise ``error`` naming ``what``.
+
+    Checked when a record is accepted: past that point the text is encoded by a background
+    task (an aggregate's key table, a request body, librdkafka), where it would fail every
+    record buffered with it instead of the one that carried it.
+    """
+    if not is_text(value):
+        position = next(n for n, char in enumerate(value) if "\ud800" <= char <= "\udfff")
+        raise error(f"{what} is not Unicode text: character {position} is a lone surrogate")
+    return value
 
 
 def validate_partition_key(key: object) -> str:
@@ -47,7 +77,7 @@ def validate_partition_key(key: object) -> str:
             f"partition key must have {PARTITION_KEY_MIN_CHARS}..{PARTITION_KEY_MAX_CHARS} "
             f"characters, got {len(key)}"
         )
-    return key
+    return require_text(key, "partition key", InvalidPartitionKeyError)
 
 
 def validate_explicit_hash_key(value: object) -> int:
