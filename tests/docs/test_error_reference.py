@@ -38,3 +38,18 @@ def test_every_error_class_is_documented_with_its_retriable_flag() -> None:
         documented = rows[cls.__name__]
         if documented != "depends":
             assert (documented == "yes") == cls.retriable, f"{cls.__name__}: doc says {documented}"
+
+
+def test_each_error_is_documented_once() -> None:
+    names = [match["name"] for match in _ROW.finditer(DOC.read_text(encoding="utf-8"))]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    assert not repeated, f"documented twice: {repeated}"
+
+
+_MARKER = re.compile(r"^(<{7}|>{7}|={7})( |$)", re.MULTILINE)
+
+
+def test_no_merge_conflict_markers_are_left_in_the_docs() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    marked = [str(path) for path in docs.rglob("*.md") if _MARKER.search(path.read_text(encoding="utf-8"))]
+    assert not marked, f"conflict markers in {marked}"
