@@ -662,11 +662,16 @@ _DEFAULT_POLICY: Final = DeaggregationPolicy()
 
 
 def _tags_of(record: Any) -> tuple[str | None, str | None]:
-    """(event id, event-id MAC) from a user record's tags."""
+    """(event id, event-id MAC) from a user record's tags.
+
+    A tag value that is not UTF-8 comes out of the protobuf runtime as ``bytes``, not str:
+    it is no event id (nothing Shardline writes), and read as one it broke every sink, dead
+    letter and MAC check downstream of the record that carried it.
+    """
     event_id: str | None = None
     mac: str | None = None
     for tag in record.tags[:]:
-        if not tag.HasField("value"):
+        if not tag.HasField("value") or type(tag.value) is not str:
             continue
         if tag.key == EVENT_ID_TAG and event_id is None:
             event_id = tag.value

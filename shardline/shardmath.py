@@ -119,7 +119,11 @@ class KeysInRange:
         """Whether ``partition_key`` hashes into the range."""
         if partition_key in self._inside:
             return True
-        if not self._low <= cached_partition_key_hash(partition_key) <= self._high:
+        try:
+            hash_key = cached_partition_key_hash(partition_key)
+        except UnicodeEncodeError:  # a key with no UTF-8 form (a crafted answer) hashes nowhere
+            return False
+        if not self._low <= hash_key <= self._high:
             return False
         if len(self._inside) >= self._max_keys:
             self._inside.clear()

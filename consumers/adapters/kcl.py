@@ -265,6 +265,15 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         self._last_checkpoint_time = self._clock()
         return True
 
+    def close(self) -> None:
+        """Close the sinks (if the daemon never ended the shard) and the processor's own loop,
+        whose collection at exit otherwise printed a traceback on stderr."""
+        try:
+            self._close()
+        finally:
+            if not self._loop.is_closed():
+                self._loop.close()
+
     def _close(self) -> None:
         async def close_all() -> None:
             if self._sink is not None:
@@ -318,7 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream_name=args.stream_name,
         checkpoint_interval=args.checkpoint_interval,
     )
-    kcl.KCLProcess(record_processor).run()
+    try:
+        kcl.KCLProcess(record_processor).run()
+    finally:
+        record_processor.close()
     return 0
 
 

@@ -128,8 +128,9 @@ def _kinesis_records(
                 raise ValidationError(f"unsupported eventSource {str(raw['eventSource'])[:64]!r}")
             kinesis = raw["kinesis"]
             sequence_number = str(kinesis["sequenceNumber"])
-            if not (sequence_number.isdigit() and sequence_number.isascii()):
-                raise ValidationError("Kinesis sequence number is not decimal")
+            if not (sequence_number.isdigit() and sequence_number.isascii()) or len(sequence_number) > 129:
+                # the API's pattern allows 129 digits; a longer one is refused before int() reads it
+                raise ValidationError("Kinesis sequence number is not a decimal of at most 129 digits")
             shard_id = str(raw["eventID"]).split(":", 1)[0]
             data = base64.b64decode(kinesis["data"], validate=True)
             arrival = kinesis.get("approximateArrivalTimestamp")

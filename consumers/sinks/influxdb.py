@@ -104,7 +104,11 @@ def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
         raise ValidationError("payload has no field")
     fields = ",".join(f"{escape_key(k)}={field_value(v)}" for k, v in sorted(measures.items()))
     time_ns = mapping.time_ns(record, payload)
-    return f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n".encode()
+    line = f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n"
+    try:
+        return line.encode()
+    except UnicodeEncodeError as exc:  # a JSON "\ud800" escape: no UTF-8 form, refused as input
+        raise ValidationError(f"payload text has no UTF-8 form (character {exc.start} of the line)") from None
 
 
 class InfluxDBSink(BatchingSink[bytes]):

@@ -111,6 +111,22 @@ def test_foreign_tags_and_tags_without_value_give_no_event_id() -> None:
     assert [r.event_id for r in deaggregate(blob) or []] == [None, None]
 
 
+def test_a_tag_value_that_is_not_utf8_is_no_event_id_and_the_record_still_reads() -> None:
+    # protobuf hands a proto2 string that is not UTF-8 back as bytes: read as an event id it
+    # broke the record's JSON (sinks, dead letter) and the MAC check downstream
+    message = AggregatedRecord()
+    message.partition_key_table.append("k")
+    message.records.add(partition_key_index=0, data=b'{"a":1}').tags.add(key=EVENT_ID_TAG, value="xx")
+    message.records.add(partition_key_index=0, data=b"ok").tags.add(key=EVENT_ID_TAG, value="id-2")
+    body = message.SerializeToString().replace(b"\x12\x02xx", b"\x12\x02\xff\xfe")  # same length
+    blob = MAGIC + body + hashlib.md5(body, usedforsecurity=False).digest()
+    assert [(r.data, r.event_id) for r in deaggregate(blob) or []] == [(b'{"a":1}', None), (b"ok", "id-2")]
+    outer = ConsumedRecord(blob, "k", KinesisPosition("s", "shardId-000000000000", "42"))
+    inner = deaggregate_consumed(outer)
+    assert [r.event_id for r in inner] == [None, "id-2"]
+    assert all(type(r.event_id) in (str, type(None)) for r in inner)
+
+
 def test_deaggregate_consumed_keeps_an_unsigned_event_id_informational() -> None:
     builder = AggregateBuilder()
     builder.try_add("a", b"1", None, "id-1")
