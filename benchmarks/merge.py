@@ -12,7 +12,7 @@ outcome goes through the same :func:`~benchmarks.result.build_result` as a singl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.partial_check import (
     MAX_PARTIAL_BYTES,
-    MAX_START_SPREAD_SECONDS,
+    START_MARGIN_SECONDS,
     check_merge_size,
     check_partial,
 )
@@ -36,6 +36,7 @@ __all__ = [
     "merge_partials",
     "partial_from_outcome",
     "partial_name",
+    "read_named_partials",
     "read_partials",
     "write_partial",
 ]
@@ -43,6 +44,8 @@ __all__ = [
 PARTIAL_KIND = "shardline.stream-bench/partial"
 PARTIAL_VERSION = 1
 _COUNTERS = ("sent", "acked", "acked_bytes", "failed", "consumed", "throttles", "retries")
+_PER_WORKER_OPTIONS = frozenset({"worker_id", "new_stream"})
+_ABSENT = object()
 
 
 def partial_name(worker_id: int, workers: int) -> str:
@@ -106,17 +109,24 @@ def _options_from_dict(document: dict[str, Any]) -> RunOptions:
     return RunOptions(**{**document, "workload": WorkloadSpec(**workload)})
 
 
-def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
-    """One run outcome from every worker's partial; refuses a missing, doubled or foreign part."""
+def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None = None) -> RunOutcome:
+    """One run outcome from every worker's partial; refuses a missing, doubled or foreign part.
+
+    ``sources`` names where each partial came from, for the refusals; without it a partial is
+    named by the file name the bench writes it under.
+    """
+    _check_kind(partials)
+    names = (
+        list(sources)
+        if sources is not None
+        else [partial_name(p["worker_id"], p["workers"]) for p in partials]
+    )
+    _check_one_run(partials, names)
     _check_complete(partials)
     starts = [datetime.fromisoformat(p["started_at"]) for p in partials]
     first = min(starts)
     shifts = [round((start - first).total_seconds()) for start in starts]
-    if max(shifts) > MAX_START_SPREAD_SECONDS:
-        raise ConfigurationError(
-            f"the partials' start times are {max(shifts)} s apart: not the workers of one run "
-            f"(at most {MAX_START_SPREAD_SECONDS} s)"
-        )
+    _check_start_spread(partials, names, shifts)
     shard_ids = sorted(shard for p in partials for shard in p["shard_ids"])
     check_merge_size(
         len(set(shard_ids)), max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
@@ -164,19 +174,60 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
     )
 
 
-def _check_complete(partials: list[dict[str, Any]]) -> None:
+def _check_kind(partials: list[dict[str, Any]]) -> None:
     if not partials:
         raise ConfigurationError("no partial results to merge")
     for partial in partials:
         if partial.get("kind") != PARTIAL_KIND or partial.get("version") != PARTIAL_VERSION:
             raise ConfigurationError("not a stream-bench partial result (kind or version differs)")
-    workers = {p["workers"] for p in partials}
-    streams = {p["stream"] for p in partials}
-    if len(workers) != 1 or len(streams) != 1:
+
+
+def _run_settings(partial: dict[str, Any]) -> dict[str, Any]:
+    """What every worker of one run shares: the stream, the worker count and every option but
+    the worker's own (its id, and whether it found the stream new)."""
+    options = {k: v for k, v in partial["options"].items() if k not in _PER_WORKER_OPTIONS}
+    return {"workers": partial["workers"], "stream": partial["stream"], "options": options}
+
+
+def _difference(first: Any, other: Any, path: str = "") -> str | None:
+    """The first member (``options/workload/rate``) where two JSON values differ, or ``None``."""
+    if isinstance(first, dict) and isinstance(other, dict):
+        for key in sorted(first.keys() | other.keys()):
+            found = _difference(first.get(key, _ABSENT), other.get(key, _ABSENT), f"{path}/{key}")
+            if found is not None:
+                return found
+        return None
+    same = type(first) is type(other) and first == other
+    return None if same else path.lstrip("/")
+
+
+def _check_one_run(partials: list[dict[str, Any]], names: list[str]) -> None:
+    """Refuse partials that disagree on the run's settings: a partial left in the same place by
+    an earlier run with the same stream name would otherwise merge into wrong numbers."""
+    settings = _run_settings(partials[0])
+    for partial, name in zip(partials[1:], names[1:], strict=True):
+        field = _difference(settings, _run_settings(partial))
+        if field is not None:
+            raise ConfigurationError(
+                f"{names[0]} and {name} are not parts of one run: they differ in {field}"
+            )
+
+
+def _check_start_spread(partials: list[dict[str, Any]], names: list[str], shifts: list[int]) -> None:
+    """The workers of one run produce at the same time: refuse start times further apart than
+    the run's planned duration plus :data:`START_MARGIN_SECONDS`."""
+    limit = partials[0]["options"]["workload"]["duration"] + START_MARGIN_SECONDS
+    if max(shifts) > limit:
+        earliest = names[shifts.index(min(shifts))]
+        latest = names[shifts.index(max(shifts))]
         raise ConfigurationError(
-            f"the partials come from different runs (workers {sorted(workers)}, streams {sorted(streams)})"
+            f"{earliest} and {latest}: the partials' start times are {max(shifts)} s apart, more than "
+            f"the run's duration plus {START_MARGIN_SECONDS} s ({limit:g} s): not the workers of one run"
         )
-    expected = set(range(workers.pop()))
+
+
+def _check_complete(partials: list[dict[str, Any]]) -> None:
+    expected = set(range(partials[0]["workers"]))
     ids = [p["worker_id"] for p in partials]
     if sorted(ids) != sorted(expected):
         missing = sorted(expected - set(ids))
@@ -242,7 +293,16 @@ def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None)
 def read_partials(
     where: str, *, s3_client: Any = None, progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id.
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id
+    (:func:`read_named_partials` without the names)."""
+    return [document for _, document in read_named_partials(where, s3_client=s3_client, progress=progress)]
+
+
+def read_named_partials(
+    where: str, *, s3_client: Any = None, progress: Callable[[str], None] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location with the file or
+    object it came from, by worker id.
 
     What another machine wrote is input: each file is read up to
     :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` and checked
@@ -250,7 +310,7 @@ def read_partials(
     ``progress`` is told each partial as it is read ("3 of 40 ..."): a merge of many workers'
     partials from S3 fetches tens of megabytes before it prints anything else.
     """
-    documents: list[dict[str, Any]] = []
+    documents: list[tuple[str, dict[str, Any]]] = []
     if where.startswith("s3://"):
         bucket, prefix = _split_s3(where)
         client = s3_client or _s3()
@@ -268,7 +328,7 @@ def read_partials(
                 progress(f"{number} of {len(listed)}: {source} ({size:,} bytes)")
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
             _check_size(source, len(body))
-            documents.append(check_partial(_parse(body, source), source))
+            documents.append((source, check_partial(_parse(body, source), source)))
     else:
         directory = Path(where)
         if not directory.is_dir():
@@ -279,10 +339,10 @@ def read_partials(
             _check_size(str(path), size)
             if progress is not None:
                 progress(f"{number} of {len(paths)}: {path} ({size:,} bytes)")
-            documents.append(check_partial(_parse(path.read_bytes(), str(path)), str(path)))
+            documents.append((str(path), check_partial(_parse(path.read_bytes(), str(path)), str(path))))
     if not documents:
         raise ConfigurationError(f"no partial results (partial-*.json) in {where}")
-    return sorted(documents, key=lambda d: int(d["worker_id"]))
+    return sorted(documents, key=lambda named: int(named[1]["worker_id"]))
 
 
 def _check_size(source: str, size: int) -> None:

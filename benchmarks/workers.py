@@ -101,7 +101,10 @@ def run_worker_processes(
     workers: list[tuple[Any, Connection]] = []
     try:
         with _forward_stop(workers):
-            _start(context, workers, worker_main, replace(options, stream=stream, new_stream=created), target)
+            shared = replace(
+                options, stream=stream, new_stream=created, run_id=options.run_id or uuid.uuid4().hex
+            )
+            _start(context, workers, worker_main, shared, target)
             partials = _collect(workers, _timeout(options))
     except BaseException:
         _stop(workers, graceful=False)

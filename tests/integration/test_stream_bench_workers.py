@@ -62,6 +62,8 @@ def test_two_worker_processes_merge_into_one_result(moto_endpoint: str, tmp_path
     partials = run_worker_processes(options, KinesisTarget("kinesis", moto_endpoint))
     assert [p["worker_id"] for p in partials] == [0, 1]
     assert set(partials[0]["shard_ids"]).isdisjoint(partials[1]["shard_ids"])
+    run_ids = {part["options"]["run_id"] for part in partials}
+    assert len(run_ids) == 1 and None not in run_ids  # the parent gave its workers one run id
     for part in partials:
         assert _sum([part], "sent") > 0 and _sum([part], "acked") == _sum([part], "sent")
         assert _sum([part], "consumed") == _sum([part], "acked")  # each worker reads what it wrote

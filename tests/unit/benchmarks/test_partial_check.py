@@ -139,6 +139,10 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
     "a histogram that inflates to 64 MiB": (_set("recorder/e2e_latency/hdr", _bomb()), "larger than"),
     "a histogram that is no base64": (_set("recorder/e2e_latency/hdr", "not base64!"), "not base64"),
     "an unknown member": (_set("extra", 1), "additionalProperties"),
+    "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
+    "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
+    "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
+    "a start after the run ended": (_set("started_at", "2026-01-01T00:05:04+00:00"), "304 s apart"),
 }
 
 
@@ -161,6 +165,38 @@ def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     outcome = merge_partials(read_partials(str(tmp_path)))
     assert outcome.recorder.sent == {0: 1000, 1: 1000, 2: 1000}
+
+
+def test_a_refusal_names_the_files_it_was_read_from() -> None:
+    parts = _parts()
+    parts[1]["options"]["shards"] = 8
+    with pytest.raises(ConfigurationError, match=r"^w0\.json and w1\.json .* differ in options/shards$"):
+        merge_partials(parts, ["w0.json", "w1.json"])
+
+
+def test_parts_of_one_run_merge_whatever_each_worker_found(tmp_path: Path) -> None:
+    """Only a worker's own id and whether it created the stream may differ; the run id must not."""
+    parts = _parts()
+    for part in parts:
+        part["options"]["run_id"] = "run-a"
+    parts[1]["options"]["new_stream"] = True
+    parts[1]["started_at"] = "2026-01-01T00:05:03+00:00"  # the 3 s run's duration plus 300 s
+    _write(tmp_path, parts)
+    assert (
+        merge_partials(read_partials(str(tmp_path))).recorder.sent[303] == parts[1]["recorder"]["sent"]["0"]
+    )
+
+
+def test_the_machines_of_an_aws_batch_array_share_its_job_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.cli import _run_options, build_parser
+
+    argv = ["run", "--target", "kinesis", "--stream", "s", "--shards", "4", "--workers", "4", "--worker-id"]
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "4f3a9c1e-77b2-4a0e-9a51-0c8e3d1b2a6f:3")
+    assert (
+        _run_options(build_parser().parse_args([*argv, "3"])).run_id == "4f3a9c1e-77b2-4a0e-9a51-0c8e3d1b2a6f"
+    )
+    monkeypatch.delenv("AWS_BATCH_JOB_ID")
+    assert _run_options(build_parser().parse_args([*argv, "3"])).run_id is None
 
 
 def test_each_partial_is_told_to_progress_as_it_is_read(tmp_path: Path) -> None:
