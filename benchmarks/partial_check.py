@@ -86,9 +86,24 @@ def check_partial(document: object, source: str) -> dict[str, Any]:
         raise ConfigurationError(f"{source}: started_at is not an ISO 8601 time") from None
     if started.utcoffset() is None:
         raise ConfigurationError(f"{source}: started_at has no UTC offset")
+    _check_own_shards(document, source)
     _check_seconds(document, source)
     _check_key_counters(document["recorder"]["load"].values(), source)
     return document
+
+
+def _check_own_shards(document: Mapping[str, Any], source: str) -> None:
+    """Every per-shard series belongs to one of the worker's own shards, as a worker writes it.
+
+    :func:`check_merge_size` bounds the merge by the shards the partials own; a series for a
+    shard named nowhere else would get a timeline of its own beyond that bound (20,000 of them
+    in one small file made the merge run for minutes).
+    """
+    owned = set(document["shard_ids"])
+    recorder = document["recorder"]
+    for name in ("iterator_age", "accepted_records", "accepted_bytes", "load"):
+        if not owned.issuperset(recorder[name]):
+            raise ConfigurationError(f"{source}: recorder/{name} names a shard that is not in its shard_ids")
 
 
 def _check_seconds(document: Mapping[str, Any], source: str) -> None:

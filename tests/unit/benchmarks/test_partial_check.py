@@ -121,6 +121,16 @@ def _histogram(edit: Callable[[Any, bytes], tuple[Any, bytes]]) -> Edit:
     return apply
 
 
+def _foreign_shard(name: str) -> Edit:
+    """A per-shard series copied under a shard the partial does not own."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        table = parts[1]["recorder"][name]
+        table["ghost"] = copy.deepcopy(next(iter(table.values())))
+
+    return edit
+
+
 CRAFTED: dict[str, tuple[Edit, str]] = {
     "a billion workers": (_every("workers", 10**9), "workers"),
     "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
@@ -139,6 +149,11 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
     "a histogram that inflates to 64 MiB": (_set("recorder/e2e_latency/hdr", _bomb()), "larger than"),
     "a histogram that is no base64": (_set("recorder/e2e_latency/hdr", "not base64!"), "not base64"),
     "an unknown member": (_set("extra", 1), "additionalProperties"),
+    "a load for a shard it does not own": (_foreign_shard("load"), "recorder/load names a shard"),
+    "acks for a shard it does not own": (
+        _foreign_shard("accepted_records"),
+        "recorder/accepted_records names",
+    ),
     "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
     "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
     "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
@@ -240,6 +255,20 @@ def test_a_merge_larger_than_its_timeline_budget_is_refused(monkeypatch: pytest.
     monkeypatch.setattr(partial_check, "MAX_TIMELINE_CELLS", 1_000_000)
     with pytest.raises(ConfigurationError, match="4 shards over 600000 s"):
         merge_partials(parts)
+
+
+@pytest.mark.timeout(30)
+def test_many_shards_named_only_in_a_series_are_refused_before_timelines_are_built(tmp_path: Path) -> None:
+    parts = _parts()
+    load = parts[1]["recorder"]["load"]
+    template = next(iter(load.values()))
+    for n in range(2_000):  # a small file; its report would build 2,000 week-long timelines
+        load[f"ghost-{n}"] = {"records": {"3": 1}, "bytes": {"3": 1}, "keys": template["keys"]}
+    for part in parts:
+        part["wall_seconds"] = 600_000.0
+    _write(tmp_path, parts)
+    with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: recorder/load names a shard"):
+        merge_partials(read_partials(str(tmp_path)))
 
 
 class _Body:
