@@ -12,6 +12,7 @@ outcome goes through the same :func:`~benchmarks.result.build_result` as a singl
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -351,10 +352,36 @@ def _check_size(source: str, size: int) -> None:
 
 
 def _parse(body: bytes, source: str) -> Any:
+    """The JSON document in ``body``, or :class:`ConfigurationError` naming ``source``.
+
+    Python's ``json`` accepts ``NaN`` and ``Infinity`` (and reads ``1e999`` as infinity), which
+    JSON does not: every bound of the schema is false for NaN, so a NaN went on to a traceback,
+    invalid JSON in result.json or a run marked interrupted.  A number that is not finite is
+    refused here.  Nesting deeper than the interpreter's recursion limit is refused too.
+    """
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotFinite:
+        raise ConfigurationError(f"{source}: not JSON (a number that is not finite)") from None
+    except RecursionError:
+        raise ConfigurationError(f"{source}: not JSON (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
         raise ConfigurationError(f"{source}: not JSON") from None
+
+
+class _NotFinite(Exception):
+    """NaN, Infinity or -Infinity in a document (not JSON, though Python's json reads them)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
 
 
 def _s3() -> Any:

@@ -241,6 +241,41 @@ def test_a_file_that_is_not_json_or_too_large_is_refused_before_parsing(
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("wall_seconds", "NaN"),
+        ("client_cpu_seconds", "NaN"),
+        ("interrupted_after", "NaN"),
+        ("recorder/last_ack_at", "Infinity"),
+        ("peak_rss_mib", "-Infinity"),
+        ("process_cpu_seconds", "1e999"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused(path: str, text: str, tmp_path: Path) -> None:
+    """Every schema bound is false for NaN: it must not get past the parse."""
+    parts = _parts()
+    _set(path, "NOT-FINITE")(parts)
+    _write(tmp_path, parts)
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.write_text(name.read_text().replace('"NOT-FINITE"', text))
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON \(a number that is not finite\)"
+    ):
+        read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
+def test_a_document_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    (tmp_path / "partial-0001-of-0002.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON \(nested too deeply\)"
+    ):
+        read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
 def test_workers_started_a_century_apart_are_not_one_run() -> None:
     parts = _parts()
     parts[1]["started_at"] = "2126-01-01T00:00:00+00:00"
