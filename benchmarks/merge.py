@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -33,6 +36,7 @@ from benchmarks.workload import Skew, WorkloadSpec
 from shardline.errors import ConfigurationError
 
 __all__ = [
+    "PARTIAL_FILE_NAME",
     "PARTIAL_KIND",
     "merge_partials",
     "partial_from_outcome",
@@ -42,6 +46,10 @@ __all__ = [
     "write_partial",
 ]
 
+PARTIAL_FILE_NAME = re.compile(r"partial-[0-9]{4,5}-of-[0-9]{4,5}\.json")
+"""What :func:`partial_name` writes, and all that a directory or a bucket prefix is read for:
+one pattern for both, so a ``partial-0001-of-0002.json.bak`` beside the parts is ignored in
+either place."""
 PARTIAL_KIND = "shardline.stream-bench/partial"
 PARTIAL_VERSION = 1
 _COUNTERS = ("sent", "acked", "acked_bytes", "failed", "consumed", "throttles", "retries")
@@ -320,6 +328,7 @@ def read_named_partials(
             item
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
             for item in page.get("Contents", [])
+            if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
         ]
         for number, item in enumerate(listed, 1):
             source = f"s3://{bucket}/{item['Key']}"
@@ -334,16 +343,37 @@ def read_named_partials(
         directory = Path(where)
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
-        paths = sorted(directory.glob("partial-*.json"))
+        paths = sorted(path for path in directory.iterdir() if PARTIAL_FILE_NAME.fullmatch(path.name))
         for number, path in enumerate(paths, 1):
-            size = path.stat().st_size
-            _check_size(str(path), size)
-            if progress is not None:
-                progress(f"{number} of {len(paths)}: {path} ({size:,} bytes)")
-            documents.append((str(path), check_partial(_parse(path.read_bytes(), str(path)), str(path))))
+            body = _read_regular_file(path, number, len(paths), progress)
+            documents.append((str(path), check_partial(_parse(body, str(path)), str(path))))
     if not documents:
-        raise ConfigurationError(f"no partial results (partial-*.json) in {where}")
+        raise ConfigurationError(f"no partial results (partial-IIII-of-NNNN.json) in {where}")
     return sorted(documents, key=lambda named: int(named[1]["worker_id"]))
+
+
+def _read_regular_file(path: Path, number: int, count: int, progress: Callable[[str], None] | None) -> bytes:
+    """The bytes of the regular file at ``path`` (a symbolic link to one will do), read no
+    further than :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` + 1.
+
+    The file is opened without blocking and checked by its open descriptor: a FIFO named like a
+    partial made the merge wait for a writer forever, and a link to ``/dev/zero`` read until
+    memory ran out.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror})") from None
+    with open(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigurationError(f"{path}: not a regular file")
+        _check_size(str(path), status.st_size)
+        if progress is not None:
+            progress(f"{number} of {count}: {path} ({status.st_size:,} bytes)")
+        body = file.read(MAX_PARTIAL_BYTES + 1)
+    _check_size(str(path), len(body))
+    return body
 
 
 def _check_size(source: str, size: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -273,6 +274,44 @@ def test_a_document_nested_too_deeply_is_refused(tmp_path: Path) -> None:
         ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON \(nested too deeply\)"
     ):
         read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="POSIX files")
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_partial_that_is_not_a_regular_file_is_refused(kind: str, tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.unlink()
+    if kind == "fifo":
+        os.mkfifo(name)  # no writer: a blocking read waits forever
+    else:
+        name.symlink_to("/dev/zero")  # reads without end
+    with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: not a regular file"):
+        read_partials(str(tmp_path))
+
+
+def test_a_link_to_a_regular_partial_is_read(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.rename(tmp_path / "elsewhere")
+    name.symlink_to(tmp_path / "elsewhere")
+    assert [p["worker_id"] for p in read_partials(str(tmp_path))] == [0, 1]
+
+
+def test_a_directory_and_a_bucket_read_the_same_names(tmp_path: Path) -> None:
+    """A backup beside the parts is no part, in a directory or under a prefix."""
+    bodies = [json.dumps(part).encode() for part in _parts()]
+    names = ["partial-0000-of-0002.json", "partial-0001-of-0002.json", "partial-0001-of-0002.json.bak"]
+    objects = {f"run/{name}": body for name, body in zip(names, [*bodies, b"old"], strict=True)}
+    (tmp_path / "run").mkdir()
+    for name, body in objects.items():
+        (tmp_path / name).write_bytes(body)
+    objects["run/partial-0000-of-0002.json/nested"] = b"not a part"  # a "directory" in the bucket
+    bucket = _Bucket({key: (len(body), body) for key, body in objects.items()})
+    from_bucket = read_partials("s3://b/run/", s3_client=bucket)
+    assert bucket.fetched == ["run/partial-0000-of-0002.json", "run/partial-0001-of-0002.json"]
+    assert from_bucket == read_partials(str(tmp_path / "run"))
 
 
 @pytest.mark.timeout(30)
