@@ -118,6 +118,15 @@ def _options_from_dict(document: dict[str, Any]) -> RunOptions:
     return RunOptions(**{**document, "workload": WorkloadSpec(**workload)})
 
 
+def _checked_options(partial: dict[str, Any], name: str) -> RunOptions:
+    """The run's settings as :class:`RunOptions`, or :class:`ConfigurationError` naming the file
+    when they are not settings a run can have (the schema checks each alone, this the whole)."""
+    try:
+        return _options_from_dict(partial["options"])
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{name}: options are not a run's settings ({exc})") from None
+
+
 def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None = None) -> RunOutcome:
     """One run outcome from every worker's partial; refuses a missing, doubled or foreign part.
 
@@ -137,16 +146,16 @@ def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None
     shifts = [round((start - first).total_seconds()) for start in starts]
     _check_start_spread(partials, names, shifts)
     shard_ids = sorted(shard for p in partials for shard in p["shard_ids"])
-    check_merge_size(
-        len(set(shard_ids)), max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
-    )
+    options = replace(_checked_options(partials[0], names[0]), worker_id=0)
+    # the report's per-shard timelines span the run's planned duration as well as its seconds
+    spanned = max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
+    check_merge_size(len(set(shard_ids)), max(spanned, options.workload.duration))
     recorder = Recorder(shard_ids, 0.0)
     for partial, shift in zip(partials, shifts, strict=True):
         _absorb(recorder, partial["recorder"], shift)
     recorder.load = ShardLoadTracker.merged(
         [(p["recorder"]["load"], shift) for p, shift in zip(partials, shifts, strict=True)]
     )
-    options = replace(_options_from_dict(partials[0]["options"]), worker_id=0)
     gateway: dict[str, Any] = {}
     for partial in partials:
         gateway.update(partial["gateway"] or {})

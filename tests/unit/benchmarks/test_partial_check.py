@@ -122,6 +122,27 @@ def _histogram(edit: Callable[[Any, bytes], tuple[Any, bytes]]) -> Edit:
     return apply
 
 
+def _both(path: str, value: Any) -> Edit:
+    """The same setting in every part: past the comparison, to what makes a run's settings."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        for part in parts:
+            *parents, last = path.split("/")
+            target: Any = part
+            for name in parents:
+                target = target[name]
+            target[last] = value
+
+    return edit
+
+
+def _drop_option(name: str) -> Edit:
+    def edit(parts: list[dict[str, Any]]) -> None:
+        del parts[1]["options"][name]
+
+    return edit
+
+
 def _foreign_shard(name: str) -> Edit:
     """A per-shard series copied under a shard the partial does not own."""
 
@@ -155,6 +176,21 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
         _foreign_shard("accepted_records"),
         "recorder/accepted_records names",
     ),
+    "an unknown option": (_set("options/evil", 1), "options: additionalProperties"),
+    "an unknown workload option": (
+        _set("options/workload/evil", 1),
+        "options/workload: additionalProperties",
+    ),
+    "a duration as a string": (_set("options/workload/duration", "five"), "options/workload/duration"),
+    "a duration of three years": (_set("options/workload/duration", 1e8), "options/workload/duration"),
+    "a skew that is no skew": (_set("options/workload/skew", "bogus"), "options/workload/skew"),
+    "a target as a list": (_set("options/target", ["kinesis"]), "options/target"),
+    "no drain": (_drop_option("drain_seconds"), "'drain_seconds' is a required property"),
+    "records too small to carry their header": (
+        _both("options/workload/record_size", 1),
+        "partial-0000-of-0002.json: options are not a run's settings (record_size must be",
+    ),
+    "more workers than shards": (_both("options/shards", 1), "--workers must not exceed --shards"),
     "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
     "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
     "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
@@ -343,6 +379,17 @@ def test_many_shards_named_only_in_a_series_are_refused_before_timelines_are_bui
     _write(tmp_path, parts)
     with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: recorder/load names a shard"):
         merge_partials(read_partials(str(tmp_path)))
+
+
+@pytest.mark.timeout(30)
+def test_the_planned_duration_counts_in_the_timeline_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's timelines span the planned duration even when the workers ran briefly."""
+    parts = _parts()
+    for part in parts:
+        part["options"]["workload"]["duration"] = 600_000.0
+    monkeypatch.setattr(partial_check, "MAX_TIMELINE_CELLS", 1_000_000)
+    with pytest.raises(ConfigurationError, match="4 shards over 600000 s"):
+        merge_partials(parts)
 
 
 class _Body:
