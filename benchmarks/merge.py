@@ -141,6 +141,7 @@ def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None
     )
     _check_one_run(partials, names)
     _check_complete(partials)
+    _check_shards_owned_once(partials, names)
     starts = [datetime.fromisoformat(p["started_at"]) for p in partials]
     first = min(starts)
     shifts = [round((start - first).total_seconds()) for start in starts]
@@ -242,6 +243,16 @@ def _check_start_spread(partials: list[dict[str, Any]], names: list[str], shifts
             f"{earliest} and {latest}: the partials' start times are {max(shifts)} s apart, more than "
             f"the run's duration plus {START_MARGIN_SECONDS} s ({limit:g} s): not the workers of one run"
         )
+
+
+def _check_shards_owned_once(partials: list[dict[str, Any]], names: list[str]) -> None:
+    """Each shard belongs to one worker: two partials that list one shard would count it twice."""
+    owners: dict[str, str] = {}
+    for partial, name in zip(partials, names, strict=True):
+        for shard in partial["shard_ids"]:
+            if shard in owners:
+                raise ConfigurationError(f"{owners[shard]} and {name} both list one shard as their own")
+            owners[shard] = name
 
 
 def _check_complete(partials: list[dict[str, Any]]) -> None:

@@ -143,6 +143,10 @@ def _drop_option(name: str) -> Edit:
     return edit
 
 
+def _claim_shard_of_worker_0(parts: list[dict[str, Any]]) -> None:
+    parts[1]["shard_ids"].append(parts[0]["shard_ids"][0])
+
+
 def _foreign_shard(name: str) -> Edit:
     """A per-shard series copied under a shard the partial does not own."""
 
@@ -191,6 +195,7 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
         "partial-0000-of-0002.json: options are not a run's settings (record_size must be",
     ),
     "more workers than shards": (_both("options/shards", 1), "--workers must not exceed --shards"),
+    "a shard another worker owns": (_claim_shard_of_worker_0, "both list one shard as their own"),
     "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
     "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
     "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
