@@ -196,6 +196,7 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
     ),
     "more workers than shards": (_both("options/shards", 1), "--workers must not exceed --shards"),
     "a shard another worker owns": (_claim_shard_of_worker_0, "both list one shard as their own"),
+    "a stream name that clears the screen": (_every("stream", "s\x1b[2J"), "at stream: pattern check failed"),
     "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
     "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
     "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
