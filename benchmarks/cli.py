@@ -15,6 +15,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -48,6 +49,15 @@ def _rate(text: str) -> float | None:
 
 
 BATCH_INDEX_ENV = "AWS_BATCH_JOB_ARRAY_INDEX"
+BATCH_JOB_ENV = "AWS_BATCH_JOB_ID"
+"""An array job's child has ``PARENT:INDEX`` here: the parent's id is the same for every worker."""
+
+
+def _batch_run_id() -> str | None:
+    """The AWS Batch array job's id (without a child's ``:INDEX``), shared by its workers; ``None``
+    outside AWS Batch or for an id that is not the plain word Batch uses."""
+    parent = os.environ.get(BATCH_JOB_ENV, "").partition(":")[0]
+    return parent if re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", parent) else None
 
 
 def _worker_id(text: str) -> int:
@@ -205,6 +215,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         generator=args.generator,
         workers=args.workers,
         worker_id=args.worker_id or 0,
+        run_id=_batch_run_id() if args.worker_id is not None else None,
     )
     check_consumer_supported(options, args.target)
     return options
@@ -312,18 +323,19 @@ def _run_one_worker(options: Any, where: str) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from benchmarks.merge import merge_partials, read_partials
+    from benchmarks.merge import merge_partials, read_named_partials
     from benchmarks.run import output_dir
 
     def progress(line: str) -> None:
         print(f"stream-bench merge: reading partial {line}", file=sys.stderr, flush=True)
 
-    partials = read_partials(args.source, progress=progress)
+    named = read_named_partials(args.source, progress=progress)
+    partials = [partial for _, partial in named]
     shards = len({shard for partial in partials for shard in partial["shard_ids"]})
     print(
         f"stream-bench merge: merging {len(partials)} partials ({shards} shards)", file=sys.stderr, flush=True
     )
-    outcome = merge_partials(partials)
+    outcome = merge_partials(partials, [source for source, _ in named])
     return _write_result(outcome, output_dir(args.out))
 
 

@@ -12,7 +12,11 @@ outcome goes through the same :func:`~benchmarks.result.build_result` as a singl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+import os
+import re
+import stat
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +25,7 @@ from typing import Any
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.partial_check import (
     MAX_PARTIAL_BYTES,
-    MAX_START_SPREAD_SECONDS,
+    START_MARGIN_SECONDS,
     check_merge_size,
     check_partial,
 )
@@ -32,17 +36,25 @@ from benchmarks.workload import Skew, WorkloadSpec
 from shardline.errors import ConfigurationError
 
 __all__ = [
+    "PARTIAL_FILE_NAME",
     "PARTIAL_KIND",
     "merge_partials",
     "partial_from_outcome",
     "partial_name",
+    "read_named_partials",
     "read_partials",
     "write_partial",
 ]
 
+PARTIAL_FILE_NAME = re.compile(r"partial-[0-9]{4,5}-of-[0-9]{4,5}\.json")
+"""What :func:`partial_name` writes, and all that a directory or a bucket prefix is read for:
+one pattern for both, so a ``partial-0001-of-0002.json.bak`` beside the parts is ignored in
+either place."""
 PARTIAL_KIND = "shardline.stream-bench/partial"
 PARTIAL_VERSION = 1
 _COUNTERS = ("sent", "acked", "acked_bytes", "failed", "consumed", "throttles", "retries")
+_PER_WORKER_OPTIONS = frozenset({"worker_id", "new_stream"})
+_ABSENT = object()
 
 
 def partial_name(worker_id: int, workers: int) -> str:
@@ -106,28 +118,45 @@ def _options_from_dict(document: dict[str, Any]) -> RunOptions:
     return RunOptions(**{**document, "workload": WorkloadSpec(**workload)})
 
 
-def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
-    """One run outcome from every worker's partial; refuses a missing, doubled or foreign part."""
+def _checked_options(partial: dict[str, Any], name: str) -> RunOptions:
+    """The run's settings as :class:`RunOptions`, or :class:`ConfigurationError` naming the file
+    when they are not settings a run can have (the schema checks each alone, this the whole)."""
+    try:
+        return _options_from_dict(partial["options"])
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{name}: options are not a run's settings ({exc})") from None
+
+
+def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None = None) -> RunOutcome:
+    """One run outcome from every worker's partial; refuses a missing, doubled or foreign part.
+
+    ``sources`` names where each partial came from, for the refusals; without it a partial is
+    named by the file name the bench writes it under.
+    """
+    _check_kind(partials)
+    names = (
+        list(sources)
+        if sources is not None
+        else [partial_name(p["worker_id"], p["workers"]) for p in partials]
+    )
+    _check_one_run(partials, names)
     _check_complete(partials)
+    _check_shards_owned_once(partials, names)
     starts = [datetime.fromisoformat(p["started_at"]) for p in partials]
     first = min(starts)
     shifts = [round((start - first).total_seconds()) for start in starts]
-    if max(shifts) > MAX_START_SPREAD_SECONDS:
-        raise ConfigurationError(
-            f"the partials' start times are {max(shifts)} s apart: not the workers of one run "
-            f"(at most {MAX_START_SPREAD_SECONDS} s)"
-        )
+    _check_start_spread(partials, names, shifts)
     shard_ids = sorted(shard for p in partials for shard in p["shard_ids"])
-    check_merge_size(
-        len(set(shard_ids)), max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
-    )
+    options = replace(_checked_options(partials[0], names[0]), worker_id=0)
+    # the report's per-shard timelines span the run's planned duration as well as its seconds
+    spanned = max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
+    check_merge_size(len(set(shard_ids)), max(spanned, options.workload.duration))
     recorder = Recorder(shard_ids, 0.0)
     for partial, shift in zip(partials, shifts, strict=True):
         _absorb(recorder, partial["recorder"], shift)
     recorder.load = ShardLoadTracker.merged(
         [(p["recorder"]["load"], shift) for p, shift in zip(partials, shifts, strict=True)]
     )
-    options = replace(_options_from_dict(partials[0]["options"]), worker_id=0)
     gateway: dict[str, Any] = {}
     for partial in partials:
         gateway.update(partial["gateway"] or {})
@@ -164,19 +193,70 @@ def merge_partials(partials: list[dict[str, Any]]) -> RunOutcome:
     )
 
 
-def _check_complete(partials: list[dict[str, Any]]) -> None:
+def _check_kind(partials: list[dict[str, Any]]) -> None:
     if not partials:
         raise ConfigurationError("no partial results to merge")
     for partial in partials:
         if partial.get("kind") != PARTIAL_KIND or partial.get("version") != PARTIAL_VERSION:
             raise ConfigurationError("not a stream-bench partial result (kind or version differs)")
-    workers = {p["workers"] for p in partials}
-    streams = {p["stream"] for p in partials}
-    if len(workers) != 1 or len(streams) != 1:
+
+
+def _run_settings(partial: dict[str, Any]) -> dict[str, Any]:
+    """What every worker of one run shares: the stream, the worker count and every option but
+    the worker's own (its id, and whether it found the stream new)."""
+    options = {k: v for k, v in partial["options"].items() if k not in _PER_WORKER_OPTIONS}
+    return {"workers": partial["workers"], "stream": partial["stream"], "options": options}
+
+
+def _difference(first: Any, other: Any, path: str = "") -> str | None:
+    """The first member (``options/workload/rate``) where two JSON values differ, or ``None``."""
+    if isinstance(first, dict) and isinstance(other, dict):
+        for key in sorted(first.keys() | other.keys()):
+            found = _difference(first.get(key, _ABSENT), other.get(key, _ABSENT), f"{path}/{key}")
+            if found is not None:
+                return found
+        return None
+    same = type(first) is type(other) and first == other
+    return None if same else path.lstrip("/")
+
+
+def _check_one_run(partials: list[dict[str, Any]], names: list[str]) -> None:
+    """Refuse partials that disagree on the run's settings: a partial left in the same place by
+    an earlier run with the same stream name would otherwise merge into wrong numbers."""
+    settings = _run_settings(partials[0])
+    for partial, name in zip(partials[1:], names[1:], strict=True):
+        field = _difference(settings, _run_settings(partial))
+        if field is not None:
+            raise ConfigurationError(
+                f"{names[0]} and {name} are not parts of one run: they differ in {field}"
+            )
+
+
+def _check_start_spread(partials: list[dict[str, Any]], names: list[str], shifts: list[int]) -> None:
+    """The workers of one run produce at the same time: refuse start times further apart than
+    the run's planned duration plus :data:`START_MARGIN_SECONDS`."""
+    limit = partials[0]["options"]["workload"]["duration"] + START_MARGIN_SECONDS
+    if max(shifts) > limit:
+        earliest = names[shifts.index(min(shifts))]
+        latest = names[shifts.index(max(shifts))]
         raise ConfigurationError(
-            f"the partials come from different runs (workers {sorted(workers)}, streams {sorted(streams)})"
+            f"{earliest} and {latest}: the partials' start times are {max(shifts)} s apart, more than "
+            f"the run's duration plus {START_MARGIN_SECONDS} s ({limit:g} s): not the workers of one run"
         )
-    expected = set(range(workers.pop()))
+
+
+def _check_shards_owned_once(partials: list[dict[str, Any]], names: list[str]) -> None:
+    """Each shard belongs to one worker: two partials that list one shard would count it twice."""
+    owners: dict[str, str] = {}
+    for partial, name in zip(partials, names, strict=True):
+        for shard in partial["shard_ids"]:
+            if shard in owners:
+                raise ConfigurationError(f"{owners[shard]} and {name} both list one shard as their own")
+            owners[shard] = name
+
+
+def _check_complete(partials: list[dict[str, Any]]) -> None:
+    expected = set(range(partials[0]["workers"]))
     ids = [p["worker_id"] for p in partials]
     if sorted(ids) != sorted(expected):
         missing = sorted(expected - set(ids))
@@ -242,7 +322,16 @@ def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None)
 def read_partials(
     where: str, *, s3_client: Any = None, progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id.
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location, by worker id
+    (:func:`read_named_partials` without the names)."""
+    return [document for _, document in read_named_partials(where, s3_client=s3_client, progress=progress)]
+
+
+def read_named_partials(
+    where: str, *, s3_client: Any = None, progress: Callable[[str], None] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every partial in a directory or under an ``s3://bucket/prefix/`` location with the file or
+    object it came from, by worker id.
 
     What another machine wrote is input: each file is read up to
     :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` and checked
@@ -250,7 +339,7 @@ def read_partials(
     ``progress`` is told each partial as it is read ("3 of 40 ..."): a merge of many workers'
     partials from S3 fetches tens of megabytes before it prints anything else.
     """
-    documents: list[dict[str, Any]] = []
+    documents: list[tuple[str, dict[str, Any]]] = []
     if where.startswith("s3://"):
         bucket, prefix = _split_s3(where)
         client = s3_client or _s3()
@@ -259,6 +348,7 @@ def read_partials(
             item
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
             for item in page.get("Contents", [])
+            if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
         ]
         for number, item in enumerate(listed, 1):
             source = f"s3://{bucket}/{item['Key']}"
@@ -268,21 +358,42 @@ def read_partials(
                 progress(f"{number} of {len(listed)}: {source} ({size:,} bytes)")
             body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
             _check_size(source, len(body))
-            documents.append(check_partial(_parse(body, source), source))
+            documents.append((source, check_partial(_parse(body, source), source)))
     else:
         directory = Path(where)
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
-        paths = sorted(directory.glob("partial-*.json"))
+        paths = sorted(path for path in directory.iterdir() if PARTIAL_FILE_NAME.fullmatch(path.name))
         for number, path in enumerate(paths, 1):
-            size = path.stat().st_size
-            _check_size(str(path), size)
-            if progress is not None:
-                progress(f"{number} of {len(paths)}: {path} ({size:,} bytes)")
-            documents.append(check_partial(_parse(path.read_bytes(), str(path)), str(path)))
+            body = _read_regular_file(path, number, len(paths), progress)
+            documents.append((str(path), check_partial(_parse(body, str(path)), str(path))))
     if not documents:
-        raise ConfigurationError(f"no partial results (partial-*.json) in {where}")
-    return sorted(documents, key=lambda d: int(d["worker_id"]))
+        raise ConfigurationError(f"no partial results (partial-IIII-of-NNNN.json) in {where}")
+    return sorted(documents, key=lambda named: int(named[1]["worker_id"]))
+
+
+def _read_regular_file(path: Path, number: int, count: int, progress: Callable[[str], None] | None) -> bytes:
+    """The bytes of the regular file at ``path`` (a symbolic link to one will do), read no
+    further than :data:`~benchmarks.partial_check.MAX_PARTIAL_BYTES` + 1.
+
+    The file is opened without blocking and checked by its open descriptor: a FIFO named like a
+    partial made the merge wait for a writer forever, and a link to ``/dev/zero`` read until
+    memory ran out.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror})") from None
+    with open(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigurationError(f"{path}: not a regular file")
+        _check_size(str(path), status.st_size)
+        if progress is not None:
+            progress(f"{number} of {count}: {path} ({status.st_size:,} bytes)")
+        body = file.read(MAX_PARTIAL_BYTES + 1)
+    _check_size(str(path), len(body))
+    return body
 
 
 def _check_size(source: str, size: int) -> None:
@@ -291,10 +402,36 @@ def _check_size(source: str, size: int) -> None:
 
 
 def _parse(body: bytes, source: str) -> Any:
+    """The JSON document in ``body``, or :class:`ConfigurationError` naming ``source``.
+
+    Python's ``json`` accepts ``NaN`` and ``Infinity`` (and reads ``1e999`` as infinity), which
+    JSON does not: every bound of the schema is false for NaN, so a NaN went on to a traceback,
+    invalid JSON in result.json or a run marked interrupted.  A number that is not finite is
+    refused here.  Nesting deeper than the interpreter's recursion limit is refused too.
+    """
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except _NotFinite:
+        raise ConfigurationError(f"{source}: not JSON (a number that is not finite)") from None
+    except RecursionError:
+        raise ConfigurationError(f"{source}: not JSON (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
         raise ConfigurationError(f"{source}: not JSON") from None
+
+
+class _NotFinite(Exception):
+    """NaN, Infinity or -Infinity in a document (not JSON, though Python's json reads them)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
 
 
 def _s3() -> Any:

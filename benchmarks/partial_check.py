@@ -30,8 +30,8 @@ from shardline.errors import ConfigurationError
 
 __all__ = [
     "MAX_PARTIAL_BYTES",
-    "MAX_START_SPREAD_SECONDS",
     "MAX_TIMELINE_CELLS",
+    "START_MARGIN_SECONDS",
     "check_merge_size",
     "check_partial",
 ]
@@ -40,9 +40,11 @@ MAX_PARTIAL_BYTES = 256 * 1024 * 1024
 """The largest partial file read (a 64-shard worker with 10,000 counted keys a shard writes
 tens of MB)."""
 
-MAX_START_SPREAD_SECONDS = 86_400
-"""How far apart the workers of one run may have started (an AWS Batch array waiting for
-capacity starts its children minutes apart, not days)."""
+START_MARGIN_SECONDS = 300
+"""How much further apart than the run's planned duration the workers of one run may have
+started: machines started by hand, or an AWS Batch array's children placed in waves, start
+seconds to minutes apart.  Workers further apart did not produce at the same time, and the
+start-time check is what refuses a partial an earlier run left behind when no run id tells."""
 
 MAX_TIMELINE_CELLS = 10_000_000
 """Shards times seconds of the merged run: the per-shard timelines the result holds (64 shards
@@ -84,9 +86,24 @@ def check_partial(document: object, source: str) -> dict[str, Any]:
         raise ConfigurationError(f"{source}: started_at is not an ISO 8601 time") from None
     if started.utcoffset() is None:
         raise ConfigurationError(f"{source}: started_at has no UTC offset")
+    _check_own_shards(document, source)
     _check_seconds(document, source)
     _check_key_counters(document["recorder"]["load"].values(), source)
     return document
+
+
+def _check_own_shards(document: Mapping[str, Any], source: str) -> None:
+    """Every per-shard series belongs to one of the worker's own shards, as a worker writes it.
+
+    :func:`check_merge_size` bounds the merge by the shards the partials own; a series for a
+    shard named nowhere else would get a timeline of its own beyond that bound (20,000 of them
+    in one small file made the merge run for minutes).
+    """
+    owned = set(document["shard_ids"])
+    recorder = document["recorder"]
+    for name in ("iterator_age", "accepted_records", "accepted_bytes", "load"):
+        if not owned.issuperset(recorder[name]):
+            raise ConfigurationError(f"{source}: recorder/{name} names a shard that is not in its shard_ids")
 
 
 def _check_seconds(document: Mapping[str, Any], source: str) -> None:

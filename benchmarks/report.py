@@ -12,6 +12,7 @@ from rich.table import Table
 
 from benchmarks.charts import heatmap, line_chart
 from shardline.limits import SHARD_WRITE_BYTES_PER_SEC
+from shardline.printable import printable
 
 __all__ = ["print_summary", "render_html", "unit_name", "write_html"]
 
@@ -82,6 +83,13 @@ def write_html(result: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def _text(value: object) -> str:
+    """A value from the result as literal terminal text: control characters escaped, markup
+    escaped.  A merged result carries what partials from other machines said (stream, shard
+    ids, where it ran, notes); an ESC among them would clear the screen or write the clipboard."""
+    return escape(printable(str(value)))
+
+
 def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     s = result["summary"]
@@ -89,7 +97,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     emulator_cpu = s.get("emulator_cpu_seconds")
     interrupted = " (interrupted: partial result)" if result.get("interrupted") else ""
     config = result["config"]
-    table = Table(title=escape(f"stream-bench {config['target']} / {config['stream']}{interrupted}"))
+    table = Table(title=_text(f"stream-bench {config['target']} / {config['stream']}{interrupted}"))
     table.add_column("figure")
     table.add_column("value", justify="right")
     ack, e2e = s["send_to_ack_ms"], s["end_to_end_ms"]
@@ -110,19 +118,19 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         (f"hot {unit}s", ", ".join(h["shard_id"] for h in result["hot_shards"]) or "none"),
         ("bound by", result["bound_by"]["verdict"]),
     ):
-        table.add_row(label, escape(value))
+        table.add_row(label, _text(value))
     console.print(table)
     where = result.get("environment") or {}
     if where:
         machine = where.get("machine", {})
         versions = ", ".join(f"{name} {found}" for name, found in where.get("versions", {}).items())
         ran_on = f"{where.get('where')}; {machine.get('cores')} cores, Python {machine.get('python')}"
-        console.print(f"ran on: {ran_on}", markup=False, highlight=False)
-        console.print(f"versions: {versions}", markup=False, highlight=False)
+        console.print(f"ran on: {printable(ran_on)}", markup=False, highlight=False)
+        console.print(f"versions: {printable(versions)}", markup=False, highlight=False)
     bound = result["bound_by"]
-    console.print(f"bound by [bold]{escape(bound['verdict'])}[/bold]: {escape(bound['explanation'])}")
-    console.print(f"how client CPU was measured: {escape(s.get('client_cpu_method', 'not stated'))}")
+    console.print(f"bound by [bold]{_text(bound['verdict'])}[/bold]: {_text(bound['explanation'])}")
+    console.print(f"how client CPU was measured: {_text(s.get('client_cpu_method', 'not stated'))}")
     for hot in result["hot_shards"]:
-        console.print(f"[bold]{escape(hot['shard_id'])}[/bold]: {escape(hot['recommendation'])}")
+        console.print(f"[bold]{_text(hot['shard_id'])}[/bold]: {_text(hot['recommendation'])}")
     for note in result.get("notes", []):
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {_text(note)}")

@@ -80,6 +80,10 @@ class RunOptions:
     """This process's part of a run of ``workers``: its shards and the keys that hash to them."""
     new_stream: bool = False
     """The stream was created for this run (by the parent of the workers): read it from its start."""
+    run_id: str | None = None
+    """What the workers of one run share and no other run has: the parent of ``--workers N``
+    draws it for its workers; on AWS Batch it is the array job's id.  ``merge`` refuses partials
+    whose ids differ (``None``: a machine started by hand, or a partial from before the field)."""
     limits_percent: float = 100.0
     """The share of AWS's per-shard limits the target enforces (the embedded gateway's
     ``--limits-percent``).  The producer paces and the polling readers budget their GetRecords

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +113,14 @@ def embedded_local_target(limits: ShardLimits | None = None) -> Iterator[Kinesis
 
 
 def _serve_embedded(connection: Any, limits: ShardLimits | None) -> None:
-    """Child process: serve the embedded target until told to stop; answer stats and CPU requests."""
+    """Child process: serve the embedded target until told to stop; answer stats and CPU requests.
+
+    The child shares the terminal's process group, so a Ctrl-C reaches it as well as the
+    parent.  It ignores SIGINT: the parent handles the interrupt, still asks the child for its
+    counters and CPU time while it writes the interrupted result, and then stops it by its
+    handle (or the child sees the pipe close when the parent is gone).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with _moto_behind_gateway(limits) as gateway:
             connection.send(("ready", gateway.endpoint))

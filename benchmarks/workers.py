@@ -39,6 +39,8 @@ __all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_process
 WORKER_START_ALLOWANCE_S = 120.0
 """Seconds a worker may take to start (interpreter, imports, stream lookup) beyond the run."""
 _STOP_TIMEOUT_S = 10.0
+_PARENT_POLL_S = 1.0
+"""How often a worker checks that its parent still runs."""
 
 WorkerMain = Callable[[Connection, RunOptions, str, str | None, bool], None]
 
@@ -50,6 +52,7 @@ def run_worker_process(
     try:
         if hasattr(os, "setpgrp"):
             os.setpgrp()  # a terminal's Ctrl-C reaches the parent only; it forwards one stop
+        _stop_when_orphaned(_parent_pid())
         target = KinesisTarget(target_name, endpoint)
         progress = None if show_progress else open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
@@ -64,6 +67,38 @@ def run_worker_process(
         raise SystemExit(1) from None
     finally:
         connection.close()
+
+
+def _parent_pid() -> int:
+    """The pid of the process that started this worker, as the parent itself passed it (a pid
+    read here could already be the reaper's if the parent died while this one started)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        return parent.pid
+    return os.getppid()
+
+
+def _stop_when_orphaned(parent_pid: int, poll_s: float = _PARENT_POLL_S) -> threading.Thread:
+    """Stop this worker as on an interrupt once its parent is gone.
+
+    Workers leave the terminal's process group, so neither a SIGKILL of the parent nor a hang-up
+    of its terminal reaches them: without this they produced into the stream for the rest of the
+    run with nobody to collect what they measured.  A thread checks every ``poll_s`` whether this
+    process was handed to another parent; then it sends this process SIGTERM (the run stops
+    and sends its partial, which nobody receives), and a second one if it still runs after
+    :data:`_STOP_TIMEOUT_S` (which stops it at once).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(_STOP_TIMEOUT_S)
+
+    watcher = threading.Thread(target=watch, name="stream-bench-parent-watch", daemon=True)
+    watcher.start()
+    return watcher
 
 
 async def _prepare_stream(endpoint: str | None, stream: str, shards: int) -> bool:
@@ -101,7 +136,10 @@ def run_worker_processes(
     workers: list[tuple[Any, Connection]] = []
     try:
         with _forward_stop(workers):
-            _start(context, workers, worker_main, replace(options, stream=stream, new_stream=created), target)
+            shared = replace(
+                options, stream=stream, new_stream=created, run_id=options.run_id or uuid.uuid4().hex
+            )
+            _start(context, workers, worker_main, shared, target)
             partials = _collect(workers, _timeout(options))
     except BaseException:
         _stop(workers, graceful=False)
@@ -120,8 +158,12 @@ def _timeout(options: RunOptions) -> float:
 
 @contextlib.contextmanager
 def _forward_stop(workers: list[tuple[Any, Connection]]) -> Iterator[None]:
-    """The first Ctrl-C / SIGTERM asks every worker to stop (each then sends its partial result,
-    marked interrupted); a second one stops the run at once."""
+    """The first Ctrl-C / SIGTERM / SIGHUP asks every worker to stop (each then sends its partial
+    result, marked interrupted); a second one stops the run at once.
+
+    SIGHUP (the terminal closed) is a stop like SIGTERM: the workers are in process groups of
+    their own, so the hang-up reaches the parent only, which forwards it.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -131,13 +173,15 @@ def _forward_stop(workers: list[tuple[Any, Connection]]) -> Iterator[None]:
         if stopping:
             raise KeyboardInterrupt
         stopping.append(signum)
-        print(INTERRUPT_MESSAGE, file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # a hung-up terminal takes no more output
+            print(INTERRUPT_MESSAGE, file=sys.stderr, flush=True)
         for process, _ in workers:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGTERM)
 
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signums = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {signum: signal.signal(signum, forward) for signum in signums}
     try:
         yield
     finally:

@@ -1,5 +1,7 @@
 """Ctrl-C / SIGTERM on ``stream-bench run`` keeps what was measured: a partial result and report
 marked "interrupted", exit status 130, no traceback; SIGTERM works even where SIGINT is ignored.
+A terminal's Ctrl-C goes to the whole process group: with ``--embedded-target-process`` the
+target's child process receives it too and must keep serving until the parent stops it.
 
 How long the stop takes is printed, not asserted (a shared machine makes wall-clock figures
 noisy); the wait for the process is bounded, so a run that does not stop fails.
@@ -27,18 +29,22 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _start(out: Path, *, ignore_sigint: bool) -> subprocess.Popen[str]:
+def _start(out: Path, *, ignore_sigint: bool, target_process: bool) -> subprocess.Popen[str]:
+    """The run in a session of its own, so the whole group can be signalled as a terminal does."""
+
     def ignore() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return subprocess.Popen(
         [sys.executable, "-m", "benchmarks.entry", "run", "--duration", "120", "--rate", "200",
-         "--shards", "1", "--consumer", "none", "--out", str(out)],
+         "--shards", "1", "--consumer", "none", "--out", str(out),
+         *(["--embedded-target-process"] if target_process else [])],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=ignore if ignore_sigint else None,
+        start_new_session=True,
     )  # fmt: skip
 
 
@@ -49,10 +55,14 @@ def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
 
 
 @pytest.mark.parametrize(
-    "sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm-with-sigint-ignored"]
+    ("sig", "to_group"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigint", "sigterm-with-sigint-ignored", "ctrl-c-to-the-group-with-the-target-process"],
 )
-def test_an_interrupted_run_writes_its_partial_result(sig: signal.Signals, tmp_path: Path) -> None:
-    process = _start(tmp_path, ignore_sigint=sig is signal.SIGTERM)
+def test_an_interrupted_run_writes_its_partial_result(
+    sig: signal.Signals, to_group: bool, tmp_path: Path
+) -> None:
+    process = _start(tmp_path, ignore_sigint=sig is signal.SIGTERM, target_process=to_group)
     assert process.stdout is not None and process.stderr is not None
     stderr: queue.Queue[str | None] = queue.Queue()
     stdout: queue.Queue[str | None] = queue.Queue()
@@ -72,12 +82,15 @@ def test_an_interrupted_run_writes_its_partial_result(sig: signal.Signals, tmp_p
             if line.startswith("[") and " sent " in line and "sent 0 " not in line:
                 break
         signalled = time.monotonic()
-        process.send_signal(sig)
+        if to_group:  # what a terminal's Ctrl-C does: every process of the group gets it
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
         process.wait(timeout=30)  # bounded: a run that does not stop fails here
         stopped_in = time.monotonic() - signalled
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
     for reader in readers:
         reader.join(timeout=10)

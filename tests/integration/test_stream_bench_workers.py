@@ -7,11 +7,13 @@ must read back every record the parts acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -62,6 +64,8 @@ def test_two_worker_processes_merge_into_one_result(moto_endpoint: str, tmp_path
     partials = run_worker_processes(options, KinesisTarget("kinesis", moto_endpoint))
     assert [p["worker_id"] for p in partials] == [0, 1]
     assert set(partials[0]["shard_ids"]).isdisjoint(partials[1]["shard_ids"])
+    run_ids = {part["options"]["run_id"] for part in partials}
+    assert len(run_ids) == 1 and None not in run_ids  # the parent gave its workers one run id
     for part in partials:
         assert _sum([part], "sent") > 0 and _sum([part], "acked") == _sum([part], "sent")
         assert _sum([part], "consumed") == _sum([part], "acked")  # each worker reads what it wrote
@@ -191,9 +195,8 @@ def test_merge_refuses_an_incomplete_set(tmp_path: Path) -> None:
     assert main(["merge", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
 
 
-def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
-    moto_endpoint: str, tmp_path: Path
-) -> None:
+def _start_workers_run(moto_endpoint: str, out: Path) -> subprocess.Popen[str]:
+    """A two-worker run of a minute, returned once worker 0 reports progress (records flow)."""
     env = {**os.environ, "AWS_ENDPOINT_URL_KINESIS": moto_endpoint}
     run = subprocess.Popen(
         [
@@ -214,19 +217,29 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
             "--keys",
             "50",
             "--out",
-            str(tmp_path),
+            str(out),
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
+    assert run.stderr is not None
+    for line in run.stderr:  # bounded: the run itself ends after 60 s
+        if "sent" in line and "acked" in line:  # worker 0's progress: the workers are producing
+            return run
+    run.kill()
+    raise AssertionError("the run ended before its workers made progress")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-hang-up"])
+def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
+    moto_endpoint: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    run = _start_workers_run(moto_endpoint, tmp_path)
     try:
-        assert run.stderr is not None
-        for line in run.stderr:  # bounded: the run itself ends after 60 s
-            if "sent" in line and "acked" in line:  # worker 0's progress: the workers are producing
-                break
-        run.send_signal(signal.SIGINT)
+        run.send_signal(sig)
         out, _ = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
@@ -237,3 +250,46 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
     assert 0 < result["summary"]["records_sent"] < 6000  # stopped long before the planned minute
     assert any("merged from 2 workers" in note for note in result["notes"])
     assert "HTML report:" in out
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes ``pid`` started (multiprocessing's spawn), by /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_workers_stop_when_their_parent_is_killed(moto_endpoint: str, tmp_path: Path) -> None:
+    run = _start_workers_run(moto_endpoint, tmp_path)
+    workers = _children(run.pid)
+    try:
+        assert len(workers) == 2
+        run.kill()  # SIGKILL: the parent forwards nothing
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 30  # a worker polls each second; the run would last 60 s
+        while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _running(pid)], "workers outlived their parent"
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

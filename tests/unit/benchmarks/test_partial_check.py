@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,41 @@ def _histogram(edit: Callable[[Any, bytes], tuple[Any, bytes]]) -> Edit:
     return apply
 
 
+def _both(path: str, value: Any) -> Edit:
+    """The same setting in every part: past the comparison, to what makes a run's settings."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        for part in parts:
+            *parents, last = path.split("/")
+            target: Any = part
+            for name in parents:
+                target = target[name]
+            target[last] = value
+
+    return edit
+
+
+def _drop_option(name: str) -> Edit:
+    def edit(parts: list[dict[str, Any]]) -> None:
+        del parts[1]["options"][name]
+
+    return edit
+
+
+def _claim_shard_of_worker_0(parts: list[dict[str, Any]]) -> None:
+    parts[1]["shard_ids"].append(parts[0]["shard_ids"][0])
+
+
+def _foreign_shard(name: str) -> Edit:
+    """A per-shard series copied under a shard the partial does not own."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        table = parts[1]["recorder"][name]
+        table["ghost"] = copy.deepcopy(next(iter(table.values())))
+
+    return edit
+
+
 CRAFTED: dict[str, tuple[Edit, str]] = {
     "a billion workers": (_every("workers", 10**9), "workers"),
     "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
@@ -139,6 +175,32 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
     "a histogram that inflates to 64 MiB": (_set("recorder/e2e_latency/hdr", _bomb()), "larger than"),
     "a histogram that is no base64": (_set("recorder/e2e_latency/hdr", "not base64!"), "not base64"),
     "an unknown member": (_set("extra", 1), "additionalProperties"),
+    "a load for a shard it does not own": (_foreign_shard("load"), "recorder/load names a shard"),
+    "acks for a shard it does not own": (
+        _foreign_shard("accepted_records"),
+        "recorder/accepted_records names",
+    ),
+    "an unknown option": (_set("options/evil", 1), "options: additionalProperties"),
+    "an unknown workload option": (
+        _set("options/workload/evil", 1),
+        "options/workload: additionalProperties",
+    ),
+    "a duration as a string": (_set("options/workload/duration", "five"), "options/workload/duration"),
+    "a duration of three years": (_set("options/workload/duration", 1e8), "options/workload/duration"),
+    "a skew that is no skew": (_set("options/workload/skew", "bogus"), "options/workload/skew"),
+    "a target as a list": (_set("options/target", ["kinesis"]), "options/target"),
+    "no drain": (_drop_option("drain_seconds"), "'drain_seconds' is a required property"),
+    "records too small to carry their header": (
+        _both("options/workload/record_size", 1),
+        "partial-0000-of-0002.json: options are not a run's settings (record_size must be",
+    ),
+    "more workers than shards": (_both("options/shards", 1), "--workers must not exceed --shards"),
+    "a shard another worker owns": (_claim_shard_of_worker_0, "both list one shard as their own"),
+    "a stream name that clears the screen": (_every("stream", "s\x1b[2J"), "at stream: pattern check failed"),
+    "another run's rate": (_set("options/workload/rate", 5000.0), "differ in options/workload/rate"),
+    "another run's consumer": (_set("options/consumer", "polling"), "differ in options/consumer"),
+    "another run's id": (_set("options/run_id", "run-b"), "differ in options/run_id"),
+    "a start after the run ended": (_set("started_at", "2026-01-01T00:05:04+00:00"), "304 s apart"),
 }
 
 
@@ -161,6 +223,38 @@ def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     outcome = merge_partials(read_partials(str(tmp_path)))
     assert outcome.recorder.sent == {0: 1000, 1: 1000, 2: 1000}
+
+
+def test_a_refusal_names_the_files_it_was_read_from() -> None:
+    parts = _parts()
+    parts[1]["options"]["shards"] = 8
+    with pytest.raises(ConfigurationError, match=r"^w0\.json and w1\.json .* differ in options/shards$"):
+        merge_partials(parts, ["w0.json", "w1.json"])
+
+
+def test_parts_of_one_run_merge_whatever_each_worker_found(tmp_path: Path) -> None:
+    """Only a worker's own id and whether it created the stream may differ; the run id must not."""
+    parts = _parts()
+    for part in parts:
+        part["options"]["run_id"] = "run-a"
+    parts[1]["options"]["new_stream"] = True
+    parts[1]["started_at"] = "2026-01-01T00:05:03+00:00"  # the 3 s run's duration plus 300 s
+    _write(tmp_path, parts)
+    assert (
+        merge_partials(read_partials(str(tmp_path))).recorder.sent[303] == parts[1]["recorder"]["sent"]["0"]
+    )
+
+
+def test_the_machines_of_an_aws_batch_array_share_its_job_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.cli import _run_options, build_parser
+
+    argv = ["run", "--target", "kinesis", "--stream", "s", "--shards", "4", "--workers", "4", "--worker-id"]
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "4f3a9c1e-77b2-4a0e-9a51-0c8e3d1b2a6f:3")
+    assert (
+        _run_options(build_parser().parse_args([*argv, "3"])).run_id == "4f3a9c1e-77b2-4a0e-9a51-0c8e3d1b2a6f"
+    )
+    monkeypatch.delenv("AWS_BATCH_JOB_ID")
+    assert _run_options(build_parser().parse_args([*argv, "3"])).run_id is None
 
 
 def test_each_partial_is_told_to_progress_as_it_is_read(tmp_path: Path) -> None:
@@ -190,6 +284,79 @@ def test_a_file_that_is_not_json_or_too_large_is_refused_before_parsing(
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("wall_seconds", "NaN"),
+        ("client_cpu_seconds", "NaN"),
+        ("interrupted_after", "NaN"),
+        ("recorder/last_ack_at", "Infinity"),
+        ("peak_rss_mib", "-Infinity"),
+        ("process_cpu_seconds", "1e999"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_refused(path: str, text: str, tmp_path: Path) -> None:
+    """Every schema bound is false for NaN: it must not get past the parse."""
+    parts = _parts()
+    _set(path, "NOT-FINITE")(parts)
+    _write(tmp_path, parts)
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.write_text(name.read_text().replace('"NOT-FINITE"', text))
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON \(a number that is not finite\)"
+    ):
+        read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
+def test_a_document_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    (tmp_path / "partial-0001-of-0002.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON \(nested too deeply\)"
+    ):
+        read_partials(str(tmp_path))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="POSIX files")
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_partial_that_is_not_a_regular_file_is_refused(kind: str, tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.unlink()
+    if kind == "fifo":
+        os.mkfifo(name)  # no writer: a blocking read waits forever
+    else:
+        name.symlink_to("/dev/zero")  # reads without end
+    with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: not a regular file"):
+        read_partials(str(tmp_path))
+
+
+def test_a_link_to_a_regular_partial_is_read(tmp_path: Path) -> None:
+    _write(tmp_path, _parts())
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.rename(tmp_path / "elsewhere")
+    name.symlink_to(tmp_path / "elsewhere")
+    assert [p["worker_id"] for p in read_partials(str(tmp_path))] == [0, 1]
+
+
+def test_a_directory_and_a_bucket_read_the_same_names(tmp_path: Path) -> None:
+    """A backup beside the parts is no part, in a directory or under a prefix."""
+    bodies = [json.dumps(part).encode() for part in _parts()]
+    names = ["partial-0000-of-0002.json", "partial-0001-of-0002.json", "partial-0001-of-0002.json.bak"]
+    objects = {f"run/{name}": body for name, body in zip(names, [*bodies, b"old"], strict=True)}
+    (tmp_path / "run").mkdir()
+    for name, body in objects.items():
+        (tmp_path / name).write_bytes(body)
+    objects["run/partial-0000-of-0002.json/nested"] = b"not a part"  # a "directory" in the bucket
+    bucket = _Bucket({key: (len(body), body) for key, body in objects.items()})
+    from_bucket = read_partials("s3://b/run/", s3_client=bucket)
+    assert bucket.fetched == ["run/partial-0000-of-0002.json", "run/partial-0001-of-0002.json"]
+    assert from_bucket == read_partials(str(tmp_path / "run"))
+
+
+@pytest.mark.timeout(30)
 def test_workers_started_a_century_apart_are_not_one_run() -> None:
     parts = _parts()
     parts[1]["started_at"] = "2126-01-01T00:00:00+00:00"
@@ -201,6 +368,31 @@ def test_workers_started_a_century_apart_are_not_one_run() -> None:
 def test_a_merge_larger_than_its_timeline_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     parts = _parts()
     parts[1]["wall_seconds"] = 600_000.0  # a week-long worker: within the schema
+    monkeypatch.setattr(partial_check, "MAX_TIMELINE_CELLS", 1_000_000)
+    with pytest.raises(ConfigurationError, match="4 shards over 600000 s"):
+        merge_partials(parts)
+
+
+@pytest.mark.timeout(30)
+def test_many_shards_named_only_in_a_series_are_refused_before_timelines_are_built(tmp_path: Path) -> None:
+    parts = _parts()
+    load = parts[1]["recorder"]["load"]
+    template = next(iter(load.values()))
+    for n in range(2_000):  # a small file; its report would build 2,000 week-long timelines
+        load[f"ghost-{n}"] = {"records": {"3": 1}, "bytes": {"3": 1}, "keys": template["keys"]}
+    for part in parts:
+        part["wall_seconds"] = 600_000.0
+    _write(tmp_path, parts)
+    with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: recorder/load names a shard"):
+        merge_partials(read_partials(str(tmp_path)))
+
+
+@pytest.mark.timeout(30)
+def test_the_planned_duration_counts_in_the_timeline_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's timelines span the planned duration even when the workers ran briefly."""
+    parts = _parts()
+    for part in parts:
+        part["options"]["workload"]["duration"] = 600_000.0
     monkeypatch.setattr(partial_check, "MAX_TIMELINE_CELLS", 1_000_000)
     with pytest.raises(ConfigurationError, match="4 shards over 600000 s"):
         merge_partials(parts)

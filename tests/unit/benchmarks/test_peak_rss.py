@@ -34,7 +34,10 @@ def test_result_report_and_merge_carry_the_peak(
     parts = []
     for worker, peak in ((0, 100.0), (1, 150.0)):
         options = replace(outcome.options, workers=2, worker_id=worker)
-        parts.append(partial_from_outcome(replace(outcome, options=options, peak_rss_mib=peak)))
+        shards = outcome.shard_ids[worker::2]  # each shard belongs to one worker
+        parts.append(
+            partial_from_outcome(replace(outcome, options=options, shard_ids=shards, peak_rss_mib=peak))
+        )
     assert build_result(merge_partials(parts))["summary"]["client_peak_rss_mib"] == 150.0
 
 

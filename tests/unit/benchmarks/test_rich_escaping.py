@@ -64,3 +64,24 @@ def test_hotshards_prints_a_keys_escape_sequences_as_text() -> None:
     text = out.getvalue()
     assert "dev\\x1b]0;owned\\x07\\x1b[2J\\x9b1m" in text
     assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def test_the_summary_prints_escape_sequences_from_a_result_as_text(outcome: RunOutcome) -> None:
+    """A merged result says what partials from other machines said: none of it may reach the
+    terminal as a control sequence (OSC 52 writes the clipboard, CSI 2J clears the screen)."""
+    hostile = "x\x1b]52;c;cHduZWQ=\x1b\\y\x1b[2J\u009b1m"
+    result = build_result(outcome)
+    result["config"]["stream"] = hostile
+    result["environment"] = {
+        "where": hostile,
+        "machine": {"cores": 2, "python": hostile},
+        "versions": {hostile: hostile},
+    }
+    result["hot_shards"] = [{"shard_id": hostile, "recommendation": hostile}]
+    result["notes"] = [hostile]
+    result["summary"]["client_cpu_method"] = hostile
+    console, out = _console()
+    print_summary(result, console)
+    text = out.getvalue()
+    assert "x\\x1b]52;c;cHduZWQ=" in text
+    assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text)
