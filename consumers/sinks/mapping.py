@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from shardline.errors import ConfigurationError, SerializationError, ValidationError
-from shardline.records import ConsumedRecord
+from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
-__all__ = ["TIME_UNITS", "FieldMapping", "decode_object"]
+__all__ = ["TIME_UNITS", "FieldMapping", "arrival_ns", "decode_object"]
 
 TIME_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 """Nanoseconds per unit of a numeric time field."""
@@ -62,7 +62,8 @@ class FieldMapping:
     ``dimensions``: fields that identify the series (Timestream dimensions, InfluxDB tags).
     ``measures``: value fields; empty means every field that is not a dimension, the time,
     a key or the version field.  ``time_field``: where the time is (numbers in
-    ``time_unit``, or ISO-8601 strings); ``None`` uses the record's arrival time.
+    ``time_unit``, or ISO-8601 strings); ``None`` uses the record's arrival time, made
+    distinct per record below the millisecond (:func:`arrival_ns`).
     ``measure_name``: Timestream measure name of multi-measure records, InfluxDB measurement.
     ``multi_measure``: one Timestream MULTI record per payload (default) or one record per
     measure.  ``keys``: DynamoDB key attributes (empty: the record identity is the key).
@@ -144,9 +145,7 @@ class FieldMapping:
     def time_ns(self, record: ConsumedRecord, payload: Mapping[str, Any]) -> int:
         """The point's time in nanoseconds since the epoch; poison when missing or malformed."""
         if self.time_field is None:
-            if record.arrival_time is None:
-                raise ValidationError("record has no arrival time and the mapping names no time field")
-            return _datetime_ns(record.arrival_time)
+            return arrival_ns(record)
         value = payload.get(self.time_field)
         if isinstance(value, bool) or value is None:
             raise ValidationError(f"time field {self.time_field!r} missing or not a time")
@@ -162,6 +161,32 @@ class FieldMapping:
             except ValueError as exc:
                 raise ValidationError(f"time field {self.time_field!r} is not ISO-8601") from exc
         raise ValidationError(f"time field {self.time_field!r} is a {type(value).__name__}")
+
+
+def arrival_ns(record: ConsumedRecord) -> int:
+    """The record's arrival time in nanoseconds, distinct for the records that share it.
+
+    A time-series point is its series and its time: two points with both equal are one, and
+    the later write replaces the earlier (Timestream's upsert, InfluxDB's overwrite).  Kinesis
+    and Kafka give arrival times in whole milliseconds, and every user record of a KPL
+    aggregate shares its aggregate's, so a device's readings packed into one aggregate used to
+    overwrite each other, the last one kept.  The free digits below the millisecond take the
+    record's place there (a Kinesis sub-sequence number, a Kafka offset, modulo 10**6): the
+    same for every replay of the record, different for its neighbours.  Plain Kinesis records
+    of one request can still share a millisecond and a series; a ``time_field`` from the
+    payload is exact.
+    """
+    if record.arrival_time is None:
+        raise ValidationError("record has no arrival time and the mapping names no time field")
+    moment = _datetime_ns(record.arrival_time)
+    if moment % 1_000_000:
+        return moment  # finer than milliseconds already: not a time these sources give
+    position = record.position
+    if isinstance(position, KinesisPosition):
+        return moment + position.sub_sequence_number % 1_000_000
+    if isinstance(position, KafkaPosition):
+        return moment + position.offset % 1_000_000
+    return moment
 
 
 def _datetime_ns(moment: datetime) -> int:
