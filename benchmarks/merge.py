@@ -152,8 +152,11 @@ def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None
     spanned = max(shift + p["wall_seconds"] for p, shift in zip(partials, shifts, strict=True))
     check_merge_size(len(set(shard_ids)), max(spanned, options.workload.duration))
     recorder = Recorder(shard_ids, 0.0)
-    for partial, shift in zip(partials, shifts, strict=True):
-        _absorb(recorder, partial["recorder"], shift)
+    for partial, shift, name in zip(partials, shifts, names, strict=True):
+        try:
+            _absorb(recorder, partial["recorder"], shift)
+        except ConfigurationError as exc:  # a histogram that does not decode: name its file
+            raise ConfigurationError(f"{name}: {exc}") from None
     recorder.load = ShardLoadTracker.merged(
         [(p["recorder"]["load"], shift) for p, shift in zip(partials, shifts, strict=True)]
     )
