@@ -1352,10 +1352,12 @@ class KinesisProducer:
         now = self._clock()
         # Records re-sent go ahead of everything buffered: they were sent before any of it
         # (the refresh above has just re-planned the rest), so each key keeps its order.
-        # They are retries of their entry (its attempts, the retry engine's back-off and
-        # limit): an endpoint that keeps answering with a shard the listing lacks gets a
-        # bounded number of copies, not one per round trip until the time to live.
+        # After a split or merge (the receiving shard is listed) that costs them no attempt.
+        # An answer naming a shard the listing lacks makes them retries of their entry (its
+        # attempts, the retry engine's back-off and limit): an endpoint that keeps answering
+        # so gets a bounded number of copies, not one per round trip until the time to live.
         ahead: list[Entry] = []
+        unlisted: list[Entry] = []
         for entry, shard_id, sequence_number in misplaced:
             shard = shard_map.get(shard_id)
             resend: dict[str, tuple[list[Member], list[bytes]]] = {}
@@ -1373,11 +1375,12 @@ class KinesisProducer:
             for target, (members, datas) in resend.items():
                 for rebuilt in acc.build_entries(target, members, entry.created, entry.deadline, datas):
                     rebuilt.attempts = entry.attempts
-                    ahead.append(rebuilt)
+                    (ahead if shard is not None else unlisted).append(rebuilt)
             rerouted = sum(len(members) for members, _ in resend.values())
             self._observer.on_event(events.RECORDS_REROUTED, rerouted, stream=self._stream_label)
-        if ahead:
-            self._retry(ahead, TransientServiceError("written to a shard other than planned; sent again"))
+        if unlisted:
+            self._retry(unlisted, TransientServiceError("written to a shard the listing lacks; sent again"))
+        acc.requeue(ahead)
         assert self._wakeup is not None
         self._wakeup.set()
 
