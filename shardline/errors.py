@@ -30,6 +30,7 @@ __all__ = [
     "InvalidRequestError",
     "KmsError",
     "LeaseLostError",
+    "LeaseRowError",
     "MessageTooLargeError",
     "MissingResourceError",
     "RecordTooLargeError",
@@ -257,6 +258,15 @@ class CheckpointError(ShardlineError):
 
 class LeaseLostError(CheckpointError):
     """Another worker holds the lease now; this worker must stop processing the shard."""
+
+
+class LeaseRowError(CheckpointError):
+    """A lease-table row is not a lease any KCL or Shardline worker writes (a member of another
+    type, a checkpoint that is no sequence number): another tool's row, or a corrupted one.
+
+    Its shard is left alone, and the consumer reads the others: one bad row must not stop a
+    stream.  Fix or delete the row; the next discovery round takes the shard.
+    """
 
 
 class SinkError(ShardlineError):

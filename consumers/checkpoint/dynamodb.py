@@ -64,6 +64,7 @@ from shardline.errors import (
     ClosedError,
     ConditionalCheckFailedError,
     LeaseLostError,
+    LeaseRowError,
     ResourceInUseError,
     ResourceNotFoundError,
     ValidationError,
@@ -297,7 +298,7 @@ class DynamoDBCheckpointStore:
             if start_key is not None:
                 kwargs["ExclusiveStartKey"] = start_key
             response: dict[str, Any] = await self._call(partial(client.scan, **kwargs))
-            leases.extend(_lease_from_item(item) for item in response.get("Items", []) if _is_lease(item))
+            leases.extend(_leases_of(response.get("Items", [])))
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
                 return sorted(leases, key=lambda lease: lease.shard_id)
@@ -472,9 +473,24 @@ class DynamoDBCheckpointStore:
 
 
 def _is_lease(item: dict[str, Any]) -> bool:
-    """Whether a lease-table row is a lease (KCL 3.x keeps other entities in the same table)."""
-    entity_type = item.get(ENTITY_TYPE, {}).get("S")
-    return entity_type is None or entity_type == LEASE_ENTITY
+    """Whether a lease-table row is a lease (KCL 3.x keeps other entities in the same table,
+    marked with a string ``entityType``; one of another type is no lease either)."""
+    entity_type = item.get(ENTITY_TYPE)
+    return entity_type is None or entity_type == {"S": LEASE_ENTITY}
+
+
+def _leases_of(items: builtins.list[dict[str, Any]]) -> builtins.list[Lease]:
+    """The leases among scanned rows.  A row that is not one (:class:`LeaseRowError`) is
+    logged by its key and left out: one bad row must not stop every shard of the stream."""
+    leases: builtins.list[Lease] = []
+    for item in items:
+        if not _is_lease(item):
+            continue
+        try:
+            leases.append(_lease_from_item(item))
+        except LeaseRowError as exc:
+            _log.warning("%s; its shard is left alone until the row is fixed", exc)
+    return leases
 
 
 def _lease_from_item(item: dict[str, Any]) -> Lease:
@@ -490,15 +506,19 @@ def _handoff_owner(item: dict[str, Any]) -> str | None:
 
 
 def _read_row(item: dict[str, Any], read: Callable[[dict[str, Any]], _T]) -> _T:
-    """``read(item)``, with a row no KCL worker writes as a :class:`CheckpointError` naming it."""
+    """``read(item)``, with a row no KCL worker writes as a :class:`LeaseRowError` naming it."""
     try:
         return read(item)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         lease_key = item.get(LEASE_KEY)
         shard = lease_key.get("S") if isinstance(lease_key, dict) else None
-        raise CheckpointError(
-            f"lease-table row {str(shard)[:128]!r} is not a lease ({type(exc).__name__})"
-        ) from exc
+        # the reasons this module gives name a member, never a value; others only their type
+        said = str(exc)
+        reason = said.removeprefix(_REASON) if said.startswith(_REASON) else type(exc).__name__
+        raise LeaseRowError(f"lease-table row {str(shard)[:128]!r} is not a lease ({reason})") from exc
+
+
+_REASON = "lease row: "
 
 
 def _member(item: dict[str, Any], name: str, kind: str) -> Any:
@@ -510,11 +530,14 @@ def _member(item: dict[str, Any], name: str, kind: str) -> Any:
     its initial position.
     """
     value = item.get(name)
-    if value is None:
+    if value is None or value == _NULL:  # a NULL member is an absent one, as the KCL reads it
         return None
     if type(value) is not dict or set(value) != {kind}:
-        raise TypeError(f"{name} is not of type {kind}")
+        raise TypeError(f"lease row: {name} is not of type {kind}")
     return value[kind]
+
+
+_NULL = {"NULL": True}
 
 
 def _lease_from_row(item: dict[str, Any]) -> Lease:
@@ -529,15 +552,19 @@ def _lease_from_row(item: dict[str, Any]) -> Lease:
         try:
             validate_checkpoint_value(checkpoint, 0)
         except ValidationError as exc:
-            raise CheckpointError(f"lease on shard {shard_id!r} holds an unknown checkpoint value") from exc
+            raise ValueError("lease row: its checkpoint is no sequence number") from exc
     owner = _member(item, LEASE_OWNER, "S")
     parents = _member(item, PARENT_SHARD_ID, "SS") or []
+    sub_sequence = int(_member(item, CHECKPOINT_SUB_SEQUENCE, "N") or "0")
+    if sub_sequence < 0:
+        raise ValueError("lease row: its checkpoint's sub-sequence number is negative")
+    _member(item, OWNER_SWITCHES, "N")  # a take adds to it: of another type, the write fails
     return Lease(
         shard_id=shard_id,
         owner=owner,
         counter=int(_member(item, LEASE_COUNTER, "N") or "0"),
         checkpoint=checkpoint,
-        sub_sequence_number=int(_member(item, CHECKPOINT_SUB_SEQUENCE, "N") or "0"),
+        sub_sequence_number=sub_sequence,
         parent_shard_ids=tuple(sorted(parents)),
         initial_position=initial_position,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -30,10 +31,12 @@ from consumers.checkpoint.base import (
     validate_namespace,
     validate_shard_id,
 )
-from shardline.errors import CheckpointError, ClosedError, LeaseLostError
+from shardline.errors import CheckpointError, ClosedError, LeaseLostError, LeaseRowError, ValidationError
 from shardline.localfiles import create_private_file
 
 __all__ = ["SQLiteCheckpointStore"]
+
+_log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -138,7 +141,13 @@ class SQLiteCheckpointStore:
                 f"SELECT {_COLUMNS} FROM shardline_leases WHERE namespace = ? ORDER BY lease_key",  # noqa: S608
                 (self.namespace,),
             ).fetchall()
-            return [_lease_from_row(row) for row in rows]
+            leases: builtins.list[Lease] = []
+            for row in rows:
+                try:
+                    leases.append(_lease_from_row(row))
+                except LeaseRowError as exc:  # one bad row must not stop every shard
+                    _log.warning("%s; its shard is left alone until the row is fixed", exc)
+            return leases
 
         return await self._run(select_all)
 
@@ -238,13 +247,29 @@ class SQLiteCheckpointStore:
 
 
 def _lease_from_row(row: tuple[object, ...]) -> Lease:
+    """A row as a :class:`Lease`; one this store never writes (SQLite keeps any value in any
+    column) is a :class:`LeaseRowError` naming its shard, not a ``ValueError`` or a wrong lease."""
     shard_id, owner, counter, checkpoint, sub_sequence, parents = row
-    parent_ids = json.loads(str(parents)) if parents else []
+    try:
+        if type(shard_id) is not str or not (owner is None or type(owner) is str):
+            raise TypeError("its key or owner is not text")
+        if type(counter) is not int or type(sub_sequence) is not int or sub_sequence < 0:
+            raise TypeError("its counter or sub-sequence number is not a non-negative integer")
+        if checkpoint is not None:
+            if type(checkpoint) is not str:
+                raise TypeError("its checkpoint is not text")
+            validate_checkpoint_value(checkpoint, sub_sequence)
+        parent_ids = json.loads(parents) if type(parents) is str and parents else parents or []
+        if type(parent_ids) is not list or not all(type(parent) is str for parent in parent_ids):
+            raise TypeError("its parents are not a list of shard ids")
+    except (TypeError, ValueError, ValidationError) as exc:  # json's errors are ValueErrors
+        reason = str(exc) if isinstance(exc, TypeError) else "its checkpoint or parents do not parse"
+        raise LeaseRowError(f"lease row {str(shard_id)[:128]!r} is not a lease ({reason})") from None
     return Lease(
-        shard_id=str(shard_id),
-        owner=None if owner is None else str(owner),
-        counter=int(str(counter)),
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        sub_sequence_number=int(str(sub_sequence)),
-        parent_shard_ids=tuple(str(parent) for parent in parent_ids),
+        shard_id=shard_id,
+        owner=owner,
+        counter=counter,
+        checkpoint=checkpoint,
+        sub_sequence_number=sub_sequence,
+        parent_shard_ids=tuple(parent_ids),
     )

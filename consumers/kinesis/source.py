@@ -29,7 +29,7 @@ from consumers.kinesis.batch import ShardBatch
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
-from consumers.kinesis.lineage import ShardAssignment, plan_reads
+from consumers.kinesis.lineage import ShardAssignment, plan_reads, resume_position
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
 from consumers.kinesis.session import reader_session
@@ -42,6 +42,7 @@ from shardline.errors import (
     ClosedError,
     ConfigurationError,
     LeaseLostError,
+    LeaseRowError,
     ShardlineError,
     ValidationError,
 )
@@ -65,6 +66,8 @@ class _Shard:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     task: asyncio.Task[None] | None = None
     ended: bool = False
+    held_at: float = 0.0
+    """When the store last confirmed the lease ours (taken, renewed or checkpointed)."""
 
 
 class KinesisSource:
@@ -129,6 +132,8 @@ class KinesisSource:
         self._shards: dict[str, _Shard] = {}
         self._known: dict[str, ShardInfo] = {}
         self._lost: set[str] = set()
+        # lost shards' leases as discovery last saw them: (counter, since when unchanged)
+        self._lost_counters: dict[str, tuple[int, float]] = {}
         self._finished: set[str] = set()
         self._output: asyncio.Queue[ShardBatch | BaseException | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -269,6 +274,7 @@ class KinesisSource:
             except LeaseLostError:
                 self._lose(partition)
                 raise
+            shard.held_at = self._clock()
 
     def _lose(self, shard_id: str) -> None:
         shard = self._shards.pop(shard_id, None)
@@ -296,12 +302,40 @@ class KinesisSource:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches()
             self._output.put_nowait(exc)
 
+    @property
+    def _lease_expiry(self) -> float:
+        """Seconds without a renewal after which a lease counts as abandoned: three renewal
+        rounds (the KCL's failover time plays this part for its workers)."""
+        return 3 * self._config.lease_renew_interval
+
+    def _free_again(self, leases: list[Lease]) -> None:
+        """Let discovery take back lost shards whose lease is free: released (no owner), or
+        not renewed by its holder for :attr:`_lease_expiry` (the holder died or stalled).
+
+        Without this a shard taken by another worker stayed unread for good once that worker
+        stopped or died, with this process still up and reading nothing of it.
+        """
+        now = self._clock()
+        by_shard = {lease.shard_id: lease for lease in leases}
+        for shard_id in list(self._lost):
+            lease = by_shard.get(shard_id)
+            seen = self._lost_counters.get(shard_id)
+            if lease is not None and lease.owner is not None and lease.owner != self._owner:
+                if seen is None or seen[0] != lease.counter:
+                    self._lost_counters[shard_id] = (lease.counter, now)
+                    continue
+                if now - seen[1] < self._lease_expiry:
+                    continue
+            self._lost.discard(shard_id)
+            self._lost_counters.pop(shard_id, None)
+
     async def _discover(self, client: Any) -> None:
         with map_aws_errors("kinesis"):
             listed = await list_shards(client, stream_name=self.stream_name)
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()
+        self._free_again(leases)
         exclude = set(self._shards) | self._lost | self._finished
         for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
             if self._stopping:
@@ -318,11 +352,28 @@ class KinesisSource:
         except LeaseLostError:
             self._lost.add(info.shard_id)
             return
-        shard = _Shard(info=info, lease=lease, slots=asyncio.Semaphore(self._config.max_pending_batches))
+        except LeaseRowError as exc:  # this shard's row only: the others are read
+            _log.warning("%s; %s/%s is not read until the row is fixed", exc, self.stream_name, info.shard_id)
+            return
+        if lease.is_shard_end:  # its holder finished it after the listing this plan came from
+            self._finished.add(info.shard_id)
+            await self._store.release(lease)
+            self._wake.set()  # its children may start
+            return
+        # The lease just taken, not the listing the plan was made from, says where to resume:
+        # its holder may have checkpointed further meanwhile, and resuming from the listing
+        # re-read those records and then moved the checkpoint back over them.
+        start = plan.start if lease.checkpoint is None else resume_position(lease, plan.start)
+        shard = _Shard(
+            info=info,
+            lease=lease,
+            slots=asyncio.Semaphore(self._config.max_pending_batches),
+            held_at=self._clock(),
+        )
         self._shards[info.shard_id] = shard
-        shard.task = asyncio.create_task(self._read_shard(client, shard, plan.start), name=info.shard_id)
+        shard.task = asyncio.create_task(self._read_shard(client, shard, start), name=info.shard_id)
         self._observer.on_event(events.SHARDS_STARTED, 1.0, stream=self.stream_name, shard=info.shard_id)
-        _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, plan.start)
+        _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, start)
 
     def _reader(self, client: Any, shard: _Shard, start: StartPosition) -> AsyncIterator[ShardBatch]:
         common: dict[str, Any] = {
@@ -371,7 +422,12 @@ class KinesisSource:
             self._output.put_nowait(exc)
 
     async def _renew_all(self) -> None:
-        """One renewal round; a lost lease stops its shard, a store error is retried next round."""
+        """One renewal round; a lost lease stops its shard, a store error is retried next round.
+
+        A lease that could not be renewed for :attr:`_lease_expiry` stops its shard too: by
+        then another worker may count it abandoned and take it, and two readers would write
+        the same records.  Discovery takes it back once the store answers again.
+        """
         for shard_id, shard in list(self._shards.items()):
             async with shard.lock:
                 if self._shards.get(shard_id) is not shard:
@@ -380,5 +436,18 @@ class KinesisSource:
                     shard.lease = await self._store.renew(shard.lease)
                 except LeaseLostError:
                     self._lose(shard_id)
+                    continue
                 except ShardlineError as exc:
-                    _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
+                    unrenewed = self._clock() - shard.held_at
+                    if unrenewed < self._lease_expiry:
+                        _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
+                        continue
+                    _log.warning(
+                        "lease of %s not renewed for %.0f s (%s); stopping the shard",
+                        shard_id,
+                        unrenewed,
+                        type(exc).__name__,
+                    )
+                    self._lose(shard_id)
+                    continue
+                shard.held_at = self._clock()

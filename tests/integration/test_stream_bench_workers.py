@@ -240,11 +240,13 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_merged_partial_result(
     run = _start_workers_run(moto_endpoint, tmp_path)
     try:
         run.send_signal(sig)
-        out, _ = run.communicate(timeout=90)
+        out, err = run.communicate(timeout=90)
     finally:
         if run.poll() is None:
             run.kill()
     assert run.returncode == 130
+    # the parent says why the run stops, once; its workers stop quietly
+    assert err.count("stream-bench: interrupted") == 1
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["interrupted"] is True
     assert 0 < result["summary"]["records_sent"] < 6000  # stopped long before the planned minute

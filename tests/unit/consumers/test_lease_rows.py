@@ -1,13 +1,18 @@
-"""A lease-table row is read as the KCL writes it; any other row is a CheckpointError."""
+"""A lease-table row is read as the KCL writes it; any other row is a LeaseRowError (a
+CheckpointError), which the stores' ``list()`` logs and leaves out instead of failing."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumers.checkpoint.dynamodb import _handoff_owner, _lease_from_item
-from shardline.errors import CheckpointError
+from consumers.checkpoint.dynamodb import _handoff_owner, _is_lease, _lease_from_item, _leases_of
+from consumers.checkpoint.sqlite import SQLiteCheckpointStore
+from shardline.errors import CheckpointError, LeaseRowError
 
 KCL_ROW = {
     "leaseKey": {"S": "shardId-000000000001"},
@@ -47,11 +52,65 @@ def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
         {"leaseOwner": {"N": "1"}},
         {"parentShardId": {"S": "shardId-000000000000"}},
         {"leaseCounter": {"N": "7", "S": "7"}},
+        {"checkpoint": {"S": "garbage"}},
+        {"checkpointSubSequenceNumber": {"N": "-1"}},  # read as a skip it could not be
+        {"ownerSwitchesSinceCheckpoint": {"S": "1"}},  # a take adds to it: the write failed
     ],
 )
-def test_a_row_no_kcl_worker_writes_is_a_checkpoint_error(change: dict[str, Any]) -> None:
-    with pytest.raises(CheckpointError, match="is not a lease"):
+def test_a_row_no_kcl_worker_writes_is_a_lease_row_error(change: dict[str, Any]) -> None:
+    with pytest.raises(LeaseRowError, match="is not a lease"):
         _lease_from_item({**KCL_ROW, **change})
+
+
+def test_null_members_are_absent_ones_as_the_kcl_reads_them() -> None:
+    # what boto3 writes for None: an operator's script clearing the owner made the row unreadable
+    lease = _lease_from_item({**KCL_ROW, "leaseOwner": {"NULL": True}, "parentShardId": {"NULL": True}})
+    assert lease.owner is None and lease.parent_shard_ids == ()
+
+
+def test_an_entity_type_that_is_not_a_string_is_no_lease() -> None:
+    assert _is_lease(dict(KCL_ROW)) and _is_lease({**KCL_ROW, "entityType": {"S": "LEASE"}})
+    assert not _is_lease({**KCL_ROW, "entityType": {"N": "1"}})
+
+
+def test_listing_leaves_out_a_bad_row_and_names_it(caplog: pytest.LogCaptureFixture) -> None:
+    bad = {**KCL_ROW, "leaseKey": {"S": "shardId-000000000002"}, "leaseCounter": {"S": "x"}}
+    with caplog.at_level(logging.WARNING):
+        leases = _leases_of([dict(KCL_ROW), bad])
+    assert [lease.shard_id for lease in leases] == ["shardId-000000000001"]
+    assert "shardId-000000000002" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("checkpoint", "not-a-number"),
+        ("checkpoint_sub_sequence_number", -3),
+        ("checkpoint_sub_sequence_number", 1.5),
+        ("lease_counter", "x"),
+        ("parent_shard_ids", "oops"),
+        ("parent_shard_ids", "5"),
+        ("parent_shard_ids", '"shardId-000000000007"'),  # was read as its characters
+    ],
+)
+async def test_a_sqlite_row_it_never_writes_is_a_lease_row_error(
+    column: str, value: object, tmp_path: Path
+) -> None:
+    path = tmp_path / "leases.db"
+    store = SQLiteCheckpointStore(str(path))
+    await store.create_if_absent("shard-0")
+    await store.create_if_absent("shard-1")
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(
+            f"UPDATE shardline_leases SET {column} = ? WHERE lease_key = 'shard-1'",
+            (value,),
+        )
+    connection.close()
+    with pytest.raises(LeaseRowError, match="shard-1"):
+        await store.get("shard-1")
+    assert [lease.shard_id for lease in await store.list()] == ["shard-0"]
+    await store.close()
 
 
 def test_a_mistyped_hand_off_target_is_a_checkpoint_error_not_no_hand_off() -> None:
