@@ -143,13 +143,21 @@ class RangeSource:
                 state.lease = await self.store.checkpoint(state.lease, token)
 
     async def checkpoint(self, partition: str, position: Position) -> None:
+        """Persist the resume token of the batch that ``position`` ends, if it ends one.
+
+        The batch is found by the position object itself: the pipeline hands back the very
+        ``Position`` of the record it acknowledged.  Matching by identity (equal values) found
+        the wrong batch when a record repeats (an archive's at-least-once duplicate): a write
+        failing inside one batch checkpointed the end of a later one that ends with a copy of
+        the acknowledged record, and a rerun skipped every record in between.
+        """
         state = self._open.get(partition)
         if state is None:
             return
         async with state.lock:
             token = None
             for index, (last, candidate) in enumerate(state.pending):
-                if last is not None and last.identity == position.identity:
+                if last is position:
                     token = candidate
                     for _ in range(index + 1):
                         state.pending.popleft()

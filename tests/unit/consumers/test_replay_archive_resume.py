@@ -1,0 +1,89 @@
+"""A backfill from an archive resumes exactly where its last run stopped, duplicates included.
+
+Firehose delivers at least once, so an archive object may hold a record twice.  The replay
+source checkpoints the resume token of the batch a record ends; it used to find that batch
+by the record's identity, so a copy of the acknowledged record at the end of a later batch
+moved the checkpoint past records that were never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from consumers.checkpoint.memory import MemoryCheckpointStore
+from consumers.replay.job import ReplayJob
+from consumers.replay.ranges import S3ArchiveReader
+from consumers.sinks.firehose import encode_line
+from shardline.errors import InvalidRequestError, ShardlineError
+from shardline.records import ConsumedRecord, KinesisPosition
+from tests.unit.consumers.pipeline_doubles import RecordingSink
+
+BOUND = 10.0
+SEQUENCES = [1, 2, 3, 4, 5, 6, 7, 2, 9, 10]  # the 8th line repeats record 2; batches of 4 lines
+
+
+def _record(sequence: int) -> ConsumedRecord:
+    return ConsumedRecord(b"v%d" % sequence, "k", KinesisPosition("s", "shardId-0", str(sequence)))
+
+
+class _Body:
+    def __init__(self, data: bytes, done: asyncio.Event) -> None:
+        self._file = io.BytesIO(data)
+        self._done = done
+
+    async def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        if not chunk:
+            self._done.set()
+        return chunk
+
+    async def __aenter__(self) -> _Body:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+class _Bucket:
+    """One archive object; ``read`` is set once it was read to its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.read = asyncio.Event()
+
+    async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"Body": _Body(self.data, self.read)}
+
+    async def list_objects_v2(self, **_: Any) -> dict[str, Any]:
+        return {"Contents": [{"Key": "object", "Size": len(self.data)}]}
+
+
+def _refuses_record_3(batch: Sequence[ConsumedRecord]) -> BaseException | None:
+    if any(record.position.sequence_number == "3" for record in batch):  # type: ignore[attr-defined]
+        return InvalidRequestError("refused", service="test")
+    return None
+
+
+async def test_a_rerun_writes_every_record_after_the_failure_even_when_a_later_batch_repeats_one() -> None:
+    bucket = _Bucket(b"".join(encode_line(_record(sequence)) for sequence in SEQUENCES))
+    store = MemoryCheckpointStore()
+    first = RecordingSink(fail=_refuses_record_3)
+    first.gate = bucket.read  # the whole object is read (every batch handed out) before a write
+    job = ReplayJob(S3ArchiveReader(bucket, "bucket", batch_size=4), first, store)
+    with pytest.raises(ShardlineError):  # the refused record fails the run: no dead letter
+        await asyncio.wait_for(job.run(), BOUND)
+    second = RecordingSink()
+    await asyncio.wait_for(
+        ReplayJob(S3ArchiveReader(bucket, "bucket", batch_size=4), second, store).run(), BOUND
+    )
+    written = {
+        int(record.position.sequence_number) for record in [*first.written.values(), *second.written.values()]
+    }  # type: ignore[attr-defined]
+    # before: the first run checkpointed the end of the batch ending with the copy of record 2,
+    # so the rerun wrote 9 and 10 only, and 3 to 7 were never written
+    assert written == set(SEQUENCES)
