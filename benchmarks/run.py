@@ -226,9 +226,17 @@ def _start_position(created: bool, run_start: datetime) -> Any:
 
 
 async def run_kinesis(
-    options: RunOptions, target: KinesisTarget, *, progress_stream: Any = None
+    options: RunOptions,
+    target: KinesisTarget,
+    *,
+    progress_stream: Any = None,
+    interrupt_message: str | None = INTERRUPT_MESSAGE,
 ) -> RunOutcome:
-    """Create (or reuse) the stream, produce for ``duration`` seconds, drain, and measure."""
+    """Create (or reuse) the stream, produce for ``duration`` seconds, drain, and measure.
+
+    ``interrupt_message`` is printed when a signal stops the run; a ``--workers`` worker passes
+    ``None``: its parent speaks for the run (and stops the workers when one of them died).
+    """
     from consumers.kinesis.config import ReaderConfig
     from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
     from consumers.kinesis.polling import PollingShardReader
@@ -355,7 +363,7 @@ async def run_kinesis(
             Progress(
                 lambda: recorder.snapshot(time.monotonic(), workload.duration), stream=progress_stream
             ) as progress,
-            GracefulInterrupts(on_stop=stop.set, message=INTERRUPT_MESSAGE) as interrupts,
+            GracefulInterrupts(on_stop=stop.set, message=interrupt_message) as interrupts,
         ):
             cpu = CpuMeter(target)
             await produce_then_drain(

@@ -56,7 +56,10 @@ def run_worker_process(
         target = KinesisTarget(target_name, endpoint)
         progress = None if show_progress else open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
-            outcome = asyncio.run(run_kinesis(options, target, progress_stream=progress))
+            # No interrupt message of its own: the parent says why the run stops (a Ctrl-C it
+            # forwards, or another worker that died), once.
+            running = run_kinesis(options, target, progress_stream=progress, interrupt_message=None)
+            outcome = asyncio.run(running)
         finally:
             if progress is not None:
                 progress.close()
