@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -93,7 +93,8 @@ class PollingShardReader(ShardReaderBase):
         shard: the shard's description, to check de-aggregated records against its hash range.
         stop_at: ends the read before the first record it returns True for.
         stop_at_tip: ends the read at the first empty response that is caught up
-            (MillisBehindLatest 0), for bounded jobs over a live shard.
+            (MillisBehindLatest 0), for bounded jobs over a live shard; a callable is asked
+            at each such response (a window ending in the future: once its end has passed).
         budget: the GetRecords call budget; by default ``config.budget_share`` of 5 calls/s.
         config: pacing and back-off settings.
         observer: receives ``get_records_calls``, ``records_read``, ``millis_behind_latest``,
@@ -112,7 +113,7 @@ class PollingShardReader(ShardReaderBase):
         *,
         shard: ShardInfo | None = None,
         stop_at: StopCondition | None = None,
-        stop_at_tip: bool = False,
+        stop_at_tip: bool | Callable[[], bool] = False,
         budget: CallBudget | None = None,
         config: ReaderConfig | None = None,
         observer: MetricsObserver | None = None,
@@ -141,6 +142,10 @@ class PollingShardReader(ShardReaderBase):
         )
         self._retry = self._config.throttle_retry(rng)
         self._retry_condition = retry_throttles_and_transient(self._config.max_transient_retries)
+
+    def _stops_at_tip(self) -> bool:
+        stop = self._stop_at_tip
+        return stop() if callable(stop) else stop
 
     async def _batches(self) -> AsyncIterator[ShardBatch]:
         config = self._config
@@ -193,7 +198,7 @@ class PollingShardReader(ShardReaderBase):
             if raw:
                 continue  # every record was already processed (resume inside an aggregate)
             caught_up = behind is None or int(behind) == 0
-            if caught_up and self._stop_at_tip:
+            if caught_up and self._stops_at_tip():
                 self._finished = True
                 return
             if caught_up:

@@ -122,13 +122,17 @@ class KinesisRangeReader:
         budget = CallBudget(
             self.calls_per_second / SHARD_GET_RECORDS_CALLS_PER_SEC, clock=self._clock, sleep=self._sleep
         )
+        end_time = window.end_time
         reader = PollingShardReader(
             self.client,
             self.stream,
             partition,
             start,
             stop_at=stop,
-            stop_at_tip=True,
+            # At the tip the range is read only once its end has passed: a window reaching
+            # into the future was marked finished when the reader first caught up, and the
+            # records arriving within it afterwards were never read, by this run or a rerun.
+            stop_at_tip=True if end_time is None else (lambda: datetime.now(UTC) >= end_time),
             budget=budget,
             observer=self.observer,
             config=self.config,

@@ -97,3 +97,62 @@ def _accepting(kinesis: RecordingKinesis) -> Any:
 async def _first_batch(reader: KinesisRangeReader) -> None:
     async for _ in reader.read("shardId-000000000000", None):
         return
+
+
+class _LiveShard:
+    """One shard whose records arrive while it is read; the reader's sleeps cost no real time."""
+
+    def __init__(self, arrivals: list[datetime]) -> None:
+        self.arrivals = list(arrivals)
+        self.empty_answers = 0
+        self.later: list[datetime] = []
+
+    async def get_shard_iterator(self, **_: Any) -> dict[str, Any]:
+        return {"ShardIterator": "0"}
+
+    async def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        index = int(ShardIterator)
+        records = [
+            {"SequenceNumber": str(n), "PartitionKey": "k", "Data": b"x", "ApproximateArrivalTimestamp": t}
+            for n, t in enumerate(self.arrivals[index:], start=100 + index)
+        ]
+        following = str(len(self.arrivals))
+        if not records:
+            self.empty_answers += 1
+            if self.empty_answers == 3:  # caught up three times, then more arrive
+                self.arrivals += self.later
+        return {"Records": records, "NextShardIterator": following, "MillisBehindLatest": 0}
+
+
+class _FakeTime:
+    """Sleeping moves this clock on at once (the read budget and back-offs cost no real time)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_a_window_ending_in_the_future_is_read_until_its_end_not_until_the_first_tip() -> None:
+    now = datetime.now(UTC)
+    end = now + timedelta(hours=1)
+    shard = _LiveShard([now - timedelta(minutes=2), now - timedelta(minutes=1)])
+    shard.later = [now + timedelta(minutes=30), end + timedelta(seconds=1)]  # one inside, one past
+    fake = _FakeTime()
+    reader = KinesisRangeReader(
+        shard, "s", KinesisRange(start_time=now - timedelta(minutes=5), end_time=end),
+        shard_ids=["shardId-000000000000"], clock=fake.clock, sleep=fake.sleep,
+    )  # fmt: skip
+    read: list[str] = []
+    async with asyncio.timeout(10):
+        async for records, _ in reader.read("shardId-000000000000", None):
+            read += [record.position.sequence_number for record in records]  # type: ignore[attr-defined]
+    # before: finished at the first caught-up answer, so the record arriving at +30 min, inside
+    # the window, was never read (and the partition was checkpointed SHARD_END)
+    assert read == ["100", "101", "102"]
+    assert shard.empty_answers >= 3
