@@ -50,7 +50,9 @@ class S3ArchiveReader:
 
     Each object holds newline-delimited records in the layout of
     :func:`consumers.sinks.encoding.record_to_dict`, event id embedded; the resume token is
-    the number of (non-empty) lines of the object already handed out.  Objects are
+    the number of (non-empty) lines of the object already handed out.  A batch ends at
+    ``batch_size`` records or ``batch_bytes`` of record data, whichever comes first: a small,
+    highly compressed object of large records made a 500-record batch of gigabytes.  Objects are
     streamed in chunks, never read whole, and decompressed as Firehose wrote them: GZIP
     (``CompressionFormat: GZIP``, the project's template; recognised by its magic bytes or
     a ``.gz`` suffix) or uncompressed.  An object in a format Firehose offers but the
@@ -70,15 +72,17 @@ class S3ArchiveReader:
         prefix: str = "",
         *,
         batch_size: int = 500,
+        batch_bytes: int = 4 * 1024 * 1024,
         chunk_bytes: int = 256 * 1024,
         max_line_bytes: int = MAX_ARCHIVE_LINE_BYTES,
     ) -> None:
-        if batch_size < 1 or chunk_bytes < 1 or max_line_bytes < 1:
-            raise ConfigurationError("batch_size, chunk_bytes and max_line_bytes must be positive")
+        if batch_size < 1 or batch_bytes < 1 or chunk_bytes < 1 or max_line_bytes < 1:
+            raise ConfigurationError("batch sizes, chunk_bytes and max_line_bytes must be positive")
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.chunk_bytes = chunk_bytes
         self.max_line_bytes = max_line_bytes
         self.malformed = 0
@@ -104,6 +108,7 @@ class S3ArchiveReader:
         response = await self.client.get_object(Bucket=self.bucket, Key=partition)
         index = 0
         batch: list[ConsumedRecord] = []
+        held = 0  # data bytes in ``batch``: a batch ends at batch_size records or batch_bytes
         async with response["Body"] as body:
             lines = _lines(_decompressed(body, partition, self.chunk_bytes), self.max_line_bytes)
             try:
@@ -114,9 +119,11 @@ class S3ArchiveReader:
                     record = self._parse(line)
                     if record is not None:
                         batch.append(record)
-                    if len(batch) >= self.batch_size:
+                        held += len(record.data)
+                    if len(batch) >= self.batch_size or held >= self.batch_bytes:
                         yield batch, str(index)
                         batch = []
+                        held = 0
             except _UnreadableObject as exc:
                 self.unreadable_objects += 1
                 _log.warning("archive object skipped", extra={"key": partition, "reason": str(exc)})

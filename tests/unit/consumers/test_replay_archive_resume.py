@@ -87,3 +87,17 @@ async def test_a_rerun_writes_every_record_after_the_failure_even_when_a_later_b
     # before: the first run checkpointed the end of the batch ending with the copy of record 2,
     # so the rerun wrote 9 and 10 only, and 3 to 7 were never written
     assert written == set(SEQUENCES)
+
+
+async def test_batches_end_at_a_byte_bound_as_well_as_a_record_count() -> None:
+    # a small gzip object of large records made 500-record batches of gigabytes
+    large = [ConsumedRecord(b"x" * 300_000, "k", KinesisPosition("s", "shard-0", str(n))) for n in range(10)]
+    bucket = _Bucket(b"".join(encode_line(record) for record in large))
+    reader = S3ArchiveReader(bucket, "bucket", batch_size=500, batch_bytes=1_000_000)
+    sizes = [
+        (len(records), sum(len(record.data) for record in records), token)
+        async for records, token in reader.read("object", None)
+    ]
+    assert [count for count, _, _ in sizes] == [4, 4, 2]
+    assert all(held < 1_000_000 + 300_000 for _, held, _ in sizes)
+    assert [token for _, _, token in sizes] == ["4", "8", "10"]
