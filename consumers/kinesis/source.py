@@ -132,8 +132,6 @@ class KinesisSource:
         self._shards: dict[str, _Shard] = {}
         self._known: dict[str, ShardInfo] = {}
         self._lost: set[str] = set()
-        # lost shards' leases as discovery last saw them: (counter, since when unchanged)
-        self._lost_counters: dict[str, tuple[int, float]] = {}
         self._finished: set[str] = set()
         self._output: asyncio.Queue[ShardBatch | BaseException | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -304,30 +302,9 @@ class KinesisSource:
 
     @property
     def _lease_expiry(self) -> float:
-        """Seconds without a renewal after which a lease counts as abandoned: three renewal
-        rounds (the KCL's failover time plays this part for its workers)."""
+        """Seconds without a renewal after which another worker may count a lease abandoned:
+        three renewal rounds (the KCL's failover time plays this part for its workers)."""
         return 3 * self._config.lease_renew_interval
-
-    def _free_again(self, leases: list[Lease]) -> None:
-        """Let discovery take back lost shards whose lease is free: released (no owner), or
-        not renewed by its holder for :attr:`_lease_expiry` (the holder died or stalled).
-
-        Without this a shard taken by another worker stayed unread for good once that worker
-        stopped or died, with this process still up and reading nothing of it.
-        """
-        now = self._clock()
-        by_shard = {lease.shard_id: lease for lease in leases}
-        for shard_id in list(self._lost):
-            lease = by_shard.get(shard_id)
-            seen = self._lost_counters.get(shard_id)
-            if lease is not None and lease.owner is not None and lease.owner != self._owner:
-                if seen is None or seen[0] != lease.counter:
-                    self._lost_counters[shard_id] = (lease.counter, now)
-                    continue
-                if now - seen[1] < self._lease_expiry:
-                    continue
-            self._lost.discard(shard_id)
-            self._lost_counters.pop(shard_id, None)
 
     async def _discover(self, client: Any) -> None:
         with map_aws_errors("kinesis"):
@@ -335,7 +312,6 @@ class KinesisSource:
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()
-        self._free_again(leases)
         exclude = set(self._shards) | self._lost | self._finished
         for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
             if self._stopping:
@@ -424,9 +400,11 @@ class KinesisSource:
     async def _renew_all(self) -> None:
         """One renewal round; a lost lease stops its shard, a store error is retried next round.
 
-        A lease that could not be renewed for :attr:`_lease_expiry` stops its shard too: by
-        then another worker may count it abandoned and take it, and two readers would write
-        the same records.  Discovery takes it back once the store answers again.
+        A lease the store has not confirmed for :attr:`_lease_expiry` ends the source with a
+        :class:`CheckpointError` (so :meth:`Pipeline.run` raises it, as documented): by then
+        another worker may count the lease abandoned and take it, and the process, restarted
+        by its supervisor, takes its shards again from their checkpoints.  Before, the
+        warnings went on for ever while the shard was read.
         """
         for shard_id, shard in list(self._shards.items()):
             async with shard.lock:
@@ -442,12 +420,8 @@ class KinesisSource:
                     if unrenewed < self._lease_expiry:
                         _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
                         continue
-                    _log.warning(
-                        "lease of %s not renewed for %.0f s (%s); stopping the shard",
-                        shard_id,
-                        unrenewed,
-                        type(exc).__name__,
-                    )
-                    self._lose(shard_id)
-                    continue
+                    raise CheckpointError(
+                        f"the lease of {shard_id!r} was not renewed for {unrenewed:.0f} s "
+                        f"({type(exc).__name__}): another worker may take it, so this one stops"
+                    ) from exc
                 shard.held_at = self._clock()

@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consumers.checkpoint.base import Lease
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
 from consumers.source import SourceBatch
-from shardline.errors import TransientServiceError
+from shardline.errors import CheckpointError, TransientServiceError
 from shardline.records import SHARD_END
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis
 
@@ -145,46 +147,18 @@ class RenewalsFail(MemoryCheckpointStore):
         return await super().renew(lease)
 
 
-async def test_a_lease_that_cannot_be_renewed_stops_its_shard_and_is_taken_back_later() -> None:
+async def test_a_lease_that_cannot_be_renewed_for_three_rounds_ends_the_source() -> None:
     store = RenewalsFail()
     source = KinesisSource("s", store=store, owner="A", client=FakeKinesis([("k", b"x")] * 20), config=FAST)
-    async with reading(source):
-        await until(lambda: source.shards == ["shard-0"], "the shard is read")
-        store.failing = True
-        # before: renewal warnings for ever while reading on, long after others may take it
-        await until(lambda: source.shards == [], "the shard stops once its lease is past renewing")
-        store.failing = False
-        await until(lambda: source.shards == ["shard-0"], "the shard is taken back when the store answers")
-
-
-async def test_a_shard_lost_to_another_worker_is_taken_back_once_that_worker_lets_go() -> None:
-    store = MemoryCheckpointStore()
-    source = KinesisSource("s", store=store, owner="A", client=FakeKinesis([("k", b"x")] * 20), config=FAST)
-    async with reading(source):
-        await until(lambda: source.shards == ["shard-0"], "the shard is read")
-        taken = await store.acquire("shard-0", "B")
-        await until(lambda: source.shards == [], "the shard stops when B takes it")
-        await store.release(taken)  # B stops: before, the shard stayed unread for good
-        await until(lambda: source.shards == ["shard-0"], "A takes the released shard back")
-        await store.acquire("shard-0", "C")  # C takes it and dies without renewing
-        await until(lambda: source.shards == [], "the shard stops when C takes it")
-        await until(lambda: source.shards == ["shard-0"], "A takes back the lease C stopped renewing")
-    lease = await store.get("shard-0")
-    assert lease is not None and lease.owner in ("A", None)
-
-
-def test_a_lease_whose_holder_renews_it_is_not_taken_back() -> None:
-    now = [0.0]
-    source = KinesisSource("s", store=MemoryCheckpointStore(), owner="A", config=FAST, clock=lambda: now[0])
-    source._lost.add("shard-0")
-    expiry = 3 * FAST.lease_renew_interval
-    for counter in range(1, 6):  # B renews between rounds an expiry apart: its counter moves
-        now[0] += expiry
-        source._free_again([Lease("shard-0", "B", counter, None)])
-        assert "shard-0" in source._lost
-    now[0] += expiry * 0.9  # then B stops renewing: the same counter, not yet for the expiry
-    source._free_again([Lease("shard-0", "B", 5, None)])
-    assert "shard-0" in source._lost
-    now[0] += expiry * 0.2
-    source._free_again([Lease("shard-0", "B", 5, None)])
-    assert "shard-0" not in source._lost
+    batches = source.batches()
+    first = await asyncio.wait_for(anext(batches), BOUND)
+    assert first.partition == "shard-0"
+    store.failing = True
+    # before: renewal warnings for ever while the shard was read, long after another worker
+    # may have taken the lease; now the source (so Pipeline.run) raises, naming the shard
+    with pytest.raises(CheckpointError, match="not renewed") as raised:
+        async with asyncio.timeout(BOUND):
+            async for _ in batches:
+                pass
+    assert isinstance(raised.value.__cause__, TransientServiceError)
+    await source.close()
