@@ -33,10 +33,13 @@ from shardline.errors import ConfigurationError, ShardlineError
 
 __all__ = [
     "MANIFEST_VERSION",
+    "MAX_LEASE_SECONDS",
+    "MIN_LEASE_SECONDS",
     "Manifest",
     "RateCaps",
     "Slice",
     "Unit",
+    "check_job_name",
     "content_hash",
     "load_manifest",
     "manifest_from_json",
@@ -313,7 +316,7 @@ def check_job_name(name: object, checkpoint: object) -> None:
         ) from exc
 
 
-def check_lease_seconds(value: object) -> None:
+def _check_lease_seconds(value: object) -> None:
     """Refuse a lease a runner could not renew (renewals come every third of it) or never expires."""
     if not (_is_number(value) and MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS):
         _refuse(
@@ -336,7 +339,7 @@ def _check_settings(manifest: Manifest) -> None:
             _refuse(name, "must be text or absent")
     if not isinstance(manifest.caps, RateCaps):
         _refuse("caps", "must be the job's rate caps")
-    check_lease_seconds(manifest.lease_seconds)
+    _check_lease_seconds(manifest.lease_seconds)
     if not (_is_int(manifest.concurrency) and manifest.concurrency >= 1):
         _refuse("concurrency", "must be a whole number of units, at least 1")
     if not isinstance(manifest.bounds, dict):
