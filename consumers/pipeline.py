@@ -131,7 +131,12 @@ class PipelineConfig:
 
 @dataclass(slots=True)
 class PipelineStats:
-    """Counters of one run, for tests and the CLI's final log line."""
+    """Counters of one run, for tests and the CLI's final log line.
+
+    The write counters (``records_out``, ``duplicates``, ``dead_lettered``, ``retries``) are
+    brought up to date when :meth:`Pipeline.run` returns, or on demand by
+    :meth:`Pipeline.sync_stats`.
+    """
 
     records_in: int = 0
     records_out: int = 0
@@ -246,7 +251,7 @@ class Pipeline:
             await self._cancel_lanes()
             await self._final_checkpoint()
             await self._close_source()
-            self._sync_stats()
+            self.sync_stats()
             self._running = False
             self._finished.set()
         if self._failure is not None:
@@ -272,12 +277,18 @@ class Pipeline:
             self._workflow.abort.set()
             await self._finished.wait()
 
-    def _sync_stats(self) -> None:
+    def sync_stats(self) -> PipelineStats:
+        """Bring the write counters of :attr:`stats` up to date now, and return them.
+
+        :meth:`run` does so when it returns; a replay slice calls this at every heartbeat so
+        the job's ledger (and ``replay status``) follows the writes while the slice runs.
+        """
         counts = self._workflow.counts
         self.stats.records_out = counts.written + counts.duplicates
         self.stats.duplicates = counts.duplicates
         self.stats.dead_lettered = counts.dead_lettered
         self.stats.retries = counts.retries
+        return self.stats
 
     async def _fail(self, exc: BaseException, what: str, *, abandon_writes: bool = True) -> None:
         """Record the run's first failure and stop reading.

@@ -51,6 +51,7 @@ from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
 if TYPE_CHECKING:
+    from consumers.replay.kinesis_range import KinesisRange
     from consumers.replay.ranges import RangeReader
     from shardline.kafka_config import KafkaClientConfig
 
@@ -171,7 +172,15 @@ def _check(args: argparse.Namespace) -> ReplaySource:
             raise ConfigurationError("--max-calls-per-second must be in (0, 5]")
         if (args.from_sequence or args.to_sequence) and len(args.shard) != 1:
             raise ConfigurationError("a sequence-number range belongs to one shard: give exactly one --shard")
+        _kinesis_window(args)  # its order and its numbers are checked here, before any client exists
     return source
+
+
+def _kinesis_window(args: argparse.Namespace) -> KinesisRange:
+    """The Kinesis range the arguments name; a range that ends before it starts is refused."""
+    from consumers.replay.kinesis_range import KinesisRange
+
+    return KinesisRange(args.from_time, args.to_time, args.from_sequence, args.to_sequence)
 
 
 def _resource_checks(args: argparse.Namespace, source: ReplaySource) -> list[ResourceCheck]:
@@ -269,9 +278,9 @@ async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncEx
 
     if source.kinesis_stream is not None:
         from consumers.kinesis.session import reader_client
-        from consumers.replay.kinesis_range import KinesisRange, KinesisRangeReader
+        from consumers.replay.kinesis_range import KinesisRangeReader
 
-        window = KinesisRange(args.from_time, args.to_time, args.from_sequence, args.to_sequence)
+        window = _kinesis_window(args)
         kinesis = await stack.enter_async_context(reader_client())
         return KinesisRangeReader(
             kinesis,

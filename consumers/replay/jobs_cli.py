@@ -32,7 +32,13 @@ from urllib.parse import unquote, urlsplit
 
 from shardline.cli import OneLineArgumentParser, aware_time_argument
 from shardline.errormap import map_aws_errors, map_kafka_errors
-from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
+from shardline.errors import (
+    ConfigurationError,
+    ResourceNotFoundError,
+    ServiceError,
+    ShardlineError,
+    ValidationError,
+)
 from shardline.logformat import setup_logging
 
 __all__ = ["ACTIONS", "build_parser", "main"]
@@ -126,16 +132,31 @@ def _fail(error: ShardlineError) -> int:
     print(f"shardline replay: {type(error).__name__}: {error}", file=sys.stderr)
     if isinstance(error, SliceHeldError):
         return EXIT_HELD
-    if isinstance(error, ConfigurationError):
+    if isinstance(error, ConfigurationError) or _bad_input(error):
         return EXIT_BAD_INPUT
     return EXIT_FAILED
+
+
+def _bad_input(error: ShardlineError) -> bool:
+    """Input refused before any network call (docs/errors.md: exit 2).
+
+    A service's own refusal of a request (``InvalidRequestError``, also a ``ValidationError``)
+    comes while the job runs: that is a run-time failure, exit 1.
+    """
+    return isinstance(error, ValidationError) and not isinstance(error, ServiceError)
 
 
 # --- plan -----------------------------------------------------------------------------------
 
 
 async def _plan(args: argparse.Namespace) -> int:
-    from consumers.replay.manifest import Manifest, RateCaps
+    from consumers.replay.manifest import (
+        MAX_LEASE_SECONDS,
+        MIN_LEASE_SECONDS,
+        Manifest,
+        RateCaps,
+        check_job_name,
+    )
     from consumers.replay.plan import parse_source, save_manifest
 
     source = parse_source(args.source)
@@ -143,10 +164,14 @@ async def _plan(args: argparse.Namespace) -> int:
         raise ConfigurationError("--slices must be at least 1")
     if not args.checkpoint.startswith("dynamodb://"):
         raise ConfigurationError("--checkpoint must be a shared store: dynamodb://TABLE")
+    # a name no runner can use is refused now, before the source is listed and a manifest written
+    check_job_name(args.name, args.checkpoint)
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
-    if not args.lease_seconds >= 3:
-        raise ConfigurationError("--lease-seconds must be at least 3")
+    if not MIN_LEASE_SECONDS <= args.lease_seconds <= MAX_LEASE_SECONDS:
+        raise ConfigurationError(
+            f"--lease-seconds must be from {MIN_LEASE_SECONDS:g} to {MAX_LEASE_SECONDS:g}"
+        )
     caps = RateCaps(
         read_records_per_second=args.max_read_records_per_second,
         write_records_per_second=args.max_write_records_per_second,

@@ -47,8 +47,14 @@ class KinesisRange:
         if self.start_time and self.end_time and self.end_time <= self.start_time:
             raise ConfigurationError("the range ends before it starts")
         for sequence in (self.start_sequence, self.end_sequence):
-            if sequence is not None and not sequence.isdigit():
+            if sequence is not None and not (sequence.isascii() and sequence.isdigit()):
                 raise ConfigurationError("sequence numbers are decimal strings")
+        # the end sequence number is read (inclusive): an end before the start reads nothing
+        # and would look like an empty range, so it is refused like a time range that ends first
+        if self.start_sequence and self.end_sequence and int(self.end_sequence) < int(self.start_sequence):
+            raise ConfigurationError(
+                "the range ends before it starts: its end sequence number is below its start"
+            )
 
 
 class KinesisRangeReader:

@@ -56,6 +56,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 JOB_KEY = "job"
+SLICE_PREFIX = "slice-"  # with JOB_KEY, the ledger's rows: no unit of a manifest may be named so
 COUNTERS = ("read", "written", "duplicates", "dead_lettered")
 _RETRY = RetryPolicy(max_attempts=8, initial_backoff=0.05, max_backoff=2.0, deadline=30.0)
 
@@ -69,7 +70,7 @@ class SliceHeldError(CheckpointError):
 
 
 def slice_key(index: int) -> str:
-    return f"slice-{index:04d}"
+    return f"{SLICE_PREFIX}{index:04d}"
 
 
 def new_runner_id() -> str:
@@ -266,7 +267,7 @@ class JobLedger:
                 request = pending
                 response = await self._call(partial(self.client.batch_get_item, RequestItems=request))
                 for item in response.get("Responses", {}).get(self.table_name, []):
-                    index = int(item["leaseKey"]["S"].removeprefix("slice-"))
+                    index = int(item["leaseKey"]["S"].removeprefix(SLICE_PREFIX))
                     live += _row(index, item).live(now)
                 pending = response.get("UnprocessedKeys") or {}
         return live
@@ -286,8 +287,8 @@ class JobLedger:
                 key = item["leaseKey"]["S"]
                 if key == JOB_KEY:
                     manifest_hash = item["manifestHash"]["S"]
-                elif key.startswith("slice-"):
-                    index = int(key.removeprefix("slice-"))
+                elif key.startswith(SLICE_PREFIX):
+                    index = int(key.removeprefix(SLICE_PREFIX))
                     slices[index] = _row(index, item)
                 else:
                     checkpoints[key] = item.get("checkpoint", {}).get("S")

@@ -298,7 +298,7 @@ async def _run_claimed(
         for task in (beating, working):
             task.cancel()
         await asyncio.gather(beating, working, return_exceptions=True)
-    snapshot()
+        snapshot()  # a failed attempt records what it wrote too (run_slice adds it as it fails)
     outcome.counts["read"] = max(outcome.counts["read"], summary.read)
 
 
@@ -347,8 +347,13 @@ def _replay_job(
 
 
 def _live_counts(job: ReplayJob) -> dict[str, int]:
-    """Written, duplicates and dead-lettered so far, from the job's pipeline."""
-    stats = job.pipeline.stats
+    """Written, duplicates and dead-lettered so far, from the job's pipeline.
+
+    The pipeline's stats are brought up to date first (it does so on its own only when its run
+    ends), so each heartbeat adds what this attempt wrote so far: a killed or taken-over
+    attempt loses only the counts of its last heartbeat interval.
+    """
+    stats = job.pipeline.sync_stats()
     return {
         "written": stats.records_out - stats.duplicates,
         "duplicates": stats.duplicates,

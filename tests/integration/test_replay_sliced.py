@@ -179,7 +179,15 @@ def test_archive_backfill_in_slices_survives_a_killed_worker(
     assert set(dead_lettered_sequences(s3, dlq)) == {str(n) for n in POISON}
 
 
-def _slow_manifest(moto_endpoint: str, tmp_path: Path, env: dict[str, str], *, name: str) -> Path:
+def _slow_manifest(
+    moto_endpoint: str,
+    tmp_path: Path,
+    env: dict[str, str],
+    *,
+    name: str,
+    read_cap: str = "2",
+    lease_seconds: str = "30",
+) -> Path:
     suffix = uuid.uuid4().hex[:8]
     s3, dynamodb = client("s3", moto_endpoint), client("dynamodb", moto_endpoint)
     archive = f"archive-{suffix}"
@@ -191,7 +199,7 @@ def _slow_manifest(moto_endpoint: str, tmp_path: Path, env: dict[str, str], *, n
             "replay", "plan", f"s3://{archive}/2024/", "--slices", "2", "--out", str(manifest),
             "--name", name, "--sink", f"dynamodb://{table}",
             "--checkpoint", f"dynamodb://leases-{suffix}?create_table=true",
-            "--max-read-records-per-second", "2", "--lease-seconds", "30",
+            "--max-read-records-per-second", read_cap, "--lease-seconds", lease_seconds,
         ],
         env,
     )  # fmt: skip
@@ -219,6 +227,28 @@ def test_a_slice_held_by_a_live_runner_is_refused(moto_endpoint: str, tmp_path: 
     finally:
         first.terminate()
         first.wait(timeout=30)
+
+
+def test_status_counts_what_a_running_slice_wrote(moto_endpoint: str, tmp_path: Path) -> None:
+    """The written count of a running slice grows in ``status`` while it runs (it stayed 0 until
+    the slice ended: the pipeline's write counters were synced only when its run returned)."""
+    env = environment(s3=moto_endpoint, dynamodb=moto_endpoint)
+    name = f"live-{uuid.uuid4().hex[:6]}"
+    # about 200 records at 20 a second, heartbeats every second: ten seconds to be seen running
+    manifest = _slow_manifest(moto_endpoint, tmp_path, env, name=name, read_cap="20", lease_seconds="3")
+    runner = start_shardline(["replay", "run", "--manifest", str(manifest), "--slice", "0"], env)
+    try:
+
+        def written_while_running() -> int:
+            status = shardline(["replay", "status", "--manifest", str(manifest)], env)
+            assert runner.poll() is None, runner.communicate()
+            row = next(line.split() for line in status.stdout.splitlines() if line.split()[:1] == ["0"])
+            return int(row[4]) if row[1] == "running" else 0  # slice state units read WRITTEN ...
+
+        assert wait_for(written_while_running, timeout=60, what="a running slice's written count") > 0
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
 
 
 def test_a_manifest_of_another_plan_is_refused(moto_endpoint: str, tmp_path: Path) -> None:
