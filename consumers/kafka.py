@@ -49,7 +49,7 @@ from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_t
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ValidationError
+from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
 from shardline.metrics import MetricsObserver, guard_observer
@@ -404,9 +404,19 @@ class KafkaSource:
         the revocation instead of awaited, so the loop never waits on the broker.
         """
         self._rebalances += 1
-        self._commit_stored(asynchronous=threading.get_ident() == self._loop_thread)
-        for tp in partitions:
-            self._assigned.discard(partition_name(tp.topic, tp.partition))
+        try:
+            self._commit_stored(asynchronous=threading.get_ident() == self._loop_thread)
+        except ShardlineError as exc:
+            # A member the group already dropped (a slow sink past max.poll.interval.ms) gets
+            # ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID here.  Its uncommitted records are
+            # redelivered to the new owner (at least once); raising from the callback stopped
+            # the whole consumer instead, with the revoked partitions still counted as its own.
+            failed = type(exc).__name__
+            self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=failed)
+            log.warning("commit on revoke failed (%s); the next owner resumes at the last commit", failed)
+        finally:
+            for tp in partitions:
+                self._assigned.discard(partition_name(tp.topic, tp.partition))
         self._observer.on_event(events.KAFKA_PARTITIONS_REVOKED, len(partitions))
 
     def _commit_stored(self, *, asynchronous: bool = False) -> None:
@@ -423,6 +433,9 @@ class KafkaSource:
         try:
             if self._subscribed:
                 self._commit_stored()
+        except ShardlineError as exc:  # a dropped member's last commit: the records are re-read
+            failed = type(exc).__name__
+            log.warning("commit on close failed (%s); the next owner resumes at the last commit", failed)
         finally:
             self._consumer.close()
 

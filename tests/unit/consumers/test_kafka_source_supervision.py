@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumers.kafka import KafkaConsumerConfig, KafkaSource
 from consumers.pipeline import Pipeline, PipelineConfig
@@ -175,3 +175,33 @@ async def test_close_with_a_timeout_returns_while_the_client_is_still_closing() 
     consumer.release_close.set()
     assert await asyncio.wait_for(asyncio.to_thread(consumer.closed.wait, BOUND), BOUND)
     await asyncio.wait_for(source.close(timeout=0.05), BOUND)  # a second close does nothing
+
+
+class DroppedMember(FakeConsumer):
+    """A member the group already dropped: every commit fails as the broker answers it."""
+
+    def commit(self, asynchronous: bool = True) -> None:
+        self.commits += 1
+        raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "illegal generation"))
+
+
+async def test_a_commit_refused_on_revoke_does_not_stop_the_consumer() -> None:
+    # a slow sink past max.poll.interval.ms gets its member dropped: the commit of the revoke
+    # callback fails with ILLEGAL_GENERATION, which stopped the whole consumer
+    rounds = [[Message("t", 0, 0)], [Message("t", 0, 1)]]
+    built: list[FakeConsumer] = []
+
+    def factory(conf: dict[str, Any]) -> FakeConsumer:
+        built.append(DroppedMember(conf, rounds))
+        return built[-1]
+
+    source = KafkaSource(
+        ["t"], CLIENT, KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01), consumer_factory=factory
+    )
+    batches = aiter(source.batches())
+    first = await asyncio.wait_for(anext(batches), BOUND)
+    second = await asyncio.wait_for(anext(batches), BOUND)  # read after the revoke that failed
+    assert [r.data for r in (*first.records, *second.records)] == [b"v0", b"v1"]
+    (consumer,) = built
+    assert consumer.revokes == 1 and consumer.commits == 1
+    await asyncio.wait_for(source.close(timeout=1), BOUND)
