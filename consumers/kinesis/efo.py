@@ -168,6 +168,8 @@ class FanOutShardReader(ShardReaderBase):
             self._subscriptions += 1
             self._observer.on_event(events.SUBSCRIPTIONS, 1.0, **dims)
             event_stream = response["EventStream"]
+            subscribed_at = self._clock()
+            resume = self._resume
             try:
                 with map_aws_errors("kinesis"):
                     async for batch in self._events(event_stream, dims):
@@ -175,6 +177,12 @@ class FanOutShardReader(ShardReaderBase):
                         yield batch
                         if self._finished:
                             return
+                lived = self._clock() - subscribed_at
+                if self._resume is resume and lived < self._config.subscription_seconds:
+                    # Ended early without moving the position (no event, or events without a
+                    # continuation): a failed subscription, backed off and counted like a
+                    # broken one.  Re-subscribing at once spun at network speed, for ever.
+                    raise TransientServiceError("the subscription ended early without an event")
             except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
                 await self._back_off(error, failures, dims)
                 failures += 1
@@ -234,12 +242,16 @@ class FanOutShardReader(ShardReaderBase):
         raw = payload.get("Records") or []
         records = self._records(raw)
         behind = payload.get("MillisBehindLatest")
+        continuation = payload.get("ContinuationSequenceNumber")
+        lag_ok = behind is None or type(behind) is int
+        if not lag_ok or not (continuation is None or _decimal(continuation)):
+            # untrusted bytes: a broken event, re-subscribed from the last good position
+            raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
         if behind is not None:
-            self._millis_behind_latest = int(behind)
+            self._millis_behind_latest = behind
             self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
         if raw:
             self._last_sequence_number = raw[-1]["SequenceNumber"]
-        continuation = payload.get("ContinuationSequenceNumber")
         resume_at = _later(continuation, self._last_sequence_number)
         if resume_at is not None:
             self._resume = AFTER_SEQUENCE_NUMBER(resume_at)
@@ -302,6 +314,11 @@ class _SubscribeWait(wait_base):
         if outcome is not None and isinstance(outcome.exception(), ResourceInUseError):
             return self._resubscribe.max_delay(attempt) * self._rng.uniform(0.5, 1.0)
         return self._retry.backoff(attempt)
+
+
+def _decimal(value: object) -> bool:
+    """Whether ``value`` is a sequence number: a str of ASCII digits (``"²".isdigit()`` holds)."""
+    return type(value) is str and value.isascii() and value.isdigit()
 
 
 def _later(a: str | None, b: str | None) -> str | None:

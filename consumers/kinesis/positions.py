@@ -128,7 +128,8 @@ _ALL_SUB_RECORDS = 1 << 62
 
 
 def _check_sequence_number(value: object) -> None:
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 128:
+    # isascii: "²" and "٣" are digits to str.isdigit, not to int() or a checkpoint store
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 128:
         raise ValidationError("a sequence number is a string of up to 128 decimal digits")
 
 

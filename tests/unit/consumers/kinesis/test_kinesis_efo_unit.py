@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from consumers.kinesis import LATEST, FanOutShardReader
-from shardline.errors import AccessDeniedError
+from shardline.errors import AccessDeniedError, TransientServiceError
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -133,3 +133,47 @@ async def test_subscribe_gives_up_on_errors_retrying_cannot_fix() -> None:
 
 async def _collect(reader: FanOutShardReader) -> list[Any]:
     return [batch async for batch in reader]
+
+
+class EndsAtOnce:
+    """Every subscription's stream ends cleanly without a single event."""
+
+    def __init__(self) -> None:
+        self.subscriptions = 0
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        self.subscriptions += 1
+        return {"EventStream": _Stream([], broken=False)}
+
+
+async def test_subscriptions_that_end_without_an_event_are_backed_off_and_bounded() -> None:
+    client = EndsAtOnce()
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=sleep)
+    # before: re-subscribed at once, for ever (11,000 subscriptions a second, no sleep)
+    with pytest.raises(TransientServiceError, match="ended early"):
+        await asyncio.wait_for(_collect(reader), 5)
+    assert client.subscriptions == len(sleeps) + 1 and sleeps  # one back-off between each
+
+
+class MalformedThenServed(BrokenFirstSubscription):
+    """The first subscription's event carries a continuation that is no sequence number."""
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.positions:
+            self.positions.append(kwargs["StartingPosition"])
+            event = {"SubscribeToShardEvent": {"Records": [], "ContinuationSequenceNumber": "abc"}}
+            return {"EventStream": _Stream([event], broken=False)}
+        return await super().subscribe_to_shard(**kwargs)
+
+
+async def test_a_malformed_event_is_a_broken_stream_resubscribed_not_a_value_error() -> None:
+    client = MalformedThenServed()
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)  # before: ValueError from int("abc")
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]

@@ -31,7 +31,7 @@ def test_starting_position_matches_subscribe_to_shard() -> None:
     assert TRIM_HORIZON.starting_position() == {"Type": "TRIM_HORIZON"}
 
 
-@pytest.mark.parametrize("bad", ["", "12a", "-1", "1" * 129])
+@pytest.mark.parametrize("bad", ["", "12a", "-1", "1" * 129, "\u00b2", "\u0663"])  # not ASCII digits
 def test_bad_sequence_numbers_rejected(bad: str) -> None:
     with pytest.raises(ValidationError):
         AFTER_SEQUENCE_NUMBER(bad)
