@@ -509,16 +509,16 @@ def _read_row(item: dict[str, Any], read: Callable[[dict[str, Any]], _T]) -> _T:
     """``read(item)``, with a row no KCL worker writes as a :class:`LeaseRowError` naming it."""
     try:
         return read(item)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (_BadMember, KeyError, TypeError, ValueError, AttributeError) as exc:
         lease_key = item.get(LEASE_KEY)
         shard = lease_key.get("S") if isinstance(lease_key, dict) else None
-        # the reasons this module gives name a member, never a value; others only their type
-        said = str(exc)
-        reason = said.removeprefix(_REASON) if said.startswith(_REASON) else type(exc).__name__
+        # a _BadMember says which member (never its value); anything else only its type
+        reason = str(exc) if isinstance(exc, _BadMember) else type(exc).__name__
         raise LeaseRowError(f"lease-table row {str(shard)[:128]!r} is not a lease ({reason})") from exc
 
 
-_REASON = "lease row: "
+class _BadMember(Exception):
+    """A member of a lease row that no KCL or Shardline worker writes; the message names it."""
 
 
 def _member(item: dict[str, Any], name: str, kind: str) -> Any:
@@ -533,7 +533,7 @@ def _member(item: dict[str, Any], name: str, kind: str) -> Any:
     if value is None or value == _NULL:  # a NULL member is an absent one, as the KCL reads it
         return None
     if type(value) is not dict or set(value) != {kind}:
-        raise TypeError(f"lease row: {name} is not of type {kind}")
+        raise _BadMember(f"{name} is not of type {kind}")
     return value[kind]
 
 
@@ -552,12 +552,12 @@ def _lease_from_row(item: dict[str, Any]) -> Lease:
         try:
             validate_checkpoint_value(checkpoint, 0)
         except ValidationError as exc:
-            raise ValueError("lease row: its checkpoint is no sequence number") from exc
+            raise _BadMember("its checkpoint is no sequence number") from exc
     owner = _member(item, LEASE_OWNER, "S")
     parents = _member(item, PARENT_SHARD_ID, "SS") or []
     sub_sequence = int(_member(item, CHECKPOINT_SUB_SEQUENCE, "N") or "0")
     if sub_sequence < 0:
-        raise ValueError("lease row: its checkpoint's sub-sequence number is negative")
+        raise _BadMember("its checkpoint's sub-sequence number is negative")
     _member(item, OWNER_SWITCHES, "N")  # a take adds to it: of another type, the write fails
     return Lease(
         shard_id=shard_id,
