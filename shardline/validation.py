@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from shardline.errors import (
     InvalidDataError,
@@ -29,6 +29,7 @@ from shardline.records import Record
 
 __all__ = [
     "batch_columns",
+    "is_decimal",
     "is_text",
     "record_size",
     "require_text",
@@ -38,6 +39,15 @@ __all__ = [
     "validate_record",
     "validate_record_size",
 ]
+
+
+def is_decimal(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a str of ASCII digits: a sequence number, an offset, a hash key.
+
+    ``str.isdigit`` alone also takes ``"²"`` and ``"٣"``, which ``int()`` and every store
+    refuse later, far from the input that carried them.
+    """
+    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 def is_text(value: str) -> bool:
@@ -87,7 +97,7 @@ def validate_explicit_hash_key(value: object) -> int:
             f"explicit hash key must be an int or decimal str, not {type(value).__name__}"
         )
     if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
+        if not is_decimal(value):
             raise InvalidExplicitHashKeyError("explicit hash key str must be a non-negative decimal number")
         value = int(value)
     if not 0 <= value <= HASH_KEY_MAX:

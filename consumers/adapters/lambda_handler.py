@@ -58,6 +58,7 @@ from shardline.errors import ConfigurationError, ValidationError
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
+from shardline.validation import is_decimal
 
 __all__ = [
     "KAFKA_EVENT_SOURCES",
@@ -128,7 +129,7 @@ def _kinesis_records(
                 raise ValidationError(f"unsupported eventSource {str(raw['eventSource'])[:64]!r}")
             kinesis = raw["kinesis"]
             sequence_number = str(kinesis["sequenceNumber"])
-            if not (sequence_number.isdigit() and sequence_number.isascii()) or len(sequence_number) > 129:
+            if not is_decimal(sequence_number) or len(sequence_number) > 129:
                 # the API's pattern allows 129 digits; a longer one is refused before int() reads it
                 raise ValidationError("Kinesis sequence number is not a decimal of at most 129 digits")
             shard_id = str(raw["eventID"]).split(":", 1)[0]

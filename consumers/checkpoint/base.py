@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from shardline.errors import ValidationError
 from shardline.records import SHARD_END
+from shardline.validation import is_decimal
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -147,7 +148,7 @@ def validate_initial_position(initial_position: str) -> str:
 def validate_checkpoint_value(sequence_number: str, sub_sequence_number: int) -> None:
     """A checkpoint is a decimal sequence number or :data:`SHARD_END`, sub-sequence >= 0."""
     if not isinstance(sequence_number, str) or not (
-        sequence_number == SHARD_END or (sequence_number.isdigit() and sequence_number.isascii())
+        sequence_number == SHARD_END or is_decimal(sequence_number)
     ):
         raise ValidationError("checkpoint must be a decimal sequence number or SHARD_END")
     if (

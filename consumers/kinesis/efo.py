@@ -47,6 +47,7 @@ from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
 from shardline.retry import RetryPolicy, retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
+from shardline.validation import is_decimal
 
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
 
@@ -244,7 +245,7 @@ class FanOutShardReader(ShardReaderBase):
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
         lag_ok = behind is None or type(behind) is int
-        if not lag_ok or not (continuation is None or _decimal(continuation)):
+        if not lag_ok or not (continuation is None or is_decimal(continuation)):
             # untrusted bytes: a broken event, re-subscribed from the last good position
             raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
         if behind is not None:
@@ -314,11 +315,6 @@ class _SubscribeWait(wait_base):
         if outcome is not None and isinstance(outcome.exception(), ResourceInUseError):
             return self._resubscribe.max_delay(attempt) * self._rng.uniform(0.5, 1.0)
         return self._retry.backoff(attempt)
-
-
-def _decimal(value: object) -> bool:
-    """Whether ``value`` is a sequence number: a str of ASCII digits (``"²".isdigit()`` holds)."""
-    return type(value) is str and value.isascii() and value.isdigit()
 
 
 def _later(a: str | None, b: str | None) -> str | None:

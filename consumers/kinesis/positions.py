@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shardline.errors import ValidationError
+from shardline.validation import is_decimal
 
 __all__ = [
     "AFTER_SEQUENCE_NUMBER",
@@ -128,8 +129,7 @@ _ALL_SUB_RECORDS = 1 << 62
 
 
 def _check_sequence_number(value: object) -> None:
-    # isascii: "²" and "٣" are digits to str.isdigit, not to int() or a checkpoint store
-    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 128:
+    if not is_decimal(value) or len(value) > 128:
         raise ValidationError("a sequence number is a string of up to 128 decimal digits")
 
 

@@ -18,6 +18,7 @@ from shardline.limits import SHARD_GET_RECORDS_CALLS_PER_SEC
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.records import ConsumedRecord
 from shardline.shardmath import list_shards
+from shardline.validation import is_decimal
 
 __all__ = ["KinesisRange", "KinesisRangeReader"]
 
@@ -47,7 +48,7 @@ class KinesisRange:
         if self.start_time and self.end_time and self.end_time <= self.start_time:
             raise ConfigurationError("the range ends before it starts")
         for sequence in (self.start_sequence, self.end_sequence):
-            if sequence is not None and not (sequence.isascii() and sequence.isdigit()):
+            if sequence is not None and not is_decimal(sequence):
                 raise ConfigurationError("sequence numbers are decimal strings")
         # the end sequence number is read (inclusive): an end before the start reads nothing
         # and would look like an empty range, so it is refused like a time range that ends first

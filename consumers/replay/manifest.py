@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from consumers.replay.ledger import JOB_KEY, SLICE_PREFIX
 from shardline.errors import ConfigurationError, ShardlineError
+from shardline.validation import is_decimal
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -427,9 +428,7 @@ def _check_kinesis_unit(unit: Unit, where: str, stream: str, _path: str) -> None
     if start is not None and end <= start:
         _refuse(f"{where}.end_time", "must be after start_time")
     sequence = unit.start_sequence
-    if sequence is not None and not (
-        isinstance(sequence, str) and sequence.isdecimal() and sequence.isascii()
-    ):
+    if sequence is not None and not is_decimal(sequence):
         _refuse(f"{where}.start_sequence", "must be a decimal sequence number")
 
 
