@@ -107,7 +107,9 @@ class SQLiteCheckpointStore:
                     raise ClosedError("checkpoint store is closed")
                 try:
                     self._connection = self._connect()
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, OSError) as exc:
+                    # OSError: creating the file or its directories (a parent that is a file,
+                    # no permission) fails before SQLite sees the path, and is no less typed
                     raise CheckpointError(f"cannot open checkpoint database: {exc}") from exc
             try:
                 return _in_transaction(self._connection, operation) if write else operation(self._connection)
