@@ -207,7 +207,10 @@ class DynamoDBCheckpointStore:
                 )
             )
         waiter = client.get_waiter("table_exists")
-        await waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # a table still not ACTIVE after a minute is a WaiterError: mapped like every other
+        # botocore error instead of escaping the error tree
+        with map_aws_errors("dynamodb"):
+            await waiter.wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         await self._call(
             lambda: client.update_continuous_backups(
                 TableName=self.table_name,

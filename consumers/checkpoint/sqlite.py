@@ -5,7 +5,10 @@ never blocks the event loop.  The database is in WAL mode so a reader never wait
 writer, and each conditional write is a single ``UPDATE ... WHERE owner = ? AND counter = ?``
 whose row count says whether the fencing condition held: the same compare-and-set the
 DynamoDB store gets from a ConditionExpression.  Several processes may share the file
-(a restarted consumer, a second worker on the same machine).
+(a restarted consumer, a second worker on the same machine), so every write runs in one
+``BEGIN IMMEDIATE`` transaction with the read of the lease it returns: the copy a caller
+gets back is the row its own write produced, never a row another process wrote in between
+(a copy carrying the other worker's owner and counter passed that worker's fencing).
 
 Namespaces live side by side in one table, keyed by (namespace, shard id), so a replay job
 with its own namespace never touches a live consumer's checkpoints.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 import sqlite3
@@ -93,20 +97,22 @@ class SQLiteCheckpointStore:
         connection.execute(_SCHEMA)
         return connection
 
-    async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await asyncio.to_thread(self._run_sync, operation)
+    async def _run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
+        return await asyncio.to_thread(self._run_sync, operation, write)
 
-    def _run_sync(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _run_sync(self, operation: Callable[[sqlite3.Connection], _T], write: bool = False) -> _T:
         with self._lock:
             if self._connection is None:
                 if self._closed:
                     raise ClosedError("checkpoint store is closed")
                 try:
                     self._connection = self._connect()
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, OSError) as exc:
+                    # OSError: creating the file or its directories (a parent that is a file,
+                    # no permission) fails before SQLite sees the path, and is no less typed
                     raise CheckpointError(f"cannot open checkpoint database: {exc}") from exc
             try:
-                return operation(self._connection)
+                return _in_transaction(self._connection, operation) if write else operation(self._connection)
             except sqlite3.OperationalError as exc:  # locked / busy beyond the timeout
                 raise CheckpointError(f"checkpoint database error: {exc}", retriable=True) from exc
             except sqlite3.Error as exc:
@@ -129,7 +135,7 @@ class SQLiteCheckpointStore:
                 (self.namespace, shard_id, parents),
             )
 
-        await self._run(insert)
+        await self._run(insert, write=True)
 
     async def get(self, shard_id: str) -> Lease | None:
         validate_shard_id(shard_id)
@@ -173,7 +179,7 @@ class SQLiteCheckpointStore:
             assert taken is not None
             return taken
 
-        return await self._run(take)
+        return await self._run(take, write=True)
 
     async def renew(self, lease: Lease) -> Lease:
         def bump(connection: sqlite3.Connection) -> Lease:
@@ -182,7 +188,7 @@ class SQLiteCheckpointStore:
             assert renewed is not None
             return renewed
 
-        return await self._run(bump)
+        return await self._run(bump, write=True)
 
     async def checkpoint(self, lease: Lease, sequence_number: str, sub_sequence_number: int = 0) -> Lease:
         validate_checkpoint_value(sequence_number, sub_sequence_number)
@@ -198,7 +204,7 @@ class SQLiteCheckpointStore:
             assert updated is not None
             return updated
 
-        return await self._run(record)
+        return await self._run(record, write=True)
 
     async def release(self, lease: Lease) -> None:
         def clear(connection: sqlite3.Connection) -> None:
@@ -207,7 +213,7 @@ class SQLiteCheckpointStore:
             except LeaseLostError:
                 return
 
-        await self._run(clear)
+        await self._run(clear, write=True)
 
     async def close(self) -> None:
         def shut() -> None:
@@ -244,6 +250,25 @@ class SQLiteCheckpointStore:
         )
         if cursor.rowcount != 1:
             raise LeaseLostError(f"lease on shard {lease.shard_id!r} is held by another worker now")
+
+
+def _in_transaction(connection: sqlite3.Connection, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``operation`` as one write transaction, taken before its first read (``IMMEDIATE``).
+
+    Another process's write waits (busy timeout) until this one commits, so the lease an
+    operation reads back after its conditional ``UPDATE`` is the one it wrote, and the read
+    that ``acquire`` bases its condition on is still current when the update runs.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = operation(connection)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:  # a failed COMMIT too: the next BEGIN must find none open
+            with contextlib.suppress(sqlite3.Error):  # the original error is the one to report
+                connection.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _lease_from_row(row: tuple[object, ...]) -> Lease:

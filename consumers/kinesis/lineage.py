@@ -78,7 +78,10 @@ def plan_reads(
     """The shards that may be read now, in hash-key order, each with its start position.
 
     Rules:
-      * a shard whose lease is checkpointed at SHARD_END is finished;
+      * a shard whose lease is checkpointed at SHARD_END is finished, and so is a listed
+        shard without a lease that is an ancestor of a shard with progress (the KCL deletes a
+        finished shard's lease once its children made progress, see
+        :func:`_finished_before_progressed_children`);
       * a shard is readable when each parent is finished or no longer listed (trimmed past
         the retention period);
       * a never-checkpointed shard whose parent was tracked (has a lease) starts at its
@@ -91,6 +94,7 @@ def plan_reads(
     shard_map = shards if isinstance(shards, ShardMap) else ShardMap(shards, key_cache_size=0)
     by_shard = dict(leases) if isinstance(leases, Mapping) else {lease.shard_id: lease for lease in leases}
     finished = {shard_id for shard_id, lease in by_shard.items() if lease.checkpoint == SHARD_END}
+    finished |= _finished_before_progressed_children(shard_map, by_shard)
     if initial.kind is StartKind.LATEST:
         finished |= _untracked_closed(shard_map, by_shard)
     excluded = set(exclude)
@@ -105,6 +109,32 @@ def plan_reads(
             fallback = initial
         plans.append(ShardAssignment(shard, resume_position(by_shard.get(shard.shard_id), fallback)))
     return plans
+
+
+def _finished_before_progressed_children(shard_map: ShardMap, leases: Mapping[str, Lease]) -> set[str]:
+    """Listed shards without a lease whose descendant's lease shows progress: finished.
+
+    The KCL deletes the lease of a shard that reached SHARD_END once every child checkpointed
+    past its start (``LeaseCleanupManager``, ``cleanupLeasesUponShardCompletion``, on by
+    default), while ListShards keeps listing the shard until its records expire.  A child is
+    read only after its parents finished, so its progress proves them finished.  Counted as
+    unread, such a parent was read again from the start, its whole retained history delivered
+    after the child's newer records, and the child held back until then.  Ancestors that
+    still have a lease keep following it.
+    """
+    finished: set[str] = set()
+    pending = [shard_id for shard_id, lease in leases.items() if lease.checkpoint is not None]
+    while pending:
+        shard = shard_map.get(pending.pop())
+        if shard is None:
+            continue
+        for parent in shard.parents:
+            listed = shard_map.get(parent)
+            # an open shard is never finished, whatever a (crafted) listing calls its child
+            if parent not in leases and parent not in finished and listed is not None and not listed.is_open:
+                finished.add(parent)
+                pending.append(parent)
+    return finished
 
 
 def _untracked_closed(shard_map: ShardMap, leases: Mapping[str, Lease]) -> set[str]:
