@@ -63,6 +63,7 @@ from shardline.errors import (
     CheckpointError,
     ClosedError,
     ConditionalCheckFailedError,
+    ConfigurationError,
     LeaseLostError,
     LeaseRowError,
     ResourceInUseError,
@@ -100,6 +101,8 @@ PENDING_CHECKPOINT = "pendingCheckpoint"
 PENDING_CHECKPOINT_SUB_SEQUENCE = "pendingCheckpointSubSequenceNumber"
 PENDING_CHECKPOINT_STATE = "pendingCheckpointState"
 ENTITY_TYPE = "entityType"
+MULTI_STREAM_ID = "streamName"
+"""The stream a multi-stream KCL application's lease belongs to (``account:stream:epoch``)."""
 LEASE_ENTITY = "LEASE"
 """KCL 3.x tags every row; rows of another ``entityType`` (leader lock, worker metrics,
 migration state) share the table but are not leases.  KCL 2.x rows have no tag: all leases."""
@@ -484,11 +487,24 @@ def _is_lease(item: dict[str, Any]) -> bool:
 
 def _leases_of(items: builtins.list[dict[str, Any]]) -> builtins.list[Lease]:
     """The leases among scanned rows.  A row that is not one (:class:`LeaseRowError`) is
-    logged by its key and left out: one bad row must not stop every shard of the stream."""
+    logged by its key and left out: one bad row must not stop every shard of the stream.
+
+    A lease of a multi-stream KCL application (keyed ``account:stream:epoch:shardId``, its
+    stream in ``streamName``) is a :class:`ConfigurationError` for the whole table: read as a
+    lease of a shard no stream lists, it was passed over, Shardline created bare-shard-id
+    leases beside it and started every shard at ``--start`` (records skipped with ``latest``,
+    the retained history repeated with ``trim_horizon``) instead of at the KCL's checkpoints.
+    """
     leases: builtins.list[Lease] = []
     for item in items:
         if not _is_lease(item):
             continue
+        if MULTI_STREAM_ID in item:
+            raise ConfigurationError(
+                "the lease table belongs to a multi-stream KCL application (leases keyed "
+                "account:stream:epoch:shardId); Shardline reads single-stream lease tables, so "
+                "give it a table of its own or run the KCL application"
+            )
         try:
             leases.append(_lease_from_item(item))
         except LeaseRowError as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from consumers.checkpoint.dynamodb import _handoff_owner, _is_lease, _lease_from_item, _leases_of
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
-from shardline.errors import CheckpointError, LeaseRowError
+from shardline.errors import CheckpointError, ConfigurationError, LeaseRowError
 
 KCL_ROW = {
     "leaseKey": {"S": "shardId-000000000001"},
@@ -118,3 +118,18 @@ def test_a_mistyped_hand_off_target_is_a_checkpoint_error_not_no_hand_off() -> N
     assert _handoff_owner({**KCL_ROW, "checkpointOwner": {"S": "worker-b"}}) == "worker-b"
     with pytest.raises(CheckpointError, match="is not a lease"):
         _handoff_owner({**KCL_ROW, "checkpointOwner": {"N": "1"}})
+
+
+def test_a_multi_stream_kcl_table_is_refused_not_read_past() -> None:
+    """A multi-stream KCL application keys its leases ``account:stream:epoch:shardId`` and names
+    the stream in ``streamName`` (amazon-kinesis-client's DynamoDBMultiStreamLeaseSerializer).
+    Passed over as leases of unlisted shards, they made Shardline start every shard afresh."""
+    multi_stream_row = {
+        **KCL_ROW,
+        "leaseKey": {"S": "123456789012:telemetry:1700000000:shardId-000000000001"},
+        "streamName": {"S": "123456789012:telemetry:1700000000"},
+        "shardId": {"S": "shardId-000000000001"},
+    }
+    with pytest.raises(ConfigurationError, match="multi-stream KCL application"):
+        _leases_of([dict(KCL_ROW), multi_stream_row])
+    assert [lease.shard_id for lease in _leases_of([dict(KCL_ROW)])] == ["shardId-000000000001"]
