@@ -194,7 +194,12 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                     return EntryResult.throttled(code, code), None
                 if error.retriable:
                     return EntryResult.retry(code, code), None
-                return EntryResult.rejected(str(error) or code, code), None
+                if isinstance(error, ValidationError):  # ValidationException: this item is refused
+                    return EntryResult.rejected(str(error) or code, code), None
+                # Access denied, expired credentials, a missing table or KMS key: the table's
+                # fault, not the item's.  As a failed call the pipeline stops on these instead
+                # of dead-lettering every item; anything else is bisected to its item.
+                return EntryResult.call_error(error), None
         return EntryResult.written(), None
 
 
