@@ -329,11 +329,16 @@ class WriteWorkflow:
             )
         for result in results:
             # A BatchingSink reports a call that raised as every record's CALL_FAILED result
-            # instead of raising: a destination error there must stop the run just the same,
-            # or bisection dead-letters every healthy record (a missing table, expired
-            # credentials) and the checkpoint moves past them.
-            if result.outcome is Outcome.CALL_FAILED and isinstance(result.error, _DESTINATION_ERRORS):
+            # instead of raising: a destination error, or the sink saying it cannot go on
+            # (SinkError: a full disk), must stop the run just the same, or bisection
+            # dead-letters every healthy record and the checkpoint moves past them.
+            if result.outcome is not Outcome.CALL_FAILED:
+                continue
+            if isinstance(result.error, _DESTINATION_ERRORS):
                 raise self._cannot_write(result.error) from result.error
+            if isinstance(result.error, SinkError):
+                self._cannot_write(result.error)
+                raise result.error
         return results
 
     def _cannot_write(self, exc: BaseException) -> SinkError:
