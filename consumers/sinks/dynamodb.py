@@ -118,9 +118,12 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         payload[self.version_attribute] = version
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
-        except (TypeError, ValueError, ArithmeticError) as exc:
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
-            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision
+            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision.
+            # RecursionError: nesting the JSON parser takes but the serializer, which recurses
+            # several frames a level, does not (DynamoDB itself stops at 32 levels); untyped,
+            # it failed the whole call and its batch was bisected to find the record.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
         key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
         size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
