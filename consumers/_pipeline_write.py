@@ -318,11 +318,7 @@ class WriteWorkflow:
         except SinkError:
             raise  # the sink itself gave up (or the bound was reached): the run stops
         except _DESTINATION_ERRORS as exc:
-            logger.error(
-                "sink cannot be written; stopping",
-                extra={"error_type": type(exc).__name__, "sink": self._sink_name},
-            )
-            raise SinkError(f"{self._sink_name} sink cannot be written: {type(exc).__name__}") from exc
+            raise self._cannot_write(exc) from exc
         except Exception as exc:  # noqa: BLE001 - outside the Shardline tree: bisected as a poison call
             return [EntryResult.call_error(exc)] * len(batch)
         if results is None:
@@ -331,7 +327,26 @@ class WriteWorkflow:
             raise SinkError(
                 f"{self._sink_name} sink returned {len(results)} results for {len(batch)} records"
             )
+        for result in results:
+            # A BatchingSink reports a call that raised as every record's CALL_FAILED result
+            # instead of raising: a destination error, or the sink saying it cannot go on
+            # (SinkError: a full disk), must stop the run just the same, or bisection
+            # dead-letters every healthy record and the checkpoint moves past them.
+            if result.outcome is not Outcome.CALL_FAILED:
+                continue
+            if isinstance(result.error, _DESTINATION_ERRORS):
+                raise self._cannot_write(result.error) from result.error
+            if isinstance(result.error, SinkError):
+                self._cannot_write(result.error)
+                raise result.error
         return results
+
+    def _cannot_write(self, exc: BaseException) -> SinkError:
+        logger.error(
+            "sink cannot be written; stopping",
+            extra={"error_type": type(exc).__name__, "sink": self._sink_name},
+        )
+        return SinkError(f"{self._sink_name} sink cannot be written: {type(exc).__name__}")
 
     async def _wait_out(self, outage: _Outage) -> None:
         """One more round of an outage: back off, or raise once ``sink_retry`` gives up."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -118,12 +118,15 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         payload[self.version_attribute] = version
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
-        except (TypeError, ValueError, ArithmeticError) as exc:
+        except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
-            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision
+            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision.
+            # RecursionError: nesting the JSON parser takes but the serializer, which recurses
+            # several frames a level, does not (DynamoDB itself stops at 32 levels); untyped,
+            # it failed the whole call and its batch was bisected to find the record.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
         key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
-        size = sum(len(name) + len(json.dumps(value)) for name, value in item.items())
+        size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
         return DynamoDBEntry(item=item, key=key, size=size, version=version)
 
     def entry_size(self, entry: DynamoDBEntry) -> int:
@@ -194,8 +197,57 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                     return EntryResult.throttled(code, code), None
                 if error.retriable:
                     return EntryResult.retry(code, code), None
-                return EntryResult.rejected(str(error) or code, code), None
+                if isinstance(error, ValidationError):  # ValidationException: this item is refused
+                    return EntryResult.rejected(str(error) or code, code), None
+                # Access denied, expired credentials, a missing table or KMS key: the table's
+                # fault, not the item's.  As a failed call the pipeline stops on these instead
+                # of dead-lettering every item; anything else is bisected to its item.
+                return EntryResult.call_error(error), None
         return EntryResult.written(), None
+
+
+def _utf8_size(text: str) -> int:
+    # surrogatepass: a JSON "\ud800" escape has no UTF-8 form; count it, DynamoDB judges it
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """Bytes DynamoDB counts for one attribute value, by its published sizing rules.
+
+    Strings count their UTF-8 bytes, not their JSON spelling: ``json.dumps`` escapes every
+    non-ASCII character as ``\\uXXXX`` (six bytes for a three-byte CJK character, twelve for
+    a four-byte emoji), which made items well under 400 KB look too large and dead-lettered
+    them without ever sending them.  Numbers take about one byte per two significant digits
+    plus overhead, lists and maps 3 bytes plus one per element.  Each estimate errs on the
+    large side by a few bytes at most; an item DynamoDB still finds too large fails its call
+    and is bisected out.
+    """
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return _utf8_size(inner)
+    if kind == "N":
+        return _number_size(inner)
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(_utf8_size(member) for member in inner)
+    if kind == "NS":
+        return sum(_number_size(member) for member in inner)
+    if kind == "BS":
+        return sum(len(member) for member in inner)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(member) for member in inner)
+    if kind == "M":
+        return 3 + sum(1 + _utf8_size(name) + _value_size(member) for name, member in inner.items())
+    return len(json.dumps(value))  # pragma: no cover - TypeSerializer emits only the kinds above
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lower().split("e", 1)[0].lstrip("+-").replace(".", "")
+    digits = len(mantissa.strip("0")) or 1
+    return 2 + (digits + 1) // 2 + (1 if text.startswith("-") else 0)
 
 
 def from_uri(

@@ -17,6 +17,7 @@ from typing import Any
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.encoding import record_to_dict
 from consumers.sinks.jsonl import JsonlIdentityFile
+from shardline.errors import SinkError
 from shardline.records import ConsumedRecord
 
 __all__ = ["FileSink"]
@@ -42,5 +43,10 @@ class FileSink(BatchingSink[dict[str, Any]]):
         return len(entry["data"]) + 256
 
     async def send(self, entries: Sequence[dict[str, Any]]) -> Sequence[EntryResult]:
-        fresh = await asyncio.to_thread(self.file.append, entries)
+        try:
+            fresh = await asyncio.to_thread(self.file.append, entries)
+        except OSError as exc:
+            # A full disk or a read-only file is the file's state, not a record's: as an
+            # untyped error the pipeline bisected it and dead-lettered every record.
+            raise SinkError(f"file sink cannot append to {self.file.path}: {exc.strerror or exc}") from exc
         return [EntryResult.written() if new else EntryResult.duplicate() for new in fresh]

@@ -8,7 +8,8 @@ replay) leaves the same data.
 
 Both HTTP APIs are spoken: v2 ``POST /api/v2/write?org=&bucket=&precision=ns`` with
 ``Authorization: Token ...`` (Timestream for InfluxDB, InfluxDB 2.x) and v1
-``POST /write?db=&precision=n`` (InfluxDB 1.x).  A 400/413/422 fails the call as a whole
+``POST /write?db=&precision=n`` (InfluxDB 1.x).  Redirects are not followed: a 3xx stops
+the run like a 404 (the URL does not reach the write API).  A 400/413/422 fails the call as a whole
 (non-retriable: the pipeline bisects the batch so that only the points InfluxDB refuses are
 dead-lettered); 429 and 5xx are retriable (the pipeline waits them out).  Response bodies
 are never copied into errors: InfluxDB echoes the rejected line.
@@ -188,7 +189,12 @@ class InfluxDBSink(BatchingSink[bytes]):
         if self._token:
             headers["Authorization"] = f"Token {self._token}"
         try:
-            async with self._session.post(url, params=params, data=body, headers=headers) as response:
+            # allow_redirects=False: a redirect is not a write.  Followed, a POST answered 301
+            # or 302 turned into a GET of the new address, whose 200 (a proxy's sign-in page)
+            # counted the points as written; the token and the points went along with it.
+            async with self._session.post(
+                url, params=params, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 return response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransientServiceError(
@@ -222,6 +228,13 @@ def _status_error(status: int) -> ServiceError:
         return AccessDeniedError("InfluxDB refused the write", code=code, service="influxdb")
     if status == 404:
         return ResourceNotFoundError("InfluxDB: database or bucket not found", code=code, service="influxdb")
+    if 300 <= status < 400:
+        # the URL does not lead to the write API: stop, rather than bisect every point out
+        return ResourceNotFoundError(
+            f"InfluxDB answered a redirect (HTTP {status}): give the write API's own address",
+            code=code,
+            service="influxdb",
+        )
     if status == 429:
         return ThrottledError("InfluxDB is throttling writes", code=code, service="influxdb")
     if status >= 500:

@@ -14,7 +14,7 @@ import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,5 +192,11 @@ def arrival_ns(record: ConsumedRecord) -> int:
 def _datetime_ns(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValidationError("naive datetime: the time zone is unknown")
-    seconds = int(moment.timestamp())
-    return seconds * 10**9 + moment.microsecond * 1000
+    # Exact integer arithmetic.  ``int(moment.timestamp())`` truncated toward zero, so a
+    # time half a second before the epoch became half a second after it: two readings a
+    # second apart landed on one point and the later overwrote the earlier.
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
