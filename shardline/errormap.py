@@ -87,6 +87,11 @@ AWS_ERROR_CODES: Final[Mapping[str, type[ShardlineError]]] = MappingProxyType(
         "LimitExceededException": ThrottledError,  # Kinesis/DynamoDB concurrent control-plane calls
         "KMSThrottlingException": ThrottledError,
         "SlowDown": ThrottledError,  # S3
+        # Firehose's throttle: a PutRecordBatch entry carries it when the stream's limits are
+        # exceeded (its API reference: "back off and retry ... throughput limits ... may have
+        # been exceeded").  As a transient failure it counted against an entry's attempts, so
+        # a sustained throttle dead-lettered healthy records after entry_attempts sends.
+        "ServiceUnavailableException": ThrottledError,
         # --- the service failed; the request may or may not have been applied -------------
         "InternalFailure": TransientServiceError,  # Kinesis PutRecords entries
         "InternalFailureException": TransientServiceError,
@@ -94,7 +99,6 @@ AWS_ERROR_CODES: Final[Mapping[str, type[ShardlineError]]] = MappingProxyType(
         "InternalServerException": TransientServiceError,  # Timestream
         "InternalError": TransientServiceError,  # S3
         "ServiceUnavailable": TransientServiceError,
-        "ServiceUnavailableException": TransientServiceError,  # Firehose (also its throttle)
         "ServiceFailure": TransientServiceError,
         "RequestTimeout": TransientServiceError,
         "RequestTimeoutException": TransientServiceError,

@@ -31,7 +31,7 @@ def test_every_mapped_code_gets_the_verdict_its_class_implies(code: str) -> None
 @pytest.mark.parametrize(
     ("code", "verdict"),
     [
-        ("ServiceUnavailableException", EntryVerdict.RETRY),
+        ("ServiceUnavailableException", EntryVerdict.THROTTLED),  # Firehose's throttle
         ("InternalFailure", EntryVerdict.RETRY),
         ("ProvisionedThroughputExceededException", EntryVerdict.THROTTLED),
         ("InvalidArgumentException", EntryVerdict.REJECTED),
