@@ -12,7 +12,13 @@ Every item also carries a version attribute (from the record position, or the ma
   ``attribute_not_exists(#pk) OR #version < :version``, so an older replayed record never
   overwrites a newer one (a backfill overlapping live traffic is safe).
   ``ConditionalCheckFailed`` means the table already holds this version or a newer one:
-  counted as a duplicate, i.e. success.
+  counted as a duplicate, i.e. success.  A version taken from a real Kinesis arrival time
+  (milliseconds) ties for records that arrived in the same millisecond, the newer as well
+  as a replay: such items also carry ``<version attribute>_position`` (the sequence and
+  sub-sequence numbers as fixed-width text) and the condition adds
+  ``OR (#version = :version AND #position < :position)``.  Before, the newer of two
+  readings of one device sent in one PutRecords request was dropped as a duplicate and the
+  table kept the older one.  Items written without the attribute compare as before.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from botocore.exceptions import ClientError
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping, decode_object
-from consumers.sinks.versioning import record_version
+from consumers.sinks.versioning import position_tiebreak, record_version
 from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
@@ -62,6 +68,8 @@ class DynamoDBEntry:
     key: tuple[tuple[str, str], ...]
     size: int
     version: int
+    tiebreak: str | None = None
+    """Orders entries whose versions tie (guarded mode; see the module documentation)."""
 
 
 class DynamoDBSink(BatchingSink[DynamoDBEntry]):
@@ -98,6 +106,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         self.guarded = guarded
         self.key_attributes = self.mapping.keys or (key_attribute,)
         self.version_attribute = version_attribute
+        self.position_attribute = f"{version_attribute}_position"
         self._identity_key = not self.mapping.keys
         self._concurrency = asyncio.Semaphore(concurrency)
         self.client = LazyClient("dynamodb", client=client, session=session, endpoint_url=endpoint_url)
@@ -116,6 +125,11 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
             if not isinstance(payload.get(name), str | int | Decimal) or isinstance(payload.get(name), bool):
                 raise ValidationError(f"key attribute {name!r} missing or not a string/number")
         payload[self.version_attribute] = version
+        tiebreak = None
+        if self.guarded and self.mapping.version_field is None:
+            tiebreak = position_tiebreak(record)
+            if tiebreak is not None:
+                payload[self.position_attribute] = tiebreak
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
@@ -127,7 +141,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
         key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
         size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
-        return DynamoDBEntry(item=item, key=key, size=size, version=version)
+        return DynamoDBEntry(item=item, key=key, size=size, version=version, tiebreak=tiebreak)
 
     def entry_size(self, entry: DynamoDBEntry) -> int:
         return entry.size
@@ -174,17 +188,23 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
 
     async def _put_guarded(self, client: Any, entry: DynamoDBEntry) -> tuple[EntryResult, Any]:
         names = {f"#k{i}": name for i, name in enumerate(self.key_attributes)}
+        absent = " AND ".join(f"attribute_not_exists({alias})" for alias in names)
         names["#v"] = self.version_attribute
-        absent = " AND ".join(f"attribute_not_exists({alias})" for alias in names if alias != "#v")
+        values = {":v": {"N": str(entry.version)}}
+        condition = f"({absent}) OR #v < :v"
+        if entry.tiebreak is not None:
+            names["#p"] = self.position_attribute
+            values[":p"] = {"S": entry.tiebreak}
+            condition += " OR (#v = :v AND #p < :p)"
         async with self._concurrency:
             try:
                 with map_aws_errors("dynamodb"):
                     await client.put_item(
                         TableName=self.table,
                         Item=entry.item,
-                        ConditionExpression=f"({absent}) OR #v < :v",
+                        ConditionExpression=condition,
                         ExpressionAttributeNames=names,
-                        ExpressionAttributeValues={":v": {"N": str(entry.version)}},
+                        ExpressionAttributeValues=values,
                     )
             except ShardlineError as error:
                 if isinstance(error, ConditionalCheckFailedError):

@@ -12,6 +12,11 @@ that grows along a partition (so an older replayed record never overwrites a new
   milliseconds (non-decreasing along a shard) times 1024 plus the sub-sequence number.
 - Without an arrival time the version is 1: replays are still absorbed, but a changed value
   for the same point cannot win; name a ``version_field`` in the mapping in that case.
+
+Arrival times are milliseconds, and plain records of one PutRecords request (or any two in
+the same millisecond) share one: their versions tie although the later one is newer.  Where a
+sink can compare a second value, :func:`position_tiebreak` orders such records by their
+sequence numbers (the DynamoDB sink's guarded writes do).
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from shardline.errors import ValidationError
 from shardline.limits import INT64_MAX
 from shardline.records import ConsumedRecord, KafkaPosition
 
-__all__ = ["position_version", "record_version"]
+__all__ = ["position_tiebreak", "position_version", "record_version"]
 
 _SUB_SLOTS = 1024
+_SEQUENCE_DIGITS = 129
+"""The longest Kinesis sequence number (its API's pattern ``0|([1-9]\\d{0,128})``)."""
+_SUB_DIGITS = 10
 
 
 def position_version(record: ConsumedRecord) -> int:
@@ -54,3 +62,22 @@ def record_version(record: ConsumedRecord, payload: Mapping[str, Any], version_f
     if not 0 <= version <= INT64_MAX:
         raise ValidationError(f"version field {version_field!r} outside 0..2**63-1")
     return version
+
+
+def position_tiebreak(record: ConsumedRecord) -> str | None:
+    """Among records whose :func:`position_version` ties, a text that orders them as the shard
+    did; ``None`` where the version alone orders every record (Kafka offsets, the exact
+    versions of small sequence numbers).
+
+    It is the sequence number and sub-sequence number, zero-padded to fixed widths, so that
+    comparing the texts (what DynamoDB does with strings) compares the positions.  Only
+    records of one shard are ordered by it; two shards' records in one millisecond for one key
+    (a key moved by a reshard) keep an order that is arbitrary, but the same on every replay.
+    """
+    position = record.position
+    if isinstance(position, KafkaPosition):
+        return None
+    sequence = position.sequence_number
+    if len(sequence) > _SEQUENCE_DIGITS or int(sequence) < 2**53 or record.arrival_time is None:
+        return None
+    return sequence.zfill(_SEQUENCE_DIGITS) + str(position.sub_sequence_number).zfill(_SUB_DIGITS)

@@ -179,6 +179,45 @@ async def test_dynamodb_guarded_replay_is_absorbed_and_never_regresses_newer_ite
     assert (second.stats.written, second.stats.duplicates) == (0, 8)
 
 
+REAL_SEQUENCES = (  # real Kinesis sequence numbers: past 2**53, so versions come from arrival times
+    "49590338271490256608559692538361571095921575989136588898",
+    "49590338271490256608559692540925702759324208523137515618",
+    "49590338271490256608559692540925702759324208523137515619",
+)
+
+
+def same_millisecond(sequence: str, payload: dict[str, Any]) -> ConsumedRecord:
+    """A plain record of one PutRecords request: every such record shares its arrival time."""
+    return ConsumedRecord(
+        json.dumps(payload).encode(),
+        "d1",
+        KinesisPosition("telemetry", "shardId-000000000000", sequence),
+        arrival_time=ARRIVAL,
+    )
+
+
+@pytest.mark.parametrize("order", ["in stream order", "newest first", "in one batch"])
+async def test_dynamodb_guarded_keeps_the_newest_of_readings_sharing_an_arrival_millisecond(
+    aws: dict[str, Any], order: str
+) -> None:
+    table = await new_table(aws["dynamodb"], key="device")
+    mapping = FieldMapping(keys=("device",))
+    readings = [same_millisecond(seq, {"device": "d1", "temp": n}) for n, seq in enumerate(REAL_SEQUENCES)]
+    sink = DynamoDBSink(table, client=aws["dynamodb"], guarded=True, mapping=mapping)
+    if order == "in one batch":
+        await sink.write(readings)
+    else:
+        for reading in readings if order == "in stream order" else reversed(readings):
+            await sink.write([reading])
+    replay = DynamoDBSink(table, client=aws["dynamodb"], guarded=True, mapping=mapping)
+    await replay.write(readings)
+
+    _, items = await dynamodb_state(aws["dynamodb"], table)
+    assert [int(item["temp"]["N"]) for item in items] == [2]  # the newest reading, whatever the order
+    assert items[0]["shardline_version_position"]["S"].endswith(REAL_SEQUENCES[2] + "0" * 10)
+    assert (replay.stats.written, replay.stats.duplicates) == (0, 3)
+
+
 async def test_timestream_upserts_by_position_version_and_dead_letters_what_it_cannot_map(
     aws: dict[str, Any], moto_endpoint: str
 ) -> None:
