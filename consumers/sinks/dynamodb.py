@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
@@ -139,7 +139,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
             # several frames a level, does not (DynamoDB itself stops at 32 levels); untyped,
             # it failed the whole call and its batch was bisected to find the record.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
-        key = tuple((name, json.dumps(item[name], sort_keys=True)) for name in self.key_attributes)
+        key = self._key_of(item)
         size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
         return DynamoDBEntry(item=item, key=key, size=size, version=version, tiebreak=tiebreak)
 
@@ -164,8 +164,14 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         request = {self.table: [{"PutRequest": {"Item": entry.item}} for entry in entries]}
         with map_aws_errors("dynamodb"):
             response = await client.batch_write_item(RequestItems=request)
-        unprocessed = response.get("UnprocessedItems", {}).get(self.table, [])
-        left = {self._key_of(req["PutRequest"]["Item"]) for req in unprocessed if "PutRequest" in req}
+        # The request names one table, so every unprocessed request is one of ours, whatever
+        # spelling of the table (a name, an ARN) the answer keys it by.
+        left = {
+            self._key_of(request["PutRequest"]["Item"])
+            for requests in response.get("UnprocessedItems", {}).values()
+            for request in requests
+            if "PutRequest" in request
+        }
         return [
             EntryResult.throttled("unprocessed item", "UnprocessedItems")
             if entry.key in left
@@ -174,7 +180,10 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         ]
 
     def _key_of(self, item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-        return tuple((name, json.dumps(item.get(name), sort_keys=True)) for name in self.key_attributes)
+        """The item's key as DynamoDB compares it: a number key by its value, not its spelling
+        (``1.0`` and ``1`` are one item), so an unprocessed item is matched however the answer
+        spells it and two records of one item never share a BatchWriteItem call."""
+        return tuple((name, _key_text(item.get(name))) for name in self.key_attributes)
 
     # --- guarded: conditional PutItem -------------------------------------------------------
 
@@ -224,6 +233,13 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 # of dead-lettering every item; anything else is bisected to its item.
                 return EntryResult.call_error(error), None
         return EntryResult.written(), None
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"N"}:
+        # DynamoDB's own context: 38 digits, as exact as the numbers it stores
+        return "N:" + str(Decimal(value["N"]).normalize(DYNAMODB_CONTEXT))
+    return json.dumps(value, sort_keys=True)
 
 
 def _utf8_size(text: str) -> int:
