@@ -67,7 +67,7 @@ class FieldMapping:
     ``measure_name``: Timestream measure name of multi-measure records, InfluxDB measurement.
     ``multi_measure``: one Timestream MULTI record per payload (default) or one record per
     measure.  ``keys``: DynamoDB key attributes (empty: the record identity is the key).
-    ``version_field``: numeric field that orders updates (default: the record position).
+    ``version_field``: whole-number field that orders updates (default: the record position).
     """
 
     dimensions: tuple[str, ...] = ()

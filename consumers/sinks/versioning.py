@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from shardline.errors import ValidationError
@@ -56,8 +57,16 @@ def record_version(record: ConsumedRecord, payload: Mapping[str, Any], version_f
     if version_field is None:
         return position_version(record)
     value = payload.get(version_field)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or not math.isfinite(value):
         raise ValidationError(f"version field {version_field!r} missing or not a number")
+    # A whole number, in whichever type the sink's JSON parser gave it (the DynamoDB sink reads
+    # numbers as Decimal: every version was refused as "not a number" there).  A fraction is
+    # refused in every sink: truncated, as Timestream's did, two updates within one unit
+    # tied and the later one was dropped as a duplicate.
+    if value != int(value):
+        raise ValidationError(
+            f"version field {version_field!r} is not a whole number: scale it (milliseconds, not seconds)"
+        )
     version = int(value)
     if not 0 <= version <= INT64_MAX:
         raise ValidationError(f"version field {version_field!r} outside 0..2**63-1")
