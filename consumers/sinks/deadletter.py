@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from consumers.sinks.awsclient import LazyClient
@@ -81,8 +81,8 @@ class S3DeadLetter:
     """One S3 object per ``put``: JSON lines under ``prefix``, keyed by a digest of the entries.
 
     The key is ``PREFIX/YYYY/MM/DD/<sha256 of the identities>.jsonl``, where the date is
-    the first record's arrival day (or today when unknown), so a retried put writes the same
-    key and the bucket ends up with one object, not two.  ``client`` is an aiobotocore S3
+    the first record's arrival day (``undated`` when unknown), so a retried put writes the
+    same key and the bucket ends up with one object, not two.  ``client`` is an aiobotocore S3
     client (injected; the URI helper builds one from the standard AWS configuration).
 
     ``expected_bucket_owner`` (a 12-digit account id) is sent with every put: S3 refuses the
@@ -112,8 +112,10 @@ class S3DeadLetter:
 
     def key_for(self, entries: Sequence[DeadLetterEntry]) -> str:
         digest = hashlib.sha256("\n".join(e.record.identity for e in entries).encode()).hexdigest()
-        first = entries[0].record.arrival_time or datetime.now(UTC)
-        day = first.astimezone(UTC).strftime("%Y/%m/%d")
+        first = entries[0].record.arrival_time
+        # Without an arrival time the folder is fixed, not today's: a put retried (or a run
+        # replayed) after midnight wrote a second object for the same entries.
+        day = "undated" if first is None else first.astimezone(UTC).strftime("%Y/%m/%d")
         return "/".join(part for part in (self.prefix, day, f"{digest}.jsonl") if part)
 
     async def put(self, entries: Sequence[DeadLetterEntry]) -> None:

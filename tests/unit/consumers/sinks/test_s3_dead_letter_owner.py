@@ -67,3 +67,12 @@ async def test_the_uri_carries_the_owner() -> None:
 def test_a_malformed_owner_is_refused_before_any_call(owner: str) -> None:
     with pytest.raises(ConfigurationError):
         S3DeadLetter("dead-letters", client=RecordingS3(), expected_bucket_owner=owner)
+
+
+def test_entries_without_an_arrival_time_have_one_key_whatever_the_day() -> None:
+    """The key's day folder came from the clock for such entries: a put retried after
+    midnight wrote a second object instead of the same one again."""
+    record = ConsumedRecord(b"x", "k", KinesisPosition("s", "shardId-0", "1"))
+    entry = DeadLetterEntry(record=record, reason="r", error_type="E", attempts=1, destination="d")
+    key = S3DeadLetter("bucket", "dlq").key_for([entry])
+    assert key.startswith("dlq/undated/") and key == S3DeadLetter("bucket", "dlq").key_for([entry])
