@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
 from shardline.cli import Command, run_async_command
+from shardline.errormap import map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
@@ -339,7 +340,8 @@ def _check_topic(client: Any, topic: str) -> None:
     """Refuse a missing topic (a broker that auto-creates topics would otherwise make a typo one)."""
     from confluent_kafka.admin import AdminClient
 
-    metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+    with map_kafka_errors():  # an unreachable broker: a one-line error, not a traceback
+        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
     if topic not in metadata.topics:
         raise MissingResourceError("Kafka topic", topic, "the TARGET argument", service="kafka")
 
