@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -233,7 +234,28 @@ class _Reporter:
             self.summary.failures[name] = self.summary.failures.get(name, 0) + 1
             entry["error"] = name
         if self.print_acks:
-            sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            try:
+                sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            except BrokenPipeError:  # `--acks | head`: the reader has what it wanted
+                self.stop_printing()
+
+    def stop_printing(self) -> None:
+        """Stdout was closed: the records still go out and are counted, their lines are dropped.
+
+        A callback that raised here was logged by the event loop with its traceback, once for
+        every record still to be acknowledged.
+        """
+        if self.print_acks:
+            self.print_acks = False
+            _silence_stdout()
+            print("shardline produce: stdout closed; no more --acks lines", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so later writes and the final flush stay quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _produce(args: argparse.Namespace) -> int:
@@ -266,7 +288,10 @@ async def _produce(args: argparse.Namespace) -> int:
                             continue
                 reporter.track(number, await send(line, key))
             await reporter.settled.wait()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        reporter.stop_printing()
     print(f"shardline produce: {summary.line()}", file=sys.stderr)
     if interrupts.interrupted:
         return INTERRUPTED
