@@ -39,6 +39,7 @@ from shardline.errors import (
     MissingResourceError,
     ResourceNotFoundError,
     ShardlineError,
+    ValidationError,
 )
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
@@ -286,7 +287,15 @@ async def _produce(args: argparse.Namespace) -> int:
                             summary.skipped += 1
                             print(f"shardline produce: line {number}: {exc}; skipped", file=sys.stderr)
                             continue
-                reporter.track(number, await send(line, key))
+                try:
+                    future = await send(line, key)
+                except ValidationError as exc:
+                    # A record the producer refuses before sending (over the size limit, a bad
+                    # key) fails alone, like one refused by the service: the lines after it
+                    # are still sent, and the summary and --acks count it.
+                    future = asyncio.get_running_loop().create_future()
+                    future.set_exception(exc)
+                reporter.track(number, future)
             await reporter.settled.wait()
     try:
         sys.stdout.flush()
