@@ -128,8 +128,6 @@ class KafkaConsumerConfig:
             problems.append("batch_max_messages must be in 1..1000000")
         if self.poll_timeout_s <= 0:
             problems.append("poll_timeout_s must be > 0")
-        if "debug" in self.librdkafka:
-            problems.append("librdkafka debug output is not enabled through Shardline's config")
         try:
             refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")
         except ConfigurationError as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardline.clients import aiobotocore_client
-from shardline.errormap import map_aws_errors
+from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import MissingResourceError, ResourceNotFoundError
 from shardline.uripaths import is_file_uri
 
@@ -124,8 +124,10 @@ def kafka_topics_check(topics: Sequence[str], option: str, config: Any) -> Resou
     def lookup() -> None:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(config.to_confluent())
-        metadata = admin.list_topics(timeout=10)
+        # A broker that cannot be reached raises KafkaException: translated here, so the
+        # command ends with its one-line error instead of a traceback.
+        with map_kafka_errors():
+            metadata = AdminClient(config.to_confluent()).list_topics(timeout=10)
         missing_holder.extend(topic for topic in topics if topic not in metadata.topics)
         if missing_holder:
             raise ResourceNotFoundError("unknown topic", code="UNKNOWN_TOPIC_OR_PART", service="kafka")

@@ -104,9 +104,6 @@ class KafkaProducerConfig:
             refuse_security_keys(self.librdkafka, "KafkaProducerConfig.librdkafka")
         except ConfigurationError as exc:
             problems.append(str(exc))
-        if "debug" in self.librdkafka:
-            # debug contexts such as 'security' or 'all' log SASL exchanges and broker payloads.
-            problems.append("librdkafka debug output is not enabled through Shardline's config")
         if problems:
             raise ConfigurationError("; ".join(problems))
 

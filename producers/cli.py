@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -32,11 +33,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
 from shardline.cli import Command, run_async_command
+from shardline.errormap import map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
     ResourceNotFoundError,
     ShardlineError,
+    ValidationError,
 )
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
@@ -232,7 +235,28 @@ class _Reporter:
             self.summary.failures[name] = self.summary.failures.get(name, 0) + 1
             entry["error"] = name
         if self.print_acks:
-            sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            try:
+                sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            except BrokenPipeError:  # `--acks | head`: the reader has what it wanted
+                self.stop_printing()
+
+    def stop_printing(self) -> None:
+        """Stdout was closed: the records still go out and are counted, their lines are dropped.
+
+        A callback that raised here was logged by the event loop with its traceback, once for
+        every record still to be acknowledged.
+        """
+        if self.print_acks:
+            self.print_acks = False
+            _silence_stdout()
+            print("shardline produce: stdout closed; no more --acks lines", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so later writes and the final flush stay quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _produce(args: argparse.Namespace) -> int:
@@ -263,9 +287,20 @@ async def _produce(args: argparse.Namespace) -> int:
                             summary.skipped += 1
                             print(f"shardline produce: line {number}: {exc}; skipped", file=sys.stderr)
                             continue
-                reporter.track(number, await send(line, key))
+                try:
+                    future = await send(line, key)
+                except ValidationError as exc:
+                    # A record the producer refuses before sending (over the size limit, a bad
+                    # key) fails alone, like one refused by the service: the lines after it
+                    # are still sent, and the summary and --acks count it.
+                    future = asyncio.get_running_loop().create_future()
+                    future.set_exception(exc)
+                reporter.track(number, future)
             await reporter.settled.wait()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        reporter.stop_printing()
     print(f"shardline produce: {summary.line()}", file=sys.stderr)
     if interrupts.interrupted:
         return INTERRUPTED
@@ -339,7 +374,8 @@ def _check_topic(client: Any, topic: str) -> None:
     """Refuse a missing topic (a broker that auto-creates topics would otherwise make a typo one)."""
     from confluent_kafka.admin import AdminClient
 
-    metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+    with map_kafka_errors():  # an unreachable broker: a one-line error, not a traceback
+        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
     if topic not in metadata.topics:
         raise MissingResourceError("Kafka topic", topic, "the TARGET argument", service="kafka")
 

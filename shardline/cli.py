@@ -16,7 +16,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, NoReturn
 
-from shardline.errormap import map_aws_errors
+from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, MissingResourceError, ShardlineError
 from shardline.extras import MissingExtraError, extra_for_module, run_command
 from shardline.interrupts import INTERRUPTED
@@ -165,7 +165,7 @@ def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -
     exits 130 like the ones after.
     """
     try:
-        with map_aws_errors():
+        with map_aws_errors(), map_kafka_errors():
             return asyncio.run(main())
     except KeyboardInterrupt:
         return INTERRUPTED

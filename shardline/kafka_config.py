@@ -63,9 +63,14 @@ def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
     ``librdkafka``) is checked the same way, so none of them can turn an MSK IAM or SCRAM
     client into plaintext or switch certificate verification off after the security
     setting was applied.  Keys are compared case-insensitively.
+
+    ``debug`` is refused too: its contexts (``security``, ``all``) log SASL exchanges and
+    broker payloads.
     """
     for key in properties:
         normalised = str(key).strip().lower()
+        if normalised == "debug":
+            raise ConfigurationError(f"librdkafka debug output is not enabled through {where}")
         if normalised.startswith(_SECURITY_KEY_PREFIXES):
             raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
 

@@ -46,7 +46,7 @@ from consumers.preflight import (
     sink_check,
 )
 from shardline.cli import Command, aware_time_argument
-from shardline.errormap import map_aws_errors
+from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
@@ -107,7 +107,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        with map_aws_errors():
+        with map_aws_errors(), map_kafka_errors():
             return asyncio.run(_main(args))
     except KeyboardInterrupt:  # before the job installed its handlers
         return INTERRUPTED

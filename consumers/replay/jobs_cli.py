@@ -208,7 +208,7 @@ async def _plan(args: argparse.Namespace) -> int:
 
 
 async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from consumers.replay.plan import kafka_partitions, plan_kafka, plan_kinesis, plan_s3
+    from consumers.replay.plan import kafka_partitions, kafka_source_client, plan_kafka, plan_kinesis, plan_s3
     from shardline.clients import aiobotocore_client
 
     if source.kind != "kinesis" and args.shard:
@@ -238,7 +238,8 @@ async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         return slices, {"from": args.start.isoformat(), "to": end.isoformat()}
     if args.from_offset is None or args.to_offset is None or not 0 <= args.from_offset <= args.to_offset:
         raise ConfigurationError("a Kafka plan needs 0 <= --from-offset <= --to-offset")
-    partitions = args.partition or await kafka_partitions(source.location, source.path)
+    client = kafka_source_client(source.uri)
+    partitions = args.partition or await kafka_partitions(client, source.path)
     ranges = [(p, args.from_offset, args.to_offset) for p in partitions]
     slices = await plan_kafka(source.path, ranges, args.slices)
     return slices, {"from_offset": args.from_offset, "to_offset": args.to_offset, "partitions": partitions}

@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from consumers.replay.manifest import Manifest, Slice, Unit, manifest_to_json, s3_location, with_s3_client
 from shardline.errors import ConfigurationError
 from shardline.shardmath import list_shards
 
+if TYPE_CHECKING:
+    from shardline.kafka_config import KafkaClientConfig
+
 __all__ = [
     "SourceURI",
     "balance",
     "contiguous_groups",
     "kafka_partitions",
+    "kafka_source_client",
     "parse_source",
     "plan_kafka",
     "plan_kinesis",
@@ -66,12 +71,34 @@ def parse_source(uri: str) -> SourceURI:
     if parts.scheme == "kinesis" and parts.netloc and parts.path in ("", "/"):
         return SourceURI(uri, "kinesis", parts.netloc, "")
     if parts.scheme == "kafka" and parts.netloc and parts.path.strip("/") and "," not in parts.path:
+        _kafka_target(uri)  # its options (?security=...) are checked now, not on every runner
         return SourceURI(uri, "kafka", parts.netloc, parts.path.strip("/"))
     if parts.scheme == "s3" and parts.netloc:
         return SourceURI(uri, "s3", parts.netloc, parts.path.lstrip("/"))
     raise ConfigurationError(
         f"source must be kinesis://STREAM, kafka://BOOTSTRAP/TOPIC or s3://BUCKET/PREFIX, got {uri!r}"
     )
+
+
+def _kafka_target(uri: str) -> Any:
+    from consumers.cli import parse_kafka_uri
+
+    return parse_kafka_uri(uri, require_group=False)
+
+
+def kafka_source_client(uri: str) -> KafkaClientConfig:
+    """The client for a ``kafka://`` source, with the security its ``?security=`` names.
+
+    The planner's partition listing and every runner's readers connect the way ``consume``
+    and single-process ``replay`` do: TLS or MSK IAM when the URI asks for it, plaintext
+    to a host that is not loopback only with a warning.
+    """
+    from shardline.kafka_config import KafkaClientConfig, security_named
+
+    target = _kafka_target(uri)
+    log = logging.getLogger("shardline.replay")
+    security = security_named(target.security, target.bootstrap_servers, log)
+    return KafkaClientConfig(target.bootstrap_servers, security=security, client_id="shardline-replay")
 
 
 # --- pure cutting -------------------------------------------------------------------------
@@ -275,12 +302,12 @@ async def plan_kafka(
     return _spread(units, slices)
 
 
-async def kafka_partitions(bootstrap: str, topic: str, *, timeout: float = 10.0) -> list[int]:
-    """The topic's partition numbers, from the broker's metadata."""
+async def kafka_partitions(client: KafkaClientConfig, topic: str, *, timeout: float = 10.0) -> list[int]:
+    """The topic's partition numbers, from the broker's metadata (``client``: the source's)."""
     from confluent_kafka.admin import AdminClient
 
     def fetch() -> list[int]:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient(client.to_confluent())
         metadata = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             raise ConfigurationError(f"Kafka topic {topic!r} not found")

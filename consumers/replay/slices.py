@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consumers.replay.job import ReplayJob
@@ -39,6 +39,9 @@ from consumers.replay.ranges import RangeReader
 from consumers.replay.ratecap import CappedReader, CappedSink, RecordRate
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.records import ConsumedRecord
+
+if TYPE_CHECKING:
+    from shardline.kafka_config import KafkaClientConfig
 
 __all__ = ["SliceOutcome", "UnitReader", "dynamodb_settings", "run_slice"]
 
@@ -99,6 +102,7 @@ async def _unit_readers(
         return clients[service]
 
     readers: dict[str, tuple[RangeReader, str]] = {}
+    kafka: KafkaClientConfig | None = None
     for unit in units:
         if unit.kind == "s3":
             from consumers.replay.ranges import S3ArchiveReader
@@ -125,14 +129,14 @@ async def _unit_readers(
         else:
             from consumers._kafka_replay import OffsetRange
             from consumers.replay.kafka_range import KafkaRangeReader
-            from shardline.kafka_config import KafkaClientConfig
+            from consumers.replay.plan import kafka_source_client
 
             assert unit.topic is not None and unit.partition is not None
             assert unit.start_offset is not None and unit.end_offset is not None
-            bootstrap = urlsplit(manifest.source).netloc
+            if kafka is None:  # the source's ?security=: one client setting for every unit
+                kafka = kafka_source_client(manifest.source)
             offsets = OffsetRange(unit.topic, unit.partition, unit.start_offset, unit.end_offset)
-            config = KafkaClientConfig(bootstrap_servers=bootstrap, client_id="shardline-replay")
-            readers[unit.name] = (KafkaRangeReader([offsets], config), offsets.name)
+            readers[unit.name] = (KafkaRangeReader([offsets], kafka), offsets.name)
     return readers
 
 
