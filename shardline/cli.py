@@ -17,7 +17,13 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Any, NoReturn
 
 from shardline.errormap import map_aws_errors, map_kafka_errors
-from shardline.errors import ConfigurationError, MissingResourceError, ShardlineError
+from shardline.errors import (
+    ConfigurationError,
+    MissingResourceError,
+    ServiceError,
+    ShardlineError,
+    ValidationError,
+)
 from shardline.extras import MissingExtraError, extra_for_module, run_command
 from shardline.interrupts import INTERRUPTED
 
@@ -157,11 +163,32 @@ def aware_time_argument(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+EXIT_FAILED = 1
+"""Failed at run time (docs/errors.md)."""
+EXIT_REFUSED = 2
+"""Refused before starting: bad arguments or input, a missing resource (docs/errors.md)."""
+
+
+def exit_status_for(error: ShardlineError) -> int:
+    """The exit status docs/errors.md gives ``error``, for every command.
+
+    Bad arguments (``ConfigurationError``), a missing resource and input refused before any
+    network call (a ``ValidationError``) are refusals, 2; anything else, a service's own
+    refusal of a request included (``InvalidRequestError``, a ``ServiceError``), is a run-time
+    failure, 1.
+    """
+    if isinstance(error, ConfigurationError | MissingResourceError):
+        return EXIT_REFUSED
+    if isinstance(error, ValidationError) and not isinstance(error, ServiceError):
+        return EXIT_REFUSED
+    return EXIT_FAILED
+
+
 def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a command's coroutine; Shardline errors become one line on stderr, never a traceback.
 
-    Bad arguments and missing resources exit 2, other Shardline errors 1 (client-library errors
-    are mapped first), and a Ctrl-C that lands before the command installed its own handlers
+    Refusals exit 2 and other Shardline errors 1 (:func:`exit_status_for`; client-library
+    errors are mapped first), and a Ctrl-C that lands before the command installed its own handlers
     exits 130 like the ones after.
     """
     try:
@@ -169,9 +196,10 @@ def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -
             return asyncio.run(main())
     except KeyboardInterrupt:
         return INTERRUPTED
-    except (ConfigurationError, MissingResourceError) as exc:
-        print(f"shardline {name}: {exc}", file=sys.stderr)
-        return 2
     except ShardlineError as exc:
-        print(f"shardline {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        status = exit_status_for(exc)
+        if status == EXIT_REFUSED:
+            print(f"shardline {name}: {exc}", file=sys.stderr)
+        else:
+            print(f"shardline {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return status

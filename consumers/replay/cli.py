@@ -45,7 +45,7 @@ from consumers.preflight import (
     s3_bucket_check,
     sink_check,
 )
-from shardline.cli import Command, aware_time_argument
+from shardline.cli import Command, aware_time_argument, exit_status_for
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _fail(error: ShardlineError) -> int:
     print(f"shardline replay: {type(error).__name__}: {error}", file=sys.stderr)
-    return 2
+    return exit_status_for(error)  # a run-time failure is 1, as for every command (it was 2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,14 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from shardline.cli import OneLineArgumentParser, aware_time_argument
+from shardline.cli import EXIT_FAILED, OneLineArgumentParser, aware_time_argument, exit_status_for
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
     ResourceNotFoundError,
-    ServiceError,
     ShardlineError,
-    ValidationError,
 )
 from shardline.logformat import setup_logging
 
@@ -45,9 +43,7 @@ __all__ = ["ACTIONS", "build_parser", "main"]
 
 ACTIONS = ("plan", "run", "status")
 
-EXIT_BAD_INPUT = 2
 EXIT_HELD = 3
-EXIT_FAILED = 1
 
 
 def _plan_parser(parser: argparse.ArgumentParser) -> None:
@@ -132,18 +128,7 @@ def _fail(error: ShardlineError) -> int:
     print(f"shardline replay: {type(error).__name__}: {error}", file=sys.stderr)
     if isinstance(error, SliceHeldError):
         return EXIT_HELD
-    if isinstance(error, ConfigurationError) or _bad_input(error):
-        return EXIT_BAD_INPUT
-    return EXIT_FAILED
-
-
-def _bad_input(error: ShardlineError) -> bool:
-    """Input refused before any network call (docs/errors.md: exit 2).
-
-    A service's own refusal of a request (``InvalidRequestError``, also a ``ValidationError``)
-    comes while the job runs: that is a run-time failure, exit 1.
-    """
-    return isinstance(error, ValidationError) and not isinstance(error, ServiceError)
+    return exit_status_for(error)
 
 
 # --- plan -----------------------------------------------------------------------------------
