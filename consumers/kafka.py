@@ -52,6 +52,7 @@ from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
+from shardline.lograte import RepeatedWarning
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
 
@@ -198,6 +199,7 @@ class KafkaSource:
             raise ValidationError("give at least one non-empty topic name")
         self.config = config
         self._observer: MetricsObserver = guard_observer(observer)
+        self._client_errors = RepeatedWarning(log)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
@@ -440,7 +442,10 @@ class KafkaSource:
     def _on_client_error(self, err: KafkaError) -> None:
         mapped = from_kafka_error(err)
         self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=type(mapped).__name__)
-        log.warning("kafka client error: %s (%s)", type(mapped).__name__, err.name())
+        # one line per kind of error a minute: librdkafka reports every reconnect attempt
+        self._client_errors.warning(
+            err.code(), "kafka client error: %s (%s)", type(mapped).__name__, err.name()
+        )
 
 
 def end_offsets_from_acks(acks: Iterable[KafkaAck]) -> dict[str, int]:

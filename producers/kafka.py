@@ -42,6 +42,7 @@ from shardline.errors import (
 from shardline.eventid import EVENT_ID_MAC_HEADER
 from shardline.kafka_config import EVENT_ID_HEADER, KafkaClientConfig
 from shardline.limits import INT64_MAX
+from shardline.lograte import RepeatedWarning
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, Record
 from shardline.serde import serialize
@@ -122,6 +123,7 @@ class KafkaProducer:
         self._callback_error: ShardlineError | None = None
         self._callback_errors = 0
         self._last_client_error: ShardlineError | None = None
+        self._client_errors = RepeatedWarning(log)
         self._owns_producer = producer is None
         if producer is None:
             assert client is not None
@@ -877,5 +879,8 @@ class KafkaProducer:
         if err.fatal():
             self._fatal = mapped
             self._ready = False
-        log.warning("kafka client error on topic %s: %s", self.topic, type(mapped).__name__)
+        # one line per kind of error a minute: librdkafka reports every reconnect attempt
+        self._client_errors.warning(
+            err.code(), "kafka client error on topic %s: %s", self.topic, type(mapped).__name__
+        )
         self._observer.on_event(events.KAFKA_CLIENT_ERROR, topic=self.topic, error=type(mapped).__name__)
