@@ -14,6 +14,10 @@ Sessions built here share one botocore data loader (:func:`new_aiobotocore_sessi
 JSON botocore reads (service models, ``endpoints.json``, partitions, SDK defaults) is loaded
 once per process instead of once per client.
 
+A client whose endpoint is plain ``http://`` to a host that is not loopback (an
+``AWS_ENDPOINT_URL`` pointing at a remote emulator or proxy) is warned about once per endpoint:
+its signed requests, session token included, and the records travel readable on the network.
+
 Their ``User-Agent`` is one fixed string (:data:`USER_AGENT`), set through botocore's
 ``Config.user_agent``.  botocore otherwise assembles its "UA 2.1" header twice for every call,
 sanitizing each component character by character (29 us a time here): about 8% of the CPU of
@@ -22,17 +26,21 @@ an empty GetRecords call, paid 40 times a second by eight shard readers.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
 
 from shardline import __version__
+from shardline.endpoints import warn_if_plaintext_remote
 from shardline.errors import ConfigurationError
 
 __all__ = [
@@ -62,6 +70,23 @@ DEFAULT_CLIENT_CONFIG: Final = Config(
     user_agent=USER_AGENT,
 )
 """botocore settings for every client built here; a caller's ``config`` is merged over them."""
+
+
+_log = logging.getLogger(__name__)
+_PLAINTEXT_WARNED: set[str] = set()
+_PLAINTEXT_LOCK = threading.Lock()
+
+
+def _warn_if_plaintext(service: str, client: Any) -> None:
+    """Warn once per endpoint when ``client`` speaks plain HTTP to a host that is not loopback."""
+    url = str(getattr(client.meta, "endpoint_url", "") or "")
+    if not url.lower().startswith("http://"):
+        return
+    with _PLAINTEXT_LOCK:
+        if url in _PLAINTEXT_WARNED:
+            return
+        _PLAINTEXT_WARNED.add(url)
+    warn_if_plaintext_remote(_log, f"the {service} client (http://)", urlsplit(url).netloc)
 
 
 _SHARED_LOADERS: dict[str | None, Loader] = {}
@@ -132,12 +157,14 @@ def boto3_client(
     if client is not None:
         return client
     session = session if session is not None else boto3.Session()
-    return session.client(
+    created = session.client(
         service,  # type: ignore[call-overload]
         region_name=region_name or default_region(session),
         endpoint_url=endpoint_url,
         config=client_config(config),
     )
+    _warn_if_plaintext(service, created)
+    return created
 
 
 def aiobotocore_client(
@@ -178,4 +205,5 @@ async def _aiobotocore_client(
         endpoint_url=endpoint_url,
         config=client_config(config),
     ) as created:
+        _warn_if_plaintext(service, created)
         yield created

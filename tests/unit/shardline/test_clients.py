@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import uuid
 from pathlib import Path
 
 import boto3
@@ -211,3 +213,21 @@ async def test_a_given_session_keeps_its_own_loader() -> None:
     async with aiobotocore_client("kinesis", session=session, region_name="us-east-1") as client:
         assert client._loader is own
     assert own is not new_aiobotocore_session().get_component("data_loader")
+
+
+async def test_a_plain_http_endpoint_beyond_the_machine_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Signed requests, session token included, and the records travel readable over http://;
+    Kafka and InfluxDB already warned for plaintext to a remote host, AWS clients did not."""
+    from shardline.clients import aiobotocore_client, boto3_client
+
+    remote = f"http://10.{uuid.uuid4().int % 250}.0.7:4567"
+    with caplog.at_level(logging.WARNING, logger="shardline.clients"):
+        boto3_client("kinesis", region_name="eu-west-1", endpoint_url=remote)
+        async with aiobotocore_client("dynamodb", region_name="eu-west-1", endpoint_url=remote):
+            pass
+        boto3_client("kinesis", region_name="eu-west-1", endpoint_url="http://127.0.0.1:4567")
+        boto3_client("kinesis", region_name="eu-west-1", endpoint_url="https://kinesis.example.com")
+    warned = [record for record in caplog.records if "plaintext" in record.getMessage()]
+    assert len(warned) == 1 and "kinesis client" in warned[0].getMessage()
