@@ -28,6 +28,7 @@ from consumers.replay.ranges import RangeReader
 from consumers.source import SourceBatch
 from shardline.errors import ShardlineError
 from shardline.records import SHARD_END, Position
+from shardline.tasks import cancel_requested, stray_cancel
 
 __all__ = ["RangeSource"]
 
@@ -128,10 +129,12 @@ class RangeSource:
                     if self._on_progress is not None:
                         self._on_progress(partition, len(records))
                 await self._output.put(SourceBatch(partition, [], end_of_partition=True))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the pipeline through batches()
-            await self._output.put(exc)
+        except BaseException as exc:  # handed to the pipeline through batches()
+            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
+                raise  # batches() ending
+            # one nobody sent, re-raised, ended the read quietly: the job reported success
+            # with the partition unfinished
+            await self._output.put(stray_cancel(exc, f"the reader of {partition}"))
 
     async def _advance_empty(self, state: _Partition, token: str) -> None:
         """A batch without records (e.g. only malformed lines) moves the token on its own."""
