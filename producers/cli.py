@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
-from shardline.cli import Command, run_async_command
+from shardline.cli import Command, run_async_command, silence_stdout
 from shardline.errors import (
     ConfigurationError,
     MissingResourceError,
@@ -232,7 +232,14 @@ class _Reporter:
             self.summary.failures[name] = self.summary.failures.get(name, 0) + 1
             entry["error"] = name
         if self.print_acks:
-            sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            try:
+                sys.stdout.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            except BrokenPipeError:
+                # `--acks | head`: the reader has what it wanted; sending goes on.  Raised in
+                # this done callback, it was logged with a traceback for every later record
+                # and the final flush ended the command with one more.
+                self.print_acks = False
+                silence_stdout()
 
 
 async def _produce(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "package_version",
     "parse_aware_time",
     "run_async_command",
+    "silence_stdout",
 ]
 
 
@@ -175,3 +177,10 @@ def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -
     except ShardlineError as exc:
         print(f"shardline {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def silence_stdout() -> None:
+    """After EPIPE (``| head`` has what it wanted), point stdout at /dev/null so later writes
+    and the interpreter's final flush stay quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
