@@ -44,6 +44,7 @@ from shardline.errors import (
     ShardlineError,
     SinkError,
     ThrottledError,
+    TransientServiceError,
 )
 from shardline.events_wait import wait_until_set
 from shardline.metrics import MetricsObserver
@@ -433,6 +434,11 @@ class WriteWorkflow:
                 call.cancel()
                 await asyncio.gather(call, return_exceptions=True)
         if call in done:
+            if call.cancelled():
+                # Only the finally above cancels the call, and only an unfinished one: this
+                # CancelledError came from inside the sink (an HTTP library's own timeout).
+                # A failed call, waited out like an outage; re-raised, it ended the lane.
+                raise TransientServiceError(f"the {self._sink_name} call was cancelled inside the sink")
             return call.result()
         raise self._bound_error()
 

@@ -352,7 +352,7 @@ async def _consume(args: argparse.Namespace) -> int:
             progress.log()  # where it stopped
         if flusher is not None and exporter is not None:
             flusher.cancel()
-            exporter.flush()
+            _flush_metrics(exporter, "the last metrics could not be written")
         try:
             await source.close()  # run() closed it already; again in case it never started
         finally:
@@ -434,10 +434,30 @@ async def _report_periodically(progress: ConsumeProgress, interval: float) -> No
 
 
 async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
-    """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point)."""
+    """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point).
+
+    A write that fails (stdout closed, a full disk) is logged and tried again at the next
+    interval.  Raised here, it ended this task unnoticed: the consumer ran on without metrics,
+    and the final flush raised it again and skipped closing the source, sink and store.
+    """
+    failed = False
     while True:
         await asyncio.sleep(interval)
+        failed = not _flush_metrics(exporter, "writing metrics failed; trying again every interval", failed)
+
+
+def _flush_metrics(exporter: EmfExporter, message: str, quiet: bool = False) -> bool:
+    """One flush; a failure is logged (by its type, unless ``quiet``) and ``False`` returned.
+
+    Metrics are reporting, as a metrics observer is: they never stop the consumer.
+    """
+    try:
         exporter.flush()
+    except Exception as exc:  # noqa: BLE001 - logged; consuming goes on
+        if not quiet:
+            logger.warning(message, extra={"error_type": type(exc).__name__})
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -63,6 +63,7 @@ from shardline.events_wait import wait_until_set
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position, RefusedRecord
 from shardline.retry import RetryPolicy
+from shardline.tasks import cancel_requested, stray_cancel
 
 __all__ = [
     "SINK_RETRY_FOREVER",
@@ -226,7 +227,9 @@ class Pipeline:
 
         Raises :class:`SinkError` when records could neither be written nor dead-lettered,
         and the cause itself when a lane, the checkpoint loop or the source failed (after
-        draining the other partitions and checkpointing what was finished).
+        draining the other partitions and checkpointing what was finished); a
+        :class:`~shardline.errors.BackgroundTaskError` caused by it when a lane or the checkpoint loop met a
+        ``CancelledError`` nobody sent (raised as is, the caller took it for its own cancel).
         """
         if self._running:
             raise ConfigurationError("a pipeline runs once at a time")
@@ -485,9 +488,12 @@ class Pipeline:
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
                         self._checkpoint_now.set()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - SinkError, a bug, an exit: run() raises it
+        except BaseException as caught:  # SinkError, a bug, an exit: run() raises it
+            if isinstance(caught, asyncio.CancelledError) and cancel_requested():
+                raise  # the pipeline cancels its lanes (run() ending)
+            # a CancelledError nobody sent ends this lane as surely as a bug: left to end the
+            # task, it left the lane's queue unjoined and run() waiting for ever
+            exc = stray_cancel(caught, "a partition lane")
             prefix = _leading(resolved)
             if prefix:
                 # the records before the first unresolved one are acknowledged: a restart (or
@@ -546,8 +552,11 @@ class Pipeline:
                 if self._checkpointer_done:
                     return
                 await self._checkpoint_pass()
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            if cancel_requested():
+                raise
+            # one nobody sent: silent, it ended the periodic checkpoints for the whole run
+            await self._fail(stray_cancel(exc, "the checkpoint loop"), "the checkpoint loop failed")
         except Exception as exc:  # noqa: BLE001 - a pass handles store errors; this is a bug: run() raises it
             await self._fail(exc, "the checkpoint loop failed")
 
@@ -556,11 +565,15 @@ class Pipeline:
         source's close (what was checkpointed before it stands)."""
         try:
             await self._checkpoint_pass()
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - raised by run() after the source is closed
             if self._failure is None:
                 self._failure = exc
+                logger.error("the last checkpoint failed", extra={"error_type": type(exc).__name__})
+        except asyncio.CancelledError as exc:
+            if cancel_requested():
+                raise
+            if self._failure is None:
+                self._failure = stray_cancel(exc, "the last checkpoint")
                 logger.error("the last checkpoint failed", extra={"error_type": type(exc).__name__})
 
     async def _checkpoint_pass(self) -> None:

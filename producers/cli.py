@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +31,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
-from shardline.cli import Command, run_async_command
+from shardline.cli import Command, run_async_command, silence_stdout
 from shardline.errormap import map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
@@ -248,15 +247,8 @@ class _Reporter:
         """
         if self.print_acks:
             self.print_acks = False
-            _silence_stdout()
+            silence_stdout()
             print("shardline produce: stdout closed; no more --acks lines", file=sys.stderr)
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so later writes and the final flush stay quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 async def _produce(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "package_version",
     "parse_aware_time",
     "run_async_command",
+    "silence_stdout",
 ]
 
 
@@ -203,3 +205,11 @@ def run_async_command(name: str, main: Callable[[], Coroutine[Any, Any, int]]) -
         else:
             print(f"shardline {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return status
+
+
+def silence_stdout() -> None:
+    """After EPIPE (``| head`` has what it wanted), point stdout at /dev/null so later writes
+    and the interpreter's final flush stay quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -13,6 +13,7 @@ the task that reported the event: the error is logged once per observer and coun
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any, Protocol, runtime_checkable
@@ -71,6 +72,9 @@ class NullObserver:
 class GuardedObserver:
     """Calls an observer and contains what it raises, so reporting can never kill the reporter.
 
+    Contained: any ``Exception`` and a ``CancelledError`` of the observer's own;
+    ``KeyboardInterrupt`` and ``SystemExit`` pass (they may be the process being stopped).
+
     The first failure is logged with its traceback; later ones are only counted in
     :attr:`failures` (an observer that raises on every event would otherwise flood the log).
     Events may arrive from several threads (Kafka delivery reports come on librdkafka's
@@ -93,7 +97,10 @@ class GuardedObserver:
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         try:
             self.observer.on_event(name, value, **dimensions)
-        except Exception:  # noqa: BLE001 - any observer failure is contained here, by design
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - contained here, by design
+            # on_event is synchronous, so no cancellation of the calling task can arrive inside
+            # it: a CancelledError here is the observer's own (a cancelled future's result());
+            # let through, it ended the sender or reader task that reported the event
             with self._lock:
                 self.failures += 1
                 first = self.failures == 1

@@ -28,13 +28,15 @@ from consumers.replay.ranges import RangeReader
 from consumers.source import SourceBatch
 from shardline.errors import ShardlineError
 from shardline.records import SHARD_END, Position
+from shardline.tasks import cancel_requested, stray_cancel
 
 __all__ = ["RangeSource"]
 
 _log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int], None]
-"""Called with (partition, records just read) after each batch."""
+"""Called with (partition, records just read) after each batch; what it raises is logged, never
+stops the job."""
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class RangeSource:
         self.read = 0
         self.skipped = 0
         self.partitions = 0
+        self.progress_failures = 0
         self._concurrency = concurrency
         self._on_progress = on_progress
         self._open: dict[str, _Partition] = {}
@@ -126,12 +129,33 @@ class RangeSource:
                     else:
                         await self._advance_empty(state, token)
                     if self._on_progress is not None:
-                        self._on_progress(partition, len(records))
+                        self._report_progress(partition, len(records))
                 await self._output.put(SourceBatch(partition, [], end_of_partition=True))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the pipeline through batches()
-            await self._output.put(exc)
+        except BaseException as exc:  # handed to the pipeline through batches()
+            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
+                raise  # batches() ending
+            # one nobody sent, re-raised, ended the read quietly: the job reported success
+            # with the partition unfinished
+            await self._output.put(stray_cancel(exc, f"the reader of {partition}"))
+
+    def _report_progress(self, partition: str, count: int) -> None:
+        """Call ``on_progress``; what it raises is logged once and counted in
+        :attr:`progress_failures`, never stops the read.
+
+        Progress is reporting, as a metrics observer is: raised in the partition reader, a
+        failing display ended the whole job.
+        """
+        assert self._on_progress is not None
+        try:
+            self._on_progress(partition, count)
+        except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - contained by design
+            # synchronous, so a CancelledError here is the callback's own, not a cancellation
+            self.progress_failures += 1
+            if self.progress_failures == 1:
+                _log.warning(
+                    "the progress callback raised; later failures are counted, not logged",
+                    extra={"error_type": type(exc).__name__},
+                )
 
     async def _advance_empty(self, state: _Partition, token: str) -> None:
         """A batch without records (e.g. only malformed lines) moves the token on its own."""

@@ -27,7 +27,7 @@ from typing import Any
 from consumers.cli import KafkaTarget, parse_kafka_uri, parse_stream_uri
 from consumers.preflight import kafka_topics_check, kinesis_stream_check, run_checks
 from consumers.tail.output import PAYLOAD_MODES, as_json, as_text
-from shardline.cli import Command, parse_aware_time, run_async_command
+from shardline.cli import Command, parse_aware_time, run_async_command, silence_stdout
 from shardline.errors import ConfigurationError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.limits import INT64_MAX
@@ -180,7 +180,7 @@ async def _print(
                         break
             out.flush()
         except BrokenPipeError:  # `| head`: the reader has what it wanted
-            _silence_stdout()
+            silence_stdout()
             return 0
         finally:
             await follower.stop()
@@ -188,14 +188,6 @@ async def _print(
                 await asyncio.gather(*stops, return_exceptions=True)
     print(f"shardline tail: {printed} record(s)", file=sys.stderr)
     return INTERRUPTED if interrupts.interrupted else 0
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 command = Command(
