@@ -66,6 +66,7 @@ from shardline.records import Ack, Record
 from shardline.retry import RetryPolicy
 from shardline.serde import serialize
 from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardInfo, ShardMap, list_shards
+from shardline.tasks import cancel_requested
 from shardline.validation import (
     batch_columns,
     require_text,
@@ -1242,8 +1243,7 @@ class KinesisProducer:
                 raise TransientServiceError(unanswered) from None
             raise
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is None or task.cancelling():
+            if cancel_requested():
                 raise  # the producer stops this request (close, failure)
             raise TransientServiceError("the PutRecords call was cancelled inside the client") from None
 
