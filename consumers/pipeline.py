@@ -430,7 +430,11 @@ class Pipeline:
                 result = self._transform(record)
                 if inspect.isawaitable(result):
                     result = await result
-            except Exception as exc:  # noqa: BLE001 - a user bug in one record must not stall the shard
+            except (Exception, asyncio.CancelledError) as exc:  # one record's error, not the shard's
+                if isinstance(exc, asyncio.CancelledError) and cancel_requested():
+                    raise  # run() itself is cancelled
+                # a CancelledError the transform raised itself (awaiting a future someone else
+                # cancelled) is its error too: raised as is, run() ended as if cancelled
                 rejected.append(
                     dead_letter_entry(
                         record,

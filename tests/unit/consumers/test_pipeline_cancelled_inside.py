@@ -76,3 +76,20 @@ async def test_a_checkpoint_loop_meeting_a_cancelled_error_nobody_sent_fails_the
     with pytest.raises(BackgroundTaskError, match="checkpoint loop"):
         await asyncio.wait_for(pipeline.run(), BOUND)
     assert source.close_calls == 1
+
+
+async def test_a_transform_raising_a_cancelled_error_itself_dead_letters_that_record() -> None:
+    """Raised as is, it ended run() as if run() had been cancelled."""
+
+    async def transform(record: ConsumedRecord) -> ConsumedRecord:
+        if record.position.sequence_number == "2":  # type: ignore[attr-defined]
+            raise asyncio.CancelledError  # e.g. awaiting a future someone else cancelled
+        return record
+
+    source = ScriptedSource([batch("a", 1, 3)])
+    sink, dead = MemorySink(), RecordingDeadLetter()
+    pipeline = Pipeline(source, sink, config=FAST, dead_letter=dead, transform=transform)
+    stats = await asyncio.wait_for(pipeline.run(), BOUND)
+    assert stats.records_out == 2 and len(sink.items) == 2
+    assert [entry.error_type for entry in dead.entries] == ["CancelledError"]
+    assert source.last_checkpoint("a") == 3
