@@ -119,6 +119,7 @@ async def _stalled_run(
     samples: list[int] = []
     accepted = 0
     failed = 0
+    sampling: asyncio.Task[None] | None = None
     try:
         async with KinesisProducer(stream, endpoint_url=proxied, **options) as producer:
             in_flight_cap = producer.config.max_in_flight_bytes
@@ -148,11 +149,15 @@ async def _stalled_run(
                         future.add_done_callback(count)
                         accepted += 1
             buffered_at_release = producer.buffered
+            if sampling.done():  # the sampler died: the peak would be the baseline, a wrong figure
+                sampling.result()
             peak = max(samples, default=baseline)
             proxy.release()
             await asyncio.wait_for(producer.flush(), stall + 120)
-            sampling.cancel()
     finally:
+        if sampling is not None:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
         await proxy.stop()
     return {
         "stall_seconds": stall,

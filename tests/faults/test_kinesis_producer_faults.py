@@ -407,3 +407,32 @@ def test_sigterm_flushes_a_full_buffer_before_exit(admin: Any, kinesis_endpoint:
     assert code == 128 + signal.SIGTERM
     expected = [Record(f"sigterm/{i:06d}".encode(), partition_key=f"key-{i % 50}") for i in range(count)]
     assert_each_once_on_its_shard(admin, stream, expected)
+
+
+@pytest.mark.timeout(120)
+async def test_the_stall_benchmark_fails_when_its_memory_sampler_dies(
+    gateway: KinesisGateway, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sampler that died left the peak at the baseline: a figure, silently wrong."""
+    from benchmarks.peers import kinesis_stall
+
+    reads = 0
+
+    def failing_rss() -> int:
+        nonlocal reads
+        reads += 1
+        if reads > 1:  # the baseline reads; the first sample fails
+            raise OSError("no /proc here")
+        return 1
+
+    monkeypatch.setattr(kinesis_stall, "rss_bytes", failing_rss)
+    options = {
+        "admission": "caps",
+        "rate_limit_percent": None,
+        "record_ttl": 1.0,  # what the stall left buffered fails at close within a second
+        "buffer_max_bytes": 1 << 20,
+        "buffer_max_records": 1000,
+        "max_in_flight": 1,
+    }
+    with pytest.raises(OSError, match="no /proc"):
+        await kinesis_stall._stalled_run(gateway.endpoint, stream, 0.2, 100, 10, 0.01, options)
