@@ -14,6 +14,7 @@ log SASL exchanges).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -226,9 +227,31 @@ class MskIamTokenProvider:
                     raise AuthenticationError(
                         f"could not sign an MSK IAM token ({type(exc).__name__})", service="kafka"
                     ) from None
+                expiry_s = self._checked_expiry(token, expiry_ms)
                 self._token = token
-                self._expiry_s = expiry_ms / 1000.0
+                self._expiry_s = expiry_s
             return self._token, self._expiry_s
+
+    def _checked_expiry(self, token: object, expiry_ms: object) -> float:
+        """The signer's expiry in epoch seconds, once its answer is known to be usable.
+
+        An answer librdkafka cannot use must not be cached: a token that is not a non-empty
+        string, or an expiry that is not a number, made ``oauth_cb`` fail inside librdkafka
+        with nothing but "OAuth token not set" (or a bare ``TypeError``); a NaN expiry was
+        cached for good (no comparison with it is true, so it was never re-signed); an expiry
+        already past -- the usual sign of a signer answering in seconds, not milliseconds --
+        had every call sign again and librdkafka refuse each token.  Each is an
+        :class:`AuthenticationError` naming what was wrong, never the token.
+        """
+        if not isinstance(token, str) or not token:
+            problem = "a token that is not a non-empty string"
+        elif isinstance(expiry_ms, bool) or not isinstance(expiry_ms, int | float):
+            problem = f"an expiry that is not a number ({type(expiry_ms).__name__})"
+        elif not math.isfinite(expiry_ms) or expiry_ms / 1000.0 <= self._clock():
+            problem = "an expiry that is not in the future (epoch milliseconds expected)"
+        else:
+            return expiry_ms / 1000.0
+        raise AuthenticationError(f"the MSK IAM signer returned {problem}", service="kafka")
 
     def oauth_cb(self, _oauthbearer_config: str | None = None) -> tuple[str, float]:
         """confluent-kafka's ``oauth_cb``: ``(token, expiry in epoch seconds)``."""
