@@ -328,6 +328,20 @@ class KafkaClientConfig:
         refuse_security_keys(self.extra, "extra")
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
+    def sign_first_token(self) -> None:
+        """Under MSK IAM, sign the token a new client will ask for, before the client is built.
+
+        confluent-kafka's client constructors call ``oauth_cb`` on librdkafka's own thread and
+        wait up to 10 s for a token: a signer failing there (expired credentials, STS out of
+        reach) made every constructor wait out those 10 s and then raise an untyped
+        ``KafkaException`` ("OAuth token not set"; the consumer even a ``SystemError``), the
+        :class:`AuthenticationError` naming the cause lost.  Signed here, the failure raises at
+        once; the token is cached, so the client's first ``oauth_cb`` does not sign again.
+        Other security settings have nothing to sign.
+        """
+        if isinstance(self.security, MskIam):
+            self.security.token_provider.token()
+
     def to_confluent(self) -> dict[str, Any]:
         """The confluent-kafka configuration dict (it may hold secrets: never log it)."""
         return {

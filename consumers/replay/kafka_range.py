@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 from consumers.kafka import KafkaReplaySource, OffsetRange, ranges_for_times
+from shardline.errormap import map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import ConsumedRecord, KafkaPosition
@@ -116,7 +117,9 @@ async def offset_ranges(
     from confluent_kafka import Consumer
 
     def resolve() -> list[OffsetRange]:
-        consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
+        client.sign_first_token()
+        with map_kafka_errors():
+            consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
         try:
             return ranges_for_times(consumer, topic, from_time, to_time, partitions=list(partitions) or None)
         finally:
