@@ -166,7 +166,7 @@ class KafkaReplaySource:
         if self._closed:
             raise ClosedError("source is closed")
         loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(self._executor, self._assign)
+        remaining, starts = await loop.run_in_executor(self._executor, self._assign)
         paused: set[str] = set()
         while remaining and not self._stopping:
             messages = await loop.run_in_executor(
@@ -190,6 +190,11 @@ class KafkaReplaySource:
                 if bound is None or name not in remaining:
                     continue
                 offset = msg.offset()
+                if offset < starts[name]:
+                    # Kafka answers a fetch past the partition's end with OFFSET_OUT_OF_RANGE and
+                    # librdkafka then starts at the earliest offset: what it reads below the
+                    # range's start is not the range's (a range not written yet waits instead).
+                    continue
                 if offset >= bound.end:
                     remaining.discard(name)  # past the end: nothing below it is left to read
                     continue
@@ -232,8 +237,9 @@ class KafkaReplaySource:
         finally:
             self._executor.shutdown(wait=False)
 
-    def _assign(self) -> set[str]:
-        """Assign every non-empty range from its start (or its resumed checkpoint)."""
+    def _assign(self) -> tuple[set[str], dict[str, int]]:
+        """Assign every non-empty range from its start (or its resumed checkpoint): the ranges
+        left to read, and the offset each is read from."""
         starts = {name: r.start for name, r in self.ranges.items()}
         if self.checkpoint_group is not None:
             committed = self._consumer.committed(
@@ -251,7 +257,7 @@ class KafkaReplaySource:
                 if name in remaining
             ]
         )
-        return remaining
+        return remaining, starts
 
     def _pause(self, finished: list[OffsetRange]) -> None:
         try:
