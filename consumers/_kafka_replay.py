@@ -169,9 +169,7 @@ class KafkaReplaySource:
         remaining, starts = await loop.run_in_executor(self._executor, self._assign)
         paused: set[str] = set()
         while remaining and not self._stopping:
-            messages = await loop.run_in_executor(
-                self._executor, self._consumer.consume, self._batch_max, self._poll_timeout
-            )
+            messages = await loop.run_in_executor(self._executor, self._consume)
             wanted = []
             for msg in messages:
                 err = msg.error()
@@ -237,9 +235,22 @@ class KafkaReplaySource:
         finally:
             self._executor.shutdown(wait=False)
 
+    def _consume(self) -> list[Any]:
+        with map_kafka_errors():  # a fatal client error, as its Shardline error
+            messages: list[Any] = self._consumer.consume(self._batch_max, self._poll_timeout)
+        return messages
+
     def _assign(self) -> tuple[set[str], dict[str, int]]:
         """Assign every non-empty range from its start (or its resumed checkpoint): the ranges
-        left to read, and the offset each is read from."""
+        left to read, and the offset each is read from.
+
+        Behind the error boundary: with the brokers out of reach ``committed()`` times out
+        with a ``KafkaException``, which reached the job untyped.
+        """
+        with map_kafka_errors():
+            return self._assign_unmapped()
+
+    def _assign_unmapped(self) -> tuple[set[str], dict[str, int]]:
         starts = {name: r.start for name, r in self.ranges.items()}
         if self.checkpoint_group is not None:
             committed = self._consumer.committed(
@@ -272,6 +283,8 @@ class KafkaReplaySource:
                 for name, next_offset in self.checkpoints.items():
                     bound = self.ranges[name]
                     offsets.append(TopicPartition(bound.topic, bound.partition, next_offset))
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                # The group coordinator out of reach fails this commit (_WAIT_COORD): typed.
+                with map_kafka_errors():
+                    self._consumer.commit(offsets=offsets, asynchronous=False)
         finally:
             self._consumer.close()
