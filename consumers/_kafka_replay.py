@@ -24,7 +24,7 @@ from consumers._kafka_messages import partition_name, to_batches
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ValidationError
+from shardline.errors import CheckpointError, ClosedError, ResourceNotFoundError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
@@ -74,9 +74,28 @@ def ranges_for_times(
     """
     if end < start:
         raise ValidationError("end must not be before start")
+    # Behind the error boundary: with the brokers out of reach each call below raises a
+    # KafkaException (_TRANSPORT, _TIMED_OUT), which reached the replay job untyped.
+    with map_kafka_errors():
+        return _ranges_for_times(consumer, topic, start, end, partitions, timeout_s)
+
+
+def _ranges_for_times(
+    consumer: Any,
+    topic: str,
+    start: datetime,
+    end: datetime,
+    partitions: Sequence[int] | None,
+    timeout_s: float,
+) -> list[OffsetRange]:
     if partitions is None:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
-        partitions = sorted(metadata.topics[topic].partitions)
+        found = metadata.topics.get(topic)
+        if found is None or not found.partitions:
+            # An unknown topic comes back with an error and no partitions: no range at all
+            # was then refused later as "give at least one offset range".
+            raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")
+        partitions = sorted(found.partitions)
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     starts = consumer.offsets_for_times([TopicPartition(topic, p, start_ms) for p in partitions], timeout_s)
     ends = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in partitions], timeout_s)

@@ -133,7 +133,9 @@ async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
     def lookup() -> list[int]:
-        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+        client.sign_first_token()
+        with map_kafka_errors():  # brokers out of reach: _TRANSPORT after the timeout
+            metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
         found = metadata.topics.get(topic)
         if found is None or not found.partitions:
             raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")
