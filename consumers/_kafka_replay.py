@@ -24,7 +24,7 @@ from consumers._kafka_messages import partition_name, to_batches
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ValidationError
+from shardline.errors import CheckpointError, ClosedError, ResourceNotFoundError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
@@ -74,9 +74,28 @@ def ranges_for_times(
     """
     if end < start:
         raise ValidationError("end must not be before start")
+    # Behind the error boundary: with the brokers out of reach each call below raises a
+    # KafkaException (_TRANSPORT, _TIMED_OUT), which reached the replay job untyped.
+    with map_kafka_errors():
+        return _ranges_for_times(consumer, topic, start, end, partitions, timeout_s)
+
+
+def _ranges_for_times(
+    consumer: Any,
+    topic: str,
+    start: datetime,
+    end: datetime,
+    partitions: Sequence[int] | None,
+    timeout_s: float,
+) -> list[OffsetRange]:
     if partitions is None:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
-        partitions = sorted(metadata.topics[topic].partitions)
+        found = metadata.topics.get(topic)
+        if found is None or not found.partitions:
+            # An unknown topic comes back with an error and no partitions: no range at all
+            # was then refused later as "give at least one offset range".
+            raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")
+        partitions = sorted(found.partitions)
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     starts = consumer.offsets_for_times([TopicPartition(topic, p, start_ms) for p in partitions], timeout_s)
     ends = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in partitions], timeout_s)
@@ -134,7 +153,9 @@ class KafkaReplaySource:
             # stable offset under read_committed): see batches() for why a range needs it.
             "enable.partition.eof": True,
         }
-        self._consumer = consumer_factory(conf)
+        client.sign_first_token()
+        with map_kafka_errors():  # a property librdkafka refuses is a ConfigurationError
+            self._consumer = consumer_factory(conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-replay")
         self._stopping = False
         self._closed = False
@@ -164,12 +185,10 @@ class KafkaReplaySource:
         if self._closed:
             raise ClosedError("source is closed")
         loop = asyncio.get_running_loop()
-        remaining = await loop.run_in_executor(self._executor, self._assign)
+        remaining, starts = await loop.run_in_executor(self._executor, self._assign)
         paused: set[str] = set()
         while remaining and not self._stopping:
-            messages = await loop.run_in_executor(
-                self._executor, self._consumer.consume, self._batch_max, self._poll_timeout
-            )
+            messages = await loop.run_in_executor(self._executor, self._consume)
             wanted = []
             for msg in messages:
                 err = msg.error()
@@ -188,6 +207,11 @@ class KafkaReplaySource:
                 if bound is None or name not in remaining:
                     continue
                 offset = msg.offset()
+                if offset < starts[name]:
+                    # Kafka answers a fetch past the partition's end with OFFSET_OUT_OF_RANGE and
+                    # librdkafka then starts at the earliest offset: what it reads below the
+                    # range's start is not the range's (a range not written yet waits instead).
+                    continue
                 if offset >= bound.end:
                     remaining.discard(name)  # past the end: nothing below it is left to read
                     continue
@@ -230,8 +254,22 @@ class KafkaReplaySource:
         finally:
             self._executor.shutdown(wait=False)
 
-    def _assign(self) -> set[str]:
-        """Assign every non-empty range from its start (or its resumed checkpoint)."""
+    def _consume(self) -> list[Any]:
+        with map_kafka_errors():  # a fatal client error, as its Shardline error
+            messages: list[Any] = self._consumer.consume(self._batch_max, self._poll_timeout)
+        return messages
+
+    def _assign(self) -> tuple[set[str], dict[str, int]]:
+        """Assign every non-empty range from its start (or its resumed checkpoint): the ranges
+        left to read, and the offset each is read from.
+
+        Behind the error boundary: with the brokers out of reach ``committed()`` times out
+        with a ``KafkaException``, which reached the job untyped.
+        """
+        with map_kafka_errors():
+            return self._assign_unmapped()
+
+    def _assign_unmapped(self) -> tuple[set[str], dict[str, int]]:
         starts = {name: r.start for name, r in self.ranges.items()}
         if self.checkpoint_group is not None:
             committed = self._consumer.committed(
@@ -249,7 +287,7 @@ class KafkaReplaySource:
                 if name in remaining
             ]
         )
-        return remaining
+        return remaining, starts
 
     def _pause(self, finished: list[OffsetRange]) -> None:
         try:
@@ -264,6 +302,8 @@ class KafkaReplaySource:
                 for name, next_offset in self.checkpoints.items():
                     bound = self.ranges[name]
                     offsets.append(TopicPartition(bound.topic, bound.partition, next_offset))
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                # The group coordinator out of reach fails this commit (_WAIT_COORD): typed.
+                with map_kafka_errors():
+                    self._consumer.commit(offsets=offsets, asynchronous=False)
         finally:
             self._consumer.close()

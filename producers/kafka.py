@@ -130,7 +130,9 @@ class KafkaProducer:
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
             if "oauth_cb" in conf:
                 conf["oauth_cb"] = self._supervised_oauth(conf["oauth_cb"])
-            producer = Producer(conf)
+            client.sign_first_token()
+            with map_kafka_errors():  # a property librdkafka refuses is a ConfigurationError
+                producer = Producer(conf)
         self._producer = producer
         self._produce: Callable[..., None] = producer.produce
         self._poll: Callable[[float], int] = producer.poll
@@ -150,6 +152,8 @@ class KafkaProducer:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closed = False
+        self._purged = False
+        """``close(timeout)`` ran out and purged: sends waiting for room fail, none is queued."""
         self._client_closed = False
         """The client this producer made was closed: it may not be polled any more."""
 
@@ -383,7 +387,12 @@ class KafkaProducer:
                 try:
                     await asyncio.wait_for(self.flush(), timeout)
                 except TimeoutError:
+                    # Sends still waiting for room must not queue into the room the purge
+                    # makes: the flush below would wait for them, a whole delivery timeout
+                    # past ``timeout`` (or for good with a broker that never answers).
+                    self._purged = True
                     self._producer.purge(in_queue=True, in_flight=True)
+                    self._space.set()
                     await self.flush()
         finally:
             self._pump.stop()
@@ -578,7 +587,7 @@ class KafkaProducer:
                     if self._failure is not None or self._fatal is not None:
                         self._abandon(batch, index, self._failure or self._fatal)  # type: ignore[arg-type]
                         return
-                    if self._pump is not None and self._pump.stopping:
+                    if self._purged or (self._pump is not None and self._pump.stopping):
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
@@ -700,7 +709,7 @@ class KafkaProducer:
                         raise self._failure
                     if self._fatal is not None:
                         raise self._fatal
-                    if self._pump is not None and self._pump.stopping:
+                    if self._purged or (self._pump is not None and self._pump.stopping):
                         raise ClosedError("producer is closed")
                     self._space.clear()
                     if self._pump is not None:

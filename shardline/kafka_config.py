@@ -14,6 +14,7 @@ log SASL exchanges).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -231,9 +232,31 @@ class MskIamTokenProvider:
                     raise AuthenticationError(
                         f"could not sign an MSK IAM token ({type(exc).__name__})", service="kafka"
                     ) from None
+                expiry_s = self._checked_expiry(token, expiry_ms)
                 self._token = token
-                self._expiry_s = expiry_ms / 1000.0
+                self._expiry_s = expiry_s
             return self._token, self._expiry_s
+
+    def _checked_expiry(self, token: object, expiry_ms: object) -> float:
+        """The signer's expiry in epoch seconds, once its answer is known to be usable.
+
+        An answer librdkafka cannot use must not be cached: a token that is not a non-empty
+        string, or an expiry that is not a number, made ``oauth_cb`` fail inside librdkafka
+        with nothing but "OAuth token not set" (or a bare ``TypeError``); a NaN expiry was
+        cached for good (no comparison with it is true, so it was never re-signed); an expiry
+        already past -- the usual sign of a signer answering in seconds, not milliseconds --
+        had every call sign again and librdkafka refuse each token.  Each is an
+        :class:`AuthenticationError` naming what was wrong, never the token.
+        """
+        if not isinstance(token, str) or not token:
+            problem = "a token that is not a non-empty string"
+        elif isinstance(expiry_ms, bool) or not isinstance(expiry_ms, int | float):
+            problem = f"an expiry that is not a number ({type(expiry_ms).__name__})"
+        elif not math.isfinite(expiry_ms) or expiry_ms / 1000.0 <= self._clock():
+            problem = "an expiry that is not in the future (epoch milliseconds expected)"
+        else:
+            return expiry_ms / 1000.0
+        raise AuthenticationError(f"the MSK IAM signer returned {problem}", service="kafka")
 
     def oauth_cb(self, _oauthbearer_config: str | None = None) -> tuple[str, float]:
         """confluent-kafka's ``oauth_cb``: ``(token, expiry in epoch seconds)``."""
@@ -309,6 +332,20 @@ class KafkaClientConfig:
             raise ConfigurationError(f"unknown security setting {type(self.security).__name__}")
         refuse_security_keys(self.extra, "extra")
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+    def sign_first_token(self) -> None:
+        """Under MSK IAM, sign the token a new client will ask for, before the client is built.
+
+        confluent-kafka's client constructors call ``oauth_cb`` on librdkafka's own thread and
+        wait up to 10 s for a token: a signer failing there (expired credentials, STS out of
+        reach) made every constructor wait out those 10 s and then raise an untyped
+        ``KafkaException`` ("OAuth token not set"; the consumer even a ``SystemError``), the
+        :class:`AuthenticationError` naming the cause lost.  Signed here, the failure raises at
+        once; the token is cached, so the client's first ``oauth_cb`` does not sign again.
+        Other security settings have nothing to sign.
+        """
+        if isinstance(self.security, MskIam):
+            self.security.token_provider.token()
 
     def to_confluent(self) -> dict[str, Any]:
         """The confluent-kafka configuration dict (it may hold secrets: never log it)."""

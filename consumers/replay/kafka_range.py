@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 from consumers.kafka import KafkaReplaySource, OffsetRange, ranges_for_times
+from shardline.errormap import map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import ConsumedRecord, KafkaPosition
@@ -116,7 +117,9 @@ async def offset_ranges(
     from confluent_kafka import Consumer
 
     def resolve() -> list[OffsetRange]:
-        consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
+        client.sign_first_token()
+        with map_kafka_errors():
+            consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
         try:
             return ranges_for_times(consumer, topic, from_time, to_time, partitions=list(partitions) or None)
         finally:
@@ -130,7 +133,9 @@ async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
     def lookup() -> list[int]:
-        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+        client.sign_first_token()
+        with map_kafka_errors():  # brokers out of reach: _TRANSPORT after the timeout
+            metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
         found = metadata.topics.get(topic)
         if found is None or not found.partitions:
             raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")
