@@ -89,7 +89,7 @@ def _ensure_topic(client: Any, topic: str, partitions: int) -> tuple[int, bool]:
     """The topic's partition count, creating it when missing; True when this run created it."""
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient(client.to_confluent())
+    admin = client.new_client(AdminClient)
     metadata = admin.list_topics(timeout=_ADMIN_TIMEOUT_S)
     existing = metadata.topics.get(topic)
     if existing is not None and existing.error is None and existing.partitions:
@@ -106,7 +106,7 @@ def _ensure_topic(client: Any, topic: str, partitions: int) -> tuple[int, bool]:
 def _delete_topic(client: Any, topic: str) -> None:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(client.to_confluent())
+    admin = client.new_client(AdminClient)
     with contextlib.suppress(Exception):
         admin.delete_topics([topic])[topic].result(timeout=_ADMIN_TIMEOUT_S)
 

@@ -153,9 +153,7 @@ class KafkaReplaySource:
             # stable offset under read_committed): see batches() for why a range needs it.
             "enable.partition.eof": True,
         }
-        client.sign_first_token()
-        with map_kafka_errors():  # a property librdkafka refuses is a ConfigurationError
-            self._consumer = consumer_factory(conf)
+        self._consumer = client.new_client(consumer_factory, conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-replay")
         self._stopping = False
         self._closed = False

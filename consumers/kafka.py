@@ -201,9 +201,7 @@ class KafkaSource:
         self._observer: MetricsObserver = guard_observer(observer)
         self._client_errors = RepeatedWarning(log)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
-        client.sign_first_token()
-        with map_kafka_errors():  # a property librdkafka refuses is a ConfigurationError
-            self._consumer = consumer_factory(conf)
+        self._consumer = client.new_client(consumer_factory, conf)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
         self._stopping = False
         self._closed = False

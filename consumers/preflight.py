@@ -126,8 +126,9 @@ def kafka_topics_check(topics: Sequence[str], option: str, config: Any) -> Resou
 
         # A broker that cannot be reached raises KafkaException: translated here, so the
         # command ends with its one-line error instead of a traceback.
+        admin = config.new_client(AdminClient)
         with map_kafka_errors():
-            metadata = AdminClient(config.to_confluent()).list_topics(timeout=10)
+            metadata = admin.list_topics(timeout=10)
         missing_holder.extend(topic for topic in topics if topic not in metadata.topics)
         if missing_holder:
             raise ResourceNotFoundError("unknown topic", code="UNKNOWN_TOPIC_OR_PART", service="kafka")

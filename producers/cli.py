@@ -367,7 +367,7 @@ def _check_topic(client: Any, topic: str) -> None:
     from confluent_kafka.admin import AdminClient
 
     with map_kafka_errors():  # an unreachable broker: a one-line error, not a traceback
-        metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+        metadata = client.new_client(AdminClient).list_topics(timeout=10)
     if topic not in metadata.topics:
         raise MissingResourceError("Kafka topic", topic, "the TARGET argument", service="kafka")
 

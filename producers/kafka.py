@@ -130,9 +130,7 @@ class KafkaProducer:
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
             if "oauth_cb" in conf:
                 conf["oauth_cb"] = self._supervised_oauth(conf["oauth_cb"])
-            client.sign_first_token()
-            with map_kafka_errors():  # a property librdkafka refuses is a ConfigurationError
-                producer = Producer(conf)
+            producer = client.new_client(Producer, conf)
         self._producer = producer
         self._produce: Callable[..., None] = producer.produce
         self._poll: Callable[[float], int] = producer.poll

@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from shardline.errors import AuthenticationError, ConfigurationError
+
+_Client = TypeVar("_Client")
 
 __all__ = [
     "EVENT_ID_HEADER",
@@ -346,6 +348,20 @@ class KafkaClientConfig:
         """
         if isinstance(self.security, MskIam):
             self.security.token_provider.token()
+
+    def new_client(
+        self, factory: Callable[[dict[str, Any]], _Client], conf: Mapping[str, Any] | None = None
+    ) -> _Client:
+        """A confluent-kafka client (``Producer``, ``Consumer``, ``AdminClient``) built by
+        ``factory`` from ``conf`` (by default :meth:`to_confluent`): the one way every client is
+        built, so each gets its MSK IAM token signed first (:meth:`sign_first_token`) and a
+        construction librdkafka refuses (an unknown property, no token) becomes the Shardline
+        error of its code instead of an untyped ``KafkaException``."""
+        from shardline.errormap import map_kafka_errors
+
+        self.sign_first_token()
+        with map_kafka_errors():
+            return factory(dict(conf) if conf is not None else self.to_confluent())
 
     def to_confluent(self) -> dict[str, Any]:
         """The confluent-kafka configuration dict (it may hold secrets: never log it)."""

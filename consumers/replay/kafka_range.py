@@ -117,9 +117,9 @@ async def offset_ranges(
     from confluent_kafka import Consumer
 
     def resolve() -> list[OffsetRange]:
-        client.sign_first_token()
-        with map_kafka_errors():
-            consumer = Consumer({**client.to_confluent(), "group.id": "shardline-replay-resolve"})
+        consumer = client.new_client(
+            Consumer, {**client.to_confluent(), "group.id": "shardline-replay-resolve"}
+        )
         try:
             return ranges_for_times(consumer, topic, from_time, to_time, partitions=list(partitions) or None)
         finally:
@@ -133,9 +133,9 @@ async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:
     from confluent_kafka.admin import AdminClient
 
     def lookup() -> list[int]:
-        client.sign_first_token()
+        admin = client.new_client(AdminClient)
         with map_kafka_errors():  # brokers out of reach: _TRANSPORT after the timeout
-            metadata = AdminClient(client.to_confluent()).list_topics(timeout=10)
+            metadata = admin.list_topics(timeout=10)
         found = metadata.topics.get(topic)
         if found is None or not found.partitions:
             raise ResourceNotFoundError(f"Kafka topic {topic!r} does not exist", service="kafka")

@@ -307,7 +307,7 @@ async def kafka_partitions(client: KafkaClientConfig, topic: str, *, timeout: fl
     from confluent_kafka.admin import AdminClient
 
     def fetch() -> list[int]:
-        admin = AdminClient(client.to_confluent())
+        admin = client.new_client(AdminClient)
         metadata = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:
             raise ConfigurationError(f"Kafka topic {topic!r} not found")

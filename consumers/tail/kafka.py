@@ -76,7 +76,7 @@ class KafkaFollower:
             "enable.partition.eof": self._until_tip,
             "fetch.queue.backoff.ms": 10,
         }
-        consumer = Consumer(conf)
+        consumer = self._client.new_client(Consumer, conf)
         try:
             remaining = await loop.run_in_executor(executor, self._assign, consumer)
             while remaining and not self._stopped:

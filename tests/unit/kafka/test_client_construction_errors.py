@@ -96,3 +96,15 @@ def test_a_property_librdkafka_does_not_know_is_a_configuration_error() -> None:
         KafkaProducer("t", client, config=KafkaProducerConfig(librdkafka={"no.such.property": 1}))
     with pytest.raises(ConfigurationError, match=r"no\.such\.property"):
         KafkaSource(["t"], client, KafkaConsumerConfig("g", librdkafka={"no.such.property": 1}))
+
+
+async def test_shardline_tail_cannot_sign_either() -> None:
+    """``shardline tail`` built its consumer on its own, without the token signed first."""
+    from consumers.tail.kafka import KafkaFollower, KafkaStart
+
+    signer = Signer(fails=True)
+    follower = KafkaFollower(_iam_client(signer), "t", KafkaStart("earliest"))
+    with pytest.raises(AuthenticationError):
+        async for _ in follower.batches():
+            pass
+    assert signer.calls == 1
