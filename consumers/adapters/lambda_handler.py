@@ -181,6 +181,21 @@ def parse_kafka_event(
     return parsed
 
 
+def _header_value(values: Any) -> bytes:
+    """A header value from the event's list of Java-signed byte values (-128..255 taken).
+
+    A null value reads as empty bytes, as :class:`~consumers.kafka.KafkaSource` reads one: as a
+    malformed event it failed every invocation of the batch, retried until the records
+    expired.  A number outside a byte's range is malformed (it was wrapped into one).
+    """
+    if values is None:
+        return b""
+    read = [int(byte) for byte in values]
+    if any(not -128 <= byte <= 255 for byte in read):
+        raise ValueError("a header byte outside -128..255")
+    return bytes(byte & 0xFF for byte in read)
+
+
 def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventRecord:
     try:
         topic = str(raw["topic"])
@@ -195,7 +210,7 @@ def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventR
         headers: dict[str, bytes] = {}
         for header in raw.get("headers") or []:
             for name, values in header.items():
-                headers[str(name)] = bytes(int(byte) & 0xFF for byte in values)
+                headers[str(name)] = _header_value(values)
         timestamp = raw.get("timestamp")
         arrival = None if timestamp is None else arrival_from_millis(int(timestamp))
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError, binascii.Error) as exc:

@@ -151,6 +151,15 @@ def test_kafka_records_carry_key_headers_and_time() -> None:
     assert msk.records[0].headers == {"headerKey": b"headerValue"}
 
 
+def test_a_kafka_header_with_a_null_value_reads_as_empty_bytes_as_kafka_source_reads_it() -> None:
+    """A null header value is legal in Kafka; as a malformed event it failed every retry."""
+    event = _load("powertools-kafkaEventMsk.json")
+    [raw] = next(iter(event["records"].values()))
+    raw["headers"] = [{"present": [104, 105]}, {"nullValued": None}]
+    [item] = parse_event(event)
+    assert item.records[0].headers == {"present": b"hi", "nullValued": b""}
+
+
 def _kinesis_record(sequence: str, data: bytes, shard: str = "shardId-000000000006") -> dict[str, Any]:
     record = copy.deepcopy(_load("powertools-kinesisStreamEvent.json")["Records"][0])
     record["kinesis"]["sequenceNumber"] = sequence
@@ -276,6 +285,10 @@ def test_the_write_is_bounded_by_the_invocations_remaining_time() -> None:
             "records": {"t-0": [{"topic": "t", "partition": 0, "offset": 1, "value": "!"}]},
         },
         {"eventSource": "aws:sqs", "Records": []},
+        {  # a header byte no Java byte can be: it was wrapped into one
+            "eventSource": "aws:kafka",
+            "records": {"t-0": [{"topic": "t", "partition": 0, "offset": 1, "headers": [{"h": [300]}]}]},
+        },
     ],
 )
 def test_malformed_kafka_events_are_rejected_before_writing(event: dict[str, Any]) -> None:
