@@ -31,3 +31,16 @@ def test_subcommand_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         shardline_main(["tail", "--help"])
     assert "(default: latest)" in capsys.readouterr().out
+
+
+def test_help_shows_each_default_once() -> None:
+    """Options whose help already said their default read "(default 20) (default: 20.0)"."""
+    from shardline.cli import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(prog="p")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
+    parser.add_argument("--shards", type=int, default=4, help="shards")
+    parser.add_argument("--name", default=None, help="a name")
+    text = parser.format_help()
+    assert "(default 20)" in text and "(default: 20.0)" not in text
+    assert "shards (default: 4)" in text and "(default: None)" not in text
