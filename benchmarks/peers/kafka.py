@@ -412,6 +412,7 @@ def _measure(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
     return {
         "client": name,
         "messages": done,
+        "expected": messages,
         "seconds": round(wall, 3),
         "msgs_per_s": round(done / wall) if wall else 0,
         "cpu_us_per_msg": round(cpu / max(done, 1) * 1e6, 2),
@@ -450,8 +451,21 @@ def _spread(values: list[float], digits: int) -> dict[str, float]:
     }
 
 
+def _complete(result: dict[str, Any]) -> bool:
+    """Whether a run delivered (producers) or read (consumers) every message it was given.
+
+    A producer whose deliveries failed did less work in its span than its peers did in theirs;
+    its msg/s and CPU per message are no figure to rank (results from before the ``expected``
+    field count as complete)."""
+    done = result.get("messages", 0)
+    return bool(done >= result.get("expected", done))
+
+
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per client: medians with min-max over the repeats, and ratios taken within each repeat.
+
+    Only complete runs (:func:`_complete`) count, for the client and as a baseline; the others
+    are counted in ``incomplete_runs``, and a client with none complete gets an ``error``.
 
     Each ratio compares a client with the raw confluent-kafka client of its kind measured in
     the same repetition (same minute, same machine load): ``vs_raw_throughput`` is msg/s over
@@ -461,15 +475,30 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``vs_confluent_aio_*``).
     """
     by_repeat: dict[int, dict[str, dict[str, Any]]] = {}
+    incomplete: dict[str, int] = {}
     for result in results:
+        if not _complete(result):
+            incomplete[result["client"]] = incomplete.get(result["client"], 0) + 1
+            continue
         by_repeat.setdefault(result["repeat"], {})[result["client"]] = result
     clients = list(dict.fromkeys(result["client"] for result in results))
     summary = []
     for client in clients:
         runs = [repeat[client] for repeat in by_repeat.values() if client in repeat]
+        if not runs:
+            summary.append(
+                {
+                    "client": client,
+                    "runs": 0,
+                    "incomplete_runs": incomplete.get(client, 0),
+                    "error": "no run delivered (or read) every message",
+                }
+            )
+            continue
         row: dict[str, Any] = {
             "client": client,
             "runs": len(runs),
+            "incomplete_runs": incomplete.get(client, 0),
             "msgs_per_s": _spread([r["msgs_per_s"] for r in runs], 0),
             "cpu_us_per_msg": _spread([r["cpu_us_per_msg"] for r in runs], 2),
             "gc_us_per_msg": _spread([r.get("gc_us_per_msg", 0.0) for r in runs], 2),
@@ -525,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
             topic = create_topic(args.bootstrap, args.partitions)
             result = run_peer(name, args.bootstrap, topic, args.messages, args.size, args.keys)
             results.append({"repeat": repeat, **result})
-            consume_topic = consume_topic or topic
+            if _complete(result):  # a topic short of messages would keep its readers waiting
+                consume_topic = consume_topic or topic
             print(json.dumps(results[-1]), flush=True)
         if consume_topic is not None and args.consumers:
             for name in args.consumers.split(","):

@@ -14,8 +14,9 @@ only drives them through their function APIs and normalises what they report:
 * ``benchmarks.peers.kafka``'s ``PRODUCERS`` and ``CONSUMERS`` tables of client functions
   ``(bootstrap, topic, messages, size, keys[, span]) -> delivered count`` (``span`` marks the
   start of the timed part, after the client's warm-up) and its ``create_topic``;
-  each client is called in a child process spawned and timed here (its own ``run_peer``
-  waits long on a child that died, which would stall the whole table).
+  each client is called in a child process spawned and timed here; a client that delivered
+  or read fewer than the workload's records is a failed row (its figures kept in ``raw``),
+  and its topic is not the one the consumers read.
 """
 
 from __future__ import annotations
@@ -198,7 +199,13 @@ def _kafka_child(queue: Any, name: str, bootstrap: str, topic: str, workload: Pe
         if span is not None and span.wall is not None and span.cpu is not None:
             wall0, cpu0 = span.wall, span.cpu
         wall, cpu = wall_end - wall0, cpu_end - cpu0
-        queue.put(({"records": int(done), "seconds": wall, "cpu_seconds": cpu}, cpu))
+        result: dict[str, Any] = {"records": int(done), "seconds": wall, "cpu_seconds": cpu}
+        if int(done) < workload.records:
+            # A client whose deliveries failed (or a reader that stopped short) did less work
+            # in its span than the others: its figures are kept in the row, never ranked.
+            did = "delivered" if name in module.PRODUCERS else "read"
+            result["error"] = f"{int(done)} of {workload.records} records {did}"
+        queue.put((result, cpu))
     except Exception as exc:  # noqa: BLE001 - reported as this client's row; the others still run
         queue.put(({"error": f"{type(exc).__name__}: {exc}"}, None))
 
