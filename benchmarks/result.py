@@ -208,6 +208,31 @@ def _interrupted_note(outcome: RunOutcome) -> str | None:
     )
 
 
+def _coverage_notes(outcome: RunOutcome) -> list[str]:
+    """What the latency percentiles leave out, in counts: records that failed (no send-to-ack
+    time) and acknowledged records the readers never read back (no end-to-end time).
+
+    Both are the slowest records of a run, so percentiles over the rest alone look better than
+    the run was; the counts stand next to them in the summary, so nobody has to derive them.
+    """
+    rec, options = outcome.recorder, outcome.options
+    notes = []
+    sent, acked, failed = rec.total_sent, rec.total_acked, sum(rec.failed.values())
+    if failed:
+        notes.append(
+            f"{failed} of {sent} records failed (never acknowledged): send-to-ack latency "
+            f"covers the {acked} acknowledged"
+        )
+    read = rec.read_by_slowest
+    if options.consumer != "none" and outcome.interrupted_after is None and read < acked:
+        notes.append(
+            f"{acked - read} of {acked} acknowledged records were not read back within the "
+            f"{options.drain_seconds:g} s drain: end-to-end latency covers the {read} read, "
+            "not the ones that never arrived"
+        )
+    return notes
+
+
 _NO_ACKS = {"p50": 0.0, "p99": 0.0}
 
 
@@ -313,7 +338,14 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         "gateway": outcome.gateway,
         "offered_vs_accepted": offered_vs_accepted(rec, outcome.gateway, seconds),
         "notes": [
-            note for note in (outcome.consumer_note, *outcome.notes, _interrupted_note(outcome)) if note
+            note
+            for note in (
+                outcome.consumer_note,
+                *outcome.notes,
+                _interrupted_note(outcome),
+                *_coverage_notes(outcome),
+            )
+            if note
         ],
     }
     result["bound_by"] = bound_by(
