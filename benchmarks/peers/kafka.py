@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import random
 import statistics
@@ -55,6 +54,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.peers.gc_clock import GcClock
+from benchmarks.peers.runner import spawned_result
 from benchmarks.process_stats import process_cpu_seconds
 
 __all__ = ["CONSUMERS", "PRODUCERS", "create_topic", "run_peer", "summarise", "workload"]
@@ -423,23 +423,41 @@ def _measure(name: str, bootstrap: str, topic: str, messages: int, size: int, ke
 
 
 def _child(queue: Any, *args: Any) -> None:
-    queue.put(_measure(*args))
+    try:
+        queue.put(_measure(*args))
+    except Exception as exc:  # noqa: BLE001 - handed to run_peer, which raises it for this client
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def run_peer(name: str, bootstrap: str, topic: str, messages: int, size: int, keys: int) -> dict[str, Any]:
-    """Run one client in a fresh process and return its measurements."""
+PEER_TIMEOUT_S = 1800.0
+
+
+def run_peer(
+    name: str,
+    bootstrap: str,
+    topic: str,
+    messages: int,
+    size: int,
+    keys: int,
+    *,
+    timeout: float = PEER_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Run one client in a fresh process and return its measurements.
+
+    A client that fails raises RuntimeError as soon as its process reports it or ends
+    (:func:`benchmarks.peers.runner.spawned_result`); one that gives no result within
+    ``timeout`` seconds is stopped first.  Waiting on the result alone, a client that died
+    held the table for the whole timeout, and one still running (a consumer waiting for
+    messages that never came) forever.
+    """
     if name not in PRODUCERS and name not in CONSUMERS:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted({**PRODUCERS, **CONSUMERS})}")
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(queue, name, bootstrap, topic, messages, size, keys))
-    process.start()
-    try:
-        result: dict[str, Any] = queue.get(timeout=1800)
-    except Exception as exc:
-        process.join()
-        raise RuntimeError(f"peer {name!r} failed (exit code {process.exitcode})") from exc
-    process.join()
+    outcome, failure = spawned_result(_child, name, bootstrap, topic, messages, size, keys, timeout=timeout)
+    if failure is not None:
+        raise RuntimeError(f"peer {name!r}: {failure}")
+    result: dict[str, Any] = outcome
+    if "error" in result:
+        raise RuntimeError(f"peer {name!r} failed: {result['error']}")
     return result
 
 
