@@ -451,6 +451,10 @@ def _table(runs: list[list[dict[str, Any]]]) -> str:
 
 
 def _run_in_process(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One client in a child process; a child that gives no result within
+    ``--client-timeout`` seconds is killed and reported as this client's error, so one stuck
+    client (an outcome that never resolves, a request that never returns) cannot hold the
+    whole table."""
     command = [
         sys.executable,
         "-m",
@@ -462,7 +466,12 @@ def _run_in_process(name: str, args: argparse.Namespace) -> dict[str, Any]:
     ]
     command += ["--records", str(args.records), "--record-size", str(args.record_size)]
     command += ["--keys", str(args.keys), "--shards", str(args.shards)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=args.client_timeout
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+        return {"client": name, "error": f"no result within {args.client_timeout:g} s; process stopped"}
     if done.returncode == 0:
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
@@ -482,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of the whole table (medians)")
+    parser.add_argument(
+        "--client-timeout", type=float, default=600.0, help="seconds before a stuck client is stopped"
+    )
     args = parser.parse_args(argv)
     if args.client != "all":
         stream = args.stream or f"peer-{args.client}-{uuid.uuid4().hex[:8]}"
