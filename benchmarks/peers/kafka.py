@@ -582,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(results[-1]), flush=True)
     for row in summarise(results):
         print(json.dumps({"summary": row}), flush=True)
-    return 0
+    # a failed or incomplete run is left out of the summary: the status says one was
+    return 0 if all("error" not in result and _complete(result) for result in results) else 1
 
 
 if __name__ == "__main__":
