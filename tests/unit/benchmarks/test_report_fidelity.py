@@ -82,6 +82,18 @@ def test_result_labels_offered_and_accepted_load_per_shard() -> None:
     assert sum(table["timeline"]["accepted_records"]) == result["summary"]["records_acked"]
 
 
+def test_kafka_offered_load_is_labelled_as_acknowledged_records_only() -> None:
+    """On MSK the client picks the partition, so the offered series counts acknowledged records:
+    its label said "what the workload asked of the stream" all the same."""
+    from benchmarks.result import offered_vs_accepted
+
+    recorder = _outcome().recorder
+    kinesis = offered_vs_accepted(recorder, None, 3)["labels"]["offered"]
+    kafka = offered_vs_accepted(recorder, None, 3, kafka=True)["labels"]["offered"]
+    assert "what the workload asked" in kinesis
+    assert "acknowledged" in kafka and "records failed" in kafka and "what the workload asked" not in kafka
+
+
 def test_result_keeps_polling_and_efo_latency_apart() -> None:
     by_consumer = build_result(_outcome())["summary"]["end_to_end_ms_by_consumer"]
     assert by_consumer["polling"]["p50"] == pytest.approx(200, rel=0.002)
