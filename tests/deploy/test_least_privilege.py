@@ -125,6 +125,10 @@ COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
         "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
         "consumers.replay.ranges": "S3ArchiveReader.partitions lists the archive; a slice reads the "
         "objects its manifest names",
+        "consumers.replay.plan": "a slice imports only kafka_source_client (a client config, no AWS "
+        "call); the planner's listing and the manifest upload run before the job, by `replay plan`",
+        "consumers.preflight": "imported with consumers.cli (a slice parses its kafka:// source with "
+        "it); `replay run` makes no start-up check",
     },
     not_granted={
         "dynamodb:CreateTable": "the stack creates the job's checkpoint table (no ?create_table=true)",
@@ -255,6 +259,9 @@ def test_the_scan_fails_closed() -> None:
         _probe("await table.delete_item(Key={})")  # a client under another name
     with pytest.raises(AssertionError, match="ambiguous"):
         _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
+    # a client held under its service's name (the replay planner's plan_kinesis(kinesis, ...))
+    assert _probe("await kinesis.get_shard_iterator(StreamName='s')") == {"kinesis:GetShardIterator"}
+    assert _probe("await dynamodb.describe_table(TableName='t')") == {"dynamodb:DescribeTable"}
     with pytest.raises(AssertionError, match="literal name"):
         _probe("client.get_waiter(name)")
     assert _probe('probe = helper("firehose", "describe_delivery_stream", DeliveryStreamName="d")') == {
@@ -270,9 +277,10 @@ def test_the_scan_fails_closed() -> None:
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
 
 # (evidence in the code, kafka-cluster actions it needs), after MSK's table of Kafka APIs per action.
+# A client is built directly (``Producer(conf)``) or through ``KafkaClientConfig.new_client(Producer, ...)``.
 KAFKA_EVIDENCE = (
     (
-        re.compile(r"\bProducer\("),
+        re.compile(r"\bProducer\(|\bnew_client\(\s*Producer\b"),
         {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"},
     ),
     (re.compile(r"['\"]enable\.idempotence['\"]"), {"kafka-cluster:WriteDataIdempotently"}),
@@ -289,7 +297,7 @@ KAFKA_EVIDENCE = (
         re.compile(r"\.(subscribe|commit|store_offsets)\("),
         {"kafka-cluster:AlterGroup"},
     ),  # Join/Sync/OffsetCommit
-    (re.compile(r"\bAdminClient\("), {"kafka-cluster:Connect"}),
+    (re.compile(r"\bAdminClient\(|\bnew_client\(\s*AdminClient\b"), {"kafka-cluster:Connect"}),
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
