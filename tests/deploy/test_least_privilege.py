@@ -17,8 +17,10 @@ import pytest
 
 from tests.deploy.code_calls import (
     ROOT,
+    ApiCall,
     closure,
     component_calls,
+    module_calls,
     module_path,
     package_modules,
     source_calls,
@@ -48,6 +50,8 @@ class Component:
     entries: frozenset[str]
     # module -> why the component imports it but never makes its calls
     never_runs: dict[str, str] = field(default_factory=dict)
+    # (module, action) -> why the component runs the module but never that call of it
+    never_calls: dict[tuple[str, str], str] = field(default_factory=dict)
     # action -> why the code may call it but the deployed role must not allow it
     not_granted: dict[str, str] = field(default_factory=dict)
     # action -> why the role needs it although our code does not call it
@@ -57,8 +61,15 @@ class Component:
     def modules(self) -> set[str]:
         return closure(set(self.entries)) - LOCAL_STACK - set(self.never_runs)
 
+    def calls(self) -> set[ApiCall]:
+        return {
+            call
+            for call in component_calls(self.modules())
+            if (call.module, call.action) not in self.never_calls
+        }
+
     def code_actions(self) -> set[str]:
-        actions = {call.action for call in component_calls(self.modules())}
+        actions = {call.action for call in self.calls()}
         for action in list(actions):
             actions |= ENDPOINT_DISCOVERY.get(action, set())
             if self.encrypted:
@@ -123,12 +134,14 @@ COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
     frozenset({"consumers.replay.slices", "consumers.replay.manifest"}) | SINK_MODULES,
     never_runs={
         "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
-        "consumers.replay.ranges": "S3ArchiveReader.partitions lists the archive; a slice reads the "
-        "objects its manifest names",
         "consumers.replay.plan": "a slice imports only kafka_source_client (a client config, no AWS "
         "call); the planner's listing and the manifest upload run before the job, by `replay plan`",
         "consumers.preflight": "imported with consumers.cli (a slice parses its kafka:// source with "
         "it); `replay run` makes no start-up check",
+    },
+    never_calls={
+        ("consumers.replay.ranges", "s3:ListBucket"): "S3ArchiveReader.partitions lists the archive; "
+        "a slice reads the objects its manifest names",
     },
     not_granted={
         "dynamodb:CreateTable": "the stack creates the job's checkpoint table (no ?create_table=true)",
@@ -175,6 +188,11 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
     for module in component.never_runs:
         assert module in imported, f"{where}: {module} is no longer imported; drop it from never_runs"
         assert component_calls({module}), f"{where}: {module} makes no AWS call; drop it from never_runs"
+    for module, action in component.never_calls:
+        assert module in component.modules(), f"{where}: {module} no longer runs; drop it from never_calls"
+        assert action in {call.action for call in module_calls(module)}, (
+            f"{where}: {module} no longer calls {action}"
+        )
     assert set(component.not_granted) <= component.code_actions(), where
 
 
@@ -200,23 +218,49 @@ PREFLIGHT_RESOURCES = {
 STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
 
 
+def _resources_of(where: tuple[str, str], call: ApiCall) -> set[str]:
+    """The template names (parameters, resources) of what ``call`` may act on."""
+    if call.module == "consumers.preflight":
+        return PREFLIGHT_RESOURCES[call.action]
+    if call.module in MODULE_RESOURCES:
+        return MODULE_RESOURCES[call.module]
+    assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
+    return {STREAM_PARAMETER.get(where[1], "StreamArn")}
+
+
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
 def test_each_call_is_granted_on_the_resource_it_acts_on(where: tuple[str, str]) -> None:
     component = COMPONENTS[where]
     grants = role_grants(*where)
-    for call in component_calls(component.modules()):
+    for call in component.calls():
         if call.action in component.not_granted:
             continue
-        if call.module == "consumers.preflight":
-            wanted = PREFLIGHT_RESOURCES[call.action]
-        elif call.module in MODULE_RESOURCES:
-            wanted = MODULE_RESOURCES[call.module]
-        else:
-            assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
-            wanted = {STREAM_PARAMETER.get(where[1], "StreamArn")}
+        wanted = _resources_of(where, call)
         on = [str(g.resource) for g in grants if g.action == call.action]
         assert any(name in text for name in wanted for text in on), (
             f"{where}: {call.action} ({call.module}:{call.line}) is granted on {on}, not on {sorted(wanted)}"
+        )
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_each_grant_is_used_on_the_resource_it_names(where: tuple[str, str]) -> None:
+    """The reverse: an action the code calls on one resource and the role allows on another
+    too is an over-grant that comparing actions alone cannot see (UpdateItem, called on the
+    checkpoint table, allowed on the sink table as well)."""
+    component = COMPONENTS[where]
+    used: dict[str, set[str]] = {}
+    for call in component.calls():
+        if call.action not in component.not_granted:
+            used.setdefault(call.action, set()).update(_resources_of(where, call))
+    for grant in role_grants(*where):
+        if grant.action in component.platform or grant.action.startswith("kms:"):
+            continue  # the platform's reasons are listed; keys are checked by the KMS tests
+        if grant.resource == "*":
+            continue  # unscopable actions (test_templates.UNSCOPABLE_ACTIONS)
+        wanted = used.get(grant.action, set())
+        assert any(name in str(grant.resource) for name in wanted), (
+            f"{where}: {grant.action} is allowed on {grant.resource} ({grant.sid}), but the code "
+            f"calls it only on {sorted(wanted)}"
         )
 
 
