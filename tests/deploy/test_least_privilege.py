@@ -447,6 +447,20 @@ def test_replay_role_can_decrypt_the_sse_kms_archive_through_s3_only() -> None:
     assert {"Ref": "ArchiveBucketArn"} in context
 
 
+def test_roles_that_use_a_key_are_under_the_path_the_key_policies_admit() -> None:
+    """The key policies of kinesis-stream, dead-letter-bucket and firehose let only roles under
+    their RolePath use the keys; a role granted kms: actions elsewhere (replay-batch's job role
+    was created under "/") is refused by the key policy at its first read or dead letter."""
+    admitted = {template(stem)["Parameters"]["RolePath"]["Default"] for stem in KEY_TEMPLATES}
+    assert len(admitted) == 1, admitted
+    for stem, role in roles():
+        if not any(grant.action.startswith("kms:") for grant in role_grants(stem, role)):
+            continue
+        body = template(stem)
+        assert body["Resources"][role]["Properties"].get("Path") == {"Ref": "RolePath"}, (stem, role)
+        assert {body["Parameters"]["RolePath"]["Default"]} == admitted, (stem, role)
+
+
 def test_every_kms_grant_is_bound_to_a_service_and_an_encryption_context() -> None:
     for stem, role in roles():
         for grant in role_grants(stem, role):
