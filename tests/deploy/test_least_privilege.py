@@ -413,12 +413,14 @@ def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses()
     [
         ("iam-roles", "BenchStreamPrefix", "benchmarks/run.py"),
         ("iam-roles", "BenchStreamPrefix", "benchmarks/hotshards.py"),
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/peers/runner.py"),  # stream-bench peers --endpoint
         ("msk-iam-roles", "BenchTopicPrefix", "benchmarks/run_msk.py"),  # topics and groups
     ],
 )
 def test_bench_resources_are_named_with_the_role_prefix(stem: str, parameter: str, module: str) -> None:
     prefix = template(stem)["Parameters"][parameter]["Default"]
-    names = re.findall(r'f"([a-z-]+)\{uuid', (ROOT / module).read_text())
+    # the literal start of every generated name (f"stream-bench-{uuid...}", f"x-{name}-{uuid...}")
+    names = re.findall(r'f"([a-z-]+)\{[^"]*uuid', (ROOT / module).read_text())
     assert names and all(name.startswith(prefix) for name in names), (module, names)
 
 
