@@ -25,7 +25,17 @@ from tests.deploy.code_calls import (
     package_modules,
     source_calls,
 )
-from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
+from tests.deploy.policies import (
+    Grant,
+    as_list,
+    policy_documents,
+    role_actions,
+    role_grants,
+    roles,
+    statements,
+    template,
+    trust_statements,
+)
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
 # The local emulators and the bench's local gateway talk to 127.0.0.1 only.
@@ -385,10 +395,39 @@ def _code_only(module: str) -> str:
 @pytest.mark.parametrize("role", sorted(KAFKA_COMPONENTS))
 def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None:
     expected = _kafka_code_actions(KAFKA_COMPONENTS[role])
-    granted = role_actions("msk-iam-roles", role)
+    granted = {
+        action for action in role_actions("msk-iam-roles", role) if action.startswith("kafka-cluster:")
+    }
     assert expected, role
     assert granted == expected, (
         f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
+
+
+# Kafka roles whose component writes Shardline's sinks, and the Kinesis role of the same command.
+KAFKA_SINK_WRITERS = {"KafkaConsumerRole": "ConsumerRole", "KafkaReplayRole": "ReplayRole"}
+
+
+@pytest.mark.parametrize("role", sorted(KAFKA_SINK_WRITERS))
+def test_kafka_consumer_and_replay_roles_can_check_and_write_the_sinks(role: str) -> None:
+    """`shardline consume|replay kafka://...` looks up and writes the same sinks and dead letters
+    as from a Kinesis source, so the Kafka role gets the same AWS actions as the Kinesis one
+    from the sink policies, and no other AWS action."""
+    aws = {
+        action for action in role_actions("msk-iam-roles", role) if not action.startswith("kafka-cluster:")
+    }
+    policies = template("sink-write-policy")["Resources"]
+    sink_actions = {
+        action
+        for name in ("SinkWritePolicy", "SinkCheckPolicy")
+        for document in policy_documents(policies[name])
+        for statement in statements(document["Statement"])
+        for action in as_list(statement["Action"])
+    }
+    kinesis_role = role_actions("iam-roles", KAFKA_SINK_WRITERS[role])
+    assert sink_actions and sink_actions <= kinesis_role, role
+    assert aws == sink_actions, (
+        f"{role}: missing {sorted(sink_actions - aws)}, extra {sorted(aws - sink_actions)}"
     )
 
 
