@@ -267,7 +267,9 @@ def run_kinesis_peers(
     """Each named Kinesis client in its own process, on its own fresh stream, one after another."""
     rows = []
     for name in names:
-        stream = f"peers-{name}-{uuid.uuid4().hex[:8]}".replace("_", "-")
+        # under the bench role's stream prefix (iam-roles.yaml BenchStreamPrefix), so a run
+        # against AWS (--endpoint) may create, load, read and delete it
+        stream = f"stream-bench-peers-{name}-{uuid.uuid4().hex[:8]}".replace("_", "-")
         result, child_cpu = _in_child(_kinesis_child, name, endpoint, stream, workload, timeout=timeout)
         row = normalise(name, "producer", result, fallback_cpu=child_cpu)
         rows.append(row)

@@ -6,7 +6,8 @@ name from a URI, are added to every component that writes sinks).  In those modu
 ``<client>.<operation>`` attribute, ``get_waiter("...")`` and ``get_paginator("...")`` is an
 API call, where ``<operation>`` is the snake_case name botocore gives an operation of one of
 :data:`SERVICES` and ``<client>`` is an expression whose last name is ``client`` / ``_client``
-or a call of a client factory.  Any other receiver of an operation-named attribute must be
+a call of a client factory, or a plain name that is one of the services (``kinesis``, ``s3``:
+a client of that service).  Any other receiver of an operation-named attribute must be
 listed in :data:`NOT_CLIENT_CALLS`, so a client held under a new name fails the comparison
 instead of silently escaping it.  A call named by strings (a helper called with a literal
 service and operation, as ``_aws_probe("dynamodb", "describe_table", ...)``, or
@@ -70,6 +71,7 @@ STRING_DISPATCH = {
 }
 
 _CLIENT_RECEIVER = re.compile(r"(?:^|\.)_?client$")
+_SERVICE_RECEIVER = re.compile(r"(?:^|\.)_?(?P<service>[a-z0-9]+)$")
 _CLIENT_FACTORIES = {"_boto3", "boto3_client", "aiobotocore_client", "client", "create_client"}
 
 
@@ -256,12 +258,17 @@ def source_calls(tree: ast.Module, module: str) -> set[ApiCall]:
             node.attr,
         ) in NOT_CLIENT_CALLS:
             continue
-        if not _is_client(node.value):
+        named = _SERVICE_RECEIVER.search(receiver)
+        if named and named["service"] in by_operation[node.attr]:
+            # a client held under its service's name: plan_kinesis(kinesis, ...), plan_s3(s3, ...)
+            service = named["service"]
+        elif not _is_client(node.value):
             raise AssertionError(
                 f"{module}:{node.lineno}: {receiver}.{node.attr} looks like an AWS call on a receiver "
                 "not named like a client; name the client `client` or list it in NOT_CLIENT_CALLS"
             )
-        service = _resolve(by_operation[node.attr], local, f"{module}:{node.lineno} {node.attr}")
+        else:
+            service = _resolve(by_operation[node.attr], local, f"{module}:{node.lineno} {node.attr}")
         calls.add(ApiCall(service, models[service][0][node.attr], module, node.lineno))
     return calls
 

@@ -117,9 +117,22 @@ def role_statements(stem: str, role: str) -> list[dict[str, Any]]:
     body = template(stem)
     resource = body["Resources"][role]
     found = [s for document in policy_documents(resource) for s in statements(document["Statement"])]
-    for reference in resource["Properties"].get("ManagedPolicyArns", []):
+    for reference in _policy_references(resource["Properties"].get("ManagedPolicyArns", [])):
         found.extend(_managed_policy_statements(body, reference))
     return found
+
+
+def _policy_references(node: Any) -> Iterator[Any]:
+    """The managed-policy references of ``ManagedPolicyArns``, through both Fn::If branches."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _policy_references(item)
+    elif isinstance(node, dict) and "Fn::If" in node:
+        _, when_true, when_false = node["Fn::If"]
+        yield from _policy_references(when_true)
+        yield from _policy_references(when_false)
+    elif node != {"Ref": "AWS::NoValue"}:
+        yield node
 
 
 def role_grants(stem: str, role: str) -> list[Grant]:

@@ -17,13 +17,25 @@ import pytest
 
 from tests.deploy.code_calls import (
     ROOT,
+    ApiCall,
     closure,
     component_calls,
+    module_calls,
     module_path,
     package_modules,
     source_calls,
 )
-from tests.deploy.policies import Grant, as_list, role_actions, role_grants, roles, template, trust_statements
+from tests.deploy.policies import (
+    Grant,
+    as_list,
+    policy_documents,
+    role_actions,
+    role_grants,
+    roles,
+    statements,
+    template,
+    trust_statements,
+)
 
 SINK_MODULES = frozenset(package_modules("consumers.sinks"))  # loaded by name from sink/dead-letter URIs
 # The local emulators and the bench's local gateway talk to 127.0.0.1 only.
@@ -48,6 +60,8 @@ class Component:
     entries: frozenset[str]
     # module -> why the component imports it but never makes its calls
     never_runs: dict[str, str] = field(default_factory=dict)
+    # (module, action) -> why the component runs the module but never that call of it
+    never_calls: dict[tuple[str, str], str] = field(default_factory=dict)
     # action -> why the code may call it but the deployed role must not allow it
     not_granted: dict[str, str] = field(default_factory=dict)
     # action -> why the role needs it although our code does not call it
@@ -57,8 +71,15 @@ class Component:
     def modules(self) -> set[str]:
         return closure(set(self.entries)) - LOCAL_STACK - set(self.never_runs)
 
+    def calls(self) -> set[ApiCall]:
+        return {
+            call
+            for call in component_calls(self.modules())
+            if (call.module, call.action) not in self.never_calls
+        }
+
     def code_actions(self) -> set[str]:
-        actions = {call.action for call in component_calls(self.modules())}
+        actions = {call.action for call in self.calls()}
         for action in list(actions):
             actions |= ENDPOINT_DISCOVERY.get(action, set())
             if self.encrypted:
@@ -123,8 +144,14 @@ COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
     frozenset({"consumers.replay.slices", "consumers.replay.manifest"}) | SINK_MODULES,
     never_runs={
         "consumers.kinesis.efo": "imported with the consumers.kinesis package; replay reads by polling",
-        "consumers.replay.ranges": "S3ArchiveReader.partitions lists the archive; a slice reads the "
-        "objects its manifest names",
+        "consumers.replay.plan": "a slice imports only kafka_source_client (a client config, no AWS "
+        "call); the planner's listing and the manifest upload run before the job, by `replay plan`",
+        "consumers.preflight": "imported with consumers.cli (a slice parses its kafka:// source with "
+        "it); `replay run` makes no start-up check",
+    },
+    never_calls={
+        ("consumers.replay.ranges", "s3:ListBucket"): "S3ArchiveReader.partitions lists the archive; "
+        "a slice reads the objects its manifest names",
     },
     not_granted={
         "dynamodb:CreateTable": "the stack creates the job's checkpoint table (no ?create_table=true)",
@@ -171,6 +198,11 @@ def test_exceptions_are_not_stale(where: tuple[str, str]) -> None:
     for module in component.never_runs:
         assert module in imported, f"{where}: {module} is no longer imported; drop it from never_runs"
         assert component_calls({module}), f"{where}: {module} makes no AWS call; drop it from never_runs"
+    for module, action in component.never_calls:
+        assert module in component.modules(), f"{where}: {module} no longer runs; drop it from never_calls"
+        assert action in {call.action for call in module_calls(module)}, (
+            f"{where}: {module} no longer calls {action}"
+        )
     assert set(component.not_granted) <= component.code_actions(), where
 
 
@@ -196,23 +228,49 @@ PREFLIGHT_RESOURCES = {
 STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
 
 
+def _resources_of(where: tuple[str, str], call: ApiCall) -> set[str]:
+    """The template names (parameters, resources) of what ``call`` may act on."""
+    if call.module == "consumers.preflight":
+        return PREFLIGHT_RESOURCES[call.action]
+    if call.module in MODULE_RESOURCES:
+        return MODULE_RESOURCES[call.module]
+    assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
+    return {STREAM_PARAMETER.get(where[1], "StreamArn")}
+
+
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
 def test_each_call_is_granted_on_the_resource_it_acts_on(where: tuple[str, str]) -> None:
     component = COMPONENTS[where]
     grants = role_grants(*where)
-    for call in component_calls(component.modules()):
+    for call in component.calls():
         if call.action in component.not_granted:
             continue
-        if call.module == "consumers.preflight":
-            wanted = PREFLIGHT_RESOURCES[call.action]
-        elif call.module in MODULE_RESOURCES:
-            wanted = MODULE_RESOURCES[call.module]
-        else:
-            assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
-            wanted = {STREAM_PARAMETER.get(where[1], "StreamArn")}
+        wanted = _resources_of(where, call)
         on = [str(g.resource) for g in grants if g.action == call.action]
         assert any(name in text for name in wanted for text in on), (
             f"{where}: {call.action} ({call.module}:{call.line}) is granted on {on}, not on {sorted(wanted)}"
+        )
+
+
+@pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
+def test_each_grant_is_used_on_the_resource_it_names(where: tuple[str, str]) -> None:
+    """The reverse: an action the code calls on one resource and the role allows on another
+    too is an over-grant that comparing actions alone cannot see (UpdateItem, called on the
+    checkpoint table, allowed on the sink table as well)."""
+    component = COMPONENTS[where]
+    used: dict[str, set[str]] = {}
+    for call in component.calls():
+        if call.action not in component.not_granted:
+            used.setdefault(call.action, set()).update(_resources_of(where, call))
+    for grant in role_grants(*where):
+        if grant.action in component.platform or grant.action.startswith("kms:"):
+            continue  # the platform's reasons are listed; keys are checked by the KMS tests
+        if grant.resource == "*":
+            continue  # unscopable actions (test_templates.UNSCOPABLE_ACTIONS)
+        wanted = used.get(grant.action, set())
+        assert any(name in str(grant.resource) for name in wanted), (
+            f"{where}: {grant.action} is allowed on {grant.resource} ({grant.sid}), but the code "
+            f"calls it only on {sorted(wanted)}"
         )
 
 
@@ -255,6 +313,9 @@ def test_the_scan_fails_closed() -> None:
         _probe("await table.delete_item(Key={})")  # a client under another name
     with pytest.raises(AssertionError, match="ambiguous"):
         _probe("await client.describe_table(TableName='t')")  # DynamoDB or Timestream?
+    # a client held under its service's name (the replay planner's plan_kinesis(kinesis, ...))
+    assert _probe("await kinesis.get_shard_iterator(StreamName='s')") == {"kinesis:GetShardIterator"}
+    assert _probe("await dynamodb.describe_table(TableName='t')") == {"dynamodb:DescribeTable"}
     with pytest.raises(AssertionError, match="literal name"):
         _probe("client.get_waiter(name)")
     assert _probe('probe = helper("firehose", "describe_delivery_stream", DeliveryStreamName="d")') == {
@@ -270,9 +331,10 @@ def test_the_scan_fails_closed() -> None:
 # --- Kafka: kafka-cluster actions from the librdkafka features the code uses ------------------
 
 # (evidence in the code, kafka-cluster actions it needs), after MSK's table of Kafka APIs per action.
+# A client is built directly (``Producer(conf)``) or through ``KafkaClientConfig.new_client(Producer, ...)``.
 KAFKA_EVIDENCE = (
     (
-        re.compile(r"\bProducer\("),
+        re.compile(r"\bProducer\(|\bnew_client\(\s*Producer\b"),
         {"kafka-cluster:Connect", "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"},
     ),
     (re.compile(r"['\"]enable\.idempotence['\"]"), {"kafka-cluster:WriteDataIdempotently"}),
@@ -289,7 +351,7 @@ KAFKA_EVIDENCE = (
         re.compile(r"\.(subscribe|commit|store_offsets)\("),
         {"kafka-cluster:AlterGroup"},
     ),  # Join/Sync/OffsetCommit
-    (re.compile(r"\bAdminClient\("), {"kafka-cluster:Connect"}),
+    (re.compile(r"\bAdminClient\(|\bnew_client\(\s*AdminClient\b"), {"kafka-cluster:Connect"}),
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
@@ -333,10 +395,39 @@ def _code_only(module: str) -> str:
 @pytest.mark.parametrize("role", sorted(KAFKA_COMPONENTS))
 def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None:
     expected = _kafka_code_actions(KAFKA_COMPONENTS[role])
-    granted = role_actions("msk-iam-roles", role)
+    granted = {
+        action for action in role_actions("msk-iam-roles", role) if action.startswith("kafka-cluster:")
+    }
     assert expected, role
     assert granted == expected, (
         f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
+
+
+# Kafka roles whose component writes Shardline's sinks, and the Kinesis role of the same command.
+KAFKA_SINK_WRITERS = {"KafkaConsumerRole": "ConsumerRole", "KafkaReplayRole": "ReplayRole"}
+
+
+@pytest.mark.parametrize("role", sorted(KAFKA_SINK_WRITERS))
+def test_kafka_consumer_and_replay_roles_can_check_and_write_the_sinks(role: str) -> None:
+    """`shardline consume|replay kafka://...` looks up and writes the same sinks and dead letters
+    as from a Kinesis source, so the Kafka role gets the same AWS actions as the Kinesis one
+    from the sink policies, and no other AWS action."""
+    aws = {
+        action for action in role_actions("msk-iam-roles", role) if not action.startswith("kafka-cluster:")
+    }
+    policies = template("sink-write-policy")["Resources"]
+    sink_actions = {
+        action
+        for name in ("SinkWritePolicy", "SinkCheckPolicy")
+        for document in policy_documents(policies[name])
+        for statement in statements(document["Statement"])
+        for action in as_list(statement["Action"])
+    }
+    kinesis_role = role_actions("iam-roles", KAFKA_SINK_WRITERS[role])
+    assert sink_actions and sink_actions <= kinesis_role, role
+    assert aws == sink_actions, (
+        f"{role}: missing {sorted(sink_actions - aws)}, extra {sorted(aws - sink_actions)}"
     )
 
 
@@ -361,12 +452,14 @@ def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses()
     [
         ("iam-roles", "BenchStreamPrefix", "benchmarks/run.py"),
         ("iam-roles", "BenchStreamPrefix", "benchmarks/hotshards.py"),
+        ("iam-roles", "BenchStreamPrefix", "benchmarks/peers/runner.py"),  # stream-bench peers --endpoint
         ("msk-iam-roles", "BenchTopicPrefix", "benchmarks/run_msk.py"),  # topics and groups
     ],
 )
 def test_bench_resources_are_named_with_the_role_prefix(stem: str, parameter: str, module: str) -> None:
     prefix = template(stem)["Parameters"][parameter]["Default"]
-    names = re.findall(r'f"([a-z-]+)\{uuid', (ROOT / module).read_text())
+    # the literal start of every generated name (f"stream-bench-{uuid...}", f"x-{name}-{uuid...}")
+    names = re.findall(r'f"([a-z-]+)\{[^"]*uuid', (ROOT / module).read_text())
     assert names and all(name.startswith(prefix) for name in names), (module, names)
 
 
@@ -393,6 +486,20 @@ def test_replay_role_can_decrypt_the_sse_kms_archive_through_s3_only() -> None:
     }
     context = _condition(grant, "StringLike", "kms:EncryptionContext:aws:s3:arn")
     assert {"Ref": "ArchiveBucketArn"} in context
+
+
+def test_roles_that_use_a_key_are_under_the_path_the_key_policies_admit() -> None:
+    """The key policies of kinesis-stream, dead-letter-bucket and firehose let only roles under
+    their RolePath use the keys; a role granted kms: actions elsewhere (replay-batch's job role
+    was created under "/") is refused by the key policy at its first read or dead letter."""
+    admitted = {template(stem)["Parameters"]["RolePath"]["Default"] for stem in KEY_TEMPLATES}
+    assert len(admitted) == 1, admitted
+    for stem, role in roles():
+        if not any(grant.action.startswith("kms:") for grant in role_grants(stem, role)):
+            continue
+        body = template(stem)
+        assert body["Resources"][role]["Properties"].get("Path") == {"Ref": "RolePath"}, (stem, role)
+        assert {body["Parameters"]["RolePath"]["Default"]} == admitted, (stem, role)
 
 
 def test_every_kms_grant_is_bound_to_a_service_and_an_encryption_context() -> None:

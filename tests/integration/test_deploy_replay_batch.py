@@ -82,3 +82,7 @@ def test_replay_batch_stack_deploys_queue_job_definition_table_and_role(moto_end
     assert definition["containerProperties"]["jobRoleArn"] == outputs["ReplayJobRoleArn"]
     queues = batch.describe_job_queues(jobQueues=[outputs["JobQueueArn"]])["jobQueues"]
     assert [queue["state"] for queue in queues] == ["ENABLED"]
+    # the stream, archive and dead-letter key policies admit roles under /shardline/ only
+    role = _client("iam", moto_endpoint).get_role(RoleName=outputs["ReplayJobRoleArn"].rsplit("/", 1)[1])
+    assert role["Role"]["Path"] == "/shardline/"
+    assert outputs["ReplayJobRoleArn"].startswith(f"arn:aws:iam::{ACCOUNT}:role/shardline/")
