@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shardline.local.errors import LocalEmulatorError, ServerStartError
 
@@ -26,6 +27,7 @@ __all__ = [
     "free_port",
     "is_running",
     "launch",
+    "listens_on",
     "log_tail",
     "stop_pid",
     "wait_ready",
@@ -159,7 +161,11 @@ def wait_ready(
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = f"{type(exc).__name__}: {exc}"
         else:
-            return
+            if listens_on(handle.pid, _endpoint_port(handle.endpoint)) is not False:
+                return
+            # Another process holds the port (taken between choosing and binding it): its
+            # answer says nothing about this server, which is about to fail to bind and exit.
+            last_error = f"the port answered, but it is held by another process than {handle.name}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             handle.stop()
@@ -170,6 +176,66 @@ def wait_ready(
         # Waiting on the process doubles as the pause between probes and notices an early exit.
         with contextlib.suppress(subprocess.TimeoutExpired):
             handle.process.wait(timeout=min(interval, remaining))
+
+
+def _endpoint_port(endpoint: str) -> int | None:
+    """The TCP port of ``http://host:port`` or ``host:port`` (a Kafka bootstrap)."""
+    try:
+        return urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").port
+    except ValueError:
+        return None
+
+
+def _listening_socket_inodes(port: int) -> set[str] | None:
+    """Inodes of the TCP sockets listening on ``port`` (any address); ``None`` without /proc."""
+    inodes: set[str] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            # sl local_address rem_address st ... inode; st 0A is LISTEN
+            if len(fields) >= 10 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(fields[9])
+    return inodes if readable else None
+
+
+def _socket_inodes(pid: int) -> set[str] | None:
+    """Inodes of the sockets ``pid`` holds open; ``None`` if its descriptors cannot be read."""
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    inodes: set[str] = set()
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(descriptor)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target.endswith("]"):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listens_on(pid: int, port: int | None) -> bool | None:
+    """Whether ``pid`` itself holds a socket listening on TCP ``port``; ``None``: cannot tell.
+
+    A readiness probe only shows that *something* answers on the port.  When another
+    process took the port between :func:`free_port` and the server's bind (another test
+    session's emulator, say), that something is the wrong server, and a handle built on its
+    answer would send this run's requests there.  Linux only (``/proc``); elsewhere ``None``.
+    """
+    if port is None:
+        return None
+    listening = _listening_socket_inodes(port)
+    held = _socket_inodes(pid)
+    if listening is None or held is None:
+        return None
+    return not listening.isdisjoint(held)
 
 
 def _proc_cmdline(pid: int) -> list[str] | None:
