@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_DIMENSIONS", "EmfExporter", "Histogram"]
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("stream", "shard", "sink", "topic")
 _MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one document
+_MAX_METRICS = 100  # and at most 100 metric definitions per document
 _RELATIVE_ERROR = 0.01
 
 
@@ -161,7 +162,12 @@ class EmfExporter:
             series.add(float(value))
 
     def flush(self) -> int:
-        """Write one EMF document per dimension set; returns how many documents were written."""
+        """Write the metrics gathered since the last flush; returns how many documents were written.
+
+        One document per dimension set, or several when it has more than 100 metrics:
+        CloudWatch rejects a document over that limit whole, so every metric in it (the
+        catalogued ones next to an application's own events) would be lost.
+        """
         with self._lock:
             pending, self._series = self._series, {}
         by_dims: dict[tuple[tuple[str, str], ...], dict[str, _Series]] = {}
@@ -169,10 +175,15 @@ class EmfExporter:
             by_dims.setdefault(dims, {})[name] = series
         out = self._stream if self._stream is not None else sys.stdout
         timestamp = int(self._clock() * 1000)
+        written = 0
         for dims, metrics in by_dims.items():
-            out.write(json.dumps(self._document(timestamp, dims, metrics), separators=(",", ":")) + "\n")
+            names = sorted(metrics)
+            for start in range(0, len(names), _MAX_METRICS):
+                chunk = {name: metrics[name] for name in names[start : start + _MAX_METRICS]}
+                out.write(json.dumps(self._document(timestamp, dims, chunk), separators=(",", ":")) + "\n")
+                written += 1
         out.flush()
-        return len(by_dims)
+        return written
 
     def _document(
         self, timestamp: int, dims: tuple[tuple[str, str], ...], metrics: dict[str, _Series]
