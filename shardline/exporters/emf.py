@@ -151,6 +151,15 @@ class EmfExporter:
         self._series: dict[tuple[tuple[tuple[str, str], ...], str], _Series] = {}
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        """Add ``value`` to its series; a value that is not a finite number is dropped.
+
+        JSON has no NaN or infinity: one such value made its series, and so the whole
+        document of its dimension set, unreadable to CloudWatch (a counter), or raised
+        from the histogram (a gauge or distribution).
+        """
+        number = float(value)
+        if not math.isfinite(number):
+            return
         dims = tuple(
             (key, str(dimensions[key])) for key in self._dimension_names if dimensions.get(key) is not None
         )
@@ -159,7 +168,7 @@ class EmfExporter:
             series = self._series.get((dims, name))
             if series is None:
                 series = self._series[(dims, name)] = _Series(spec.kind, spec.unit)
-            series.add(float(value))
+            series.add(number)
 
     def flush(self) -> int:
         """Write the metrics gathered since the last flush; returns how many documents were written.
