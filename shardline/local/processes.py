@@ -29,6 +29,7 @@ __all__ = [
     "launch",
     "listens_on",
     "log_tail",
+    "start_time",
     "stop_pid",
     "wait_ready",
 ]
@@ -246,30 +247,58 @@ def _proc_cmdline(pid: int) -> list[str] | None:
     return [os.fsdecode(part) for part in raw.split(b"\0") if part]
 
 
-def _is_zombie(pid: int) -> bool:
+def _proc_stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name: field 3 (state) onwards."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+        return None
+    return stat.rpartition(")")[2].split()
 
 
-def is_running(pid: int, argv: Sequence[str]) -> bool:
-    """Whether ``pid`` is alive and still runs ``argv`` (pids are reused after exit)."""
+def _is_zombie(pid: int) -> bool:
+    fields = _proc_stat_fields(pid)
+    return fields is None or fields[:1] == ["Z"]
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; ``None`` where /proc cannot say.
+
+    Together with the pid it names one process for the machine's uptime: a later process
+    that reuses the pid, even one running the very same command line (two kinesis-mock
+    servers differ only in their environment), has another start time.
+    """
+    fields = _proc_stat_fields(pid)
+    if fields is None or len(fields) < 20:
+        return None
+    try:
+        return int(fields[19])  # field 22, starttime
+    except ValueError:
+        return None
+
+
+def is_running(pid: int, argv: Sequence[str], started: int | None = None) -> bool:
+    """Whether ``pid`` is alive and still the recorded process (pids are reused after exit).
+
+    It must run ``argv`` and, when ``started`` (its :func:`start_time`) was recorded, have
+    started then.
+    """
     if _is_zombie(pid):
+        return False
+    if started is not None and start_time(pid) != started:
         return False
     return _proc_cmdline(pid) == list(argv)
 
 
-def _wait_gone(pid: int, argv: Sequence[str], timeout: float) -> bool:
+def _wait_gone(pid: int, argv: Sequence[str], started: int | None, timeout: float) -> bool:
     """Wait until ``pid`` exits; a pidfd reports the exit of a process we did not start."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        return not is_running(pid, argv)
+        return not is_running(pid, argv, started)
     try:
         deadline = time.monotonic() + timeout
-        while is_running(pid, argv):
+        while is_running(pid, argv, started):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -279,21 +308,22 @@ def _wait_gone(pid: int, argv: Sequence[str], timeout: float) -> bool:
         os.close(pidfd)
 
 
-def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
-    """Stop a recorded server by pid, only if that pid still runs the recorded command.
+def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0, started: int | None = None) -> bool:
+    """Stop a recorded server by pid, only if that pid is still the recorded process
+    (:func:`is_running`: the same command and, when recorded, the same start time).
 
     SIGTERM first, SIGKILL after ``timeout`` seconds.  Returns whether a process was stopped.
     """
-    if not is_running(pid, argv):
+    if not is_running(pid, argv, started):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    if _wait_gone(pid, argv, timeout):
+    if _wait_gone(pid, argv, started, timeout):
         return True
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, argv, timeout):
+    if not _wait_gone(pid, argv, started, timeout):
         raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
     return True

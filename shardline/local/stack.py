@@ -1,7 +1,8 @@
 """``shardline local``'s stack: start servers detached, record them, report and stop them.
 
-The state file records, per server, the pid and the exact command line it runs, so
-``down`` signals exactly the processes ``up`` started, and never a process that reused a pid.
+The state file records, per server, the pid, the exact command line it runs and when it
+started, so ``down`` signals exactly the processes ``up`` started, and never a process that
+reused a pid (not even one running the same command: another kinesis-mock, say).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from shardline.local.environment import stack_environment
 from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
 from shardline.local.installers import find_influxd, install_lock
 from shardline.local.paths import new_run_dir, state_file
-from shardline.local.processes import ServerHandle, is_running, stop_pid
+from shardline.local.processes import ServerHandle, is_running, start_time, stop_pid
 from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
 
 __all__ = [
@@ -47,9 +48,11 @@ class RecordedServer:
     pid: int
     argv: tuple[str, ...]
     log_path: str
+    start_time: int | None = None
+    """:func:`shardline.local.processes.start_time` of the process; ``None`` in older records."""
 
     def alive(self) -> bool:
-        return is_running(self.pid, self.argv)
+        return is_running(self.pid, self.argv, self.start_time)
 
     @classmethod
     def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
@@ -60,6 +63,7 @@ class RecordedServer:
             handle.pid,
             tuple(handle.argv),
             str(handle.log_path),
+            start_time(handle.pid),
         )
 
 
@@ -85,6 +89,7 @@ class StackState:
                 pid=int(entry["pid"]),
                 argv=tuple(str(item) for item in entry["argv"]),
                 log_path=str(entry["log_path"]),
+                start_time=None if entry.get("start_time") is None else int(entry["start_time"]),
             )
             for entry in raw["servers"]
         )
@@ -198,7 +203,11 @@ def down(*, state_path: Path | None = None, timeout: float = 10.0) -> list[Recor
         state = load_state(path)
         if state is None:
             return []
-        stopped = [server for server in state.servers if stop_pid(server.pid, server.argv, timeout=timeout)]
+        stopped = [
+            server
+            for server in state.servers
+            if stop_pid(server.pid, server.argv, timeout=timeout, started=server.start_time)
+        ]
         path.unlink(missing_ok=True)
         shutil.rmtree(state.run_dir, ignore_errors=True)
         return stopped
