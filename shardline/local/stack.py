@@ -130,8 +130,26 @@ def load_state(path: Path | None = None) -> StackState | None:
         return StackState.from_json(path.read_text())
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise LocalEmulatorError(
+            f"cannot read the local stack state {path} ({exc.strerror or type(exc).__name__})"
+        ) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise LocalEmulatorError(f"unreadable local stack state {path}: {exc}; remove it") from exc
+
+
+def _write_state(path: Path, state: StackState) -> None:
+    """Record ``state`` atomically (a temporary file renamed over ``path``)."""
+    temporary = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(state.to_json())
+        temporary.replace(path)
+    except OSError as exc:
+        raise LocalEmulatorError(
+            f"cannot write the local stack state {path} ({exc.strerror or type(exc).__name__}); "
+            f"the servers just started were stopped again"
+        ) from exc
 
 
 def _plan(services: Sequence[str], kinesis_engine: str) -> dict[str, list[str]]:
@@ -171,24 +189,24 @@ def up(
             for engine, provided in _plan(services, kinesis_engine).items():
                 handle = start_server(engine, run_dir, detached=True, ready_timeout=ready_timeout)
                 started.append((handle, provided))
+            endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
+            state = StackState(
+                run_dir=str(run_dir),
+                servers=tuple(RecordedServer.from_handle(handle, provided) for handle, provided in started),
+                environment=stack_environment(
+                    kinesis=endpoints.get("kinesis"),
+                    aws=endpoints.get("aws"),
+                    kafka=endpoints.get("kafka"),
+                    influxdb=endpoints.get("influxdb"),
+                ),
+            )
+            # Until the record is written, nothing but this process knows these detached
+            # servers: if writing it fails they are stopped, or no `down` could find them.
+            _write_state(path, state)
         except BaseException:
             for handle, _ in started:
                 handle.stop()
             raise
-        endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
-        state = StackState(
-            run_dir=str(run_dir),
-            servers=tuple(RecordedServer.from_handle(handle, provided) for handle, provided in started),
-            environment=stack_environment(
-                kinesis=endpoints.get("kinesis"),
-                aws=endpoints.get("aws"),
-                kafka=endpoints.get("kafka"),
-                influxdb=endpoints.get("influxdb"),
-            ),
-        )
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(state.to_json())
-        temporary.replace(path)
         for handle, _ in started:
             # Detached servers outlive this process; mark them handled so no "still running"
             # warning is raised when their Popen objects are collected.
