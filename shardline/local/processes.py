@@ -148,14 +148,21 @@ def log_tail(path: Path, lines: int = 15) -> str:
 def wait_ready(
     handle: ServerHandle, probe: Callable[[], object], *, timeout: float, interval: float = 0.2
 ) -> None:
-    """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out."""
+    """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out.
+
+    The :class:`ServerStartError` of a server that exited by itself is ``retriable`` (started
+    again on new ports, it may come up); one that did not answer in time is not (it was
+    given the whole timeout already).
+    """
     deadline = time.monotonic() + timeout
     last_error = "no attempt"
     while True:
         if handle.process.poll() is not None:
+            # retriable: most often another process took its port; new ports may do
             raise ServerStartError(
                 f"{handle.name} exited with code {handle.process.returncode} before it was ready; "
-                f"log {handle.log_path}:\n{log_tail(handle.log_path)}"
+                f"log {handle.log_path}:\n{log_tail(handle.log_path)}",
+                retriable=True,
             )
         try:
             probe()
