@@ -130,6 +130,30 @@ def _dimension_sets(dims: tuple[tuple[str, str], ...]) -> list[list[str]]:
     return [names, names[:1]] if len(names) > 1 else [names]
 
 
+def _documents(metrics: dict[str, _Series]) -> list[dict[str, _Series]]:
+    """The metrics of one dimension set, split into what one EMF document may hold.
+
+    At most 100 metrics each, and never two events with the same CloudWatch name in one:
+    the document has one field per name, so the second value overwrote the first
+    (``iterator_age_ms`` and ``millis_behind_latest`` are both IteratorAgeMilliseconds and
+    meet when no dimension tells them apart).  In separate documents CloudWatch counts both.
+    """
+    documents: list[dict[str, _Series]] = []
+    names_in: list[set[str]] = []
+    for name in sorted(metrics):
+        metric_name = cloudwatch_name(name)
+        for document, taken in zip(documents, names_in, strict=True):
+            if len(document) < _MAX_METRICS and metric_name not in taken:
+                break
+        else:
+            document, taken = {}, set()
+            documents.append(document)
+            names_in.append(taken)
+        document[name] = metrics[name]
+        taken.add(metric_name)
+    return documents
+
+
 class EmfExporter:
     """A :class:`shardline.metrics.MetricsObserver` that writes CloudWatch EMF documents."""
 
@@ -173,9 +197,10 @@ class EmfExporter:
     def flush(self) -> int:
         """Write the metrics gathered since the last flush; returns how many documents were written.
 
-        One document per dimension set, or several when it has more than 100 metrics:
-        CloudWatch rejects a document over that limit whole, so every metric in it (the
-        catalogued ones next to an application's own events) would be lost.
+        One document per dimension set, or several when it has more than 100 metrics
+        (CloudWatch rejects a document over that limit whole, so every metric in it, the
+        catalogued ones next to an application's own events, would be lost) or two events
+        with the same CloudWatch name.
         """
         with self._lock:
             pending, self._series = self._series, {}
@@ -186,9 +211,7 @@ class EmfExporter:
         timestamp = int(self._clock() * 1000)
         written = 0
         for dims, metrics in by_dims.items():
-            names = sorted(metrics)
-            for start in range(0, len(names), _MAX_METRICS):
-                chunk = {name: metrics[name] for name in names[start : start + _MAX_METRICS]}
+            for chunk in _documents(metrics):
                 out.write(json.dumps(self._document(timestamp, dims, chunk), separators=(",", ":")) + "\n")
                 written += 1
         out.flush()
