@@ -32,6 +32,7 @@ __all__ = ["DEFAULT_DIMENSIONS", "EmfExporter", "Histogram"]
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("stream", "shard", "sink", "topic")
 _MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one document
+_MAX_METRICS = 100  # and at most 100 metric definitions per document
 _RELATIVE_ERROR = 0.01
 
 
@@ -129,6 +130,30 @@ def _dimension_sets(dims: tuple[tuple[str, str], ...]) -> list[list[str]]:
     return [names, names[:1]] if len(names) > 1 else [names]
 
 
+def _documents(metrics: dict[str, _Series]) -> list[dict[str, _Series]]:
+    """The metrics of one dimension set, split into what one EMF document may hold.
+
+    At most 100 metrics each, and never two events with the same CloudWatch name in one:
+    the document has one field per name, so the second value overwrote the first
+    (``iterator_age_ms`` and ``millis_behind_latest`` are both IteratorAgeMilliseconds and
+    meet when no dimension tells them apart).  In separate documents CloudWatch counts both.
+    """
+    documents: list[dict[str, _Series]] = []
+    names_in: list[set[str]] = []
+    for name in sorted(metrics):
+        metric_name = cloudwatch_name(name)
+        for document, taken in zip(documents, names_in, strict=True):
+            if len(document) < _MAX_METRICS and metric_name not in taken:
+                break
+        else:
+            document, taken = {}, set()
+            documents.append(document)
+            names_in.append(taken)
+        document[name] = metrics[name]
+        taken.add(metric_name)
+    return documents
+
+
 class EmfExporter:
     """A :class:`shardline.metrics.MetricsObserver` that writes CloudWatch EMF documents."""
 
@@ -150,6 +175,15 @@ class EmfExporter:
         self._series: dict[tuple[tuple[tuple[str, str], ...], str], _Series] = {}
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        """Add ``value`` to its series; a value that is not a finite number is dropped.
+
+        JSON has no NaN or infinity: one such value made its series, and so the whole
+        document of its dimension set, unreadable to CloudWatch (a counter), or raised
+        from the histogram (a gauge or distribution).
+        """
+        number = float(value)
+        if not math.isfinite(number):
+            return
         dims = tuple(
             (key, str(dimensions[key])) for key in self._dimension_names if dimensions.get(key) is not None
         )
@@ -158,10 +192,16 @@ class EmfExporter:
             series = self._series.get((dims, name))
             if series is None:
                 series = self._series[(dims, name)] = _Series(spec.kind, spec.unit)
-            series.add(float(value))
+            series.add(number)
 
     def flush(self) -> int:
-        """Write one EMF document per dimension set; returns how many documents were written."""
+        """Write the metrics gathered since the last flush; returns how many documents were written.
+
+        One document per dimension set, or several when it has more than 100 metrics
+        (CloudWatch rejects a document over that limit whole, so every metric in it, the
+        catalogued ones next to an application's own events, would be lost) or two events
+        with the same CloudWatch name.
+        """
         with self._lock:
             pending, self._series = self._series, {}
         by_dims: dict[tuple[tuple[str, str], ...], dict[str, _Series]] = {}
@@ -169,10 +209,13 @@ class EmfExporter:
             by_dims.setdefault(dims, {})[name] = series
         out = self._stream if self._stream is not None else sys.stdout
         timestamp = int(self._clock() * 1000)
+        written = 0
         for dims, metrics in by_dims.items():
-            out.write(json.dumps(self._document(timestamp, dims, metrics), separators=(",", ":")) + "\n")
+            for chunk in _documents(metrics):
+                out.write(json.dumps(self._document(timestamp, dims, chunk), separators=(",", ":")) + "\n")
+                written += 1
         out.flush()
-        return len(by_dims)
+        return written
 
     def _document(
         self, timestamp: int, dims: tuple[tuple[str, str], ...], metrics: dict[str, _Series]

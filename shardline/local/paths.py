@@ -18,9 +18,14 @@ STATE_ENV = "SHARDLINE_LOCAL_STATE"
 
 
 def cache_dir() -> Path:
-    """The cache directory, created on first use."""
+    """The cache directory (an absolute path), created on first use.
+
+    Absolute because servers run in their own working directory: a relative
+    ``SHARDLINE_CACHE_DIR`` put relative paths (kinesis-mock's script, InfluxDB's config) on
+    their command lines, and they failed to start.
+    """
     configured = os.environ.get(CACHE_ENV)
-    base = Path(configured) if configured else Path.home() / ".cache" / "shardline"
+    base = Path(configured).absolute() if configured else Path.home() / ".cache" / "shardline"
     base.mkdir(parents=True, exist_ok=True)
     return base
 

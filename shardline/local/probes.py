@@ -8,11 +8,13 @@ anything but a proper answer.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 __all__ = [
@@ -29,9 +31,28 @@ DUMMY_ACCESS_KEY_ID = "testing"
 # Emulators accept any credentials; these dummy values are public and never reach AWS.
 DUMMY_SECRET_ACCESS_KEY = "testing"  # noqa: S105  # nosec B105
 
+# proxies={}: the probe goes straight to the loopback server, never through an HTTP(S)_PROXY
+# of the caller's environment (which cannot reach this machine's 127.0.0.1).
 _PROBE_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1}, tcp_keepalive=False
+    connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1}, tcp_keepalive=False, proxies={}
 )
+
+
+def _session_without_shared_config() -> botocore.session.Session:
+    """A botocore session that reads no AWS profile and no shared config or credentials file.
+
+    The probe talks to a local emulator with dummy credentials; the caller's AWS setup has
+    nothing to say about it.  With the environment's, an ``AWS_PROFILE`` naming a profile
+    this machine lacks, or a config file that does not parse, made ``shardline local up``
+    fail with botocore's traceback before any server started.
+    """
+    # (name in a config file, environment variable, default, converter): neither is consulted
+    ignored = {
+        "profile": (None, None, None, None),
+        "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None),
+    }
+    return botocore.session.Session(session_vars=ignored)
 
 
 def aws_probe(service: str, endpoint: str) -> Callable[[], object]:
@@ -40,6 +61,7 @@ def aws_probe(service: str, endpoint: str) -> Callable[[], object]:
         aws_access_key_id=DUMMY_ACCESS_KEY_ID,
         aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
         region_name=DUMMY_REGION,
+        botocore_session=_session_without_shared_config(),
     ).client(
         service,
         endpoint_url=endpoint,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from shardline.local.errors import LocalEmulatorError, ServerStartError
 
@@ -26,7 +27,9 @@ __all__ = [
     "free_port",
     "is_running",
     "launch",
+    "listens_on",
     "log_tail",
+    "start_time",
     "stop_pid",
     "wait_ready",
 ]
@@ -145,21 +148,32 @@ def log_tail(path: Path, lines: int = 15) -> str:
 def wait_ready(
     handle: ServerHandle, probe: Callable[[], object], *, timeout: float, interval: float = 0.2
 ) -> None:
-    """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out."""
+    """Call ``probe`` (a real API call) until it succeeds, the server dies, or time runs out.
+
+    The :class:`ServerStartError` of a server that exited by itself is ``retriable`` (started
+    again on new ports, it may come up); one that did not answer in time is not (it was
+    given the whole timeout already).
+    """
     deadline = time.monotonic() + timeout
     last_error = "no attempt"
     while True:
         if handle.process.poll() is not None:
+            # retriable: most often another process took its port; new ports may do
             raise ServerStartError(
                 f"{handle.name} exited with code {handle.process.returncode} before it was ready; "
-                f"log {handle.log_path}:\n{log_tail(handle.log_path)}"
+                f"log {handle.log_path}:\n{log_tail(handle.log_path)}",
+                retriable=True,
             )
         try:
             probe()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
             last_error = f"{type(exc).__name__}: {exc}"
         else:
-            return
+            if listens_on(handle.pid, _endpoint_port(handle.endpoint)) is not False:
+                return
+            # Another process holds the port (taken between choosing and binding it): its
+            # answer says nothing about this server, which is about to fail to bind and exit.
+            last_error = f"the port answered, but it is held by another process than {handle.name}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             handle.stop()
@@ -172,6 +186,66 @@ def wait_ready(
             handle.process.wait(timeout=min(interval, remaining))
 
 
+def _endpoint_port(endpoint: str) -> int | None:
+    """The TCP port of ``http://host:port`` or ``host:port`` (a Kafka bootstrap)."""
+    try:
+        return urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").port
+    except ValueError:
+        return None
+
+
+def _listening_socket_inodes(port: int) -> set[str] | None:
+    """Inodes of the TCP sockets listening on ``port`` (any address); ``None`` without /proc."""
+    inodes: set[str] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            # sl local_address rem_address st ... inode; st 0A is LISTEN
+            if len(fields) >= 10 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(fields[9])
+    return inodes if readable else None
+
+
+def _socket_inodes(pid: int) -> set[str] | None:
+    """Inodes of the sockets ``pid`` holds open; ``None`` if its descriptors cannot be read."""
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    inodes: set[str] = set()
+    for descriptor in descriptors:
+        try:
+            target = os.readlink(descriptor)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target.endswith("]"):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listens_on(pid: int, port: int | None) -> bool | None:
+    """Whether ``pid`` itself holds a socket listening on TCP ``port``; ``None``: cannot tell.
+
+    A readiness probe only shows that *something* answers on the port.  When another
+    process took the port between :func:`free_port` and the server's bind (another test
+    session's emulator, say), that something is the wrong server, and a handle built on its
+    answer would send this run's requests there.  Linux only (``/proc``); elsewhere ``None``.
+    """
+    if port is None:
+        return None
+    listening = _listening_socket_inodes(port)
+    held = _socket_inodes(pid)
+    if listening is None or held is None:
+        return None
+    return not listening.isdisjoint(held)
+
+
 def _proc_cmdline(pid: int) -> list[str] | None:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -180,30 +254,58 @@ def _proc_cmdline(pid: int) -> list[str] | None:
     return [os.fsdecode(part) for part in raw.split(b"\0") if part]
 
 
-def _is_zombie(pid: int) -> bool:
+def _proc_stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name: field 3 (state) onwards."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+        return None
+    return stat.rpartition(")")[2].split()
 
 
-def is_running(pid: int, argv: Sequence[str]) -> bool:
-    """Whether ``pid`` is alive and still runs ``argv`` (pids are reused after exit)."""
+def _is_zombie(pid: int) -> bool:
+    fields = _proc_stat_fields(pid)
+    return fields is None or fields[:1] == ["Z"]
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot; ``None`` where /proc cannot say.
+
+    Together with the pid it names one process for the machine's uptime: a later process
+    that reuses the pid, even one running the very same command line (two kinesis-mock
+    servers differ only in their environment), has another start time.
+    """
+    fields = _proc_stat_fields(pid)
+    if fields is None or len(fields) < 20:
+        return None
+    try:
+        return int(fields[19])  # field 22, starttime
+    except ValueError:
+        return None
+
+
+def is_running(pid: int, argv: Sequence[str], started: int | None = None) -> bool:
+    """Whether ``pid`` is alive and still the recorded process (pids are reused after exit).
+
+    It must run ``argv`` and, when ``started`` (its :func:`start_time`) was recorded, have
+    started then.
+    """
     if _is_zombie(pid):
+        return False
+    if started is not None and start_time(pid) != started:
         return False
     return _proc_cmdline(pid) == list(argv)
 
 
-def _wait_gone(pid: int, argv: Sequence[str], timeout: float) -> bool:
+def _wait_gone(pid: int, argv: Sequence[str], started: int | None, timeout: float) -> bool:
     """Wait until ``pid`` exits; a pidfd reports the exit of a process we did not start."""
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:
-        return not is_running(pid, argv)
+        return not is_running(pid, argv, started)
     try:
         deadline = time.monotonic() + timeout
-        while is_running(pid, argv):
+        while is_running(pid, argv, started):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -213,21 +315,22 @@ def _wait_gone(pid: int, argv: Sequence[str], timeout: float) -> bool:
         os.close(pidfd)
 
 
-def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0) -> bool:
-    """Stop a recorded server by pid, only if that pid still runs the recorded command.
+def stop_pid(pid: int, argv: Sequence[str], *, timeout: float = 10.0, started: int | None = None) -> bool:
+    """Stop a recorded server by pid, only if that pid is still the recorded process
+    (:func:`is_running`: the same command and, when recorded, the same start time).
 
     SIGTERM first, SIGKILL after ``timeout`` seconds.  Returns whether a process was stopped.
     """
-    if not is_running(pid, argv):
+    if not is_running(pid, argv, started):
         return False
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    if _wait_gone(pid, argv, timeout):
+    if _wait_gone(pid, argv, started, timeout):
         return True
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, argv, timeout):
+    if not _wait_gone(pid, argv, started, timeout):
         raise LocalEmulatorError(f"process {pid} did not exit after SIGKILL")
     return True

@@ -65,7 +65,9 @@ def _start(
             wait_ready(handle, launch_plan.probe, timeout=ready_timeout)
         except ServerStartError as exc:
             handle.stop()
-            if process.returncode is None or attempt == _START_ATTEMPTS:
+            # Only a server that exited by itself is tried again: wait_ready stops one that
+            # did not answer in time, so its return code cannot tell the two apart.
+            if not exc.retriable or attempt == _START_ATTEMPTS:
                 raise
             failure = exc
             continue

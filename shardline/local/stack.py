@@ -1,7 +1,8 @@
 """``shardline local``'s stack: start servers detached, record them, report and stop them.
 
-The state file records, per server, the pid and the exact command line it runs, so
-``down`` signals exactly the processes ``up`` started, and never a process that reused a pid.
+The state file records, per server, the pid, the exact command line it runs and when it
+started, so ``down`` signals exactly the processes ``up`` started, and never a process that
+reused a pid (not even one running the same command: another kinesis-mock, say).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from shardline.local.environment import stack_environment
 from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
 from shardline.local.installers import find_influxd, install_lock
 from shardline.local.paths import new_run_dir, state_file
-from shardline.local.processes import ServerHandle, is_running, stop_pid
+from shardline.local.processes import ServerHandle, is_running, start_time, stop_pid
 from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
 
 __all__ = [
@@ -47,9 +48,11 @@ class RecordedServer:
     pid: int
     argv: tuple[str, ...]
     log_path: str
+    start_time: int | None = None
+    """:func:`shardline.local.processes.start_time` of the process; ``None`` in older records."""
 
     def alive(self) -> bool:
-        return is_running(self.pid, self.argv)
+        return is_running(self.pid, self.argv, self.start_time)
 
     @classmethod
     def from_handle(cls, handle: ServerHandle, services: Sequence[str]) -> RecordedServer:
@@ -60,6 +63,7 @@ class RecordedServer:
             handle.pid,
             tuple(handle.argv),
             str(handle.log_path),
+            start_time(handle.pid),
         )
 
 
@@ -85,6 +89,7 @@ class StackState:
                 pid=int(entry["pid"]),
                 argv=tuple(str(item) for item in entry["argv"]),
                 log_path=str(entry["log_path"]),
+                start_time=None if entry.get("start_time") is None else int(entry["start_time"]),
             )
             for entry in raw["servers"]
         )
@@ -125,8 +130,26 @@ def load_state(path: Path | None = None) -> StackState | None:
         return StackState.from_json(path.read_text())
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise LocalEmulatorError(
+            f"cannot read the local stack state {path} ({exc.strerror or type(exc).__name__})"
+        ) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise LocalEmulatorError(f"unreadable local stack state {path}: {exc}; remove it") from exc
+
+
+def _write_state(path: Path, state: StackState) -> None:
+    """Record ``state`` atomically (a temporary file renamed over ``path``)."""
+    temporary = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(state.to_json())
+        temporary.replace(path)
+    except OSError as exc:
+        raise LocalEmulatorError(
+            f"cannot write the local stack state {path} ({exc.strerror or type(exc).__name__}); "
+            f"the servers just started were stopped again"
+        ) from exc
 
 
 def _plan(services: Sequence[str], kinesis_engine: str) -> dict[str, list[str]]:
@@ -166,24 +189,24 @@ def up(
             for engine, provided in _plan(services, kinesis_engine).items():
                 handle = start_server(engine, run_dir, detached=True, ready_timeout=ready_timeout)
                 started.append((handle, provided))
+            endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
+            state = StackState(
+                run_dir=str(run_dir),
+                servers=tuple(RecordedServer.from_handle(handle, provided) for handle, provided in started),
+                environment=stack_environment(
+                    kinesis=endpoints.get("kinesis"),
+                    aws=endpoints.get("aws"),
+                    kafka=endpoints.get("kafka"),
+                    influxdb=endpoints.get("influxdb"),
+                ),
+            )
+            # Until the record is written, nothing but this process knows these detached
+            # servers: if writing it fails they are stopped, or no `down` could find them.
+            _write_state(path, state)
         except BaseException:
             for handle, _ in started:
                 handle.stop()
             raise
-        endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
-        state = StackState(
-            run_dir=str(run_dir),
-            servers=tuple(RecordedServer.from_handle(handle, provided) for handle, provided in started),
-            environment=stack_environment(
-                kinesis=endpoints.get("kinesis"),
-                aws=endpoints.get("aws"),
-                kafka=endpoints.get("kafka"),
-                influxdb=endpoints.get("influxdb"),
-            ),
-        )
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(state.to_json())
-        temporary.replace(path)
         for handle, _ in started:
             # Detached servers outlive this process; mark them handled so no "still running"
             # warning is raised when their Popen objects are collected.
@@ -198,7 +221,11 @@ def down(*, state_path: Path | None = None, timeout: float = 10.0) -> list[Recor
         state = load_state(path)
         if state is None:
             return []
-        stopped = [server for server in state.servers if stop_pid(server.pid, server.argv, timeout=timeout)]
+        stopped = [
+            server
+            for server in state.servers
+            if stop_pid(server.pid, server.argv, timeout=timeout, started=server.start_time)
+        ]
         path.unlink(missing_ok=True)
         shutil.rmtree(state.run_dir, ignore_errors=True)
         return stopped
