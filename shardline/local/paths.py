@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "new_run_dir", "state_file"]
+__all__ = ["cache_dir", "is_run_dir", "new_run_dir", "state_file"]
 
 CACHE_ENV = "SHARDLINE_CACHE_DIR"
 STATE_ENV = "SHARDLINE_LOCAL_STATE"
@@ -35,6 +35,21 @@ def new_run_dir(prefix: str = "run-") -> Path:
     runs = cache_dir() / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=runs))
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory :func:`new_run_dir` made: the only kind ``down`` deletes.
+
+    The state file is plain JSON anyone with access to it can edit; ``down`` deleted whatever
+    directory it named.  A directory elsewhere (or under another ``SHARDLINE_CACHE_DIR`` than
+    the current one) is left in place.
+    """
+    runs = (cache_dir() / "runs").resolve()
+    try:
+        resolved = path.resolve()
+    except OSError:
+        return False
+    return resolved.parent == runs and resolved.name.startswith("run-") and resolved.is_dir()
 
 
 def state_file() -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 from shardline.local.environment import stack_environment
 from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
 from shardline.local.installers import find_influxd, install_lock
-from shardline.local.paths import new_run_dir, state_file
+from shardline.local.paths import is_run_dir, new_run_dir, state_file
 from shardline.local.processes import ServerHandle, is_running, start_time, stop_pid
 from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
 
@@ -227,5 +227,6 @@ def down(*, state_path: Path | None = None, timeout: float = 10.0) -> list[Recor
             if stop_pid(server.pid, server.argv, timeout=timeout, started=server.start_time)
         ]
         path.unlink(missing_ok=True)
-        shutil.rmtree(state.run_dir, ignore_errors=True)
+        if is_run_dir(Path(state.run_dir)):
+            shutil.rmtree(state.run_dir, ignore_errors=True)
         return stopped
