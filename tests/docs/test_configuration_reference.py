@@ -23,6 +23,7 @@ CONFIGS = [
     ("consumers.pipeline", "PipelineConfig"),
     ("consumers.kafka", "KafkaConsumerConfig"),
     ("shardline.retry", "RetryPolicy"),
+    ("shardline.aggregation", "DeaggregationPolicy"),
     ("benchmarks.gateway", "ShardLimits"),
     ("benchmarks.gateway", "FaultPlan"),
 ]
