@@ -162,7 +162,12 @@ _EVENTS: tuple[MetricEvent, ...] = (
     MetricEvent(SHARD_RECORDS, _C, _N, _SHARD, _KP, "user records acknowledged per shard"),
     MetricEvent(THROTTLES, _C, _N, _STREAM, _KP, "entries or calls refused for throughput"),
     MetricEvent(
-        RETRIES, _C, _N, _STREAM, _KP + ", pipeline", "entries requeued (producer) or writes retried"
+        RETRIES,
+        _C,
+        _N,
+        _STREAM + _SINK,
+        _KP + ", pipeline",
+        "entries requeued (producer) or writes to a sink retried (pipeline)",
     ),
     MetricEvent(RECORDS_FAILED, _C, _N, _STREAM + _TOPIC, _KP + ", " + _KF, "records whose future failed"),
     MetricEvent(BUFFER_FULL, _C, _N, _STREAM, _KP, "sends refused because the buffer was full"),
