@@ -27,6 +27,8 @@ import tempfile
 import xml.etree.ElementTree as ET  # nosec B405
 from pathlib import Path
 
+from shardline.errors import ShardlineError
+
 DEFAULT_VERSION = "3.2.0"
 # sha256 of the amazon-kclpy sdist on PyPI, per version this installer has been checked with.
 SDIST_SHA256 = {
@@ -64,8 +66,9 @@ def _drop_setup_requires(setup_py: Path) -> None:
         setup_py.write_text(text.replace(_SETUP_REQUIRES, ""))
 
 
-class KclpyInstallError(Exception):
-    """The sdist could not be fetched, or it is not the one whose hash is pinned."""
+class KclpyInstallError(ShardlineError):
+    """The sdist could not be fetched, or it is not the one whose hash is pinned (in the one
+    error tree, as every error Shardline raises)."""
 
 
 def _verify(archive: Path, expected: str) -> None:

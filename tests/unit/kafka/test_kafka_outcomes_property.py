@@ -516,13 +516,15 @@ async def play(program: Program, fake: ScriptedBroker, observer: CountingObserve
                     await producer.close()
 
     def progress() -> tuple[object, ...]:
+        with fake._cond:  # the delivery thread adds reports under it: read them still
+            reported = sum(len(reports) for reports in fake.reports.values())
         return (
             run.steps_done,
             run.flushes,
             run.closing,
             run.closed,
             len(fake.produced),
-            sum(len(reports) for reports in fake.reports.values()),
+            reported,
             sum(call.task.done() for call in run.calls),
             sum(future.done() for future in run.futures()),
         )
