@@ -379,6 +379,11 @@ class KinesisGateway:
                     await out.write_eof()
                 except ConnectionError:
                     pass  # the subscriber went away; nothing left to relay to
+                except aiohttp.ClientError:
+                    # The backend failed after its answer began.  The status line is sent, so an
+                    # error answer now would land inside the event stream as data and the stream
+                    # would end cleanly; a reset is what a real broken connection looks like.
+                    self._reset(request)
                 return out
         except aiohttp.ClientError as exc:
             reply = _error_reply(503, "ServiceUnavailable", f"backend unreachable: {type(exc).__name__}")
