@@ -194,6 +194,7 @@ class KinesisGateway:
         self._stats = GatewayStats()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._stream_session: aiohttp.ClientSession | None = None
         self._endpoint: str | None = None
         self._operations: dict[str, Callable[[web.Request, bytes], Awaitable[_Reply]]] = {
             "PutRecords": self._put_records,
@@ -219,6 +220,14 @@ class KinesisGateway:
             connector=aiohttp.TCPConnector(limit=64),
             auto_decompress=True,
         )
+        # A subscription holds its backend connection for up to five minutes: from the bounded
+        # pool, 64 subscribers would leave every other call waiting for a connection.  Streams
+        # get their own pool, bounded by the subscribers themselves.
+        self._stream_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            connector=aiohttp.TCPConnector(limit=0),
+            auto_decompress=True,
+        )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -233,9 +242,10 @@ class KinesisGateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                await session.close()
+        self._session = self._stream_session = None
         self._endpoint = None
 
     async def __aenter__(self) -> KinesisGateway:
@@ -362,9 +372,9 @@ class KinesisGateway:
 
     async def _stream_through(self, request: web.Request, body: bytes) -> web.StreamResponse:
         """Relay a streaming answer (SubscribeToShard's event stream) chunk by chunk."""
-        assert self._session is not None
+        assert self._stream_session is not None
         try:
-            async with self._session.request(
+            async with self._stream_session.request(
                 request.method,
                 self._backend_url + request.path_qs,
                 data=body,
