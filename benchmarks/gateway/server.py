@@ -231,9 +231,13 @@ class KinesisGateway:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await self.stop()  # a port in use: leave no sessions or runner behind
+            raise
         address = self._runner.addresses[0]
         self._endpoint = f"http://{address[0]}:{address[1]}"
         return self._endpoint
@@ -603,7 +607,13 @@ class ThreadedKinesisGateway:
         thread = threading.Thread(target=loop.run_forever, name="kinesis-gateway", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        return asyncio.run_coroutine_threadsafe(self.gateway.start(), loop).result(timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(self.gateway.start(), loop).result(timeout)
+        except BaseException:
+            # Without this the loop thread outlived a failed start, and the next start()
+            # took the running loop for a started gateway and failed with "not started".
+            self.stop(timeout)
+            raise
 
     def stop(self, timeout: float = 30.0) -> None:
         loop, thread = self._loop, self._thread
