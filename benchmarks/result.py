@@ -16,6 +16,7 @@ import jsonschema  # type: ignore[import-untyped]
 from benchmarks.recorder import Recorder
 from benchmarks.run import RunOutcome
 from benchmarks.shardload import analyse_hot_shards
+from shardline.limits import SHARD_WRITE_BYTES_PER_SEC, SHARD_WRITE_RECORDS_PER_SEC
 
 __all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "bound_by", "build_result", "load_schema", "validate_result"]
 
@@ -134,18 +135,22 @@ def _load_average() -> float | None:
 
 
 def _busiest_shard_utilisation(
-    gateway: dict[str, Any] | None, producing_seconds: float, aggregated: bool
+    gateway: dict[str, Any] | None, producing_seconds: float, aggregated: bool, limits_scale: float = 1.0
 ) -> float | None:
-    """What the gateway accepted on its busiest shard, per second, as a share of the write limit."""
+    """What the gateway accepted on its busiest shard, per second, as a share of the write limit.
+
+    ``limits_scale``: the share of AWS's quotas the gateway enforced (``--limits-percent``);
+    a shard at its scaled limit is as busy as it can be.
+    """
     if not gateway:
         return None
-    from shardline.limits import SHARD_WRITE_BYTES_PER_SEC, SHARD_WRITE_RECORDS_PER_SEC
-
+    bytes_limit = SHARD_WRITE_BYTES_PER_SEC * limits_scale
+    records_limit = SHARD_WRITE_RECORDS_PER_SEC * limits_scale
     seconds = max(producing_seconds, 1e-9)
     busiest = 0.0
     for counts in gateway.values():
-        by_bytes = counts["accepted_bytes"] / seconds / SHARD_WRITE_BYTES_PER_SEC
-        by_records = 0.0 if aggregated else counts["accepted_records"] / seconds / SHARD_WRITE_RECORDS_PER_SEC
+        by_bytes = counts["accepted_bytes"] / seconds / bytes_limit
+        by_records = 0.0 if aggregated else counts["accepted_records"] / seconds / records_limit
         busiest = max(busiest, by_bytes, by_records)
     return busiest
 
@@ -264,8 +269,15 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
     acked_bytes = sum(rec.acked_bytes.values())
     throttles = sum(rec.throttles.values())
     is_kafka = options.target == "msk"
+    # judged against the quotas the target enforced: the gateway's --limits-percent scales them
+    limits_scale = options.limits_percent / 100.0
     analysis = analyse_hot_shards(
-        rec.load, duration_seconds=produce_seconds, aggregated=options.aggregate, kafka=is_kafka
+        rec.load,
+        duration_seconds=produce_seconds,
+        aggregated=options.aggregate,
+        kafka=is_kafka,
+        records_limit=SHARD_WRITE_RECORDS_PER_SEC * limits_scale,
+        bytes_limit=SHARD_WRITE_BYTES_PER_SEC * limits_scale,
     )
     # both quantiles from one pass per second: reading them is the costly part of the timeline
     by_second = rec.ack_latency_by_second
@@ -372,6 +384,8 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         client_cpu_share=outcome.client_cpu_seconds / wall,
         emulator_cpu_share=emulator_cpu / wall if emulator_cpu is not None else None,
         emulator_shares_process=outcome.emulator_in_process,
-        busiest_shard_utilisation=_busiest_shard_utilisation(outcome.gateway, producing, options.aggregate),
+        busiest_shard_utilisation=_busiest_shard_utilisation(
+            outcome.gateway, producing, options.aggregate, limits_scale
+        ),
     )
     return result

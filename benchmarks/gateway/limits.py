@@ -138,13 +138,21 @@ class ShardBudget:
         self.read_bytes = TokenBucket(limits.scaled(limits.read_bytes_per_sec), clock)
 
     def admit_write(self, size: int) -> bool:
-        """Reserve one record of ``size`` bytes; False (and nothing reserved) when over budget."""
+        """Reserve one record of ``size`` bytes; False (and nothing reserved) when over budget.
+
+        A record larger than a whole second's byte budget (a 200 KB record at
+        ``scale_percent=10``, or a record of a stream whose maximum record size was raised
+        past 1 MiB) could never be admitted by a bucket that holds one second's worth, and
+        its producer would retry forever.  It is admitted when the bucket is full and leaves
+        it in debt, so the shard's rate over time is still exactly the budget.
+        """
         if not self._limits.enforce_writes:
             return True
-        if self.write_records.available() < 1 or self.write_bytes.available() < size:
+        needed = min(size, self.write_bytes.capacity)
+        if self.write_records.available() < 1 or self.write_bytes.available() < needed:
             return False
         self.write_records.take(1)
-        self.write_bytes.take(size)
+        self.write_bytes.charge(size)
         return True
 
     def admit_read_call(self) -> bool:

@@ -194,6 +194,7 @@ class KinesisGateway:
         self._stats = GatewayStats()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._stream_session: aiohttp.ClientSession | None = None
         self._endpoint: str | None = None
         self._operations: dict[str, Callable[[web.Request, bytes], Awaitable[_Reply]]] = {
             "PutRecords": self._put_records,
@@ -219,12 +220,24 @@ class KinesisGateway:
             connector=aiohttp.TCPConnector(limit=64),
             auto_decompress=True,
         )
+        # A subscription holds its backend connection for up to five minutes: from the bounded
+        # pool, 64 subscribers would leave every other call waiting for a connection.  Streams
+        # get their own pool, bounded by the subscribers themselves.
+        self._stream_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            connector=aiohttp.TCPConnector(limit=0),
+            auto_decompress=True,
+        )
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await self.stop()  # a port in use: leave no sessions or runner behind
+            raise
         address = self._runner.addresses[0]
         self._endpoint = f"http://{address[0]}:{address[1]}"
         return self._endpoint
@@ -233,9 +246,10 @@ class KinesisGateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                await session.close()
+        self._session = self._stream_session = None
         self._endpoint = None
 
     async def __aenter__(self) -> KinesisGateway:
@@ -362,9 +376,9 @@ class KinesisGateway:
 
     async def _stream_through(self, request: web.Request, body: bytes) -> web.StreamResponse:
         """Relay a streaming answer (SubscribeToShard's event stream) chunk by chunk."""
-        assert self._session is not None
+        assert self._stream_session is not None
         try:
-            async with self._session.request(
+            async with self._stream_session.request(
                 request.method,
                 self._backend_url + request.path_qs,
                 data=body,
@@ -379,6 +393,11 @@ class KinesisGateway:
                     await out.write_eof()
                 except ConnectionError:
                     pass  # the subscriber went away; nothing left to relay to
+                except aiohttp.ClientError:
+                    # The backend failed after its answer began.  The status line is sent, so an
+                    # error answer now would land inside the event stream as data and the stream
+                    # would end cleanly; a reset is what a real broken connection looks like.
+                    self._reset(request)
                 return out
         except aiohttp.ClientError as exc:
             reply = _error_reply(503, "ServiceUnavailable", f"backend unreachable: {type(exc).__name__}")
@@ -588,7 +607,13 @@ class ThreadedKinesisGateway:
         thread = threading.Thread(target=loop.run_forever, name="kinesis-gateway", daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
-        return asyncio.run_coroutine_threadsafe(self.gateway.start(), loop).result(timeout)
+        try:
+            return asyncio.run_coroutine_threadsafe(self.gateway.start(), loop).result(timeout)
+        except BaseException:
+            # Without this the loop thread outlived a failed start, and the next start()
+            # took the running loop for a started gateway and failed with "not started".
+            self.stop(timeout)
+            raise
 
     def stop(self, timeout: float = 30.0) -> None:
         loop, thread = self._loop, self._thread
