@@ -681,8 +681,12 @@ class KinesisProducer:
             raise ValidationError("event id must be a non-empty str")
         require_text(event_id, "event id")
         # The envelope (magic, MD5, key table, framing, tag) is far below this bound; the
-        # exact size is computed only for records near the stream's limit.
-        bound = size + 3 * len(partition_key) + 4 * len(event_id) + 192
+        # exact size is computed only for records near the stream's limit.  The key travels
+        # twice (the aggregate's key table and the entry's partition key), each time up to 4
+        # UTF-8 bytes a character, and ``size`` counts it once in characters: a bound of 4
+        # bytes a character in all let 4-byte keys through ~1 KiB over the limit, and Kinesis
+        # refuses the whole PutRecords call that carries such an entry.
+        bound = size + 7 * len(partition_key) + 4 * len(event_id) + 192
         if bound <= self._max_record_bytes:
             return
         encoded = single_aggregate_size(
