@@ -260,6 +260,10 @@ class KinesisProducer:
                 put_records_body.install(self._client)
             if self.config.max_record_bytes is None:
                 self._max_record_bytes = await self._stream_max_record_bytes()
+            # A record must fit one request: a bigger one (a stream of up to 10 MiB records,
+            # or a small max_batch_bytes) was accepted by send() and then never taken into a
+            # request, holding its shard's queue until its time to live ran out.
+            self._max_record_bytes = min(self._max_record_bytes, self.config.max_batch_bytes)
             await self._load_shard_map()
             if not self._bind_key_ranges():
                 raise ConfigurationError("the key strategy's bind_ranges refused the stream's shard ranges")
