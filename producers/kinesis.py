@@ -171,6 +171,7 @@ class KinesisProducer:
         self._stack: AsyncExitStack | None = None
         self._map: ShardMap | None = None
         self._listed: list[ShardInfo] = []  # the ListShards answer self._map was built from
+        self._ranges_bound: ShardMap | None = None  # the map a RangeAware key strategy last took
         # Partition key -> shard id under the current map, for send(): one dict lookup
         # instead of a call per record.  Replaced whenever the map is.
         self._shard_ids: dict[str, str] = {}
@@ -259,7 +260,13 @@ class KinesisProducer:
                 put_records_body.install(self._client)
             if self.config.max_record_bytes is None:
                 self._max_record_bytes = await self._stream_max_record_bytes()
+            # A record must fit one request: a bigger one (a stream of up to 10 MiB records,
+            # or a small max_batch_bytes) was accepted by send() and then never taken into a
+            # request, holding its shard's queue until its time to live ran out.
+            self._max_record_bytes = min(self._max_record_bytes, self.config.max_batch_bytes)
             await self._load_shard_map()
+            if not self._bind_key_ranges():
+                raise ConfigurationError("the key strategy's bind_ranges refused the stream's shard ranges")
         except BaseException:
             await self._stack.aclose()
             raise
@@ -309,11 +316,33 @@ class KinesisProducer:
         self._map = shard_map
         self._listed = shards
         self._shard_ids = {}
-        if isinstance(self._key_strategy, RangeAware):
-            self._key_strategy.bind_ranges(
-                [(s.starting_hash_key, s.ending_hash_key) for s in shard_map.open_shards]
-            )
         return shard_map
+
+    def _bind_key_ranges(self) -> bool:
+        """Give a range-aware key strategy the open shards' hash-key ranges, once per shard map.
+
+        The strategy is user code, so what it raises is caught: returns False (the strategy
+        keeps its old ranges and is offered the new ones at the next refresh).  Called after a
+        refresh has put the new map in use and re-planned the buffer: raised from inside the
+        map's loading, it stopped the refresh between the two, no later refresh re-planned (the
+        listing no longer changed), and the periodic refresh task died with it, failing the
+        producer and every pending record.
+        """
+        strategy = self._key_strategy
+        shard_map = self._map
+        if not isinstance(strategy, RangeAware) or shard_map is None or self._ranges_bound is shard_map:
+            return True
+        try:
+            strategy.bind_ranges([(s.starting_hash_key, s.ending_hash_key) for s in shard_map.open_shards])
+        except Exception as exc:  # noqa: BLE001 - user code: logged, the ranges offered again later
+            _log.warning(
+                "stream %s: the key strategy's bind_ranges raised %s; it keeps its previous ranges",
+                self._stream_label,
+                type(exc).__name__,
+            )
+            return False
+        self._ranges_bound = shard_map
+        return True
 
     async def flush(self) -> None:
         """Send everything buffered now, waiting without linger until all of it is resolved.
@@ -681,8 +710,12 @@ class KinesisProducer:
             raise ValidationError("event id must be a non-empty str")
         require_text(event_id, "event id")
         # The envelope (magic, MD5, key table, framing, tag) is far below this bound; the
-        # exact size is computed only for records near the stream's limit.
-        bound = size + 3 * len(partition_key) + 4 * len(event_id) + 192
+        # exact size is computed only for records near the stream's limit.  The key travels
+        # twice (the aggregate's key table and the entry's partition key), each time up to 4
+        # UTF-8 bytes a character, and ``size`` counts it once in characters: a bound of 4
+        # bytes a character in all let 4-byte keys through ~1 KiB over the limit, and Kinesis
+        # refuses the whole PutRecords call that carries such an entry.
+        bound = size + 7 * len(partition_key) + 4 * len(event_id) + 192
         if bound <= self._max_record_bytes:
             return
         encoded = single_aggregate_size(
@@ -1443,6 +1476,7 @@ class KinesisProducer:
             old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
             new_ids = {s.shard_id for s in new.open_shards}
             if old_ids == new_ids:
+                self._bind_key_ranges()  # again, if the strategy refused this map's ranges before
                 return seen_ids != new_ids
             if self._limiter is not None:
                 for gone in old_ids - new_ids:
@@ -1461,6 +1495,7 @@ class KinesisProducer:
             )
             assert self._wakeup is not None
             self._wakeup.set()
+            self._bind_key_ranges()
             return True
 
     async def _refresh_quietly(self) -> None:

@@ -30,7 +30,8 @@ from typing import Any
 
 from shardline.errormap import not_a_kinesis_answer
 from shardline.errors import ConfigurationError, InvalidPartitionKeyError, ShardNotFoundError
-from shardline.validation import require_text
+from shardline.limits import HASH_KEY_MAX
+from shardline.validation import is_decimal, require_text
 
 __all__ = [
     "DEFAULT_KEY_CACHE_SIZE",
@@ -335,11 +336,43 @@ def _list_shards_pages(
         shapes = response.get("Shards")
         if type(shapes) is not list:
             raise not_a_kinesis_answer("ListShards", "a shard list")  # not a stream with none
-        shards.extend(ShardInfo.from_api(shape) for shape in shapes)
+        shards.extend(_listed_shard(shape) for shape in shapes)
         token = response.get("NextToken")
         if not token:
             return shards
         request = {"NextToken": token, **paging}
+
+
+_HASH_KEY_DIGITS = len(str(HASH_KEY_MAX))
+_OPTIONAL_TEXT = ("ParentShardId", "AdjacentParentShardId")
+_SEQUENCE_BOUNDS = ("StartingSequenceNumber", "EndingSequenceNumber")
+
+
+def _listed_shard(shape: object) -> ShardInfo:
+    """One ``Shards`` entry of a ListShards answer, or :func:`not_a_kinesis_answer`.
+
+    Every shard Kinesis lists has a str id and a hash-key range of decimal strings within the
+    key space.  An entry without them (an emulator's or a proxy's answer) raised KeyError,
+    TypeError or ValueError out of ``start()`` and killed a running producer's periodic
+    refresh; as a transient answer the refresh is logged and tried again, with the map in use.
+    """
+    if isinstance(shape, Mapping) and type(shape.get("ShardId")) is str:
+        hash_range = shape.get("HashKeyRange")
+        sequence_range = shape.get("SequenceNumberRange") or {}
+        if isinstance(hash_range, Mapping) and isinstance(sequence_range, Mapping):
+            texts = [shape.get(name) for name in _OPTIONAL_TEXT]
+            texts += [sequence_range.get(name) for name in _SEQUENCE_BOUNDS]
+            start, end = hash_range.get("StartingHashKey"), hash_range.get("EndingHashKey")
+            if (
+                all(text is None or type(text) is str for text in texts)
+                and is_decimal(start)
+                and is_decimal(end)
+                and len(start) <= _HASH_KEY_DIGITS
+                and len(end) <= _HASH_KEY_DIGITS
+                and int(start) <= int(end) <= HASH_KEY_MAX
+            ):
+                return ShardInfo.from_api(shape)
+    raise not_a_kinesis_answer("ListShards", "a shard id and hash-key range for every shard")
 
 
 async def list_shards(
