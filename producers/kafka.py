@@ -585,7 +585,7 @@ class KafkaProducer:
                     if self._failure is not None or self._fatal is not None:
                         self._abandon(batch, index, self._failure or self._fatal)  # type: ignore[arg-type]
                         return
-                    if self._purged or (self._pump is not None and self._pump.stopping):
+                    if self._refusing_sends:
                         self._abandon(batch, index, ClosedError("producer is closed"))
                         return
                     self._space.clear()
@@ -707,7 +707,7 @@ class KafkaProducer:
                         raise self._failure
                     if self._fatal is not None:
                         raise self._fatal
-                    if self._purged or (self._pump is not None and self._pump.stopping):
+                    if self._refusing_sends:
                         raise ClosedError("producer is closed")
                     self._space.clear()
                     if self._pump is not None:
@@ -878,6 +878,12 @@ class KafkaProducer:
         pending = getattr(self._producer, "__len__", None)
         if pending is not None and pending():
             loop.call_later(self.config.poll_timeout_s, self._serve_after_death)
+
+    @property
+    def _refusing_sends(self) -> bool:
+        """Closing: a send waiting for room fails instead of queueing (the pump stops, or
+        ``close(timeout)`` purged and must not flush messages queued into the room it made)."""
+        return self._purged or (self._pump is not None and self._pump.stopping)
 
     def _on_client_error(self, err: KafkaError) -> None:
         """librdkafka's ``error_cb`` (delivery thread): connection, auth and fatal errors."""

@@ -36,6 +36,8 @@ _SUB_SLOTS = 1024
 _SEQUENCE_DIGITS = 129
 """The longest Kinesis sequence number (its API's pattern ``0|([1-9]\\d{0,128})``)."""
 _SUB_DIGITS = 10
+_EXACT_DIGITS = len(str(2**53))
+"""Sequence numbers longer than this are past 2**53, where versions come from arrival times."""
 
 
 def position_version(record: ConsumedRecord) -> int:
@@ -87,6 +89,8 @@ def position_tiebreak(record: ConsumedRecord) -> str | None:
     if isinstance(position, KafkaPosition):
         return None
     sequence = position.sequence_number
-    if len(sequence) > _SEQUENCE_DIGITS or int(sequence) < 2**53 or record.arrival_time is None:
+    # digits before value: a real sequence number (56 digits) is past 2**53 without parsing it
+    small = len(sequence) <= _EXACT_DIGITS and int(sequence) < 2**53
+    if small or len(sequence) > _SEQUENCE_DIGITS or record.arrival_time is None:
         return None
     return sequence.zfill(_SEQUENCE_DIGITS) + str(position.sub_sequence_number).zfill(_SUB_DIGITS)
