@@ -492,11 +492,10 @@ class Pipeline:
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
                         self._checkpoint_now.set()
-        except BaseException as caught:  # SinkError, a bug, an exit: run() raises it
-            if isinstance(caught, asyncio.CancelledError) and cancel_requested():
-                raise  # the pipeline cancels its lanes (run() ending)
-            # a CancelledError nobody sent ends this lane as surely as a bug: left to end the
-            # task, it left the lane's queue unjoined and run() waiting for ever
+        except BaseException as caught:  # noqa: BLE001 - SinkError, a bug, an exit: run() raises it
+            # the pipeline cancelling its lanes (run() ending) is raised again; a CancelledError
+            # nobody sent ends this lane as surely as a bug: left to end the task, it left the
+            # lane's queue unjoined and run() waiting for ever
             exc = stray_cancel(caught, "a partition lane")
             prefix = _leading(resolved)
             if prefix:
@@ -557,9 +556,8 @@ class Pipeline:
                     return
                 await self._checkpoint_pass()
         except asyncio.CancelledError as exc:
-            if cancel_requested():
-                raise
-            # one nobody sent: silent, it ended the periodic checkpoints for the whole run
+            # one nobody sent (a requested one is raised again): silent, it ended the periodic
+            # checkpoints for the whole run
             await self._fail(stray_cancel(exc, "the checkpoint loop"), "the checkpoint loop failed")
         except Exception as exc:  # noqa: BLE001 - a pass handles store errors; this is a bug: run() raises it
             await self._fail(exc, "the checkpoint loop failed")
@@ -574,10 +572,9 @@ class Pipeline:
                 self._failure = exc
                 logger.error("the last checkpoint failed", extra={"error_type": type(exc).__name__})
         except asyncio.CancelledError as exc:
-            if cancel_requested():
-                raise
+            failure = stray_cancel(exc, "the last checkpoint")  # a requested one is raised again
             if self._failure is None:
-                self._failure = stray_cancel(exc, "the last checkpoint")
+                self._failure = failure
                 logger.error("the last checkpoint failed", extra={"error_type": type(exc).__name__})
 
     async def _checkpoint_pass(self) -> None:

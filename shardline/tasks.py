@@ -30,11 +30,17 @@ def cancel_requested() -> bool:
 
 
 def stray_cancel(exc: BaseException, where: str) -> BaseException:
-    """What a task's owner should raise for ``exc``: ``exc`` itself, unless it is a
-    ``CancelledError`` nobody sent; then a :class:`BackgroundTaskError` caused by it, which
-    the owner's caller cannot mistake for a cancellation of its own."""
+    """What a task hands its owner for ``exc``, caught where the task ends.
+
+    A cancellation the task was asked for (:func:`cancel_requested`) is raised again here: the
+    task ends cancelled, as its owner wants.  A ``CancelledError`` nobody sent becomes a
+    :class:`BackgroundTaskError` caused by it, which the owner's caller cannot mistake for a
+    cancellation of its own; anything else is ``exc`` itself.
+    """
     if not isinstance(exc, asyncio.CancelledError):
         return exc
+    if cancel_requested():
+        raise exc
     failure = BackgroundTaskError(f"{where} met a CancelledError that nobody sent it")
     failure.__cause__ = exc
     return failure

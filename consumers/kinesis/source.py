@@ -49,7 +49,7 @@ from shardline.errors import (
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import SHARD_END, KinesisPosition, Position
 from shardline.shardmath import ShardInfo, list_shards
-from shardline.tasks import cancel_requested, stray_cancel
+from shardline.tasks import stray_cancel
 
 __all__ = ["KinesisSource"]
 
@@ -296,9 +296,7 @@ class KinesisSource:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._config.shard_discovery_interval):
                         await self._wake.wait()
-        except BaseException as exc:  # handed to the consumer of batches()
-            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
-                raise  # stop(), a lost lease, batches() ending
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "shard discovery"))
 
     @property
@@ -383,9 +381,7 @@ class KinesisSource:
                 self._output.put_nowait(batch)
                 if batch.end_of_shard:
                     return
-        except BaseException as exc:  # handed to the consumer of batches()
-            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
-                raise  # stop(), a lost lease, batches() ending
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, f"the reader of {shard.info.shard_id}"))
 
     async def _renew_forever(self) -> None:
@@ -393,9 +389,7 @@ class KinesisSource:
             while not self._stopping:
                 await asyncio.sleep(self._config.lease_renew_interval)
                 await self._renew_all()
-        except BaseException as exc:  # handed to the consumer of batches()
-            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
-                raise  # stop(), a lost lease, batches() ending
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "lease renewal"))
 
     async def _renew_all(self) -> None:

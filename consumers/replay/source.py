@@ -28,7 +28,7 @@ from consumers.replay.ranges import RangeReader
 from consumers.source import SourceBatch
 from shardline.errors import ShardlineError
 from shardline.records import SHARD_END, Position
-from shardline.tasks import cancel_requested, stray_cancel
+from shardline.tasks import stray_cancel
 
 __all__ = ["RangeSource"]
 
@@ -131,9 +131,7 @@ class RangeSource:
                     if self._on_progress is not None:
                         self._report_progress(partition, len(records))
                 await self._output.put(SourceBatch(partition, [], end_of_partition=True))
-        except BaseException as exc:  # handed to the pipeline through batches()
-            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
-                raise  # batches() ending
+        except BaseException as exc:  # noqa: BLE001 - handed to the pipeline through batches()
             # one nobody sent, re-raised, ended the read quietly: the job reported success
             # with the partition unfinished
             await self._output.put(stray_cancel(exc, f"the reader of {partition}"))

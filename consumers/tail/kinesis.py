@@ -24,7 +24,7 @@ from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError
 from shardline.records import SHARD_END
 from shardline.shardmath import ShardInfo, list_shards
-from shardline.tasks import cancel_requested, stray_cancel
+from shardline.tasks import stray_cancel
 
 __all__ = ["KinesisFollower", "ShardDone"]
 
@@ -162,7 +162,5 @@ class KinesisFollower:
                 ended = ended or batch.end_of_shard
                 await self._output.put(batch)
             await self._output.put(ShardDone(shard.shard_id, ended))
-        except BaseException as exc:  # surfaced by batches(), which owns this task
-            if isinstance(exc, asyncio.CancelledError) and cancel_requested():
-                raise  # batches() ending
+        except BaseException as exc:  # noqa: BLE001 - surfaced by batches(), which owns this task
             await self._output.put(stray_cancel(exc, f"the reader of {shard.shard_id}"))
