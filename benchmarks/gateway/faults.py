@@ -17,6 +17,7 @@ __all__ = ["WRITE_OPERATIONS", "FaultInjector", "FaultPlan"]
 WRITE_OPERATIONS = frozenset({"PutRecord", "PutRecords"})
 
 _SERVER_ERROR_CODES = {500: "InternalFailure", 503: "ServiceUnavailable"}
+_STATUS_OF_SERVER_ERROR = {code: status for status, code in _SERVER_ERROR_CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,9 @@ class FaultPlan:
     """How often each fault is injected; every rate is a fraction in 0..1.
 
     - ``entry_failure_rate``: PutRecords entries failed individually with ``entry_error_code``
-      (a PutRecord call fails whole with that code).
+      (a PutRecord call fails whole with that code, under the HTTP status Kinesis answers it
+      with: 500 for ``InternalFailure``, 503 for ``ServiceUnavailable``, 400 for every other
+      code, throttles and KMS errors included).
     - ``server_error_rate``: calls answered ``server_error_status`` (500 InternalFailure or
       503 ServiceUnavailable) without reaching the backend.
     - ``foreign_answer_rate``: calls answered 200 with an HTML page, as a wrong endpoint, a
@@ -70,6 +73,16 @@ class FaultPlan:
     @property
     def server_error_code(self) -> str:
         return _SERVER_ERROR_CODES[self.server_error_status]
+
+    @property
+    def entry_error_status(self) -> int:
+        """The HTTP status of a PutRecord call failed whole with ``entry_error_code``.
+
+        Clients tell a server fault from a client error by it (botocore's retry rules read the
+        status first), so an injected ``KMSThrottlingException`` must come back as Kinesis
+        sends it, 400, not as a server error.
+        """
+        return _STATUS_OF_SERVER_ERROR.get(self.entry_error_code, 400)
 
     def applies_to(self, operation: str) -> bool:
         return self.operations is None or operation in self.operations

@@ -507,8 +507,7 @@ class KinesisGateway:
         faults = self._faults if self._faults and self._faults.plan.applies_to("PutRecord") else None
         if faults is not None and faults.fail_entry():
             self._stats.add("injected_entry_failures")
-            code = faults.plan.entry_error_code
-            return _error_reply(400 if code == THROTTLED else 500, code, "injected")
+            return _error_reply(faults.plan.entry_error_status, faults.plan.entry_error_code, "injected")
         size = _entry_size(body)
         if not self._budget(stream, shard.shard_id).admit_write(size):
             self._stats.add_shard(stream, shard.shard_id, throttled_records=1, throttled_bytes=size)

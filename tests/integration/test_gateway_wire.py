@@ -223,6 +223,31 @@ async def test_request_dropped_before_forwarding_writes_nothing(
     assert await read_all(kinesis, stream, shard_map.shards[0].shard_id) == []
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ProvisionedThroughputExceededException", 400),
+        ("KMSThrottlingException", 400),
+        ("KMSAccessDeniedException", 400),
+        ("InternalFailure", 500),
+        ("ServiceUnavailable", 503),
+    ],
+)
+async def test_injected_put_record_failures_carry_the_status_kinesis_sends(
+    kinesis: Any, gateway: KinesisGateway, code: str, status: int
+) -> None:
+    """A whole PutRecord failed by injection answers as Kinesis would: clients (botocore's
+    retry rules first) read a 5xx as a server fault, so a KMS error must not come back as one."""
+    stream, _ = await new_stream(kinesis, 1)
+    gateway.set_faults(
+        FaultPlan(entry_failure_rate=1.0, entry_error_code=code, operations=frozenset({"PutRecord"}))
+    )
+    with pytest.raises(ClientError) as caught:
+        await kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+    assert caught.value.response["Error"]["Code"] == code
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
 @pytest.mark.parametrize(("status", "code"), [(500, "InternalFailure"), (503, "ServiceUnavailable")])
 async def test_injected_server_errors(kinesis: Any, gateway: KinesisGateway, status: int, code: str) -> None:
     stream, shard_map = await new_stream(kinesis, 1)
