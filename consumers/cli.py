@@ -56,7 +56,7 @@ from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
 from shardline.cli import Command, parse_aware_time
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.eventid import EventIdKey
-from shardline.exporters.emf import EmfExporter
+from shardline.exporters.emf import DEFAULT_FLUSH_TIMEOUT, EmfExporter
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES
 from shardline.logformat import LOG_FORMATS, JsonLogFormatter, setup_logging
 from shardline.metrics import MetricsObserver, NullObserver
@@ -350,17 +350,25 @@ async def _consume(args: argparse.Namespace) -> int:
         if reporter is not None:
             reporter.cancel()
             progress.log()  # where it stopped
-        if flusher is not None and exporter is not None:
-            flusher.cancel()
-            _flush_metrics(exporter, "the last metrics could not be written")
         try:
-            await source.close()  # run() closed it already; again in case it never started
+            if flusher is not None and exporter is not None:
+                flusher.cancel()
+                # waits (bounded) for the writer thread to write them: off the loop's thread
+                await asyncio.to_thread(
+                    _flush_metrics,
+                    exporter,
+                    "the last metrics could not be written",
+                    timeout=DEFAULT_FLUSH_TIMEOUT,
+                )
         finally:
-            await sink.close()
-            if dead_letter is not None:
-                await dead_letter.close()
-            if store is not None:
-                await store.close()
+            try:
+                await source.close()  # run() closed it already; again in case it never started
+            finally:
+                await sink.close()
+                if dead_letter is not None:
+                    await dead_letter.close()
+                if store is not None:
+                    await store.close()
     stats = pipeline.stats
     logger.info(
         "consumer stopped",
@@ -436,9 +444,12 @@ async def _report_periodically(progress: ConsumeProgress, interval: float) -> No
 async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
     """Write the metrics gathered so far every ``interval`` seconds (a timer, not a sync point).
 
-    A write that fails (stdout closed, a full disk) is logged and tried again at the next
-    interval.  Raised here, it ended this task unnoticed: the consumer ran on without metrics,
-    and the final flush raised it again and skipped closing the source, sink and store.
+    Each flush only hands the documents to the exporter's writer thread: a stdout nobody reads
+    blocks a write, and written from here it blocked the loop, so leases went unrenewed.  A
+    write that fails (stdout closed, a full disk) is logged by the exporter; a flush that
+    fails (its writer thread died) is logged here and tried again at the next interval.
+    Raised here, it ended this task unnoticed: the consumer ran on without metrics, and the
+    final flush raised it again and skipped closing the source, sink and store.
     """
     failed = False
     while True:
@@ -446,13 +457,14 @@ async def _flush_periodically(exporter: EmfExporter, interval: float) -> None:
         failed = not _flush_metrics(exporter, "writing metrics failed; trying again every interval", failed)
 
 
-def _flush_metrics(exporter: EmfExporter, message: str, quiet: bool = False) -> bool:
-    """One flush; a failure is logged (by its type, unless ``quiet``) and ``False`` returned.
+def _flush_metrics(exporter: EmfExporter, message: str, quiet: bool = False, *, timeout: float = 0.0) -> bool:
+    """One flush, waiting at most ``timeout`` seconds for its documents to be written; a
+    failure is logged (by its type, unless ``quiet``) and ``False`` returned.
 
     Metrics are reporting, as a metrics observer is: they never stop the consumer.
     """
     try:
-        exporter.flush()
+        exporter.flush(timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - logged; consuming goes on
         if not quiet:
             logger.warning(message, extra={"error_type": type(exc).__name__})

@@ -13,11 +13,17 @@ would be needed), so CloudWatch's percentiles are unbiased however many values a
 sample is dropped, none is preferred.  Only dimensions named in ``dimensions`` are
 exported, so a high-cardinality field (an error message, a key) can never explode the metric
 count; payloads never reach an observer in the first place.
+
+The documents are written by a thread the exporter owns (:mod:`shardline.exporters._writer`),
+never by the caller of :meth:`flush`: a stdout nobody reads blocks ``write()``, and on the
+event loop's thread that stopped everything else the loop runs.  A stalled stdout costs
+metrics (dropped beyond a bounded queue, and counted), never the data path.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import threading
@@ -26,11 +32,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from shardline.errors import BackgroundTaskError
+from shardline.exporters._writer import LineWriter
 from shardline.exporters.catalog import MetricKind, cloudwatch_name, spec_for
+from shardline.lograte import RepeatedWarning
 
-__all__ = ["DEFAULT_DIMENSIONS", "EmfExporter", "Histogram"]
+__all__ = ["DEFAULT_DIMENSIONS", "DEFAULT_FLUSH_TIMEOUT", "DEFAULT_QUEUE_LIMIT", "EmfExporter", "Histogram"]
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_DIMENSIONS: tuple[str, ...] = ("stream", "shard", "sink", "topic")
+DEFAULT_FLUSH_TIMEOUT = 2.0
+"""Seconds :meth:`EmfExporter.flush` waits for its documents to be written: microseconds when
+stdout is read, so only a stalled one ever takes it."""
+DEFAULT_QUEUE_LIMIT = 2_000
+"""Documents waiting to be written before more are dropped: over ten minutes of a consumer
+reading 64 shards, flushed every minute, and at most a few MB."""
 _MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one document
 _MAX_METRICS = 100  # and at most 100 metric definitions per document
 _RELATIVE_ERROR = 0.01
@@ -165,14 +182,41 @@ class EmfExporter:
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         properties: dict[str, str] | None = None,
+        queue_limit: int = DEFAULT_QUEUE_LIMIT,
     ) -> None:
+        if queue_limit < 1:
+            raise ValueError("queue_limit must be at least 1 document")
         self._namespace = namespace
         self._dimension_names = tuple(dimensions)
         self._stream = stream
         self._clock = clock
         self._properties = dict(properties or {})
         self._lock = threading.Lock()
+        self._handover = threading.Lock()
         self._series: dict[tuple[tuple[tuple[str, str], ...], str], _Series] = {}
+        self._queue_limit = queue_limit
+        self._warnings = RepeatedWarning(_log)
+        self._writer: LineWriter | None = None  # started by the first flush that has documents
+        self._dropped = 0  # by writers already replaced
+        self._failed = 0
+
+    @property
+    def documents_dropped(self) -> int:
+        """Documents never written because the queue was full (stdout not read) or the writer died."""
+        with self._lock:
+            return self._dropped + (self._writer.dropped if self._writer is not None else 0)
+
+    @property
+    def documents_failed(self) -> int:
+        """Documents whose write raised (stdout closed, a full disk)."""
+        with self._lock:
+            return self._failed + (self._writer.failed if self._writer is not None else 0)
+
+    @property
+    def documents_queued(self) -> int:
+        """Documents handed to the writer thread and not written yet."""
+        writer = self._writer
+        return writer.queued if writer is not None else 0
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         """Add ``value`` to its series; a value that is not a finite number is dropped.
@@ -194,28 +238,84 @@ class EmfExporter:
                 series = self._series[(dims, name)] = _Series(spec.kind, spec.unit)
             series.add(number)
 
-    def flush(self) -> int:
-        """Write the metrics gathered since the last flush; returns how many documents were written.
+    def flush(self, timeout: float = DEFAULT_FLUSH_TIMEOUT) -> int:
+        """Hand the metrics gathered since the last flush to the writer thread, then wait at most
+        ``timeout`` seconds until they are written; returns how many documents were queued.
 
         One document per dimension set, or several when it has more than 100 metrics
         (CloudWatch rejects a document over that limit whole, so every metric in it, the
         catalogued ones next to an application's own events, would be lost) or two events
         with the same CloudWatch name.
+
+        ``timeout=0`` never waits: what a periodic flush on an event loop's thread passes.
+        At the end of a Lambda invocation or at exit, wait: the writer is a daemon thread,
+        and Lambda freezes the process once the handler returns.  Documents that find the
+        queue full are dropped (:attr:`documents_dropped`), a write that raises is logged and
+        counted (:attr:`documents_failed`); neither raises here.  A writer thread that died
+        is raised as a :class:`~shardline.errors.BackgroundTaskError` once, with the metrics
+        kept for the next flush, which starts a new writer.
         """
+        with self._handover:  # two flushes' documents never interleave
+            writer = self._live_writer()
+            with self._lock:
+                pending, self._series = self._series, {}
+            by_dims: dict[tuple[tuple[str, str], ...], dict[str, _Series]] = {}
+            for (dims, name), series in pending.items():
+                by_dims.setdefault(dims, {})[name] = series
+            out = self._stream if self._stream is not None else sys.stdout
+            timestamp = int(self._clock() * 1000)
+            lines = [
+                json.dumps(self._document(timestamp, dims, chunk), separators=(",", ":")) + "\n"
+                for dims, metrics in by_dims.items()
+                for chunk in _documents(metrics)
+            ]
+            queued = writer.put(out, lines) if lines else 0
+        if timeout > 0 and not writer.wait_written(timeout):
+            self._warn_stalled(writer, timeout)
+        return queued
+
+    def close(self, timeout: float = DEFAULT_FLUSH_TIMEOUT) -> None:
+        """Flush, wait at most ``timeout`` seconds for the documents to be written, and end the
+        writer thread (a later flush starts another)."""
+        self.flush(timeout=0)
         with self._lock:
-            pending, self._series = self._series, {}
-        by_dims: dict[tuple[tuple[str, str], ...], dict[str, _Series]] = {}
-        for (dims, name), series in pending.items():
-            by_dims.setdefault(dims, {})[name] = series
-        out = self._stream if self._stream is not None else sys.stdout
-        timestamp = int(self._clock() * 1000)
-        written = 0
-        for dims, metrics in by_dims.items():
-            for chunk in _documents(metrics):
-                out.write(json.dumps(self._document(timestamp, dims, chunk), separators=(",", ":")) + "\n")
-                written += 1
-        out.flush()
-        return written
+            writer = self._writer
+        if writer is None:
+            return
+        if not writer.close(timeout):
+            self._warn_stalled(writer, timeout)
+        with self._lock:
+            if self._writer is writer:
+                self._writer = None
+                self._dropped += writer.dropped
+                self._failed += writer.failed
+
+    def _warn_stalled(self, writer: LineWriter, timeout: float) -> None:
+        if writer.death is None:  # a dead writer is raised by the next flush instead
+            self._warnings.warning(
+                "stalled",
+                "metrics not written within %.1f s (is stdout read?): %d documents queued",
+                timeout,
+                writer.queued,
+            )
+
+    def _live_writer(self) -> LineWriter:
+        """The writer thread's owner: a dead one is raised once and replaced by the next call."""
+        with self._lock:
+            writer = self._writer
+            if writer is None:
+                writer = self._writer = LineWriter(
+                    capacity=self._queue_limit, name="shardline-emf-writer", warnings=self._warnings
+                )
+                return writer
+            if writer.death is None:
+                return writer
+            self._writer = None
+            self._dropped += writer.dropped
+            self._failed += writer.failed
+        raise BackgroundTaskError("the EMF writer thread died; metrics are kept for the next flush") from (
+            writer.death
+        )
 
     def _document(
         self, timestamp: int, dims: tuple[tuple[str, str], ...], metrics: dict[str, _Series]

@@ -29,7 +29,7 @@ class FlakyExporter:
         self.written = 0
         self.more = asyncio.Event()
 
-    def flush(self) -> int:
+    def flush(self, timeout: float = 0.0) -> int:
         self.flushes += 1
         if self.flushes >= 3:
             self.more.set()
