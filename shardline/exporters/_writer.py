@@ -35,8 +35,7 @@ class LineWriter:
     """
 
     def __init__(self, *, capacity: int, name: str, warnings: RepeatedWarning) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1 line")
+        assert capacity >= 1, "the exporter checks its queue_limit"
         self._capacity = capacity
         self._name = name
         self._warnings = warnings

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from shardline.errors import BackgroundTaskError
+from shardline.errors import BackgroundTaskError, ConfigurationError
 from shardline.exporters._writer import LineWriter
 from shardline.exporters.catalog import MetricKind, cloudwatch_name, spec_for
 from shardline.lograte import RepeatedWarning
@@ -185,7 +185,7 @@ class EmfExporter:
         queue_limit: int = DEFAULT_QUEUE_LIMIT,
     ) -> None:
         if queue_limit < 1:
-            raise ValueError("queue_limit must be at least 1 document")
+            raise ConfigurationError(f"queue_limit must be at least 1 document, got {queue_limit!r}")
         self._namespace = namespace
         self._dimension_names = tuple(dimensions)
         self._stream = stream

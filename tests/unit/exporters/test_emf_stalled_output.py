@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from consumers import cli
-from shardline.errors import BackgroundTaskError
+from shardline.errors import BackgroundTaskError, ConfigurationError
 from shardline.exporters import EmfExporter
 from shardline.metrics_events import RECORDS_READ
 
@@ -184,3 +184,8 @@ def test_a_dead_writer_thread_is_raised_once_and_the_next_flush_starts_another()
     assert _shards(out) == ["kept"]
     assert exporter.documents_failed == 1
     exporter.close(BOUND)
+
+
+def test_a_queue_of_no_documents_is_refused_as_configuration() -> None:
+    with pytest.raises(ConfigurationError, match="queue_limit"):
+        EmfExporter(queue_limit=0)
