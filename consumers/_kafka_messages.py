@@ -111,6 +111,7 @@ def to_batches(
         SourceBatch(
             partition=partition_name(topic, partition),
             records=_build_records(group, topic, partition, with_timestamp, event_id_key),
+            topic=topic,
         )
         for (topic, partition), group in _group(messages, on_error).items()
     ]
@@ -134,6 +135,7 @@ def lazy_batches(
         SourceBatch(
             partition=partition_name(topic, partition),
             records=KafkaRecords(group, topic, partition, with_timestamp, event_id_key),
+            topic=topic,
         )
         for (topic, partition), group in _group(messages, on_error).items()
     ]

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TypeVar
 
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, EntryResult, Outcome, Sink
@@ -58,6 +59,8 @@ logger = logging.getLogger("consumers.pipeline")
 REASON_MAX_CHARS = 500
 
 _T = TypeVar("_T")
+
+_NO_DIMENSIONS: Mapping[str, str] = MappingProxyType({})
 
 _DESTINATION_ERRORS = (
     AccessDeniedError,
@@ -155,20 +158,31 @@ class WriteWorkflow:
     # --- public -----------------------------------------------------------------------------
 
     async def write(
-        self, records: Sequence[ConsumedRecord], positions: Sequence[Position], resolved: list[bool]
+        self,
+        records: Sequence[ConsumedRecord],
+        positions: Sequence[Position],
+        resolved: list[bool],
+        dimensions: Mapping[str, str] = _NO_DIMENSIONS,
     ) -> int:
         """Resolve every record (written or dead-lettered); ``resolved[i]`` marks record ``i``.
 
         Returns how many of ``records`` the sink now holds (written or duplicate).  Raises
         :class:`SinkError` when some record could be neither (outage bound, deadline, abort,
         no or failing dead-letter destination); ``resolved`` then says which were.
+        ``dimensions`` (the records' partition and stream or topic) go with ``dead_lettered``.
         """
         held = [0]
-        await self._resolve(records, positions, list(range(len(records))), resolved, held)
+        await self._resolve(records, positions, list(range(len(records))), resolved, held, dimensions)
         return held[0]
 
-    async def dead_letter(self, entries: Sequence[DeadLetterEntry]) -> None:
-        """Put ``entries`` into the dead-letter destination (retrying an unavailable one)."""
+    async def dead_letter(
+        self, entries: Sequence[DeadLetterEntry], dimensions: Mapping[str, str] = _NO_DIMENSIONS
+    ) -> None:
+        """Put ``entries`` into the dead-letter destination (retrying an unavailable one).
+
+        ``dead_lettered`` is reported with ``dimensions`` and the sink's name, so an operator
+        sees which consumer dead-letters into which sink.
+        """
         if not entries:
             return
         dead_letter = self._dead_letter
@@ -189,7 +203,7 @@ class WriteWorkflow:
                 outage.last = exc
                 await self._wait_out(outage)
         self.counts.dead_lettered += len(entries)
-        self._observer.on_event(events.DEAD_LETTERED, float(len(entries)))
+        self._observer.on_event(events.DEAD_LETTERED, float(len(entries)), sink=self._sink_name, **dimensions)
         for entry in entries:
             logger.warning(
                 "record dead-lettered",
@@ -209,6 +223,7 @@ class WriteWorkflow:
         indexes: list[int],
         resolved: list[bool],
         held: list[int],
+        dimensions: Mapping[str, str],
     ) -> None:
         attempts = dict.fromkeys(indexes, 0)
         pending = indexes
@@ -253,11 +268,11 @@ class WriteWorkflow:
                         f"{self._sink_name} sink throttled", code=result.error_type or "Throttled"
                     )
             if dead:
-                await self.dead_letter(dead)
+                await self.dead_letter(dead, dimensions)
                 for index in dead_indexes:
                     resolved[index] = True
             if split:
-                await self._bisect(records, positions, split, resolved, held, results, pending)
+                await self._bisect(records, positions, split, resolved, held, results, pending, dimensions)
             if not again:
                 return
             if moved:
@@ -278,11 +293,12 @@ class WriteWorkflow:
         held: list[int],
         results: Sequence[EntryResult],
         pending: list[int],
+        dimensions: Mapping[str, str],
     ) -> None:
         if len(split) == 1:
             index = split[0]
             result = results[pending.index(index)]
-            await self.dead_letter([self._entry(records[index], positions[index], result, 1)])
+            await self.dead_letter([self._entry(records[index], positions[index], result, 1)], dimensions)
             resolved[index] = True
             return
         logger.warning(
@@ -294,8 +310,8 @@ class WriteWorkflow:
             },
         )
         middle = len(split) // 2
-        await self._resolve(records, positions, split[:middle], resolved, held)
-        await self._resolve(records, positions, split[middle:], resolved, held)
+        await self._resolve(records, positions, split[:middle], resolved, held, dimensions)
+        await self._resolve(records, positions, split[middle:], resolved, held, dimensions)
 
     def _entry(
         self, record: ConsumedRecord, position: Position, result: EntryResult, attempts: int

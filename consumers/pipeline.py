@@ -49,7 +49,7 @@ import inspect
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -158,6 +158,8 @@ class _Work:
     rejected: list[DeadLetterEntry]
     positions: Sequence[Position]
     """Where each of ``records`` was read (a transform may hand back a changed record)."""
+    dimensions: Mapping[str, str]
+    """The metric dimensions of the partition (:meth:`Pipeline._dimensions_of`)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -199,6 +201,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self._tracker = AckTracker()
         self._lanes: dict[str, _Lane] = {}
+        self._dimensions: dict[str, dict[str, str]] = {}
         self._in_flight = 0
         self._capacity = asyncio.Condition()
         self._checkpointed: dict[str, Position] = {}
@@ -347,15 +350,38 @@ class Pipeline:
             if close is not None:
                 await close()
 
+    def _dimensions_of(self, batch: SourceBatch) -> dict[str, str]:
+        """The dimensions of every event about ``batch``'s partition, built once per partition.
+
+        ``stream`` or ``topic`` tells this consumer's series apart from another's in CloudWatch;
+        ``partition`` (a shard, a topic-partition) stays for observers, and exporters drop it
+        by default (a series per shard multiplies the metric count).  A name the source does
+        not know is left out, never reported as "None".
+        """
+        dimensions = self._dimensions.get(batch.partition)
+        if dimensions is None:
+            dimensions = {"partition": batch.partition}
+            if batch.stream:
+                dimensions["stream"] = batch.stream
+            if batch.topic:
+                dimensions["topic"] = batch.topic
+            self._dimensions[batch.partition] = dimensions
+        return dimensions
+
+    def _partition_dimensions(self, partition: str) -> Mapping[str, str]:
+        """The dimensions of ``partition`` for the checkpoint events (it was read, so known)."""
+        return self._dimensions.get(partition) or {"partition": partition}
+
     async def _accept(self, batch: SourceBatch) -> bool:
         """Hand ``batch`` to its partition's lane; ``False`` when stopping cut it short."""
         partition = batch.partition
+        dimensions = self._dimensions_of(batch)
         count = len(batch.records)
         self.stats.records_in += count
         if count:
-            self._observer.on_event(events.RECORDS_IN, count, partition=partition)
+            self._observer.on_event(events.RECORDS_IN, count, **dimensions)
         if batch.millis_behind_latest is not None:
-            self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, partition=partition)
+            self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, **dimensions)
         if partition in self._lost:
             return True  # the lease is gone; the new owner reads these records again
         size = self._config.max_sink_batch_records
@@ -371,7 +397,7 @@ class Pipeline:
             last_position = chunk[-1].position if chunk else None
             end = batch.end_of_partition and index == len(chunks) - 1
             ticket = self._tracker.issue(partition, len(chunk), last_position, end_of_partition=end)
-            await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions))
+            await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions, dimensions))
         return True
 
     async def _reserve(self, count: int) -> bool:
@@ -483,11 +509,13 @@ class Pipeline:
         try:
             if not self._workflow.abort.is_set() and ticket.partition not in self._lost:
                 if work.rejected:
-                    await self._workflow.dead_letter(work.rejected)
+                    await self._workflow.dead_letter(work.rejected, work.dimensions)
                 if work.records:
-                    written = await self._workflow.write(work.records, work.positions, resolved)
+                    written = await self._workflow.write(
+                        work.records, work.positions, resolved, work.dimensions
+                    )
                     if written:
-                        self._observer.on_event(events.RECORDS_OUT, written, partition=ticket.partition)
+                        self._observer.on_event(events.RECORDS_OUT, written, **work.dimensions)
                 if self._tracker.finish(ticket):
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
@@ -601,7 +629,7 @@ class Pipeline:
                 self.stats.partitions_ended += 1
                 self.stats.checkpoints += 1
                 self._tracker.forget(partition)
-                self._observer.on_event(events.CHECKPOINT_LAG, 0, partition=partition)
+                self._observer.on_event(events.CHECKPOINT_LAG, 0, **self._partition_dimensions(partition))
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 await self._source.checkpoint(partition, position)
@@ -620,11 +648,11 @@ class Pipeline:
                 "checkpoint failed; will retry",
                 extra={"partition": partition, "error_type": type(exc).__name__},
             )
-            self._observer.on_event(events.CHECKPOINT_ERRORS, 1, partition=partition)
+            self._observer.on_event(events.CHECKPOINT_ERRORS, 1, **self._partition_dimensions(partition))
         self._observer.on_event(
             events.CHECKPOINT_LAG,
             progress.uncommitted_records + progress.unfinished_records,
-            partition=partition,
+            **self._partition_dimensions(partition),
         )
 
 

@@ -7,6 +7,10 @@ acknowledged; the source persists it (checkpoint store, Kafka offset commit, rep
 namespace).  ``end_of_partition`` marks the last batch of a closed shard (SHARD_END): once
 it is acknowledged the pipeline calls :meth:`Source.checkpoint_end` so children may start.
 When the run ends the pipeline calls :meth:`Source.close` to give the partitions up.
+
+Each batch also names the stream (Kinesis) or topic (Kafka) its partition belongs to, so the
+pipeline's metrics tell two consumers apart: a partition name alone (``shardId-000000000001``)
+is the same in every stream.  Every kind of source says it the same way, in the batch.
 """
 
 from __future__ import annotations
@@ -15,19 +19,37 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from shardline.records import ConsumedRecord, Position
+from shardline.records import ConsumedRecord, KafkaPosition, Position
 
-__all__ = ["Source", "SourceBatch"]
+__all__ = ["Source", "SourceBatch", "names_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class SourceBatch:
-    """Records of one partition, in order, plus what the reader knew when it read them."""
+    """Records of one partition, in order, plus what the reader knew when it read them.
+
+    ``stream`` (Kinesis) or ``topic`` (Kafka) names where the partition lives; the pipeline
+    reports its metrics under that name.  ``None`` (or empty) when the source does not know
+    it: the metrics then simply carry no such dimension.
+    """
 
     partition: str
     records: Sequence[ConsumedRecord] = field(repr=False)
     millis_behind_latest: int | None = None
     end_of_partition: bool = False
+    stream: str | None = None
+    topic: str | None = None
+
+
+def names_of(position: Position) -> tuple[str | None, str | None]:
+    """The ``(stream, topic)`` of a :class:`SourceBatch` holding a record read at ``position``.
+
+    For sources that learn where a partition lives only from its records (replay ranges, the
+    batches an outside engine hands over); an empty name is no name.
+    """
+    if isinstance(position, KafkaPosition):
+        return None, position.topic or None
+    return position.stream or None, None
 
 
 @runtime_checkable

@@ -151,6 +151,8 @@ _KP, _KF, _RD, _SRC, _KS, _PL, _SK = (
     "sinks",
 )
 _STREAM, _SHARD, _TOPIC, _SINK = ("stream",), ("stream", "shard"), ("topic",), ("sink",)
+_PARTITION = ("stream", "topic", "partition")
+"""The pipeline's: where the partition lives (a Kinesis stream or a Kafka topic), and which one."""
 
 _EVENTS: tuple[MetricEvent, ...] = (
     MetricEvent(RECORDS_SENT, _C, _N, _STREAM, _KP, "user records acknowledged by Kinesis"),
@@ -223,20 +225,27 @@ _EVENTS: tuple[MetricEvent, ...] = (
     ),
     MetricEvent(KAFKA_CONSUMER_ERROR, _C, _N, ("error",), _KS, "non-fatal errors in consumed messages"),
     MetricEvent(KAFKA_PAUSE_FAILED, _C, _N, (), _KS, "partitions a replay could not pause"),
-    MetricEvent(RECORDS_IN, _C, _N, ("partition",), _PL, "records taken from the source"),
-    MetricEvent(RECORDS_OUT, _C, _N, ("partition",), _PL, "records written and acknowledged"),
+    MetricEvent(RECORDS_IN, _C, _N, _PARTITION, _PL, "records taken from the source"),
+    MetricEvent(RECORDS_OUT, _C, _N, _PARTITION, _PL, "records written and acknowledged"),
     MetricEvent(
         ITERATOR_AGE_MS,
         _G,
         _MS,
-        ("partition",),
+        _PARTITION,
         _PL,
         "source lag of each batch written",
         cloudwatch_name="IteratorAgeMilliseconds",
     ),
-    MetricEvent(DEAD_LETTERED, _C, _N, (), _PL, "records sent to the dead letter"),
-    MetricEvent(CHECKPOINT_LAG, _G, _N, ("partition",), _PL, "records read but not yet checkpointed"),
-    MetricEvent(CHECKPOINT_ERRORS, _C, _N, ("partition",), _PL, "checkpoints that failed"),
+    MetricEvent(
+        DEAD_LETTERED,
+        _C,
+        _N,
+        ("stream", "topic", "sink", "partition"),
+        _PL,
+        "records sent to the dead letter",
+    ),
+    MetricEvent(CHECKPOINT_LAG, _G, _N, _PARTITION, _PL, "records read but not yet checkpointed"),
+    MetricEvent(CHECKPOINT_ERRORS, _C, _N, _PARTITION, _PL, "checkpoints that failed"),
     MetricEvent(SINK_RECORDS_WRITTEN, _C, _N, _SINK, _SK, "entries the destination accepted"),
     MetricEvent(SINK_RECORDS_DUPLICATE, _C, _N, _SINK, _SK, "entries already there (replays absorbed)"),
     MetricEvent(SINK_RECORDS_RETRY, _C, _N, _SINK, _SK, "entries failed transiently"),

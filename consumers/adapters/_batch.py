@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from consumers.pipeline import Pipeline, PipelineConfig, PipelineStats, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from consumers.source import SourceBatch
+from consumers.source import SourceBatch, names_of
 from shardline.errors import SinkError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, Position
@@ -96,13 +96,13 @@ async def process_batch(
     ``deadline`` (event-loop time) bounds the whole batch: records still unwritten then are
     reported unacknowledged instead of being waited for.
     """
-    source = BatchSource(
-        [
-            SourceBatch(partition, records, millis_behind_latest=millis_behind_latest)
-            for partition, records in records_by_partition.items()
-            if records
-        ]
-    )
+    batches = []
+    for partition, records in records_by_partition.items():
+        if records:
+            # the engine hands records only: their positions say which stream or topic they are
+            stream, topic = names_of(records[0].position)
+            batches.append(SourceBatch(partition, records, millis_behind_latest, stream=stream, topic=topic))
+    source = BatchSource(batches)
     pipeline = Pipeline(
         source,
         sink,

@@ -204,6 +204,7 @@ class KinesisSource:
                         records=item.records,
                         millis_behind_latest=item.millis_behind_latest,
                         end_of_partition=item.end_of_shard,
+                        stream=self.stream_name,
                     )
             finally:
                 self._stopping = True

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from consumers.checkpoint.base import CheckpointStore, Lease
 from consumers.replay.ranges import RangeReader
-from consumers.source import SourceBatch
+from consumers.source import SourceBatch, names_of
 from shardline.errors import ShardlineError
 from shardline.records import SHARD_END, Position
 from shardline.tasks import stray_cancel
@@ -124,8 +124,11 @@ class RangeSource:
                         return
                     self.read += len(records)
                     if records:
-                        state.pending.append((records[-1].position, token))
-                        await self._output.put(SourceBatch(partition, records))
+                        last = records[-1].position
+                        state.pending.append((last, token))
+                        # a unit replays one stream or topic (a slice mixes them): its records say which
+                        stream, topic = names_of(last)
+                        await self._output.put(SourceBatch(partition, records, stream=stream, topic=topic))
                     else:
                         await self._advance_empty(state, token)
                     if self._on_progress is not None:

@@ -3,7 +3,9 @@
 A widget or alarm on a metric name (or dimension set) that no EMF document carries shows
 nothing and never fires, silently.  The metrics available are what the EMF exporter of
 `shardline consume --metrics emf` writes for every catalogued event, each given the
-dimensions the catalogue says it carries.
+dimensions the catalogue says it carries; an event listing both `stream` and `topic` is
+reported with one of them (Kinesis components name the stream, Kafka ones the topic), never
+with both.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def _exported() -> set[tuple[str, frozenset[str]]]:
     out = io.StringIO()
     exporter = EmfExporter(stream=out)
     for event in CATALOGUE.values():
-        exporter.on_event(event.name, 1.0, **{dimension: "x" for dimension in event.dimensions})
+        for dimensions in _as_reported(event.dimensions):
+            exporter.on_event(event.name, 1.0, **{dimension: "x" for dimension in dimensions})
     exporter.flush()
     found = set()
     for line in out.getvalue().splitlines():
@@ -35,6 +38,13 @@ def _exported() -> set[tuple[str, frozenset[str]]]:
             for metric in directive["Metrics"]:
                 found.add((metric["Name"], frozenset(dimensions)))
     return found
+
+
+def _as_reported(dimensions: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The dimension sets an event listing ``dimensions`` is reported with."""
+    if "stream" in dimensions and "topic" in dimensions:
+        return [tuple(d for d in dimensions if d != other) for other in ("topic", "stream")]
+    return [dimensions]
 
 
 def _watched() -> list[tuple[str, str, frozenset[str]]]:
