@@ -50,6 +50,7 @@ DEFAULT_QUEUE_LIMIT = 2_000
 reading 64 shards, flushed every minute, and at most a few MB."""
 _MAX_VALUES = 100  # EMF accepts at most 100 values per metric in one document
 _MAX_METRICS = 100  # and at most 100 metric definitions per document
+_MAX_NAME_CHARS = 255  # CloudWatch's limit on a metric name
 _RELATIVE_ERROR = 0.01
 
 
@@ -199,6 +200,13 @@ class EmfExporter:
         self._writer: LineWriter | None = None  # started by the first flush that has documents
         self._dropped = 0  # by writers already replaced
         self._failed = 0
+        # a document's own fields, which no metric may share (see _exportable)
+        self._document_fields = frozenset(
+            {"_aws", *self._properties, *(key.capitalize() for key in self._dimension_names)}
+        )
+        self._names: dict[str, bool] = {}
+        self.events_refused = 0
+        """Events dropped because their name cannot be a metric of a document (see :meth:`on_event`)."""
 
     @property
     def documents_dropped(self) -> int:
@@ -223,7 +231,8 @@ class EmfExporter:
 
         JSON has no NaN or infinity: one such value made its series, and so the whole
         document of its dimension set, unreadable to CloudWatch (a counter), or raised
-        from the histogram (a gauge or distribution).
+        from the histogram (a gauge or distribution).  An event whose name cannot be a
+        metric of the document is dropped too (:meth:`_exportable`).
         """
         number = float(value)
         if not math.isfinite(number):
@@ -235,8 +244,36 @@ class EmfExporter:
         with self._lock:
             series = self._series.get((dims, name))
             if series is None:
+                if not self._exportable(name):
+                    self.events_refused += 1
+                    return
                 series = self._series[(dims, name)] = _Series(spec.kind, spec.unit)
             series.add(number)
+
+    def _exportable(self, name: str) -> bool:
+        """Whether an event called ``name`` can be a metric of a document (decided once a name).
+
+        An application's own event named like a dimension (``stream`` is CloudWatch's
+        ``Stream``) or a property would share the document's field with it: the value
+        overwrote the dimension, or the dimension the value, and CloudWatch filed the whole
+        document under the wrong series or none.  A name CloudWatch refuses (empty, over 255
+        characters) loses every metric of its document.  Such an event is dropped, counted in
+        :attr:`events_refused` and named once in a warning.
+        """
+        verdict = self._names.get(name)
+        if verdict is None:
+            metric_name = cloudwatch_name(name)
+            if not 0 < len(metric_name) <= _MAX_NAME_CHARS:
+                reason = "CloudWatch metric names are 1 to 255 characters"
+            elif metric_name in self._document_fields:
+                reason = f"its CloudWatch name {metric_name!r} is a dimension or property of the document"
+            else:
+                reason = ""
+            verdict = self._names[name] = not reason
+            if reason:
+                message = "metrics event %r is not exported: %s"
+                self._warnings.warning("refused_name", message, name[:80], reason)
+        return verdict
 
     def flush(self, timeout: float = DEFAULT_FLUSH_TIMEOUT) -> int:
         """Hand the metrics gathered since the last flush to the writer thread, then wait at most

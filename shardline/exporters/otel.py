@@ -8,6 +8,7 @@ attributes, keeping cardinality bounded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from shardline.errors import ConfigurationError
 from shardline.exporters.catalog import MetricKind, spec_for
 from shardline.exporters.emf import DEFAULT_DIMENSIONS
+from shardline.lograte import RepeatedWarning
 
 try:
     from opentelemetry import metrics as otel_metrics
@@ -22,6 +24,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ConfigurationError("OpenTelemetry export needs the extra: pip install 'shardline[otel]'") from exc
 
 __all__ = ["OpenTelemetryExporter"]
+
+_log = logging.getLogger(__name__)
+_NOT_MADE: Any = object()
 
 _UNITS = {"Milliseconds": "ms", "Seconds": "s", "Bytes": "By", "Count": "1", "None": "1"}
 
@@ -42,21 +47,41 @@ class OpenTelemetryExporter:
         self._dimension_names = tuple(dimensions)
         self._instruments: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._warnings = RepeatedWarning(_log)
+        self.events_refused = 0
+        """Events dropped because OpenTelemetry refused their instrument name."""
 
     def _instrument(self, name: str) -> Any:
-        instrument = self._instruments.get(name)
-        if instrument is None:
-            with self._lock:
-                instrument = self._instruments.get(name)
-                if instrument is None:
-                    spec = spec_for(name)
-                    unit = _UNITS.get(spec.unit, "1")
-                    full_name = self._prefix + name
-                    if spec.kind is MetricKind.COUNTER:
-                        instrument = self._meter.create_counter(full_name, unit=unit)
-                    else:
-                        instrument = self._meter.create_histogram(full_name, unit=unit)
-                    self._instruments[name] = instrument
+        """The instrument of ``name``, made on its first event; ``None`` for a refused name.
+
+        The SDK refuses a name its specification does not allow (``shardline.my event``, over
+        255 characters) by raising a bare ``Exception`` from ``create_counter``, and did so on
+        every event of that name: the guard around observers caught each one.  A refused name
+        is now decided once, named in one warning and counted in :attr:`events_refused`.
+        """
+        instrument = self._instruments.get(name, _NOT_MADE)
+        if instrument is not _NOT_MADE:
+            return instrument
+        with self._lock:
+            instrument = self._instruments.get(name, _NOT_MADE)
+            if instrument is not _NOT_MADE:
+                return instrument
+            spec = spec_for(name)
+            unit = _UNITS.get(spec.unit, "1")
+            full_name = self._prefix + name
+            try:
+                if spec.kind is MetricKind.COUNTER:
+                    instrument = self._meter.create_counter(full_name, unit=unit)
+                else:
+                    instrument = self._meter.create_histogram(full_name, unit=unit)
+            except Exception:  # noqa: BLE001 - the SDK raises a bare Exception for a name it refuses
+                instrument = None
+                self._warnings.warning(
+                    "refused_name",
+                    "metrics event %r is not exported: OpenTelemetry refuses the instrument name",
+                    full_name[:80],
+                )
+            self._instruments[name] = instrument
         return instrument
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
@@ -64,6 +89,10 @@ class OpenTelemetryExporter:
             key: str(dimensions[key]) for key in self._dimension_names if dimensions.get(key) is not None
         }
         instrument = self._instrument(name)
+        if instrument is None:
+            with self._lock:
+                self.events_refused += 1
+            return
         if spec_for(name).kind is MetricKind.COUNTER:
             instrument.add(value, attributes)
         else:
