@@ -123,6 +123,11 @@ class TokenBucket:
         self._refill()
         self._tokens -= amount
 
+    def give_back(self, amount: float) -> None:
+        """Return what was taken or charged for something that did not happen (never past full)."""
+        self._refill()
+        self._tokens = min(self.capacity, self._tokens + amount)
+
 
 class ShardBudget:
     """The four buckets of one shard."""
@@ -154,6 +159,18 @@ class ShardBudget:
         self.write_records.take(1)
         self.write_bytes.charge(size)
         return True
+
+    def release_write(self, size: int) -> None:
+        """Give back what :meth:`admit_write` reserved for a record the backend did not write.
+
+        The gateway meters a write before forwarding it; when the emulator behind it then
+        fails the call or the entry, the stream took nothing, and a budget still charged for
+        it throttled the records after it that AWS would have taken.
+        """
+        if not self._limits.enforce_writes:
+            return
+        self.write_records.give_back(1)
+        self.write_bytes.give_back(size)
 
     def admit_read_call(self) -> bool:
         """One GetRecords call; refused while calls or the read-bytes debt are over budget."""

@@ -287,6 +287,12 @@ class KinesisGateway:
             budget = self._budgets[key] = ShardBudget(self._limits, self._clock)
         return budget
 
+    def _release(self, stream: str, shard: ShardInfo | None, entry: Any) -> None:
+        """Give back the write budget of an entry the backend did not write (routed entries
+        only: an entry the gateway could not route was never metered)."""
+        if shard is not None and isinstance(entry, dict):
+            self._budget(stream, shard.shard_id).release_write(_entry_size(entry))
+
     # --- the HTTP side ----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -472,7 +478,10 @@ class KinesisGateway:
                 subset = dict(body, Records=[entries[i] for i in forwarded])
                 reply = await self._forward_write(request, json.dumps(subset).encode(), stream)
             if reply.status != 200:
-                return reply  # a whole-call error from the backend stands as it is
+                # a whole-call error from the backend stands as it is; nothing was written
+                for index in forwarded:
+                    self._release(stream, routed[index], entries[index])
+                return reply
             answer = reply.json()
             headers = reply.headers
             if "EncryptionType" in answer:
@@ -482,6 +491,7 @@ class KinesisGateway:
                 results[index] = result
                 shard_id = result.get("ShardId")
                 if not shard_id:
+                    self._release(stream, routed[index], entries[index])  # the backend failed it
                     continue
                 expected = routed[index]
                 if expected is not None and expected.shard_id != shard_id:
@@ -516,6 +526,8 @@ class KinesisGateway:
         if reply.status == 200:
             shard_id = reply.json().get("ShardId") or shard.shard_id
             self._stats.add_shard(stream, shard_id, accepted_records=1, accepted_bytes=size)
+        else:
+            self._budget(stream, shard.shard_id).release_write(size)  # nothing was written
         return reply
 
     async def _get_shard_iterator(self, request: web.Request, raw: bytes) -> _Reply:
