@@ -163,6 +163,33 @@ COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
     },
 )
 
+COMPONENTS[("replay-batch", "ReplayPlannerRole")] = Component(
+    # `shardline replay plan` (lists the source, writes the manifest) and `shardline replay
+    # status` (reads the manifest, scans the job's table).
+    frozenset({"consumers.replay.plan", "consumers.replay.status"}),
+    never_runs={
+        "consumers.kinesis.polling": "imported with consumers.kinesis (for reader_client); the planner "
+        "makes its own GetShardIterator/GetRecords calls (consumers.replay.plan)",
+        "consumers.kinesis.efo": "imported with the consumers.kinesis package; the planner never subscribes",
+        "consumers.checkpoint.dynamodb": "imported for table_name_for (a name, no call); status scans "
+        "the job's table through consumers.replay.ledger",
+        "consumers.preflight": "imported with consumers.cli (plan parses a kafka:// source with it); "
+        "plan and status make no start-up check",
+        "consumers.sinks.deadletter": "imported with consumers.cli; plan only parses the sink and "
+        "dead-letter URIs, it writes neither",
+    },
+    never_calls={
+        ("consumers.replay.ledger", "dynamodb:GetItem"): "slice claims, read by `replay run`",
+        ("consumers.replay.ledger", "dynamodb:PutItem"): "the job row, bound by the first `replay run`",
+        ("consumers.replay.ledger", "dynamodb:UpdateItem"): "slice claims and counts, by `replay run`",
+        ("consumers.replay.ledger", "dynamodb:BatchGetItem"): "live slices for the rate caps, by `replay run`",
+    },
+    not_granted={
+        "kms:GenerateDataKey": "the manifest bucket is encrypted with S3's own key (replay-batch.yaml "
+        "names no key for it, and the job role reads the manifest without one)",
+    },
+)
+
 # Roles that run no Shardline code; their grants are checked by the resource tests below.
 SERVICE_ROLES = {
     ("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket",
@@ -218,6 +245,11 @@ MODULE_RESOURCES: dict[str, set[str]] = {
     "consumers.sinks.deadletter": {"DeadLetterBucketArn"},
     "consumers.replay.ranges": {"ArchiveBucketArn"},
 }
+# A module whose calls act on different resources: (module, action) -> the template names.
+MODULE_ACTION_RESOURCES: dict[tuple[str, str], set[str]] = {
+    ("consumers.replay.plan", "s3:ListBucket"): {"ArchiveBucketArn"},  # the archive's objects
+    ("consumers.replay.plan", "s3:PutObject"): {"ManifestBucketArn"},  # plan --out s3://...
+}
 PREFLIGHT_RESOURCES = {
     "dynamodb:DescribeTable": {"LeaseTableArn", "SinkTableArn"},
     "s3:ListBucket": {"DeadLetterBucketArn", "ArchiveBucketArn"},
@@ -225,13 +257,19 @@ PREFLIGHT_RESOURCES = {
     "timestream:DescribeTable": {"TimestreamTableArn"},
     "kinesis:DescribeStreamSummary": {"StreamArn"},
 }
-STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
+STREAM_PARAMETER = {
+    "BenchRole": "BenchStreamPrefix",
+    "ReplayJobRole": "SourceStreamArn",
+    "ReplayPlannerRole": "SourceStreamArn",
+}
 
 
 def _resources_of(where: tuple[str, str], call: ApiCall) -> set[str]:
     """The template names (parameters, resources) of what ``call`` may act on."""
     if call.module == "consumers.preflight":
         return PREFLIGHT_RESOURCES[call.action]
+    if (call.module, call.action) in MODULE_ACTION_RESOURCES:
+        return MODULE_ACTION_RESOURCES[(call.module, call.action)]
     if call.module in MODULE_RESOURCES:
         return MODULE_RESOURCES[call.module]
     assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
@@ -634,6 +672,11 @@ def _trust_conditions(condition: Any) -> list[Any]:
 def test_trust_policies_name_the_calling_account() -> None:
     for where, statement in trust_statements():
         service = statement["Principal"]["Service"]
+        if service == "ec2.amazonaws.com":
+            # a statement of EC2's own (replay-batch's runners): EC2 names neither the account
+            # nor the instance; the statement exists only when the stack is told EC2 runs it
+            assert "Condition" not in statement, where
+            continue
         key = (
             TRUST_EXCEPTIONS.get(service, "aws:SourceAccount")
             if isinstance(service, str)
@@ -644,12 +687,73 @@ def test_trust_policies_name_the_calling_account() -> None:
             assert condition["StringEquals"][key] == {"Ref": "AWS::AccountId"}, where
 
 
+_ECS_SOURCE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"}
+
+
 def test_ecs_task_roles_also_name_the_calling_service_arn() -> None:
     for where, statement in trust_statements():
-        condition = statement["Condition"]
+        condition = statement.get("Condition")
         if isinstance(condition, dict) and "Fn::If" in condition:
-            ecs = condition["Fn::If"][2]["Fn::If"]
-            assert ecs[0] == "RunsOnEcs", where
-            assert ecs[1]["ArnLike"]["aws:SourceArn"] == {
-                "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"
-            }, where
+            otherwise = condition["Fn::If"][2]
+            if "Fn::If" in otherwise:  # ECS, or another service that names only the account
+                assert otherwise["Fn::If"][0] == "RunsOnEcs", where
+                ecs = otherwise["Fn::If"][1]
+            else:  # the principal is EC2 or ECS
+                ecs = otherwise
+            assert ecs["ArnLike"]["aws:SourceArn"] == _ECS_SOURCE_ARN, where
+        elif statement["Principal"]["Service"] == "ecs-tasks.amazonaws.com":
+            assert condition["ArnLike"]["aws:SourceArn"] == _ECS_SOURCE_ARN, where
+
+
+# --- every command the docs show runs under a role of deploy/ ---------------------------------
+
+# `shardline COMMAND [ACTION]` -> the role(s) that run it; `local` runs the local stack, no AWS.
+COMMAND_ROLES: dict[str, set[tuple[str, str]]] = {
+    "produce": {("iam-roles", "ProducerRole"), ("msk-iam-roles", "KafkaProducerRole")},
+    "consume": {("iam-roles", "ConsumerRole"), ("msk-iam-roles", "KafkaConsumerRole")},
+    "tail": {("iam-roles", "ConsumerRole"), ("msk-iam-roles", "KafkaConsumerRole")},
+    "replay": {("iam-roles", "ReplayRole"), ("msk-iam-roles", "KafkaReplayRole")},
+    "replay plan": {("replay-batch", "ReplayPlannerRole")},
+    "replay status": {("replay-batch", "ReplayPlannerRole")},
+    "replay run": {("replay-batch", "ReplayJobRole")},
+}
+NO_AWS_COMMANDS = {"local": "starts the local emulators on 127.0.0.1", "import": "python's import"}
+_DOCUMENTED_COMMAND = re.compile(r"\bshardline (?P<command>[a-z][a-z-]+)(?: (?P<action>plan|run|status)\b)?")
+
+
+def test_every_documented_command_runs_under_a_role() -> None:
+    documented = set()
+    for doc in sorted([*ROOT.joinpath("docs").glob("*.md"), ROOT / "README.md", ROOT / "deploy" / "README.md"]):
+        for match in _DOCUMENTED_COMMAND.finditer(doc.read_text()):
+            command, action = match["command"], match["action"]
+            documented.add(f"{command} {action}" if command == "replay" and action else command)
+    assert {"replay plan", "replay run", "replay status"} <= documented
+    unknown = documented - set(COMMAND_ROLES) - set(NO_AWS_COMMANDS)
+    assert not unknown, f"documented commands with no role in deploy/: {sorted(unknown)}"
+    every_role = set(roles())
+    for command, where in COMMAND_ROLES.items():
+        assert where <= every_role, (command, where - every_role)
+
+
+def test_replay_plan_and_status_have_a_role_and_the_slices_run_outside_batch() -> None:
+    """`replay plan|status` run under the planner role; `replay run --workers N` outside Batch
+    runs under the job role, which an ECS task may assume and, with
+    OperatorServicePrincipal=ec2.amazonaws.com, an EC2 instance through its instance profile."""
+    body = template("replay-batch")
+    resources, outputs = body["Resources"], body["Outputs"]
+    assert "ReplayPlannerRoleArn" in outputs
+    job_trust = resources["ReplayJobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    services = {s["Principal"]["Service"] for s in statements(job_trust)}
+    assert services == {"ecs-tasks.amazonaws.com", "ec2.amazonaws.com"}
+    ec2 = [s for s in job_trust if isinstance(s, dict) and "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in ec2] == ["RunsOnEc2"]
+    profiles = {
+        name: resource["Properties"]["Roles"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::InstanceProfile"
+    }
+    assert sorted(map(str, profiles.values())) == sorted(
+        [str([{"Ref": "ReplayJobRole"}]), str([{"Ref": "ReplayPlannerRole"}])]
+    )
+    assert all(resources[name]["Condition"] == "RunsOnEc2" for name in profiles)
+    assert {f"{name}Arn" for name in profiles} <= set(outputs)
