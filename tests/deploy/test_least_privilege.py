@@ -396,7 +396,7 @@ KAFKA_EVIDENCE = (
 
 KAFKA_COMPONENTS = {
     "KafkaProducerRole": {"producers.kafka", "producers._kafka_config"},
-    "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages"},
+    "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages", "consumers.tail.kafka"},
     "KafkaReplayRole": {"consumers.replay.kafka_range", "consumers._kafka_replay"},
     "KafkaBenchRole": {
         "benchmarks.run_msk",
@@ -483,6 +483,20 @@ def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses()
         )
         assert group_ids, module
         assert all(group_id.startswith(prefix) for group_id in group_ids), (module, group_ids)
+
+
+def test_consumer_role_admits_the_group_ids_its_code_uses() -> None:
+    """`consume` uses the deployment's group (``ConsumerGroup``); `tail` carries the fixed group
+    id shardline-tail, looked up but never joined or committed: the role may describe it, and
+    alter only the consumer's own group."""
+    grants = role_grants("msk-iam-roles", "KafkaConsumerRole")
+    described = [str(g.resource) for g in grants if g.action == "kafka-cluster:DescribeGroup"]
+    altered = [str(g.resource) for g in grants if g.action == "kafka-cluster:AlterGroup"]
+    assert altered and all(text.endswith("/${ConsumerGroup}'}") for text in altered), altered
+    fixed = re.findall(r'"group\.id": "([^"{]+)"', _code_only("consumers.tail.kafka").replace("'", '"'))
+    assert fixed == ["shardline-tail"], fixed
+    for group_id in fixed:
+        assert any(text.endswith(f"/{group_id}'}}") for text in described), (group_id, described)
 
 
 @pytest.mark.parametrize(
