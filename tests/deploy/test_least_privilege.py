@@ -212,7 +212,8 @@ def test_role_allows_every_call_its_code_makes(where: tuple[str, str]) -> None:
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
 def test_role_allows_nothing_its_code_never_calls(where: tuple[str, str]) -> None:
     component = COMPONENTS[where]
-    extra = role_actions(*where) - component.expected_actions()
+    aws = {action for action in role_actions(*where) if not action.startswith("kafka-cluster:")}
+    extra = aws - component.expected_actions()
     assert not extra, f"{where}: the role allows {sorted(extra)}, which no code of the component calls"
 
 
@@ -305,6 +306,8 @@ def test_each_grant_is_used_on_the_resource_it_names(where: tuple[str, str]) -> 
             continue  # the platform's reasons are listed; keys are checked by the KMS tests
         if grant.resource == "*":
             continue  # unscopable actions (test_templates.UNSCOPABLE_ACTIONS)
+        if grant.action.startswith("kafka-cluster:"):
+            continue  # MSK IAM grants: test_replay_batch_kafka_grants_match_the_code
         wanted = used.get(grant.action, set())
         assert any(name in str(grant.resource) for name in wanted), (
             f"{where}: {grant.action} is allowed on {grant.resource} ({grant.sid}), but the code "
@@ -390,6 +393,7 @@ KAFKA_EVIDENCE = (
         {"kafka-cluster:AlterGroup"},
     ),  # Join/Sync/OffsetCommit
     (re.compile(r"\bAdminClient\(|\bnew_client\(\s*AdminClient\b"), {"kafka-cluster:Connect"}),
+    (re.compile(r"\.list_topics\("), {"kafka-cluster:DescribeTopic"}),  # Metadata
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
@@ -440,6 +444,51 @@ def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None
     assert granted == expected, (
         f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
     )
+
+
+# replay-batch.yaml's roles on a kafka:// plan: role -> (modules, kafka-cluster actions the
+# code can use that the role must not have, with the reason).
+REPLAY_BATCH_KAFKA: dict[str, tuple[set[str], dict[str, str]]] = {
+    "ReplayJobRole": (
+        {"consumers.replay.kafka_range", "consumers._kafka_replay"},
+        {
+            "kafka-cluster:AlterGroup": "a slice gives its readers no checkpoint group (its progress "
+            "is in the job's table), so nothing is committed"
+        },
+    ),
+    "ReplayPlannerRole": ({"consumers.replay.plan"}, {}),  # kafka_partitions: AdminClient metadata
+}
+
+
+@pytest.mark.parametrize("role", sorted(REPLAY_BATCH_KAFKA))
+def test_replay_batch_kafka_grants_match_the_code(role: str) -> None:
+    """`replay plan|run` take kafka:// sources: the job's roles get exactly the MSK IAM actions
+    their code needs, on the plan's cluster, topic and the replay groups."""
+    modules, not_granted = REPLAY_BATCH_KAFKA[role]
+    expected = _kafka_code_actions(modules) - set(not_granted)
+    assert set(not_granted) <= _kafka_code_actions(modules), role
+    grants = [g for g in role_grants("replay-batch", role) if g.action.startswith("kafka-cluster:")]
+    granted = {g.action for g in grants}
+    assert granted == expected, f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    for grant in grants:
+        resource = str(grant.resource)
+        kind = {"Connect": "cluster/", "DescribeGroup": "group/"}.get(grant.action.split(":")[1], "topic/")
+        assert kind in resource and "${KafkaClusterName}/${KafkaClusterUuid}" in resource, grant
+        if kind == "topic/":
+            assert resource.endswith("/${KafkaTopic}'}"), grant
+        if kind == "group/":
+            assert resource.endswith("/shardline-replay-*'}"), grant
+    for module in modules:
+        group_ids = re.findall(r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"'))
+        assert all(group_id.startswith("shardline-replay-") for group_id in group_ids), (module, group_ids)
+
+
+def test_every_kafka_grant_is_checked_against_code() -> None:
+    checked = {("msk-iam-roles", role) for role in KAFKA_COMPONENTS}
+    checked |= {("replay-batch", role) for role in REPLAY_BATCH_KAFKA}
+    for where in roles():
+        if any(action.startswith("kafka-cluster:") for action in role_actions(*where)):
+            assert where in checked, where
 
 
 # Kafka roles whose component writes Shardline's sinks, and the Kinesis role of the same command.
