@@ -182,7 +182,10 @@ COMPONENTS[("replay-batch", "ReplayPlannerRole")] = Component(
         ("consumers.replay.ledger", "dynamodb:GetItem"): "slice claims, read by `replay run`",
         ("consumers.replay.ledger", "dynamodb:PutItem"): "the job row, bound by the first `replay run`",
         ("consumers.replay.ledger", "dynamodb:UpdateItem"): "slice claims and counts, by `replay run`",
-        ("consumers.replay.ledger", "dynamodb:BatchGetItem"): "live slices for the rate caps, by `replay run`",
+        (
+            "consumers.replay.ledger",
+            "dynamodb:BatchGetItem",
+        ): "live slices for the rate caps, by `replay run`",
     },
     not_granted={
         "kms:GenerateDataKey": "the manifest bucket is encrypted with S3's own key (replay-batch.yaml "
@@ -469,7 +472,9 @@ def test_replay_batch_kafka_grants_match_the_code(role: str) -> None:
     assert set(not_granted) <= _kafka_code_actions(modules), role
     grants = [g for g in role_grants("replay-batch", role) if g.action.startswith("kafka-cluster:")]
     granted = {g.action for g in grants}
-    assert granted == expected, f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    assert granted == expected, (
+        f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
     for grant in grants:
         resource = str(grant.resource)
         kind = {"Connect": "cluster/", "DescribeGroup": "group/"}.get(grant.action.split(":")[1], "topic/")
@@ -479,7 +484,9 @@ def test_replay_batch_kafka_grants_match_the_code(role: str) -> None:
         if kind == "group/":
             assert resource.endswith("/shardline-replay-*'}"), grant
     for module in modules:
-        group_ids = re.findall(r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"'))
+        group_ids = re.findall(
+            r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"')
+        )
         assert all(group_id.startswith("shardline-replay-") for group_id in group_ids), (module, group_ids)
 
 
@@ -786,7 +793,9 @@ _DOCUMENTED_COMMAND = re.compile(r"\bshardline (?P<command>[a-z][a-z-]+)(?: (?P<
 
 def test_every_documented_command_runs_under_a_role() -> None:
     documented = set()
-    for doc in sorted([*ROOT.joinpath("docs").glob("*.md"), ROOT / "README.md", ROOT / "deploy" / "README.md"]):
+    for doc in sorted(
+        [*ROOT.joinpath("docs").glob("*.md"), ROOT / "README.md", ROOT / "deploy" / "README.md"]
+    ):
         for match in _DOCUMENTED_COMMAND.finditer(doc.read_text()):
             command, action = match["command"], match["action"]
             documented.add(f"{command} {action}" if command == "replay" and action else command)
