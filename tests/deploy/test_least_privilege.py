@@ -163,6 +163,36 @@ COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
     },
 )
 
+COMPONENTS[("replay-batch", "ReplayPlannerRole")] = Component(
+    # `shardline replay plan` (lists the source, writes the manifest) and `shardline replay
+    # status` (reads the manifest, scans the job's table).
+    frozenset({"consumers.replay.plan", "consumers.replay.status"}),
+    never_runs={
+        "consumers.kinesis.polling": "imported with consumers.kinesis (for reader_client); the planner "
+        "makes its own GetShardIterator/GetRecords calls (consumers.replay.plan)",
+        "consumers.kinesis.efo": "imported with the consumers.kinesis package; the planner never subscribes",
+        "consumers.checkpoint.dynamodb": "imported for table_name_for (a name, no call); status scans "
+        "the job's table through consumers.replay.ledger",
+        "consumers.preflight": "imported with consumers.cli (plan parses a kafka:// source with it); "
+        "plan and status make no start-up check",
+        "consumers.sinks.deadletter": "imported with consumers.cli; plan only parses the sink and "
+        "dead-letter URIs, it writes neither",
+    },
+    never_calls={
+        ("consumers.replay.ledger", "dynamodb:GetItem"): "slice claims, read by `replay run`",
+        ("consumers.replay.ledger", "dynamodb:PutItem"): "the job row, bound by the first `replay run`",
+        ("consumers.replay.ledger", "dynamodb:UpdateItem"): "slice claims and counts, by `replay run`",
+        (
+            "consumers.replay.ledger",
+            "dynamodb:BatchGetItem",
+        ): "live slices for the rate caps, by `replay run`",
+    },
+    not_granted={
+        "kms:GenerateDataKey": "the manifest bucket is encrypted with S3's own key (replay-batch.yaml "
+        "names no key for it, and the job role reads the manifest without one)",
+    },
+)
+
 # Roles that run no Shardline code; their grants are checked by the resource tests below.
 SERVICE_ROLES = {
     ("firehose", "DeliveryRole"): "Firehose's own delivery into the archive bucket",
@@ -185,7 +215,8 @@ def test_role_allows_every_call_its_code_makes(where: tuple[str, str]) -> None:
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)
 def test_role_allows_nothing_its_code_never_calls(where: tuple[str, str]) -> None:
     component = COMPONENTS[where]
-    extra = role_actions(*where) - component.expected_actions()
+    aws = {action for action in role_actions(*where) if not action.startswith("kafka-cluster:")}
+    extra = aws - component.expected_actions()
     assert not extra, f"{where}: the role allows {sorted(extra)}, which no code of the component calls"
 
 
@@ -218,6 +249,11 @@ MODULE_RESOURCES: dict[str, set[str]] = {
     "consumers.sinks.deadletter": {"DeadLetterBucketArn"},
     "consumers.replay.ranges": {"ArchiveBucketArn"},
 }
+# A module whose calls act on different resources: (module, action) -> the template names.
+MODULE_ACTION_RESOURCES: dict[tuple[str, str], set[str]] = {
+    ("consumers.replay.plan", "s3:ListBucket"): {"ArchiveBucketArn"},  # the archive's objects
+    ("consumers.replay.plan", "s3:PutObject"): {"ManifestBucketArn"},  # plan --out s3://...
+}
 PREFLIGHT_RESOURCES = {
     "dynamodb:DescribeTable": {"LeaseTableArn", "SinkTableArn"},
     "s3:ListBucket": {"DeadLetterBucketArn", "ArchiveBucketArn"},
@@ -225,13 +261,19 @@ PREFLIGHT_RESOURCES = {
     "timestream:DescribeTable": {"TimestreamTableArn"},
     "kinesis:DescribeStreamSummary": {"StreamArn"},
 }
-STREAM_PARAMETER = {"BenchRole": "BenchStreamPrefix", "ReplayJobRole": "SourceStreamArn"}
+STREAM_PARAMETER = {
+    "BenchRole": "BenchStreamPrefix",
+    "ReplayJobRole": "SourceStreamArn",
+    "ReplayPlannerRole": "SourceStreamArn",
+}
 
 
 def _resources_of(where: tuple[str, str], call: ApiCall) -> set[str]:
     """The template names (parameters, resources) of what ``call`` may act on."""
     if call.module == "consumers.preflight":
         return PREFLIGHT_RESOURCES[call.action]
+    if (call.module, call.action) in MODULE_ACTION_RESOURCES:
+        return MODULE_ACTION_RESOURCES[(call.module, call.action)]
     if call.module in MODULE_RESOURCES:
         return MODULE_RESOURCES[call.module]
     assert call.service == "kinesis", f"{call}: say which resource {call.module} acts on"
@@ -267,6 +309,8 @@ def test_each_grant_is_used_on_the_resource_it_names(where: tuple[str, str]) -> 
             continue  # the platform's reasons are listed; keys are checked by the KMS tests
         if grant.resource == "*":
             continue  # unscopable actions (test_templates.UNSCOPABLE_ACTIONS)
+        if grant.action.startswith("kafka-cluster:"):
+            continue  # MSK IAM grants: test_replay_batch_kafka_grants_match_the_code
         wanted = used.get(grant.action, set())
         assert any(name in str(grant.resource) for name in wanted), (
             f"{where}: {grant.action} is allowed on {grant.resource} ({grant.sid}), but the code "
@@ -352,13 +396,14 @@ KAFKA_EVIDENCE = (
         {"kafka-cluster:AlterGroup"},
     ),  # Join/Sync/OffsetCommit
     (re.compile(r"\bAdminClient\(|\bnew_client\(\s*AdminClient\b"), {"kafka-cluster:Connect"}),
+    (re.compile(r"\.list_topics\("), {"kafka-cluster:DescribeTopic"}),  # Metadata
     (re.compile(r"\.create_topics\("), {"kafka-cluster:CreateTopic"}),
     (re.compile(r"\.delete_topics\("), {"kafka-cluster:DeleteTopic"}),
 )
 
 KAFKA_COMPONENTS = {
     "KafkaProducerRole": {"producers.kafka", "producers._kafka_config"},
-    "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages"},
+    "KafkaConsumerRole": {"consumers.kafka", "consumers._kafka_messages", "consumers.tail.kafka"},
     "KafkaReplayRole": {"consumers.replay.kafka_range", "consumers._kafka_replay"},
     "KafkaBenchRole": {
         "benchmarks.run_msk",
@@ -404,6 +449,55 @@ def test_kafka_role_matches_the_client_features_its_code_uses(role: str) -> None
     )
 
 
+# replay-batch.yaml's roles on a kafka:// plan: role -> (modules, kafka-cluster actions the
+# code can use that the role must not have, with the reason).
+REPLAY_BATCH_KAFKA: dict[str, tuple[set[str], dict[str, str]]] = {
+    "ReplayJobRole": (
+        {"consumers.replay.kafka_range", "consumers._kafka_replay"},
+        {
+            "kafka-cluster:AlterGroup": "a slice gives its readers no checkpoint group (its progress "
+            "is in the job's table), so nothing is committed"
+        },
+    ),
+    "ReplayPlannerRole": ({"consumers.replay.plan"}, {}),  # kafka_partitions: AdminClient metadata
+}
+
+
+@pytest.mark.parametrize("role", sorted(REPLAY_BATCH_KAFKA))
+def test_replay_batch_kafka_grants_match_the_code(role: str) -> None:
+    """`replay plan|run` take kafka:// sources: the job's roles get exactly the MSK IAM actions
+    their code needs, on the plan's cluster, topic and the replay groups."""
+    modules, not_granted = REPLAY_BATCH_KAFKA[role]
+    expected = _kafka_code_actions(modules) - set(not_granted)
+    assert set(not_granted) <= _kafka_code_actions(modules), role
+    grants = [g for g in role_grants("replay-batch", role) if g.action.startswith("kafka-cluster:")]
+    granted = {g.action for g in grants}
+    assert granted == expected, (
+        f"{role}: missing {sorted(expected - granted)}, extra {sorted(granted - expected)}"
+    )
+    for grant in grants:
+        resource = str(grant.resource)
+        kind = {"Connect": "cluster/", "DescribeGroup": "group/"}.get(grant.action.split(":")[1], "topic/")
+        assert kind in resource and "${KafkaClusterName}/${KafkaClusterUuid}" in resource, grant
+        if kind == "topic/":
+            assert resource.endswith("/${KafkaTopic}'}"), grant
+        if kind == "group/":
+            assert resource.endswith("/shardline-replay-*'}"), grant
+    for module in modules:
+        group_ids = re.findall(
+            r'"group\.id": (?:[^,\n]* or )?f?"([^"{]*)', _code_only(module).replace("'", '"')
+        )
+        assert all(group_id.startswith("shardline-replay-") for group_id in group_ids), (module, group_ids)
+
+
+def test_every_kafka_grant_is_checked_against_code() -> None:
+    checked = {("msk-iam-roles", role) for role in KAFKA_COMPONENTS}
+    checked |= {("replay-batch", role) for role in REPLAY_BATCH_KAFKA}
+    for where in roles():
+        if any(action.startswith("kafka-cluster:") for action in role_actions(*where)):
+            assert where in checked, where
+
+
 # Kafka roles whose component writes Shardline's sinks, and the Kinesis role of the same command.
 KAFKA_SINK_WRITERS = {"KafkaConsumerRole": "ConsumerRole", "KafkaReplayRole": "ReplayRole"}
 
@@ -445,6 +539,20 @@ def test_replay_groups_on_msk_have_a_role_matching_the_group_ids_the_code_uses()
         )
         assert group_ids, module
         assert all(group_id.startswith(prefix) for group_id in group_ids), (module, group_ids)
+
+
+def test_consumer_role_admits_the_group_ids_its_code_uses() -> None:
+    """`consume` uses the deployment's group (``ConsumerGroup``); `tail` carries the fixed group
+    id shardline-tail, looked up but never joined or committed: the role may describe it, and
+    alter only the consumer's own group."""
+    grants = role_grants("msk-iam-roles", "KafkaConsumerRole")
+    described = [str(g.resource) for g in grants if g.action == "kafka-cluster:DescribeGroup"]
+    altered = [str(g.resource) for g in grants if g.action == "kafka-cluster:AlterGroup"]
+    assert altered and all(text.endswith("/${ConsumerGroup}'}") for text in altered), altered
+    fixed = re.findall(r'"group\.id": "([^"{]+)"', _code_only("consumers.tail.kafka").replace("'", '"'))
+    assert fixed == ["shardline-tail"], fixed
+    for group_id in fixed:
+        assert any(text.endswith(f"/{group_id}'}}") for text in described), (group_id, described)
 
 
 @pytest.mark.parametrize(
@@ -634,6 +742,11 @@ def _trust_conditions(condition: Any) -> list[Any]:
 def test_trust_policies_name_the_calling_account() -> None:
     for where, statement in trust_statements():
         service = statement["Principal"]["Service"]
+        if service == "ec2.amazonaws.com":
+            # a statement of EC2's own (replay-batch's runners): EC2 names neither the account
+            # nor the instance; the statement exists only when the stack is told EC2 runs it
+            assert "Condition" not in statement, where
+            continue
         key = (
             TRUST_EXCEPTIONS.get(service, "aws:SourceAccount")
             if isinstance(service, str)
@@ -644,12 +757,75 @@ def test_trust_policies_name_the_calling_account() -> None:
             assert condition["StringEquals"][key] == {"Ref": "AWS::AccountId"}, where
 
 
+_ECS_SOURCE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"}
+
+
 def test_ecs_task_roles_also_name_the_calling_service_arn() -> None:
     for where, statement in trust_statements():
-        condition = statement["Condition"]
+        condition = statement.get("Condition")
         if isinstance(condition, dict) and "Fn::If" in condition:
-            ecs = condition["Fn::If"][2]["Fn::If"]
-            assert ecs[0] == "RunsOnEcs", where
-            assert ecs[1]["ArnLike"]["aws:SourceArn"] == {
-                "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"
-            }, where
+            otherwise = condition["Fn::If"][2]
+            if "Fn::If" in otherwise:  # ECS, or another service that names only the account
+                assert otherwise["Fn::If"][0] == "RunsOnEcs", where
+                ecs = otherwise["Fn::If"][1]
+            else:  # the principal is EC2 or ECS
+                ecs = otherwise
+            assert ecs["ArnLike"]["aws:SourceArn"] == _ECS_SOURCE_ARN, where
+        elif statement["Principal"]["Service"] == "ecs-tasks.amazonaws.com":
+            assert condition["ArnLike"]["aws:SourceArn"] == _ECS_SOURCE_ARN, where
+
+
+# --- every command the docs show runs under a role of deploy/ ---------------------------------
+
+# `shardline COMMAND [ACTION]` -> the role(s) that run it; `local` runs the local stack, no AWS.
+COMMAND_ROLES: dict[str, set[tuple[str, str]]] = {
+    "produce": {("iam-roles", "ProducerRole"), ("msk-iam-roles", "KafkaProducerRole")},
+    "consume": {("iam-roles", "ConsumerRole"), ("msk-iam-roles", "KafkaConsumerRole")},
+    "tail": {("iam-roles", "ConsumerRole"), ("msk-iam-roles", "KafkaConsumerRole")},
+    "replay": {("iam-roles", "ReplayRole"), ("msk-iam-roles", "KafkaReplayRole")},
+    "replay plan": {("replay-batch", "ReplayPlannerRole")},
+    "replay status": {("replay-batch", "ReplayPlannerRole")},
+    "replay run": {("replay-batch", "ReplayJobRole")},
+}
+NO_AWS_COMMANDS = {"local": "starts the local emulators on 127.0.0.1", "import": "python's import"}
+_DOCUMENTED_COMMAND = re.compile(r"\bshardline (?P<command>[a-z][a-z-]+)(?: (?P<action>plan|run|status)\b)?")
+
+
+def test_every_documented_command_runs_under_a_role() -> None:
+    documented = set()
+    for doc in sorted(
+        [*ROOT.joinpath("docs").glob("*.md"), ROOT / "README.md", ROOT / "deploy" / "README.md"]
+    ):
+        for match in _DOCUMENTED_COMMAND.finditer(doc.read_text()):
+            command, action = match["command"], match["action"]
+            documented.add(f"{command} {action}" if command == "replay" and action else command)
+    assert {"replay plan", "replay run", "replay status"} <= documented
+    unknown = documented - set(COMMAND_ROLES) - set(NO_AWS_COMMANDS)
+    assert not unknown, f"documented commands with no role in deploy/: {sorted(unknown)}"
+    every_role = set(roles())
+    for command, where in COMMAND_ROLES.items():
+        assert where <= every_role, (command, where - every_role)
+
+
+def test_replay_plan_and_status_have_a_role_and_the_slices_run_outside_batch() -> None:
+    """`replay plan|status` run under the planner role; `replay run --workers N` outside Batch
+    runs under the job role, which an ECS task may assume and, with
+    OperatorServicePrincipal=ec2.amazonaws.com, an EC2 instance through its instance profile."""
+    body = template("replay-batch")
+    resources, outputs = body["Resources"], body["Outputs"]
+    assert "ReplayPlannerRoleArn" in outputs
+    job_trust = resources["ReplayJobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    services = {s["Principal"]["Service"] for s in statements(job_trust)}
+    assert services == {"ecs-tasks.amazonaws.com", "ec2.amazonaws.com"}
+    ec2 = [s for s in job_trust if isinstance(s, dict) and "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in ec2] == ["RunsOnEc2"]
+    profiles = {
+        name: resource["Properties"]["Roles"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::IAM::InstanceProfile"
+    }
+    assert sorted(map(str, profiles.values())) == sorted(
+        [str([{"Ref": "ReplayJobRole"}]), str([{"Ref": "ReplayPlannerRole"}])]
+    )
+    assert all(resources[name]["Condition"] == "RunsOnEc2" for name in profiles)
+    assert {f"{name}Arn" for name in profiles} <= set(outputs)
