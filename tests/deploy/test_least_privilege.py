@@ -9,6 +9,7 @@ with the reason they are needed (or deliberately not granted).
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,9 +201,60 @@ SERVICE_ROLES = {
 }
 
 
+# Roles whose code is an engine's, not Shardline's: compared with the engine's own published
+# minimum permissions instead (test_kcl_daemon_role_grants_the_kcls_published_minimum).
+ENGINE_ROLES = {("kcl-daemon-role", "KclDaemonRole"): "the Java KCL's MultiLangDaemon"}
+
+
 def test_every_role_is_compared_with_code() -> None:
     kafka = {("msk-iam-roles", role) for role in KAFKA_COMPONENTS}
-    assert set(roles()) == set(COMPONENTS) | set(SERVICE_ROLES) | kafka
+    assert set(roles()) == set(COMPONENTS) | set(SERVICE_ROLES) | kafka | set(ENGINE_ROLES)
+
+
+_KCL_PERMISSIONS = json.loads((ROOT / "tests/fixtures/kcl/kcl_iam_permissions.json").read_text())
+_TABLE = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${ApplicationName}"
+# Each resource of the KCL's table, as kcl-daemon-role.yaml names it.  The fan-out consumer is
+# narrowed from the documented consumer/* to the one the KCL registers (named after the app).
+_KCL_RESOURCES: dict[str, Any] = {
+    "stream": {"Ref": "StreamArn"},
+    "stream-consumer": {"Fn::Sub": "${StreamArn}/consumer/${ApplicationName}:*"},
+    "lease-table": {"Fn::Sub": _TABLE},
+    "lease-table-index": {"Fn::Sub": _TABLE + "/index/*"},
+    "worker-metrics-table": {"Fn::Sub": _TABLE + "-WorkerMetricStats"},
+    "coordinator-state-table": {"Fn::Sub": _TABLE + "-CoordinatorState"},
+    "any": "*",
+}
+
+
+def test_kcl_daemon_role_grants_the_kcls_published_minimum() -> None:
+    """The daemon's role grants exactly the KCL's documented minimum (vendored with its origin in
+    tests/fixtures/kcl), each on the resource the table names, plus reading an encrypted stream;
+    Shardline's processor in it only writes sinks (the attached sink policies)."""
+    documented = {
+        (action, json.dumps(_KCL_RESOURCES[row["resource"]], sort_keys=True))
+        for row in _KCL_PERMISSIONS["rows"]
+        for action in row["actions"]
+    }
+    role = template("kcl-daemon-role")["Resources"]["KclDaemonRole"]
+    inline = [
+        Grant(action, resource, statement.get("Condition"), statement.get("Sid"))
+        for document in policy_documents(role)
+        for statement in statements(document["Statement"])
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+    own = [grant for grant in inline if grant.action != "kms:Decrypt"]
+    granted = {(grant.action, json.dumps(grant.resource, sort_keys=True)) for grant in own}
+    assert granted == documented
+    metrics = [grant for grant in own if grant.action == "cloudwatch:PutMetricData"]
+    assert [_condition(grant, "StringEquals", "cloudwatch:namespace") for grant in metrics] == [
+        {"Ref": "ApplicationName"}
+    ]
+    assert [g.resource for g in inline if g.action == "kms:Decrypt"] == [{"Ref": "StreamKeyArn"}]
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Ref": "SinkWritePolicyArn"},
+        {"Ref": "SinkCheckPolicyArn"},
+    ]
 
 
 @pytest.mark.parametrize("where", sorted(COMPONENTS), ids="/".join)

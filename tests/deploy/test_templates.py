@@ -20,7 +20,9 @@ from tests.deploy.policies import (
 from tests.deploy.templates import TEMPLATES, load
 
 # Actions AWS does not let a policy scope to a resource; a "*" resource is the only option.
-UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints", "ecr:GetAuthorizationToken"}
+# Actions IAM cannot scope to a resource (the Service Authorization Reference lists none for
+# them); PutMetricData is scoped by its cloudwatch:namespace condition instead.
+UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints", "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 # A wildcard inside a resource must end a prefix at a delimiter ("bucket/*", "stream/bench-*"),
 # so the prefix cannot match a sibling ("telemetry*" also matches "telemetryX").
 DELIMITERS = "/-.:_"
@@ -41,6 +43,7 @@ def test_there_are_templates_for_every_component() -> None:
         "iam-roles",
         "lambda-consumer",
         "dashboard",
+        "kcl-daemon-role",
     } <= names
 
 

@@ -113,6 +113,24 @@ def test_stream_table_bucket_and_roles_deploy(moto_endpoint: str) -> None:
     # attach ManagedPolicyArns; tests/deploy checks which roles attach the sink-write policy.)
     for output in ("ProducerRoleArn", "ConsumerRoleArn", "ReplayRoleArn", "BenchRoleArn"):
         assert f":role/shardline/{role_outputs[output].rsplit('/', 1)[-1]}" in role_outputs[output]
+    application = f"kcl-app-{suffix}"
+    kcl_outputs = _deploy(
+        cfn,
+        "kcl-daemon-role",
+        {
+            "StreamArn": stream_outputs["StreamArn"],
+            "StreamKeyArn": stream_outputs["StreamKeyArn"],
+            "ApplicationName": application,
+            "SinkWritePolicyArn": policy_outputs["SinkWritePolicyArn"],
+            "SinkCheckPolicyArn": policy_outputs["SinkCheckPolicyArn"],
+        },
+    )
+    kcl_role = kcl_outputs["KclDaemonRoleArn"].rsplit("/", 1)[-1]
+    assert f":role/shardline/{kcl_role}" in kcl_outputs["KclDaemonRoleArn"]
+    kcl_policy = str(iam.get_role_policy(RoleName=kcl_role, PolicyName="kcl")["PolicyDocument"])
+    assert f"table/{application}-WorkerMetricStats" in kcl_policy
+    assert stream_outputs["StreamArn"] in kcl_policy
+
     sink_policy = iam.get_policy(PolicyArn=policy_outputs["SinkWritePolicyArn"])["Policy"]
     assert sink_policy["Path"] == "/shardline/"
     version = iam.get_policy_version(PolicyArn=sink_policy["Arn"], VersionId=sink_policy["DefaultVersionId"])[
