@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import Any, Self
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumers._kafka_messages import partition_name, to_batches
+from consumers._kafka_thread import ConsumerThread
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
@@ -154,7 +154,8 @@ class KafkaReplaySource:
             "enable.partition.eof": True,
         }
         self._consumer = client.new_client(consumer_factory, conf)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-replay")
+        self._executor = ConsumerThread("shardline-kafka-replay")
+        self._close_timeout_s = client.consumer_close_timeout_s
         self._stopping = False
         self._closed = False
 
@@ -241,16 +242,17 @@ class KafkaReplaySource:
         self._stopping = True
 
     async def close(self) -> None:
-        """Commit the last checkpoints synchronously and release the client."""
+        """Commit the last checkpoints synchronously and release the client, waiting at most
+        ``KafkaClientConfig.consumer_close_timeout_s`` (past it the client goes on closing on
+        its daemon thread)."""
         if self._closed:
             return
         self._closed = True
         self._stopping = True
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._close_consumer)
-        finally:
-            self._executor.shutdown(wait=False)
+        topics = ", ".join(sorted({r.topic for r in self.ranges.values()}))
+        await self._executor.close_consumer(
+            self._close_consumer, timeout_s=self._close_timeout_s, topic=topics
+        )
 
     def _consume(self) -> list[Any]:
         with map_kafka_errors():  # a fatal client error, as its Shardline error

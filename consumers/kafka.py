@@ -37,7 +37,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -46,6 +45,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumers._kafka_messages import KafkaRecords, lazy_batches, partition_name
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
+from consumers._kafka_thread import ConsumerThread
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
@@ -202,7 +202,8 @@ class KafkaSource:
         self._client_errors = RepeatedWarning(log)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = client.new_client(consumer_factory, conf)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-kafka-consume")
+        self._executor = ConsumerThread("shardline-kafka-consume")
+        self._close_timeout_s = client.consumer_close_timeout_s
         self._stopping = False
         self._closed = False
         self._subscribed = False
@@ -367,22 +368,19 @@ class KafkaSource:
     async def close(self, timeout: float | None = None) -> None:
         """Commit what was acknowledged, leave the group and release the client.
 
-        ``timeout`` bounds the wait: past it, the client finishes closing on its own thread
-        and this returns (the group rebalances on session timeout at the latest).
+        ``timeout`` (default ``KafkaClientConfig.consumer_close_timeout_s``) bounds the wait:
+        past it, the client goes on closing on its daemon thread and this returns (the group
+        rebalances on session timeout at the latest).
         """
         if self._closed:
             return
         self._stopping = True
         self._closed = True
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(
-                asyncio.shield(loop.run_in_executor(self._executor, self._close_consumer)), timeout
-            )
-        except TimeoutError:
-            log.warning("closing the Kafka consumer timed out; it finishes on its own thread")
-        finally:
-            self._executor.shutdown(wait=False)
+        await self._executor.close_consumer(
+            self._close_consumer,
+            timeout_s=self._close_timeout_s if timeout is None else timeout,
+            topic=", ".join(self.topics),
+        )
 
     # --- consume thread ------------------------------------------------------------------------
 

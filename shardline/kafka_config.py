@@ -320,16 +320,26 @@ class KafkaClientConfig:
     ``extra`` passes further librdkafka properties through unchanged (tuning such as
     ``socket.keepalive.enable``); security properties are refused there so the security
     value is the one place they are set.
+
+    ``consumer_close_timeout_s`` bounds how long closing any consumer built from this
+    configuration may take.  confluent-kafka's ``Consumer.close()`` has no timeout of its own:
+    with the brokers gone it waits for librdkafka's broker threads and, for a group member,
+    for the last commit and the leave-group request (tens of seconds were seen).  Past the
+    bound the close is abandoned on its own daemon thread (``consumers._kafka_thread``).
     """
 
     bootstrap_servers: str
     security: KafkaSecurity = field(default_factory=Plaintext)
     client_id: str = "shardline"
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    consumer_close_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers or not self.bootstrap_servers.strip():
             raise ConfigurationError("bootstrap_servers must name at least one broker")
+        timeout = self.consumer_close_timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+            raise ConfigurationError("consumer_close_timeout_s must be a positive finite number of seconds")
         if not isinstance(self.security, Plaintext | Tls | Scram | MskIam):
             raise ConfigurationError(f"unknown security setting {type(self.security).__name__}")
         refuse_security_keys(self.extra, "extra")

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
+from consumers._kafka_thread import ConsumerThread
 from consumers.kafka import KafkaReplaySource, OffsetRange, ranges_for_times
 from shardline.errormap import map_kafka_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError
@@ -116,16 +117,23 @@ async def offset_ranges(
     assert from_time is not None and to_time is not None
     from confluent_kafka import Consumer
 
-    def resolve() -> list[OffsetRange]:
-        consumer = client.new_client(
-            Consumer, {**client.to_confluent(), "group.id": "shardline-replay-resolve"}
+    loop = asyncio.get_running_loop()
+    thread = ConsumerThread("shardline-replay-resolve")
+    conf = {**client.to_confluent(), "group.id": "shardline-replay-resolve"}
+    try:
+        consumer = await loop.run_in_executor(thread, client.new_client, Consumer, conf)
+    except BaseException:
+        thread.shutdown(wait=False)
+        raise
+    try:
+        return await loop.run_in_executor(
+            thread,
+            lambda: ranges_for_times(
+                consumer, topic, from_time, to_time, partitions=list(partitions) or None
+            ),
         )
-        try:
-            return ranges_for_times(consumer, topic, from_time, to_time, partitions=list(partitions) or None)
-        finally:
-            consumer.close()
-
-    return await asyncio.to_thread(resolve)
+    finally:
+        await thread.close_consumer(consumer.close, timeout_s=client.consumer_close_timeout_s, topic=topic)
 
 
 async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:

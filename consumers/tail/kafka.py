@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from consumers._kafka_messages import to_batches
+from consumers._kafka_thread import ConsumerThread
 from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import ConfigurationError, ResourceNotFoundError
@@ -67,7 +67,7 @@ class KafkaFollower:
         from confluent_kafka import Consumer, KafkaError
 
         loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shardline-tail-kafka")
+        executor = ConsumerThread("shardline-tail-kafka")
         conf = {
             **self._client.to_confluent(),
             "group.id": "shardline-tail",  # required by librdkafka; never joined or committed
@@ -93,8 +93,9 @@ class KafkaFollower:
                 for batch in to_batches(records):
                     yield batch
         finally:
-            await loop.run_in_executor(executor, consumer.close)
-            executor.shutdown(wait=False)
+            await executor.close_consumer(
+                consumer.close, timeout_s=self._client.consumer_close_timeout_s, topic=self._topic
+            )
 
     def _assign(self, consumer: Any) -> set[int]:
         """Assign every chosen partition at its start; the partitions (blocking: off the loop)."""
