@@ -14,7 +14,8 @@ Examples::
 
 Exit status of ``run``: 0 the slice (every slice, with ``--workers``) finished; 1 the slice
 (or a worker) failed; 2 bad arguments or a manifest that does not belong to the job's
-checkpoint namespace; 3 the slice is held by a live runner.  ``status``: 0 done, 3 running,
+checkpoint namespace; 3 the slice is held by a live runner; 130 stopped by Ctrl-C or SIGTERM
+(the slice is recorded as failed and given up at once; rerun to resume).  ``status``: 0 done, 3 running,
 4 failed (a slice failed, or its runner died), 5 pending; 1 the store could not be read, 2
 bad arguments.
 """
@@ -37,6 +38,7 @@ from shardline.errors import (
     ResourceNotFoundError,
     ShardlineError,
 )
+from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.logformat import setup_logging
 
 __all__ = ["ACTIONS", "build_parser", "main"]
@@ -234,11 +236,30 @@ async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from consumers.replay.manifest import load_manifest
-
     # the one logging set-up of every shardline command: botocore's DEBUG logs carry request
     # and response bodies, i.e. record payloads, so the SDK's loggers never go below WARNING
     setup_logging(args.log_level)
+    # SIGTERM (AWS Batch stopping a child, `kill`, a supervisor stopping its workers) is handled
+    # like Ctrl-C: the work is cancelled, a slice records that it stopped and gives up its claim,
+    # a supervisor stops its workers, and the command exits 130 instead of dying on the spot
+    work = asyncio.ensure_future(_run_manifest(args))
+    with GracefulInterrupts(on_stop=work.cancel) as interrupts:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not interrupts.interrupted:
+                raise
+    print(
+        "shardline replay run: interrupted; run the same command again to resume from the "
+        "slices' checkpoints",
+        file=sys.stderr,
+    )
+    return INTERRUPTED
+
+
+async def _run_manifest(args: argparse.Namespace) -> int:
+    from consumers.replay.manifest import load_manifest
+
     manifest = await load_manifest(args.manifest)
     if args.workers is not None:
         from consumers.replay.workers import run_workers

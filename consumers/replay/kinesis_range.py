@@ -95,14 +95,27 @@ class KinesisRangeReader:
         self.config = config
         self._clock = clock
         self._sleep = sleep
+        self._parents: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return f"KinesisRangeReader(stream={self.stream!r}, window={self.window!r})"
 
     async def partitions(self) -> list[str]:
+        if len(self.shard_ids) == 1:  # one shard (a sequence range): nothing to order
+            return list(self.shard_ids)
+        shards = await list_shards(self.client, stream_name=self.stream)
+        self._parents = {shard.shard_id: shard.parents for shard in shards}
         if self.shard_ids:
             return list(self.shard_ids)
-        return [shard.shard_id for shard in await list_shards(self.client, stream_name=self.stream)]
+        return [shard.shard_id for shard in shards]
+
+    def parents(self, partition: str) -> tuple[str, ...]:
+        """The shards ``partition`` was split or merged from: they are read before it.
+
+        Read side by side, a parent's older record of a key could reach the sink after the
+        child's newer one, leaving a plain (unguarded) sink with the older value.
+        """
+        return self._parents.get(partition, ())
 
     async def read(
         self, partition: str, after: str | None

@@ -36,7 +36,12 @@ _SNAPPY_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 
 
 class RangeReader(Protocol):
-    """A finite range of records split into partitions that are read independently."""
+    """A finite range of records split into partitions that are read independently.
+
+    A reader may also define ``parents(partition) -> Sequence[str]``: partitions that must be
+    finished before ``partition`` is read (a Kinesis child shard's parents; see
+    :class:`~consumers.replay.source.RangeSource`).
+    """
 
     async def partitions(self) -> list[str]: ...
 

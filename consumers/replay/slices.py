@@ -200,7 +200,7 @@ async def run_slice(
                 manifest, index, runner, store, ledger, stack, clock, outcome, flushed, on_progress
             )
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, ShardlineError) else type(exc).__name__
+            reason = _failure_reason(exc)
             try:
                 await ledger.finish(
                     index,
@@ -215,6 +215,15 @@ async def run_slice(
             raise
         await ledger.finish(index, runner, state="done", now=clock(), counts=_delta(outcome.counts, flushed))
     return outcome
+
+
+def _failure_reason(error: BaseException) -> str:
+    """What ``status`` shows for a failed attempt: never an exception's text unless Shardline wrote it."""
+    if isinstance(error, ShardlineError):
+        return f"{type(error).__name__}: {error}"
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM): run the slice again to resume it"
+    return type(error).__name__
 
 
 async def _claim(

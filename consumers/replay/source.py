@@ -10,6 +10,11 @@ falls inside a batch waits for the batch's end (the token is per batch).  A part
 to its end is marked ``SHARD_END`` once every record of it is resolved, and is skipped by a
 rerun.
 
+A reader that defines ``parents(partition)`` (the Kinesis range reader: a child shard of a
+split or merge) has each partition read only once every parent among the job's partitions is
+finished (``SHARD_END``, every record resolved), as the live consumer reads shards: read side
+by side, a parent's older record of a key could be written after the child's newer one.
+
 Each partition reader is a task owned by the source: its failure is handed to
 :meth:`RangeSource.batches`, so :meth:`Pipeline.run` raises it.
 """
@@ -20,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from consumers.checkpoint.base import CheckpointStore, Lease
@@ -75,6 +80,8 @@ class RangeSource:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._finished: dict[str, asyncio.Event] = {}
+        """Set once a partition is at ``SHARD_END``: its children may be read."""
 
     def __repr__(self) -> str:
         return f"RangeSource(reader={self.reader!r}, owner={self.owner!r})"
@@ -83,8 +90,12 @@ class RangeSource:
         partitions = await self.reader.partitions()
         self.partitions = len(partitions)
         slots = asyncio.Semaphore(self._concurrency)
+        self._finished = {partition: asyncio.Event() for partition in partitions}
         self._tasks = [
-            asyncio.create_task(self._read_partition(partition, slots), name=f"replay-{partition}")
+            asyncio.create_task(
+                self._read_partition(partition, slots, self._parents_in_job(partition)),
+                name=f"replay-{partition}",
+            )
             for partition in partitions
         ]
         finisher = asyncio.create_task(self._finish_when_read(), name="replay-reads-done")
@@ -106,8 +117,20 @@ class RangeSource:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._output.put(None)
 
-    async def _read_partition(self, partition: str, slots: asyncio.Semaphore) -> None:
+    def _parents_in_job(self, partition: str) -> tuple[str, ...]:
+        """The partitions of this job that must be finished before ``partition`` is read."""
+        parents: Callable[[str], Sequence[str]] | None = getattr(self.reader, "parents", None)
+        if parents is None:
+            return ()
+        return tuple(parent for parent in parents(partition) if parent in self._finished)
+
+    async def _read_partition(
+        self, partition: str, slots: asyncio.Semaphore, parents: tuple[str, ...]
+    ) -> None:
         try:
+            # waited for before taking a slot: children holding every slot would starve their parents
+            for parent in parents:
+                await self._finished[parent].wait()
             async with slots:
                 if self._stopping:
                     return
@@ -116,6 +139,7 @@ class RangeSource:
                 if lease.is_shard_end:
                     self.skipped += 1
                     await self.store.release(lease)
+                    self._finished[partition].set()
                     return
                 state = _Partition(lease)
                 self._open[partition] = state
@@ -198,6 +222,8 @@ class RangeSource:
             state.lease = await self.store.checkpoint(state.lease, SHARD_END)
             state.released = True
             await self.store.release(state.lease)
+        if partition in self._finished:
+            self._finished[partition].set()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -6,7 +6,11 @@ leases and heartbeat in the shared store).  Every process is watched: one that e
 error or is killed by a signal is reported on stderr with its slice, pid and cause, the other
 slices go on, and the exit status is 1 when any slice did not finish (``status`` then shows it
 as failed or stalled; run it again, here or elsewhere, to resume it).  Interrupting the
-supervisor terminates its workers (they stop where they are; their slices resume later).
+supervisor (Ctrl-C, SIGTERM) terminates its workers: each gets one SIGTERM, records its slice
+as stopped and gives its claim up, so a rerun resumes the slice at once; one that has not
+exited after :data:`STOP_GRACE_SECONDS` is killed (its claim then expires after
+``lease_seconds``).  Workers run in their own session, so a terminal's Ctrl-C reaches the
+supervisor alone and each worker is stopped exactly once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from typing import TextIO
 
 from shardline.errors import ConfigurationError
 
-__all__ = ["WorkerResult", "run_workers"]
+__all__ = ["STOP_GRACE_SECONDS", "WorkerResult", "run_workers"]
+
+STOP_GRACE_SECONDS = 30.0
+"""How long a terminated worker has to record its slice and exit before it is killed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ async def run_workers(
     workers: int,
     *,
     report: TextIO | None = None,
+    grace: float = STOP_GRACE_SECONDS,
 ) -> list[WorkerResult]:
     """Run ``slices`` as processes, ``workers`` at a time; every worker's end is reported."""
     if workers < 1:
@@ -74,7 +82,9 @@ async def run_workers(
         while queue or running:
             while queue and len(running) < workers:
                 index = queue.pop(0)
-                process = await asyncio.create_subprocess_exec(*worker_command(manifest, index))
+                process = await asyncio.create_subprocess_exec(
+                    *worker_command(manifest, index), start_new_session=True
+                )
                 print(f"replay workers: slice {index} started as pid {process.pid}", file=out, flush=True)
                 running[asyncio.create_task(process.wait())] = (index, process)
             finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -90,6 +100,21 @@ async def run_workers(
             if process.returncode is None:
                 process.terminate()
             task.cancel()
-        for _, process in running.values():
-            await process.wait()
+        for index, process in running.values():
+            await _stopped(process, grace)
+            stopped = WorkerResult(index, process.pid, process.returncode or 0)
+            print(
+                f"replay workers: slice {index} (pid {stopped.pid}) stopped: {stopped.cause}",
+                file=out,
+                flush=True,
+            )
     return sorted(results, key=lambda result: result.slice)
+
+
+async def _stopped(process: asyncio.subprocess.Process, grace: float) -> None:
+    """Wait up to ``grace`` seconds for a terminated worker, then kill it."""
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
