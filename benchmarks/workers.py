@@ -33,14 +33,13 @@ from benchmarks.run import INTERRUPT_MESSAGE, RunOptions, RunOutcome, gateway_co
 from benchmarks.targets import KinesisTarget
 from shardline.clients import aiobotocore_client
 from shardline.errors import BackgroundTaskError
+from shardline.parentwatch import stop_when_orphaned
 
 __all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_processes", "run_workers"]
 
 WORKER_START_ALLOWANCE_S = 120.0
 """Seconds a worker may take to start (interpreter, imports, stream lookup) beyond the run."""
 _STOP_TIMEOUT_S = 10.0
-_PARENT_POLL_S = 1.0
-"""How often a worker checks that its parent still runs."""
 
 WorkerMain = Callable[[Connection, RunOptions, str, str | None, bool], None]
 
@@ -52,7 +51,7 @@ def run_worker_process(
     try:
         if hasattr(os, "setpgrp"):
             os.setpgrp()  # a terminal's Ctrl-C reaches the parent only; it forwards one stop
-        _stop_when_orphaned(_parent_pid())
+        stop_when_orphaned(_parent_pid(), label="stream-bench worker")
         target = KinesisTarget(target_name, endpoint)
         progress = None if show_progress else open(os.devnull, "w")  # noqa: SIM115 - closed below
         try:
@@ -79,44 +78,6 @@ def _parent_pid() -> int:
     if parent is not None and parent.pid is not None:
         return parent.pid
     return os.getppid()
-
-
-def _stop_when_orphaned(
-    parent_pid: int, poll_s: float = _PARENT_POLL_S, *, stop: Callable[[], None] | None = None
-) -> threading.Thread:
-    """Stop this worker as on an interrupt once its parent is gone.
-
-    Workers leave the terminal's process group, so neither a SIGKILL of the parent nor a hang-up
-    of its terminal reaches them: without this they produced into the stream for the rest of the
-    run with nobody to collect what they measured.  A thread checks every ``poll_s`` whether this
-    process was handed to another parent; then it calls ``stop`` (by default SIGTERM to this
-    process: the run stops and sends its partial, which nobody receives; a second one if it
-    still runs after :data:`_STOP_TIMEOUT_S` stops it at once).  A watch that fails stops the
-    worker too, saying why on stderr: a worker that can no longer tell whether anyone collects
-    its result must not run on unwatched.
-    """
-    stop_worker = stop if stop is not None else _terminate_self
-
-    def watch() -> None:
-        try:
-            while os.getppid() == parent_pid:
-                time.sleep(poll_s)
-        except BaseException as exc:  # noqa: BLE001 - the worker is stopped; the cause is printed
-            print(
-                f"stream-bench worker: watching the parent process failed ({type(exc).__name__}); stopping",
-                file=sys.stderr,
-            )
-        stop_worker()
-
-    watcher = threading.Thread(target=watch, name="stream-bench-parent-watch", daemon=True)
-    watcher.start()
-    return watcher
-
-
-def _terminate_self() -> None:
-    for _ in range(2):
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(_STOP_TIMEOUT_S)
 
 
 async def _prepare_stream(endpoint: str | None, stream: str, shards: int) -> bool:

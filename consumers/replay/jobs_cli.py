@@ -40,6 +40,7 @@ from shardline.errors import (
 )
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.logformat import setup_logging
+from shardline.parentwatch import stop_when_orphaned
 
 __all__ = ["ACTIONS", "build_parser", "main"]
 
@@ -99,6 +100,8 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level on stderr (default WARNING; the AWS SDK's loggers stay at WARNING or above)",
     )
+    # given by `--workers N` to the slice runners it starts (consumers.replay.workers)
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
 
 
 def _status_parser(parser: argparse.ArgumentParser) -> None:
@@ -244,6 +247,10 @@ async def _run(args: argparse.Namespace) -> int:
     # a supervisor stops its workers, and the command exits 130 instead of dying on the spot
     work = asyncio.ensure_future(_run_manifest(args))
     with GracefulInterrupts(on_stop=work.cancel) as interrupts:
+        if args.supervisor_pid is not None:
+            # a slice runner of `--workers N`, in a session of its own: should its supervisor
+            # die unannounced (SIGKILL), it stops as on SIGTERM and gives its claim up
+            stop_when_orphaned(args.supervisor_pid, label="shardline replay run")
         try:
             return await work
         except asyncio.CancelledError:

@@ -10,12 +10,15 @@ supervisor (Ctrl-C, SIGTERM) terminates its workers: each gets one SIGTERM, reco
 as stopped and gives its claim up, so a rerun resumes the slice at once; one that has not
 exited after :data:`STOP_GRACE_SECONDS` is killed (its claim then expires after
 ``lease_seconds``).  Workers run in their own session, so a terminal's Ctrl-C reaches the
-supervisor alone and each worker is stopped exactly once.
+supervisor alone and each worker is stopped exactly once; each watches its supervisor
+(:mod:`shardline.parentwatch`) and stops the same way should the supervisor die without
+stopping it (SIGKILL, the OOM killer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -60,6 +63,8 @@ def worker_command(manifest: str, index: int) -> list[str]:
         manifest,
         "--slice",
         str(index),
+        "--supervisor-pid",
+        str(os.getpid()),
     ]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from consumers.replay import jobs_cli, manifest, slices, workers
+from shardline import parentwatch
 from shardline.interrupts import INTERRUPTED
 
 
@@ -110,3 +111,43 @@ def test_sigterm_stops_the_supervisor_and_its_workers(
 def test_a_stopped_slice_says_so_in_its_failure() -> None:
     assert slices._failure_reason(asyncio.CancelledError()).startswith("interrupted")
     assert slices._failure_reason(RuntimeError("payload bytes")) == "RuntimeError"
+
+
+def test_slice_runners_are_told_who_supervises_them() -> None:
+    command = workers.worker_command("m.json", 3)
+    assert command[-2:] == ["--supervisor-pid", str(os.getpid())]
+    assert _args("--slice", "3", "--supervisor-pid", "42").supervisor_pid == 42
+
+
+@pytest.mark.usefixtures("sigterm_guard")
+def test_a_slice_runner_whose_supervisor_is_gone_stops_and_records_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A supervisor killed with SIGKILL stops nobody: the runner's own watch must, as SIGTERM does."""
+    stopped: list[str] = []
+    watched: list[int] = []
+
+    def watch(parent_pid: int, *, label: str) -> object:
+        watched.append(parent_pid)
+
+        def stop_once() -> None:  # the real watch sends a second SIGTERM later; not in a test run
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        return parentwatch.stop_when_orphaned(parent_pid, label=label, poll_s=0.01, stop=stop_once)
+
+    async def run_slice(*args: Any, **kwargs: Any) -> None:
+        try:
+            await asyncio.sleep(20)
+        except asyncio.CancelledError:
+            stopped.append("cancelled")
+            raise
+        raise AssertionError("the runner was not stopped when its supervisor went away")
+
+    monkeypatch.setattr(manifest, "load_manifest", _load)
+    monkeypatch.setattr(slices, "run_slice", run_slice)
+    monkeypatch.setattr(jobs_cli, "stop_when_orphaned", watch)
+    gone = os.getppid() + 1_000_000  # not this process's parent: the supervisor is gone
+    assert jobs_cli.main("run", _args("--slice", "0", "--supervisor-pid", str(gone))) == INTERRUPTED
+    assert watched == [gone]
+    assert stopped == ["cancelled"]
+    assert "interrupted" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """A worker's parent watch ends in a stop, whether the parent went away or the watch failed.
 
-The watch is a thread the worker starts; its death must not leave the worker running on
-unwatched (producing into the stream with nobody to collect its result).
+The watch is a thread the worker starts (stream-bench's workers, replay's slice runners); its
+death must not leave the worker running on unwatched (producing into the stream, or holding a
+slice's claim, with nobody to collect its result).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 
 import pytest
 
-from benchmarks import workers
+from shardline import parentwatch
 
 
 def _stopped_by(watch_target: threading.Thread, stopped: threading.Event) -> bool:
@@ -21,7 +22,9 @@ def _stopped_by(watch_target: threading.Thread, stopped: threading.Event) -> boo
 
 def test_a_parent_that_is_gone_stops_the_worker() -> None:
     stopped = threading.Event()
-    watcher = workers._stop_when_orphaned(os.getppid() + 1_000_000, poll_s=0.01, stop=stopped.set)
+    watcher = parentwatch.stop_when_orphaned(
+        os.getppid() + 1_000_000, label="worker", poll_s=0.01, stop=stopped.set
+    )
     assert _stopped_by(watcher, stopped)
 
 
@@ -31,11 +34,11 @@ def test_a_failing_watch_stops_the_worker_and_says_why(
     def broken_getppid() -> int:
         raise OSError("no parent to ask")
 
-    monkeypatch.setattr(workers.os, "getppid", broken_getppid)
+    monkeypatch.setattr(parentwatch.os, "getppid", broken_getppid)
     stopped = threading.Event()
-    watcher = workers._stop_when_orphaned(1, poll_s=0.01, stop=stopped.set)
+    watcher = parentwatch.stop_when_orphaned(1, label="a worker", poll_s=0.01, stop=stopped.set)
     assert _stopped_by(watcher, stopped)
-    assert "watching the parent process failed (OSError); stopping" in capsys.readouterr().err
+    assert "a worker: watching the parent process failed (OSError); stopping" in capsys.readouterr().err
 
 
 def test_a_live_parent_keeps_the_worker_running(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,9 +50,9 @@ def test_a_live_parent_keeps_the_worker_running(monkeypatch: pytest.MonkeyPatch)
         asked.release()
         return 4242 if parent_alive.is_set() else 1
 
-    monkeypatch.setattr(workers.os, "getppid", getppid)
+    monkeypatch.setattr(parentwatch.os, "getppid", getppid)
     stopped = threading.Event()
-    watcher = workers._stop_when_orphaned(4242, poll_s=0.001, stop=stopped.set)
+    watcher = parentwatch.stop_when_orphaned(4242, label="worker", poll_s=0.001, stop=stopped.set)
     for _ in range(3):  # three looks at a live parent: nothing stopped
         assert asked.acquire(timeout=10)
     assert not stopped.is_set()
