@@ -227,7 +227,7 @@ async def _main(args: argparse.Namespace) -> int:
             args.checkpoint or f"replay-{args.name}.db", namespace=f"replay-{args.name}"
         )
         stack.push_async_callback(store.close)
-        with ProgressDisplay(args.name) as progress:
+        async with ProgressDisplay(args.name) as progress:
             job = ReplayJob(
                 reader,
                 sink,

@@ -284,11 +284,13 @@ async def _run_manifest(args: argparse.Namespace) -> int:
             raise ConfigurationError("give --slice I (or run as an AWS Batch array child) or --workers N")
         index = int(from_batch)
     manifest.slice(index)  # out of range: refused before any network call
+    from consumers.replay.progress import ProgressDisplay
     from consumers.replay.slices import run_slice
 
     if args.wait_held < 0:
         raise ConfigurationError("--wait-held must be >= 0")
-    outcome = await run_slice(manifest, index, wait_held=args.wait_held)
+    async with ProgressDisplay(f"{manifest.name} slice {index}") as progress:
+        outcome = await run_slice(manifest, index, wait_held=args.wait_held, on_progress=progress.advance)
     counts = outcome.counts
     print(
         f"slice {index}: done; read {counts['read']}, written {counts['written']}, "

@@ -42,6 +42,7 @@ def sigterm_guard() -> Iterator[None]:
 
 
 class _Manifest:
+    name = "backfill"
     slices = (object(), object())
 
     def slice(self, index: int) -> object:
