@@ -31,7 +31,7 @@ import os
 import platform
 import threading
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -41,6 +41,7 @@ from botocore.loaders import Loader, create_loader
 
 from shardline import __version__
 from shardline.endpoints import warn_if_plaintext_remote
+from shardline.errormap import map_client_creation_errors
 from shardline.errors import ConfigurationError
 
 __all__ = [
@@ -156,13 +157,14 @@ def boto3_client(
     """
     if client is not None:
         return client
-    session = session if session is not None else boto3.Session()
-    created = session.client(
-        service,  # type: ignore[call-overload]
-        region_name=region_name or default_region(session),
-        endpoint_url=endpoint_url,
-        config=client_config(config),
-    )
+    with map_client_creation_errors(service):
+        session = session if session is not None else boto3.Session()
+        created = session.client(
+            service,  # type: ignore[call-overload]
+            region_name=region_name or default_region(session),
+            endpoint_url=endpoint_url,
+            config=client_config(config),
+        )
     _warn_if_plaintext(service, created)
     return created
 
@@ -197,13 +199,18 @@ async def _aiobotocore_client(
     if client is not None:
         yield client
         return
-    if session is None:
-        session = new_aiobotocore_session()
-    async with session.create_client(
-        service,
-        region_name=region_name or default_region(session),
-        endpoint_url=endpoint_url,
-        config=client_config(config),
-    ) as created:
+    async with AsyncExitStack() as stack:
+        # Only the building is mapped: errors of the caller's block pass through as they are.
+        with map_client_creation_errors(service):
+            if session is None:
+                session = new_aiobotocore_session()
+            created = await stack.enter_async_context(
+                session.create_client(
+                    service,
+                    region_name=region_name or default_region(session),
+                    endpoint_url=endpoint_url,
+                    config=client_config(config),
+                )
+            )
         _warn_if_plaintext(service, created)
         yield created

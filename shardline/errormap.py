@@ -21,15 +21,24 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
 
 from botocore.exceptions import (
+    BaseEndpointResolverError,
     BotoCoreError,
     ClientError,
+    ConfigNotFound,
+    ConfigParseError,
     ConnectionError,
     HTTPClientError,
     IncompleteReadError,
+    InvalidConfigError,
+    InvalidEndpointConfigurationError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+    ProfileNotFound,
+    UnknownCredentialError,
+    UnknownRegionError,
 )
 
 from shardline.errors import (
@@ -64,6 +73,7 @@ __all__ = [
     "from_kafka_error",
     "kafka_error_classes",
     "map_aws_errors",
+    "map_client_creation_errors",
     "map_kafka_errors",
     "not_a_kinesis_answer",
     "translate",
@@ -243,6 +253,21 @@ KAFKA_ERROR_CODES: Final[Mapping[str, type[ShardlineError]]] = MappingProxyType(
 librdkafka's own verdict: ``fatal()`` -> FatalKafkaError, ``retriable()`` -> TransientServiceError,
 otherwise ServiceError."""
 
+_CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
+    ProfileNotFound,  # AWS_PROFILE names a profile the config files lack
+    ConfigNotFound,
+    ConfigParseError,
+    InvalidConfigError,
+    InvalidRegionError,  # AWS_REGION="us east"
+    UnknownRegionError,
+    BaseEndpointResolverError,  # no endpoint for this service in this region
+    InvalidEndpointConfigurationError,
+    UnknownCredentialError,
+)
+"""botocore errors that say the AWS configuration (profile, region, config files) is wrong.
+Their messages name only the setting (a profile, a region, a file path), never a secret, so
+they are kept: "ProfileNotFound" alone does not say which profile."""
+
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError, ProxyConnectionError
     HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ResponseStreamingError
@@ -357,6 +382,8 @@ def translate(exc: BaseException, *, service: str = "") -> ShardlineError | None
         mapped = ValidationError(_one_line(str(exc)))
     elif isinstance(exc, NoCredentialsError | PartialCredentialsError | NoRegionError):
         mapped = ConfigurationError(f"{type(exc).__name__}: configure AWS credentials and region")
+    elif isinstance(exc, _CONFIGURATION_ERRORS):
+        mapped = ConfigurationError(f"{type(exc).__name__}: {_one_line(str(exc))}")
     elif isinstance(exc, _TRANSPORT_ERRORS + _AIOHTTP_ERRORS):
         mapped = TransientServiceError(
             f"{service + ': ' if service else ''}{type(exc).__name__} (connection or timeout)",
@@ -482,6 +509,48 @@ def map_aws_errors(service: str = "") -> _Boundary:
     is not a client-library error propagates unchanged.
     """
     return _Boundary(service, kafka=False)
+
+
+class _ClientCreationBoundary:
+    """Re-raises what building an AWS client raised as a :class:`ConfigurationError`."""
+
+    __slots__ = ("_service",)
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, ShardlineError) or not isinstance(exc, Exception):
+            return False
+        mapped = translate(exc, service=self._service)
+        if mapped is None and isinstance(exc, ValueError):
+            # botocore's "Invalid endpoint: 127.0.0.1:4567" (a URL without its scheme)
+            variable = "AWS_ENDPOINT_URL_" + self._service.upper().replace("-", "_")
+            mapped = ConfigurationError(
+                f"cannot create the {self._service} client: {_one_line(str(exc))}; an endpoint is "
+                f"a URL with its scheme (http://127.0.0.1:4567): check {variable}, "
+                "AWS_ENDPOINT_URL and endpoint_url"
+            )
+        if mapped is None:
+            return False
+        raise mapped from exc
+
+
+def map_client_creation_errors(service: str) -> _ClientCreationBoundary:
+    """Wrap the building of an AWS client (not its calls): what fails there is configuration.
+
+    botocore raises a plain ``ValueError`` for an endpoint URL it cannot use (``AWS_ENDPOINT_URL_KINESIS=
+    127.0.0.1:4567``, the scheme forgotten) and ``ProfileNotFound`` or ``InvalidRegionError`` for
+    a profile or region it cannot use; each becomes a :class:`ConfigurationError` naming the
+    setting, so a command reports it in one line with exit status 2 instead of a traceback.
+    Around client calls use :func:`map_aws_errors`, which lets ``ValueError`` through.
+    """
+    return _ClientCreationBoundary(service)
 
 
 def map_kafka_errors() -> _Boundary:

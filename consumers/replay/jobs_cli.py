@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from shardline.cli import EXIT_FAILED, OneLineArgumentParser, aware_time_argument, exit_status_for
@@ -41,6 +41,9 @@ from shardline.errors import (
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 from shardline.logformat import setup_logging
 from shardline.parentwatch import stop_when_orphaned
+
+if TYPE_CHECKING:
+    from consumers.preflight import ResourceCheck
 
 __all__ = ["ACTIONS", "build_parser", "main"]
 
@@ -174,6 +177,10 @@ async def _plan(args: argparse.Namespace) -> int:
         from consumers._pipeline_transform import load_transform
 
         load_transform(args.transform)
+    # the source is what plan reads: a missing one is named in one line, exit 2, as by `replay`
+    from consumers.preflight import run_checks
+
+    await run_checks([_source_check(source)])
     slices, bounds = await _cut(source, args)
     manifest = Manifest(
         name=args.name,
@@ -195,6 +202,18 @@ async def _plan(args: argparse.Namespace) -> int:
     print(f"hash: {manifest.hash}")
     print(f"slices: {len(slices)} ({units} units; work per slice {min(weights)}..{max(weights)})")
     return 0
+
+
+def _source_check(source: Any) -> ResourceCheck:
+    """The lookup of the stream, topic or archive bucket a plan is cut from."""
+    from consumers.preflight import kafka_topics_check, kinesis_stream_check, s3_bucket_check
+    from consumers.replay.plan import kafka_source_client
+
+    if source.kind == "s3":
+        return s3_bucket_check(source.location, "the SOURCE argument")
+    if source.kind == "kinesis":
+        return kinesis_stream_check(source.location, "the SOURCE argument")
+    return kafka_topics_check([source.path], "the SOURCE argument", kafka_source_client(source.uri))
 
 
 async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:

@@ -96,10 +96,13 @@ def sink_from_uri(uri: str, **options: Any) -> Sink:
     """
     if isinstance(uri, str) and is_file_uri(uri):
         return FileSink(file_uri_path(uri), **options)
+    # a misspelt scheme is named as such, with or without "//" ("fle:out.jsonl" was reported as
+    # "not a sink URI (expected scheme://...)", though file:out.jsonl needs none)
+    written = urlsplit(uri).scheme.lower() if isinstance(uri, str) else ""
+    if written and written not in _SINKS:
+        raise ConfigurationError(f"unknown sink scheme {written!r}; known: {', '.join(sorted(_SINKS))}")
     scheme, netloc, path, query = parse_uri(uri)
-    builder = _SINKS.get(scheme)
-    if builder is None:
-        raise ConfigurationError(f"unknown sink scheme {scheme!r}; known: {', '.join(sorted(_SINKS))}")
+    builder = _SINKS[scheme]
     return builder(netloc, path, query, uri, dict(options))
 
 

@@ -166,6 +166,21 @@ def test_a_missing_source_or_sink_is_one_line_naming_it(moto_endpoint: str, tmp_
     assert result.stderr.count("\n") == 1 and f"DynamoDB table '{missing}' (named by --sink)" in result.stderr
 
 
+def test_plan_names_a_missing_source_in_one_line(moto_endpoint: str, tmp_path: Path) -> None:
+    # `replay plan` listed the source without looking it up first: exit 1 and
+    # "ResourceNotFoundError: NoSuchBucket: The specified bucket does not exist", naming nothing
+    missing = f"absent-{uuid.uuid4().hex[:8]}"
+    checkpoint = ("--checkpoint", "dynamodb://replay", "--slices", "2", "--out", str(tmp_path / "plan.json"))
+    # an archive is read whole; a stream is cut into windows from --from
+    for source in ((f"s3://{missing}/raw/",), (f"kinesis://{missing}", "--from", "2024-05-01T00:00:00Z")):
+        args = ("plan", *source, "--name", "n", "--sink", f"file://{tmp_path}/o.jsonl", *checkpoint)
+        result = shardline(*args, cwd=tmp_path, endpoint=moto_endpoint)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and missing in lines[0] and "the SOURCE argument" in lines[0], result.stderr
+        assert not (tmp_path / "plan.json").exists()
+
+
 NAMED = ("--name", "n", "--sink", "file:///x")
 KINESIS = ("kinesis://s",)
 KAFKA = ("kafka://h:1/t",)

@@ -5,6 +5,7 @@ differently or hang)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,31 @@ def test_deaggregation_options() -> None:
     assert bigger.max_record_bytes == 10 * 1024 * 1024
     with pytest.raises(SystemExit):
         _args("kinesis://s", "--sink", "file:///x", "--deaggregation", "sometimes")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("AWS_ENDPOINT_URL_KINESIS", "127.0.0.1:1", "AWS_ENDPOINT_URL_KINESIS"),  # scheme forgotten
+        ("AWS_PROFILE", "no-such-profile", "no-such-profile"),
+    ],
+    ids=["endpoint-without-scheme", "unknown-profile"],
+)
+def test_unusable_aws_configuration_exits_2_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    # these were a traceback (endpoint) and "consumer failed: ProfileNotFound" (exit 1)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", f"{tmp_path}/missing-config")
+    monkeypatch.setenv(variable, value)
+    argv = ("kinesis://s", "--checkpoint", "memory://", "--sink", f"file://{tmp_path}/out.jsonl")
+    assert command.run(_args(*argv, "--log-format", "text")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and named in err

@@ -231,3 +231,41 @@ async def test_a_plain_http_endpoint_beyond_the_machine_is_warned_about_once(
         boto3_client("kinesis", region_name="eu-west-1", endpoint_url="https://kinesis.example.com")
     warned = [record for record in caplog.records if "plaintext" in record.getMessage()]
     assert len(warned) == 1 and "kinesis client" in warned[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "variable", ["AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"], ids=["per-service", "global"]
+)
+async def test_an_endpoint_without_its_scheme_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    # botocore raises a bare ValueError("Invalid endpoint: ...") here; a command printed it as
+    # a traceback and exited 1
+    monkeypatch.setenv(variable, "127.0.0.1:4567")
+    with pytest.raises(ConfigurationError, match="AWS_ENDPOINT_URL_KINESIS") as raised:
+        boto3_client("kinesis", region_name="us-east-1")
+    assert "127.0.0.1:4567" in str(raised.value)
+    with pytest.raises(ConfigurationError, match="http://"):
+        async with aiobotocore_client("kinesis", region_name="us-east-1"):
+            pass
+
+
+def test_a_profile_that_does_not_exist_is_a_configuration_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, no_region: None
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigurationError, match="no-such-profile"):
+        boto3_client("kinesis")
+
+
+async def test_an_unusable_region_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="us east"):
+        async with aiobotocore_client("kinesis", region_name="us east"):
+            pass
+
+
+async def test_errors_inside_the_client_block_are_not_mapped() -> None:
+    # only building the client is configuration; the caller's own ValueError passes through
+    with pytest.raises(ValueError, match="the caller's"):
+        async with aiobotocore_client("kinesis", region_name="us-east-1"):
+            raise ValueError("the caller's")

@@ -12,9 +12,11 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     EventStreamError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 from confluent_kafka import KafkaError, KafkaException
@@ -253,6 +255,21 @@ def test_client_side_botocore_errors() -> None:
     assert type(from_botocore(ParamValidationError(report="bad"))) is ValidationError
     assert type(from_botocore(NoCredentialsError())) is ConfigurationError
     assert type(from_botocore(NoRegionError())) is ConfigurationError
+
+
+@pytest.mark.parametrize(
+    ("exc", "named"),
+    [
+        (ProfileNotFound(profile="telemetry"), "telemetry"),
+        (InvalidRegionError(region_name="us east"), "us east"),
+    ],
+    ids=["ProfileNotFound", "InvalidRegionError"],
+)
+def test_botocore_configuration_errors_name_the_setting(exc: Exception, named: str) -> None:
+    # ProfileNotFound was a non-retriable ServiceError saying only "ProfileNotFound"
+    mapped = from_botocore(exc, service="kinesis")
+    assert type(mapped) is ConfigurationError and not mapped.retriable
+    assert named in str(mapped) and mapped.__cause__ is exc
 
 
 def test_event_stream_errors_map_by_code() -> None:

@@ -88,6 +88,13 @@ def test_bad_uris_are_rejected_before_any_io(uri: str) -> None:
         sink_from_uri(uri)
 
 
+@pytest.mark.parametrize("uri", ["fle:readings.jsonl", "dynamo:readings", "dynamo://readings"])
+def test_a_misspelt_sink_scheme_is_named_with_the_known_ones(uri: str) -> None:
+    # without "//" it was "not a sink URI (expected scheme://...)", though file:x.jsonl needs none
+    with pytest.raises(ConfigurationError, match=r"unknown sink scheme '(fle|dynamo)'; known: dynamodb, f"):
+        sink_from_uri(uri)
+
+
 def test_bad_dead_letter_scheme() -> None:
     with pytest.raises(ConfigurationError):
         dead_letter_from_uri("dynamodb://t")
