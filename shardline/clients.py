@@ -137,7 +137,7 @@ def default_region(session: Any | None = None) -> str:
     if not region:
         raise ConfigurationError(
             "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION, a region in the "
-            "AWS_PROFILE's config, or pass region_name"
+            "AWS_PROFILE's config (from code: region_name=...)"
         )
     return region
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     BaseEndpointResolverError,
@@ -385,8 +386,10 @@ def translate(exc: BaseException, *, service: str = "") -> ShardlineError | None
     elif isinstance(exc, _CONFIGURATION_ERRORS):
         mapped = ConfigurationError(f"{type(exc).__name__}: {_one_line(str(exc))}")
     elif isinstance(exc, _TRANSPORT_ERRORS + _AIOHTTP_ERRORS):
+        where = _endpoint_of(exc)
         mapped = TransientServiceError(
-            f"{service + ': ' if service else ''}{type(exc).__name__} (connection or timeout)",
+            f"{service + ': ' if service else ''}{type(exc).__name__}"
+            f"{' at ' + where if where else ''} (connection or timeout)",
             code=type(exc).__name__,
             service=service,
         )
@@ -494,6 +497,30 @@ class _Boundary:
         if mapped is None:
             return False  # a programming error: let it through as it is
         raise mapped from exc
+
+
+def _endpoint_of(exc: BaseException) -> str:
+    """``scheme://host:port`` of the endpoint a transport error was trying, or ``""``.
+
+    "EndpointConnectionError (connection or timeout)" alone left a user with a mistyped
+    ``AWS_ENDPOINT_URL_KINESIS`` guessing which endpoint was tried.  Only the scheme, host and
+    port are kept: a URL's user info, path and query can carry credentials or signatures.
+    """
+    url = getattr(exc, "kwargs", {}).get("endpoint_url") if isinstance(exc, BotoCoreError) else None
+    if isinstance(url, str):
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return ""
+        if parts.scheme and host:
+            host = f"[{host}]" if ":" in host else host
+            return f"{parts.scheme}://{host}{f':{port}' if port else ''}"
+        return ""
+    host, port = getattr(exc, "host", None), getattr(exc, "port", None)  # aiohttp's connector errors
+    if isinstance(host, str) and host and isinstance(port, int):
+        return f"{host}:{port}"
+    return ""
 
 
 def map_aws_errors(service: str = "") -> _Boundary:

@@ -45,8 +45,9 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
     Keyword ``options`` go to the store's constructor (e.g. ``client=`` for DynamoDB).
     """
     if not isinstance(uri, str) or "://" not in uri:
+        given = f", got {uri[:80]!r}" if isinstance(uri, str) else f", got a {type(uri).__name__}"
         raise ConfigurationError(
-            "checkpoint store must be a URI: memory://, sqlite:///PATH or dynamodb://TABLE"
+            f"checkpoint store must be a URI: memory://, sqlite:///PATH or dynamodb://TABLE{given}"
         )
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
@@ -61,7 +62,10 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
         if "create_table" in query:
             options.setdefault("create_table", _flag(query.pop("create_table"), "create_table"))
     if query:
-        raise ConfigurationError(f"unknown checkpoint URI option(s): {', '.join(sorted(query))}")
+        known = "namespace, and for dynamodb:// region_name, endpoint_url, create_table"
+        raise ConfigurationError(
+            f"unknown checkpoint URI option(s): {', '.join(sorted(query))} (known: {known})"
+        )
     if scheme == "memory":
         return MemoryCheckpointStore(**options)
     if scheme == "sqlite":

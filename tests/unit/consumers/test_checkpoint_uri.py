@@ -60,3 +60,16 @@ def test_bad_uris_are_configuration_errors(uri: str) -> None:
 def test_bad_namespace_is_rejected() -> None:
     with pytest.raises(ValidationError):
         open_checkpoint_store("memory://", namespace="has space")
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("sqlite:/x.db", "got 'sqlite:/x.db'"),  # one slash: what was given, so the typo shows
+        ("dynamodb://leases?create=true", "known: namespace, and for dynamodb:// region_name"),
+    ],
+)
+def test_a_refused_checkpoint_uri_says_what_was_given_and_what_is_known(uri: str, says: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        open_checkpoint_store(uri)
+    assert says in str(refused.value)

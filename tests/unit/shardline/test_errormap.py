@@ -251,6 +251,27 @@ def test_transport_failures_are_transient(exc: BaseException) -> None:
     assert mapped.__cause__ is exc
 
 
+@pytest.mark.parametrize(
+    ("exc", "named"),
+    [
+        (EndpointConnectionError(endpoint_url="http://127.0.0.1:4567/"), "at http://127.0.0.1:4567 "),
+        (
+            ReadTimeoutError(endpoint_url="https://user:secret@kinesis.example:443/p?X-Amz-Signature=abc"),
+            "at https://kinesis.example:443 ",
+        ),
+        (EndpointConnectionError(endpoint_url="http://[::1]:4567"), "at http://[::1]:4567 "),
+        (EndpointConnectionError(endpoint_url="127.0.0.1:4567"), "EndpointConnectionError (connection"),
+    ],
+    ids=["plain", "credentials-dropped", "ipv6", "no-scheme"],
+)
+def test_transport_failures_name_the_endpoint_and_nothing_else_of_its_url(exc: Exception, named: str) -> None:
+    """Which endpoint was tried (a mistyped AWS_ENDPOINT_URL_KINESIS), never the URL's user
+    info, path or query (credentials, signatures)."""
+    message = str(from_botocore(exc, service="kinesis"))
+    assert named in message
+    assert "secret" not in message and "Signature" not in message and "/p" not in message
+
+
 def test_client_side_botocore_errors() -> None:
     assert type(from_botocore(ParamValidationError(report="bad"))) is ValidationError
     assert type(from_botocore(NoCredentialsError())) is ConfigurationError
