@@ -493,10 +493,13 @@ class _Boundary:
     ) -> Literal[False]:
         if exc is None or isinstance(exc, ShardlineError) or not isinstance(exc, Exception):
             return False  # nothing raised, already mapped, or cancellation / exit: untouched
-        mapped = _translate_kafka(exc) if self._kafka else translate(exc, service=self._service)
+        mapped = self._map(exc)
         if mapped is None:
             return False  # a programming error: let it through as it is
         raise mapped from exc
+
+    def _map(self, exc: Exception) -> ShardlineError | None:
+        return _translate_kafka(exc) if self._kafka else translate(exc, service=self._service)
 
 
 def _endpoint_of(exc: BaseException) -> str:
@@ -538,22 +541,15 @@ def map_aws_errors(service: str = "") -> _Boundary:
     return _Boundary(service, kafka=False)
 
 
-class _ClientCreationBoundary:
+class _ClientCreationBoundary(_Boundary):
     """Re-raises what building an AWS client raised as a :class:`ConfigurationError`."""
 
-    __slots__ = ("_service",)
+    __slots__ = ()
 
     def __init__(self, service: str) -> None:
-        self._service = service
+        super().__init__(service, kafka=False)
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Literal[False]:
-        if exc is None or isinstance(exc, ShardlineError) or not isinstance(exc, Exception):
-            return False
+    def _map(self, exc: Exception) -> ShardlineError | None:
         mapped = translate(exc, service=self._service)
         if mapped is None and isinstance(exc, ValueError):
             # botocore's "Invalid endpoint: 127.0.0.1:4567" (a URL without its scheme)
@@ -563,9 +559,7 @@ class _ClientCreationBoundary:
                 f"a URL with its scheme (http://127.0.0.1:4567): check {variable}, "
                 "AWS_ENDPOINT_URL and endpoint_url"
             )
-        if mapped is None:
-            return False
-        raise mapped from exc
+        return mapped
 
 
 def map_client_creation_errors(service: str) -> _ClientCreationBoundary:

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from benchmarks.gateway import KinesisGateway, ManualClock, ShardLimits
 from shardline.limits import HASH_KEY_MAX
+from tests.unit.benchmarks.fake_backend import serving
 
 STREAM = "s"
 SHARD = "shardId-000000000000"
@@ -67,17 +68,8 @@ class Backend:
 @pytest.fixture
 async def backend() -> AsyncIterator[tuple[str, Backend]]:
     state = Backend()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", state
-    finally:
-        await runner.cleanup()
+    async with serving(state.handle) as url:
+        yield url, state
 
 
 async def _call(session: aiohttp.ClientSession, endpoint: str, operation: str, body: dict[str, Any]) -> Any:

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from benchmarks.gateway import KinesisGateway
+from tests.unit.benchmarks.fake_backend import serving
 
 FIRST_EVENT = b"E" * 100
 _BOUND_S = 10.0
@@ -35,17 +36,8 @@ async def failing_backend() -> AsyncIterator[tuple[str, asyncio.Event]]:
         request.transport.abort()
         return answer
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", subscribe)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", client_has_first_event
-    finally:
-        await runner.cleanup()
+    async with serving(subscribe) as url:
+        yield url, client_has_first_event
 
 
 async def _read_until_closed(reader: asyncio.StreamReader) -> tuple[bytes, bool]:

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from benchmarks.gateway import KinesisGateway
+from tests.unit.benchmarks.fake_backend import serving
 
 SUBSCRIBERS = 70  # more than the pool the gateway uses for ordinary calls
 _BOUND_S = 10.0
@@ -38,18 +39,11 @@ async def backend() -> AsyncIterator[tuple[str, asyncio.Event]]:
         await answer.write_eof()
         return answer
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", release
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with serving(handle) as url:
+        try:
+            yield url, release
+        finally:
+            release.set()
 
 
 async def test_a_call_is_answered_while_many_subscriptions_are_open(
