@@ -279,9 +279,12 @@ async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncEx
     if source.kinesis_stream is not None:
         from consumers.kinesis.session import reader_client
         from consumers.replay.kinesis_range import KinesisRangeReader
+        from consumers.replay.window_notes import window_notes
 
         window = _kinesis_window(args)
         kinesis = await stack.enter_async_context(reader_client())
+        for note in await window_notes(kinesis, source.kinesis_stream, window):
+            print(f"shardline replay: {args.name}: note: {note}", file=sys.stderr, flush=True)
         return KinesisRangeReader(
             kinesis,
             source.kinesis_stream,
