@@ -25,7 +25,7 @@ import logging
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
@@ -102,6 +102,16 @@ entries, 5% of one of five 50 KiB aggregates).  The same client encodes its PutR
 PACED_VISIT_MAX = 0.5
 """The longest step of the grid on which shards waiting for rate tokens are visited (the
 linger, capped here): see :mod:`producers.ratelimit`."""
+
+
+@contextlib.contextmanager
+def _naming_the_strategy(strategy: Any) -> Iterator[None]:
+    """Re-raise a refused partition key with the key strategy that made it (``keys.salted`` adds
+    a suffix, so a device id of 255 characters becomes a key of 257)."""
+    try:
+        yield
+    except InvalidPartitionKeyError as exc:
+        raise InvalidPartitionKeyError(f"{exc} (made by the key strategy {strategy!r})") from None
 
 
 class KinesisProducer:
@@ -681,7 +691,9 @@ class KinesisProducer:
                 payload = self._serialize(payload)
             else:
                 payload = validate_data(payload)
+        made_by_strategy = False
         if partition_key is None:
+            made_by_strategy = True
             if self._key_strategy is None:
                 raise InvalidPartitionKeyError("no partition key given and the producer has no key strategy")
             key = resolve_key(self._key_strategy, key_source)
@@ -689,6 +701,9 @@ class KinesisProducer:
             if explicit_hash_key is None:
                 explicit_hash_key = key.explicit_hash_key
         if type(partition_key) is not str or not 0 < len(partition_key) <= PARTITION_KEY_MAX_CHARS:
+            if made_by_strategy:  # the record's own field was fine: say which strategy made this
+                with _naming_the_strategy(self._key_strategy):
+                    validate_partition_key(partition_key)
             validate_partition_key(partition_key)
         if explicit_hash_key is not None:
             # Routed by its hash key, this key is first encoded by the sender (the aggregate's

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from producers import keys
+from producers.kinesis import KinesisProducer
 from shardline.errors import ConfigurationError, InvalidPartitionKeyError
 from shardline.limits import HASH_KEY_MAX
+from tests.unit.producers.fake_kinesis import FakeKinesis
 
 
 @dataclass
@@ -97,3 +100,20 @@ def test_strategy_returning_a_non_string_is_rejected() -> None:
 def test_bad_strategy_configuration_is_rejected(build: object) -> None:
     with pytest.raises(ConfigurationError):
         build()  # type: ignore[operator]
+
+
+async def test_a_refused_key_made_by_a_strategy_names_the_strategy() -> None:
+    """A device id of 255 characters is a valid key; salted, it is 257: the error says why."""
+    producer = KinesisProducer(
+        "s",
+        client=FakeKinesis(),
+        key_strategy=keys.salted(keys.field("device"), 8),
+        serializer=lambda value: json.dumps(value).encode(),
+    )
+    async with producer:
+        with pytest.raises(
+            InvalidPartitionKeyError, match=r"257 \(made by the key strategy keys\.salted"
+        ):
+            await producer.send({"device": "d" * 255})
+        with pytest.raises(InvalidPartitionKeyError, match=r"got 257$"):  # a key given as it is
+            await producer.send(b"x", partition_key="k" * 257)
