@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 from consumers.sinks.encoding import record_from_dict
-from shardline.errors import ConfigurationError, SerializationError
+from shardline.errors import ConfigurationError, SerializationError, ShardlineError
 from shardline.records import ConsumedRecord
 
-__all__ = ["MAX_ARCHIVE_LINE_BYTES", "RangeReader", "S3ArchiveReader"]
+__all__ = ["MAX_ARCHIVE_LINE_BYTES", "ArchiveObjectChangedError", "RangeReader", "S3ArchiveReader"]
 
 _log = logging.getLogger(__name__)
 _MAX_LINE_BRACKETS = 512
@@ -33,6 +33,25 @@ MAX_ARCHIVE_LINE_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 _SNAPPY_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
+
+
+_LINES_PER_VERSION = 10**15
+"""Resume token = version pin x this + lines read (more lines than a 5 TB object can hold)."""
+
+
+class ArchiveObjectChangedError(ShardlineError):
+    """An archive object was replaced (same key, other content) since a job began reading it.
+
+    Its checkpoint counts lines of the content first read; applied to the new content it would
+    skip records that were never written.  The job stops instead of replaying something else.
+    """
+
+
+def _version_pin(etag: object) -> int:
+    """A number standing for the object's content (its ETag); 0 when S3 gave none."""
+    if not isinstance(etag, str) or not etag:
+        return 0
+    return zlib.crc32(etag.encode()) + 1
 
 
 class RangeReader(Protocol):
@@ -55,7 +74,11 @@ class S3ArchiveReader:
 
     Each object holds newline-delimited records in the layout of
     :func:`consumers.sinks.encoding.record_to_dict`, event id embedded; the resume token is
-    the number of (non-empty) lines of the object already handed out.  A batch ends at
+    the number of (non-empty) lines of the object already handed out, pinned to the content
+    read: plus a number derived from the object's ETag times 10**15, still a decimal checkpoint.
+    A resumed read of an object whose content changed since (a versioned or rewritten key)
+    raises :class:`ArchiveObjectChangedError`: counting lines of other content would skip
+    records never written.  A batch ends at
     ``batch_size`` records or ``batch_bytes`` of record data, whichever comes first: a small,
     highly compressed object of large records made a 500-record batch of gigabytes.  Objects are
     streamed in chunks, never read whole, and decompressed as Firehose wrote them: GZIP
@@ -109,8 +132,15 @@ class S3ArchiveReader:
     async def read(
         self, partition: str, after: str | None
     ) -> AsyncIterator[tuple[Sequence[ConsumedRecord], str]]:
-        done = int(after) if after is not None else 0
+        pinned, done = divmod(int(after), _LINES_PER_VERSION) if after is not None else (0, 0)
         response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        pin = _version_pin(response.get("ETag"))
+        if pinned and done and pinned != pin:
+            raise ArchiveObjectChangedError(
+                f"archive object s3://{self.bucket}/{partition} changed after {done} of its lines were "
+                "replayed; replay the new content under a new --name"
+            )
+        base = pin * _LINES_PER_VERSION
         index = 0
         batch: list[ConsumedRecord] = []
         held = 0  # data bytes in ``batch``: a batch ends at batch_size records or batch_bytes
@@ -126,14 +156,14 @@ class S3ArchiveReader:
                         batch.append(record)
                         held += len(record.data)
                     if len(batch) >= self.batch_size or held >= self.batch_bytes:
-                        yield batch, str(index)
+                        yield batch, str(base + index)
                         batch = []
                         held = 0
             except _UnreadableObject as exc:
                 self.unreadable_objects += 1
                 _log.warning("archive object skipped", extra={"key": partition, "reason": str(exc)})
         if batch or index > done:
-            yield batch, str(index)
+            yield batch, str(base + index)
 
     def _parse(self, line: bytes | None) -> ConsumedRecord | None:
         if line is None:  # over max_line_bytes
