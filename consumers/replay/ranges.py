@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 from consumers.sinks.encoding import record_from_dict
-from shardline.errors import ConfigurationError, SerializationError, ShardlineError
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError, ResourceNotFoundError, SerializationError, ShardlineError
 from shardline.records import ConsumedRecord
 
 __all__ = ["MAX_ARCHIVE_LINE_BYTES", "ArchiveObjectChangedError", "RangeReader", "S3ArchiveReader"]
@@ -40,10 +41,12 @@ _LINES_PER_VERSION = 10**15
 
 
 class ArchiveObjectChangedError(ShardlineError):
-    """An archive object was replaced (same key, other content) since a job began reading it.
+    """An archive object was replaced (same key, other content) since a job began reading it,
+    or deleted since the job listed it.
 
     Its checkpoint counts lines of the content first read; applied to the new content it would
-    skip records that were never written.  The job stops instead of replaying something else.
+    skip records that were never written.  The job stops instead of replaying something else,
+    and names the object (S3's own NoSuchKey answer does not).
     """
 
 
@@ -133,7 +136,15 @@ class S3ArchiveReader:
         self, partition: str, after: str | None
     ) -> AsyncIterator[tuple[Sequence[ConsumedRecord], str]]:
         pinned, done = divmod(int(after), _LINES_PER_VERSION) if after is not None else (0, 0)
-        response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        try:
+            with map_aws_errors("s3"):
+                response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        except ResourceNotFoundError as exc:
+            if exc.code != "NoSuchKey":
+                raise
+            raise ArchiveObjectChangedError(
+                f"archive object s3://{self.bucket}/{partition} was deleted after the job listed it"
+            ) from None
         pin = _version_pin(response.get("ETag"))
         if pinned and done and pinned != pin:
             raise ArchiveObjectChangedError(

@@ -3,7 +3,8 @@
 The resume token of an archive object counts the lines already handed out.  On a versioned
 bucket (or any rewrite of a key) the object under the same key can hold other content when
 a crashed job is run again; counting lines of the new content skipped records that were
-never written, and the job reported success.
+never written, and the job reported success.  An object deleted after the job listed it
+failed the job with S3's NoSuchKey, which does not say which object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from consumers.replay.ranges import ArchiveObjectChangedError, S3ArchiveReader
 from consumers.sinks.firehose import encode_line
@@ -41,6 +43,9 @@ class _VersionedBucket:
         self.objects: dict[str, bytes] = {}
 
     async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        if Key not in self.objects:
+            error = {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}
+            raise ClientError(error, "GetObject")
         data = self.objects[Key]
         return {"Body": _Body(data), "ETag": f'"{hashlib.md5(data).hexdigest()}"'}  # S3 answers an MD5 ETag
 
@@ -87,3 +92,9 @@ async def test_a_line_count_checkpointed_without_a_pin_still_resumes() -> None:
     bucket = _VersionedBucket()
     bucket.objects["o"] = _lines(0, 10)
     assert await _rest(S3ArchiveReader(bucket, "b"), "o", "4") == list(range(4, 10))
+
+
+async def test_an_object_deleted_after_listing_is_named_in_the_error() -> None:
+    reader = S3ArchiveReader(_VersionedBucket(), "b")
+    with pytest.raises(ArchiveObjectChangedError, match=r"s3://b/2024/gone\.gz was deleted"):
+        await _rest(reader, "2024/gone.gz", "0")
