@@ -36,6 +36,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _SNAPPY_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
 
 
+_LINES_NAMED = 10
+"""How many skipped line numbers an object's warning lists (its count says how many in all)."""
+
 _LINES_PER_VERSION = 10**15
 """Resume token = version pin x this + lines read (more lines than a 5 TB object can hold)."""
 
@@ -93,7 +96,8 @@ class S3ArchiveReader:
     A line that does not parse (bad JSON, nesting deep enough to exhaust the parser, not a
     record, longer than ``max_line_bytes``) is skipped and counted in :attr:`malformed`;
     it never stops the job.  Both counts are reported in the job's summary and make the
-    ``shardline replay`` exit status 3.
+    ``shardline replay`` exit status 3; each object's skipped lines are logged once, by key,
+    count and the first line numbers (1-based, among non-empty lines), never by content.
     """
 
     def __init__(
@@ -152,6 +156,8 @@ class S3ArchiveReader:
                 "replayed; replay the new content under a new --name"
             )
         base = pin * _LINES_PER_VERSION
+        malformed_before = self.malformed
+        malformed_lines: list[int] = []  # the first few, for the warning that names them
         index = 0
         batch: list[ConsumedRecord] = []
         held = 0  # data bytes in ``batch``: a batch ends at batch_size records or batch_bytes
@@ -166,13 +172,27 @@ class S3ArchiveReader:
                     if record is not None:
                         batch.append(record)
                         held += len(record.data)
+                    elif len(malformed_lines) < _LINES_NAMED:
+                        malformed_lines.append(index)
                     if len(batch) >= self.batch_size or held >= self.batch_bytes:
                         yield batch, str(base + index)
                         batch = []
                         held = 0
             except _UnreadableObject as exc:
                 self.unreadable_objects += 1
-                _log.warning("archive object skipped", extra={"key": partition, "reason": str(exc)})
+                _log.warning(
+                    "archive object unreadable: the rest of it is skipped",
+                    extra={"key": partition, "after_line": index, "reason": str(exc)},
+                )
+        if malformed_lines:
+            _log.warning(
+                "archive lines skipped",
+                extra={
+                    "key": partition,
+                    "lines": self.malformed - malformed_before,
+                    "line_numbers": ",".join(map(str, malformed_lines)),
+                },
+            )
         if batch or index > done:
             yield batch, str(base + index)
 
