@@ -49,6 +49,7 @@ from shardline.cli import Command, aware_time_argument, exit_status_for
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
+from shardline.logformat import setup_logging
 
 if TYPE_CHECKING:
     from consumers.replay.kinesis_range import KinesisRange
@@ -103,9 +104,20 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="Kinesis GetRecords calls/s per shard (of 5; default 1)",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="partitions read at once")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level on stderr (default WARNING: skipped archive lines and objects, by key and "
+        "line number; the AWS SDK's loggers stay at WARNING or above)",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
+    # the shared set-up: without it a warning lost its fields (the skipped object's key and
+    # line numbers) and botocore's DEBUG logs (record payloads) were one misconfiguration away
+    setup_logging(args.log_level)
     try:
         with map_aws_errors(), map_kafka_errors():
             return asyncio.run(_main(args))

@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
 from consumers.sinks.encoding import record_from_dict
-from shardline.errors import ConfigurationError, SerializationError
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError, ResourceNotFoundError, SerializationError, ShardlineError
 from shardline.records import ConsumedRecord
 
-__all__ = ["MAX_ARCHIVE_LINE_BYTES", "RangeReader", "S3ArchiveReader"]
+__all__ = ["MAX_ARCHIVE_LINE_BYTES", "ArchiveObjectChangedError", "RangeReader", "S3ArchiveReader"]
 
 _log = logging.getLogger(__name__)
 _MAX_LINE_BRACKETS = 512
@@ -33,6 +34,30 @@ MAX_ARCHIVE_LINE_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 _SNAPPY_FRAMED_MAGIC = b"\xff\x06\x00\x00sNaPpY"
+
+
+_LINES_NAMED = 10
+"""How many skipped line numbers an object's warning lists (its count says how many in all)."""
+
+_LINES_PER_VERSION = 10**15
+"""Resume token = version pin x this + lines read (more lines than a 5 TB object can hold)."""
+
+
+class ArchiveObjectChangedError(ShardlineError):
+    """An archive object was replaced (same key, other content) since a job began reading it,
+    or deleted since the job listed it.
+
+    Its checkpoint counts lines of the content first read; applied to the new content it would
+    skip records that were never written.  The job stops instead of replaying something else,
+    and names the object (S3's own NoSuchKey answer does not).
+    """
+
+
+def _version_pin(etag: object) -> int:
+    """A number standing for the object's content (its ETag); 0 when S3 gave none."""
+    if not isinstance(etag, str) or not etag:
+        return 0
+    return zlib.crc32(etag.encode()) + 1
 
 
 class RangeReader(Protocol):
@@ -55,7 +80,11 @@ class S3ArchiveReader:
 
     Each object holds newline-delimited records in the layout of
     :func:`consumers.sinks.encoding.record_to_dict`, event id embedded; the resume token is
-    the number of (non-empty) lines of the object already handed out.  A batch ends at
+    the number of (non-empty) lines of the object already handed out, pinned to the content
+    read: plus a number derived from the object's ETag times 10**15, still a decimal checkpoint.
+    A resumed read of an object whose content changed since (a versioned or rewritten key)
+    raises :class:`ArchiveObjectChangedError`: counting lines of other content would skip
+    records never written.  A batch ends at
     ``batch_size`` records or ``batch_bytes`` of record data, whichever comes first: a small,
     highly compressed object of large records made a 500-record batch of gigabytes.  Objects are
     streamed in chunks, never read whole, and decompressed as Firehose wrote them: GZIP
@@ -67,7 +96,8 @@ class S3ArchiveReader:
     A line that does not parse (bad JSON, nesting deep enough to exhaust the parser, not a
     record, longer than ``max_line_bytes``) is skipped and counted in :attr:`malformed`;
     it never stops the job.  Both counts are reported in the job's summary and make the
-    ``shardline replay`` exit status 3.
+    ``shardline replay`` exit status 3; each object's skipped lines are logged once, by key,
+    count and the first line numbers (1-based, among non-empty lines), never by content.
     """
 
     def __init__(
@@ -109,8 +139,25 @@ class S3ArchiveReader:
     async def read(
         self, partition: str, after: str | None
     ) -> AsyncIterator[tuple[Sequence[ConsumedRecord], str]]:
-        done = int(after) if after is not None else 0
-        response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        pinned, done = divmod(int(after), _LINES_PER_VERSION) if after is not None else (0, 0)
+        try:
+            with map_aws_errors("s3"):
+                response = await self.client.get_object(Bucket=self.bucket, Key=partition)
+        except ResourceNotFoundError as exc:
+            if exc.code != "NoSuchKey":
+                raise
+            raise ArchiveObjectChangedError(
+                f"archive object s3://{self.bucket}/{partition} was deleted after the job listed it"
+            ) from None
+        pin = _version_pin(response.get("ETag"))
+        if pinned and done and pinned != pin:
+            raise ArchiveObjectChangedError(
+                f"archive object s3://{self.bucket}/{partition} changed after {done} of its lines were "
+                "replayed; replay the new content under a new --name"
+            )
+        base = pin * _LINES_PER_VERSION
+        malformed_before = self.malformed
+        malformed_lines: list[int] = []  # the first few, for the warning that names them
         index = 0
         batch: list[ConsumedRecord] = []
         held = 0  # data bytes in ``batch``: a batch ends at batch_size records or batch_bytes
@@ -125,15 +172,29 @@ class S3ArchiveReader:
                     if record is not None:
                         batch.append(record)
                         held += len(record.data)
+                    elif len(malformed_lines) < _LINES_NAMED:
+                        malformed_lines.append(index)
                     if len(batch) >= self.batch_size or held >= self.batch_bytes:
-                        yield batch, str(index)
+                        yield batch, str(base + index)
                         batch = []
                         held = 0
             except _UnreadableObject as exc:
                 self.unreadable_objects += 1
-                _log.warning("archive object skipped", extra={"key": partition, "reason": str(exc)})
+                _log.warning(
+                    "archive object unreadable: the rest of it is skipped",
+                    extra={"key": partition, "after_line": index, "reason": str(exc)},
+                )
+        if malformed_lines:
+            _log.warning(
+                "archive lines skipped",
+                extra={
+                    "key": partition,
+                    "lines": self.malformed - malformed_before,
+                    "line_numbers": ",".join(map(str, malformed_lines)),
+                },
+            )
         if batch or index > done:
-            yield batch, str(index)
+            yield batch, str(base + index)
 
     def _parse(self, line: bytes | None) -> ConsumedRecord | None:
         if line is None:  # over max_line_bytes
