@@ -111,9 +111,7 @@ async def test_a_refused_key_made_by_a_strategy_names_the_strategy() -> None:
         serializer=lambda value: json.dumps(value).encode(),
     )
     async with producer:
-        with pytest.raises(
-            InvalidPartitionKeyError, match=r"257 \(made by the key strategy keys\.salted"
-        ):
+        with pytest.raises(InvalidPartitionKeyError, match=r"257 \(made by the key strategy keys\.salted"):
             await producer.send({"device": "d" * 255})
         with pytest.raises(InvalidPartitionKeyError, match=r"got 257$"):  # a key given as it is
             await producer.send(b"x", partition_key="k" * 257)
