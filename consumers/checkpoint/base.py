@@ -26,6 +26,7 @@ from shardline.validation import is_decimal
 __all__ = [
     "DEFAULT_NAMESPACE",
     "INITIAL_POSITIONS",
+    "MAX_SHARD_ID_CHARS",
     "SHARD_END",
     "CheckpointStore",
     "Lease",
@@ -42,7 +43,8 @@ INITIAL_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 """The KCL's initial-position sentinels: what a lease's ``checkpoint`` holds before any progress."""
 
 _NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
-_MAX_SHARD_ID_CHARS = 256
+MAX_SHARD_ID_CHARS = 256
+"""The longest partition (shard) id a checkpoint store keeps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ def validate_namespace(namespace: str) -> str:
 
 def validate_shard_id(shard_id: str) -> str:
     """Reject empty or absurd shard ids before any I/O."""
-    if not isinstance(shard_id, str) or not shard_id or len(shard_id) > _MAX_SHARD_ID_CHARS:
+    if not isinstance(shard_id, str) or not shard_id or len(shard_id) > MAX_SHARD_ID_CHARS:
         raise ValidationError("shard id must be a non-empty string of at most 256 characters")
     return shard_id
 

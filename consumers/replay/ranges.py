@@ -10,18 +10,26 @@ archive object), so a job can persist it and resume after a crash.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Protocol
 
+from consumers.checkpoint.base import MAX_SHARD_ID_CHARS
 from consumers.sinks.encoding import record_from_dict
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, ResourceNotFoundError, SerializationError, ShardlineError
 from shardline.records import ConsumedRecord
 
-__all__ = ["MAX_ARCHIVE_LINE_BYTES", "ArchiveObjectChangedError", "RangeReader", "S3ArchiveReader"]
+__all__ = [
+    "MAX_ARCHIVE_LINE_BYTES",
+    "ArchiveObjectChangedError",
+    "RangeReader",
+    "S3ArchiveReader",
+    "archive_partition_id",
+]
 
 _log = logging.getLogger(__name__)
 _MAX_LINE_BRACKETS = 512
@@ -58,6 +66,15 @@ def _version_pin(etag: object) -> int:
     if not isinstance(etag, str) or not etag:
         return 0
     return zlib.crc32(etag.encode()) + 1
+
+
+def archive_partition_id(key: str) -> str:
+    """The partition (and checkpoint) id of the archive object ``key``: the key itself, or, for a
+    key longer than a checkpoint store keeps (S3 allows 1,024 characters, the stores 256), its
+    SHA-256 digest.  Keys that fit keep their ids, so earlier checkpoints resume as before."""
+    if len(key) <= MAX_SHARD_ID_CHARS:
+        return key
+    return "s3-key-sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class RangeReader(Protocol):
@@ -122,23 +139,29 @@ class S3ArchiveReader:
         self.max_line_bytes = max_line_bytes
         self.malformed = 0
         self.unreadable_objects = 0
+        self._keys: dict[str, str] = {}  # partition id -> object key (they differ for long keys)
 
     def __repr__(self) -> str:
         return f"S3ArchiveReader(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
     async def partitions(self) -> list[str]:
+        """The objects under the prefix, in key order, each named by :func:`archive_partition_id`."""
         keys: list[str] = []
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
         while True:
             response = await self.client.list_objects_v2(**kwargs)
             keys.extend(item["Key"] for item in response.get("Contents", []))
             if not response.get("IsTruncated"):
-                return sorted(keys)
+                break
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
+        keys.sort()
+        self._keys = {archive_partition_id(key): key for key in keys}
+        return list(self._keys)
 
     async def read(
         self, partition: str, after: str | None
     ) -> AsyncIterator[tuple[Sequence[ConsumedRecord], str]]:
+        partition = self._keys.get(partition, partition)  # the object's key, from here on
         pinned, done = divmod(int(after), _LINES_PER_VERSION) if after is not None else (0, 0)
         try:
             with map_aws_errors("s3"):

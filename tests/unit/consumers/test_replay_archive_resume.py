@@ -17,7 +17,7 @@ import pytest
 
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.replay.job import ReplayJob
-from consumers.replay.ranges import S3ArchiveReader
+from consumers.replay.ranges import S3ArchiveReader, archive_partition_id
 from consumers.sinks.firehose import encode_line
 from shardline.errors import InvalidRequestError, ShardlineError
 from shardline.records import ConsumedRecord, KinesisPosition
@@ -101,3 +101,31 @@ async def test_batches_end_at_a_byte_bound_as_well_as_a_record_count() -> None:
     assert [count for count, _, _ in sizes] == [4, 4, 2]
     assert all(held < 1_000_000 + 300_000 for _, held, _ in sizes)
     assert [token for _, _, token in sizes] == ["4", "8", "10"]
+
+
+class _LongKeyBucket(_Bucket):
+    """One object under a key longer than a checkpoint store keeps (S3 allows 1,024)."""
+
+    KEY = "firehose/" + "p" * 400 + "/2026/12/06/telemetry-1"
+
+    async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        assert Key == self.KEY  # read by its key, whatever its partition id
+        return await super().get_object(Bucket=Bucket, Key=Key)
+
+    async def list_objects_v2(self, **_: Any) -> dict[str, Any]:
+        return {"Contents": [{"Key": self.KEY, "Size": len(self.data)}]}
+
+
+async def test_an_object_under_a_key_too_long_for_a_checkpoint_id_is_replayed_and_resumable() -> None:
+    """Before: the key was the checkpoint id, and a store refuses ids over 256 characters."""
+    bucket = _LongKeyBucket(b"".join(encode_line(_record(sequence)) for sequence in range(1, 6)))
+    store = MemoryCheckpointStore()
+    sink = RecordingSink()
+    await asyncio.wait_for(ReplayJob(S3ArchiveReader(bucket, "bucket"), sink, store).run(), BOUND)
+    assert len(sink.written) == 5
+    rerun = RecordingSink()  # the object is finished under its id: nothing is read again
+    await asyncio.wait_for(ReplayJob(S3ArchiveReader(bucket, "bucket"), rerun, store).run(), BOUND)
+    assert not rerun.written
+    short = archive_partition_id("firehose/2026/12/06/telemetry-1.gz")
+    assert short == "firehose/2026/12/06/telemetry-1.gz"  # keys that fit keep their ids
+    assert archive_partition_id(_LongKeyBucket.KEY).startswith("s3-key-sha256:")
