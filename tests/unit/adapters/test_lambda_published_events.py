@@ -325,3 +325,24 @@ def test_malformed_events_found_by_mutating_the_samples_are_validation_errors(ed
     edit(event)
     with pytest.raises(ValidationError, match=says):
         parse_event(event)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda event: event.pop("state"),
+        lambda event: event.update(state=None),
+        lambda event: event.update(Records=[], isFinalInvokeForWindow=True),
+        lambda event: event.update(isWindowTerminatedEarly=True),
+    ],
+    ids=["no-state", "null-state", "final-invoke-without-records", "terminated-early"],
+)
+def test_a_tumbling_window_answer_always_carries_a_state_object(edit: Any) -> None:
+    """Lambda counts a tumbling-window answer without a ``state`` property as a failed
+    invocation (the whole batch retried, again and again): the state goes back as it came,
+    and an absent or null one as an empty object."""
+    event = _load("aws-lambda-go-kinesis-time-window-event.json")
+    edit(event)
+    response = make_handler(Sink())(event, None)
+    state = event.get("state")
+    assert response == {"state": state if state is not None else {}, "batchItemFailures": []}
