@@ -24,8 +24,9 @@ written.  A sink *outage* (retriable errors, throttling) is waited out and never
 dead-lettered.
 
 The write is bounded by the invocation's remaining time (``context``'s
-``get_remaining_time_in_millis``, less ``time_margin`` seconds): that is the pipeline's
-deadline, at which it stops waiting for the destination and the records not yet written are
+``get_remaining_time_in_millis``, less ``time_margin`` seconds; by default 5 s, or half the
+remaining time when less than 10 s remain, as with Lambda's default 3 s timeout): that is the
+pipeline's deadline, at which it stops waiting for the destination and the records not yet written are
 reported, so the function answers before Lambda times it out.  Should the batch still be
 running half a margin later (a sink call that ignores cancellation), every record of the
 event is reported for retry.
@@ -76,6 +77,9 @@ KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "aws:SelfManagedKafka", "SelfManag
 """``eventSource`` of Amazon MSK and self-managed Kafka events (both spellings are published)."""
 
 _DEFAULT_TIME_MARGIN = 5.0
+_DEFAULT_MARGIN_SHARE = 0.5
+"""The default margin is at most this share of the remaining time: a fixed 5 s left nothing
+to write with under Lambda's default 3 s timeout, and every batch failed unwritten."""
 
 LAMBDA_CONFIG = dataclasses.replace(ONE_BATCH_CONFIG, sink_retry=SINK_RETRY_FOREVER)
 """One batch, an outage waited out until the invocation's deadline (not a fixed minute)."""
@@ -275,6 +279,21 @@ def _remaining_seconds(context: Any) -> float | None:
     return float(remaining()) / 1000.0
 
 
+def _margin(time_margin: float | None, remaining: float | None) -> float:
+    """The seconds of ``remaining`` kept back for answering (see :func:`make_handler`)."""
+    if time_margin is None:
+        if remaining is None:
+            return _DEFAULT_TIME_MARGIN
+        return min(_DEFAULT_TIME_MARGIN, remaining * _DEFAULT_MARGIN_SHARE)
+    if remaining is not None and remaining <= time_margin:
+        raise ConfigurationError(
+            f"the invocation has {remaining:.1f} s left and time_margin={time_margin:g} s keeps"
+            " all of it back: nothing could be written; raise the function's timeout or lower"
+            " time_margin"
+        )
+    return time_margin
+
+
 def make_handler(
     sink: Sink,
     *,
@@ -282,18 +301,21 @@ def make_handler(
     dead_letter: DeadLetter | None = None,
     config: PipelineConfig | None = None,
     observer: MetricsObserver | None = None,
-    time_margin: float = _DEFAULT_TIME_MARGIN,
+    time_margin: float | None = None,
     deaggregation: DeaggregationPolicy | None = None,
 ) -> LambdaHandler:
     """A Lambda handler writing Kinesis or Kafka event records to ``sink``; see the module docstring.
 
-    ``time_margin`` seconds of the invocation's remaining time are kept for answering.
+    ``time_margin`` seconds of the invocation's remaining time are kept for answering
+    (default: 5 s, at most half the remaining time).  An explicit margin that leaves no time
+    to write raises :class:`ConfigurationError` at the invocation instead of failing every
+    batch unwritten.
     ``deaggregation`` (default: expand within the default bounds, event ids informational)
     is where a deployment opts in to trusted event ids, e.g.
     ``DeaggregationPolicy(event_id_key=EventIdKey.from_environment())``, or turns expansion
     off for streams fed with device bytes (docs/security.md).
     """
-    if time_margin < 0:
+    if time_margin is not None and time_margin < 0:
         raise ConfigurationError("time_margin must be >= 0 seconds")
     loop = asyncio.new_event_loop()
     # the bound is the invocation's remaining time, not a fixed outage limit
@@ -312,7 +334,8 @@ def make_handler(
             response["batchItemFailures"] = []
             return response
         remaining = _remaining_seconds(context)
-        budget = None if remaining is None else max(0.0, remaining - time_margin)
+        margin = _margin(time_margin, remaining)
+        budget = None if remaining is None else max(0.0, remaining - margin)
         run = process_batch(
             by_partition,
             sink,
@@ -330,7 +353,7 @@ def make_handler(
             try:
                 # a last resort past the deadline (a sink call that ignores cancellation):
                 # half the margin is still left to answer
-                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget + time_margin / 2))
+                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget + margin / 2))
             except TimeoutError:
                 outcome = None  # nothing is known to be written: all of it is retried
         response["batchItemFailures"] = [

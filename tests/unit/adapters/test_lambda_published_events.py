@@ -19,7 +19,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import ValidationError
+from shardline.errors import ConfigurationError, ValidationError
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "lambda"
@@ -346,3 +346,22 @@ def test_a_tumbling_window_answer_always_carries_a_state_object(edit: Any) -> No
     response = make_handler(Sink())(event, None)
     state = event.get("state")
     assert response == {"state": state if state is not None else {}, "batchItemFailures": []}
+
+
+def test_a_function_with_lambdas_default_three_second_timeout_writes_its_records() -> None:
+    """Lambda's default timeout is 3 s, less than the default 5 s margin: the handler wrote
+    nothing and listed every record, on every retry, until the records were given up."""
+    event = _load("powertools-kinesisStreamEvent.json")
+    sink = Sink()
+    assert make_handler(sink)(event, _Context(remaining_ms=3_000)) == {"batchItemFailures": []}
+    assert len(sink.written) == len(_identifiers(event))
+
+
+def test_a_margin_that_leaves_no_time_to_write_is_refused_as_configuration() -> None:
+    """A margin chosen at or above the function's timeout would fail every batch without a
+    write; the invocation fails naming both numbers instead."""
+    event = _load("powertools-kinesisStreamEvent.json")
+    sink = Sink()
+    with pytest.raises(ConfigurationError, match=r"time_margin=10"):
+        make_handler(sink, time_margin=10.0)(event, _Context(remaining_ms=3_000))
+    assert not sink.written
