@@ -3,7 +3,11 @@
 Lambda reads the stream, keeps the position and retries; Shardline writes the records of
 one invocation through the same transform / sink / bisection / dead-letter logic as the
 long-running consumer and answers with a partial batch response, so Lambda retries only
-what was not written.  The event-source mapping must enable ``ReportBatchItemFailures``.
+what was not written.  The event-source mapping must enable ``ReportBatchItemFailures``;
+where it cannot (a Kafka mapping without provisioned pollers), or does not, Lambda ignores
+``batchItemFailures`` and counts the batch done, so the handler is made with
+``partial_batch_response=False``: then any record left unwritten fails the invocation
+(:class:`~shardline.errors.SinkError`) and Lambda retries the whole batch.
 
 Failures are mapped per record, whatever the order of the records in the event: the
 records of each shard or partition are written in stream order (sequence number, offset),
@@ -55,7 +59,7 @@ from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_ba
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
-from shardline.errors import ConfigurationError, ValidationError
+from shardline.errors import ConfigurationError, SinkError, ValidationError
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -303,6 +307,7 @@ def make_handler(
     observer: MetricsObserver | None = None,
     time_margin: float | None = None,
     deaggregation: DeaggregationPolicy | None = None,
+    partial_batch_response: bool = True,
 ) -> LambdaHandler:
     """A Lambda handler writing Kinesis or Kafka event records to ``sink``; see the module docstring.
 
@@ -314,6 +319,9 @@ def make_handler(
     is where a deployment opts in to trusted event ids, e.g.
     ``DeaggregationPolicy(event_id_key=EventIdKey.from_environment())``, or turns expansion
     off for streams fed with device bytes (docs/security.md).
+    ``partial_batch_response=False`` is for a mapping that ignores ``batchItemFailures``
+    (no ``ReportBatchItemFailures``, or a Kafka mapping in on-demand mode): a record left
+    unwritten raises :class:`SinkError`, which fails the invocation as a whole.
     """
     if time_margin is not None and time_margin < 0:
         raise ConfigurationError("time_margin must be >= 0 seconds")
@@ -356,11 +364,18 @@ def make_handler(
                 outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget + margin / 2))
             except TimeoutError:
                 outcome = None  # nothing is known to be written: all of it is retried
-        response["batchItemFailures"] = [
+        failures = [
             {"itemIdentifier": item.identifier}
             for item in items
             if outcome is None or not all(outcome.acknowledged(record) for record in item.records)
         ]
+        if failures and not partial_batch_response:
+            # the mapping would read a listed record as done: only a failed invocation retries it
+            if outcome is not None and outcome.failure is not None:
+                raise outcome.failure
+            unresolved = len(failures)
+            raise SinkError(f"the write was still running at the deadline: {unresolved} records unresolved")
+        response["batchItemFailures"] = failures
         return response
 
     return handler

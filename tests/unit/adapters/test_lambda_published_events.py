@@ -19,7 +19,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import ConfigurationError, ValidationError
+from shardline.errors import ConfigurationError, SinkError, ValidationError
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "lambda"
@@ -365,3 +365,38 @@ def test_a_margin_that_leaves_no_time_to_write_is_refused_as_configuration() -> 
     with pytest.raises(ConfigurationError, match=r"time_margin=10"):
         make_handler(sink, time_margin=10.0)(event, _Context(remaining_ms=3_000))
     assert not sink.written
+
+
+@pytest.mark.parametrize(
+    "name", ["powertools-example-kafka-event.json", "powertools-kinesisStreamEvent.json"]
+)
+def test_without_partial_batch_responses_a_partial_failure_fails_the_invocation(name: str) -> None:
+    """A Kafka mapping in on-demand mode (partial batch responses need provisioned pollers), or
+    a mapping without ReportBatchItemFailures, ignores ``batchItemFailures`` and counts the
+    batch done: a listed record would be lost.  Such a handler raises instead, and Lambda
+    retries the whole batch (the idempotent sink absorbs what was written)."""
+    event = _load(name)
+    first = _identifiers(event)[-1]["itemIdentifier"]
+
+    def last_record(record: ConsumedRecord) -> bool:
+        position = record.position
+        if isinstance(position, KafkaPosition):
+            return position.offset == first["offset"]
+        return isinstance(position, KinesisPosition) and position.sequence_number == first
+
+    sink = Sink(reject=last_record)
+    handler = make_handler(sink, partial_batch_response=False)
+    with pytest.raises(SinkError):
+        handler(event, None)
+    assert sink.written  # what came before the failure was written all the same
+    assert make_handler(Sink(), partial_batch_response=False)(event, None) == {"batchItemFailures": []}
+
+
+def test_without_partial_batch_responses_a_write_past_the_deadline_fails_the_invocation() -> None:
+    class Hanging(Sink):
+        async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+            await asyncio.Event().wait()
+
+    handler = make_handler(Hanging(), time_margin=0.0, partial_batch_response=False)
+    with pytest.raises(SinkError):
+        handler(_load("powertools-kafkaEventMsk.json"), _Context(remaining_ms=300))
