@@ -40,7 +40,10 @@ Typical use, at module level so the sink's clients survive between invocations::
     handler = make_handler(sink_from_uri("dynamodb://readings"), dead_letter=...)
 
 The handler keeps one event loop for the life of the execution environment, because
-aiobotocore clients are bound to the loop that created them.
+aiobotocore clients are bound to the loop that created them.  The loop runs in a thread of
+its own and the invocation waits for it with a timeout, so that the hard bound holds even
+for a sink that blocks the loop (a blocking client called inside ``async def``), which no
+cancellation reaches.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -283,6 +288,26 @@ def _remaining_seconds(context: Any) -> float | None:
     return float(remaining()) / 1000.0
 
 
+class _LoopThread:
+    """The handler's event loop, run in a daemon thread started on first use.
+
+    The invocation thread waits for each batch with a timeout instead of running the loop
+    itself: a sink blocking the loop cannot then keep the handler from answering.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, coroutine: Coroutine[Any, Any, BatchOutcome]) -> concurrent.futures.Future[BatchOutcome]:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.loop.run_forever, name="shardline-lambda-loop", daemon=True
+            )
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
 def _margin(time_margin: float | None, remaining: float | None) -> float:
     """The seconds of ``remaining`` kept back for answering (see :func:`make_handler`)."""
     if time_margin is None:
@@ -325,7 +350,7 @@ def make_handler(
     """
     if time_margin is not None and time_margin < 0:
         raise ConfigurationError("time_margin must be >= 0 seconds")
-    loop = asyncio.new_event_loop()
+    runner = _LoopThread()
     # the bound is the invocation's remaining time, not a fixed outage limit
     base_config = config if config is not None else LAMBDA_CONFIG
 
@@ -352,18 +377,18 @@ def make_handler(
             config=base_config,
             observer=observer,
             # the pipeline stops writing at the deadline and reports exactly what is written
-            deadline=None if budget is None else loop.time() + budget,
+            deadline=None if budget is None else runner.loop.time() + budget,
         )
+        future = runner.submit(run)
+        # a last resort past the deadline (a sink call that ignores cancellation or blocks
+        # the loop): half the margin is still left to answer
+        concurrent.futures.wait([future], timeout=None if budget is None else budget + margin / 2)
         outcome: BatchOutcome | None
-        if budget is None:
-            outcome = loop.run_until_complete(run)
+        if future.done():
+            outcome = future.result()
         else:
-            try:
-                # a last resort past the deadline (a sink call that ignores cancellation):
-                # half the margin is still left to answer
-                outcome = loop.run_until_complete(asyncio.wait_for(run, timeout=budget + margin / 2))
-            except TimeoutError:
-                outcome = None  # nothing is known to be written: all of it is retried
+            future.cancel()  # cancels the batch's task once the loop is free again
+            outcome = None  # nothing is known to be written: all of it is retried
         failures = [
             {"itemIdentifier": item.identifier}
             for item in items

@@ -8,6 +8,8 @@ import asyncio
 import base64
 import copy
 import json
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -400,3 +402,24 @@ def test_without_partial_batch_responses_a_write_past_the_deadline_fails_the_inv
     handler = make_handler(Hanging(), time_margin=0.0, partial_batch_response=False)
     with pytest.raises(SinkError):
         handler(_load("powertools-kafkaEventMsk.json"), _Context(remaining_ms=300))
+
+
+@pytest.mark.timeout(30)
+def test_a_sink_blocking_the_event_loop_is_answered_before_the_timeout() -> None:
+    """A sink calling a blocking client inside ``async def`` holds the event loop, so no
+    cancellation reaches it: the handler waits for the loop from another thread and answers
+    with every record at the hard bound, before Lambda kills the invocation."""
+    release = threading.Event()
+
+    class Blocking(Sink):
+        async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+            release.wait(timeout=20)
+
+    event = _load("powertools-kinesisStreamEvent.json")
+    handler = make_handler(Blocking(), time_margin=0.2)
+    started = time.monotonic()
+    response = handler(event, _Context(remaining_ms=500))
+    answered = time.monotonic() - started
+    release.set()
+    assert response["batchItemFailures"] == _identifiers(event)
+    assert answered < 0.5  # the 0.3 s budget and half the margin, not the sink's 20 s
