@@ -627,7 +627,7 @@ class Pipeline:
                 await self._source.checkpoint_end(partition)
                 self._ended.add(partition)
                 self.stats.partitions_ended += 1
-                self.stats.checkpoints += 1
+                self._count_checkpoint(partition)
                 self._tracker.forget(partition)
                 self._observer.on_event(events.CHECKPOINT_LAG, 0, **self._partition_dimensions(partition))
                 return
@@ -635,7 +635,7 @@ class Pipeline:
                 await self._source.checkpoint(partition, position)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
-                self.stats.checkpoints += 1
+                self._count_checkpoint(partition)
         except LeaseLostError:
             logger.warning(
                 "lease lost; the partition will not be checkpointed again", extra={"partition": partition}
@@ -654,6 +654,11 @@ class Pipeline:
             progress.uncommitted_records + progress.unfinished_records,
             **self._partition_dimensions(partition),
         )
+
+    def _count_checkpoint(self, partition: str) -> None:
+        """A checkpoint the store accepted (progress lines report its age, not a pass's)."""
+        self.stats.checkpoints += 1
+        self._observer.on_event(events.CHECKPOINTS_WRITTEN, 1, **self._partition_dimensions(partition))
 
 
 def _leading(resolved: Sequence[bool]) -> int:

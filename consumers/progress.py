@@ -2,7 +2,7 @@
 
 :class:`ConsumeProgress` is a metrics observer placed in front of the real one: it forwards
 every event unchanged and keeps the few figures a progress line needs (records in and out,
-each partition's lag behind the tip, when the last checkpoint was written).  The first batch a
+each partition's lag behind the tip, when the store last accepted a checkpoint).  The first batch a
 partition reads at the tip (``millis_behind_latest`` 0) logs "caught up" for it once; falling
 behind again re-arms it.  :meth:`ConsumeProgress.log` writes one progress line.
 """
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shardline import metrics_events as events
 from shardline.metrics import MetricsObserver, NullObserver
 
 __all__ = ["ConsumeProgress"]
@@ -42,11 +43,11 @@ class ConsumeProgress:
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         self._inner.on_event(name, value, **dimensions)
-        if name == "records_in":
+        if name == events.RECORDS_IN:
             self.records_in += int(value)
-        elif name == "records_out":
+        elif name == events.RECORDS_OUT:
             self.records_out += int(value)
-        elif name == "iterator_age_ms":
+        elif name == events.ITERATOR_AGE_MS:
             partition = str(dimensions.get("partition", "?"))
             self.lag_ms[partition] = value
             if value <= 0 and partition not in self.caught_up:
@@ -54,7 +55,9 @@ class ConsumeProgress:
                 self._logger.info("caught up", extra={"partition": partition, "records_in": self.records_in})
             elif value >= _BEHIND_AGAIN_MS:
                 self.caught_up.discard(partition)
-        elif name == "checkpoint_lag":
+        elif name == events.CHECKPOINTS_WRITTEN:
+            # not checkpoint_lag: that gauge comes with every checkpoint pass, also one that
+            # wrote nothing (a sink down, a store down), and a stuck consumer looked healthy
             self.last_checkpoint = self._clock()
 
     def log(self) -> None:

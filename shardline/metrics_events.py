@@ -120,6 +120,7 @@ ITERATOR_AGE_MS: Final = "iterator_age_ms"
 DEAD_LETTERED: Final = "dead_lettered"
 CHECKPOINT_LAG: Final = "checkpoint_lag"
 CHECKPOINT_ERRORS: Final = "checkpoint_errors"
+CHECKPOINTS_WRITTEN: Final = "checkpoints_written"
 # --- sinks ----------------------------------------------------------------------------------
 SINK_RECORDS_WRITTEN: Final = "sink_records_written"
 SINK_RECORDS_DUPLICATE: Final = "sink_records_duplicate"
@@ -246,6 +247,7 @@ _EVENTS: tuple[MetricEvent, ...] = (
     ),
     MetricEvent(CHECKPOINT_LAG, _G, _N, _PARTITION, _PL, "records read but not yet checkpointed"),
     MetricEvent(CHECKPOINT_ERRORS, _C, _N, _PARTITION, _PL, "checkpoints that failed"),
+    MetricEvent(CHECKPOINTS_WRITTEN, _C, _N, _PARTITION, _PL, "checkpoints the store accepted"),
     MetricEvent(SINK_RECORDS_WRITTEN, _C, _N, _SINK, _SK, "entries the destination accepted"),
     MetricEvent(SINK_RECORDS_DUPLICATE, _C, _N, _SINK, _SK, "entries already there (replays absorbed)"),
     MetricEvent(SINK_RECORDS_RETRY, _C, _N, _SINK, _SK, "entries failed transiently"),

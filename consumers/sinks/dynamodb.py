@@ -118,6 +118,9 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
 
     def encode(self, record: ConsumedRecord) -> DynamoDBEntry:
         payload = decode_object(record, parse_float=Decimal)
+        if "" in payload:
+            # DynamoDB refuses the whole BatchWriteItem call over it, which bisected the batch
+            raise SerializationError("payload cannot be a DynamoDB item: a field with an empty name")
         version = record_version(record, payload, self.mapping.version_field)
         if self._identity_key:
             payload[self.key_attributes[0]] = record.identity

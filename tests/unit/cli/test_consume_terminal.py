@@ -8,8 +8,12 @@ import logging
 
 import pytest
 
+from consumers.pipeline import Pipeline, PipelineConfig
 from consumers.progress import ConsumeProgress
+from shardline.errors import CheckpointError
 from shardline.logformat import JsonLogFormatter, TextLogFormatter, setup_logging
+from shardline.records import Position
+from tests.unit.consumers.pipeline_doubles import RecordingSink, ScriptedSource, batch
 
 
 class _Recorder:
@@ -47,7 +51,7 @@ def test_progress_line_reports_records_lag_and_last_checkpoint(caplog: pytest.Lo
     progress.on_event("records_in", 7, partition="a")
     progress.on_event("records_out", 5, partition="a")
     progress.on_event("iterator_age_ms", 1500, partition="a")
-    progress.on_event("checkpoint_lag", 0, partition="a")
+    progress.on_event("checkpoints_written", 1, partition="a")
     now[0] = 12.5
     progress.log()
     line = caplog.records[-1]
@@ -84,3 +88,43 @@ def test_a_text_log_line_prints_control_characters_as_text() -> None:
     line = TextLogFormatter().format(record)
     assert line.endswith("archive object skipped  key=runs/\\x1b[2Jx\\x9b.gz")
     assert "\\u001b" in JsonLogFormatter().format(record)
+
+
+class _CheckpointStoreDown(ScriptedSource):
+    """Every checkpoint write fails: the store is unreachable for the whole run."""
+
+    async def checkpoint(self, partition: str, position: Position) -> None:
+        raise CheckpointError("checkpoint table unavailable")
+
+
+async def test_progress_reports_the_last_checkpoint_written_not_the_last_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A consumer whose checkpoints fail (or whose sink is down, so nothing new is resolved)
+    still runs checkpoint passes; the progress line said a checkpoint was written at each one,
+    so a stuck consumer looked healthy ("last_checkpoint_s_ago": 2.0 for ever)."""
+    now = [0.0]
+    caplog.set_level(logging.INFO, logger="t.stuck")
+    progress = ConsumeProgress(logger=logging.getLogger("t.stuck"), clock=lambda: now[0])
+    pipeline = Pipeline(
+        _CheckpointStoreDown([batch("shardId-0", 1, 3)]),
+        RecordingSink(),
+        config=PipelineConfig(checkpoint_interval=3600),
+        observer=progress,
+    )
+    await pipeline.run()
+    await pipeline._checkpoint_pass()
+    progress.log()
+    assert "last_checkpoint_s_ago" not in vars(caplog.records[-1])
+
+    written = Pipeline(
+        ScriptedSource([batch("shardId-0", 1, 3)]),
+        RecordingSink(),
+        config=PipelineConfig(checkpoint_interval=3600),
+        observer=progress,
+    )
+    await written.run()
+    now[0] = 4.0
+    await written._checkpoint_pass()  # nothing new to checkpoint: the age keeps growing
+    progress.log()
+    assert vars(caplog.records[-1])["last_checkpoint_s_ago"] == 4.0

@@ -37,6 +37,7 @@ PIPELINE_EVENTS = (
     "dead_lettered",
     "checkpoint_lag",
     "checkpoint_errors",
+    "checkpoints_written",
 )
 
 
