@@ -74,8 +74,11 @@ _DESTINATION_ERRORS = (
 nothing dead-lettered instead of bisecting healthy records into the dead letter."""
 
 
-class _BoundReached(SinkError):
-    """The run's deadline passed, or the workflow was aborted, with records unresolved."""
+class StoppedWithRecordsUnwritten(SinkError):
+    """The run's deadline passed, or the workflow was aborted, with records unresolved.
+
+    Named for the operator: its class name is what the logs' ``error_type`` shows.
+    """
 
 
 def sink_name(sink: object) -> str:
@@ -194,7 +197,7 @@ class WriteWorkflow:
             try:
                 await self._bounded(lambda: dead_letter.put(entries))
                 break
-            except _BoundReached:
+            except StoppedWithRecordsUnwritten:
                 raise
             except Exception as exc:
                 if not (isinstance(exc, ShardlineError) and exc.retriable):
@@ -411,8 +414,8 @@ class WriteWorkflow:
     def _bound_error(self) -> SinkError:
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
-            return _BoundReached("the run's deadline was reached with records unwritten")
-        return _BoundReached("the pipeline is closing with records unwritten")
+            return StoppedWithRecordsUnwritten("the run's deadline was reached with records unwritten")
+        return StoppedWithRecordsUnwritten("the pipeline is closing with records unwritten")
 
     async def _pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds unless the deadline or an abort comes first (then raise)."""

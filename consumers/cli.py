@@ -192,7 +192,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-interval", type=float, default=10.0, help="seconds between checkpoints")
     parser.add_argument("--namespace", help="checkpoint namespace (default: the live consumer's)")
     parser.add_argument("--owner", help="lease owner name (default: host-pid-random)")
-    parser.add_argument("--max-in-flight", type=int, default=10_000, help="records read but not yet written")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=10_000,
+        help="records read, not yet written, before reading pauses (plus the source's per-shard queue)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to drain on shutdown")
     parser.add_argument(
         "--sink-outage-limit",
