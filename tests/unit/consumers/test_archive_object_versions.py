@@ -9,45 +9,14 @@ failed the job with S3's NoSuchKey, which does not say which object.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from consumers.replay.ranges import ArchiveObjectChangedError, S3ArchiveReader
 from consumers.sinks.firehose import encode_line
 from shardline.records import ConsumedRecord, KinesisPosition
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._file = io.BytesIO(data)
-
-    async def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
-
-    async def __aenter__(self) -> _Body:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class _VersionedBucket:
-    """Objects that S3 answers with an ETag of their content, as it always does."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        if Key not in self.objects:
-            error = {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}
-            raise ClientError(error, "GetObject")
-        data = self.objects[Key]
-        return {"Body": _Body(data), "ETag": f'"{hashlib.md5(data).hexdigest()}"'}  # S3 answers an MD5 ETag
+from tests.unit.consumers.archive_doubles import ArchiveBucket
 
 
 def _lines(start: int, count: int) -> bytes:
@@ -70,7 +39,7 @@ async def _rest(reader: S3ArchiveReader, key: str, after: str) -> list[int]:
 
 
 async def test_a_resumed_read_of_replaced_content_raises_instead_of_skipping_its_first_lines() -> None:
-    bucket = _VersionedBucket()
+    bucket = ArchiveBucket()
     bucket.objects["o"] = _lines(0, 10)
     reader = S3ArchiveReader(bucket, "b", batch_size=4)
     first, token = await _first_batch(reader, "o")
@@ -81,7 +50,7 @@ async def test_a_resumed_read_of_replaced_content_raises_instead_of_skipping_its
 
 
 async def test_a_resumed_read_of_the_same_content_goes_on_after_the_checkpoint() -> None:
-    bucket = _VersionedBucket()
+    bucket = ArchiveBucket()
     bucket.objects["o"] = _lines(0, 10)
     reader = S3ArchiveReader(bucket, "b", batch_size=4)
     _, token = await _first_batch(reader, "o")
@@ -89,12 +58,12 @@ async def test_a_resumed_read_of_the_same_content_goes_on_after_the_checkpoint()
 
 
 async def test_a_line_count_checkpointed_without_a_pin_still_resumes() -> None:
-    bucket = _VersionedBucket()
+    bucket = ArchiveBucket()
     bucket.objects["o"] = _lines(0, 10)
     assert await _rest(S3ArchiveReader(bucket, "b"), "o", "4") == list(range(4, 10))
 
 
 async def test_an_object_deleted_after_listing_is_named_in_the_error() -> None:
-    reader = S3ArchiveReader(_VersionedBucket(), "b")
+    reader = S3ArchiveReader(ArchiveBucket(), "b")
     with pytest.raises(ArchiveObjectChangedError, match=r"s3://b/2024/gone\.gz was deleted"):
         await _rest(reader, "2024/gone.gz", "0")

@@ -8,12 +8,10 @@ logging, so the one warning it had (an unreadable object) reached stderr without
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,30 +20,9 @@ from consumers.sinks.firehose import encode_line
 from shardline.cli import main
 from shardline.logformat import JsonLogFormatter, TextLogFormatter
 from shardline.records import ConsumedRecord, KinesisPosition
+from tests.unit.consumers.archive_doubles import ArchiveBucket
 
 SECRET = b"secret-payload-7f3a"
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._file = io.BytesIO(data)
-
-    async def read(self, size: int = -1) -> bytes:
-        return self._file.read(size)
-
-    async def __aenter__(self) -> _Body:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class _Bucket:
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        return {"Body": _Body(self.objects[Key])}
 
 
 def _line(i: int) -> bytes:
@@ -58,7 +35,7 @@ async def test_malformed_lines_are_logged_once_per_object_by_key_and_line_number
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     data = _line(0) + b"not json " + SECRET + b"\n" + _line(1) + b'{"x": "' + SECRET + b'"}\n' + _line(2)
-    reader = S3ArchiveReader(_Bucket({"2024/05/o": data}), "b", max_line_bytes=1024)
+    reader = S3ArchiveReader(ArchiveBucket({"2024/05/o": data}), "b", max_line_bytes=1024)
     with caplog.at_level(logging.WARNING, logger="consumers.replay.ranges"):
         records = [r async for batch, _ in reader.read("2024/05/o", None) for r in batch]
     assert len(records) == 3 and reader.malformed == 2
@@ -72,7 +49,7 @@ async def test_an_unreadable_object_is_logged_with_the_line_it_stopped_after(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     data = gzip.compress(b"".join(_line(i) for i in range(200)))[:-40]
-    reader = S3ArchiveReader(_Bucket({"o.gz": data}), "b")
+    reader = S3ArchiveReader(ArchiveBucket({"o.gz": data}), "b")
     with caplog.at_level(logging.WARNING, logger="consumers.replay.ranges"):
         read = sum([len(batch) async for batch, _ in reader.read("o.gz", None)])
     [warning] = [r for r in caplog.records if r.name == "consumers.replay.ranges"]

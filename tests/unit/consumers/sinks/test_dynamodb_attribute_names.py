@@ -6,21 +6,10 @@ Scan of the table)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from consumers.sinks.base import Outcome
 from consumers.sinks.dynamodb import DynamoDBSink
 from shardline.records import ConsumedRecord, KinesisPosition
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    async def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
-        for requests in kwargs["RequestItems"].values():
-            self.items.extend(request["PutRequest"]["Item"] for request in requests)
-        return {}
+from tests.unit.consumers.sinks.dynamodb_doubles import AcceptingDynamoDB
 
 
 def _record(sequence: int, data: bytes) -> ConsumedRecord:
@@ -28,7 +17,7 @@ def _record(sequence: int, data: bytes) -> ConsumedRecord:
 
 
 async def test_an_empty_field_name_is_rejected_alone_without_quoting_the_payload() -> None:
-    client = _Client()
+    client = AcceptingDynamoDB()
     sink = DynamoDBSink("table", client=client)
     results = await sink.write(
         [_record(1, b'{"a": 1}'), _record(2, b'{"": "secret-value", "a": 2}'), _record(3, b'{"a": 3}')]

@@ -11,16 +11,7 @@ from consumers.sinks.base import Outcome
 from consumers.sinks.dynamodb import DynamoDBSink
 from shardline.limits import DYNAMODB_ITEM_MAX_BYTES
 from shardline.records import ConsumedRecord, KinesisPosition
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    async def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
-        for requests in kwargs["RequestItems"].values():
-            self.items.extend(request["PutRequest"]["Item"] for request in requests)
-        return {}
+from tests.unit.consumers.sinks.dynamodb_doubles import AcceptingDynamoDB
 
 
 def _record(payload: dict[str, Any]) -> ConsumedRecord:
@@ -38,7 +29,7 @@ def _record(payload: dict[str, Any]) -> ConsumedRecord:
     ],
 )
 async def test_an_item_under_the_limit_is_written_whatever_its_characters(text: str) -> None:
-    client = _Client()
+    client = AcceptingDynamoDB()
     sink = DynamoDBSink("table", client=client)
     (result,) = await sink.write([_record({"text": text})])
     assert result.outcome is Outcome.WRITTEN
@@ -46,7 +37,7 @@ async def test_an_item_under_the_limit_is_written_whatever_its_characters(text: 
 
 
 async def test_an_item_over_the_limit_is_still_rejected_before_sending() -> None:
-    client = _Client()
+    client = AcceptingDynamoDB()
     sink = DynamoDBSink("table", client=client)
     text = "\u00e9" * (DYNAMODB_ITEM_MAX_BYTES // 2 + 1)  # two UTF-8 bytes each
     (result,) = await sink.write([_record({"text": text})])
