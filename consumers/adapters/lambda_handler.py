@@ -54,6 +54,7 @@ import binascii
 import concurrent.futures
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_ba
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
-from shardline.errors import ConfigurationError, SinkError, ValidationError
+from shardline.errors import BackgroundTaskError, ConfigurationError, SinkError, ValidationError
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -292,20 +293,53 @@ class _LoopThread:
     """The handler's event loop, run in a daemon thread started on first use.
 
     The invocation thread waits for each batch with a timeout instead of running the loop
-    itself: a sink blocking the loop cannot then keep the handler from answering.
+    itself: a sink blocking the loop cannot then keep the handler from answering.  The thread
+    is owned by the handler: should it end (a ``SystemExit`` raised in a callback stops
+    ``run_forever``), every later batch would wait for a loop that no longer runs, so the
+    wait raises :class:`~shardline.errors.BackgroundTaskError` with the cause instead, and
+    the invocation fails loudly (Lambda retries it, the log says why).
     """
+
+    _POLL_S = 1.0  # how often a wait without a deadline looks at the thread
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
+        self._death: BaseException | None = None
 
     def submit(self, coroutine: Coroutine[Any, Any, BatchOutcome]) -> concurrent.futures.Future[BatchOutcome]:
+        self._check_alive(coroutine)
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.loop.run_forever, name="shardline-lambda-loop", daemon=True
-            )
+            self._thread = threading.Thread(target=self._serve, name="shardline-lambda-loop", daemon=True)
             self._thread.start()
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def wait(self, future: concurrent.futures.Future[BatchOutcome], timeout: float | None) -> bool:
+        """Wait for ``future`` at most ``timeout`` seconds (``None``: as long as the loop runs)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = self._POLL_S if deadline is None else min(self._POLL_S, deadline - time.monotonic())
+            done, _ = concurrent.futures.wait([future], timeout=max(0.0, left))
+            if done:
+                return True
+            self._check_alive()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def _serve(self) -> None:
+        try:
+            self.loop.run_forever()
+        except BaseException as exc:  # noqa: BLE001 - kept for the handler, which raises it
+            self._death = exc
+        else:
+            self._death = RuntimeError("the loop was stopped")
+
+    def _check_alive(self, coroutine: Coroutine[Any, Any, Any] | None = None) -> None:
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            if coroutine is not None:
+                coroutine.close()  # never scheduled: no "coroutine was never awaited" warning
+            raise BackgroundTaskError("the Lambda handler's event loop thread ended") from self._death
 
 
 def _margin(time_margin: float | None, remaining: float | None) -> float:
@@ -382,7 +416,7 @@ def make_handler(
         future = runner.submit(run)
         # a last resort past the deadline (a sink call that ignores cancellation or blocks
         # the loop): half the margin is still left to answer
-        concurrent.futures.wait([future], timeout=None if budget is None else budget + margin / 2)
+        runner.wait(future, None if budget is None else budget + margin / 2)
         outcome: BatchOutcome | None
         if future.done():
             outcome = future.result()

