@@ -8,21 +8,13 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
 from shardline import metrics_events
 from shardline.metrics_events import CATALOGUE, MetricKind, Unit, markdown_table
 from tests.child_scan import scan_in_child
-
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("shardline", "producers", "consumers", "benchmarks")
-CONSTANTS = {
-    name: value
-    for name, value in vars(metrics_events).items()
-    if name.isupper() and not name.startswith("_") and isinstance(value, str)
-}
+from tests.emitter_scan import CONSTANTS, ROOT, violations_in_packages
 
 
 def emit_violations(source: str, filename: str = "<source>") -> list[str]:
@@ -52,12 +44,7 @@ def emit_violations(source: str, filename: str = "<source>") -> list[str]:
 
 
 def _violations_in_the_tree() -> list[str]:
-    return [
-        violation
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        for violation in emit_violations(path.read_text(), str(path.relative_to(ROOT)))
-    ]
+    return violations_in_packages(emit_violations)
 
 
 def test_every_emitter_uses_a_catalogue_constant() -> None:

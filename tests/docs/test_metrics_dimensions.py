@@ -9,20 +9,11 @@ the one operators were told to watch: a widget or alarm on it shows nothing.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-from shardline import metrics_events
 from shardline.exporters.emf import DEFAULT_DIMENSIONS
 from shardline.metrics_events import CATALOGUE
 from tests.child_scan import scan_in_child
-
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shardline", "producers", "consumers", "benchmarks")
-CONSTANTS = {
-    name: value
-    for name, value in vars(metrics_events).items()
-    if name.isupper() and not name.startswith("_") and isinstance(value, str)
-}
+from tests.emitter_scan import CONSTANTS, violations_in_packages
 
 
 def dimension_violations(source: str, filename: str = "<source>") -> list[str]:
@@ -50,12 +41,7 @@ def dimension_violations(source: str, filename: str = "<source>") -> list[str]:
 
 
 def _violations_in_the_tree() -> list[str]:
-    return [
-        violation
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
-        for violation in dimension_violations(path.read_text(), str(path.relative_to(ROOT)))
-    ]
+    return violations_in_packages(dimension_violations)
 
 
 def test_every_emitter_reports_the_catalogued_dimensions() -> None:
