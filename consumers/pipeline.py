@@ -58,7 +58,7 @@ from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_nam
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import Source, SourceBatch
 from shardline import metrics_events as events
-from shardline.errors import ConfigurationError, LeaseLostError, ShardlineError, SinkError
+from shardline.errors import CheckpointError, ConfigurationError, LeaseLostError, ShardlineError, SinkError
 from shardline.events_wait import wait_until_set
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import ConsumedRecord, Position, RefusedRecord
@@ -101,6 +101,12 @@ class PipelineConfig:
     destination answered "retry" for it) before it is dead-lettered.
     ``drain_timeout``: seconds :meth:`Pipeline.stop` waits for in-flight writes before it
     abandons them (they are redelivered after restart); ``None`` waits as long as needed.
+    ``checkpoint_outage_limit``: seconds a partition's checkpoints may keep failing with
+    retriable errors (throttled, unavailable) before the run stops with
+    :class:`~shardline.errors.CheckpointError`.  The default is a Kinesis lease's expiry
+    (three 10 s renewal intervals): past it another worker may count the lease abandoned and
+    take it, so checkpoints this worker cannot write are no longer its to write.  A
+    non-retriable store error (access denied, a deleted table) stops the run at once.
     """
 
     max_in_flight_records: int = 10_000
@@ -110,6 +116,7 @@ class PipelineConfig:
     sink_retry: RetryPolicy = SINK_RETRY_FOREVER
     entry_attempts: int = 8
     drain_timeout: float | None = None
+    checkpoint_outage_limit: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_in_flight_records < 1:
@@ -128,6 +135,8 @@ class PipelineConfig:
             raise ConfigurationError("entry_attempts must be at least 1")
         if self.drain_timeout is not None and self.drain_timeout < 0:
             raise ConfigurationError("drain_timeout must be >= 0 or None")
+        if not self.checkpoint_outage_limit > 0:
+            raise ConfigurationError("checkpoint_outage_limit must be a positive number of seconds")
 
 
 @dataclass(slots=True)
@@ -205,6 +214,8 @@ class Pipeline:
         self._in_flight = 0
         self._capacity = asyncio.Condition()
         self._checkpointed: dict[str, Position] = {}
+        self._checkpoint_failing_since: dict[str, float] = {}
+        """Per partition, when its checkpoints began failing (loop time); cleared by a success."""
         self._lost: set[str] = set()
         self._ended: set[str] = set()
         self._checkpoint_lock = asyncio.Lock()
@@ -608,8 +619,10 @@ class Pipeline:
     async def _checkpoint_pass(self) -> None:
         """Checkpoint every partition up to its watermark; SHARD_END for finished closed ones.
 
-        Store and service errors (the Shardline tree) are retried by the next pass; anything
-        else is a bug and propagates to the loop's owner, which stops the run with it.
+        Retriable store and service errors are retried by the next pass, for at most
+        ``checkpoint_outage_limit``; a non-retriable one stops the run with it; anything
+        outside the Shardline tree is a bug and propagates to the loop's owner, which stops
+        the run with it.
         """
         async with self._checkpoint_lock:
             for partition in self._tracker.partitions():
@@ -625,6 +638,7 @@ class Pipeline:
         try:
             if progress.ended:
                 await self._source.checkpoint_end(partition)
+                self._checkpoint_failing_since.pop(partition, None)
                 self._ended.add(partition)
                 self.stats.partitions_ended += 1
                 self._count_checkpoint(partition)
@@ -633,6 +647,7 @@ class Pipeline:
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 await self._source.checkpoint(partition, position)
+                self._checkpoint_failing_since.pop(partition, None)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
                 self._count_checkpoint(partition)
@@ -643,17 +658,34 @@ class Pipeline:
             self._lost.add(partition)
             self.stats.partitions_lost += 1
             return
-        except ShardlineError as exc:  # a store or service error: the next pass retries
-            logger.warning(
-                "checkpoint failed; will retry",
-                extra={"partition": partition, "error_type": type(exc).__name__},
-            )
+        except ShardlineError as exc:  # a store or service error
             self._observer.on_event(events.CHECKPOINT_ERRORS, 1, **self._partition_dimensions(partition))
+            await self._checkpoint_failed(partition, exc)
         self._observer.on_event(
             events.CHECKPOINT_LAG,
             progress.uncommitted_records + progress.unfinished_records,
             **self._partition_dimensions(partition),
         )
+
+    async def _checkpoint_failed(self, partition: str, exc: ShardlineError) -> None:
+        """Retry a retriable failure at the next pass, within ``checkpoint_outage_limit``;
+        stop the run on any other (the store can never take this worker's checkpoints: read
+        on, it would write records for hours that every restart delivers again)."""
+        extra = {"partition": partition, "error_type": type(exc).__name__}
+        if not exc.retriable:
+            await self._fail(exc, "the checkpoint store refused for good")
+            return
+        now = asyncio.get_running_loop().time()
+        failing_for = now - self._checkpoint_failing_since.setdefault(partition, now)
+        if failing_for < self._config.checkpoint_outage_limit:
+            logger.warning("checkpoint failed; will retry", extra=extra)
+            return
+        failure = CheckpointError(
+            f"checkpoints of {partition!r} failed for {failing_for:.0f} s ({type(exc).__name__}): "
+            "another worker may take the lease by now, so this one stops"
+        )
+        failure.__cause__ = exc
+        await self._fail(failure, "checkpoints kept failing")
 
     def _count_checkpoint(self, partition: str) -> None:
         """A checkpoint the store accepted (progress lines report its age, not a pass's)."""
