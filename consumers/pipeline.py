@@ -7,7 +7,7 @@ tells the source how far it may checkpoint.  The guarantees, and how they are ke
 * **At-least-once.**  A partition is checkpointed only up to the lowest record that is not
   yet written or dead-lettered (:class:`~consumers._pipeline_tracker.AckTracker`), at
   ``checkpoint_interval`` and once more on shutdown; a partition whose lease was lost is
-  never checkpointed again.
+  not checkpointed again until the source takes its lease back and reads it anew.
 * **Per-partition order.**  Each partition has a lane with ``partition_concurrency``
   writers (1 by default: one sink write in flight per shard, in order).
 * **Bounded memory.**  At most ``max_in_flight_records`` records are read but unfinished;
@@ -169,6 +169,8 @@ class _Work:
     """Where each of ``records`` was read (a transform may hand back a changed record)."""
     dimensions: Mapping[str, str]
     """The metric dimensions of the partition (:meth:`Pipeline._dimensions_of`)."""
+    hold: int
+    """Which hold of the partition's lease the records were read under (see ``_holds``)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -217,6 +219,9 @@ class Pipeline:
         self._checkpoint_failing_since: dict[str, float] = {}
         """Per partition, when its checkpoints began failing (loop time); cleared by a success."""
         self._lost: set[str] = set()
+        self._holds: dict[str, int] = {}
+        """Per partition, how often the source took its lease back after losing it: work of
+        an earlier hold is neither written nor acknowledged (its new holder read it)."""
         self._ended: set[str] = set()
         self._checkpoint_lock = asyncio.Lock()
         self._checkpoint_now = asyncio.Event()
@@ -394,7 +399,10 @@ class Pipeline:
         if batch.millis_behind_latest is not None:
             self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, **dimensions)
         if partition in self._lost:
-            return True  # the lease is gone; the new owner reads these records again
+            # a batch after the loss surfaced is read under a new hold of the lease (the source
+            # drops what it read under the lost one), from the lease's checkpoint
+            self._take_back(partition)
+        hold = self._holds.get(partition, 0)
         size = self._config.max_sink_batch_records
         chunks = [batch.records[start : start + size] for start in range(0, count, size)]
         if batch.end_of_partition or not chunks:
@@ -408,8 +416,27 @@ class Pipeline:
             last_position = chunk[-1].position if chunk else None
             end = batch.end_of_partition and index == len(chunks) - 1
             ticket = self._tracker.issue(partition, len(chunk), last_position, end_of_partition=end)
-            await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions, dimensions))
+            await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions, dimensions, hold))
         return True
+
+    def _take_back(self, partition: str) -> None:
+        """The source holds ``partition``'s lease again: start its bookkeeping afresh.
+
+        The tickets of the lost hold are dropped unfinished, so they can neither hold the new
+        hold's watermark back nor move it; their records were read again by whoever took the
+        lease, and the new hold reads on from that worker's checkpoint.
+        """
+        self._lost.discard(partition)
+        self._holds[partition] = self._holds.get(partition, 0) + 1
+        self._tracker.forget(partition)
+        self._checkpointed.pop(partition, None)
+        self._checkpoint_failing_since.pop(partition, None)
+        logger.info("lease taken back; reading the partition again", extra={"partition": partition})
+
+    def _current(self, work: _Work) -> bool:
+        """Whether ``work`` was read under the partition's lease as held now."""
+        partition = work.ticket.partition
+        return partition not in self._lost and work.hold == self._holds.get(partition, 0)
 
     async def _reserve(self, count: int) -> bool:
         """Back-pressure: wait until ``count`` more records fit under the in-flight bound.
@@ -518,7 +545,7 @@ class Pipeline:
         ticket = work.ticket
         resolved = [False] * len(work.records)
         try:
-            if not self._workflow.abort.is_set() and ticket.partition not in self._lost:
+            if not self._workflow.abort.is_set() and self._current(work):
                 if work.rejected:
                     await self._workflow.dead_letter(work.rejected, work.dimensions)
                 if work.records:
@@ -527,7 +554,7 @@ class Pipeline:
                     )
                     if written:
                         self._observer.on_event(events.RECORDS_OUT, written, **work.dimensions)
-                if self._tracker.finish(ticket):
+                if self._current(work) and self._tracker.finish(ticket):
                     progress = self._tracker.progress(ticket.partition)
                     if progress is not None and progress.ended:
                         self._checkpoint_now.set()
@@ -537,7 +564,7 @@ class Pipeline:
             # lane's queue unjoined and run() waiting for ever
             exc = stray_cancel(caught, "a partition lane")
             prefix = _leading(resolved)
-            if prefix:
+            if prefix and self._current(work):
                 # the records before the first unresolved one are acknowledged: a restart (or
                 # Lambda's retry) resumes exactly at the record that failed
                 self._tracker.acknowledge_prefix(ticket, prefix, work.positions[prefix - 1])

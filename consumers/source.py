@@ -61,7 +61,12 @@ class Source(Protocol):
         ...
 
     async def checkpoint(self, partition: str, position: Position) -> None:
-        """Persist that every record of ``partition`` up to ``position`` is acknowledged."""
+        """Persist that every record of ``partition`` up to ``position`` is acknowledged.
+
+        Raises :class:`~shardline.errors.LeaseLostError` once another worker holds the
+        partition.  A batch of that partition yielded after that comes from a new hold of it
+        (the lease taken back, read from its checkpoint): the pipeline starts it afresh.
+        """
         ...
 
     async def checkpoint_end(self, partition: str) -> None:

@@ -1,15 +1,19 @@
 """KinesisSource: every readable shard of a stream, as one :class:`consumers.source.Source`.
 
-It is a single worker: it takes the lease of each shard it reads (so a stale copy of itself,
-or an adapter-based deployment, is fenced out by the lease counter) but does not balance
-leases between workers; scale-out is the job of the KCL and Lambda adapters.
+It takes the lease of each shard nobody holds, and, by the KCL's rule, of each shard whose
+holder stopped renewing its lease (its counter stood still for the expiry time, see
+:mod:`consumers.kinesis.lease_expiry`), whoever held it: a shard this worker lost comes back
+to it once the worker that took it dies.  A lease another worker renews is never taken.  It
+does not balance leases between live workers; scale-out is the job of the KCL and Lambda
+adapters.
 
 Per shard it runs one reader task (polling or enhanced fan-out) feeding a bounded queue: a
 slow pipeline fills the queue and the reader pauses.  Shards are discovered with ListShards
 (periodically and when a reader reports ChildShards); a child starts only once the store says
 all its parents are checkpointed at SHARD_END (see :mod:`consumers.kinesis.lineage`).  Each
 shard resumes at its checkpoint.  Leases are renewed periodically; a shard whose lease is lost
-is stopped and its unread batches are dropped, since the new owner will read them.
+is stopped and its unread batches are dropped, since the new owner will read them; taken
+back later, it is read again from its checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from consumers.kinesis.batch import ShardBatch
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.efo import FanOutShardReader, ensure_consumer, stream_arn
+from consumers.kinesis.lease_expiry import LeaseExpiry
 from consumers.kinesis.lineage import ShardAssignment, plan_reads, resume_position
 from consumers.kinesis.polling import PollingShardReader
 from consumers.kinesis.positions import TRIM_HORIZON, StartKind, StartPosition
@@ -133,8 +138,10 @@ class KinesisSource:
         self._shards: dict[str, _Shard] = {}
         self._known: dict[str, ShardInfo] = {}
         self._lost: set[str] = set()
+        """Shards whose lease this worker lost and has not taken back (checkpoints refused)."""
         self._finished: set[str] = set()
-        self._output: asyncio.Queue[ShardBatch | BaseException | None] = asyncio.Queue()
+        self._expiry = LeaseExpiry(owner, self._lease_expiry, clock)
+        self._output: asyncio.Queue[tuple[_Shard, ShardBatch] | BaseException | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._stopping = False
         self._running = False
@@ -195,15 +202,17 @@ class KinesisSource:
                         break
                     if isinstance(item, BaseException):
                         raise item
-                    shard = self._shards.get(item.shard_id)
-                    if shard is None:
-                        continue  # lease lost meanwhile: the new owner reads these records
+                    shard, batch = item
+                    if self._shards.get(batch.shard_id) is not shard:
+                        # lease lost meanwhile (and maybe taken back since, read again from
+                        # its checkpoint): the holder that took it reads these records
+                        continue
                     shard.slots.release()
                     yield SourceBatch(
-                        partition=item.shard_id,
-                        records=item.records,
-                        millis_behind_latest=item.millis_behind_latest,
-                        end_of_partition=item.end_of_shard,
+                        partition=batch.shard_id,
+                        records=batch.records,
+                        millis_behind_latest=batch.millis_behind_latest,
+                        end_of_partition=batch.end_of_shard,
                         stream=self.stream_name,
                     )
             finally:
@@ -312,7 +321,7 @@ class KinesisSource:
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()
-        exclude = set(self._shards) | self._lost | self._finished
+        exclude = set(self._shards) | self._finished | self._expiry.held_elsewhere(leases)
         for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
             if self._stopping:
                 return
@@ -325,8 +334,7 @@ class KinesisSource:
         await self._store.create_if_absent(info.shard_id, info.parents, initial_position=initial)
         try:
             lease = await self._store.acquire(info.shard_id, self._owner)
-        except LeaseLostError:
-            self._lost.add(info.shard_id)
+        except LeaseLostError:  # another worker took it first: judged again at the next listing
             return
         except LeaseRowError as exc:  # this shard's row only: the others are read
             _log.warning("%s; %s/%s is not read until the row is fixed", exc, self.stream_name, info.shard_id)
@@ -347,6 +355,7 @@ class KinesisSource:
             held_at=self._clock(),
         )
         self._shards[info.shard_id] = shard
+        self._lost.discard(info.shard_id)
         shard.task = asyncio.create_task(self._read_shard(client, shard, start), name=info.shard_id)
         self._observer.on_event(events.SHARDS_STARTED, 1.0, stream=self.stream_name, shard=info.shard_id)
         _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, start)
@@ -379,7 +388,7 @@ class KinesisSource:
                         self._known.setdefault(child.shard_id, child)
                 if batch.end_of_shard:
                     shard.ended = True
-                self._output.put_nowait(batch)
+                self._output.put_nowait((shard, batch))
                 if batch.end_of_shard:
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)

@@ -94,7 +94,7 @@ class _CheckpointStoreDown(ScriptedSource):
     """Every checkpoint write fails: the store is unreachable for the whole run."""
 
     async def checkpoint(self, partition: str, position: Position) -> None:
-        raise CheckpointError("checkpoint table unavailable")
+        raise CheckpointError("checkpoint table unavailable", retriable=True)
 
 
 async def test_progress_reports_the_last_checkpoint_written_not_the_last_attempt(

@@ -59,7 +59,7 @@ class _FirstCheckpointFails(ScriptedSource):
     async def checkpoint(self, partition: str, position: Position) -> None:
         if not self._failed:
             self._failed = True
-            raise CheckpointError("checkpoint table unavailable")
+            raise CheckpointError("checkpoint table unavailable", retriable=True)
         await super().checkpoint(partition, position)
 
 

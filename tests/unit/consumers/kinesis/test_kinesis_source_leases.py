@@ -21,8 +21,9 @@ from consumers.checkpoint.base import Lease
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
+from consumers.kinesis.lease_expiry import LeaseExpiry
 from consumers.source import SourceBatch
-from shardline.errors import CheckpointError, TransientServiceError
+from shardline.errors import CheckpointError, LeaseLostError, TransientServiceError
 from shardline.records import SHARD_END
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis
 
@@ -162,3 +163,77 @@ async def test_a_lease_that_cannot_be_renewed_for_three_rounds_ends_the_source()
                 pass
     assert isinstance(raised.value.__cause__, TransientServiceError)
     await source.close()
+
+
+# --- a lost shard comes back once its new holder stops renewing -------------------------------
+
+
+class CountsListings(MemoryCheckpointStore):
+    """Counts the source's listings of the lease table, so a test can wait for the next one."""
+
+    listings = 0
+
+    async def list(self) -> list[Lease]:
+        leases = await super().list()
+        self.listings += 1
+        return leases
+
+
+async def next_listings(store: CountsListings, count: int = 2) -> None:
+    """Until the source listed the table ``count`` more times (the last one saw every change)."""
+    target = store.listings + count
+    await until(lambda: store.listings >= target, "the source lists the lease table")
+
+
+async def test_a_lost_shard_is_taken_back_once_its_holder_stops_renewing_never_before() -> None:
+    clock = [0.0]  # the expiry is judged on this clock only; the loops run on FAST intervals
+    store = CountsListings()
+    client = FakeKinesis([("k", b"x")] * 20, limit=5)
+    source = KinesisSource("s", store=store, owner="A", client=client, config=FAST, clock=lambda: clock[0])
+    expiry = 3 * FAST.lease_renew_interval
+    async with reading(source) as received:
+        first = await asyncio.wait_for(received.get(), BOUND)
+        assert first.partition == "shard-0"
+        # worker B takes the shard (a KCL balancer's steal, or A's renewals failed a while)
+        taken = await store.acquire("shard-0", "B")
+        await until(lambda: source.shards == [], "A loses the shard at its next renewal")
+        taken = await store.checkpoint(taken, "1007")
+        with pytest.raises(LeaseLostError):
+            await source.checkpoint("shard-0", first.records[-1].position)
+        # B renews within the expiry, however long it holds the shard: A never takes it
+        for _ in range(5):
+            clock[0] += 0.6 * expiry
+            taken = await store.renew(taken)
+            await next_listings(store)
+            assert source.shards == [] and (await store.get("shard-0")).owner == "B"  # type: ignore[union-attr]
+        # B dies without releasing: its counter stands still for the expiry on A's clock
+        await next_listings(store)
+        clock[0] += expiry
+        await until(lambda: source.shards == ["shard-0"], "A takes the abandoned lease back")
+        while True:  # what A read under its first hold was dropped; the new hold starts after B's checkpoint
+            batch = await asyncio.wait_for(received.get(), BOUND)
+            if batch.records[0].position.sequence_number == "1008":
+                break
+        await source.checkpoint("shard-0", batch.records[-1].position)
+    lease = await store.get("shard-0")
+    assert lease is not None and lease.owner == "A"
+    assert lease.checkpoint == batch.records[-1].position.sequence_number
+
+
+def test_lease_expiry_counts_only_a_counter_that_stood_still() -> None:
+    clock = [0.0]
+    expiry = LeaseExpiry("A", 30.0, lambda: clock[0])
+
+    def lease(owner: str | None, counter: int) -> Lease:
+        return Lease("shard-0", owner, counter, None)
+
+    assert expiry.held_elsewhere([lease("B", 1)]) == {"shard-0"}  # first seen: held
+    clock[0] = 29.0
+    assert expiry.held_elsewhere([lease("B", 1)]) == {"shard-0"}
+    assert expiry.held_elsewhere([lease("B", 2)]) == {"shard-0"}  # renewed: timed afresh
+    clock[0] = 58.0
+    assert expiry.held_elsewhere([lease("B", 2)]) == {"shard-0"}
+    clock[0] = 59.0
+    assert expiry.held_elsewhere([lease("B", 2)]) == set()  # 30 s unchanged: abandoned
+    assert expiry.held_elsewhere([lease("C", 2)]) == {"shard-0"}  # another owner: timed afresh
+    assert expiry.held_elsewhere([lease(None, 3), lease("A", 4)]) == set()  # free, or ours
