@@ -358,13 +358,23 @@ class KafkaProducer:
         If the delivery thread died, raises the :class:`~shardline.errors.BackgroundTaskError`
         naming the cause (pending messages were purged and fail with it).
         """
-        while (self._in_flight or self._open_batches) and self._pump is not None:
+        while self._unsettled and self._pump is not None:
             if self._failure is not None:
                 raise self._failure
             self._drained.clear()
             await self._drained.wait()
         if self._failure is not None:
             raise self._failure
+
+    @property
+    def _unsettled(self) -> bool:
+        """Messages queued and not yet reported, or (once closing) sends still waiting for room.
+
+        A send waiting for room when ``close()`` begins may still queue its message, woken
+        by the report that lets ``close()``'s flush end: that flush must wait for it too, or
+        the delivery thread stopped with the message queued and its future never resolved.
+        """
+        return bool(self._in_flight or self._open_batches or (self._closed and self._space_waiters))
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the delivery thread.  Later ``send`` calls raise ClosedError.
@@ -607,8 +617,7 @@ class KafkaProducer:
             self._abandon(batch, index, DeliveryError("not queued: send_many was cancelled"))
             raise
         finally:
-            self._space_waiters -= 1
-            self._waiting_for_space = self._space_waiters > 0
+            self._space_left()
 
     def _abandon(self, batch: DeliveryBatch, index: int, error: ShardlineError) -> None:
         """Messages ``index..`` of ``batch`` will never be queued: they fail with ``error``."""
@@ -728,8 +737,15 @@ class KafkaProducer:
                     self._in_flight += 1
                     return
         finally:
-            self._space_waiters -= 1
-            self._waiting_for_space = self._space_waiters > 0
+            self._space_left()
+
+    def _space_left(self) -> None:
+        """A send or batch stopped waiting for room (queued, refused or failed): a closing
+        flush waiting for the last of them re-checks."""
+        self._space_waiters -= 1
+        self._waiting_for_space = self._space_waiters > 0
+        if not self._space_waiters:
+            self._drained.set()
 
     def _produce_error(self, exc: KafkaException) -> ShardlineError:
         """librdkafka refused a message synchronously (too large, unknown partition, ...): the

@@ -11,6 +11,14 @@ raised by a callback on it), every future the facade handed out and every blocke
 fails at once with :class:`~shardline.errors.BackgroundTaskError` naming the cause, instead
 of waiting for a loop that will never run again.
 
+Blocking from the loop's own thread (a delivery callback, an observer) would wait for the
+loop it stops: ``close()`` there starts the close and returns, every other call raises
+``RuntimeError`` at once.  A producer still open at interpreter exit is closed then (flushed,
+bounded by its ``close_timeout``), so records buffered when the program ends are delivered
+or reported; in a child made by ``os.fork()`` after start, whose copy has no loop thread,
+every call raises :class:`~shardline.errors.ClosedError` and each future copied from the
+parent fails with it, instead of waiting for a thread that was not copied.
+
 No signal handler is installed unless asked: :meth:`SyncKinesisProducer.install_signal_handlers`
 makes SIGTERM flush and close the producer (so nothing acknowledged-to-the-caller is lost)
 before the previous handler, or the default exit, runs.
@@ -19,17 +27,20 @@ before the previous handler, or the default exit, runs.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
+import os
 import signal
 import threading
+import weakref
 from collections.abc import Coroutine, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Self, TypeVar
 
 from producers.kinesis import KinesisProducer
 from producers.tickets import BatchAcks
-from shardline.errors import BackgroundTaskError, ClosedError
+from shardline.errors import BackgroundTaskError, ClosedError, ShardlineError
 from shardline.records import Ack
 
 __all__ = ["SyncKinesisProducer"]
@@ -40,6 +51,34 @@ _log = logging.getLogger(__name__)
 
 _CLOSE_MARGIN = 5.0
 """Seconds a blocking close(timeout) waits beyond ``timeout`` for the loop to finish closing."""
+
+_open: weakref.WeakSet[SyncKinesisProducer] = weakref.WeakSet()
+"""Producers whose loop thread runs: what interpreter exit closes and a forked child disowns."""
+
+
+def _close_open_producers() -> None:
+    """At interpreter exit: close every producer still open, so its buffer is delivered.
+
+    The loop runs on a daemon thread, which exit would stop mid-request, silently dropping
+    every record still buffered.
+    """
+    for producer in list(_open):
+        try:
+            producer.close()
+        except Exception as exc:  # noqa: BLE001 - exit goes on; each record's future holds its outcome
+            _log.warning("kinesis producer: closing at interpreter exit failed: %s", type(exc).__name__)
+
+
+def _disown_in_forked_child() -> None:
+    """In a child of ``os.fork()``: only the forking thread was copied, so no loop runs."""
+    for producer in list(_open):
+        producer._disown_after_fork()
+    _open.clear()
+
+
+atexit.register(_close_open_producers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_in_forked_child)
 
 
 def _settle_into(source: asyncio.Future[_T], target: concurrent.futures.Future[_T]) -> None:
@@ -77,9 +116,10 @@ class SyncKinesisProducer:
         self._closed = False
         self._stopping = False
         self._lock = threading.Lock()
-        self._failure: BackgroundTaskError | None = None
+        self._failure: ShardlineError | None = None
         # Every future handed out or waited on and not resolved yet: what the loop's death fails.
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._parent_pid = os.getpid()
         self._thread = threading.Thread(target=self._serve, name="kinesis-producer", daemon=True)
         self._thread.start()
         try:
@@ -87,6 +127,7 @@ class SyncKinesisProducer:
         except BaseException:
             self._stop_loop()
             raise
+        _open.add(self)
 
     @staticmethod
     async def _build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> KinesisProducer:
@@ -102,11 +143,14 @@ class SyncKinesisProducer:
             cause: BaseException = exc
         else:
             if self._stopping:
+                if not self._loop.is_closed() and not asyncio.all_tasks(self._loop):
+                    self._loop.close()  # stopped by a close() started on this thread: nobody joins it
                 return
             cause = RuntimeError("event loop stopped")
         failure = BackgroundTaskError(f"the producer's event loop thread died ({type(cause).__name__})")
         failure.__cause__ = cause
         _log.error("kinesis producer: event loop thread died; failing every pending call", exc_info=cause)
+        _open.discard(self)  # already failed: nothing for interpreter exit to close
         with self._lock:
             self._failure = failure
             pending, self._pending = list(self._pending), set()
@@ -123,10 +167,24 @@ class SyncKinesisProducer:
         future.add_done_callback(self._pending.discard)
         return future
 
+    def _closed_error(self) -> ClosedError:
+        """Why calls are refused once closed: the fork's explanation in a forked child."""
+        failure = self._failure
+        return failure if isinstance(failure, ClosedError) else ClosedError("producer is closed")
+
+    def _on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         if self._failure is not None:
             coro.close()
             raise self._failure
+        if self._on_loop_thread():
+            coro.close()
+            raise RuntimeError(
+                "a blocking SyncKinesisProducer call on its own event loop's thread (from a callback"
+                " or an observer) would wait for ever; only close() may be called there"
+            )
         if self._loop.is_closed():
             coro.close()
             raise ClosedError("producer is closed")
@@ -169,7 +227,7 @@ class SyncKinesisProducer:
     ) -> concurrent.futures.Future[Ack]:
         """Buffer one record (blocking while the buffer is full); the future gives its Ack."""
         if self._closed:
-            raise ClosedError("producer is closed")
+            raise self._closed_error()
         result: concurrent.futures.Future[Ack] = self._track(concurrent.futures.Future())
 
         async def buffer() -> None:
@@ -202,7 +260,7 @@ class SyncKinesisProducer:
         partition key per value.
         """
         if self._closed:
-            raise ClosedError("producer is closed")
+            raise self._closed_error()
         result: concurrent.futures.Future[BatchAcks] = self._track(concurrent.futures.Future())
         materialised = list(values)
         materialised_keys = None if keys is None else list(keys)
@@ -226,18 +284,55 @@ class SyncKinesisProducer:
         :class:`~shardline.errors.DeliveryError`.  Raises the producer's
         :class:`~shardline.errors.BackgroundTaskError` if its background work or the loop's
         thread died.
+
+        Called on the loop's own thread (from a delivery callback or an observer), it starts
+        the close and returns at once: waiting there would block the loop that closes.  A
+        close from another thread meanwhile waits for that one to finish.
         """
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
         if timeout is None:
             timeout = self._close_timeout
         wait = None if timeout is None else timeout + _CLOSE_MARGIN
+        if self._on_loop_thread():
+            if first:
+                self._stopping = True
+                self._loop.create_task(self._close_on_loop(timeout), name="kinesis-producer-close")
+            return
+        if not first:
+            if self._stopping and self._thread.is_alive():
+                self._thread.join(wait)
+            return
+        _open.discard(self)
         try:
             self._call(self._producer.close(timeout), wait)
         finally:
             self._stop_loop()
+
+    async def _close_on_loop(self, timeout: float | None) -> None:
+        """A close() started on the loop's thread: close the producer, then end the loop."""
+        _open.discard(self)
+        try:
+            await self._producer.close(timeout)
+        except Exception as exc:  # noqa: BLE001 - no caller waits: each record's future holds its outcome
+            _log.warning("kinesis producer: close from a callback failed: %s", type(exc).__name__)
+        finally:
+            self._loop.stop()
+
+    def _disown_after_fork(self) -> None:
+        """In a forked child: this copy's loop thread does not exist, so fail instead of waiting."""
+        self._lock = threading.Lock()  # may have been held by a thread that was not copied
+        failure = ClosedError(
+            f"this producer was started in process {self._parent_pid} and cannot be used after"
+            " os.fork(); create a new producer in the child"
+        )
+        self._failure = failure
+        self._closed = True
+        pending, self._pending = list(self._pending), set()
+        for future in pending:
+            if not future.done():
+                future.set_exception(failure)
 
     def _stop_loop(self) -> None:
         self._stopping = True

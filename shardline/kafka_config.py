@@ -24,11 +24,13 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from shardline.errors import AuthenticationError, ConfigurationError
+from shardline.lograte import RepeatedRecords
 
 _Client = TypeVar("_Client")
 
 __all__ = [
     "EVENT_ID_HEADER",
+    "LIBRDKAFKA_LOGGER",
     "KafkaClientConfig",
     "KafkaSecurity",
     "MskIam",
@@ -43,6 +45,20 @@ __all__ = [
 
 EVENT_ID_HEADER: Final = "shardline-event-id"
 """Header carrying a :class:`~shardline.records.Record`'s ``event_id`` from producer to consumer."""
+
+
+def _librdkafka_kind(record: logging.LogRecord) -> tuple[object, ...]:
+    """A librdkafka line's kind: its level, facility and client (confluent-kafka logs
+    ``"%s [%s] %s"`` with the facility, the client's name and the text)."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return (record.levelno, *args[:2])
+
+
+LIBRDKAFKA_LOGGER: Final = logging.getLogger("shardline.librdkafka")
+"""Where every client Shardline builds sends librdkafka's own log lines (the ``logger``
+property), each kind at most once a minute: written to stderr by librdkafka itself, they
+bypassed ``--log-format`` and, with the brokers down, came about twenty a second."""
+LIBRDKAFKA_LOGGER.addFilter(RepeatedRecords(_librdkafka_kind))
 
 MSK_TOKEN_LIFETIME_SECONDS: Final = 900
 """Lifetime of a token signed by aws-msk-iam-sasl-signer-python (SigV4 presigned URL)."""
@@ -378,6 +394,7 @@ class KafkaClientConfig:
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
+            "logger": LIBRDKAFKA_LOGGER,
             **self.security.to_confluent(),
             **self.extra,
         }

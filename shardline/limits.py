@@ -40,6 +40,8 @@ FIREHOSE_RECORD_MAX_BYTES: Final = 1000 * KiB
 DYNAMODB_BATCH_WRITE_MAX_ITEMS: Final = 25
 DYNAMODB_BATCH_WRITE_MAX_BYTES: Final = 16 * MiB
 DYNAMODB_ITEM_MAX_BYTES: Final = 400 * KiB
+DYNAMODB_KEY_VALUE_MAX_BYTES: Final = 2048
+"""A partition key value's limit (a sort key's is 1024; the sink cannot tell which is which)."""
 DYNAMODB_TRANSACT_MAX_ITEMS: Final = 100
 
 # Timestream

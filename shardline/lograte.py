@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-__all__ = ["RepeatedWarning"]
+__all__ = ["RepeatedRecords", "RepeatedWarning"]
 
 
 class RepeatedWarning:
@@ -46,3 +46,48 @@ class RepeatedWarning:
             self._logger.warning(message + " (and %d more like it since)", *args, held)
         else:
             self._logger.warning(message, *args)
+
+
+class RepeatedRecords(logging.Filter):
+    """A logging filter passing each kind of record at most once per ``interval``.
+
+    For records Shardline does not word itself: librdkafka's own log lines (``FAIL`` on every
+    reconnect attempt, about twenty a second with the broker down) reach Python logging
+    through the client's ``logger`` property.  ``kind`` names a record's kind; the first
+    record of a kind passes at once, later ones at most once per ``interval``, carrying how
+    many were held back meanwhile in ``held_back`` (and in the message).
+    """
+
+    def __init__(
+        self,
+        kind: Callable[[logging.LogRecord], Hashable],
+        interval: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._kind = kind
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+        self.suppressed = 0
+        """Records held back in all (for diagnostics and tests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = self._kind(record)
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self._interval:
+                self._held[kind] = self._held.get(kind, 0) + 1
+                self.suppressed += 1
+                return False
+            self._last[kind] = now
+            held = self._held.pop(kind, 0)
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it since)"
+            record.args = ()
+            record.held_back = held
+        return True

@@ -52,6 +52,7 @@ from shardline.limits import (
     DYNAMODB_BATCH_WRITE_MAX_BYTES,
     DYNAMODB_BATCH_WRITE_MAX_ITEMS,
     DYNAMODB_ITEM_MAX_BYTES,
+    DYNAMODB_KEY_VALUE_MAX_BYTES,
 )
 from shardline.records import ConsumedRecord
 
@@ -124,10 +125,12 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         version = record_version(record, payload, self.mapping.version_field)
         if self._identity_key:
             payload[self.key_attributes[0]] = record.identity
-        for name in self.key_attributes:
-            if not isinstance(payload.get(name), str | int | Decimal) or isinstance(payload.get(name), bool):
-                raise ValidationError(f"key attribute {name!r} missing or not a string/number")
+        self._check_keys(payload)
         payload[self.version_attribute] = version
+        # The sink's own attributes are the sink's: a payload's value for the position
+        # attribute stayed in the item whenever no tiebreak replaced it, and a later newer
+        # write of the item compared against it.
+        payload.pop(self.position_attribute, None)
         tiebreak = None
         if self.guarded and self.mapping.version_field is None:
             tiebreak = position_tiebreak(record)
@@ -145,6 +148,23 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         key = self._key_of(item)
         size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
         return DynamoDBEntry(item=item, key=key, size=size, version=version, tiebreak=tiebreak)
+
+    def _check_keys(self, payload: Mapping[str, Any]) -> None:
+        """Key values DynamoDB takes, checked before the call: it refuses a whole
+        BatchWriteItem over one empty string or over-long value in a key attribute, and the
+        pipeline then bisected healthy neighbours to find the record.  Reasons name the
+        attribute, never its value."""
+        for name in self.key_attributes:
+            value = payload.get(name)
+            if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
+                raise ValidationError(f"key attribute {name!r} missing or not a string/number")
+            if isinstance(value, str):
+                if not value:
+                    raise ValidationError(f"key attribute {name!r} is an empty string")
+                if _utf8_size(value) > DYNAMODB_KEY_VALUE_MAX_BYTES:
+                    raise ValidationError(
+                        f"key attribute {name!r} is over {DYNAMODB_KEY_VALUE_MAX_BYTES} bytes"
+                    )
 
     def entry_size(self, entry: DynamoDBEntry) -> int:
         return entry.size

@@ -2,9 +2,12 @@
 
 Each JSON-object payload becomes one point: the mapping's measure name is the
 measurement, dimensions become tags, measures become fields, and the time is written in
-nanoseconds with an explicit precision.  InfluxDB identifies a point by measurement, tag
-set and timestamp and overwrites identical points, so writing the same records again (a
-replay) leaves the same data.
+nanoseconds with an explicit precision.  Every text of a line comes from the record and is
+checked and escaped in one place (:func:`_escape`): what the line protocol cannot carry as
+written (a line break, a backslash InfluxDB would read as an escape, a key named ``time``)
+refuses the record alone, so no record can add a point or move one.  InfluxDB identifies a
+point by measurement, tag set and timestamp and overwrites identical points, so writing the
+same records again (a replay) leaves the same data.
 
 Both HTTP APIs are spoken: v2 ``POST /api/v2/write?org=&bucket=&precision=ns`` with
 ``Authorization: Token ...`` (Timestream for InfluxDB, InfluxDB 2.x) and v1
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,27 +58,49 @@ _MAX_LINES = 5000
 _MAX_BYTES = 10 * 1024 * 1024
 
 
-def _check_text(text: str, what: str) -> str:
-    if "\n" in text or "\r" in text:
-        raise ValidationError(f"{what} contains a line break")
+_AMBIGUOUS_BACKSLASH = re.compile(r"\\(?:$|[\\,= ])")
+"""A backslash InfluxDB would take for an escape: last, or before a backslash, comma, equals
+sign or space.  InfluxDB reads any other backslash as itself, but offers no spelling of these
+that all its versions read back as written (1.x takes ``\\\\`` for two backslashes, the 2.x
+documentation for one), and left as they are they escape the separator after them."""
+
+_RESERVED_KEYS = frozenset({"time"})
+"""Keys InfluxDB refuses in a point: the write fails as a whole (HTTP 400)."""
+
+
+def _escape(text: str, what: str, specials: str) -> str:
+    """The one place a text from a record becomes line protocol: checked, then escaped.
+
+    Everything that would end the element early (a line break, an unescaped separator, a
+    backslash read as an escape) is either escaped or refused here, so a record can neither
+    write a second point nor move its own into another series or field.  Refusals name what
+    was wrong, never the text.
+    """
     if not text:
         raise ValidationError(f"{what} is empty")
+    if "\n" in text or "\r" in text:
+        raise ValidationError(f"{what} contains a line break")
+    if _AMBIGUOUS_BACKSLASH.search(text):
+        raise ValidationError(f"{what} has a backslash InfluxDB would read as an escape")
+    for special in specials:
+        text = text.replace(special, "\\" + special)
     return text
 
 
 def escape_measurement(name: str) -> str:
-    return _check_text(name, "measurement").replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    """Escape a measurement name (commas and spaces)."""
+    return _escape(name, "measurement", ", ")
 
 
-def escape_key(text: str) -> str:
+def escape_key(text: str, what: str = "tag or field") -> str:
     """Escape a tag key, tag value or field key (commas, equals signs, spaces)."""
-    return (
-        _check_text(text, "tag or field")
-        .replace("\\", "\\\\")
-        .replace(",", "\\,")
-        .replace("=", "\\=")
-        .replace(" ", "\\ ")
-    )
+    return _escape(text, what, ",= ")
+
+
+def _key(text: str, what: str) -> str:
+    if text in _RESERVED_KEYS:
+        raise ValidationError(f"{what} is named {text!r}, which InfluxDB reserves")
+    return escape_key(text, what)
 
 
 def field_value(value: Any) -> str:
@@ -90,7 +116,11 @@ def field_value(value: Any) -> str:
             raise ValidationError("field value is not finite")
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        # InfluxDB reads no escape for a line break in a string (``\\n`` stays two characters),
+        # and the line protocol has no room for a raw one
+        if "\n" in value or "\r" in value:
+            raise ValidationError("string field value contains a line break")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise ValidationError(f"field of type {type(value).__name__} is not supported")
 
 
@@ -98,12 +128,13 @@ def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
     """The record as one line-protocol point (nanosecond timestamp)."""
     payload = decode_object(record)
     tags = "".join(
-        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(mapping.dimensions_of(payload).items())
+        f",{_key(k, 'tag key')}={escape_key(v, 'tag value')}"
+        for k, v in sorted(mapping.dimensions_of(payload).items())
     )
     measures = mapping.measures_of(payload)
     if not measures:
         raise ValidationError("payload has no field")
-    fields = ",".join(f"{escape_key(k)}={field_value(v)}" for k, v in sorted(measures.items()))
+    fields = ",".join(f"{_key(k, 'field key')}={field_value(v)}" for k, v in sorted(measures.items()))
     time_ns = mapping.time_ns(record, payload)
     line = f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n"
     try:

@@ -66,3 +66,28 @@ async def test_replay_twice_leaves_the_same_points_and_escapes_special_character
     assert len(values) == 20
     assert {tuple(row[1:]) for row in values} >= {("dev 1,x=y", 'say "hi"', "a b", 0.5)}
     assert list(dead.entries) == [poison.identity]
+
+
+async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(influxdb_url: str) -> None:
+    database = f"db_{uuid.uuid4().hex[:10]}"
+    await query(influxdb_url, database, f'CREATE DATABASE "{database}"')
+    dead = MemoryDeadLetter()
+    mapping = FieldMapping(dimensions=("device", "site"), time_field="ts")
+    sink = InfluxDBSink(influxdb_url, database=database, mapping=mapping)
+    good = record(1, {"device": "C:\\dev", "site": "s", "temp": 1.5, "ts": 1})
+    crafted = [
+        record(2, {"device": "d\\", "site": "s", "temp": 2.5, "ts": 2}),  # took in the site tag
+        record(3, {"device": "d", "site": "s", "k\\": 1, "temp": 3.5, "ts": 3}),  # fields merged
+        record(4, {"device": "d", "site": "s", "time": 1, "ts": 4}),  # HTTP 400 for the call
+    ]
+    try:
+        await deliver(sink, [good, *crafted], dead)
+    finally:
+        await sink.close()
+    result = await query(influxdb_url, database, "SELECT * FROM metrics GROUP BY *")
+    series = result["results"][0]["series"]
+    assert [(s["tags"], s["values"]) for s in series] == [
+        ({"device": "C:\\dev", "site": "s"}, [[1_000_000, 1.5]])
+    ]
+    assert sorted(dead.entries) == sorted(r.identity for r in crafted)
+    assert {entry.error_type for entry in dead.entries.values()} == {"ValidationError"}

@@ -62,3 +62,32 @@ async def test_a_send_many_waiting_for_room_fails_its_rest_and_close_ends() -> N
     assert all(isinstance(error, ClosedError) for error in acks.failed.values())
     assert [msg.value_bytes for msg in fake.produced] == [b"a", b"b"]
     await _check_queued_ones_fail(queued)
+
+
+async def test_a_send_woken_for_room_as_close_begins_is_reported_before_close_returns() -> None:
+    """The report that lets close()'s flush end can also wake a send waiting for room, which
+    then queues its message.  close() used to stop the delivery thread right after that
+    flush, with the message queued and its future never resolved; it now waits for such
+    sends too (here the broker never answers the late message, so the timeout purges it)."""
+    fake = FakeProducer(capacity=1)
+    signal = QueueFullSignal()
+    producer = KafkaProducer(
+        "t", producer=fake, config=KafkaProducerConfig(poll_timeout_s=0.02), observer=signal
+    )
+    first = await producer.send(b"a", "k")
+    waiting = asyncio.ensure_future(producer.send(b"b", "k"))
+    await asyncio.wait_for(signal.full.wait(), BOUND)
+
+    closing = asyncio.ensure_future(producer.close(timeout=0.05))
+    await asyncio.sleep(0)  # close() begins: its flush is scheduled, not run yet
+    fake.acknowledge()
+    assert producer._pump is not None
+    producer._pump.poll_inline()  # "a" reported before that flush runs: "b"'s send wakes after it
+    await asyncio.wait_for(closing, BOUND)
+
+    assert (await first).offset == 0
+    late = await asyncio.wait_for(waiting, BOUND)  # queued: the send returned its future
+    assert late.done(), "close() returned with a queued message's future unresolved"
+    with pytest.raises(DeliveryError):
+        late.result()
+    assert len(fake) == 0

@@ -1,0 +1,120 @@
+"""The sync facade called from places that cannot block: its loop's thread, a forked child,
+interpreter exit.
+
+Every wait is bounded (a future's or a join's timeout, a subprocess timeout), so a hang fails
+the test instead of sticking.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from producers.sync import SyncKinesisProducer
+from shardline.errors import ClosedError
+from shardline.records import Ack
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+FAST = {"linger": 0.01, "initial_backoff": 0.001, "max_backoff": 0.002, "rate_limit_percent": None}
+BOUND = 5.0
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_close_from_a_delivery_callback_closes_without_blocking_the_loop() -> None:
+    fake = FakeKinesis()
+    producer = SyncKinesisProducer("s", client=fake, **FAST)
+    closed = threading.Event()
+
+    def close_on_ack(_future: concurrent.futures.Future[Ack]) -> None:
+        producer.close()  # runs on the loop's thread: before, it waited there for ever
+        closed.set()
+
+    first = producer.send(b"x", partition_key="k")
+    first.add_done_callback(close_on_ack)
+    assert isinstance(first.result(timeout=BOUND), Ack)
+    assert closed.wait(BOUND)
+    producer.close(timeout=BOUND)  # waits for the close the callback started
+    assert not producer._thread.is_alive()
+    with pytest.raises(ClosedError):
+        producer.send(b"late", partition_key="k")
+
+
+def test_a_blocking_call_from_the_loops_thread_raises_instead_of_waiting() -> None:
+    producer = SyncKinesisProducer("s", client=FakeKinesis(), **FAST)
+    raised: list[BaseException] = []
+
+    def flush_on_ack(_future: concurrent.futures.Future[Ack]) -> None:
+        try:
+            producer.flush()
+        except RuntimeError as exc:
+            raised.append(exc)
+
+    future = producer.send(b"x", partition_key="k")
+    future.add_done_callback(flush_on_ack)
+    future.result(timeout=BOUND)
+    producer.flush(timeout=BOUND)  # before: the loop was stuck in the callback's flush
+    producer.close(timeout=BOUND)
+    assert len(raised) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_closed_error_not_a_hang() -> None:
+    fake = FakeKinesis()
+    producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None)
+    copied = producer.send(b"buffered", partition_key="k")  # still pending when the child is made
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by its exit status only
+        outcome = [1]
+
+        def use_the_copy() -> None:
+            try:
+                copied.result(timeout=BOUND)
+            except ClosedError:
+                try:
+                    producer.send(b"child", partition_key="k")
+                except ClosedError as exc:
+                    outcome[0] = 0 if "os.fork()" in str(exc) else 4
+                    producer.close()  # quiet: the parent owns the records
+            except BaseException:  # any other outcome is the failure reported
+                outcome[0] = 2
+
+        worker = threading.Thread(target=use_the_copy, daemon=True)
+        worker.start()
+        worker.join(BOUND * 2)
+        os._exit(3 if worker.is_alive() else outcome[0])
+    _, status = os.waitpid(pid, 0)
+    producer.close(timeout=BOUND)
+    assert isinstance(copied.result(timeout=BOUND), Ack)  # the parent's record is delivered
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+_EXIT_WITHOUT_CLOSE = """
+import atexit
+from tests.unit.producers.fake_kinesis import FakeKinesis
+fake = FakeKinesis()
+atexit.register(lambda: print("written", len(fake.written)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False)
+for i in range(10):
+    producer.send(b"x", partition_key=f"k{i}")
+"""
+
+
+def test_records_buffered_at_interpreter_exit_are_delivered() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_WITHOUT_CLOSE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["written", "10"]  # before: 0, the daemon loop thread stopped mid-linger
