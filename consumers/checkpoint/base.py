@@ -30,6 +30,7 @@ __all__ = [
     "SHARD_END",
     "CheckpointStore",
     "Lease",
+    "unchanged_since",
     "validate_checkpoint_value",
     "validate_initial_position",
     "validate_namespace",
@@ -101,11 +102,17 @@ class CheckpointStore(Protocol):
         """Every lease of the namespace, sorted by shard id."""
         ...
 
-    async def acquire(self, shard_id: str, owner: str) -> Lease:
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
         """Take the lease: set ``owner`` and bump the counter.
 
-        Raises :class:`LeaseLostError` when a concurrent taker won the conditional write,
-        and :class:`shardline.errors.CheckpointError` when the lease does not exist.
+        ``expected`` is the copy of the lease the caller judged free or abandoned (from a
+        listing): the take then happens only while the lease still has exactly that owner
+        and counter, so a holder that renewed since the listing keeps its lease.  Without
+        it the take is conditional only on the counter this call reads itself.
+
+        Raises :class:`LeaseLostError` when the lease changed since ``expected`` or a
+        concurrent taker won the conditional write, and
+        :class:`shardline.errors.CheckpointError` when the lease does not exist.
         """
         ...
 
@@ -124,6 +131,11 @@ class CheckpointStore(Protocol):
     async def close(self) -> None:
         """Release clients and connections."""
         ...
+
+
+def unchanged_since(current: Lease, expected: Lease | None) -> bool:
+    """Whether ``current`` still has the owner and counter of ``expected`` (always, without one)."""
+    return expected is None or (current.owner, current.counter) == (expected.owner, expected.counter)
 
 
 def validate_namespace(namespace: str) -> str:

@@ -52,6 +52,7 @@ from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
     INITIAL_POSITIONS,
     Lease,
+    unchanged_since,
     validate_checkpoint_value,
     validate_initial_position,
     validate_namespace,
@@ -309,7 +310,7 @@ class DynamoDBCheckpointStore:
             if not start_key:
                 return sorted(leases, key=lambda lease: lease.shard_id)
 
-    async def acquire(self, shard_id: str, owner: str) -> Lease:
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
         validate_shard_id(shard_id)
         if not owner:
             raise CheckpointError("lease owner must be a non-empty string")
@@ -323,6 +324,11 @@ class DynamoDBCheckpointStore:
         if item is None or not _is_lease(item):
             raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
         current = _lease_from_item(item)
+        if not unchanged_since(current, expected):
+            raise LeaseLostError(f"the lease on shard {shard_id!r} changed since it was listed")
+        # the take below is conditional on the counter just read: every write of a lease (the
+        # KCL's and Shardline's: take, renew, checkpoint, release) bumps it, so an unchanged
+        # counter is an unchanged owner too, and a renewal after this read fails the take
         # DynamoDBLeaseSerializer.getDynamoTakeLeaseUpdate: an owner switch is counted only
         # when another worker held the lease (or a graceful hand-off names us); a first take
         # of an unowned lease leaves the count alone

@@ -15,6 +15,7 @@ from dataclasses import replace
 from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
     Lease,
+    unchanged_since,
     validate_checkpoint_value,
     validate_initial_position,
     validate_namespace,
@@ -62,7 +63,7 @@ class MemoryCheckpointStore:
         self._check_open()
         return [self._leases[key] for key in sorted(self._leases)]
 
-    async def acquire(self, shard_id: str, owner: str) -> Lease:
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
         validate_shard_id(shard_id)
         if not owner:
             raise CheckpointError("lease owner must be a non-empty string")
@@ -71,6 +72,8 @@ class MemoryCheckpointStore:
             current = self._leases.get(shard_id)
             if current is None:
                 raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
+            if not unchanged_since(current, expected):
+                raise LeaseLostError(f"the lease on shard {shard_id!r} changed since it was listed")
             taken = replace(current, owner=owner, counter=current.counter + 1)
             self._leases[shard_id] = taken
             return taken

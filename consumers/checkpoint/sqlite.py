@@ -30,6 +30,7 @@ from typing import TypeVar
 from consumers.checkpoint.base import (
     DEFAULT_NAMESPACE,
     Lease,
+    unchanged_since,
     validate_checkpoint_value,
     validate_initial_position,
     validate_namespace,
@@ -157,7 +158,7 @@ class SQLiteCheckpointStore:
 
         return await self._run(select_all)
 
-    async def acquire(self, shard_id: str, owner: str) -> Lease:
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
         validate_shard_id(shard_id)
         if not owner:
             raise CheckpointError("lease owner must be a non-empty string")
@@ -166,12 +167,14 @@ class SQLiteCheckpointStore:
             current = self._select(connection, shard_id)
             if current is None:
                 raise CheckpointError(f"no lease for shard {shard_id!r}; create it first")
+            if not unchanged_since(current, expected):
+                raise LeaseLostError(f"the lease on shard {shard_id!r} changed since it was listed")
             switched = 1 if current.owner != owner else 0
             cursor = connection.execute(
                 "UPDATE shardline_leases SET lease_owner = ?, lease_counter = lease_counter + 1, "
                 "owner_switches_since_checkpoint = owner_switches_since_checkpoint + ? "
-                "WHERE namespace = ? AND lease_key = ? AND lease_counter = ?",
-                (owner, switched, self.namespace, shard_id, current.counter),
+                "WHERE namespace = ? AND lease_key = ? AND lease_owner IS ? AND lease_counter = ?",
+                (owner, switched, self.namespace, shard_id, current.owner, current.counter),
             )
             if cursor.rowcount != 1:
                 raise LeaseLostError(f"another worker took the lease on shard {shard_id!r} first")

@@ -321,20 +321,28 @@ class KinesisSource:
         for info in listed:
             self._known[info.shard_id] = info
         leases = await self._store.list()
+        listed_leases = {lease.shard_id: lease for lease in leases}
         exclude = set(self._shards) | self._finished | self._expiry.held_elsewhere(leases)
         for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
             if self._stopping:
                 return
-            await self._start_shard(client, plan)
+            # a shard without a lease yet gets one nobody holds (counter 0), created below
+            judged = listed_leases.get(plan.shard_id) or Lease(plan.shard_id, None, 0, None)
+            await self._start_shard(client, plan, judged)
 
-    async def _start_shard(self, client: Any, plan: ShardAssignment) -> None:
+    async def _start_shard(self, client: Any, plan: ShardAssignment, judged: Lease) -> None:
+        """Take ``plan``'s lease, only as it was when judged free or abandoned, and read it.
+
+        The take is conditional on ``judged``'s owner and counter: a holder that renewed
+        between the listing and the take keeps its lease.
+        """
         info = plan.shard
         # a new lease records where the shard starts (the KCL's initial-position sentinel)
         initial = plan.start.kind.value if not plan.start.is_sequence_based else StartKind.TRIM_HORIZON.value
         await self._store.create_if_absent(info.shard_id, info.parents, initial_position=initial)
         try:
-            lease = await self._store.acquire(info.shard_id, self._owner)
-        except LeaseLostError:  # another worker took it first: judged again at the next listing
+            lease = await self._store.acquire(info.shard_id, self._owner, expected=judged)
+        except LeaseLostError:  # renewed or taken since the listing: judged again at the next one
             return
         except LeaseRowError as exc:  # this shard's row only: the others are read
             _log.warning("%s; %s/%s is not read until the row is fixed", exc, self.stream_name, info.shard_id)

@@ -106,6 +106,23 @@ async def test_acquire_sets_owner_and_bumps_counter(store: CheckpointStore) -> N
     assert await store.get("s-1") == second
 
 
+async def test_acquire_takes_only_the_lease_as_it_was_judged(store: CheckpointStore) -> None:
+    """A holder renewing between another worker's listing and its take keeps the lease."""
+    await store.create_if_absent("s-1")
+    held = await store.acquire("s-1", "worker-b")
+    judged = await store.get("s-1")  # worker-a's listing: judged abandoned
+    assert judged is not None
+    held = await store.renew(held)  # worker-b is alive after all
+    with pytest.raises(LeaseLostError):
+        await store.acquire("s-1", "worker-a", expected=judged)
+    assert await store.get("s-1") == held
+    judged = await store.get("s-1")  # unchanged since this listing: taken
+    taken = await store.acquire("s-1", "worker-a", expected=judged)
+    assert (taken.owner, taken.counter) == ("worker-a", held.counter + 1)
+    with pytest.raises(LeaseLostError):  # a lease listed as nobody's, taken meanwhile
+        await store.acquire("s-1", "worker-c", expected=replace(taken, owner=None))
+
+
 async def test_acquire_of_unknown_shard_is_a_checkpoint_error(store: CheckpointStore) -> None:
     with pytest.raises(CheckpointError):
         await store.acquire("never-created", "worker-a")

@@ -84,11 +84,11 @@ class MovesOnBeforeTheTake(MemoryCheckpointStore):
         self.other = other
         self.to = to
 
-    async def acquire(self, shard_id: str, owner: str) -> Lease:
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
         held = await self.get(shard_id)
         if owner != self.other and held is not None and held.owner == self.other:
             await self.checkpoint(held, self.to)
-        return await super().acquire(shard_id, owner)
+        return await super().acquire(shard_id, owner, expected=expected)
 
 
 async def _held_by(store: MemoryCheckpointStore, owner: str, checkpoint: str) -> None:
@@ -237,3 +237,37 @@ def test_lease_expiry_counts_only_a_counter_that_stood_still() -> None:
     assert expiry.held_elsewhere([lease("B", 2)]) == set()  # 30 s unchanged: abandoned
     assert expiry.held_elsewhere([lease("C", 2)]) == {"shard-0"}  # another owner: timed afresh
     assert expiry.held_elsewhere([lease(None, 3), lease("A", 4)]) == set()  # free, or ours
+
+
+class RenewsAtEveryTake(CountsListings):
+    """The holder ``other`` renews its lease between each listing and each take by another."""
+
+    def __init__(self, other: str) -> None:
+        super().__init__()
+        self.other = other
+        self.takes_tried = 0
+
+    async def acquire(self, shard_id: str, owner: str, *, expected: Lease | None = None) -> Lease:
+        held = await self.get(shard_id)
+        if owner != self.other and held is not None and held.owner == self.other:
+            self.takes_tried += 1
+            await self.renew(held)
+        return await super().acquire(shard_id, owner, expected=expected)
+
+
+async def test_a_lease_renewed_between_the_listing_and_the_take_stays_with_its_holder() -> None:
+    clock = [0.0]
+    store = RenewsAtEveryTake("B")
+    await store.create_if_absent("shard-0")
+    await store.acquire("shard-0", "B")
+    client = FakeKinesis([("k", b"x")] * 5)
+    source = KinesisSource("s", store=store, owner="A", client=client, config=FAST, clock=lambda: clock[0])
+    async with reading(source):
+        await next_listings(store)
+        clock[0] += 3 * FAST.lease_renew_interval  # A's listing now judges B's lease abandoned
+        await until(lambda: store.takes_tried >= 1, "A tries to take the lease it judged abandoned")
+        await next_listings(store)
+        # before: the take was conditional on the counter acquire read itself, after B's renewal
+        assert source.shards == []
+    lease = await store.get("shard-0")
+    assert lease is not None and lease.owner == "B"
