@@ -191,7 +191,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dead-letter", help="dead-letter URI, e.g. s3://BUCKET/PREFIX or file:///dlq.jsonl")
     parser.add_argument("--checkpoint-interval", type=float, default=10.0, help="seconds between checkpoints")
     parser.add_argument("--namespace", help="checkpoint namespace (default: the live consumer's)")
-    parser.add_argument("--owner", help="lease owner name (default: host-pid-random)")
+    parser.add_argument(
+        "--owner",
+        help="lease owner name, stable across restarts and unique per live worker: a worker "
+        "restarted under its name takes its leases back at once, under a new one after they "
+        "expire (30 s) (default: host-pid-random)",
+    )
     parser.add_argument(
         "--max-in-flight",
         type=int,

@@ -58,9 +58,13 @@ def _spawn(
     moto_endpoint: str,
     *,
     kill_after_sink_writes: int | None = None,
+    owner: str = "e2e-worker",
 ) -> subprocess.Popen[bytes]:
     """``shardline consume``; with ``kill_after_sink_writes`` the test wrapper that SIGKILLs it
-    right after that many sink writes (the production command has no such seam)."""
+    right after that many sink writes (the production command has no such seam).
+
+    Every process runs under one ``--owner``, as a supervisor restarts the same worker: the
+    restarted one takes its predecessor's leases at once instead of after their expiry."""
     environment = dict(os.environ)
     environment.update(
         AWS_ENDPOINT_URL_KINESIS=kinesis_endpoint,
@@ -90,6 +94,8 @@ def _spawn(
             "0.2",
             "--max-in-flight",
             "10",
+            "--owner",
+            owner,
         ],
         env=environment,
         cwd=REPO,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -303,7 +304,10 @@ async def test_a_shardline_consumer_resumes_a_kcl3_table_where_the_kcl_left_off(
     )
 
     async with async_client(kinesis_endpoint) as aclient:
-        source = KinesisSource(stream, store=store, owner="shardline-1", client=aclient, config=CONFIG)
+        # the KCL worker stopped without releasing its lease: it is taken once its counter
+        # stood still for three renewal intervals (0.6 s here instead of 30 s)
+        config = replace(CONFIG, lease_renew_interval=0.2)
+        source = KinesisSource(stream, store=store, owner="shardline-1", client=aclient, config=config)
         consumer = Consumer(source)
         running = asyncio.create_task(consumer.run())
         expected = len(by_shard[checkpointed]) - 3 + len(by_shard[fresh])
