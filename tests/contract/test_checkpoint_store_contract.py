@@ -168,6 +168,20 @@ async def test_stale_worker_checkpoint_is_fenced_out(store: CheckpointStore) -> 
     assert (stored.owner, stored.checkpoint) == ("worker-b", "150")
 
 
+async def test_checkpoint_is_fenced_on_the_owner_and_on_the_counter_each(store: CheckpointStore) -> None:
+    """A copy matching in only one of owner and counter moves nothing (RELIABILITY row 9)."""
+    await store.create_if_absent("s-1")
+    stale = await store.acquire("s-1", "worker-a")
+    held = await store.renew(stale)
+    with pytest.raises(LeaseLostError):  # the owner's own copy from before its renewal
+        await store.checkpoint(stale, "10")
+    with pytest.raises(LeaseLostError):  # the current counter under another owner's name
+        await store.checkpoint(replace(held, owner="worker-b"), "10")
+    stored = await store.get("s-1")
+    assert stored is not None and (stored.owner, stored.checkpoint) == ("worker-a", None)
+    await store.checkpoint(held, "10")
+
+
 async def test_same_owner_reacquiring_fences_its_own_older_copy(store: CheckpointStore) -> None:
     await store.create_if_absent("s-1")
     old = await store.acquire("s-1", "worker-a")
