@@ -25,11 +25,11 @@ import logging
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from botocore.config import Config
 
@@ -79,6 +79,8 @@ from shardline.validation import (
 __all__ = ["KinesisProducer"]
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _RUN_MAX_RECORDS = 512
 """A run of ``send()`` records goes to the accumulator once it holds this many (or sooner).
@@ -313,8 +315,9 @@ class KinesisProducer:
         return int(kib) * KiB if kib else DEFAULT_MAX_RECORD_BYTES
 
     async def _load_shard_map(self) -> ShardMap:
+        listing = list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
         with map_aws_errors("kinesis"):
-            shards = await list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
+            shards = await self._answered_within_ttl(listing, "ListShards")
         if self._map is not None and shards == self._listed:
             # Unchanged (the periodic check, nearly always): keep the map in use, with its warm
             # key cache, and the object others route with (stream-bench's generator routes new
@@ -1273,27 +1276,36 @@ class KinesisProducer:
     async def _put_records(self, batch: list[Entry]) -> Any:
         """The PutRecords call of ``batch``, bounded by its records' time to live.
 
-        The client's own timeouts may be long or absent (an injected client): a call still
-        unanswered ``record_ttl`` seconds after it started, when every record in it has
-        outlived its time to live, is given up as a call without an answer (the retry path
-        then fails its records as expired), so ``flush()`` and ``close()`` end.  A
-        ``CancelledError`` that nobody sent to this request (an HTTP library can surface its
-        own timeouts so) is such a call too, not the end of the request task with its records
-        left unresolved.
+        A call still unanswered ``record_ttl`` seconds after it started, when every record in
+        it has outlived its time to live, is given up as a call without an answer (the retry
+        path then fails its records as expired), so ``flush()`` and ``close()`` end.
         """
         records = [entry.request_entry() for entry in batch]
+        call = self._client.put_records(Records=records, **self._stream_param)
+        return await self._answered_within_ttl(call, "PutRecords")
+
+    async def _answered_within_ttl(self, call: Awaitable[_T], name: str) -> _T:
+        """``call``'s answer, or :class:`TransientServiceError` once ``record_ttl`` has passed.
+
+        The client's own timeouts may be long or absent (an injected client), and every call
+        the producer makes is waited for by records: a PutRecords request, and the ListShards
+        calls of a shard-map refresh, which records written to an unexpected shard wait for
+        (unbounded, one that never answered held those records, their request's place in
+        flight and the refresh lock for good, so ``flush()`` and ``close()`` never ended).  A
+        ``CancelledError`` that nobody sent to the calling task (an HTTP library can surface
+        its own timeouts so) is a call without an answer too, not the end of that task.
+        """
         try:
             async with asyncio.timeout(self._record_ttl) as bound:
-                return await self._client.put_records(Records=records, **self._stream_param)
+                return await call
         except TimeoutError:
             if bound.expired():
-                unanswered = "no answer to PutRecords within the records' time to live"
-                raise TransientServiceError(unanswered) from None
+                raise TransientServiceError(f"no answer to {name} within the records' time to live") from None
             raise
         except asyncio.CancelledError:
             if cancel_requested():
-                raise  # the producer stops this request (close, failure)
-            raise TransientServiceError("the PutRecords call was cancelled inside the client") from None
+                raise  # the producer stops this task (close, failure)
+            raise TransientServiceError(f"the {name} call was cancelled inside the client") from None
 
     async def _handle_response(self, batch: list[Entry], response: Any) -> int:
         """Acknowledge, retry or fail each entry; return the user bytes acknowledged.
