@@ -216,6 +216,10 @@ class KinesisProducer:
         self._sender_woken = False  # set only while the sender's wake-up event is set
         self._room_wanted = False  # a send() found the buffer full since the sender's last pass
         self._refresh_lock: asyncio.Lock | None = None
+        # Refreshes begun so far, and the number and outcome (None: it listed the shards) of
+        # the last one that ended: callers that waited for the lock share a later one's.
+        self._refreshes_begun = 0
+        self._last_refresh: tuple[int, Exception | None] = (0, None)
         self._next_refresh = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False  # started and neither closing nor closed: send() checks only this
@@ -1493,37 +1497,66 @@ class KinesisProducer:
         refresh running concurrently may have applied the change).  Called periodically,
         on unexpected shard ids in PutRecords results, and available to callers that just
         resharded the stream.
+
+        Calls made while a refresh runs share the next one, which begins after each of them
+        did: its outcome, the new map or its error, is theirs.  Each used to list the shards
+        on its own, one after the other, so the requests whose aggregates landed on a new shard
+        (up to ``max_in_flight``) waited for as many ListShards calls in a row: with ListShards
+        throttled or unanswered, ``max_in_flight`` times its failure or ``record_ttl``, with
+        every place in flight held and nothing else sent, so records never sent expired.
         """
         assert self._refresh_lock is not None
         seen = self._map  # what the caller knew: a concurrent refresh may apply the change first
+        begun_before = self._refreshes_begun
         async with self._refresh_lock:
-            old = self._map
-            new = await self._load_shard_map()
-            seen_ids = {s.shard_id for s in seen.open_shards} if seen is not None else set()
-            old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
-            new_ids = {s.shard_id for s in new.open_shards}
-            if old_ids == new_ids:
-                self._bind_key_ranges()  # again, if the strategy refused this map's ranges before
-                return seen_ids != new_ids
-            if self._limiter is not None:
-                for gone in old_ids - new_ids:
-                    self._limiter.forget(gone)
-            assert self._acc is not None
-            self._buffer_send_run()  # routed by the old map: re-planned with the rest
-            split = self._acc.replan(new, self._clock())
-            self._observer.on_event(
-                events.SHARD_MAP_CHANGES, 1, stream=self._stream_label, split_entries=split
-            )
-            _log.info(
-                "stream %s: shard map changed (%d open shards, was %d)",
-                self._stream_label,
-                len(new_ids),
-                len(old_ids),
-            )
-            assert self._wakeup is not None
-            self._wakeup.set()
-            self._bind_key_ranges()
-            return True
+            number, error = self._last_refresh
+            if number > begun_before:  # one began after this call and has ended: share it
+                if error is not None:
+                    raise error.with_traceback(None)  # its own traceback, not one grown per raise
+                return self._changed_since(seen)
+            self._refreshes_begun = number = self._refreshes_begun + 1
+            try:
+                changed = await self._apply_listing()
+            except Exception as exc:  # shared with the calls waiting for the lock, then raised
+                self._last_refresh = (number, exc)
+                raise
+            self._last_refresh = (number, None)
+            return changed or self._changed_since(seen)
+
+    def _changed_since(self, seen: ShardMap | None) -> bool:
+        """Whether the open shards differ from those of ``seen``."""
+        assert self._map is not None
+        seen_ids = {s.shard_id for s in seen.open_shards} if seen is not None else set()
+        return seen_ids != {s.shard_id for s in self._map.open_shards}
+
+    async def _apply_listing(self) -> bool:
+        """List the shards and, if the open ones changed, put the new map in use: re-plan the
+        buffer onto it, give the rate limiter's budget of closed shards up.  Returns whether
+        they changed.  Runs under the refresh lock."""
+        old = self._map
+        new = await self._load_shard_map()
+        old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
+        new_ids = {s.shard_id for s in new.open_shards}
+        if old_ids == new_ids:
+            self._bind_key_ranges()  # again, if the strategy refused this map's ranges before
+            return False
+        if self._limiter is not None:
+            for gone in old_ids - new_ids:
+                self._limiter.forget(gone)
+        assert self._acc is not None
+        self._buffer_send_run()  # routed by the old map: re-planned with the rest
+        split = self._acc.replan(new, self._clock())
+        self._observer.on_event(events.SHARD_MAP_CHANGES, 1, stream=self._stream_label, split_entries=split)
+        _log.info(
+            "stream %s: shard map changed (%d open shards, was %d)",
+            self._stream_label,
+            len(new_ids),
+            len(old_ids),
+        )
+        assert self._wakeup is not None
+        self._wakeup.set()
+        self._bind_key_ranges()
+        return True
 
     async def _refresh_quietly(self) -> None:
         try:

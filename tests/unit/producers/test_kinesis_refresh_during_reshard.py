@@ -44,3 +44,32 @@ async def test_a_list_shards_call_that_never_answers_fails_the_misplaced_records
     acks = [await (await producer.send(b"w", partition_key=f"k{i}")) for i in range(5)]
     assert {ack.shard_id for ack in acks} <= {s.shard_id for s in producer.shard_map.open_shards}
     await asyncio.wait_for(producer.close(), BOUND)
+
+
+async def test_requests_landing_on_new_shards_together_share_one_refresh_instead_of_one_each() -> None:
+    fake = FakeKinesis(shards=1)
+    # One aggregate per request: eight requests in flight, each landing on a child.
+    producer = KinesisProducer(
+        "s", client=fake, record_ttl=0.5, max_batch_entries=1, aggregate_max_bytes=2_000, **FAST
+    )
+    await producer.start()
+    fake.split("shardId-000000000000")
+    listings = 0
+    never = asyncio.Event()
+
+    async def unanswered_list_shards(**kwargs: Any) -> dict[str, Any]:
+        nonlocal listings
+        listings += 1
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    fake.list_shards = unanswered_list_shards  # type: ignore[method-assign]
+    futures = [await producer.send(b"v" * 50, partition_key=f"k{i}") for i in range(400)]
+    await asyncio.wait_for(producer.flush(), BOUND)
+    assert len(fake.calls) == producer.config.max_in_flight
+    # The first request's listing, then one shared by the seven that waited for it (one
+    # each, in a row, held every place in flight for eight times record_ttl).
+    assert listings == 2
+    # Each record has its outcome: the expired ones never had a place in flight.
+    assert all(isinstance(f.exception(), DeliveryError) for f in futures)
+    await asyncio.wait_for(producer.close(), BOUND)
