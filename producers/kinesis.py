@@ -25,11 +25,11 @@ import logging
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from functools import partial
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from botocore.config import Config
 
@@ -79,6 +79,8 @@ from shardline.validation import (
 __all__ = ["KinesisProducer"]
 
 _log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _RUN_MAX_RECORDS = 512
 """A run of ``send()`` records goes to the accumulator once it holds this many (or sooner).
@@ -214,6 +216,10 @@ class KinesisProducer:
         self._sender_woken = False  # set only while the sender's wake-up event is set
         self._room_wanted = False  # a send() found the buffer full since the sender's last pass
         self._refresh_lock: asyncio.Lock | None = None
+        # Refreshes begun so far, and the number and outcome (None: it listed the shards) of
+        # the last one that ended: callers that waited for the lock share a later one's.
+        self._refreshes_begun = 0
+        self._last_refresh: tuple[int, Exception | None] = (0, None)
         self._next_refresh = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False  # started and neither closing nor closed: send() checks only this
@@ -313,8 +319,9 @@ class KinesisProducer:
         return int(kib) * KiB if kib else DEFAULT_MAX_RECORD_BYTES
 
     async def _load_shard_map(self) -> ShardMap:
+        listing = list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
         with map_aws_errors("kinesis"):
-            shards = await list_shards(self._client, stream_name=self.stream_name, stream_arn=self.stream_arn)
+            shards = await self._answered_within_ttl(listing, "ListShards")
         if self._map is not None and shards == self._listed:
             # Unchanged (the periodic check, nearly always): keep the map in use, with its warm
             # key cache, and the object others route with (stream-bench's generator routes new
@@ -1273,27 +1280,36 @@ class KinesisProducer:
     async def _put_records(self, batch: list[Entry]) -> Any:
         """The PutRecords call of ``batch``, bounded by its records' time to live.
 
-        The client's own timeouts may be long or absent (an injected client): a call still
-        unanswered ``record_ttl`` seconds after it started, when every record in it has
-        outlived its time to live, is given up as a call without an answer (the retry path
-        then fails its records as expired), so ``flush()`` and ``close()`` end.  A
-        ``CancelledError`` that nobody sent to this request (an HTTP library can surface its
-        own timeouts so) is such a call too, not the end of the request task with its records
-        left unresolved.
+        A call still unanswered ``record_ttl`` seconds after it started, when every record in
+        it has outlived its time to live, is given up as a call without an answer (the retry
+        path then fails its records as expired), so ``flush()`` and ``close()`` end.
         """
         records = [entry.request_entry() for entry in batch]
+        call = self._client.put_records(Records=records, **self._stream_param)
+        return await self._answered_within_ttl(call, "PutRecords")
+
+    async def _answered_within_ttl(self, call: Awaitable[_T], name: str) -> _T:
+        """``call``'s answer, or :class:`TransientServiceError` once ``record_ttl`` has passed.
+
+        The client's own timeouts may be long or absent (an injected client), and every call
+        the producer makes is waited for by records: a PutRecords request, and the ListShards
+        calls of a shard-map refresh, which records written to an unexpected shard wait for
+        (unbounded, one that never answered held those records, their request's place in
+        flight and the refresh lock for good, so ``flush()`` and ``close()`` never ended).  A
+        ``CancelledError`` that nobody sent to the calling task (an HTTP library can surface
+        its own timeouts so) is a call without an answer too, not the end of that task.
+        """
         try:
             async with asyncio.timeout(self._record_ttl) as bound:
-                return await self._client.put_records(Records=records, **self._stream_param)
+                return await call
         except TimeoutError:
             if bound.expired():
-                unanswered = "no answer to PutRecords within the records' time to live"
-                raise TransientServiceError(unanswered) from None
+                raise TransientServiceError(f"no answer to {name} within the records' time to live") from None
             raise
         except asyncio.CancelledError:
             if cancel_requested():
-                raise  # the producer stops this request (close, failure)
-            raise TransientServiceError("the PutRecords call was cancelled inside the client") from None
+                raise  # the producer stops this task (close, failure)
+            raise TransientServiceError(f"the {name} call was cancelled inside the client") from None
 
     async def _handle_response(self, batch: list[Entry], response: Any) -> int:
         """Acknowledge, retry or fail each entry; return the user bytes acknowledged.
@@ -1481,37 +1497,66 @@ class KinesisProducer:
         refresh running concurrently may have applied the change).  Called periodically,
         on unexpected shard ids in PutRecords results, and available to callers that just
         resharded the stream.
+
+        Calls made while a refresh runs share the next one, which begins after each of them
+        did: its outcome, the new map or its error, is theirs.  Each used to list the shards
+        on its own, one after the other, so the requests whose aggregates landed on a new shard
+        (up to ``max_in_flight``) waited for as many ListShards calls in a row: with ListShards
+        throttled or unanswered, ``max_in_flight`` times its failure or ``record_ttl``, with
+        every place in flight held and nothing else sent, so records never sent expired.
         """
         assert self._refresh_lock is not None
         seen = self._map  # what the caller knew: a concurrent refresh may apply the change first
+        begun_before = self._refreshes_begun
         async with self._refresh_lock:
-            old = self._map
-            new = await self._load_shard_map()
-            seen_ids = {s.shard_id for s in seen.open_shards} if seen is not None else set()
-            old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
-            new_ids = {s.shard_id for s in new.open_shards}
-            if old_ids == new_ids:
-                self._bind_key_ranges()  # again, if the strategy refused this map's ranges before
-                return seen_ids != new_ids
-            if self._limiter is not None:
-                for gone in old_ids - new_ids:
-                    self._limiter.forget(gone)
-            assert self._acc is not None
-            self._buffer_send_run()  # routed by the old map: re-planned with the rest
-            split = self._acc.replan(new, self._clock())
-            self._observer.on_event(
-                events.SHARD_MAP_CHANGES, 1, stream=self._stream_label, split_entries=split
-            )
-            _log.info(
-                "stream %s: shard map changed (%d open shards, was %d)",
-                self._stream_label,
-                len(new_ids),
-                len(old_ids),
-            )
-            assert self._wakeup is not None
-            self._wakeup.set()
-            self._bind_key_ranges()
-            return True
+            number, error = self._last_refresh
+            if number > begun_before:  # one began after this call and has ended: share it
+                if error is not None:
+                    raise error.with_traceback(None)  # its own traceback, not one grown per raise
+                return self._changed_since(seen)
+            self._refreshes_begun = number = self._refreshes_begun + 1
+            try:
+                changed = await self._apply_listing()
+            except Exception as exc:  # shared with the calls waiting for the lock, then raised
+                self._last_refresh = (number, exc)
+                raise
+            self._last_refresh = (number, None)
+            return changed or self._changed_since(seen)
+
+    def _changed_since(self, seen: ShardMap | None) -> bool:
+        """Whether the open shards differ from those of ``seen``."""
+        assert self._map is not None
+        seen_ids = {s.shard_id for s in seen.open_shards} if seen is not None else set()
+        return seen_ids != {s.shard_id for s in self._map.open_shards}
+
+    async def _apply_listing(self) -> bool:
+        """List the shards and, if the open ones changed, put the new map in use: re-plan the
+        buffer onto it, give the rate limiter's budget of closed shards up.  Returns whether
+        they changed.  Runs under the refresh lock."""
+        old = self._map
+        new = await self._load_shard_map()
+        old_ids = {s.shard_id for s in old.open_shards} if old is not None else set()
+        new_ids = {s.shard_id for s in new.open_shards}
+        if old_ids == new_ids:
+            self._bind_key_ranges()  # again, if the strategy refused this map's ranges before
+            return False
+        if self._limiter is not None:
+            for gone in old_ids - new_ids:
+                self._limiter.forget(gone)
+        assert self._acc is not None
+        self._buffer_send_run()  # routed by the old map: re-planned with the rest
+        split = self._acc.replan(new, self._clock())
+        self._observer.on_event(events.SHARD_MAP_CHANGES, 1, stream=self._stream_label, split_entries=split)
+        _log.info(
+            "stream %s: shard map changed (%d open shards, was %d)",
+            self._stream_label,
+            len(new_ids),
+            len(old_ids),
+        )
+        assert self._wakeup is not None
+        self._wakeup.set()
+        self._bind_key_ranges()
+        return True
 
     async def _refresh_quietly(self) -> None:
         try:
