@@ -46,3 +46,5 @@ DYNAMODB_TRANSACT_MAX_ITEMS: Final = 100
 
 # Timestream
 TIMESTREAM_WRITE_MAX_RECORDS: Final = 100
+TIMESTREAM_MEASURE_VALUE_MAX_BYTES: Final = 2048
+"""A measure value's text (VARCHAR, or any type's spelling); at least one character."""

@@ -27,6 +27,7 @@ from typing import Any
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult, Outcome
 from consumers.sinks.mapping import FieldMapping, decode_object
+from consumers.sinks.timestream_values import measure_value, time_text
 from consumers.sinks.versioning import record_version
 from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
@@ -35,19 +36,6 @@ from shardline.limits import TIMESTREAM_WRITE_MAX_RECORDS
 from shardline.records import ConsumedRecord
 
 __all__ = ["TimestreamEntry", "TimestreamSink", "from_uri", "measure_value"]
-
-
-def measure_value(value: Any) -> tuple[str, str]:
-    """(Value, Type) of a JSON value as a Timestream measure."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "BOOLEAN"
-    if isinstance(value, int):
-        return str(value), "BIGINT"
-    if isinstance(value, float):
-        return repr(value), "DOUBLE"
-    if isinstance(value, str):
-        return value, "VARCHAR"
-    raise ValidationError(f"measure of type {type(value).__name__} is not supported")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +85,7 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
 
     def encode(self, record: ConsumedRecord) -> TimestreamEntry:
         payload = decode_object(record)
-        time = str(self.mapping.time_ns(record, payload))
+        time = time_text(self.mapping.time_ns(record, payload))
         version = record_version(record, payload, self.mapping.version_field)
         dimensions = [{"Name": k, "Value": v} for k, v in self.mapping.dimensions_of(payload).items()]
         measures = self.mapping.measures_of(payload)
