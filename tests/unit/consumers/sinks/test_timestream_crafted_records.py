@@ -12,6 +12,7 @@ import pytest
 from consumers.sinks.base import Outcome
 from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.timestream import TimestreamSink
+from shardline.errors import ConfigurationError
 from shardline.records import ConsumedRecord, KafkaPosition
 from tests.unit.consumers.sinks.timestream_doubles import ValidatingTimestream
 
@@ -96,3 +97,69 @@ async def test_a_single_measure_record_refuses_alone_too() -> None:
     crafted = _record(2, _reading(2, temp=1.0, label=""))
     results, client = await _write_between_neighbours(crafted, mapping)
     _assert_rejected_alone(results, client)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "time", "measure_name", "measure_value", "measure_value::double", "ts_x", "a:b", "n" * 257]
+)
+async def test_a_measure_name_timestream_refuses_is_rejected_alone_without_quoting_it(name: str) -> None:
+    # the names of a MULTI record's values become the table's columns
+    results, client = await _write_between_neighbours(_record(2, _reading(2, **{name: 1.0})))
+    _assert_rejected_alone(results, client, "nnn")
+    assert "measure name" in results[1].reason
+    if name:
+        assert name not in results[1].reason.split("(")[0]
+
+
+async def test_a_measure_name_with_a_lone_surrogate_is_rejected_alone() -> None:
+    data = b'{"device": "d2", "ts": 1714521600002, "\\ud800": 1}'
+    results, client = await _write_between_neighbours(_record(2, data))
+    _assert_rejected_alone(results, client)
+
+
+async def test_single_measure_records_take_names_a_multi_measure_column_could_not() -> None:
+    client = ValidatingTimestream()
+    mapping = FieldMapping(dimensions=("device",), time_field="ts", multi_measure=False)
+    sink = TimestreamSink("db", "table", client=client, mapping=mapping)
+    results = await sink.write([_record(1, _reading(1, ts_count=3))])
+    assert [r.outcome for r in results] == [Outcome.WRITTEN]
+    assert client.records[0]["MeasureName"] == "ts_count"
+
+
+@pytest.mark.parametrize(
+    ("device", "fault"),
+    [
+        ("", "dimension 'device' is empty"),
+        ("x" * 2048, "over 2048 bytes together"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
+async def test_a_dimension_value_timestream_refuses_is_rejected_alone(device: str, fault: str) -> None:
+    payload = json.dumps({"device": device, "ts": 1_714_521_600_002, "temp": 1.0}).encode()
+    results, client = await _write_between_neighbours(_record(2, payload))
+    _assert_rejected_alone(results, client, "xxx")
+    assert fault in results[1].reason
+
+
+async def test_dimensions_up_to_their_size_together_are_written() -> None:
+    client = ValidatingTimestream()
+    sink = TimestreamSink("db", "table", client=client, mapping=MAPPING)
+    results = await sink.write([_record(1, _reading(1, temp=1.0) | {"device": "x" * (2048 - len("device"))})])
+    assert [r.outcome for r in results] == [Outcome.WRITTEN]
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        FieldMapping(dimensions=("time",)),
+        FieldMapping(dimensions=("ts_site",)),
+        FieldMapping(dimensions=("site:a",)),
+        FieldMapping(dimensions=("d" * 61,)),
+        FieldMapping(dimensions=tuple(f"d{i}" for i in range(129))),
+        FieldMapping(measures=("measure_value",)),
+        FieldMapping(measure_name="m" * 257),
+    ],
+)
+def test_names_the_mapping_gives_timestream_are_checked_when_the_sink_is_built(mapping: FieldMapping) -> None:
+    with pytest.raises(ConfigurationError):
+        TimestreamSink("db", "table", client=ValidatingTimestream(), mapping=mapping)
