@@ -46,3 +46,10 @@ DYNAMODB_TRANSACT_MAX_ITEMS: Final = 100
 
 # Timestream
 TIMESTREAM_WRITE_MAX_RECORDS: Final = 100
+TIMESTREAM_MEASURE_VALUE_MAX_BYTES: Final = 2048
+"""A measure value's text (VARCHAR, or any type's spelling); at least one character."""
+TIMESTREAM_MEASURE_NAME_MAX_BYTES: Final = 256
+TIMESTREAM_DIMENSION_NAME_MAX_BYTES: Final = 60
+TIMESTREAM_DIMENSIONS_MAX: Final = 128
+TIMESTREAM_DIMENSIONS_MAX_BYTES: Final = 2 * KiB
+"""The dimension names and values of one series together."""

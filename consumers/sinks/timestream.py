@@ -27,6 +27,13 @@ from typing import Any
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult, Outcome
 from consumers.sinks.mapping import FieldMapping, decode_object
+from consumers.sinks.timestream_values import (
+    check_mapping,
+    dimensions,
+    measure_name,
+    measure_value,
+    time_text,
+)
 from consumers.sinks.versioning import record_version
 from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors
@@ -35,19 +42,6 @@ from shardline.limits import TIMESTREAM_WRITE_MAX_RECORDS
 from shardline.records import ConsumedRecord
 
 __all__ = ["TimestreamEntry", "TimestreamSink", "from_uri", "measure_value"]
-
-
-def measure_value(value: Any) -> tuple[str, str]:
-    """(Value, Type) of a JSON value as a Timestream measure."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "BOOLEAN"
-    if isinstance(value, int):
-        return str(value), "BIGINT"
-    if isinstance(value, float):
-        return repr(value), "DOUBLE"
-    if isinstance(value, str):
-        return value, "VARCHAR"
-    raise ValidationError(f"measure of type {type(value).__name__} is not supported")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +76,7 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
         self.database = database
         self.table = table
         self.mapping = mapping or FieldMapping()
+        check_mapping(self.mapping)
         self.client = LazyClient(
             "timestream-write", client=client, session=session, endpoint_url=endpoint_url
         )
@@ -97,24 +92,34 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
 
     def encode(self, record: ConsumedRecord) -> TimestreamEntry:
         payload = decode_object(record)
-        time = str(self.mapping.time_ns(record, payload))
+        time = time_text(self.mapping.time_ns(record, payload))
         version = record_version(record, payload, self.mapping.version_field)
-        dimensions = [{"Name": k, "Value": v} for k, v in self.mapping.dimensions_of(payload).items()]
         measures = self.mapping.measures_of(payload)
         if not measures:
             raise ValidationError("payload has no measure")
-        base = {"Dimensions": dimensions, "Time": time, "Version": version}
+        base = {
+            "Dimensions": dimensions(self.mapping.dimensions_of(payload)),
+            "Time": time,
+            "Version": version,
+        }
         if self.mapping.multi_measure:
             values = []
             for name, raw in measures.items():
                 value, kind = measure_value(raw)
-                values.append({"Name": name, "Value": value, "Type": kind})
+                values.append({"Name": measure_name(name, column=True), "Value": value, "Type": kind})
             records: tuple[dict[str, Any], ...] = ({**base, "MeasureValues": values},)
         else:
             single = []
             for name, raw in measures.items():
                 value, kind = measure_value(raw)
-                single.append({**base, "MeasureName": name, "MeasureValue": value, "MeasureValueType": kind})
+                single.append(
+                    {
+                        **base,
+                        "MeasureName": measure_name(name, column=False),
+                        "MeasureValue": value,
+                        "MeasureValueType": kind,
+                    }
+                )
             records = tuple(single)
         return TimestreamEntry(records=records, version=version, size=len(json.dumps(records)))
 

@@ -247,3 +247,31 @@ async def test_timestream_upserts_by_position_version_and_dead_letters_what_it_c
         ("151", "ValidationError")
     ]
     assert sink.stats.calls == 2 * 2  # <= 100 Timestream records per call
+
+
+async def test_timestream_records_botocore_or_timestream_would_refuse_do_not_fail_their_neighbours_call(
+    aws: dict[str, Any], moto_endpoint: str
+) -> None:
+    database, table = f"db{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
+    await aws["timestream"].create_database(DatabaseName=database)
+    await aws["timestream"].create_table(DatabaseName=database, TableName=table)
+    bucket = await new_bucket(aws["s3"])
+    mapping = FieldMapping(dimensions=("device",), time_field="ts")
+    crafted = [
+        record(2, b'{"device": "d2", "ts": 1714521600002, "label": ""}'),  # botocore: whole call
+        record(3, b'{"device": "d3", "ts": 1714521600003, "temp": NaN}'),
+        record(4, b'{"device": "d4", "ts": 1714521600004, "": 1}'),  # botocore: whole call
+        record(5, b'{"device": "", "ts": 1714521600005, "temp": 1}'),
+    ]
+    batch = [*telemetry(1), *crafted, *telemetry(1, start=6)]
+    dead = S3DeadLetter(bucket, "dlq", client=aws["s3"])
+    sink = TimestreamSink(database, table, mapping=mapping, client=aws["timestream"])
+
+    await deliver(sink, batch, dead)
+
+    assert sink.stats.calls == 1  # no call failed as a whole, nothing bisected
+    received = await timestream_received(moto_endpoint, database, table)
+    assert sorted(r["Dimensions"][0]["Value"] for r in received) == ["d1", "d1"]  # records 1 and 6
+    _, entries = await dead_letter_state(aws["s3"], bucket, "dlq/")
+    assert sorted(int(e["position"]["sequence_number"]) for e in entries) == [2, 3, 4, 5]
+    assert {e["error_type"] for e in entries} == {"ValidationError"}
