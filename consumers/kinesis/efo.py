@@ -174,7 +174,6 @@ class FanOutShardReader(ShardReaderBase):
             try:
                 with map_aws_errors("kinesis"):
                     async for batch in self._events(event_stream, dims):
-                        failures = 0
                         yield batch
                         if self._finished:
                             return
@@ -185,6 +184,11 @@ class FanOutShardReader(ShardReaderBase):
                     # broken one.  Re-subscribing at once spun at network speed, for ever.
                     raise TransientServiceError("the subscription ended early without an event")
             except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
+                if self._resume is not resume:
+                    # The subscription worked (an event moved the position, records or a
+                    # heartbeat): this failure is the first in a row.  Counting only batches
+                    # with records let an idle shard's reader die of resets hours apart.
+                    failures = 0
                 await self._back_off(error, failures, dims)
                 failures += 1
             finally:

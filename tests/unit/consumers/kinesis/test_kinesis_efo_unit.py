@@ -177,3 +177,31 @@ async def test_a_malformed_event_is_a_broken_stream_resubscribed_not_a_value_err
     reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
     batches = await asyncio.wait_for(_collect(reader), 5)  # before: ValueError from int("abc")
     assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+
+
+class HeartbeatThenReset(BrokenFirstSubscription):
+    """An idle shard: each subscription delivers a heartbeat (no records, the continuation)
+    and then its connection is reset; after ``resets`` of them the shard is served."""
+
+    def __init__(self, resets: int) -> None:
+        super().__init__()
+        self.resets = resets
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if self.resets:
+            self.resets -= 1
+            heartbeat = {"SubscribeToShardEvent": {"Records": [], "ContinuationSequenceNumber": "1000"}}
+            return {"EventStream": _Stream([heartbeat], broken=True)}
+        self.positions.append({"Type": "SKIP"})  # so the parent serves the shard at once, unbroken
+        return await super().subscribe_to_shard(**kwargs)
+
+
+async def test_resets_between_heartbeats_are_not_consecutive_failures() -> None:
+    # An idle shard whose connection is reset now and then (hours apart on AWS): every
+    # subscription worked, delivering its heartbeat.  Before, only a batch with records reset
+    # the count, so the 11th reset over the reader's life raised TransientServiceError.
+    client = HeartbeatThenReset(resets=25)
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert reader.subscriptions == 26
