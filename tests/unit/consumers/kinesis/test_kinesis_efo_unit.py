@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import ClientError
 
 from consumers.kinesis import LATEST, FanOutShardReader
@@ -205,3 +206,34 @@ async def test_resets_between_heartbeats_are_not_consecutive_failures() -> None:
     batches = await asyncio.wait_for(_collect(reader), 5)
     assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
     assert reader.subscriptions == 26
+
+
+class CorruptFrameThenServed(BrokenFirstSubscription):
+    """The first subscription's bytes fail botocore's frame check (the CRC of a frame cut or
+    corrupted on the way); the next serves the shard."""
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.positions:
+            self.positions.append(kwargs["StartingPosition"])
+            return {"EventStream": _Corrupt()}
+        return await super().subscribe_to_shard(**kwargs)
+
+
+class _Corrupt:
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        raise ChecksumMismatch(0x1234, 0x4321)
+        yield {}  # pragma: no cover - makes this an async generator
+
+    def close(self) -> None:
+        return None
+
+
+async def test_a_corrupt_event_frame_is_a_broken_stream_resubscribed() -> None:
+    client = CorruptFrameThenServed()
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)  # before: ChecksumMismatch stopped the run
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert reader.subscriptions == 2
