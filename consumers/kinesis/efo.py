@@ -120,33 +120,27 @@ class _Patience:
     def __init__(self, consumer_name: str, timeout: float, clock: Clock, sleep: Sleep) -> None:
         self._name = consumer_name
         self._timeout = timeout
-        self._clock = clock
-        self._sleep = sleep
-        self._started = clock()
-        self._policy = RetryPolicy(
+        self._retrying = RetryPolicy(
             max_attempts=None, deadline=timeout, initial_backoff=0.2, max_backoff=_CONSUMER_BACKOFF_MAX
+        ).async_retrying(
+            # not the default (any retriable error): ResourceInUse means "registered already"
+            retry=tenacity.retry_if_exception_type((ThrottledError, TransientServiceError)),
+            sleep=sleep,
+            clock=clock,
         )
 
     async def call(self, request: Callable[[], Awaitable[Any]]) -> Any:
-        attempt = 0
-        while True:
-            try:
-                with map_aws_errors("kinesis"):
+        try:
+            async for attempt in self._retrying:
+                with attempt, map_aws_errors("kinesis"):
                     return await request()
-            except (ThrottledError, TransientServiceError) as error:
-                attempt += 1
-                if not self._policy.should_retry(error, attempt, self._clock() - self._started):
-                    raise self._refused(error) from error
-                await self._sleep(self._policy.backoff(attempt))
-
-    def _refused(self, error: ShardlineError) -> ShardlineError:
-        """A refusal for rate that lasted the whole timeout is a limit, not a rate: say which."""
-        if not isinstance(error, ThrottledError):
-            return error
-        return ConfigurationError(
-            f"fan-out consumer {self._name!r} still refused after {self._timeout} s ({error}): a stream "
-            "takes at most 20 consumers (deregister unused ones), at most 5 may be CREATING at once"
-        )
+        except ThrottledError as error:  # refused for rate for the whole timeout: a limit
+            raise ConfigurationError(
+                f"fan-out consumer {self._name!r} still refused after {self._timeout} s ({error}): a "
+                "stream takes at most 20 consumers (deregister unused ones), at most 5 may be "
+                "CREATING at once"
+            ) from error
+        raise AssertionError("unreachable: the retrying loop returns or raises")
 
 
 class FanOutShardReader(ShardReaderBase):
