@@ -21,6 +21,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from botocore.eventstream import ParserError as EventStreamFrameError
 from botocore.exceptions import (
     BaseEndpointResolverError,
     BotoCoreError,
@@ -393,6 +394,16 @@ def translate(exc: BaseException, *, service: str = "") -> ShardlineError | None
             code=type(exc).__name__,
             service=service,
         )
+    elif isinstance(exc, EventStreamFrameError):
+        # An event-stream frame (SubscribeToShard) that fails its length or CRC checks, or a
+        # stream without its initial response: bytes cut or corrupted on the way, a broken
+        # stream to open again.  botocore's frame errors derive from Exception alone, so they
+        # went through as programming errors and stopped the run.
+        mapped = TransientServiceError(
+            f"{service + ': ' if service else ''}{type(exc).__name__} (broken event stream)",
+            code=type(exc).__name__,
+            service=service,
+        )
     elif isinstance(exc, BotoCoreError):
         mapped = ServiceError(f"{type(exc).__name__}", code=type(exc).__name__, service=service)
     else:
@@ -405,7 +416,8 @@ def from_botocore(exc: BaseException, *, service: str = "") -> ShardlineError:
     """The Shardline error for anything an AWS client call raised.
 
     ClientError by error code (HTTP 5xx and 429 when the code is unknown), connection
-    failures and timeouts (botocore, aiohttp, OS) as :class:`TransientServiceError`; anything
+    failures, timeouts (botocore, aiohttp, OS) and broken event-stream frames as
+    :class:`TransientServiceError`; anything
     else as a non-retriable :class:`ServiceError` naming only the exception type.
     """
     mapped = translate(exc, service=service)

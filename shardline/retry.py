@@ -83,6 +83,19 @@ def retry_throttles_and_transient(max_transient: int) -> tenacity.retry_base:
     return _ThrottlesAndTransient(max_transient)
 
 
+class _Elapsed:
+    """Quacks as the event ``tenacity.stop_when_event_set`` polls: set once ``deadline``
+    seconds have passed on ``clock`` since ``started``."""
+
+    __slots__ = ("_clock", "_deadline", "_started")
+
+    def __init__(self, clock: Callable[[], float], started: float, deadline: float) -> None:
+        self._clock, self._started, self._deadline = clock, started, deadline
+
+    def is_set(self) -> bool:
+        return self._clock() - self._started >= self._deadline
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounded retries with full-jitter exponential back-off.
@@ -151,24 +164,37 @@ class RetryPolicy:
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
         retry: tenacity.retry_base | None = None,
         wait: wait_base | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> tenacity.AsyncRetrying:
         """A tenacity controller for async code; with ``reraise`` the last error propagates.
 
         ``retry`` replaces the default condition (retriable Shardline errors), e.g. with
         :func:`retry_throttles_and_transient`; ``wait`` the policy's back-off (a caller whose
-        wait depends on the error); the policy's stop stays.
+        wait depends on the error); the policy's stop stays.  ``clock`` (monotonic seconds)
+        times the policy's ``deadline`` from this call on, for callers whose time is injected
+        (tenacity's own ``stop_after_delay`` reads the process clock, which an injected
+        ``sleep`` never advances).
         """
         options: dict[str, Any] = {}
         if sleep is not None:
             options["sleep"] = sleep
         return tenacity.AsyncRetrying(
-            stop=self._stop,
+            stop=self._stop if clock is None else self._stop_on(clock),
             wait=wait if wait is not None else self._wait,
             retry=retry if retry is not None else self._retry,
             reraise=reraise,
             before_sleep=before_sleep,
             **options,
         )
+
+    def _stop_on(self, clock: Callable[[], float]) -> stop_base:
+        """The policy's stop with its deadline timed on ``clock``, from now."""
+        stop: stop_base = tenacity.stop_never
+        if self.max_attempts is not None:
+            stop = tenacity.stop_after_attempt(self.max_attempts)
+        if self.deadline is not None:
+            stop = stop | tenacity.stop_when_event_set(_Elapsed(clock, clock(), self.deadline))  # type: ignore[arg-type]
+        return stop
 
     def sync_retrying(
         self,

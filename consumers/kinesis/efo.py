@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import tenacity
@@ -52,6 +52,7 @@ from shardline.validation import is_decimal
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
 
 _CONSUMER_POLL_SECONDS = 1.0
+_CONSUMER_BACKOFF_MAX = 5.0
 
 
 async def stream_arn(client: Any, stream_name: str) -> str:
@@ -73,19 +74,25 @@ async def ensure_consumer(
 ) -> str:
     """Register the fan-out consumer (or reuse the existing one of that name); wait until ACTIVE.
 
-    Returns its ARN.  Raises :class:`ConfigurationError` when it is being deleted, and
-    :class:`TransientServiceError` when it is not ACTIVE within ``timeout`` seconds.
+    Throttling and transient errors of either call (LimitExceeded: more than 5 registrations a
+    second per account, a 6th consumer while 5 are CREATING, more than 20 descriptions a second
+    per stream; a fleet of workers starting together meets them) are retried with back-off
+    within ``timeout`` seconds, like the wait for ACTIVE.
+
+    Returns its ARN.  Raises :class:`ConfigurationError` when it is being deleted or when
+    registration is still refused with LimitExceeded after ``timeout`` (a stream takes at most
+    20 consumers), and :class:`TransientServiceError` when it is not ACTIVE within ``timeout``.
     """
     if not consumer_name or len(consumer_name) > 128:
         raise ValidationError("a fan-out consumer name is 1-128 characters")
+    patience = _Patience(consumer_name, timeout, clock, sleep)
     try:
-        with map_aws_errors("kinesis"):
-            registered = await client.register_stream_consumer(
-                StreamARN=stream_arn, ConsumerName=consumer_name
-            )
+        registered = await patience.call(
+            lambda: client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+        )
         consumer = registered["Consumer"]
     except ResourceInUseError:
-        consumer = await _describe(client, stream_arn, consumer_name)
+        consumer = await _describe(client, stream_arn, consumer_name, patience)
     deadline = clock() + timeout
     while consumer["ConsumerStatus"] != "ACTIVE":
         if consumer["ConsumerStatus"] == "DELETING":
@@ -93,16 +100,47 @@ async def ensure_consumer(
         if clock() >= deadline:
             raise TransientServiceError(f"fan-out consumer {consumer_name!r} not ACTIVE after {timeout} s")
         await sleep(_CONSUMER_POLL_SECONDS)
-        consumer = await _describe(client, stream_arn, consumer_name)
+        consumer = await _describe(client, stream_arn, consumer_name, patience)
     arn: str = consumer["ConsumerARN"]
     return arn
 
 
-async def _describe(client: Any, stream_arn: str, consumer_name: str) -> dict[str, Any]:
-    with map_aws_errors("kinesis"):
-        response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+async def _describe(client: Any, stream_arn: str, consumer_name: str, patience: _Patience) -> dict[str, Any]:
+    response = await patience.call(
+        lambda: client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+    )
     description: dict[str, Any] = response["ConsumerDescription"]
     return description
+
+
+class _Patience:
+    """Calls of :func:`ensure_consumer` retried on throttling and transient errors, with the
+    shared back-off, until ``timeout`` seconds after the first (on the injected clock)."""
+
+    def __init__(self, consumer_name: str, timeout: float, clock: Clock, sleep: Sleep) -> None:
+        self._name = consumer_name
+        self._timeout = timeout
+        self._retrying = RetryPolicy(
+            max_attempts=None, deadline=timeout, initial_backoff=0.2, max_backoff=_CONSUMER_BACKOFF_MAX
+        ).async_retrying(
+            # not the default (any retriable error): ResourceInUse means "registered already"
+            retry=tenacity.retry_if_exception_type((ThrottledError, TransientServiceError)),
+            sleep=sleep,
+            clock=clock,
+        )
+
+    async def call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            async for attempt in self._retrying:
+                with attempt, map_aws_errors("kinesis"):
+                    return await request()
+        except ThrottledError as error:  # refused for rate for the whole timeout: a limit
+            raise ConfigurationError(
+                f"fan-out consumer {self._name!r} still refused after {self._timeout} s ({error}): a "
+                "stream takes at most 20 consumers (deregister unused ones), at most 5 may be "
+                "CREATING at once"
+            ) from error
+        raise AssertionError("unreachable: the retrying loop returns or raises")
 
 
 class FanOutShardReader(ShardReaderBase):
@@ -174,7 +212,6 @@ class FanOutShardReader(ShardReaderBase):
             try:
                 with map_aws_errors("kinesis"):
                     async for batch in self._events(event_stream, dims):
-                        failures = 0
                         yield batch
                         if self._finished:
                             return
@@ -185,6 +222,11 @@ class FanOutShardReader(ShardReaderBase):
                     # broken one.  Re-subscribing at once spun at network speed, for ever.
                     raise TransientServiceError("the subscription ended early without an event")
             except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
+                if self._resume is not resume:
+                    # The subscription worked (an event moved the position, records or a
+                    # heartbeat): this failure is the first in a row.  Counting only batches
+                    # with records let an idle shard's reader die of resets hours apart.
+                    failures = 0
                 await self._back_off(error, failures, dims)
                 failures += 1
             finally:

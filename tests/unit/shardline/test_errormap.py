@@ -6,6 +6,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from botocore.eventstream import (
+    ChecksumMismatch,
+    InvalidHeadersLength,
+    InvalidPayloadLength,
+    NoInitialResponseError,
+)
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -298,6 +304,25 @@ def test_event_stream_errors_map_by_code() -> None:
         {"Error": {"Code": "ResourceInUseException", "Message": "still subscribed"}}, "SubscribeToShard"
     )
     assert type(from_botocore(error)) is ResourceInUseError
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ChecksumMismatch(1, 2),
+        InvalidPayloadLength(2**30),
+        InvalidHeadersLength(2**30),
+        NoInitialResponseError(),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_broken_event_stream_frames_are_transient(exc: BaseException) -> None:
+    # A SubscribeToShard frame corrupted or cut on the way is a broken stream, re-subscribed
+    # from the continuation; before, botocore's frame errors went through as programming
+    # errors and stopped the run.
+    mapped = from_botocore(exc, service="kinesis")
+    assert type(mapped) is TransientServiceError and mapped.retriable
+    assert mapped.__cause__ is exc and type(exc).__name__ in str(mapped)
 
 
 def test_translate_leaves_programming_errors_alone() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import ClientError
 
 from consumers.kinesis import LATEST, FanOutShardReader
@@ -177,3 +178,62 @@ async def test_a_malformed_event_is_a_broken_stream_resubscribed_not_a_value_err
     reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
     batches = await asyncio.wait_for(_collect(reader), 5)  # before: ValueError from int("abc")
     assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+
+
+class HeartbeatThenReset(BrokenFirstSubscription):
+    """An idle shard: each subscription delivers a heartbeat (no records, the continuation)
+    and then its connection is reset; after ``resets`` of them the shard is served."""
+
+    def __init__(self, resets: int) -> None:
+        super().__init__()
+        self.resets = resets
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if self.resets:
+            self.resets -= 1
+            heartbeat = {"SubscribeToShardEvent": {"Records": [], "ContinuationSequenceNumber": "1000"}}
+            return {"EventStream": _Stream([heartbeat], broken=True)}
+        self.positions.append({"Type": "SKIP"})  # so the parent serves the shard at once, unbroken
+        return await super().subscribe_to_shard(**kwargs)
+
+
+async def test_resets_between_heartbeats_are_not_consecutive_failures() -> None:
+    # An idle shard whose connection is reset now and then (hours apart on AWS): every
+    # subscription worked, delivering its heartbeat.  Before, only a batch with records reset
+    # the count, so the 11th reset over the reader's life raised TransientServiceError.
+    client = HeartbeatThenReset(resets=25)
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert reader.subscriptions == 26
+
+
+class CorruptFrameThenServed(BrokenFirstSubscription):
+    """The first subscription's bytes fail botocore's frame check (the CRC of a frame cut or
+    corrupted on the way); the next serves the shard."""
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.positions:
+            self.positions.append(kwargs["StartingPosition"])
+            return {"EventStream": _Corrupt()}
+        return await super().subscribe_to_shard(**kwargs)
+
+
+class _Corrupt:
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        raise ChecksumMismatch(0x1234, 0x4321)
+        yield {}  # pragma: no cover - makes this an async generator
+
+    def close(self) -> None:
+        return None
+
+
+async def test_a_corrupt_event_frame_is_a_broken_stream_resubscribed() -> None:
+    client = CorruptFrameThenServed()
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)  # before: ChecksumMismatch stopped the run
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert reader.subscriptions == 2
