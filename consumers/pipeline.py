@@ -673,11 +673,12 @@ class Pipeline:
                 self._observer.on_event(events.CHECKPOINT_LAG, 0, **self._partition_dimensions(partition))
                 return
             if position is not None and self._checkpointed.get(partition) != position:
-                await self._source.checkpoint(partition, position)
+                persisted = await self._source.checkpoint(partition, position)
                 self._checkpoint_failing_since.pop(partition, None)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
-                self._count_checkpoint(partition)
+                if persisted:  # a position the source let go (a revoked partition) is no checkpoint
+                    self._count_checkpoint(partition)
         except LeaseLostError:
             logger.warning(
                 "lease lost; the partition will not be checkpointed again", extra={"partition": partition}
