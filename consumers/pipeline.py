@@ -677,7 +677,9 @@ class Pipeline:
                 self._checkpoint_failing_since.pop(partition, None)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
-                if persisted:  # a position the source let go (a revoked partition) is no checkpoint
+                # a position the source let go (a revoked partition) is no checkpoint; a source
+                # written before the contract returned anything (None) still counts its own
+                if persisted is not False:
                     self._count_checkpoint(partition)
         except LeaseLostError:
             logger.warning(
