@@ -226,7 +226,7 @@ class KafkaReplaySource:
                 paused.update(r.name for r in finished)
                 await loop.run_in_executor(self._executor, self._pause, finished)
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
         self.checkpoints[partition] = position.offset + 1
@@ -234,6 +234,7 @@ class KafkaReplaySource:
             next_offset = TopicPartition(position.topic, position.partition_id, position.offset + 1)
             with map_kafka_errors():
                 self._consumer.commit(offsets=[next_offset], asynchronous=True)
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         return None

@@ -5,7 +5,7 @@
         [--transform module:function] [--dead-letter URI] [--checkpoint-interval S]
         [--deaggregation kpl|never] [--max-user-records N] [--max-record-bytes N]
     shardline consume "kafka://BOOTSTRAP/TOPIC[,TOPIC...]?group=GROUP[&security=tls|msk-iam]
-        [&session_timeout_ms=N]" --sink URI [--start trim_horizon|latest] ...
+        [&session_timeout_ms=N][&max_poll_interval_ms=N]" --sink URI [--start trim_horizon|latest] ...
 
 A Kafka source is a consumer-group member: the group balances partitions between the
 processes started with the same ``group``, and acknowledged offsets are committed to the
@@ -91,13 +91,19 @@ class KafkaTarget:
     group: str
     security: str = "plaintext"
     session_timeout_ms: int | None = None
+    max_poll_interval_ms: int | None = None
 
 
-_KAFKA_OPTIONS = {"group", "security", "session_timeout_ms"}
+_KAFKA_TIMINGS = ("session_timeout_ms", "max_poll_interval_ms")
+"""librdkafka timing options a ``kafka://`` URI may set; unset ones keep
+:class:`~consumers.kafka.KafkaConsumerConfig`'s defaults, which also checks their ranges."""
+
+_KAFKA_OPTIONS = {"group", "security", *_KAFKA_TIMINGS}
 
 
 def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
-    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]``.
+    """``kafka://host:port[,host:port]/topic[,topic]?group=G[&security=...][&session_timeout_ms=N]
+    [&max_poll_interval_ms=N]``.
 
     ``require_group=False`` for commands that read without joining a group (replay, tail).
     """
@@ -119,12 +125,16 @@ def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
     security = query.get("security", ["plaintext"])[-1]
     if security not in ("plaintext", "tls", "msk-iam"):
         raise ConfigurationError("kafka:// security must be plaintext, tls or msk-iam")
-    timeout_text = query.get("session_timeout_ms", [None])[-1]
-    try:
-        timeout = None if timeout_text is None else int(timeout_text)
-    except ValueError as exc:
-        raise ConfigurationError("session_timeout_ms must be an integer") from exc
-    return KafkaTarget(parts.netloc, topics, group, security, timeout)
+    timings: dict[str, int] = {}
+    for option in _KAFKA_TIMINGS:
+        text = query.get(option, [None])[-1]
+        if text is None:
+            continue
+        try:
+            timings[option] = int(text)
+        except ValueError as exc:
+            raise ConfigurationError(f"{option} must be an integer") from exc
+    return KafkaTarget(parts.netloc, topics, group, security, **timings)
 
 
 def _kafka_source(
@@ -139,8 +149,10 @@ def _kafka_source(
         raise ConfigurationError("--start for a Kafka source is trim_horizon (earliest) or latest")
     security = _kafka_security(target)
     options: dict[str, Any] = {}
-    if target.session_timeout_ms is not None:
-        options["session_timeout_ms"] = target.session_timeout_ms
+    for option in _KAFKA_TIMINGS:
+        value = getattr(target, option)
+        if value is not None:
+            options[option] = value
     config = KafkaConsumerConfig(
         group_id=target.group,
         auto_offset_reset="earliest" if lowered == "trim_horizon" else "latest",

@@ -311,17 +311,17 @@ class KafkaSource:
                 self._next_fetch = None
                 pending.extend(fetched)
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         """Store ``position + 1`` as the partition's next offset; librdkafka commits it.
 
-        A partition that was revoked meanwhile is skipped: its new owner re-reads from the
-        last committed offset, so nothing is lost (at-least-once).
+        A partition that was revoked meanwhile is skipped (``False``: nothing stored): its new
+        owner re-reads from the last committed offset, so nothing is lost (at-least-once).
         """
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
         if partition not in self._assigned:
             self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
-            return
+            return False
         try:
             self._consumer.store_offsets(
                 offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
@@ -333,8 +333,9 @@ class KafkaSource:
                 KafkaError._UNKNOWN_PARTITION,
             ):
                 self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
-                return
+                return False
             raise CheckpointError(f"could not store offset for {partition}") from exc
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         """Kafka partitions do not close; nothing to record."""

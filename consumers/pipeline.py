@@ -673,11 +673,14 @@ class Pipeline:
                 self._observer.on_event(events.CHECKPOINT_LAG, 0, **self._partition_dimensions(partition))
                 return
             if position is not None and self._checkpointed.get(partition) != position:
-                await self._source.checkpoint(partition, position)
+                persisted = await self._source.checkpoint(partition, position)
                 self._checkpoint_failing_since.pop(partition, None)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
-                self._count_checkpoint(partition)
+                # a position the source let go (a revoked partition) is no checkpoint; a source
+                # written before the contract returned anything (None) still counts its own
+                if persisted is not False:
+                    self._count_checkpoint(partition)
         except LeaseLostError:
             logger.warning(
                 "lease lost; the partition will not be checkpointed again", extra={"partition": partition}

@@ -60,8 +60,14 @@ class Source(Protocol):
         """Yield batches until stopped or (for bounded jobs) the range is exhausted."""
         ...
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         """Persist that every record of ``partition`` up to ``position`` is acknowledged.
+
+        Returns whether something was persisted: ``False`` when the source let the position
+        go with nothing lost (a Kafka partition revoked meanwhile, whose next owner resumes
+        from the last commit; a replay position inside a batch, which has no resume token).
+        The pipeline counts only persisted checkpoints as written (``checkpoints_written``,
+        the age of the last checkpoint on the ``consume`` progress line).
 
         Raises :class:`~shardline.errors.LeaseLostError` once another worker holds the
         partition.  A batch of that partition yielded after that comes from a new hold of it

@@ -145,8 +145,8 @@ class _OneBatch:
     async def batches(self) -> AsyncIterator[SourceBatch]:
         yield SourceBatch("shardId-000000000000", self._records)
 
-    async def checkpoint(self, partition: str, position: Any) -> None:
-        return None
+    async def checkpoint(self, partition: str, position: Any) -> bool:
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         return None

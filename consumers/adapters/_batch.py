@@ -45,8 +45,9 @@ class BatchSource:
         for batch in self._batches:
             yield batch
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         self.watermarks[partition] = position
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         self.ended.add(partition)

@@ -223,11 +223,12 @@ class KinesisSource:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self._running = False
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         """Record that every record of shard ``partition`` up to ``position`` is processed."""
         if not isinstance(position, KinesisPosition) or position.shard_id != partition:
             raise ValidationError("a Kinesis checkpoint needs a KinesisPosition of that shard")
         await self._write_checkpoint(partition, position.sequence_number, position.sub_sequence_number)
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         """Record SHARD_END for a shard whose last batch was delivered; its children may start."""

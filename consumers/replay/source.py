@@ -191,8 +191,9 @@ class RangeSource:
             else:
                 state.lease = await self.store.checkpoint(state.lease, token)
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
-        """Persist the resume token of the batch that ``position`` ends, if it ends one.
+    async def checkpoint(self, partition: str, position: Position) -> bool:
+        """Persist the resume token of the batch that ``position`` ends, if it ends one
+        (``False`` when it ends none: nothing is persisted).
 
         The batch is found by the position object itself: the pipeline hands back the very
         ``Position`` of the record it acknowledged.  Matching by identity (equal values) found
@@ -202,7 +203,7 @@ class RangeSource:
         """
         state = self._open.get(partition)
         if state is None:
-            return
+            return False
         async with state.lock:
             token = None
             for index, (last, candidate) in enumerate(state.pending):
@@ -211,8 +212,10 @@ class RangeSource:
                     for _ in range(index + 1):
                         state.pending.popleft()
                     break
-            if token is not None:
-                state.lease = await self.store.checkpoint(state.lease, token)
+            if token is None:
+                return False
+            state.lease = await self.store.checkpoint(state.lease, token)
+            return True
 
     async def checkpoint_end(self, partition: str) -> None:
         state = self._open.pop(partition, None)

@@ -136,11 +136,7 @@ def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
         raise ValidationError("payload has no field")
     fields = ",".join(f"{_key(k, 'field key')}={field_value(v)}" for k, v in sorted(measures.items()))
     time_ns = mapping.time_ns(record, payload)
-    line = f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n"
-    try:
-        return line.encode()
-    except UnicodeEncodeError as exc:  # a JSON "\ud800" escape: no UTF-8 form, refused as input
-        raise ValidationError(f"payload text has no UTF-8 form (character {exc.start} of the line)") from None
+    return _utf8(f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n")
 
 
 class InfluxDBSink(BatchingSink[bytes]):
@@ -176,6 +172,7 @@ class InfluxDBSink(BatchingSink[bytes]):
         self.bucket = bucket
         self._token = token
         self.mapping = mapping or FieldMapping()
+        _check_mapping(self.mapping)
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -236,6 +233,26 @@ class InfluxDBSink(BatchingSink[bytes]):
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _check_mapping(mapping: FieldMapping) -> None:
+    """The mapping's own texts go into every line: one the line protocol cannot carry is a
+    configuration error here, not a bad-record reason about the payload of every record."""
+    texts = [(mapping.measure_name, "measurement")]
+    texts += [(name, "tag key") for name in mapping.dimensions]
+    texts += [(name, "field key") for name in mapping.measures]
+    for text, what in texts:
+        try:
+            _utf8(escape_measurement(text) if what == "measurement" else _key(text, what))
+        except ValidationError as exc:
+            raise ConfigurationError(f"InfluxDB mapping: {exc}") from None
+
+
+def _utf8(line: str) -> bytes:
+    try:
+        return line.encode()
+    except UnicodeEncodeError as exc:  # a JSON "\ud800" escape: no UTF-8 form, refused as input
+        raise ValidationError(f"text has no UTF-8 form (character {exc.start} of the line)") from None
 
 
 def _refuse_plaintext_credentials(url: str, token: str | None) -> None:

@@ -140,7 +140,23 @@ class FieldMapping:
         return {k: v for k, v in payload.items() if k not in skip and v is not None}
 
     def dimensions_of(self, payload: Mapping[str, Any]) -> dict[str, str]:
-        return {name: str(payload[name]) for name in self.dimensions if payload.get(name) is not None}
+        """The dimension fields present in the payload, as the text that names the series.
+
+        A nested object or list is a bad record: ``str()`` made Python repr text of it
+        (``{'a': 1}``), a series no reader of the payload would name.  Booleans and numbers
+        keep the text ``str()`` has always given them (``True``, ``1.0``), so a replay lands
+        on the series of the original run.  The refusal names the dimension, not the value.
+        """
+        texts: dict[str, str] = {}
+        for name in self.dimensions:
+            value = payload.get(name)
+            if value is None:
+                continue
+            if isinstance(value, dict | list):
+                kind = "object" if isinstance(value, dict) else "array"
+                raise ValidationError(f"dimension {name!r} is a JSON {kind}, not a scalar")
+            texts[name] = str(value)
+        return texts
 
     def time_ns(self, record: ConsumedRecord, payload: Mapping[str, Any]) -> int:
         """The point's time in nanoseconds since the epoch; poison when missing or malformed."""

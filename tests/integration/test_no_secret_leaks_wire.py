@@ -245,8 +245,8 @@ def test_a_sink_server_echoing_the_rejected_line_leaks_it_nowhere(project_logs: 
                 ],
             )
 
-        async def checkpoint(self, partition: str, position: Any) -> None:
-            return None
+        async def checkpoint(self, partition: str, position: Any) -> bool:
+            return True
 
         async def checkpoint_end(self, partition: str) -> None:
             return None

@@ -93,7 +93,7 @@ def test_a_text_log_line_prints_control_characters_as_text() -> None:
 class _CheckpointStoreDown(ScriptedSource):
     """Every checkpoint write fails: the store is unreachable for the whole run."""
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         raise CheckpointError("checkpoint table unavailable", retriable=True)
 
 

@@ -48,10 +48,11 @@ class ScriptedSource:
         if self._endless:
             await self._stopped.wait()
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         if partition in self.lost:
             raise LeaseLostError("lost")
         self.checkpoints.append((partition, position))
+        return True
 
     async def checkpoint_end(self, partition: str) -> None:
         if partition in self.lost:

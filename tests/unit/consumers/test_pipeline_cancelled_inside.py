@@ -68,7 +68,7 @@ async def test_a_lane_meeting_a_cancelled_error_nobody_sent_fails_the_run_with_t
 
 async def test_a_checkpoint_loop_meeting_a_cancelled_error_nobody_sent_fails_the_run() -> None:
     class CancelledInsideStore(ScriptedSource):
-        async def checkpoint(self, partition: str, position: Position) -> None:
+        async def checkpoint(self, partition: str, position: Position) -> bool:
             raise asyncio.CancelledError  # the lease table client's own timeout
 
     source = CancelledInsideStore([batch("a", 1, 2)], endless=True)

@@ -37,7 +37,7 @@ class RefusingStore(ScriptedSource):
         self.error = error
         self.refused = 0
 
-    async def checkpoint(self, partition: str, position: Any) -> None:
+    async def checkpoint(self, partition: str, position: Any) -> bool:
         self.refused += 1
         raise self.error
 

@@ -34,10 +34,10 @@ class LostThenTakenBack(ScriptedSource):
         yield batch("a", 3, 4)
         await self._stopped.wait()
 
-    async def checkpoint(self, partition: str, position: Any) -> None:
+    async def checkpoint(self, partition: str, position: Any) -> bool:
         if partition in self.lost:
             self.refused.set()
-        await super().checkpoint(partition, position)
+        return await super().checkpoint(partition, position)
 
 
 async def test_a_partition_taken_back_is_written_and_checkpointed_again() -> None:

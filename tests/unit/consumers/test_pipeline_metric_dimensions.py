@@ -56,11 +56,11 @@ class _FirstCheckpointFails(ScriptedSource):
         super().__init__(batches)
         self._failed = False
 
-    async def checkpoint(self, partition: str, position: Position) -> None:
+    async def checkpoint(self, partition: str, position: Position) -> bool:
         if not self._failed:
             self._failed = True
             raise CheckpointError("checkpoint table unavailable", retriable=True)
-        await super().checkpoint(partition, position)
+        return await super().checkpoint(partition, position)
 
 
 def _rejects_poison(records: Sequence[ConsumedRecord]) -> BaseException | None:

@@ -256,10 +256,10 @@ async def test_a_checkpoint_loop_bug_stops_the_run_with_its_cause_and_passes_no_
     class BuggyCheckpoints(ScriptedSource):
         """Checkpointing ``a`` hits a programming error, not a store error: no pass can handle it."""
 
-        async def checkpoint(self, partition: str, position: Any) -> None:
+        async def checkpoint(self, partition: str, position: Any) -> bool:
             if partition == "a":
                 raise TypeError("checkpoint() got an unexpected keyword argument")
-            await super().checkpoint(partition, position)
+            return await super().checkpoint(partition, position)
 
     source = BuggyCheckpoints([batch("b", 1, 2), batch("a", 1, 3), batch("b", 3, 2)], endless=True)
     sink = GatedSink("b", from_sequence=3)
@@ -280,12 +280,13 @@ async def test_a_checkpoint_store_outage_keeps_the_run_going_and_checkpoints_lat
             self.refused = 0
             self.recovered = asyncio.Event()
 
-        async def checkpoint(self, partition: str, position: Any) -> None:
+        async def checkpoint(self, partition: str, position: Any) -> bool:
             if self.refused < 3:
                 self.refused += 1
                 raise TransientServiceError("lease table unavailable")
-            await super().checkpoint(partition, position)
+            written = await super().checkpoint(partition, position)
             self.recovered.set()
+            return written
 
     source = UnavailableStore([batch("a", 1, 3)], endless=True)
     observer = EventLog()
