@@ -140,6 +140,38 @@ COMPONENTS = {
     ),
 }
 
+_MSK_ESM = "Lambda's MSK event-source mapping finds the cluster and its brokers with the function's role"
+_MSK_ENI = (
+    "Lambda's MSK event-source mapping polls from network interfaces it manages in the cluster's "
+    "VPC with the function's role"
+)
+COMPONENTS[("lambda-msk-consumer", "FunctionRole")] = Component(
+    # The handler is the Kinesis one; the mapping's pollers read Kafka with the role
+    # (their kafka-cluster grants: test_lambda_msk_role_grants_what_lambdas_pollers_need).
+    frozenset({"consumers.adapters.lambda_handler"}) | SINK_MODULES,
+    never_calls={
+        ("shardline.shardmath", "kinesis:ListShards"): "imported for the hash-key math of KPL "
+        "de-aggregation (shardline.aggregation); the handler lists no shards",
+    },
+    platform={
+        "kafka:DescribeClusterV2": _MSK_ESM,
+        "kafka:GetBootstrapBrokers": _MSK_ESM,
+        **dict.fromkeys(("ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"), _MSK_ENI),
+        **dict.fromkeys(
+            (
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+            ),
+            _MSK_ENI,
+        ),
+        "sqs:SendMessage": "the mapping's on-failure destination is sent with the function's role",
+        "logs:CreateLogStream": "the Lambda runtime writes the function's logs",
+        "logs:PutLogEvents": "the Lambda runtime writes the function's logs",
+    },
+)
+
 COMPONENTS[("replay-batch", "ReplayJobRole")] = Component(
     # `shardline replay run --manifest M` on AWS Batch: one slice, its units' readers, the sinks.
     frozenset({"consumers.replay.slices", "consumers.replay.manifest"}) | SINK_MODULES,
@@ -542,9 +574,70 @@ def test_replay_batch_kafka_grants_match_the_code(role: str) -> None:
         assert all(group_id.startswith("shardline-replay-") for group_id in group_ids), (module, group_ids)
 
 
+# What Lambda's MSK pollers do with the function's role (IAM authentication), after Lambda's
+# "Configuring Amazon MSK event sources" (with-msk-configure) and MSK's table of Kafka APIs per
+# action: action -> the kind of resource, as lambda-msk-consumer.yaml names it.
+_MSK_CLUSTER = "cluster/${ClusterName}/${ClusterUuid}'}"
+LAMBDA_MSK_POLLER = {
+    "kafka-cluster:Connect": _MSK_CLUSTER,
+    "kafka-cluster:DescribeClusterDynamicConfiguration": _MSK_CLUSTER,
+    "kafka-cluster:DescribeTopic": "topic/${ClusterName}/${ClusterUuid}/${Topic}'}",
+    "kafka-cluster:ReadData": "topic/${ClusterName}/${ClusterUuid}/${Topic}'}",
+    "kafka-cluster:DescribeGroup": "group/${ClusterName}/${ClusterUuid}/${ConsumerGroupId}'}",
+    "kafka-cluster:AlterGroup": "group/${ClusterName}/${ClusterUuid}/${ConsumerGroupId}'}",
+}
+
+
+def test_lambda_msk_role_grants_what_lambdas_pollers_need() -> None:
+    """The pollers connect, read the one topic and use the one consumer group of the mapping:
+    exactly those kafka-cluster actions, each on its own resource, named in full (no prefix,
+    so topic telemetry grants nothing on telemetryX)."""
+    grants = [
+        g for g in role_grants("lambda-msk-consumer", "FunctionRole") if g.action.startswith("kafka-cluster:")
+    ]
+    assert {g.action for g in grants} == set(LAMBDA_MSK_POLLER)
+    for grant in grants:
+        resource = str(grant.resource)
+        assert resource.endswith(LAMBDA_MSK_POLLER[grant.action]), grant
+        assert "*" not in resource, grant
+    mapping = template("lambda-msk-consumer")["Resources"]["EventSourceMapping"]["Properties"]
+    assert mapping["Topics"] == [{"Ref": "Topic"}]
+    assert mapping["AmazonManagedKafkaEventSourceConfig"] == {"ConsumerGroupId": {"Ref": "ConsumerGroupId"}}
+    assert str(mapping["EventSourceArn"]).endswith(_MSK_CLUSTER)
+
+
+def test_lambda_msk_role_finds_the_cluster_and_manages_interfaces_in_its_vpc_only() -> None:
+    grants = role_grants("lambda-msk-consumer", "FunctionRole")
+    for grant in grants:
+        if grant.action.startswith("kafka:"):
+            assert str(grant.resource).endswith(_MSK_CLUSTER), grant
+        if grant.action in {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"}:
+            assert grant.resource != "*", grant
+            assert _condition(grant, "ArnEquals", "ec2:Vpc") == {
+                "Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc/${VpcId}"
+            }, grant
+    assert {g.action for g in grants if g.action.startswith("kafka:")} == {
+        "kafka:DescribeClusterV2",  # serves serverless clusters too, unlike DescribeCluster
+        "kafka:GetBootstrapBrokers",
+    }
+
+
+def test_lambda_msk_mapping_can_report_partial_failures() -> None:
+    """A Kafka mapping honours ReportBatchItemFailures, bisection and bounded retries only in
+    provisioned mode; on demand it would count a partial batch response as a full success and
+    the records it lists would be lost."""
+    mapping = template("lambda-msk-consumer")["Resources"]["EventSourceMapping"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert set(mapping["ProvisionedPollerConfig"]) == {"MinimumPollers", "MaximumPollers"}
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] >= 0  # -1 retries forever and stalls the partition
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {"Ref": "FailureQueueArn"}
+
+
 def test_every_kafka_grant_is_checked_against_code() -> None:
     checked = {("msk-iam-roles", role) for role in KAFKA_COMPONENTS}
     checked |= {("replay-batch", role) for role in REPLAY_BATCH_KAFKA}
+    checked |= {("lambda-msk-consumer", "FunctionRole")}  # Lambda's pollers, not our code
     for where in roles():
         if any(action.startswith("kafka-cluster:") for action in role_actions(*where)):
             assert where in checked, where
@@ -671,8 +764,9 @@ def test_every_kms_grant_is_bound_to_a_service_and_an_encryption_context() -> No
                 assert "kms:EncryptionContext:" in text, (stem, role, grant)
 
 
-def test_lambda_consumer_role_can_write_sinks_and_dead_letters() -> None:
-    actions = role_actions("lambda-consumer", "FunctionRole")
+@pytest.mark.parametrize("stem", ["lambda-consumer", "lambda-msk-consumer"])
+def test_lambda_consumer_role_can_write_sinks_and_dead_letters(stem: str) -> None:
+    actions = role_actions(stem, "FunctionRole")
     assert {
         "s3:PutObject",
         "kms:GenerateDataKey",
@@ -701,7 +795,11 @@ def test_s3_actions_name_the_resource_type_they_act_on() -> None:
 
 
 def test_s3_grants_are_limited_to_buckets_of_this_account() -> None:
-    for stem, role in (("iam-roles", "ReplayRole"), ("lambda-consumer", "FunctionRole")):
+    for stem, role in (
+        ("iam-roles", "ReplayRole"),
+        ("lambda-consumer", "FunctionRole"),
+        ("lambda-msk-consumer", "FunctionRole"),
+    ):
         for grant in role_grants(stem, role):
             if grant.action.startswith("s3:"):
                 assert _condition(grant, "StringEquals", "s3:ResourceAccount") == {"Ref": "AWS::AccountId"}, (

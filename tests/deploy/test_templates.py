@@ -19,10 +19,23 @@ from tests.deploy.policies import (
 )
 from tests.deploy.templates import TEMPLATES, load
 
-# Actions AWS does not let a policy scope to a resource; a "*" resource is the only option.
-# Actions IAM cannot scope to a resource (the Service Authorization Reference lists none for
-# them); PutMetricData is scoped by its cloudwatch:namespace condition instead.
-UNSCOPABLE_ACTIONS = {"timestream:DescribeEndpoints", "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+# Actions IAM cannot scope to a resource (the Service Authorization Reference lists no resource
+# type for them), so a "*" resource is the only option; each with the reason it is granted.
+_EC2_DESCRIBE = (
+    "Lambda's MSK event-source mapping looks up the cluster's VPC, subnets, security groups and "
+    "its own network interfaces with the function's role (lambda-msk-consumer.yaml); EC2's "
+    "Describe actions take no resource, and the interfaces it creates and deletes are scoped to "
+    "the cluster's VPC"
+)
+UNSCOPABLE_ACTIONS = {
+    "timestream:DescribeEndpoints": "endpoint discovery before every Timestream write",
+    "ecr:GetAuthorizationToken": "Fargate's execution role logs in to ECR before pulling the image",
+    "cloudwatch:PutMetricData": "scoped by its cloudwatch:namespace condition instead",
+    "ec2:DescribeNetworkInterfaces": _EC2_DESCRIBE,
+    "ec2:DescribeVpcs": _EC2_DESCRIBE,
+    "ec2:DescribeSubnets": _EC2_DESCRIBE,
+    "ec2:DescribeSecurityGroups": _EC2_DESCRIBE,
+}
 # A wildcard inside a resource must end a prefix at a delimiter ("bucket/*", "stream/bench-*"),
 # so the prefix cannot match a sibling ("telemetry*" also matches "telemetryX").
 DELIMITERS = "/-.:_"
@@ -42,6 +55,7 @@ def test_there_are_templates_for_every_component() -> None:
         "sink-write-policy",
         "iam-roles",
         "lambda-consumer",
+        "lambda-msk-consumer",
         "dashboard",
         "kcl-daemon-role",
     } <= names
@@ -95,7 +109,7 @@ def _wildcard_problems(where: str, statement: dict[str, Any], parameters: dict[s
             problems.append(f"{where}: wildcard action {action!r}")
     for resource in as_list(statement.get("Resource", [])):
         if resource == "*":
-            if not set(actions) <= UNSCOPABLE_ACTIONS:
+            if not set(actions) <= set(UNSCOPABLE_ACTIONS):
                 problems.append(f"{where}: '*' resource for {actions}")
             continue
         for text in _resource_text(resource, parameters):
