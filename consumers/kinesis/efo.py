@@ -33,6 +33,7 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
+from consumers.kinesis.reader_bodies import records_are_whole
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
@@ -282,14 +283,18 @@ class FanOutShardReader(ShardReaderBase):
                 yield batch
 
     def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
-        raw = payload.get("Records") or []
-        records = self._records(raw)
+        raw = payload.get("Records")
+        if type(raw) is not list or not records_are_whole(raw):
+            # untrusted bytes: every event has its record list (botocore reads a payload that
+            # is no JSON as an empty event), each record its data and sequence number; a
+            # broken event, re-subscribed from the last good position
+            raise TransientServiceError("malformed SubscribeToShard event (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
         lag_ok = behind is None or type(behind) is int
         if not lag_ok or not (continuation is None or is_decimal(continuation)):
-            # untrusted bytes: a broken event, re-subscribed from the last good position
             raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
+        records = self._records(raw)
         if behind is not None:
             self._millis_behind_latest = behind
             self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)
