@@ -42,6 +42,7 @@ from botocore.exceptions import (
     UnknownCredentialError,
     UnknownRegionError,
 )
+from botocore.parsers import ResponseParserError
 
 from shardline.errors import (
     AccessDeniedError,
@@ -404,6 +405,15 @@ def translate(exc: BaseException, *, service: str = "") -> ShardlineError | None
             code=type(exc).__name__,
             service=service,
         )
+    elif isinstance(exc, ResponseParserError):
+        # An answer (or a SubscribeToShard event) whose frames are whole but whose payload is
+        # not the shape the operation defines: untrusted bytes, not a bug of the caller's, so
+        # the request is retried (a stream re-subscribed) a bounded number of times.
+        mapped = TransientServiceError(
+            f"{service + ': ' if service else ''}{type(exc).__name__} (an answer that does not parse)",
+            code=type(exc).__name__,
+            service=service,
+        )
     elif isinstance(exc, BotoCoreError):
         mapped = ServiceError(f"{type(exc).__name__}", code=type(exc).__name__, service=service)
     else:
@@ -416,8 +426,8 @@ def from_botocore(exc: BaseException, *, service: str = "") -> ShardlineError:
     """The Shardline error for anything an AWS client call raised.
 
     ClientError by error code (HTTP 5xx and 429 when the code is unknown), connection
-    failures, timeouts (botocore, aiohttp, OS) and broken event-stream frames as
-    :class:`TransientServiceError`; anything
+    failures, timeouts (botocore, aiohttp, OS), broken event-stream frames and answers that
+    do not parse (``ResponseParserError``) as :class:`TransientServiceError`; anything
     else as a non-retriable :class:`ServiceError` naming only the exception type.
     """
     mapped = translate(exc, service=service)

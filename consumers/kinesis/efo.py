@@ -33,11 +33,13 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
+from consumers.kinesis.reader_bodies import records_are_whole
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
     ResourceInUseError,
+    ResourceNotFoundError,
     ShardlineError,
     ThrottledError,
     TransientServiceError,
@@ -79,30 +81,97 @@ async def ensure_consumer(
     per stream; a fleet of workers starting together meets them) are retried with back-off
     within ``timeout`` seconds, like the wait for ACTIVE.
 
-    Returns its ARN.  Raises :class:`ConfigurationError` when it is being deleted or when
-    registration is still refused with LimitExceeded after ``timeout`` (a stream takes at most
-    20 consumers), and :class:`TransientServiceError` when it is not ACTIVE within ``timeout``.
+    A consumer of that name still DELETING (deregistered just before, by the previous run's
+    clean-up) is waited for, polled within ``timeout``, and registered again once
+    DescribeStreamConsumer no longer finds it.
+
+    Returns its ARN.  Raises :class:`ConfigurationError` when it is still being deleted after
+    ``timeout``, is deleted while being registered, or when registration is still refused with
+    LimitExceeded after ``timeout`` (a stream takes at most 20 consumers), and
+    :class:`TransientServiceError` when it is not ACTIVE within ``timeout``.
     """
     if not consumer_name or len(consumer_name) > 128:
         raise ValidationError("a fan-out consumer name is 1-128 characters")
     patience = _Patience(consumer_name, timeout, clock, sleep)
-    try:
-        registered = await patience.call(
-            lambda: client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
-        )
-        consumer = registered["Consumer"]
-    except ResourceInUseError:
-        consumer = await _describe(client, stream_arn, consumer_name, patience)
+    consumer = await _register(client, stream_arn, consumer_name, patience)
+    if consumer["ConsumerStatus"] == "DELETING":
+        # deregistered just before (the previous run's clean-up): the name is free again
+        # once the deletion is over
+        await _deletion_over(client, stream_arn, consumer_name, patience, timeout, clock, sleep)
+        consumer = await _register(client, stream_arn, consumer_name, patience)
     deadline = clock() + timeout
     while consumer["ConsumerStatus"] != "ACTIVE":
-        if consumer["ConsumerStatus"] == "DELETING":
-            raise ConfigurationError(f"fan-out consumer {consumer_name!r} is being deleted")
+        if consumer["ConsumerStatus"] == "DELETING":  # deregistered by someone else meanwhile
+            raise ConfigurationError(
+                f"fan-out consumer {consumer_name!r} was deleted while it was being registered: "
+                "is another deployment deregistering consumers of that name?"
+            )
         if clock() >= deadline:
             raise TransientServiceError(f"fan-out consumer {consumer_name!r} not ACTIVE after {timeout} s")
         await sleep(_CONSUMER_POLL_SECONDS)
         consumer = await _describe(client, stream_arn, consumer_name, patience)
     arn: str = consumer["ConsumerARN"]
     return arn
+
+
+async def _register(client: Any, stream_arn: str, consumer_name: str, patience: _Patience) -> dict[str, Any]:
+    """The consumer's description after RegisterStreamConsumer, or its description when it
+    exists already (ResourceInUse), whatever its status."""
+    try:
+        registered = await patience.call(
+            lambda: client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+        )
+    except ResourceInUseError:
+        return await _describe(client, stream_arn, consumer_name, patience)
+    consumer: dict[str, Any] = registered["Consumer"]
+    return consumer
+
+
+async def _deletion_over(
+    client: Any,
+    stream_arn: str,
+    consumer_name: str,
+    patience: _Patience,
+    timeout: float,
+    clock: Clock,
+    sleep: Sleep,
+) -> None:
+    """Wait until DescribeStreamConsumer no longer finds the consumer (or finds it in another
+    status than DELETING: registered again by a peer), polled through the retry engine for at
+    most ``timeout`` seconds on ``clock``."""
+
+    async def status() -> str | None:
+        try:
+            description = await _describe(client, stream_arn, consumer_name, patience)
+        except ResourceNotFoundError:
+            return None
+        found: str = description["ConsumerStatus"]
+        return found
+
+    waiting = RetryPolicy(
+        max_attempts=None,
+        deadline=timeout,
+        initial_backoff=_CONSUMER_POLL_SECONDS,
+        max_backoff=_CONSUMER_POLL_SECONDS,
+    ).async_retrying(
+        retry=tenacity.retry_if_result(lambda found: found == "DELETING"),
+        wait=tenacity.wait_fixed(_CONSUMER_POLL_SECONDS),  # a poll, as the wait for ACTIVE
+        sleep=sleep,
+        clock=clock,
+    )
+    try:
+        async for attempt in waiting:
+            with attempt:
+                found = await status()
+            outcome = attempt.retry_state.outcome
+            if outcome is not None and not outcome.failed:
+                attempt.retry_state.set_result(found)  # what the result condition judges
+    except tenacity.RetryError as still_deleting:  # the deadline passed, the consumer still DELETING
+        raise ConfigurationError(
+            f"fan-out consumer {consumer_name!r} is still being deleted after {timeout} s: wait "
+            "for its deletion to finish (aws kinesis describe-stream-consumer) or use another "
+            "consumer name"
+        ) from still_deleting
 
 
 async def _describe(client: Any, stream_arn: str, consumer_name: str, patience: _Patience) -> dict[str, Any]:
@@ -282,14 +351,18 @@ class FanOutShardReader(ShardReaderBase):
                 yield batch
 
     def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
-        raw = payload.get("Records") or []
-        records = self._records(raw)
+        raw = payload.get("Records")
+        if type(raw) is not list or not records_are_whole(raw):
+            # untrusted bytes: every event has its record list (botocore reads a payload that
+            # is no JSON as an empty event), each record its data and sequence number; a
+            # broken event, re-subscribed from the last good position
+            raise TransientServiceError("malformed SubscribeToShard event (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
         lag_ok = behind is None or type(behind) is int
         if not lag_ok or not (continuation is None or is_decimal(continuation)):
-            # untrusted bytes: a broken event, re-subscribed from the last good position
             raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
+        records = self._records(raw)
         if behind is not None:
             self._millis_behind_latest = behind
             self._observer.on_event(events.MILLIS_BEHIND_LATEST, float(behind), **dims)

@@ -32,7 +32,7 @@ from botocore.utils import parse_timestamp
 
 from shardline.response_bodies import json_members
 
-__all__ = ["blob", "parse_get_records", "parse_subscribe_event", "utc_timestamp"]
+__all__ = ["blob", "parse_get_records", "parse_subscribe_event", "records_are_whole", "utc_timestamp"]
 
 _GET_RECORDS_MEMBERS = frozenset({"Records", "NextShardIterator", "MillisBehindLatest", "ChildShards"})
 _EVENT_MEMBERS = frozenset({"Records", "ContinuationSequenceNumber", "MillisBehindLatest", "ChildShards"})
@@ -71,6 +71,26 @@ def parse_get_records(body: bytes) -> dict[str, Any] | None:
 def parse_subscribe_event(body: bytes) -> dict[str, Any] | None:
     """A SubscribeToShard event's members, as :func:`parse_get_records` gives a response's."""
     return _parse(body, _EVENT_MEMBERS, "ContinuationSequenceNumber")
+
+
+def records_are_whole(records: list[Any]) -> bool:
+    """Whether every parsed record has what a reader reads of it: ``Data`` bytes, and a
+    ``SequenceNumber`` and ``PartitionKey`` that are strings.
+
+    botocore's parse keeps a record that lacks a member or has a null one, so an answer or
+    event built of bytes in another shape reaches the reader; such an answer is refused as a
+    whole (a transient error, retried or re-subscribed a bounded number of times), as no
+    position can be kept for a record without its sequence number.
+    """
+    for record in records:
+        if (
+            type(record) is not dict
+            or type(record.get("Data")) is not bytes
+            or type(record.get("SequenceNumber")) is not str
+            or type(record.get("PartitionKey")) is not str
+        ):
+            return False
+    return True
 
 
 def _parse(body: bytes, members: frozenset[str], position: str) -> dict[str, Any] | None:

@@ -13,7 +13,9 @@ instead of botocore's own parse, with the same results:
   as the enhanced fan-out stream delivers them, past ``before-parse``, so the session's parser
   factory gives JSON parsers an event-stream parser that tries it first.
 
-Anything those functions do not fully recognise is parsed by botocore as before.  Every
+Anything those functions do not fully recognise is parsed by botocore as before; an event
+botocore's parse fails on (bytes from the network in another shape) raises
+``ResponseParserError``, a broken stream to the reader, not a programming error.  Every
 reader that builds its own Kinesis client (the source, replays and their slices, ``shardline
 tail``) makes it with :func:`reader_client`.  A session or client passed in is used as it is.
 """
@@ -24,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from aiobotocore.parsers import AioEventStreamJSONParser, AioJSONParser, AioResponseParserFactory
+from botocore.parsers import ResponseParserError
 
 from consumers.kinesis.reader_bodies import blob, parse_get_records, parse_subscribe_event, utc_timestamp
 from shardline.clients import aiobotocore_client, new_aiobotocore_session
@@ -34,8 +37,19 @@ __all__ = ["reader_client", "reader_session"]
 _EVENT = "SubscribeToShardEvent"
 
 
+_WALK_ERRORS = (ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError)
+"""What botocore's parse (and the blob and timestamp decoders it calls) raises for a payload
+of another shape than the event's; ``ValueError`` covers bad base64, JSON and UTF-8."""
+
+
 class _SubscribeEventParser(AioEventStreamJSONParser):  # type: ignore[misc]
-    """botocore's event-stream parser, trying :func:`parse_subscribe_event` on each event first."""
+    """botocore's event-stream parser, trying :func:`parse_subscribe_event` on each event first.
+
+    What botocore's parse raises for a payload that is not the shape it expects becomes
+    :class:`~botocore.parsers.ResponseParserError`, which the error boundary maps to a broken
+    stream (re-subscribed, bounded); the errors stay precise to that parse: our own
+    :func:`parse_subscribe_event` runs outside the guard.
+    """
 
     async def parse(self, response: dict[str, Any], shape: Any) -> Any:
         headers = response.get("headers") or {}
@@ -49,7 +63,13 @@ class _SubscribeEventParser(AioEventStreamJSONParser):  # type: ignore[misc]
             event = parse_subscribe_event(body)
             if event is not None:
                 return {_EVENT: event}
-        return await super().parse(response, shape)
+        try:
+            return await super().parse(response, shape)
+        except _WALK_ERRORS as error:
+            # botocore walks the payload as if it had the event's shape: a list where a record
+            # is due, a number where base64 is, bytes that are no UTF-8 raise from inside the
+            # walk.  Only the type is kept: the message may quote the payload.
+            raise ResponseParserError(f"{type(error).__name__} in an event stream message") from error
 
 
 class _ReaderJSONParser(AioJSONParser):  # type: ignore[misc]

@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 from confluent_kafka import KafkaError, KafkaException
 
 from shardline.errormap import (
@@ -35,6 +36,7 @@ from shardline.errormap import (
     from_error_code,
     from_kafka_error,
     kafka_error_classes,
+    map_aws_errors,
     translate,
 )
 from shardline.errors import (
@@ -537,3 +539,15 @@ def test_kafka_boundary_maps_kafka_exceptions_only() -> None:
     with pytest.raises(TypeError) as caught, map_kafka_errors():
         raise bug
     assert caught.value is bug
+
+
+def test_answers_that_do_not_parse_are_transient() -> None:
+    # What the reader session's event parser raises for a SubscribeToShard event in another
+    # shape than the event's (botocore's walk raised AttributeError and the like)
+    exc = ResponseParserError("AttributeError in an event stream message")
+    mapped = from_botocore(exc, service="kinesis")
+    assert type(mapped) is TransientServiceError and mapped.retriable and mapped.__cause__ is exc
+    with pytest.raises(TransientServiceError), map_aws_errors("kinesis"):
+        raise exc
+    with pytest.raises(AttributeError), map_aws_errors("kinesis"):
+        raise AttributeError("a bug passes through the boundary untouched")

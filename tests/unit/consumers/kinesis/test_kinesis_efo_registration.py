@@ -84,3 +84,62 @@ async def test_a_registration_refused_until_the_timeout_names_the_consumer_limit
         )
     assert "'c'" in str(raised.value) and "LimitExceededException" in str(raised.value)
     assert time.now < 30 + 5.0  # no attempt starts after the timeout; one back-off at most beyond
+
+
+def _not_found() -> ClientError:
+    error = {"Error": {"Code": "ResourceNotFoundException", "Message": "Consumer c not found"}}
+    return ClientError(error, "DescribeStreamConsumer")  # type: ignore[arg-type]
+
+
+class Deleting:
+    """A consumer deregistered just before: registration answers ResourceInUse and the
+    description DELETING until ``deleted_after`` seconds (of the fake time) have passed; then
+    the description finds nothing and a registration creates the consumer again."""
+
+    def __init__(self, time: FakeTime, deleted_after: float) -> None:
+        self.time = time
+        self.deleted_after = deleted_after
+        self.registers = 0
+        self.describes = 0
+
+    def _deleted(self) -> bool:
+        return self.time.now >= self.deleted_after
+
+    async def register_stream_consumer(self, **_: Any) -> dict[str, Any]:
+        self.registers += 1
+        if not self._deleted():
+            error = {"Error": {"Code": "ResourceInUseException", "Message": "Consumer c exists"}}
+            raise ClientError(error, "RegisterStreamConsumer")  # type: ignore[arg-type]
+        return {"Consumer": {"ConsumerStatus": "CREATING", "ConsumerARN": "arn:consumer-2"}}
+
+    async def describe_stream_consumer(self, **_: Any) -> dict[str, Any]:
+        self.describes += 1
+        if not self._deleted():
+            return {"ConsumerDescription": {"ConsumerStatus": "DELETING", "ConsumerARN": "arn:consumer-1"}}
+        if self.registers < 2:
+            raise _not_found()
+        return {"ConsumerDescription": {"ConsumerStatus": "ACTIVE", "ConsumerARN": "arn:consumer-2"}}
+
+
+async def test_a_consumer_being_deleted_is_waited_for_and_registered_again() -> None:
+    # before: ConfigurationError "is being deleted" at once, though the deletion ends in seconds
+    time = FakeTime()
+    client = Deleting(time, deleted_after=12.0)
+    arn = await asyncio.wait_for(
+        ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
+    )
+    assert arn == "arn:consumer-2"
+    assert client.registers == 2
+    assert 12.0 <= time.now < 12.0 + 5.0 + 1.0  # polled, not waited out to the timeout
+
+
+async def test_a_deletion_that_outlasts_the_timeout_names_the_consumer() -> None:
+    time = FakeTime()
+    client = Deleting(time, deleted_after=1000.0)
+    with pytest.raises(ConfigurationError, match="still being deleted after 30") as raised:
+        await asyncio.wait_for(
+            ensure_consumer(client, STREAM, "c", timeout=30, clock=time.clock, sleep=time.sleep), 5
+        )
+    assert "'c'" in str(raised.value) and "another consumer name" in str(raised.value)
+    assert 30 <= time.now < 30 + 5.0
+    assert client.registers == 1

@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import botocore.session
 import pytest
 from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from consumers.kinesis import LATEST, FanOutShardReader
+from consumers.kinesis.config import ReaderConfig
+from consumers.kinesis.session import reader_session
 from shardline.errors import AccessDeniedError, TransientServiceError
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
@@ -237,3 +241,116 @@ async def test_a_corrupt_event_frame_is_a_broken_stream_resubscribed() -> None:
     batches = await asyncio.wait_for(_collect(reader), 5)  # before: ChecksumMismatch stopped the run
     assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
     assert reader.subscriptions == 2
+
+
+# --- events whose frames are whole but whose payload is not an event ------------------------------
+
+_EVENT_HEADERS = {":message-type": "event", ":event-type": "SubscribeToShardEvent"}
+_RECORD = '{"SequenceNumber": "7", "PartitionKey": "k", "ApproximateArrivalTimestamp": 1'
+_CRAFTED = {
+    "truncated": b'{"Records": [{"SequenceNumber": "7"',
+    "not-an-object": b"[1, 2]",
+    "not-utf-8": b"\xff\xfe",
+    "records-not-a-list": b'{"Records": 5}',
+    "record-not-an-object": b'{"Records": [5]}',
+    "record-without-data": ('{"Records": [' + _RECORD + "}]}").encode(),
+    "data-not-base64": ('{"Records": [' + _RECORD + ', "Data": "!!!x"}]}').encode(),
+    "data-a-number": ('{"Records": [' + _RECORD + ', "Data": 5}]}').encode(),
+    "sequence-a-number": b'{"Records": [{"SequenceNumber": 7, "PartitionKey": "k", "Data": "eA=="}]}',
+    "arrival-out-of-range": b'{"Records": [{"SequenceNumber": "7", "PartitionKey": "k", "Data": "eA==", '
+    b'"ApproximateArrivalTimestamp": 1e300}]}',
+    "huge-lag": b'{"Records": [], "MillisBehindLatest": ' + b"9" * 5000 + b"}",
+    "child-shards-not-a-list": b'{"Records": [], "ChildShards": 5}',
+}
+
+
+class _WireStream:
+    """A subscription's stream of event payloads, parsed as the reader session's client parses
+    them; a heartbeat that moves the position follows, as the service would send next."""
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self._bodies = bodies
+        self._parser = reader_session().get_component("response_parser_factory").create_parser("json")
+        operation = (
+            botocore.session.get_session().get_service_model("kinesis").operation_model("SubscribeToShard")
+        )
+        assert operation.output_shape is not None
+        self._shape = operation.output_shape.members["EventStream"]
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        for body in self._bodies:
+            message = {"status_code": 200, "headers": _EVENT_HEADERS, "body": body}
+            yield await self._parser._event_stream_parser.parse(message, self._shape)
+
+    def close(self) -> None:
+        return None
+
+
+class CraftedThenServed(BrokenFirstSubscription):
+    """The first subscription delivers a crafted payload, then a heartbeat past it; the next
+    serves the shard."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.positions:
+            self.positions.append(kwargs["StartingPosition"])
+            heartbeat = b'{"Records": [], "ContinuationSequenceNumber": "2000", "MillisBehindLatest": 0}'
+            return {"EventStream": _WireStream([self.body, heartbeat])}
+        return await super().subscribe_to_shard(**kwargs)
+
+
+@pytest.mark.parametrize("body", list(_CRAFTED.values()), ids=list(_CRAFTED))
+async def test_an_event_that_is_not_an_event_is_a_broken_stream_resubscribed_where_it_was(
+    body: bytes,
+) -> None:
+    # Before: AttributeError, TypeError, binascii.Error... from botocore's walk of the payload
+    # stopped the run as a programming error, or (a payload that is no JSON, a record without
+    # data) the event was read as empty and the heartbeat after it skipped its records.
+    client = CraftedThenServed(body)
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    batches = await asyncio.wait_for(_collect(reader), 5)
+    assert [record.data for batch in batches for record in batch.records] == [b"in-between"]
+    assert client.positions[:2] == [{"Type": "TRIM_HORIZON"}, {"Type": "TRIM_HORIZON"}]
+    assert reader.subscriptions == 2
+
+
+class AlwaysCrafted:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.subscriptions = 0
+
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        self.subscriptions += 1
+        return {"EventStream": _WireStream([self.body])}
+
+
+async def test_events_that_never_parse_are_bounded_failures() -> None:
+    client = AlwaysCrafted(_CRAFTED["record-not-an-object"])
+    reader = FanOutShardReader(client, "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    with pytest.raises(TransientServiceError) as raised:
+        await asyncio.wait_for(_collect(reader), 5)
+    assert isinstance(raised.value.__cause__, ResponseParserError)
+    assert client.subscriptions == ReaderConfig().max_transient_retries + 1
+
+
+class _BuggyStream(_Stream):
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        raise AttributeError("a bug, not bytes from the network")
+        yield {}  # pragma: no cover - makes this an async generator
+
+
+class BuggyStreamClient:
+    async def subscribe_to_shard(self, **kwargs: Any) -> dict[str, Any]:
+        return {"EventStream": _BuggyStream([], broken=False)}
+
+
+async def test_a_programming_error_in_the_stream_still_goes_through_untouched() -> None:
+    reader = FanOutShardReader(BuggyStreamClient(), "arn:consumer", "s", "shard-0", sleep=_no_sleep)
+    with pytest.raises(AttributeError, match="a bug"):
+        await asyncio.wait_for(_collect(reader), 5)

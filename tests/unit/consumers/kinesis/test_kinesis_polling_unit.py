@@ -232,3 +232,28 @@ async def test_a_raising_observer_never_stops_the_reader() -> None:
 
 async def _read_all(reader: PollingShardReader) -> list[Any]:
     return [r async for batch in reader for r in batch.records]
+
+
+class ResponseWithoutDataFirst(FakeKinesis):
+    """The first GetRecords answer carries a record without its Data (what botocore makes of a
+    body in another shape); the next ones are whole."""
+
+    async def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        response = await super().get_records(ShardIterator, Limit)
+        if self.get_records_calls == 1:
+            response["Records"] = [{"SequenceNumber": "1000", "PartitionKey": "a"}]
+        return response
+
+
+async def test_an_answer_with_a_record_without_data_is_retried_not_a_key_error() -> None:
+    kinesis = ResponseWithoutDataFirst([("a", b"x"), ("b", b"y")])
+    sleep = InstantSleep()
+    reader = PollingShardReader(kinesis, "s", "shard-0", stop_at_tip=True, sleep=sleep)
+    # before: KeyError 'Data' from the record conversion stopped the run
+    batches = await asyncio.wait_for(_collect(reader), 5)
+    assert [record.data for batch in batches for record in batch.records] == [b"x", b"y"]
+    assert kinesis.get_records_calls >= 2
+
+
+async def _collect(reader: PollingShardReader) -> list[Any]:
+    return [batch async for batch in reader]
