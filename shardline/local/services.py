@@ -20,6 +20,7 @@ from shardline.local.processes import ServerHandle, free_port, launch, wait_read
 
 __all__ = [
     "ENGINES",
+    "TansuS3Storage",
     "start_influxdb",
     "start_kinesalite",
     "start_kinesis_mock",
@@ -157,16 +158,52 @@ def start_moto(
     return _start("moto", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
 
 
+@dataclass(frozen=True)
+class TansuS3Storage:
+    """An S3 bucket (on a local S3 API, such as moto's) that holds a Tansu broker's log.
+
+    Unlike ``memory://`` it outlives the broker: a broker started again on the same bucket
+    still has its topics, messages and idempotent producers' sequence numbers, so a broker
+    restart can be tested.  The bucket must exist.  Only local endpoints are meant: the
+    broker gets dummy credentials.
+    """
+
+    endpoint: str
+    bucket: str
+
+    def engine_url(self) -> str:
+        return f"s3://{self.bucket}/"
+
+    def broker_env(self) -> dict[str, str]:
+        """The variables Tansu's S3 client reads (object_store's ``AWS_*`` settings)."""
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+
+
 def start_tansu(
-    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    storage: TansuS3Storage | None = None,
+    port: int | None = None,
+    name: str = "tansu",
 ) -> ServerHandle:
-    """Tansu, an Apache-Kafka-protocol broker, with in-memory storage."""
+    """Tansu, an Apache-Kafka-protocol broker, with in-memory storage unless ``storage`` is given.
+
+    ``port`` pins the listener (a broker restarted on its old port and ``storage`` is the
+    same broker to its clients); without it a free port is chosen on every attempt.
+    """
     require_module("confluent_kafka", "local")  # the readiness probe is a Kafka client
     binary = installers.ensure_tansu()
 
     def plan(server_dir: Path) -> _LaunchPlan:
-        port = free_port()
-        bootstrap = f"127.0.0.1:{port}"
+        bootstrap = f"127.0.0.1:{port if port is not None else free_port()}"
         argv = [
             str(binary),
             "broker",
@@ -177,11 +214,12 @@ def start_tansu(
             "--advertised-listener-url",
             f"tcp://{bootstrap}",
             "--storage-engine",
-            "memory://tansu/",
+            storage.engine_url() if storage is not None else "memory://tansu/",
         ]
-        return _LaunchPlan(argv, bootstrap, kafka_probe(bootstrap))
+        env = storage.broker_env() if storage is not None else {}
+        return _LaunchPlan(argv, bootstrap, kafka_probe(bootstrap), env)
 
-    return _start("tansu", plan, run_dir, detached=detached, ready_timeout=ready_timeout)
+    return _start(name, plan, run_dir, detached=detached, ready_timeout=ready_timeout)
 
 
 _INFLUXDB_CONFIG = """\
