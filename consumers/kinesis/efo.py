@@ -32,6 +32,7 @@ from consumers.kinesis.positions import (
     TRIM_HORIZON,
     StartKind,
     StartPosition,
+    is_sequence_number,
 )
 from consumers.kinesis.reader_bodies import records_are_whole
 from shardline import metrics_events as events
@@ -49,7 +50,6 @@ from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
 from shardline.retry import RetryPolicy, retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
-from shardline.validation import is_decimal
 
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
 
@@ -356,12 +356,14 @@ class FanOutShardReader(ShardReaderBase):
             # untrusted bytes: every event has its record list (botocore reads a payload that
             # is no JSON as an empty event), each record its data and sequence number; a
             # broken event, re-subscribed from the last good position
-            raise TransientServiceError("malformed SubscribeToShard event (records)")
+            raise TransientServiceError(f"malformed SubscribeToShard event of {self._shard_id} (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
         lag_ok = behind is None or type(behind) is int
-        if not lag_ok or not (continuation is None or is_decimal(continuation)):
-            raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
+        if not lag_ok or not (continuation is None or is_sequence_number(continuation)):
+            raise TransientServiceError(
+                f"malformed SubscribeToShard event of {self._shard_id} (position or lag)"
+            )
         records = self._records(raw)
         if behind is not None:
             self._millis_behind_latest = behind

@@ -243,9 +243,11 @@ class PollingShardReader(ShardReaderBase):
                     if type(records) is not list:
                         # read as data, no records and no next iterator would be the shard's
                         # end: the source would checkpoint SHARD_END for an open shard
-                        raise not_a_kinesis_answer("GetRecords", "a record list")
+                        raise not_a_kinesis_answer(f"GetRecords of {self._shard_id}", "a record list")
                     if not records_are_whole(records):
-                        raise not_a_kinesis_answer("GetRecords", "whole records")
+                        # a record without data, key or sequence number: none of it can be
+                        # kept, and its position would be refused as a caller's bad input
+                        raise not_a_kinesis_answer(f"GetRecords of {self._shard_id}", "whole records")
                     return response
                 except ThrottledError:
                     self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)

