@@ -34,7 +34,7 @@ from consumers.kinesis.positions import (
     StartPosition,
     is_sequence_number,
 )
-from consumers.kinesis.reader_bodies import records_are_whole
+from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
@@ -390,8 +390,8 @@ class FanOutShardReader(ShardReaderBase):
                 yield batch
 
     def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
-        raw = payload.get("Records")
-        if type(raw) is not list or not records_are_whole(raw):
+        raw = records_of(payload)
+        if raw is None:
             # untrusted bytes: every event has its record list (botocore reads a payload that
             # is no JSON as an empty event), each record its data and sequence number; a
             # broken event, re-subscribed from the last good position

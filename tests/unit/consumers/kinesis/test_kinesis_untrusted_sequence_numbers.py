@@ -10,13 +10,14 @@ shard, never with the :class:`ValidationError` a caller's bad start position get
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from consumers.kinesis import FanOutShardReader, PollingShardReader, ReaderConfig
-from consumers.kinesis.reader_bodies import records_are_whole
+from consumers.kinesis.reader_bodies import parse_get_records, records_of
 from shardline.errors import TransientServiceError
 from tests.unit.consumers.kinesis.test_kinesis_efo_unit import NOW, BrokenFirstSubscription
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis, InstantSleep
@@ -28,12 +29,23 @@ NOT_SEQUENCE_NUMBERS = ["12a4", "", "-5", "١٢٣", "1" * 129]
 @pytest.mark.parametrize("sequence_number", NOT_SEQUENCE_NUMBERS)
 def test_a_record_without_a_sequence_number_is_not_whole(sequence_number: str) -> None:
     record = {"SequenceNumber": sequence_number, "PartitionKey": "k", "Data": b"x"}
-    assert not records_are_whole([record])
+    assert records_of({"Records": [record]}) is None
+
+
+@pytest.mark.parametrize("sequence_number", NOT_SEQUENCE_NUMBERS)
+def test_the_fast_parser_leaves_a_bad_sequence_number_to_botocore(sequence_number: str) -> None:
+    record = {
+        "SequenceNumber": sequence_number,
+        "PartitionKey": "k",
+        "Data": "eA==",
+        "ApproximateArrivalTimestamp": 1.0,
+    }
+    assert parse_get_records(json.dumps({"Records": [record], "NextShardIterator": "i"}).encode()) is None
 
 
 def test_sequence_numbers_up_to_128_digits_are_whole() -> None:
     records = [{"SequenceNumber": s, "PartitionKey": "k", "Data": b"x"} for s in ("0", "9" * 128)]
-    assert records_are_whole(records)
+    assert records_of({"Records": records}) == records
 
 
 class BadSequenceNumberAnswers(FakeKinesis):
