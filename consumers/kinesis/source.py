@@ -139,6 +139,7 @@ class KinesisSource:
         self._known: dict[str, ShardInfo] = {}
         self._lost: set[str] = set()
         """Shards whose lease this worker lost and has not taken back (checkpoints refused)."""
+        self._losses = 0
         self._finished: set[str] = set()
         self._expiry = LeaseExpiry(owner, self._lease_expiry, clock)
         self._output: asyncio.Queue[tuple[_Shard, ShardBatch] | BaseException | None] = asyncio.Queue()
@@ -157,6 +158,13 @@ class KinesisSource:
     def shards(self) -> list[str]:
         """Shards being read now (including ended ones awaiting their SHARD_END checkpoint)."""
         return sorted(self._shards)
+
+    @property
+    def partitions_lost(self) -> int:
+        """Leases lost to other workers so far, each counted when this source learnt of it (a
+        renewal or a checkpoint refused), pending records or not: what ``partitions_lost`` of
+        :class:`~consumers.pipeline.PipelineStats` reports."""
+        return self._losses
 
     async def __aenter__(self) -> KinesisSource:
         return self
@@ -289,6 +297,7 @@ class KinesisSource:
     def _lose(self, shard_id: str) -> None:
         shard = self._shards.pop(shard_id, None)
         self._lost.add(shard_id)
+        self._losses += 1
         self._observer.on_event(events.LEASES_LOST, 1.0, stream=self.stream_name, shard=shard_id)
         _log.warning("lease lost on %s/%s; stopping that shard", self.stream_name, shard_id)
         if shard is not None and shard.task is not None:
