@@ -313,11 +313,26 @@ class KinesisSource:
                         raise
                     _log.warning("shard discovery failed (%s); retrying", type(exc).__name__)
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.shard_discovery_interval):
-                        await self._wake.wait()
+                await self._until_next_listing()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "shard discovery"))
+
+    async def _until_next_listing(self) -> None:
+        """Wait ``shard_discovery_interval`` on the source's own ``sleep``, or less when woken
+        (a shard ended, a reader reported children).
+
+        The interval is timed like the renewals and on the clock the lease expiry is judged on:
+        timed on the event loop's clock instead, an injected clock and the listings would drift
+        apart, and a test's clock could expire leases that are renewed in time.
+        """
+        woken = asyncio.ensure_future(self._wake.wait())
+        due = asyncio.ensure_future(self._sleep(self._config.shard_discovery_interval))
+        try:
+            await asyncio.wait({woken, due}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            due.cancel()
+            await asyncio.gather(woken, due, return_exceptions=True)
 
     @property
     def _lease_expiry(self) -> float:
@@ -415,7 +430,8 @@ class KinesisSource:
     async def _renew_forever(self) -> None:
         try:
             while not self._stopping:
-                await asyncio.sleep(self._config.lease_renew_interval)
+                # the source's own sleep: renewals are timed on the clock the expiry is judged on
+                await self._sleep(self._config.lease_renew_interval)
                 await self._renew_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "lease renewal"))
