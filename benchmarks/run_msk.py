@@ -198,8 +198,9 @@ async def run_msk(options: RunOptions, target: KafkaTarget, *, progress_stream: 
         now = time.monotonic()
         recorder.on_ack(second, nbytes, now - intended, now)
         recorder.load.add(partition_label(ack.partition), second, device, nbytes)
-        if ack.offset > newest_acked.get(ack.partition, -1):
-            newest_acked[ack.partition] = ack.offset
+        offset = ack.offset  # None: acknowledged without an offset, the newest known stays
+        if offset is not None and offset > newest_acked.get(ack.partition, -1):
+            newest_acked[ack.partition] = offset
 
     async def send_one(index: int, intended: float) -> None:
         device = sampler()

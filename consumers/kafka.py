@@ -448,13 +448,18 @@ class KafkaSource:
 
 
 def end_offsets_from_acks(acks: Iterable[KafkaAck]) -> dict[str, int]:
-    """The end offset (last delivered + 1) per partition, from producer acknowledgements.
+    """The end offset (highest known delivered offset + 1) per partition, from producer acks.
 
     This is the "delivery offsets" side of lag when the broker's high watermark cannot be
-    trusted (the local broker reports wrong ones; MSK reports correct ones).
+    trusted (the local broker reports wrong ones; MSK reports correct ones).  An ack without
+    an offset (``acks="0"``, a retry answered as a duplicate sequence) sets no end, wherever
+    its message landed: a partition ends after the highest offset an ack names, and one whose
+    acks name none is left out.
     """
     ends: dict[str, int] = {}
     for ack in acks:
+        if ack.offset is None:
+            continue
         name = partition_name(ack.topic, ack.partition)
         if ack.offset + 1 > ends.get(name, 0):
             ends[name] = ack.offset + 1

@@ -5,7 +5,9 @@ more Python time than librdkafka spends on the message itself.  A batch instead 
 :class:`DeliveryBatch`: its report function writes each message's partition and offset into
 two preallocated lists and counts the report, and each message's ``on_delivery`` is that
 function bound to the message's index.  :class:`KafkaBatchAcks` turns copies of those lists
-into acks only when they are read.
+into acks only when they are read.  A report without an offset (``Message.offset()`` is
+``None``: ``acks="0"``, or a retry the broker answered as a duplicate sequence) stores
+``_NO_OFFSET``, which the acks read back as ``None``: an array holds machine integers only.
 
 A finished batch is reset and reused by the next ``send_many`` (:meth:`DeliveryBatch.reset`),
 callables included, so a steady stream of batches allocates nothing per message: a callable
@@ -40,6 +42,9 @@ __all__ = ["DeliveryBatch", "KafkaBatchAcks"]
 
 _get_ident = threading.get_ident
 
+_NO_OFFSET = -1
+"""Stands for "acknowledged without an offset" in a batch's offset array (offsets are >= 0)."""
+
 
 class KafkaBatchAcks(LazyAcks[KafkaAck]):
     """The acknowledgements of a ``send_many()`` batch, in the order the messages were given.
@@ -66,7 +71,8 @@ class KafkaBatchAcks(LazyAcks[KafkaAck]):
         return len(self._offsets)
 
     def _build(self, index: int) -> KafkaAck:
-        return KafkaAck(self.topic, self._partitions[index], self._offsets[index])
+        offset = self._offsets[index]
+        return KafkaAck(self.topic, self._partitions[index], None if offset == _NO_OFFSET else offset)
 
     @property
     def partitions(self) -> Sequence[int]:
@@ -76,11 +82,14 @@ class KafkaBatchAcks(LazyAcks[KafkaAck]):
         return self._partitions
 
     def end_offsets(self) -> dict[int, int]:
-        """The highest acknowledged offset + 1 per partition, without building any ack."""
+        """The highest known acknowledged offset + 1 per partition, without building any ack.
+
+        Acks without an offset set no end: a partition whose acks all lack one is left out.
+        """
         ends: dict[int, int] = {}
         failed = self.failed
         for index, (partition, offset) in enumerate(zip(self._partitions, self._offsets, strict=True)):
-            if failed and index in failed:
+            if offset == _NO_OFFSET or (failed and index in failed):
                 continue
             if offset + 1 > ends.get(partition, 0):
                 ends[partition] = offset + 1
@@ -154,7 +163,7 @@ class DeliveryBatch:
         capacity = len(self.callbacks)
         if size > capacity:
             self.partitions.extend(array("q", [-1]) * (size - capacity))
-            self.offsets.extend(array("q", [-1]) * (size - capacity))
+            self.offsets.extend(array("q", [_NO_OFFSET]) * (size - capacity))
             report = self.report
             # The callables live as long as the batch and are reused: straight to the oldest
             # generation, so neither young collections nor the full one their number would
@@ -210,6 +219,7 @@ def _batch_report(batch: DeliveryBatch, loop_thread: int) -> Callable[[int, Any,
     awaiting = batch.awaiting
     take = awaiting.pop
     get_ident = _get_ident
+    no_offset = _NO_OFFSET
 
     def report(index: int, err: Any, msg: Any) -> None:
         """librdkafka's delivery report for message ``index`` (any polling thread).
@@ -223,7 +233,8 @@ def _batch_report(batch: DeliveryBatch, loop_thread: int) -> Callable[[int, Any,
         """
         if err is None:
             partitions[index] = msg.partition()
-            offsets[index] = msg.offset()
+            offset = msg.offset()
+            offsets[index] = no_offset if offset is None else offset
         else:
             errors.append((index, err))
             if batch.on_error is not None:

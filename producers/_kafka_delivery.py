@@ -65,7 +65,7 @@ class _KafkaAckDraft:
     __slots__ = KafkaAck.__slots__
     topic: str
     partition: int
-    offset: int
+    offset: int | None
 
 
 _future_result = asyncio.Future.result
@@ -86,9 +86,10 @@ class DeliveryFuture(asyncio.Future[KafkaAck]):
 
     topic: str = ""
     _partition: int
-    _offset: int
+    _offset: int | None
+    """``None`` when the broker's answer carried no offset (see :class:`KafkaAck`)."""
 
-    def deliver(self, partition: int, offset: int) -> None:
+    def deliver(self, partition: int, offset: int | None) -> None:
         """Resolve with the message's position (loop thread; not already done)."""
         self._partition = partition
         self._offset = offset

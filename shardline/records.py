@@ -318,13 +318,20 @@ _set_ack = tuple(_slot_setter(Ack, name) for name in ("shard_id", "sequence_numb
 
 @dataclass(frozen=True, slots=True, init=False)
 class KafkaAck:
-    """Acknowledgement of one message written to Kafka."""
+    """Acknowledgement of one message written to Kafka.
+
+    ``offset`` is ``None`` when the broker's answer carried no offset (confluent-kafka's
+    ``Message.offset()`` is then ``None``): every message of an ``acks="0"`` producer, which
+    gets no answer at all, and a retried message the broker answers as a duplicate sequence
+    (an idempotent producer's retry of a batch it had already written).  The message was
+    acknowledged all the same; only its position is unknown.
+    """
 
     topic: str
     partition: int
-    offset: int
+    offset: int | None
 
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
+    def __init__(self, topic: str, partition: int, offset: int | None) -> None:
         _set_kafka_ack[0](self, topic)
         _set_kafka_ack[1](self, partition)
         _set_kafka_ack[2](self, offset)

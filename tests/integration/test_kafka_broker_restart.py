@@ -173,13 +173,14 @@ async def produce_through_restart(broker: RestartableBroker, topic: str, *, idem
 async def read_acknowledged_ranges(
     bootstrap: str, topic: str, acks: Iterable[KafkaAck]
 ) -> list[tuple[str, int, int, int]]:
-    """Every message from offset 0 to each partition's last acknowledged offset.
+    """Every message from offset 0 to each partition's highest acknowledged offset.
 
     A retried message the restarted broker recognises as already written (an idempotent
     producer's duplicate sequence number) is acknowledged without an offset
-    (confluent-kafka's ``offset()`` is ``None``): it counts as acknowledged but sets no end.
+    (``KafkaAck.offset`` is ``None``): ``end_offsets_from_acks`` sets no end from it, and its id,
+    acknowledged all the same, must still be read back (:meth:`RestartRun.lost`).
     """
-    ends = end_offsets_from_acks(ack for ack in acks if ack.offset is not None)
+    ends = end_offsets_from_acks(acks)
     ranges = [
         OffsetRange(topic, p, 0, ends[f"{topic}/{p}"]) for p in range(PARTITIONS) if f"{topic}/{p}" in ends
     ]

@@ -22,7 +22,7 @@ class FakeMessage:
     value_bytes: bytes
     key_value: Any
     partition_id: int
-    offset_value: int = -1
+    offset_value: int | None = -1
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def topic(self) -> str:
@@ -31,7 +31,7 @@ class FakeMessage:
     def partition(self) -> int:
         return self.partition_id
 
-    def offset(self) -> int:
+    def offset(self) -> int | None:
         return self.offset_value
 
 
@@ -92,11 +92,15 @@ class FakeProducer:
         with self._cond:
             return len(self._queued) + len(self._ready)
 
-    def acknowledge(self, count: int | None = None, *, partition: int | None = None) -> None:
+    def acknowledge(
+        self, count: int | None = None, *, partition: int | None = None, without_offset: bool = False
+    ) -> None:
         """The broker accepted the oldest ``count`` queued messages (all by default).
 
         With ``partition``, only that partition's messages: reports then arrive out of the
         order the messages were produced in, as they do from a real multi-partition topic.
+        ``without_offset``: the answer carries no offset (``acks=0``, or a retry answered as a
+        duplicate sequence), so the report's ``offset()`` is ``None`` and no offset is used up.
         """
         with self._cond:
             candidates = [
@@ -106,8 +110,11 @@ class FakeProducer:
             taken = {id(item) for item in take}
             self._queued = [item for item in self._queued if id(item) not in taken]
             for msg, callback in take:
-                msg.offset_value = self._next_offset[msg.partition_id]
-                self._next_offset[msg.partition_id] += 1
+                if without_offset:
+                    msg.offset_value = None
+                else:
+                    msg.offset_value = self._next_offset[msg.partition_id]
+                    self._next_offset[msg.partition_id] += 1
                 self._ready.append((msg, callback, None))
             self._cond.notify_all()
 
