@@ -82,6 +82,8 @@ class _Shard:
     delivered: bool = False
     """A batch of this hold was yielded: before that, every position of the shard the
     pipeline may checkpoint was read under an earlier hold."""
+    end_written: bool = False
+    """SHARD_END is checkpointed; the shard stays here until its lease is released."""
 
 
 class KinesisSource:
@@ -166,7 +168,8 @@ class KinesisSource:
 
     @property
     def shards(self) -> list[str]:
-        """Shards being read now (including ended ones awaiting their SHARD_END checkpoint)."""
+        """Shards being read now (including ended ones whose SHARD_END checkpoint or lease
+        release is still to come)."""
         return sorted(self._shards)
 
     @property
@@ -251,18 +254,31 @@ class KinesisSource:
         return True
 
     async def checkpoint_end(self, partition: str) -> None:
-        """Record SHARD_END for a shard whose last batch was delivered; its children may start."""
+        """Record SHARD_END for a shard whose last batch was delivered, then give its lease up.
+
+        Its children may start once SHARD_END is written.  Idempotent, so the pipeline's retry
+        of a call that failed part-way finishes the job: SHARD_END written but the release
+        failing (a transient store error) leaves the shard held, and the retry releases it
+        without writing again; a call after the release is done does nothing.  Before, the
+        shard was forgotten once SHARD_END was written, and the retry was refused for good
+        as a shard this source does not read, which stopped the run.
+        """
         shard = self._shards.get(partition)
+        if shard is None and partition in self._finished and partition not in self._lost:
+            return  # written and released by an earlier call
         if shard is not None and not shard.ended:
             raise CheckpointError(f"shard {partition!r} has not reached its end; refusing SHARD_END")
-        await self._write_checkpoint(partition, SHARD_END, 0)
-        shard = self._shards.pop(partition, None)
-        self._finished.add(partition)
-        self._observer.on_event(events.SHARDS_FINISHED, 1.0, stream=self.stream_name, shard=partition)
-        if shard is not None:
-            async with shard.lock:
-                await self._store.release(shard.lease)
-        self._wake.set()
+        if shard is None or not shard.end_written:
+            await self._write_checkpoint(partition, SHARD_END, 0)  # refuses a shard not read
+            shard = self._shards[partition]
+            shard.end_written = True
+            self._finished.add(partition)
+            self._observer.on_event(events.SHARDS_FINISHED, 1.0, stream=self.stream_name, shard=partition)
+            self._wake.set()  # its children may start
+        async with shard.lock:
+            if self._shards.get(partition) is shard:
+                await self._store.release(shard.lease)  # a no-op once the lease is not ours
+                del self._shards[partition]
 
     async def stop(self) -> None:
         """Stop reading; :meth:`batches` yields what was already read, then ends."""
