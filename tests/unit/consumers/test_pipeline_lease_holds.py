@@ -33,7 +33,7 @@ class StuckAt(RecordingSink):
         self.stuck_started = asyncio.Event()
 
     async def write(self, batch: Sequence[ConsumedRecord]) -> None:
-        if int(batch[0].position.sequence_number) == self.stuck:  # type: ignore[attr-defined]
+        if int(batch[0].position.sequence_number) == self.stuck:  # type: ignore[union-attr]
             self.write_started.set()
             self.stuck_started.set()
             await asyncio.Event().wait()
@@ -57,7 +57,7 @@ class TakenBackUnnoticed(ScriptedSource):
 
 
 def _checkpointed(source: ScriptedSource) -> list[int]:
-    return [int(position.sequence_number) for _, position in source.checkpoints]  # type: ignore[attr-defined]
+    return [int(position.sequence_number) for _, position in source.checkpoints]  # type: ignore[union-attr]
 
 
 async def test_old_hold_work_is_never_checkpointed_under_the_new_hold() -> None:
