@@ -7,7 +7,9 @@ tells the source how far it may checkpoint.  The guarantees, and how they are ke
 * **At-least-once.**  A partition is checkpointed only up to the lowest record that is not
   yet written or dead-lettered (:class:`~consumers._pipeline_tracker.AckTracker`), at
   ``checkpoint_interval`` and once more on shutdown; a partition whose lease was lost is
-  not checkpointed again until the source takes its lease back and reads it anew.
+  not checkpointed again until the source takes its lease back and reads it anew.  Each
+  batch names the hold of the lease it was read under (:attr:`SourceBatch.hold`): a new one
+  starts the partition afresh, whether or not a refused checkpoint told of the loss.
 * **Per-partition order.**  Each partition has a lane with ``partition_concurrency``
   writers (1 by default: one sink write in flight per shard, in order).
 * **Bounded memory.**  At most ``max_in_flight_records`` records are read but unfinished;
@@ -172,7 +174,7 @@ class _Work:
     dimensions: Mapping[str, str]
     """The metric dimensions of the partition (:meth:`Pipeline._dimensions_of`)."""
     hold: int
-    """Which hold of the partition's lease the records were read under (see ``_holds``)."""
+    """Which hold of the partition's lease the records were read under (:attr:`SourceBatch.hold`)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -221,9 +223,11 @@ class Pipeline:
         self._checkpoint_failing_since: dict[str, float] = {}
         """Per partition, when its checkpoints began failing (loop time); cleared by a success."""
         self._lost: set[str] = set()
+        """Partitions whose current hold was lost (a checkpoint refused): until a batch of a
+        new hold arrives, nothing of them is written or checkpointed."""
         self._holds: dict[str, int] = {}
-        """Per partition, how often the source took its lease back after losing it: work of
-        an earlier hold is neither written nor acknowledged (its new holder read it)."""
+        """Per partition, the hold of its lease that the latest batch was read under (the
+        source's number): work of another hold is neither written nor acknowledged."""
         self._ended: set[str] = set()
         self._checkpoint_lock = asyncio.Lock()
         self._checkpoint_now = asyncio.Event()
@@ -402,11 +406,13 @@ class Pipeline:
             self._observer.on_event(events.RECORDS_IN, count, **dimensions)
         if batch.millis_behind_latest is not None:
             self._observer.on_event(events.ITERATOR_AGE_MS, batch.millis_behind_latest, **dimensions)
-        if partition in self._lost:
-            # a batch after the loss surfaced is read under a new hold of the lease (the source
-            # drops what it read under the lost one), from the lease's checkpoint
-            self._take_back(partition)
-        hold = self._holds.get(partition, 0)
+        hold = batch.hold
+        held = self._holds.get(partition)
+        if held != hold:
+            if held is None:
+                self._holds[partition] = hold
+            else:
+                self._take_back(partition, hold)
         size = self._config.max_sink_batch_records
         chunks = [batch.records[start : start + size] for start in range(0, count, size)]
         if batch.end_of_partition or not chunks:
@@ -423,15 +429,18 @@ class Pipeline:
             await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions, dimensions, hold))
         return True
 
-    def _take_back(self, partition: str) -> None:
-        """The source holds ``partition``'s lease again: start its bookkeeping afresh.
+    def _take_back(self, partition: str, hold: int) -> None:
+        """The source holds ``partition``'s lease anew (``hold``): start its bookkeeping afresh.
 
-        The tickets of the lost hold are dropped unfinished, so they can neither hold the new
-        hold's watermark back nor move it; their records were read again by whoever took the
-        lease, and the new hold reads on from that worker's checkpoint.
+        The only rule for it, whether a refused checkpoint told of the loss or the source lost
+        and took the lease back between two checkpoint passes.  The tickets of the earlier
+        hold are dropped unfinished, so they can neither hold the new hold's watermark back
+        nor move it (behind the new holder's position: records read again); their records
+        were read by whoever held the lease meanwhile, and the new hold reads on from that
+        worker's checkpoint.
         """
         self._lost.discard(partition)
-        self._holds[partition] = self._holds.get(partition, 0) + 1
+        self._holds[partition] = hold
         self._tracker.forget(partition)
         self._checkpointed.pop(partition, None)
         self._checkpoint_failing_since.pop(partition, None)
@@ -440,7 +449,7 @@ class Pipeline:
     def _current(self, work: _Work) -> bool:
         """Whether ``work`` was read under the partition's lease as held now."""
         partition = work.ticket.partition
-        return partition not in self._lost and work.hold == self._holds.get(partition, 0)
+        return partition not in self._lost and work.hold == self._holds.get(partition)
 
     async def _reserve(self, count: int) -> bool:
         """Back-pressure: wait until ``count`` more records fit under the in-flight bound.
@@ -666,9 +675,12 @@ class Pipeline:
         if progress is None:
             return
         position = progress.committable
+        hold = self._holds.get(partition)
         try:
             if progress.ended:
                 await self._source.checkpoint_end(partition)
+                if self._holds.get(partition) != hold:
+                    return  # a new hold began meanwhile: its bookkeeping is not this one's
                 self._checkpoint_failing_since.pop(partition, None)
                 self._ended.add(partition)
                 self.stats.partitions_ended += 1
@@ -678,6 +690,8 @@ class Pipeline:
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 persisted = await self._source.checkpoint(partition, position)
+                if self._holds.get(partition) != hold:
+                    return
                 self._checkpoint_failing_since.pop(partition, None)
                 self._checkpointed[partition] = position
                 self._tracker.mark_committed(partition)
@@ -686,12 +700,16 @@ class Pipeline:
                 if persisted is not False:
                     self._count_checkpoint(partition)
         except LeaseLostError:
+            if self._holds.get(partition) != hold:
+                return  # the hold refused was already given up for a new one
             logger.warning(
                 "lease lost; the partition will not be checkpointed again", extra={"partition": partition}
             )
             self._lost.add(partition)  # counted by the source where it learnt of the loss
             return
         except ShardlineError as exc:  # a store or service error
+            if self._holds.get(partition) != hold:
+                return  # about the hold given up meanwhile; the new one is checkpointed next pass
             self._observer.on_event(events.CHECKPOINT_ERRORS, 1, **self._partition_dimensions(partition))
             await self._checkpoint_failed(partition, exc)
         self._observer.on_event(

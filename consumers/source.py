@@ -11,6 +11,13 @@ When the run ends the pipeline calls :meth:`Source.close` to give the partitions
 Each batch also names the stream (Kinesis) or topic (Kafka) its partition belongs to, so the
 pipeline's metrics tell two consumers apart: a partition name alone (``shardId-000000000001``)
 is the same in every stream.  Every kind of source says it the same way, in the batch.
+
+Each batch also says under which *hold* of the partition it was read.  A source with leases
+(Kinesis) may lose a partition to another worker and take it back later, from that worker's
+checkpoint; it numbers its holds, and the pipeline starts a partition afresh whenever a
+batch's hold differs from the one it reads under, whether or not it heard of the loss.  The
+source is the only one that sees every take, so the hold comes from it alone.  Sources
+without leases (Kafka, replay, the batches an outside engine hands over) keep the default.
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ class SourceBatch:
     end_of_partition: bool = False
     stream: str | None = None
     topic: str | None = None
+    hold: int = 0
+    """Which hold of the partition's lease the records were read under: a source bumps it
+    each time it takes the lease (again).  Records of an earlier hold are not this worker's
+    to write or checkpoint any more: whoever held the lease meanwhile read them."""
 
 
 def names_of(position: Position) -> tuple[str | None, str | None]:
@@ -70,8 +81,10 @@ class Source(Protocol):
         the age of the last checkpoint on the ``consume`` progress line).
 
         Raises :class:`~shardline.errors.LeaseLostError` once another worker holds the
-        partition.  A batch of that partition yielded after that comes from a new hold of it
-        (the lease taken back, read from its checkpoint): the pipeline starts it afresh.
+        partition, and for a position read under an earlier hold of a lease taken back since
+        (one asked for before the source yielded a batch of the new hold).  A batch of a new
+        hold (the lease taken back, read from its checkpoint) says so in
+        :attr:`SourceBatch.hold`: the pipeline starts the partition afresh.
         """
         ...
 

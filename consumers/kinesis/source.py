@@ -13,7 +13,10 @@ slow pipeline fills the queue and the reader pauses.  Shards are discovered with
 all its parents are checkpointed at SHARD_END (see :mod:`consumers.kinesis.lineage`).  Each
 shard resumes at its checkpoint.  Leases are renewed periodically; a shard whose lease is lost
 is stopped and its unread batches are dropped, since the new owner will read them; taken
-back later, it is read again from its checkpoint.
+back later, it is read again from its checkpoint, under a new *hold*: each take of a shard's
+lease is numbered, and every batch says the hold it was read under
+(:attr:`~consumers.source.SourceBatch.hold`), so the pipeline starts the shard afresh even when
+no refused checkpoint told it of the loss.
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ class _Shard:
     ended: bool = False
     held_at: float = 0.0
     """When the store last confirmed the lease ours (taken, renewed or checkpointed)."""
+    hold: int = 0
+    """Which take of the shard's lease this is (0 for the first one in this source's life)."""
+    delivered: bool = False
+    """A batch of this hold was yielded: before that, every position of the shard the
+    pipeline may checkpoint was read under an earlier hold."""
+    end_written: bool = False
+    """SHARD_END is checkpointed; the shard stays here until its lease is released."""
 
 
 class KinesisSource:
@@ -140,6 +150,8 @@ class KinesisSource:
         self._lost: set[str] = set()
         """Shards whose lease this worker lost and has not taken back (checkpoints refused)."""
         self._losses = 0
+        self._takes: dict[str, int] = {}
+        """Per shard, how often this source took its lease: the next hold's number."""
         self._finished: set[str] = set()
         self._expiry = LeaseExpiry(owner, self._lease_expiry, clock)
         self._output: asyncio.Queue[tuple[_Shard, ShardBatch] | BaseException | None] = asyncio.Queue()
@@ -156,7 +168,8 @@ class KinesisSource:
 
     @property
     def shards(self) -> list[str]:
-        """Shards being read now (including ended ones awaiting their SHARD_END checkpoint)."""
+        """Shards being read now (including ended ones whose SHARD_END checkpoint or lease
+        release is still to come)."""
         return sorted(self._shards)
 
     @property
@@ -216,12 +229,14 @@ class KinesisSource:
                         # its checkpoint): the holder that took it reads these records
                         continue
                     shard.slots.release()
+                    shard.delivered = True
                     yield SourceBatch(
                         partition=batch.shard_id,
                         records=batch.records,
                         millis_behind_latest=batch.millis_behind_latest,
                         end_of_partition=batch.end_of_shard,
                         stream=self.stream_name,
+                        hold=shard.hold,
                     )
             finally:
                 self._stopping = True
@@ -239,18 +254,31 @@ class KinesisSource:
         return True
 
     async def checkpoint_end(self, partition: str) -> None:
-        """Record SHARD_END for a shard whose last batch was delivered; its children may start."""
+        """Record SHARD_END for a shard whose last batch was delivered, then give its lease up.
+
+        Its children may start once SHARD_END is written.  Idempotent, so the pipeline's retry
+        of a call that failed part-way finishes the job: SHARD_END written but the release
+        failing (a transient store error) leaves the shard held, and the retry releases it
+        without writing again; a call after the release is done does nothing.  Before, the
+        shard was forgotten once SHARD_END was written, and the retry was refused for good
+        as a shard this source does not read, which stopped the run.
+        """
         shard = self._shards.get(partition)
+        if shard is None and partition in self._finished and partition not in self._lost:
+            return  # written and released by an earlier call
         if shard is not None and not shard.ended:
             raise CheckpointError(f"shard {partition!r} has not reached its end; refusing SHARD_END")
-        await self._write_checkpoint(partition, SHARD_END, 0)
-        shard = self._shards.pop(partition, None)
-        self._finished.add(partition)
-        self._observer.on_event(events.SHARDS_FINISHED, 1.0, stream=self.stream_name, shard=partition)
-        if shard is not None:
-            async with shard.lock:
-                await self._store.release(shard.lease)
-        self._wake.set()
+        if shard is None or not shard.end_written:
+            await self._write_checkpoint(partition, SHARD_END, 0)  # refuses a shard not read
+            shard = self._shards[partition]
+            shard.end_written = True
+            self._finished.add(partition)
+            self._observer.on_event(events.SHARDS_FINISHED, 1.0, stream=self.stream_name, shard=partition)
+            self._wake.set()  # its children may start
+        async with shard.lock:
+            if self._shards.get(partition) is shard:
+                await self._store.release(shard.lease)  # a no-op once the lease is not ours
+                del self._shards[partition]
 
     async def stop(self) -> None:
         """Stop reading; :meth:`batches` yields what was already read, then ends."""
@@ -281,12 +309,24 @@ class KinesisSource:
     # --- internals ----------------------------------------------------------------------------
 
     async def _write_checkpoint(self, partition: str, sequence_number: str, sub_sequence: int) -> None:
+        """Write under the lease as held now, refusing what was read under an earlier hold.
+
+        A lease lost and taken back since the position was read must not take it: the worker
+        that held the lease meanwhile may have checkpointed further, and the new hold reads on
+        from there.  Until a batch of the new hold is yielded (the pipeline starts the shard
+        afresh on it, in the same step), any position asked for is the earlier hold's; the
+        loss was counted when it was learnt, so refusing it counts nothing.
+        """
         if partition in self._lost:
             raise LeaseLostError(f"lease on shard {partition!r} was lost")
         shard = self._shards.get(partition)
         if shard is None:
             raise CheckpointError(f"shard {partition!r} is not read by this source")
+        if shard.hold and not shard.delivered:
+            raise LeaseLostError(f"lease on shard {partition!r} was lost and taken back since")
         async with shard.lock:
+            if self._shards.get(partition) is not shard:  # lost (and maybe taken back) meanwhile
+                raise LeaseLostError(f"lease on shard {partition!r} was lost")
             try:
                 shard.lease = await self._store.checkpoint(shard.lease, sequence_number, sub_sequence)
             except LeaseLostError:
@@ -381,11 +421,14 @@ class KinesisSource:
         # its holder may have checkpointed further meanwhile, and resuming from the listing
         # re-read those records and then moved the checkpoint back over them.
         start = plan.start if lease.checkpoint is None else resume_position(lease, plan.start)
+        hold = self._takes.get(info.shard_id, 0)
+        self._takes[info.shard_id] = hold + 1
         shard = _Shard(
             info=info,
             lease=lease,
             slots=asyncio.Semaphore(self._config.max_pending_batches),
             held_at=self._clock(),
+            hold=hold,
         )
         self._shards[info.shard_id] = shard
         self._lost.discard(info.shard_id)

@@ -20,7 +20,7 @@ BOUND = 5.0
 
 class LostThenTakenBack(ScriptedSource):
     """Yields ``a`` 1-3, loses its lease (the next checkpoint is refused), then takes it back
-    from the other worker's checkpoint at 2 and yields ``a`` 3-6."""
+    from the other worker's checkpoint at 2 and yields ``a`` 3-6 under its new hold."""
 
     def __init__(self) -> None:
         super().__init__([], endless=True)
@@ -31,7 +31,7 @@ class LostThenTakenBack(ScriptedSource):
         yield batch("a", 1, 3)
         await self.refused.wait()
         self.lost.discard("a")
-        yield batch("a", 3, 4)
+        yield SourceBatch("a", batch("a", 3, 4).records, hold=1)
         await self._stopped.wait()
 
     async def checkpoint(self, partition: str, position: Any) -> bool:

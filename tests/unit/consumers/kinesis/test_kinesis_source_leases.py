@@ -288,3 +288,38 @@ async def test_renewals_and_listings_are_timed_on_the_sleep_the_source_was_given
         # before: both waited on the event loop's clock, so with an injected clock the expiry
         # (judged on it) and the renewals (timed apart from it) drifted apart
         await until(lambda: {7.0, 11.0} <= set(slept), "renewal and discovery sleep on the given sleep")
+
+
+async def test_a_shard_taken_back_is_read_under_a_new_hold_that_refuses_the_old_holds_positions() -> None:
+    clock = [0.0]
+    store = CountsListings()
+    client = FakeKinesis([("k", b"x")] * 20, limit=5)
+    source = KinesisSource("s", store=store, owner="A", client=client, config=FAST, clock=lambda: clock[0])
+    batches = source.batches()  # iterated by hand: nothing of the new hold is yielded unasked
+    try:
+        first = await asyncio.wait_for(anext(batches), BOUND)
+        assert first.hold == 0
+        taken = await store.acquire("shard-0", "B")
+        await until(lambda: source.shards == [], "A loses the shard at its next renewal")
+        taken = await store.checkpoint(taken, "1012")
+        await next_listings(store)
+        clock[0] += 3 * FAST.lease_renew_interval  # B died without releasing
+        await until(lambda: source.shards == ["shard-0"], "A takes the abandoned lease back")
+        # no checkpoint of A's was refused between the loss and the take-back, so a pipeline
+        # may still ask for a position of the first hold; before, it was written under the new
+        # lease, moving B's checkpoint back from 1012 to 1004
+        with pytest.raises(LeaseLostError):
+            await source.checkpoint("shard-0", first.records[-1].position)
+        lease = await store.get("shard-0")
+        assert lease is not None and lease.owner == "A" and lease.checkpoint == "1012"
+        while True:  # the first hold's queued batches are dropped; the new hold's say so
+            batch = await asyncio.wait_for(anext(batches), BOUND)
+            if batch.hold == 1:
+                break
+        assert batch.records[0].position.sequence_number == "1013"
+        await source.checkpoint("shard-0", batch.records[-1].position)
+    finally:
+        await source.stop()
+        await batches.aclose()
+    lease = await store.get("shard-0")
+    assert lease is not None and lease.checkpoint == batch.records[-1].position.sequence_number
