@@ -26,7 +26,9 @@ librdkafka runs the client's callbacks (``error_cb``, ``oauth_cb``, ``stats_cb``
 ``poll()``: an exception raised from one is handed to ``on_error`` on the loop and polling
 goes on, so a failing callback can never stop delivery reports; should the thread die anyway
 (a ``SystemExit`` raised in a callback), ``on_death`` tells the owner, which fails what is
-pending instead of letting ``flush()`` wait forever.
+pending instead of letting ``flush()`` wait forever.  Shardline's own delivery reports raise
+out of ``poll()`` the same way when one cannot be processed, after settling its message as
+failed: librdkafka reports a message once, so nothing else would.
 
 A report is routed by the thread it arrives on: inline on the loop thread, into the
 thread's private round list otherwise, so the list never needs a lock.  The future of a
@@ -136,7 +138,9 @@ def _delivery_future_class(
     position is stored and the report only counted (one ``list.append``); the owner's
     bookkeeping for the whole poll runs once after it (:meth:`DeliveryPump.settle`).
     Failures, cancelled futures and reports served on the delivery thread take the general
-    paths.
+    paths.  Should reading the message raise, the owner fails the future with the exception
+    (``resolve_inline`` takes it in place of a ``KafkaError``) and it goes on out of
+    ``poll()``, to the pump's ``on_error``: librdkafka never reports the message again.
     """
     get_ident = threading.get_ident
     topic_ = topic
@@ -148,8 +152,12 @@ def _delivery_future_class(
         def __call__(self, err: Any, msg: Any) -> None:
             if get_ident() == loop_thread:
                 if err is None and not self.done():
-                    self._partition = msg.partition()
-                    self._offset = msg.offset()
+                    try:
+                        self._partition = msg.partition()
+                        self._offset = msg.offset()
+                    except Exception as exc:
+                        resolve_inline(self, exc, msg)
+                        raise
                     self.set_result(None)  # type: ignore[arg-type]
                     settled(None)
                 else:

@@ -636,7 +636,7 @@ class KafkaProducer:
         self._in_flight -= batch.expected
         failed: dict[int, ShardlineError] = {}
         for index, err in batch.errors:
-            failed[index] = err if isinstance(err, ShardlineError) else self._delivery_error(err)
+            failed[index] = self._report_failure(err)
         if not batch.future.done():
             batch.future.set_result(batch.acks(self.topic, failed))
         # Indexes from ``expected`` on were never queued; the others failed in delivery.
@@ -752,14 +752,17 @@ class KafkaProducer:
         error the messages not queued fail with (the shared map, as a value)."""
         return from_kafka_error(exc)
 
-    def _resolve_one(self, future: DeliveryFuture, err: KafkaError | None, msg: Any) -> None:
-        """A report served on the loop thread itself (inline poll): resolve it at once."""
+    def _resolve_one(self, future: DeliveryFuture, err: KafkaError | Exception | None, msg: Any) -> None:
+        """A report served on the loop thread itself (inline poll): resolve it at once.
+
+        ``err`` is an exception when processing the report raised (see :meth:`_report_failure`).
+        """
         self._in_flight -= 1
         if not future.done():
             if err is None:
                 future.deliver(msg.partition(), msg.offset())
             else:
-                future.set_exception(self._delivery_error(err))
+                future.set_exception(self._report_failure(err))
                 self._observer.on_event(events.RECORDS_FAILED, 1, topic=self.topic)
         if self._waiting_for_space:
             self._space.set()
@@ -788,11 +791,16 @@ class KafkaProducer:
             if future.done():  # the caller cancelled it
                 continue
             if err is None:
-                future.deliver(msg.partition(), msg.offset())
-                delivered += 1
-            else:
-                future.set_exception(self._delivery_error(err))
-                failed += 1
+                try:
+                    future.deliver(msg.partition(), msg.offset())
+                except Exception as exc:  # noqa: BLE001 - the message fails with it, the owner hears
+                    self._on_callback_error(exc)  # as if poll() had raised it
+                    err = exc
+                else:
+                    delivered += 1
+                    continue
+            future.set_exception(self._report_failure(err))
+            failed += 1
         self._in_flight -= len(reports)
         if self._waiting_for_space:
             self._space.set()
@@ -802,6 +810,27 @@ class KafkaProducer:
             self._observer.on_event(events.RECORDS_DELIVERED, delivered, topic=self.topic)
         if failed:
             self._observer.on_event(events.RECORDS_FAILED, failed, topic=self.topic)
+
+    def _report_failure(self, err: KafkaError | BaseException) -> ShardlineError:
+        """The error a message fails with: its report's ``KafkaError`` mapped, a Shardline error
+        as it is (a message never queued), or what processing its report raised.
+
+        A report that cannot be processed (a bug, a ``MemoryError``) settles its message all
+        the same: librdkafka never reports it again, so nothing else would.  Whether the
+        broker has the message is unknown, so the error is retriable, as a timeout is; it
+        names the topic and the exception's type, never the payload.
+        """
+        if isinstance(err, ShardlineError):
+            return err
+        if isinstance(err, BaseException):
+            error = DeliveryError(
+                f"topic {self.topic}: the message's delivery report could not be processed"
+                f" ({type(err).__name__}); whether it was delivered is unknown",
+                retriable=True,
+            )
+            error.__cause__ = err
+            return error
+        return self._delivery_error(err)
 
     def _delivery_error(self, err: KafkaError) -> ShardlineError:
         mapped = from_kafka_error(err)
@@ -824,7 +853,9 @@ class KafkaProducer:
             self._ready = False
 
     def _on_callback_error(self, error: BaseException) -> None:
-        """A client callback (``error_cb``, ``oauth_cb``) raised inside ``poll()`` (loop thread).
+        """A client callback (``error_cb``, ``oauth_cb``) or a delivery report raised (loop thread).
+
+        A delivery report that raised has failed its message already (:meth:`_report_failure`).
 
         Polling goes on.  The error is kept as the cause of later delivery failures (an MSK IAM
         token that cannot be signed shows up as the reason messages time out), logged the

@@ -194,7 +194,12 @@ _EVENTS: tuple[MetricEvent, ...] = (
         KAFKA_CLIENT_ERROR, _C, _N, (*_TOPIC, "error"), _KF + ", " + _KS, "librdkafka error_cb reports"
     ),
     MetricEvent(
-        KAFKA_CALLBACK_ERRORS, _C, _N, (*_TOPIC, "error"), _KF, "client callbacks that raised (oauth_cb)"
+        KAFKA_CALLBACK_ERRORS,
+        _C,
+        _N,
+        (*_TOPIC, "error"),
+        _KF,
+        "client callbacks or delivery reports that raised",
     ),
     MetricEvent(RECORDS_READ, _C, _N, _SHARD, _RD, "records read from a shard"),
     MetricEvent(GET_RECORDS_CALLS, _C, _N, _SHARD, _RD, "GetRecords calls made"),

@@ -2,7 +2,9 @@
 
 ``produce`` queues messages (raising BufferError beyond ``capacity``); the test decides when
 the "broker" acknowledges them (``acknowledge``) or fails them (``fail``); ``poll`` then
-runs their delivery callbacks in the polling thread, as librdkafka does.
+runs their delivery callbacks in the polling thread, as librdkafka does.  A callback that
+raises ends the ``poll()``, which raises it; the reports after it wait for the next poll, as
+librdkafka re-enqueues them when confluent-kafka yields on a callback's exception.
 """
 
 from __future__ import annotations
@@ -24,15 +26,23 @@ class FakeMessage:
     partition_id: int
     offset_value: int | None = -1
     kwargs: dict[str, Any] = field(default_factory=dict)
+    unreadable: BaseException | None = None
+    """Raised by ``partition()``: a report that cannot be processed (a bug, a MemoryError)."""
 
     def topic(self) -> str:
         return self.topic_name
 
     def partition(self) -> int:
+        if self.unreadable is not None:
+            raise self.unreadable
         return self.partition_id
 
     def offset(self) -> int | None:
         return self.offset_value
+
+
+ReadyReport = tuple[FakeMessage, Callable[[Any, Any], None], KafkaError | None]
+"""A report librdkafka holds until a ``poll()`` serves it: (message, its callback, error or None)."""
 
 
 class FakeProducer:
@@ -41,7 +51,7 @@ class FakeProducer:
         self.partitions = partitions
         self.produced: list[FakeMessage] = []
         self._queued: list[tuple[FakeMessage, Callable[[Any, Any], None]]] = []
-        self._ready: list[tuple[FakeMessage, Callable[[Any, Any], None], KafkaError | None]] = []
+        self._ready: list[ReadyReport] = []
         self._next_offset = [0] * partitions
         self._cond = threading.Condition()
         self.poll_threads: set[str] = set()
@@ -132,13 +142,31 @@ class FakeProducer:
             if not self._ready and timeout > 0:
                 self._cond.wait(timeout)
             ready, self._ready = self._ready, []
-        for msg, callback, err in ready:
-            callback(err, msg)
+        serve_reports(ready, self._requeue)
         return len(ready)
+
+    def _requeue(self, reports: list[ReadyReport]) -> None:
+        """Reports a raising callback kept from being served go first at the next ``poll()``."""
+        with self._cond:
+            self._ready[:0] = reports
 
     def purge(self, in_queue: bool = True, in_flight: bool = True, blocking: bool = True) -> None:
         self.purged = True
         self.fail(KafkaError._PURGE_QUEUE)
+
+
+def serve_reports(
+    ready: list[ReadyReport],
+    requeue: Callable[[list[ReadyReport]], None],
+) -> None:
+    """Run the reports' callbacks in order; one that raises stops the round: the reports after
+    it are requeued and the exception goes out of ``poll()``, as confluent-kafka does."""
+    for position, (msg, callback, err) in enumerate(ready):
+        try:
+            callback(err, msg)
+        except BaseException:
+            requeue(ready[position + 1 :])
+            raise
 
 
 class QueueFullSignal:

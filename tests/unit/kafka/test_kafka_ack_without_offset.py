@@ -77,7 +77,6 @@ async def test_a_report_without_an_offset_served_on_the_loop_thread_resolves_inl
     ]
 
 
-# A report callback that raises leaves its batch incomplete, and close() waits for it.
 @pytest.mark.timeout(30)
 async def test_send_many_acks_without_offsets_resolve_and_end_offsets_count_known_ones() -> None:
     fake = KeyedByNumber(partitions=3)

@@ -4,19 +4,22 @@ Hypothesis draws a small program run against :class:`ScriptedBroker`, a
 :class:`~tests.unit.kafka.fake_kafka_producer.FakeProducer` playing librdkafka and the broker
 from a fault plan: a small local queue (``BufferError`` back-pressure); heavy messages, refused
 while the queue holds anything (its byte limit) although lighter ones fit; delivery reports
-carrying retriable, permanent or fatal ``KafkaError`` objects; messages the broker never
-answers (they time out, or ``close(timeout)`` purges them); a ``poll()`` that raises once
-before serving its reports, as confluent-kafka re-raises what a client callback raised.  The
-broker answers in a drawn partition order (reports arrive out of produce order across
-partitions) whenever a ``poll()`` runs or, while the program stalls it, only when a step says
-so.  Steps: ``send(value, key)`` and ``send_many(values, keys)`` (started as tasks, awaited at
-once or left running), bursts of sends (which reach ``send()``'s inline poll), awaiting a
-call's future, ``flush()``, pauses, stalls and partial deliveries; then ``close()``.  After it:
+carrying retriable, permanent or fatal ``KafkaError`` objects; acknowledged messages whose
+report Shardline cannot process (reading the message raises, as a bug in the report function
+would); messages the broker never answers (they time out, or ``close(timeout)`` purges them);
+a ``poll()`` that raises once before serving its reports, as confluent-kafka re-raises what a
+client callback raised.  The broker answers in a drawn partition order (reports arrive out of
+produce order across partitions) whenever a ``poll()`` runs or, while the program stalls it,
+only when a step says so.  Steps: ``send(value, key)`` and ``send_many(values, keys)``
+(started as tasks, awaited at once or left running), bursts of sends (which reach ``send()``'s
+inline poll), awaiting a call's future, ``flush()``, pauses, stalls and partial deliveries;
+then ``close()``.  After it:
 
 1. every ``send`` either raised a Shardline error the plan explains (and nothing of it was
    produced) or returned a future that ends with the :class:`~shardline.records.KafkaAck`
    naming the very partition and offset the fake gave that message, or with the error class
-   its report maps to;
+   its report maps to (a report that raised: a retriable DeliveryError caused by what it
+   raised, surfaced once through the producer's callback-error count);
 2. every ``send_many`` batch accounts for each of its messages exactly once, acknowledged the
    same way or failed with its report's error (or, never handed to the client, with an error
    the plan explains), and its ``end_offsets()`` agree with its acks;
@@ -65,7 +68,7 @@ from shardline.errors import (
 )
 from shardline.records import KafkaAck
 from tests.program_watchdog import watch as watchdog
-from tests.unit.kafka.fake_kafka_producer import FakeMessage, FakeProducer
+from tests.unit.kafka.fake_kafka_producer import FakeMessage, FakeProducer, serve_reports
 
 TOPIC = "telemetry"
 PUMP_THREAD = "shardline-kafka-delivery"
@@ -98,7 +101,8 @@ ERROR_CODES = (
 """Retriable and permanent delivery errors a report may carry."""
 
 Fate = tuple[Any, ...]
-"""("error", code, fatal) or ("stuck",): what the broker does with one message (default: ack)."""
+"""("error", code, fatal), ("stuck",) or ("unreadable",): what the broker does with one message
+(default: ack).  An unreadable message is acknowledged, but its report raises when read."""
 Step = tuple[Any, ...]
 """("send", key, wait) | ("send_many", keys, wait) | ("burst", key, count) | ("await", call) |
 ("flush",) | ("pause", turns) | ("deliver", count, partition or None) | ("broker", running) |
@@ -159,7 +163,7 @@ def programs(
     ``close()`` may be called while sends still wait for room."""
     allow_fatal = draw(st.sampled_from([False, False, False, True]), label="fatal errors")
     error = st.tuples(st.just("error"), st.sampled_from(ERROR_CODES), st.just(False))
-    fate_choices = [error, st.tuples(st.just("stuck"))]
+    fate_choices = [error, st.tuples(st.just("stuck")), st.tuples(st.just("unreadable"))]
     if allow_fatal:
         fate_choices.append(st.tuples(st.just("error"), st.just(KafkaError._FATAL), st.just(True)))
     fates = draw(
@@ -248,6 +252,8 @@ class ScriptedBroker(FakeProducer):
         self.poll_errors = 0
         self.died = False
         self.reports: dict[bytes, list[Report]] = {}
+        self.unreadable: set[bytes] = set()
+        """Messages acknowledged with a report that raises when the producer reads it."""
         self.fatal_reported = False
         self._stuck_until: dict[bytes, float] = {}
 
@@ -296,6 +302,9 @@ class ScriptedBroker(FakeProducer):
         if err is None:
             msg.offset_value = self._next_offset[msg.partition_id]
             self._next_offset[msg.partition_id] += 1
+            if self.program.fates.get(number_of(msg.value_bytes), ("ack",))[0] == "unreadable":
+                msg.unreadable = TypeError("report function bug")
+                self.unreadable.add(msg.value_bytes)
         elif err.fatal():
             self.fatal_reported = True
         self.reports.setdefault(msg.value_bytes, []).append((err, msg.partition_id, msg.offset_value))
@@ -316,7 +325,7 @@ class ScriptedBroker(FakeProducer):
         self._queued = [item for item in self._queued if id(item) not in ids]
         for msg, callback in taken:
             fate = self.program.fates.get(number_of(msg.value_bytes), ("ack",))
-            error = None if fate[0] == "ack" else KafkaError(fate[1], fatal=fate[2])
+            error = KafkaError(fate[1], fatal=fate[2]) if fate[0] == "error" else None
             self._report(msg, callback, error)
 
     def _expire(self) -> None:
@@ -366,8 +375,14 @@ class ScriptedBroker(FakeProducer):
             if fault is not None and not after:
                 raise fault  # its reports wait for the next poll
             ready, self._ready = self._ready, []
-        for msg, callback, err in ready:
-            callback(err, msg)
+        try:
+            serve_reports(ready, self._requeue)
+        except BaseException:
+            # A report raised: the poll ends there (the rest wait), before the scripted fault.
+            if fault is not None:
+                self.poll_errors -= isinstance(fault, RuntimeError)
+                self.died = self.died and not isinstance(fault, SystemExit)
+            raise
         if fault is not None:
             raise fault
         return len(ready)
@@ -577,6 +592,8 @@ class Oracle:
         self.produced = Counter(msg.value_bytes for msg in fake.produced)
         self.acked: dict[int, KafkaAck] = {}
         self.failed = 0
+        self.unreadable = 0
+        """Outcomes of reports that raised: each was surfaced once as a callback error."""
 
     def not_queued(self, call: Call, position: int, error: BaseException, what: str) -> None:
         """``error`` says message ``position`` of ``call`` (and those after it) was never
@@ -607,7 +624,12 @@ class Oracle:
         reports = self.fake.reports.get(value, [])
         assert len(reports) == 1, f"{what} produced, but the fake reported it {len(reports)} times"
         err, partition, offset = reports[0]
-        if err is None:
+        if err is None and value in self.fake.unreadable:
+            assert type(outcome) is DeliveryError, f"{what}: its report raised, but it ended with {outcome!r}"
+            assert outcome.retriable and isinstance(outcome.__cause__, TypeError), f"{what}: {outcome!r}"
+            self.failed += 1
+            self.unreadable += 1
+        elif err is None:
             assert type(outcome) is KafkaAck, f"{what} was acknowledged but ended with {outcome!r}"
             assert outcome == KafkaAck(TOPIC, partition, offset), (
                 f"{what} acked as {outcome!r}; the fake put it at partition {partition}, offset {offset}"
@@ -662,6 +684,11 @@ class Oracle:
         delivered, failed = observer.totals["records_delivered"], observer.totals["records_failed"]
         assert delivered == len(self.acked), f"records_delivered {delivered} for {len(self.acked)} acks"
         assert failed == self.failed, f"records_failed {failed} for {self.failed} failed messages"
+        surfaced = observer.totals["kafka_callback_errors"]
+        assert self.unreadable <= surfaced <= self.unreadable + self.fake.poll_errors, (
+            f"kafka_callback_errors {surfaced} for {self.unreadable} reports that raised"
+            f" and {self.fake.poll_errors} poll() errors"
+        )
         assert self.run.producer.in_flight == 0, f"{self.run.producer!r} after every outcome"
         for key in KEYS:
             mine = sorted(
@@ -708,6 +735,8 @@ def run_and_check(program: Program) -> None:
         event("the delivery thread died")
     if fake.purged:
         event("close(timeout) purged")
+    if fake.unreadable:
+        event("a report raised")
     if any(step[0] == "burst" for step in program.steps):
         event("a burst of sends (inline polls)")
     if not all(call.done_before_close for call in run.calls):
@@ -734,6 +763,13 @@ def _pinned(**changes: Any) -> Program:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # reports that raise: m1 of a batch, m3 of a burst of sends (their polls serve it)
+    program=_pinned(
+        running=True,
+        fates={1: ("unreadable",), 3: ("unreadable",)},
+        steps=[("send_many", ("a", "a", "b"), True), ("await", 0), ("burst", "a", 32), ("flush",)],
+    )
+)
 @example(  # m1 is refused while m0 is queued; m2 fits, but must not overtake m1 (key "a")
     program=_pinned(
         capacity=3,
