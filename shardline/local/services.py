@@ -15,7 +15,14 @@ from pathlib import Path
 from shardline.extras import require_module
 from shardline.local import installers
 from shardline.local.errors import ServerStartError
-from shardline.local.probes import aws_probe, http_ping_probe, kafka_probe
+from shardline.local.probes import (
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_REGION,
+    DUMMY_SECRET_ACCESS_KEY,
+    aws_probe,
+    http_ping_probe,
+    kafka_probe,
+)
 from shardline.local.processes import ServerHandle, free_port, launch, wait_ready
 
 __all__ = [
@@ -179,9 +186,9 @@ class TansuS3Storage:
         return {
             "AWS_ENDPOINT": self.endpoint,
             "AWS_ALLOW_HTTP": "true",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": DUMMY_REGION,
+            "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
         }
 
 
