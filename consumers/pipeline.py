@@ -56,7 +56,7 @@ from typing import TypeAlias
 from consumers._pipeline_tracker import AckTracker, Ticket
 from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_name
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
-from consumers.source import Source, SourceBatch
+from consumers.source import CountsLostPartitions, Source, SourceBatch
 from shardline import metrics_events as events
 from shardline.errors import CheckpointError, ConfigurationError, LeaseLostError, ShardlineError, SinkError
 from shardline.events_wait import wait_until_set
@@ -143,8 +143,8 @@ class PipelineConfig:
 class PipelineStats:
     """Counters of one run, for tests and the CLI's final log line.
 
-    The write counters (``records_out``, ``duplicates``, ``dead_lettered``, ``retries``) are
-    brought up to date when :meth:`Pipeline.run` returns, or on demand by
+    The write counters (``records_out``, ``duplicates``, ``dead_lettered``, ``retries``) and
+    ``partitions_lost`` are brought up to date when :meth:`Pipeline.run` returns, or on demand by
     :meth:`Pipeline.sync_stats`.
     """
 
@@ -158,6 +158,8 @@ class PipelineStats:
     checkpoints: int = 0
     partitions_ended: int = 0
     partitions_lost: int = 0
+    """Leases the source lost (:class:`~consumers.source.CountsLostPartitions`), each counted
+    once where the source learnt of it; 0 for a source without leases."""
 
 
 @dataclass(slots=True, eq=False)
@@ -310,6 +312,8 @@ class Pipeline:
         self.stats.duplicates = counts.duplicates
         self.stats.dead_lettered = counts.dead_lettered
         self.stats.retries = counts.retries
+        if isinstance(self._source, CountsLostPartitions):
+            self.stats.partitions_lost = self._source.partitions_lost
         return self.stats
 
     async def _fail(self, exc: BaseException, what: str, *, abandon_writes: bool = True) -> None:
@@ -685,8 +689,7 @@ class Pipeline:
             logger.warning(
                 "lease lost; the partition will not be checkpointed again", extra={"partition": partition}
             )
-            self._lost.add(partition)
-            self.stats.partitions_lost += 1
+            self._lost.add(partition)  # counted by the source where it learnt of the loss
             return
         except ShardlineError as exc:  # a store or service error
             self._observer.on_event(events.CHECKPOINT_ERRORS, 1, **self._partition_dimensions(partition))

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from shardline.records import ConsumedRecord, KafkaPosition, Position
 
-__all__ = ["Source", "SourceBatch", "names_of"]
+__all__ = ["CountsLostPartitions", "Source", "SourceBatch", "names_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,4 +91,21 @@ class Source(Protocol):
         to expire.  ``timeout`` bounds the wait (``None``: as long as it takes); what is not
         released by then is left to expire.  Must be safe to call more than once.
         """
+        ...
+
+
+@runtime_checkable
+class CountsLostPartitions(Protocol):
+    """A source that loses partitions to other workers (leases) and counts each loss.
+
+    A lease is lost whenever the source learns it (a renewal or a checkpoint refused),
+    whether or not the pipeline has anything of that partition left to checkpoint; the
+    source alone sees every loss, so it alone counts them, and
+    :class:`~consumers.pipeline.PipelineStats` takes ``partitions_lost`` from it.
+    """
+
+    @property
+    def partitions_lost(self) -> int:
+        """How many times this source lost a partition's lease (a lease taken back and lost
+        again counts twice)."""
         ...

@@ -32,8 +32,9 @@ from consumers.kinesis.positions import (
     TRIM_HORIZON,
     StartKind,
     StartPosition,
+    is_sequence_number,
 )
-from consumers.kinesis.reader_bodies import records_are_whole
+from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
@@ -49,12 +50,13 @@ from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord
 from shardline.retry import RetryPolicy, retry_throttles_and_transient
 from shardline.shardmath import ShardInfo
-from shardline.validation import is_decimal
 
 __all__ = ["FanOutShardReader", "ensure_consumer", "stream_arn"]
 
 _CONSUMER_POLL_SECONDS = 1.0
 _CONSUMER_BACKOFF_MAX = 5.0
+_REGISTRATIONS_MAX = 3
+"""Registrations of a consumer deleted each time between its ResourceInUse and its description."""
 
 
 async def stream_arn(client: Any, stream_name: str) -> str:
@@ -83,7 +85,8 @@ async def ensure_consumer(
 
     A consumer of that name still DELETING (deregistered just before, by the previous run's
     clean-up) is waited for, polled within ``timeout``, and registered again once
-    DescribeStreamConsumer no longer finds it.
+    DescribeStreamConsumer no longer finds it; so is one whose deletion ends between the
+    registration's ResourceInUse and the description that follows (at most 3 times).
 
     Returns its ARN.  Raises :class:`ConfigurationError` when it is still being deleted after
     ``timeout``, is deleted while being registered, or when registration is still refused with
@@ -116,15 +119,40 @@ async def ensure_consumer(
 
 async def _register(client: Any, stream_arn: str, consumer_name: str, patience: _Patience) -> dict[str, Any]:
     """The consumer's description after RegisterStreamConsumer, or its description when it
-    exists already (ResourceInUse), whatever its status."""
+    exists already (ResourceInUse), whatever its status.
+
+    A consumer whose deletion ends between the two calls is not found by the description
+    (ResourceNotFound): its name is free, so it is registered again, a bounded number of
+    times (:meth:`_Patience.registrations`), each call still retried by ``patience``.
+    """
+
+    async def registered_or_found() -> dict[str, Any] | None:
+        try:
+            registered = await patience.call(
+                lambda: client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
+            )
+        except ResourceInUseError:
+            try:
+                return await _describe(client, stream_arn, consumer_name, patience)
+            except ResourceNotFoundError:
+                return None  # deleted since the registration found it: register again
+        consumer: dict[str, Any] = registered["Consumer"]
+        return consumer
+
     try:
-        registered = await patience.call(
-            lambda: client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=consumer_name)
-        )
-    except ResourceInUseError:
-        return await _describe(client, stream_arn, consumer_name, patience)
-    consumer: dict[str, Any] = registered["Consumer"]
-    return consumer
+        async for attempt in patience.registrations():
+            with attempt:
+                found = await registered_or_found()
+            outcome = attempt.retry_state.outcome
+            if outcome is not None and not outcome.failed:
+                attempt.retry_state.set_result(found)  # what the result condition judges
+    except tenacity.RetryError as gone_each_time:
+        raise ConfigurationError(
+            f"fan-out consumer {consumer_name!r} was deleted while it was being registered, "
+            f"{_REGISTRATIONS_MAX} times: is another deployment deregistering consumers of that name?"
+        ) from gone_each_time
+    assert found is not None  # the loop ends on a description, or raises
+    return found
 
 
 async def _deletion_over(
@@ -189,6 +217,7 @@ class _Patience:
     def __init__(self, consumer_name: str, timeout: float, clock: Clock, sleep: Sleep) -> None:
         self._name = consumer_name
         self._timeout = timeout
+        self._sleep = sleep
         self._retrying = RetryPolicy(
             max_attempts=None, deadline=timeout, initial_backoff=0.2, max_backoff=_CONSUMER_BACKOFF_MAX
         ).async_retrying(
@@ -196,6 +225,16 @@ class _Patience:
             retry=tenacity.retry_if_exception_type((ThrottledError, TransientServiceError)),
             sleep=sleep,
             clock=clock,
+        )
+
+    def registrations(self) -> tenacity.AsyncRetrying:
+        """Attempts at registering a consumer that its description no longer found (an
+        attempt's result ``None``): at once, as its deletion is over, at most
+        :data:`_REGISTRATIONS_MAX`; :class:`tenacity.RetryError` after the last."""
+        return RetryPolicy(max_attempts=_REGISTRATIONS_MAX, deadline=None).async_retrying(
+            retry=tenacity.retry_if_result(lambda found: found is None),
+            wait=tenacity.wait_none(),
+            sleep=self._sleep,
         )
 
     async def call(self, request: Callable[[], Awaitable[Any]]) -> Any:
@@ -351,17 +390,19 @@ class FanOutShardReader(ShardReaderBase):
                 yield batch
 
     def _on_event(self, payload: dict[str, Any], dims: dict[str, str]) -> ShardBatch | None:
-        raw = payload.get("Records")
-        if type(raw) is not list or not records_are_whole(raw):
+        raw = records_of(payload)
+        if raw is None:
             # untrusted bytes: every event has its record list (botocore reads a payload that
             # is no JSON as an empty event), each record its data and sequence number; a
             # broken event, re-subscribed from the last good position
-            raise TransientServiceError("malformed SubscribeToShard event (records)")
+            raise TransientServiceError(f"malformed SubscribeToShard event of {self._shard_id} (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
         lag_ok = behind is None or type(behind) is int
-        if not lag_ok or not (continuation is None or is_decimal(continuation)):
-            raise TransientServiceError("malformed SubscribeToShard event (position or lag)")
+        if not lag_ok or not (continuation is None or is_sequence_number(continuation)):
+            raise TransientServiceError(
+                f"malformed SubscribeToShard event of {self._shard_id} (position or lag)"
+            )
         records = self._records(raw)
         if behind is not None:
             self._millis_behind_latest = behind

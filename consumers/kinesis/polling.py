@@ -41,7 +41,7 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
 )
-from consumers.kinesis.reader_bodies import records_are_whole
+from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors, not_a_kinesis_answer
 from shardline.errors import (
@@ -239,13 +239,14 @@ class PollingShardReader(ShardReaderBase):
                         response = await self._client.get_records(
                             ShardIterator=iterator, Limit=self._config.get_records_limit
                         )
-                    records = response.get("Records")
-                    if type(records) is not list:
-                        # read as data, no records and no next iterator would be the shard's
-                        # end: the source would checkpoint SHARD_END for an open shard
-                        raise not_a_kinesis_answer("GetRecords", "a record list")
-                    if not records_are_whole(records):
-                        raise not_a_kinesis_answer("GetRecords", "whole records")
+                    if records_of(response) is None:
+                        # no record list read as data, no records and no next iterator, would
+                        # be the shard's end (the source would checkpoint SHARD_END for an open
+                        # shard); a record without data, key or sequence number can't be kept,
+                        # and its position would be refused as a caller's bad input
+                        raise not_a_kinesis_answer(
+                            f"GetRecords of {self._shard_id}", "a list of whole records"
+                        )
                     return response
                 except ThrottledError:
                     self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from shardline.errors import ValidationError
 from shardline.validation import is_decimal
@@ -20,10 +20,15 @@ __all__ = [
     "AT_SEQUENCE_NUMBER",
     "AT_TIMESTAMP",
     "LATEST",
+    "SEQUENCE_NUMBER_DIGITS_MAX",
     "TRIM_HORIZON",
     "StartKind",
     "StartPosition",
+    "is_sequence_number",
 ]
+
+SEQUENCE_NUMBER_DIGITS_MAX = 128
+"""The most decimal digits a sequence number may have, from a caller or from the service."""
 
 
 class StartKind(StrEnum):
@@ -128,8 +133,13 @@ class StartPosition:
 _ALL_SUB_RECORDS = 1 << 62
 
 
+def is_sequence_number(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a string of 1 to 128 ASCII digits, as every sequence number is."""
+    return is_decimal(value) and len(value) <= SEQUENCE_NUMBER_DIGITS_MAX
+
+
 def _check_sequence_number(value: object) -> None:
-    if not is_decimal(value) or len(value) > 128:
+    if not is_sequence_number(value):
         raise ValidationError("a sequence number is a string of up to 128 decimal digits")
 
 

@@ -30,13 +30,23 @@ from typing import Any
 import pybase64
 from botocore.utils import parse_timestamp
 
+from consumers.kinesis.positions import SEQUENCE_NUMBER_DIGITS_MAX
 from shardline.response_bodies import json_members
 
-__all__ = ["blob", "parse_get_records", "parse_subscribe_event", "records_are_whole", "utc_timestamp"]
+__all__ = ["blob", "parse_get_records", "parse_subscribe_event", "records_of", "utc_timestamp"]
 
 _GET_RECORDS_MEMBERS = frozenset({"Records", "NextShardIterator", "MillisBehindLatest", "ChildShards"})
 _EVENT_MEMBERS = frozenset({"Records", "ContinuationSequenceNumber", "MillisBehindLatest", "ChildShards"})
 _RECORD_MEMBERS = frozenset({"SequenceNumber", "ApproximateArrivalTimestamp", "Data", "PartitionKey"})
+
+
+class _WholeRecords(list[Any]):
+    """The record list :func:`_parse` returns: every record was checked as it was decoded, so
+    :func:`records_of` need not walk it again.  Equal to the plain list botocore would give."""
+
+    __slots__ = ()
+
+
 _RECORD_MEMBERS_ENCRYPTED = _RECORD_MEMBERS | {"EncryptionType"}
 
 
@@ -73,24 +83,44 @@ def parse_subscribe_event(body: bytes) -> dict[str, Any] | None:
     return _parse(body, _EVENT_MEMBERS, "ContinuationSequenceNumber")
 
 
-def records_are_whole(records: list[Any]) -> bool:
-    """Whether every parsed record has what a reader reads of it: ``Data`` bytes, and a
-    ``SequenceNumber`` and ``PartitionKey`` that are strings.
+def records_of(answer: dict[str, Any]) -> list[Any] | None:
+    """The record list of a parsed GetRecords answer or SubscribeToShard event, or ``None``
+    when it is not a list of whole records: ``Data`` bytes, a ``PartitionKey`` string and a
+    ``SequenceNumber`` of 1 to 128 ASCII digits.
 
-    botocore's parse keeps a record that lacks a member or has a null one, so an answer or
-    event built of bytes in another shape reaches the reader; such an answer is refused as a
-    whole (a transient error, retried or re-subscribed a bounded number of times), as no
-    position can be kept for a record without its sequence number.
+    botocore's parse keeps a record that lacks a member or has a null one, and no parse checks
+    what a sequence number string holds, so an answer or event built of bytes in another shape
+    reaches the reader; it is refused as a whole (a transient error, retried or re-subscribed a
+    bounded number of times), as no position can be kept for a record without its sequence
+    number, and a caller's bad position (a ``ValidationError``, a programming error) must not
+    be what the network's bytes raise.  Records :func:`_parse` decoded were checked then, once;
+    only botocore's are walked here.
     """
+    records = answer.get("Records")
+    if type(records) is _WholeRecords:
+        return records
+    if type(records) is not list:
+        return None
     for record in records:
         if (
             type(record) is not dict
+            or not _is_sequence_number(record.get("SequenceNumber"))
             or type(record.get("Data")) is not bytes
-            or type(record.get("SequenceNumber")) is not str
             or type(record.get("PartitionKey")) is not str
         ):
-            return False
-    return True
+            return None
+    return records
+
+
+def _is_sequence_number(value: Any) -> bool:
+    """1 to 128 ASCII digits, checked as bytes: a C loop (``str.isdigit`` asks Unicode's tables
+    per digit: ~420 against ~115 ns for a 56-digit number)."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value.encode().isdigit()
+        and len(value) <= SEQUENCE_NUMBER_DIGITS_MAX
+    )
 
 
 def _parse(body: bytes, members: frozenset[str], position: str) -> dict[str, Any] | None:
@@ -110,9 +140,12 @@ def _parse(body: bytes, members: frozenset[str], position: str) -> dict[str, Any
     ):
         return None
     try:
-        return parsed if _convert_records(records) else None
+        if not _convert_records(records):
+            return None
     except (ValueError, OverflowError, OSError):  # not base64, or a time out of range
         return None  # botocore's parse raises its own error for it
+    parsed["Records"] = _WholeRecords(records)
+    return parsed
 
 
 def _convert_records(records: list[Any]) -> bool:
@@ -134,7 +167,7 @@ def _convert_records(records: list[Any]) -> bool:
         arrival = record["ApproximateArrivalTimestamp"]
         if (
             type(data) is not str
-            or type(record["SequenceNumber"]) is not str
+            or not _is_sequence_number(record["SequenceNumber"])
             or type(record["PartitionKey"]) is not str
             or (type(arrival) is not float and type(arrival) is not int)
         ):

@@ -139,6 +139,7 @@ class KinesisSource:
         self._known: dict[str, ShardInfo] = {}
         self._lost: set[str] = set()
         """Shards whose lease this worker lost and has not taken back (checkpoints refused)."""
+        self._losses = 0
         self._finished: set[str] = set()
         self._expiry = LeaseExpiry(owner, self._lease_expiry, clock)
         self._output: asyncio.Queue[tuple[_Shard, ShardBatch] | BaseException | None] = asyncio.Queue()
@@ -157,6 +158,13 @@ class KinesisSource:
     def shards(self) -> list[str]:
         """Shards being read now (including ended ones awaiting their SHARD_END checkpoint)."""
         return sorted(self._shards)
+
+    @property
+    def partitions_lost(self) -> int:
+        """Leases lost to other workers so far, each counted when this source learnt of it (a
+        renewal or a checkpoint refused), pending records or not: what ``partitions_lost`` of
+        :class:`~consumers.pipeline.PipelineStats` reports."""
+        return self._losses
 
     async def __aenter__(self) -> KinesisSource:
         return self
@@ -289,6 +297,7 @@ class KinesisSource:
     def _lose(self, shard_id: str) -> None:
         shard = self._shards.pop(shard_id, None)
         self._lost.add(shard_id)
+        self._losses += 1
         self._observer.on_event(events.LEASES_LOST, 1.0, stream=self.stream_name, shard=shard_id)
         _log.warning("lease lost on %s/%s; stopping that shard", self.stream_name, shard_id)
         if shard is not None and shard.task is not None:
@@ -304,11 +313,26 @@ class KinesisSource:
                         raise
                     _log.warning("shard discovery failed (%s); retrying", type(exc).__name__)
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.shard_discovery_interval):
-                        await self._wake.wait()
+                await self._until_next_listing()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "shard discovery"))
+
+    async def _until_next_listing(self) -> None:
+        """Wait ``shard_discovery_interval`` on the source's own ``sleep``, or less when woken
+        (a shard ended, a reader reported children).
+
+        The interval is timed like the renewals and on the clock the lease expiry is judged on:
+        timed on the event loop's clock instead, an injected clock and the listings would drift
+        apart, and a test's clock could expire leases that are renewed in time.
+        """
+        woken = asyncio.ensure_future(self._wake.wait())
+        due = asyncio.ensure_future(self._sleep(self._config.shard_discovery_interval))
+        try:
+            await asyncio.wait({woken, due}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            due.cancel()
+            await asyncio.gather(woken, due, return_exceptions=True)
 
     @property
     def _lease_expiry(self) -> float:
@@ -406,7 +430,8 @@ class KinesisSource:
     async def _renew_forever(self) -> None:
         try:
             while not self._stopping:
-                await asyncio.sleep(self._config.lease_renew_interval)
+                # the source's own sleep: renewals are timed on the clock the expiry is judged on
+                await self._sleep(self._config.lease_renew_interval)
                 await self._renew_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "lease renewal"))

@@ -33,6 +33,7 @@ class ScriptedSource:
         self.checkpoints: list[tuple[str, Position]] = []
         self.ended: list[str] = []
         self.lost: set[str] = set()
+        self.partitions_lost = 0
         self.yielded = 0
         self.stop_calls = 0
         self.close_calls = 0
@@ -47,6 +48,11 @@ class ScriptedSource:
         self.all_yielded.set()
         if self._endless:
             await self._stopped.wait()
+
+    def lose(self, partition: str) -> None:
+        """Another worker holds ``partition`` now: its checkpoints are refused."""
+        self.lost.add(partition)
+        self.partitions_lost += 1
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
         if partition in self.lost:

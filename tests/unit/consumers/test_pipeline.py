@@ -220,7 +220,7 @@ async def test_shard_end_waits_for_a_failed_earlier_batch() -> None:
 
 async def test_lost_lease_is_never_checkpointed_again() -> None:
     source = ScriptedSource([batch("a", 1, 2), batch("b", 1, 2)])
-    source.lost.add("a")
+    source.lose("a")
     sink = RecordingSink()
     stats = await Pipeline(source, sink, config=FAST).run()
     assert source.last_checkpoint("a") is None

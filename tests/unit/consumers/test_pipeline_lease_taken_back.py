@@ -27,7 +27,7 @@ class LostThenTakenBack(ScriptedSource):
         self.refused = asyncio.Event()
 
     async def batches(self) -> AsyncIterator[SourceBatch]:
-        self.lost.add("a")
+        self.lose("a")
         yield batch("a", 1, 3)
         await self.refused.wait()
         self.lost.discard("a")

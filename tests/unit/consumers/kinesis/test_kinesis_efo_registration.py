@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from consumers.kinesis import ensure_consumer
-from shardline.errors import ConfigurationError
+from shardline.errors import ConfigurationError, ResourceNotFoundError
 
 STREAM = "arn:aws:kinesis:us-east-1:1:stream/s"
 
@@ -142,4 +142,67 @@ async def test_a_deletion_that_outlasts_the_timeout_names_the_consumer() -> None
         )
     assert "'c'" in str(raised.value) and "another consumer name" in str(raised.value)
     assert 30 <= time.now < 30 + 5.0
+    assert client.registers == 1
+
+
+class DeletedBetweenCalls:
+    """A consumer whose deletion ends between RegisterStreamConsumer's ResourceInUse and the
+    DescribeStreamConsumer that follows, ``races`` times in a row; then a registration
+    creates it again."""
+
+    def __init__(self, races: int) -> None:
+        self.races = races
+        self.registers = 0
+        self.describes = 0
+
+    async def register_stream_consumer(self, **_: Any) -> dict[str, Any]:
+        self.registers += 1
+        if self.registers <= self.races:
+            error = {"Error": {"Code": "ResourceInUseException", "Message": "Consumer c exists"}}
+            raise ClientError(error, "RegisterStreamConsumer")  # type: ignore[arg-type]
+        return {"Consumer": {"ConsumerStatus": "CREATING", "ConsumerARN": "arn:consumer-2"}}
+
+    async def describe_stream_consumer(self, **_: Any) -> dict[str, Any]:
+        self.describes += 1
+        if self.registers <= self.races:
+            raise _not_found()  # gone since the registration found it
+        return {"ConsumerDescription": {"ConsumerStatus": "ACTIVE", "ConsumerARN": "arn:consumer-2"}}
+
+
+async def test_a_consumer_deleted_between_registration_and_description_is_registered_again() -> None:
+    # before: the description's ResourceNotFoundError stopped the worker's start
+    time = FakeTime()
+    client = DeletedBetweenCalls(races=1)
+    arn = await asyncio.wait_for(
+        ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
+    )
+    assert arn == "arn:consumer-2"
+    assert client.registers == 2
+
+
+async def test_a_consumer_deleted_between_the_calls_again_and_again_names_the_consumer() -> None:
+    time = FakeTime()
+    client = DeletedBetweenCalls(races=1_000)  # another deployment registering and deleting it
+    with pytest.raises(ConfigurationError, match="deleted while it was being registered") as raised:
+        await asyncio.wait_for(
+            ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
+        )
+    assert "'c'" in str(raised.value)
+    assert client.registers == 3  # bounded
+
+
+class NoStream(DeletedBetweenCalls):
+    async def register_stream_consumer(self, **_: Any) -> dict[str, Any]:
+        self.registers += 1
+        error = {"Error": {"Code": "ResourceNotFoundException", "Message": "Stream s not found"}}
+        raise ClientError(error, "RegisterStreamConsumer")  # type: ignore[arg-type]
+
+
+async def test_a_registration_not_finding_the_stream_is_not_registered_again() -> None:
+    time = FakeTime()
+    client = NoStream(races=0)
+    with pytest.raises(ResourceNotFoundError):
+        await asyncio.wait_for(
+            ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
+        )
     assert client.registers == 1

@@ -271,3 +271,20 @@ async def test_a_lease_renewed_between_the_listing_and_the_take_stays_with_its_h
         assert source.shards == []
     lease = await store.get("shard-0")
     assert lease is not None and lease.owner == "B"
+
+
+async def test_renewals_and_listings_are_timed_on_the_sleep_the_source_was_given() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # time passes at once; the lease loops run on it
+        slept.append(seconds)
+        await asyncio.sleep(0)
+
+    config = ReaderConfig(lease_renew_interval=7.0, shard_discovery_interval=11.0)
+    source = KinesisSource(
+        "s", store=MemoryCheckpointStore(), owner="A", client=FakeKinesis([]), config=config, sleep=sleep
+    )
+    async with reading(source):
+        # before: both waited on the event loop's clock, so with an injected clock the expiry
+        # (judged on it) and the renewals (timed apart from it) drifted apart
+        await until(lambda: {7.0, 11.0} <= set(slept), "renewal and discovery sleep on the given sleep")
