@@ -287,6 +287,10 @@ class KinesisSource:
         if shard is None:
             raise CheckpointError(f"shard {partition!r} is not read by this source")
         async with shard.lock:
+            if self._shards.get(partition) is not shard:
+                # lost while this checkpoint waited for the lock (the renewal that held it
+                # learnt of the loss and counted it), or released: the lease is not ours
+                raise LeaseLostError(f"lease on shard {partition!r} was lost")
             try:
                 shard.lease = await self._store.checkpoint(shard.lease, sequence_number, sub_sequence)
             except LeaseLostError:
