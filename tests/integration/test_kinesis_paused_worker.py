@@ -7,9 +7,11 @@ seen them still for the expiry (three renewal intervals) B takes both shards.  A
 with SIGCONT: its next renewal or checkpoint carries the counter it last wrote, the table
 refuses it (``LeaseLostError``), and A stops those shards without ever taking them back.
 
-The oracle: no shard's checkpoint or counter ever moves backwards in the table, A never owns
-a shard again once B took it, every acknowledged record is in a sink (A's or B's), and A
-exits 0 on SIGTERM holding nothing.  Both processes renew every 0.5 s (the test wrapper
+The oracle: B took each shard no sooner than the expiry after A's last write to its row (as
+bounded by the test's own scans of the table), no shard's checkpoint or counter ever moves
+backwards in the table, A never owns a shard again once B took it, every acknowledged record
+is in a sink (A's or B's), A counts each of the two losses once, and A exits 0 on SIGTERM
+holding nothing.  Both processes renew every 0.5 s (the test wrapper
 ``consume_with_fast_leases``), so the expiry is 1.5 s and the test takes some seconds.
 """
 
@@ -83,11 +85,17 @@ class Producer:
 
 @dataclass
 class LeaseWatch:
-    """Reads the lease table every 0.1 s and keeps each shard's successive rows."""
+    """Reads the lease table every 0.1 s and keeps each shard's successive rows.
+
+    ``sightings`` bounds when each row was written, on this machine's monotonic clock (the one
+    the workers time the expiry on): after the start of the scan before the one that first
+    showed it (that scan still read the row it replaced), and before the end of that one.
+    """
 
     client: Any
     table: str
     history: dict[str, list[LeaseRow]] = field(default_factory=dict)
+    sightings: dict[tuple[str, LeaseRow], tuple[float, float]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     failure: list[BaseException] = field(default_factory=list)
 
@@ -101,12 +109,18 @@ class LeaseWatch:
         }
 
     def run(self) -> None:
+        previous_start = float("-inf")
         try:
             while not self.stop.is_set():
-                for shard, row in self.rows().items():
+                start = time.monotonic()
+                listed = self.rows()
+                end = time.monotonic()
+                for shard, row in listed.items():
                     rows = self.history.setdefault(shard, [])
                     if not rows or rows[-1] != row:
+                        self.sightings[(shard, row)] = (previous_start, end)
                         rows.append(row)
+                previous_start = start
                 self.stop.wait(0.1)  # sampling period of the table
         except BaseException as exc:
             self.failure.append(exc)
@@ -214,15 +228,26 @@ def test_a_worker_paused_past_the_expiry_is_fenced_out_and_loses_nothing(
         assert {owner for owner, _ in _owners(watch)} == {"worker-a"}
 
         worker_a.send_signal(signal.SIGSTOP)
-        paused_at = time.monotonic()
         wait_until(lambda: _owners(watch) == {("worker-b", 2)}, "B takes both shards of the paused A", BOUND)
-        assert time.monotonic() - paused_at >= EXPIRY  # B waited for A's counters to stand still
         taken = {shard: rows[-1] for shard, rows in watch.history.items()}
+        for shard, rows in watch.history.items():
+            # B waited for A's counter to stand still for the expiry, timed from A's last write
+            # (a renewal or a checkpoint up to an interval before the pause), not from the pause
+            last_of_a = rows[rows.index(taken[shard]) - 1]
+            assert last_of_a.owner == "worker-a", (shard, rows)
+            written_after = watch.sightings[(shard, last_of_a)][0]
+            taken_before = watch.sightings[(shard, taken[shard])][1]
+            assert taken_before - written_after >= EXPIRY, (shard, rows, written_after, taken_before)
         worker_a.send_signal(signal.SIGCONT)
 
         def fenced() -> bool:
-            lost = [e for e in _logs(tmp_path, "worker-a") if str(e["message"]).startswith("lease lost on")]
-            return len(lost) == 2
+            """A learnt of the loss of both shards (a renewal or a checkpoint refused)."""
+            lost = {
+                str(entry["message"]).rsplit("/", 1)[-1].split(";")[0]
+                for entry in _logs(tmp_path, "worker-a")
+                if str(entry["message"]).startswith("lease lost on")
+            }
+            return lost == set(taken)
 
         wait_until(lambda: fenced() or worker_a.poll() is not None, "A's writes refused or A ended", BOUND)
         assert worker_a.poll() is None, _logs(tmp_path, "worker-a")[-6:]
@@ -261,8 +286,9 @@ def test_a_worker_paused_past_the_expiry_is_fenced_out_and_loses_nothing(
         # once B took the shard, A never owned it again
         after_take = rows[rows.index(taken[shard]) :]
         assert "worker-a" not in {row.owner for row in after_take}, (shard, rows)
-    logs_a = _logs(tmp_path, "worker-a")
-    assert any(entry["message"] == "consumer stopped" and entry["exit_status"] == 0 for entry in logs_a)
+    (stopped,) = [entry for entry in _logs(tmp_path, "worker-a") if entry["message"] == "consumer stopped"]
+    assert stopped["exit_status"] == 0
+    assert stopped["partitions_lost"] == 2  # each loss counted once, however A learnt of it
 
 
 def _owners(watch: LeaseWatch) -> set[tuple[str | None, int]]:
