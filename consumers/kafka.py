@@ -208,6 +208,9 @@ class KafkaSource:
         self._closed = False
         self._subscribed = False
         self._assigned: set[str] = set()
+        self._assignment_lock = threading.Lock()
+        """Held while a checkpoint checks and stores, and while a revocation marks partitions
+        revoked: a revoke's commit then either carries an offset stored or it was refused."""
         self._rebalances = 0
         """Rebalance callbacks served so far (a hop joins two calls' messages only without one)."""
         self._next_fetch: asyncio.Future[list[list[Any]]] | None = None
@@ -319,23 +322,24 @@ class KafkaSource:
         """
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
-        if partition not in self._assigned:
-            self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
-            return False
         try:
-            self._consumer.store_offsets(
-                offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
-            )
+            with self._assignment_lock:  # store_offsets only records the offset: never waits
+                assigned = partition in self._assigned
+                if assigned:
+                    self._consumer.store_offsets(
+                        offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
+                    )
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() in (
+            if not isinstance(err, KafkaError) or err.code() not in (
                 KafkaError._STATE,
                 KafkaError._UNKNOWN_PARTITION,
             ):
-                self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
-                return False
-            raise CheckpointError(f"could not store offset for {partition}") from exc
-        return True
+                raise CheckpointError(f"could not store offset for {partition}") from exc
+            assigned = False  # librdkafka revoked it first
+        if not assigned:
+            self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
+        return assigned
 
     async def checkpoint_end(self, partition: str) -> None:
         """Kafka partitions do not close; nothing to record."""
@@ -392,17 +396,24 @@ class KafkaSource:
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         self._rebalances += 1
-        for tp in partitions:
-            self._assigned.add(partition_name(tp.topic, tp.partition))
+        with self._assignment_lock:
+            self._assigned.update(partition_name(tp.topic, tp.partition) for tp in partitions)
         self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         """Commit acknowledged offsets before the partitions go to another member.
 
+        The partitions are marked revoked before the commit: served on the consume thread,
+        the commit waits on the broker while the event loop goes on checkpointing, and an
+        offset stored in that wait would count as checkpointed without ever being committed
+        (its records are then delivered again to the new owner).  Marked first, such a
+        checkpoint is refused instead, and the commit carries every offset stored before.
         Served on the event loop (its non-waiting ``consume()``), the commit is queued ahead of
         the revocation instead of awaited, so the loop never waits on the broker.
         """
         self._rebalances += 1
+        with self._assignment_lock:
+            self._assigned.difference_update(partition_name(tp.topic, tp.partition) for tp in partitions)
         try:
             self._commit_stored(asynchronous=threading.get_ident() == self._loop_thread)
         except ShardlineError as exc:
@@ -413,9 +424,6 @@ class KafkaSource:
             failed = type(exc).__name__
             self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=failed)
             log.warning("commit on revoke failed (%s); the next owner resumes at the last commit", failed)
-        finally:
-            for tp in partitions:
-                self._assigned.discard(partition_name(tp.topic, tp.partition))
         self._observer.on_event(events.KAFKA_PARTITIONS_REVOKED, len(partitions))
 
     def _commit_stored(self, *, asynchronous: bool = False) -> None:

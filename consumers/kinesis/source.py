@@ -325,7 +325,9 @@ class KinesisSource:
         if shard.hold and not shard.delivered:
             raise LeaseLostError(f"lease on shard {partition!r} was lost and taken back since")
         async with shard.lock:
-            if self._shards.get(partition) is not shard:  # lost (and maybe taken back) meanwhile
+            if self._shards.get(partition) is not shard:
+                # lost while this checkpoint waited for the lock (the renewal that held it
+                # learnt of the loss and counted it; maybe taken back since), or released
                 raise LeaseLostError(f"lease on shard {partition!r} was lost")
             try:
                 shard.lease = await self._store.checkpoint(shard.lease, sequence_number, sub_sequence)

@@ -205,3 +205,65 @@ async def test_a_commit_refused_on_revoke_does_not_stop_the_consumer() -> None:
     (consumer,) = built
     assert consumer.revokes == 1 and consumer.commits == 1
     await asyncio.wait_for(source.close(timeout=1), BOUND)
+
+
+class RevokedWhileCommitting(FakeConsumer):
+    """Serves a revocation on the consume thread (its waiting ``consume()``), as librdkafka
+    does, and holds the revoke's commit until the event loop checkpointed meanwhile.
+
+    A commit sends the offsets stored when it is called; ``committed`` keeps each one's."""
+
+    def __init__(self, conf: dict[str, Any], rounds: list[list[Message]]) -> None:
+        super().__init__(conf, rounds)
+        self.committed: list[list[int]] = []
+        self.committing = threading.Event()
+        self.checkpointed = threading.Event()
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        partitions = [TopicPartition("t", 0)]
+        if not self._assigned:
+            self._assigned = True
+            self.on_assign(self, partitions)
+            return [Message("t", 0, 0)]
+        if timeout > 0 and not self.revokes:
+            self.revokes += 1
+            self.on_revoke(self, partitions)
+            return []
+        time.sleep(timeout)
+        return []
+
+    def commit(self, asynchronous: bool = True) -> None:
+        self.commits += 1
+        self.committed.append(list(self.stored))
+        if not self.checkpointed.is_set():
+            self.committing.set()
+            self.checkpointed.wait(BOUND)
+
+
+async def test_a_checkpoint_during_the_commit_on_revoke_is_either_committed_or_refused() -> None:
+    # the revoke committed first and marked the partitions revoked after: a checkpoint from the
+    # event loop in between stored an offset, returned True, and the commit never carried it
+    built: list[RevokedWhileCommitting] = []
+
+    def factory(conf: dict[str, Any]) -> RevokedWhileCommitting:
+        built.append(RevokedWhileCommitting(conf, []))
+        return built[-1]
+
+    source = KafkaSource(
+        ["t"], CLIENT, KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01), consumer_factory=factory
+    )
+    batches = aiter(source.batches())
+    first = await asyncio.wait_for(anext(batches), BOUND)
+    (consumer,) = built
+    waiting = asyncio.ensure_future(anext(batches))  # the next fetch hops to the consume thread
+    try:
+        assert await asyncio.wait_for(asyncio.to_thread(consumer.committing.wait, BOUND), BOUND)
+        stored = await source.checkpoint(first.partition, first.records[-1].position)
+    finally:
+        consumer.checkpointed.set()
+    assert consumer.committed == [[]]  # the revoke's commit carried no offset
+    assert not stored and consumer.stored == []  # so the checkpoint must not claim it stored one
+    await asyncio.wait_for(source.stop(), BOUND)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, BOUND)
+    await asyncio.wait_for(source.close(timeout=1), BOUND)

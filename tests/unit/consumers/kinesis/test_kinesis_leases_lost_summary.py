@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from consumers.checkpoint.base import Lease
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
 from consumers.pipeline import Pipeline, PipelineConfig
 from consumers.sinks.memory import MemorySink
+from shardline.errors import LeaseLostError
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis
 from tests.unit.consumers.kinesis.test_kinesis_source_leases import until
 
@@ -50,3 +54,48 @@ async def test_a_lease_lost_after_checkpoints_is_counted_once() -> None:
     source, lost = await _run_until_lost(records=5)
     assert lost == 1
     assert source.partitions_lost == 1
+
+
+class HeldRenewals(MemoryCheckpointStore):
+    """Holds a renewal, once ``hold`` is set, until ``resume`` is: a store answering slowly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = False
+        self.renewing = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    async def renew(self, lease: Lease) -> Lease:
+        if self.hold:
+            self.renewing.set()
+            await self.resume.wait()
+        return await super().renew(lease)
+
+
+async def test_a_checkpoint_waiting_on_the_renewal_that_finds_the_loss_does_not_count_it_again() -> None:
+    # The checkpoint waited for the shard's lock while the renewal learnt of the loss; it then
+    # wrote with the lost lease, was refused, and counted the same loss a second time (a worker
+    # continued after a pause logged "lease lost" twice for one shard).
+    store = HeldRenewals()
+    source = KinesisSource("s", store=store, owner="A", client=FakeKinesis([("k", b"x")] * 3), config=FAST)
+    batches = aiter(source.batches())
+    try:
+        batch = await asyncio.wait_for(anext(batches), BOUND)
+        store.hold = True
+        await asyncio.wait_for(store.renewing.wait(), BOUND)  # the renewal holds the shard's lock
+        await store.acquire("shard-0", "B")  # worker B takes the shard over meanwhile
+        waiting = asyncio.Event()
+
+        async def checkpoint() -> bool:
+            waiting.set()  # what follows runs on, up to the wait for the shard's lock
+            return await source.checkpoint("shard-0", batch.records[-1].position)
+
+        checkpointing = asyncio.ensure_future(checkpoint())
+        await asyncio.wait_for(waiting.wait(), BOUND)
+        store.resume.set()
+        with pytest.raises(LeaseLostError):
+            await asyncio.wait_for(checkpointing, BOUND)
+        assert source.partitions_lost == 1
+    finally:
+        await asyncio.wait_for(source.close(), BOUND)
+        await asyncio.wait_for(batches.aclose(), BOUND)
