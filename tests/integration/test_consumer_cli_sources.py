@@ -27,6 +27,7 @@ from aiobotocore.session import get_session
 from producers import KinesisProducer
 from shardline.records import Record
 from tests.integration.consume_process import sink_lines, stop_process, wait_until
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -169,15 +170,11 @@ async def test_kafka_uri_through_consume_cli_commits_what_it_wrote(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     from producers.kafka import KafkaProducer
     from shardline.kafka_config import KafkaClientConfig
 
-    topic = f"cli-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
-        future.result(timeout=30)
+    topic = new_topic(kafka_bootstrap, 3, prefix="cli")
     async with KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap)) as producer:
         deliveries = [await producer.send(record.data, record.partition_key) for record in _payloads()]
         for delivery in deliveries:

@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumers.kafka import (
     KafkaConsumerConfig,
@@ -29,18 +28,11 @@ from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics_events import KAFKA_PARTITIONS_ASSIGNED, KAFKA_PARTITIONS_REVOKED
 from shardline.records import ConsumedRecord, KafkaAck, KafkaPosition, Record
 from tests.integration.kafka_handover import Checkpointed, Delivered, Event, Revoked, judge_handovers
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
 
 SESSION_MS = 6000
-
-
-def new_topic(bootstrap: str, partitions: int) -> str:
-    name = f"t-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        future.result(timeout=30)
-    return name
 
 
 def group_config(group: str) -> KafkaConsumerConfig:

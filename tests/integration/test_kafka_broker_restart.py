@@ -29,7 +29,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumers.kafka import KafkaReplaySource, OffsetRange, end_offsets_from_acks
 from producers.kafka import KafkaProducer, KafkaProducerConfig
@@ -39,6 +38,7 @@ from shardline.local.processes import ServerHandle, free_port
 from shardline.local.services import TansuS3Storage, start_tansu
 from shardline.records import KafkaAck, KafkaPosition
 from tests import hard_stop
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -125,14 +125,6 @@ class RestartRun:
         ]
 
 
-def new_topic(bootstrap: str) -> str:
-    name = f"restart-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
-        future.result(timeout=30)
-    return name
-
-
 async def produce_through_restart(broker: RestartableBroker, topic: str, *, idempotent: bool) -> RestartRun:
     """Send keyed, uniquely numbered messages at a steady rate; restart the broker mid-run."""
     run = RestartRun()
@@ -208,7 +200,7 @@ async def read_acknowledged_ranges(
 async def test_idempotent_producer_through_a_broker_restart_writes_each_message_once_in_key_order(
     restartable_broker: RestartableBroker,
 ) -> None:
-    topic = new_topic(restartable_broker.bootstrap)
+    topic = new_topic(restartable_broker.bootstrap, PARTITIONS, prefix="restart")
     run = await produce_through_restart(restartable_broker, topic, idempotent=True)
 
     assert run.sent_during_restart > 0  # the restart happened mid-stream
@@ -224,7 +216,7 @@ async def test_without_idempotence_a_broker_restart_loses_no_acknowledged_messag
     restartable_broker: RestartableBroker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The control: acks=all with retries is at-least-once, so duplicates and reorders may occur."""
-    topic = new_topic(restartable_broker.bootstrap)
+    topic = new_topic(restartable_broker.bootstrap, PARTITIONS, prefix="restart")
     run = await produce_through_restart(restartable_broker, topic, idempotent=False)
 
     assert run.sent_during_restart > 0
@@ -242,7 +234,7 @@ async def test_a_broker_silent_past_the_delivery_timeout_fails_every_waiting_mes
 ) -> None:
     """RELIABILITY row 13: the broker is connected but answers nothing (SIGSTOP) for longer than
     ``message.timeout.ms``; every waiting message is reported to its caller as failed, none hangs."""
-    topic = new_topic(restartable_broker.bootstrap)
+    topic = new_topic(restartable_broker.bootstrap, PARTITIONS, prefix="restart")
     handle = restartable_broker.handle
     assert handle is not None
     config = KafkaProducerConfig(delivery_timeout_ms=1_500)

@@ -9,27 +9,18 @@ client's rule (``tests/kafka_partitioning.py``, checked against Kafka's own test
 
 from __future__ import annotations
 
-import uuid
 import zlib
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from producers.kafka import KafkaProducer, KafkaProducerConfig
 from shardline.kafka_config import KafkaClientConfig
 from tests.kafka_partitioning import JAVA_VECTORS, java_partition
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 7  # prime, so a mapping that differs anywhere shows up in the partitions
-
-
-def _new_topic(bootstrap: str) -> str:
-    name = f"p-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
-        future.result(timeout=30)
-    return name
 
 
 KEYS = [key for key, _ in JAVA_VECTORS] + [f"device-{n:06d}".encode() for n in range(300)] + ["température-7"]
@@ -37,7 +28,7 @@ KEYS = [key for key, _ in JAVA_VECTORS] + [f"device-{n:06d}".encode() for n in r
 
 @pytest.mark.timeout(120)
 async def test_send_and_send_many_put_every_key_where_the_java_client_would(kafka_bootstrap: str) -> None:
-    topic = _new_topic(kafka_bootstrap)
+    topic = new_topic(kafka_bootstrap, PARTITIONS, prefix="p")
     async with KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap)) as producer:
         batch = await producer.send_many([b"v"] * len(KEYS), KEYS)
         singles = [await producer.send(b"v", key) for key in KEYS[:40]]
@@ -54,7 +45,7 @@ async def test_send_and_send_many_put_every_key_where_the_java_client_would(kafk
 @pytest.mark.timeout(120)
 async def test_librdkafkas_own_default_is_still_available_and_differs(kafka_bootstrap: str) -> None:
     """``consistent_random`` (CRC32 of the key) keeps the mapping of topics written before."""
-    topic = _new_topic(kafka_bootstrap)
+    topic = new_topic(kafka_bootstrap, PARTITIONS, prefix="p")
     config = KafkaProducerConfig(partitioner="consistent_random")
     async with KafkaProducer(topic, KafkaClientConfig(kafka_bootstrap), config=config) as producer:
         acks = await (await producer.send_many([b"v"] * len(KEYS), KEYS))

@@ -24,6 +24,7 @@ from aiobotocore.session import get_session
 from consumers.sinks.firehose import encode_line
 from shardline.records import ConsumedRecord, KinesisPosition
 from tests.integration.sink_readback import dynamodb_state
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -120,12 +121,8 @@ def test_a_kinesis_sequence_range_into_a_file_sink(moto_endpoint: str, tmp_path:
 
 def test_a_kafka_offset_range_covers_every_partition(kafka_bootstrap: str, tmp_path: Path) -> None:
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    topic = f"cli-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the topic exists
-    for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
-        future.result(timeout=30)
+    topic = new_topic(kafka_bootstrap, 3, prefix="cli")
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for partition in range(3):
         for n in range(20):

@@ -10,12 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
 from consumers.kafka import OffsetRange
@@ -23,16 +21,9 @@ from consumers.replay.job import ReplayJob
 from consumers.replay.kafka_range import KafkaRangeReader
 from consumers.sinks.file import FileSink
 from shardline.kafka_config import KafkaClientConfig
+from tests.kafka_topics import new_topic
 
 pytestmark = pytest.mark.integration
-
-
-def new_topic(bootstrap: str, partitions: int) -> str:
-    name = f"replay-{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-        future.result(timeout=30)
-    return name
 
 
 def produce(bootstrap: str, topic: str, partitions: int, per_partition: int) -> None:
@@ -62,7 +53,7 @@ def sink_state(path: Path) -> tuple[str, list[tuple[int, int]]]:
 async def test_an_offset_range_replayed_twice_leaves_the_same_state(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    topic = new_topic(kafka_bootstrap, 2)
+    topic = new_topic(kafka_bootstrap, 2, prefix="replay")
     produce(kafka_bootstrap, topic, 2, 30)
     client = KafkaClientConfig(kafka_bootstrap)
     ranges = [OffsetRange(topic, 0, 5, 25), OffsetRange(topic, 1, 0, 10)]
@@ -85,7 +76,7 @@ async def test_an_offset_range_replayed_twice_leaves_the_same_state(
 
 
 async def test_a_job_resumes_after_its_last_checkpoint(kafka_bootstrap: str, tmp_path: Path) -> None:
-    topic = new_topic(kafka_bootstrap, 1)
+    topic = new_topic(kafka_bootstrap, 1, prefix="replay")
     produce(kafka_bootstrap, topic, 1, 20)
     client = KafkaClientConfig(kafka_bootstrap)
     store = SQLiteCheckpointStore(tmp_path / "job.db", namespace="replay-kafka")

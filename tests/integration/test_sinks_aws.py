@@ -76,6 +76,14 @@ async def new_bucket(s3: Any) -> str:
     return bucket
 
 
+async def new_timestream_table(timestream: Any) -> tuple[str, str]:
+    """A new Timestream database and table in it: (database, table)."""
+    database, table = f"db{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
+    await timestream.create_database(DatabaseName=database)
+    await timestream.create_table(DatabaseName=database, TableName=table)
+    return database, table
+
+
 async def new_table(dynamodb: Any, key: str = "pk") -> str:
     table = f"sink-{uuid.uuid4().hex[:12]}"
     await dynamodb.create_table(
@@ -221,9 +229,7 @@ async def test_dynamodb_guarded_keeps_the_newest_of_readings_sharing_an_arrival_
 async def test_timestream_upserts_by_position_version_and_dead_letters_what_it_cannot_map(
     aws: dict[str, Any], moto_endpoint: str
 ) -> None:
-    database, table = f"db{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
-    await aws["timestream"].create_database(DatabaseName=database)
-    await aws["timestream"].create_table(DatabaseName=database, TableName=table)
+    database, table = await new_timestream_table(aws["timestream"])
     bucket = await new_bucket(aws["s3"])
     mapping = FieldMapping(dimensions=("device",), measures=("temp",), time_field="ts")
     batch = [*telemetry(150), record(151, {"device": "d1", "ts": 1_714_521_600_151})]
@@ -252,9 +258,7 @@ async def test_timestream_upserts_by_position_version_and_dead_letters_what_it_c
 async def test_timestream_records_botocore_or_timestream_would_refuse_do_not_fail_their_neighbours_call(
     aws: dict[str, Any], moto_endpoint: str
 ) -> None:
-    database, table = f"db{uuid.uuid4().hex[:10]}", f"t{uuid.uuid4().hex[:10]}"
-    await aws["timestream"].create_database(DatabaseName=database)
-    await aws["timestream"].create_table(DatabaseName=database, TableName=table)
+    database, table = await new_timestream_table(aws["timestream"])
     bucket = await new_bucket(aws["s3"])
     mapping = FieldMapping(dimensions=("device",), time_field="ts")
     crafted = [

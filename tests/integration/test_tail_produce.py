@@ -20,6 +20,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.kafka_topics import new_topic
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,12 +100,7 @@ def test_kinesis_round_trip_through_kinesis_mock(kinesis_endpoint: str) -> None:
 
 
 def test_kafka_round_trip_through_tansu(kafka_bootstrap: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    topic = f"tail-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
-        future.result(timeout=30)
+    topic = new_topic(kafka_bootstrap, 3, prefix="tail")
     uri = f"kafka://{kafka_bootstrap}/{topic}"
 
     produced = _shardline("produce", uri, "--format", "ndjson", "--key", "field:device", "--acks", env={},

@@ -2,23 +2,11 @@ import pytest
 
 from consumers.kinesis.budget import CallBudget
 from shardline.errors import ValidationError
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.unit.consumers.kinesis.virtual_time import SteppingTime
 
 
 async def test_full_share_paces_five_calls_per_second() -> None:
-    t = FakeTime()
+    t = SteppingTime()
     budget = CallBudget(1.0, clock=t.clock, sleep=t.sleep)
     for _ in range(11):
         await budget.acquire()
@@ -27,7 +15,7 @@ async def test_full_share_paces_five_calls_per_second() -> None:
 
 
 async def test_share_leaves_room_for_other_applications() -> None:
-    t = FakeTime()
+    t = SteppingTime()
     budget = CallBudget(0.2, clock=t.clock, sleep=t.sleep)
     assert budget.calls_per_second == pytest.approx(1.0)
     for _ in range(4):
@@ -36,7 +24,7 @@ async def test_share_leaves_room_for_other_applications() -> None:
 
 
 async def test_idle_time_does_not_accumulate_beyond_burst() -> None:
-    t = FakeTime()
+    t = SteppingTime()
     budget = CallBudget(1.0, burst=2, clock=t.clock, sleep=t.sleep)
     t.now = 100.0
     assert budget.try_acquire() == 0.0

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from consumers.kinesis import ensure_consumer
 from shardline.errors import ConfigurationError, ResourceNotFoundError
+from tests.unit.consumers.kinesis.virtual_time import SteppingTime
 
 STREAM = "arn:aws:kinesis:us-east-1:1:stream/s"
 
@@ -50,23 +51,10 @@ class Registrar:
         return {"ConsumerDescription": {"ConsumerStatus": status, "ConsumerARN": "arn:consumer"}}
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 async def test_registration_and_description_refused_for_rate_are_retried() -> None:
     # before: the first LimitExceeded from RegisterStreamConsumer stopped the worker's start
     client = Registrar(register_refusals=3, describe_refusals=2)
-    time = FakeTime()
+    time = SteppingTime()
     arn = await asyncio.wait_for(
         ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
     )
@@ -77,7 +65,7 @@ async def test_registration_and_description_refused_for_rate_are_retried() -> No
 
 async def test_a_registration_refused_until_the_timeout_names_the_consumer_limits() -> None:
     client = Registrar(register_refusals=None)  # a 21st consumer: refused for good
-    time = FakeTime()
+    time = SteppingTime()
     with pytest.raises(ConfigurationError, match="at most 20 consumers") as raised:
         await asyncio.wait_for(
             ensure_consumer(client, STREAM, "c", timeout=30, clock=time.clock, sleep=time.sleep), 5
@@ -96,7 +84,7 @@ class Deleting:
     description DELETING until ``deleted_after`` seconds (of the fake time) have passed; then
     the description finds nothing and a registration creates the consumer again."""
 
-    def __init__(self, time: FakeTime, deleted_after: float) -> None:
+    def __init__(self, time: SteppingTime, deleted_after: float) -> None:
         self.time = time
         self.deleted_after = deleted_after
         self.registers = 0
@@ -123,7 +111,7 @@ class Deleting:
 
 async def test_a_consumer_being_deleted_is_waited_for_and_registered_again() -> None:
     # before: ConfigurationError "is being deleted" at once, though the deletion ends in seconds
-    time = FakeTime()
+    time = SteppingTime()
     client = Deleting(time, deleted_after=12.0)
     arn = await asyncio.wait_for(
         ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
@@ -134,7 +122,7 @@ async def test_a_consumer_being_deleted_is_waited_for_and_registered_again() -> 
 
 
 async def test_a_deletion_that_outlasts_the_timeout_names_the_consumer() -> None:
-    time = FakeTime()
+    time = SteppingTime()
     client = Deleting(time, deleted_after=1000.0)
     with pytest.raises(ConfigurationError, match="still being deleted after 30") as raised:
         await asyncio.wait_for(
@@ -171,7 +159,7 @@ class DeletedBetweenCalls:
 
 async def test_a_consumer_deleted_between_registration_and_description_is_registered_again() -> None:
     # before: the description's ResourceNotFoundError stopped the worker's start
-    time = FakeTime()
+    time = SteppingTime()
     client = DeletedBetweenCalls(races=1)
     arn = await asyncio.wait_for(
         ensure_consumer(client, STREAM, "c", timeout=120, clock=time.clock, sleep=time.sleep), 5
@@ -181,7 +169,7 @@ async def test_a_consumer_deleted_between_registration_and_description_is_regist
 
 
 async def test_a_consumer_deleted_between_the_calls_again_and_again_names_the_consumer() -> None:
-    time = FakeTime()
+    time = SteppingTime()
     client = DeletedBetweenCalls(races=1_000)  # another deployment registering and deleting it
     with pytest.raises(ConfigurationError, match="deleted while it was being registered") as raised:
         await asyncio.wait_for(
@@ -199,7 +187,7 @@ class NoStream(DeletedBetweenCalls):
 
 
 async def test_a_registration_not_finding_the_stream_is_not_registered_again() -> None:
-    time = FakeTime()
+    time = SteppingTime()
     client = NoStream(races=0)
     with pytest.raises(ResourceNotFoundError):
         await asyncio.wait_for(

@@ -14,7 +14,7 @@ import asyncio
 import heapq
 from collections.abc import Callable
 
-__all__ = ["VirtualTime"]
+__all__ = ["SteppingTime", "VirtualTime"]
 
 QUIET_TURNS = 12
 """Loop turns without activity after which the loop counts as settled."""
@@ -81,3 +81,19 @@ class VirtualTime:
         self.now = target
         await self.settle()
         observe()
+
+
+class SteppingTime:
+    """A clock that moves by exactly what one caller sleeps: for code under test that waits
+    on its own (a back-off, a budget), with no other task to run meanwhile."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
