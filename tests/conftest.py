@@ -112,6 +112,15 @@ def moto_endpoint(moto_server: ServerHandle) -> str:
 
 
 @pytest.fixture
+def own_moto_endpoint(tmp_path: Path) -> Iterator[str]:
+    """A moto server of this test's own, stopped after it: for resources that would disturb the
+    shared one (a Lambda function makes moto's state dump, /moto-api/data.json, fail with
+    HTTP 500 for the rest of the server's life, and the sink tests read Timestream through it)."""
+    for handle in _serve("moto", tmp_path):
+        yield handle.endpoint
+
+
+@pytest.fixture
 def moto_reset(moto_endpoint: str) -> str:
     """moto's URL after clearing every backend (POST /moto-api/reset); for tests needing a clean slate."""
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST", data=b"")

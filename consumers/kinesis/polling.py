@@ -245,7 +245,7 @@ class PollingShardReader(ShardReaderBase):
                         # shard); a record without data, key or sequence number can't be kept,
                         # and its position would be refused as a caller's bad input
                         raise not_a_kinesis_answer(
-                            f"GetRecords of {self._shard_id}", "a list of whole records"
+                            f"GetRecords of {self._shard_id}", "a record list, every record whole"
                         )
                     return response
                 except ThrottledError:
