@@ -17,31 +17,44 @@ from collections.abc import Callable, Hashable
 __all__ = ["RepeatedRecords", "RepeatedWarning"]
 
 
-class RepeatedWarning:
-    """Logs ``logger.warning(message, *args)`` for each kind at most once per ``interval``.
+class _Window:
+    """Per kind, one pass per ``interval``: the decision both rate limits below share.
 
-    Thread-safe: librdkafka calls ``error_cb`` from whichever thread polls.
+    Thread-safe: librdkafka calls ``error_cb`` and its log callback from whichever thread polls.
     """
 
-    def __init__(
-        self, logger: logging.Logger, interval: float = 60.0, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._logger = logger
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[Hashable, float] = {}
         self._held: dict[Hashable, int] = {}
 
-    def warning(self, kind: Hashable, message: str, *args: object) -> None:
+    def admit(self, kind: Hashable) -> int | None:
+        """``None`` to hold this one back; else how many of its kind were held back since the last."""
         now = self._clock()
         with self._lock:
             last = self._last.get(kind)
             if last is not None and now - last < self._interval:
                 self._held[kind] = self._held.get(kind, 0) + 1
-                return
+                return None
             self._last[kind] = now
-            held = self._held.pop(kind, 0)
+            return self._held.pop(kind, 0)
+
+
+class RepeatedWarning:
+    """Logs ``logger.warning(message, *args)`` for each kind at most once per ``interval``."""
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = 60.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._logger = logger
+        self._window = _Window(interval, clock)
+
+    def warning(self, kind: Hashable, message: str, *args: object) -> None:
+        held = self._window.admit(kind)
+        if held is None:
+            return
         if held:
             self._logger.warning(message + " (and %d more like it since)", *args, held)
         else:
@@ -67,25 +80,15 @@ class RepeatedRecords(logging.Filter):
     ) -> None:
         super().__init__()
         self._kind = kind
-        self._interval = interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[Hashable, float] = {}
-        self._held: dict[Hashable, int] = {}
+        self._window = _Window(interval, clock)
         self.suppressed = 0
         """Records held back in all (for diagnostics and tests)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = self._kind(record)
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(kind)
-            if last is not None and now - last < self._interval:
-                self._held[kind] = self._held.get(kind, 0) + 1
-                self.suppressed += 1
-                return False
-            self._last[kind] = now
-            held = self._held.pop(kind, 0)
+        held = self._window.admit(self._kind(record))
+        if held is None:
+            self.suppressed += 1
+            return False
         if held:
             record.msg = f"{record.getMessage()} (and {held} more like it since)"
             record.args = ()
