@@ -157,6 +157,8 @@ class KinesisSource:
         self._output: asyncio.Queue[tuple[_Shard, ShardBatch] | BaseException | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
+        """Set with ``_stopping``: ends the renewal's and the discovery's waits between rounds."""
         self._running = False
         self._consumer_arn: str | None = None
 
@@ -239,12 +241,20 @@ class KinesisSource:
                         hold=shard.hold,
                     )
             finally:
-                self._stopping = True
-                tasks = background + [s.task for s in self._shards.values() if s.task is not None]
-                for task in tasks:
+                asked_to_stop = self._stopping  # not a cancel or a failure: those end at once
+                self._halt()
+                readers = [s.task for s in self._shards.values() if s.task is not None]
+                for task in readers:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                self._running = False
+                try:
+                    await asyncio.gather(*readers, return_exceptions=True)
+                    if asked_to_stop:
+                        await self._let_lease_writes_finish(background)
+                finally:
+                    for task in background:
+                        task.cancel()
+                    await asyncio.gather(*background, return_exceptions=True)
+                    self._running = False
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
         """Record that every record of shard ``partition`` up to ``position`` is processed."""
@@ -284,7 +294,7 @@ class KinesisSource:
         """Stop reading; :meth:`batches` yields what was already read, then ends."""
         if self._stopping:
             return
-        self._stopping = True
+        self._halt()
         for shard in self._shards.values():
             if shard.task is not None:
                 shard.task.cancel()
@@ -307,6 +317,40 @@ class KinesisSource:
             _log.warning("releasing leases timed out; they expire on their own")
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _halt(self) -> None:
+        self._stopping = True
+        self._stopped.set()
+
+    async def _let_lease_writes_finish(self, background: list[asyncio.Task[None]]) -> None:
+        """After :meth:`stop`, let the renewal and the discovery end between two rounds.
+
+        Cancelled during a renewal or a take, a lease write may be applied with its answer
+        lost: the lease held in memory then no longer matches the table, the last checkpoint
+        is refused as a lost lease and the release too, so the records since the previous
+        checkpoint are read again and the shard waits for its lease to expire.  Both tasks
+        stop at their next wait (``_stopped``); a write that does not end within a lease's
+        expiry is cancelled (by then another worker may take the lease anyway).  A cancelled
+        iteration (the worker is being killed) or a failed one ends them at once, as before.
+        """
+        if background:
+            await asyncio.wait(background, timeout=self._lease_expiry)
+
+    async def _pause(self, seconds: float, *wakers: asyncio.Event) -> None:
+        """Wait ``seconds`` on the source's own ``sleep``, less when stopped or woken.
+
+        Timed on the source's ``sleep``, the clock the lease expiry is judged on: timed on the
+        event loop's instead, an injected clock and the renewals would drift apart, and a
+        test's clock could expire leases that are renewed in time.
+        """
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopped, *wakers)]
+        due = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait({due, *waits}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (due, *waits):
+                future.cancel()
+            await asyncio.gather(due, *waits, return_exceptions=True)
 
     async def _write_checkpoint(self, partition: str, sequence_number: str, sub_sequence: int) -> None:
         """Write under the lease as held now, refusing what was read under an earlier hold.
@@ -360,21 +404,9 @@ class KinesisSource:
             self._output.put_nowait(stray_cancel(exc, "shard discovery"))
 
     async def _until_next_listing(self) -> None:
-        """Wait ``shard_discovery_interval`` on the source's own ``sleep``, or less when woken
-        (a shard ended, a reader reported children).
-
-        The interval is timed like the renewals and on the clock the lease expiry is judged on:
-        timed on the event loop's clock instead, an injected clock and the listings would drift
-        apart, and a test's clock could expire leases that are renewed in time.
-        """
-        woken = asyncio.ensure_future(self._wake.wait())
-        due = asyncio.ensure_future(self._sleep(self._config.shard_discovery_interval))
-        try:
-            await asyncio.wait({woken, due}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            due.cancel()
-            await asyncio.gather(woken, due, return_exceptions=True)
+        """Wait ``shard_discovery_interval``, or less when woken (a shard ended, a reader
+        reported children) or stopped."""
+        await self._pause(self._config.shard_discovery_interval, self._wake)
 
     @property
     def _lease_expiry(self) -> float:
@@ -434,6 +466,8 @@ class KinesisSource:
         )
         self._shards[info.shard_id] = shard
         self._lost.discard(info.shard_id)
+        if self._stopping:
+            return  # taken while stopping: held only to be released by close(), not read
         shard.task = asyncio.create_task(self._read_shard(client, shard, start), name=info.shard_id)
         self._observer.on_event(events.SHARDS_STARTED, 1.0, stream=self.stream_name, shard=info.shard_id)
         _log.info("reading %s/%s from %s", self.stream_name, info.shard_id, start)
@@ -475,8 +509,9 @@ class KinesisSource:
     async def _renew_forever(self) -> None:
         try:
             while not self._stopping:
-                # the source's own sleep: renewals are timed on the clock the expiry is judged on
-                await self._sleep(self._config.lease_renew_interval)
+                await self._pause(self._config.lease_renew_interval)
+                if self._stopping:
+                    return
                 await self._renew_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
             self._output.put_nowait(stray_cancel(exc, "lease renewal"))
@@ -491,6 +526,8 @@ class KinesisSource:
         warnings went on for ever while the shard was read.
         """
         for shard_id, shard in list(self._shards.items()):
+            if self._stopping:
+                return  # the leases are released next; one renewed now would only delay it
             async with shard.lock:
                 if self._shards.get(shard_id) is not shard:
                     continue

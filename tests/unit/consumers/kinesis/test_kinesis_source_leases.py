@@ -323,3 +323,46 @@ async def test_a_shard_taken_back_is_read_under_a_new_hold_that_refuses_the_old_
         await batches.aclose()
     lease = await store.get("shard-0")
     assert lease is not None and lease.checkpoint == batch.records[-1].position.sequence_number
+
+
+class AnswersLate(MemoryCheckpointStore):
+    """Once ``slow``, a renewal is applied to the table at once and answered only when
+    ``answer`` is set: a write whose response is still on the way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow = False
+        self.in_flight = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def renew(self, lease: Lease) -> Lease:
+        renewed = await super().renew(lease)
+        if self.slow:
+            self.in_flight.set()
+            await self.answer.wait()
+        return renewed
+
+
+async def test_stopping_during_a_renewal_lets_it_finish_so_the_last_checkpoint_and_the_release_land() -> None:
+    store = AnswersLate()
+    source = KinesisSource("s", store=store, owner="A", client=FakeKinesis([("k", b"x")] * 5), config=FAST)
+    batches = source.batches()
+    try:
+        batch = await asyncio.wait_for(anext(batches), BOUND)
+        store.slow = True
+        await asyncio.wait_for(store.in_flight.wait(), BOUND)
+        await source.stop()
+        ending = asyncio.ensure_future(anext(batches, None))
+        await asyncio.sleep(0)
+        store.answer.set()  # the answer arrives after the stop
+        await asyncio.wait_for(ending, BOUND)
+        # before: the renewal was cancelled with its write applied, the lease held in memory
+        # fell one counter behind the table, and this checkpoint was refused as a lost lease
+        await source.checkpoint("shard-0", batch.records[-1].position)
+    finally:
+        await batches.aclose()
+    await asyncio.wait_for(source.close(), BOUND)
+    lease = await store.get("shard-0")
+    assert lease is not None
+    assert (lease.owner, lease.checkpoint) == (None, batch.records[-1].position.sequence_number)
+    assert source.partitions_lost == 0
