@@ -181,6 +181,8 @@ class _Work:
 class _Lane:
     queue: asyncio.Queue[_Work | None]
     workers: list[asyncio.Task[None]]
+    running: int = 0
+    """Workers not yet ended by the ``None`` the lane's partition end queues for each."""
 
 
 class Pipeline:
@@ -216,6 +218,10 @@ class Pipeline:
         self.stats = PipelineStats()
         self._tracker = AckTracker()
         self._lanes: dict[str, _Lane] = {}
+        self._ending_lanes: set[_Lane] = set()
+        """Lanes of ended partitions still writing their last records (drained and cancelled
+        with the others, then dropped): a backfill's million archive objects must not leave a
+        million idle lanes behind."""
         self._dimensions: dict[str, dict[str, str]] = {}
         self._in_flight = 0
         self._capacity = asyncio.Condition()
@@ -427,6 +433,8 @@ class Pipeline:
             end = batch.end_of_partition and index == len(chunks) - 1
             ticket = self._tracker.issue(partition, len(chunk), last_position, end_of_partition=end)
             await self._lane(partition).queue.put(_Work(ticket, kept, rejected, positions, dimensions, hold))
+        if batch.end_of_partition:
+            self._end_lane(partition)
         return True
 
     def _take_back(self, partition: str, hold: int) -> None:
@@ -541,14 +549,31 @@ class Pipeline:
                 lane.workers.append(
                     asyncio.create_task(self._lane_worker(lane), name=f"pipeline-{partition}-{number}")
                 )
+            lane.running = len(lane.workers)
             self._lanes[partition] = lane
         return lane
+
+    def _end_lane(self, partition: str) -> None:
+        """The partition ended: its lane's workers end once its queued work is done.
+
+        Work of the partition arriving later (its lease taken back and the shard read again
+        to its end) gets a lane of its own.
+        """
+        lane = self._lanes.pop(partition, None)
+        if lane is None:
+            return
+        self._ending_lanes.add(lane)
+        for _ in lane.workers:
+            lane.queue.put_nowait(None)
 
     async def _lane_worker(self, lane: _Lane) -> None:
         while True:
             work = await lane.queue.get()
             try:
                 if work is None:
+                    lane.running -= 1
+                    if not lane.running:
+                        self._ending_lanes.discard(lane)
                     return
                 await self._process(work)
             finally:
@@ -599,7 +624,7 @@ class Pipeline:
     # --- draining -------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        joins = [lane.queue.join() for lane in self._lanes.values()]
+        joins = [lane.queue.join() for lane in (*self._lanes.values(), *self._ending_lanes)]
         if not joins:
             return
         timeout = self._config.drain_timeout if self._stopping.is_set() else None
@@ -612,11 +637,12 @@ class Pipeline:
             )
 
     async def _cancel_lanes(self) -> None:
-        workers = [worker for lane in self._lanes.values() for worker in lane.workers]
+        workers = [worker for lane in (*self._lanes.values(), *self._ending_lanes) for worker in lane.workers]
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._lanes.clear()
+        self._ending_lanes.clear()
 
     # --- checkpointing --------------------------------------------------------------------------
 

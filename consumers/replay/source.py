@@ -15,8 +15,9 @@ split or merge) has each partition read only once every parent among the job's p
 finished (``SHARD_END``, every record resolved), as the live consumer reads shards: read side
 by side, a parent's older record of a key could be written after the child's newer one.
 
-Each partition reader is a task owned by the source: its failure is handed to
-:meth:`RangeSource.batches`, so :meth:`Pipeline.run` raises it.
+``concurrency`` reader tasks, owned by the source, take the partitions one after another
+(parents first); a reader's failure is handed to :meth:`RangeSource.batches`, so
+:meth:`Pipeline.run` raises it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class RangeSource:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._finished: dict[str, asyncio.Event] = {}
-        """Set once a partition is at ``SHARD_END``: its children may be read."""
+        """Per partition with children in the job: set once it is at ``SHARD_END``, so they may be read."""
 
     def __repr__(self) -> str:
         return f"RangeSource(reader={self.reader!r}, owner={self.owner!r})"
@@ -89,14 +90,13 @@ class RangeSource:
     async def batches(self) -> AsyncIterator[SourceBatch]:
         partitions = await self.reader.partitions()
         self.partitions = len(partitions)
-        slots = asyncio.Semaphore(self._concurrency)
-        self._finished = {partition: asyncio.Event() for partition in partitions}
+        in_job = set(partitions)
+        parents = {partition: self._parents_in_job(partition, in_job) for partition in partitions}
+        self._finished = {parent: asyncio.Event() for waits in parents.values() for parent in waits}
+        queue = deque(_parents_first(partitions, parents))
         self._tasks = [
-            asyncio.create_task(
-                self._read_partition(partition, slots, self._parents_in_job(partition)),
-                name=f"replay-{partition}",
-            )
-            for partition in partitions
+            asyncio.create_task(self._work(queue, parents), name=f"replay-reader-{number}")
+            for number in range(min(self._concurrency, len(partitions)))
         ]
         finisher = asyncio.create_task(self._finish_when_read(), name="replay-reads-done")
         try:
@@ -117,51 +117,68 @@ class RangeSource:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._output.put(None)
 
-    def _parents_in_job(self, partition: str) -> tuple[str, ...]:
+    def _parents_in_job(self, partition: str, in_job: set[str]) -> tuple[str, ...]:
         """The partitions of this job that must be finished before ``partition`` is read."""
         parents: Callable[[str], Sequence[str]] | None = getattr(self.reader, "parents", None)
         if parents is None:
             return ()
-        return tuple(parent for parent in parents(partition) if parent in self._finished)
+        return tuple(parent for parent in parents(partition) if parent in in_job)
 
-    async def _read_partition(
-        self, partition: str, slots: asyncio.Semaphore, parents: tuple[str, ...]
-    ) -> None:
+    async def _work(self, queue: deque[str], parents: dict[str, tuple[str, ...]]) -> None:
+        """One of ``concurrency`` readers: the next partition of ``queue`` until none is left.
+
+        A fixed set of readers, not a task per partition: an archive backfill has a partition
+        per object, and a million waiting tasks held ~2.3 GiB before the first was read.
+        ``queue`` lists parents before their children, so a reader that waits for a child's
+        parents waits for partitions already taken by other readers (or finished): the
+        earliest partition taken and not finished has its parents finished and is being read,
+        so the job always moves on.
+        """
+        partition = None
         try:
-            # waited for before taking a slot: children holding every slot would starve their parents
-            for parent in parents:
-                await self._finished[parent].wait()
-            async with slots:
+            while queue and not self._stopping:
+                partition = queue.popleft()
+                for parent in parents[partition]:
+                    await self._finished[parent].wait()
                 if self._stopping:
                     return
-                await self.store.create_if_absent(partition)
-                lease = await self.store.acquire(partition, self.owner)
-                if lease.is_shard_end:
-                    self.skipped += 1
-                    await self.store.release(lease)
-                    self._finished[partition].set()
-                    return
-                state = _Partition(lease)
-                self._open[partition] = state
-                async for records, token in self.reader.read(partition, lease.checkpoint):
-                    if self._stopping:
-                        return
-                    self.read += len(records)
-                    if records:
-                        last = records[-1].position
-                        state.pending.append((last, token))
-                        # a unit replays one stream or topic (a slice mixes them): its records say which
-                        stream, topic = names_of(last)
-                        await self._output.put(SourceBatch(partition, records, stream=stream, topic=topic))
-                    else:
-                        await self._advance_empty(state, token)
-                    if self._on_progress is not None:
-                        self._report_progress(partition, len(records))
-                await self._output.put(SourceBatch(partition, [], end_of_partition=True))
+                await self._read_partition(partition)
         except BaseException as exc:  # noqa: BLE001 - handed to the pipeline through batches()
             # one nobody sent, re-raised, ended the read quietly: the job reported success
             # with the partition unfinished
-            await self._output.put(stray_cancel(exc, f"the reader of {partition}"))
+            await self._output.put(stray_cancel(exc, f"the reader of {partition or 'the replay'}"))
+
+    async def _read_partition(self, partition: str) -> None:
+        await self.store.create_if_absent(partition)
+        lease = await self.store.acquire(partition, self.owner)
+        if lease.is_shard_end:
+            self.skipped += 1
+            await self.store.release(lease)
+            self._set_finished(partition)
+            return
+        state = _Partition(lease)
+        self._open[partition] = state
+        async for records, token in self.reader.read(partition, lease.checkpoint):
+            if self._stopping:
+                return
+            self.read += len(records)
+            if records:
+                last = records[-1].position
+                state.pending.append((last, token))
+                # a unit replays one stream or topic (a slice mixes them): its records say which
+                stream, topic = names_of(last)
+                await self._output.put(SourceBatch(partition, records, stream=stream, topic=topic))
+            else:
+                await self._advance_empty(state, token)
+            if self._on_progress is not None:
+                self._report_progress(partition, len(records))
+        await self._output.put(SourceBatch(partition, [], end_of_partition=True))
+
+    def _set_finished(self, partition: str) -> None:
+        """``partition`` is at SHARD_END: its children in the job may be read."""
+        finished = self._finished.get(partition)
+        if finished is not None:
+            finished.set()
 
     def _report_progress(self, partition: str, count: int) -> None:
         """Call ``on_progress``; what it raises is logged once and counted in
@@ -225,8 +242,7 @@ class RangeSource:
             state.lease = await self.store.checkpoint(state.lease, SHARD_END)
             state.released = True
             await self.store.release(state.lease)
-        if partition in self._finished:
-            self._finished[partition].set()
+        self._set_finished(partition)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -247,3 +263,20 @@ class RangeSource:
                     self._open.pop(partition, None)
         except TimeoutError:
             _log.warning("releasing replay leases timed out; they expire on their own")
+
+
+def _parents_first(partitions: Sequence[str], parents: dict[str, tuple[str, ...]]) -> list[str]:
+    """``partitions`` in their order, except that each comes after its parents (a stable
+    topological order; a cycle, which no shard lineage has, keeps its members in order)."""
+    ordered: list[str] = []
+    placed: set[str] = set()
+    waiting = list(partitions)
+    while waiting:
+        ready = [partition for partition in waiting if all(parent in placed for parent in parents[partition])]
+        if not ready:
+            ready = waiting  # a cycle: nothing would ever be ready
+        ready_set = set(ready)
+        ordered.extend(ready)
+        placed.update(ready)
+        waiting = [partition for partition in waiting if partition not in ready_set]
+    return ordered
