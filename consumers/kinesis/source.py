@@ -26,10 +26,10 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from consumers.checkpoint.base import CheckpointStore, Lease
 from consumers.kinesis.batch import ShardBatch
@@ -61,6 +61,7 @@ from shardline.tasks import stray_cancel
 
 __all__ = ["KinesisSource"]
 
+_T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 _STREAM_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{1,128}$")
 
@@ -415,11 +416,14 @@ class KinesisSource:
         return 3 * self._config.lease_renew_interval
 
     async def _discover(self, client: Any) -> None:
-        with map_aws_errors("kinesis"):
-            listed = await list_shards(client, stream_name=self.stream_name)
+        listed = await self._unless_stopped(self._list_shards(client))
+        if listed is None:
+            return
         for info in listed:
             self._known[info.shard_id] = info
-        leases = await self._store.list()
+        leases = await self._unless_stopped(self._store.list())
+        if leases is None:
+            return
         listed_leases = {lease.shard_id: lease for lease in leases}
         exclude = set(self._shards) | self._finished | self._expiry.held_elsewhere(leases)
         for plan in plan_reads(self._known.values(), leases, self._start, exclude=exclude):
@@ -428,6 +432,28 @@ class KinesisSource:
             # a shard without a lease yet gets one nobody holds (counter 0), created below
             judged = listed_leases.get(plan.shard_id) or Lease(plan.shard_id, None, 0, None)
             await self._start_shard(client, plan, judged)
+
+    async def _list_shards(self, client: Any) -> list[ShardInfo]:
+        with map_aws_errors("kinesis"):
+            return await list_shards(client, stream_name=self.stream_name)
+
+    async def _unless_stopped(self, read: Awaitable[_T]) -> _T | None:
+        """``read``'s result, or ``None`` once the source is stopped first.
+
+        For the discovery's reads only (a listing, the lease table's scan): a stop waits for
+        the lease writes in flight, and one of these hanging on an endpoint that does not
+        answer would hold the stop, and the last checkpoint after it, for a lease's expiry.
+        """
+        reading = asyncio.ensure_future(read)
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not reading.done():
+                reading.cancel()
+            await asyncio.gather(reading, stopped, return_exceptions=True)
+        return None if reading.cancelled() else reading.result()
 
     async def _start_shard(self, client: Any, plan: ShardAssignment, judged: Lease) -> None:
         """Take ``plan``'s lease, only as it was when judged free or abandoned, and read it.

@@ -366,3 +366,48 @@ async def test_stopping_during_a_renewal_lets_it_finish_so_the_last_checkpoint_a
     assert lease is not None
     assert (lease.owner, lease.checkpoint) == (None, batch.records[-1].position.sequence_number)
     assert source.partitions_lost == 0
+
+
+class ListingHangs(FakeKinesis):
+    """Lists one shard once; every later listing waits for an answer that never comes."""
+
+    def __init__(self) -> None:
+        super().__init__([("k", b"x")] * 5)
+        self.listings = 0
+        self.hanging = asyncio.Event()
+
+    async def list_shards(self, **kwargs: Any) -> dict[str, Any]:
+        self.listings += 1
+        if self.listings > 1:
+            self.hanging.set()
+            await asyncio.Event().wait()
+        return await super().list_shards(**kwargs)
+
+
+async def test_a_listing_that_never_answers_does_not_hold_the_stop() -> None:
+    client = ListingHangs()
+    # renewals 10 s apart: a stop waiting for the hung listing would wait a 30 s lease expiry
+    config = ReaderConfig(lease_renew_interval=10.0, shard_discovery_interval=0.01)
+    store = MemoryCheckpointStore()
+    source = KinesisSource("s", store=store, owner="A", client=client, config=config)
+    batches = source.batches()
+    try:
+        batch = await asyncio.wait_for(anext(batches), BOUND)
+        await asyncio.wait_for(client.hanging.wait(), BOUND)
+        await source.stop()
+
+        async def to_the_end() -> None:
+            async for _ in batches:
+                pass
+
+        # before: the stop waited for the discovery stuck in its listing, a lease expiry
+        await asyncio.wait_for(to_the_end(), BOUND)
+        await asyncio.wait_for(source.checkpoint("shard-0", batch.records[-1].position), BOUND)
+    finally:
+        await asyncio.wait_for(batches.aclose(), BOUND)
+    await asyncio.wait_for(source.close(), BOUND)
+    lease = await store.get("shard-0")
+    assert lease is not None and (lease.owner, lease.checkpoint) == (
+        None,
+        batch.records[-1].position.sequence_number,
+    )
