@@ -173,8 +173,9 @@ def merge_partials(partials: list[dict[str, Any]], sources: Sequence[str] | None
         if p["interrupted_after"] is not None
     ]
     notes = [f"merged from {len(partials)} workers' partial results: client CPU is the sum over the workers"]
-    for partial in partials:
-        notes.extend(note for note in partial["notes"] if note not in notes)
+    # each note once, in the order first seen: a set (a search of the list per note took
+    # minutes for a few hundred small partials of distinct notes)
+    notes.extend(dict.fromkeys(note for partial in partials for note in partial["notes"] if note != notes[0]))
     return RunOutcome(
         options=options,
         recorder=recorder,
@@ -387,14 +388,21 @@ def _read_regular_file(path: Path, number: int, count: int, progress: Callable[[
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot be read ({exc.strerror})") from None
-    with open(descriptor, "rb") as file:
-        status = os.fstat(file.fileno())
+    try:
+        # Checked on the bare descriptor: Python's file object refuses a directory itself, with
+        # an OSError the command reported as a connection failure to retry.
+        status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise ConfigurationError(f"{path}: not a regular file")
         _check_size(str(path), status.st_size)
         if progress is not None:
             progress(f"{number} of {count}: {path} ({status.st_size:,} bytes)")
-        body = file.read(MAX_PARTIAL_BYTES + 1)
+        with open(descriptor, "rb", closefd=False) as file:
+            body = file.read(MAX_PARTIAL_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
     _check_size(str(path), len(body))
     return body
 
@@ -404,6 +412,10 @@ def _check_size(source: str, size: int) -> None:
         raise ConfigurationError(f"{source}: larger than {MAX_PARTIAL_BYTES:,} bytes, not a partial result")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""Where a ``\\uD800``-``\\uDFFF`` escape may be (or an escaped backslash before such text)."""
+
+
 def _parse(body: bytes, source: str) -> Any:
     """The JSON document in ``body``, or :class:`ConfigurationError` naming ``source``.
 
@@ -411,15 +423,27 @@ def _parse(body: bytes, source: str) -> Any:
     JSON does not: every bound of the schema is false for NaN, so a NaN went on to a traceback,
     invalid JSON in result.json or a run marked interrupted.  A number that is not finite is
     refused here.  Nesting deeper than the interpreter's recursion limit is refused too.
+
+    A partial is UTF-8 text, as the bench writes it, and every string in it is text: given
+    bytes, ``json`` lets encoded surrogates through (it decodes with ``surrogatepass``), and
+    any ``"\\ud800"`` escape not paired with its other half becomes a lone surrogate, which
+    passed every check and failed writing report.html with a ``UnicodeEncodeError``.
     """
     try:
-        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        text = body.decode("utf-8")
+        document = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except _NotFinite:
         raise ConfigurationError(f"{source}: not JSON (a number that is not finite)") from None
     except RecursionError:
         raise ConfigurationError(f"{source}: not JSON (nested too deeply)") from None
     except (UnicodeDecodeError, ValueError):  # json.JSONDecodeError is a ValueError
         raise ConfigurationError(f"{source}: not JSON") from None
+    if _SURROGATE_ESCAPE.search(text):  # rare: only then is the whole document encoded again
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigurationError(f"{source}: not JSON (a string that is not Unicode text)") from None
+    return document
 
 
 class _NotFinite(Exception):

@@ -54,13 +54,26 @@ _LATE_SECONDS = 60
 """How far past a worker's measured wall time a second may lie (its clock is read last)."""
 
 
+def _is_integer(checker: object, instance: object) -> bool:
+    """An integer is an ``int`` (not a ``bool``) for partials.
+
+    JSON Schema counts ``2.0`` as an integer, so ``"workers": 2.0`` passed and failed the
+    merge with a ``TypeError`` traceback (``range(2.0)``), and a count of ``5.0`` went on into
+    the result as a float.  The bench writes every integer without a fraction.
+    """
+    return type(instance) is int
+
+
 @functools.cache
 def _validator() -> Any:
     """The partial schema's validator, made once: a merge checks one partial per worker, and
     ``jsonschema.validate`` re-reads nothing but checks the schema itself on every call."""
     schema = load_schema("partial.schema.json")
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    validator_class = jsonschema.validators.extend(
+        base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer)
+    )
     return validator_class(schema)
 
 

@@ -55,6 +55,10 @@ __all__ = [
 KEY_STRATEGIES = ("device", "random", "round-robin", "salted:N")
 CONSUMERS = ("polling", "efo", "both", "none")
 """``both``: one polling and one enhanced fan-out reader per shard, their latencies side by side."""
+MIN_LIMITS_PERCENT = 0.01
+MAX_LIMITS_PERCENT = 1_000_000.0
+"""``--limits-percent``: from a ten-thousandth of AWS's per-shard limits (0.1 records/s) to
+ten thousand times them; the partial schema's bound is the upper one."""
 
 INTERRUPT_MESSAGE = (
     "stream-bench: interrupted; stopping and writing the partial result (Ctrl-C again to quit at once)"
@@ -94,8 +98,12 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.shards < 1:
             raise ConfigurationError("shards must be >= 1")
-        if not self.limits_percent > 0:
-            raise ConfigurationError("limits percent must be positive")
+        # A vanishing share (1e-300 %) made the busiest shard's utilisation overflow to
+        # infinity, which result.json then held as ``Infinity`` (not JSON).
+        if not MIN_LIMITS_PERCENT <= self.limits_percent <= MAX_LIMITS_PERCENT:
+            raise ConfigurationError(
+                f"limits percent must lie between {MIN_LIMITS_PERCENT:g} and {MAX_LIMITS_PERCENT:g}"
+            )
         if self.consumer not in CONSUMERS:
             raise ConfigurationError(f"consumer must be one of {', '.join(CONSUMERS)}")
         if self.generator not in ("batch", "per-record"):

@@ -36,15 +36,27 @@ _MAGIC = b"SLB1"
 _HEADER = struct.Struct(">4sQqH")  # magic, record id, intended send time (ns), device-key length
 _MIN_BINARY = _HEADER.size
 
+MIN_ZIPF_EXPONENT = 0.0001
+MAX_ZIPF_EXPONENT = 1000.0
+"""The exponents of ``zipf:S``: ``f"{S:g}"`` writes every one of them as plain digits."""
+
 
 @dataclass(frozen=True, slots=True)
 class Skew:
-    """``zipf:S`` (S > 0, larger is more skewed) or ``uniform``."""
+    """``zipf:S`` (:data:`MIN_ZIPF_EXPONENT` <= S <= :data:`MAX_ZIPF_EXPONENT`, larger is more
+    skewed) or ``uniform``."""
 
     exponent: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> Skew:
+        """The skew ``text`` names; :class:`ConfigurationError` for anything else.
+
+        The exponent is finite and bounded so that it is stated as plain digits
+        (``zipf:0.0001``, not ``zipf:1e-05``), as the result schema requires: a run at
+        ``zipf:0.00001`` or ``zipf:1e7`` failed at its end, when its result was checked, and a
+        merge of partials saying so (or ``zipf:1e999``, infinity) failed there with a traceback.
+        """
         if text == "uniform":
             return cls(0.0)
         kind, _, value = text.partition(":")
@@ -56,6 +68,11 @@ class Skew:
             raise ConfigurationError(f"zipf exponent must be a number, got {value!r}") from None
         if exponent <= 0:
             raise ConfigurationError("zipf exponent must be positive")
+        if not MIN_ZIPF_EXPONENT <= exponent <= MAX_ZIPF_EXPONENT:  # false for NaN too
+            raise ConfigurationError(
+                f"zipf exponent must lie between {MIN_ZIPF_EXPONENT:g} and {MAX_ZIPF_EXPONENT:g} "
+                "(a smaller one is uniform in all but name, a larger one puts every record on one key)"
+            )
         return cls(exponent)
 
     def __str__(self) -> str:

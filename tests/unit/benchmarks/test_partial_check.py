@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import os
+import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,11 @@ from hdrh.codec import ExternalHeader, PayloadHeader, ext_header_size, payload_h
 
 import benchmarks.merge as merge
 import benchmarks.partial_check as partial_check
+from benchmarks.environment import environment
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.merge import merge_partials, partial_from_outcome, read_partials
+from benchmarks.report import render_html
+from benchmarks.result import build_result, validate_result
 from benchmarks.spacesaving import StreamSummary
 from shardline.errors import ConfigurationError
 from tests.unit.benchmarks.test_report_fidelity import _outcome
@@ -157,6 +161,8 @@ def _foreign_shard(name: str) -> Edit:
     return edit
 
 
+_ENVIRONMENT = environment("local emulator", "http://127.0.0.1:4567", "us-east-1")
+
 CRAFTED: dict[str, tuple[Edit, str]] = {
     "a billion workers": (_every("workers", 10**9), "workers"),
     "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
@@ -203,7 +209,21 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
     "a start after the run ended": (_set("started_at", "2026-01-01T00:05:04+00:00"), "304 s apart"),
     # report building read these as the bench writes them (a KeyError, a template error)
     "a gateway shard without its counts": (_set("gateway", {"shardId-000000000000": {}}), "gateway"),
-    "a machine that is a number": (_set("environment/machine", 1), "environment/machine"),
+    "a machine that is a number": (
+        _set("environment", {**_ENVIRONMENT, "machine": 1}),
+        "environment/machine",
+    ),
+    # each of these merged, then failed building or writing the report (a traceback, an
+    # Infinity in result.json) after the reading had succeeded
+    "an environment without the members the report shows": (
+        _set("environment", {"where": "somewhere"}),
+        "at environment: 'target_kind' is a required property",
+    ),
+    "a skew the result cannot state": (_both("options/workload/skew", "zipf:1e-05"), "zipf exponent"),
+    "a skew of infinity": (_both("options/workload/skew", "zipf:1e999"), "zipf exponent"),
+    "limits of a vanishing share": (_both("options/limits_percent", 1e-300), "limits percent"),
+    "a worker count written as a float": (_every("workers", 2.0), "at workers: type check failed"),
+    "a count written as a float": (_set("recorder/sent/0", 5.0), "at recorder/sent/0: type check failed"),
 }
 
 
@@ -226,6 +246,20 @@ def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     outcome = merge_partials(read_partials(str(tmp_path)))
     assert outcome.recorder.sent == {0: 1000, 1: 1000, 2: 1000}
+
+
+def test_partials_that_say_where_they_ran_merge_into_a_report(tmp_path: Path) -> None:
+    """What a worker writes passes the checks, and the report shows what it said."""
+    parts = _parts()
+    for part in parts:
+        part["environment"] = _ENVIRONMENT
+        part["notes"] = ["</p><script>alert(1)</script>"]
+    _write(tmp_path, parts)
+    result = build_result(merge_partials(read_partials(str(tmp_path))))
+    validate_result(result)
+    html = render_html(result)
+    assert "127.0.0.1:4567 (local emulator)" in html
+    assert "<script>" not in html and "&lt;/p&gt;&lt;script&gt;" in html
 
 
 def test_a_refusal_names_the_files_it_was_read_from() -> None:
@@ -312,6 +346,39 @@ def test_a_number_that_is_not_finite_is_refused(path: str, text: str, tmp_path: 
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("written", "says"),
+    [
+        (b"\\ud800", "a string that is not Unicode text"),
+        (b"\\udfff", "a string that is not Unicode text"),
+        (b"\\ude00\\ud83d", "a string that is not Unicode text"),  # a pair the wrong way round
+        (b"x\\ud83d", "a string that is not Unicode text"),
+        (b"\xed\xa0\x80", None),  # a surrogate encoded as bytes: not UTF-8 (json read it through)
+    ],
+)
+def test_a_string_that_is_not_unicode_text_is_refused(
+    written: bytes, says: str | None, tmp_path: Path
+) -> None:
+    """A lone surrogate passed every check and failed writing report.html."""
+    parts = _parts()
+    parts[1]["notes"] = ["NOT-TEXT"]
+    _write(tmp_path, parts)
+    name = tmp_path / "partial-0001-of-0002.json"
+    name.write_bytes(name.read_bytes().replace(b"NOT-TEXT", written))
+    why = r" \(" + re.escape(says) + r"\)" if says else "$"
+    with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: not JSON" + why):
+        read_partials(str(tmp_path))
+
+
+def test_a_surrogate_pair_is_text(tmp_path: Path) -> None:
+    parts = _parts()
+    parts[1]["notes"] = ["ran on \U0001f600"]
+    _write(tmp_path, parts)  # json.dumps writes the pair as two escapes
+    assert "\\ud83d\\ude00" in (tmp_path / "partial-0001-of-0002.json").read_text()
+    assert read_partials(str(tmp_path))[1]["notes"] == ["ran on \U0001f600"]
+
+
+@pytest.mark.timeout(30)
 def test_a_document_nested_too_deeply_is_refused(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     (tmp_path / "partial-0001-of-0002.json").write_text("[" * 200_000 + "]" * 200_000)
@@ -323,13 +390,15 @@ def test_a_document_nested_too_deeply_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="POSIX files")
-@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "directory"])
 def test_a_partial_that_is_not_a_regular_file_is_refused(kind: str, tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     name = tmp_path / "partial-0001-of-0002.json"
     name.unlink()
     if kind == "fifo":
         os.mkfifo(name)  # no writer: a blocking read waits forever
+    elif kind == "directory":
+        name.mkdir()  # was reported as a connection error to retry (IsADirectoryError)
     else:
         name.symlink_to("/dev/zero")  # reads without end
     with pytest.raises(ConfigurationError, match=r"partial-0001-of-0002\.json: not a regular file"):
@@ -357,6 +426,26 @@ def test_a_directory_and_a_bucket_read_the_same_names(tmp_path: Path) -> None:
     from_bucket = read_partials("s3://b/run/", s3_client=bucket)
     assert bucket.fetched == ["run/partial-0000-of-0002.json", "run/partial-0001-of-0002.json"]
     assert from_bucket == read_partials(str(tmp_path / "run"))
+
+
+@pytest.mark.timeout(30)
+def test_the_notes_of_many_workers_merge_in_linear_time() -> None:
+    """Each worker's notes were compared with every note kept so far: 200 small partials of
+    1,000 distinct notes each took many minutes.  Notes repeated across workers appear once."""
+    template = _parts()[0]
+    recorder = template["recorder"]
+    for table in ("iterator_age", "accepted_records", "accepted_bytes", "load"):
+        recorder[table] = {}
+    parts = []
+    for worker in range(200):
+        part = copy.deepcopy(template)
+        part.update(worker_id=worker, workers=200, shard_ids=[f"shardId-{worker:012d}"])
+        part["options"].update(workers=200, shards=200)
+        part["notes"] = ["shared", *(f"worker {worker} note {n}" for n in range(1000))]
+        parts.append(part)
+    notes = merge_partials(parts).notes
+    assert len(notes) == 1 + 1 + 200 * 1000
+    assert notes.count("shared") == 1 and notes[1] == "shared"
 
 
 @pytest.mark.timeout(30)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 from benchmarks.histogram import LatencyHistogram
 from benchmarks.hotkeys import KeyCounter
+from benchmarks.result import load_schema
 from benchmarks.workload import KeySampler, Skew, WorkloadSpec, decode_payload, device_key, encode_payload
 from shardline.errors import ConfigurationError
 
@@ -44,10 +46,23 @@ def test_uniform_skew_is_flat() -> None:
     assert max(counts.values()) < 1.2 * min(counts.values())
 
 
-@pytest.mark.parametrize("text", ["zipf", "zipf:-1", "pareto:1", "zipf:x"])
+@pytest.mark.parametrize(
+    "text", ["zipf", "zipf:-1", "pareto:1", "zipf:x", "zipf:nan", "zipf:inf", "zipf:0.00001", "zipf:1e7"]
+)
 def test_bad_skew_is_refused(text: str) -> None:
     with pytest.raises(ConfigurationError):
         Skew.parse(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["uniform", "zipf:0.0001", "zipf:0.00012345", "zipf:1.1", "zipf:999.9999", "zipf:1000"]
+)
+def test_an_accepted_skew_is_stated_as_the_result_schema_allows(text: str) -> None:
+    """A skew the result could not state failed the run at its end, when the result was checked."""
+    stated = str(Skew.parse(text))
+    pattern = load_schema()["properties"]["config"]["properties"]["skew"]["pattern"]
+    assert re.fullmatch(pattern, stated), stated
+    assert Skew.parse(stated).exponent == pytest.approx(Skew.parse(text).exponent, rel=1e-5)
 
 
 def test_workload_validation() -> None:
