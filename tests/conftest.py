@@ -10,6 +10,7 @@ tables and topics, so they share a server without interfering.
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -45,6 +46,29 @@ _REMOVED_AWS = (
 def in_ci() -> bool:
     """CI must fail on a missing prerequisite instead of skipping the tests that need it."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """Each test leaves the root logger's handlers and levels as it found them.
+
+    A CLI run in-process (``setup_logging``) points the root logger at that test's captured
+    stderr; left in place after the test closed the stream, every later log record in the
+    process printed a ``--- Logging error ---`` traceback, which a test reading stderr or the
+    captured records could take for its own.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    quieted = {name: logging.getLogger(name).level for name in _QUIETED_LOGGERS}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in quieted.items():
+        logging.getLogger(name).setLevel(was)
+
+
+_QUIETED_LOGGERS = ("botocore", "aiobotocore", "urllib3", "s3transfer")
+"""The loggers ``setup_logging`` sets a level on."""
 
 
 @pytest.fixture(scope="session", autouse=True)
