@@ -10,11 +10,13 @@ tables and topics, so they share a server without interfering.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +67,30 @@ def root_logging_restored() -> Iterator[None]:
     root.setLevel(level)
     for name, was in quieted.items():
         logging.getLogger(name).setLevel(was)
+
+
+@pytest.fixture(autouse=True)
+def lambda_handlers_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Lambda handler a test makes is closed after it.
+
+    A handler keeps its sink's connections open for the next invocation, as a warm Lambda
+    does; left open, the sink's HTTP session was collected during some later test, and its
+    "Unclosed client session" error landed in that test's captured logs.
+    """
+    from consumers.adapters import lambda_handler
+
+    made: list[lambda_handler._Handler] = []
+    init = lambda_handler._Handler.__init__
+
+    def noting(self: lambda_handler._Handler, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(lambda_handler._Handler, "__init__", noting)
+    yield
+    for handler in made:
+        with contextlib.suppress(Exception):  # a test's own sink may refuse to close
+            handler.close(timeout=5)
 
 
 _QUIETED_LOGGERS = ("botocore", "aiobotocore", "urllib3", "s3transfer")

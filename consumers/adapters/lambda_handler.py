@@ -58,14 +58,14 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from consumers._kafka_messages import arrival_from_millis, event_id_verified
 from consumers.adapters._batch import ONE_BATCH_CONFIG, BatchOutcome, process_batch
 from consumers.pipeline import SINK_RETRY_FOREVER, PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
-from shardline.errors import BackgroundTaskError, ConfigurationError, SinkError, ValidationError
+from shardline.errors import BackgroundTaskError, ClosedError, ConfigurationError, SinkError, ValidationError
 from shardline.kafka_config import EVENT_ID_HEADER
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -81,7 +81,16 @@ __all__ = [
     "parse_kinesis_event",
 ]
 
-LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
+class LambdaHandler(Protocol):
+    """What :func:`make_handler` returns: Lambda calls it with each event; ``close`` ends it."""
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]: ...
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Close the sink (and the dead letter) on the handler's loop, then end its thread."""
+        ...
+
 
 KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "aws:SelfManagedKafka", "SelfManagedKafka"})
 """``eventSource`` of Amazon MSK and self-managed Kafka events (both spellings are published)."""
@@ -314,7 +323,7 @@ class _LoopThread:
             self._thread.start()
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def wait(self, future: concurrent.futures.Future[BatchOutcome], timeout: float | None) -> bool:
+    def wait(self, future: concurrent.futures.Future[Any], timeout: float | None) -> bool:
         """Wait for ``future`` at most ``timeout`` seconds (``None``: as long as the loop runs)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -325,6 +334,25 @@ class _LoopThread:
             self._check_alive()
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+
+    def close(self, last: Coroutine[Any, Any, None], timeout: float | None) -> None:
+        """Run ``last`` on the loop (at most ``timeout`` seconds), then end the loop and its thread."""
+        thread = self._thread
+        if thread is None:  # never invoked: the loop never ran, so it runs ``last`` here
+            try:
+                self.loop.run_until_complete(asyncio.wait_for(last, timeout))
+            finally:
+                self.loop.close()
+            return
+        self._check_alive(last)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.wait(asyncio.run_coroutine_threadsafe(asyncio.wait_for(last, timeout), self.loop), timeout)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + self._POLL_S)
+            if not thread.is_alive():
+                self.loop.close()
 
     def _serve(self) -> None:
         try:
@@ -437,4 +465,50 @@ def make_handler(
         response["batchItemFailures"] = failures
         return response
 
-    return handler
+    return _Handler(handler, runner, sink, dead_letter)
+
+
+class _Handler:
+    """The handler Lambda calls, and its :meth:`close`.
+
+    Lambda keeps a warm handler's loop, sink and their connections for the next invocation,
+    and ends them with the execution environment.  Whoever runs a handler outside Lambda (a
+    local run, a test, a host embedding it) closes it: until then the sink's connections and
+    the loop's thread stay open.
+    """
+
+    __slots__ = ("_closed", "_dead_letter", "_invoke", "_runner", "_sink")
+
+    def __init__(
+        self,
+        invoke: Callable[[Mapping[str, Any], Any], dict[str, Any]],
+        runner: _LoopThread,
+        sink: Sink,
+        dead_letter: DeadLetter | None,
+    ) -> None:
+        self._invoke = invoke
+        self._runner = runner
+        self._sink = sink
+        self._dead_letter = dead_letter
+        self._closed = False
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        if self._closed:
+            raise ClosedError("the Lambda handler was closed")
+        return self._invoke(event, context)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Close the sink and the dead letter on the handler's loop (at most ``timeout``
+        seconds), then end the loop and its thread.  Later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._runner.close(self._close_destinations(), timeout)
+
+    async def _close_destinations(self) -> None:
+        try:
+            await self._sink.close()
+        finally:
+            close = getattr(self._dead_letter, "close", None)
+            if close is not None:
+                await close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_kinesis_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import TransientServiceError, ValidationError
+from shardline.errors import ClosedError, TransientServiceError, ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
 
@@ -212,3 +213,45 @@ def test_malformed_events_are_rejected_before_writing(mutate: Any) -> None:
 def test_parse_rejects_non_events() -> None:
     with pytest.raises(ValidationError):
         parse_kinesis_event({"Records": "nope"})
+
+
+class ClosingSink(Sink):
+    """Notes the thread its close ran on: the handler's loop thread, where its client lives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_on: list[str] = []
+
+    async def close(self) -> None:
+        self.closed_on.append(threading.current_thread().name)
+
+
+class ClosingDeadLetter(DeadLetter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def test_close_closes_the_sink_on_the_handlers_loop_and_ends_its_thread() -> None:
+    sink, dead_letter = ClosingSink(), ClosingDeadLetter()
+    handler = make_handler(sink, dead_letter=dead_letter)
+    before = set(threading.enumerate())
+    assert handler(_event(_event_record(SEQUENCES[0], b"r0")), None) == {"batchItemFailures": []}
+    loop_threads = [t for t in set(threading.enumerate()) - before if t.name == "shardline-lambda-loop"]
+    handler.close(timeout=5)
+    # before: no close at all; the sink's connections and the loop's thread stayed open
+    assert sink.closed_on == ["shardline-lambda-loop"] and dead_letter.closed == 1
+    assert loop_threads and not any(t.is_alive() for t in loop_threads)
+    with pytest.raises(ClosedError):
+        handler(_event(_event_record(SEQUENCES[1], b"r1")), None)
+    handler.close(timeout=5)  # a second close does nothing
+    assert sink.closed_on == ["shardline-lambda-loop"] and dead_letter.closed == 1
+
+
+def test_a_handler_never_invoked_closes_its_sink_too() -> None:
+    sink = ClosingSink()
+    make_handler(sink).close(timeout=5)
+    assert len(sink.closed_on) == 1
