@@ -713,6 +713,10 @@ class Pipeline:
                 self._count_checkpoint(partition)
                 self._tracker.forget(partition)
                 self._observer.on_event(events.CHECKPOINT_LAG, 0, **self._partition_dimensions(partition))
+                # only its name stays (in _ended): a backfill ends a partition per archive object
+                self._checkpointed.pop(partition, None)
+                self._dimensions.pop(partition, None)
+                self._holds.pop(partition, None)
                 return
             if position is not None and self._checkpointed.get(partition) != position:
                 persisted = await self._source.checkpoint(partition, position)
