@@ -43,6 +43,24 @@ def dead_letter_to_dict(entry: DeadLetterEntry) -> dict[str, Any]:
     return out
 
 
+def _identities_text(identities: Sequence[str]) -> bytes:
+    """What an S3 dead letter's key digests: a different text for every list of identities.
+
+    Positions hold no newline, so identities joined by newlines (the keys written so far, kept
+    so a put retried across an upgrade overwrites its object) tell them apart.  A signed event
+    id is the producer's text: one holding a newline (``"a\\nb"``) joined to the same text as
+    two identities (``"a"``, ``"b"``) and its dead letter overwrote theirs.  Such lists, and any
+    identity with a NUL or without a UTF-8 form, are digested as a JSON array behind a NUL, which
+    no newline-joined text of identities free of both can start with.
+    """
+    if not any("\n" in identity or "\x00" in identity for identity in identities):
+        try:
+            return "\n".join(identities).encode()
+        except UnicodeEncodeError:  # a lone surrogate: spelt out by the JSON form below
+            pass
+    return b"\x00" + json.dumps(list(identities)).encode("ascii")
+
+
 class FileDeadLetter:
     """Dead letters appended to a local JSON-lines file, one line per record identity."""
 
@@ -111,7 +129,7 @@ class S3DeadLetter:
         return f"S3DeadLetter(bucket={self.bucket!r}, prefix={self.prefix!r})"
 
     def key_for(self, entries: Sequence[DeadLetterEntry]) -> str:
-        digest = hashlib.sha256("\n".join(e.record.identity for e in entries).encode()).hexdigest()
+        digest = hashlib.sha256(_identities_text([e.record.identity for e in entries])).hexdigest()
         first = entries[0].record.arrival_time
         # Without an arrival time the folder is fixed, not today's: a put retried (or a run
         # replayed) after midnight wrote a second object for the same entries.

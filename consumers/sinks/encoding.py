@@ -82,8 +82,13 @@ def record_to_dict(record: ConsumedRecord) -> dict[str, Any]:
 def record_from_dict(data: dict[str, Any]) -> ConsumedRecord:
     """Inverse of :func:`record_to_dict`; raises ``SerializationError`` on malformed input.
 
-    The producer's id is the identity again exactly when it was when written (``id`` equal
-    to ``source_event_id``): these lines come from Shardline's own sinks and dead letters.
+    The producer's id is the identity again exactly when it was when written: these lines
+    come from Shardline's own sinks and dead letters, and a signed id is written as ``id``,
+    ``event_id`` and ``source_event_id`` alike.  ``id`` alone does not tell: an unsigned id
+    that spells the record's own position (a Kafka offset is easy to foresee) equals ``id``
+    too, and read back as signed it changed the record's ``event_id`` (the downstream
+    deduplication id) on every backfill.  Its ``event_id`` is a digest of the position, never
+    the position itself, so the three agree only for a signed id.
     """
     if not isinstance(data, dict):
         raise SerializationError(f"not a serialised record: a JSON {type(data).__name__}")
@@ -99,7 +104,9 @@ def record_from_dict(data: dict[str, Any]) -> ConsumedRecord:
             arrival_time=datetime.fromisoformat(arrival) if arrival else None,
             explicit_hash_key=int(hash_key) if hash_key is not None else None,
             event_id=source_event_id,
-            event_id_verified=source_event_id is not None and data.get("id") == source_event_id,
+            event_id_verified=source_event_id is not None
+            and data.get("id") == source_event_id
+            and data.get("event_id") == source_event_id,
         )
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise SerializationError(f"not a serialised record: {type(exc).__name__}") from exc
