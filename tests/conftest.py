@@ -14,11 +14,12 @@ import contextlib
 import logging
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.session import get_session
 
 from shardline.local.errors import PrerequisiteMissingError
 from shardline.local.processes import ServerHandle
@@ -210,3 +211,14 @@ def influxdb_server(local_stack_dir: Path) -> Iterator[ServerHandle]:
 def influxdb_url(influxdb_server: ServerHandle) -> str:
     """InfluxDB 1.x's HTTP URL (skipped outside CI when influxd is not installed)."""
     return influxdb_server.endpoint
+
+
+@pytest.fixture
+async def s3_and_firehose(moto_endpoint: str) -> AsyncIterator[tuple[Any, Any]]:
+    """S3 and Firehose clients of the project's moto server."""
+    session = get_session()
+    async with (
+        session.create_client("s3", endpoint_url=moto_endpoint) as s3,
+        session.create_client("firehose", endpoint_url=moto_endpoint) as firehose,
+    ):
+        yield s3, firehose

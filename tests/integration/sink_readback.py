@@ -11,12 +11,15 @@ destination's state in a canonical order, so "the same state as one run" is one 
   through moto's model dump (``/moto-api/data.json``) and reduced with Timestream's own
   rule: one point per (dimensions, measure name, time), the highest ``Version`` wins.
 - S3 dead letters: the JSON lines of every object under the prefix, by key.
+
+Also the delivery streams the Firehose tests write through.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import aiohttp
@@ -105,3 +108,23 @@ async def timestream_state(
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     points = timestream_points(await timestream_received(moto_endpoint, database, table))
     return digest(sorted(points.items())), points
+
+
+async def new_delivery_stream(
+    firehose: Any, bucket: str, prefix: str = "raw/", *, compression: str | None = None
+) -> str:
+    """A DirectPut delivery stream into ``bucket`` under ``prefix`` (moto writes each batch at once)."""
+    name = f"archive-{uuid.uuid4().hex[:12]}"
+    destination: dict[str, Any] = {
+        "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+        "BucketARN": f"arn:aws:s3:::{bucket}",
+        "Prefix": prefix,
+    }
+    if compression is not None:
+        destination["CompressionFormat"] = compression
+    await firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration=destination,
+    )
+    return name

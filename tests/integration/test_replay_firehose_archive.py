@@ -12,12 +12,10 @@ import gzip
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.replay.job import ReplayJob
@@ -25,6 +23,7 @@ from consumers.replay.ranges import S3ArchiveReader
 from consumers.sinks.firehose import FirehoseSink
 from consumers.sinks.memory import MemorySink
 from shardline.records import ConsumedRecord, KinesisPosition
+from tests.integration.sink_readback import new_delivery_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -45,16 +44,6 @@ def compress_as_firehose(fmt: str, key: str, body: bytes) -> tuple[str, bytes]:
     raise AssertionError(f"the template uses {fmt}: teach this test and the reader about it")
 
 
-@pytest.fixture
-async def aws(moto_endpoint: str) -> AsyncIterator[tuple[Any, Any]]:
-    session = get_session()
-    async with (
-        session.create_client("s3", endpoint_url=moto_endpoint) as s3,
-        session.create_client("firehose", endpoint_url=moto_endpoint) as firehose,
-    ):
-        yield s3, firehose
-
-
 def readings(count: int) -> list[ConsumedRecord]:
     return [
         ConsumedRecord(
@@ -66,22 +55,14 @@ def readings(count: int) -> list[ConsumedRecord]:
     ]
 
 
-async def test_backfill_reads_the_archive_firehose_writes_gzip_included(aws: tuple[Any, Any]) -> None:
-    s3, firehose = aws
+async def test_backfill_reads_the_archive_firehose_writes_gzip_included(
+    s3_and_firehose: tuple[Any, Any],
+) -> None:
+    s3, firehose = s3_and_firehose
     fmt = template_compression()
     bucket = f"archive-{uuid.uuid4().hex[:10]}"
     await s3.create_bucket(Bucket=bucket)
-    stream = f"archive-{uuid.uuid4().hex[:10]}"
-    await firehose.create_delivery_stream(
-        DeliveryStreamName=stream,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "Prefix": "raw/",
-            "CompressionFormat": fmt,
-        },
-    )
+    stream = await new_delivery_stream(firehose, bucket, compression=fmt)
     records = readings(120)
     await FirehoseSink(stream, client=firehose).write(records)
     [landed] = (await s3.list_objects_v2(Bucket=bucket, Prefix="raw/"))["Contents"]
@@ -97,8 +78,8 @@ async def test_backfill_reads_the_archive_firehose_writes_gzip_included(aws: tup
         assert sink.items == {r.identity: r.data for r in records}
 
 
-async def test_poison_lines_are_counted_and_never_stop_the_backfill(aws: tuple[Any, Any]) -> None:
-    s3, _ = aws
+async def test_poison_lines_are_counted_and_never_stop_the_backfill(s3_and_firehose: tuple[Any, Any]) -> None:
+    s3, _ = s3_and_firehose
     bucket = f"archive-{uuid.uuid4().hex[:10]}"
     await s3.create_bucket(Bucket=bucket)
     from consumers.sinks.firehose import encode_line

@@ -31,6 +31,7 @@ from tests.integration.sink_readback import (
     dead_letter_state,
     dynamodb_state,
     firehose_state,
+    new_delivery_stream,
     s3_objects,
     timestream_received,
     timestream_state,
@@ -93,20 +94,6 @@ async def new_table(dynamodb: Any, key: str = "pk") -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return table
-
-
-async def new_delivery_stream(firehose: Any, bucket: str) -> str:
-    name = f"archive-{uuid.uuid4().hex[:12]}"
-    await firehose.create_delivery_stream(
-        DeliveryStreamName=name,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "Prefix": "raw/",
-        },
-    )
-    return name
 
 
 async def test_firehose_lands_newline_delimited_json_with_event_ids_in_s3(aws: dict[str, Any]) -> None:

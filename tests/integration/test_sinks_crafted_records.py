@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.replay.job import ReplayJob
@@ -28,19 +27,9 @@ from consumers.sinks.memory import MemorySink
 from shardline.limits import FIREHOSE_RECORD_MAX_BYTES
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 from tests.crafted_records import archived_fields, crafted_records
-from tests.integration.sink_readback import s3_objects
+from tests.integration.sink_readback import new_delivery_stream, s3_objects
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def aws(moto_endpoint: str) -> AsyncIterator[tuple[Any, Any]]:
-    session = get_session()
-    async with (
-        session.create_client("s3", endpoint_url=moto_endpoint) as s3,
-        session.create_client("firehose", endpoint_url=moto_endpoint) as firehose,
-    ):
-        yield s3, firehose
 
 
 class RecordingSink(MemorySink):
@@ -55,30 +44,18 @@ class RecordingSink(MemorySink):
         return await super().send(entries)
 
 
-async def delivery_stream(firehose: Any, bucket: str, prefix: str) -> str:
-    name = f"crafted-{uuid.uuid4().hex[:12]}"
-    await firehose.create_delivery_stream(
-        DeliveryStreamName=name,
-        DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={
-            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "Prefix": prefix,
-        },
-    )
-    return name
-
-
 def lines_of(objects: dict[str, bytes]) -> list[bytes]:
     return sorted(line for body in objects.values() for line in body.splitlines(keepends=True))
 
 
-async def test_crafted_records_cross_firehose_and_a_backfill_unchanged(aws: tuple[Any, Any]) -> None:
-    s3, firehose = aws
+async def test_crafted_records_cross_firehose_and_a_backfill_unchanged(
+    s3_and_firehose: tuple[Any, Any],
+) -> None:
+    s3, firehose = s3_and_firehose
     bucket = f"crafted-{uuid.uuid4().hex[:10]}"
     await s3.create_bucket(Bucket=bucket)
-    first = await delivery_stream(firehose, bucket, "first/")
-    again = await delivery_stream(firehose, bucket, "again/")
+    first = await new_delivery_stream(firehose, bucket, "first/")
+    again = await new_delivery_stream(firehose, bucket, "again/")
 
     oversized = ConsumedRecord(b"\x00" * 800_000, "k", KinesisPosition("s", "shardId-000000000001", "1"))
     assert len(encode_line(oversized)) > FIREHOSE_RECORD_MAX_BYTES  # its base64 line is over 1000 KiB
@@ -119,8 +96,10 @@ def signed(offset: int, event_id: str, data: bytes) -> DeadLetterEntry:
     return DeadLetterEntry(record=record, reason="poison", error_type="ValidationError", attempts=1)
 
 
-async def test_dead_letters_of_crafted_identities_keep_objects_of_their_own(aws: tuple[Any, Any]) -> None:
-    s3, _ = aws
+async def test_dead_letters_of_crafted_identities_keep_objects_of_their_own(
+    s3_and_firehose: tuple[Any, Any],
+) -> None:
+    s3, _ = s3_and_firehose
     bucket = f"dlq-{uuid.uuid4().hex[:10]}"
     await s3.create_bucket(Bucket=bucket)
     dead = S3DeadLetter(bucket, "dlq", client=s3)
