@@ -42,7 +42,7 @@ class KafkaProducerConfig:
             live topic moves keys to other partitions (docs/kafka.md).
         linger_ms: how long librdkafka waits to fill a batch (``linger.ms``).
         batch_bytes: cap of one message batch (``batch.size``).
-        max_message_bytes: largest message (value + key) accepted by ``send()``; larger ones
+        max_message_bytes: largest message (value, key and headers) accepted by ``send()``; larger ones
             get :class:`~shardline.errors.MessageTooLargeError` before anything is queued.
             Must not exceed the topic's ``max.message.bytes`` (MSK default 1 MiB).
         delivery_timeout_ms: a message not acknowledged within this time fails with

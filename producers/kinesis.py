@@ -69,6 +69,7 @@ from shardline.shardmath import DEFAULT_KEY_CACHE_SIZE, ShardInfo, ShardMap, lis
 from shardline.tasks import cancel_requested
 from shardline.validation import (
     batch_columns,
+    is_text,
     require_text,
     validate_data,
     validate_explicit_hash_key,
@@ -257,10 +258,10 @@ class KinesisProducer:
 
     async def start(self) -> None:
         """Open the client, learn the stream's shards and record size limit, start the sender."""
+        if self._closed:  # before the started test: a closed producer stays started
+            raise ClosedError("producer was closed")
         if self._started:
             return
-        if self._closed:
-            raise ClosedError("producer was closed")
         self._stack = AsyncExitStack()
         try:
             self._client = await self._stack.enter_async_context(
@@ -372,6 +373,7 @@ class KinesisProducer:
             raise self._failure
         if not self._started or self._closed:
             raise ClosedError("producer not started or already closed")
+        self._require_own_loop()
         assert self._wakeup is not None
         self._flushing += 1
         try:
@@ -392,6 +394,8 @@ class KinesisProducer:
         """
         if self._closed:
             return
+        if self._started:
+            self._require_own_loop()
         self._accepting = False
         if self._started:
             self._closing = True
@@ -439,6 +443,21 @@ class KinesisProducer:
             raise ClosedError("producer is closed")
         if not self._started:
             raise ClosedError("producer not started; use 'async with' or await start()")
+
+    def _require_own_loop(self) -> None:
+        """Raise ``RuntimeError`` when called from another event loop than the one that started
+        the producer (another thread's, usually), as asyncio's own primitives do.
+
+        Its buffer, events and futures belong to that loop: a call from elsewhere raced its
+        bookkeeping and left the caller a future it could not await.  Not checked on every
+        ``send()``: a loop lookup costs a ``getpid()`` system call in CPython 3.11 (~0.2 us),
+        so ``send()`` checks when it opens a run of records or waits for room.
+        """
+        if asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(
+                f"{self!r} belongs to the event loop that started it and was called from another;"
+                " from another thread use SyncKinesisProducer or asyncio.run_coroutine_threadsafe"
+            )
 
     @property
     def shard_map(self) -> ShardMap:
@@ -541,6 +560,7 @@ class KinesisProducer:
         # here, and one batch call into the accumulator per run.
         run = self._send_run
         if run is None:
+            self._require_own_loop()  # once a run: see _require_own_loop
             run = self._send_run = SendRun(self._clock())
         index = len(run.keys)
         run.keys.append(item_key)
@@ -612,6 +632,7 @@ class KinesisProducer:
         """
         if self._accepting is not True:
             self._require_started()
+        self._require_own_loop()
         routed_by = self._map
         out_keys, datas, extras, groups, total = self._route_many(values, keys)
         count = len(datas)
@@ -772,7 +793,16 @@ class KinesisProducer:
             total = sum(map(len, datas)) + sum(len(key) * n for key, n in distinct.items())
         else:
             extras, total = self._prepare_each(datas, given)
-        return given, datas, extras, self._group(given, extras, distinct), total
+        try:
+            groups = self._group(given, extras, distinct)
+        except InvalidPartitionKeyError as exc:
+            # A key with no UTF-8 form is found here, where its MD5 is taken (checking every
+            # key for it before would cost each record): named by position all the same.
+            index = next((i for i, key in enumerate(given) if not is_text(key)), None)
+            if index is None:
+                raise
+            raise InvalidPartitionKeyError(f"record {index} of the batch: {exc}") from exc
+        return given, datas, extras, groups, total
 
     def _plain_keys(self, datas: list[Any], keys: list[Any]) -> Counter[str] | None:
         """The common batch, checked at C speed: bytes values with str keys, all small enough.
@@ -958,6 +988,7 @@ class KinesisProducer:
         limit from the drain rate (both in ``_max_buffered_bytes``); ``send()`` and
         ``send_many()`` inline the same test and come here only when it fails.
         """
+        self._require_own_loop()
         if block is None:
             block = self.config.block_when_full
         cfg = self.config

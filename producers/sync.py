@@ -42,6 +42,7 @@ from producers.kinesis import KinesisProducer
 from producers.tickets import BatchAcks
 from shardline.errors import BackgroundTaskError, ClosedError, ShardlineError
 from shardline.records import Ack
+from shardline.validation import batch_columns
 
 __all__ = ["SyncKinesisProducer"]
 
@@ -261,9 +262,11 @@ class SyncKinesisProducer:
         """
         if self._closed:
             raise self._closed_error()
+        # Read here, in the caller's thread (a generator may belong to it), with the async
+        # producer's own checks: list() made a str of keys one key per character.
+        materialised, given = batch_columns(values, keys, copy=True)
+        materialised_keys = None if keys is None else given
         result: concurrent.futures.Future[BatchAcks] = self._track(concurrent.futures.Future())
-        materialised = list(values)
-        materialised_keys = None if keys is None else list(keys)
 
         async def buffer() -> None:
             future = await self._producer.send_many(materialised, materialised_keys, block=block)

@@ -1,4 +1,4 @@
-"""Client-side validation of what Kinesis would reject, before any network call.
+"""Client-side validation of what Kinesis (or Kafka) would reject, before any network call.
 
 A bad record caught here gets a typed :mod:`shardline.errors` exception at ``send()`` time,
 instead of failing a whole PutRecords batch later (and the records batched with it).
@@ -22,6 +22,7 @@ from shardline.errors import (
 from shardline.limits import (
     DEFAULT_MAX_RECORD_BYTES,
     HASH_KEY_MAX,
+    KAFKA_TOPIC_MAX_CHARS,
     PARTITION_KEY_MAX_CHARS,
     PARTITION_KEY_MIN_CHARS,
 )
@@ -38,7 +39,14 @@ __all__ = [
     "validate_partition_key",
     "validate_record",
     "validate_record_size",
+    "validate_topic_name",
 ]
+
+_HASH_KEY_DIGITS = len(str(HASH_KEY_MAX))
+"""Decimal digits of the largest hash key (39): a longer str of digits is out of range unless
+it starts with zeros."""
+
+_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 def is_decimal(value: object) -> TypeGuard[str]:
@@ -99,10 +107,39 @@ def validate_explicit_hash_key(value: object) -> int:
     if isinstance(value, str):
         if not is_decimal(value):
             raise InvalidExplicitHashKeyError("explicit hash key str must be a non-negative decimal number")
+        if len(value) > _HASH_KEY_DIGITS:
+            # Past 4,300 digits int() raises a bare ValueError (sys.get_int_max_str_digits);
+            # below that it converts a number of thousands of digits only to refuse it.
+            value = value.lstrip("0") or "0"
+            if len(value) > _HASH_KEY_DIGITS:
+                raise InvalidExplicitHashKeyError("explicit hash key must be in 0..2**128-1")
         value = int(value)
     if not 0 <= value <= HASH_KEY_MAX:
         raise InvalidExplicitHashKeyError("explicit hash key must be in 0..2**128-1")
     return value
+
+
+def validate_topic_name(name: object) -> str:
+    """Return ``name`` if Kafka accepts it as a topic: 1..249 ASCII letters, digits, ``.``,
+    ``_`` and ``-``, and neither ``.`` nor ``..`` (the broker's own rule).
+
+    Checked once, when a client is made for the topic: librdkafka takes any name, and a
+    message to one the broker refuses fails only when its delivery times out.  The message
+    names the position of the first bad character, not the name (it may be anything).
+    """
+    if not isinstance(name, str):
+        raise ValidationError(f"topic name must be a str, not {type(name).__name__}")
+    if not 0 < len(name) <= KAFKA_TOPIC_MAX_CHARS:
+        raise ValidationError(f"topic name must have 1..{KAFKA_TOPIC_MAX_CHARS} characters, got {len(name)}")
+    if name in (".", ".."):
+        raise ValidationError("topic name must not be '.' or '..'")
+    if not _TOPIC_CHARS.issuperset(name):
+        position = next(n for n, char in enumerate(name) if char not in _TOPIC_CHARS)
+        raise ValidationError(
+            "topic name may hold only ASCII letters, digits, '.', '_' and '-': "
+            f"character {position} is not one"
+        )
+    return name
 
 
 def validate_data(data: object) -> bytes:

@@ -169,6 +169,24 @@ async def test_bad_input_names_its_position_and_nothing_of_the_batch_is_accepted
     assert [d for _, _, d, _, _ in written(fake)] == [b"good"]
 
 
+@pytest.mark.parametrize("shape", ["column", "record"])
+async def test_a_key_with_no_utf8_form_names_its_position_too(shape: str) -> None:
+    """A lone surrogate is found when the batch is routed (the key's MD5 needs its UTF-8 form),
+    after the per-record checks: its error named no position, unlike every other bad key."""
+    lone = "k-\ud800"
+    if shape == "column":
+        call: tuple[list[Any], list[Any] | None] = ([b"a", b"b", b"c"], ["a", "b", lone])
+    else:
+        call = ([Record(b"a", "a"), Record(b"b", "b"), Record(b"c", lone)], None)
+    fake = FakeKinesis()
+    async with KinesisProducer("s", client=fake, **FAST) as producer:
+        with pytest.raises(InvalidPartitionKeyError) as refused:
+            await producer.send_many(*call)
+        assert producer.buffered == (0, 0)
+    assert str(refused.value).startswith("record 2 of the batch: partition key is not Unicode text")
+    assert fake.calls == []
+
+
 async def test_keys_of_another_length_are_refused_before_anything_is_buffered() -> None:
     fake = FakeKinesis()
     async with KinesisProducer("s", client=fake, **FAST) as producer:
@@ -207,6 +225,29 @@ def test_the_sync_facade_takes_columns_too() -> None:
         acks = batch.result(timeout=5.0)
     assert acks.ok and len(acks) == 2
     assert sorted((k, d) for _, k, d, _, _ in written(fake)) == [("k1", b"x"), ("k2", b"y")]
+
+
+@pytest.mark.parametrize(
+    ("values", "keys", "message"),
+    [
+        ([b"x", b"y"], "k1", r"one key per value \(a list\), not a str"),  # not the keys "k" and "1"
+        ([b"x"], 5, r"one key per value \(a list\), not a int"),
+        (b"xy", ["k1", "k2"], "an iterable of values, not a bytes"),  # not the values 120 and 121
+        (None, None, "an iterable of values, not a NoneType"),
+        ([b"x", b"y"], ["k1"], "2 values but 1 keys"),
+    ],
+)
+def test_the_sync_facade_refuses_the_shapes_the_async_producer_refuses(
+    values: Any, keys: Any, message: str
+) -> None:
+    """The facade reads the caller's iterables in the caller's thread; it read a str of keys
+    as one key per character, and raised a bare TypeError for what is not iterable."""
+    fake = FakeKinesis()
+    with SyncKinesisProducer("s", client=fake, **FAST) as producer:
+        with pytest.raises(ValidationError, match=message):
+            producer.send_many(values, keys)
+        assert producer.producer.buffered == (0, 0)
+    assert fake.calls == []
 
 
 async def test_the_entries_of_one_response_share_its_arrival_time_exactly() -> None:

@@ -36,14 +36,41 @@ def test_invalid_partition_keys(key: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, 0), (HASH_KEY_MAX, HASH_KEY_MAX), ("0", 0), (str(HASH_KEY_MAX), HASH_KEY_MAX), ("42", 42)],
+    [
+        (0, 0),
+        (HASH_KEY_MAX, HASH_KEY_MAX),
+        ("0", 0),
+        (str(HASH_KEY_MAX), HASH_KEY_MAX),
+        ("42", 42),
+        ("0" * 60 + "42", 42),  # leading zeros: the same number, normalised
+        ("0" * 5000, 0),
+    ],
 )
 def test_valid_explicit_hash_keys(value: object, expected: int) -> None:
     assert validate_explicit_hash_key(value) == expected
 
 
 @pytest.mark.parametrize(
-    "value", [-1, HASH_KEY_MAX + 1, str(HASH_KEY_MAX + 1), "-1", "1e3", "", " 1", "٣", True, 1.0, None, b"1"]
+    "value",
+    [
+        -1,
+        HASH_KEY_MAX + 1,
+        str(HASH_KEY_MAX + 1),
+        "-1",
+        "+1",
+        "1e3",
+        "1_000",
+        "",
+        " 1",
+        "1\n",
+        "٣",
+        True,
+        1.0,
+        None,
+        b"1",
+        "9" * 40,
+        "9" * 5000,  # int() itself refuses it (past sys.get_int_max_str_digits) with a bare ValueError
+    ],
 )
 def test_invalid_explicit_hash_keys(value: object) -> None:
     with pytest.raises(InvalidExplicitHashKeyError):
