@@ -336,23 +336,45 @@ class _LoopThread:
                 return False
 
     def close(self, last: Coroutine[Any, Any, None], timeout: float | None) -> None:
-        """Run ``last`` on the loop (at most ``timeout`` seconds), then end the loop and its thread."""
+        """Cancel what still runs on the loop, run ``last`` there (all within ``timeout``
+        seconds), then end the loop and its thread."""
         thread = self._thread
         if thread is None:  # never invoked: the loop never ran, so it runs ``last`` here
             try:
-                self.loop.run_until_complete(asyncio.wait_for(last, timeout))
+                self.loop.run_until_complete(self._wind_down(last, timeout))
             finally:
                 self.loop.close()
             return
         self._check_alive(last)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self.wait(asyncio.run_coroutine_threadsafe(asyncio.wait_for(last, timeout), self.loop), timeout)
+            self.wait(asyncio.run_coroutine_threadsafe(self._wind_down(last, timeout), self.loop), timeout)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + self._POLL_S)
             if not thread.is_alive():
                 self.loop.close()
+
+    async def _wind_down(self, last: Coroutine[Any, Any, None], timeout: float | None) -> None:
+        """As ``asyncio.run`` ends: the tasks still pending are cancelled and awaited (a batch
+        given up at its deadline may have left some), then ``last`` runs and the async
+        generators are closed, all within ``timeout`` seconds (half of it at most for the
+        leftovers, which may ignore their cancellation).  Left pending, they were destroyed
+        with the closed loop, and their "Task was destroyed but it is pending" errors landed
+        wherever the collector ran.
+        """
+        started = self.loop.time()
+        current = asyncio.current_task()
+        leftovers = [task for task in asyncio.all_tasks() if task is not current]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=None if timeout is None else timeout / 2)
+        left = None if timeout is None else max(0.0, timeout - (self.loop.time() - started))
+        try:
+            await asyncio.wait_for(last, left)
+        finally:
+            await self.loop.shutdown_asyncgens()
 
     def _serve(self) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 from collections.abc import Sequence
@@ -255,3 +256,25 @@ def test_a_handler_never_invoked_closes_its_sink_too() -> None:
     sink = ClosingSink()
     make_handler(sink).close(timeout=5)
     assert len(sink.closed_on) == 1
+
+
+class LeavesATaskBehind(Sink):
+    """Each write starts a task that outlives the invocation (as a batch given up at its
+    deadline leaves its writes running)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left: list[asyncio.Task[None]] = []
+
+    async def write(self, batch: Sequence[ConsumedRecord]) -> None:
+        self.left.append(asyncio.get_running_loop().create_task(asyncio.Event().wait()))
+        await super().write(batch)
+
+
+def test_close_cancels_what_the_invocations_left_running_on_the_loop() -> None:
+    sink = LeavesATaskBehind()
+    handler = make_handler(sink)
+    assert handler(_event(_event_record(SEQUENCES[0], b"r0")), None) == {"batchItemFailures": []}
+    handler.close(timeout=5)
+    # before: left pending on the closed loop, destroyed whenever the collector ran
+    assert sink.left and all(task.cancelled() for task in sink.left)
