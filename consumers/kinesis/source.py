@@ -344,14 +344,7 @@ class KinesisSource:
         event loop's instead, an injected clock and the renewals would drift apart, and a
         test's clock could expire leases that are renewed in time.
         """
-        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopped, *wakers)]
-        due = asyncio.ensure_future(self._sleep(seconds))
-        try:
-            await asyncio.wait({due, *waits}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in (due, *waits):
-                future.cancel()
-            await asyncio.gather(due, *waits, return_exceptions=True)
+        await self._unless_stopped(self._sleep(seconds), *wakers)
 
     async def _write_checkpoint(self, partition: str, sequence_number: str, sub_sequence: int) -> None:
         """Write under the lease as held now, refusing what was read under an earlier hold.
@@ -437,23 +430,24 @@ class KinesisSource:
         with map_aws_errors("kinesis"):
             return await list_shards(client, stream_name=self.stream_name)
 
-    async def _unless_stopped(self, read: Awaitable[_T]) -> _T | None:
-        """``read``'s result, or ``None`` once the source is stopped first.
+    async def _unless_stopped(self, work: Awaitable[_T], *wakers: asyncio.Event) -> _T | None:
+        """``work``'s result, or ``None`` once the source is stopped (or a waker set) first;
+        ``work`` is then cancelled.
 
-        For the discovery's reads only (a listing, the lease table's scan): a stop waits for
-        the lease writes in flight, and one of these hanging on an endpoint that does not
-        answer would hold the stop, and the last checkpoint after it, for a lease's expiry.
+        For waits and the discovery's reads only (a listing, the lease table's scan), never a
+        lease write: a stop waits for the lease writes in flight, and a read hanging on an
+        endpoint that does not answer would hold the stop, and the last checkpoint after it,
+        for a lease's expiry.
         """
-        reading = asyncio.ensure_future(read)
-        stopped = asyncio.ensure_future(self._stopped.wait())
+        doing = asyncio.ensure_future(work)
+        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopped, *wakers)]
         try:
-            await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({doing, *waits}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopped.cancel()
-            if not reading.done():
-                reading.cancel()
-            await asyncio.gather(reading, stopped, return_exceptions=True)
-        return None if reading.cancelled() else reading.result()
+            for future in (doing, *waits):
+                future.cancel()
+            await asyncio.gather(doing, *waits, return_exceptions=True)
+        return None if doing.cancelled() else doing.result()
 
     async def _start_shard(self, client: Any, plan: ShardAssignment, judged: Lease) -> None:
         """Take ``plan``'s lease, only as it was when judged free or abandoned, and read it.
