@@ -29,6 +29,7 @@ from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaPosition, Position
+from shardline.validation import validate_topic_name
 
 __all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
 
@@ -45,8 +46,7 @@ class OffsetRange:
     end: int
 
     def __post_init__(self) -> None:
-        if not self.topic:
-            raise ValidationError("topic must not be empty")
+        validate_topic_name(self.topic)
         if self.partition < 0 or self.start < 0 or self.end < self.start:
             raise ValidationError(
                 f"bad offset range {self.topic}/{self.partition} [{self.start}, {self.end})"

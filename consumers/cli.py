@@ -54,13 +54,14 @@ from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
 from shardline.cli import Command, parse_aware_time
-from shardline.errors import ConfigurationError, ShardlineError
+from shardline.errors import ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import DEFAULT_FLUSH_TIMEOUT, EmfExporter
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES
 from shardline.logformat import LOG_FORMATS, JsonLogFormatter, setup_logging
 from shardline.metrics import MetricsObserver, NullObserver
 from shardline.retry import RetryPolicy
+from shardline.validation import validate_topic_name
 
 __all__ = [
     "JsonLogFormatter",
@@ -115,6 +116,11 @@ def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
     topics = tuple(topic for topic in parts.path.strip("/").split(",") if topic)
     if not topics:
         raise ConfigurationError("kafka:// source names no topic (kafka://BOOTSTRAP/TOPIC?group=GROUP)")
+    for topic in topics:
+        try:
+            validate_topic_name(topic)
+        except ValidationError as exc:
+            raise ConfigurationError(f"kafka:// source: {exc}") from None
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = set(query) - _KAFKA_OPTIONS
     if unknown:

@@ -55,6 +55,7 @@ from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
 from shardline.lograte import RepeatedWarning
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaAck, KafkaPosition, Position
+from shardline.validation import validate_topic_name
 
 __all__ = [
     "KafkaConsumerConfig",
@@ -195,8 +196,10 @@ class KafkaSource:
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
         self.topics = tuple(topics)
-        if not self.topics or not all(self.topics):
-            raise ValidationError("give at least one non-empty topic name")
+        if not self.topics:
+            raise ValidationError("give at least one topic name")
+        for topic in self.topics:
+            validate_topic_name(topic)
         self.config = config
         self._observer: MetricsObserver = guard_observer(observer)
         self._client_errors = RepeatedWarning(log)

@@ -123,8 +123,9 @@ def validate_topic_name(name: object) -> str:
     """Return ``name`` if Kafka accepts it as a topic: 1..249 ASCII letters, digits, ``.``,
     ``_`` and ``-``, and neither ``.`` nor ``..`` (the broker's own rule).
 
-    Checked once, when a client is made for the topic: librdkafka takes any name, and a
-    message to one the broker refuses fails only when its delivery times out.  The message
+    Checked once, when a client is made for the topic: librdkafka takes any name.  A message
+    to one the broker refuses fails only when its delivery times out; a consumer subscribed to
+    one joins its group and reads nothing, with no error.  The message
     names the position of the first bad character, not the name (it may be anything).
     """
     if not isinstance(name, str):
@@ -133,6 +134,9 @@ def validate_topic_name(name: object) -> str:
         raise ValidationError(f"topic name must have 1..{KAFKA_TOPIC_MAX_CHARS} characters, got {len(name)}")
     if name in (".", ".."):
         raise ValidationError("topic name must not be '.' or '..'")
+    if name.startswith("^"):
+        # librdkafka's consumer would subscribe to it as a regular expression
+        raise ValidationError("topic name is a pattern ('^...'): name each topic instead")
     if not _TOPIC_CHARS.issuperset(name):
         position = next(n for n, char in enumerate(name) if char not in _TOPIC_CHARS)
         raise ValidationError(

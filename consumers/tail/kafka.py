@@ -20,6 +20,7 @@ from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
 from shardline.errors import ConfigurationError, ResourceNotFoundError
 from shardline.kafka_config import KafkaClientConfig
+from shardline.validation import validate_topic_name
 
 __all__ = ["KafkaFollower", "KafkaStart"]
 
@@ -49,6 +50,7 @@ class KafkaFollower:
         until_tip: bool = False,
         poll_timeout_s: float = 0.2,
     ) -> None:
+        validate_topic_name(topic)
         if start.kind == "offset" and len(partitions) != 1:
             raise ConfigurationError("an offset start belongs to one partition: give exactly one --partition")
         self._client = client
