@@ -26,6 +26,7 @@ from shardline.validation import is_decimal
 __all__ = [
     "DEFAULT_NAMESPACE",
     "INITIAL_POSITIONS",
+    "MAX_CHECKPOINT_DIGITS",
     "MAX_SHARD_ID_CHARS",
     "SHARD_END",
     "CheckpointStore",
@@ -46,6 +47,9 @@ INITIAL_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 _NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 MAX_SHARD_ID_CHARS = 256
 """The longest partition (shard) id a checkpoint store keeps."""
+MAX_CHECKPOINT_DIGITS = 128
+"""The most digits a checkpoint has: a Kinesis sequence number's (a Kafka offset has 19).
+A longer one is no position any reader can start from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +164,17 @@ def validate_initial_position(initial_position: str) -> str:
 
 
 def validate_checkpoint_value(sequence_number: str, sub_sequence_number: int) -> None:
-    """A checkpoint is a decimal sequence number or :data:`SHARD_END`, sub-sequence >= 0."""
+    """A checkpoint is a decimal sequence number of at most :data:`MAX_CHECKPOINT_DIGITS`
+    digits or :data:`SHARD_END`, sub-sequence >= 0.
+
+    The stores read their rows through this check too: a lease whose checkpoint had more digits
+    passed it, and the shard's start position refused it, ending the whole consumer.
+    """
     if not isinstance(sequence_number, str) or not (
-        sequence_number == SHARD_END or is_decimal(sequence_number)
+        sequence_number == SHARD_END
+        or (is_decimal(sequence_number) and len(sequence_number) <= MAX_CHECKPOINT_DIGITS)
     ):
-        raise ValidationError("checkpoint must be a decimal sequence number or SHARD_END")
+        raise ValidationError("checkpoint must be a decimal sequence number of up to 128 digits or SHARD_END")
     if (
         not isinstance(sub_sequence_number, int)
         or isinstance(sub_sequence_number, bool)

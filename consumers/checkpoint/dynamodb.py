@@ -584,10 +584,15 @@ def _lease_from_row(item: dict[str, Any]) -> Lease:
     if sub_sequence < 0:
         raise _BadMember("its checkpoint's sub-sequence number is negative")
     _member(item, OWNER_SWITCHES, "N")  # a take adds to it: of another type, the write fails
+    counter = _member(item, LEASE_COUNTER, "N")
+    if counter is None:
+        # every KCL and Shardline write of a lease carries one; read as 0, the lease looked
+        # free or abandoned, and every take failed its condition as if another worker had won
+        raise _BadMember(f"{LEASE_COUNTER} is missing")
     return Lease(
         shard_id=shard_id,
         owner=owner,
-        counter=int(_member(item, LEASE_COUNTER, "N") or "0"),
+        counter=int(counter),
         checkpoint=checkpoint,
         sub_sequence_number=sub_sequence,
         parent_shard_ids=tuple(sorted(parents)),

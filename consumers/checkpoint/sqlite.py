@@ -75,6 +75,8 @@ class SQLiteCheckpointStore:
         self.path = str(path)
         if not self.path:
             raise CheckpointError("SQLite checkpoint store needs a database path")
+        if "\x00" in self.path:  # no file has such a name: opening it raised a bare ValueError
+            raise CheckpointError("a SQLite checkpoint database path cannot contain a NUL character")
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._closed = False
@@ -93,9 +95,13 @@ class SQLiteCheckpointStore:
             isolation_level=None,  # explicit transactions only
             check_same_thread=False,  # used from worker threads, serialised by self._lock
         )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(_SCHEMA)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+        except BaseException:
+            connection.close()  # the next call opens it afresh
+            raise
         return connection
 
     async def _run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
@@ -108,16 +114,16 @@ class SQLiteCheckpointStore:
                     raise ClosedError("checkpoint store is closed")
                 try:
                     self._connection = self._connect()
-                except (sqlite3.Error, OSError) as exc:
-                    # OSError: creating the file or its directories (a parent that is a file,
-                    # no permission) fails before SQLite sees the path, and is no less typed
+                except sqlite3.Error as exc:
+                    raise _database_error("cannot open checkpoint database", exc) from exc
+                except OSError as exc:
+                    # creating the file or its directories (a parent that is a file, no
+                    # permission) fails before SQLite sees the path, and is no less typed
                     raise CheckpointError(f"cannot open checkpoint database: {exc}") from exc
             try:
                 return _in_transaction(self._connection, operation) if write else operation(self._connection)
-            except sqlite3.OperationalError as exc:  # locked / busy beyond the timeout
-                raise CheckpointError(f"checkpoint database error: {exc}", retriable=True) from exc
             except sqlite3.Error as exc:
-                raise CheckpointError(f"checkpoint database error: {exc}") from exc
+                raise _database_error("checkpoint database error", exc) from exc
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -253,6 +259,24 @@ class SQLiteCheckpointStore:
         )
         if cursor.rowcount != 1:
             raise LeaseLostError(f"lease on shard {lease.shard_id!r} is held by another worker now")
+
+
+_BUSY_RESULT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_PROTOCOL})
+"""Result codes of a database that was busy (PROTOCOL: a WAL lock race that SQLite gave up on)."""
+
+
+def _database_error(context: str, exc: sqlite3.Error) -> CheckpointError:
+    """``exc`` as a :class:`CheckpointError`, retriable only when the database was busy.
+
+    A lock another process held past the busy timeout goes away, at open as at a write;
+    a read-only file, a table of another shape or a damaged database stay as they are, and
+    retried they kept shard discovery failing for ever instead of stopping the consumer.
+    (Both kinds are ``sqlite3.OperationalError``: only the result code tells them apart.)
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    # an extended result code (SQLITE_BUSY_SNAPSHOT...) keeps its primary code in the low byte
+    busy = isinstance(code, int) and (code & 0xFF) in _BUSY_RESULT_CODES
+    return CheckpointError(f"{context}: {exc}", retriable=busy)
 
 
 def _in_transaction(connection: sqlite3.Connection, operation: Callable[[sqlite3.Connection], _T]) -> _T:

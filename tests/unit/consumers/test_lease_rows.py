@@ -31,7 +31,11 @@ def test_a_kcl_row_is_a_lease() -> None:
 
 
 def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
-    row = {"leaseKey": {"S": "shardId-000000000001"}, "checkpoint": {"S": "TRIM_HORIZON"}}
+    row = {
+        "leaseKey": {"S": "shardId-000000000001"},
+        "leaseCounter": {"N": "0"},
+        "checkpoint": {"S": "TRIM_HORIZON"},
+    }
     lease = _lease_from_item(row)
     assert (lease.owner, lease.counter, lease.sub_sequence_number, lease.parent_shard_ids) == (None, 0, 0, ())
     assert lease.checkpoint is None and lease.initial_position == "TRIM_HORIZON"
@@ -55,11 +59,22 @@ def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
         {"checkpoint": {"S": "garbage"}},
         {"checkpointSubSequenceNumber": {"N": "-1"}},  # read as a skip it could not be
         {"ownerSwitchesSinceCheckpoint": {"S": "1"}},  # a take adds to it: the write failed
+        {"leaseCounter": {"NULL": True}},  # read as 0: every take failed as if another worker won
+        {"checkpoint": {"S": "1" * 129}},  # no sequence number has more than 128 digits
     ],
 )
 def test_a_row_no_kcl_worker_writes_is_a_lease_row_error(change: dict[str, Any]) -> None:
     with pytest.raises(LeaseRowError, match="is not a lease"):
         _lease_from_item({**KCL_ROW, **change})
+
+
+def test_a_row_without_a_lease_counter_is_a_lease_row_error_naming_it() -> None:
+    """Every KCL and Shardline write of a lease carries ``leaseCounter``: a row without one
+    was read as counter 0, listed as a lease nobody held, and every take of it failed its
+    condition as a LeaseLostError, so the shard was silently never read."""
+    row = {key: value for key, value in KCL_ROW.items() if key != "leaseCounter"}
+    with pytest.raises(LeaseRowError, match=r"shardId-000000000001.*leaseCounter is missing"):
+        _lease_from_item(row)
 
 
 def test_null_members_are_absent_ones_as_the_kcl_reads_them() -> None:
@@ -91,6 +106,7 @@ def test_listing_leaves_out_a_bad_row_and_names_it(caplog: pytest.LogCaptureFixt
         ("parent_shard_ids", "oops"),
         ("parent_shard_ids", "5"),
         ("parent_shard_ids", '"shardId-000000000007"'),  # was read as its characters
+        ("checkpoint", "1" * 129),  # no sequence number has more than 128 digits
     ],
 )
 async def test_a_sqlite_row_it_never_writes_is_a_lease_row_error(

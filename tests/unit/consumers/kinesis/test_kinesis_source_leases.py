@@ -119,14 +119,19 @@ async def test_a_shard_finished_by_its_holder_after_the_listing_is_not_read_agai
     assert client.get_records_calls == 0
 
 
-async def test_one_malformed_lease_row_leaves_the_other_shards_read(tmp_path: Path) -> None:
+# "1" * 129: digits, but more than any sequence number has; the row was read as a lease, and
+# planning the shard's start from it raised a ValidationError that ended the whole source
+@pytest.mark.parametrize("checkpoint", ["garbage", "1" * 129])
+async def test_one_malformed_lease_row_leaves_the_other_shards_read(tmp_path: Path, checkpoint: str) -> None:
     path = tmp_path / "leases.db"
     store = SQLiteCheckpointStore(str(path))
     for shard_id in ("shard-0", "shard-1"):
         await store.create_if_absent(shard_id)
     connection = sqlite3.connect(path)
     with connection:
-        connection.execute("UPDATE shardline_leases SET checkpoint = 'garbage' WHERE lease_key = 'shard-1'")
+        connection.execute(
+            "UPDATE shardline_leases SET checkpoint = ? WHERE lease_key = 'shard-1'", (checkpoint,)
+        )
     connection.close()
     assert [lease.shard_id for lease in await store.list()] == ["shard-0"]  # logged and left out
     source = KinesisSource("s", store=store, owner="A", client=TwoShards([("k", b"x")] * 20), config=FAST)
