@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -43,6 +44,7 @@ from typing import Any, Literal, Self
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from consumers._kafka_lag import LagSampler, PartitionLag
 from consumers._kafka_messages import KafkaRecords, lazy_batches, partition_name
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
 from consumers._kafka_thread import ConsumerThread
@@ -91,6 +93,9 @@ class KafkaConsumerConfig:
         batch_max_messages / poll_timeout_s: one ``consume()`` call's size, and how long a
             waiting fetch may wait for its first message (it returns as soon as one arrives).
         with_timestamps: fill ``ConsumedRecord.arrival_time`` from the message timestamp.
+        lag_interval_s: how often each owned partition's lag in messages is measured and
+            reported (``kafka_lag_messages``), from values the client already holds; 0
+            measures after every ``consume()`` call.
         read_committed: skip messages of aborted transactions.
         librdkafka: further consumer properties passed through unchanged; TLS and SASL
             properties are refused (set them through ``KafkaClientConfig.security``).
@@ -108,6 +113,7 @@ class KafkaConsumerConfig:
     batch_max_messages: int = 1_000
     poll_timeout_s: float = 0.5
     with_timestamps: bool = True
+    lag_interval_s: float = 1.0
     read_committed: bool = True
     librdkafka: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
     event_id_key: EventIdKey | None = field(default=None, repr=False, hash=False, compare=False)
@@ -130,6 +136,8 @@ class KafkaConsumerConfig:
             problems.append("batch_max_messages must be in 1..1000000")
         if self.poll_timeout_s <= 0:
             problems.append("poll_timeout_s must be > 0")
+        if not (math.isfinite(self.lag_interval_s) and self.lag_interval_s >= 0):
+            problems.append("lag_interval_s must be a finite number >= 0")
         try:
             refuse_security_keys(self.librdkafka, "KafkaConsumerConfig.librdkafka")
         except ConfigurationError as exc:
@@ -205,6 +213,7 @@ class KafkaSource:
         self._client_errors = RepeatedWarning(log)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
         self._consumer = client.new_client(consumer_factory, conf)
+        self._lag = LagSampler(self._consumer, config.lag_interval_s)
         self._executor = ConsumerThread("shardline-kafka-consume")
         self._close_timeout_s = client.consumer_close_timeout_s
         self._stopping = False
@@ -216,7 +225,7 @@ class KafkaSource:
         revoked: a revoke's commit then either carries an offset stored or it was refused."""
         self._rebalances = 0
         """Rebalance callbacks served so far (a hop joins two calls' messages only without one)."""
-        self._next_fetch: asyncio.Future[list[list[Any]]] | None = None
+        self._next_fetch: asyncio.Future[tuple[list[list[Any]], list[PartitionLag]]] | None = None
         self._fetched: deque[list[Any]] = deque()
         """Fetched message lists not made into batches yet (one per ``consume()`` call)."""
         self._held: deque[SourceBatch] = deque()
@@ -250,11 +259,12 @@ class KafkaSource:
         with_timestamps = self.config.with_timestamps
         event_id_key = self.config.event_id_key
         observer = self._observer
+        sample_lag = self._lag.sample
 
         def on_error(err: KafkaError) -> None:
             _raise_for_message_error(err, observer)
 
-        def fetch_more(count: int, timeout: float) -> list[list[Any]]:
+        def fetch_more(count: int, timeout: float) -> tuple[list[list[Any]], list[PartitionLag]]:
             """One hop of the consume thread: wait for the first message, take what is queued
             behind it without waiting, then, while each call comes back full (a backlog is
             queued locally), up to ``_EXTRA_CONSUMES`` more that do not wait.
@@ -265,7 +275,8 @@ class KafkaSource:
             long (end-to-end p50 335 ms at 2,000 messages/s, 4 partitions, on the local
             broker).  The first message and what was queued behind it make one list (one
             batch per partition), unless a rebalance was served in between; each further
-            call's messages stay one list (batches keep their size cap)."""
+            call's messages stay one list (batches keep their size cap).  The partitions' lag
+            is measured here too, when due, where the consumer already is (no hop of its own)."""
             fetched = [consume(1, timeout)]
             if fetched[0] and count > 1:
                 rebalances = self._rebalances
@@ -276,7 +287,7 @@ class KafkaSource:
                     fetched.append(rest)
             while len(fetched[-1]) == count and len(fetched) <= _EXTRA_CONSUMES:
                 fetched.append(consume(count, 0))
-            return fetched
+            return fetched, sample_lag()
 
         held, pending = self._held, self._fetched
         while True:  # what was fetched is handed out, also after stop(); then no new fetch
@@ -307,15 +318,23 @@ class KafkaSource:
                 ready = consume(count, 0)
                 if ready:
                     pending.append(ready)
+                    self._report_lag(sample_lag())
                 else:
                     fetch = self._next_fetch = loop.run_in_executor(
                         self._executor, fetch_more, count, timeout
                     )
             if fetch is not None:
                 # Shielded: a caller cancelled while waiting leaves the fetch for the next call.
-                fetched = await asyncio.shield(fetch)
+                fetched, lags = await asyncio.shield(fetch)
                 self._next_fetch = None
                 pending.extend(fetched)
+                self._report_lag(lags)
+
+    def _report_lag(self, lags: list[PartitionLag]) -> None:
+        """Each measured partition's lag, reported on the event loop's thread (as the
+        pipeline's events are), so an observer's lag map is never changed under it."""
+        for topic, partition, lag in lags:
+            self._observer.on_event(events.KAFKA_LAG_MESSAGES, lag, topic=topic, partition=partition)
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
         """Store ``position + 1`` as the partition's next offset; librdkafka commits it.
@@ -401,6 +420,7 @@ class KafkaSource:
         self._rebalances += 1
         with self._assignment_lock:
             self._assigned.update(partition_name(tp.topic, tp.partition) for tp in partitions)
+        self._lag.assigned(partitions)
         self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
@@ -417,6 +437,7 @@ class KafkaSource:
         self._rebalances += 1
         with self._assignment_lock:
             self._assigned.difference_update(partition_name(tp.topic, tp.partition) for tp in partitions)
+        self._lag.revoked(partitions)
         try:
             self._commit_stored(asynchronous=threading.get_ident() == self._loop_thread)
         except ShardlineError as exc:

@@ -3,16 +3,25 @@
 :class:`ConsumeProgress` is a metrics observer placed in front of the real one: it forwards
 every event unchanged and keeps the few figures a progress line needs (records in and out,
 the partitions read, each partition's lag behind the tip, when the store last accepted a
-checkpoint).  The first batch a partition reads at the tip (``millis_behind_latest`` 0) logs
-"caught up" for it once; falling behind again re-arms it.  :meth:`ConsumeProgress.log` writes
-one progress line.
+checkpoint).  :meth:`ConsumeProgress.log` writes one progress line.
+
+Lag is time for Kinesis and messages for Kafka.  A Kinesis batch carries its shard's
+``MillisBehindLatest`` (``iterator_age_ms``); a Kafka batch carries nothing of the kind, and
+the source measures each partition it owns instead, in messages between the high watermark
+and its next offset (``kafka_lag_messages``, about once a second).  A partition whose lag
+reaches 0 logs "caught up" once; falling far behind again (:data:`BEHIND_AGAIN_MS`,
+:data:`BEHIND_AGAIN_MESSAGES`) re-arms it, so a lag that only flickers above 0 at the tip
+does not log it over and over.
 
 Where the partition count comes from depends on the source.  A Kinesis shard reports its lag
-with every batch, so the shards that did are the ones read.  A Kafka batch carries no lag
-(Kafka has no ``MillisBehindLatest``), but the group member reports every assignment and
-revocation (``kafka_partitions_assigned`` / ``kafka_partitions_revoked``, counts without a
-partition name); the partitions it owns are what those add up to.  Counting lag reports alone
-showed ``partitions=0`` for a Kafka consumer reading four partitions.
+with every batch, so the shards that did are the ones read.  A Kafka group member reports every
+assignment and revocation (``kafka_partitions_assigned`` / ``kafka_partitions_revoked``,
+counts without a partition name); the partitions it owns are what those add up to.  Counting
+lag reports alone showed ``partitions=0`` for a Kafka consumer reading four partitions, and
+would still miss a partition whose lag is not known yet.  Because a revocation does not say
+which partitions went, it empties the Kafka lag map; the source measures the partitions it
+still owns right after every rebalance, so the map fills again with those alone, and a
+partition that moved to another member never holds the largest lag up.
 """
 
 from __future__ import annotations
@@ -27,7 +36,10 @@ from shardline.metrics import MetricsObserver, NullObserver
 
 __all__ = ["ConsumeProgress"]
 
-_BEHIND_AGAIN_MS = 60_000  # a partition this far behind is no longer "caught up"
+BEHIND_AGAIN_MS = 60_000
+"""A Kinesis shard this far behind the tip is no longer "caught up"."""
+BEHIND_AGAIN_MESSAGES = 10_000
+"""A Kafka partition this many messages behind is no longer "caught up"."""
 
 
 class ConsumeProgress:
@@ -46,6 +58,10 @@ class ConsumeProgress:
         self.records_in = 0
         self.records_out = 0
         self.lag_ms: dict[str, float] = {}
+        """Kinesis: each shard's last ``iterator_age_ms``."""
+        self.lag_messages: dict[str, int] = {}
+        """Kafka: each owned partition's last ``kafka_lag_messages`` (a revocation empties it).
+        Replaced, never emptied in place: revocations are reported on the consumer's thread."""
         self.kafka_assigned: int | None = None
         """Partitions the Kafka group gave this member (``None``: no assignment reported)."""
         self.caught_up: set[str] = set()
@@ -60,20 +76,30 @@ class ConsumeProgress:
         elif name == events.ITERATOR_AGE_MS:
             partition = str(dimensions.get("partition", "?"))
             self.lag_ms[partition] = value
-            if value <= 0 and partition not in self.caught_up:
-                self.caught_up.add(partition)
-                self._logger.info("caught up", extra={"partition": partition, "records_in": self.records_in})
-            elif value >= _BEHIND_AGAIN_MS:
-                self.caught_up.discard(partition)
+            self._note_lag(partition, value, BEHIND_AGAIN_MS)
+        elif name == events.KAFKA_LAG_MESSAGES:
+            partition = str(dimensions.get("partition", "?"))
+            self.lag_messages[partition] = int(value)
+            self._note_lag(partition, value, BEHIND_AGAIN_MESSAGES)
         elif name == events.KAFKA_PARTITIONS_ASSIGNED:
             self.kafka_assigned = (self.kafka_assigned or 0) + int(value)
         elif name == events.KAFKA_PARTITIONS_REVOKED:
             # eager rebalances revoke everything and assign anew; cooperative ones move a few
             self.kafka_assigned = max(0, (self.kafka_assigned or 0) - int(value))
+            self.lag_messages = {}  # which ones went is not said: the owned ones report again
         elif name == events.CHECKPOINTS_WRITTEN:
             # not checkpoint_lag: that gauge comes with every checkpoint pass, also one that
             # wrote nothing (a sink down, a store down), and a stuck consumer looked healthy
             self.last_checkpoint = self._clock()
+
+    def _note_lag(self, partition: str, lag: float, behind_again: float) -> None:
+        """Log "caught up" the first time ``partition`` is at the tip; re-arm once it is
+        ``behind_again`` behind."""
+        if lag <= 0 and partition not in self.caught_up:
+            self.caught_up.add(partition)
+            self._logger.info("caught up", extra={"partition": partition, "records_in": self.records_in})
+        elif lag >= behind_again:
+            self.caught_up.discard(partition)
 
     @property
     def partitions(self) -> int:
@@ -82,16 +108,23 @@ class ConsumeProgress:
 
     def log(self) -> None:
         """One progress line: records, partitions, the largest lag and partitions caught up
-        (only once some partition reported its lag: a Kafka source reports none, and
-        ``caught_up=0`` beside it read as a consumer that never catches up), last checkpoint."""
+        (only once some partition reported its lag: before that ``caught_up=0`` read as a
+        consumer that never catches up), last checkpoint.
+
+        Kinesis: ``max_lag_ms``.  Kafka: ``max_lag_messages``, and ``caught_up`` counts only
+        the partitions this member owns (one caught up before it was revoked is not)."""
         fields: dict[str, Any] = {
             "records_in": self.records_in,
             "records_out": self.records_out,
             "partitions": self.partitions,
         }
+        lag_messages = self.lag_messages  # one map: a revocation may replace it meanwhile
         if self.lag_ms:
             fields["caught_up"] = len(self.caught_up)
             fields["max_lag_ms"] = int(max(self.lag_ms.values()))
+        elif lag_messages:
+            fields["caught_up"] = sum(1 for partition in lag_messages if partition in self.caught_up)
+            fields["max_lag_messages"] = max(lag_messages.values())
         if self.last_checkpoint is not None:
             fields["last_checkpoint_s_ago"] = round(self._clock() - self.last_checkpoint, 1)
         self._logger.info("progress", extra=fields)

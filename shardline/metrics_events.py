@@ -113,6 +113,7 @@ KAFKA_PARTITIONS_REVOKED: Final = "kafka_partitions_revoked"
 KAFKA_CHECKPOINT_AFTER_REVOKE: Final = "kafka_checkpoint_after_revoke"
 KAFKA_CONSUMER_ERROR: Final = "kafka_consumer_error"
 KAFKA_PAUSE_FAILED: Final = "kafka_pause_failed"
+KAFKA_LAG_MESSAGES: Final = "kafka_lag_messages"
 # --- pipeline -------------------------------------------------------------------------------
 RECORDS_IN: Final = "records_in"
 RECORDS_OUT: Final = "records_out"
@@ -231,6 +232,14 @@ _EVENTS: tuple[MetricEvent, ...] = (
     ),
     MetricEvent(KAFKA_CONSUMER_ERROR, _C, _N, ("error",), _KS, "non-fatal errors in consumed messages"),
     MetricEvent(KAFKA_PAUSE_FAILED, _C, _N, (), _KS, "partitions a replay could not pause"),
+    MetricEvent(
+        KAFKA_LAG_MESSAGES,
+        _G,
+        _N,
+        ("topic", "partition"),
+        _KS,
+        "messages between a partition's high watermark and the next offset to read",
+    ),
     MetricEvent(RECORDS_IN, _C, _N, _PARTITION, _PL, "records taken from the source"),
     MetricEvent(RECORDS_OUT, _C, _N, _PARTITION, _PL, "records written and acknowledged"),
     MetricEvent(

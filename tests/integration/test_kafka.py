@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import threading
 import time
 import uuid
@@ -20,12 +21,13 @@ from consumers.kafka import (
     consumer_lag,
     end_offsets_from_acks,
 )
+from consumers.progress import ConsumeProgress
 from consumers.source import SourceBatch
 from producers.kafka import KafkaProducer, KafkaProducerConfig
 from shardline.errors import DeliveryError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
-from shardline.metrics_events import KAFKA_PARTITIONS_ASSIGNED, KAFKA_PARTITIONS_REVOKED
+from shardline.metrics_events import KAFKA_LAG_MESSAGES, KAFKA_PARTITIONS_ASSIGNED, KAFKA_PARTITIONS_REVOKED
 from shardline.records import ConsumedRecord, KafkaAck, KafkaPosition, Record
 from tests.integration.kafka_handover import Checkpointed, Delivered, Event, Revoked, judge_handovers
 from tests.kafka_topics import new_topic
@@ -260,6 +262,63 @@ async def test_lag_from_positions_and_delivery_offsets(kafka_bootstrap: str) -> 
     lag = consumer_lag(positions, end_offsets_from_acks(acks))
     assert lag[f"{topic}/0"] == 300 - positions[f"{topic}/0"]
     assert 0 <= lag[f"{topic}/0"] < 300
+
+
+class LagRecorder:
+    """Every ``kafka_lag_messages`` value per partition; ``at_end`` once each of ``partitions``
+    reported 0."""
+
+    def __init__(self, partitions: set[str]) -> None:
+        self.partitions = partitions
+        self.lags: dict[str, list[int]] = defaultdict(list)
+        self.at_end = asyncio.Event()
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: object) -> None:
+        if name != KAFKA_LAG_MESSAGES:
+            return
+        self.lags[str(dimensions["partition"])].append(int(value))
+        if all(self.lags.get(p, [-1])[-1] == 0 for p in self.partitions):
+            self.at_end.set()
+
+
+async def test_lag_in_messages_is_positive_part_way_and_zero_at_the_end(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lag comes from the high watermark librdkafka caches from fetch responses (Tansu
+    fills it correctly; its ListOffsets answer is what is wrong) and the consumer's position."""
+    topic = new_topic(kafka_bootstrap, 2)
+    ends = end_offsets_from_acks(await produce(kafka_bootstrap, topic, 6_000, 20))
+    assert set(ends) == {f"{topic}/0", f"{topic}/1"}
+    recorder = LagRecorder(set(ends))
+    caplog.set_level(logging.INFO, logger="t.kafka.lag.wire")
+    progress = ConsumeProgress(recorder, logger=logging.getLogger("t.kafka.lag.wire"))
+    config = dataclasses.replace(group_config(f"g-{uuid.uuid4()}"), batch_max_messages=100)
+    seen = 0
+    async with KafkaSource([topic], KafkaClientConfig(kafka_bootstrap), config, observer=progress) as source:
+        batches = source.batches()
+        seen += len((await asyncio.wait_for(anext(batches), 30)).records)
+        part_way = {p: lags[0] for p, lags in recorder.lags.items()}  # the first measurement
+        assert part_way and seen < 6_000
+        assert all(0 < lag <= ends[p] for p, lag in part_way.items()), (part_way, ends)
+        progress.log()
+        assert 0 < vars(caplog.records[-1])["max_lag_messages"] <= max(ends.values())
+
+        async def read_on() -> None:  # to the end, and on: the idle fetches measure again
+            nonlocal seen
+            async for batch in batches:
+                seen += len(batch.records)
+
+        reading = asyncio.create_task(read_on())
+        await asyncio.wait_for(recorder.at_end.wait(), 30)
+        progress.log()  # before close() leaves the group: a revocation empties the lag
+        line = vars(caplog.records[-1])
+        await source.stop()
+        await asyncio.wait_for(reading, 30)
+
+    assert seen == 6_000
+    assert (line["partitions"], line["caught_up"], line["max_lag_messages"]) == (2, 2, 0)
+    caught_up = {vars(r)["partition"] for r in caplog.records if r.message == "caught up"}
+    assert caught_up == set(ends)
 
 
 async def test_record_event_id_travels_in_a_header(kafka_bootstrap: str) -> None:

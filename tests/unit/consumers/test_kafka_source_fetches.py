@@ -19,12 +19,13 @@ from consumers.kafka import _EXTRA_CONSUMES, KafkaConsumerConfig, KafkaSource
 from shardline.errors import AccessDeniedError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import KafkaPosition
+from tests.unit.consumers.kafka_lag_doubles import NothingFetchedYet
 
 BOUND = 5.0
 CLIENT = KafkaClientConfig(bootstrap_servers="127.0.0.1:9")
 
 
-class FetchingConsumer:
+class FetchingConsumer(NothingFetchedYet):
     """Fetch ``n`` queues two messages of partition t/0 at offsets 2n and 2n+1.
 
     A call takes up to ``num_messages`` queued messages; with none queued it first fetches.

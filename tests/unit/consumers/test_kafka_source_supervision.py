@@ -23,6 +23,7 @@ from shardline.errormap import from_kafka_error
 from shardline.errors import ClosedError, ShardlineError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.metrics import GuardedObserver
+from tests.unit.consumers.kafka_lag_doubles import NothingFetchedYet
 
 BOUND = 5.0  # seconds; every scenario takes milliseconds when nothing hangs
 CLIENT = KafkaClientConfig(bootstrap_servers="127.0.0.1:9")
@@ -60,7 +61,7 @@ class Message:
         return (1, 1_700_000_000_000)
 
 
-class FakeConsumer:
+class FakeConsumer(NothingFetchedYet):
     """Assigns partition t/0, delivers ``rounds`` of messages, revokes and reassigns in between."""
 
     def __init__(self, conf: dict[str, Any], rounds: list[list[Message]]) -> None:
