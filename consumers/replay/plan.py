@@ -155,7 +155,13 @@ def balance(weights: Sequence[int], groups: int) -> list[list[int]]:
 
 
 def split_window(start: datetime, end: datetime, pieces: int) -> list[tuple[datetime, datetime]]:
-    """``[start, end)`` cut into ``pieces`` equal windows (whole milliseconds, no gaps)."""
+    """``[start, end)`` cut into ``pieces`` equal windows (whole milliseconds, no gaps).
+
+    Naive times are refused: the planner compares each window with the clock (in UTC), which
+    ended a naive range in a bare ``TypeError``, and a manifest refuses them anyway.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ConfigurationError("range times must be timezone-aware")
     if end <= start:
         raise ConfigurationError("the range ends before it starts")
     span_ms = (end - start) // timedelta(milliseconds=1)
