@@ -72,6 +72,10 @@ def ranges_for_times(
     When no message is at or after ``end`` the range ends at the high watermark, which MSK
     reports correctly (the local test broker does not; pass explicit offsets there).
     """
+    if start.tzinfo is None or end.tzinfo is None:
+        # .timestamp() reads a naive time in the machine's zone: the range silently moved by
+        # the UTC offset wherever that is not UTC
+        raise ValidationError("range times must be timezone-aware")
     if end < start:
         raise ValidationError("end must not be before start")
     # Behind the error boundary: with the brokers out of reach each call below raises a

@@ -32,6 +32,7 @@ import logging
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -45,7 +46,9 @@ from consumers.preflight import (
     s3_bucket_check,
     sink_check,
 )
+from consumers.replay.local_job import bind_job, job_lock
 from shardline.cli import Command, aware_time_argument, exit_status_for
+from shardline.endpoints import redact_url
 from shardline.errormap import map_aws_errors, map_kafka_errors
 from shardline.errors import ConfigurationError, ShardlineError
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
@@ -227,6 +230,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     source = _check(args)
     transform = load_transform(args.transform) if args.transform else None
+    database, namespace = args.checkpoint or f"replay-{args.name}.db", f"replay-{args.name}"
     async with AsyncExitStack() as stack:
         dead_letter = dead_letter_from_uri(args.dead_letter) if args.dead_letter else None
         if dead_letter is not None:
@@ -235,9 +239,12 @@ async def _main(args: argparse.Namespace) -> int:
         stack.push_async_callback(sink.close)
         await run_checks(_resource_checks(args, source))
         reader = await _reader(args, source, stack)
-        store = SQLiteCheckpointStore(
-            args.checkpoint or f"replay-{args.name}.db", namespace=f"replay-{args.name}"
-        )
+        # once the resources exist (a misspelt stream neither binds the name nor leaves a lock
+        # file), and before anything is read: a second run of the job is refused, and so is a
+        # run of the name over another range (consumers.replay.local_job)
+        stack.enter_context(job_lock(database, namespace, name=args.name))
+        await bind_job(database, namespace, _job_identity(args), summary=_job_summary(args))
+        store = SQLiteCheckpointStore(database, namespace=namespace)
         stack.push_async_callback(store.close)
         async with ProgressDisplay(args.name) as progress:
             job = ReplayJob(
@@ -267,6 +274,47 @@ async def _main(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line)
     return summary.exit_status
+
+
+def _job_identity(args: argparse.Namespace) -> dict[str, object]:
+    """What the job replays and where to: a rerun under the same name must name the same."""
+    return {
+        "source": args.source,
+        "sink": args.sink,
+        "transform": args.transform,
+        "shards": sorted(set(args.shard)),
+        "partitions": sorted(set(args.partition)),
+        "from_time": _utc(args.from_time),
+        "to_time": _utc(args.to_time),
+        "from_sequence": None if args.from_sequence is None else str(int(args.from_sequence)),
+        "to_sequence": None if args.to_sequence is None else str(int(args.to_sequence)),
+        "from_offset": args.from_offset,
+        "to_offset": args.to_offset,
+    }
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """One spelling per instant, whatever time zone the argument was given in."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _job_summary(args: argparse.Namespace) -> str:
+    """The job's identity in words, without credentials or URI options (it is stored and shown)."""
+    words = [_bare(args.source)]
+    for option, value in _job_identity(args).items():
+        if option in ("source", "sink", "transform") or value in (None, []):
+            continue
+        shown = ",".join(map(str, value)) if isinstance(value, list) else value
+        words.append(f"--{option.replace('_', '-').removesuffix('s')} {shown}")
+    words.append(f"into {_bare(args.sink)}")
+    if args.transform:
+        words.append(f"through {args.transform}")
+    return " ".join(words)
+
+
+def _bare(uri: str) -> str:
+    """``uri`` without ``user:password@`` and without its query (options may carry tokens)."""
+    return redact_url(uri).split("?", 1)[0]
 
 
 async def _reader(args: argparse.Namespace, source: ReplaySource, stack: AsyncExitStack) -> RangeReader:

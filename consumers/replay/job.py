@@ -108,6 +108,8 @@ class ReplayJob:
 
     async def run(self) -> ReplaySummary:
         stats = await self.pipeline.run()
+        if self.source.failure is not None:  # a lease taken after every batch was read
+            raise self.source.failure
         return ReplaySummary(
             self.source.partitions,
             self.source.skipped,

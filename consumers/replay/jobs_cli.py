@@ -247,8 +247,10 @@ async def _cut(source: Any, args: argparse.Namespace) -> tuple[Any, dict[str, An
         return slices, {"from": args.start.isoformat(), "to": end.isoformat()}
     if args.from_offset is None or args.to_offset is None or not 0 <= args.from_offset <= args.to_offset:
         raise ConfigurationError("a Kafka plan needs 0 <= --from-offset <= --to-offset")
+    from consumers.replay.kafka_range import check_partitions
+
     client = kafka_source_client(source.uri)
-    partitions = args.partition or await kafka_partitions(client, source.path)
+    partitions = check_partitions(source.path, args.partition, await kafka_partitions(client, source.path))
     ranges = [(p, args.from_offset, args.to_offset) for p in partitions]
     slices = await plan_kafka(source.path, ranges, args.slices)
     return slices, {"from_offset": args.from_offset, "to_offset": args.to_offset, "partitions": partitions}

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from consumers._kafka_thread import ConsumerThread
 from consumers.kafka import KafkaReplaySource, OffsetRange, ranges_for_times
 from shardline.errormap import map_kafka_errors
-from shardline.errors import ConfigurationError, ResourceNotFoundError
+from shardline.errors import ConfigurationError, MissingResourceError, ResourceNotFoundError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.records import ConsumedRecord, KafkaPosition
 
-__all__ = ["KafkaRangeReader", "check_range", "offset_ranges"]
+__all__ = ["KafkaRangeReader", "check_partitions", "check_range", "offset_ranges"]
 
 SourceFactory = Callable[[Sequence[OffsetRange], KafkaClientConfig], KafkaReplaySource]
 
@@ -72,9 +72,20 @@ class KafkaRangeReader:
 
 
 def check_range(
-    from_offset: int | None, to_offset: int | None, from_time: datetime | None, to_time: datetime | None
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: datetime | None,
+    to_time: datetime | None,
+    *,
+    now: datetime | None = None,
 ) -> bool:
-    """Refuse a contradictory range before any network call; ``True`` when it is by offsets."""
+    """Refuse a contradictory range before any network call; ``True`` when it is by offsets.
+
+    A time range must end by ``now`` (default: the clock): its offsets are resolved once, when
+    the job starts, and one ending in the future ended at the partitions' ends of that moment.
+    The job finished there with exit status 0, and a rerun found every partition complete, so
+    the records written later within the window were never replayed under the job's name.
+    """
     by_offset = from_offset is not None or to_offset is not None
     by_time = from_time is not None or to_time is not None
     if by_offset == by_time:
@@ -89,6 +100,12 @@ def check_range(
         raise ConfigurationError("a Kafka time range needs --from-time and --to-time")
     if from_time.tzinfo is None or to_time.tzinfo is None:
         raise ConfigurationError("range times must be timezone-aware")
+    if to_time > (now or datetime.now(UTC)):
+        raise ConfigurationError(
+            "a Kafka time range must end in the past: it is resolved to offsets when the job starts, "
+            "so records written later within it would never be replayed (a rerun finds the "
+            "partitions complete); give a --to-time that has passed"
+        )
     return False
 
 
@@ -107,12 +124,13 @@ async def offset_ranges(
     By offsets, the same ``[from_offset, to_offset)`` applies to each of ``partitions``
     (default: every partition of the topic).  By timestamps, ``offsets_for_times``
     resolves both ends on the broker.
-    Bad combinations raise :class:`ConfigurationError` before any network call.
+    Bad combinations raise :class:`ConfigurationError` before any network call; a partition
+    the topic does not have, :class:`~shardline.errors.MissingResourceError`.
     """
     by_offset = check_range(from_offset, to_offset, from_time, to_time)
     if by_offset:
         assert from_offset is not None and to_offset is not None
-        chosen = list(partitions) or await _all_partitions(client, topic)
+        chosen = check_partitions(topic, partitions, await _all_partitions(client, topic))
         return [OffsetRange(topic, p, from_offset, to_offset) for p in chosen]
     assert from_time is not None and to_time is not None
     from confluent_kafka import Consumer
@@ -134,6 +152,18 @@ async def offset_ranges(
         )
     finally:
         await thread.close_consumer(consumer.close, timeout_s=client.consumer_close_timeout_s, topic=topic)
+
+
+def check_partitions(topic: str, named: Sequence[int], existing: Sequence[int]) -> list[int]:
+    """``named`` (default: ``existing``), each a partition the topic has.
+
+    A reader assigned a partition that does not exist waits for its records forever: the job
+    hung instead of saying the ``--partition`` was wrong.
+    """
+    missing = sorted(set(named) - set(existing))
+    if missing:
+        raise MissingResourceError("Kafka partition", f"{topic}/{missing[0]}", "--partition", service="kafka")
+    return list(named) or list(existing)
 
 
 async def _all_partitions(client: KafkaClientConfig, topic: str) -> list[int]:

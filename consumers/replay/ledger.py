@@ -34,13 +34,17 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
+from consumers.checkpoint.base import INITIAL_POSITIONS
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     CheckpointError,
     ConditionalCheckFailedError,
     ConfigurationError,
+    LeaseRowError,
 )
+from shardline.records import SHARD_END
 from shardline.retry import RetryPolicy
+from shardline.validation import is_decimal
 
 __all__ = [
     "COUNTERS",
@@ -155,7 +159,7 @@ class JobLedger:
             )
         )
         item = response.get("Item")
-        return None if item is None else str(item["manifestHash"]["S"])
+        return None if item is None else _job_hash(item)
 
     async def claim(self, index: int, runner: str, *, lease_seconds: float, now: float) -> SliceRow:
         """Take the slice unless a live runner holds it (:class:`SliceHeldError`)."""
@@ -286,12 +290,12 @@ class JobLedger:
             for item in response.get("Items", []):
                 key = item["leaseKey"]["S"]
                 if key == JOB_KEY:
-                    manifest_hash = item["manifestHash"]["S"]
+                    manifest_hash = _job_hash(item)
                 elif key.startswith(SLICE_PREFIX):
-                    index = int(key.removeprefix(SLICE_PREFIX))
+                    index = _slice_index(key)
                     slices[index] = _row(index, item)
                 else:
-                    checkpoints[key] = item.get("checkpoint", {}).get("S")
+                    checkpoints[key] = _checkpoint(key, item)
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
                 return LedgerView(manifest_hash, slices, checkpoints)
@@ -301,19 +305,61 @@ def _number(value: float) -> str:
     return str(Decimal(repr(round(value, 3))))
 
 
+def _not_a_row(key: str, reason: str) -> LeaseRowError:
+    """A ledger item no runner writes (edited by hand, another tool's): named, never a bare
+    ``KeyError`` or ``ValueError`` from ``status`` or a runner."""
+    return LeaseRowError(
+        f"job ledger item {key[:128]!r} is not one a runner writes ({reason}); fix or delete it"
+    )
+
+
+def _job_hash(item: dict[str, Any]) -> str:
+    value = item.get("manifestHash", {}).get("S")
+    if not isinstance(value, str):
+        raise _not_a_row(JOB_KEY, "its manifestHash is not text")
+    return value
+
+
+def _slice_index(key: str) -> int:
+    number = key.removeprefix(SLICE_PREFIX)
+    if not (number.isascii() and number.isdigit()):
+        raise _not_a_row(key, "no slice number follows its prefix")
+    return int(number)
+
+
+def _checkpoint(key: str, item: dict[str, Any]) -> str | None:
+    """A unit's checkpoint, ``None`` before its first one (a new lease holds the KCL's initial
+    position, ``TRIM_HORIZON``, which ``status`` took for a Kafka offset and failed on)."""
+    value: object = item.get("checkpoint", {}).get("S")
+    if value is None or value in INITIAL_POSITIONS:
+        return None
+    if isinstance(value, str) and (value == SHARD_END or is_decimal(value)):
+        return value
+    raise _not_a_row(key, "its checkpoint is no sequence number")
+
+
 def _row(index: int, item: dict[str, Any]) -> SliceRow:
     def number(name: str) -> float | None:
         value = item.get(name, {}).get("N")
         return None if value is None else float(value)
 
-    counts = {name: int(item.get(name, {}).get("N", "0")) for name in COUNTERS}
-    return SliceRow(
-        index=index,
-        state=item.get("state", {}).get("S"),
-        runner=item.get("runner", {}).get("S"),
-        heartbeat=number("heartbeat"),
-        expires=number("expires"),
-        attempts=int(item.get("attempts", {}).get("N", "0")),
-        error=item.get("error", {}).get("S"),
-        counts=counts,
-    )
+    def whole(name: str) -> int:
+        return int(item.get(name, {}).get("N", "0"))
+
+    def text(name: str) -> str | None:
+        value = item.get(name, {}).get("S")
+        return value if isinstance(value, str) else None
+
+    try:
+        return SliceRow(
+            index=index,
+            state=text("state"),
+            runner=text("runner"),
+            heartbeat=number("heartbeat"),
+            expires=number("expires"),
+            attempts=whole("attempts"),
+            error=text("error"),
+            counts={name: whole(name) for name in COUNTERS},
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise _not_a_row(slice_key(index), f"a member that does not parse ({type(exc).__name__})") from None

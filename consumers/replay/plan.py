@@ -155,7 +155,13 @@ def balance(weights: Sequence[int], groups: int) -> list[list[int]]:
 
 
 def split_window(start: datetime, end: datetime, pieces: int) -> list[tuple[datetime, datetime]]:
-    """``[start, end)`` cut into ``pieces`` equal windows (whole milliseconds, no gaps)."""
+    """``[start, end)`` cut into ``pieces`` equal windows (whole milliseconds, no gaps).
+
+    Naive times are refused: the planner compares each window with the clock (in UTC), which
+    ended a naive range in a bare ``TypeError``, and a manifest refuses them anyway.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ConfigurationError("range times must be timezone-aware")
     if end <= start:
         raise ConfigurationError("the range ends before it starts")
     span_ms = (end - start) // timedelta(milliseconds=1)
@@ -317,10 +323,19 @@ async def kafka_partitions(client: KafkaClientConfig, topic: str, *, timeout: fl
 
 
 async def save_manifest(manifest: Manifest, destination: str, *, s3: Any = None) -> None:
-    """Write the manifest to a file path or ``s3://BUCKET/KEY`` (``s3``: an aiobotocore client)."""
+    """Write the manifest to a file path or ``s3://BUCKET/KEY`` (``s3``: an aiobotocore client).
+
+    A path that cannot be written is a :class:`ConfigurationError` naming it: the commands'
+    error mapping took the bare ``OSError`` for a network failure ("TransientServiceError:
+    FileNotFoundError (connection or timeout)", exit 1).
+    """
     text = manifest_to_json(manifest)
     if destination.startswith("s3://"):
         bucket, key = s3_location(destination)
         await with_s3_client(s3, lambda client: client.put_object(Bucket=bucket, Key=key, Body=text.encode()))
         return
-    Path(destination).write_text(text)
+    try:
+        Path(destination).write_text(text)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConfigurationError(f"cannot write the manifest to {destination!r}: {reason}") from None

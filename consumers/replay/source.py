@@ -18,6 +18,11 @@ by side, a parent's older record of a key could be written after the child's new
 ``concurrency`` reader tasks, owned by the source, take the partitions one after another
 (parents first); a reader's failure is handed to :meth:`RangeSource.batches`, so
 :meth:`Pipeline.run` raises it.
+
+A bounded job hands no partition to anyone: a lease it loses was taken by another run of the
+same job (the same checkpoint namespace, or a slice taken over after its runner stalled).
+The source then stops the job with :class:`PartitionTakenError` instead of reading on beside
+the other run (and waiting forever for a lost parent's end, which only the other run records).
 """
 
 from __future__ import annotations
@@ -32,13 +37,18 @@ from dataclasses import dataclass, field
 from consumers.checkpoint.base import CheckpointStore, Lease
 from consumers.replay.ranges import RangeReader
 from consumers.source import SourceBatch, names_of
-from shardline.errors import ShardlineError
+from shardline.errors import LeaseLostError, ShardlineError
 from shardline.records import SHARD_END, Position
 from shardline.tasks import stray_cancel
 
-__all__ = ["RangeSource"]
+__all__ = ["PartitionTakenError", "RangeSource"]
 
 _log = logging.getLogger(__name__)
+
+
+class PartitionTakenError(LeaseLostError):
+    """Another run of the same replay job took a partition's lease: this run stops, the other goes on."""
+
 
 ProgressCallback = Callable[[str, int], None]
 """Called with (partition, records just read) after each batch; what it raises is logged, never
@@ -81,6 +91,8 @@ class RangeSource:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.failure: PartitionTakenError | None = None
+        """Set when a lease was taken by another run; the job stops with it."""
         self._finished: dict[str, asyncio.Event] = {}
         """Per partition with children in the job: set once it is at ``SHARD_END``, so they may be read."""
 
@@ -102,6 +114,8 @@ class RangeSource:
         try:
             while True:
                 item = await self._output.get()
+                if self.failure is not None:  # queued behind batches when the queue was full
+                    raise self.failure
                 if item is None:
                     return
                 if isinstance(item, BaseException):
@@ -169,7 +183,7 @@ class RangeSource:
                 stream, topic = names_of(last)
                 await self._output.put(SourceBatch(partition, records, stream=stream, topic=topic))
             else:
-                await self._advance_empty(state, token)
+                await self._advance_empty(partition, state, token)
             if self._on_progress is not None:
                 self._report_progress(partition, len(records))
         await self._output.put(SourceBatch(partition, [], end_of_partition=True))
@@ -199,14 +213,41 @@ class RangeSource:
                     extra={"error_type": type(exc).__name__},
                 )
 
-    async def _advance_empty(self, state: _Partition, token: str) -> None:
+    async def _advance_empty(self, partition: str, state: _Partition, token: str) -> None:
         """A batch without records (e.g. only malformed lines) moves the token on its own."""
         async with state.lock:
             if state.pending:
                 position, _ = state.pending.pop()
                 state.pending.append((position, token))
             else:
-                state.lease = await self.store.checkpoint(state.lease, token)
+                state.lease = await self._checkpointed(partition, state.lease, token)
+
+    async def _checkpointed(self, partition: str, lease: Lease, token: str) -> Lease:
+        """``store.checkpoint``; a lease taken by another run stops the job (:meth:`_taken`)."""
+        try:
+            return await self.store.checkpoint(lease, token)
+        except LeaseLostError as exc:
+            raise self._taken(partition) from exc
+
+    def _taken(self, partition: str) -> PartitionTakenError:
+        """Stop the job: another run of it holds ``partition`` now.
+
+        The error goes to :meth:`batches` (so the pipeline stops with it) and to
+        :attr:`failure` (so :class:`~consumers.replay.job.ReplayJob` raises it should the
+        reading have ended already).  Read on, this run wrote the partition a second time
+        beside the other run, reported success without having finished it, and a child of a
+        partition lost so waited forever for the end only the other run records.
+        """
+        if self.failure is None:
+            self.failure = PartitionTakenError(
+                f"the lease of {partition[:128]!r} was taken by another run of this job (the same "
+                "checkpoint namespace): two runs of one job never run at once, so this one stops; "
+                "the other goes on from the checkpoints"
+            )
+            self._stopping = True
+            with contextlib.suppress(asyncio.QueueFull):  # else batches() finds it after its next item
+                self._output.put_nowait(self.failure)
+        return self.failure
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
         """Persist the resume token of the batch that ``position`` ends, if it ends one
@@ -231,7 +272,7 @@ class RangeSource:
                     break
             if token is None:
                 return False
-            state.lease = await self.store.checkpoint(state.lease, token)
+            state.lease = await self._checkpointed(partition, state.lease, token)
             return True
 
     async def checkpoint_end(self, partition: str) -> None:
@@ -239,7 +280,7 @@ class RangeSource:
         if state is None:
             return
         async with state.lock:
-            state.lease = await self.store.checkpoint(state.lease, SHARD_END)
+            state.lease = await self._checkpointed(partition, state.lease, SHARD_END)
             state.released = True
             await self.store.release(state.lease)
         self._set_finished(partition)

@@ -9,8 +9,8 @@ The file is only ever appended to, never truncated or rewritten: a torn last lin
 a crash (its record was never acknowledged and will be delivered again) stays as it is and
 the next append starts on a new line, so it reads back as one malformed line.  A file that
 exists but was not written by Shardline (its first line is not a JSON object with the
-identity field) is refused rather than appended to.  New files are created 0600 in
-directories created 0700 (:mod:`shardline.localfiles`).
+identity field, nor a torn line followed by one) is refused rather than appended to.  New
+files are created 0600 in directories created 0700 (:mod:`shardline.localfiles`).
 """
 
 from __future__ import annotations
@@ -47,14 +47,10 @@ class JsonlIdentityFile:
             raise ConfigurationError(f"{self.path} is a directory, not a JSON-lines file")
         if not self.path.exists():
             return
-        size = 0
-        first = True
         with self.path.open("rb") as handle:
+            self._check_ours(handle.readline(), handle.readline())
+            handle.seek(0)
             for line in handle:
-                size += len(line)
-                if first:
-                    self._check_ours(line)
-                    first = False
                 if not line.endswith(b"\n"):
                     self._needs_newline = True  # torn write: never acknowledged; left in place
                     break
@@ -64,18 +60,34 @@ class JsonlIdentityFile:
                     continue
                 self._ids.add(str(identity))
 
-    def _check_ours(self, line: bytes) -> None:
-        """Refuse a file some other program wrote: appending would modify it."""
-        ours = line.startswith(b"{")
-        if ours and line.endswith(b"\n"):
-            try:
-                ours = self.id_field in json.loads(line)
-            except (ValueError, TypeError):
-                ours = False
+    def _check_ours(self, first: bytes, second: bytes) -> None:
+        """Refuse a file some other program wrote: appending would modify it.
+
+        The first line is ours when it is a complete line with the identity field, or a line
+        torn by a crash: the only line, cut short, or (once a later append ended it with a
+        newline) one that does not parse, followed by a line of ours.  Judged by its first line
+        alone, a file whose very first write was torn was taken on once and refused by every
+        run after that: a job killed while writing its first batch could be resumed only once.
+        """
+        if not first:
+            return  # an empty file
+        ours = first.startswith(b"{") and (not first.endswith(b"\n") or self._is_line_of_ours(first))
+        if not ours and first.startswith(b"{") and not _parses(first):
+            ours = self._is_line_of_ours(second)
         if not ours:
             raise ConfigurationError(
                 f"{self.path} exists and is not a Shardline JSON-lines file; refusing to append to it"
             )
+
+    def _is_line_of_ours(self, line: bytes) -> bool:
+        """A complete line holding a JSON object with the identity field."""
+        if not line.endswith(b"\n"):
+            return False
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            return False
+        return isinstance(parsed, dict) and self.id_field in parsed
 
     def __contains__(self, identity: object) -> bool:
         return identity in self._ids
@@ -109,3 +121,11 @@ class JsonlIdentityFile:
                 self._needs_newline = False
                 self._ids |= batch_ids
             return fresh
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True

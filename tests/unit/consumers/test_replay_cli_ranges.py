@@ -1,14 +1,16 @@
 """`shardline replay kinesis://...`: a range that ends before it starts, or a sequence number
 that is not one, is refused before any network call (the module's promise), with the range's
-own message and exit status 2."""
+own message and exit status 2; so is a `kafka://` time range that ends in the future."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from consumers.replay import cli as replay_cli
+from consumers.replay.kafka_range import check_range
 from consumers.replay.kinesis_range import KinesisRange
 from shardline.cli import main
 from shardline.errors import ConfigurationError
@@ -55,3 +57,21 @@ def test_a_one_record_sequence_range_is_a_range() -> None:
     assert KinesisRange(start_sequence="9", end_sequence="10").start_sequence == "9"  # by value, not text
     with pytest.raises(ConfigurationError, match="ends before it starts"):
         KinesisRange(start_sequence="10", end_sequence="9")
+
+
+@pytest.mark.usefixtures("no_network")
+def test_a_kafka_time_range_ending_in_the_future_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Its offsets were resolved at the start: it ended at the partitions' ends of that moment,
+    exit 0, and a rerun found every partition complete, so what came later was never replayed."""
+    ahead = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    arguments = ["replay", "kafka://127.0.0.1:9092/events", "--name", "n", "--sink", BASE[-1]]
+    assert main([*arguments, "--from-time", T1, "--to-time", ahead]) == 2
+    err = capsys.readouterr().err
+    assert "ConfigurationError" in err and "must end in the past" in err and err.count("\n") == 1
+
+
+def test_a_kafka_time_range_that_has_ended_is_a_range() -> None:
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    assert check_range(None, None, start, start + timedelta(days=1), now=start + timedelta(days=1)) is False
+    with pytest.raises(ConfigurationError, match="must end in the past"):
+        check_range(None, None, start, start + timedelta(days=1), now=start + timedelta(hours=23))

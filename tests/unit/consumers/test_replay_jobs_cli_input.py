@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from consumers import preflight
+from consumers.replay import jobs_cli
 from consumers.replay.jobs_cli import _fail, build_parser, main
+from consumers.replay.manifest import Slice, Unit
 from shardline.errors import InvalidRequestError, TransientServiceError, ValidationError
 
 
@@ -68,3 +71,25 @@ def test_every_validation_error_is_bad_input(capsys: pytest.CaptureFixture[str])
     assert _fail(InvalidRequestError("rejected", code="ValidationException", service="dynamodb")) == 1
     assert _fail(TransientServiceError("down", code="ServiceUnavailable", service="s3")) == 1
     assert capsys.readouterr().err.count("\n") == 3
+
+
+def test_plan_names_a_manifest_path_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def listed(source: object, args: object) -> tuple[tuple[Slice, ...], dict[str, str]]:
+        unit = Unit("s0000-u00000", "s3", 5, bucket="archive", key="2024/a")
+        return (Slice(0, (unit,)),), {"bucket": "archive", "prefix": "2024/"}
+
+    async def no_checks(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr(jobs_cli, "_cut", listed)
+    monkeypatch.setattr(preflight, "run_checks", no_checks)
+    out = tmp_path / "no-such-directory" / "plan.json"
+    arguments = ["s3://archive/2024/", "--slices", "1", "--out", str(out), "--name", "ok"]
+    arguments += ["--sink", f"file://{tmp_path}/out.jsonl", "--checkpoint", "dynamodb://replay"]
+    assert main("plan", build_parser("shardline replay", "plan").parse_args(arguments)) == 2
+    err = capsys.readouterr().err
+    # before: "TransientServiceError: FileNotFoundError (connection or timeout)", exit 1
+    assert err.startswith("shardline replay: ConfigurationError: cannot write the manifest to ")
+    assert str(out) in err and "No such file or directory" in err and err.count("\n") == 1

@@ -54,6 +54,29 @@ async def test_file_sink_index_survives_reopen_and_keeps_a_torn_line(tmp_path: P
     assert reopened.stats.duplicates == 1 and reopened.stats.written == 1
 
 
+@pytest.mark.parametrize("kind", ["sink", "dead letter"])
+async def test_a_file_whose_first_write_was_torn_is_taken_on_by_every_later_run(
+    tmp_path: Path, kind: str
+) -> None:
+    """A job killed while writing its very first line was resumed once, then refused for good."""
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b'{"data":"eA==","id":"s/shardId-0/1","posit')  # the first write, torn
+    await FileSink(path).write([_record(1), _record(2)])  # the resumed run ends the torn line
+    lines = path.read_bytes().splitlines()
+    assert lines[0] == b'{"data":"eA==","id":"s/shardId-0/1","posit' and len(lines) == 3
+    # before: "exists and is not a Shardline JSON-lines file" for every run after the resumed one
+    if kind == "sink":
+        again = FileSink(path)
+        await again.write([_record(2), _record(3)])
+        assert (again.stats.duplicates, again.stats.written) == (1, 1)
+    else:
+        dead_letter_from_uri(f"file://{path}")
+    foreign = tmp_path / "notes.jsonl"
+    foreign.write_bytes(b'{"torn": "notes\n{"other": "program"}\n')  # no line of ours after it
+    with pytest.raises(ConfigurationError, match="not a Shardline JSON-lines file"):
+        FileSink(foreign)
+
+
 async def test_file_sink_duplicates_inside_one_batch_are_written_once(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     kafka = ConsumedRecord(data=b"x", partition_key="", position=KafkaPosition("t", 0, 7))
