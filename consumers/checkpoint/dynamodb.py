@@ -167,6 +167,15 @@ class DynamoDBCheckpointStore:
 
     # --- client lifecycle ---------------------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Make the client, and the table when the store was asked to create it, now.
+
+        For writers that share the table (the replay job ledger keeps its own rows in it):
+        they need the table to exist without reading any row through the lease reader, which
+        refuses their rows as leases no worker writes.
+        """
+        await self._dynamodb()
+
     async def _dynamodb(self) -> Any:
         if self._closed:
             raise ClosedError("checkpoint store is closed")

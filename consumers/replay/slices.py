@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from consumers.replay.job import ReplayJob
-from consumers.replay.ledger import COUNTERS, JOB_KEY, JobLedger, SliceHeldError, new_runner_id
+from consumers.replay.ledger import COUNTERS, JobLedger, SliceHeldError, new_runner_id
 from consumers.replay.manifest import Manifest, Unit
 from consumers.replay.ranges import RangeReader
 from consumers.replay.ratecap import CappedReader, CappedSink, RecordRate
@@ -189,7 +189,7 @@ async def run_slice(
         store = open_checkpoint_store(manifest.checkpoint, namespace=manifest.namespace, client=dynamodb)
         stack.push_async_callback(store.close)
         assert isinstance(store, DynamoDBCheckpointStore)  # _check_store made sure
-        await store.get(JOB_KEY)  # the lease table exists from here on (created if the URI asks)
+        await store.prepare()  # the lease table exists from here on (created if the URI asks)
         ledger = JobLedger(dynamodb, store.table_name)
         await ledger.bind(manifest.hash, manifest.name, len(manifest.slices))
         await _claim(ledger, index, runner, manifest.lease_seconds, clock, wait_held)
