@@ -12,39 +12,53 @@ order they were read (``--unordered`` trades that for concurrent requests per sh
 acknowledged, failed) goes to stderr; ``--acks`` prints one JSON line per record on stdout
 (its input line number and where it landed, or why it failed).
 
-Exit status 0 when every record was acknowledged, 1 when some failed, 2 on bad arguments or
-a missing stream or topic (before anything is sent), 130 after Ctrl-C / SIGTERM (what was
-read is still delivered first; a second signal exits at once).
+Every line read is sent, skipped or failed, and counted: a line that is not strict JSON under
+``--format ndjson``, or has no usable key, is skipped and named on stderr; one longer than any
+record is a failed record, never held in memory; a failed read of stdin or a producer that
+dies ends the reading, and the summary still counts what was read.
+
+Exit status 0 when every line was sent and acknowledged, 3 when every record sent was
+acknowledged but input lines were refused, 1 when a record was not delivered or the reading
+ended early, 2 on bad arguments, a missing stream or topic or a closed stdin (before anything
+is sent), 130 after Ctrl-C / SIGTERM (the lines already read are still sent first, and the last
+one read is named; a second signal exits at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
+import contextlib
 import json
 import logging
 import sys
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from producers import keys
+from producers._lines import LineCutShort, LineTooLong, read_lines
 from shardline.cli import Command, run_async_command, silence_stdout
 from shardline.errormap import map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
+    MessageTooLargeError,
     MissingResourceError,
+    RecordTooLargeError,
     ResourceNotFoundError,
+    ServiceError,
     ShardlineError,
     ValidationError,
 )
 from shardline.interrupts import INTERRUPTED, GracefulInterrupts
 
-__all__ = ["ProduceSummary", "command", "key_strategy", "read_lines"]
+__all__ = ["EXIT_BAD_INPUT", "ProduceSummary", "command", "key_strategy", "read_lines"]
 
-_READ_CHUNK = 1 << 16
+EXIT_BAD_INPUT = 3
+"""Every record sent was acknowledged, but input lines were refused: not JSON under
+``--format ndjson``, no usable key, too large for a record (docs/errors.md)."""
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +100,15 @@ class ProduceSummary:
     failed: int = 0
     skipped: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    refused: int = 0
+    """Of the failed records, those refused for what they are (too large, a bad key), not lost
+    in delivery: bad input, like the skipped lines."""
+
+    def exit_status(self) -> int:
+        """1 when a record was not delivered, else 3 when input was refused, else 0."""
+        if self.failed > self.refused:
+            return 1
+        return EXIT_BAD_INPUT if self.refused or self.skipped else 0
 
     def line(self) -> str:
         text = f"{self.sent} sent, {self.acknowledged} acknowledged, {self.failed} failed"
@@ -113,66 +136,6 @@ def key_strategy(text: str, *, ndjson: bool, kafka: bool) -> tuple[keys.KeyStrat
             raise ConfigurationError("--key field:NAME needs --format ndjson")
         return keys.field(text[len("field:") :]), True
     raise ConfigurationError("--key must be random, round_robin, constant:KEY or field:NAME")
-
-
-async def read_lines(stream: BinaryIO, stop: asyncio.Event) -> AsyncIterator[tuple[int, bytes]]:
-    """``(line number, line without its line break)`` for each non-empty line of ``stream``.
-
-    A daemon thread reads whatever is available (``read1``), so piped input arrives in large
-    chunks while a person typing sees each line sent as soon as it is entered, and a stop
-    request is honoured at once even while the thread still waits for input (it then dies
-    with the process, never holding the interpreter open).
-    """
-    loop = asyncio.get_running_loop()
-    chunks: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=16)
-    read = getattr(stream, "read1", stream.read)
-
-    def pump() -> None:
-        while True:
-            try:
-                chunk: bytes | BaseException = read(_READ_CHUNK)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reading coroutine
-                chunk = exc
-            put = chunks.put(chunk)
-            try:
-                future = asyncio.run_coroutine_threadsafe(put, loop)
-            except RuntimeError:  # the loop is closed: nobody wants more input
-                put.close()  # never scheduled: close it rather than leave it unawaited
-                return
-            try:
-                future.result()
-            except BaseException:  # noqa: BLE001 - the loop is gone: nobody wants more input
-                return
-            if not chunk or isinstance(chunk, BaseException):
-                return
-
-    threading.Thread(target=pump, name="shardline-produce-stdin", daemon=True).start()
-    stopped = asyncio.ensure_future(stop.wait())
-    pending = b""
-    number = 0
-    try:
-        while True:
-            getter = asyncio.ensure_future(chunks.get())
-            await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
-                return
-            chunk = getter.result()
-            if isinstance(chunk, BaseException):
-                raise chunk
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                number += 1
-                line = line.rstrip(b"\r")
-                if line:
-                    yield number, line
-        if pending.strip():
-            yield number + 1, pending.rstrip(b"\r")
-    finally:
-        stopped.cancel()
 
 
 def _parse_target(uri: str) -> tuple[str, str, str, str]:
@@ -230,6 +193,8 @@ class _Reporter:
                 entry.update(partition=ack.partition, offset=ack.offset)
         else:
             self.summary.failed += 1
+            if isinstance(error, ValidationError) and not isinstance(error, ServiceError):
+                self.summary.refused += 1
             name = type(error).__name__
             self.summary.failures[name] = self.summary.failures.get(name, 0) + 1
             entry["error"] = name
@@ -251,52 +216,179 @@ class _Reporter:
             print("shardline produce: stdout closed; no more --acks lines", file=sys.stderr)
 
 
+class _LineRefused(Exception):
+    """Why an input line is not sent (completes "line N ...")."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_value(line: bytes) -> Any:
+    """The value of an NDJSON line, read as strictly as the consumers downstream may read it.
+
+    ``json.loads`` of bytes also takes UTF-16 and UTF-32, a byte order mark, encoded lone
+    surrogates and ``NaN``/``Infinity``: lines a strict reader refuses went on as checked
+    JSON.  A deeply nested line raised RecursionError, which ended the command with a
+    traceback and no summary.
+    """
+    if line.startswith(codecs.BOM_UTF8):
+        raise _LineRefused("starts with a byte order mark")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _LineRefused("is not UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise _LineRefused("is not JSON") from None
+    except RecursionError:
+        raise _LineRefused("is JSON nested too deeply") from None
+
+
+@dataclass
+class _Reading:
+    """How reading stdin ended."""
+
+    last_line: int = 0
+    """The number of the last whole line read (sent, skipped or failed)."""
+    error: str | None = None
+    """What stopped it before the end of the input: stdin failed, or the producer did."""
+
+
+async def _send_lines(
+    stream: BinaryIO,
+    stop: asyncio.Event,
+    send: Callable[[bytes, str | None], Any],
+    line_key: Callable[[bytes], str | None],
+    reporter: _Reporter,
+    too_large: Callable[[int], ValidationError],
+    max_line_bytes: int | None,
+) -> _Reading:
+    """Send every line of ``stream`` until its end or a stop; each line read is sent, counted
+    as skipped, or failed, and an error that ends the reading is returned, not raised, so
+    the summary still counts what was read."""
+    reading = _Reading()
+    summary = reporter.summary
+    async with contextlib.aclosing(read_lines(stream, stop, max_line_bytes=max_line_bytes)) as lines:
+        while True:
+            try:
+                number, line = await anext(lines)
+            except StopAsyncIteration:
+                break
+            except OSError as exc:  # EIO from a terminal that hung up, a failing disk
+                reading.error = f"reading stdin failed after line {reading.last_line}: {exc}"
+                break
+            if isinstance(line, LineCutShort):
+                summary.skipped += 1
+                _say(f"line {number} was cut short by the stop ({line.size} bytes read); skipped")
+                continue
+            reading.last_line = number
+            if isinstance(line, LineTooLong):
+                reporter.track(number, _failed(too_large(line.size)))
+                continue
+            try:
+                key = line_key(line)
+            except _LineRefused as exc:
+                summary.skipped += 1
+                _say(f"line {number} {exc}; skipped")
+                continue
+            try:
+                future = await send(line, key)
+            except ValidationError as exc:
+                # A record the producer refuses before sending (over the size limit, a bad
+                # key) fails alone, like one refused by the service: the lines after it
+                # are still sent, and the summary and --acks count it.
+                future = _failed(exc)
+            except ShardlineError as exc:  # the producer failed as a whole: nothing more goes out
+                reporter.track(number, _failed(exc))
+                reading.error = f"{type(exc).__name__}: {exc}; stopped reading after line {number}"
+                break
+            reporter.track(number, future)
+    return reading
+
+
+def _failed(error: BaseException) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
+
+
+def _say(text: str) -> None:
+    print(f"shardline produce: {text}", file=sys.stderr)
+
+
+def _line_key(
+    ndjson: bool, strategy: keys.KeyStrategy | None, reads_json: bool
+) -> Callable[[bytes], str | None]:
+    """The key a line is sent with (``None``: the producer's strategy picks it), or
+    :class:`_LineRefused` saying why it is not sent."""
+
+    def key(line: bytes) -> str | None:
+        if not ndjson:
+            return None
+        value = _json_value(line)
+        if not reads_json:
+            return None
+        assert strategy is not None
+        if not isinstance(value, dict):
+            # keys.field reads an attribute of a value that is not a mapping: the key of
+            # `[1, 2]` under --key field:count was "<built-in method count of list ...>"
+            raise _LineRefused("is not a JSON object, so it has no field to key on")
+        try:
+            return keys.resolve(strategy, value).partition_key
+        except ShardlineError as exc:
+            raise _LineRefused(f"has no usable key ({exc})") from None
+
+    return key
+
+
 async def _produce(args: argparse.Namespace) -> int:
     kind, bootstrap, name, security = _parse_target(args.target)
     ndjson = args.format == "ndjson"
     strategy, reads_json = key_strategy(args.key, ndjson=ndjson, kafka=kind == "kafka")
     if not 0 <= args.rate_limit_percent <= 100:
         raise ConfigurationError("--rate-limit-percent must be in 0..100 (0 disables pacing)")
+    # started with `<&-` or `>&-`: Python's stream is None, and using it raised AttributeError
+    if sys.stdin is None:
+        raise ConfigurationError("stdin is closed: there are no lines to send")
+    if args.acks and sys.stdout is None:
+        raise ConfigurationError("--acks prints to stdout, which is closed")
+    stdin = sys.stdin.buffer
     summary = ProduceSummary()
     reporter = _Reporter(summary, args.acks)
     stop = asyncio.Event()
-    async with _open(kind, bootstrap, name, security, args, None if reads_json else strategy) as send:
-        with GracefulInterrupts(on_stop=stop.set) as interrupts:
-            async for number, line in read_lines(sys.stdin.buffer, stop):
-                key: str | None = None
-                if ndjson:
-                    try:
-                        value = json.loads(line)
-                    except ValueError:
-                        summary.skipped += 1
-                        print(f"shardline produce: line {number} is not JSON; skipped", file=sys.stderr)
-                        continue
-                    if reads_json:
-                        assert strategy is not None
-                        try:
-                            key = keys.resolve(strategy, value).partition_key
-                        except ShardlineError as exc:
-                            summary.skipped += 1
-                            print(f"shardline produce: line {number}: {exc}; skipped", file=sys.stderr)
-                            continue
-                try:
-                    future = await send(line, key)
-                except ValidationError as exc:
-                    # A record the producer refuses before sending (over the size limit, a bad
-                    # key) fails alone, like one refused by the service: the lines after it
-                    # are still sent, and the summary and --acks count it.
-                    future = asyncio.get_running_loop().create_future()
-                    future.set_exception(exc)
-                reporter.track(number, future)
-            await reporter.settled.wait()
+    too_large_error = MessageTooLargeError if kind == "kafka" else RecordTooLargeError
+    opener = _open(kind, bootstrap, name, security, args, None if reads_json else strategy)
+    reading: _Reading | None = None
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        reporter.stop_printing()
-    print(f"shardline produce: {summary.line()}", file=sys.stderr)
+        async with opener as send:
+            limit = opener.max_record_bytes
+
+            def too_large(size: int) -> ValidationError:
+                return too_large_error(f"a line of {size} bytes exceeds the largest record, {limit} bytes")
+
+            with GracefulInterrupts(on_stop=stop.set) as interrupts:
+                line_key = _line_key(ndjson, strategy, reads_json)
+                reading = await _send_lines(stdin, stop, send, line_key, reporter, too_large, limit)
+                await reporter.settled.wait()
+    except ShardlineError as exc:
+        if reading is None:  # refused before anything was read: one line, as before
+            raise
+        # closing failed once every record was counted (usually as the error that stopped it)
+        reading.error = reading.error or f"{type(exc).__name__}: {exc}"
+    if sys.stdout is not None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            reporter.stop_printing()
+    if reading.error is not None:
+        _say(reading.error)
+    _say(summary.line())
     if interrupts.interrupted:
+        _say(f"interrupted after input line {reading.last_line}: no later line was sent")
         return INTERRUPTED
-    return 1 if summary.failed else 0
+    return 1 if reading.error is not None else summary.exit_status()
 
 
 class _open:  # used as `async with _open(...) as send`
@@ -318,6 +410,8 @@ class _open:  # used as `async with _open(...) as send`
         self._args = args
         self._strategy = strategy
         self._producer: Any = None
+        self.max_record_bytes: int | None = None
+        """The largest record the producer takes (data and key), once it is started."""
 
     async def __aenter__(self) -> Callable[[bytes, str | None], Any]:
         if self._kind == "kinesis":
@@ -336,6 +430,7 @@ class _open:  # used as `async with _open(...) as send`
             except ResourceNotFoundError as exc:
                 raise MissingResourceError("Kinesis stream", self._name, "the TARGET argument") from exc
             self._producer = producer
+            self.max_record_bytes = producer.max_record_bytes
 
             async def send_kinesis(data: bytes, key: str | None) -> Any:
                 return await producer.send(data, partition_key=key)
@@ -351,6 +446,7 @@ class _open:  # used as `async with _open(...) as send`
         kafka = KafkaProducer(self._name, client, key_strategy=self._strategy)
         await kafka.start()
         self._producer = kafka
+        self.max_record_bytes = kafka.config.max_message_bytes
 
         async def send_kafka(data: bytes, key: str | None) -> Any:
             return await kafka.send(data, key)

@@ -16,8 +16,9 @@ hash key entirely.
 from __future__ import annotations
 
 import itertools
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 from shardline.errors import ConfigurationError, InvalidPartitionKeyError, ShardlineError
@@ -96,10 +97,46 @@ class _Field:
                 raise InvalidPartitionKeyError(f"record has no attribute {name!r} to key on")
         if found is None:
             raise InvalidPartitionKeyError(f"field {name!r} is None; cannot key on it")
-        return found if isinstance(found, str) else str(found)
+        if isinstance(found, str):
+            return found
+        return _key_text(name, found)
 
     def __repr__(self) -> str:
         return f"keys.field({self._name!r})"
+
+
+def _key_text(name: str, found: object) -> str:
+    """A field value that is not a str as its key, or why it cannot be one.
+
+    ``str()`` gave Python's own spelling of anything: ``b'dev'`` for bytes, ``True``, ``{'a': 1}``
+    for a nested object, ``<bound method ...>`` for a method (an attribute of a value that was
+    not the expected record).  Such a key differs from the one any other writer of the stream
+    computes, so it silently splits a device's records over shards.  Bytes are their UTF-8
+    text; integers and finite floats their usual decimal form; a value whose type spells
+    itself (``__str__``: UUID, Decimal, datetime, an enum) that spelling; anything else is the
+    record's typed error.
+    """
+    if isinstance(found, bytes | bytearray | memoryview):
+        try:
+            return bytes(found).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPartitionKeyError(f"field {name!r} holds bytes that are not UTF-8") from None
+    if isinstance(found, bool):
+        raise InvalidPartitionKeyError(
+            f"field {name!r} is of type bool, not text or a number; cannot key on it"
+        )
+    if isinstance(found, int):
+        return int.__str__(found)
+    if isinstance(found, float):
+        if not math.isfinite(found):
+            raise InvalidPartitionKeyError(f"field {name!r} is {found}; cannot key on it")
+        return float.__repr__(found)
+    kind = type(found).__name__
+    if isinstance(found, Mapping | Collection) or callable(found) or type(found).__str__ is object.__str__:
+        raise InvalidPartitionKeyError(
+            f"field {name!r} is of type {kind}, not text or a number; cannot key on it"
+        )
+    return str(found)
 
 
 def field(name: str) -> KeyStrategy:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import io
 import logging
@@ -103,6 +104,8 @@ async def _tail(args: argparse.Namespace) -> int:
     """Check everything, then print records until the count, the tip or a signal ends it."""
     if args.max_records is not None and args.max_records < 1:
         raise ConfigurationError("--max-records must be at least 1")
+    if sys.stdout is None:  # started with stdout closed (`>&-`): writing raised AttributeError
+        raise ConfigurationError("stdout is closed: there is nowhere to print the records")
     kafka = args.source.startswith("kafka://")
     if kafka:
         target = parse_kafka_uri(args.source, require_group=False)
@@ -155,15 +158,31 @@ async def _kafka_records(follower: Any) -> AsyncGenerator[ConsumedRecord, None]:
             yield record
 
 
+def _renderer(output_format: str, mode: str, encoding: str) -> Callable[[ConsumedRecord], str]:
+    """How each record becomes a line that ``encoding`` can write.
+
+    Under a locale that is not UTF-8 (a Latin-1 terminal, ``PYTHONIOENCODING=ascii``) the
+    first record with a character the encoding lacks raised UnicodeEncodeError out of the
+    write, ending the tail with a traceback: JSON lines are then written in ASCII
+    (``\\u20ac``), readable lines with such characters as ``\\u20ac`` (backslashreplace).
+    """
+    if output_format == "json":
+        ascii_only = codecs.lookup(encoding).name != "utf-8"
+        return lambda record: as_json(record, mode, ascii_only=ascii_only)
+    if codecs.lookup(encoding).name == "utf-8":
+        return lambda record: as_text(record, mode)
+    return lambda record: as_text(record, mode).encode(encoding, "backslashreplace").decode(encoding)
+
+
 async def _print(
     args: argparse.Namespace, follower: Any, records: AsyncGenerator[ConsumedRecord, None]
 ) -> int:
-    render: Callable[[ConsumedRecord, str], str] = as_json if args.format == "json" else as_text
+    out = sys.stdout
+    render = _renderer(args.format, args.payload, getattr(out, "encoding", None) or "utf-8")
     wanted = set(args.key)
     printed = 0
     loop = asyncio.get_running_loop()
     stops: list[asyncio.Task[None]] = []
-    out = sys.stdout
     if isinstance(out, io.TextIOWrapper):
         out.reconfigure(line_buffering=True)  # `tail | grep`: each record as soon as it is read
     with GracefulInterrupts(on_stop=lambda: stops.append(loop.create_task(follower.stop()))) as interrupts:
@@ -172,7 +191,7 @@ async def _print(
                 async for record in records:
                     if wanted and record.partition_key not in wanted:
                         continue
-                    out.write(render(record, args.payload) + "\n")
+                    out.write(render(record) + "\n")
                     printed += 1
                     if args.max_records is not None and printed >= args.max_records:
                         break

@@ -6,7 +6,9 @@ record itself; nothing is inferred.
 
 Whoever writes to the stream chooses those bytes, and they end up on an operator's terminal:
 control characters are printed escaped (:mod:`shardline.printable`), ``\x1b`` in a readable
-line and ``\u001b`` in JSON, in the payload and in the key alike.
+line and ``\u001b`` in JSON, in the payload and in the key alike.  So are the bidirectional
+overrides and isolates, which would reorder what follows them on a terminal that lays out
+bidirectional text.
 """
 
 from __future__ import annotations
@@ -53,11 +55,15 @@ def _fields(record: ConsumedRecord) -> dict[str, Any]:
     return fields
 
 
-def as_json(record: ConsumedRecord, mode: str = "auto") -> str:
-    """One JSON object: key, position fields, arrival, payload and its encoding."""
+def as_json(record: ConsumedRecord, mode: str = "auto", *, ascii_only: bool = False) -> str:
+    """One JSON object: key, position fields, arrival, payload and its encoding.
+
+    ``ascii_only`` escapes every non-ASCII character (``\\u20ac``), for an output that cannot
+    encode them all (a Latin-1 terminal); the line parses to the same value either way.
+    """
     fields = _fields(record)
     fields["payload"], fields["encoding"] = payload(record.data, mode)
-    return json_printable(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
+    return json_printable(json.dumps(fields, ensure_ascii=ascii_only, separators=(",", ":")))
 
 
 def as_text(record: ConsumedRecord, mode: str = "auto") -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import producers.cli
-from producers.cli import command
+from producers.cli import EXIT_BAD_INPUT, command
 from shardline.errors import RecordTooLargeError
 
 LIMIT = 10
@@ -29,6 +29,7 @@ class _FakeOpen:
 
     def __init__(self, *args: object) -> None:
         self.sent: list[bytes] = []
+        self.max_record_bytes = None  # every line reaches send(), which refuses the long one
 
     async def __aenter__(self) -> Callable[[bytes, str | None], Any]:
         async def send(data: bytes, key: str | None) -> asyncio.Future[Any]:
@@ -67,4 +68,4 @@ def test_an_oversize_line_fails_alone(
     assert acks[1] == {"line": 2, "error": "RecordTooLargeError"}
     assert "offset" in acks[0] and "offset" in acks[2]
     assert "3 sent, 2 acknowledged, 1 failed (RecordTooLargeError: 1)" in err
-    assert status == 1
+    assert status == EXIT_BAD_INPUT  # refused input, not a delivery failure

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
+import io
 import json
+import sys
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import pytest
 
-from consumers.tail.cli import _kafka_start
+from consumers.tail.cli import _kafka_start, _print, command
 from consumers.tail.output import as_json, as_text, payload
 from shardline.errors import ConfigurationError
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
@@ -86,3 +90,70 @@ def test_a_kafka_start_offset_past_int64_is_refused_before_any_connection() -> N
     with pytest.raises(ConfigurationError, match="from 0 to"):
         _kafka_start("offset:-1")
     assert _kafka_start(f"offset:{2**63 - 1}").offset == 2**63 - 1
+
+
+LAYOUT = "dev\u202e1-ved\u2066x\u2069\u200f\u061c\u2028forged line\u2029"
+
+
+def test_bidirectional_overrides_and_line_separators_are_printed_escaped() -> None:
+    """An override in a key (U+202E) showed the rest of the line, payload included, reversed
+    on a terminal that lays out bidirectional text, and U+2028 broke one record into two
+    lines in viewers that honour it; they passed through both output formats as they were."""
+    record = ConsumedRecord(LAYOUT.encode(), LAYOUT, KinesisPosition("s", "shardId-000000000000", "7"))
+    marks = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029}
+    line, document = as_text(record), as_json(record)
+    assert not any(ord(c) in marks for c in line + document)
+    assert "key=dev\\u202e1-ved\\u2066x\\u2069\\u200f\\u061c\\u2028forged line\\u2029  " in line
+    parsed = json.loads(document)
+    assert parsed["key"] == LAYOUT and parsed["payload"] == LAYOUT  # JSON keeps them exactly
+
+
+class _Follower:
+    async def stop(self) -> None:
+        return None
+
+
+async def _records(*records: ConsumedRecord) -> AsyncGenerator[ConsumedRecord, None]:
+    for record in records:
+        yield record
+
+
+@pytest.mark.parametrize("output_format", ["json", "text"])
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+async def test_an_output_that_is_not_utf8_gets_every_record(
+    output_format: str, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a locale that is not UTF-8, the first record with a character the output could
+    not encode raised UnicodeEncodeError out of the write: a traceback, and no more records."""
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding=encoding))
+    payloads = ["price: 5 €", "smile 😀", "plain"]
+    records = [
+        ConsumedRecord(text.encode(), "kéy", KafkaPosition("t", 0, n)) for n, text in enumerate(payloads)
+    ]
+    parser = argparse.ArgumentParser()
+    command.configure(parser)
+    args = parser.parse_args(["kafka://h:9092/t", "--format", output_format])
+    assert await _print(args, _Follower(), _records(*records)) == 0
+    lines = raw.getvalue().decode(encoding).splitlines()
+    assert len(lines) == 3
+    if output_format == "json":
+        assert [json.loads(line)["payload"] for line in lines] == payloads  # the exact text
+    else:
+        assert lines[0].endswith("5 \\u20ac") and lines[1].endswith("smile \\U0001f600")
+        key = "k\\xe9y" if encoding == "ascii" else "kéy"  # Latin-1 has é
+        assert lines[2].endswith(f"key={key}  plain")
+
+
+def test_tail_with_stdout_closed_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Started with `>&-`, Python's stdout is None: the first record raised AttributeError."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(sys, "stdout", None)
+    parser = argparse.ArgumentParser()
+    command.configure(parser)
+    assert command.run(parser.parse_args(["kinesis://s"])) == 2
+    assert (
+        capsys.readouterr().err == "shardline tail: stdout is closed: there is nowhere to print the records\n"
+    )
