@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
+from consumers.sinks.dynamodb_keys import DEFAULT_KEY_ATTRIBUTE, key_attributes
 from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import position_tiebreak, record_version
 from shardline.endpoints import redact_url
@@ -89,7 +90,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         *,
         mapping: FieldMapping | None = None,
         guarded: bool = False,
-        key_attribute: str = "pk",
+        key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
         version_attribute: str = "shardline_version",
         concurrency: int = 8,
         client: Any | None = None,
@@ -105,7 +106,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         self.table = table
         self.mapping = mapping or FieldMapping()
         self.guarded = guarded
-        self.key_attributes = self.mapping.keys or (key_attribute,)
+        self.key_attributes = key_attributes(self.mapping, key_attribute)
         self.version_attribute = version_attribute
         self.position_attribute = f"{version_attribute}_position"
         self._identity_key = not self.mapping.keys
