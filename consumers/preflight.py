@@ -153,7 +153,10 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
             netloc,
             option,
             "dynamodb",
-            _aws_probe("dynamodb", "describe_table", endpoint_url=endpoint_url, TableName=netloc),
+            _keyed_like_the_sink(
+                _aws_probe("dynamodb", "describe_table", endpoint_url=endpoint_url, TableName=netloc),
+                uri,
+            ),
         )
     if scheme == "firehose" and netloc:
         return ResourceCheck(
@@ -175,6 +178,22 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
             _aws_probe("timestream-write", "describe_table", DatabaseName=netloc, TableName=table),
         )
     return None
+
+
+def _keyed_like_the_sink(describe: Callable[[], Awaitable[Any]], uri: str) -> Callable[[], Awaitable[Any]]:
+    """The DynamoDB sink table's lookup, which also refuses a table keyed by other attributes
+    than the sink's items carry (:func:`consumers.sinks.dynamodb_keys.check_key_schema`)."""
+
+    async def probe() -> Any:
+        from consumers.sinks.dynamodb_keys import check_key_schema, key_attributes_of_query
+        from consumers.sinks.uri import parse_uri
+
+        answer = await describe()
+        _scheme, netloc, _path, query = parse_uri(uri)
+        check_key_schema(netloc, answer, key_attributes_of_query(query))
+        return answer
+
+    return probe
 
 
 def dead_letter_check(uri: str, option: str = "--dead-letter") -> ResourceCheck | None:

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from consumers.sinks.awsclient import LazyClient
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
+from consumers.sinks.dynamodb_keys import DEFAULT_KEY_ATTRIBUTE, key_attributes
 from consumers.sinks.mapping import FieldMapping, decode_object
 from consumers.sinks.versioning import position_tiebreak, record_version
 from shardline.endpoints import redact_url
@@ -89,7 +90,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         *,
         mapping: FieldMapping | None = None,
         guarded: bool = False,
-        key_attribute: str = "pk",
+        key_attribute: str = DEFAULT_KEY_ATTRIBUTE,
         version_attribute: str = "shardline_version",
         concurrency: int = 8,
         client: Any | None = None,
@@ -105,7 +106,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         self.table = table
         self.mapping = mapping or FieldMapping()
         self.guarded = guarded
-        self.key_attributes = self.mapping.keys or (key_attribute,)
+        self.key_attributes = key_attributes(self.mapping, key_attribute)
         self.version_attribute = version_attribute
         self.position_attribute = f"{version_attribute}_position"
         self._identity_key = not self.mapping.keys
@@ -136,14 +137,16 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
             tiebreak = position_tiebreak(record)
             if tiebreak is not None:
                 payload[self.position_attribute] = tiebreak
+        fault = _document_fault(payload)
+        if fault is not None:
+            raise SerializationError(f"payload cannot be a DynamoDB item: {fault}")
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
             # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision.
-            # RecursionError: nesting the JSON parser takes but the serializer, which recurses
-            # several frames a level, does not (DynamoDB itself stops at 32 levels); untyped,
-            # it failed the whole call and its batch was bisected to find the record.
+            # RecursionError: the serializer recurses several frames a level; the nesting
+            # check above stops a payload long before, this stays as the last guard.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
         key = self._key_of(item)
         size = sum(_utf8_size(name) + _value_size(value) for name, value in item.items())
@@ -256,6 +259,54 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 # of dead-lettering every item; anything else is bisected to its item.
                 return EntryResult.call_error(error), None
         return EntryResult.written(), None
+
+
+_MAX_LEVELS = 32
+"""DynamoDB's nesting limit, a top-level attribute being level 1: it stores a value under 31
+maps or lists, and refuses one under 32 (ValidationException, "Nesting Levels have exceeded
+supported limits") for the whole BatchWriteItem call."""
+
+
+def _document_fault(payload: Mapping[str, Any]) -> str | None:
+    """What DynamoDB cannot take in the item, found before the call; ``None``: nothing.
+
+    Both faults failed the whole BatchWriteItem call of the record's neighbours, which the
+    pipeline then bisected to find the record, or never let it end:
+
+    - nesting past :data:`_MAX_LEVELS` (DynamoDB refuses the call; moto takes it);
+    - a text with no UTF-8 form, a lone surrogate (a JSON ``"\\ud800"`` escape), in a value or
+      an attribute name at any depth.  DynamoDB keeps strings as UTF-8, so it can only refuse
+      the call or keep a text the payload did not hold; moto answers HTTP 500, which the
+      pipeline waits out as an outage until it gives up, the batch unwritten.
+
+    The reason names the fault, never the text.  Iterative: no nesting exhausts the stack.
+    """
+    stack: list[tuple[Any, int]] = [(payload, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, str):
+            if not _has_utf8(value):
+                return "a text with no UTF-8 form (a lone surrogate)"
+        elif isinstance(value, dict | list) and value:
+            if level + 1 > _MAX_LEVELS:
+                return f"nested deeper than DynamoDB's {_MAX_LEVELS} levels"
+            if isinstance(value, dict):
+                if not all(_has_utf8(name) for name in value):
+                    return "an attribute name with no UTF-8 form (a lone surrogate)"
+                stack.extend((member, level + 1) for member in value.values())
+            else:
+                stack.extend((member, level + 1) for member in value)
+    return None
+
+
+def _has_utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _key_text(value: Any) -> str:

@@ -12,9 +12,14 @@ upsert of the same version instead of a rejection.  The measure name and time un
 ``CommonAttributes``.  <= 100 Timestream records per call.
 
 ``RejectedRecordsException`` is handled per record: a rejection whose ``ExistingVersion``
-is at least ours means the table already has this write (a duplicate, i.e. success); other
-rejections are dead-lettered with Timestream's reason.  Throttling and internal errors of
-the whole call are raised as retriable errors (the pipeline waits them out).
+is above ours means the table holds a newer write of the point (a duplicate, i.e. success);
+other rejections are dead-lettered with Timestream's reason.  That includes an
+``ExistingVersion`` equal to ours: Timestream takes the same values again at the same version
+(a replay is accepted), so it refuses one only when the point holds *different* values at
+that version, written by another record whose version tied with this one (plain Kinesis
+records that arrived in the same millisecond share a version).  Counted as a duplicate, that
+record was acknowledged and never written.  Throttling and internal errors of the whole call
+are raised as retriable errors (the pipeline waits them out).
 """
 
 from __future__ import annotations
@@ -162,7 +167,8 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
             entry_index = owner[index]
             existing = rejection.get("ExistingVersion")
             reason = str(rejection.get("Reason", "rejected"))
-            if existing is not None and int(existing) >= entries[entry_index].version:
+            # Strictly above: at an equal version the point holds another record's values
+            if existing is not None and int(existing) > entries[entry_index].version:
                 if results[entry_index].outcome is Outcome.WRITTEN:
                     results[entry_index] = EntryResult.duplicate()
             else:

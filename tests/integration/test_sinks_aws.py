@@ -26,6 +26,7 @@ from consumers.sinks.mapping import FieldMapping
 from consumers.sinks.timestream import TimestreamSink
 from shardline.limits import FIREHOSE_BATCH_MAX_RECORDS
 from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.retry import RetryPolicy
 from tests.faults.workflow import deliver
 from tests.integration.sink_readback import (
     dead_letter_state,
@@ -266,3 +267,29 @@ async def test_timestream_records_botocore_or_timestream_would_refuse_do_not_fai
     _, entries = await dead_letter_state(aws["s3"], bucket, "dlq/")
     assert sorted(int(e["position"]["sequence_number"]) for e in entries) == [2, 3, 4, 5]
     assert {e["error_type"] for e in entries} == {"ValidationError"}
+
+
+async def test_dynamodb_texts_without_a_utf8_form_are_refused_alone_and_their_neighbours_land(
+    aws: dict[str, Any],
+) -> None:
+    # moto answers HTTP 500 for the whole BatchWriteItem: waited out as an outage, the batch
+    # stayed unwritten until the workflow gave up
+    table = await new_table(aws["dynamodb"])
+    bucket = await new_bucket(aws["s3"])
+    dead = S3DeadLetter(bucket, "dlq", client=aws["s3"])
+    crafted = [
+        record(2, b'{"label": "\\ud800"}'),  # a value
+        record(3, b'{"\\udfff": 1}'),  # an attribute name
+        record(4, b'{"nested": [{"deeper": "\\ud83d"}]}'),  # half a pair, deep down
+    ]
+    batch = [*telemetry(1), *crafted, *telemetry(1, start=5)]
+    sink = DynamoDBSink(table, client=aws["dynamodb"])
+
+    await deliver(sink, batch, dead, retry=RetryPolicy(max_attempts=2, initial_backoff=0.0, max_backoff=0.0))
+
+    _, items = await dynamodb_state(aws["dynamodb"], table)
+    assert sorted(item["pk"]["S"].split("/")[2] for item in items) == ["1", "5"]
+    _, entries = await dead_letter_state(aws["s3"], bucket, "dlq/")
+    assert sorted(int(e["position"]["sequence_number"]) for e in entries) == [2, 3, 4]
+    assert {e["error_type"] for e in entries} == {"SerializationError"}
+    assert sink.stats.calls == 1
