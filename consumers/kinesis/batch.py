@@ -6,10 +6,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shardline.limits import HASH_KEY_MAX
 from shardline.records import ConsumedRecord
 from shardline.shardmath import ShardInfo
+from shardline.validation import is_decimal
 
-__all__ = ["ShardBatch", "child_shards_from_api"]
+__all__ = ["ShardBatch", "child_shards_from_api", "child_shards_of"]
+
+_HASH_KEY_DIGITS = len(str(HASH_KEY_MAX))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +56,41 @@ def child_shards_from_api(shapes: Sequence[Mapping[str, Any]] | None) -> tuple[S
             )
         )
     return tuple(children)
+
+
+def child_shards_of(shapes: object) -> tuple[ShardInfo, ...] | None:
+    """The ``ChildShards`` of a GetRecords response or fan-out event, or ``None`` when they
+    are not what Kinesis sends: a list of shards, each with a str id, parents that are str,
+    and a hash-key range of decimal strings within the key space (as a listed shard has).
+
+    botocore's parse keeps a child without a member, or with one of another type; built into
+    a :class:`ShardInfo` such a child raised KeyError, ValueError or AttributeError out of the
+    reader, or gave the source a shard over no key range to plan.  ``None`` (absent) is none.
+    """
+    if shapes is None:
+        return ()
+    if type(shapes) is not list:
+        return None
+    for shape in shapes:
+        if not _is_child_shard(shape):
+            return None
+    return child_shards_from_api(shapes)
+
+
+def _is_child_shard(shape: object) -> bool:
+    if not isinstance(shape, Mapping) or type(shape.get("ShardId")) is not str:
+        return False
+    parents = shape.get("ParentShards")
+    if parents is not None and (type(parents) is not list or any(type(p) is not str for p in parents)):
+        return False
+    hash_range = shape.get("HashKeyRange")
+    if not isinstance(hash_range, Mapping):
+        return False
+    start, end = hash_range.get("StartingHashKey"), hash_range.get("EndingHashKey")
+    return (
+        is_decimal(start)
+        and is_decimal(end)
+        and len(start) <= _HASH_KEY_DIGITS
+        and len(end) <= _HASH_KEY_DIGITS
+        and int(start) <= int(end) <= HASH_KEY_MAX
+    )

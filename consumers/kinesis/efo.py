@@ -23,7 +23,7 @@ import tenacity
 from tenacity.wait import wait_base
 
 from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
-from consumers.kinesis.batch import ShardBatch, child_shards_from_api
+from consumers.kinesis.batch import ShardBatch, child_shards_of
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.positions import (
@@ -57,6 +57,8 @@ _CONSUMER_POLL_SECONDS = 1.0
 _CONSUMER_BACKOFF_MAX = 5.0
 _REGISTRATIONS_MAX = 3
 """Registrations of a consumer deleted each time between its ResourceInUse and its description."""
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+"""MillisBehindLatest is a Long in the API; a number past one is not a lag."""
 
 
 async def stream_arn(client: Any, stream_name: str) -> str:
@@ -317,6 +319,7 @@ class FanOutShardReader(ShardReaderBase):
             event_stream = response["EventStream"]
             subscribed_at = self._clock()
             resume = self._resume
+            ended_early = False
             try:
                 with map_aws_errors("kinesis"):
                     async for batch in self._events(event_stream, dims):
@@ -329,6 +332,11 @@ class FanOutShardReader(ShardReaderBase):
                     # continuation): a failed subscription, backed off and counted like a
                     # broken one.  Re-subscribing at once spun at network speed, for ever.
                     raise TransientServiceError("the subscription ended early without an event")
+                # It worked (an event moved the position): a failure after it is the first in
+                # a row, however it ended.  Only a failure reset the count, so failures spread
+                # over hours of healthy subscriptions added up to the reader's end.
+                failures = 0
+                ended_early = lived < self._config.subscription_seconds
             except ShardlineError as error:  # a broken stream: re-subscribe from the continuation
                 if self._resume is not resume:
                     # The subscription worked (an event moved the position, records or a
@@ -340,6 +348,11 @@ class FanOutShardReader(ShardReaderBase):
             finally:
                 with contextlib.suppress(Exception):
                     event_stream.close()
+            if ended_early:
+                # Ended early after an event (a heartbeat each time, say): re-subscribing at
+                # once spun at network speed for as long as the service answered so.  The
+                # service needs the previous subscription gone first, as after ResourceInUse.
+                await self._sleep(self._resubscribe.max_delay(1) * self._rng.uniform(0.5, 1.0))
 
     async def _subscribe(self, dims: dict[str, str]) -> tuple[Any, Any]:
         """SubscribeToShard (and when it was asked), retried through shardline.retry.
@@ -398,10 +411,16 @@ class FanOutShardReader(ShardReaderBase):
             raise TransientServiceError(f"malformed SubscribeToShard event of {self._shard_id} (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
-        lag_ok = behind is None or type(behind) is int
+        # a Long in the API: a number past it is no lag (and float() of it raised OverflowError)
+        lag_ok = behind is None or (type(behind) is int and _LONG_MIN <= behind <= _LONG_MAX)
         if not lag_ok or not (continuation is None or is_sequence_number(continuation)):
             raise TransientServiceError(
                 f"malformed SubscribeToShard event of {self._shard_id} (position or lag)"
+            )
+        children = child_shards_of(payload.get("ChildShards"))
+        if children is None:  # checked before the position moves past the event's records
+            raise TransientServiceError(
+                f"malformed SubscribeToShard event of {self._shard_id} (child shards)"
             )
         records = self._records(raw)
         if behind is not None:
@@ -410,9 +429,8 @@ class FanOutShardReader(ShardReaderBase):
         if raw:
             self._last_sequence_number = raw[-1]["SequenceNumber"]
         resume_at = _later(continuation, self._last_sequence_number)
-        if resume_at is not None:
+        if resume_at is not None and not _behind(resume_at, self._resume):
             self._resume = AFTER_SEQUENCE_NUMBER(resume_at)
-        children = payload.get("ChildShards") or []
         end = continuation is None and bool(children)
         if self._stop_at is not None:
             for index, record in enumerate(records):
@@ -427,14 +445,19 @@ class FanOutShardReader(ShardReaderBase):
         return self._batch(records, behind) if records else None
 
     def _batch(
-        self, records: list[ConsumedRecord], behind: Any, *, end: bool = False, children: Any = None
+        self,
+        records: list[ConsumedRecord],
+        behind: Any,
+        *,
+        end: bool = False,
+        children: tuple[ShardInfo, ...] = (),
     ) -> ShardBatch:
         return ShardBatch(
             shard_id=self._shard_id,
             records=tuple(records),
             millis_behind_latest=None if behind is None else int(behind),
             end_of_shard=end,
-            child_shards=child_shards_from_api(children),
+            child_shards=children,
             continuation=self._resume.sequence_number,
         )
 
@@ -471,6 +494,18 @@ class _SubscribeWait(wait_base):
         if outcome is not None and isinstance(outcome.exception(), ResourceInUseError):
             return self._resubscribe.max_delay(attempt) * self._rng.uniform(0.5, 1.0)
         return self._retry.backoff(attempt)
+
+
+def _behind(sequence_number: str, position: StartPosition) -> bool:
+    """Whether a continuation lies before where the reader stands.
+
+    Taken, it moved the reader back: from a checkpoint (AFTER 1005, a continuation 1000) the
+    next subscription read 1001-1005 again; inside an aggregate (AT 1005 skipping through
+    sub-record 3) AFTER 1004 delivered its first sub-records again.  A continuation equal to
+    the position is no move back (AFTER it, as the service says it was read).
+    """
+    standing = position.sequence_number
+    return standing is not None and int(sequence_number) < int(standing)
 
 
 def _later(a: str | None, b: str | None) -> str | None:
