@@ -11,9 +11,17 @@ from shardline.records import ConsumedRecord
 from shardline.shardmath import ShardInfo
 from shardline.validation import is_decimal
 
-__all__ = ["ShardBatch", "child_shards_from_api", "child_shards_of"]
+__all__ = ["ShardBatch", "child_shards_from_api", "child_shards_of", "is_lag"]
 
 _HASH_KEY_DIGITS = len(str(HASH_KEY_MAX))
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def is_lag(value: object) -> bool:
+    """Whether ``MillisBehindLatest`` (of a GetRecords answer or a fan-out event) is one: absent,
+    or an int within the API's Long.  A number past a Long is no lag, and ``float()`` of a
+    longer one raised a bare ``OverflowError`` out of the reader."""
+    return value is None or (type(value) is int and _LONG_MIN <= value <= _LONG_MAX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import tenacity
 from tenacity.wait import wait_base
 
 from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
-from consumers.kinesis.batch import ShardBatch, child_shards_of
+from consumers.kinesis.batch import ShardBatch, child_shards_of, is_lag
 from consumers.kinesis.budget import Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.positions import (
@@ -57,8 +57,6 @@ _CONSUMER_POLL_SECONDS = 1.0
 _CONSUMER_BACKOFF_MAX = 5.0
 _REGISTRATIONS_MAX = 3
 """Registrations of a consumer deleted each time between its ResourceInUse and its description."""
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-"""MillisBehindLatest is a Long in the API; a number past one is not a lag."""
 
 
 async def stream_arn(client: Any, stream_name: str) -> str:
@@ -411,9 +409,7 @@ class FanOutShardReader(ShardReaderBase):
             raise TransientServiceError(f"malformed SubscribeToShard event of {self._shard_id} (records)")
         behind = payload.get("MillisBehindLatest")
         continuation = payload.get("ContinuationSequenceNumber")
-        # a Long in the API: a number past it is no lag (and float() of it raised OverflowError)
-        lag_ok = behind is None or (type(behind) is int and _LONG_MIN <= behind <= _LONG_MAX)
-        if not lag_ok or not (continuation is None or is_sequence_number(continuation)):
+        if not is_lag(behind) or not (continuation is None or is_sequence_number(continuation)):
             raise TransientServiceError(
                 f"malformed SubscribeToShard event of {self._shard_id} (position or lag)"
             )

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from consumers.kinesis._reader_base import ShardReaderBase, StopCondition, WallClock, utc_now
-from consumers.kinesis.batch import ShardBatch, child_shards_from_api
+from consumers.kinesis.batch import ShardBatch, child_shards_of, is_lag
 from consumers.kinesis.budget import CallBudget, Clock, Sleep
 from consumers.kinesis.config import ReaderConfig
 from consumers.kinesis.positions import (
@@ -159,7 +159,7 @@ class PollingShardReader(ShardReaderBase):
                 iterator = await self._new_iterator()
                 iterator_taken = self._clock()
             try:
-                response = await self._get_records(iterator, dims)
+                response, children = await self._get_records(iterator, dims)
             except ExpiredIteratorError:
                 self._observer.on_event(events.ITERATOR_EXPIRED, 1.0, **dims)
                 iterator = None
@@ -186,7 +186,7 @@ class PollingShardReader(ShardReaderBase):
                 self._observer.on_event(events.RECORDS_READ, float(len(records)), **dims)
             if iterator is None:
                 self._finished = True
-                yield self._batch(records, behind, end=True, children=response.get("ChildShards"))
+                yield self._batch(records, behind, end=True, children=children)
                 return
             if records:
                 idle_delay = config.idle_backoff_initial
@@ -212,20 +212,21 @@ class PollingShardReader(ShardReaderBase):
         behind: int | None,
         *,
         end: bool = False,
-        children: Any = None,
+        children: tuple[ShardInfo, ...] = (),
     ) -> ShardBatch:
         return ShardBatch(
             shard_id=self._shard_id,
             records=tuple(records),
             millis_behind_latest=None if behind is None else int(behind),
             end_of_shard=end,
-            child_shards=child_shards_from_api(children),
+            child_shards=children,
             continuation=self._last_sequence_number,
         )
 
-    async def _get_records(self, iterator: str, dims: dict[str, str]) -> Any:
+    async def _get_records(self, iterator: str, dims: dict[str, str]) -> tuple[Any, tuple[ShardInfo, ...]]:
         """One GetRecords within the read budget, retried (shardline.retry): throttling for as
-        long as it lasts, transient errors a bounded number of times, each from a fresh iterator."""
+        long as it lasts, transient errors a bounded number of times, each from a fresh iterator.
+        Returns the answer and its child shards, checked."""
         fresh_iterator = False
         async for attempt in self._retry.async_retrying(retry=self._retry_condition, sleep=self._sleep):
             with attempt:
@@ -247,7 +248,15 @@ class PollingShardReader(ShardReaderBase):
                         raise not_a_kinesis_answer(
                             f"GetRecords of {self._shard_id}", "a record list, every record whole"
                         )
-                    return response
+                    children = child_shards_of(response.get("ChildShards"))
+                    if children is None or not is_lag(response.get("MillisBehindLatest")):
+                        # checked before the answer moves the position: a lag past a Long and
+                        # a child shard without an id or a hash-key range raised bare errors
+                        # out of the reader, the latter after the shard's last records went on
+                        raise not_a_kinesis_answer(
+                            f"GetRecords of {self._shard_id}", "a lag and child shards as Kinesis sends them"
+                        )
+                    return response, children
                 except ThrottledError:
                     self._observer.on_event(events.GET_RECORDS_THROTTLED, 1.0, **dims)
                     raise
