@@ -74,6 +74,9 @@ _SECURITY_KEY_PREFIXES: Final = (
     "oauth",
 )
 
+_NESTED_CONFIG_KEY: Final = "default.topic.config"
+"""The one key whose value confluent-kafka merges into the configuration it belongs to."""
+
 
 def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
     """Refuse TLS/SASL properties in a pass-through dict: the security value sets them, once.
@@ -85,13 +88,23 @@ def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
 
     ``debug`` is refused too: its contexts (``security``, ``all``) log SASL exchanges and
     broker payloads.
+
+    ``default.topic.config`` is checked as a dict of its own: confluent-kafka merges that
+    nested dict into the top-level configuration, over the keys already there, so
+    ``{"default.topic.config": {"enable.ssl.certificate.verification": False}}`` switched
+    verification off (or a nested ``security.protocol`` downgraded the client) past a check
+    of the top-level keys alone.
     """
-    for key in properties:
+    for key, value in properties.items():
         normalised = str(key).strip().lower()
         if normalised == "debug":
             raise ConfigurationError(f"librdkafka debug output is not enabled through {where}")
         if normalised.startswith(_SECURITY_KEY_PREFIXES):
             raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
+        if normalised == _NESTED_CONFIG_KEY:
+            if not isinstance(value, Mapping):
+                raise ConfigurationError(f"{key!r} in {where} must be a dict of properties")
+            refuse_security_keys(value, f"{where}[{key!r}]")
 
 
 @dataclass(frozen=True, slots=True)
