@@ -6,6 +6,7 @@ messages, so it is unit-testable with simple doubles.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -14,6 +15,7 @@ from consumers.source import SourceBatch
 from shardline.eventid import EVENT_ID_MAC_HEADER, EventIdKey
 from shardline.gcpause import collector_paused
 from shardline.kafka_config import EVENT_ID_HEADER
+from shardline.lograte import RepeatedWarning
 from shardline.records import (
     ConsumedRecord,
     ConsumedRecordDraft,
@@ -31,6 +33,9 @@ __all__ = [
     "to_record",
 ]
 
+log = logging.getLogger(__name__)
+_header_warnings = RepeatedWarning(log)
+
 _TIMESTAMP_NOT_AVAILABLE = 0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAUSE_FROM = 16
@@ -46,6 +51,25 @@ def _headers(headers: list[tuple[str, bytes | None]]) -> tuple[dict[str, bytes],
     header_map = {name: header_value or b"" for name, header_value in headers}
     raw_id = header_map.get(EVENT_ID_HEADER)
     return header_map, (raw_id.decode("utf-8", "replace") if raw_id is not None else None)
+
+
+def _unreadable_headers(topic: str, partition: int, offset: int) -> None:
+    """A message whose headers confluent-kafka cannot hand out: the record goes on without them.
+
+    Kafka header names are any bytes on the wire; confluent-kafka decodes each as UTF-8 and,
+    for one that is not, ``Message.headers()`` raises ``SystemError`` (from the
+    ``UnicodeDecodeError``), for the whole list.  Raised out of a batch's records, that bare
+    error stopped the consumer at the same offset on every start.  The record keeps its data,
+    key and position; without headers its identity is its offset, as for any message
+    without a verified event id.  Logged at most once a minute, by position only.
+    """
+    _header_warnings.warning(
+        "headers",
+        "kafka message %s/%s@%s: headers are not UTF-8 names; record kept without them",
+        topic,
+        partition,
+        offset,
+    )
 
 
 def event_id_verified(
@@ -211,7 +235,11 @@ def _build_unpaused(
     for msg in messages:
         key = msg.key()
         value = msg.value()
-        headers = msg.headers()
+        try:
+            headers = msg.headers()
+        except (SystemError, UnicodeError):
+            _unreadable_headers(topic, partition, msg.offset())
+            headers = None
         position = position_draft()
         position.topic = topic
         position.partition_id = partition

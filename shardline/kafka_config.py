@@ -74,6 +74,9 @@ _SECURITY_KEY_PREFIXES: Final = (
     "oauth",
 )
 
+_NESTED_CONFIG_KEY: Final = "default.topic.config"
+"""The one key whose value confluent-kafka merges into the configuration it belongs to."""
+
 
 def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
     """Refuse TLS/SASL properties in a pass-through dict: the security value sets them, once.
@@ -85,13 +88,23 @@ def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
 
     ``debug`` is refused too: its contexts (``security``, ``all``) log SASL exchanges and
     broker payloads.
+
+    ``default.topic.config`` is checked as a dict of its own: confluent-kafka merges that
+    nested dict into the top-level configuration, over the keys already there, so
+    ``{"default.topic.config": {"enable.ssl.certificate.verification": False}}`` switched
+    verification off (or a nested ``security.protocol`` downgraded the client) past a check
+    of the top-level keys alone.
     """
-    for key in properties:
+    for key, value in properties.items():
         normalised = str(key).strip().lower()
         if normalised == "debug":
             raise ConfigurationError(f"librdkafka debug output is not enabled through {where}")
         if normalised.startswith(_SECURITY_KEY_PREFIXES):
             raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
+        if normalised == _NESTED_CONFIG_KEY:
+            if not isinstance(value, Mapping):
+                raise ConfigurationError(f"{key!r} in {where} must be a dict of properties")
+            refuse_security_keys(value, f"{where}[{key!r}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +211,36 @@ def _signer_for(profile: str | None, role_arn: str | None) -> TokenSigner:
     return lambda region: MSKAuthTokenProvider.generate_auth_token(region)
 
 
+class _Signing:
+    """One call of the signer, on a daemon thread of its own, that callers wait for with a bound.
+
+    The signer resolves credentials and may call STS: botocore waits up to 60 s per attempt
+    with retries, and a ``credential_process`` has no bound at all.  Called inline, that held
+    whoever asked for a token -- a client's constructor (on the event loop) or librdkafka's
+    background thread in ``oauth_cb`` -- for as long as it took.  A call that outlives its
+    callers still finishes here; its answer serves the next request.
+    """
+
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self, signer: TokenSigner, region: str) -> None:
+        self.done = threading.Event()
+        self.result: tuple[object, object] | None = None
+        self.error: BaseException | None = None
+        thread = threading.Thread(
+            target=self._run, args=(signer, region), name="shardline-msk-iam-sign", daemon=True
+        )
+        thread.start()
+
+    def _run(self, signer: TokenSigner, region: str) -> None:
+        try:
+            self.result = signer(region)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it typed
+            self.error = exc
+        finally:
+            self.done.set()
+
+
 class MskIamTokenProvider:
     """OAUTHBEARER tokens for MSK IAM, cached and re-signed before they expire.
 
@@ -208,10 +251,25 @@ class MskIamTokenProvider:
     more than ``refresh_margin_s`` of its life remains, so one provider can serve several
     clients and a refresh request always gets a token good for most of its lifetime.
 
+    Signing is bounded by ``sign_timeout_s`` (librdkafka's own wait for a first token is
+    10 s): a signer that takes longer (STS out of reach, a credential process that hangs) is an
+    :class:`AuthenticationError` then, while it goes on in the background; the next request
+    waits for that same call again rather than starting another, and uses its token.
+
     Thread-safe: librdkafka calls ``oauth_cb`` from whichever thread polls the client.
     """
 
-    __slots__ = ("_clock", "_expiry_s", "_lock", "_refresh_margin_s", "_signer", "_token", "region")
+    __slots__ = (
+        "_clock",
+        "_expiry_s",
+        "_lock",
+        "_refresh_margin_s",
+        "_sign_timeout_s",
+        "_signer",
+        "_signing",
+        "_token",
+        "region",
+    )
 
     def __init__(
         self,
@@ -221,6 +279,7 @@ class MskIamTokenProvider:
         role_arn: str | None = None,
         signer: TokenSigner | None = None,
         refresh_margin_s: float = 300.0,
+        sign_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         resolved = region or _default_region()
@@ -228,6 +287,12 @@ class MskIamTokenProvider:
             raise ConfigurationError("MSK IAM needs a region (argument, AWS_REGION or the AWS profile)")
         if not 0 <= refresh_margin_s < MSK_TOKEN_LIFETIME_SECONDS:
             raise ConfigurationError(f"refresh_margin_s must be in 0..{MSK_TOKEN_LIFETIME_SECONDS}")
+        if isinstance(sign_timeout_s, bool) or not isinstance(sign_timeout_s, int | float):
+            raise ConfigurationError("sign_timeout_s must be a number of seconds")
+        if not 0 < sign_timeout_s < math.inf:
+            raise ConfigurationError("sign_timeout_s must be a positive finite number of seconds")
+        self._sign_timeout_s = float(sign_timeout_s)
+        self._signing: _Signing | None = None
         self.region = resolved
         self._signer = signer if signer is not None else _signer_for(profile, role_arn)
         self._refresh_margin_s = refresh_margin_s
@@ -242,17 +307,31 @@ class MskIamTokenProvider:
     def token(self) -> tuple[str, float]:
         """A valid token and its expiry in epoch *seconds*, re-signed when close to expiry."""
         with self._lock:
-            if self._token is None or self._clock() >= self._expiry_s - self._refresh_margin_s:
-                try:
-                    token, expiry_ms = self._signer(self.region)
-                except Exception as exc:  # noqa: BLE001 - any signer failure is an auth failure
-                    # The signer's own message may quote credential sources; keep only the type.
-                    raise AuthenticationError(
-                        f"could not sign an MSK IAM token ({type(exc).__name__})", service="kafka"
-                    ) from None
-                expiry_s = self._checked_expiry(token, expiry_ms)
-                self._token = token
-                self._expiry_s = expiry_s
+            if self._token is not None and self._clock() < self._expiry_s - self._refresh_margin_s:
+                return self._token, self._expiry_s
+            signing = self._signing
+            if signing is None:  # concurrent callers wait for one call of the signer
+                signing = self._signing = _Signing(self._signer, self.region)
+        # Waited for outside the lock: each caller waits the bound at most, whoever else waits.
+        if not signing.done.wait(self._sign_timeout_s):
+            raise AuthenticationError(
+                f"signing an MSK IAM token took longer than {self._sign_timeout_s:g} s",
+                service="kafka",
+                retriable=True,
+            )
+        with self._lock:
+            if self._signing is signing:
+                self._signing = None  # answered: the next request that needs a token signs anew
+            if signing.error is not None or signing.result is None:
+                # The signer's own message may quote credential sources; keep only the type.
+                raise AuthenticationError(
+                    f"could not sign an MSK IAM token ({type(signing.error).__name__})", service="kafka"
+                ) from None
+            token, expiry_ms = signing.result
+            expiry_s = self._checked_expiry(token, expiry_ms)
+            assert isinstance(token, str)  # checked just now
+            if self._token is None or expiry_s >= self._expiry_s:  # never replace a newer token
+                self._token, self._expiry_s = token, expiry_s
             return self._token, self._expiry_s
 
     def _checked_expiry(self, token: object, expiry_ms: object) -> float:
