@@ -315,7 +315,11 @@ async def _consume(args: argparse.Namespace) -> int:
     exporter = EmfExporter(stream=sys.stdout) if args.metrics == "emf" else None
     if args.progress_interval < 0:
         raise ConfigurationError("--progress-interval must be 0 (off) or positive")
-    progress = ConsumeProgress(exporter if exporter is not None else NullObserver(), logger=logger)
+    progress = ConsumeProgress(
+        exporter if exporter is not None else NullObserver(),
+        logger=logger,
+        kafka_group=kafka.group if kafka is not None else None,
+    )
     observer: MetricsObserver = progress
     owner = args.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     store, must_exist = _checkpoint_store(args.checkpoint, args.namespace) if kafka is None else (None, None)

@@ -22,6 +22,11 @@ would still miss a partition whose lag is not known yet.  Because a revocation d
 which partitions went, it empties the Kafka lag map; the source measures the partitions it
 still owns right after every rebalance, so the map fills again with those alone, and a
 partition that moved to another member never holds the largest lag up.
+
+A Kafka member reads nothing until its group's first assignment, and a first join can take a
+while (on Tansu about half the session timeout); until then the progress line names the group
+it waits for (``waiting_for``), so ``records_in=0 partitions=0`` does not read as a consumer
+that is stuck.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class ConsumeProgress:
         *,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        kafka_group: str | None = None,
     ) -> None:
         self._inner: MetricsObserver = inner if inner is not None else NullObserver()
         self._logger = logger if logger is not None else logging.getLogger("shardline.consume")
@@ -66,6 +72,7 @@ class ConsumeProgress:
         """Partitions the Kafka group gave this member (``None``: no assignment reported)."""
         self.caught_up: set[str] = set()
         self.last_checkpoint: float | None = None
+        self._kafka_group = kafka_group
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
         self._inner.on_event(name, value, **dimensions)
@@ -118,6 +125,8 @@ class ConsumeProgress:
             "records_out": self.records_out,
             "partitions": self.partitions,
         }
+        if self._kafka_group is not None and self.kafka_assigned is None:
+            fields["waiting_for"] = f"group {self._kafka_group!r} to assign partitions"
         lag_messages = self.lag_messages  # one map: a revocation may replace it meanwhile
         if self.lag_ms:
             fields["caught_up"] = len(self.caught_up)

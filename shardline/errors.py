@@ -184,9 +184,10 @@ class MissingResourceError(ResourceNotFoundError):
     """
 
     def __init__(self, kind: str, name: str, option: str, *, service: str = "") -> None:
+        # A Kafka resource is found through its bootstrap servers; a region means nothing there.
+        where = "the bootstrap servers" if service == "kafka" else "the region/endpoint"
         super().__init__(
-            f"{kind} {name!r} (named by {option}) does not exist: create it, or fix the name "
-            "and the region/endpoint",
+            f"{kind} {name!r} (named by {option}) does not exist: create it, or fix the name and {where}",
             code="ResourceNotFound",
             service=service,
         )

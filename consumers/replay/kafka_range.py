@@ -88,8 +88,17 @@ def check_range(
     """
     by_offset = from_offset is not None or to_offset is not None
     by_time = from_time is not None or to_time is not None
-    if by_offset == by_time:
-        raise ConfigurationError("replay a Kafka topic by offsets or by timestamps (one of them)")
+    # A Kafka replay has no default range (a Kinesis one reads from the trim horizon to the
+    # tip): the message names the options to give, not only the two kinds of range.
+    if not by_offset and not by_time:
+        raise ConfigurationError(
+            "a Kafka replay needs a range: --from-offset and --to-offset, or --from-time and --to-time"
+        )
+    if by_offset and by_time:
+        raise ConfigurationError(
+            "a Kafka replay takes offsets (--from-offset, --to-offset) or times (--from-time, --to-time), "
+            "not both"
+        )
     if by_offset:
         if from_offset is None or to_offset is None:
             raise ConfigurationError("a Kafka offset range needs --from-offset and --to-offset")

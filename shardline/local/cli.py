@@ -41,8 +41,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     services = parse_services(args.services)
-    print(f"starting {', '.join(services)} (kinesis engine: {args.kinesis_engine})...", file=sys.stderr)
-    state = up(services, kinesis_engine=args.kinesis_engine)
+    engine = f" (kinesis engine: {args.kinesis_engine})" if "kinesis" in services else ""
+
+    def announce() -> None:
+        print(f"starting {', '.join(services)}{engine}...", file=sys.stderr)
+
+    state = up(services, kinesis_engine=args.kinesis_engine, announce=announce)
     for server in state.servers:
         print(f"  {server.name:<13} {server.endpoint}  pid {server.pid}", file=sys.stderr)
     lines = export_lines(state.environment)

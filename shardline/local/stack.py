@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -169,11 +169,14 @@ def up(
     kinesis_engine: str = "kinesis-mock",
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
     state_path: Path | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> StackState:
     """Start ``services`` detached, wait until each answers, and record them.
 
     Refuses to start a second stack while a recorded one still runs.  If any server fails,
     those already started are stopped again, so a failed ``up`` leaves nothing behind.
+    ``announce`` is called once that check passed, before the first server (or its first-use
+    install) starts: a "starting ..." line printed before it was followed by "already running".
     """
     path = state_path or state_file()
     with _state_lock():
@@ -183,10 +186,13 @@ def up(
                 "a local stack is already running: see `shardline local status`, "
                 "or stop it with `shardline local down`"
             )
+        plan = _plan(services, kinesis_engine)
+        if announce is not None:
+            announce()
         run_dir = new_run_dir()
         started: list[tuple[ServerHandle, list[str]]] = []
         try:
-            for engine, provided in _plan(services, kinesis_engine).items():
+            for engine, provided in plan.items():
                 handle = start_server(engine, run_dir, detached=True, ready_timeout=ready_timeout)
                 started.append((handle, provided))
             endpoints = {service: handle.endpoint for handle, provided in started for service in provided}

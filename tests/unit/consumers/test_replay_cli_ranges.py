@@ -75,3 +75,26 @@ def test_a_kafka_time_range_that_has_ended_is_a_range() -> None:
     assert check_range(None, None, start, start + timedelta(days=1), now=start + timedelta(days=1)) is False
     with pytest.raises(ConfigurationError, match="must end in the past"):
         check_range(None, None, start, start + timedelta(days=1), now=start + timedelta(hours=23))
+
+
+@pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize(
+    ("range_arguments", "message"),
+    [
+        ([], "a Kafka replay needs a range: --from-offset and --to-offset, or --from-time and --to-time"),
+        (
+            ["--from-offset", "0", "--to-offset", "5", "--from-time", T1, "--to-time", T2],
+            "a Kafka replay takes offsets (--from-offset, --to-offset) or times (--from-time, --to-time)",
+        ),
+    ],
+    ids=["no range", "both kinds"],
+)
+def test_a_kafka_replay_without_one_kind_of_range_names_the_options(
+    capsys: pytest.CaptureFixture[str], range_arguments: list[str], message: str
+) -> None:
+    """Unlike a Kinesis replay (trim horizon to tip), a Kafka one needs a range; a first try
+    without one was told "by offsets or by timestamps", which names no option to give."""
+    arguments = ["replay", "kafka://127.0.0.1:9092/events", "--name", "n", "--sink", BASE[-1]]
+    assert main([*arguments, *range_arguments]) == 2
+    err = capsys.readouterr().err
+    assert "ConfigurationError" in err and message in err and err.count("\n") == 1
