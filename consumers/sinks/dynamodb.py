@@ -9,8 +9,9 @@ Every item also carries a version attribute (from the record position, or the ma
   accepts 26); ``UnprocessedItems`` are reported throttled (the pipeline resends them).  A
   replay writes the same items again, which leaves the same state.
 - Guarded mode (``guarded=True``): one conditional PutItem per item with
-  ``attribute_not_exists(#pk) OR #version < :version``, so an older replayed record never
-  overwrites a newer one (a backfill overlapping live traffic is safe).
+  ``attribute_not_exists(#pk) OR attribute_not_exists(#version) OR #version < :version``,
+  so an older replayed record never overwrites a newer one (a backfill overlapping live
+  traffic is safe), and an item another writer made without a version is taken over.
   ``ConditionalCheckFailed`` means the table already holds this version or a newer one:
   counted as a duplicate, i.e. success.  A version taken from a real Kinesis arrival time
   (milliseconds) ties for records that arrived in the same millisecond, the newer as well
@@ -226,7 +227,9 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         absent = " AND ".join(f"attribute_not_exists({alias})" for alias in names)
         names["#v"] = self.version_attribute
         values = {":v": {"N": str(entry.version)}}
-        condition = f"({absent}) OR #v < :v"
+        # attribute_not_exists(#v): an item some other writer made (no version) is taken over;
+        # "#v < :v" is false on a missing attribute, so its key's records counted as duplicates
+        condition = f"({absent}) OR attribute_not_exists(#v) OR #v < :v"
         if entry.tiebreak is not None:
             names["#p"] = self.position_attribute
             values[":p"] = {"S": entry.tiebreak}

@@ -175,6 +175,25 @@ async def test_dynamodb_guarded_replay_is_absorbed_and_never_regresses_newer_ite
     assert (second.stats.written, second.stats.duplicates) == (0, 8)
 
 
+async def test_dynamodb_guarded_takes_over_an_item_written_without_a_version(aws: dict[str, Any]) -> None:
+    """An item of the table written by something else (a migration, another writer) carries no
+    version attribute.  ``#version < :version`` is false on a missing attribute, so every
+    guarded write of that key failed its condition and was counted a duplicate: the stream's
+    records for it were acknowledged and never written, for good."""
+    table = await new_table(aws["dynamodb"], key="device")
+    await aws["dynamodb"].put_item(TableName=table, Item={"device": {"S": "d1"}, "temp": {"N": "-1"}})
+    mapping = FieldMapping(keys=("device",))
+    sink = DynamoDBSink(table, client=aws["dynamodb"], guarded=True, mapping=mapping)
+    await sink.write([record(10, {"device": "d1", "temp": 10})])
+    older = DynamoDBSink(table, client=aws["dynamodb"], guarded=True, mapping=mapping)
+    await older.write([record(5, {"device": "d1", "temp": 5})])  # now versioned: never regressed
+
+    _, items = await dynamodb_state(aws["dynamodb"], table)
+    assert [int(item["temp"]["N"]) for item in items] == [10]
+    assert (sink.stats.written, sink.stats.duplicates) == (1, 0)
+    assert (older.stats.written, older.stats.duplicates) == (0, 1)
+
+
 REAL_SEQUENCES = (  # real Kinesis sequence numbers: past 2**53, so versions come from arrival times
     "49590338271490256608559692538361571095921575989136588898",
     "49590338271490256608559692540925702759324208523137515618",
