@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from shardline.errors import AuthenticationError, ConfigurationError
+from shardline.kafka_oauth import OAUTH_CB, TokenFailureHandler, supervised_oauth, token_failure_logger
 from shardline.lograte import RepeatedRecords
 
 _Client = TypeVar("_Client")
@@ -455,18 +456,33 @@ class KafkaClientConfig:
             self.security.token_provider.token()
 
     def new_client(
-        self, factory: Callable[[dict[str, Any]], _Client], conf: Mapping[str, Any] | None = None
+        self,
+        factory: Callable[[dict[str, Any]], _Client],
+        conf: Mapping[str, Any] | None = None,
+        *,
+        on_token_failure: TokenFailureHandler | None = None,
+        on_token: Callable[[], None] | None = None,
     ) -> _Client:
         """A confluent-kafka client (``Producer``, ``Consumer``, ``AdminClient``) built by
         ``factory`` from ``conf`` (by default :meth:`to_confluent`): the one way every client is
         built, so each gets its MSK IAM token signed first (:meth:`sign_first_token`) and a
         construction librdkafka refuses (an unknown property, no token) becomes the Shardline
-        error of its code instead of an untyped ``KafkaException``."""
+        error of its code instead of an untyped ``KafkaException``.
+
+        Its ``oauth_cb`` is wrapped (:func:`shardline.kafka_oauth.supervised_oauth`): a later
+        token refresh that fails reaches ``on_token_failure`` as an
+        :class:`AuthenticationError` (by default a warning, each kind once a minute), where librdkafka on
+        its own would drop the exception and report only "OAuth callback raised exception".
+        ``on_token`` runs after each token handed out."""
         from shardline.errormap import map_kafka_errors
 
         self.sign_first_token()
+        built = dict(conf) if conf is not None else self.to_confluent()
+        if OAUTH_CB in built:
+            report = on_token_failure if on_token_failure is not None else token_failure_logger()
+            built[OAUTH_CB] = supervised_oauth(built[OAUTH_CB], report, on_token)
         with map_kafka_errors():
-            return factory(dict(conf) if conf is not None else self.to_confluent())
+            return factory(built)
 
     def to_confluent(self) -> dict[str, Any]:
         """The confluent-kafka configuration dict (it may hold secrets: never log it)."""
