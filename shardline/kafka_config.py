@@ -75,6 +75,13 @@ _SECURITY_KEY_PREFIXES: Final = (
     "oauth",
 )
 
+_PARTITIONER_KEYS: Final = frozenset({"partitioner", "partitioner_cb"})
+"""librdkafka's properties that choose a keyed message's partition (CONFIGURATION.md).
+
+``sticky.partitioning.linger.ms`` is not one of them: it only groups messages *without* a
+key (which go to a random partition either way), as the Java client's sticky partitioner
+does, and stays tunable."""
+
 _NESTED_CONFIG_KEY: Final = "default.topic.config"
 """The one key whose value confluent-kafka merges into the configuration it belongs to."""
 
@@ -88,18 +95,25 @@ def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
     setting was applied.  Keys are compared case-insensitively.
 
     ``debug`` is refused too: its contexts (``security``, ``all``) log SASL exchanges and
-    broker payloads.
+    broker payloads.  So are ``partitioner`` and ``partitioner_cb``: the producer's
+    ``KafkaProducerConfig.partitioner`` owns the key-to-partition rule (the Java client's by
+    default), and a pass-through that set it sent keys to other partitions than every other
+    producer of the topic.
 
     ``default.topic.config`` is checked as a dict of its own: confluent-kafka merges that
     nested dict into the top-level configuration, over the keys already there, so
     ``{"default.topic.config": {"enable.ssl.certificate.verification": False}}`` switched
     verification off (or a nested ``security.protocol`` downgraded the client) past a check
-    of the top-level keys alone.
+    of the top-level keys alone; a nested ``partitioner`` likewise replaced the producer's.
     """
     for key, value in properties.items():
         normalised = str(key).strip().lower()
         if normalised == "debug":
             raise ConfigurationError(f"librdkafka debug output is not enabled through {where}")
+        if normalised in _PARTITIONER_KEYS:
+            raise ConfigurationError(
+                f"set the partitioner through KafkaProducerConfig.partitioner, not {where}"
+            )
         if normalised.startswith(_SECURITY_KEY_PREFIXES):
             raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
         if normalised == _NESTED_CONFIG_KEY:
