@@ -10,6 +10,7 @@ touching the live consumers' group.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,15 +22,19 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumers._kafka_messages import partition_name, to_batches
 from consumers._kafka_thread import ConsumerThread
+from consumers._kafka_token import token_failure_reporter
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import CheckpointError, ClosedError, ResourceNotFoundError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
+from shardline.lograte import RepeatedWarning
 from shardline.metrics import MetricsObserver, guard_observer
 from shardline.records import KafkaPosition, Position
 from shardline.validation import validate_topic_name
+
+log = logging.getLogger(__name__)
 
 __all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
 
@@ -157,7 +162,11 @@ class KafkaReplaySource:
             # stable offset under read_committed): see batches() for why a range needs it.
             "enable.partition.eof": True,
         }
-        self._consumer = client.new_client(consumer_factory, conf)
+        self._consumer = client.new_client(
+            consumer_factory,
+            conf,
+            on_token_failure=token_failure_reporter(self._observer, RepeatedWarning(log)),
+        )
         self._executor = ConsumerThread("shardline-kafka-replay")
         self._close_timeout_s = client.consumer_close_timeout_s
         self._stopping = False

@@ -48,6 +48,7 @@ from consumers._kafka_lag import LagSampler, PartitionLag
 from consumers._kafka_messages import KafkaRecords, lazy_batches, partition_name
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
 from consumers._kafka_thread import ConsumerThread
+from consumers._kafka_token import token_failure_reporter
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
@@ -212,7 +213,11 @@ class KafkaSource:
         self._observer: MetricsObserver = guard_observer(observer)
         self._client_errors = RepeatedWarning(log)
         conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
-        self._consumer = client.new_client(consumer_factory, conf)
+        self._consumer = client.new_client(
+            consumer_factory,
+            conf,
+            on_token_failure=token_failure_reporter(self._observer, self._client_errors),
+        )
         self._lag = LagSampler(self._consumer, config.lag_interval_s)
         self._executor = ConsumerThread("shardline-kafka-consume")
         self._close_timeout_s = client.consumer_close_timeout_s

@@ -52,7 +52,9 @@ class KafkaProducerConfig:
         poll_timeout_s: how long the delivery thread blocks in ``poll()``; it wakes as soon as
             a report arrives, so this only bounds how quickly ``close()`` notices.
         librdkafka: further producer properties passed through unchanged; TLS and SASL
-            properties are refused (set them through ``KafkaClientConfig.security``).
+            properties are refused (set them through ``KafkaClientConfig.security``), and so
+            are ``partitioner`` and ``partitioner_cb``, also inside ``default.topic.config``
+            (set the partitioner through the field above).
         event_id_key: signs every event id (an HMAC in the ``shardline-event-id-mac``
             header) so consumers holding the same key trust it as the record's identity
             (docs/security.md).  Never shown in ``repr``.
@@ -86,8 +88,6 @@ class KafkaProducerConfig:
             problems.append(f"unknown compression {self.compression!r}")
         if self.partitioner not in PARTITIONERS:
             problems.append(f"unknown partitioner {self.partitioner!r} (one of {', '.join(PARTITIONERS)})")
-        if "partitioner" in self.librdkafka:
-            problems.append("set the partitioner through KafkaProducerConfig.partitioner, not librdkafka")
         if not 0 <= self.linger_ms <= 900_000:
             problems.append("linger_ms must be in 0..900000")
         if self.batch_bytes < 1:
@@ -121,7 +121,7 @@ class KafkaProducerConfig:
             "queue.buffering.max.messages": self.queue_max_messages,
             "queue.buffering.max.kbytes": self.queue_max_kbytes,
             **self.librdkafka,
-            "partitioner": self.partitioner,  # after the pass-through: the field decides
+            "partitioner": self.partitioner,  # the pass-through cannot hold one (refused above)
         }
 
     def with_options(self, **options: Any) -> KafkaProducerConfig:

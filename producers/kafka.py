@@ -152,9 +152,9 @@ class KafkaProducer:
         if producer is None:
             assert client is not None
             conf = {**client.to_confluent(), **self.config.to_confluent(), "error_cb": self._on_client_error}
-            if "oauth_cb" in conf:
-                conf["oauth_cb"] = self._supervised_oauth(conf["oauth_cb"])
-            producer = client.new_client(Producer, conf)
+            producer = client.new_client(
+                Producer, conf, on_token_failure=self._on_callback_error, on_token=self._on_token
+            )
         self._producer = producer
         self._produce: Callable[..., None] = producer.produce
         self._poll: Callable[[float], int] = producer.poll
@@ -929,25 +929,16 @@ class KafkaProducer:
             )
         self._observer.on_event(events.KAFKA_CALLBACK_ERRORS, 1, topic=self.topic, error=type(error).__name__)
 
-    def _supervised_oauth(self, oauth_cb: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``oauth_cb`` as librdkafka gets it: a failure is recorded, then re-raised.
+    def _on_token(self) -> None:
+        """An OAUTHBEARER token was handed to librdkafka (its background thread): a token
+        failure kept as the cause of later delivery failures no longer explains them.
 
-        librdkafka calls it on its own background thread (not the delivery thread) when a
-        token is due; raising tells librdkafka the refresh failed (it tries again later).  The
-        error becomes the cause reported with messages that time out meanwhile, so an MSK IAM
-        signing failure (STS unreachable, expired credentials) is visible, not a bare timeout.
+        A failure (:meth:`_on_callback_error`, through
+        :func:`shardline.kafka_oauth.supervised_oauth`) becomes the cause reported with messages
+        that time out meanwhile, so an MSK IAM signing failure (STS unreachable, expired
+        credentials) is visible, not a bare timeout.
         """
-
-        def oauth(oauthbearer_config: Any) -> Any:
-            try:
-                token = oauth_cb(oauthbearer_config)
-            except Exception as exc:
-                self._on_callback_error(exc)
-                raise
-            self._callback_error = None
-            return token
-
-        return oauth
+        self._callback_error = None
 
     def _on_pump_death(self, cause: BaseException) -> None:
         """The delivery thread ended unexpectedly (loop thread): fail what is pending, stop sends."""

@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from shardline.errors import AuthenticationError, ConfigurationError
+from shardline.kafka_oauth import OAUTH_CB, TokenFailureHandler, supervised_oauth, token_failure_logger
 from shardline.lograte import RepeatedRecords
 
 _Client = TypeVar("_Client")
@@ -74,6 +75,13 @@ _SECURITY_KEY_PREFIXES: Final = (
     "oauth",
 )
 
+_PARTITIONER_KEYS: Final = frozenset({"partitioner", "partitioner_cb"})
+"""librdkafka's properties that choose a keyed message's partition (CONFIGURATION.md).
+
+``sticky.partitioning.linger.ms`` is not one of them: it only groups messages *without* a
+key (which go to a random partition either way), as the Java client's sticky partitioner
+does, and stays tunable."""
+
 _NESTED_CONFIG_KEY: Final = "default.topic.config"
 """The one key whose value confluent-kafka merges into the configuration it belongs to."""
 
@@ -87,18 +95,25 @@ def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
     setting was applied.  Keys are compared case-insensitively.
 
     ``debug`` is refused too: its contexts (``security``, ``all``) log SASL exchanges and
-    broker payloads.
+    broker payloads.  So are ``partitioner`` and ``partitioner_cb``: the producer's
+    ``KafkaProducerConfig.partitioner`` owns the key-to-partition rule (the Java client's by
+    default), and a pass-through that set it sent keys to other partitions than every other
+    producer of the topic.
 
     ``default.topic.config`` is checked as a dict of its own: confluent-kafka merges that
     nested dict into the top-level configuration, over the keys already there, so
     ``{"default.topic.config": {"enable.ssl.certificate.verification": False}}`` switched
     verification off (or a nested ``security.protocol`` downgraded the client) past a check
-    of the top-level keys alone.
+    of the top-level keys alone; a nested ``partitioner`` likewise replaced the producer's.
     """
     for key, value in properties.items():
         normalised = str(key).strip().lower()
         if normalised == "debug":
             raise ConfigurationError(f"librdkafka debug output is not enabled through {where}")
+        if normalised in _PARTITIONER_KEYS:
+            raise ConfigurationError(
+                f"set the partitioner through KafkaProducerConfig.partitioner, not {where}"
+            )
         if normalised.startswith(_SECURITY_KEY_PREFIXES):
             raise ConfigurationError(f"set {key!r} through the security setting, not {where}")
         if normalised == _NESTED_CONFIG_KEY:
@@ -455,18 +470,33 @@ class KafkaClientConfig:
             self.security.token_provider.token()
 
     def new_client(
-        self, factory: Callable[[dict[str, Any]], _Client], conf: Mapping[str, Any] | None = None
+        self,
+        factory: Callable[[dict[str, Any]], _Client],
+        conf: Mapping[str, Any] | None = None,
+        *,
+        on_token_failure: TokenFailureHandler | None = None,
+        on_token: Callable[[], None] | None = None,
     ) -> _Client:
         """A confluent-kafka client (``Producer``, ``Consumer``, ``AdminClient``) built by
         ``factory`` from ``conf`` (by default :meth:`to_confluent`): the one way every client is
         built, so each gets its MSK IAM token signed first (:meth:`sign_first_token`) and a
         construction librdkafka refuses (an unknown property, no token) becomes the Shardline
-        error of its code instead of an untyped ``KafkaException``."""
+        error of its code instead of an untyped ``KafkaException``.
+
+        Its ``oauth_cb`` is wrapped (:func:`shardline.kafka_oauth.supervised_oauth`): a later
+        token refresh that fails reaches ``on_token_failure`` as an
+        :class:`AuthenticationError` (by default a warning, each kind once a minute), where librdkafka on
+        its own would drop the exception and report only "OAuth callback raised exception".
+        ``on_token`` runs after each token handed out."""
         from shardline.errormap import map_kafka_errors
 
         self.sign_first_token()
+        built = dict(conf) if conf is not None else self.to_confluent()
+        if OAUTH_CB in built:
+            report = on_token_failure if on_token_failure is not None else token_failure_logger()
+            built[OAUTH_CB] = supervised_oauth(built[OAUTH_CB], report, on_token)
         with map_kafka_errors():
-            return factory(dict(conf) if conf is not None else self.to_confluent())
+            return factory(built)
 
     def to_confluent(self) -> dict[str, Any]:
         """The confluent-kafka configuration dict (it may hold secrets: never log it)."""

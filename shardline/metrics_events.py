@@ -14,8 +14,9 @@ shared by several components):
 * Kafka producer: the event loop's thread for most reports, but librdkafka's delivery thread
   may call it too (``kafka_client_error`` comes from ``error_cb`` on whichever thread polls,
   ``kafka_callback_errors`` from ``oauth_cb`` on librdkafka's own background thread).
-* Kafka source: the event loop's thread, and the thread of its consumer executor for
-  rebalance callbacks and client errors.
+* Kafka source: the event loop's thread, the thread of its consumer executor for
+  rebalance callbacks and client errors, and librdkafka's own background thread for
+  ``kafka_callback_errors`` (an MSK IAM token refresh that failed, from ``oauth_cb``).
 
 Observers are wrapped with :func:`shardline.metrics.guard_observer`: one that raises is
 logged once and counted, never allowed to stop the component that reported the event.
@@ -199,7 +200,7 @@ _EVENTS: tuple[MetricEvent, ...] = (
         _C,
         _N,
         (*_TOPIC, "error"),
-        _KF,
+        _KF + ", " + _KS,
         "client callbacks or delivery reports that raised",
     ),
     MetricEvent(RECORDS_READ, _C, _N, _SHARD, _RD, "records read from a shard"),
