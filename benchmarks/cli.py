@@ -263,7 +263,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"stream-bench: {options.workers} worker processes", file=sys.stderr)
                 outcome = run_workers(options, kinesis)
             else:
-                outcome = asyncio.run(run_kinesis(options, kinesis))
+                from benchmarks.targetwatch import unless_target_dies
+
+                running = run_kinesis(options, kinesis)
+                outcome = asyncio.run(
+                    unless_target_dies(running, kinesis.process_sentinel, kinesis.process_exit_code)
+                )
             # written before the embedded target's teardown, which an interrupted run waits for last
             result = _write_files(outcome, out)
     return _print_result(result, out)
