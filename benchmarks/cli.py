@@ -315,7 +315,13 @@ def _print_result(result: dict[str, Any], out: Path) -> int:
     # so an interrupted run would exit long after its result is written.  Freeze it at exit
     # (not now: a program that called this in-process keeps a collector that works).
     _freeze_heap_at_exit()
-    return 130 if result["interrupted"] else 0
+    if result["interrupted"]:
+        return 130
+    if result["summary"]["records_acked"] == 0:
+        # a result is written either way; a script must not take this run for a measurement
+        print(f"stream-bench: {result['bound_by']['explanation']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run_one_worker(options: Any, where: str) -> int:
