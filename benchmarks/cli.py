@@ -223,7 +223,8 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.gateway import ShardLimits
-    from benchmarks.run import output_dir, run_kinesis
+    from benchmarks.outfiles import output_dir
+    from benchmarks.run import run_kinesis
     from benchmarks.run_msk import run_msk
     from benchmarks.targets import (
         KinesisTarget,
@@ -263,7 +264,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"stream-bench: {options.workers} worker processes", file=sys.stderr)
                 outcome = run_workers(options, kinesis)
             else:
-                outcome = asyncio.run(run_kinesis(options, kinesis))
+                from benchmarks.targetwatch import unless_target_dies
+
+                running = run_kinesis(options, kinesis)
+                outcome = asyncio.run(
+                    unless_target_dies(running, kinesis.process_sentinel, kinesis.process_exit_code)
+                )
             # written before the embedded target's teardown, which an interrupted run waits for last
             result = _write_files(outcome, out)
     return _print_result(result, out)
@@ -275,13 +281,18 @@ def _write_result(outcome: Any, out: Path) -> int:
 
 def _write_files(outcome: Any, out: Path) -> dict[str, Any]:
     """Build, validate and write result.json and report.html; return the result."""
-    from benchmarks.report import write_html
+    from benchmarks.outfiles import replace_files
+    from benchmarks.report import render_html
     from benchmarks.result import build_result, validate_result
 
     result = build_result(outcome)
     validate_result(result)
-    (out / "result.json").write_text(json.dumps(result, indent=2))
-    write_html(result, out / "report.html")
+    replace_files(
+        {
+            out / "result.json": json.dumps(result, indent=2).encode(),
+            out / "report.html": render_html(result).encode("utf-8"),
+        }
+    )
     return result
 
 
@@ -304,15 +315,24 @@ def _print_result(result: dict[str, Any], out: Path) -> int:
     # so an interrupted run would exit long after its result is written.  Freeze it at exit
     # (not now: a program that called this in-process keeps a collector that works).
     _freeze_heap_at_exit()
-    return 130 if result["interrupted"] else 0
+    if result["interrupted"]:
+        return 130
+    if result["summary"]["records_acked"] == 0:
+        # a result is written either way; a script must not take this run for a measurement
+        print(f"stream-bench: {result['bound_by']['explanation']}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _run_one_worker(options: Any, where: str) -> int:
     """One machine's part of a multi-machine run: its shards and keys, written as a partial."""
     from benchmarks.merge import partial_from_outcome, write_partial
+    from benchmarks.outfiles import output_dir
     from benchmarks.run import run_kinesis
     from benchmarks.targets import KinesisTarget
 
+    if not where.startswith("s3://"):
+        output_dir(where)  # refused now, not after the run
     print(
         f"stream-bench: worker {options.worker_id} of {options.workers} on stream {options.stream}",
         file=sys.stderr,
@@ -324,7 +344,7 @@ def _run_one_worker(options: Any, where: str) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from benchmarks.merge import merge_partials, read_named_partials
-    from benchmarks.run import output_dir
+    from benchmarks.outfiles import output_dir
 
     def progress(line: str) -> None:
         print(f"stream-bench merge: reading partial {line}", file=sys.stderr, flush=True)
@@ -409,6 +429,7 @@ _PEER_MODULES = {
 
 
 def _cmd_peers(args: argparse.Namespace) -> int:
+    from benchmarks.outfiles import output_dir
     from benchmarks.peers.runner import (
         PeerRow,
         PeerWorkload,
@@ -417,7 +438,6 @@ def _cmd_peers(args: argparse.Namespace) -> int:
         run_kafka_peers,
         run_kinesis_peers,
     )
-    from benchmarks.run import output_dir
 
     for module in _PEER_MODULES[args.family]:  # before any emulator starts
         require_module(module, extra_for_module(module, prefer="bench-peers") or "bench-peers")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.histogram import LatencyHistogram
+from benchmarks.outfiles import output_dir, replace_files
 from benchmarks.partial_check import (
     MAX_PARTIAL_BYTES,
     START_MARGIN_SECONDS,
@@ -316,10 +317,8 @@ def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None)
         client = s3_client or _s3()
         client.put_object(Bucket=bucket, Key=prefix + name, Body=body, ContentType="application/json")
         return f"s3://{bucket}/{prefix}{name}"
-    directory = Path(where)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_bytes(body)
+    path = output_dir(where) / name
+    replace_files({path: body})  # a disk that fills up leaves no cut partial beside the others
     return str(path)
 
 

@@ -90,6 +90,14 @@ def _text(value: object) -> str:
     return escape(printable(str(value)))
 
 
+def _quantile_text(quantiles: dict[str, float], names: tuple[str, ...]) -> str:
+    """``p50/p99/...``, or ``-`` for each when nothing was measured: an empty histogram's
+    quantiles are 0, which read as latencies of no time at all."""
+    if not quantiles.get("count"):
+        return "/".join("-" for _ in names)
+    return "/".join(str(quantiles[name]) for name in names)
+
+
 def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     s = result["summary"]
@@ -107,8 +115,8 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         ("producer MB/s", f"{s['producer_mb_per_sec']:.3f}"),
         ("consumer records/s", f"{s['consumer_records_per_sec']:.0f}"),
         ("throttles / retries", f"{s['throttles']} / {s['retries']}"),
-        ("send-to-ack p50/p99/p99.9/max ms", f"{ack['p50']}/{ack['p99']}/{ack['p99_9']}/{ack['max']}"),
-        ("end-to-end p50/p99/max ms", f"{e2e['p50']}/{e2e['p99']}/{e2e['max']}"),
+        ("send-to-ack p50/p99/p99.9/max ms", _quantile_text(ack, ("p50", "p99", "p99_9", "max"))),
+        ("end-to-end p50/p99/max ms", _quantile_text(e2e, ("p50", "p99", "max"))),
         ("client CPU us/record", f"{s['client_cpu_us_per_record']:.1f}"),
         ("emulator CPU s", "-" if emulator_cpu is None else f"{emulator_cpu:.2f}"),
         (

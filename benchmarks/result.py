@@ -49,6 +49,7 @@ def bound_by(
     emulator_cpu_share: float | None,
     emulator_shares_process: bool = True,
     busiest_shard_utilisation: float | None = None,
+    acknowledged: int | None = None,
 ) -> dict[str, Any]:
     """Which resource limited the run, with the signals that decided it.
 
@@ -77,7 +78,19 @@ def bound_by(
         "machine_load_1min": _load_average(),
     }
     throttled_share = throttles / max(records, 1)
-    if rate and achieved_rate >= 0.95 * rate and throttled_share < 0.01:
+    if acknowledged == 0:
+        # Nothing measured the target's pace: "no resource was saturated" was the verdict of a
+        # run whose every record was throttled or failed.
+        cause = (
+            f"{throttles} throttled attempts and no success"
+            if throttles
+            else "every record failed or the target never answered"
+        )
+        verdict, why = (
+            "nothing acknowledged",
+            f"no record was acknowledged ({cause}): no figure measures the target",
+        )
+    elif rate and achieved_rate >= 0.95 * rate and throttled_share < 0.01:
         verdict, why = "rate setting", f"the run reached its --rate cap of {rate:g} records/s"
     elif (
         throttled_share >= 0.01
@@ -387,5 +400,6 @@ def build_result(outcome: RunOutcome) -> dict[str, Any]:
         busiest_shard_utilisation=_busiest_shard_utilisation(
             outcome.gateway, producing, options.aggregate, limits_scale
         ),
+        acknowledged=acked,
     )
     return result

@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import environment
@@ -584,9 +583,3 @@ def peak_rss_mib() -> float | None:
         return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def output_dir(path: str | None) -> Path:
-    directory = Path(path or "bench-results")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory

@@ -40,6 +40,7 @@ BOOTSTRAP_ENV = "SHARDLINE_KAFKA_BOOTSTRAP"
 
 _CHILD_START_TIMEOUT_S = 120.0
 _CHILD_STOP_TIMEOUT_S = 15.0
+_CHILD_EXIT_WAIT_S = 5.0
 
 
 @dataclass
@@ -57,6 +58,10 @@ class KinesisTarget:
     stats: Callable[[], GatewayStatsSnapshot] | None = None
     emulator_cpu: Callable[[], float] | None = None
     in_process: bool = False
+    process_sentinel: int | None = None
+    """Readable once the child process serving the target has exited (None: no such child);
+    the run watches it (:mod:`benchmarks.targetwatch`) to stop when the target dies."""
+    process_exit_code: Callable[[], int | None] = lambda: None
 
     @property
     def is_embedded(self) -> bool:
@@ -175,6 +180,12 @@ class _ChildTarget:
     def cpu(self) -> float:
         return float(self._ask("cpu"))
 
+    def exit_code(self) -> int | None:
+        """The child's exit code once it has exited (waited for briefly: its sentinel fires
+        as it exits, a moment before it can be reaped)."""
+        self.process.join(_CHILD_EXIT_WAIT_S)
+        return self.process.exitcode
+
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self._connection.send("stop")
@@ -196,7 +207,15 @@ def embedded_local_target_process(limits: ShardLimits | None = None) -> Iterator
     child = _ChildTarget(limits)
     try:
         endpoint = child.wait_ready()
-        yield KinesisTarget("local", endpoint, stats=child.stats, emulator_cpu=child.cpu, in_process=False)
+        yield KinesisTarget(
+            "local",
+            endpoint,
+            stats=child.stats,
+            emulator_cpu=child.cpu,
+            in_process=False,
+            process_sentinel=child.process.sentinel,
+            process_exit_code=child.exit_code,
+        )
     finally:
         child.stop()
 

@@ -31,8 +31,10 @@ from typing import Any
 from benchmarks.merge import merge_partials, partial_from_outcome
 from benchmarks.run import INTERRUPT_MESSAGE, RunOptions, RunOutcome, gateway_counts, run_kinesis
 from benchmarks.targets import KinesisTarget
+from benchmarks.targetwatch import TARGET_DIED, describe_exit
 from shardline.clients import aiobotocore_client
 from shardline.errors import BackgroundTaskError
+from shardline.local.errors import LocalEmulatorError
 from shardline.parentwatch import stop_when_orphaned
 
 __all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_processes", "run_workers"]
@@ -40,6 +42,8 @@ __all__ = ["WORKER_START_ALLOWANCE_S", "run_worker_process", "run_worker_process
 WORKER_START_ALLOWANCE_S = 120.0
 """Seconds a worker may take to start (interpreter, imports, stream lookup) beyond the run."""
 _STOP_TIMEOUT_S = 10.0
+_TARGET = -1
+"""The embedded target's process among the handles :func:`_collect` waits on."""
 
 WorkerMain = Callable[[Connection, RunOptions, str, str | None, bool], None]
 
@@ -119,7 +123,7 @@ def run_worker_processes(
                 options, stream=stream, new_stream=created, run_id=options.run_id or uuid.uuid4().hex
             )
             _start(context, workers, worker_main, shared, target)
-            partials = _collect(workers, _timeout(options))
+            partials = _collect(workers, _timeout(options), target)
     except BaseException:
         _stop(workers, graceful=False)
         raise
@@ -195,11 +199,17 @@ def _start(
         workers.append((process, receive))
 
 
-def _collect(workers: list[tuple[Any, Connection]], timeout: float) -> list[dict[str, Any]]:
-    """Every worker's partial, or BackgroundTaskError for the first that fails, dies or stalls."""
+def _collect(
+    workers: list[tuple[Any, Connection]], timeout: float, target: KinesisTarget | None = None
+) -> list[dict[str, Any]]:
+    """Every worker's partial, or BackgroundTaskError for the first that fails, dies or stalls;
+    LocalEmulatorError when the embedded target's own process exits first (the workers would
+    otherwise retry refused connections until the run's bound)."""
     deadline = time.monotonic() + timeout
     partials: dict[int, dict[str, Any]] = {}
     by_handle: dict[Any, int] = {}
+    if target is not None and target.process_sentinel is not None:
+        by_handle[target.process_sentinel] = _TARGET
     for worker_id, (process, connection) in enumerate(workers):
         by_handle[connection] = worker_id
         by_handle[process.sentinel] = worker_id
@@ -211,6 +221,9 @@ def _collect(workers: list[tuple[Any, Connection]], timeout: float) -> list[dict
             raise BackgroundTaskError(f"workers {waiting} of {count} did not finish within {timeout:.0f} s")
         for handle in wait(list(by_handle), timeout=remaining):
             worker_id = by_handle[handle]
+            if worker_id == _TARGET:
+                code = describe_exit(target.process_exit_code() if target is not None else None)
+                raise LocalEmulatorError(f"{TARGET_DIED} ({code}); the workers were stopped")
             if worker_id in partials:
                 continue
             process, connection = workers[worker_id]
