@@ -1,0 +1,59 @@
+"""PutRecords answers the local emulators never give, and the producer's lifecycle under them.
+
+Each answer is injected by a client double; what is asserted is the producer's promise for
+every record: resolved once, as delivered or with a typed error, and the producer alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from producers import KinesisProducer
+from shardline.records import Ack
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+FAST = {"linger": 0.01, "initial_backoff": 0.001, "max_backoff": 0.002, "rate_limit_percent": None}
+BOUND = 5.0  # seconds: only there so that a hang fails instead of sticking
+
+_T = TypeVar("_T")
+
+Answer = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+async def bounded(awaitable: Awaitable[_T]) -> _T:
+    return await asyncio.wait_for(awaitable, BOUND)
+
+
+class Answers(FakeKinesis):
+    """Answers the first ``count`` PutRecords calls with ``answer(entries)``, then as Kinesis does."""
+
+    def __init__(self, answer: Answer, count: int) -> None:
+        super().__init__()
+        self.answer = answer
+        self.remaining = count
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        if self.remaining:
+            self.remaining -= 1
+            self.calls.append(kwargs["Records"])
+            return self.answer(kwargs["Records"])
+        return await super().put_records(**kwargs)
+
+
+async def test_an_entry_error_whose_message_is_not_a_string_is_retried_not_fatal() -> None:
+    # botocore hands a JSON number or list in ErrorMessage through as it is
+    fake = Answers(
+        lambda entries: {
+            "FailedRecordCount": len(entries),
+            "Records": [{"ErrorCode": "InternalFailure", "ErrorMessage": 5} for _ in entries],
+        },
+        count=1,
+    )
+    async with KinesisProducer("s", client=fake, aggregate=False, **FAST) as producer:
+        first = await producer.send(b"x", partition_key="k")
+        assert isinstance(await bounded(first), Ack)
+        later = await producer.send(b"y", partition_key="k")
+        assert isinstance(await bounded(later), Ack)
+    assert fake.remaining == 0 and len(fake.written) == 2
