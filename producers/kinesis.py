@@ -1413,7 +1413,7 @@ class KinesisProducer:
         if throttles:
             observer.on_event(events.THROTTLES, throttles, stream=stream)
         if failed:
-            self._retry(failed, failed[0].last_error)
+            self._retry(failed, None)  # each keeps the error of its own result
         if misplaced:
             await self._resolve_misplaced(misplaced)
         return nbytes
@@ -1480,16 +1480,24 @@ class KinesisProducer:
         self._wakeup.set()
 
     def _retry(self, entries: list[Entry], error: BaseException | None) -> None:
+        """Count an attempt of each entry and queue it again after its back-off, or fail it.
+
+        ``error`` is what failed the attempt of every one of them (a whole call); ``None``
+        when each entry's ``last_error`` already says what failed it (a partial failure's
+        codes differ per entry: one error for all of them named the first entry's code as
+        the cause of every record's final failure).
+        """
         now = self._clock()
         retry: list[Entry] = []
         for entry in entries:
             entry.attempts += 1
-            entry.last_error = error
+            if error is not None:
+                entry.last_error = error
             if entry.attempts >= self.config.max_attempts:
                 failure = DeliveryError(
                     f"record not delivered after {entry.attempts} attempts", attempts=entry.attempts
                 )
-                failure.__cause__ = error
+                failure.__cause__ = entry.last_error
                 self._fail_entry(entry, failure)
                 continue
             entry.not_before = now + self._policy.backoff(entry.attempts)

@@ -10,7 +10,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pytest
+
 from producers import KinesisProducer
+from shardline.errors import DeliveryError, KmsError, ThrottledError, TransientServiceError
 from shardline.records import Ack
 from tests.unit.producers.fake_kinesis import FakeKinesis
 
@@ -57,3 +60,26 @@ async def test_an_entry_error_whose_message_is_not_a_string_is_retried_not_fatal
         later = await producer.send(b"y", partition_key="k")
         assert isinstance(await bounded(later), Ack)
     assert fake.remaining == 0 and len(fake.written) == 2
+
+
+async def test_each_entry_of_a_mixed_partial_failure_keeps_its_own_cause() -> None:
+    # One answer throttles one entry, fails another internally and refuses a third's KMS key:
+    # each record's final error names what happened to that record, not to the first entry.
+    codes = {
+        "hot": "ProvisionedThroughputExceededException",
+        "flaky": "InternalFailure",
+        "kms": "KMSAccessDeniedException",
+    }
+    fake = FakeKinesis(fault=lambda call, entry: codes.get(entry["PartitionKey"]))
+    async with KinesisProducer("s", client=fake, aggregate=False, max_attempts=2, **FAST) as producer:
+        futures = {key: await producer.send(key.encode(), partition_key=key) for key in [*codes, "fine"]}
+        await bounded(producer.flush())
+    assert isinstance(futures["fine"].result(), Ack)
+    with pytest.raises(KmsError):
+        futures["kms"].result()
+    for key, cause in (("hot", ThrottledError), ("flaky", TransientServiceError)):
+        with pytest.raises(DeliveryError) as caught:
+            futures[key].result()
+        assert type(caught.value.__cause__) is cause, key
+        assert caught.value.attempts == 2
+    assert [entry["PartitionKey"] for _, entry in fake.written] == ["fine"]
