@@ -83,3 +83,43 @@ async def test_each_entry_of_a_mixed_partial_failure_keeps_its_own_cause() -> No
         assert type(caught.value.__cause__) is cause, key
         assert caught.value.attempts == 2
     assert [entry["PartitionKey"] for _, entry in fake.written] == ["fine"]
+
+
+class Latent(FakeKinesis):
+    """Answers after letting the loop run a few times, as a request over a network does."""
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        for _ in range(5):
+            await asyncio.sleep(0)  # a yield, not a wait for anything
+        return await super().put_records(**kwargs)
+
+
+@pytest.mark.parametrize("aggregate", [False, True])
+async def test_flush_returns_while_another_task_keeps_sending(aggregate: bool) -> None:
+    # flush() is for the records buffered when it is called: it used to wait for an empty
+    # buffer, which a producer fed by another task never has.
+    async with KinesisProducer("s", client=Latent(), aggregate=aggregate, **FAST) as producer:
+        stop = asyncio.Event()
+
+        async def pump() -> int:
+            sent = 0
+            while not stop.is_set():
+                await producer.send(b"x", partition_key=f"k{sent % 50}")
+                sent += 1
+                await asyncio.sleep(0)
+            return sent
+
+        pumping = asyncio.create_task(pump())
+        before = [await producer.send(b"y", partition_key=f"b{i}") for i in range(20)]
+        batch = await producer.send_many([b"z"] * 30, [f"m{i}" for i in range(30)])
+        try:
+            await bounded(producer.flush())
+            assert all(future.done() for future in before) and batch.done()
+            assert not pumping.done()  # the other task was sending all along
+        finally:
+            stop.set()
+            sent = await bounded(pumping)
+        await bounded(producer.flush())
+    assert all(isinstance(future.result(), Ack) for future in before)
+    assert batch.result().ok
+    assert sent > 0
