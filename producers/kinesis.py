@@ -384,7 +384,12 @@ class KinesisProducer:
         try:
             # Waits for the records buffered now, not for an empty buffer: with another task
             # sending all the while, the buffer never emptied and flush() never returned.
-            self._buffer_send_run()  # the open run's records are counted in their generation
+            try:
+                self._buffer_send_run()  # the open run's records are counted in their generation
+            except Exception:
+                if self._failure is None:
+                    raise
+                raise self._failure from None  # every pending record has failed with it
             target = self._epoch
             self._epoch += 1
             self._wakeup.set()

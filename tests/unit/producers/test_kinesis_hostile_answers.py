@@ -13,9 +13,15 @@ from typing import Any, TypeVar
 import pytest
 
 from producers import KinesisProducer
-from shardline.errors import DeliveryError, KmsError, ThrottledError, TransientServiceError
+from shardline.errors import (
+    AuthenticationError,
+    DeliveryError,
+    KmsError,
+    ThrottledError,
+    TransientServiceError,
+)
 from shardline.records import Ack
-from tests.unit.producers.fake_kinesis import FakeKinesis
+from tests.unit.producers.fake_kinesis import FakeKinesis, client_error
 
 FAST = {"linger": 0.01, "initial_backoff": 0.001, "max_backoff": 0.002, "rate_limit_percent": None}
 BOUND = 5.0  # seconds: only there so that a hang fails instead of sticking
@@ -123,3 +129,18 @@ async def test_flush_returns_while_another_task_keeps_sending(aggregate: bool) -
     assert all(isinstance(future.result(), Ack) for future in before)
     assert batch.result().ok
     assert sent > 0
+
+
+async def test_a_security_token_expiring_mid_run_fails_the_call_at_once_and_the_producer_lives() -> None:
+    fake = FakeKinesis()
+    async with KinesisProducer("s", client=fake, aggregate=False, **FAST) as producer:
+        assert isinstance(await bounded(await producer.send(b"a", partition_key="k")), Ack)
+        fake.call_errors.append(client_error("ExpiredTokenException"))
+        expired = await producer.send(b"b", partition_key="k")
+        with pytest.raises(AuthenticationError):
+            await bounded(expired)
+        calls = len(fake.calls)
+        renewed = await producer.send(b"c", partition_key="k")  # the caller renewed the token
+        assert isinstance(await bounded(renewed), Ack)
+    assert calls == 2  # the refused call was not retried
+    assert [entry["Data"] for _, entry in fake.written] == [b"a", b"c"]
