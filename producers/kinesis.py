@@ -196,6 +196,11 @@ class KinesisProducer:
         self._buffered_records = 0
         self._buffered_bytes = 0
         self._space_waiters: list[asyncio.Future[None]] = []
+        # Flush generations (see flush()): records buffered now belong to ``_epoch``; the
+        # records of each generation not resolved yet, and the flushes waiting for theirs.
+        self._epoch = 0
+        self._epoch_pending: dict[int, int] = {}
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         # set while nothing is buffered; made again by start() (an Event binds to its loop on first use)
         self._drained = asyncio.Event()
         self._wakeup: asyncio.Event | None = None
@@ -374,11 +379,28 @@ class KinesisProducer:
         if not self._started or self._closed:
             raise ClosedError("producer not started or already closed")
         self._require_own_loop()
-        assert self._wakeup is not None
+        assert self._wakeup is not None and self._loop is not None
         self._flushing += 1
         try:
+            # Waits for the records buffered now, not for an empty buffer: with another task
+            # sending all the while, the buffer never emptied and flush() never returned.
+            try:
+                self._buffer_send_run()  # the open run's records are counted in their generation
+            except Exception:
+                if self._failure is None:
+                    raise
+                raise self._failure from None  # every pending record has failed with it
+            target = self._epoch
+            self._epoch += 1
             self._wakeup.set()
-            await self._drained.wait()  # also set when the producer fails
+            if self._buffered_records and min(self._epoch_pending, default=target + 1) <= target:
+                waiter: asyncio.Future[None] = self._loop.create_future()
+                self._flush_waiters.append((target, waiter))
+                try:
+                    await waiter  # also resolved when the producer fails (nothing is left buffered)
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._flush_waiters.remove((target, waiter))
         finally:
             self._flushing -= 1
         if self._failure is not None:
@@ -561,7 +583,7 @@ class KinesisProducer:
         run = self._send_run
         if run is None:
             self._require_own_loop()  # once a run: see _require_own_loop
-            run = self._send_run = SendRun(self._clock())
+            run = self._send_run = SendRun(self._clock(), self._epoch)
         index = len(run.keys)
         run.keys.append(item_key)
         run.datas.append(payload)
@@ -638,7 +660,7 @@ class KinesisProducer:
         count = len(datas)
         assert self._loop is not None
         future: asyncio.Future[BatchAcks] = self._loop.create_future()
-        ticket = BatchTicket(future, out_keys, datas, extras)
+        ticket = BatchTicket(future, out_keys, datas, extras, self._epoch)
         oversized = count > 1 and (total > self._max_buffered_bytes or count > self._max_buffered_records)
         if oversized and (block if block is not None else self.config.block_when_full):
             await self._enqueue_in_parts(ticket, groups, routed_by)
@@ -920,7 +942,9 @@ class KinesisProducer:
         assert added == total, "buffer accounting out of step"
         if self._buffered_records == 0:
             self._drained.clear()
-        self._buffered_records += sum(map(len, groups.values()))
+        count = sum(map(len, groups.values()))
+        self._buffered_records += count
+        self._epoch_pending[ticket.epoch] = self._epoch_pending.get(ticket.epoch, 0) + count
         self._buffered_bytes += total
         if not self._sender_woken and (not self._timer_armed or acc.has_full_request):
             self._wake_sender()
@@ -969,6 +993,7 @@ class KinesisProducer:
                 self._fail_producer("buffering send() records failed", exc)
             raise
         assert added == run.nbytes, "buffer accounting out of step"
+        self._epoch_pending[run.epoch] = self._epoch_pending.get(run.epoch, 0) + len(run.keys)
 
     def _wake_sender(self) -> None:
         """Wake the sender to look at the buffer, once until it has looked.
@@ -1064,6 +1089,9 @@ class KinesisProducer:
         self._buffered_bytes -= nbytes
         if self._buffered_records == 0:
             self._drained.set()
+            self._epoch_pending.clear()  # nothing of any generation is left
+            if self._flush_waiters:
+                self._wake_flushes()
         if self._space_waiters:
             for waiter in self._space_waiters:
                 if not waiter.done():
@@ -1413,7 +1441,7 @@ class KinesisProducer:
         if throttles:
             observer.on_event(events.THROTTLES, throttles, stream=stream)
         if failed:
-            self._retry(failed, failed[0].last_error)
+            self._retry(failed, None)  # each keeps the error of its own result
         if misplaced:
             await self._resolve_misplaced(misplaced)
         return nbytes
@@ -1461,6 +1489,7 @@ class KinesisProducer:
                 owner, slot = member
                 if shard is not None and shard.contains(member_hash_key(member)):
                     owner.ack_run((slot,), sub, shard_id, sequence_number, now)
+                    self._settle_epoch(owner.epoch, 1)
                     self._release(1, len(data) + len(owner.fields(slot)[0]))
                     continue
                 key, ehk, _, _ = owner.fields(slot)
@@ -1480,16 +1509,24 @@ class KinesisProducer:
         self._wakeup.set()
 
     def _retry(self, entries: list[Entry], error: BaseException | None) -> None:
+        """Count an attempt of each entry and queue it again after its back-off, or fail it.
+
+        ``error`` is what failed the attempt of every one of them (a whole call); ``None``
+        when each entry's ``last_error`` already says what failed it (a partial failure's
+        codes differ per entry: one error for all of them named the first entry's code as
+        the cause of every record's final failure).
+        """
         now = self._clock()
         retry: list[Entry] = []
         for entry in entries:
             entry.attempts += 1
-            entry.last_error = error
+            if error is not None:
+                entry.last_error = error
             if entry.attempts >= self.config.max_attempts:
                 failure = DeliveryError(
                     f"record not delivered after {entry.attempts} attempts", attempts=entry.attempts
                 )
-                failure.__cause__ = error
+                failure.__cause__ = entry.last_error
                 self._fail_entry(entry, failure)
                 continue
             entry.not_before = now + self._policy.backoff(entry.attempts)
@@ -1508,6 +1545,7 @@ class KinesisProducer:
         sub: int | None = 0 if entry.aggregated else None
         for owner, slots in zip(entry.owners, entry.slots, strict=True):
             owner.ack_run(slots, sub, shard_id, sequence_number, acked_at)
+            self._settle_epoch(owner.epoch, len(slots))
             if sub is not None:
                 sub += len(slots)
         self._release(entry.count, entry.user_bytes)
@@ -1517,7 +1555,29 @@ class KinesisProducer:
         for owner, slots in zip(entry.owners, entry.slots, strict=True):
             for slot in slots:
                 owner.fail(slot, error)
+            self._settle_epoch(owner.epoch, len(slots))
         self._release(entry.count, entry.user_bytes)
+
+    def _settle_epoch(self, epoch: int, records: int) -> None:
+        """``records`` of flush generation ``epoch`` have their outcome: wake the flushes
+        waiting for nothing more once the generation has none left."""
+        pending = self._epoch_pending
+        left = pending.get(epoch)
+        if left is None:  # already counted out (the producer gave up on everything)
+            return
+        if left > records:
+            pending[epoch] = left - records
+            return
+        del pending[epoch]
+        if self._flush_waiters:
+            self._wake_flushes()
+
+    def _wake_flushes(self) -> None:
+        """Resolve each flush whose generation and every earlier one has nothing pending."""
+        oldest = min(self._epoch_pending, default=None)
+        for target, waiter in self._flush_waiters:
+            if (oldest is None or target < oldest) and not waiter.done():
+                waiter.set_result(None)
 
     # --- shard map refresh ------------------------------------------------------------------
 

@@ -78,7 +78,11 @@ class ShardRateLimiter:
         if elapsed > 0:
             bucket.records = min(self._records_rate, bucket.records + elapsed * self._records_rate)
             bucket.bytes = min(self._bytes_rate, bucket.bytes + elapsed * self._bytes_rate)
-            bucket.updated = now
+        # Also when the clock stepped back (an injected clock, a restored VM's): no refill for
+        # the step, and the refill runs from this reading on.  Left at the later reading, the
+        # bucket stayed empty until the clock passed it again, while every wait this returned
+        # said it was about to refill: the shard was polled, and starved, for the whole step.
+        bucket.updated = now
         return bucket
 
     def acquire(self, shard_id: str, records: int, nbytes: int, now: float | None = None) -> float:

@@ -91,6 +91,10 @@ def _ack(shard_id: str, sequence_number: str, sub_sequence_number: int | None) -
 class RecordOwner(Protocol):
     """What the accumulator and the sender need from whoever owns buffered records."""
 
+    epoch: int
+    """The producer's flush generation: a ``flush()`` waits for the records of its own and
+    earlier generations only."""
+
     def fields(self, slot: int) -> RecordFields: ...
     def ack_run(
         self,
@@ -196,11 +200,13 @@ class SendRun:
     caller's future.
     """
 
-    __slots__ = ("datas", "extras", "groups", "keys", "nbytes", "started", "tickets")
+    __slots__ = ("datas", "epoch", "extras", "groups", "keys", "nbytes", "started", "tickets")
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, epoch: int = 0) -> None:
         self.started = started
         """When its first record was sent (the producer's clock): its linger and TTL start then."""
+        self.epoch = epoch
+        """The producer's flush generation its records belong to (see ``KinesisProducer.flush``)."""
         self.keys: list[str] = []
         self.datas: list[bytes | None] = []
         self.tickets: list[SingleTicket] = []
@@ -328,7 +334,7 @@ class BatchTicket:
     ``None`` once its aggregate is encoded (:meth:`release`).
     """
 
-    __slots__ = ("_failed", "_pending", "_runs", "datas", "extras", "future", "keys")
+    __slots__ = ("_failed", "_pending", "_runs", "datas", "epoch", "extras", "future", "keys")
 
     def __init__(
         self,
@@ -336,8 +342,11 @@ class BatchTicket:
         keys: list[str],
         datas: list[bytes | None],
         extras: Extras | None = None,
+        epoch: int = 0,
     ) -> None:
         self.future = future
+        self.epoch = epoch
+        """The producer's flush generation its records belong to (see ``KinesisProducer.flush``)."""
         self.keys = keys
         self.datas = datas
         self.extras = extras

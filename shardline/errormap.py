@@ -317,13 +317,17 @@ def _build(
     return cls(text, retriable=retriable)
 
 
-def from_error_code(code: str, message: str = "", *, service: str = "") -> ShardlineError:
+def from_error_code(code: str, message: object = "", *, service: str = "") -> ShardlineError:
     """The error for a per-entry code (PutRecords/Firehose ``ErrorCode``, DynamoDB reasons...).
 
-    Unknown codes give a non-retriable :class:`ServiceError` that keeps the code.
+    Unknown codes give a non-retriable :class:`ServiceError` that keeps the code.  ``message``
+    is the answer's own member, untrusted: botocore passes a JSON number or list in a string
+    member through as it is, and one such ``ErrorMessage`` raised ``AttributeError`` here,
+    which killed the request task and with it every pending record.  Only a str is kept.
     """
     cls = AWS_ERROR_CODES.get(code, ServiceError)
-    return _build(cls, code, _one_line(message, authentication=cls is AuthenticationError), service)
+    text = message if isinstance(message, str) else ""
+    return _build(cls, code, _one_line(text, authentication=cls is AuthenticationError), service)
 
 
 def not_a_kinesis_answer(operation: str, missing: str) -> TransientServiceError:

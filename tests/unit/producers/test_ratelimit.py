@@ -98,3 +98,21 @@ def test_the_grid_waits_for_the_refill_when_it_is_longer_than_a_visit() -> None:
 def test_visit_out_of_range_is_refused() -> None:
     with pytest.raises(ConfigurationError):
         ShardRateLimiter(visit=1.5)
+
+
+def test_a_clock_stepping_back_does_not_stop_the_refill_until_it_catches_up() -> None:
+    # An injected clock (or a restored VM's) may step back: the bucket must refill from the
+    # new reading on, not stay empty until the clock is past the old one again.
+    clock = FakeClock()
+    limiter = ShardRateLimiter(clock=clock)
+    assert limiter.acquire("s", 1000, 1) == 0.0  # the whole second's budget, at t=100
+    clock.now = 10.0  # ninety seconds back
+    waits = []
+    for _ in range(3):
+        wait = limiter.acquire("s", 1, 1)
+        assert 0 <= wait <= 1.0  # never negative, never longer than a full refill
+        waits.append(wait)
+        clock.now += max(wait, 0.001)
+    assert 0.0 in waits  # the refill resumed within a second of clock time
+    clock.now += 1.0
+    assert limiter.acquire("s", 1000, 1) == 0.0
