@@ -554,6 +554,11 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
+def _names(listed: str) -> list[str]:
+    """The clients a ``--peers`` / ``--consumers`` list names (``""``: none)."""
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap", required=True)
@@ -568,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for repeat in range(args.repeat):
         consume_topic = None
-        for name in args.peers.split(","):
+        for name in _names(args.peers):
             topic = create_topic(args.bootstrap, args.partitions)
             result = run_peer(name, args.bootstrap, topic, args.messages, args.size, args.keys)
             results.append({"repeat": repeat, **result})
@@ -576,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
                 consume_topic = consume_topic or topic
             print(json.dumps(results[-1]), flush=True)
         if consume_topic is not None and args.consumers:
-            for name in args.consumers.split(","):
+            for name in _names(args.consumers):
                 result = run_peer(name, args.bootstrap, consume_topic, args.messages, args.size, args.keys)
                 results.append({"repeat": repeat, **result})
                 print(json.dumps(results[-1]), flush=True)
