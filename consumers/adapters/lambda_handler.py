@@ -67,9 +67,10 @@ from consumers.sinks.base import DeadLetter, Sink
 from shardline.aggregation import DeaggregationPolicy, deaggregate_consumed
 from shardline.errors import BackgroundTaskError, ClosedError, ConfigurationError, SinkError, ValidationError
 from shardline.kafka_config import EVENT_ID_HEADER
+from shardline.limits import INT64_MAX
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
-from shardline.validation import is_decimal
+from shardline.validation import is_decimal, validate_topic_name
 
 __all__ = [
     "KAFKA_EVENT_SOURCES",
@@ -94,6 +95,10 @@ class LambdaHandler(Protocol):
 
 KAFKA_EVENT_SOURCES = frozenset({"aws:kafka", "aws:SelfManagedKafka", "SelfManagedKafka"})
 """``eventSource`` of Amazon MSK and self-managed Kafka events (both spellings are published)."""
+
+_PARTITION_MAX = 2**31 - 1
+"""Kafka's partition ids are Java ints."""
+_NO_TIMESTAMP_TYPE = "NO_TIMESTAMP_TYPE"
 
 _DEFAULT_TIME_MARGIN = 5.0
 _DEFAULT_MARGIN_SHARE = 0.5
@@ -196,11 +201,11 @@ def parse_kafka_event(
     if not isinstance(groups, Mapping):
         raise ValidationError("not a Kafka event: no records map")
     parsed: list[EventRecord] = []
-    for group in groups.values():
+    for group_key, group in groups.items():
         if not isinstance(group, list):
             raise ValidationError("malformed Kafka event: a topic-partition is not a list")
         for raw in group:
-            parsed.append(_kafka_record(raw, policy))
+            parsed.append(_kafka_record(raw, group_key, policy))
     return parsed
 
 
@@ -209,33 +214,79 @@ def _header_value(values: Any) -> bytes:
 
     A null value reads as empty bytes, as :class:`~consumers.kafka.KafkaSource` reads one: as a
     malformed event it failed every invocation of the batch, retried until the records
-    expired.  A number outside a byte's range is malformed (it was wrapped into one).
+    expired.  Anything but a list of JSON integers in a byte's range is malformed: ``int()``
+    read a str "123" as three bytes and 1.9 as 1, and a number outside the range was wrapped.
     """
     if values is None:
         return b""
-    read = [int(byte) for byte in values]
-    if any(not -128 <= byte <= 255 for byte in read):
-        raise ValueError("a header byte outside -128..255")
-    return bytes(byte & 0xFF for byte in read)
+    if not isinstance(values, list) or not all(_is_int(byte) and -128 <= byte <= 255 for byte in values):
+        raise ValueError("a header value that is not a list of byte values")
+    return bytes(byte & 0xFF for byte in values)
 
 
-def _kafka_record(raw: Any, policy: DeaggregationPolicy | None = None) -> EventRecord:
+def _is_int(value: Any) -> bool:
+    """A JSON integer: not a bool, a float or a decimal str, which ``int()`` would coerce."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(raw: Mapping[str, Any], name: str, top: int) -> int:
+    """``raw[name]`` when it is an integer in 0..``top``; the message never names the value."""
+    value = raw[name]
+    if not _is_int(value) or not 0 <= value <= top:
+        raise ValueError(f"{name} is not an integer in 0..{top}")
+    return int(value)
+
+
+def _headers(raw_headers: Any) -> dict[str, bytes]:
+    """The record's headers: a list of one-member ``{name: [byte, ...]}`` objects (or null).
+
+    A repeated name keeps its last value, as :class:`~consumers.kafka.KafkaSource` keeps it.
+    """
+    if raw_headers is None:
+        return {}
+    if not isinstance(raw_headers, list):
+        raise ValueError("headers is not a list")
+    headers: dict[str, bytes] = {}
+    for header in raw_headers:
+        if not isinstance(header, Mapping):
+            raise ValueError("a header is not an object")
+        for name, values in header.items():
+            if not isinstance(name, str):
+                raise ValueError("a header name is not a str")
+            headers[name] = _header_value(values)
+    return headers
+
+
+def _arrival(raw: Mapping[str, Any]) -> datetime | None:
+    """The record's timestamp as a time; none for a record Kafka gave none (``NO_TIMESTAMP_TYPE``,
+    timestamp -1), as :class:`~consumers.kafka.KafkaSource` reads it, not 1969-12-31."""
+    timestamp = raw.get("timestamp")
+    if timestamp is None:
+        return None
+    if not _is_int(timestamp):
+        raise ValueError("timestamp is not an integer")
+    if raw.get("timestampType") == _NO_TIMESTAMP_TYPE:
+        return None
+    return arrival_from_millis(timestamp)
+
+
+def _kafka_record(raw: Any, group_key: Any, policy: DeaggregationPolicy | None = None) -> EventRecord:
     try:
-        topic = str(raw["topic"])
-        partition = int(raw["partition"])
-        offset = int(raw["offset"])
-        if partition < 0 or offset < 0 or not topic:
-            raise ValueError("negative partition or offset, or empty topic")
+        if not isinstance(raw, Mapping):
+            raise TypeError("a record is not an object")
+        # the identifier Lambda matches is built from these: a Kafka topic name and
+        # integers in Kafka's ranges, or the event is not one Lambda sent
+        topic = validate_topic_name(raw["topic"])
+        partition = _int_field(raw, "partition", _PARTITION_MAX)
+        offset = _int_field(raw, "offset", INT64_MAX)
+        if group_key != f"{topic}-{partition}":
+            raise ValueError("the record is filed under another topic-partition")
         key = raw.get("key")
         value = raw.get("value")
         key_bytes = b"" if key is None else base64.b64decode(key, validate=True)
         data = b"" if value is None else base64.b64decode(value, validate=True)
-        headers: dict[str, bytes] = {}
-        for header in raw.get("headers") or []:
-            for name, values in header.items():
-                headers[str(name)] = _header_value(values)
-        timestamp = raw.get("timestamp")
-        arrival = None if timestamp is None else arrival_from_millis(int(timestamp))
+        headers = _headers(raw.get("headers"))
+        arrival = _arrival(raw)
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError, binascii.Error) as exc:
         raise ValidationError(f"malformed Kafka event record: {type(exc).__name__}") from exc
     raw_id = headers.get(EVENT_ID_HEADER)
