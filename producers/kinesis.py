@@ -201,8 +201,6 @@ class KinesisProducer:
         self._epoch = 0
         self._epoch_pending: dict[int, int] = {}
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        # set while nothing is buffered; made again by start() (an Event binds to its loop on first use)
-        self._drained = asyncio.Event()
         self._wakeup: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
         # Each PutRecords request task and the entries it carries, so a failure can resolve them.
@@ -307,8 +305,6 @@ class KinesisProducer:
             max_bytes=self.config.max_batch_bytes,
         )
         self._loop = asyncio.get_running_loop()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._wakeup = asyncio.Event()
         self._sender_woken = False
         self._refresh_lock = asyncio.Lock()
@@ -596,8 +592,6 @@ class KinesisProducer:
         else:
             order.append(index)
         run.nbytes += size
-        if self._buffered_records == 0:
-            self._drained.clear()
         self._buffered_records += 1
         self._buffered_bytes += size
         if index + 1 >= _RUN_MAX_RECORDS or run.nbytes >= _RUN_MAX_BYTES:
@@ -940,8 +934,6 @@ class KinesisProducer:
         keys, datas, extras = ticket.keys, cast("list[bytes]", ticket.datas), ticket.extras
         added = acc.add_records(ticket, keys, datas, groups, now, deadline, extras)
         assert added == total, "buffer accounting out of step"
-        if self._buffered_records == 0:
-            self._drained.clear()
         count = sum(map(len, groups.values()))
         self._buffered_records += count
         self._epoch_pending[ticket.epoch] = self._epoch_pending.get(ticket.epoch, 0) + count
@@ -1088,7 +1080,6 @@ class KinesisProducer:
         self._buffered_records -= records
         self._buffered_bytes -= nbytes
         if self._buffered_records == 0:
-            self._drained.set()
             self._epoch_pending.clear()  # nothing of any generation is left
             if self._flush_waiters:
                 self._wake_flushes()
