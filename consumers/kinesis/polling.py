@@ -40,12 +40,14 @@ from consumers.kinesis.positions import (
     TRIM_HORIZON,
     StartKind,
     StartPosition,
+    may_be_ahead_of_service,
 )
 from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors, not_a_kinesis_answer
 from shardline.errors import (
     ExpiredIteratorError,
+    InvalidRequestError,
     ThrottledError,
     TransientServiceError,
 )
@@ -271,10 +273,24 @@ class PollingShardReader(ShardReaderBase):
         async for attempt in self._retry.async_retrying(retry=self._retry_condition, sleep=self._sleep):
             with attempt:
                 asked_at = self._wall_clock()
-                with map_aws_errors("kinesis"):
-                    response = await self._client.get_shard_iterator(
-                        StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
-                    )
+                try:
+                    with map_aws_errors("kinesis"):
+                        response = await self._client.get_shard_iterator(
+                            StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
+                        )
+                except InvalidRequestError as refused:
+                    stamp = self._resume.timestamp
+                    if stamp is None or not may_be_ahead_of_service(stamp, asked_at):
+                        raise
+                    # a moment ago by this clock, "in the future" by a service whose clock is
+                    # a little behind: asked again (with back-off) once its clock has passed it
+                    raise TransientServiceError(
+                        f"GetShardIterator of {self._shard_id}: Kinesis took the start time "
+                        f"{stamp.isoformat()} for a time in the future (its clock is behind this "
+                        "machine's)",
+                        code=refused.code,
+                        service="kinesis",
+                    ) from refused
                 if type(response.get("ShardIterator")) is not str:
                     raise not_a_kinesis_answer("GetShardIterator", "an iterator")
         iterator: str = response["ShardIterator"]

@@ -8,7 +8,7 @@ before any network call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeGuard
 
@@ -19,16 +19,33 @@ __all__ = [
     "AFTER_SEQUENCE_NUMBER",
     "AT_SEQUENCE_NUMBER",
     "AT_TIMESTAMP",
+    "CLOCK_SKEW_TOLERANCE",
     "LATEST",
     "SEQUENCE_NUMBER_DIGITS_MAX",
     "TRIM_HORIZON",
     "StartKind",
     "StartPosition",
     "is_sequence_number",
+    "may_be_ahead_of_service",
 ]
 
 SEQUENCE_NUMBER_DIGITS_MAX = 128
 """The most decimal digits a sequence number may have, from a caller or from the service."""
+
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+"""How far this machine's clock may run ahead of the service's: SigV4 refuses requests signed
+by a clock further off, so within it a request still goes out and is answered."""
+
+
+def may_be_ahead_of_service(timestamp: datetime, now: datetime) -> bool:
+    """Whether the service may take ``timestamp`` for a time in the future although it is not.
+
+    Kinesis refuses an AT_TIMESTAMP iterator "in the future" by its own clock
+    (InvalidArgumentException). A timestamp taken from this machine's clock a moment ago (a
+    window that has just begun, a range ending "now") is in the future to a service whose clock
+    runs a little behind; that refusal passes as the service's clock does, and is not bad input.
+    """
+    return timestamp > now - CLOCK_SKEW_TOLERANCE
 
 
 class StartKind(StrEnum):

@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from consumers.kinesis.positions import may_be_ahead_of_service
 from consumers.replay.manifest import Manifest, Slice, Unit, manifest_to_json, s3_location, with_s3_client
-from shardline.errors import ConfigurationError
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError, InvalidRequestError
 from shardline.shardmath import list_shards
 
 if TYPE_CHECKING:
@@ -264,13 +266,21 @@ async def _first_sequence(
 
     A window that starts in the future (a range planned to end ahead of now) has no record
     yet, and Kinesis refuses an AT_TIMESTAMP iterator in the future: the runner starts such a
-    window by time once it has begun.
+    window by time once it has begun. So does a window that began a moment ago by this
+    machine's clock but not yet by the service's, which Kinesis refuses alike.
     """
-    if window_start > datetime.now(UTC):
+    now = datetime.now(UTC)
+    if window_start > now:
         return None
-    iterator = await kinesis.get_shard_iterator(
-        StreamName=stream, ShardId=shard, ShardIteratorType="AT_TIMESTAMP", Timestamp=window_start
-    )
+    try:
+        with map_aws_errors("kinesis"):
+            iterator = await kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard, ShardIteratorType="AT_TIMESTAMP", Timestamp=window_start
+            )
+    except InvalidRequestError:
+        if may_be_ahead_of_service(window_start, now):
+            return None  # begun by this clock, not yet by the service's: the same as above
+        raise
     response = await kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=1)
     records = response.get("Records", [])
     if not records:
