@@ -40,7 +40,7 @@ from consumers.kinesis.positions import (
     TRIM_HORIZON,
     StartKind,
     StartPosition,
-    may_be_ahead_of_service,
+    start_refused,
 )
 from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
@@ -279,18 +279,14 @@ class PollingShardReader(ShardReaderBase):
                             StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
                         )
                 except InvalidRequestError as refused:
-                    stamp = self._resume.timestamp
-                    if stamp is None or not may_be_ahead_of_service(stamp, asked_at):
-                        raise
                     # a moment ago by this clock, "in the future" by a service whose clock is
                     # a little behind: asked again (with back-off) once its clock has passed it
-                    raise TransientServiceError(
-                        f"GetShardIterator of {self._shard_id}: Kinesis took the start time "
-                        f"{stamp.isoformat()} for a time in the future (its clock is behind this "
-                        "machine's)",
-                        code=refused.code,
-                        service="kinesis",
-                    ) from refused
+                    error = start_refused(
+                        self._resume, refused, asked_at, f"GetShardIterator of {self._shard_id}"
+                    )
+                    if error is refused:
+                        raise
+                    raise error from refused
                 if type(response.get("ShardIterator")) is not str:
                     raise not_a_kinesis_answer("GetShardIterator", "an iterator")
         iterator: str = response["ShardIterator"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeGuard
 
-from shardline.errors import ValidationError
+from shardline.errors import InvalidRequestError, ServiceError, TransientServiceError, ValidationError
 from shardline.validation import is_decimal
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "StartPosition",
     "is_sequence_number",
     "may_be_ahead_of_service",
+    "start_refused",
 ]
 
 SEQUENCE_NUMBER_DIGITS_MAX = 128
@@ -46,6 +47,28 @@ def may_be_ahead_of_service(timestamp: datetime, now: datetime) -> bool:
     runs a little behind; that refusal passes as the service's clock does, and is not bad input.
     """
     return timestamp > now - CLOCK_SKEW_TOLERANCE
+
+
+def start_refused(
+    position: StartPosition, refused: InvalidRequestError, asked_at: datetime, call: str
+) -> ServiceError:
+    """What the service refusing to start a read at ``position`` as a bad request means.
+
+    At a time it may only take for the future (:func:`may_be_ahead_of_service`), the refusal
+    passes with time: a :class:`TransientServiceError`, asked again with back-off by the one
+    retry engine, at the same position (a moved one would skip or repeat records). Otherwise
+    it is the bad request it says it is, returned as it is. GetShardIterator and
+    SubscribeToShard both start at a position and are both refused alike.
+    """
+    stamp = position.timestamp
+    if stamp is None or not may_be_ahead_of_service(stamp, asked_at):
+        return refused
+    return TransientServiceError(
+        f"{call}: Kinesis took the start time {stamp.isoformat()} for a time in the future "
+        "(its clock is behind this machine's)",
+        code=refused.code,
+        service="kinesis",
+    )
 
 
 class StartKind(StrEnum):
