@@ -10,7 +10,9 @@ checkpoints *through the daemon*, which owns the lease table:
   the last record written or dead-lettered, naming exactly the (sequence, sub-sequence)
   number the daemon delivered it with;
 * ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start,
-  and only when every record the shard delivered was written or dead-lettered;
+  and only when every record the shard delivered was written or dead-lettered; a SHARD_END
+  the daemon refuses (throttled past the retries, any reason but a lost lease) ends the
+  process, since the daemon cannot ask this child again and the shard would stay open;
 * ``shutdownRequested``: checkpoint what is written;
 * ``leaseLost``: never checkpoint (another worker owns the shard now).
 
@@ -57,7 +59,7 @@ from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.errors import ConfigurationError
+from shardline.errors import CheckpointError, ConfigurationError
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
@@ -76,6 +78,10 @@ _CHECKPOINT_RETRY = RetryPolicy(
 def _checkpoint_code(exc: BaseException) -> str:
     """The daemon's error name for a failed checkpoint (ThrottlingException, ShutdownException...)."""
     return str(exc.value) if hasattr(exc, "value") else str(exc)
+
+
+# the daemon's answer when this worker no longer holds the lease: its new owner checkpoints
+_LEASE_GONE = "ShutdownException"
 
 
 _RETRY_CHECKPOINT_ERRORS = tenacity.retry_if_exception(
@@ -157,7 +163,13 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
                 # between a record that was not written and the SHARD_END that would skip it
                 raise RuntimeError("shard ended with records neither written nor dead-lettered")
             # no sequence number: the daemon records SHARD_END so the children may start
-            self._checkpoint(shard_ended_input.checkpointer, None, None)
+            refused = self._checkpoint(shard_ended_input.checkpointer, None, None)
+            if refused is not None and refused != _LEASE_GONE:
+                # The KCL checks the lease after this status and, without SHARD_END, retries
+                # its shutdown on a processor the daemon has already stopped: the shard and its
+                # children would stay stuck on this worker.  Ending the process moves the
+                # lease; the next owner reads the shard from its checkpoint and ends it.
+                raise CheckpointError(f"the daemon did not record SHARD_END ({refused})")
             self._close()
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
@@ -245,25 +257,29 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         position = self._acknowledged
         if position is None or position == self._checkpointed:
             return
-        if self._checkpoint(checkpointer, position.sequence_number, position.sub_sequence_number):
+        if self._checkpoint(checkpointer, position.sequence_number, position.sub_sequence_number) is None:
             self._checkpointed = position
 
-    def _checkpoint(self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None) -> bool:
-        # Throttled or dependency errors are retried (shardline.retry; blocking is fine: one
-        # shard per process); ShutdownException / InvalidStateException mean the lease is gone
-        # or the daemon is shutting down: the next owner resumes from the last good checkpoint.
+    def _checkpoint(
+        self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None
+    ) -> str | None:
+        """Checkpoint through the daemon; ``None`` once recorded, else the daemon's error name.
+
+        Throttled or dependency errors are retried (shardline.retry; blocking is fine: one
+        shard per process).  Within a shard a refused checkpoint is not fatal: the next one
+        moves it on, or the next owner resumes from the last good checkpoint and the
+        idempotent sink absorbs the repeats; :meth:`shard_ended` decides for SHARD_END.
+        """
         try:
             for attempt in _CHECKPOINT_RETRY.sync_retrying(retry=_RETRY_CHECKPOINT_ERRORS):
                 with attempt:
                     checkpointer.checkpoint(sequence_number, sub_sequence)
         except KclCheckpointError as exc:
-            logger.warning(
-                "checkpoint refused by the daemon",
-                extra={"shard": self.shard_id, "code": _checkpoint_code(exc)},
-            )
-            return False
+            code = _checkpoint_code(exc)
+            logger.warning("checkpoint refused by the daemon", extra={"shard": self.shard_id, "code": code})
+            return code
         self._last_checkpoint_time = self._clock()
-        return True
+        return None
 
     def close(self) -> None:
         """Close the sinks (if the daemon never ended the shard) and the processor's own loop,

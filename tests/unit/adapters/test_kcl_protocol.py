@@ -413,3 +413,39 @@ def test_shard_end_is_never_checkpointed_past_a_record_that_was_not_written(
         {"action": "status", "responseFor": "processRecords"},
     ]
     assert KinesisPosition("", SHARD, "800") == processor._acknowledged
+
+
+@pytest.mark.parametrize(
+    "error", ["ThrottlingException", "KinesisClientLibDependencyException", "InvalidStateException"]
+)
+def test_shard_end_the_daemon_did_not_record_ends_the_process_instead_of_a_status(
+    spawn: Any, error: str
+) -> None:
+    """The KCL's ShutdownTask checks the lease after ``shardEnded``: without SHARD_END it fails
+    and retries, but the MultiLangDaemon has already shut this child down, so every retry finds
+    no processor to checkpoint and the shard (and its children) stay stuck on this worker.  A
+    refused SHARD_END must end the process instead, so the lease moves and the shard is ended
+    again by the next owner."""
+    daemon = spawn(interval=3600.0)
+    daemon.initialize()
+    daemon.process_records(_records(("600", b"a")))
+    retries = 5 if error in {"ThrottlingException", "KinesisClientLibDependencyException"} else 1
+    daemon.injected_errors.extend([error] * retries)
+    with pytest.raises(DaemonExit, match="before the status"):
+        daemon.shard_ended()
+    assert daemon.checkpoints == []
+    assert [line["action"] for line in daemon.transcript[2:]] == ["checkpoint"] * retries
+    assert daemon.process.wait(timeout=WAIT) == 1
+
+
+def test_shard_end_refused_because_the_lease_moved_is_answered(spawn: Any) -> None:
+    """ShutdownException: another worker holds the lease now and ends the shard itself; this
+    worker answers instead of stopping every shard it processes."""
+    daemon = spawn(interval=3600.0)
+    daemon.initialize()
+    daemon.process_records(_records(("610", b"a")))
+    daemon.injected_errors.append("ShutdownException")
+    daemon.shard_ended()
+    assert daemon.checkpoints == []
+    assert daemon.transcript[-1] == {"action": "status", "responseFor": "shardEnded"}
+    assert daemon.process.returncode == 0
