@@ -59,7 +59,8 @@ from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.errors import CheckpointError, ConfigurationError
+from shardline.errors import CheckpointError, ConfigurationError, ShardlineError
+from shardline.logformat import setup_logging
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
@@ -329,22 +330,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-name", default="", help="stream name recorded in record identities")
     parser.add_argument("--checkpoint-interval", type=float, default=60.0, help="seconds between checkpoints")
     args = parser.parse_args(argv)
-    # stdout is the daemon's protocol channel: logs go to stderr only
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # stdout is the daemon's protocol channel: logs go to stderr only, with their fields (the
+    # shard, the action, the error type and the daemon's checkpoint error name)
+    setup_logging("INFO", "auto", stream=sys.stderr)
 
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
     sink_uri: str = args.sink
     dead_letter_uri: str | None = args.dead_letter
-    record_processor = ShardlineRecordProcessor(
-        lambda: sink_from_uri(sink_uri),
-        transform=load_transform(args.transform) if args.transform else None,
-        dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
-        stream_name=args.stream_name,
-        checkpoint_interval=args.checkpoint_interval,
-    )
+    try:
+        record_processor = ShardlineRecordProcessor(
+            lambda: sink_from_uri(sink_uri),
+            transform=load_transform(args.transform) if args.transform else None,
+            dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
+            stream_name=args.stream_name,
+            checkpoint_interval=args.checkpoint_interval,
+        )
+    except ShardlineError as exc:
+        # our own messages name the option, never a payload
+        logger.critical("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
+        return 1
     try:
         kcl.KCLProcess(record_processor).run()
+    except Exception as exc:  # noqa: BLE001 - whatever kclpy could not read ends the process
+        # A line kclpy cannot decode (not JSON, an unknown action, a message missing a field)
+        # or a closed pipe, raised from kclpy's own loop: the processor's errors never get
+        # here (they end the process in ``_fatal``).  One line with the type only: kclpy's
+        # messages quote the offending message whole, records and their payloads included.
+        logger.critical(
+            "could not read the daemon's message; exiting without a status",
+            extra={"shard": record_processor.shard_id, "error_type": type(exc).__name__},
+        )
+        return 1
     finally:
         record_processor.close()
     return 0

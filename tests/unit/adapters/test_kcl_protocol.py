@@ -219,6 +219,10 @@ def test_bad_configuration_never_answers_initialize(spawn: Any, bad: dict[str, s
         daemon.initialize()
     assert daemon.transcript == []  # no status: the daemon stops instead of sending records
     assert daemon.process.wait(timeout=WAIT) != 0
+    # the daemon logs the child's stderr: one line that says why, not a traceback
+    stderr = daemon.process.stderr.read()
+    assert '"error_type":"ConfigurationError"' in stderr
+    assert "Traceback" not in stderr
 
 
 def test_an_unexpected_exception_ends_the_process_instead_of_a_status(
@@ -449,3 +453,64 @@ def test_shard_end_refused_because_the_lease_moved_is_answered(spawn: Any) -> No
     assert daemon.checkpoints == []
     assert daemon.transcript[-1] == {"action": "status", "responseFor": "shardEnded"}
     assert daemon.process.returncode == 0
+
+
+_SECRET_DATA = base64.b64encode(b"PAYLOAD-CANARY-5e1f").decode()
+_SECRET_KEY = "KEY-CANARY-77ab"
+
+
+@pytest.mark.parametrize(
+    ("line", "error_type"),
+    [
+        ("not json at all", "JSONDecodeError"),
+        (json.dumps({"action": "noSuchAction", "partitionKey": _SECRET_KEY}), "MalformedAction"),
+        (
+            json.dumps(
+                {
+                    "action": "processRecords",
+                    "millisBehindLatest": 0,
+                    # no "action": "record": kclpy's error quotes the record whole
+                    "records": [
+                        {
+                            "data": _SECRET_DATA,
+                            "partitionKey": _SECRET_KEY,
+                            "sequenceNumber": "1",
+                            "subSequenceNumber": 0,
+                            "approximateArrivalTimestamp": 1545084650987,
+                        }
+                    ],
+                }
+            ),
+            "MalformedAction",
+        ),
+        (json.dumps({"action": "processRecords", "records": []}), "KeyError"),
+    ],
+    ids=["not-json", "unknown-action", "record-without-action", "missing-field"],
+)
+def test_a_message_kclpy_cannot_read_ends_the_process_with_one_line_and_no_payload(
+    tmp_path: Path, line: str, error_type: str
+) -> None:
+    """kclpy raises out of its loop for a line it cannot decode; the process must exit 1 with
+    no status for it, and say so in one log line: not a traceback, whose message (kclpy's
+    MalformedAction quotes the message whole) carries the record's payload and key."""
+    initialize = {
+        "action": "initialize",
+        "shardId": SHARD,
+        "sequenceNumber": "TRIM_HORIZON",
+        "subSequenceNumber": 0,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "consumers.adapters.kcl", "--sink", f"file://{tmp_path}/out.jsonl"],
+        input=json.dumps(initialize) + "\n" + line + "\n",
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 1
+    answered = [json.loads(out) for out in done.stdout.splitlines() if out.strip()]
+    assert answered == [{"action": "status", "responseFor": "initialize"}]
+    assert f'"error_type":"{error_type}"' in done.stderr
+    assert "Traceback" not in done.stderr
+    for secret in (_SECRET_DATA, _SECRET_KEY, "PAYLOAD-CANARY"):
+        assert secret not in done.stderr
