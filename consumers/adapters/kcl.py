@@ -6,9 +6,9 @@ MultiLangDaemon starts one of these processes per shard and talks to it over std
 transform / sink / retry / bisection / dead-letter logic as ``shardline consume`` and
 checkpoints *through the daemon*, which owns the lease table:
 
-* after a batch, once ``checkpoint_interval`` seconds passed since the last checkpoint, at
-  the last record written or dead-lettered, naming exactly the (sequence, sub-sequence)
-  number the daemon delivered it with;
+* after a batch (an empty call too), once ``checkpoint_interval`` seconds passed since the
+  last checkpoint, at the last record written or dead-lettered, naming exactly the
+  (sequence, sub-sequence) number the daemon delivered it with;
 * ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start,
   and only when every record the shard delivered was written or dead-lettered; a SHARD_END
   the daemon refuses (throttled past the retries, any reason but a lost lease) ends the
@@ -182,8 +182,17 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
 
     def _process_records(self, process_records_input: Any) -> None:
         records = [self._consumed(record) for record in process_records_input.records]
-        if not records:
-            return
+        if records:
+            self._write(records, process_records_input)
+        # after an empty call too (``callProcessRecordsEvenForEmptyRecordList``): that is how an
+        # idle shard gets the tail of its last batch checkpointed, instead of having it read
+        # again by every next owner of the lease
+        if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
+            self._checkpoint_acknowledged(process_records_input.checkpointer)
+
+    def _write(self, records: list[ConsumedRecord], process_records_input: Any) -> None:
+        """Write one non-empty batch; end the process if some of it was neither written nor
+        dead-lettered, after checkpointing what was."""
         assert self._sink is not None, "initialize() must run first"
         self._delivered = records[-1].position  # type: ignore[assignment]
         outcome = self._loop.run_until_complete(
@@ -211,8 +220,6 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
             with contextlib.suppress(Exception):
                 self._close()
             self._die()
-        if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
-            self._checkpoint_acknowledged(checkpointer)
 
     @contextlib.contextmanager
     def _fatal(self, action: str) -> Iterator[None]:

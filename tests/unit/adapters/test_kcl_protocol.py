@@ -514,3 +514,51 @@ def test_a_message_kclpy_cannot_read_ends_the_process_with_one_line_and_no_paylo
     assert "Traceback" not in done.stderr
     for secret in (_SECRET_DATA, _SECRET_KEY, "PAYLOAD-CANARY"):
         assert secret not in done.stderr
+
+
+def test_an_empty_process_records_call_checkpoints_the_tail_once_the_interval_passed() -> None:
+    """With ``callProcessRecordsEvenForEmptyRecordList`` the daemon calls an idle shard with no
+    records, as amazon-kclpy's sample expects, so the processor can checkpoint on time: the
+    last batch written before the shard went idle must be checkpointed then, not read again
+    by every next owner of the lease."""
+    from types import SimpleNamespace
+
+    from amazon_kclpy.messages import Record as KclRecord
+
+    from consumers.adapters.kcl import ShardlineRecordProcessor
+    from consumers.sinks.memory import MemorySink
+
+    now = [0.0]
+    processor = ShardlineRecordProcessor(
+        MemorySink(), checkpoint_interval=60.0, clock=lambda: now[0], exit_process=lambda code: None
+    )
+    checkpoints: list[tuple[Any, Any]] = []
+    checkpointer = SimpleNamespace(
+        checkpoint=lambda sequence=None, sub=None: checkpoints.append((sequence, sub))
+    )
+
+    def call(*records: Record) -> None:
+        processor.process_records(
+            SimpleNamespace(
+                records=[KclRecord(record.message()) for record in records],
+                checkpointer=checkpointer,
+                millis_behind_latest=0,
+            )
+        )
+
+    try:
+        processor.initialize(SimpleNamespace(shard_id=SHARD))
+        now[0] = 10.0
+        call(Record("800", b"a"), Record("801", b"b"))
+        assert checkpoints == []  # inside the interval
+        now[0] = 30.0
+        call()
+        assert checkpoints == []
+        now[0] = 61.0
+        call()
+        assert checkpoints == [("801", 0)]
+        now[0] = 200.0
+        call()
+        assert checkpoints == [("801", 0)]  # nothing new: not checkpointed again
+    finally:
+        processor.close()
