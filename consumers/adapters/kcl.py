@@ -6,11 +6,13 @@ MultiLangDaemon starts one of these processes per shard and talks to it over std
 transform / sink / retry / bisection / dead-letter logic as ``shardline consume`` and
 checkpoints *through the daemon*, which owns the lease table:
 
-* after a batch, once ``checkpoint_interval`` seconds passed since the last checkpoint, at
-  the last record written or dead-lettered, naming exactly the (sequence, sub-sequence)
-  number the daemon delivered it with;
+* after a batch (an empty call too), once ``checkpoint_interval`` seconds passed since the
+  last checkpoint, at the last record written or dead-lettered, naming exactly the
+  (sequence, sub-sequence) number the daemon delivered it with;
 * ``shardEnded``: checkpoint with no sequence number, i.e. SHARD_END, so children start,
-  and only when every record the shard delivered was written or dead-lettered;
+  and only when every record the shard delivered was written or dead-lettered; a SHARD_END
+  the daemon refuses (throttled past the retries, any reason but a lost lease) ends the
+  process, since the daemon cannot ask this child again and the shard would stay open;
 * ``shutdownRequested``: checkpoint what is written;
 * ``leaseLost``: never checkpoint (another worker owns the shard now).
 
@@ -57,7 +59,8 @@ from consumers._pipeline_transform import load_transform
 from consumers.adapters._batch import process_batch
 from consumers.pipeline import PipelineConfig, Transform
 from consumers.sinks.base import DeadLetter, Sink
-from shardline.errors import ConfigurationError
+from shardline.errors import CheckpointError, ConfigurationError, ShardlineError
+from shardline.logformat import setup_logging
 from shardline.metrics import MetricsObserver
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
@@ -76,6 +79,10 @@ _CHECKPOINT_RETRY = RetryPolicy(
 def _checkpoint_code(exc: BaseException) -> str:
     """The daemon's error name for a failed checkpoint (ThrottlingException, ShutdownException...)."""
     return str(exc.value) if hasattr(exc, "value") else str(exc)
+
+
+# the daemon's answer when this worker no longer holds the lease: its new owner checkpoints
+_LEASE_GONE = "ShutdownException"
 
 
 _RETRY_CHECKPOINT_ERRORS = tenacity.retry_if_exception(
@@ -157,7 +164,13 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
                 # between a record that was not written and the SHARD_END that would skip it
                 raise RuntimeError("shard ended with records neither written nor dead-lettered")
             # no sequence number: the daemon records SHARD_END so the children may start
-            self._checkpoint(shard_ended_input.checkpointer, None, None)
+            refused = self._checkpoint(shard_ended_input.checkpointer, None, None)
+            if refused is not None and refused != _LEASE_GONE:
+                # The KCL checks the lease after this status and, without SHARD_END, retries
+                # its shutdown on a processor the daemon has already stopped: the shard and its
+                # children would stay stuck on this worker.  Ending the process moves the
+                # lease; the next owner reads the shard from its checkpoint and ends it.
+                raise CheckpointError(f"the daemon did not record SHARD_END ({refused})")
             self._close()
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
@@ -169,8 +182,17 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
 
     def _process_records(self, process_records_input: Any) -> None:
         records = [self._consumed(record) for record in process_records_input.records]
-        if not records:
-            return
+        if records:
+            self._write(records, process_records_input)
+        # after an empty call too (``callProcessRecordsEvenForEmptyRecordList``): that is how an
+        # idle shard gets the tail of its last batch checkpointed, instead of having it read
+        # again by every next owner of the lease
+        if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
+            self._checkpoint_acknowledged(process_records_input.checkpointer)
+
+    def _write(self, records: list[ConsumedRecord], process_records_input: Any) -> None:
+        """Write one non-empty batch; end the process if some of it was neither written nor
+        dead-lettered, after checkpointing what was."""
         assert self._sink is not None, "initialize() must run first"
         self._delivered = records[-1].position  # type: ignore[assignment]
         outcome = self._loop.run_until_complete(
@@ -198,8 +220,6 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
             with contextlib.suppress(Exception):
                 self._close()
             self._die()
-        if self._clock() - self._last_checkpoint_time >= self._checkpoint_interval:
-            self._checkpoint_acknowledged(checkpointer)
 
     @contextlib.contextmanager
     def _fatal(self, action: str) -> Iterator[None]:
@@ -245,25 +265,29 @@ class ShardlineRecordProcessor(processor.RecordProcessorBase):  # type: ignore[m
         position = self._acknowledged
         if position is None or position == self._checkpointed:
             return
-        if self._checkpoint(checkpointer, position.sequence_number, position.sub_sequence_number):
+        if self._checkpoint(checkpointer, position.sequence_number, position.sub_sequence_number) is None:
             self._checkpointed = position
 
-    def _checkpoint(self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None) -> bool:
-        # Throttled or dependency errors are retried (shardline.retry; blocking is fine: one
-        # shard per process); ShutdownException / InvalidStateException mean the lease is gone
-        # or the daemon is shutting down: the next owner resumes from the last good checkpoint.
+    def _checkpoint(
+        self, checkpointer: Any, sequence_number: str | None, sub_sequence: int | None
+    ) -> str | None:
+        """Checkpoint through the daemon; ``None`` once recorded, else the daemon's error name.
+
+        Throttled or dependency errors are retried (shardline.retry; blocking is fine: one
+        shard per process).  Within a shard a refused checkpoint is not fatal: the next one
+        moves it on, or the next owner resumes from the last good checkpoint and the
+        idempotent sink absorbs the repeats; :meth:`shard_ended` decides for SHARD_END.
+        """
         try:
             for attempt in _CHECKPOINT_RETRY.sync_retrying(retry=_RETRY_CHECKPOINT_ERRORS):
                 with attempt:
                     checkpointer.checkpoint(sequence_number, sub_sequence)
         except KclCheckpointError as exc:
-            logger.warning(
-                "checkpoint refused by the daemon",
-                extra={"shard": self.shard_id, "code": _checkpoint_code(exc)},
-            )
-            return False
+            code = _checkpoint_code(exc)
+            logger.warning("checkpoint refused by the daemon", extra={"shard": self.shard_id, "code": code})
+            return code
         self._last_checkpoint_time = self._clock()
-        return True
+        return None
 
     def close(self) -> None:
         """Close the sinks (if the daemon never ended the shard) and the processor's own loop,
@@ -313,22 +337,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-name", default="", help="stream name recorded in record identities")
     parser.add_argument("--checkpoint-interval", type=float, default=60.0, help="seconds between checkpoints")
     args = parser.parse_args(argv)
-    # stdout is the daemon's protocol channel: logs go to stderr only
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # stdout is the daemon's protocol channel: logs go to stderr only, with their fields (the
+    # shard, the action, the error type and the daemon's checkpoint error name)
+    setup_logging("INFO", "auto", stream=sys.stderr)
 
     from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 
     sink_uri: str = args.sink
     dead_letter_uri: str | None = args.dead_letter
-    record_processor = ShardlineRecordProcessor(
-        lambda: sink_from_uri(sink_uri),
-        transform=load_transform(args.transform) if args.transform else None,
-        dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
-        stream_name=args.stream_name,
-        checkpoint_interval=args.checkpoint_interval,
-    )
+    try:
+        record_processor = ShardlineRecordProcessor(
+            lambda: sink_from_uri(sink_uri),
+            transform=load_transform(args.transform) if args.transform else None,
+            dead_letter=(lambda: dead_letter_from_uri(dead_letter_uri)) if dead_letter_uri else None,
+            stream_name=args.stream_name,
+            checkpoint_interval=args.checkpoint_interval,
+        )
+    except ShardlineError as exc:
+        # our own messages name the option, never a payload
+        logger.critical("bad configuration: %s", exc, extra={"error_type": type(exc).__name__})
+        return 1
     try:
         kcl.KCLProcess(record_processor).run()
+    except Exception as exc:  # noqa: BLE001 - whatever kclpy could not read ends the process
+        # A line kclpy cannot decode (not JSON, an unknown action, a message missing a field)
+        # or a closed pipe, raised from kclpy's own loop: the processor's errors never get
+        # here (they end the process in ``_fatal``).  One line with the type only: kclpy's
+        # messages quote the offending message whole, records and their payloads included.
+        logger.critical(
+            "could not read the daemon's message; exiting without a status",
+            extra={"shard": record_processor.shard_id, "error_type": type(exc).__name__},
+        )
+        return 1
     finally:
         record_processor.close()
     return 0

@@ -219,6 +219,10 @@ def test_bad_configuration_never_answers_initialize(spawn: Any, bad: dict[str, s
         daemon.initialize()
     assert daemon.transcript == []  # no status: the daemon stops instead of sending records
     assert daemon.process.wait(timeout=WAIT) != 0
+    # the daemon logs the child's stderr: one line that says why, not a traceback
+    stderr = daemon.process.stderr.read()
+    assert '"error_type":"ConfigurationError"' in stderr
+    assert "Traceback" not in stderr
 
 
 def test_an_unexpected_exception_ends_the_process_instead_of_a_status(
@@ -413,3 +417,148 @@ def test_shard_end_is_never_checkpointed_past_a_record_that_was_not_written(
         {"action": "status", "responseFor": "processRecords"},
     ]
     assert KinesisPosition("", SHARD, "800") == processor._acknowledged
+
+
+@pytest.mark.parametrize(
+    "error", ["ThrottlingException", "KinesisClientLibDependencyException", "InvalidStateException"]
+)
+def test_shard_end_the_daemon_did_not_record_ends_the_process_instead_of_a_status(
+    spawn: Any, error: str
+) -> None:
+    """The KCL's ShutdownTask checks the lease after ``shardEnded``: without SHARD_END it fails
+    and retries, but the MultiLangDaemon has already shut this child down, so every retry finds
+    no processor to checkpoint and the shard (and its children) stay stuck on this worker.  A
+    refused SHARD_END must end the process instead, so the lease moves and the shard is ended
+    again by the next owner."""
+    daemon = spawn(interval=3600.0)
+    daemon.initialize()
+    daemon.process_records(_records(("600", b"a")))
+    retries = 5 if error in {"ThrottlingException", "KinesisClientLibDependencyException"} else 1
+    daemon.injected_errors.extend([error] * retries)
+    with pytest.raises(DaemonExit, match="before the status"):
+        daemon.shard_ended()
+    assert daemon.checkpoints == []
+    assert [line["action"] for line in daemon.transcript[2:]] == ["checkpoint"] * retries
+    assert daemon.process.wait(timeout=WAIT) == 1
+
+
+def test_shard_end_refused_because_the_lease_moved_is_answered(spawn: Any) -> None:
+    """ShutdownException: another worker holds the lease now and ends the shard itself; this
+    worker answers instead of stopping every shard it processes."""
+    daemon = spawn(interval=3600.0)
+    daemon.initialize()
+    daemon.process_records(_records(("610", b"a")))
+    daemon.injected_errors.append("ShutdownException")
+    daemon.shard_ended()
+    assert daemon.checkpoints == []
+    assert daemon.transcript[-1] == {"action": "status", "responseFor": "shardEnded"}
+    assert daemon.process.returncode == 0
+
+
+_SECRET_DATA = base64.b64encode(b"PAYLOAD-CANARY-5e1f").decode()
+_SECRET_KEY = "KEY-CANARY-77ab"
+
+
+@pytest.mark.parametrize(
+    ("line", "error_type"),
+    [
+        ("not json at all", "JSONDecodeError"),
+        (json.dumps({"action": "noSuchAction", "partitionKey": _SECRET_KEY}), "MalformedAction"),
+        (
+            json.dumps(
+                {
+                    "action": "processRecords",
+                    "millisBehindLatest": 0,
+                    # no "action": "record": kclpy's error quotes the record whole
+                    "records": [
+                        {
+                            "data": _SECRET_DATA,
+                            "partitionKey": _SECRET_KEY,
+                            "sequenceNumber": "1",
+                            "subSequenceNumber": 0,
+                            "approximateArrivalTimestamp": 1545084650987,
+                        }
+                    ],
+                }
+            ),
+            "MalformedAction",
+        ),
+        (json.dumps({"action": "processRecords", "records": []}), "KeyError"),
+    ],
+    ids=["not-json", "unknown-action", "record-without-action", "missing-field"],
+)
+def test_a_message_kclpy_cannot_read_ends_the_process_with_one_line_and_no_payload(
+    tmp_path: Path, line: str, error_type: str
+) -> None:
+    """kclpy raises out of its loop for a line it cannot decode; the process must exit 1 with
+    no status for it, and say so in one log line: not a traceback, whose message (kclpy's
+    MalformedAction quotes the message whole) carries the record's payload and key."""
+    initialize = {
+        "action": "initialize",
+        "shardId": SHARD,
+        "sequenceNumber": "TRIM_HORIZON",
+        "subSequenceNumber": 0,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "consumers.adapters.kcl", "--sink", f"file://{tmp_path}/out.jsonl"],
+        input=json.dumps(initialize) + "\n" + line + "\n",
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+    assert done.returncode == 1
+    answered = [json.loads(out) for out in done.stdout.splitlines() if out.strip()]
+    assert answered == [{"action": "status", "responseFor": "initialize"}]
+    assert f'"error_type":"{error_type}"' in done.stderr
+    assert "Traceback" not in done.stderr
+    for secret in (_SECRET_DATA, _SECRET_KEY, "PAYLOAD-CANARY"):
+        assert secret not in done.stderr
+
+
+def test_an_empty_process_records_call_checkpoints_the_tail_once_the_interval_passed() -> None:
+    """With ``callProcessRecordsEvenForEmptyRecordList`` the daemon calls an idle shard with no
+    records, as amazon-kclpy's sample expects, so the processor can checkpoint on time: the
+    last batch written before the shard went idle must be checkpointed then, not read again
+    by every next owner of the lease."""
+    from types import SimpleNamespace
+
+    from amazon_kclpy.messages import Record as KclRecord
+
+    from consumers.adapters.kcl import ShardlineRecordProcessor
+    from consumers.sinks.memory import MemorySink
+
+    now = [0.0]
+    processor = ShardlineRecordProcessor(
+        MemorySink(), checkpoint_interval=60.0, clock=lambda: now[0], exit_process=lambda code: None
+    )
+    checkpoints: list[tuple[Any, Any]] = []
+    checkpointer = SimpleNamespace(
+        checkpoint=lambda sequence=None, sub=None: checkpoints.append((sequence, sub))
+    )
+
+    def call(*records: Record) -> None:
+        processor.process_records(
+            SimpleNamespace(
+                records=[KclRecord(record.message()) for record in records],
+                checkpointer=checkpointer,
+                millis_behind_latest=0,
+            )
+        )
+
+    try:
+        processor.initialize(SimpleNamespace(shard_id=SHARD))
+        now[0] = 10.0
+        call(Record("800", b"a"), Record("801", b"b"))
+        assert checkpoints == []  # inside the interval
+        now[0] = 30.0
+        call()
+        assert checkpoints == []
+        now[0] = 61.0
+        call()
+        assert checkpoints == [("801", 0)]
+        now[0] = 200.0
+        call()
+        assert checkpoints == [("801", 0)]  # nothing new: not checkpointed again
+    finally:
+        processor.close()
