@@ -211,6 +211,22 @@ def test_malformed_events_are_rejected_before_writing(mutate: Any) -> None:
     assert sink.written == []
 
 
+def test_records_of_two_streams_are_refused_not_taken_for_one_record() -> None:
+    """A mapping reads one stream; a bare sequence number cannot say which stream a listed
+    record is of.  Two streams' records with one shard id and sequence number were taken for
+    a repeated record: only the first was written and the other was answered as done."""
+    sink = Sink()
+    other = _event_record(SEQUENCES[0], b"other stream")
+    other["eventSourceARN"] = "arn:aws:kinesis:us-east-2:123456789012:stream/other-stream"
+    handler = make_handler(sink)
+    try:
+        with pytest.raises(ValidationError, match="more than one stream"):
+            handler(_event(_event_record(SEQUENCES[0], b"lambda-stream"), other), None)
+    finally:
+        handler.close()
+    assert sink.written == []
+
+
 def test_parse_rejects_non_events() -> None:
     with pytest.raises(ValidationError):
         parse_kinesis_event({"Records": "nope"})
