@@ -30,10 +30,10 @@ dead-lettered.
 The write is bounded by the invocation's remaining time (``context``'s
 ``get_remaining_time_in_millis``, less ``time_margin`` seconds; by default 5 s, or half the
 remaining time when less than 10 s remain, as with Lambda's default 3 s timeout): that is the
-pipeline's deadline, at which it stops waiting for the destination and the records not yet written are
-reported, so the function answers before Lambda times it out.  Should the batch still be
-running half a margin later (a sink call that ignores cancellation), every record of the
-event is reported for retry.
+pipeline's deadline, at which it stops waiting for the destination or an async transform and
+the records not yet written are reported, so the function answers before Lambda times it
+out.  Should the batch still be running half a margin later (a sink call that ignores
+cancellation), every record of the event is reported for retry.
 
 Typical use, at module level so the sink's clients survive between invocations::
 
