@@ -292,10 +292,11 @@ def test_a_transform_that_never_answers_is_bounded_and_what_was_written_is_not_l
     sink = Sink()
     event = {"Records": [_kinesis_record(SEQ[index], f"r{index}".encode()) for index in range(4)]}
     handler = make_handler(
-        sink, transform=transform, config=PipelineConfig(max_sink_batch_records=1), time_margin=1.0
+        sink, transform=transform, config=PipelineConfig(max_sink_batch_records=1), time_margin=3.0
     )
     try:
-        response = handler(event, _Context(remaining_ms=1_500))
+        # 2 s to write, and 1.5 s past that deadline before the last resort would answer
+        response = handler(event, _Context(remaining_ms=5_000))
         assert response == {"batchItemFailures": [{"itemIdentifier": SEQ[2]}, {"itemIdentifier": SEQ[3]}]}
         assert [record.data for record in sink.written] == [b"r0", b"r1"]
     finally:
