@@ -36,8 +36,9 @@ tells the source how far it may checkpoint.  The guarantees, and how they are ke
   it count as acknowledged, which is what lets the Lambda adapter report the exact failed
   record).
 * **Supervised.**  A lane, the checkpoint loop or a source that fails makes :meth:`Pipeline.run`
-  raise the cause promptly (after checkpointing what is resolved); a raising transform is
-  that record's error (dead-lettered); a raising observer is logged once and counted.
+  raise the cause promptly (after checkpointing what is resolved); a raising transform, or
+  one returning anything but a record or ``None``, is that record's error (dead-lettered);
+  a raising observer is logged once and counted.
 * **Graceful shutdown.**  :meth:`Pipeline.stop` stops reading, drains what was read,
   checkpoints and lets :meth:`Pipeline.run` return; :func:`run_until_signal` wires that to
   SIGTERM/SIGINT.
@@ -552,6 +553,21 @@ class Pipeline:
                 continue
             if result is None:
                 self.stats.filtered += 1
+            elif not isinstance(result, ConsumedRecord):
+                # the record's error as a raise is: handed to the sink, it failed the write,
+                # was bisected down to and then could not be dead-lettered either (the entry
+                # held no record), so each retry stopped the shard at it
+                rejected.append(
+                    dead_letter_entry(
+                        record,
+                        record.position,
+                        "transform failed",
+                        f"returned a {type(result).__name__}, not a ConsumedRecord or None",
+                        "TypeError",
+                        attempts=1,
+                        destination="transform",
+                    )
+                )
             else:
                 kept.append(result)
                 positions.append(record.position)

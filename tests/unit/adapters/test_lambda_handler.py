@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_kinesis_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
+from consumers.sinks.deadletter import FileDeadLetter
+from consumers.sinks.file import FileSink
 from shardline.errors import ClosedError, TransientServiceError, ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
@@ -178,6 +182,35 @@ def test_transform_runs_and_can_drop() -> None:
     handler = make_handler(sink, transform=transform)
     handler(_event(_event_record(SEQUENCES[0], b"r0"), _event_record(SEQUENCES[1], b"r1")), None)
     assert [r.data for r in sink.written] == [b"r1"]
+
+
+@pytest.mark.parametrize("garbage", ["text", {"data": b"r1"}, b"r1", 42])
+def test_a_transform_returning_no_record_dead_letters_it_and_the_shard_moves_on(
+    tmp_path: Path, garbage: object
+) -> None:
+    """Handed to the sink, what the transform returned failed the write, was bisected down to,
+    and could not be dead-lettered either (the entry held no record): every retry of the batch
+    stopped at that record and the records after it were never written."""
+    sink = FileSink(tmp_path / "out.jsonl")
+    dead_letter = FileDeadLetter(tmp_path / "dead.jsonl")
+
+    def transform(record: ConsumedRecord) -> Any:
+        return garbage if record.data == b"r1" else record
+
+    handler = make_handler(sink, transform=transform, dead_letter=dead_letter)
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    try:
+        assert handler(event, None) == {"batchItemFailures": []}
+    finally:
+        handler.close()
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [base64.b64decode(line["data"]) for line in written] == [b"r0", b"r2", b"r3"]
+    (dead,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert (dead["position"]["sequence_number"], dead["error_type"], dead["destination"]) == (
+        SEQUENCES[1],
+        "TypeError",
+        "transform",
+    )
 
 
 def test_handler_survives_several_invocations() -> None:
