@@ -18,7 +18,7 @@ from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
 from consumers.sinks.deadletter import FileDeadLetter
 from consumers.sinks.file import FileSink
-from shardline.errors import ClosedError, TransientServiceError, ValidationError
+from shardline.errors import ClosedError, SinkError, TransientServiceError, ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
 
@@ -211,6 +211,37 @@ def test_a_transform_returning_no_record_dead_letters_it_and_the_shard_moves_on(
         "TypeError",
         "transform",
     )
+
+
+@pytest.mark.parametrize("answer", [True, 1, [True], [{"outcome": "written"}], ["ok"]])
+def test_a_sink_answering_garbage_is_a_sink_error_not_a_crash(answer: Any) -> None:
+    """A sink breaking its contract (``return True``) fails the records it was given with a
+    SinkError, and the ones before it stay written; a TypeError or AttributeError from deep
+    in the write failed the whole invocation untyped."""
+
+    class Garbage(Sink):
+        async def write(self, batch: Sequence[ConsumedRecord]) -> Any:
+            if any(record.data == b"r2" for record in batch):
+                return answer
+            self.written.extend(batch)
+            return None
+
+    sink = Garbage()
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1))
+    strict = make_handler(
+        Garbage(), config=PipelineConfig(max_sink_batch_records=1), partial_batch_response=False
+    )
+    try:
+        assert handler(event, None) == {
+            "batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}, {"itemIdentifier": SEQUENCES[3]}]
+        }
+        assert [record.data for record in sink.written] == [b"r0", b"r1"]
+        with pytest.raises(SinkError, match="Garbage sink returned"):
+            strict(event, None)
+    finally:
+        handler.close()
+        strict.close()
 
 
 def test_handler_survives_several_invocations() -> None:
