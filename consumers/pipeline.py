@@ -554,9 +554,9 @@ class Pipeline:
             if result is None:
                 self.stats.filtered += 1
             elif not isinstance(result, ConsumedRecord):
-                # the record's error as a raise is: handed to the sink, it failed the write,
-                # was bisected down to and then could not be dead-lettered either (the entry
-                # held no record), so each retry stopped the shard at it
+                # as much the record's error as a raise: handed on, it failed the sink write,
+                # was bisected down to and could not be dead-lettered either (the entry held
+                # no record), so the run stopped at it, and under Lambda every retry did
                 rejected.append(
                     dead_letter_entry(
                         record,
