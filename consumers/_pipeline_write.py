@@ -343,16 +343,27 @@ class WriteWorkflow:
             return [EntryResult.call_error(exc)] * len(batch)
         if results is None:
             return [EntryResult.written()] * len(batch)
-        if len(results) != len(batch):
+        # A sink breaking its contract (``return True``, a list of dicts) is the sink's error,
+        # typed: a TypeError or AttributeError from deep in the workflow ended the run, and
+        # under Lambda failed the invocation, as an untyped crash.
+        try:
+            count = len(results)
+        except TypeError:
             raise SinkError(
-                f"{self._sink_name} sink returned {len(results)} results for {len(batch)} records"
-            )
+                f"{self._sink_name} sink returned a {type(results).__name__}, not one result per record"
+            ) from None
+        if count != len(batch):
+            raise SinkError(f"{self._sink_name} sink returned {count} results for {len(batch)} records")
         call_failed = Outcome.CALL_FAILED  # a local: an enum member looked up per record cost 9x
         for result in results:
             # A BatchingSink reports a call that raised as every record's CALL_FAILED result
             # instead of raising: a destination error, or the sink saying it cannot go on
             # (SinkError: a full disk), must stop the run just the same, or bisection
             # dead-letters every healthy record and the checkpoint moves past them.
+            if type(result) is not EntryResult:
+                raise SinkError(
+                    f"{self._sink_name} sink returned a {type(result).__name__} result, not an EntryResult"
+                )
             if result.outcome is not call_failed:
                 continue
             if isinstance(result.error, _DESTINATION_ERRORS):

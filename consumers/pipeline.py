@@ -36,8 +36,9 @@ tells the source how far it may checkpoint.  The guarantees, and how they are ke
   it count as acknowledged, which is what lets the Lambda adapter report the exact failed
   record).
 * **Supervised.**  A lane, the checkpoint loop or a source that fails makes :meth:`Pipeline.run`
-  raise the cause promptly (after checkpointing what is resolved); a raising transform is
-  that record's error (dead-lettered); a raising observer is logged once and counted.
+  raise the cause promptly (after checkpointing what is resolved); a raising transform, or
+  one returning anything but a record or ``None``, is that record's error (dead-lettered);
+  a raising observer is logged once and counted.
 * **Graceful shutdown.**  :meth:`Pipeline.stop` stops reading, drains what was read,
   checkpoints and lets :meth:`Pipeline.run` return; :func:`run_until_signal` wires that to
   SIGTERM/SIGINT.
@@ -53,10 +54,10 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from consumers._pipeline_tracker import AckTracker, Ticket
-from consumers._pipeline_write import WriteWorkflow, dead_letter_entry, sink_name
+from consumers._pipeline_write import StoppedWithRecordsUnwritten, WriteWorkflow, dead_letter_entry, sink_name
 from consumers.sinks.base import DeadLetter, DeadLetterEntry, Sink
 from consumers.source import CountsLostPartitions, Source, SourceBatch
 from shardline import metrics_events as events
@@ -77,6 +78,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Transform: TypeAlias = Callable[[ConsumedRecord], "ConsumedRecord | Awaitable[ConsumedRecord | None] | None"]
 """User hook: return the record to write (possibly changed), or ``None`` to drop it."""
@@ -200,8 +203,9 @@ class Pipeline:
         deadline: float | None = None,
     ) -> None:
         """``deadline``: event-loop time (``loop.time()``) after which no write is attempted
-        any more and the records still unwritten are reported failed (:class:`SinkError`);
-        the Lambda handler sets it from the invocation's remaining time."""
+        and no transform awaited any more, and the records still unwritten are reported
+        failed (:class:`SinkError`); the Lambda handler sets it from the invocation's
+        remaining time."""
         self._source = source
         self._sink = sink
         self._config = config if config is not None else PipelineConfig()
@@ -428,7 +432,16 @@ class Pipeline:
                 # stopping while the bound is hit: these records are never issued, so no
                 # checkpoint can pass them and they are read again after restart
                 return False
-            kept, positions, rejected = await self._apply_transform(chunk)
+            try:
+                kept, positions, rejected = await self._apply_transform(chunk)
+            except _PastDeadline:
+                # like the records a stop leaves unread: never issued, never acknowledged
+                await self._release(len(chunk))
+                failure = StoppedWithRecordsUnwritten(
+                    "the run's deadline was reached with records untransformed"
+                )
+                await self._fail(failure, "the deadline passed while transforming")
+                return False
             last_position = chunk[-1].position if chunk else None
             end = batch.end_of_partition and index == len(chunks) - 1
             ticket = self._tracker.issue(partition, len(chunk), last_position, end_of_partition=end)
@@ -491,7 +504,11 @@ class Pipeline:
         kept: list[ConsumedRecord] = []
         positions: list[Position] = []
         rejected: list[DeadLetterEntry] = []
+        deadline = self._workflow.deadline
+        loop = asyncio.get_running_loop()
         for record in records:
+            if deadline is not None and loop.time() >= deadline:
+                raise _PastDeadline
             if isinstance(record, RefusedRecord):
                 # refused before it reached us (an aggregate over the expansion bounds): whole to the DLQ
                 refusal = record.refusal
@@ -514,7 +531,9 @@ class Pipeline:
             try:
                 result = self._transform(record)
                 if inspect.isawaitable(result):
-                    result = await result
+                    result = await (result if deadline is None else _until(result, deadline))
+            except _PastDeadline:
+                raise
             except (Exception, asyncio.CancelledError) as exc:  # one record's error, not the shard's
                 if isinstance(exc, asyncio.CancelledError) and cancel_requested():
                     raise  # run() itself is cancelled
@@ -534,6 +553,21 @@ class Pipeline:
                 continue
             if result is None:
                 self.stats.filtered += 1
+            elif not isinstance(result, ConsumedRecord):
+                # as much the record's error as a raise: handed on, it failed the sink write,
+                # was bisected down to and could not be dead-lettered either (the entry held
+                # no record), so the run stopped at it, and under Lambda every retry did
+                rejected.append(
+                    dead_letter_entry(
+                        record,
+                        record.position,
+                        "transform failed",
+                        f"returned a {type(result).__name__}, not a ConsumedRecord or None",
+                        "TypeError",
+                        attempts=1,
+                        destination="transform",
+                    )
+                )
             else:
                 kept.append(result)
                 positions.append(record.position)
@@ -772,6 +806,36 @@ class Pipeline:
         """A checkpoint the store accepted (progress lines report its age, not a pass's)."""
         self.stats.checkpoints += 1
         self._observer.on_event(events.CHECKPOINTS_WRITTEN, 1, **self._partition_dimensions(partition))
+
+
+class _PastDeadline(Exception):
+    """The run's deadline passed before a chunk's records were all transformed."""
+
+
+async def _until(awaitable: Awaitable[_T], deadline: float) -> _T:
+    """``awaitable``'s result, or :class:`_PastDeadline` once the loop's clock reaches ``deadline``.
+
+    A transform awaiting a lookup that never answers held the Lambda handler until its last
+    resort, which lists every record of the event, the ones already written too: each retry
+    of the batch then wrote the same records again and stopped at the same one.  A transform
+    still running at the deadline is cancelled and not waited for (it may ignore the cancel).
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+    finally:
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(_retrieve)
+    if not done:
+        raise _PastDeadline
+    return task.result()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Take an abandoned transform's outcome, so that it is not reported as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _leading(resolved: Sequence[bool]) -> int:

@@ -30,10 +30,10 @@ dead-lettered.
 The write is bounded by the invocation's remaining time (``context``'s
 ``get_remaining_time_in_millis``, less ``time_margin`` seconds; by default 5 s, or half the
 remaining time when less than 10 s remain, as with Lambda's default 3 s timeout): that is the
-pipeline's deadline, at which it stops waiting for the destination and the records not yet written are
-reported, so the function answers before Lambda times it out.  Should the batch still be
-running half a margin later (a sink call that ignores cancellation), every record of the
-event is reported for retry.
+pipeline's deadline, at which it stops waiting for the destination or an async transform and
+the records not yet written are reported, so the function answers before Lambda times it
+out.  Should the batch still be running half a margin later (a sink call that ignores
+cancellation), every record of the event is reported for retry.
 
 Typical use, at module level so the sink's clients survive between invocations::
 
@@ -151,6 +151,7 @@ def _kinesis_records(
     if not isinstance(raw_records, list):
         raise ValidationError("not a Kinesis event: no Records list")
     parsed: list[EventRecord] = []
+    streams: set[str] = set()
     for raw in raw_records:
         try:
             if raw["eventSource"] != "aws:kinesis":
@@ -161,12 +162,21 @@ def _kinesis_records(
                 # the API's pattern allows 129 digits; a longer one is refused before int() reads it
                 raise ValidationError("Kinesis sequence number is not a decimal of at most 129 digits")
             shard_id = str(raw["eventID"]).split(":", 1)[0]
+            stream = _stream_name(str(raw["eventSourceARN"]))
+            streams.add(stream)
+            if len(streams) > 1:
+                # a mapping reads one stream, and its itemIdentifier (a bare sequence number)
+                # cannot say which: two streams' records with one shard id and sequence number
+                # were taken for one record, and the one not written was answered as done
+                raise ValidationError(
+                    "not a Kinesis event-source-mapping event: records of more than one stream"
+                )
             data = base64.b64decode(kinesis["data"], validate=True)
             arrival = kinesis.get("approximateArrivalTimestamp")
             record = ConsumedRecord(
                 data=data,
                 partition_key=str(kinesis["partitionKey"]),
-                position=KinesisPosition(_stream_name(str(raw["eventSourceARN"])), shard_id, sequence_number),
+                position=KinesisPosition(stream, shard_id, sequence_number),
                 arrival_time=None if arrival is None else datetime.fromtimestamp(float(arrival), tz=UTC),
             )
         except ValidationError:

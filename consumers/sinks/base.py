@@ -53,7 +53,8 @@ class Sink(Protocol):
     async def write(self, batch: Sequence[ConsumedRecord]) -> Sequence[EntryResult] | None:
         """Try every record of ``batch`` once; return one result per record, in order.
 
-        ``None`` means every record was written (a simple sink need not build results).
+        ``None`` means every record was written (a simple sink need not build results);
+        any other answer stops the run with :class:`~shardline.errors.SinkError`.
         Raising means the whole call failed: a retriable :class:`ShardlineError` is an
         outage the pipeline waits out; :class:`SinkError` (the sink cannot go on) and errors
         saying the destination cannot be written (access denied, not found) stop the run;

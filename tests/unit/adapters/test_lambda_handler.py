@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,9 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from consumers.adapters.lambda_handler import make_handler, parse_kinesis_event
 from consumers.pipeline import PipelineConfig
 from consumers.sinks.base import DeadLetterEntry
-from shardline.errors import ClosedError, TransientServiceError, ValidationError
+from consumers.sinks.deadletter import FileDeadLetter
+from consumers.sinks.file import FileSink
+from shardline.errors import ClosedError, SinkError, TransientServiceError, ValidationError
 from shardline.records import ConsumedRecord, KinesisPosition
 from shardline.retry import RetryPolicy
 
@@ -180,6 +184,66 @@ def test_transform_runs_and_can_drop() -> None:
     assert [r.data for r in sink.written] == [b"r1"]
 
 
+@pytest.mark.parametrize("garbage", ["text", {"data": b"r1"}, b"r1", 42])
+def test_a_transform_returning_no_record_dead_letters_it_and_the_shard_moves_on(
+    tmp_path: Path, garbage: object
+) -> None:
+    """Handed to the sink, what the transform returned failed the write, was bisected down to,
+    and could not be dead-lettered either (the entry held no record): every retry of the batch
+    stopped at that record and the records after it were never written."""
+    sink = FileSink(tmp_path / "out.jsonl")
+    dead_letter = FileDeadLetter(tmp_path / "dead.jsonl")
+
+    def transform(record: ConsumedRecord) -> Any:
+        return garbage if record.data == b"r1" else record
+
+    handler = make_handler(sink, transform=transform, dead_letter=dead_letter)
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    try:
+        assert handler(event, None) == {"batchItemFailures": []}
+    finally:
+        handler.close()
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [base64.b64decode(line["data"]) for line in written] == [b"r0", b"r2", b"r3"]
+    (dead,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert (dead["position"]["sequence_number"], dead["error_type"], dead["destination"]) == (
+        SEQUENCES[1],
+        "TypeError",
+        "transform",
+    )
+
+
+@pytest.mark.parametrize("answer", [True, 1, [True], [{"outcome": "written"}], ["ok"]])
+def test_a_sink_answering_garbage_is_a_sink_error_not_a_crash(answer: Any) -> None:
+    """A sink breaking its contract (``return True``) fails the records it was given with a
+    SinkError, and the ones before it stay written; a TypeError or AttributeError from deep
+    in the write failed the whole invocation untyped."""
+
+    class Garbage(Sink):
+        async def write(self, batch: Sequence[ConsumedRecord]) -> Any:
+            if any(record.data == b"r2" for record in batch):
+                return answer
+            self.written.extend(batch)
+            return None
+
+    sink = Garbage()
+    event = _event(*(_event_record(seq, f"r{i}".encode()) for i, seq in enumerate(SEQUENCES)))
+    handler = make_handler(sink, config=PipelineConfig(max_sink_batch_records=1))
+    strict = make_handler(
+        Garbage(), config=PipelineConfig(max_sink_batch_records=1), partial_batch_response=False
+    )
+    try:
+        assert handler(event, None) == {
+            "batchItemFailures": [{"itemIdentifier": SEQUENCES[2]}, {"itemIdentifier": SEQUENCES[3]}]
+        }
+        assert [record.data for record in sink.written] == [b"r0", b"r1"]
+        with pytest.raises(SinkError, match="Garbage sink returned"):
+            strict(event, None)
+    finally:
+        handler.close()
+        strict.close()
+
+
 def test_handler_survives_several_invocations() -> None:
     sink = Sink()
     handler = make_handler(sink)
@@ -208,6 +272,22 @@ def test_malformed_events_are_rejected_before_writing(mutate: Any) -> None:
     mutate(record)
     with pytest.raises(ValidationError):
         make_handler(sink)(_event(_event_record(SEQUENCES[1], b"ok"), record), None)
+    assert sink.written == []
+
+
+def test_records_of_two_streams_are_refused_not_taken_for_one_record() -> None:
+    """A mapping reads one stream; a bare sequence number cannot say which stream a listed
+    record is of.  Two streams' records with one shard id and sequence number were taken for
+    a repeated record: only the first was written and the other was answered as done."""
+    sink = Sink()
+    other = _event_record(SEQUENCES[0], b"other stream")
+    other["eventSourceARN"] = "arn:aws:kinesis:us-east-2:123456789012:stream/other-stream"
+    handler = make_handler(sink)
+    try:
+        with pytest.raises(ValidationError, match="more than one stream"):
+            handler(_event(_event_record(SEQUENCES[0], b"lambda-stream"), other), None)
+    finally:
+        handler.close()
     assert sink.written == []
 
 

@@ -276,6 +276,33 @@ def test_the_write_is_bounded_by_the_invocations_remaining_time() -> None:
     assert handler(event, _Context(remaining_ms=300))["batchItemFailures"] == _identifiers(event)
 
 
+@pytest.mark.timeout(30)
+def test_a_transform_that_never_answers_is_bounded_and_what_was_written_is_not_listed() -> None:
+    """An async transform awaiting a lookup that never answers is bounded by the deadline like
+    a sink call: the handler answers with the record it stopped at and the later ones.  It
+    ran on until the handler's last resort, which lists every record of the event: the ones
+    already written too, so each retry wrote them again and stopped at the same record."""
+    stuck = asyncio.Event()  # never set
+
+    async def transform(record: ConsumedRecord) -> ConsumedRecord:
+        if record.data == b"r2":
+            await stuck.wait()
+        return record
+
+    sink = Sink()
+    event = {"Records": [_kinesis_record(SEQ[index], f"r{index}".encode()) for index in range(4)]}
+    handler = make_handler(
+        sink, transform=transform, config=PipelineConfig(max_sink_batch_records=1), time_margin=3.0
+    )
+    try:
+        # 2 s to write, and 1.5 s past that deadline before the last resort would answer
+        response = handler(event, _Context(remaining_ms=5_000))
+        assert response == {"batchItemFailures": [{"itemIdentifier": SEQ[2]}, {"itemIdentifier": SEQ[3]}]}
+        assert [record.data for record in sink.written] == [b"r0", b"r1"]
+    finally:
+        handler.close()
+
+
 @pytest.mark.parametrize(
     "event",
     [
