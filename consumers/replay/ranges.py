@@ -116,7 +116,8 @@ class S3ArchiveReader:
     :attr:`unreadable_objects` and skipped.
 
     A line that does not parse (bad JSON, nesting deep enough to exhaust the parser, not a
-    record, longer than ``max_line_bytes``) is skipped and counted in :attr:`malformed`;
+    record or a field of another type than the sink writes, longer than ``max_line_bytes``) is
+    skipped and counted in :attr:`malformed`;
     it never stops the job.  Both counts are reported in the job's summary and make the
     ``shardline replay`` exit status 3; each object's skipped lines are logged once, by key,
     count and the first line numbers (1-based, among non-empty lines), never by content.
