@@ -67,6 +67,7 @@ from shardline.records import (
     RefusedRecord,
 )
 from shardline.shardmath import KeysInRange
+from shardline.validation import validate_explicit_hash_key
 
 __all__ = [
     "DEFAULT_MAX_USER_RECORDS",
@@ -721,9 +722,12 @@ def _may_be_tagged(data: bytes) -> bool:
 
 def _walk(message: Any, keys: list[str], tagged: bool) -> list[_UserFields] | None:
     """(partition key, data, explicit hash key, event id, event-id MAC) per user record of a
-    parsed aggregate; ``None`` when a record's table index is out of range."""
+    parsed aggregate; ``None`` when a record's table index is out of range or an entry of the
+    explicit-hash-key table is no hash key."""
     try:
-        hash_keys = [int(h) for h in message.explicit_hash_key_table[:]]
+        # Decimal text in 0..2**128-1, as the KPL writes it: int() also read " 5", "1_0" and
+        # Arabic-Indic digits, and took "-5" and 2**200, keys no producer sent.
+        hash_keys = [validate_explicit_hash_key(h) for h in message.explicit_hash_key_table[:]]
         if not hash_keys and not tagged:
             return [(keys[r.partition_key_index], r.data, None, None, None) for r in message.records[:]]
         out: list[_UserFields] = []
