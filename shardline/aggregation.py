@@ -788,10 +788,16 @@ def deaggregate(data: bytes) -> list[UserRecord] | None:
     ]
 
 
+def _count_refusal(count: int, policy: DeaggregationPolicy) -> str | None:
+    """Why an aggregate of ``count`` user records must not be expanded, or ``None``."""
+    if count > policy.max_user_records:
+        return f"aggregate holds {count} user records, over the cap of {policy.max_user_records}"
+    return None
+
+
 def _refusal(fields: list[_UserFields], total_bytes: int, policy: DeaggregationPolicy) -> str | None:
-    """Why an aggregate must not be expanded (no payload in the text), or ``None``."""
-    if len(fields) > policy.max_user_records:
-        return f"aggregate holds {len(fields)} user records, over the cap of {policy.max_user_records}"
+    """Why an aggregate (within the record count, checked before it was walked) must not be
+    expanded (no payload in the text), or ``None``."""
     longest = max((len(key) for key, *_ in fields), default=0)
     if longest > PARTITION_KEY_MAX_CHARS:
         return f"inner partition key of {longest} characters, over {PARTITION_KEY_MAX_CHARS}"
@@ -859,6 +865,11 @@ def expand_aggregate(
     message, keys = parsed
     tagged = _may_be_tagged(data)
     if message.explicit_hash_key_table or tagged or not _fast_path_safe(message, keys, len(data), policy):
+        # Refused by its count before it is walked: walking a 1 MiB aggregate of 174,000 empty
+        # records, only to refuse it, took ~0.3 s and ~30 MB (a tuple and a bytes per record).
+        refusal = _count_refusal(len(message.records), policy)
+        if refusal is not None:
+            return Expansion([], 0, refusal)
         fields = _walk(message, keys, tagged)
         if fields is None:
             return None
