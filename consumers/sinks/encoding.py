@@ -21,9 +21,9 @@ from shardline.validation import is_decimal
 
 __all__ = ["event_id", "position_from_dict", "position_to_dict", "record_from_dict", "record_to_dict"]
 
-_SEQUENCE_DIGITS_MAX = 128
-"""The most digits a Kinesis sequence number has (as ``consumers.kinesis.positions`` checks the
-service's answers; a sink does not import the readers)."""
+_SEQUENCE_DIGITS_MAX = 129
+"""The most digits a Kinesis sequence number has (the API's pattern ``0|([1-9]\\d{0,128})``,
+which the Lambda handler checks; the readers refuse more than 128)."""
 _HASH_KEY_DIGITS_MAX = len(str(HASH_KEY_MAX))
 
 
