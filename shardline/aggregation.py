@@ -67,6 +67,7 @@ from shardline.records import (
     RefusedRecord,
 )
 from shardline.shardmath import KeysInRange
+from shardline.validation import validate_explicit_hash_key
 
 __all__ = [
     "DEFAULT_MAX_USER_RECORDS",
@@ -721,9 +722,12 @@ def _may_be_tagged(data: bytes) -> bool:
 
 def _walk(message: Any, keys: list[str], tagged: bool) -> list[_UserFields] | None:
     """(partition key, data, explicit hash key, event id, event-id MAC) per user record of a
-    parsed aggregate; ``None`` when a record's table index is out of range."""
+    parsed aggregate; ``None`` when a record's table index is out of range or an entry of the
+    explicit-hash-key table is no hash key."""
     try:
-        hash_keys = [int(h) for h in message.explicit_hash_key_table[:]]
+        # Decimal text in 0..2**128-1, as the KPL writes it: int() also read " 5", "1_0" and
+        # Arabic-Indic digits, and took "-5" and 2**200, keys no producer sent.
+        hash_keys = [validate_explicit_hash_key(h) for h in message.explicit_hash_key_table[:]]
         if not hash_keys and not tagged:
             return [(keys[r.partition_key_index], r.data, None, None, None) for r in message.records[:]]
         out: list[_UserFields] = []
@@ -784,10 +788,16 @@ def deaggregate(data: bytes) -> list[UserRecord] | None:
     ]
 
 
+def _count_refusal(count: int, policy: DeaggregationPolicy) -> str | None:
+    """Why an aggregate of ``count`` user records must not be expanded, or ``None``."""
+    if count > policy.max_user_records:
+        return f"aggregate holds {count} user records, over the cap of {policy.max_user_records}"
+    return None
+
+
 def _refusal(fields: list[_UserFields], total_bytes: int, policy: DeaggregationPolicy) -> str | None:
-    """Why an aggregate must not be expanded (no payload in the text), or ``None``."""
-    if len(fields) > policy.max_user_records:
-        return f"aggregate holds {len(fields)} user records, over the cap of {policy.max_user_records}"
+    """Why an aggregate (within the record count, checked before it was walked) must not be
+    expanded (no payload in the text), or ``None``."""
     longest = max((len(key) for key, *_ in fields), default=0)
     if longest > PARTITION_KEY_MAX_CHARS:
         return f"inner partition key of {longest} characters, over {PARTITION_KEY_MAX_CHARS}"
@@ -855,6 +865,11 @@ def expand_aggregate(
     message, keys = parsed
     tagged = _may_be_tagged(data)
     if message.explicit_hash_key_table or tagged or not _fast_path_safe(message, keys, len(data), policy):
+        # Refused by its count before it is walked: walking a 1 MiB aggregate of 174,000 empty
+        # records, only to refuse it, took ~0.3 s and ~30 MB (a tuple and a bytes per record).
+        refusal = _count_refusal(len(message.records), policy)
+        if refusal is not None:
+            return Expansion([], 0, refusal)
         fields = _walk(message, keys, tagged)
         if fields is None:
             return None

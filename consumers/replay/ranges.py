@@ -107,7 +107,8 @@ class S3ArchiveReader:
     A resumed read of an object whose content changed since (a versioned or rewritten key)
     raises :class:`ArchiveObjectChangedError`: counting lines of other content would skip
     records never written.  A batch ends at
-    ``batch_size`` records or ``batch_bytes`` of record data, whichever comes first: a small,
+    ``batch_size`` records or ``batch_bytes`` of record data (payloads, partition keys and
+    event ids), whichever comes first: a small,
     highly compressed object of large records made a 500-record batch of gigabytes.  Objects are
     streamed in chunks, never read whole, and decompressed as Firehose wrote them: GZIP
     (``CompressionFormat: GZIP``, the project's template; recognised by its magic bytes or
@@ -116,7 +117,8 @@ class S3ArchiveReader:
     :attr:`unreadable_objects` and skipped.
 
     A line that does not parse (bad JSON, nesting deep enough to exhaust the parser, not a
-    record, longer than ``max_line_bytes``) is skipped and counted in :attr:`malformed`;
+    record or a field of another type than the sink writes, longer than ``max_line_bytes``) is
+    skipped and counted in :attr:`malformed`;
     it never stops the job.  Both counts are reported in the job's summary and make the
     ``shardline replay`` exit status 3; each object's skipped lines are logged once, by key,
     count and the first line numbers (1-based, among non-empty lines), never by content.
@@ -188,7 +190,7 @@ class S3ArchiveReader:
         malformed_lines: list[int] = []  # the first few, for the warning that names them
         index = 0
         batch: list[ConsumedRecord] = []
-        held = 0  # data bytes in ``batch``: a batch ends at batch_size records or batch_bytes
+        held = 0  # record bytes in ``batch``: a batch ends at batch_size records or batch_bytes
         async with response["Body"] as body:
             lines = _lines(_decompressed(body, partition, self.chunk_bytes), self.max_line_bytes)
             try:
@@ -199,7 +201,7 @@ class S3ArchiveReader:
                     record = self._parse(line)
                     if record is not None:
                         batch.append(record)
-                        held += len(record.data)
+                        held += _held_bytes(record)
                     elif len(malformed_lines) < _LINES_NAMED:
                         malformed_lines.append(index)
                     if len(batch) >= self.batch_size or held >= self.batch_bytes:
@@ -238,6 +240,17 @@ class S3ArchiveReader:
         except (ValueError, SerializationError, RecursionError):
             self.malformed += 1
             return None
+
+
+def _held_bytes(record: ConsumedRecord) -> int:
+    """What a record read back holds: its data, partition key and event id.
+
+    The key and the event id count too: a Kafka key or header has no 256-character bound, and
+    with data alone counted, 500 lines of 900 KB keys (each under Firehose's record cap) made
+    one batch of ~450 MB.
+    """
+    event_id = record.event_id
+    return len(record.data) + len(record.partition_key) + (0 if event_id is None else len(event_id))
 
 
 def _nesting_brackets(line: bytes) -> int:

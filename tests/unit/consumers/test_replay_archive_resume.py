@@ -20,7 +20,7 @@ from consumers.replay.job import ReplayJob
 from consumers.replay.ranges import S3ArchiveReader, archive_partition_id
 from consumers.sinks.firehose import encode_line
 from shardline.errors import InvalidRequestError, ShardlineError
-from shardline.records import ConsumedRecord, KinesisPosition
+from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
 from tests.unit.consumers.pipeline_doubles import RecordingSink
 
 BOUND = 10.0
@@ -101,6 +101,24 @@ async def test_batches_end_at_a_byte_bound_as_well_as_a_record_count() -> None:
     assert [count for count, _, _ in sizes] == [4, 4, 2]
     assert all(held < 1_000_000 + 300_000 for _, held, _ in sizes)
     assert [token for _, _, token in sizes] == ["4", "8", "10"]
+
+
+@pytest.mark.parametrize(
+    "large",
+    [
+        {"partition_key": "k" * 300_000},  # a Kafka key: no 256-character bound
+        {"partition_key": "k", "event_id": "e" * 300_000},  # a Kafka header's event id
+    ],
+    ids=["partition key", "event id"],
+)
+async def test_the_byte_bound_counts_keys_and_event_ids_as_well_as_data(large: dict[str, str]) -> None:
+    # before: only data was counted, so 500 lines of 900 KB keys (each under Firehose's record
+    # cap) made one batch of ~450 MB; here all ten lines came in one batch
+    records = [ConsumedRecord(b"x", position=KafkaPosition("t", 0, n), **large) for n in range(10)]
+    bucket = _Bucket(b"".join(encode_line(record) for record in records))
+    reader = S3ArchiveReader(bucket, "bucket", batch_size=500, batch_bytes=1_000_000)
+    batches = [(len(batch), token) async for batch, token in reader.read("object", None)]
+    assert batches == [(4, "4"), (4, "8"), (2, "10")]
 
 
 class _LongKeyBucket(_Bucket):
