@@ -111,12 +111,21 @@ def _check_own_shards(document: Mapping[str, Any], source: str) -> None:
     :func:`check_merge_size` bounds the merge by the shards the partials own; a series for a
     shard named nowhere else would get a timeline of its own beyond that bound (20,000 of them
     in one small file made the merge run for minutes).
+
+    The gateway's counts, too: the merge unions them by shard, so counts for a shard another
+    worker owns replaced that worker's own without a word (and one for a shard of no worker
+    moved the verdict's busiest shard).
     """
     owned = set(document["shard_ids"])
     recorder = document["recorder"]
-    for name in ("iterator_age", "accepted_records", "accepted_bytes", "load"):
-        if not owned.issuperset(recorder[name]):
-            raise ConfigurationError(f"{source}: recorder/{name} names a shard that is not in its shard_ids")
+    tables = {
+        f"recorder/{name}": recorder[name]
+        for name in ("iterator_age", "accepted_records", "accepted_bytes", "load")
+    }
+    tables["gateway"] = document["gateway"] or {}
+    for where, table in tables.items():
+        if not owned.issuperset(table):
+            raise ConfigurationError(f"{source}: {where} names a shard that is not in its shard_ids")
 
 
 def _check_seconds(document: Mapping[str, Any], source: str) -> None:

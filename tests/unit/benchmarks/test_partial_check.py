@@ -161,6 +161,17 @@ def _foreign_shard(name: str) -> Edit:
     return edit
 
 
+def _gateway_counts_for(shard_of: str) -> Edit:
+    """Gateway counts in worker 1's partial for a shard of worker 0 (``other``) or of no worker."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        shard = parts[0]["shard_ids"][0] if shard_of == "other" else "shardId-000000000099"
+        counts = dict(next(iter(parts[1]["gateway"].values())), accepted_bytes=10**15)
+        parts[1]["gateway"][shard] = counts
+
+    return edit
+
+
 _ENVIRONMENT = environment("local emulator", "http://127.0.0.1:4567", "us-east-1")
 
 CRAFTED: dict[str, tuple[Edit, str]] = {
@@ -186,6 +197,9 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
         _foreign_shard("accepted_records"),
         "recorder/accepted_records names",
     ),
+    # the merge unions gateway counts by shard: another worker's were replaced without a word
+    "gateway counts for another worker's shard": (_gateway_counts_for("other"), "gateway names a shard"),
+    "gateway counts for a shard of no worker": (_gateway_counts_for("none"), "gateway names a shard"),
     "an unknown option": (_set("options/evil", 1), "options: additionalProperties"),
     "an unknown workload option": (
         _set("options/workload/evil", 1),
