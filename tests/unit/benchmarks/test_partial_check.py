@@ -577,3 +577,42 @@ def test_a_histogram_round_trips_through_its_checks() -> None:
     again = LatencyHistogram.from_dict(copy.deepcopy(histogram.to_dict()))
     assert again.count == 4
     assert again.quantiles_ms("p99") == histogram.quantiles_ms("p99")
+
+
+def _counting(*counts: int) -> dict[str, Any]:
+    """A histogram holding ``counts`` values at 1, 2, 3... ms, as a worker would encode it."""
+    histogram = LatencyHistogram()
+    for index, count in enumerate(counts, 1):
+        histogram.record_n(index / 1000, count)
+    return {**histogram.to_dict(), "sum_us": 0}  # the sum is not what is tested
+
+
+def test_a_histogram_whose_counters_would_wrap_its_total_is_refused() -> None:
+    """hdrh sums decoded counters in 64 bits: three near 2**62 decoded to a negative count."""
+    with pytest.raises(
+        ConfigurationError, match=r"counters do not decode \(a counter or a run of zeros of 2\*\*48 or more\)"
+    ):
+        LatencyHistogram.from_dict(_counting(2**62 - 1, 2**62 - 1, 2**62 - 1))
+    with pytest.raises(
+        ConfigurationError, match=r"counters do not decode \(a counter or a run of zeros of 2\*\*48 or more\)"
+    ):
+        LatencyHistogram.from_dict(_counting(2**48))
+
+
+def test_counters_below_the_bound_decode_and_merge_exactly() -> None:
+    big = 2**48 - 1
+    merged = LatencyHistogram()
+    for _ in range(3):
+        merged.merge(LatencyHistogram.from_dict(_counting(big, big, 7)))
+    assert merged.count == 3 * (2 * big + 7)
+    assert merged.quantiles_ms("p50") == {"p50": 2.0}
+
+
+def test_crafted_histograms_in_partials_are_refused_by_file(tmp_path: Path) -> None:
+    parts = _parts()
+    parts[1]["recorder"]["ack_latency"] = _counting(2**62 - 1, 2**62 - 1, 2**62 - 1)
+    _write(tmp_path, parts)
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: a latency histogram's counters do not decode"
+    ):
+        merge_partials(read_partials(str(tmp_path)))
