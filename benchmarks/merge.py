@@ -34,7 +34,8 @@ from benchmarks.recorder import Recorder
 from benchmarks.run import RunOptions, RunOutcome
 from benchmarks.shardload import ShardLoadTracker
 from benchmarks.workload import Skew, WorkloadSpec
-from shardline.errors import ConfigurationError
+from shardline.errormap import map_aws_errors
+from shardline.errors import ConfigurationError, MissingResourceError, ResourceNotFoundError
 
 __all__ = [
     "PARTIAL_FILE_NAME",
@@ -347,19 +348,32 @@ def read_named_partials(
         bucket, prefix = _split_s3(where)
         client = s3_client or _s3()
         paginator = client.get_paginator("list_objects_v2")
-        listed = [
-            item
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
-            for item in page.get("Contents", [])
-            if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
-        ]
+        try:
+            with map_aws_errors("s3"):
+                listed = [
+                    item
+                    for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
+                    for item in page.get("Contents", [])
+                    if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
+                ]
+        except ResourceNotFoundError as exc:  # a listing misses only its bucket
+            raise MissingResourceError("S3 bucket", bucket, "the SOURCE argument", service="s3") from exc
         for number, item in enumerate(listed, 1):
             source = f"s3://{bucket}/{item['Key']}"
             size = int(item.get("Size", 0))
             _check_size(source, size)
             if progress is not None:
                 progress(f"{number} of {len(listed)}: {source} ({size:,} bytes)")
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
+            try:
+                with map_aws_errors("s3"):
+                    response = client.get_object(Bucket=bucket, Key=item["Key"])
+                    body = response["Body"].read(MAX_PARTIAL_BYTES + 1)
+            except ResourceNotFoundError:
+                # S3's own answer names neither the object nor that it was listed a moment ago
+                raise ConfigurationError(
+                    f"{source}: deleted after the prefix was listed (a worker or a clean-up changed "
+                    "the prefix during the merge): merge again once the prefix holds the run's partials"
+                ) from None
             _check_size(source, len(body))
             documents.append((source, check_partial(_parse(body, source), source)))
     else:
