@@ -326,13 +326,16 @@ def _print_result(result: dict[str, Any], out: Path) -> int:
 
 def _run_one_worker(options: Any, where: str) -> int:
     """One machine's part of a multi-machine run: its shards and keys, written as a partial."""
-    from benchmarks.merge import partial_from_outcome, write_partial
+    from benchmarks.merge import check_partial_bucket, partial_from_outcome, write_partial
     from benchmarks.outfiles import output_dir
     from benchmarks.run import run_kinesis
     from benchmarks.targets import KinesisTarget
 
-    if not where.startswith("s3://"):
-        output_dir(where)  # refused now, not after the run
+    # refused now, not after the run
+    if where.startswith("s3://"):
+        check_partial_bucket(where)
+    else:
+        output_dir(where)
     print(
         f"stream-bench: worker {options.worker_id} of {options.workers} on stream {options.stream}",
         file=sys.stderr,

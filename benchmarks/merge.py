@@ -35,11 +35,17 @@ from benchmarks.run import RunOptions, RunOutcome
 from benchmarks.shardload import ShardLoadTracker
 from benchmarks.workload import Skew, WorkloadSpec
 from shardline.errormap import map_aws_errors
-from shardline.errors import ConfigurationError, MissingResourceError, ResourceNotFoundError
+from shardline.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    MissingResourceError,
+    ResourceNotFoundError,
+)
 
 __all__ = [
     "PARTIAL_FILE_NAME",
     "PARTIAL_KIND",
+    "check_partial_bucket",
     "merge_partials",
     "partial_from_outcome",
     "partial_name",
@@ -307,6 +313,25 @@ def _split_s3(uri: str) -> tuple[str, str]:
     if not bucket:
         raise ConfigurationError(f"an S3 location needs a bucket: s3://BUCKET/PREFIX/, got {uri!r}")
     return bucket, prefix.rstrip("/") + "/" if prefix else ""
+
+
+def check_partial_bucket(where: str, *, s3_client: Any = None) -> None:
+    """Refuse an ``s3://bucket/prefix/`` location whose bucket does not exist, before a
+    worker's run: the partial is written at its end, and a mistyped bucket lost the whole run.
+
+    Asked with the listing ``merge`` makes (the bench role of ``bench-batch.yaml`` may list
+    ``runs/*`` but not the bucket itself, which HeadBucket needs).  S3 answers NoSuchBucket
+    to anyone; a role that may put objects but not list them is let through to its put.
+    """
+    bucket, prefix = _split_s3(where)
+    client = s3_client or _s3()
+    try:
+        with map_aws_errors("s3"):
+            client.list_objects_v2(Bucket=bucket, Prefix=prefix + "partial-", MaxKeys=1)
+    except ResourceNotFoundError as exc:
+        raise MissingResourceError("S3 bucket", bucket, "--out", service="s3") from exc
+    except AccessDeniedError:
+        return
 
 
 def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None) -> str:

@@ -93,3 +93,64 @@ def test_the_command_refuses_them_in_one_line_with_status_2(
     assert err.splitlines()[-1].startswith(says)
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "result.json").exists()
+
+
+class _Listing:
+    """The listing a worker's bucket check makes: answers it, or refuses it with ``code``."""
+
+    def __init__(self, code: str | None) -> None:
+        self.code = code
+        self.asked: list[dict[str, Any]] = []
+
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+        self.asked.append(kwargs)
+        if self.code == "NoSuchBucket":
+            raise _missing("NoSuchBucket", "ListObjectsV2")
+        if self.code == "AccessDenied":
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}, "ResponseMetadata": {}},
+                "ListObjectsV2",
+            )
+        return {"KeyCount": 0}
+
+
+def test_a_worker_with_a_missing_bucket_is_refused_before_its_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The partial is written at the end of the run: a mistyped bucket lost the whole run."""
+    import benchmarks.run
+
+    ran: list[object] = []
+
+    async def run_kinesis(*args: object) -> None:
+        ran.append(args)
+
+    listing = _Listing("NoSuchBucket")
+    monkeypatch.setattr(merge, "_s3", lambda: listing)
+    monkeypatch.setattr(benchmarks.run, "run_kinesis", run_kinesis)
+    argv = [
+        "run",
+        "--target",
+        "kinesis",
+        "--stream",
+        "s",
+        "--shards",
+        "2",
+        "--workers",
+        "2",
+        "--worker-id",
+        "1",
+    ]
+    assert main([*argv, "--out", "s3://typo/runs/run1/"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "stream-bench: S3 bucket 'typo' (named by --out) does not exist: create it, or fix the name and "
+        "the region/endpoint"
+    )
+    assert ran == []
+    assert listing.asked == [{"Bucket": "typo", "Prefix": "runs/run1/partial-", "MaxKeys": 1}]
+
+
+@pytest.mark.parametrize("code", [None, "AccessDenied"])
+def test_a_bucket_that_is_there_or_may_not_be_listed_passes(code: str | None) -> None:
+    """A role that may put partials but not list them is let through to its put."""
+    merge.check_partial_bucket("s3://b/runs/run1/", s3_client=_Listing(code))
