@@ -276,6 +276,25 @@ def test_partials_that_say_where_they_ran_merge_into_a_report(tmp_path: Path) ->
     assert "<script>" not in html and "&lt;/p&gt;&lt;script&gt;" in html
 
 
+def test_the_report_shows_control_and_bidi_characters_of_partials_escaped(tmp_path: Path) -> None:
+    """Autoescaping left an ESC or a right-to-left override in report.html as it was: a hot key
+    shown reversed in a browser, a screen cleared or a clipboard written by ``cat``."""
+    crafted = "dev\u202eice\x1b]52;c;QUJD\x07\x1b[2J"
+    parts = _parts()
+    for part in parts:
+        part["environment"] = {**_ENVIRONMENT, "where": crafted}
+        part["notes"] = [crafted]
+        for shard in part["recorder"]["load"].values():
+            shard["keys"]["exact_counts"] = {crafted: shard["keys"]["total"]}
+    _write(tmp_path, parts)
+    result = build_result(merge_partials(read_partials(str(tmp_path))))
+    html = render_html(result)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", html)
+    shown = "dev\\u202eice\\x1b]52;c;QUJD\\x07\\x1b[2J"
+    assert html.count(shown) >= 3  # where it ran, the note, the hot key
+    assert "<svg" in html and "<pre>{" in html  # the report's own markup is left as it is
+
+
 def test_a_refusal_names_the_files_it_was_read_from() -> None:
     parts = _parts()
     parts[1]["options"]["shards"] = 8
