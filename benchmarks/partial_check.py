@@ -93,6 +93,15 @@ def check_partial(document: object, source: str) -> dict[str, Any]:
         raise ConfigurationError(
             f"{source}: worker id {document['worker_id']} of {document['workers']} workers"
         )
+    # A worker writes both from its options.  The merge counts the parts by the outer pair and
+    # reports the run's settings from the options: one worker's partial relabelled "0 of 1"
+    # merged as a whole run of 2 workers, half its shards missing without a word.
+    options = document["options"]
+    if (options["worker_id"], options["workers"]) != (document["worker_id"], document["workers"]):
+        raise ConfigurationError(
+            f"{source}: worker id {document['worker_id']} of {document['workers']} workers, but its "
+            f"options say worker {options['worker_id']} of {options['workers']}"
+        )
     try:
         started = datetime.fromisoformat(document["started_at"])
     except ValueError:

@@ -177,6 +177,7 @@ _ENVIRONMENT = environment("local emulator", "http://127.0.0.1:4567", "us-east-1
 CRAFTED: dict[str, tuple[Edit, str]] = {
     "a billion workers": (_every("workers", 10**9), "workers"),
     "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
+    "a worker id its options do not say": (_set("options/worker_id", 0), "options say worker 0 of 2"),
     "a second past the run": (_set("recorder/sent/999999", 5), "past the worker's run"),
     "a second as a huge number": (_set("recorder/sent/100000000000", 5), "recorder/sent"),
     "no recorder": (_drop("recorder"), "'recorder' is a required property"),
@@ -254,6 +255,19 @@ def test_a_crafted_partial_is_refused_with_its_file_named(case: str, tmp_path: P
     assert says in message
     if "worker id past" not in case:  # a set-level refusal: no one file is at fault
         assert "partial-0001-of-0002.json" in message or "partial-0000-of-0002.json" in message
+
+
+def test_one_workers_partial_relabelled_as_the_whole_run_is_refused(tmp_path: Path) -> None:
+    """The merge counts parts by the outer worker id and count, and reports the options': worker
+    1 of 2 relabelled "0 of 1" merged as a complete run of 2 workers, half its shards missing."""
+    part = _parts()[1]
+    part["worker_id"], part["workers"] = 0, 1
+    (tmp_path / "partial-0000-of-0001.json").write_text(json.dumps(part))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"partial-0000-of-0001\.json: worker id 0 of 1 workers, but its options say worker 1 of 2$",
+    ):
+        merge_partials(read_partials(str(tmp_path)))
 
 
 def test_the_unedited_partials_merge(tmp_path: Path) -> None:
