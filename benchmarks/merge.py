@@ -54,7 +54,7 @@ __all__ = [
     "write_partial",
 ]
 
-PARTIAL_FILE_NAME = re.compile(r"partial-[0-9]{4,5}-of-[0-9]{4,5}\.json")
+PARTIAL_FILE_NAME = re.compile(r"partial-([0-9]{4,5})-of-([0-9]{4,5})\.json")
 """What :func:`partial_name` writes, and all that a directory or a bucket prefix is read for:
 one pattern for both, so a ``partial-0001-of-0002.json.bak`` beside the parts is ignored in
 either place."""
@@ -383,6 +383,9 @@ def read_named_partials(
                 ]
         except ResourceNotFoundError as exc:  # a listing misses only its bucket
             raise MissingResourceError("S3 bucket", bucket, "the SOURCE argument", service="s3") from exc
+        _check_one_run_named(
+            [(f"s3://{bucket}/{item['Key']}", item["Key"][len(prefix) :]) for item in listed]
+        )
         for number, item in enumerate(listed, 1):
             source = f"s3://{bucket}/{item['Key']}"
             size = int(item.get("Size", 0))
@@ -406,12 +409,33 @@ def read_named_partials(
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
         paths = sorted(path for path in directory.iterdir() if PARTIAL_FILE_NAME.fullmatch(path.name))
+        _check_one_run_named([(str(path), path.name) for path in paths])
         for number, path in enumerate(paths, 1):
             body = _read_regular_file(path, number, len(paths), progress)
             documents.append((str(path), check_partial(_parse(body, str(path)), str(path))))
     if not documents:
         raise ConfigurationError(f"no partial results (partial-IIII-of-NNNN.json) in {where}")
     return sorted(documents, key=lambda named: int(named[1]["worker_id"]))
+
+
+def _check_one_run_named(named: list[tuple[str, str]]) -> None:
+    """Refuse, before anything is read, partials (``(source, file name)``) named for different
+    worker counts.
+
+    The bench names each partial for its run's worker count, so a directory or prefix holding
+    names for two counts (reused by a run of another size) holds two runs.  Every partial of
+    both was fetched and held in memory before the merge refused them for their contents.
+    """
+    first: dict[int, str] = {}
+    for source, name in named:
+        parts = PARTIAL_FILE_NAME.fullmatch(name)
+        assert parts is not None  # only such names are listed
+        first.setdefault(int(parts[2]), source)
+    if len(first) > 1:
+        (count, one), (other_count, other) = sorted(first.items())[:2]
+        raise ConfigurationError(
+            f"{one} and {other} are not parts of one run: named for {count} and {other_count} workers"
+        )
 
 
 def _read_regular_file(path: Path, number: int, count: int, progress: Callable[[str], None] | None) -> bytes:

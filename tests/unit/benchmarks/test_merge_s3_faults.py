@@ -154,3 +154,25 @@ def test_a_worker_with_a_missing_bucket_is_refused_before_its_run(
 def test_a_bucket_that_is_there_or_may_not_be_listed_passes(code: str | None) -> None:
     """A role that may put partials but not list them is let through to its put."""
     merge.check_partial_bucket("s3://b/runs/run1/", s3_client=_Listing(code))
+
+
+def test_a_prefix_reused_by_a_run_of_another_size_is_refused_before_anything_is_fetched() -> None:
+    objects = _objects()
+    stale = next(iter(objects.values()))
+    objects["run/partial-0000-of-0004.json"] = stale
+    objects["run/partial-0003-of-0004.json"] = stale
+    bucket = _Bucket(objects)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^s3://b/run/partial-0000-of-0002\.json and s3://b/run/partial-0000-of-0004\.json are not "
+        r"parts of one run: named for 2 and 4 workers$",
+    ):
+        read_partials("s3://b/run/", s3_client=bucket)
+    assert bucket.fetched == []
+
+
+def test_a_directory_of_two_runs_is_refused_by_their_names(tmp_path: Path) -> None:
+    for name in ("partial-0000-of-0002.json", "partial-00001-of-00003.json"):
+        (tmp_path / name).write_text("not read")
+    with pytest.raises(ConfigurationError, match=r"are not parts of one run: named for 2 and 3 workers$"):
+        read_partials(str(tmp_path))
