@@ -27,6 +27,7 @@ import jsonschema  # type: ignore[import-untyped]
 
 from benchmarks.result import load_schema
 from shardline.errors import ConfigurationError
+from shardline.printable import printable
 
 __all__ = [
     "MAX_PARTIAL_BYTES",
@@ -84,8 +85,10 @@ def check_partial(document: object, source: str) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if error is not None:
         # The path and the schema's own words; never the offending value, which is the
-        # file's (of any length, and possibly not meant for a terminal).
-        where = "/".join(str(part) for part in error.absolute_path)[:200] or "the document"
+        # file's (of any length, and possibly not meant for a terminal).  The path's member
+        # names are the file's too (a hot key, a shard id): printed as they were, an ESC among
+        # them cleared the screen or wrote the clipboard of whoever ran the merge.
+        where = printable("/".join(str(part) for part in error.absolute_path))[:200] or "the document"
         detail = error.message[:200] if error.validator == "required" else f"{error.validator} check failed"
         raise ConfigurationError(f"{source}: not a stream-bench partial result (at {where}: {detail})")
     assert isinstance(document, dict)

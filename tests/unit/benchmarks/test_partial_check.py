@@ -270,6 +270,19 @@ def test_one_workers_partial_relabelled_as_the_whole_run_is_refused(tmp_path: Pa
         merge_partials(read_partials(str(tmp_path)))
 
 
+def test_a_refusal_shows_the_files_member_names_escaped(tmp_path: Path) -> None:
+    """A schema refusal names where in the file it is, member names included: they are the file's."""
+    parts = _parts()
+    shard = next(iter(parts[1]["recorder"]["load"].values()))
+    shard["keys"]["exact_counts"] = {"\x1b]52;c;QUJD\x07\x1b[2J\u202ekey": "not a count"}
+    _write(tmp_path, parts)
+    with pytest.raises(ConfigurationError) as refused:
+        read_partials(str(tmp_path))
+    message = str(refused.value)
+    assert "exact_counts/\\x1b]52;c;QUJD\\x07\\x1b[2J\\u202ekey: type check failed" in message
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202e]", message)
+
+
 def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     outcome = merge_partials(read_partials(str(tmp_path)))
