@@ -352,6 +352,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"stream-bench merge: reading partial {line}", file=sys.stderr, flush=True)
 
+    out = output_dir(args.out)  # refused before every partial is fetched and merged
     named = read_named_partials(args.source, progress=progress)
     partials = [partial for _, partial in named]
     shards = len({shard for partial in partials for shard in partial["shard_ids"]})
@@ -359,7 +360,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         f"stream-bench merge: merging {len(partials)} partials ({shards} shards)", file=sys.stderr, flush=True
     )
     outcome = merge_partials(partials, [source for source, _ in named])
-    return _write_result(outcome, output_dir(args.out))
+    return _write_result(outcome, out)
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:

@@ -176,3 +176,15 @@ def test_a_directory_of_two_runs_is_refused_by_their_names(tmp_path: Path) -> No
         (tmp_path / name).write_text("not read")
     with pytest.raises(ConfigurationError, match=r"are not parts of one run: named for 2 and 3 workers$"):
         read_partials(str(tmp_path))
+
+
+def test_an_out_that_cannot_take_files_is_refused_before_any_partial_is_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = _Bucket(_objects())
+    monkeypatch.setattr(merge, "_s3", lambda: bucket)
+    a_file = tmp_path / "results"
+    a_file.write_text("not a directory")
+    assert main(["merge", "s3://b/run/", "--out", str(a_file)]) == 2
+    assert "cannot write files there" in capsys.readouterr().err
+    assert bucket.fetched == []
