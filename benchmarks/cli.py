@@ -326,13 +326,16 @@ def _print_result(result: dict[str, Any], out: Path) -> int:
 
 def _run_one_worker(options: Any, where: str) -> int:
     """One machine's part of a multi-machine run: its shards and keys, written as a partial."""
-    from benchmarks.merge import partial_from_outcome, write_partial
+    from benchmarks.merge import check_partial_bucket, partial_from_outcome, write_partial
     from benchmarks.outfiles import output_dir
     from benchmarks.run import run_kinesis
     from benchmarks.targets import KinesisTarget
 
-    if not where.startswith("s3://"):
-        output_dir(where)  # refused now, not after the run
+    # refused now, not after the run
+    if where.startswith("s3://"):
+        check_partial_bucket(where)
+    else:
+        output_dir(where)
     print(
         f"stream-bench: worker {options.worker_id} of {options.workers} on stream {options.stream}",
         file=sys.stderr,
@@ -349,6 +352,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(f"stream-bench merge: reading partial {line}", file=sys.stderr, flush=True)
 
+    out = output_dir(args.out)  # refused before every partial is fetched and merged
     named = read_named_partials(args.source, progress=progress)
     partials = [partial for _, partial in named]
     shards = len({shard for partial in partials for shard in partial["shard_ids"]})
@@ -356,7 +360,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         f"stream-bench merge: merging {len(partials)} partials ({shards} shards)", file=sys.stderr, flush=True
     )
     outcome = merge_partials(partials, [source for source, _ in named])
-    return _write_result(outcome, output_dir(args.out))
+    return _write_result(outcome, out)
 
 
 def _cmd_hotshards(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import weakref
 import zlib
 from bisect import bisect_left
@@ -49,6 +50,8 @@ _FLUSH_AT = 65_536
 _MAX_ENCODED_CHARS = 1024 * 1024
 _MAX_PAYLOAD_BYTES = 1024 * 1024
 """The largest V2 payload of a histogram of this range: ~45,000 counters of at most 9 bytes."""
+_LONG_COUNTER = re.compile(rb"[\x80-\xff]{7}")
+"""Where a V2 counter of 2**48 or more is encoded (see :func:`_checked_encoding`)."""
 
 
 def _acyclic(histogram: Any) -> Any:
@@ -66,7 +69,17 @@ def _acyclic(histogram: Any) -> Any:
 def _checked_encoding(text: object) -> bytes:
     """``text`` as the V2 encoding of a histogram of this module's range, or
     :class:`ConfigurationError`: base64 of the right header, a payload that inflates to at
-    most :data:`_MAX_PAYLOAD_BYTES`, and this module's trackable range and precision."""
+    most :data:`_MAX_PAYLOAD_BYTES`, this module's trackable range and precision, and
+    counters below 2**48.
+
+    ``hdrh`` sums the decoded counters into its total in 64 bits, which wraps: three counters
+    near 2**62 decoded to a histogram of a negative count.  A counter is a zig-zag LEB128
+    varint (7 bits a byte, the high bit set on every byte but the last); seven bytes in a row
+    with the high bit set begin one of 8 or 9 bytes, a counter of 2**48 or more.  Below that,
+    the 23,552 counters sum below 2**63, so the total is exact, and 10,000 workers' counters
+    add up below 2**64 in the unsigned counters of a merge; a run counts far fewer values (a
+    week at the highest rate the bench takes is under 2**50 records in all).
+    """
     if type(text) is not str or len(text) > _MAX_ENCODED_CHARS:
         raise ConfigurationError("a latency histogram is not an encoded histogram of the bench's size")
     try:
@@ -99,6 +112,10 @@ def _checked_encoding(text: object) -> bytes:
         or settings.significant_figures != _DIGITS
     ):
         raise ConfigurationError("a latency histogram has another range or precision than the bench's")
+    if _LONG_COUNTER.search(payload, payload_header_size):
+        raise ConfigurationError(
+            "a latency histogram's counters do not decode (a counter or a run of zeros of 2**48 or more)"
+        )
     return text.encode("ascii")
 
 

@@ -34,11 +34,18 @@ from benchmarks.recorder import Recorder
 from benchmarks.run import RunOptions, RunOutcome
 from benchmarks.shardload import ShardLoadTracker
 from benchmarks.workload import Skew, WorkloadSpec
-from shardline.errors import ConfigurationError
+from shardline.errormap import map_aws_errors
+from shardline.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    MissingResourceError,
+    ResourceNotFoundError,
+)
 
 __all__ = [
     "PARTIAL_FILE_NAME",
     "PARTIAL_KIND",
+    "check_partial_bucket",
     "merge_partials",
     "partial_from_outcome",
     "partial_name",
@@ -47,7 +54,7 @@ __all__ = [
     "write_partial",
 ]
 
-PARTIAL_FILE_NAME = re.compile(r"partial-[0-9]{4,5}-of-[0-9]{4,5}\.json")
+PARTIAL_FILE_NAME = re.compile(r"partial-([0-9]{4,5})-of-([0-9]{4,5})\.json")
 """What :func:`partial_name` writes, and all that a directory or a bucket prefix is read for:
 one pattern for both, so a ``partial-0001-of-0002.json.bak`` beside the parts is ignored in
 either place."""
@@ -308,6 +315,25 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, prefix.rstrip("/") + "/" if prefix else ""
 
 
+def check_partial_bucket(where: str, *, s3_client: Any = None) -> None:
+    """Refuse an ``s3://bucket/prefix/`` location whose bucket does not exist, before a
+    worker's run: the partial is written at its end, and a mistyped bucket lost the whole run.
+
+    Asked with the listing ``merge`` makes (the bench role of ``bench-batch.yaml`` may list
+    ``runs/*`` but not the bucket itself, which HeadBucket needs).  S3 answers NoSuchBucket
+    to anyone; a role that may put objects but not list them is let through to its put.
+    """
+    bucket, prefix = _split_s3(where)
+    client = s3_client or _s3()
+    try:
+        with map_aws_errors("s3"):
+            client.list_objects_v2(Bucket=bucket, Prefix=prefix + "partial-", MaxKeys=1)
+    except ResourceNotFoundError as exc:
+        raise MissingResourceError("S3 bucket", bucket, "--out", service="s3") from exc
+    except AccessDeniedError:
+        return
+
+
 def write_partial(partial: dict[str, Any], where: str, *, s3_client: Any = None) -> str:
     """Write ``partial`` into a directory or under an ``s3://bucket/prefix/`` location; its address."""
     name = partial_name(partial["worker_id"], partial["workers"])
@@ -347,19 +373,35 @@ def read_named_partials(
         bucket, prefix = _split_s3(where)
         client = s3_client or _s3()
         paginator = client.get_paginator("list_objects_v2")
-        listed = [
-            item
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
-            for item in page.get("Contents", [])
-            if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
-        ]
+        try:
+            with map_aws_errors("s3"):
+                listed = [
+                    item
+                    for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "partial-")
+                    for item in page.get("Contents", [])
+                    if PARTIAL_FILE_NAME.fullmatch(item["Key"][len(prefix) :])
+                ]
+        except ResourceNotFoundError as exc:  # a listing misses only its bucket
+            raise MissingResourceError("S3 bucket", bucket, "the SOURCE argument", service="s3") from exc
+        _check_one_run_named(
+            [(f"s3://{bucket}/{item['Key']}", item["Key"][len(prefix) :]) for item in listed]
+        )
         for number, item in enumerate(listed, 1):
             source = f"s3://{bucket}/{item['Key']}"
             size = int(item.get("Size", 0))
             _check_size(source, size)
             if progress is not None:
                 progress(f"{number} of {len(listed)}: {source} ({size:,} bytes)")
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read(MAX_PARTIAL_BYTES + 1)
+            try:
+                with map_aws_errors("s3"):
+                    response = client.get_object(Bucket=bucket, Key=item["Key"])
+                    body = response["Body"].read(MAX_PARTIAL_BYTES + 1)
+            except ResourceNotFoundError:
+                # S3's own answer names neither the object nor that it was listed a moment ago
+                raise ConfigurationError(
+                    f"{source}: deleted after the prefix was listed (a worker or a clean-up changed "
+                    "the prefix during the merge): merge again once the prefix holds the run's partials"
+                ) from None
             _check_size(source, len(body))
             documents.append((source, check_partial(_parse(body, source), source)))
     else:
@@ -367,12 +409,33 @@ def read_named_partials(
         if not directory.is_dir():
             raise ConfigurationError(f"no such directory of partial results: {where}")
         paths = sorted(path for path in directory.iterdir() if PARTIAL_FILE_NAME.fullmatch(path.name))
+        _check_one_run_named([(str(path), path.name) for path in paths])
         for number, path in enumerate(paths, 1):
             body = _read_regular_file(path, number, len(paths), progress)
             documents.append((str(path), check_partial(_parse(body, str(path)), str(path))))
     if not documents:
         raise ConfigurationError(f"no partial results (partial-IIII-of-NNNN.json) in {where}")
     return sorted(documents, key=lambda named: int(named[1]["worker_id"]))
+
+
+def _check_one_run_named(named: list[tuple[str, str]]) -> None:
+    """Refuse, before anything is read, partials (``(source, file name)``) named for different
+    worker counts.
+
+    The bench names each partial for its run's worker count, so a directory or prefix holding
+    names for two counts (reused by a run of another size) holds two runs.  Every partial of
+    both was fetched and held in memory before the merge refused them for their contents.
+    """
+    first: dict[int, str] = {}
+    for source, name in named:
+        parts = PARTIAL_FILE_NAME.fullmatch(name)
+        assert parts is not None  # only such names are listed
+        first.setdefault(int(parts[2]), source)
+    if len(first) > 1:
+        (count, one), (other_count, other) = sorted(first.items())[:2]
+        raise ConfigurationError(
+            f"{one} and {other} are not parts of one run: named for {count} and {other_count} workers"
+        )
 
 
 def _read_regular_file(path: Path, number: int, count: int, progress: Callable[[str], None] | None) -> bytes:

@@ -27,6 +27,7 @@ import jsonschema  # type: ignore[import-untyped]
 
 from benchmarks.result import load_schema
 from shardline.errors import ConfigurationError
+from shardline.printable import printable
 
 __all__ = [
     "MAX_PARTIAL_BYTES",
@@ -84,14 +85,25 @@ def check_partial(document: object, source: str) -> dict[str, Any]:
     error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if error is not None:
         # The path and the schema's own words; never the offending value, which is the
-        # file's (of any length, and possibly not meant for a terminal).
-        where = "/".join(str(part) for part in error.absolute_path)[:200] or "the document"
+        # file's (of any length, and possibly not meant for a terminal).  The path's member
+        # names are the file's too (a hot key, a shard id): printed as they were, an ESC among
+        # them cleared the screen or wrote the clipboard of whoever ran the merge.
+        where = printable("/".join(str(part) for part in error.absolute_path))[:200] or "the document"
         detail = error.message[:200] if error.validator == "required" else f"{error.validator} check failed"
         raise ConfigurationError(f"{source}: not a stream-bench partial result (at {where}: {detail})")
     assert isinstance(document, dict)
     if document["worker_id"] >= document["workers"]:
         raise ConfigurationError(
             f"{source}: worker id {document['worker_id']} of {document['workers']} workers"
+        )
+    # A worker writes both from its options.  The merge counts the parts by the outer pair and
+    # reports the run's settings from the options: one worker's partial relabelled "0 of 1"
+    # merged as a whole run of 2 workers, half its shards missing without a word.
+    options = document["options"]
+    if (options["worker_id"], options["workers"]) != (document["worker_id"], document["workers"]):
+        raise ConfigurationError(
+            f"{source}: worker id {document['worker_id']} of {document['workers']} workers, but its "
+            f"options say worker {options['worker_id']} of {options['workers']}"
         )
     try:
         started = datetime.fromisoformat(document["started_at"])
@@ -111,12 +123,21 @@ def _check_own_shards(document: Mapping[str, Any], source: str) -> None:
     :func:`check_merge_size` bounds the merge by the shards the partials own; a series for a
     shard named nowhere else would get a timeline of its own beyond that bound (20,000 of them
     in one small file made the merge run for minutes).
+
+    The gateway's counts, too: the merge unions them by shard, so counts for a shard another
+    worker owns replaced that worker's own without a word (and one for a shard of no worker
+    moved the verdict's busiest shard).
     """
     owned = set(document["shard_ids"])
     recorder = document["recorder"]
-    for name in ("iterator_age", "accepted_records", "accepted_bytes", "load"):
-        if not owned.issuperset(recorder[name]):
-            raise ConfigurationError(f"{source}: recorder/{name} names a shard that is not in its shard_ids")
+    tables = {
+        f"recorder/{name}": recorder[name]
+        for name in ("iterator_age", "accepted_records", "accepted_bytes", "load")
+    }
+    tables["gateway"] = document["gateway"] or {}
+    for where, table in tables.items():
+        if not owned.issuperset(table):
+            raise ConfigurationError(f"{source}: {where} names a shard that is not in its shard_ids")
 
 
 def _check_seconds(document: Mapping[str, Any], source: str) -> None:

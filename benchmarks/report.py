@@ -72,10 +72,26 @@ def render_html(result: dict[str, Any]) -> str:
         loader=jinja2.PackageLoader("benchmarks", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
+        finalize=_html_text,
     )
     return env.get_template("report.html.j2").render(
         r=result, s=result["summary"], charts=charts, unit=unit_name(result)
     )
+
+
+def _html_text(value: object) -> object:
+    """What a ``{{ }}`` of the report shows: text with its control and bidirectional formatting
+    characters written as escapes (autoescaping then escapes the markup).
+
+    A merged result carries what partials from other machines said (hot keys, notes, where
+    each ran): autoescaping left an ESC, a BEL or a right-to-left override as it was, so the
+    report showed a hot key reversed, and ``cat``/``grep`` of report.html on a terminal
+    cleared the screen or wrote the clipboard.  Markup the report built itself (the charts,
+    the signals' JSON) is left as it is.
+    """
+    if isinstance(value, str) and not hasattr(value, "__html__"):  # markup says so by __html__
+        return printable(value)
+    return value
 
 
 def write_html(result: dict[str, Any], path: Path) -> Path:

@@ -161,11 +161,23 @@ def _foreign_shard(name: str) -> Edit:
     return edit
 
 
+def _gateway_counts_for(shard_of: str) -> Edit:
+    """Gateway counts in worker 1's partial for a shard of worker 0 (``other``) or of no worker."""
+
+    def edit(parts: list[dict[str, Any]]) -> None:
+        shard = parts[0]["shard_ids"][0] if shard_of == "other" else "shardId-000000000099"
+        counts = dict(next(iter(parts[1]["gateway"].values())), accepted_bytes=10**15)
+        parts[1]["gateway"][shard] = counts
+
+    return edit
+
+
 _ENVIRONMENT = environment("local emulator", "http://127.0.0.1:4567", "us-east-1")
 
 CRAFTED: dict[str, tuple[Edit, str]] = {
     "a billion workers": (_every("workers", 10**9), "workers"),
     "a worker id past the count": (_set("worker_id", 2), "worker id 2 of 2"),
+    "a worker id its options do not say": (_set("options/worker_id", 0), "options say worker 0 of 2"),
     "a second past the run": (_set("recorder/sent/999999", 5), "past the worker's run"),
     "a second as a huge number": (_set("recorder/sent/100000000000", 5), "recorder/sent"),
     "no recorder": (_drop("recorder"), "'recorder' is a required property"),
@@ -186,6 +198,9 @@ CRAFTED: dict[str, tuple[Edit, str]] = {
         _foreign_shard("accepted_records"),
         "recorder/accepted_records names",
     ),
+    # the merge unions gateway counts by shard: another worker's were replaced without a word
+    "gateway counts for another worker's shard": (_gateway_counts_for("other"), "gateway names a shard"),
+    "gateway counts for a shard of no worker": (_gateway_counts_for("none"), "gateway names a shard"),
     "an unknown option": (_set("options/evil", 1), "options: additionalProperties"),
     "an unknown workload option": (
         _set("options/workload/evil", 1),
@@ -242,6 +257,32 @@ def test_a_crafted_partial_is_refused_with_its_file_named(case: str, tmp_path: P
         assert "partial-0001-of-0002.json" in message or "partial-0000-of-0002.json" in message
 
 
+def test_one_workers_partial_relabelled_as_the_whole_run_is_refused(tmp_path: Path) -> None:
+    """The merge counts parts by the outer worker id and count, and reports the options': worker
+    1 of 2 relabelled "0 of 1" merged as a complete run of 2 workers, half its shards missing."""
+    part = _parts()[1]
+    part["worker_id"], part["workers"] = 0, 1
+    (tmp_path / "partial-0000-of-0001.json").write_text(json.dumps(part))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"partial-0000-of-0001\.json: worker id 0 of 1 workers, but its options say worker 1 of 2$",
+    ):
+        merge_partials(read_partials(str(tmp_path)))
+
+
+def test_a_refusal_shows_the_files_member_names_escaped(tmp_path: Path) -> None:
+    """A schema refusal names where in the file it is, member names included: they are the file's."""
+    parts = _parts()
+    shard = next(iter(parts[1]["recorder"]["load"].values()))
+    shard["keys"]["exact_counts"] = {"\x1b]52;c;QUJD\x07\x1b[2J\u202ekey": "not a count"}
+    _write(tmp_path, parts)
+    with pytest.raises(ConfigurationError) as refused:
+        read_partials(str(tmp_path))
+    message = str(refused.value)
+    assert "exact_counts/\\x1b]52;c;QUJD\\x07\\x1b[2J\\u202ekey: type check failed" in message
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u202e]", message)
+
+
 def test_the_unedited_partials_merge(tmp_path: Path) -> None:
     _write(tmp_path, _parts())
     outcome = merge_partials(read_partials(str(tmp_path)))
@@ -260,6 +301,25 @@ def test_partials_that_say_where_they_ran_merge_into_a_report(tmp_path: Path) ->
     html = render_html(result)
     assert "127.0.0.1:4567 (local emulator)" in html
     assert "<script>" not in html and "&lt;/p&gt;&lt;script&gt;" in html
+
+
+def test_the_report_shows_control_and_bidi_characters_of_partials_escaped(tmp_path: Path) -> None:
+    """Autoescaping left an ESC or a right-to-left override in report.html as it was: a hot key
+    shown reversed in a browser, a screen cleared or a clipboard written by ``cat``."""
+    crafted = "dev\u202eice\x1b]52;c;QUJD\x07\x1b[2J"
+    parts = _parts()
+    for part in parts:
+        part["environment"] = {**_ENVIRONMENT, "where": crafted}
+        part["notes"] = [crafted]
+        for shard in part["recorder"]["load"].values():
+            shard["keys"]["exact_counts"] = {crafted: shard["keys"]["total"]}
+    _write(tmp_path, parts)
+    result = build_result(merge_partials(read_partials(str(tmp_path))))
+    html = render_html(result)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", html)
+    shown = "dev\\u202eice\\x1b]52;c;QUJD\\x07\\x1b[2J"
+    assert html.count(shown) >= 3  # where it ran, the note, the hot key
+    assert "<svg" in html and "<pre>{" in html  # the report's own markup is left as it is
 
 
 def test_a_refusal_names_the_files_it_was_read_from() -> None:
@@ -563,3 +623,42 @@ def test_a_histogram_round_trips_through_its_checks() -> None:
     again = LatencyHistogram.from_dict(copy.deepcopy(histogram.to_dict()))
     assert again.count == 4
     assert again.quantiles_ms("p99") == histogram.quantiles_ms("p99")
+
+
+def _counting(*counts: int) -> dict[str, Any]:
+    """A histogram holding ``counts`` values at 1, 2, 3... ms, as a worker would encode it."""
+    histogram = LatencyHistogram()
+    for index, count in enumerate(counts, 1):
+        histogram.record_n(index / 1000, count)
+    return {**histogram.to_dict(), "sum_us": 0}  # the sum is not what is tested
+
+
+def test_a_histogram_whose_counters_would_wrap_its_total_is_refused() -> None:
+    """hdrh sums decoded counters in 64 bits: three near 2**62 decoded to a negative count."""
+    with pytest.raises(
+        ConfigurationError, match=r"counters do not decode \(a counter or a run of zeros of 2\*\*48 or more\)"
+    ):
+        LatencyHistogram.from_dict(_counting(2**62 - 1, 2**62 - 1, 2**62 - 1))
+    with pytest.raises(
+        ConfigurationError, match=r"counters do not decode \(a counter or a run of zeros of 2\*\*48 or more\)"
+    ):
+        LatencyHistogram.from_dict(_counting(2**48))
+
+
+def test_counters_below_the_bound_decode_and_merge_exactly() -> None:
+    big = 2**48 - 1
+    merged = LatencyHistogram()
+    for _ in range(3):
+        merged.merge(LatencyHistogram.from_dict(_counting(big, big, 7)))
+    assert merged.count == 3 * (2 * big + 7)
+    assert merged.quantiles_ms("p50") == {"p50": 2.0}
+
+
+def test_crafted_histograms_in_partials_are_refused_by_file(tmp_path: Path) -> None:
+    parts = _parts()
+    parts[1]["recorder"]["ack_latency"] = _counting(2**62 - 1, 2**62 - 1, 2**62 - 1)
+    _write(tmp_path, parts)
+    with pytest.raises(
+        ConfigurationError, match=r"partial-0001-of-0002\.json: a latency histogram's counters do not decode"
+    ):
+        merge_partials(read_partials(str(tmp_path)))
