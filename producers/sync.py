@@ -120,6 +120,9 @@ class SyncKinesisProducer:
         self._failure: ShardlineError | None = None
         # Every future handed out or waited on and not resolved yet: what the loop's death fails.
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        # Set once a close has finished with the records (delivered, or failed): what a second
+        # close() waits for, from any thread, a signal handler interrupting the first included.
+        self._close_finished = threading.Event()
         self._parent_pid = os.getpid()
         self._thread = threading.Thread(target=self._serve, name="kinesis-producer", daemon=True)
         self._thread.start()
@@ -158,6 +161,7 @@ class SyncKinesisProducer:
         for future in pending:
             if not future.done():
                 future.set_exception(failure)
+        self._close_finished.set()  # a close waiting for this loop waits no longer
 
     def _track(self, future: concurrent.futures.Future[_T]) -> concurrent.futures.Future[_T]:
         with self._lock:
@@ -190,6 +194,18 @@ class SyncKinesisProducer:
             coro.close()
             raise ClosedError("producer is closed")
         return self._track(asyncio.run_coroutine_threadsafe(coro, self._loop)).result(timeout)
+
+    def _fail_leftovers(self) -> None:
+        """The loop has stopped: fail every future it can no longer settle (a close that was
+        interrupted or outlived its bound), so no caller waits for it for ever."""
+        with self._lock:
+            pending, self._pending = list(self._pending), set()
+        if not pending:
+            return
+        error = self._failure or ClosedError("producer was closed before this call finished")
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
 
     def _buffer(self, result: concurrent.futures.Future[_T], coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro``, which buffers records and settles ``result`` with their outcome.
@@ -290,7 +306,14 @@ class SyncKinesisProducer:
 
         Called on the loop's own thread (from a delivery callback or an observer), it starts
         the close and returns at once: waiting there would block the loop that closes.  A
-        close from another thread meanwhile waits for that one to finish.
+        close from another thread (or from a signal handler that interrupted a close) while
+        one runs waits for that one to finish with the records, bounded by its own timeout:
+        returning at once told the caller everything was flushed while it was not.
+
+        Interrupted (``KeyboardInterrupt``, a signal handler's ``SystemExit``) or past its
+        bound, the close is cancelled on the loop, which fails every record still pending with
+        :class:`~shardline.errors.DeliveryError` and stops the requests, before the loop
+        stops: stopping it mid-close left those records' futures unresolved for ever.
         """
         with self._lock:
             first = not self._closed
@@ -304,14 +327,37 @@ class SyncKinesisProducer:
                 self._loop.create_task(self._close_on_loop(timeout), name="kinesis-producer-close")
             return
         if not first:
+            self._close_finished.wait(wait)
             if self._stopping and self._thread.is_alive():
-                self._thread.join(wait)
+                self._thread.join(wait)  # a close started on the loop's thread ends the loop itself
             return
         _open.discard(self)
+        closing: concurrent.futures.Future[None] | None = None
         try:
-            self._call(self._producer.close(timeout), wait)
+            if self._failure is not None:
+                raise self._failure
+            if self._loop.is_closed():
+                raise ClosedError("producer is closed")
+            closing = self._track(
+                asyncio.run_coroutine_threadsafe(self._close_and_report(timeout), self._loop)
+            )
+            closing.result(wait)
+        except BaseException:
+            if closing is not None and not self._close_finished.is_set():
+                # Cancelled, the async close fails what is pending and stops its requests.
+                closing.cancel()
+                self._close_finished.wait(_CLOSE_MARGIN)
+            raise
         finally:
+            self._close_finished.set()
             self._stop_loop()
+
+    async def _close_and_report(self, timeout: float | None) -> None:
+        """The async close, telling waiting closers when the records are settled (loop thread)."""
+        try:
+            await self._producer.close(timeout)
+        finally:
+            self._close_finished.set()
 
     async def _close_on_loop(self, timeout: float | None) -> None:
         """A close() started on the loop's thread: close the producer, then end the loop."""
@@ -321,6 +367,7 @@ class SyncKinesisProducer:
         except Exception as exc:  # noqa: BLE001 - no caller waits: each record's future holds its outcome
             _log.warning("kinesis producer: close from a callback failed: %s", type(exc).__name__)
         finally:
+            self._close_finished.set()
             self._loop.stop()
 
     def _disown_after_fork(self) -> None:
@@ -342,14 +389,17 @@ class SyncKinesisProducer:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-        if self._failure is not None:
-            self._cancel_orphans()
+        if not self._loop.is_closed():
+            if self._failure is not None or asyncio.all_tasks(self._loop):
+                self._cancel_orphans()
+            self._fail_leftovers()
         if not self._loop.is_running():
             self._loop.close()
 
     def _cancel_orphans(self) -> None:
-        """The loop's thread died with tasks suspended on it: cancel them here, bounded, so
-        their cleanup runs (client sessions closed) instead of being dropped unfinished."""
+        """The loop stopped with tasks suspended on it (its thread died, or a close was
+        interrupted): cancel them here, bounded, so their cleanup runs (client sessions
+        closed) instead of being dropped unfinished."""
         # Every outcome was already reported to the callers: what the loop would still log
         # (calls it never started, results nobody reads any more) is noise now.
         self._loop.set_exception_handler(lambda _loop, _context: None)
