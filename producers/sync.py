@@ -34,9 +34,9 @@ import os
 import signal
 import threading
 import weakref
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import FrameType, TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 from producers.kinesis import KinesisProducer
 from producers.tickets import BatchAcks
@@ -47,6 +47,7 @@ from shardline.validation import batch_columns
 __all__ = ["SyncKinesisProducer"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _log = logging.getLogger(__name__)
 
@@ -57,17 +58,85 @@ _open: weakref.WeakSet[SyncKinesisProducer] = weakref.WeakSet()
 """Producers whose loop thread runs: what interpreter exit closes and a forked child disowns."""
 
 
+class _RecordFuture(concurrent.futures.Future[_T]):
+    """The future of a ``send()`` or ``send_many()``: what interpreter exit counts when lost."""
+
+
+class _ExitExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loops' default executor from interpreter exit on: each call on a thread of its own.
+
+    concurrent.futures shuts every thread pool down before ``atexit`` runs, so the default
+    executor refused the host-name lookup of each new connection: records flushed at exit
+    failed after their time to live once the pooled connection had gone (an idle device).
+    Where threads may no longer start (Python 3.12.0-3.12.x at exit) the call runs inline,
+    on the loop's thread: a lookup blocks the loop a moment rather than failing.
+    """
+
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - the awaiting coroutine gets it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        try:
+            threading.Thread(target=run, name="kinesis-producer-exit-call", daemon=True).start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            run()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to shut down: no thread outlives its call."""
+
+
 def _close_open_producers() -> None:
     """At interpreter exit: close every producer still open, so its buffer is delivered.
 
     The loop runs on a daemon thread, which exit would stop mid-request, silently dropping
-    every record still buffered.
+    every record still buffered.  Nobody reads the records' futures any more, so those that
+    fail are counted in a warning instead of vanishing.
     """
     for producer in list(_open):
+        loop = producer._loop
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(loop.set_default_executor, _ExitExecutor(max_workers=1))
+        with producer._lock:
+            records = [future for future in producer._pending if isinstance(future, _RecordFuture)]
         try:
             producer.close()
         except Exception as exc:  # noqa: BLE001 - exit goes on; each record's future holds its outcome
             _log.warning("kinesis producer: closing at interpreter exit failed: %s", type(exc).__name__)
+        _report_lost_at_exit(records)
+
+
+def _report_lost_at_exit(records: Sequence[concurrent.futures.Future[Any]]) -> None:
+    """Log how many records still pending at interpreter exit were not delivered, and why."""
+    lost = 0
+    causes: set[str] = set()
+    for future in records:
+        if not future.done() or future.cancelled():
+            continue
+        error = future.exception()
+        if error is not None:
+            lost += 1
+            causes.add(type(error).__name__)
+        elif isinstance(acks := future.result(), BatchAcks) and acks.failed:
+            lost += len(acks.failed)
+            causes.update(type(failure).__name__ for failure in acks.failed.values())
+    if lost:
+        _log.warning(
+            "kinesis producer: %d records still pending at interpreter exit were not delivered (%s)",
+            lost,
+            ", ".join(sorted(causes)),
+        )
 
 
 def _disown_in_forked_child() -> None:
@@ -245,7 +314,7 @@ class SyncKinesisProducer:
         """Buffer one record (blocking while the buffer is full); the future gives its Ack."""
         if self._closed:
             raise self._closed_error()
-        result: concurrent.futures.Future[Ack] = self._track(concurrent.futures.Future())
+        result: concurrent.futures.Future[Ack] = self._track(_RecordFuture())
 
         async def buffer() -> None:
             future = await self._producer.send(
@@ -282,7 +351,7 @@ class SyncKinesisProducer:
         # producer's own checks: list() made a str of keys one key per character.
         materialised, given = batch_columns(values, keys, copy=True)
         materialised_keys = None if keys is None else given
-        result: concurrent.futures.Future[BatchAcks] = self._track(concurrent.futures.Future())
+        result: concurrent.futures.Future[BatchAcks] = self._track(_RecordFuture())
 
         async def buffer() -> None:
             future = await self._producer.send_many(materialised, materialised_keys, block=block)

@@ -118,3 +118,59 @@ def test_records_buffered_at_interpreter_exit_are_delivered() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["written", "10"]  # before: 0, the daemon loop thread stopped mid-linger
+
+
+_EXIT_AFTER_POOLS_SHUT = """
+import asyncio, atexit
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+class LooksUpHosts(FakeKinesis):
+    async def put_records(self, **kwargs):
+        # a new connection's host-name lookup: aiohttp runs getaddrinfo on the default executor
+        await asyncio.get_running_loop().run_in_executor(None, lambda: None)
+        return await super().put_records(**kwargs)
+
+fake = LooksUpHosts()
+atexit.register(lambda: print("written", len(fake.written)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer(
+    "s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False, record_ttl=3.0,
+    initial_backoff=0.01, max_backoff=0.02,
+)
+for i in range(10):
+    producer.send(b"x", partition_key=f"k{i}")
+"""
+
+
+def test_records_flushed_at_exit_can_still_look_up_host_names() -> None:
+    done = _run_child(_EXIT_AFTER_POOLS_SHUT)
+    assert done.returncode == 0, done.stderr
+    # before: 0; concurrent.futures shuts the loop's default executor down before atexit runs
+    assert done.stdout.split() == ["written", "10"], done.stderr
+    assert "not delivered" not in done.stderr
+
+
+_EXIT_WITH_ENDPOINT_REFUSING = """
+from tests.unit.producers.fake_kinesis import FakeKinesis
+from producers.sync import SyncKinesisProducer
+fake = FakeKinesis(fault=lambda call, entry: "KMSAccessDeniedException")
+producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False)
+for i in range(7):
+    producer.send(b"x", partition_key=f"k{i}")
+producer.send_many([b"y", b"z"], ["a", "b"])
+"""
+
+
+def test_records_lost_at_exit_are_reported() -> None:
+    done = _run_child(_EXIT_WITH_ENDPOINT_REFUSING)
+    assert done.returncode == 0, done.stderr
+    # before: nothing said; the futures holding the errors were never read
+    assert "9 records still pending at interpreter exit were not delivered" in done.stderr, done.stderr
+    assert "(KmsError)" in done.stderr
+
+
+def _run_child(source: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
