@@ -448,6 +448,8 @@ class SyncKinesisProducer:
         )
         self._failure = failure
         self._closed = True
+        self._close_finished = threading.Event()
+        self._close_finished.set()  # no close of this copy will run: a close() here returns at once
         pending, self._pending = list(self._pending), set()
         for future in pending:
             if not future.done():

@@ -8,6 +8,7 @@ the test instead of sticking.
 from __future__ import annotations
 
 import concurrent.futures
+import faulthandler
 import os
 import subprocess
 import sys
@@ -87,7 +88,12 @@ def test_a_forked_child_gets_closed_error_not_a_hang() -> None:
         worker = threading.Thread(target=use_the_copy, daemon=True)
         worker.start()
         worker.join(BOUND * 2)
-        os._exit(3 if worker.is_alive() else outcome[0])
+        if worker.is_alive():
+            os._exit(3)
+        faulthandler.dump_traceback_later(BOUND, exit=True)  # a hang ends the child with status 1
+        producer.close()  # from the forking thread too: quiet, no wait for the parent's records
+        faulthandler.cancel_dump_traceback_later()
+        os._exit(outcome[0])
     _, status = os.waitpid(pid, 0)
     producer.close(timeout=BOUND)
     assert isinstance(copied.result(timeout=BOUND), Ack)  # the parent's record is delivered
