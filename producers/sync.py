@@ -487,13 +487,21 @@ class SyncKinesisProducer:
         """On these signals, flush and close before chaining to the previous handler.
 
         Must be called from the main thread (a Python rule for signal handlers).  Without a
-        previous Python handler the process then exits with 128 + the signal number.
+        previous Python handler the process then exits with 128 + the signal number.  A close
+        that raises (the producer had failed: each record's future already holds its error)
+        is logged, and the signal still goes on: raised from the handler, it replaced the
+        exit status with 1 and skipped the previous handler's own shutdown.
         """
         for signum in signals:
             previous = signal.getsignal(signum)
 
             def handler(received: int, frame: FrameType | None, previous: Any = previous) -> None:
-                self.close()
+                try:
+                    self.close()
+                except Exception as exc:  # noqa: BLE001 - reported by each record's future; the signal goes on
+                    _log.warning(
+                        "kinesis producer: closing on signal %d failed: %s", received, type(exc).__name__
+                    )
                 if callable(previous):
                     previous(received, frame)
                 else:

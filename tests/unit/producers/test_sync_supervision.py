@@ -6,6 +6,7 @@ Every blocking call below passes a timeout, so a hang fails the test instead of 
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -102,3 +103,44 @@ def test_refused_sends_leave_nothing_tracked_and_calls_after_close_say_closed() 
     producer.close(timeout=0.1)
     with pytest.raises(ClosedError):
         producer.flush(timeout=BOUND)  # before: RuntimeError("Event loop is closed")
+
+
+class _PreviousHandlerRan(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_the_signal_handler_goes_on_when_closing_a_failed_producer_raises() -> None:
+    def previous(_signum: int, _frame: object) -> None:
+        raise _PreviousHandlerRan
+
+    fake = FakeKinesis()
+    fake.call_errors.append(TypeError("client bug"))
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    saved = signal.signal(signal.SIGUSR1, previous)
+    try:
+        producer.install_signal_handlers([signal.SIGUSR1])
+        # before: the close's BackgroundTaskError escaped the handler; the previous one never ran
+        with pytest.raises(_PreviousHandlerRan):
+            signal.raise_signal(signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, saved)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="needs SIGUSR2")
+def test_without_a_previous_handler_a_failed_producer_still_exits_with_128_plus_the_signal() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(TypeError("client bug"))
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    saved = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        producer.install_signal_handlers([signal.SIGUSR2])
+        with pytest.raises(SystemExit) as caught:
+            signal.raise_signal(signal.SIGUSR2)
+        assert caught.value.code == 128 + signal.SIGUSR2  # before: BackgroundTaskError, status 1
+    finally:
+        signal.signal(signal.SIGUSR2, saved)
