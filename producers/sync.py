@@ -192,6 +192,7 @@ class SyncKinesisProducer:
         # Set once a close has finished with the records (delivered, or failed): what a second
         # close() waits for, from any thread, a signal handler interrupting the first included.
         self._close_finished = threading.Event()
+        self._stopped = False  # the loop runs no more: a call now is refused, not queued on it
         self._parent_pid = os.getpid()
         self._thread = threading.Thread(target=self._serve, name="kinesis-producer", daemon=True)
         self._thread.start()
@@ -216,6 +217,7 @@ class SyncKinesisProducer:
             cause: BaseException = exc
         else:
             if self._stopping:
+                self._fail_leftovers()
                 if not self._loop.is_closed() and not asyncio.all_tasks(self._loop):
                     self._loop.close()  # stopped by a close() started on this thread: nobody joins it
                 return
@@ -234,8 +236,8 @@ class SyncKinesisProducer:
 
     def _track(self, future: concurrent.futures.Future[_T]) -> concurrent.futures.Future[_T]:
         with self._lock:
-            if self._failure is not None:
-                future.set_exception(self._failure)
+            if self._failure is not None or self._stopped:
+                future.set_exception(self._failure or ClosedError("producer is closed"))
                 return future
             self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -247,7 +249,9 @@ class SyncKinesisProducer:
         return failure if isinstance(failure, ClosedError) else ClosedError("producer is closed")
 
     def _on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._thread.ident
+        """Whether the caller runs on the loop's thread: compared as thread objects, since a
+        thread started after the loop's ended (or in a forked child) may get its old id."""
+        return threading.current_thread() is self._thread
 
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         if self._failure is not None:
@@ -259,15 +263,22 @@ class SyncKinesisProducer:
                 "a blocking SyncKinesisProducer call on its own event loop's thread (from a callback"
                 " or an observer) would wait for ever; only close() may be called there"
             )
-        if self._loop.is_closed():
+        if self._stopped or self._loop.is_closed():
             coro.close()
             raise ClosedError("producer is closed")
-        return self._track(asyncio.run_coroutine_threadsafe(coro, self._loop)).result(timeout)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop was closed, now or by a close() that raced this call
+            coro.close()
+            raise ClosedError("producer is closed") from None
+        return self._track(future).result(timeout)
 
     def _fail_leftovers(self) -> None:
         """The loop has stopped: fail every future it can no longer settle (a close that was
-        interrupted or outlived its bound), so no caller waits for it for ever."""
+        interrupted or outlived its bound, a call that raced the close past its checks), and
+        refuse those still to come, so no caller waits for it for ever."""
         with self._lock:
+            self._stopped = True
             pending, self._pending = list(self._pending), set()
         if not pending:
             return

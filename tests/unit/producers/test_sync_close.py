@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from producers.sync import SyncKinesisProducer
-from shardline.errors import DeliveryError
+from shardline.errors import ClosedError, DeliveryError
 from tests.unit.producers.fake_kinesis import FakeKinesis
 
 BOUND = 5.0
@@ -114,3 +114,34 @@ class _interrupt_when:
     def __exit__(self, *_exc: object) -> None:
         self._thread.join(BOUND)
         signal.signal(self._signum, self._previous)
+
+
+def test_a_call_that_races_the_loop_stopping_is_refused_instead_of_queued_for_ever() -> None:
+    producer = SyncKinesisProducer("s", client=FakeKinesis(), aggregate=False, **SLOW)
+    outcome: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            producer.flush()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    loop = producer._loop
+    close_loop = loop.close
+
+    def close_with_a_call_racing() -> None:
+        # A flush() from another thread that passed its checks while close() ran arrives
+        # now, with the loop stopped but not yet closed.
+        racer = threading.Thread(target=flush, daemon=True)
+        racer.start()
+        racer.join(BOUND)
+        assert not racer.is_alive()  # before: queued on the stopped loop, it waited for ever
+        close_loop()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "close", close_with_a_call_racing)
+        producer.close(timeout=BOUND)
+    # the loop is closed twice: by its own thread as it ends, then by close() after the join,
+    # when a new thread may get the ended loop thread's id (before: taken for the loop's own)
+    assert outcome
+    assert all(isinstance(error, ClosedError) for error in outcome), outcome

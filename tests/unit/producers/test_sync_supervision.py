@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 
 import pytest
 
@@ -144,3 +145,36 @@ def test_without_a_previous_handler_a_failed_producer_still_exits_with_128_plus_
         assert caught.value.code == 128 + signal.SIGUSR2  # before: BackgroundTaskError, status 1
     finally:
         signal.signal(signal.SIGUSR2, saved)
+
+
+def test_close_from_a_thread_started_after_the_loop_thread_died_reports_the_death() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(SystemExit(2))  # raised inside a request task: it ends the loop
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    producer._thread.join(BOUND)
+    assert not producer._thread.is_alive()
+    dead_id = producer._thread.ident
+    outcomes: list[BaseException | None] = []
+
+    def close_if_given_the_dead_id(last: bool) -> None:
+        if threading.get_ident() != dead_id and not last:
+            return
+        try:
+            producer.close(timeout=BOUND)
+            outcomes.append(None)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    # A new thread often gets the ended loop thread's id: before, it was taken for the loop's
+    # own thread, so close() started a close on the dead loop and returned quietly.
+    for attempt in range(50):
+        closer = threading.Thread(target=close_if_given_the_dead_id, args=(attempt == 49,))
+        closer.start()
+        closer.join(BOUND)
+        assert not closer.is_alive()
+        if outcomes:
+            break
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0], BackgroundTaskError)
