@@ -411,7 +411,6 @@ class SyncKinesisProducer:
             if self._stopping and self._thread.is_alive():
                 self._thread.join(wait)  # a close started on the loop's thread ends the loop itself
             return
-        _open.discard(self)
         closing: concurrent.futures.Future[None] | None = None
         try:
             if self._failure is not None:
@@ -431,6 +430,7 @@ class SyncKinesisProducer:
         finally:
             self._close_finished.set()
             self._stop_loop()
+            _open.discard(self)  # only now: interpreter exit meanwhile waits for this close
 
     async def _close_and_report(self, timeout: float | None) -> None:
         """The async close, telling waiting closers when the records are settled (loop thread)."""
@@ -441,12 +441,12 @@ class SyncKinesisProducer:
 
     async def _close_on_loop(self, timeout: float | None) -> None:
         """A close() started on the loop's thread: close the producer, then end the loop."""
-        _open.discard(self)
         try:
             await self._producer.close(timeout)
         except Exception as exc:  # noqa: BLE001 - no caller waits: each record's future holds its outcome
             _log.warning("kinesis producer: close from a callback failed: %s", type(exc).__name__)
         finally:
+            _open.discard(self)
             self._close_finished.set()
             self._loop.stop()
 

@@ -180,3 +180,37 @@ def _run_child(source: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
     )
+
+
+_EXIT_WHILE_ANOTHER_THREAD_CLOSES = """
+import asyncio, atexit, threading
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+class Held(FakeKinesis):
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()  # never opened: the records fail when their ttl runs out
+        self.started = threading.Event()
+    async def put_records(self, **kwargs):
+        self.started.set()
+        return await super().put_records(**kwargs)
+
+fake = Held()
+futures = []
+atexit.register(lambda: print("settled", sum(f.done() for f in futures)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer(
+    "s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False, record_ttl=3.0
+)
+futures.extend(producer.send(b"x", partition_key=f"k{i}") for i in range(10))
+threading.Thread(target=producer.close, daemon=True).start()
+assert fake.started.wait(5)  # the daemon thread's close is flushing as the program ends
+"""
+
+
+def test_interpreter_exit_waits_for_a_close_running_on_another_thread() -> None:
+    done = _run_child(_EXIT_WHILE_ANOTHER_THREAD_CLOSES)
+    assert done.returncode == 0, done.stderr
+    # before: 0, exit went on without the close and stopped its daemon thread mid-flush
+    assert done.stdout.split() == ["settled", "10"], done.stderr
+    assert "10 records still pending at interpreter exit were not delivered" in done.stderr
