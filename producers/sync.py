@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
@@ -108,8 +109,7 @@ def _close_open_producers() -> None:
         loop = producer._loop
         if not loop.is_closed():
             loop.call_soon_threadsafe(loop.set_default_executor, _ExitExecutor(max_workers=1))
-        with producer._lock:
-            records = [future for future in producer._pending if isinstance(future, _RecordFuture)]
+        records = [future for future in list(producer._pending) if isinstance(future, _RecordFuture)]
         try:
             producer.close()
         except Exception as exc:  # noqa: BLE001 - exit goes on; each record's future holds its outcome
@@ -151,6 +151,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disown_in_forked_child)
 
 
+def _fail(future: concurrent.futures.Future[Any], error: BaseException) -> None:
+    """Fail ``future`` unless it is settled already, by the loop or another thread meanwhile."""
+    if not future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_exception(error)
+
+
 def _settle_into(source: asyncio.Future[_T], target: concurrent.futures.Future[_T]) -> None:
     """Give the caller's thread-safe future the outcome of the loop's future, and let the
     caller's cancellation reach the loop (runs on the loop thread)."""
@@ -184,10 +191,15 @@ class SyncKinesisProducer:
         self._close_timeout = close_timeout
         self._loop = asyncio.new_event_loop()
         self._closed = False
+        # Taken (never released) by the first close(): a claim that never blocks.  No lock is
+        # held anywhere else either: the SIGTERM handler's close() runs in the main thread,
+        # wherever send() was, and a lock held there deadlocked the process (the handler, or
+        # the loop thread it then waited for, blocked on it).
+        self._close_claim = threading.Lock()
         self._stopping = False
-        self._lock = threading.Lock()
         self._failure: ShardlineError | None = None
         # Every future handed out or waited on and not resolved yet: what the loop's death fails.
+        # Changed by single set operations only, atomic under the GIL.
         self._pending: set[concurrent.futures.Future[Any]] = set()
         # Set once a close has finished with the records (delivered, or failed): what a second
         # close() waits for, from any thread, a signal handler interrupting the first included.
@@ -226,21 +238,25 @@ class SyncKinesisProducer:
         failure.__cause__ = cause
         _log.error("kinesis producer: event loop thread died; failing every pending call", exc_info=cause)
         _open.discard(self)  # already failed: nothing for interpreter exit to close
-        with self._lock:
-            self._failure = failure
-            pending, self._pending = list(self._pending), set()
-        for future in pending:
-            if not future.done():
-                future.set_exception(failure)
+        self._failure = failure  # first: a call tracked from now on fails at once (_track)
+        for future in list(self._pending):
+            _fail(future, failure)
         self._close_finished.set()  # a close waiting for this loop waits no longer
 
+    def _refusal(self) -> ShardlineError | None:
+        """Why no call may wait for the loop any more (it died, or stopped), if so."""
+        if self._failure is not None:
+            return self._failure
+        return ClosedError("producer is closed") if self._stopped else None
+
     def _track(self, future: concurrent.futures.Future[_T]) -> concurrent.futures.Future[_T]:
-        with self._lock:
-            if self._failure is not None or self._stopped:
-                future.set_exception(self._failure or ClosedError("producer is closed"))
-                return future
-            self._pending.add(future)
+        if (refusal := self._refusal()) is not None:
+            _fail(future, refusal)
+            return future
+        self._pending.add(future)
         future.add_done_callback(self._pending.discard)
+        if (refusal := self._refusal()) is not None:  # the loop died or stopped meanwhile
+            _fail(future, refusal)
         return future
 
     def _closed_error(self) -> ClosedError:
@@ -277,15 +293,10 @@ class SyncKinesisProducer:
         """The loop has stopped: fail every future it can no longer settle (a close that was
         interrupted or outlived its bound, a call that raced the close past its checks), and
         refuse those still to come, so no caller waits for it for ever."""
-        with self._lock:
-            self._stopped = True
-            pending, self._pending = list(self._pending), set()
-        if not pending:
-            return
+        self._stopped = True  # first: a call tracked from now on fails at once (_track)
         error = self._failure or ClosedError("producer was closed before this call finished")
-        for future in pending:
-            if not future.done():
-                future.set_exception(error)
+        for future in list(self._pending):
+            _fail(future, error)
 
     def _buffer(self, result: concurrent.futures.Future[_T], coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro``, which buffers records and settles ``result`` with their outcome.
@@ -296,8 +307,7 @@ class SyncKinesisProducer:
         try:
             self._call(coro)
         except BaseException:
-            with self._lock:
-                self._pending.discard(result)
+            self._pending.discard(result)
             raise
 
     @property
@@ -395,9 +405,8 @@ class SyncKinesisProducer:
         :class:`~shardline.errors.DeliveryError` and stops the requests, before the loop
         stops: stopping it mid-close left those records' futures unresolved for ever.
         """
-        with self._lock:
-            first = not self._closed
-            self._closed = True
+        first = self._close_claim.acquire(blocking=False)
+        self._closed = True
         if timeout is None:
             timeout = self._close_timeout
         wait = None if timeout is None else timeout + _CLOSE_MARGIN
@@ -452,19 +461,17 @@ class SyncKinesisProducer:
 
     def _disown_after_fork(self) -> None:
         """In a forked child: this copy's loop thread does not exist, so fail instead of waiting."""
-        self._lock = threading.Lock()  # may have been held by a thread that was not copied
         failure = ClosedError(
             f"this producer was started in process {self._parent_pid} and cannot be used after"
             " os.fork(); create a new producer in the child"
         )
         self._failure = failure
+        self._close_claim.acquire(blocking=False)  # a close() here is never the first: quiet
         self._closed = True
         self._close_finished = threading.Event()
         self._close_finished.set()  # no close of this copy will run: a close() here returns at once
-        pending, self._pending = list(self._pending), set()
-        for future in pending:
-            if not future.done():
-                future.set_exception(failure)
+        for future in list(self._pending):
+            _fail(future, failure)
 
     def _stop_loop(self) -> None:
         self._stopping = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import faulthandler
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -175,10 +176,10 @@ def test_records_lost_at_exit_are_reported() -> None:
     assert "(KmsError)" in done.stderr
 
 
-def _run_child(source: str) -> subprocess.CompletedProcess[str]:
+def _run_child(source: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -214,3 +215,38 @@ def test_interpreter_exit_waits_for_a_close_running_on_another_thread() -> None:
     # before: 0, exit went on without the close and stopped its daemon thread mid-flush
     assert done.stdout.split() == ["settled", "10"], done.stderr
     assert "10 records still pending at interpreter exit were not delivered" in done.stderr
+
+
+_SIGTERM_INSIDE_SEND = """
+import atexit, signal
+from tests.unit.producers.fake_kinesis import FakeKinesis
+fake = FakeKinesis()
+atexit.register(lambda: print("written", len(fake.written)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False)
+for i in range(10):
+    producer.send(b"x", partition_key=f"k{i}")
+producer.install_signal_handlers()
+
+class SignalledWhileTracking(set):
+    # SIGTERM arrives while send() tracks its future, once: the handler runs right there
+    fired = False
+    def add(self, future):
+        if not SignalledWhileTracking.fired:
+            SignalledWhileTracking.fired = True
+            signal.raise_signal(signal.SIGTERM)
+        super().add(future)
+
+producer._pending = SignalledWhileTracking(producer._pending)
+producer.send(b"last", partition_key="k")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+def test_sigterm_arriving_inside_send_closes_instead_of_deadlocking() -> None:
+    try:
+        done = _run_child(_SIGTERM_INSIDE_SEND, timeout=15)
+    except subprocess.TimeoutExpired:  # before: the handler's close() waited for the lock send() held
+        pytest.fail("the SIGTERM handler deadlocked")
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stdout.split() == ["written", "10"], done.stderr
