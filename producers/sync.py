@@ -60,7 +60,31 @@ _open: weakref.WeakSet[SyncKinesisProducer] = weakref.WeakSet()
 
 
 class _RecordFuture(concurrent.futures.Future[_T]):
-    """The future of a ``send()`` or ``send_many()``: what interpreter exit counts when lost."""
+    """The future of a ``send()`` or ``send_many()``: what interpreter exit counts when lost.
+
+    Its ``result()`` and ``exception()`` refuse to wait on the loop's own thread (a delivery
+    callback reading another record's future): only that loop can settle it, so the wait
+    stopped the loop, and with it every record, for good.
+    """
+
+    def __init__(self, loop_thread: threading.Thread) -> None:
+        super().__init__()
+        self._loop_thread = loop_thread
+
+    def _refuse_to_block_the_loop(self) -> None:
+        if not self.done() and threading.current_thread() is self._loop_thread:
+            raise RuntimeError(
+                "waiting for a SyncKinesisProducer future on the producer's own event loop thread"
+                " (from a delivery callback) would wait for ever; add a callback to it instead"
+            )
+
+    def result(self, timeout: float | None = None) -> _T:
+        self._refuse_to_block_the_loop()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._refuse_to_block_the_loop()
+        return super().exception(timeout)
 
 
 class _ExitExecutor(concurrent.futures.ThreadPoolExecutor):
@@ -335,7 +359,7 @@ class SyncKinesisProducer:
         """Buffer one record (blocking while the buffer is full); the future gives its Ack."""
         if self._closed:
             raise self._closed_error()
-        result: concurrent.futures.Future[Ack] = self._track(_RecordFuture())
+        result: concurrent.futures.Future[Ack] = self._track(_RecordFuture(self._thread))
 
         async def buffer() -> None:
             future = await self._producer.send(
@@ -372,7 +396,7 @@ class SyncKinesisProducer:
         # producer's own checks: list() made a str of keys one key per character.
         materialised, given = batch_columns(values, keys, copy=True)
         materialised_keys = None if keys is None else given
-        result: concurrent.futures.Future[BatchAcks] = self._track(_RecordFuture())
+        result: concurrent.futures.Future[BatchAcks] = self._track(_RecordFuture(self._thread))
 
         async def buffer() -> None:
             future = await self._producer.send_many(materialised, materialised_keys, block=block)

@@ -7,6 +7,7 @@ the test instead of sticking.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import faulthandler
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +252,46 @@ def test_sigterm_arriving_inside_send_closes_instead_of_deadlocking() -> None:
         pytest.fail("the SIGTERM handler deadlocked")
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert done.stdout.split() == ["written", "10"], done.stderr
+
+
+class _HoldsShardZero(FakeKinesis):
+    """Holds every PutRecords call carrying a record for the first shard; answers the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = threading.Event()
+        self.release: asyncio.Event | None = None
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        if any(entry.get("ExplicitHashKey") == "0" for entry in kwargs["Records"]):
+            self.release = asyncio.Event()
+            self.held.set()
+            await self.release.wait()
+        return await super().put_records(**kwargs)
+
+
+def test_a_delivery_callback_waiting_for_another_future_raises_instead_of_stopping_the_loop() -> None:
+    fake = _HoldsShardZero()
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    held = producer.send(b"held", partition_key="k", explicit_hash_key=0)
+    assert fake.held.wait(BOUND)
+    raised: list[BaseException] = []
+    called = threading.Event()
+
+    def wait_for_the_held_record(_future: concurrent.futures.Future[Ack]) -> None:
+        try:
+            held.result()  # runs on the loop's thread: before, it stopped the loop for good
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            called.set()
+
+    free = producer.send(b"free", partition_key="k", explicit_hash_key=2**127 + 1)
+    free.add_done_callback(wait_for_the_held_record)
+    assert called.wait(BOUND)
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert fake.release is not None
+    producer._loop.call_soon_threadsafe(fake.release.set)
+    assert isinstance(held.result(timeout=BOUND), Ack)  # from another thread it still waits
+    producer.close(timeout=BOUND)
