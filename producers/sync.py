@@ -450,10 +450,8 @@ class SyncKinesisProducer:
                 raise self._failure
             if self._loop.is_closed():
                 raise ClosedError("producer is closed")
-            closing = self._track(
-                asyncio.run_coroutine_threadsafe(self._close_and_report(timeout), self._loop)
-            )
-            closing.result(wait)
+            closing = asyncio.run_coroutine_threadsafe(self._close_and_report(timeout), self._loop)
+            self._track(closing).result(wait)
         except BaseException:
             if closing is not None and not self._close_finished.is_set():
                 # Cancelled, the async close fails what is pending and stops its requests.
