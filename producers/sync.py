@@ -29,14 +29,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
 import threading
 import weakref
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import FrameType, TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 from producers.kinesis import KinesisProducer
 from producers.tickets import BatchAcks
@@ -47,6 +48,7 @@ from shardline.validation import batch_columns
 __all__ = ["SyncKinesisProducer"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _log = logging.getLogger(__name__)
 
@@ -57,17 +59,108 @@ _open: weakref.WeakSet[SyncKinesisProducer] = weakref.WeakSet()
 """Producers whose loop thread runs: what interpreter exit closes and a forked child disowns."""
 
 
+class _RecordFuture(concurrent.futures.Future[_T]):
+    """The future of a ``send()`` or ``send_many()``: what interpreter exit counts when lost.
+
+    Its ``result()`` and ``exception()`` refuse to wait on the loop's own thread (a delivery
+    callback reading another record's future): only that loop can settle it, so the wait
+    stopped the loop, and with it every record, for good.
+    """
+
+    def __init__(self, loop_thread: threading.Thread) -> None:
+        super().__init__()
+        self._loop_thread = loop_thread
+
+    def _refuse_to_block_the_loop(self) -> None:
+        if not self.done() and threading.current_thread() is self._loop_thread:
+            raise RuntimeError(
+                "waiting for a SyncKinesisProducer future on the producer's own event loop thread"
+                " (from a delivery callback) would wait for ever; add a callback to it instead"
+            )
+
+    def result(self, timeout: float | None = None) -> _T:
+        self._refuse_to_block_the_loop()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._refuse_to_block_the_loop()
+        return super().exception(timeout)
+
+
+class _ExitExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loops' default executor from interpreter exit on: each call on a thread of its own.
+
+    concurrent.futures shuts every thread pool down before ``atexit`` runs, so the default
+    executor refused the host-name lookup of each new connection: records flushed at exit
+    failed after their time to live once the pooled connection had gone (an idle device).
+    Where threads may no longer start (Python 3.12.0-3.12.x at exit) the call runs inline,
+    on the loop's thread: a lookup blocks the loop a moment rather than failing.
+    """
+
+    def submit(
+        self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> concurrent.futures.Future[_T]:
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - the awaiting coroutine gets it
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+        try:
+            threading.Thread(target=run, name="kinesis-producer-exit-call", daemon=True).start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            run()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing to shut down: no thread outlives its call."""
+
+
 def _close_open_producers() -> None:
     """At interpreter exit: close every producer still open, so its buffer is delivered.
 
     The loop runs on a daemon thread, which exit would stop mid-request, silently dropping
-    every record still buffered.
+    every record still buffered.  Nobody reads the records' futures any more, so those that
+    fail are counted in a warning instead of vanishing.
     """
     for producer in list(_open):
+        loop = producer._loop
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(loop.set_default_executor, _ExitExecutor(max_workers=1))
+        records = [future for future in list(producer._pending) if isinstance(future, _RecordFuture)]
         try:
             producer.close()
         except Exception as exc:  # noqa: BLE001 - exit goes on; each record's future holds its outcome
             _log.warning("kinesis producer: closing at interpreter exit failed: %s", type(exc).__name__)
+        _report_lost_at_exit(records)
+
+
+def _report_lost_at_exit(records: Sequence[concurrent.futures.Future[Any]]) -> None:
+    """Log how many records still pending at interpreter exit were not delivered, and why."""
+    lost = 0
+    causes: set[str] = set()
+    for future in records:
+        if not future.done() or future.cancelled():
+            continue
+        error = future.exception()
+        if error is not None:
+            lost += 1
+            causes.add(type(error).__name__)
+        elif isinstance(acks := future.result(), BatchAcks) and acks.failed:
+            lost += len(acks.failed)
+            causes.update(type(failure).__name__ for failure in acks.failed.values())
+    if lost:
+        _log.warning(
+            "kinesis producer: %d records still pending at interpreter exit were not delivered (%s)",
+            lost,
+            ", ".join(sorted(causes)),
+        )
 
 
 def _disown_in_forked_child() -> None:
@@ -80,6 +173,13 @@ def _disown_in_forked_child() -> None:
 atexit.register(_close_open_producers)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_disown_in_forked_child)
+
+
+def _fail(future: concurrent.futures.Future[Any], error: BaseException) -> None:
+    """Fail ``future`` unless it is settled already, by the loop or another thread meanwhile."""
+    if not future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_exception(error)
 
 
 def _settle_into(source: asyncio.Future[_T], target: concurrent.futures.Future[_T]) -> None:
@@ -115,11 +215,20 @@ class SyncKinesisProducer:
         self._close_timeout = close_timeout
         self._loop = asyncio.new_event_loop()
         self._closed = False
+        # Taken (never released) by the first close(): a claim that never blocks.  No lock is
+        # held anywhere else either: the SIGTERM handler's close() runs in the main thread,
+        # wherever send() was, and a lock held there deadlocked the process (the handler, or
+        # the loop thread it then waited for, blocked on it).
+        self._close_claim = threading.Lock()
         self._stopping = False
-        self._lock = threading.Lock()
         self._failure: ShardlineError | None = None
         # Every future handed out or waited on and not resolved yet: what the loop's death fails.
+        # Changed by single set operations only, atomic under the GIL.
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        # Set once a close has finished with the records (delivered, or failed): what a second
+        # close() waits for, from any thread, a signal handler interrupting the first included.
+        self._close_finished = threading.Event()
+        self._stopped = False  # the loop runs no more: a call now is refused, not queued on it
         self._parent_pid = os.getpid()
         self._thread = threading.Thread(target=self._serve, name="kinesis-producer", daemon=True)
         self._thread.start()
@@ -144,6 +253,7 @@ class SyncKinesisProducer:
             cause: BaseException = exc
         else:
             if self._stopping:
+                self._fail_leftovers()
                 if not self._loop.is_closed() and not asyncio.all_tasks(self._loop):
                     self._loop.close()  # stopped by a close() started on this thread: nobody joins it
                 return
@@ -152,20 +262,25 @@ class SyncKinesisProducer:
         failure.__cause__ = cause
         _log.error("kinesis producer: event loop thread died; failing every pending call", exc_info=cause)
         _open.discard(self)  # already failed: nothing for interpreter exit to close
-        with self._lock:
-            self._failure = failure
-            pending, self._pending = list(self._pending), set()
-        for future in pending:
-            if not future.done():
-                future.set_exception(failure)
+        self._failure = failure  # first: a call tracked from now on fails at once (_track)
+        for future in list(self._pending):
+            _fail(future, failure)
+        self._close_finished.set()  # a close waiting for this loop waits no longer
+
+    def _refusal(self) -> ShardlineError | None:
+        """Why no call may wait for the loop any more (it died, or stopped), if so."""
+        if self._failure is not None:
+            return self._failure
+        return ClosedError("producer is closed") if self._stopped else None
 
     def _track(self, future: concurrent.futures.Future[_T]) -> concurrent.futures.Future[_T]:
-        with self._lock:
-            if self._failure is not None:
-                future.set_exception(self._failure)
-                return future
-            self._pending.add(future)
+        if (refusal := self._refusal()) is not None:
+            _fail(future, refusal)
+            return future
+        self._pending.add(future)
         future.add_done_callback(self._pending.discard)
+        if (refusal := self._refusal()) is not None:  # the loop died or stopped meanwhile
+            _fail(future, refusal)
         return future
 
     def _closed_error(self) -> ClosedError:
@@ -174,7 +289,9 @@ class SyncKinesisProducer:
         return failure if isinstance(failure, ClosedError) else ClosedError("producer is closed")
 
     def _on_loop_thread(self) -> bool:
-        return threading.get_ident() == self._thread.ident
+        """Whether the caller runs on the loop's thread: compared as thread objects, since a
+        thread started after the loop's ended (or in a forked child) may get its old id."""
+        return threading.current_thread() is self._thread
 
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         if self._failure is not None:
@@ -186,10 +303,24 @@ class SyncKinesisProducer:
                 "a blocking SyncKinesisProducer call on its own event loop's thread (from a callback"
                 " or an observer) would wait for ever; only close() may be called there"
             )
-        if self._loop.is_closed():
+        if self._stopped or self._loop.is_closed():
             coro.close()
             raise ClosedError("producer is closed")
-        return self._track(asyncio.run_coroutine_threadsafe(coro, self._loop)).result(timeout)
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop was closed, now or by a close() that raced this call
+            coro.close()
+            raise ClosedError("producer is closed") from None
+        return self._track(future).result(timeout)
+
+    def _fail_leftovers(self) -> None:
+        """The loop has stopped: fail every future it can no longer settle (a close that was
+        interrupted or outlived its bound, a call that raced the close past its checks), and
+        refuse those still to come, so no caller waits for it for ever."""
+        self._stopped = True  # first: a call tracked from now on fails at once (_track)
+        error = self._failure or ClosedError("producer was closed before this call finished")
+        for future in list(self._pending):
+            _fail(future, error)
 
     def _buffer(self, result: concurrent.futures.Future[_T], coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro``, which buffers records and settles ``result`` with their outcome.
@@ -200,8 +331,7 @@ class SyncKinesisProducer:
         try:
             self._call(coro)
         except BaseException:
-            with self._lock:
-                self._pending.discard(result)
+            self._pending.discard(result)
             raise
 
     @property
@@ -229,7 +359,7 @@ class SyncKinesisProducer:
         """Buffer one record (blocking while the buffer is full); the future gives its Ack."""
         if self._closed:
             raise self._closed_error()
-        result: concurrent.futures.Future[Ack] = self._track(concurrent.futures.Future())
+        result: concurrent.futures.Future[Ack] = self._track(_RecordFuture(self._thread))
 
         async def buffer() -> None:
             future = await self._producer.send(
@@ -266,7 +396,7 @@ class SyncKinesisProducer:
         # producer's own checks: list() made a str of keys one key per character.
         materialised, given = batch_columns(values, keys, copy=True)
         materialised_keys = None if keys is None else given
-        result: concurrent.futures.Future[BatchAcks] = self._track(concurrent.futures.Future())
+        result: concurrent.futures.Future[BatchAcks] = self._track(_RecordFuture(self._thread))
 
         async def buffer() -> None:
             future = await self._producer.send_many(materialised, materialised_keys, block=block)
@@ -290,11 +420,17 @@ class SyncKinesisProducer:
 
         Called on the loop's own thread (from a delivery callback or an observer), it starts
         the close and returns at once: waiting there would block the loop that closes.  A
-        close from another thread meanwhile waits for that one to finish.
+        close from another thread (or from a signal handler that interrupted a close) while
+        one runs waits for that one to finish with the records, bounded by its own timeout:
+        returning at once told the caller everything was flushed while it was not.
+
+        Interrupted (``KeyboardInterrupt``, a signal handler's ``SystemExit``) or past its
+        bound, the close is cancelled on the loop, which fails every record still pending with
+        :class:`~shardline.errors.DeliveryError` and stops the requests, before the loop
+        stops: stopping it mid-close left those records' futures unresolved for ever.
         """
-        with self._lock:
-            first = not self._closed
-            self._closed = True
+        first = self._close_claim.acquire(blocking=False)
+        self._closed = True
         if timeout is None:
             timeout = self._close_timeout
         wait = None if timeout is None else timeout + _CLOSE_MARGIN
@@ -304,52 +440,77 @@ class SyncKinesisProducer:
                 self._loop.create_task(self._close_on_loop(timeout), name="kinesis-producer-close")
             return
         if not first:
+            self._close_finished.wait(wait)
             if self._stopping and self._thread.is_alive():
-                self._thread.join(wait)
+                self._thread.join(wait)  # a close started on the loop's thread ends the loop itself
             return
-        _open.discard(self)
+        closing: concurrent.futures.Future[None] | None = None
         try:
-            self._call(self._producer.close(timeout), wait)
+            if self._failure is not None:
+                raise self._failure
+            if self._loop.is_closed():
+                raise ClosedError("producer is closed")
+            closing = asyncio.run_coroutine_threadsafe(self._close_and_report(timeout), self._loop)
+            self._track(closing).result(wait)
+        except BaseException:
+            if closing is not None and not self._close_finished.is_set():
+                # Cancelled, the async close fails what is pending and stops its requests.
+                closing.cancel()
+                self._close_finished.wait(_CLOSE_MARGIN)
+            raise
         finally:
+            self._close_finished.set()
             self._stop_loop()
+            _open.discard(self)  # only now: interpreter exit meanwhile waits for this close
+
+    async def _close_and_report(self, timeout: float | None) -> None:
+        """The async close, telling waiting closers when the records are settled (loop thread)."""
+        try:
+            await self._producer.close(timeout)
+        finally:
+            self._close_finished.set()
 
     async def _close_on_loop(self, timeout: float | None) -> None:
         """A close() started on the loop's thread: close the producer, then end the loop."""
-        _open.discard(self)
         try:
             await self._producer.close(timeout)
         except Exception as exc:  # noqa: BLE001 - no caller waits: each record's future holds its outcome
             _log.warning("kinesis producer: close from a callback failed: %s", type(exc).__name__)
         finally:
+            _open.discard(self)
+            self._close_finished.set()
             self._loop.stop()
 
     def _disown_after_fork(self) -> None:
         """In a forked child: this copy's loop thread does not exist, so fail instead of waiting."""
-        self._lock = threading.Lock()  # may have been held by a thread that was not copied
         failure = ClosedError(
             f"this producer was started in process {self._parent_pid} and cannot be used after"
             " os.fork(); create a new producer in the child"
         )
         self._failure = failure
+        self._close_claim.acquire(blocking=False)  # a close() here is never the first: quiet
         self._closed = True
-        pending, self._pending = list(self._pending), set()
-        for future in pending:
-            if not future.done():
-                future.set_exception(failure)
+        self._close_finished = threading.Event()
+        self._close_finished.set()  # no close of this copy will run: a close() here returns at once
+        for future in list(self._pending):
+            _fail(future, failure)
 
     def _stop_loop(self) -> None:
         self._stopping = True
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-        if self._failure is not None:
-            self._cancel_orphans()
+        if not self._loop.is_closed():
+            if self._failure is not None or asyncio.all_tasks(self._loop):
+                self._cancel_orphans()
+            self._fail_leftovers()
         if not self._loop.is_running():
             self._loop.close()
 
     def _cancel_orphans(self) -> None:
-        """The loop's thread died with tasks suspended on it: cancel them here, bounded, so
-        their cleanup runs (client sessions closed) instead of being dropped unfinished."""
+        """The loop stopped with tasks suspended on it (its thread died, or a close was
+        interrupted): cancel them here, bounded, so their cleanup runs (client sessions
+        closed) instead of being dropped unfinished."""
         # Every outcome was already reported to the callers: what the loop would still log
         # (calls it never started, results nobody reads any more) is noise now.
         self._loop.set_exception_handler(lambda _loop, _context: None)
@@ -366,13 +527,21 @@ class SyncKinesisProducer:
         """On these signals, flush and close before chaining to the previous handler.
 
         Must be called from the main thread (a Python rule for signal handlers).  Without a
-        previous Python handler the process then exits with 128 + the signal number.
+        previous Python handler the process then exits with 128 + the signal number.  A close
+        that raises (the producer had failed: each record's future already holds its error)
+        is logged, and the signal still goes on: raised from the handler, it replaced the
+        exit status with 1 and skipped the previous handler's own shutdown.
         """
         for signum in signals:
             previous = signal.getsignal(signum)
 
             def handler(received: int, frame: FrameType | None, previous: Any = previous) -> None:
-                self.close()
+                try:
+                    self.close()
+                except Exception as exc:  # noqa: BLE001 - reported by each record's future; the signal goes on
+                    _log.warning(
+                        "kinesis producer: closing on signal %d failed: %s", received, type(exc).__name__
+                    )
                 if callable(previous):
                     previous(received, frame)
                 else:

@@ -6,6 +6,8 @@ Every blocking call below passes a timeout, so a hang fails the test instead of 
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 
 import pytest
 
@@ -102,3 +104,77 @@ def test_refused_sends_leave_nothing_tracked_and_calls_after_close_say_closed() 
     producer.close(timeout=0.1)
     with pytest.raises(ClosedError):
         producer.flush(timeout=BOUND)  # before: RuntimeError("Event loop is closed")
+
+
+class _PreviousHandlerRan(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+def test_the_signal_handler_goes_on_when_closing_a_failed_producer_raises() -> None:
+    def previous(_signum: int, _frame: object) -> None:
+        raise _PreviousHandlerRan
+
+    fake = FakeKinesis()
+    fake.call_errors.append(TypeError("client bug"))
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    saved = signal.signal(signal.SIGUSR1, previous)
+    try:
+        producer.install_signal_handlers([signal.SIGUSR1])
+        # before: the close's BackgroundTaskError escaped the handler; the previous one never ran
+        with pytest.raises(_PreviousHandlerRan):
+            signal.raise_signal(signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, saved)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="needs SIGUSR2")
+def test_without_a_previous_handler_a_failed_producer_still_exits_with_128_plus_the_signal() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(TypeError("client bug"))
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    saved = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        producer.install_signal_handlers([signal.SIGUSR2])
+        with pytest.raises(SystemExit) as caught:
+            signal.raise_signal(signal.SIGUSR2)
+        assert caught.value.code == 128 + signal.SIGUSR2  # before: BackgroundTaskError, status 1
+    finally:
+        signal.signal(signal.SIGUSR2, saved)
+
+
+def test_close_from_a_thread_started_after_the_loop_thread_died_reports_the_death() -> None:
+    fake = FakeKinesis()
+    fake.call_errors.append(SystemExit(2))  # raised inside a request task: it ends the loop
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    with pytest.raises(BackgroundTaskError):
+        producer.send(b"x", partition_key="k").result(timeout=BOUND)
+    producer._thread.join(BOUND)
+    assert not producer._thread.is_alive()
+    dead_id = producer._thread.ident
+    outcomes: list[BaseException | None] = []
+
+    def close_if_given_the_dead_id(last: bool) -> None:
+        if threading.get_ident() != dead_id and not last:
+            return
+        try:
+            producer.close(timeout=BOUND)
+            outcomes.append(None)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    # A new thread often gets the ended loop thread's id: before, it was taken for the loop's
+    # own thread, so close() started a close on the dead loop and returned quietly.
+    for attempt in range(50):
+        closer = threading.Thread(target=close_if_given_the_dead_id, args=(attempt == 49,))
+        closer.start()
+        closer.join(BOUND)
+        assert not closer.is_alive()
+        if outcomes:
+            break
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0], BackgroundTaskError)

@@ -7,12 +7,16 @@ the test instead of sticking.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import faulthandler
 import os
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,7 +91,12 @@ def test_a_forked_child_gets_closed_error_not_a_hang() -> None:
         worker = threading.Thread(target=use_the_copy, daemon=True)
         worker.start()
         worker.join(BOUND * 2)
-        os._exit(3 if worker.is_alive() else outcome[0])
+        if worker.is_alive():
+            os._exit(3)
+        faulthandler.dump_traceback_later(BOUND, exit=True)  # a hang ends the child with status 1
+        producer.close()  # from the forking thread too: quiet, no wait for the parent's records
+        faulthandler.cancel_dump_traceback_later()
+        os._exit(outcome[0])
     _, status = os.waitpid(pid, 0)
     producer.close(timeout=BOUND)
     assert isinstance(copied.result(timeout=BOUND), Ack)  # the parent's record is delivered
@@ -118,3 +127,171 @@ def test_records_buffered_at_interpreter_exit_are_delivered() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["written", "10"]  # before: 0, the daemon loop thread stopped mid-linger
+
+
+_EXIT_AFTER_POOLS_SHUT = """
+import asyncio, atexit
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+class LooksUpHosts(FakeKinesis):
+    async def put_records(self, **kwargs):
+        # a new connection's host-name lookup: aiohttp runs getaddrinfo on the default executor
+        await asyncio.get_running_loop().run_in_executor(None, lambda: None)
+        return await super().put_records(**kwargs)
+
+fake = LooksUpHosts()
+atexit.register(lambda: print("written", len(fake.written)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer(
+    "s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False, record_ttl=3.0,
+    initial_backoff=0.01, max_backoff=0.02,
+)
+for i in range(10):
+    producer.send(b"x", partition_key=f"k{i}")
+"""
+
+
+def test_records_flushed_at_exit_can_still_look_up_host_names() -> None:
+    done = _run_child(_EXIT_AFTER_POOLS_SHUT)
+    assert done.returncode == 0, done.stderr
+    # before: 0; concurrent.futures shuts the loop's default executor down before atexit runs
+    assert done.stdout.split() == ["written", "10"], done.stderr
+    assert "not delivered" not in done.stderr
+
+
+_EXIT_WITH_ENDPOINT_REFUSING = """
+from tests.unit.producers.fake_kinesis import FakeKinesis
+from producers.sync import SyncKinesisProducer
+fake = FakeKinesis(fault=lambda call, entry: "KMSAccessDeniedException")
+producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False)
+for i in range(7):
+    producer.send(b"x", partition_key=f"k{i}")
+producer.send_many([b"y", b"z"], ["a", "b"])
+"""
+
+
+def test_records_lost_at_exit_are_reported() -> None:
+    done = _run_child(_EXIT_WITH_ENDPOINT_REFUSING)
+    assert done.returncode == 0, done.stderr
+    # before: nothing said; the futures holding the errors were never read
+    assert "9 records still pending at interpreter exit were not delivered" in done.stderr, done.stderr
+    assert "(KmsError)" in done.stderr
+
+
+def _run_child(source: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", source], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+_EXIT_WHILE_ANOTHER_THREAD_CLOSES = """
+import asyncio, atexit, threading
+from tests.unit.producers.fake_kinesis import FakeKinesis
+
+class Held(FakeKinesis):
+    def __init__(self):
+        super().__init__()
+        self.gate = asyncio.Event()  # never opened: the records fail when their ttl runs out
+        self.started = threading.Event()
+    async def put_records(self, **kwargs):
+        self.started.set()
+        return await super().put_records(**kwargs)
+
+fake = Held()
+futures = []
+atexit.register(lambda: print("settled", sum(f.done() for f in futures)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer(
+    "s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False, record_ttl=3.0
+)
+futures.extend(producer.send(b"x", partition_key=f"k{i}") for i in range(10))
+threading.Thread(target=producer.close, daemon=True).start()
+assert fake.started.wait(5)  # the daemon thread's close is flushing as the program ends
+"""
+
+
+def test_interpreter_exit_waits_for_a_close_running_on_another_thread() -> None:
+    done = _run_child(_EXIT_WHILE_ANOTHER_THREAD_CLOSES)
+    assert done.returncode == 0, done.stderr
+    # before: 0, exit went on without the close and stopped its daemon thread mid-flush
+    assert done.stdout.split() == ["settled", "10"], done.stderr
+    assert "10 records still pending at interpreter exit were not delivered" in done.stderr
+
+
+_SIGTERM_INSIDE_SEND = """
+import atexit, signal
+from tests.unit.producers.fake_kinesis import FakeKinesis
+fake = FakeKinesis()
+atexit.register(lambda: print("written", len(fake.written)))  # registered first: runs last
+from producers.sync import SyncKinesisProducer
+producer = SyncKinesisProducer("s", client=fake, linger=60.0, rate_limit_percent=None, aggregate=False)
+for i in range(10):
+    producer.send(b"x", partition_key=f"k{i}")
+producer.install_signal_handlers()
+
+class SignalledWhileTracking(set):
+    # SIGTERM arrives while send() tracks its future, once: the handler runs right there
+    fired = False
+    def add(self, future):
+        if not SignalledWhileTracking.fired:
+            SignalledWhileTracking.fired = True
+            signal.raise_signal(signal.SIGTERM)
+        super().add(future)
+
+producer._pending = SignalledWhileTracking(producer._pending)
+producer.send(b"last", partition_key="k")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+def test_sigterm_arriving_inside_send_closes_instead_of_deadlocking() -> None:
+    try:
+        done = _run_child(_SIGTERM_INSIDE_SEND, timeout=15)
+    except subprocess.TimeoutExpired:  # before: the handler's close() waited for the lock send() held
+        pytest.fail("the SIGTERM handler deadlocked")
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stdout.split() == ["written", "10"], done.stderr
+
+
+class _HoldsShardZero(FakeKinesis):
+    """Holds every PutRecords call carrying a record for the first shard; answers the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = threading.Event()
+        self.release: asyncio.Event | None = None
+
+    async def put_records(self, **kwargs: Any) -> dict[str, Any]:
+        if any(entry.get("ExplicitHashKey") == "0" for entry in kwargs["Records"]):
+            self.release = asyncio.Event()
+            self.held.set()
+            await self.release.wait()
+        return await super().put_records(**kwargs)
+
+
+def test_a_delivery_callback_waiting_for_another_future_raises_instead_of_stopping_the_loop() -> None:
+    fake = _HoldsShardZero()
+    producer = SyncKinesisProducer("s", client=fake, aggregate=False, **FAST)
+    held = producer.send(b"held", partition_key="k", explicit_hash_key=0)
+    assert fake.held.wait(BOUND)
+    raised: list[BaseException] = []
+    called = threading.Event()
+
+    def wait_for_the_held_record(_future: concurrent.futures.Future[Ack]) -> None:
+        try:
+            held.result()  # runs on the loop's thread: before, it stopped the loop for good
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            called.set()
+
+    free = producer.send(b"free", partition_key="k", explicit_hash_key=2**127 + 1)
+    free.add_done_callback(wait_for_the_held_record)
+    assert called.wait(BOUND)
+    assert len(raised) == 1
+    assert isinstance(raised[0], RuntimeError)
+    assert fake.release is not None
+    producer._loop.call_soon_threadsafe(fake.release.set)
+    assert isinstance(held.result(timeout=BOUND), Ack)  # from another thread it still waits
+    producer.close(timeout=BOUND)
