@@ -181,8 +181,9 @@ def _kinesis_records(
             )
         except ValidationError:
             raise
-        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
-            # OverflowError: an arrival time past what a datetime can hold
+        except (KeyError, TypeError, ValueError, OverflowError, OSError, binascii.Error) as exc:
+            # OverflowError / OSError (EOVERFLOW from the C library's gmtime): an arrival time
+            # past what a datetime or the platform's time functions can hold
             raise ValidationError(f"malformed Kinesis event record: {type(exc).__name__}") from exc
         parsed.append(
             EventRecord(
