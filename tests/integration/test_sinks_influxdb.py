@@ -79,6 +79,8 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
         record(2, {"device": "d\\", "site": "s", "temp": 2.5, "ts": 2}),  # took in the site tag
         record(3, {"device": "d", "site": "s", "k\\": 1, "temp": 3.5, "ts": 3}),  # fields merged
         record(4, {"device": "d", "site": "s", "time": 1, "ts": 4}),  # HTTP 400 for the call
+        record(5, {"device": "d", "site": "s", "\ttemp": 9.5, "ts": 5}),  # stored as 'temp'
+        record(6, {"device": "d", "site": "s", 'te\\"mp': 9.5, "ts": 6}),  # stored as 'te"mp'
     ]
     try:
         await deliver(sink, [good, *crafted], dead)
