@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -93,3 +94,33 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
     ]
     assert sorted(dead.entries) == sorted(r.identity for r in crafted)
     assert {entry.error_type for entry in dead.entries.values()} == {"ValidationError"}
+
+
+async def test_readings_of_one_request_timed_by_arrival_are_all_kept(influxdb_url: str) -> None:
+    # plain Kinesis records of one PutRecords request share their arrival millisecond and
+    # sub-sequence number 0: written at one time, InfluxDB kept the last reading only
+    database = f"db_{uuid.uuid4().hex[:10]}"
+    await query(influxdb_url, database, f'CREATE DATABASE "{database}"')
+    arrival = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    batch = [
+        ConsumedRecord(
+            json.dumps({"device": "d1", "temp": 20.0 + i}).encode(),
+            "d1",
+            KinesisPosition(
+                "s",
+                "shardId-000000000000",
+                str(49590338271490256608559692538361571095921575989136588898 + i * 2**64),
+            ),
+            arrival_time=arrival,
+        )
+        for i in range(50)
+    ]
+    sink = InfluxDBSink(influxdb_url, database=database, mapping=FieldMapping(dimensions=("device",)))
+    try:
+        await deliver(sink, batch, MemoryDeadLetter())
+        await deliver(sink, batch, MemoryDeadLetter())  # a replay lands on the same points
+    finally:
+        await sink.close()
+    result = await query(influxdb_url, database, "SELECT temp FROM metrics")
+    values = result["results"][0]["series"][0]["values"]
+    assert sorted(row[1] for row in values) == [20.0 + i for i in range(50)]
