@@ -67,6 +67,9 @@ documentation for one), and left as they are they escape the separator after the
 _RESERVED_KEYS = frozenset({"time"})
 """Keys InfluxDB refuses in a point: the write fails as a whole (HTTP 400)."""
 
+_TIME_MIN, _TIME_MAX = INT64_MIN + 2, INT64_MAX - 1
+"""The nanoseconds InfluxDB stores: a line with a time outside fails its whole write (HTTP 400)."""
+
 _SKIPPED_LEADS = ("\t", "\0")
 """What InfluxDB skips, unescaped, where a line and where its fields begin: a measurement or
 a first field key opening with one is stored without it (``\\tv`` as ``v``, the field of
@@ -155,6 +158,8 @@ def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
         raise ValidationError("payload has no field")
     fields = ",".join(f"{_field_key(k)}={field_value(v)}" for k, v in sorted(measures.items()))
     time_ns = mapping.time_ns(record, payload)
+    if not _TIME_MIN <= time_ns <= _TIME_MAX:
+        raise ValidationError("time is outside the nanoseconds InfluxDB stores (about 1677 to 2262)")
     return _utf8(f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n")
 
 

@@ -82,6 +82,7 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
         record(4, {"device": "d", "site": "s", "time": 1, "ts": 4}),  # HTTP 400 for the call
         record(5, {"device": "d", "site": "s", "\ttemp": 9.5, "ts": 5}),  # stored as 'temp'
         record(6, {"device": "d", "site": "s", 'te\\"mp': 9.5, "ts": 6}),  # stored as 'te"mp'
+        record(7, {"device": "d", "site": "s", "temp": 7.5, "ts": 10**20}),  # HTTP 400 for the call
     ]
     try:
         await deliver(sink, [good, *crafted], dead)
@@ -94,6 +95,7 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
     ]
     assert sorted(dead.entries) == sorted(r.identity for r in crafted)
     assert {entry.error_type for entry in dead.entries.values()} == {"ValidationError"}
+    assert sink.stats.failed_calls == 0  # each refused before the call, none bisected out
 
 
 async def test_readings_of_one_request_timed_by_arrival_are_all_kept(influxdb_url: str) -> None:

@@ -76,3 +76,24 @@ def test_a_double_quote_or_tab_inside_a_field_key_or_tag_value_is_written_as_it_
     # only field keys read backslash-quote as an escape
     line = line_of({"device": 'a\\"b\t', "site": "s", 'x"y': 1, "z\t": 2, "ts": 1})
     assert line == b'metrics,device=a\\"b\t,site=s x"y=1i,z\t=2i 1000000\n'
+
+
+@pytest.mark.parametrize("ts", [2**63 - 1, 2**63, -(2**63) + 1, 10**26])
+def test_a_time_influxdb_cannot_store_refuses_the_record(ts: int) -> None:
+    # InfluxDB stores -(2**63)+2 .. 2**63-2 nanoseconds and answered 400 for the whole call
+    mapping = FieldMapping(dimensions=("device",), time_field="ts", time_unit="ns")
+    record = ConsumedRecord(
+        json.dumps({"device": "d", "v": 1, "ts": ts}).encode(), "k", KinesisPosition("s", "shardId-0", "1")
+    )
+    with pytest.raises(ValidationError) as caught:
+        to_line(record, mapping)
+    assert "time" in str(caught.value) and str(ts) not in str(caught.value)
+
+
+@pytest.mark.parametrize("ts", [2**63 - 2, -(2**63) + 2])
+def test_the_times_at_influxdbs_bounds_are_written(ts: int) -> None:
+    mapping = FieldMapping(dimensions=("device",), time_field="ts", time_unit="ns")
+    record = ConsumedRecord(
+        json.dumps({"device": "d", "v": 1, "ts": ts}).encode(), "k", KinesisPosition("s", "shardId-0", "1")
+    )
+    assert to_line(record, mapping).split()[-1] == str(ts).encode()
