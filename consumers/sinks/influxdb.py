@@ -67,6 +67,14 @@ documentation for one), and left as they are they escape the separator after the
 _RESERVED_KEYS = frozenset({"time"})
 """Keys InfluxDB refuses in a point: the write fails as a whole (HTTP 400)."""
 
+_TIME_MIN, _TIME_MAX = INT64_MIN + 2, INT64_MAX - 1
+"""The nanoseconds InfluxDB stores: a line with a time outside fails its whole write (HTTP 400)."""
+
+_SKIPPED_LEADS = ("\t", "\0")
+"""What InfluxDB skips, unescaped, where a line and where its fields begin: a measurement or
+a first field key opening with one is stored without it (``\\tv`` as ``v``, the field of
+that name).  No escape keeps it, so a key that opens with one is refused wherever it falls."""
+
 
 def _escape(text: str, what: str, specials: str) -> str:
     """The one place a text from a record becomes line protocol: checked, then escaped.
@@ -89,6 +97,8 @@ def _escape(text: str, what: str, specials: str) -> str:
 
 def escape_measurement(name: str) -> str:
     """Escape a measurement name (commas and spaces)."""
+    if name.startswith(_SKIPPED_LEADS):
+        raise ValidationError("measurement opens with a tab or NUL, which InfluxDB skips")
     return _escape(name, "measurement", ", ")
 
 
@@ -101,6 +111,18 @@ def _key(text: str, what: str) -> str:
     if text in _RESERVED_KEYS:
         raise ValidationError(f"{what} is named {text!r}, which InfluxDB reserves")
     return escape_key(text, what)
+
+
+def _field_key(text: str) -> str:
+    """A field key, which InfluxDB reads more eagerly than a tag: it also takes a backslash
+    before a double quote for an escape (``a\\"b`` is stored as ``a"b``), and skips a tab or
+    NUL opening the first key.  Either way the value was stored under another field than the
+    record's, replacing the record's own field of that name; both are refused."""
+    if text.startswith(_SKIPPED_LEADS):
+        raise ValidationError("field key opens with a tab or NUL, which InfluxDB skips")
+    if '\\"' in text:
+        raise ValidationError("field key has a backslash InfluxDB would read as an escape")
+    return _key(text, "field key")
 
 
 def field_value(value: Any) -> str:
@@ -134,8 +156,10 @@ def to_line(record: ConsumedRecord, mapping: FieldMapping) -> bytes:
     measures = mapping.measures_of(payload)
     if not measures:
         raise ValidationError("payload has no field")
-    fields = ",".join(f"{_key(k, 'field key')}={field_value(v)}" for k, v in sorted(measures.items()))
+    fields = ",".join(f"{_field_key(k)}={field_value(v)}" for k, v in sorted(measures.items()))
     time_ns = mapping.time_ns(record, payload)
+    if not _TIME_MIN <= time_ns <= _TIME_MAX:
+        raise ValidationError("time is outside the nanoseconds InfluxDB stores (about 1677 to 2262)")
     return _utf8(f"{escape_measurement(mapping.measure_name)}{tags} {fields} {time_ns}\n")
 
 
@@ -243,7 +267,10 @@ def _check_mapping(mapping: FieldMapping) -> None:
     texts += [(name, "field key") for name in mapping.measures]
     for text, what in texts:
         try:
-            _utf8(escape_measurement(text) if what == "measurement" else _key(text, what))
+            if what == "measurement":
+                _utf8(escape_measurement(text))
+            else:
+                _utf8(_field_key(text) if what == "field key" else _key(text, what))
         except ValidationError as exc:
             raise ConfigurationError(f"InfluxDB mapping: {exc}") from None
 

@@ -9,6 +9,7 @@ enough, from a JSON or TOML file (``?mapping=PATH``) with the same field names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import tomllib
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shardline.errors import ConfigurationError, SerializationError, ValidationError
-from shardline.records import ConsumedRecord, KafkaPosition, KinesisPosition
+from shardline.records import ConsumedRecord, KafkaPosition, Position
 
 __all__ = ["TIME_UNITS", "FieldMapping", "arrival_ns", "decode_object"]
 
@@ -184,25 +185,38 @@ def arrival_ns(record: ConsumedRecord) -> int:
 
     A time-series point is its series and its time: two points with both equal are one, and
     the later write replaces the earlier (Timestream's upsert, InfluxDB's overwrite).  Kinesis
-    and Kafka give arrival times in whole milliseconds, and every user record of a KPL
-    aggregate shares its aggregate's, so a device's readings packed into one aggregate used to
-    overwrite each other, the last one kept.  The free digits below the millisecond take the
-    record's place there (a Kinesis sub-sequence number, a Kafka offset, modulo 10**6): the
-    same for every replay of the record, different for its neighbours.  Plain Kinesis records
-    of one request can still share a millisecond and a series; a ``time_field`` from the
-    payload is exact.
+    and Kafka give arrival times in whole milliseconds, shared by every user record of a KPL
+    aggregate and by the plain records of one PutRecords request, so a device's readings sent
+    together overwrote each other, the last one kept.  The free digits below the millisecond
+    take the record's place there (:func:`_place_ns`): the same for every replay of the record,
+    different for its neighbours.
     """
     if record.arrival_time is None:
         raise ValidationError("record has no arrival time and the mapping names no time field")
     moment = _datetime_ns(record.arrival_time)
     if moment % 1_000_000:
         return moment  # finer than milliseconds already: not a time these sources give
-    position = record.position
-    if isinstance(position, KinesisPosition):
-        return moment + position.sub_sequence_number % 1_000_000
+    return moment + _place_ns(record.position)
+
+
+def _place_ns(position: Position) -> int:
+    """The record's place below its arrival millisecond, from its position alone.
+
+    Kafka: the offset modulo 10**6, distinct along a partition.  Kinesis: a digest of the
+    sequence number plus the sub-sequence number, modulo 10**6.  The sub-sequence number alone
+    (what earlier releases wrote) left the plain records of one request at the same nanosecond:
+    each has sub-sequence number 0.  Sequence numbers are unique in a stream but their digits
+    are not spread (neighbours differ only in high bits), hence the digest; adding the
+    sub-sequence number keeps an aggregate's user records apart for certain.  Two records of
+    different requests (or aggregates) can still meet, by a chance of about one in a million
+    for each pair that shares a series and a millisecond.  The stream name is left out, so a
+    record read by the stream's ARN or name lands on one point.
+    """
     if isinstance(position, KafkaPosition):
-        return moment + position.offset % 1_000_000
-    return moment
+        return position.offset % 1_000_000
+    sequence = position.sequence_number.encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(sequence, digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + position.sub_sequence_number) % 1_000_000
 
 
 def _datetime_ns(moment: datetime) -> int:

@@ -114,6 +114,13 @@ class TimestreamSink(BatchingSink[TimestreamEntry]):
                 values.append({"Name": measure_name(name, column=True), "Value": value, "Type": kind})
             records: tuple[dict[str, Any], ...] = ({**base, "MeasureValues": values},)
         else:
+            if len(measures) > TIMESTREAM_WRITE_MAX_RECORDS:
+                # each measure is a record of the call, and botocore refuses a call of more
+                # than 100: sent, the record failed a call of its own and held its neighbours
+                raise ValidationError(
+                    f"payload has {len(measures)} measures; a single-measure write takes at most "
+                    f"{TIMESTREAM_WRITE_MAX_RECORDS} (the records of one call)"
+                )
             single = []
             for name, raw in measures.items():
                 value, kind = measure_value(raw)

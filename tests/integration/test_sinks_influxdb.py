@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -79,6 +80,9 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
         record(2, {"device": "d\\", "site": "s", "temp": 2.5, "ts": 2}),  # took in the site tag
         record(3, {"device": "d", "site": "s", "k\\": 1, "temp": 3.5, "ts": 3}),  # fields merged
         record(4, {"device": "d", "site": "s", "time": 1, "ts": 4}),  # HTTP 400 for the call
+        record(5, {"device": "d", "site": "s", "\ttemp": 9.5, "ts": 5}),  # stored as 'temp'
+        record(6, {"device": "d", "site": "s", 'te\\"mp': 9.5, "ts": 6}),  # stored as 'te"mp'
+        record(7, {"device": "d", "site": "s", "temp": 7.5, "ts": 10**20}),  # HTTP 400 for the call
     ]
     try:
         await deliver(sink, [good, *crafted], dead)
@@ -91,3 +95,34 @@ async def test_crafted_texts_neither_move_a_point_nor_fail_their_neighbours(infl
     ]
     assert sorted(dead.entries) == sorted(r.identity for r in crafted)
     assert {entry.error_type for entry in dead.entries.values()} == {"ValidationError"}
+    assert sink.stats.failed_calls == 0  # each refused before the call, none bisected out
+
+
+async def test_readings_of_one_request_timed_by_arrival_are_all_kept(influxdb_url: str) -> None:
+    # plain Kinesis records of one PutRecords request share their arrival millisecond and
+    # sub-sequence number 0: written at one time, InfluxDB kept the last reading only
+    database = f"db_{uuid.uuid4().hex[:10]}"
+    await query(influxdb_url, database, f'CREATE DATABASE "{database}"')
+    arrival = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    batch = [
+        ConsumedRecord(
+            json.dumps({"device": "d1", "temp": 20.0 + i}).encode(),
+            "d1",
+            KinesisPosition(
+                "s",
+                "shardId-000000000000",
+                str(49590338271490256608559692538361571095921575989136588898 + i * 2**64),
+            ),
+            arrival_time=arrival,
+        )
+        for i in range(50)
+    ]
+    sink = InfluxDBSink(influxdb_url, database=database, mapping=FieldMapping(dimensions=("device",)))
+    try:
+        await deliver(sink, batch, MemoryDeadLetter())
+        await deliver(sink, batch, MemoryDeadLetter())  # a replay lands on the same points
+    finally:
+        await sink.close()
+    result = await query(influxdb_url, database, "SELECT temp FROM metrics")
+    values = result["results"][0]["series"][0]["values"]
+    assert sorted(row[1] for row in values) == [20.0 + i for i in range(50)]

@@ -69,7 +69,8 @@ def test_records_sharing_an_arrival_millisecond_are_distinct_points_stable_acros
     ]
     mapping = FieldMapping(dimensions=("device",))
     times = [mapping.time_ns(record, {}) for record in aggregate + kafka]
-    assert times == [base, base + 1, base + 2, base + 5, base + 6]
+    # pinned: a change here moves every point already written to another time
+    assert times == [base + 711_738, base + 711_739, base + 711_740, base + 5, base + 6]
     assert [arrival_ns(record) for record in aggregate + kafka] == times  # the same on a replay
     point_times = {to_line(record, mapping).split()[-1] for record in aggregate}
     assert len(point_times) == 3
@@ -78,3 +79,38 @@ def test_records_sharing_an_arrival_millisecond_are_distinct_points_stable_acros
     assert arrival_ns(ConsumedRecord(b"{}", "k", aggregate[2].position, arrival_time=precise)) == (
         base + 456_000
     )
+
+
+def test_plain_records_of_one_request_are_distinct_points_stable_across_replays() -> None:
+    # plain records of one PutRecords request share their arrival millisecond and each has
+    # sub-sequence number 0: with that number alone below the millisecond, a device's readings
+    # sent together were one point, and InfluxDB kept the last of them
+    arrival = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    sequences = (
+        "49590338271490256608559692538361571095921575989136588898",
+        "49590338271490256608559692540925702759324208523137515618",
+    )
+    readings = [
+        ConsumedRecord(
+            b'{"device": "d1", "temp": %d}' % index,
+            "d1",
+            KinesisPosition("s", "shardId-000000000000", sequence),
+            arrival_time=arrival,
+        )
+        for index, sequence in enumerate(sequences)
+    ]
+    mapping = FieldMapping(dimensions=("device",))
+    base = 1_714_564_800_000_000_000
+    assert [arrival_ns(record) for record in readings] == [base + 582_017, base + 149_169]
+    lines = [to_line(record, mapping) for record in readings]
+    assert len({line.split()[-1] for line in lines}) == 2
+    # the stream's name or ARN, whichever the reader was given, does not move the point
+    by_arn = ConsumedRecord(
+        readings[0].data,
+        "d1",
+        KinesisPosition(
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/s", "shardId-000000000000", sequences[0]
+        ),
+        arrival_time=arrival,
+    )
+    assert arrival_ns(by_arn) == arrival_ns(readings[0])

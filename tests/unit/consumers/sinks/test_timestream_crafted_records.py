@@ -99,6 +99,25 @@ async def test_a_single_measure_record_refuses_alone_too() -> None:
     _assert_rejected_alone(results, client)
 
 
+async def test_a_single_measure_record_of_more_measures_than_one_call_takes_is_rejected_alone() -> None:
+    # each measure is a Timestream record of its own, and botocore refuses a call of more than
+    # 100: the record got a call of its own, which failed as a whole, and held its neighbours
+    mapping = FieldMapping(dimensions=("device",), time_field="ts", multi_measure=False)
+    crafted = _record(2, _reading(2, **{f"m{i}": i for i in range(101)}))
+    results, client = await _write_between_neighbours(crafted, mapping)
+    _assert_rejected_alone(results, client)
+    assert "101 measures" in results[1].reason
+
+
+async def test_a_single_measure_record_of_as_many_measures_as_one_call_takes_is_written() -> None:
+    client = ValidatingTimestream()
+    mapping = FieldMapping(dimensions=("device",), time_field="ts", multi_measure=False)
+    sink = TimestreamSink("db", "table", client=client, mapping=mapping)
+    results = await sink.write([_record(1, _reading(1, **{f"m{i}": i for i in range(100)}))])
+    assert [r.outcome for r in results] == [Outcome.WRITTEN]
+    assert len(client.records) == 100
+
+
 @pytest.mark.parametrize(
     "name", ["", "time", "measure_name", "measure_value", "measure_value::double", "ts_x", "a:b", "n" * 257]
 )

@@ -4,7 +4,7 @@ once, instead of being acknowledged as a duplicate it never was.
 
 Real Kinesis sequence numbers are past 2**53, so a record's version is its arrival time in
 milliseconds (:mod:`consumers.sinks.versioning`), and plain records of one PutRecords request
-share it; without a time field in the mapping they share the point's time as well."""
+share it; two readings of one device carrying the same time field then share the point too."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from shardline.records import ConsumedRecord, KinesisPosition
 from tests.faults.workflow import deliver
 from tests.unit.consumers.sinks.timestream_doubles import UpsertingTimestream
 
-MAPPING = FieldMapping(dimensions=("device",))
+MAPPING = FieldMapping(dimensions=("device",), time_field="ts")
 ARRIVAL = datetime(2024, 5, 1, 12, tzinfo=UTC)
 SEQUENCES = (
     "49590338271490256608559692538361571095921575989136588898",
@@ -42,7 +42,7 @@ class ListDeadLetter:
 
 
 def _reading(sequence: str, temp: float) -> ConsumedRecord:
-    payload = json.dumps({"device": "d1", "temp": temp}).encode()
+    payload = json.dumps({"device": "d1", "temp": temp, "ts": 1_714_564_800_000}).encode()
     return ConsumedRecord(
         payload, "d1", KinesisPosition("s", "shardId-000000000000", sequence), arrival_time=ARRIVAL
     )
@@ -87,3 +87,15 @@ async def test_a_newer_version_held_by_the_table_still_makes_the_older_write_a_d
     sink = TimestreamSink("db", "table", client=HoldsOneAbove(), mapping=MAPPING)
     results = await sink.write([_reading(SEQUENCES[0], 20.5)])
     assert [r.outcome for r in results] == [Outcome.DUPLICATE]
+
+
+async def test_readings_of_one_request_timed_by_arrival_are_two_points_both_written() -> None:
+    # their versions still tie, but below the millisecond each has a time of its own
+    client = UpsertingTimestream()
+    sink = TimestreamSink("db", "table", client=client, mapping=FieldMapping(dimensions=("device",)))
+    first, second = _reading(SEQUENCES[0], 20.5), _reading(SEQUENCES[1], 21.0)
+    dead = ListDeadLetter()
+    workflow = await deliver(sink, [first, second], dead)
+    assert dead.entries == []
+    assert (workflow.counts.written, workflow.counts.duplicates) == (2, 0)
+    assert sorted(value[0]["Value"] for value in client.values().values()) == ["20.5", "21.0"]
