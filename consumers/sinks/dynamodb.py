@@ -144,8 +144,8 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
-            # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
-            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision.
+            # ArithmeticError: decimal's Overflow, Underflow, Inexact and Rounded, for numbers
+            # past DynamoDB's 38 digits of precision (its range is checked above).
             # RecursionError: the serializer recurses several frames a level; the nesting
             # check above stops a payload long before, this stays as the last guard.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
@@ -269,6 +269,14 @@ _MAX_LEVELS = 32
 maps or lists, and refuses one under 32 (ValidationException, "Nesting Levels have exceeded
 supported limits") for the whole BatchWriteItem call."""
 
+_MIN_EXPONENT = -130
+_MAX_EXPONENT = 125
+"""The adjusted exponents of the numbers DynamoDB stores: magnitudes from 1E-130 to
+9.9999999999999999999999999999999999999E+125 (and zero).  boto3's serializer checks a wider
+range (its context's ``Emin=-128``, ``Emax=126`` and the subnormals below ``Emin``), so
+``1E+126`` and ``1E-131`` reached the call, and DynamoDB refused the whole BatchWriteItem
+("Number overflow" / "Number underflow")."""
+
 
 def _document_fault(payload: Mapping[str, Any]) -> str | None:
     """What DynamoDB cannot take in the item, found before the call; ``None``: nothing.
@@ -277,6 +285,8 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
     pipeline then bisected to find the record, or never let it end:
 
     - nesting past :data:`_MAX_LEVELS` (DynamoDB refuses the call; moto takes it);
+    - a number outside DynamoDB's range (:data:`_MAX_EXPONENT`) that boto3's serializer
+      lets through;
     - a text with no UTF-8 form, a lone surrogate (a JSON ``"\\ud800"`` escape), in a value or
       an attribute name at any depth.  DynamoDB keeps strings as UTF-8, so it can only refuse
       the call or keep a text the payload did not hold; moto answers HTTP 500, which the
@@ -290,6 +300,10 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
         if isinstance(value, str):
             if not _has_utf8(value):
                 return "a text with no UTF-8 form (a lone surrogate)"
+        elif isinstance(value, Decimal):
+            # JSON integers are ints: past 38 digits the serializer refuses them itself
+            if value.is_finite() and value and not _MIN_EXPONENT <= value.adjusted() <= _MAX_EXPONENT:
+                return "a number outside DynamoDB's range (1E-130 to 9.9E+125 in magnitude)"
         elif isinstance(value, dict | list) and value:
             if level + 1 > _MAX_LEVELS:
                 return f"nested deeper than DynamoDB's {_MAX_LEVELS} levels"
@@ -314,8 +328,13 @@ def _has_utf8(text: str) -> bool:
 
 def _key_text(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"N"}:
+        number = Decimal(value["N"])
+        if not number:
+            # DynamoDB has one zero: "-0.0" (JSON's negative zero, read as a Decimal) and "0"
+            # are one item, and both in one BatchWriteItem failed the call as duplicate keys
+            return "N:0"
         # DynamoDB's own context: 38 digits, as exact as the numbers it stores
-        return "N:" + str(Decimal(value["N"]).normalize(DYNAMODB_CONTEXT))
+        return "N:" + str(number.normalize(DYNAMODB_CONTEXT))
     return json.dumps(value, sort_keys=True)
 
 
