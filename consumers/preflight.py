@@ -182,15 +182,22 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
 
 def _keyed_like_the_sink(describe: Callable[[], Awaitable[Any]], uri: str) -> Callable[[], Awaitable[Any]]:
     """The DynamoDB sink table's lookup, which also refuses a table keyed by other attributes
-    than the sink's items carry (:func:`consumers.sinks.dynamodb_keys.check_key_schema`)."""
+    than the sink's items carry, or keying the record identity by a number or binary
+    (:func:`consumers.sinks.dynamodb_keys.check_key_schema`)."""
 
     async def probe() -> Any:
-        from consumers.sinks.dynamodb_keys import check_key_schema, key_attributes_of_query
+        from consumers.sinks.dynamodb_keys import (
+            check_key_schema,
+            identity_keyed_query,
+            key_attributes_of_query,
+        )
         from consumers.sinks.uri import parse_uri
 
         answer = await describe()
         _scheme, netloc, _path, query = parse_uri(uri)
-        check_key_schema(netloc, answer, key_attributes_of_query(query))
+        check_key_schema(
+            netloc, answer, key_attributes_of_query(query), identity_key=identity_keyed_query(query)
+        )
         return answer
 
     return probe
