@@ -110,6 +110,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         self.key_attributes = key_attributes(self.mapping, key_attribute)
         self.version_attribute = version_attribute
         self.position_attribute = f"{version_attribute}_position"
+        _check_attribute_names(self.key_attributes, version_attribute, self.position_attribute)
         self._identity_key = not self.mapping.keys
         self._concurrency = asyncio.Semaphore(concurrency)
         self.client = LazyClient("dynamodb", client=client, session=session, endpoint_url=endpoint_url)
@@ -262,6 +263,28 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
                 # of dead-lettering every item; anything else is bisected to its item.
                 return EntryResult.call_error(error), None
         return EntryResult.written(), None
+
+
+def _check_attribute_names(keys: Sequence[str], version: str, position: str) -> None:
+    """Refuse attribute names that would spoil every item, at construction.
+
+    An empty name (``?version_attribute=`` from a template whose variable was unset) is an
+    attribute DynamoDB refuses, in every item: each call failed, was bisected down to single
+    records and the whole stream dead-lettered.  A key attribute that is also the version
+    attribute (or its ``_position`` companion) had its value replaced by the version after
+    the key was checked: records whose versions tie landed on one item and overwrote each
+    other, and a number went where the table keys a string.
+    """
+    if not version:
+        raise ConfigurationError("DynamoDB sink needs a non-empty version attribute name")
+    if not all(keys):
+        raise ConfigurationError("DynamoDB sink key attribute names must not be empty")
+    clash = sorted({version, position} & set(keys))
+    if clash:
+        raise ConfigurationError(
+            f"DynamoDB sink attribute {clash[0]!r} cannot be both a key attribute and the sink's "
+            "version attribute: choose another version_attribute"
+        )
 
 
 _MAX_LEVELS = 32
