@@ -28,7 +28,7 @@ import asyncio
 import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
@@ -121,7 +121,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
     # --- primitives -------------------------------------------------------------------------
 
     def encode(self, record: ConsumedRecord) -> DynamoDBEntry:
-        payload = decode_object(record, parse_float=Decimal)
+        payload = decode_object(record, parse_float=Decimal, parse_int=_parse_int)
         if "" in payload:
             # DynamoDB refuses the whole BatchWriteItem call over it, which bisected the batch
             raise SerializationError("payload cannot be a DynamoDB item: a field with an empty name")
@@ -324,7 +324,6 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
             if not _has_utf8(value):
                 return "a text with no UTF-8 form (a lone surrogate)"
         elif isinstance(value, Decimal):
-            # JSON integers are ints: past 38 digits the serializer refuses them itself
             if value.is_finite() and value and not _MIN_EXPONENT <= value.adjusted() <= _MAX_EXPONENT:
                 return "a number outside DynamoDB's range (1E-130 to 9.9E+125 in magnitude)"
         elif isinstance(value, dict | list) and value:
@@ -337,6 +336,28 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
             else:
                 stack.extend((member, level + 1) for member in value)
     return None
+
+
+_INT_DIGITS = 38
+"""DynamoDB's precision: a JSON integer of up to this many digits is stored as it is."""
+
+
+def _parse_int(text: str) -> int | Decimal:
+    """A JSON integer as DynamoDB counts it: by its significant digits.
+
+    DynamoDB trims trailing zeros, so ``1`` followed by 41 zeros is one digit of precision and
+    stored; boto3's serializer counts every digit of a Python int and refused it (decimal's
+    Rounded), dead-lettering a number the table takes.  A longer integer becomes the exact
+    ``Decimal`` without its trailing zeros (``1E+41``); one with more than 38 significant
+    digits is still refused, and one past DynamoDB's range too (:func:`_document_fault`).
+    """
+    digits = len(text.lstrip("-"))
+    if digits <= _INT_DIGITS:
+        return int(text)
+    number = Decimal(text)
+    if digits > _MAX_EXPONENT + 1:
+        return number  # past 9.9E+125 whatever its zeros (JSON has no leading ones): refused
+    return number.normalize(Context(prec=digits))
 
 
 def _has_utf8(text: str) -> bool:

@@ -7,10 +7,13 @@ BatchWriteItem over one number between the two, so every neighbour's call failed
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from consumers.sinks.base import Outcome
 from consumers.sinks.dynamodb import DynamoDBSink
+from shardline.errors import SerializationError
 from shardline.records import ConsumedRecord, KinesisPosition
 from tests.unit.consumers.sinks.dynamodb_doubles import AcceptingDynamoDB
 
@@ -56,3 +59,33 @@ def test_numbers_at_the_edges_of_the_range_are_kept(number: str, stored: str) ->
     sink = DynamoDBSink("table", client=object())
     record = _record(1, b'{"n": ' + number.encode() + b"}")
     assert sink.encode(record).item["n"] == {"N": stored}
+
+
+@pytest.mark.parametrize(
+    ("number", "stored"),
+    [
+        ("1" + "0" * 41, "1E+41"),  # one significant digit: DynamoDB trims trailing zeros
+        ("-123" + "0" * 60, "-1.23E+62"),
+        ("9" * 38 + "0" * 88, "9.9999999999999999999999999999999999999E+125"),
+        ("1" * 38, "1" * 38),
+    ],
+)
+def test_a_long_integer_dynamodb_can_hold_is_kept_exactly(number: str, stored: str) -> None:
+    sink = DynamoDBSink("table", client=object())
+    item = sink.encode(_record(1, b'{"n": ' + number.encode() + b"}")).item
+    assert item["n"] == {"N": stored}
+    assert Decimal(item["n"]["N"]) == Decimal(number)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" * 39,  # 39 significant digits
+        "1" + "0" * 126,  # 1E+126
+        "9" * 5000,  # past Python's int-string limit as well as the range
+    ],
+)
+def test_a_long_integer_dynamodb_cannot_hold_is_rejected_alone(number: str) -> None:
+    sink = DynamoDBSink("table", client=object())
+    with pytest.raises(SerializationError, match="cannot be a DynamoDB item"):
+        sink.encode(_record(1, b'{"n": ' + number.encode() + b"}"))
