@@ -21,7 +21,7 @@ from typing import Any
 
 from shardline.clients import aiobotocore_client
 from shardline.errormap import map_aws_errors, map_kafka_errors
-from shardline.errors import MissingResourceError, ResourceNotFoundError
+from shardline.errors import ConfigurationError, MissingResourceError, ResourceNotFoundError
 from shardline.uripaths import is_file_uri
 
 __all__ = [
@@ -164,8 +164,14 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
             netloc,
             option,
             "firehose",
-            _aws_probe(
-                "firehose", "describe_delivery_stream", endpoint_url=endpoint_url, DeliveryStreamName=netloc
+            _put_into(
+                _aws_probe(
+                    "firehose",
+                    "describe_delivery_stream",
+                    endpoint_url=endpoint_url,
+                    DeliveryStreamName=netloc,
+                ),
+                netloc,
             ),
         )
     if scheme == "timestream" and netloc and path.strip("/"):
@@ -182,15 +188,43 @@ def sink_check(uri: str, option: str = "--sink") -> ResourceCheck | None:
 
 def _keyed_like_the_sink(describe: Callable[[], Awaitable[Any]], uri: str) -> Callable[[], Awaitable[Any]]:
     """The DynamoDB sink table's lookup, which also refuses a table keyed by other attributes
-    than the sink's items carry (:func:`consumers.sinks.dynamodb_keys.check_key_schema`)."""
+    than the sink's items carry, or keying the record identity by a number or binary
+    (:func:`consumers.sinks.dynamodb_keys.check_key_schema`)."""
 
     async def probe() -> Any:
-        from consumers.sinks.dynamodb_keys import check_key_schema, key_attributes_of_query
+        from consumers.sinks.dynamodb_keys import (
+            check_key_schema,
+            identity_keyed_query,
+            key_attributes_of_query,
+        )
         from consumers.sinks.uri import parse_uri
 
         answer = await describe()
         _scheme, netloc, _path, query = parse_uri(uri)
-        check_key_schema(netloc, answer, key_attributes_of_query(query))
+        check_key_schema(
+            netloc, answer, key_attributes_of_query(query), identity_key=identity_keyed_query(query)
+        )
+        return answer
+
+    return probe
+
+
+def _put_into(describe: Callable[[], Awaitable[Any]], name: str) -> Callable[[], Awaitable[Any]]:
+    """The Firehose sink's delivery stream lookup, which also refuses a stream that takes no
+    PutRecordBatch: one reading a Kinesis stream or an MSK topic (``DeliveryStreamType`` other
+    than ``DirectPut``).  Firehose answers every put to it with InvalidArgumentException ("not
+    permitted on KinesisStreamAsSource delivery stream type"), the same for every record: each
+    batch was bisected down to single records and the whole stream dead-lettered while the
+    checkpoints moved on."""
+
+    async def probe() -> Any:
+        answer = await describe()
+        kind = ((answer or {}).get("DeliveryStreamDescription") or {}).get("DeliveryStreamType")
+        if kind is not None and kind != "DirectPut":
+            raise ConfigurationError(
+                f"Firehose delivery stream {name!r} reads its records itself ({kind}) and refuses "
+                "every put: give the sink a delivery stream whose source is Direct PUT"
+            )
         return answer
 
     return probe

@@ -28,7 +28,7 @@ import asyncio
 import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
@@ -110,6 +110,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         self.key_attributes = key_attributes(self.mapping, key_attribute)
         self.version_attribute = version_attribute
         self.position_attribute = f"{version_attribute}_position"
+        _check_attribute_names(self.key_attributes, version_attribute, self.position_attribute)
         self._identity_key = not self.mapping.keys
         self._concurrency = asyncio.Semaphore(concurrency)
         self.client = LazyClient("dynamodb", client=client, session=session, endpoint_url=endpoint_url)
@@ -120,7 +121,7 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
     # --- primitives -------------------------------------------------------------------------
 
     def encode(self, record: ConsumedRecord) -> DynamoDBEntry:
-        payload = decode_object(record, parse_float=Decimal)
+        payload = decode_object(record, parse_float=Decimal, parse_int=_parse_int)
         if "" in payload:
             # DynamoDB refuses the whole BatchWriteItem call over it, which bisected the batch
             raise SerializationError("payload cannot be a DynamoDB item: a field with an empty name")
@@ -144,8 +145,8 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         try:
             item = {name: _serializer.serialize(value) for name, value in payload.items()}
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
-            # ArithmeticError: decimal's Overflow, Underflow and Inexact, for numbers outside
-            # DynamoDB's range (1E-130 to 9.9E+125) or past its 38 digits of precision.
+            # ArithmeticError: decimal's Overflow, Underflow, Inexact and Rounded, for numbers
+            # past DynamoDB's 38 digits of precision (its range is checked above).
             # RecursionError: the serializer recurses several frames a level; the nesting
             # check above stops a payload long before, this stays as the last guard.
             raise SerializationError(f"payload cannot be a DynamoDB item: {type(exc).__name__}") from exc
@@ -264,10 +265,40 @@ class DynamoDBSink(BatchingSink[DynamoDBEntry]):
         return EntryResult.written(), None
 
 
+def _check_attribute_names(keys: Sequence[str], version: str, position: str) -> None:
+    """Refuse attribute names that would spoil every item, at construction.
+
+    An empty name (``?version_attribute=`` from a template whose variable was unset) is an
+    attribute DynamoDB refuses, in every item: each call failed, was bisected down to single
+    records and the whole stream dead-lettered.  A key attribute that is also the version
+    attribute (or its ``_position`` companion) had its value replaced by the version after
+    the key was checked: records whose versions tie landed on one item and overwrote each
+    other, and a number went where the table keys a string.
+    """
+    if not version:
+        raise ConfigurationError("DynamoDB sink needs a non-empty version attribute name")
+    if not all(keys):
+        raise ConfigurationError("DynamoDB sink key attribute names must not be empty")
+    clash = sorted({version, position} & set(keys))
+    if clash:
+        raise ConfigurationError(
+            f"DynamoDB sink attribute {clash[0]!r} cannot be both a key attribute and the sink's "
+            "version attribute: choose another version_attribute"
+        )
+
+
 _MAX_LEVELS = 32
 """DynamoDB's nesting limit, a top-level attribute being level 1: it stores a value under 31
 maps or lists, and refuses one under 32 (ValidationException, "Nesting Levels have exceeded
 supported limits") for the whole BatchWriteItem call."""
+
+_MIN_EXPONENT = -130
+_MAX_EXPONENT = 125
+"""The adjusted exponents of the numbers DynamoDB stores: magnitudes from 1E-130 to
+9.9999999999999999999999999999999999999E+125 (and zero).  boto3's serializer checks a wider
+range (its context's ``Emin=-128``, ``Emax=126`` and the subnormals below ``Emin``), so
+``1E+126`` and ``1E-131`` reached the call, and DynamoDB refused the whole BatchWriteItem
+("Number overflow" / "Number underflow")."""
 
 
 def _document_fault(payload: Mapping[str, Any]) -> str | None:
@@ -277,6 +308,8 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
     pipeline then bisected to find the record, or never let it end:
 
     - nesting past :data:`_MAX_LEVELS` (DynamoDB refuses the call; moto takes it);
+    - a number outside DynamoDB's range (:data:`_MAX_EXPONENT`) that boto3's serializer
+      lets through;
     - a text with no UTF-8 form, a lone surrogate (a JSON ``"\\ud800"`` escape), in a value or
       an attribute name at any depth.  DynamoDB keeps strings as UTF-8, so it can only refuse
       the call or keep a text the payload did not hold; moto answers HTTP 500, which the
@@ -290,6 +323,9 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
         if isinstance(value, str):
             if not _has_utf8(value):
                 return "a text with no UTF-8 form (a lone surrogate)"
+        elif isinstance(value, Decimal):
+            if value.is_finite() and value and not _MIN_EXPONENT <= value.adjusted() <= _MAX_EXPONENT:
+                return "a number outside DynamoDB's range (1E-130 to 9.9E+125 in magnitude)"
         elif isinstance(value, dict | list) and value:
             if level + 1 > _MAX_LEVELS:
                 return f"nested deeper than DynamoDB's {_MAX_LEVELS} levels"
@@ -300,6 +336,28 @@ def _document_fault(payload: Mapping[str, Any]) -> str | None:
             else:
                 stack.extend((member, level + 1) for member in value)
     return None
+
+
+_INT_DIGITS = 38
+"""DynamoDB's precision: a JSON integer of up to this many digits is stored as it is."""
+
+
+def _parse_int(text: str) -> int | Decimal:
+    """A JSON integer as DynamoDB counts it: by its significant digits.
+
+    DynamoDB trims trailing zeros, so ``1`` followed by 41 zeros is one digit of precision and
+    stored; boto3's serializer counts every digit of a Python int and refused it (decimal's
+    Rounded), dead-lettering a number the table takes.  A longer integer becomes the exact
+    ``Decimal`` without its trailing zeros (``1E+41``); one with more than 38 significant
+    digits is still refused, and one past DynamoDB's range too (:func:`_document_fault`).
+    """
+    digits = len(text.lstrip("-"))
+    if digits <= _INT_DIGITS:
+        return int(text)
+    number = Decimal(text)
+    if digits > _MAX_EXPONENT + 1:
+        return number  # past 9.9E+125 whatever its zeros (JSON has no leading ones): refused
+    return number.normalize(Context(prec=digits))
 
 
 def _has_utf8(text: str) -> bool:
@@ -314,8 +372,13 @@ def _has_utf8(text: str) -> bool:
 
 def _key_text(value: Any) -> str:
     if isinstance(value, dict) and set(value) == {"N"}:
+        number = Decimal(value["N"])
+        if not number:
+            # DynamoDB has one zero: "-0.0" (JSON's negative zero, read as a Decimal) and "0"
+            # are one item, and both in one BatchWriteItem failed the call as duplicate keys
+            return "N:0"
         # DynamoDB's own context: 38 digits, as exact as the numbers it stores
-        return "N:" + str(Decimal(value["N"]).normalize(DYNAMODB_CONTEXT))
+        return "N:" + str(number.normalize(DYNAMODB_CONTEXT))
     return json.dumps(value, sort_keys=True)
 
 

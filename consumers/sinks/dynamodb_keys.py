@@ -13,7 +13,13 @@ from typing import Any
 from consumers.sinks.mapping import FieldMapping
 from shardline.errors import ConfigurationError
 
-__all__ = ["DEFAULT_KEY_ATTRIBUTE", "check_key_schema", "key_attributes", "key_attributes_of_query"]
+__all__ = [
+    "DEFAULT_KEY_ATTRIBUTE",
+    "check_key_schema",
+    "identity_keyed_query",
+    "key_attributes",
+    "key_attributes_of_query",
+]
 
 DEFAULT_KEY_ATTRIBUTE = "pk"
 """The attribute that takes the record identity when the mapping names no key fields."""
@@ -29,7 +35,17 @@ def key_attributes_of_query(query: Mapping[str, str]) -> tuple[str, ...]:
     return key_attributes(FieldMapping.from_options(query), query.get("key_attribute", DEFAULT_KEY_ATTRIBUTE))
 
 
-def check_key_schema(table: str, description: Mapping[str, Any], keys: Sequence[str]) -> None:
+def identity_keyed_query(query: Mapping[str, str]) -> bool:
+    """Whether a ``dynamodb://`` URI's sink keys its items by the record identity (a string)."""
+    return not FieldMapping.from_options(query).keys
+
+
+_TYPE_NAMES = {"S": "string", "N": "number", "B": "binary"}
+
+
+def check_key_schema(
+    table: str, description: Mapping[str, Any], keys: Sequence[str], *, identity_key: bool = False
+) -> None:
     """Refuse a table (its DescribeTable answer) keyed by other attributes than the items carry.
 
     DynamoDB refuses every item without the table's key attributes (ValidationException,
@@ -37,12 +53,31 @@ def check_key_schema(table: str, description: Mapping[str, Any], keys: Sequence[
     records and the whole stream dead-lettered, its checkpoints moving on.  Key attributes the
     table does not key by are refused too: the sink would tell items apart by them, and two
     writes of one item in one BatchWriteItem call fail the call.
+
+    ``identity_key``: the items' one key attribute takes the record identity, always a string.
+    A table keying that attribute by a number or binary refused every item the same way
+    ("Type mismatch for key"); it is refused here too.  Keys taken from payload fields have
+    whatever type each payload gives, so a mismatch there is the record's own fault.
     """
-    schema = (description.get("Table") or {}).get("KeySchema") or ()
+    described = description.get("Table") or {}
+    schema = described.get("KeySchema") or ()
     table_keys = tuple(str(element.get("AttributeName")) for element in schema)
     if table_keys and set(table_keys) != set(keys):
         raise ConfigurationError(
             f"DynamoDB table {table!r} is keyed by {', '.join(table_keys)} but the sink's items by "
             f"{', '.join(keys)}: name the table's key attributes with ?key= (payload fields) or "
             "?key_attribute= (the attribute that takes the record identity)"
+        )
+    if not identity_key or not table_keys:
+        return
+    types = {
+        str(definition.get("AttributeName")): str(definition.get("AttributeType"))
+        for definition in described.get("AttributeDefinitions") or ()
+    }
+    kind = types.get(keys[0])
+    if kind is not None and kind != "S":
+        raise ConfigurationError(
+            f"DynamoDB table {table!r} keys {keys[0]!r} by {_TYPE_NAMES.get(kind, kind)} but the sink "
+            "writes the record identity there, a string: use a table whose key attribute is a "
+            "string, or name payload fields with ?key="
         )

@@ -29,16 +29,20 @@ TIME_UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
 def decode_object(
-    record: ConsumedRecord, *, parse_float: Callable[[str], Any] | None = None
+    record: ConsumedRecord,
+    *,
+    parse_float: Callable[[str], Any] | None = None,
+    parse_int: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
     """The record's payload as a JSON object; a poison record raises ``SerializationError``.
 
     Nesting deep enough to exhaust the parser is poison too (``RecursionError``): typed here,
     the record is rejected on its own instead of failing its whole sink call.
-    ``parse_float`` is ``json.loads``'s (DynamoDB takes numbers as ``Decimal``).
+    ``parse_float`` and ``parse_int`` are ``json.loads``'s (DynamoDB takes numbers as
+    ``Decimal``).
     """
     try:
-        value = json.loads(record.data, parse_float=parse_float)
+        value = json.loads(record.data, parse_float=parse_float, parse_int=parse_int)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SerializationError(f"payload is not JSON ({type(exc).__name__})") from exc
     if not isinstance(value, dict):

@@ -312,3 +312,25 @@ async def test_dynamodb_texts_without_a_utf8_form_are_refused_alone_and_their_ne
     assert sorted(int(e["position"]["sequence_number"]) for e in entries) == [2, 3, 4]
     assert {e["error_type"] for e in entries} == {"SerializationError"}
     assert sink.stats.calls == 1
+
+
+async def test_dynamodb_numbers_past_its_range_are_refused_alone_and_their_neighbours_land(
+    aws: dict[str, Any],
+) -> None:
+    # boto3's serializer takes 1E-131 (a subnormal of its decimal context); moto, like
+    # DynamoDB, refuses it for the whole BatchWriteItem, which was then bisected
+    table = await new_table(aws["dynamodb"])
+    bucket = await new_bucket(aws["s3"])
+    dead = S3DeadLetter(bucket, "dlq", client=aws["s3"])
+    crafted = [record(2, b'{"reading": 1E-131}'), record(3, b'{"nested": {"readings": [1, -2.5E-140]}}')]
+    batch = [*telemetry(1), *crafted, *telemetry(1, start=4)]
+    sink = DynamoDBSink(table, client=aws["dynamodb"])
+
+    await deliver(sink, batch, dead, retry=RetryPolicy(max_attempts=2, initial_backoff=0.0, max_backoff=0.0))
+
+    _, items = await dynamodb_state(aws["dynamodb"], table)
+    assert sorted(item["pk"]["S"].split("/")[2] for item in items) == ["1", "4"]
+    _, entries = await dead_letter_state(aws["s3"], bucket, "dlq/")
+    assert sorted(int(e["position"]["sequence_number"]) for e in entries) == [2, 3]
+    assert {e["error_type"] for e in entries} == {"SerializationError"}
+    assert sink.stats.calls == 1

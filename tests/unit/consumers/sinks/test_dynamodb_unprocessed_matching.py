@@ -57,8 +57,13 @@ async def test_an_unprocessed_item_is_resent_not_reported_written(
     assert [result.outcome for result in results] == [Outcome.THROTTLED, Outcome.WRITTEN]
 
 
-def test_two_spellings_of_one_number_key_are_one_item() -> None:
+@pytest.mark.parametrize(("first", "second"), [(b"1", b"1.0"), (b"0", b"-0.0"), (b"-0.0", b"0E+5")])
+def test_two_spellings_of_one_number_key_are_one_item(first: bytes, second: bytes) -> None:
     sink = DynamoDBSink("readings", client=object(), mapping=FieldMapping(keys=("device",)))
-    one = sink.encode(ConsumedRecord(b'{"device": 1}', "k", KinesisPosition("s", "shardId-0", "1")))
-    same = sink.encode(ConsumedRecord(b'{"device": 1.0}', "k", KinesisPosition("s", "shardId-0", "2")))
+    one = sink.encode(
+        ConsumedRecord(b'{"device": ' + first + b"}", "k", KinesisPosition("s", "shardId-0", "1"))
+    )
+    same = sink.encode(
+        ConsumedRecord(b'{"device": ' + second + b"}", "k", KinesisPosition("s", "shardId-0", "2"))
+    )
     assert sink.entry_key(one) == sink.entry_key(same)
