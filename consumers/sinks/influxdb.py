@@ -161,6 +161,7 @@ class InfluxDBSink(BatchingSink[bytes]):
         super().__init__(**kwargs)
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError("InfluxDB URL must start with http:// or https://")
+        _check_authority(url)
         if bool(database) == bool(bucket):
             raise ConfigurationError("give either database (v1 API) or org and bucket (v2 API)")
         if bucket and not org:
@@ -255,6 +256,29 @@ def _utf8(line: str) -> bytes:
         raise ValidationError(f"text has no UTF-8 form (character {exc.start} of the line)") from None
 
 
+def _check_authority(url: str) -> None:
+    """The URL must be a base address: a host, a numeric port if any, an optional path.
+
+    A password holding ``/``, ``?`` or ``#`` that is not percent-encoded ends the authority
+    early: ``http://admin:1234/pw@influx:8086`` reads as host ``admin``, port 1234 and a
+    path.  Such a URL passed the plaintext check (no password was seen), its ``repr`` showed
+    the password (no user info was seen either), and the points went in the clear to another
+    host with the password in the request line.  An ``@`` after the host, a query or a
+    fragment cannot belong to a base address (``/write`` is appended to it), so each is
+    refused; the error shows only the scheme, since where the URL was cut is unknown.
+    """
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number (or out of range); its text unsaid
+        port_ok = False
+    if not parts.hostname or not port_ok or "@" in parts.path or "?" in url or "#" in url:
+        raise ConfigurationError(
+            f"InfluxDB URL {parts.scheme}://... is not a base address HOST[:PORT][/PATH]: "
+            "percent-encode a '/', '?', '#' or '@' in the user name or password (%2F, %3F, %23, %40)"
+        )
+
+
 def _refuse_plaintext_credentials(url: str, token: str | None) -> None:
     """A token or password must not cross the network in the clear."""
     parts = urlsplit(url)
@@ -304,6 +328,9 @@ def from_uri(
     if "token" in query:
         raise ConfigurationError("do not put the InfluxDB token in the URI; use INFLUX_TOKEN")
     scheme = "https" if uri.lower().startswith(("influxdb+https://", "influxdbs://")) else "http"
+    # The authority as written, still percent-encoded: ``netloc`` comes decoded, and a decoded
+    # "%2F", "%3F" or "%23" in a password moved the host into the password (see _check_authority).
+    netloc = urlsplit(uri).netloc
     if scheme == "http":
         warn_if_plaintext_remote(logger, f"InfluxDB sink {redact_url(uri)}", netloc)
     database = path.strip("/") or None
