@@ -19,7 +19,8 @@ are never copied into errors: InfluxDB echoes the rejected line.
 Tokens and URL credentials (``user:password@``) never appear in reprs or errors, and are
 never sent in plaintext beyond the machine: a token or password with an ``http://`` URL to a
 host that is not loopback is a :class:`~shardline.errors.ConfigurationError` naming the
-URL.  TLS is verified unless a session says otherwise.
+URL (unless the deployment names the host in ``SHARDLINE_ALLOW_PLAINTEXT_HOSTS``).  TLS is
+verified unless a session says otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import aiohttp
 
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping, decode_object
-from shardline.endpoints import is_loopback_host, redact_url, warn_if_plaintext_remote
+from shardline.endpoints import PLAINTEXT_HOSTS_ENV, plaintext_allowed, redact_url, warn_if_plaintext_remote
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -282,13 +283,14 @@ def _check_authority(url: str) -> None:
 def _refuse_plaintext_credentials(url: str, token: str | None) -> None:
     """A token or password must not cross the network in the clear."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or is_loopback_host(parts.hostname):
+    if parts.scheme != "http" or plaintext_allowed(parts.hostname):
         return
     if token or parts.password:
         what = "a token" if token else "a password"
         raise ConfigurationError(
             f"refusing to send {what} over plaintext http to {redact_url(url)}: the host is not "
-            "loopback; use https:// (influxdb+https:// on the command line)"
+            f"loopback; use https:// (influxdb+https:// on the command line), or name the host in "
+            f"{PLAINTEXT_HOSTS_ENV} to allow it"
         )
 
 

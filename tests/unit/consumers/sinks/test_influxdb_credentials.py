@@ -134,3 +134,12 @@ async def test_an_encoded_password_reaches_the_server_decoded_in_basic_auth() ->
         await runner.cleanup()
     assert [r.outcome for r in results] == [Outcome.WRITTEN]
     assert seen == ["Basic " + base64.b64encode(b"admin:12/34#x").decode()]
+
+
+def test_a_token_goes_over_plaintext_to_a_host_named_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFLUX_TOKEN", "influx-secret-token")
+    monkeypatch.setenv("SHARDLINE_ALLOW_PLAINTEXT_HOSTS", "influxdb")
+    sink = sink_from_uri("influxdb://influxdb:8086?org=o&bucket=b")
+    assert isinstance(sink, InfluxDBSink) and sink.url == "http://influxdb:8086"
+    with pytest.raises(ConfigurationError, match="SHARDLINE_ALLOW_PLAINTEXT_HOSTS"):
+        sink_from_uri("influxdb://influx.example.com:8086?org=o&bucket=b")
