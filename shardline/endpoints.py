@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
@@ -19,6 +20,7 @@ __all__ = [
     "is_loopback_host",
     "plaintext_allowed",
     "redact_url",
+    "redact_urls_in",
     "warn_if_plaintext_remote",
 ]
 
@@ -75,6 +77,18 @@ def redact_url(url: str) -> str:
         return url
     netloc = "***@" + parts.netloc.rpartition("@")[2]
     return SplitResult(parts.scheme, netloc, parts.path, parts.query, parts.fragment).geturl()
+
+
+_USERINFO_IN_TEXT: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s@]*@")
+"""``scheme://`` and everything up to the last ``@`` before a blank: the user info of any
+URL in a text, however its password is (mis)encoded (an unencoded ``/`` included)."""
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` with the user info of every URL in it replaced by ``***@``: for messages that
+    quote a URL they were given (botocore's "Invalid endpoint: ..."), where :func:`redact_url`
+    cannot be applied to the URL alone.  An ``@`` later in a URL's path hides the path as well."""
+    return _USERINFO_IN_TEXT.sub(r"\1***@", text)
 
 
 def warn_if_plaintext_remote(logger: logging.Logger, what: str, hosts: str) -> bool:

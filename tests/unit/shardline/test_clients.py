@@ -311,3 +311,16 @@ async def test_errors_inside_the_client_block_are_not_mapped() -> None:
     with pytest.raises(ValueError, match="the caller's"):
         async with aiobotocore_client("kinesis", region_name="us-east-1"):
             raise ValueError("the caller's")
+
+
+async def test_an_unusable_endpoint_is_named_without_its_user_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore's "Invalid endpoint: <url>" quoted the URL whole, password included
+    endpoint = "https://admin:pw-secret@kinesis bad host:443"
+    with pytest.raises(ConfigurationError) as raised:
+        boto3_client("kinesis", region_name="us-east-1", endpoint_url=endpoint)
+    assert "pw-secret" not in str(raised.value) and "https://***@kinesis bad host:443" in str(raised.value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", "https://admin:pw-secret@kinesis bad host")
+    with pytest.raises(ConfigurationError) as raised:
+        async with aiobotocore_client("kinesis", region_name="us-east-1"):
+            pytest.fail("the client was handed out")
+    assert "pw-secret" not in str(raised.value) and "admin" not in str(raised.value)

@@ -48,3 +48,13 @@ def test_plaintext_is_allowed_to_loopback_and_to_hosts_named_on_purpose(
         plaintext_allowed("localstack") and plaintext_allowed("influx.test") and plaintext_allowed("fd00::1")
     )
     assert not plaintext_allowed("localstack2") and not plaintext_allowed("test")
+
+
+def test_redact_urls_in_hides_the_user_info_of_every_url_in_a_text() -> None:
+    from shardline.endpoints import redact_urls_in
+
+    text = "Invalid endpoint: https://u:pw-secret@bad host:443 and kafka://k:1/pw-secret@b:9092/t."
+    assert redact_urls_in(text) == "Invalid endpoint: https://***@bad host:443 and kafka://***@b:9092/t."
+    assert (
+        redact_urls_in("mail a@b.example, see https://h:1/x?y=1") == "mail a@b.example, see https://h:1/x?y=1"
+    )
