@@ -41,6 +41,7 @@ __all__ = [
     "Tls",
     "TlsSettings",
     "TokenSigner",
+    "refuse_kafka_user_info",
     "refuse_security_keys",
 ]
 
@@ -84,6 +85,25 @@ does, and stays tunable."""
 
 _NESTED_CONFIG_KEY: Final = "default.topic.config"
 """The one key whose value confluent-kafka merges into the configuration it belongs to."""
+
+
+def refuse_kafka_user_info(uri: str) -> None:
+    """Refuse a ``kafka://user:password@...`` URI without repeating its user info.
+
+    A ``kafka://`` URI takes no credentials: its authority is the bootstrap list, handed to
+    librdkafka as it is, so ``user:password@`` became part of a broker's name and went into
+    every librdkafka log line and error about that broker, the password with it.
+    """
+    from urllib.parse import urlsplit
+
+    from shardline.endpoints import redact_url
+
+    if "@" in urlsplit(uri).netloc:
+        raise ConfigurationError(
+            f"a kafka:// URI takes no user name or password ({redact_url(uri)!r}): give the "
+            "brokers alone and choose ?security=tls or msk-iam (SCRAM credentials are set in "
+            "code, KafkaClientConfig(security=Scram(...)))"
+        )
 
 
 def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
