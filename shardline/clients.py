@@ -56,6 +56,7 @@ __all__ = [
     "client_config",
     "default_region",
     "new_aiobotocore_session",
+    "refuse_plaintext_endpoint",
 ]
 
 USER_AGENT: Final = (
@@ -82,28 +83,39 @@ _PLAINTEXT_WARNED: set[str] = set()
 _PLAINTEXT_LOCK = threading.Lock()
 
 
+def refuse_plaintext_endpoint(service: str, url: str | None) -> None:
+    """:class:`ConfigurationError` when ``url`` is plain ``http://`` to a host that is neither
+    loopback nor named in ``SHARDLINE_ALLOW_PLAINTEXT_HOSTS``; for an endpoint handed to a
+    client not built here (stream-bench's peer libraries).  The error names the endpoint by
+    scheme, host and port only."""
+    if not url or not url.lower().startswith("http://"):
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if plaintext_allowed(host):
+        return
+    shown = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    raise ConfigurationError(
+        f"refusing plaintext http to http://{shown}{port} for the {service} client: the host is "
+        "not loopback, and its signed requests (session token included) and the records would "
+        f"be readable on the network; use https:// (check {variable}, AWS_ENDPOINT_URL and "
+        f"endpoint_url), or name the host in {PLAINTEXT_HOSTS_ENV} to allow it"
+    )
+
+
 def _check_plaintext(service: str, client: Any) -> None:
-    """Refuse ``client`` when it speaks plain HTTP to a host neither loopback nor allowed.
+    """Refuse ``client`` when it speaks plain HTTP to a host neither loopback nor allowed
+    (:func:`refuse_plaintext_endpoint`); warn once per endpoint about an allowed one.
 
     The endpoint is read from the client built, so every source botocore honours (argument,
     ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the shared config file) is checked.
-    A host allowed through ``SHARDLINE_ALLOW_PLAINTEXT_HOSTS`` is warned about once per endpoint.
     """
     url = str(getattr(client.meta, "endpoint_url", "") or "")
     if not url.lower().startswith("http://"):
         return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if not plaintext_allowed(host):
-        shown = f"[{host}]" if ":" in host else host
-        port = f":{parts.port}" if parts.port else ""
-        variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
-        raise ConfigurationError(
-            f"refusing plaintext http to http://{shown}{port} for the {service} client: the host is "
-            "not loopback, and its signed requests (session token included) and the records would "
-            f"be readable on the network; use https:// (check {variable}, AWS_ENDPOINT_URL and "
-            f"endpoint_url), or name the host in {PLAINTEXT_HOSTS_ENV} to allow it"
-        )
+    refuse_plaintext_endpoint(service, url)
     with _PLAINTEXT_LOCK:
         if url in _PLAINTEXT_WARNED:
             return
