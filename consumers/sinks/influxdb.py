@@ -317,6 +317,10 @@ def _status_error(status: int) -> ServiceError:
     return ServiceError(f"InfluxDB refused the write with HTTP {status}", code=code, service="influxdb")
 
 
+_QUERY_CREDENTIALS = frozenset({"u", "p", "password", "username", "user"})
+"""Query options that can only be credentials (InfluxDB 1.x's own ``?u=&p=`` among them)."""
+
+
 def from_uri(
     netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]
 ) -> InfluxDBSink:
@@ -329,12 +333,20 @@ def from_uri(
         raise ConfigurationError(f"InfluxDB URI needs HOST:PORT: {redact_url(uri)!r}")
     if "token" in query:
         raise ConfigurationError("do not put the InfluxDB token in the URI; use INFLUX_TOKEN")
+    if query.keys() & _QUERY_CREDENTIALS:
+        # InfluxDB 1.x reads ?u=&p= itself, but this sink sends only org and bucket: the
+        # password went nowhere useful, and into the plaintext warning with the whole URI
+        raise ConfigurationError(
+            "do not put InfluxDB credentials in the URI's query: give USER:PASSWORD@ before the host "
+            "(influxdb+https://USER:PASSWORD@HOST:PORT/DB) or the INFLUX_TOKEN environment variable"
+        )
     scheme = "https" if uri.lower().startswith(("influxdb+https://", "influxdbs://")) else "http"
     # The authority as written, still percent-encoded: ``netloc`` comes decoded, and a decoded
     # "%2F", "%3F" or "%23" in a password moved the host into the password (see _check_authority).
     netloc = urlsplit(uri).netloc
     if scheme == "http":
-        warn_if_plaintext_remote(logger, f"InfluxDB sink {redact_url(uri)}", netloc)
+        shown = redact_url(uri).split("?", 1)[0].split("#", 1)[0]  # options are not logged
+        warn_if_plaintext_remote(logger, f"InfluxDB sink {shown}", netloc)
     database = path.strip("/") or None
     options.setdefault("mapping", FieldMapping.from_options(query))
     options.setdefault("token", os.environ.get("INFLUX_TOKEN"))

@@ -143,3 +143,22 @@ def test_a_token_goes_over_plaintext_to_a_host_named_on_purpose(monkeypatch: pyt
     assert isinstance(sink, InfluxDBSink) and sink.url == "http://influxdb:8086"
     with pytest.raises(ConfigurationError, match="SHARDLINE_ALLOW_PLAINTEXT_HOSTS"):
         sink_from_uri("influxdb://influx.example.com:8086?org=o&bucket=b")
+
+
+@pytest.mark.parametrize("query", ["u=admin&p=pw-secret", "password=pw-secret", "db=x&user=admin"])
+def test_credentials_in_the_query_are_refused_without_echoing_them(
+    query: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # InfluxDB 1.x reads ?u=&p=; this sink never sent them, and its plaintext warning quoted
+    # the whole URI, password and all
+    with caplog.at_level("DEBUG"), pytest.raises(ConfigurationError, match="USER:PASSWORD@") as raised:
+        sink_from_uri(f"influxdb://influx.example.com:8086/iot?{query}")
+    assert "pw-secret" not in str(raised.value)
+    assert not [r for r in caplog.records if "pw-secret" in r.getMessage()]
+
+
+def test_the_plaintext_warning_names_the_uri_without_its_options(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING"):
+        sink_from_uri("influxdb://influx.example.com:8086?org=o&bucket=b&measurement=m")
+    [warning] = [r.getMessage() for r in caplog.records if "plaintext" in r.getMessage()]
+    assert "influxdb://influx.example.com:8086 " in warning and "org=" not in warning
