@@ -467,6 +467,13 @@ class KafkaClientConfig:
     def __post_init__(self) -> None:
         if not self.bootstrap_servers or not self.bootstrap_servers.strip():
             raise ConfigurationError("bootstrap_servers must name at least one broker")
+        if "@" in self.bootstrap_servers:
+            # no broker address holds one; "user:password@host:port" went to librdkafka as a
+            # broker name, which it logs and quotes in its errors (and into this repr)
+            raise ConfigurationError(
+                "bootstrap_servers takes HOST:PORT entries without user info (an '@' was given); "
+                "credentials are set through security=, e.g. Scram(username, password)"
+            )
         timeout = self.consumer_close_timeout_s
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise ConfigurationError("consumer_close_timeout_s must be a positive finite number of seconds")

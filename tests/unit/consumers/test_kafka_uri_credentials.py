@@ -49,3 +49,14 @@ def test_a_malformed_target_is_echoed_without_its_user_info() -> None:
 def test_brokers_alone_still_parse() -> None:
     assert parse_kafka_uri("kafka://b-1:9096,b-2:9096/t?group=g").bootstrap_servers == "b-1:9096,b-2:9096"
     assert _parse_target("kafka://b-1:9096/t?security=tls") == ("kafka", "b-1:9096", "t", "tls")
+
+
+@pytest.mark.parametrize("servers", ["admin:pw-secret@b-1:9096", "b-0:9096,pw-secret@b-1:9096"])
+def test_bootstrap_servers_with_user_info_are_refused_without_echoing_them(servers: str) -> None:
+    from benchmarks.targets import kafka_target
+    from shardline.kafka_config import KafkaClientConfig
+
+    for build in (lambda: KafkaClientConfig(servers), lambda: kafka_target(servers)):
+        with pytest.raises(ConfigurationError, match="user info") as raised:
+            build()
+        assert "pw-secret" not in str(raised.value)
