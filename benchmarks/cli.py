@@ -535,6 +535,10 @@ def _peer_server(args: argparse.Namespace) -> Iterator[str]:
     """The given endpoint or bootstrap, or a local kinesalite / Tansu started and stopped by handle."""
     given = args.bootstrap if args.family == "kafka" else args.endpoint
     if given:
+        if args.family == "kinesis":  # the peer libraries sign with the same credentials
+            from shardline.clients import refuse_plaintext_endpoint
+
+            refuse_plaintext_endpoint("kinesis", given)
         yield given
         return
     import tempfile

@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import urlsplit
 
+from shardline.endpoints import redact_url
+
 __all__ = ["describe_endpoint", "environment"]
 
 _DISTRIBUTIONS = ("shardline", "botocore", "aiobotocore", "confluent-kafka", "moto")
@@ -51,8 +53,20 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _without_user_info(address: str) -> str:
+    """A URL or a ``host:port`` (a Kafka bootstrap entry) with any ``user:password@`` hidden."""
+    if "://" in address:
+        return redact_url(address)
+    return "***@" + address.rpartition("@")[2] if "@" in address else address
+
+
 def environment(target_kind: str, endpoint: str | None, region: str | None) -> dict[str, Any]:
-    """The ``environment`` block of a result."""
+    """The ``environment`` block of a result.
+
+    The endpoint is kept without its user info: result files are shared and published, and an
+    endpoint given as ``https://user:password@host`` put the password into every one of them.
+    """
+    endpoint = ",".join(_without_user_info(part) for part in endpoint.split(",")) if endpoint else endpoint
     return {
         "target_kind": target_kind,
         "endpoint": endpoint,

@@ -524,6 +524,15 @@ def _finite_float(text: str) -> float:
 
 
 def _s3() -> Any:
+    """An S3 client from Shardline's factory (so a plain ``http://`` endpoint beyond the
+    machine is refused, as for every other client), keeping botocore's own retries: nothing
+    else retries a merge's reads.  S3 needs no region of its own; ``us-east-1`` when none is set."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3")
+    from shardline.clients import boto3_client
+
+    session = boto3.Session()
+    region = session.region_name or os.environ.get("AWS_REGION") or "us-east-1"
+    retries = Config(retries={"mode": "standard", "total_max_attempts": 3})
+    return boto3_client("s3", session=session, region_name=region, config=retries)

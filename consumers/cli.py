@@ -54,6 +54,7 @@ from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
 from shardline.cli import Command, parse_aware_time
+from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import DEFAULT_FLUSH_TIMEOUT, EmfExporter
@@ -108,11 +109,14 @@ def parse_kafka_uri(uri: str, *, require_group: bool = True) -> KafkaTarget:
 
     ``require_group=False`` for commands that read without joining a group (replay, tail).
     """
+    from shardline.kafka_config import refuse_kafka_user_info
+
     parts = urlsplit(uri)
     if parts.scheme != "kafka" or not parts.netloc:
         raise ConfigurationError(
-            f"Kafka source must be given as kafka://BOOTSTRAP/TOPIC?group=GROUP, got {uri!r}"
+            f"Kafka source must be given as kafka://BOOTSTRAP/TOPIC?group=GROUP, got {redact_url(uri)!r}"
         )
+    refuse_kafka_user_info(uri)
     topics = tuple(topic for topic in parts.path.strip("/").split(",") if topic)
     if not topics:
         raise ConfigurationError("kafka:// source names no topic (kafka://BOOTSTRAP/TOPIC?group=GROUP)")

@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 from producers import keys
 from producers._lines import LineCutShort, LineTooLong, read_lines
 from shardline.cli import Command, run_async_command, silence_stdout
+from shardline.endpoints import redact_url
 from shardline.errormap import map_kafka_errors
 from shardline.errors import (
     ConfigurationError,
@@ -145,15 +146,22 @@ def _parse_target(uri: str) -> tuple[str, str, str, str]:
     if parts.scheme == "kinesis" and parts.netloc and parts.path in ("", "/") and not query:
         return "kinesis", "", parts.netloc, ""
     if parts.scheme == "kafka" and parts.netloc:
+        from shardline.kafka_config import refuse_kafka_user_info
+
+        refuse_kafka_user_info(uri)
         topic = parts.path.strip("/")
         unknown = set(query) - {"security"}
         if not topic or "," in topic or unknown:
-            raise ConfigurationError(f"TARGET must be kafka://BOOTSTRAP/TOPIC[?security=...], got {uri!r}")
+            raise ConfigurationError(
+                f"TARGET must be kafka://BOOTSTRAP/TOPIC[?security=...], got {redact_url(uri)!r}"
+            )
         security = query.get("security", ["plaintext"])[-1]
         if security not in ("plaintext", "tls", "msk-iam"):
             raise ConfigurationError("kafka:// security must be plaintext, tls or msk-iam")
         return "kafka", parts.netloc, topic, security
-    raise ConfigurationError(f"TARGET must be kinesis://STREAM or kafka://BOOTSTRAP/TOPIC, got {uri!r}")
+    raise ConfigurationError(
+        f"TARGET must be kinesis://STREAM or kafka://BOOTSTRAP/TOPIC, got {redact_url(uri)!r}"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,8 +15,12 @@ JSON botocore reads (service models, ``endpoints.json``, partitions, SDK default
 once per process instead of once per client.
 
 A client whose endpoint is plain ``http://`` to a host that is not loopback (an
-``AWS_ENDPOINT_URL`` pointing at a remote emulator or proxy) is warned about once per endpoint:
-its signed requests, session token included, and the records travel readable on the network.
+``AWS_ENDPOINT_URL`` pointing at a remote emulator or proxy) is refused with a
+:class:`ConfigurationError`: its signed requests, session token included, and the records
+would travel readable on the network, as an InfluxDB token over plaintext is refused.  A
+deployment that means it (an emulator in a container network) names the host in
+``SHARDLINE_ALLOW_PLAINTEXT_HOSTS`` (:data:`shardline.endpoints.PLAINTEXT_HOSTS_ENV`); such
+an endpoint is still warned about once.
 
 Their ``User-Agent`` is one fixed string (:data:`USER_AGENT`), set through botocore's
 ``Config.user_agent``.  botocore otherwise assembles its "UA 2.1" header twice for every call,
@@ -40,7 +44,7 @@ from botocore.config import Config
 from botocore.loaders import Loader, create_loader
 
 from shardline import __version__
-from shardline.endpoints import warn_if_plaintext_remote
+from shardline.endpoints import PLAINTEXT_HOSTS_ENV, plaintext_allowed, warn_if_plaintext_remote
 from shardline.errormap import map_client_creation_errors
 from shardline.errors import ConfigurationError
 
@@ -52,6 +56,7 @@ __all__ = [
     "client_config",
     "default_region",
     "new_aiobotocore_session",
+    "refuse_plaintext_endpoint",
 ]
 
 USER_AGENT: Final = (
@@ -78,11 +83,39 @@ _PLAINTEXT_WARNED: set[str] = set()
 _PLAINTEXT_LOCK = threading.Lock()
 
 
-def _warn_if_plaintext(service: str, client: Any) -> None:
-    """Warn once per endpoint when ``client`` speaks plain HTTP to a host that is not loopback."""
+def refuse_plaintext_endpoint(service: str, url: str | None) -> None:
+    """:class:`ConfigurationError` when ``url`` is plain ``http://`` to a host that is neither
+    loopback nor named in ``SHARDLINE_ALLOW_PLAINTEXT_HOSTS``; for an endpoint handed to a
+    client not built here (stream-bench's peer libraries).  The error names the endpoint by
+    scheme, host and port only."""
+    if not url or not url.lower().startswith("http://"):
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if plaintext_allowed(host):
+        return
+    shown = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    raise ConfigurationError(
+        f"refusing plaintext http to http://{shown}{port} for the {service} client: the host is "
+        "not loopback, and its signed requests (session token included) and the records would "
+        f"be readable on the network; use https:// (check {variable}, AWS_ENDPOINT_URL and "
+        f"endpoint_url), or name the host in {PLAINTEXT_HOSTS_ENV} to allow it"
+    )
+
+
+def _check_plaintext(service: str, client: Any) -> None:
+    """Refuse ``client`` when it speaks plain HTTP to a host neither loopback nor allowed
+    (:func:`refuse_plaintext_endpoint`); warn once per endpoint about an allowed one.
+
+    The endpoint is read from the client built, so every source botocore honours (argument,
+    ``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``, the shared config file) is checked.
+    """
     url = str(getattr(client.meta, "endpoint_url", "") or "")
     if not url.lower().startswith("http://"):
         return
+    refuse_plaintext_endpoint(service, url)
     with _PLAINTEXT_LOCK:
         if url in _PLAINTEXT_WARNED:
             return
@@ -165,7 +198,7 @@ def boto3_client(
             endpoint_url=endpoint_url,
             config=client_config(config),
         )
-    _warn_if_plaintext(service, created)
+    _check_plaintext(service, created)
     return created
 
 
@@ -212,5 +245,5 @@ async def _aiobotocore_client(
                     config=client_config(config),
                 )
             )
-        _warn_if_plaintext(service, created)
+        _check_plaintext(service, created)
         yield created

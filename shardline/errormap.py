@@ -10,8 +10,9 @@ like a non-retriable service error.  The tables below are the whole policy: the 
 iterate over them, so a code added here without a test case fails the suite.
 
 Messages are built from the error code and the service's own message, cut to one line of
-bounded length; authentication messages are cut before AWS echoes the canonical request
-(which may carry a session token).  The original exception stays reachable as ``__cause__``.
+bounded length, with the user info of any URL in them hidden; authentication messages are
+cut before AWS echoes the canonical request (which may carry a session token).  The
+original exception stays reachable as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
+from shardline.endpoints import redact_urls_in
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -296,6 +298,8 @@ def _one_line(message: str, *, authentication: bool = False) -> str:
         # InvalidSignatureException echoes the canonical request, headers and all.
         message = message.split("The Canonical String", 1)[0]
     message = message.strip().splitlines()[0] if message.strip() else ""
+    # botocore quotes an endpoint it cannot use ("Invalid endpoint: https://user:pw@...")
+    message = redact_urls_in(message)
     if len(message) > _MAX_MESSAGE_CHARS:
         message = message[: _MAX_MESSAGE_CHARS - 3] + "..."
     return message

@@ -41,6 +41,7 @@ __all__ = [
     "Tls",
     "TlsSettings",
     "TokenSigner",
+    "refuse_kafka_user_info",
     "refuse_security_keys",
 ]
 
@@ -84,6 +85,25 @@ does, and stays tunable."""
 
 _NESTED_CONFIG_KEY: Final = "default.topic.config"
 """The one key whose value confluent-kafka merges into the configuration it belongs to."""
+
+
+def refuse_kafka_user_info(uri: str) -> None:
+    """Refuse a ``kafka://user:password@...`` URI without repeating its user info.
+
+    A ``kafka://`` URI takes no credentials: its authority is the bootstrap list, handed to
+    librdkafka as it is, so ``user:password@`` became part of a broker's name and went into
+    every librdkafka log line and error about that broker, the password with it.
+    """
+    from urllib.parse import urlsplit
+
+    from shardline.endpoints import redact_url
+
+    if "@" in urlsplit(uri).netloc:
+        raise ConfigurationError(
+            f"a kafka:// URI takes no user name or password ({redact_url(uri)!r}): give the "
+            "brokers alone and choose ?security=tls or msk-iam (SCRAM credentials are set in "
+            "code, KafkaClientConfig(security=Scram(...)))"
+        )
 
 
 def refuse_security_keys(properties: Mapping[str, Any], where: str) -> None:
@@ -447,6 +467,13 @@ class KafkaClientConfig:
     def __post_init__(self) -> None:
         if not self.bootstrap_servers or not self.bootstrap_servers.strip():
             raise ConfigurationError("bootstrap_servers must name at least one broker")
+        if "@" in self.bootstrap_servers:
+            # no broker address holds one; "user:password@host:port" went to librdkafka as a
+            # broker name, which it logs and quotes in its errors (and into this repr)
+            raise ConfigurationError(
+                "bootstrap_servers takes HOST:PORT entries without user info (an '@' was given); "
+                "credentials are set through security=, e.g. Scram(username, password)"
+            )
         timeout = self.consumer_close_timeout_s
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise ConfigurationError("consumer_close_timeout_s must be a positive finite number of seconds")

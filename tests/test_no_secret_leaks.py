@@ -1,7 +1,8 @@
 """The canary: a recognisable fake secret must never come back out of the project.
 
 The canary is planted as the AWS secret key and session token, as a SASL/SCRAM password, as an
-MSK IAM token and as record payloads.  Everything the project prints, logs (message and extra
+MSK IAM token, as the password of URLs (sink URIs, AWS endpoints, ``kafka://`` targets) and as
+record payloads.  Everything the project prints, logs (message and extra
 fields), raises or shows in a ``repr`` is then searched for it.  The consumer's failure paths
 (a failing transform, a sink rejecting with an echoed payload, a poison record, a dead-letter
 destination that fails) run too: their reasons may quote the payload, and must reach only the
@@ -256,7 +257,45 @@ def _trust_boundary_output() -> list[str]:
     return out
 
 
+def _url_user_info_output() -> list[str]:
+    """The canary as the password of every URL the project takes: sink and dead-letter URIs
+    (percent-encoded, as a password with ``/`` or ``#`` must be), AWS endpoints, ``kafka://``
+    targets and stream-bench results; reprs, refusals and result blocks are searched."""
+    import json
+
+    from benchmarks.environment import environment
+    from consumers.cli import parse_kafka_uri
+    from consumers.sinks.awsclient import LazyClient
+    from consumers.sinks.uri import sink_from_uri
+    from producers.cli import _parse_target
+    from shardline.clients import boto3_client
+    from shardline.errors import ConfigurationError
+
+    encoded = "12%2F" + CANARY  # "12/CANARY": a decoded "/" once moved the host into the password
+    out = [
+        repr(sink_from_uri(f"influxdb+https://admin:{encoded}@influx.example.com:8086/iot")),
+        repr(LazyClient("s3", endpoint_url=f"https://admin:{CANARY}@s3.example.com")),
+        json.dumps(environment("Kinesis", f"https://admin:{CANARY}@kinesis.example.com", "eu-west-1")),
+    ]
+    refused: list[Callable[[], object]] = [
+        lambda: sink_from_uri(f"influxdb://admin:{encoded}@influx.example.com:8086/iot"),
+        lambda: boto3_client("kinesis", region_name="us-east-1", endpoint_url=f"https://a:{CANARY}@bad host"),
+        lambda: boto3_client("kinesis", region_name="us-east-1", endpoint_url=f"http://a:{CANARY}@10.0.0.1"),
+        lambda: parse_kafka_uri(f"kafka://admin:{CANARY}@b-1.example.com:9096/t?group=g"),
+        lambda: _parse_target(f"kafka://admin:{CANARY}@b-1.example.com:9096/t1,t2"),
+    ]
+    for build in refused:
+        try:
+            build()
+        except ConfigurationError as exc:
+            out += [str(exc), repr(exc)]
+        else:
+            raise AssertionError("a URL with the canary as its password was not refused")
+    return out
+
+
 SCENARIOS: dict[str, Callable[[], list[str]]] = {
+    "URL user info: sink URIs, AWS endpoints, kafka:// targets, bench results": _url_user_info_output,
     "consumer failure paths: transform, echoed rejection, poison, dead letter failing": (
         _consumer_failure_paths
     ),

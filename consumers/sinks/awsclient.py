@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from shardline.clients import aiobotocore_client
+from shardline.endpoints import redact_url
 
 __all__ = ["LazyClient"]
 
@@ -40,7 +41,8 @@ class LazyClient:
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        return f"LazyClient({self.service!r}, endpoint_url={self._endpoint_url!r})"
+        shown = redact_url(self._endpoint_url) if self._endpoint_url else self._endpoint_url
+        return f"LazyClient({self.service!r}, endpoint_url={shown!r})"
 
     async def get(self) -> Any:
         if self._client is not None:

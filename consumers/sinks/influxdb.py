@@ -19,7 +19,8 @@ are never copied into errors: InfluxDB echoes the rejected line.
 Tokens and URL credentials (``user:password@``) never appear in reprs or errors, and are
 never sent in plaintext beyond the machine: a token or password with an ``http://`` URL to a
 host that is not loopback is a :class:`~shardline.errors.ConfigurationError` naming the
-URL.  TLS is verified unless a session says otherwise.
+URL (unless the deployment names the host in ``SHARDLINE_ALLOW_PLAINTEXT_HOSTS``).  TLS is
+verified unless a session says otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import aiohttp
 
 from consumers.sinks.base import BatchingSink, ChunkLimits, EntryResult
 from consumers.sinks.mapping import FieldMapping, decode_object
-from shardline.endpoints import is_loopback_host, redact_url, warn_if_plaintext_remote
+from shardline.endpoints import PLAINTEXT_HOSTS_ENV, plaintext_allowed, redact_url, warn_if_plaintext_remote
 from shardline.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -185,6 +186,7 @@ class InfluxDBSink(BatchingSink[bytes]):
         super().__init__(**kwargs)
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError("InfluxDB URL must start with http:// or https://")
+        _check_authority(url)
         if bool(database) == bool(bucket):
             raise ConfigurationError("give either database (v1 API) or org and bucket (v2 API)")
         if bucket and not org:
@@ -282,16 +284,40 @@ def _utf8(line: str) -> bytes:
         raise ValidationError(f"text has no UTF-8 form (character {exc.start} of the line)") from None
 
 
+def _check_authority(url: str) -> None:
+    """The URL must be a base address: a host, a numeric port if any, an optional path.
+
+    A password holding ``/``, ``?`` or ``#`` that is not percent-encoded ends the authority
+    early: ``http://admin:1234/pw@influx:8086`` reads as host ``admin``, port 1234 and a
+    path.  Such a URL passed the plaintext check (no password was seen), its ``repr`` showed
+    the password (no user info was seen either), and the points went in the clear to another
+    host with the password in the request line.  An ``@`` after the host, a query or a
+    fragment cannot belong to a base address (``/write`` is appended to it), so each is
+    refused; the error shows only the scheme, since where the URL was cut is unknown.
+    """
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number (or out of range); its text unsaid
+        port_ok = False
+    if not parts.hostname or not port_ok or "@" in parts.path or "?" in url or "#" in url:
+        raise ConfigurationError(
+            f"InfluxDB URL {parts.scheme}://... is not a base address HOST[:PORT][/PATH]: "
+            "percent-encode a '/', '?', '#' or '@' in the user name or password (%2F, %3F, %23, %40)"
+        )
+
+
 def _refuse_plaintext_credentials(url: str, token: str | None) -> None:
     """A token or password must not cross the network in the clear."""
     parts = urlsplit(url)
-    if parts.scheme != "http" or is_loopback_host(parts.hostname):
+    if parts.scheme != "http" or plaintext_allowed(parts.hostname):
         return
     if token or parts.password:
         what = "a token" if token else "a password"
         raise ConfigurationError(
             f"refusing to send {what} over plaintext http to {redact_url(url)}: the host is not "
-            "loopback; use https:// (influxdb+https:// on the command line)"
+            f"loopback; use https:// (influxdb+https:// on the command line), or name the host in "
+            f"{PLAINTEXT_HOSTS_ENV} to allow it"
         )
 
 
@@ -318,6 +344,10 @@ def _status_error(status: int) -> ServiceError:
     return ServiceError(f"InfluxDB refused the write with HTTP {status}", code=code, service="influxdb")
 
 
+_QUERY_CREDENTIALS = frozenset({"u", "p", "password", "username", "user"})
+"""Query options that can only be credentials (InfluxDB 1.x's own ``?u=&p=`` among them)."""
+
+
 def from_uri(
     netloc: str, path: str, query: dict[str, str], uri: str, options: dict[str, Any]
 ) -> InfluxDBSink:
@@ -330,9 +360,20 @@ def from_uri(
         raise ConfigurationError(f"InfluxDB URI needs HOST:PORT: {redact_url(uri)!r}")
     if "token" in query:
         raise ConfigurationError("do not put the InfluxDB token in the URI; use INFLUX_TOKEN")
+    if query.keys() & _QUERY_CREDENTIALS:
+        # InfluxDB 1.x reads ?u=&p= itself, but this sink sends only org and bucket: the
+        # password went nowhere useful, and into the plaintext warning with the whole URI
+        raise ConfigurationError(
+            "do not put InfluxDB credentials in the URI's query: give USER:PASSWORD@ before the host "
+            "(influxdb+https://USER:PASSWORD@HOST:PORT/DB) or the INFLUX_TOKEN environment variable"
+        )
     scheme = "https" if uri.lower().startswith(("influxdb+https://", "influxdbs://")) else "http"
+    # The authority as written, still percent-encoded: ``netloc`` comes decoded, and a decoded
+    # "%2F", "%3F" or "%23" in a password moved the host into the password (see _check_authority).
+    netloc = urlsplit(uri).netloc
     if scheme == "http":
-        warn_if_plaintext_remote(logger, f"InfluxDB sink {redact_url(uri)}", netloc)
+        shown = redact_url(uri).split("?", 1)[0].split("#", 1)[0]  # options are not logged
+        warn_if_plaintext_remote(logger, f"InfluxDB sink {shown}", netloc)
     database = path.strip("/") or None
     options.setdefault("mapping", FieldMapping.from_options(query))
     options.setdefault("token", os.environ.get("INFLUX_TOKEN"))

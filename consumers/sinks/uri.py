@@ -9,7 +9,8 @@
 ``influxdb://HOST:PORT/DB``        :class:`~consumers.sinks.influxdb.InfluxDBSink` (v1 API;
                                    ``influxdb+https://`` or ``influxdbs://`` for TLS,
                                    ``?org=&bucket=`` for v2; a token or password
-                                   is refused over plaintext to a non-loopback host)
+                                   is refused over plaintext to a non-loopback host,
+                                   and credentials in the query always)
 ``s3://BUCKET/PREFIX``             :class:`~consumers.sinks.deadletter.S3DeadLetter`
                                    (``?expected_bucket_owner=ACCOUNT`` refuses a foreign bucket)
 =================================  ===========================================================

@@ -29,3 +29,19 @@ def test_environment_names_versions_and_machine() -> None:
     assert where["where"].endswith("(local emulator)")
     assert "shardline" in where["versions"] and "botocore" in where["versions"]
     assert where["machine"]["cores"] >= 1 and where["machine"]["python"].count(".") == 2
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://admin:pw-secret@kinesis.example.com:443", "https://***@kinesis.example.com:443"),
+        ("admin:pw-secret@b-1.example.com:9096,b-2.example.com:9096",
+         "***@b-1.example.com:9096,b-2.example.com:9096"),
+    ],
+)  # fmt: skip
+def test_the_result_keeps_no_user_info_of_the_endpoint(endpoint: str, shown: str) -> None:
+    import json
+
+    where = environment("Kinesis", endpoint, "eu-west-1")
+    assert "pw-secret" not in json.dumps(where)
+    assert where["endpoint"] == shown and where["where"].startswith(shown + " (")

@@ -26,7 +26,7 @@ from shardline.clients import (
 )
 from shardline.errors import ConfigurationError
 
-BOGUS = "http://kinesis.bogus.invalid:4567"
+BOGUS = "https://kinesis.bogus.invalid:4567"
 
 
 @pytest.fixture
@@ -215,22 +215,64 @@ async def test_a_given_session_keeps_its_own_loader() -> None:
     assert own is not new_aiobotocore_session().get_component("data_loader")
 
 
-async def test_a_plain_http_endpoint_beyond_the_machine_is_warned_about_once(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize(
+    "remote", ["http://10.1.2.3:4567", "http://kinesis.internal", "http://[fd00::7]:4567"]
+)
+async def test_a_plain_http_endpoint_beyond_the_machine_is_refused(
+    monkeypatch: pytest.MonkeyPatch, remote: str
 ) -> None:
-    """Signed requests, session token included, and the records travel readable over http://;
-    Kafka and InfluxDB already warned for plaintext to a remote host, AWS clients did not."""
-    from shardline.clients import aiobotocore_client, boto3_client
-
-    remote = f"http://10.{uuid.uuid4().int % 250}.0.7:4567"
-    with caplog.at_level(logging.WARNING, logger="shardline.clients"):
+    """Signed requests, session token included, and the records would travel readable over
+    http://: refused, as an InfluxDB token over plaintext is (it was only warned about)."""
+    monkeypatch.delenv("SHARDLINE_ALLOW_PLAINTEXT_HOSTS", raising=False)
+    with pytest.raises(ConfigurationError, match="SHARDLINE_ALLOW_PLAINTEXT_HOSTS") as raised:
         boto3_client("kinesis", region_name="eu-west-1", endpoint_url=remote)
+    assert remote in str(raised.value) and "AWS_ENDPOINT_URL_KINESIS" in str(raised.value)
+    with pytest.raises(ConfigurationError, match="plaintext"):
         async with aiobotocore_client("dynamodb", region_name="eu-west-1", endpoint_url=remote):
+            pytest.fail("the client was handed out")
+    # from the environment, as the local stack's variables are given
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", remote)
+    with pytest.raises(ConfigurationError, match="plaintext"):
+        async with aiobotocore_client("kinesis", region_name="eu-west-1"):
+            pytest.fail("the client was handed out")
+
+
+def test_a_refused_endpoint_is_named_without_its_user_info_or_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHARDLINE_ALLOW_PLAINTEXT_HOSTS", raising=False)
+    with pytest.raises(ConfigurationError) as raised:
+        boto3_client("s3", region_name="eu-west-1", endpoint_url="http://u:pw-secret@10.0.0.9:9000/x?k=v")
+    assert "pw-secret" not in str(raised.value) and "http://10.0.0.9:9000 " in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "local",
+    ["http://127.0.0.1:4567", "http://localhost:4567", "http://[::1]:4567", "https://kinesis.example.com"],
+)
+def test_loopback_and_tls_endpoints_are_allowed_without_a_word(
+    caplog: pytest.LogCaptureFixture, local: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="shardline.clients"):
+        assert boto3_client("kinesis", region_name="eu-west-1", endpoint_url=local).meta.endpoint_url == local
+    assert not [record for record in caplog.records if "plaintext" in record.getMessage()]
+
+
+async def test_a_host_allowed_by_name_is_used_and_warned_about_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = f"emulator-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("SHARDLINE_ALLOW_PLAINTEXT_HOSTS", f"localstack, {host.upper()}")
+    remote = f"http://{host}:4566"
+    with caplog.at_level(logging.WARNING, logger="shardline.clients"):
+        assert (
+            boto3_client("kinesis", region_name="eu-west-1", endpoint_url=remote).meta.endpoint_url == remote
+        )
+        async with aiobotocore_client("kinesis", region_name="eu-west-1", endpoint_url=remote):
             pass
-        boto3_client("kinesis", region_name="eu-west-1", endpoint_url="http://127.0.0.1:4567")
-        boto3_client("kinesis", region_name="eu-west-1", endpoint_url="https://kinesis.example.com")
     warned = [record for record in caplog.records if "plaintext" in record.getMessage()]
     assert len(warned) == 1 and "kinesis client" in warned[0].getMessage()
+    # another host is not allowed by the list
+    with pytest.raises(ConfigurationError):
+        boto3_client("kinesis", region_name="eu-west-1", endpoint_url=f"http://{host}x:4566")
 
 
 @pytest.mark.parametrize(
@@ -269,3 +311,16 @@ async def test_errors_inside_the_client_block_are_not_mapped() -> None:
     with pytest.raises(ValueError, match="the caller's"):
         async with aiobotocore_client("kinesis", region_name="us-east-1"):
             raise ValueError("the caller's")
+
+
+async def test_an_unusable_endpoint_is_named_without_its_user_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore's "Invalid endpoint: <url>" quoted the URL whole, password included
+    endpoint = "https://admin:pw-secret@kinesis bad host:443"
+    with pytest.raises(ConfigurationError) as raised:
+        boto3_client("kinesis", region_name="us-east-1", endpoint_url=endpoint)
+    assert "pw-secret" not in str(raised.value) and "https://***@kinesis bad host:443" in str(raised.value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", "https://admin:pw-secret@kinesis bad host")
+    with pytest.raises(ConfigurationError) as raised:
+        async with aiobotocore_client("kinesis", region_name="us-east-1"):
+            pytest.fail("the client was handed out")
+    assert "pw-secret" not in str(raised.value) and "admin" not in str(raised.value)

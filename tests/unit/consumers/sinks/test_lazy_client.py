@@ -41,3 +41,11 @@ async def test_every_sink_service_builds(service: str) -> None:
     client = await lazy.get()
     assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
     await lazy.close()
+
+
+def test_the_repr_hides_the_endpoints_user_info() -> None:
+    from consumers.sinks.awsclient import LazyClient
+
+    shown = repr(LazyClient("s3", endpoint_url="https://admin:pw-secret@s3.example.com:9000"))
+    assert "pw-secret" not in shown and "https://***@s3.example.com:9000" in shown
+    assert repr(LazyClient("s3")) == "LazyClient('s3', endpoint_url=None)"
