@@ -265,6 +265,8 @@ class KafkaSource:
         self._assignment_lock = threading.Lock()
         """Held while a checkpoint checks and stores, and while a revocation marks partitions
         revoked: a revoke's commit then either carries an offset stored or it was refused."""
+        self._let_go: dict[str, int] = {}
+        """Per partition, the offset of the last checkpoint skipped after a revoke."""
         self._rebalances = 0
         """Rebalance callbacks served so far (a hop joins two calls' messages only without one)."""
         self._next_fetch: asyncio.Future[tuple[list[list[Any]], list[PartitionLag]]] | None = None
@@ -414,7 +416,10 @@ class KafkaSource:
             ):
                 raise CheckpointError(f"could not store offset for {partition}") from exc
             assigned = False  # librdkafka revoked it first
-        if not assigned:
+        if not assigned and self._let_go.get(partition) != position.offset:
+            # the pipeline asks for a position let go again at every pass (the partition may
+            # be assigned back): one skip counted per position, not per pass
+            self._let_go[partition] = position.offset
             self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
         return assigned
 

@@ -78,7 +78,8 @@ class Source(Protocol):
         go with nothing lost (a Kafka partition revoked meanwhile, whose next owner resumes
         from the last commit; a replay position inside a batch, which has no resume token).
         The pipeline counts only persisted checkpoints as written (``checkpoints_written``,
-        the age of the last checkpoint on the ``consume`` progress line).
+        the age of the last checkpoint on the ``consume`` progress line), and asks for a
+        position let go again at its next pass (a Kafka partition the group assigned back).
 
         Raises :class:`~shardline.errors.LeaseLostError` once another worker holds the
         partition, and for a position read under an earlier hold of a lease taken back since
