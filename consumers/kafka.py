@@ -12,7 +12,9 @@ reads Kinesis writes Kafka topics to the same sinks.  How the guarantee is kept:
   revocation when the event loop's own non-waiting ``consume()`` served it (the loop never
   waits on the broker) -- so a rebalance loses nothing and redelivers at most what was not
   acknowledged yet;
-* a restarted member resumes from the group's committed offsets.
+* a restarted member resumes from the group's committed offsets;
+* each assignment of a partition is a hold of its own (:attr:`SourceBatch.hold`): one assigned
+  back is read again from the group's last commit, and the pipeline starts it afresh.
 
 What librdkafka has already fetched is taken by the event loop itself with a ``consume()``
 that does not wait (like a raw ``consume()`` loop: no thread hand-off while a backlog is
@@ -87,6 +89,9 @@ _PERMANENT_COMMIT_CODES = frozenset(
     if hasattr(KafkaError, name)
 )
 """Commit answers no later commit can change (besides those of :func:`_commit_refused_for_good`)."""
+
+_Fetched = tuple[list[Any], Mapping[str, int]]
+"""One ``consume()`` call's messages, and the holds (:attr:`KafkaSource._holds`) they were read under."""
 
 _EXTRA_CONSUMES = 7
 """Non-waiting ``consume()`` calls one hop may add after a full one: while a backlog is queued
@@ -269,9 +274,17 @@ class KafkaSource:
         """Per partition, the offset of the last checkpoint skipped after a revoke."""
         self._rebalances = 0
         """Rebalance callbacks served so far (a hop joins two calls' messages only without one)."""
-        self._next_fetch: asyncio.Future[tuple[list[list[Any]], list[PartitionLag]]] | None = None
-        self._fetched: deque[list[Any]] = deque()
-        """Fetched message lists not made into batches yet (one per ``consume()`` call)."""
+        self._holds: Mapping[str, int] = {}
+        """Per partition, how many times the group assigned it to this member: the hold of
+        :attr:`SourceBatch.hold`.  Replaced whole by the assign callback, never changed in
+        place, so a fetch keeps the one it read under."""
+        self._handed: dict[str, int] = {}
+        """Per partition, the hold of the last batch handed out: the pipeline's positions of
+        the partition are of that assignment until a batch of a newer one is handed out."""
+        self._next_fetch: asyncio.Future[tuple[list[_Fetched], list[PartitionLag]]] | None = None
+        self._fetched: deque[_Fetched] = deque()
+        """Fetched message lists not made into batches yet (one per ``consume()`` call), each
+        with the holds in force when the call returned."""
         self._held: deque[SourceBatch] = deque()
         """Batches made but not handed out: a caller that leaves :meth:`batches` gets them when
         it comes back (librdkafka's position is already past them)."""
@@ -308,7 +321,7 @@ class KafkaSource:
         def on_error(err: KafkaError) -> None:
             _raise_for_message_error(err, observer)
 
-        def fetch_more(count: int, timeout: float) -> tuple[list[list[Any]], list[PartitionLag]]:
+        def fetch_more(count: int, timeout: float) -> tuple[list[_Fetched], list[PartitionLag]]:
             """One hop of the consume thread: wait for the first message, take what is queued
             behind it without waiting, then, while each call comes back full (a backlog is
             queued locally), up to ``_EXTRA_CONSUMES`` more that do not wait.
@@ -320,32 +333,41 @@ class KafkaSource:
             broker).  The first message and what was queued behind it make one list (one
             batch per partition), unless a rebalance was served in between; each further
             call's messages stay one list (batches keep their size cap).  The partitions' lag
-            is measured here too, when due, where the consumer already is (no hop of its own)."""
-            fetched = [consume(1, timeout)]
-            if fetched[0] and count > 1:
+            is measured here too, when due, where the consumer already is (no hop of its own).
+
+            Each list keeps the holds in force when its call returned: the assign callback
+            runs inside ``consume()``, and librdkafka drops what a call had gathered of a
+            partition before the partition was revoked, so a call's messages of a partition
+            all belong to the assignment in force at its end."""
+            fetched = [(consume(1, timeout), self._holds)]
+            if fetched[0][0] and count > 1:
                 rebalances = self._rebalances
                 rest = consume(count - 1, 0)
                 if self._rebalances == rebalances:
-                    fetched[0] += rest
+                    fetched[0][0].extend(rest)
                 else:  # the two calls straddle a reassignment: keep them apart
-                    fetched.append(rest)
-            while len(fetched[-1]) == count and len(fetched) <= _EXTRA_CONSUMES:
-                fetched.append(consume(count, 0))
+                    fetched.append((rest, self._holds))
+            while len(fetched[-1][0]) == count and len(fetched) <= _EXTRA_CONSUMES:
+                fetched.append((consume(count, 0), self._holds))
             return fetched, sample_lag()
 
-        held, pending = self._held, self._fetched
+        held, pending, handed = self._held, self._fetched, self._handed
         while True:  # what was fetched is handed out, also after stop(); then no new fetch
             if held:
-                yield held.popleft()
+                batch = held.popleft()
+                handed[batch.partition] = batch.hold
+                yield batch
                 continue
             if pending:
                 # One list at a time: a message error raises after the batches before it.
+                messages, holds = pending.popleft()
                 held.extend(
                     lazy_batches(
-                        pending.popleft(),
+                        messages,
                         with_timestamp=with_timestamps,
                         on_error=on_error,
                         event_id_key=event_id_key,
+                        holds=holds,
                     )
                 )
                 continue
@@ -362,7 +384,7 @@ class KafkaSource:
                     break
                 ready = consume(count, 0)
                 if ready:
-                    pending.append(ready)
+                    pending.append((ready, self._holds))
                     self._report_lag(sample_lag())
                 else:
                     fetch = self._next_fetch = loop.run_in_executor(
@@ -396,14 +418,18 @@ class KafkaSource:
         """Store ``position + 1`` as the partition's next offset; librdkafka commits it.
 
         A partition that was revoked meanwhile is skipped (``False``: nothing stored): its new
-        owner re-reads from the last committed offset, so nothing is lost (at-least-once).
+        owner re-reads from the last committed offset, so nothing is lost (at-least-once).  So
+        is a position of an earlier assignment of a partition assigned back since (no batch of
+        the new one handed out yet): this member reads it again from the group's last commit,
+        which another member may have moved past that position meanwhile.
         """
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
         self._raise_if_commits_refused()
         try:
             with self._assignment_lock:  # store_offsets only records the offset: never waits
-                assigned = partition in self._assigned
+                hold = self._holds.get(partition)
+                assigned = partition in self._assigned and self._handed.get(partition, hold) == hold
                 if assigned:
                     self._consumer.store_offsets(
                         offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
@@ -477,9 +503,23 @@ class KafkaSource:
         self._subscribed = True
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Count the partitions as this member's, each under a new hold.
+
+        librdkafka forgets a partition's stored offset when it leaves the assignment and reads
+        it again from the group's last commit when it comes back (to this member or another):
+        whatever the pipeline knew of it before -- tickets in flight, positions checkpointed
+        (stored, yet never committed when the member had been dropped) -- is of the earlier
+        assignment.  A new hold makes the pipeline start the partition afresh, as it does for
+        a Kinesis lease taken back.
+        """
         self._rebalances += 1
+        names = [partition_name(tp.topic, tp.partition) for tp in partitions]
+        holds = dict(self._holds)
+        for name in names:
+            holds[name] = holds.get(name, 0) + 1
+        self._holds = holds
         with self._assignment_lock:
-            self._assigned.update(partition_name(tp.topic, tp.partition) for tp in partitions)
+            self._assigned.update(names)
         self._lag.assigned(partitions)
         self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
