@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from consumers.kafka import KafkaConsumerConfig, KafkaSource
 from consumers.pipeline import Pipeline, PipelineConfig
 from consumers.sinks.memory import MemorySink
+from shardline import metrics_events as events
 from shardline.kafka_config import KafkaClientConfig
 from tests.unit.consumers.kafka_lag_doubles import NothingFetchedYet
 
@@ -84,6 +85,21 @@ class DroppedAndRejoined(NothingFetchedYet):
         pass
 
 
+class RecordsIn:
+    """Sets ``reached`` once the pipeline has read ``count`` records."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.read = 0
+        self.reached = asyncio.Event()
+
+    def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        if name == events.RECORDS_IN:
+            self.read += int(value)
+            if self.read >= self.count:
+                self.reached.set()
+
+
 async def test_a_partition_assigned_back_is_checkpointed_again_up_to_the_same_offset() -> None:
     # the offset stored after the member was dropped (librdkafka still counted the partition
     # assigned) was remembered as checkpointed; read again up to the same offset after the
@@ -97,17 +113,15 @@ async def test_a_partition_assigned_back_is_checkpointed_again_up_to_the_same_of
     source = KafkaSource(
         ["t"], CLIENT, KafkaConsumerConfig(group_id="g", poll_timeout_s=0.01), consumer_factory=factory
     )
-    sink = MemorySink()
-    pipeline = Pipeline(source, sink, config=PipelineConfig(checkpoint_interval=0.01))
+    read = RecordsIn(6)
+    pipeline = Pipeline(source, MemorySink(), config=PipelineConfig(checkpoint_interval=0.01), observer=read)
     run = asyncio.create_task(pipeline.run())
-    (consumer,) = built
     try:
-        await asyncio.wait_for(asyncio.to_thread(consumer.first_store.wait, BOUND), BOUND)
-        while consumer.rounds < 2 or pipeline.stats.records_in < 6:
-            await asyncio.wait_for(asyncio.sleep(0.005), BOUND)
+        await asyncio.wait_for(read.reached.wait(), BOUND)  # both assignments' records read
         await asyncio.wait_for(pipeline.close(), BOUND)
     finally:
         stats = await asyncio.wait_for(run, BOUND)
+    (consumer,) = built
     assert stats.records_in == 6
     assert consumer.committed[-1:] == [3]  # the close's commit carries the rejoined store
 
