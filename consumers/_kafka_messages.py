@@ -147,6 +147,7 @@ def lazy_batches(
     with_timestamp: bool = True,
     on_error: Callable[[Any], None] | None = None,
     event_id_key: EventIdKey | None = None,
+    holds: Mapping[str, int] | None = None,
 ) -> list[SourceBatch]:
     """:func:`to_batches` whose records are :class:`KafkaRecords`, built when first read.
 
@@ -154,15 +155,20 @@ def lazy_batches(
     decoding the key, the timestamp's ``datetime``, headers, the position -- waits until a
     record is indexed or iterated, so a consumer that only counts, checkpoints or forwards
     raw batches never pays for it.  Message errors are still handled here, at once.
+    ``holds`` gives each partition's :attr:`SourceBatch.hold` by name (0 when absent).
     """
-    return [
-        SourceBatch(
-            partition=partition_name(topic, partition),
-            records=KafkaRecords(group, topic, partition, with_timestamp, event_id_key),
-            topic=topic,
+    batches: list[SourceBatch] = []
+    for (topic, partition), group in _group(messages, on_error).items():
+        name = partition_name(topic, partition)
+        batches.append(
+            SourceBatch(
+                partition=name,
+                records=KafkaRecords(group, topic, partition, with_timestamp, event_id_key),
+                topic=topic,
+                hold=holds.get(name, 0) if holds is not None else 0,
+            )
         )
-        for (topic, partition), group in _group(messages, on_error).items()
-    ]
+    return batches
 
 
 def _group(

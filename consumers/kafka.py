@@ -12,7 +12,9 @@ reads Kinesis writes Kafka topics to the same sinks.  How the guarantee is kept:
   revocation when the event loop's own non-waiting ``consume()`` served it (the loop never
   waits on the broker) -- so a rebalance loses nothing and redelivers at most what was not
   acknowledged yet;
-* a restarted member resumes from the group's committed offsets.
+* a restarted member resumes from the group's committed offsets;
+* each assignment of a partition is a hold of its own (:attr:`SourceBatch.hold`): one assigned
+  back is read again from the group's last commit, and the pipeline starts it afresh.
 
 What librdkafka has already fetched is taken by the event loop itself with a ``consume()``
 that does not wait (like a raw ``consume()`` loop: no thread hand-off while a backlog is
@@ -52,7 +54,15 @@ from consumers._kafka_token import token_failure_reporter
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ConfigurationError, ShardlineError, ValidationError
+from shardline.errors import (
+    AccessDeniedError,
+    CheckpointError,
+    ClosedError,
+    ConfigurationError,
+    FatalKafkaError,
+    ShardlineError,
+    ValidationError,
+)
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig, refuse_security_keys
 from shardline.lograte import RepeatedWarning
@@ -72,6 +82,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_PERMANENT_COMMIT_CODES = frozenset(
+    getattr(KafkaError, name)
+    for name in ("OFFSET_METADATA_TOO_LARGE", "INVALID_COMMIT_OFFSET_SIZE")
+    if hasattr(KafkaError, name)
+)
+"""Commit answers no later commit can change (besides those of :func:`_commit_refused_for_good`)."""
+
+_Fetched = tuple[list[Any], Mapping[str, int]]
+"""One ``consume()`` call's messages, and the holds (:attr:`KafkaSource._holds`) they were read under."""
 
 _EXTRA_CONSUMES = 7
 """Non-waiting ``consume()`` calls one hop may add after a full one: while a backlog is queued
@@ -188,6 +208,19 @@ def _raise_for_message_error(err: KafkaError, observer: MetricsObserver) -> None
     log.warning("kafka consumer error: %s (%s)", type(mapped).__name__, err.name())
 
 
+def _commit_refused_for_good(code: int, mapped: ShardlineError) -> bool:
+    """Whether a failed offset commit will fail the same way at every later commit.
+
+    Only answers known to be permanent count: a principal without the right to commit (MSK
+    IAM's ``kafka-cluster:AlterGroup``, a Kafka ACL), offsets the broker refuses, a client
+    librdkafka declared unusable.  Everything else -- a coordinator moving or away
+    (``_WAIT_COORD`` after ``session.timeout.ms``), a rebalance in progress, this member
+    dropped from the group (``UNKNOWN_MEMBER_ID``, then librdkafka rejoins) -- is retried by
+    the next automatic commit with the offsets still stored.
+    """
+    return isinstance(mapped, AccessDeniedError | FatalKafkaError) or code in _PERMANENT_COMMIT_CODES
+
+
 class KafkaSource:
     """A consumer-group member yielding one :class:`SourceBatch` per partition per fetch.
 
@@ -212,7 +245,16 @@ class KafkaSource:
         self.config = config
         self._observer: MetricsObserver = guard_observer(observer)
         self._client_errors = RepeatedWarning(log)
-        conf = {**client.to_confluent(), **config.to_confluent(), "error_cb": self._on_client_error}
+        self._commit_refused: ShardlineError | None = None
+        """A commit refused for good (:func:`_commit_refused_for_good`), raised by the next
+        :meth:`checkpoint`; cleared by a commit that succeeds."""
+        self._commit_errors = RepeatedWarning(log)
+        conf = {
+            **client.to_confluent(),
+            **config.to_confluent(),
+            "error_cb": self._on_client_error,
+            "on_commit": self._on_commit,
+        }
         self._consumer = client.new_client(
             consumer_factory,
             conf,
@@ -228,11 +270,21 @@ class KafkaSource:
         self._assignment_lock = threading.Lock()
         """Held while a checkpoint checks and stores, and while a revocation marks partitions
         revoked: a revoke's commit then either carries an offset stored or it was refused."""
+        self._let_go: dict[str, int] = {}
+        """Per partition, the offset of the last checkpoint skipped after a revoke."""
         self._rebalances = 0
         """Rebalance callbacks served so far (a hop joins two calls' messages only without one)."""
-        self._next_fetch: asyncio.Future[tuple[list[list[Any]], list[PartitionLag]]] | None = None
-        self._fetched: deque[list[Any]] = deque()
-        """Fetched message lists not made into batches yet (one per ``consume()`` call)."""
+        self._holds: Mapping[str, int] = {}
+        """Per partition, how many times the group assigned it to this member: the hold of
+        :attr:`SourceBatch.hold`.  Replaced whole by the assign callback, never changed in
+        place, so a fetch keeps the one it read under."""
+        self._handed: dict[str, int] = {}
+        """Per partition, the hold of the last batch handed out: the pipeline's positions of
+        the partition are of that assignment until a batch of a newer one is handed out."""
+        self._next_fetch: asyncio.Future[tuple[list[_Fetched], list[PartitionLag]]] | None = None
+        self._fetched: deque[_Fetched] = deque()
+        """Fetched message lists not made into batches yet (one per ``consume()`` call), each
+        with the holds in force when the call returned."""
         self._held: deque[SourceBatch] = deque()
         """Batches made but not handed out: a caller that leaves :meth:`batches` gets them when
         it comes back (librdkafka's position is already past them)."""
@@ -269,7 +321,7 @@ class KafkaSource:
         def on_error(err: KafkaError) -> None:
             _raise_for_message_error(err, observer)
 
-        def fetch_more(count: int, timeout: float) -> tuple[list[list[Any]], list[PartitionLag]]:
+        def fetch_more(count: int, timeout: float) -> tuple[list[_Fetched], list[PartitionLag]]:
             """One hop of the consume thread: wait for the first message, take what is queued
             behind it without waiting, then, while each call comes back full (a backlog is
             queued locally), up to ``_EXTRA_CONSUMES`` more that do not wait.
@@ -281,37 +333,47 @@ class KafkaSource:
             broker).  The first message and what was queued behind it make one list (one
             batch per partition), unless a rebalance was served in between; each further
             call's messages stay one list (batches keep their size cap).  The partitions' lag
-            is measured here too, when due, where the consumer already is (no hop of its own)."""
-            fetched = [consume(1, timeout)]
-            if fetched[0] and count > 1:
+            is measured here too, when due, where the consumer already is (no hop of its own).
+
+            Each list keeps the holds in force when its call returned: the assign callback
+            runs inside ``consume()``, and librdkafka drops what a call had gathered of a
+            partition before the partition was revoked, so a call's messages of a partition
+            all belong to the assignment in force at its end."""
+            fetched = [(consume(1, timeout), self._holds)]
+            if fetched[0][0] and count > 1:
                 rebalances = self._rebalances
                 rest = consume(count - 1, 0)
                 if self._rebalances == rebalances:
-                    fetched[0] += rest
+                    fetched[0][0].extend(rest)
                 else:  # the two calls straddle a reassignment: keep them apart
-                    fetched.append(rest)
-            while len(fetched[-1]) == count and len(fetched) <= _EXTRA_CONSUMES:
-                fetched.append(consume(count, 0))
+                    fetched.append((rest, self._holds))
+            while len(fetched[-1][0]) == count and len(fetched) <= _EXTRA_CONSUMES:
+                fetched.append((consume(count, 0), self._holds))
             return fetched, sample_lag()
 
-        held, pending = self._held, self._fetched
+        held, pending, handed = self._held, self._fetched, self._handed
         while True:  # what was fetched is handed out, also after stop(); then no new fetch
             if held:
-                yield held.popleft()
+                batch = held.popleft()
+                handed[batch.partition] = batch.hold
+                yield batch
                 continue
             if pending:
                 # One list at a time: a message error raises after the batches before it.
+                messages, holds = pending.popleft()
                 held.extend(
                     lazy_batches(
-                        pending.popleft(),
+                        messages,
                         with_timestamp=with_timestamps,
                         on_error=on_error,
                         event_id_key=event_id_key,
+                        holds=holds,
                     )
                 )
                 continue
             if self._stopping:
                 break
+            self._raise_if_commits_refused()  # also when nothing new is acknowledged
             fetch = self._next_fetch
             if fetch is None:
                 # What librdkafka already holds is taken here without waiting: no hop to the
@@ -322,7 +384,7 @@ class KafkaSource:
                     break
                 ready = consume(count, 0)
                 if ready:
-                    pending.append(ready)
+                    pending.append((ready, self._holds))
                     self._report_lag(sample_lag())
                 else:
                     fetch = self._next_fetch = loop.run_in_executor(
@@ -335,6 +397,17 @@ class KafkaSource:
                 pending.extend(fetched)
                 self._report_lag(lags)
 
+    def _raise_if_commits_refused(self) -> None:
+        """Raise the commit refused for good (:meth:`_on_commit`), if one was reported."""
+        refused = self._commit_refused
+        if refused is not None:
+            failure = CheckpointError(
+                f"the group's offset commits are refused ({type(refused).__name__}): nothing this "
+                "member acknowledged is committed, so every restart would read it again",
+                retriable=False,
+            )
+            raise failure from refused
+
     def _report_lag(self, lags: list[PartitionLag]) -> None:
         """Each measured partition's lag, reported on the event loop's thread (as the
         pipeline's events are), so an observer's lag map is never changed under it."""
@@ -345,13 +418,18 @@ class KafkaSource:
         """Store ``position + 1`` as the partition's next offset; librdkafka commits it.
 
         A partition that was revoked meanwhile is skipped (``False``: nothing stored): its new
-        owner re-reads from the last committed offset, so nothing is lost (at-least-once).
+        owner re-reads from the last committed offset, so nothing is lost (at-least-once).  So
+        is a position of an earlier assignment of a partition assigned back since (no batch of
+        the new one handed out yet): this member reads it again from the group's last commit,
+        which another member may have moved past that position meanwhile.
         """
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
+        self._raise_if_commits_refused()
         try:
             with self._assignment_lock:  # store_offsets only records the offset: never waits
-                assigned = partition in self._assigned
+                hold = self._holds.get(partition)
+                assigned = partition in self._assigned and self._handed.get(partition, hold) == hold
                 if assigned:
                     self._consumer.store_offsets(
                         offsets=[TopicPartition(position.topic, position.partition_id, position.offset + 1)]
@@ -364,7 +442,10 @@ class KafkaSource:
             ):
                 raise CheckpointError(f"could not store offset for {partition}") from exc
             assigned = False  # librdkafka revoked it first
-        if not assigned:
+        if not assigned and self._let_go.get(partition) != position.offset:
+            # the pipeline asks for a position let go again at every pass (the partition may
+            # be assigned back): one skip counted per position, not per pass
+            self._let_go[partition] = position.offset
             self._observer.on_event(events.KAFKA_CHECKPOINT_AFTER_REVOKE, partition=partition)
         return assigned
 
@@ -422,9 +503,23 @@ class KafkaSource:
         self._subscribed = True
 
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        """Count the partitions as this member's, each under a new hold.
+
+        librdkafka forgets a partition's stored offset when it leaves the assignment and reads
+        it again from the group's last commit when it comes back (to this member or another):
+        whatever the pipeline knew of it before -- tickets in flight, positions checkpointed
+        (stored, yet never committed when the member had been dropped) -- is of the earlier
+        assignment.  A new hold makes the pipeline start the partition afresh, as it does for
+        a Kinesis lease taken back.
+        """
         self._rebalances += 1
+        names = [partition_name(tp.topic, tp.partition) for tp in partitions]
+        holds = dict(self._holds)
+        for name in names:
+            holds[name] = holds.get(name, 0) + 1
+        self._holds = holds
         with self._assignment_lock:
-            self._assigned.update(partition_name(tp.topic, tp.partition) for tp in partitions)
+            self._assigned.update(names)
         self._lag.assigned(partitions)
         self._observer.on_event(events.KAFKA_PARTITIONS_ASSIGNED, len(partitions))
 
@@ -474,6 +569,31 @@ class KafkaSource:
             log.warning("commit on close failed (%s); the next owner resumes at the last commit", failed)
         finally:
             self._consumer.close()
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[Any]) -> None:
+        """The outcome of every offset commit (automatic, on revoke, on close), served inside
+        ``consume()`` on the thread that called it.
+
+        Without it librdkafka only logged a failed automatic commit, so a member whose commits
+        were refused for good (no right to commit offsets) read and wrote on for hours while
+        each checkpoint counted as persisted, and every restart read it all again.  Such a
+        refusal now fails the next :meth:`checkpoint` (the pipeline stops with it, as for any
+        store that refuses for good); any other failure is retried by the next commit and is
+        counted and logged here.
+        """
+        if err is None or err.code() == KafkaError.NO_ERROR:
+            err = next((tp.error for tp in partitions if tp.error is not None), None)
+        if err is None or err.code() == KafkaError.NO_ERROR:
+            self._commit_refused = None
+            return
+        if err.code() in (KafkaError._NO_OFFSET, KafkaError._DESTROY):
+            return  # nothing acknowledged since the last commit; the client closing
+        mapped = from_kafka_error(err)
+        failed = type(mapped).__name__
+        if _commit_refused_for_good(err.code(), mapped):
+            self._commit_refused = mapped
+        self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=failed)
+        self._commit_errors.warning(err.code(), "kafka offset commit failed: %s (%s)", failed, err.name())
 
     def _on_client_error(self, err: KafkaError) -> None:
         mapped = from_kafka_error(err)

@@ -757,11 +757,14 @@ class Pipeline:
                 if self._holds.get(partition) != hold:
                     return
                 self._checkpoint_failing_since.pop(partition, None)
-                self._checkpointed[partition] = position
-                self._tracker.mark_committed(partition)
-                # a position the source let go (a revoked partition) is no checkpoint; a source
-                # written before the contract returned anything (None) still counts its own
+                # a position the source let go (a revoked partition) is no checkpoint, and is
+                # asked for again next pass: remembered as written, it was never stored once
+                # the group assigned the partition back and it was read again up to the same
+                # offset, so nothing was committed for it.  A source written before the
+                # contract returned anything (None) still counts its own.
                 if persisted is not False:
+                    self._checkpointed[partition] = position
+                    self._tracker.mark_committed(partition)
                     self._count_checkpoint(partition)
         except LeaseLostError:
             if self._holds.get(partition) != hold:

@@ -16,8 +16,10 @@ Each batch also says under which *hold* of the partition it was read.  A source 
 (Kinesis) may lose a partition to another worker and take it back later, from that worker's
 checkpoint; it numbers its holds, and the pipeline starts a partition afresh whenever a
 batch's hold differs from the one it reads under, whether or not it heard of the loss.  The
-source is the only one that sees every take, so the hold comes from it alone.  Sources
-without leases (Kafka, replay, the batches an outside engine hands over) keep the default.
+source is the only one that sees every take, so the hold comes from it alone.  A Kafka
+group member numbers the group's assignments of each partition the same way: one assigned
+back is read again from the group's last commit.  Sources without either (replay, the
+batches an outside engine hands over) keep the default.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ class Source(Protocol):
         go with nothing lost (a Kafka partition revoked meanwhile, whose next owner resumes
         from the last commit; a replay position inside a batch, which has no resume token).
         The pipeline counts only persisted checkpoints as written (``checkpoints_written``,
-        the age of the last checkpoint on the ``consume`` progress line).
+        the age of the last checkpoint on the ``consume`` progress line), and asks for a
+        position let go again at its next pass (a Kafka partition the group assigned back).
 
         Raises :class:`~shardline.errors.LeaseLostError` once another worker holds the
         partition, and for a position read under an earlier hold of a lease taken back since

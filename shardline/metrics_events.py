@@ -193,7 +193,12 @@ _EVENTS: tuple[MetricEvent, ...] = (
     MetricEvent(RECORDS_DELIVERED, _C, _N, _TOPIC, _KF, "messages acknowledged by the broker"),
     MetricEvent(KAFKA_QUEUE_FULL, _C, _N, _TOPIC, _KF, "sends that waited for librdkafka's queue"),
     MetricEvent(
-        KAFKA_CLIENT_ERROR, _C, _N, (*_TOPIC, "error"), _KF + ", " + _KS, "librdkafka error_cb reports"
+        KAFKA_CLIENT_ERROR,
+        _C,
+        _N,
+        (*_TOPIC, "error"),
+        _KF + ", " + _KS,
+        "librdkafka error_cb reports; failed offset commits",
     ),
     MetricEvent(
         KAFKA_CALLBACK_ERRORS,

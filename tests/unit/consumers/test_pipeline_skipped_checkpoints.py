@@ -8,7 +8,9 @@ was refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -93,3 +95,59 @@ async def test_a_skipped_checkpoint_is_not_counted_and_the_progress_line_does_no
     assert log.total("kafka_checkpoint_after_revoke") >= 1
     progress.log()
     assert "last_checkpoint_s_ago" not in vars(caplog.records[-1])
+
+
+class _AssignedBack(ScriptedSource):
+    """``telemetry/0`` read, revoked before its checkpoint, then assigned back to this member:
+    librdkafka reads it again from the group's last commit (none here), so the second batch
+    holds the same offsets as the first."""
+
+    def __init__(self, kafka: KafkaSource) -> None:
+        super().__init__([])
+        self._kafka = kafka
+        self.refused = asyncio.Event()
+
+    def _batch(self) -> SourceBatch:
+        records = [ConsumedRecord(b"x", "k", KafkaPosition("telemetry", 0, offset)) for offset in range(3)]
+        return SourceBatch("telemetry/0", records, topic="telemetry")
+
+    async def batches(self) -> AsyncIterator[SourceBatch]:
+        yield self._batch()
+        await asyncio.wait_for(self.refused.wait(), 5.0)  # its checkpoint was let go
+        self._kafka._on_assign(None, [TopicPartition("telemetry", 0)])
+        yield self._batch()
+
+    async def checkpoint(self, partition: str, position: Position) -> bool:
+        stored = await self._kafka.checkpoint(partition, position)
+        if not stored:
+            self.refused.set()
+        return stored
+
+
+async def test_a_position_let_go_is_stored_once_the_partition_is_assigned_back() -> None:
+    # the position let go was remembered as checkpointed: read again up to the same offset
+    # under the new assignment, it was never stored, so nothing was ever committed for the
+    # partition (a member past max.poll.interval.ms rejoins exactly so) and every restart
+    # read it all again
+    kafka = _kafka_source()
+    kafka._on_assign(None, [TopicPartition("telemetry", 0)])
+    kafka._on_revoke(None, [TopicPartition("telemetry", 0)])
+    source = _AssignedBack(kafka)
+    config = PipelineConfig(checkpoint_interval=0.01, sink_retry=NO_WAIT)
+    pipeline = Pipeline(source, RecordingSink(), config=config)
+
+    stats = await asyncio.wait_for(pipeline.run(), 5.0)
+
+    assert stats.records_out == 6
+    assert kafka._consumer.stored == [("telemetry", 0, 3)]
+    assert stats.checkpoints == 1
+
+
+async def test_a_position_let_go_is_counted_once_however_often_it_is_asked_for() -> None:
+    log = EventLog()
+    kafka = _kafka_source(log)
+    kafka._on_assign(None, [TopicPartition("telemetry", 0)])
+    kafka._on_revoke(None, [TopicPartition("telemetry", 0)])
+    for offset in (5, 5, 5, 9):
+        assert await kafka.checkpoint("telemetry/0", KafkaPosition("telemetry", 0, offset)) is False
+    assert log.total("kafka_checkpoint_after_revoke") == 2
