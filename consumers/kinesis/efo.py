@@ -33,14 +33,13 @@ from consumers.kinesis.positions import (
     StartKind,
     StartPosition,
     is_sequence_number,
-    start_refused,
+    start_refusals,
 )
 from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors
 from shardline.errors import (
     ConfigurationError,
-    InvalidRequestError,
     ResourceInUseError,
     ResourceNotFoundError,
     ShardlineError,
@@ -374,20 +373,13 @@ class FanOutShardReader(ShardReaderBase):
         ):
             with attempt:
                 asked_at = self._wall_clock()
-                try:
-                    with map_aws_errors("kinesis"):
-                        response = await self._client.subscribe_to_shard(
-                            ConsumerARN=self._consumer_arn,
-                            ShardId=self._shard_id,
-                            StartingPosition=self._resume.starting_position(),
-                        )
-                except InvalidRequestError as refused:
-                    error = start_refused(
-                        self._resume, refused, asked_at, f"SubscribeToShard of {self._shard_id}"
+                refusals = start_refusals(self._resume, asked_at, f"SubscribeToShard of {self._shard_id}")
+                with refusals, map_aws_errors("kinesis"):
+                    response = await self._client.subscribe_to_shard(
+                        ConsumerARN=self._consumer_arn,
+                        ShardId=self._shard_id,
+                        StartingPosition=self._resume.starting_position(),
                     )
-                    if error is refused:
-                        raise
-                    raise error from refused
         return response, asked_at
 
     async def _events(self, event_stream: Any, dims: dict[str, str]) -> AsyncIterator[ShardBatch]:

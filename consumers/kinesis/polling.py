@@ -40,14 +40,13 @@ from consumers.kinesis.positions import (
     TRIM_HORIZON,
     StartKind,
     StartPosition,
-    start_refused,
+    start_refusals,
 )
 from consumers.kinesis.reader_bodies import records_of
 from shardline import metrics_events as events
 from shardline.errormap import map_aws_errors, not_a_kinesis_answer
 from shardline.errors import (
     ExpiredIteratorError,
-    InvalidRequestError,
     ThrottledError,
     TransientServiceError,
 )
@@ -273,20 +272,13 @@ class PollingShardReader(ShardReaderBase):
         async for attempt in self._retry.async_retrying(retry=self._retry_condition, sleep=self._sleep):
             with attempt:
                 asked_at = self._wall_clock()
-                try:
-                    with map_aws_errors("kinesis"):
-                        response = await self._client.get_shard_iterator(
-                            StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
-                        )
-                except InvalidRequestError as refused:
-                    # a moment ago by this clock, "in the future" by a service whose clock is
-                    # a little behind: asked again (with back-off) once its clock has passed it
-                    error = start_refused(
-                        self._resume, refused, asked_at, f"GetShardIterator of {self._shard_id}"
+                # a start a moment ago by this clock may be "in the future" by a service whose
+                # clock is a little behind: asked again (with back-off) once its clock passed it
+                refusals = start_refusals(self._resume, asked_at, f"GetShardIterator of {self._shard_id}")
+                with refusals, map_aws_errors("kinesis"):
+                    response = await self._client.get_shard_iterator(
+                        StreamName=self._stream, ShardId=self._shard_id, **self._resume.iterator_args()
                     )
-                    if error is refused:
-                        raise
-                    raise error from refused
                 if type(response.get("ShardIterator")) is not str:
                     raise not_a_kinesis_answer("GetShardIterator", "an iterator")
         iterator: str = response["ShardIterator"]

@@ -7,12 +7,14 @@ before any network call.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeGuard
 
-from shardline.errors import InvalidRequestError, ServiceError, TransientServiceError, ValidationError
+from shardline.errors import InvalidRequestError, TransientServiceError, ValidationError
 from shardline.validation import is_decimal
 
 __all__ = [
@@ -27,7 +29,7 @@ __all__ = [
     "StartPosition",
     "is_sequence_number",
     "may_be_ahead_of_service",
-    "start_refused",
+    "start_refusals",
 ]
 
 SEQUENCE_NUMBER_DIGITS_MAX = 128
@@ -49,26 +51,28 @@ def may_be_ahead_of_service(timestamp: datetime, now: datetime) -> bool:
     return timestamp > now - CLOCK_SKEW_TOLERANCE
 
 
-def start_refused(
-    position: StartPosition, refused: InvalidRequestError, asked_at: datetime, call: str
-) -> ServiceError:
-    """What the service refusing to start a read at ``position`` as a bad request means.
+@contextlib.contextmanager
+def start_refusals(position: StartPosition, asked_at: datetime, call: str) -> Iterator[None]:
+    """Around a call that starts a read at ``position`` (GetShardIterator, SubscribeToShard,
+    its errors already mapped): what the service refusing it as a bad request means.
 
-    At a time it may only take for the future (:func:`may_be_ahead_of_service`), the refusal
-    passes with time: a :class:`TransientServiceError`, asked again with back-off by the one
-    retry engine, at the same position (a moved one would skip or repeat records). Otherwise
-    it is the bad request it says it is, returned as it is. GetShardIterator and
-    SubscribeToShard both start at a position and are both refused alike.
+    At a time the service may only take for the future (:func:`may_be_ahead_of_service`), the
+    refusal passes with time: re-raised as a :class:`TransientServiceError`, asked again with
+    back-off by the one retry engine, at the same position (a moved one would skip or repeat
+    records). Otherwise it is the bad request it says it is, raised as it is.
     """
-    stamp = position.timestamp
-    if stamp is None or not may_be_ahead_of_service(stamp, asked_at):
-        return refused
-    return TransientServiceError(
-        f"{call}: Kinesis took the start time {stamp.isoformat()} for a time in the future "
-        "(its clock is behind this machine's)",
-        code=refused.code,
-        service="kinesis",
-    )
+    try:
+        yield
+    except InvalidRequestError as refused:
+        stamp = position.timestamp
+        if stamp is None or not may_be_ahead_of_service(stamp, asked_at):
+            raise
+        raise TransientServiceError(
+            f"{call}: Kinesis took the start time {stamp.isoformat()} for a time in the future "
+            "(its clock is behind this machine's)",
+            code=refused.code,
+            service="kinesis",
+        ) from refused
 
 
 class StartKind(StrEnum):
