@@ -159,8 +159,15 @@ class KinesisSource:
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
-        """Set with ``_stopping``: ends the renewal's and the discovery's waits between rounds."""
+        """Set with ``_stopping``: ends the discovery's waits between rounds."""
+        self._closing = asyncio.Event()
+        """Set by :meth:`close`: ends the renewal's waits between rounds.  Renewals go on past
+        :meth:`stop` until then, while the pipeline drains and writes its last checkpoint."""
+        self._renewal: asyncio.Task[None] | None = None
+        """The renewal task, once :meth:`batches` started it; after a stop, :meth:`close` ends it."""
         self._running = False
+        self._delivering = False
+        """:meth:`batches` still reads ``_output``: a failure put there is raised to its caller."""
         self._consumer_arn: str | None = None
 
     def __repr__(self) -> str:
@@ -215,10 +222,10 @@ class KinesisSource:
                     clock=self._clock,
                     sleep=self._sleep,
                 )
-            background = [
-                asyncio.create_task(self._discover_forever(client), name="kinesis-discovery"),
-                asyncio.create_task(self._renew_forever(), name="kinesis-lease-renewal"),
-            ]
+            discovery = asyncio.create_task(self._discover_forever(client), name="kinesis-discovery")
+            self._renewal = asyncio.create_task(self._renew_forever(), name="kinesis-lease-renewal")
+            background = [discovery, self._renewal]
+            self._delivering = True
             try:
                 while True:
                     item = await self._output.get()
@@ -242,19 +249,23 @@ class KinesisSource:
                         hold=shard.hold,
                     )
             finally:
+                self._delivering = False
                 asked_to_stop = self._stopping  # not a cancel or a failure: those end at once
                 self._halt()
                 readers = [s.task for s in self._shards.values() if s.task is not None]
                 for task in readers:
                     task.cancel()
+                # asked to stop, the leases stay renewed until close(): the pipeline drains and
+                # checkpoints in between, and an expired lease would refuse that checkpoint
+                ending = [discovery] if asked_to_stop else background
                 try:
                     await asyncio.gather(*readers, return_exceptions=True)
                     if asked_to_stop:
-                        await self._let_lease_writes_finish(background)
+                        await self._let_lease_writes_finish(ending)
                 finally:
-                    for task in background:
+                    for task in ending:
                         task.cancel()
-                    await asyncio.gather(*background, return_exceptions=True)
+                    await asyncio.gather(*ending, return_exceptions=True)
                     self._running = False
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
@@ -302,13 +313,20 @@ class KinesisSource:
         self._output.put_nowait(None)
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop, then give up the leases still held (checkpoints stay).
+        """Stop, end the lease renewals, then give up the leases still held (checkpoints stay).
 
-        ``timeout`` bounds the releases: the leases not released by then expire on their own.
+        Between :meth:`stop` and this call the leases are still renewed, so the checkpoints
+        written after the stop (the pipeline's drain and last checkpoint) are not refused as
+        lost leases, however long the drain takes.  ``timeout`` bounds the end of the
+        renewals and the releases: the leases not released by then expire on their own.
         """
         await self.stop()
+        self._closing.set()
+        renewal = self._renewal
         try:
             async with asyncio.timeout(timeout):
+                if renewal is not None:
+                    await self._let_lease_writes_finish([renewal])
                 for shard_id, shard in list(self._shards.items()):
                     async with shard.lock:
                         with contextlib.suppress(ShardlineError):
@@ -316,6 +334,10 @@ class KinesisSource:
                     self._shards.pop(shard_id, None)
         except TimeoutError:
             _log.warning("releasing leases timed out; they expire on their own")
+        finally:
+            if renewal is not None:
+                renewal.cancel()
+                await asyncio.gather(renewal, return_exceptions=True)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -324,13 +346,14 @@ class KinesisSource:
         self._stopped.set()
 
     async def _let_lease_writes_finish(self, background: list[asyncio.Task[None]]) -> None:
-        """After :meth:`stop`, let the renewal and the discovery end between two rounds.
+        """After :meth:`stop` (the discovery) or :meth:`close` (the renewal), let the task end
+        between two rounds.
 
         Cancelled during a renewal or a take, a lease write may be applied with its answer
         lost: the lease held in memory then no longer matches the table, the last checkpoint
         is refused as a lost lease and the release too, so the records since the previous
-        checkpoint are read again and the shard waits for its lease to expire.  Both tasks
-        stop at their next wait (``_stopped``); a write that does not end within a lease's
+        checkpoint are read again and the shard waits for its lease to expire.  Each task
+        stops at its next wait (``_stopped``, ``_closing``); a write that does not end within a lease's
         expiry is cancelled (by then another worker may take the lease anyway).  A cancelled
         iteration (the worker is being killed) or a failed one ends them at once, as before.
         """
@@ -439,8 +462,14 @@ class KinesisSource:
         endpoint that does not answer would hold the stop, and the last checkpoint after it,
         for a lease's expiry.
         """
+        return await self._first_of(work, self._stopped, *wakers)
+
+    @staticmethod
+    async def _first_of(work: Awaitable[_T], *events: asyncio.Event) -> _T | None:
+        """``work``'s result, or ``None`` once one of ``events`` is set first (``work`` is
+        then cancelled)."""
         doing = asyncio.ensure_future(work)
-        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopped, *wakers)]
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
         try:
             await asyncio.wait({doing, *waits}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -527,14 +556,23 @@ class KinesisSource:
             self._output.put_nowait(stray_cancel(exc, f"the reader of {shard.info.shard_id}"))
 
     async def _renew_forever(self) -> None:
+        """Renew the leases every ``lease_renew_interval`` until :meth:`close` (not :meth:`stop`).
+
+        A failure ends :meth:`batches` with it; one after the iteration ended (the pipeline
+        draining) is logged: the checkpoints still to come are fenced by the store anyway.
+        """
         try:
-            while not self._stopping:
-                await self._pause(self._config.lease_renew_interval)
-                if self._stopping:
+            while not self._closing.is_set():
+                await self._first_of(self._sleep(self._config.lease_renew_interval), self._closing)
+                if self._closing.is_set():
                     return
                 await self._renew_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
-            self._output.put_nowait(stray_cancel(exc, "lease renewal"))
+            failure = stray_cancel(exc, "lease renewal")
+            if self._delivering:
+                self._output.put_nowait(failure)
+            else:
+                _log.error("lease renewal failed after the source stopped (%s)", type(failure).__name__)
 
     async def _renew_all(self) -> None:
         """One renewal round; a lost lease stops its shard, a store error is retried next round.
@@ -546,7 +584,7 @@ class KinesisSource:
         warnings went on for ever while the shard was read.
         """
         for shard_id, shard in list(self._shards.items()):
-            if self._stopping:
+            if self._closing.is_set():
                 return  # the leases are released next; one renewed now would only delay it
             async with shard.lock:
                 if self._shards.get(shard_id) is not shard:
