@@ -326,7 +326,11 @@ class KinesisSource:
         try:
             async with asyncio.timeout(timeout):
                 if renewal is not None:
-                    await self._let_lease_writes_finish([renewal])
+                    try:
+                        await self._let_lease_writes_finish([renewal])
+                    finally:  # a renewal still unanswered holds its shard's lock
+                        renewal.cancel()
+                        await asyncio.gather(renewal, return_exceptions=True)
                 for shard_id, shard in list(self._shards.items()):
                     async with shard.lock:
                         with contextlib.suppress(ShardlineError):
@@ -334,10 +338,6 @@ class KinesisSource:
                     self._shards.pop(shard_id, None)
         except TimeoutError:
             _log.warning("releasing leases timed out; they expire on their own")
-        finally:
-            if renewal is not None:
-                renewal.cancel()
-                await asyncio.gather(renewal, return_exceptions=True)
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -575,32 +575,75 @@ class KinesisSource:
                 _log.error("lease renewal failed after the source stopped (%s)", type(failure).__name__)
 
     async def _renew_all(self) -> None:
-        """One renewal round; a lost lease stops its shard, a store error is retried next round.
+        """One renewal round: every shard's lease renewed at once, each within its expiry.
 
-        A lease the store has not confirmed for :attr:`_lease_expiry` ends the source with a
+        A lost lease stops its shard; a store error is retried next round.  A lease the store
+        has not confirmed for :attr:`_lease_expiry` ends the source with a
         :class:`CheckpointError` (so :meth:`Pipeline.run` raises it, as documented): by then
         another worker may count the lease abandoned and take it, and the process, restarted
-        by its supervisor, takes its shards again from their checkpoints.  Before, the
-        warnings went on for ever while the shard was read.
+        by its supervisor, takes its shards again from their checkpoints.
+
+        The renewals run side by side, as the KCL's renewer runs them: one after the other, a
+        slow answer (a throttled table, retries, a connection waiting for its read timeout)
+        delayed every later shard's renewal by as much, so their counters stood still past
+        the expiry while this worker read on, and other workers took them meanwhile.  For the
+        same reason a renewal still unanswered when its lease's expiry passes ends the source
+        at that moment, not whenever the answer comes.  (A lease already past its expiry when
+        the round begins, the worker having been paused, is renewed without that bound: the
+        conditional renewal itself says whether another worker took it.)
         """
-        for shard_id, shard in list(self._shards.items()):
-            if self._closing.is_set():
-                return  # the leases are released next; one renewed now would only delay it
-            async with shard.lock:
-                if self._shards.get(shard_id) is not shard:
-                    continue
-                try:
-                    shard.lease = await self._store.renew(shard.lease)
-                except LeaseLostError:
-                    self._lose(shard_id)
-                    continue
-                except ShardlineError as exc:
-                    unrenewed = self._clock() - shard.held_at
-                    if unrenewed < self._lease_expiry:
-                        _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
-                        continue
-                    raise CheckpointError(
-                        f"the lease of {shard_id!r} was not renewed for {unrenewed:.0f} s "
-                        f"({type(exc).__name__}): another worker may take it, so this one stops"
-                    ) from exc
-                shard.held_at = self._clock()
+        renewals = [
+            asyncio.ensure_future(self._renew_within_expiry(shard_id, shard))
+            for shard_id, shard in list(self._shards.items())
+        ]
+        try:
+            await asyncio.gather(*renewals)
+        finally:
+            for renewal in renewals:
+                renewal.cancel()
+            await asyncio.gather(*renewals, return_exceptions=True)
+
+    async def _renew_within_expiry(self, shard_id: str, shard: _Shard) -> None:
+        """Renew one lease; raise :class:`CheckpointError` once its expiry passes unconfirmed."""
+        left = shard.held_at + self._lease_expiry - self._clock()
+        if left <= 0:
+            await self._renew(shard_id, shard)
+            return
+        renewing = asyncio.ensure_future(self._renew(shard_id, shard))
+        expiring = asyncio.ensure_future(self._sleep(left))
+        try:
+            await asyncio.wait({renewing, expiring}, return_when=asyncio.FIRST_COMPLETED)
+            answered = renewing.done()  # both done at once: the answer counts
+        finally:
+            for future in (renewing, expiring):
+                future.cancel()  # a no-op on the one that is done
+            await asyncio.gather(renewing, expiring, return_exceptions=True)
+        if answered:
+            renewing.result()  # its failure, if any, is raised as is
+            return
+        raise CheckpointError(
+            f"the lease of {shard_id!r} was not confirmed for {self._clock() - shard.held_at:.0f} s "
+            "(its renewal still unanswered): another worker may take it, so this one stops"
+        )
+
+    async def _renew(self, shard_id: str, shard: _Shard) -> None:
+        if self._closing.is_set():
+            return  # the leases are released next; one renewed now would only delay it
+        async with shard.lock:
+            if self._shards.get(shard_id) is not shard:
+                return
+            try:
+                shard.lease = await self._store.renew(shard.lease)
+            except LeaseLostError:
+                self._lose(shard_id)
+                return
+            except ShardlineError as exc:
+                unrenewed = self._clock() - shard.held_at
+                if unrenewed < self._lease_expiry:
+                    _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
+                    return
+                raise CheckpointError(
+                    f"the lease of {shard_id!r} was not renewed for {unrenewed:.0f} s "
+                    f"({type(exc).__name__}): another worker may take it, so this one stops"
+                ) from exc
+            shard.held_at = self._clock()

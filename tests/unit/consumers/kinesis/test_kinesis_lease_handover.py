@@ -12,9 +12,13 @@ Runs on virtual time: the drain and another worker's patience are clock moves, n
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
+from typing import cast
 
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
+from consumers.source import SourceBatch
+from shardline.records import KinesisPosition
 from tests.unit.consumers.kinesis.test_kinesis_polling_unit import FakeKinesis
 from tests.unit.consumers.kinesis.virtual_time import VirtualTime
 
@@ -36,11 +40,12 @@ async def test_a_stopped_worker_keeps_its_leases_while_it_drains_until_it_closes
     store = MemoryCheckpointStore()
     a = _source("A", store, time)
     b = _source("B", store, time)
-    a_batches = a.batches()
+    a_batches = cast(AsyncGenerator[SourceBatch, None], a.batches())  # an async generator
     b_task: asyncio.Task[None] | None = None
     try:
         batch = await asyncio.wait_for(anext(a_batches), BOUND)
         position = batch.records[-1].position
+        assert isinstance(position, KinesisPosition)
 
         async def read_b() -> None:
             async for _ in b.batches():
