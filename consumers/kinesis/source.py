@@ -596,12 +596,13 @@ class KinesisSource:
             asyncio.ensure_future(self._renew_within_expiry(shard_id, shard))
             for shard_id, shard in list(self._shards.items())
         ]
-        try:
-            await asyncio.gather(*renewals)
-        finally:
-            for renewal in renewals:
-                renewal.cancel()
-            await asyncio.gather(*renewals, return_exceptions=True)
+        # one failing lets the others finish (each is bounded): cancelled with its write
+        # applied, a renewal left the lease held in memory behind the table's, and the last
+        # checkpoint of a shard this worker still held was refused as a lost lease
+        outcomes = await asyncio.gather(*renewals, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _renew_within_expiry(self, shard_id: str, shard: _Shard) -> None:
         """Renew one lease; raise :class:`CheckpointError` once its expiry passes unconfirmed."""

@@ -16,7 +16,8 @@ import pytest
 from consumers.checkpoint.base import Lease
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.kinesis import KinesisSource, ReaderConfig
-from shardline.errors import CheckpointError
+from consumers.source import SourceBatch
+from shardline.errors import CheckpointError, TransientServiceError
 from tests.unit.consumers.kinesis.test_kinesis_source_leases import TwoShards
 from tests.unit.consumers.kinesis.virtual_time import VirtualTime
 
@@ -35,11 +36,14 @@ class SlowToAnswer(MemoryCheckpointStore):
         self.slow_owner = slow_owner
         self.slow_shards = slow_shards
         self.delay = delay
+        self.failing: set[str] = set()
         self.taken_while_read: list[str] = []
         self.reader: KinesisSource | None = None
         self.reading: asyncio.Task[Any] | None = None
 
     async def renew(self, lease: Lease) -> Lease:
+        if lease.shard_id in self.failing:
+            raise TransientServiceError("the lease table is throttling this shard's renewals")
         renewed = await super().renew(lease)
         if lease.owner == self.slow_owner and lease.shard_id in self.slow_shards:
             await self.time.sleep(self.delay)
@@ -121,3 +125,37 @@ async def test_slow_renewals_of_several_shards_do_not_add_up() -> None:
         await b.stop()
         await asyncio.wait_for(b_task, BOUND)
         await b.close()
+
+
+async def test_a_renewal_failing_for_good_lets_the_others_in_flight_finish() -> None:
+    time = VirtualTime()
+    store = SlowToAnswer(time, "A", {"shard-1"}, delay=0.5 * RENEW)
+    store.failing.add("shard-0")
+    a = _source("A", store, time)
+    received: list[SourceBatch] = []
+
+    async def pump() -> None:
+        async for batch in a.batches():
+            received.append(batch)
+
+    task = asyncio.create_task(pump())
+    try:
+        # shard-0's renewals fail until its lease is past the expiry, at a round where
+        # shard-1's renewal was applied and is on its way back
+        await time.advance(2 * EXPIRY, lambda: None)
+        assert task.done()
+        with pytest.raises(CheckpointError, match="shard-0"):
+            task.result()
+        position = next(batch for batch in received if batch.partition == "shard-1").records[-1].position
+        # the pipeline's last checkpoint: before, shard-1's renewal was cancelled with its
+        # write applied, and this checkpoint under the lease held in memory was refused
+        await asyncio.wait_for(a.checkpoint("shard-1", position), BOUND)
+        lease = await store.get("shard-1")
+        assert lease is not None and lease.owner == "A"
+        assert a.partitions_lost == 0
+    finally:
+        closing = asyncio.ensure_future(a.close())
+        await time.advance(RENEW, lambda: None)
+        await asyncio.wait_for(closing, BOUND)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
