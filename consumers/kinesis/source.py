@@ -102,7 +102,8 @@ class KinesisSource:
         config: reader tuning (:class:`ReaderConfig`).
         observer: metrics; also receives ``shards_started``, ``shards_finished``, ``leases_lost``.
 
-    Use ``async with`` (or call :meth:`close`) to give the leases up at the end.
+    Use ``async with`` (or call :meth:`close`) to give the leases up at the end: after
+    :meth:`stop` they stay renewed until then, so the checkpoints written in between land.
     """
 
     def __init__(
@@ -303,7 +304,10 @@ class KinesisSource:
                 del self._shards[partition]
 
     async def stop(self) -> None:
-        """Stop reading; :meth:`batches` yields what was already read, then ends."""
+        """Stop reading; :meth:`batches` yields what was already read, then ends.
+
+        The leases stay held (and renewed) until :meth:`close`.
+        """
         if self._stopping:
             return
         self._halt()
