@@ -108,6 +108,9 @@ LEASE_ENTITY = "LEASE"
 """KCL 3.x tags every row; rows of another ``entityType`` (leader lock, worker metrics,
 migration state) share the table but are not leases.  KCL 2.x rows have no tag: all leases."""
 
+_KCL_COUNTER_RANGE = range(-(2**63), 2**63)
+"""The counters a KCL worker reads and writes: ``leaseCounter`` is a Java ``long`` there."""
+
 _DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial_backoff=0.05, max_backoff=2.0, deadline=30.0)
 
 
@@ -598,6 +601,11 @@ def _lease_from_row(item: dict[str, Any]) -> Lease:
         # every KCL and Shardline write of a lease carries one; read as 0, the lease looked
         # free or abandoned, and every take failed its condition as if another worker had won
         raise _BadMember(f"{LEASE_COUNTER} is missing")
+    if int(counter) not in _KCL_COUNTER_RANGE:
+        # no KCL worker reads or writes it (a Java long), and DynamoDB keeps 38 digits: a take
+        # adding one to a counter of 10**38 or more was refused as an invalid request, which
+        # ended the discovery, and with it the reading of every shard, instead of this one's
+        raise _BadMember(f"{LEASE_COUNTER} is out of the KCL's range")
     return Lease(
         shard_id=shard_id,
         owner=owner,

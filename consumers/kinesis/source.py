@@ -102,7 +102,8 @@ class KinesisSource:
         config: reader tuning (:class:`ReaderConfig`).
         observer: metrics; also receives ``shards_started``, ``shards_finished``, ``leases_lost``.
 
-    Use ``async with`` (or call :meth:`close`) to give the leases up at the end.
+    Use ``async with`` (or call :meth:`close`) to give the leases up at the end: after
+    :meth:`stop` they stay renewed until then, so the checkpoints written in between land.
     """
 
     def __init__(
@@ -159,8 +160,15 @@ class KinesisSource:
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
-        """Set with ``_stopping``: ends the renewal's and the discovery's waits between rounds."""
+        """Set with ``_stopping``: ends the discovery's waits between rounds."""
+        self._closing = asyncio.Event()
+        """Set by :meth:`close`: ends the renewal's waits between rounds.  Renewals go on past
+        :meth:`stop` until then, while the pipeline drains and writes its last checkpoint."""
+        self._renewal: asyncio.Task[None] | None = None
+        """The renewal task, once :meth:`batches` started it; after a stop, :meth:`close` ends it."""
         self._running = False
+        self._delivering = False
+        """:meth:`batches` still reads ``_output``: a failure put there is raised to its caller."""
         self._consumer_arn: str | None = None
 
     def __repr__(self) -> str:
@@ -215,10 +223,10 @@ class KinesisSource:
                     clock=self._clock,
                     sleep=self._sleep,
                 )
-            background = [
-                asyncio.create_task(self._discover_forever(client), name="kinesis-discovery"),
-                asyncio.create_task(self._renew_forever(), name="kinesis-lease-renewal"),
-            ]
+            discovery = asyncio.create_task(self._discover_forever(client), name="kinesis-discovery")
+            self._renewal = asyncio.create_task(self._renew_forever(), name="kinesis-lease-renewal")
+            background = [discovery, self._renewal]
+            self._delivering = True
             try:
                 while True:
                     item = await self._output.get()
@@ -242,19 +250,23 @@ class KinesisSource:
                         hold=shard.hold,
                     )
             finally:
+                self._delivering = False
                 asked_to_stop = self._stopping  # not a cancel or a failure: those end at once
                 self._halt()
                 readers = [s.task for s in self._shards.values() if s.task is not None]
                 for task in readers:
                     task.cancel()
+                # asked to stop, the leases stay renewed until close(): the pipeline drains and
+                # checkpoints in between, and an expired lease would refuse that checkpoint
+                ending = [discovery] if asked_to_stop else background
                 try:
                     await asyncio.gather(*readers, return_exceptions=True)
                     if asked_to_stop:
-                        await self._let_lease_writes_finish(background)
+                        await self._let_lease_writes_finish(ending)
                 finally:
-                    for task in background:
+                    for task in ending:
                         task.cancel()
-                    await asyncio.gather(*background, return_exceptions=True)
+                    await asyncio.gather(*ending, return_exceptions=True)
                     self._running = False
 
     async def checkpoint(self, partition: str, position: Position) -> bool:
@@ -292,7 +304,10 @@ class KinesisSource:
                 del self._shards[partition]
 
     async def stop(self) -> None:
-        """Stop reading; :meth:`batches` yields what was already read, then ends."""
+        """Stop reading; :meth:`batches` yields what was already read, then ends.
+
+        The leases stay held (and renewed) until :meth:`close`.
+        """
         if self._stopping:
             return
         self._halt()
@@ -302,13 +317,24 @@ class KinesisSource:
         self._output.put_nowait(None)
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop, then give up the leases still held (checkpoints stay).
+        """Stop, end the lease renewals, then give up the leases still held (checkpoints stay).
 
-        ``timeout`` bounds the releases: the leases not released by then expire on their own.
+        Between :meth:`stop` and this call the leases are still renewed, so the checkpoints
+        written after the stop (the pipeline's drain and last checkpoint) are not refused as
+        lost leases, however long the drain takes.  ``timeout`` bounds the end of the
+        renewals and the releases: the leases not released by then expire on their own.
         """
         await self.stop()
+        self._closing.set()
+        renewal = self._renewal
         try:
             async with asyncio.timeout(timeout):
+                if renewal is not None:
+                    try:
+                        await self._let_lease_writes_finish([renewal])
+                    finally:  # a renewal still unanswered holds its shard's lock
+                        renewal.cancel()
+                        await asyncio.gather(renewal, return_exceptions=True)
                 for shard_id, shard in list(self._shards.items()):
                     async with shard.lock:
                         with contextlib.suppress(ShardlineError):
@@ -324,13 +350,14 @@ class KinesisSource:
         self._stopped.set()
 
     async def _let_lease_writes_finish(self, background: list[asyncio.Task[None]]) -> None:
-        """After :meth:`stop`, let the renewal and the discovery end between two rounds.
+        """After :meth:`stop` (the discovery) or :meth:`close` (the renewal), let the task end
+        between two rounds.
 
         Cancelled during a renewal or a take, a lease write may be applied with its answer
         lost: the lease held in memory then no longer matches the table, the last checkpoint
         is refused as a lost lease and the release too, so the records since the previous
-        checkpoint are read again and the shard waits for its lease to expire.  Both tasks
-        stop at their next wait (``_stopped``); a write that does not end within a lease's
+        checkpoint are read again and the shard waits for its lease to expire.  Each task
+        stops at its next wait (``_stopped``, ``_closing``); a write that does not end within a lease's
         expiry is cancelled (by then another worker may take the lease anyway).  A cancelled
         iteration (the worker is being killed) or a failed one ends them at once, as before.
         """
@@ -439,8 +466,14 @@ class KinesisSource:
         endpoint that does not answer would hold the stop, and the last checkpoint after it,
         for a lease's expiry.
         """
+        return await self._first_of(work, self._stopped, *wakers)
+
+    @staticmethod
+    async def _first_of(work: Awaitable[_T], *events: asyncio.Event) -> _T | None:
+        """``work``'s result, or ``None`` once one of ``events`` is set first (``work`` is
+        then cancelled)."""
         doing = asyncio.ensure_future(work)
-        waits = [asyncio.ensure_future(event.wait()) for event in (self._stopped, *wakers)]
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
         try:
             await asyncio.wait({doing, *waits}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -527,42 +560,95 @@ class KinesisSource:
             self._output.put_nowait(stray_cancel(exc, f"the reader of {shard.info.shard_id}"))
 
     async def _renew_forever(self) -> None:
+        """Renew the leases every ``lease_renew_interval`` until :meth:`close` (not :meth:`stop`).
+
+        A failure ends :meth:`batches` with it; one after the iteration ended (the pipeline
+        draining) is logged: the checkpoints still to come are fenced by the store anyway.
+        """
         try:
-            while not self._stopping:
-                await self._pause(self._config.lease_renew_interval)
-                if self._stopping:
+            while not self._closing.is_set():
+                await self._first_of(self._sleep(self._config.lease_renew_interval), self._closing)
+                if self._closing.is_set():
                     return
                 await self._renew_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer of batches() (stray_cancel)
-            self._output.put_nowait(stray_cancel(exc, "lease renewal"))
+            failure = stray_cancel(exc, "lease renewal")
+            if self._delivering:
+                self._output.put_nowait(failure)
+            else:
+                _log.error("lease renewal failed after the source stopped (%s)", type(failure).__name__)
 
     async def _renew_all(self) -> None:
-        """One renewal round; a lost lease stops its shard, a store error is retried next round.
+        """One renewal round: every shard's lease renewed at once, each within its expiry.
 
-        A lease the store has not confirmed for :attr:`_lease_expiry` ends the source with a
+        A lost lease stops its shard; a store error is retried next round.  A lease the store
+        has not confirmed for :attr:`_lease_expiry` ends the source with a
         :class:`CheckpointError` (so :meth:`Pipeline.run` raises it, as documented): by then
         another worker may count the lease abandoned and take it, and the process, restarted
-        by its supervisor, takes its shards again from their checkpoints.  Before, the
-        warnings went on for ever while the shard was read.
+        by its supervisor, takes its shards again from their checkpoints.
+
+        The renewals run side by side, as the KCL's renewer runs them: one after the other, a
+        slow answer (a throttled table, retries, a connection waiting for its read timeout)
+        delayed every later shard's renewal by as much, so their counters stood still past
+        the expiry while this worker read on, and other workers took them meanwhile.  For the
+        same reason a renewal still unanswered when its lease's expiry passes ends the source
+        at that moment, not whenever the answer comes.  (A lease already past its expiry when
+        the round begins, the worker having been paused, is renewed without that bound: the
+        conditional renewal itself says whether another worker took it.)
         """
-        for shard_id, shard in list(self._shards.items()):
-            if self._stopping:
-                return  # the leases are released next; one renewed now would only delay it
-            async with shard.lock:
-                if self._shards.get(shard_id) is not shard:
-                    continue
-                try:
-                    shard.lease = await self._store.renew(shard.lease)
-                except LeaseLostError:
-                    self._lose(shard_id)
-                    continue
-                except ShardlineError as exc:
-                    unrenewed = self._clock() - shard.held_at
-                    if unrenewed < self._lease_expiry:
-                        _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
-                        continue
-                    raise CheckpointError(
-                        f"the lease of {shard_id!r} was not renewed for {unrenewed:.0f} s "
-                        f"({type(exc).__name__}): another worker may take it, so this one stops"
-                    ) from exc
-                shard.held_at = self._clock()
+        renewals = [
+            asyncio.ensure_future(self._renew_within_expiry(shard_id, shard))
+            for shard_id, shard in list(self._shards.items())
+        ]
+        # one failing lets the others finish (each is bounded): cancelled with its write
+        # applied, a renewal left the lease held in memory behind the table's, and the last
+        # checkpoint of a shard this worker still held was refused as a lost lease
+        outcomes = await asyncio.gather(*renewals, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _renew_within_expiry(self, shard_id: str, shard: _Shard) -> None:
+        """Renew one lease; raise :class:`CheckpointError` once its expiry passes unconfirmed."""
+        left = shard.held_at + self._lease_expiry - self._clock()
+        if left <= 0:
+            await self._renew(shard_id, shard)
+            return
+        renewing = asyncio.ensure_future(self._renew(shard_id, shard))
+        expiring = asyncio.ensure_future(self._sleep(left))
+        try:
+            await asyncio.wait({renewing, expiring}, return_when=asyncio.FIRST_COMPLETED)
+            answered = renewing.done()  # both done at once: the answer counts
+        finally:
+            for future in (renewing, expiring):
+                future.cancel()  # a no-op on the one that is done
+            await asyncio.gather(renewing, expiring, return_exceptions=True)
+        if answered:
+            renewing.result()  # its failure, if any, is raised as is
+            return
+        raise CheckpointError(
+            f"the lease of {shard_id!r} was not confirmed for {self._clock() - shard.held_at:.0f} s "
+            "(its renewal still unanswered): another worker may take it, so this one stops"
+        )
+
+    async def _renew(self, shard_id: str, shard: _Shard) -> None:
+        if self._closing.is_set():
+            return  # the leases are released next; one renewed now would only delay it
+        async with shard.lock:
+            if self._shards.get(shard_id) is not shard:
+                return
+            try:
+                shard.lease = await self._store.renew(shard.lease)
+            except LeaseLostError:
+                self._lose(shard_id)
+                return
+            except ShardlineError as exc:
+                unrenewed = self._clock() - shard.held_at
+                if unrenewed < self._lease_expiry:
+                    _log.warning("lease renewal of %s failed (%s)", shard_id, type(exc).__name__)
+                    return
+                raise CheckpointError(
+                    f"the lease of {shard_id!r} was not renewed for {unrenewed:.0f} s "
+                    f"({type(exc).__name__}): another worker may take it, so this one stops"
+                ) from exc
+            shard.held_at = self._clock()

@@ -69,6 +69,9 @@ def _row(client: Any, name: str, key: str) -> dict[str, Any]:
         pytest.param({k: v for k, v in KCL_ROW.items() if k != "leaseCounter"}, id="no-counter"),
         pytest.param({**KCL_ROW, "leaseCounter": {"NULL": True}}, id="null-counter"),
         pytest.param({**KCL_ROW, "checkpoint": {"S": "9" * 129}}, id="checkpoint-of-129-digits"),
+        # past a Java long; DynamoDB itself refuses to add one to it (38 digits), and that
+        # invalid request ended the whole source
+        pytest.param({**KCL_ROW, "leaseCounter": {"N": "1" + "0" * 40}}, id="counter-past-the-kcl-range"),
     ],
 )
 async def test_a_crafted_row_is_a_lease_row_error_naming_its_shard_and_is_never_written(

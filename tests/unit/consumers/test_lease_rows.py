@@ -61,11 +61,21 @@ def test_members_a_kcl_row_may_lack_take_their_defaults() -> None:
         {"ownerSwitchesSinceCheckpoint": {"S": "1"}},  # a take adds to it: the write failed
         {"leaseCounter": {"NULL": True}},  # read as 0: every take failed as if another worker won
         {"checkpoint": {"S": "1" * 129}},  # no sequence number has more than 128 digits
+        # no KCL worker's counter (a Java long); one DynamoDB cannot add one to (38 digits)
+        # made the take an invalid request that ended the whole source
+        {"leaseCounter": {"N": str(2**63)}},
+        {"leaseCounter": {"N": str(-(2**63) - 1)}},
+        {"leaseCounter": {"N": "1" + "0" * 40}},
     ],
 )
 def test_a_row_no_kcl_worker_writes_is_a_lease_row_error(change: dict[str, Any]) -> None:
     with pytest.raises(LeaseRowError, match="is not a lease"):
         _lease_from_item({**KCL_ROW, **change})
+
+
+def test_counters_at_the_ends_of_the_kcl_range_are_read() -> None:
+    for counter in (2**63 - 1, -(2**63)):
+        assert _lease_from_item({**KCL_ROW, "leaseCounter": {"N": str(counter)}}).counter == counter
 
 
 def test_a_row_without_a_lease_counter_is_a_lease_row_error_naming_it() -> None:
