@@ -79,6 +79,12 @@ def _start(
                 raise
             failure = exc
             continue
+        except BaseException:
+            # Ctrl-C (or SIGTERM, which `shardline local up` turns into one) while waiting: a
+            # detached server outlives this process, and no handle of it reaches the caller
+            # to stop it, so it would run on unrecorded.
+            handle.stop()
+            raise
         return handle
     raise ServerStartError(f"{name} could not be started") from failure
 
