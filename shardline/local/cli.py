@@ -80,10 +80,21 @@ def _up(args: argparse.Namespace) -> int:
     for server in state.servers:
         print(f"  {server.name:<13} {server.endpoint}  pid {server.pid}", file=sys.stderr)
     lines = export_lines(state.environment)
+    # stdout first: the stack runs and is recorded whatever happens to the env file, and
+    # `eval "$(shardline local up --env-file ...)"` still gets its exports
+    print("\n".join(lines), flush=True)
     if args.env_file is not None:
-        args.env_file.write_text("\n".join(lines) + "\n")
+        try:
+            args.env_file.write_text("\n".join(lines) + "\n")
+        except OSError as exc:
+            print(
+                f"shardline local up: cannot write the environment to {args.env_file} "
+                f"({exc.strerror or type(exc).__name__}); the stack is running: "
+                "`shardline local env` prints it, `shardline local down` stops it",
+                file=sys.stderr,
+            )
+            return 1
         print(f"environment written to {args.env_file}", file=sys.stderr)
-    print("\n".join(lines))
     return 0
 
 
