@@ -8,8 +8,13 @@ same lines again for another terminal (``eval "$(shardline local env)"``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from shardline.cli import Command
 from shardline.local.environment import export_lines
@@ -39,20 +44,57 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("down", help="stop exactly the servers `up` started and forget them")
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`KeyboardInterrupt` while this block runs, as Ctrl-C does.
+
+    ``up`` starts servers detached, in sessions of their own, so they outlive it: killed by a
+    signal's default action (a CI job's timeout, a closed terminal) halfway through, it left
+    the servers it had started running with no record for ``down`` to find.  As an exception,
+    the signal lets ``up`` stop them first.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    caught = [sig for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+    previous = {sig: signal.signal(sig, interrupt) for sig in caught}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _up(args: argparse.Namespace) -> int:
     services = parse_services(args.services)
 
     def announce(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    state = up(services, kinesis_engine=args.kinesis_engine, announce=announce)
+    with _terminate_as_interrupt():
+        state = up(services, kinesis_engine=args.kinesis_engine, announce=announce)
     for server in state.servers:
         print(f"  {server.name:<13} {server.endpoint}  pid {server.pid}", file=sys.stderr)
     lines = export_lines(state.environment)
+    # stdout first: the stack runs and is recorded whatever happens to the env file, and
+    # `eval "$(shardline local up --env-file ...)"` still gets its exports
+    print("\n".join(lines), flush=True)
     if args.env_file is not None:
-        args.env_file.write_text("\n".join(lines) + "\n")
+        try:
+            args.env_file.write_text("\n".join(lines) + "\n")
+        except OSError as exc:
+            print(
+                f"shardline local up: cannot write the environment to {args.env_file} "
+                f"({exc.strerror or type(exc).__name__}); the stack is running: "
+                "`shardline local env` prints it, `shardline local down` stops it",
+                file=sys.stderr,
+            )
+            return 1
         print(f"environment written to {args.env_file}", file=sys.stderr)
-    print("\n".join(lines))
     return 0
 
 

@@ -7,6 +7,7 @@ the standard configuration talks to the emulators without code changes.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 
@@ -25,6 +26,7 @@ __all__ = [
 
 KAFKA_BOOTSTRAP_ENV = "SHARDLINE_KAFKA_BOOTSTRAP"
 INFLUXDB_URL_ENV = "SHARDLINE_INFLUXDB_URL"
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MOTO_SERVICES = ("dynamodb", "firehose", "s3", "timestream-write", "timestream-query", "cloudwatch")
 """Services served by moto server for the ``aws`` part of the stack."""
 
@@ -63,7 +65,14 @@ def stack_environment(
 
 
 def export_lines(env: Mapping[str, str], *, unset: Iterable[str] = ("AWS_PROFILE",)) -> list[str]:
-    """``export`` lines a POSIX shell can ``eval``; also unsets a profile that would win."""
+    """``export`` lines a POSIX shell can ``eval``; also unsets a profile that would win.
+
+    Values are quoted; names cannot be, so one that is not a shell identifier is refused
+    (``ValueError``) rather than printed for the shell to run.
+    """
+    bad = [name for name in (*unset, *env) if not _SHELL_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"not shell variable names: {bad!r}")
     lines = [f"unset {name}" for name in unset]
     lines.extend(f"export {name}={shlex.quote(value)}" for name, value in env.items())
     return lines

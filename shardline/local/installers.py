@@ -176,6 +176,9 @@ def ensure_npm_package(package: NpmPackage, *, announce: Announce | None = None)
             tree = f"kinesis-mock ({KINESIS_MOCK.spec}) and {KINESALITE.spec}"
             announce(f"installing {tree} (npm ci, first use)...")
         prefix.mkdir(parents=True, exist_ok=True)
+        # The marker of an earlier install vouches for nothing once npm ci starts replacing the
+        # tree: an install that fails or is interrupted part-way must not pass for complete.
+        done_marker.unlink(missing_ok=True)
         for name in ("package.json", "package-lock.json"):
             shutil.copyfile(NPM_PROJECT / name, prefix / name)
         command = [

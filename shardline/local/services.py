@@ -7,6 +7,7 @@ took the port between choosing it and binding it) it is started again on new por
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,6 +80,12 @@ def _start(
                 raise
             failure = exc
             continue
+        except BaseException:
+            # Ctrl-C (or SIGTERM, which `shardline local up` turns into one) while waiting: a
+            # detached server outlives this process, and no handle of it reaches the caller
+            # to stop it, so it would run on unrecorded.
+            handle.stop()
+            raise
         return handle
     raise ServerStartError(f"{name} could not be started") from failure
 
@@ -250,11 +257,11 @@ reporting-disabled = true
 bind-address = "127.0.0.1:{rpc_port}"
 
 [meta]
-  dir = "{root}/meta"
+  dir = {meta}
 
 [data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
+  dir = {data}
+  wal-dir = {wal}
   query-log-enabled = false
 
 [http]
@@ -265,6 +272,16 @@ bind-address = "127.0.0.1:{rpc_port}"
 [monitor]
   store-enabled = false
 """
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string.
+
+    The data directories are under the cache directory, whose path is the user's: with a
+    double quote or a backslash in it, pasted between quotes, influxd could not parse its
+    config and exited at every start.  JSON's escapes are TOML's, but for DEL.
+    """
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def start_influxdb(
@@ -283,7 +300,8 @@ def start_influxdb(
     def plan(server_dir: Path) -> _LaunchPlan:
         http_port, rpc_port = free_port(), free_port()
         config = server_dir / "influxdb.conf"
-        config.write_text(_INFLUXDB_CONFIG.format(rpc_port=rpc_port, http_port=http_port, root=server_dir))
+        dirs = {name: _toml_string(str(server_dir / name)) for name in ("meta", "data", "wal")}
+        config.write_text(_INFLUXDB_CONFIG.format(rpc_port=rpc_port, http_port=http_port, **dirs))
         url = f"http://127.0.0.1:{http_port}"
         return _LaunchPlan([influxd, "-config", str(config)], url, http_ping_probe(url))
 

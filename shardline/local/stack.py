@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,21 +81,61 @@ class StackState:
 
     @classmethod
     def from_json(cls, text: str) -> StackState:
+        """Parse a state file, checking every field's type: it is plain JSON anyone can edit.
+
+        Raises :class:`ValueError` for anything ``up`` would not have written.  The environment's
+        names are printed unquoted by ``shardline local env``, whose output is ``eval``-ed: a name
+        that is not a shell identifier ran as a command.
+        """
         raw = json.loads(text)
-        servers = tuple(
-            RecordedServer(
-                name=str(entry["name"]),
-                services=tuple(str(item) for item in entry["services"]),
-                endpoint=str(entry["endpoint"]),
-                pid=int(entry["pid"]),
-                argv=tuple(str(item) for item in entry["argv"]),
-                log_path=str(entry["log_path"]),
-                start_time=None if entry.get("start_time") is None else int(entry["start_time"]),
-            )
-            for entry in raw["servers"]
-        )
-        environment = {str(key): str(value) for key, value in raw.get("environment", {}).items()}
-        return cls(run_dir=str(raw["run_dir"]), servers=servers, environment=environment)
+        if not isinstance(raw, dict) or not isinstance(raw.get("servers"), list):
+            raise ValueError("not a stack record")
+        servers = tuple(_recorded_server(entry) for entry in raw["servers"])
+        environment = raw.get("environment", {})
+        if not isinstance(environment, dict) or not all(
+            isinstance(key, str) and _SHELL_NAME.fullmatch(key) and isinstance(value, str)
+            for key, value in environment.items()
+        ):
+            raise ValueError("environment must map shell variable names to strings")
+        return cls(run_dir=_string(raw, "run_dir"), servers=servers, environment=dict(environment))
+
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _string(entry: dict[str, object], key: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a string")
+    return value
+
+
+def _strings(entry: dict[str, object], key: str) -> tuple[str, ...]:
+    value = entry.get(key)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+def _recorded_server(entry: object) -> RecordedServer:
+    """One server of a state file; a pid must be a positive integer (``kill`` treats 0 and
+    negative pids as process groups)."""
+    if not isinstance(entry, dict):
+        raise ValueError("a server must be an object")
+    pid, started = entry.get("pid"), entry.get("start_time")
+    if type(pid) is not int or pid <= 0:
+        raise ValueError("pid must be a positive integer")
+    if started is not None and type(started) is not int:
+        raise ValueError("start_time must be an integer")
+    return RecordedServer(
+        name=_string(entry, "name"),
+        services=_strings(entry, "services"),
+        endpoint=_string(entry, "endpoint"),
+        pid=pid,
+        argv=_strings(entry, "argv"),
+        log_path=_string(entry, "log_path"),
+        start_time=started,
+    )
 
 
 def default_services() -> tuple[str, ...]:
@@ -134,7 +175,7 @@ def load_state(path: Path | None = None) -> StackState | None:
         raise LocalEmulatorError(
             f"cannot read the local stack state {path} ({exc.strerror or type(exc).__name__})"
         ) from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise LocalEmulatorError(f"unreadable local stack state {path}: {exc}; remove it") from exc
 
 
