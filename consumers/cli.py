@@ -362,22 +362,20 @@ async def _consume(args: argparse.Namespace) -> int:
         else None
     )
     if kafka is not None:
-        logger.info(
-            "consumer starting",
-            extra={
-                "topics": ",".join(kafka.topics),
-                "group": kafka.group,
-                "owner": owner,
-                "start": args.start,
-            },
-        )
+        starting: dict[str, Any] = {
+            "topics": ",".join(kafka.topics),
+            "group": kafka.group,
+            "owner": owner,
+            "start": args.start,
+        }
     else:
-        logger.info(
-            "consumer starting",
-            extra={"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)},
-        )
+        starting = {"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)}
     try:
-        status = await run_until_signal(pipeline)
+        # "consumer starting" is logged once SIGTERM/SIGINT drain: a supervisor that signals
+        # on seeing it must not meet the default action (killed, nothing checkpointed)
+        status = await run_until_signal(
+            pipeline, started=lambda: logger.info("consumer starting", extra=starting)
+        )
     finally:
         if reporter is not None:
             reporter.cancel()
