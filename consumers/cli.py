@@ -53,7 +53,7 @@ from consumers.progress import ConsumeProgress
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
-from shardline.cli import Command, parse_aware_time
+from shardline.cli import EXIT_FAILED, EXIT_REFUSED, Command, exit_status_for, parse_aware_time
 from shardline.errors import ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
 from shardline.exporters.emf import DEFAULT_FLUSH_TIMEOUT, EmfExporter
@@ -515,8 +515,13 @@ def _run(args: argparse.Namespace) -> int:
         logger.error("%s", exc, extra={"error_type": type(exc).__name__, "option": exc.option})
         return 2
     except ShardlineError as exc:
+        if exit_status_for(exc) == EXIT_REFUSED:
+            # input refused before anything was read (a bad --namespace): a refusal, 2, as
+            # every command gives it; reported as "consumer failed", 1, it read as a run-time fault
+            logger.error("refused: %s", exc, extra={"error_type": type(exc).__name__})
+            return EXIT_REFUSED
         logger.error("consumer failed: %s", exc, extra={"error_type": type(exc).__name__})
-        return 1
+        return EXIT_FAILED
 
 
 command = Command(
