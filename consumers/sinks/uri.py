@@ -166,6 +166,16 @@ def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
 
         if not netloc:
             raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {redact_url(uri)!r}")
+        if "@" in netloc:
+            raise ConfigurationError(
+                f"an s3:// dead-letter URI takes no user or password: {redact_url(uri)!r} "
+                "(credentials come from the standard AWS configuration)"
+            )
+        unknown = sorted(set(query) - {"expected_bucket_owner"})
+        if unknown:  # a misspelt ?expected_bucket_owner= left the owner check off
+            raise ConfigurationError(
+                f"unknown s3:// dead-letter option(s): {', '.join(unknown)} (known: expected_bucket_owner)"
+            )
         if "expected_bucket_owner" in query:  # s3://BUCKET/PREFIX?expected_bucket_owner=ACCOUNT
             options.setdefault("expected_bucket_owner", query["expected_bucket_owner"])
         return s3_dead_letter(netloc, path, **options)

@@ -9,7 +9,7 @@ import pytest
 
 from consumers.checkpoint.uri import open_checkpoint_store
 from consumers.sinks.dynamodb import DynamoDBSink
-from consumers.sinks.uri import sink_from_uri
+from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
 from shardline.errors import ConfigurationError
 from shardline.uripaths import file_uri_path
 
@@ -82,4 +82,16 @@ def test_a_file_uri_host_with_credentials_is_not_echoed() -> None:
 def test_credentials_in_a_checkpoint_uri_are_refused_unechoed(uri: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         open_checkpoint_store(uri)
+    assert SECRET not in str(caught.value)
+
+
+def test_a_misspelt_dead_letter_option_is_refused() -> None:
+    # the owner check is a safety option: misspelt, it was silently off
+    with pytest.raises(ConfigurationError, match="expected_bucket_ownr"):
+        dead_letter_from_uri("s3://dead-letters/telemetry/?expected_bucket_ownr=123456789012")
+
+
+def test_credentials_in_a_dead_letter_bucket_are_refused_unechoed() -> None:
+    with pytest.raises(ConfigurationError, match="no user or password") as caught:
+        dead_letter_from_uri(f"s3://user:{SECRET}@dead-letters/telemetry/")
     assert SECRET not in str(caught.value)
