@@ -53,7 +53,7 @@ from consumers.progress import ConsumeProgress
 from consumers.sinks.base import Sink
 from consumers.source import Source
 from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, DeaggregationPolicy
-from shardline.cli import Command, parse_aware_time
+from shardline.cli import EXIT_FAILED, EXIT_REFUSED, Command, exit_status_for, parse_aware_time
 from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError, ShardlineError, ValidationError
 from shardline.eventid import EventIdKey
@@ -366,22 +366,20 @@ async def _consume(args: argparse.Namespace) -> int:
         else None
     )
     if kafka is not None:
-        logger.info(
-            "consumer starting",
-            extra={
-                "topics": ",".join(kafka.topics),
-                "group": kafka.group,
-                "owner": owner,
-                "start": args.start,
-            },
-        )
+        starting: dict[str, Any] = {
+            "topics": ",".join(kafka.topics),
+            "group": kafka.group,
+            "owner": owner,
+            "start": args.start,
+        }
     else:
-        logger.info(
-            "consumer starting",
-            extra={"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)},
-        )
+        starting = {"stream": stream, "mode": args.mode, "owner": owner, "start": str(start)}
     try:
-        status = await run_until_signal(pipeline)
+        # "consumer starting" is logged once SIGTERM/SIGINT drain: a supervisor that signals
+        # on seeing it must not meet the default action (killed, nothing checkpointed)
+        status = await run_until_signal(
+            pipeline, started=lambda: logger.info("consumer starting", extra=starting)
+        )
     finally:
         if reporter is not None:
             reporter.cancel()
@@ -521,8 +519,13 @@ def _run(args: argparse.Namespace) -> int:
         logger.error("%s", exc, extra={"error_type": type(exc).__name__, "option": exc.option})
         return 2
     except ShardlineError as exc:
+        if exit_status_for(exc) == EXIT_REFUSED:
+            # input refused before anything was read (a bad --namespace): a refusal, 2, as
+            # every command gives it; reported as "consumer failed", 1, it read as a run-time fault
+            logger.error("refused: %s", exc, extra={"error_type": type(exc).__name__})
+            return EXIT_REFUSED
         logger.error("consumer failed: %s", exc, extra={"error_type": type(exc).__name__})
-        return 1
+        return EXIT_FAILED
 
 
 command = Command(

@@ -855,12 +855,17 @@ async def run_until_signal(
     pipeline: Pipeline,
     *,
     signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    started: Callable[[], object] | None = None,
 ) -> int:
     """Run ``pipeline`` until it ends or a signal arrives; drain, checkpoint, return 0.
 
     The first signal starts a graceful stop (stop reading, drain in-flight writes,
     checkpoint).  Returns the process exit status: 0 on a clean stop, 1 when the pipeline
     failed (the error is logged, its records stay redeliverable).
+
+    ``started`` is called once the handlers are in place, before reading begins: announce the
+    start there.  Announced before (``consume`` logged "consumer starting" first), a SIGTERM
+    sent on seeing the line could still meet the default action and kill the process undrained.
     """
     loop = asyncio.get_running_loop()
     stop_tasks: list[asyncio.Task[None]] = []
@@ -878,6 +883,8 @@ async def run_until_signal(
             loop.add_signal_handler(sig, on_signal, sig)
             installed.append(sig)
     try:
+        if started is not None:
+            started()
         await pipeline.run()
     except SinkError as exc:
         logger.error("pipeline stopped on a sink failure", extra={"error_type": type(exc).__name__})

@@ -41,8 +41,9 @@ def file_uri_path(text: str) -> str:
         if rest.startswith("//"):
             parts = urlsplit(text)
             if parts.netloc not in ("", "localhost"):
+                host = parts.netloc.rpartition("@")[2]  # a user:password@ in it is never echoed
                 raise ConfigurationError(
-                    f"file URI names host {parts.netloc!r}: use file:///absolute/path or file:relative/path"
+                    f"file URI names host {host!r}: use file:///absolute/path or file:relative/path"
                 )
             if parts.query or parts.fragment:
                 raise ConfigurationError(f"file URI takes no query or fragment: {text!r}")

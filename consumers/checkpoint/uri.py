@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from consumers.checkpoint.base import CheckpointStore
 from consumers.checkpoint.memory import MemoryCheckpointStore
 from consumers.checkpoint.sqlite import SQLiteCheckpointStore
+from shardline.endpoints import redact_url
 from shardline.errors import ConfigurationError
 from shardline.localfiles import refuse_parent_segments
 
@@ -45,12 +46,19 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
     Keyword ``options`` go to the store's constructor (e.g. ``client=`` for DynamoDB).
     """
     if not isinstance(uri, str) or "://" not in uri:
-        given = f", got {uri[:80]!r}" if isinstance(uri, str) else f", got a {type(uri).__name__}"
+        given = f", got {redact_url(uri)[:80]!r}" if isinstance(uri, str) else f", got a {type(uri).__name__}"
         raise ConfigurationError(
             f"checkpoint store must be a URI: memory://, sqlite:///PATH or dynamodb://TABLE{given}"
         )
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
+    if "@" in parts.netloc:
+        # no store takes a user or password in its URI: refused, and never echoed (the error
+        # is logged, and a DynamoDB table named "user:password@table" was looked up and named)
+        raise ConfigurationError(
+            f"a checkpoint URI takes no user or password: {redact_url(uri)!r} "
+            "(credentials come from the standard AWS configuration)"
+        )
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     chosen_namespace = namespace if namespace is not None else query.pop("namespace", None)
     if chosen_namespace is not None:
@@ -70,7 +78,7 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
         return MemoryCheckpointStore(**options)
     if scheme == "sqlite":
         if parts.netloc not in ("", "localhost"):
-            raise ConfigurationError(f"SQLite checkpoint URI must be sqlite:///PATH, got {uri!r}")
+            raise ConfigurationError(f"SQLite checkpoint URI must be sqlite:///PATH, got {redact_url(uri)!r}")
         path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
         refuse_parent_segments(path, uri)
         if not path:
@@ -79,7 +87,9 @@ def open_checkpoint_store(uri: str, *, namespace: str | None = None, **options: 
     if scheme == "dynamodb":
         table = unquote(parts.netloc)
         if not table or parts.path not in ("", "/"):
-            raise ConfigurationError(f"DynamoDB checkpoint URI must be dynamodb://TABLE, got {uri!r}")
+            raise ConfigurationError(
+                f"DynamoDB checkpoint URI must be dynamodb://TABLE, got {redact_url(uri)!r}"
+            )
         from consumers.checkpoint.dynamodb import DynamoDBCheckpointStore
 
         return DynamoDBCheckpointStore(table, **options)

@@ -434,7 +434,7 @@ def from_uri(
         raise ConfigurationError(f"DynamoDB URI must be dynamodb://TABLE: {redact_url(uri)!r}")
     options.setdefault("mapping", FieldMapping.from_options(query))
     if "guarded" in query:
-        options.setdefault("guarded", query["guarded"].lower() in ("1", "true", "yes"))
+        options.setdefault("guarded", query["guarded"].lower() in ("1", "true", "yes", "on"))
     for name in ("key_attribute", "version_attribute", "endpoint_url"):
         if name in query:
             options.setdefault(name, query[name])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,10 +44,24 @@ class JsonlIdentityFile:
         return f"JsonlIdentityFile({str(self.path)!r}, lines={len(self._ids)})"
 
     def _load(self) -> None:
-        if self.path.is_dir():
-            raise ConfigurationError(f"{self.path} is a directory, not a JSON-lines file")
-        if not self.path.exists():
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
             return
+        except OSError as exc:
+            raise ConfigurationError(f"cannot use {self.path}: {exc.strerror or exc}") from exc
+        except ValueError:  # an embedded NUL: no file can have that name
+            raise ConfigurationError("a JSON-lines file path cannot contain a NUL character") from None
+        if stat.S_ISDIR(mode):
+            raise ConfigurationError(f"{self.path} is a directory, not a JSON-lines file")
+        if not stat.S_ISREG(mode):
+            # a device, a pipe or a terminal (--sink /dev/stdout): reading it to rebuild the
+            # index never ended (/dev/zero filled memory, a FIFO or a tty blocked before the
+            # consumer even started), and /dev/null took every write and kept none
+            raise ConfigurationError(
+                f"{self.path} is not a regular file (a device, a pipe or a terminal): "
+                "a JSON-lines sink needs a file it can read back"
+            )
         with self.path.open("rb") as handle:
             self._check_ours(handle.readline(), handle.readline())
             handle.seek(0)

@@ -116,7 +116,9 @@ class FieldMapping:
             if key in ("dimensions", "measures", "keys"):
                 kwargs[key] = _names(value, key)
             elif key == "multi_measure":
-                kwargs[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                kwargs[key] = (
+                    value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+                )
             elif key in known:
                 kwargs[key] = (
                     None if value in (None, "") and key in ("time_field", "version_field") else value

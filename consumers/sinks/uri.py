@@ -16,7 +16,9 @@
 =================================  ===========================================================
 
 Query parameters become options (e.g. ``dynamodb://T?guarded=true&key=device_id``);
-keyword ``options`` given in code win over the query.  Mapping options that a URI cannot
+keyword ``options`` given in code win over the query.  An option the scheme does not know, or
+a flag that is neither true nor false, is refused: a misspelt ``?gaurded=true`` (or
+``?guarded=ture``) used to be dropped, and the sink wrote unguarded.  Mapping options that a URI cannot
 carry come from a mapping file (``?mapping=PATH``, see :mod:`consumers.sinks.mapping`).
 AWS clients are built from the standard AWS configuration (profile, region,
 ``AWS_ENDPOINT_URL_<SERVICE>``) unless a ``client`` option is given.
@@ -76,6 +78,46 @@ def _lazy(module: str, factory: str) -> Callable[[str, str, dict[str, str], str,
     return build
 
 
+_MAPPING_OPTIONS = frozenset(
+    {"mapping", "dimensions", "measures", "time", "time_field", "time_unit", "measurement"}
+    | {"measure_name", "multi_measure", "key", "keys", "version", "version_field"}
+)
+"""The :class:`~consumers.sinks.mapping.FieldMapping` fields (and their short names) a query sets."""
+
+_INFLUXDB_OPTIONS = _MAPPING_OPTIONS | {"org", "bucket", "token"}  # token: refused with its own advice
+_OPTIONS: dict[str, frozenset[str]] = {
+    "dynamodb": _MAPPING_OPTIONS | {"guarded", "key_attribute", "version_attribute", "endpoint_url"},
+    "firehose": frozenset({"endpoint_url"}),
+    "timestream": _MAPPING_OPTIONS | {"endpoint_url"},
+    "influxdb": _INFLUXDB_OPTIONS,
+    "influxdb+http": _INFLUXDB_OPTIONS,
+    "influxdb+https": _INFLUXDB_OPTIONS,
+    "influxdbs": _INFLUXDB_OPTIONS,
+}
+"""The query options each scheme reads; any other is a typo, refused before anything connects."""
+
+_FLAGS = ("guarded", "multi_measure")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+_NAMED_BY_NETLOC = frozenset({"dynamodb", "firehose", "timestream"})
+"""Schemes whose ``//`` part is a resource name, not a host: a ``user:password@`` in it is a
+mistake, and was looked up (and echoed) as part of the name."""
+
+
+def _check_options(scheme: str, query: dict[str, str]) -> None:
+    """Refuse an option ``scheme`` does not read, and a flag that is neither true nor false."""
+    known = _OPTIONS[scheme]
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown {scheme}:// sink option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    for name in _FLAGS:
+        if name in query and query[name].lower() not in _TRUE | _FALSE:
+            raise ConfigurationError(f"sink option {name!r} must be true or false")
+
+
 _SINKS: dict[str, Callable[[str, str, dict[str, str], str, dict[str, Any]], Sink]] = {
     "file": _file_sink,
     "dynamodb": _lazy("consumers.sinks.dynamodb", "from_uri"),
@@ -103,6 +145,12 @@ def sink_from_uri(uri: str, **options: Any) -> Sink:
     if written and written not in _SINKS:
         raise ConfigurationError(f"unknown sink scheme {written!r}; known: {', '.join(sorted(_SINKS))}")
     scheme, netloc, path, query = parse_uri(uri)
+    if scheme in _NAMED_BY_NETLOC and "@" in netloc:
+        raise ConfigurationError(
+            f"a {scheme}:// sink URI takes no user or password: {redact_url(uri)!r} "
+            "(credentials come from the standard AWS configuration)"
+        )
+    _check_options(scheme, query)
     builder = _SINKS[scheme]
     return builder(netloc, path, query, uri, dict(options))
 
@@ -119,6 +167,16 @@ def dead_letter_from_uri(uri: str, **options: Any) -> DeadLetter:
 
         if not netloc:
             raise ConfigurationError(f"s3 dead-letter URI needs a bucket: {redact_url(uri)!r}")
+        if "@" in netloc:
+            raise ConfigurationError(
+                f"an s3:// dead-letter URI takes no user or password: {redact_url(uri)!r} "
+                "(credentials come from the standard AWS configuration)"
+            )
+        unknown = sorted(set(query) - {"expected_bucket_owner"})
+        if unknown:  # a misspelt ?expected_bucket_owner= left the owner check off
+            raise ConfigurationError(
+                f"unknown s3:// dead-letter option(s): {', '.join(unknown)} (known: expected_bucket_owner)"
+            )
         if "expected_bucket_owner" in query:  # s3://BUCKET/PREFIX?expected_bucket_owner=ACCOUNT
             options.setdefault("expected_bucket_owner", query["expected_bucket_owner"])
         return s3_dead_letter(netloc, path, **options)

@@ -4,8 +4,11 @@ exited 1 for input they refused before starting."""
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
+from consumers import cli as consume_cli
 from consumers.replay import cli as replay_cli
 from consumers.replay import jobs_cli
 from shardline.cli import exit_status_for, run_async_command
@@ -46,3 +49,18 @@ def test_every_command_gives_an_error_one_status(error: ShardlineError) -> None:
         raise error
 
     assert run_async_command("tail", fails) == expected
+
+
+@pytest.mark.parametrize("error", REFUSED + FAILED, ids=lambda error: type(error).__name__)
+def test_consume_gives_an_error_the_same_status(
+    error: ShardlineError, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # consume maps its errors itself (it logs them): a ValidationError such as a bad
+    # --namespace exited 1, "consumer failed", though nothing had been read
+    async def fails(args: argparse.Namespace) -> int:
+        raise error
+
+    monkeypatch.setattr(consume_cli, "_consume", fails)
+    monkeypatch.setattr(consume_cli, "setup_logging", lambda *args: None)
+    args = argparse.Namespace(log_level="INFO", log_format="text")
+    assert consume_cli._run(args) == (2 if error in REFUSED else 1)

@@ -85,7 +85,7 @@ async def test_a_failing_last_flush_still_closes_source_sink_and_store(
     async def no_checks(checks: Any) -> None:
         return None
 
-    async def run_until_signal(pipeline: Any) -> int:
+    async def run_until_signal(pipeline: Any, **options: Any) -> int:
         return 0  # the run itself is not what this test is about
 
     monkeypatch.setattr(cli, "run_checks", no_checks)
