@@ -84,7 +84,9 @@ _MAPPING_OPTIONS = frozenset(
 )
 """The :class:`~consumers.sinks.mapping.FieldMapping` fields (and their short names) a query sets."""
 
-_INFLUXDB_OPTIONS = _MAPPING_OPTIONS | {"org", "bucket", "token"}  # token: refused with its own advice
+# token and the credential names are read only to be refused with their own advice
+# (consumers.sinks.influxdb): the token from the environment, a user and password before the host
+_INFLUXDB_OPTIONS = _MAPPING_OPTIONS | {"org", "bucket", "token", "u", "p", "password", "username", "user"}
 _OPTIONS: dict[str, frozenset[str]] = {
     "dynamodb": _MAPPING_OPTIONS | {"guarded", "key_attribute", "version_attribute", "endpoint_url"},
     "firehose": frozenset({"endpoint_url"}),
