@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from consumers._kafka_commits import CommitOutcomes
 from consumers._kafka_messages import partition_name, to_batches
 from consumers._kafka_thread import ConsumerThread
 from consumers._kafka_token import token_failure_reporter
@@ -150,6 +151,14 @@ class KafkaReplaySource:
         self._with_timestamps = with_timestamps
         self._event_id_key = event_id_key
         self._observer: MetricsObserver = guard_observer(observer)
+        self._commits = CommitOutcomes(
+            self._observer,
+            log,
+            lost=f"nothing this replay read is committed to {checkpoint_group!r}, "
+            "so a rerun would read it again",
+        )
+        """How the commits to ``checkpoint_group`` went; a commit refused for good is raised by
+        the next :meth:`checkpoint`, as :class:`consumers.kafka.KafkaSource` does."""
         conf = {
             **client.to_confluent(),
             "group.id": checkpoint_group or f"shardline-replay-{uuid.uuid4().hex}",
@@ -161,6 +170,10 @@ class KafkaReplaySource:
             # The end of what can be read is reported (at the high watermark, or the last
             # stable offset under read_committed): see batches() for why a range needs it.
             "enable.partition.eof": True,
+            # Without it a commit to checkpoint_group refused for good (no right to commit)
+            # was heard of only in librdkafka's log: the replay went on and every checkpoint
+            # counted as kept, and a rerun read it all again.
+            "on_commit": self._commits.on_commit,
         }
         self._consumer = client.new_client(
             consumer_factory,
@@ -242,6 +255,8 @@ class KafkaReplaySource:
     async def checkpoint(self, partition: str, position: Position) -> bool:
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
+        if self.checkpoint_group is not None:
+            self._commits.raise_if_refused()
         self.checkpoints[partition] = position.offset + 1
         if self.checkpoint_group is not None:
             next_offset = TopicPartition(position.topic, position.partition_id, position.offset + 1)
