@@ -309,6 +309,8 @@ class KafkaReplaySource:
                 if tp.offset >= 0:
                     starts[name] = min(max(starts[name], tp.offset), self.ranges[name].end)
         remaining = {name for name, r in self.ranges.items() if starts[name] < r.end}
+        for name in sorted(remaining):
+            self._refuse_a_deleted_start(self.ranges[name], starts[name])
         self._consumer.assign(
             [
                 TopicPartition(r.topic, r.partition, starts[name])
@@ -317,6 +319,28 @@ class KafkaReplaySource:
             ]
         )
         return remaining, starts
+
+    def _refuse_a_deleted_start(self, bound: OffsetRange, start: int) -> None:
+        """Raise when the partition no longer holds the offset the range is read from.
+
+        Kafka answers a fetch below the log's start (records removed by retention, or by
+        ``DeleteRecords``) with ``OFFSET_OUT_OF_RANGE`` and librdkafka resets to the earliest
+        offset (``auto.offset.reset``): the job replayed from there and finished with exit
+        status 0, the range's first records silently missing.  The earliest offset is asked
+        once, before reading, so the job says so instead.
+        """
+        low, _high = self._consumer.get_watermark_offsets(
+            TopicPartition(bound.topic, bound.partition), timeout=10.0, cached=False
+        )
+        if low > start:
+            gone_until = min(low, bound.end)
+            raise ResourceNotFoundError(
+                f"offsets {start} to {gone_until - 1} of {bound.name} no longer exist: the partition "
+                f"now starts at offset {low} (removed by retention or deleted); replay from offset "
+                f"{low} or later (--from-offset) to read what is left",
+                code="OFFSET_OUT_OF_RANGE",
+                service="kafka",
+            )
 
     def _pause(self, finished: list[OffsetRange]) -> None:
         try:
