@@ -124,6 +124,28 @@ class KafkaFollower:
         else:
             offset = {"earliest": _OFFSET_BEGINNING, "latest": _OFFSET_END}.get(kind, self._start.offset)
             assert offset is not None
+            if kind == "offset":
+                self._refuse_a_deleted_offset(consumer, partitions[0], offset)
             starts = [TopicPartition(self._topic, p, offset) for p in partitions]
         consumer.assign(starts)
         return set(partitions)
+
+    def _refuse_a_deleted_offset(self, consumer: Any, partition: int, offset: int) -> None:
+        """Raise when ``--start offset:N`` is below the partition's earliest offset.
+
+        Kafka answers a fetch below the log's start (records removed by retention) with
+        ``OFFSET_OUT_OF_RANGE``, and librdkafka then resets to its default, the partition's
+        end: ``tail`` printed only records written from then on, everything from the earliest
+        offset on skipped without a word.
+        """
+        from confluent_kafka import TopicPartition
+
+        low, _high = consumer.get_watermark_offsets(
+            TopicPartition(self._topic, partition), timeout=10, cached=False
+        )
+        if offset < low:
+            raise ConfigurationError(
+                f"offset {offset} of {self._topic}/{partition} no longer exists: the partition now "
+                f"starts at offset {low} (removed by retention or deleted); give --start offset:{low} "
+                "or later, or --start trim_horizon"
+            )
