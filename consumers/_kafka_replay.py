@@ -27,7 +27,13 @@ from consumers._kafka_token import token_failure_reporter
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ResourceNotFoundError, ValidationError
+from shardline.errors import (
+    CheckpointError,
+    ClosedError,
+    ResourceNotFoundError,
+    ShardlineError,
+    ValidationError,
+)
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.lograte import RepeatedWarning
@@ -37,7 +43,7 @@ from shardline.validation import validate_topic_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
+__all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times", "topic_gone"]
 
 _OFFSET_END = -1  # offsets_for_times: no message at or after the timestamp
 
@@ -121,6 +127,23 @@ def _ranges_for_times(
     return ranges
 
 
+def topic_gone(topic: str, err: KafkaError) -> ResourceNotFoundError:
+    """The error that ends a replay (or a ``tail``) whose topic or partition is gone.
+
+    librdkafka reports a partition it was assigned that the cluster no longer has
+    (``UNKNOWN_TOPIC_OR_PART``, ``_UNKNOWN_TOPIC``, ``_UNKNOWN_PARTITION``: the topic was
+    deleted) as a non-fatal error, after ``topic.metadata.propagation.max.ms``, and fetches
+    nothing more: counted and passed over, it left the reader waiting forever for offsets no
+    broker will ever serve.
+    """
+    return ResourceNotFoundError(
+        f"Kafka topic {topic!r} is gone ({err.name()}): it was deleted while being read, so what "
+        "was left of it cannot be read",
+        code=err.name(),
+        service="kafka",
+    )
+
+
 class KafkaReplaySource:
     """A :class:`consumers.source.Source` over fixed offset ranges that ends when all are read.
 
@@ -144,6 +167,7 @@ class KafkaReplaySource:
         self.ranges = {r.name: r for r in ranges}
         if not self.ranges:
             raise ValidationError("give at least one offset range")
+        self._topics = {r.topic for r in self.ranges.values()}
         self.checkpoint_group = checkpoint_group
         self.checkpoints: dict[str, int] = {}
         self._batch_max = batch_max_messages
@@ -215,14 +239,19 @@ class KafkaReplaySource:
         while remaining and not self._stopping:
             messages = await loop.run_in_executor(self._executor, self._consume)
             wanted = []
+            gone: tuple[ResourceNotFoundError, ShardlineError] | None = None
             for msg in messages:
                 err = msg.error()
                 name = partition_name(msg.topic(), msg.partition())
                 bound = self.ranges.get(name)
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:
+                        mapped = from_kafka_error(err)
                         if err.fatal():
-                            raise from_kafka_error(err)
+                            raise mapped
+                        if isinstance(mapped, ResourceNotFoundError) and msg.topic() in self._topics:
+                            gone = gone or (topic_gone(msg.topic(), err), mapped)
+                            continue
                         self._observer.on_event(events.KAFKA_CONSUMER_ERROR, error=err.name())
                     elif bound is not None and msg.offset() >= bound.end:
                         # Read to the end of what the partition holds, which is past the range:
@@ -247,6 +276,8 @@ class KafkaReplaySource:
                 wanted, with_timestamp=self._with_timestamps, event_id_key=self._event_id_key
             ):
                 yield batch
+            if gone is not None:  # after what the same fetch read before it
+                raise gone[0] from gone[1]
             finished = [r for name, r in self.ranges.items() if name not in remaining and name not in paused]
             if finished:
                 paused.update(r.name for r in finished)

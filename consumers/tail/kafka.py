@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from consumers._kafka_messages import to_batches
+from consumers._kafka_replay import topic_gone
 from consumers._kafka_thread import ConsumerThread
 from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
-from shardline.errors import ConfigurationError, ResourceNotFoundError
+from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.validation import validate_topic_name
 
@@ -84,16 +85,23 @@ class KafkaFollower:
             while remaining and not self._stopped:
                 messages = await loop.run_in_executor(executor, consumer.consume, 1000, self._poll_timeout)
                 records = []
+                gone: tuple[ResourceNotFoundError, ShardlineError] | None = None
                 for msg in messages:
                     err = msg.error()
                     if err is None:
                         records.append(msg)
                     elif err.code() == KafkaError._PARTITION_EOF:
                         remaining.discard(msg.partition())
-                    elif err.fatal():
-                        raise from_kafka_error(err)
+                    else:
+                        mapped = from_kafka_error(err)
+                        if err.fatal():
+                            raise mapped
+                        if isinstance(mapped, ResourceNotFoundError) and msg.topic() == self._topic:
+                            gone = gone or (topic_gone(self._topic, err), mapped)
                 for batch in to_batches(records):
                     yield batch
+                if gone is not None:  # after the records the same fetch read before it
+                    raise gone[0] from gone[1]
         finally:
             await executor.close_consumer(
                 consumer.close, timeout_s=self._client.consumer_close_timeout_s, topic=self._topic
