@@ -236,6 +236,8 @@ class KafkaReplaySource:
         loop = asyncio.get_running_loop()
         remaining, starts = await loop.run_in_executor(self._executor, self._assign)
         paused: set[str] = set()
+        waiting: set[str] = set()
+        """Partitions read to their end below their range's end (warned about once)."""
         while remaining and not self._stopping:
             messages = await loop.run_in_executor(self._executor, self._consume)
             wanted = []
@@ -257,6 +259,9 @@ class KafkaReplaySource:
                         # Read to the end of what the partition holds, which is past the range:
                         # the offsets left below its end hold no message to deliver.
                         remaining.discard(name)
+                    elif bound is not None and name in remaining and name not in waiting:
+                        waiting.add(name)
+                        self._warn_waiting(bound, msg.offset())
                     continue
                 if bound is None or name not in remaining:
                     continue
@@ -372,6 +377,18 @@ class KafkaReplaySource:
                 code="OFFSET_OUT_OF_RANGE",
                 service="kafka",
             )
+
+    @staticmethod
+    def _warn_waiting(bound: OffsetRange, end: int) -> None:
+        """Say once that a range ends past what its partition holds: the replay waits for
+        those offsets to be written, which looked like a hang when nothing said so."""
+        log.warning(
+            "%s holds offsets up to %d, but the range ends at %d: waiting for the rest to be "
+            "written (stop the job to end it; a rerun resumes)",
+            bound.name,
+            end - 1,
+            bound.end,
+        )
 
     def _pause(self, finished: list[OffsetRange]) -> None:
         try:
