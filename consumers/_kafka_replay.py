@@ -117,6 +117,12 @@ def _ranges_for_times(
     ends = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in partitions], timeout_s)
     ranges: list[OffsetRange] = []
     for first, last in zip(starts, ends, strict=True):
+        for answer in (first, last):
+            if answer.error is not None:
+                # A partition's own failure (its leader unavailable, the topic gone) comes back
+                # as its error and offset -1001, refused as "bad offset range" (exit 2, as if
+                # the arguments were wrong): the broker's answer, as its Shardline error.
+                raise from_kafka_error(answer.error)
         high: int | None = None
         if first.offset == _OFFSET_END or last.offset == _OFFSET_END:
             _low, high = consumer.get_watermark_offsets(TopicPartition(topic, first.partition), timeout_s)
