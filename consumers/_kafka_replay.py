@@ -20,13 +20,20 @@ from typing import Any, Self
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from consumers._kafka_commits import CommitOutcomes
 from consumers._kafka_messages import partition_name, to_batches
 from consumers._kafka_thread import ConsumerThread
 from consumers._kafka_token import token_failure_reporter
 from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
-from shardline.errors import CheckpointError, ClosedError, ResourceNotFoundError, ValidationError
+from shardline.errors import (
+    CheckpointError,
+    ClosedError,
+    ResourceNotFoundError,
+    ShardlineError,
+    ValidationError,
+)
 from shardline.eventid import EventIdKey
 from shardline.kafka_config import KafkaClientConfig
 from shardline.lograte import RepeatedWarning
@@ -36,7 +43,7 @@ from shardline.validation import validate_topic_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times"]
+__all__ = ["KafkaReplaySource", "OffsetRange", "ranges_for_times", "topic_gone"]
 
 _OFFSET_END = -1  # offsets_for_times: no message at or after the timestamp
 
@@ -110,6 +117,12 @@ def _ranges_for_times(
     ends = consumer.offsets_for_times([TopicPartition(topic, p, end_ms) for p in partitions], timeout_s)
     ranges: list[OffsetRange] = []
     for first, last in zip(starts, ends, strict=True):
+        for answer in (first, last):
+            if answer.error is not None:
+                # A partition's own failure (its leader unavailable, the topic gone) comes back
+                # as its error and offset -1001, refused as "bad offset range" (exit 2, as if
+                # the arguments were wrong): the broker's answer, as its Shardline error.
+                raise from_kafka_error(answer.error)
         high: int | None = None
         if first.offset == _OFFSET_END or last.offset == _OFFSET_END:
             _low, high = consumer.get_watermark_offsets(TopicPartition(topic, first.partition), timeout_s)
@@ -118,6 +131,23 @@ def _ranges_for_times(
         assert begin is not None and stop is not None
         ranges.append(OffsetRange(topic, first.partition, begin, max(begin, stop)))
     return ranges
+
+
+def topic_gone(topic: str, err: KafkaError) -> ResourceNotFoundError:
+    """The error that ends a replay (or a ``tail``) whose topic or partition is gone.
+
+    librdkafka reports a partition it was assigned that the cluster no longer has
+    (``UNKNOWN_TOPIC_OR_PART``, ``_UNKNOWN_TOPIC``, ``_UNKNOWN_PARTITION``: the topic was
+    deleted) as a non-fatal error, after ``topic.metadata.propagation.max.ms``, and fetches
+    nothing more: counted and passed over, it left the reader waiting forever for offsets no
+    broker will ever serve.
+    """
+    return ResourceNotFoundError(
+        f"Kafka topic {topic!r} is gone ({err.name()}): it was deleted while being read, so what "
+        "was left of it cannot be read",
+        code=err.name(),
+        service="kafka",
+    )
 
 
 class KafkaReplaySource:
@@ -143,6 +173,7 @@ class KafkaReplaySource:
         self.ranges = {r.name: r for r in ranges}
         if not self.ranges:
             raise ValidationError("give at least one offset range")
+        self._topics = {r.topic for r in self.ranges.values()}
         self.checkpoint_group = checkpoint_group
         self.checkpoints: dict[str, int] = {}
         self._batch_max = batch_max_messages
@@ -150,6 +181,14 @@ class KafkaReplaySource:
         self._with_timestamps = with_timestamps
         self._event_id_key = event_id_key
         self._observer: MetricsObserver = guard_observer(observer)
+        self._commits = CommitOutcomes(
+            self._observer,
+            log,
+            lost=f"nothing this replay read is committed to {checkpoint_group!r}, "
+            "so a rerun would read it again",
+        )
+        """How the commits to ``checkpoint_group`` went; a commit refused for good is raised by
+        the next :meth:`checkpoint`, as :class:`consumers.kafka.KafkaSource` does."""
         conf = {
             **client.to_confluent(),
             "group.id": checkpoint_group or f"shardline-replay-{uuid.uuid4().hex}",
@@ -161,6 +200,10 @@ class KafkaReplaySource:
             # The end of what can be read is reported (at the high watermark, or the last
             # stable offset under read_committed): see batches() for why a range needs it.
             "enable.partition.eof": True,
+            # Without it a commit to checkpoint_group refused for good (no right to commit)
+            # was heard of only in librdkafka's log: the replay went on and every checkpoint
+            # counted as kept, and a rerun read it all again.
+            "on_commit": self._commits.on_commit,
         }
         self._consumer = client.new_client(
             consumer_factory,
@@ -199,22 +242,32 @@ class KafkaReplaySource:
         loop = asyncio.get_running_loop()
         remaining, starts = await loop.run_in_executor(self._executor, self._assign)
         paused: set[str] = set()
+        waiting: set[str] = set()
+        """Partitions read to their end below their range's end (warned about once)."""
         while remaining and not self._stopping:
             messages = await loop.run_in_executor(self._executor, self._consume)
             wanted = []
+            gone: tuple[ResourceNotFoundError, ShardlineError] | None = None
             for msg in messages:
                 err = msg.error()
                 name = partition_name(msg.topic(), msg.partition())
                 bound = self.ranges.get(name)
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:
+                        mapped = from_kafka_error(err)
                         if err.fatal():
-                            raise from_kafka_error(err)
+                            raise mapped
+                        if isinstance(mapped, ResourceNotFoundError) and msg.topic() in self._topics:
+                            gone = gone or (topic_gone(msg.topic(), err), mapped)
+                            continue
                         self._observer.on_event(events.KAFKA_CONSUMER_ERROR, error=err.name())
                     elif bound is not None and msg.offset() >= bound.end:
                         # Read to the end of what the partition holds, which is past the range:
                         # the offsets left below its end hold no message to deliver.
                         remaining.discard(name)
+                    elif bound is not None and name in remaining and name not in waiting:
+                        waiting.add(name)
+                        self._warn_waiting(bound, msg.offset())
                     continue
                 if bound is None or name not in remaining:
                     continue
@@ -234,6 +287,8 @@ class KafkaReplaySource:
                 wanted, with_timestamp=self._with_timestamps, event_id_key=self._event_id_key
             ):
                 yield batch
+            if gone is not None:  # after what the same fetch read before it
+                raise gone[0] from gone[1]
             finished = [r for name, r in self.ranges.items() if name not in remaining and name not in paused]
             if finished:
                 paused.update(r.name for r in finished)
@@ -242,6 +297,8 @@ class KafkaReplaySource:
     async def checkpoint(self, partition: str, position: Position) -> bool:
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
+        if self.checkpoint_group is not None:
+            self._commits.raise_if_refused()
         self.checkpoints[partition] = position.offset + 1
         if self.checkpoint_group is not None:
             next_offset = TopicPartition(position.topic, position.partition_id, position.offset + 1)
@@ -294,6 +351,8 @@ class KafkaReplaySource:
                 if tp.offset >= 0:
                     starts[name] = min(max(starts[name], tp.offset), self.ranges[name].end)
         remaining = {name for name, r in self.ranges.items() if starts[name] < r.end}
+        for name in sorted(remaining):
+            self._refuse_a_deleted_start(self.ranges[name], starts[name])
         self._consumer.assign(
             [
                 TopicPartition(r.topic, r.partition, starts[name])
@@ -302,6 +361,40 @@ class KafkaReplaySource:
             ]
         )
         return remaining, starts
+
+    def _refuse_a_deleted_start(self, bound: OffsetRange, start: int) -> None:
+        """Raise when the partition no longer holds the offset the range is read from.
+
+        Kafka answers a fetch below the log's start (records removed by retention, or by
+        ``DeleteRecords``) with ``OFFSET_OUT_OF_RANGE`` and librdkafka resets to the earliest
+        offset (``auto.offset.reset``): the job replayed from there and finished with exit
+        status 0, the range's first records silently missing.  The earliest offset is asked
+        once, before reading, so the job says so instead.
+        """
+        low, _high = self._consumer.get_watermark_offsets(
+            TopicPartition(bound.topic, bound.partition), timeout=10.0, cached=False
+        )
+        if low > start:
+            gone_until = min(low, bound.end)
+            raise ResourceNotFoundError(
+                f"offsets {start} to {gone_until - 1} of {bound.name} no longer exist: the partition "
+                f"now starts at offset {low} (removed by retention or deleted); replay from offset "
+                f"{low} or later (--from-offset) to read what is left",
+                code="OFFSET_OUT_OF_RANGE",
+                service="kafka",
+            )
+
+    @staticmethod
+    def _warn_waiting(bound: OffsetRange, end: int) -> None:
+        """Say once that a range ends past what its partition holds: the replay waits for
+        those offsets to be written, which looked like a hang when nothing said so."""
+        log.warning(
+            "%s holds offsets up to %d, but the range ends at %d: waiting for the rest to be "
+            "written (stop the job to end it; a rerun resumes)",
+            bound.name,
+            end - 1,
+            bound.end,
+        )
 
     def _pause(self, finished: list[OffsetRange]) -> None:
         try:

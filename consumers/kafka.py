@@ -46,6 +46,7 @@ from typing import Any, Literal, Self
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from consumers._kafka_commits import CommitOutcomes
 from consumers._kafka_lag import LagSampler, PartitionLag
 from consumers._kafka_messages import KafkaRecords, lazy_batches, partition_name
 from consumers._kafka_replay import KafkaReplaySource, OffsetRange, ranges_for_times
@@ -55,11 +56,9 @@ from consumers.source import SourceBatch
 from shardline import metrics_events as events
 from shardline.errormap import from_kafka_error, map_kafka_errors
 from shardline.errors import (
-    AccessDeniedError,
     CheckpointError,
     ClosedError,
     ConfigurationError,
-    FatalKafkaError,
     ShardlineError,
     ValidationError,
 )
@@ -82,13 +81,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_PERMANENT_COMMIT_CODES = frozenset(
-    getattr(KafkaError, name)
-    for name in ("OFFSET_METADATA_TOO_LARGE", "INVALID_COMMIT_OFFSET_SIZE")
-    if hasattr(KafkaError, name)
-)
-"""Commit answers no later commit can change (besides those of :func:`_commit_refused_for_good`)."""
 
 _Fetched = tuple[list[Any], Mapping[str, int]]
 """One ``consume()`` call's messages, and the holds (:attr:`KafkaSource._holds`) they were read under."""
@@ -208,19 +200,6 @@ def _raise_for_message_error(err: KafkaError, observer: MetricsObserver) -> None
     log.warning("kafka consumer error: %s (%s)", type(mapped).__name__, err.name())
 
 
-def _commit_refused_for_good(code: int, mapped: ShardlineError) -> bool:
-    """Whether a failed offset commit will fail the same way at every later commit.
-
-    Only answers known to be permanent count: a principal without the right to commit (MSK
-    IAM's ``kafka-cluster:AlterGroup``, a Kafka ACL), offsets the broker refuses, a client
-    librdkafka declared unusable.  Everything else -- a coordinator moving or away
-    (``_WAIT_COORD`` after ``session.timeout.ms``), a rebalance in progress, this member
-    dropped from the group (``UNKNOWN_MEMBER_ID``, then librdkafka rejoins) -- is retried by
-    the next automatic commit with the offsets still stored.
-    """
-    return isinstance(mapped, AccessDeniedError | FatalKafkaError) or code in _PERMANENT_COMMIT_CODES
-
-
 class KafkaSource:
     """A consumer-group member yielding one :class:`SourceBatch` per partition per fetch.
 
@@ -245,10 +224,13 @@ class KafkaSource:
         self.config = config
         self._observer: MetricsObserver = guard_observer(observer)
         self._client_errors = RepeatedWarning(log)
-        self._commit_refused: ShardlineError | None = None
-        """A commit refused for good (:func:`_commit_refused_for_good`), raised by the next
-        :meth:`checkpoint`; cleared by a commit that succeeds."""
-        self._commit_errors = RepeatedWarning(log)
+        self._commits = CommitOutcomes(
+            self._observer,
+            log,
+            lost="nothing this member acknowledged is committed, so every restart would read it again",
+        )
+        """How the offset commits went (:meth:`_on_commit`); a commit refused for good is raised
+        by the next :meth:`checkpoint`."""
         conf = {
             **client.to_confluent(),
             **config.to_confluent(),
@@ -373,7 +355,7 @@ class KafkaSource:
                 continue
             if self._stopping:
                 break
-            self._raise_if_commits_refused()  # also when nothing new is acknowledged
+            self._commits.raise_if_refused()  # also when nothing new is acknowledged
             fetch = self._next_fetch
             if fetch is None:
                 # What librdkafka already holds is taken here without waiting: no hop to the
@@ -397,17 +379,6 @@ class KafkaSource:
                 pending.extend(fetched)
                 self._report_lag(lags)
 
-    def _raise_if_commits_refused(self) -> None:
-        """Raise the commit refused for good (:meth:`_on_commit`), if one was reported."""
-        refused = self._commit_refused
-        if refused is not None:
-            failure = CheckpointError(
-                f"the group's offset commits are refused ({type(refused).__name__}): nothing this "
-                "member acknowledged is committed, so every restart would read it again",
-                retriable=False,
-            )
-            raise failure from refused
-
     def _report_lag(self, lags: list[PartitionLag]) -> None:
         """Each measured partition's lag, reported on the event loop's thread (as the
         pipeline's events are), so an observer's lag map is never changed under it."""
@@ -425,7 +396,7 @@ class KafkaSource:
         """
         if not isinstance(position, KafkaPosition):
             raise CheckpointError(f"a Kafka source cannot checkpoint a {type(position).__name__}")
-        self._raise_if_commits_refused()
+        self._commits.raise_if_refused()
         try:
             with self._assignment_lock:  # store_offsets only records the offset: never waits
                 hold = self._holds.get(partition)
@@ -572,28 +543,12 @@ class KafkaSource:
 
     def _on_commit(self, err: KafkaError | None, partitions: list[Any]) -> None:
         """The outcome of every offset commit (automatic, on revoke, on close), served inside
-        ``consume()`` on the thread that called it.
+        ``consume()`` on the thread that called it (:class:`CommitOutcomes`).
 
-        Without it librdkafka only logged a failed automatic commit, so a member whose commits
-        were refused for good (no right to commit offsets) read and wrote on for hours while
-        each checkpoint counted as persisted, and every restart read it all again.  Such a
-        refusal now fails the next :meth:`checkpoint` (the pipeline stops with it, as for any
-        store that refuses for good); any other failure is retried by the next commit and is
-        counted and logged here.
+        A refusal for good fails the next :meth:`checkpoint`; any other failure is retried by
+        the next automatic commit and is counted and logged.
         """
-        if err is None or err.code() == KafkaError.NO_ERROR:
-            err = next((tp.error for tp in partitions if tp.error is not None), None)
-        if err is None or err.code() == KafkaError.NO_ERROR:
-            self._commit_refused = None
-            return
-        if err.code() in (KafkaError._NO_OFFSET, KafkaError._DESTROY):
-            return  # nothing acknowledged since the last commit; the client closing
-        mapped = from_kafka_error(err)
-        failed = type(mapped).__name__
-        if _commit_refused_for_good(err.code(), mapped):
-            self._commit_refused = mapped
-        self._observer.on_event(events.KAFKA_CLIENT_ERROR, error=failed)
-        self._commit_errors.warning(err.code(), "kafka offset commit failed: %s (%s)", failed, err.name())
+        self._commits.on_commit(err, partitions)
 
     def _on_client_error(self, err: KafkaError) -> None:
         mapped = from_kafka_error(err)

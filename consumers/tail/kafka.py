@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from consumers._kafka_messages import to_batches
+from consumers._kafka_replay import topic_gone
 from consumers._kafka_thread import ConsumerThread
 from consumers.source import SourceBatch
 from shardline.errormap import from_kafka_error
-from shardline.errors import ConfigurationError, ResourceNotFoundError
+from shardline.errors import ConfigurationError, ResourceNotFoundError, ShardlineError
 from shardline.kafka_config import KafkaClientConfig
 from shardline.validation import validate_topic_name
 
@@ -84,16 +85,23 @@ class KafkaFollower:
             while remaining and not self._stopped:
                 messages = await loop.run_in_executor(executor, consumer.consume, 1000, self._poll_timeout)
                 records = []
+                gone: tuple[ResourceNotFoundError, ShardlineError] | None = None
                 for msg in messages:
                     err = msg.error()
                     if err is None:
                         records.append(msg)
                     elif err.code() == KafkaError._PARTITION_EOF:
                         remaining.discard(msg.partition())
-                    elif err.fatal():
-                        raise from_kafka_error(err)
+                    else:
+                        mapped = from_kafka_error(err)
+                        if err.fatal():
+                            raise mapped
+                        if isinstance(mapped, ResourceNotFoundError) and msg.topic() == self._topic:
+                            gone = gone or (topic_gone(self._topic, err), mapped)
                 for batch in to_batches(records):
                     yield batch
+                if gone is not None:  # after the records the same fetch read before it
+                    raise gone[0] from gone[1]
         finally:
             await executor.close_consumer(
                 consumer.close, timeout_s=self._client.consumer_close_timeout_s, topic=self._topic
@@ -124,6 +132,28 @@ class KafkaFollower:
         else:
             offset = {"earliest": _OFFSET_BEGINNING, "latest": _OFFSET_END}.get(kind, self._start.offset)
             assert offset is not None
+            if kind == "offset":
+                self._refuse_a_deleted_offset(consumer, partitions[0], offset)
             starts = [TopicPartition(self._topic, p, offset) for p in partitions]
         consumer.assign(starts)
         return set(partitions)
+
+    def _refuse_a_deleted_offset(self, consumer: Any, partition: int, offset: int) -> None:
+        """Raise when ``--start offset:N`` is below the partition's earliest offset.
+
+        Kafka answers a fetch below the log's start (records removed by retention) with
+        ``OFFSET_OUT_OF_RANGE``, and librdkafka then resets to its default, the partition's
+        end: ``tail`` printed only records written from then on, everything from the earliest
+        offset on skipped without a word.
+        """
+        from confluent_kafka import TopicPartition
+
+        low, _high = consumer.get_watermark_offsets(
+            TopicPartition(self._topic, partition), timeout=10, cached=False
+        )
+        if offset < low:
+            raise ConfigurationError(
+                f"offset {offset} of {self._topic}/{partition} no longer exists: the partition now "
+                f"starts at offset {low} (removed by retention or deleted); give --start offset:{low} "
+                "or later, or --start trim_horizon"
+            )

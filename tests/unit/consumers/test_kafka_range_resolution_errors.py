@@ -14,11 +14,11 @@ from typing import Any
 
 import confluent_kafka.admin
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumers.kafka import ranges_for_times
 from consumers.replay.kafka_range import offset_ranges
-from shardline.errors import ResourceNotFoundError, TransientServiceError
+from shardline.errors import ResourceNotFoundError, ServiceError, TransientServiceError, ValidationError
 from shardline.kafka_config import KafkaClientConfig
 
 END = datetime(2025, 1, 1, tzinfo=UTC)
@@ -62,3 +62,28 @@ async def test_the_partition_lookup_of_an_offset_replay_is_typed(monkeypatch: py
     monkeypatch.setattr(confluent_kafka.admin, "AdminClient", UnreachableAdmin)
     with pytest.raises(TransientServiceError):
         await offset_ranges(KafkaClientConfig("127.0.0.1:9"), "t", from_offset=0, to_offset=5)
+
+
+class LeaderAway:
+    """``offsets_for_times`` answering partition 1 with its own error (offset -1001)."""
+
+    def offsets_for_times(self, partitions: list[Any], timeout: float) -> list[Any]:
+        answers = []
+        for tp in partitions:
+            answer = TopicPartition(tp.topic, tp.partition, 5 if tp.partition == 0 else -1001)
+            if tp.partition == 1:
+                answer = SimpleNamespace(
+                    topic=tp.topic,
+                    partition=1,
+                    offset=-1001,
+                    error=KafkaError(KafkaError.LEADER_NOT_AVAILABLE),
+                )
+            answers.append(answer)
+        return answers
+
+
+def test_a_partition_answering_with_an_error_is_that_error_not_a_bad_range() -> None:
+    with pytest.raises(ServiceError) as raised:
+        ranges_for_times(LeaderAway(), "t", START, END, partitions=[0, 1])
+    assert not isinstance(raised.value, ValidationError)
+    assert raised.value.code == "LEADER_NOT_AVAILABLE"

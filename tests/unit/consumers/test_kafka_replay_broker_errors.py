@@ -34,6 +34,13 @@ class Unreachable:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
         return [TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
 
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float, cached: bool
+    ) -> tuple[int, int]:
+        if self.failing == "watermarks":
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to query watermark offsets"))
+        return 0, 0
+
     def assign(self, partitions: list[TopicPartition]) -> None:
         pass
 
@@ -72,7 +79,11 @@ async def _read(source: KafkaReplaySource) -> None:
 
 @pytest.mark.parametrize(
     ("failing", "expected"),
-    [("committed", TransientServiceError), ("consume", FatalKafkaError)],
+    [
+        ("committed", TransientServiceError),
+        ("watermarks", TransientServiceError),
+        ("consume", FatalKafkaError),
+    ],
 )
 async def test_a_broker_call_of_the_read_fails_typed(failing: str, expected: type[Exception]) -> None:
     source, consumer = _source(failing)
