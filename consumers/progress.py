@@ -15,7 +15,9 @@ does not log it over and over.
 
 Where the partition count comes from depends on the source.  A Kinesis shard reports its lag
 with every batch, so the shards that did are the ones read, until the worker loses the shard's
-lease (``leases_lost``).  A Kafka group member reports every
+lease (``leases_lost``) or reads it to its end (``shards_finished``: a split or merge closed it,
+and its children are read next; kept, every closed parent counted in ``partitions`` for the
+rest of the run, and its last lag held the largest lag up).  A Kafka group member reports every
 assignment and revocation (``kafka_partitions_assigned`` / ``kafka_partitions_revoked``,
 counts without a partition name); the partitions it owns are what those add up to.  Counting
 lag reports alone showed ``partitions=0`` for a Kafka consumer reading four partitions, and
@@ -95,10 +97,11 @@ class ConsumeProgress:
             # eager rebalances revoke everything and assign anew; cooperative ones move a few
             self.kafka_assigned = max(0, (self.kafka_assigned or 0) - int(value))
             self.lag_messages = {}  # which ones went is not said: the owned ones report again
-        elif name == events.LEASES_LOST:
-            # another worker took the shard: this one no longer reads it.  Kept, its last lag
-            # held max_lag_ms for good (taken while behind, the line never caught up) and it
-            # stayed in partitions; taken back, it reports its lag again with its next batch
+        elif name in (events.LEASES_LOST, events.SHARDS_FINISHED):
+            # another worker took the shard, or it was read to its end: this one no longer
+            # reads it.  Kept, its last lag held max_lag_ms for good (taken while behind, the
+            # line never caught up) and it stayed in partitions; taken back, it reports its
+            # lag again with its next batch
             shard = str(dimensions.get("shard", dimensions.get("partition", "?")))
             self.lag_ms.pop(shard, None)
             self.caught_up.discard(shard)

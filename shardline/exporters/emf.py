@@ -98,12 +98,20 @@ class Histogram:
         self._log_gamma *= 2
 
     def values_and_counts(self) -> tuple[list[float], list[int]]:
-        """Representative values (ascending) and how many values each stands for."""
-        gamma = math.exp(self._log_gamma)
+        """Representative values (ascending) and how many values each stands for.
+
+        Worked out in logarithms and never above the largest value counted: a bucket's upper
+        end may lie past the largest float, and ``2 * gamma**i`` of a value near it was
+        infinity, which JSON cannot carry (CloudWatch refused the whole document).
+        """
+        log_gamma = self._log_gamma
+        # log(2 / (gamma + 1)), without forming gamma (which a coarse histogram may overflow)
+        log_scale = math.log(2.0) - log_gamma - math.log1p(math.exp(-log_gamma))
+        log_ceiling = math.log(self.maximum) if self._buckets else 0.0
         values: list[float] = [0.0] if self.zeros else []
         counts: list[int] = [self.zeros] if self.zeros else []
         for index in sorted(self._buckets):
-            values.append(2 * math.exp(index * self._log_gamma) / (gamma + 1))
+            values.append(math.exp(min(index * log_gamma + log_scale, log_ceiling)))
             counts.append(self._buckets[index])
         return values, counts
 
@@ -127,13 +135,22 @@ class _Series:
     total: float = 0.0
     histogram: Histogram | None = field(default=None)
 
-    def add(self, value: float) -> None:
+    def add(self, value: float) -> bool:
+        """Add ``value``; ``False`` (nothing added) when it would carry the sum past the largest
+        float: JSON cannot carry the infinity, and CloudWatch refused the whole document, the
+        other metrics of its dimension set with it.  The first value of a series always fits."""
         if self.kind is MetricKind.COUNTER:
-            self.total += value
-            return
+            total = self.total + value
+            if not math.isfinite(total):
+                return False
+            self.total = total
+            return True
         if self.histogram is None:
             self.histogram = Histogram()
+        if not math.isfinite(self.histogram.total + value):
+            return False
         self.histogram.add(value)
+        return True
 
     def emf_value(self) -> float | dict[str, Any]:
         if self.kind is MetricKind.COUNTER or self.histogram is None:
@@ -227,7 +244,8 @@ class EmfExporter:
         return writer.queued if writer is not None else 0
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
-        """Add ``value`` to its series; a value that is not a finite number is dropped.
+        """Add ``value`` to its series; a value that is not a finite number is dropped, and so
+        is one that would carry its series' sum past the largest float.
 
         JSON has no NaN or infinity: one such value made its series, and so the whole
         document of its dimension set, unreadable to CloudWatch (a counter), or raised

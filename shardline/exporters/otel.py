@@ -9,6 +9,7 @@ attributes, keeping cardinality bounded.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -50,6 +51,8 @@ class OpenTelemetryExporter:
         self._warnings = RepeatedWarning(_log)
         self.events_refused = 0
         """Events dropped because OpenTelemetry refused their instrument name."""
+        self.values_dropped = 0
+        """Events dropped because their value was negative or not a finite number (see :meth:`on_event`)."""
 
     def _instrument(self, name: str) -> Any:
         """The instrument of ``name``, made on its first event; ``None`` for a refused name.
@@ -85,6 +88,24 @@ class OpenTelemetryExporter:
         return instrument
 
     def on_event(self, name: str, value: float = 1.0, **dimensions: Any) -> None:
+        """Add ``value`` to its counter or record it in its histogram.
+
+        OpenTelemetry counters and histograms take neither a negative value nor one that is not
+        finite: the SDK drops it and logs a warning, for every such event.  A lag a service
+        answered negative (``MillisBehindLatest`` is only checked to be a Long) then logged a
+        line per GetRecords call of every shard.  Such a value is dropped here, counted in
+        :attr:`values_dropped` and named in a rate-limited warning.
+        """
+        if not math.isfinite(value) or value < 0:
+            with self._lock:
+                self.values_dropped += 1
+            self._warnings.warning(
+                ("dropped_value", name),
+                "metrics event %r: a value that is negative or not finite is not exported "
+                "(OpenTelemetry counters and histograms take neither)",
+                name[:80],
+            )
+            return
         attributes = {
             key: str(dimensions[key]) for key in self._dimension_names if dimensions.get(key) is not None
         }

@@ -49,3 +49,18 @@ def test_a_lease_taken_back_reports_again(caplog: pytest.LogCaptureFixture) -> N
     assert [record.message for record in caplog.records] == ["caught up", "progress"]
     line = _last_line(caplog)
     assert line["partitions"] == 1 and line["max_lag_ms"] == 0 and line["caught_up"] == 1
+
+
+def test_a_shard_read_to_its_end_leaves_the_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A split closes the parent: read to its end, it sends no batch again, and its children
+    are read next.  Kept, the parent counted in ``partitions`` for the rest of the run (three
+    after one split into two) and its last lag held ``max_lag_ms`` up."""
+    progress = ConsumeProgress(logger=logging.getLogger("test.progress"))
+    progress.on_event(events.ITERATOR_AGE_MS, 90_000, stream="s", partition="shardId-0")
+    progress.on_event(events.SHARDS_FINISHED, 1, stream="s", shard="shardId-0")
+    for child in ("shardId-1", "shardId-2"):
+        progress.on_event(events.ITERATOR_AGE_MS, 500, stream="s", partition=child)
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        progress.log()
+    line = _last_line(caplog)
+    assert (line["partitions"], line["max_lag_ms"]) == (2, 500)
