@@ -65,8 +65,10 @@ def test_an_interrupted_close_fails_pending_records_instead_of_leaving_them_unre
     with _interrupt_when(fake.request_started, signal.SIGUSR1, None), pytest.raises(Interrupted):
         producer.close()  # no timeout: waits for the gate, until interrupted
     for future in futures:
-        # before: never resolved (the loop stopped mid-close); a caller waiting on it hung
-        with pytest.raises(DeliveryError):
+        # before: never resolved (the loop stopped mid-close); a caller waiting on it hung.
+        # DeliveryError from the cancelled close; ClosedError should the cancellation take
+        # longer than the close's margin (a loaded machine), when the stopped loop fails it
+        with pytest.raises((DeliveryError, ClosedError)):
             future.result(timeout=BOUND)
     assert producer._loop.is_closed()
     assert not producer._thread.is_alive()
