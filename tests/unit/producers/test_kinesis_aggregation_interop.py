@@ -21,6 +21,7 @@ from consumers.adapters.lambda_handler import parse_kinesis_event
 from producers import KinesisProducer
 from shardline.aggregation import MAGIC, deaggregate
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, HASH_KEY_MAX, PARTITION_KEY_MAX_CHARS
+from shardline.records import Ack
 from shardline.shardmath import ShardMap
 from tests.unit.producers.fake_kinesis import FakeKinesis
 
@@ -62,7 +63,21 @@ async def produce(users: list[User], shards: int = 4, **options: Any) -> FakeKin
         await asyncio.wait_for(producer.flush(), 10)
         acks = await asyncio.wait_for(asyncio.gather(*futures), 10)
     assert len(acks) == len(users)
+    check_acks_point_at_their_records(fake, users, acks)
     return fake
+
+
+def check_acks_point_at_their_records(fake: FakeKinesis, users: list[User], acks: list[Ack]) -> None:
+    """Each record's ack (shard, sequence number, sub-sequence number) is where a consumer
+    reading the stream finds it: the position checkpoints and lineage are keyed on."""
+    found: dict[tuple[str, str, int], tuple[str, bytes]] = {}
+    for sequence, (shard_id, entry) in enumerate(fake.written):
+        # FakeKinesis numbers the entries it writes 1, 2, ... across shards
+        for sub, user in enumerate(peer_decode(entry, str(sequence + 1))):
+            found[(shard_id, str(sequence + 1), sub)] = user
+    for (key, data, _), ack in zip(users, acks, strict=True):
+        position = (ack.shard_id, ack.sequence_number, ack.sub_sequence_number or 0)
+        assert found[position] == (key, data)
 
 
 def check_peer_reads(fake: FakeKinesis, users: list[User]) -> None:
