@@ -105,6 +105,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     )
     # given by `--workers N` to the slice runners it starts (consumers.replay.workers)
     parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--manifest-hash", help=argparse.SUPPRESS)
 
 
 def _status_parser(parser: argparse.ArgumentParser) -> None:
@@ -289,10 +290,21 @@ async def _run_manifest(args: argparse.Namespace) -> int:
     from consumers.replay.manifest import load_manifest
 
     manifest = await load_manifest(args.manifest)
+    if args.manifest_hash is not None and manifest.hash != args.manifest_hash:
+        from consumers.replay.ledger import ManifestMismatchError
+
+        # the supervisor of `--workers N` started this runner for the manifest it read; the one
+        # at the location now is another plan (replaced in between), whose slices it did not count
+        raise ManifestMismatchError(
+            f"the manifest at --manifest was replaced after the supervisor read it (hash "
+            f"{manifest.hash[:12]}..., not {str(args.manifest_hash)[:12]}...): run the command again"
+        )
     if args.workers is not None:
         from consumers.replay.workers import run_workers
 
-        results = await run_workers(args.manifest, range(len(manifest.slices)), args.workers)
+        results = await run_workers(
+            args.manifest, range(len(manifest.slices)), args.workers, manifest_hash=manifest.hash
+        )
         failed = [result for result in results if result.returncode != 0]
         print(f"slices: {len(results)}, finished: {len(results) - len(failed)}, failed: {len(failed)}")
         for result in failed:

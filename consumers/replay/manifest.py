@@ -20,10 +20,11 @@ slices and to say in ``status`` how much is left.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeGuard
 from urllib.parse import unquote, urlsplit
@@ -35,6 +36,7 @@ from shardline.validation import is_decimal
 __all__ = [
     "MANIFEST_VERSION",
     "MAX_LEASE_SECONDS",
+    "MAX_MANIFEST_BYTES",
     "MIN_LEASE_SECONDS",
     "Manifest",
     "RateCaps",
@@ -50,6 +52,11 @@ __all__ = [
 ]
 
 MANIFEST_VERSION = 1
+
+# A manifest is read whole into memory on every runner: one from a shared bucket or a hand-made
+# file could be any size, so its length is checked before it is read (and before it is parsed,
+# which takes several times its size).  A million archive objects plan to about 200 MiB.
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 
 UnitKind = Literal["kinesis", "kafka", "s3"]
 
@@ -238,22 +245,46 @@ def s3_location(uri: str) -> tuple[str, str]:
 
 
 async def load_manifest(source: str, *, s3: Any = None) -> Manifest:
-    """Read and verify the manifest at a file path or ``s3://BUCKET/KEY``."""
+    """Read and verify the manifest at a file path or ``s3://BUCKET/KEY``.
+
+    At most :data:`MAX_MANIFEST_BYTES` are read: a larger one is refused before it fills memory.
+    """
     if source.startswith("s3://"):
         bucket, key = s3_location(source)
 
         async def fetch(client: Any) -> bytes:
             response = await client.get_object(Bucket=bucket, Key=key)
             async with response["Body"] as body:
-                data: bytes = await body.read()
-            return data
+                length = response.get("ContentLength")
+                if _is_int(length) and length > MAX_MANIFEST_BYTES:
+                    _too_large()
+                return await _read_bounded(body)
 
         return manifest_from_json(await with_s3_client(s3, fetch))
     try:
-        text = Path(source).read_bytes()
+        with Path(source).open("rb") as file:
+            text = file.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise ConfigurationError(f"cannot read manifest {source!r}: {exc.strerror}") from exc
+    if len(text) > MAX_MANIFEST_BYTES:
+        _too_large()
     return manifest_from_json(text)
+
+
+async def _read_bounded(body: Any) -> bytes:
+    """The body's bytes, refused once more than :data:`MAX_MANIFEST_BYTES` arrived."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await body.read(1024 * 1024):
+        size += len(chunk)
+        if size > MAX_MANIFEST_BYTES:
+            _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> NoReturn:
+    raise ConfigurationError(f"not a replay manifest: larger than {MAX_MANIFEST_BYTES} bytes")
 
 
 async def with_s3_client(client: Any, operation: Any) -> Any:
@@ -363,6 +394,7 @@ def _check_slices(manifest: Manifest) -> None:
         _refuse("slices", "must hold at least one slice")
     kind, location, path = _source_parts(manifest.source)
     seen: set[str] = set()
+    spans: dict[object, list[tuple[Any, Any, str]]] = {}
     for position, piece in enumerate(manifest.slices):
         where = f"slices[{position}]"
         if not isinstance(piece, Slice) or not _is_int(piece.index) or piece.index != position:
@@ -375,6 +407,33 @@ def _check_slices(manifest: Manifest) -> None:
                 _refuse(at, "must be a unit")
             _check_name(unit.name, at, seen)
             _check_unit(unit, at, kind, location, path)
+            _note_span(unit, at, spans)
+    _check_disjoint(spans)
+
+
+_DAWN = datetime.min.replace(tzinfo=UTC)
+
+
+def _note_span(unit: Unit, where: str, spans: dict[object, list[tuple[Any, Any, str]]]) -> None:
+    """Record which records of the source ``unit`` (already checked) covers."""
+    if unit.kind == "s3":
+        spans.setdefault(unit.key, []).append((0, 1, where))
+    elif unit.kind == "kafka":
+        if unit.start_offset != unit.end_offset:  # an empty range covers nothing
+            spans.setdefault(unit.partition, []).append((unit.start_offset, unit.end_offset, where))
+    else:
+        start = _aware_time(unit.start_time, where) or _DAWN
+        spans.setdefault(unit.shard, []).append((start, _aware_time(unit.end_time, where), where))
+
+
+def _check_disjoint(spans: dict[object, list[tuple[Any, Any, str]]]) -> None:
+    """No two units cover the same records: each unit has a lease and checkpoint of its own, so
+    two over one range are run at once by two runners, every record read and written twice."""
+    for ranges in spans.values():
+        ranges.sort(key=lambda span: (span[0], span[1]))
+        for (_, end, _), (start, _, where) in itertools.pairwise(ranges):
+            if start < end:
+                _refuse(where, "covers records another unit covers too (units must not overlap)")
 
 
 def _check_name(name: object, where: str, seen: set[str]) -> None:

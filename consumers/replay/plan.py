@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from consumers.kinesis.positions import may_be_ahead_of_service
-from consumers.replay.manifest import Manifest, Slice, Unit, manifest_to_json, s3_location, with_s3_client
+from consumers.replay.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    Slice,
+    Unit,
+    manifest_to_json,
+    s3_location,
+    with_s3_client,
+)
 from shardline.errormap import map_aws_errors
 from shardline.errors import ConfigurationError, InvalidRequestError
 from shardline.shardmath import list_shards
@@ -340,6 +348,11 @@ async def save_manifest(manifest: Manifest, destination: str, *, s3: Any = None)
     FileNotFoundError (connection or timeout)", exit 1).
     """
     text = manifest_to_json(manifest)
+    if len(text.encode()) > MAX_MANIFEST_BYTES:  # every runner would refuse to read it
+        raise ConfigurationError(
+            f"the manifest would be larger than {MAX_MANIFEST_BYTES} bytes, "
+            "more than a runner reads: plan a narrower range or prefix"
+        )
     if destination.startswith("s3://"):
         bucket, key = s3_location(destination)
         await with_s3_client(s3, lambda client: client.put_object(Bucket=bucket, Key=key, Body=text.encode()))

@@ -158,6 +158,31 @@ def _check_store(manifest: Manifest) -> None:
         )
 
 
+def _check_destinations(manifest: Manifest) -> None:
+    """Refuse a sink, dead letter or transform no runner can use before the ledger is touched.
+
+    Found only once the slice was claimed, such a manifest (edited by hand, its hash
+    recomputed) had already bound the job's namespace to its hash, so the corrected manifest
+    was refused from then on with ``ManifestMismatchError``, and the slice recorded as failed.
+    Building them makes no network call.
+    """
+    from consumers.sinks.uri import dead_letter_from_uri, sink_from_uri
+
+    checks: list[tuple[str, Callable[[], object]]] = [("sink", lambda: sink_from_uri(manifest.sink))]
+    dead_letter, transform = manifest.dead_letter, manifest.transform
+    if dead_letter:
+        checks.append(("dead_letter", lambda: dead_letter_from_uri(dead_letter)))
+    if transform:
+        from consumers._pipeline_transform import load_transform
+
+        checks.append(("transform", lambda: load_transform(transform)))
+    for name, check in checks:
+        try:
+            check()
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"manifest {name} is refused: {exc}") from exc
+
+
 async def run_slice(
     manifest: Manifest,
     index: int,
@@ -179,6 +204,7 @@ async def run_slice(
 
     piece = manifest.slice(index)
     _check_store(manifest)
+    _check_destinations(manifest)
     runner = runner or new_runner_id()
     outcome = SliceOutcome(index, runner)
     async with AsyncExitStack() as stack:

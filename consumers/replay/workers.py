@@ -52,7 +52,14 @@ class WorkerResult:
         return f"exited with status {self.returncode}"
 
 
-def worker_command(manifest: str, index: int) -> list[str]:
+def worker_command(manifest: str, index: int, *, manifest_hash: str | None = None) -> list[str]:
+    """The slice runner's command line.
+
+    ``manifest_hash`` is the hash of the manifest the supervisor read: each worker reads the
+    manifest again, and one replaced in the meantime (another plan at the same location, with
+    more slices than the supervisor starts workers for) is refused instead of run in part.
+    """
+    expect = ["--manifest-hash", manifest_hash] if manifest_hash is not None else []
     return [
         sys.executable,
         "-m",
@@ -63,6 +70,7 @@ def worker_command(manifest: str, index: int) -> list[str]:
         manifest,
         "--slice",
         str(index),
+        *expect,
         "--supervisor-pid",
         str(os.getpid()),
     ]
@@ -75,8 +83,12 @@ async def run_workers(
     *,
     report: TextIO | None = None,
     grace: float = STOP_GRACE_SECONDS,
+    manifest_hash: str | None = None,
 ) -> list[WorkerResult]:
-    """Run ``slices`` as processes, ``workers`` at a time; every worker's end is reported."""
+    """Run ``slices`` as processes, ``workers`` at a time; every worker's end is reported.
+
+    ``manifest_hash``: the workers refuse any manifest but the one with this hash.
+    """
     if workers < 1:
         raise ConfigurationError("--workers must be at least 1")
     out = report if report is not None else sys.stderr
@@ -88,7 +100,7 @@ async def run_workers(
             while queue and len(running) < workers:
                 index = queue.pop(0)
                 process = await asyncio.create_subprocess_exec(
-                    *worker_command(manifest, index), start_new_session=True
+                    *worker_command(manifest, index, manifest_hash=manifest_hash), start_new_session=True
                 )
                 print(f"replay workers: slice {index} started as pid {process.pid}", file=out, flush=True)
                 running[asyncio.create_task(process.wait())] = (index, process)

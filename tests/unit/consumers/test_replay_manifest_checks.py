@@ -211,3 +211,76 @@ def test_a_manifest_that_is_not_one_is_a_configuration_error_not_a_traceback(
     path.write_bytes(content)
     assert _cli("status", path) == 2
     assert "ConfigurationError: not a replay manifest" in capsys.readouterr().err
+
+
+def _second_unit(document: dict[str, Any], **changes: Any) -> None:
+    """Add a second slice whose one unit is the first unit with ``changes`` (and its own name)."""
+    unit = {**_unit(document), "name": "s0001-u00000", **changes}
+    unit = {field: value for field, value in unit.items() if value is not None}  # None: absent
+    document["slices"].append({"index": 1, "units": [unit]})
+
+
+OVERLAPS: list[tuple[str, Callable[[], Manifest], Edit]] = [
+    ("same object twice", _s3_manifest, lambda d: _unit(d, 1).update(key="p/a")),
+    ("same offsets", _kafka_manifest, lambda d: _second_unit(d)),
+    ("offsets overlapping", _kafka_manifest, lambda d: _second_unit(d, start_offset=99, end_offset=150)),
+    ("offsets inside", _kafka_manifest, lambda d: _second_unit(d, start_offset=10, end_offset=20)),
+    ("same window", _kinesis_manifest, lambda d: _second_unit(d)),
+    (
+        "window overlapping",
+        _kinesis_manifest,
+        lambda d: _second_unit(
+            d, start_time="2024-05-01T00:00:00.500000+00:00", end_time="2024-05-01T00:00:02+00:00"
+        ),
+    ),
+    (
+        "window from the start of the shard",
+        _kinesis_manifest,
+        lambda d: _second_unit(d, start_time=None, start_sequence=None),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("planned", "edit"),
+    [(planned, edit) for _, planned, edit in OVERLAPS],
+    ids=[label for label, _, _ in OVERLAPS],
+)
+def test_units_over_the_same_records_are_refused(planned: Callable[[], Manifest], edit: Edit) -> None:
+    """Each unit has its own lease: two over one range were run at once, every record twice."""
+    with pytest.raises(ConfigurationError, match=r"slices\[\d\]\.units\[0\] covers records another unit"):
+        manifest_from_json(_crafted(planned(), edit))
+
+
+ADJACENT: list[tuple[str, Callable[[], Manifest], Edit]] = [
+    ("next offsets", _kafka_manifest, lambda d: _second_unit(d, start_offset=100, end_offset=200)),
+    ("other partition", _kafka_manifest, lambda d: _second_unit(d, partition=1)),
+    (
+        "empty range at the same offset",
+        _kafka_manifest,
+        lambda d: _second_unit(d, start_offset=50, end_offset=50),
+    ),
+    (
+        "next window",
+        _kinesis_manifest,
+        lambda d: _second_unit(
+            d,
+            start_time="2024-05-01T00:00:01+00:00",
+            end_time="2024-05-01T00:00:02+00:00",
+            start_sequence=None,
+        ),
+    ),
+    ("other shard", _kinesis_manifest, lambda d: _second_unit(d, shard="shardId-000000000001")),
+]
+
+
+@pytest.mark.parametrize(
+    ("planned", "edit"),
+    [(planned, edit) for _, planned, edit in ADJACENT],
+    ids=[label for label, _, _ in ADJACENT],
+)
+def test_units_that_meet_without_overlapping_are_accepted(
+    planned: Callable[[], Manifest], edit: Edit
+) -> None:
+    manifest = manifest_from_json(_crafted(planned(), edit))
+    assert len(manifest.slices) == 2

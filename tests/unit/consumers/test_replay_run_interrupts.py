@@ -43,6 +43,7 @@ def sigterm_guard() -> Iterator[None]:
 
 class _Manifest:
     name = "backfill"
+    hash = "0" * 64
     slices = (object(), object())
 
     def slice(self, index: int) -> object:
@@ -95,7 +96,7 @@ def test_sigterm_stops_the_supervisor_and_its_workers(
         "time.sleep(30)\n"
     )
 
-    def command(location: str, index: int) -> list[str]:
+    def command(location: str, index: int, **_: Any) -> list[str]:
         return [sys.executable, "-c", child, str(tmp_path), str(index)]
 
     monkeypatch.setattr(manifest, "load_manifest", _load)
