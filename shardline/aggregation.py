@@ -242,6 +242,11 @@ class AggregateBuilder:
     which are the first record's, as the KPL does.  ``max_bytes`` bounds the encoded aggregate;
     the PutRecords entry additionally counts the entry's partition key.
 
+    An aggregate holds at most :data:`DEFAULT_MAX_USER_RECORDS` user records, whatever
+    ``max_bytes`` allows: a consumer's default :class:`DeaggregationPolicy` refuses more, and an
+    aggregate raised towards 1 MiB held up to ~170,000 small records, which Shardline's own
+    consumers then dead-lettered whole.
+
     A builder is meant to be reused (:meth:`reset` after :meth:`encode`): the encoded key-table
     entries and record headers it has seen stay cached (in ``caches``, which a producer's
     builders share), so a record whose key is already in the table costs two dict lookups and
@@ -407,6 +412,8 @@ class AggregateBuilder:
         (:mod:`shardline.validation`); an oversized single record is accepted so the
         caller's size check, not this builder, reports it.
         """
+        if self._count >= DEFAULT_MAX_USER_RECORDS:
+            return False  # the class docstring: a consumer's default refuses more
         parts = self._parts
         if explicit_hash_key is None and event_id is None:
             # The common case, a key already in the table, without building a plan.
@@ -514,7 +521,9 @@ class AggregateBuilder:
         user_bytes = 0
         count = self._count
         k = start
-        stop = len(order)
+        # at most DEFAULT_MAX_USER_RECORDS records an aggregate (the class docstring): one
+        # bound on the loop, nothing per record
+        stop = min(len(order), start + DEFAULT_MAX_USER_RECORDS - count)
         try:
             while k < stop:
                 index = order[k]

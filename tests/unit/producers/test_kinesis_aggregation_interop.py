@@ -19,7 +19,7 @@ import aws_kinesis_agg.deaggregator as peer_deaggregator
 
 from consumers.adapters.lambda_handler import parse_kinesis_event
 from producers import KinesisProducer
-from shardline.aggregation import MAGIC, deaggregate
+from shardline.aggregation import DEFAULT_MAX_USER_RECORDS, MAGIC, AggregateBuilder, deaggregate
 from shardline.limits import DEFAULT_MAX_RECORD_BYTES, HASH_KEY_MAX, PARTITION_KEY_MAX_CHARS
 from shardline.records import Ack
 from shardline.shardmath import ShardMap
@@ -213,3 +213,27 @@ async def test_an_aggregate_goes_where_its_explicit_hash_keys_say_not_where_its_
     assert len(fake.written) < len(users)  # aggregated
     check_peer_reads(fake, users)
     assert sorted(lambda_reads(fake), key=repr) == sorted(users, key=repr)
+
+
+async def test_an_aggregate_holds_no_more_records_than_a_consumer_takes_by_default() -> None:
+    # 25,000 empty records fit one 1 MiB aggregate (~6 bytes each); the consumers' default
+    # DeaggregationPolicy refuses more than DEFAULT_MAX_USER_RECORDS, so such an aggregate was
+    # dead-lettered whole by Shardline's own readers
+    users: list[User] = [("k", b"", None)] * 25_000
+    fake = await produce(users, shards=1, aggregate_max_bytes=DEFAULT_MAX_RECORD_BYTES)
+    counts = [len(deaggregate(entry["Data"]) or [None]) for _, entry in fake.written]
+    assert max(counts) <= DEFAULT_MAX_USER_RECORDS
+    assert sum(counts) == len(users)
+    assert lambda_reads(fake) == users  # none refused
+
+
+def test_the_builder_closes_an_aggregate_at_the_record_cap_on_both_paths() -> None:
+    builder = AggregateBuilder(max_bytes=DEFAULT_MAX_RECORD_BYTES)
+    while builder.try_add("k", b""):
+        pass
+    assert len(builder) == DEFAULT_MAX_USER_RECORDS
+    builder.reset()
+    keys, datas = ["k"] * 25_000, [b""] * 25_000
+    added, _ = builder.add_records(keys, datas, range(25_000))
+    assert added == len(builder) == DEFAULT_MAX_USER_RECORDS
+    assert builder.add_records(keys, datas, range(25_000), added) == (added, 0)  # full: none more
