@@ -9,6 +9,7 @@ enough, from a JSON or TOML file (``?mapping=PATH``) with the same field names.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -220,9 +221,15 @@ def _place_ns(position: Position) -> int:
     """
     if isinstance(position, KafkaPosition):
         return position.offset % 1_000_000
-    sequence = position.sequence_number.encode("utf-8", "surrogatepass")
-    digest = hashlib.blake2b(sequence, digest_size=8).digest()
-    return (int.from_bytes(digest, "big") + position.sub_sequence_number) % 1_000_000
+    return (_sequence_digest(position.sequence_number) + position.sub_sequence_number) % 1_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def _sequence_digest(sequence_number: str) -> int:
+    """The sequence number's digest, as a number: kept for the next call, since the user
+    records of an aggregate (read one after another) share their sequence number."""
+    digest = hashlib.blake2b(sequence_number.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _datetime_ns(moment: datetime) -> int:
